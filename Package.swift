@@ -1,0 +1,91 @@
+// swift-tools-version:6.0
+//
+// cssd: a QMP control server for the s390 channel subsystem.
+// Dependencies run one way: wire -> CJansson, NIOCore; schema -> wire; commands -> schema;
+// server -> commands, NIOPosix; executables -> server.
+import PackageDescription
+
+let package = Package(
+    name: "cssd",
+    products: [
+        .executable(name: "cssd", targets: ["cssd"]),
+        .executable(name: "cssctl", targets: ["cssctl"]),
+        .executable(name: "qmp-fuzz", targets: ["QMPFuzz"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        // jansson, the JSON library, through a module map (Debian: libjansson-dev).
+        .systemLibrary(
+            name: "CJansson",
+            pkgConfig: "jansson",
+            providers: [.apt(["libjansson-dev"])]
+        ),
+        // Framing of the incoming byte stream, JSON values, reply encoding.
+        .target(
+            name: "QMPWire",
+            dependencies: ["CJansson", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        // The API/ schema: loading, argument validation, introspection, docs.
+        .target(
+            name: "QMPSchema",
+            dependencies: ["QMPWire"],
+            plugins: ["EmbedAPI"]
+        ),
+        // Command registry and handlers.
+        .target(
+            name: "QMPCommands",
+            dependencies: ["QMPSchema", "QMPWire"]
+        ),
+        // QMP sessions and the network server.
+        .target(
+            name: "QMPServer",
+            dependencies: [
+                "QMPCommands", "QMPSchema", "QMPWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "cssd",
+            dependencies: [
+                "QMPServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "cssctl",
+            dependencies: [
+                "QMPWire", "QMPSchema",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // libFuzzer entry point over framing + parsing + dispatch; see Scripts/fuzz.sh.
+        .executableTarget(
+            name: "QMPFuzz",
+            dependencies: ["QMPServer", "QMPWire"]
+        ),
+        // Build-time tool: turns API/*.json into a Swift source file so the schema is compiled in.
+        .executableTarget(name: "api-embed"),
+        .plugin(name: "EmbedAPI", capability: .buildTool(), dependencies: ["api-embed"]),
+        .testTarget(name: "QMPWireTests", dependencies: ["QMPWire", "CJansson"]),
+        .testTarget(name: "QMPSchemaTests", dependencies: ["QMPSchema", "QMPWire"]),
+        .testTarget(
+            name: "QMPServerTests",
+            dependencies: [
+                "QMPServer", "QMPWire", "QMPCommands",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+    ]
+)

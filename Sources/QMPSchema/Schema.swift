@@ -1,0 +1,291 @@
+// SPDX-License-Identifier: MIT
+// cssd: QMP control server for the s390 channel subsystem.
+
+import QMPWire
+
+/// The command and event schema, loaded from the files under API/ (compiled in at build time).
+///
+/// API/ is the single source of truth: the server validates arguments against it, answers
+/// introspection from it, and the Markdown docs in API/ are generated from it. The format is
+/// QAPI's, written as JSON: `"*name"` marks an optional member, `["T"]` an array of T, and a
+/// member is either a type or `{"type": T, "doc": TEXT, "default": VALUE}`.
+public final class Schema: @unchecked Sendable {
+    // Immutable after init; jansson values inside are only read.
+
+    public let modules: [Module]
+    public let commands: [Command]
+    public let events: [Event]
+    public let structs: [String: Struct]
+    public let enums: [String: Enum]
+    private let commandIndex: [String: Int]
+
+    public struct Module: Sendable {
+        public let name: String
+        public let doc: String
+    }
+
+    /// Loads the schema compiled into the binary.
+    public static func embedded() throws(SchemaError) -> Schema {
+        try Schema(documents: embeddedAPIDocuments.map { ($0.name, $0.text) })
+    }
+
+    /// Loads and cross-checks schema documents.
+    public init(documents: [(name: String, text: String)]) throws(SchemaError) {
+        var modules: [Module] = []
+        var commands: [Command] = []
+        var events: [Event] = []
+        var structs: [String: Struct] = [:]
+        var enums: [String: Enum] = [:]
+        var seen: Set<String> = []
+        for (file, text) in documents {
+            guard let root = JSON.parse(text), root.isObject else {
+                throw SchemaError("\(file): not a JSON object")
+            }
+            let moduleName = root["module"]?.stringValue ?? file
+            modules.append(Module(name: moduleName, doc: root["doc"]?.stringValue ?? ""))
+            guard let definitions = root["definitions"], definitions.kind == .array else {
+                throw SchemaError("\(file): missing \"definitions\" array")
+            }
+            for (index, definition) in definitions.elements.enumerated() {
+                let place = "\(file): definition #\(index + 1)"
+                let entry = try Definition(definition, place: place, module: moduleName)
+                guard seen.insert(entry.name).inserted else {
+                    throw SchemaError("\(place): '\(entry.name)' is defined twice")
+                }
+                switch entry.kind {
+                case .command(let command): commands.append(command)
+                case .event(let event): events.append(event)
+                case .struct(let value): structs[value.name] = value
+                case .enum(let value): enums[value.name] = value
+                }
+            }
+        }
+        self.modules = modules
+        self.commands = commands
+        self.events = events
+        self.structs = structs
+        self.enums = enums
+        self.commandIndex = Dictionary(uniqueKeysWithValues: commands.enumerated().map { ($1.name, $0) })
+        try checkReferences()
+    }
+
+    public func command(named name: String) -> Command? {
+        commandIndex[name].map { commands[$0] }
+    }
+
+    /// Every type a member refers to must exist.
+    private func checkReferences() throws(SchemaError) {
+        func check(_ type: TypeRef, _ place: String) throws(SchemaError) {
+            switch type {
+            case .builtin: return
+            case .array(let element): try check(element, place)
+            case .named(let name):
+                guard structs[name] != nil || enums[name] != nil else {
+                    throw SchemaError("\(place): unknown type '\(name)'")
+                }
+            }
+        }
+        for command in commands {
+            for member in command.arguments { try check(member.type, "command \(command.name)") }
+            if let returns = command.returns { try check(returns, "command \(command.name) returns") }
+        }
+        for event in events {
+            for member in event.data { try check(member.type, "event \(event.name)") }
+        }
+        for value in structs.values {
+            for member in value.members { try check(member.type, "struct \(value.name)") }
+        }
+    }
+}
+
+/// A malformed schema document; the server refuses to start with one.
+public struct SchemaError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// A reference to a type: a built-in, a named struct or enum, or an array.
+public indirect enum TypeRef: Sendable, Equatable, CustomStringConvertible {
+    case builtin(Builtin)
+    case named(String)
+    case array(TypeRef)
+
+    public var description: String {
+        switch self {
+        case .builtin(let builtin): return builtin.rawValue
+        case .named(let name): return name
+        case .array(let element): return "[\(element)]"
+        }
+    }
+}
+
+/// QAPI's built-in types.
+public enum Builtin: String, Sendable, CaseIterable {
+    case str, int, int8, int16, int32, int64, uint8, uint16, uint32, uint64, size, number, bool, any, null
+
+    /// The JSON type QEMU's introspection reports.
+    public var jsonType: String {
+        switch self {
+        case .str: return "string"
+        case .number: return "number"
+        case .bool: return "boolean"
+        case .any: return "value"
+        case .null: return "null"
+        default: return "int"
+        }
+    }
+
+    /// The integer range, for integer types.
+    var range: ClosedRange<Int>? {
+        switch self {
+        case .int, .int64: return Int.min...Int.max
+        case .int8: return Int(Int8.min)...Int(Int8.max)
+        case .int16: return Int(Int16.min)...Int(Int16.max)
+        case .int32: return Int(Int32.min)...Int(Int32.max)
+        case .uint8: return 0...Int(UInt8.max)
+        case .uint16: return 0...Int(UInt16.max)
+        case .uint32: return 0...Int(UInt32.max)
+        case .uint64, .size: return 0...Int.max
+        default: return nil
+        }
+    }
+}
+
+/// A member of a struct, of a command's arguments or of an event's data.
+public struct Member: Sendable {
+    public let name: String
+    public let type: TypeRef
+    public let optional: Bool
+    public let doc: String
+    /// The value an absent optional member takes (its text, parsed when used).
+    public let defaultText: String?
+}
+
+public struct Struct: Sendable {
+    public let name: String
+    public let members: [Member]
+    public let doc: String
+}
+
+public struct Enum: Sendable {
+    public let name: String
+    public let values: [(name: String, doc: String)]
+    public let doc: String
+    public func contains(_ value: String) -> Bool { values.contains { $0.name == value } }
+}
+
+public struct Command: Sendable {
+    public let name: String
+    public let module: String
+    public let arguments: [Member]
+    public let returns: TypeRef?
+    public let doc: String
+    /// May be sent with exec-oob.
+    public let allowOOB: Bool
+    /// Accepted in capabilities negotiation mode.
+    public let negotiation: Bool
+    /// A server option that must be on for the command to exist (QAPI's "if").
+    public let condition: String?
+    /// Accepted on read-only connections: query-* commands, and negotiation.
+    public var isReadOnly: Bool { name.hasPrefix("query-") || negotiation }
+}
+
+public struct Event: Sendable {
+    public let name: String
+    public let module: String
+    public let data: [Member]
+    public let doc: String
+}
+
+// MARK: Parsing definitions
+
+private struct Definition {
+    enum Kind {
+        case command(Command), event(Event), `struct`(Struct), `enum`(Enum)
+    }
+    let name: String
+    let kind: Kind
+
+    init(_ json: JSON, place: String, module: String) throws(SchemaError) {
+        guard json.isObject else { throw SchemaError("\(place): not an object") }
+        let doc = json["doc"]?.stringValue ?? ""
+        let known: Set<String>
+        if let name = json["command"]?.stringValue {
+            self.name = name
+            known = ["command", "doc", "data", "returns", "allow-oob", "negotiation", "if"]
+            let returns = try json["returns"].map { (value) throws(SchemaError) in
+                try parseType(value, "\(place) (\(name)) returns")
+            }
+            kind = .command(
+                Command(
+                    name: name, module: module,
+                    arguments: try parseMembers(json["data"], "\(place) (\(name))"),
+                    returns: returns, doc: doc,
+                    allowOOB: json["allow-oob"]?.boolValue ?? false,
+                    negotiation: json["negotiation"]?.boolValue ?? false,
+                    condition: json["if"]?.stringValue))
+        } else if let name = json["event"]?.stringValue {
+            self.name = name
+            known = ["event", "doc", "data"]
+            kind = .event(
+                Event(name: name, module: module, data: try parseMembers(json["data"], "\(place) (\(name))"), doc: doc))
+        } else if let name = json["struct"]?.stringValue {
+            self.name = name
+            known = ["struct", "doc", "data"]
+            kind = .struct(Struct(name: name, members: try parseMembers(json["data"], "\(place) (\(name))"), doc: doc))
+        } else if let name = json["enum"]?.stringValue {
+            self.name = name
+            known = ["enum", "doc", "data"]
+            guard let data = json["data"], data.kind == .array, data.count > 0 else {
+                throw SchemaError("\(place) (\(name)): an enum needs a non-empty \"data\" array")
+            }
+            var values: [(String, String)] = []
+            for value in data.elements {
+                if let text = value.stringValue {
+                    values.append((text, ""))
+                } else if let text = value["name"]?.stringValue {
+                    values.append((text, value["doc"]?.stringValue ?? ""))
+                } else {
+                    throw SchemaError("\(place) (\(name)): enum values are strings or {name, doc}")
+                }
+            }
+            kind = .enum(Enum(name: name, values: values, doc: doc))
+        } else {
+            throw SchemaError("\(place): needs one of \"command\", \"event\", \"struct\", \"enum\" with a string name")
+        }
+        for (key, _) in json.members where !known.contains(key) {
+            throw SchemaError("\(place) (\(name)): unknown key '\(key)'")
+        }
+    }
+}
+
+private func parseType(_ json: JSON, _ place: String) throws(SchemaError) -> TypeRef {
+    if let name = json.stringValue {
+        return Builtin(rawValue: name).map(TypeRef.builtin) ?? .named(name)
+    }
+    if json.kind == .array, json.count == 1, let element = json[0] {
+        return .array(try parseType(element, place))
+    }
+    throw SchemaError("\(place): a type is a name or a one-element array, not \(json)")
+}
+
+private func parseMembers(_ json: JSON?, _ place: String) throws(SchemaError) -> [Member] {
+    guard let json else { return [] }
+    guard json.isObject else { throw SchemaError("\(place): \"data\" must be an object") }
+    var members: [Member] = []
+    for (key, value) in json.members {
+        let optional = key.hasPrefix("*")
+        let name = optional ? String(key.dropFirst()) : key
+        let spec = value.isObject ? value["type"] : value
+        guard let spec else { throw SchemaError("\(place): member '\(name)' has no type") }
+        let defaultText = value.isObject ? value["default"]?.serialized() : nil
+        if defaultText != nil && !optional {
+            throw SchemaError("\(place): member '\(name)' has a default but is not optional")
+        }
+        members.append(
+            Member(
+                name: name, type: try parseType(spec, "\(place) member '\(name)'"), optional: optional,
+                doc: value.isObject ? value["doc"]?.stringValue ?? "" : "", defaultText: defaultText))
+    }
+    return members
+}

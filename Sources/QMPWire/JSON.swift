@@ -1,0 +1,220 @@
+// SPDX-License-Identifier: MIT
+// cssd: QMP control server for the s390 channel subsystem.
+
+import CJansson
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A JSON value held by jansson. Owns exactly one reference to its `json_t`.
+///
+/// Values are built by jansson's loader (requests) or by the constructors below (replies), and
+/// serialised with jansson's dumper. A value is confined to the thread that uses it: jansson's
+/// reference counts are not meant to be shared across threads here.
+public final class JSON {
+    /// The underlying jansson value; never NULL.
+    public let raw: UnsafeMutablePointer<json_t>
+
+    /// Takes ownership of one reference (a "new reference" in jansson's terms).
+    public init(owning raw: UnsafeMutablePointer<json_t>) {
+        self.raw = raw
+    }
+
+    /// Adds a reference to a borrowed value.
+    public init(borrowing raw: UnsafeMutablePointer<json_t>) {
+        self.raw = cssd_json_incref(raw)!
+    }
+
+    deinit { cssd_json_decref(raw) }
+
+    /// Hands the reference over to the caller, who must balance it (e.g. with a `_new` setter).
+    public func retainedRaw() -> UnsafeMutablePointer<json_t> { cssd_json_incref(raw)! }
+
+    // MARK: Kinds
+
+    public enum Kind: Sendable, Equatable {
+        case object, array, string, integer, real, bool, null
+    }
+
+    public var kind: Kind {
+        switch json_typeof_wrapper(raw) {
+        case JSON_OBJECT: return .object
+        case JSON_ARRAY: return .array
+        case JSON_STRING: return .string
+        case JSON_INTEGER: return .integer
+        case JSON_REAL: return .real
+        case JSON_TRUE, JSON_FALSE: return .bool
+        default: return .null
+        }
+    }
+
+    public var isObject: Bool { kind == .object }
+    public var isString: Bool { kind == .string }
+
+    // MARK: Constructors
+
+    public static func string(_ value: String) -> JSON {
+        var value = value
+        return value.withUTF8 { bytes in
+            // json_stringn validates UTF-8, which a Swift String always is; NULs are allowed.
+            bytes.withMemoryRebound(to: CChar.self) { chars in
+                JSON(owning: json_stringn(chars.baseAddress ?? emptyCString, chars.count)!)
+            }
+        }
+    }
+
+    public static func integer(_ value: Int) -> JSON { JSON(owning: json_integer(json_int_t(value))!) }
+    public static func real(_ value: Double) -> JSON { JSON(owning: json_real(value) ?? json_null()!) }
+    public static func bool(_ value: Bool) -> JSON { JSON(owning: value ? json_true()! : json_false()!) }
+    public static var null: JSON { JSON(owning: json_null()!) }
+
+    public static func array(_ elements: [JSON] = []) -> JSON {
+        let array = JSON(owning: json_array()!)
+        for element in elements { array.append(element) }
+        return array
+    }
+
+    /// An object whose keys keep the given order (jansson preserves insertion order).
+    public static func object(_ members: KeyValuePairs<String, JSON>) -> JSON {
+        let object = JSON(owning: json_object()!)
+        for (key, value) in members { object[key] = value }
+        return object
+    }
+
+    public static func object(_ members: [(String, JSON)]) -> JSON {
+        let object = JSON(owning: json_object()!)
+        for (key, value) in members { object[key] = value }
+        return object
+    }
+
+    public static func emptyObject() -> JSON { JSON(owning: json_object()!) }
+
+    // MARK: Accessors
+
+    /// The string's bytes decoded as UTF-8 (jansson guarantees valid UTF-8, NULs included).
+    public var stringValue: String? {
+        guard let chars = json_string_value(raw) else { return nil }
+        let length = json_string_length(raw)
+        return chars.withMemoryRebound(to: UInt8.self, capacity: length) {
+            String(decoding: UnsafeBufferPointer(start: $0, count: length), as: UTF8.self)
+        }
+    }
+
+    public var intValue: Int? { kind == .integer ? Int(json_integer_value(raw)) : nil }
+    public var doubleValue: Double? {
+        switch kind {
+        case .integer: return Double(json_integer_value(raw))
+        case .real: return json_real_value(raw)
+        default: return nil
+        }
+    }
+    public var boolValue: Bool? {
+        switch json_typeof_wrapper(raw) {
+        case JSON_TRUE: return true
+        case JSON_FALSE: return false
+        default: return nil
+        }
+    }
+
+    public var count: Int {
+        switch kind {
+        case .array: return json_array_size(raw)
+        case .object: return json_object_size(raw)
+        default: return 0
+        }
+    }
+
+    public subscript(index: Int) -> JSON? {
+        guard let element = json_array_get(raw, index) else { return nil }
+        return JSON(borrowing: element)
+    }
+
+    public subscript(key: String) -> JSON? {
+        get {
+            guard let member = json_object_get(raw, key) else { return nil }
+            return JSON(borrowing: member)
+        }
+        set {
+            if let newValue {
+                _ = cssd_json_object_set_new(raw, key, newValue.retainedRaw())
+            } else {
+                _ = json_object_del(raw, key)
+            }
+        }
+    }
+
+    public func append(_ element: JSON) {
+        _ = cssd_json_array_append_new(raw, element.retainedRaw())
+    }
+
+    /// The object's members in order, keys decoded as UTF-8.
+    public var members: [(key: String, value: JSON)] {
+        var result: [(key: String, value: JSON)] = []
+        var iter = json_object_iter(raw)
+        while let current = iter {
+            let keyPointer = json_object_iter_key(current)!
+            let keyLength = json_object_iter_key_len(current)
+            let key = keyPointer.withMemoryRebound(to: UInt8.self, capacity: keyLength) {
+                String(decoding: UnsafeBufferPointer(start: $0, count: keyLength), as: UTF8.self)
+            }
+            result.append((key, JSON(borrowing: json_object_iter_value(current)!)))
+            iter = json_object_iter_next(raw, current)
+        }
+        return result
+    }
+
+    public var elements: [JSON] { (0..<count).compactMap { self[$0] } }
+
+    // MARK: Comparison and text
+
+    /// Structural equality as jansson defines it (objects compare regardless of key order).
+    public func isEqual(to other: JSON) -> Bool { json_equal(raw, other.raw) != 0 }
+
+    /// Compact single-line text with QEMU's separators (`": "`, `", "`), ASCII only.
+    public func serialized(pretty: Bool = false) -> String {
+        let flags = (pretty ? jsonIndent(2) : 0) | JSONDumpFlags.standard
+        guard let text = json_dumps(raw, flags) else { return "null" }
+        defer { free(text) }
+        return String(cString: text)
+    }
+
+    /// Parses one complete JSON text with jansson (strict JSON, no QEMU extensions).
+    public static func parse(_ text: String) -> JSON? {
+        var text = text
+        return text.withUTF8 { bytes in
+            bytes.withMemoryRebound(to: CChar.self) { chars in
+                var error = json_error_t()
+                return json_loadb(chars.baseAddress, chars.count, JSONLoadFlags.standard, &error)
+                    .map { JSON(owning: $0) }
+            }
+        }
+    }
+}
+
+extension JSON: CustomStringConvertible {
+    public var description: String { serialized() }
+}
+
+/// Flags for jansson's loader and dumper used throughout the wire code.
+enum JSONLoadFlags {
+    /// Any top-level value; duplicate keys are errors (QEMU rejects them too).
+    static let standard = Int(JSON_DECODE_ANY | JSON_REJECT_DUPLICATES)
+}
+
+enum JSONDumpFlags {
+    /// No indentation but QEMU's spaced separators; ASCII output; scalars allowed at top level.
+    static let standard = Int(JSON_ENSURE_ASCII | JSON_ENCODE_ANY)
+}
+
+@inline(__always) func jsonIndent(_ n: Int) -> Int { n & 0x1F }
+
+@inline(__always) func json_typeof_wrapper(_ raw: UnsafeMutablePointer<json_t>) -> json_type {
+    raw.pointee.type
+}
+
+/// A valid pointer for zero-length strings.
+nonisolated(unsafe) let emptyCString: UnsafePointer<CChar> = {
+    let p = UnsafeMutablePointer<CChar>.allocate(capacity: 1)
+    p.pointee = 0
+    return UnsafePointer(p)
+}()

@@ -1,0 +1,83 @@
+// SPDX-License-Identifier: MIT
+// cssd: QMP control server for the s390 channel subsystem.
+
+import CJansson
+import NIOCore
+
+/// Writes server-to-client QMP messages: one JSON object per line, CRLF, ASCII only, with
+/// QEMU's separators. Values are dumped by jansson straight into the output buffer.
+public enum ReplyEncoder {
+    /// Appends `value` as compact JSON.
+    public static func write(_ value: UnsafeMutablePointer<json_t>, to out: inout ByteBuffer) {
+        var needed = 64
+        while true {
+            var required = 0
+            let written = out.writeWithUnsafeMutableBytes(minimumWritableBytes: needed) { space in
+                required = json_dumpb(
+                    value, space.baseAddress?.assumingMemoryBound(to: CChar.self), space.count,
+                    JSONDumpFlags.standard)
+                return required <= space.count ? required : 0
+            }
+            if written == required { return }
+            if required == 0 {
+                // jansson refused the value (cannot happen for values it built); keep the line valid.
+                out.writeStaticString("null")
+                return
+            }
+            needed = required
+        }
+    }
+
+    @inline(__always)
+    public static func write(_ value: JSON, to out: inout ByteBuffer) { write(value.raw, to: &out) }
+
+    /// `{"return": VALUE, "id": ID}`
+    public static func writeReturn(_ value: JSON, id: UnsafeMutablePointer<json_t>?, to out: inout ByteBuffer) {
+        out.writeStaticString("{\"return\": ")
+        write(value, to: &out)
+        writeID(id, to: &out)
+    }
+
+    /// `{"error": {"class": CLASS, "desc": DESC}, "id": ID}`
+    public static func writeError(
+        class errorClass: String, desc: String, id: UnsafeMutablePointer<json_t>?, to out: inout ByteBuffer
+    ) {
+        out.writeStaticString("{\"error\": {\"class\": ")
+        write(JSON.string(errorClass), to: &out)
+        out.writeStaticString(", \"desc\": ")
+        write(JSON.string(desc), to: &out)
+        out.writeStaticString("}")
+        writeID(id, to: &out)
+    }
+
+    /// `{"timestamp": {"seconds": S, "microseconds": US}, "event": NAME, "data": DATA}`
+    public static func writeEvent(
+        _ name: String, data: JSON?, seconds: Int, microseconds: Int, to out: inout ByteBuffer
+    ) {
+        out.writeStaticString("{\"timestamp\": {\"seconds\": ")
+        out.writeString(String(seconds))
+        out.writeStaticString(", \"microseconds\": ")
+        out.writeString(String(microseconds))
+        out.writeStaticString("}, \"event\": ")
+        write(JSON.string(name), to: &out)
+        if let data {
+            out.writeStaticString(", \"data\": ")
+            write(data, to: &out)
+        }
+        out.writeStaticString("}\r\n")
+    }
+
+    /// A whole line for an arbitrary object (the greeting).
+    public static func writeLine(_ value: JSON, to out: inout ByteBuffer) {
+        write(value, to: &out)
+        out.writeStaticString("\r\n")
+    }
+
+    private static func writeID(_ id: UnsafeMutablePointer<json_t>?, to out: inout ByteBuffer) {
+        if let id {
+            out.writeStaticString(", \"id\": ")
+            write(id, to: &out)
+        }
+        out.writeStaticString("}\r\n")
+    }
+}

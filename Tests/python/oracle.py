@@ -1,0 +1,360 @@
+"""Helpers for talking raw QMP to QEMU (the oracle) and to cssd.
+
+Everything here is bounded in time: sockets have timeouts, process waits have
+timeouts, and servers are killed (SIGTERM, then SIGKILL) when stopped.
+
+The central helper is :func:`exchange`: connect, read the greeting, optionally
+negotiate, send raw bytes (optionally in chunks), collect the replies.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, List, Optional, Sequence, Union
+
+HERE = Path(__file__).resolve().parent
+REPO_ROOT = HERE.parent.parent
+RECORD_FILE = HERE / "qemu_replies.json"
+
+QEMU_BINARY = "qemu-system-s390x"
+QEMU_ARGS = ["-machine", "s390-ccw-virtio", "-nodefaults", "-display", "none", "-S"]
+
+#: How long to wait for more replies once the expected number has arrived
+#: (catches servers that send too many replies).
+GRACE = float(os.environ.get("QMP_TEST_GRACE", "0.25"))
+#: Idle timeout used when the number of expected replies is unknown.
+IDLE = float(os.environ.get("QMP_TEST_IDLE", "0.5"))
+#: Hard upper bound for one exchange.
+HARD_TIMEOUT = float(os.environ.get("QMP_TEST_TIMEOUT", "10"))
+
+PLACEHOLDER = "<version>"
+LIST_PLACEHOLDER = "<list>"
+
+
+# --------------------------------------------------------------------------
+# Locating binaries
+# --------------------------------------------------------------------------
+
+def qemu_binary() -> Optional[str]:
+    """Path of qemu-system-s390x, or None (env QEMU_BIN overrides)."""
+    env = os.environ.get("QEMU_BIN")
+    if env:
+        return env if os.access(env, os.X_OK) else None
+    return shutil.which(QEMU_BINARY)
+
+
+def cssd_binary() -> Optional[str]:
+    """Path of the cssd binary (env CSSD_BIN overrides), or None if missing."""
+    path = os.environ.get("CSSD_BIN") or str(REPO_ROOT / ".build" / "debug" / "cssd")
+    return path if os.path.isfile(path) and os.access(path, os.X_OK) else None
+
+
+# --------------------------------------------------------------------------
+# Server processes
+# --------------------------------------------------------------------------
+
+class ServerStartError(RuntimeError):
+    pass
+
+
+def wait_for_unix_socket(path: str, proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    """Poll until `path` accepts a connection (or the process dies / timeout)."""
+    deadline = time.monotonic() + timeout
+    last_err: Optional[BaseException] = None
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise ServerStartError(f"server exited with status {proc.returncode} before listening")
+        if os.path.exists(path):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(1.0)
+            try:
+                s.connect(path)
+                # Probe connection: read the greeting so that single-client
+                # servers (QEMU) see a clean connect/disconnect.
+                try:
+                    _read_line(s, time.monotonic() + 2.0, bytearray())
+                except Exception:
+                    pass
+                return
+            except OSError as e:
+                last_err = e
+            finally:
+                s.close()
+        time.sleep(0.05)
+    raise ServerStartError(f"socket {path} not ready after {timeout}s ({last_err})")
+
+
+@dataclass
+class Server:
+    """A running QMP server process with its socket(s)."""
+
+    name: str
+    argv: List[str]
+    sock: str
+    workdir: str
+    proc: Optional[subprocess.Popen] = None
+    log_path: Optional[str] = None
+    extra: dict = field(default_factory=dict)
+
+    def start(self, timeout: float = 10.0) -> "Server":
+        self.log_path = os.path.join(self.workdir, f"{self.name}.log")
+        log = open(self.log_path, "wb")
+        try:
+            self.proc = subprocess.Popen(
+                self.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        finally:
+            log.close()
+        try:
+            wait_for_unix_socket(self.sock, self.proc, timeout)
+        except BaseException:
+            self.stop()
+            raise ServerStartError(f"{self.name} did not start: {self.log_tail()}")
+        return self
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float = 5.0) -> Optional[int]:
+        p = self.proc
+        if p is None:
+            return None
+        if p.poll() is None:
+            try:
+                p.send_signal(signal.SIGTERM)
+                p.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(timeout=timeout)
+            except ProcessLookupError:
+                pass
+        return p.returncode
+
+    def log_tail(self, n: int = 4000) -> str:
+        try:
+            with open(self.log_path or "", "rb") as f:
+                return f.read()[-n:].decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def qemu_server(workdir: str, sock: Optional[str] = None) -> Server:
+    binary = qemu_binary()
+    if not binary:
+        raise ServerStartError(f"{QEMU_BINARY} not found on PATH")
+    sock = sock or os.path.join(workdir, "qemu.sock")
+    argv = [binary, *QEMU_ARGS, "-qmp", f"unix:{sock},server=on,wait=off"]
+    return Server("qemu", argv, sock, workdir)
+
+
+def cssd_server(workdir: str, sock: Optional[str] = None, extra_args: Sequence[str] = ()) -> Server:
+    binary = cssd_binary()
+    if not binary:
+        raise ServerStartError("cssd binary not found (build it or set CSSD_BIN)")
+    sock = sock or os.path.join(workdir, "cssd.sock")
+    argv = [binary, "--qmp", f"unix:{sock}", *extra_args]
+    return Server("cssd", argv, sock, workdir)
+
+
+# --------------------------------------------------------------------------
+# Raw exchanges
+# --------------------------------------------------------------------------
+
+class ExchangeError(RuntimeError):
+    pass
+
+
+def _read_line(s: socket.socket, deadline: float, buf: bytearray) -> bytes:
+    """Read one CRLF/LF terminated line from s (buf holds leftovers)."""
+    while True:
+        i = buf.find(b"\n")
+        if i >= 0:
+            line = bytes(buf[: i + 1])
+            del buf[: i + 1]
+            return line
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise ExchangeError(f"timeout waiting for a line (have {bytes(buf)[:200]!r})")
+        s.settimeout(remaining)
+        chunk = s.recv(65536)
+        if not chunk:
+            raise ExchangeError(f"connection closed while waiting for a line (have {bytes(buf)[:200]!r})")
+        buf += chunk
+
+
+Chunking = Union[None, int, Sequence[int]]
+
+
+def _split(data: bytes, chunks: Chunking) -> List[bytes]:
+    """Split data: None -> one piece; int n -> pieces of n bytes; list -> cut offsets."""
+    if not chunks or not data:
+        return [data]
+    if isinstance(chunks, int):
+        return [data[i: i + chunks] for i in range(0, len(data), chunks)]
+    out, prev = [], 0
+    for cut in chunks:
+        out.append(data[prev:cut])
+        prev = cut
+    out.append(data[prev:])
+    return [c for c in out if c]
+
+
+@dataclass
+class Exchange:
+    greeting: Any
+    replies: List[Any]
+    raw_lines: List[bytes]
+    closed_by_peer: bool
+
+
+def exchange_full(sock_path: str, raw: bytes, negotiate: bool = True, *,
+                  chunks: Chunking = None, chunk_delay: float = 0.0,
+                  expect: Optional[int] = None, grace: float = GRACE,
+                  idle: float = IDLE, timeout: float = HARD_TIMEOUT) -> Exchange:
+    """Like :func:`exchange` but returns greeting, raw lines and EOF state too."""
+    deadline = time.monotonic() + timeout
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(min(timeout, 5.0))
+    buf = bytearray()
+    try:
+        s.connect(sock_path)
+        greeting = json.loads(_read_line(s, deadline, buf))
+        if negotiate:
+            s.sendall(b'{"execute":"qmp_capabilities"}')
+            line = _read_line(s, deadline, buf)
+            neg = json.loads(line)
+            if neg != {"return": {}}:
+                raise ExchangeError(f"negotiation failed: {line!r}")
+        pieces = _split(raw, chunks)
+        for n, piece in enumerate(pieces):
+            s.sendall(piece)
+            if chunk_delay and n + 1 < len(pieces):
+                time.sleep(chunk_delay)
+        lines: List[bytes] = []
+        closed = False
+        # Collect complete lines.  Stop when: the expected count arrived and no
+        # more came within `grace`; or (unknown count) nothing came for `idle`.
+        while True:
+            while True:
+                i = buf.find(b"\n")
+                if i < 0:
+                    break
+                lines.append(bytes(buf[: i + 1]))
+                del buf[: i + 1]
+            now = time.monotonic()
+            if now >= deadline:
+                break
+            wait = grace if (expect is not None and len(lines) >= expect) else idle
+            if expect is not None and len(lines) < expect:
+                wait = deadline - now
+            s.settimeout(max(0.001, min(wait, deadline - now)))
+            try:
+                chunk = s.recv(65536)
+            except socket.timeout:
+                break
+            except ConnectionResetError:
+                closed = True
+                break
+            if not chunk:
+                closed = True
+                break
+            buf += chunk
+        if buf:
+            lines.append(bytes(buf))  # unterminated trailing data: keep for diagnosis
+        replies = []
+        for ln in lines:
+            try:
+                replies.append(json.loads(ln))
+            except ValueError:
+                replies.append({"<unparseable>": ln.decode("latin-1")})
+        return Exchange(greeting, replies, lines, closed)
+    finally:
+        s.close()
+
+
+def exchange(sock_path: str, raw: bytes, negotiate: bool = True, **kw) -> List[Any]:
+    """Connect, read greeting, optionally negotiate, send `raw`, return replies.
+
+    Keyword args: chunks (None | int | list of offsets), chunk_delay (s),
+    expect (int: number of replies to wait for, then a short grace period),
+    grace, idle, timeout.
+    """
+    return exchange_full(sock_path, raw, negotiate, **kw).replies
+
+
+# --------------------------------------------------------------------------
+# Normalisation / comparison
+# --------------------------------------------------------------------------
+
+def normalize(replies: Iterable[Any], case_id: str = "") -> List[Any]:
+    """Mask values that legitimately differ between QEMU and cssd.
+
+    - query-version returns (recognised by shape) -> PLACEHOLDER
+    - greeting objects -> version/package masked
+    - list returns (query-commands / query-qmp-schema) -> LIST_PLACEHOLDER
+    """
+    out = []
+    for r in replies:
+        if isinstance(r, dict):
+            r = dict(r)
+            if "QMP" in r:
+                r["QMP"] = mask_greeting(r["QMP"])
+            if "return" in r:
+                ret = r["return"]
+                if _is_version(ret):
+                    r["return"] = PLACEHOLDER
+                elif isinstance(ret, list):
+                    r["return"] = LIST_PLACEHOLDER
+        out.append(r)
+    return out
+
+
+def _is_version(v: Any) -> bool:
+    return (isinstance(v, dict) and set(v) == {"qemu", "package"}
+            and isinstance(v["qemu"], dict)
+            and set(v["qemu"]) == {"major", "minor", "micro"})
+
+
+def mask_greeting(qmp: Any) -> Any:
+    if isinstance(qmp, dict) and _is_version(qmp.get("version")):
+        qmp = dict(qmp)
+        qmp["version"] = PLACEHOLDER
+    return qmp
+
+
+def canonical(v: Any) -> Any:
+    """Type-tagged form so that 1 != 1.0 != true when comparing."""
+    if isinstance(v, bool):
+        return ["bool", v]
+    if isinstance(v, float):
+        return ["float", repr(v)]
+    if isinstance(v, int):
+        return ["int", v]
+    if isinstance(v, list):
+        return ["list", [canonical(x) for x in v]]
+    if isinstance(v, dict):
+        return ["dict", {k: canonical(x) for k, x in sorted(v.items())}]
+    return v
+
+
+def load_records(path: Path = RECORD_FILE) -> dict:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return {}
