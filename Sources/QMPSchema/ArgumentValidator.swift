@@ -36,11 +36,11 @@ public struct ArgumentValidator: Sendable {
             }
             try check(value, type: member.type, full: full, name: member.name)
         }
-        if object.count > members.count || members.contains(where: { object[$0.name] == nil }) {
-            let declared = Set(members.map(\.name))
-            for (key, _) in object.members where !declared.contains(key) {
-                throw ValidationError(desc: "Parameter '\(prefix + key)' is unexpected")
-            }
+        let declared = Set(members.map(\.name))
+        let keys = object.members.map(\.key)
+        if keys.contains(where: { !declared.contains($0) }) {
+            let key = QEMUVisitorOrder.firstUnexpected(keys: keys, declared: declared)
+            throw ValidationError(desc: "Parameter '\(prefix + key)' is unexpected")
         }
     }
 
@@ -86,5 +86,65 @@ public struct ArgumentValidator: Sendable {
                 try checkStruct(value, members: definition.members, prefix: full + ".")
             }
         }
+    }
+}
+
+/// Which unexpected key QEMU names first. Its visitor copies the arguments' keys (in QDict
+/// order) into a glib GHashTable, removes each key it visits, and reports the first key left
+/// in the table's slot order. This replays glib's open addressing (g_str_hash, 8 slots, index
+/// `hash * 11 % 7`, quadratic probing) for up to 7 keys, where glib never resizes; with more
+/// keys it falls back to QDict order.
+enum QEMUVisitorOrder {
+    static func firstUnexpected(keys: [String], declared: Set<String>) -> String {
+        let inserted = QDictOrder.iterationOrder(keys)
+        let fallback = inserted.first { !declared.contains($0) }!
+        guard inserted.count < 8 else { return fallback }
+        var hashes = [UInt32](repeating: 0, count: 8)  // 0 unused, 1 tombstone
+        var slots = [String?](repeating: nil, count: 8)
+        for key in inserted {
+            var hash = gStrHash(key)
+            if hash < 2 { hash = 2 }
+            var index = Int((hash &* 11) % 7)
+            var step = 0
+            while hashes[index] != 0 {
+                step += 1
+                index = (index + step) & 7
+            }
+            hashes[index] = hash
+            slots[index] = key
+        }
+        for index in 0..<8 where slots[index].map(declared.contains) == true { hashes[index] = 1 }
+        for index in 0..<8 where hashes[index] >= 2 { return slots[index]! }
+        return fallback
+    }
+
+    /// glib's g_str_hash (djb2 over signed chars).
+    static func gStrHash(_ key: String) -> UInt32 {
+        var hash: UInt32 = 5381
+        for byte in key.utf8 {
+            hash = (hash << 5) &+ hash &+ UInt32(bitPattern: Int32(Int8(bitPattern: byte)))
+        }
+        return hash
+    }
+}
+
+/// The iteration order of QEMU's QDict (qobject/qdict.c): 512 buckets by `tdb_hash`, each
+/// bucket a list with the most recently inserted key first.
+public enum QDictOrder {
+    static func bucket(_ key: String) -> Int {
+        let bytes = Array(key.utf8)
+        var value = 0x238F_13AF &* UInt32(truncatingIfNeeded: bytes.count)
+        for (i, byte) in bytes.enumerated() {
+            value = value &+ (UInt32(byte) << UInt32((i * 5) % 24))
+        }
+        return Int((1_103_515_243 &* value &+ 12345) % 512)
+    }
+
+    /// Keys in insertion order in, QDict iteration order out.
+    public static func iterationOrder(_ keys: [String]) -> [String] {
+        keys.enumerated()
+            .map { (bucket: bucket($0.element), index: $0.offset, key: $0.element) }
+            .sorted { $0.bucket != $1.bucket ? $0.bucket < $1.bucket : $0.index > $1.index }
+            .map(\.key)
     }
 }

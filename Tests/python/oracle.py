@@ -15,6 +15,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,8 @@ IDLE = float(os.environ.get("QMP_TEST_IDLE", "0.5"))
 #: Hard upper bound for one exchange.
 HARD_TIMEOUT = float(os.environ.get("QMP_TEST_TIMEOUT", "10"))
 
+_NO_ID = object()
+UNPARSEABLE = "<unparseable>"
 PLACEHOLDER = "<version>"
 LIST_PLACEHOLDER = "<list>"
 
@@ -191,7 +194,10 @@ def _read_line(s: socket.socket, deadline: float, buf: bytearray) -> bytes:
         if remaining <= 0:
             raise ExchangeError(f"timeout waiting for a line (have {bytes(buf)[:200]!r})")
         s.settimeout(remaining)
-        chunk = s.recv(65536)
+        try:
+            chunk = s.recv(65536)
+        except socket.timeout:
+            raise ExchangeError(f"timeout waiting for a line (have {bytes(buf)[:200]!r})")
         if not chunk:
             raise ExchangeError(f"connection closed while waiting for a line (have {bytes(buf)[:200]!r})")
         buf += chunk
@@ -224,13 +230,22 @@ class Exchange:
 
 def exchange_full(sock_path: str, raw: bytes, negotiate: bool = True, *,
                   chunks: Chunking = None, chunk_delay: float = 0.0,
-                  expect: Optional[int] = None, grace: float = GRACE,
-                  idle: float = IDLE, timeout: float = HARD_TIMEOUT) -> Exchange:
-    """Like :func:`exchange` but returns greeting, raw lines and EOF state too."""
+                  expect: Optional[int] = None, until_id: Any = _NO_ID,
+                  grace: float = GRACE, idle: float = IDLE,
+                  timeout: float = HARD_TIMEOUT) -> Exchange:
+    """Like :func:`exchange` but returns greeting, raw lines and EOF state too.
+
+    Data is sent from a helper thread while this thread reads, so a server that
+    blocks on writing replies cannot deadlock against a client that is still
+    sending.
+    """
     deadline = time.monotonic() + timeout
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(min(timeout, 5.0))
     buf = bytearray()
+    sender: Optional[threading.Thread] = None
+    send_error: List[BaseException] = []
+    tx: Optional[socket.socket] = None
     try:
         s.connect(sock_path)
         greeting = json.loads(_read_line(s, deadline, buf))
@@ -241,14 +256,39 @@ def exchange_full(sock_path: str, raw: bytes, negotiate: bool = True, *,
             if neg != {"return": {}}:
                 raise ExchangeError(f"negotiation failed: {line!r}")
         pieces = _split(raw, chunks)
-        for n, piece in enumerate(pieces):
-            s.sendall(piece)
-            if chunk_delay and n + 1 < len(pieces):
-                time.sleep(chunk_delay)
+        tx = s.dup()
+
+        def send_all():
+            try:
+                for n, piece in enumerate(pieces):
+                    tx.settimeout(max(0.001, deadline - time.monotonic()))
+                    tx.sendall(piece)
+                    if chunk_delay and n + 1 < len(pieces):
+                        time.sleep(chunk_delay)
+            except BaseException as e:  # reported below
+                send_error.append(e)
+
+        sender = threading.Thread(target=send_all, daemon=True)
+        sender.start()
         lines: List[bytes] = []
         closed = False
-        # Collect complete lines.  Stop when: the expected count arrived and no
-        # more came within `grace`; or (unknown count) nothing came for `idle`.
+        done_at: Optional[float] = None  # when the stop condition was first met
+
+        def satisfied() -> bool:
+            if until_id is not _NO_ID:
+                for ln in lines:
+                    try:
+                        obj = json.loads(ln)
+                    except ValueError:
+                        continue
+                    if isinstance(obj, dict) and obj.get("id") == until_id:
+                        return True
+                return False
+            return expect is not None and len(lines) >= expect
+
+        # Collect complete lines.  Stop when: the expected count / id arrived
+        # and nothing more came within `grace`; or (no expectation) nothing
+        # came for `idle` seconds after everything was sent.
         while True:
             while True:
                 i = buf.find(b"\n")
@@ -259,13 +299,18 @@ def exchange_full(sock_path: str, raw: bytes, negotiate: bool = True, *,
             now = time.monotonic()
             if now >= deadline:
                 break
-            wait = grace if (expect is not None and len(lines) >= expect) else idle
-            if expect is not None and len(lines) < expect:
+            if satisfied():
+                wait = grace
+            elif expect is None and until_id is _NO_ID:
+                wait = idle if not sender.is_alive() else deadline - now
+            else:
                 wait = deadline - now
             s.settimeout(max(0.001, min(wait, deadline - now)))
             try:
                 chunk = s.recv(65536)
             except socket.timeout:
+                if sender.is_alive() and not satisfied():
+                    continue
                 break
             except ConnectionResetError:
                 closed = True
@@ -281,9 +326,20 @@ def exchange_full(sock_path: str, raw: bytes, negotiate: bool = True, *,
             try:
                 replies.append(json.loads(ln))
             except ValueError:
-                replies.append({"<unparseable>": ln.decode("latin-1")})
+                replies.append({UNPARSEABLE: ln.decode("latin-1")})
         return Exchange(greeting, replies, lines, closed)
+    except socket.timeout as e:
+        raise ExchangeError(f"timeout talking to {sock_path}: {e}") from e
     finally:
+        if tx is not None:
+            try:
+                tx.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        if sender is not None:
+            sender.join(timeout=5)
+        if tx is not None:
+            tx.close()
         s.close()
 
 

@@ -1,0 +1,41 @@
+// SPDX-License-Identifier: MIT
+// cssd: QMP control server for the s390 channel subsystem.
+
+import QMPSchema
+import QMPWire
+
+/// Runs one command. Handlers run on the server's event loop, one at a time.
+public typealias CommandHandler = (Arguments, CommandContext) throws(QMPError) -> JSON
+
+/// The handlers, by command name. Every command in the schema has exactly one handler and
+/// every handler a schema entry; `mismatches(with:)` checks both directions and the server
+/// refuses to start (and a test fails) otherwise.
+public struct CommandRegistry {
+    public private(set) var handlers: [String: CommandHandler] = [:]
+
+    public init() {}
+
+    public mutating func register(_ name: String, _ handler: @escaping CommandHandler) {
+        precondition(handlers[name] == nil, "command \(name) registered twice")
+        handlers[name] = handler
+    }
+
+    /// Problems between the schema and the handlers; empty when they match.
+    public func mismatches(with schema: Schema) -> [String] {
+        var problems: [String] = []
+        for command in schema.commands where handlers[command.name] == nil {
+            problems.append("command '\(command.name)' is in the schema but has no handler")
+        }
+        for name in handlers.keys.sorted() where schema.command(named: name) == nil {
+            problems.append("handler '\(name)' has no schema entry")
+        }
+        return problems
+    }
+
+    /// The registry with every command group of this server.
+    public static func standard() -> CommandRegistry {
+        var registry = CommandRegistry()
+        CoreCommands.register(into: &registry)
+        return registry
+    }
+}

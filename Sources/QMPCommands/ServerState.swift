@@ -1,0 +1,104 @@
+// SPDX-License-Identifier: MIT
+// cssd: QMP control server for the s390 channel subsystem.
+
+import QMPSchema
+import QMPWire
+
+/// Options that change which commands exist and what the server reports.
+public struct ServerOptions: Sendable {
+    /// Version reported in the greeting and by query-version.
+    public var version: (major: Int, minor: Int, micro: Int)
+    /// The `package` string of the greeting and query-version.
+    public var package: String
+    /// Conditions (QAPI "if") that are on: e.g. "allow-quit".
+    public var conditions: Set<String>
+    public var limits: WireLimits
+
+    public init(
+        version: (major: Int, minor: Int, micro: Int) = CSSDVersion.triple,
+        package: String = "cssd \(CSSDVersion.string)",
+        conditions: Set<String> = [],
+        limits: WireLimits = WireLimits()
+    ) {
+        self.version = version
+        self.package = package
+        self.conditions = conditions
+        self.limits = limits
+    }
+}
+
+public enum CSSDVersion {
+    public static let triple = (major: 0, minor: 1, micro: 0)
+    public static let string = "0.1.0"
+}
+
+/// Server-wide state shared by all connections: schema, handlers, options, and the hooks the
+/// network layer installs. Confined to the server's event loop, like everything it holds.
+public final class ServerState {
+    public let schema: Schema
+    public let options: ServerOptions
+    public let validator: ArgumentValidator
+    /// The commands that exist on this server (schema entries whose condition is on), by name.
+    let entries: [String: Entry]
+    /// Called by `quit`; the network layer stops the server after flushing the reply.
+    public var onShutdownRequest: ((ShutdownCause) -> Void)?
+
+    struct Entry {
+        let command: Command
+        let handler: CommandHandler
+    }
+
+    private var introspectionCache: [Bool: JSON] = [:]
+    private var commandListCache: [Bool: JSON] = [:]
+    public private(set) lazy var versionInfo: JSON = .object([
+        ("qemu", .object([
+            ("micro", .integer(options.version.micro)),
+            ("minor", .integer(options.version.minor)),
+            ("major", .integer(options.version.major)),
+        ])),
+        ("package", .string(options.package)),
+    ])
+
+    public init(schema: Schema, registry: CommandRegistry, options: ServerOptions) throws(SchemaError) {
+        let problems = registry.mismatches(with: schema)
+        guard problems.isEmpty else { throw SchemaError(problems.joined(separator: "; ")) }
+        self.schema = schema
+        self.options = options
+        self.validator = ArgumentValidator(schema: schema)
+        var entries: [String: Entry] = [:]
+        for command in schema.commands {
+            if let condition = command.condition, !options.conditions.contains(condition) { continue }
+            entries[command.name] = Entry(command: command, handler: registry.handlers[command.name]!)
+        }
+        self.entries = entries
+    }
+
+    /// The server with the embedded schema and all standard commands.
+    public static func standard(options: ServerOptions = ServerOptions()) throws(SchemaError) -> ServerState {
+        try ServerState(schema: try Schema.embedded(), registry: .standard(), options: options)
+    }
+
+    /// Commands a connection may execute, in schema order.
+    public func availableCommands(readOnly: Bool) -> [Command] {
+        schema.commands.filter { entries[$0.name] != nil && (!readOnly || $0.isReadOnly) }
+    }
+
+    func commandList(readOnly: Bool) -> JSON {
+        if let cached = commandListCache[readOnly] { return cached }
+        let list = JSON.array(availableCommands(readOnly: readOnly).map { .object([("name", .string($0.name))]) })
+        commandListCache[readOnly] = list
+        return list
+    }
+
+    func introspection(readOnly: Bool) -> JSON {
+        if let cached = introspectionCache[readOnly] { return cached }
+        let info = schema.introspect(commands: availableCommands(readOnly: readOnly), events: schema.events)
+        introspectionCache[readOnly] = info
+        return info
+    }
+
+    /// The greeting sent on connect.
+    public func greeting() -> JSON {
+        .object([("QMP", .object([("version", versionInfo), ("capabilities", .array([.string("oob")]))]))])
+    }
+}

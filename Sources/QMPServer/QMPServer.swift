@@ -1,0 +1,214 @@
+// SPDX-License-Identifier: MIT
+// cssd: QMP control server for the s390 channel subsystem.
+
+import Logging
+import NIOCore
+import NIOPosix
+import QMPCommands
+import QMPWire
+import ServiceLifecycle
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Server configuration: listeners, options, and per-connection bounds.
+public struct ServerConfiguration: Sendable {
+    public var listeners: [Listener]
+    public var options: ServerOptions
+    /// Output backlog per connection above which the server stops reading that client.
+    public var outputHighWatermark: Int
+    /// Backlog below which reading resumes.
+    public var outputLowWatermark: Int
+
+    public init(
+        listeners: [Listener],
+        options: ServerOptions = ServerOptions(),
+        outputHighWatermark: Int = 256 * 1024,
+        outputLowWatermark: Int = 64 * 1024
+    ) {
+        self.listeners = listeners
+        self.options = options
+        self.outputHighWatermark = outputHighWatermark
+        self.outputLowWatermark = outputLowWatermark
+    }
+}
+
+public struct ServerStartError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// The QMP server: binds its listeners on one event loop and serves until a signal or `quit`.
+///
+/// Runs as a swift-service-lifecycle `Service`: SIGTERM/SIGINT (graceful shutdown) and the
+/// `quit` command both send SHUTDOWN to every connection in command mode, flush, close the
+/// connections and listeners, and remove the unix socket files.
+public final class QMPServer: Service, @unchecked Sendable {
+    // Mutable state is touched only on `core.loop`, or before start / after shutdown.
+
+    public let configuration: ServerConfiguration
+    private let group: MultiThreadedEventLoopGroup
+    private let core: ServerCore
+    private var serverChannels: [Channel] = []
+    private var socketFiles: [String] = []
+    private let shutdownStream: AsyncStream<ShutdownCause>
+    private let shutdownContinuation: AsyncStream<ShutdownCause>.Continuation
+    /// Addresses actually bound (a tcp port 0 resolved), in listener order.
+    public private(set) var boundAddresses: [ListenAddress] = []
+
+    public init(configuration: ServerConfiguration, logger: Logger) throws {
+        self.configuration = configuration
+        self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let state = try ServerState.standard(options: configuration.options)
+        self.core = ServerCore(loop: group.next(), state: state, logger: logger)
+        (shutdownStream, shutdownContinuation) = AsyncStream.makeStream(of: ShutdownCause.self)
+        let continuation = shutdownContinuation
+        let loop = core.loop
+        state.onShutdownRequest = { cause in
+            // Let the quit reply be written first.
+            loop.execute { continuation.yield(cause) }
+        }
+    }
+
+    /// Binds every listener. Throws with a clear message if one cannot be bound; listeners
+    /// already bound are closed again, so the server never starts half-configured.
+    public func start() async throws {
+        do {
+            for listener in configuration.listeners {
+                let channel = try await bind(listener)
+                serverChannels.append(channel)
+                if case .tcp(let host, _) = listener.address, let port = channel.localAddress?.port {
+                    boundAddresses.append(.tcp(host: host, port: port))
+                } else {
+                    boundAddresses.append(listener.address)
+                }
+                core.logger.info(
+                    "listening",
+                    metadata: ["address": "\(boundAddresses.last!)", "readonly": "\(listener.readOnly)"])
+            }
+        } catch {
+            await closeListeners()
+            throw error
+        }
+    }
+
+    /// Serves until `shutdown(cause:)`, `quit` or a graceful-shutdown signal.
+    public func serve() async {
+        let cause: ShutdownCause = await withGracefulShutdownHandler {
+            var iterator = shutdownStream.makeAsyncIterator()
+            return await iterator.next() ?? .hostSignal
+        } onGracefulShutdown: { [shutdownContinuation] in
+            shutdownContinuation.yield(.hostSignal)
+        }
+        core.logger.info("shutting down", metadata: ["reason": "\(cause.rawValue)"])
+        let core = self.core
+        try? await core.loop.submit { core.closeAll(cause: cause) }.get()
+        await closeListeners()
+        // Give flushes of SHUTDOWN a moment to complete before the loop goes away.
+        try? await core.loop.scheduleTask(in: .milliseconds(50)) {}.futureResult.get()
+        try? await group.shutdownGracefully()
+    }
+
+    /// Service: start, then serve.
+    public func run() async throws {
+        try await start()
+        await serve()
+    }
+
+    /// Asks a running server to stop.
+    public func shutdown(cause: ShutdownCause = .hostSignal) {
+        shutdownContinuation.yield(cause)
+    }
+
+    /// Number of open connections (for tests and logs).
+    public func connectionCount() async -> Int {
+        let core = self.core
+        return (try? await core.loop.submit { core.connectionCount }.get()) ?? 0
+    }
+
+    private func bind(_ listener: Listener) async throws -> Channel {
+        let core = self.core
+        let readOnly = listener.readOnly
+        let watermark = ChannelOptions.Types.WriteBufferWaterMark(
+            low: configuration.outputLowWatermark, high: configuration.outputHighWatermark)
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.writeBufferWaterMark, value: watermark)
+            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 16384, maximum: 65536))
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let session = QMPSession(server: core.state, readOnly: readOnly)
+                    try channel.pipeline.syncOperations.addHandler(QMPConnectionHandler(session: session, core: core))
+                }
+            }
+        switch listener.address {
+        case .tcp(let host, let port):
+            do {
+                return try await bootstrap.bind(host: host, port: port).get()
+            } catch {
+                throw ServerStartError("cannot listen on \(listener.address): \(error)")
+            }
+        case .unix(let path):
+            try UnixSocketFile.prepare(path)
+            let channel: Channel
+            do {
+                channel = try await bootstrap.bind(unixDomainSocketPath: path).get()
+            } catch {
+                throw ServerStartError("cannot listen on \(listener.address): \(error)")
+            }
+            socketFiles.append(path)
+            // Only the owner may talk to the monitor; umask already applied, chmod makes sure.
+            guard chmod(path, 0o600) == 0 else {
+                try? await channel.close()
+                throw ServerStartError("cannot set mode 0600 on \(path): \(String(cString: strerror(errno)))")
+            }
+            return channel
+        }
+    }
+
+    private func closeListeners() async {
+        for channel in serverChannels { try? await channel.close() }
+        serverChannels.removeAll()
+        for path in socketFiles { unlink(path) }
+        socketFiles.removeAll()
+    }
+}
+
+/// Unix socket files: a stale one (nobody listening) is replaced, a live one is refused.
+enum UnixSocketFile {
+    static func prepare(_ path: String) throws {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return }  // nothing there
+        guard info.st_mode & S_IFMT == S_IFSOCK else {
+            throw ServerStartError("\(path) exists and is not a socket; refusing to replace it")
+        }
+        if isLive(path) {
+            throw ServerStartError("\(path) is in use by a running server; refusing to replace it")
+        }
+        guard unlink(path) == 0 else {
+            throw ServerStartError("cannot remove stale socket \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// Whether something accepts connections on the socket.
+    static func isLive(_ path: String) -> Bool {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            let bytes = Array(path.utf8.prefix(raw.count - 1))
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        return result == 0
+    }
+}

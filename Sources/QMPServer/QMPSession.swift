@@ -1,0 +1,139 @@
+// SPDX-License-Identifier: MIT
+// cssd: QMP control server for the s390 channel subsystem.
+
+import CJansson
+import NIOCore
+import QMPCommands
+import QMPWire
+
+/// One QMP connection's protocol state, independent of any socket: bytes in, reply lines out.
+///
+/// It frames the input (JSONScanner), parses each value (jansson, or the QEMU-grammar parser),
+/// runs negotiation and dispatch, and writes replies in request order. It keeps at most one
+/// partial value of input (bounded by `WireLimits`) and stops between values when the output
+/// it produced reaches the caller's budget, so a client that floods requests without reading
+/// cannot make it produce unbounded output.
+public final class QMPSession: SessionControl {
+    public let server: ServerState
+    public let isReadOnly: Bool
+    public private(set) var isNegotiated = false
+    public private(set) var isOOBEnabled = false
+    /// Set once the server is shutting down: remaining input is ignored.
+    public private(set) var isStopped = false
+
+    private var scanner: JSONScanner
+    /// Input not yet consumed: the tail of a partial value and/or unscanned bytes.
+    private var pending: ByteBuffer?
+
+    /// Counters, for logs and tests.
+    public private(set) var requestsHandled = 0
+
+    public enum Progress: Equatable {
+        /// All input consumed; read more.
+        case needInput
+        /// The output budget is used up; call `process` again once the output drained.
+        case outputFull
+        /// The session stopped (server shutting down).
+        case stopped
+    }
+
+    public init(server: ServerState, readOnly: Bool = false) {
+        self.server = server
+        self.isReadOnly = readOnly
+        self.scanner = JSONScanner(limits: server.options.limits)
+    }
+
+    /// Bytes of input held (a partial value, or input not yet processed).
+    public var bufferedInputBytes: Int { pending?.readableBytes ?? 0 }
+
+    public func writeGreeting(into output: inout ByteBuffer) {
+        ReplyEncoder.writeLine(server.greeting(), to: &output)
+    }
+
+    /// Adds input and processes as much as the output budget allows.
+    public func receive(_ input: inout ByteBuffer, into output: inout ByteBuffer, budget: Int) -> Progress {
+        if pending == nil {
+            pending = input
+        } else {
+            pending!.writeBuffer(&input)
+        }
+        return process(into: &output, budget: budget)
+    }
+
+    /// Processes buffered input until it is used up or `output` holds `budget` bytes.
+    public func process(into output: inout ByteBuffer, budget: Int) -> Progress {
+        guard !isStopped else { return .stopped }
+        guard var buffer = pending else { return .needInput }
+        pending = nil  // keep the buffer uniquely referenced: no copy on write
+        var progress = Progress.needInput
+        while true {
+            if output.readableBytes >= budget {
+                progress = .outputFull
+                break
+            }
+            let event = buffer.withUnsafeReadableBytes { scanner.next(in: $0) }
+            guard let event else { break }
+            switch event {
+            case .value(let range, let careful):
+                let parsed = buffer.withUnsafeReadableBytes {
+                    JSONValueParser.parse(UnsafeRawBufferPointer(rebasing: $0[range]), careful: careful)
+                }
+                switch parsed {
+                case .success(let request): handle(request, into: &output)
+                case .failure(let error):
+                    ReplyEncoder.writeError(class: "GenericError", desc: error.description, id: nil, to: &output)
+                }
+            case .error(let error):
+                ReplyEncoder.writeError(class: "GenericError", desc: error.description, id: nil, to: &output)
+            }
+            if isStopped {
+                progress = .stopped
+                break
+            }
+        }
+        // Drop what the scanner no longer needs; keep the rest for the next call.
+        let consumed = scanner.retainedFrom
+        buffer.moveReaderIndex(forwardBy: consumed)
+        scanner.rebase(by: consumed)
+        if buffer.readableBytes > 0 {
+            if buffer.readerIndex > 64 * 1024 && buffer.readerIndex > buffer.capacity / 2 {
+                buffer.discardReadBytes()
+            }
+            pending = buffer
+        }
+        return progress
+    }
+
+    private func handle(_ request: JSON, into output: inout ByteBuffer) {
+        requestsHandled += 1
+        let id = request.isObject ? json_object_get(request.raw, "id") : nil
+        switch Dispatcher.dispatch(request, server: server, session: self, allowOOB: isOOBEnabled) {
+        case .success(let value):
+            ReplyEncoder.writeReturn(value, id: id, to: &output)
+        case .failure(let error):
+            ReplyEncoder.writeError(class: error.errorClass.rawValue, desc: error.desc, id: id, to: &output)
+        }
+    }
+
+    /// Writes an event if the connection is in command mode (QEMU sends none before).
+    public func writeEvent(_ name: String, data: JSON?, seconds: Int, microseconds: Int, into output: inout ByteBuffer)
+        -> Bool
+    {
+        guard isNegotiated else { return false }
+        ReplyEncoder.writeEvent(name, data: data, seconds: seconds, microseconds: microseconds, to: &output)
+        return true
+    }
+
+    /// Stops processing input (shutdown).
+    public func stop() {
+        isStopped = true
+        pending = nil
+    }
+
+    // MARK: SessionControl
+
+    public func enterCommandMode(oob: Bool) {
+        isNegotiated = true
+        isOOBEnabled = oob
+    }
+}

@@ -1,0 +1,67 @@
+// SPDX-License-Identifier: MIT
+// cssd: QMP control server for the s390 channel subsystem.
+
+import Logging
+import NIOCore
+import QMPCommands
+import QMPWire
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The state every connection shares: commands, the live connections (for events), hooks.
+///
+/// All of it lives on the server's single event loop. One loop serves every connection: the
+/// command handlers and, later, the channel-subsystem model they change need no locks, and the
+/// order of replies and events across connections is simply the order of execution.
+final class ServerCore: @unchecked Sendable {
+    let loop: EventLoop
+    let state: ServerState
+    let logger: Logger
+    private var connections: [ObjectIdentifier: QMPConnectionHandler] = [:]
+    private(set) var connectionCount = 0
+
+    init(loop: EventLoop, state: ServerState, logger: Logger) {
+        self.loop = loop
+        self.state = state
+        self.logger = logger
+    }
+
+    func connectionOpened(_ handler: QMPConnectionHandler) {
+        loop.preconditionInEventLoop()
+        connections[ObjectIdentifier(handler)] = handler
+        connectionCount = connections.count
+        logger.debug("connection opened", metadata: ["connections": "\(connections.count)"])
+    }
+
+    func connectionClosed(_ handler: QMPConnectionHandler) {
+        loop.preconditionInEventLoop()
+        connections[ObjectIdentifier(handler)] = nil
+        connectionCount = connections.count
+        logger.debug("connection closed", metadata: ["connections": "\(connections.count)"])
+    }
+
+    /// Sends an event to every connection in command mode.
+    func broadcast(_ name: String, data: JSON?) {
+        loop.preconditionInEventLoop()
+        let (seconds, microseconds) = Self.timestamp()
+        for handler in connections.values {
+            handler.sendEvent(name, data: data, seconds: seconds, microseconds: microseconds)
+        }
+    }
+
+    /// Sends SHUTDOWN, then closes every connection once its output is flushed.
+    func closeAll(cause: ShutdownCause) {
+        loop.preconditionInEventLoop()
+        broadcast("SHUTDOWN", data: .object([("guest", .bool(false)), ("reason", .string(cause.rawValue))]))
+        for handler in connections.values { handler.closeAfterFlush() }
+    }
+
+    /// Wall-clock time for event timestamps (the network layer's clock; models have none).
+    static func timestamp() -> (Int, Int) {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return (Int(now.tv_sec), Int(now.tv_nsec) / 1000)
+    }
+}

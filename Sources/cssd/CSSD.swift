@@ -1,0 +1,110 @@
+// SPDX-License-Identifier: MIT
+// cssd: QMP control server for the s390 channel subsystem.
+
+import ArgumentParser
+import Logging
+import QMPCommands
+import QMPServer
+import QMPWire
+import ServiceLifecycle
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@main
+struct CSSD: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cssd",
+        abstract: "QMP control server for the s390 channel subsystem.",
+        discussion: """
+            Speaks QEMU's QMP on every listener. With no --qmp option it listens on unix:./cssd.sock.
+            Examples:
+              cssd --qmp unix:/run/cssd.sock --qmp tcp:127.0.0.1:4444
+              cssd --qmp unix:/run/cssd.sock --qmp-readonly unix:/run/cssd-ro.sock
+            """,
+        version: CSSDVersion.string
+    )
+
+    @Option(name: .customLong("qmp"), help: "Listen for QMP clients: unix:PATH or tcp:HOST:PORT (repeatable).")
+    var qmp: [String] = []
+
+    @Option(
+        name: .customLong("qmp-readonly"),
+        help: "Listen for read-only QMP clients (query-* commands only): unix:PATH or tcp:HOST:PORT (repeatable).")
+    var qmpReadOnly: [String] = []
+
+    @Flag(name: .customLong("allow-quit"), help: "Provide the quit command, which stops the server.")
+    var allowQuit = false
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: String = "info"
+
+    @Option(
+        name: .customLong("max-request-size"),
+        help: "Largest JSON value a client may send, in bytes (QEMU: 67108864).")
+    var maxRequestSize: Int = WireLimits().maxValueSize
+
+    func validate() throws {
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("--log-level: '\(logLevel)' is not one of trace, debug, info, notice, warning, error, critical")
+        }
+        guard maxRequestSize >= 1024, maxRequestSize <= 1 << 30 else {
+            throw ValidationError("--max-request-size must be between 1024 and 1073741824 bytes")
+        }
+    }
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: logLevel)!
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "cssd")
+
+        var listeners: [Listener] = []
+        do {
+            for text in qmp { listeners.append(Listener(try ListenAddress(parsing: text))) }
+            for text in qmpReadOnly { listeners.append(Listener(try ListenAddress(parsing: text), readOnly: true)) }
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        if listeners.isEmpty { listeners = [Listener(.unix(path: "cssd.sock"))] }
+
+        // Sockets are for the owner only; 1000+ clients need more descriptors than the default.
+        umask(0o077)
+        raiseFileDescriptorLimit()
+
+        var options = ServerOptions(limits: WireLimits(maxValueSize: maxRequestSize))
+        if allowQuit { options.conditions.insert("allow-quit") }
+        let server = try QMPServer(
+            configuration: ServerConfiguration(listeners: listeners, options: options), logger: logger)
+        do {
+            try await server.start()
+        } catch {
+            logger.critical("\(error)")
+            throw ExitCode(1)
+        }
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: ServeOnly(server: server))],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        try await group.run()
+    }
+}
+
+/// The server is started (bound) before the service group runs, so bind errors exit non-zero
+/// with a clear message before any signal handling is set up.
+private struct ServeOnly: Service {
+    let server: QMPServer
+    func run() async throws { await server.serve() }
+}
+
+private func raiseFileDescriptorLimit() {
+    var limit = rlimit()
+    guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+    limit.rlim_cur = limit.rlim_max
+    setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+}
