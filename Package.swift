@@ -5,6 +5,11 @@
 // server -> commands, NIOPosix; executables -> server.
 import PackageDescription
 
+// Scripts/fuzz.sh sets CSSD_FUZZ=1: our targets get libFuzzer/ASan instrumentation, while
+// host tools (the API embedding plugin) and dependencies build normally.
+let fuzzing = Context.environment["CSSD_FUZZ"] == "1"
+let fuzzFlags: [SwiftSetting] = fuzzing ? [.unsafeFlags(["-sanitize=fuzzer,address"])] : []
+
 let package = Package(
     name: "cssd",
     products: [
@@ -28,18 +33,21 @@ let package = Package(
         // Framing of the incoming byte stream, JSON values, reply encoding.
         .target(
             name: "QMPWire",
-            dependencies: ["CJansson", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: ["CJansson", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: fuzzFlags
         ),
         // The API/ schema: loading, argument validation, introspection, docs.
         .target(
             name: "QMPSchema",
             dependencies: ["QMPWire"],
+            swiftSettings: fuzzFlags,
             plugins: ["EmbedAPI"]
         ),
         // Command registry and handlers.
         .target(
             name: "QMPCommands",
-            dependencies: ["QMPSchema", "QMPWire"]
+            dependencies: ["QMPSchema", "QMPWire"],
+            swiftSettings: fuzzFlags
         ),
         // QMP sessions and the network server.
         .target(
@@ -50,7 +58,8 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ]
+            ],
+            swiftSettings: fuzzFlags
         ),
         .executableTarget(
             name: "cssd",
@@ -68,10 +77,21 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // The fuzz harness and its invariants, shared by the fuzzer and the tests.
+        .target(
+            name: "QMPFuzzSupport",
+            dependencies: [
+                "QMPServer", "QMPCommands", "QMPWire", "CJansson",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: fuzzFlags
+        ),
         // libFuzzer entry point over framing + parsing + dispatch; see Scripts/fuzz.sh.
         .executableTarget(
             name: "QMPFuzz",
-            dependencies: ["QMPServer", "QMPWire"]
+            dependencies: ["QMPFuzzSupport"],
+            swiftSettings: fuzzing ? [.unsafeFlags(["-sanitize=fuzzer,address"]), .define("FUZZING")] : [],
+            linkerSettings: fuzzing ? [.unsafeFlags(["-sanitize=fuzzer,address", "-use-ld=lld"])] : []
         ),
         // Build-time tool: turns API/*.json into a Swift source file so the schema is compiled in.
         .executableTarget(name: "api-embed"),
@@ -81,7 +101,7 @@ let package = Package(
         .testTarget(
             name: "QMPServerTests",
             dependencies: [
-                "QMPServer", "QMPWire", "QMPCommands",
+                "QMPServer", "QMPWire", "QMPCommands", "QMPFuzzSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,0 +1,58 @@
+// SPDX-License-Identifier: MIT
+// cssd: QMP control server for the s390 channel subsystem.
+
+import ArgumentParser
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@main
+struct CSSCtl: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cssctl",
+        abstract: "Command-line client for cssd (and any QMP server).",
+        discussion: """
+            With no subcommand, runs one QMP command (see 'cssctl help exec'). Examples:
+              cssctl --socket /run/cssd.sock query-version
+              cssctl --socket tcp:127.0.0.1:4444 some-command dev=0.0.1234 opts.force=true
+              cssctl --json '{"execute": "query-commands"}' --raw
+              cssctl schema-docs --module qmp --output API/qmp.md
+              cssctl bench --socket /tmp/cssd.sock --socket /tmp/qemu.sock --label cssd --label qemu
+            Exit status: 0 success, 1 error reply, 2 connection or protocol failure, 64 usage error.
+            """,
+        subcommands: [ExecCommand.self, SchemaDocsCommand.self, BenchCommand.self],
+        defaultSubcommand: ExecCommand.self
+    )
+}
+
+/// Exit statuses shared by the subcommands.
+enum Exit {
+    /// The server answered with an error.
+    static let errorReply = ExitCode(1)
+    /// No usable answer: cannot connect, the server hung up, or it broke the protocol.
+    static let failure = ExitCode(2)
+}
+
+/// Writes a line to standard error (unbuffered, so it interleaves sensibly with crashes and exits).
+func printError(_ message: String) {
+    var line = message + "\n"
+    line.withUTF8 { bytes in
+        var offset = 0
+        while offset < bytes.count {
+            let n = write(2, bytes.baseAddress! + offset, bytes.count - offset)
+            if n <= 0 { if n < 0 && errno == EINTR { continue }; return }
+            offset += n
+        }
+    }
+}
+
+/// Runs `body`, turning a `ClientFailure` into a message and exit status 2.
+func reportingFailures<T>(_ body: () throws -> T) throws -> T {
+    do {
+        return try body()
+    } catch let failure as ClientFailure {
+        printError("cssctl: \(failure)")
+        throw Exit.failure
+    }
+}

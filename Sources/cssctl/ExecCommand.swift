@@ -1,0 +1,107 @@
+// SPDX-License-Identifier: MIT
+// cssd: QMP control server for the s390 channel subsystem.
+
+import ArgumentParser
+import QMPWire
+
+/// Runs one QMP command: connect, greeting, negotiation, the command, its reply.
+struct ExecCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "exec",
+        abstract: "Run one QMP command and print its result (the default subcommand).",
+        discussion: """
+            Each ARGUMENT is key=value. The value is taken as JSON when it is valid JSON
+            (numbers, true, false, null, arrays, objects, "quoted strings"), otherwise as a string.
+            Dotted keys build nested objects: a.b=1 a.c=x gives {"a": {"b": 1, "c": "x"}}.
+            Prints the "return" value indented, or with --raw the reply line as received.
+            On an error reply prints CLASS: desc to standard error and exits with status 1;
+            on a connection or protocol failure exits with status 2.
+            """)
+
+    @Option(help: "unix:PATH, tcp:HOST:PORT or a socket path (default: $CSSD_SOCKET, else ./cssd.sock).")
+    var socket: String?
+
+    @Flag(help: "Print the whole reply line as received.")
+    var raw = false
+
+    @Option(help: "Send this request instead (an id is added when it has none).")
+    var json: String?
+
+    @Flag(help: "Skip qmp_capabilities, to talk to a server still in negotiation mode.")
+    var noNegotiate = false
+
+    @Option(help: "Give up when the server stays silent this many seconds (0: wait forever).")
+    var timeout: Int = 60
+
+    @Argument(help: "The QMP command, e.g. query-version.")
+    var command: String?
+
+    @Argument(help: "The command's arguments, as key=value.")
+    var arguments: [String] = []
+
+    func validate() throws {
+        if json != nil {
+            guard command == nil else { throw ValidationError("give either --json or a COMMAND, not both") }
+        } else {
+            guard command != nil else { throw ValidationError("missing COMMAND (or --json REQUEST)") }
+        }
+        guard timeout >= 0, timeout <= Int(Int32.max / 1000) else { throw ValidationError("--timeout out of range") }
+    }
+
+    /// The request text and the id its reply will carry (nil: the first reply is ours).
+    private func request() throws -> (text: String, id: JSON?) {
+        let id = JSON.string("cssctl")
+        if let json {
+            // A request jansson cannot read (QEMU's single quotes, deliberate garbage to see the
+            // server's error) still goes out verbatim; its reply then has no id to match.
+            guard let value = JSON.parse(json), value.isObject else { return (json, nil) }
+            if let given = value["id"] { return (json, given) }
+            value["id"] = id
+            return (value.serialized(), id)
+        }
+        let members: JSON
+        do {
+            members = try ArgumentSyntax.arguments(arguments)
+        } catch {
+            throw ValidationError(error.description)
+        }
+        var request: [(String, JSON)] = [("execute", .string(command!))]
+        if members.count > 0 { request.append(("arguments", members)) }
+        request.append(("id", id))
+        return (JSON.object(request).serialized(), id)
+    }
+
+    func run() throws {
+        let (text, id) = try request()
+        let wait = Int32(timeout == 0 ? -1 : timeout * 1000)
+        let (line, reply) = try reportingFailures { () throws -> (String, JSON) in
+            let connection = try QMPClientConnection(
+                connectingTo: ServerAddress(parsing: socket ?? ServerAddress.defaultText))
+            try connection.readGreeting(timeoutMilliseconds: wait)
+            if !noNegotiate { try connection.negotiate(timeoutMilliseconds: wait) }
+            // The newline ends a trailing bare token (`--json garbage`), which a QMP lexer would
+            // otherwise keep waiting to complete; between values it is plain whitespace.
+            try connection.writeAll(text + "\n")
+            while true {
+                let (line, reply) = try connection.nextJSONLine(timeoutMilliseconds: wait)
+                if reply["event"] != nil { continue }
+                guard reply["return"] != nil || reply["error"] != nil else {
+                    throw ClientFailure("\(connection.address): reply has neither return nor error: \(line.prefix(200))")
+                }
+                guard let id else { return (line, reply) }
+                guard let replyID = reply["id"] else {
+                    // Only an unreadable request should get an id-less reply; show it rather than wait.
+                    printError("cssctl: warning: the reply carries no id")
+                    return (line, reply)
+                }
+                if replyID.isEqual(to: id) { return (line, reply) }
+            }
+        }
+        if raw { print(line) }
+        if let error = reply["error"] {
+            printError(qmpErrorText(error))
+            throw Exit.errorReply
+        }
+        if !raw { print(reply["return"]!.serialized(pretty: true)) }
+    }
+}

@@ -1,0 +1,322 @@
+// SPDX-License-Identifier: MIT
+// cssd: QMP control server for the s390 channel subsystem.
+
+import QMPWire
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A failure to talk to the server at all (as opposed to an error reply): exit status 2.
+struct ClientFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+
+    /// `what: strerror(errno)`, read at once before anything else can change errno.
+    static func system(_ what: String) -> ClientFailure {
+        let code = errno
+        return ClientFailure("\(what): \(String(cString: strerror(code)))")
+    }
+}
+
+/// Where the server listens: `unix:PATH`, `tcp:HOST:PORT` (`tcp:[::1]:4444`), or a bare path.
+enum ServerAddress: CustomStringConvertible {
+    case unix(path: String)
+    case tcp(host: String, port: Int)
+
+    init(parsing text: String) throws(ClientFailure) {
+        if text.hasPrefix("tcp:") {
+            let rest = text.dropFirst(4)
+            guard let colon = rest.lastIndex(of: ":"),
+                let port = Int(rest[rest.index(after: colon)...]), (1...65535).contains(port)
+            else { throw ClientFailure("'\(text)': expected tcp:HOST:PORT with a port in 1...65535") }
+            var host = String(rest[..<colon])
+            if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+            guard !host.isEmpty else { throw ClientFailure("'\(text)': empty host") }
+            self = .tcp(host: host, port: port)
+        } else {
+            let path = text.hasPrefix("unix:") ? String(text.dropFirst(5)) : text
+            guard !path.isEmpty else { throw ClientFailure("'\(text)': empty socket path") }
+            // sun_path holds 108 bytes including the terminating NUL.
+            guard path.utf8.count < 108 else {
+                throw ClientFailure("'\(text)': a unix socket path must be shorter than 108 bytes")
+            }
+            self = .unix(path: path)
+        }
+    }
+
+    var description: String {
+        switch self {
+        case .unix(let path): return "unix:\(path)"
+        case .tcp(let host, let port): return host.contains(":") ? "tcp:[\(host)]:\(port)" : "tcp:\(host):\(port)"
+        }
+    }
+
+    /// The --socket default: $CSSD_SOCKET, else ./cssd.sock (where cssd listens by default).
+    static var defaultText: String {
+        if let value = getenv("CSSD_SOCKET"), value.pointee != 0 { return String(cString: value) }
+        return "cssd.sock"
+    }
+}
+
+/// A blocking QMP client connection over a plain POSIX socket.
+///
+/// Replies from a QMP server are single CRLF-terminated lines, so the reader only needs to split
+/// on "\n". Lines are handed out as views into the receive buffer (no copy, no allocation), which
+/// is what keeps the benchmark loop cheap; a view is valid until the next `fill`.
+final class QMPClientConnection {
+    let address: ServerAddress
+    let fd: Int32
+
+    private var storage: UnsafeMutableRawPointer
+    private var capacity: Int
+    private var start = 0  // first byte not yet handed out
+    private var end = 0  // one past the last byte received
+    private var scanned = 0  // bytes before this contain no "\n" after `start`
+
+    /// A reply larger than this is treated as a broken stream (qemu.qmp's default is 10 MiB).
+    static let maxLineLength = 1 << 30
+    private static let minimumRead = 64 * 1024
+
+    init(connectingTo address: ServerAddress) throws(ClientFailure) {
+        self.address = address
+        self.fd = try Self.connectSocket(address)
+        self.capacity = 256 * 1024
+        self.storage = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
+    }
+
+    deinit {
+        Glibc.close(fd)
+        storage.deallocate()
+    }
+
+    // MARK: Connecting
+
+    private static func connectSocket(_ address: ServerAddress) throws(ClientFailure) -> Int32 {
+        switch address {
+        case .unix(let path):
+            let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            guard fd >= 0 else { throw ClientFailure.system("socket") }
+            var addr = sockaddr_un()
+            addr.sun_family = sa_family_t(AF_UNIX)
+            withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+                raw.copyBytes(from: path.utf8)
+                raw[path.utf8.count] = 0
+            }
+            let result = withUnsafePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+                }
+            }
+            guard result == 0 else {
+                let failure = ClientFailure.system("cannot connect to \(address)")
+                Glibc.close(fd)
+                throw failure
+            }
+            return fd
+
+        case .tcp(let host, let port):
+            var hints = addrinfo()
+            hints.ai_family = AF_UNSPEC
+            hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+            var list: UnsafeMutablePointer<addrinfo>?
+            let status = getaddrinfo(host, String(port), &hints, &list)
+            guard status == 0, let first = list else {
+                throw ClientFailure("cannot resolve \(host): \(String(cString: gai_strerror(status)))")
+            }
+            defer { freeaddrinfo(list) }
+            var lastFailure = ClientFailure("cannot connect to \(address)")
+            var entry: UnsafeMutablePointer<addrinfo>? = first
+            while let info = entry {
+                entry = info.pointee.ai_next
+                let fd = socket(info.pointee.ai_family, info.pointee.ai_socktype | Int32(SOCK_CLOEXEC.rawValue),
+                                info.pointee.ai_protocol)
+                guard fd >= 0 else { lastFailure = .system("socket"); continue }
+                if connect(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 {
+                    // Requests are small writes; Nagle would add tens of ms to each round trip.
+                    var one: Int32 = 1
+                    setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+                    return fd
+                }
+                lastFailure = .system("cannot connect to \(address)")
+                Glibc.close(fd)
+            }
+            throw lastFailure
+        }
+    }
+
+    // MARK: Writing
+
+    /// Writes everything, waiting for the socket to accept it.
+    func writeAll(_ bytes: UnsafeRawBufferPointer) throws(ClientFailure) {
+        var offset = 0
+        while offset < bytes.count {
+            // MSG_NOSIGNAL: a server that hangs up must give EPIPE, not kill us with SIGPIPE.
+            let n = send(fd, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
+            if n >= 0 {
+                offset += n
+            } else if errno == EINTR {
+                continue
+            } else if errno == EAGAIN || errno == EWOULDBLOCK {
+                try waitFor(Int16(POLLOUT), timeoutMilliseconds: -1)
+            } else {
+                throw .system("write to \(address)")
+            }
+        }
+    }
+
+    func writeAll(_ text: String) throws(ClientFailure) {
+        var text = text
+        // withUTF8 rethrows untyped errors; the only one the body throws is a ClientFailure.
+        do {
+            try text.withUTF8 { try writeAll(UnsafeRawBufferPointer($0)) }
+        } catch {
+            throw error as! ClientFailure
+        }
+    }
+
+    /// Sends without blocking; returns the bytes accepted (0 when the socket buffer is full).
+    func sendSome(_ pointer: UnsafeRawPointer, count: Int) throws(ClientFailure) -> Int {
+        while true {
+            let n = send(fd, pointer, count, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT))
+            if n >= 0 { return n }
+            if errno == EINTR { continue }
+            if errno == EAGAIN || errno == EWOULDBLOCK { return 0 }
+            throw .system("write to \(address)")
+        }
+    }
+
+    // MARK: Reading
+
+    /// The next complete line already received, without its CRLF; no I/O.
+    @inline(__always)
+    func takeLine() -> UnsafeRawBufferPointer? {
+        guard scanned < end,
+            let newline = memchr(storage + scanned, Int32(UInt8(ascii: "\n")), end - scanned)
+        else {
+            scanned = end
+            return nil
+        }
+        let lineEnd = storage.distance(to: newline)
+        var length = lineEnd - start
+        if length > 0 && storage.load(fromByteOffset: lineEnd - 1, as: UInt8.self) == UInt8(ascii: "\r") {
+            length -= 1
+        }
+        let line = UnsafeRawBufferPointer(start: storage + start, count: length)
+        start = lineEnd + 1
+        scanned = start
+        return line
+    }
+
+    /// Reads what is available. Returns the number of bytes read; 0 only when `blocking` is false
+    /// and nothing was there. The server closing the connection is a failure: a QMP client never
+    /// expects that while it waits for a reply.
+    func fill(blocking: Bool) throws(ClientFailure) -> Int {
+        makeRoom()
+        while true {
+            let n = recv(fd, storage + end, capacity - end, blocking ? 0 : Int32(MSG_DONTWAIT))
+            if n > 0 {
+                end += n
+                return n
+            }
+            if n == 0 { throw ClientFailure("\(address): the server closed the connection") }
+            if errno == EINTR { continue }
+            if !blocking && (errno == EAGAIN || errno == EWOULDBLOCK) { return 0 }
+            throw .system("read from \(address)")
+        }
+    }
+
+    /// Drops consumed bytes and grows the buffer when a partial line fills it.
+    private func makeRoom() {
+        if start == end {
+            start = 0
+            end = 0
+            scanned = 0
+        }
+        guard capacity - end < Self.minimumRead else { return }
+        if start > 0 {
+            (storage + 0).copyMemory(from: storage + start, byteCount: end - start)
+            end -= start
+            scanned -= start
+            start = 0
+        }
+        if capacity - end < Self.minimumRead {
+            let bigger = UnsafeMutableRawPointer.allocate(byteCount: capacity * 2, alignment: 16)
+            bigger.copyMemory(from: storage, byteCount: end)
+            storage.deallocate()
+            storage = bigger
+            capacity *= 2
+        }
+    }
+
+    /// Waits until the socket is ready; `timeoutMilliseconds` < 0 waits forever.
+    func waitFor(_ events: Int16, timeoutMilliseconds: Int32) throws(ClientFailure) {
+        var pfd = pollfd(fd: fd, events: events, revents: 0)
+        while true {
+            let n = poll(&pfd, 1, timeoutMilliseconds)
+            if n > 0 { return }
+            if n == 0 {
+                throw ClientFailure("\(address): no answer within \(timeoutMilliseconds / 1000) s")
+            }
+            if errno != EINTR { throw .system("poll") }
+        }
+    }
+
+    /// The next line, waiting for it; the view is valid until the next read.
+    func nextLine(timeoutMilliseconds: Int32 = -1) throws(ClientFailure) -> UnsafeRawBufferPointer {
+        while true {
+            if let line = takeLine() { return line }
+            guard end - start < Self.maxLineLength else {
+                throw ClientFailure("\(address): reply line longer than \(Self.maxLineLength) bytes")
+            }
+            if timeoutMilliseconds >= 0 { try waitFor(Int16(POLLIN), timeoutMilliseconds: timeoutMilliseconds) }
+            _ = try fill(blocking: true)
+        }
+    }
+
+    /// The next line parsed as JSON (for the slow paths: greeting, negotiation, exec).
+    func nextJSONLine(timeoutMilliseconds: Int32 = -1) throws(ClientFailure) -> (text: String, value: JSON) {
+        let line = try nextLine(timeoutMilliseconds: timeoutMilliseconds)
+        let text = String(decoding: line, as: UTF8.self)
+        guard let value = JSON.parse(text), value.isObject else {
+            throw ClientFailure("\(address): the server sent something that is not a JSON object: \(text.prefix(200))")
+        }
+        return (text, value)
+    }
+
+    // MARK: QMP session
+
+    /// Reads the greeting and returns it; anything else means this is not a QMP server.
+    @discardableResult
+    func readGreeting(timeoutMilliseconds: Int32 = -1) throws(ClientFailure) -> JSON {
+        let (text, greeting) = try nextJSONLine(timeoutMilliseconds: timeoutMilliseconds)
+        guard let qmp = greeting["QMP"], qmp.isObject else {
+            throw ClientFailure("\(address): expected a QMP greeting, got: \(text.prefix(200))")
+        }
+        return qmp
+    }
+
+    /// Leaves capabilities negotiation mode, so that every command is accepted.
+    func negotiate(timeoutMilliseconds: Int32 = -1) throws(ClientFailure) {
+        let id = "cssctl-negotiate"
+        try writeAll(#"{"execute": "qmp_capabilities", "id": "\#(id)"}"#)
+        while true {
+            let (text, reply) = try nextJSONLine(timeoutMilliseconds: timeoutMilliseconds)
+            if reply["event"] != nil { continue }
+            guard reply["id"]?.stringValue == id else {
+                throw ClientFailure("\(address): unexpected reply during negotiation: \(text.prefix(200))")
+            }
+            if let error = reply["error"] {
+                throw ClientFailure("\(address): capabilities negotiation failed: \(qmpErrorText(error))")
+            }
+            return
+        }
+    }
+}
+
+/// `CLASS: desc` for an error reply's `error` member.
+func qmpErrorText(_ error: JSON) -> String {
+    let errorClass = error["class"]?.stringValue ?? "?"
+    let desc = error["desc"]?.stringValue ?? error.serialized()
+    return "\(errorClass): \(desc)"
+}
