@@ -96,7 +96,10 @@ let package = Package(
         // Build-time tool: turns API/*.json into a Swift source file so the schema is compiled in.
         .executableTarget(name: "api-embed"),
         .plugin(name: "EmbedAPI", capability: .buildTool(), dependencies: ["api-embed"]),
-        .testTarget(name: "QMPWireTests", dependencies: ["QMPWire", "CJansson"]),
+        .testTarget(
+            name: "QMPWireTests",
+            dependencies: ["QMPWire", "CJansson", .product(name: "NIOCore", package: "swift-nio")]
+        ),
         .testTarget(name: "QMPSchemaTests", dependencies: ["QMPSchema", "QMPWire"]),
         .testTarget(
             name: "QMPServerTests",

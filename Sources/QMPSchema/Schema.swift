@@ -37,6 +37,7 @@ public final class Schema: @unchecked Sendable {
         var structs: [String: Struct] = [:]
         var enums: [String: Enum] = [:]
         var seen: Set<String> = []
+        var files: [String: String] = [:]  // definition name -> document, for error messages
         for (file, text) in documents {
             guard let root = JSON.parse(text), root.isObject else {
                 throw SchemaError("\(file): not a JSON object")
@@ -52,6 +53,7 @@ public final class Schema: @unchecked Sendable {
                 guard seen.insert(entry.name).inserted else {
                     throw SchemaError("\(place): '\(entry.name)' is defined twice")
                 }
+                files[entry.name] = file
                 switch entry.kind {
                 case .command(let command): commands.append(command)
                 case .event(let event): events.append(event)
@@ -66,7 +68,7 @@ public final class Schema: @unchecked Sendable {
         self.structs = structs
         self.enums = enums
         self.commandIndex = Dictionary(uniqueKeysWithValues: commands.enumerated().map { ($1.name, $0) })
-        try checkReferences()
+        try checkReferences(files: files)
     }
 
     public func command(named name: String) -> Command? {
@@ -74,7 +76,7 @@ public final class Schema: @unchecked Sendable {
     }
 
     /// Every type a member refers to must exist.
-    private func checkReferences() throws(SchemaError) {
+    private func checkReferences(files: [String: String]) throws(SchemaError) {
         func check(_ type: TypeRef, _ place: String) throws(SchemaError) {
             switch type {
             case .builtin: return
@@ -86,14 +88,17 @@ public final class Schema: @unchecked Sendable {
             }
         }
         for command in commands {
-            for member in command.arguments { try check(member.type, "command \(command.name)") }
-            if let returns = command.returns { try check(returns, "command \(command.name) returns") }
+            let place = "\(files[command.name] ?? "?"): command \(command.name)"
+            for member in command.arguments { try check(member.type, "\(place) member '\(member.name)'") }
+            if let returns = command.returns { try check(returns, "\(place) returns") }
         }
         for event in events {
-            for member in event.data { try check(member.type, "event \(event.name)") }
+            let place = "\(files[event.name] ?? "?"): event \(event.name)"
+            for member in event.data { try check(member.type, "\(place) member '\(member.name)'") }
         }
-        for value in structs.values {
-            for member in value.members { try check(member.type, "struct \(value.name)") }
+        for value in structs.values.sorted(by: { $0.name < $1.name }) {
+            let place = "\(files[value.name] ?? "?"): struct \(value.name)"
+            for member in value.members { try check(member.type, "\(place) member '\(member.name)'") }
         }
     }
 }

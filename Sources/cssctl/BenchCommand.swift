@@ -78,10 +78,10 @@ struct BenchCommand: ParsableCommand {
         try reportingFailures {
             for (target, name) in zip(targets, names) {
                 let address = try ServerAddress(parsing: target)
-                let connection = try QMPClientConnection(connectingTo: address)
                 let stall = Int32(stallTimeout * 1000)
-                try connection.readGreeting(timeoutMilliseconds: stall)
-                try connection.negotiate(timeoutMilliseconds: stall)
+                let connection = try QMPClientConnection(connectingTo: address, replyTimeoutMilliseconds: stall)
+                try connection.readGreeting()
+                try connection.negotiate()
                 let runner = BenchRunner(
                     connection: connection, template: RequestTemplate(command: command), stallMilliseconds: stall)
                 if count > 0 {

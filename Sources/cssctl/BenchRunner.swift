@@ -77,7 +77,7 @@ struct BenchRunner {
             let sent = monotonicNanoseconds()
             try connection.writeAll(UnsafeRawBufferPointer(start: request, count: length))
             while true {
-                let line = try connection.nextLine(timeoutMilliseconds: stallMilliseconds)
+                let line = try connection.nextLine()
                 let reply = ReplySummary(scanning: line)
                 if reply.kind == .event { events += 1; continue }
                 guard reply.kind != .other else { throw unexpected(line) }

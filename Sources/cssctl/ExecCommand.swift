@@ -76,14 +76,15 @@ struct ExecCommand: ParsableCommand {
         let wait = Int32(timeout == 0 ? -1 : timeout * 1000)
         let (line, reply) = try reportingFailures { () throws -> (String, JSON) in
             let connection = try QMPClientConnection(
-                connectingTo: ServerAddress(parsing: socket ?? ServerAddress.defaultText))
-            try connection.readGreeting(timeoutMilliseconds: wait)
-            if !noNegotiate { try connection.negotiate(timeoutMilliseconds: wait) }
+                connectingTo: ServerAddress(parsing: socket ?? ServerAddress.defaultText),
+                replyTimeoutMilliseconds: wait)
+            try connection.readGreeting()
+            if !noNegotiate { try connection.negotiate() }
             // The newline ends a trailing bare token (`--json garbage`), which a QMP lexer would
             // otherwise keep waiting to complete; between values it is plain whitespace.
             try connection.writeAll(text + "\n")
             while true {
-                let (line, reply) = try connection.nextJSONLine(timeoutMilliseconds: wait)
+                let (line, reply) = try connection.nextJSONLine()
                 if reply["event"] != nil { continue }
                 guard reply["return"] != nil || reply["error"] != nil else {
                     throw ClientFailure("\(connection.address): reply has neither return nor error: \(line.prefix(200))")

@@ -78,11 +78,21 @@ final class QMPClientConnection {
     static let maxLineLength = 1 << 30
     private static let minimumRead = 64 * 1024
 
-    init(connectingTo address: ServerAddress) throws(ClientFailure) {
+    /// How long a blocking read waits for the server (< 0: forever). Set as SO_RCVTIMEO rather
+    /// than polled before each read, so a round trip costs one read system call, not two.
+    let replyTimeoutMilliseconds: Int32
+
+    init(connectingTo address: ServerAddress, replyTimeoutMilliseconds: Int32 = -1) throws(ClientFailure) {
         self.address = address
         self.fd = try Self.connectSocket(address)
+        self.replyTimeoutMilliseconds = replyTimeoutMilliseconds
         self.capacity = 256 * 1024
         self.storage = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
+        if replyTimeoutMilliseconds > 0 {
+            var limit = timeval(tv_sec: Int(replyTimeoutMilliseconds / 1000),
+                                tv_usec: Int(replyTimeoutMilliseconds % 1000) * 1000)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        }
     }
 
     deinit {
@@ -221,7 +231,10 @@ final class QMPClientConnection {
             }
             if n == 0 { throw ClientFailure("\(address): the server closed the connection") }
             if errno == EINTR { continue }
-            if !blocking && (errno == EAGAIN || errno == EWOULDBLOCK) { return 0 }
+            if errno == EAGAIN || errno == EWOULDBLOCK {
+                if !blocking { return 0 }
+                throw ClientFailure("\(address): no answer within \(Self.seconds(replyTimeoutMilliseconds))")
+            }
             throw .system("read from \(address)")
         }
     }
@@ -255,28 +268,29 @@ final class QMPClientConnection {
         while true {
             let n = poll(&pfd, 1, timeoutMilliseconds)
             if n > 0 { return }
-            if n == 0 {
-                throw ClientFailure("\(address): no answer within \(timeoutMilliseconds / 1000) s")
-            }
+            if n == 0 { throw ClientFailure("\(address): no answer within \(Self.seconds(timeoutMilliseconds))") }
             if errno != EINTR { throw .system("poll") }
         }
     }
 
+    static func seconds(_ milliseconds: Int32) -> String {
+        milliseconds % 1000 == 0 ? "\(milliseconds / 1000) s" : "\(milliseconds) ms"
+    }
+
     /// The next line, waiting for it; the view is valid until the next read.
-    func nextLine(timeoutMilliseconds: Int32 = -1) throws(ClientFailure) -> UnsafeRawBufferPointer {
+    func nextLine() throws(ClientFailure) -> UnsafeRawBufferPointer {
         while true {
             if let line = takeLine() { return line }
             guard end - start < Self.maxLineLength else {
                 throw ClientFailure("\(address): reply line longer than \(Self.maxLineLength) bytes")
             }
-            if timeoutMilliseconds >= 0 { try waitFor(Int16(POLLIN), timeoutMilliseconds: timeoutMilliseconds) }
             _ = try fill(blocking: true)
         }
     }
 
     /// The next line parsed as JSON (for the slow paths: greeting, negotiation, exec).
-    func nextJSONLine(timeoutMilliseconds: Int32 = -1) throws(ClientFailure) -> (text: String, value: JSON) {
-        let line = try nextLine(timeoutMilliseconds: timeoutMilliseconds)
+    func nextJSONLine() throws(ClientFailure) -> (text: String, value: JSON) {
+        let line = try nextLine()
         let text = String(decoding: line, as: UTF8.self)
         guard let value = JSON.parse(text), value.isObject else {
             throw ClientFailure("\(address): the server sent something that is not a JSON object: \(text.prefix(200))")
@@ -288,8 +302,8 @@ final class QMPClientConnection {
 
     /// Reads the greeting and returns it; anything else means this is not a QMP server.
     @discardableResult
-    func readGreeting(timeoutMilliseconds: Int32 = -1) throws(ClientFailure) -> JSON {
-        let (text, greeting) = try nextJSONLine(timeoutMilliseconds: timeoutMilliseconds)
+    func readGreeting() throws(ClientFailure) -> JSON {
+        let (text, greeting) = try nextJSONLine()
         guard let qmp = greeting["QMP"], qmp.isObject else {
             throw ClientFailure("\(address): expected a QMP greeting, got: \(text.prefix(200))")
         }
@@ -297,11 +311,11 @@ final class QMPClientConnection {
     }
 
     /// Leaves capabilities negotiation mode, so that every command is accepted.
-    func negotiate(timeoutMilliseconds: Int32 = -1) throws(ClientFailure) {
+    func negotiate() throws(ClientFailure) {
         let id = "cssctl-negotiate"
         try writeAll(#"{"execute": "qmp_capabilities", "id": "\#(id)"}"#)
         while true {
-            let (text, reply) = try nextJSONLine(timeoutMilliseconds: timeoutMilliseconds)
+            let (text, reply) = try nextJSONLine()
             if reply["event"] != nil { continue }
             guard reply["id"]?.stringValue == id else {
                 throw ClientFailure("\(address): unexpected reply during negotiation: \(text.prefix(200))")

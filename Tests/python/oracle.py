@@ -414,3 +414,40 @@ def load_records(path: Path = RECORD_FILE) -> dict:
             return json.load(f)
     except FileNotFoundError:
         return {}
+
+
+def raw_sha256(raw: bytes) -> str:
+    import hashlib
+    return hashlib.sha256(raw).hexdigest()
+
+
+def raw_to_record(raw: bytes) -> str:
+    """Identity of a case input as stored in the recording."""
+    return raw_sha256(raw)
+
+
+def raw_preview(raw: bytes, limit: int = 300) -> str:
+    """Human-readable (latin-1, Python-escaped) excerpt of raw input."""
+    r = raw if len(raw) <= limit else raw[: limit - 60] + b"..." + raw[-40:]
+    return repr(r)[2:-1]
+
+
+class ServerHolder:
+    """Keeps one server process for a test session; restarts it if it died."""
+
+    def __init__(self, factory):
+        self._factory = factory
+        self.server: Optional[Server] = None
+        self.restarts = 0
+
+    def get(self) -> Server:
+        if self.server is None or not self.server.alive():
+            if self.server is not None:
+                self.restarts += 1
+                self.server.stop()
+            self.server = self._factory().start()
+        return self.server
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
