@@ -71,6 +71,12 @@ struct ExecCommand: ParsableCommand {
         return (JSON.object(request).serialized(), id)
     }
 
+    /// Ids match as values: a server may print the real 1.5e3 back as 1500 (QEMU does).
+    static func sameID(_ a: JSON, _ b: JSON) -> Bool {
+        if let x = a.doubleValue, let y = b.doubleValue { return x == y }
+        return a.isEqual(to: b)
+    }
+
     func run() throws {
         let (text, id) = try request()
         let wait = Int32(timeout == 0 ? -1 : timeout * 1000)
@@ -95,7 +101,7 @@ struct ExecCommand: ParsableCommand {
                     printError("cssctl: warning: the reply carries no id")
                     return (line, reply)
                 }
-                if replyID.isEqual(to: id) { return (line, reply) }
+                if Self.sameID(replyID, id) { return (line, reply) }
             }
         }
         if raw { print(line) }

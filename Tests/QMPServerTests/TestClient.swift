@@ -1,0 +1,158 @@
+// SPDX-License-Identifier: MIT
+// cssd: QMP control server for the s390 channel subsystem.
+
+import Foundation
+import QMPWire
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A blocking QMP test client over POSIX sockets, with timeouts on every read.
+final class TestClient {
+    let fd: Int32
+    private var buffer: [UInt8] = []
+
+    struct Failure: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    init(unixPath: String) throws {
+        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            let bytes = Array(unixPath.utf8)
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        guard result == 0 else {
+            close(fd)
+            throw Failure(description: "connect \(unixPath): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    init(host: String, port: Int) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        inet_pton(AF_INET, host, &address.sin_addr)
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard result == 0 else {
+            close(fd)
+            throw Failure(description: "connect \(host):\(port): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    deinit { close(fd) }
+
+    func send(_ text: String) throws { try send(Array(text.utf8)) }
+
+    func send(_ bytes: [UInt8]) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            guard n > 0 else { throw Failure(description: "write: \(String(cString: strerror(errno)))") }
+            offset += n
+        }
+    }
+
+    /// The next line (without CRLF), or nil at EOF; throws after `timeout` seconds.
+    func readLine(timeout: Double = 10) throws -> String? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            if let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
+                var line = Array(buffer[..<newline])
+                buffer.removeFirst(newline + 1)
+                if line.last == UInt8(ascii: "\r") { line.removeLast() }
+                return String(decoding: line, as: UTF8.self)
+            }
+            let remaining = deadline.timeIntervalSinceNow
+            guard remaining > 0 else { throw Failure(description: "timed out waiting for a line") }
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&pfd, 1, Int32(remaining * 1000))
+            if ready == 0 { continue }
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            let n = read(fd, &chunk, chunk.count)
+            if n == 0 { return nil }
+            guard n > 0 else { throw Failure(description: "read: \(String(cString: strerror(errno)))") }
+            buffer.append(contentsOf: chunk[0..<n])
+        }
+    }
+
+    /// The next message, parsed.
+    func readMessage(timeout: Double = 10) throws -> JSON {
+        guard let line = try readLine(timeout: timeout) else { throw Failure(description: "connection closed") }
+        guard let json = JSON.parse(line) else { throw Failure(description: "not JSON: \(line)") }
+        return json
+    }
+
+    /// Reads the greeting and negotiates.
+    @discardableResult
+    func handshake(oob: Bool = false) throws -> JSON {
+        let greeting = try readMessage()
+        try send(oob ? #"{"execute":"qmp_capabilities","arguments":{"enable":["oob"]}}"# : #"{"execute":"qmp_capabilities"}"#)
+        let reply = try readMessage()
+        guard reply["return"] != nil else { throw Failure(description: "negotiation failed: \(reply)") }
+        return greeting
+    }
+
+    /// Sends one request and returns the next message.
+    func execute(_ request: String) throws -> JSON {
+        try send(request)
+        return try readMessage()
+    }
+
+    /// True when the server closes the connection within `timeout` (lines before EOF are skipped).
+    func isClosed(timeout: Double = 5) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while deadline.timeIntervalSinceNow > 0 {
+            do {
+                if try readLine(timeout: deadline.timeIntervalSinceNow) == nil { return true }
+            } catch let failure as Failure where failure.description.hasPrefix("timed out") {
+                return false
+            } catch {
+                return true  // reset by peer
+            }
+        }
+        return false
+    }
+
+    func setNonBlocking() {
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+    }
+}
+
+/// A temporary directory for sockets, removed on deinit.
+final class TemporaryDirectory: Sendable {
+    let path: String
+
+    init() {
+        var template = Array("/tmp/cssd-test-XXXXXX".utf8CString)
+        path = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
+    }
+
+    deinit {
+        try? FileManager.default.removeItem(atPath: path)
+    }
+
+    func file(_ name: String) -> String { "\(path)/\(name)" }
+}
+
+/// Raises the descriptor limit for tests that open many connections.
+func raiseDescriptorLimit() {
+    var limit = rlimit()
+    getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+    limit.rlim_cur = limit.rlim_max
+    setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+}
