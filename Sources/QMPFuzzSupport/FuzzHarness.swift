@@ -67,7 +67,8 @@ public enum FuzzHarness {
                 let line = Array(bytes[lineStart..<(i - 1)])
                 var error = json_error_t()
                 let value = line.withUnsafeBytes {
-                    json_loadb($0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count, 0, &error)
+                    // \u0000 is valid JSON (QEMU prints it for a modified-UTF-8 NUL too).
+                    json_loadb($0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count, Int(JSON_ALLOW_NUL), &error)
                 }
                 precondition(value != nil, "unparseable output line: \(String(decoding: line, as: UTF8.self))")
                 let json = JSON(owning: value!)
