@@ -20,13 +20,14 @@ public enum Dispatcher {
         _ request: JSON, server: ServerState, session: SessionControl, allowOOB: Bool
     ) -> Result<JSON, QMPError> {
         guard request.isObject else { return .failure(.generic("QMP input must be a JSON object")) }
-        let execKey: String
+        let command: UnsafeMutablePointer<json_t>
+        let oob: Bool
         switch checkEnvelope(request.raw, allowOOB: allowOOB) {
-        case .success(let key): execKey = key
+        case .success(let found): (command, oob) = found
         case .failure(let error): return .failure(error)
         }
-        let name = String(cString: json_string_value(json_object_get(request.raw, execKey))!)
-        let result = run(name, oob: execKey == "exec-oob", request: request, server: server, session: session)
+        let name = JSON(borrowing: command).stringValue!
+        let result = run(name, oob: oob, request: request, server: server, session: session)
         // During negotiation QEMU replaces the text of any CommandNotFound with a hint.
         if !session.isNegotiated, case .failure(let error) = result, error.errorClass == .commandNotFound {
             return .failure(QMPError(.commandNotFound, "Expecting capabilities negotiation with 'qmp_capabilities'"))
@@ -47,7 +48,9 @@ public enum Dispatcher {
             return .failure(
                 QMPError(.commandNotFound, "The command \(name) is not allowed on a read-only connection (only query-* commands are)"))
         }
-        let arguments = request["arguments"] ?? .emptyObject()
+        // No arguments and none declared: share one empty object (nothing will be filled in).
+        let arguments =
+            request["arguments"] ?? (entry.command.arguments.isEmpty ? server.emptyArguments : .emptyObject())
         do {
             try server.validator.validate(arguments: arguments, members: entry.command.arguments)
         } catch {
@@ -60,56 +63,98 @@ public enum Dispatcher {
         }
     }
 
-    /// qmp_dispatch_check_obj: the request's members. Returns the key naming the command.
+    /// qmp_dispatch_check_obj: the request's members.
+    /// - Returns: the string naming the command, and whether it came as exec-oob.
     ///
     /// QEMU visits members in its hash table's order, which decides the error when several
     /// members are wrong; the valid case (by far the common one) needs no ordering at all.
-    static func checkEnvelope(_ object: UnsafeMutablePointer<json_t>, allowOOB: Bool) -> Result<String, QMPError> {
-        var keys: [String] = []
-        var execKey: String?
+    /// Keys are compared with their lengths: jansson keys may contain NUL (`\u0000`).
+    static func checkEnvelope(
+        _ object: UnsafeMutablePointer<json_t>, allowOOB: Bool
+    ) -> Result<(UnsafeMutablePointer<json_t>, Bool), QMPError> {
+        // Fast path: one pass over the keys, no allocation.
+        var command: UnsafeMutablePointer<json_t>?
+        var oob = false
         var clean = true
         var iter = json_object_iter(object)
-        while let current = iter {
-            let key = String(cString: json_object_iter_key(current))
+        while let current = iter, clean {
             let value = json_object_iter_value(current)!
-            switch key {
-            case _ where key == "execute" || (key == "exec-oob" && allowOOB):
-                if value.pointee.type != JSON_STRING || execKey != nil { clean = false }
-                execKey = key
-            case "arguments":
-                if value.pointee.type != JSON_OBJECT { clean = false }
-            case "id":
+            switch EnvelopeKey(current, allowOOB: allowOOB) {
+            case .execute, .execOOB:
+                clean = value.pointee.type == JSON_STRING && command == nil
+                command = value
+                oob = EnvelopeKey(current, allowOOB: allowOOB) == .execOOB
+            case .arguments:
+                clean = value.pointee.type == JSON_OBJECT
+            case .id:
                 break
-            default:
+            case .other:
                 clean = false
             }
-            keys.append(key)
             iter = json_object_iter_next(object, current)
         }
-        if clean, let execKey { return .success(execKey) }
-        execKey = nil
-        for key in QDictOrder.iterationOrder(keys) {
-            let value = json_object_get(object, key)!
-            switch key {
-            case _ where key == "execute" || (key == "exec-oob" && allowOOB):
-                guard value.pointee.type == JSON_STRING else {
-                    return .failure(.generic("QMP input member '\(key)' must be a string"))
+        if clean, let command { return .success((command, oob)) }
+
+        // Something is wrong: find the error QEMU reports, in its member order.
+        var members: [(key: String, kind: EnvelopeKey, value: UnsafeMutablePointer<json_t>)] = []
+        iter = json_object_iter(object)
+        while let current = iter {
+            let key = JSON.iteratorKey(current)
+            members.append((key, EnvelopeKey(current, allowOOB: allowOOB), json_object_iter_value(current)!))
+            iter = json_object_iter_next(object, current)
+        }
+        let order = QDictOrder.iterationOrder(members.map(\.key))
+        var position: [String: Int] = [:]
+        for (index, key) in order.enumerated() { position[key] = index }
+        members.sort { position[$0.key]! < position[$1.key]! }
+        var previous: String?
+        for member in members {
+            switch member.kind {
+            case .execute, .execOOB:
+                guard member.value.pointee.type == JSON_STRING else {
+                    return .failure(.generic("QMP input member '\(member.key)' must be a string"))
                 }
-                if let previous = execKey {
-                    return .failure(.generic("QMP input member '\(key)' clashes with '\(previous)'"))
+                if let previous {
+                    return .failure(.generic("QMP input member '\(member.key)' clashes with '\(previous)'"))
                 }
-                execKey = key
-            case "arguments":
-                guard value.pointee.type == JSON_OBJECT else {
+                previous = member.key
+                command = member.value
+                oob = member.kind == .execOOB
+            case .arguments:
+                guard member.value.pointee.type == JSON_OBJECT else {
                     return .failure(.generic("QMP input member 'arguments' must be an object"))
                 }
-            case "id":
+            case .id:
                 continue
-            default:
-                return .failure(.generic("QMP input member '\(key)' is unexpected"))
+            case .other:
+                return .failure(.generic("QMP input member '\(member.key)' is unexpected"))
             }
         }
-        guard let execKey else { return .failure(.generic("QMP input lacks member 'execute'")) }
-        return .success(execKey)
+        guard let command else { return .failure(.generic("QMP input lacks member 'execute'")) }
+        return .success((command, oob))
+    }
+
+    /// The members a request may have. `exec-oob` counts only once oob is enabled.
+    private enum EnvelopeKey: Equatable {
+        case execute, execOOB, arguments, id, other
+
+        init(_ iter: UnsafeMutableRawPointer, allowOOB: Bool) {
+            let key = json_object_iter_key(iter)!
+            let length = json_object_iter_key_len(iter)
+            func matches(_ name: StaticString) -> Bool {
+                length == name.utf8CodeUnitCount && memcmp(key, name.utf8Start, length) == 0
+            }
+            if matches("execute") {
+                self = .execute
+            } else if allowOOB && matches("exec-oob") {
+                self = .execOOB
+            } else if matches("arguments") {
+                self = .arguments
+            } else if matches("id") {
+                self = .id
+            } else {
+                self = .other
+            }
+        }
     }
 }

@@ -48,6 +48,9 @@ public final class ServerState {
         let handler: CommandHandler
     }
 
+    /// The arguments of a command called without any and declaring none; never modified.
+    let emptyArguments = JSON.emptyObject()
+
     private var introspectionCache: [Bool: JSON] = [:]
     private var commandListCache: [Bool: JSON] = [:]
     public private(set) lazy var versionInfo: JSON = .object([

@@ -19,6 +19,7 @@ public struct ArgumentValidator: Sendable {
 
     /// Validates an arguments object and fills in the defaults of absent optional members.
     public func validate(arguments: JSON, members: [Member]) throws(ValidationError) {
+        if members.isEmpty && arguments.count == 0 { return }
         try checkStruct(arguments, members: members, prefix: "")
     }
 
@@ -36,10 +37,11 @@ public struct ArgumentValidator: Sendable {
             }
             try check(value, type: member.type, full: full, name: member.name)
         }
-        let declared = Set(members.map(\.name))
-        let keys = object.members.map(\.key)
-        if keys.contains(where: { !declared.contains($0) }) {
-            let key = QEMUVisitorOrder.firstUnexpected(keys: keys, declared: declared)
+        // Every key was visited above unless there are more keys than present members; only
+        // then work out which one QEMU names (this path allocates, the common one does not).
+        if object.count > members.count(where: { object[$0.name] != nil }) {
+            let declared = Set(members.map(\.name))
+            let key = QEMUVisitorOrder.firstUnexpected(keys: object.members.map(\.key), declared: declared)
             throw ValidationError(desc: "Parameter '\(prefix + key)' is unexpected")
         }
     }

@@ -152,18 +152,22 @@ public final class JSON {
         var result: [(key: String, value: JSON)] = []
         var iter = json_object_iter(raw)
         while let current = iter {
-            let keyPointer = json_object_iter_key(current)!
-            let keyLength = json_object_iter_key_len(current)
-            let key = keyPointer.withMemoryRebound(to: UInt8.self, capacity: keyLength) {
-                String(decoding: UnsafeBufferPointer(start: $0, count: keyLength), as: UTF8.self)
-            }
-            result.append((key, JSON(borrowing: json_object_iter_value(current)!)))
+            result.append((JSON.iteratorKey(current), JSON(borrowing: json_object_iter_value(current)!)))
             iter = json_object_iter_next(raw, current)
         }
         return result
     }
 
     public var elements: [JSON] { (0..<count).compactMap { self[$0] } }
+
+    /// The key at an object iterator, NULs included.
+    public static func iteratorKey(_ iter: UnsafeMutableRawPointer) -> String {
+        let keyPointer = json_object_iter_key(iter)!
+        let keyLength = json_object_iter_key_len(iter)
+        return keyPointer.withMemoryRebound(to: UInt8.self, capacity: keyLength) {
+            String(decoding: UnsafeBufferPointer(start: $0, count: keyLength), as: UTF8.self)
+        }
+    }
 
     // MARK: Comparison and text
 
@@ -197,8 +201,9 @@ extension JSON: CustomStringConvertible {
 
 /// Flags for jansson's loader and dumper used throughout the wire code.
 enum JSONLoadFlags {
-    /// Any top-level value; duplicate keys are errors (QEMU rejects them too).
-    static let standard = Int(JSON_DECODE_ANY | JSON_REJECT_DUPLICATES)
+    /// Any top-level value; duplicate keys are errors (QEMU rejects them too); `\u0000` is
+    /// allowed in strings (QEMU accepts it, and jansson strings carry their length).
+    static let standard = Int(JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL)
 }
 
 enum JSONDumpFlags {

@@ -33,6 +33,8 @@ QEMU_ARGS = ["-machine", "s390-ccw-virtio", "-nodefaults", "-display", "none", "
 GRACE = float(os.environ.get("QMP_TEST_GRACE", "0.25"))
 #: Idle timeout used when the number of expected replies is unknown.
 IDLE = float(os.environ.get("QMP_TEST_IDLE", "0.5"))
+#: Silence after which we stop waiting for replies we still expect.
+STALL = float(os.environ.get("QMP_TEST_STALL", "3"))
 #: Hard upper bound for one exchange.
 HARD_TIMEOUT = float(os.environ.get("QMP_TEST_TIMEOUT", "10"))
 
@@ -95,6 +97,17 @@ def wait_for_unix_socket(path: str, proc: subprocess.Popen, timeout: float = 10.
     raise ServerStartError(f"socket {path} not ready after {timeout}s ({last_err})")
 
 
+def _die_with_parent() -> None:
+    """In the child: get SIGKILL when the test process dies (Linux), so that no
+    server outlives an interrupted test run."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
 @dataclass
 class Server:
     """A running QMP server process with its socket(s)."""
@@ -113,7 +126,7 @@ class Server:
         try:
             self.proc = subprocess.Popen(
                 self.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
+                start_new_session=True, preexec_fn=_die_with_parent,
             )
         finally:
             log.close()
@@ -232,6 +245,7 @@ def exchange_full(sock_path: str, raw: bytes, negotiate: bool = True, *,
                   chunks: Chunking = None, chunk_delay: float = 0.0,
                   expect: Optional[int] = None, until_id: Any = _NO_ID,
                   grace: float = GRACE, idle: float = IDLE,
+                  stall: float = STALL,
                   timeout: float = HARD_TIMEOUT) -> Exchange:
     """Like :func:`exchange` but returns greeting, raw lines and EOF state too.
 
@@ -299,17 +313,20 @@ def exchange_full(sock_path: str, raw: bytes, negotiate: bool = True, *,
             now = time.monotonic()
             if now >= deadline:
                 break
-            if satisfied():
+            polling = sender.is_alive()
+            if polling:
+                wait = 0.05           # re-check soon: sending may finish any moment
+            elif satisfied():
                 wait = grace
             elif expect is None and until_id is _NO_ID:
-                wait = idle if not sender.is_alive() else deadline - now
+                wait = idle
             else:
-                wait = deadline - now
+                wait = stall          # expected more: give up after this much silence
             s.settimeout(max(0.001, min(wait, deadline - now)))
             try:
                 chunk = s.recv(65536)
             except socket.timeout:
-                if sender.is_alive() and not satisfied():
+                if polling:      # short poll while sending: not a real silence
                     continue
                 break
             except ConnectionResetError:
@@ -348,7 +365,9 @@ def exchange(sock_path: str, raw: bytes, negotiate: bool = True, **kw) -> List[A
 
     Keyword args: chunks (None | int | list of offsets), chunk_delay (s),
     expect (int: number of replies to wait for, then a short grace period),
-    grace, idle, timeout.
+    until_id (stop once a reply with this id arrived, then grace),
+    grace, idle (silence that ends an exchange with no expectation),
+    stall (silence that ends an exchange still short of `expect`), timeout.
     """
     return exchange_full(sock_path, raw, negotiate, **kw).replies
 
@@ -393,18 +412,27 @@ def mask_greeting(qmp: Any) -> Any:
     return qmp
 
 
-def canonical(v: Any) -> Any:
-    """Type-tagged form so that 1 != 1.0 != true when comparing."""
+#: QMP_TEST_STRICT_NUMBERS=1: 1500 (int) and 1500.0 (float) compare unequal.
+#: Default: numbers compare by value, like the parsed JSON values they are
+#: (QEMU prints every double with %.17g, so 1.5e3 comes back as 1500).
+STRICT_NUMBERS = os.environ.get("QMP_TEST_STRICT_NUMBERS") == "1"
+
+
+def canonical(v: Any, strict_numbers: Optional[bool] = None) -> Any:
+    """Comparable form: booleans are tagged (so true != 1), numbers compare
+    by value (exactly: Python compares int and float without rounding), or
+    by type and value when strict_numbers."""
+    strict = STRICT_NUMBERS if strict_numbers is None else strict_numbers
     if isinstance(v, bool):
         return ["bool", v]
-    if isinstance(v, float):
-        return ["float", repr(v)]
-    if isinstance(v, int):
-        return ["int", v]
+    if isinstance(v, (int, float)):
+        if strict:
+            return ["float", repr(v)] if isinstance(v, float) else ["int", v]
+        return ["num", v]
     if isinstance(v, list):
-        return ["list", [canonical(x) for x in v]]
+        return ["list", [canonical(x, strict) for x in v]]
     if isinstance(v, dict):
-        return ["dict", {k: canonical(x) for k, x in sorted(v.items())}]
+        return ["dict", {k: canonical(x, strict) for k, x in sorted(v.items())}]
     return v
 
 
@@ -451,3 +479,22 @@ class ServerHolder:
     def stop(self) -> None:
         if self.server is not None:
             self.server.stop()
+
+
+def dump_records(records: dict, path: Path = RECORD_FILE) -> None:
+    """Write the recording: one case per block, one reply per line (ASCII)."""
+    def compact(v: Any) -> str:
+        return json.dumps(v, ensure_ascii=True, separators=(", ", ": "))
+
+    parts = []
+    for key, rec in records.items():
+        if isinstance(rec, dict) and "replies" in rec:
+            fields = [f"  {json.dumps(k)}: {compact(v)}" for k, v in rec.items() if k != "replies"]
+            replies = rec["replies"]
+            body = ",\n".join("   " + compact(r) for r in replies)
+            fields.append('  "replies": [' + ("\n" + body + "\n  ]" if replies else "]"))
+            parts.append(f" {json.dumps(key)}: {{\n" + ",\n".join(fields) + "\n }")
+        else:
+            parts.append(f" {json.dumps(key)}: {compact(rec)}")
+    with open(path, "w") as f:
+        f.write("{\n" + ",\n".join(parts) + "\n}\n")

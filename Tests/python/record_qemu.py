@@ -2,7 +2,7 @@
 """Record QEMU 7.2's replies to every compat case into qemu_replies.json.
 
     python3 record_qemu.py            # all fast cases (about a minute)
-    python3 record_qemu.py --slow     # also the >64 MiB case (QEMU needs 15-30 minutes)
+    python3 record_qemu.py --slow     # also the >64 MiB case (QEMU needs about 7 minutes)
     python3 record_qemu.py -k nest    # only cases whose id contains "nest"
 
 Existing entries not re-recorded (e.g. slow ones) are kept.  The recording
@@ -12,8 +12,8 @@ lets test_qemu_compat.py compare cssd against QEMU on machines without QEMU.
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -39,8 +39,9 @@ def main() -> int:
     ap.add_argument("--only-slow", action="store_true", help="record only the slow cases")
     ap.add_argument("-k", default="", help="only cases whose id contains this")
     ap.add_argument("-o", default=str(oracle.RECORD_FILE), help="output file")
-    ap.add_argument("--idle", type=float, default=1.0, help="idle seconds that end a case (default 1.0)")
+    ap.add_argument("--idle", type=float, default=0.5, help="idle seconds that end a case (default 0.5)")
     args = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the cleanup below
 
     binary = oracle.qemu_binary()
     if not binary:
@@ -61,9 +62,10 @@ def main() -> int:
         for case in cases + slow:
             t0 = time.monotonic()
             if case in slow:
-                ex = run_case(holder.get().sock, case, until_id=SLOW_END_ID, timeout=3600, grace=2.0)
+                ex = run_case(holder.get().sock, case, until_id=SLOW_END_ID, timeout=3600, grace=2.0,
+                              stall=900)
             else:
-                ex = run_case(holder.get().sock, case, idle=args.idle, timeout=60)
+                ex = run_case(holder.get().sock, case, idle=args.idle, timeout=120)
             records[case.id] = {
                 "negotiate": case.negotiate,
                 "raw_sha256": oracle.raw_to_record(case.raw),
@@ -80,9 +82,7 @@ def main() -> int:
     records = {k: v for k, v in records.items() if k in known}
     ordered = {k: records[k] for k in ["__meta__", "__greeting__"] + [c.id for c in CASES + SLOW_CASES]
                if k in records}
-    with open(args.o, "w") as f:
-        json.dump(ordered, f, indent=1, ensure_ascii=True)
-        f.write("\n")
+    oracle.dump_records(ordered, args.o)
     print(f"wrote {args.o}: {len(ordered) - 2} cases")
     return 0
 

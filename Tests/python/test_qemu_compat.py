@@ -411,9 +411,27 @@ def expected_replies(records, qemu_session):
     return get
 
 
+def _with_id(replies: List[Any], new_id: Any) -> List[Any]:
+    """QEMU's replies with every id replaced by what cssd deliberately sends instead."""
+    return [dict(r, id=new_id) if isinstance(r, dict) and "id" in r else r for r in replies]
+
+
+#: Cases where cssd knowingly differs from QEMU 7.2 (see README, "Known differences").
+#: Each maps QEMU's replies to exactly what cssd must send, so the case still tests something.
+KNOWN_DIFFERENCES = {
+    # QEMU prints a bare `inf`, which is not JSON; cssd sends null.
+    "float-overflow": ("id inf is not JSON; cssd echoes null", lambda r: _with_id(r, None)),
+    "float-overflow-neg": ("id -inf is not JSON; cssd echoes null", lambda r: _with_id(r, None)),
+    # jansson has no uint64: the id travels as the nearest double.
+    "uint64-max": ("uint64 id kept as a double", lambda r: _with_id(r, float(18446744073709551615))),
+}
+
+
 @pytest.mark.parametrize("case", CASES, ids=_ids)
 def test_compat(case, expected_replies, cssd_session):
     expected = expected_replies(case)
+    if case.id in KNOWN_DIFFERENCES:
+        expected = KNOWN_DIFFERENCES[case.id][1](expected)
     srv = cssd_session.get()
     ex = run_case(srv.sock, case, expect=len(expected))
     died = not srv.alive()
@@ -468,7 +486,8 @@ def test_slow_limit(case, records, tmp_path, qemu_session):
     import os
     rec = records.get(case.id)
     if os.environ.get("QMP_TEST_SLOW_LIVE") == "1" and qemu_session is not None:
-        live = run_case(qemu_session.get().sock, case, until_id=SLOW_END_ID, timeout=3600, grace=2.0)
+        live = run_case(qemu_session.get().sock, case, until_id=SLOW_END_ID, timeout=3600, grace=2.0,
+                              stall=900)
         expected = live.replies
     elif rec is not None:
         expected = rec["replies"]
@@ -479,7 +498,7 @@ def test_slow_limit(case, records, tmp_path, qemu_session):
         pytest.skip("cssd binary not built")
     srv = oracle.cssd_server(str(tmp_path), extra_args=["--max-request-size", str(64 * MiB)])
     with srv:
-        ex = run_case(srv.sock, case, expect=len(expected), timeout=600, grace=1.0)
+        ex = run_case(srv.sock, case, expect=len(expected), timeout=600, grace=1.0, stall=120)
         assert srv.alive(), f"cssd died\n{srv.log_tail()}"
         assert_same(case, expected, ex.replies)
         check_framing(ex)

@@ -1,0 +1,194 @@
+"""Tests for Clients/shell/qmp.sh and Clients/python/cssd_client.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import oracle
+
+QMP_SH = oracle.REPO_ROOT / "Clients" / "shell" / "qmp.sh"
+PY_CLIENT = oracle.REPO_ROOT / "Clients" / "python" / "cssd_client.py"
+
+
+def shells():
+    out = []
+    for sh in ("dash", "sh", "bash"):
+        p = shutil.which(sh)
+        if p and os.path.realpath(p) not in [os.path.realpath(x) for x in out]:
+            out.append(p)
+    return out
+
+
+def run_sh(*args, shell="sh", env=None, cwd=None):
+    if not (shutil.which("socat") and shutil.which("jq")):
+        pytest.skip("qmp.sh needs socat and jq")
+    return subprocess.run([shell, str(QMP_SH), *args], capture_output=True, text=True,
+                          timeout=30, env=env, cwd=cwd)
+
+
+def run_py(*args, env=None):
+    pytest.importorskip("qemu.qmp")
+    return subprocess.run([sys.executable, str(PY_CLIENT), *args], capture_output=True,
+                          text=True, timeout=30, env=env)
+
+
+# ---------------------------------------------------------------- qmp.sh ----
+
+@pytest.mark.parametrize("shell", shells())
+def test_sh_query_version(any_server, shell):
+    p = run_sh("-s", any_server.sock, "query-version", shell=shell)
+    assert p.returncode == 0, p.stderr
+    reply = json.loads(p.stdout)
+    assert set(reply["return"]["qemu"]) == {"major", "minor", "micro"}
+    assert "\n  " in p.stdout, "expected pretty-printed output"
+
+
+def test_sh_error_reply_exits_1(any_server):
+    p = run_sh("-s", any_server.sock, "no-such-command")
+    assert p.returncode == 1
+    assert json.loads(p.stdout)["error"]["class"] == "CommandNotFound"
+
+
+def test_sh_bad_argument_exits_1(any_server):
+    p = run_sh("-s", any_server.sock, "query-version", "bogus=1")
+    assert p.returncode == 1
+    assert json.loads(p.stdout)["error"]["desc"] == "Parameter 'bogus' is unexpected"
+
+
+def test_sh_json_mode(any_server):
+    p = run_sh("-s", any_server.sock, "-j", '{"execute":"query-version","id":{"x":[1,"\u00e9"]}}')
+    assert p.returncode == 0, p.stderr
+    reply = json.loads(p.stdout)
+    assert reply["id"] == {"x": [1, "\u00e9"]}
+    assert "qemu" in reply["return"]
+
+
+def test_sh_json_mode_invalid_json_is_usage_error(cssd):
+    p = run_sh("-s", cssd.sock, "-j", '{"execute":')
+    assert p.returncode == 64
+
+
+def test_sh_skip_negotiation(any_server):
+    p = run_sh("-s", any_server.sock, "-N", "-j",
+               '{"execute":"qmp_capabilities","arguments":{"enable":["oob"]}}')
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout) == {"return": {}}
+
+
+def test_sh_key_value_parsing(cssd):
+    # Values are JSON when valid, else strings.  query-version rejects any
+    # argument; the error names one of them, which proves they were sent.
+    for kv, name in [("n=1", "n"), ("s=hello world", "s"), ("l=[1,2]", "l"),
+                     ("o={\"a\":null}", "o"), ("b=true", "b"), ("p=/tmp/x=y", "p")]:
+        p = run_sh("-s", cssd.sock, "query-version", kv)
+        assert p.returncode == 1, (kv, p.stdout, p.stderr)
+        assert json.loads(p.stdout)["error"]["desc"] == f"Parameter '{name}' is unexpected"
+
+
+def test_sh_default_socket_env(cssd):
+    env = dict(os.environ, CSSD_SOCKET=cssd.sock)
+    p = run_sh("query-commands", env=env)
+    assert p.returncode == 0, p.stderr
+    assert {"name": "query-version"} in json.loads(p.stdout)["return"]
+
+
+def test_sh_default_socket_cwd(cssd):
+    env = {k: v for k, v in os.environ.items() if k != "CSSD_SOCKET"}
+    p = run_sh("query-version", env=env, cwd=os.path.dirname(cssd.sock))
+    assert p.returncode == 0, p.stderr
+
+
+def test_sh_connection_failure_exits_2(short_tmp):
+    p = run_sh("-s", os.path.join(short_tmp, "missing.sock"), "query-version")
+    assert p.returncode == 2
+    assert p.stdout == ""
+
+
+def test_sh_connection_refused_exits_2(short_tmp):
+    import socket
+    path = os.path.join(short_tmp, "dead.sock")
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(path)  # a socket file nobody listens on
+    s.close()
+    p = run_sh("-s", path, "query-version")
+    assert p.returncode == 2
+
+
+def test_sh_usage_errors():
+    assert run_sh().returncode == 64
+    assert run_sh("-s", "/nonexistent", "cmd", "novalue").returncode == 64
+
+
+def test_sh_is_posix():
+    """The script parses with dash and has no bashisms caught by checkbashisms/sh -n."""
+    for sh in shells():
+        p = subprocess.run([sh, "-n", str(QMP_SH)], capture_output=True, text=True, timeout=10)
+        assert p.returncode == 0, (sh, p.stderr)
+    if shutil.which("checkbashisms"):
+        p = subprocess.run(["checkbashisms", str(QMP_SH)], capture_output=True, text=True, timeout=10)
+        assert p.returncode == 0, p.stderr
+
+
+def test_sh_tcp(short_tmp):
+    if oracle.cssd_binary() is None:
+        pytest.skip("cssd binary not found")
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = oracle.cssd_server(short_tmp, extra_args=["--qmp", f"tcp:127.0.0.1:{port}"])
+    with srv:
+        p = run_sh("-s", f"tcp:127.0.0.1:{port}", "query-version")
+        assert p.returncode == 0, p.stderr
+        assert json.loads(p.stdout)["return"]["package"].startswith("cssd")
+
+
+# ---------------------------------------------------------- cssd_client.py ----
+
+def test_py_query_version(any_server):
+    p = run_py("-s", any_server.sock, "query-version")
+    assert p.returncode == 0, p.stderr
+    assert "server version" in p.stderr
+    assert set(json.loads(p.stdout)["qemu"]) == {"major", "minor", "micro"}
+
+
+def test_py_query_commands(cssd):
+    p = run_py("-s", cssd.sock, "query-commands")
+    assert p.returncode == 0, p.stderr
+    assert {"name": "query-version"} in json.loads(p.stdout)
+
+
+def test_py_error_exits_1(any_server):
+    p = run_py("-s", any_server.sock, "no-such-command")
+    assert p.returncode == 1
+    assert "CommandNotFound" in p.stderr
+    assert p.stdout == ""
+
+
+def test_py_bad_argument_exits_1(cssd):
+    p = run_py("-s", cssd.sock, "query-version", "bogus=[1,2]")
+    assert p.returncode == 1
+    assert "Parameter 'bogus' is unexpected" in p.stderr
+
+
+def test_py_env_socket(cssd):
+    p = run_py("query-version", env=dict(os.environ, CSSD_SOCKET=cssd.sock))
+    assert p.returncode == 0, p.stderr
+
+
+def test_py_connection_failure_exits_2(short_tmp):
+    p = run_py("-s", os.path.join(short_tmp, "missing.sock"), "query-version")
+    assert p.returncode == 2
+
+
+def test_py_quit(cssd):
+    """cssd is started with --allow-quit: quit ends the server."""
+    p = run_py("-s", cssd.sock, "quit")
+    assert p.returncode == 0, p.stderr
+    cssd.proc.wait(timeout=10)
