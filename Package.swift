@@ -93,6 +93,7 @@ let package = Package(
             swiftSettings: fuzzing ? [.unsafeFlags(["-sanitize=fuzzer,address"]), .define("FUZZING")] : [],
             linkerSettings: fuzzing ? [.unsafeFlags(["-sanitize=fuzzer,address", "-use-ld=lld"])] : []
         ),
+        .target(name: "CSSModel"),
         // Build-time tool: turns API/*.json into a Swift source file so the schema is compiled in.
         .executableTarget(name: "api-embed"),
         .plugin(name: "EmbedAPI", capability: .buildTool(), dependencies: ["api-embed"]),
@@ -101,6 +102,7 @@ let package = Package(
             dependencies: ["QMPWire", "CJansson", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(name: "QMPSchemaTests", dependencies: ["QMPSchema", "QMPWire"]),
+        .testTarget(name: "CSSModelTests", dependencies: ["CSSModel"]),
         .testTarget(
             name: "QMPServerTests",
             dependencies: [

@@ -93,12 +93,9 @@ struct BenchRunner {
             }
             if k >= warmup { latencies[k - warmup] = monotonicNanoseconds() - sent }
         }
-        let seconds = Double(monotonicNanoseconds() - started) / 1e9
-        var result = Measurement(requests: count, seconds: seconds, stats: LatencyStats(sorting: &latencies))
-        result.errors = errors
-        result.firstError = firstError
-        result.events = events
-        return result
+        return Measurement(
+            requests: count, seconds: Double(monotonicNanoseconds() - started) / 1e9,
+            stats: LatencyStats(sorting: &latencies), errors: errors, firstError: firstError, events: events)
     }
 
     /// `count` requests with up to `window` in flight (0: no limit), on one thread.
@@ -207,12 +204,9 @@ struct BenchRunner {
                 }
             }
         }
-        let seconds = Double(monotonicNanoseconds() - started) / 1e9
-        var result = Measurement(requests: count, seconds: seconds, stats: LatencyStats(sorting: &latencies))
-        result.errors = errors
-        result.firstError = firstError
-        result.events = events
-        return result
+        return Measurement(
+            requests: count, seconds: Double(monotonicNanoseconds() - started) / 1e9,
+            stats: LatencyStats(sorting: &latencies), errors: errors, firstError: firstError, events: events)
     }
 
     private func text(_ line: UnsafeRawBufferPointer) -> String {

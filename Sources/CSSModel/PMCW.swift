@@ -1,0 +1,143 @@
+// SPDX-License-Identifier: MIT
+// cssd: QMP control server for the s390 channel subsystem.
+
+/// The path-management-control word, the first 28 bytes of a SCHIB: how the subchannel is set
+/// up (interruption parameter, ISC, enablement) and which paths it has and may use.
+///
+/// Fields keep their architected names and widths, because the masks are what users compare
+/// with lscss and sysfs (`pimpampom`):
+/// - `pim` installed paths, `pam` available (configured) paths, `pom` operational paths,
+/// - `lpm` the logical path mask: the program's own enable mask (vary on/off lands here),
+/// - `pnom` paths found not operational, `lpum` the last path used.
+public struct PMCW: Hashable, Sendable {
+    /// Architected size in bytes.
+    public static let size = 28
+
+    public var intparm: UInt32
+    /// QF, W, ISC, ENA, LM, MME, MP, TF, DNV; see the `Flags` constants.
+    public var flags: UInt16
+    public var devno: UInt16
+    public var lpm: UInt8
+    public var pnom: UInt8
+    public var lpum: UInt8
+    public var pim: UInt8
+    public var mbi: UInt16
+    public var pom: UInt8
+    public var pam: UInt8
+    public var chpids: ChannelPathSlots
+    public var chars: UInt32
+
+    /// Bits of `flags` (QEMU's PMCW_FLAGS_MASK_*).
+    public enum Flags {
+        public static let qdio: UInt16 = 0x8000
+        public static let w: UInt16 = 0x4000
+        public static let isc: UInt16 = 0x3800
+        public static let enabled: UInt16 = 0x0080
+        public static let limitMode: UInt16 = 0x0060
+        public static let measurementMode: UInt16 = 0x0018
+        public static let multipath: UInt16 = 0x0004
+        public static let timing: UInt16 = 0x0002
+        public static let deviceNumberValid: UInt16 = 0x0001
+        /// Bits that must be zero in an MSCH operand (PoP: bits 0, 1, 6 and 7 of the word;
+        /// bit 5 is ignored). Setting one is an operand exception.
+        public static let reservedForModify: UInt16 = 0xc300
+        /// The bits MSCH may change: ISC, ENA, LM, MME, MP.
+        public static let modifiable: UInt16 = isc | enabled | limitMode | measurementMode | multipath
+    }
+
+    /// Bits of `chars` (QEMU's PMCW_CHARS_MASK_*).
+    public enum Characteristics {
+        public static let subchannelType: UInt32 = 0x00e0_0000
+        public static let measurementBlockFormatControl: UInt32 = 0x0000_0004
+        public static let extendedMeasurementWordMode: UInt32 = 0x0000_0002
+        public static let concurrentSense: UInt32 = 0x0000_0001
+        /// Reserved bits; set in an MSCH operand they are an operand exception.
+        public static let reserved: UInt32 = 0xff1f_fff8
+        /// The bits MSCH may change.
+        public static let modifiable: UInt32 = measurementBlockFormatControl | concurrentSense
+    }
+
+    public init(
+        intparm: UInt32 = 0, flags: UInt16 = 0, devno: UInt16 = 0, lpm: UInt8 = 0, pnom: UInt8 = 0,
+        lpum: UInt8 = 0, pim: UInt8 = 0, mbi: UInt16 = 0, pom: UInt8 = 0, pam: UInt8 = 0,
+        chpids: ChannelPathSlots = ChannelPathSlots(), chars: UInt32 = 0
+    ) {
+        self.intparm = intparm
+        self.flags = flags
+        self.devno = devno
+        self.lpm = lpm
+        self.pnom = pnom
+        self.lpum = lpum
+        self.pim = pim
+        self.mbi = mbi
+        self.pom = pom
+        self.pam = pam
+        self.chpids = chpids
+        self.chars = chars
+    }
+
+    /// Interruption subclass, 0...7.
+    public var isc: UInt8 {
+        get { UInt8((flags & Flags.isc) >> 11) }
+        set { flags = flags & ~Flags.isc | (UInt16(newValue & 7) << 11) }
+    }
+
+    /// ENA: the subchannel is enabled for I/O.
+    public var isEnabled: Bool {
+        get { flags & Flags.enabled != 0 }
+        set { flags = newValue ? flags | Flags.enabled : flags & ~Flags.enabled }
+    }
+
+    /// DNV: `devno` is valid, i.e. a device is attached.
+    public var deviceNumberValid: Bool {
+        get { flags & Flags.deviceNumberValid != 0 }
+        set { flags = newValue ? flags | Flags.deviceNumberValid : flags & ~Flags.deviceNumberValid }
+    }
+
+    /// The 28 architected bytes, big-endian.
+    public var bytes: [UInt8] {
+        var writer = ByteWriter(capacity: PMCW.size)
+        write(to: &writer)
+        return writer.bytes
+    }
+
+    /// Decodes the 28 architected bytes.
+    /// - Throws: `ControlBlockSizeError` unless exactly 28 bytes are given.
+    public init<C: Collection>(bytes: C) throws(ControlBlockSizeError) where C.Element == UInt8 {
+        guard bytes.count == PMCW.size else {
+            throw ControlBlockSizeError(block: "PMCW", expected: PMCW.size, actual: bytes.count)
+        }
+        var reader = ByteReader(bytes)
+        self.init(from: &reader)
+    }
+
+    func write(to writer: inout ByteWriter) {
+        writer.put(intparm)
+        writer.put(flags)
+        writer.put(devno)
+        writer.put(lpm)
+        writer.put(pnom)
+        writer.put(lpum)
+        writer.put(pim)
+        writer.put(mbi)
+        writer.put(pom)
+        writer.put(pam)
+        writer.put(chpids.rawValue)
+        writer.put(chars)
+    }
+
+    init(from reader: inout ByteReader) {
+        intparm = reader.get()
+        flags = reader.get()
+        devno = reader.get()
+        lpm = reader.get()
+        pnom = reader.get()
+        lpum = reader.get()
+        pim = reader.get()
+        mbi = reader.get()
+        pom = reader.get()
+        pam = reader.get()
+        chpids = ChannelPathSlots(rawValue: reader.get())
+        chars = reader.get()
+    }
+}

@@ -1,0 +1,48 @@
+// SPDX-License-Identifier: MIT
+// cssd: QMP control server for the s390 channel subsystem.
+
+/// One I/O subchannel: its id, the device behind it, and its SCHIB.
+///
+/// This is also the model's storage record, kept flat (64 bytes, no references) so that
+/// hundreds of thousands of them sit in one array without per-subchannel allocations.
+public struct Subchannel: Hashable, Sendable {
+    public internal(set) var schib: SCHIB
+    public let id: SubchannelID
+    /// Device type (lscss DevType `3390/0c`: type 0x3390, model 0x0c).
+    public let devType: UInt16
+    /// Control-unit type (lscss CU Type `3990/e9`).
+    public let cuType: UInt16
+    public let devModel: UInt8
+    public let cuModel: UInt8
+
+    public init(id: SubchannelID, devType: UInt16, devModel: UInt8, cuType: UInt16, cuModel: UInt8, schib: SCHIB) {
+        self.schib = schib
+        self.id = id
+        self.devType = devType
+        self.cuType = cuType
+        self.devModel = devModel
+        self.cuModel = cuModel
+    }
+
+    /// The device's bus id `cssid.ssid.devno`, or nil when DNV is 0.
+    public var deviceID: DeviceID? {
+        schib.pmcw.deviceNumberValid ? DeviceID(cssid: id.cssid, ssid: id.ssid, devno: schib.pmcw.devno) : nil
+    }
+
+    /// The installed chpids, slot 0 first (slots whose PIM bit is set).
+    public var channelPaths: [ChannelPathID?] {
+        (0..<8).map { slot in
+            schib.pmcw.pim & pathMaskBit(slot: slot) != 0
+                ? ChannelPathID(cssid: id.cssid, chpid: schib.pmcw.chpids[slot]) : nil
+        }
+    }
+
+    /// The slot holding `chpid` among the installed paths, if any.
+    public func slot(of chpid: ChannelPathID) -> Int? {
+        guard chpid.cssid == id.cssid else { return nil }
+        for slot in 0..<8 where schib.pmcw.pim & pathMaskBit(slot: slot) != 0 {
+            if schib.pmcw.chpids[slot] == chpid.chpid { return slot }
+        }
+        return nil
+    }
+}

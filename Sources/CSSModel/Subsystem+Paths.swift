@@ -1,0 +1,183 @@
+// SPDX-License-Identifier: MIT
+// cssd: QMP control server for the s390 channel subsystem.
+
+/// Channel-path operations. Each costs O(subchannels on that chpid): it walks the path's
+/// member list, whose entries carry the record index and the slot, so no search is needed.
+///
+/// How a path's state maps onto the masks of every subchannel that has it installed:
+/// - LPM bit: the path is varied online (the OS's view; vary never reaches the machine),
+/// - PAM bit: the path is configured and not permanently failed,
+/// - POM bit: no fault is outstanding; PNOM bit: the reverse; PNO in the SCSW: PNOM is not 0.
+extension Subsystem {
+    /// Varies a path online or offline for every subchannel using it: sets or clears the
+    /// path's LPM bit. The machine is not involved, so no CRW is queued. Repeating a vary is
+    /// accepted and changes nothing (as sysfs `status` does).
+    /// - Returns: the subchannels whose LPM changed.
+    /// - Throws: `ModelError.unknownChannelPath`.
+    @discardableResult
+    public mutating func varyPath(_ id: ChannelPathID, to state: VaryState) throws(ModelError) -> PathChange {
+        guard let path = pathIndex[id.rawValue] else { throw .unknownChannelPath(id) }
+        let before = paths[path]
+        paths[path].vary = state
+        let affected = applyToMembers(of: path, MaskUpdate(lpm: state == .online))
+        return PathChange(before: before, after: paths[path], affected: affected, crws: [], crwsLost: 0)
+    }
+
+    /// Varies a path for one subchannel only (Linux's per-device vary): its LPM bit changes,
+    /// the path's own vary state does not.
+    /// - Throws: `ModelError.unknownChannelPath`, `.unknownSubchannel`, or `.pathNotInstalled`.
+    @discardableResult
+    public mutating func varyPath(_ id: ChannelPathID, to state: VaryState, subchannel: SubchannelID)
+        throws(ModelError) -> PathChange
+    {
+        guard let path = pathIndex[id.rawValue] else { throw .unknownChannelPath(id) }
+        guard let index = recordIndex[subchannel.rawValue].map({ Int($0) }) else { throw .unknownSubchannel(subchannel) }
+        guard let slot = records[index].slot(of: id) else { throw .pathNotInstalled(id, subchannel) }
+        var affected: [AffectedSubchannel] = []
+        if let change = apply(MaskUpdate(lpm: state == .online), toRecord: index, slot: slot) { affected.append(change) }
+        return PathChange(before: paths[path], after: paths[path], affected: affected, crws: [], crwsLost: 0)
+    }
+
+    /// Configures a path (SCLP configure / deconfigure, sysfs `configure` 1 / 0). Going to
+    /// standby removes the path from every PAM and the machine reports "path gone" (CRW RSC 4
+    /// ERC 6); coming back adds it and reports "path come" (ERC 2). A path that is
+    /// permanently failed was already gone, so neither is reported for it. Requesting the
+    /// current state changes nothing.
+    /// - Parameter state: `.configured` or `.standby`.
+    /// - Throws: `ModelError.invalidConfigureTarget` for other states,
+    ///   `.unknownChannelPath`, `.notConfigurable` for a reserved or not-recognized path.
+    @discardableResult
+    public mutating func configurePath(_ id: ChannelPathID, to state: ConfigureState) throws(ModelError) -> PathChange {
+        guard state == .configured || state == .standby else { throw .invalidConfigureTarget(state) }
+        guard let path = pathIndex[id.rawValue] else { throw .unknownChannelPath(id) }
+        let current = paths[path].configure
+        guard current == .configured || current == .standby else { throw .notConfigurable(id, current) }
+        var after = paths[path]
+        after.configure = state
+        return transition(path, to: after)
+    }
+
+    /// Injects a path fault or its recovery:
+    /// - `permanentError`: the path leaves PAM and POM, enters PNOM, PNO is set; a configured
+    ///   path reports "path gone" (ERC 6);
+    /// - `temporaryError`: the path leaves POM and enters PNOM, PNO is set, it stays available;
+    ///   a configured path reports ERC 3. A temporary error on a failed path changes nothing;
+    /// - `recovered`: the path is operational again (POM set, PNOM cleared, PAM restored if
+    ///   configured); a configured path reports "path come" (ERC 2).
+    /// A path in standby is not reported on: the machine does not use it for this partition.
+    /// - Throws: `ModelError.unknownChannelPath`.
+    @discardableResult
+    public mutating func injectPathFault(_ id: ChannelPathID, _ fault: PathFault) throws(ModelError) -> PathChange {
+        guard let path = pathIndex[id.rawValue] else { throw .unknownChannelPath(id) }
+        var after = paths[path]
+        switch fault {
+        case .permanentError: after.condition = .permanentError
+        case .temporaryError: if after.condition == .operational { after.condition = .temporaryError }
+        case .recovered: after.condition = .operational
+        }
+        return transition(path, to: after)
+    }
+
+    /// RCHP: cc 0 and a solicited channel-path CRW with ERC 2 (initialized), chained with a
+    /// cssid word under MCSSE (`0x54020000`, `0x4402fe00`); cc 3 when the path does not exist
+    /// or is not configured (not operational for this partition).
+    public mutating func resetChannelPath(_ id: ChannelPathID) -> ResetChannelPathResult {
+        guard let path = pathIndex[id.rawValue], paths[path].configure == .configured else {
+            return ResetChannelPathResult(cc: 3, crws: [])
+        }
+        let report = CRW.channelPathReport(id, erc: .initialized, solicited: true, multipleCSS: multipleCSSEnabled)
+        return ResetChannelPathResult(cc: 0, crws: queueReport(report, cssid: id.cssid))
+    }
+
+    /// The unsolicited report the machine makes when a path goes from `before` to `after`,
+    /// or nil when it makes none. Only paths configured to this partition (before or after)
+    /// are reported on: losing availability is "path gone" (ERC 6), gaining it "path come"
+    /// (ERC 2); while available, a temporary error is ERC 3 and its recovery ERC 2.
+    public static func machineReport(from before: ChannelPath, to after: ChannelPath) -> ErrorRecoveryCode? {
+        guard before.configure == .configured || after.configure == .configured else { return nil }
+        switch (before.isAvailable, after.isAvailable) {
+        case (true, false): return .permanentErrorNotInitialized
+        case (false, true): return .initialized
+        case (false, false): return nil
+        case (true, true):
+            switch (before.isOperational, after.isOperational) {
+            case (true, false): return .temporaryError
+            case (false, true): return .initialized
+            default: return nil
+            }
+        }
+    }
+
+    // MARK: Internals
+
+    /// Moves path `path` to `after`, updates the masks of its subchannels and queues the report.
+    private mutating func transition(_ path: Int, to after: ChannelPath) -> PathChange {
+        let before = paths[path]
+        guard before != after else {
+            return PathChange(before: before, after: before, affected: [], crws: [], crwsLost: 0)
+        }
+        paths[path] = after
+        var update = MaskUpdate()
+        if before.isAvailable != after.isAvailable { update.pam = after.isAvailable }
+        if before.isOperational != after.isOperational {
+            update.pom = after.isOperational
+            update.pnom = !after.isOperational
+        }
+        let affected = update.isEmpty ? [] : applyToMembers(of: path, update)
+        var crws: [CRW] = []
+        var lost = 0
+        if let erc = Subsystem.machineReport(from: before, to: after) {
+            let report = CRW.channelPathReport(after.id, erc: erc, solicited: false, multipleCSS: multipleCSSEnabled)
+            crws = queueReport(report, cssid: after.id.cssid)
+            if crws.isEmpty { lost = report.count }
+        }
+        return PathChange(before: before, after: after, affected: affected, crws: crws, crwsLost: lost)
+    }
+
+    /// Applies `update` to the path's bit in every member subchannel.
+    private mutating func applyToMembers(of path: Int, _ update: MaskUpdate) -> [AffectedSubchannel] {
+        let list = members[path]
+        var affected: [AffectedSubchannel] = []
+        affected.reserveCapacity(list.count)
+        records.withUnsafeMutableBufferPointer { records in
+            for entry in list {
+                if let change = update.apply(to: &records[Int(entry >> 3)], slot: Int(entry & 7)) {
+                    affected.append(change)
+                }
+            }
+        }
+        return affected
+    }
+
+    private mutating func apply(_ update: MaskUpdate, toRecord index: Int, slot: Int) -> AffectedSubchannel? {
+        update.apply(to: &records[index], slot: slot)
+    }
+}
+
+/// Which of a path's mask bits to set (true), clear (false) or keep (nil).
+struct MaskUpdate {
+    var lpm: Bool?
+    var pam: Bool?
+    var pom: Bool?
+    var pnom: Bool?
+
+    var isEmpty: Bool { lpm == nil && pam == nil && pom == nil && pnom == nil }
+
+    /// Updates one subchannel; returns its new masks if any changed.
+    @inline(__always)
+    func apply(to record: inout Subchannel, slot: Int) -> AffectedSubchannel? {
+        let bit = pathMaskBit(slot: slot)
+        var pmcw = record.schib.pmcw
+        let old = (pmcw.lpm, pmcw.pam, pmcw.pom, pmcw.pnom)
+        if let on = lpm { pmcw.lpm = on ? pmcw.lpm | bit : pmcw.lpm & ~bit }
+        if let on = pam { pmcw.pam = on ? pmcw.pam | bit : pmcw.pam & ~bit }
+        if let on = pom { pmcw.pom = on ? pmcw.pom | bit : pmcw.pom & ~bit }
+        if let on = pnom { pmcw.pnom = on ? pmcw.pnom | bit : pmcw.pnom & ~bit }
+        guard old != (pmcw.lpm, pmcw.pam, pmcw.pom, pmcw.pnom) else { return nil }
+        record.schib.pmcw = pmcw
+        record.schib.scsw.pathNotOperational = pmcw.pnom != 0
+        return AffectedSubchannel(
+            id: record.id, slot: slot, lpm: pmcw.lpm, pam: pmcw.pam, pom: pmcw.pom, pnom: pmcw.pnom,
+            pathNotOperational: pmcw.pnom != 0)
+    }
+}

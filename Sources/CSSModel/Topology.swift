@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: MIT
+// cssd: QMP control server for the s390 channel subsystem.
+
+/// A description of a machine's I/O configuration: what a topology file decodes into, what
+/// the embedded default and the synthetic generator produce, and what `Subsystem(topology:)`
+/// builds the model from.
+///
+/// Numbers that come from a file are plain `Int`s so that `validate()` can name an
+/// out-of-range value precisely instead of the decoder trapping on a narrow type; ids are the
+/// typed ids, whose parsers already report range errors.
+public struct Topology: Hashable, Sendable {
+    /// One channel subsystem (css) image.
+    public struct ChannelSubsystem: Hashable, Sendable {
+        /// 0...0xff; QEMU's virtual css is 0xfe.
+        public var cssid: Int
+
+        public init(cssid: Int) { self.cssid = cssid }
+    }
+
+    /// One channel path and its initial states.
+    public struct ChannelPath: Hashable, Sendable {
+        public var id: ChannelPathID
+        /// The descriptor type, 0...0xff (0x1a FICON, 0x11 OSD, 0x32 virtio, ...).
+        public var type: Int
+        public var shared: Bool
+        /// Physical channel id, 0...0xffff, if any.
+        public var pchid: Int?
+        public var vary: VaryState
+        public var configure: ConfigureState
+
+        public init(
+            id: ChannelPathID, type: Int, shared: Bool = false, pchid: Int? = nil,
+            vary: VaryState = .online, configure: ConfigureState = .configured
+        ) {
+            self.id = id
+            self.type = type
+            self.shared = shared
+            self.pchid = pchid
+            self.vary = vary
+            self.configure = configure
+        }
+    }
+
+    /// One I/O subchannel with its device.
+    public struct Subchannel: Hashable, Sendable {
+        public var id: SubchannelID
+        /// Device number, 0...0xffff, unique within the subchannel set; nil for a subchannel
+        /// without a valid device number (DNV = 0).
+        public var devno: Int?
+        /// Device type and model (lscss DevType `3390/0c`).
+        public var devType: Int
+        public var devModel: Int
+        /// Control-unit type and model (lscss CU Type `3990/e9`).
+        public var cuType: Int
+        public var cuModel: Int
+        /// The installed paths, slot 0 first: one to eight chpids of the subchannel's own css.
+        public var chpids: [ChannelPathID]
+        /// ENA in the PMCW (the OS has the device in use).
+        public var enabled: Bool
+        /// Interruption subclass, 0...7.
+        public var isc: Int
+
+        public init(
+            id: SubchannelID, devno: Int?, devType: Int, devModel: Int, cuType: Int, cuModel: Int,
+            chpids: [ChannelPathID], enabled: Bool = false, isc: Int = 0
+        ) {
+            self.id = id
+            self.devno = devno
+            self.devType = devType
+            self.devModel = devModel
+            self.cuType = cuType
+            self.cuModel = cuModel
+            self.chpids = chpids
+            self.enabled = enabled
+            self.isc = isc
+        }
+    }
+
+    public var channelSubsystems: [ChannelSubsystem]
+    public var channelPaths: [ChannelPath]
+    public var subchannels: [Subchannel]
+    /// Whether the program has multiple-css support enabled (MCSSE), which makes channel-path
+    /// reports chained with a cssid word. nil: enabled when any css other than 0 is defined.
+    public var multipleCSSEnabled: Bool?
+
+    public init(
+        channelSubsystems: [ChannelSubsystem], channelPaths: [ChannelPath], subchannels: [Subchannel],
+        multipleCSSEnabled: Bool? = nil
+    ) {
+        self.channelSubsystems = channelSubsystems
+        self.channelPaths = channelPaths
+        self.subchannels = subchannels
+        self.multipleCSSEnabled = multipleCSSEnabled
+    }
+
+    /// MCSSE as the model will use it.
+    public var resolvedMultipleCSSEnabled: Bool {
+        multipleCSSEnabled ?? channelSubsystems.contains { $0.cssid != 0 }
+    }
+}
+
+/// A topology that cannot be built. `field` locates the offending entry the way a file
+/// decoder can map to a line (`subchannels[3].chpids[1]`); `reason` names the id and the rule.
+public struct TopologyError: CSSModelError, Equatable {
+    public let field: String
+    public let reason: String
+
+    public init(field: String, reason: String) {
+        self.field = field
+        self.reason = reason
+    }
+
+    public var description: String { "\(field): \(reason)" }
+}
