@@ -88,7 +88,8 @@ struct CSSD: AsyncParsableCommand {
         }
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: ServeOnly(server: server))],
+                // `quit` ends the service by itself: that is a normal shutdown, exit 0.
+                services: [.init(service: ServeOnly(server: server), successTerminationBehavior: .gracefullyShutdownGroup)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await group.run()

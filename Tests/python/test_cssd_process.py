@@ -1,0 +1,111 @@
+"""The cssd executable as an operator runs it: signals, startup errors, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import stat
+import subprocess
+import time
+
+import pytest
+
+import oracle
+
+
+def _connect(path: str) -> tuple[socket.socket, "socket.SocketIO"]:
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(10)
+    s.connect(path)
+    f = s.makefile("rb")
+    return s, f
+
+
+def _negotiated(path: str):
+    s, f = _connect(path)
+    assert "QMP" in json.loads(f.readline())
+    s.sendall(b'{"execute":"qmp_capabilities"}')
+    assert json.loads(f.readline()) == {"return": {}}
+    return s, f
+
+
+@pytest.fixture
+def binary():
+    b = oracle.cssd_binary()
+    if b is None:
+        pytest.skip("cssd binary not found")
+    return b
+
+
+@pytest.mark.parametrize("signum,name", [(signal.SIGTERM, "SIGTERM"), (signal.SIGINT, "SIGINT")])
+def test_signal_shutdown(binary, short_tmp, signum, name):
+    """A signal sends SHUTDOWN to negotiated clients, closes them, removes the socket, exits 0."""
+    srv = oracle.cssd_server(short_tmp, extra_args=["--qmp", f"tcp:127.0.0.1:0"]).start()
+    try:
+        s, f = _negotiated(srv.sock)
+        srv.proc.send_signal(signum)
+        event = json.loads(f.readline())
+        assert event["event"] == "SHUTDOWN", event
+        assert event["data"] == {"guest": False, "reason": "host-signal"}
+        assert f.readline() == b"", "connection not closed after SHUTDOWN"
+        assert srv.proc.wait(timeout=10) == 0, srv.log_tail()
+        assert not os.path.exists(srv.sock), "socket file left behind"
+        assert "shutting down" in srv.log_tail()
+    finally:
+        srv.stop()
+
+
+def test_quit_exits_zero(binary, short_tmp):
+    srv = oracle.cssd_server(short_tmp, extra_args=["--allow-quit"]).start()
+    try:
+        s, f = _negotiated(srv.sock)
+        s.sendall(b'{"execute":"quit","id":1}')
+        assert json.loads(f.readline()) == {"return": {}, "id": 1}
+        assert json.loads(f.readline())["data"]["reason"] == "host-qmp-quit"
+        assert srv.proc.wait(timeout=10) == 0
+        assert not os.path.exists(srv.sock)
+    finally:
+        srv.stop()
+
+
+def test_socket_mode_and_live_socket_refused(binary, short_tmp):
+    srv = oracle.cssd_server(short_tmp).start()
+    try:
+        assert stat.S_IMODE(os.stat(srv.sock).st_mode) == 0o600
+        second = subprocess.run([binary, "--qmp", f"unix:{srv.sock}"], capture_output=True, timeout=20)
+        assert second.returncode == 1
+        assert b"in use by a running server" in second.stderr
+        # The first server is untouched.
+        _negotiated(srv.sock)
+    finally:
+        srv.stop()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--qmp", "bogus:x"], b"expected unix:PATH or tcp:HOST:PORT"),
+    (["--qmp", "tcp:127.0.0.1:99999"], b"port in 0...65535"),
+    (["--log-level", "loud"], b"--log-level"),
+    (["--max-request-size", "10"], b"--max-request-size"),
+])
+def test_bad_options(binary, args, message):
+    result = subprocess.run([binary, *args], capture_output=True, timeout=20)
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr
+
+
+def test_readonly_listener_process(binary, short_tmp):
+    ro = os.path.join(short_tmp, "ro.sock")
+    srv = oracle.cssd_server(short_tmp, extra_args=["--qmp-readonly", f"unix:{ro}", "--allow-quit"]).start()
+    try:
+        oracle.wait_for_unix_socket(ro, srv.proc)
+        s, f = _negotiated(ro)
+        s.sendall(b'{"execute":"quit","id":2}')
+        reply = json.loads(f.readline())
+        assert reply["error"]["class"] == "CommandNotFound" and reply["id"] == 2
+        s.sendall(b'{"execute":"query-version","id":3}')
+        assert json.loads(f.readline())["id"] == 3
+        assert srv.alive()
+    finally:
+        srv.stop()
