@@ -48,7 +48,9 @@ public struct SCSW: Hashable, Sendable {
         public static let statusPending: UInt16 = 0x0001
     }
 
-    public init(flags: UInt16 = 0, ctrl: UInt16 = 0, cpa: UInt32 = 0, dstat: UInt8 = 0, cstat: UInt8 = 0, count: UInt16 = 0) {
+    public init(
+        flags: UInt16 = 0, ctrl: UInt16 = 0, cpa: UInt32 = 0, dstat: UInt8 = 0, cstat: UInt8 = 0, count: UInt16 = 0
+    ) {
         self.flags = flags
         self.ctrl = ctrl
         self.cpa = cpa

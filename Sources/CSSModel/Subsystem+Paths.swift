@@ -31,10 +31,14 @@ extension Subsystem {
         throws(ModelError) -> PathChange
     {
         guard let path = pathIndex[id.rawValue] else { throw .unknownChannelPath(id) }
-        guard let index = recordIndex[subchannel.rawValue].map({ Int($0) }) else { throw .unknownSubchannel(subchannel) }
+        guard let index = recordIndex[subchannel.rawValue].map({ Int($0) }) else {
+            throw .unknownSubchannel(subchannel)
+        }
         guard let slot = records[index].slot(of: id) else { throw .pathNotInstalled(id, subchannel) }
         var affected: [AffectedSubchannel] = []
-        if let change = apply(MaskUpdate(lpm: state == .online), toRecord: index, slot: slot) { affected.append(change) }
+        if let change = apply(MaskUpdate(lpm: state == .online), toRecord: index, slot: slot) {
+            affected.append(change)
+        }
         return PathChange(before: paths[path], after: paths[path], affected: affected, crws: [], crwsLost: 0)
     }
 

@@ -61,7 +61,12 @@ public struct Subsystem: Sendable {
         // Records in id order: sort the descriptions' order once (usually already sorted).
         let described = topology.subchannels
         var order = Array(0..<described.count)
-        if !zip(described, described.dropFirst()).allSatisfy({ $0.id < $1.id }) {
+        var sorted = true
+        for position in described.indices.dropFirst() where !(described[position - 1].id < described[position].id) {
+            sorted = false
+            break
+        }
+        if !sorted {
             order.sort { described[$0].id < described[$1].id }
         }
 
@@ -81,6 +86,9 @@ public struct Subsystem: Sendable {
             return list
         }
 
+        // Per path number: whether it goes into PAM and into LPM, read once per path.
+        let available = paths.map(\.isAvailable)
+        let online = paths.map { $0.vary == .online }
         for position in order {
             let sch = described[position]
             let index = records.count
@@ -93,16 +101,25 @@ public struct Subsystem: Sendable {
                 deviceIndex[DeviceID(cssid: sch.id.cssid, ssid: sch.id.ssid, devno: UInt16(devno)).rawValue] =
                     Int32(index)
             }
-            for (slot, chpid) in sch.chpids.enumerated() {
-                let bit = pathMaskBit(slot: slot)
+            var pim: UInt8 = 0
+            var pam: UInt8 = 0
+            var lpm: UInt8 = 0
+            var slots: UInt64 = 0
+            let chpids = sch.chpids
+            for slot in 0..<chpids.count {
+                let chpid = chpids[slot]
+                let bit: UInt8 = 0x80 >> UInt8(slot)
                 let pathNumber = Int(pathTable[Int(chpid.rawValue)])
-                let path = paths[pathNumber]
-                pmcw.chpids[slot] = chpid.chpid
-                pmcw.pim |= bit
-                if path.isAvailable { pmcw.pam |= bit }
-                if path.vary == .online { pmcw.lpm |= bit }
+                slots |= UInt64(chpid.chpid) << UInt64(56 - 8 * slot)
+                pim |= bit
+                if available[pathNumber] { pam |= bit }
+                if online[pathNumber] { lpm |= bit }
                 members[pathNumber].append(UInt32(index) << 3 | UInt32(slot))
             }
+            pmcw.pim = pim
+            pmcw.pam = pam
+            pmcw.lpm = lpm
+            pmcw.chpids = ChannelPathSlots(rawValue: slots)
             records.append(
                 Subchannel(
                     id: sch.id, devType: UInt16(sch.devType), devModel: UInt8(sch.devModel),
@@ -161,10 +178,29 @@ public struct Subsystem: Sendable {
     public func summary(cssid: UInt8) -> CSSSummary {
         let first = subchannelIndex(atOrAfter: SubchannelID(cssid: cssid, ssid: 0, schno: 0))
         let end =
-            cssid == 0xff ? records.count : subchannelIndex(atOrAfter: SubchannelID(cssid: cssid + 1, ssid: 0, schno: 0))
+            cssid == 0xff
+            ? records.count : subchannelIndex(atOrAfter: SubchannelID(cssid: cssid + 1, ssid: 0, schno: 0))
         return CSSSummary(
             cssid: cssid, subchannels: end - first, channelPaths: paths.count { $0.id.cssid == cssid },
             crwsQueued: crwQueue.pendingCount(cssid: cssid), crwsLost: lostByCSS[cssid, default: 0])
+    }
+
+    /// An estimate of the heap bytes the model's storage takes (records, indexes, member
+    /// lists, channel paths), from capacities and strides; the CRW queue is not counted.
+    /// Used to hold the 256-bytes-per-subchannel budget in tests and benchmarks.
+    public var storageBytes: Int {
+        // Native dictionaries keep buckets at most 3/4 full, in a power-of-two table, plus
+        // one metadata bit per bucket.
+        func dictionaryBytes<K, V>(_ dictionary: [K: V]) -> Int {
+            guard dictionary.capacity > 0 else { return 0 }
+            var buckets = 1
+            while buckets * 3 / 4 < dictionary.capacity { buckets *= 2 }
+            return buckets * (MemoryLayout<K>.stride + MemoryLayout<V>.stride) + buckets / 8
+        }
+        return records.capacity * MemoryLayout<Subchannel>.stride
+            + dictionaryBytes(recordIndex) + dictionaryBytes(deviceIndex) + dictionaryBytes(pathIndex)
+            + paths.capacity * MemoryLayout<ChannelPath>.stride
+            + members.reduce(members.capacity * MemoryLayout<[UInt32]>.stride) { $0 + 32 + $1.capacity * 4 }
     }
 
     // MARK: Instructions
@@ -189,13 +225,12 @@ public struct Subsystem: Sendable {
     {
         let flags = schib.pmcw.flags
         if flags & PMCW.Flags.reservedForModify != 0 {
-            throw .operand(reason: "reserved PMCW flag bits 0x\(hex(flags & PMCW.Flags.reservedForModify, width: 4)) are set")
+            throw .operand(
+                reason: "reserved PMCW flag bits 0x\(hex(flags & PMCW.Flags.reservedForModify, width: 4)) are set")
         }
         if schib.pmcw.chars & PMCW.Characteristics.reserved != 0 {
-            throw .operand(
-                reason:
-                    "reserved PMCW characteristics bits 0x\(hex(schib.pmcw.chars & PMCW.Characteristics.reserved, width: 8)) are set"
-            )
+            let bits = hex(schib.pmcw.chars & PMCW.Characteristics.reserved, width: 8)
+            throw .operand(reason: "reserved PMCW characteristics bits 0x\(bits) are set")
         }
         guard let index = recordIndex[id.rawValue].map({ Int($0) }) else {
             return ModifySubchannelResult(cc: 3, changed: false)

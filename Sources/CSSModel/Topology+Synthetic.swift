@@ -28,7 +28,8 @@ extension Topology {
         }
         guard paths <= chpids else {
             throw TopologyError(
-                field: "paths", reason: "paths \(paths) is more than chpids \(chpids): a subchannel's paths must differ")
+                field: "paths", reason: "paths \(paths) is more than chpids \(chpids): a subchannel's paths must differ"
+            )
         }
         guard (0...maximumSyntheticSubchannels).contains(subchannels) else {
             throw TopologyError(

@@ -77,7 +77,8 @@ import Testing
     }
 
     @Test func checkedIntegerInitializersNameThePart() {
-        #expect(throws: IDParseError(argument: "subchannel", text: "0.4.66", reason: "ssid 4 is out of range (0..0x3)")) {
+        #expect(throws: IDParseError(argument: "subchannel", text: "0.4.66", reason: "ssid 4 is out of range (0..0x3)"))
+        {
             try SubchannelID(checkingCSSID: 0, ssid: 4, schno: 0x42)
         }
         #expect(throws: IDParseError(argument: "chpid", text: "0.256", reason: "chpid 256 is out of range (0..0xff)")) {
