@@ -43,10 +43,16 @@ let package = Package(
             swiftSettings: fuzzFlags,
             plugins: ["EmbedAPI"]
         ),
+        // Topology files: the documented JSON format <-> CSSModel.Topology, with errors that
+        // name the line or field.
+        .target(
+            name: "TopologyFile",
+            dependencies: ["CSSModel", "QMPWire", "CJansson"]
+        ),
         // Command registry and handlers.
         .target(
             name: "QMPCommands",
-            dependencies: ["QMPSchema", "QMPWire"],
+            dependencies: ["QMPSchema", "QMPWire", "CSSModel"],
             swiftSettings: fuzzFlags
         ),
         // QMP sessions and the network server.
@@ -64,7 +70,7 @@ let package = Package(
         .executableTarget(
             name: "cssd",
             dependencies: [
-                "QMPServer",
+                "QMPServer", "TopologyFile", "CSSModel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -73,7 +79,7 @@ let package = Package(
         .executableTarget(
             name: "cssctl",
             dependencies: [
-                "QMPWire", "QMPSchema",
+                "QMPWire", "QMPSchema", "TopologyFile", "CSSModel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -101,6 +107,7 @@ let package = Package(
             name: "QMPWireTests",
             dependencies: ["QMPWire", "CJansson", .product(name: "NIOCore", package: "swift-nio")]
         ),
+        .testTarget(name: "TopologyFileTests", dependencies: ["TopologyFile", "CSSModel", "QMPWire"]),
         .testTarget(name: "QMPSchemaTests", dependencies: ["QMPSchema", "QMPWire"]),
         .testTarget(name: "CSSModelTests", dependencies: ["CSSModel"]),
         .testTarget(

@@ -36,6 +36,7 @@ public struct CommandRegistry {
     public static func standard() -> CommandRegistry {
         var registry = CommandRegistry()
         CoreCommands.register(into: &registry)
+        CSSCommands.register(into: &registry)
         return registry
     }
 }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // cssd: QMP control server for the s390 channel subsystem.
 
+import CSSModel
 import QMPSchema
 import QMPWire
 
@@ -40,6 +41,8 @@ public final class ServerState {
     public let validator: ArgumentValidator
     /// The commands that exist on this server (schema entries whose condition is on), by name.
     let entries: [String: Entry]
+    /// The channel subsystem the commands act on.
+    public var subsystem: Subsystem
     /// Called by `quit`; the network layer stops the server after flushing the reply.
     public var onShutdownRequest: ((ShutdownCause) -> Void)?
 
@@ -62,12 +65,17 @@ public final class ServerState {
         ("package", .string(options.package)),
     ])
 
-    public init(schema: Schema, registry: CommandRegistry, options: ServerOptions) throws(SchemaError) {
+    /// - Parameter subsystem: the model to serve; the embedded default topology when nil.
+    public init(schema: Schema, registry: CommandRegistry, options: ServerOptions, subsystem: Subsystem? = nil)
+        throws(SchemaError)
+    {
         let problems = registry.mismatches(with: schema)
         guard problems.isEmpty else { throw SchemaError(problems.joined(separator: "; ")) }
         self.schema = schema
         self.options = options
         self.validator = ArgumentValidator(schema: schema)
+        // The embedded topology is validated by a test; failing here would be a build defect.
+        self.subsystem = try! subsystem ?? Subsystem(topology: .embeddedDefault)
         var entries: [String: Entry] = [:]
         for command in schema.commands {
             if let condition = command.condition, !options.conditions.contains(condition) { continue }
@@ -77,8 +85,10 @@ public final class ServerState {
     }
 
     /// The server with the embedded schema and all standard commands.
-    public static func standard(options: ServerOptions = ServerOptions()) throws(SchemaError) -> ServerState {
-        try ServerState(schema: try Schema.embedded(), registry: .standard(), options: options)
+    public static func standard(options: ServerOptions = ServerOptions(), subsystem: Subsystem? = nil)
+        throws(SchemaError) -> ServerState
+    {
+        try ServerState(schema: try Schema.embedded(), registry: .standard(), options: options, subsystem: subsystem)
     }
 
     /// Commands a connection may execute, in schema order.

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // cssd: QMP control server for the s390 channel subsystem.
 
+import CSSModel
 import Logging
 import NIOCore
 import NIOPosix
@@ -20,17 +21,21 @@ public struct ServerConfiguration: Sendable {
     public var outputHighWatermark: Int
     /// Backlog below which reading resumes.
     public var outputLowWatermark: Int
+    /// The channel subsystem to serve; the embedded default topology when nil.
+    public var subsystem: Subsystem?
 
     public init(
         listeners: [Listener],
         options: ServerOptions = ServerOptions(),
         outputHighWatermark: Int = 256 * 1024,
-        outputLowWatermark: Int = 64 * 1024
+        outputLowWatermark: Int = 64 * 1024,
+        subsystem: Subsystem? = nil
     ) {
         self.listeners = listeners
         self.options = options
         self.outputHighWatermark = outputHighWatermark
         self.outputLowWatermark = outputLowWatermark
+        self.subsystem = subsystem
     }
 }
 
@@ -60,7 +65,7 @@ public final class QMPServer: Service, @unchecked Sendable {
     public init(configuration: ServerConfiguration, logger: Logger) throws {
         self.configuration = configuration
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let state = try ServerState.standard(options: configuration.options)
+        let state = try ServerState.standard(options: configuration.options, subsystem: configuration.subsystem)
         self.core = ServerCore(loop: group.next(), state: state, logger: logger)
         (shutdownStream, shutdownContinuation) = AsyncStream.makeStream(of: ShutdownCause.self)
         let continuation = shutdownContinuation

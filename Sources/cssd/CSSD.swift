@@ -2,11 +2,13 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import ArgumentParser
+import CSSModel
 import Logging
 import QMPCommands
 import QMPServer
 import QMPWire
 import ServiceLifecycle
+import TopologyFile
 
 #if canImport(Glibc)
 import Glibc
@@ -33,6 +35,11 @@ struct CSSD: AsyncParsableCommand {
         name: .customLong("qmp-readonly"),
         help: "Listen for read-only QMP clients (query-* commands only): unix:PATH or tcp:HOST:PORT (repeatable).")
     var qmpReadOnly: [String] = []
+
+    @Option(
+        name: .customLong("topology"),
+        help: "The channel subsystem to serve: a topology file (API/topology.md). Default: the embedded one.")
+    var topology: String?
 
     @Flag(name: .customLong("allow-quit"), help: "Provide the quit command, which stops the server.")
     var allowQuit = false
@@ -76,10 +83,30 @@ struct CSSD: AsyncParsableCommand {
         umask(0o077)
         raiseFileDescriptorLimit()
 
+        // Refuse to start rather than serve a half-read topology.
+        let started = ContinuousClock.now
+        let subsystem: Subsystem
+        do {
+            let description = try topology.map { (path) throws(TopologyFileError) in
+                try TopologyFile.decode(contentsOf: path)
+            } ?? .embeddedDefault
+            subsystem = try Subsystem(topology: description)
+        } catch {
+            logger.critical("cannot load the topology: \(error)")
+            throw ExitCode(1)
+        }
+        logger.info(
+            "topology loaded",
+            metadata: [
+                "source": "\(topology ?? "embedded default")", "subchannels": "\(subsystem.subchannels.count)",
+                "chpids": "\(subsystem.channelPaths.count)", "time": "\(ContinuousClock.now - started)",
+            ])
+
         var options = ServerOptions(limits: WireLimits(maxValueSize: maxRequestSize))
         if allowQuit { options.conditions.insert("allow-quit") }
         let server = try QMPServer(
-            configuration: ServerConfiguration(listeners: listeners, options: options), logger: logger)
+            configuration: ServerConfiguration(listeners: listeners, options: options, subsystem: subsystem),
+            logger: logger)
         do {
             try await server.start()
         } catch {

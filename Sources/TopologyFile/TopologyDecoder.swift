@@ -1,0 +1,412 @@
+// SPDX-License-Identifier: MIT
+// cssd: QMP control server for the s390 channel subsystem.
+
+import CJansson
+import CSSModel
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Walks jansson's tree of a topology file into a `Topology`, checking the format: keys,
+/// value types, id notation. Ranges, uniqueness and references are left to
+/// `Topology.validate()`, which the caller runs next.
+///
+/// Works on raw `json_t` pointers (borrowed from the root, which the caller owns) and string
+/// bytes in place: a 262,144-subchannel file has about four million values, and a Swift
+/// object or String per value would cost more than jansson's parse. Field paths are only
+/// formatted when an error is thrown.
+struct TopologyDecoder {
+    typealias Node = UnsafeMutablePointer<json_t>
+
+    let file: String
+
+    // MARK: Keys
+
+    static let topKeys: [StaticString] = [
+        "format", "version", "multiple-css", "channel-subsystems", "chpids", "subchannels",
+    ]
+    static let cssKeys: [StaticString] = ["cssid"]
+    static let chpidKeys: [StaticString] = ["chpid", "type", "shared", "pchid", "vary", "configure"]
+    static let subchannelKeys: [StaticString] = [
+        "subchannel", "devno", "dev-type", "cu-type", "enabled", "isc", "chpids",
+    ]
+
+    /// Visits an object's members in document order with the index of each key in `keys`;
+    /// an unknown key is an error at `path.key` naming the accepted keys.
+    @inline(__always)
+    func members(
+        _ object: Node, _ keys: [StaticString], path: @autoclosure () -> String,
+        _ body: (Int, Node) throws(TopologyFileError) -> Void
+    ) throws(TopologyFileError) {
+        var iter = json_object_iter(object)
+        while let current = iter {
+            let key = json_object_iter_key(current)!
+            let length = json_object_iter_key_len(current)
+            guard let index = Self.keyIndex(key, length, keys) else {
+                let text = key.withMemoryRebound(to: UInt8.self, capacity: length) {
+                    String(decoding: UnsafeBufferPointer(start: $0, count: length), as: UTF8.self)
+                }
+                let known = keys.map { "\($0)" }.joined(separator: ", ")
+                let parent = path()
+                throw fail(
+                    parent.isEmpty ? text : "\(parent).\(text)", "unknown key \"\(text)\"; the keys here are: \(known)")
+            }
+            try body(index, json_object_iter_value(current)!)
+            iter = json_object_iter_next(object, current)
+        }
+    }
+
+    @inline(__always)
+    static func keyIndex(_ key: UnsafePointer<CChar>, _ length: Int, _ keys: [StaticString]) -> Int? {
+        for index in keys.indices where keys[index].utf8CodeUnitCount == length {
+            if memcmp(key, keys[index].utf8Start, length) == 0 { return index }
+        }
+        return nil
+    }
+
+    // MARK: The document
+
+    func document(_ root: Node) throws(TopologyFileError) -> Topology {
+        guard kind(root) == JSON_OBJECT else {
+            throw TopologyFileError(
+                file: file, location: .file,
+                message: "the top level must be an object (a topology file), found \(kindName(root))")
+        }
+        var values = [Node?](repeating: nil, count: Self.topKeys.count)
+        var unknownKey: TopologyFileError?
+        do {
+            try members(root, Self.topKeys, path: "") { index, value in values[index] = value }
+        } catch {
+            unknownKey = error
+        }
+        // Say "not a topology file" before complaining about its keys.
+        guard let format = values[0] else {
+            throw fail("format", "missing; a topology file starts with \"format\": \"\(TopologyFile.formatName)\"")
+        }
+        guard kind(format) == JSON_STRING, stringEquals(format, TopologyFile.formatName) else {
+            throw fail("format", "expected \"\(TopologyFile.formatName)\", found \(describe(format))")
+        }
+        guard let version = values[1] else {
+            throw fail("version", "missing; this cssd reads version \(TopologyFile.version)")
+        }
+        guard kind(version) == JSON_INTEGER, json_integer_value(version) == TopologyFile.version else {
+            throw fail(
+                "version", "expected \(TopologyFile.version) (the version this cssd reads), found \(describe(version))")
+        }
+        if let unknownKey { throw unknownKey }
+
+        var multipleCSS: Bool?
+        if let value = values[2] { multipleCSS = try bool(value, path: "multiple-css") }
+
+        var paths: [Topology.ChannelPath] = []
+        if let list = values[4] {
+            try array(list, path: "chpids")
+            let count = json_array_size(list)
+            paths.reserveCapacity(count)
+            for index in 0..<count {
+                paths.append(try channelPath(json_array_get(list, index)!, index: index))
+            }
+        }
+
+        var subchannels: [Topology.Subchannel] = []
+        if let list = values[5] {
+            try array(list, path: "subchannels")
+            let count = json_array_size(list)
+            subchannels.reserveCapacity(count)
+            for index in 0..<count {
+                subchannels.append(try subchannel(json_array_get(list, index)!, index: index))
+            }
+        }
+
+        var subsystems: [Topology.ChannelSubsystem] = []
+        if let list = values[3] {
+            try array(list, path: "channel-subsystems")
+            for index in 0..<json_array_size(list) {
+                subsystems.append(try channelSubsystem(json_array_get(list, index)!, index: index))
+            }
+        } else {
+            // Default: every css that a chpid or subchannel is in, ascending.
+            var used = [Bool](repeating: false, count: 256)
+            for path in paths { used[Int(path.id.cssid)] = true }
+            for sch in subchannels { used[Int(sch.id.cssid)] = true }
+            subsystems = used.indices.filter { used[$0] }.map { Topology.ChannelSubsystem(cssid: $0) }
+        }
+
+        return Topology(
+            channelSubsystems: subsystems, channelPaths: paths, subchannels: subchannels,
+            multipleCSSEnabled: multipleCSS)
+    }
+
+    func channelSubsystem(_ node: Node, index: Int) throws(TopologyFileError) -> Topology.ChannelSubsystem {
+        try object(node, path: "channel-subsystems[\(index)]")
+        var cssid: Node?
+        try members(node, Self.cssKeys, path: "channel-subsystems[\(index)]") { _, value in cssid = value }
+        guard let cssid else { throw missing("channel-subsystems[\(index)]", "cssid") }
+        return Topology.ChannelSubsystem(
+            cssid: try hexNumber(cssid, path: "channel-subsystems[\(index)].cssid", example: "fe"))
+    }
+
+    func channelPath(_ node: Node, index: Int) throws(TopologyFileError) -> Topology.ChannelPath {
+        try object(node, path: "chpids[\(index)]")
+        var values: (id: Node?, type: Node?, shared: Node?, pchid: Node?, vary: Node?, configure: Node?)
+        try members(node, Self.chpidKeys, path: "chpids[\(index)]") { key, value in
+            switch key {
+            case 0: values.id = value
+            case 1: values.type = value
+            case 2: values.shared = value
+            case 3: values.pchid = value
+            case 4: values.vary = value
+            default: values.configure = value
+            }
+        }
+        guard let idNode = values.id else { throw missing("chpids[\(index)]", "chpid") }
+        let id = try chpid(idNode, path: "chpids[\(index)].chpid")
+        guard let typeNode = values.type else { throw missing("chpids[\(index)]", "type") }
+        let type = try hexNumber(typeNode, path: "chpids[\(index)].type", example: "0x1a")
+        var path = Topology.ChannelPath(id: id, type: type)
+        if let node = values.shared { path.shared = try bool(node, path: "chpids[\(index)].shared") }
+        if let node = values.pchid, kind(node) != JSON_NULL {
+            path.pchid = try hexNumber(node, path: "chpids[\(index)].pchid", example: "0x01c0")
+        }
+        if let node = values.vary {
+            let names = VaryState.allCases.map(\.rawValue)
+            path.vary = VaryState.allCases[try choice(node, names, path: "chpids[\(index)].vary")]
+        }
+        if let node = values.configure {
+            let names = ConfigureState.allCases.map(\.description)
+            path.configure = ConfigureState.allCases[try choice(node, names, path: "chpids[\(index)].configure")]
+        }
+        return path
+    }
+
+    func subchannel(_ node: Node, index: Int) throws(TopologyFileError) -> Topology.Subchannel {
+        try object(node, path: "subchannels[\(index)]")
+        var values:
+            (id: Node?, devno: Node?, devType: Node?, cuType: Node?, enabled: Node?, isc: Node?, chpids: Node?)
+        try members(node, Self.subchannelKeys, path: "subchannels[\(index)]") { key, value in
+            switch key {
+            case 0: values.id = value
+            case 1: values.devno = value
+            case 2: values.devType = value
+            case 3: values.cuType = value
+            case 4: values.enabled = value
+            case 5: values.isc = value
+            default: values.chpids = value
+            }
+        }
+        guard let idNode = values.id else { throw missing("subchannels[\(index)]", "subchannel") }
+        let id = try subchannelID(idNode, path: "subchannels[\(index)].subchannel")
+        guard let devnoNode = values.devno else { throw missing("subchannels[\(index)]", "devno") }
+        let devno = try self.devno(devnoNode, of: id, path: "subchannels[\(index)].devno")
+        var device = (type: 0, model: 0)
+        if let node = values.devType {
+            device = try typeModel(node, path: "subchannels[\(index)].dev-type", example: "3390/0c")
+        }
+        guard let cuNode = values.cuType else { throw missing("subchannels[\(index)]", "cu-type") }
+        let cu = try typeModel(cuNode, path: "subchannels[\(index)].cu-type", example: "3990/e9")
+        var enabled = false
+        if let node = values.enabled { enabled = try bool(node, path: "subchannels[\(index)].enabled") }
+        var isc = 0
+        if let node = values.isc { isc = try integer(node, path: "subchannels[\(index)].isc") }
+        guard let list = values.chpids else { throw missing("subchannels[\(index)]", "chpids") }
+        try array(list, path: "subchannels[\(index)].chpids")
+        let count = json_array_size(list)
+        var chpids: [ChannelPathID] = []
+        chpids.reserveCapacity(count)
+        for slot in 0..<count {
+            chpids.append(try chpid(json_array_get(list, slot)!, path: "subchannels[\(index)].chpids[\(slot)]"))
+        }
+        return Topology.Subchannel(
+            id: id, devno: devno, devType: device.type, devModel: device.model, cuType: cu.type,
+            cuModel: cu.model, chpids: chpids, enabled: enabled, isc: isc)
+    }
+
+    // MARK: Values
+
+    func subchannelID(_ node: Node, path: @autoclosure () -> String) throws(TopologyFileError) -> SubchannelID {
+        let parts = try string(node, path: path()) {
+            scanHexParts($0, separator: UInt8(ascii: "."), maxDigits: (2, 1, 4))
+        }
+        if let (cssid, ssid, schno) = parts, ssid <= 3 {
+            return SubchannelID(cssid: UInt8(cssid), ssid: UInt8(ssid), schno: UInt16(schno))
+        }
+        do {
+            return try SubchannelID(parsing: text(node), argument: "subchannel")
+        } catch {
+            throw fail(path(), "'\(error.text)': \(error.reason)")
+        }
+    }
+
+    func chpid(_ node: Node, path: @autoclosure () -> String) throws(TopologyFileError) -> ChannelPathID {
+        let parts = try string(node, path: path()) {
+            scanHexParts($0, separator: UInt8(ascii: "."), maxDigits: (2, 2, 0))
+        }
+        if let (cssid, chpid, _) = parts { return ChannelPathID(cssid: UInt8(cssid), chpid: UInt8(chpid)) }
+        do {
+            return try ChannelPathID(parsing: text(node), argument: "chpid")
+        } catch {
+            throw fail(path(), "'\(error.text)': \(error.reason)")
+        }
+    }
+
+    /// `"0.0.4711"` (in the subchannel's own subchannel set), an integer, or null (no valid
+    /// device number).
+    func devno(_ node: Node, of id: SubchannelID, path: @autoclosure () -> String) throws(TopologyFileError) -> Int? {
+        switch kind(node) {
+        case JSON_NULL: return nil
+        case JSON_INTEGER: return Int(json_integer_value(node))
+        case JSON_STRING:
+            let parts = withBytes(node) { scanHexParts($0, separator: UInt8(ascii: "."), maxDigits: (2, 1, 4)) }
+            let device: DeviceID
+            if let (cssid, ssid, devno) = parts, ssid <= 3 {
+                device = DeviceID(cssid: UInt8(cssid), ssid: UInt8(ssid), devno: UInt16(devno))
+            } else {
+                do {
+                    device = try DeviceID(parsing: text(node), argument: "devno")
+                } catch {
+                    throw fail(path(), "'\(error.text)': \(error.reason)")
+                }
+            }
+            guard device.cssid == id.cssid, device.ssid == id.ssid else {
+                throw fail(
+                    path(),
+                    "device \(device) is not in the subchannel set of subchannel \(id) "
+                        + "(expected \(String(id.cssid, radix: 16)).\(id.ssid).\(hex4(Int(device.devno))))")
+            }
+            return Int(device.devno)
+        default:
+            throw fail(path(), "expected a device number like \"0.0.4711\", an integer or null, found \(describe(node))")
+        }
+    }
+
+    /// `"3390/0c"`: type (1-4 hex digits) / model (1-2 hex digits), as lscss prints them.
+    func typeModel(_ node: Node, path: @autoclosure () -> String, example: String) throws(TopologyFileError) -> (
+        type: Int, model: Int
+    ) {
+        let parts = try string(node, path: path(), expected: "a string like \"\(example)\"") {
+            scanHexParts($0, separator: UInt8(ascii: "/"), maxDigits: (4, 2, 0))
+        }
+        guard let (type, model, _) = parts else {
+            throw fail(path(), "'\(text(node))': expected type/model in hex, like \(example)")
+        }
+        return (type, model)
+    }
+
+    /// An integer, or a hex string with an optional 0x prefix.
+    func hexNumber(_ node: Node, path: @autoclosure () -> String, example: String) throws(TopologyFileError) -> Int {
+        switch kind(node) {
+        case JSON_INTEGER: return Int(json_integer_value(node))
+        case JSON_STRING:
+            guard let value = withBytes(node, scanHexNumber) else {
+                throw fail(path(), "'\(text(node))': expected a hex number like \(example) (0x optional) or an integer")
+            }
+            return value
+        default:
+            throw fail(path(), "expected a hex string like \"\(example)\" or an integer, found \(describe(node))")
+        }
+    }
+
+    func integer(_ node: Node, path: @autoclosure () -> String) throws(TopologyFileError) -> Int {
+        guard kind(node) == JSON_INTEGER else { throw fail(path(), "expected an integer, found \(describe(node))") }
+        return Int(json_integer_value(node))
+    }
+
+    func bool(_ node: Node, path: @autoclosure () -> String) throws(TopologyFileError) -> Bool {
+        switch kind(node) {
+        case JSON_TRUE: return true
+        case JSON_FALSE: return false
+        default: throw fail(path(), "expected true or false, found \(describe(node))")
+        }
+    }
+
+    /// The index of the string in `names`.
+    func choice(_ node: Node, _ names: [String], path: @autoclosure () -> String) throws(TopologyFileError) -> Int {
+        let quoted = names.map { "\"\($0)\"" }.joined(separator: ", ")
+        guard kind(node) == JSON_STRING else { throw fail(path(), "expected one of \(quoted), found \(describe(node))") }
+        let value = text(node)
+        guard let index = names.firstIndex(of: value) else {
+            throw fail(path(), "'\(value)' is not one of \(quoted)")
+        }
+        return index
+    }
+
+    func object(_ node: Node, path: @autoclosure () -> String) throws(TopologyFileError) {
+        guard kind(node) == JSON_OBJECT else { throw fail(path(), "expected an object, found \(describe(node))") }
+    }
+
+    func array(_ node: Node, path: @autoclosure () -> String) throws(TopologyFileError) {
+        guard kind(node) == JSON_ARRAY else { throw fail(path(), "expected an array, found \(describe(node))") }
+    }
+
+    /// Runs `body` on a string's bytes; a non-string is an error.
+    @inline(__always)
+    func string<T>(
+        _ node: Node, path: @autoclosure () -> String, expected: String = "a string",
+        _ body: (UnsafeBufferPointer<UInt8>) -> T
+    ) throws(TopologyFileError) -> T {
+        guard kind(node) == JSON_STRING else { throw fail(path(), "expected \(expected), found \(describe(node))") }
+        return withBytes(node, body)
+    }
+
+    // MARK: Errors
+
+    func fail(_ path: String, _ message: String) -> TopologyFileError {
+        TopologyFileError(file: file, location: .field(path), message: message)
+    }
+
+    func missing(_ path: String, _ key: String) -> TopologyFileError {
+        fail(path, "missing required key \"\(key)\"")
+    }
+}
+
+// MARK: jansson helpers
+
+@inline(__always)
+func kind(_ node: UnsafeMutablePointer<json_t>) -> json_type { node.pointee.type }
+
+@inline(__always)
+func withBytes<T>(_ node: UnsafeMutablePointer<json_t>, _ body: (UnsafeBufferPointer<UInt8>) -> T) -> T {
+    let length = json_string_length(node)
+    return json_string_value(node)!.withMemoryRebound(to: UInt8.self, capacity: length) {
+        body(UnsafeBufferPointer(start: $0, count: length))
+    }
+}
+
+func text(_ node: UnsafeMutablePointer<json_t>) -> String {
+    withBytes(node) { String(decoding: $0, as: UTF8.self) }
+}
+
+func stringEquals(_ node: UnsafeMutablePointer<json_t>, _ value: String) -> Bool {
+    withBytes(node) { $0.elementsEqual(value.utf8) }
+}
+
+func kindName(_ node: UnsafeMutablePointer<json_t>) -> String {
+    switch kind(node) {
+    case JSON_OBJECT: "an object"
+    case JSON_ARRAY: "an array"
+    case JSON_STRING: "a string"
+    case JSON_INTEGER: "an integer"
+    case JSON_REAL: "a real number"
+    case JSON_TRUE, JSON_FALSE: "a boolean"
+    default: "null"
+    }
+}
+
+/// The kind and, for a scalar, the value: `a string "x"`, `an integer 5`, `true`, `null`.
+func describe(_ node: UnsafeMutablePointer<json_t>) -> String {
+    switch kind(node) {
+    case JSON_STRING: "the string \"\(text(node))\""
+    case JSON_INTEGER: "the integer \(json_integer_value(node))"
+    case JSON_REAL: "the number \(json_real_value(node))"
+    case JSON_TRUE: "true"
+    case JSON_FALSE: "false"
+    default: kindName(node)
+    }
+}
+
+func hex4(_ value: Int) -> String {
+    var out: [UInt8] = []
+    appendHex(value, width: 4, to: &out)
+    return String(decoding: out, as: UTF8.self)
+}
