@@ -113,7 +113,7 @@ let package = Package(
         .testTarget(
             name: "QMPServerTests",
             dependencies: [
-                "QMPServer", "QMPWire", "QMPCommands", "QMPFuzzSupport",
+                "QMPServer", "QMPWire", "QMPCommands", "QMPFuzzSupport", "CSSModel",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -15,14 +15,28 @@ public final class JSON {
     /// The underlying jansson value; never NULL.
     public let raw: UnsafeMutablePointer<json_t>
 
+    /// JSON text made by a dedicated writer, sent as is in place of `raw` (which is null).
+    /// For large replies of a fixed shape, where building a jansson tree only to dump it
+    /// again would cost more than everything else together; valid only as a command's whole
+    /// return value.
+    public let preserialized: [UInt8]?
+
     /// Takes ownership of one reference (a "new reference" in jansson's terms).
     public init(owning raw: UnsafeMutablePointer<json_t>) {
         self.raw = raw
+        self.preserialized = nil
     }
 
     /// Adds a reference to a borrowed value.
     public init(borrowing raw: UnsafeMutablePointer<json_t>) {
         self.raw = cssd_json_incref(raw)!
+        self.preserialized = nil
+    }
+
+    /// A value whose text is already written (see `preserialized`).
+    public init(preserialized text: [UInt8]) {
+        self.raw = json_null()!
+        self.preserialized = text
     }
 
     deinit { cssd_json_decref(raw) }

@@ -29,7 +29,13 @@ public enum ReplyEncoder {
     }
 
     @inline(__always)
-    public static func write(_ value: JSON, to out: inout ByteBuffer) { write(value.raw, to: &out) }
+    public static func write(_ value: JSON, to out: inout ByteBuffer) {
+        if let text = value.preserialized {
+            out.writeBytes(text)
+        } else {
+            write(value.raw, to: &out)
+        }
+    }
 
     /// `{"return": VALUE, "id": ID}`
     public static func writeReturn(_ value: JSON, id: UnsafeMutablePointer<json_t>?, to out: inout ByteBuffer) {

@@ -95,6 +95,9 @@ struct CSSD: AsyncParsableCommand {
             logger.critical("cannot load the topology: \(error)")
             throw ExitCode(1)
         }
+        // Decoding a large topology file churns through temporary objects; give those pages
+        // back so the server's footprint is the model's, not the decoder's high-water mark.
+        releaseFreedMemory()
         logger.info(
             "topology loaded",
             metadata: [
@@ -135,4 +138,12 @@ private func raiseFileDescriptorLimit() {
     guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
     limit.rlim_cur = limit.rlim_max
     setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+}
+
+/// glibc's malloc_trim(0): returns freed heap pages to the system. Looked up at run time
+/// because Swift's Glibc module does not export <malloc.h>; a no-op elsewhere.
+private func releaseFreedMemory() {
+    typealias MallocTrim = @convention(c) (Int) -> Int32
+    guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim") else { return }
+    _ = unsafeBitCast(symbol, to: MallocTrim.self)(0)
 }

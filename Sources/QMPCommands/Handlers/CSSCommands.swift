@@ -148,6 +148,12 @@ enum CSSCommands {
             }
             next = page.removeLast().id
         }
+        var writer = SubchannelPageWriter(capacity: page.count)
+        return JSON(preserialized: writer.page(page, next: next))
+    }
+
+    /// A page as a jansson tree: the definition `SubchannelPageWriter` must match (tested).
+    static func subchannelPage(_ page: [Subchannel], next: SubchannelID?) -> JSON {
         var members: [(String, JSON)] = [("subchannels", .array(page.map(subchannelInfo)))]
         if let next { members.append(("next", .string(next.description))) }
         return .object(members)
@@ -168,7 +174,7 @@ enum CSSCommands {
         return .object(members)
     }
 
-    private static func subchannelInfo(_ subchannel: Subchannel) -> JSON {
+    static func subchannelInfo(_ subchannel: Subchannel) -> JSON {
         let pmcw = subchannel.schib.pmcw
         return .object([
             ("subchannel", .string(subchannel.id.description)),

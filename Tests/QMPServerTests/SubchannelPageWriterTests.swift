@@ -1,0 +1,38 @@
+// SPDX-License-Identifier: MIT
+// cssd: QMP control server for the s390 channel subsystem.
+
+import CSSModel
+import NIOCore
+import QMPWire
+import Testing
+
+@testable import QMPCommands
+
+@Suite("query-subchannels page text")
+struct SubchannelPageWriterTests {
+    /// The writer's bytes are exactly what jansson prints for the reference tree.
+    private func check(_ subsystem: Subsystem, next: SubchannelID?) {
+        let page = subsystem.subchannels
+        var writer = SubchannelPageWriter(capacity: page.count)
+        let fast = writer.page(page, next: next)
+        var reference = ByteBuffer()
+        ReplyEncoder.write(CSSCommands.subchannelPage(page, next: next), to: &reference)
+        #expect(String(decoding: fast, as: UTF8.self) == reference.readString(length: reference.readableBytes))
+    }
+
+    @Test("embedded topology, with and without next, after path changes")
+    func embedded() throws {
+        var subsystem = try Subsystem(topology: .embeddedDefault)
+        check(subsystem, next: nil)
+        check(subsystem, next: SubchannelID(cssid: 0xfe, ssid: 3, schno: 0xabcd))
+        _ = try subsystem.varyPath(ChannelPathID(cssid: 0, chpid: 0x40), to: .offline)
+        _ = try subsystem.injectPathFault(ChannelPathID(cssid: 0, chpid: 0x41), .permanentError)
+        _ = try subsystem.configurePath(ChannelPathID(cssid: 0, chpid: 0x4c), to: .standby)
+        check(subsystem, next: nil)
+    }
+
+    @Test("synthetic topology in another css")
+    func synthetic() throws {
+        check(try Subsystem(topology: try Topology.synthetic(subchannels: 3000, chpids: 16, paths: 8, cssid: 0x1f)), next: nil)
+    }
+}
