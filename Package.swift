@@ -99,7 +99,7 @@ let package = Package(
             swiftSettings: fuzzing ? [.unsafeFlags(["-sanitize=fuzzer,address"]), .define("FUZZING")] : [],
             linkerSettings: fuzzing ? [.unsafeFlags(["-sanitize=fuzzer,address", "-use-ld=lld"])] : []
         ),
-        .target(name: "CSSModel"),
+        .target(name: "CSSModel", swiftSettings: fuzzFlags),
         // Build-time tool: turns API/*.json into a Swift source file so the schema is compiled in.
         .executableTarget(name: "api-embed"),
         .plugin(name: "EmbedAPI", capability: .buildTool(), dependencies: ["api-embed"]),

@@ -25,9 +25,14 @@ public enum FuzzHarness {
         try! ServerState.standard(options: ServerOptions(conditions: ["allow-quit"], limits: fuzzLimits))
     }()
 
+    /// The model every input starts from, so that inputs stay independent (libFuzzer
+    /// assumes a deterministic target).
+    nonisolated(unsafe) static let pristineSubsystem = fuzzServer.subsystem
+
     /// Runs one input; traps (a crash libFuzzer reports) when an invariant breaks.
     public static func runOne(_ input: UnsafeRawBufferPointer) {
         guard let control = input.first else { return }
+        fuzzServer.subsystem = pristineSubsystem
         let session = QMPSession(server: fuzzServer, readOnly: control & 0x01 != 0)
         var output = ByteBuffer()
         session.writeGreeting(into: &output)
