@@ -126,16 +126,22 @@ struct TopologyDecoder {
                 subsystems.append(try channelSubsystem(json_array_get(list, index)!, index: index))
             }
         } else {
-            // Default: every css that a chpid or subchannel is in, ascending.
-            var used = [Bool](repeating: false, count: 256)
-            for path in paths { used[Int(path.id.cssid)] = true }
-            for sch in subchannels { used[Int(sch.id.cssid)] = true }
-            subsystems = used.indices.filter { used[$0] }.map { Topology.ChannelSubsystem(cssid: $0) }
+            subsystems = Self.usedChannelSubsystems(paths, subchannels)
         }
 
         return Topology(
             channelSubsystems: subsystems, channelPaths: paths, subchannels: subchannels,
             multipleCSSEnabled: multipleCSS)
+    }
+
+    /// The default channel subsystems: every css that a chpid or subchannel is in, ascending.
+    static func usedChannelSubsystems(
+        _ paths: [Topology.ChannelPath], _ subchannels: [Topology.Subchannel]
+    ) -> [Topology.ChannelSubsystem] {
+        var used = [Bool](repeating: false, count: 256)
+        for path in paths { used[Int(path.id.cssid)] = true }
+        for sch in subchannels { used[Int(sch.id.cssid)] = true }
+        return used.indices.filter { used[$0] }.map { Topology.ChannelSubsystem(cssid: $0) }
     }
 
     func channelSubsystem(_ node: Node, index: Int) throws(TopologyFileError) -> Topology.ChannelSubsystem {

@@ -65,6 +65,24 @@ public enum TopologyFile {
 
     /// Decodes a topology from raw bytes; the other `decode` functions end here.
     public static func decode(_ bytes: UnsafeRawBufferPointer, name: String) throws(TopologyFileError) -> Topology {
+        // The common case in one pass; anything unusual, and every error, through jansson.
+        let topology: Topology
+        if let fast = FastTopologyReader.read(bytes) {
+            topology = fast
+        } else {
+            topology = try decodeTree(bytes, name: name)
+        }
+        do {
+            try topology.validate()
+        } catch {
+            throw TopologyFileError(file: name, validation: error)
+        }
+        return topology
+    }
+
+    /// Parses with jansson and walks the tree: the decoder for every file, and the one that
+    /// names the line, column or field of a problem. No semantic validation.
+    static func decodeTree(_ bytes: UnsafeRawBufferPointer, name: String) throws(TopologyFileError) -> Topology {
         var error = json_error_t()
         // Strict JSON; a repeated key is a syntax error, so no key can silently shadow
         // another; any top-level value, so that a non-object gets our own message.
@@ -78,13 +96,7 @@ public enum TopologyFile {
                 message: "JSON syntax error: \(errorText(&error))")
         }
         defer { cssd_json_decref(root) }
-        let topology = try TopologyDecoder(file: name).document(root)
-        do {
-            try topology.validate()
-        } catch {
-            throw TopologyFileError(file: name, validation: error)
-        }
-        return topology
+        return try TopologyDecoder(file: name).document(root)
     }
 
     /// The file text for `topology`: pretty-printed, keys in a fixed order, one chpid or

@@ -60,6 +60,22 @@ private func decodeError(_ text: String) -> TopologyFileError? {
     }
 }
 
+/// Decodes with both decoders (no validation): the fast reader's result, if it takes the
+/// file, must be what the jansson decoder gives.
+private func expectDecodersAgree(_ text: String, fastPath: Bool? = nil, sourceLocation: SourceLocation = #_sourceLocation) {
+    let bytes = Array(text.utf8)
+    let fast = bytes.withUnsafeBytes { FastTopologyReader.read($0) }
+    let tree = bytes.withUnsafeBytes { buffer in
+        Result { () throws(TopologyFileError) in try TopologyFile.decodeTree(buffer, name: "test.json") }
+    }
+    if let fast {
+        #expect((try? tree.get()) == fast, sourceLocation: sourceLocation)
+    }
+    if let fastPath {
+        #expect((fast != nil) == fastPath, "fast path taken", sourceLocation: sourceLocation)
+    }
+}
+
 /// One refused file: where the error must point and words its message must contain.
 struct Refusal: CustomTestStringConvertible, Sendable {
     let name: String
@@ -288,6 +304,31 @@ struct TopologyFileTests {
         case let .position(line, column): #expect(error.description.hasPrefix("test.json:\(line):\(column): "))
         case let .field(path): #expect(error.description.hasPrefix("test.json: \(path): "))
         }
+        expectDecodersAgree(`case`.text)
+    }
+
+    @Test func bothDecodersAgree() throws {
+        // The fast path takes canonical files and hand-written ones in any layout or key order.
+        expectDecodersAgree(document(), fastPath: true)
+        expectDecodersAgree(TopologyFile.encodeText(.embeddedDefault), fastPath: true)
+        expectDecodersAgree(TopologyFile.encodeText(Self.variety), fastPath: true)
+        expectDecodersAgree(Self.alternativeText, fastPath: true)
+        expectDecodersAgree(Self.defaultsText, fastPath: true)
+        expectDecodersAgree("{\"format\":\"cssd-topology\",\"version\":1}", fastPath: true)
+        expectDecodersAgree(" \t\r\n{ \"version\" : 1 , \"format\" : \"cssd-topology\" , \"chpids\" : [ ] }\n", fastPath: true)
+        // Valid, but left to jansson: escapes, non-ASCII, reals.
+        expectDecodersAgree(document(chpids: baseChpids.replacingOccurrences("\"0.40\"", "\"0\\u002e40\"")), fastPath: false)
+        expectDecodersAgree(document().replacingOccurrences("\"version\": 1", "\"version\": 1, \"x\u{e9}\": 0"), fastPath: false)
+        // Almost valid: the fast reader gives up, jansson names the problem.
+        for text in [
+            "{\"format\": \"cssd-topology\", \"version\": 1} x", "{\"format\": \"cssd-topology\", \"version\": 1.0}",
+            "{\"format\": \"cssd-topology\", \"version\": 01}", "{\"format\": \"cssd-topology\", \"version\": 1, \"multiple-css\": truex}",
+            "{\"format\": \"cssd-topology\", \"version\": 1,}", "{\"format\": \"cssd-topology\" \"version\": 1}",
+            "{\"format\": \"cssd-topology\", \"version\": 1", "{\"format\": \"cssd-topology\", \"version\": 1, \"version\": 1}",
+        ] {
+            expectDecodersAgree(text, fastPath: false)
+            #expect(decodeError(text) != nil, "\(text)")
+        }
     }
 
     @Test func theBaseDocumentIsValid() throws {
@@ -310,13 +351,14 @@ struct TopologyFileTests {
         }
     }
 
+    static let defaultsText = """
+        {"format": "cssd-topology", "version": 1,
+         "chpids": [{"chpid": "fe.00", "type": 50}, {"chpid": "0.40", "type": "1a"}],
+         "subchannels": [{"subchannel": "fe.0.0000", "devno": 0, "cu-type": "3832/1", "chpids": ["fe.00"]}]}
+        """
+
     @Test func defaults() throws {
-        let topology = try TopologyFile.decode(
-            """
-            {"format": "cssd-topology", "version": 1,
-             "chpids": [{"chpid": "fe.00", "type": 50}, {"chpid": "0.40", "type": "1a"}],
-             "subchannels": [{"subchannel": "fe.0.0000", "devno": 0, "cu-type": "3832/1", "chpids": ["fe.00"]}]}
-            """)
+        let topology = try TopologyFile.decode(Self.defaultsText)
         #expect(topology.multipleCSSEnabled == nil)
         // Channel subsystems default to those used, ascending.
         #expect(topology.channelSubsystems.map(\.cssid) == [0, 0xfe])
@@ -338,16 +380,17 @@ struct TopologyFileTests {
         #expect(topology == Topology(channelSubsystems: [], channelPaths: [], subchannels: []))
     }
 
+    static let alternativeText = """
+        {"version": 1, "format": "cssd-topology", "multiple-css": false,
+         "channel-subsystems": [{"cssid": "0xFE"}, {"cssid": 0}],
+         "chpids": [{"configure": "not-recognized", "vary": "offline", "pchid": null, "type": "0X1A", "chpid": "FE.4A"},
+                    {"chpid": "0.4a", "type": 17, "pchid": 448, "configure": "reserved"}],
+         "subchannels": [{"chpids": ["fe.4a"], "cu-type": "3990/E9", "dev-type": "3390/c", "devno": null,
+                          "subchannel": "fe.1.42", "enabled": true, "isc": 7}]}
+        """
+
     @Test func alternativeNotations() throws {
-        let topology = try TopologyFile.decode(
-            """
-            {"version": 1, "format": "cssd-topology", "multiple-css": false,
-             "channel-subsystems": [{"cssid": "0xFE"}, {"cssid": 0}],
-             "chpids": [{"configure": "not-recognized", "vary": "offline", "pchid": null, "type": "0X1A", "chpid": "FE.4A"},
-                        {"chpid": "0.4a", "type": 17, "pchid": 448, "configure": "reserved"}],
-             "subchannels": [{"chpids": ["fe.4a"], "cu-type": "3990/E9", "dev-type": "3390/c", "devno": null,
-                              "subchannel": "fe.1.42", "enabled": true, "isc": 7}]}
-            """)
+        let topology = try TopologyFile.decode(Self.alternativeText)
         #expect(topology.multipleCSSEnabled == false)
         #expect(topology.channelSubsystems.map(\.cssid) == [0xfe, 0])
         #expect(
@@ -389,15 +432,18 @@ struct TopologyFileTests {
     @Test(
         "decode(encode(t)) == t",
         arguments: [
-            ("embedded default", Topology.embeddedDefault),
-            ("synthetic", try! Topology.synthetic(subchannels: 70_000, chpids: 7, paths: 3, cssid: 5)),
-            ("synthetic, virtual css", try! Topology.synthetic(subchannels: 10, chpids: 256, paths: 8, cssid: 0xfe)),
-            ("variety", variety),
-            ("multiple-css on", Topology(channelSubsystems: [.init(cssid: 0)], channelPaths: [], subchannels: [],
-                                         multipleCSSEnabled: true)),
-            ("empty", Topology(channelSubsystems: [], channelPaths: [], subchannels: [])),
+            Sample("embedded default", .embeddedDefault),
+            Sample("synthetic", try! Topology.synthetic(subchannels: 70_000, chpids: 7, paths: 3, cssid: 5)),
+            Sample("synthetic, virtual css", try! Topology.synthetic(subchannels: 10, chpids: 256, paths: 8, cssid: 0xfe)),
+            Sample("variety", variety),
+            Sample(
+                "multiple-css on",
+                Topology(
+                    channelSubsystems: [.init(cssid: 0)], channelPaths: [], subchannels: [], multipleCSSEnabled: true)),
+            Sample("empty", Topology(channelSubsystems: [], channelPaths: [], subchannels: [])),
         ])
-    func roundTrip(_ name: String, _ topology: Topology) throws {
+    func roundTrip(_ sample: Sample) throws {
+        let (name, topology) = (sample.name, sample.topology)
         try topology.validate()
         let bytes = TopologyFile.encode(topology)
         let decoded = try TopologyFile.decode(bytes, name: name)
@@ -405,6 +451,9 @@ struct TopologyFileTests {
         #expect(TopologyFile.encode(decoded) == bytes)
         // Whatever the layout, it is JSON that jansson reads back too.
         #expect(QMPWireParses(bytes))
+        // Both decoders read it, the fast one included.
+        let text = String(decoding: bytes, as: UTF8.self)
+        expectDecodersAgree(text, fastPath: true)
     }
 
     @Test func encodedLayout() throws {
@@ -511,6 +560,14 @@ struct TopologyFileTests {
         #expect(elapsed < bound)
         #expect(decoded == topology)
     }
+}
+
+/// A named topology (named in the test log, rather than printed whole).
+struct Sample: CustomTestStringConvertible, Sendable {
+    let name: String
+    let topology: Topology
+    init(_ name: String, _ topology: Topology) { (self.name, self.topology) = (name, topology) }
+    var testDescription: String { name }
 }
 
 /// Locations in the checkout, from this file's path.

@@ -109,3 +109,41 @@ def test_readonly_listener_process(binary, short_tmp):
         assert srv.alive()
     finally:
         srv.stop()
+
+
+@pytest.mark.parametrize("content,message", [
+    # A syntax error names file, line and column.
+    (b'{"format": "cssd-topology", "version": 1, "chpids": [', b"bad.json:1:53: JSON syntax error"),
+    # A semantic error names the field.
+    (b'{"format": "cssd-topology", "version": 1, "chpids": [], "subchannels": [{"subchannel": "0.0.0000", '
+     b'"devno": "0.0.1000", "cu-type": "3990/e9", "chpids": ["0.40"]}]}',
+     b"subchannels[0].chpids[0]: unknown chpid 0.40"),
+])
+def test_bad_topology_refuses_to_start(binary, short_tmp, content, message):
+    """A bad topology file stops cssd before any listener opens, with an error naming the place."""
+    path = os.path.join(short_tmp, "bad.json")
+    with open(path, "wb") as f:
+        f.write(content)
+    sock = os.path.join(short_tmp, "never.sock")
+    result = subprocess.run([binary, "--qmp", f"unix:{sock}", "--topology", path], capture_output=True, timeout=20)
+    assert result.returncode == 1
+    assert b"cannot load the topology" in result.stderr and message in result.stderr, result.stderr
+    assert not os.path.exists(sock)
+
+
+def test_topology_file_is_served(binary, short_tmp):
+    """A generated topology is what the server reports."""
+    cssctl = os.environ.get("CSSCTL_BIN") or os.path.join(os.path.dirname(binary), "cssctl")
+    if not os.path.exists(cssctl):
+        pytest.skip("cssctl not built")
+    path = os.path.join(short_tmp, "t.json")
+    subprocess.run([cssctl, "gen-topology", "--subchannels", "64", "--chpids", "4", "--paths", "2",
+                    "--output", path], check=True, timeout=30)
+    srv = oracle.cssd_server(short_tmp, extra_args=["--topology", path]).start()
+    try:
+        s, f = _negotiated(srv.sock)
+        s.sendall(b'{"execute":"query-chpids","id":1}')
+        chpids = json.loads(f.readline())["return"]
+        assert len(chpids) == 4 and all(c["subchannels"] == 64 * 2 // 4 for c in chpids)
+    finally:
+        srv.stop()
