@@ -99,39 +99,29 @@ struct TopologyDecoder {
         var multipleCSS: Bool?
         if let value = values[2] { multipleCSS = try bool(value, path: "multiple-css") }
 
-        var paths: [Topology.ChannelPath] = []
-        if let list = values[4] {
-            try array(list, path: "chpids")
-            let count = json_array_size(list)
-            paths.reserveCapacity(count)
-            for index in 0..<count {
-                paths.append(try channelPath(json_array_get(list, index)!, index: index))
-            }
-        }
-
-        var subchannels: [Topology.Subchannel] = []
-        if let list = values[5] {
-            try array(list, path: "subchannels")
-            let count = json_array_size(list)
-            subchannels.reserveCapacity(count)
-            for index in 0..<count {
-                subchannels.append(try subchannel(json_array_get(list, index)!, index: index))
-            }
-        }
-
-        var subsystems: [Topology.ChannelSubsystem] = []
-        if let list = values[3] {
-            try array(list, path: "channel-subsystems")
-            for index in 0..<json_array_size(list) {
-                subsystems.append(try channelSubsystem(json_array_get(list, index)!, index: index))
-            }
-        } else {
-            subsystems = Self.usedChannelSubsystems(paths, subchannels)
-        }
+        let paths = try values[4].map { (list) throws(TopologyFileError) in try elements(list, "chpids", channelPath) } ?? []
+        let subchannels =
+            try values[5].map { (list) throws(TopologyFileError) in try elements(list, "subchannels", subchannel) } ?? []
+        let subsystems =
+            try values[3].map { (list) throws(TopologyFileError) in
+                try elements(list, "channel-subsystems", channelSubsystem)
+            } ?? Self.usedChannelSubsystems(paths, subchannels)
 
         return Topology(
             channelSubsystems: subsystems, channelPaths: paths, subchannels: subchannels,
             multipleCSSEnabled: multipleCSS)
+    }
+
+    /// Decodes every element of the array at `path` with `element(node, index)`.
+    func elements<T>(
+        _ list: Node, _ path: String, _ element: (Node, Int) throws(TopologyFileError) -> T
+    ) throws(TopologyFileError) -> [T] {
+        try array(list, path: path)
+        let count = json_array_size(list)
+        var result: [T] = []
+        result.reserveCapacity(count)
+        for index in 0..<count { result.append(try element(json_array_get(list, index)!, index)) }
+        return result
     }
 
     /// The default channel subsystems: every css that a chpid or subchannel is in, ascending.
