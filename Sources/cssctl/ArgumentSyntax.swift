@@ -8,6 +8,8 @@ import QMPWire
 /// A value is JSON when it parses as JSON (`5`, `true`, `null`, `[1,2]`, `{"a":1}`, `"007"`),
 /// otherwise the literal text, so `name=foo` needs no quoting while `name='"123"'` forces a string.
 /// Dotted keys build nested objects: `a.b=1 a.c=2` gives `{"a": {"b": 1, "c": 2}}`.
+/// Keys the schema declares as strings take the text as typed, so `chpid=0.40` stays "0.40"
+/// rather than becoming the number 0.4 (a quoted JSON string is still read as JSON).
 enum ArgumentSyntax {
     struct SyntaxError: Error, CustomStringConvertible {
         let description: String
@@ -17,7 +19,8 @@ enum ArgumentSyntax {
         JSON.parse(text) ?? .string(text)
     }
 
-    static func arguments(_ words: [String]) throws(SyntaxError) -> JSON {
+    /// - Parameter stringKeys: top-level keys whose values are strings (from the schema).
+    static func arguments(_ words: [String], stringKeys: Set<String> = []) throws(SyntaxError) -> JSON {
         let root = Node()
         for word in words {
             guard let equals = word.firstIndex(of: "=") else {
@@ -28,7 +31,9 @@ enum ArgumentSyntax {
             guard !path.contains(where: \.isEmpty) else {
                 throw SyntaxError(description: "'\(word)': empty key or key component")
             }
-            try root.insert(value(String(word[word.index(after: equals)...])), at: path[...], fullKey: key)
+            let text = String(word[word.index(after: equals)...])
+            let parsed = stringKeys.contains(key) && !text.hasPrefix("\"") ? JSON.string(text) : value(text)
+            try root.insert(parsed, at: path[...], fullKey: key)
         }
         return root.json()
     }

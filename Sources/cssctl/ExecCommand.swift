@@ -2,6 +2,7 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import ArgumentParser
+import QMPSchema
 import QMPWire
 
 /// Runs one QMP command: connect, greeting, negotiation, the command, its reply.
@@ -11,7 +12,9 @@ struct ExecCommand: ParsableCommand {
         abstract: "Run one QMP command and print its result (the default subcommand).",
         discussion: """
             Each ARGUMENT is key=value. The value is taken as JSON when it is valid JSON
-            (numbers, true, false, null, arrays, objects, "quoted strings"), otherwise as a string.
+            (numbers, true, false, null, arrays, objects, "quoted strings"), otherwise as a string;
+            arguments the command's schema declares as strings keep their text, so chpid=0.40
+            sends "0.40" (not the number 0.4).
             Dotted keys build nested objects: a.b=1 a.c=x gives {"a": {"b": 1, "c": "x"}}.
             Prints the "return" value indented, or with --raw the reply line as received.
             On an error reply prints CLASS: desc to standard error and exits with status 1;
@@ -61,7 +64,7 @@ struct ExecCommand: ParsableCommand {
         }
         let members: JSON
         do {
-            members = try ArgumentSyntax.arguments(arguments)
+            members = try ArgumentSyntax.arguments(arguments, stringKeys: Self.stringArguments(of: command!))
         } catch {
             throw ValidationError(error.description)
         }
@@ -110,5 +113,17 @@ struct ExecCommand: ParsableCommand {
             throw Exit.errorReply
         }
         if !raw { print(reply["return"]!.serialized(pretty: true)) }
+    }
+
+    /// Arguments of a cssd command declared as strings or enums (ids like "0.40" look like numbers).
+    static func stringArguments(of command: String) -> Set<String> {
+        guard let schema = try? Schema.embedded(), let definition = schema.command(named: command) else { return [] }
+        return Set(definition.arguments.filter { member in
+            switch member.type {
+            case .builtin(let builtin): return builtin == .str
+            case .named(let name): return schema.enums[name] != nil
+            case .array: return false
+            }
+        }.map(\.name))
     }
 }
