@@ -52,14 +52,14 @@ let package = Package(
         // Command registry and handlers.
         .target(
             name: "QMPCommands",
-            dependencies: ["QMPSchema", "QMPWire", "CSSModel"],
+            dependencies: ["QMPSchema", "QMPWire", "CSSModel", "PathEvents"],
             swiftSettings: fuzzFlags
         ),
         // QMP sessions and the network server.
         .target(
             name: "QMPServer",
             dependencies: [
-                "QMPCommands", "QMPSchema", "QMPWire",
+                "QMPCommands", "QMPSchema", "QMPWire", "PathEvents",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -100,6 +100,8 @@ let package = Package(
             linkerSettings: fuzzing ? [.unsafeFlags(["-sanitize=fuzzer,address", "-use-ld=lld"])] : []
         ),
         .target(name: "CSSModel", swiftSettings: fuzzFlags),
+        // Path-event subscriptions: filters, fan-out, bounded coalescing queues (pure).
+        .target(name: "PathEvents", dependencies: ["CSSModel"], swiftSettings: fuzzFlags),
         // Build-time tool: turns API/*.json into a Swift source file so the schema is compiled in.
         .executableTarget(name: "api-embed"),
         .plugin(name: "EmbedAPI", capability: .buildTool(), dependencies: ["api-embed"]),
@@ -110,10 +112,11 @@ let package = Package(
         .testTarget(name: "TopologyFileTests", dependencies: ["TopologyFile", "CSSModel", "QMPWire"]),
         .testTarget(name: "QMPSchemaTests", dependencies: ["QMPSchema", "QMPWire"]),
         .testTarget(name: "CSSModelTests", dependencies: ["CSSModel"]),
+        .testTarget(name: "PathEventsTests", dependencies: ["PathEvents", "CSSModel"]),
         .testTarget(
             name: "QMPServerTests",
             dependencies: [
-                "QMPServer", "QMPWire", "QMPCommands", "QMPFuzzSupport", "CSSModel",
+                "QMPServer", "QMPWire", "QMPCommands", "QMPFuzzSupport", "CSSModel", "PathEvents",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -25,8 +25,11 @@ public struct PathChange: Hashable, Sendable {
 /// A subchannel's path masks after a path operation changed at least one of them.
 public struct AffectedSubchannel: Hashable, Sendable {
     public let id: SubchannelID
+    /// The device number, nil when DNV is 0.
+    public let device: DeviceID?
     /// The slot of the changed path in this subchannel (its mask bit is 0x80 >> slot).
     public let slot: Int
+    public let pim: UInt8
     public let lpm: UInt8
     public let pam: UInt8
     public let pom: UInt8

@@ -181,7 +181,7 @@ struct MaskUpdate {
         record.schib.pmcw = pmcw
         record.schib.scsw.pathNotOperational = pmcw.pnom != 0
         return AffectedSubchannel(
-            id: record.id, slot: slot, lpm: pmcw.lpm, pam: pmcw.pam, pom: pmcw.pom, pnom: pmcw.pnom,
+            id: record.id, device: record.deviceID, slot: slot, pim: pmcw.pim, lpm: pmcw.lpm, pam: pmcw.pam, pom: pmcw.pom, pnom: pmcw.pnom,
             pathNotOperational: pmcw.pnom != 0)
     }
 }

@@ -10,6 +10,8 @@ public protocol SessionControl: AnyObject {
     var isNegotiated: Bool { get }
     /// A read-only connection: only query-* commands.
     var isReadOnly: Bool { get }
+    /// The connection's id: the owner of its path-event subscriptions.
+    var connectionID: Int { get }
     /// Leaves negotiation mode with the given capabilities.
     func enterCommandMode(oob: Bool)
 }

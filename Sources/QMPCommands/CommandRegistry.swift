@@ -37,6 +37,7 @@ public struct CommandRegistry {
         var registry = CommandRegistry()
         CoreCommands.register(into: &registry)
         CSSCommands.register(into: &registry)
+        PathEventCommands.register(into: &registry)
         return registry
     }
 }

@@ -2,6 +2,7 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import CSSModel
+import PathEvents
 import QMPSchema
 import QMPWire
 
@@ -14,17 +15,21 @@ public struct ServerOptions: Sendable {
     /// Conditions (QAPI "if") that are on: e.g. "allow-quit".
     public var conditions: Set<String>
     public var limits: WireLimits
+    /// Default bound of a path-event subscription's queue (`queue-limit` overrides it).
+    public var eventQueueLimit: Int
 
     public init(
         version: (major: Int, minor: Int, micro: Int) = CSSDVersion.triple,
         package: String = "cssd \(CSSDVersion.string)",
         conditions: Set<String> = [],
-        limits: WireLimits = WireLimits()
+        limits: WireLimits = WireLimits(),
+        eventQueueLimit: Int = 131_072
     ) {
         self.version = version
         self.package = package
         self.conditions = conditions
         self.limits = limits
+        self.eventQueueLimit = eventQueueLimit
     }
 }
 
@@ -43,8 +48,15 @@ public final class ServerState {
     let entries: [String: Entry]
     /// The channel subsystem the commands act on.
     public var subsystem: Subsystem
+    /// Path-event subscriptions of every connection, and their queues.
+    public var pathEvents = PathEventHub()
+    /// Event timestamps; the network layer's clock (tests may fix it).
+    public var clock: () -> EventTime = EventClock.now
     /// Called by `quit`; the network layer stops the server after flushing the reply.
     public var onShutdownRequest: ((ShutdownCause) -> Void)?
+    /// Called after a command queued path events for other connections, with their ids.
+    public var onPathEventsQueued: ((Set<Int>) -> Void)?
+    private var lastConnectionID = 0
 
     struct Entry {
         let command: Command
@@ -89,6 +101,20 @@ public final class ServerState {
         throws(SchemaError) -> ServerState
     {
         try ServerState(schema: try Schema.embedded(), registry: .standard(), options: options, subsystem: subsystem)
+    }
+
+    /// A new connection's id (the owner of its path-event subscriptions).
+    public func makeConnectionID() -> Int {
+        lastConnectionID += 1
+        return lastConnectionID
+    }
+
+    /// Tells the network layer which other connections have new path events.
+    public func announcePathEvents(except connection: Int) {
+        guard pathEvents.hasOwnersWithNewEvents else { return }
+        var owners = pathEvents.takeOwnersWithNewEvents()
+        owners.remove(connection)
+        if !owners.isEmpty { onPathEventsQueued?(owners) }
     }
 
     /// Commands a connection may execute, in schema order.

@@ -21,6 +21,9 @@ final class QMPConnectionHandler: ChannelDuplexHandler {
     private var suspended = false
     /// A read was requested while suspended.
     private var readDeferred = false
+    /// `pump` is running; `repump`: run it once more.
+    private var pumping = false
+    private var repump = false
     private var context: ChannelHandlerContext?
 
     /// Output produced between writes; larger batches are written and checked for back-pressure.
@@ -51,13 +54,14 @@ final class QMPConnectionHandler: ChannelDuplexHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         core.connectionClosed(self)
+        session.close()
         context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var input = unwrapInboundIn(data)
-        let progress = session.receive(&input, into: &output, budget: Self.outputChunk)
-        drive(progress, context: context)
+        session.append(&input)
+        pump(context: context)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -75,12 +79,7 @@ final class QMPConnectionHandler: ChannelDuplexHandler {
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         if suspended && context.channel.isWritable {
             suspended = false
-            drive(session.process(into: &output, budget: Self.outputChunk), context: context)
-            context.flush()
-            if !suspended && readDeferred {
-                readDeferred = false
-                context.read()
-            }
+            pump(context: context)
         }
         context.fireChannelWritabilityChanged()
     }
@@ -90,18 +89,36 @@ final class QMPConnectionHandler: ChannelDuplexHandler {
         context.close(promise: nil)
     }
 
-    /// Writes what the session produced and keeps processing while the socket keeps up.
-    private func drive(_ first: QMPSession.Progress, context: ChannelHandlerContext) {
-        var progress = first
-        while true {
-            writeOutput(context: context)
-            guard progress == .outputFull else { return }
-            if !context.channel.isWritable {
-                suspended = true
-                context.flush()
-                return
+    /// Path events were queued for this connection by another one's command.
+    func eventsQueued() {
+        guard let context, !suspended else { return }
+        pump(context: context)
+    }
+
+    /// Writes queued events and replies to buffered input while the socket keeps up; stops
+    /// (and stops reading) when its backlog passes the high watermark. Re-entrant calls (a
+    /// flush that makes the channel writable again, events queued by a command this pump
+    /// runs) only ask the running pump for another round.
+    private func pump(context: ChannelHandlerContext) {
+        if pumping {
+            repump = true
+            return
+        }
+        pumping = true
+        defer { pumping = false }
+        repeat {
+            repump = false
+            while !suspended {
+                let progress = session.process(into: &output, budget: Self.outputChunk)
+                writeOutput(context: context)
+                guard progress == .outputFull else { break }
+                if !context.channel.isWritable { suspended = true }
             }
-            progress = session.process(into: &output, budget: Self.outputChunk)
+            context.flush()
+        } while repump && !suspended
+        if !suspended && readDeferred {
+            readDeferred = false
+            context.read()
         }
     }
 

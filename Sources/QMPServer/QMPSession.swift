@@ -3,6 +3,7 @@
 
 import CJansson
 import NIOCore
+import PathEvents
 import QMPCommands
 import QMPWire
 
@@ -16,6 +17,7 @@ import QMPWire
 public final class QMPSession: SessionControl {
     public let server: ServerState
     public let isReadOnly: Bool
+    public let connectionID: Int
     public private(set) var isNegotiated = false
     public private(set) var isOOBEnabled = false
     /// Set once the server is shutting down: remaining input is ignored.
@@ -40,6 +42,7 @@ public final class QMPSession: SessionControl {
     public init(server: ServerState, readOnly: Bool = false) {
         self.server = server
         self.isReadOnly = readOnly
+        self.connectionID = server.makeConnectionID()
         self.scanner = JSONScanner(limits: server.options.limits)
     }
 
@@ -52,17 +55,26 @@ public final class QMPSession: SessionControl {
 
     /// Adds input and processes as much as the output budget allows.
     public func receive(_ input: inout ByteBuffer, into output: inout ByteBuffer, budget: Int) -> Progress {
+        append(&input)
+        return process(into: &output, budget: budget)
+    }
+
+    /// Adds input to process later.
+    public func append(_ input: inout ByteBuffer) {
+        guard !isStopped else { return }
         if pending == nil {
             pending = input
         } else {
             pending!.writeBuffer(&input)
         }
-        return process(into: &output, budget: budget)
     }
 
-    /// Processes buffered input until it is used up or `output` holds `budget` bytes.
+    /// Writes this connection's queued path events, then processes buffered input, until both
+    /// are used up or `output` holds `budget` bytes. The events a command publishes follow its
+    /// reply.
     public func process(into output: inout ByteBuffer, budget: Int) -> Progress {
         guard !isStopped else { return .stopped }
+        guard writeEvents(into: &output, budget: budget) else { return .outputFull }
         guard var buffer = pending else { return .needInput }
         pending = nil  // keep the buffer uniquely referenced: no copy on write
         var progress = Progress.needInput
@@ -85,6 +97,10 @@ public final class QMPSession: SessionControl {
                 }
             case .error(let error):
                 ReplyEncoder.writeError(class: "GenericError", desc: error.description, id: nil, to: &output)
+            }
+            if !writeEvents(into: &output, budget: budget) {
+                progress = .outputFull
+                break
             }
             if isStopped {
                 progress = .stopped
@@ -113,6 +129,26 @@ public final class QMPSession: SessionControl {
         case .failure(let error):
             ReplyEncoder.writeError(class: error.errorClass.rawValue, desc: error.desc, id: id, to: &output)
         }
+        server.announcePathEvents(except: connectionID)
+    }
+
+    /// Writes queued path events until none is left (true) or the budget is used (false).
+    private func writeEvents(into output: inout ByteBuffer, budget: Int) -> Bool {
+        guard isNegotiated else { return true }
+        while output.readableBytes < budget {
+            guard let (subscription, delivery) = server.pathEvents.next(for: connectionID) else { return true }
+            PathEventEncoder.write(delivery, subscription: subscription, clock: server.clock, to: &output)
+        }
+        return false
+    }
+
+    /// Whether path events wait to be written.
+    public var hasQueuedEvents: Bool { server.pathEvents.hasQueued(for: connectionID) }
+
+    /// Ends the connection's subscriptions (it closed).
+    public func close() {
+        server.pathEvents.removeOwner(connectionID)
+        stop()
     }
 
     /// Writes an event if the connection is in command mode (QEMU sends none before).

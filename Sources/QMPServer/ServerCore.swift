@@ -19,25 +19,28 @@ final class ServerCore: @unchecked Sendable {
     let loop: EventLoop
     let state: ServerState
     let logger: Logger
-    private var connections: [ObjectIdentifier: QMPConnectionHandler] = [:]
+    private var connections: [Int: QMPConnectionHandler] = [:]
     private(set) var connectionCount = 0
 
     init(loop: EventLoop, state: ServerState, logger: Logger) {
         self.loop = loop
         self.state = state
         self.logger = logger
+        state.onPathEventsQueued = { [unowned self] owners in
+            for owner in owners { self.connections[owner]?.eventsQueued() }
+        }
     }
 
     func connectionOpened(_ handler: QMPConnectionHandler) {
         loop.preconditionInEventLoop()
-        connections[ObjectIdentifier(handler)] = handler
+        connections[handler.session.connectionID] = handler
         connectionCount = connections.count
         logger.debug("connection opened", metadata: ["connections": "\(connections.count)"])
     }
 
     func connectionClosed(_ handler: QMPConnectionHandler) {
         loop.preconditionInEventLoop()
-        connections[ObjectIdentifier(handler)] = nil
+        connections[handler.session.connectionID] = nil
         connectionCount = connections.count
         logger.debug("connection closed", metadata: ["connections": "\(connections.count)"])
     }

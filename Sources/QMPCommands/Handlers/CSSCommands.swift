@@ -2,6 +2,7 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import CSSModel
+import PathEvents
 import QMPWire
 
 /// The channel-subsystem commands of API/css.json, over `ServerState.subsystem`.
@@ -57,28 +58,39 @@ enum CSSCommands {
         }
         registry.register("reset-channel-path") { (arguments, context) throws(QMPError) in
             let id = try channelPathID(arguments.string("chpid")!)
-            return .object([("cc", .integer(context.server.subsystem.resetChannelPath(id).cc))])
+            let server = context.server
+            let result = server.subsystem.resetChannelPath(id)
+            if result.cc == 0, let path = server.subsystem.channelPath(id) {
+                server.pathEvents.publishReset(of: path, crws: result.crws, at: server.clock())
+            }
+            return .object([("cc", .integer(result.cc))])
         }
         registry.register("vary-path") { (arguments, context) throws(QMPError) in
             let id = try channelPathID(arguments.string("chpid")!)
             let state = VaryState(rawValue: arguments.string("state")!)!
             if let text = arguments.string("subchannel") {
                 let subchannel = try subchannelID(text)
-                return try pathChange { () throws(ModelError) in
+                return try pathChange(PathEventChange(state), context) { () throws(ModelError) in
                     try context.server.subsystem.varyPath(id, to: state, subchannel: subchannel)
                 }
             }
-            return try pathChange { () throws(ModelError) in try context.server.subsystem.varyPath(id, to: state) }
+            return try pathChange(PathEventChange(state), context) { () throws(ModelError) in
+                try context.server.subsystem.varyPath(id, to: state)
+            }
         }
         registry.register("configure-chpid") { (arguments, context) throws(QMPError) in
             let id = try channelPathID(arguments.string("chpid")!)
             let state = ConfigureState(name: arguments.string("state")!)!
-            return try pathChange { () throws(ModelError) in try context.server.subsystem.configurePath(id, to: state) }
+            return try pathChange(PathEventChange(state)!, context) { () throws(ModelError) in
+                try context.server.subsystem.configurePath(id, to: state)
+            }
         }
         registry.register("inject-path-fault") { (arguments, context) throws(QMPError) in
             let id = try channelPathID(arguments.string("chpid")!)
             let fault = PathFault(rawValue: arguments.string("fault")!)!
-            return try pathChange { () throws(ModelError) in try context.server.subsystem.injectPathFault(id, fault) }
+            return try pathChange(PathEventChange(fault), context) { () throws(ModelError) in
+                try context.server.subsystem.injectPathFault(id, fault)
+            }
         }
         registry.register("query-css") { (_, context) throws(QMPError) in
             let subsystem = context.server.subsystem
@@ -239,14 +251,14 @@ enum CSSCommands {
 
     // MARK: Ids and errors
 
-    private static func subchannelID(_ text: String, argument: String = "subchannel") throws(QMPError) -> SubchannelID {
+    static func subchannelID(_ text: String, argument: String = "subchannel") throws(QMPError) -> SubchannelID {
         do throws(IDParseError) { return try SubchannelID(parsing: text, argument: argument) } catch {
             throw .generic(error.description)
         }
     }
 
-    private static func channelPathID(_ text: String) throws(QMPError) -> ChannelPathID {
-        do throws(IDParseError) { return try ChannelPathID(parsing: text, argument: "chpid") } catch {
+    static func channelPathID(_ text: String, argument: String = "chpid") throws(QMPError) -> ChannelPathID {
+        do throws(IDParseError) { return try ChannelPathID(parsing: text, argument: argument) } catch {
             throw .generic(error.description)
         }
     }
@@ -257,10 +269,14 @@ enum CSSCommands {
         }
     }
 
-    /// Runs a path operation; not-found errors become DeviceNotFound, others GenericError.
-    private static func pathChange(_ operation: () throws(ModelError) -> PathChange) throws(QMPError) -> JSON {
+    /// Runs a path operation and publishes its events; not-found errors become
+    /// DeviceNotFound, others GenericError.
+    private static func pathChange(
+        _ kind: PathEventChange, _ context: CommandContext, _ operation: () throws(ModelError) -> PathChange
+    ) throws(QMPError) -> JSON {
         do throws(ModelError) {
             let change = try operation()
+            context.server.pathEvents.publish(change, as: kind, at: context.server.clock())
             return .object([
                 ("chpid", .string(change.chpid.description)),
                 ("changed", .integer(change.affected.count)),

@@ -1,0 +1,98 @@
+// SPDX-License-Identifier: MIT
+// cssd: QMP control server for the s390 channel subsystem.
+
+import CSSModel
+
+/// What happened to a channel path, as events and subscription filters name it.
+public enum PathEventChange: String, CaseIterable, Hashable, Sendable {
+    case online, offline
+    case configured, standby
+    case permanentError = "permanent-error"
+    case temporaryError = "temporary-error"
+    case recovered
+    case reset
+
+    public init(_ state: VaryState) { self = state == .online ? .online : .offline }
+
+    public init(_ fault: PathFault) {
+        switch fault {
+        case .permanentError: self = .permanentError
+        case .temporaryError: self = .temporaryError
+        case .recovered: self = .recovered
+        }
+    }
+
+    /// The change a configure request makes; nil for states a client cannot request.
+    public init?(_ state: ConfigureState) {
+        switch state {
+        case .configured: self = .configured
+        case .standby: self = .standby
+        default: return nil
+        }
+    }
+
+    var bit: UInt16 { 1 << UInt16(Self.allCases.firstIndex(of: self)!) }
+}
+
+/// Wall-clock time of an event, supplied by the caller: the event model has no clock.
+public struct EventTime: Hashable, Sendable {
+    public let seconds: Int
+    public let microseconds: Int
+
+    public init(seconds: Int, microseconds: Int) {
+        self.seconds = seconds
+        self.microseconds = microseconds
+    }
+}
+
+/// `CHANNEL_PATH_CHANGED`: one per change of a chpid.
+public struct ChannelPathEvent: Hashable, Sendable {
+    public let chpid: ChannelPathID
+    public let change: PathEventChange
+    public let vary: VaryState
+    public let configure: ConfigureState
+    /// Subchannels whose masks the change altered (the number of SUBCHANNEL_PATHS_CHANGED).
+    public let subchannels: Int
+    /// The channel report word the machine queued, if any.
+    public let crw: UInt32?
+}
+
+/// `SUBCHANNEL_PATHS_CHANGED`: one per subchannel whose masks a change altered.
+public struct SubchannelPathEvent: Hashable, Sendable {
+    public let subchannel: SubchannelID
+    public let device: DeviceID?
+    public let chpid: ChannelPathID
+    public let change: PathEventChange
+    public let pim, pam, pom, lpm, pnom: UInt8
+}
+
+public enum PathEvent: Hashable, Sendable {
+    case channelPath(ChannelPathEvent)
+    case subchannel(SubchannelPathEvent)
+
+    /// What a newer event replaces when the subscriber has not read the older one yet: the
+    /// same chpid's event, or the same subchannel's event for the same chpid (its masks are
+    /// the latest state, and which path changed is kept).
+    var coalescingKey: UInt64 {
+        switch self {
+        case .channelPath(let event): return UInt64(event.chpid.rawValue)
+        case .subchannel(let event):
+            return 1 << 56 | UInt64(event.subchannel.rawValue) << 16 | UInt64(event.chpid.rawValue)
+        }
+    }
+}
+
+/// An event as queued: its place in the global order and when it happened.
+public struct QueuedPathEvent: Hashable, Sendable {
+    /// Increases with every event published; orders events across one connection's subscriptions.
+    public let sequence: UInt64
+    public let time: EventTime
+    public let event: PathEvent
+}
+
+/// What a subscriber is handed next.
+public enum PathEventDelivery: Hashable, Sendable {
+    case event(QueuedPathEvent)
+    /// `PATH_EVENTS_DROPPED`: this many events were dropped since the last delivery.
+    case dropped(Int)
+}

@@ -1,0 +1,55 @@
+// SPDX-License-Identifier: MIT
+// cssd: QMP control server for the s390 channel subsystem.
+
+import CSSModel
+
+/// Which events a subscription wants: chpid events, subchannel events, or both.
+public enum PathEventGranularity: String, CaseIterable, Hashable, Sendable {
+    case chpid, subchannel, both
+
+    var wantsChannelPath: Bool { self != .subchannel }
+    var wantsSubchannel: Bool { self != .chpid }
+}
+
+/// A subscription's filter. Every given criterion must hold; an absent one matches all.
+public struct PathEventFilter: Hashable, Sendable {
+    public let granularity: PathEventGranularity
+    /// Only these chpids, as requested.
+    public let chpids: Set<ChannelPathID>?
+    /// Only these subchannels, as requested (chpid events: only for their paths).
+    public let subchannels: Set<SubchannelID>?
+    public let cssid: UInt8?
+    public let changes: Set<PathEventChange>?
+    /// The chpids whose events can match: `chpids`, narrowed to the installed paths of
+    /// `subchannels` when given (they do not change: the topology fixes PIM and chpids).
+    public let scope: Set<ChannelPathID>?
+    private let changeMask: UInt16
+
+    /// - Parameter pathsOfSubchannels: the chpids installed in `subchannels` (required with it).
+    public init(
+        granularity: PathEventGranularity, chpids: Set<ChannelPathID>? = nil,
+        subchannels: Set<SubchannelID>? = nil, pathsOfSubchannels: Set<ChannelPathID> = [],
+        cssid: UInt8? = nil, changes: Set<PathEventChange>? = nil
+    ) {
+        self.granularity = granularity
+        self.chpids = chpids
+        self.subchannels = subchannels
+        self.cssid = cssid
+        self.changes = changes
+        var scope = chpids
+        if subchannels != nil { scope = scope.map { $0.intersection(pathsOfSubchannels) } ?? pathsOfSubchannels }
+        if let cssid { scope = scope?.filter { $0.cssid == cssid } }
+        self.scope = scope
+        self.changeMask = changes?.reduce(0) { $0 | $1.bit } ?? UInt16.max
+    }
+
+    /// Whether a change of `chpid` can produce events for this subscription at all.
+    func admits(_ chpid: ChannelPathID, _ change: PathEventChange) -> Bool {
+        changeMask & change.bit != 0 && (cssid == nil || chpid.cssid == cssid)
+            && (scope == nil || scope!.contains(chpid))
+    }
+
+    func admits(_ subchannel: SubchannelID) -> Bool {
+        subchannels == nil || subchannels!.contains(subchannel)
+    }
+}

@@ -1,0 +1,179 @@
+// SPDX-License-Identifier: MIT
+// cssd: QMP control server for the s390 channel subsystem.
+
+import CSSModel
+
+/// The subscriptions of every connection and the fan-out of path changes to them.
+///
+/// Pure and deterministic: connections are opaque owner numbers, time is passed in. Each
+/// change is turned into one chpid event and one event per affected subchannel (in
+/// subchannel-id order), and each subscription whose filter admits them gets them in its own
+/// bounded queue. Fan-out cost: O(1) per "chpid" subscription and O(affected subchannels) per
+/// "subchannel" one; subscriptions with a chpid filter are indexed, so a change costs
+/// nothing for subscriptions to other chpids.
+public struct PathEventHub: Sendable {
+    public struct Subscription: Sendable {
+        public let id: Int
+        public let owner: Int
+        public let filter: PathEventFilter
+        public internal(set) var queue: PathEventQueue
+        /// Events handed to this subscription's queue.
+        public internal(set) var published = 0
+    }
+
+    public enum HubError: Error, Equatable, Sendable {
+        case tooManySubscriptions(limit: Int)
+        case unknownSubscription(Int)
+    }
+
+    /// Most subscriptions one connection may hold.
+    public let maxSubscriptionsPerOwner: Int
+    private var subscriptions: [Int: Subscription] = [:]
+    private var byOwner: [Int: [Int]] = [:]
+    /// Subscriptions whose filter names chpids, by chpid; the rest take every chpid.
+    private var byChpid: [ChannelPathID: [Int]] = [:]
+    private var anyChpid: [Int] = []
+    private var nextID = 1
+    private var nextSequence: UInt64 = 1
+    /// Owners that got events since `takeOwnersWithNewEvents`.
+    private var touched: Set<Int> = []
+
+    public init(maxSubscriptionsPerOwner: Int = 64) {
+        self.maxSubscriptionsPerOwner = maxSubscriptionsPerOwner
+    }
+
+    // MARK: Subscriptions
+
+    public mutating func subscribe(owner: Int, filter: PathEventFilter, queueLimit: Int) throws(HubError) -> Int {
+        guard byOwner[owner, default: []].count < maxSubscriptionsPerOwner else {
+            throw .tooManySubscriptions(limit: maxSubscriptionsPerOwner)
+        }
+        let id = nextID
+        nextID += 1
+        subscriptions[id] = Subscription(id: id, owner: owner, filter: filter, queue: PathEventQueue(limit: queueLimit))
+        byOwner[owner, default: []].append(id)
+        if let scope = filter.scope {
+            for chpid in scope { byChpid[chpid, default: []].append(id) }
+        } else {
+            anyChpid.append(id)
+        }
+        return id
+    }
+
+    /// Ends a subscription of `owner`; others' subscriptions are unknown to it.
+    public mutating func unsubscribe(owner: Int, id: Int) throws(HubError) {
+        guard let subscription = subscriptions[id], subscription.owner == owner else { throw .unknownSubscription(id) }
+        remove(subscription)
+    }
+
+    /// Ends every subscription of `owner` (its connection closed).
+    public mutating func removeOwner(_ owner: Int) {
+        for id in byOwner[owner] ?? [] { remove(subscriptions[id]!) }
+        touched.remove(owner)
+    }
+
+    private mutating func remove(_ subscription: Subscription) {
+        subscriptions[subscription.id] = nil
+        byOwner[subscription.owner]?.removeAll { $0 == subscription.id }
+        if byOwner[subscription.owner]?.isEmpty == true { byOwner[subscription.owner] = nil }
+        if let scope = subscription.filter.scope {
+            for chpid in scope {
+                byChpid[chpid]?.removeAll { $0 == subscription.id }
+                if byChpid[chpid]?.isEmpty == true { byChpid[chpid] = nil }
+            }
+        } else {
+            anyChpid.removeAll { $0 == subscription.id }
+        }
+    }
+
+    /// `owner`'s subscriptions, oldest first.
+    public func subscriptions(of owner: Int) -> [Subscription] {
+        (byOwner[owner] ?? []).map { subscriptions[$0]! }
+    }
+
+    public var subscriptionCount: Int { subscriptions.count }
+
+    // MARK: Publishing
+
+    /// Publishes the events of a vary, configure or fault. A change that altered nothing (no
+    /// path state, no mask, no CRW) publishes nothing.
+    public mutating func publish(_ change: PathChange, as kind: PathEventChange, at time: EventTime) {
+        guard change.pathChanged || !change.affected.isEmpty || !change.crws.isEmpty else { return }
+        let after = change.after
+        let event = ChannelPathEvent(
+            chpid: after.id, change: kind, vary: after.vary, configure: after.configure,
+            subchannels: change.affected.count, crw: change.crws.first?.rawValue)
+        fanOut(event, change.affected, at: time)
+    }
+
+    /// Publishes a reset channel path (RCHP cc 0): a chpid event carrying the solicited CRW.
+    public mutating func publishReset(of path: ChannelPath, crws: [CRW], at time: EventTime) {
+        let event = ChannelPathEvent(
+            chpid: path.id, change: .reset, vary: path.vary, configure: path.configure, subchannels: 0,
+            crw: crws.first?.rawValue)
+        fanOut(event, [], at: time)
+    }
+
+    private mutating func fanOut(_ event: ChannelPathEvent, _ affected: [AffectedSubchannel], at time: EventTime) {
+        let first = nextSequence
+        nextSequence += 1 + UInt64(affected.count)
+        let chpid = event.chpid
+        for id in anyChpid { deliver(event, affected, to: id, sequence: first, time: time) }
+        for id in byChpid[chpid] ?? [] { deliver(event, affected, to: id, sequence: first, time: time) }
+    }
+
+    private mutating func deliver(
+        _ event: ChannelPathEvent, _ affected: [AffectedSubchannel], to id: Int, sequence: UInt64, time: EventTime
+    ) {
+        let filter = subscriptions[id]!.filter
+        guard filter.admits(event.chpid, event.change) else { return }
+        var published = 0
+        if filter.granularity.wantsChannelPath {
+            subscriptions[id]!.queue.push(QueuedPathEvent(sequence: sequence, time: time, event: .channelPath(event)))
+            published += 1
+        }
+        if filter.granularity.wantsSubchannel {
+            for (offset, subchannel) in affected.enumerated() where filter.admits(subchannel.id) {
+                let item = SubchannelPathEvent(
+                    subchannel: subchannel.id, device: subchannel.device, chpid: event.chpid, change: event.change,
+                    pim: subchannel.pim, pam: subchannel.pam, pom: subchannel.pom, lpm: subchannel.lpm,
+                    pnom: subchannel.pnom)
+                subscriptions[id]!.queue.push(
+                    QueuedPathEvent(sequence: sequence + 1 + UInt64(offset), time: time, event: .subchannel(item)))
+                published += 1
+            }
+        }
+        guard published > 0 else { return }
+        subscriptions[id]!.published += published
+        touched.insert(subscriptions[id]!.owner)
+    }
+
+    // MARK: Delivery
+
+    /// Owners with events queued since the last call, and forgets them.
+    public mutating func takeOwnersWithNewEvents() -> Set<Int> {
+        defer { touched.removeAll(keepingCapacity: true) }
+        return touched
+    }
+
+    public var hasOwnersWithNewEvents: Bool { !touched.isEmpty }
+
+    /// Whether `owner` has anything queued.
+    public func hasQueued(for owner: Int) -> Bool {
+        (byOwner[owner] ?? []).contains { !subscriptions[$0]!.queue.isEmpty }
+    }
+
+    /// The next delivery for `owner` across its subscriptions, in publication order (a drop
+    /// report first: it stands for events older than any still queued).
+    public mutating func next(for owner: Int) -> (subscription: Int, delivery: PathEventDelivery)? {
+        guard let ids = byOwner[owner] else { return nil }
+        var best: (id: Int, sequence: UInt64)?
+        for id in ids {
+            if let sequence = subscriptions[id]!.queue.nextSequence(), best == nil || sequence < best!.sequence {
+                best = (id, sequence)
+            }
+        }
+        guard let best else { return nil }
+        return (best.id, subscriptions[best.id]!.queue.pop()!)
+    }
+}
