@@ -57,6 +57,9 @@ public enum FuzzHarness {
             offset = end
         }
         check(&output)
+        // Subscriptions end with their connection; none may outlive it.
+        session.close()
+        precondition(fuzzServer.pathEvents.subscriptionCount == 0, "subscriptions outlived their connection")
     }
 
     /// Every line: CRLF-terminated, ASCII, one JSON object that is a greeting, reply or event.

@@ -108,11 +108,14 @@ final class QMPConnectionHandler: ChannelDuplexHandler {
         defer { pumping = false }
         repeat {
             repump = false
+            if !context.channel.isWritable { suspended = true }
             while !suspended {
                 let progress = session.process(into: &output, budget: Self.outputChunk)
                 writeOutput(context: context)
-                guard progress == .outputFull else { break }
+                // Checked after every write, not only when the budget ran out: events for a
+                // client that does not read must stay in its bounded queue, not pile up here.
                 if !context.channel.isWritable { suspended = true }
+                guard progress == .outputFull else { break }
             }
             context.flush()
         } while repump && !suspended

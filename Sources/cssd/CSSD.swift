@@ -52,12 +52,23 @@ struct CSSD: AsyncParsableCommand {
         help: "Largest JSON value a client may send, in bytes (QEMU: 67108864).")
     var maxRequestSize: Int = WireLimits().maxValueSize
 
+    @Option(
+        name: .customLong("event-queue-limit"),
+        help: """
+            Path events a subscription holds while its client does not read (1..1048576); \
+            beyond it they are coalesced, then dropped and counted (API/path-events.md).
+            """)
+    var eventQueueLimit: Int = ServerOptions().eventQueueLimit
+
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level: '\(logLevel)' is not one of trace, debug, info, notice, warning, error, critical")
         }
         guard maxRequestSize >= 1024, maxRequestSize <= 1 << 30 else {
             throw ValidationError("--max-request-size must be between 1024 and 1073741824 bytes")
+        }
+        guard (1...(1 << 20)).contains(eventQueueLimit) else {
+            throw ValidationError("--event-queue-limit must be between 1 and 1048576 events")
         }
     }
 
@@ -105,7 +116,7 @@ struct CSSD: AsyncParsableCommand {
                 "chpids": "\(subsystem.channelPaths.count)", "time": "\(ContinuousClock.now - started)",
             ])
 
-        var options = ServerOptions(limits: WireLimits(maxValueSize: maxRequestSize))
+        var options = ServerOptions(limits: WireLimits(maxValueSize: maxRequestSize), eventQueueLimit: eventQueueLimit)
         if allowQuit { options.conditions.insert("allow-quit") }
         let server = try QMPServer(
             configuration: ServerConfiguration(listeners: listeners, options: options, subsystem: subsystem),

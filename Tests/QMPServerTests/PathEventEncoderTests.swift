@@ -1,0 +1,48 @@
+// SPDX-License-Identifier: MIT
+// cssd: QMP control server for the s390 channel subsystem.
+
+import CSSModel
+import NIOCore
+@testable import PathEvents
+import QMPWire
+import Testing
+
+@testable import QMPServer
+
+@Suite("path event text")
+struct PathEventEncoderTests {
+    private static let time = EventTime(seconds: 1_795_000_000, microseconds: 42)
+
+    private static func queued(_ event: PathEvent) -> PathEventDelivery {
+        .event(QueuedPathEvent(sequence: 7, time: time, event: event))
+    }
+
+    static let deliveries: [PathEventDelivery] = [
+        queued(.channelPath(ChannelPathEvent(
+            chpid: ChannelPathID(cssid: 0, chpid: 0x4a), change: .offline, vary: .offline, configure: .configured,
+            subchannels: 42, crw: nil))),
+        queued(.channelPath(ChannelPathEvent(
+            chpid: ChannelPathID(cssid: 0xfe, chpid: 0), change: .permanentError, vary: .online, configure: .notRecognized,
+            subchannels: 0, crw: 0x5406_0040))),
+        queued(.subchannel(SubchannelPathEvent(
+            subchannel: SubchannelID(cssid: 0, ssid: 3, schno: 0xffff), device: DeviceID(cssid: 0, ssid: 3, devno: 0x1234),
+            chpid: ChannelPathID(cssid: 0, chpid: 0x40), change: .temporaryError, pim: 0xff, pam: 0x80, pom: 0, lpm: 1,
+            pnom: 0x7f))),
+        queued(.subchannel(SubchannelPathEvent(
+            subchannel: SubchannelID(cssid: 1, ssid: 0, schno: 1), device: nil,
+            chpid: ChannelPathID(cssid: 1, chpid: 0xff), change: .reset, pim: 0, pam: 0, pom: 0, lpm: 0, pnom: 0))),
+        .dropped(123_456),
+    ]
+
+    /// The direct writer's line is exactly what the generic encoder makes of the reference data.
+    @Test(arguments: deliveries)
+    func matchesGenericEncoder(_ delivery: PathEventDelivery) {
+        var fast = ByteBuffer()
+        PathEventEncoder.write(delivery, subscription: 99, clock: { Self.time }, to: &fast)
+        var reference = ByteBuffer()
+        ReplyEncoder.writeEvent(
+            PathEventEncoder.name(delivery), data: PathEventEncoder.data(delivery, subscription: 99),
+            seconds: Self.time.seconds, microseconds: Self.time.microseconds, to: &reference)
+        #expect(fast.readString(length: fast.readableBytes) == reference.readString(length: reference.readableBytes))
+    }
+}
