@@ -23,11 +23,15 @@ public struct PathEventHub: Sendable {
 
     public enum HubError: Error, Equatable, Sendable {
         case tooManySubscriptions(limit: Int)
+        /// The owner's queue limits would add up to more than `budget` events.
+        case queueBudgetExceeded(budget: Int, used: Int)
         case unknownSubscription(Int)
     }
 
     /// Most subscriptions one connection may hold.
     public let maxSubscriptionsPerOwner: Int
+    /// Most events one connection's queues may hold together: bounds a stalled client's memory.
+    public let maxQueuedPerOwner: Int
     private var subscriptions: [Int: Subscription] = [:]
     private var byOwner: [Int: [Int]] = [:]
     /// Subscriptions whose filter names chpids, by chpid; the rest take every chpid.
@@ -38,8 +42,14 @@ public struct PathEventHub: Sendable {
     /// Owners that got events since `takeOwnersWithNewEvents`.
     private var touched: Set<Int> = []
 
-    public init(maxSubscriptionsPerOwner: Int = 64) {
+    public init(maxSubscriptionsPerOwner: Int = 64, maxQueuedPerOwner: Int = 1 << 20) {
         self.maxSubscriptionsPerOwner = maxSubscriptionsPerOwner
+        self.maxQueuedPerOwner = maxQueuedPerOwner
+    }
+
+    /// The sum of `owner`'s queue limits.
+    public func queueBudgetUsed(by owner: Int) -> Int {
+        (byOwner[owner] ?? []).reduce(0) { $0 + subscriptions[$1]!.queue.limit }
     }
 
     // MARK: Subscriptions
@@ -48,6 +58,8 @@ public struct PathEventHub: Sendable {
         guard byOwner[owner, default: []].count < maxSubscriptionsPerOwner else {
             throw .tooManySubscriptions(limit: maxSubscriptionsPerOwner)
         }
+        let used = queueBudgetUsed(by: owner)
+        guard used + queueLimit <= maxQueuedPerOwner else { throw .queueBudgetExceeded(budget: maxQueuedPerOwner, used: used) }
         let id = nextID
         nextID += 1
         subscriptions[id] = Subscription(id: id, owner: owner, filter: filter, queue: PathEventQueue(limit: queueLimit))

@@ -161,3 +161,16 @@ private func drain(_ hub: inout PathEventHub, _ owner: Int) -> [(Int, String)] {
         #expect(count == 65_536)
     }
 }
+
+@Suite struct PathEventBudgetTests {
+    @Test func queueLimitsOfOneOwnerAreBounded() throws {
+        var hub = PathEventHub(maxQueuedPerOwner: 100)
+        _ = try hub.subscribe(owner: 1, filter: PathEventFilter(granularity: .chpid), queueLimit: 60)
+        #expect(throws: PathEventHub.HubError.queueBudgetExceeded(budget: 100, used: 60)) {
+            try hub.subscribe(owner: 1, filter: PathEventFilter(granularity: .chpid), queueLimit: 41)
+        }
+        _ = try hub.subscribe(owner: 1, filter: PathEventFilter(granularity: .chpid), queueLimit: 40)
+        _ = try hub.subscribe(owner: 2, filter: PathEventFilter(granularity: .chpid), queueLimit: 100)  // per owner
+        #expect(hub.queueBudgetUsed(by: 1) == 100)
+    }
+}

@@ -129,3 +129,12 @@ struct SplitMix {
         return z ^ (z >> 31)
     }
 }
+
+@Suite struct PathEventMemoryTests {
+    /// A queued event's footprint is what bounds a stalled subscriber's memory (README states
+    /// queue-limit x this, plus the coalescing index); keep it small.
+    @Test func queuedEventIsCompact() {
+        print("QueuedPathEvent? stride:", MemoryLayout<QueuedPathEvent?>.stride)
+        #expect(MemoryLayout<QueuedPathEvent?>.stride <= 48)
+    }
+}

@@ -259,6 +259,22 @@ def test_bad_subscribe_arguments(connect, arguments, cls, desc):
     assert me.call("query-path-event-subscriptions") == []
 
 
+def test_subscription_limits(connect):
+    me = connect()
+    for _ in range(8):
+        me.call("subscribe-path-events")  # 8 x 131072 = the per-connection budget
+    assert me.error("subscribe-path-events", queue_limit=1) == {
+        "class": "GenericError",
+        "desc": "'queue-limit' 1 would make this connection's queues hold more than 1048576 events "
+                "(its other subscriptions take 1048576): pass a smaller 'queue-limit'"}
+    other = connect()
+    for _ in range(64):
+        other.call("subscribe-path-events", queue_limit=16)
+    assert other.error("subscribe-path-events", queue_limit=16)["desc"] == \
+        "this connection already has 64 subscriptions, the most it may hold"
+    assert len(other.call("query-path-event-subscriptions")) == 64
+
+
 def test_bad_unsubscribe_arguments(connect):
     me = connect()
     assert me.error("unsubscribe-path-events", subscription=12345) == {

@@ -22,7 +22,15 @@ enum PathEventCommands {
                 let id = try server.pathEvents.subscribe(owner: context.session.connectionID, filter: filter, queueLimit: limit)
                 return .object([("subscription", .integer(id))])
             } catch {
-                throw .generic("this connection already has \(server.pathEvents.maxSubscriptionsPerOwner) subscriptions")
+                switch error {
+                case .tooManySubscriptions(let most):
+                    throw .generic("this connection already has \(most) subscriptions, the most it may hold")
+                case .queueBudgetExceeded(let budget, let used):
+                    throw .generic(
+                        "'queue-limit' \(limit) would make this connection's queues hold more than \(budget) events "
+                            + "(its other subscriptions take \(used)): pass a smaller 'queue-limit'")
+                case .unknownSubscription: fatalError("subscribe never reports an unknown subscription")
+                }
             }
         }
         registry.register("unsubscribe-path-events") { (arguments, context) throws(QMPError) in
