@@ -8,7 +8,7 @@ For each size: generate a synthetic topology (32 chpids, 8 paths per subchannel)
 - vary-path on one chpid: round trip as the client sees it (median of 9 offline/online);
 - query-subchannels on one chpid, in pages of 4,096: all pages, as the client sees them.
 Usage: Benchmarks/scale.py [SIZES...]   (default 32768 65536 131072 262144)
-Build first: swift build -c release --product cssd --product cssctl
+Build first: swift build -c release --product cssd && swift build -c release --product cssctl
 """
 
 import json

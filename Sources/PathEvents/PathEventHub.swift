@@ -137,12 +137,15 @@ public struct PathEventHub: Sendable {
     private mutating func deliver(
         _ event: ChannelPathEvent, _ affected: [AffectedSubchannel], to id: Int, sequence: UInt64, time: EventTime
     ) {
-        let filter = subscriptions[id]!.filter
-        guard filter.admits(event.chpid, event.change) else { return }
-        var published = 0
+        guard subscriptions[id]!.filter.admits(event.chpid, event.change) else { return }
+        // Taken out and put back: mutating it in the dictionary would cost a lookup per event.
+        var subscription = subscriptions.removeValue(forKey: id)!
+        defer { subscriptions[id] = subscription }
+        let filter = subscription.filter
+        let before = subscription.published
         if filter.granularity.wantsChannelPath {
-            subscriptions[id]!.queue.push(QueuedPathEvent(sequence: sequence, time: time, event: .channelPath(event)))
-            published += 1
+            subscription.queue.push(QueuedPathEvent(sequence: sequence, time: time, event: .channelPath(event)))
+            subscription.published += 1
         }
         if filter.granularity.wantsSubchannel {
             for (offset, subchannel) in affected.enumerated() where filter.admits(subchannel.id) {
@@ -150,14 +153,12 @@ public struct PathEventHub: Sendable {
                     subchannel: subchannel.id, device: subchannel.device, chpid: event.chpid, change: event.change,
                     pim: subchannel.pim, pam: subchannel.pam, pom: subchannel.pom, lpm: subchannel.lpm,
                     pnom: subchannel.pnom)
-                subscriptions[id]!.queue.push(
+                subscription.queue.push(
                     QueuedPathEvent(sequence: sequence + 1 + UInt64(offset), time: time, event: .subchannel(item)))
-                published += 1
+                subscription.published += 1
             }
         }
-        guard published > 0 else { return }
-        subscriptions[id]!.published += published
-        touched.insert(subscriptions[id]!.owner)
+        if subscription.published > before { touched.insert(subscription.owner) }
     }
 
     // MARK: Delivery
@@ -175,17 +176,41 @@ public struct PathEventHub: Sendable {
         (byOwner[owner] ?? []).contains { !subscriptions[$0]!.queue.isEmpty }
     }
 
-    /// The next delivery for `owner` across its subscriptions, in publication order (a drop
-    /// report first: it stands for events older than any still queued).
-    public mutating func next(for owner: Int) -> (subscription: Int, delivery: PathEventDelivery)? {
-        guard let ids = byOwner[owner] else { return nil }
-        var best: (id: Int, sequence: UInt64)?
-        for id in ids {
-            if let sequence = subscriptions[id]!.queue.nextSequence(), best == nil || sequence < best!.sequence {
-                best = (id, sequence)
+    /// Hands `owner`'s deliveries to `body` in publication order across its subscriptions (a
+    /// drop report first: it stands for events older than any still queued) until `body`
+    /// returns false or nothing is left.
+    public mutating func drain(for owner: Int, _ body: (_ subscription: Int, PathEventDelivery) -> Bool) {
+        guard let ids = byOwner[owner] else { return }
+        // Taken out and put back, as in `deliver`.
+        var taken = ids.map { subscriptions.removeValue(forKey: $0)! }
+        defer { for subscription in taken { subscriptions[subscription.id] = subscription } }
+        if taken.count == 1 {
+            while let delivery = taken[0].queue.pop() {
+                guard body(taken[0].id, delivery) else { return }
             }
+            return
         }
-        guard let best else { return nil }
-        return (best.id, subscriptions[best.id]!.queue.pop()!)
+        while true {
+            var best = -1
+            var bestSequence = UInt64.max
+            for index in taken.indices {
+                if let sequence = taken[index].queue.nextSequence(), sequence < bestSequence {
+                    best = index
+                    bestSequence = sequence
+                }
+            }
+            guard best >= 0 else { return }
+            guard body(taken[best].id, taken[best].queue.pop()!) else { return }
+        }
+    }
+
+    /// The next delivery for `owner` (see `drain`).
+    public mutating func next(for owner: Int) -> (subscription: Int, delivery: PathEventDelivery)? {
+        var next: (Int, PathEventDelivery)?
+        drain(for: owner) { id, delivery in
+            next = (id, delivery)
+            return false
+        }
+        return next
     }
 }

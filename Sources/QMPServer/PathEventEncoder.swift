@@ -8,66 +8,142 @@ import QMPWire
 
 /// Writes path events as QMP event lines, byte for byte what `ReplyEncoder.writeEvent` makes
 /// of `PathEventEncoder.data` (a test compares the two). One vary can make 65,536 events;
-/// writing them directly avoids building and freeing a jansson tree for each.
-enum PathEventEncoder {
+/// writing them directly, digits by hand, avoids a jansson tree and a few strings per event.
+/// A burst shares its timestamp, so the line's opening is kept from one event to the next.
+struct PathEventEncoder {
+    private var line: [UInt8] = []
+    private var stampTime: EventTime?
+    private var stamp: [UInt8] = []
+    private static let digits = Array("0123456789abcdef".utf8)
+
+    init() {
+        line.reserveCapacity(512)
+    }
+
     /// - Parameter clock: the time of a drop report (it is told when written).
-    static func write(
+    mutating func write(
         _ delivery: PathEventDelivery, subscription: Int, clock: () -> EventTime, to out: inout ByteBuffer
     ) {
-        switch delivery {
-        case .dropped:
+        guard case .event(let queued) = delivery else {
             // Rare: the generic route is fine, and its timestamp is now, when the loss is told.
             let time = clock()
             ReplyEncoder.writeEvent(
-                "PATH_EVENTS_DROPPED", data: data(delivery, subscription: subscription),
+                "PATH_EVENTS_DROPPED", data: Self.data(delivery, subscription: subscription),
                 seconds: time.seconds, microseconds: time.microseconds, to: &out)
-        case .event(let queued):
-            out.writeStaticString("{\"timestamp\": {\"seconds\": ")
-            out.writeString(String(queued.time.seconds))
-            out.writeStaticString(", \"microseconds\": ")
-            out.writeString(String(queued.time.microseconds))
-            switch queued.event {
-            case .channelPath(let event):
-                out.writeStaticString("}, \"event\": \"CHANNEL_PATH_CHANGED\", \"data\": {\"subscription\": ")
-                out.writeString(String(subscription))
-                out.writeStaticString(", \"chpid\": \"")
-                out.writeString(event.chpid.description)
-                out.writeStaticString("\", \"change\": \"")
-                out.writeString(event.change.rawValue)
-                out.writeStaticString("\", \"vary\": \"")
-                out.writeString(event.vary.description)
-                out.writeStaticString("\", \"configure\": \"")
-                out.writeString(event.configure.description)
-                out.writeStaticString("\", \"subchannels\": ")
-                out.writeString(String(event.subchannels))
-                if let crw = event.crw {
-                    out.writeStaticString(", \"crw\": ")
-                    out.writeString(String(crw))
-                }
-            case .subchannel(let event):
-                out.writeStaticString("}, \"event\": \"SUBCHANNEL_PATHS_CHANGED\", \"data\": {\"subscription\": ")
-                out.writeString(String(subscription))
-                out.writeStaticString(", \"subchannel\": \"")
-                out.writeString(event.subchannel.description)
-                out.writeStaticString("\", \"devno\": \"")
-                if let device = event.device { out.writeString(device.description) }
-                out.writeStaticString("\", \"chpid\": \"")
-                out.writeString(event.chpid.description)
-                out.writeStaticString("\", \"change\": \"")
-                out.writeString(event.change.rawValue)
-                out.writeStaticString("\", \"pim\": ")
-                out.writeString(String(event.pim))
-                out.writeStaticString(", \"pam\": ")
-                out.writeString(String(event.pam))
-                out.writeStaticString(", \"pom\": ")
-                out.writeString(String(event.pom))
-                out.writeStaticString(", \"lpm\": ")
-                out.writeString(String(event.lpm))
-                out.writeStaticString(", \"pnom\": ")
-                out.writeString(String(event.pnom))
-            }
-            out.writeStaticString("}}\r\n")
+            return
         }
+        if stampTime != queued.time {
+            stampTime = queued.time
+            stamp.removeAll(keepingCapacity: true)
+            append(&stamp, "{\"timestamp\": {\"seconds\": ")
+            decimal(&stamp, queued.time.seconds)
+            append(&stamp, ", \"microseconds\": ")
+            decimal(&stamp, queued.time.microseconds)
+            append(&stamp, "}, \"event\": \"")
+        }
+        line.removeAll(keepingCapacity: true)
+        line.append(contentsOf: stamp)
+        switch queued.event {
+        case .channelPath(let event):
+            append(&line, "CHANNEL_PATH_CHANGED\", \"data\": {\"subscription\": ")
+            decimal(&line, subscription)
+            append(&line, ", \"chpid\": \"")
+            chpid(event.chpid)
+            append(&line, "\", \"change\": \"")
+            line.append(contentsOf: event.change.rawValue.utf8)
+            append(&line, "\", \"vary\": \"")
+            line.append(contentsOf: event.vary.description.utf8)
+            append(&line, "\", \"configure\": \"")
+            line.append(contentsOf: event.configure.description.utf8)
+            append(&line, "\", \"subchannels\": ")
+            decimal(&line, event.subchannels)
+            if let crw = event.crw {
+                append(&line, ", \"crw\": ")
+                decimal(&line, Int(crw))
+            }
+        case .subchannel(let event):
+            append(&line, "SUBCHANNEL_PATHS_CHANGED\", \"data\": {\"subscription\": ")
+            decimal(&line, subscription)
+            append(&line, ", \"subchannel\": \"")
+            threePart(event.subchannel.cssid, event.subchannel.ssid, event.subchannel.schno)
+            append(&line, "\", \"devno\": \"")
+            if let device = event.device { threePart(device.cssid, device.ssid, device.devno) }
+            append(&line, "\", \"chpid\": \"")
+            chpid(event.chpid)
+            append(&line, "\", \"change\": \"")
+            line.append(contentsOf: event.change.rawValue.utf8)
+            append(&line, "\", \"pim\": ")
+            decimal(&line, Int(event.pim))
+            append(&line, ", \"pam\": ")
+            decimal(&line, Int(event.pam))
+            append(&line, ", \"pom\": ")
+            decimal(&line, Int(event.pom))
+            append(&line, ", \"lpm\": ")
+            decimal(&line, Int(event.lpm))
+            append(&line, ", \"pnom\": ")
+            decimal(&line, Int(event.pnom))
+        }
+        append(&line, "}}\r\n")
+        out.writeBytes(line)
+    }
+
+    // MARK: Digits
+
+    private func append(_ bytes: inout [UInt8], _ text: StaticString) {
+        text.withUTF8Buffer { bytes.append(contentsOf: $0) }
+    }
+
+    private func decimal(_ bytes: inout [UInt8], _ value: Int) {
+        guard value != 0 else {
+            bytes.append(UInt8(ascii: "0"))
+            return
+        }
+        if value < 0 { bytes.append(UInt8(ascii: "-")) }
+        var magnitude = value.magnitude
+        var reversed: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                       UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var count = 0
+        withUnsafeMutableBytes(of: &reversed) { digits in
+            while magnitude > 0 {
+                digits[count] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                magnitude /= 10
+                count += 1
+            }
+            for index in stride(from: count - 1, through: 0, by: -1) { bytes.append(digits[index]) }
+        }
+    }
+
+    /// `%x`: hex without leading zeros.
+    private mutating func hex(_ value: UInt64) {
+        var shift = 60
+        while shift > 0 && (value >> UInt64(shift)) & 0xf == 0 { shift -= 4 }
+        while shift >= 0 {
+            line.append(Self.digits[Int((value >> UInt64(shift)) & 0xf)])
+            shift -= 4
+        }
+    }
+
+    private mutating func fixedHex(_ value: UInt64, width: Int) {
+        for index in stride(from: width - 1, through: 0, by: -1) {
+            line.append(Self.digits[Int((value >> UInt64(index * 4)) & 0xf)])
+        }
+    }
+
+    /// `0.4a`, as ChannelPathID prints it.
+    private mutating func chpid(_ id: ChannelPathID) {
+        hex(UInt64(id.cssid))
+        line.append(UInt8(ascii: "."))
+        fixedHex(UInt64(id.chpid), width: 2)
+    }
+
+    /// `0.0.0042`, as SubchannelID and DeviceID print.
+    private mutating func threePart(_ cssid: UInt8, _ ssid: UInt8, _ number: UInt16) {
+        hex(UInt64(cssid))
+        line.append(UInt8(ascii: "."))
+        hex(UInt64(ssid))
+        line.append(UInt8(ascii: "."))
+        fixedHex(UInt64(number), width: 4)
     }
 
     /// The event's name.

@@ -24,10 +24,14 @@ final class QMPConnectionHandler: ChannelDuplexHandler {
     /// `pump` is running; `repump`: run it once more.
     private var pumping = false
     private var repump = false
+    /// A pump is scheduled on the event loop.
+    private var turnScheduled = false
     private var context: ChannelHandlerContext?
 
     /// Output produced between writes; larger batches are written and checked for back-pressure.
     static let outputChunk = 64 * 1024
+    /// Most output one pump writes before it lets other connections have the event loop.
+    static let turnBytes = 256 * 1024
 
     init(session: QMPSession, core: ServerCore) {
         self.session = session
@@ -89,16 +93,27 @@ final class QMPConnectionHandler: ChannelDuplexHandler {
         context.close(promise: nil)
     }
 
-    /// Path events were queued for this connection by another one's command.
+    /// Path events were queued for this connection by another one's command. They are written
+    /// in a turn of their own, after that command's reply has gone out.
     func eventsQueued() {
-        guard let context, !suspended else { return }
-        pump(context: context)
+        scheduleTurn()
+    }
+
+    private func scheduleTurn() {
+        guard !turnScheduled, let context else { return }
+        turnScheduled = true
+        context.eventLoop.assumeIsolated().execute {
+            self.turnScheduled = false
+            guard let context = self.context, !self.suspended else { return }
+            self.pump(context: context)
+        }
     }
 
     /// Writes queued events and replies to buffered input while the socket keeps up; stops
-    /// (and stops reading) when its backlog passes the high watermark. Re-entrant calls (a
-    /// flush that makes the channel writable again, events queued by a command this pump
-    /// runs) only ask the running pump for another round.
+    /// (and stops reading) when its backlog passes the high watermark, and yields the event
+    /// loop after `turnBytes` so that a fast reader of a large burst does not hold up every
+    /// other connection. Re-entrant calls (a flush that makes the channel writable again,
+    /// events queued by a command this pump runs) only ask the running pump for another round.
     private func pump(context: ChannelHandlerContext) {
         if pumping {
             repump = true
@@ -106,19 +121,27 @@ final class QMPConnectionHandler: ChannelDuplexHandler {
         }
         pumping = true
         defer { pumping = false }
+        var written = 0
+        var yielded = false
         repeat {
             repump = false
             if !context.channel.isWritable { suspended = true }
             while !suspended {
                 let progress = session.process(into: &output, budget: Self.outputChunk)
+                written += output.readableBytes
                 writeOutput(context: context)
                 // Checked after every write, not only when the budget ran out: events for a
                 // client that does not read must stay in its bounded queue, not pile up here.
                 if !context.channel.isWritable { suspended = true }
                 guard progress == .outputFull else { break }
+                if written >= Self.turnBytes && !suspended {
+                    yielded = true
+                    scheduleTurn()
+                    break
+                }
             }
             context.flush()
-        } while repump && !suspended
+        } while repump && !suspended && !yielded
         if !suspended && readDeferred {
             readDeferred = false
             context.read()

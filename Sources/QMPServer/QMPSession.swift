@@ -24,6 +24,7 @@ public final class QMPSession: SessionControl {
     public private(set) var isStopped = false
 
     private var scanner: JSONScanner
+    private var eventEncoder = PathEventEncoder()
     /// Input not yet consumed: the tail of a partial value and/or unscanned bytes.
     private var pending: ByteBuffer?
 
@@ -134,12 +135,15 @@ public final class QMPSession: SessionControl {
 
     /// Writes queued path events until none is left (true) or the budget is used (false).
     private func writeEvents(into output: inout ByteBuffer, budget: Int) -> Bool {
-        guard isNegotiated else { return true }
-        while output.readableBytes < budget {
-            guard let (subscription, delivery) = server.pathEvents.next(for: connectionID) else { return true }
-            PathEventEncoder.write(delivery, subscription: subscription, clock: server.clock, to: &output)
+        guard isNegotiated, output.readableBytes < budget else { return output.readableBytes < budget }
+        var full = false
+        let clock = server.clock
+        server.pathEvents.drain(for: connectionID) { subscription, delivery in
+            eventEncoder.write(delivery, subscription: subscription, clock: clock, to: &output)
+            full = output.readableBytes >= budget
+            return !full
         }
-        return false
+        return !full
     }
 
     /// Whether path events wait to be written.

@@ -31,6 +31,10 @@ struct PathEventEncoderTests {
         queued(.subchannel(SubchannelPathEvent(
             subchannel: SubchannelID(cssid: 1, ssid: 0, schno: 1), device: nil,
             chpid: ChannelPathID(cssid: 1, chpid: 0xff), change: .reset, pim: 0, pam: 0, pom: 0, lpm: 0, pnom: 0))),
+        .event(QueuedPathEvent(sequence: 1, time: EventTime(seconds: 0, microseconds: 999_999), event: .channelPath(
+            ChannelPathEvent(
+                chpid: ChannelPathID(cssid: 0x10, chpid: 0x0a), change: .recovered, vary: .online, configure: .standby,
+                subchannels: 65_536, crw: 0xffff_ffff)))),
         .dropped(123_456),
     ]
 
@@ -38,11 +42,17 @@ struct PathEventEncoderTests {
     @Test(arguments: deliveries)
     func matchesGenericEncoder(_ delivery: PathEventDelivery) {
         var fast = ByteBuffer()
-        PathEventEncoder.write(delivery, subscription: 99, clock: { Self.time }, to: &fast)
+        var encoder = PathEventEncoder()
+        // Twice: the second line reuses the kept timestamp.
+        encoder.write(delivery, subscription: 99, clock: { Self.time }, to: &fast)
+        fast.clear()
+        encoder.write(delivery, subscription: 99, clock: { Self.time }, to: &fast)
         var reference = ByteBuffer()
+        var time = Self.time
+        if case .event(let queued) = delivery { time = queued.time }
         ReplyEncoder.writeEvent(
             PathEventEncoder.name(delivery), data: PathEventEncoder.data(delivery, subscription: 99),
-            seconds: Self.time.seconds, microseconds: Self.time.microseconds, to: &reference)
+            seconds: time.seconds, microseconds: time.microseconds, to: &reference)
         #expect(fast.readString(length: fast.readableBytes) == reference.readString(length: reference.readableBytes))
     }
 }
