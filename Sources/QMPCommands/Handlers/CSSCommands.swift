@@ -181,7 +181,8 @@ enum CSSCommands {
             ("configure", .string(path.configure.description)),
             ("shared", .bool(path.shared)),
         ]
-        if let pchid = path.pchid { members.append(("pchid", .integer(Int(pchid)))) }
+        // A topology's pchid is the physical channel id.
+        if let pchid = path.pchid { members += [("pchid", .integer(Int(pchid))), ("chid-external", .bool(true))] }
         members.append(("subchannels", .integer(path.subchannelCount)))
         return .object(members)
     }
