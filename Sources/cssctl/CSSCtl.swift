@@ -18,10 +18,11 @@ struct CSSCtl: ParsableCommand {
               cssctl --socket tcp:127.0.0.1:4444 some-command dev=0.0.1234 opts.force=true
               cssctl --json '{"execute": "query-commands"}' --raw
               cssctl schema-docs --module qmp --output API/qmp.md
+              cssctl events --socket /run/cssd.sock --chpid 0.40 --format table
               cssctl bench --socket /tmp/cssd.sock --socket /tmp/qemu.sock --label cssd --label qemu
             Exit status: 0 success, 1 error reply, 2 connection or protocol failure, 64 usage error.
             """,
-        subcommands: [ExecCommand.self, SchemaDocsCommand.self, BenchCommand.self, GenTopologyCommand.self],
+        subcommands: [ExecCommand.self, SchemaDocsCommand.self, BenchCommand.self, GenTopologyCommand.self, EventsCommand.self],
         defaultSubcommand: ExecCommand.self
     )
 }

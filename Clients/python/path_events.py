@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""Watch cssd's channel-path events with QEMU's own QMP library (qemu.qmp).
+
+    path_events.py [-s SOCKET] [--chpid CHPID ...] [--granularity chpid|subchannel|both] [--count N]
+
+Subscribes (subscribe-path-events), prints "subscribed: ID" to stderr, then one
+line per event on stdout:
+
+    CHANNEL_PATH_CHANGED 0.40 offline vary=offline configure=configured subchannels=42
+    SUBCHANNEL_PATHS_CHANGED 0.40 offline 0.0.0003 devno=0.0.1000 pam=f0 pom=ff lpm=70 pnom=00
+    PATH_EVENTS_DROPPED dropped=17
+
+SOCKET is a unix socket path or HOST:PORT (default: $CSSD_SOCKET or ./cssd.sock).
+Exit status: 0 after --count events or on Ctrl-C (SIGINT) or SIGTERM, 1 the
+server refused the subscription, 2 could not connect or the server hung up.
+"""
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+
+from qemu.qmp import ConnectError, EventListener, ExecuteError, QMPClient
+from qemu.qmp.protocol import Runstate
+
+from cssd_client import parse_address
+
+EVENTS = ("CHANNEL_PATH_CHANGED", "SUBCHANNEL_PATHS_CHANGED", "PATH_EVENTS_DROPPED")
+
+
+def describe(event):
+    """One line for an event: NAME chpid change ..."""
+    name, data = event["event"], event.get("data", {})
+    if name == "CHANNEL_PATH_CHANGED":
+        return (f"{name} {data['chpid']} {data['change']} vary={data['vary']}"
+                f" configure={data['configure']} subchannels={data['subchannels']}")
+    if name == "SUBCHANNEL_PATHS_CHANGED":
+        masks = " ".join(f"{m}={data[m]:02x}" for m in ("pam", "pom", "lpm", "pnom"))
+        return (f"{name} {data['chpid']} {data['change']} {data['subchannel']}"
+                f" devno={data['devno'] or '-'} {masks}")
+    if name == "PATH_EVENTS_DROPPED":
+        return f"{name} dropped={data['dropped']}"
+    return name
+
+
+async def disconnected(qmp):
+    """Returns once the connection is gone (the server hung up)."""
+    while qmp.runstate not in (Runstate.DISCONNECTING, Runstate.IDLE):
+        await qmp.runstate_changed()
+
+
+async def watch(qmp, listener, count):
+    """Prints events until `count` of them (None: forever); 2 if the server hangs up."""
+    seen = 0
+    lost = asyncio.create_task(disconnected(qmp))
+    try:
+        while count is None or seen < count:
+            # A listener's get() never ends by itself: race it against the disconnection,
+            # but print what arrived before the server went away.
+            if listener.empty():
+                get = asyncio.create_task(listener.get())
+                await asyncio.wait({get, lost}, return_when=asyncio.FIRST_COMPLETED)
+                if not get.done():
+                    get.cancel()
+                    print("the server closed the connection", file=sys.stderr)
+                    return 2
+                event = get.result()
+            else:
+                event = await listener.get()
+            print(describe(event), flush=True)
+            seen += 1
+        return 0
+    finally:
+        lost.cancel()
+
+
+async def run(address, arguments, count):
+    # SIGTERM ends us like Ctrl-C: cancelled, cleaned up, status 0.
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
+    qmp = QMPClient("path-events")
+    try:
+        await qmp.connect(address)  # reads the greeting, negotiates
+    except ConnectError as err:
+        print(f"cannot connect to {address}: {err}", file=sys.stderr)
+        return 2
+    try:
+        # Listen before subscribing: events may follow the reply at once.
+        listener = EventListener(names=EVENTS)
+        with qmp.listen(listener):
+            try:
+                reply = await qmp.execute("subscribe-path-events", arguments or None)
+            except ExecuteError as err:
+                print(f"error: {err.error_class}: {err.error.error.desc}", file=sys.stderr)
+                return 1
+            print(f"subscribed: {reply['subscription']}", file=sys.stderr, flush=True)
+            return await watch(qmp, listener, count)
+    except asyncio.CancelledError:
+        return 0
+    finally:
+        try:
+            await qmp.disconnect()
+        except EOFError:
+            pass  # the server hung up first: nothing lost
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("-s", "--socket", default=os.environ.get("CSSD_SOCKET", "./cssd.sock"),
+                    help="unix socket path or HOST:PORT (default: $CSSD_SOCKET or ./cssd.sock)")
+    ap.add_argument("--chpid", action="append", default=[],
+                    help="only changes of this chpid (cssid.chpid, e.g. 0.40); repeatable")
+    ap.add_argument("--granularity", choices=("chpid", "subchannel", "both"),
+                    help="chpid: one event per change (default); subchannel: one per subchannel; both")
+    ap.add_argument("--count", type=int, help="exit after this many events")
+    opts = ap.parse_args()
+    if opts.count is not None and opts.count < 1:
+        ap.error("--count must be at least 1")
+    arguments = {}
+    if opts.chpid:
+        arguments["chpids"] = opts.chpid
+    if opts.granularity:
+        arguments["granularity"] = opts.granularity
+    try:
+        return asyncio.run(run(parse_address(opts.socket), arguments, opts.count))
+    except KeyboardInterrupt:
+        return 0  # Ctrl-C: asyncio.run has cancelled run(), which disconnected
+
+
+if __name__ == "__main__":
+    sys.exit(main())
