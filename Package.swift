@@ -52,14 +52,14 @@ let package = Package(
         // Command registry and handlers.
         .target(
             name: "QMPCommands",
-            dependencies: ["QMPSchema", "QMPWire", "CSSModel", "PathEvents"],
+            dependencies: ["QMPSchema", "QMPWire", "CSSModel", "PathEvents", "CSSBackend"],
             swiftSettings: fuzzFlags
         ),
         // QMP sessions and the network server.
         .target(
             name: "QMPServer",
             dependencies: [
-                "QMPCommands", "QMPSchema", "QMPWire", "PathEvents",
+                "QMPCommands", "QMPSchema", "QMPWire", "PathEvents", "CSSBackend",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -70,7 +70,7 @@ let package = Package(
         .executableTarget(
             name: "cssd",
             dependencies: [
-                "QMPServer", "TopologyFile", "CSSModel",
+                "QMPServer", "TopologyFile", "CSSModel", "CSSBackend", "LinuxSysfs",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -87,7 +87,7 @@ let package = Package(
         .target(
             name: "QMPFuzzSupport",
             dependencies: [
-                "QMPServer", "QMPCommands", "QMPWire", "CJansson",
+                "QMPServer", "QMPCommands", "QMPWire", "CJansson", "CSSBackend",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: fuzzFlags
@@ -100,6 +100,10 @@ let package = Package(
             linkerSettings: fuzzing ? [.unsafeFlags(["-sanitize=fuzzer,address", "-use-ld=lld"])] : []
         ),
         .target(name: "CSSModel", swiftSettings: fuzzFlags),
+        // The interface between commands and the source of truth, and the model as one.
+        .target(name: "CSSBackend", dependencies: ["CSSModel"], swiftSettings: fuzzFlags),
+        // A real machine through Linux sysfs, as a backend.
+        .target(name: "LinuxSysfs", dependencies: ["CSSBackend", "CSSModel"]),
         // Path-event subscriptions: filters, fan-out, bounded coalescing queues (pure).
         .target(name: "PathEvents", dependencies: ["CSSModel"], swiftSettings: fuzzFlags),
         // Build-time tool: turns API/*.json into a Swift source file so the schema is compiled in.

@@ -17,6 +17,14 @@ public struct PathChange: Hashable, Sendable {
     /// CRWs the machine made for this change that were lost to queue overflow.
     public let crwsLost: Int
 
+    public init(before: ChannelPath, after: ChannelPath, affected: [AffectedSubchannel], crws: [CRW], crwsLost: Int) {
+        self.before = before
+        self.after = after
+        self.affected = affected
+        self.crws = crws
+        self.crwsLost = crwsLost
+    }
+
     public var chpid: ChannelPathID { after.id }
     /// Whether the path's own state (vary, configure, condition) changed.
     public var pathChanged: Bool { before != after }

@@ -96,3 +96,22 @@ public enum PathEventDelivery: Hashable, Sendable {
     /// `PATH_EVENTS_DROPPED`: this many events were dropped since the last delivery.
     case dropped(Int)
 }
+
+extension PathEventChange {
+    /// What an observed change (a real machine read twice) most likely was: the path's own
+    /// state first, else the direction of the subchannels' masks on it. nil when nothing
+    /// changed.
+    public static func observed(_ change: PathChange) -> PathEventChange? {
+        let before = change.before
+        let after = change.after
+        if before.vary != after.vary { return after.vary == .online ? .online : .offline }
+        if before.configure != after.configure { return after.configure == .configured ? .configured : .standby }
+        guard let first = change.affected.first else { return nil }
+        let bit = UInt8(0x80) >> UInt8(first.slot)
+        if first.pam & bit == 0 { return .permanentError }
+        if first.pom & bit == 0 { return .temporaryError }
+        if first.lpm & bit == 0 { return .offline }
+        // Available and operational again (Linux has no per-device vary to undo).
+        return .recovered
+    }
+}

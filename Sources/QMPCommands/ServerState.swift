@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // cssd: QMP control server for the s390 channel subsystem.
 
+import CSSBackend
 import CSSModel
 import PathEvents
 import QMPSchema
@@ -46,8 +47,10 @@ public final class ServerState {
     public let validator: ArgumentValidator
     /// The commands that exist on this server (schema entries whose condition is on), by name.
     let entries: [String: Entry]
-    /// The channel subsystem the commands act on.
-    public var subsystem: Subsystem
+    /// The source of truth the commands act on: the model, or a real machine.
+    public let backend: ChannelSubsystemBackend
+    /// The backend's current view of the channel subsystem.
+    public var subsystem: Subsystem { backend.subsystem }
     /// Path-event subscriptions of every connection, and their queues.
     public var pathEvents = PathEventHub()
     /// Event timestamps; the network layer's clock (tests may fix it).
@@ -77,17 +80,17 @@ public final class ServerState {
         ("package", .string(options.package)),
     ])
 
-    /// - Parameter subsystem: the model to serve; the embedded default topology when nil.
-    public init(schema: Schema, registry: CommandRegistry, options: ServerOptions, subsystem: Subsystem? = nil)
-        throws(SchemaError)
-    {
+    /// - Parameter backend: what to serve; the model of the embedded default topology when nil.
+    public init(
+        schema: Schema, registry: CommandRegistry, options: ServerOptions, backend: ChannelSubsystemBackend? = nil
+    ) throws(SchemaError) {
         let problems = registry.mismatches(with: schema)
         guard problems.isEmpty else { throw SchemaError(problems.joined(separator: "; ")) }
         self.schema = schema
         self.options = options
         self.validator = ArgumentValidator(schema: schema)
         // The embedded topology is validated by a test; failing here would be a build defect.
-        self.subsystem = try! subsystem ?? Subsystem(topology: .embeddedDefault)
+        self.backend = backend ?? ModelBackend(try! Subsystem(topology: .embeddedDefault))
         var entries: [String: Entry] = [:]
         for command in schema.commands {
             if let condition = command.condition, !options.conditions.contains(condition) { continue }
@@ -100,7 +103,14 @@ public final class ServerState {
     public static func standard(options: ServerOptions = ServerOptions(), subsystem: Subsystem? = nil)
         throws(SchemaError) -> ServerState
     {
-        try ServerState(schema: try Schema.embedded(), registry: .standard(), options: options, subsystem: subsystem)
+        try standard(options: options, backend: subsystem.map { ModelBackend($0) })
+    }
+
+    /// The server with the embedded schema and all standard commands, over `backend`.
+    public static func standard(options: ServerOptions = ServerOptions(), backend: ChannelSubsystemBackend?)
+        throws(SchemaError) -> ServerState
+    {
+        try ServerState(schema: try Schema.embedded(), registry: .standard(), options: options, backend: backend)
     }
 
     /// A new connection's id (the owner of its path-event subscriptions).

@@ -2,6 +2,7 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import CJansson
+import CSSBackend
 import NIOCore
 import QMPCommands
 import QMPServer
@@ -28,11 +29,12 @@ public enum FuzzHarness {
     /// The model every input starts from, so that inputs stay independent (libFuzzer
     /// assumes a deterministic target).
     nonisolated(unsafe) static let pristineSubsystem = fuzzServer.subsystem
+    nonisolated(unsafe) static let model = fuzzServer.backend as! ModelBackend
 
     /// Runs one input; traps (a crash libFuzzer reports) when an invariant breaks.
     public static func runOne(_ input: UnsafeRawBufferPointer) {
         guard let control = input.first else { return }
-        fuzzServer.subsystem = pristineSubsystem
+        model.subsystem = pristineSubsystem
         let session = QMPSession(server: fuzzServer, readOnly: control & 0x01 != 0)
         var output = ByteBuffer()
         session.writeGreeting(into: &output)

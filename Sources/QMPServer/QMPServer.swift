@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // cssd: QMP control server for the s390 channel subsystem.
 
+import CSSBackend
 import CSSModel
 import Logging
 import NIOCore
@@ -23,19 +24,23 @@ public struct ServerConfiguration: Sendable {
     public var outputLowWatermark: Int
     /// The channel subsystem to serve; the embedded default topology when nil.
     public var subsystem: Subsystem?
+    /// How to follow an observed backend (linux-sysfs).
+    public var watch: BackendWatch
 
     public init(
         listeners: [Listener],
         options: ServerOptions = ServerOptions(),
         outputHighWatermark: Int = 256 * 1024,
         outputLowWatermark: Int = 64 * 1024,
-        subsystem: Subsystem? = nil
+        subsystem: Subsystem? = nil,
+        watch: BackendWatch = BackendWatch()
     ) {
         self.listeners = listeners
         self.options = options
         self.outputHighWatermark = outputHighWatermark
         self.outputLowWatermark = outputLowWatermark
         self.subsystem = subsystem
+        self.watch = watch
     }
 }
 
@@ -62,10 +67,15 @@ public final class QMPServer: Service, @unchecked Sendable {
     /// Addresses actually bound (a tcp port 0 resolved), in listener order.
     public private(set) var boundAddresses: [ListenAddress] = []
 
-    public init(configuration: ServerConfiguration, logger: Logger) throws {
+    private var pollTask: RepeatedTask?
+    private var watcher: InotifyWatcher?
+
+    /// - Parameter backend: the source of truth; nil: the model of `configuration.subsystem`.
+    public init(configuration: ServerConfiguration, backend: ChannelSubsystemBackend? = nil, logger: Logger) throws {
         self.configuration = configuration
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let state = try ServerState.standard(options: configuration.options, subsystem: configuration.subsystem)
+        let state = try ServerState.standard(
+            options: configuration.options, backend: backend ?? configuration.subsystem.map { ModelBackend($0) })
         self.core = ServerCore(loop: group.next(), state: state, logger: logger)
         (shutdownStream, shutdownContinuation) = AsyncStream.makeStream(of: ShutdownCause.self)
         let continuation = shutdownContinuation
@@ -96,6 +106,31 @@ public final class QMPServer: Service, @unchecked Sendable {
             await closeListeners()
             throw error
         }
+        try await watchBackend()
+    }
+
+    /// Follows an observed backend: a timer, and inotify on its directories.
+    private func watchBackend() async throws {
+        let core = self.core
+        guard let backend = core.state.backend as? ObservedBackend else { return }
+        let watch = configuration.watch
+        let directories = try await core.loop.submit { backend.watchedDirectories }.get()
+        if let interval = watch.pollInterval {
+            pollTask = core.loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+                core.refreshBackend()
+            }
+        }
+        if watch.inotify {
+            watcher = InotifyWatcher(directories: directories, logger: core.logger) {
+                core.loop.execute { core.refreshBackend() }
+            }
+        }
+        core.logger.info(
+            "following the backend",
+            metadata: [
+                "backend": "\(backend.name)", "poll": "\(watch.pollInterval.map { "\($0.nanoseconds / 1_000_000) ms" } ?? "off")",
+                "inotify": "\(watcher != nil)",
+            ])
     }
 
     /// Serves until `shutdown(cause:)`, `quit` or a graceful-shutdown signal.
@@ -107,6 +142,8 @@ public final class QMPServer: Service, @unchecked Sendable {
             shutdownContinuation.yield(.hostSignal)
         }
         core.logger.info("shutting down", metadata: ["reason": "\(cause.rawValue)"])
+        pollTask?.cancel()
+        await watcher?.stop()
         let core = self.core
         try? await core.loop.submit { core.closeAll(cause: cause) }.get()
         await closeListeners()

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
 // cssd: QMP control server for the s390 channel subsystem.
 
+import CSSBackend
 import Logging
 import NIOCore
+import PathEvents
 import QMPCommands
 import QMPWire
 
@@ -59,6 +61,26 @@ final class ServerCore: @unchecked Sendable {
         loop.preconditionInEventLoop()
         broadcast("SHUTDOWN", data: .object([("guest", .bool(false)), ("reason", .string(cause.rawValue))]))
         for handler in connections.values { handler.closeAfterFlush() }
+    }
+
+    /// Reads an observed machine again and publishes what changed as path events.
+    func refreshBackend() {
+        loop.preconditionInEventLoop()
+        guard let backend = state.backend as? ObservedBackend else { return }
+        do throws(BackendError) {
+            let changes = try backend.refresh()
+            for problem in backend.problems { logger.debug("backend reading: \(problem)") }
+            guard !changes.isEmpty else { return }
+            let time = state.clock()
+            for change in changes {
+                guard let kind = PathEventChange.observed(change) else { continue }
+                state.pathEvents.publish(change, as: kind, at: time)
+            }
+            logger.info("backend changed", metadata: ["backend": "\(backend.name)", "paths": "\(changes.count)"])
+            state.announcePathEvents(except: 0)
+        } catch {
+            logger.warning("backend reading failed, keeping the last view", metadata: ["error": "\(error)"])
+        }
     }
 
     /// Wall-clock time for event timestamps (the network layer's clock; models have none).

@@ -2,8 +2,11 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import ArgumentParser
+import CSSBackend
 import CSSModel
+import LinuxSysfs
 import Logging
+import NIOCore
 import QMPCommands
 import QMPServer
 import QMPWire
@@ -24,6 +27,7 @@ struct CSSD: AsyncParsableCommand {
             Examples:
               cssd --qmp unix:/run/cssd.sock --qmp tcp:127.0.0.1:4444
               cssd --qmp unix:/run/cssd.sock --qmp-readonly unix:/run/cssd-ro.sock
+              cssd --backend linux-sysfs --poll-interval 500     (a real s390 host's /sys)
             """,
         version: CSSDVersion.string
     )
@@ -40,6 +44,24 @@ struct CSSD: AsyncParsableCommand {
         name: .customLong("topology"),
         help: "The channel subsystem to serve: a topology file (API/topology.md). Default: the embedded one.")
     var topology: String?
+
+    @Option(
+        name: .customLong("backend"),
+        help: """
+            What to serve: 'model' (the topology, default) or 'linux-sysfs[:ROOT]', the machine \
+            this Linux runs on, read from ROOT (default /sys; API/linux-sysfs.md).
+            """)
+    var backend: String = "model"
+
+    @Option(
+        name: .customLong("poll-interval"),
+        help: "linux-sysfs: read the tree again every N milliseconds for changes made by others (0: never).")
+    var pollInterval: Int = 1000
+
+    @Flag(
+        name: .customLong("no-inotify"),
+        help: "linux-sysfs: do not also watch the tree with inotify (real sysfs notifies few attributes).")
+    var noInotify = false
 
     @Flag(name: .customLong("allow-quit"), help: "Provide the quit command, which stops the server.")
     var allowQuit = false
@@ -67,6 +89,13 @@ struct CSSD: AsyncParsableCommand {
         guard maxRequestSize >= 1024, maxRequestSize <= 1 << 30 else {
             throw ValidationError("--max-request-size must be between 1024 and 1073741824 bytes")
         }
+        guard backend == "model" || backend == "linux-sysfs" || backend.hasPrefix("linux-sysfs:") else {
+            throw ValidationError("--backend: '\(backend)' is not 'model' or 'linux-sysfs[:ROOT]'")
+        }
+        guard backend == "model" || topology == nil else {
+            throw ValidationError("--topology describes the model; the linux-sysfs backend reads the machine instead")
+        }
+        guard pollInterval >= 0 else { throw ValidationError("--poll-interval must be 0 or more milliseconds") }
         guard (1...(1 << 20)).contains(eventQueueLimit) else {
             throw ValidationError("--event-queue-limit must be between 1 and 1048576 events")
         }
@@ -94,7 +123,54 @@ struct CSSD: AsyncParsableCommand {
         umask(0o077)
         raiseFileDescriptorLimit()
 
-        // Refuse to start rather than serve a half-read topology.
+        // Refuse to start rather than serve a half-read topology or tree.
+        let source: ChannelSubsystemBackend
+        if backend.hasPrefix("linux-sysfs") {
+            let root = backend.hasPrefix("linux-sysfs:") ? String(backend.dropFirst("linux-sysfs:".count)) : "/sys"
+            do throws(BackendError) {
+                let sysfs = try SysfsBackend(root: root)
+                for problem in sysfs.problems { logger.warning("sysfs: \(problem)") }
+                logger.info(
+                    "sysfs read",
+                    metadata: [
+                        "root": "\(root)", "subchannels": "\(sysfs.subsystem.subchannels.count)",
+                        "chpids": "\(sysfs.subsystem.channelPaths.count)",
+                    ])
+                source = sysfs
+            } catch {
+                logger.critical("cannot read the Linux sysfs tree: \(error)")
+                throw ExitCode(1)
+            }
+        } else {
+            source = ModelBackend(try loadModel(logger: logger))
+        }
+
+        var options = ServerOptions(limits: WireLimits(maxValueSize: maxRequestSize), eventQueueLimit: eventQueueLimit)
+        if allowQuit { options.conditions.insert("allow-quit") }
+        let watch = BackendWatch(
+            pollInterval: pollInterval > 0 ? .milliseconds(Int64(pollInterval)) : nil, inotify: !noInotify)
+        let server = try QMPServer(
+            configuration: ServerConfiguration(listeners: listeners, options: options, watch: watch),
+            backend: source, logger: logger)
+        do {
+            try await server.start()
+        } catch {
+            logger.critical("\(error)")
+            throw ExitCode(1)
+        }
+        let group = ServiceGroup(
+            configuration: .init(
+                // `quit` ends the service by itself: that is a normal shutdown, exit 0.
+                services: [.init(service: ServeOnly(server: server), successTerminationBehavior: .gracefullyShutdownGroup)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        try await group.run()
+    }
+}
+
+extension CSSD {
+    /// The model of `--topology` (or the embedded default); exits 1 on a bad file.
+    private func loadModel(logger: Logger) throws -> Subsystem {
         let started = ContinuousClock.now
         let subsystem: Subsystem
         do {
@@ -115,25 +191,7 @@ struct CSSD: AsyncParsableCommand {
                 "source": "\(topology ?? "embedded default")", "subchannels": "\(subsystem.subchannels.count)",
                 "chpids": "\(subsystem.channelPaths.count)", "time": "\(ContinuousClock.now - started)",
             ])
-
-        var options = ServerOptions(limits: WireLimits(maxValueSize: maxRequestSize), eventQueueLimit: eventQueueLimit)
-        if allowQuit { options.conditions.insert("allow-quit") }
-        let server = try QMPServer(
-            configuration: ServerConfiguration(listeners: listeners, options: options, subsystem: subsystem),
-            logger: logger)
-        do {
-            try await server.start()
-        } catch {
-            logger.critical("\(error)")
-            throw ExitCode(1)
-        }
-        let group = ServiceGroup(
-            configuration: .init(
-                // `quit` ends the service by itself: that is a normal shutdown, exit 0.
-                services: [.init(service: ServeOnly(server: server), successTerminationBehavior: .gracefullyShutdownGroup)],
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger))
-        try await group.run()
+        return subsystem
     }
 }
 

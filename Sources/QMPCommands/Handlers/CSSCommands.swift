@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: MIT
 // cssd: QMP control server for the s390 channel subsystem.
 
+import CSSBackend
 import CSSModel
 import PathEvents
 import QMPWire
 
-/// The channel-subsystem commands of API/css.json, over `ServerState.subsystem`.
+/// The channel-subsystem commands of API/css.json, over `ServerState.backend`: queries read
+/// its current view, operations go through it.
 ///
 /// Ids arrive as strings in Linux notation; a malformed one is a GenericError that names the
 /// argument and the accepted form, an unknown one DeviceNotFound. Instructions (STSCH, MSCH,
@@ -18,8 +20,9 @@ enum CSSCommands {
     static func register(into registry: inout CommandRegistry) {
         registry.register("query-chpids") { (arguments, context) throws(QMPError) in
             let cssid = arguments.int("cssid")
-            let paths = context.server.subsystem.channelPaths.filter { cssid == nil || Int($0.id.cssid) == cssid }
-            return .array(paths.map(channelPathInfo))
+            let backend = context.server.backend
+            let paths = backend.subsystem.channelPaths.filter { cssid == nil || Int($0.id.cssid) == cssid }
+            return .array(paths.map { channelPathInfo($0, backend.details(of: $0.id)) })
         }
         registry.register("query-subchannels") { (arguments, context) throws(QMPError) in
             try querySubchannels(arguments, context.server.subsystem)
@@ -44,22 +47,19 @@ enum CSSCommands {
             }
             if let lpm = arguments.int("lpm") { schib.pmcw.lpm = UInt8(lpm) }
             if let flags = arguments.int("flags") { schib.pmcw.flags = UInt16(flags) }
-            let result: ModifySubchannelResult
-            do throws(ProgramInterruption) {
-                result = try context.server.subsystem.modifySubchannel(id, schib: schib)
-            } catch {
-                throw .generic(error.description)
+            let result = try backendCall { () throws(BackendError) in
+                try context.server.backend.modifySubchannel(id, schib: schib)
             }
             return .object([("cc", .integer(result.cc))])
         }
         registry.register("store-crw") { (_, context) throws(QMPError) in
-            let result = context.server.subsystem.storeChannelReportWord()
+            let result = try backendCall { () throws(BackendError) in try context.server.backend.storeChannelReportWord() }
             return .object([("cc", .integer(result.cc)), ("crw", .integer(Int(result.crw.rawValue))), ("decoded", crwInfo(result.crw))])
         }
         registry.register("reset-channel-path") { (arguments, context) throws(QMPError) in
             let id = try channelPathID(arguments.string("chpid")!)
             let server = context.server
-            let result = server.subsystem.resetChannelPath(id)
+            let result = try backendCall { () throws(BackendError) in try server.backend.resetChannelPath(id) }
             if result.cc == 0, let path = server.subsystem.channelPath(id) {
                 server.pathEvents.publishReset(of: path, crws: result.crws, at: server.clock())
             }
@@ -70,26 +70,26 @@ enum CSSCommands {
             let state = VaryState(rawValue: arguments.string("state")!)!
             if let text = arguments.string("subchannel") {
                 let subchannel = try subchannelID(text)
-                return try pathChange(PathEventChange(state), context) { () throws(ModelError) in
-                    try context.server.subsystem.varyPath(id, to: state, subchannel: subchannel)
+                return try pathChange(PathEventChange(state), context) { () throws(BackendError) in
+                    try context.server.backend.varyPath(id, to: state, subchannel: subchannel)
                 }
             }
-            return try pathChange(PathEventChange(state), context) { () throws(ModelError) in
-                try context.server.subsystem.varyPath(id, to: state)
+            return try pathChange(PathEventChange(state), context) { () throws(BackendError) in
+                try context.server.backend.varyPath(id, to: state)
             }
         }
         registry.register("configure-chpid") { (arguments, context) throws(QMPError) in
             let id = try channelPathID(arguments.string("chpid")!)
             let state = ConfigureState(name: arguments.string("state")!)!
-            return try pathChange(PathEventChange(state)!, context) { () throws(ModelError) in
-                try context.server.subsystem.configurePath(id, to: state)
+            return try pathChange(PathEventChange(state)!, context) { () throws(BackendError) in
+                try context.server.backend.configurePath(id, to: state)
             }
         }
         registry.register("inject-path-fault") { (arguments, context) throws(QMPError) in
             let id = try channelPathID(arguments.string("chpid")!)
             let fault = PathFault(rawValue: arguments.string("fault")!)!
-            return try pathChange(PathEventChange(fault), context) { () throws(ModelError) in
-                try context.server.subsystem.injectPathFault(id, fault)
+            return try pathChange(PathEventChange(fault), context) { () throws(BackendError) in
+                try context.server.backend.injectPathFault(id, fault)
             }
         }
         registry.register("query-css") { (_, context) throws(QMPError) in
@@ -173,16 +173,20 @@ enum CSSCommands {
 
     // MARK: Values
 
-    private static func channelPathInfo(_ path: ChannelPath) -> JSON {
+    /// - Parameter details: what the backend knows beyond the model; nil: the model's own
+    ///   (shared known, no cmg, a topology's pchid is a physical channel id).
+    private static func channelPathInfo(_ path: ChannelPath, _ details: ChannelPathDetails?) -> JSON {
         var members: [(String, JSON)] = [
             ("chpid", .string(path.id.description)),
             ("type", .integer(Int(path.type))),
             ("vary", .string(path.vary.description)),
             ("configure", .string(path.configure.description)),
-            ("shared", .bool(path.shared)),
         ]
-        // A topology's pchid is the physical channel id.
-        if let pchid = path.pchid { members += [("pchid", .integer(Int(pchid))), ("chid-external", .bool(true))] }
+        if let shared = details == nil ? path.shared : details!.shared { members.append(("shared", .bool(shared))) }
+        if let cmg = details?.cmg { members.append(("cmg", .integer(cmg))) }
+        if let pchid = path.pchid {
+            members += [("pchid", .integer(Int(pchid))), ("chid-external", .bool(details?.chidExternal ?? true))]
+        }
         members.append(("subchannels", .integer(path.subchannelCount)))
         return .object(members)
     }
@@ -270,21 +274,27 @@ enum CSSCommands {
         }
     }
 
-    /// Runs a path operation and publishes its events; not-found errors become
-    /// DeviceNotFound, others GenericError.
+    /// Runs a path operation and publishes its events.
     private static func pathChange(
-        _ kind: PathEventChange, _ context: CommandContext, _ operation: () throws(ModelError) -> PathChange
+        _ kind: PathEventChange, _ context: CommandContext, _ operation: () throws(BackendError) -> PathChange
     ) throws(QMPError) -> JSON {
-        do throws(ModelError) {
-            let change = try operation()
-            context.server.pathEvents.publish(change, as: kind, at: context.server.clock())
-            return .object([
-                ("chpid", .string(change.chpid.description)),
-                ("changed", .integer(change.affected.count)),
-                ("crws", .integer(change.crws.count)),
-            ])
+        let change = try backendCall(operation)
+        context.server.pathEvents.publish(change, as: kind, at: context.server.clock())
+        return .object([
+            ("chpid", .string(change.chpid.description)),
+            ("changed", .integer(change.affected.count)),
+            ("crws", .integer(change.crws.count)),
+        ])
+    }
+
+    /// Runs a backend operation; an unknown id is DeviceNotFound, every other refusal
+    /// (including the source's, e.g. a sysfs write the kernel rejected) GenericError.
+    static func backendCall<T>(_ body: () throws(BackendError) -> T) throws(QMPError) -> T {
+        do throws(BackendError) {
+            return try body()
         } catch {
-            throw QMPError(error.isNotFound ? .deviceNotFound : .genericError, error.description)
+            if case .model(let model) = error, model.isNotFound { throw QMPError(.deviceNotFound, model.description) }
+            throw .generic(error.description)
         }
     }
 }

@@ -1,0 +1,70 @@
+// SPDX-License-Identifier: MIT
+// cssd: QMP control server for the s390 channel subsystem.
+
+/// A model that mirrors a machine it does not run: a backend reads the machine's state (Linux
+/// sysfs), builds a topology from it, then sets what it observed that a topology cannot say
+/// (each subchannel's masks). Comparing two observations gives the path changes between them,
+/// in the same form the model's own operations report, so path events need not know where a
+/// change came from.
+extension Subsystem {
+    /// Sets a subchannel's path masks as observed (bit 0x80 = slot 0, as in the SCHIB). PNOM
+    /// is what is installed but not operational, and PNO follows it. Nothing else changes: no
+    /// CRW, no path state.
+    /// - Throws: `ModelError.unknownSubchannel`.
+    public mutating func setObservedMasks(_ id: SubchannelID, pam: UInt8, pom: UInt8, lpm: UInt8) throws(ModelError) {
+        guard let index = recordIndex[id.rawValue].map({ Int($0) }) else { throw .unknownSubchannel(id) }
+        var pmcw = records[index].schib.pmcw
+        pmcw.pam = pam & pmcw.pim
+        pmcw.pom = pom
+        pmcw.lpm = lpm & pmcw.pim
+        pmcw.pnom = pmcw.pim & ~pom
+        records[index].schib.pmcw = pmcw
+        records[index].schib.scsw.pathNotOperational = pmcw.pnom != 0
+    }
+
+    /// Whether `other` describes the same subchannels with the same installed paths, so that
+    /// `pathChanges(to:)` can compare them slot by slot.
+    public func hasSameLayout(as other: Subsystem) -> Bool {
+        guard records.count == other.records.count, paths.count == other.paths.count else { return false }
+        for index in paths.indices where paths[index].id != other.paths[index].id { return false }
+        for index in records.indices {
+            let a = records[index]
+            let b = other.records[index]
+            guard a.id == b.id, a.schib.pmcw.pim == b.schib.pmcw.pim, a.schib.pmcw.chpids == b.schib.pmcw.chpids else {
+                return false
+            }
+        }
+        return true
+    }
+
+    /// The changes from this observation to `newer` (which must have the same layout): one
+    /// per channel path whose state changed or on which some subchannel's masks changed, in
+    /// chpid order, each with the affected subchannels in id order.
+    public func pathChanges(to newer: Subsystem) -> [PathChange] {
+        precondition(hasSameLayout(as: newer), "observations of different machines")
+        var affectedByPath = [[AffectedSubchannel]](repeating: [], count: paths.count)
+        for index in records.indices {
+            let old = records[index].schib.pmcw
+            let new = newer.records[index].schib.pmcw
+            let changedBits = (old.lpm ^ new.lpm) | (old.pam ^ new.pam) | (old.pom ^ new.pom) | (old.pnom ^ new.pnom)
+            guard changedBits != 0 else { continue }
+            let record = newer.records[index]
+            for slot in 0..<8 where changedBits & pathMaskBit(slot: slot) != 0 {
+                let chpid = ChannelPathID(cssid: record.id.cssid, chpid: new.chpids[slot])
+                guard let path = pathIndex[chpid.rawValue] else { continue }
+                affectedByPath[path].append(
+                    AffectedSubchannel(
+                        id: record.id, device: record.deviceID, slot: slot, pim: new.pim, lpm: new.lpm, pam: new.pam,
+                        pom: new.pom, pnom: new.pnom, pathNotOperational: new.pnom != 0))
+            }
+        }
+        var changes: [PathChange] = []
+        for index in paths.indices where paths[index] != newer.paths[index] || !affectedByPath[index].isEmpty {
+            changes.append(
+                PathChange(
+                    before: paths[index], after: newer.paths[index], affected: affectedByPath[index], crws: [],
+                    crwsLost: 0))
+        }
+        return changes
+    }
+}

@@ -1,0 +1,199 @@
+// SPDX-License-Identifier: MIT
+// cssd: QMP control server for the s390 channel subsystem.
+
+import CSSBackend
+import CSSModel
+
+/// One reading of a Linux sysfs tree (the contract: API/linux-sysfs.md), turned into the
+/// model: a topology with the paths' states, each subchannel's observed masks, and what
+/// sysfs says about paths beyond the model.
+///
+/// Ids are Linux's: the css is the N of `devices/cssN` (Linux names subchannels `0.S.XXXX` and
+/// chpids `chpN.XX` by this index, not by `real_cssid`).
+struct SysfsObservation {
+    var topology: Topology
+    /// Per subchannel: PAM and POM from `pimpampom`, in the slots of `topology`.
+    var masks: [SubchannelID: (pam: UInt8, pom: UInt8)] = [:]
+    var details: [ChannelPathID: ChannelPathDetails] = [:]
+    /// `real_cssid` per css index, when readable.
+    var realCSSIDs: [UInt8: Int] = [:]
+    /// Files that could not be understood; the reading goes on without them.
+    var problems: [String] = []
+
+    /// Reads the tree at `root` (the directory that holds `devices/` and `bus/`).
+    /// - Throws: `BackendError.io` when `root/devices` has no css, or a directory cannot be read.
+    static func read(root: String) throws(BackendError) -> SysfsObservation {
+        let devices = root + "/devices"
+        let cssDirs = (try SysfsFiles.entries(devices) ?? []).filter { name in
+            name.hasPrefix("css") && parseHex(name.dropFirst(3), maxDigits: 2) != nil
+        }
+        guard !cssDirs.isEmpty else {
+            throw .io(
+                path: devices, operation: "reading", errno: 2,
+                message: "no channel subsystem (devices/css0) found: not a Linux sysfs tree of an s390 machine")
+        }
+        var observation = SysfsObservation(
+            topology: Topology(channelSubsystems: [], channelPaths: [], subchannels: [], multipleCSSEnabled: false))
+        for dir in cssDirs {
+            let cssid = UInt8(parseHex(dir.dropFirst(3), maxDigits: 2)!)
+            try observation.readCSS(cssid, at: devices + "/" + dir)
+        }
+        observation.addMissingPaths()
+        return observation
+    }
+
+    /// The model of this observation.
+    func subsystem() throws(BackendError) -> Subsystem {
+        var subsystem: Subsystem
+        do throws(TopologyError) {
+            subsystem = try Subsystem(topology: topology, crwCapacity: 2)  // unused: Linux keeps the CRWs
+        } catch {
+            throw .io(path: "", operation: "reading", errno: 22, message: "the tree does not make a channel subsystem: \(error)")
+        }
+        let offline = Set(topology.channelPaths.filter { $0.vary == .offline }.map(\.id))
+        for sch in topology.subchannels {
+            guard let observed = masks[sch.id] else { continue }
+            let lpm = onlineMask(sch, offline: offline)
+            do throws(ModelError) {
+                try subsystem.setObservedMasks(sch.id, pam: observed.pam, pom: observed.pom, lpm: lpm)
+            } catch {
+                preconditionFailure("a subchannel of the topology is missing from its model: \(error)")
+            }
+        }
+        return subsystem
+    }
+
+    /// LPM as the model keeps it: the installed paths varied online (Linux's `vpm` also leaves
+    /// out unusable paths; that is lpm & pam & pom here).
+    private func onlineMask(_ sch: Topology.Subchannel, offline: Set<ChannelPathID>) -> UInt8 {
+        var mask: UInt8 = 0
+        for (slot, chpid) in sch.chpids.enumerated() where !offline.contains(chpid) { mask |= 0x80 >> UInt8(slot) }
+        return mask
+    }
+
+    // MARK: Reading
+
+    private mutating func readCSS(_ cssid: UInt8, at dir: String) throws(BackendError) {
+        topology.channelSubsystems.append(.init(cssid: Int(cssid)))
+        if let text = try SysfsFiles.line(dir + "/real_cssid"), let real = parseHex(text[...], maxDigits: 2) {
+            realCSSIDs[cssid] = real
+        }
+        for name in try SysfsFiles.entries(dir) ?? [] {
+            let path = dir + "/" + name
+            if name.hasPrefix("chp") {
+                try readChannelPath(name: name, cssid: cssid, at: path)
+            } else if let (ssid, schno) = parseBusID(name) {
+                try readSubchannel(SubchannelID(cssid: cssid, ssid: ssid, schno: schno), at: path)
+            }
+        }
+    }
+
+    /// `chpN.XX`: status, configure, type, cmg, shared, chid, chid_external.
+    private mutating func readChannelPath(name: String, cssid: UInt8, at dir: String) throws(BackendError) {
+        let parts = name.dropFirst(3).split(separator: ".")
+        guard parts.count == 2, parseHex(parts[0], maxDigits: 2) == Int(cssid),
+            let number = parseHex(parts[1], maxDigits: 2)
+        else { return }
+        let id = ChannelPathID(cssid: cssid, chpid: UInt8(number))
+        let status = try SysfsFiles.line(dir + "/status")
+        let vary: VaryState = status == "offline" ? .offline : .online
+        if status != "online" && status != "offline" { problems.append("\(dir)/status: '\(status ?? "missing")'") }
+        var configure = ConfigureState.notRecognized
+        if let text = try SysfsFiles.line(dir + "/configure"), let value = Int(text), let state = ConfigureState(rawValue: value) {
+            configure = state
+        } else {
+            problems.append("\(dir)/configure: unreadable, taken as not-recognized")
+        }
+        let type = try SysfsFiles.line(dir + "/type").flatMap { parseHex($0[...], maxDigits: 2) } ?? 0
+        let shared = try SysfsFiles.line(dir + "/shared").flatMap { parseHex($0[...], maxDigits: 8) }
+        let cmg = try SysfsFiles.line(dir + "/cmg").flatMap { Int($0) }
+        let chid = try SysfsFiles.line(dir + "/chid").flatMap { parseHex($0[...], maxDigits: 4) }
+        let external = try SysfsFiles.line(dir + "/chid_external").flatMap { parseHex($0[...], maxDigits: 1) }
+        topology.channelPaths.append(
+            .init(id: id, type: type, shared: shared == 1, pchid: chid, vary: vary, configure: configure))
+        details[id] = ChannelPathDetails(
+            cmg: cmg, shared: shared.map { $0 != 0 }, chidExternal: chid == nil ? nil : external.map { $0 != 0 } ?? true)
+    }
+
+    /// `0.S.XXXX`: type (I/O only), chpids, pimpampom, dev_busid, and the ccw device child.
+    private mutating func readSubchannel(_ id: SubchannelID, at dir: String) throws(BackendError) {
+        if let type = try SysfsFiles.line(dir + "/type"), type != "0" { return }  // CHSC, EADM: no paths
+        guard let chpidLine = try SysfsFiles.line(dir + "/chpids"),
+            let pimpampom = try SysfsFiles.line(dir + "/pimpampom")
+        else {
+            problems.append("\(dir): no chpids or pimpampom, not an I/O subchannel the model can hold")
+            return
+        }
+        let slots = chpidLine.split(separator: " ").compactMap { parseHex($0, maxDigits: 2) }
+        let masks = pimpampom.split(separator: " ").compactMap { parseHex($0, maxDigits: 2) }
+        guard slots.count == 8, masks.count == 3 else {
+            problems.append("\(dir): chpids '\(chpidLine)' or pimpampom '\(pimpampom)' malformed")
+            return
+        }
+        // The model packs installed paths from slot 0; a PIM with holes is packed, masks alike.
+        let pim = UInt8(masks[0])
+        let installed = (0..<8).filter { pim & (0x80 >> UInt8($0)) != 0 }
+        let chpids = installed.map { ChannelPathID(cssid: id.cssid, chpid: UInt8(slots[$0])) }
+        func packed(_ mask: Int) -> UInt8 {
+            var out: UInt8 = 0
+            for (position, slot) in installed.enumerated() where mask & (0x80 >> slot) != 0 { out |= 0x80 >> UInt8(position) }
+            return out
+        }
+        // The ccw device: the first child named like a bus id; its number, types and online.
+        var devno: Int?
+        var devType = 0, devModel = 0, cuType = 0, cuModel = 0
+        var online = false
+        let child = try SysfsFiles.entries(dir)?.first { parseBusID($0) != nil && SysfsFiles.isDirectory(dir + "/" + $0) }
+        if let child {
+            devno = Int(parseBusID(child)!.1)
+            let device = dir + "/" + child
+            (devType, devModel) = try SysfsFiles.line(device + "/devtype").flatMap(parseTypeModel) ?? (0, 0)
+            (cuType, cuModel) = try SysfsFiles.line(device + "/cutype").flatMap(parseTypeModel) ?? (0, 0)
+            online = try SysfsFiles.line(device + "/online") == "1"
+        } else if let busid = try SysfsFiles.line(dir + "/dev_busid"), let (_, number) = parseBusID(busid) {
+            devno = Int(number)
+        }
+        topology.subchannels.append(
+            .init(
+                id: id, devno: devno, devType: devType, devModel: devModel, cuType: cuType, cuModel: cuModel,
+                chpids: chpids, enabled: online))
+        self.masks[id] = (pam: packed(masks[1]), pom: packed(masks[2]) | ~packed(0xff))
+    }
+
+    /// A subchannel may name a chpid that has no `chpN.XX` directory (not registered yet):
+    /// the model needs every path, so it stands in as not recognized.
+    private mutating func addMissingPaths() {
+        let known = Set(topology.channelPaths.map(\.id))
+        var missing = Set<ChannelPathID>()
+        for sch in topology.subchannels { for chpid in sch.chpids where !known.contains(chpid) { missing.insert(chpid) } }
+        for chpid in missing.sorted() {
+            topology.channelPaths.append(.init(id: chpid, type: 0, configure: .notRecognized))
+            problems.append("chpid \(chpid): used by subchannels but has no sysfs directory, taken as not-recognized")
+        }
+        topology.channelPaths.sort { $0.id < $1.id }
+    }
+}
+
+/// `0.S.XXXX` (a subchannel or device bus id) -> (ssid, number).
+func parseBusID(_ text: String) -> (UInt8, UInt16)? {
+    let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+    guard parts.count == 3, parts[2].count == 4, let _ = parseHex(parts[0], maxDigits: 2),
+        let ssid = parseHex(parts[1], maxDigits: 1), ssid <= 3, let number = parseHex(parts[2], maxDigits: 4)
+    else { return nil }
+    return (UInt8(ssid), UInt16(number))
+}
+
+/// `3390/0c` -> (0x3390, 0x0c); `n/a` -> (0, 0).
+func parseTypeModel(_ text: String) -> (Int, Int)? {
+    if text == "n/a" { return (0, 0) }
+    let parts = text.split(separator: "/")
+    guard parts.count == 2, let type = parseHex(parts[0], maxDigits: 4), let model = parseHex(parts[1], maxDigits: 2) else {
+        return nil
+    }
+    return (type, model)
+}
+
+func parseHex(_ text: Substring, maxDigits: Int) -> Int? {
+    guard !text.isEmpty, text.count <= maxDigits else { return nil }
+    return Int(text, radix: 16)
+}
