@@ -41,7 +41,7 @@ enum SysfsFiles {
     /// and its refusal comes back as the write's errno.
     static func write(_ value: String, to path: String) throws(BackendError) {
         let operation = "writing '\(value)' to"
-        let fd = open(path, O_WRONLY | O_CLOEXEC)
+        let fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC)  // sysfs ignores O_TRUNC; a fixture file needs it
         guard fd >= 0 else { throw failure(path, operation) }
         defer { close(fd) }
         var text = value

@@ -73,9 +73,20 @@ struct SysfsObservation {
 
     // MARK: Reading
 
+    /// An attribute's first line; nil when it is missing or cannot be read (the kernel fails
+    /// some reads, e.g. `configure` when SCLP cannot tell), which is noted and not fatal.
+    private mutating func attribute(_ path: String) -> String? {
+        do throws(BackendError) {
+            return try SysfsFiles.line(path)
+        } catch {
+            problems.append(error.description)
+            return nil
+        }
+    }
+
     private mutating func readCSS(_ cssid: UInt8, at dir: String) throws(BackendError) {
         topology.channelSubsystems.append(.init(cssid: Int(cssid)))
-        if let text = try SysfsFiles.line(dir + "/real_cssid"), let real = parseHex(text[...], maxDigits: 2) {
+        if let text = attribute(dir + "/real_cssid"), let real = parseHex(text[...], maxDigits: 2) {
             realCSSIDs[cssid] = real
         }
         for name in try SysfsFiles.entries(dir) ?? [] {
@@ -95,20 +106,20 @@ struct SysfsObservation {
             let number = parseHex(parts[1], maxDigits: 2)
         else { return }
         let id = ChannelPathID(cssid: cssid, chpid: UInt8(number))
-        let status = try SysfsFiles.line(dir + "/status")
+        let status = attribute(dir + "/status")
         let vary: VaryState = status == "offline" ? .offline : .online
         if status != "online" && status != "offline" { problems.append("\(dir)/status: '\(status ?? "missing")'") }
         var configure = ConfigureState.notRecognized
-        if let text = try SysfsFiles.line(dir + "/configure"), let value = Int(text), let state = ConfigureState(rawValue: value) {
+        if let text = attribute(dir + "/configure"), let value = Int(text), let state = ConfigureState(rawValue: value) {
             configure = state
         } else {
             problems.append("\(dir)/configure: unreadable, taken as not-recognized")
         }
-        let type = try SysfsFiles.line(dir + "/type").flatMap { parseHex($0[...], maxDigits: 2) } ?? 0
-        let shared = try SysfsFiles.line(dir + "/shared").flatMap { parseHex($0[...], maxDigits: 8) }
-        let cmg = try SysfsFiles.line(dir + "/cmg").flatMap { Int($0) }
-        let chid = try SysfsFiles.line(dir + "/chid").flatMap { parseHex($0[...], maxDigits: 4) }
-        let external = try SysfsFiles.line(dir + "/chid_external").flatMap { parseHex($0[...], maxDigits: 1) }
+        let type = attribute(dir + "/type").flatMap { parseHex($0[...], maxDigits: 2) } ?? 0
+        let shared = attribute(dir + "/shared").flatMap { parseHex($0[...], maxDigits: 8) }
+        let cmg = attribute(dir + "/cmg").flatMap { Int($0) }
+        let chid = attribute(dir + "/chid").flatMap { parseHex($0[...], maxDigits: 4) }
+        let external = attribute(dir + "/chid_external").flatMap { parseHex($0[...], maxDigits: 1) }
         topology.channelPaths.append(
             .init(id: id, type: type, shared: shared == 1, pchid: chid, vary: vary, configure: configure))
         details[id] = ChannelPathDetails(
@@ -117,9 +128,9 @@ struct SysfsObservation {
 
     /// `0.S.XXXX`: type (I/O only), chpids, pimpampom, dev_busid, and the ccw device child.
     private mutating func readSubchannel(_ id: SubchannelID, at dir: String) throws(BackendError) {
-        if let type = try SysfsFiles.line(dir + "/type"), type != "0" { return }  // CHSC, EADM: no paths
-        guard let chpidLine = try SysfsFiles.line(dir + "/chpids"),
-            let pimpampom = try SysfsFiles.line(dir + "/pimpampom")
+        if let type = attribute(dir + "/type"), type != "0" { return }  // CHSC, EADM: no paths
+        guard let chpidLine = attribute(dir + "/chpids"),
+            let pimpampom = attribute(dir + "/pimpampom")
         else {
             problems.append("\(dir): no chpids or pimpampom, not an I/O subchannel the model can hold")
             return
@@ -147,10 +158,10 @@ struct SysfsObservation {
         if let child {
             devno = Int(parseBusID(child)!.1)
             let device = dir + "/" + child
-            (devType, devModel) = try SysfsFiles.line(device + "/devtype").flatMap(parseTypeModel) ?? (0, 0)
-            (cuType, cuModel) = try SysfsFiles.line(device + "/cutype").flatMap(parseTypeModel) ?? (0, 0)
-            online = try SysfsFiles.line(device + "/online") == "1"
-        } else if let busid = try SysfsFiles.line(dir + "/dev_busid"), let (_, number) = parseBusID(busid) {
+            (devType, devModel) = attribute(device + "/devtype").flatMap(parseTypeModel) ?? (0, 0)
+            (cuType, cuModel) = attribute(device + "/cutype").flatMap(parseTypeModel) ?? (0, 0)
+            online = attribute(device + "/online") == "1"
+        } else if let busid = attribute(dir + "/dev_busid"), let (_, number) = parseBusID(busid) {
             devno = Int(number)
         }
         topology.subchannels.append(
