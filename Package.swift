@@ -117,6 +117,7 @@ let package = Package(
         .testTarget(name: "QMPSchemaTests", dependencies: ["QMPSchema", "QMPWire"]),
         .testTarget(name: "CSSModelTests", dependencies: ["CSSModel"]),
         .testTarget(name: "PathEventsTests", dependencies: ["PathEvents", "CSSModel"]),
+        .testTarget(name: "LinuxSysfsTests", dependencies: ["LinuxSysfs", "CSSBackend", "CSSModel", "PathEvents"]),
         .testTarget(
             name: "QMPServerTests",
             dependencies: [

@@ -1,0 +1,160 @@
+// SPDX-License-Identifier: MIT
+// cssd: QMP control server for the s390 channel subsystem.
+
+import CSSBackend
+import CSSModel
+import Foundation
+import PathEvents
+import Testing
+
+@testable import LinuxSysfs
+
+/// A small sysfs tree in a temporary directory, written file by file as Linux shows it.
+final class Tree {
+    let root: String
+
+    init() {
+        root = NSTemporaryDirectory() + "sysfs-" + UUID().uuidString
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: root) }
+
+    func write(_ relative: String, _ text: String) {
+        let path = root + "/" + relative
+        try! FileManager.default.createDirectory(
+            atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try! text.write(toFile: path, atomically: false, encoding: .ascii)
+    }
+
+    func chp(_ id: String, status: String = "online", configure: String = "1", type: String = "1a",
+             shared: String = "1", cmg: String = "2", chid: String = "", external: String = "") {
+        let dir = "devices/css0/chp0.\(id)/"
+        write(dir + "status", status + "\n")
+        write(dir + "configure", configure + "\n")
+        write(dir + "type", type + "\n")
+        write(dir + "shared", shared + "\n")
+        write(dir + "cmg", cmg + "\n")
+        write(dir + "chid", chid.isEmpty ? "" : chid + "\n")
+        write(dir + "chid_external", external.isEmpty ? "" : external + "\n")
+    }
+
+    func sch(_ busid: String, chpids: String, pimpampom: String, device: String? = nil, devtype: String = "3390/0c",
+             online: String = "1", type: String = "0") {
+        let dir = "devices/css0/\(busid)/"
+        write(dir + "type", type + "\n")
+        write(dir + "chpids", chpids + " \n")
+        write(dir + "pimpampom", pimpampom + "\n")
+        write(dir + "dev_busid", (device ?? "none") + "\n")
+        if let device {
+            write(dir + device + "/devtype", devtype + "\n")
+            write(dir + device + "/cutype", "3990/e9\n")
+            write(dir + device + "/online", online + "\n")
+        }
+    }
+}
+
+private func chp(_ text: String) -> ChannelPathID { try! ChannelPathID(parsing: text) }
+private func sch(_ text: String) -> SubchannelID { try! SubchannelID(parsing: text) }
+
+@Suite struct SysfsReadingTests {
+    @Test func readsPathsAndSubchannelsAsLinuxShowsThem() throws {
+        let tree = Tree()
+        tree.chp("40", chid: "0100", external: "1")
+        tree.chp("41", status: "offline", cmg: "unknown", chid: "0a01", external: "0")
+        tree.chp("42", configure: "0", shared: "unknown", cmg: "unknown")
+        tree.sch("0.0.0000", chpids: "40 41 42 00 00 00 00 00", pimpampom: "e0 c0 ff", device: "0.0.1000")
+        tree.sch("0.1.0007", chpids: "41 00 00 00 00 00 00 00", pimpampom: "80 80 ff", device: "0.1.2000",
+                 devtype: "n/a", online: "0")
+        tree.sch("0.0.0009", chpids: "00 00 00 00 00 00 00 00", pimpampom: "00 00 00", type: "1")  // CHSC: skipped
+        let backend = try SysfsBackend(root: tree.root)
+        let model = backend.subsystem
+        #expect(model.channelPaths.map(\.id) == [chp("0.40"), chp("0.41"), chp("0.42")])
+        #expect(model.channelPath(chp("0.41"))?.vary == .offline)
+        #expect(model.channelPath(chp("0.42"))?.configure == .standby)
+        #expect(model.channelPath(chp("0.40"))?.pchid == 0x100)
+        #expect(backend.details(of: chp("0.40")) == ChannelPathDetails(cmg: 2, shared: true, chidExternal: true))
+        #expect(backend.details(of: chp("0.41")) == ChannelPathDetails(cmg: nil, shared: true, chidExternal: false))
+        #expect(backend.details(of: chp("0.42")) == ChannelPathDetails(cmg: nil, shared: nil, chidExternal: nil))
+
+        #expect(model.subchannels.map(\.id) == [sch("0.0.0000"), sch("0.1.0007")])
+        let dasd = model.subchannel(sch("0.0.0000"))!
+        #expect(dasd.deviceID?.description == "0.0.1000" && dasd.devType == 0x3390 && dasd.schib.pmcw.isEnabled)
+        let pmcw = dasd.schib.pmcw
+        #expect((pmcw.pim, pmcw.pam, pmcw.pom, pmcw.pnom) == (0xe0, 0xc0, 0xff, 0))
+        #expect(pmcw.lpm == 0xa0)  // 0.41 is varied offline
+        let other = model.subchannel(sch("0.1.0007"))!
+        #expect(other.devType == 0 && !other.schib.pmcw.isEnabled)
+    }
+
+    /// The model packs installed paths from slot 0; sysfs may show holes.
+    @Test func pimWithHolesIsPacked() throws {
+        let tree = Tree()
+        tree.chp("40")
+        tree.chp("42")
+        tree.sch("0.0.0000", chpids: "40 00 42 00 00 00 00 00", pimpampom: "a0 20 df", device: "0.0.1000")
+        let pmcw = try SysfsBackend(root: tree.root).subsystem.subchannel(sch("0.0.0000"))!.schib.pmcw
+        #expect(pmcw.pim == 0xc0 && pmcw.pam == 0x40)
+        #expect(pmcw.pom == 0xff & ~0x40 && pmcw.pnom == 0x40)
+        #expect(pmcw.chpids[0] == 0x40 && pmcw.chpids[1] == 0x42)
+    }
+
+    @Test func unreadableOrMissingThingsAreNotedNotFatal() throws {
+        let tree = Tree()
+        tree.chp("40", configure: "garbage")
+        tree.sch("0.0.0000", chpids: "40 43 00 00 00 00 00 00", pimpampom: "c0 c0 ff", device: "0.0.1000")
+        tree.write("devices/css0/0.0.0001/type", "0\n")  // no chpids, no pimpampom
+        let backend = try SysfsBackend(root: tree.root)
+        #expect(backend.subsystem.channelPath(chp("0.40"))?.configure == .notRecognized)
+        #expect(backend.subsystem.channelPath(chp("0.43"))?.configure == .notRecognized)  // no chp0.43 directory
+        #expect(backend.subsystem.subchannels.count == 1)
+        #expect(backend.problems.count == 3)
+    }
+
+    @Test func aTreeWithoutCSSIsRefused() {
+        let tree = Tree()
+        tree.write("devices/platform/x", "")
+        #expect(throws: BackendError.self) { try SysfsBackend(root: tree.root) }
+    }
+}
+
+@Suite struct SysfsChangeTests {
+    @Test func varyWritesStatusAndReportsTheReread() throws {
+        let tree = Tree()
+        tree.chp("40")
+        tree.sch("0.0.0000", chpids: "40 00 00 00 00 00 00 00", pimpampom: "80 80 ff", device: "0.0.1000")
+        let backend = try SysfsBackend(root: tree.root)
+        let change = try backend.varyPath(chp("0.40"), to: .offline)
+        #expect(try String(contentsOfFile: tree.root + "/devices/css0/chp0.40/status", encoding: .ascii) == "offline")
+        #expect(change.after.vary == .offline && change.affected.map(\.lpm) == [0])
+        #expect(try backend.refresh().isEmpty)
+    }
+
+    @Test func changesByOthersAreFoundWithTheirKind() throws {
+        let tree = Tree()
+        tree.chp("40")
+        tree.chp("41")
+        tree.sch("0.0.0000", chpids: "40 41 00 00 00 00 00 00", pimpampom: "c0 c0 ff", device: "0.0.1000")
+        tree.sch("0.0.0001", chpids: "41 00 00 00 00 00 00 00", pimpampom: "80 80 ff", device: "0.0.1001")
+        let backend = try SysfsBackend(root: tree.root)
+        tree.write("devices/css0/chp0.40/configure", "0\n")
+        tree.write("devices/css0/0.0.0000/pimpampom", "c0 40 ff\n")  // the kernel took 0.40 out of PAM
+        tree.write("devices/css0/0.0.0001/pimpampom", "80 80 7f\n")  // 0.41 not operational here
+        let changes = try backend.refresh()
+        #expect(changes.map(\.chpid) == [chp("0.40"), chp("0.41")])
+        #expect(changes.map { PathEventChange.observed($0) } == [.standby, .temporaryError])
+        #expect(changes[0].affected.map(\.pam) == [0x40])
+        #expect(changes[1].affected.map(\.id) == [sch("0.0.0001")] && changes[1].affected[0].pnom == 0x80)
+        #expect(try backend.refresh().isEmpty)
+        tree.write("devices/css0/0.0.0001/pimpampom", "80 80 ff\n")
+        #expect(try backend.refresh().map { PathEventChange.observed($0) } == [.recovered])
+    }
+
+    @Test func operationsWithoutASysfsFileAreUnsupported() throws {
+        let tree = Tree()
+        tree.chp("40")
+        let backend = try SysfsBackend(root: tree.root)
+        #expect(throws: BackendError.self) { try backend.injectPathFault(chp("0.40"), .permanentError) }
+        #expect(throws: BackendError.self) { try backend.storeChannelReportWord() }
+        #expect(throws: BackendError.self) { try backend.varyPath(chp("0.99"), to: .offline) }
+    }
+}
