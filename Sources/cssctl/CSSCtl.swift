@@ -22,7 +22,7 @@ struct CSSCtl: ParsableCommand {
               cssctl bench --socket /tmp/cssd.sock --socket /tmp/qemu.sock --label cssd --label qemu
             Exit status: 0 success, 1 error reply, 2 connection or protocol failure, 64 usage error.
             """,
-        subcommands: [ExecCommand.self, SchemaDocsCommand.self, BenchCommand.self, GenTopologyCommand.self, EventsCommand.self],
+        subcommands: [ExecCommand.self, SchemaDocsCommand.self, BenchCommand.self, GenTopologyCommand.self, EventsCommand.self, LschpCommand.self, LscssCommand.self],
         defaultSubcommand: ExecCommand.self
     )
 }

@@ -1,0 +1,233 @@
+// SPDX-License-Identifier: MIT
+// cssd: QMP control server for the s390 channel subsystem.
+
+import ArgumentParser
+import QMPWire
+
+/// `lscss` over QMP: the server's I/O subchannels in s390-tools' lscss layout, byte for byte.
+struct LscssCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lscss",
+        abstract: "List subchannels as s390-tools' lscss does (query-subchannels).",
+        discussion: """
+            RANGE selects subchannels as lscss does: an ID (0.0.004f, or 4f for
+            0.0.004f), FROM-TO, or a comma-separated list of those; with -d they
+            are device bus IDs instead.
+            Use is 'yes' when the subchannel is enabled. VPM is the logical path
+            mask less the paths that are not available or not operational
+            (Linux's verified path mask). A subchannel without a valid device
+            number shows Device 'none' and no device columns, as lscss shows a
+            subchannel without a ccw device.
+            Exit status: 0 success, 1 error reply, 2 connection or protocol
+            failure, 64 usage error.
+            """)
+
+    @Option(help: "unix:PATH, tcp:HOST:PORT or a socket path (default: $CSSD_SOCKET, else ./cssd.sock).")
+    var socket: String?
+
+    @Option(help: "Give up when the server stays silent this many seconds (0: wait forever).")
+    var timeout: Int = 60
+
+    @Flag(name: [.short, .long], help: "Show only subchannel set 0 of css 0, without the '0.0.' prefix.")
+    var short = false
+
+    @Flag(name: [.short, .long], help: "Print hex digits and 'yes' in uppercase.")
+    var uppercase = false
+
+    @Flag(help: "Add the VPM column (verified path mask).")
+    var vpm = false
+
+    @Flag(name: [.short, .long], help: "RANGE selects device bus IDs instead of subchannel IDs.")
+    var devrange = false
+
+    @Option(name: [.customShort("t"), .long], help: "Only these device types: TYPE or TYPE/MODEL, comma-separated (3390,1732/01).")
+    var devtype: String?
+
+    @Flag(help: "Print the listed query-subchannels entries as JSON ({\"subchannels\": [...]}) instead.")
+    var json = false
+
+    @Argument(help: "Subchannels (or with -d devices) to list: ID, FROM-TO, comma-separated.")
+    var range: [String] = []
+
+    func validate() throws {
+        _ = try ranges()
+        _ = try deviceTypes()
+        guard timeout >= 0, timeout <= Int(Int32.max / 1000) else { throw ValidationError("--timeout out of range") }
+    }
+
+    func run() throws {
+        let selection = Selection(
+            ranges: try ranges(), byDevice: devrange, deviceTypes: try deviceTypes(), short: short)
+        let table = Self.table(vpm: vpm)
+        try runningListing {
+            var session = try ListingSession(socket: socket, timeoutSeconds: timeout)
+            let listed = JSON.array()
+            var started = false
+            // The header goes out only once the first page came back, so that a failure prints
+            // nothing on standard output.
+            try Self.forEachPage(session: &session, short: short) { page in
+                var text = ""
+                if !json && !started { text = table.header }
+                started = true
+                for subchannel in page where selection.admits(subchannel) {
+                    if json { listed.append(subchannel) } else { text += table.row(columns(of: subchannel)) }
+                }
+                writeOutput(text)
+            }
+            if json { writeOutput(JSON.object([("subchannels", listed)]).serialized(pretty: true) + "\n") }
+        }
+    }
+
+    // MARK: Querying
+
+    /// Pages through query-subchannels (16384 a page, `next` back as `start`).
+    static func forEachPage(session: inout ListingSession, short: Bool, _ body: ([JSON]) throws -> Void) throws {
+        var start: String?
+        repeat {
+            var arguments: [(String, JSON)] = [("limit", .integer(16384))]
+            // -s shows only 0.0.xxxx: let the server leave the rest out.
+            if short { arguments += [("cssid", .integer(0)), ("ssid", .integer(0))] }
+            if let start { arguments.append(("start", .string(start))) }
+            let page = try session.execute("query-subchannels", arguments)
+            try body(page["subchannels"]?.elements ?? [])
+            start = page["next"]?.stringValue
+        } while start != nil
+    }
+
+    // MARK: Layout (lscss.c cmd_lscss and print_sch_io)
+
+    static func table(vpm: Bool) -> ListingTable {
+        var columns: [(String, Int)] = [
+            ("Device", 8), ("Subchan.", 9), ("DevType", 7), ("CU Type", 7), ("Use", 4), ("PIM", 3), ("PAM", 3),
+        ]
+        columns += vpm ? [("POM", 3), ("VPM", 3)] : [("POM", 4)]
+        columns.append(("CHPIDs", 17))
+        return ListingTable(columns: columns, separator: "-")
+    }
+
+    func columns(of subchannel: JSON) -> [String] {
+        let devno = subchannel["devno"]?.stringValue ?? ""
+        let hasDevice = !devno.isEmpty
+        let pim = subchannel["pim"]?.intValue ?? 0
+        let pam = subchannel["pam"]?.intValue ?? 0
+        let pom = subchannel["pom"]?.intValue ?? 0
+        var values = [
+            // Without a ccw device lscss shows dev_busid, which Linux writes as "none".
+            hasDevice ? shortened(devno) : "none",
+            shortened(subchannel["subchannel"]?.stringValue ?? ""),
+            hasDevice ? subchannel["dev-type"]?.stringValue ?? "" : "",
+            hasDevice ? subchannel["cu-type"]?.stringValue ?? "" : "",
+            hasDevice && subchannel["enabled"]?.boolValue == true ? "yes" : "",
+            hexDigits(pim, width: 2), hexDigits(pam, width: 2), hexDigits(pom, width: 2),
+        ]
+        if vpm {
+            // Linux's vpm holds only paths it could verify: logically online, available and operational.
+            values.append(hexDigits((subchannel["lpm"]?.intValue ?? 0) & pam & pom, width: 2))
+        }
+        values.append(Self.chpidColumn(subchannel["chpids"]?.elements ?? []))
+        return uppercase ? values.map { $0.uppercased() } : values
+    }
+
+    /// With -s the last four digits (lscss keeps only 0.0.xxxx ids then).
+    private func shortened(_ id: String) -> String {
+        short ? String(id.suffix(4)) : id
+    }
+
+    /// The sysfs chpids line without blanks, as "%.8s %.8s": `40414243 00000000`.
+    static func chpidColumn(_ slots: [JSON]) -> String {
+        var digits = ""
+        for index in 0..<8 {
+            // "0.4a" -> 4a; an empty slot (null) reads 00 in sysfs.
+            let chpid = index < slots.count ? slots[index].stringValue.flatMap(LschpCommand.chpid) : nil
+            digits += hexDigits(chpid?[1] ?? 0, width: 2)
+        }
+        return String(digits.prefix(8)) + " " + String(digits.dropFirst(8).prefix(8))
+    }
+
+    // MARK: Selection (lscss.c main, id_in_range, parse_devtype_str)
+
+    /// A bus id as lscss compares them: cssid, ssid, number.
+    struct BusID: Comparable {
+        let cssid: Int, ssid: Int, number: Int
+
+        /// ccw_parse_str: `0.0.004f`, or 1-4 hex digits for 0.0.xxxx; no 0x prefix.
+        init?(_ text: Substring) {
+            let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+            let limits = parts.count == 1 ? [4] : [2, 1, 4]
+            guard parts.count == limits.count,
+                zip(parts, limits).allSatisfy({ part, limit in
+                    (1...limit).contains(part.count) && part.allSatisfy(\.isHexDigit)
+                })
+            else { return nil }
+            let numbers = parts.map { Int($0, radix: 16)! }
+            (cssid, ssid, number) = numbers.count == 1 ? (0, 0, numbers[0]) : (numbers[0], numbers[1], numbers[2])
+        }
+
+        static func < (a: BusID, b: BusID) -> Bool {
+            (a.cssid, a.ssid, a.number) < (b.cssid, b.ssid, b.number)
+        }
+    }
+
+    /// FROM-TO as lscss's id_in_range compares it: FROM > TO matches nothing.
+    struct IDRange {
+        let lower: BusID, upper: BusID
+        func contains(_ id: BusID) -> Bool { lower <= id && id <= upper }
+    }
+
+    /// RANGE arguments, joined with commas as lscss joins them.
+    func ranges() throws -> [IDRange] {
+        try range.joined(separator: ",").split(separator: ",").map { item in
+            let ends = item.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
+            guard let lower = BusID(ends[0]) else { throw ValidationError("Invalid ID specified: \(ends[0])") }
+            guard let upper = ends.count == 2 ? BusID(ends[1]) : lower else {
+                throw ValidationError("Invalid ID specified: \(item)")
+            }
+            return IDRange(lower: lower, upper: upper)
+        }
+    }
+
+    /// -t list: TYPE or TYPE/MODEL in hex.
+    func deviceTypes() throws -> [(type: Int, model: Int?)]? {
+        guard let devtype else { return nil }
+        return try devtype.split(separator: ",").map { item in
+            guard let parsed = Self.deviceType(item) else { throw ValidationError("Invalid device type specified: \(item)") }
+            return parsed
+        }
+    }
+
+    static func deviceType(_ text: Substring) -> (type: Int, model: Int?)? {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+        guard (1...2).contains(parts.count), (1...4).contains(parts[0].count),
+            parts.count == 1 || (1...2).contains(parts[1].count),
+            parts.allSatisfy({ $0.allSatisfy(\.isHexDigit) })
+        else { return nil }
+        return (Int(parts[0], radix: 16)!, parts.count == 2 ? Int(parts[1], radix: 16)! : nil)
+    }
+
+    /// Which subchannels a listing shows.
+    struct Selection {
+        let ranges: [IDRange]
+        let byDevice: Bool
+        let deviceTypes: [(type: Int, model: Int?)]?
+        let short: Bool
+
+        func admits(_ subchannel: JSON) -> Bool {
+            let id = subchannel["subchannel"]?.stringValue ?? ""
+            let devno = subchannel["devno"]?.stringValue ?? ""
+            // -s: only 0.0.xxxx, for the subchannel and for its device ("none" never passes).
+            if short && !(id.hasPrefix("0.0.") && devno.hasPrefix("0.0.")) { return false }
+            if !ranges.isEmpty {
+                guard let key = BusID(Substring(byDevice ? devno : id)),
+                    ranges.contains(where: { $0.contains(key) })
+                else { return false }
+            }
+            if let deviceTypes {
+                // No device, no device type: lscss leaves such subchannels out of a -t listing.
+                guard !devno.isEmpty, let type = LscssCommand.deviceType(Substring(subchannel["dev-type"]?.stringValue ?? ""))
+                else { return false }
+                return deviceTypes.contains { $0.type == type.type && ($0.model == nil || $0.model == type.model) }
+            }
+            return true
+        }
+    }
+}

@@ -1,0 +1,223 @@
+"""The linux-sysfs backend on fixture trees (Tests/fixtures/sysfs): reading, vary and configure
+writes, writes the kernel refuses, changes made behind cssd's back turning into path events,
+and the same command-level checks against the model serving the same topology."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+import oracle
+from test_path_events import Client
+
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "sysfs")
+DESCRIPTIONS = ["lpar.json", "kvm-guest.json"]
+
+
+def build_tree(description: str, outdir: str) -> str:
+    tree = os.path.join(outdir, "sys")
+    subprocess.run([sys.executable, os.path.join(FIXTURES, "make_sysfs.py"), os.path.join(FIXTURES, description), tree],
+                   check=True, timeout=30)
+    return tree
+
+
+def topology_file(description: str, outdir: str) -> str:
+    with open(os.path.join(FIXTURES, description), encoding="utf-8") as f:
+        topology = json.load(f)["topology"]
+    path = os.path.join(outdir, "topology.json")
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(topology, f)
+    return path
+
+
+@pytest.fixture
+def start(short_tmp):
+    """start(*args) -> a running cssd; every one is stopped afterwards."""
+    if oracle.cssd_binary() is None:
+        pytest.skip("cssd binary not found")
+    servers = []
+
+    def run(*args, name="s"):
+        d = os.path.join(short_tmp, name)
+        os.makedirs(d, exist_ok=True)
+        srv = oracle.cssd_server(d, extra_args=list(args)).start()
+        servers.append(srv)
+        return srv
+
+    yield run
+    for srv in servers:
+        srv.stop()
+
+
+def sysfs(tree, *args, name="sysfs", start=None):
+    return start("--backend", f"linux-sysfs:{tree}", *args, name=name)
+
+
+def all_subchannels(client):
+    out, start = [], None
+    while True:
+        args = {"limit": 1000}
+        if start:
+            args["start"] = start
+        page = client.call("query-subchannels", **args)
+        out += page["subchannels"]
+        start = page.get("next")
+        if not start:
+            return out
+
+
+# Members only a real machine reports (the model knows shared always, has no cmg).
+MACHINE_ONLY = {"cmg", "shared", "chid-external"}
+
+
+@pytest.mark.parametrize("description", DESCRIPTIONS)
+def test_reads_what_the_model_of_the_same_topology_holds(start, short_tmp, description):
+    tree = build_tree(description, short_tmp)
+    real = Client(sysfs(tree, start=start).sock)
+    model = Client(start("--topology", topology_file(description, short_tmp), name="model").sock)
+    assert all_subchannels(real) == all_subchannels(model)
+    strip = lambda chps: [{k: v for k, v in c.items() if k not in MACHINE_ONLY} for c in chps]
+    real_chpids = real.call("query-chpids")
+    assert strip(real_chpids) == strip(model.call("query-chpids"))
+    # What the model cannot know: sysfs says 'unknown' for a path without measurement data.
+    by_id = {c["chpid"]: c for c in real_chpids}
+    for c in model.call("query-chpids"):
+        if c["configure"] == "configured":
+            assert by_id[c["chpid"]].get("shared", c["shared"]) == c["shared"]
+        else:
+            assert "shared" not in by_id[c["chpid"]] and "cmg" not in by_id[c["chpid"]]
+    # The SCHIB assembled from sysfs; the ISC (and so the flags word) is the kernel's own
+    # and not in sysfs.
+    schib = lambda c, s: {k: v for k, v in c.call("store-subchannel", subchannel=s)["schib"].items()
+                          if k not in ("isc", "flags")}
+    for sch in all_subchannels(real):
+        assert schib(real, sch["subchannel"]) == schib(model, sch["subchannel"])
+
+
+def test_vary_writes_status_and_matches_the_model(start, short_tmp):
+    tree = build_tree("lpar.json", short_tmp)
+    real = Client(sysfs(tree, "--poll-interval", "0", "--no-inotify", start=start).sock)
+    model = Client(start("--topology", topology_file("lpar.json", short_tmp), name="model").sock)
+    status = os.path.join(tree, "devices", "css0", "chp0.40", "status")
+    for state in ["offline", "online", "offline"]:
+        got = real.call("vary-path", chpid="0.40", state=state)
+        assert got == model.call("vary-path", chpid="0.40", state=state)
+        assert got["changed"] > 0
+        with open(status) as f:
+            assert f.read() == state
+        assert all_subchannels(real) == all_subchannels(model)
+    assert {c["chpid"]: c["vary"] for c in real.call("query-chpids")}["0.40"] == "offline"
+
+
+def test_configure_writes_configure(start, short_tmp):
+    tree = build_tree("lpar.json", short_tmp)
+    real = Client(sysfs(tree, "--poll-interval", "0", start=start).sock)
+    configure = os.path.join(tree, "devices", "css0", "chp0.48", "configure")
+    real.call("configure-chpid", chpid="0.48", state="configured")
+    with open(configure) as f:
+        assert f.read() == "1"
+    assert {c["chpid"]: c["configure"] for c in real.call("query-chpids")}["0.48"] == "configured"
+    real.call("configure-chpid", chpid="0.48", state="standby")
+    with open(configure) as f:
+        assert f.read() == "0"
+
+
+def test_refused_writes_are_clear_errors_and_cssd_goes_on(start, short_tmp):
+    tree = build_tree("lpar.json", short_tmp)
+    real = Client(sysfs(tree, "--poll-interval", "0", "--no-inotify", start=start).sock)
+    chp40 = os.path.join(tree, "devices", "css0", "chp0.40")
+    os.remove(os.path.join(chp40, "status"))
+    os.symlink("/dev/full", os.path.join(chp40, "status"))  # every write: ENOSPC
+    err = real.error("vary-path", chpid="0.40", state="offline")
+    assert err == {"class": "GenericError",
+                   "desc": f"writing 'offline' to {chp40}/status: ENOSPC (No space left on device)"}
+    chp41 = os.path.join(tree, "devices", "css0", "chp0.41")
+    os.remove(os.path.join(chp41, "configure"))
+    os.mkdir(os.path.join(chp41, "configure"))  # a directory: EISDIR
+    err = real.error("configure-chpid", chpid="0.41", state="standby")
+    assert err["desc"] == f"writing '0' to {chp41}/configure: EISDIR (Is a directory)"
+    # Unknown and malformed ids are refused before any write.
+    assert real.error("vary-path", chpid="0.99", state="offline")["class"] == "DeviceNotFound"
+    assert real.call("vary-path", chpid="0.42", state="offline")["changed"] > 0
+
+
+@pytest.mark.parametrize("command,arguments,operation", [
+    ("inject-path-fault", {"chpid": "0.40", "fault": "permanent-error"}, "inject-path-fault"),
+    ("reset-channel-path", {"chpid": "0.40"}, "reset-channel-path"),
+    ("store-crw", {}, "store-crw"),
+    ("modify-subchannel", {"subchannel": "0.0.0003", "isc": 5}, "modify-subchannel"),
+    ("vary-path", {"chpid": "0.40", "state": "offline", "subchannel": "0.0.0003"}, "vary-path with 'subchannel'"),
+])
+def test_operations_linux_has_no_file_for(start, short_tmp, command, arguments, operation):
+    real = Client(sysfs(build_tree("lpar.json", short_tmp), "--poll-interval", "0", start=start).sock)
+    err = real.error(command, **arguments)
+    assert err["class"] == "GenericError"
+    assert err["desc"].startswith(f"{operation} is not supported by the linux-sysfs backend: ")
+
+
+@pytest.mark.parametrize("how", [["--poll-interval", "0"], ["--no-inotify", "--poll-interval", "100"]],
+                         ids=["inotify", "polling"])
+def test_changes_behind_cssds_back_become_events(start, short_tmp, how):
+    tree = build_tree("lpar.json", short_tmp)
+    me = Client(sysfs(tree, *how, start=start).sock)
+    me.call("subscribe-path-events", granularity="both", chpids=["0.40", "0.41"])
+    css0 = os.path.join(tree, "devices", "css0")
+    with open(os.path.join(css0, "chp0.40", "status"), "w") as f:  # someone ran chchp -v 0 0.40
+        f.write("offline\n")
+    first = me.events(1)[0]
+    assert first["event"] == "CHANNEL_PATH_CHANGED"
+    assert first["data"]["chpid"] == "0.40" and first["data"]["change"] == "offline"
+    assert first["data"]["vary"] == "offline"
+    rest = me.events(first["data"]["subchannels"])
+    assert all(e["event"] == "SUBCHANNEL_PATHS_CHANGED" and e["data"]["change"] == "offline" for e in rest)
+
+    # The kernel lost path 0.41 on one device: its PAM bit goes (0.41 is slot 1 there).
+    sch = next(s for s in all_subchannels(me) if s["chpids"][1] == "0.41")
+    pimpampom = os.path.join(css0, sch["subchannel"], "pimpampom")
+    pim, pam, pom = (int(x, 16) for x in open(pimpampom).read().split())
+    with open(pimpampom, "w") as f:
+        f.write(f"{pim:02x} {pam & ~0x40:02x} {pom:02x}\n")
+    got = me.events(2)
+    assert [(e["event"], e["data"]["change"]) for e in got] == [
+        ("CHANNEL_PATH_CHANGED", "permanent-error"), ("SUBCHANNEL_PATHS_CHANGED", "permanent-error")]
+    assert got[1]["data"]["subchannel"] == sch["subchannel"] and got[1]["data"]["pam"] == pam & ~0x40
+    assert me.nothing_pending()
+
+
+def test_bad_root_refuses_to_start(short_tmp):
+    binary = oracle.cssd_binary()
+    if binary is None:
+        pytest.skip("cssd binary not found")
+    sock = os.path.join(short_tmp, "never.sock")
+    result = subprocess.run([binary, "--qmp", f"unix:{sock}", "--backend", f"linux-sysfs:{short_tmp}/nothing"],
+                            capture_output=True, timeout=20)
+    assert result.returncode == 1
+    assert b"cannot read the Linux sysfs tree" in result.stderr and b"no channel subsystem" in result.stderr
+    assert not os.path.exists(sock)
+    result = subprocess.run([binary, "--backend", "linux-sysfs", "--topology", "x.json"], capture_output=True, timeout=20)
+    assert result.returncode != 0 and b"--topology describes the model" in result.stderr
+
+
+def test_path_events_are_the_same_on_both_backends(start, short_tmp):
+    """A vary through either backend gives the same events (subscription ids aside)."""
+    tree = build_tree("lpar.json", short_tmp)
+    backends = {
+        "sysfs": Client(sysfs(tree, "--poll-interval", "0", "--no-inotify", start=start).sock),
+        "model": Client(start("--topology", topology_file("lpar.json", short_tmp), name="model").sock),
+    }
+    seen = {}
+    for name, client in backends.items():
+        client.call("subscribe-path-events", granularity="both")
+        events = []
+        for state in ["offline", "online"]:
+            reply = client.call("vary-path", chpid="0.41", state=state)
+            events += client.events(1 + reply["changed"])  # after the reply: the chpid's, then each subchannel's
+        seen[name] = [(e["event"], {k: v for k, v in e["data"].items() if k != "subscription"}) for e in events]
+        assert client.nothing_pending()
+    assert seen["sysfs"] == seen["model"]
+    assert len(seen["model"]) > 2
