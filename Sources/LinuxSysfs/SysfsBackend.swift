@@ -51,10 +51,9 @@ public final class SysfsBackend: ObservedBackend {
     /// Reads the tree again: the changes since the last reading (and those a command's
     /// re-read found besides its own), in the model's form.
     public func refresh() throws(BackendError) -> [PathChange] {
-        var changes = unreported
-        unreported = []
-        changes += try reread()
-        return changes
+        let changes = try reread()
+        defer { unreported = [] }
+        return unreported + changes
     }
 
     // MARK: Operations
@@ -104,7 +103,7 @@ public final class SysfsBackend: ObservedBackend {
     }
 
     private func reread() throws(BackendError) -> [PathChange] {
-        let observation = try SysfsObservation.read(root: root)
+        let observation = try SysfsObservation.read(root: root, previous: subsystem)
         let newer = try observation.subsystem()
         let changes: [PathChange]
         if subsystem.hasSameLayout(as: newer) {

@@ -19,10 +19,15 @@ struct SysfsObservation {
     var realCSSIDs: [UInt8: Int] = [:]
     /// Files that could not be understood; the reading goes on without them.
     var problems: [String] = []
+    /// The previous reading: a path's state that cannot be read now keeps its last value, so a
+    /// failed read is not taken for a change.
+    var previous: Subsystem?
+    /// Device numbers seen, per css and ssid, to drop a duplicate.
+    private var devices: Set<UInt32> = []
 
     /// Reads the tree at `root` (the directory that holds `devices/` and `bus/`).
     /// - Throws: `BackendError.io` when `root/devices` has no css, or a directory cannot be read.
-    static func read(root: String) throws(BackendError) -> SysfsObservation {
+    static func read(root: String, previous: Subsystem? = nil) throws(BackendError) -> SysfsObservation {
         let devices = root + "/devices"
         let cssDirs = (try SysfsFiles.entries(devices) ?? []).filter { name in
             name.hasPrefix("css") && parseHex(name.dropFirst(3), maxDigits: 2) != nil
@@ -34,6 +39,7 @@ struct SysfsObservation {
         }
         var observation = SysfsObservation(
             topology: Topology(channelSubsystems: [], channelPaths: [], subchannels: [], multipleCSSEnabled: false))
+        observation.previous = previous
         for dir in cssDirs {
             let cssid = UInt8(parseHex(dir.dropFirst(3), maxDigits: 2)!)
             try observation.readCSS(cssid, at: devices + "/" + dir)
@@ -48,7 +54,8 @@ struct SysfsObservation {
         do throws(TopologyError) {
             subsystem = try Subsystem(topology: topology, crwCapacity: 2)  // unused: Linux keeps the CRWs
         } catch {
-            throw .io(path: "", operation: "reading", errno: 22, message: "the tree does not make a channel subsystem: \(error)")
+            // Every subchannel was checked while reading; this would be a reader defect.
+            throw .io(path: "(sysfs)", operation: "reading", errno: 22, message: "the tree does not make a channel subsystem: \(error)")
         }
         let offline = Set(topology.channelPaths.filter { $0.vary == .offline }.map(\.id))
         for sch in topology.subchannels {
@@ -106,14 +113,18 @@ struct SysfsObservation {
             let number = parseHex(parts[1], maxDigits: 2)
         else { return }
         let id = ChannelPathID(cssid: cssid, chpid: UInt8(number))
+        let last = previous?.channelPath(id)
         let status = attribute(dir + "/status")
-        let vary: VaryState = status == "offline" ? .offline : .online
-        if status != "online" && status != "offline" { problems.append("\(dir)/status: '\(status ?? "missing")'") }
-        var configure = ConfigureState.notRecognized
+        var vary: VaryState = status == "offline" ? .offline : .online
+        if status != "online" && status != "offline" {
+            vary = last?.vary ?? .online
+            problems.append("\(dir)/status: '\(status ?? "missing")', taken as \(vary)")
+        }
+        var configure = last?.configure ?? ConfigureState.notRecognized
         if let text = attribute(dir + "/configure"), let value = Int(text), let state = ConfigureState(rawValue: value) {
             configure = state
         } else {
-            problems.append("\(dir)/configure: unreadable, taken as not-recognized")
+            problems.append("\(dir)/configure: unreadable, taken as \(configure)")
         }
         let type = attribute(dir + "/type").flatMap { parseHex($0[...], maxDigits: 2) } ?? 0
         let shared = attribute(dir + "/shared").flatMap { parseHex($0[...], maxDigits: 8) }
@@ -145,6 +156,10 @@ struct SysfsObservation {
         let pim = UInt8(masks[0])
         let installed = (0..<8).filter { pim & (0x80 >> UInt8($0)) != 0 }
         let chpids = installed.map { ChannelPathID(cssid: id.cssid, chpid: UInt8(slots[$0])) }
+        guard !chpids.isEmpty, Set(chpids).count == chpids.count else {
+            problems.append("\(dir): PIM \(masks[0]) with chpids '\(chpidLine)' is not a subchannel the model can hold, left out")
+            return
+        }
         func packed(_ mask: Int) -> UInt8 {
             var out: UInt8 = 0
             for (position, slot) in installed.enumerated() where mask & (0x80 >> slot) != 0 { out |= 0x80 >> UInt8(position) }
@@ -163,6 +178,13 @@ struct SysfsObservation {
             online = attribute(device + "/online") == "1"
         } else if let busid = attribute(dir + "/dev_busid"), let (_, number) = parseBusID(busid) {
             devno = Int(number)
+        }
+        if let number = devno {
+            let key = DeviceID(cssid: id.cssid, ssid: id.ssid, devno: UInt16(number)).rawValue
+            guard devices.insert(key).inserted else {
+                problems.append("\(dir): device number \(number) seen twice, left out")
+                return
+            }
         }
         topology.subchannels.append(
             .init(
