@@ -102,6 +102,8 @@ let package = Package(
         .target(name: "CSSModel", swiftSettings: fuzzFlags),
         // The interface between commands and the source of truth, and the model as one.
         .target(name: "CSSBackend", dependencies: ["CSSModel"], swiftSettings: fuzzFlags),
+        // Guests and vfio-ccw passthrough on top of the host model (pure).
+        .target(name: "VfioCCW", dependencies: ["CSSModel"], swiftSettings: fuzzFlags),
         // A real machine through Linux sysfs, as a backend.
         .target(name: "LinuxSysfs", dependencies: ["CSSBackend", "CSSModel"]),
         // Path-event subscriptions: filters, fan-out, bounded coalescing queues (pure).
@@ -117,6 +119,7 @@ let package = Package(
         .testTarget(name: "QMPSchemaTests", dependencies: ["QMPSchema", "QMPWire"]),
         .testTarget(name: "CSSModelTests", dependencies: ["CSSModel"]),
         .testTarget(name: "PathEventsTests", dependencies: ["PathEvents", "CSSModel"]),
+        .testTarget(name: "VfioCCWTests", dependencies: ["VfioCCW", "CSSModel"]),
         .testTarget(name: "LinuxSysfsTests", dependencies: ["LinuxSysfs", "CSSBackend", "CSSModel", "PathEvents"]),
         .testTarget(
             name: "QMPServerTests",

@@ -280,6 +280,11 @@ public struct Subsystem: Sendable {
 public struct StoreSubchannelResult: Hashable, Sendable {
     public let cc: Int
     public let schib: SCHIB?
+
+    public init(cc: Int, schib: SCHIB?) {
+        self.cc = cc
+        self.schib = schib
+    }
 }
 
 /// What MSCH returns when it does not raise a program exception.
