@@ -52,14 +52,14 @@ let package = Package(
         // Command registry and handlers.
         .target(
             name: "QMPCommands",
-            dependencies: ["QMPSchema", "QMPWire", "CSSModel", "PathEvents", "CSSBackend"],
+            dependencies: ["QMPSchema", "QMPWire", "CSSModel", "PathEvents", "CSSBackend", "VfioCCW"],
             swiftSettings: fuzzFlags
         ),
         // QMP sessions and the network server.
         .target(
             name: "QMPServer",
             dependencies: [
-                "QMPCommands", "QMPSchema", "QMPWire", "PathEvents", "CSSBackend",
+                "QMPCommands", "QMPSchema", "QMPWire", "PathEvents", "CSSBackend", "VfioCCW",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -70,7 +70,7 @@ let package = Package(
         .executableTarget(
             name: "cssd",
             dependencies: [
-                "QMPServer", "TopologyFile", "CSSModel", "CSSBackend", "LinuxSysfs",
+                "QMPServer", "TopologyFile", "CSSModel", "CSSBackend", "LinuxSysfs", "VfioCCW",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -87,7 +87,7 @@ let package = Package(
         .target(
             name: "QMPFuzzSupport",
             dependencies: [
-                "QMPServer", "QMPCommands", "QMPWire", "CJansson", "CSSBackend",
+                "QMPServer", "QMPCommands", "QMPWire", "CJansson", "CSSBackend", "CSSModel", "VfioCCW",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: fuzzFlags

@@ -6,7 +6,7 @@ import PackagePlugin
 struct EmbedAPI: BuildToolPlugin {
     func createBuildCommands(context: PluginContext, target: Target) throws -> [Command] {
         let apiDir = context.package.directoryURL.appending(path: "API")
-        let names = ["qmp.json", "css.json", "path-events.json"]
+        let names = ["qmp.json", "css.json", "path-events.json", "vfio.json"]
         let inputs = names.map { apiDir.appending(path: $0) }
         let output = context.pluginWorkDirectoryURL.appending(path: "EmbeddedAPI.swift")
         return [

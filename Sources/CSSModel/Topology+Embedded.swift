@@ -18,6 +18,11 @@ extension Topology {
     /// - virtio chpid fe.00 (0x32): virtio-ccw net, two blk, console (CU 3832/model = virtio id,
     ///   device type 0000/00, as lscss shows them) at fe.0.0000-fe.0.0003.
     /// Subchannel numbers follow device numbers in ascending order, as the machine assigns them.
+    ///
+    /// One guest, `guest1` (strategy crw), in QEMU's virtual css fe: virtio-net at fe.0.0000
+    /// and virtio-blk at fe.0.0001 on fe.00, and the 42 DASDs of chpids 0.40-0.43 (host
+    /// 0.0.0003-0.0.002c) passed through at fe.0.0002-fe.0.002b with their own device numbers
+    /// and identity chpids fe.40-fe.43, clear of the virtual fe.00.
     public static let embeddedDefault: Topology = {
         func ficon(_ chpid: UInt8, pchid: Int, configure: ConfigureState = .configured) -> ChannelPath {
             ChannelPath(
@@ -52,8 +57,15 @@ extension Topology {
         for (devno, virtioID) in [(0x0000, 1), (0x0001, 2), (0x0002, 2), (0x0003, 3)] {
             add(css: 0xfe, devno: devno, dev: (0, 0), cu: (0x3832, virtioID), chpids: [0x00])
         }
+        var guestDevices: [GuestDevice] = [
+            .virtio(subchannel: SubchannelID(cssid: 0xfe, ssid: 0, schno: 0), devno: nil, cuModel: 1),
+            .virtio(subchannel: SubchannelID(cssid: 0xfe, ssid: 0, schno: 1), devno: nil, cuModel: 2),
+        ]
+        let onChpid40 = subchannels.filter { $0.id.cssid == 0 && $0.chpids.contains(ChannelPathID(cssid: 0, chpid: 0x40)) }
+        guestDevices += onChpid40.map { .passthrough(host: $0.id, guestSubchannel: nil, guestChpids: nil) }
         return Topology(
             channelSubsystems: [ChannelSubsystem(cssid: 0), ChannelSubsystem(cssid: 0xfe)],
-            channelPaths: paths, subchannels: subchannels)
+            channelPaths: paths, subchannels: subchannels,
+            guests: [Guest(name: "guest1", strategy: "crw", devices: guestDevices)])
     }()
 }

@@ -76,21 +76,58 @@ public struct Topology: Hashable, Sendable {
         }
     }
 
+    /// A guest (a KVM virtual machine) with its virtio-ccw and passthrough (vfio-ccw) devices,
+    /// as the description declares it. Plain data: the names, the strategy and every device are
+    /// checked when the guests are built on the host (`Guests(topology:host:)` in VfioCCW),
+    /// not by `validate()`.
+    public struct Guest: Hashable, Sendable {
+        /// 1-64 characters of a-z, A-Z, 0-9, '-', '_', '.'; unique among the guests.
+        public var name: String
+        /// How host path events reach the guest: "per-device", "crw" or "lazy"; nil: "crw".
+        public var strategy: String?
+        /// The guest's CRW queue size; nil: 64.
+        public var crwCapacity: Int?
+        /// In order: each is added to the guest in turn, so defaulted ids depend on the ones before.
+        public var devices: [GuestDevice]
+
+        public init(name: String, strategy: String? = nil, crwCapacity: Int? = nil, devices: [GuestDevice] = []) {
+            self.name = name
+            self.strategy = strategy
+            self.crwCapacity = crwCapacity
+            self.devices = devices
+        }
+    }
+
+    /// One device of a guest.
+    public enum GuestDevice: Hashable, Sendable {
+        /// A virtio-ccw device on the virtual channel path fe.00 (control unit 3832/`cuModel`,
+        /// the virtio device id). `subchannel`: its guest subchannel, default the first free one
+        /// in fe.0; `devno`: 0...0xffff in that subchannel set, default the subchannel number.
+        case virtio(subchannel: SubchannelID?, devno: Int?, cuModel: Int)
+        /// Host subchannel `host` passed through (vfio-ccw). `guestSubchannel`: default the
+        /// first free one in fe.0; `guestChpids`: one per installed host path in slot order,
+        /// default the host chpid numbers in the guest subchannel's css (identity).
+        case passthrough(host: SubchannelID, guestSubchannel: SubchannelID?, guestChpids: [ChannelPathID]?)
+    }
+
     public var channelSubsystems: [ChannelSubsystem]
     public var channelPaths: [ChannelPath]
     public var subchannels: [Subchannel]
     /// Whether the program has multiple-css support enabled (MCSSE), which makes channel-path
     /// reports chained with a cssid word. nil: enabled when any css other than 0 is defined.
     public var multipleCSSEnabled: Bool?
+    /// Guests running on this machine, in the order they are built.
+    public var guests: [Guest]
 
     public init(
         channelSubsystems: [ChannelSubsystem], channelPaths: [ChannelPath], subchannels: [Subchannel],
-        multipleCSSEnabled: Bool? = nil
+        multipleCSSEnabled: Bool? = nil, guests: [Guest] = []
     ) {
         self.channelSubsystems = channelSubsystems
         self.channelPaths = channelPaths
         self.subchannels = subchannels
         self.multipleCSSEnabled = multipleCSSEnabled
+        self.guests = guests
     }
 
     /// MCSSE as the model will use it.

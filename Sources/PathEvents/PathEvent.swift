@@ -66,18 +66,59 @@ public struct SubchannelPathEvent: Hashable, Sendable {
     public let pim, pam, pom, lpm, pnom: UInt8
 }
 
+/// `GUEST_PATH_CHANGED`: what one host path change did to one guest (vfio-ccw), under the
+/// guest's chpid.
+public struct GuestPathEvent: Hashable, Sendable {
+    /// Guest names are `[A-Za-z0-9._-]{1,64}` (checked when a guest is made): no escaping needed.
+    public let guest: String
+    public let guestChpid: ChannelPathID
+    public let hostChpid: ChannelPathID
+    public let change: PathEventChange
+    /// `per-device`, `crw` or `lazy`.
+    public let strategy: String
+    /// Passthrough devices on the path whose host masks changed, and how many of them in a way
+    /// the guest's SCHIB shows.
+    public let devices: Int
+    public let visible: Int
+    public let notifications: Int
+    /// The CRW put in the guest's queue, or nil; `crwLost` when it did not fit.
+    public let crw: UInt32?
+    public let crwLost: Bool
+
+    public init(
+        guest: String, guestChpid: ChannelPathID, hostChpid: ChannelPathID, change: PathEventChange, strategy: String,
+        devices: Int, visible: Int, notifications: Int, crw: UInt32?, crwLost: Bool
+    ) {
+        self.guest = guest
+        self.guestChpid = guestChpid
+        self.hostChpid = hostChpid
+        self.change = change
+        self.strategy = strategy
+        self.devices = devices
+        self.visible = visible
+        self.notifications = notifications
+        self.crw = crw
+        self.crwLost = crwLost
+    }
+}
+
 public enum PathEvent: Hashable, Sendable {
     case channelPath(ChannelPathEvent)
     case subchannel(SubchannelPathEvent)
+    /// A guest's event; `number` is the hub's small number for the guest, for coalescing.
+    indirect case guest(GuestPathEvent, number: UInt32)
 
     /// What a newer event replaces when the subscriber has not read the older one yet: the
     /// same chpid's event, or the same subchannel's event for the same chpid (its masks are
-    /// the latest state, and which path changed is kept).
+    /// the latest state, and which path changed is kept), or the same guest's for the same
+    /// guest chpid.
     var coalescingKey: UInt64 {
         switch self {
         case .channelPath(let event): return UInt64(event.chpid.rawValue)
         case .subchannel(let event):
             return 1 << 56 | UInt64(event.subchannel.rawValue) << 16 | UInt64(event.chpid.rawValue)
+        case .guest(let event, let number):
+            return 2 << 56 | UInt64(number) << 16 | UInt64(event.guestChpid.rawValue)
         }
     }
 }

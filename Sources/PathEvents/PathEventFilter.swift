@@ -6,9 +6,12 @@ import CSSModel
 /// Which events a subscription wants: chpid events, subchannel events, or both.
 public enum PathEventGranularity: String, CaseIterable, Hashable, Sendable {
     case chpid, subchannel, both
+    /// GUEST_PATH_CHANGED: one per guest reached (vfio-ccw), under the guest's chpid.
+    case guest
 
-    var wantsChannelPath: Bool { self != .subchannel }
-    var wantsSubchannel: Bool { self != .chpid }
+    var wantsChannelPath: Bool { self == .chpid || self == .both }
+    var wantsSubchannel: Bool { self == .subchannel || self == .both }
+    var wantsGuest: Bool { self == .guest }
 }
 
 /// A subscription's filter. Every given criterion must hold; an absent one matches all.
@@ -20,6 +23,8 @@ public struct PathEventFilter: Hashable, Sendable {
     public let subchannels: Set<SubchannelID>?
     public let cssid: UInt8?
     public let changes: Set<PathEventChange>?
+    /// Only these guests (granularity guest).
+    public let guests: Set<String>?
     /// The chpids whose events can match: `chpids`, narrowed to the installed paths of
     /// `subchannels` when given (they do not change: the topology fixes PIM and chpids).
     public let scope: Set<ChannelPathID>?
@@ -29,13 +34,14 @@ public struct PathEventFilter: Hashable, Sendable {
     public init(
         granularity: PathEventGranularity, chpids: Set<ChannelPathID>? = nil,
         subchannels: Set<SubchannelID>? = nil, pathsOfSubchannels: Set<ChannelPathID> = [],
-        cssid: UInt8? = nil, changes: Set<PathEventChange>? = nil
+        cssid: UInt8? = nil, changes: Set<PathEventChange>? = nil, guests: Set<String>? = nil
     ) {
         self.granularity = granularity
         self.chpids = chpids
         self.subchannels = subchannels
         self.cssid = cssid
         self.changes = changes
+        self.guests = guests
         var scope = chpids
         if subchannels != nil { scope = scope.map { $0.intersection(pathsOfSubchannels) } ?? pathsOfSubchannels }
         if let cssid { scope = scope?.filter { $0.cssid == cssid } }
@@ -47,6 +53,10 @@ public struct PathEventFilter: Hashable, Sendable {
     func admits(_ chpid: ChannelPathID, _ change: PathEventChange) -> Bool {
         changeMask & change.bit != 0 && (cssid == nil || chpid.cssid == cssid)
             && (scope == nil || scope!.contains(chpid))
+    }
+
+    func admits(guest: String) -> Bool {
+        guests == nil || guests!.contains(guest)
     }
 
     func admits(_ subchannel: SubchannelID) -> Bool {

@@ -41,6 +41,8 @@ public struct PathEventHub: Sendable {
     private var nextSequence: UInt64 = 1
     /// Owners that got events since `takeOwnersWithNewEvents`.
     private var touched: Set<Int> = []
+    /// A small number per guest name, for coalescing keys.
+    private var guestNumbers: [String: UInt32] = [:]
 
     public init(maxSubscriptionsPerOwner: Int = 64, maxQueuedPerOwner: Int = 1 << 20) {
         self.maxSubscriptionsPerOwner = maxSubscriptionsPerOwner
@@ -109,13 +111,16 @@ public struct PathEventHub: Sendable {
 
     /// Publishes the events of a vary, configure or fault. A change that altered nothing (no
     /// path state, no mask, no CRW) publishes nothing.
-    public mutating func publish(_ change: PathChange, as kind: PathEventChange, at time: EventTime) {
-        guard change.pathChanged || !change.affected.isEmpty || !change.crws.isEmpty else { return }
+    /// - Parameter guests: what the change did to guests (vfio-ccw), for granularity guest.
+    public mutating func publish(
+        _ change: PathChange, as kind: PathEventChange, at time: EventTime, guests: [GuestPathEvent] = []
+    ) {
+        guard change.pathChanged || !change.affected.isEmpty || !change.crws.isEmpty || !guests.isEmpty else { return }
         let after = change.after
         let event = ChannelPathEvent(
             chpid: after.id, change: kind, vary: after.vary, configure: after.configure,
             subchannels: change.affected.count, crw: change.crws.first?.rawValue)
-        fanOut(event, change.affected, at: time)
+        fanOut(event, change.affected, guests, at: time)
     }
 
     /// Publishes a reset channel path (RCHP cc 0): a chpid event carrying the solicited CRW.
@@ -123,19 +128,28 @@ public struct PathEventHub: Sendable {
         let event = ChannelPathEvent(
             chpid: path.id, change: .reset, vary: path.vary, configure: path.configure, subchannels: 0,
             crw: crws.first?.rawValue)
-        fanOut(event, [], at: time)
+        fanOut(event, [], [], at: time)
     }
 
-    private mutating func fanOut(_ event: ChannelPathEvent, _ affected: [AffectedSubchannel], at time: EventTime) {
+    private mutating func fanOut(
+        _ event: ChannelPathEvent, _ affected: [AffectedSubchannel], _ guests: [GuestPathEvent], at time: EventTime
+    ) {
         let first = nextSequence
-        nextSequence += 1 + UInt64(affected.count)
+        nextSequence += 1 + UInt64(affected.count) + UInt64(guests.count)
+        var guestEvents: [PathEvent] = []
+        for guest in guests {
+            let number = guestNumbers[guest.guest] ?? UInt32(guestNumbers.count)
+            guestNumbers[guest.guest] = number
+            guestEvents.append(.guest(guest, number: number))
+        }
         let chpid = event.chpid
-        for id in anyChpid { deliver(event, affected, to: id, sequence: first, time: time) }
-        for id in byChpid[chpid] ?? [] { deliver(event, affected, to: id, sequence: first, time: time) }
+        for id in anyChpid { deliver(event, affected, guestEvents, to: id, sequence: first, time: time) }
+        for id in byChpid[chpid] ?? [] { deliver(event, affected, guestEvents, to: id, sequence: first, time: time) }
     }
 
     private mutating func deliver(
-        _ event: ChannelPathEvent, _ affected: [AffectedSubchannel], to id: Int, sequence: UInt64, time: EventTime
+        _ event: ChannelPathEvent, _ affected: [AffectedSubchannel], _ guests: [PathEvent], to id: Int,
+        sequence: UInt64, time: EventTime
     ) {
         guard subscriptions[id]!.filter.admits(event.chpid, event.change) else { return }
         // Taken out and put back: mutating it in the dictionary would cost a lookup per event.
@@ -155,6 +169,14 @@ public struct PathEventHub: Sendable {
                     pnom: subchannel.pnom)
                 subscription.queue.push(
                     QueuedPathEvent(sequence: sequence + 1 + UInt64(offset), time: time, event: .subchannel(item)))
+                subscription.published += 1
+            }
+        }
+        if filter.granularity.wantsGuest {
+            let base = sequence + 1 + UInt64(affected.count)
+            for (offset, guest) in guests.enumerated() {
+                guard case .guest(let data, _) = guest, filter.admits(guest: data.guest) else { continue }
+                subscription.queue.push(QueuedPathEvent(sequence: base + UInt64(offset), time: time, event: guest))
                 subscription.published += 1
             }
         }

@@ -5,6 +5,7 @@ import CSSBackend
 import CSSModel
 import PathEvents
 import QMPSchema
+import VfioCCW
 import QMPWire
 
 /// Options that change which commands exist and what the server reports.
@@ -53,6 +54,8 @@ public final class ServerState {
     public var subsystem: Subsystem { backend.subsystem }
     /// Path-event subscriptions of every connection, and their queues.
     public var pathEvents = PathEventHub()
+    /// Guests and their vfio-ccw passthrough devices, over the backend's subsystem.
+    public var guests: Guests
     /// Event timestamps; the network layer's clock (tests may fix it).
     public var clock: () -> EventTime = EventClock.now
     /// Called by `quit`; the network layer stops the server after flushing the reply.
@@ -82,7 +85,8 @@ public final class ServerState {
 
     /// - Parameter backend: what to serve; the model of the embedded default topology when nil.
     public init(
-        schema: Schema, registry: CommandRegistry, options: ServerOptions, backend: ChannelSubsystemBackend? = nil
+        schema: Schema, registry: CommandRegistry, options: ServerOptions, backend: ChannelSubsystemBackend? = nil,
+        guests: Guests = Guests()
     ) throws(SchemaError) {
         let problems = registry.mismatches(with: schema)
         guard problems.isEmpty else { throw SchemaError(problems.joined(separator: "; ")) }
@@ -91,6 +95,7 @@ public final class ServerState {
         self.validator = ArgumentValidator(schema: schema)
         // The embedded topology is validated by a test; failing here would be a build defect.
         self.backend = backend ?? ModelBackend(try! Subsystem(topology: .embeddedDefault))
+        self.guests = guests
         var entries: [String: Entry] = [:]
         for command in schema.commands {
             if let condition = command.condition, !options.conditions.contains(condition) { continue }
@@ -107,10 +112,23 @@ public final class ServerState {
     }
 
     /// The server with the embedded schema and all standard commands, over `backend`.
-    public static func standard(options: ServerOptions = ServerOptions(), backend: ChannelSubsystemBackend?)
-        throws(SchemaError) -> ServerState
-    {
-        try ServerState(schema: try Schema.embedded(), registry: .standard(), options: options, backend: backend)
+    public static func standard(
+        options: ServerOptions = ServerOptions(), backend: ChannelSubsystemBackend?, guests: Guests = Guests()
+    ) throws(SchemaError) -> ServerState {
+        try ServerState(
+            schema: try Schema.embedded(), registry: .standard(), options: options, backend: backend, guests: guests)
+    }
+
+    /// Publishes a host path change: carries it to the guests (each by its strategy), then
+    /// queues the events for every subscription that wants them.
+    public func publish(_ change: PathChange, as kind: PathEventChange) {
+        let reached = guests.hostPathChanged(change, host: backend.subsystem).map { guest in
+            GuestPathEvent(
+                guest: guest.guest, guestChpid: guest.guestChpid, hostChpid: guest.hostChpid, change: kind,
+                strategy: guest.strategy.rawValue, devices: guest.devices, visible: guest.visible,
+                notifications: guest.notifications, crw: guest.crw?.rawValue, crwLost: guest.crwLost)
+        }
+        pathEvents.publish(change, as: kind, at: clock(), guests: reached)
     }
 
     /// A new connection's id (the owner of its path-event subscriptions).

@@ -3,10 +3,12 @@
 
 import CJansson
 import CSSBackend
+import CSSModel
 import NIOCore
 import QMPCommands
 import QMPServer
 import QMPWire
+import VfioCCW
 
 #if canImport(Glibc)
 import Glibc
@@ -23,18 +25,23 @@ public enum FuzzHarness {
     public static let fuzzLimits = WireLimits(maxValueSize: 4096, maxTokens: 512, maxNesting: 64)
 
     nonisolated(unsafe) static let fuzzServer: ServerState = {
-        try! ServerState.standard(options: ServerOptions(conditions: ["allow-quit"], limits: fuzzLimits))
+        let host = try! Subsystem(topology: .embeddedDefault)
+        return try! ServerState.standard(
+            options: ServerOptions(conditions: ["allow-quit"], limits: fuzzLimits), backend: ModelBackend(host),
+            guests: try! Guests(topology: .embeddedDefault, host: host))
     }()
 
     /// The model every input starts from, so that inputs stay independent (libFuzzer
     /// assumes a deterministic target).
     nonisolated(unsafe) static let pristineSubsystem = fuzzServer.subsystem
     nonisolated(unsafe) static let model = fuzzServer.backend as! ModelBackend
+    nonisolated(unsafe) static let pristineGuests = fuzzServer.guests
 
     /// Runs one input; traps (a crash libFuzzer reports) when an invariant breaks.
     public static func runOne(_ input: UnsafeRawBufferPointer) {
         guard let control = input.first else { return }
         model.subsystem = pristineSubsystem
+        fuzzServer.guests = pristineGuests
         let session = QMPSession(server: fuzzServer, readOnly: control & 0x01 != 0)
         var output = ByteBuffer()
         session.writeGreeting(into: &output)

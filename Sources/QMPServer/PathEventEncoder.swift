@@ -32,6 +32,13 @@ struct PathEventEncoder {
                 seconds: time.seconds, microseconds: time.microseconds, to: &out)
             return
         }
+        if case .guest = queued.event {
+            // One per guest reached, not per device: the generic route is fine.
+            ReplyEncoder.writeEvent(
+                "GUEST_PATH_CHANGED", data: Self.data(delivery, subscription: subscription),
+                seconds: queued.time.seconds, microseconds: queued.time.microseconds, to: &out)
+            return
+        }
         if stampTime != queued.time {
             stampTime = queued.time
             stamp.removeAll(keepingCapacity: true)
@@ -82,6 +89,8 @@ struct PathEventEncoder {
             decimal(&line, Int(event.lpm))
             append(&line, ", \"pnom\": ")
             decimal(&line, Int(event.pnom))
+        case .guest:
+            preconditionFailure("written above")
         }
         append(&line, "}}\r\n")
         out.writeBytes(line)
@@ -154,6 +163,7 @@ struct PathEventEncoder {
             switch queued.event {
             case .channelPath: return "CHANNEL_PATH_CHANGED"
             case .subchannel: return "SUBCHANNEL_PATHS_CHANGED"
+            case .guest: return "GUEST_PATH_CHANGED"
             }
         }
     }
@@ -189,6 +199,21 @@ struct PathEventEncoder {
                     ("lpm", .integer(Int(event.lpm))),
                     ("pnom", .integer(Int(event.pnom))),
                 ])
+            case .guest(let event, _):
+                var members: [(String, JSON)] = [
+                    ("subscription", .integer(subscription)),
+                    ("guest", .string(event.guest)),
+                    ("guest-chpid", .string(event.guestChpid.description)),
+                    ("host-chpid", .string(event.hostChpid.description)),
+                    ("change", .string(event.change.rawValue)),
+                    ("strategy", .string(event.strategy)),
+                    ("devices", .integer(event.devices)),
+                    ("visible", .integer(event.visible)),
+                    ("notifications", .integer(event.notifications)),
+                ]
+                if let crw = event.crw { members.append(("crw", .integer(Int(crw)))) }
+                members.append(("crw-lost", .bool(event.crwLost)))
+                return .object(members)
             }
         }
     }

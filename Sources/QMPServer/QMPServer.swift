@@ -9,6 +9,7 @@ import NIOPosix
 import QMPCommands
 import QMPWire
 import ServiceLifecycle
+import VfioCCW
 
 #if canImport(Glibc)
 import Glibc
@@ -70,12 +71,18 @@ public final class QMPServer: Service, @unchecked Sendable {
     private var pollTask: RepeatedTask?
     private var watcher: InotifyWatcher?
 
-    /// - Parameter backend: the source of truth; nil: the model of `configuration.subsystem`.
-    public init(configuration: ServerConfiguration, backend: ChannelSubsystemBackend? = nil, logger: Logger) throws {
+    /// - Parameters:
+    ///   - backend: the source of truth; nil: the model of `configuration.subsystem`.
+    ///   - guests: the guests over it.
+    public init(
+        configuration: ServerConfiguration, backend: ChannelSubsystemBackend? = nil, guests: Guests = Guests(),
+        logger: Logger
+    ) throws {
         self.configuration = configuration
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let state = try ServerState.standard(
-            options: configuration.options, backend: backend ?? configuration.subsystem.map { ModelBackend($0) })
+            options: configuration.options, backend: backend ?? configuration.subsystem.map { ModelBackend($0) },
+            guests: guests)
         self.core = ServerCore(loop: group.next(), state: state, logger: logger)
         (shutdownStream, shutdownContinuation) = AsyncStream.makeStream(of: ShutdownCause.self)
         let continuation = shutdownContinuation

@@ -71,10 +71,9 @@ final class ServerCore: @unchecked Sendable {
             let changes = try backend.refresh()
             for problem in backend.problems { logger.debug("backend reading: \(problem)") }
             guard !changes.isEmpty else { return }
-            let time = state.clock()
             for change in changes {
                 guard let kind = PathEventChange.observed(change) else { continue }
-                state.pathEvents.publish(change, as: kind, at: time)
+                state.publish(change, as: kind)
             }
             logger.info("backend changed", metadata: ["backend": "\(backend.name)", "paths": "\(changes.count)"])
             state.announcePathEvents(except: 0)

@@ -50,6 +50,7 @@ struct FastTopologyReader {
         var subsystems: [Topology.ChannelSubsystem]?
         var paths: [Topology.ChannelPath] = []
         var subchannels: [Topology.Subchannel] = []
+        var guests: [Topology.Guest] = []
         while true {
             guard let key = member(&first, TopologyDecoder.topKeys, &seen) else { return nil }
             switch key {
@@ -57,7 +58,7 @@ struct FastTopologyReader {
                 guard formatOK, versionOK else { return nil }
                 return Topology(
                     channelSubsystems: subsystems ?? TopologyDecoder.usedChannelSubsystems(paths, subchannels),
-                    channelPaths: paths, subchannels: subchannels, multipleCSSEnabled: multipleCSS)
+                    channelPaths: paths, subchannels: subchannels, multipleCSSEnabled: multipleCSS, guests: guests)
             case 0:
                 guard let text = string(), text.elementsEqual(TopologyFile.formatName.utf8) else { return nil }
                 formatOK = true
@@ -81,13 +82,19 @@ struct FastTopologyReader {
                     paths.append(path)
                     return true
                 }) else { return nil }
-            default:
+            case 5:
                 // A quarter of a million entries: reserve by a cheap estimate (a line is at
                 // least 90 bytes) rather than grow by doubling.
                 subchannels.reserveCapacity(min((end - position) / 90 + 16, 1 << 20))
                 guard array({ reader in
                     guard let sch = reader.subchannel() else { return false }
                     subchannels.append(sch)
+                    return true
+                }) else { return nil }
+            default:
+                guard array({ reader in
+                    guard let guest = reader.guest() else { return false }
+                    guests.append(guest)
                     return true
                 }) else { return nil }
             }
@@ -177,11 +184,8 @@ struct FastTopologyReader {
                     id: id, devno: devno?.value, devType: device.type, devModel: device.model, cuType: cu.type,
                     cuModel: cu.model, chpids: chpids, enabled: enabled, isc: isc)
             case 0:
-                guard let text = string(),
-                    let (cssid, ssid, schno) = scanHexParts(text, separator: UInt8(ascii: "."), maxDigits: (2, 1, 4)),
-                    ssid <= 3
-                else { return nil }
-                id = SubchannelID(cssid: UInt8(cssid), ssid: UInt8(ssid), schno: UInt16(schno))
+                guard let value = subchannelID() else { return nil }
+                id = value
             case 1:
                 if consumeLiteral("null") {
                     devno = .some(nil)
@@ -221,7 +225,137 @@ struct FastTopologyReader {
         }
     }
 
+    // MARK: Guests
+
+    private mutating func guest() -> Topology.Guest? {
+        guard consume(UInt8(ascii: "{")) else { return nil }
+        var first = true
+        var seen: UInt32 = 0
+        var name: String?
+        var guest = Topology.Guest(name: "")
+        while true {
+            guard let key = member(&first, TopologyDecoder.guestKeys, &seen) else { return nil }
+            switch key {
+            case Self.endOfObject:
+                guard let name else { return nil }
+                guest.name = name
+                return guest
+            case 0:
+                guard let text = string() else { return nil }
+                name = String(decoding: text, as: UTF8.self)
+            case 1:
+                guard let text = string() else { return nil }
+                guest.strategy = String(decoding: text, as: UTF8.self)
+            case 2:
+                guard let value = integer() else { return nil }
+                guest.crwCapacity = value
+            default:
+                var devices: [Topology.GuestDevice] = []
+                guard array({ reader in
+                    guard let device = reader.guestDevice() else { return false }
+                    devices.append(device)
+                    return true
+                }) else { return nil }
+                guest.devices = devices
+            }
+        }
+    }
+
+    /// An object with exactly one member, "virtio" or "passthrough".
+    private mutating func guestDevice() -> Topology.GuestDevice? {
+        guard consume(UInt8(ascii: "{")) else { return nil }
+        var first = true
+        var seen: UInt32 = 0
+        let device: Topology.GuestDevice?
+        switch member(&first, TopologyDecoder.guestDeviceKeys, &seen) {
+        case 0: device = virtio()
+        case 1: device = passthrough()
+        default: return nil
+        }
+        guard let device, member(&first, TopologyDecoder.guestDeviceKeys, &seen) == Self.endOfObject else {
+            return nil
+        }
+        return device
+    }
+
+    private mutating func virtio() -> Topology.GuestDevice? {
+        guard consume(UInt8(ascii: "{")) else { return nil }
+        var first = true
+        var seen: UInt32 = 0
+        var id: SubchannelID?
+        // As for a subchannel: the number, and the css and set a string names.
+        var devno: (value: Int, set: Int?)?
+        var cuModel: Int?
+        while true {
+            guard let key = member(&first, TopologyDecoder.virtioKeys, &seen) else { return nil }
+            switch key {
+            case Self.endOfObject:
+                guard let cuModel else { return nil }
+                let set = Int((id ?? TopologyDecoder.defaultVirtioSubchannel).rawValue >> 16)
+                if let given = devno?.set, given != set { return nil }
+                return .virtio(subchannel: id, devno: devno?.value, cuModel: cuModel)
+            case 0:
+                guard let value = subchannelID() else { return nil }
+                id = value
+            case 1:
+                if peek() == UInt8(ascii: "\"") {
+                    guard let text = string(),
+                        let (cssid, ssid, number) = scanHexParts(
+                            text, separator: UInt8(ascii: "."), maxDigits: (2, 1, 4)),
+                        ssid <= 3
+                    else { return nil }
+                    devno = (number, cssid << 8 | ssid)
+                } else {
+                    guard let value = integer() else { return nil }
+                    devno = (value, nil)
+                }
+            default:
+                guard let value = hexNumber() else { return nil }
+                cuModel = value
+            }
+        }
+    }
+
+    private mutating func passthrough() -> Topology.GuestDevice? {
+        guard consume(UInt8(ascii: "{")) else { return nil }
+        var first = true
+        var seen: UInt32 = 0
+        var host: SubchannelID?
+        var guestSubchannel: SubchannelID?
+        var guestChpids: [ChannelPathID]?
+        while true {
+            guard let key = member(&first, TopologyDecoder.passthroughKeys, &seen) else { return nil }
+            switch key {
+            case Self.endOfObject:
+                guard let host else { return nil }
+                return .passthrough(host: host, guestSubchannel: guestSubchannel, guestChpids: guestChpids)
+            case 0:
+                guard let value = subchannelID() else { return nil }
+                host = value
+            case 1:
+                guard let value = subchannelID() else { return nil }
+                guestSubchannel = value
+            default:
+                var list: [ChannelPathID] = []
+                guard array({ reader in
+                    guard let chpid = reader.chpid() else { return false }
+                    list.append(chpid)
+                    return true
+                }) else { return nil }
+                guestChpids = list
+            }
+        }
+    }
+
     // MARK: Values
+
+    private mutating func subchannelID() -> SubchannelID? {
+        guard let text = string(),
+            let (cssid, ssid, schno) = scanHexParts(text, separator: UInt8(ascii: "."), maxDigits: (2, 1, 4)),
+            ssid <= 3
+        else { return nil }
+        return SubchannelID(cssid: UInt8(cssid), ssid: UInt8(ssid), schno: UInt16(schno))
+    }
 
     private mutating func chpid() -> ChannelPathID? {
         guard let text = string(),

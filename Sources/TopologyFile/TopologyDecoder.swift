@@ -24,13 +24,19 @@ struct TopologyDecoder {
     // MARK: Keys
 
     static let topKeys: [StaticString] = [
-        "format", "version", "multiple-css", "channel-subsystems", "chpids", "subchannels",
+        "format", "version", "multiple-css", "channel-subsystems", "chpids", "subchannels", "guests",
     ]
     static let cssKeys: [StaticString] = ["cssid"]
     static let chpidKeys: [StaticString] = ["chpid", "type", "shared", "pchid", "vary", "configure"]
     static let subchannelKeys: [StaticString] = [
         "subchannel", "devno", "dev-type", "cu-type", "enabled", "isc", "chpids",
     ]
+    static let guestKeys: [StaticString] = ["name", "strategy", "crw-capacity", "devices"]
+    static let guestDeviceKeys: [StaticString] = ["virtio", "passthrough"]
+    static let virtioKeys: [StaticString] = ["subchannel", "devno", "cu-model"]
+    static let passthroughKeys: [StaticString] = ["host-subchannel", "guest-subchannel", "guest-chpids"]
+    /// Where a virtio device without a `subchannel` goes (its `devno` is in this set).
+    static let defaultVirtioSubchannel = SubchannelID(cssid: 0xfe, ssid: 0, schno: 0)
 
     /// Visits an object's members in document order with the index of each key in `keys`;
     /// an unknown key is an error at `path.key` naming the accepted keys.
@@ -106,10 +112,11 @@ struct TopologyDecoder {
             try values[3].map { (list) throws(TopologyFileError) in
                 try elements(list, "channel-subsystems", channelSubsystem)
             } ?? Self.usedChannelSubsystems(paths, subchannels)
+        let guests = try values[6].map { (list) throws(TopologyFileError) in try elements(list, "guests", guest) } ?? []
 
         return Topology(
             channelSubsystems: subsystems, channelPaths: paths, subchannels: subchannels,
-            multipleCSSEnabled: multipleCSS)
+            multipleCSSEnabled: multipleCSS, guests: guests)
     }
 
     /// Decodes every element of the array at `path` with `element(node, index)`.
@@ -218,6 +225,100 @@ struct TopologyDecoder {
             cuModel: cu.model, chpids: chpids, enabled: enabled, isc: isc)
     }
 
+    // MARK: Guests
+
+    func guest(_ node: Node, index: Int) throws(TopologyFileError) -> Topology.Guest {
+        let path = "guests[\(index)]"
+        try object(node, path: path)
+        var values: (name: Node?, strategy: Node?, crwCapacity: Node?, devices: Node?)
+        try members(node, Self.guestKeys, path: path) { key, value in
+            switch key {
+            case 0: values.name = value
+            case 1: values.strategy = value
+            case 2: values.crwCapacity = value
+            default: values.devices = value
+            }
+        }
+        guard let nameNode = values.name else { throw missing(path, "name") }
+        var guest = Topology.Guest(name: try string(nameNode, path: "\(path).name") { String(decoding: $0, as: UTF8.self) })
+        if let node = values.strategy {
+            guest.strategy = try string(
+                node, path: "\(path).strategy", expected: "a string (\"per-device\", \"crw\" or \"lazy\")"
+            ) { String(decoding: $0, as: UTF8.self) }
+        }
+        if let node = values.crwCapacity { guest.crwCapacity = try integer(node, path: "\(path).crw-capacity") }
+        if let list = values.devices {
+            guest.devices = try elements(list, "\(path).devices") { (device, slot) throws(TopologyFileError) in
+                try guestDevice(device, path: "\(path).devices[\(slot)]")
+            }
+        }
+        return guest
+    }
+
+    /// `{"virtio": {...}}` or `{"passthrough": {...}}`: an object with exactly one of the two.
+    func guestDevice(_ node: Node, path: String) throws(TopologyFileError) -> Topology.GuestDevice {
+        try object(node, path: path)
+        var found: (kind: Int, value: Node)?
+        var count = 0
+        try members(node, Self.guestDeviceKeys, path: path) { key, value in
+            found = (key, value)
+            count += 1
+        }
+        guard let found, count == 1 else {
+            throw fail(
+                path, "expected exactly one key, \"virtio\" or \"passthrough\", found \(count == 0 ? "none" : "both")")
+        }
+        return found.kind == 0
+            ? try virtio(found.value, path: "\(path).virtio") : try passthrough(found.value, path: "\(path).passthrough")
+    }
+
+    func virtio(_ node: Node, path: String) throws(TopologyFileError) -> Topology.GuestDevice {
+        try object(node, path: path)
+        var values: (subchannel: Node?, devno: Node?, cuModel: Node?)
+        try members(node, Self.virtioKeys, path: path) { key, value in
+            switch key {
+            case 0: values.subchannel = value
+            case 1: values.devno = value
+            default: values.cuModel = value
+            }
+        }
+        let id = try values.subchannel.map { (node) throws(TopologyFileError) in
+            try subchannelID(node, path: "\(path).subchannel")
+        }
+        var devno: Int?
+        if let node = values.devno {
+            devno = try self.devno(
+                node, of: id ?? Self.defaultVirtioSubchannel, defaultSet: id == nil, allowNull: false,
+                path: "\(path).devno")
+        }
+        guard let cuNode = values.cuModel else { throw missing(path, "cu-model") }
+        let cuModel = try hexNumber(cuNode, path: "\(path).cu-model", example: "0x01")
+        return .virtio(subchannel: id, devno: devno, cuModel: cuModel)
+    }
+
+    func passthrough(_ node: Node, path: String) throws(TopologyFileError) -> Topology.GuestDevice {
+        try object(node, path: path)
+        var values: (host: Node?, guestSubchannel: Node?, guestChpids: Node?)
+        try members(node, Self.passthroughKeys, path: path) { key, value in
+            switch key {
+            case 0: values.host = value
+            case 1: values.guestSubchannel = value
+            default: values.guestChpids = value
+            }
+        }
+        guard let hostNode = values.host else { throw missing(path, "host-subchannel") }
+        let host = try subchannelID(hostNode, path: "\(path).host-subchannel")
+        let guestSubchannel = try values.guestSubchannel.map { (node) throws(TopologyFileError) in
+            try subchannelID(node, path: "\(path).guest-subchannel")
+        }
+        let guestChpids = try values.guestChpids.map { (list) throws(TopologyFileError) in
+            try elements(list, "\(path).guest-chpids") { (node, slot) throws(TopologyFileError) in
+                try chpid(node, path: "\(path).guest-chpids[\(slot)]")
+            }
+        }
+        return .passthrough(host: host, guestSubchannel: guestSubchannel, guestChpids: guestChpids)
+    }
+
     // MARK: Values
 
     func subchannelID(_ node: Node, path: @autoclosure () -> String) throws(TopologyFileError) -> SubchannelID {
@@ -247,10 +348,14 @@ struct TopologyDecoder {
     }
 
     /// `"0.0.4711"` (in the subchannel's own subchannel set), an integer, or null (no valid
-    /// device number).
-    func devno(_ node: Node, of id: SubchannelID, path: @autoclosure () -> String) throws(TopologyFileError) -> Int? {
+    /// device number). `defaultSet`: `id` is not given but the default set of the entry (whose
+    /// subchannel number is not known yet). `allowNull`: false where a device always has one.
+    func devno(
+        _ node: Node, of id: SubchannelID, defaultSet: Bool = false, allowNull: Bool = true,
+        path: @autoclosure () -> String
+    ) throws(TopologyFileError) -> Int? {
         switch kind(node) {
-        case JSON_NULL: return nil
+        case JSON_NULL where allowNull: return nil
         case JSON_INTEGER: return Int(json_integer_value(node))
         case JSON_STRING:
             let parts = withBytes(node) { scanHexParts($0, separator: UInt8(ascii: "."), maxDigits: (2, 1, 4)) }
@@ -265,6 +370,13 @@ struct TopologyDecoder {
                 }
             }
             guard device.cssid == id.cssid, device.ssid == id.ssid else {
+                if defaultSet {
+                    throw fail(
+                        path(),
+                        "device \(device) is not in subchannel set \(String(id.cssid, radix: 16)).\(id.ssid), where a "
+                            + "device without \"subchannel\" goes "
+                            + "(expected \(String(id.cssid, radix: 16)).\(id.ssid).\(hex4(Int(device.devno))))")
+                }
                 throw fail(
                     path(),
                     "device \(device) is not in the subchannel set of subchannel \(id) "
@@ -272,7 +384,12 @@ struct TopologyDecoder {
             }
             return Int(device.devno)
         default:
-            throw fail(path(), "expected a device number like \"0.0.4711\", an integer or null, found \(describe(node))")
+            let example = "\(String(id.cssid, radix: 16)).\(id.ssid).4711"
+            throw fail(
+                path(),
+                allowNull
+                    ? "expected a device number like \"\(example)\", an integer or null, found \(describe(node))"
+                    : "expected a device number like \"\(example)\" or an integer, found \(describe(node))")
         }
     }
 

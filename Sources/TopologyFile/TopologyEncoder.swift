@@ -21,12 +21,19 @@ import CSSModel
 ///   ],
 ///   "subchannels": [
 ///     {"subchannel": "0.0.0000", "devno": "0.0.1000", "dev-type": "3390/0c", "cu-type": "3990/e9", "chpids": ["0.40", "0.41"]}
+///   ],
+///   "guests": [                            (only when there are guests)
+///     {"name": "guest1", "strategy": "crw", "crw-capacity": 64, "devices": [
+///       {"virtio": {"subchannel": "fe.0.0000", "devno": "fe.0.0000", "cu-model": "0x01"}},
+///       {"passthrough": {"host-subchannel": "0.0.0003", "guest-subchannel": "fe.0.0002", "guest-chpids": ["fe.40"]}}
+///     ]}
 ///   ]
 /// }
 /// ```
 /// `pchid` is left out when there is none; `enabled` and `isc` only when not their defaults
-/// (false, 0). A number out of its field's range is written as a JSON integer, so that
-/// decoding it reports the range error instead of a notation error.
+/// (false, 0); a guest's and a guest device's optional members only when set. A number out
+/// of its field's range is written as a JSON integer, so that decoding it reports the range
+/// error instead of a notation error.
 enum TopologyEncoder {
     static func encode(_ topology: Topology) -> [UInt8] {
         var out: [UInt8] = []
@@ -102,8 +109,99 @@ enum TopologyEncoder {
             }
             out.append("]}")
         }
-        out.append(topology.subchannels.isEmpty ? "]\n}\n" : "\n  ]\n}\n")
+        if topology.guests.isEmpty {
+            out.append(topology.subchannels.isEmpty ? "]\n}\n" : "\n  ]\n}\n")
+            return out
+        }
+        out.append(topology.subchannels.isEmpty ? "],\n" : "\n  ],\n")
+        out.append("  \"guests\": [")
+        for (index, guest) in topology.guests.enumerated() {
+            out.append(index == 0 ? "\n    {\"name\": " : ",\n    {\"name\": ")
+            string(guest.name, to: &out)
+            if let strategy = guest.strategy {
+                out.append(", \"strategy\": ")
+                string(strategy, to: &out)
+            }
+            if let capacity = guest.crwCapacity {
+                out.append(", \"crw-capacity\": ")
+                out.appendDecimal(capacity)
+            }
+            out.append(", \"devices\": [")
+            for (slot, device) in guest.devices.enumerated() {
+                out.append(slot == 0 ? "\n      {" : ",\n      {")
+                self.device(device, to: &out)
+                out.append("}")
+            }
+            out.append(guest.devices.isEmpty ? "]}" : "\n    ]}")
+        }
+        out.append("\n  ]\n}\n")
         return out
+    }
+
+    /// `"virtio": {...}` or `"passthrough": {...}`, without the enclosing braces.
+    static func device(_ device: Topology.GuestDevice, to out: inout [UInt8]) {
+        switch device {
+        case let .virtio(subchannel, devno, cuModel):
+            out.append("\"virtio\": {")
+            if let subchannel {
+                out.append("\"subchannel\": \"")
+                threePart(Int(subchannel.cssid), Int(subchannel.ssid), Int(subchannel.schno), to: &out)
+                out.append("\", ")
+            }
+            if let devno {
+                out.append("\"devno\": ")
+                if (0...0xffff).contains(devno) {
+                    // In the subchannel's set, or the default one's (fe.0).
+                    let set = subchannel ?? TopologyDecoder.defaultVirtioSubchannel
+                    out.append("\"")
+                    threePart(Int(set.cssid), Int(set.ssid), devno, to: &out)
+                    out.append("\"")
+                } else {
+                    out.appendDecimal(devno)
+                }
+                out.append(", ")
+            }
+            out.append("\"cu-model\": ")
+            hexString(cuModel, width: 2, max: 0xff, prefix: true, to: &out)
+            out.append("}")
+        case let .passthrough(host, guestSubchannel, guestChpids):
+            out.append("\"passthrough\": {\"host-subchannel\": \"")
+            threePart(Int(host.cssid), Int(host.ssid), Int(host.schno), to: &out)
+            out.append("\"")
+            if let guestSubchannel {
+                out.append(", \"guest-subchannel\": \"")
+                threePart(Int(guestSubchannel.cssid), Int(guestSubchannel.ssid), Int(guestSubchannel.schno), to: &out)
+                out.append("\"")
+            }
+            if let guestChpids {
+                out.append(", \"guest-chpids\": [")
+                for (slot, id) in guestChpids.enumerated() {
+                    out.append(slot == 0 ? "\"" : ", \"")
+                    chpid(id, to: &out)
+                    out.append("\"")
+                }
+                out.append("]")
+            }
+            out.append("}")
+        }
+    }
+
+    /// A JSON string: `"` and `\` escaped, control characters as `\u00XX`, the rest as UTF-8.
+    static func string(_ text: String, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"):
+                out.append(UInt8(ascii: "\\"))
+                out.append(byte)
+            case 0..<0x20:
+                out.append("\\u00")
+                appendHex(Int(byte), width: 2, to: &out)
+            default:
+                out.append(byte)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
     }
 
     /// `0.4a`

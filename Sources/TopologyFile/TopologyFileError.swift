@@ -48,7 +48,9 @@ extension TopologyFileError {
     /// Maps a semantic error from `Topology.validate()` (whose fields use the model's names,
     /// `channelPaths[2].pchid`, `subchannels[3].devType`) to the file's field paths
     /// (`chpids[2].pchid`, `subchannels[3].dev-type`), so that an error from
-    /// `Subsystem(topology:)` on a decoded topology can be reported against the file too.
+    /// `Subsystem(topology:)` or from building the guests (`Guests(topology:host:)`:
+    /// `guests[0].crwCapacity`, `guests[0].devices[1].virtio.cuModel`) on a decoded topology
+    /// can be reported against the file too.
     public init(file: String, validation error: TopologyError) {
         self.init(
             file: file, location: .field(Self.fileFieldPath(error.field)), message: Self.fileWording(error.reason))
@@ -65,6 +67,13 @@ extension TopologyFileError {
             break
         }
         // The last component may be a model property whose file key differs.
+        if path.hasPrefix("guests") {
+            for (model, file) in [(".crwCapacity", ".crw-capacity"), (".cuModel", ".cu-model")]
+            where path.hasSuffix(model) {
+                return result + path.dropLast(model.count) + file
+            }
+            return result + path
+        }
         let renames = [
             (".devType", ".dev-type"), (".devModel", ".dev-type"), (".cuType", ".cu-type"), (".cuModel", ".cu-type"),
         ]

@@ -12,6 +12,7 @@ import QMPServer
 import QMPWire
 import ServiceLifecycle
 import TopologyFile
+import VfioCCW
 
 #if canImport(Glibc)
 import Glibc
@@ -125,6 +126,7 @@ struct CSSD: AsyncParsableCommand {
 
         // Refuse to start rather than serve a half-read topology or tree.
         let source: ChannelSubsystemBackend
+        var guests = Guests()
         if backend.hasPrefix("linux-sysfs") {
             let root = backend.hasPrefix("linux-sysfs:") ? String(backend.dropFirst("linux-sysfs:".count)) : "/sys"
             do throws(BackendError) {
@@ -142,7 +144,9 @@ struct CSSD: AsyncParsableCommand {
                 throw ExitCode(1)
             }
         } else {
-            source = ModelBackend(try loadModel(logger: logger))
+            let model = try loadModel(logger: logger)
+            source = ModelBackend(model.subsystem)
+            guests = model.guests
         }
 
         var options = ServerOptions(limits: WireLimits(maxValueSize: maxRequestSize), eventQueueLimit: eventQueueLimit)
@@ -151,7 +155,7 @@ struct CSSD: AsyncParsableCommand {
             pollInterval: pollInterval > 0 ? .milliseconds(Int64(pollInterval)) : nil, inotify: !noInotify)
         let server = try QMPServer(
             configuration: ServerConfiguration(listeners: listeners, options: options, watch: watch),
-            backend: source, logger: logger)
+            backend: source, guests: guests, logger: logger)
         do {
             try await server.start()
         } catch {
@@ -169,15 +173,23 @@ struct CSSD: AsyncParsableCommand {
 }
 
 extension CSSD {
-    /// The model of `--topology` (or the embedded default); exits 1 on a bad file.
-    private func loadModel(logger: Logger) throws -> Subsystem {
+    /// The model of `--topology` (or the embedded default) and its guests; exits 1 on a bad file.
+    private func loadModel(logger: Logger) throws -> (subsystem: Subsystem, guests: Guests) {
         let started = ContinuousClock.now
         let subsystem: Subsystem
+        let guests: Guests
         do {
             let description = try topology.map { (path) throws(TopologyFileError) in
                 try TopologyFile.decode(contentsOf: path)
             } ?? .embeddedDefault
             subsystem = try Subsystem(topology: description)
+            do throws(TopologyError) {
+                guests = try Guests(topology: description, host: subsystem)
+            } catch {
+                // Name the file's fields (crw-capacity, cu-model) when it came from a file.
+                if let topology { throw TopologyFileError(file: topology, validation: error) }
+                throw error
+            }
         } catch {
             logger.critical("cannot load the topology: \(error)")
             throw ExitCode(1)
@@ -189,9 +201,10 @@ extension CSSD {
             "topology loaded",
             metadata: [
                 "source": "\(topology ?? "embedded default")", "subchannels": "\(subsystem.subchannels.count)",
-                "chpids": "\(subsystem.channelPaths.count)", "time": "\(ContinuousClock.now - started)",
+                "chpids": "\(subsystem.channelPaths.count)", "guests": "\(guests.names.count)",
+                "time": "\(ContinuousClock.now - started)",
             ])
-        return subsystem
+        return (subsystem, guests)
     }
 }
 

@@ -42,6 +42,7 @@ private func drain(_ hub: inout PathEventHub, _ owner: Int) -> [(Int, String)] {
             switch queued.event {
             case .channelPath(let e): out.append((id, "chp \(e.chpid) \(e.change.rawValue) \(e.subchannels)"))
             case .subchannel(let e): out.append((id, "sch \(e.subchannel) \(e.chpid) lpm \(e.lpm)"))
+            case .guest(let e, _): out.append((id, "guest \(e.guest) \(e.guestChpid) \(e.change.rawValue)"))
             }
         }
     }

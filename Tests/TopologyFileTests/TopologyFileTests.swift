@@ -51,6 +51,16 @@ private func subchannel(
     """
 }
 
+/// The base document with a `guests` member.
+private func guestsDocument(_ guests: String) -> String {
+    document(extra: "\n  \"guests\": [\n\(guests)\n  ],")
+}
+
+/// A guest "g1" with these devices (one JSON object each).
+private func guestWith(_ devices: String...) -> String {
+    guestsDocument("{\"name\": \"g1\", \"devices\": [\(devices.joined(separator: ", "))]}")
+}
+
 private func decodeError(_ text: String) -> TopologyFileError? {
     do {
         _ = try TopologyFile.decode(text, name: "test.json")
@@ -282,6 +292,115 @@ private let refusals: [Refusal] = [
         name: "css listed twice",
         text: document(extra: "\n  \"channel-subsystems\": [{\"cssid\": 0}, {\"cssid\": \"0x0\"}],"),
         location: .field("channel-subsystems[1]"), message: "duplicate channel subsystem 0"),
+    // Guests: the format (their rules are checked when the guests are built, in VfioCCW).
+    Refusal(
+        name: "guests not a list", text: document(extra: "\n  \"guests\": {},"),
+        location: .field("guests"), message: "expected an array, found an object"),
+    Refusal(
+        name: "guest not an object", text: guestsDocument("\"g1\""),
+        location: .field("guests[0]"), message: "expected an object, found the string \"g1\""),
+    Refusal(
+        name: "unknown guest key", text: guestsDocument("{\"name\": \"g1\", \"strategie\": \"crw\"}"),
+        location: .field("guests[0].strategie"),
+        message: "unknown key \"strategie\"; the keys here are: name, strategy, crw-capacity, devices"),
+    Refusal(
+        name: "guest without a name", text: guestsDocument("{\"devices\": []}"),
+        location: .field("guests[0]"), message: "missing required key \"name\""),
+    Refusal(
+        name: "guest name as a number", text: guestsDocument("{\"name\": 1}"),
+        location: .field("guests[0].name"), message: "expected a string, found the integer 1"),
+    Refusal(
+        name: "strategy as a boolean", text: guestsDocument("{\"name\": \"g1\", \"strategy\": true}"),
+        location: .field("guests[0].strategy"),
+        message: "expected a string (\"per-device\", \"crw\" or \"lazy\"), found true"),
+    Refusal(
+        name: "crw-capacity as a string", text: guestsDocument("{\"name\": \"g1\", \"crw-capacity\": \"64\"}"),
+        location: .field("guests[0].crw-capacity"),
+        message: "expected an integer, found the string \"64\""),
+    Refusal(
+        name: "guest devices not a list", text: guestsDocument("{\"name\": \"g1\", \"devices\": {}}"),
+        location: .field("guests[0].devices"), message: "expected an array, found an object"),
+    Refusal(
+        name: "guest device not an object", text: guestWith("{\"virtio\": {\"cu-model\": 1}}", "\"virtio\""),
+        location: .field("guests[0].devices[1]"), message: "expected an object, found the string \"virtio\""),
+    Refusal(
+        name: "guest device of both kinds",
+        text: guestWith("{\"virtio\": {\"cu-model\": 1}, \"passthrough\": {\"host-subchannel\": \"0.0.0000\"}}"),
+        location: .field("guests[0].devices[0]"),
+        message: "expected exactly one key, \"virtio\" or \"passthrough\", found both"),
+    Refusal(
+        name: "guest device of no kind", text: guestWith("{}"),
+        location: .field("guests[0].devices[0]"), message: "found none"),
+    Refusal(
+        name: "unknown guest device kind", text: guestWith("{\"vfio\": {}}"),
+        location: .field("guests[0].devices[0].vfio"),
+        message: "unknown key \"vfio\"; the keys here are: virtio, passthrough"),
+    Refusal(
+        name: "virtio not an object", text: guestWith("{\"virtio\": 1}"),
+        location: .field("guests[0].devices[0].virtio"), message: "expected an object, found the integer 1"),
+    Refusal(
+        name: "unknown virtio key", text: guestWith("{\"virtio\": {\"cu-type\": \"3832/01\"}}"),
+        location: .field("guests[0].devices[0].virtio.cu-type"),
+        message: "unknown key \"cu-type\"; the keys here are: subchannel, devno, cu-model"),
+    Refusal(
+        name: "virtio without cu-model", text: guestWith("{\"virtio\": {\"subchannel\": \"fe.0.0000\"}}"),
+        location: .field("guests[0].devices[0].virtio"), message: "missing required key \"cu-model\""),
+    Refusal(
+        name: "virtio cu-model not hex", text: guestWith("{\"virtio\": {\"cu-model\": \"net\"}}"),
+        location: .field("guests[0].devices[0].virtio.cu-model"),
+        message: "'net': expected a hex number like 0x01 (0x optional) or an integer"),
+    Refusal(
+        name: "virtio subchannel malformed", text: guestWith("{\"virtio\": {\"subchannel\": \"fe.0.zz\", \"cu-model\": 1}}"),
+        location: .field("guests[0].devices[0].virtio.subchannel"),
+        message: "'fe.0.zz': expected cssid.ssid.schno in hex"),
+    Refusal(
+        name: "virtio devno in another set",
+        text: guestWith("{\"virtio\": {\"subchannel\": \"fe.1.0000\", \"devno\": \"fe.0.0005\", \"cu-model\": 1}}"),
+        location: .field("guests[0].devices[0].virtio.devno"),
+        message: "device fe.0.0005 is not in the subchannel set of subchannel fe.1.0000 (expected fe.1.0005)"),
+    Refusal(
+        name: "virtio devno outside the default set",
+        text: guestWith("{\"virtio\": {\"devno\": \"0.0.0005\", \"cu-model\": 1}}"),
+        location: .field("guests[0].devices[0].virtio.devno"),
+        message: "device 0.0.0005 is not in subchannel set fe.0, where a device without \"subchannel\" goes (expected fe.0.0005)"),
+    Refusal(
+        name: "virtio devno null", text: guestWith("{\"virtio\": {\"devno\": null, \"cu-model\": 1}}"),
+        location: .field("guests[0].devices[0].virtio.devno"),
+        message: "expected a device number like \"fe.0.4711\" or an integer, found null"),
+    Refusal(
+        name: "virtio devno malformed", text: guestWith("{\"virtio\": {\"devno\": \"fe.0.xyz\", \"cu-model\": 1}}"),
+        location: .field("guests[0].devices[0].virtio.devno"), message: "'fe.0.xyz': expected cssid.ssid.devno in hex"),
+    Refusal(
+        name: "passthrough without host-subchannel", text: guestWith("{\"passthrough\": {}}"),
+        location: .field("guests[0].devices[0].passthrough"), message: "missing required key \"host-subchannel\""),
+    Refusal(
+        name: "unknown passthrough key",
+        text: guestWith("{\"passthrough\": {\"host-subchannel\": \"0.0.0000\", \"guest-chpid\": [\"fe.40\"]}}"),
+        location: .field("guests[0].devices[0].passthrough.guest-chpid"),
+        message: "unknown key \"guest-chpid\"; the keys here are: host-subchannel, guest-subchannel, guest-chpids"),
+    Refusal(
+        name: "host-subchannel ssid out of range", text: guestWith("{\"passthrough\": {\"host-subchannel\": \"0.4.0000\"}}"),
+        location: .field("guests[0].devices[0].passthrough.host-subchannel"),
+        message: "'0.4.0000': ssid 4 is out of range (0..3)"),
+    Refusal(
+        name: "guest-subchannel as a number",
+        text: guestWith("{\"passthrough\": {\"host-subchannel\": \"0.0.0000\", \"guest-subchannel\": 3}}"),
+        location: .field("guests[0].devices[0].passthrough.guest-subchannel"),
+        message: "expected a string, found the integer 3"),
+    Refusal(
+        name: "guest-chpids not a list",
+        text: guestWith("{\"passthrough\": {\"host-subchannel\": \"0.0.0000\", \"guest-chpids\": \"fe.40\"}}"),
+        location: .field("guests[0].devices[0].passthrough.guest-chpids"), message: "expected an array"),
+    Refusal(
+        name: "guest chpid out of range",
+        text: guestWith(
+            "{\"virtio\": {\"cu-model\": 1}}",
+            "{\"passthrough\": {\"host-subchannel\": \"0.0.0000\", \"guest-chpids\": [\"fe.40\", \"fe.400\"]}}"),
+        location: .field("guests[0].devices[1].passthrough.guest-chpids[1]"),
+        message: "'fe.400': expected cssid.chpid in hex"),
+    Refusal(
+        name: "second guest's error", text: guestsDocument("{\"name\": \"g1\"},\n{\"name\": \"g2\", \"devices\": [{\"virtio\": {}}]}"),
+        location: .field("guests[1].devices[0].virtio"), message: "missing required key \"cu-model\""),
 ]
 
 extension String {
@@ -325,6 +444,23 @@ struct TopologyFileTests {
             "{\"format\": \"cssd-topology\", \"version\": 01}", "{\"format\": \"cssd-topology\", \"version\": 1, \"multiple-css\": truex}",
             "{\"format\": \"cssd-topology\", \"version\": 1,}", "{\"format\": \"cssd-topology\" \"version\": 1}",
             "{\"format\": \"cssd-topology\", \"version\": 1", "{\"format\": \"cssd-topology\", \"version\": 1, \"version\": 1}",
+        ] {
+            expectDecodersAgree(text, fastPath: false)
+            #expect(decodeError(text) != nil, "\(text)")
+        }
+        // Guests: the fast path takes them too, and leaves what it is unsure of to jansson.
+        expectDecodersAgree(Self.guestsText, fastPath: true)
+        expectDecodersAgree(TopologyFile.encodeText(Self.withGuests), fastPath: true)
+        expectDecodersAgree(guestsDocument("{\"name\": \"g\\u0031\"}"), fastPath: false)
+        for text in [
+            guestWith("{\"virtio\": {\"cu-model\": 1}, \"virtio\": {\"cu-model\": 2}}"),
+            guestWith("{\"virtio\": {\"cu-model\": 1}, \"passthrough\": {\"host-subchannel\": \"0.0.0000\"}}"),
+            guestWith("{\"virtio\": {\"devno\": null, \"cu-model\": 1}}"),
+            guestWith("{\"virtio\": {\"devno\": \"0.0.0001\", \"cu-model\": 1}}"),
+            guestWith("{\"virtio\": {\"subchannel\": \"fe.1.0000\", \"devno\": \"fe.0.0001\", \"cu-model\": 1}}"),
+            guestWith("{\"passthrough\": {\"guest-chpids\": []}}"),
+            guestsDocument("{\"name\": \"g1\", \"name\": \"g2\"}"), guestsDocument("{\"strategy\": \"crw\"}"),
+            document(extra: "\n  \"guests\": [], \"guests\": [],"),
         ] {
             expectDecodersAgree(text, fastPath: false)
             #expect(decodeError(text) != nil, "\(text)")
@@ -406,6 +542,124 @@ struct TopologyFileTests {
             ])
     }
 
+    // MARK: Guests
+
+    static let guestsText = """
+        {"format": "cssd-topology", "version": 1,
+         "guests": [
+           {"name": "g1", "strategy": "per-device", "crw-capacity": 8, "devices": [
+             {"virtio": {"subchannel": "FE.0.10", "devno": "fe.0.0100", "cu-model": "0x02"}},
+             {"virtio": {"cu-model": 1}},
+             {"virtio": {"devno": 300, "cu-model": "3"}},
+             {"virtio": {"devno": "fe.0.0200", "cu-model": 1}},
+             {"passthrough": {"host-subchannel": "0.0.0003"}},
+             {"passthrough": {"guest-chpids": ["0.40", "0.41"], "guest-subchannel": "0.1.7", "host-subchannel": "0.0.4"}}
+           ]},
+           {"devices": [], "name": "g2"},
+           {"name": "g3"}
+         ]}
+        """
+
+    @Test func guestsDecode() throws {
+        let topology = try TopologyFile.decode(Self.guestsText)
+        #expect(
+            topology.guests == [
+                .init(
+                    name: "g1", strategy: "per-device", crwCapacity: 8,
+                    devices: [
+                        .virtio(subchannel: sch("fe.0.0010"), devno: 0x100, cuModel: 2),
+                        .virtio(subchannel: nil, devno: nil, cuModel: 1),
+                        .virtio(subchannel: nil, devno: 300, cuModel: 3),
+                        .virtio(subchannel: nil, devno: 0x200, cuModel: 1),
+                        .passthrough(host: sch("0.0.0003"), guestSubchannel: nil, guestChpids: nil),
+                        .passthrough(
+                            host: sch("0.0.0004"), guestSubchannel: sch("0.1.0007"), guestChpids: [chp("0.40"), chp("0.41")]),
+                    ]),
+                .init(name: "g2"),
+                .init(name: "g3", strategy: nil, crwCapacity: nil, devices: []),
+            ])
+        // Without "guests", none.
+        #expect(try TopologyFile.decode(document()).guests.isEmpty)
+        #expect(try TopologyFile.decode(document(extra: "\n  \"guests\": [],")).guests.isEmpty)
+    }
+
+    /// Guests, with values that only building them would refuse (kept as they are).
+    static let withGuests: Topology = {
+        var topology = variety
+        topology.guests = [
+            .init(
+                name: "guest-1", strategy: "lazy", crwCapacity: 2,
+                devices: [
+                    .virtio(subchannel: sch("fe.3.ffff"), devno: 0xffff, cuModel: 0xff),
+                    .virtio(subchannel: nil, devno: 0, cuModel: 0),
+                    .passthrough(
+                        host: sch("12.3.ffff"), guestSubchannel: sch("0.0.0000"), guestChpids: [chp("0.00"), chp("0.01")]),
+                    .passthrough(host: sch("0.1.0000"), guestSubchannel: nil, guestChpids: []),
+                ]),
+            .init(
+                name: "no such strategy, any name", strategy: "fastest", crwCapacity: -1,
+                devices: [
+                    .virtio(subchannel: nil, devno: 0x10000, cuModel: 0x100),
+                    .virtio(subchannel: sch("fe.0.0001"), devno: -1, cuModel: -5),
+                ]),
+            .init(name: ""),
+        ]
+        return topology
+    }()
+
+    @Test func guestsLayout() {
+        let topology = Topology(
+            channelSubsystems: [], channelPaths: [], subchannels: [],
+            guests: [
+                .init(
+                    name: "g1", strategy: "crw", crwCapacity: 64,
+                    devices: [
+                        .virtio(subchannel: sch("fe.0.0000"), devno: nil, cuModel: 1),
+                        .virtio(subchannel: nil, devno: 5, cuModel: 2),
+                        .virtio(subchannel: sch("fe.1.0002"), devno: 0x0102, cuModel: 3),
+                        .passthrough(host: sch("0.0.0003"), guestSubchannel: nil, guestChpids: nil),
+                        .passthrough(host: sch("0.0.0004"), guestSubchannel: sch("fe.1.0000"), guestChpids: [chp("fe.40")]),
+                    ]),
+                .init(name: "g2"),
+            ])
+        #expect(
+            TopologyFile.encodeText(topology) == """
+                {
+                  "format": "cssd-topology",
+                  "version": 1,
+                  "channel-subsystems": [],
+                  "chpids": [],
+                  "subchannels": [],
+                  "guests": [
+                    {"name": "g1", "strategy": "crw", "crw-capacity": 64, "devices": [
+                      {"virtio": {"subchannel": "fe.0.0000", "cu-model": "0x01"}},
+                      {"virtio": {"devno": "fe.0.0005", "cu-model": "0x02"}},
+                      {"virtio": {"subchannel": "fe.1.0002", "devno": "fe.1.0102", "cu-model": "0x03"}},
+                      {"passthrough": {"host-subchannel": "0.0.0003"}},
+                      {"passthrough": {"host-subchannel": "0.0.0004", "guest-subchannel": "fe.1.0000", "guest-chpids": ["fe.40"]}}
+                    ]},
+                    {"name": "g2", "devices": []}
+                  ]
+                }
+
+                """)
+    }
+
+    /// Guest names and strategies are free strings in the file: written escaped, read back
+    /// (by jansson) as they were.
+    @Test func guestStringsAreEscaped() throws {
+        let topology = Topology(
+            channelSubsystems: [], channelPaths: [], subchannels: [],
+            guests: [.init(name: "a\"b\\c\n\u{1}\u{e9}\u{20ac}", strategy: "\t")])
+        let bytes = TopologyFile.encode(topology)
+        let text = String(decoding: bytes, as: UTF8.self)
+        #expect(text.contains(#"{"name": "a\"b\\c\u000a\u0001\#u{e9}\#u{20ac}", "strategy": "\u0009", "devices": []}"#))
+        let decoded = try TopologyFile.decode(bytes, name: "escaped")
+        #expect(decoded == topology)
+        #expect(TopologyFile.encode(decoded) == bytes)
+        expectDecodersAgree(text, fastPath: false)
+    }
+
     // MARK: Round trips
 
     static let variety = Topology(
@@ -436,6 +690,7 @@ struct TopologyFileTests {
             Sample("synthetic", try! Topology.synthetic(subchannels: 70_000, chpids: 7, paths: 3, cssid: 5)),
             Sample("synthetic, virtual css", try! Topology.synthetic(subchannels: 10, chpids: 256, paths: 8, cssid: 0xfe)),
             Sample("variety", variety),
+            Sample("guests", withGuests),
             Sample(
                 "multiple-css on",
                 Topology(
@@ -523,6 +778,12 @@ struct TopologyFileTests {
             ("subchannels[3].devModel", "subchannels[3].dev-type"),
             ("subchannels[3].cuModel", "subchannels[3].cu-type"),
             ("subchannels[3].chpids[1]", "subchannels[3].chpids[1]"),
+            ("guests[0].crwCapacity", "guests[0].crw-capacity"),
+            ("guests[0].strategy", "guests[0].strategy"),
+            ("guests[2]", "guests[2]"),
+            ("guests[1].devices[2]", "guests[1].devices[2]"),
+            ("guests[1].devices[2].virtio.cuModel", "guests[1].devices[2].virtio.cu-model"),
+            ("guests[1].devices[2].virtio.devno", "guests[1].devices[2].virtio.devno"),
         ]
         for (model, file) in cases {
             let error = TopologyFileError(file: "f", validation: TopologyError(field: model, reason: "r"))
@@ -539,6 +800,24 @@ struct TopologyFileTests {
         let example = try #require(blocks.first { $0.contains("\"format\": \"cssd-topology\"") })
         let topology = try TopologyFile.decode(String(example), name: "API/topology.md")
         #expect(!topology.subchannels.isEmpty)
+        // Its guests (VfioCCWTests builds the same ones on the same host).
+        #expect(
+            topology.guests == [
+                .init(
+                    name: "guest1", strategy: "crw", crwCapacity: 64,
+                    devices: [
+                        .virtio(subchannel: sch("fe.0.0000"), devno: nil, cuModel: 1),
+                        .virtio(subchannel: sch("fe.0.0001"), devno: 0x0101, cuModel: 2),
+                        .passthrough(host: sch("0.0.0001"), guestSubchannel: nil, guestChpids: nil),
+                    ]),
+                .init(
+                    name: "guest2", strategy: "per-device",
+                    devices: [
+                        .virtio(subchannel: nil, devno: nil, cuModel: 1),
+                        .passthrough(host: sch("0.0.0000"), guestSubchannel: sch("0.0.0000"), guestChpids: [chp("0.00")]),
+                    ]),
+            ])
+        expectDecodersAgree(String(example), fastPath: true)
     }
 
     // MARK: Scale

@@ -210,7 +210,7 @@ enum CSSCommands {
         ])
     }
 
-    private static func schibInfo(_ schib: SCHIB) -> JSON {
+    static func schibInfo(_ schib: SCHIB) -> JSON {
         let pmcw = schib.pmcw
         return .object([
             ("intparm", .integer(Int(pmcw.intparm))),
@@ -232,7 +232,7 @@ enum CSSCommands {
         ])
     }
 
-    private static func crwInfo(_ crw: CRW) -> JSON {
+    static func crwInfo(_ crw: CRW) -> JSON {
         .object([
             ("solicited", .bool(crw.solicited)),
             ("overflow", .bool(crw.overflow)),
@@ -279,7 +279,7 @@ enum CSSCommands {
         _ kind: PathEventChange, _ context: CommandContext, _ operation: () throws(BackendError) -> PathChange
     ) throws(QMPError) -> JSON {
         let change = try backendCall(operation)
-        context.server.pathEvents.publish(change, as: kind, at: context.server.clock())
+        context.server.publish(change, as: kind)
         return .object([
             ("chpid", .string(change.chpid.description)),
             ("changed", .integer(change.affected.count)),

@@ -13,7 +13,7 @@ enum PathEventCommands {
     static func register(into registry: inout CommandRegistry) {
         registry.register("subscribe-path-events") { (arguments, context) throws(QMPError) in
             let server = context.server
-            let filter = try filter(arguments, server.subsystem)
+            let filter = try filter(arguments, server)
             let limit = arguments.int("queue-limit") ?? server.options.eventQueueLimit
             guard (1...maxQueueLimit).contains(limit) else {
                 throw .generic("Parameter 'queue-limit' expects 1..\(maxQueueLimit)")
@@ -48,7 +48,8 @@ enum PathEventCommands {
     }
 
     /// The filter the arguments ask for; every id must be well-formed and exist.
-    private static func filter(_ arguments: Arguments, _ subsystem: Subsystem) throws(QMPError) -> PathEventFilter {
+    private static func filter(_ arguments: Arguments, _ server: ServerState) throws(QMPError) -> PathEventFilter {
+        let subsystem = server.subsystem
         let granularity = PathEventGranularity(rawValue: arguments.string("granularity") ?? "chpid")!
         let cssid = arguments.int("cssid").map { UInt8($0) }
         var chpids: Set<ChannelPathID>?
@@ -84,6 +85,14 @@ enum PathEventCommands {
             }
             subchannels = set
         }
+        var guests: Set<String>?
+        if let names = arguments.strings("guests") {
+            guard !names.isEmpty else { throw .generic("Parameter 'guests' must not be empty: omit it to match every guest") }
+            for name in names where server.guests.guests[name] == nil {
+                throw QMPError(.deviceNotFound, "guest '\(name)' does not exist")
+            }
+            guests = Set(names)
+        }
         var changes: Set<PathEventChange>?
         if let texts = arguments.strings("changes") {
             guard !texts.isEmpty else { throw .generic("Parameter 'changes' must not be empty: omit it to match every change") }
@@ -91,7 +100,7 @@ enum PathEventCommands {
         }
         return PathEventFilter(
             granularity: granularity, chpids: chpids, subchannels: subchannels, pathsOfSubchannels: paths,
-            cssid: cssid, changes: changes)
+            cssid: cssid, changes: changes, guests: guests)
     }
 
     private static func info(_ subscription: PathEventHub.Subscription) -> JSON {
@@ -106,6 +115,7 @@ enum PathEventCommands {
             members.append(("subchannels", .array(subchannels.sorted().map { .string($0.description) })))
         }
         if let cssid = filter.cssid { members.append(("cssid", .integer(Int(cssid)))) }
+        if let guests = filter.guests { members.append(("guests", .array(guests.sorted().map { .string($0) }))) }
         if let changes = filter.changes {
             let ordered = PathEventChange.allCases.filter(changes.contains)
             members.append(("changes", .array(ordered.map { .string($0.rawValue) })))

@@ -1,0 +1,148 @@
+"""Guests and vfio-ccw over real sockets: the embedded guest (guest1: two virtio devices and the
+42 DASDs of host chpid 0.40 passed through), strategies side by side, chpid virtualisation and
+the virtio clash, guest STSCH/STCRW, GUEST_PATH_CHANGED, and bad input leaving state alone."""
+
+from __future__ import annotations
+
+import pytest
+
+from test_path_events import Client, connect  # noqa: F401  (fixture)
+
+GUEST = "guest1"
+
+
+def passthrough(client, guest=GUEST):
+    page = client.call("query-guest-subchannels", guest=guest)
+    return [s for s in page["subchannels"] if s["kind"] == "passthrough"]
+
+
+def stats(client, guest=GUEST):
+    [s] = client.call("query-path-event-stats", guest=guest)
+    return s
+
+
+def test_embedded_guest(connect):
+    me = connect()
+    [g] = [g for g in me.call("query-guests") if g["name"] == GUEST]
+    assert g["strategy"] == "crw" and g["virtio"] == 2 and g["passthrough"] == 42 and g["cssids"] == [0xfe]
+    assert {m["host-chpid"] for m in g["chpid-map"]} >= {"0.40"}
+    devices = passthrough(me)
+    assert len(devices) == 42 and all(d["chpids"][0].startswith("fe.") for d in devices)
+    on40 = [d for d in devices if "0.40" in d["host-chpids"]]
+    assert len(on40) == 42
+    virtio = [s for s in me.call("query-guest-subchannels", guest=GUEST)["subchannels"] if s["kind"] == "virtio"]
+    assert [v["chpids"][0] for v in virtio] == ["fe.00", "fe.00"]
+
+
+@pytest.mark.parametrize("strategy", ["per-device", "crw", "lazy"])
+def test_one_chpid_event_under_each_strategy(connect, strategy):
+    me = connect()
+    me.call("set-path-event-strategy", guest=GUEST, strategy=strategy)
+    before = stats(me)
+    assert me.call("configure-chpid", chpid="0.40", state="standby")["changed"] == 42
+    after = stats(me)
+    delta = {k: after[k] - before[k] for k in ("host-events", "notifications", "crws-queued", "schib-refreshes")}
+    expected = {"per-device": {"host-events": 1, "notifications": 42, "crws-queued": 1 * 0, "schib-refreshes": 42},
+                "crw": {"host-events": 1, "notifications": 0, "crws-queued": 1, "schib-refreshes": 0},
+                "lazy": {"host-events": 1, "notifications": 0, "crws-queued": 0, "schib-refreshes": 0}}[strategy]
+    assert delta == expected
+    assert after["stale-devices"] == 42 and after["untold-events"] == 42
+    if strategy == "crw":
+        crw = me.call("guest-store-crw", guest=GUEST)
+        assert crw["cc"] == 0 and crw["decoded"]["rsc"] == 4 and crw["decoded"]["erc"] == 6
+        assert crw["decoded"]["rsid"] == 0x40  # guest chpid fe.40
+        assert stats(me)["untold-events"] == 0 and stats(me)["stale-devices"] == 42
+    # The guest's STSCH shows the path gone, under the guest's ids.
+    dev = passthrough(me)[0]
+    slot = dev["host-chpids"].index("0.40")
+    got = me.call("guest-store-subchannel", guest=GUEST, subchannel=dev["subchannel"])
+    assert got["cc"] == 0 and got["schib"]["pam"] & (0x80 >> slot) == 0
+    assert got["schib"]["devno"] == int(dev["devno"].split(".")[2], 16)
+    assert got["schib"]["chpids"][slot] == 0x40
+    assert stats(me)["stale-devices"] == 41
+
+
+def test_guest_path_changed_events(connect):
+    sub, control = connect(), connect()
+    sid = sub.call("subscribe-path-events", granularity="guest", guests=[GUEST])["subscription"]
+    control.call("inject-path-fault", chpid="0.40", fault="permanent-error")
+    [event] = sub.events(1)
+    assert event["event"] == "GUEST_PATH_CHANGED"
+    d = event["data"]
+    assert d["subscription"] == sid and d["guest"] == GUEST and d["guest-chpid"] == "fe.40"
+    assert d["host-chpid"] == "0.40" and d["change"] == "permanent-error" and d["strategy"] == "crw"
+    assert d["devices"] == 42 and d["visible"] == 42 and d["notifications"] == 0
+    assert isinstance(d["crw"], int) and d["crw-lost"] is False
+    # A vary changes only the host lpm: no guest-visible change, no CRW from the machine.
+    control.call("vary-path", chpid="0.40", state="offline")
+    [event] = sub.events(1)
+    assert event["data"]["visible"] == 0 and "crw" not in event["data"]
+    assert sub.nothing_pending()
+
+
+def test_guest_crw_overflow_sets_r(connect):
+    me = connect()
+    for state in ["standby", "configured"] * 40:
+        me.call("configure-chpid", chpid="0.40", state=state)
+    s = stats(me)
+    assert s["crws-lost"] > 0 and s["crws-pending"] > 0
+    first = me.call("guest-store-crw", guest=GUEST)
+    assert first["decoded"]["overflow"] is True
+    while me.call("guest-store-crw", guest=GUEST)["cc"] == 0:
+        pass
+    assert stats(me)["crws-pending"] == 0
+
+
+def test_virtio_clash_and_both_ways_out(connect):
+    me = connect()
+    # Host 0.0.0000 is an OSA on chpid 0.60 in the embedded topology; find a host subchannel on a
+    # chpid numbered like the virtual one is not possible there, so map one onto fe.00 by hand.
+    free = me.call("query-subchannels", chpid="0.4c")["subchannels"][0]
+    err = me.error("attach-passthrough", guest=GUEST, host_subchannel=free["subchannel"],
+                   guest_chpids=["fe.00"] * len([c for c in free["chpids"] if c]))
+    assert err["class"] == "GenericError"
+    assert "virtual channel path" in err["desc"] and "free guest chpid" in err["desc"]
+    assert "separate guest css" in err["desc"]
+    count = len(passthrough(me))
+    # Way 1: a free guest chpid; way 2: a separate guest css for vfio devices.
+    n = len([c for c in free["chpids"] if c])
+    dev = me.call("attach-passthrough", guest=GUEST, host_subchannel=free["subchannel"],
+                  guest_chpids=[f"fe.{0x80 + i:02x}" for i in range(n)])
+    assert dev["chpids"][0] == "fe.80" and dev["host-subchannel"] == free["subchannel"]
+    me.call("detach-passthrough", guest=GUEST, guest_subchannel=dev["subchannel"])
+    dev = me.call("attach-passthrough", guest=GUEST, host_subchannel=free["subchannel"],
+                  guest_subchannel="0.0.0000")
+    assert dev["chpids"][0] == "0.4c"
+    assert me.call("query-guests")[0]["cssids"] == [0, 0xfe]
+    assert len(passthrough(me)) == count + 1
+
+
+@pytest.mark.parametrize("command,arguments,cls,desc", [
+    ("query-guest-subchannels", {"guest": "nope"}, "DeviceNotFound", "guest 'nope' does not exist"),
+    ("guest-store-crw", {"guest": "nope"}, "DeviceNotFound", "guest 'nope' does not exist"),
+    ("set-path-event-strategy", {"guest": GUEST, "strategy": "eager"}, "GenericError",
+     "Parameter 'strategy' does not accept value 'eager'"),
+    ("attach-passthrough", {"guest": GUEST, "host-subchannel": "0.0.0003"}, "GenericError",
+     "host subchannel 0.0.0003 is already passed through to guest 'guest1' as fe.0.0002"),
+    ("attach-passthrough", {"guest": GUEST, "host-subchannel": "0.0.ffff"}, "DeviceNotFound",
+     "host subchannel 0.0.ffff does not exist"),
+    ("attach-passthrough", {"guest": GUEST, "host-subchannel": "0.0.0035", "guest-subchannel": "fe.4.0000"},
+     "GenericError", "guest-subchannel 'fe.4.0000': ssid 4 is out of range (0..3)"),
+    ("detach-passthrough", {"guest": GUEST, "guest-subchannel": "fe.0.0000"}, "DeviceNotFound",
+     "guest 'guest1' has no subchannel fe.0.0000"),
+    ("guest-store-subchannel", {"guest": GUEST, "subchannel": "zz"}, "GenericError",
+     "subchannel 'zz': expected cssid.ssid.schno in hex, like 0.0.0042"),
+])
+def test_bad_input_is_a_clear_error_and_changes_nothing(connect, command, arguments, cls, desc):
+    me = connect()
+    before = (me.call("query-guests"), me.call("query-path-event-stats"))
+    me.sock.sendall(__import__("json").dumps({"execute": command, "arguments": arguments}).encode())
+    reply = me.reply()
+    assert reply["error"]["class"] == cls
+    assert reply["error"]["desc"] == desc
+    assert (me.call("query-guests"), me.call("query-path-event-stats")) == before
+
+
+def test_guest_stsch_of_unknown_subchannel_is_cc3(connect):
+    me = connect()
+    assert me.call("guest-store-subchannel", guest=GUEST, subchannel="fe.3.ffff") == {"cc": 3}
