@@ -14,7 +14,6 @@ struct PathEventEncoder {
     private var line: [UInt8] = []
     private var stampTime: EventTime?
     private var stamp: [UInt8] = []
-    private static let digits = Array("0123456789abcdef".utf8)
 
     init() {
         line.reserveCapacity(512)
@@ -98,61 +97,11 @@ struct PathEventEncoder {
 
     // MARK: Digits
 
-    private func append(_ bytes: inout [UInt8], _ text: StaticString) {
-        text.withUTF8Buffer { bytes.append(contentsOf: $0) }
-    }
-
-    private func decimal(_ bytes: inout [UInt8], _ value: Int) {
-        guard value != 0 else {
-            bytes.append(UInt8(ascii: "0"))
-            return
-        }
-        if value < 0 { bytes.append(UInt8(ascii: "-")) }
-        var magnitude = value.magnitude
-        var reversed: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                       UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
-            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        var count = 0
-        withUnsafeMutableBytes(of: &reversed) { digits in
-            while magnitude > 0 {
-                digits[count] = UInt8(ascii: "0") + UInt8(magnitude % 10)
-                magnitude /= 10
-                count += 1
-            }
-            for index in stride(from: count - 1, through: 0, by: -1) { bytes.append(digits[index]) }
-        }
-    }
-
-    /// `%x`: hex without leading zeros.
-    private mutating func hex(_ value: UInt64) {
-        var shift = 60
-        while shift > 0 && (value >> UInt64(shift)) & 0xf == 0 { shift -= 4 }
-        while shift >= 0 {
-            line.append(Self.digits[Int((value >> UInt64(shift)) & 0xf)])
-            shift -= 4
-        }
-    }
-
-    private mutating func fixedHex(_ value: UInt64, width: Int) {
-        for index in stride(from: width - 1, through: 0, by: -1) {
-            line.append(Self.digits[Int((value >> UInt64(index * 4)) & 0xf)])
-        }
-    }
-
-    /// `0.4a`, as ChannelPathID prints it.
-    private mutating func chpid(_ id: ChannelPathID) {
-        hex(UInt64(id.cssid))
-        line.append(UInt8(ascii: "."))
-        fixedHex(UInt64(id.chpid), width: 2)
-    }
-
-    /// `0.0.0042`, as SubchannelID and DeviceID print.
+    private func append(_ bytes: inout [UInt8], _ text: StaticString) { bytes.append(text: text) }
+    private func decimal(_ bytes: inout [UInt8], _ value: Int) { bytes.append(decimal: value) }
+    private mutating func chpid(_ id: ChannelPathID) { line.append(chpid: id.cssid, id.chpid) }
     private mutating func threePart(_ cssid: UInt8, _ ssid: UInt8, _ number: UInt16) {
-        hex(UInt64(cssid))
-        line.append(UInt8(ascii: "."))
-        hex(UInt64(ssid))
-        line.append(UInt8(ascii: "."))
-        fixedHex(UInt64(number), width: 4)
+        line.append(busID: cssid, ssid, number)
     }
 
     /// The event's name.

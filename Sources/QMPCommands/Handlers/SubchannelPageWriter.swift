@@ -12,7 +12,6 @@ import QMPWire
 /// fixed shape directly takes about 1 µs.
 struct SubchannelPageWriter {
     private(set) var bytes: [UInt8] = []
-    private static let digits = Array("0123456789abcdef".utf8)
 
     init(capacity: Int) {
         bytes.reserveCapacity(capacity * 300 + 64)
@@ -69,9 +68,7 @@ struct SubchannelPageWriter {
             if slot > 0 { text(", ") }
             if let chpid {
                 bytes.append(UInt8(ascii: "\""))
-                minimalHex(UInt64(chpid.cssid))
-                bytes.append(UInt8(ascii: "."))
-                fixedHex(UInt64(chpid.chpid), width: 2)
+                bytes.append(chpid: chpid.cssid, chpid.chpid)
                 bytes.append(UInt8(ascii: "\""))
             } else {
                 text("null")
@@ -80,34 +77,11 @@ struct SubchannelPageWriter {
         text("]}")
     }
 
-    /// `c.s.nnnn`: the form of subchannel ids and device numbers.
     private mutating func subchannelID(_ cssid: UInt8, _ ssid: UInt8, _ number: UInt16) {
-        minimalHex(UInt64(cssid))
-        bytes.append(UInt8(ascii: "."))
-        minimalHex(UInt64(ssid))
-        bytes.append(UInt8(ascii: "."))
-        fixedHex(UInt64(number), width: 4)
+        bytes.append(busID: cssid, ssid, number)
     }
 
-    private mutating func text(_ literal: StaticString) {
-        bytes.append(contentsOf: UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
-    }
-
-    private mutating func decimal(_ value: UInt8) {
-        if value >= 100 { bytes.append(UInt8(ascii: "0") + value / 100) }
-        if value >= 10 { bytes.append(UInt8(ascii: "0") + value / 10 % 10) }
-        bytes.append(UInt8(ascii: "0") + value % 10)
-    }
-
-    private mutating func fixedHex(_ value: UInt64, width: Int) {
-        for shift in stride(from: (width - 1) * 4, through: 0, by: -4) {
-            bytes.append(Self.digits[Int(value >> UInt64(shift) & 0xF)])
-        }
-    }
-
-    private mutating func minimalHex(_ value: UInt64) {
-        var width = 1
-        while width < 16 && value >> UInt64(width * 4) != 0 { width += 1 }
-        fixedHex(value, width: width)
-    }
+    private mutating func text(_ literal: StaticString) { bytes.append(text: literal) }
+    private mutating func decimal(_ value: UInt8) { bytes.append(decimal: Int(value)) }
+    private mutating func fixedHex(_ value: UInt64, width: Int) { bytes.append(hex: value, width: width) }
 }
