@@ -21,8 +21,7 @@ struct ExecCommand: ParsableCommand {
             on a connection or protocol failure exits with status 2.
             """)
 
-    @Option(help: "unix:PATH, tcp:HOST:PORT or a socket path (default: $CSSD_SOCKET, else ./cssd.sock).")
-    var socket: String?
+    @OptionGroup var server: ConnectionOptions
 
     @Flag(help: "Print the whole reply line as received.")
     var raw = false
@@ -33,8 +32,6 @@ struct ExecCommand: ParsableCommand {
     @Flag(help: "Skip qmp_capabilities, to talk to a server still in negotiation mode.")
     var noNegotiate = false
 
-    @Option(help: "Give up when the server stays silent this many seconds (0: wait forever).")
-    var timeout: Int = 60
 
     @Argument(help: "The QMP command, e.g. query-version.")
     var command: String?
@@ -48,7 +45,6 @@ struct ExecCommand: ParsableCommand {
         } else {
             guard command != nil else { throw ValidationError("missing COMMAND (or --json REQUEST)") }
         }
-        guard timeout >= 0, timeout <= Int(Int32.max / 1000) else { throw ValidationError("--timeout out of range") }
     }
 
     /// The request text and the id its reply will carry (nil: the first reply is ours).
@@ -82,10 +78,10 @@ struct ExecCommand: ParsableCommand {
 
     func run() throws {
         let (text, id) = try request()
-        let wait = Int32(timeout == 0 ? -1 : timeout * 1000)
+        let wait = server.waitMilliseconds
         let (line, reply) = try reportingFailures { () throws -> (String, JSON) in
             let connection = try QMPClientConnection(
-                connectingTo: ServerAddress(parsing: socket ?? ServerAddress.defaultText),
+                connectingTo: server.address(),
                 replyTimeoutMilliseconds: wait)
             try connection.readGreeting()
             if !noNegotiate { try connection.negotiate() }

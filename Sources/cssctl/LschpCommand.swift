@@ -19,11 +19,8 @@ struct LschpCommand: ParsableCommand {
             failure, 64 usage error.
             """)
 
-    @Option(help: "unix:PATH, tcp:HOST:PORT or a socket path (default: $CSSD_SOCKET, else ./cssd.sock).")
-    var socket: String?
+    @OptionGroup var server: ConnectionOptions
 
-    @Option(help: "Give up when the server stays silent this many seconds (0: wait forever).")
-    var timeout: Int = 60
 
     @Flag(help: "Print the query-chpids entries of the listed paths as JSON instead.")
     var json = false
@@ -39,13 +36,12 @@ struct LschpCommand: ParsableCommand {
         for text in chpids where Self.chpid(text) == nil {
             throw ValidationError("\(text) is not a valid channel-path ID")
         }
-        guard timeout >= 0, timeout <= Int(Int32.max / 1000) else { throw ValidationError("--timeout out of range") }
     }
 
     func run() throws {
         let wanted = Set(chpids.compactMap(Self.chpid))
         try runningListing {
-            var session = try ListingSession(socket: socket, timeoutSeconds: timeout)
+            var session = try ListingSession(socket: server.socket, timeoutSeconds: server.timeout)
             let paths = try session.execute("query-chpids").elements.filter { path in
                 wanted.isEmpty || Self.chpid(path["chpid"]?.stringValue ?? "").map(wanted.contains) == true
             }

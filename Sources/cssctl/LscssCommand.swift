@@ -22,11 +22,8 @@ struct LscssCommand: ParsableCommand {
             failure, 64 usage error.
             """)
 
-    @Option(help: "unix:PATH, tcp:HOST:PORT or a socket path (default: $CSSD_SOCKET, else ./cssd.sock).")
-    var socket: String?
+    @OptionGroup var server: ConnectionOptions
 
-    @Option(help: "Give up when the server stays silent this many seconds (0: wait forever).")
-    var timeout: Int = 60
 
     @Flag(name: [.short, .long], help: "Show only subchannel set 0 of css 0, without the '0.0.' prefix.")
     var short = false
@@ -52,7 +49,6 @@ struct LscssCommand: ParsableCommand {
     func validate() throws {
         _ = try ranges()
         _ = try deviceTypes()
-        guard timeout >= 0, timeout <= Int(Int32.max / 1000) else { throw ValidationError("--timeout out of range") }
     }
 
     func run() throws {
@@ -60,7 +56,7 @@ struct LscssCommand: ParsableCommand {
             ranges: try ranges(), byDevice: devrange, deviceTypes: try deviceTypes(), short: short)
         let table = Self.table(vpm: vpm)
         try runningListing {
-            var session = try ListingSession(socket: socket, timeoutSeconds: timeout)
+            var session = try ListingSession(socket: server.socket, timeoutSeconds: server.timeout)
             let listed = JSON.array()
             var started = false
             // The header goes out only once the first page came back, so that a failure prints
