@@ -6,43 +6,97 @@ import CSSModel
 extension Guest {
     // MARK: Ids
 
-    func firstFreeSubchannel(cssid: UInt8, ssid: UInt8) throws(VfioError) -> SubchannelID {
-        for schno in 0...0xffff {
-            let id = SubchannelID(cssid: cssid, ssid: ssid, schno: UInt16(schno))
-            if devices[id] == nil { return id }
-        }
-        throw .guestSubchannelsExhausted(guest: name, cssid: cssid)
-    }
-
     func checkFree(_ id: SubchannelID, devno: UInt16) throws(VfioError) {
         guard devices[id] == nil else { throw .guestSubchannelInUse(guest: name, id) }
         let device = DeviceID(cssid: id.cssid, ssid: id.ssid, devno: devno)
-        if devices.values.contains(where: { $0.id.cssid == id.cssid && $0.id.ssid == id.ssid && $0.devno == devno }) {
-            throw .guestDevnoInUse(guest: name, device)
-        }
+        if hasDevno(device) { throw .guestDevnoInUse(guest: name, device) }
     }
 
     /// A guest chpid in `cssid` that is neither virtual nor mapped (nor in `avoiding`).
     func firstFreeChpid(cssid: UInt8, avoiding: Set<ChannelPathID>) -> ChannelPathID? {
-        let virtual = virtualChpids
         for number in 0...0xff {
             let chpid = ChannelPathID(cssid: cssid, chpid: UInt8(number))
-            if !virtual.contains(chpid) && chpidMap[chpid] == nil && !avoiding.contains(chpid) { return chpid }
+            if !isVirtual(chpid) && chpidMap[chpid] == nil && !avoiding.contains(chpid) { return chpid }
         }
         return nil
     }
 
     /// The lowest css other than the virtual one without virtio devices: a home for vfio devices.
     func firstCSSWithoutVirtio() -> UInt8? {
-        let virtio = Set(devices.values.filter { $0.host == nil }.map(\.id.cssid))
+        let virtio = Set(virtualChpids.map(\.cssid))
         return (0...0xfd).lazy.map { UInt8($0) }.first { !virtio.contains($0) }
+    }
+
+    // MARK: Devices
+
+    mutating func addVirtio(id: SubchannelID?, devno: UInt16?, cuModel: UInt8) throws(VfioError) -> GuestDevice {
+        let chpid = Guest.virtualChannelPath
+        if let id, id.cssid != chpid.cssid { throw .virtioOutsideVirtualCSS(id) }
+        // A passthrough path already showing as fe.00 is the same clash, the other way round.
+        if let host = chpidMap[chpid] {
+            throw .clashWithVirtualChpid(guestChpid: chpid, host: host, freeChpid: nil, freeCSS: nil)
+        }
+        var subchannel = SubchannelID(cssid: chpid.cssid, ssid: 0, schno: 0)
+        if let id { subchannel = id } else { subchannel = try firstFreeSubchannel(cssid: chpid.cssid, ssid: 0) }
+        try checkFree(subchannel, devno: devno ?? subchannel.schno)
+        let device = GuestDevice(
+            id: subchannel, devno: devno ?? subchannel.schno, kind: .virtio(cuModel: cuModel), chpids: [chpid],
+            pam: 0x80, pom: 0xff, pnom: 0, lpum: 0, lpm: 0x80)
+        insert(device)
+        return device
+    }
+
+    /// Checks everything, then changes: a refusal leaves the guest as it was.
+    mutating func attach(
+        _ hostSubchannel: Subchannel, guestSubchannel: SubchannelID?, guestChpids: [ChannelPathID]?, defaultCSS: UInt8
+    ) throws(VfioError) -> GuestDevice {
+        guard let hostDevice = hostSubchannel.deviceID else { throw .noDeviceNumber(hostSubchannel.id) }
+        var id = SubchannelID(cssid: defaultCSS, ssid: 0, schno: 0)
+        if let guestSubchannel { id = guestSubchannel } else { id = try firstFreeSubchannel(cssid: defaultCSS, ssid: 0) }
+        try checkFree(id, devno: hostDevice.devno)
+        let hostChpids = hostSubchannel.channelPaths.compactMap { $0 }
+        let chpids = guestChpids ?? hostChpids.map { ChannelPathID(cssid: id.cssid, chpid: $0.chpid) }
+        guard chpids.count == hostChpids.count else {
+            throw .wrongChpidCount(given: chpids.count, installed: hostChpids.count, host: hostSubchannel.id)
+        }
+        for (guestChpid, hostChpid) in zip(chpids, hostChpids) {
+            guard guestChpid.cssid == id.cssid else { throw .chpidOutsideCSS(guestChpid, cssid: id.cssid) }
+            if isVirtual(guestChpid) {
+                throw .clashWithVirtualChpid(
+                    guestChpid: guestChpid, host: hostChpid,
+                    freeChpid: firstFreeChpid(cssid: id.cssid, avoiding: Set(chpids)),
+                    freeCSS: firstCSSWithoutVirtio())
+            }
+            if let mapped = chpidMap[guestChpid], mapped != hostChpid {
+                throw .chpidMappedElsewhere(guestChpid: guestChpid, host: mapped, wanted: hostChpid)
+            }
+            if let shown = self.guestChpid(for: hostChpid, cssid: id.cssid), shown != guestChpid {
+                throw .hostChpidMappedElsewhere(host: hostChpid, guestChpid: shown, wanted: guestChpid)
+            }
+        }
+        for (guestChpid, hostChpid) in zip(chpids, hostChpids) { chpidMap[guestChpid] = hostChpid }
+        let pmcw = hostSubchannel.schib.pmcw
+        var device = GuestDevice(
+            id: id, devno: hostDevice.devno, kind: .passthrough(host: hostSubchannel.id), chpids: chpids,
+            pam: pmcw.pam, pom: pmcw.pom, pnom: pmcw.pnom, lpum: pmcw.lpum, lpm: 0)
+        device.lpm = device.pim
+        device.hostSeen = HostMasks(pmcw)
+        insert(device)
+        return device
+    }
+
+    mutating func detach(_ id: SubchannelID) throws(VfioError) -> GuestDevice {
+        guard let device = devices[id], device.host != nil else { throw .unknownGuestSubchannel(guest: name, id) }
+        remove(id)
+        for chpid in device.chpids where !isUsedByPassthrough(chpid) { chpidMap[chpid] = nil }
+        return device
     }
 
     // MARK: Host events
 
-    mutating func hostPathChanged(
-        _ change: PathChange, devices reached: [SubchannelID], host: Subsystem, bindings: [SubchannelID: Guests.Binding]
-    ) -> [GuestPathChange] {
+    mutating func hostPathChanged(_ change: PathChange, devices reached: [SubchannelID], host: Subsystem)
+        -> [GuestPathChange]
+    {
         // Devices on the path, grouped by the guest chpid showing it (one per guest css).
         var byChpid: [ChannelPathID: [SubchannelID]] = [:]
         for id in reached {
@@ -94,7 +148,7 @@ extension Guest {
         if strategy == .crw, let first = change.crws.first {
             // The machine's report, with the guest's chpid (and css, when the guest has MCSSE).
             let report = CRW.channelPathReport(
-                guestChpid, erc: first.erc, solicited: false, multipleCSS: cssids.count > 1)
+                guestChpid, erc: first.erc, solicited: false, multipleCSS: usesMultipleCSS)
             if crwQueue.enqueue(report, cssid: guestChpid.cssid) {
                 stats.crwsQueued += report.count
                 reports.append((guestChpid, report.count, report.count))

@@ -79,8 +79,19 @@ public struct Guest: Sendable {
     public internal(set) var strategy: PathEventStrategy
     /// Guest chpid -> host chpid (identity numbers by default, in the device's guest css).
     public internal(set) var chpidMap: [ChannelPathID: ChannelPathID] = [:]
-    /// Devices by guest subchannel id.
+    /// Devices by guest subchannel id. Added and removed only through `insert` and `remove`,
+    /// which keep the indexes below; a device's own fields change in place.
     public internal(set) var devices: [SubchannelID: GuestDevice] = [:]
+    /// Device numbers in use, as DeviceID raw values.
+    private var devnos: Set<UInt32> = []
+    /// Devices per guest css.
+    private var cssidCounts: [UInt8: Int] = [:]
+    /// Virtio devices per virtual chpid, and passthrough devices per guest chpid.
+    private var virtualUse: [ChannelPathID: Int] = [:]
+    private var passthroughUse: [ChannelPathID: Int] = [:]
+    /// Per (css, ssid): no free subchannel below this number (a hint, so that attaching N
+    /// devices is not O(N²)).
+    private var freeFrom: [UInt16: Int] = [:]
     /// The guest's CRW queue (crw strategy).
     public internal(set) var crwQueue: CRWQueue
     public internal(set) var stats = PathEventStats()
@@ -99,11 +110,52 @@ public struct Guest: Sendable {
     }
 
     /// Guest css ids in use; more than one means the guest runs with MCSSE.
-    public var cssids: Set<UInt8> { Set(devices.keys.map(\.cssid)) }
+    public var cssids: Set<UInt8> { Set(cssidCounts.keys) }
+    public var usesMultipleCSS: Bool { cssidCounts.count > 1 }
 
     /// Virtual chpids in use (by virtio devices).
-    public var virtualChpids: Set<ChannelPathID> {
-        Set(devices.values.filter { $0.host == nil }.flatMap(\.chpids))
+    public var virtualChpids: Set<ChannelPathID> { Set(virtualUse.keys) }
+
+    func isVirtual(_ chpid: ChannelPathID) -> Bool { virtualUse[chpid] != nil }
+    func isUsedByPassthrough(_ chpid: ChannelPathID) -> Bool { passthroughUse[chpid] != nil }
+    func hasDevno(_ device: DeviceID) -> Bool { devnos.contains(device.rawValue) }
+
+    mutating func insert(_ device: GuestDevice) {
+        devices[device.id] = device
+        devnos.insert(DeviceID(cssid: device.id.cssid, ssid: device.id.ssid, devno: device.devno).rawValue)
+        cssidCounts[device.id.cssid, default: 0] += 1
+        for chpid in device.chpids {
+            if device.host == nil { virtualUse[chpid, default: 0] += 1 } else { passthroughUse[chpid, default: 0] += 1 }
+        }
+    }
+
+    mutating func remove(_ id: SubchannelID) {
+        guard let device = devices.removeValue(forKey: id) else { return }
+        devnos.remove(DeviceID(cssid: id.cssid, ssid: id.ssid, devno: device.devno).rawValue)
+        Self.decrement(&cssidCounts, id.cssid)
+        for chpid in device.chpids {
+            if device.host == nil { Self.decrement(&virtualUse, chpid) } else { Self.decrement(&passthroughUse, chpid) }
+        }
+        let set = UInt16(id.cssid) << 8 | UInt16(id.ssid)
+        freeFrom[set] = min(freeFrom[set] ?? 0, Int(id.schno))
+    }
+
+    private static func decrement<K: Hashable>(_ counts: inout [K: Int], _ key: K) {
+        counts[key, default: 0] -= 1
+        if counts[key] == 0 { counts[key] = nil }
+    }
+
+    /// The first free subchannel number in (css, ssid), from the hint on.
+    mutating func firstFreeSubchannel(cssid: UInt8, ssid: UInt8) throws(VfioError) -> SubchannelID {
+        let set = UInt16(cssid) << 8 | UInt16(ssid)
+        for schno in (freeFrom[set] ?? 0)...0xffff {
+            let id = SubchannelID(cssid: cssid, ssid: ssid, schno: UInt16(schno))
+            if devices[id] == nil {
+                freeFrom[set] = schno
+                return id
+            }
+        }
+        throw .guestSubchannelsExhausted(guest: name, cssid: cssid)
     }
 
     /// The guest chpid that shows host chpid `host` (in guest css `cssid`), if mapped.

@@ -7,7 +7,8 @@ import CSSModel
 /// operation (this model does not own it). Pure and deterministic, like the host model.
 ///
 /// Costs: a host path change costs O(affected subchannels) here (a hash lookup each, to find
-/// the guest device bound to it); guest STSCH and STCRW are O(1).
+/// the guest device bound to it, and its counters); attach, detach and guest STSCH are O(1)
+/// amortised; guest STCRW is O(devices of the guest) when it tells the guest of a chpid.
 public struct Guests: Sendable {
     public private(set) var guests: [String: Guest] = [:]
     /// Host subchannel -> (guest, guest subchannel): a host subchannel is passed through once.
@@ -63,23 +64,9 @@ public struct Guests: Sendable {
     public mutating func addVirtio(to name: String, id: SubchannelID? = nil, devno: UInt16? = nil, cuModel: UInt8)
         throws(VfioError) -> GuestDevice
     {
-        var guest = try guest(name)
-        let chpid = Guest.virtualChannelPath
-        if let id, id.cssid != chpid.cssid { throw .virtioOutsideVirtualCSS(id) }
-        // A passthrough path already showing as fe.00 is the same clash, the other way round.
-        if let host = guest.chpidMap[chpid] {
-            throw .clashWithVirtualChpid(
-                guestChpid: chpid, host: host, freeChpid: nil, freeCSS: nil)
-        }
-        var subchannel = SubchannelID(cssid: chpid.cssid, ssid: 0, schno: 0)
-        if let id { subchannel = id } else { subchannel = try guest.firstFreeSubchannel(cssid: chpid.cssid, ssid: 0) }
-        try guest.checkFree(subchannel, devno: devno ?? subchannel.schno)
-        let device = GuestDevice(
-            id: subchannel, devno: devno ?? subchannel.schno, kind: .virtio(cuModel: cuModel), chpids: [chpid],
-            pam: 0x80, pom: 0xff, pnom: 0, lpum: 0, lpm: 0x80)
-        guest.devices[subchannel] = device
-        guests[name] = guest
-        return device
+        guard guests[name] != nil else { throw .unknownGuest(name) }
+        // In place: a guest may hold 65,536 devices, which a copy would duplicate.
+        return try guests[name]!.addVirtio(id: id, devno: devno, cuModel: cuModel)
     }
 
     /// Passes host subchannel `host` through to a guest.
@@ -94,49 +81,13 @@ public struct Guests: Sendable {
         to name: String, host hostID: SubchannelID, guestSubchannel: SubchannelID? = nil,
         guestChpids: [ChannelPathID]? = nil, in host: Subsystem
     ) throws(VfioError) -> GuestDevice {
-        var guest = try guest(name)
+        guard guests[name] != nil else { throw .unknownGuest(name) }
         guard let hostSubchannel = host.subchannel(hostID) else { throw .unknownHostSubchannel(hostID) }
         if let bound = bindings[hostID] { throw .alreadyPassedThrough(hostID, guest: bound.guest, as: bound.id) }
-        guard let hostDevice = hostSubchannel.deviceID else { throw .noDeviceNumber(hostID) }
-        var id = SubchannelID(cssid: Self.defaultPassthroughCSS, ssid: 0, schno: 0)
-        if let guestSubchannel {
-            id = guestSubchannel
-        } else {
-            id = try guest.firstFreeSubchannel(cssid: Self.defaultPassthroughCSS, ssid: 0)
-        }
-        try guest.checkFree(id, devno: hostDevice.devno)
-
-        let hostChpids = hostSubchannel.channelPaths.compactMap { $0 }
-        let chpids = guestChpids ?? hostChpids.map { ChannelPathID(cssid: id.cssid, chpid: $0.chpid) }
-        guard chpids.count == hostChpids.count else {
-            throw .wrongChpidCount(given: chpids.count, installed: hostChpids.count, host: hostID)
-        }
-        let virtual = guest.virtualChpids
-        for (guestChpid, hostChpid) in zip(chpids, hostChpids) {
-            guard guestChpid.cssid == id.cssid else { throw .chpidOutsideCSS(guestChpid, cssid: id.cssid) }
-            if virtual.contains(guestChpid) {
-                throw .clashWithVirtualChpid(
-                    guestChpid: guestChpid, host: hostChpid,
-                    freeChpid: guest.firstFreeChpid(cssid: id.cssid, avoiding: Set(chpids)),
-                    freeCSS: guest.firstCSSWithoutVirtio())
-            }
-            if let mapped = guest.chpidMap[guestChpid], mapped != hostChpid {
-                throw .chpidMappedElsewhere(guestChpid: guestChpid, host: mapped, wanted: hostChpid)
-            }
-            if let shown = guest.guestChpid(for: hostChpid, cssid: id.cssid), shown != guestChpid {
-                throw .hostChpidMappedElsewhere(host: hostChpid, guestChpid: shown, wanted: guestChpid)
-            }
-        }
-        for (guestChpid, hostChpid) in zip(chpids, hostChpids) { guest.chpidMap[guestChpid] = hostChpid }
-        let pmcw = hostSubchannel.schib.pmcw
-        var device = GuestDevice(
-            id: id, devno: hostDevice.devno, kind: .passthrough(host: hostID), chpids: chpids,
-            pam: pmcw.pam, pom: pmcw.pom, pnom: pmcw.pnom, lpum: pmcw.lpum, lpm: 0)
-        device.lpm = device.pim
-        device.hostSeen = HostMasks(pmcw)
-        guest.devices[id] = device
-        guests[name] = guest
-        bindings[hostID] = Binding(guest: name, id: id)
+        let device = try guests[name]!.attach(
+            hostSubchannel, guestSubchannel: guestSubchannel, guestChpids: guestChpids,
+            defaultCSS: Self.defaultPassthroughCSS)
+        bindings[hostID] = Binding(guest: name, id: device.id)
         return device
     }
 
@@ -146,13 +97,9 @@ public struct Guests: Sendable {
     public mutating func detachPassthrough(from name: String, guestSubchannel id: SubchannelID) throws(VfioError)
         -> GuestDevice
     {
-        var guest = try guest(name)
-        guard let device = guest.devices[id], let host = device.host else { throw .unknownGuestSubchannel(guest: name, id) }
-        guest.devices[id] = nil
-        let used = Set(guest.devices.values.filter { $0.host != nil }.flatMap(\.chpids))
-        for chpid in device.chpids where !used.contains(chpid) { guest.chpidMap[chpid] = nil }
-        guests[name] = guest
-        bindings[host] = nil
+        guard guests[name] != nil else { throw .unknownGuest(name) }
+        let device = try guests[name]!.detach(id)
+        bindings[device.host!] = nil
         return device
     }
 
@@ -174,9 +121,7 @@ public struct Guests: Sendable {
         }
         var out: [GuestPathChange] = []
         for name in reached.keys.sorted() {
-            var guest = guests[name]!
-            out += guest.hostPathChanged(change, devices: reached[name]!, host: host, bindings: bindings)
-            guests[name] = guest
+            out += guests[name]!.hostPathChanged(change, devices: reached[name]!, host: host)
         }
         return out
     }
