@@ -140,19 +140,23 @@ public enum PathEventDelivery: Hashable, Sendable {
 
 extension PathEventChange {
     /// What an observed change (a real machine read twice) most likely was: the path's own
-    /// state first, else the direction of the subchannels' masks on it. nil when nothing
-    /// changed.
-    public static func observed(_ change: PathChange) -> PathEventChange? {
-        let before = change.before
-        let after = change.after
-        if before.vary != after.vary { return after.vary == .online ? .online : .offline }
-        if before.configure != after.configure { return after.configure == .configured ? .configured : .standby }
+    /// state first, else which of the first affected subchannel's mask bits for the path
+    /// moved between `before` (the previous reading) and the change. nil when nothing changed.
+    public static func observed(_ change: PathChange, before: Subsystem) -> PathEventChange? {
+        let old = change.before
+        let new = change.after
+        if old.vary != new.vary { return new.vary == .online ? .online : .offline }
+        if old.configure != new.configure { return new.configure == .configured ? .configured : .standby }
         guard let first = change.affected.first else { return nil }
         let bit = UInt8(0x80) >> UInt8(first.slot)
-        if first.pam & bit == 0 { return .permanentError }
-        if first.pom & bit == 0 { return .temporaryError }
-        if first.lpm & bit == 0 { return .offline }
-        // Available and operational again (Linux has no per-device vary to undo).
+        let was = before.subchannel(first.id)?.schib.pmcw
+        let lost = { (now: UInt8, then: UInt8?) in now & bit == 0 && (then ?? 0xff) & bit != 0 }
+        let gained = { (now: UInt8, then: UInt8?) in now & bit != 0 && (then ?? 0) & bit == 0 }
+        if lost(first.pam, was?.pam) { return .permanentError }
+        if lost(first.pom, was?.pom) { return .temporaryError }
+        if gained(first.pam, was?.pam) || gained(first.pom, was?.pom) { return .recovered }
+        if lost(first.lpm, was?.lpm) { return .offline }
+        if gained(first.lpm, was?.lpm) { return .online }
         return .recovered
     }
 }

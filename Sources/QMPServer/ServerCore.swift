@@ -68,11 +68,12 @@ final class ServerCore: @unchecked Sendable {
         loop.preconditionInEventLoop()
         guard let backend = state.backend as? ObservedBackend else { return }
         do throws(BackendError) {
+            let before = backend.subsystem
             let changes = try backend.refresh()
             for problem in backend.problems { logger.debug("backend reading: \(problem)") }
             guard !changes.isEmpty else { return }
             for change in changes {
-                guard let kind = PathEventChange.observed(change) else { continue }
+                guard let kind = PathEventChange.observed(change, before: before) else { continue }
                 state.publish(change, as: kind)
             }
             logger.info("backend changed", metadata: ["backend": "\(backend.name)", "paths": "\(changes.count)"])

@@ -145,7 +145,13 @@ extension Guest {
         }
         var forwarded: CRW?
         var lost = false
-        if strategy == .crw, let first = change.crws.first {
+        if strategy == .crw, change.crws.isEmpty, change.crwsLost > 0 {
+            // The host machine lost its report: the guest learns of a loss (R on its next
+            // CRW), not of which path, and must re-evaluate everything.
+            crwQueue.noteLost(change.crwsLost)
+            stats.crwsLost += change.crwsLost
+            lost = true
+        } else if strategy == .crw, let first = change.crws.first {
             // The machine's report, with the guest's chpid (and css, when the guest has MCSSE).
             let report = CRW.channelPathReport(
                 guestChpid, erc: first.erc, solicited: false, multipleCSS: usesMultipleCSS)

@@ -139,14 +139,27 @@ private func sch(_ text: String) -> SubchannelID { try! SubchannelID(parsing: te
         tree.write("devices/css0/chp0.40/configure", "0\n")
         tree.write("devices/css0/0.0.0000/pimpampom", "c0 40 ff\n")  // the kernel took 0.40 out of PAM
         tree.write("devices/css0/0.0.0001/pimpampom", "80 80 7f\n")  // 0.41 not operational here
+        var before = backend.subsystem
         let changes = try backend.refresh()
         #expect(changes.map(\.chpid) == [chp("0.40"), chp("0.41")])
-        #expect(changes.map { PathEventChange.observed($0) } == [.standby, .temporaryError])
+        #expect(changes.map { PathEventChange.observed($0, before: before) } == [.standby, .temporaryError])
         #expect(changes[0].affected.map(\.pam) == [0x40])
         #expect(changes[1].affected.map(\.id) == [sch("0.0.0001")] && changes[1].affected[0].pnom == 0x80)
         #expect(try backend.refresh().isEmpty)
+        // PAM back while POM is still off: a recovery of availability, not a temporary error.
+        tree.write("devices/css0/0.0.0000/pimpampom", "c0 c0 ff\n")
+        tree.write("devices/css0/chp0.40/configure", "1\n")
+        before = backend.subsystem
+        #expect(try backend.refresh().map { PathEventChange.observed($0, before: before) } == [.configured])
+        tree.write("devices/css0/0.0.0001/pimpampom", "80 00 7f\n")
+        before = backend.subsystem
+        #expect(try backend.refresh().map { PathEventChange.observed($0, before: before) } == [.permanentError])
+        tree.write("devices/css0/0.0.0001/pimpampom", "80 80 7f\n")
+        before = backend.subsystem
+        #expect(try backend.refresh().map { PathEventChange.observed($0, before: before) } == [.recovered])
         tree.write("devices/css0/0.0.0001/pimpampom", "80 80 ff\n")
-        #expect(try backend.refresh().map { PathEventChange.observed($0) } == [.recovered])
+        before = backend.subsystem
+        #expect(try backend.refresh().map { PathEventChange.observed($0, before: before) } == [.recovered])
     }
 
     @Test func operationsWithoutASysfsFileAreUnsupported() throws {

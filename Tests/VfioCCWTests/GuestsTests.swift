@@ -100,6 +100,32 @@ private func guests(_ strategy: PathEventStrategy, host: Subsystem, crwCapacity:
     }
 }
 
+@Suite struct HostReportLossTests {
+    /// The host machine's own queue overflowed: the guest cannot get the report, but its next
+    /// CRW carries R, so it knows to re-evaluate.
+    @Test func aReportTheHostLostReachesTheGuestAsR() throws {
+        var host = host()
+        var model = try guests(.crw, host: host)
+        // Fill the host's queue (256) without draining it.
+        var state = ConfigureState.standby
+        var lastChange: PathChange?
+        for _ in 0..<300 {
+            let change = try host.configurePath(chp("0.41"), to: state)
+            if change.crws.isEmpty && change.crwsLost > 0 { lastChange = change }
+            state = state == .standby ? .configured : .standby
+        }
+        let lost = try #require(lastChange)
+        let reached = model.hostPathChanged(lost, host: host)
+        #expect(reached.count == 1 && reached[0].crw == nil && reached[0].crwLost)
+        #expect(try model.guest("g1").stats.crwsLost == lost.crwsLost)
+        // The R bit rides on the next report the guest gets.
+        while host.storeChannelReportWord().cc == 0 {}
+        _ = model.hostPathChanged(try host.configurePath(chp("0.40"), to: .standby), host: host)
+        let stored = try model.storeCRW(of: "g1")
+        #expect(stored.cc == 0 && stored.crw.overflow && stored.crw.rsid == 0x40)
+    }
+}
+
 @Suite struct ChpidVirtualisationTests {
     @Test func virtioChpidClashIsRefusedWithBothWaysOut() throws {
         let host = host()
