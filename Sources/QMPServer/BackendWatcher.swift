@@ -38,9 +38,7 @@ final class InotifyWatcher: Sendable {
             logger.warning("inotify unavailable, polling only", metadata: ["errno": "\(errno)"])
             return nil
         }
-        let mask = UInt32(IN_CLOSE_WRITE | IN_MODIFY | IN_ATTRIB | IN_CREATE | IN_DELETE | IN_MOVED_TO)
-        var watched = 0
-        for directory in directories where inotify_add_watch(fd, directory, mask) >= 0 { watched += 1 }
+        let watched = Self.watch(directories, fd: fd)  // not inside the log call: that may never run
         logger.debug("inotify watching", metadata: ["directories": "\(watched)"])
         pool.start()
         let fd = self.fd
@@ -57,6 +55,19 @@ final class InotifyWatcher: Sendable {
                 onChange()
             }
         }
+    }
+
+    private static let mask = UInt32(IN_CLOSE_WRITE | IN_MODIFY | IN_ATTRIB | IN_CREATE | IN_DELETE | IN_MOVED_TO)
+
+    /// Adds watches (a directory already watched keeps its one watch).
+    @discardableResult
+    static func watch(_ directories: [String], fd: Int32) -> Int {
+        directories.count { inotify_add_watch(fd, $0, mask) >= 0 }
+    }
+
+    /// Watches directories that appeared since (new chpids, subchannels, devices).
+    func watch(_ directories: [String]) {
+        Self.watch(directories, fd: fd)
     }
 
     func stop() async {

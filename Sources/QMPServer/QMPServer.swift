@@ -128,9 +128,14 @@ public final class QMPServer: Service, @unchecked Sendable {
             }
         }
         if watch.inotify {
-            watcher = InotifyWatcher(directories: directories, logger: core.logger) {
+            let watcher = InotifyWatcher(directories: directories, logger: core.logger) {
                 core.loop.execute { core.refreshBackend() }
             }
+            self.watcher = watcher
+            try await core.loop.submit {
+                core.rememberLayout()
+                core.onLayoutChange = { watcher?.watch($0) }
+            }.get()
         }
         core.logger.info(
             "following the backend",

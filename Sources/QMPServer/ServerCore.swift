@@ -63,6 +63,16 @@ final class ServerCore: @unchecked Sendable {
         for handler in connections.values { handler.closeAfterFlush() }
     }
 
+    /// Called with the backend's directories when its layout changed (devices came or went).
+    var onLayoutChange: (([String]) -> Void)?
+    private var layout: (subchannels: Int, paths: Int)?
+
+    /// Notes the observed backend's layout as it is watched now.
+    func rememberLayout() {
+        guard let backend = state.backend as? ObservedBackend else { return }
+        layout = (backend.subsystem.subchannels.count, backend.subsystem.channelPaths.count)
+    }
+
     /// Reads an observed machine again and publishes what changed as path events.
     func refreshBackend() {
         loop.preconditionInEventLoop()
@@ -71,6 +81,9 @@ final class ServerCore: @unchecked Sendable {
             let before = backend.subsystem
             let changes = try backend.refresh()
             for problem in backend.problems { logger.debug("backend reading: \(problem)") }
+            let now = (backend.subsystem.subchannels.count, backend.subsystem.channelPaths.count)
+            if let layout, layout != now { onLayoutChange?(backend.watchedDirectories) }
+            layout = now
             guard !changes.isEmpty else { return }
             for change in changes {
                 guard let kind = PathEventChange.observed(change, before: before) else { continue }

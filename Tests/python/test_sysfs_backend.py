@@ -221,3 +221,33 @@ def test_path_events_are_the_same_on_both_backends(start, short_tmp):
         assert client.nothing_pending()
     assert seen["sysfs"] == seen["model"]
     assert len(seen["model"]) > 2
+
+
+def test_devices_that_appear_are_watched_too(start, short_tmp):
+    """inotify only: a subchannel that appears is read, and its later changes are events."""
+    import shutil
+    tree = build_tree("lpar.json", short_tmp)
+    srv = sysfs(tree, "--poll-interval", "0", start=start)
+    me = Client(srv.sock)
+    me.call("subscribe-path-events", granularity="subchannel")
+    css0 = os.path.join(tree, "devices", "css0")
+    count = len(all_subchannels(me))
+    # A new DASD on 0.40 and 0.41: a copy of 0.0.0003 under a free number, device 0.0.1fff.
+    src = next(s for s in all_subchannels(me) if s["chpids"][:2] == ["0.40", "0.41"])["subchannel"]
+    new = os.path.join(css0, "0.0.0fff")
+    shutil.copytree(os.path.join(css0, src), new + ".tmp", symlinks=True)
+    old_dev = next(d for d in os.listdir(new + ".tmp") if d.startswith("0.0.") and os.path.isdir(os.path.join(new + ".tmp", d)))
+    os.rename(os.path.join(new + ".tmp", old_dev), os.path.join(new + ".tmp", "0.0.1fff"))
+    with open(os.path.join(new + ".tmp", "dev_busid"), "w") as f:
+        f.write("0.0.1fff\n")
+    os.rename(new + ".tmp", new)
+    deadline = time.monotonic() + 10
+    while len(all_subchannels(me)) != count + 1:
+        assert time.monotonic() < deadline, f"the new subchannel was not read: {srv.log_tail()}"
+        time.sleep(0.05)
+    pimpampom = os.path.join(new, "pimpampom")
+    pim, pam, pom = (int(x, 16) for x in open(pimpampom).read().split())
+    with open(pimpampom, "w") as f:
+        f.write(f"{pim:02x} {pam & ~0x80:02x} {pom:02x}\n")
+    [event] = me.events(1)
+    assert event["data"]["subchannel"] == "0.0.0fff" and event["data"]["change"] == "permanent-error"
