@@ -26,7 +26,7 @@ struct EventsCommand: ParsableCommand {
             the server hung up.
             """)
 
-    enum Granularity: String, CaseIterable, ExpressibleByArgument { case chpid, subchannel, both }
+    enum Granularity: String, CaseIterable, ExpressibleByArgument { case chpid, subchannel, both, guest }
 
     enum Change: String, CaseIterable, ExpressibleByArgument {
         case online, offline, configured, standby
@@ -51,8 +51,11 @@ struct EventsCommand: ParsableCommand {
     @Option(help: "Only this kind of change; repeat for more.")
     var change: [Change] = []
 
-    @Option(help: "chpid: one event per change; subchannel: one per subchannel it altered; both.")
+    @Option(help: "chpid: one event per change; subchannel: one per subchannel it altered; both; guest: one per guest it reached.")
     var granularity: Granularity?
+
+    @Option(help: "With --granularity guest: only this guest; repeat for more.")
+    var guest: [String] = []
 
     @Option(help: "Most events the server holds for us while we do not read (default: the server's).")
     var queueLimit: Int?
@@ -78,6 +81,7 @@ struct EventsCommand: ParsableCommand {
         var arguments: [(String, JSON)] = []
         if let granularity { arguments.append(("granularity", .string(granularity.rawValue))) }
         if !chpid.isEmpty { arguments.append(("chpids", .array(chpid.map { .string($0) }))) }
+        if !guest.isEmpty { arguments.append(("guests", .array(guest.map { .string($0) }))) }
         if !subchannel.isEmpty { arguments.append(("subchannels", .array(subchannel.map { .string($0) }))) }
         if let cssid { arguments.append(("cssid", .integer(cssid))) }
         if !change.isEmpty { arguments.append(("changes", .array(change.map { .string($0.rawValue) }))) }
@@ -318,6 +322,13 @@ enum EventTable {
             detail = ["pam", "pom", "lpm", "pnom"].map { "\($0)=\(hexMask(data[$0]))" }.joined(separator: " ")
         case "PATH_EVENTS_DROPPED":
             detail = "dropped=\(number(data["dropped"]))"
+        case "GUEST_PATH_CHANGED":
+            // The guest's view: its chpid in the CHPID column, the host's in the detail.
+            let crw = data["crw"] != nil ? " crw=queued" : (data["crw-lost"]?.boolValue == true ? " crw=lost" : "")
+            detail = "guest=\(text("guest")) host-chpid=\(text("host-chpid")) strategy=\(text("strategy")) "
+                + "devices=\(number(data["devices"])) visible=\(number(data["visible"])) "
+                + "notifications=\(number(data["notifications"]))\(crw)"
+            return row([time(event["timestamp"]), name, text("guest-chpid"), text("change"), "-", detail])
         default:
             detail = data.count == 0 ? "-" : data.serialized()
         }

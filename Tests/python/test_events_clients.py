@@ -307,3 +307,21 @@ def test_path_events_unknown_chpid_exits_1(cssd):
     p = subprocess.run(path_events(cssd.sock, "--chpid", "9.99"), capture_output=True, text=True, timeout=10)
     assert p.returncode == 1
     assert "DeviceNotFound: " in p.stderr
+
+
+def test_events_guest_granularity_table(cssd):
+    """cssctl events --granularity guest: one GUEST_PATH_CHANGED row per guest reached."""
+    proc = subprocess.Popen([cssctl_binary(), "events", "--socket", cssd.sock, "--granularity", "guest",
+                             "--guest", "guest1", "--format", "table", "--count", "1", "--timeout", "10"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr.readline().startswith("subscribed: ")
+        subprocess.run([cssctl_binary(), "--socket", cssd.sock, "configure-chpid", "chpid=0.40", "state=standby"],
+                       check=True, capture_output=True, timeout=10)
+        out, _ = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+    header, row = out.splitlines()
+    assert header.split()[:3] == ["TIME", "EVENT", "CHPID"]
+    assert row.split()[1:4] == ["GUEST_PATH_CHANGED", "fe.40", "standby"]
+    assert "guest=guest1 host-chpid=0.40 strategy=crw devices=42 visible=42" in row and row.endswith("crw=queued")
