@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Watch cssd's channel-path events with QEMU's own QMP library (qemu.qmp).
 
-    path_events.py [-s SOCKET] [--chpid CHPID ...] [--granularity chpid|subchannel|both] [--count N]
+    path_events.py [-s SOCKET] [--chpid CHPID ...] [--granularity chpid|subchannel|both|guest]
+                   [--guest NAME ...] [--count N]
 
 Subscribes (subscribe-path-events), prints "subscribed: ID" to stderr, then one
 line per event on stdout:
@@ -26,7 +27,7 @@ from qemu.qmp.protocol import Runstate
 
 from cssd_client import parse_address
 
-EVENTS = ("CHANNEL_PATH_CHANGED", "SUBCHANNEL_PATHS_CHANGED", "PATH_EVENTS_DROPPED")
+EVENTS = ("CHANNEL_PATH_CHANGED", "SUBCHANNEL_PATHS_CHANGED", "GUEST_PATH_CHANGED", "PATH_EVENTS_DROPPED")
 
 
 def describe(event):
@@ -39,6 +40,10 @@ def describe(event):
         masks = " ".join(f"{m}={data[m]:02x}" for m in ("pam", "pom", "lpm", "pnom"))
         return (f"{name} {data['chpid']} {data['change']} {data['subchannel']}"
                 f" devno={data['devno'] or '-'} {masks}")
+    if name == "GUEST_PATH_CHANGED":
+        return (f"{name} {data['guest-chpid']} {data['change']} guest={data['guest']}"
+                f" host-chpid={data['host-chpid']} strategy={data['strategy']} devices={data['devices']}"
+                f" visible={data['visible']} notifications={data['notifications']}")
     if name == "PATH_EVENTS_DROPPED":
         return f"{name} dropped={data['dropped']}"
     return name
@@ -110,8 +115,10 @@ def main():
                     help="unix socket path or HOST:PORT (default: $CSSD_SOCKET or ./cssd.sock)")
     ap.add_argument("--chpid", action="append", default=[],
                     help="only changes of this chpid (cssid.chpid, e.g. 0.40); repeatable")
-    ap.add_argument("--granularity", choices=("chpid", "subchannel", "both"),
-                    help="chpid: one event per change (default); subchannel: one per subchannel; both")
+    ap.add_argument("--granularity", choices=("chpid", "subchannel", "both", "guest"),
+                    help="chpid: one event per change (default); subchannel: one per subchannel; both;"
+                         " guest: one per guest reached (vfio-ccw)")
+    ap.add_argument("--guest", action="append", default=[], help="with --granularity guest: only this guest")
     ap.add_argument("--count", type=int, help="exit after this many events")
     opts = ap.parse_args()
     if opts.count is not None and opts.count < 1:
@@ -121,6 +128,8 @@ def main():
         arguments["chpids"] = opts.chpid
     if opts.granularity:
         arguments["granularity"] = opts.granularity
+    if opts.guest:
+        arguments["guests"] = opts.guest
     try:
         return asyncio.run(run(parse_address(opts.socket), arguments, opts.count))
     except KeyboardInterrupt:
