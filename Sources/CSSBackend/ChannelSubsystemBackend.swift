@@ -75,3 +75,25 @@ public protocol ObservedBackend: ChannelSubsystemBackend {
     /// Problems of the last reading (files not understood), for the log.
     var problems: [String] { get }
 }
+
+/// A write to the source that may block for long (a sysfs `configure` write returns when the
+/// kernel's SCLP request has completed), split so that the server can run the blocking part
+/// off its event loop: `perform` on any thread, then `completeWrite` back on the loop.
+public struct PendingWrite: Sendable {
+    public let chpid: ChannelPathID
+    /// The blocking part; touches nothing but the file.
+    public let perform: @Sendable () -> Result<Void, BackendError>
+
+    public init(chpid: ChannelPathID, perform: @escaping @Sendable () -> Result<Void, BackendError>) {
+        self.chpid = chpid
+        self.perform = perform
+    }
+}
+
+/// A backend whose vary and configure can block: planned and completed around the write.
+public protocol BlockingWriteBackend: ChannelSubsystemBackend {
+    func planVary(_ id: ChannelPathID, to state: VaryState) throws(BackendError) -> PendingWrite
+    func planConfigure(_ id: ChannelPathID, to state: ConfigureState) throws(BackendError) -> PendingWrite
+    /// The write's outcome (its error, if it failed) and what a re-read shows.
+    func completeWrite(_ write: PendingWrite, _ outcome: Result<Void, BackendError>) throws(BackendError) -> PathChange
+}

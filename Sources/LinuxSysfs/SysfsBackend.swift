@@ -9,7 +9,7 @@ import CSSModel
 /// `configure` files as `chchp` does, then read the tree again, so the reply is what the
 /// kernel now says. Changes made by others are found by `refresh()` (the server calls it on a
 /// timer and when inotify reports a write). Operations Linux has no file for are unsupported.
-public final class SysfsBackend: ObservedBackend {
+public final class SysfsBackend: ObservedBackend, BlockingWriteBackend {
     public let name = "linux-sysfs"
     /// The directory that holds `devices/` and `bus/` (`/sys`).
     public let root: String
@@ -59,12 +59,34 @@ public final class SysfsBackend: ObservedBackend {
     // MARK: Operations
 
     public func varyPath(_ id: ChannelPathID, to state: VaryState) throws(BackendError) -> PathChange {
-        try write(state == .online ? "online" : "offline", file: "status", of: id)
+        let write = try planVary(id, to: state)
+        return try completeWrite(write, write.perform())
     }
 
     public func configurePath(_ id: ChannelPathID, to state: ConfigureState) throws(BackendError) -> PathChange {
+        let write = try planConfigure(id, to: state)
+        return try completeWrite(write, write.perform())
+    }
+
+    public func planVary(_ id: ChannelPathID, to state: VaryState) throws(BackendError) -> PendingWrite {
+        try plan(state == .online ? "online" : "offline", file: "status", of: id)
+    }
+
+    public func planConfigure(_ id: ChannelPathID, to state: ConfigureState) throws(BackendError) -> PendingWrite {
         guard state == .configured || state == .standby else { throw .model(.invalidConfigureTarget(state)) }
-        return try write(state == .configured ? "1" : "0", file: "configure", of: id)
+        return try plan(state == .configured ? "1" : "0", file: "configure", of: id)
+    }
+
+    public func completeWrite(_ write: PendingWrite, _ outcome: Result<Void, BackendError>) throws(BackendError)
+        -> PathChange
+    {
+        if case .failure(let error) = outcome { throw error }
+        let before = subsystem.channelPath(write.chpid)!
+        var own = PathChange(before: before, after: before, affected: [], crws: [], crwsLost: 0)
+        for change in try reread() {
+            if change.chpid == write.chpid { own = change } else { unreported.append(change) }
+        }
+        return own
     }
 
     public func varyPath(_ id: ChannelPathID, to state: VaryState, subchannel: SubchannelID) throws(BackendError)
@@ -91,15 +113,17 @@ public final class SysfsBackend: ObservedBackend {
 
     // MARK: Internals
 
-    private func write(_ value: String, file: String, of id: ChannelPathID) throws(BackendError) -> PathChange {
-        guard let before = subsystem.channelPath(id) else { throw .model(.unknownChannelPath(id)) }
+    private func plan(_ value: String, file: String, of id: ChannelPathID) throws(BackendError) -> PendingWrite {
+        guard subsystem.channelPath(id) != nil else { throw .model(.unknownChannelPath(id)) }
         let path = root + "/devices/css" + String(id.cssid, radix: 16) + "/" + Self.pathDirectory(id) + "/" + file
-        try SysfsFiles.write(value, to: path)
-        var own = PathChange(before: before, after: before, affected: [], crws: [], crwsLost: 0)
-        for change in try reread() {
-            if change.chpid == id { own = change } else { unreported.append(change) }
+        return PendingWrite(chpid: id) {
+            do throws(BackendError) {
+                try SysfsFiles.write(value, to: path)
+                return .success(())
+            } catch {
+                return .failure(error)
+            }
         }
-        return own
     }
 
     private func reread() throws(BackendError) -> [PathChange] {

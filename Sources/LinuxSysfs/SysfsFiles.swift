@@ -11,7 +11,7 @@ import Glibc
 enum SysfsFiles {
     /// A file's content; nil when it does not exist. Attributes are small: 4 KiB is a page.
     static func read(_ path: String) throws(BackendError) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)  // never wait on a special file
         guard fd >= 0 else {
             if errno == ENOENT || errno == ENOTDIR { return nil }
             throw failure(path, "reading")

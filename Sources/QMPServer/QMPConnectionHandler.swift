@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // cssd: QMP control server for the s390 channel subsystem.
 
+import CSSBackend
 import NIOCore
 import QMPCommands
 import QMPWire
@@ -37,6 +38,7 @@ final class QMPConnectionHandler: ChannelDuplexHandler {
         self.session = session
         self.core = core
         self.output = ByteBuffer()
+        session.deferralEnabled = true
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -73,7 +75,9 @@ final class QMPConnectionHandler: ChannelDuplexHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        if suspended {
+        // While a reply waits for blocking work, input is not processed: stop reading it too,
+        // so that what a client sends meanwhile stays bounded (in the socket).
+        if suspended || session.isWaiting {
             readDeferred = true
         } else {
             context.read()
@@ -130,6 +134,7 @@ final class QMPConnectionHandler: ChannelDuplexHandler {
                 let progress = session.process(into: &output, budget: Self.outputChunk)
                 written += output.readableBytes
                 writeOutput(context: context)
+                if progress == .waiting { startDeferredWork(context: context) }
                 // Checked after every write, not only when the budget ran out: events for a
                 // client that does not read must stay in its bounded queue, not pile up here.
                 if !context.channel.isWritable { suspended = true }
@@ -142,10 +147,29 @@ final class QMPConnectionHandler: ChannelDuplexHandler {
             }
             context.flush()
         } while repump && !suspended && !yielded
-        if !suspended && readDeferred {
+        if !suspended && !session.isWaiting && readDeferred {
             readDeferred = false
             context.read()
         }
+    }
+
+    /// Runs a command's blocking part on the server's thread pool; its reply is written, and
+    /// processing resumes, back on the event loop.
+    private func startDeferredWork(context: ChannelHandlerContext) {
+        guard let work = session.takeDeferredWork() else { return }
+        core.blockingPool.runIfActive(eventLoop: context.eventLoop) { work() }
+            .assumeIsolated()
+            .whenComplete { result in
+                let outcome: Result<Void, BackendError>
+                switch result {
+                case .success(let value): outcome = value
+                case .failure(let error):
+                    outcome = .failure(.io(path: "", operation: "running", errno: 0, message: "\(error)"))
+                }
+                self.session.completeDeferred(outcome, into: &self.output)
+                guard let context = self.context else { return }
+                self.pump(context: context)
+            }
     }
 
     private func writeOutput(context: ChannelHandlerContext) {

@@ -161,6 +161,8 @@ public final class QMPServer: Service, @unchecked Sendable {
         await closeListeners()
         // Give flushes of SHUTDOWN a moment to complete before the loop goes away.
         try? await core.loop.scheduleTask(in: .milliseconds(50)) {}.futureResult.get()
+        // Not awaited: a write the kernel never completes must not hold the shutdown.
+        core.blockingPool.shutdownGracefully { _ in }
         try? await group.shutdownGracefully()
     }
 

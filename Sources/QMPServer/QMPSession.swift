@@ -2,6 +2,7 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import CJansson
+import CSSBackend
 import NIOCore
 import PathEvents
 import QMPCommands
@@ -38,7 +39,20 @@ public final class QMPSession: SessionControl {
         case outputFull
         /// The session stopped (server shutting down).
         case stopped
+        /// A command's reply waits for work run off the loop (`takeDeferredWork`, then
+        /// `completeDeferred`); input is not processed meanwhile.
+        case waiting
     }
+
+    /// Set by the network layer: commands may hand blocking work off the event loop.
+    public var deferralEnabled = false
+    /// A command's deferred reply: the request's id and the work.
+    private var awaiting: (id: JSON?, work: DeferredWork, started: Bool)?
+    /// Set by `deferReply` during a dispatch.
+    private var deferredByHandler: DeferredWork?
+
+    /// Whether a reply waits for deferred work.
+    public var isWaiting: Bool { awaiting != nil }
 
     public init(server: ServerState, readOnly: Bool = false) {
         self.server = server
@@ -76,6 +90,7 @@ public final class QMPSession: SessionControl {
     public func process(into output: inout ByteBuffer, budget: Int) -> Progress {
         guard !isStopped else { return .stopped }
         guard writeEvents(into: &output, budget: budget) else { return .outputFull }
+        if awaiting != nil { return .waiting }
         guard var buffer = pending else { return .needInput }
         pending = nil  // keep the buffer uniquely referenced: no copy on write
         var progress = Progress.needInput
@@ -98,6 +113,10 @@ public final class QMPSession: SessionControl {
                 }
             case .error(let error):
                 ReplyEncoder.writeError(class: "GenericError", desc: error.description, id: nil, to: &output)
+            }
+            if awaiting != nil {
+                progress = .waiting
+                break
             }
             if !writeEvents(into: &output, budget: budget) {
                 progress = .outputFull
@@ -124,7 +143,15 @@ public final class QMPSession: SessionControl {
     private func handle(_ request: JSON, into output: inout ByteBuffer) {
         requestsHandled += 1
         let id = request.isObject ? json_object_get(request.raw, "id") : nil
-        switch Dispatcher.dispatch(request, server: server, session: self, allowOOB: isOOBEnabled) {
+        let result = Dispatcher.dispatch(request, server: server, session: self, allowOOB: isOOBEnabled)
+        if let work = deferredByHandler {
+            deferredByHandler = nil
+            if case .success = result {
+                awaiting = (id.map { JSON(borrowing: $0) }, work, false)
+                return
+            }
+        }
+        switch result {
         case .success(let value):
             ReplyEncoder.writeReturn(value, id: id, to: &output)
         case .failure(let error):
@@ -144,6 +171,27 @@ public final class QMPSession: SessionControl {
             return !full
         }
         return !full
+    }
+
+    /// The blocking part of a deferred reply, once: the caller runs it off the loop.
+    public func takeDeferredWork() -> (@Sendable () -> Result<Void, BackendError>)? {
+        guard let pending = awaiting, !pending.started else { return nil }
+        awaiting!.started = true
+        return pending.work.blocking
+    }
+
+    /// Finishes a deferred reply with the outcome of its blocking part, and writes the reply.
+    public func completeDeferred(_ outcome: Result<Void, BackendError>, into output: inout ByteBuffer) {
+        guard let pending = awaiting else { return }
+        awaiting = nil
+        guard !isStopped else { return }
+        let id = pending.id?.raw
+        do throws(QMPError) {
+            ReplyEncoder.writeReturn(try pending.work.finish(outcome), id: id, to: &output)
+        } catch {
+            ReplyEncoder.writeError(class: error.errorClass.rawValue, desc: error.desc, id: id, to: &output)
+        }
+        server.announcePathEvents(except: connectionID)
     }
 
     /// Whether path events wait to be written.
@@ -171,6 +219,13 @@ public final class QMPSession: SessionControl {
     }
 
     // MARK: SessionControl
+
+    public var canDefer: Bool { deferralEnabled }
+
+    public func deferReply(_ work: DeferredWork) {
+        precondition(deferralEnabled && deferredByHandler == nil, "deferReply outside a deferring dispatch")
+        deferredByHandler = work
+    }
 
     public func enterCommandMode(oob: Bool) {
         isNegotiated = true

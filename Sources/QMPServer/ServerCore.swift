@@ -4,6 +4,7 @@
 import CSSBackend
 import Logging
 import NIOCore
+import NIOPosix
 import PathEvents
 import QMPCommands
 import QMPWire
@@ -23,11 +24,14 @@ final class ServerCore: @unchecked Sendable {
     let logger: Logger
     private var connections: [Int: QMPConnectionHandler] = [:]
     private(set) var connectionCount = 0
+    /// Runs commands' blocking parts (sysfs writes) off the event loop, one at a time.
+    let blockingPool = NIOThreadPool(numberOfThreads: 1)
 
     init(loop: EventLoop, state: ServerState, logger: Logger) {
         self.loop = loop
         self.state = state
         self.logger = logger
+        blockingPool.start()
         state.onPathEventsQueued = { [unowned self] owners in
             for owner in owners { self.connections[owner]?.eventsQueued() }
         }

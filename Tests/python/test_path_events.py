@@ -52,6 +52,10 @@ class Client:
         assert "return" in reply, reply
         return reply["return"]
 
+    def call_raw(self, command: str) -> dict:
+        self.send(command)
+        return self.reply()
+
     def error(self, command: str, **arguments) -> dict:
         self.send(command, **arguments)
         reply = self.reply()

@@ -251,3 +251,30 @@ def test_devices_that_appear_are_watched_too(start, short_tmp):
         f.write(f"{pim:02x} {pam & ~0x80:02x} {pom:02x}\n")
     [event] = me.events(1)
     assert event["data"]["subchannel"] == "0.0.0fff" and event["data"]["change"] == "permanent-error"
+
+
+def test_a_slow_write_blocks_only_its_own_connection(start, short_tmp):
+    """A configure write the kernel takes long to complete (SCLP) runs off the event loop: the
+    writing connection waits for its reply, everybody else is served meanwhile."""
+    import threading
+    tree = build_tree("lpar.json", short_tmp)
+    srv = sysfs(tree, "--poll-interval", "0", "--no-inotify", start=start)
+    writer, other = Client(srv.sock), Client(srv.sock)
+    configure = os.path.join(tree, "devices", "css0", "chp0.41", "configure")
+    os.remove(configure)
+    os.mkfifo(configure)  # opening it for writing blocks until someone reads: a slow kernel
+    writer.sock.sendall(b'{"execute":"configure-chpid","arguments":{"chpid":"0.41","state":"standby"},"id":"w"}'
+                        b'{"execute":"query-version","id":"after"}')
+    time.sleep(0.3)
+    started = time.monotonic()
+    assert "return" in other.call_raw("query-version")
+    assert other.call("query-chpids")[0]["chpid"] == "0.40"
+    assert time.monotonic() - started < 1.0, "another connection waited for the write"
+    got = []
+    reader = threading.Thread(target=lambda: got.append(open(configure).read()), daemon=True)
+    reader.start()  # the "kernel" takes the write now
+    reply = writer.reply()
+    assert reply["id"] == "w" and "return" in reply, reply
+    assert writer.reply()["id"] == "after"  # requests after it were held, then served in order
+    reader.join(5)
+    assert got == ["0"]

@@ -74,6 +74,11 @@ enum CSSCommands {
                     try context.server.backend.varyPath(id, to: state, subchannel: subchannel)
                 }
             }
+            if let backend = context.server.backend as? BlockingWriteBackend, context.session.canDefer {
+                return try deferredPathChange(PathEventChange(state), context, backend) { () throws(BackendError) in
+                    try backend.planVary(id, to: state)
+                }
+            }
             return try pathChange(PathEventChange(state), context) { () throws(BackendError) in
                 try context.server.backend.varyPath(id, to: state)
             }
@@ -81,6 +86,11 @@ enum CSSCommands {
         registry.register("configure-chpid") { (arguments, context) throws(QMPError) in
             let id = try channelPathID(arguments.string("chpid")!)
             let state = ConfigureState(name: arguments.string("state")!)!
+            if let backend = context.server.backend as? BlockingWriteBackend, context.session.canDefer {
+                return try deferredPathChange(PathEventChange(state)!, context, backend) { () throws(BackendError) in
+                    try backend.planConfigure(id, to: state)
+                }
+            }
             return try pathChange(PathEventChange(state)!, context) { () throws(BackendError) in
                 try context.server.backend.configurePath(id, to: state)
             }
@@ -280,11 +290,32 @@ enum CSSCommands {
     ) throws(QMPError) -> JSON {
         let change = try backendCall(operation)
         context.server.publish(change, as: kind)
-        return .object([
+        return changeReply(change)
+    }
+
+    private static func changeReply(_ change: PathChange) -> JSON {
+        .object([
             ("chpid", .string(change.chpid.description)),
             ("changed", .integer(change.affected.count)),
             ("crws", .integer(change.crws.count)),
         ])
+    }
+
+    /// A path write that may block (sysfs `configure` waits for SCLP): planned now, written off
+    /// the event loop, re-read and published when it is done; the reply follows then.
+    private static func deferredPathChange(
+        _ kind: PathEventChange, _ context: CommandContext, _ backend: BlockingWriteBackend,
+        _ plan: () throws(BackendError) -> PendingWrite
+    ) throws(QMPError) -> JSON {
+        let write = try backendCall(plan)
+        let server = context.server
+        context.session.deferReply(
+            DeferredWork(blocking: write.perform) { (outcome) throws(QMPError) in
+                let change = try backendCall { () throws(BackendError) in try backend.completeWrite(write, outcome) }
+                server.publish(change, as: kind)
+                return changeReply(change)
+            })
+        return .null  // not sent: the deferred work's reply is
     }
 
     /// Runs a backend operation; an unknown id is DeviceNotFound, every other refusal
