@@ -189,16 +189,9 @@ struct FastTopologyReader {
             case 1:
                 if consumeLiteral("null") {
                     devno = .some(nil)
-                } else if peek() == UInt8(ascii: "\"") {
-                    guard let text = string(),
-                        let (cssid, ssid, number) = scanHexParts(
-                            text, separator: UInt8(ascii: "."), maxDigits: (2, 1, 4)),
-                        ssid <= 3
-                    else { return nil }
-                    devno = (number, cssid << 8 | ssid)
                 } else {
-                    guard let value = integer() else { return nil }
-                    devno = (value, nil)
+                    guard let value = devnoValue() else { return nil }
+                    devno = value
                 }
             case 2:
                 guard let pair = typeModel() else { return nil }
@@ -213,13 +206,7 @@ struct FastTopologyReader {
                 guard let value = integer() else { return nil }
                 isc = value
             default:
-                var list: [ChannelPathID] = []
-                list.reserveCapacity(8)
-                guard array({ reader in
-                    guard let chpid = reader.chpid() else { return false }
-                    list.append(chpid)
-                    return true
-                }) else { return nil }
+                guard let list = chpidList() else { return nil }
                 chpids = list
             }
         }
@@ -298,17 +285,8 @@ struct FastTopologyReader {
                 guard let value = subchannelID() else { return nil }
                 id = value
             case 1:
-                if peek() == UInt8(ascii: "\"") {
-                    guard let text = string(),
-                        let (cssid, ssid, number) = scanHexParts(
-                            text, separator: UInt8(ascii: "."), maxDigits: (2, 1, 4)),
-                        ssid <= 3
-                    else { return nil }
-                    devno = (number, cssid << 8 | ssid)
-                } else {
-                    guard let value = integer() else { return nil }
-                    devno = (value, nil)
-                }
+                guard let value = devnoValue() else { return nil }
+                devno = value
             default:
                 guard let value = hexNumber() else { return nil }
                 cuModel = value
@@ -336,12 +314,7 @@ struct FastTopologyReader {
                 guard let value = subchannelID() else { return nil }
                 guestSubchannel = value
             default:
-                var list: [ChannelPathID] = []
-                guard array({ reader in
-                    guard let chpid = reader.chpid() else { return false }
-                    list.append(chpid)
-                    return true
-                }) else { return nil }
+                guard let list = chpidList() else { return nil }
                 guestChpids = list
             }
         }
@@ -362,6 +335,29 @@ struct FastTopologyReader {
             let (cssid, chpid, _) = scanHexParts(text, separator: UInt8(ascii: "."), maxDigits: (2, 2, 0))
         else { return nil }
         return ChannelPathID(cssid: UInt8(cssid), chpid: UInt8(chpid))
+    }
+
+    /// `["0.40", ...]`: a subchannel's paths or a guest device's chpids.
+    private mutating func chpidList() -> [ChannelPathID]? {
+        var list: [ChannelPathID] = []
+        list.reserveCapacity(8)
+        guard array({ reader in
+            guard let chpid = reader.chpid() else { return false }
+            list.append(chpid)
+            return true
+        }) else { return nil }
+        return list
+    }
+
+    /// A device number: `"c.s.dddd"` (the number, and css << 8 | set for the caller to check),
+    /// or a bare integer (no set).
+    private mutating func devnoValue() -> (value: Int, set: Int?)? {
+        guard peek() == UInt8(ascii: "\"") else { return integer().map { ($0, nil) } }
+        guard let text = string(),
+            let (cssid, ssid, number) = scanHexParts(text, separator: UInt8(ascii: "."), maxDigits: (2, 1, 4)),
+            ssid <= 3
+        else { return nil }
+        return (number, cssid << 8 | ssid)
     }
 
     private mutating func typeModel() -> (type: Int, model: Int)? {
