@@ -41,12 +41,20 @@ def parse_address(text):
     return text
 
 
-async def run(address, command, arguments):
-    qmp = QMPClient("cssd-client")
+async def connect(name, address):
+    """A negotiated QMPClient, or None after saying why on stderr (exit status 2)."""
+    qmp = QMPClient(name)
     try:
         await qmp.connect(address)  # reads the greeting, negotiates
     except ConnectError as err:
         print(f"cannot connect to {address}: {err}", file=sys.stderr)
+        return None
+    return qmp
+
+
+async def run(address, command, arguments):
+    qmp = await connect("cssd-client", address)
+    if qmp is None:
         return 2
     try:
         version = await qmp.execute("query-version")

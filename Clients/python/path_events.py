@@ -22,10 +22,10 @@ import os
 import signal
 import sys
 
-from qemu.qmp import ConnectError, EventListener, ExecuteError, QMPClient
+from qemu.qmp import EventListener, ExecuteError
 from qemu.qmp.protocol import Runstate
 
-from cssd_client import parse_address
+from cssd_client import connect, parse_address
 
 EVENTS = ("CHANNEL_PATH_CHANGED", "SUBCHANNEL_PATHS_CHANGED", "GUEST_PATH_CHANGED", "PATH_EVENTS_DROPPED")
 
@@ -83,11 +83,8 @@ async def watch(qmp, listener, count):
 async def run(address, arguments, count):
     # SIGTERM ends us like Ctrl-C: cancelled, cleaned up, status 0.
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
-    qmp = QMPClient("path-events")
-    try:
-        await qmp.connect(address)  # reads the greeting, negotiates
-    except ConnectError as err:
-        print(f"cannot connect to {address}: {err}", file=sys.stderr)
+    qmp = await connect("path-events", address)
+    if qmp is None:
         return 2
     try:
         # Listen before subscribing: events may follow the reply at once.
