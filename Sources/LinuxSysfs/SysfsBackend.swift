@@ -19,7 +19,6 @@ public final class SysfsBackend: ObservedBackend, BlockingWriteBackend {
     private var unreported: [PathChange] = []
     /// Problems of the last reading (files not understood), for the log.
     public private(set) var problems: [String]
-    public private(set) var realCSSIDs: [UInt8: Int]
 
     /// Reads the tree once.
     /// - Throws: `BackendError.io` naming what could not be read.
@@ -29,7 +28,6 @@ public final class SysfsBackend: ObservedBackend, BlockingWriteBackend {
         subsystem = try observation.subsystem()
         details = observation.details
         problems = observation.problems
-        realCSSIDs = observation.realCSSIDs
     }
 
     public func details(of path: ChannelPathID) -> ChannelPathDetails? {
@@ -142,7 +140,6 @@ public final class SysfsBackend: ObservedBackend, BlockingWriteBackend {
         subsystem = newer
         details = observation.details
         problems = observation.problems
-        realCSSIDs = observation.realCSSIDs
         return changes
     }
 

@@ -15,8 +15,6 @@ struct SysfsObservation {
     /// Per subchannel: PAM and POM from `pimpampom`, in the slots of `topology`.
     var masks: [SubchannelID: (pam: UInt8, pom: UInt8)] = [:]
     var details: [ChannelPathID: ChannelPathDetails] = [:]
-    /// `real_cssid` per css index, when readable.
-    var realCSSIDs: [UInt8: Int] = [:]
     /// Files that could not be understood; the reading goes on without them.
     var problems: [String] = []
     /// The previous reading: a path's state that cannot be read now keeps its last value, so a
@@ -93,9 +91,6 @@ struct SysfsObservation {
 
     private mutating func readCSS(_ cssid: UInt8, at dir: String) throws(BackendError) {
         topology.channelSubsystems.append(.init(cssid: Int(cssid)))
-        if let text = attribute(dir + "/real_cssid"), let real = parseHex(text[...], maxDigits: 2) {
-            realCSSIDs[cssid] = real
-        }
         for name in try SysfsFiles.entries(dir) ?? [] {
             let path = dir + "/" + name
             if name.hasPrefix("chp") {

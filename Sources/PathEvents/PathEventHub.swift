@@ -193,11 +193,6 @@ public struct PathEventHub: Sendable {
 
     public var hasOwnersWithNewEvents: Bool { !touched.isEmpty }
 
-    /// Whether `owner` has anything queued.
-    public func hasQueued(for owner: Int) -> Bool {
-        (byOwner[owner] ?? []).contains { !subscriptions[$0]!.queue.isEmpty }
-    }
-
     /// Hands `owner`'s deliveries to `body` in publication order across its subscriptions (a
     /// drop report first: it stands for events older than any still queued) until `body`
     /// returns false or nothing is left.

@@ -194,9 +194,6 @@ public final class QMPSession: SessionControl {
         server.announcePathEvents(except: connectionID)
     }
 
-    /// Whether path events wait to be written.
-    public var hasQueuedEvents: Bool { server.pathEvents.hasQueued(for: connectionID) }
-
     /// Ends the connection's subscriptions (it closed).
     public func close() {
         server.pathEvents.removeOwner(connectionID)

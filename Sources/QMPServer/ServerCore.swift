@@ -9,10 +9,6 @@ import PathEvents
 import QMPCommands
 import QMPWire
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// The state every connection shares: commands, the live connections (for events), hooks.
 ///
 /// All of it lives on the server's single event loop. One loop serves every connection: the
@@ -54,9 +50,9 @@ final class ServerCore: @unchecked Sendable {
     /// Sends an event to every connection in command mode.
     func broadcast(_ name: String, data: JSON?) {
         loop.preconditionInEventLoop()
-        let (seconds, microseconds) = Self.timestamp()
+        let time = state.clock()
         for handler in connections.values {
-            handler.sendEvent(name, data: data, seconds: seconds, microseconds: microseconds)
+            handler.sendEvent(name, data: data, seconds: time.seconds, microseconds: time.microseconds)
         }
     }
 
@@ -98,12 +94,5 @@ final class ServerCore: @unchecked Sendable {
         } catch {
             logger.warning("backend reading failed, keeping the last view", metadata: ["error": "\(error)"])
         }
-    }
-
-    /// Wall-clock time for event timestamps (the network layer's clock; models have none).
-    static func timestamp() -> (Int, Int) {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        return (Int(now.tv_sec), Int(now.tv_nsec) / 1000)
     }
 }
