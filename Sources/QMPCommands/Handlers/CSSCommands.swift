@@ -74,26 +74,18 @@ enum CSSCommands {
                     try context.server.backend.varyPath(id, to: state, subchannel: subchannel)
                 }
             }
-            if let backend = context.server.backend as? BlockingWriteBackend, context.session.canDefer {
-                return try deferredPathChange(PathEventChange(state), context, backend) { () throws(BackendError) in
-                    try backend.planVary(id, to: state)
-                }
-            }
-            return try pathChange(PathEventChange(state), context) { () throws(BackendError) in
-                try context.server.backend.varyPath(id, to: state)
-            }
+            return try pathWrite(
+                PathEventChange(state), context,
+                plan: { (backend) throws(BackendError) in try backend.planVary(id, to: state) },
+                direct: { () throws(BackendError) in try context.server.backend.varyPath(id, to: state) })
         }
         registry.register("configure-chpid") { (arguments, context) throws(QMPError) in
             let id = try channelPathID(arguments.string("chpid")!)
             let state = ConfigureState(name: arguments.string("state")!)!
-            if let backend = context.server.backend as? BlockingWriteBackend, context.session.canDefer {
-                return try deferredPathChange(PathEventChange(state)!, context, backend) { () throws(BackendError) in
-                    try backend.planConfigure(id, to: state)
-                }
-            }
-            return try pathChange(PathEventChange(state)!, context) { () throws(BackendError) in
-                try context.server.backend.configurePath(id, to: state)
-            }
+            return try pathWrite(
+                PathEventChange(state)!, context,
+                plan: { (backend) throws(BackendError) in try backend.planConfigure(id, to: state) },
+                direct: { () throws(BackendError) in try context.server.backend.configurePath(id, to: state) })
         }
         registry.register("inject-path-fault") { (arguments, context) throws(QMPError) in
             let id = try channelPathID(arguments.string("chpid")!)
@@ -301,13 +293,18 @@ enum CSSCommands {
         ])
     }
 
-    /// A path write that may block (sysfs `configure` waits for SCLP): planned now, written off
-    /// the event loop, re-read and published when it is done; the reply follows then.
-    private static func deferredPathChange(
-        _ kind: PathEventChange, _ context: CommandContext, _ backend: BlockingWriteBackend,
-        _ plan: () throws(BackendError) -> PendingWrite
+    /// A vary or configure. When the backend's write may block (sysfs `configure` waits for
+    /// SCLP) and the connection can wait for it, it is planned now, written off the event loop,
+    /// re-read and published when done, and the reply follows then; otherwise done at once.
+    private static func pathWrite(
+        _ kind: PathEventChange, _ context: CommandContext,
+        plan: (BlockingWriteBackend) throws(BackendError) -> PendingWrite,
+        direct: () throws(BackendError) -> PathChange
     ) throws(QMPError) -> JSON {
-        let write = try backendCall(plan)
+        guard let backend = context.server.backend as? BlockingWriteBackend, context.session.canDefer else {
+            return try pathChange(kind, context, direct)
+        }
+        let write = try backendCall { () throws(BackendError) in try plan(backend) }
         let server = context.server
         context.session.deferReply(
             DeferredWork(blocking: write.perform) { (outcome) throws(QMPError) in
