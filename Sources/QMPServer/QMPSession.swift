@@ -151,6 +151,11 @@ public final class QMPSession: SessionControl {
                 return
             }
         }
+        reply(result, id: id, into: &output)
+    }
+
+    /// Writes a command's reply, then tells other connections of the events it queued.
+    private func reply(_ result: Result<JSON, QMPError>, id: UnsafeMutablePointer<json_t>?, into output: inout ByteBuffer) {
         switch result {
         case .success(let value):
             ReplyEncoder.writeReturn(value, id: id, to: &output)
@@ -185,13 +190,9 @@ public final class QMPSession: SessionControl {
         guard let pending = awaiting else { return }
         awaiting = nil
         guard !isStopped else { return }
-        let id = pending.id?.raw
-        do throws(QMPError) {
-            ReplyEncoder.writeReturn(try pending.work.finish(outcome), id: id, to: &output)
-        } catch {
-            ReplyEncoder.writeError(class: error.errorClass.rawValue, desc: error.desc, id: id, to: &output)
-        }
-        server.announcePathEvents(except: connectionID)
+        let result: Result<JSON, QMPError>
+        do throws(QMPError) { result = .success(try pending.work.finish(outcome)) } catch { result = .failure(error) }
+        reply(result, id: pending.id?.raw, into: &output)
     }
 
     /// Ends the connection's subscriptions (it closed).
