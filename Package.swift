@@ -52,14 +52,14 @@ let package = Package(
         // Command registry and handlers.
         .target(
             name: "QMPCommands",
-            dependencies: ["QMPSchema", "QMPWire", "CSSModel", "PathEvents", "CSSBackend", "VfioCCW"],
+            dependencies: ["QMPSchema", "QMPWire", "CSSModel", "PathEvents", "CSSBackend", "VFIOCCW"],
             swiftSettings: fuzzFlags
         ),
         // QMP sessions and the network server.
         .target(
             name: "QMPServer",
             dependencies: [
-                "QMPCommands", "QMPSchema", "QMPWire", "PathEvents", "CSSBackend", "VfioCCW",
+                "QMPCommands", "QMPSchema", "QMPWire", "PathEvents", "CSSBackend", "VFIOCCW",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -70,7 +70,7 @@ let package = Package(
         .executableTarget(
             name: "cssd",
             dependencies: [
-                "QMPServer", "TopologyFile", "CSSModel", "CSSBackend", "LinuxSysfs", "VfioCCW",
+                "QMPServer", "TopologyFile", "CSSModel", "CSSBackend", "LinuxSysfs", "VFIOCCW",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -87,7 +87,7 @@ let package = Package(
         .target(
             name: "QMPFuzzSupport",
             dependencies: [
-                "QMPServer", "QMPCommands", "QMPWire", "CJansson", "CSSBackend", "CSSModel", "VfioCCW",
+                "QMPServer", "QMPCommands", "QMPWire", "CJansson", "CSSBackend", "CSSModel", "VFIOCCW",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: fuzzFlags
@@ -103,7 +103,7 @@ let package = Package(
         // The interface between commands and the source of truth, and the model as one.
         .target(name: "CSSBackend", dependencies: ["CSSModel"], swiftSettings: fuzzFlags),
         // Guests and vfio-ccw passthrough on top of the host model (pure).
-        .target(name: "VfioCCW", dependencies: ["CSSModel"], swiftSettings: fuzzFlags),
+        .target(name: "VFIOCCW", dependencies: ["CSSModel"], swiftSettings: fuzzFlags),
         // A real machine through Linux sysfs, as a backend.
         .target(name: "LinuxSysfs", dependencies: ["CSSBackend", "CSSModel"]),
         // Path-event subscriptions: filters, fan-out, bounded coalescing queues (pure).
@@ -119,7 +119,7 @@ let package = Package(
         .testTarget(name: "QMPSchemaTests", dependencies: ["QMPSchema", "QMPWire"]),
         .testTarget(name: "CSSModelTests", dependencies: ["CSSModel"]),
         .testTarget(name: "PathEventsTests", dependencies: ["PathEvents", "CSSModel"]),
-        .testTarget(name: "VfioCCWTests", dependencies: ["VfioCCW", "CSSModel"]),
+        .testTarget(name: "VFIOCCWTests", dependencies: ["VFIOCCW", "CSSModel"]),
         .testTarget(name: "LinuxSysfsTests", dependencies: ["LinuxSysfs", "CSSBackend", "CSSModel", "PathEvents"]),
         .testTarget(
             name: "QMPServerTests",

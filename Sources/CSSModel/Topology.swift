@@ -78,7 +78,7 @@ public struct Topology: Hashable, Sendable {
 
     /// A guest (a KVM virtual machine) with its virtio-ccw and passthrough (vfio-ccw) devices,
     /// as the description declares it. Plain data: the names, the strategy and every device are
-    /// checked when the guests are built on the host (`Guests(topology:host:)` in VfioCCW),
+    /// checked when the guests are built on the host (`Guests(topology:host:)` in VFIOCCW),
     /// not by `validate()`.
     public struct Guest: Hashable, Sendable {
         /// 1-64 characters of a-z, A-Z, 0-9, '-', '_', '.'; unique among the guests.

@@ -38,7 +38,7 @@ public struct CommandRegistry {
         CoreCommands.register(into: &registry)
         CSSCommands.register(into: &registry)
         PathEventCommands.register(into: &registry)
-        VfioCommands.register(into: &registry)
+        VFIOCommands.register(into: &registry)
         return registry
     }
 }

@@ -5,7 +5,7 @@ import CSSBackend
 import CSSModel
 import PathEvents
 import QMPSchema
-import VfioCCW
+import VFIOCCW
 import QMPWire
 
 /// Options that change which commands exist and what the server reports.

@@ -8,7 +8,7 @@ import NIOCore
 import QMPCommands
 import QMPServer
 import QMPWire
-import VfioCCW
+import VFIOCCW
 
 #if canImport(Glibc)
 import Glibc

@@ -9,7 +9,7 @@ import NIOPosix
 import QMPCommands
 import QMPWire
 import ServiceLifecycle
-import VfioCCW
+import VFIOCCW
 
 #if canImport(Glibc)
 import Glibc

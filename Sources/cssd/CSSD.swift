@@ -12,7 +12,7 @@ import QMPServer
 import QMPWire
 import ServiceLifecycle
 import TopologyFile
-import VfioCCW
+import VFIOCCW
 
 #if canImport(Glibc)
 import Glibc

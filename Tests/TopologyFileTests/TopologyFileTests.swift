@@ -292,7 +292,7 @@ private let refusals: [Refusal] = [
         name: "css listed twice",
         text: document(extra: "\n  \"channel-subsystems\": [{\"cssid\": 0}, {\"cssid\": \"0x0\"}],"),
         location: .field("channel-subsystems[1]"), message: "duplicate channel subsystem 0"),
-    // Guests: the format (their rules are checked when the guests are built, in VfioCCW).
+    // Guests: the format (their rules are checked when the guests are built, in VFIOCCW).
     Refusal(
         name: "guests not a list", text: document(extra: "\n  \"guests\": {},"),
         location: .field("guests"), message: "expected an array, found an object"),
@@ -800,7 +800,7 @@ struct TopologyFileTests {
         let example = try #require(blocks.first { $0.contains("\"format\": \"cssd-topology\"") })
         let topology = try TopologyFile.decode(String(example), name: "API/topology.md")
         #expect(!topology.subchannels.isEmpty)
-        // Its guests (VfioCCWTests builds the same ones on the same host).
+        // Its guests (VFIOCCWTests builds the same ones on the same host).
         #expect(
             topology.guests == [
                 .init(

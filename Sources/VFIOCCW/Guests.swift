@@ -27,7 +27,7 @@ public struct Guests: Sendable {
 
     public var names: [String] { guests.keys.sorted() }
 
-    public func guest(_ name: String) throws(VfioError) -> Guest {
+    public func guest(_ name: String) throws(VFIOError) -> Guest {
         guard let guest = guests[name] else { throw .unknownGuest(name) }
         return guest
     }
@@ -40,7 +40,7 @@ public struct Guests: Sendable {
     // MARK: Guests and devices
 
     public mutating func addGuest(_ name: String, strategy: PathEventStrategy = .crw, crwCapacity: Int = 64)
-        throws(VfioError)
+        throws(VFIOError)
     {
         let allowed = name.utf8.allSatisfy { byte in
             (byte >= 0x30 && byte <= 0x39) || (byte | 0x20 >= 0x61 && byte | 0x20 <= 0x7a) || byte == 0x2d
@@ -51,7 +51,7 @@ public struct Guests: Sendable {
         guests[name] = Guest(name: name, strategy: strategy, crwCapacity: max(2, crwCapacity))
     }
 
-    public mutating func setStrategy(_ strategy: PathEventStrategy, of name: String) throws(VfioError) {
+    public mutating func setStrategy(_ strategy: PathEventStrategy, of name: String) throws(VFIOError) {
         guard guests[name] != nil else { throw .unknownGuest(name) }
         guests[name]!.strategy = strategy
     }
@@ -62,7 +62,7 @@ public struct Guests: Sendable {
     ///   - devno: default the subchannel number.
     @discardableResult
     public mutating func addVirtio(to name: String, id: SubchannelID? = nil, devno: UInt16? = nil, cuModel: UInt8)
-        throws(VfioError) -> GuestDevice
+        throws(VFIOError) -> GuestDevice
     {
         guard guests[name] != nil else { throw .unknownGuest(name) }
         // In place: a guest may hold 65,536 devices, which a copy would duplicate.
@@ -74,13 +74,13 @@ public struct Guests: Sendable {
     ///   - guestSubchannel: default the first free subchannel in css fe, ssid 0.
     ///   - guestChpids: one per installed host path, in slot order; default the host chpid
     ///     numbers in the guest subchannel's css (identity).
-    /// - Throws: `VfioError`; nothing changes then. A path landing on the virtual chpid of the
+    /// - Throws: `VFIOError`; nothing changes then. A path landing on the virtual chpid of the
     ///   guest's virtio devices is refused with a proposal of a free chpid and a free css.
     @discardableResult
     public mutating func attachPassthrough(
         to name: String, host hostID: SubchannelID, guestSubchannel: SubchannelID? = nil,
         guestChpids: [ChannelPathID]? = nil, in host: Subsystem
-    ) throws(VfioError) -> GuestDevice {
+    ) throws(VFIOError) -> GuestDevice {
         guard guests[name] != nil else { throw .unknownGuest(name) }
         guard let hostSubchannel = host.subchannel(hostID) else { throw .unknownHostSubchannel(hostID) }
         if let bound = bindings[hostID] { throw .alreadyPassedThrough(hostID, guest: bound.guest, as: bound.id) }
@@ -94,7 +94,7 @@ public struct Guests: Sendable {
     /// Ends a passthrough. Events already queued for the guest stay (its CRWs are the
     /// machine's reports, like a real one's); chpid mappings no device uses any more go.
     @discardableResult
-    public mutating func detachPassthrough(from name: String, guestSubchannel id: SubchannelID) throws(VfioError)
+    public mutating func detachPassthrough(from name: String, guestSubchannel id: SubchannelID) throws(VFIOError)
         -> GuestDevice
     {
         guard guests[name] != nil else { throw .unknownGuest(name) }
@@ -130,7 +130,7 @@ public struct Guests: Sendable {
 
     /// Guest STSCH: the guest's SCHIB (guest devno and chpids, the host's pam/pom/pnom/lpum as
     /// the strategy last brought them in, the guest's own lpm), or cc 3 for no such subchannel.
-    public mutating func storeSubchannel(of name: String, _ id: SubchannelID, host: Subsystem) throws(VfioError)
+    public mutating func storeSubchannel(of name: String, _ id: SubchannelID, host: Subsystem) throws(VFIOError)
         -> StoreSubchannelResult
     {
         guard guests[name] != nil else { throw .unknownGuest(name) }
@@ -138,7 +138,7 @@ public struct Guests: Sendable {
     }
 
     /// Guest STCRW: pops the guest's CRW queue (cc 1 and a zero word when it is empty).
-    public mutating func storeCRW(of name: String) throws(VfioError) -> StoreCRWResult {
+    public mutating func storeCRW(of name: String) throws(VFIOError) -> StoreCRWResult {
         guard guests[name] != nil else { throw .unknownGuest(name) }
         return guests[name]!.storeCRW()
     }

@@ -4,7 +4,7 @@
 // The seed's trade-off in numbers: one host chpid shared by N passthrough (vfio-ccw) devices of
 // one guest, the same path events under each PathEventStrategy, with a guest that reacts the way
 // Linux does. Prints markdown tables (API/vfio-ccw.md). Run in release:
-//   swift run -c release --package-path Benchmarks/VfioBench vfio-bench [N...]
+//   swift run -c release --package-path Benchmarks/VFIOBench vfio-bench [N...]
 //
 // Host: css 0, FICON chpids 0.4a and 0.4b; N DASDs 0.s.xxxx (devno = schno), each with paths
 // [0.4a 0.4b] and enabled, so 0.4a is shared by exactly N subchannels. Events hit 0.4a only.
@@ -20,7 +20,7 @@
 // recovered, vary offline, vary online. The first six are reported by the machine (a CRW each),
 // the varies are not (the machine never hears of them).
 import CSSModel
-import VfioCCW
+import VFIOCCW
 
 #if canImport(Glibc)
     import Glibc  // libm, for Double.rounded()

@@ -5,7 +5,7 @@ import CSSModel
 
 /// Why a guest operation was refused; nothing changed. `isNotFound` cases are QMP's
 /// DeviceNotFound, the others GenericError.
-public enum VfioError: Error, Equatable, Sendable, CustomStringConvertible {
+public enum VFIOError: Error, Equatable, Sendable, CustomStringConvertible {
     case unknownGuest(String)
     case duplicateGuest(String)
     case unknownHostSubchannel(SubchannelID)

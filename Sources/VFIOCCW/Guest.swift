@@ -146,7 +146,7 @@ public struct Guest: Sendable {
     }
 
     /// The first free subchannel number in (css, ssid), from the hint on.
-    mutating func firstFreeSubchannel(cssid: UInt8, ssid: UInt8) throws(VfioError) -> SubchannelID {
+    mutating func firstFreeSubchannel(cssid: UInt8, ssid: UInt8) throws(VFIOError) -> SubchannelID {
         let set = UInt16(cssid) << 8 | UInt16(ssid)
         for schno in (freeFrom[set] ?? 0)...0xffff {
             let id = SubchannelID(cssid: cssid, ssid: ssid, schno: UInt16(schno))

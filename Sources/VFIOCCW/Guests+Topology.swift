@@ -10,7 +10,7 @@ extension Guests {
     /// those of the commands. Strategy default "crw", CRW queue capacity default 64.
     /// - Throws: `TopologyError` at the first problem, its `field` naming the entry the way
     ///   `Topology.validate()` does (`guests[1].strategy`, `guests[0].devices[3]`; map it with
-    ///   `TopologyFileError(file:validation:)` for a file) and its reason the `VfioError`'s
+    ///   `TopologyFileError(file:validation:)` for a file) and its reason the `VFIOError`'s
     ///   description, e.g. the clash with the virtual chpid and the free chpid and css proposed.
     public init(topology: Topology, host: Subsystem) throws(TopologyError) {
         self.init()
@@ -33,7 +33,7 @@ extension Guests {
             throw TopologyError(
                 field: "\(field).crwCapacity", reason: "CRW queue capacity \(capacity) is out of range (2..65536)")
         }
-        do throws(VfioError) {
+        do throws(VFIOError) {
             try addGuest(guest.name, strategy: strategy, crwCapacity: capacity)
         } catch {
             let place = if case .duplicateGuest = error { field } else { "\(field).name" }
@@ -51,7 +51,7 @@ extension Guests {
                         field: "\(deviceField).virtio.cuModel", reason: "cuModel \(cuModel) is out of range (0..0xff)")
                 }
             }
-            do throws(VfioError) {
+            do throws(VFIOError) {
                 switch device {
                 case let .virtio(subchannel, devno, cuModel):
                     try addVirtio(

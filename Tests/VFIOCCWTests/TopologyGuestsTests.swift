@@ -4,7 +4,7 @@
 import CSSModel
 import Testing
 
-@testable import VfioCCW
+@testable import VFIOCCW
 
 private func chp(_ text: String) -> ChannelPathID { try! ChannelPathID(parsing: text) }
 private func sch(_ text: String) -> SubchannelID { try! SubchannelID(parsing: text) }

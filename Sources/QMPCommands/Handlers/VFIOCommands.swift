@@ -3,11 +3,11 @@
 
 import CSSModel
 import QMPWire
-import VfioCCW
+import VFIOCCW
 
 /// The guest and vfio-ccw commands of API/vfio.json, over `ServerState.guests` and the
 /// backend's subsystem (the host).
-enum VfioCommands {
+enum VFIOCommands {
     static func register(into registry: inout CommandRegistry) {
         registry.register("query-guests") { (_, context) throws(QMPError) in
             let guests = context.server.guests
@@ -19,7 +19,7 @@ enum VfioCommands {
         registry.register("guest-store-subchannel") { (arguments, context) throws(QMPError) in
             let server = context.server
             let id = try CSSCommands.subchannelID(arguments.string("subchannel")!)
-            let result = try vfio { () throws(VfioError) in
+            let result = try vfio { () throws(VFIOError) in
                 try server.guests.storeSubchannel(of: arguments.string("guest")!, id, host: server.subsystem)
             }
             guard let schib = result.schib else { return .object([("cc", .integer(result.cc))]) }
@@ -29,7 +29,7 @@ enum VfioCommands {
         }
         registry.register("guest-store-crw") { (arguments, context) throws(QMPError) in
             let server = context.server
-            let result = try vfio { () throws(VfioError) in try server.guests.storeCRW(of: arguments.string("guest")!) }
+            let result = try vfio { () throws(VFIOError) in try server.guests.storeCRW(of: arguments.string("guest")!) }
             return .object([
                 ("cc", .integer(result.cc)), ("crw", .integer(Int(result.crw.rawValue))),
                 ("decoded", CSSCommands.crwInfo(result.crw)),
@@ -47,7 +47,7 @@ enum VfioCommands {
                 chpids = []
                 for text in texts { chpids!.append(try CSSCommands.channelPathID(text, argument: "guest-chpids")) }
             }
-            let device = try vfio { () throws(VfioError) in
+            let device = try vfio { () throws(VFIOError) in
                 try server.guests.attachPassthrough(
                     to: name, host: host, guestSubchannel: guestSubchannel, guestChpids: chpids, in: server.subsystem)
             }
@@ -56,7 +56,7 @@ enum VfioCommands {
         registry.register("detach-passthrough") { (arguments, context) throws(QMPError) in
             let server = context.server
             let id = try CSSCommands.subchannelID(arguments.string("guest-subchannel")!, argument: "guest-subchannel")
-            try vfio { () throws(VfioError) in
+            try vfio { () throws(VFIOError) in
                 try server.guests.detachPassthrough(from: arguments.string("guest")!, guestSubchannel: id)
             }
             return .emptyObject()
@@ -64,14 +64,14 @@ enum VfioCommands {
         registry.register("set-path-event-strategy") { (arguments, context) throws(QMPError) in
             let server = context.server
             let strategy = PathEventStrategy(rawValue: arguments.string("strategy")!)!
-            try vfio { () throws(VfioError) in try server.guests.setStrategy(strategy, of: arguments.string("guest")!) }
+            try vfio { () throws(VFIOError) in try server.guests.setStrategy(strategy, of: arguments.string("guest")!) }
             return .emptyObject()
         }
         registry.register("query-path-event-stats") { (arguments, context) throws(QMPError) in
             let guests = context.server.guests
             var names = guests.names
             if let name = arguments.string("guest") {
-                guard guests.guests[name] != nil else { throw QMPError(.deviceNotFound, VfioError.unknownGuest(name).description) }
+                guard guests.guests[name] != nil else { throw QMPError(.deviceNotFound, VFIOError.unknownGuest(name).description) }
                 names = [name]
             }
             return .array(names.map { statsInfo(guests.guests[$0]!) })
@@ -80,8 +80,8 @@ enum VfioCommands {
 
     /// Runs a guest operation; unknown ids are DeviceNotFound, every other refusal GenericError.
     @discardableResult
-    private static func vfio<T>(_ body: () throws(VfioError) -> T) throws(QMPError) -> T {
-        do throws(VfioError) { return try body() } catch {
+    private static func vfio<T>(_ body: () throws(VFIOError) -> T) throws(QMPError) -> T {
+        do throws(VFIOError) { return try body() } catch {
             throw QMPError(error.isNotFound ? .deviceNotFound : .genericError, error.description)
         }
     }
@@ -158,7 +158,7 @@ enum VfioCommands {
     private static func queryGuestSubchannels(_ arguments: Arguments, _ server: ServerState) throws(QMPError) -> JSON {
         let name = arguments.string("guest")!
         guard let guest = server.guests.guests[name] else {
-            throw QMPError(.deviceNotFound, VfioError.unknownGuest(name).description)
+            throw QMPError(.deviceNotFound, VFIOError.unknownGuest(name).description)
         }
         let limit = arguments.int("limit")
         if let limit, !(1...CSSCommands.maxPage).contains(limit) {

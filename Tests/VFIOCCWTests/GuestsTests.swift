@@ -4,7 +4,7 @@
 import CSSModel
 import Testing
 
-@testable import VfioCCW
+@testable import VFIOCCW
 
 private func chp(_ text: String) -> ChannelPathID { try! ChannelPathID(parsing: text) }
 private func sch(_ text: String) -> SubchannelID { try! SubchannelID(parsing: text) }
@@ -133,7 +133,7 @@ private func guests(_ strategy: PathEventStrategy, host: Subsystem, crwCapacity:
         try model.addGuest("g1")
         try model.addVirtio(to: "g1", cuModel: 1)
         let before = try model.guest("g1").devices
-        #expect(throws: VfioError.clashWithVirtualChpid(
+        #expect(throws: VFIOError.clashWithVirtualChpid(
             guestChpid: chp("fe.00"), host: chp("0.00"), freeChpid: chp("fe.01"), freeCSS: 0)) {
             try model.attachPassthrough(to: "g1", host: sch("0.0.0000"), in: host)
         }
@@ -157,11 +157,11 @@ private func guests(_ strategy: PathEventStrategy, host: Subsystem, crwCapacity:
             to: "g1", host: sch("0.0.0001"), guestSubchannel: sch("0.0.0005"), guestChpids: [chp("0.10"), chp("0.11")],
             in: host)
         // The same host chpid cannot show as two guest chpids in one css, nor one guest chpid as two hosts.
-        #expect(throws: VfioError.self) {
+        #expect(throws: VFIOError.self) {
             try model.attachPassthrough(to: "g1", host: sch("0.0.0002"), guestSubchannel: sch("0.0.0006"),
                                         guestChpids: [chp("0.12"), chp("0.11")], in: host)
         }
-        #expect(throws: VfioError.self) {
+        #expect(throws: VFIOError.self) {
             try model.attachPassthrough(to: "g1", host: sch("0.0.0002"), guestSubchannel: sch("0.0.0006"),
                                         guestChpids: [chp("0.11"), chp("0.10")], in: host)
         }
@@ -190,26 +190,26 @@ private func guests(_ strategy: PathEventStrategy, host: Subsystem, crwCapacity:
         let host = host()
         var model = try guests(.lazy, host: host)
         let before = try model.guest("g1").devices
-        #expect(throws: VfioError.unknownGuest("nope")) { try model.attachPassthrough(to: "nope", host: sch("0.0.0001"), in: host) }
-        #expect(throws: VfioError.alreadyPassedThrough(sch("0.0.0001"), guest: "g1", as: sch("fe.0.0001"))) {
+        #expect(throws: VFIOError.unknownGuest("nope")) { try model.attachPassthrough(to: "nope", host: sch("0.0.0001"), in: host) }
+        #expect(throws: VFIOError.alreadyPassedThrough(sch("0.0.0001"), guest: "g1", as: sch("fe.0.0001"))) {
             try model.attachPassthrough(to: "g1", host: sch("0.0.0001"), in: host)
         }
-        #expect(throws: VfioError.unknownHostSubchannel(sch("0.0.0999"))) {
+        #expect(throws: VFIOError.unknownHostSubchannel(sch("0.0.0999"))) {
             try model.attachPassthrough(to: "g1", host: sch("0.0.0999"), in: host)
         }
-        #expect(throws: VfioError.guestSubchannelInUse(guest: "g1", sch("fe.0.0001"))) {
+        #expect(throws: VFIOError.guestSubchannelInUse(guest: "g1", sch("fe.0.0001"))) {
             try model.attachPassthrough(to: "g1", host: sch("0.0.0000"), guestSubchannel: sch("fe.0.0001"),
                                         guestChpids: [chp("fe.05")], in: host)
         }
-        #expect(throws: VfioError.wrongChpidCount(given: 1, installed: 2, host: sch("0.0.0001"))) {
+        #expect(throws: VFIOError.wrongChpidCount(given: 1, installed: 2, host: sch("0.0.0001"))) {
             var other = Guests()
             try other.addGuest("g2")
             try other.attachPassthrough(to: "g2", host: sch("0.0.0001"), guestChpids: [chp("fe.05")], in: host)
         }
-        #expect(throws: VfioError.unknownGuestSubchannel(guest: "g1", sch("fe.0.0000"))) {
+        #expect(throws: VFIOError.unknownGuestSubchannel(guest: "g1", sch("fe.0.0000"))) {
             try model.detachPassthrough(from: "g1", guestSubchannel: sch("fe.0.0000"))  // the virtio device
         }
-        #expect(throws: VfioError.invalidName("a b")) { try model.addGuest("a b") }
+        #expect(throws: VFIOError.invalidName("a b")) { try model.addGuest("a b") }
         #expect(try model.guest("g1").devices == before)
     }
 }

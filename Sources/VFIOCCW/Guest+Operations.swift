@@ -6,7 +6,7 @@ import CSSModel
 extension Guest {
     // MARK: Ids
 
-    func checkFree(_ id: SubchannelID, devno: UInt16) throws(VfioError) {
+    func checkFree(_ id: SubchannelID, devno: UInt16) throws(VFIOError) {
         guard devices[id] == nil else { throw .guestSubchannelInUse(guest: name, id) }
         let device = DeviceID(cssid: id.cssid, ssid: id.ssid, devno: devno)
         if hasDevno(device) { throw .guestDevnoInUse(guest: name, device) }
@@ -29,7 +29,7 @@ extension Guest {
 
     // MARK: Devices
 
-    mutating func addVirtio(id: SubchannelID?, devno: UInt16?, cuModel: UInt8) throws(VfioError) -> GuestDevice {
+    mutating func addVirtio(id: SubchannelID?, devno: UInt16?, cuModel: UInt8) throws(VFIOError) -> GuestDevice {
         let chpid = Guest.virtualChannelPath
         if let id, id.cssid != chpid.cssid { throw .virtioOutsideVirtualCSS(id) }
         // A passthrough path already showing as fe.00 is the same clash, the other way round.
@@ -49,7 +49,7 @@ extension Guest {
     /// Checks everything, then changes: a refusal leaves the guest as it was.
     mutating func attach(
         _ hostSubchannel: Subchannel, guestSubchannel: SubchannelID?, guestChpids: [ChannelPathID]?, defaultCSS: UInt8
-    ) throws(VfioError) -> GuestDevice {
+    ) throws(VFIOError) -> GuestDevice {
         guard let hostDevice = hostSubchannel.deviceID else { throw .noDeviceNumber(hostSubchannel.id) }
         var id = SubchannelID(cssid: defaultCSS, ssid: 0, schno: 0)
         if let guestSubchannel { id = guestSubchannel } else { id = try firstFreeSubchannel(cssid: defaultCSS, ssid: 0) }
@@ -85,7 +85,7 @@ extension Guest {
         return device
     }
 
-    mutating func detach(_ id: SubchannelID) throws(VfioError) -> GuestDevice {
+    mutating func detach(_ id: SubchannelID) throws(VFIOError) -> GuestDevice {
         guard let device = devices[id], device.host != nil else { throw .unknownGuestSubchannel(guest: name, id) }
         remove(id)
         for chpid in device.chpids where !isUsedByPassthrough(chpid) { chpidMap[chpid] = nil }
