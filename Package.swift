@@ -2,7 +2,8 @@
 //
 // cssd: a QMP control server for the s390 channel subsystem.
 // Dependencies run one way: wire -> CJansson, NIOCore; schema -> wire; commands -> schema;
-// server -> commands, NIOPosix; executables -> server.
+// server -> commands, NIOPosix; executables -> server. Transport (socket addresses) needs
+// only libc: the server and cssctl share it.
 import PackageDescription
 
 // Scripts/fuzz.sh sets CSSD_FUZZ=1: our targets get libFuzzer/ASan instrumentation, while
@@ -36,6 +37,9 @@ let package = Package(
             dependencies: ["CJansson", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: fuzzFlags
         ),
+        // QMP socket addresses (unix:PATH, tcp:HOST:PORT) and connecting to them: shared by
+        // the server and cssctl, which must not need NIO for it.
+        .target(name: "QMPTransport"),
         // The API/ schema: loading, argument validation, introspection, docs.
         .target(
             name: "QMPSchema",
@@ -59,7 +63,7 @@ let package = Package(
         .target(
             name: "QMPServer",
             dependencies: [
-                "QMPCommands", "QMPSchema", "QMPWire", "PathEvents", "CSSBackend", "VFIOCCW",
+                "QMPCommands", "QMPSchema", "QMPWire", "QMPTransport", "PathEvents", "CSSBackend", "VFIOCCW",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -79,7 +83,7 @@ let package = Package(
         .executableTarget(
             name: "cssctl",
             dependencies: [
-                "QMPWire", "QMPSchema", "TopologyFile", "CSSModel",
+                "QMPWire", "QMPSchema", "QMPTransport", "TopologyFile", "CSSModel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -116,6 +120,7 @@ let package = Package(
             dependencies: ["QMPWire", "CJansson", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(name: "TopologyFileTests", dependencies: ["TopologyFile", "CSSModel", "QMPWire"]),
+        .testTarget(name: "QMPTransportTests", dependencies: ["QMPTransport"]),
         .testTarget(name: "QMPSchemaTests", dependencies: ["QMPSchema", "QMPWire"]),
         .testTarget(name: "CSSModelTests", dependencies: ["CSSModel"]),
         .testTarget(name: "PathEventsTests", dependencies: ["PathEvents", "CSSModel"]),
@@ -124,7 +129,7 @@ let package = Package(
         .testTarget(
             name: "QMPServerTests",
             dependencies: [
-                "QMPServer", "QMPWire", "QMPCommands", "QMPFuzzSupport", "CSSModel", "PathEvents",
+                "QMPServer", "QMPWire", "QMPTransport", "QMPCommands", "QMPFuzzSupport", "CSSModel", "PathEvents",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -7,6 +7,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import QMPCommands
+import QMPTransport
 import QMPWire
 import ServiceLifecycle
 import VFIOCCW
@@ -250,21 +251,8 @@ enum UnixSocketFile {
 
     /// Whether something accepts connections on the socket.
     static func isLive(_ path: String) -> Bool {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            let bytes = Array(path.utf8.prefix(raw.count - 1))
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
-        return result == 0
+        guard let fd = try? QMPAddress.unix(path: path).connect() else { return false }
+        close(fd)
+        return true
     }
 }

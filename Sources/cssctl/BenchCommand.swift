@@ -2,6 +2,7 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import ArgumentParser
+import QMPTransport
 import QMPWire
 
 /// Measures request throughput and latency of one or more QMP servers, in one run, so that
@@ -40,7 +41,10 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "The command to send; it must take no arguments.")
     var command = "query-version"
 
-    @Option(help: "Fail when a server sends nothing for this many seconds while replies are due.")
+    // Also --timeout, the other subcommands' name for the same wait (cssctl --timeout 5 bench).
+    @Option(
+        name: [.customLong("stall-timeout"), .customLong("timeout")],
+        help: "Fail when a server sends nothing for this many seconds while replies are due.")
     var stallTimeout = 30
 
     @Flag(help: "Print the results as JSON.")
@@ -69,7 +73,7 @@ struct BenchCommand: ParsableCommand {
     }
 
     func run() throws {
-        let targets = sockets.isEmpty ? [ServerAddress.defaultText] : sockets
+        let targets = sockets.isEmpty ? [QMPAddress.defaultServerText] : sockets
         let names = targets.indices.map { $0 < labels.count ? labels[$0] : targets[$0] }
         let table = Table(labelWidth: max(5, names.map(\.count).max() ?? 0))
         if !json { table.printHeader() }
@@ -77,7 +81,7 @@ struct BenchCommand: ParsableCommand {
         var rows: [Row] = []
         try reportingFailures {
             for (target, name) in zip(targets, names) {
-                let address = try ServerAddress(parsing: target)
+                let address = try QMPAddress.server(target)
                 let stall = Int32(stallTimeout * 1000)
                 let connection = try QMPClientConnection(connectingTo: address, replyTimeoutMilliseconds: stall)
                 try connection.readGreeting()

@@ -13,11 +13,13 @@ struct CSSCtl: ParsableCommand {
         commandName: "cssctl",
         abstract: "Command-line client for cssd (and any QMP server).",
         discussion: """
-            With no subcommand, runs one QMP command (see 'cssctl help exec'). Examples:
+            With no subcommand, runs one QMP command (see 'cssctl help exec'). --socket and
+            --timeout may come before or after the subcommand. Examples:
               cssctl --socket /run/cssd.sock query-version
               cssctl --socket tcp:127.0.0.1:4444 some-command dev=0.0.1234 opts.force=true
               cssctl --json '{"execute": "query-commands"}' --raw
               cssctl schema-docs --module qmp --output API/qmp.md
+              cssctl --socket /run/cssd.sock lschp
               cssctl events --socket /run/cssd.sock --chpid 0.40 --format table
               cssctl bench --socket /tmp/cssd.sock --socket /tmp/qemu.sock --label cssd --label qemu
             Exit status: 0 success, 1 error reply, 2 connection or protocol failure, 64 usage error.
@@ -25,6 +27,13 @@ struct CSSCtl: ParsableCommand {
         subcommands: [ExecCommand.self, SchemaDocsCommand.self, BenchCommand.self, GenTopologyCommand.self, EventsCommand.self, LschpCommand.self, LscssCommand.self],
         defaultSubcommand: ExecCommand.self
     )
+
+    /// Parses the command line with connection options allowed before the subcommand's name
+    /// (`ConnectionOptions.movedAfterSubcommand`), then runs the subcommand.
+    static func main() {
+        let names = Set(configuration.subcommands.compactMap { $0.configuration.commandName })
+        main(ConnectionOptions.movedAfterSubcommand(Array(CommandLine.arguments.dropFirst()), subcommands: names))
+    }
 }
 
 /// Exit statuses shared by the subcommands.

@@ -2,6 +2,7 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import ArgumentParser
+import QMPTransport
 
 /// `--socket` and `--timeout`, shared by the subcommands that run commands and wait for replies.
 struct ConnectionOptions: ParsableArguments {
@@ -16,10 +17,39 @@ struct ConnectionOptions: ParsableArguments {
     }
 
     /// The address to connect to.
-    func address() throws(ClientFailure) -> ServerAddress {
-        try ServerAddress(parsing: socket ?? ServerAddress.defaultText)
+    func address() throws(ClientFailure) -> QMPAddress {
+        try QMPAddress.server(socket)
     }
 
     /// poll(2)'s wait for one reply, in milliseconds (-1: forever).
     var waitMilliseconds: Int32 { Int32(timeout == 0 ? -1 : timeout * 1000) }
+}
+
+extension ConnectionOptions {
+    /// The options every connecting subcommand takes, which users put before the subcommand as
+    /// they do with git and virsh (`cssctl --socket S lschp`).
+    static let names: Set<String> = ["--socket", "--timeout"]
+
+    /// Moves connection options given before a subcommand's name to just after it, where that
+    /// subcommand parses them (`--socket S --timeout 5 lscss -s` -> `lscss --socket S --timeout 5
+    /// -s`); a line that starts any other way is returned as it is. Without this, ArgumentParser
+    /// gives a line that does not start with a subcommand's name to the default subcommand
+    /// (`exec`), which sent `lschp` to the server as a QMP command. Each subcommand keeps its
+    /// own meaning of the options: `events --timeout` is its idle timeout, `bench --timeout` its
+    /// stall timeout, and a subcommand that does not connect refuses them as unknown options.
+    static func movedAfterSubcommand(_ arguments: [String], subcommands: Set<String>) -> [String] {
+        var index = 0
+        while index < arguments.count {
+            let argument = arguments[index]
+            if names.contains(argument) {
+                index += 2  // the option and its value
+            } else if let equals = argument.firstIndex(of: "="), names.contains(String(argument[..<equals])) {
+                index += 1
+            } else {
+                break
+            }
+        }
+        guard index > 0, index < arguments.count, subcommands.contains(arguments[index]) else { return arguments }
+        return [arguments[index]] + arguments[..<index] + arguments[(index + 1)...]
+    }
 }

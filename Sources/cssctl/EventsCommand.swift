@@ -2,6 +2,7 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import ArgumentParser
+import QMPTransport
 import QMPWire
 import Synchronization
 
@@ -109,7 +110,7 @@ struct EventsCommand: ParsableCommand {
     }
 
     private func watch() throws {
-        let address = try ServerAddress(parsing: socket ?? ServerAddress.defaultText)
+        let address = try QMPAddress.server(socket)
         let session = EventSession(try QMPClientConnection(connectingTo: address))
         try session.handshake()
         let id = "cssctl-subscribe"

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // cssd: QMP control server for the s390 channel subsystem.
 
+import QMPTransport
 import QMPWire
 
 #if canImport(Glibc)
@@ -61,7 +62,7 @@ struct ListingSession {
 
     init(socket: String?, timeoutSeconds: Int) throws(ClientFailure) {
         connection = try QMPClientConnection(
-            connectingTo: ServerAddress(parsing: socket ?? ServerAddress.defaultText),
+            connectingTo: QMPAddress.server(socket),
             replyTimeoutMilliseconds: Int32(timeoutSeconds == 0 ? -1 : timeoutSeconds * 1000))
         try connection.readGreeting()
         try connection.negotiate()

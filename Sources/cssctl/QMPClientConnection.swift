@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // cssd: QMP control server for the s390 channel subsystem.
 
+import QMPTransport
 import QMPWire
 
 #if canImport(Glibc)
@@ -19,41 +20,19 @@ struct ClientFailure: Error, CustomStringConvertible {
     }
 }
 
-/// Where the server listens: `unix:PATH`, `tcp:HOST:PORT` (`tcp:[::1]:4444`), or a bare path.
-enum ServerAddress: CustomStringConvertible {
-    case unix(path: String)
-    case tcp(host: String, port: Int)
-
-    init(parsing text: String) throws(ClientFailure) {
-        if text.hasPrefix("tcp:") {
-            let rest = text.dropFirst(4)
-            guard let colon = rest.lastIndex(of: ":"),
-                let port = Int(rest[rest.index(after: colon)...]), (1...65535).contains(port)
-            else { throw ClientFailure("'\(text)': expected tcp:HOST:PORT with a port in 1...65535") }
-            var host = String(rest[..<colon])
-            if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-            guard !host.isEmpty else { throw ClientFailure("'\(text)': empty host") }
-            self = .tcp(host: host, port: port)
-        } else {
-            let path = text.hasPrefix("unix:") ? String(text.dropFirst(5)) : text
-            guard !path.isEmpty else { throw ClientFailure("'\(text)': empty socket path") }
-            // sun_path holds 108 bytes including the terminating NUL.
-            guard path.utf8.count < 108 else {
-                throw ClientFailure("'\(text)': a unix socket path must be shorter than 108 bytes")
-            }
-            self = .unix(path: path)
-        }
-    }
-
-    var description: String {
-        switch self {
-        case .unix(let path): return "unix:\(path)"
-        case .tcp(let host, let port): return host.contains(":") ? "tcp:[\(host)]:\(port)" : "tcp:\(host):\(port)"
+extension QMPAddress {
+    /// cssctl's `--socket`: QMPAddress's grammar for connecting (a bare path is `unix:PATH`);
+    /// nil is `defaultServerText`.
+    static func server(_ text: String?) throws(ClientFailure) -> QMPAddress {
+        do throws(QMPTransportError) {
+            return try QMPAddress(parsing: text ?? defaultServerText, for: .connecting)
+        } catch {
+            throw ClientFailure(error.description)
         }
     }
 
     /// The --socket default: $CSSD_SOCKET, else ./cssd.sock (where cssd listens by default).
-    static var defaultText: String {
+    static var defaultServerText: String {
         if let value = getenv("CSSD_SOCKET"), value.pointee != 0 { return String(cString: value) }
         return "cssd.sock"
     }
@@ -65,7 +44,7 @@ enum ServerAddress: CustomStringConvertible {
 /// on "\n". Lines are handed out as views into the receive buffer (no copy, no allocation), which
 /// is what keeps the benchmark loop cheap; a view is valid until the next `fill`.
 final class QMPClientConnection {
-    let address: ServerAddress
+    let address: QMPAddress
     let fd: Int32
 
     private var storage: UnsafeMutableRawPointer
@@ -82,9 +61,13 @@ final class QMPClientConnection {
     /// than polled before each read, so a round trip costs one read system call, not two.
     let replyTimeoutMilliseconds: Int32
 
-    init(connectingTo address: ServerAddress, replyTimeoutMilliseconds: Int32 = -1) throws(ClientFailure) {
+    init(connectingTo address: QMPAddress, replyTimeoutMilliseconds: Int32 = -1) throws(ClientFailure) {
         self.address = address
-        self.fd = try Self.connectSocket(address)
+        do throws(QMPTransportError) {
+            self.fd = try address.connect()
+        } catch {
+            throw ClientFailure(error.description)
+        }
         self.replyTimeoutMilliseconds = replyTimeoutMilliseconds
         self.capacity = 256 * 1024
         self.storage = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
@@ -98,61 +81,6 @@ final class QMPClientConnection {
     deinit {
         Glibc.close(fd)
         storage.deallocate()
-    }
-
-    // MARK: Connecting
-
-    private static func connectSocket(_ address: ServerAddress) throws(ClientFailure) -> Int32 {
-        switch address {
-        case .unix(let path):
-            let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-            guard fd >= 0 else { throw ClientFailure.system("socket") }
-            var addr = sockaddr_un()
-            addr.sun_family = sa_family_t(AF_UNIX)
-            withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-                raw.copyBytes(from: path.utf8)
-                raw[path.utf8.count] = 0
-            }
-            let result = withUnsafePointer(to: &addr) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-                }
-            }
-            guard result == 0 else {
-                let failure = ClientFailure.system("cannot connect to \(address)")
-                Glibc.close(fd)
-                throw failure
-            }
-            return fd
-
-        case .tcp(let host, let port):
-            var hints = addrinfo()
-            hints.ai_family = AF_UNSPEC
-            hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-            var list: UnsafeMutablePointer<addrinfo>?
-            let status = getaddrinfo(host, String(port), &hints, &list)
-            guard status == 0, let first = list else {
-                throw ClientFailure("cannot resolve \(host): \(String(cString: gai_strerror(status)))")
-            }
-            defer { freeaddrinfo(list) }
-            var lastFailure = ClientFailure("cannot connect to \(address)")
-            var entry: UnsafeMutablePointer<addrinfo>? = first
-            while let info = entry {
-                entry = info.pointee.ai_next
-                let fd = socket(info.pointee.ai_family, info.pointee.ai_socktype | Int32(SOCK_CLOEXEC.rawValue),
-                                info.pointee.ai_protocol)
-                guard fd >= 0 else { lastFailure = .system("socket"); continue }
-                if connect(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 {
-                    // Requests are small writes; Nagle would add tens of ms to each round trip.
-                    var one: Int32 = 1
-                    setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-                    return fd
-                }
-                lastFailure = .system("cannot connect to \(address)")
-                Glibc.close(fd)
-            }
-            throw lastFailure
-        }
     }
 
     // MARK: Writing
