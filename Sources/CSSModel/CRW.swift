@@ -11,7 +11,7 @@ public struct ReportingSource: RawRepresentable, Hashable, Sendable, CustomStrin
     public static let configAlert = ReportingSource(rawValue: 0x9)
     public static let channelSubsystem = ReportingSource(rawValue: 0xb)
 
-    public var description: String { "0x" + hex(rawValue) }
+    public var description: String { "0x" + Hex.string(rawValue) }
 }
 
 /// The error-recovery code of a CRW: what happened to the reporting source.
@@ -32,7 +32,7 @@ public struct ErrorRecoveryCode: RawRepresentable, Hashable, Sendable, CustomStr
     public static let parametersModified = ErrorRecoveryCode(rawValue: 8)
     public static let installedParametersRestored = ErrorRecoveryCode(rawValue: 0xa)
 
-    public var description: String { "0x" + hex(rawValue) }
+    public var description: String { "0x" + Hex.string(rawValue) }
 }
 
 /// A channel-report word: 32 bits the machine queues to tell the program that something in
@@ -80,7 +80,7 @@ public struct CRW: RawRepresentable, Hashable, Sendable, CustomStringConvertible
     public var rsid: UInt16 { UInt16(truncatingIfNeeded: rawValue) }
 
     /// `0x44020000`.
-    public var description: String { "0x" + hex(rawValue, width: 8) }
+    public var description: String { "0x" + Hex.string(rawValue, width: 8) }
 
     /// The words a channel-path report takes: one CRW with rsid = chpid, or, when multiple
     /// channel subsystems are enabled (MCSSE), that CRW chained to a second one whose rsid

@@ -26,17 +26,17 @@ public struct ChannelPathID: Hashable, Comparable, Sendable, CustomStringConvert
     /// - Parameter argument: the name used in the error text.
     /// - Throws: `IDParseError`, e.g. "chpid '0.4g': expected cssid.chpid in hex, like 0.4a".
     public init(parsing text: String, argument: String = "chpid") throws(IDParseError) {
-        guard let parts = parseDottedHex(text, maxDigits: [2, 2]) else {
+        guard let parts = Hex.parts(text, maxDigits: (2, 2, 0)) else {
             throw IDParseError(argument: argument, text: text, reason: "expected cssid.chpid in hex, like 0.4a")
         }
-        self.init(cssid: UInt8(parts[0]), chpid: UInt8(parts[1]))
+        self.init(cssid: UInt8(parts.0), chpid: UInt8(parts.1))
     }
 
     public var cssid: UInt8 { UInt8(truncatingIfNeeded: rawValue >> 8) }
     public var chpid: UInt8 { UInt8(truncatingIfNeeded: rawValue) }
 
     /// `0.4a`: cssid `%x`, chpid `%02x` (sysfs `chp0.4a`).
-    public var description: String { "\(hex(cssid)).\(hex(chpid, width: 2))" }
+    public var description: String { "\(Hex.string(cssid)).\(Hex.string(chpid, width: 2))" }
 
     public static func < (a: ChannelPathID, b: ChannelPathID) -> Bool { a.rawValue < b.rawValue }
 }

@@ -38,7 +38,7 @@ public struct ChannelPathSlots: Hashable, Sendable, RandomAccessCollection, Cust
 
     /// Like lscss prints them: two groups of four, `40414243 00000000`.
     public var description: String {
-        let digits = hex(rawValue, width: 16)
+        let digits = Hex.string(rawValue, width: 16)
         return String(digits.prefix(8)) + " " + String(digits.suffix(8))
     }
 }

@@ -28,7 +28,7 @@ public struct DeviceID: Hashable, Comparable, Sendable, CustomStringConvertible 
     public var devno: UInt16 { UInt16(truncatingIfNeeded: rawValue) }
 
     /// `0.0.1000`.
-    public var description: String { "\(hex(cssid)).\(hex(ssid)).\(hex(devno, width: 4))" }
+    public var description: String { "\(Hex.string(cssid)).\(Hex.string(ssid)).\(Hex.string(devno, width: 4))" }
 
     public static func < (a: DeviceID, b: DeviceID) -> Bool { a.rawValue < b.rawValue }
 }

@@ -36,7 +36,7 @@ public struct SCHIB: Hashable, Sendable {
     public var hexString: String {
         var text = ""
         text.reserveCapacity(2 * SCHIB.size)
-        for byte in bytes { text += hex(byte, width: 2) }
+        for byte in bytes { text += Hex.string(byte, width: 2) }
         return text
     }
 

@@ -41,7 +41,7 @@ public struct SubchannelID: Hashable, Comparable, Sendable, CustomStringConverti
     public var schno: UInt16 { UInt16(truncatingIfNeeded: rawValue) }
 
     /// `0.0.0042`: cssid and ssid `%x`, schno `%04x`.
-    public var description: String { "\(hex(cssid)).\(hex(ssid)).\(hex(schno, width: 4))" }
+    public var description: String { "\(Hex.string(cssid)).\(Hex.string(ssid)).\(Hex.string(schno, width: 4))" }
 
     public static func < (a: SubchannelID, b: SubchannelID) -> Bool { a.rawValue < b.rawValue }
 }

@@ -226,10 +226,10 @@ public struct Subsystem: Sendable {
         let flags = schib.pmcw.flags
         if flags & PMCW.Flags.reservedForModify != 0 {
             throw .operand(
-                reason: "reserved PMCW flag bits 0x\(hex(flags & PMCW.Flags.reservedForModify, width: 4)) are set")
+                reason: "reserved PMCW flag bits 0x\(Hex.string(flags & PMCW.Flags.reservedForModify, width: 4)) are set")
         }
         if schib.pmcw.chars & PMCW.Characteristics.reserved != 0 {
-            let bits = hex(schib.pmcw.chars & PMCW.Characteristics.reserved, width: 8)
+            let bits = Hex.string(schib.pmcw.chars & PMCW.Characteristics.reserved, width: 8)
             throw .operand(reason: "reserved PMCW characteristics bits 0x\(bits) are set")
         }
         guard let index = recordIndex[id.rawValue].map({ Int($0) }) else {

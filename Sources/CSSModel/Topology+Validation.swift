@@ -14,7 +14,7 @@ extension Topology {
             let field = { "channelSubsystems[\(index)]" }
             try check(css.cssid, 0xff, "cssid", field)
             guard !cssDefined[css.cssid] else {
-                throw TopologyError(field: field(), reason: "duplicate channel subsystem \(hex(css.cssid))")
+                throw TopologyError(field: field(), reason: "duplicate channel subsystem \(Hex.string(css.cssid))")
             }
             cssDefined[css.cssid] = true
         }
@@ -25,7 +25,7 @@ extension Topology {
             guard cssDefined[Int(path.id.cssid)] else {
                 throw TopologyError(
                     field: field(),
-                    reason: "chpid \(path.id) is in channel subsystem \(hex(path.id.cssid)), which is not defined")
+                    reason: "chpid \(path.id) is in channel subsystem \(Hex.string(path.id.cssid)), which is not defined")
             }
             guard !pathDefined[Int(path.id.rawValue)] else {
                 throw TopologyError(field: field(), reason: "duplicate chpid \(path.id)")
@@ -44,7 +44,7 @@ extension Topology {
             guard cssDefined[Int(id.cssid)] else {
                 throw TopologyError(
                     field: field(),
-                    reason: "subchannel \(id) is in channel subsystem \(hex(id.cssid)), which is not defined")
+                    reason: "subchannel \(id) is in channel subsystem \(Hex.string(id.cssid)), which is not defined")
             }
             let set = Int(id.cssid) << 2 | Int(id.ssid)
             guard idSeen.testAndSet(set: set, Int(id.schno)) else {
@@ -79,7 +79,7 @@ extension Topology {
                 guard chpid.cssid == id.cssid else {
                     throw TopologyError(
                         field: slotField(),
-                        reason: "chpid \(chpid) is not in channel subsystem \(hex(id.cssid)) of subchannel \(id)")
+                        reason: "chpid \(chpid) is not in channel subsystem \(Hex.string(id.cssid)) of subchannel \(id)")
                 }
                 guard pathDefined[Int(chpid.rawValue)] else {
                     throw TopologyError(field: slotField(), reason: "unknown chpid \(chpid): it is not in channelPaths")
@@ -105,7 +105,7 @@ extension Topology {
     private func check(_ value: Int, _ max: Int, _ name: String, _ field: () -> String) throws(TopologyError) {
         guard (0...max).contains(value) else {
             throw TopologyError(
-                field: "\(field()).\(name)", reason: "\(name) \(value) is out of range (0..0x\(hex(max)))")
+                field: "\(field()).\(name)", reason: "\(name) \(value) is out of range (0..0x\(Hex.string(max)))")
         }
     }
 }

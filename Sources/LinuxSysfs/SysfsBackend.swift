@@ -38,7 +38,7 @@ public final class SysfsBackend: ObservedBackend, BlockingWriteBackend {
     public var watchedDirectories: [String] {
         var dirs: [String] = []
         for cssid in subsystem.cssids {
-            let css = root + "/devices/css" + String(cssid, radix: 16)
+            let css = root + "/devices/css" + Hex.string(cssid)
             dirs.append(css)
             for path in subsystem.channelPaths where path.id.cssid == cssid { dirs.append(css + "/" + Self.pathDirectory(path.id)) }
         }
@@ -113,7 +113,7 @@ public final class SysfsBackend: ObservedBackend, BlockingWriteBackend {
 
     private func plan(_ value: String, file: String, of id: ChannelPathID) throws(BackendError) -> PendingWrite {
         guard subsystem.channelPath(id) != nil else { throw .model(.unknownChannelPath(id)) }
-        let path = root + "/devices/css" + String(id.cssid, radix: 16) + "/" + Self.pathDirectory(id) + "/" + file
+        let path = root + "/devices/css" + Hex.string(id.cssid) + "/" + Self.pathDirectory(id) + "/" + file
         return PendingWrite(chpid: id) {
             do throws(BackendError) {
                 try SysfsFiles.write(value, to: path)
@@ -148,12 +148,10 @@ public final class SysfsBackend: ObservedBackend, BlockingWriteBackend {
     }
 
     static func pathDirectory(_ id: ChannelPathID) -> String {
-        "chp" + String(id.cssid, radix: 16) + "." + (id.chpid < 16 ? "0" : "") + String(id.chpid, radix: 16)
+        "chp\(id)"  // chp0.4a: a ChannelPathID prints in Linux's notation
     }
 
     private func subchannelDirectory(_ id: SubchannelID) -> String {
-        let number = String(id.schno, radix: 16)
-        return root + "/devices/css" + String(id.cssid, radix: 16) + "/0." + String(id.ssid, radix: 16) + "."
-            + String(repeating: "0", count: 4 - number.count) + number
+        root + "/devices/css" + Hex.string(id.cssid) + "/0." + Hex.string(id.ssid) + "." + Hex.string(id.schno, width: 4)
     }
 }

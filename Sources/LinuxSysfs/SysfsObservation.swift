@@ -221,7 +221,7 @@ func parseTypeModel(_ text: String) -> (Int, Int)? {
     return (type, model)
 }
 
+/// 1...`maxDigits` hex digits, as sysfs prints them.
 func parseHex(_ text: Substring, maxDigits: Int) -> Int? {
-    guard !text.isEmpty, text.count <= maxDigits else { return nil }
-    return Int(text, radix: 16)
+    Hex.number(text, maxDigits: maxDigits)
 }

@@ -324,7 +324,7 @@ struct FastTopologyReader {
 
     private mutating func subchannelID() -> SubchannelID? {
         guard let text = string(),
-            let (cssid, ssid, schno) = scanHexParts(text, separator: UInt8(ascii: "."), maxDigits: (2, 1, 4)),
+            let (cssid, ssid, schno) = Hex.parts(text, separator: UInt8(ascii: "."), maxDigits: (2, 1, 4)),
             ssid <= 3
         else { return nil }
         return SubchannelID(cssid: UInt8(cssid), ssid: UInt8(ssid), schno: UInt16(schno))
@@ -332,7 +332,7 @@ struct FastTopologyReader {
 
     private mutating func chpid() -> ChannelPathID? {
         guard let text = string(),
-            let (cssid, chpid, _) = scanHexParts(text, separator: UInt8(ascii: "."), maxDigits: (2, 2, 0))
+            let (cssid, chpid, _) = Hex.parts(text, separator: UInt8(ascii: "."), maxDigits: (2, 2, 0))
         else { return nil }
         return ChannelPathID(cssid: UInt8(cssid), chpid: UInt8(chpid))
     }
@@ -354,7 +354,7 @@ struct FastTopologyReader {
     private mutating func devnoValue() -> (value: Int, set: Int?)? {
         guard peek() == UInt8(ascii: "\"") else { return integer().map { ($0, nil) } }
         guard let text = string(),
-            let (cssid, ssid, number) = scanHexParts(text, separator: UInt8(ascii: "."), maxDigits: (2, 1, 4)),
+            let (cssid, ssid, number) = Hex.parts(text, separator: UInt8(ascii: "."), maxDigits: (2, 1, 4)),
             ssid <= 3
         else { return nil }
         return (number, cssid << 8 | ssid)
@@ -362,7 +362,7 @@ struct FastTopologyReader {
 
     private mutating func typeModel() -> (type: Int, model: Int)? {
         guard let text = string(),
-            let (type, model, _) = scanHexParts(text, separator: UInt8(ascii: "/"), maxDigits: (4, 2, 0))
+            let (type, model, _) = Hex.parts(text, separator: UInt8(ascii: "/"), maxDigits: (4, 2, 0))
         else { return nil }
         return (type, model)
     }
@@ -370,7 +370,7 @@ struct FastTopologyReader {
     private mutating func hexNumber() -> Int? {
         if peek() == UInt8(ascii: "\"") {
             guard let text = string() else { return nil }
-            return scanHexNumber(text)
+            return Hex.prefixedNumber(text)
         }
         return integer()
     }

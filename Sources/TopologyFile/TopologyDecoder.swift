@@ -323,7 +323,7 @@ struct TopologyDecoder {
 
     func subchannelID(_ node: Node, path: @autoclosure () -> String) throws(TopologyFileError) -> SubchannelID {
         let parts = try string(node, path: path()) {
-            scanHexParts($0, separator: UInt8(ascii: "."), maxDigits: (2, 1, 4))
+            Hex.parts($0, separator: UInt8(ascii: "."), maxDigits: (2, 1, 4))
         }
         if let (cssid, ssid, schno) = parts, ssid <= 3 {
             return SubchannelID(cssid: UInt8(cssid), ssid: UInt8(ssid), schno: UInt16(schno))
@@ -337,7 +337,7 @@ struct TopologyDecoder {
 
     func chpid(_ node: Node, path: @autoclosure () -> String) throws(TopologyFileError) -> ChannelPathID {
         let parts = try string(node, path: path()) {
-            scanHexParts($0, separator: UInt8(ascii: "."), maxDigits: (2, 2, 0))
+            Hex.parts($0, separator: UInt8(ascii: "."), maxDigits: (2, 2, 0))
         }
         if let (cssid, chpid, _) = parts { return ChannelPathID(cssid: UInt8(cssid), chpid: UInt8(chpid)) }
         do {
@@ -358,7 +358,7 @@ struct TopologyDecoder {
         case JSON_NULL where allowNull: return nil
         case JSON_INTEGER: return Int(json_integer_value(node))
         case JSON_STRING:
-            let parts = withBytes(node) { scanHexParts($0, separator: UInt8(ascii: "."), maxDigits: (2, 1, 4)) }
+            let parts = withBytes(node) { Hex.parts($0, separator: UInt8(ascii: "."), maxDigits: (2, 1, 4)) }
             let device: DeviceID
             if let (cssid, ssid, devno) = parts, ssid <= 3 {
                 device = DeviceID(cssid: UInt8(cssid), ssid: UInt8(ssid), devno: UInt16(devno))
@@ -373,18 +373,18 @@ struct TopologyDecoder {
                 if defaultSet {
                     throw fail(
                         path(),
-                        "device \(device) is not in subchannel set \(String(id.cssid, radix: 16)).\(id.ssid), where a "
+                        "device \(device) is not in subchannel set \(Hex.string(id.cssid)).\(id.ssid), where a "
                             + "device without \"subchannel\" goes "
-                            + "(expected \(String(id.cssid, radix: 16)).\(id.ssid).\(hex4(Int(device.devno))))")
+                            + "(expected \(Hex.string(id.cssid)).\(id.ssid).\(Hex.string(device.devno, width: 4)))")
                 }
                 throw fail(
                     path(),
                     "device \(device) is not in the subchannel set of subchannel \(id) "
-                        + "(expected \(String(id.cssid, radix: 16)).\(id.ssid).\(hex4(Int(device.devno))))")
+                        + "(expected \(Hex.string(id.cssid)).\(id.ssid).\(Hex.string(device.devno, width: 4)))")
             }
             return Int(device.devno)
         default:
-            let example = "\(String(id.cssid, radix: 16)).\(id.ssid).4711"
+            let example = "\(Hex.string(id.cssid)).\(id.ssid).4711"
             throw fail(
                 path(),
                 allowNull
@@ -398,7 +398,7 @@ struct TopologyDecoder {
         type: Int, model: Int
     ) {
         let parts = try string(node, path: path(), expected: "a string like \"\(example)\"") {
-            scanHexParts($0, separator: UInt8(ascii: "/"), maxDigits: (4, 2, 0))
+            Hex.parts($0, separator: UInt8(ascii: "/"), maxDigits: (4, 2, 0))
         }
         guard let (type, model, _) = parts else {
             throw fail(path(), "'\(text(node))': expected type/model in hex, like \(example)")
@@ -411,7 +411,7 @@ struct TopologyDecoder {
         switch kind(node) {
         case JSON_INTEGER: return Int(json_integer_value(node))
         case JSON_STRING:
-            guard let value = withBytes(node, scanHexNumber) else {
+            guard let value = withBytes(node, Hex.prefixedNumber) else {
                 throw fail(path(), "'\(text(node))': expected a hex number like \(example) (0x optional) or an integer")
             }
             return value
@@ -516,10 +516,4 @@ func describe(_ node: UnsafeMutablePointer<json_t>) -> String {
     case JSON_FALSE: "false"
     default: kindName(node)
     }
-}
-
-func hex4(_ value: Int) -> String {
-    var out: [UInt8] = []
-    appendHex(value, width: 4, to: &out)
-    return String(decoding: out, as: UTF8.self)
 }

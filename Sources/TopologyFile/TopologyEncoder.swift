@@ -196,7 +196,7 @@ enum TopologyEncoder {
                 out.append(byte)
             case 0..<0x20:
                 out.append("\\u00")
-                appendHex(Int(byte), width: 2, to: &out)
+                out.append(hex: byte, width: 2)
             default:
                 out.append(byte)
             }
@@ -207,19 +207,17 @@ enum TopologyEncoder {
     /// `0.4a`
     @inline(__always)
     static func chpid(_ id: ChannelPathID, to out: inout [UInt8]) {
-        appendHex(Int(id.cssid), width: 1, to: &out)
-        out.append(UInt8(ascii: "."))
-        appendHex(Int(id.chpid), width: 2, to: &out)
+        out.append(chpid: id.cssid, id.chpid)
     }
 
     /// `0.0.0042`
     @inline(__always)
     static func threePart(_ cssid: Int, _ ssid: Int, _ number: Int, to out: inout [UInt8]) {
-        appendHex(cssid, width: 1, to: &out)
+        out.append(hex: cssid)
         out.append(UInt8(ascii: "."))
-        appendHex(ssid, width: 1, to: &out)
+        out.append(hex: ssid)
         out.append(UInt8(ascii: "."))
-        appendHex(number, width: 4, to: &out)
+        out.append(hex: number, width: 4)
     }
 
     /// `"3390/0c"`; the pair as an invalid string that names both numbers if either is out of
@@ -228,9 +226,9 @@ enum TopologyEncoder {
     static func typeModel(_ type: Int, _ model: Int, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
         if (0...0xffff).contains(type), (0...0xff).contains(model) {
-            appendHex(type, width: 4, to: &out)
+            out.append(hex: type, width: 4)
             out.append(UInt8(ascii: "/"))
-            appendHex(model, width: 2, to: &out)
+            out.append(hex: model, width: 2)
         } else {
             out.append(contentsOf: "\(type)/\(model) (out of range)".utf8)
         }
@@ -245,7 +243,7 @@ enum TopologyEncoder {
             return
         }
         out.append(prefix ? "\"0x" : "\"")
-        appendHex(value, width: width, to: &out)
+        out.append(hex: value, width: width)
         out.append(UInt8(ascii: "\""))
     }
 }

@@ -44,12 +44,12 @@ public enum VFIOError: Error, Equatable, Sendable, CustomStringConvertible {
         case .guestSubchannelInUse(let guest, let id): "guest '\(guest)' already has a subchannel \(id)"
         case .guestDevnoInUse(let guest, let device): "guest '\(guest)' already has a device \(device)"
         case .guestSubchannelsExhausted(let guest, let cssid):
-            "guest '\(guest)' has no free subchannel left in css \(hex(cssid))"
+            "guest '\(guest)' has no free subchannel left in css \(Hex.string(cssid))"
         case .noDeviceNumber(let id): "host subchannel \(id) has no valid device number (DNV 0): nothing to pass through"
         case .wrongChpidCount(let given, let installed, let host):
             "'guest-chpids' names \(given) chpids, but host subchannel \(host) has \(installed) installed paths"
         case .chpidOutsideCSS(let chpid, let cssid):
-            "guest chpid \(chpid) is not in the guest subchannel's css \(hex(cssid))"
+            "guest chpid \(chpid) is not in the guest subchannel's css \(Hex.string(cssid))"
         case .chpidMappedElsewhere(let guestChpid, let host, let wanted):
             "guest chpid \(guestChpid) already shows host chpid \(host), not \(wanted)"
         case .hostChpidMappedElsewhere(let host, let guestChpid, let wanted):
@@ -59,11 +59,9 @@ public enum VFIOError: Error, Equatable, Sendable, CustomStringConvertible {
                 + "virtio devices in the same css; map it to a free guest chpid"
                 + (freeChpid.map { " (guest-chpids with \($0))" } ?? "")
                 + " or attach the device in a separate guest css for vfio devices"
-                + (freeCSS.map { " (guest-subchannel \(hex($0)).0.xxxx, multiple css)" } ?? "")
+                + (freeCSS.map { " (guest-subchannel \(Hex.string($0)).0.xxxx, multiple css)" } ?? "")
         case .virtioOutsideVirtualCSS(let id): "virtio-ccw device \(id) must be in the virtual css fe"
         case .invalidName(let name): "guest name '\(name)' must be 1-64 characters of a-z, A-Z, 0-9, '-', '_', '.'"
         }
     }
 }
-
-func hex<T: BinaryInteger>(_ value: T) -> String { String(value, radix: 16) }

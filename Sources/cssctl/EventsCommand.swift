@@ -2,6 +2,7 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import ArgumentParser
+import CSSModel
 import QMPTransport
 import QMPWire
 import Synchronization
@@ -357,8 +358,7 @@ enum EventTable {
 
     private static func hexMask(_ value: JSON?) -> String {
         guard let mask = value?.intValue else { return "--" }
-        let digits = String(mask, radix: 16)
-        return digits.count < 2 ? "0" + digits : digits
+        return Hex.string(mask, width: 2)
     }
 
     /// The event's timestamp as local HH:MM:SS.mmm (now, if it has none).

@@ -67,9 +67,7 @@ struct GenTopologyCommand: ParsableCommand {
 
     /// `--cssid` in hex (optional 0x), as it appears in ids like `fe.0.0000`.
     private func parsedCSSID() throws(TopologyError) -> Int {
-        var digits = Substring(cssid)
-        if digits.hasPrefix("0x") || digits.hasPrefix("0X") { digits = digits.dropFirst(2) }
-        guard !digits.isEmpty, digits.count <= 8, let value = Int(digits, radix: 16) else {
+        guard let value = Hex.prefixedNumber(cssid) else {
             throw TopologyError(field: "cssid", reason: "'\(cssid)' is not a hex cssid like 0 or fe")
         }
         guard value <= 0xff else {

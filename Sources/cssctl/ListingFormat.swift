@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // cssd: QMP control server for the s390 channel subsystem.
 
+import CSSModel
 import QMPTransport
 import QMPWire
 
@@ -40,8 +41,7 @@ struct ListingTable {
 
 /// Lowercase hex, zero-padded to `width` digits (`%0*x`).
 func hexDigits(_ value: Int, width: Int) -> String {
-    let digits = String(value, radix: 16)
-    return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
+    Hex.string(value, width: width)
 }
 
 /// Writes text to standard output as it is (no newline added), through stdio's buffer.

@@ -2,6 +2,7 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import ArgumentParser
+import CSSModel
 import QMPWire
 
 /// `lschp` over QMP: the server's channel paths in s390-tools' lschp layout, byte for byte.
@@ -58,11 +59,8 @@ struct LschpCommand: ParsableCommand {
     /// A chpid argument or reply id as (cssid, chpid): `c.xx`, or `xx` meaning css 0 (as lschp
     /// takes `e0` for `0.e0`). Compared as numbers, so `0.4A` finds `0.4a`.
     static func chpid(_ text: String) -> [Int]? {
-        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count <= 2, parts.allSatisfy({ (1...2).contains($0.count) }) else { return nil }
-        let numbers = parts.compactMap { Int($0, radix: 16) }
-        guard numbers.count == parts.count, !text.contains("+"), !text.contains("-") else { return nil }
-        return numbers.count == 1 ? [0, numbers[0]] : numbers
+        if let chpid = Hex.number(text, maxDigits: 2) { return [0, chpid] }
+        return Hex.parts(text, maxDigits: (2, 2, 0)).map { [$0.0, $0.1] }
     }
 
     /// One row, formatted as lschp.c's print_chpid formats the sysfs attributes.
@@ -73,7 +71,7 @@ struct LschpCommand: ParsableCommand {
             configure(path["configure"]?.stringValue),
             path["type"]?.intValue.map { hexDigits($0, width: 2) } ?? "-",
             // lschp: "%-3lx" and "%-6lx" of the number, '-' for "unknown".
-            path["cmg"]?.intValue.map { ListingTable.padded(String($0, radix: 16), to: 3) } ?? "-",
+            path["cmg"]?.intValue.map { ListingTable.padded(Hex.string($0), to: 3) } ?? "-",
             path["shared"]?.boolValue.map { ListingTable.padded($0 ? "1" : "0", to: 6) } ?? "-",
             pchid(path),
         ]

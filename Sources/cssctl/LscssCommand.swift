@@ -2,6 +2,7 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import ArgumentParser
+import CSSModel
 import QMPWire
 
 /// `lscss` over QMP: the server's I/O subchannels in s390-tools' lscss layout, byte for byte.
@@ -148,15 +149,13 @@ struct LscssCommand: ParsableCommand {
 
         /// ccw_parse_str: `0.0.004f`, or 1-4 hex digits for 0.0.xxxx; no 0x prefix.
         init?(_ text: Substring) {
-            let parts = text.split(separator: ".", omittingEmptySubsequences: false)
-            let limits = parts.count == 1 ? [4] : [2, 1, 4]
-            guard parts.count == limits.count,
-                zip(parts, limits).allSatisfy({ part, limit in
-                    (1...limit).contains(part.count) && part.allSatisfy(\.isHexDigit)
-                })
-            else { return nil }
-            let numbers = parts.map { Int($0, radix: 16)! }
-            (cssid, ssid, number) = numbers.count == 1 ? (0, 0, numbers[0]) : (numbers[0], numbers[1], numbers[2])
+            if let devno = Hex.number(text, maxDigits: 4) {
+                (cssid, ssid, number) = (0, 0, devno)
+            } else if let parts = Hex.parts(text, maxDigits: (2, 1, 4)) {
+                (cssid, ssid, number) = parts
+            } else {
+                return nil
+            }
         }
 
         static func < (a: BusID, b: BusID) -> Bool {
@@ -192,12 +191,8 @@ struct LscssCommand: ParsableCommand {
     }
 
     static func deviceType(_ text: Substring) -> (type: Int, model: Int?)? {
-        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
-        guard (1...2).contains(parts.count), (1...4).contains(parts[0].count),
-            parts.count == 1 || (1...2).contains(parts[1].count),
-            parts.allSatisfy({ $0.allSatisfy(\.isHexDigit) })
-        else { return nil }
-        return (Int(parts[0], radix: 16)!, parts.count == 2 ? Int(parts[1], radix: 16)! : nil)
+        if let type = Hex.number(text, maxDigits: 4) { return (type, nil) }
+        return Hex.parts(text, separator: UInt8(ascii: "/"), maxDigits: (4, 2, 0)).map { ($0.0, $0.1) }
     }
 
     /// Which subchannels a listing shows.

@@ -11,7 +11,7 @@ typealias Masks = (String, Int, UInt8, UInt8, UInt8, UInt8, Bool)
 /// One line per affected subchannel, so a mismatch shows which mask of which subchannel differs.
 func line(_ id: String, _ slot: Int, _ masks: [UInt8], _ pno: Bool) -> String {
     let names = ["lpm", "pam", "pom", "pnom"]
-    let fields = zip(names, masks).map { "\($0) \(hex($1, width: 2))" }.joined(separator: " ")
+    let fields = zip(names, masks).map { "\($0) \(Hex.string($1, width: 2))" }.joined(separator: " ")
     return "\(id) slot \(slot) \(fields)\(pno ? " PNO" : "")"
 }
 
@@ -28,7 +28,7 @@ func render(_ rows: [Masks]) -> [String] {
         let model = Fixtures.small()
         let masks = model.subchannels.map { sch in
             let pmcw = sch.schib.pmcw
-            let masks = [pmcw.pim, pmcw.pam, pmcw.pom, pmcw.lpm].map { hex($0, width: 2) }
+            let masks = [pmcw.pim, pmcw.pam, pmcw.pom, pmcw.lpm].map { Hex.string($0, width: 2) }
             return "\(sch.id) " + masks.joined(separator: " ")
         }
         #expect(

@@ -248,12 +248,7 @@ enum CSSCommands {
 
     /// `3390/0c`, as lscss prints device and control-unit types.
     private static func typeModel(_ type: UInt16, _ model: UInt8) -> String {
-        hex(Int(type), width: 4) + "/" + hex(Int(model), width: 2)
-    }
-
-    private static func hex(_ value: Int, width: Int) -> String {
-        let digits = String(value, radix: 16)
-        return String(repeating: "0", count: max(0, width - digits.count)) + digits
+        Hex.string(type, width: 4) + "/" + Hex.string(model, width: 2)
     }
 
     // MARK: Ids and errors

@@ -62,7 +62,7 @@ enum PathEventCommands {
                     throw QMPError(.deviceNotFound, "channel path \(id) does not exist")
                 }
                 if let cssid, id.cssid != cssid {
-                    throw .generic("chpid \(id) is not in css \(String(cssid, radix: 16)): the filter could never match")
+                    throw .generic("chpid \(id) is not in css \(Hex.string(cssid)): the filter could never match")
                 }
                 set.insert(id)
             }
