@@ -13,5 +13,4 @@ static inline int cssd_json_object_set_new(json_t *object, const char *key, json
 static inline int cssd_json_array_append_new(json_t *array, json_t *value) {
     return json_array_append_new(array, value);
 }
-static inline int cssd_json_typeof(const json_t *json) { return json ? (int)json_typeof(json) : -1; }
 #endif

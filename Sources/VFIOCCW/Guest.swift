@@ -101,7 +101,6 @@ public struct Guest: Sendable {
 
     /// The virtual channel path of virtio-ccw devices: css 0xfe, chpid 0x00, type 0x32.
     public static let virtualChannelPath = ChannelPathID(cssid: 0xfe, chpid: 0x00)
-    public static let virtualChannelPathType: UInt8 = 0x32
 
     init(name: String, strategy: PathEventStrategy, crwCapacity: Int) {
         self.name = name
