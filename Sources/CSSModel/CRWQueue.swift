@@ -28,8 +28,6 @@ public struct CRWQueue: Hashable, Sendable {
     public private(set) var overflowPending = false
     /// CRWs lost over the queue's lifetime.
     public private(set) var lostCount = 0
-    /// CRWs accepted over the queue's lifetime.
-    public private(set) var queuedCount = 0
 
     /// - Parameter capacity: at least 2, so that a chained pair always fits an empty queue.
     public init(capacity: Int = 256) {
@@ -61,7 +59,6 @@ public struct CRWQueue: Hashable, Sendable {
             head = 0
         }
         for crw in report { entries.append(Entry(crw: crw, cssid: cssid)) }
-        queuedCount += report.count
         return true
     }
 
