@@ -27,8 +27,9 @@ struct ConnectionOptions: ParsableArguments {
 
 extension ConnectionOptions {
     /// The options every connecting subcommand takes, which users put before the subcommand as
-    /// they do with git and virsh (`cssctl --socket S lschp`).
-    static let names: Set<String> = ["--socket", "--timeout"]
+    /// they do with git and virsh (`cssctl --socket S lschp`). Each takes a value; `--tls-creds`
+    /// (the client certificate for a TLS listener) belongs to the same group.
+    static let names: Set<String> = ["--socket", "--timeout", "--tls-creds"]
 
     /// Moves connection options given before a subcommand's name to just after it, where that
     /// subcommand parses them (`--socket S --timeout 5 lscss -s` -> `lscss --socket S --timeout 5
