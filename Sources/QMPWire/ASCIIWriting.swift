@@ -5,11 +5,13 @@
 /// entries per reply or event burst (a jansson tree per entry costs ~30 allocations). Hex and
 /// ids in Linux notation are CSSModel's (`append(hex:width:)`, `append(busID:)`, `append(chpid:)`).
 extension Array where Element == UInt8 {
+    @inlinable
     public mutating func append(text literal: StaticString) {
         append(contentsOf: UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
     }
 
     /// Decimal, as jansson prints integers.
+    @inlinable
     public mutating func append(decimal value: Int) {
         if value < 0 { append(UInt8(ascii: "-")) }
         var magnitude = value.magnitude

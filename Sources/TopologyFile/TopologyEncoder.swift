@@ -2,6 +2,7 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import CSSModel
+import QMPWire
 
 /// Writes the file format by hand rather than through jansson's dumper, for a layout that
 /// diffs and greps well (one chpid or subchannel per line, keys always in the same order)
@@ -39,102 +40,102 @@ enum TopologyEncoder {
         var out: [UInt8] = []
         // About 130 bytes per subchannel line with four paths, 20 more per extra path.
         out.reserveCapacity(512 + topology.channelPaths.count * 128 + topology.subchannels.count * 200)
-        out.append("{\n  \"format\": \"cssd-topology\",\n  \"version\": ")
-        out.appendDecimal(TopologyFile.version)
-        out.append(",\n")
+        out.append(text: "{\n  \"format\": \"cssd-topology\",\n  \"version\": ")
+        out.append(decimal: TopologyFile.version)
+        out.append(text: ",\n")
         if let multipleCSS = topology.multipleCSSEnabled {
-            out.append("  \"multiple-css\": ")
-            out.append(multipleCSS ? "true" : "false")
-            out.append(",\n")
+            out.append(text: "  \"multiple-css\": ")
+            out.append(text: multipleCSS ? "true" : "false")
+            out.append(text: ",\n")
         }
 
-        out.append("  \"channel-subsystems\": [")
+        out.append(text: "  \"channel-subsystems\": [")
         for (index, css) in topology.channelSubsystems.enumerated() {
-            out.append(index == 0 ? "\n    {\"cssid\": " : ",\n    {\"cssid\": ")
+            out.append(text: index == 0 ? "\n    {\"cssid\": " : ",\n    {\"cssid\": ")
             hexString(css.cssid, width: 1, max: 0xff, prefix: false, to: &out)
-            out.append("}")
+            out.append(text: "}")
         }
-        out.append(topology.channelSubsystems.isEmpty ? "],\n" : "\n  ],\n")
+        out.append(text: topology.channelSubsystems.isEmpty ? "],\n" : "\n  ],\n")
 
-        out.append("  \"chpids\": [")
+        out.append(text: "  \"chpids\": [")
         for (index, path) in topology.channelPaths.enumerated() {
-            out.append(index == 0 ? "\n    {\"chpid\": \"" : ",\n    {\"chpid\": \"")
+            out.append(text: index == 0 ? "\n    {\"chpid\": \"" : ",\n    {\"chpid\": \"")
             chpid(path.id, to: &out)
-            out.append("\", \"type\": ")
+            out.append(text: "\", \"type\": ")
             hexString(path.type, width: 2, max: 0xff, prefix: true, to: &out)
-            out.append(", \"shared\": ")
-            out.append(path.shared ? "true" : "false")
+            out.append(text: ", \"shared\": ")
+            out.append(text: path.shared ? "true" : "false")
             if let pchid = path.pchid {
-                out.append(", \"pchid\": ")
+                out.append(text: ", \"pchid\": ")
                 hexString(pchid, width: 4, max: 0xffff, prefix: true, to: &out)
             }
-            out.append(", \"vary\": \"")
+            out.append(text: ", \"vary\": \"")
             out.append(contentsOf: path.vary.rawValue.utf8)
-            out.append("\", \"configure\": \"")
+            out.append(text: "\", \"configure\": \"")
             out.append(contentsOf: path.configure.description.utf8)
-            out.append("\"}")
+            out.append(text: "\"}")
         }
-        out.append(topology.channelPaths.isEmpty ? "],\n" : "\n  ],\n")
+        out.append(text: topology.channelPaths.isEmpty ? "],\n" : "\n  ],\n")
 
-        out.append("  \"subchannels\": [")
+        out.append(text: "  \"subchannels\": [")
         for (index, sch) in topology.subchannels.enumerated() {
-            out.append(index == 0 ? "\n    {\"subchannel\": \"" : ",\n    {\"subchannel\": \"")
+            out.append(text: index == 0 ? "\n    {\"subchannel\": \"" : ",\n    {\"subchannel\": \"")
             threePart(Int(sch.id.cssid), Int(sch.id.ssid), Int(sch.id.schno), to: &out)
-            out.append("\", \"devno\": ")
+            out.append(text: "\", \"devno\": ")
             if let devno = sch.devno {
                 if (0...0xffff).contains(devno) {
-                    out.append("\"")
+                    out.append(text: "\"")
                     threePart(Int(sch.id.cssid), Int(sch.id.ssid), devno, to: &out)
-                    out.append("\"")
+                    out.append(text: "\"")
                 } else {
-                    out.appendDecimal(devno)
+                    out.append(decimal: devno)
                 }
             } else {
-                out.append("null")
+                out.append(text: "null")
             }
-            out.append(", \"dev-type\": ")
+            out.append(text: ", \"dev-type\": ")
             typeModel(sch.devType, sch.devModel, to: &out)
-            out.append(", \"cu-type\": ")
+            out.append(text: ", \"cu-type\": ")
             typeModel(sch.cuType, sch.cuModel, to: &out)
-            if sch.enabled { out.append(", \"enabled\": true") }
+            if sch.enabled { out.append(text: ", \"enabled\": true") }
             if sch.isc != 0 {
-                out.append(", \"isc\": ")
-                out.appendDecimal(sch.isc)
+                out.append(text: ", \"isc\": ")
+                out.append(decimal: sch.isc)
             }
-            out.append(", \"chpids\": [")
+            out.append(text: ", \"chpids\": [")
             for (slot, id) in sch.chpids.enumerated() {
-                out.append(slot == 0 ? "\"" : ", \"")
+                out.append(text: slot == 0 ? "\"" : ", \"")
                 chpid(id, to: &out)
-                out.append("\"")
+                out.append(text: "\"")
             }
-            out.append("]}")
+            out.append(text: "]}")
         }
         if topology.guests.isEmpty {
-            out.append(topology.subchannels.isEmpty ? "]\n}\n" : "\n  ]\n}\n")
+            out.append(text: topology.subchannels.isEmpty ? "]\n}\n" : "\n  ]\n}\n")
             return out
         }
-        out.append(topology.subchannels.isEmpty ? "],\n" : "\n  ],\n")
-        out.append("  \"guests\": [")
+        out.append(text: topology.subchannels.isEmpty ? "],\n" : "\n  ],\n")
+        out.append(text: "  \"guests\": [")
         for (index, guest) in topology.guests.enumerated() {
-            out.append(index == 0 ? "\n    {\"name\": " : ",\n    {\"name\": ")
+            out.append(text: index == 0 ? "\n    {\"name\": " : ",\n    {\"name\": ")
             string(guest.name, to: &out)
             if let strategy = guest.strategy {
-                out.append(", \"strategy\": ")
+                out.append(text: ", \"strategy\": ")
                 string(strategy, to: &out)
             }
             if let capacity = guest.crwCapacity {
-                out.append(", \"crw-capacity\": ")
-                out.appendDecimal(capacity)
+                out.append(text: ", \"crw-capacity\": ")
+                out.append(decimal: capacity)
             }
-            out.append(", \"devices\": [")
+            out.append(text: ", \"devices\": [")
             for (slot, device) in guest.devices.enumerated() {
-                out.append(slot == 0 ? "\n      {" : ",\n      {")
+                out.append(text: slot == 0 ? "\n      {" : ",\n      {")
                 self.device(device, to: &out)
-                out.append("}")
+                out.append(text: "}")
             }
-            out.append(guest.devices.isEmpty ? "]}" : "\n    ]}")
+            out.append(text: guest.devices.isEmpty ? "]}" : "\n    ]}")
         }
-        out.append("\n  ]\n}\n")
+        out.append(text: "\n  ]\n}\n")
         return out
     }
 
@@ -142,47 +143,47 @@ enum TopologyEncoder {
     static func device(_ device: Topology.GuestDevice, to out: inout [UInt8]) {
         switch device {
         case let .virtio(subchannel, devno, cuModel):
-            out.append("\"virtio\": {")
+            out.append(text: "\"virtio\": {")
             if let subchannel {
-                out.append("\"subchannel\": \"")
+                out.append(text: "\"subchannel\": \"")
                 threePart(Int(subchannel.cssid), Int(subchannel.ssid), Int(subchannel.schno), to: &out)
-                out.append("\", ")
+                out.append(text: "\", ")
             }
             if let devno {
-                out.append("\"devno\": ")
+                out.append(text: "\"devno\": ")
                 if (0...0xffff).contains(devno) {
                     // In the subchannel's set, or the default one's (fe.0).
                     let set = subchannel ?? TopologyDecoder.defaultVirtioSubchannel
-                    out.append("\"")
+                    out.append(text: "\"")
                     threePart(Int(set.cssid), Int(set.ssid), devno, to: &out)
-                    out.append("\"")
+                    out.append(text: "\"")
                 } else {
-                    out.appendDecimal(devno)
+                    out.append(decimal: devno)
                 }
-                out.append(", ")
+                out.append(text: ", ")
             }
-            out.append("\"cu-model\": ")
+            out.append(text: "\"cu-model\": ")
             hexString(cuModel, width: 2, max: 0xff, prefix: true, to: &out)
-            out.append("}")
+            out.append(text: "}")
         case let .passthrough(host, guestSubchannel, guestChpids):
-            out.append("\"passthrough\": {\"host-subchannel\": \"")
+            out.append(text: "\"passthrough\": {\"host-subchannel\": \"")
             threePart(Int(host.cssid), Int(host.ssid), Int(host.schno), to: &out)
-            out.append("\"")
+            out.append(text: "\"")
             if let guestSubchannel {
-                out.append(", \"guest-subchannel\": \"")
+                out.append(text: ", \"guest-subchannel\": \"")
                 threePart(Int(guestSubchannel.cssid), Int(guestSubchannel.ssid), Int(guestSubchannel.schno), to: &out)
-                out.append("\"")
+                out.append(text: "\"")
             }
             if let guestChpids {
-                out.append(", \"guest-chpids\": [")
+                out.append(text: ", \"guest-chpids\": [")
                 for (slot, id) in guestChpids.enumerated() {
-                    out.append(slot == 0 ? "\"" : ", \"")
+                    out.append(text: slot == 0 ? "\"" : ", \"")
                     chpid(id, to: &out)
-                    out.append("\"")
+                    out.append(text: "\"")
                 }
-                out.append("]")
+                out.append(text: "]")
             }
-            out.append("}")
+            out.append(text: "}")
         }
     }
 
@@ -195,7 +196,7 @@ enum TopologyEncoder {
                 out.append(UInt8(ascii: "\\"))
                 out.append(byte)
             case 0..<0x20:
-                out.append("\\u00")
+                out.append(text: "\\u00")
                 out.append(hex: byte, width: 2)
             default:
                 out.append(byte)
@@ -239,10 +240,10 @@ enum TopologyEncoder {
     @inline(__always)
     static func hexString(_ value: Int, width: Int, max: Int, prefix: Bool, to out: inout [UInt8]) {
         guard (0...max).contains(value) else {
-            out.appendDecimal(value)
+            out.append(decimal: value)
             return
         }
-        out.append(prefix ? "\"0x" : "\"")
+        out.append(text: prefix ? "\"0x" : "\"")
         out.append(hex: value, width: width)
         out.append(UInt8(ascii: "\""))
     }
