@@ -76,10 +76,12 @@ extension Schema {
             }
         }
         for command in commands {
-            command.arguments.forEach { visit($0.type) }
+            for argument in command.arguments { visit(argument.type) }
             command.returns.map(visit)
         }
-        for event in events { event.data.forEach { visit($0.type) } }
+        for event in events {
+            for member in event.data { visit(member.type) }
+        }
         return order
     }
 }
