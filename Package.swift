@@ -111,7 +111,8 @@ let package = Package(
         // A real machine through Linux sysfs, as a backend.
         .target(name: "LinuxSysfs", dependencies: ["CSSBackend", "CSSModel"]),
         // Path-event subscriptions: filters, fan-out, bounded coalescing queues (pure).
-        .target(name: "PathEvents", dependencies: ["CSSModel"], swiftSettings: fuzzFlags),
+        // It queues VFIOCCW's guest changes as they are (GUEST_PATH_CHANGED): both are pure.
+        .target(name: "PathEvents", dependencies: ["CSSModel", "VFIOCCW"], swiftSettings: fuzzFlags),
         // Build-time tool: turns API/*.json into a Swift source file so the schema is compiled in.
         .executableTarget(name: "api-embed"),
         .plugin(name: "EmbedAPI", capability: .buildTool(), dependencies: ["api-embed"]),
@@ -123,13 +124,14 @@ let package = Package(
         .testTarget(name: "QMPTransportTests", dependencies: ["QMPTransport"]),
         .testTarget(name: "QMPSchemaTests", dependencies: ["QMPSchema", "QMPWire"]),
         .testTarget(name: "CSSModelTests", dependencies: ["CSSModel"]),
-        .testTarget(name: "PathEventsTests", dependencies: ["PathEvents", "CSSModel"]),
+        .testTarget(name: "PathEventsTests", dependencies: ["PathEvents", "CSSModel", "VFIOCCW"]),
         .testTarget(name: "VFIOCCWTests", dependencies: ["VFIOCCW", "CSSModel"]),
         .testTarget(name: "LinuxSysfsTests", dependencies: ["LinuxSysfs", "CSSBackend", "CSSModel", "PathEvents"]),
         .testTarget(
             name: "QMPServerTests",
             dependencies: [
                 "QMPServer", "QMPWire", "QMPTransport", "QMPCommands", "QMPFuzzSupport", "CSSModel", "PathEvents",
+                "VFIOCCW", "CSSBackend",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 // cssd: QMP control server for the s390 channel subsystem.
 
-/// The outcome of one operation on a channel path (vary, configure, fault), precise enough for
-/// a path-event layer to emit one event for the chpid and one per affected subchannel without
-/// looking at the model again.
+/// The outcome of one operation on a channel path (vary, configure, fault, reset), precise
+/// enough for a path-event layer to emit one event for the chpid and one per affected
+/// subchannel, and for the guests above (vfio-ccw) to take the new masks, without looking at
+/// the model again.
 public struct PathChange: Hashable, Sendable {
     /// The path as it was before the operation.
     public let before: ChannelPath
@@ -25,12 +26,22 @@ public struct PathChange: Hashable, Sendable {
         self.crwsLost = crwsLost
     }
 
+    /// A reset channel path (RCHP cc 0) as a change: the path's state and every mask stay,
+    /// the solicited report is what happened.
+    /// - Parameters:
+    ///   - path: the path, as it is (and was).
+    ///   - crws: the CRWs RCHP queued (empty when they were lost to overflow).
+    public init(resetOf path: ChannelPath, crws: [CRW]) {
+        self.init(before: path, after: path, affected: [], crws: crws, crwsLost: 0)
+    }
+
     public var chpid: ChannelPathID { after.id }
     /// Whether the path's own state (vary, configure, condition) changed.
     public var pathChanged: Bool { before != after }
 }
 
-/// A subchannel's path masks after a path operation changed at least one of them.
+/// A subchannel's path masks after a path operation changed at least one of them: everything
+/// the SCHIB's PMCW says about paths, so that nobody has to store the subchannel again.
 public struct AffectedSubchannel: Hashable, Sendable {
     public let id: SubchannelID
     /// The device number, nil when DNV is 0.
@@ -42,6 +53,9 @@ public struct AffectedSubchannel: Hashable, Sendable {
     public let pam: UInt8
     public let pom: UInt8
     public let pnom: UInt8
+    /// The last path used (not changed by path operations; carried because vfio-ccw copies it
+    /// into the guest's SCHIB with pam, pom and pnom, as QEMU's vfio_ccw_handle_schib does).
+    public let lpum: UInt8
     /// The SCSW's PNO bit.
     public let pathNotOperational: Bool
 }

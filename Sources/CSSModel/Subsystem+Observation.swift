@@ -55,7 +55,7 @@ extension Subsystem {
                 affectedByPath[path].append(
                     AffectedSubchannel(
                         id: record.id, device: record.deviceID, slot: slot, pim: new.pim, lpm: new.lpm, pam: new.pam,
-                        pom: new.pom, pnom: new.pnom, pathNotOperational: new.pnom != 0))
+                        pom: new.pom, pnom: new.pnom, lpum: new.lpum, pathNotOperational: new.pnom != 0))
             }
         }
         var changes: [PathChange] = []

@@ -182,6 +182,6 @@ struct MaskUpdate {
         record.schib.scsw.pathNotOperational = pmcw.pnom != 0
         return AffectedSubchannel(
             id: record.id, device: record.deviceID, slot: slot, pim: pmcw.pim, lpm: pmcw.lpm, pam: pmcw.pam, pom: pmcw.pom, pnom: pmcw.pnom,
-            pathNotOperational: pmcw.pnom != 0)
+            lpum: pmcw.lpum, pathNotOperational: pmcw.pnom != 0)
     }
 }

@@ -2,37 +2,7 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import CSSModel
-
-/// What happened to a channel path, as events and subscription filters name it.
-public enum PathEventChange: String, CaseIterable, Hashable, Sendable {
-    case online, offline
-    case configured, standby
-    case permanentError = "permanent-error"
-    case temporaryError = "temporary-error"
-    case recovered
-    case reset
-
-    public init(_ state: VaryState) { self = state == .online ? .online : .offline }
-
-    public init(_ fault: PathFault) {
-        switch fault {
-        case .permanentError: self = .permanentError
-        case .temporaryError: self = .temporaryError
-        case .recovered: self = .recovered
-        }
-    }
-
-    /// The change a configure request makes; nil for states a client cannot request.
-    public init?(_ state: ConfigureState) {
-        switch state {
-        case .configured: self = .configured
-        case .standby: self = .standby
-        default: return nil
-        }
-    }
-
-    var bit: UInt16 { 1 << UInt16(Self.allCases.firstIndex(of: self)!) }
-}
+import VFIOCCW
 
 /// Wall-clock time of an event, supplied by the caller: the event model has no clock.
 public struct EventTime: Hashable, Sendable {
@@ -66,47 +36,13 @@ public struct SubchannelPathEvent: Hashable, Sendable {
     public let pim, pam, pom, lpm, pnom: UInt8
 }
 
-/// `GUEST_PATH_CHANGED`: what one host path change did to one guest (vfio-ccw), under the
-/// guest's chpid.
-public struct GuestPathEvent: Hashable, Sendable {
-    /// Guest names are `[A-Za-z0-9._-]{1,64}` (checked when a guest is made): no escaping needed.
-    public let guest: String
-    public let guestChpid: ChannelPathID
-    public let hostChpid: ChannelPathID
-    public let change: PathEventChange
-    /// `per-device`, `crw` or `lazy`.
-    public let strategy: String
-    /// Passthrough devices on the path whose host masks changed, and how many of them in a way
-    /// the guest's SCHIB shows.
-    public let devices: Int
-    public let visible: Int
-    public let notifications: Int
-    /// The CRW put in the guest's queue, or nil; `crwLost` when it did not fit.
-    public let crw: UInt32?
-    public let crwLost: Bool
-
-    public init(
-        guest: String, guestChpid: ChannelPathID, hostChpid: ChannelPathID, change: PathEventChange, strategy: String,
-        devices: Int, visible: Int, notifications: Int, crw: UInt32?, crwLost: Bool
-    ) {
-        self.guest = guest
-        self.guestChpid = guestChpid
-        self.hostChpid = hostChpid
-        self.change = change
-        self.strategy = strategy
-        self.devices = devices
-        self.visible = visible
-        self.notifications = notifications
-        self.crw = crw
-        self.crwLost = crwLost
-    }
-}
-
 public enum PathEvent: Hashable, Sendable {
     case channelPath(ChannelPathEvent)
     case subchannel(SubchannelPathEvent)
-    /// A guest's event; `number` is the hub's small number for the guest, for coalescing.
-    indirect case guest(GuestPathEvent, number: UInt32)
+    /// `GUEST_PATH_CHANGED`: what one host path change did to one guest (vfio-ccw), under the
+    /// guest's chpid: VFIOCCW's own value, queued as it is. `number` is the hub's small number
+    /// for the guest, for coalescing.
+    indirect case guest(GuestPathChange, number: UInt32)
 
     /// What a newer event replaces when the subscriber has not read the older one yet: the
     /// same chpid's event, or the same subchannel's event for the same chpid (its masks are

@@ -63,3 +63,8 @@ public struct PathEventFilter: Hashable, Sendable {
         subchannels == nil || subchannels!.contains(subchannel)
     }
 }
+
+extension PathEventChange {
+    /// The change's bit in a filter's change mask.
+    var bit: UInt16 { 1 << UInt16(Self.allCases.firstIndex(of: self)!) }
+}

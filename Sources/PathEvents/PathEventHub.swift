@@ -2,6 +2,7 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import CSSModel
+import VFIOCCW
 
 /// The subscriptions of every connection and the fan-out of path changes to them.
 ///
@@ -39,8 +40,6 @@ public struct PathEventHub: Sendable {
     private var anyChpid: [Int] = []
     private var nextID = 1
     private var nextSequence: UInt64 = 1
-    /// Owners that got events since `takeOwnersWithNewEvents`.
-    private var touched: Set<Int> = []
     /// A small number per guest name, for coalescing keys.
     private var guestNumbers: [String: UInt32] = [:]
 
@@ -83,7 +82,6 @@ public struct PathEventHub: Sendable {
     /// Ends every subscription of `owner` (its connection closed).
     public mutating func removeOwner(_ owner: Int) {
         for id in byOwner[owner] ?? [] { remove(subscriptions[id]!) }
-        touched.remove(owner)
     }
 
     private mutating func remove(_ subscription: Subscription) {
@@ -109,31 +107,32 @@ public struct PathEventHub: Sendable {
 
     // MARK: Publishing
 
-    /// Publishes the events of a vary, configure or fault. A change that altered nothing (no
+    /// Publishes the events of one change: a vary, configure, fault, an observed change, or a
+    /// reset (`PathChange(resetOf:crws:)` as `.reset`: a chpid event carrying the solicited
+    /// CRW, published even when the CRW was lost). Any other change that altered nothing (no
     /// path state, no mask, no CRW) publishes nothing.
-    /// - Parameter guests: what the change did to guests (vfio-ccw), for granularity guest.
+    /// - Parameters:
+    ///   - kind: what happened, the events' `change`.
+    ///   - time: the events' timestamp.
+    ///   - guests: what the change did to guests (vfio-ccw), for granularity guest.
+    /// - Returns: who got events. Cost: O(1) per admitting "chpid" subscription, O(affected
+    ///   subchannels) per "subchannel" one, O(guests) per "guest" one.
+    @discardableResult
     public mutating func publish(
-        _ change: PathChange, as kind: PathEventChange, at time: EventTime, guests: [GuestPathEvent] = []
-    ) {
-        guard change.pathChanged || !change.affected.isEmpty || !change.crws.isEmpty || !guests.isEmpty else { return }
+        _ change: PathChange, as kind: PathEventChange, at time: EventTime, guests: [GuestPathChange] = []
+    ) -> PathEventFanOut {
+        guard kind == .reset || change.pathChanged || !change.affected.isEmpty || !change.crws.isEmpty || !guests.isEmpty
+        else { return PathEventFanOut() }
         let after = change.after
         let event = ChannelPathEvent(
             chpid: after.id, change: kind, vary: after.vary, configure: after.configure,
             subchannels: change.affected.count, crw: change.crws.first?.rawValue)
-        fanOut(event, change.affected, guests, at: time)
-    }
-
-    /// Publishes a reset channel path (RCHP cc 0): a chpid event carrying the solicited CRW.
-    public mutating func publishReset(of path: ChannelPath, crws: [CRW], at time: EventTime) {
-        let event = ChannelPathEvent(
-            chpid: path.id, change: .reset, vary: path.vary, configure: path.configure, subchannels: 0,
-            crw: crws.first?.rawValue)
-        fanOut(event, [], [], at: time)
+        return fanOut(event, change.affected, guests, at: time)
     }
 
     private mutating func fanOut(
-        _ event: ChannelPathEvent, _ affected: [AffectedSubchannel], _ guests: [GuestPathEvent], at time: EventTime
-    ) {
+        _ event: ChannelPathEvent, _ affected: [AffectedSubchannel], _ guests: [GuestPathChange], at time: EventTime
+    ) -> PathEventFanOut {
         let first = nextSequence
         nextSequence += 1 + UInt64(affected.count) + UInt64(guests.count)
         var guestEvents: [PathEvent] = []
@@ -142,14 +141,18 @@ public struct PathEventHub: Sendable {
             guestNumbers[guest.guest] = number
             guestEvents.append(.guest(guest, number: number))
         }
+        var reached = PathEventFanOut()
         let chpid = event.chpid
-        for id in anyChpid { deliver(event, affected, guestEvents, to: id, sequence: first, time: time) }
-        for id in byChpid[chpid] ?? [] { deliver(event, affected, guestEvents, to: id, sequence: first, time: time) }
+        for id in anyChpid { deliver(event, affected, guestEvents, to: id, sequence: first, time: time, &reached) }
+        for id in byChpid[chpid] ?? [] {
+            deliver(event, affected, guestEvents, to: id, sequence: first, time: time, &reached)
+        }
+        return reached
     }
 
     private mutating func deliver(
         _ event: ChannelPathEvent, _ affected: [AffectedSubchannel], _ guests: [PathEvent], to id: Int,
-        sequence: UInt64, time: EventTime
+        sequence: UInt64, time: EventTime, _ reached: inout PathEventFanOut
     ) {
         guard subscriptions[id]!.filter.admits(event.chpid, event.change) else { return }
         // Taken out and put back: mutating it in the dictionary would cost a lookup per event.
@@ -180,18 +183,14 @@ public struct PathEventHub: Sendable {
                 subscription.published += 1
             }
         }
-        if subscription.published > before { touched.insert(subscription.owner) }
+        if subscription.published > before {
+            reached.owners.insert(subscription.owner)
+            reached.subscriptions += 1
+            reached.events += subscription.published - before
+        }
     }
 
     // MARK: Delivery
-
-    /// Owners with events queued since the last call, and forgets them.
-    public mutating func takeOwnersWithNewEvents() -> Set<Int> {
-        defer { touched.removeAll(keepingCapacity: true) }
-        return touched
-    }
-
-    public var hasOwnersWithNewEvents: Bool { !touched.isEmpty }
 
     /// Hands `owner`'s deliveries to `body` in publication order across its subscriptions (a
     /// drop report first: it stands for events older than any still queued) until `body`
@@ -230,4 +229,16 @@ public struct PathEventHub: Sendable {
         }
         return next
     }
+}
+
+/// Who got the events of one published change.
+public struct PathEventFanOut: Hashable, Sendable {
+    /// The owners (connections) with at least one new event.
+    public internal(set) var owners: Set<Int> = []
+    /// Subscriptions that got at least one event.
+    public internal(set) var subscriptions = 0
+    /// Events queued, over all subscriptions (before coalescing or dropping in the queues).
+    public internal(set) var events = 0
+
+    public init() {}
 }

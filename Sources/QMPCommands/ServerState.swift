@@ -52,16 +52,27 @@ public final class ServerState {
     public let backend: ChannelSubsystemBackend
     /// The backend's current view of the channel subsystem.
     public var subsystem: Subsystem { backend.subsystem }
-    /// Path-event subscriptions of every connection, and their queues.
-    public var pathEvents = PathEventHub()
-    /// Guests and their vfio-ccw passthrough devices, over the backend's subsystem.
-    public var guests: Guests
+    /// The path-change pipeline: every source of path changes publishes through it, and the
+    /// network layer (and any later consumer) listens to it as a `PathChangeSink`.
+    public let pathChanges: PathChangePublisher
+    /// Path-event subscriptions of every connection, and their queues (the publisher's).
+    public var pathEvents: PathEventHub {
+        get { pathChanges.hub }
+        _modify { yield &pathChanges.hub }
+    }
+    /// Guests and their vfio-ccw passthrough devices, over the backend's subsystem (the
+    /// publisher's). Changed in place: a guest may hold 65,536 devices.
+    public var guests: Guests {
+        get { pathChanges.guests }
+        _modify { yield &pathChanges.guests }
+    }
     /// Event timestamps; the network layer's clock (tests may fix it).
-    public var clock: () -> EventTime = EventClock.now
+    public var clock: () -> EventTime {
+        get { pathChanges.clock }
+        set { pathChanges.clock = newValue }
+    }
     /// Called by `quit`; the network layer stops the server after flushing the reply.
     public var onShutdownRequest: ((ShutdownCause) -> Void)?
-    /// Called after a command queued path events for other connections, with their ids.
-    public var onPathEventsQueued: ((Set<Int>) -> Void)?
     private var lastConnectionID = 0
 
     struct Entry {
@@ -95,7 +106,7 @@ public final class ServerState {
         self.validator = ArgumentValidator(schema: schema)
         // The embedded topology is validated by a test; failing here would be a build defect.
         self.backend = backend ?? ModelBackend(try! Subsystem(topology: .embeddedDefault))
-        self.guests = guests
+        self.pathChanges = PathChangePublisher(guests: guests)
         var entries: [String: Entry] = [:]
         for command in schema.commands {
             if let condition = command.condition, !options.conditions.contains(condition) { continue }
@@ -119,30 +130,10 @@ public final class ServerState {
             schema: try Schema.embedded(), registry: .standard(), options: options, backend: backend, guests: guests)
     }
 
-    /// Publishes a host path change: carries it to the guests (each by its strategy), then
-    /// queues the events for every subscription that wants them.
-    public func publish(_ change: PathChange, as kind: PathEventChange) {
-        let reached = guests.hostPathChanged(change, host: backend.subsystem).map { guest in
-            GuestPathEvent(
-                guest: guest.guest, guestChpid: guest.guestChpid, hostChpid: guest.hostChpid, change: kind,
-                strategy: guest.strategy.rawValue, devices: guest.devices, visible: guest.visible,
-                notifications: guest.notifications, crw: guest.crw?.rawValue, crwLost: guest.crwLost)
-        }
-        pathEvents.publish(change, as: kind, at: clock(), guests: reached)
-    }
-
     /// A new connection's id (the owner of its path-event subscriptions).
     public func makeConnectionID() -> Int {
         lastConnectionID += 1
         return lastConnectionID
-    }
-
-    /// Tells the network layer which other connections have new path events.
-    public func announcePathEvents(except connection: Int) {
-        guard pathEvents.hasOwnersWithNewEvents else { return }
-        var owners = pathEvents.takeOwnersWithNewEvents()
-        owners.remove(connection)
-        if !owners.isEmpty { onPathEventsQueued?(owners) }
     }
 
     /// Commands a connection may execute, in schema order.

@@ -44,7 +44,7 @@ public enum FuzzHarness {
         fuzzServer.guests = pristineGuests
         let session = QMPSession(server: fuzzServer, readOnly: control & 0x01 != 0)
         var output = ByteBuffer()
-        session.writeGreeting(into: &output)
+        try! session.writeGreeting(into: &output)  // a new session is negotiating
         if control & 0x02 != 0 {
             var negotiate = ByteBuffer(string: "{\"execute\":\"qmp_capabilities\",\"arguments\":{\"enable\":[\"oob\"]}}")
             _ = session.receive(&negotiate, into: &output, budget: .max)

@@ -155,12 +155,12 @@ struct PathEventEncoder {
                     ("guest-chpid", .string(event.guestChpid.description)),
                     ("host-chpid", .string(event.hostChpid.description)),
                     ("change", .string(event.change.rawValue)),
-                    ("strategy", .string(event.strategy)),
+                    ("strategy", .string(event.strategy.rawValue)),
                     ("devices", .integer(event.devices)),
                     ("visible", .integer(event.visible)),
                     ("notifications", .integer(event.notifications)),
                 ]
-                if let crw = event.crw { members.append(("crw", .integer(Int(crw)))) }
+                if let crw = event.crw { members.append(("crw", .integer(Int(crw.rawValue)))) }
                 members.append(("crw-lost", .bool(event.crwLost)))
                 return .object(members)
             }

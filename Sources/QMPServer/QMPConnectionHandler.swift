@@ -52,7 +52,7 @@ final class QMPConnectionHandler: ChannelDuplexHandler {
 
     func channelActive(context: ChannelHandlerContext) {
         core.connectionOpened(self)
-        session.writeGreeting(into: &output)
+        try! session.writeGreeting(into: &output)  // a new session is negotiating: it cannot refuse
         writeOutput(context: context)
         context.flush()
         context.fireChannelActive()
@@ -66,7 +66,8 @@ final class QMPConnectionHandler: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var input = unwrapInboundIn(data)
-        session.append(&input)
+        // A stopped session (the connection is closing) takes no more input: it is dropped.
+        guard (try? session.append(&input)) != nil else { return }
         pump(context: context)
     }
 
@@ -156,7 +157,8 @@ final class QMPConnectionHandler: ChannelDuplexHandler {
     /// Runs a command's blocking part on the server's thread pool; its reply is written, and
     /// processing resumes, back on the event loop.
     private func startDeferredWork(context: ChannelHandlerContext) {
-        guard let work = session.takeDeferredWork() else { return }
+        // Every `.waiting` round comes here; the work is taken (and started) once.
+        guard session.state.name == .waitingToStart, let work = try? session.takeDeferredWork() else { return }
         core.blockingPool.runIfActive(eventLoop: context.eventLoop) { work() }
             .assumeIsolated()
             .whenComplete { result in
@@ -166,7 +168,8 @@ final class QMPConnectionHandler: ChannelDuplexHandler {
                 case .failure(let error):
                     outcome = .failure(.io(path: "(thread pool)", operation: "running on", errno: 0, message: "\(error)"))
                 }
-                self.session.completeDeferred(outcome, into: &self.output)
+                // A session stopped meanwhile (shutdown) has dropped the reply: the outcome goes too.
+                try? self.session.completeDeferred(outcome, into: &self.output)
                 guard let context = self.context else { return }
                 self.pump(context: context)
             }

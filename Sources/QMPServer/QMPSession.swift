@@ -15,22 +15,81 @@ import QMPWire
 /// partial value of input (bounded by `WireLimits`) and stops between values when the output
 /// it produced reaches the caller's budget, so a client that floods requests without reading
 /// cannot make it produce unbounded output.
+///
+/// Its state is one `State`; each call says in which states it may be made, and a call made
+/// in another state throws `SessionStateError` and changes nothing (qemu.qmp's `Runstate` and
+/// `StateError`):
+///
+/// | call                | negotiating | commandMode | waiting, work not taken | waiting, work taken | stopped |
+/// |---------------------|-------------|-------------|-------------------------|---------------------|---------|
+/// | `writeGreeting`     | writes      | error       | error                   | error               | error   |
+/// | `append`            | buffers     | buffers     | buffers                 | buffers             | error   |
+/// | `process`/`receive` | runs        | runs        | events, `.waiting`      | events, `.waiting`  | `.stopped` |
+/// | `takeDeferredWork`  | error       | error       | the work; taken         | error               | error   |
+/// | `completeDeferred`  | error       | error       | error                   | reply; commandMode  | error   |
+/// | `writeEvent`        | false (QEMU sends no event before negotiation) | writes | writes | writes | false |
+/// | `enterCommandMode`  | commandMode | trap        | trap                    | trap                | trap    |
+/// | `stop`, `close`     | stopped     | stopped     | stopped (reply dropped) | stopped (reply dropped) | stopped |
+///
+/// `enterCommandMode` and `deferReply` (not in the table: command mode, during a dispatch) are
+/// `SessionControl` requirements, which cannot throw. Their callers make them only in the
+/// right state (qmp_capabilities checks `isNegotiated` first; a handler can defer only in a
+/// dispatch, which needs command mode), so a wrong call is a defect: it traps with the state
+/// error's text.
 public final class QMPSession: SessionControl {
+    /// Where the session is in the protocol.
+    public enum State {
+        /// Greeting sent; only negotiation commands (qmp_capabilities) until it succeeds.
+        case negotiating
+        /// Capabilities negotiated; `oob`: exec-oob is enabled.
+        case commandMode(oob: Bool)
+        /// A command's reply waits for work run off the event loop; input is not processed.
+        case waiting(PendingReply)
+        /// The server is shutting down or the connection closed: nothing more is processed.
+        case stopped
+
+        /// The state without its details, for errors and tests.
+        public var name: StateName {
+            switch self {
+            case .negotiating: return .negotiating
+            case .commandMode: return .commandMode
+            case .waiting(let pending): return pending.workTaken ? .waitingForWork : .waitingToStart
+            case .stopped: return .stopped
+            }
+        }
+    }
+
+    /// `State` without its details.
+    public enum StateName: String, CaseIterable, Hashable, Sendable {
+        case negotiating
+        case commandMode = "command mode"
+        /// Waiting for deferred work that has not been taken (`takeDeferredWork`) yet.
+        case waitingToStart = "waiting for deferred work to start"
+        /// Waiting for deferred work that runs (`completeDeferred` ends it).
+        case waitingForWork = "waiting for deferred work"
+        case stopped
+    }
+
+    /// A reply that waits for deferred work.
+    public struct PendingReply {
+        /// The request's id, echoed on the reply.
+        let id: JSON?
+        let work: DeferredWork
+        /// Whether exec-oob was enabled: the command mode to return to.
+        public let oob: Bool
+        /// Whether the work was handed to the caller to run.
+        public internal(set) var workTaken = false
+    }
+
     public let server: ServerState
     public let isReadOnly: Bool
     public let connectionID: Int
-    public private(set) var isNegotiated = false
-    public private(set) var isOOBEnabled = false
-    /// Set once the server is shutting down: remaining input is ignored.
-    public private(set) var isStopped = false
+    public private(set) var state: State = .negotiating
 
     private var scanner: JSONScanner
     private var eventEncoder = PathEventEncoder()
     /// Input not yet consumed: the tail of a partial value and/or unscanned bytes.
     private var pending: ByteBuffer?
-
-    /// Counters, for logs and tests.
-    public private(set) var requestsHandled = 0
 
     public enum Progress: Equatable {
         /// All input consumed; read more.
@@ -45,14 +104,37 @@ public final class QMPSession: SessionControl {
     }
 
     /// Set by the network layer: commands may hand blocking work off the event loop.
+    /// Configuration, not state: it does not change while the session runs.
     public var deferralEnabled = false
-    /// A command's deferred reply: the request's id and the work.
-    private var awaiting: (id: JSON?, work: DeferredWork, started: Bool)?
-    /// Set by `deferReply` during a dispatch.
-    private var deferredByHandler: DeferredWork?
+
+    /// In command mode (capabilities negotiated), including while a reply waits.
+    public var isNegotiated: Bool {
+        switch state {
+        case .commandMode, .waiting: return true
+        case .negotiating, .stopped: return false
+        }
+    }
+
+    /// exec-oob is enabled.
+    public var isOOBEnabled: Bool {
+        switch state {
+        case .commandMode(let oob): return oob
+        case .waiting(let pending): return pending.oob
+        case .negotiating, .stopped: return false
+        }
+    }
+
+    /// The session stopped (shutdown or closed): remaining input is ignored.
+    public var isStopped: Bool {
+        if case .stopped = state { return true }
+        return false
+    }
 
     /// Whether a reply waits for deferred work.
-    public var isWaiting: Bool { awaiting != nil }
+    public var isWaiting: Bool {
+        if case .waiting = state { return true }
+        return false
+    }
 
     public init(server: ServerState, readOnly: Bool = false) {
         self.server = server
@@ -64,19 +146,35 @@ public final class QMPSession: SessionControl {
     /// Bytes of input held (a partial value, or input not yet processed).
     public var bufferedInputBytes: Int { pending?.readableBytes ?? 0 }
 
-    public func writeGreeting(into output: inout ByteBuffer) {
+    /// Throws unless the session is in one of `allowed`.
+    private func require(_ call: String, _ allowed: [StateName]) throws(SessionStateError) {
+        let current = state.name
+        guard allowed.contains(current) else { throw SessionStateError(call: call, state: current, allowed: allowed) }
+    }
+
+    /// Writes the greeting (QEMU's, with the oob capability offered).
+    /// - Throws: `SessionStateError` unless negotiating: the greeting opens negotiation.
+    public func writeGreeting(into output: inout ByteBuffer) throws(SessionStateError) {
+        try require("writeGreeting", [.negotiating])
         ReplyEncoder.writeLine(server.greeting(), to: &output)
     }
 
-    /// Adds input and processes as much as the output budget allows.
+    /// Adds input and processes as much as the output budget allows. A stopped session takes
+    /// no input and reports `.stopped`.
     public func receive(_ input: inout ByteBuffer, into output: inout ByteBuffer, budget: Int) -> Progress {
-        append(&input)
+        guard !isStopped else { return .stopped }
+        buffer(&input)
         return process(into: &output, budget: budget)
     }
 
-    /// Adds input to process later.
-    public func append(_ input: inout ByteBuffer) {
-        guard !isStopped else { return }
+    /// Adds input to process later (while a reply waits too: it is processed after the reply).
+    /// - Throws: `SessionStateError` when stopped: nothing will process it.
+    public func append(_ input: inout ByteBuffer) throws(SessionStateError) {
+        try require("append", [.negotiating, .commandMode, .waitingToStart, .waitingForWork])
+        buffer(&input)
+    }
+
+    private func buffer(_ input: inout ByteBuffer) {
         if pending == nil {
             pending = input
         } else {
@@ -86,15 +184,19 @@ public final class QMPSession: SessionControl {
 
     /// Writes this connection's queued path events, then processes buffered input, until both
     /// are used up or `output` holds `budget` bytes. The events a command publishes follow its
-    /// reply.
+    /// reply. While a reply waits, only events are written (`.waiting`); when stopped, nothing
+    /// (`.stopped`): the result reports the state, so this is never an error.
     public func process(into output: inout ByteBuffer, budget: Int) -> Progress {
-        guard !isStopped else { return .stopped }
+        switch state {
+        case .stopped: return .stopped
+        case .waiting: return writeEvents(into: &output, budget: budget) ? .waiting : .outputFull
+        case .negotiating, .commandMode: break
+        }
         guard writeEvents(into: &output, budget: budget) else { return .outputFull }
-        if awaiting != nil { return .waiting }
         guard var buffer = pending else { return .needInput }
         pending = nil  // keep the buffer uniquely referenced: no copy on write
         var progress = Progress.needInput
-        while true {
+        loop: while true {
             if output.readableBytes >= budget {
                 progress = .outputFull
                 break
@@ -114,16 +216,18 @@ public final class QMPSession: SessionControl {
             case .error(let error):
                 ReplyEncoder.writeError(class: "GenericError", desc: error.description, id: nil, to: &output)
             }
-            if awaiting != nil {
+            switch state {
+            case .waiting:
                 progress = .waiting
+                break loop
+            case .stopped:
+                progress = .stopped
+                break loop
+            case .negotiating, .commandMode:
                 break
             }
             if !writeEvents(into: &output, budget: budget) {
                 progress = .outputFull
-                break
-            }
-            if isStopped {
-                progress = .stopped
                 break
             }
         }
@@ -131,7 +235,7 @@ public final class QMPSession: SessionControl {
         let consumed = scanner.retainedFrom
         buffer.moveReaderIndex(forwardBy: consumed)
         scanner.rebase(by: consumed)
-        if buffer.readableBytes > 0 {
+        if buffer.readableBytes > 0 && !isStopped {
             if buffer.readerIndex > 64 * 1024 && buffer.readerIndex > buffer.capacity / 2 {
                 buffer.discardReadBytes()
             }
@@ -141,20 +245,23 @@ public final class QMPSession: SessionControl {
     }
 
     private func handle(_ request: JSON, into output: inout ByteBuffer) {
-        requestsHandled += 1
         let id = request.isObject ? json_object_get(request.raw, "id") : nil
         let result = Dispatcher.dispatch(request, server: server, session: self, allowOOB: isOOBEnabled)
-        if let work = deferredByHandler {
-            deferredByHandler = nil
-            if case .success = result {
-                awaiting = (id.map { JSON(borrowing: $0) }, work, false)
+        if case .waiting(let deferred) = state {
+            // The handler deferred its reply (`deferReply`): it is written by `completeDeferred`.
+            guard case .success = result else {
+                // It failed after all: its error is the reply, now.
+                state = .commandMode(oob: deferred.oob)
+                reply(result, id: id, into: &output)
                 return
             }
+            state = .waiting(PendingReply(id: id.map { JSON(borrowing: $0) }, work: deferred.work, oob: deferred.oob))
+            return
         }
         reply(result, id: id, into: &output)
     }
 
-    /// Writes a command's reply, then tells other connections of the events it queued.
+    /// Writes a command's reply.
     private func reply(_ result: Result<JSON, QMPError>, id: UnsafeMutablePointer<json_t>?, into output: inout ByteBuffer) {
         switch result {
         case .success(let value):
@@ -162,7 +269,6 @@ public final class QMPSession: SessionControl {
         case .failure(let error):
             ReplyEncoder.writeError(class: error.errorClass.rawValue, desc: error.desc, id: id, to: &output)
         }
-        server.announcePathEvents(except: connectionID)
     }
 
     /// Writes queued path events until none is left (true) or the budget is used (false).
@@ -178,30 +284,41 @@ public final class QMPSession: SessionControl {
         return !full
     }
 
-    /// The blocking part of a deferred reply, once: the caller runs it off the loop.
-    public func takeDeferredWork() -> (@Sendable () -> Result<Void, BackendError>)? {
-        guard let pending = awaiting, !pending.started else { return nil }
-        awaiting!.started = true
+    /// The blocking part of a deferred reply, handed over once: the caller runs it off the
+    /// loop, then calls `completeDeferred` with its outcome.
+    /// - Throws: `SessionStateError` unless a reply waits for work not yet taken.
+    public func takeDeferredWork() throws(SessionStateError) -> @Sendable () -> Result<Void, BackendError> {
+        try require("takeDeferredWork", [.waitingToStart])
+        guard case .waiting(var pending) = state else { preconditionFailure("checked above") }
+        pending.workTaken = true
+        state = .waiting(pending)
         return pending.work.blocking
     }
 
-    /// Finishes a deferred reply with the outcome of its blocking part, and writes the reply.
-    public func completeDeferred(_ outcome: Result<Void, BackendError>, into output: inout ByteBuffer) {
-        guard let pending = awaiting else { return }
-        awaiting = nil
-        guard !isStopped else { return }
+    /// Finishes a deferred reply with the outcome of its blocking part, writes the reply and
+    /// returns to command mode.
+    /// - Throws: `SessionStateError` unless the work was taken and the reply still waits (a
+    ///   session stopped meanwhile has dropped it: the caller discards the outcome).
+    public func completeDeferred(_ outcome: Result<Void, BackendError>, into output: inout ByteBuffer)
+        throws(SessionStateError)
+    {
+        try require("completeDeferred", [.waitingForWork])
+        guard case .waiting(let pending) = state else { preconditionFailure("checked above") }
+        state = .commandMode(oob: pending.oob)
         let result: Result<JSON, QMPError>
         do throws(QMPError) { result = .success(try pending.work.finish(outcome)) } catch { result = .failure(error) }
         reply(result, id: pending.id?.raw, into: &output)
     }
 
-    /// Ends the connection's subscriptions (it closed).
+    /// Ends the connection's subscriptions (it closed) and stops. Allowed in every state.
     public func close() {
         server.pathEvents.removeOwner(connectionID)
         stop()
     }
 
-    /// Writes an event if the connection is in command mode (QEMU sends none before).
+    /// Writes an event if the connection is in command mode (QEMU sends none before, and a
+    /// stopped session writes nothing more).
+    /// - Returns: whether it was written.
     public func writeEvent(_ name: String, data: JSON?, seconds: Int, microseconds: Int, into output: inout ByteBuffer)
         -> Bool
     {
@@ -210,9 +327,10 @@ public final class QMPSession: SessionControl {
         return true
     }
 
-    /// Stops processing input (shutdown).
+    /// Stops processing input (shutdown): buffered input and a waiting reply are dropped.
+    /// Allowed in every state.
     public func stop() {
-        isStopped = true
+        state = .stopped
         pending = nil
     }
 
@@ -220,13 +338,40 @@ public final class QMPSession: SessionControl {
 
     public var canDefer: Bool { deferralEnabled }
 
+    /// Makes the command being dispatched reply later: the session waits for `work`.
+    /// Only in command mode, with deferral enabled, during a dispatch.
     public func deferReply(_ work: DeferredWork) {
-        precondition(deferralEnabled && deferredByHandler == nil, "deferReply outside a deferring dispatch")
-        deferredByHandler = work
+        guard deferralEnabled, case .commandMode(let oob) = state else {
+            preconditionFailure(
+                deferralEnabled
+                    ? SessionStateError(call: "deferReply", state: state.name, allowed: [.commandMode]).description
+                    : "deferReply on a session without deferral")
+        }
+        state = .waiting(PendingReply(id: nil, work: work, oob: oob))
     }
 
+    /// Leaves negotiation mode with the given capabilities.
     public func enterCommandMode(oob: Bool) {
-        isNegotiated = true
-        isOOBEnabled = oob
+        guard case .negotiating = state else {
+            preconditionFailure(
+                SessionStateError(call: "enterCommandMode", state: state.name, allowed: [.negotiating]).description)
+        }
+        state = .commandMode(oob: oob)
+    }
+}
+
+/// A session call made in a state that does not allow it (qemu.qmp's `StateError`). The
+/// session is unchanged.
+public struct SessionStateError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// The call, e.g. `completeDeferred`.
+    public let call: String
+    /// The state the session was in.
+    public let state: QMPSession.StateName
+    /// The states the call is allowed in.
+    public let allowed: [QMPSession.StateName]
+
+    public var description: String {
+        "\(call) is not allowed while the session is \(state.rawValue) (only while "
+            + allowed.map(\.rawValue).joined(separator: " or ") + ")"
     }
 }

@@ -2,6 +2,7 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import CSSBackend
+import CSSModel
 import Logging
 import NIOCore
 import NIOPosix
@@ -28,9 +29,7 @@ final class ServerCore: @unchecked Sendable {
         self.state = state
         self.logger = logger
         blockingPool.start()
-        state.onPathEventsQueued = { [unowned self] owners in
-            for owner in owners { self.connections[owner]?.eventsQueued() }
-        }
+        state.pathChanges.addSink(self)
     }
 
     func connectionOpened(_ handler: QMPConnectionHandler) {
@@ -87,12 +86,23 @@ final class ServerCore: @unchecked Sendable {
             guard !changes.isEmpty else { return }
             for change in changes {
                 guard let kind = PathEventChange.observed(change, before: before) else { continue }
-                state.publish(change, as: kind)
+                state.pathChanges.publish(change, as: kind, cause: .observed(backend: backend.name))
             }
             logger.info("backend changed", metadata: ["backend": "\(backend.name)", "paths": "\(changes.count)"])
-            state.announcePathEvents(except: 0)
         } catch {
             logger.warning("backend reading failed, keeping the last view", metadata: ["error": "\(error)"])
         }
+    }
+}
+
+extension ServerCore: PathChangeSink {
+    /// Wakes the connections that got events: each writes them in a turn of its own, after
+    /// the current one (so after the reply of the command that made them). The connection
+    /// whose command published the change is not woken: it writes its events right after
+    /// that command's reply.
+    func pathChangePublished(_ published: PublishedPathChange) {
+        var publisher: Int?
+        if case .command(let connection) = published.cause { publisher = connection }
+        for owner in published.reached.owners where owner != publisher { connections[owner]?.eventsQueued() }
     }
 }

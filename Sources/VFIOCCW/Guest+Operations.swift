@@ -94,45 +94,47 @@ extension Guest {
 
     // MARK: Host events
 
-    mutating func hostPathChanged(_ change: PathChange, devices reached: [SubchannelID], host: Subsystem)
+    mutating func hostPathChanged(_ change: PathChange, as kind: PathEventChange, devices reached: [ReachedDevice])
         -> [GuestPathChange]
     {
         // Devices on the path, grouped by the guest chpid showing it (one per guest css).
-        var byChpid: [ChannelPathID: [SubchannelID]] = [:]
-        for id in reached {
-            guard let device = devices[id], let slot = device.slot(of: change.chpid, in: chpidMap) else { continue }
-            byChpid[device.chpids[slot], default: []].append(id)
+        var byChpid: [ChannelPathID: [ReachedDevice]] = [:]
+        for device in reached {
+            guard let guestDevice = devices[device.id], let slot = guestDevice.slot(of: change.chpid, in: chpidMap)
+            else { continue }
+            byChpid[guestDevice.chpids[slot], default: []].append(device)
         }
         for (guestChpid, hostChpid) in chpidMap where hostChpid == change.chpid && byChpid[guestChpid] == nil {
             if !change.crws.isEmpty { byChpid[guestChpid] = [] }
         }
         var out: [GuestPathChange] = []
         for guestChpid in byChpid.keys.sorted() {
-            out.append(deliver(change, on: guestChpid, to: byChpid[guestChpid]!, host: host))
+            out.append(deliver(change, as: kind, on: guestChpid, to: byChpid[guestChpid]!))
         }
         return out
     }
 
-    private mutating func deliver(_ change: PathChange, on guestChpid: ChannelPathID, to ids: [SubchannelID], host: Subsystem)
-        -> GuestPathChange
-    {
+    private mutating func deliver(
+        _ change: PathChange, as kind: PathEventChange, on guestChpid: ChannelPathID, to reached: [ReachedDevice]
+    ) -> GuestPathChange {
         stats.hostEvents += 1
         var visible = 0
         var notifications = 0
-        for id in ids {
-            guard var device = devices[id], let hostID = device.host, let pmcw = host.subchannel(hostID)?.schib.pmcw
-            else { continue }
-            let now = HostMasks(pmcw)
+        for reachedDevice in reached {
+            guard var device = devices[reachedDevice.id], device.host != nil else { continue }
+            let masks = reachedDevice.masks
+            let now = HostMasks(masks)
             let isVisible = now != device.hostSeen
             device.hostSeen = now
             switch strategy {
             case .perDevice:
                 // The RFC: every change of the device's host SCHIB raises a notification and
-                // the region is read into the guest's SCHIB, visible to the guest or not.
+                // the region is read into the guest's SCHIB, visible to the guest or not (the
+                // region's content is the masks the change carries).
                 notifications += 1
                 stats.notifications += 1
                 stats.schibRefreshes += 1
-                device.copyHostMasks(pmcw)
+                device.copyHostMasks(masks)
             case .crw, .lazy:
                 break
             }
@@ -141,7 +143,7 @@ extension Guest {
                 device.unobserved += 1
                 device.untold += 1
             }
-            devices[id] = device
+            devices[reachedDevice.id] = device
         }
         var forwarded: CRW?
         var lost = false
@@ -165,8 +167,8 @@ extension Guest {
             }
         }
         return GuestPathChange(
-            guest: name, guestChpid: guestChpid, hostChpid: change.chpid, strategy: strategy, devices: ids.count,
-            visible: visible, notifications: notifications, crw: forwarded, crwLost: lost)
+            guest: name, guestChpid: guestChpid, hostChpid: change.chpid, change: kind, strategy: strategy,
+            devices: reached.count, visible: visible, notifications: notifications, crw: forwarded, crwLost: lost)
     }
 
     // MARK: Guest instructions
@@ -234,5 +236,13 @@ extension GuestDevice {
         pom = pmcw.pom
         pnom = pmcw.pnom
         lpum = pmcw.lpum
+    }
+
+    /// The same copy from the masks a host change carries.
+    mutating func copyHostMasks(_ masks: AffectedSubchannel) {
+        pam = masks.pam
+        pom = masks.pom
+        pnom = masks.pnom
+        lpum = masks.lpum
     }
 }

@@ -7,7 +7,7 @@ import CSSModel
 /// operation (this model does not own it). Pure and deterministic, like the host model.
 ///
 /// Costs: a host path change costs O(affected subchannels) here (a hash lookup each, to find
-/// the guest device bound to it, and its counters); attach, detach and guest STSCH are O(1)
+/// the guest device bound to it, and its counters; the new masks come with the change); attach, detach and guest STSCH are O(1)
 /// amortised; guest STCRW is O(devices of the guest) when it tells the guest of a chpid.
 public struct Guests: Sendable {
     public private(set) var guests: [String: Guest] = [:]
@@ -106,12 +106,23 @@ public struct Guests: Sendable {
     // MARK: Host path events
 
     /// Carries a host path change to every guest with a device on that path, each the way its
-    /// strategy says. Call it after the host model changed (`host` is the new state).
-    /// - Returns: one entry per guest and guest chpid reached, in guest-name order.
-    public mutating func hostPathChanged(_ change: PathChange, host: Subsystem) -> [GuestPathChange] {
-        var reached: [String: [SubchannelID]] = [:]
+    /// strategy says. Call it after the host model changed. The devices' new host masks come
+    /// with the change (`PathChange.affected`): no SCHIB is read from the host.
+    ///
+    /// A reset (RCHP) reaches no guest: it changes no mask, and its report is solicited, the
+    /// answer to the host's own request, which no guest made.
+    /// - Parameters:
+    ///   - change: the host change, as the host model (or an observation) reported it.
+    ///   - kind: what happened, carried into each guest change for its event.
+    /// - Returns: one entry per guest and guest chpid reached, in guest-name order, then guest
+    ///   chpid order. Cost: O(affected subchannels), a hash lookup each.
+    public mutating func hostPathChanged(_ change: PathChange, as kind: PathEventChange) -> [GuestPathChange] {
+        guard kind != .reset else { return [] }
+        var reached: [String: [ReachedDevice]] = [:]
         for affected in change.affected {
-            if let binding = bindings[affected.id] { reached[binding.guest, default: []].append(binding.id) }
+            if let binding = bindings[affected.id] {
+                reached[binding.guest, default: []].append(ReachedDevice(id: binding.id, masks: affected))
+            }
         }
         // A report on a path can reach a guest whose devices' masks did not change.
         if !change.crws.isEmpty {
@@ -121,7 +132,7 @@ public struct Guests: Sendable {
         }
         var out: [GuestPathChange] = []
         for name in reached.keys.sorted() {
-            out += guests[name]!.hostPathChanged(change, devices: reached[name]!, host: host)
+            out += guests[name]!.hostPathChanged(change, as: kind, devices: reached[name]!)
         }
         return out
     }
@@ -144,11 +155,14 @@ public struct Guests: Sendable {
     }
 }
 
-/// What one host path change did to one guest, for the GUEST_PATH_CHANGED event and stats.
+/// What one host path change did to one guest: the GUEST_PATH_CHANGED event's content
+/// (PathEvents queues this very value), and what sinks of published changes see per guest.
 public struct GuestPathChange: Hashable, Sendable {
     public let guest: String
     public let guestChpid: ChannelPathID
     public let hostChpid: ChannelPathID
+    /// What happened to the host path.
+    public let change: PathEventChange
     public let strategy: PathEventStrategy
     /// Passthrough devices on the path whose host masks changed.
     public let devices: Int
@@ -159,6 +173,28 @@ public struct GuestPathChange: Hashable, Sendable {
     /// The CRW put in the guest's queue (first word), or nil; `crwLost` when it did not fit.
     public let crw: CRW?
     public let crwLost: Bool
+
+    public init(
+        guest: String, guestChpid: ChannelPathID, hostChpid: ChannelPathID, change: PathEventChange,
+        strategy: PathEventStrategy, devices: Int, visible: Int, notifications: Int, crw: CRW?, crwLost: Bool
+    ) {
+        self.guest = guest
+        self.guestChpid = guestChpid
+        self.hostChpid = hostChpid
+        self.change = change
+        self.strategy = strategy
+        self.devices = devices
+        self.visible = visible
+        self.notifications = notifications
+        self.crw = crw
+        self.crwLost = crwLost
+    }
+}
+
+/// A guest device a host change reached, with the host subchannel's new masks.
+struct ReachedDevice {
+    let id: SubchannelID
+    let masks: AffectedSubchannel
 }
 
 /// The host masks a guest device last heard of.
@@ -172,5 +208,10 @@ struct HostMasks: Hashable, Sendable {
         pam = pmcw.pam
         pom = pmcw.pom
         pnom = pmcw.pnom
+    }
+    init(_ affected: AffectedSubchannel) {
+        pam = affected.pam
+        pom = affected.pom
+        pnom = affected.pnom
     }
 }

@@ -56,8 +56,8 @@ private func drain(_ hub: inout PathEventHub, _ owner: Int) -> [(Int, String)] {
         let a = try hub.subscribe(owner: 1, filter: PathEventFilter(granularity: .chpid), queueLimit: 100)
         let b = try hub.subscribe(owner: 2, filter: PathEventFilter(granularity: .subchannel), queueLimit: 100)
         let c = try hub.subscribe(owner: 3, filter: PathEventFilter(granularity: .both), queueLimit: 100)
-        hub.publish(try css.varyPath(chp("0.40"), to: .offline), as: .offline, at: t0)
-        #expect(hub.takeOwnersWithNewEvents() == [1, 2, 3])
+        let reached = hub.publish(try css.varyPath(chp("0.40"), to: .offline), as: .offline, at: t0)
+        #expect(reached.owners == [1, 2, 3])
         let one = drain(&hub, 1)
         #expect(one.map(\.1) == ["chp 0.40 offline 42"] && one[0].0 == a)
         let many = drain(&hub, 2)
@@ -103,8 +103,8 @@ private func drain(_ hub: inout PathEventHub, _ owner: Int) -> [(Int, String)] {
         var css = model()
         var hub = PathEventHub()
         _ = try hub.subscribe(owner: 1, filter: PathEventFilter(granularity: .both), queueLimit: 100)
-        hub.publish(try css.varyPath(chp("0.40"), to: .online), as: .online, at: t0)  // already online
-        #expect(!hub.hasOwnersWithNewEvents && drain(&hub, 1).isEmpty)
+        let reached = hub.publish(try css.varyPath(chp("0.40"), to: .online), as: .online, at: t0)  // already online
+        #expect(reached.owners.isEmpty && drain(&hub, 1).isEmpty)
     }
 
     @Test func resetCarriesTheSolicitedCRW() throws {
@@ -112,7 +112,7 @@ private func drain(_ hub: inout PathEventHub, _ owner: Int) -> [(Int, String)] {
         var hub = PathEventHub()
         _ = try hub.subscribe(owner: 1, filter: PathEventFilter(granularity: .both), queueLimit: 100)
         let result = css.resetChannelPath(chp("0.41"))
-        hub.publishReset(of: css.channelPath(chp("0.41"))!, crws: result.crws, at: t0)
+        hub.publish(PathChange(resetOf: css.channelPath(chp("0.41"))!, crws: result.crws), as: .reset, at: t0)
         guard case .event(let queued)? = hub.next(for: 1)?.delivery, case .channelPath(let event) = queued.event else {
             Issue.record("expected a chpid event")
             return
@@ -148,8 +148,8 @@ private func drain(_ hub: inout PathEventHub, _ owner: Int) -> [(Int, String)] {
         #expect(throws: PathEventHub.HubError.unknownSubscription(a)) { try hub.unsubscribe(owner: 1, id: a) }
         hub.removeOwner(1)
         #expect(hub.subscriptionCount == 0)
-        hub.publish(try css.varyPath(chp("0.40"), to: .offline), as: .offline, at: t0)
-        #expect(!hub.hasOwnersWithNewEvents)
+        let reached = hub.publish(try css.varyPath(chp("0.40"), to: .offline), as: .offline, at: t0)
+        #expect(reached.owners.isEmpty)
     }
 
     @Test func scale65536SubchannelEventsFitTheDefaultQueue() throws {

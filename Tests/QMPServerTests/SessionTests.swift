@@ -19,7 +19,7 @@ private final class Harness {
     init(readOnly: Bool = false, conditions: Set<String> = [], limits: WireLimits = WireLimits()) {
         let server = try! ServerState.standard(options: ServerOptions(conditions: conditions, limits: limits))
         session = QMPSession(server: server, readOnly: readOnly)
-        session.writeGreeting(into: &output)
+        try! session.writeGreeting(into: &output)
     }
 
     func feed(_ text: String, budget: Int = .max) -> QMPSession.Progress {

@@ -45,7 +45,7 @@ private func guests(_ strategy: PathEventStrategy, host: Subsystem, crwCapacity:
         var host = host()
         var model = try guests(strategy, host: host)
         let change = try host.configurePath(chp("0.40"), to: .standby)
-        let reached = model.hostPathChanged(change, host: host)
+        let reached = model.hostPathChanged(change, as: .standby)
         #expect(reached.count == 1)
         #expect(reached[0].guestChpid == chp("fe.40") && reached[0].hostChpid == chp("0.40"))
         #expect(reached[0].devices == 42 && reached[0].visible == 42)
@@ -79,7 +79,7 @@ private func guests(_ strategy: PathEventStrategy, host: Subsystem, crwCapacity:
         var host = host()
         var model = try guests(.perDevice, host: host)
         let change = try host.varyPath(chp("0.41"), to: .offline)
-        let reached = model.hostPathChanged(change, host: host)
+        let reached = model.hostPathChanged(change, as: .offline)
         // The RFC notifies on every SCHIB change; QEMU copies pam/pom/pnom, which a vary leaves.
         #expect(reached[0].devices == 42 && reached[0].visible == 0 && reached[0].notifications == 42)
         #expect(try model.guest("g1").devices.values.allSatisfy { $0.unobserved == 0 })
@@ -89,7 +89,7 @@ private func guests(_ strategy: PathEventStrategy, host: Subsystem, crwCapacity:
         var host = host()
         var model = try guests(.crw, host: host, crwCapacity: 2)
         for state in [ConfigureState.standby, .configured, .standby, .configured] {
-            _ = model.hostPathChanged(try host.configurePath(chp("0.40"), to: state), host: host)
+            _ = model.hostPathChanged(try host.configurePath(chp("0.40"), to: state), as: PathEventChange(state)!)
         }
         let stats = try model.guest("g1").stats
         #expect(stats.crwsQueued == 2 && stats.crwsLost == 2)
@@ -115,12 +115,12 @@ private func guests(_ strategy: PathEventStrategy, host: Subsystem, crwCapacity:
             state = state == .standby ? .configured : .standby
         }
         let lost = try #require(lastChange)
-        let reached = model.hostPathChanged(lost, host: host)
+        let reached = model.hostPathChanged(lost, as: PathEventChange(lost.after.configure)!)
         #expect(reached.count == 1 && reached[0].crw == nil && reached[0].crwLost)
         #expect(try model.guest("g1").stats.crwsLost == lost.crwsLost)
         // The R bit rides on the next report the guest gets.
         while host.storeChannelReportWord().cc == 0 {}
-        _ = model.hostPathChanged(try host.configurePath(chp("0.40"), to: .standby), host: host)
+        _ = model.hostPathChanged(try host.configurePath(chp("0.40"), to: .standby), as: .standby)
         let stored = try model.storeCRW(of: "g1")
         #expect(stored.cc == 0 && stored.crw.overflow && stored.crw.rsid == 0x40)
     }
@@ -165,7 +165,7 @@ private func guests(_ strategy: PathEventStrategy, host: Subsystem, crwCapacity:
             try model.attachPassthrough(to: "g1", host: sch("0.0.0002"), guestSubchannel: sch("0.0.0006"),
                                         guestChpids: [chp("0.11"), chp("0.10")], in: host)
         }
-        let reached = model.hostPathChanged(try host.injectPathFault(chp("0.41"), .permanentError), host: host)
+        let reached = model.hostPathChanged(try host.injectPathFault(chp("0.41"), .permanentError), as: .permanentError)
         #expect(reached.map(\.guestChpid) == [chp("0.11")] && reached[0].crw?.rsid == 0x11)
         let schib = try model.storeSubchannel(of: "g1", sch("0.0.0005"), host: host).schib!
         #expect(schib.pmcw.chpids[0] == 0x10 && schib.pmcw.chpids[1] == 0x11 && schib.pmcw.pam == 0x80)
@@ -175,13 +175,13 @@ private func guests(_ strategy: PathEventStrategy, host: Subsystem, crwCapacity:
     @Test func detachWhileEventsAreInFlight() throws {
         var host = host()
         var model = try guests(.crw, host: host)
-        _ = model.hostPathChanged(try host.configurePath(chp("0.40"), to: .standby), host: host)
+        _ = model.hostPathChanged(try host.configurePath(chp("0.40"), to: .standby), as: .standby)
         try model.detachPassthrough(from: "g1", guestSubchannel: sch("fe.0.0001"))
         #expect(model.binding(of: sch("0.0.0001")) == nil)
         #expect(try model.storeSubchannel(of: "g1", sch("fe.0.0001"), host: host).cc == 3)
         #expect(try model.storeCRW(of: "g1").crw.rsid == 0x40)  // the report already queued stays
         // The next event no longer counts the detached device; it can be passed through again.
-        let reached = model.hostPathChanged(try host.configurePath(chp("0.40"), to: .configured), host: host)
+        let reached = model.hostPathChanged(try host.configurePath(chp("0.40"), to: .configured), as: .configured)
         #expect(reached[0].devices == 41)
         try model.attachPassthrough(to: "g1", host: sch("0.0.0001"), in: host)
     }

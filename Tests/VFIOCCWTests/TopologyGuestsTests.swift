@@ -97,7 +97,7 @@ struct TopologyGuestsTests {
         var host = try Subsystem(topology: .embeddedDefault)
         var guests = try Guests(topology: .embeddedDefault, host: host)
         let change = try host.configurePath(chp("0.40"), to: .standby)
-        let reached = guests.hostPathChanged(change, host: host)
+        let reached = guests.hostPathChanged(change, as: .standby)
         #expect(reached.count == 1)
         #expect(reached.first?.guestChpid == chp("fe.40") && reached.first?.devices == 42)
         #expect(try guests.guest("guest1").stats.crwsQueued == 1)

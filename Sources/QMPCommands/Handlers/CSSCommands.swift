@@ -61,7 +61,9 @@ enum CSSCommands {
             let server = context.server
             let result = try backendCall { () throws(BackendError) in try server.backend.resetChannelPath(id) }
             if result.cc == 0, let path = server.subsystem.channelPath(id) {
-                server.pathEvents.publishReset(of: path, crws: result.crws, at: server.clock())
+                server.pathChanges.publish(
+                    PathChange(resetOf: path, crws: result.crws), as: .reset,
+                    cause: .command(connection: context.session.connectionID))
             }
             return .object([("cc", .integer(result.cc))])
         }
@@ -276,7 +278,7 @@ enum CSSCommands {
         _ kind: PathEventChange, _ context: CommandContext, _ operation: () throws(BackendError) -> PathChange
     ) throws(QMPError) -> JSON {
         let change = try backendCall(operation)
-        context.server.publish(change, as: kind)
+        context.server.pathChanges.publish(change, as: kind, cause: .command(connection: context.session.connectionID))
         return changeReply(change)
     }
 
@@ -300,11 +302,12 @@ enum CSSCommands {
             return try pathChange(kind, context, direct)
         }
         let write = try backendCall { () throws(BackendError) in try plan(backend) }
-        let server = context.server
+        let publisher = context.server.pathChanges
+        let cause = PathChangeCause.command(connection: context.session.connectionID)
         context.session.deferReply(
             DeferredWork(blocking: write.perform) { (outcome) throws(QMPError) in
                 let change = try backendCall { () throws(BackendError) in try backend.completeWrite(write, outcome) }
-                server.publish(change, as: kind)
+                publisher.publish(change, as: kind, cause: cause)
                 return changeReply(change)
             })
         return .null  // not sent: the deferred work's reply is

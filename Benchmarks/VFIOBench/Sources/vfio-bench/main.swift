@@ -98,19 +98,19 @@ struct Machine {
 
 // MARK: The scenario
 
-typealias Step = (name: String, apply: @Sendable (inout Subsystem) -> PathChange)
+typealias Step = (name: String, kind: PathEventChange, apply: @Sendable (inout Subsystem) -> PathChange)
 
 enum Scenario {
     static let clock = ContinuousClock()
     static let round: [Step] = [
-        ("configure standby", { try! $0.configurePath(hostChpid, to: .standby) }),
-        ("configure configured", { try! $0.configurePath(hostChpid, to: .configured) }),
-        ("permanent error", { try! $0.injectPathFault(hostChpid, .permanentError) }),
-        ("recovered", { try! $0.injectPathFault(hostChpid, .recovered) }),
-        ("temporary error", { try! $0.injectPathFault(hostChpid, .temporaryError) }),
-        ("recovered", { try! $0.injectPathFault(hostChpid, .recovered) }),
-        ("vary offline", { try! $0.varyPath(hostChpid, to: .offline) }),
-        ("vary online", { try! $0.varyPath(hostChpid, to: .online) }),
+        ("configure standby", .standby, { try! $0.configurePath(hostChpid, to: .standby) }),
+        ("configure configured", .configured, { try! $0.configurePath(hostChpid, to: .configured) }),
+        ("permanent error", .permanentError, { try! $0.injectPathFault(hostChpid, .permanentError) }),
+        ("recovered", .recovered, { try! $0.injectPathFault(hostChpid, .recovered) }),
+        ("temporary error", .temporaryError, { try! $0.injectPathFault(hostChpid, .temporaryError) }),
+        ("recovered", .recovered, { try! $0.injectPathFault(hostChpid, .recovered) }),
+        ("vary offline", .offline, { try! $0.varyPath(hostChpid, to: .offline) }),
+        ("vary online", .online, { try! $0.varyPath(hostChpid, to: .online) }),
     ]
 }
 
@@ -179,7 +179,7 @@ func runRound(_ machine: inout Machine, drains: Bool, check: Bool = false) -> Ro
         let change = step.apply(&machine.host)
         while machine.host.storeChannelReportWord().cc == 0 {}
         let t1 = Scenario.clock.now
-        let reached = machine.guests.hostPathChanged(change, host: machine.host)
+        let reached = machine.guests.hostPathChanged(change, as: step.kind)
         let t2 = Scenario.clock.now
         // The guest is interrupted (CRW-pending machine check) only when a CRW is pending for it.
         if drains, !machine.guests.guests[guestName]!.crwQueue.isEmpty { _ = guestReacts(&machine) }
@@ -326,9 +326,10 @@ for size in sizes {
         let one = SubchannelID(cssid: 0, ssid: 0, schno: 0)
         let reps = max(11, min(2_001, 2_000_000 / size))
         for rep in 0..<reps {
-            let change = try! machine.host.varyPath(partnerChpid, to: rep % 2 == 0 ? .offline : .online, subchannel: one)
+            let state: VaryState = rep % 2 == 0 ? .offline : .online
+            let change = try! machine.host.varyPath(partnerChpid, to: state, subchannel: one)
             let t0 = Scenario.clock.now
-            let reached = machine.guests.hostPathChanged(change, host: machine.host)
+            let reached = machine.guests.hostPathChanged(change, as: PathEventChange(state))
             times.append(nanoseconds(Scenario.clock.now - t0))
             precondition(reached.count == 1 && reached[0].devices == 1)
         }

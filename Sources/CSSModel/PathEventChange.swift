@@ -1,0 +1,37 @@
+// SPDX-License-Identifier: MIT
+// cssd: QMP control server for the s390 channel subsystem.
+
+/// What happened to a channel path: the `change` of every path event (API/path-events.json)
+/// and of what a host change did to a guest, and what subscription filters name.
+///
+/// It lives in the model, beside `PathChange`, because both event layers describe one change
+/// with it: PathEvents (events for subscribers) and VFIOCCW (what reached each guest), and
+/// neither depends on the other for it.
+public enum PathEventChange: String, CaseIterable, Hashable, Sendable {
+    case online, offline
+    case configured, standby
+    case permanentError = "permanent-error"
+    case temporaryError = "temporary-error"
+    case recovered
+    /// RCHP (reset-channel-path) with cc 0: the solicited report, no change of state or masks.
+    case reset
+
+    public init(_ state: VaryState) { self = state == .online ? .online : .offline }
+
+    public init(_ fault: PathFault) {
+        switch fault {
+        case .permanentError: self = .permanentError
+        case .temporaryError: self = .temporaryError
+        case .recovered: self = .recovered
+        }
+    }
+
+    /// The change a configure request makes; nil for states a client cannot request.
+    public init?(_ state: ConfigureState) {
+        switch state {
+        case .configured: self = .configured
+        case .standby: self = .standby
+        default: return nil
+        }
+    }
+}

@@ -1,0 +1,117 @@
+// SPDX-License-Identifier: MIT
+// cssd: QMP control server for the s390 channel subsystem.
+
+import CSSModel
+import PathEvents
+import VFIOCCW
+
+/// Where a published path change came from.
+public enum PathChangeCause: Hashable, Sendable {
+    /// A command on connection `connection` (vary-path, configure-chpid, inject-path-fault,
+    /// reset-channel-path). That connection writes its own events after the command's reply.
+    case command(connection: Int)
+    /// A reading of an observed backend (linux-sysfs, named `backend`) found the machine
+    /// changed by someone else (another `chchp`, the kernel losing a path).
+    case observed(backend: String)
+}
+
+/// One path change as the pipeline published it: everything a sink needs, computed once.
+///
+/// Sinks (the server waking connections, metrics counters, an event journal, a broker) read
+/// it and keep what they need; it is a value, so a sink may hand it to another thread.
+public struct PublishedPathChange: Sendable {
+    /// Publication order: 1 for the first change this publisher published, then one more per
+    /// change. An event journal keys its records by it (none exists yet).
+    public let sequence: UInt64
+    /// The change as the backend reported it: the path before and after, the affected
+    /// subchannels with their new masks, the machine's CRWs.
+    public let change: PathChange
+    /// What happened (the events' `change`).
+    public let kind: PathEventChange
+    public let cause: PathChangeCause
+    /// When it was published: the timestamp of its events.
+    public let time: EventTime
+    /// What it did to each guest reached (vfio-ccw), in guest-name order; empty for a reset.
+    public let guests: [GuestPathChange]
+    /// The subscriptions and connections that got events from it.
+    public let reached: PathEventFanOut
+}
+
+/// Something told of every published path change, on the server's event loop, after the
+/// change reached the guests and the subscriptions' queues. It must return quickly and must not
+/// publish (the change is complete; a sink that reacts with a change of its own would reorder
+/// the sinks' views).
+public protocol PathChangeSink: AnyObject {
+    func pathChangePublished(_ published: PublishedPathChange)
+}
+
+/// The one way a path change becomes known: every source (commands, reset-channel-path, the
+/// observed backend's refresh) calls `publish`, which
+/// 1. carries the change to the guests (`Guests.hostPathChanged`, each by its strategy; the new
+///    masks travel with the change, so no guest re-reads a SCHIB),
+/// 2. queues the events for every subscription that wants them (`PathEventHub.publish`), with
+///    the guest changes, under one timestamp,
+/// 3. hands the result to each sink once, in the order they were added.
+///
+/// It owns the two pure models it feeds (the subscriptions and the guests) and the clock; it
+/// lives on the server's event loop, like `ServerState`, which holds it. Cost: the models'
+/// (O(affected subchannels) per subscription that wants them, O(affected) for the guests),
+/// plus O(sinks).
+public final class PathChangePublisher {
+    /// Path-event subscriptions of every connection, and their queues.
+    public var hub: PathEventHub
+    /// Guests and their vfio-ccw passthrough devices.
+    public var guests: Guests
+    /// Event timestamps (tests may fix it).
+    public var clock: () -> EventTime
+    private var sinks: [WeakSink] = []
+    private var lastSequence: UInt64
+
+    private struct WeakSink {
+        weak var sink: PathChangeSink?
+    }
+
+    /// - Parameters:
+    ///   - lastSequence: the sequence number of the last change published before (a journal
+    ///     that survives a restart passes its last one); the next change gets one more.
+    public init(
+        hub: PathEventHub = PathEventHub(), guests: Guests = Guests(), clock: @escaping () -> EventTime = EventClock.now,
+        lastSequence: UInt64 = 0
+    ) {
+        self.hub = hub
+        self.guests = guests
+        self.clock = clock
+        self.lastSequence = lastSequence
+    }
+
+    /// Adds a sink. Sinks are held weakly (the server owns its connections' sink, and a sink
+    /// that goes away simply stops hearing): the caller keeps it alive.
+    public func addSink(_ sink: PathChangeSink) {
+        sinks.removeAll { $0.sink == nil }
+        sinks.append(WeakSink(sink: sink))
+    }
+
+    /// Publishes one change (see the type). A change that altered nothing (no path state, no
+    /// mask, no CRW, and not a reset) is not published: no guest, subscription or sink hears
+    /// of it, and it takes no sequence number.
+    /// - Parameters:
+    ///   - change: what the backend reported; a reset is `PathChange(resetOf:crws:)`.
+    ///   - kind: what happened; `.reset` for RCHP.
+    ///   - cause: where it came from.
+    /// - Returns: what was published, or nil when nothing was.
+    @discardableResult
+    public func publish(_ change: PathChange, as kind: PathEventChange, cause: PathChangeCause) -> PublishedPathChange? {
+        guard kind == .reset || change.pathChanged || !change.affected.isEmpty || !change.crws.isEmpty else {
+            return nil
+        }
+        let time = clock()
+        let reachedGuests = guests.hostPathChanged(change, as: kind)
+        let reached = hub.publish(change, as: kind, at: time, guests: reachedGuests)
+        lastSequence += 1
+        let published = PublishedPathChange(
+            sequence: lastSequence, change: change, kind: kind, cause: cause, time: time, guests: reachedGuests,
+            reached: reached)
+        for entry in sinks { entry.sink?.pathChangePublished(published) }
+        return published
+    }
+}
