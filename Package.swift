@@ -131,8 +131,9 @@ let package = Package(
             name: "QMPServerTests",
             dependencies: [
                 "QMPServer", "QMPWire", "QMPTransport", "QMPCommands", "QMPFuzzSupport", "CSSModel", "PathEvents",
-                "VFIOCCW", "CSSBackend",
+                "VFIOCCW", "CSSBackend", "LinuxSysfs",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -1,0 +1,238 @@
+// SPDX-License-Identifier: MIT
+// cssd: QMP control server for the s390 channel subsystem.
+
+import CSSBackend
+import CSSModel
+import Foundation
+import LinuxSysfs
+import Logging
+import NIOCore
+import NIOEmbedded
+import PathEvents
+import QMPCommands
+import QMPWire
+import Testing
+import VFIOCCW
+
+@testable import QMPServer
+
+private func chp(_ text: String) -> ChannelPathID { try! ChannelPathID(parsing: text) }
+private func sch(_ text: String) -> SubchannelID { try! SubchannelID(parsing: text) }
+
+/// Keeps every published change it is told of.
+private final class RecordingSink: PathChangeSink {
+    var published: [PublishedPathChange] = []
+    func pathChangePublished(_ published: PublishedPathChange) { self.published.append(published) }
+}
+
+/// The model backend, counting how often its view (and so any SCHIB) is read.
+private final class CountingBackend: ChannelSubsystemBackend {
+    let model: ModelBackend
+    private(set) var subsystemReads = 0
+    init(_ model: ModelBackend) { self.model = model }
+    var name: String { model.name }
+    var subsystem: Subsystem {
+        subsystemReads += 1
+        return model.subsystem
+    }
+    func details(of path: ChannelPathID) -> ChannelPathDetails? { model.details(of: path) }
+    func varyPath(_ id: ChannelPathID, to state: VaryState) throws(BackendError) -> PathChange {
+        try model.varyPath(id, to: state)
+    }
+    func varyPath(_ id: ChannelPathID, to state: VaryState, subchannel: SubchannelID) throws(BackendError) -> PathChange {
+        try model.varyPath(id, to: state, subchannel: subchannel)
+    }
+    func configurePath(_ id: ChannelPathID, to state: ConfigureState) throws(BackendError) -> PathChange {
+        try model.configurePath(id, to: state)
+    }
+    func injectPathFault(_ id: ChannelPathID, _ fault: PathFault) throws(BackendError) -> PathChange {
+        try model.injectPathFault(id, fault)
+    }
+    func resetChannelPath(_ id: ChannelPathID) throws(BackendError) -> ResetChannelPathResult {
+        try model.resetChannelPath(id)
+    }
+    func modifySubchannel(_ id: SubchannelID, schib: SCHIB) throws(BackendError) -> ModifySubchannelResult {
+        try model.modifySubchannel(id, schib: schib)
+    }
+    func storeChannelReportWord() throws(BackendError) -> StoreCRWResult { try model.storeChannelReportWord() }
+}
+
+/// The embedded topology with its guest (`guest1`, crw strategy, the 42 DASDs of 0.40-0.43
+/// passed through), a recording sink, and a negotiated session.
+private final class Pipeline {
+    let server: ServerState
+    let sink = RecordingSink()
+    let session: QMPSession
+    var output = ByteBuffer()
+
+    init(backend: ChannelSubsystemBackend? = nil, strategy: PathEventStrategy = .crw) throws {
+        let host = try Subsystem(topology: .embeddedDefault)
+        var guests = try Guests(topology: .embeddedDefault, host: host)
+        try guests.setStrategy(strategy, of: "guest1")
+        server = try ServerState.standard(backend: backend ?? ModelBackend(host), guests: guests)
+        server.clock = { EventTime(seconds: 7, microseconds: 8) }
+        server.pathChanges.addSink(sink)
+        session = QMPSession(server: server)
+        try session.writeGreeting(into: &output)
+        _ = execute(#"{"execute":"qmp_capabilities"}"#)
+    }
+
+    /// Runs one request and returns the reply (and any events after it) as lines.
+    func execute(_ request: String) -> [JSON] {
+        output.clear()
+        var input = ByteBuffer(string: request)
+        _ = session.receive(&input, into: &output, budget: .max)
+        let text = output.readString(length: output.readableBytes) ?? ""
+        return text.split(separator: "\r\n").map { JSON.parse(String($0))! }
+    }
+}
+
+@Suite("Path-change pipeline")
+struct PathChangePublisherTests {
+    @Test("every command that changes a path publishes through the publisher, once each, in order")
+    func commandsPublish() throws {
+        let pipeline = try Pipeline()
+        let connection = pipeline.session.connectionID
+        let requests: [(String, PathEventChange)] = [
+            (#"{"execute":"vary-path","arguments":{"chpid":"0.40","state":"offline"}}"#, .offline),
+            (#"{"execute":"configure-chpid","arguments":{"chpid":"0.41","state":"standby"}}"#, .standby),
+            (#"{"execute":"inject-path-fault","arguments":{"chpid":"0.42","fault":"temporary-error"}}"#, .temporaryError),
+            (#"{"execute":"reset-channel-path","arguments":{"chpid":"0.43"}}"#, .reset),
+            (#"{"execute":"vary-path","arguments":{"chpid":"0.44","state":"offline","subchannel":"0.0.0032"}}"#, .offline),
+        ]
+        for (request, _) in requests {
+            #expect(pipeline.execute(request).first?["return"] != nil, "\(request)")
+        }
+        let published = pipeline.sink.published
+        #expect(published.map(\.kind) == requests.map(\.1))
+        #expect(published.map(\.sequence) == [1, 2, 3, 4, 5])
+        #expect(published.allSatisfy { $0.cause == .command(connection: connection) })
+        #expect(published.allSatisfy { $0.time == EventTime(seconds: 7, microseconds: 8) })
+        #expect(published.map(\.change.chpid) == [chp("0.40"), chp("0.41"), chp("0.42"), chp("0.43"), chp("0.44")])
+        // The vary reaches the guest's 42 devices on fe.40 (lpm only: invisible to the guest).
+        #expect(published[0].guests.map(\.guestChpid) == [chp("fe.40")])
+        #expect(published[0].guests[0].devices == 42 && published[0].guests[0].visible == 0)
+        #expect(published[0].guests[0].change == .offline && published[0].guests[0].strategy == .crw)
+        // The configure is reported by the machine: the guest gets its CRW, under its chpid.
+        #expect(published[1].guests.map(\.guestChpid) == [chp("fe.41")] && published[1].guests[0].crw?.rsid == 0x41)
+        // A reset reaches no guest: its report is the host's own, solicited.
+        #expect(published[3].guests.isEmpty && published[3].change.crws.first?.solicited == true)
+        // The per-device vary touches one subchannel (not passed through).
+        #expect(published[4].change.affected.map(\.id) == [sch("0.0.0032")] && published[4].guests.isEmpty)
+        // Nobody subscribed: nobody was reached.
+        #expect(published.allSatisfy { $0.reached.owners.isEmpty && $0.reached.events == 0 })
+    }
+
+    @Test("a change that alters nothing is not published; a reset always is")
+    func noOpsAreNotPublished() throws {
+        let pipeline = try Pipeline()
+        _ = pipeline.execute(#"{"execute":"vary-path","arguments":{"chpid":"0.40","state":"online"}}"#)  // already
+        _ = pipeline.execute(#"{"execute":"configure-chpid","arguments":{"chpid":"0.40","state":"configured"}}"#)
+        #expect(pipeline.sink.published.isEmpty)
+        // RCHP on a path in standby is cc 3: nothing happened.
+        _ = pipeline.execute(#"{"execute":"reset-channel-path","arguments":{"chpid":"0.4d"}}"#)
+        #expect(pipeline.sink.published.isEmpty)
+        _ = pipeline.execute(#"{"execute":"reset-channel-path","arguments":{"chpid":"0.4c"}}"#)
+        #expect(pipeline.sink.published.map(\.kind) == [.reset] && pipeline.sink.published[0].sequence == 1)
+    }
+
+    @Test("the sink sees the subscribers reached and the guest changes the events carry")
+    func sinkSeesWhatSubscribersGet() throws {
+        let pipeline = try Pipeline()
+        let other = QMPSession(server: pipeline.server)
+        var otherOutput = ByteBuffer()
+        try other.writeGreeting(into: &otherOutput)
+        var input = ByteBuffer(
+            string: #"{"execute":"qmp_capabilities"}"#
+                + #"{"execute":"subscribe-path-events","arguments":{"granularity":"guest"}}"#
+                + #"{"execute":"subscribe-path-events","arguments":{"granularity":"subchannel","chpids":["0.41"]}}"#)
+        _ = other.receive(&input, into: &otherOutput, budget: .max)
+        otherOutput.clear()
+        _ = pipeline.execute(#"{"execute":"configure-chpid","arguments":{"chpid":"0.41","state":"standby"}}"#)
+        let published = try #require(pipeline.sink.published.first)
+        #expect(pipeline.sink.published.count == 1)
+        #expect(published.reached.owners == [other.connectionID])
+        #expect(published.reached.subscriptions == 2 && published.reached.events == 1 + 42)
+        // What the subscriber then writes is what the sink saw.
+        #expect(other.process(into: &otherOutput, budget: .max) == .needInput)
+        let lines = (otherOutput.readString(length: otherOutput.readableBytes) ?? "").split(separator: "\r\n")
+            .map { JSON.parse(String($0))! }
+        let guestEvents = lines.filter { $0["event"]?.stringValue == "GUEST_PATH_CHANGED" }
+        #expect(guestEvents.count == published.guests.count && guestEvents.count == 1)
+        let data = guestEvents[0]["data"]!
+        let guest = published.guests[0]
+        #expect(data["guest"]?.stringValue == guest.guest && data["guest-chpid"]?.stringValue == "fe.41")
+        #expect(data["strategy"]?.stringValue == "crw" && data["change"]?.stringValue == "standby")
+        #expect(data["crw"]?.intValue == Int(guest.crw!.rawValue) && data["devices"]?.intValue == guest.devices)
+        #expect(lines.count { $0["event"]?.stringValue == "SUBCHANNEL_PATHS_CHANGED" } == 42)
+        #expect(guestEvents[0]["timestamp"]?["seconds"]?.intValue == published.time.seconds)
+    }
+
+    @Test("sinks are told in the order added, and a sink nobody holds any more is not")
+    func sinksAreHeldWeakly() throws {
+        let pipeline = try Pipeline()
+        var second: RecordingSink? = RecordingSink()
+        pipeline.server.pathChanges.addSink(second!)
+        _ = pipeline.execute(#"{"execute":"vary-path","arguments":{"chpid":"0.40","state":"offline"}}"#)
+        #expect(pipeline.sink.published.count == 1 && second!.published.count == 1)
+        second = nil
+        _ = pipeline.execute(#"{"execute":"vary-path","arguments":{"chpid":"0.40","state":"online"}}"#)
+        #expect(pipeline.sink.published.map(\.sequence) == [1, 2])
+    }
+
+    @Test("guests get the new masks with the change: publishing reads no SCHIB, however many devices")
+    func guestsReadNoSCHIB() throws {
+        let host = try Subsystem(topology: .embeddedDefault)
+        let backend = CountingBackend(ModelBackend(host))
+        let pipeline = try Pipeline(backend: backend, strategy: .perDevice)
+        let reads = backend.subsystemReads
+        _ = pipeline.execute(#"{"execute":"configure-chpid","arguments":{"chpid":"0.40","state":"standby"}}"#)
+        // One read of the view per command at most would be O(1); there are none at all: the
+        // handler and the pipeline work from the change.
+        #expect(backend.subsystemReads == reads)
+        let published = try #require(pipeline.sink.published.first)
+        #expect(published.guests.first?.notifications == 42 && published.guests.first?.visible == 42)
+        // Each guest device now shows the host's masks, as the per-device strategy copies them.
+        let guest = try pipeline.server.guests.guest("guest1")
+        for device in guest.devices.values {
+            guard let hostID = device.host else { continue }
+            let pmcw = backend.model.subsystem.subchannel(hostID)!.schib.pmcw
+            #expect(device.pam == pmcw.pam && device.pom == pmcw.pom && device.pnom == pmcw.pnom)
+            #expect(device.lpum == pmcw.lpum)
+        }
+    }
+
+    @Test("an observed backend's refresh publishes through the publisher, with its cause")
+    func refreshPublishes() throws {
+        let root = NSTemporaryDirectory() + "sysfs-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        func write(_ relative: String, _ text: String) {
+            let path = root + "/" + relative
+            try! FileManager.default.createDirectory(
+                atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try! text.write(toFile: path, atomically: false, encoding: .ascii)
+        }
+        for (file, text) in [("status", "online"), ("configure", "1"), ("type", "1a"), ("shared", "1"), ("cmg", "2")] {
+            write("devices/css0/chp0.40/" + file, text + "\n")
+        }
+        write("devices/css0/0.0.0000/type", "0\n")
+        write("devices/css0/0.0.0000/chpids", "40 00 00 00 00 00 00 00 \n")
+        write("devices/css0/0.0.0000/pimpampom", "80 80 ff\n")
+        write("devices/css0/0.0.0000/dev_busid", "none\n")
+        let backend = try SysfsBackend(root: root)
+        let state = try ServerState.standard(backend: backend)
+        let sink = RecordingSink()
+        state.pathChanges.addSink(sink)
+        let loop = EmbeddedEventLoop()
+        let core = ServerCore(loop: loop, state: state, logger: Logger(label: "test"))
+        defer { try? core.blockingPool.syncShutdownGracefully() }
+        core.refreshBackend()
+        #expect(sink.published.isEmpty)
+        write("devices/css0/chp0.40/configure", "0\n")
+        write("devices/css0/0.0.0000/pimpampom", "80 00 ff\n")
+        core.refreshBackend()
+        #expect(sink.published.map(\.kind) == [.standby])
+        #expect(sink.published.first?.cause == .observed(backend: "linux-sysfs"))
+        #expect(sink.published.first?.change.affected.map(\.pam) == [0])
+    }
+}
