@@ -122,7 +122,7 @@ extension Guest {
         var notifications = 0
         for reachedDevice in reached {
             guard var device = devices[reachedDevice.id], device.host != nil else { continue }
-            let masks = reachedDevice.masks
+            let masks = change.affected[Int(reachedDevice.affected)]
             let now = HostMasks(masks)
             let isVisible = now != device.hostSeen
             device.hostSeen = now

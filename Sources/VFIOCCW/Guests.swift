@@ -119,9 +119,9 @@ public struct Guests: Sendable {
     public mutating func hostPathChanged(_ change: PathChange, as kind: PathEventChange) -> [GuestPathChange] {
         guard kind != .reset else { return [] }
         var reached: [String: [ReachedDevice]] = [:]
-        for affected in change.affected {
+        for (index, affected) in change.affected.enumerated() {
             if let binding = bindings[affected.id] {
-                reached[binding.guest, default: []].append(ReachedDevice(id: binding.id, masks: affected))
+                reached[binding.guest, default: []].append(ReachedDevice(id: binding.id, affected: Int32(index)))
             }
         }
         // A report on a path can reach a guest whose devices' masks did not change.
@@ -191,10 +191,12 @@ public struct GuestPathChange: Hashable, Sendable {
     }
 }
 
-/// A guest device a host change reached, with the host subchannel's new masks.
+/// A guest device a host change reached, and where the host subchannel's new masks are in
+/// the change (`PathChange.affected[affected]`; an index keeps the lists of reached devices
+/// small: 8 bytes a device).
 struct ReachedDevice {
     let id: SubchannelID
-    let masks: AffectedSubchannel
+    let affected: Int32
 }
 
 /// The host masks a guest device last heard of.
