@@ -38,6 +38,10 @@ public struct PathChange: Hashable, Sendable {
     public var chpid: ChannelPathID { after.id }
     /// Whether the path's own state (vary, configure, condition) changed.
     public var pathChanged: Bool { before != after }
+    /// Nothing happened: no path state, no mask and no CRW changed (a repeated vary, a
+    /// configure to the current state). Such a change is not published, unless it is a reset,
+    /// whose report is the point.
+    public var altersNothing: Bool { !pathChanged && affected.isEmpty && crws.isEmpty }
 }
 
 /// A subchannel's path masks after a path operation changed at least one of them: everything

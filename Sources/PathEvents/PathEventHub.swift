@@ -121,8 +121,7 @@ public struct PathEventHub: Sendable {
     public mutating func publish(
         _ change: PathChange, as kind: PathEventChange, at time: EventTime, guests: [GuestPathChange] = []
     ) -> PathEventFanOut {
-        guard kind == .reset || change.pathChanged || !change.affected.isEmpty || !change.crws.isEmpty || !guests.isEmpty
-        else { return PathEventFanOut() }
+        guard kind == .reset || !change.altersNothing || !guests.isEmpty else { return PathEventFanOut() }
         let after = change.after
         let event = ChannelPathEvent(
             chpid: after.id, change: kind, vary: after.vary, configure: after.configure,

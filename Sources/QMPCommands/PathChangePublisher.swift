@@ -101,9 +101,7 @@ public final class PathChangePublisher {
     /// - Returns: what was published, or nil when nothing was.
     @discardableResult
     public func publish(_ change: PathChange, as kind: PathEventChange, cause: PathChangeCause) -> PublishedPathChange? {
-        guard kind == .reset || change.pathChanged || !change.affected.isEmpty || !change.crws.isEmpty else {
-            return nil
-        }
+        guard kind == .reset || !change.altersNothing else { return nil }
         let time = clock()
         let reachedGuests = guests.hostPathChanged(change, as: kind)
         let reached = hub.publish(change, as: kind, at: time, guests: reachedGuests)
