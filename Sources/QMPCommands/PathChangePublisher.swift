@@ -19,7 +19,7 @@ public enum PathChangeCause: Hashable, Sendable {
 ///
 /// Sinks (the server waking connections, metrics counters, an event journal, a broker) read
 /// it and keep what they need; it is a value, so a sink may hand it to another thread.
-public struct PublishedPathChange: Sendable {
+public struct PublishedPathChange: Hashable, Sendable {
     /// Publication order: 1 for the first change this publisher published, then one more per
     /// change. An event journal keys its records by it (none exists yet).
     public let sequence: UInt64
