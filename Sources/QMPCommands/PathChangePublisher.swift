@@ -75,7 +75,8 @@ public final class PathChangePublisher {
     ///   - lastSequence: the sequence number of the last change published before (a journal
     ///     that survives a restart passes its last one); the next change gets one more.
     public init(
-        hub: PathEventHub = PathEventHub(), guests: Guests = Guests(), clock: @escaping () -> EventTime = EventClock.now,
+        hub: PathEventHub = PathEventHub(), guests: Guests = Guests(),
+        clock: @escaping () -> EventTime = EventClock.now,
         lastSequence: UInt64 = 0
     ) {
         self.hub = hub
@@ -100,7 +101,8 @@ public final class PathChangePublisher {
     ///   - cause: where it came from.
     /// - Returns: what was published, or nil when nothing was.
     @discardableResult
-    public func publish(_ change: PathChange, as kind: PathEventChange, cause: PathChangeCause) -> PublishedPathChange? {
+    public func publish(_ change: PathChange, as kind: PathEventChange, cause: PathChangeCause) -> PublishedPathChange?
+    {
         guard kind == .reset || !change.altersNothing else { return nil }
         let time = clock()
         let reachedGuests = guests.hostPathChanged(change, as: kind)

@@ -39,7 +39,8 @@ private final class CountingBackend: ChannelSubsystemBackend {
     func varyPath(_ id: ChannelPathID, to state: VaryState) throws(BackendError) -> PathChange {
         try model.varyPath(id, to: state)
     }
-    func varyPath(_ id: ChannelPathID, to state: VaryState, subchannel: SubchannelID) throws(BackendError) -> PathChange {
+    func varyPath(_ id: ChannelPathID, to state: VaryState, subchannel: SubchannelID) throws(BackendError) -> PathChange
+    {
         try model.varyPath(id, to: state, subchannel: subchannel)
     }
     func configurePath(_ id: ChannelPathID, to state: ConfigureState) throws(BackendError) -> PathChange {
@@ -96,9 +97,15 @@ struct PathChangePublisherTests {
         let requests: [(String, PathEventChange)] = [
             (#"{"execute":"vary-path","arguments":{"chpid":"0.40","state":"offline"}}"#, .offline),
             (#"{"execute":"configure-chpid","arguments":{"chpid":"0.41","state":"standby"}}"#, .standby),
-            (#"{"execute":"inject-path-fault","arguments":{"chpid":"0.42","fault":"temporary-error"}}"#, .temporaryError),
+            (
+                #"{"execute":"inject-path-fault","arguments":{"chpid":"0.42","fault":"temporary-error"}}"#,
+                .temporaryError
+            ),
             (#"{"execute":"reset-channel-path","arguments":{"chpid":"0.43"}}"#, .reset),
-            (#"{"execute":"vary-path","arguments":{"chpid":"0.44","state":"offline","subchannel":"0.0.0032"}}"#, .offline),
+            (
+                #"{"execute":"vary-path","arguments":{"chpid":"0.44","state":"offline","subchannel":"0.0.0032"}}"#,
+                .offline
+            ),
         ]
         for (request, _) in requests {
             #expect(pipeline.execute(request).first?["return"] != nil, "\(request)")

@@ -97,8 +97,9 @@ struct SessionStateTests {
         }
     }
 
-    @Test("every call in every state does what the table says; a wrong one is a state error that changes nothing",
-          arguments: Name.allCases, SessionCall.allCases)
+    @Test(
+        "every call in every state does what the table says; a wrong one is a state error that changes nothing",
+        arguments: Name.allCases, SessionCall.allCases)
     func table(state: Name, call: SessionCall) throws {
         let h = try StateHarness(state)
         let expected = Self.expected(call, in: state)
@@ -123,7 +124,8 @@ struct SessionStateTests {
                 let progress = h.feed(#"{"execute":"query-version","id":1}"#)
                 switch state {
                 case .negotiating:
-                    #expect(progress == .needInput && h.lines().first?["error"]?["class"]?.stringValue == "CommandNotFound")
+                    #expect(
+                        progress == .needInput && h.lines().first?["error"]?["class"]?.stringValue == "CommandNotFound")
                 case .commandMode:
                     #expect(progress == .needInput && h.lines().first?["return"]?["package"] != nil)
                 case .waitingToStart, .waitingForWork:
@@ -205,7 +207,8 @@ struct SessionStateTests {
         let failure = BackendError.io(path: "/x", operation: "writing 'offline' to", errno: 16, message: "EBUSY")
         try h.session.completeDeferred(.failure(failure), into: &h.output)
         let reply = h.lines()
-        #expect(reply.first?["error"]?["class"]?.stringValue == "GenericError" && reply.first?["id"]?.stringValue == "v")
+        #expect(
+            reply.first?["error"]?["class"]?.stringValue == "GenericError" && reply.first?["id"]?.stringValue == "v")
         #expect(h.session.state.name == .commandMode)
         #expect(h.feed(#"{"execute":"query-version"}"#) == .needInput)
     }

@@ -23,7 +23,9 @@ private func setUp(_ strategy: PathEventStrategy) throws -> (Subsystem, Guests) 
             subchannels: subchannels))
     var guests = Guests()
     try guests.addGuest("g", strategy: strategy)
-    for n in 0..<4 { try guests.attachPassthrough(to: "g", host: SubchannelID(cssid: 0, ssid: 0, schno: UInt16(n)), in: host) }
+    for n in 0..<4 {
+        try guests.attachPassthrough(to: "g", host: SubchannelID(cssid: 0, ssid: 0, schno: UInt16(n)), in: host)
+    }
     return (host, guests)
 }
 
