@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 // cssd: QMP control server for the s390 channel subsystem.
 
-import CJansson
 import CSSBackend
 import NIOCore
 import PathEvents
@@ -10,7 +9,8 @@ import QMPWire
 
 /// One QMP connection's protocol state, independent of any socket: bytes in, reply lines out.
 ///
-/// It frames the input (JSONScanner), parses each value (jansson, or the QEMU-grammar parser),
+/// It frames the input (`JSONScanner`, driven one value at a time so that it can stop between
+/// values), parses each value (jansson, or the QEMU-grammar parser),
 /// runs negotiation and dispatch, and writes replies in request order. It keeps at most one
 /// partial value of input (bounded by `WireLimits`) and stops between values when the output
 /// it produced reaches the caller's budget, so a client that floods requests without reading
@@ -47,7 +47,7 @@ public final class QMPSession: SessionControl {
     /// Set by the network layer: commands may hand blocking work off the event loop.
     public var deferralEnabled = false
     /// A command's deferred reply: the request's id and the work.
-    private var awaiting: (id: JSON?, work: DeferredWork, started: Bool)?
+    private var awaiting: (id: QMPReplyID, work: DeferredWork, started: Bool)?
     /// Set by `deferReply` during a dispatch.
     private var deferredByHandler: DeferredWork?
 
@@ -99,20 +99,16 @@ public final class QMPSession: SessionControl {
                 progress = .outputFull
                 break
             }
-            let event = buffer.withUnsafeReadableBytes { scanner.next(in: $0) }
-            guard let event else { break }
-            switch event {
-            case .value(let range, let careful):
-                let parsed = buffer.withUnsafeReadableBytes {
-                    JSONValueParser.parse(UnsafeRawBufferPointer(rebasing: $0[range]), careful: careful)
-                }
-                switch parsed {
-                case .success(let request): handle(request, into: &output)
+            guard let frame = scanner.decode(buffer: &buffer) else { break }
+            switch frame {
+            case .value(let bytes, let careful):
+                switch bytes.withUnsafeReadableBytes({ JSONValueParser.parse($0, careful: careful) }) {
+                case .success(let value): handle(value, into: &output)
                 case .failure(let error):
-                    ReplyEncoder.writeError(class: "GenericError", desc: error.description, id: nil, to: &output)
+                    ReplyEncoder.writeError(class: "GenericError", desc: error.description, id: .none, to: &output)
                 }
             case .error(let error):
-                ReplyEncoder.writeError(class: "GenericError", desc: error.description, id: nil, to: &output)
+                ReplyEncoder.writeError(class: "GenericError", desc: error.description, id: .none, to: &output)
             }
             if awaiting != nil {
                 progress = .waiting
@@ -127,10 +123,7 @@ public final class QMPSession: SessionControl {
                 break
             }
         }
-        // Drop what the scanner no longer needs; keep the rest for the next call.
-        let consumed = scanner.retainedFrom
-        buffer.moveReaderIndex(forwardBy: consumed)
-        scanner.rebase(by: consumed)
+        // The scanner consumed what it no longer needs; keep the rest for the next call.
         if buffer.readableBytes > 0 {
             if buffer.readerIndex > 64 * 1024 && buffer.readerIndex > buffer.capacity / 2 {
                 buffer.discardReadBytes()
@@ -140,22 +133,28 @@ public final class QMPSession: SessionControl {
         return progress
     }
 
-    private func handle(_ request: JSON, into output: inout ByteBuffer) {
+    private func handle(_ value: JSON, into output: inout ByteBuffer) {
         requestsHandled += 1
-        let id = request.isObject ? json_object_get(request.raw, "id") : nil
-        let result = Dispatcher.dispatch(request, server: server, session: self, allowOOB: isOOBEnabled)
+        let request: QMPRequest
+        switch QMPRequest.check(value, oobEnabled: isOOBEnabled) {
+        case .success(let checked): request = checked
+        case .failure(let rejection):
+            reply(.failure(.generic(rejection.desc)), id: rejection.replyID, into: &output)
+            return
+        }
+        let result = Dispatcher.dispatch(request, server: server, session: self)
         if let work = deferredByHandler {
             deferredByHandler = nil
             if case .success = result {
-                awaiting = (id.map { JSON(borrowing: $0) }, work, false)
+                awaiting = (request.replyID, work, false)
                 return
             }
         }
-        reply(result, id: id, into: &output)
+        reply(result, id: request.replyID, into: &output)
     }
 
     /// Writes a command's reply, then tells other connections of the events it queued.
-    private func reply(_ result: Result<JSON, QMPError>, id: UnsafeMutablePointer<json_t>?, into output: inout ByteBuffer) {
+    private func reply(_ result: Result<JSON, QMPError>, id: QMPReplyID, into output: inout ByteBuffer) {
         switch result {
         case .success(let value):
             ReplyEncoder.writeReturn(value, id: id, to: &output)
@@ -192,7 +191,22 @@ public final class QMPSession: SessionControl {
         guard !isStopped else { return }
         let result: Result<JSON, QMPError>
         do throws(QMPError) { result = .success(try pending.work.finish(outcome)) } catch { result = .failure(error) }
-        reply(result, id: pending.id?.raw, into: &output)
+        reply(result, id: pending.id, into: &output)
+    }
+
+    /// The client sent its last byte (it half-closed): drops a value or token it left
+    /// unfinished, as QEMU does (its parser is reset on close without a reply). Call once
+    /// `process` returned `.needInput`, so that every complete value was answered.
+    /// - Returns: the number of bytes dropped.
+    public func discardIncompleteInput() -> Int {
+        guard var buffer = pending else { return 0 }
+        pending = nil
+        do {
+            while try scanner.decodeLast(buffer: &buffer, seenEOF: true) != nil {}
+        } catch let incomplete as JSONScanner.IncompleteInput {
+            return incomplete.byteCount
+        } catch {}
+        return 0
     }
 
     /// Ends the connection's subscriptions (it closed).

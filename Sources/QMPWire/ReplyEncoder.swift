@@ -8,7 +8,7 @@ import NIOCore
 /// QEMU's separators. Values are dumped by jansson straight into the output buffer.
 public enum ReplyEncoder {
     /// Appends `value` as compact JSON.
-    public static func write(_ value: UnsafeMutablePointer<json_t>, to out: inout ByteBuffer) {
+    static func write(_ value: UnsafeMutablePointer<json_t>, to out: inout ByteBuffer) {
         var needed = 64
         while true {
             var required = 0
@@ -38,7 +38,7 @@ public enum ReplyEncoder {
     }
 
     /// `{"return": VALUE, "id": ID}`
-    public static func writeReturn(_ value: JSON, id: UnsafeMutablePointer<json_t>?, to out: inout ByteBuffer) {
+    public static func writeReturn(_ value: JSON, id: QMPReplyID, to out: inout ByteBuffer) {
         out.writeStaticString("{\"return\": ")
         write(value, to: &out)
         writeID(id, to: &out)
@@ -46,7 +46,7 @@ public enum ReplyEncoder {
 
     /// `{"error": {"class": CLASS, "desc": DESC}, "id": ID}`
     public static func writeError(
-        class errorClass: String, desc: String, id: UnsafeMutablePointer<json_t>?, to out: inout ByteBuffer
+        class errorClass: String, desc: String, id: QMPReplyID, to out: inout ByteBuffer
     ) {
         out.writeStaticString("{\"error\": {\"class\": ")
         write(JSON.string(errorClass), to: &out)
@@ -79,10 +79,10 @@ public enum ReplyEncoder {
         out.writeStaticString("\r\n")
     }
 
-    private static func writeID(_ id: UnsafeMutablePointer<json_t>?, to out: inout ByteBuffer) {
-        if let id {
+    private static func writeID(_ id: QMPReplyID, to out: inout ByteBuffer) {
+        if let node = id.node {
             out.writeStaticString(", \"id\": ")
-            write(id, to: &out)
+            withExtendedLifetime(id.owner) { write(node, to: &out) }
         }
         out.writeStaticString("}\r\n")
     }

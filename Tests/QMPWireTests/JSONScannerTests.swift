@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // cssd: QMP control server for the s390 channel subsystem.
 
+import NIOCore
 import Testing
 
 @testable import QMPWire
@@ -9,6 +10,12 @@ import Testing
 private enum Found: Equatable, CustomStringConvertible {
     case value(String)
     case error(String)
+    init(_ frame: JSONFrame) {
+        switch frame {
+        case .value(let bytes, _): self = .value(String(buffer: bytes))
+        case .error(let error): self = .error(error.description)
+        }
+    }
     var description: String {
         switch self {
         case .value(let text): return "value(\(text))"
@@ -18,34 +25,23 @@ private enum Found: Equatable, CustomStringConvertible {
 }
 
 private func scanWhole(_ input: [UInt8], limits: WireLimits = WireLimits()) -> [Found] {
-    JSONScanner.split(input, limits: limits).map { event in
-        switch event {
-        case .value(let range, _): return .value(String(decoding: input[range], as: UTF8.self))
-        case .error(let error): return .error(error.description)
-        }
-    }
+    JSONScanner.split(input, limits: limits).map(Found.init)
 }
 
-/// Feeds the input in pieces of `chunk` bytes, dropping consumed bytes as a server does.
+/// Feeds the input in pieces of `chunk` bytes into one buffer, as a session does; the scanner
+/// consumes what it no longer needs.
 private func scanChunked(_ input: [UInt8], chunk: Int, limits: WireLimits = WireLimits()) -> ([Found], Int) {
     var scanner = JSONScanner(limits: limits)
-    var buffer: [UInt8] = []
+    var buffer = ByteBuffer()
     var found: [Found] = []
     var maxBuffered = 0
     var offset = 0
     while offset < input.count {
-        buffer.append(contentsOf: input[offset..<min(offset + chunk, input.count)])
+        buffer.writeBytes(input[offset..<min(offset + chunk, input.count)])
         offset += chunk
-        maxBuffered = max(maxBuffered, buffer.count)
-        while let event = buffer.withUnsafeBytes({ scanner.next(in: $0) }) {
-            switch event {
-            case .value(let range, _): found.append(.value(String(decoding: buffer[range], as: UTF8.self)))
-            case .error(let error): found.append(.error(error.description))
-            }
-        }
-        let drop = scanner.retainedFrom
-        buffer.removeFirst(drop)
-        scanner.rebase(by: drop)
+        maxBuffered = max(maxBuffered, buffer.readableBytes)
+        while let frame = scanner.decode(buffer: &buffer) { found.append(Found(frame)) }
+        if buffer.readerIndex > 4096 { buffer.discardReadBytes() }
     }
     return (found, maxBuffered)
 }
