@@ -150,3 +150,45 @@ struct JSONScannerTests {
         #expect(found.count == 1)
     }
 }
+
+import NIOTestUtils
+
+@Suite("JSON stream framing under NIO's decoder verifier")
+struct JSONScannerVerifierTests {
+    private static func value(_ text: String, careful: Bool = false) -> JSONFrame {
+        .value(ByteBuffer(string: text), careful: careful)
+    }
+
+    @Test("ByteToMessageDecoderVerifier: drip-fed, one buffer per message, all at once")
+    func verifier() throws {
+        let pairs: [(String, [JSONFrame])] = [
+            (#"{"execute":"query-version","id":1}"#, [Self.value(#"{"execute":"query-version","id":1}"#)]),
+            ("  [1, {\"a\": \"}\"}]\r\n", [Self.value("[1, {\"a\": \"}\"}]")]),
+            (#"{'a':'\''}"#, [Self.value(#"{'a':'\''}"#, careful: true)]),
+            (#"{"s":"\u00e9"}"#, [Self.value(#"{"s":"\u00e9"}"#, careful: true)]),
+            ("{}}", [Self.value("{}"), Self.value("}")]),
+            ("\u{01}", [.error(WireError("JSON parse error, stray '\u{01}'"))]),
+            (#"{"execute": 01}"#, [.error(WireError("JSON parse error, stray '01'")), Self.value("}")]),
+            ("[true, null] ", [Self.value("[true, null]")]),
+        ]
+        try ByteToMessageDecoderVerifier.verifyDecoder(stringInputOutputPairs: pairs) { JSONScanner() }
+    }
+
+    @Test("the end of input inside a value drops it and says how much, as QEMU's reset does")
+    func incompleteAtEnd() throws {
+        var scanner = JSONScanner()
+        var buffer = ByteBuffer(string: #"{"execute":"a"} {"execute""#)
+        #expect(scanner.decode(buffer: &buffer) == Self.value(#"{"execute":"a"}"#))
+        #expect(scanner.decode(buffer: &buffer) == nil)
+        #expect(throws: JSONScanner.IncompleteInput(byteCount: 10)) {
+            _ = try scanner.decodeLast(buffer: &buffer, seenEOF: true)
+        }
+        #expect(buffer.readableBytes == 0)
+        // A number needs the byte after it, which never comes: dropped too.
+        var number = ByteBuffer(string: "12")
+        var fresh = JSONScanner()
+        #expect(throws: JSONScanner.IncompleteInput(byteCount: 2)) {
+            _ = try fresh.decodeLast(buffer: &number, seenEOF: true)
+        }
+    }
+}
