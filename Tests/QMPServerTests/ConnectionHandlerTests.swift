@@ -52,7 +52,7 @@ struct ConnectionHandlerTests {
         #expect(lines.first?.hasPrefix(#"{"QMP": "#) == true)
         #expect(lines[1] == #"{"return": {}}"#)
         #expect(lines[2].hasPrefix(#"{"return": {"qemu": "#) && lines[2].hasSuffix(#", "id": 1}"#))
-        #expect(lines[3] == #"{"error": {"class": "CommandNotFound", "desc": "The command nope has not been found"}, "id": "x"}"#)
+        #expect(lines[3] == #"{"id": "x", "error": {"class": "CommandNotFound", "desc": "The command nope has not been found"}}"#)
         #expect(handler.state == .serving(.idle, input: .open))
         #expect(try channel.finish().isClean)
         #expect(handler.state == .closed)
