@@ -284,7 +284,8 @@ final class QMPConnectionHandler: ChannelDuplexHandler {
                 switch result {
                 case .success(let value): outcome = value
                 case .failure(let error):
-                    outcome = .failure(.io(path: "(thread pool)", operation: "running on", errno: 0, message: "\(error)"))
+                    outcome = .failure(
+                        .io(path: "(thread pool)", operation: "running on", errno: 0, message: "\(error)"))
                 }
                 self.session.completeDeferred(outcome, into: &self.output)
                 guard let context = self.context, case .serving = self.state else { return }

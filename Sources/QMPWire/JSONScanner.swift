@@ -73,7 +73,8 @@ public struct JSONScanner: NIOSingleStepByteToMessageDecoder, Sendable {
         var frame: JSONFrame?
         switch event {
         case .value(let range, let careful)?:
-            frame = .value(buffer.getSlice(at: buffer.readerIndex + range.lowerBound, length: range.count)!, careful: careful)
+            frame = .value(
+                buffer.getSlice(at: buffer.readerIndex + range.lowerBound, length: range.count)!, careful: careful)
         case .error(let error)?:
             frame = .error(error)
         case nil:

@@ -3,6 +3,7 @@
 
 import CJansson
 import NIOCore
+
 #if canImport(Glibc)
 import Glibc
 #endif

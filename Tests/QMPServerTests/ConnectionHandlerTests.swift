@@ -52,7 +52,10 @@ struct ConnectionHandlerTests {
         #expect(lines.first?.hasPrefix(#"{"QMP": "#) == true)
         #expect(lines[1] == #"{"return": {}}"#)
         #expect(lines[2].hasPrefix(#"{"return": {"qemu": "#) && lines[2].hasSuffix(#", "id": 1}"#))
-        #expect(lines[3] == #"{"id": "x", "error": {"class": "CommandNotFound", "desc": "The command nope has not been found"}}"#)
+        #expect(
+            lines[3]
+                == #"{"id": "x", "error": {"class": "CommandNotFound", "desc": "The command nope has not been found"}}"#
+        )
         #expect(handler.state == .serving(.idle, input: .open))
         #expect(try channel.finish().isClean)
         #expect(handler.state == .closed)
@@ -112,8 +115,9 @@ struct ConnectionHandlerTests {
         try core.blockingPool.syncShutdownGracefully()
     }
 
-    @Test("half-close: every complete request is answered, an unfinished one dropped, then it closes",
-          arguments: [false, true])
+    @Test(
+        "half-close: every complete request is answered, an unfinished one dropped, then it closes",
+        arguments: [false, true])
     func halfClose(blocked: Bool) throws {
         let loop = EmbeddedEventLoop()
         let (handler, core) = try makeHandler(loop: loop)
@@ -159,7 +163,8 @@ struct ConnectionHandlerTests {
         let (handler, core) = try makeHandler(loop: channel.eventLoop, state: state)
         try await channel.pipeline.addHandler(handler)
         try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 4444))
-        try await channel.writeInbound(ByteBuffer(string: caps + queryVersion(1) + queryVersion(2) + #"{"execute":"query-commands","id":3}"#))
+        try await channel.writeInbound(
+            ByteBuffer(string: caps + queryVersion(1) + queryVersion(2) + #"{"execute":"query-commands","id":3}"#))
         var text = ""
         let deadline = ContinuousClock.now + .seconds(30)
         while text.split(separator: "\r\n").count < 5 && ContinuousClock.now < deadline {

@@ -21,7 +21,9 @@ extension QMPTestConnection {
 
     /// The next message, parsed.
     func readMessage(timeout: Double = 10) throws -> JSON {
-        guard let line = try readLine(timeout: timeout) else { throw TestClient.Failure(description: "connection closed") }
+        guard let line = try readLine(timeout: timeout) else {
+            throw TestClient.Failure(description: "connection closed")
+        }
         guard let json = JSON.parse(line) else { throw TestClient.Failure(description: "not JSON: \(line)") }
         return json
     }
@@ -30,7 +32,9 @@ extension QMPTestConnection {
     @discardableResult
     func handshake(oob: Bool = false) throws -> JSON {
         let greeting = try readMessage()
-        try send(oob ? #"{"execute":"qmp_capabilities","arguments":{"enable":["oob"]}}"# : #"{"execute":"qmp_capabilities"}"#)
+        try send(
+            oob ? #"{"execute":"qmp_capabilities","arguments":{"enable":["oob"]}}"# : #"{"execute":"qmp_capabilities"}"#
+        )
         let reply = try readMessage()
         guard reply["return"] != nil else { throw TestClient.Failure(description: "negotiation failed: \(reply)") }
         return greeting
