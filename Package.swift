@@ -51,7 +51,7 @@ let package = Package(
         // name the line or field.
         .target(
             name: "TopologyFile",
-            dependencies: ["CSSModel", "QMPWire", "CJansson"]
+            dependencies: ["CSSModel", "QMPWire"]
         ),
         // Command registry and handlers.
         .target(
@@ -91,7 +91,7 @@ let package = Package(
         .target(
             name: "QMPFuzzSupport",
             dependencies: [
-                "QMPServer", "QMPCommands", "QMPWire", "CJansson", "CSSBackend", "CSSModel", "VFIOCCW",
+                "QMPServer", "QMPCommands", "QMPWire", "CSSBackend", "CSSModel", "VFIOCCW",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: fuzzFlags
@@ -118,7 +118,11 @@ let package = Package(
         .plugin(name: "EmbedAPI", capability: .buildTool(), dependencies: ["api-embed"]),
         .testTarget(
             name: "QMPWireTests",
-            dependencies: ["QMPWire", "CJansson", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: [
+                "QMPWire", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
+            ]
         ),
         .testTarget(name: "TopologyFileTests", dependencies: ["TopologyFile", "CSSModel", "QMPWire"]),
         .testTarget(name: "QMPTransportTests", dependencies: ["QMPTransport"]),
@@ -135,6 +139,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

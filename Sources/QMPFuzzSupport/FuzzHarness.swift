@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 // cssd: QMP control server for the s390 channel subsystem.
 
-import CJansson
 import CSSBackend
 import CSSModel
 import NIOCore
@@ -82,13 +81,10 @@ public enum FuzzHarness {
             if byte == UInt8(ascii: "\n") {
                 precondition(i > lineStart && bytes[i - 1] == UInt8(ascii: "\r"), "line not CRLF-terminated")
                 let line = Array(bytes[lineStart..<(i - 1)])
-                var error = json_error_t()
-                let value = line.withUnsafeBytes {
-                    // \u0000 is valid JSON (QEMU prints it for a modified-UTF-8 NUL too).
-                    json_loadb($0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count, Int(JSON_ALLOW_NUL), &error)
-                }
+                // \u0000 is valid JSON (QEMU prints it for a modified-UTF-8 NUL too).
+                let value = line.withUnsafeBytes { JSON.parse(bytes: $0) }
                 precondition(value != nil, "unparseable output line: \(String(decoding: line, as: UTF8.self))")
-                let json = JSON(owning: value!)
+                let json = value!
                 precondition(json.isObject, "output is not an object")
                 let kinds = ["QMP", "return", "error", "event"].filter { json[$0] != nil }
                 precondition(kinds.count == 1, "output line is not exactly one message kind")

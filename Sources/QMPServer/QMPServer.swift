@@ -20,10 +20,17 @@ import Glibc
 public struct ServerConfiguration: Sendable {
     public var listeners: [Listener]
     public var options: ServerOptions
-    /// Output backlog per connection above which the server stops reading that client.
+    /// Output backlog per connection above which the server stops processing that client's
+    /// requests (README, "Memory and fairness").
     public var outputHighWatermark: Int
-    /// Backlog below which reading resumes.
+    /// Backlog below which processing resumes.
     public var outputLowWatermark: Int
+    /// Most unprocessed input held per connection (bytes); the server keeps reading a client
+    /// whose output is blocked up to this bound, so that a batch written before reading any
+    /// reply is served. Raised to at least one whole pending value plus one read.
+    public var inputBacklog: Int
+    /// The default `inputBacklog`: 4 MiB, about 110,000 `query-version` requests.
+    public static let defaultInputBacklog = 4 << 20
     /// The channel subsystem to serve; the embedded default topology when nil.
     public var subsystem: Subsystem?
     /// How to follow an observed backend (linux-sysfs).
@@ -34,6 +41,7 @@ public struct ServerConfiguration: Sendable {
         options: ServerOptions = ServerOptions(),
         outputHighWatermark: Int = 256 * 1024,
         outputLowWatermark: Int = 64 * 1024,
+        inputBacklog: Int = ServerConfiguration.defaultInputBacklog,
         subsystem: Subsystem? = nil,
         watch: BackendWatch = BackendWatch()
     ) {
@@ -41,6 +49,7 @@ public struct ServerConfiguration: Sendable {
         self.options = options
         self.outputHighWatermark = outputHighWatermark
         self.outputLowWatermark = outputLowWatermark
+        self.inputBacklog = inputBacklog
         self.subsystem = subsystem
         self.watch = watch
     }
@@ -187,17 +196,21 @@ public final class QMPServer: Service, @unchecked Sendable {
     private func bind(_ listener: Listener) async throws -> Channel {
         let core = self.core
         let readOnly = listener.readOnly
+        let inputBacklog = configuration.inputBacklog
         let watermark = ChannelOptions.Types.WriteBufferWaterMark(
             low: configuration.outputLowWatermark, high: configuration.outputHighWatermark)
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.writeBufferWaterMark, value: watermark)
+            // A client that half-closes still gets every reply (QMPConnectionHandler).
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 16384, maximum: 65536))
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let session = QMPSession(server: core.state, readOnly: readOnly)
-                    try channel.pipeline.syncOperations.addHandler(QMPConnectionHandler(session: session, core: core))
+                    try channel.pipeline.syncOperations.addHandler(
+                        QMPConnectionHandler(session: session, core: core, inputBacklog: inputBacklog))
                 }
             }
         switch listener.address {

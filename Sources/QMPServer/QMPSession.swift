@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 // cssd: QMP control server for the s390 channel subsystem.
 
-import CJansson
 import CSSBackend
 import NIOCore
 import PathEvents
@@ -73,7 +72,7 @@ public final class QMPSession: SessionControl {
     /// A reply that waits for deferred work.
     public struct PendingReply {
         /// The request's id, echoed on the reply.
-        let id: JSON?
+        let id: QMPReplyID
         let work: DeferredWork
         /// Whether exec-oob was enabled: the command mode to return to.
         public let oob: Bool
@@ -201,20 +200,16 @@ public final class QMPSession: SessionControl {
                 progress = .outputFull
                 break
             }
-            let event = buffer.withUnsafeReadableBytes { scanner.next(in: $0) }
-            guard let event else { break }
-            switch event {
-            case .value(let range, let careful):
-                let parsed = buffer.withUnsafeReadableBytes {
-                    JSONValueParser.parse(UnsafeRawBufferPointer(rebasing: $0[range]), careful: careful)
-                }
-                switch parsed {
-                case .success(let request): handle(request, into: &output)
+            guard let frame = scanner.decode(buffer: &buffer) else { break }
+            switch frame {
+            case .value(let bytes, let careful):
+                switch bytes.withUnsafeReadableBytes({ JSONValueParser.parse($0, careful: careful) }) {
+                case .success(let value): handle(value, into: &output)
                 case .failure(let error):
-                    ReplyEncoder.writeError(class: "GenericError", desc: error.description, id: nil, to: &output)
+                    ReplyEncoder.writeError(class: "GenericError", desc: error.description, id: .none, to: &output)
                 }
             case .error(let error):
-                ReplyEncoder.writeError(class: "GenericError", desc: error.description, id: nil, to: &output)
+                ReplyEncoder.writeError(class: "GenericError", desc: error.description, id: .none, to: &output)
             }
             switch state {
             case .waiting:
@@ -231,10 +226,7 @@ public final class QMPSession: SessionControl {
                 break
             }
         }
-        // Drop what the scanner no longer needs; keep the rest for the next call.
-        let consumed = scanner.retainedFrom
-        buffer.moveReaderIndex(forwardBy: consumed)
-        scanner.rebase(by: consumed)
+        // The scanner consumed what it no longer needs; keep the rest for the next call.
         if buffer.readableBytes > 0 && !isStopped {
             if buffer.readerIndex > 64 * 1024 && buffer.readerIndex > buffer.capacity / 2 {
                 buffer.discardReadBytes()
@@ -244,9 +236,16 @@ public final class QMPSession: SessionControl {
         return progress
     }
 
-    private func handle(_ request: JSON, into output: inout ByteBuffer) {
-        let id = request.isObject ? json_object_get(request.raw, "id") : nil
-        let result = Dispatcher.dispatch(request, server: server, session: self, allowOOB: isOOBEnabled)
+    private func handle(_ value: JSON, into output: inout ByteBuffer) {
+        let request: QMPRequest
+        switch QMPRequest.check(value, oobEnabled: isOOBEnabled) {
+        case .success(let checked): request = checked
+        case .failure(let rejection):
+            reply(.failure(.generic(rejection.desc)), id: rejection.replyID, into: &output)
+            return
+        }
+        let id = request.replyID
+        let result = Dispatcher.dispatch(request, server: server, session: self)
         if case .waiting(let deferred) = state {
             // The handler deferred its reply (`deferReply`): it is written by `completeDeferred`.
             guard case .success = result else {
@@ -255,14 +254,14 @@ public final class QMPSession: SessionControl {
                 reply(result, id: id, into: &output)
                 return
             }
-            state = .waiting(PendingReply(id: id.map { JSON(borrowing: $0) }, work: deferred.work, oob: deferred.oob))
+            state = .waiting(PendingReply(id: id, work: deferred.work, oob: deferred.oob))
             return
         }
         reply(result, id: id, into: &output)
     }
 
     /// Writes a command's reply.
-    private func reply(_ result: Result<JSON, QMPError>, id: UnsafeMutablePointer<json_t>?, into output: inout ByteBuffer) {
+    private func reply(_ result: Result<JSON, QMPError>, id: QMPReplyID, into output: inout ByteBuffer) {
         switch result {
         case .success(let value):
             ReplyEncoder.writeReturn(value, id: id, to: &output)
@@ -307,7 +306,22 @@ public final class QMPSession: SessionControl {
         state = .commandMode(oob: pending.oob)
         let result: Result<JSON, QMPError>
         do throws(QMPError) { result = .success(try pending.work.finish(outcome)) } catch { result = .failure(error) }
-        reply(result, id: pending.id?.raw, into: &output)
+        reply(result, id: pending.id, into: &output)
+    }
+
+    /// The client sent its last byte (it half-closed): drops a value or token it left
+    /// unfinished, as QEMU does (its parser is reset on close without a reply). Call once
+    /// `process` returned `.needInput`, so that every complete value was answered.
+    /// - Returns: the number of bytes dropped.
+    public func discardIncompleteInput() -> Int {
+        guard var buffer = pending else { return 0 }
+        pending = nil
+        do {
+            while try scanner.decodeLast(buffer: &buffer, seenEOF: true) != nil {}
+        } catch let incomplete as JSONScanner.IncompleteInput {
+            return incomplete.byteCount
+        } catch {}
+        return 0
     }
 
     /// Ends the connection's subscriptions (it closed) and stops. Allowed in every state.
@@ -347,7 +361,7 @@ public final class QMPSession: SessionControl {
                     ? SessionStateError(call: "deferReply", state: state.name, allowed: [.commandMode]).description
                     : "deferReply on a session without deferral")
         }
-        state = .waiting(PendingReply(id: nil, work: work, oob: oob))
+        state = .waiting(PendingReply(id: .none, work: work, oob: oob))
     }
 
     /// Leaves negotiation mode with the given capabilities.

@@ -12,8 +12,9 @@ import Glibc
 /// serialised with jansson's dumper. A value is confined to the thread that uses it: jansson's
 /// reference counts are not meant to be shared across threads here.
 public final class JSON {
-    /// The underlying jansson value; never NULL.
-    public let raw: UnsafeMutablePointer<json_t>
+    /// The underlying jansson value; never NULL. jansson stays inside QMPWire: other modules
+    /// see values, nodes (`JSONNode`) and requests (`QMPRequest`), never `json_t`.
+    let raw: UnsafeMutablePointer<json_t>
 
     /// JSON text made by a dedicated writer, sent as is in place of `raw` (which is null).
     /// For large replies of a fixed shape, where building a jansson tree only to dump it
@@ -22,13 +23,13 @@ public final class JSON {
     public let preserialized: [UInt8]?
 
     /// Takes ownership of one reference (a "new reference" in jansson's terms).
-    public init(owning raw: UnsafeMutablePointer<json_t>) {
+    init(owning raw: UnsafeMutablePointer<json_t>) {
         self.raw = raw
         self.preserialized = nil
     }
 
     /// Adds a reference to a borrowed value.
-    public init(borrowing raw: UnsafeMutablePointer<json_t>) {
+    init(borrowing raw: UnsafeMutablePointer<json_t>) {
         self.raw = cssd_json_incref(raw)!
         self.preserialized = nil
     }
@@ -42,7 +43,7 @@ public final class JSON {
     deinit { cssd_json_decref(raw) }
 
     /// Hands the reference over to the caller, who must balance it (e.g. with a `_new` setter).
-    public func retainedRaw() -> UnsafeMutablePointer<json_t> { cssd_json_incref(raw)! }
+    func retainedRaw() -> UnsafeMutablePointer<json_t> { cssd_json_incref(raw)! }
 
     // MARK: Kinds
 
@@ -175,7 +176,7 @@ public final class JSON {
     public var elements: [JSON] { (0..<count).compactMap { self[$0] } }
 
     /// The key at an object iterator, NULs included.
-    public static func iteratorKey(_ iter: UnsafeMutableRawPointer) -> String {
+    static func iteratorKey(_ iter: UnsafeMutableRawPointer) -> String {
         let keyPointer = json_object_iter_key(iter)!
         let keyLength = json_object_iter_key_len(iter)
         return keyPointer.withMemoryRebound(to: UInt8.self, capacity: keyLength) {
@@ -199,13 +200,18 @@ public final class JSON {
     /// Parses one complete JSON text with jansson (strict JSON, no QEMU extensions).
     public static func parse(_ text: String) -> JSON? {
         var text = text
-        return text.withUTF8 { bytes in
-            bytes.withMemoryRebound(to: CChar.self) { chars in
-                var error = json_error_t()
-                return json_loadb(chars.baseAddress, chars.count, JSONLoadFlags.standard, &error)
-                    .map { JSON(owning: $0) }
-            }
-        }
+        return text.withUTF8 { parse(bytes: UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Parses one complete JSON text given as UTF-8 bytes (strict JSON, `\u0000` allowed,
+    /// duplicate keys refused).
+    /// - Returns: the value, or nil when the bytes are not one JSON text.
+    public static func parse(bytes: UnsafeRawBufferPointer) -> JSON? {
+        var error = json_error_t()
+        return json_loadb(
+            bytes.baseAddress?.assumingMemoryBound(to: CChar.self) ?? emptyCString, bytes.count,
+            JSONLoadFlags.standard, &error
+        ).map { JSON(owning: $0) }
     }
 }
 

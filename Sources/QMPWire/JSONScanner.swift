@@ -1,32 +1,56 @@
 // SPDX-License-Identifier: MIT
 // cssd: QMP control server for the s390 channel subsystem.
 
+import NIOCore
+
+/// One unit of a client's byte stream, as `JSONScanner` cuts it.
+public enum JSONFrame: Equatable, Sendable {
+    /// A complete value's bytes (a slice of the input: no copy). `careful` means it holds
+    /// escapes, non-ASCII bytes or single quotes, the cases where QEMU's parser and jansson's
+    /// could disagree.
+    case value(ByteBuffer, careful: Bool)
+    /// Input that cannot become a value; the text is QEMU's, sent back as a GenericError.
+    case error(WireError)
+}
+
 /// Splits a byte stream into complete JSON values by structure, incrementally and in linear
-/// time, the way QEMU's QMP monitor does (its lexer, then brace/bracket counting).
+/// time, the way QEMU's QMP monitor does (qobject/json-lexer.c, then json-streamer.c's
+/// brace/bracket counting): a `NIOSingleStepByteToMessageDecoder`, so that NIO's
+/// `ByteToMessageHandler` or a session can drive it, and `ByteToMessageDecoderVerifier` checks it.
 ///
-/// The scanner never copies input. It works on the caller's buffer, reports values and errors as
-/// byte ranges of that buffer, and remembers where it stopped, so a value may arrive in any
-/// number of pieces (one byte at a time included) and is scanned exactly once. Between calls
-/// the caller may drop the bytes before `retainedFrom` and must then call `rebase(by:)`.
+/// The decoder never copies input: a value is a slice of the buffer it was given. It remembers
+/// where it stopped scanning (relative to the buffer's reader index, like NIO's
+/// `LineBasedFrameDecoder`), so a value may arrive in any number of pieces, one byte at a time
+/// included, and is scanned exactly once. It consumes (moves the reader index past) everything
+/// it no longer needs: whitespace, skipped input, and each value it returns; what stays is at
+/// most one pending value (`WireLimits.maxBufferedValueBytes`) or token.
 ///
 /// Semantics copied from QEMU 7.2, because clients see them:
 /// - a value ends when its brackets balance, or as soon as a count drops below zero (a stray
 ///   `]` is a value of its own, which the parser then rejects),
 /// - a lexical error or an exceeded limit discards the pending value and resets the counts;
 ///   after a lexical error, input is skipped up to a structural or control character,
-/// - whitespace and anything skipped in recovery belong to no value.
-public struct JSONScanner: Sendable {
-    /// What one step of scanning found.
-    public enum Event: Equatable, Sendable {
-        /// A complete value; `careful` means it holds escapes, non-ASCII bytes or single quotes,
-        /// the cases where QEMU's parser and jansson's could disagree.
+/// - whitespace and anything skipped in recovery belong to no value,
+/// - at the end of input a pending value or unterminated token (`1`, `true` need a byte after
+///   them) is dropped without a reply: `decodeLast` reports it as `IncompleteInput`.
+public struct JSONScanner: NIOSingleStepByteToMessageDecoder, Sendable {
+    public typealias InboundOut = JSONFrame
+
+    /// What one step of scanning found, as offsets from the reader index.
+    enum Event: Equatable {
         case value(Range<Int>, careful: Bool)
         case error(WireError)
     }
 
+    /// The input ended inside a value or token; QEMU drops such bytes silently.
+    public struct IncompleteInput: Error, Equatable {
+        /// Bytes dropped.
+        public let byteCount: Int
+    }
+
     public let limits: WireLimits
 
-    // Lexer.
+    // Lexer. Offsets are relative to the buffer's reader index.
     private var state = Lex.start
     private var tokenStart = 0
     private var position = 0
@@ -43,28 +67,57 @@ public struct JSONScanner: Sendable {
         self.limits = limits
     }
 
-    /// Offset of the first byte the scanner still needs; everything before it may be dropped.
-    public var retainedFrom: Int {
-        if valueStart >= 0 { return valueStart }
-        if state != Lex.start && state != Lex.recovery { return tokenStart }
-        return position
+    /// The next value or error of `buffer`, or nil when more input is needed.
+    public mutating func decode(buffer: inout ByteBuffer) -> JSONFrame? {
+        let event = buffer.withUnsafeReadableBytes { next(in: $0) }
+        var frame: JSONFrame?
+        switch event {
+        case .value(let range, let careful)?:
+            frame = .value(
+                buffer.getSlice(at: buffer.readerIndex + range.lowerBound, length: range.count)!, careful: careful)
+        case .error(let error)?:
+            frame = .error(error)
+        case nil:
+            break
+        }
+        consume(&buffer)
+        return frame
     }
 
-    /// Whether part of a value (or of a token) is pending.
-    public var isMidValue: Bool { valueStart >= 0 || (state != Lex.start && state != Lex.recovery) }
+    /// The values still complete at the end of input; then, if a value or token was pending,
+    /// drops it and throws `IncompleteInput` (QEMU resets its parser on close and says nothing).
+    public mutating func decodeLast(buffer: inout ByteBuffer, seenEOF: Bool) throws -> JSONFrame? {
+        if let frame = decode(buffer: &buffer) { return frame }
+        let left = buffer.readableBytes
+        guard left == 0 else {
+            buffer.moveReaderIndex(forwardBy: left)
+            self = JSONScanner(limits: limits)
+            throw IncompleteInput(byteCount: left)
+        }
+        return nil
+    }
 
-    /// Shifts all offsets after the caller dropped `count` leading bytes of its buffer.
-    public mutating func rebase(by count: Int) {
-        precondition(count <= retainedFrom)
+    /// Drops the bytes the scanner no longer needs from `buffer` and shifts its offsets.
+    private mutating func consume(_ buffer: inout ByteBuffer) {
+        let count: Int
+        if valueStart >= 0 {
+            count = valueStart
+        } else if state != Lex.start && state != Lex.recovery {
+            count = tokenStart
+        } else {
+            count = position
+        }
+        guard count > 0 else { return }
+        buffer.moveReaderIndex(forwardBy: count)
         position -= count
         tokenStart -= count
         if valueStart >= 0 { valueStart -= count }
     }
 
-    /// Scans `bytes` (the caller's whole buffer, of which the prefix up to the last call's
-    /// position was seen before) up to the next value or error.
+    /// Scans `bytes` (the readable bytes, of which the prefix up to the last call's position
+    /// was seen before) up to the next value or error.
     /// - Returns: the event, or nil when all bytes are scanned and more input is needed.
-    public mutating func next(in bytes: UnsafeRawBufferPointer) -> Event? {
+    private mutating func next(in bytes: UnsafeRawBufferPointer) -> Event? {
         let end = bytes.count
         let table = Lex.table
         var i = position
@@ -172,13 +225,12 @@ public struct JSONScanner: Sendable {
 }
 
 extension JSONScanner {
-    /// Splits a whole buffer at once; for tests and tools.
-    public static func split(_ input: [UInt8], limits: WireLimits = WireLimits()) -> [Event] {
+    /// Splits a whole input at once; for tests and tools.
+    public static func split(_ input: [UInt8], limits: WireLimits = WireLimits()) -> [JSONFrame] {
         var scanner = JSONScanner(limits: limits)
-        var events: [Event] = []
-        input.withUnsafeBytes { bytes in
-            while let event = scanner.next(in: bytes) { events.append(event) }
-        }
-        return events
+        var buffer = ByteBuffer(bytes: input)
+        var frames: [JSONFrame] = []
+        while let frame = scanner.decode(buffer: &buffer) { frames.append(frame) }
+        return frames
     }
 }

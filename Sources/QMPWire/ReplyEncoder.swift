@@ -8,7 +8,7 @@ import NIOCore
 /// QEMU's separators. Values are dumped by jansson straight into the output buffer.
 public enum ReplyEncoder {
     /// Appends `value` as compact JSON.
-    public static func write(_ value: UnsafeMutablePointer<json_t>, to out: inout ByteBuffer) {
+    static func write(_ value: UnsafeMutablePointer<json_t>, to out: inout ByteBuffer) {
         var needed = 64
         while true {
             var required = 0
@@ -37,23 +37,31 @@ public enum ReplyEncoder {
         }
     }
 
-    /// `{"return": VALUE, "id": ID}`
-    public static func writeReturn(_ value: JSON, id: UnsafeMutablePointer<json_t>?, to out: inout ByteBuffer) {
+    /// `{"return": VALUE, "id": ID}`: the value as jansson dumps it (our own data), the id as
+    /// QEMU writes it (`QEMUJSONWriter`: what the client sent comes back as from QEMU).
+    public static func writeReturn(_ value: JSON, id: QMPReplyID, to out: inout ByteBuffer) {
         out.writeStaticString("{\"return\": ")
         write(value, to: &out)
         writeID(id, to: &out)
     }
 
-    /// `{"error": {"class": CLASS, "desc": DESC}, "id": ID}`
+    /// `{"id": ID, "error": {"class": CLASS, "desc": DESC}}`, or without `"id"` when the request
+    /// had none: the members in QEMU's QDict order (`id` before `error`, `return` before `id`),
+    /// strings escaped as QEMU escapes them (the text may quote the client's input).
     public static func writeError(
-        class errorClass: String, desc: String, id: UnsafeMutablePointer<json_t>?, to out: inout ByteBuffer
+        class errorClass: String, desc: String, id: QMPReplyID, to out: inout ByteBuffer
     ) {
-        out.writeStaticString("{\"error\": {\"class\": ")
-        write(JSON.string(errorClass), to: &out)
+        if let node = id.node {
+            out.writeStaticString("{\"id\": ")
+            withExtendedLifetime(id.owner) { QEMUJSONWriter.write(node, to: &out) }
+            out.writeStaticString(", \"error\": {\"class\": ")
+        } else {
+            out.writeStaticString("{\"error\": {\"class\": ")
+        }
+        QEMUJSONWriter.writeString(errorClass.utf8, to: &out)
         out.writeStaticString(", \"desc\": ")
-        write(JSON.string(desc), to: &out)
-        out.writeStaticString("}")
-        writeID(id, to: &out)
+        QEMUJSONWriter.writeString(desc.utf8, to: &out)
+        out.writeStaticString("}}\r\n")
     }
 
     /// `{"timestamp": {"seconds": S, "microseconds": US}, "event": NAME, "data": DATA}`
@@ -65,7 +73,7 @@ public enum ReplyEncoder {
         out.writeStaticString(", \"microseconds\": ")
         out.writeString(String(microseconds))
         out.writeStaticString("}, \"event\": ")
-        write(JSON.string(name), to: &out)
+        QEMUJSONWriter.writeString(name.utf8, to: &out)
         if let data {
             out.writeStaticString(", \"data\": ")
             write(data, to: &out)
@@ -79,10 +87,10 @@ public enum ReplyEncoder {
         out.writeStaticString("\r\n")
     }
 
-    private static func writeID(_ id: UnsafeMutablePointer<json_t>?, to out: inout ByteBuffer) {
-        if let id {
+    private static func writeID(_ id: QMPReplyID, to out: inout ByteBuffer) {
+        if let node = id.node {
             out.writeStaticString(", \"id\": ")
-            write(id, to: &out)
+            withExtendedLifetime(id.owner) { QEMUJSONWriter.write(node, to: &out) }
         }
         out.writeStaticString("}\r\n")
     }

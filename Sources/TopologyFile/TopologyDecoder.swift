@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 // cssd: QMP control server for the s390 channel subsystem.
 
-import CJansson
 import CSSModel
+import QMPWire
 
 #if canImport(Glibc)
 import Glibc
@@ -12,12 +12,12 @@ import Glibc
 /// value types, id notation. Ranges, uniqueness and references are left to
 /// `Topology.validate()`, which the caller runs next.
 ///
-/// Works on raw `json_t` pointers (borrowed from the root, which the caller owns) and string
-/// bytes in place: a 262,144-subchannel file has about four million values, and a Swift
+/// Works on borrowed `JSONNode`s (valid while the caller holds the root) and string bytes in
+/// place: a 262,144-subchannel file has about four million values, and a Swift
 /// object or String per value would cost more than jansson's parse. Field paths are only
 /// formatted when an error is thrown.
 struct TopologyDecoder {
-    typealias Node = UnsafeMutablePointer<json_t>
+    typealias Node = JSONNode
 
     let file: String
 
@@ -45,28 +45,22 @@ struct TopologyDecoder {
         _ object: Node, _ keys: [StaticString], path: @autoclosure () -> String,
         _ body: (Int, Node) throws(TopologyFileError) -> Void
     ) throws(TopologyFileError) {
-        var iter = json_object_iter(object)
-        while let current = iter {
-            let key = json_object_iter_key(current)!
-            let length = json_object_iter_key_len(current)
-            guard let index = Self.keyIndex(key, length, keys) else {
-                let text = key.withMemoryRebound(to: UInt8.self, capacity: length) {
-                    String(decoding: UnsafeBufferPointer(start: $0, count: length), as: UTF8.self)
-                }
+        try object.forEachMember { (key, value) throws(TopologyFileError) in
+            guard let index = Self.keyIndex(key, keys) else {
+                let text = String(decoding: key, as: UTF8.self)
                 let known = keys.map { "\($0)" }.joined(separator: ", ")
                 let parent = path()
                 throw fail(
                     parent.isEmpty ? text : "\(parent).\(text)", "unknown key \"\(text)\"; the keys here are: \(known)")
             }
-            try body(index, json_object_iter_value(current)!)
-            iter = json_object_iter_next(object, current)
+            try body(index, value)
         }
     }
 
     @inline(__always)
-    static func keyIndex(_ key: UnsafePointer<CChar>, _ length: Int, _ keys: [StaticString]) -> Int? {
-        for index in keys.indices where keys[index].utf8CodeUnitCount == length {
-            if memcmp(key, keys[index].utf8Start, length) == 0 { return index }
+    static func keyIndex(_ key: UnsafeBufferPointer<UInt8>, _ keys: [StaticString]) -> Int? {
+        for index in keys.indices where keys[index].utf8CodeUnitCount == key.count {
+            if key.isEmpty || memcmp(key.baseAddress!, keys[index].utf8Start, key.count) == 0 { return index }
         }
         return nil
     }
@@ -74,7 +68,7 @@ struct TopologyDecoder {
     // MARK: The document
 
     func document(_ root: Node) throws(TopologyFileError) -> Topology {
-        guard kind(root) == JSON_OBJECT else {
+        guard root.kind == .object else {
             throw TopologyFileError(
                 file: file, location: .file,
                 message: "the top level must be an object (a topology file), found \(kindName(root))")
@@ -90,13 +84,13 @@ struct TopologyDecoder {
         guard let format = values[0] else {
             throw fail("format", "missing; a topology file starts with \"format\": \"\(TopologyFile.formatName)\"")
         }
-        guard kind(format) == JSON_STRING, stringEquals(format, TopologyFile.formatName) else {
+        guard format.kind == .string, stringEquals(format, TopologyFile.formatName) else {
             throw fail("format", "expected \"\(TopologyFile.formatName)\", found \(describe(format))")
         }
         guard let version = values[1] else {
             throw fail("version", "missing; this cssd reads version \(TopologyFile.version)")
         }
-        guard kind(version) == JSON_INTEGER, json_integer_value(version) == TopologyFile.version else {
+        guard version.intValue == TopologyFile.version else {
             throw fail(
                 "version", "expected \(TopologyFile.version) (the version this cssd reads), found \(describe(version))")
         }
@@ -124,10 +118,10 @@ struct TopologyDecoder {
         _ list: Node, _ path: String, _ element: (Node, Int) throws(TopologyFileError) -> T
     ) throws(TopologyFileError) -> [T] {
         try array(list, path: path)
-        let count = json_array_size(list)
+        let count = list.count
         var result: [T] = []
         result.reserveCapacity(count)
-        for index in 0..<count { result.append(try element(json_array_get(list, index)!, index)) }
+        for index in 0..<count { result.append(try element(list[index]!, index)) }
         return result
     }
 
@@ -169,7 +163,7 @@ struct TopologyDecoder {
         let type = try hexNumber(typeNode, path: "chpids[\(index)].type", example: "0x1a")
         var path = Topology.ChannelPath(id: id, type: type)
         if let node = values.shared { path.shared = try bool(node, path: "chpids[\(index)].shared") }
-        if let node = values.pchid, kind(node) != JSON_NULL {
+        if let node = values.pchid, node.kind != .null {
             path.pchid = try hexNumber(node, path: "chpids[\(index)].pchid", example: "0x01c0")
         }
         if let node = values.vary {
@@ -214,11 +208,11 @@ struct TopologyDecoder {
         if let node = values.isc { isc = try integer(node, path: "subchannels[\(index)].isc") }
         guard let list = values.chpids else { throw missing("subchannels[\(index)]", "chpids") }
         try array(list, path: "subchannels[\(index)].chpids")
-        let count = json_array_size(list)
+        let count = list.count
         var chpids: [ChannelPathID] = []
         chpids.reserveCapacity(count)
         for slot in 0..<count {
-            chpids.append(try chpid(json_array_get(list, slot)!, path: "subchannels[\(index)].chpids[\(slot)]"))
+            chpids.append(try chpid(list[slot]!, path: "subchannels[\(index)].chpids[\(slot)]"))
         }
         return Topology.Subchannel(
             id: id, devno: devno, devType: device.type, devModel: device.model, cuType: cu.type,
@@ -354,10 +348,10 @@ struct TopologyDecoder {
         _ node: Node, of id: SubchannelID, defaultSet: Bool = false, allowNull: Bool = true,
         path: @autoclosure () -> String
     ) throws(TopologyFileError) -> Int? {
-        switch kind(node) {
-        case JSON_NULL where allowNull: return nil
-        case JSON_INTEGER: return Int(json_integer_value(node))
-        case JSON_STRING:
+        switch node.kind {
+        case .null where allowNull: return nil
+        case .integer: return node.intValue!
+        case .string:
             let parts = withBytes(node) { Hex.parts($0, separator: UInt8(ascii: "."), maxDigits: (2, 1, 4)) }
             let device: DeviceID
             if let (cssid, ssid, devno) = parts, ssid <= 3 {
@@ -408,9 +402,9 @@ struct TopologyDecoder {
 
     /// An integer, or a hex string with an optional 0x prefix.
     func hexNumber(_ node: Node, path: @autoclosure () -> String, example: String) throws(TopologyFileError) -> Int {
-        switch kind(node) {
-        case JSON_INTEGER: return Int(json_integer_value(node))
-        case JSON_STRING:
+        switch node.kind {
+        case .integer: return node.intValue!
+        case .string:
             guard let value = withBytes(node, Hex.prefixedNumber) else {
                 throw fail(path(), "'\(text(node))': expected a hex number like \(example) (0x optional) or an integer")
             }
@@ -421,22 +415,22 @@ struct TopologyDecoder {
     }
 
     func integer(_ node: Node, path: @autoclosure () -> String) throws(TopologyFileError) -> Int {
-        guard kind(node) == JSON_INTEGER else { throw fail(path(), "expected an integer, found \(describe(node))") }
-        return Int(json_integer_value(node))
+        guard let value = node.intValue else { throw fail(path(), "expected an integer, found \(describe(node))") }
+        return value
     }
 
     func bool(_ node: Node, path: @autoclosure () -> String) throws(TopologyFileError) -> Bool {
-        switch kind(node) {
-        case JSON_TRUE: return true
-        case JSON_FALSE: return false
-        default: throw fail(path(), "expected true or false, found \(describe(node))")
+        switch node.boolValue {
+        case true?: return true
+        case false?: return false
+        case nil: throw fail(path(), "expected true or false, found \(describe(node))")
         }
     }
 
     /// The index of the string in `names`.
     func choice(_ node: Node, _ names: [String], path: @autoclosure () -> String) throws(TopologyFileError) -> Int {
         let quoted = names.map { "\"\($0)\"" }.joined(separator: ", ")
-        guard kind(node) == JSON_STRING else { throw fail(path(), "expected one of \(quoted), found \(describe(node))") }
+        guard node.kind == .string else { throw fail(path(), "expected one of \(quoted), found \(describe(node))") }
         let value = text(node)
         guard let index = names.firstIndex(of: value) else {
             throw fail(path(), "'\(value)' is not one of \(quoted)")
@@ -445,11 +439,11 @@ struct TopologyDecoder {
     }
 
     func object(_ node: Node, path: @autoclosure () -> String) throws(TopologyFileError) {
-        guard kind(node) == JSON_OBJECT else { throw fail(path(), "expected an object, found \(describe(node))") }
+        guard node.kind == .object else { throw fail(path(), "expected an object, found \(describe(node))") }
     }
 
     func array(_ node: Node, path: @autoclosure () -> String) throws(TopologyFileError) {
-        guard kind(node) == JSON_ARRAY else { throw fail(path(), "expected an array, found \(describe(node))") }
+        guard node.kind == .array else { throw fail(path(), "expected an array, found \(describe(node))") }
     }
 
     /// Runs `body` on a string's bytes; a non-string is an error.
@@ -458,7 +452,7 @@ struct TopologyDecoder {
         _ node: Node, path: @autoclosure () -> String, expected: String = "a string",
         _ body: (UnsafeBufferPointer<UInt8>) -> T
     ) throws(TopologyFileError) -> T {
-        guard kind(node) == JSON_STRING else { throw fail(path(), "expected \(expected), found \(describe(node))") }
+        guard node.kind == .string else { throw fail(path(), "expected \(expected), found \(describe(node))") }
         return withBytes(node, body)
     }
 
@@ -473,47 +467,40 @@ struct TopologyDecoder {
     }
 }
 
-// MARK: jansson helpers
+// MARK: Node helpers
 
 @inline(__always)
-func kind(_ node: UnsafeMutablePointer<json_t>) -> json_type { node.pointee.type }
-
-@inline(__always)
-func withBytes<T>(_ node: UnsafeMutablePointer<json_t>, _ body: (UnsafeBufferPointer<UInt8>) -> T) -> T {
-    let length = json_string_length(node)
-    return json_string_value(node)!.withMemoryRebound(to: UInt8.self, capacity: length) {
-        body(UnsafeBufferPointer(start: $0, count: length))
-    }
+func withBytes<T>(_ node: JSONNode, _ body: (UnsafeBufferPointer<UInt8>) -> T) -> T {
+    node.withStringBytes(body)!
 }
 
-func text(_ node: UnsafeMutablePointer<json_t>) -> String {
+func text(_ node: JSONNode) -> String {
     withBytes(node) { String(decoding: $0, as: UTF8.self) }
 }
 
-func stringEquals(_ node: UnsafeMutablePointer<json_t>, _ value: String) -> Bool {
+func stringEquals(_ node: JSONNode, _ value: String) -> Bool {
     withBytes(node) { $0.elementsEqual(value.utf8) }
 }
 
-func kindName(_ node: UnsafeMutablePointer<json_t>) -> String {
-    switch kind(node) {
-    case JSON_OBJECT: "an object"
-    case JSON_ARRAY: "an array"
-    case JSON_STRING: "a string"
-    case JSON_INTEGER: "an integer"
-    case JSON_REAL: "a real number"
-    case JSON_TRUE, JSON_FALSE: "a boolean"
-    default: "null"
+func kindName(_ node: JSONNode) -> String {
+    switch node.kind {
+    case .object: "an object"
+    case .array: "an array"
+    case .string: "a string"
+    case .integer: "an integer"
+    case .real: "a real number"
+    case .bool: "a boolean"
+    case .null: "null"
     }
 }
 
 /// The kind and, for a scalar, the value: `a string "x"`, `an integer 5`, `true`, `null`.
-func describe(_ node: UnsafeMutablePointer<json_t>) -> String {
-    switch kind(node) {
-    case JSON_STRING: "the string \"\(text(node))\""
-    case JSON_INTEGER: "the integer \(json_integer_value(node))"
-    case JSON_REAL: "the number \(json_real_value(node))"
-    case JSON_TRUE: "true"
-    case JSON_FALSE: "false"
+func describe(_ node: JSONNode) -> String {
+    switch node.kind {
+    case .string: "the string \"\(text(node))\""
+    case .integer: "the integer \(node.intValue!)"
+    case .real: "the number \(node.realValue!)"
+    case .bool: node.boolValue! ? "true" : "false"
     default: kindName(node)
     }
 }

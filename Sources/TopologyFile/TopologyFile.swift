@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 // cssd: QMP control server for the s390 channel subsystem.
 
-import CJansson
 import CSSModel
+import QMPWire
 
 #if canImport(Glibc)
 import Glibc
@@ -83,20 +83,17 @@ public enum TopologyFile {
     /// Parses with jansson and walks the tree: the decoder for every file, and the one that
     /// names the line, column or field of a problem. No semantic validation.
     static func decodeTree(_ bytes: UnsafeRawBufferPointer, name: String) throws(TopologyFileError) -> Topology {
-        var error = json_error_t()
         // Strict JSON; a repeated key is a syntax error, so no key can silently shadow
         // another; any top-level value, so that a non-object gets our own message.
-        let flags = Int(JSON_DECODE_ANY | JSON_REJECT_DUPLICATES)
-        guard
-            let root = json_loadb(
-                bytes.baseAddress?.assumingMemoryBound(to: CChar.self) ?? emptyText, bytes.count, flags, &error)
-        else {
+        let root: JSON
+        do {
+            root = try JSON.parseDocument(bytes)
+        } catch {
             throw TopologyFileError(
-                file: name, location: .position(line: Int(error.line), column: Int(error.column)),
-                message: "JSON syntax error: \(errorText(&error))")
+                file: name, location: .position(line: error.line, column: error.column),
+                message: "JSON syntax error: \(error.message)")
         }
-        defer { cssd_json_decref(root) }
-        return try TopologyDecoder(file: name).document(root)
+        return try root.withNode { (node) throws(TopologyFileError) in try TopologyDecoder(file: name).document(node) }
     }
 
     /// The file text for `topology`: pretty-printed, keys in a fixed order, one chpid or
@@ -116,20 +113,6 @@ public enum TopologyFile {
 struct SystemError: Error {
     let reason: String
     init(errno code: Int32) { reason = String(cString: strerror(code)) }
-}
-
-private nonisolated(unsafe) let emptyText: UnsafePointer<CChar> = {
-    let p = UnsafeMutablePointer<CChar>.allocate(capacity: 1)
-    p.pointee = 0
-    return UnsafePointer(p)
-}()
-
-private func errorText(_ error: inout json_error_t) -> String {
-    withUnsafeBytes(of: &error.text) { raw in
-        let bytes = raw.bindMemory(to: UInt8.self)
-        let length = bytes.firstIndex(of: 0) ?? bytes.count
-        return String(decoding: UnsafeBufferPointer(rebasing: bytes[..<length]), as: UTF8.self)
-    }
 }
 
 /// The whole file, read with one fstat and as few reads as it takes.

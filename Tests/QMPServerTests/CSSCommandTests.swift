@@ -9,28 +9,20 @@ import Testing
 
 @testable import QMPServer
 
-/// A fresh server on the embedded topology, a negotiated client, and the calls a test makes.
+/// A fresh server on the embedded topology over either transport, a negotiated client, and
+/// the calls a test makes.
 private final class CSSSession: @unchecked Sendable {
-    let directory = TemporaryDirectory()
-    let server: QMPServer
-    let serving: Task<Void, Never>
-    let client: TestClient
+    let harness: QMPTestServer
+    let client: QMPTestConnection
 
-    init() async throws {
-        let path = directory.file("css.sock")
-        var logger = Logger(label: "test")
-        logger.logLevel = .warning
-        server = try QMPServer(configuration: ServerConfiguration(listeners: [Listener(.unix(path: path))]), logger: logger)
-        try await server.start()
-        let server = self.server
-        serving = Task { await server.serve() }
-        client = try TestClient(unixPath: path)
+    init(_ transport: QMPTestServer.Transport) async throws {
+        harness = try await QMPTestServer.start(transport)
+        client = try harness.connect()
         _ = try client.handshake()
     }
 
     func stop() async {
-        server.shutdown()
-        await serving.value
+        await harness.stop()
     }
 
     /// `{"execute": command, "arguments": arguments}` and the reply.
@@ -45,18 +37,21 @@ private final class CSSSession: @unchecked Sendable {
     }
 }
 
-private func withCSS(_ body: (CSSSession) throws -> Void) async throws {
-    let session = try await CSSSession()
-    do {
-        try body(session)
-    } catch {
+/// Runs `body` over `transport`, or over both transports in turn.
+private func withCSS(_ transport: QMPTestServer.Transport? = nil, _ body: (CSSSession) throws -> Void) async throws {
+    for transport in transport.map({ [$0] }) ?? QMPTestServer.Transport.allCases {
+        let session = try await CSSSession(transport)
+        do {
+            try body(session)
+        } catch {
+            await session.stop()
+            throw error
+        }
         await session.stop()
-        throw error
     }
-    await session.stop()
 }
 
-@Suite("Channel-subsystem commands over a socket", .serialized)
+@Suite("Channel-subsystem commands, over a session and over a socket", .serialized)
 struct CSSCommandTests {
     @Test("every command's bad inputs get a clear error with the right class", arguments: [
         ("query-chpids", #"{"cssid": 256}"#, "GenericError", "Parameter 'cssid' expects uint8"),
@@ -90,9 +85,9 @@ struct CSSCommandTests {
         }
     }
 
-    @Test("query-chpids and query-css describe the embedded topology")
-    func queries() async throws {
-        try await withCSS { css in
+    @Test("query-chpids and query-css describe the embedded topology", arguments: QMPTestServer.Transport.allCases)
+    func queries(transport: QMPTestServer.Transport) async throws {
+        try await withCSS(transport) { css in
             let chpids = try css.result("query-chpids").elements
             let c40 = try #require(chpids.first { $0["chpid"]?.stringValue == "0.40" })
             #expect(c40["type"]?.intValue == 0x1a && c40["vary"]?.stringValue == "online")
@@ -106,9 +101,9 @@ struct CSSCommandTests {
         }
     }
 
-    @Test("query-subchannels: filters, order, entries, and paging that visits each once")
-    func subchannels() async throws {
-        try await withCSS { css in
+    @Test("query-subchannels: filters, order, entries, and paging that visits each once", arguments: QMPTestServer.Transport.allCases)
+    func subchannels(transport: QMPTestServer.Transport) async throws {
+        try await withCSS(transport) { css in
             let dasd = try css.result("query-subchannels", #"{"devno": "0.0.1000"}"#)["subchannels"]!.elements
             #expect(dasd.count == 1)
             let entry = dasd[0]
@@ -133,9 +128,9 @@ struct CSSCommandTests {
         }
     }
 
-    @Test("vary-path: lpm bits cleared and set, per chpid and per subchannel, no CRW")
-    func vary() async throws {
-        try await withCSS { css in
+    @Test("vary-path: lpm bits cleared and set, per chpid and per subchannel, no CRW", arguments: QMPTestServer.Transport.allCases)
+    func vary(transport: QMPTestServer.Transport) async throws {
+        try await withCSS(transport) { css in
             let off = try css.result("vary-path", #"{"chpid": "0.40", "state": "offline"}"#)
             #expect(off["changed"]?.intValue == 42 && off["crws"]?.intValue == 0)
             let entry = try css.result("query-subchannels", #"{"devno": "0.0.1000"}"#)["subchannels"]![0]!
@@ -148,9 +143,9 @@ struct CSSCommandTests {
         }
     }
 
-    @Test("configure and faults: pam, pnom, PNO and the machine's CRWs; reset; store-crw drains")
-    func configureAndFaults() async throws {
-        try await withCSS { css in
+    @Test("configure and faults: pam, pnom, PNO and the machine's CRWs; reset; store-crw drains", arguments: QMPTestServer.Transport.allCases)
+    func configureAndFaults(transport: QMPTestServer.Transport) async throws {
+        try await withCSS(transport) { css in
             let standby = try css.result("configure-chpid", #"{"chpid": "0.41", "state": "standby"}"#)
             #expect(standby["changed"]?.intValue == 42 && standby["crws"]?.intValue ?? 0 >= 1)
             let stored = try css.result("store-subchannel", #"{"subchannel": "0.0.0003"}"#)
@@ -186,9 +181,9 @@ struct CSSCommandTests {
         }
     }
 
-    @Test("modify-subchannel: fields applied; cc for a missing subchannel")
-    func modify() async throws {
-        try await withCSS { css in
+    @Test("modify-subchannel: fields applied; cc for a missing subchannel", arguments: QMPTestServer.Transport.allCases)
+    func modify(transport: QMPTestServer.Transport) async throws {
+        try await withCSS(transport) { css in
             let cc = try css.result("modify-subchannel", #"{"subchannel": "0.0.0003", "intparm": 305419896, "isc": 5, "enabled": false}"#)
             #expect(cc["cc"]?.intValue == 0)
             let schib = try css.result("store-subchannel", #"{"subchannel": "0.0.0003"}"#)["schib"]!

@@ -13,34 +13,18 @@ import Testing
 import Glibc
 #endif
 
-/// Runs a server on temporary sockets for the duration of `body`, then stops it.
+/// Runs a live server (`QMPTestServer`, live transport) for the duration of `body`, then stops it.
 private func withServer(
     readOnly: Bool = true, tcp: Bool = true, conditions: Set<String> = [],
     highWatermark: Int = 256 * 1024,
     _ body: (QMPServer, TemporaryDirectory) async throws -> Void
 ) async throws {
-    let directory = TemporaryDirectory()
-    var listeners = [Listener(.unix(path: directory.file("qmp.sock")))]
-    if tcp { listeners.append(Listener(.tcp(host: "127.0.0.1", port: 0))) }
-    if readOnly { listeners.append(Listener(.unix(path: directory.file("ro.sock")), readOnly: true)) }
-    var logger = Logger(label: "test")
-    logger.logLevel = .warning
-    let server = try QMPServer(
-        configuration: ServerConfiguration(
-            listeners: listeners, options: ServerOptions(conditions: conditions),
-            outputHighWatermark: highWatermark, outputLowWatermark: highWatermark / 4),
-        logger: logger)
-    try await server.start()
-    let serving = Task { await server.serve() }
-    do {
-        try await body(server, directory)
-    } catch {
-        server.shutdown()
-        await serving.value
-        throw error
+    try await QMPTestServer.with(
+        .live, options: ServerOptions(conditions: conditions), readOnly: readOnly, tcp: tcp,
+        highWatermark: highWatermark
+    ) { harness in
+        try await body(harness.server!, harness.directory)
     }
-    server.shutdown()
-    await serving.value
 }
 
 /// Runs blocking client code off the cooperative pool.

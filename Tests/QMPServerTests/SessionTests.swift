@@ -11,33 +11,11 @@ import Testing
 
 @testable import QMPServer
 
-/// Drives a session without a socket and returns its output lines.
-private final class Harness {
-    let session: QMPSession
-    var output = ByteBuffer()
-
-    init(readOnly: Bool = false, conditions: Set<String> = [], limits: WireLimits = WireLimits()) {
-        let server = try! ServerState.standard(options: ServerOptions(conditions: conditions, limits: limits))
-        session = QMPSession(server: server, readOnly: readOnly)
-        try! session.writeGreeting(into: &output)
-    }
-
-    func feed(_ text: String, budget: Int = .max) -> QMPSession.Progress {
-        var input = ByteBuffer(string: text)
-        return session.receive(&input, into: &output, budget: budget)
-    }
-
-    func lines() -> [JSON] {
-        let text = output.readString(length: output.readableBytes) ?? ""
-        return text.split(separator: "\r\n").map { JSON.parse(String($0))! }
-    }
-}
-
 @Suite("QMP session")
 struct SessionTests {
     @Test("greeting, negotiation mode, command mode")
     func negotiation() {
-        let h = Harness()
+        let h = SessionConnection()
         _ = h.feed(#"{"execute":"query-version","id":1}{"execute":"qmp_capabilities","id":2}"#)
         _ = h.feed(#"{"execute":"query-version","id":3}{"execute":"qmp_capabilities","id":4}"#)
         let lines = h.lines()
@@ -67,7 +45,7 @@ struct SessionTests {
         (#"{"a" 1}"#, "GenericError", "JSON parse error, missing : in object pair", false),
     ])
     func malformed(request: String, errorClass: String, desc: String, hasID: Bool) {
-        let h = Harness()
+        let h = SessionConnection()
         _ = h.feed(#"{"execute":"qmp_capabilities"}"# + request)
         let reply = h.lines()[2]
         #expect(reply["error"]?["class"]?.stringValue == errorClass)
@@ -77,7 +55,7 @@ struct SessionTests {
 
     @Test("exec-oob: recognised once enabled, refused for commands that do not allow it")
     func outOfBand() {
-        let h = Harness()
+        let h = SessionConnection()
         _ = h.feed(#"{"execute":"qmp_capabilities","arguments":{"enable":["oob"]}}"#)
         _ = h.feed(#"{"exec-oob":"query-version","id":"a"}{"exec-oob":"qmp_capabilities","id":"b"}"#)
         _ = h.feed(#"{"execute":"query-version","exec-oob":"query-version","id":"c"}"#)
@@ -91,7 +69,7 @@ struct SessionTests {
 
     @Test("ids of every JSON type come back verbatim")
     func ids() {
-        let h = Harness()
+        let h = SessionConnection()
         let ids = [#""__qmp#00001""#, "17", "-2.5", "true", "null", #"[1,{"a":"é"}]"#, #"{"k":[]}"#]
         _ = h.feed(#"{"execute":"qmp_capabilities"}"# + ids.map { #"{"execute":"query-version","id":\#($0)}"# }.joined())
         let lines = h.lines().dropFirst(2)
@@ -103,7 +81,7 @@ struct SessionTests {
 
     @Test("read-only connections accept query-* and negotiation only")
     func readOnly() {
-        let h = Harness(readOnly: true, conditions: ["allow-quit"])
+        let h = SessionConnection(readOnly: true, conditions: ["allow-quit"])
         _ = h.feed(#"{"execute":"qmp_capabilities"}{"execute":"quit","id":1}{"execute":"query-commands","id":2}"#)
         let lines = h.lines()
         #expect(lines[2]["error"]?["class"]?.stringValue == "CommandNotFound")
@@ -115,10 +93,10 @@ struct SessionTests {
 
     @Test("quit exists only with allow-quit, and is listed only then")
     func quitCondition() {
-        let without = Harness()
+        let without = SessionConnection()
         _ = without.feed(#"{"execute":"qmp_capabilities"}{"execute":"query-commands"}"#)
         #expect(without.lines()[2]["return"]?.elements.contains { $0["name"]?.stringValue == "quit" } == false)
-        let with = Harness(conditions: ["allow-quit"])
+        let with = SessionConnection(conditions: ["allow-quit"])
         _ = with.feed(#"{"execute":"qmp_capabilities"}{"execute":"query-commands"}{"execute":"quit"}"#)
         let lines = with.lines()
         #expect(lines[2]["return"]?.elements.contains { $0["name"]?.stringValue == "quit" } == true)
@@ -128,11 +106,11 @@ struct SessionTests {
     @Test("an output budget pauses between values and resuming gives the same output")
     func outputBudget() {
         let requests = String(repeating: #"{"execute":"query-qmp-schema"}"#, count: 20)
-        let unbounded = Harness()
+        let unbounded = SessionConnection()
         _ = unbounded.feed(#"{"execute":"qmp_capabilities"}"# + requests)
         let expected = unbounded.lines().map(\.description)
 
-        let bounded = Harness()
+        let bounded = SessionConnection()
         var collected = ByteBuffer()
         var progress = bounded.feed(#"{"execute":"qmp_capabilities"}"# + requests, budget: 1000)
         var pauses = 0
@@ -151,7 +129,7 @@ struct SessionTests {
 
     @Test("a partial value is kept across reads; input memory stays bounded")
     func partialValues() {
-        let h = Harness(limits: WireLimits(maxValueSize: 4096))
+        let h = SessionConnection(limits: WireLimits(maxValueSize: 4096))
         _ = h.feed(#"{"execute":"qmp_capabilities"}{"execute":"query-"#)
         #expect(h.session.bufferedInputBytes == #"{"execute":"query-"#.utf8.count)
         _ = h.feed(#"version","id":9}"#)

@@ -9,8 +9,9 @@ import QMPWire
 import Glibc
 #endif
 
-/// A blocking QMP test client over POSIX sockets, with timeouts on every read.
-final class TestClient {
+/// A blocking QMP test client over POSIX sockets, with timeouts on every read: the live
+/// transport of `QMPTestServer`.
+final class TestClient: QMPTestConnection {
     let fd: Int32
     private var buffer: [UInt8] = []
 
@@ -60,29 +61,6 @@ final class TestClient {
             guard n > 0 else { throw Failure(description: "read: \(String(cString: strerror(errno)))") }
             buffer.append(contentsOf: chunk[0..<n])
         }
-    }
-
-    /// The next message, parsed.
-    func readMessage(timeout: Double = 10) throws -> JSON {
-        guard let line = try readLine(timeout: timeout) else { throw Failure(description: "connection closed") }
-        guard let json = JSON.parse(line) else { throw Failure(description: "not JSON: \(line)") }
-        return json
-    }
-
-    /// Reads the greeting and negotiates.
-    @discardableResult
-    func handshake(oob: Bool = false) throws -> JSON {
-        let greeting = try readMessage()
-        try send(oob ? #"{"execute":"qmp_capabilities","arguments":{"enable":["oob"]}}"# : #"{"execute":"qmp_capabilities"}"#)
-        let reply = try readMessage()
-        guard reply["return"] != nil else { throw Failure(description: "negotiation failed: \(reply)") }
-        return greeting
-    }
-
-    /// Sends one request and returns the next message.
-    func execute(_ request: String) throws -> JSON {
-        try send(request)
-        return try readMessage()
     }
 
     /// True when the server closes the connection within `timeout` (lines before EOF are skipped).

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // cssd: QMP control server for the s390 channel subsystem.
 
+import NIOCore
 import Testing
 
 @testable import QMPWire
@@ -9,6 +10,12 @@ import Testing
 private enum Found: Equatable, CustomStringConvertible {
     case value(String)
     case error(String)
+    init(_ frame: JSONFrame) {
+        switch frame {
+        case .value(let bytes, _): self = .value(String(buffer: bytes))
+        case .error(let error): self = .error(error.description)
+        }
+    }
     var description: String {
         switch self {
         case .value(let text): return "value(\(text))"
@@ -18,34 +25,23 @@ private enum Found: Equatable, CustomStringConvertible {
 }
 
 private func scanWhole(_ input: [UInt8], limits: WireLimits = WireLimits()) -> [Found] {
-    JSONScanner.split(input, limits: limits).map { event in
-        switch event {
-        case .value(let range, _): return .value(String(decoding: input[range], as: UTF8.self))
-        case .error(let error): return .error(error.description)
-        }
-    }
+    JSONScanner.split(input, limits: limits).map(Found.init)
 }
 
-/// Feeds the input in pieces of `chunk` bytes, dropping consumed bytes as a server does.
+/// Feeds the input in pieces of `chunk` bytes into one buffer, as a session does; the scanner
+/// consumes what it no longer needs.
 private func scanChunked(_ input: [UInt8], chunk: Int, limits: WireLimits = WireLimits()) -> ([Found], Int) {
     var scanner = JSONScanner(limits: limits)
-    var buffer: [UInt8] = []
+    var buffer = ByteBuffer()
     var found: [Found] = []
     var maxBuffered = 0
     var offset = 0
     while offset < input.count {
-        buffer.append(contentsOf: input[offset..<min(offset + chunk, input.count)])
+        buffer.writeBytes(input[offset..<min(offset + chunk, input.count)])
         offset += chunk
-        maxBuffered = max(maxBuffered, buffer.count)
-        while let event = buffer.withUnsafeBytes({ scanner.next(in: $0) }) {
-            switch event {
-            case .value(let range, _): found.append(.value(String(decoding: buffer[range], as: UTF8.self)))
-            case .error(let error): found.append(.error(error.description))
-            }
-        }
-        let drop = scanner.retainedFrom
-        buffer.removeFirst(drop)
-        scanner.rebase(by: drop)
+        maxBuffered = max(maxBuffered, buffer.readableBytes)
+        while let frame = scanner.decode(buffer: &buffer) { found.append(Found(frame)) }
+        if buffer.readerIndex > 4096 { buffer.discardReadBytes() }
     }
     return (found, maxBuffered)
 }
@@ -152,5 +148,47 @@ struct JSONScannerTests {
         let input = "[" + Array(repeating: "1", count: 200_000).joined(separator: ",") + "]"
         let (found, _) = scanChunked(bytes(input), chunk: 1)
         #expect(found.count == 1)
+    }
+}
+
+import NIOTestUtils
+
+@Suite("JSON stream framing under NIO's decoder verifier")
+struct JSONScannerVerifierTests {
+    private static func value(_ text: String, careful: Bool = false) -> JSONFrame {
+        .value(ByteBuffer(string: text), careful: careful)
+    }
+
+    @Test("ByteToMessageDecoderVerifier: drip-fed, one buffer per message, all at once")
+    func verifier() throws {
+        let pairs: [(String, [JSONFrame])] = [
+            (#"{"execute":"query-version","id":1}"#, [Self.value(#"{"execute":"query-version","id":1}"#)]),
+            ("  [1, {\"a\": \"}\"}]\r\n", [Self.value("[1, {\"a\": \"}\"}]")]),
+            (#"{'a':'\''}"#, [Self.value(#"{'a':'\''}"#, careful: true)]),
+            (#"{"s":"\u00e9"}"#, [Self.value(#"{"s":"\u00e9"}"#, careful: true)]),
+            ("{}}", [Self.value("{}"), Self.value("}")]),
+            ("\u{01}", [.error(WireError("JSON parse error, stray '\u{01}'"))]),
+            (#"{"execute": 01}"#, [.error(WireError("JSON parse error, stray '01'")), Self.value("}")]),
+            ("[true, null] ", [Self.value("[true, null]")]),
+        ]
+        try ByteToMessageDecoderVerifier.verifyDecoder(stringInputOutputPairs: pairs) { JSONScanner() }
+    }
+
+    @Test("the end of input inside a value drops it and says how much, as QEMU's reset does")
+    func incompleteAtEnd() throws {
+        var scanner = JSONScanner()
+        var buffer = ByteBuffer(string: #"{"execute":"a"} {"execute""#)
+        #expect(scanner.decode(buffer: &buffer) == Self.value(#"{"execute":"a"}"#))
+        #expect(scanner.decode(buffer: &buffer) == nil)
+        #expect(throws: JSONScanner.IncompleteInput(byteCount: 10)) {
+            _ = try scanner.decodeLast(buffer: &buffer, seenEOF: true)
+        }
+        #expect(buffer.readableBytes == 0)
+        // A number needs the byte after it, which never comes: dropped too.
+        var number = ByteBuffer(string: "12")
+        var fresh = JSONScanner()
+        #expect(throws: JSONScanner.IncompleteInput(byteCount: 2)) {
+            _ = try fresh.decodeLast(buffer: &number, seenEOF: true)
+        }
     }
 }

@@ -8,10 +8,10 @@ import Testing
 /// Scans and parses one value the way a session does.
 private func parse(_ text: String) -> Result<JSON, WireError> {
     let input = Array(text.utf8)
-    guard case .value(let range, let careful)? = JSONScanner.split(input).first else {
+    guard case .value(let bytes, let careful)? = JSONScanner.split(input).first else {
         return .failure(WireError("no value"))
     }
-    return input.withUnsafeBytes { JSONValueParser.parse(UnsafeRawBufferPointer(rebasing: $0[range]), careful: careful) }
+    return bytes.withUnsafeReadableBytes { JSONValueParser.parse($0, careful: careful) }
 }
 
 private func errorText(_ text: String) -> String? {
@@ -51,13 +51,13 @@ struct JSONValueParserTests {
     func invalidUTF8() {
         let input: [UInt8] = Array("[\"a".utf8) + [0xC3, 0x28] + Array("\"]".utf8)
         let ranges = JSONScanner.split(input)
-        guard case .value(let range, let careful)? = ranges.first else {
+        guard case .value(let bytes, let careful)? = ranges.first else {
             Issue.record("no value")
             return
         }
         #expect(careful)
-        let result = input.withUnsafeBytes {
-            JSONValueParser.parse(UnsafeRawBufferPointer(rebasing: $0[range]), careful: careful)
+        let result = bytes.withUnsafeReadableBytes {
+            JSONValueParser.parse($0, careful: careful)
         }
         guard case .failure(let error) = result else {
             Issue.record("accepted invalid UTF-8")
@@ -104,8 +104,8 @@ struct ReplyEncoderTests {
     func lines() {
         var out = ByteBufferAllocatorForTests.buffer()
         let id = JSON.string("é")
-        ReplyEncoder.writeReturn(.object([("a", .integer(1)), ("b", .array([.bool(true), .null]))]), id: id.raw, to: &out)
-        ReplyEncoder.writeError(class: "GenericError", desc: "bad \"x\"", id: nil, to: &out)
+        ReplyEncoder.writeReturn(.object([("a", .integer(1)), ("b", .array([.bool(true), .null]))]), id: QMPReplyID(id), to: &out)
+        ReplyEncoder.writeError(class: "GenericError", desc: "bad \"x\"", id: .none, to: &out)
         ReplyEncoder.writeEvent("SHUTDOWN", data: .object([("guest", .bool(false))]), seconds: 5, microseconds: 7, to: &out)
         let text = out.readString(length: out.readableBytes)!
         #expect(
@@ -121,7 +121,7 @@ struct ReplyEncoderTests {
     func largeValue() {
         var out = ByteBufferAllocatorForTests.buffer()
         let big = JSON.array((0..<50_000).map { .integer($0) })
-        ReplyEncoder.writeReturn(big, id: nil, to: &out)
+        ReplyEncoder.writeReturn(big, id: .none, to: &out)
         let text = out.readString(length: out.readableBytes)!
         #expect(text.hasSuffix("49999]}\r\n"))
         // "\r\n" is a single Character.

@@ -57,6 +57,7 @@ def main() -> int:
         srv = holder.get()
         ex = oracle.exchange_full(srv.sock, b"", negotiate=False, expect=0)
         records["__greeting__"] = ex.greeting
+        records["__greeting_line__"] = ex.greeting_line.decode("latin-1")
         records["__meta__"] = {"qemu": qemu_version(binary), "argv": srv.argv[1:-2],
                                "recorded": time.strftime("%Y-%m-%d %H:%M:%S")}
         for case in cases + slow:
@@ -72,18 +73,20 @@ def main() -> int:
                 "raw_preview": oracle.raw_preview(case.raw),
                 "chunks": list(case.chunks) if isinstance(case.chunks, tuple) else case.chunks,
                 "replies": ex.replies,
+                # The raw lines, CRLF included (latin-1: QEMU's inf and any stray byte survive).
+                "lines": [line.decode("latin-1") for line in ex.raw_lines],
             }
             print(f"{case.id:40s} {len(ex.replies):5d} replies  {time.monotonic() - t0:6.1f}s", flush=True)
         if holder.restarts:
             print(f"warning: QEMU had to be restarted {holder.restarts} times", file=sys.stderr)
     finally:
         holder.stop()
-    known = {c.id for c in CASES + SLOW_CASES} | {"__greeting__", "__meta__"}
+    known = {c.id for c in CASES + SLOW_CASES} | {"__greeting__", "__greeting_line__", "__meta__"}
     records = {k: v for k, v in records.items() if k in known}
-    ordered = {k: records[k] for k in ["__meta__", "__greeting__"] + [c.id for c in CASES + SLOW_CASES]
+    ordered = {k: records[k] for k in ["__meta__", "__greeting__", "__greeting_line__"] + [c.id for c in CASES + SLOW_CASES]
                if k in records}
     oracle.dump_records(ordered, args.o)
-    print(f"wrote {args.o}: {len(ordered) - 2} cases")
+    print(f"wrote {args.o}: {len(ordered) - 3} cases")
     return 0
 
 

@@ -2,9 +2,12 @@
 
 Every CASE is raw client input.  The test sends it to QEMU (live when
 qemu-system-s390x is installed, else the replies recorded in
-qemu_replies.json by record_qemu.py) and to cssd, and compares the parsed
-reply lists (same number, order, class, desc and id).  Version numbers and
-the lists returned by query-commands / query-qmp-schema are masked.
+qemu_replies.json by record_qemu.py) and to cssd, and compares the replies
+twice: parsed (same number, order, class, desc and id) and byte for byte (the
+raw lines, member order, spacing, escapes and number formats included).
+Version numbers and the lists returned by query-commands / query-qmp-schema
+are masked (oracle.mask_line); the known differences are listed, each with
+exactly what cssd sends instead.
 
 Regenerate the recording after changing CASES:  python3 record_qemu.py
 
@@ -33,13 +36,14 @@ Observations about QEMU 7.2 (checked by hand, encoded in the recording):
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, List, Optional
 
 import pytest
 
 import oracle
-from oracle import canonical, exchange_full, normalize
+from oracle import canonical, exchange_full, mask_line, normalize
 
 # --------------------------------------------------------------------------
 # The table
@@ -387,11 +391,12 @@ def assert_same(case: Case, expected: List[Any], got: List[Any]) -> None:
 # --------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def expected_replies(records, qemu_session):
-    """case id -> QEMU replies: live QEMU if installed, else the recording."""
+def expected_exchange(records, qemu_session):
+    """case id -> (QEMU's parsed replies, its raw lines): live QEMU if installed, else the
+    recording."""
     cache = {}
 
-    def get(case: Case) -> List[Any]:
+    def get(case: Case):
         if case.id in cache:
             return cache[case.id]
         if qemu_session is not None:
@@ -399,13 +404,13 @@ def expected_replies(records, qemu_session):
             srv = qemu_session.get()
             exp = len(rec["replies"]) if rec else None
             ex = run_case(srv.sock, case, expect=exp)
-            cache[case.id] = ex.replies
+            cache[case.id] = (ex.replies, ex.raw_lines)
         else:
             rec = records.get(case.id)
-            if rec is None:
+            if rec is None or "lines" not in rec:
                 pytest.fail(f"no recorded QEMU replies for case {case.id!r}: run record_qemu.py "
                             "on a machine with qemu-system-s390x", pytrace=False)
-            cache[case.id] = rec["replies"]
+            cache[case.id] = (rec["replies"], [line.encode("latin-1") for line in rec["lines"]])
         return cache[case.id]
 
     return get
@@ -428,27 +433,55 @@ def _inf_id_to_null(replies: List[Any]) -> List[Any]:
     return out
 
 
+def _replace_bytes(old: bytes, new: bytes):
+    def apply(lines: List[bytes]) -> List[bytes]:
+        return [line.replace(old, new) for line in lines]
+    return apply
+
+
 #: Cases where cssd knowingly differs from QEMU 7.2 (see README, "Known differences").
-#: Each maps QEMU's replies to exactly what cssd must send, so the case still tests something.
+#: Each maps QEMU's replies, parsed and raw, to exactly what cssd must send, so the case
+#: still tests something.
 KNOWN_DIFFERENCES = {
     # QEMU prints a bare `inf`, which is not JSON; cssd sends null.
-    "float-overflow": ("id inf is not JSON; cssd echoes null", _inf_id_to_null),
-    "float-overflow-neg": ("id -inf is not JSON; cssd echoes null", _inf_id_to_null),
-    # jansson has no uint64: the id travels as the nearest double.
-    "uint64-max": ("uint64 id kept as a double", lambda r: _with_id(r, float(18446744073709551615))),
+    "float-overflow": ("id inf is not JSON; cssd echoes null", _inf_id_to_null,
+                       _replace_bytes(b'{"id": inf, ', b'{"id": null, ')),
+    "float-overflow-neg": ("id -inf is not JSON; cssd echoes null", _inf_id_to_null,
+                           _replace_bytes(b'{"id": -inf, ', b'{"id": null, ')),
+    # jansson has no uint64: the id travels as the nearest double, written as QEMU writes
+    # doubles (%.17g).
+    "uint64-max": ("uint64 id kept as a double", lambda r: _with_id(r, float(18446744073709551615)),
+                   _replace_bytes(b'"id": 18446744073709551615}', b'"id": 1.8446744073709552e+19}')),
+    "int64-max-plus-1": ("integer beyond int64 kept as a double (equal by value)", lambda r: r,
+                         _replace_bytes(b'"id": 9223372036854775808}', b'"id": 9.2233720368547758e+18}')),
 }
 
 
+def assert_same_bytes(case: Case, expected: List[bytes], got: List[bytes]) -> None:
+    """The raw lines agree byte for byte once masked (oracle.mask_line)."""
+    exp_m, got_m = [mask_line(x) for x in expected], [mask_line(x) for x in got]
+    if exp_m != got_m:
+        lines = [describe(case) + " (bytes)", f"QEMU ({len(expected)} lines):"]
+        lines += [f"  {x[:300]!r}" for x in exp_m[:12]]
+        lines.append(f"cssd ({len(got)} lines):")
+        lines += [f"  {x[:300]!r}" for x in got_m[:12]]
+        first = next((i for i, (a, b) in enumerate(zip(exp_m, got_m)) if a != b), min(len(exp_m), len(got_m)))
+        lines.append(f"first difference at line {first}")
+        pytest.fail("\n".join(lines), pytrace=False)
+
+
 @pytest.mark.parametrize("case", CASES, ids=_ids)
-def test_compat(case, expected_replies, cssd_session):
-    expected = expected_replies(case)
+def test_compat(case, expected_exchange, cssd_session):
+    expected, expected_lines = expected_exchange(case)
     if case.id in KNOWN_DIFFERENCES:
         expected = KNOWN_DIFFERENCES[case.id][1](expected)
+        expected_lines = KNOWN_DIFFERENCES[case.id][2](expected_lines)
     srv = cssd_session.get()
     ex = run_case(srv.sock, case, expect=len(expected))
     died = not srv.alive()
     assert not died, f"cssd died on {describe(case)}\n{srv.log_tail()}"
     assert_same(case, expected, ex.replies)
+    assert_same_bytes(case, expected_lines, ex.raw_lines)
     check_framing(ex)
     assert not ex.closed_by_peer, "cssd closed the connection"
 
@@ -462,8 +495,10 @@ def test_recording_up_to_date(case, records, qemu_session):
     assert rec is not None, f"case {case.id} not recorded: run record_qemu.py"
     assert rec["raw_sha256"] == oracle.raw_to_record(case.raw) and rec["negotiate"] == case.negotiate, \
         f"case {case.id} changed since recording: run record_qemu.py"
+    assert "lines" in rec, f"case {case.id} recorded without its raw lines: run record_qemu.py"
     live = run_case(qemu_session.get().sock, case, expect=len(rec["replies"]))
     assert comparable(live.replies) == comparable(rec["replies"])
+    assert [mask_line(x) for x in live.raw_lines] == [mask_line(x.encode("latin-1")) for x in rec["lines"]]
 
 
 def test_greeting_shape(cssd_session, records, qemu_session):
@@ -484,6 +519,13 @@ def test_greeting_shape(cssd_session, records, qemu_session):
             pytest.skip("no recorded greeting")
     assert canonical(normalize([g])) == canonical(normalize([qg]))
     assert ex.replies == []
+    # Byte for byte, QEMU's member order and spacing (the version masked).
+    if qemu_session is not None:
+        qline = exchange_full(qemu_session.get().sock, b"", negotiate=False, expect=0).greeting_line
+    else:
+        qline = records.get("__greeting_line__", "").encode("latin-1")
+    if qline:
+        assert mask_line(ex.greeting_line) == mask_line(qline)
 
 
 def test_query_version_matches_greeting(cssd_session):
@@ -513,4 +555,22 @@ def test_slow_limit(case, records, tmp_path, qemu_session):
         ex = run_case(srv.sock, case, expect=len(expected), timeout=600, grace=1.0, stall=120)
         assert srv.alive(), f"cssd died\n{srv.log_tail()}"
         assert_same(case, expected, ex.replies)
+        if rec is not None and "lines" in rec and os.environ.get("QMP_TEST_SLOW_LIVE") != "1":
+            assert_same_bytes(case, [x.encode("latin-1") for x in rec["lines"]], ex.raw_lines)
         check_framing(ex)
+
+
+_TIMESTAMP = re.compile(rb'\{"seconds": \d+, "microseconds": \d+\}')
+
+
+def test_quit_reply_and_shutdown_event_bytes(any_server):
+    """`quit`'s reply and the SHUTDOWN event, byte for byte as QEMU 7.2 writes them (the
+    timestamp's numbers masked): the same fixed text from both servers.
+
+    Known difference (README): QEMU sends SHUTDOWN before quit's reply (its main loop handles
+    the shutdown request while the command's coroutine yields); cssd replies first."""
+    ex = exchange_full(any_server.sock, b'{"execute":"quit","id":7}', expect=2, timeout=10)
+    lines = [_TIMESTAMP.sub(b"<time>", line) for line in ex.raw_lines]
+    reply = b'{"return": {}, "id": 7}\r\n'
+    event = b'{"timestamp": <time>, "event": "SHUTDOWN", "data": {"guest": false, "reason": "host-qmp-quit"}}\r\n'
+    assert lines == ([event, reply] if any_server.name == "qemu" else [reply, event])

@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: MIT
+// cssd: QMP control server for the s390 channel subsystem.
+
+import CJansson
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The `id` a reply echoes: the request's own value, or none (the request was not an object,
+/// had no `id`, or was no JSON at all). Holds the request, so echoing costs no copy.
+public struct QMPReplyID {
+    /// Owns `node` (the whole request, or the id itself).
+    let owner: JSON?
+    let node: UnsafeMutablePointer<json_t>?
+
+    /// No `id` member: the reply has none either.
+    public static var none: QMPReplyID { QMPReplyID(owner: nil, node: nil) }
+
+    init(owner: JSON?, node: UnsafeMutablePointer<json_t>?) {
+        self.owner = node == nil ? nil : owner
+        self.node = node
+    }
+
+    /// Echoes `value` (nil: no `id` member).
+    public init(_ value: JSON?) { self.init(owner: value, node: value?.raw) }
+
+    /// The id's value, or nil when there is none.
+    public var value: JSON? { node.map { JSON(borrowing: $0) } }
+}
+
+/// A QMP request whose envelope passed QEMU's check (qmp_dispatch_check_obj in
+/// qapi/qmp-dispatch.c, QEMU 7.2): an object with a string `execute` (or `exec-oob`, once oob
+/// is enabled), optionally an object `arguments` and an `id` of any type, nothing else.
+/// Arguments are not checked here: that is the schema's job.
+public struct QMPRequest {
+    /// The command's name, as sent (NUL bytes included).
+    public let command: String
+    /// Sent as `exec-oob`.
+    public let isOOB: Bool
+    /// The whole request, which owns the members below.
+    let message: JSON
+    let argumentsNode: UnsafeMutablePointer<json_t>?
+    let idNode: UnsafeMutablePointer<json_t>?
+
+    /// The `arguments` object, or nil when the request has none.
+    public var arguments: JSON? { argumentsNode.map { JSON(borrowing: $0) } }
+
+    /// What the reply echoes as `id`.
+    public var replyID: QMPReplyID { QMPReplyID(owner: message, node: idNode) }
+
+    /// The `id` member, or nil.
+    public var id: JSON? { replyID.value }
+
+    /// A request refused before dispatch: QEMU's GenericError text, and the `id` the error
+    /// reply echoes (QEMU echoes it whenever the request is an object that has one).
+    public struct Rejection: Error {
+        public let desc: String
+        public let replyID: QMPReplyID
+    }
+
+    /// Checks a parsed value's envelope, as QEMU does before looking the command up.
+    ///
+    /// When several members are wrong, the error is the one QEMU reports: it visits members
+    /// in its QDict's hash order (`QDictOrder`), which the slow path replays; the valid case
+    /// (by far the common one) is one pass over the keys with no allocation.
+    /// - Parameters:
+    ///   - value: any JSON value the framing produced.
+    ///   - oobEnabled: whether the connection enabled the `oob` capability (`exec-oob` is an
+    ///     unexpected member otherwise).
+    /// - Returns: the request, or the rejection with QEMU's text: `QMP input must be a JSON
+    ///   object`, `QMP input member 'K' must be a string`, `... clashes with ...`,
+    ///   `QMP input member 'arguments' must be an object`, `QMP input member 'K' is unexpected`,
+    ///   `QMP input lacks member 'execute'`.
+    public static func check(_ value: JSON, oobEnabled: Bool) -> Result<QMPRequest, Rejection> {
+        let object = value.raw
+        guard object.pointee.type == JSON_OBJECT else {
+            return .failure(Rejection(desc: "QMP input must be a JSON object", replyID: .none))
+        }
+        let id = json_object_get(object, "id")
+        func reject(_ desc: String) -> Result<QMPRequest, Rejection> {
+            .failure(Rejection(desc: desc, replyID: QMPReplyID(owner: value, node: id)))
+        }
+        // Fast path: one pass over the keys, no allocation.
+        var command: UnsafeMutablePointer<json_t>?
+        var arguments: UnsafeMutablePointer<json_t>?
+        var oob = false
+        var clean = true
+        var iter = json_object_iter(object)
+        while let current = iter, clean {
+            let member = json_object_iter_value(current)!
+            switch EnvelopeKey(current, oobEnabled: oobEnabled) {
+            case .execute, .execOOB:
+                clean = member.pointee.type == JSON_STRING && command == nil
+                command = member
+                oob = EnvelopeKey(current, oobEnabled: oobEnabled) == .execOOB
+            case .arguments:
+                clean = member.pointee.type == JSON_OBJECT
+                arguments = member
+            case .id:
+                break
+            case .other:
+                clean = false
+            }
+            iter = json_object_iter_next(object, current)
+        }
+        if clean, let command {
+            return .success(
+                QMPRequest(
+                    command: JSON.stringText(command), isOOB: oob, message: value, argumentsNode: arguments,
+                    idNode: id))
+        }
+
+        // Something is wrong: find the error QEMU reports, in its member order.
+        var members: [(key: String, kind: EnvelopeKey, value: UnsafeMutablePointer<json_t>)] = []
+        iter = json_object_iter(object)
+        while let current = iter {
+            let key = JSON.iteratorKey(current)
+            members.append((key, EnvelopeKey(current, oobEnabled: oobEnabled), json_object_iter_value(current)!))
+            iter = json_object_iter_next(object, current)
+        }
+        let order = QDictOrder.iterationOrder(members.map(\.key))
+        var position: [String: Int] = [:]
+        for (index, key) in order.enumerated() { position[key] = index }
+        members.sort { position[$0.key]! < position[$1.key]! }
+        var previous: String?
+        command = nil
+        arguments = nil
+        for member in members {
+            switch member.kind {
+            case .execute, .execOOB:
+                guard member.value.pointee.type == JSON_STRING else {
+                    return reject("QMP input member '\(member.key)' must be a string")
+                }
+                if let previous {
+                    return reject("QMP input member '\(member.key)' clashes with '\(previous)'")
+                }
+                previous = member.key
+                command = member.value
+                oob = member.kind == .execOOB
+            case .arguments:
+                guard member.value.pointee.type == JSON_OBJECT else {
+                    return reject("QMP input member 'arguments' must be an object")
+                }
+                arguments = member.value
+            case .id:
+                continue
+            case .other:
+                return reject("QMP input member '\(member.key)' is unexpected")
+            }
+        }
+        guard let command else { return reject("QMP input lacks member 'execute'") }
+        return .success(
+            QMPRequest(
+                command: JSON.stringText(command), isOOB: oob, message: value, argumentsNode: arguments, idNode: id))
+    }
+
+    /// The members a request may have. `exec-oob` counts only once oob is enabled. Keys are
+    /// compared with their lengths: jansson keys may contain NUL (`\u0000`).
+    private enum EnvelopeKey: Equatable {
+        case execute, execOOB, arguments, id, other
+
+        init(_ iter: UnsafeMutableRawPointer, oobEnabled: Bool) {
+            let key = json_object_iter_key(iter)!
+            let length = json_object_iter_key_len(iter)
+            func matches(_ name: StaticString) -> Bool {
+                length == name.utf8CodeUnitCount && memcmp(key, name.utf8Start, length) == 0
+            }
+            if matches("execute") {
+                self = .execute
+            } else if oobEnabled && matches("exec-oob") {
+                self = .execOOB
+            } else if matches("arguments") {
+                self = .arguments
+            } else if matches("id") {
+                self = .id
+            } else {
+                self = .other
+            }
+        }
+    }
+}
+
+extension JSON {
+    /// A jansson string's text, NULs included.
+    static func stringText(_ raw: UnsafeMutablePointer<json_t>) -> String {
+        let chars = json_string_value(raw)!
+        let length = json_string_length(raw)
+        return chars.withMemoryRebound(to: UInt8.self, capacity: length) {
+            String(decoding: UnsafeBufferPointer(start: $0, count: length), as: UTF8.self)
+        }
+    }
+}
