@@ -66,14 +66,84 @@ public enum BackendError: Error, Sendable, CustomStringConvertible {
     }
 }
 
-/// A backend that mirrors a machine others change too: it can be read again.
+/// Where an observed backend should read again.
+public enum ObservationTarget: Hashable, Sendable {
+    /// A channel path's attributes, and every subchannel that has it installed.
+    case channelPath(ChannelPathID)
+    /// One subchannel's attributes.
+    case subchannel(SubchannelID)
+    /// The subchannels with this number in any subchannel set (a channel report names only
+    /// the number).
+    case subchannelNumber(UInt16)
+    /// Entries may have come or gone: list the tree and read it again if they did.
+    case layout
+}
+
+/// How an observed backend follows the machine.
+public struct FollowOptions: Sendable {
+    /// Read every channel path's attributes this often; nil: never on a timer (the sweep
+    /// is off too).
+    public var pollInterval: Duration?
+    /// Every subchannel is read at least once within this interval, a bounded share per
+    /// poll tick.
+    public var sweepInterval: Duration
+    /// A kernel log to follow for channel-path messages (`/dev/kmsg`, a file or a FIFO).
+    public var kernelLog: String?
+    /// Messages for the server's log: (warning?, text).
+    public var log: @Sendable (_ warning: Bool, _ message: String) -> Void
+
+    public init(
+        pollInterval: Duration? = .seconds(1), sweepInterval: Duration = .seconds(30), kernelLog: String? = nil,
+        log: @escaping @Sendable (_ warning: Bool, _ message: String) -> Void = { _, _ in }
+    ) {
+        self.pollInterval = pollInterval
+        self.sweepInterval = sweepInterval
+        self.kernelLog = kernelLog
+        self.log = log
+    }
+}
+
+/// A reading computed off the event loop: the new view and how it differs from the last one.
+public struct ObservedUpdate: Sendable {
+    /// Increases with every reading; a view is never replaced by an older one.
+    public let generation: UInt64
+    public let subsystem: Subsystem
+    public let details: [ChannelPathID: ChannelPathDetails]
+    /// The changes from the previous reading, in chpid order.
+    public let changes: [PathChange]
+    /// The chpid a vary or configure wrote before this reading, whose change is its reply's.
+    public let write: ChannelPathID?
+    /// Subchannels or paths came or went (new directories to watch).
+    public let layoutChanged: Bool
+
+    public init(
+        generation: UInt64, subsystem: Subsystem, details: [ChannelPathID: ChannelPathDetails], changes: [PathChange],
+        write: ChannelPathID? = nil, layoutChanged: Bool = false
+    ) {
+        self.generation = generation
+        self.subsystem = subsystem
+        self.details = details
+        self.changes = changes
+        self.write = write
+        self.layoutChanged = layoutChanged
+    }
+}
+
+/// A backend that mirrors a machine others change too. It reads the machine off the event
+/// loop (`startFollowing`) and hands each computed difference to `deliver`; the server applies
+/// it on its loop with `apply` and publishes the changes.
 public protocol ObservedBackend: ChannelSubsystemBackend {
-    /// Reads the source again: the changes since the last reading, in chpid order.
-    func refresh() throws(BackendError) -> [PathChange]
-    /// Directories whose files change when the machine does (for inotify).
-    var watchedDirectories: [String] { get }
-    /// Problems of the last reading (files not understood), for the log.
-    var problems: [String] { get }
+    /// Starts the reading threads. `deliver` is called from them, in generation order.
+    func startFollowing(_ options: FollowOptions, deliver: @escaping @Sendable (ObservedUpdate) -> Void)
+    /// Stops them (a read in progress finishes first; a blocked kernel-log read is abandoned).
+    func stopFollowing()
+    /// Asks for an immediate re-read (inotify reported a write); returns at once.
+    func requestReread(_ targets: [ObservationTarget])
+    /// Takes a delivered update as the view: the view before it and the changes to publish
+    /// (a write's own change is kept for its reply).
+    func apply(_ update: ObservedUpdate) -> (before: Subsystem, changes: [PathChange])
+    /// Directories whose files others write (for inotify), with what to re-read for each.
+    var watchedDirectories: [(path: String, target: ObservationTarget)] { get }
 }
 
 /// A write to the source that may block for long (a sysfs `configure` write returns when the

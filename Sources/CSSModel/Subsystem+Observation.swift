@@ -67,4 +67,59 @@ extension Subsystem {
         }
         return changes
     }
+
+    /// Sets a channel path's state as observed (vary, configure, type, shared, pchid). Nothing
+    /// else changes: the masks of its subchannels are set by `setObservedMasks`.
+    /// - Throws: `ModelError.unknownChannelPath`.
+    public mutating func setObservedPath(_ path: ChannelPath) throws(ModelError) {
+        guard let index = pathIndex[path.id.rawValue] else { throw .unknownChannelPath(path.id) }
+        var updated = path
+        updated.subchannelCount = paths[index].subchannelCount
+        paths[index] = updated
+    }
+
+    /// `pathChanges(to:)` for a reading that touched only some subchannels and paths: the
+    /// same changes, found by comparing only `subchannels` and `paths` (the others are taken
+    /// as unchanged), so that a targeted re-read costs what it read, not the machine's size.
+    /// `newer` must have the same layout; ids it does not know are skipped.
+    public func pathChanges(
+        to newer: Subsystem, subchannels: some Sequence<SubchannelID>, paths changedPaths: some Sequence<ChannelPathID>
+    ) -> [PathChange] {
+        var affectedByPath: [Int: [AffectedSubchannel]] = [:]
+        var indexes: [Int] = []
+        for id in subchannels {
+            guard let index = recordIndex[id.rawValue].map({ Int($0) }), newer.recordIndex[id.rawValue] == Int32(index)
+            else { continue }
+            indexes.append(index)
+        }
+        indexes.sort()
+        var previous = -1
+        for index in indexes where index != previous {
+            previous = index
+            let old = records[index].schib.pmcw
+            let new = newer.records[index].schib.pmcw
+            let changedBits = (old.lpm ^ new.lpm) | (old.pam ^ new.pam) | (old.pom ^ new.pom) | (old.pnom ^ new.pnom)
+            guard changedBits != 0 else { continue }
+            let record = newer.records[index]
+            for slot in 0..<8 where changedBits & pathMaskBit(slot: slot) != 0 {
+                let chpid = ChannelPathID(cssid: record.id.cssid, chpid: new.chpids[slot])
+                guard let path = pathIndex[chpid.rawValue] else { continue }
+                affectedByPath[path, default: []].append(
+                    AffectedSubchannel(
+                        id: record.id, device: record.deviceID, slot: slot, pim: new.pim, lpm: new.lpm, pam: new.pam,
+                        pom: new.pom, pnom: new.pnom, pathNotOperational: new.pnom != 0))
+            }
+        }
+        var pathIndexes = Set(affectedByPath.keys)
+        for id in changedPaths {
+            if let index = pathIndex[id.rawValue], index < newer.paths.count, paths[index] != newer.paths[index] {
+                pathIndexes.insert(index)
+            }
+        }
+        return pathIndexes.sorted().map { index in
+            PathChange(
+                before: paths[index], after: newer.paths[index], affected: affectedByPath[index] ?? [], crws: [],
+                crwsLost: 0)
+        }
+    }
 }

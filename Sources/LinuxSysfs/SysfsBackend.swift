@@ -3,22 +3,30 @@
 
 import CSSBackend
 import CSSModel
+import Synchronization
 
 /// A real machine through Linux sysfs (`--backend linux-sysfs[:ROOT]`). The view is the last
-/// reading of the tree; `vary-path` and `configure-chpid` write the chpid's `status` and
-/// `configure` files as `chchp` does, then read the tree again, so the reply is what the
-/// kernel now says. Changes made by others are found by `refresh()` (the server calls it on a
-/// timer and when inotify reports a write). Operations Linux has no file for are unsupported.
+/// reading of the tree. Readings happen off the event loop (`SysfsFollower`): the server
+/// calls `startFollowing`, and applies on its loop each update the follower delivers.
+/// `vary-path` and `configure-chpid` write the chpid's `status` and `configure` files as
+/// `chchp` does, then re-read that chpid and its subchannels on the writing thread, so the
+/// reply is what the kernel now says. Operations Linux has no file for are unsupported.
 public final class SysfsBackend: ObservedBackend, BlockingWriteBackend {
     public let name = "linux-sysfs"
     /// The directory that holds `devices/` and `bus/` (`/sys`).
     public let root: String
     public private(set) var subsystem: Subsystem
     private var details: [ChannelPathID: ChannelPathDetails]
-    /// Changes a command's re-read found besides its own, for the next `refresh()`.
+    private var generation: UInt64 = 0
+    private let follower: SysfsFollower
+    /// A write's own change, from the update that re-read it, for its reply.
+    private var writeResults: [ChannelPathID: PathChange] = [:]
+    /// Updates computed while not following (tests), applied by the next call on the loop.
+    private let undelivered = UpdateQueue()
+    /// Changes found besides a command's own while not following, for the next `refresh()`.
     private var unreported: [PathChange] = []
-    /// Problems of the last reading (files not understood), for the log.
-    public private(set) var problems: [String]
+    /// Problems of the start-up reading (files not understood), for the log.
+    public let problems: [String]
 
     /// Reads the tree once.
     /// - Throws: `BackendError.io` naming what could not be read.
@@ -28,30 +36,69 @@ public final class SysfsBackend: ObservedBackend, BlockingWriteBackend {
         subsystem = try observation.subsystem()
         details = observation.details
         problems = observation.problems
+        follower = SysfsFollower(mirror: SysfsMirror(root: root, observation: observation, subsystem: subsystem))
     }
 
     public func details(of path: ChannelPathID) -> ChannelPathDetails? {
         details[path] ?? ChannelPathDetails()
     }
 
-    /// Directories whose files change when the machine does, for inotify.
-    public var watchedDirectories: [String] {
-        var dirs: [String] = []
+    /// Directories others write in, for inotify: the css directory (entries come and go),
+    /// each chpid's (`chchp`) and each subchannel's (fixture trees; real sysfs attributes of
+    /// subchannels change only inside the kernel, which inotify does not see).
+    public var watchedDirectories: [(path: String, target: ObservationTarget)] {
+        var dirs: [(String, ObservationTarget)] = []
         for cssid in subsystem.cssids {
             let css = root + "/devices/css" + Hex.string(cssid)
-            dirs.append(css)
-            for path in subsystem.channelPaths where path.id.cssid == cssid { dirs.append(css + "/" + Self.pathDirectory(path.id)) }
+            dirs.append((css, .layout))
+            for path in subsystem.channelPaths where path.id.cssid == cssid {
+                dirs.append((css + "/" + Self.pathDirectory(path.id), .channelPath(path.id)))
+            }
         }
-        for sch in subsystem.subchannels { dirs.append(subchannelDirectory(sch.id)) }
+        for sch in subsystem.subchannels { dirs.append((subchannelDirectory(sch.id), .subchannel(sch.id))) }
         return dirs
     }
 
-    /// Reads the tree again: the changes since the last reading (and those a command's
-    /// re-read found besides its own), in the model's form.
+    public func startFollowing(_ options: FollowOptions, deliver: @escaping @Sendable (ObservedUpdate) -> Void) {
+        follower.start(options, deliver: deliver)
+    }
+
+    public func stopFollowing() { follower.stop() }
+
+    public func requestReread(_ targets: [ObservationTarget]) { follower.request(targets) }
+
+    public func apply(_ update: ObservedUpdate) -> (before: Subsystem, changes: [PathChange]) {
+        let before = subsystem
+        if update.generation > generation {
+            generation = update.generation
+            subsystem = update.subsystem
+            details = update.details
+        }
+        var publish: [PathChange] = []
+        for change in update.changes {
+            if change.chpid == update.write { writeResults[change.chpid] = change } else { publish.append(change) }
+        }
+        return (before, publish)
+    }
+
+    /// Reads every path and subchannel now, on the calling thread, and applies it: the
+    /// changes since the last reading (and those a command's re-read found besides its own).
+    /// For tests and tools; the server follows with `startFollowing` instead.
     public func refresh() throws(BackendError) -> [PathChange] {
-        let changes = try reread()
-        defer { unreported = [] }
-        return unreported + changes
+        applyUndelivered()
+        let update = follower.withMirror { mirror in
+            if let update = mirror.layoutCheck() { return update }
+            return mirror.reread(paths: mirror.subsystem.channelPaths.map(\.id), subchannels: mirror.subsystem.subchannels.map(\.id))
+        }
+        var changes = unreported
+        unreported = []
+        if let update { changes += apply(update).changes }
+        return changes
+    }
+
+    /// How the follower has read so far: sweep rounds completed, subchannel directories read.
+    public var readingCounts: (sweepRounds: Int, subchannelReads: Int) {
+        follower.inspect { ($0.sweepRounds, $0.subchannelReads) }
     }
 
     // MARK: Operations
@@ -79,12 +126,11 @@ public final class SysfsBackend: ObservedBackend, BlockingWriteBackend {
         -> PathChange
     {
         if case .failure(let error) = outcome { throw error }
-        let before = subsystem.channelPath(write.chpid)!
-        var own = PathChange(before: before, after: before, affected: [], crws: [], crwsLost: 0)
-        for change in try reread() {
-            if change.chpid == write.chpid { own = change } else { unreported.append(change) }
-        }
-        return own
+        applyUndelivered()
+        if let own = writeResults.removeValue(forKey: write.chpid) { return own }
+        // No change for the chpid (or another completion took the reading of both writes).
+        let path = subsystem.channelPath(write.chpid)!
+        return PathChange(before: path, after: path, affected: [], crws: [], crwsLost: 0)
     }
 
     public func varyPath(_ id: ChannelPathID, to state: VaryState, subchannel: SubchannelID) throws(BackendError)
@@ -114,33 +160,29 @@ public final class SysfsBackend: ObservedBackend, BlockingWriteBackend {
     private func plan(_ value: String, file: String, of id: ChannelPathID) throws(BackendError) -> PendingWrite {
         guard subsystem.channelPath(id) != nil else { throw .model(.unknownChannelPath(id)) }
         let path = root + "/devices/css" + Hex.string(id.cssid) + "/" + Self.pathDirectory(id) + "/" + file
+        let follower = self.follower
+        let undelivered = self.undelivered
         return PendingWrite(chpid: id) {
             do throws(BackendError) {
                 try SysfsFiles.write(value, to: path)
-                return .success(())
             } catch {
                 return .failure(error)
             }
+            // Read what the write can change, here, off the loop: delivered to the server
+            // when following (before this returns, so before the reply), else kept.
+            if let update = follower.rereadAfterWrite(id) { undelivered.updates.withLock { $0.append(update) } }
+            return .success(())
         }
     }
 
-    private func reread() throws(BackendError) -> [PathChange] {
-        let observation = try SysfsObservation.read(root: root, previous: subsystem)
-        let newer = try observation.subsystem()
-        let changes: [PathChange]
-        if subsystem.hasSameLayout(as: newer) {
-            changes = subsystem.pathChanges(to: newer)
-        } else {
-            // Devices came or went: only the paths' own changes can be compared.
-            changes = newer.channelPaths.compactMap { after in
-                guard let before = subsystem.channelPath(after.id), before != after else { return nil }
-                return PathChange(before: before, after: after, affected: [], crws: [], crwsLost: 0)
-            }
+    /// Applies updates computed while not following; changes besides a write's own wait for
+    /// the next `refresh()`.
+    private func applyUndelivered() {
+        let updates = undelivered.updates.withLock { updates in
+            defer { updates = [] }
+            return updates
         }
-        subsystem = newer
-        details = observation.details
-        problems = observation.problems
-        return changes
+        for update in updates { unreported += apply(update).changes }
     }
 
     private func unsupported(_ operation: String, _ reason: String) -> BackendError {
@@ -154,4 +196,9 @@ public final class SysfsBackend: ObservedBackend, BlockingWriteBackend {
     private func subchannelDirectory(_ id: SubchannelID) -> String {
         root + "/devices/css" + Hex.string(id.cssid) + "/0." + Hex.string(id.ssid) + "." + Hex.string(id.schno, width: 4)
     }
+}
+
+/// Updates handed from a writing thread to the loop while not following.
+private final class UpdateQueue: Sendable {
+    let updates = Mutex<[ObservedUpdate]>([])
 }

@@ -31,6 +31,73 @@ enum SysfsFiles {
         return String(decoding: bytes[..<count], as: UTF8.self)
     }
 
+    /// What reading a small attribute into a caller's buffer gave.
+    enum Reading: Equatable {
+        /// This many bytes (the buffer's size at most).
+        case bytes(Int)
+        /// ENOENT or ENOTDIR.
+        case missing
+        /// Any other errno.
+        case failed(Int32)
+    }
+
+    /// Reads an attribute into `buffer` without allocating: the sweep reads tens of
+    /// thousands of them, and a String per file would cost more than the read.
+    static func read(_ path: String, into buffer: UnsafeMutableRawBufferPointer) -> Reading {
+        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else { return errno == ENOENT || errno == ENOTDIR ? .missing : .failed(errno) }
+        defer { close(fd) }
+        var count = 0
+        while count < buffer.count {
+            let n = Glibc.read(fd, buffer.baseAddress! + count, buffer.count - count)
+            if n < 0 {
+                if errno == EINTR { continue }
+                return .failed(errno)
+            }
+            if n == 0 { break }
+            count += n
+        }
+        return .bytes(count)
+    }
+
+    /// Hex numbers separated by blanks on the first line of `bytes` (`40 41 00 …`, `f0 d0 ff`),
+    /// each at most two digits; nil when a field is malformed or there are more than `into.count`.
+    static func hexBytes(_ bytes: UnsafeRawBufferPointer, count: Int, into fields: inout [Int]) -> Int? {
+        var n = 0
+        var value = -1
+        var digits = 0
+        for index in 0..<count {
+            let c = bytes[index]
+            if c == 0x0a { break }
+            if c == 0x20 || c == 0x09 {
+                if value >= 0 {
+                    guard n < fields.count else { return nil }
+                    fields[n] = value
+                    n += 1
+                }
+                value = -1
+                digits = 0
+                continue
+            }
+            let digit: Int
+            switch c {
+            case 0x30...0x39: digit = Int(c) - 0x30
+            case 0x61...0x66: digit = Int(c) - 0x61 + 10
+            case 0x41...0x46: digit = Int(c) - 0x41 + 10
+            default: return nil
+            }
+            digits += 1
+            guard digits <= 2 else { return nil }
+            value = (value < 0 ? 0 : value) * 16 + digit
+        }
+        if value >= 0 {
+            guard n < fields.count else { return nil }
+            fields[n] = value
+            n += 1
+        }
+        return n
+    }
+
     /// The first line without its newline, as lschp and lscss take an attribute.
     static func line(_ path: String) throws(BackendError) -> String? {
         guard let text = try read(path) else { return nil }

@@ -22,6 +22,12 @@ struct SysfsObservation {
     var previous: Subsystem?
     /// Device numbers seen, per css and ssid, to drop a duplicate.
     private var devices: Set<UInt32> = []
+    /// Per subchannel read: the ccw device directory's name (`0.0.1234`), for re-reads.
+    var deviceDirectories: [SubchannelID: String] = [:]
+    /// Per css: the names in its directory, sorted (to tell when entries come or go).
+    var listings: [UInt8: [String]] = [:]
+    /// Paths that subchannels name but that have no directory.
+    var placeholders: Set<ChannelPathID> = []
 
     /// Reads the tree at `root` (the directory that holds `devices/` and `bus/`).
     /// - Throws: `BackendError.io` when `root/devices` has no css, or a directory cannot be read.
@@ -91,7 +97,9 @@ struct SysfsObservation {
 
     private mutating func readCSS(_ cssid: UInt8, at dir: String) throws(BackendError) {
         topology.channelSubsystems.append(.init(cssid: Int(cssid)))
-        for name in try SysfsFiles.entries(dir) ?? [] {
+        let names = try SysfsFiles.entries(dir) ?? []
+        listings[cssid] = names
+        for name in names {
             let path = dir + "/" + name
             if name.hasPrefix("chp") {
                 try readChannelPath(name: name, cssid: cssid, at: path)
@@ -108,28 +116,56 @@ struct SysfsObservation {
             let number = parseHex(parts[1], maxDigits: 2)
         else { return }
         let id = ChannelPathID(cssid: cssid, chpid: UInt8(number))
-        let last = previous?.channelPath(id)
-        let status = attribute(dir + "/status")
+        let reading = Self.readChannelPath(id, at: dir, last: previous?.channelPath(id))
+        problems += reading.problems
+        topology.channelPaths.append(
+            .init(
+                id: id, type: Int(reading.path.type), shared: reading.path.shared, pchid: reading.path.pchid.map { Int($0) },
+                vary: reading.path.vary, configure: reading.path.configure))
+        details[id] = reading.details
+    }
+
+    /// One channel path's directory. A state that cannot be read keeps its value of `last`
+    /// (not-recognized/online without one), so that a failed read is not taken for a change.
+    /// `missing` is true when neither `status` nor `configure` exists (the directory went).
+    static func readChannelPath(_ id: ChannelPathID, at dir: String, last: ChannelPath?)
+        -> (path: ChannelPath, details: ChannelPathDetails, problems: [String], missing: Bool)
+    {
+        var problems: [String] = []
+        var missing = 0
+        func attribute(_ name: String) -> String? {
+            do throws(BackendError) {
+                let line = try SysfsFiles.line(dir + "/" + name)
+                if line == nil && (name == "status" || name == "configure") { missing += 1 }
+                return line
+            } catch {
+                problems.append(error.description)
+                return nil
+            }
+        }
+        let status = attribute("status")
         var vary: VaryState = status == "offline" ? .offline : .online
         if status != "online" && status != "offline" {
             vary = last?.vary ?? .online
             problems.append("\(dir)/status: '\(status ?? "missing")', taken as \(vary)")
         }
         var configure = last?.configure ?? ConfigureState.notRecognized
-        if let text = attribute(dir + "/configure"), let value = Int(text), let state = ConfigureState(rawValue: value) {
+        if let text = attribute("configure"), let value = Int(text), let state = ConfigureState(rawValue: value) {
             configure = state
         } else {
             problems.append("\(dir)/configure: unreadable, taken as \(configure)")
         }
-        let type = attribute(dir + "/type").flatMap { parseHex($0[...], maxDigits: 2) } ?? 0
-        let shared = attribute(dir + "/shared").flatMap { parseHex($0[...], maxDigits: 8) }
-        let cmg = attribute(dir + "/cmg").flatMap { Int($0) }
-        let chid = attribute(dir + "/chid").flatMap { parseHex($0[...], maxDigits: 4) }
-        let external = attribute(dir + "/chid_external").flatMap { parseHex($0[...], maxDigits: 1) }
-        topology.channelPaths.append(
-            .init(id: id, type: type, shared: shared == 1, pchid: chid, vary: vary, configure: configure))
-        details[id] = ChannelPathDetails(
+        let type = attribute("type").flatMap { parseHex($0[...], maxDigits: 2) } ?? 0
+        let shared = attribute("shared").flatMap { parseHex($0[...], maxDigits: 8) }
+        let cmg = attribute("cmg").flatMap { Int($0) }
+        let chid = attribute("chid").flatMap { parseHex($0[...], maxDigits: 4) }
+        let external = attribute("chid_external").flatMap { parseHex($0[...], maxDigits: 1) }
+        let path = ChannelPath(
+            id: id, type: UInt8(type), shared: shared == 1, pchid: chid.map { UInt16($0) }, vary: vary,
+            configure: configure)
+        let details = ChannelPathDetails(
             cmg: cmg, shared: shared.map { $0 != 0 }, chidExternal: chid == nil ? nil : external.map { $0 != 0 } ?? true)
+        return (path, details, problems, missing == 2)
     }
 
     /// `0.S.XXXX`: type (I/O only), chpids, pimpampom, dev_busid, and the ccw device child.
@@ -166,6 +202,7 @@ struct SysfsObservation {
         var online = false
         let child = try SysfsFiles.entries(dir)?.first { parseBusID($0) != nil && SysfsFiles.isDirectory(dir + "/" + $0) }
         if let child {
+            deviceDirectories[id] = child
             devno = Int(parseBusID(child)!.1)
             let device = dir + "/" + child
             (devType, devModel) = attribute(device + "/devtype").flatMap(parseTypeModel) ?? (0, 0)
@@ -196,6 +233,7 @@ struct SysfsObservation {
         for sch in topology.subchannels { for chpid in sch.chpids where !known.contains(chpid) { missing.insert(chpid) } }
         for chpid in missing.sorted() {
             topology.channelPaths.append(.init(id: chpid, type: 0, configure: .notRecognized))
+            placeholders.insert(chpid)
             problems.append("chpid \(chpid): used by subchannels but has no sysfs directory, taken as not-recognized")
         }
         topology.channelPaths.sort { $0.id < $1.id }

@@ -78,7 +78,6 @@ public final class QMPServer: Service, @unchecked Sendable {
     /// Addresses actually bound (a tcp port 0 resolved), in listener order.
     public private(set) var boundAddresses: [ListenAddress] = []
 
-    private var pollTask: RepeatedTask?
     private var watcher: InotifyWatcher?
 
     /// - Parameters:
@@ -126,32 +125,38 @@ public final class QMPServer: Service, @unchecked Sendable {
         try await watchBackend()
     }
 
-    /// Follows an observed backend: a timer, and inotify on its directories.
+    /// Follows an observed backend: its reading threads (poll ticks, the sweep, the kernel
+    /// log), whose updates are applied on the loop, and inotify on its directories, read on
+    /// the loop.
     private func watchBackend() async throws {
         let core = self.core
-        guard let backend = core.state.backend as? ObservedBackend else { return }
+        guard core.state.backend is ObservedBackend else { return }
         let watch = configuration.watch
-        let directories = try await core.loop.submit { backend.watchedDirectories }.get()
-        if let interval = watch.pollInterval {
-            pollTask = core.loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
-                core.refreshBackend()
-            }
-        }
-        if watch.inotify {
-            let watcher = InotifyWatcher(directories: directories, logger: core.logger) {
-                core.loop.execute { core.refreshBackend() }
+        let logger = core.logger
+        let options = FollowOptions(
+            pollInterval: watch.pollInterval.map { .nanoseconds($0.nanoseconds) },
+            sweepInterval: .nanoseconds(watch.sweepInterval.nanoseconds), kernelLog: watch.kernelLog,
+            log: { warning, message in
+                if warning { logger.warning("\(message)") } else { logger.debug("\(message)") }
+            })
+        let directories = try await core.loop.submit { () -> [(path: String, target: ObservationTarget)] in
+            let backend = core.state.backend as! ObservedBackend
+            backend.startFollowing(options) { update in core.loop.execute { core.applyBackendUpdate(update) } }
+            return watch.inotify ? backend.watchedDirectories : []
+        }.get()
+        if watch.inotify, let watcher = InotifyWatcher(logger: logger) {
+            try await watcher.start(on: core.loop, directories: directories) { targets in
+                (core.state.backend as? ObservedBackend)?.requestReread(targets)
             }
             self.watcher = watcher
-            try await core.loop.submit {
-                core.rememberLayout()
-                core.onLayoutChange = { watcher?.watch($0) }
-            }.get()
+            try await core.loop.submit { core.onLayoutChange = { watcher.watch($0) } }.get()
         }
-        core.logger.info(
+        logger.info(
             "following the backend",
             metadata: [
-                "backend": "\(backend.name)", "poll": "\(watch.pollInterval.map { "\($0.nanoseconds / 1_000_000) ms" } ?? "off")",
-                "inotify": "\(watcher != nil)",
+                "poll": "\(watch.pollInterval.map { "\($0.nanoseconds / 1_000_000) ms" } ?? "off")",
+                "sweep": "\(watch.sweepInterval.nanoseconds / 1_000_000) ms", "inotify": "\(watcher != nil)",
+                "kernel-log": "\(watch.kernelLog ?? "none")",
             ])
     }
 
@@ -164,9 +169,9 @@ public final class QMPServer: Service, @unchecked Sendable {
             shutdownContinuation.yield(.hostSignal)
         }
         core.logger.info("shutting down", metadata: ["reason": "\(cause.rawValue)"])
-        pollTask?.cancel()
-        await watcher?.stop()
         let core = self.core
+        await watcher?.stop()
+        try? await core.loop.submit { (core.state.backend as? ObservedBackend)?.stopFollowing() }.get()
         try? await core.loop.submit { core.closeAll(cause: cause) }.get()
         await closeListeners()
         // Give flushes of SHUTDOWN a moment to complete before the loop goes away.

@@ -63,35 +63,21 @@ final class ServerCore: @unchecked Sendable {
     }
 
     /// Called with the backend's directories when its layout changed (devices came or went).
-    var onLayoutChange: (([String]) -> Void)?
-    private var layout: (subchannels: Int, paths: Int)?
+    var onLayoutChange: (([(path: String, target: ObservationTarget)]) -> Void)?
 
-    /// Notes the observed backend's layout as it is watched now.
-    func rememberLayout() {
-        guard let backend = state.backend as? ObservedBackend else { return }
-        layout = (backend.subsystem.subchannels.count, backend.subsystem.channelPaths.count)
-    }
-
-    /// Reads an observed machine again and publishes what changed as path events.
-    func refreshBackend() {
+    /// Applies a reading the observed backend computed off the loop, and publishes what
+    /// changed as path events. Nothing here reads the machine.
+    func applyBackendUpdate(_ update: ObservedUpdate) {
         loop.preconditionInEventLoop()
         guard let backend = state.backend as? ObservedBackend else { return }
-        do throws(BackendError) {
-            let before = backend.subsystem
-            let changes = try backend.refresh()
-            for problem in backend.problems { logger.debug("backend reading: \(problem)") }
-            let now = (backend.subsystem.subchannels.count, backend.subsystem.channelPaths.count)
-            if let layout, layout != now { onLayoutChange?(backend.watchedDirectories) }
-            layout = now
-            guard !changes.isEmpty else { return }
-            for change in changes {
-                guard let kind = PathEventChange.observed(change, before: before) else { continue }
-                state.pathChanges.publish(change, as: kind, cause: .observed(backend: backend.name))
-            }
-            logger.info("backend changed", metadata: ["backend": "\(backend.name)", "paths": "\(changes.count)"])
-        } catch {
-            logger.warning("backend reading failed, keeping the last view", metadata: ["error": "\(error)"])
+        let (before, changes) = backend.apply(update)
+        if update.layoutChanged { onLayoutChange?(backend.watchedDirectories) }
+        guard !changes.isEmpty else { return }
+        for change in changes {
+            guard let kind = PathEventChange.observed(change, before: before) else { continue }
+            state.pathChanges.publish(change, as: kind, cause: .observed(backend: backend.name))
         }
+        logger.info("backend changed", metadata: ["backend": "\(backend.name)", "paths": "\(changes.count)"])
     }
 }
 

@@ -56,8 +56,28 @@ struct CSSD: AsyncParsableCommand {
 
     @Option(
         name: .customLong("poll-interval"),
-        help: "linux-sysfs: read the tree again every N milliseconds for changes made by others (0: never).")
+        help: """
+            linux-sysfs: read every channel path's attributes every N milliseconds, and a share of \
+            the subchannels (the sweep), for changes made by others (0: never; default 1000).
+            """)
     var pollInterval: Int = 1000
+
+    @Option(
+        name: .customLong("sweep-interval"),
+        help: """
+            linux-sysfs: read every subchannel at least once within N milliseconds, a bounded share \
+            per poll tick (default 30000; API/linux-sysfs.md).
+            """)
+    var sweepInterval: Int = 30000
+
+    @Option(
+        name: .customLong("kernel-log"),
+        help: """
+            linux-sysfs: follow this kernel log (or a file or FIFO with its lines) and re-read a \
+            channel path at once when cio reports on it; 'none' to not follow one. Default: \
+            /dev/kmsg when ROOT is /sys, else none.
+            """)
+    var kernelLog: String?
 
     @Flag(
         name: .customLong("no-inotify"),
@@ -97,6 +117,7 @@ struct CSSD: AsyncParsableCommand {
             throw ValidationError("--topology describes the model; the linux-sysfs backend reads the machine instead")
         }
         guard pollInterval >= 0 else { throw ValidationError("--poll-interval must be 0 or more milliseconds") }
+        guard sweepInterval >= 1 else { throw ValidationError("--sweep-interval must be 1 or more milliseconds") }
         guard (1...(1 << 20)).contains(eventQueueLimit) else {
             throw ValidationError("--event-queue-limit must be between 1 and 1048576 events")
         }
@@ -127,8 +148,11 @@ struct CSSD: AsyncParsableCommand {
         // Refuse to start rather than serve a half-read topology or tree.
         let source: ChannelSubsystemBackend
         var guests = Guests()
+        var followedLog: String?
         if backend.hasPrefix("linux-sysfs") {
             let root = backend.hasPrefix("linux-sysfs:") ? String(backend.dropFirst("linux-sysfs:".count)) : "/sys"
+            followedLog = kernelLog == "none" ? nil : kernelLog ?? (root == "/sys" ? "/dev/kmsg" : nil)
+            let started = ContinuousClock.now
             do throws(BackendError) {
                 let sysfs = try SysfsBackend(root: root)
                 for problem in sysfs.problems { logger.warning("sysfs: \(problem)") }
@@ -136,7 +160,7 @@ struct CSSD: AsyncParsableCommand {
                     "sysfs read",
                     metadata: [
                         "root": "\(root)", "subchannels": "\(sysfs.subsystem.subchannels.count)",
-                        "chpids": "\(sysfs.subsystem.channelPaths.count)",
+                        "chpids": "\(sysfs.subsystem.channelPaths.count)", "time": "\(ContinuousClock.now - started)",
                     ])
                 source = sysfs
             } catch {
@@ -152,7 +176,8 @@ struct CSSD: AsyncParsableCommand {
         var options = ServerOptions(limits: WireLimits(maxValueSize: maxRequestSize), eventQueueLimit: eventQueueLimit)
         if allowQuit { options.conditions.insert("allow-quit") }
         let watch = BackendWatch(
-            pollInterval: pollInterval > 0 ? .milliseconds(Int64(pollInterval)) : nil, inotify: !noInotify)
+            pollInterval: pollInterval > 0 ? .milliseconds(Int64(pollInterval)) : nil,
+            sweepInterval: .milliseconds(Int64(sweepInterval)), inotify: !noInotify, kernelLog: followedLog)
         let server = try QMPServer(
             configuration: ServerConfiguration(listeners: listeners, options: options, watch: watch),
             backend: source, guests: guests, logger: logger)

@@ -1,0 +1,250 @@
+// SPDX-License-Identifier: MIT
+// cssd: QMP control server for the s390 channel subsystem.
+
+import CSSModel
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What a kernel-log line asks cssd to read again.
+enum KernelLogTrigger: Hashable, Sendable {
+    /// A channel path and every subchannel using it.
+    case channelPath(ChannelPathID)
+    /// The subchannels with this number (a channel report names no subchannel set).
+    case subchannelNumber(UInt16)
+    /// Reports were lost (CRW overflow) or name no path: every path and the listing.
+    case everything
+}
+
+/// The cio messages that mean a channel path or subchannel changed, as Linux prints them
+/// (`pr_fmt` of cio is `"cio: "`). Sources, torvalds/linux `drivers/s390/cio`:
+/// - crw.c `crw_collect_info`: `printk(KERN_DEBUG "crw_info : CRW reports slct=%d, oflw=%d,
+///   chn=%d, rsc=%X, anc=%d, erc=%X, rsid=%X\n")`: rsc 4 (channel path, rsid = chpid),
+///   rsc 3 (subchannel, rsid = number); `oflw=1`: reports were lost.
+/// - chsc.c `chsc_process_sei_chp_config`: `pr_notice("Processing %s for channel path
+///   %x.%02x\n")`, %s `configure`, `deconfigure` or `cancel deconfigure`.
+/// - chsc.c `chsc_process_sei_link_incident`: `pr_warn("Link degraded: RS=%02x RSID=%04x …")`
+///   and `pr_err("Link stopped: RS=%02x RSID=%04x …")`; RS 4 means RSID is a chpid.
+/// chp.c and css.c log channel-path processing only to the s390 debug feature, not printk.
+enum KernelLogLine {
+    enum Parsed: Equatable {
+        case trigger(KernelLogTrigger)
+        /// Not a cio channel-path message (most of the log).
+        case ignored
+        /// A cio message of a known kind whose fields do not parse.
+        case garbled
+    }
+
+    /// Parses one record: a `/dev/kmsg` record (`PRIORITY,SEQ,TIME,FLAGS;MESSAGE`), a dmesg
+    /// line (`[  12.345678] MESSAGE`) or the bare message.
+    static func parse(_ line: Substring) -> Parsed {
+        var message = line
+        if let semicolon = message.firstIndex(of: ";"),
+            message[..<semicolon].allSatisfy({ $0.isNumber || $0 == "," || $0 == "-" || $0.isLetter })
+        {
+            message = message[message.index(after: semicolon)...]
+        } else if message.first == "[", let close = message.firstIndex(of: "]") {
+            message = message[message.index(after: close)...].drop(while: { $0 == " " })
+        }
+        if message.hasPrefix("crw_info : CRW reports ") {
+            return crw(message.dropFirst("crw_info : CRW reports ".count))
+        }
+        if message.hasPrefix("cio: Processing ") {
+            guard let range = message.firstRange(of: " for channel path ") else { return .garbled }
+            let id = message[range.upperBound...].trimmingSuffix()
+            guard let chpid = channelPathID(id) else { return .garbled }
+            return .trigger(.channelPath(chpid))
+        }
+        if message.hasPrefix("cio: Link degraded: ") || message.hasPrefix("cio: Link stopped: ") {
+            guard let start = message.firstRange(of: " RS=")?.lowerBound else { return .garbled }
+            let fields = keyValues(message[start...], separator: " ")
+            guard let rs = fields["RS"].flatMap({ Int($0, radix: 16) }), let rsid = fields["RSID"].flatMap({ Int($0, radix: 16) })
+            else { return .garbled }
+            return .trigger(rs == 4 && rsid <= 0xff ? .channelPath(ChannelPathID(cssid: 0, chpid: UInt8(rsid))) : .everything)
+        }
+        return .ignored
+    }
+
+    private static func crw(_ text: Substring) -> Parsed {
+        let fields = keyValues(text, separator: ",")
+        guard let overflow = fields["oflw"].flatMap({ Int($0) }), let rsc = fields["rsc"].flatMap({ Int($0, radix: 16) }),
+            let rsid = fields["rsid"].flatMap({ Int($0, radix: 16) }), rsid <= 0xffff
+        else { return .garbled }
+        if overflow != 0 { return .trigger(.everything) }
+        switch rsc {
+        case 4 where rsid <= 0xff: return .trigger(.channelPath(ChannelPathID(cssid: 0, chpid: UInt8(rsid))))
+        case 3: return .trigger(.subchannelNumber(UInt16(rsid)))
+        default: return .ignored  // css (0xb), monitoring, ... : nothing sysfs shows
+        }
+    }
+
+    /// `a=1, b=2` or `A=1 B=2` -> [a: 1, b: 2].
+    private static func keyValues(_ text: Substring, separator: Character) -> [Substring: Substring] {
+        var out: [Substring: Substring] = [:]
+        for part in text.split(separator: separator) {
+            let pair = part.trimmingSuffix().drop(while: { $0 == " " }).split(separator: "=", maxSplits: 1)
+            if pair.count == 2 { out[pair[0]] = pair[1] }
+        }
+        return out
+    }
+
+    /// `0.4a` (chp.c's `%x.%02x`) -> chpid.
+    private static func channelPathID(_ text: Substring) -> ChannelPathID? {
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 2, parts[1].count == 2, let css = parseHex(parts[0], maxDigits: 2),
+            let chpid = parseHex(parts[1], maxDigits: 2)
+        else { return nil }
+        return ChannelPathID(cssid: UInt8(css), chpid: UInt8(chpid))
+    }
+}
+
+extension Substring {
+    fileprivate func trimmingSuffix() -> Substring {
+        var text = self
+        while let last = text.last, last == " " || last == "\n" || last == "\r" || last == "\t" { text = text.dropLast() }
+        return text
+    }
+}
+
+/// Follows a kernel log on a thread of its own and turns channel-path messages into re-reads.
+/// `/dev/kmsg` gives one record per `read` (from the end: older records are not replayed); a
+/// FIFO or file is read as lines (a FIFO is reopened when its writer closes; a file is
+/// followed like `tail -f`). Lines longer than 8 KiB, garbled lines and other messages are
+/// ignored and counted, never fatal.
+final class KernelLogWatcher: Sendable {
+    struct Counts: Hashable, Sendable {
+        var acted = 0
+        var ignored = 0
+        var garbled = 0
+        var tooLong = 0
+        /// `/dev/kmsg` records overwritten before they were read (EPIPE).
+        var lost = 0
+    }
+
+    static let maxLine = 8192
+    let path: String
+    private let log: @Sendable (Bool, String) -> Void
+    private let onTrigger: @Sendable (KernelLogTrigger) -> Void
+    private let state = Mutex<(counts: Counts, stopped: Bool)>((Counts(), false))
+
+    init(
+        path: String, log: @escaping @Sendable (Bool, String) -> Void,
+        onTrigger: @escaping @Sendable (KernelLogTrigger) -> Void
+    ) {
+        self.path = path
+        self.log = log
+        self.onTrigger = onTrigger
+    }
+
+    var counts: Counts { state.withLock { $0.counts } }
+    private var stopped: Bool { state.withLock { $0.stopped } }
+
+    func start() { startThread { [self] in run() } }
+
+    func stop() { state.withLock { $0.stopped = true } }
+
+    private func run() {
+        var warned = false
+        while !stopped {
+            let fd = open(path, O_RDONLY | O_CLOEXEC)  // blocks for a FIFO until a writer comes
+            guard fd >= 0 else {
+                if !warned { log(true, "kernel log \(path): \(SysfsFiles.describe(errno)); not following it") }
+                warned = true
+                if errno == ENOENT || errno == EACCES || errno == EPERM { return }
+                usleep(1_000_000)
+                continue
+            }
+            var info = stat()
+            fstat(fd, &info)
+            let isCharacterDevice = info.st_mode & S_IFMT == S_IFCHR
+            if isCharacterDevice { lseek(fd, 0, SEEK_END) }  // /dev/kmsg: only what comes now
+            log(false, "following the kernel log \(path)")
+            if isCharacterDevice { readRecords(fd) } else { readLines(fd, follow: info.st_mode & S_IFMT == S_IFREG) }
+            close(fd)
+            if info.st_mode & S_IFMT == S_IFREG { return }
+        }
+    }
+
+    /// `/dev/kmsg`: one record per read.
+    private func readRecords(_ fd: Int32) {
+        var buffer = [UInt8](repeating: 0, count: Self.maxLine)
+        while !stopped {
+            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                switch errno {
+                case EINTR, EAGAIN: continue
+                case EPIPE: state.withLock { $0.counts.lost += 1 }
+                case EINVAL: state.withLock { $0.counts.tooLong += 1 }  // a record larger than the buffer
+                default:
+                    log(true, "kernel log \(path): \(SysfsFiles.describe(errno)); not following it")
+                    return
+                }
+                continue
+            }
+            if n == 0 { return }
+            // A record's first line is the message; continuation lines (" KEY=value") follow.
+            let end = buffer[..<n].firstIndex(of: 0x0a) ?? n
+            handle(String(decoding: buffer[..<end], as: UTF8.self)[...])
+        }
+    }
+
+    /// A FIFO or file: lines. At the end of a file, waits for more (`follow`).
+    private func readLines(_ fd: Int32, follow: Bool) {
+        var line: [UInt8] = []
+        var discarding = false
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while !stopped {
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR || errno == EAGAIN { continue }
+                log(true, "kernel log \(path): \(SysfsFiles.describe(errno))")
+                return
+            }
+            if n == 0 {
+                guard follow else { return }
+                usleep(20_000)  // a plain file has no way to wait for growth without inotify
+                continue
+            }
+            for byte in chunk[..<n] {
+                if byte == 0x0a {
+                    if discarding {
+                        discarding = false
+                    } else {
+                        handle(String(decoding: line, as: UTF8.self)[...])
+                    }
+                    line.removeAll(keepingCapacity: true)
+                } else if !discarding {
+                    line.append(byte)
+                    if line.count > Self.maxLine {
+                        state.withLock { $0.counts.tooLong += 1 }
+                        discarding = true
+                        line.removeAll(keepingCapacity: true)
+                    }
+                }
+            }
+        }
+    }
+
+    private func handle(_ line: Substring) {
+        if line.first == " " || line.isEmpty {  // a kmsg continuation line, or nothing
+            state.withLock { $0.counts.ignored += 1 }
+            return
+        }
+        switch KernelLogLine.parse(line) {
+        case .trigger(let trigger):
+            state.withLock { $0.counts.acted += 1 }
+            log(false, "kernel log: \(line) -> re-read \(trigger)")
+            onTrigger(trigger)
+        case .ignored:
+            state.withLock { $0.counts.ignored += 1 }
+        case .garbled:
+            let first = state.withLock { state -> Bool in
+                state.counts.garbled += 1
+                return state.counts.garbled == 1
+            }
+            if first { log(true, "kernel log: a cio message that does not parse, ignored (logged once): \(line.prefix(200))") }
+        }
+    }
+}

@@ -1,0 +1,329 @@
+// SPDX-License-Identifier: MIT
+// cssd: QMP control server for the s390 channel subsystem.
+
+import CSSBackend
+import CSSModel
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The reading side of the linux-sysfs backend: the last view of the tree, and the targeted
+/// readers that bring it up to date (API/linux-sysfs.md, "Change detection"). It runs off the
+/// event loop, one caller at a time (`SysfsFollower` holds its lock); the loop only receives the
+/// `ObservedUpdate`s it computes.
+///
+/// What it reads, and what each costs:
+/// - `tick()`: every channel path's attributes (at most 256 directories per css), then every
+///   subchannel of each path whose attributes changed (the model's chpid -> subchannels index);
+/// - `sweep(count:)`: the next `count` subchannels in id order, round robin; at the end of a
+///   round, the css directory's listing, to find entries that came or went;
+/// - `reread(paths:subchannels:)`: what inotify, the kernel log or a write names;
+/// - `fullRead()`: the whole tree, only when the layout changed (entries came or went, a PIM,
+///   chpid list, device or `online` changed), which the model cannot express as masks.
+///
+/// A file that cannot be read keeps its last value, and the failure is logged once (per
+/// message) until the tree reads cleanly again; nothing is reported for it.
+final class SysfsMirror {
+    let root: String
+    private(set) var subsystem: Subsystem
+    private(set) var details: [ChannelPathID: ChannelPathDetails]
+    private(set) var generation: UInt64 = 0
+    /// Per record index: the ccw device directory's name, nil without a device.
+    private var deviceDirectories: [String?] = []
+    private var listings: [UInt8: [String]] = [:]
+    private var placeholders: Set<ChannelPathID> = []
+    /// The record index the sweep reads next, and the rounds it has completed.
+    private(set) var sweepCursor = 0
+    private(set) var sweepRounds = 0
+    /// Subchannel directories read so far (all kinds of reading but the full one), for tests.
+    private(set) var subchannelReads = 0
+    /// The last targeted reading found a layout change: read the whole tree.
+    private var layoutChanged = false
+    /// Messages already logged, so that a failing file is logged once, not every tick.
+    private var logged: Set<String> = []
+    var log: @Sendable (_ warning: Bool, _ message: String) -> Void = { _, _ in }
+    private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 16)
+    private var fields = [Int](repeating: 0, count: 9)
+
+    init(root: String, observation: SysfsObservation, subsystem: Subsystem) {
+        self.root = root
+        self.subsystem = subsystem
+        self.details = observation.details
+        install(observation, subsystem)
+        for problem in observation.problems { logged.insert(problem) }  // logged at start-up
+    }
+
+    deinit { buffer.deallocate() }
+
+    private func install(_ observation: SysfsObservation, _ newer: Subsystem) {
+        subsystem = newer
+        details = observation.details
+        listings = observation.listings
+        placeholders = observation.placeholders
+        deviceDirectories = newer.subchannels.map { observation.deviceDirectories[$0.id] }
+        if sweepCursor >= deviceDirectories.count { sweepCursor = 0 }
+    }
+
+    // MARK: Readings
+
+    /// Every channel path's attributes, and the subchannels of those that changed.
+    func tick() -> ObservedUpdate? {
+        reread(paths: subsystem.channelPaths.map(\.id), subchannels: [])
+    }
+
+    /// The next `count` subchannels, round robin; the listing when a round ends.
+    func sweep(count: Int) -> ObservedUpdate? {
+        let total = subsystem.subchannels.count
+        var indexes: [Int] = []
+        var endOfRound = false
+        if total > 0 {
+            for _ in 0..<min(count, total) {
+                indexes.append(sweepCursor)
+                sweepCursor += 1
+                if sweepCursor >= total {
+                    sweepCursor = 0
+                    sweepRounds += 1
+                    endOfRound = true
+                    break
+                }
+            }
+        } else {
+            sweepRounds += 1
+            endOfRound = true
+        }
+        if endOfRound { checkListing() }
+        return reread(paths: [], subchannelIndexes: indexes, write: nil)
+    }
+
+    /// Re-reads the named paths (and their subchannels when they changed) and subchannels.
+    func reread(paths: [ChannelPathID], subchannels: [SubchannelID], write: ChannelPathID? = nil) -> ObservedUpdate? {
+        var indexes: [Int] = []
+        for id in subchannels {
+            let index = subsystem.subchannelIndex(atOrAfter: id)
+            if index < subsystem.subchannels.count, subsystem.subchannels[index].id == id { indexes.append(index) }
+        }
+        return reread(paths: paths, subchannelIndexes: indexes, write: write)
+    }
+
+    /// The subchannels numbered `schno` in every subchannel set and css.
+    func indexes(ofNumber schno: UInt16) -> [SubchannelID] {
+        subsystem.cssids.flatMap { cssid in
+            (0...3).map { SubchannelID(cssid: cssid, ssid: UInt8($0), schno: schno) }
+        }.filter { subsystem.subchannel($0) != nil }
+    }
+
+    /// A write to `chpid` returned: its attributes and all of its subchannels, whether or not
+    /// the attributes changed (a configure changes the PAM that `pimpampom` shows).
+    func rereadAfterWrite(_ chpid: ChannelPathID) -> ObservedUpdate? {
+        let members = subsystem.subchannels(using: chpid).map(\.id)
+        return reread(paths: [chpid], subchannels: members, write: chpid)
+    }
+
+    /// Lists the css directories; a difference from the last full reading means entries came
+    /// or went.
+    func checkListing() {
+        for (cssid, names) in listings {
+            let dir = root + "/devices/css" + String(cssid, radix: 16)
+            do throws(BackendError) {
+                guard let now = try SysfsFiles.entries(dir) else {
+                    noteOnce("\(dir) has gone: keeping the last view until it is back")
+                    return
+                }
+                if now != names { layoutChanged = true }
+            } catch {
+                noteOnce("listing \(dir) failed, keeping the last view: \(error)")
+                return
+            }
+        }
+        recovered()
+    }
+
+    /// Lists the tree and reads it whole if entries came or went.
+    func layoutCheck() -> ObservedUpdate? {
+        checkListing()
+        return layoutChanged ? fullRead() : nil
+    }
+
+    /// Reads the whole tree; the view is replaced by it.
+    func fullRead(write: ChannelPathID? = nil) -> ObservedUpdate? {
+        layoutChanged = false
+        let observation: SysfsObservation
+        let newer: Subsystem
+        do throws(BackendError) {
+            observation = try SysfsObservation.read(root: root, previous: subsystem)
+            newer = try observation.subsystem()
+        } catch {
+            noteOnce("reading the tree failed, keeping the last view: \(error)")
+            return nil
+        }
+        for problem in observation.problems { noteOnce(problem) }
+        let same = subsystem.hasSameLayout(as: newer)
+        let changes: [PathChange]
+        if same {
+            changes = subsystem.pathChanges(to: newer)
+        } else {
+            // Devices came or went: only the paths' own changes can be compared.
+            changes = newer.channelPaths.compactMap { after in
+                guard let before = subsystem.channelPath(after.id), before != after else { return nil }
+                return PathChange(before: before, after: after, affected: [], crws: [], crwsLost: 0)
+            }
+        }
+        let detailsChanged = details != observation.details
+        install(observation, newer)
+        guard !same || !changes.isEmpty || detailsChanged || write != nil else { return nil }
+        generation += 1
+        return ObservedUpdate(
+            generation: generation, subsystem: subsystem, details: details, changes: changes, write: write,
+            layoutChanged: !same)
+    }
+
+    private func reread(paths: [ChannelPathID], subchannelIndexes: [Int], write: ChannelPathID?) -> ObservedUpdate? {
+        var working = subsystem
+        var newDetails = details
+        var changedPaths: [ChannelPathID] = []
+        var toRead = subchannelIndexes
+        for id in paths where !placeholders.contains(id) {
+            guard let last = working.channelPath(id) else { continue }
+            let dir = root + "/devices/css" + String(id.cssid, radix: 16) + "/" + SysfsBackend.pathDirectory(id)
+            let reading = SysfsObservation.readChannelPath(id, at: dir, last: last)
+            if reading.missing {
+                noteOnce("\(dir) has gone: keeping the path's last state")
+                layoutChanged = true
+                continue
+            }
+            for problem in reading.problems { noteOnce(problem) }
+            let path = reading.path
+            if path.type != last.type || path.shared != last.shared || path.pchid != last.pchid || path.vary != last.vary
+                || path.configure != last.configure
+            {
+                try? working.setObservedPath(path)
+                changedPaths.append(id)
+            }
+            if newDetails[id] != reading.details {
+                newDetails[id] = reading.details
+                if !changedPaths.contains(id) { changedPaths.append(id) }
+            }
+        }
+        for id in changedPaths {
+            for member in working.subchannels(using: id) { toRead.append(working.subchannelIndex(atOrAfter: member.id)) }
+        }
+        var changedSubchannels: [SubchannelID] = []
+        var seen = Set<Int>()
+        for index in toRead where seen.insert(index).inserted {
+            if let id = readSubchannel(index, into: &working) { changedSubchannels.append(id) }
+        }
+        if layoutChanged {
+            checkListing()
+            if layoutChanged { return fullRead(write: write) }
+        }
+        guard !changedPaths.isEmpty || !changedSubchannels.isEmpty || write != nil else { return nil }
+        let changes = subsystem.pathChanges(to: working, subchannels: changedSubchannels, paths: changedPaths)
+        subsystem = working
+        details = newDetails
+        generation += 1
+        return ObservedUpdate(generation: generation, subsystem: subsystem, details: details, changes: changes, write: write)
+    }
+
+    /// Reads one subchannel's `pimpampom`, `chpids` and device `online`; sets its masks in
+    /// `working` and returns its id when they changed. A reading that the masks cannot
+    /// express (PIM, chpids, device or `online` changed) sets `layoutChanged`.
+    private func readSubchannel(_ index: Int, into working: inout Subsystem) -> SubchannelID? {
+        subchannelReads += 1
+        let sch = working.subchannels[index]
+        let dir = subchannelDirectory(sch.id)
+        guard let masks = readFields(dir + "/pimpampom", expected: 3, dir: dir),
+            let slots = readFields(dir + "/chpids", expected: 8, dir: dir)
+        else { return nil }
+        let pmcw = sch.schib.pmcw
+        let installed = (0..<8).filter { masks[0] & (0x80 >> $0) != 0 }
+        let count = installed.count
+        var sameLayout = count > 0 && pmcw.pim == UInt8(truncatingIfNeeded: 0xff << (8 - count))
+        if sameLayout {
+            for (position, slot) in installed.enumerated() where pmcw.chpids[position] != UInt8(slots[slot]) {
+                sameLayout = false
+            }
+        }
+        guard sameLayout else {
+            layoutChanged = true
+            return nil
+        }
+        if let device = deviceDirectories[index] {
+            switch SysfsFiles.read(dir + "/" + device + "/online", into: buffer) {
+            case .missing:
+                layoutChanged = true  // the device went
+                return nil
+            case .failed(let code):
+                noteOnce("reading \(dir)/\(device)/online: \(SysfsFiles.describe(code))")
+            case .bytes(let n):
+                if (n > 0 && buffer[0] == 0x31) != pmcw.isEnabled {
+                    layoutChanged = true  // set on- or offline: the model holds ENA per record
+                    return nil
+                }
+            }
+        } else if let names = try? SysfsFiles.entries(dir),
+            names.contains(where: { parseBusID($0) != nil && SysfsFiles.isDirectory(dir + "/" + $0) })
+        {
+            layoutChanged = true  // a device appeared
+            return nil
+        }
+        func packed(_ mask: Int) -> UInt8 {
+            var out: UInt8 = 0
+            for (position, slot) in installed.enumerated() where mask & (0x80 >> slot) != 0 {
+                out |= 0x80 >> UInt8(position)
+            }
+            return out
+        }
+        let pam = packed(masks[1])
+        let pom = packed(masks[2]) | ~packed(0xff)
+        var lpm: UInt8 = 0
+        for position in 0..<count {
+            let chpid = ChannelPathID(cssid: sch.id.cssid, chpid: pmcw.chpids[position])
+            if working.channelPath(chpid)?.vary != .offline { lpm |= 0x80 >> UInt8(position) }
+        }
+        guard pam != pmcw.pam || pom != pmcw.pom || lpm != pmcw.lpm else { return nil }
+        try? working.setObservedMasks(sch.id, pam: pam, pom: pom, lpm: lpm)
+        return sch.id
+    }
+
+    /// Hex fields of an attribute; nil (logged once) when it cannot be read or parsed. A
+    /// missing file whose directory is gone marks the layout as changed.
+    private func readFields(_ path: String, expected: Int, dir: String) -> [Int]? {
+        switch SysfsFiles.read(path, into: buffer) {
+        case .missing:
+            if !SysfsFiles.isDirectory(dir) {
+                layoutChanged = true
+            } else {
+                noteOnce("\(path): missing, keeping the subchannel's last state")
+            }
+            return nil
+        case .failed(let code):
+            noteOnce("reading \(path): \(SysfsFiles.describe(code)), keeping the subchannel's last state")
+            return nil
+        case .bytes(let n):
+            guard SysfsFiles.hexBytes(UnsafeRawBufferPointer(buffer), count: n, into: &fields) == expected else {
+                noteOnce("\(path): malformed, keeping the subchannel's last state")
+                return nil
+            }
+            return Array(fields[0..<expected])
+        }
+    }
+
+    private func subchannelDirectory(_ id: SubchannelID) -> String {
+        let number = String(id.schno, radix: 16)
+        return root + "/devices/css" + String(id.cssid, radix: 16) + "/0." + String(id.ssid, radix: 16) + "."
+            + String(repeating: "0", count: 4 - number.count) + number
+    }
+
+    private func noteOnce(_ message: String) {
+        if logged.insert(message).inserted { log(true, "sysfs: " + message) }
+    }
+
+    /// The tree listed cleanly: failures are logged again if they recur.
+    private func recovered() {
+        if logged.contains(where: { $0.contains("has gone") || $0.hasPrefix("listing ") || $0.hasPrefix("reading the tree") }) {
+            log(true, "sysfs: the tree is readable again")
+            logged = logged.filter { !($0.contains("has gone") || $0.hasPrefix("listing ") || $0.hasPrefix("reading the tree")) }
+        }
+    }
+}
