@@ -18,7 +18,7 @@ public final class SysfsBackend: ObservedBackend, BlockingWriteBackend {
     public private(set) var subsystem: Subsystem
     private var details: [ChannelPathID: ChannelPathDetails]
     private var generation: UInt64 = 0
-    private let follower: SysfsFollower
+    let follower: SysfsFollower
     /// A write's own change, from the update that re-read it, for its reply.
     private var writeResults: [ChannelPathID: PathChange] = [:]
     /// Updates computed while not following (tests), applied by the next call on the loop.
@@ -88,7 +88,8 @@ public final class SysfsBackend: ObservedBackend, BlockingWriteBackend {
         applyUndelivered()
         let update = follower.withMirror { mirror in
             if let update = mirror.layoutCheck() { return update }
-            return mirror.reread(paths: mirror.subsystem.channelPaths.map(\.id), subchannels: mirror.subsystem.subchannels.map(\.id))
+            return mirror.reread(
+                paths: mirror.subsystem.channelPaths.map(\.id), subchannels: mirror.subsystem.subchannels.map(\.id))
         }
         var changes = unreported
         unreported = []

@@ -153,8 +153,7 @@ final class SysfsFollower: @unchecked Sendable {
                     var ids = Array(work.subchannels)
                     for number in work.numbers { ids += mirror.indexes(ofNumber: number) }
                     let chpids = work.all ? mirror.subsystem.channelPaths.map(\.id) : Array(work.paths)
-                    for chpid in chpids { ids += mirror.subsystem.subchannels(using: chpid).map(\.id) }
-                    return mirror.reread(paths: chpids, subchannels: ids)
+                    return mirror.reread(paths: chpids, subchannels: ids, withMembers: true)
                 }
                 continue
             }

@@ -96,14 +96,18 @@ final class SysfsMirror {
         return reread(paths: [], subchannelIndexes: indexes, write: nil)
     }
 
-    /// Re-reads the named paths (and their subchannels when they changed) and subchannels.
-    func reread(paths: [ChannelPathID], subchannels: [SubchannelID], write: ChannelPathID? = nil) -> ObservedUpdate? {
+    /// Re-reads the named paths and subchannels; the masks of every subchannel of `paths`
+    /// when `withMembers` (a channel report or a write names a path), else only of those whose
+    /// path changed.
+    func reread(
+        paths: [ChannelPathID], subchannels: [SubchannelID], withMembers: Bool = false, write: ChannelPathID? = nil
+    ) -> ObservedUpdate? {
         var indexes: [Int] = []
         for id in subchannels {
             let index = subsystem.subchannelIndex(atOrAfter: id)
             if index < subsystem.subchannels.count, subsystem.subchannels[index].id == id { indexes.append(index) }
         }
-        return reread(paths: paths, subchannelIndexes: indexes, write: write)
+        return reread(paths: paths, subchannelIndexes: indexes, write: write, withMembers: withMembers)
     }
 
     /// The subchannels numbered `schno` in every subchannel set and css.
@@ -116,8 +120,7 @@ final class SysfsMirror {
     /// A write to `chpid` returned: its attributes and all of its subchannels, whether or not
     /// the attributes changed (a configure changes the PAM that `pimpampom` shows).
     func rereadAfterWrite(_ chpid: ChannelPathID) -> ObservedUpdate? {
-        let members = subsystem.subchannels(using: chpid).map(\.id)
-        return reread(paths: [chpid], subchannels: members, write: chpid)
+        reread(paths: [chpid], subchannels: [], withMembers: true, write: chpid)
     }
 
     /// Lists the css directories; a difference from the last full reading means entries came
@@ -178,7 +181,11 @@ final class SysfsMirror {
             layoutChanged: !same)
     }
 
-    private func reread(paths: [ChannelPathID], subchannelIndexes: [Int], write: ChannelPathID?) -> ObservedUpdate? {
+    private func reread(
+        paths: [ChannelPathID], subchannelIndexes: [Int], write: ChannelPathID?, withMembers: Bool = false
+    ) -> ObservedUpdate? {
+        openCSSDirectories()
+        defer { closeCSSDirectories() }
         var working = subsystem
         var newDetails = details
         var changedPaths: [ChannelPathID] = []
@@ -188,7 +195,12 @@ final class SysfsMirror {
             let dir = root + "/devices/css" + String(id.cssid, radix: 16) + "/" + SysfsBackend.pathDirectory(id)
             let reading = SysfsObservation.readChannelPath(id, at: dir, last: last)
             if reading.missing {
-                noteOnce("\(dir) has gone: keeping the path's last state")
+                let css = root + "/devices/css" + String(id.cssid, radix: 16)
+                if SysfsFiles.isDirectory(css) {
+                    noteOnce("\(dir) has gone: keeping the path's last state")
+                } else {
+                    noteOnce("\(css) has gone: keeping the last view until it is back")
+                }
                 layoutChanged = true
                 continue
             }
@@ -205,13 +217,15 @@ final class SysfsMirror {
                 if !changedPaths.contains(id) { changedPaths.append(id) }
             }
         }
-        for id in changedPaths {
+        for id in withMembers ? paths : changedPaths {
             for member in working.subchannels(using: id) { toRead.append(working.subchannelIndex(atOrAfter: member.id)) }
         }
         var changedSubchannels: [SubchannelID] = []
         var seen = Set<Int>()
-        for index in toRead where seen.insert(index).inserted {
-            if let id = readSubchannel(index, into: &working) { changedSubchannels.append(id) }
+        for (position, index) in toRead.enumerated() where seen.insert(index).inserted {
+            // Those of a changed or named path: `pimpampom` is what a path change alters.
+            let whole = position < subchannelIndexes.count
+            if let id = readSubchannel(index, into: &working, full: whole) { changedSubchannels.append(id) }
         }
         if layoutChanged {
             checkListing()
@@ -228,18 +242,26 @@ final class SysfsMirror {
     /// Reads one subchannel's `pimpampom`, `chpids` and device `online`; sets its masks in
     /// `working` and returns its id when they changed. A reading that the masks cannot
     /// express (PIM, chpids, device or `online` changed) sets `layoutChanged`.
-    private func readSubchannel(_ index: Int, into working: inout Subsystem) -> SubchannelID? {
+    private func readSubchannel(_ index: Int, into working: inout Subsystem, full: Bool) -> SubchannelID? {
         subchannelReads += 1
         let sch = working.subchannels[index]
         let dir = subchannelDirectory(sch.id)
-        guard let masks = readFields(dir + "/pimpampom", expected: 3, dir: dir),
-            let slots = readFields(dir + "/chpids", expected: 8, dir: dir)
-        else { return nil }
+        let name = subchannelName(sch.id)
+        let css = cssDirectories[sch.id.cssid] ?? AT_FDCWD
+        let relative = css == AT_FDCWD ? dir : name
+        guard let masks = readFields(relative + "/pimpampom", expected: 3, dir: dir, at: css) else { return nil }
+        // A path's re-read reads only the masks (what a channel report changes); the sweep also
+        // checks `chpids` and the device.
+        var slots: [Int] = []
+        if full {
+            guard let read = readFields(relative + "/chpids", expected: 8, dir: dir, at: css) else { return nil }
+            slots = read
+        }
         let pmcw = sch.schib.pmcw
         let installed = (0..<8).filter { masks[0] & (0x80 >> $0) != 0 }
         let count = installed.count
         var sameLayout = count > 0 && pmcw.pim == UInt8(truncatingIfNeeded: 0xff << (8 - count))
-        if sameLayout {
+        if sameLayout && full {
             for (position, slot) in installed.enumerated() where pmcw.chpids[position] != UInt8(slots[slot]) {
                 sameLayout = false
             }
@@ -248,8 +270,10 @@ final class SysfsMirror {
             layoutChanged = true
             return nil
         }
-        if let device = deviceDirectories[index] {
-            switch SysfsFiles.read(dir + "/" + device + "/online", into: buffer) {
+        if !full {
+            // `online` and devices are the sweep's to check.
+        } else if let device = deviceDirectories[index] {
+            switch SysfsFiles.read(at: css, relative + "/" + device + "/online", into: buffer) {
             case .missing:
                 layoutChanged = true  // the device went
                 return nil
@@ -288,8 +312,8 @@ final class SysfsMirror {
 
     /// Hex fields of an attribute; nil (logged once) when it cannot be read or parsed. A
     /// missing file whose directory is gone marks the layout as changed.
-    private func readFields(_ path: String, expected: Int, dir: String) -> [Int]? {
-        switch SysfsFiles.read(path, into: buffer) {
+    private func readFields(_ path: String, expected: Int, dir: String, at directory: Int32) -> [Int]? {
+        switch SysfsFiles.read(at: directory, path, into: buffer) {
         case .missing:
             if !SysfsFiles.isDirectory(dir) {
                 layoutChanged = true
@@ -307,6 +331,28 @@ final class SysfsMirror {
             }
             return Array(fields[0..<expected])
         }
+    }
+
+    /// Per css: its directory, open while a reading runs (opened anew each time, so that a
+    /// tree that went away is seen as gone, not read through an old descriptor).
+    private var cssDirectories: [UInt8: Int32] = [:]
+
+    private func openCSSDirectories() {
+        for cssid in subsystem.cssids {
+            let fd = open(root + "/devices/css" + String(cssid, radix: 16), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            if fd >= 0 { cssDirectories[cssid] = fd }
+        }
+    }
+
+    private func closeCSSDirectories() {
+        for fd in cssDirectories.values { close(fd) }
+        cssDirectories = [:]
+    }
+
+    /// `0.S.XXXX`.
+    private func subchannelName(_ id: SubchannelID) -> String {
+        let number = String(id.schno, radix: 16)
+        return "0." + String(id.ssid, radix: 16) + "." + String(repeating: "0", count: 4 - number.count) + number
     }
 
     private func subchannelDirectory(_ id: SubchannelID) -> String {

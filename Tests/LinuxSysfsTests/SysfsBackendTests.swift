@@ -171,3 +171,106 @@ private func sch(_ text: String) -> SubchannelID { try! SubchannelID(parsing: te
         #expect(throws: BackendError.self) { try backend.varyPath(chp("0.99"), to: .offline) }
     }
 }
+
+@Suite struct SysfsFollowingTests {
+    /// 0.40 on 0.0.0000-0.0.0002, 0.41 on 0.0.0002-0.0.0004.
+    private func tree() -> Tree {
+        let tree = Tree()
+        tree.chp("40")
+        tree.chp("41")
+        for n in 0..<5 {
+            let chpids = n < 2 ? "40 00" : n == 2 ? "40 41" : "41 00"
+            tree.sch("0.0.000\(n)", chpids: chpids + " 00 00 00 00 00 00", pimpampom: n == 2 ? "c0 c0 ff" : "80 80 ff",
+                     device: "0.0.100\(n)")
+        }
+        return tree
+    }
+
+    @Test func aChpidChangeReadsExactlyItsSubchannels() throws {
+        let tree = tree()
+        let backend = try SysfsBackend(root: tree.root)
+        let reads = backend.readingCounts.subchannelReads
+        #expect(backend.follower.withMirror { $0.tick() } == nil)  // nothing changed: no subchannel read
+        #expect(backend.readingCounts.subchannelReads == reads)
+        tree.write("devices/css0/chp0.41/status", "offline\n")
+        let update = try #require(backend.follower.withMirror { $0.tick() })
+        #expect(backend.readingCounts.subchannelReads - reads == 3)  // 0.0.0002-0.0.0004
+        #expect(update.changes.map(\.chpid) == [chp("0.41")] && update.changes[0].affected.count == 3)
+        let (_, changes) = backend.apply(update)
+        #expect(changes.count == 1 && backend.subsystem.channelPath(chp("0.41"))?.vary == .offline)
+    }
+
+    @Test func theSweepCoversEverySubchannelRoundRobin() throws {
+        let tree = tree()
+        let backend = try SysfsBackend(root: tree.root)
+        tree.write("devices/css0/0.0.0004/pimpampom", "80 00 ff\n")
+        #expect(backend.follower.withMirror { $0.tick() } == nil)  // paths alone do not see it
+        #expect(backend.follower.withMirror { $0.sweep(count: 2) } == nil)  // 0.0.0000-0.0.0001
+        #expect(backend.follower.withMirror { $0.sweep(count: 2) } == nil)  // 0.0.0002-0.0.0003
+        let update = try #require(backend.follower.withMirror { $0.sweep(count: 2) })  // 0.0.0004, end of round
+        #expect(update.changes.first?.affected.map(\.id) == [sch("0.0.0004")])
+        #expect(backend.readingCounts.sweepRounds == 1)
+    }
+
+    @Test func aWriteRereadsItsChpidAndKeepsOtherChangesForTheServer() throws {
+        let tree = tree()
+        let backend = try SysfsBackend(root: tree.root)
+        tree.write("devices/css0/0.0.0003/pimpampom", "80 00 ff\n")  // 0.41 only: not read by a write to 0.40
+        tree.write("devices/css0/0.0.0002/pimpampom", "c0 80 ff\n")  // on 0.40 and 0.41: read, its 0.41 change kept
+        let change = try backend.varyPath(chp("0.40"), to: .offline)
+        #expect(change.affected.map(\.id) == [sch("0.0.0000"), sch("0.0.0001"), sch("0.0.0002")])
+        // The write's reading found 0.0.0002's 0.41 change; the next reading finds 0.0.0003's.
+        let other = try backend.refresh()
+        #expect(other.map(\.chpid) == [chp("0.41"), chp("0.41")])
+        #expect(other.map { $0.affected.map(\.id) } == [[sch("0.0.0002")], [sch("0.0.0003")]])
+    }
+
+    @Test func unreadableFilesKeepTheLastStateAndAGoneTreeIsNotAChange() throws {
+        let tree = tree()
+        let backend = try SysfsBackend(root: tree.root)
+        let before = backend.subsystem
+        try FileManager.default.removeItem(atPath: tree.root + "/devices/css0/0.0.0001/pimpampom")
+        try FileManager.default.createDirectory(
+            atPath: tree.root + "/devices/css0/0.0.0001/pimpampom", withIntermediateDirectories: false)  // EISDIR
+        #expect(try backend.refresh().isEmpty)
+        try FileManager.default.moveItem(atPath: tree.root + "/devices/css0", toPath: tree.root + "/away")
+        #expect(try backend.refresh().isEmpty)
+        #expect(backend.subsystem.subchannels == before.subchannels)
+        try FileManager.default.moveItem(atPath: tree.root + "/away", toPath: tree.root + "/devices/css0")
+        tree.write("devices/css0/0.0.0000/pimpampom", "80 00 ff\n")
+        #expect(try backend.refresh().map(\.chpid) == [chp("0.40")])
+    }
+
+    @Test func aSubchannelTheModelCannotHoldIsLeftOutNotFatal() throws {
+        let tree = tree()
+        tree.sch("0.0.0005", chpids: "40 40 00 00 00 00 00 00", pimpampom: "c0 c0 ff", device: "0.0.1005")  // twice
+        tree.sch("0.0.0006", chpids: "00 00 00 00 00 00 00 00", pimpampom: "00 00 ff", device: "0.0.1006")  // PIM 0
+        let backend = try SysfsBackend(root: tree.root)
+        #expect(backend.subsystem.subchannels.map(\.id).count == 5)
+        #expect(backend.problems.filter { $0.contains("left out") }.count == 2)
+    }
+}
+
+@Suite struct KernelLogTests {
+    @Test func cioMessagesBecomeTriggers() {
+        let cases: [(String, KernelLogLine.Parsed)] = [
+            ("7,160,424069,-;crw_info : CRW reports slct=0, oflw=0, chn=0, rsc=4, anc=0, erc=6, rsid=4A",
+             .trigger(.channelPath(chp("0.4a")))),
+            ("[  266.989476] crw_info : CRW reports slct=0, oflw=0, chn=0, rsc=3, anc=0, erc=4, rsid=1F",
+             .trigger(.subchannelNumber(0x1f))),
+            ("crw_info : CRW reports slct=0, oflw=1, chn=0, rsc=4, anc=0, erc=0, rsid=0", .trigger(.everything)),
+            ("crw_info : CRW reports slct=0, oflw=0, chn=0, rsc=B, anc=0, erc=0, rsid=0", .ignored),
+            ("5,12,99,-;cio: Processing deconfigure for channel path 0.41", .trigger(.channelPath(chp("0.41")))),
+            ("cio: Processing cancel deconfigure for channel path 0.f0\n", .trigger(.channelPath(chp("0.f0")))),
+            ("3,1,1,-;cio: Link stopped: RS=04 RSID=0042 IC=01 IUPARAMS=n/a IUNODEID=n/a AUPARAMS=n/a AUNODEID=n/a",
+             .trigger(.channelPath(chp("0.42")))),
+            ("cio: Link degraded: RS=02 RSID=1234 IC=01 IUPARAMS=n/a", .trigger(.everything)),
+            ("crw_info : CRW reports slct=0, oflw=x", .garbled),
+            ("cio: Processing configure for channel path 0.4", .garbled),
+            ("cio: Link stopped: no fields", .garbled),
+            ("6,1,1,-;usb 1-1: new device", .ignored),
+            ("", .ignored),
+        ]
+        for (line, expected) in cases { #expect(KernelLogLine.parse(line[...]) == expected, "\(line)") }
+    }
+}
