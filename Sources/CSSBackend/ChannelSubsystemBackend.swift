@@ -37,11 +37,16 @@ public struct ChannelPathDetails: Hashable, Sendable {
     public var shared: Bool?
     /// Whether `pchid` is a physical channel id (else an internal one); nil without a chid.
     public var chidExternal: Bool?
+    /// False when the source could not tell the configure state (Linux: the `configure` read
+    /// fails or is empty, as in a KVM guest; lschp prints `-`); the path's `configure` is then
+    /// the last known state, or not-recognized.
+    public var configureKnown: Bool
 
-    public init(cmg: Int? = nil, shared: Bool? = nil, chidExternal: Bool? = nil) {
+    public init(cmg: Int? = nil, shared: Bool? = nil, chidExternal: Bool? = nil, configureKnown: Bool = true) {
         self.cmg = cmg
         self.shared = shared
         self.chidExternal = chidExternal
+        self.configureKnown = configureKnown
     }
 }
 

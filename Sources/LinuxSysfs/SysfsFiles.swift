@@ -22,18 +22,20 @@ enum SysfsFiles {
         guard isRegularFile(fd) else {
             throw .io(path: path, operation: "reading", errno: EINVAL, message: "not a regular file")
         }
-        var bytes = [UInt8](repeating: 0, count: 4096)
-        var count = 0
-        while count < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + count, $0.count - count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw failure(path, "reading")
+        // Not an array: a zero-filled 4 KiB per file is most of a full reading's cost.
+        return try withUnsafeTemporaryAllocation(byteCount: 4096, alignment: 16) { (bytes) throws(BackendError) -> String in
+            var count = 0
+            while count < bytes.count {
+                let n = Glibc.read(fd, bytes.baseAddress! + count, bytes.count - count)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw failure(path, "reading")
+                }
+                if n == 0 { break }
+                count += n
             }
-            if n == 0 { break }
-            count += n
+            return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[..<count]), as: UTF8.self)
         }
-        return String(decoding: bytes[..<count], as: UTF8.self)
     }
 
     /// What reading a small attribute into a caller's buffer gave.

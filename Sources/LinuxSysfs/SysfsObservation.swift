@@ -150,8 +150,10 @@ struct SysfsObservation {
             problems.append("\(dir)/status: '\(status ?? "missing")', taken as \(vary)")
         }
         var configure = last?.configure ?? ConfigureState.notRecognized
+        var configureKnown = false
         if let text = attribute("configure"), let value = Int(text), let state = ConfigureState(rawValue: value) {
             configure = state
+            configureKnown = true
         } else {
             problems.append("\(dir)/configure: unreadable, taken as \(configure)")
         }
@@ -164,7 +166,8 @@ struct SysfsObservation {
             id: id, type: UInt8(type), shared: shared == 1, pchid: chid.map { UInt16($0) }, vary: vary,
             configure: configure)
         let details = ChannelPathDetails(
-            cmg: cmg, shared: shared.map { $0 != 0 }, chidExternal: chid == nil ? nil : external.map { $0 != 0 } ?? true)
+            cmg: cmg, shared: shared.map { $0 != 0 }, chidExternal: chid == nil ? nil : external.map { $0 != 0 } ?? true,
+            configureKnown: configureKnown)
         return (path, details, problems, missing == 2)
     }
 

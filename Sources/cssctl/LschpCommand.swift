@@ -68,7 +68,8 @@ struct LschpCommand: ParsableCommand {
         [
             path["chpid"]?.stringValue ?? "-",
             vary(path["vary"]?.stringValue),
-            configure(path["configure"]?.stringValue),
+            // lschp prints '-' when reading 'configure' fails (an empty file in a KVM guest).
+            path["configure-known"]?.boolValue == false ? "-" : configure(path["configure"]?.stringValue),
             path["type"]?.intValue.map { hexDigits($0, width: 2) } ?? "-",
             // lschp: "%-3lx" and "%-6lx" of the number, '-' for "unknown".
             path["cmg"]?.intValue.map { ListingTable.padded(Hex.string($0), to: 3) } ?? "-",

@@ -278,3 +278,22 @@ def test_a_slow_write_blocks_only_its_own_connection(start, short_tmp):
     assert writer.reply()["id"] == "after"  # requests after it were held, then served in order
     reader.join(5)
     assert got == ["0"]
+
+
+def test_an_unreadable_configure_is_a_dash_in_lschp(start, short_tmp):
+    """A KVM guest cannot read `configure` (EOPNOTSUPP; an empty file here): lschp.c prints
+    '-' for a failed read in the Cfg. column, so the golden row of kvm-guest, made by the real
+    lschp over a readable `configure`, differs in that cell only. query-chpids says
+    configure-known false."""
+    from test_cssctl import cssctl_binary
+    tree = build_tree("kvm-guest.json", short_tmp)
+    open(os.path.join(tree, "devices", "css0", "chp0.00", "configure"), "w").close()
+    srv = sysfs(tree, "--poll-interval", "0", "--no-inotify", start=start)
+    [path] = Client(srv.sock).call("query-chpids")
+    assert path["configure"] == "not-recognized" and path["configure-known"] is False
+    golden = open(os.path.join(FIXTURES, "golden", "kvm-guest.lschp.txt"), "rb").read().decode().split("\n")
+    assert golden[2].startswith("0.00   1     1     ")
+    golden[2] = "0.00   1     -     " + golden[2][len("0.00   1     1     "):]
+    out = subprocess.run([cssctl_binary(), "lschp", "--socket", srv.sock], capture_output=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.decode() == "\n".join(golden)

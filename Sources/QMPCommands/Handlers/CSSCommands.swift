@@ -186,6 +186,7 @@ enum CSSCommands {
             ("vary", .string(path.vary.description)),
             ("configure", .string(path.configure.description)),
         ]
+        if details?.configureKnown == false { members.append(("configure-known", .bool(false))) }
         if let shared = details == nil ? path.shared : details!.shared { members.append(("shared", .bool(shared))) }
         if let cmg = details?.cmg { members.append(("cmg", .integer(cmg))) }
         if let pchid = path.pchid {
