@@ -54,7 +54,10 @@ final class SysfsMirror {
         for problem in observation.problems { logged.insert(problem) }  // logged at start-up
     }
 
-    deinit { buffer.deallocate() }
+    deinit {
+        buffer.deallocate()
+        namePointer.deallocate()
+    }
 
     private func install(_ observation: SysfsObservation, _ newer: Subsystem) {
         subsystem = newer
@@ -220,6 +223,7 @@ final class SysfsMirror {
         for id in withMembers ? paths : changedPaths {
             for member in working.subchannels(using: id) { toRead.append(working.subchannelIndex(atOrAfter: member.id)) }
         }
+        noteOffline(working)
         var changedSubchannels: [SubchannelID] = []
         var seen = Set<Int>()
         for (position, index) in toRead.enumerated() where seen.insert(index).inserted {
@@ -241,95 +245,133 @@ final class SysfsMirror {
 
     /// Reads one subchannel's `pimpampom`, `chpids` and device `online`; sets its masks in
     /// `working` and returns its id when they changed. A reading that the masks cannot
-    /// express (PIM, chpids, device or `online` changed) sets `layoutChanged`.
+    /// express (PIM, chpids, device or `online` changed) sets `layoutChanged`. With `full`
+    /// false (the members of a path named by a report or a write) only `pimpampom`: what a
+    /// channel report changes; `chpids` and the device are the sweep's to check. Written to
+    /// allocate nothing but the file name: a path's re-read does this for every one of its
+    /// (tens of thousands of) subchannels.
     private func readSubchannel(_ index: Int, into working: inout Subsystem, full: Bool) -> SubchannelID? {
         subchannelReads += 1
         let sch = working.subchannels[index]
-        let dir = subchannelDirectory(sch.id)
-        let name = subchannelName(sch.id)
         let css = cssDirectories[sch.id.cssid] ?? AT_FDCWD
-        let relative = css == AT_FDCWD ? dir : name
-        guard let masks = readFields(relative + "/pimpampom", expected: 3, dir: dir, at: css) else { return nil }
-        // A path's re-read reads only the masks (what a channel report changes); the sweep also
-        // checks `chpids` and the device.
-        var slots: [Int] = []
-        if full {
-            guard let read = readFields(relative + "/chpids", expected: 8, dir: dir, at: css) else { return nil }
-            slots = read
+        let relative = css == AT_FDCWD ? subchannelDirectory(sch.id) : subchannelName(sch.id)
+        let masksRead: Bool
+        if css == AT_FDCWD {
+            masksRead = readFields(relative + "/pimpampom", expected: 3, id: sch.id, at: css)
+        } else {
+            masksRead = readMasks(sch.id, at: css)
         }
+        guard masksRead else { return nil }
+        let linuxPIM = fields[0]
+        let linuxPAM = fields[1]
+        let linuxPOM = fields[2]
         let pmcw = sch.schib.pmcw
-        let installed = (0..<8).filter { masks[0] & (0x80 >> $0) != 0 }
-        let count = installed.count
-        var sameLayout = count > 0 && pmcw.pim == UInt8(truncatingIfNeeded: 0xff << (8 - count))
-        if sameLayout && full {
-            for (position, slot) in installed.enumerated() where pmcw.chpids[position] != UInt8(slots[slot]) {
-                sameLayout = false
-            }
-        }
-        guard sameLayout else {
+        let count = linuxPIM.nonzeroBitCount
+        guard count > 0, pmcw.pim == UInt8(truncatingIfNeeded: 0xff << (8 - count)) else {
             layoutChanged = true
             return nil
         }
-        if !full {
-            // `online` and devices are the sweep's to check.
-        } else if let device = deviceDirectories[index] {
-            switch SysfsFiles.read(at: css, relative + "/" + device + "/online", into: buffer) {
-            case .missing:
-                layoutChanged = true  // the device went
-                return nil
-            case .failed(let code):
-                noteOnce("reading \(dir)/\(device)/online: \(SysfsFiles.describe(code))")
-            case .bytes(let n):
-                if (n > 0 && buffer[0] == 0x31) != pmcw.isEnabled {
-                    layoutChanged = true  // set on- or offline: the model holds ENA per record
+        if full {
+            guard readFields(relative + "/chpids", expected: 8, id: sch.id, at: css) else { return nil }
+            var position = 0
+            for slot in 0..<8 where linuxPIM & (0x80 >> slot) != 0 {
+                if pmcw.chpids[position] != UInt8(fields[slot]) {
+                    layoutChanged = true
+                    return nil
+                }
+                position += 1
+            }
+            if let device = deviceDirectories[index] {
+                switch SysfsFiles.read(at: css, relative + "/" + device + "/online", into: buffer, checkType: false) {
+                case .missing:
+                    layoutChanged = true  // the device went
+                    return nil
+                case .failed(let code):
+                    noteOnce("reading \(subchannelDirectory(sch.id))/\(device)/online: \(SysfsFiles.describe(code))")
+                case .bytes(let n):
+                    if (n > 0 && buffer[0] == 0x31) != pmcw.isEnabled {
+                        layoutChanged = true  // set on- or offline: the model holds ENA per record
+                        return nil
+                    }
+                }
+            } else {
+                let dir = subchannelDirectory(sch.id)
+                if let names = try? SysfsFiles.entries(dir),
+                    names.contains(where: { parseBusID($0) != nil && SysfsFiles.isDirectory(dir + "/" + $0) })
+                {
+                    layoutChanged = true  // a device appeared
                     return nil
                 }
             }
-        } else if let names = try? SysfsFiles.entries(dir),
-            names.contains(where: { parseBusID($0) != nil && SysfsFiles.isDirectory(dir + "/" + $0) })
-        {
-            layoutChanged = true  // a device appeared
-            return nil
         }
-        func packed(_ mask: Int) -> UInt8 {
-            var out: UInt8 = 0
-            for (position, slot) in installed.enumerated() where mask & (0x80 >> slot) != 0 {
-                out |= 0x80 >> UInt8(position)
-            }
-            return out
-        }
-        let pam = packed(masks[1])
-        let pom = packed(masks[2]) | ~packed(0xff)
+        // Linux's slots with their PIM bit set, moved to positions 0…count-1 (API/linux-sysfs.md).
+        var pam: UInt8 = 0
+        var pom: UInt8 = 0xff
         var lpm: UInt8 = 0
-        for position in 0..<count {
+        var position = 0
+        for slot in 0..<8 where linuxPIM & (0x80 >> slot) != 0 {
+            let bit: UInt8 = 0x80 >> UInt8(position)
+            if linuxPAM & (0x80 >> slot) != 0 { pam |= bit }
+            if linuxPOM & (0x80 >> slot) == 0 { pom &= ~bit }
             let chpid = ChannelPathID(cssid: sch.id.cssid, chpid: pmcw.chpids[position])
-            if working.channelPath(chpid)?.vary != .offline { lpm |= 0x80 >> UInt8(position) }
+            if !offline[Int(chpid.rawValue)] { lpm |= bit }
+            position += 1
         }
         guard pam != pmcw.pam || pom != pmcw.pom || lpm != pmcw.lpm else { return nil }
         try? working.setObservedMasks(sch.id, pam: pam, pom: pom, lpm: lpm)
         return sch.id
     }
 
-    /// Hex fields of an attribute; nil (logged once) when it cannot be read or parsed. A
-    /// missing file whose directory is gone marks the layout as changed.
-    private func readFields(_ path: String, expected: Int, dir: String, at directory: Int32) -> [Int]? {
-        switch SysfsFiles.read(at: directory, path, into: buffer) {
+    /// `0.S.XXXX/pimpampom`, built in place (the template once, the digits per read).
+    private let namePointer: UnsafeMutablePointer<CChar> = {
+        let pointer = UnsafeMutablePointer<CChar>.allocate(capacity: 32)
+        let text = Array("0.0.0000/pimpampom".utf8)
+        for (index, byte) in text.enumerated() { pointer[index] = CChar(bitPattern: byte) }
+        pointer[text.count] = 0
+        return pointer
+    }()
+    private let hex = Array("0123456789abcdef".utf8)
+
+    /// `readFields("0.S.XXXX/pimpampom", expected: 3, …)` without building a String.
+    private func readMasks(_ id: SubchannelID, at css: Int32) -> Bool {
+        namePointer[2] = CChar(bitPattern: hex[Int(id.ssid & 0xf)])
+        for digit in 0..<4 { namePointer[4 + digit] = CChar(bitPattern: hex[Int(id.schno >> (12 - 4 * UInt16(digit))) & 0xf]) }
+        switch SysfsFiles.read(at: css, cName: namePointer, into: buffer) {
+        case .bytes(let n) where SysfsFiles.hexBytes(UnsafeRawBufferPointer(buffer), count: n, into: &fields) == 3:
+            return true
+        default:
+            // The slow path says what went wrong (and notes a directory that went).
+            return readFields(subchannelName(id) + "/pimpampom", expected: 3, id: id, at: css)
+        }
+    }
+
+    /// Per chpid (`ChannelPathID.rawValue`): varied offline, as of the reading in progress.
+    private var offline = [Bool](repeating: false, count: 0x10000)
+
+    private func noteOffline(_ subsystem: Subsystem) {
+        for path in subsystem.channelPaths { offline[Int(path.id.rawValue)] = path.vary == .offline }
+    }
+
+    /// Reads an attribute's hex fields into `fields`; false (logged once) when it cannot be
+    /// read or parsed. A missing file whose directory is gone marks the layout as changed.
+    private func readFields(_ path: String, expected: Int, id: SubchannelID, at directory: Int32) -> Bool {
+        switch SysfsFiles.read(at: directory, path, into: buffer, checkType: false) {
         case .missing:
-            if !SysfsFiles.isDirectory(dir) {
+            if !SysfsFiles.isDirectory(subchannelDirectory(id)) {
                 layoutChanged = true
             } else {
-                noteOnce("\(path): missing, keeping the subchannel's last state")
+                noteOnce("\(subchannelDirectory(id))/\(path.split(separator: "/").last!): missing, keeping the subchannel's last state")
             }
-            return nil
+            return false
         case .failed(let code):
-            noteOnce("reading \(path): \(SysfsFiles.describe(code)), keeping the subchannel's last state")
-            return nil
+            noteOnce("reading \(subchannelDirectory(id))/\(path.split(separator: "/").last!): \(SysfsFiles.describe(code)), keeping the subchannel's last state")
+            return false
         case .bytes(let n):
             guard SysfsFiles.hexBytes(UnsafeRawBufferPointer(buffer), count: n, into: &fields) == expected else {
-                noteOnce("\(path): malformed, keeping the subchannel's last state")
-                return nil
+                noteOnce("\(subchannelDirectory(id))/\(path.split(separator: "/").last!): malformed, keeping the subchannel's last state")
+                return false
             }
-            return Array(fields[0..<expected])
+            return true
         }
     }
 
