@@ -60,16 +60,19 @@ enum KernelLogLine {
         if message.hasPrefix("cio: Link degraded: ") || message.hasPrefix("cio: Link stopped: ") {
             guard let start = message.firstRange(of: " RS=")?.lowerBound else { return .garbled }
             let fields = keyValues(message[start...], separator: " ")
-            guard let rs = fields["RS"].flatMap({ Int($0, radix: 16) }), let rsid = fields["RSID"].flatMap({ Int($0, radix: 16) })
+            guard let rs = fields["RS"].flatMap({ Int($0, radix: 16) }),
+                let rsid = fields["RSID"].flatMap({ Int($0, radix: 16) })
             else { return .garbled }
-            return .trigger(rs == 4 && rsid <= 0xff ? .channelPath(ChannelPathID(cssid: 0, chpid: UInt8(rsid))) : .everything)
+            return .trigger(
+                rs == 4 && rsid <= 0xff ? .channelPath(ChannelPathID(cssid: 0, chpid: UInt8(rsid))) : .everything)
         }
         return .ignored
     }
 
     private static func crw(_ text: Substring) -> Parsed {
         let fields = keyValues(text, separator: ",")
-        guard let overflow = fields["oflw"].flatMap({ Int($0) }), let rsc = fields["rsc"].flatMap({ Int($0, radix: 16) }),
+        guard let overflow = fields["oflw"].flatMap({ Int($0) }),
+            let rsc = fields["rsc"].flatMap({ Int($0, radix: 16) }),
             let rsid = fields["rsid"].flatMap({ Int($0, radix: 16) }), rsid <= 0xffff
         else { return .garbled }
         if overflow != 0 { return .trigger(.everything) }
@@ -103,7 +106,9 @@ enum KernelLogLine {
 extension Substring {
     fileprivate func trimmingSuffix() -> Substring {
         var text = self
-        while let last = text.last, last == " " || last == "\n" || last == "\r" || last == "\t" { text = text.dropLast() }
+        while let last = text.last, last == " " || last == "\n" || last == "\r" || last == "\t" {
+            text = text.dropLast()
+        }
         return text
     }
 }
@@ -244,7 +249,9 @@ final class KernelLogWatcher: Sendable {
                 state.counts.garbled += 1
                 return state.counts.garbled == 1
             }
-            if first { log(true, "kernel log: a cio message that does not parse, ignored (logged once): \(line.prefix(200))") }
+            if first {
+                log(true, "kernel log: a cio message that does not parse, ignored (logged once): \(line.prefix(200))")
+            }
         }
     }
 }

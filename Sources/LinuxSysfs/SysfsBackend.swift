@@ -195,7 +195,8 @@ public final class SysfsBackend: ObservedBackend, BlockingWriteBackend {
     }
 
     private func subchannelDirectory(_ id: SubchannelID) -> String {
-        root + "/devices/css" + Hex.string(id.cssid) + "/0." + Hex.string(id.ssid) + "." + Hex.string(id.schno, width: 4)
+        root + "/devices/css" + Hex.string(id.cssid) + "/0." + Hex.string(id.ssid) + "."
+            + Hex.string(id.schno, width: 4)
     }
 }
 

@@ -23,7 +23,8 @@ enum SysfsFiles {
             throw .io(path: path, operation: "reading", errno: EINVAL, message: "not a regular file")
         }
         // Not an array: a zero-filled 4 KiB per file is most of a full reading's cost.
-        return try withUnsafeTemporaryAllocation(byteCount: 4096, alignment: 16) { (bytes) throws(BackendError) -> String in
+        return try withUnsafeTemporaryAllocation(byteCount: 4096, alignment: 16) {
+            (bytes) throws(BackendError) -> String in
             var count = 0
             while count < bytes.count {
                 let n = Glibc.read(fd, bytes.baseAddress! + count, bytes.count - count)
@@ -57,7 +58,9 @@ enum SysfsFiles {
     /// `read(_:into:)` relative to an open directory: a path of two components instead of the
     /// whole root, which halves the cost of a sweep's path lookups.
     /// `read(at:_:into:)` with the name as a C string the caller built (no String at all).
-    static func read(at directory: Int32, cName: UnsafePointer<CChar>, into buffer: UnsafeMutableRawBufferPointer) -> Reading {
+    static func read(at directory: Int32, cName: UnsafePointer<CChar>, into buffer: UnsafeMutableRawBufferPointer)
+        -> Reading
+    {
         let fd = openat(directory, cName, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
         guard fd >= 0 else { return errno == ENOENT || errno == ENOTDIR ? .missing : .failed(errno) }
         defer { close(fd) }
@@ -155,7 +158,9 @@ enum SysfsFiles {
         }
         guard written >= 0 else { throw failure(path, operation) }
         guard written == value.utf8.count else {
-            throw .io(path: path, operation: operation, errno: EIO, message: "short write (\(written) of \(value.utf8.count) bytes)")
+            throw .io(
+                path: path, operation: operation, errno: EIO,
+                message: "short write (\(written) of \(value.utf8.count) bytes)")
         }
     }
 

@@ -66,12 +66,16 @@ final class SysfsFollower: @unchecked Sendable {
             return running
         }
         guard !alreadyRunning else { return }
-        let poll = options.pollInterval.map { UInt64($0.components.seconds) * 1_000_000_000 + UInt64($0.components.attoseconds / 1_000_000_000) }
-        let sweep = UInt64(options.sweepInterval.components.seconds) * 1_000_000_000
+        let poll = options.pollInterval.map {
+            UInt64($0.components.seconds) * 1_000_000_000 + UInt64($0.components.attoseconds / 1_000_000_000)
+        }
+        let sweep =
+            UInt64(options.sweepInterval.components.seconds) * 1_000_000_000
             + UInt64(options.sweepInterval.components.attoseconds / 1_000_000_000)
         startThread { [self] in run(poll: poll.flatMap { $0 > 0 ? $0 : nil }, sweep: max(sweep, 1)) }
         if let path = options.kernelLog {
-            let watcher = KernelLogWatcher(path: path, log: options.log) { [weak self] trigger in self?.request(trigger) }
+            let watcher = KernelLogWatcher(path: path, log: options.log) { [weak self] trigger in self?.request(trigger)
+            }
             mirrorLock.withLock { kernelLog = watcher }
             watcher.start()
         }
@@ -131,7 +135,11 @@ final class SysfsFollower: @unchecked Sendable {
         var nextTick = poll.map { monotonicNanoseconds() + $0 }
         var share = 0
         while true {
-            let work: (paths: Set<ChannelPathID>, subchannels: Set<SubchannelID>, numbers: Set<UInt16>, layout: Bool, all: Bool)?
+            let work:
+                (
+                    paths: Set<ChannelPathID>, subchannels: Set<SubchannelID>, numbers: Set<UInt16>, layout: Bool,
+                    all: Bool
+                )?
             work = queue.withLock {
                 while running && !hasRequests && share == 0 && (nextTick.map { monotonicNanoseconds() < $0 } ?? true) {
                     queue.wait(until: nextTick)

@@ -209,7 +209,8 @@ final class SysfsMirror {
             }
             for problem in reading.problems { noteOnce(problem) }
             let path = reading.path
-            if path.type != last.type || path.shared != last.shared || path.pchid != last.pchid || path.vary != last.vary
+            if path.type != last.type || path.shared != last.shared || path.pchid != last.pchid
+                || path.vary != last.vary
                 || path.configure != last.configure
             {
                 try? working.setObservedPath(path)
@@ -221,7 +222,9 @@ final class SysfsMirror {
             }
         }
         for id in withMembers ? paths : changedPaths {
-            for member in working.subchannels(using: id) { toRead.append(working.subchannelIndex(atOrAfter: member.id)) }
+            for member in working.subchannels(using: id) {
+                toRead.append(working.subchannelIndex(atOrAfter: member.id))
+            }
         }
         noteOffline(working)
         var changedSubchannels: [SubchannelID] = []
@@ -240,7 +243,8 @@ final class SysfsMirror {
         subsystem = working
         details = newDetails
         generation += 1
-        return ObservedUpdate(generation: generation, subsystem: subsystem, details: details, changes: changes, write: write)
+        return ObservedUpdate(
+            generation: generation, subsystem: subsystem, details: details, changes: changes, write: write)
     }
 
     /// Reads one subchannel's `pimpampom`, `chpids` and device `online`; sets its masks in
@@ -335,7 +339,9 @@ final class SysfsMirror {
     /// `readFields("0.S.XXXX/pimpampom", expected: 3, …)` without building a String.
     private func readMasks(_ id: SubchannelID, at css: Int32) -> Bool {
         namePointer[2] = CChar(bitPattern: hex[Int(id.ssid & 0xf)])
-        for digit in 0..<4 { namePointer[4 + digit] = CChar(bitPattern: hex[Int(id.schno >> (12 - 4 * UInt16(digit))) & 0xf]) }
+        for digit in 0..<4 {
+            namePointer[4 + digit] = CChar(bitPattern: hex[Int(id.schno >> (12 - 4 * UInt16(digit))) & 0xf])
+        }
         switch SysfsFiles.read(at: css, cName: namePointer, into: buffer) {
         case .bytes(let n) where SysfsFiles.hexBytes(UnsafeRawBufferPointer(buffer), count: n, into: &fields) == 3:
             return true
@@ -360,15 +366,21 @@ final class SysfsMirror {
             if !SysfsFiles.isDirectory(subchannelDirectory(id)) {
                 layoutChanged = true
             } else {
-                noteOnce("\(subchannelDirectory(id))/\(path.split(separator: "/").last!): missing, keeping the subchannel's last state")
+                noteOnce(
+                    "\(subchannelDirectory(id))/\(path.split(separator: "/").last!): missing, keeping the subchannel's last state"
+                )
             }
             return false
         case .failed(let code):
-            noteOnce("reading \(subchannelDirectory(id))/\(path.split(separator: "/").last!): \(SysfsFiles.describe(code)), keeping the subchannel's last state")
+            noteOnce(
+                "reading \(subchannelDirectory(id))/\(path.split(separator: "/").last!): \(SysfsFiles.describe(code)), keeping the subchannel's last state"
+            )
             return false
         case .bytes(let n):
             guard SysfsFiles.hexBytes(UnsafeRawBufferPointer(buffer), count: n, into: &fields) == expected else {
-                noteOnce("\(subchannelDirectory(id))/\(path.split(separator: "/").last!): malformed, keeping the subchannel's last state")
+                noteOnce(
+                    "\(subchannelDirectory(id))/\(path.split(separator: "/").last!): malformed, keeping the subchannel's last state"
+                )
                 return false
             }
             return true
@@ -409,9 +421,13 @@ final class SysfsMirror {
 
     /// The tree listed cleanly: failures are logged again if they recur.
     private func recovered() {
-        if logged.contains(where: { $0.contains("has gone") || $0.hasPrefix("listing ") || $0.hasPrefix("reading the tree") }) {
+        if logged.contains(where: {
+            $0.contains("has gone") || $0.hasPrefix("listing ") || $0.hasPrefix("reading the tree")
+        }) {
             log(true, "sysfs: the tree is readable again")
-            logged = logged.filter { !($0.contains("has gone") || $0.hasPrefix("listing ") || $0.hasPrefix("reading the tree")) }
+            logged = logged.filter {
+                !($0.contains("has gone") || $0.hasPrefix("listing ") || $0.hasPrefix("reading the tree"))
+            }
         }
     }
 }

@@ -59,7 +59,9 @@ struct SysfsObservation {
             subsystem = try Subsystem(topology: topology, crwCapacity: 2)  // unused: Linux keeps the CRWs
         } catch {
             // Every subchannel was checked while reading; this would be a reader defect.
-            throw .io(path: "(sysfs)", operation: "reading", errno: 22, message: "the tree does not make a channel subsystem: \(error)")
+            throw .io(
+                path: "(sysfs)", operation: "reading", errno: 22,
+                message: "the tree does not make a channel subsystem: \(error)")
         }
         let offline = Set(topology.channelPaths.filter { $0.vary == .offline }.map(\.id))
         for sch in topology.subchannels {
@@ -120,7 +122,8 @@ struct SysfsObservation {
         problems += reading.problems
         topology.channelPaths.append(
             .init(
-                id: id, type: Int(reading.path.type), shared: reading.path.shared, pchid: reading.path.pchid.map { Int($0) },
+                id: id, type: Int(reading.path.type), shared: reading.path.shared,
+                pchid: reading.path.pchid.map { Int($0) },
                 vary: reading.path.vary, configure: reading.path.configure))
         details[id] = reading.details
     }
@@ -166,7 +169,8 @@ struct SysfsObservation {
             id: id, type: UInt8(type), shared: shared == 1, pchid: chid.map { UInt16($0) }, vary: vary,
             configure: configure)
         let details = ChannelPathDetails(
-            cmg: cmg, shared: shared.map { $0 != 0 }, chidExternal: chid == nil ? nil : external.map { $0 != 0 } ?? true,
+            cmg: cmg, shared: shared.map { $0 != 0 },
+            chidExternal: chid == nil ? nil : external.map { $0 != 0 } ?? true,
             configureKnown: configureKnown)
         return (path, details, problems, missing == 2)
     }
@@ -191,19 +195,27 @@ struct SysfsObservation {
         let installed = (0..<8).filter { pim & (0x80 >> UInt8($0)) != 0 }
         let chpids = installed.map { ChannelPathID(cssid: id.cssid, chpid: UInt8(slots[$0])) }
         guard !chpids.isEmpty, Set(chpids).count == chpids.count else {
-            problems.append("\(dir): PIM \(masks[0]) with chpids '\(chpidLine)' is not a subchannel the model can hold, left out")
+            problems.append(
+                "\(dir): PIM \(masks[0]) with chpids '\(chpidLine)' is not a subchannel the model can hold, left out")
             return
         }
         func packed(_ mask: Int) -> UInt8 {
             var out: UInt8 = 0
-            for (position, slot) in installed.enumerated() where mask & (0x80 >> slot) != 0 { out |= 0x80 >> UInt8(position) }
+            for (position, slot) in installed.enumerated() where mask & (0x80 >> slot) != 0 {
+                out |= 0x80 >> UInt8(position)
+            }
             return out
         }
         // The ccw device: the first child named like a bus id; its number, types and online.
         var devno: Int?
-        var devType = 0, devModel = 0, cuType = 0, cuModel = 0
+        var devType = 0
+        var devModel = 0
+        var cuType = 0
+        var cuModel = 0
         var online = false
-        let child = try SysfsFiles.entries(dir)?.first { parseBusID($0) != nil && SysfsFiles.isDirectory(dir + "/" + $0) }
+        let child = try SysfsFiles.entries(dir)?.first {
+            parseBusID($0) != nil && SysfsFiles.isDirectory(dir + "/" + $0)
+        }
         if let child {
             deviceDirectories[id] = child
             devno = Int(parseBusID(child)!.1)
@@ -233,7 +245,9 @@ struct SysfsObservation {
     private mutating func addMissingPaths() {
         let known = Set(topology.channelPaths.map(\.id))
         var missing = Set<ChannelPathID>()
-        for sch in topology.subchannels { for chpid in sch.chpids where !known.contains(chpid) { missing.insert(chpid) } }
+        for sch in topology.subchannels {
+            for chpid in sch.chpids where !known.contains(chpid) { missing.insert(chpid) }
+        }
         for chpid in missing.sorted() {
             topology.channelPaths.append(.init(id: chpid, type: 0, configure: .notRecognized))
             placeholders.insert(chpid)
@@ -256,7 +270,8 @@ func parseBusID(_ text: String) -> (UInt8, UInt16)? {
 func parseTypeModel(_ text: String) -> (Int, Int)? {
     if text == "n/a" { return (0, 0) }
     let parts = text.split(separator: "/")
-    guard parts.count == 2, let type = parseHex(parts[0], maxDigits: 4), let model = parseHex(parts[1], maxDigits: 2) else {
+    guard parts.count == 2, let type = parseHex(parts[0], maxDigits: 4), let model = parseHex(parts[1], maxDigits: 2)
+    else {
         return nil
     }
     return (type, model)

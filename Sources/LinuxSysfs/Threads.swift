@@ -64,11 +64,13 @@ private final class ThreadBody {
 func startThread(_ body: @escaping () -> Void) {
     var thread = pthread_t()
     let argument = Unmanaged.passRetained(ThreadBody(body)).toOpaque()
-    let rc = pthread_create(&thread, nil, { argument in
-        let body = Unmanaged<ThreadBody>.fromOpaque(argument!).takeRetainedValue()
-        body.body()
-        return nil
-    }, argument)
+    let rc = pthread_create(
+        &thread, nil,
+        { argument in
+            let body = Unmanaged<ThreadBody>.fromOpaque(argument!).takeRetainedValue()
+            body.body()
+            return nil
+        }, argument)
     precondition(rc == 0, "pthread_create failed: \(rc)")
     pthread_detach(thread)
 }

@@ -78,7 +78,8 @@ final class InotifyWatcher: Sendable {
         self.channel.withLock { $0 = channel }
     }
 
-    private static let mask = UInt32(IN_CLOSE_WRITE | IN_MODIFY | IN_ATTRIB | IN_CREATE | IN_DELETE | IN_MOVED_TO | IN_MOVED_FROM)
+    private static let mask = UInt32(
+        IN_CLOSE_WRITE | IN_MODIFY | IN_ATTRIB | IN_CREATE | IN_DELETE | IN_MOVED_TO | IN_MOVED_FROM)
 
     /// Adds watches (a directory already watched keeps its one watch); the number added.
     private func watchNow(_ directories: [(path: String, target: ObservationTarget)]) -> Int {

@@ -22,7 +22,6 @@ struct LschpCommand: ParsableCommand {
 
     @OptionGroup var server: ConnectionOptions
 
-
     @Flag(help: "Print the query-chpids entries of the listed paths as JSON instead.")
     var json = false
 

@@ -105,7 +105,8 @@ struct CSSD: AsyncParsableCommand {
 
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else {
-            throw ValidationError("--log-level: '\(logLevel)' is not one of trace, debug, info, notice, warning, error, critical")
+            throw ValidationError(
+                "--log-level: '\(logLevel)' is not one of trace, debug, info, notice, warning, error, critical")
         }
         guard maxRequestSize >= 1024, maxRequestSize <= 1 << 30 else {
             throw ValidationError("--max-request-size must be between 1024 and 1073741824 bytes")
@@ -190,7 +191,9 @@ struct CSSD: AsyncParsableCommand {
         let group = ServiceGroup(
             configuration: .init(
                 // `quit` ends the service by itself: that is a normal shutdown, exit 0.
-                services: [.init(service: ServeOnly(server: server), successTerminationBehavior: .gracefullyShutdownGroup)],
+                services: [
+                    .init(service: ServeOnly(server: server), successTerminationBehavior: .gracefullyShutdownGroup)
+                ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await group.run()
@@ -204,9 +207,10 @@ extension CSSD {
         let subsystem: Subsystem
         let guests: Guests
         do {
-            let description = try topology.map { (path) throws(TopologyFileError) in
-                try TopologyFile.decode(contentsOf: path)
-            } ?? .embeddedDefault
+            let description =
+                try topology.map { (path) throws(TopologyFileError) in
+                    try TopologyFile.decode(contentsOf: path)
+                } ?? .embeddedDefault
             subsystem = try Subsystem(topology: description)
             do throws(TopologyError) {
                 guests = try Guests(topology: description, host: subsystem)
@@ -242,7 +246,9 @@ private struct ServeOnly: Service {
 
 private func raiseFileDescriptorLimit() {
     var limit = rlimit()
-    guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+    guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else {
+        return
+    }
     limit.rlim_cur = limit.rlim_max
     setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
 }

@@ -26,8 +26,10 @@ final class Tree {
         try! text.write(toFile: path, atomically: false, encoding: .ascii)
     }
 
-    func chp(_ id: String, status: String = "online", configure: String = "1", type: String = "1a",
-             shared: String = "1", cmg: String = "2", chid: String = "", external: String = "") {
+    func chp(
+        _ id: String, status: String = "online", configure: String = "1", type: String = "1a",
+        shared: String = "1", cmg: String = "2", chid: String = "", external: String = ""
+    ) {
         let dir = "devices/css0/chp0.\(id)/"
         write(dir + "status", status + "\n")
         write(dir + "configure", configure + "\n")
@@ -38,8 +40,10 @@ final class Tree {
         write(dir + "chid_external", external.isEmpty ? "" : external + "\n")
     }
 
-    func sch(_ busid: String, chpids: String, pimpampom: String, device: String? = nil, devtype: String = "3390/0c",
-             online: String = "1", type: String = "0") {
+    func sch(
+        _ busid: String, chpids: String, pimpampom: String, device: String? = nil, devtype: String = "3390/0c",
+        online: String = "1", type: String = "0"
+    ) {
         let dir = "devices/css0/\(busid)/"
         write(dir + "type", type + "\n")
         write(dir + "chpids", chpids + " \n")
@@ -63,8 +67,9 @@ private func sch(_ text: String) -> SubchannelID { try! SubchannelID(parsing: te
         tree.chp("41", status: "offline", cmg: "unknown", chid: "0a01", external: "0")
         tree.chp("42", configure: "0", shared: "unknown", cmg: "unknown")
         tree.sch("0.0.0000", chpids: "40 41 42 00 00 00 00 00", pimpampom: "e0 c0 ff", device: "0.0.1000")
-        tree.sch("0.1.0007", chpids: "41 00 00 00 00 00 00 00", pimpampom: "80 80 ff", device: "0.1.2000",
-                 devtype: "n/a", online: "0")
+        tree.sch(
+            "0.1.0007", chpids: "41 00 00 00 00 00 00 00", pimpampom: "80 80 ff", device: "0.1.2000",
+            devtype: "n/a", online: "0")
         tree.sch("0.0.0009", chpids: "00 00 00 00 00 00 00 00", pimpampom: "00 00 00", type: "1")  // CHSC: skipped
         let backend = try SysfsBackend(root: tree.root)
         let model = backend.subsystem
@@ -180,8 +185,9 @@ private func sch(_ text: String) -> SubchannelID { try! SubchannelID(parsing: te
         tree.chp("41")
         for n in 0..<5 {
             let chpids = n < 2 ? "40 00" : n == 2 ? "40 41" : "41 00"
-            tree.sch("0.0.000\(n)", chpids: chpids + " 00 00 00 00 00 00", pimpampom: n == 2 ? "c0 c0 ff" : "80 80 ff",
-                     device: "0.0.100\(n)")
+            tree.sch(
+                "0.0.000\(n)", chpids: chpids + " 00 00 00 00 00 00", pimpampom: n == 2 ? "c0 c0 ff" : "80 80 ff",
+                device: "0.0.100\(n)")
         }
         return tree
     }
@@ -254,16 +260,22 @@ private func sch(_ text: String) -> SubchannelID { try! SubchannelID(parsing: te
 @Suite struct KernelLogTests {
     @Test func cioMessagesBecomeTriggers() {
         let cases: [(String, KernelLogLine.Parsed)] = [
-            ("7,160,424069,-;crw_info : CRW reports slct=0, oflw=0, chn=0, rsc=4, anc=0, erc=6, rsid=4A",
-             .trigger(.channelPath(chp("0.4a")))),
-            ("[  266.989476] crw_info : CRW reports slct=0, oflw=0, chn=0, rsc=3, anc=0, erc=4, rsid=1F",
-             .trigger(.subchannelNumber(0x1f))),
+            (
+                "7,160,424069,-;crw_info : CRW reports slct=0, oflw=0, chn=0, rsc=4, anc=0, erc=6, rsid=4A",
+                .trigger(.channelPath(chp("0.4a")))
+            ),
+            (
+                "[  266.989476] crw_info : CRW reports slct=0, oflw=0, chn=0, rsc=3, anc=0, erc=4, rsid=1F",
+                .trigger(.subchannelNumber(0x1f))
+            ),
             ("crw_info : CRW reports slct=0, oflw=1, chn=0, rsc=4, anc=0, erc=0, rsid=0", .trigger(.everything)),
             ("crw_info : CRW reports slct=0, oflw=0, chn=0, rsc=B, anc=0, erc=0, rsid=0", .ignored),
             ("5,12,99,-;cio: Processing deconfigure for channel path 0.41", .trigger(.channelPath(chp("0.41")))),
             ("cio: Processing cancel deconfigure for channel path 0.f0\n", .trigger(.channelPath(chp("0.f0")))),
-            ("3,1,1,-;cio: Link stopped: RS=04 RSID=0042 IC=01 IUPARAMS=n/a IUNODEID=n/a AUPARAMS=n/a AUNODEID=n/a",
-             .trigger(.channelPath(chp("0.42")))),
+            (
+                "3,1,1,-;cio: Link stopped: RS=04 RSID=0042 IC=01 IUPARAMS=n/a IUNODEID=n/a AUPARAMS=n/a AUNODEID=n/a",
+                .trigger(.channelPath(chp("0.42")))
+            ),
             ("cio: Link degraded: RS=02 RSID=1234 IC=01 IUPARAMS=n/a", .trigger(.everything)),
             ("crw_info : CRW reports slct=0, oflw=x", .garbled),
             ("cio: Processing configure for channel path 0.4", .garbled),

@@ -205,7 +205,11 @@ def test_reads_run_off_the_loop(start, tree_dir):
         stop.set()
         thread.join()
     reading = time.monotonic() - began
-    assert latencies and max(latencies) < max(0.25, reading / 2), (max(latencies), reading)
+    # Answered all along: many replies while the tree was read, typically fast. (Not the
+    # maximum: on a loaded machine the scheduler alone can hold a thread for a while.)
+    latencies.sort()
+    assert len(latencies) >= 10, (len(latencies), reading)
+    assert latencies[len(latencies) // 2] < min(0.05, reading / 4), (latencies[len(latencies) // 2], reading)
 
 
 def test_a_tree_that_goes_away_is_served_from_the_last_view(start, tree_dir):
