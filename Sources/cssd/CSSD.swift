@@ -58,7 +58,7 @@ struct CSSD: AsyncParsableCommand {
         name: .customLong("poll-interval"),
         help: """
             linux-sysfs: read every channel path's attributes every N milliseconds, and a share of \
-            the subchannels (the sweep), for changes made by others (0: never; default 1000).
+            the subchannels (the sweep), for changes made by others (0: never).
             """)
     var pollInterval: Int = 1000
 
@@ -66,7 +66,7 @@ struct CSSD: AsyncParsableCommand {
         name: .customLong("sweep-interval"),
         help: """
             linux-sysfs: read every subchannel at least once within N milliseconds, a bounded share \
-            per poll tick (default 30000; API/linux-sysfs.md).
+            per poll tick (API/linux-sysfs.md).
             """)
     var sweepInterval: Int = 30000
 
