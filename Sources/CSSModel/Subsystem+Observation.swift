@@ -107,7 +107,7 @@ extension Subsystem {
                 affectedByPath[path, default: []].append(
                     AffectedSubchannel(
                         id: record.id, device: record.deviceID, slot: slot, pim: new.pim, lpm: new.lpm, pam: new.pam,
-                        pom: new.pom, pnom: new.pnom, pathNotOperational: new.pnom != 0))
+                        pom: new.pom, pnom: new.pnom, lpum: new.lpum, pathNotOperational: new.pnom != 0))
             }
         }
         var pathIndexes = Set(affectedByPath.keys)

@@ -81,16 +81,22 @@ public final class SysfsBackend: ObservedBackend, BlockingWriteBackend {
         return (before, publish)
     }
 
-    /// Reads every path and subchannel now, on the calling thread, and applies it: the
-    /// changes since the last reading (and those a command's re-read found besides its own).
-    /// For tests and tools; the server follows with `startFollowing` instead.
-    public func refresh() throws(BackendError) -> [PathChange] {
-        applyUndelivered()
-        let update = follower.withMirror { mirror in
+    /// Reads every path and subchannel now, on the calling thread, without applying it: the
+    /// update `apply` takes (nil when nothing changed). For tests and tools; the server follows
+    /// with `startFollowing` instead. While following, the update is delivered, not returned.
+    public func readNow() -> ObservedUpdate? {
+        follower.withMirror { mirror in
             if let update = mirror.layoutCheck() { return update }
             return mirror.reread(
                 paths: mirror.subsystem.channelPaths.map(\.id), subchannels: mirror.subsystem.subchannels.map(\.id))
         }
+    }
+
+    /// `readNow()`, applied: the changes since the last reading (and those a command's
+    /// re-read found besides its own).
+    public func refresh() throws(BackendError) -> [PathChange] {
+        applyUndelivered()
+        let update = readNow()
         var changes = unreported
         unreported = []
         if let update { changes += apply(update).changes }

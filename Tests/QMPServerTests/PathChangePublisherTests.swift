@@ -233,11 +233,11 @@ struct PathChangePublisherTests {
         let loop = EmbeddedEventLoop()
         let core = ServerCore(loop: loop, state: state, logger: Logger(label: "test"))
         defer { try? core.blockingPool.syncShutdownGracefully() }
-        core.refreshBackend()
+        if let update = backend.readNow() { core.applyBackendUpdate(update) }
         #expect(sink.published.isEmpty)
         write("devices/css0/chp0.40/configure", "0\n")
         write("devices/css0/0.0.0000/pimpampom", "80 00 ff\n")
-        core.refreshBackend()
+        if let update = backend.readNow() { core.applyBackendUpdate(update) }
         #expect(sink.published.map(\.kind) == [.standby])
         #expect(sink.published.first?.cause == .observed(backend: "linux-sysfs"))
         #expect(sink.published.first?.change.affected.map(\.pam) == [0])
