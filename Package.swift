@@ -53,11 +53,12 @@ let package = Package(
             name: "TopologyFile",
             dependencies: ["CSSModel", "QMPWire"]
         ),
-        // Command registry and handlers.
+        // Command registry and handlers; typed arguments and handler protocols generated from API/.
         .target(
             name: "QMPCommands",
             dependencies: ["QMPSchema", "QMPWire", "CSSModel", "PathEvents", "CSSBackend", "VFIOCCW"],
-            swiftSettings: fuzzFlags
+            swiftSettings: fuzzFlags,
+            plugins: ["EmbedAPI"]
         ),
         // QMP sessions and the network server.
         .target(
@@ -113,7 +114,8 @@ let package = Package(
         // Path-event subscriptions: filters, fan-out, bounded coalescing queues (pure).
         // It queues VFIOCCW's guest changes as they are (GUEST_PATH_CHANGED): both are pure.
         .target(name: "PathEvents", dependencies: ["CSSModel", "VFIOCCW"], swiftSettings: fuzzFlags),
-        // Build-time tool: turns API/*.json into a Swift source file so the schema is compiled in.
+        // Build-time tool: turns API/*.json into Swift: the schema compiled in (QMPSchema), and the
+        // typed command interface (QMPCommands).
         .executableTarget(name: "api-embed"),
         .plugin(name: "EmbedAPI", capability: .buildTool(), dependencies: ["api-embed"]),
         .testTarget(

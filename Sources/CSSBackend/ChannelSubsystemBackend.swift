@@ -20,9 +20,14 @@ public protocol ChannelSubsystemBackend: AnyObject {
     /// nil when it says nothing more.
     func details(of path: ChannelPathID) -> ChannelPathDetails?
 
-    func varyPath(_ id: ChannelPathID, to state: VaryState) throws(BackendError) -> PathChange
+    /// A vary (Linux `chchp -v`), planned: checked now, written by the write's `perform`
+    /// (off the event loop when it may block), finished by `completeWrite`.
+    func planVary(_ id: ChannelPathID, to state: VaryState) throws(BackendError) -> PendingWrite
+    /// A configure (Linux `chchp -c`; the sysfs write waits for SCLP), planned like a vary.
+    func planConfigure(_ id: ChannelPathID, to state: ConfigureState) throws(BackendError) -> PendingWrite
+    /// Back on the event loop: the write's outcome (its error, if it failed) and what changed.
+    func completeWrite(_ write: PendingWrite, _ outcome: Result<Void, BackendError>) throws(BackendError) -> PathChange
     func varyPath(_ id: ChannelPathID, to state: VaryState, subchannel: SubchannelID) throws(BackendError) -> PathChange
-    func configurePath(_ id: ChannelPathID, to state: ConfigureState) throws(BackendError) -> PathChange
     func injectPathFault(_ id: ChannelPathID, _ fault: PathFault) throws(BackendError) -> PathChange
     func resetChannelPath(_ id: ChannelPathID) throws(BackendError) -> ResetChannelPathResult
     func modifySubchannel(_ id: SubchannelID, schib: SCHIB) throws(BackendError) -> ModifySubchannelResult
@@ -151,24 +156,42 @@ public protocol ObservedBackend: ChannelSubsystemBackend {
     var watchedDirectories: [(path: String, target: ObservationTarget)] { get }
 }
 
-/// A write to the source that may block for long (a sysfs `configure` write returns when the
-/// kernel's SCLP request has completed), split so that the server can run the blocking part
-/// off its event loop: `perform` on any thread, then `completeWrite` back on the loop.
+/// A vary or configure of a channel path, the one shape every backend writes in: planned on
+/// the event loop, `perform`ed (a sysfs `configure` write returns when the kernel's SCLP
+/// request has completed, so the server runs it off its event loop), then completed back on
+/// the loop. The model has nothing that blocks: its `perform` is nil and `completeWrite` makes
+/// the change.
 public struct PendingWrite: Sendable {
-    public let chpid: ChannelPathID
-    /// The blocking part; touches nothing but the file.
-    public let perform: @Sendable () -> Result<Void, BackendError>
+    public enum Change: Sendable, Equatable {
+        case vary(VaryState)
+        case configure(ConfigureState)
+    }
 
-    public init(chpid: ChannelPathID, perform: @escaping @Sendable () -> Result<Void, BackendError>) {
+    public let chpid: ChannelPathID
+    public let change: Change
+    /// The blocking part, on any thread; touches nothing but the source (the file). Nil when
+    /// nothing blocks.
+    public let perform: (@Sendable () -> Result<Void, BackendError>)?
+
+    public init(
+        chpid: ChannelPathID, change: Change, perform: (@Sendable () -> Result<Void, BackendError>)?
+    ) {
         self.chpid = chpid
+        self.change = change
         self.perform = perform
     }
 }
 
-/// A backend whose vary and configure can block: planned and completed around the write.
-public protocol BlockingWriteBackend: ChannelSubsystemBackend {
-    func planVary(_ id: ChannelPathID, to state: VaryState) throws(BackendError) -> PendingWrite
-    func planConfigure(_ id: ChannelPathID, to state: ConfigureState) throws(BackendError) -> PendingWrite
-    /// The write's outcome (its error, if it failed) and what a re-read shows.
-    func completeWrite(_ write: PendingWrite, _ outcome: Result<Void, BackendError>) throws(BackendError) -> PathChange
+extension ChannelSubsystemBackend {
+    /// Plans, performs and completes a vary here and now (blocking, for a real machine).
+    public func varyPath(_ id: ChannelPathID, to state: VaryState) throws(BackendError) -> PathChange {
+        let write = try planVary(id, to: state)
+        return try completeWrite(write, write.perform?() ?? .success(()))
+    }
+
+    /// Plans, performs and completes a configure here and now (blocking, for a real machine).
+    public func configurePath(_ id: ChannelPathID, to state: ConfigureState) throws(BackendError) -> PathChange {
+        let write = try planConfigure(id, to: state)
+        return try completeWrite(write, write.perform?() ?? .success(()))
+    }
 }

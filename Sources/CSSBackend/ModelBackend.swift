@@ -14,18 +14,31 @@ public final class ModelBackend: ChannelSubsystemBackend {
 
     public func details(of path: ChannelPathID) -> ChannelPathDetails? { nil }
 
-    public func varyPath(_ id: ChannelPathID, to state: VaryState) throws(BackendError) -> PathChange {
-        try modelCall { () throws(ModelError) in try subsystem.varyPath(id, to: state) }
+    /// Nothing to check or block on: `completeWrite` makes the change (and refuses it).
+    public func planVary(_ id: ChannelPathID, to state: VaryState) throws(BackendError) -> PendingWrite {
+        PendingWrite(chpid: id, change: .vary(state), perform: nil)
+    }
+
+    public func planConfigure(_ id: ChannelPathID, to state: ConfigureState) throws(BackendError) -> PendingWrite {
+        PendingWrite(chpid: id, change: .configure(state), perform: nil)
+    }
+
+    public func completeWrite(_ write: PendingWrite, _ outcome: Result<Void, BackendError>) throws(BackendError)
+        -> PathChange
+    {
+        if case .failure(let error) = outcome { throw error }
+        switch write.change {
+        case .vary(let state):
+            return try modelCall { () throws(ModelError) in try subsystem.varyPath(write.chpid, to: state) }
+        case .configure(let state):
+            return try modelCall { () throws(ModelError) in try subsystem.configurePath(write.chpid, to: state) }
+        }
     }
 
     public func varyPath(_ id: ChannelPathID, to state: VaryState, subchannel: SubchannelID) throws(BackendError)
         -> PathChange
     {
         try modelCall { () throws(ModelError) in try subsystem.varyPath(id, to: state, subchannel: subchannel) }
-    }
-
-    public func configurePath(_ id: ChannelPathID, to state: ConfigureState) throws(BackendError) -> PathChange {
-        try modelCall { () throws(ModelError) in try subsystem.configurePath(id, to: state) }
     }
 
     public func injectPathFault(_ id: ChannelPathID, _ fault: PathFault) throws(BackendError) -> PathChange {

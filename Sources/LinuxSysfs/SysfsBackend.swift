@@ -11,7 +11,7 @@ import Synchronization
 /// `vary-path` and `configure-chpid` write the chpid's `status` and `configure` files as
 /// `chchp` does, then re-read that chpid and its subchannels on the writing thread, so the
 /// reply is what the kernel now says. Operations Linux has no file for are unsupported.
-public final class SysfsBackend: ObservedBackend, BlockingWriteBackend {
+public final class SysfsBackend: ObservedBackend {
     public let name = "linux-sysfs"
     /// The directory that holds `devices/` and `bus/` (`/sys`).
     public let root: String
@@ -110,23 +110,13 @@ public final class SysfsBackend: ObservedBackend, BlockingWriteBackend {
 
     // MARK: Operations
 
-    public func varyPath(_ id: ChannelPathID, to state: VaryState) throws(BackendError) -> PathChange {
-        let write = try planVary(id, to: state)
-        return try completeWrite(write, write.perform())
-    }
-
-    public func configurePath(_ id: ChannelPathID, to state: ConfigureState) throws(BackendError) -> PathChange {
-        let write = try planConfigure(id, to: state)
-        return try completeWrite(write, write.perform())
-    }
-
     public func planVary(_ id: ChannelPathID, to state: VaryState) throws(BackendError) -> PendingWrite {
-        try plan(state == .online ? "online" : "offline", file: "status", of: id)
+        try plan(.vary(state), state == .online ? "online" : "offline", file: "status", of: id)
     }
 
     public func planConfigure(_ id: ChannelPathID, to state: ConfigureState) throws(BackendError) -> PendingWrite {
         guard state == .configured || state == .standby else { throw .model(.invalidConfigureTarget(state)) }
-        return try plan(state == .configured ? "1" : "0", file: "configure", of: id)
+        return try plan(.configure(state), state == .configured ? "1" : "0", file: "configure", of: id)
     }
 
     public func completeWrite(_ write: PendingWrite, _ outcome: Result<Void, BackendError>) throws(BackendError)
@@ -164,12 +154,14 @@ public final class SysfsBackend: ObservedBackend, BlockingWriteBackend {
 
     // MARK: Internals
 
-    private func plan(_ value: String, file: String, of id: ChannelPathID) throws(BackendError) -> PendingWrite {
+    private func plan(_ change: PendingWrite.Change, _ value: String, file: String, of id: ChannelPathID)
+        throws(BackendError) -> PendingWrite
+    {
         guard subsystem.channelPath(id) != nil else { throw .model(.unknownChannelPath(id)) }
         let path = root + "/devices/css" + Hex.string(id.cssid) + "/" + Self.pathDirectory(id) + "/" + file
         let follower = self.follower
         let undelivered = self.undelivered
-        return PendingWrite(chpid: id) {
+        return PendingWrite(chpid: id, change: change) {
             do throws(BackendError) {
                 try SysfsFiles.write(value, to: path)
             } catch {

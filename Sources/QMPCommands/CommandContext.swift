@@ -13,33 +13,46 @@ public protocol SessionControl: AnyObject {
     var isReadOnly: Bool { get }
     /// The connection's id: the owner of its path-event subscriptions.
     var connectionID: Int { get }
-    /// Whether a command may hand blocking work off the event loop (a network connection);
-    /// otherwise it runs it inline (tests, the fuzzer).
-    var canDefer: Bool { get }
-    /// Replies later: the connection stops processing its input, runs `work.blocking` off the
-    /// loop, then `work.finish` on the loop, whose value or error is the reply.
-    func deferReply(_ work: DeferredWork)
     /// Leaves negotiation mode with the given capabilities.
     func enterCommandMode(oob: Bool)
 }
 
+/// What a command did: its reply, or work whose end makes the reply.
+public enum CommandOutcome {
+    /// The `return` value, to send now.
+    case reply(JSON)
+    /// The reply waits for work that may block. The session decides where it runs: a network
+    /// connection stops processing its input, runs `blocking` off the event loop, then `finish`
+    /// on the loop; without a loop to defer to (tests, the fuzzer), or with no blocking part
+    /// (the model backend), it runs both at once and replies at once.
+    case deferred(DeferredWork)
+}
+
 /// Work a command hands off the event loop because it may block, and how its reply is made.
 public struct DeferredWork {
-    public let blocking: @Sendable () -> Result<Void, BackendError>
+    /// The part that may block, on any thread; nil when there is none.
+    public let blocking: (@Sendable () -> Result<Void, BackendError>)?
+    /// Back on the event loop, with the blocking part's outcome: the reply's value or error.
     public let finish: (Result<Void, BackendError>) throws(QMPError) -> JSON
 
     public init(
-        blocking: @escaping @Sendable () -> Result<Void, BackendError>,
+        blocking: (@Sendable () -> Result<Void, BackendError>)?,
         finish: @escaping (Result<Void, BackendError>) throws(QMPError) -> JSON
     ) {
         self.blocking = blocking
         self.finish = finish
     }
+
+    /// Runs both parts here and now: the reply's value or error.
+    public func runInline() -> Result<JSON, QMPError> {
+        let outcome = blocking?() ?? .success(())
+        do throws(QMPError) { return .success(try finish(outcome)) } catch { return .failure(error) }
+    }
 }
 
 /// Why the server stops (the SHUTDOWN event's `reason`).
 public enum ShutdownCause: String, Sendable {
-    case hostQMPQuit = "host-qmp-quit"
+    case hostQmpQuit = "host-qmp-quit"
     case hostSignal = "host-signal"
 }
 

@@ -4,12 +4,18 @@
 import QMPSchema
 import QMPWire
 
-/// Runs one command. Handlers run on the server's event loop, one at a time.
-public typealias CommandHandler = (Arguments, CommandContext) throws(QMPError) -> JSON
+/// Runs one command from its arguments object, already validated against the schema (defaults
+/// filled in). Handlers run on the server's event loop, one at a time.
+///
+/// The standard registry's handlers are generated (`schemaBound()`, from API/ by api-embed):
+/// each decodes the object into the command's typed arguments and calls the method of the
+/// module's handler type that the generated protocol requires.
+public typealias CommandHandler = (JSON, CommandContext) throws(QMPError) -> CommandOutcome
 
 /// The handlers, by command name. Every command in the schema has exactly one handler and
 /// every handler a schema entry; `mismatches(with:)` checks both directions and the server
-/// refuses to start (and a test fails) otherwise.
+/// refuses to start (and a test fails) otherwise. For the embedded schema the build already
+/// guarantees it: the registry is generated from the same files.
 public struct CommandRegistry {
     public private(set) var handlers: [String: CommandHandler] = [:]
 
@@ -32,13 +38,6 @@ public struct CommandRegistry {
         return problems
     }
 
-    /// The registry with every command group of this server.
-    public static func standard() -> CommandRegistry {
-        var registry = CommandRegistry()
-        CoreCommands.register(into: &registry)
-        CSSCommands.register(into: &registry)
-        PathEventCommands.register(into: &registry)
-        VFIOCommands.register(into: &registry)
-        return registry
-    }
+    /// The registry with every command of this server.
+    public static func standard() -> CommandRegistry { schemaBound() }
 }

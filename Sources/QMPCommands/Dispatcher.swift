@@ -9,10 +9,11 @@ import QMPWire
 public enum Dispatcher {
     /// - Parameters:
     ///   - request: a request whose envelope passed `QMPRequest.check` (QMPWire).
-    /// - Returns: the command's return value, or the error to reply with.
+    /// - Returns: the command's outcome (its reply, or deferred work that makes it), or the
+    ///   error to reply with.
     public static func dispatch(
         _ request: QMPRequest, server: ServerState, session: SessionControl
-    ) -> Result<JSON, QMPError> {
+    ) -> Result<CommandOutcome, QMPError> {
         let result = run(request.command, oob: request.isOOB, request: request, server: server, session: session)
         // During negotiation QEMU replaces the text of any CommandNotFound with a hint.
         if !session.isNegotiated, case .failure(let error) = result, error.errorClass == .commandNotFound {
@@ -23,7 +24,7 @@ public enum Dispatcher {
 
     private static func run(
         _ name: String, oob: Bool, request: QMPRequest, server: ServerState, session: SessionControl
-    ) -> Result<JSON, QMPError> {
+    ) -> Result<CommandOutcome, QMPError> {
         guard let entry = server.entries[name], session.isNegotiated || entry.command.negotiation else {
             return .failure(QMPError(.commandNotFound, "The command \(name) has not been found"))
         }
@@ -42,8 +43,9 @@ public enum Dispatcher {
         } catch {
             return .failure(.generic(error.desc))
         }
+        // The handler decodes the validated object into the command's typed arguments, once.
         do {
-            return .success(try entry.handler(Arguments(arguments), CommandContext(server: server, session: session)))
+            return .success(try entry.handler(arguments, CommandContext(server: server, session: session)))
         } catch {
             return .failure(error)
         }

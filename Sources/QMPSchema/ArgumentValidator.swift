@@ -78,7 +78,9 @@ public struct ArgumentValidator: Sendable {
                 try check(item, type: element, full: "\(full)[\(index)]", name: nil)
             }
         case .named(let typeName):
-            if let definition = schema.enums[typeName] {
+            if let alias = schema.aliases[typeName] {
+                try check(value, type: .builtin(alias.base), full: full, name: name)
+            } else if let definition = schema.enums[typeName] {
                 guard let text = value.stringValue else { throw wrongType("string") }
                 guard definition.contains(text) else {
                     throw ValidationError(desc: "Parameter '\(name ?? "null")' does not accept value '\(text)'")

@@ -91,6 +91,8 @@ private struct IntrospectionBuilder {
             }
             return name
         case .named(let typeName):
+            // An alias is its built-in on the wire, and so to clients (QEMU has no aliases).
+            if let alias = schema.aliases[typeName] { return self.typeName(.builtin(alias.base)) }
             if let existing = names["type:\(typeName)"] { return existing }
             if let definition = schema.enums[typeName] {
                 let masked = nextMask()

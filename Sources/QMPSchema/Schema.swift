@@ -8,7 +8,11 @@ import QMPWire
 /// API/ is the single source of truth: the server validates arguments against it, answers
 /// introspection from it, and the Markdown docs in API/ are generated from it. The format is
 /// QAPI's, written as JSON: `"*name"` marks an optional member, `["T"]` an array of T, and a
-/// member is either a type or `{"type": T, "doc": TEXT, "default": VALUE}`.
+/// member is either a type or `{"type": T, "doc": TEXT, "default": VALUE}`. Beyond QAPI, an
+/// `alias` names a built-in for a kind of value (ids: `{"alias": "ChannelPathID", "type": "str"}`),
+/// which the wire and introspection see as the built-in and generated code as its Swift type;
+/// `"swift"` on an enum or alias names the existing Swift type it is (CSSModel's `VaryState`);
+/// a document's `"handlers"` names the Swift type implementing its commands (Sources/api-embed).
 public final class Schema: @unchecked Sendable {
     // Immutable after init; jansson values inside are only read.
 
@@ -17,6 +21,7 @@ public final class Schema: @unchecked Sendable {
     public let events: [Event]
     public let structs: [String: Struct]
     public let enums: [String: Enum]
+    public let aliases: [String: Alias]
     private let commandIndex: [String: Int]
 
     public struct Module: Sendable {
@@ -36,6 +41,7 @@ public final class Schema: @unchecked Sendable {
         var events: [Event] = []
         var structs: [String: Struct] = [:]
         var enums: [String: Enum] = [:]
+        var aliases: [String: Alias] = [:]
         var seen: Set<String> = []
         var files: [String: String] = [:]  // definition name -> document, for error messages
         for (file, text) in documents {
@@ -59,6 +65,7 @@ public final class Schema: @unchecked Sendable {
                 case .event(let event): events.append(event)
                 case .struct(let value): structs[value.name] = value
                 case .enum(let value): enums[value.name] = value
+                case .alias(let value): aliases[value.name] = value
                 }
             }
         }
@@ -67,12 +74,22 @@ public final class Schema: @unchecked Sendable {
         self.events = events
         self.structs = structs
         self.enums = enums
+        self.aliases = aliases
         self.commandIndex = Dictionary(uniqueKeysWithValues: commands.enumerated().map { ($1.name, $0) })
         try checkReferences(files: files)
     }
 
     public func command(named name: String) -> Command? {
         commandIndex[name].map { commands[$0] }
+    }
+
+    /// The type as the wire sees it: aliases replaced by their built-ins.
+    public func wireType(_ type: TypeRef) -> TypeRef {
+        switch type {
+        case .builtin: return type
+        case .array(let element): return .array(wireType(element))
+        case .named(let name): return aliases[name].map { .builtin($0.base) } ?? type
+        }
     }
 
     /// Every type a member refers to must exist.
@@ -82,7 +99,7 @@ public final class Schema: @unchecked Sendable {
             case .builtin: return
             case .array(let element): try check(element, place)
             case .named(let name):
-                guard structs[name] != nil || enums[name] != nil else {
+                guard structs[name] != nil || enums[name] != nil || aliases[name] != nil else {
                     throw SchemaError("\(place): unknown type '\(name)'")
                 }
             }
@@ -179,6 +196,14 @@ public struct Enum: Sendable {
     public func contains(_ value: String) -> Bool { values.contains { $0.name == value } }
 }
 
+/// A name for a built-in type that stands for one kind of value (an id), e.g. `ChannelPathID`
+/// for `str`. Requests and introspection see the built-in.
+public struct Alias: Sendable {
+    public let name: String
+    public let base: Builtin
+    public let doc: String
+}
+
 public struct Command: Sendable {
     public let name: String
     public let module: String
@@ -206,7 +231,7 @@ public struct Event: Sendable {
 
 private struct Definition {
     enum Kind {
-        case command(Command), event(Event), `struct`(Struct), `enum`(Enum)
+        case command(Command), event(Event), `struct`(Struct), `enum`(Enum), alias(Alias)
     }
     let name: String
     let kind: Kind
@@ -240,7 +265,7 @@ private struct Definition {
             kind = .struct(Struct(name: name, members: try parseMembers(json["data"], "\(place) (\(name))"), doc: doc))
         } else if let name = json["enum"]?.stringValue {
             self.name = name
-            known = ["enum", "doc", "data"]
+            known = ["enum", "doc", "data", "swift"]
             guard let data = json["data"], data.kind == .array, data.count > 0 else {
                 throw SchemaError("\(place) (\(name)): an enum needs a non-empty \"data\" array")
             }
@@ -255,8 +280,16 @@ private struct Definition {
                 }
             }
             kind = .enum(Enum(name: name, values: values, doc: doc))
+        } else if let name = json["alias"]?.stringValue {
+            self.name = name
+            known = ["alias", "doc", "type", "swift"]
+            guard let base = json["type"]?.stringValue.flatMap(Builtin.init(rawValue:)) else {
+                throw SchemaError("\(place) (\(name)): an alias needs a built-in \"type\"")
+            }
+            kind = .alias(Alias(name: name, base: base, doc: doc))
         } else {
-            throw SchemaError("\(place): needs one of \"command\", \"event\", \"struct\", \"enum\" with a string name")
+            throw SchemaError(
+                "\(place): needs one of \"command\", \"event\", \"struct\", \"enum\", \"alias\" with a string name")
         }
         for (key, _) in json.members where !known.contains(key) {
             throw SchemaError("\(place) (\(name)): unknown key '\(key)'")

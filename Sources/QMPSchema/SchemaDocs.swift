@@ -40,6 +40,8 @@ extension Schema {
                 if let value = structs[name] {
                     out += "### `\(name)` (object)\n\n\(value.doc)\n\n"
                     out += membersTable("Members", value.members)
+                } else if let value = aliases[name] {
+                    out += "### `\(name)` (`\(value.base)`)\n\n\(value.doc)\n\n"
                 } else if let value = enums[name] {
                     out += "### `\(name)` (enum)\n\n\(value.doc)\n\n| value | meaning |\n|---|---|\n"
                     for item in value.values { out += "| `\(item.name)` | \(item.doc) |\n" }

@@ -30,11 +30,12 @@ import QMPWire
 /// | `enterCommandMode`  | commandMode | trap        | trap                    | trap                | trap    |
 /// | `stop`, `close`     | stopped     | stopped     | stopped (reply dropped) | stopped (reply dropped) | stopped |
 ///
-/// `enterCommandMode` and `deferReply` (not in the table: command mode, during a dispatch) are
-/// `SessionControl` requirements, which cannot throw. Their callers make them only in the
-/// right state (qmp_capabilities checks `isNegotiated` first; a handler can defer only in a
-/// dispatch, which needs command mode), so a wrong call is a defect: it traps with the state
-/// error's text.
+/// `enterCommandMode` (not in the table: negotiating, during a dispatch) is a `SessionControl`
+/// requirement, which cannot throw. Its caller makes it only in the right state
+/// (qmp_capabilities checks `isNegotiated` first), so a wrong call is a defect: it traps with
+/// the state error's text. A command's `.deferred` outcome enters `waiting` (from command mode,
+/// where dispatch runs) when deferral is enabled and the work has a blocking part; otherwise
+/// the session runs the work inline and replies at once.
 public final class QMPSession: SessionControl {
     /// Where the session is in the protocol.
     public enum State {
@@ -74,6 +75,8 @@ public final class QMPSession: SessionControl {
         /// The request's id, echoed on the reply.
         let id: QMPReplyID
         let work: DeferredWork
+        /// `work.blocking`, which a waiting reply always has.
+        let blocking: @Sendable () -> Result<Void, BackendError>
         /// Whether exec-oob was enabled: the command mode to return to.
         public let oob: Bool
         /// Whether the work was handed to the caller to run.
@@ -102,7 +105,8 @@ public final class QMPSession: SessionControl {
         case waiting
     }
 
-    /// Set by the network layer: commands may hand blocking work off the event loop.
+    /// Set by the network layer: a command's deferred work runs off the event loop. Without
+    /// it (tests, the fuzzer) the session runs deferred work inline and replies at once.
     /// Configuration, not state: it does not change while the session runs.
     public var deferralEnabled = false
 
@@ -245,17 +249,18 @@ public final class QMPSession: SessionControl {
             return
         }
         let id = request.replyID
-        let result = Dispatcher.dispatch(request, server: server, session: self)
-        if case .waiting(let deferred) = state {
-            // The handler deferred its reply (`deferReply`): it is written by `completeDeferred`.
-            guard case .success = result else {
-                // It failed after all: its error is the reply, now.
-                state = .commandMode(oob: deferred.oob)
-                reply(result, id: id, into: &output)
+        let result: Result<JSON, QMPError>
+        switch Dispatcher.dispatch(request, server: server, session: self) {
+        case .success(.reply(let value)): result = .success(value)
+        case .success(.deferred(let work)):
+            // Off the loop only with a loop to defer to and something that blocks: the reply is
+            // then written by `completeDeferred`.
+            if deferralEnabled, let blocking = work.blocking, case .commandMode(let oob) = state {
+                state = .waiting(PendingReply(id: id, work: work, blocking: blocking, oob: oob))
                 return
             }
-            state = .waiting(PendingReply(id: id, work: deferred.work, oob: deferred.oob))
-            return
+            result = work.runInline()
+        case .failure(let error): result = .failure(error)
         }
         reply(result, id: id, into: &output)
     }
@@ -291,7 +296,7 @@ public final class QMPSession: SessionControl {
         guard case .waiting(var pending) = state else { preconditionFailure("checked above") }
         pending.workTaken = true
         state = .waiting(pending)
-        return pending.work.blocking
+        return pending.blocking
     }
 
     /// Finishes a deferred reply with the outcome of its blocking part, writes the reply and
@@ -349,20 +354,6 @@ public final class QMPSession: SessionControl {
     }
 
     // MARK: SessionControl
-
-    public var canDefer: Bool { deferralEnabled }
-
-    /// Makes the command being dispatched reply later: the session waits for `work`.
-    /// Only in command mode, with deferral enabled, during a dispatch.
-    public func deferReply(_ work: DeferredWork) {
-        guard deferralEnabled, case .commandMode(let oob) = state else {
-            preconditionFailure(
-                deferralEnabled
-                    ? SessionStateError(call: "deferReply", state: state.name, allowed: [.commandMode]).description
-                    : "deferReply on a session without deferral")
-        }
-        state = .waiting(PendingReply(id: .none, work: work, oob: oob))
-    }
 
     /// Leaves negotiation mode with the given capabilities.
     public func enterCommandMode(oob: Bool) {

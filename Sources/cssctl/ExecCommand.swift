@@ -117,7 +117,7 @@ struct ExecCommand: ParsableCommand {
         return Set(definition.arguments.filter { member in
             switch member.type {
             case .builtin(let builtin): return builtin == .str
-            case .named(let name): return schema.enums[name] != nil
+            case .named(let name): return schema.enums[name] != nil || schema.aliases[name]?.base == .str
             case .array: return false
             }
         }.map(\.name))

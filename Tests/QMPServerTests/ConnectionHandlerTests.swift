@@ -149,14 +149,13 @@ struct ConnectionHandlerTests {
             registry.register(name, handler)
         }
         // query-version whose reply waits for blocking work run off the loop.
-        registry.register("query-version") { _, context in
-            context.session.deferReply(
+        registry.register("query-version") { _, _ in
+            .deferred(
                 DeferredWork(
                     blocking: {
                         usleep(20_000)
                         return .success(())
                     }, finish: { _ in .string("done") }))
-            return .null
         }
         let state = try ServerState(schema: try Schema.embedded(), registry: registry, options: ServerOptions())
         let channel = NIOAsyncTestingChannel()

@@ -36,15 +36,18 @@ private final class CountingBackend: ChannelSubsystemBackend {
         return model.subsystem
     }
     func details(of path: ChannelPathID) -> ChannelPathDetails? { model.details(of: path) }
-    func varyPath(_ id: ChannelPathID, to state: VaryState) throws(BackendError) -> PathChange {
-        try model.varyPath(id, to: state)
+    func planVary(_ id: ChannelPathID, to state: VaryState) throws(BackendError) -> PendingWrite {
+        try model.planVary(id, to: state)
+    }
+    func planConfigure(_ id: ChannelPathID, to state: ConfigureState) throws(BackendError) -> PendingWrite {
+        try model.planConfigure(id, to: state)
+    }
+    func completeWrite(_ write: PendingWrite, _ outcome: Result<Void, BackendError>) throws(BackendError) -> PathChange {
+        try model.completeWrite(write, outcome)
     }
     func varyPath(_ id: ChannelPathID, to state: VaryState, subchannel: SubchannelID) throws(BackendError) -> PathChange
     {
         try model.varyPath(id, to: state, subchannel: subchannel)
-    }
-    func configurePath(_ id: ChannelPathID, to state: ConfigureState) throws(BackendError) -> PathChange {
-        try model.configurePath(id, to: state)
     }
     func injectPathFault(_ id: ChannelPathID, _ fault: PathFault) throws(BackendError) -> PathChange {
         try model.injectPathFault(id, fault)

@@ -149,7 +149,7 @@ struct SessionTests {
         let schema = try Schema.embedded()
         #expect(CommandRegistry.standard().mismatches(with: schema) == [])
         var extra = CommandRegistry.standard()
-        extra.register("no-such-command") { (_, _) throws(QMPError) in .null }
+        extra.register("no-such-command") { (_, _) throws(QMPError) in .reply(.null) }
         #expect(extra.mismatches(with: schema) == ["handler 'no-such-command' has no schema entry"])
         let missing = CommandRegistry()
         #expect(missing.mismatches(with: schema).contains("command 'query-version' is in the schema but has no handler"))

@@ -9,133 +9,141 @@ import QMPWire
 /// The channel-subsystem commands of API/css.json, over `ServerState.backend`: queries read
 /// its current view, operations go through it.
 ///
-/// Ids arrive as strings in Linux notation; a malformed one is a GenericError that names the
-/// argument and the accepted form, an unknown one DeviceNotFound. Instructions (STSCH, MSCH,
-/// RCHP) report a nonexistent subchannel or chpid the architected way, with cc 3.
+/// One static method per command, as the generated `CSSCommandsSchema` requires; arguments
+/// arrive typed (ids parsed, a malformed one already a GenericError naming the argument and the
+/// accepted form). An unknown id is DeviceNotFound. Instructions (STSCH, MSCH, RCHP) report a
+/// nonexistent subchannel or chpid the architected way, with cc 3.
 enum CSSCommands {
     /// Most subchannels one query-subchannels reply may carry (about 280 bytes each: 4.5 MiB,
     /// well under the 10 MiB line qemu.qmp reads by default).
     static let maxPage = 16384
 
-    static func register(into registry: inout CommandRegistry) {
-        registry.register("query-chpids") { (arguments, context) throws(QMPError) in
-            let cssid = arguments.int("cssid")
-            let backend = context.server.backend
-            let paths = backend.subsystem.channelPaths.filter { cssid == nil || Int($0.id.cssid) == cssid }
-            return .array(paths.map { channelPathInfo($0, backend.details(of: $0.id)) })
+    static func queryChpids(_ arguments: QueryChpidsArguments, _ context: CommandContext) throws(QMPError)
+        -> CommandOutcome
+    {
+        let backend = context.server.backend
+        let paths = backend.subsystem.channelPaths.filter { arguments.cssid == nil || $0.id.cssid == arguments.cssid }
+        return .reply(.array(paths.map { channelPathInfo($0, backend.details(of: $0.id)) }))
+    }
+
+    static func storeSubchannel(_ arguments: StoreSubchannelArguments, _ context: CommandContext) throws(QMPError)
+        -> CommandOutcome
+    {
+        let result = context.server.subsystem.storeSubchannel(arguments.subchannel)
+        guard let schib = result.schib else { return .reply(.object([("cc", .integer(result.cc))])) }
+        return .reply(
+            .object([("cc", .integer(result.cc)), ("schib", schibInfo(schib)), ("raw", .string(schib.hexString))]))
+    }
+
+    static func modifySubchannel(_ arguments: ModifySubchannelArguments, _ context: CommandContext) throws(QMPError)
+        -> CommandOutcome
+    {
+        let id = arguments.subchannel
+        // MSCH takes a whole SCHIB: start from the current one and apply what was given.
+        var schib = context.server.subsystem.storeSubchannel(id).schib ?? SCHIB()
+        if let intparm = arguments.intparm { schib.pmcw.intparm = intparm }
+        if let isc = arguments.isc {
+            guard isc <= 7 else { throw .generic("Parameter 'isc' expects 0..7") }
+            schib.pmcw.flags = schib.pmcw.flags & ~PMCW.Flags.isc | UInt16(isc) << 11
         }
-        registry.register("query-subchannels") { (arguments, context) throws(QMPError) in
-            try querySubchannels(arguments, context.server.subsystem)
+        if let enabled = arguments.enabled {
+            schib.pmcw.flags = enabled ? schib.pmcw.flags | PMCW.Flags.enabled : schib.pmcw.flags & ~PMCW.Flags.enabled
         }
-        registry.register("store-subchannel") { (arguments, context) throws(QMPError) in
-            let id = try subchannelID(arguments.string("subchannel")!)
-            let result = context.server.subsystem.storeSubchannel(id)
-            guard let schib = result.schib else { return .object([("cc", .integer(result.cc))]) }
-            return .object([("cc", .integer(result.cc)), ("schib", schibInfo(schib)), ("raw", .string(schib.hexString))])
+        if let lpm = arguments.lpm { schib.pmcw.lpm = lpm }
+        if let flags = arguments.flags { schib.pmcw.flags = flags }
+        let result = try backendCall { () throws(BackendError) in
+            try context.server.backend.modifySubchannel(id, schib: schib)
         }
-        registry.register("modify-subchannel") { (arguments, context) throws(QMPError) in
-            let id = try subchannelID(arguments.string("subchannel")!)
-            // MSCH takes a whole SCHIB: start from the current one and apply what was given.
-            var schib = context.server.subsystem.storeSubchannel(id).schib ?? SCHIB()
-            if let intparm = arguments.int("intparm") { schib.pmcw.intparm = UInt32(intparm) }
-            if let isc = arguments.int("isc") {
-                guard isc <= 7 else { throw .generic("Parameter 'isc' expects 0..7") }
-                schib.pmcw.flags = schib.pmcw.flags & ~PMCW.Flags.isc | UInt16(isc) << 11
-            }
-            if let enabled = arguments.bool("enabled") {
-                schib.pmcw.flags = enabled ? schib.pmcw.flags | PMCW.Flags.enabled : schib.pmcw.flags & ~PMCW.Flags.enabled
-            }
-            if let lpm = arguments.int("lpm") { schib.pmcw.lpm = UInt8(lpm) }
-            if let flags = arguments.int("flags") { schib.pmcw.flags = UInt16(flags) }
-            let result = try backendCall { () throws(BackendError) in
-                try context.server.backend.modifySubchannel(id, schib: schib)
-            }
-            return .object([("cc", .integer(result.cc))])
+        return .reply(.object([("cc", .integer(result.cc))]))
+    }
+
+    static func storeCrw(_ context: CommandContext) throws(QMPError) -> CommandOutcome {
+        let result = try backendCall { () throws(BackendError) in try context.server.backend.storeChannelReportWord() }
+        return .reply(
+            .object([("cc", .integer(result.cc)), ("crw", .integer(Int(result.crw.rawValue))), ("decoded", crwInfo(result.crw))]))
+    }
+
+    static func resetChannelPath(_ arguments: ResetChannelPathArguments, _ context: CommandContext) throws(QMPError)
+        -> CommandOutcome
+    {
+        let id = arguments.chpid
+        let server = context.server
+        let result = try backendCall { () throws(BackendError) in try server.backend.resetChannelPath(id) }
+        if result.cc == 0, let path = server.subsystem.channelPath(id) {
+            server.pathChanges.publish(
+                PathChange(resetOf: path, crws: result.crws), as: .reset,
+                cause: .command(connection: context.session.connectionID))
         }
-        registry.register("store-crw") { (_, context) throws(QMPError) in
-            let result = try backendCall { () throws(BackendError) in try context.server.backend.storeChannelReportWord() }
-            return .object([("cc", .integer(result.cc)), ("crw", .integer(Int(result.crw.rawValue))), ("decoded", crwInfo(result.crw))])
-        }
-        registry.register("reset-channel-path") { (arguments, context) throws(QMPError) in
-            let id = try channelPathID(arguments.string("chpid")!)
-            let server = context.server
-            let result = try backendCall { () throws(BackendError) in try server.backend.resetChannelPath(id) }
-            if result.cc == 0, let path = server.subsystem.channelPath(id) {
-                server.pathChanges.publish(
-                    PathChange(resetOf: path, crws: result.crws), as: .reset,
-                    cause: .command(connection: context.session.connectionID))
-            }
-            return .object([("cc", .integer(result.cc))])
-        }
-        registry.register("vary-path") { (arguments, context) throws(QMPError) in
-            let id = try channelPathID(arguments.string("chpid")!)
-            let state = VaryState(rawValue: arguments.string("state")!)!
-            if let text = arguments.string("subchannel") {
-                let subchannel = try subchannelID(text)
-                return try pathChange(PathEventChange(state), context) { () throws(BackendError) in
-                    try context.server.backend.varyPath(id, to: state, subchannel: subchannel)
-                }
-            }
-            return try pathWrite(
-                PathEventChange(state), context,
-                plan: { (backend) throws(BackendError) in try backend.planVary(id, to: state) },
-                direct: { () throws(BackendError) in try context.server.backend.varyPath(id, to: state) })
-        }
-        registry.register("configure-chpid") { (arguments, context) throws(QMPError) in
-            let id = try channelPathID(arguments.string("chpid")!)
-            let state = ConfigureState(name: arguments.string("state")!)!
-            return try pathWrite(
-                PathEventChange(state)!, context,
-                plan: { (backend) throws(BackendError) in try backend.planConfigure(id, to: state) },
-                direct: { () throws(BackendError) in try context.server.backend.configurePath(id, to: state) })
-        }
-        registry.register("inject-path-fault") { (arguments, context) throws(QMPError) in
-            let id = try channelPathID(arguments.string("chpid")!)
-            let fault = PathFault(rawValue: arguments.string("fault")!)!
-            return try pathChange(PathEventChange(fault), context) { () throws(BackendError) in
-                try context.server.backend.injectPathFault(id, fault)
+        return .reply(.object([("cc", .integer(result.cc))]))
+    }
+
+    static func varyPath(_ arguments: VaryPathArguments, _ context: CommandContext) throws(QMPError) -> CommandOutcome {
+        let (id, state) = (arguments.chpid, arguments.state)
+        if let subchannel = arguments.subchannel {
+            return try pathChange(PathEventChange(state), context) { () throws(BackendError) in
+                try context.server.backend.varyPath(id, to: state, subchannel: subchannel)
             }
         }
-        registry.register("query-css") { (_, context) throws(QMPError) in
-            let subsystem = context.server.subsystem
-            return .array(subsystem.cssids.map { cssid in
-                let summary = subsystem.summary(cssid: cssid)
-                return .object([
-                    ("cssid", .integer(Int(cssid))),
-                    ("subchannels", .integer(summary.subchannels)),
-                    ("chpids", .integer(summary.channelPaths)),
-                    ("crws-queued", .integer(summary.crwsQueued)),
-                    ("crws-lost", .integer(summary.crwsLost)),
-                ])
-            })
+        return try pathWrite(PathEventChange(state), context) { (backend) throws(BackendError) in
+            try backend.planVary(id, to: state)
         }
+    }
+
+    static func configureChpid(_ arguments: ConfigureChpidArguments, _ context: CommandContext) throws(QMPError)
+        -> CommandOutcome
+    {
+        let (id, state) = (arguments.chpid, arguments.state)
+        // The schema admits only configured and standby, each a path event.
+        return try pathWrite(PathEventChange(state)!, context) { (backend) throws(BackendError) in
+            try backend.planConfigure(id, to: state)
+        }
+    }
+
+    static func injectPathFault(_ arguments: InjectPathFaultArguments, _ context: CommandContext) throws(QMPError)
+        -> CommandOutcome
+    {
+        try pathChange(PathEventChange(arguments.fault), context) { () throws(BackendError) in
+            try context.server.backend.injectPathFault(arguments.chpid, arguments.fault)
+        }
+    }
+
+    static func queryCss(_ context: CommandContext) throws(QMPError) -> CommandOutcome {
+        let subsystem = context.server.subsystem
+        return .reply(.array(subsystem.cssids.map { cssid in
+            let summary = subsystem.summary(cssid: cssid)
+            return .object([
+                ("cssid", .integer(Int(cssid))),
+                ("subchannels", .integer(summary.subchannels)),
+                ("chpids", .integer(summary.channelPaths)),
+                ("crws-queued", .integer(summary.crwsQueued)),
+                ("crws-lost", .integer(summary.crwsLost)),
+            ])
+        }))
     }
 
     // MARK: query-subchannels
 
-    private static func querySubchannels(_ arguments: Arguments, _ subsystem: Subsystem) throws(QMPError) -> JSON {
-        let cssid = arguments.int("cssid")
-        let ssid = arguments.int("ssid")
-        let limit = arguments.int("limit")
+    static func querySubchannels(_ arguments: QuerySubchannelsArguments, _ context: CommandContext) throws(QMPError)
+        -> CommandOutcome
+    {
+        let subsystem = context.server.subsystem
+        let (cssid, ssid, limit, start) = (arguments.cssid, arguments.ssid, arguments.limit, arguments.start)
         if let limit, !(1...maxPage).contains(limit) {
             throw .generic("Parameter 'limit' expects 1..\(maxPage)")
         }
-        let start = try arguments.string("start").map { (text) throws(QMPError) in try subchannelID(text, argument: "start") }
         func matches(_ subchannel: Subchannel) -> Bool {
-            (cssid == nil || Int(subchannel.id.cssid) == cssid) && (ssid == nil || Int(subchannel.id.ssid) == ssid)
+            (cssid == nil || subchannel.id.cssid == cssid) && (ssid == nil || subchannel.id.ssid == ssid)
         }
         let capacity = (limit ?? maxPage) + 1  // one more tells whether there is a next page
         var page: [Subchannel] = []
         page.reserveCapacity(min(capacity, 4097))
 
-        if let text = arguments.string("devno") {
-            let device = try deviceID(text)
+        if let device = arguments.devno {
             guard let subchannel = subsystem.subchannel(device: device) else {
                 throw QMPError(.deviceNotFound, "no subchannel has device number \(device)")
             }
             if matches(subchannel) && (start == nil || subchannel.id >= start!) { page.append(subchannel) }
-        } else if let text = arguments.string("chpid") {
-            let chpid = try channelPathID(text)
+        } else if let chpid = arguments.chpid {
             guard subsystem.channelPath(chpid) != nil else {
                 throw QMPError(.deviceNotFound, "channel path \(chpid) does not exist")
             }
@@ -165,7 +173,7 @@ enum CSSCommands {
             next = page.removeLast().id
         }
         var writer = SubchannelPageWriter(capacity: page.count)
-        return JSON(preserialized: writer.page(page, next: next))
+        return .reply(JSON(preserialized: writer.page(page, next: next)))
     }
 
     /// A page as a jansson tree: the definition `SubchannelPageWriter` must match (tested).
@@ -254,33 +262,15 @@ enum CSSCommands {
         Hex.string(type, width: 4) + "/" + Hex.string(model, width: 2)
     }
 
-    // MARK: Ids and errors
-
-    static func subchannelID(_ text: String, argument: String = "subchannel") throws(QMPError) -> SubchannelID {
-        do throws(IDParseError) { return try SubchannelID(parsing: text, argument: argument) } catch {
-            throw .generic(error.description)
-        }
-    }
-
-    static func channelPathID(_ text: String, argument: String = "chpid") throws(QMPError) -> ChannelPathID {
-        do throws(IDParseError) { return try ChannelPathID(parsing: text, argument: argument) } catch {
-            throw .generic(error.description)
-        }
-    }
-
-    private static func deviceID(_ text: String) throws(QMPError) -> DeviceID {
-        do throws(IDParseError) { return try DeviceID(parsing: text, argument: "devno") } catch {
-            throw .generic(error.description)
-        }
-    }
+    // MARK: Path changes
 
     /// Runs a path operation and publishes its events.
     private static func pathChange(
         _ kind: PathEventChange, _ context: CommandContext, _ operation: () throws(BackendError) -> PathChange
-    ) throws(QMPError) -> JSON {
+    ) throws(QMPError) -> CommandOutcome {
         let change = try backendCall(operation)
         context.server.pathChanges.publish(change, as: kind, cause: .command(connection: context.session.connectionID))
-        return changeReply(change)
+        return .reply(changeReply(change))
     }
 
     private static func changeReply(_ change: PathChange) -> JSON {
@@ -291,27 +281,23 @@ enum CSSCommands {
         ])
     }
 
-    /// A vary or configure. When the backend's write may block (sysfs `configure` waits for
-    /// SCLP) and the connection can wait for it, it is planned now, written off the event loop,
-    /// re-read and published when done, and the reply follows then; otherwise done at once.
+    /// A vary or configure, in the backend's one write shape: planned now, its blocking part
+    /// (the sysfs write; none for the model) run where the session decides, then completed,
+    /// published and replied to on the event loop.
     private static func pathWrite(
         _ kind: PathEventChange, _ context: CommandContext,
-        plan: (BlockingWriteBackend) throws(BackendError) -> PendingWrite,
-        direct: () throws(BackendError) -> PathChange
-    ) throws(QMPError) -> JSON {
-        guard let backend = context.server.backend as? BlockingWriteBackend, context.session.canDefer else {
-            return try pathChange(kind, context, direct)
-        }
+        plan: (ChannelSubsystemBackend) throws(BackendError) -> PendingWrite
+    ) throws(QMPError) -> CommandOutcome {
+        let backend = context.server.backend
         let write = try backendCall { () throws(BackendError) in try plan(backend) }
         let publisher = context.server.pathChanges
         let cause = PathChangeCause.command(connection: context.session.connectionID)
-        context.session.deferReply(
+        return .deferred(
             DeferredWork(blocking: write.perform) { (outcome) throws(QMPError) in
                 let change = try backendCall { () throws(BackendError) in try backend.completeWrite(write, outcome) }
                 publisher.publish(change, as: kind, cause: cause)
                 return changeReply(change)
             })
-        return .null  // not sent: the deferred work's reply is
     }
 
     /// Runs a backend operation; an unknown id is DeviceNotFound, every other refusal

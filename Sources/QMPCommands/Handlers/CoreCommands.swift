@@ -3,30 +3,34 @@
 
 import QMPWire
 
-/// qmp_capabilities, query-version, query-commands, query-qmp-schema, quit (API/qmp.json).
+/// qmp_capabilities, query-version, query-commands, query-qmp-schema, quit (API/qmp.json): one
+/// static method per command, as the generated `CoreCommandsSchema` requires.
 enum CoreCommands {
-    static func register(into registry: inout CommandRegistry) {
-        registry.register("qmp_capabilities") { (arguments, context) throws(QMPError) in
-            guard !context.session.isNegotiated else {
-                throw QMPError(.commandNotFound, "Capabilities negotiation is already complete, command ignored")
-            }
-            // The schema admits only known capabilities, and the server offers all of them.
-            let enable = arguments.strings("enable") ?? []
-            context.session.enterCommandMode(oob: enable.contains("oob"))
-            return .emptyObject()
+    static func qmpCapabilities(_ arguments: QmpCapabilitiesArguments, _ context: CommandContext) throws(QMPError)
+        -> CommandOutcome
+    {
+        guard !context.session.isNegotiated else {
+            throw QMPError(.commandNotFound, "Capabilities negotiation is already complete, command ignored")
         }
-        registry.register("query-version") { (_, context) throws(QMPError) in
-            context.server.versionInfo
-        }
-        registry.register("query-commands") { (_, context) throws(QMPError) in
-            context.server.commandList(readOnly: context.session.isReadOnly)
-        }
-        registry.register("query-qmp-schema") { (_, context) throws(QMPError) in
-            context.server.introspection(readOnly: context.session.isReadOnly)
-        }
-        registry.register("quit") { (_, context) throws(QMPError) in
-            context.server.onShutdownRequest?(.hostQMPQuit)
-            return .emptyObject()
-        }
+        // The schema admits only known capabilities, and the server offers all of them.
+        context.session.enterCommandMode(oob: arguments.enable?.contains(.oob) ?? false)
+        return .reply(.emptyObject())
+    }
+
+    static func queryVersion(_ context: CommandContext) throws(QMPError) -> CommandOutcome {
+        .reply(context.server.versionInfo)
+    }
+
+    static func queryCommands(_ context: CommandContext) throws(QMPError) -> CommandOutcome {
+        .reply(context.server.commandList(readOnly: context.session.isReadOnly))
+    }
+
+    static func queryQmpSchema(_ context: CommandContext) throws(QMPError) -> CommandOutcome {
+        .reply(context.server.introspection(readOnly: context.session.isReadOnly))
+    }
+
+    static func quit(_ context: CommandContext) throws(QMPError) -> CommandOutcome {
+        context.server.onShutdownRequest?(.hostQmpQuit)
+        return .reply(.emptyObject())
     }
 }

@@ -5,59 +5,65 @@ import CSSModel
 import PathEvents
 import QMPWire
 
-/// The commands of API/path-events.json: subscriptions of the calling connection.
+/// The commands of API/path-events.json: subscriptions of the calling connection. One static
+/// method per command, as the generated `PathEventCommandsSchema` requires.
 enum PathEventCommands {
     /// Largest `queue-limit` a subscription may ask for.
     static let maxQueueLimit = 1 << 20
 
-    static func register(into registry: inout CommandRegistry) {
-        registry.register("subscribe-path-events") { (arguments, context) throws(QMPError) in
-            let server = context.server
-            let filter = try filter(arguments, server)
-            let limit = arguments.int("queue-limit") ?? server.options.eventQueueLimit
-            guard (1...maxQueueLimit).contains(limit) else {
-                throw .generic("Parameter 'queue-limit' expects 1..\(maxQueueLimit)")
-            }
-            do throws(PathEventHub.HubError) {
-                let id = try server.pathEvents.subscribe(owner: context.session.connectionID, filter: filter, queueLimit: limit)
-                return .object([("subscription", .integer(id))])
-            } catch {
-                switch error {
-                case .tooManySubscriptions(let most):
-                    throw .generic("this connection already has \(most) subscriptions, the most it may hold")
-                case .queueBudgetExceeded(let budget, let used):
-                    throw .generic(
-                        "'queue-limit' \(limit) would make this connection's queues hold more than \(budget) events "
-                            + "(its other subscriptions take \(used)): pass a smaller 'queue-limit'")
-                case .unknownSubscription: fatalError("subscribe never reports an unknown subscription")
-                }
-            }
+    static func subscribePathEvents(_ arguments: SubscribePathEventsArguments, _ context: CommandContext)
+        throws(QMPError) -> CommandOutcome
+    {
+        let server = context.server
+        let filter = try filter(arguments, server)
+        // The default is the server's option, not the schema's: it is set when cssd starts.
+        let limit = arguments.queueLimit ?? server.options.eventQueueLimit
+        guard (1...maxQueueLimit).contains(limit) else {
+            throw .generic("Parameter 'queue-limit' expects 1..\(maxQueueLimit)")
         }
-        registry.register("unsubscribe-path-events") { (arguments, context) throws(QMPError) in
-            let id = arguments.int("subscription")!
-            do throws(PathEventHub.HubError) {
-                try context.server.pathEvents.unsubscribe(owner: context.session.connectionID, id: id)
-            } catch {
-                throw .generic("subscription \(id) does not exist on this connection")
+        do throws(PathEventHub.HubError) {
+            let id = try server.pathEvents.subscribe(owner: context.session.connectionID, filter: filter, queueLimit: limit)
+            return .reply(.object([("subscription", .integer(id))]))
+        } catch {
+            switch error {
+            case .tooManySubscriptions(let most):
+                throw .generic("this connection already has \(most) subscriptions, the most it may hold")
+            case .queueBudgetExceeded(let budget, let used):
+                throw .generic(
+                    "'queue-limit' \(limit) would make this connection's queues hold more than \(budget) events "
+                        + "(its other subscriptions take \(used)): pass a smaller 'queue-limit'")
+            case .unknownSubscription: fatalError("subscribe never reports an unknown subscription")
             }
-            return .emptyObject()
-        }
-        registry.register("query-path-event-subscriptions") { (_, context) throws(QMPError) in
-            .array(context.server.pathEvents.subscriptions(of: context.session.connectionID).map(info))
         }
     }
 
-    /// The filter the arguments ask for; every id must be well-formed and exist.
-    private static func filter(_ arguments: Arguments, _ server: ServerState) throws(QMPError) -> PathEventFilter {
+    static func unsubscribePathEvents(_ arguments: UnsubscribePathEventsArguments, _ context: CommandContext)
+        throws(QMPError) -> CommandOutcome
+    {
+        let id = arguments.subscription
+        do throws(PathEventHub.HubError) {
+            try context.server.pathEvents.unsubscribe(owner: context.session.connectionID, id: id)
+        } catch {
+            throw .generic("subscription \(id) does not exist on this connection")
+        }
+        return .reply(.emptyObject())
+    }
+
+    static func queryPathEventSubscriptions(_ context: CommandContext) throws(QMPError) -> CommandOutcome {
+        .reply(.array(context.server.pathEvents.subscriptions(of: context.session.connectionID).map(info)))
+    }
+
+    /// The filter the arguments ask for; every id must exist.
+    private static func filter(_ arguments: SubscribePathEventsArguments, _ server: ServerState) throws(QMPError)
+        -> PathEventFilter
+    {
         let subsystem = server.subsystem
-        let granularity = PathEventGranularity(rawValue: arguments.string("granularity") ?? "chpid")!
-        let cssid = arguments.int("cssid").map { UInt8($0) }
+        let cssid = arguments.cssid
         var chpids: Set<ChannelPathID>?
-        if let texts = arguments.strings("chpids") {
-            guard !texts.isEmpty else { throw .generic("Parameter 'chpids' must not be empty: omit it to match every chpid") }
+        if let ids = arguments.chpids {
+            guard !ids.isEmpty else { throw .generic("Parameter 'chpids' must not be empty: omit it to match every chpid") }
             var set = Set<ChannelPathID>()
-            for text in texts {
-                let id = try CSSCommands.channelPathID(text, argument: "chpids")
+            for id in ids {
                 guard subsystem.channelPath(id) != nil else {
                     throw QMPError(.deviceNotFound, "channel path \(id) does not exist")
                 }
@@ -70,13 +76,12 @@ enum PathEventCommands {
         }
         var subchannels: Set<SubchannelID>?
         var paths = Set<ChannelPathID>()
-        if let texts = arguments.strings("subchannels") {
-            guard !texts.isEmpty else {
+        if let ids = arguments.subchannels {
+            guard !ids.isEmpty else {
                 throw .generic("Parameter 'subchannels' must not be empty: omit it to match every subchannel")
             }
             var set = Set<SubchannelID>()
-            for text in texts {
-                let id = try CSSCommands.subchannelID(text, argument: "subchannels")
+            for id in ids {
                 guard let subchannel = subsystem.subchannel(id) else {
                     throw QMPError(.deviceNotFound, "subchannel \(id) does not exist")
                 }
@@ -86,7 +91,7 @@ enum PathEventCommands {
             subchannels = set
         }
         var guests: Set<String>?
-        if let names = arguments.strings("guests") {
+        if let names = arguments.guests {
             guard !names.isEmpty else { throw .generic("Parameter 'guests' must not be empty: omit it to match every guest") }
             for name in names where server.guests.guests[name] == nil {
                 throw QMPError(.deviceNotFound, "guest '\(name)' does not exist")
@@ -94,12 +99,12 @@ enum PathEventCommands {
             guests = Set(names)
         }
         var changes: Set<PathEventChange>?
-        if let texts = arguments.strings("changes") {
-            guard !texts.isEmpty else { throw .generic("Parameter 'changes' must not be empty: omit it to match every change") }
-            changes = Set(texts.map { PathEventChange(rawValue: $0)! })
+        if let kinds = arguments.changes {
+            guard !kinds.isEmpty else { throw .generic("Parameter 'changes' must not be empty: omit it to match every change") }
+            changes = Set(kinds)
         }
         return PathEventFilter(
-            granularity: granularity, chpids: chpids, subchannels: subchannels, pathsOfSubchannels: paths,
+            granularity: arguments.granularity, chpids: chpids, subchannels: subchannels, pathsOfSubchannels: paths,
             cssid: cssid, changes: changes, guests: guests)
     }
 

@@ -6,76 +6,80 @@ import QMPWire
 import VFIOCCW
 
 /// The guest and vfio-ccw commands of API/vfio.json, over `ServerState.guests` and the
-/// backend's subsystem (the host).
+/// backend's subsystem (the host). One static method per command, as the generated
+/// `VFIOCommandsSchema` requires.
 enum VFIOCommands {
-    static func register(into registry: inout CommandRegistry) {
-        registry.register("query-guests") { (_, context) throws(QMPError) in
-            let guests = context.server.guests
-            return .array(guests.names.map { guestInfo(guests.guests[$0]!) })
+    static func queryGuests(_ context: CommandContext) throws(QMPError) -> CommandOutcome {
+        let guests = context.server.guests
+        return .reply(.array(guests.names.map { guestInfo(guests.guests[$0]!) }))
+    }
+
+    static func guestStoreSubchannel(_ arguments: GuestStoreSubchannelArguments, _ context: CommandContext)
+        throws(QMPError) -> CommandOutcome
+    {
+        let server = context.server
+        let result = try vfio { () throws(VFIOError) in
+            try server.guests.storeSubchannel(of: arguments.guest, arguments.subchannel, host: server.subsystem)
         }
-        registry.register("query-guest-subchannels") { (arguments, context) throws(QMPError) in
-            try queryGuestSubchannels(arguments, context.server)
-        }
-        registry.register("guest-store-subchannel") { (arguments, context) throws(QMPError) in
-            let server = context.server
-            let id = try CSSCommands.subchannelID(arguments.string("subchannel")!)
-            let result = try vfio { () throws(VFIOError) in
-                try server.guests.storeSubchannel(of: arguments.string("guest")!, id, host: server.subsystem)
-            }
-            guard let schib = result.schib else { return .object([("cc", .integer(result.cc))]) }
-            return .object([
+        guard let schib = result.schib else { return .reply(.object([("cc", .integer(result.cc))])) }
+        return .reply(
+            .object([
                 ("cc", .integer(result.cc)), ("schib", CSSCommands.schibInfo(schib)), ("raw", .string(schib.hexString)),
-            ])
-        }
-        registry.register("guest-store-crw") { (arguments, context) throws(QMPError) in
-            let server = context.server
-            let result = try vfio { () throws(VFIOError) in try server.guests.storeCRW(of: arguments.string("guest")!) }
-            return .object([
+            ]))
+    }
+
+    static func guestStoreCrw(_ arguments: GuestStoreCrwArguments, _ context: CommandContext) throws(QMPError)
+        -> CommandOutcome
+    {
+        let server = context.server
+        let result = try vfio { () throws(VFIOError) in try server.guests.storeCRW(of: arguments.guest) }
+        return .reply(
+            .object([
                 ("cc", .integer(result.cc)), ("crw", .integer(Int(result.crw.rawValue))),
                 ("decoded", CSSCommands.crwInfo(result.crw)),
-            ])
+            ]))
+    }
+
+    static func attachPassthrough(_ arguments: AttachPassthroughArguments, _ context: CommandContext) throws(QMPError)
+        -> CommandOutcome
+    {
+        let server = context.server
+        let device = try vfio { () throws(VFIOError) in
+            try server.guests.attachPassthrough(
+                to: arguments.guest, host: arguments.hostSubchannel, guestSubchannel: arguments.guestSubchannel,
+                guestChpids: arguments.guestChpids, in: server.subsystem)
         }
-        registry.register("attach-passthrough") { (arguments, context) throws(QMPError) in
-            let server = context.server
-            let name = arguments.string("guest")!
-            let host = try CSSCommands.subchannelID(arguments.string("host-subchannel")!, argument: "host-subchannel")
-            let guestSubchannel = try arguments.string("guest-subchannel").map { (text) throws(QMPError) in
-                try CSSCommands.subchannelID(text, argument: "guest-subchannel")
-            }
-            var chpids: [ChannelPathID]?
-            if let texts = arguments.strings("guest-chpids") {
-                chpids = []
-                for text in texts { chpids!.append(try CSSCommands.channelPathID(text, argument: "guest-chpids")) }
-            }
-            let device = try vfio { () throws(VFIOError) in
-                try server.guests.attachPassthrough(
-                    to: name, host: host, guestSubchannel: guestSubchannel, guestChpids: chpids, in: server.subsystem)
-            }
-            return subchannelInfo(device, map: server.guests.guests[name]!.chpidMap)
+        return .reply(subchannelInfo(device, map: server.guests.guests[arguments.guest]!.chpidMap))
+    }
+
+    static func detachPassthrough(_ arguments: DetachPassthroughArguments, _ context: CommandContext) throws(QMPError)
+        -> CommandOutcome
+    {
+        let server = context.server
+        try vfio { () throws(VFIOError) in
+            try server.guests.detachPassthrough(from: arguments.guest, guestSubchannel: arguments.guestSubchannel)
         }
-        registry.register("detach-passthrough") { (arguments, context) throws(QMPError) in
-            let server = context.server
-            let id = try CSSCommands.subchannelID(arguments.string("guest-subchannel")!, argument: "guest-subchannel")
-            try vfio { () throws(VFIOError) in
-                try server.guests.detachPassthrough(from: arguments.string("guest")!, guestSubchannel: id)
-            }
-            return .emptyObject()
+        return .reply(.emptyObject())
+    }
+
+    static func setPathEventStrategy(_ arguments: SetPathEventStrategyArguments, _ context: CommandContext)
+        throws(QMPError) -> CommandOutcome
+    {
+        let server = context.server
+        try vfio { () throws(VFIOError) in try server.guests.setStrategy(arguments.strategy, of: arguments.guest) }
+        return .reply(.emptyObject())
+    }
+
+    static func queryPathEventStats(_ arguments: QueryPathEventStatsArguments, _ context: CommandContext)
+        throws(QMPError) -> CommandOutcome
+    {
+        let guests = context.server.guests
+        var names = guests.names
+        if let name = arguments.guest {
+            guard guests.guests[name] != nil else { throw QMPError(.deviceNotFound, VFIOError.unknownGuest(name).description) }
+            names = [name]
         }
-        registry.register("set-path-event-strategy") { (arguments, context) throws(QMPError) in
-            let server = context.server
-            let strategy = PathEventStrategy(rawValue: arguments.string("strategy")!)!
-            try vfio { () throws(VFIOError) in try server.guests.setStrategy(strategy, of: arguments.string("guest")!) }
-            return .emptyObject()
-        }
-        registry.register("query-path-event-stats") { (arguments, context) throws(QMPError) in
-            let guests = context.server.guests
-            var names = guests.names
-            if let name = arguments.string("guest") {
-                guard guests.guests[name] != nil else { throw QMPError(.deviceNotFound, VFIOError.unknownGuest(name).description) }
-                names = [name]
-            }
-            return .array(names.map { statsInfo(guests.guests[$0]!) })
-        }
+        return .reply(.array(names.map { statsInfo(guests.guests[$0]!) }))
     }
 
     /// Runs a guest operation; unknown ids are DeviceNotFound, every other refusal GenericError.
@@ -155,22 +159,20 @@ enum VFIOCommands {
 
     // MARK: query-guest-subchannels
 
-    private static func queryGuestSubchannels(_ arguments: Arguments, _ server: ServerState) throws(QMPError) -> JSON {
-        let name = arguments.string("guest")!
-        guard let guest = server.guests.guests[name] else {
+    static func queryGuestSubchannels(_ arguments: QueryGuestSubchannelsArguments, _ context: CommandContext)
+        throws(QMPError) -> CommandOutcome
+    {
+        let name = arguments.guest
+        guard let guest = context.server.guests.guests[name] else {
             throw QMPError(.deviceNotFound, VFIOError.unknownGuest(name).description)
         }
-        let limit = arguments.int("limit")
+        let (limit, start) = (arguments.limit, arguments.start)
         if let limit, !(1...CSSCommands.maxPage).contains(limit) {
             throw .generic("Parameter 'limit' expects 1..\(CSSCommands.maxPage)")
         }
-        let start = try arguments.string("start").map { (text) throws(QMPError) in
-            try CSSCommands.subchannelID(text, argument: "start")
-        }
-        let cssid = arguments.int("cssid")
-        let ssid = arguments.int("ssid")
+        let (cssid, ssid) = (arguments.cssid, arguments.ssid)
         let matching = guest.sortedDevices.filter { device in
-            (cssid == nil || Int(device.id.cssid) == cssid) && (ssid == nil || Int(device.id.ssid) == ssid)
+            (cssid == nil || device.id.cssid == cssid) && (ssid == nil || device.id.ssid == ssid)
                 && (start == nil || device.id >= start!)
         }
         let capacity = limit ?? CSSCommands.maxPage
@@ -183,6 +185,6 @@ enum VFIOCommands {
             ("subchannels", .array(matching.prefix(capacity).map { subchannelInfo($0, map: guest.chpidMap) }))
         ]
         if matching.count > capacity { members.append(("next", .string(matching[capacity].id.description))) }
-        return .object(members)
+        return .reply(.object(members))
     }
 }
