@@ -129,6 +129,10 @@ let package = Package(
         .testTarget(name: "TopologyFileTests", dependencies: ["TopologyFile", "CSSModel", "QMPWire"]),
         .testTarget(name: "QMPTransportTests", dependencies: ["QMPTransport"]),
         .testTarget(name: "QMPSchemaTests", dependencies: ["QMPSchema", "QMPWire"]),
+        .testTarget(
+            name: "QMPCommandsTests",
+            dependencies: ["QMPCommands", "QMPSchema", "QMPWire", "CSSModel", "PathEvents", "VFIOCCW"]
+        ),
         .testTarget(name: "CSSModelTests", dependencies: ["CSSModel"]),
         .testTarget(name: "PathEventsTests", dependencies: ["PathEvents", "CSSModel", "VFIOCCW"]),
         .testTarget(name: "VFIOCCWTests", dependencies: ["VFIOCCW", "CSSModel"]),

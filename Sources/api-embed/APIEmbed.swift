@@ -416,6 +416,15 @@ struct CommandCode {
                 out += "        default: nil\n        }\n    }\n"
             }
         }
+        out += "    /// Whether `text` is a value of the schema enum `name` with a Swift case (tests walk the schema).\n"
+        out += "    static func decodes(_ name: String, _ text: String) -> Bool {\n"
+        out += "        switch name {\n"
+        for document in documents {
+            for value in document.enums {
+                out += "        case \(literal(value.name)): \(lowerCamel(value.name))(text) != nil\n"
+            }
+        }
+        out += "        default: false\n        }\n    }\n"
         out += "}\n\n"
         for value in generated {
             out += "/// The schema enum `\(value.name)` (API/\(value.file)).\n"
