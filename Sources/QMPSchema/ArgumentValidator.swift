@@ -55,23 +55,7 @@ public struct ArgumentValidator: Sendable {
         }
         switch type {
         case .builtin(let builtin):
-            switch builtin {
-            case .str:
-                guard value.kind == .string else { throw wrongType("string") }
-            case .number:
-                guard value.kind == .integer || value.kind == .real else { throw wrongType("number") }
-            case .bool:
-                guard value.kind == .bool else { throw wrongType("boolean") }
-            case .null:
-                guard value.kind == .null else { throw wrongType("null") }
-            case .any:
-                return
-            default:
-                guard let int = value.intValue else { throw wrongType("integer") }
-                if let range = builtin.range, !range.contains(int) {
-                    throw ValidationError(desc: "Parameter '\(name ?? "null")' expects \(builtin.rawValue)")
-                }
-            }
+            try check(value, builtin: builtin, full: full, name: name)
         case .array(let element):
             guard value.kind == .array else { throw wrongType("array") }
             for (index, item) in value.elements.enumerated() {
@@ -79,7 +63,8 @@ public struct ArgumentValidator: Sendable {
             }
         case .named(let typeName):
             if let alias = schema.aliases[typeName] {
-                try check(value, type: .builtin(alias.base), full: full, name: name)
+                // Not through `.builtin(alias.base)`: a new indirect enum value is a heap box.
+                try check(value, builtin: alias.base, full: full, name: name)
             } else if let definition = schema.enums[typeName] {
                 guard let text = value.stringValue else { throw wrongType("string") }
                 guard definition.contains(text) else {
@@ -88,6 +73,29 @@ public struct ArgumentValidator: Sendable {
             } else if let definition = schema.structs[typeName] {
                 guard value.isObject else { throw wrongType("object") }
                 try checkStruct(value, members: definition.members, prefix: full + ".")
+            }
+        }
+    }
+
+    private func check(_ value: JSON, builtin: Builtin, full: String, name: String?) throws(ValidationError) {
+        func wrongType(_ expected: String) -> ValidationError {
+            ValidationError(desc: "Invalid parameter type for '\(full)', expected: \(expected)")
+        }
+        switch builtin {
+        case .str:
+            guard value.kind == .string else { throw wrongType("string") }
+        case .number:
+            guard value.kind == .integer || value.kind == .real else { throw wrongType("number") }
+        case .bool:
+            guard value.kind == .bool else { throw wrongType("boolean") }
+        case .null:
+            guard value.kind == .null else { throw wrongType("null") }
+        case .any:
+            return
+        default:
+            guard let int = value.intValue else { throw wrongType("integer") }
+            if let range = builtin.range, !range.contains(int) {
+                throw ValidationError(desc: "Parameter '\(name ?? "null")' expects \(builtin.rawValue)")
             }
         }
     }
