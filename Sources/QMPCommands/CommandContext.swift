@@ -52,7 +52,7 @@ public struct DeferredWork {
 
 /// Why the server stops (the SHUTDOWN event's `reason`).
 public enum ShutdownCause: String, Sendable {
-    case hostQmpQuit = "host-qmp-quit"
+    case hostQMPQuit = "host-qmp-quit"
     case hostSignal = "host-signal"
 }
 

@@ -533,12 +533,20 @@ struct CommandCode {
         "is", "as", "try", "throw", "throws", "init", "operator", "where", "extension", "internal", "public",
     ]
 
+    /// Words spelled upper case in Swift names, as the package spells them (CSSModel, QMPWire).
+    static let acronyms: Set<String> = ["qmp", "css", "crw", "vfio", "ccw", "schib", "oob"]
+
     // Naming rules: `vary-path` -> `varyPath` (method) / `VaryPath` (type), `permanent-error`
-    // -> `permanentError`, `guest-chpids` -> `guestChpids`.
+    // -> `permanentError`, `guest-chpids` -> `guestChpids`; acronyms upper case unless they
+    // lead a lower-camel name: `store-crw` -> `storeCRW`, `qmp_capabilities` -> `qmpCapabilities`
+    // / `QMPCapabilities`, `host-qmp-quit` -> `hostQMPQuit`.
     private func words(_ name: String) -> [String] {
         name.split(whereSeparator: { $0 == "-" || $0 == "_" }).map(String.init)
     }
-    private func typeName(_ name: String) -> String { words(name).map { $0.prefix(1).uppercased() + $0.dropFirst() }.joined() }
+    private func typeName(_ name: String) -> String {
+        words(name).map { Self.acronyms.contains($0) ? $0.uppercased() : $0.prefix(1).uppercased() + $0.dropFirst() }
+            .joined()
+    }
     private func lowerCamel(_ name: String) -> String {
         let upper = typeName(name)
         // A leading acronym is lowered whole: QMPCapability -> qmpCapability.

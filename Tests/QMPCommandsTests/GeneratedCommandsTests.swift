@@ -97,7 +97,7 @@ struct GeneratedCommandsTests {
         #expect(subscribe.guests == ["a", "b"])
         #expect(subscribe.queueLimit == 9)
 
-        let capabilities = try QmpCapabilitiesArguments(decoding: validated("qmp_capabilities", #"{"enable": ["oob"]}"#))
+        let capabilities = try QMPCapabilitiesArguments(decoding: validated("qmp_capabilities", #"{"enable": ["oob"]}"#))
         #expect(capabilities.enable == [.oob])
     }
 
@@ -163,7 +163,7 @@ struct GeneratedCommandsTests {
             #expect(SchemaEnums.pathEventGranularity(granularity.rawValue) == granularity)
         }
         for strategy in PathEventStrategy.allCases { #expect(SchemaEnums.pathEventStrategy(strategy.rawValue) == strategy) }
-        for cause in [ShutdownCause.hostQmpQuit, .hostSignal] { #expect(SchemaEnums.shutdownCause(cause.rawValue) == cause) }
+        for cause in [ShutdownCause.hostQMPQuit, .hostSignal] { #expect(SchemaEnums.shutdownCause(cause.rawValue) == cause) }
         #expect(SchemaMetaType.allCases.map(\.rawValue) == schema.enums["SchemaMetaType"]!.values.map(\.name))
     }
 

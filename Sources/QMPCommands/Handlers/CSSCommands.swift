@@ -57,7 +57,7 @@ enum CSSCommands {
         return .reply(.object([("cc", .integer(result.cc))]))
     }
 
-    static func storeCrw(_ context: CommandContext) throws(QMPError) -> CommandOutcome {
+    static func storeCRW(_ context: CommandContext) throws(QMPError) -> CommandOutcome {
         let result = try backendCall { () throws(BackendError) in try context.server.backend.storeChannelReportWord() }
         return .reply(
             .object([("cc", .integer(result.cc)), ("crw", .integer(Int(result.crw.rawValue))), ("decoded", crwInfo(result.crw))]))
@@ -107,7 +107,7 @@ enum CSSCommands {
         }
     }
 
-    static func queryCss(_ context: CommandContext) throws(QMPError) -> CommandOutcome {
+    static func queryCSS(_ context: CommandContext) throws(QMPError) -> CommandOutcome {
         let subsystem = context.server.subsystem
         return .reply(.array(subsystem.cssids.map { cssid in
             let summary = subsystem.summary(cssid: cssid)

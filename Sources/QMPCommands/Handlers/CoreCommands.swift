@@ -6,7 +6,7 @@ import QMPWire
 /// qmp_capabilities, query-version, query-commands, query-qmp-schema, quit (API/qmp.json): one
 /// static method per command, as the generated `CoreCommandsSchema` requires.
 enum CoreCommands {
-    static func qmpCapabilities(_ arguments: QmpCapabilitiesArguments, _ context: CommandContext) throws(QMPError)
+    static func qmpCapabilities(_ arguments: QMPCapabilitiesArguments, _ context: CommandContext) throws(QMPError)
         -> CommandOutcome
     {
         guard !context.session.isNegotiated else {
@@ -25,12 +25,12 @@ enum CoreCommands {
         .reply(context.server.commandList(readOnly: context.session.isReadOnly))
     }
 
-    static func queryQmpSchema(_ context: CommandContext) throws(QMPError) -> CommandOutcome {
+    static func queryQMPSchema(_ context: CommandContext) throws(QMPError) -> CommandOutcome {
         .reply(context.server.introspection(readOnly: context.session.isReadOnly))
     }
 
     static func quit(_ context: CommandContext) throws(QMPError) -> CommandOutcome {
-        context.server.onShutdownRequest?(.hostQmpQuit)
+        context.server.onShutdownRequest?(.hostQMPQuit)
         return .reply(.emptyObject())
     }
 }

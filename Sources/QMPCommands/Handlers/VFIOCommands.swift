@@ -28,7 +28,7 @@ enum VFIOCommands {
             ]))
     }
 
-    static func guestStoreCrw(_ arguments: GuestStoreCrwArguments, _ context: CommandContext) throws(QMPError)
+    static func guestStoreCRW(_ arguments: GuestStoreCRWArguments, _ context: CommandContext) throws(QMPError)
         -> CommandOutcome
     {
         let server = context.server
