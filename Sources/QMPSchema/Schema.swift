@@ -83,15 +83,6 @@ public final class Schema: @unchecked Sendable {
         commandIndex[name].map { commands[$0] }
     }
 
-    /// The type as the wire sees it: aliases replaced by their built-ins.
-    public func wireType(_ type: TypeRef) -> TypeRef {
-        switch type {
-        case .builtin: return type
-        case .array(let element): return .array(wireType(element))
-        case .named(let name): return aliases[name].map { .builtin($0.base) } ?? type
-        }
-    }
-
     /// Every type a member refers to must exist.
     private func checkReferences(files: [String: String]) throws(SchemaError) {
         func check(_ type: TypeRef, _ place: String) throws(SchemaError) {

@@ -177,12 +177,19 @@ struct GeneratedCommandsTests {
     @Test("an alias is its built-in to the validator and to introspection")
     func aliases() throws {
         #expect(schema.aliases["ChannelPathID"]?.base == .str)
-        #expect(schema.wireType(.array(.named("SubchannelID"))) == .array(.builtin(.str)))
         let object = try #require(JSON.parse(#"{"chpid": 40, "state": "online"}"#))
         #expect(throws: ValidationError(desc: "Invalid parameter type for 'chpid', expected: string")) {
             try ArgumentValidator(schema: schema).validate(arguments: object, members: schema.command(named: "vary-path")!.arguments)
         }
         let info = schema.introspect(commands: schema.commands, events: schema.events).serialized()
         for alias in schema.aliases.keys { #expect(!info.contains(alias)) }
+
+        let bad = #"{"module": "t", "definitions": [{"alias": "Thing", "type": "Other"}]}"#
+        #expect(throws: SchemaError.self) { try Schema(documents: [("t.json", bad)]) }
+        do {
+            _ = try Schema(documents: [("t.json", bad)])
+        } catch {
+            #expect(error.description == #"t.json: definition #1 (Thing): an alias needs a built-in "type""#)
+        }
     }
 }
