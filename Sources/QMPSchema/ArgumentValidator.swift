@@ -35,7 +35,7 @@ public struct ArgumentValidator: Sendable {
                 }
                 continue
             }
-            try check(value, type: member.type, full: full, name: member.name)
+            try check(value, type: member.wireType, full: full, name: member.name)
         }
         // Every key was visited above unless there are more keys than present members; only
         // then work out which one QEMU names (this path allocates, the common one does not).
@@ -62,10 +62,8 @@ public struct ArgumentValidator: Sendable {
                 try check(item, type: element, full: "\(full)[\(index)]", name: nil)
             }
         case .named(let typeName):
-            if let alias = schema.aliases[typeName] {
-                // Not through `.builtin(alias.base)`: a new indirect enum value is a heap box.
-                try check(value, builtin: alias.base, full: full, name: name)
-            } else if let definition = schema.enums[typeName] {
+            // Aliases are resolved when the schema loads (`Member.wireType`).
+            if let definition = schema.enums[typeName] {
                 guard let text = value.stringValue else { throw wrongType("string") }
                 guard definition.contains(text) else {
                     throw ValidationError(desc: "Parameter '\(name ?? "null")' does not accept value '\(text)'")

@@ -69,6 +69,18 @@ public final class Schema: @unchecked Sendable {
                 }
             }
         }
+        func resolve(_ type: TypeRef) -> TypeRef {
+            switch type {
+            case .builtin: return type
+            case .array(let element): return .array(resolve(element))
+            case .named(let name): return aliases[name].map { .builtin($0.base) } ?? type
+            }
+        }
+        func resolve(_ members: inout [Member]) {
+            for index in members.indices { members[index].wireType = resolve(members[index].type) }
+        }
+        for index in commands.indices { resolve(&commands[index].arguments) }
+        for name in structs.keys { resolve(&structs[name]!.members) }
         self.modules = modules
         self.commands = commands
         self.events = events
@@ -172,11 +184,14 @@ public struct Member: Sendable {
     public let doc: String
     /// The value an absent optional member takes (its text, parsed when used).
     public let defaultText: String?
+    /// `type` with aliases replaced by their built-ins, resolved once when the schema loads:
+    /// what the validator checks (a lookup per alias per request would be on the hot path).
+    public internal(set) var wireType: TypeRef
 }
 
 public struct Struct: Sendable {
     public let name: String
-    public let members: [Member]
+    public internal(set) var members: [Member]
     public let doc: String
 }
 
@@ -198,7 +213,7 @@ public struct Alias: Sendable {
 public struct Command: Sendable {
     public let name: String
     public let module: String
-    public let arguments: [Member]
+    public internal(set) var arguments: [Member]
     public let returns: TypeRef?
     public let doc: String
     /// May be sent with exec-oob.
@@ -307,14 +322,15 @@ private func parseMembers(_ json: JSON?, _ place: String) throws(SchemaError) ->
         let name = optional ? String(key.dropFirst()) : key
         let spec = value.isObject ? value["type"] : value
         guard let spec else { throw SchemaError("\(place): member '\(name)' has no type") }
+        let type = try parseType(spec, "\(place) member '\(name)'")
         let defaultText = value.isObject ? value["default"]?.serialized() : nil
         if defaultText != nil && !optional {
             throw SchemaError("\(place): member '\(name)' has a default but is not optional")
         }
         members.append(
             Member(
-                name: name, type: try parseType(spec, "\(place) member '\(name)'"), optional: optional,
-                doc: value.isObject ? value["doc"]?.stringValue ?? "" : "", defaultText: defaultText))
+                name: name, type: type, optional: optional, doc: value.isObject ? value["doc"]?.stringValue ?? "" : "",
+                defaultText: defaultText, wireType: type))
     }
     return members
 }
