@@ -81,7 +81,8 @@ enum SchemaDecoding {
         return result
     }
 
-    static func array<T>(_ value: JSON, _ name: String, _ element: (JSON) throws(QMPError) -> T) throws(QMPError) -> [T] {
+    static func array<T>(_ value: JSON, _ name: String, _ element: (JSON) throws(QMPError) -> T) throws(QMPError) -> [T]
+    {
         guard value.kind == .array else { throw wrongType(name, "array") }
         var result: [T] = []
         result.reserveCapacity(value.count)

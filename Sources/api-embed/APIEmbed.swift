@@ -213,7 +213,8 @@ indirect enum OrderedJSON: Equatable {
                     case UInt8(ascii: "f"): out.append(0x0C)
                     case UInt8(ascii: "u"):
                         guard bytes.count - position >= 4,
-                            let code = UInt32(String(decoding: bytes[position..<position + 4], as: UTF8.self), radix: 16),
+                            let code = UInt32(
+                                String(decoding: bytes[position..<position + 4], as: UTF8.self), radix: 16),
                             let scalar = Unicode.Scalar(code)
                         else { throw error("bad \\u escape") }
                         position += 4
@@ -301,7 +302,9 @@ struct SchemaDocument {
                         name: name, file: file, doc: definition["doc"]?.string ?? "",
                         members: try Self.members(definition["data"], place: "command \(name)")))
             } else if let name = definition["enum"]?.string {
-                guard case .array(let data)? = definition["data"] else { throw GenerationError("enum \(name): no data") }
+                guard case .array(let data)? = definition["data"] else {
+                    throw GenerationError("enum \(name): no data")
+                }
                 let values = data.compactMap { $0.string ?? $0["name"]?.string }
                 enums.append(SchemaEnum(name: name, file: file, values: values, swiftType: definition["swift"]?.string))
             } else if let name = definition["alias"]?.string {
@@ -364,14 +367,16 @@ struct CommandCode {
         }
         for document in documents where !document.commands.isEmpty {
             guard let handlers = document.handlers else {
-                throw GenerationError("\(document.file) has commands but no \"handlers\" (the Swift type implementing them)")
+                throw GenerationError(
+                    "\(document.file) has commands but no \"handlers\" (the Swift type implementing them)")
             }
             out += "/// The commands of API/\(document.file), one requirement each; `\(handlers)` implements them,\n"
             out += "/// so a handler that does not match its schema entry does not compile.\n"
             out += "protocol \(handlers)Schema {\n"
             for command in document.commands {
                 out += "    /// `\(command.name)`: \(firstSentence(command.doc))\n"
-                out += "    static func \(methodName(command))(\(parameters(command))) throws(QMPError) -> CommandOutcome\n"
+                out +=
+                    "    static func \(methodName(command))(\(parameters(command))) throws(QMPError) -> CommandOutcome\n"
             }
             out += "}\n\nextension \(handlers): \(handlers)Schema {}\n\n"
         }
@@ -382,11 +387,13 @@ struct CommandCode {
         for document in documents {
             for command in document.commands {
                 let handlers = document.handlers!
-                out += "        registry.register(\(literal(command.name))) { (arguments, context) throws(QMPError) in\n"
+                out +=
+                    "        registry.register(\(literal(command.name))) { (arguments, context) throws(QMPError) in\n"
                 if command.members.isEmpty {
                     out += "            try \(handlers).\(methodName(command))(context)\n"
                 } else {
-                    out += "            try \(handlers).\(methodName(command))(\(typeName(command.name))Arguments(decoding: arguments), context)\n"
+                    out +=
+                        "            try \(handlers).\(methodName(command))(\(typeName(command.name))Arguments(decoding: arguments), context)\n"
                 }
                 out += "        }\n"
             }
@@ -416,7 +423,8 @@ struct CommandCode {
                 out += "        default: nil\n        }\n    }\n"
             }
         }
-        out += "    /// Whether `text` is a value of the schema enum `name` with a Swift case (tests walk the schema).\n"
+        out +=
+            "    /// Whether `text` is a value of the schema enum `name` with a Swift case (tests walk the schema).\n"
         out += "    static func decodes(_ name: String, _ text: String) -> Bool {\n"
         out += "        switch name {\n"
         for document in documents {
@@ -455,14 +463,16 @@ struct CommandCode {
             let property = propertyName(member.name)
             let decode = try decodeExpression(member.type, value: "value", member: member.name, place: place)
             if member.optional {
-                out += "        \(property) = try object[\(literal(member.name))].map { (value) throws(QMPError) in \(decode) }"
+                out +=
+                    "        \(property) = try object[\(literal(member.name))].map { (value) throws(QMPError) in \(decode) }"
                 if let value = member.defaultValue {
                     out += " ?? \(try defaultLiteral(value, member.type, place: place))"
                 }
                 out += "\n"
             } else {
                 out += "        let \(property)Value = try SchemaDecoding.member(object, \(literal(member.name)))\n"
-                out += "        \(property) = \(try decodeExpression(member.type, value: property + "Value", member: member.name, place: place))\n"
+                out +=
+                    "        \(property) = \(try decodeExpression(member.type, value: property + "Value", member: member.name, place: place))\n"
             }
         }
         out += "    }\n}\n\n"
@@ -511,7 +521,9 @@ struct CommandCode {
     private func defaultLiteral(_ value: OrderedJSON, _ type: MemberType, place: String) throws -> String {
         switch (value, type) {
         case (.string(let text), .name(let name)) where enums[name] != nil:
-            guard enums[name]!.values.contains(text) else { throw GenerationError("\(place): default '\(text)' is no value of \(name)") }
+            guard enums[name]!.values.contains(text) else {
+                throw GenerationError("\(place): default '\(text)' is no value of \(name)")
+            }
             return ".\(caseName(text))"
         case (.string(let text), .name("str")): return literal(text)
         case (.bool(let flag), .name("bool")): return flag ? "true" : "false"

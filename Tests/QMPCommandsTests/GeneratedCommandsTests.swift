@@ -19,7 +19,8 @@ struct GeneratedCommandsTests {
     /// Validates `text` as the arguments of `command` (filling defaults), as the dispatcher does.
     func validated(_ command: String, _ text: String) throws -> JSON {
         let object = try #require(JSON.parse(text))
-        try ArgumentValidator(schema: schema).validate(arguments: object, members: schema.command(named: command)!.arguments)
+        try ArgumentValidator(schema: schema).validate(
+            arguments: object, members: schema.command(named: command)!.arguments)
         return object
     }
 
@@ -43,14 +44,16 @@ struct GeneratedCommandsTests {
         #expect(perPath.subchannel == nil)
         #expect(perPath.state == .online)
 
-        let configure = try ConfigureChpidArguments(decoding: validated("configure-chpid", #"{"chpid": "0.40", "state": "standby"}"#))
+        let configure = try ConfigureChpidArguments(
+            decoding: validated("configure-chpid", #"{"chpid": "0.40", "state": "standby"}"#))
         #expect(configure.state == .standby)
         let fault = try InjectPathFaultArguments(
             decoding: validated("inject-path-fault", #"{"chpid": "0.40", "fault": "permanent-error"}"#))
         #expect(fault.fault == .permanentError)
 
         let query = try QuerySubchannelsArguments(
-            decoding: validated("query-subchannels", #"{"devno": "0.0.4711", "start": "0.0.0010", "limit": 5, "cssid": 254}"#))
+            decoding: validated(
+                "query-subchannels", #"{"devno": "0.0.4711", "start": "0.0.0010", "limit": 5, "cssid": 254}"#))
         #expect(query.devno == DeviceID(cssid: 0, ssid: 0, devno: 0x4711))
         #expect(query.start == SubchannelID(cssid: 0, ssid: 0, schno: 0x10))
         #expect(query.limit == 5)
@@ -63,15 +66,18 @@ struct GeneratedCommandsTests {
         let modify = try ModifySubchannelArguments(
             decoding: validated(
                 "modify-subchannel",
-                #"{"subchannel": "0.0.0042", "intparm": 4294967295, "isc": 7, "enabled": true, "lpm": 255, "flags": 65535}"#))
+                #"{"subchannel": "0.0.0042", "intparm": 4294967295, "isc": 7, "enabled": true, "lpm": 255, "flags": 65535}"#
+            ))
         #expect(modify.intparm == UInt32.max)
         #expect(modify.isc == UInt8(7))
         #expect(modify.enabled == true)
         #expect(modify.lpm == UInt8.max)
         #expect(modify.flags == UInt16.max)
-        let bare = try ModifySubchannelArguments(decoding: validated("modify-subchannel", #"{"subchannel": "0.0.0042"}"#))
+        let bare = try ModifySubchannelArguments(
+            decoding: validated("modify-subchannel", #"{"subchannel": "0.0.0042"}"#))
         #expect(bare.intparm == nil && bare.isc == nil && bare.enabled == nil && bare.lpm == nil && bare.flags == nil)
-        let unsubscribe = try UnsubscribePathEventsArguments(decoding: validated("unsubscribe-path-events", #"{"subscription": 12}"#))
+        let unsubscribe = try UnsubscribePathEventsArguments(
+            decoding: validated("unsubscribe-path-events", #"{"subscription": 12}"#))
         #expect(unsubscribe.subscription == 12)
     }
 
@@ -89,7 +95,8 @@ struct GeneratedCommandsTests {
         let subscribe = try SubscribePathEventsArguments(
             decoding: validated(
                 "subscribe-path-events",
-                #"{"granularity": "both", "chpids": ["0.40"], "subchannels": [], "changes": ["reset", "permanent-error"], "guests": ["a", "b"], "queue-limit": 9}"#))
+                #"{"granularity": "both", "chpids": ["0.40"], "subchannels": [], "changes": ["reset", "permanent-error"], "guests": ["a", "b"], "queue-limit": 9}"#
+            ))
         #expect(subscribe.granularity == .both)
         #expect(subscribe.chpids == [ChannelPathID(cssid: 0, chpid: 0x40)])
         #expect(subscribe.subchannels == [])
@@ -97,13 +104,15 @@ struct GeneratedCommandsTests {
         #expect(subscribe.guests == ["a", "b"])
         #expect(subscribe.queueLimit == 9)
 
-        let capabilities = try QMPCapabilitiesArguments(decoding: validated("qmp_capabilities", #"{"enable": ["oob"]}"#))
+        let capabilities = try QMPCapabilitiesArguments(
+            decoding: validated("qmp_capabilities", #"{"enable": ["oob"]}"#))
         #expect(capabilities.enable == [.oob])
     }
 
     @Test("defaults come from the schema: filled by the validator, and by the decoder alone")
     func defaults() throws {
-        let member = try #require(schema.command(named: "subscribe-path-events")?.arguments.first { $0.name == "granularity" })
+        let member = try #require(
+            schema.command(named: "subscribe-path-events")?.arguments.first { $0.name == "granularity" })
         #expect(member.defaultText == #""chpid""#)
         let filled = try validated("subscribe-path-events", "{}")
         #expect(filled["granularity"]?.stringValue == "chpid")
@@ -117,26 +126,47 @@ struct GeneratedCommandsTests {
     @Test("a malformed id is a GenericError with the text it always had, naming the member")
     func idErrors() throws {
         let cases: [(command: String, arguments: String, desc: String)] = [
-            ("vary-path", #"{"chpid": "0.4g", "state": "online"}"#, "chpid '0.4g': expected cssid.chpid in hex, like 0.4a"),
-            ("vary-path", #"{"chpid": "0.40", "state": "online", "subchannel": "zz"}"#,
-             "subchannel 'zz': expected cssid.ssid.schno in hex, like 0.0.0042"),
-            ("store-subchannel", #"{"subchannel": "0.4.0000"}"#, "subchannel '0.4.0000': ssid 4 is out of range (0..3)"),
+            (
+                "vary-path", #"{"chpid": "0.4g", "state": "online"}"#,
+                "chpid '0.4g': expected cssid.chpid in hex, like 0.4a"
+            ),
+            (
+                "vary-path", #"{"chpid": "0.40", "state": "online", "subchannel": "zz"}"#,
+                "subchannel 'zz': expected cssid.ssid.schno in hex, like 0.0.0042"
+            ),
+            (
+                "store-subchannel", #"{"subchannel": "0.4.0000"}"#,
+                "subchannel '0.4.0000': ssid 4 is out of range (0..3)"
+            ),
             ("query-subchannels", #"{"start": "x"}"#, "start 'x': expected cssid.ssid.schno in hex, like 0.0.0042"),
-            ("query-subchannels", #"{"devno": "0.0.12345"}"#, "devno '0.0.12345': expected cssid.ssid.devno in hex, like 0.0.0042"),
+            (
+                "query-subchannels", #"{"devno": "0.0.12345"}"#,
+                "devno '0.0.12345': expected cssid.ssid.devno in hex, like 0.0.0042"
+            ),
             ("query-subchannels", #"{"chpid": "0.zz"}"#, "chpid '0.zz': expected cssid.chpid in hex, like 0.4a"),
-            ("subscribe-path-events", #"{"chpids": ["0.40", "0.4g"]}"#, "chpids '0.4g': expected cssid.chpid in hex, like 0.4a"),
-            ("attach-passthrough", #"{"guest": "g", "host-subchannel": "0.0.0001", "guest-subchannel": "fe.4.0000"}"#,
-             "guest-subchannel 'fe.4.0000': ssid 4 is out of range (0..3)"),
-            ("attach-passthrough", #"{"guest": "g", "host-subchannel": "0.0.0001", "guest-chpids": ["1.2.3"]}"#,
-             "guest-chpids '1.2.3': expected cssid.chpid in hex, like 0.4a"),
+            (
+                "subscribe-path-events", #"{"chpids": ["0.40", "0.4g"]}"#,
+                "chpids '0.4g': expected cssid.chpid in hex, like 0.4a"
+            ),
+            (
+                "attach-passthrough",
+                #"{"guest": "g", "host-subchannel": "0.0.0001", "guest-subchannel": "fe.4.0000"}"#,
+                "guest-subchannel 'fe.4.0000': ssid 4 is out of range (0..3)"
+            ),
+            (
+                "attach-passthrough", #"{"guest": "g", "host-subchannel": "0.0.0001", "guest-chpids": ["1.2.3"]}"#,
+                "guest-chpids '1.2.3': expected cssid.chpid in hex, like 0.4a"
+            ),
         ]
         for item in cases {
             let object = try validated(item.command, item.arguments)
             let error: QMPError?
             switch item.command {
             case "vary-path": error = decodeError { () throws(QMPError) in _ = try VaryPathArguments(decoding: object) }
-            case "store-subchannel": error = decodeError { () throws(QMPError) in _ = try StoreSubchannelArguments(decoding: object) }
-            case "query-subchannels": error = decodeError { () throws(QMPError) in _ = try QuerySubchannelsArguments(decoding: object) }
+            case "store-subchannel":
+                error = decodeError { () throws(QMPError) in _ = try StoreSubchannelArguments(decoding: object) }
+            case "query-subchannels":
+                error = decodeError { () throws(QMPError) in _ = try QuerySubchannelsArguments(decoding: object) }
             case "subscribe-path-events":
                 error = decodeError { () throws(QMPError) in _ = try SubscribePathEventsArguments(decoding: object) }
             default: error = decodeError { () throws(QMPError) in _ = try AttachPassthroughArguments(decoding: object) }
@@ -162,8 +192,12 @@ struct GeneratedCommandsTests {
         for granularity in PathEventGranularity.allCases {
             #expect(SchemaEnums.pathEventGranularity(granularity.rawValue) == granularity)
         }
-        for strategy in PathEventStrategy.allCases { #expect(SchemaEnums.pathEventStrategy(strategy.rawValue) == strategy) }
-        for cause in [ShutdownCause.hostQMPQuit, .hostSignal] { #expect(SchemaEnums.shutdownCause(cause.rawValue) == cause) }
+        for strategy in PathEventStrategy.allCases {
+            #expect(SchemaEnums.pathEventStrategy(strategy.rawValue) == strategy)
+        }
+        for cause in [ShutdownCause.hostQMPQuit, .hostSignal] {
+            #expect(SchemaEnums.shutdownCause(cause.rawValue) == cause)
+        }
         #expect(SchemaMetaType.allCases.map(\.rawValue) == schema.enums["SchemaMetaType"]!.values.map(\.name))
     }
 
@@ -179,7 +213,8 @@ struct GeneratedCommandsTests {
         #expect(schema.aliases["ChannelPathID"]?.base == .str)
         let object = try #require(JSON.parse(#"{"chpid": 40, "state": "online"}"#))
         #expect(throws: ValidationError(desc: "Invalid parameter type for 'chpid', expected: string")) {
-            try ArgumentValidator(schema: schema).validate(arguments: object, members: schema.command(named: "vary-path")!.arguments)
+            try ArgumentValidator(schema: schema).validate(
+                arguments: object, members: schema.command(named: "vary-path")!.arguments)
         }
         let info = schema.introspect(commands: schema.commands, events: schema.events).serialized()
         for alias in schema.aliases.keys { #expect(!info.contains(alias)) }

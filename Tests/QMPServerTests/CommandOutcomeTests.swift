@@ -69,7 +69,8 @@ struct CommandOutcomeTests {
     func modelRepliesAtOnce() throws {
         for deferral in [true, false] {
             var (session, output) = try session(nil, deferral: deferral)
-            var input = ByteBuffer(string: #"{"execute":"vary-path","arguments":{"chpid":"0.40","state":"offline"},"id":1}"#)
+            var input = ByteBuffer(
+                string: #"{"execute":"vary-path","arguments":{"chpid":"0.40","state":"offline"},"id":1}"#)
             #expect(session.receive(&input, into: &output, budget: .max) == .needInput)
             #expect(!session.isWaiting)
             #expect(throws: SessionStateError.self) { try session.takeDeferredWork() }
@@ -105,7 +106,8 @@ struct CommandOutcomeTests {
     func sysfsInline() throws {
         let tree = SysfsTree()
         var (session, output) = try session(try SysfsBackend(root: tree.root), deferral: false)
-        var input = ByteBuffer(string: #"{"execute":"configure-chpid","arguments":{"chpid":"0.40","state":"standby"},"id":1}"#)
+        var input = ByteBuffer(
+            string: #"{"execute":"configure-chpid","arguments":{"chpid":"0.40","state":"standby"},"id":1}"#)
         #expect(session.receive(&input, into: &output, budget: .max) == .needInput)
         #expect(tree.read("devices/css0/chp0.40/configure") == "0")
         #expect(lines(&output) == [#"{"return": {"chpid": "0.40", "changed": 0, "crws": 0}, "id": 1}"#])
