@@ -30,6 +30,7 @@ final class ServerCore: @unchecked Sendable {
         self.logger = logger
         blockingPool.start()
         state.pathChanges.addSink(self)
+        state.durability?.onDurable = { [loop] in loop.execute { self.wakeAll() } }
     }
 
     func connectionOpened(_ handler: QMPConnectionHandler) {
@@ -44,6 +45,12 @@ final class ServerCore: @unchecked Sendable {
         connections[handler.session.connectionID] = nil
         connectionCount = connections.count
         logger.debug("connection closed", metadata: ["connections": "\(connections.count)"])
+    }
+
+    /// Wakes every connection: events held until their changes were durable may go now.
+    func wakeAll() {
+        loop.preconditionInEventLoop()
+        for handler in connections.values { handler.eventsQueued() }
     }
 
     /// Sends an event to every connection in command mode.

@@ -18,8 +18,24 @@ enum PathEventCommands {
             guard (1...maxQueueLimit).contains(limit) else {
                 throw .generic("Parameter 'queue-limit' expects 1..\(maxQueueLimit)")
             }
+            var resume: PathEventResume?
+            if let since = arguments.json("since") {
+                let epoch = since["epoch"]!.stringValue!
+                let sequence = since["sequence"]!.intValue!
+                guard sequence >= 0 else { throw .generic("Parameter 'since.sequence' expects a sequence number >= 0") }
+                do throws(PathEventJournal.ResumeError) {
+                    resume = try server.journal.resume(epoch: epoch, after: UInt64(sequence))
+                } catch {
+                    guard case .ahead(let position, let newest) = error else { fatalError("one case") }
+                    throw .generic(
+                        "'since' names change \(position) of epoch \(epoch), but the newest change of that epoch is "
+                            + "\(newest)")
+                }
+            }
             do throws(PathEventHub.HubError) {
-                let id = try server.pathEvents.subscribe(owner: context.session.connectionID, filter: filter, queueLimit: limit)
+                let id = try server.pathEvents.subscribe(
+                    owner: context.session.connectionID, filter: filter, queueLimit: limit, resume: resume,
+                    at: server.clock())
                 return .object([("subscription", .integer(id))])
             } catch {
                 switch error {
@@ -41,6 +57,17 @@ enum PathEventCommands {
                 throw .generic("subscription \(id) does not exist on this connection")
             }
             return .emptyObject()
+        }
+        registry.register("query-path-event-journal") { (_, context) throws(QMPError) in
+            let journal = context.server.journal
+            var members: [(String, JSON)] = [
+                ("epoch", .string(journal.epoch)),
+                ("newest", .integer(Int(journal.newest))),
+                ("capacity", .integer(journal.capacity)),
+                ("held", .integer(journal.count)),
+            ]
+            if let oldest = journal.oldest { members.insert(("oldest", .integer(Int(oldest))), at: 1) }
+            return .object(members)
         }
         registry.register("query-path-event-subscriptions") { (_, context) throws(QMPError) in
             .array(context.server.pathEvents.subscriptions(of: context.session.connectionID).map(info))
