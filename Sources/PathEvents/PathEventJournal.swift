@@ -34,67 +34,80 @@ public struct PathEventResume: Sendable {
     public let after: UInt64
 }
 
-/// The last `capacity` published path changes of one epoch, in sequence order (a ring).
+/// The last `capacity` published path changes of one epoch, in sequence order.
 ///
 /// Pure: the publisher appends each change as it publishes it (`--event-journal N`). A
 /// subscriber that gives its position (`since: {epoch, sequence}`) is handed the changes
 /// after it (`resume`), or a gap report when the position is older than the oldest held or
 /// from another epoch: never a silent skip.
 ///
-/// Cost: append O(1); resume O(changes handed back). Memory: about 150 bytes per change plus
-/// the change's affected-subchannel list (about 24 bytes per subchannel, shared with the
-/// published value) and its guest changes; 65,536 one-subchannel changes take about 10 MiB.
+/// Bounds: at most `capacity` changes, and at most `subchannelBudget` affected-subchannel
+/// records over all of them (a vary of a chpid shared by 65,536 subchannels holds 65,536): the
+/// oldest changes go first. Cost: append O(1) amortised; resume O(changes handed back).
+/// Memory: about 150 bytes per change plus about 24 bytes per affected subchannel (the list
+/// is shared with the published value) and its guest changes; at most about
+/// 150 x capacity + 24 x subchannelBudget bytes (the defaults: 10 MiB + 96 MiB).
 public final class PathEventJournal {
     /// Most changes held; 0 keeps none (every resume behind the newest reports a gap).
     public let capacity: Int
+    /// Most affected-subchannel records held over all changes (the newest change is kept
+    /// whatever its size).
+    public let subchannelBudget: Int
     /// This server's history: a resume position from another epoch cannot be served.
     public let epoch: String
     /// The sequence number of the newest change published (0: none yet).
     public private(set) var newest: UInt64
 
-    private var ring: [JournaledPathChange] = []
-    /// Index in `ring` of the oldest change once the ring is full.
-    private var head = 0
+    /// Held changes are `entries[start...]`.
+    private var entries: [JournaledPathChange] = []
+    private var start = 0
+    private var subchannelsHeld = 0
 
     public enum ResumeError: Error, Equatable, Sendable {
         /// The position names a change this epoch has not published.
         case ahead(position: UInt64, newest: UInt64)
     }
 
+    /// The default subchannel budget: 4,194,304 records (about 96 MiB).
+    public static let defaultSubchannelBudget = 1 << 22
+
     /// - Parameters:
     ///   - capacity: most changes held (>= 0).
     ///   - newest: the sequence number of the last change published before (a restored state).
-    public init(capacity: Int, epoch: String, newest: UInt64 = 0) {
-        precondition(capacity >= 0)
+    public init(capacity: Int, epoch: String, newest: UInt64 = 0, subchannelBudget: Int = defaultSubchannelBudget) {
+        precondition(capacity >= 0 && subchannelBudget >= 0)
         self.capacity = capacity
+        self.subchannelBudget = subchannelBudget
         self.epoch = epoch
         self.newest = newest
     }
 
     /// Changes held.
-    public var count: Int { ring.count }
+    public var count: Int { entries.count - start }
 
     /// The sequence number of the oldest change held, nil when none is.
-    public var oldest: UInt64? { ring.isEmpty ? nil : newest - UInt64(ring.count) + 1 }
+    public var oldest: UInt64? { count == 0 ? nil : entries[start].sequence }
 
-    /// Keeps a change (the next one: `change.sequence == newest + 1`), forgetting the oldest when
-    /// full.
+    /// Keeps a change (the next one: `change.sequence == newest + 1`), forgetting the oldest
+    /// while a bound is exceeded.
     public func append(_ change: JournaledPathChange) {
         precondition(change.sequence == newest + 1, "journal entries are appended in sequence order")
         newest = change.sequence
         guard capacity > 0 else { return }
-        if ring.count < capacity {
-            ring.append(change)
-        } else {
-            ring[head] = change
-            head = (head + 1) % capacity
+        entries.append(change)
+        subchannelsHeld += change.change.affected.count
+        while count > capacity || (subchannelsHeld > subchannelBudget && count > 1) {
+            subchannelsHeld -= entries[start].change.affected.count
+            start += 1
+        }
+        if start > 1024 && start > entries.count / 2 {
+            entries.removeFirst(start)
+            start = 0
         }
     }
 
     /// The changes held, oldest first.
-    public var changes: [JournaledPathChange] {
-        Array(ring[head...] + ring[..<head])
-    }
+    public var changes: ArraySlice<JournaledPathChange> { entries[start...] }
 
     /// What a subscriber positioned after change `sequence` of `epoch` gets.
     /// - Returns: every change after the position, oldest first; or, when the position is older
@@ -111,11 +124,10 @@ public final class PathEventJournal {
         let oldest = self.oldest ?? newest + 1
         if sequence + 1 < oldest {
             return PathEventResume(
-                gap: PathEventGap(first: sequence + 1, last: oldest - 1, reason: .journal), changes: changes,
+                gap: PathEventGap(first: sequence + 1, last: oldest - 1, reason: .journal), changes: Array(changes),
                 after: sequence)
         }
         let skip = Int(sequence + 1 - oldest)
-        let all = changes
-        return PathEventResume(gap: nil, changes: Array(all[skip...]), after: sequence)
+        return PathEventResume(gap: nil, changes: Array(entries[(start + skip)...]), after: sequence)
     }
 }

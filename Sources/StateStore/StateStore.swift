@@ -62,7 +62,8 @@ public final class StateStore: DurableLog, @unchecked Sendable {
 
     private struct Record {
         let token: UInt64
-        let request: String
+        /// nil: only a sequence number to keep (a change observed on the host).
+        let request: String?
         let time: EventTime
         let sequences: ClosedRange<UInt64>?
     }
@@ -75,6 +76,8 @@ public final class StateStore: DurableLog, @unchecked Sendable {
     }
 
     private let pending = NIOLockedValueBox(Pending())
+    /// Commits that no reply waits for (changes observed on the host).
+    private let committer = NIOThreadPool(numberOfThreads: 1)
     /// Held by the one committing thread.
     private let commitLock = NIOLock()
 
@@ -100,6 +103,7 @@ public final class StateStore: DurableLog, @unchecked Sendable {
         self.pool = pool
         self.connection = connection
         pending.withLockedValue { $0.lastSequence = lastSequence }
+        committer.start()
     }
 
     /// Opens (or creates) the state of `directory`.
@@ -277,6 +281,9 @@ public final class StateStore: DurableLog, @unchecked Sendable {
         public var commands = 0
         public var failed: [String] = []
         public var lastSequence: UInt64 = 0
+        /// Time spent reading the records, and replaying them.
+        public var reading: Duration = .zero
+        public var replaying: Duration = .zero
     }
 
     /// Replays the recorded commands, in order, each under its own clock, through `server`'s
@@ -290,6 +297,8 @@ public final class StateStore: DurableLog, @unchecked Sendable {
         var after = 0
         while true {
             let page: [SQLiteRow]
+            let readStart = ContinuousClock.now
+            defer { restored.reading += ContinuousClock.now - readStart }
             do {
                 page = try Self.rows(
                     connection, "SELECT id, request, seconds, microseconds FROM commands WHERE id > ? ORDER BY id LIMIT 50000",
@@ -298,6 +307,8 @@ public final class StateStore: DurableLog, @unchecked Sendable {
                 throw StateStoreError("cannot read \(path): \(error)")
             }
             guard !page.isEmpty else { break }
+            let replayStart = ContinuousClock.now
+            defer { restored.replaying += ContinuousClock.now - replayStart }
             for row in page {
                 after = row.column("id")!.integer!
                 guard let text = row.column("request")?.string, let request = JSON.parse(text) else {
@@ -323,6 +334,7 @@ public final class StateStore: DurableLog, @unchecked Sendable {
 
     /// Closes the database (the last commit is already on disk).
     public func close() {
+        try? committer.syncShutdownGracefully()
         try? connection.close().wait()
         try? pool.syncShutdownGracefully()
         try? group.syncShutdownGracefully()
@@ -333,12 +345,7 @@ public final class StateStore: DurableLog, @unchecked Sendable {
     public func records(_ command: String) -> Bool { recorded.contains(command) }
 
     public func append(request: String, time: EventTime, sequences: ClosedRange<UInt64>?) -> UInt64 {
-        pending.withLockedValue { state in
-            let token = state.nextToken
-            state.nextToken += 1
-            state.records.append(Record(token: token, request: request, time: time, sequences: sequences))
-            return token
-        }
+        append(request: Optional(request), time: time, sequences: sequences)
     }
 
     public var deliverableThrough: UInt64 {
@@ -380,15 +387,15 @@ public final class StateStore: DurableLog, @unchecked Sendable {
             var sql = "INSERT INTO commands (request, seconds, microseconds, first_sequence, last_sequence) VALUES "
             var binds: [SQLiteData] = []
             binds.reserveCapacity(chunk.count * 5)
-            for (offset, record) in chunk.enumerated() {
-                sql += offset == 0 ? "(?, ?, ?, ?, ?)" : ", (?, ?, ?, ?, ?)"
-                binds.append(.text(record.request))
+            for record in chunk where record.request != nil {
+                sql += binds.isEmpty ? "(?, ?, ?, ?, ?)" : ", (?, ?, ?, ?, ?)"
+                binds.append(.text(record.request!))
                 binds.append(.integer(record.time.seconds))
                 binds.append(.integer(record.time.microseconds))
                 binds.append(record.sequences.map { .integer(Int($0.lowerBound)) } ?? .null)
                 binds.append(record.sequences.map { .integer(Int($0.upperBound)) } ?? .null)
             }
-            _ = try Self.rows(connection, sql, binds)
+            if !binds.isEmpty { _ = try Self.rows(connection, sql, binds) }
             index += chunk.count
         }
         if let lastSequence {
@@ -396,6 +403,26 @@ public final class StateStore: DurableLog, @unchecked Sendable {
                 connection, "UPDATE meta SET value = ? WHERE key = 'last_sequence'", [.text(String(lastSequence))])
         }
         _ = try Self.rows(connection, "COMMIT")
+    }
+}
+
+extension StateStore: PathChangeSink {
+    /// A change observed on the host (linux-sysfs) is not replayed, but its sequence number is
+    /// kept: its events wait until that is durable, so the number is never given again after a
+    /// crash. Commands' changes are recorded by the session.
+    public func pathChangePublished(_ published: PublishedPathChange) {
+        guard case .observed = published.cause else { return }
+        let token = append(request: nil, time: published.time, sequences: published.sequence...published.sequence)
+        committer.submit { _ in _ = self.waitUntilDurable(token) }
+    }
+
+    private func append(request: String?, time: EventTime, sequences: ClosedRange<UInt64>?) -> UInt64 {
+        pending.withLockedValue { state in
+            let token = state.nextToken
+            state.nextToken += 1
+            state.records.append(Record(token: token, request: request, time: time, sequences: sequences))
+            return token
+        }
     }
 }
 

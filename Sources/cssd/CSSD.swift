@@ -232,12 +232,14 @@ struct CSSD: AsyncParsableCommand {
                         "state-dir": "\(store.path)", "epoch": "\(store.epoch)", "commands": "\(restored.commands)",
                         "last-sequence": "\(state.pathChanges.lastSequence)", "journal": "\(state.journal.count)",
                         "guests": "\(state.guests.names.count)", "took": "\(ContinuousClock.now - started)",
+                        "reading": "\(restored.reading)", "replaying": "\(restored.replaying)",
                     ])
                 if source.name == "model" && restored.lastSequence != store.storedLastSequence {
                     logger.warning(
                         "state dir: replay numbered \(restored.lastSequence) changes, the record says \(store.storedLastSequence)")
                 }
                 state.durability = store
+                state.pathChanges.addSink(store)  // held weakly; `store` lives as long as run()
             }
         } catch let error as StateStoreError {
             logger.critical("refusing to start: \(error)")

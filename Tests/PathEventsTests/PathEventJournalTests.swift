@@ -64,6 +64,7 @@ struct PathEventJournalTests {
         let (journal, _) = try journal(capacity: 5, count: 12)
         #expect(journal.oldest == 8 && journal.newest == 12 && journal.count == 5)
         #expect(journal.changes.map(\.sequence) == [8, 9, 10, 11, 12])
+        #expect(journal.count == 5)
         let inside = try journal.resume(epoch: "e1", after: 9)
         #expect(inside.gap == nil && inside.changes.map(\.sequence) == [10, 11, 12])
         let justBefore = try journal.resume(epoch: "e1", after: 7)
@@ -77,6 +78,22 @@ struct PathEventJournalTests {
         #expect(throws: PathEventJournal.ResumeError.ahead(position: 13, newest: 12)) {
             try journal.resume(epoch: "e1", after: 13)
         }
+    }
+
+    /// Changes that altered many subchannels are let go first when the budget is exceeded (each
+    /// vary of 0.40 alters 2).
+    @Test func subchannelBudgetBoundsTheJournal() throws {
+        var css = model()
+        let journal = PathEventJournal(capacity: 100, epoch: "e1", subchannelBudget: 5)
+        for n in 1...6 {
+            let state: VaryState = n % 2 == 1 ? .offline : .online
+            journal.append(
+                JournaledPathChange(
+                    sequence: UInt64(n), change: try css.varyPath(chp("0.40"), to: state),
+                    kind: state == .offline ? .offline : .online, time: t0, guests: []))
+        }
+        #expect(journal.oldest == 5 && journal.newest == 6)
+        #expect(try journal.resume(epoch: "e1", after: 2).gap == PathEventGap(first: 3, last: 4, reason: .journal))
     }
 
     @Test func emptyJournalReportsEveryResumeBehindTheNewest() throws {

@@ -367,3 +367,60 @@ def test_read_only_state_dir_is_refused(short_tmp):
         else:
             os.chmod(state, 0o755)
     assert snapshot(state) == before
+
+
+PATH_EVENTS = oracle.REPO_ROOT / "Clients" / "python" / "path_events.py"
+
+
+def cssctl_binary():
+    return os.environ.get("CSSCTL_BIN", oracle.cssd_binary().replace("cssd", "cssctl"))
+
+
+@pytest.mark.parametrize("client", ["cssctl", "python"])
+def test_client_resume_file_survives_a_restart_of_either_side(short_tmp, client):
+    state = os.path.join(short_tmp, "state")
+    position_file = os.path.join(short_tmp, "position.json")
+    server = start(short_tmp, "--state-dir", state)
+    try:
+        def watch():
+            if client == "cssctl":
+                argv = [cssctl_binary(), "events", "--socket", f"unix:{server.sock}", "--resume", position_file,
+                        "--timeout", "1.5"]
+            else:
+                argv = [__import__("sys").executable, str(PATH_EVENTS), "-s", server.sock, "--resume", position_file,
+                        "--timeout", "1.5"]
+            return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+        def lines(p):
+            out, err = p.communicate(timeout=30)
+            assert p.returncode == 0, err
+            return out.splitlines()
+
+        def position():
+            with open(position_file) as f:
+                return __import__("json").load(f)
+
+        c = Client(server.sock)
+        epoch = c.call("query-path-event-journal")["epoch"]
+        p = watch()
+        time.sleep(0.7)  # subscribed (an absent file: from now on)
+        for state_ in ("offline", "online", "offline"):
+            vary(c, "0.40", state_)
+        assert len(lines(p)) == 3
+        assert position() == {"epoch": epoch, "sequence": 3}
+        # The client is gone: two changes, then cssd is killed and restarted.
+        vary(c, "0.41", "offline")
+        vary(c, "0.41", "online")
+        os.killpg(server.proc.pid, signal.SIGKILL)
+        server.proc.wait()
+        server = start(short_tmp, "--state-dir", state)
+        printed = lines(watch())
+        assert len(printed) == 2 and all("0.41" in line for line in printed)
+        if client == "cssctl":
+            assert [__import__("json").loads(line)["data"]["sequence"] for line in printed] == [4, 5]
+        assert position() == {"epoch": epoch, "sequence": 5}
+        # Nothing new: nothing printed, the position stays.
+        assert lines(watch()) == []
+        assert position() == {"epoch": epoch, "sequence": 5}
+    finally:
+        server.stop()
