@@ -201,11 +201,13 @@ def part_d(binary, args, tmp):
         journal = Conn(sock).call("query-path-event-journal")
         log = open(os.path.join(tmp, "cssd.log")).read()
         took = re.search(r"took=([0-9.]+) seconds", log)
+        split = re.search(r"reading=([0-9.]+) seconds.*replaying=([0-9.]+) seconds", log)
     finally:
         stop(proc)
     assert journal["newest"] == newest, (journal, newest)
     print(f"    restart: socket answers after {ready:.2f} s; restore took {took.group(1) if took else '?'} s "
-          f"(newest {journal['newest']:,}, journal {journal['held']:,} held)")
+          f"(newest {journal['newest']:,}, journal {journal['held']:,} held"
+          + (f"; reading {float(split.group(1)):.1f} s, replaying {float(split.group(2)):.1f} s)" if split else ")"))
 
 
 def main():

@@ -298,7 +298,6 @@ public final class StateStore: DurableLog, @unchecked Sendable {
         while true {
             let page: [SQLiteRow]
             let readStart = ContinuousClock.now
-            defer { restored.reading += ContinuousClock.now - readStart }
             do {
                 page = try Self.rows(
                     connection, "SELECT id, request, seconds, microseconds FROM commands WHERE id > ? ORDER BY id LIMIT 50000",
@@ -306,6 +305,7 @@ public final class StateStore: DurableLog, @unchecked Sendable {
             } catch {
                 throw StateStoreError("cannot read \(path): \(error)")
             }
+            restored.reading += ContinuousClock.now - readStart
             guard !page.isEmpty else { break }
             let replayStart = ContinuousClock.now
             defer { restored.replaying += ContinuousClock.now - replayStart }
