@@ -407,11 +407,13 @@ public final class StateStore: DurableLog, @unchecked Sendable {
 }
 
 extension StateStore: PathChangeSink {
-    /// A change observed on the host (linux-sysfs) is not replayed, but its sequence number is
-    /// kept: its events wait until that is durable, so the number is never given again after a
-    /// crash. Commands' changes are recorded by the session.
+    /// A change on a real host (linux-sysfs: observed, or made by a command) is not replayed,
+    /// but its sequence number is kept: its events wait until that is durable, so the number is
+    /// never given again after a crash. With the model the session records the commands.
     public func pathChangePublished(_ published: PublishedPathChange) {
-        guard case .observed = published.cause else { return }
+        // With the model every change comes from a recorded command; with a real host, commands'
+        // changes are the host's (not recorded either): keep every number.
+        if case .command = published.cause, recorded.contains("vary-path") { return }
         let token = append(request: nil, time: published.time, sequences: published.sequence...published.sequence)
         committer.submit { _ in _ = self.waitUntilDurable(token) }
     }

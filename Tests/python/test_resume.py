@@ -424,3 +424,40 @@ def test_client_resume_file_survives_a_restart_of_either_side(short_tmp, client)
         assert position() == {"epoch": epoch, "sequence": 5}
     finally:
         server.stop()
+
+
+def test_linux_sysfs_state_dir_keeps_the_epoch_and_the_numbering(short_tmp):
+    fixtures = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "sysfs")
+    tree = os.path.join(short_tmp, "sys")
+    subprocess.run([__import__("sys").executable, os.path.join(fixtures, "make_sysfs.py"),
+                    os.path.join(fixtures, "lpar.json"), tree], check=True, timeout=30)
+    state = os.path.join(short_tmp, "state")
+    args = ["--backend", f"linux-sysfs:{tree}", "--poll-interval", "100", "--state-dir", state]
+    server = start(short_tmp, *args)
+    try:
+        c = Client(server.sock)
+        epoch = c.call("query-path-event-journal")["epoch"]
+        c.call("subscribe-path-events", chpids=["0.40"])
+        with open(os.path.join(tree, "devices", "css0", "chp0.40", "status"), "w") as f:
+            f.write("offline\n")  # someone ran chchp -v 0 0.40
+        [observed] = c.events(1)
+        assert (observed["data"]["change"], observed["data"]["sequence"]) == ("offline", 1)
+        c.call("vary-path", chpid="0.40", state="online")
+        [own] = c.events(1)  # after the reply, once its number is durable
+        assert (own["data"]["change"], own["data"]["sequence"]) == ("online", 2)
+        os.killpg(server.proc.pid, signal.SIGKILL)
+        server.proc.wait()
+        server = start(short_tmp, *args)
+        c = Client(server.sock)
+        journal = c.call("query-path-event-journal")
+        assert (journal["epoch"], journal["newest"], journal["held"]) == (epoch, 2, 0)
+        # The journal itself is not kept with a real host: a resume across the restart is a gap.
+        c.call("subscribe-path-events", since={"epoch": epoch, "sequence": 1})
+        [gap] = c.events(1)
+        assert gap["event"] == "PATH_EVENTS_GAP"
+        assert (gap["data"]["reason"], gap["data"]["first"], gap["data"]["last"]) == ("journal", 2, 2)
+        c.call("vary-path", chpid="0.40", state="offline")
+        [event] = c.events(1)
+        assert (event["data"]["epoch"], event["data"]["sequence"]) == (epoch, 3)
+    finally:
+        server.stop()
