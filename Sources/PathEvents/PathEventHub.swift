@@ -137,6 +137,9 @@ public struct PathEventHub: Sendable {
 
     public var subscriptionCount: Int { subscriptions.count }
 
+    /// Whether `owner` holds a subscription (O(1)).
+    public func hasSubscriptions(_ owner: Int) -> Bool { byOwner[owner] != nil }
+
     // MARK: Publishing
 
     /// Publishes the events of one change: a vary, configure, fault, an observed change, or a
