@@ -75,7 +75,8 @@ let package = Package(
         .executableTarget(
             name: "cssd",
             dependencies: [
-                "QMPServer", "TopologyFile", "CSSModel", "CSSBackend", "LinuxSysfs", "VFIOCCW", "StateStore", "PathEvents",
+                "QMPServer", "TopologyFile", "CSSModel", "CSSBackend", "LinuxSysfs", "VFIOCCW", "StateStore",
+                "PathEvents",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

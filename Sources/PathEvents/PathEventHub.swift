@@ -202,7 +202,8 @@ public struct PathEventHub: Sendable {
         let filter = subscription.filter
         let before = subscription.published
         if filter.granularity.wantsChannelPath {
-            subscription.queue.push(QueuedPathEvent(sequence: sequence, time: time, event: .channelPath(event), change: change),
+            subscription.queue.push(
+                QueuedPathEvent(sequence: sequence, time: time, event: .channelPath(event), change: change),
                 coalescing: coalescing)
             subscription.published += 1
         }
@@ -223,7 +224,8 @@ public struct PathEventHub: Sendable {
             let base = sequence + 1 + UInt64(affected.count)
             for (offset, guest) in guests.enumerated() {
                 guard case .guest(let data, _) = guest, filter.admits(guest: data.guest) else { continue }
-                subscription.queue.push(QueuedPathEvent(sequence: base + UInt64(offset), time: time, event: guest, change: change),
+                subscription.queue.push(
+                    QueuedPathEvent(sequence: base + UInt64(offset), time: time, event: guest, change: change),
                     coalescing: coalescing)
                 subscription.published += 1
             }

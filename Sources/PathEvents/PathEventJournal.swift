@@ -16,7 +16,8 @@ public struct JournaledPathChange: Sendable {
     /// What it did to each guest reached, in guest-name order.
     public let guests: [GuestPathChange]
 
-    public init(sequence: UInt64, change: PathChange, kind: PathEventChange, time: EventTime, guests: [GuestPathChange]) {
+    public init(sequence: UInt64, change: PathChange, kind: PathEventChange, time: EventTime, guests: [GuestPathChange])
+    {
         self.sequence = sequence
         self.change = change
         self.kind = kind
@@ -117,7 +118,8 @@ public final class PathEventJournal {
     /// - Throws: `ResumeError.ahead` for a position after the newest change of this epoch.
     public func resume(epoch: String, after sequence: UInt64) throws(ResumeError) -> PathEventResume {
         guard epoch == self.epoch else {
-            return PathEventResume(gap: PathEventGap(first: 1, last: newest, reason: .epoch), changes: [], after: newest)
+            return PathEventResume(
+                gap: PathEventGap(first: 1, last: newest, reason: .epoch), changes: [], after: newest)
         }
         guard sequence <= newest else { throw .ahead(position: sequence, newest: newest) }
         if sequence == newest { return PathEventResume(gap: nil, changes: [], after: sequence) }

@@ -129,7 +129,8 @@ public final class StateStore: DurableLog, @unchecked Sendable {
             }
         }
         guard access(directory, W_OK) == 0 else {
-            throw StateStoreError("state dir \(directory) is not writable (read-only?): cssd must write its state there")
+            throw StateStoreError(
+                "state dir \(directory) is not writable (read-only?): cssd must write its state there")
         }
         let path = directory + "/state.sqlite"
         let existed = manager.fileExists(atPath: path)
@@ -191,8 +192,10 @@ public final class StateStore: DurableLog, @unchecked Sendable {
                 }
                 try connection.close().wait()
                 do {
-                    connection = try SQLiteConnection.open(storage: .file(path: path), threadPool: pool, on: group.next())
-                        .wait()
+                    connection = try SQLiteConnection.open(
+                        storage: .file(path: path), threadPool: pool, on: group.next()
+                    )
+                    .wait()
                 } catch {
                     throw StateStoreError("cannot open \(path) for writing: \(error)")
                 }
@@ -300,7 +303,8 @@ public final class StateStore: DurableLog, @unchecked Sendable {
             let readStart = ContinuousClock.now
             do {
                 page = try Self.rows(
-                    connection, "SELECT id, request, seconds, microseconds FROM commands WHERE id > ? ORDER BY id LIMIT 50000",
+                    connection,
+                    "SELECT id, request, seconds, microseconds FROM commands WHERE id > ? ORDER BY id LIMIT 50000",
                     [.integer(after)])
             } catch {
                 throw StateStoreError("cannot read \(path): \(error)")

@@ -177,7 +177,8 @@ final class ResumeFile {
         guard let value = JSON.parse(String(decoding: bytes, as: UTF8.self)), let epoch = value["epoch"]?.stringValue,
             let sequence = value["sequence"]?.intValue, sequence >= 0
         else {
-            throw ClientFailure("--resume \(path): not a position ({\"epoch\": ..., \"sequence\": N}); remove it to start afresh")
+            throw ClientFailure(
+                "--resume \(path): not a position ({\"epoch\": ..., \"sequence\": N}); remove it to start afresh")
         }
         position = ResumePosition(epoch: epoch, sequence: UInt64(sequence))
     }
@@ -206,7 +207,8 @@ final class ResumeFile {
     private func save(_ new: ResumePosition) throws {
         guard new != position else { return }
         position = new
-        let text = JSON.object([("epoch", .string(new.epoch)), ("sequence", .integer(Int(new.sequence)))]).serialized() + "\n"
+        let position = JSON.object([("epoch", .string(new.epoch)), ("sequence", .integer(Int(new.sequence)))])
+        let text = position.serialized() + "\n"
         let temporary = path + ".tmp"
         guard let file = fopen(temporary, "w") else {
             throw ClientFailure("--resume \(temporary): \(String(cString: strerror(errno)))")

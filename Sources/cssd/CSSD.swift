@@ -108,14 +108,16 @@ struct CSSD: AsyncParsableCommand {
     @Option(
         name: .customLong("event-journal"),
         help: """
-            Path changes kept in memory for clients that resume (subscribe-path-events 'since'),             0..16777216; about 150 bytes each plus 24 per subchannel a change altered (API/path-events.md).
+            Path changes kept in memory for clients that resume (subscribe-path-events 'since'), \
+            0..16777216; about 150 bytes each plus 24 per subchannel a change altered (API/resume.md).
             """)
     var eventJournal: Int = ServerOptions().eventJournal
 
     @Option(
         name: .customLong("state-dir"),
         help: """
-            Keep what cssd owns (model changes, guests, attachments, the epoch, sequence and journal)             in DIR/state.sqlite so it survives a crash and a restart (README: resume and state).
+            Keep what cssd owns (model changes, guests, attachments, the epoch, sequence and journal) \
+            in DIR/state.sqlite so it survives a crash and a restart (API/resume.md).
             """)
     var stateDir: String?
 
@@ -194,7 +196,8 @@ struct CSSD: AsyncParsableCommand {
         }
 
         var options = ServerOptions(
-            limits: WireLimits(maxValueSize: maxRequestSize), eventQueueLimit: eventQueueLimit, eventJournal: eventJournal)
+            limits: WireLimits(maxValueSize: maxRequestSize), eventQueueLimit: eventQueueLimit,
+            eventJournal: eventJournal)
         if allowQuit { options.conditions.insert("allow-quit") }
         let watch = BackendWatch(
             pollInterval: pollInterval > 0 ? .milliseconds(Int64(pollInterval)) : nil,
@@ -225,7 +228,9 @@ struct CSSD: AsyncParsableCommand {
             ) { state in
                 guard let store else { return }
                 let restored = try store.restore(into: state)
-                for failure in restored.failed { logger.warning("state dir: a recorded command failed again: \(failure)") }
+                for failure in restored.failed {
+                    logger.warning("state dir: a recorded command failed again: \(failure)")
+                }
                 logger.info(
                     store.created ? "state dir created" : "state restored",
                     metadata: [
@@ -235,8 +240,8 @@ struct CSSD: AsyncParsableCommand {
                         "reading": "\(restored.reading)", "replaying": "\(restored.replaying)",
                     ])
                 if source.name == "model" && restored.lastSequence != store.storedLastSequence {
-                    logger.warning(
-                        "state dir: replay numbered \(restored.lastSequence) changes, the record says \(store.storedLastSequence)")
+                    let numbered = restored.lastSequence
+                    logger.warning("state dir: replay numbered \(numbered) changes, the record says \(store.storedLastSequence)")
                 }
                 state.durability = store
                 state.pathChanges.addSink(store)  // held weakly; `store` lives as long as run()

@@ -50,7 +50,8 @@ private func drained(_ hub: inout PathEventHub, _ owner: Int, through limit: UIn
             case .channelPath: out.append("\(queued.change) chp")
             case .subchannel(let e): out.append("\(queued.change) sch \(e.subchannel.schno)")
             case .guest: out.append("\(queued.change) guest")
-            case .gap(let gap): out.append("gap \(gap.reason.rawValue) \(gap.first)...\(gap.last) after \(queued.change)")
+            case .gap(let gap):
+                out.append("gap \(gap.reason.rawValue) \(gap.first)...\(gap.last) after \(queued.change)")
             }
         }
         return true
@@ -133,7 +134,8 @@ struct PathEventJournalTests {
         var css = model()
         var hub = PathEventHub()
         _ = try hub.subscribe(owner: 1, filter: PathEventFilter(granularity: .chpid), queueLimit: 100)
-        _ = try hub.subscribe(owner: 1, filter: PathEventFilter(granularity: .chpid, chpids: [chp("0.41")]), queueLimit: 100)
+        _ = try hub.subscribe(
+            owner: 1, filter: PathEventFilter(granularity: .chpid, chpids: [chp("0.41")]), queueLimit: 100)
         hub.publish(try css.varyPath(chp("0.40"), to: .offline), as: .offline, at: t0, sequence: 1)
         hub.publish(try css.varyPath(chp("0.41"), to: .offline), as: .offline, at: t0, sequence: 2)
         #expect(drained(&hub, 1, through: 0) == [])

@@ -53,7 +53,8 @@ struct PathEventEncoderTests {
         var time = Self.time
         if case .event(let queued) = delivery { time = queued.time }
         ReplyEncoder.writeEvent(
-            PathEventEncoder.name(delivery), data: PathEventEncoder.data(delivery, subscription: 99, epoch: "0123456789abcdef"),
+            PathEventEncoder.name(delivery),
+            data: PathEventEncoder.data(delivery, subscription: 99, epoch: "0123456789abcdef"),
             seconds: time.seconds, microseconds: time.microseconds, to: &reference)
         #expect(fast.readString(length: fast.readableBytes) == reference.readString(length: reference.readableBytes))
     }
@@ -65,6 +66,7 @@ struct PathEventEncoderTests {
         var encoder = PathEventEncoder(epoch: "00000000000000aa")
         encoder.write(Self.deliveries[0], subscription: 1, clock: { Self.time }, to: &out)
         let line = out.readString(length: out.readableBytes)!
-        #expect(line.hasSuffix(#""subchannels": 42, "epoch": "00000000000000aa", "sequence": 1234567890123}}"# + "\r\n"))
+        let tail = #""subchannels": 42, "epoch": "00000000000000aa", "sequence": 1234567890123}}"#
+        #expect(line.hasSuffix(tail + "\r\n"))
     }
 }
