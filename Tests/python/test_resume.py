@@ -291,12 +291,13 @@ def test_guests_attachments_and_faults_survive_a_restart(short_tmp):
         c.call("detach-passthrough", guest=name, guest_subchannel=passthrough[-1])
         c.call("inject-path-fault", chpid="0.41", fault="permanent-error")
         c.call("configure-chpid", chpid="0.42", state="standby")
-        before = (c.call("query-guests"), c.call("query-chpids"), c.call("query-subchannels"))
+        c.call("store-crw")  # one of the fault's CRWs taken: the queue's rest must come back
+        before = (c.call("query-guests"), c.call("query-chpids"), c.call("query-subchannels"), c.call("query-css"))
         server.proc.send_signal(signal.SIGKILL)
         server.proc.wait()
         server = start(short_tmp, "--state-dir", state)
         c = Client(server.sock)
-        assert (c.call("query-guests"), c.call("query-chpids"), c.call("query-subchannels")) == before
+        assert (c.call("query-guests"), c.call("query-chpids"), c.call("query-subchannels"), c.call("query-css")) == before
     finally:
         server.stop()
 
