@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.13.2"),
     ],
     targets: [
         // jansson, the JSON library, through a module map (Debian: libjansson-dev).
@@ -75,7 +76,8 @@ let package = Package(
         .executableTarget(
             name: "cssd",
             dependencies: [
-                "QMPServer", "TopologyFile", "CSSModel", "CSSBackend", "LinuxSysfs", "VFIOCCW",
+                "QMPServer", "TopologyFile", "CSSModel", "CSSBackend", "LinuxSysfs", "VFIOCCW", "StateStore",
+                "PathEvents",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -103,6 +105,16 @@ let package = Package(
             dependencies: ["QMPFuzzSupport"],
             swiftSettings: fuzzing ? [.unsafeFlags(["-sanitize=fuzzer,address"]), .define("FUZZING")] : [],
             linkerSettings: fuzzing ? [.unsafeFlags(["-sanitize=fuzzer,address", "-use-ld=lld"])] : []
+        ),
+        // --state-dir: what cssd owns, kept in SQLite (WAL) so it survives a crash and a restart.
+        .target(
+            name: "StateStore",
+            dependencies: [
+                "QMPCommands", "CSSModel", "CSSBackend", "PathEvents", "VFIOCCW", "QMPWire",
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
         ),
         .target(name: "CSSModel", swiftSettings: fuzzFlags),
         // The interface between commands and the source of truth, and the model as one.

@@ -2,7 +2,7 @@
 """Watch cssd's channel-path events with QEMU's own QMP library (qemu.qmp).
 
     path_events.py [-s SOCKET] [--chpid CHPID ...] [--granularity chpid|subchannel|both|guest]
-                   [--guest NAME ...] [--count N]
+                   [--guest NAME ...] [--count N] [--resume FILE]
 
 Subscribes (subscribe-path-events), prints "subscribed: ID" to stderr, then one
 line per event on stdout:
@@ -11,6 +11,16 @@ line per event on stdout:
     SUBCHANNEL_PATHS_CHANGED 0.40 offline 0.0.0003 devno=0.0.1000 pam=f0 pom=ff lpm=70 pnom=00
     PATH_EVENTS_DROPPED dropped=17
 
+    PATH_EVENTS_GAP journal missed=5..9
+
+With --resume FILE the position (epoch and sequence of the last change whose
+events were all printed) is kept in FILE ({"epoch": ..., "sequence": N}, replaced
+atomically: a temporary file, then rename); a later run subscribes with 'since'
+and gets every change after it, or first a PATH_EVENTS_GAP naming those missed,
+across a restart of this client or of cssd. Only an idle timeout (--timeout)
+marks the last change complete; after --count, Ctrl-C or a hang-up a resumed run
+may repeat that change's events, never skip one.
+
 SOCKET is a unix socket path or HOST:PORT (default: $CSSD_SOCKET or ./cssd.sock).
 Exit status: 0 after --count events or on Ctrl-C (SIGINT) or SIGTERM, 1 the
 server refused the subscription, 2 could not connect or the server hung up.
@@ -18,6 +28,7 @@ server refused the subscription, 2 could not connect or the server hung up.
 
 import argparse
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -27,7 +38,50 @@ from qemu.qmp.protocol import Runstate
 
 from cssd_client import connect, parse_address
 
-EVENTS = ("CHANNEL_PATH_CHANGED", "SUBCHANNEL_PATHS_CHANGED", "GUEST_PATH_CHANGED", "PATH_EVENTS_DROPPED")
+EVENTS = ("CHANNEL_PATH_CHANGED", "SUBCHANNEL_PATHS_CHANGED", "GUEST_PATH_CHANGED", "PATH_EVENTS_DROPPED",
+          "PATH_EVENTS_GAP")
+
+
+class ResumeFile:
+    """--resume FILE: the last complete change's position, replaced atomically."""
+
+    def __init__(self, path):
+        self.path = path
+        self.position = None
+        self.current = None
+        try:
+            with open(path) as f:
+                value = json.load(f)
+            self.position = {"epoch": str(value["epoch"]), "sequence": int(value["sequence"])}
+        except FileNotFoundError:
+            pass
+
+    def saw(self, event):
+        data = event.get("data", {})
+        if "epoch" not in data or "sequence" not in data:
+            return
+        seen = {"epoch": data["epoch"], "sequence": data["sequence"]}
+        if event["event"] == "PATH_EVENTS_GAP":
+            self.current = None
+            self.save(seen)
+            return
+        if self.current is not None and self.current != seen:
+            self.save(self.current)
+        self.current = seen
+
+    def finish(self, complete):
+        if complete and self.current is not None:
+            self.save(self.current)
+
+    def save(self, position):
+        if position == self.position:
+            return
+        self.position = position
+        temporary = self.path + ".tmp"
+        with open(temporary, "w") as f:
+            json.dump(position, f)
+            f.write("\n")
+        os.replace(temporary, self.path)
 
 
 def describe(event):
@@ -46,6 +100,8 @@ def describe(event):
                 f" visible={data['visible']} notifications={data['notifications']}")
     if name == "PATH_EVENTS_DROPPED":
         return f"{name} dropped={data['dropped']}"
+    if name == "PATH_EVENTS_GAP":
+        return f"{name} {data['reason']} missed={data['first']}..{data['last']}"
     return name
 
 
@@ -55,9 +111,11 @@ async def disconnected(qmp):
         await qmp.runstate_changed()
 
 
-async def watch(qmp, listener, count):
-    """Prints events until `count` of them (None: forever); 2 if the server hangs up."""
+async def watch(qmp, listener, count, resume=None, timeout=None):
+    """Prints events until `count` of them (None: forever) or `timeout` seconds without one;
+    2 if the server hangs up."""
     seen = 0
+    idle = False
     lost = asyncio.create_task(disconnected(qmp))
     try:
         while count is None or seen < count:
@@ -65,7 +123,11 @@ async def watch(qmp, listener, count):
             # but print what arrived before the server went away.
             if listener.empty():
                 get = asyncio.create_task(listener.get())
-                await asyncio.wait({get, lost}, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait({get, lost}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                if not get.done() and not lost.done():
+                    get.cancel()
+                    idle = True
+                    return 0
                 if not get.done():
                     get.cancel()
                     print("the server closed the connection", file=sys.stderr)
@@ -74,13 +136,17 @@ async def watch(qmp, listener, count):
             else:
                 event = await listener.get()
             print(describe(event), flush=True)
+            if resume is not None:
+                resume.saw(event)
             seen += 1
         return 0
     finally:
         lost.cancel()
+        if resume is not None:
+            resume.finish(idle)
 
 
-async def run(address, arguments, count):
+async def run(address, arguments, count, resume=None, timeout=None):
     # SIGTERM ends us like Ctrl-C: cancelled, cleaned up, status 0.
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
     qmp = await connect("path-events", address)
@@ -91,12 +157,14 @@ async def run(address, arguments, count):
         listener = EventListener(names=EVENTS)
         with qmp.listen(listener):
             try:
+                if resume is not None and resume.position is not None:
+                    arguments = dict(arguments, since=resume.position)
                 reply = await qmp.execute("subscribe-path-events", arguments or None)
             except ExecuteError as err:
                 print(f"error: {err.error_class}: {err.error.error.desc}", file=sys.stderr)
                 return 1
             print(f"subscribed: {reply['subscription']}", file=sys.stderr, flush=True)
-            return await watch(qmp, listener, count)
+            return await watch(qmp, listener, count, resume, timeout)
     except asyncio.CancelledError:
         return 0
     finally:
@@ -117,6 +185,8 @@ def main():
                          " guest: one per guest reached (vfio-ccw)")
     ap.add_argument("--guest", action="append", default=[], help="with --granularity guest: only this guest")
     ap.add_argument("--count", type=int, help="exit after this many events")
+    ap.add_argument("--timeout", type=float, help="exit when no event came for this many seconds")
+    ap.add_argument("--resume", metavar="FILE", help="keep the position in FILE and resume from it")
     opts = ap.parse_args()
     if opts.count is not None and opts.count < 1:
         ap.error("--count must be at least 1")
@@ -128,7 +198,8 @@ def main():
     if opts.guest:
         arguments["guests"] = opts.guest
     try:
-        return asyncio.run(run(parse_address(opts.socket), arguments, opts.count))
+        resume = ResumeFile(opts.resume) if opts.resume else None
+        return asyncio.run(run(parse_address(opts.socket), arguments, opts.count, resume, opts.timeout))
     except KeyboardInterrupt:
         return 0  # Ctrl-C: asyncio.run has cancelled run(), which disconnected
 

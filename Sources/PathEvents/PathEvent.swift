@@ -43,6 +43,9 @@ public enum PathEvent: Hashable, Sendable {
     /// guest's chpid: VFIOCCW's own value, queued as it is. `number` is the hub's small number
     /// for the guest, for coalescing.
     indirect case guest(GuestPathChange, number: UInt32)
+    /// `PATH_EVENTS_GAP`: a subscription asked to resume from a position the journal cannot
+    /// serve; always its first event.
+    case gap(PathEventGap)
 
     /// What a newer event replaces when the subscriber has not read the older one yet: the
     /// same chpid's event, or the same subchannel's event for the same chpid (its masks are
@@ -55,7 +58,30 @@ public enum PathEvent: Hashable, Sendable {
             return 1 << 56 | UInt64(event.subchannel.rawValue) << 16 | UInt64(event.chpid.rawValue)
         case .guest(let event, let number):
             return 2 << 56 | UInt64(number) << 16 | UInt64(event.guestChpid.rawValue)
+        case .gap: return 3 << 56  // one per subscription, never replaced
         }
+    }
+}
+
+/// Why a resuming subscriber missed changes (`PATH_EVENTS_GAP`'s `reason`).
+public enum PathEventGapReason: String, Hashable, Sendable {
+    /// The position is older than the oldest change the journal holds.
+    case journal
+    /// The position is from another epoch (another server history, or state not kept).
+    case epoch
+}
+
+/// The changes a resuming subscriber cannot be given: `first...last` (sequence numbers of
+/// the current epoch; `last < first` when none were published at all).
+public struct PathEventGap: Hashable, Sendable {
+    public let first: UInt64
+    public let last: UInt64
+    public let reason: PathEventGapReason
+
+    public init(first: UInt64, last: UInt64, reason: PathEventGapReason) {
+        self.first = first
+        self.last = last
+        self.reason = reason
     }
 }
 
@@ -65,6 +91,17 @@ public struct QueuedPathEvent: Hashable, Sendable {
     public let sequence: UInt64
     public let time: EventTime
     public let event: PathEvent
+    /// The sequence number of the path change it belongs to (the events' `sequence`): shared
+    /// by the chpid, subchannel and guest events of one change. A gap report carries the
+    /// position it resumes after.
+    public let change: UInt64
+
+    public init(sequence: UInt64, time: EventTime, event: PathEvent, change: UInt64 = 0) {
+        self.sequence = sequence
+        self.time = time
+        self.event = event
+        self.change = change
+    }
 }
 
 /// What a subscriber is handed next.

@@ -55,7 +55,14 @@ public struct PathEventHub: Sendable {
 
     // MARK: Subscriptions
 
-    public mutating func subscribe(owner: Int, filter: PathEventFilter, queueLimit: Int) throws(HubError) -> Int {
+    /// Adds a subscription of `owner`.
+    /// - Parameter resume: the past to queue first (`PathEventJournal.resume`), for a subscriber
+    ///   that gave its position.
+    /// - Returns: its id.
+    public mutating func subscribe(
+        owner: Int, filter: PathEventFilter, queueLimit: Int, resume: PathEventResume? = nil,
+        at now: EventTime = EventTime(seconds: 0, microseconds: 0)
+    ) throws(HubError) -> Int {
         guard byOwner[owner, default: []].count < maxSubscriptionsPerOwner else {
             throw .tooManySubscriptions(limit: maxSubscriptionsPerOwner)
         }
@@ -70,7 +77,32 @@ public struct PathEventHub: Sendable {
         } else {
             anyChpid.append(id)
         }
+        if let resume { replay(resume, into: id, at: now) }
         return id
+    }
+
+    /// Queues a resuming subscription's past, in the same call that creates it: nothing can be
+    /// published in between, so the live events that follow start right after the last change
+    /// replayed (no gap, no duplicate). The gap report comes first; each change is filtered and
+    /// split by the subscription's own filter and granularity, with its own timestamp. Replayed
+    /// events are not coalesced (the subscriber asked for each change); a replay larger than
+    /// the queue drops its oldest events and says so (PATH_EVENTS_DROPPED). Cost: O(replayed
+    /// changes x their events).
+    private mutating func replay(_ resume: PathEventResume, into id: Int, at now: EventTime) {
+        if let gap = resume.gap {
+            subscriptions[id]!.queue.push(
+                QueuedPathEvent(sequence: nextSequence, time: now, event: .gap(gap), change: resume.after),
+                coalescing: false)
+            nextSequence += 1
+        }
+        var reached = PathEventFanOut()
+        for entry in resume.changes {
+            let (event, guestEvents, first) = prepare(
+                entry.change, as: entry.kind, guests: entry.guests)
+            deliver(
+                event, entry.change.affected, guestEvents, to: id, sequence: first, change: entry.sequence,
+                time: entry.time, coalescing: false, &reached)
+        }
     }
 
     /// Ends a subscription of `owner`; others' subscriptions are unknown to it.
@@ -105,6 +137,9 @@ public struct PathEventHub: Sendable {
 
     public var subscriptionCount: Int { subscriptions.count }
 
+    /// Whether `owner` holds a subscription (O(1)).
+    public func hasSubscriptions(_ owner: Int) -> Bool { byOwner[owner] != nil }
+
     // MARK: Publishing
 
     /// Publishes the events of one change: a vary, configure, fault, an observed change, or a
@@ -117,41 +152,48 @@ public struct PathEventHub: Sendable {
     ///   - guests: what the change did to guests (vfio-ccw), for granularity guest.
     /// - Returns: who got events. Cost: O(1) per admitting "chpid" subscription, O(affected
     ///   subchannels) per "subchannel" one, O(guests) per "guest" one.
+    ///   - sequence: the change's sequence number (its events' `sequence`; 0 where none is kept).
     @discardableResult
     public mutating func publish(
-        _ change: PathChange, as kind: PathEventChange, at time: EventTime, guests: [GuestPathChange] = []
+        _ change: PathChange, as kind: PathEventChange, at time: EventTime, guests: [GuestPathChange] = [],
+        sequence: UInt64 = 0
     ) -> PathEventFanOut {
         guard kind == .reset || !change.altersNothing || !guests.isEmpty else { return PathEventFanOut() }
+        let (event, guestEvents, first) = prepare(change, as: kind, guests: guests)
+        var reached = PathEventFanOut()
+        let affected = change.affected
+        for id in anyChpid {
+            deliver(event, affected, guestEvents, to: id, sequence: first, change: sequence, time: time, &reached)
+        }
+        for id in byChpid[event.chpid] ?? [] {
+            deliver(event, affected, guestEvents, to: id, sequence: first, change: sequence, time: time, &reached)
+        }
+        return reached
+    }
+
+    /// The chpid event of a change, its guest events, and the first of the event sequence
+    /// numbers it takes.
+    private mutating func prepare(_ change: PathChange, as kind: PathEventChange, guests: [GuestPathChange])
+        -> (ChannelPathEvent, [PathEvent], UInt64)
+    {
         let after = change.after
         let event = ChannelPathEvent(
             chpid: after.id, change: kind, vary: after.vary, configure: after.configure,
             subchannels: change.affected.count, crw: change.crws.first?.rawValue)
-        return fanOut(event, change.affected, guests, at: time)
-    }
-
-    private mutating func fanOut(
-        _ event: ChannelPathEvent, _ affected: [AffectedSubchannel], _ guests: [GuestPathChange], at time: EventTime
-    ) -> PathEventFanOut {
         let first = nextSequence
-        nextSequence += 1 + UInt64(affected.count) + UInt64(guests.count)
+        nextSequence += 1 + UInt64(change.affected.count) + UInt64(guests.count)
         var guestEvents: [PathEvent] = []
         for guest in guests {
             let number = guestNumbers[guest.guest] ?? UInt32(guestNumbers.count)
             guestNumbers[guest.guest] = number
             guestEvents.append(.guest(guest, number: number))
         }
-        var reached = PathEventFanOut()
-        let chpid = event.chpid
-        for id in anyChpid { deliver(event, affected, guestEvents, to: id, sequence: first, time: time, &reached) }
-        for id in byChpid[chpid] ?? [] {
-            deliver(event, affected, guestEvents, to: id, sequence: first, time: time, &reached)
-        }
-        return reached
+        return (event, guestEvents, first)
     }
 
     private mutating func deliver(
         _ event: ChannelPathEvent, _ affected: [AffectedSubchannel], _ guests: [PathEvent], to id: Int,
-        sequence: UInt64, time: EventTime, _ reached: inout PathEventFanOut
+        sequence: UInt64, change: UInt64, time: EventTime, coalescing: Bool = true, _ reached: inout PathEventFanOut
     ) {
         guard subscriptions[id]!.filter.admits(event.chpid, event.change) else { return }
         // Taken out and put back: mutating it in the dictionary would cost a lookup per event.
@@ -160,7 +202,9 @@ public struct PathEventHub: Sendable {
         let filter = subscription.filter
         let before = subscription.published
         if filter.granularity.wantsChannelPath {
-            subscription.queue.push(QueuedPathEvent(sequence: sequence, time: time, event: .channelPath(event)))
+            subscription.queue.push(
+                QueuedPathEvent(sequence: sequence, time: time, event: .channelPath(event), change: change),
+                coalescing: coalescing)
             subscription.published += 1
         }
         if filter.granularity.wantsSubchannel {
@@ -170,7 +214,9 @@ public struct PathEventHub: Sendable {
                     pim: subchannel.pim, pam: subchannel.pam, pom: subchannel.pom, lpm: subchannel.lpm,
                     pnom: subchannel.pnom)
                 subscription.queue.push(
-                    QueuedPathEvent(sequence: sequence + 1 + UInt64(offset), time: time, event: .subchannel(item)))
+                    QueuedPathEvent(
+                        sequence: sequence + 1 + UInt64(offset), time: time, event: .subchannel(item), change: change),
+                    coalescing: coalescing)
                 subscription.published += 1
             }
         }
@@ -178,7 +224,9 @@ public struct PathEventHub: Sendable {
             let base = sequence + 1 + UInt64(affected.count)
             for (offset, guest) in guests.enumerated() {
                 guard case .guest(let data, _) = guest, filter.admits(guest: data.guest) else { continue }
-                subscription.queue.push(QueuedPathEvent(sequence: base + UInt64(offset), time: time, event: guest))
+                subscription.queue.push(
+                    QueuedPathEvent(sequence: base + UInt64(offset), time: time, event: guest, change: change),
+                    coalescing: coalescing)
                 subscription.published += 1
             }
         }
@@ -194,13 +242,17 @@ public struct PathEventHub: Sendable {
     /// Hands `owner`'s deliveries to `body` in publication order across its subscriptions (a
     /// drop report first: it stands for events older than any still queued) until `body`
     /// returns false or nothing is left.
-    public mutating func drain(for owner: Int, _ body: (_ subscription: Int, PathEventDelivery) -> Bool) {
+    /// - Parameter through: events of changes after this sequence number stay queued (a change
+    ///   not yet durable is not told: after a crash its number would name another change).
+    public mutating func drain(
+        for owner: Int, through limit: UInt64 = .max, _ body: (_ subscription: Int, PathEventDelivery) -> Bool
+    ) {
         guard let ids = byOwner[owner] else { return }
         // Taken out and put back, as in `deliver`.
         var taken = ids.map { subscriptions.removeValue(forKey: $0)! }
         defer { for subscription in taken { subscriptions[subscription.id] = subscription } }
         if taken.count == 1 {
-            while let delivery = taken[0].queue.pop() {
+            while taken[0].queue.nextChange().map({ $0 <= limit }) ?? false, let delivery = taken[0].queue.pop() {
                 guard body(taken[0].id, delivery) else { return }
             }
             return
@@ -214,7 +266,7 @@ public struct PathEventHub: Sendable {
                     bestSequence = sequence
                 }
             }
-            guard best >= 0 else { return }
+            guard best >= 0, taken[best].queue.nextChange()! <= limit else { return }
             guard body(taken[best].id, taken[best].queue.pop()!) else { return }
         }
     }

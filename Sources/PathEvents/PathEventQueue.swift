@@ -47,10 +47,23 @@ public struct PathEventQueue: Sendable {
         return slots[head]!.sequence
     }
 
-    public mutating func push(_ entry: QueuedPathEvent) {
+    /// The change sequence number of what `pop` returns next (0 for a drop report).
+    public mutating func nextChange() -> UInt64? {
+        if unreportedDrops > 0 { return 0 }
+        guard count > 0 else { return nil }
+        while slots[head] == nil { head += 1 }
+        return slots[head]!.change
+    }
+
+    /// Queues an event. With `coalescing` false (a resuming subscriber's replayed past, which
+    /// it asked for change by change) it replaces nothing and is never replaced by a later
+    /// event; it can still be dropped, and counted, when the queue is full.
+    public mutating func push(_ entry: QueuedPathEvent, coalescing: Bool = true) {
         let key = entry.event.coalescingKey
         let position = base + slots.count
-        if let old = positions.updateValue(position, forKey: key) {
+        if !coalescing {
+            if count == limit { dropOldest() }
+        } else if let old = positions.updateValue(position, forKey: key) {
             slots[old - base] = nil
             count -= 1
             coalesced += 1
@@ -70,9 +83,9 @@ public struct PathEventQueue: Sendable {
         guard count > 0 else { return nil }
         while slots[head] == nil { head += 1 }
         let entry = slots[head]!
+        forgetPosition(of: entry, at: base + head)
         slots[head] = nil
         head += 1
-        positions[entry.event.coalescingKey] = nil
         count -= 1
         delivered += 1
         if count == 0 { reset() } else if head > 4096 && head > slots.count / 2 { discardConsumed() }
@@ -81,12 +94,19 @@ public struct PathEventQueue: Sendable {
 
     private mutating func dropOldest() {
         while slots[head] == nil { head += 1 }
-        positions[slots[head]!.event.coalescingKey] = nil
+        forgetPosition(of: slots[head]!, at: base + head)
         slots[head] = nil
         head += 1
         count -= 1
         dropped += 1
         unreportedDrops += 1
+    }
+
+    /// An entry leaves: its key no longer points at it (a replayed entry's key may point at a
+    /// later live one, which stays).
+    private mutating func forgetPosition(of entry: QueuedPathEvent, at position: Int) {
+        let key = entry.event.coalescingKey
+        if positions[key] == position { positions[key] = nil }
     }
 
     /// Nothing pending: let go of a burst's memory.

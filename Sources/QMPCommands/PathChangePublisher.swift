@@ -20,8 +20,8 @@ public enum PathChangeCause: Hashable, Sendable {
 /// Sinks (the server waking connections, metrics counters, an event journal, a broker) read
 /// it and keep what they need; it is a value, so a sink may hand it to another thread.
 public struct PublishedPathChange: Hashable, Sendable {
-    /// Publication order: 1 for the first change this publisher published, then one more per
-    /// change. An event journal keys its records by it (none exists yet).
+    /// Publication order: one more than the change before (the first of an epoch is 1); the
+    /// events' `sequence`, and the journal's key.
     public let sequence: UInt64
     /// The change as the backend reported it: the path before and after, the affected
     /// subchannels with their new masks, the machine's CRWs.
@@ -35,6 +35,16 @@ public struct PublishedPathChange: Hashable, Sendable {
     public let guests: [GuestPathChange]
     /// The subscriptions and connections that got events from it.
     public let reached: PathEventFanOut
+}
+
+extension PathEventJournal: PathChangeSink {
+    /// Keeps the change (the journal is one of the publisher's sinks).
+    public func pathChangePublished(_ published: PublishedPathChange) {
+        append(
+            JournaledPathChange(
+                sequence: published.sequence, change: published.change, kind: published.kind, time: published.time,
+                guests: published.guests))
+    }
 }
 
 /// Something told of every published path change, on the server's event loop, after the
@@ -65,7 +75,8 @@ public final class PathChangePublisher {
     /// Event timestamps (tests may fix it).
     public var clock: () -> EventTime
     private var sinks: [WeakSink] = []
-    private var lastSequence: UInt64
+    /// The sequence number of the last change published (0: none yet in this epoch).
+    public private(set) var lastSequence: UInt64
 
     private struct WeakSink {
         weak var sink: PathChangeSink?
@@ -106,10 +117,11 @@ public final class PathChangePublisher {
         guard kind == .reset || !change.altersNothing else { return nil }
         let time = clock()
         let reachedGuests = guests.hostPathChanged(change, as: kind)
-        let reached = hub.publish(change, as: kind, at: time, guests: reachedGuests)
-        lastSequence += 1
+        let sequence = lastSequence + 1
+        let reached = hub.publish(change, as: kind, at: time, guests: reachedGuests, sequence: sequence)
+        lastSequence = sequence
         let published = PublishedPathChange(
-            sequence: lastSequence, change: change, kind: kind, cause: cause, time: time, guests: reachedGuests,
+            sequence: sequence, change: change, kind: kind, cause: cause, time: time, guests: reachedGuests,
             reached: reached)
         for entry in sinks { entry.sink?.pathChangePublished(published) }
         return published

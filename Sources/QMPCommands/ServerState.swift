@@ -19,14 +19,18 @@ public struct ServerOptions: Sendable {
     public var limits: WireLimits
     /// Default bound of a path-event subscription's queue (`queue-limit` overrides it).
     public var eventQueueLimit: Int
+    /// Most path changes the journal holds for resuming subscribers (`--event-journal`).
+    public var eventJournal: Int
 
     public init(
         version: (major: Int, minor: Int, micro: Int) = CSSDVersion.triple,
         package: String = "cssd \(CSSDVersion.string)",
         conditions: Set<String> = [],
         limits: WireLimits = WireLimits(),
-        eventQueueLimit: Int = 131_072
+        eventQueueLimit: Int = 131_072,
+        eventJournal: Int = 65_536
     ) {
+        self.eventJournal = eventJournal
         self.version = version
         self.package = package
         self.conditions = conditions
@@ -71,6 +75,12 @@ public final class ServerState {
         get { pathChanges.clock }
         set { pathChanges.clock = newValue }
     }
+    /// The recent path changes, for `subscribe-path-events` with `since`; a sink of
+    /// `pathChanges`. Its epoch names this server's history.
+    public let journal: PathEventJournal
+    /// Where commands that change what cssd owns are made durable (`--state-dir`); nil keeps
+    /// nothing, as before.
+    public var durability: DurableLog?
     /// Called by `quit`; the network layer stops the server after flushing the reply.
     public var onShutdownRequest: ((ShutdownCause) -> Void)?
     private var lastConnectionID = 0
@@ -97,7 +107,7 @@ public final class ServerState {
     /// - Parameter backend: what to serve; the model of the embedded default topology when nil.
     public init(
         schema: Schema, registry: CommandRegistry, options: ServerOptions, backend: ChannelSubsystemBackend? = nil,
-        guests: Guests = Guests()
+        guests: Guests = Guests(), journal: PathEventJournal? = nil
     ) throws(SchemaError) {
         let problems = registry.mismatches(with: schema)
         guard problems.isEmpty else { throw SchemaError(problems.joined(separator: "; ")) }
@@ -106,7 +116,10 @@ public final class ServerState {
         self.validator = ArgumentValidator(schema: schema)
         // The embedded topology is validated by a test; failing here would be a build defect.
         self.backend = backend ?? ModelBackend(try! Subsystem(topology: .embeddedDefault))
-        self.pathChanges = PathChangePublisher(guests: guests)
+        let journal = journal ?? PathEventJournal(capacity: options.eventJournal, epoch: Self.newEpoch())
+        self.journal = journal
+        self.pathChanges = PathChangePublisher(guests: guests, lastSequence: journal.newest)
+        pathChanges.addSink(journal)
         var entries: [String: Entry] = [:]
         for command in schema.commands {
             if let condition = command.condition, !options.conditions.contains(condition) { continue }
@@ -124,11 +137,23 @@ public final class ServerState {
 
     /// The server with the embedded schema and all standard commands, over `backend`.
     public static func standard(
-        options: ServerOptions = ServerOptions(), backend: ChannelSubsystemBackend?, guests: Guests = Guests()
+        options: ServerOptions = ServerOptions(), backend: ChannelSubsystemBackend?, guests: Guests = Guests(),
+        journal: PathEventJournal? = nil
     ) throws(SchemaError) -> ServerState {
         try ServerState(
-            schema: try Schema.embedded(), registry: .standard(), options: options, backend: backend, guests: guests)
+            schema: try Schema.embedded(), registry: .standard(), options: options, backend: backend, guests: guests,
+            journal: journal)
     }
+
+    /// A new epoch: 16 random hex digits (a history nobody can resume into by chance).
+    public static func newEpoch() -> String {
+        let value = UInt64.random(in: 1...UInt64.max)
+        let digits = String(value, radix: 16)
+        return String(repeating: "0", count: 16 - digits.count) + digits
+    }
+
+    /// Events of changes after this sequence number wait: their changes are not durable yet.
+    public var deliverableThrough: UInt64 { durability?.deliverableThrough ?? .max }
 
     /// A new connection's id (the owner of its path-event subscriptions).
     public func makeConnectionID() -> Int {

@@ -14,8 +14,14 @@ struct PathEventEncoder {
     private var line: [UInt8] = []
     private var stampTime: EventTime?
     private var stamp: [UInt8] = []
+    /// The server's epoch, the `epoch` member of every path event.
+    let epoch: String
+    /// `, "epoch": "<epoch>", "sequence": `: the last members of every event's data.
+    private let tail: [UInt8]
 
-    init() {
+    init(epoch: String) {
+        self.epoch = epoch
+        self.tail = Array(", \"epoch\": \"\(epoch)\", \"sequence\": ".utf8)
         line.reserveCapacity(512)
     }
 
@@ -27,16 +33,19 @@ struct PathEventEncoder {
             // Rare: the generic route is fine, and its timestamp is now, when the loss is told.
             let time = clock()
             ReplyEncoder.writeEvent(
-                "PATH_EVENTS_DROPPED", data: Self.data(delivery, subscription: subscription),
+                "PATH_EVENTS_DROPPED", data: Self.data(delivery, subscription: subscription, epoch: epoch),
                 seconds: time.seconds, microseconds: time.microseconds, to: &out)
             return
         }
-        if case .guest = queued.event {
-            // One per guest reached, not per device: the generic route is fine.
+        switch queued.event {
+        case .guest, .gap:
+            // One per guest reached, not per device, or one per resume: the generic route is fine.
             ReplyEncoder.writeEvent(
-                "GUEST_PATH_CHANGED", data: Self.data(delivery, subscription: subscription),
+                Self.name(delivery), data: Self.data(delivery, subscription: subscription, epoch: epoch),
                 seconds: queued.time.seconds, microseconds: queued.time.microseconds, to: &out)
             return
+        case .channelPath, .subchannel:
+            break
         }
         if stampTime != queued.time {
             stampTime = queued.time
@@ -88,9 +97,11 @@ struct PathEventEncoder {
             decimal(&line, Int(event.lpm))
             append(&line, ", \"pnom\": ")
             decimal(&line, Int(event.pnom))
-        case .guest:
+        case .guest, .gap:
             preconditionFailure("written above")
         }
+        line.append(contentsOf: tail)
+        line.append(decimal: Int(queued.change))
         append(&line, "}}\r\n")
         out.writeBytes(line)
     }
@@ -113,12 +124,13 @@ struct PathEventEncoder {
             case .channelPath: return "CHANNEL_PATH_CHANGED"
             case .subchannel: return "SUBCHANNEL_PATHS_CHANGED"
             case .guest: return "GUEST_PATH_CHANGED"
+            case .gap: return "PATH_EVENTS_GAP"
             }
         }
     }
 
     /// The event's data as a jansson tree: the definition `write` must match.
-    static func data(_ delivery: PathEventDelivery, subscription: Int) -> JSON {
+    static func data(_ delivery: PathEventDelivery, subscription: Int, epoch: String) -> JSON {
         switch delivery {
         case .dropped(let count):
             return .object([("subscription", .integer(subscription)), ("dropped", .integer(count))])
@@ -134,6 +146,7 @@ struct PathEventEncoder {
                     ("subchannels", .integer(event.subchannels)),
                 ]
                 if let crw = event.crw { members.append(("crw", .integer(Int(crw)))) }
+                members += [("epoch", .string(epoch)), ("sequence", .integer(Int(queued.change)))]
                 return .object(members)
             case .subchannel(let event):
                 return .object([
@@ -147,6 +160,8 @@ struct PathEventEncoder {
                     ("pom", .integer(Int(event.pom))),
                     ("lpm", .integer(Int(event.lpm))),
                     ("pnom", .integer(Int(event.pnom))),
+                    ("epoch", .string(epoch)),
+                    ("sequence", .integer(Int(queued.change))),
                 ])
             case .guest(let event, _):
                 var members: [(String, JSON)] = [
@@ -162,7 +177,17 @@ struct PathEventEncoder {
                 ]
                 if let crw = event.crw { members.append(("crw", .integer(Int(crw.rawValue)))) }
                 members.append(("crw-lost", .bool(event.crwLost)))
+                members += [("epoch", .string(epoch)), ("sequence", .integer(Int(queued.change)))]
                 return .object(members)
+            case .gap(let gap):
+                return .object([
+                    ("subscription", .integer(subscription)),
+                    ("reason", .string(gap.reason.rawValue)),
+                    ("first", .integer(Int(gap.first))),
+                    ("last", .integer(Int(gap.last))),
+                    ("epoch", .string(epoch)),
+                    ("sequence", .integer(Int(queued.change))),
+                ])
             }
         }
     }

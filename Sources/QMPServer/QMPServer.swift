@@ -6,6 +6,7 @@ import CSSModel
 import Logging
 import NIOCore
 import NIOPosix
+import PathEvents
 import QMPCommands
 import QMPTransport
 import QMPWire
@@ -83,15 +84,18 @@ public final class QMPServer: Service, @unchecked Sendable {
     /// - Parameters:
     ///   - backend: the source of truth; nil: the model of `configuration.subsystem`.
     ///   - guests: the guests over it.
+    ///   - journal: the path-change journal (a restored epoch); nil: a new one.
+    ///   - prepare: run on the new state before any connection (restores a state dir).
     public init(
         configuration: ServerConfiguration, backend: ChannelSubsystemBackend? = nil, guests: Guests = Guests(),
-        logger: Logger
+        journal: PathEventJournal? = nil, logger: Logger, prepare: ((ServerState) throws -> Void)? = nil
     ) throws {
         self.configuration = configuration
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let state = try ServerState.standard(
             options: configuration.options, backend: backend ?? configuration.subsystem.map { ModelBackend($0) },
-            guests: guests)
+            guests: guests, journal: journal)
+        try prepare?(state)
         self.core = ServerCore(loop: group.next(), state: state, logger: logger)
         (shutdownStream, shutdownContinuation) = AsyncStream.makeStream(of: ShutdownCause.self)
         let continuation = shutdownContinuation

@@ -89,7 +89,10 @@ public final class QMPSession: SessionControl {
     public private(set) var state: State = .negotiating
 
     private var scanner: JSONScanner
-    private var eventEncoder = PathEventEncoder()
+    private var eventEncoder: PathEventEncoder
+    /// While a reply waits for its changes to become durable: the first of them. Its events
+    /// (and later ones) follow the reply.
+    private var heldFrom: UInt64?
     /// Input not yet consumed: the tail of a partial value and/or unscanned bytes.
     private var pending: ByteBuffer?
 
@@ -144,6 +147,7 @@ public final class QMPSession: SessionControl {
         self.isReadOnly = readOnly
         self.connectionID = server.makeConnectionID()
         self.scanner = JSONScanner(limits: server.options.limits)
+        self.eventEncoder = PathEventEncoder(epoch: server.journal.epoch)
     }
 
     /// Bytes of input held (a partial value, or input not yet processed).
@@ -249,20 +253,80 @@ public final class QMPSession: SessionControl {
             return
         }
         let id = request.replyID
+        if let log = server.durability, log.records(request.command) {
+            handleDurably(request, text: value.serialized(), id: id, log: log, into: &output)
+            return
+        }
         let result: Result<JSON, QMPError>
         switch Dispatcher.dispatch(request, server: server, session: self) {
         case .success(.reply(let value)): result = .success(value)
         case .success(.deferred(let work)):
-            // Off the loop only with a loop to defer to and something that blocks: the reply is
-            // then written by `completeDeferred`.
-            if deferralEnabled, let blocking = work.blocking, case .commandMode(let oob) = state {
-                state = .waiting(PendingReply(id: id, work: work, blocking: blocking, oob: oob))
-                return
-            }
+            guard !deferIfBlocking(work, id: id) else { return }
             result = work.runInline()
         case .failure(let error): result = .failure(error)
         }
         reply(result, id: id, into: &output)
+    }
+
+    /// Off the loop only with a loop to defer to and something that blocks: the reply is then
+    /// written by `completeDeferred`.
+    /// - Returns: whether the session now waits for `work`.
+    private func deferIfBlocking(_ work: DeferredWork, id: QMPReplyID) -> Bool {
+        guard deferralEnabled, let blocking = work.blocking, case .commandMode(let oob) = state else { return false }
+        state = .waiting(PendingReply(id: id, work: work, blocking: blocking, oob: oob))
+        return true
+    }
+
+    /// Runs a command that changes what cssd owns (`--state-dir`): under a clock fixed for
+    /// its run (its events' timestamp, kept with it), then records it and makes its reply wait
+    /// for the record to be durable, through the deferred-reply path (the wait runs off the
+    /// loop). Its events wait too (`heldFrom`, `deliverableThrough`). A command that fails, or
+    /// that deferred its own reply (a sysfs write), is not recorded.
+    private func handleDurably(
+        _ request: QMPRequest, text: String, id: QMPReplyID, log: DurableLog, into output: inout ByteBuffer
+    ) {
+        let clock = server.clock
+        let time = clock()
+        server.clock = { time }
+        let before = server.pathChanges.lastSequence
+        var result: Result<JSON, QMPError>
+        switch Dispatcher.dispatch(request, server: server, session: self) {
+        case .success(.reply(let value)): result = .success(value)
+        case .failure(let error): result = .failure(error)
+        case .success(.deferred(let work)):
+            if work.blocking != nil {
+                // A write that blocks (a sysfs write) changes the host, which stays the truth:
+                // not recorded.
+                server.clock = clock
+                if !deferIfBlocking(work, id: id) { reply(work.runInline(), id: id, into: &output) }
+                return
+            }
+            result = work.runInline()  // the model's write: nothing blocks, it is recorded
+        }
+        server.clock = clock
+        let after = server.pathChanges.lastSequence
+        guard case .success(let value) = result, deferralEnabled, case .commandMode(let oob) = state else {
+            if case .success = result {
+                // No loop to wait off (tests, the fuzzer): record and wait here.
+                let token = log.append(
+                    request: text, time: time, sequences: after > before ? (before + 1)...after : nil)
+                _ = log.waitUntilDurable(token)
+            }
+            reply(result, id: id, into: &output)
+            return
+        }
+        let token = log.append(
+            request: text, time: time, sequences: after > before ? (before + 1)...after : nil)
+        if after > before { heldFrom = before + 1 }
+        let work = DeferredWork(
+            blocking: { log.waitUntilDurable(token) },
+            finish: { (outcome: Result<Void, BackendError>) throws(QMPError) -> JSON in
+                if case .failure(let error) = outcome {
+                    throw .generic("the change was made but could not be recorded in the state dir: \(error)")
+                }
+                return value
+            })
+        state = .waiting(PendingReply(id: id, work: work, blocking: work.blocking!, oob: oob))
     }
 
     /// Writes a command's reply.
@@ -280,7 +344,9 @@ public final class QMPSession: SessionControl {
         guard isNegotiated, output.readableBytes < budget else { return output.readableBytes < budget }
         var full = false
         let clock = server.clock
-        server.pathEvents.drain(for: connectionID) { subscription, delivery in
+        var limit = server.deliverableThrough
+        if let heldFrom { limit = min(limit, heldFrom - 1) }
+        server.pathEvents.drain(for: connectionID, through: limit) { subscription, delivery in
             eventEncoder.write(delivery, subscription: subscription, clock: clock, to: &output)
             full = output.readableBytes >= budget
             return !full
@@ -309,6 +375,7 @@ public final class QMPSession: SessionControl {
         try require("completeDeferred", [.waitingForWork])
         guard case .waiting(let pending) = state else { preconditionFailure("checked above") }
         state = .commandMode(oob: pending.oob)
+        heldFrom = nil
         let result: Result<JSON, QMPError>
         do throws(QMPError) { result = .success(try pending.work.finish(outcome)) } catch { result = .failure(error) }
         reply(result, id: pending.id, into: &output)

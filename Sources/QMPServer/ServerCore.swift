@@ -30,6 +30,7 @@ final class ServerCore: @unchecked Sendable {
         self.logger = logger
         blockingPool.start()
         state.pathChanges.addSink(self)
+        state.durability?.onDurable = { [loop] in loop.execute { self.wakeSubscribers() } }
     }
 
     func connectionOpened(_ handler: QMPConnectionHandler) {
@@ -44,6 +45,14 @@ final class ServerCore: @unchecked Sendable {
         connections[handler.session.connectionID] = nil
         connectionCount = connections.count
         logger.debug("connection closed", metadata: ["connections": "\(connections.count)"])
+    }
+
+    /// Wakes every connection that holds a subscription: events held until their changes were
+    /// durable may go now. O(connections) per commit (commits are at most a few thousand a
+    /// second: one fsync each).
+    func wakeSubscribers() {
+        loop.preconditionInEventLoop()
+        for (owner, handler) in connections where state.pathEvents.hasSubscriptions(owner) { handler.eventsQueued() }
     }
 
     /// Sends an event to every connection in command mode.

@@ -26,6 +26,14 @@ struct EventsCommand: ParsableCommand {
             one, or on SIGINT or SIGTERM. Exit status 1: the server refused the
             subscription (CLASS: desc on standard error); 2: connection failure or
             the server hung up.
+
+            With --resume FILE the position (the epoch and sequence of the last change
+            whose events were all printed) is kept in FILE, replaced atomically (a
+            temporary file, then rename) as changes complete and on exit; a later run
+            with the same FILE subscribes with 'since' and gets every change after it
+            (or first a PATH_EVENTS_GAP saying which were missed), across a restart of
+            cssctl or of cssd. When --count ends a change halfway, the position stays
+            before it: a resumed run may print its first events again, never skip one.
             """)
 
     enum Granularity: String, CaseIterable, ExpressibleByArgument { case chpid, subchannel, both, guest }
@@ -71,6 +79,9 @@ struct EventsCommand: ParsableCommand {
     @Option(help: "Exit when no event came for this many seconds (0: wait forever).")
     var timeout: Double = 0
 
+    @Option(help: "Keep the position in this file and resume from it (see the discussion).")
+    var resume: String?
+
     func validate() throws {
         if let count, count < 1 { throw ValidationError("--count must be at least 1") }
         guard timeout.isFinite, timeout >= 0, timeout <= Double(Int32.max / 1000) else {
@@ -79,7 +90,7 @@ struct EventsCommand: ParsableCommand {
     }
 
     /// The subscribe-path-events request; members only for the filters given.
-    func subscribeRequest(id: String) -> String {
+    func subscribeRequest(id: String, since: ResumePosition? = nil) -> String {
         var arguments: [(String, JSON)] = []
         if let granularity { arguments.append(("granularity", .string(granularity.rawValue))) }
         if !chpid.isEmpty { arguments.append(("chpids", .array(chpid.map { .string($0) }))) }
@@ -88,6 +99,10 @@ struct EventsCommand: ParsableCommand {
         if let cssid { arguments.append(("cssid", .integer(cssid))) }
         if !change.isEmpty { arguments.append(("changes", .array(change.map { .string($0.rawValue) }))) }
         if let queueLimit { arguments.append(("queue-limit", .integer(queueLimit))) }
+        if let since {
+            arguments.append(
+                ("since", .object([("epoch", .string(since.epoch)), ("sequence", .integer(Int(since.sequence)))])))
+        }
         var request: [(String, JSON)] = [("execute", .string("subscribe-path-events"))]
         if !arguments.isEmpty { request.append(("arguments", .object(arguments))) }
         request.append(("id", .string(id)))
@@ -115,14 +130,94 @@ struct EventsCommand: ParsableCommand {
         let session = EventSession(try QMPClientConnection(connectingTo: address))
         try session.handshake()
         let id = "cssctl-subscribe"
-        let reply = try session.execute(subscribeRequest(id: id), id: id)
+        var position: ResumeFile?
+        if let resume { position = try ResumeFile(path: resume) }
+        let reply = try session.execute(subscribeRequest(id: id, since: position?.position), id: id)
         if let error = reply["error"] {
             printError(qmpErrorText(error))
             throw Exit.errorReply
         }
         printError("subscribed: \(reply["return"]?["subscription"]?.serialized() ?? "?")")
         if format == .table { try StandardOutput.writeLine(EventTable.header) }
-        try session.stream(format: format, count: count, idleMilliseconds: Int64((timeout * 1000).rounded(.up)))
+        try session.stream(
+            format: format, count: count, idleMilliseconds: Int64((timeout * 1000).rounded(.up)), resume: position)
+    }
+}
+
+/// A place in cssd's history of path changes: the epoch and the sequence number of the last
+/// change seen.
+struct ResumePosition: Equatable {
+    var epoch: String
+    var sequence: UInt64
+}
+
+/// `--resume FILE`: the position, as `{"epoch": "...", "sequence": N}`, replaced atomically.
+final class ResumeFile {
+    let path: String
+    /// The last complete change's position (saved), nil before the first event.
+    private(set) var position: ResumePosition?
+    /// The change being printed (complete once a later one, a gap report or the end comes).
+    private var current: ResumePosition?
+
+    /// Reads FILE; an absent file means no position yet.
+    init(path: String) throws {
+        self.path = path
+        guard let file = fopen(path, "r") else {
+            guard errno == ENOENT else { throw ClientFailure("--resume \(path): \(String(cString: strerror(errno)))") }
+            return
+        }
+        defer { fclose(file) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = fread(&buffer, 1, buffer.count, file)
+            if n <= 0 { break }
+            bytes += buffer[0..<n]
+        }
+        guard let value = JSON.parse(String(decoding: bytes, as: UTF8.self)), let epoch = value["epoch"]?.stringValue,
+            let sequence = value["sequence"]?.intValue, sequence >= 0
+        else {
+            throw ClientFailure(
+                "--resume \(path): not a position ({\"epoch\": ..., \"sequence\": N}); remove it to start afresh")
+        }
+        position = ResumePosition(epoch: epoch, sequence: UInt64(sequence))
+    }
+
+    /// Notes an event printed; the change before it is complete when its sequence moved on.
+    func saw(_ event: JSON) throws {
+        guard let data = event["data"], let epoch = data["epoch"]?.stringValue,
+            let sequence = data["sequence"]?.intValue
+        else { return }
+        let seen = ResumePosition(epoch: epoch, sequence: UInt64(sequence))
+        if event["event"]?.stringValue == "PATH_EVENTS_GAP" {
+            // The gap report is the whole of its position.
+            current = nil
+            try save(seen)
+            return
+        }
+        if let current, current != seen { try save(current) }
+        current = seen
+    }
+
+    /// The stream ended between changes (idle, signal, hang-up): the last one is complete.
+    func finish(complete: Bool) throws {
+        if complete, let current { try save(current) }
+    }
+
+    private func save(_ new: ResumePosition) throws {
+        guard new != position else { return }
+        position = new
+        let position = JSON.object([("epoch", .string(new.epoch)), ("sequence", .integer(Int(new.sequence)))])
+        let text = position.serialized() + "\n"
+        let temporary = path + ".tmp"
+        guard let file = fopen(temporary, "w") else {
+            throw ClientFailure("--resume \(temporary): \(String(cString: strerror(errno)))")
+        }
+        let bytes = Array(text.utf8)
+        let written = fwrite(bytes, 1, bytes.count, file)
+        guard fclose(file) == 0, written == bytes.count, rename(temporary, path) == 0 else {
+            throw ClientFailure("--resume \(path): \(String(cString: strerror(errno)))")
+        }
     }
 }
 
@@ -167,11 +262,19 @@ struct EventSession {
     }
 
     /// Prints events until `count` of them, `idleMilliseconds` (> 0) without one, or a signal.
-    func stream(format: EventsCommand.Format, count: Int?, idleMilliseconds: Int64) throws {
+    func stream(format: EventsCommand.Format, count: Int?, idleMilliseconds: Int64, resume: ResumeFile? = nil) throws {
         var printed = 0
+        // After an idle timeout the last change printed is complete (a change's events are
+        // written together); after --count, a signal or a hang-up it may not be: its position is
+        // not saved, so a resumed run may repeat events but never skips one.
+        var idle = false
+        defer { try? resume?.finish(complete: idle) }
         while count.map({ printed < $0 }) ?? true {
             let deadline = idleMilliseconds > 0 ? Interruption.now() + idleMilliseconds : nil
-            guard let line = try nextLine(deadline: deadline) else { return }
+            guard let line = try nextLine(deadline: deadline) else {
+                idle = true
+                return
+            }
             // The line is a view into the receive buffer: use it before the next read.
             guard case .success(let event) = JSONValueParser.parse(line, careful: false),
                 event["event"]?.stringValue != nil
@@ -180,6 +283,7 @@ struct EventSession {
             case .json: try StandardOutput.writeLine(line)
             case .table: try StandardOutput.writeLine(EventTable.row(for: event))
             }
+            try resume?.saw(event)
             printed += 1
         }
     }
@@ -324,6 +428,8 @@ enum EventTable {
             detail = ["pam", "pom", "lpm", "pnom"].map { "\($0)=\(hexMask(data[$0]))" }.joined(separator: " ")
         case "PATH_EVENTS_DROPPED":
             detail = "dropped=\(number(data["dropped"]))"
+        case "PATH_EVENTS_GAP":
+            detail = "reason=\(text("reason")) missed=\(number(data["first"]))..\(number(data["last"]))"
         case "GUEST_PATH_CHANGED":
             // The guest's view: its chpid in the CHPID column, the host's in the detail.
             let crw = data["crw"] != nil ? " crw=queued" : (data["crw-lost"]?.boolValue == true ? " crw=lost" : "")

@@ -8,7 +8,9 @@ import LinuxSysfs
 import Logging
 import NIOCore
 import QMPCommands
+import PathEvents
 import QMPServer
+import StateStore
 import QMPWire
 import ServiceLifecycle
 import TopologyFile
@@ -103,7 +105,26 @@ struct CSSD: AsyncParsableCommand {
             """)
     var eventQueueLimit: Int = ServerOptions().eventQueueLimit
 
+    @Option(
+        name: .customLong("event-journal"),
+        help: """
+            Path changes kept in memory for clients that resume (subscribe-path-events 'since'), \
+            0..16777216; about 150 bytes each plus 24 per subchannel a change altered (API/resume.md).
+            """)
+    var eventJournal: Int = ServerOptions().eventJournal
+
+    @Option(
+        name: .customLong("state-dir"),
+        help: """
+            Keep what cssd owns (model changes, guests, attachments, the epoch, sequence and journal) \
+            in DIR/state.sqlite so it survives a crash and a restart (API/resume.md).
+            """)
+    var stateDir: String?
+
     func validate() throws {
+        guard (0...(1 << 24)).contains(eventJournal) else {
+            throw ValidationError("--event-journal must be between 0 and 16777216 changes")
+        }
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError(
                 "--log-level: '\(logLevel)' is not one of trace, debug, info, notice, warning, error, critical")
@@ -174,14 +195,61 @@ struct CSSD: AsyncParsableCommand {
             guests = model.guests
         }
 
-        var options = ServerOptions(limits: WireLimits(maxValueSize: maxRequestSize), eventQueueLimit: eventQueueLimit)
+        var options = ServerOptions(
+            limits: WireLimits(maxValueSize: maxRequestSize), eventQueueLimit: eventQueueLimit,
+            eventJournal: eventJournal)
         if allowQuit { options.conditions.insert("allow-quit") }
         let watch = BackendWatch(
             pollInterval: pollInterval > 0 ? .milliseconds(Int64(pollInterval)) : nil,
             sweepInterval: .milliseconds(Int64(sweepInterval)), inotify: !noInotify, kernelLog: followedLog)
-        let server = try QMPServer(
-            configuration: ServerConfiguration(listeners: listeners, options: options, watch: watch),
-            backend: source, guests: guests, logger: logger)
+        var store: StateStore?
+        var journal: PathEventJournal?
+        if let stateDir {
+            let fingerprint = StateStore.fingerprint(of: source.subsystem, backend: source.name)
+            do throws(StateStoreError) {
+                let opened = try StateStore.open(directory: stateDir, fingerprint: fingerprint, backend: source.name)
+                store = opened
+                // The model's changes are replayed (which numbers them again); with a real host
+                // only the numbering continues.
+                journal = PathEventJournal(
+                    capacity: eventJournal, epoch: opened.epoch,
+                    newest: source.name == "model" ? 0 : opened.storedLastSequence)
+            } catch {
+                logger.critical("refusing to start: \(error)")
+                throw ExitCode(1)
+            }
+        }
+        let started = ContinuousClock.now
+        let server: QMPServer
+        do {
+            server = try QMPServer(
+                configuration: ServerConfiguration(listeners: listeners, options: options, watch: watch),
+                backend: source, guests: guests, journal: journal, logger: logger
+            ) { state in
+                guard let store else { return }
+                let restored = try store.restore(into: state)
+                for failure in restored.failed {
+                    logger.warning("state dir: a recorded command failed again: \(failure)")
+                }
+                logger.info(
+                    store.created ? "state dir created" : "state restored",
+                    metadata: [
+                        "state-dir": "\(store.path)", "epoch": "\(store.epoch)", "commands": "\(restored.commands)",
+                        "last-sequence": "\(state.pathChanges.lastSequence)", "journal": "\(state.journal.count)",
+                        "guests": "\(state.guests.names.count)", "took": "\(ContinuousClock.now - started)",
+                        "reading": "\(restored.reading)", "replaying": "\(restored.replaying)",
+                    ])
+                if source.name == "model" && restored.lastSequence != store.storedLastSequence {
+                    let numbered = restored.lastSequence
+                    logger.warning("state dir: replay numbered \(numbered) changes, the record says \(store.storedLastSequence)")
+                }
+                state.durability = store
+                state.pathChanges.addSink(store)  // held weakly; `store` lives as long as run()
+            }
+        } catch let error as StateStoreError {
+            logger.critical("refusing to start: \(error)")
+            throw ExitCode(1)
+        }
         do {
             try await server.start()
         } catch {

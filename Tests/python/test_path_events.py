@@ -106,8 +106,10 @@ def test_granularity_one_event_per_chpid_or_one_per_subchannel(connect):
 
     [event] = chp.events(1)
     assert event["event"] == "CHANNEL_PATH_CHANGED"
+    journal = control.call("query-path-event-journal")
     assert event["data"] == {"subscription": a, "chpid": "0.40", "change": "offline", "vary": "offline",
-                             "configure": "configured", "subchannels": 42}
+                             "configure": "configured", "subchannels": 42,
+                             "epoch": journal["epoch"], "sequence": journal["newest"]}
     assert set(event["timestamp"]) == {"seconds", "microseconds"}
     assert chp.nothing_pending()
 

@@ -21,8 +21,24 @@ enum PathEventCommands {
         guard (1...maxQueueLimit).contains(limit) else {
             throw .generic("Parameter 'queue-limit' expects 1..\(maxQueueLimit)")
         }
+        var resume: PathEventResume?
+        if let since = arguments.since {
+            let epoch = since.epoch
+            let sequence = since.sequence
+            guard sequence >= 0 else { throw .generic("Parameter 'since.sequence' expects a sequence number >= 0") }
+            do throws(PathEventJournal.ResumeError) {
+                resume = try server.journal.resume(epoch: epoch, after: UInt64(sequence))
+            } catch {
+                guard case .ahead(let position, let newest) = error else { fatalError("one case") }
+                throw .generic(
+                    "'since' names change \(position) of epoch \(epoch), but the newest change of that epoch is "
+                        + "\(newest)")
+            }
+        }
         do throws(PathEventHub.HubError) {
-            let id = try server.pathEvents.subscribe(owner: context.session.connectionID, filter: filter, queueLimit: limit)
+            let id = try server.pathEvents.subscribe(
+                owner: context.session.connectionID, filter: filter, queueLimit: limit, resume: resume,
+                at: server.clock())
             return .reply(.object([("subscription", .integer(id))]))
         } catch {
             switch error {
@@ -47,6 +63,18 @@ enum PathEventCommands {
             throw .generic("subscription \(id) does not exist on this connection")
         }
         return .reply(.emptyObject())
+    }
+
+    static func queryPathEventJournal(_ context: CommandContext) throws(QMPError) -> CommandOutcome {
+        let journal = context.server.journal
+        var members: [(String, JSON)] = [
+            ("epoch", .string(journal.epoch)),
+            ("newest", .integer(Int(journal.newest))),
+            ("capacity", .integer(journal.capacity)),
+            ("held", .integer(journal.count)),
+        ]
+        if let oldest = journal.oldest { members.insert(("oldest", .integer(Int(oldest))), at: 1) }
+        return .reply(.object(members))
     }
 
     static func queryPathEventSubscriptions(_ context: CommandContext) throws(QMPError) -> CommandOutcome {

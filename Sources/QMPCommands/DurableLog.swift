@@ -1,0 +1,30 @@
+// SPDX-License-Identifier: MIT
+// cssd: QMP control server for the s390 channel subsystem.
+
+import CSSBackend
+import PathEvents
+
+/// Where the commands that change what cssd owns are recorded so that they survive a crash
+/// (`--state-dir`): the session records each successful one and sends its reply only once
+/// `waitUntilDurable` returned, and holds the events of its changes until then.
+///
+/// `records`, `append` and `deliverableThrough` are called on the server's event loop;
+/// `waitUntilDurable` off it (it may block on the disk).
+public protocol DurableLog: AnyObject, Sendable {
+    /// Whether a successful call of `command` must be recorded (it changed what cssd owns).
+    func records(_ command: String) -> Bool
+    /// Records one successful command.
+    /// - Parameters:
+    ///   - request: the request as received (its `id` is not needed), replayed on start.
+    ///   - time: the clock while it ran (its events' timestamp), replayed with it.
+    ///   - sequences: the path changes it published (empty when none).
+    /// - Returns: a token for `waitUntilDurable`.
+    func append(request: String, time: EventTime, sequences: ClosedRange<UInt64>?) -> UInt64
+    /// Blocks until the record `token` (and every record before it) is on disk.
+    func waitUntilDurable(_ token: UInt64) -> Result<Void, BackendError>
+    /// The newest sequence number whose change, and every one before it, is durable; events of
+    /// later changes are held. `.max` when nothing waits.
+    var deliverableThrough: UInt64 { get }
+    /// Called after a commit, on the committing thread: events held may go now.
+    var onDurable: (@Sendable () -> Void)? { get set }
+}

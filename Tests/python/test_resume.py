@@ -1,0 +1,464 @@
+"""Resume and state over real sockets: epoch and sequence on every path event, the journal
+(subscribe-path-events 'since', PATH_EVENTS_GAP, query-path-event-journal), and --state-dir
+(SIGKILL in the middle of a stream of changes, restart, nothing acknowledged lost; corrupt,
+foreign and read-only state dirs refused, untouched)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+import oracle
+from test_path_events import Client
+
+
+def start(workdir, *args):
+    server = oracle.cssd_server(workdir, extra_args=list(args))
+    server.start()
+    return server
+
+
+def vary(client, chpid, state):
+    return client.call("vary-path", chpid=chpid, state=state)
+
+
+def data_without_subscription(event):
+    data = dict(event["data"])
+    data.pop("subscription")
+    return event["event"], event["timestamp"], data
+
+
+@pytest.fixture
+def servers(short_tmp):
+    started = []
+
+    def make(*args, workdir=short_tmp):
+        server = start(workdir, *args)
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+def test_every_event_of_a_change_carries_its_sequence(servers):
+    server = servers()
+    sub, writer = Client(server.sock), Client(server.sock)
+    sub.call("subscribe-path-events", granularity="both")
+    journal = writer.call("query-path-event-journal")
+    assert journal["newest"] == 0 and "oldest" not in journal and journal["held"] == 0
+    vary(writer, "0.40", "offline")
+    vary(writer, "0.41", "offline")
+    events = sub.events(2 * 43)
+    assert {e["data"]["epoch"] for e in events} == {journal["epoch"]}
+    assert [e["data"]["sequence"] for e in events] == [1] * 43 + [2] * 43
+    assert list(events[0]["data"])[-2:] == ["epoch", "sequence"]
+    after = writer.call("query-path-event-journal")
+    assert (after["epoch"], after["oldest"], after["newest"], after["held"]) == (journal["epoch"], 1, 2, 2)
+
+
+def test_resume_while_a_writer_keeps_varying_no_gap_no_duplicate(servers):
+    server = servers("--event-journal", "100000")
+    stop = threading.Event()
+    failures = []
+
+    def writer():
+        try:
+            c = Client(server.sock)
+            i = 0
+            while not stop.is_set():
+                vary(c, f"0.4{i % 4}", "offline" if (i // 4) % 2 == 0 else "online")
+                i += 1
+            c.close()
+        except Exception as error:  # noqa: BLE001 - reported below
+            failures.append(error)
+
+    first = Client(server.sock)
+    first.call("subscribe-path-events")
+    thread = threading.Thread(target=writer)
+    thread.start()
+    seen = first.events(50)
+    position = seen[-1]["data"]
+    first.close()  # the subscriber goes away while the writer goes on
+    time.sleep(0.3)
+    second = Client(server.sock)
+    sid = second.call("subscribe-path-events",
+                      since={"epoch": position["epoch"], "sequence": position["sequence"]})["subscription"]
+    time.sleep(0.3)
+    stop.set()
+    thread.join()
+    assert not failures, failures
+    newest = Client(server.sock).call("query-path-event-journal")["newest"]
+    got = []
+    while not got or got[-1] < newest:
+        got.append(second.events(1)[0]["data"]["sequence"])
+    [info] = second.call("query-path-event-subscriptions")
+    assert info["subscription"] == sid and info["dropped"] == 0
+    # Strictly increasing (order kept, no duplicate), all after the position, up to the newest;
+    # a change not delivered was replaced by a newer one of the same chpid while unread
+    # (counted as coalesced), and never one of the replayed past.
+    assert got == sorted(set(got)) and got[0] > position["sequence"] and got[-1] == newest
+    assert len(got) + info["coalesced"] == newest - position["sequence"] == info["published"]
+    assert got[0] == position["sequence"] + 1
+
+
+def test_position_older_than_the_journal_and_foreign_epoch_report_a_gap(servers):
+    server = servers("--event-journal", "5")
+    writer, sub = Client(server.sock), Client(server.sock)
+    for i in range(12):
+        vary(writer, f"0.4{i % 4}", "offline" if (i // 4) % 2 == 0 else "online")
+    journal = writer.call("query-path-event-journal")
+    assert (journal["oldest"], journal["newest"], journal["held"], journal["capacity"]) == (8, 12, 5, 5)
+    epoch = journal["epoch"]
+    sub.call("subscribe-path-events", since={"epoch": epoch, "sequence": 2})
+    events = sub.events(6)
+    gap = events[0]
+    assert gap["event"] == "PATH_EVENTS_GAP"
+    assert {k: v for k, v in gap["data"].items() if k != "subscription"} == {
+        "reason": "journal", "first": 3, "last": 7, "epoch": epoch, "sequence": 2}
+    assert [e["data"]["sequence"] for e in events[1:]] == [8, 9, 10, 11, 12]
+    assert sub.nothing_pending()
+
+    foreign = Client(server.sock)
+    foreign.call("subscribe-path-events", since={"epoch": "feedfeedfeedfeed", "sequence": 3})
+    [gap] = foreign.events(1)
+    assert gap["event"] == "PATH_EVENTS_GAP"
+    assert {k: v for k, v in gap["data"].items() if k != "subscription"} == {
+        "reason": "epoch", "first": 1, "last": 12, "epoch": epoch, "sequence": 12}
+    assert foreign.nothing_pending()
+    vary(writer, "0.47", "offline")
+    assert foreign.events(1)[0]["data"]["sequence"] == 13
+
+    # Exactly at the newest: nothing to replay, no gap; ahead of it: refused.
+    current = Client(server.sock)
+    current.call("subscribe-path-events", since={"epoch": epoch, "sequence": 13})
+    assert current.nothing_pending()
+    error = current.error("subscribe-path-events", since={"epoch": epoch, "sequence": 14})
+    assert error["class"] == "GenericError" and "newest change of that epoch is 13" in error["desc"]
+    assert current.error("subscribe-path-events", since={"epoch": epoch})["class"] == "GenericError"
+
+
+def drain(client):
+    """The events queued for `client`: the server writes them before a query's reply."""
+    events = []
+    client.send("query-version")
+    client.reply(events)
+    return events
+
+
+@pytest.mark.parametrize("granularity", ["chpid", "subchannel", "both", "guest"])
+def test_since_replays_with_the_subscriptions_own_filters_and_granularity(servers, granularity):
+    server = servers()
+    writer = Client(server.sock)
+    filters = {"granularity": granularity}
+    if granularity != "guest":
+        filters["chpids"] = ["0.40", "0.44"]
+        filters["changes"] = ["offline", "standby"]
+    live = Client(server.sock)
+    live.call("subscribe-path-events", **filters)
+    vary(writer, "0.40", "offline")  # before the position
+    assert drain(live) or granularity == "guest"
+    position = writer.call("query-path-event-journal")
+    seen = []
+    for change in (lambda: vary(writer, "0.40", "online"), lambda: vary(writer, "0.41", "offline"),
+                   lambda: writer.call("configure-chpid", chpid="0.44", state="standby"),
+                   lambda: vary(writer, "0.44", "offline"), lambda: vary(writer, "0.40", "offline"),
+                   lambda: writer.call("inject-path-fault", chpid="0.43", fault="temporary-error")):
+        change()
+        seen += drain(live)  # read after each change: nothing coalesced
+    resumed = Client(server.sock)
+    resumed.call("subscribe-path-events", since={"epoch": position["epoch"], "sequence": position["newest"]},
+                 **filters)
+    got = drain(resumed)
+    assert [data_without_subscription(e) for e in got] == [data_without_subscription(e) for e in seen]
+    sequences = [e["data"]["sequence"] for e in got]
+    assert sequences == sorted(sequences) and all(s > position["newest"] for s in sequences)
+    if granularity != "guest":
+        assert got
+        assert {e["data"]["chpid"] for e in got} == {"0.40", "0.44"}
+        assert {e["data"]["change"] for e in got} == {"offline", "standby"}
+        assert {e["event"] for e in got} == {
+            "chpid": {"CHANNEL_PATH_CHANGED"}, "subchannel": {"SUBCHANNEL_PATHS_CHANGED"},
+            "both": {"CHANNEL_PATH_CHANGED", "SUBCHANNEL_PATHS_CHANGED"}}[granularity]
+    else:
+        assert {e["event"] for e in got} <= {"GUEST_PATH_CHANGED"}
+
+
+def test_sigkill_in_a_stream_of_changes_then_restart_loses_nothing_acknowledged(short_tmp):
+    state = os.path.join(short_tmp, "state")
+    args = ["--state-dir", state, "--event-journal", "1000000"]
+    server = start(short_tmp, *args)
+    try:
+        acked = {}  # chpid -> number of varies whose reply came
+        stop = threading.Event()
+
+        def writer(chpid):
+            c = Client(server.sock)
+            n = 0
+            try:
+                while not stop.is_set():
+                    vary(c, chpid, "offline" if n % 2 == 0 else "online")
+                    n += 1
+                    acked[chpid] = n
+            except Exception:  # noqa: BLE001 - the server was killed under us
+                pass
+
+        sub = Client(server.sock)
+        epoch = sub.call("query-path-event-journal")["epoch"]
+        sub.call("subscribe-path-events")
+        threads = [threading.Thread(target=writer, args=(f"0.4{i}",)) for i in range(3)]
+        for t in threads:
+            t.start()
+        before = sub.events(40)
+        time.sleep(0.5)
+        os.killpg(server.proc.pid, signal.SIGKILL)
+        server.proc.wait()
+        stop.set()
+        for t in threads:
+            t.join()
+        # What the subscriber got before the kill, to the end of the stream.
+        try:
+            while True:
+                line = sub.file.readline()
+                if not line:
+                    break
+                message = __import__("json").loads(line)
+                if "event" in message:
+                    before.append(message)
+        except OSError:
+            pass
+        seen = [e["data"]["sequence"] for e in before]
+        assert seen == sorted(set(seen))
+
+        server = start(short_tmp, *args)
+        log = server.log_tail()
+        assert "state restored" in log and f"epoch={epoch}" in log
+        c = Client(server.sock)
+        journal = c.call("query-path-event-journal")
+        assert journal["epoch"] == epoch and journal["oldest"] == 1
+        total = sum(acked.values())
+        assert total >= 40 // 1 - 3 or total > 0
+        # Every acknowledged change is there (and at most one more per writer: its request was
+        # in flight); no event a subscriber saw names a change that was lost.
+        assert total <= journal["newest"] <= total + 3
+        assert seen[-1] <= journal["newest"]
+        replay = Client(server.sock)
+        replay.call("subscribe-path-events", since={"epoch": epoch, "sequence": 0})
+        history = replay.events(journal["newest"])
+        per_chpid = {}
+        for e in history:
+            per_chpid[e["data"]["chpid"]] = per_chpid.get(e["data"]["chpid"], 0) + 1
+        for chpid, n in acked.items():
+            assert n <= per_chpid.get(chpid, 0) <= n + 1
+        by_sequence = {e["data"]["sequence"]: e["data"] for e in history}
+        for e in before:
+            old, new = dict(e["data"]), dict(by_sequence[e["data"]["sequence"]])
+            old.pop("subscription"), new.pop("subscription")
+            assert old == new  # the same change under the same number
+        # The state is the model's after those changes.
+        chpids = {p["chpid"]: p["vary"] for p in c.call("query-chpids")}
+        for chpid in acked:
+            assert chpids[chpid] == ("offline" if per_chpid[chpid] % 2 == 1 else "online")
+        # The subscriber resumes after the last change it saw and misses nothing; the sequence
+        # continues.
+        resumed = Client(server.sock)
+        resumed.call("subscribe-path-events", since={"epoch": epoch, "sequence": seen[-1]})
+        rest = [e["data"]["sequence"] for e in resumed.events(journal["newest"] - seen[-1])]
+        assert rest == list(range(seen[-1] + 1, journal["newest"] + 1))
+        vary(c, "0.47", "offline")
+        [live] = resumed.events(1)
+        assert (live["data"]["epoch"], live["data"]["sequence"]) == (epoch, journal["newest"] + 1)
+    finally:
+        server.stop()
+
+
+def test_guests_attachments_and_faults_survive_a_restart(short_tmp):
+    state = os.path.join(short_tmp, "state")
+    server = start(short_tmp, "--state-dir", state)
+    try:
+        c = Client(server.sock)
+        guests = c.call("query-guests")
+        name = guests[0]["name"]
+        c.call("set-path-event-strategy", guest=name, strategy="per-device")
+        page = c.call("query-guest-subchannels", guest=name)["subchannels"]
+        passthrough = [s["subchannel"] for s in page if s["kind"] == "passthrough"]
+        c.call("detach-passthrough", guest=name, guest_subchannel=passthrough[-1])
+        c.call("inject-path-fault", chpid="0.41", fault="permanent-error")
+        c.call("configure-chpid", chpid="0.42", state="standby")
+        c.call("store-crw")  # one of the fault's CRWs taken: the queue's rest must come back
+        before = (c.call("query-guests"), c.call("query-chpids"), c.call("query-subchannels"), c.call("query-css"))
+        server.proc.send_signal(signal.SIGKILL)
+        server.proc.wait()
+        server = start(short_tmp, "--state-dir", state)
+        c = Client(server.sock)
+        assert (c.call("query-guests"), c.call("query-chpids"), c.call("query-subchannels"), c.call("query-css")) == before
+    finally:
+        server.stop()
+
+
+def refused(workdir, *args):
+    argv = [oracle.cssd_binary(), "--qmp", f"unix:{workdir}/r.sock", *args]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1, result
+    return result.stderr
+
+
+def snapshot(directory):
+    """The files of a state dir with their bytes; SQLite's shared-memory index (-shm), which any
+    reader may touch, only by name."""
+    out = {}
+    for name in sorted(os.listdir(directory)):
+        if name.endswith("-shm"):
+            out[name] = None
+            continue
+        with open(os.path.join(directory, name), "rb") as f:
+            out[name] = f.read()
+    return out
+
+
+def test_corrupt_state_dir_is_refused_and_left_alone(short_tmp):
+    state = os.path.join(short_tmp, "state")
+    os.mkdir(state)
+    with open(os.path.join(state, "state.sqlite"), "wb") as f:
+        f.write(b"this is not an SQLite database, but it is someone's file\n" * 100)
+    before = snapshot(state)
+    message = refused(short_tmp, "--state-dir", state)
+    assert "refusing to start" in message and "not a cssd state database" in message
+    assert snapshot(state) == before
+
+
+def test_state_dir_of_another_topology_is_refused_and_left_alone(short_tmp):
+    state = os.path.join(short_tmp, "state")
+    server = start(short_tmp, "--state-dir", state)
+    c = Client(server.sock)
+    vary(c, "0.40", "offline")
+    server.stop()
+    topology = os.path.join(short_tmp, "other.json")
+    subprocess.run([os.environ.get("CSSCTL_BIN", oracle.cssd_binary().replace("cssd", "cssctl")), "gen-topology",
+                    "--subchannels", "16", "--chpids", "4", "--paths", "2", "--output", topology], check=True)
+    before = snapshot(state)
+    message = refused(short_tmp, "--state-dir", state, "--topology", topology)
+    assert "another topology" in message
+    assert snapshot(state) == before
+
+
+def test_read_only_state_dir_is_refused(short_tmp):
+    state = os.path.join(short_tmp, "state")
+    server = start(short_tmp, "--state-dir", state)
+    server.stop()
+    before = snapshot(state)
+    if os.geteuid() == 0:
+        # root writes through permission bits: make it a read-only mount instead.
+        subprocess.run(["mount", "--bind", state, state], check=True)
+        subprocess.run(["mount", "-o", "remount,ro,bind", state], check=True)
+    else:
+        os.chmod(state, 0o555)
+    try:
+        message = refused(short_tmp, "--state-dir", state)
+        assert "not writable" in message
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["umount", state], check=True)
+        else:
+            os.chmod(state, 0o755)
+    assert snapshot(state) == before
+
+
+PATH_EVENTS = oracle.REPO_ROOT / "Clients" / "python" / "path_events.py"
+
+
+def cssctl_binary():
+    return os.environ.get("CSSCTL_BIN", oracle.cssd_binary().replace("cssd", "cssctl"))
+
+
+@pytest.mark.parametrize("client", ["cssctl", "python"])
+def test_client_resume_file_survives_a_restart_of_either_side(short_tmp, client):
+    state = os.path.join(short_tmp, "state")
+    position_file = os.path.join(short_tmp, "position.json")
+    server = start(short_tmp, "--state-dir", state)
+    try:
+        def watch():
+            if client == "cssctl":
+                argv = [cssctl_binary(), "events", "--socket", f"unix:{server.sock}", "--resume", position_file,
+                        "--timeout", "1.5"]
+            else:
+                argv = [__import__("sys").executable, str(PATH_EVENTS), "-s", server.sock, "--resume", position_file,
+                        "--timeout", "1.5"]
+            return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+        def lines(p):
+            out, err = p.communicate(timeout=30)
+            assert p.returncode == 0, err
+            return out.splitlines()
+
+        def position():
+            with open(position_file) as f:
+                return __import__("json").load(f)
+
+        c = Client(server.sock)
+        epoch = c.call("query-path-event-journal")["epoch"]
+        p = watch()
+        time.sleep(0.7)  # subscribed (an absent file: from now on)
+        for state_ in ("offline", "online", "offline"):
+            vary(c, "0.40", state_)
+        assert len(lines(p)) == 3
+        assert position() == {"epoch": epoch, "sequence": 3}
+        # The client is gone: two changes, then cssd is killed and restarted.
+        vary(c, "0.41", "offline")
+        vary(c, "0.41", "online")
+        os.killpg(server.proc.pid, signal.SIGKILL)
+        server.proc.wait()
+        server = start(short_tmp, "--state-dir", state)
+        printed = lines(watch())
+        assert len(printed) == 2 and all("0.41" in line for line in printed)
+        if client == "cssctl":
+            assert [__import__("json").loads(line)["data"]["sequence"] for line in printed] == [4, 5]
+        assert position() == {"epoch": epoch, "sequence": 5}
+        # Nothing new: nothing printed, the position stays.
+        assert lines(watch()) == []
+        assert position() == {"epoch": epoch, "sequence": 5}
+    finally:
+        server.stop()
+
+
+def test_linux_sysfs_state_dir_keeps_the_epoch_and_the_numbering(short_tmp):
+    fixtures = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "sysfs")
+    tree = os.path.join(short_tmp, "sys")
+    subprocess.run([__import__("sys").executable, os.path.join(fixtures, "make_sysfs.py"),
+                    os.path.join(fixtures, "lpar.json"), tree], check=True, timeout=30)
+    state = os.path.join(short_tmp, "state")
+    args = ["--backend", f"linux-sysfs:{tree}", "--poll-interval", "100", "--state-dir", state]
+    server = start(short_tmp, *args)
+    try:
+        c = Client(server.sock)
+        epoch = c.call("query-path-event-journal")["epoch"]
+        c.call("subscribe-path-events", chpids=["0.40"])
+        with open(os.path.join(tree, "devices", "css0", "chp0.40", "status"), "w") as f:
+            f.write("offline\n")  # someone ran chchp -v 0 0.40
+        [observed] = c.events(1)
+        assert (observed["data"]["change"], observed["data"]["sequence"]) == ("offline", 1)
+        c.call("vary-path", chpid="0.40", state="online")
+        [own] = c.events(1)  # after the reply, once its number is durable
+        assert (own["data"]["change"], own["data"]["sequence"]) == ("online", 2)
+        os.killpg(server.proc.pid, signal.SIGKILL)
+        server.proc.wait()
+        server = start(short_tmp, *args)
+        c = Client(server.sock)
+        journal = c.call("query-path-event-journal")
+        assert (journal["epoch"], journal["newest"], journal["held"]) == (epoch, 2, 0)
+        # The journal itself is not kept with a real host: a resume across the restart is a gap.
+        c.call("subscribe-path-events", since={"epoch": epoch, "sequence": 1})
+        [gap] = c.events(1)
+        assert gap["event"] == "PATH_EVENTS_GAP"
+        assert (gap["data"]["reason"], gap["data"]["first"], gap["data"]["last"]) == ("journal", 2, 2)
+        c.call("vary-path", chpid="0.40", state="offline")
+        [event] = c.events(1)
+        assert (event["data"]["epoch"], event["data"]["sequence"]) == (epoch, 3)
+    finally:
+        server.stop()
