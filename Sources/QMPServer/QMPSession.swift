@@ -249,6 +249,7 @@ public final class QMPSession: SessionControl {
             return
         }
         let id = request.replyID
+        let started = server.commandObserver != nil ? ContinuousClock.now : nil
         let result: Result<JSON, QMPError>
         switch Dispatcher.dispatch(request, server: server, session: self) {
         case .success(.reply(let value)): result = .success(value)
@@ -257,12 +258,25 @@ public final class QMPSession: SessionControl {
             // then written by `completeDeferred`.
             if deferralEnabled, let blocking = work.blocking, case .commandMode(let oob) = state {
                 state = .waiting(PendingReply(id: id, work: work, blocking: blocking, oob: oob))
+                if let started { observe(request.command, error: nil, since: started) }
                 return
             }
             result = work.runInline()
         case .failure(let error): result = .failure(error)
         }
+        if let started {
+            if case .failure(let error) = result {
+                observe(request.command, error: error.errorClass, since: started)
+            } else {
+                observe(request.command, error: nil, since: started)
+            }
+        }
         reply(result, id: id, into: &output)
+    }
+
+    /// Tells the server's command observer (metrics) of a dispatched command.
+    private func observe(_ command: String, error: QMPError.Class?, since started: ContinuousClock.Instant) {
+        server.commandObserver?.commandCompleted(command, error: error, duration: ContinuousClock.now - started)
     }
 
     /// Writes a command's reply.
