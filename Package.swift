@@ -23,6 +23,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
     ],
     targets: [
         // jansson, the JSON library, through a module map (Debian: libjansson-dev).
@@ -72,10 +74,24 @@ let package = Package(
             ],
             swiftSettings: fuzzFlags
         ),
+        // The Prometheus endpoint: scrape-time collection from the server state, the HTTP/1
+        // listener (NIOHTTP1) and the exposition (swift-prometheus; OpenMetrics framing on top).
+        .target(
+            name: "CSSDMetrics",
+            dependencies: [
+                "QMPServer", "QMPCommands", "QMPWire", "CSSModel", "CSSBackend", "PathEvents", "VFIOCCW",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "cssd",
             dependencies: [
-                "QMPServer", "TopologyFile", "CSSModel", "CSSBackend", "LinuxSysfs", "VFIOCCW",
+                "CSSDMetrics", "QMPServer", "TopologyFile", "CSSModel", "CSSBackend", "LinuxSysfs", "VFIOCCW",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -134,6 +150,16 @@ let package = Package(
             dependencies: ["QMPCommands", "QMPSchema", "QMPWire", "CSSModel", "PathEvents", "VFIOCCW"]
         ),
         .testTarget(name: "CSSModelTests", dependencies: ["CSSModel"]),
+        .testTarget(
+            name: "CSSDMetricsTests",
+            dependencies: [
+                "CSSDMetrics", "QMPServer", "QMPCommands", "CSSModel",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(name: "PathEventsTests", dependencies: ["PathEvents", "CSSModel", "VFIOCCW"]),
         .testTarget(name: "VFIOCCWTests", dependencies: ["VFIOCCW", "CSSModel"]),
         .testTarget(name: "LinuxSysfsTests", dependencies: ["LinuxSysfs", "CSSBackend", "CSSModel", "PathEvents"]),
