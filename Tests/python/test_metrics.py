@@ -83,18 +83,24 @@ def _raw_http(port: int, request: bytes, timeout: float = 5.0) -> bytes:
         return data
 
 
-@pytest.fixture
-def metrics_cssd(short_tmp):
+def _start_with_metrics(workdir: str, *args: str):
     """cssd with --metrics on a free port (learnt from its log) and a QMP unix socket."""
     if oracle.cssd_binary() is None:
         pytest.skip("cssd binary not found: build it (swift build) or set CSSD_BIN")
-    server = oracle.cssd_server(short_tmp, extra_args=["--metrics", "tcp:127.0.0.1:0"])
+    server = oracle.cssd_server(workdir, extra_args=["--metrics", "tcp:127.0.0.1:0", *args])
     server.start()
+    match = _wait(
+        lambda: re.search(r"address=tcp:127\.0\.0\.1:(\d+)\b.*metrics listening", server.log_tail(20000)),
+        10, "the metrics address in cssd's log")
+    server.extra["metrics_port"] = int(match.group(1))
+    return server
+
+
+@pytest.fixture
+def metrics_cssd(short_tmp):
+    """cssd with --metrics on a free port (learnt from its log) and a QMP unix socket."""
+    server = _start_with_metrics(short_tmp)
     try:
-        match = _wait(
-            lambda: re.search(r"address=tcp:127\.0\.0\.1:(\d+)\b.*metrics listening", server.log_tail(20000)),
-            10, "the metrics address in cssd's log")
-        server.extra["metrics_port"] = int(match.group(1))
         yield server
     finally:
         server.stop()
@@ -293,3 +299,71 @@ def test_openmetrics_when_asked(metrics_cssd):
     request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", method="HEAD")
     with urllib.request.urlopen(request, timeout=5) as response:
         assert response.status == 200 and response.read() == b""
+
+
+def _scrape_values(port: int) -> dict:
+    """name{labels} -> value, from one text-format scrape."""
+    _, _, body = _http(f"http://127.0.0.1:{port}/metrics")
+    values = {}
+    for line in body.decode().splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            values[key] = float(value)
+    return values
+
+
+def test_connections_and_commands_are_counted(metrics_cssd):
+    port = metrics_cssd.extra["metrics_port"]
+    listener = f'listener="unix:{metrics_cssd.sock}"'
+    before = _scrape_values(port)
+    client = Client(metrics_cssd.sock)
+    try:
+        client.call("query-version")
+        assert client.error("no-such-command")["class"] == "CommandNotFound"
+        during = _scrape_values(port)
+    finally:
+        client.file.close()  # the reader holds the descriptor too
+        client.close()
+    assert during[f"cssd_qmp_connections_total{{{listener}}}"] == before.get(f"cssd_qmp_connections_total{{{listener}}}", 0) + 1
+    assert during[f"cssd_qmp_connections_open{{{listener}}}"] == 1
+    assert during['cssd_qmp_commands_total{command="query-version",outcome="ok"}'] >= 1
+    # A name the schema does not have is client input: counted, not used as a label value.
+    assert during['cssd_qmp_commands_total{command="unknown",outcome="CommandNotFound"}'] == 1
+    assert not any("no-such-command" in key for key in during)
+    assert during['cssd_qmp_command_duration_seconds_count{command="query-version"}'] >= 1
+    _wait(lambda: _scrape_values(port)[f"cssd_qmp_connections_open{{{listener}}}"] == 0, 5, "the connection to close")
+
+
+def test_backend_readings_and_read_errors(short_tmp):
+    """linux-sysfs: readings counted, the last good one's time moves on; a tree that cannot
+    be read counts errors and keeps the last good time until it can be read again."""
+    from test_sysfs_backend import build_tree
+    tree = build_tree("lpar.json", short_tmp)
+    server = _start_with_metrics(short_tmp, "--backend", f"linux-sysfs:{tree}", "--poll-interval", "100", "--no-inotify")
+    port = server.extra["metrics_port"]
+    try:
+        first = _scrape_values(port)
+        assert first['cssd_backend_info{backend="linux-sysfs"}'] == 1
+        assert abs(first["cssd_backend_last_good_reading_timestamp_seconds"] - time.time()) < 5
+        _wait(lambda: _scrape_values(port)["cssd_backend_readings_total"] >= first["cssd_backend_readings_total"] + 3,
+              10, "more readings")
+        assert _scrape_values(port)["cssd_backend_read_errors_total"] == 0
+        css0 = os.path.join(tree, "devices", "css0")
+        os.rename(css0, css0 + ".away")
+        try:
+            failing = _wait(lambda: (lambda v: v if v["cssd_backend_read_errors_total"] >= 3 else None)(_scrape_values(port)),
+                            10, "read errors")
+            time.sleep(0.5)
+            later = _scrape_values(port)
+            assert later["cssd_backend_last_good_reading_timestamp_seconds"] == \
+                failing["cssd_backend_last_good_reading_timestamp_seconds"]
+            assert later["cssd_backend_read_errors_total"] > failing["cssd_backend_read_errors_total"]
+        finally:
+            os.rename(css0 + ".away", css0)
+        _wait(lambda: _scrape_values(port)["cssd_backend_last_good_reading_timestamp_seconds"]
+              > later["cssd_backend_last_good_reading_timestamp_seconds"], 10, "a good reading again")
+        check = subprocess.run([_tool("promtool"), "check", "metrics"],
+                               input=_http(f"http://127.0.0.1:{port}/metrics")[2], capture_output=True)
+        assert check.returncode == 0, (check.stdout + check.stderr).decode()
+    finally:
+        server.stop()

@@ -51,7 +51,7 @@ print(
     [
         "subchannels", "per chpid", "generate ms", "validate ms", "build ms", "storage B/sch", "RSS B/sch", "vary ms",
         "configure ms",
-        "vary-one us", "lookup ns",
+        "vary-one us", "lookup ns", "recount ms",
     ].map { pad($0, 13) }.joined(separator: " "))
 for size in sizes {
     let baseline = residentBytes()
@@ -88,6 +88,10 @@ for size in sizes {
             if model.subchannel(id) != nil { found += 1 }
         }
     }
+    // What a scrape would cost without the maintained count: walking every subchannel.
+    var down = 0
+    let recount = median { _ in down += model.recountSubchannelsWithoutOperationalPath(cssid: 0) }
+    precondition(down == 11 * model.subchannelsWithoutOperationalPath(cssid: 0))
     precondition(affected > 0 && found > 0)
     let perChpid = model.channelPath(chpid)!.subchannelCount
     let row: [String] = [
@@ -95,7 +99,7 @@ for size in sizes {
         format(milliseconds(build)),
         "\(model.storageBytes / size)", "\(resident / size)", format(milliseconds(vary), 2),
         format(milliseconds(configure), 2), format(milliseconds(varyOne)),
-        format(milliseconds(lookup) * 1e6 / Double(lookups)),
+        format(milliseconds(lookup) * 1e6 / Double(lookups)), format(milliseconds(recount), 2),
     ]
     print(row.map { pad($0, 13) }.joined(separator: " "))
 }
