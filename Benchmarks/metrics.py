@@ -31,7 +31,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CSSD = os.path.join(ROOT, ".build/release/cssd")
 CSSCTL = os.path.join(ROOT, ".build/release/cssctl")
 SCRAPES = 200
-RUNS = 3
+RUNS = 5
+BENCH_COUNT = 100_000  # sequential round trips per run: about 2 s, some 20 scrapes beside them
 OPENMETRICS = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"
 
 
@@ -91,7 +92,8 @@ def measure_scrapes(port):
 
 
 def bench(sock):
-    out = subprocess.run([CSSCTL, "bench", "--socket", f"unix:{sock}", "--json"], check=True, capture_output=True)
+    out = subprocess.run([CSSCTL, "bench", "--socket", f"unix:{sock}", "--count", str(BENCH_COUNT), "--json"],
+                         check=True, capture_output=True)
     rows = {row["mode"]: row for row in json.loads(out.stdout)["results"]}
     return {mode: {"ops_per_second": row["ops_per_second"], **row["latency_us"]} for mode, row in rows.items()}
 
@@ -145,9 +147,15 @@ def main():
                         for run in runs[label]:
                             s, p = run["sequential"], run["pipelined"]
                             extra = f", {run['scrapes']} scrapes" if "scrapes" in run else ""
-                            print(f"  QMP {label:>7} scraper: sequential p50 {s['p50']} us p99 {s['p99']} us; "
-                                  f"pipelined p50 {p['p50']} us p99 {p['p99']} us, {p['ops_per_second']:.0f} ops/s{extra}",
-                                  flush=True)
+                            print(f"  QMP {label:>7} scraper: sequential p50 {s['p50']} us p99 {s['p99']} us "
+                                  f"max {s['max']} us; pipelined p50 {p['p50']} us p99 {p['p99']} us, "
+                                  f"{p['ops_per_second']:.0f} ops/s{extra}", flush=True)
+                    for label in ("without", "with"):
+                        def med(mode, key):
+                            return statistics.median(run[mode][key] for run in runs[label])
+                        print(f"  median of {RUNS} runs {label:>7} scraper: sequential p50 {med('sequential', 'p50')} us "
+                              f"p99 {med('sequential', 'p99')} us; pipelined p99 {med('pipelined', 'p99')} us, "
+                              f"{med('pipelined', 'ops_per_second'):.0f} ops/s", flush=True)
             finally:
                 proc.terminate()
                 proc.wait()

@@ -5,11 +5,13 @@
 ///
 /// swift-prometheus 2.4.1 writes only the text format 0.0.4. OpenMetrics 1.0 differs from it
 /// in the framing only, for the families cssd exports: the response must end with `# EOF`
-/// (Prometheus' OpenMetrics parser rejects a scrape without it), a counter family is named
-/// without its `_total` suffix (`# TYPE cssd_css_crws_lost counter`, sample
-/// `cssd_css_crws_lost_total`), and `_info` families are of type `info`. `openMetrics(from:)`
-/// rewrites exactly those comment lines of swift-prometheus' output and appends `# EOF`;
-/// samples are copied as they are.
+/// (observed: Prometheus 2.42 marks a target down with "data does not end with # EOF" when
+/// swift-prometheus' output is served as OpenMetrics), a counter family is named without its
+/// `_total` suffix (`# TYPE cssd_css_crws_lost counter`, sample `cssd_css_crws_lost_total`;
+/// observed: prometheus_client's OpenMetrics parser refuses `# TYPE x_total counter` with
+/// "Clashing name", Prometheus 2.42 lets it pass), and `_info` families are of type `info`.
+/// `openMetrics(from:)` rewrites exactly those comment lines of swift-prometheus' output and
+/// appends `# EOF`; samples are copied as they are.
 enum ExpositionFormat: Equatable {
     case text
     case openMetrics

@@ -49,8 +49,12 @@ public final class MetricsEndpoint: @unchecked Sendable {
         self.channel = channel
     }
 
-    /// Binds the endpoint on `server`'s event loop group.
-    /// - Throws: `ServerStartError`-like `MetricsEndpointError` naming the address when it cannot bind.
+    /// Binds the endpoint on `server`'s event loop group; scrapes are served from then on.
+    /// - Parameters:
+    ///   - recorder: the registry the server's observer fills; the endpoint adds the
+    ///     scrape-time families to it.
+    /// - Returns: the running endpoint, with the address it bound.
+    /// - Throws: `MetricsEndpointError` naming the address when it cannot bind.
     public static func start(
         _ configuration: Configuration, server: QMPServer, recorder: MetricsRecorder, logger: Logger
     ) async throws -> MetricsEndpoint {

@@ -73,14 +73,14 @@ final class MetricsHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
+    /// NIOHTTP1's decoder reports a malformed request here (and closes the connection after);
+    /// the client gets the status that names its mistake first.
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        guard case .closing = state else {
-            if let error = error as? HTTPParserError {
-                fail(context: context, status: error == .headerOverflow ? .requestHeaderFieldsTooLarge : .badRequest)
-            } else {
-                context.close(promise: nil)
-            }
-            return
+        if case .closing = state { return }
+        if let error = error as? HTTPParserError {
+            fail(context: context, status: error == .headerOverflow ? .requestHeaderFieldsTooLarge : .badRequest)
+        } else {
+            context.close(promise: nil)
         }
     }
 

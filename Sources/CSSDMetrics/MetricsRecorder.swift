@@ -108,8 +108,9 @@ public final class MetricsRecorder: ServerObserver {
     }
 
     public func connectionOpened(listener: Listener) {
-        connections(listener).total.increment()
-        connections(listener).open.increment()
+        let (total, open) = connections(listener)
+        total.increment()
+        open.increment()
     }
 
     public func connectionClosed(listener: Listener) {
