@@ -285,12 +285,26 @@ def test_bad_requests_get_their_status_and_qmp_is_served_meanwhile(metrics_cssd)
 
 def test_openmetrics_when_asked(metrics_cssd):
     port = metrics_cssd.extra["metrics_port"]
+    client = Client(metrics_cssd.sock)  # a command, so that the histogram family exists
+    try:
+        client.call("query-version")
+    finally:
+        client.close()
     status, headers, body = _http(
         f"http://127.0.0.1:{port}/metrics", {"Accept": "application/openmetrics-text; version=1.0.0"})
     assert status == 200
     assert headers["Content-Type"] == "application/openmetrics-text; version=1.0.0; charset=utf-8"
     text = body.decode()
     assert text.endswith("# EOF\n")
+    # An OpenMetrics parser other than Prometheus' own accepts it (promtool check metrics
+    # reads only the text format); Scripts/setup installs prometheus_client.
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families
+    families = {family.name: family for family in text_string_to_metric_families(text)}
+    assert families["cssd_chpid"].type == "info"
+    assert families["cssd_css_crws_lost"].type == "counter"
+    assert families["cssd_chpid_vary_state"].type == "gauge"
+    assert families["cssd_qmp_command_duration_seconds"].type == "histogram"
+    assert len(families["cssd_chpid"].samples) == len(families["cssd_chpid_subchannels"].samples) > 0
     assert "# TYPE cssd_qmp_connections counter" in text or "cssd_qmp_connections" not in text
     assert "# TYPE cssd_chpid info" in text
     assert "# TYPE cssd_css_crws_lost counter" in text
