@@ -379,5 +379,44 @@ def test_backend_readings_and_read_errors(short_tmp):
         check = subprocess.run([_tool("promtool"), "check", "metrics"],
                                input=_http(f"http://127.0.0.1:{port}/metrics")[2], capture_output=True)
         assert check.returncode == 0, (check.stdout + check.stderr).decode()
+
+        # A chpid that appears gets its series; when it goes, they go too.
+        def series_of(chpid):
+            return sorted(k for k in _scrape_values(port) if f'chpid="{chpid}"' in k)
+        assert series_of("0.f1") == []
+        staging = os.path.join(short_tmp, "chp0.f1")
+        shutil.copytree(os.path.join(css0, "chp0.f0"), staging)
+        os.rename(staging, os.path.join(css0, "chp0.f1"))
+        appeared = _wait(lambda: series_of("0.f1"), 10, "the new chpid's series")
+        assert len(appeared) == len(series_of("0.f0")) == 11  # info, 9 state-set series, subchannels
+        shutil.rmtree(os.path.join(css0, "chp0.f1"))
+        _wait(lambda: series_of("0.f1") == [], 10, "the removed chpid's series to go")
     finally:
         server.stop()
+
+
+def test_at_most_16_scrape_connections(metrics_cssd):
+    """Idle scrape connections beyond 16 are closed on accept; QMP and later scrapes go on."""
+    port = metrics_cssd.extra["metrics_port"]
+    idle = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(16)]
+    try:
+        time.sleep(0.3)
+        extra = socket.create_connection(("127.0.0.1", port), timeout=5)
+        started = time.monotonic()
+        try:
+            assert extra.recv(1) == b""  # closed by cssd, not by a timeout
+        except ConnectionResetError:
+            pass
+        assert time.monotonic() - started < 2.0
+        extra.close()
+        client = Client(metrics_cssd.sock)
+        try:
+            assert "qemu" in client.call("query-version")
+        finally:
+            client.close()
+        idle.pop().close()
+        time.sleep(0.3)
+        assert _raw_http(port, b"GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n").startswith(b"HTTP/1.1 200 OK\r\n")
+    finally:
+        for s in idle:
+            s.close()
