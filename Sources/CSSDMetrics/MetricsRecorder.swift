@@ -7,7 +7,6 @@ import QMPCommands
 import QMPSchema
 import QMPServer
 import QMPWire
-import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -15,8 +14,9 @@ import Glibc
 
 /// The metrics cssd counts as things happen (commands, connections, backend readings), kept
 /// in a swift-prometheus registry that the scrape-time collector (`MetricsCollector`) fills
-/// with the rest. The server calls it through `ServerObserver` on its event loop; each call
-/// costs one lock and a dictionary lookup (the counters are made once per label set).
+/// with the rest. The server calls it through `ServerObserver` on its event loop only, so the
+/// per-command table needs no lock: a command costs one dictionary lookup, a counter increment
+/// and a histogram record (series are made on first use).
 ///
 /// Families (all `cssd_`; labels bounded by listeners, schema commands and error classes):
 /// - `cssd_qmp_connections_total{listener}`, `cssd_qmp_connections_open{listener}`;
@@ -26,12 +26,17 @@ import Glibc
 /// - `cssd_qmp_command_duration_seconds{command}`: time in dispatch on the event loop;
 /// - linux-sysfs only: `cssd_backend_readings_total`, `cssd_backend_read_errors_total`,
 ///   `cssd_backend_last_reading_duration_seconds`, `cssd_backend_last_good_reading_timestamp_seconds`.
-public final class MetricsRecorder: ServerObserver {
+public final class MetricsRecorder: ServerObserver, @unchecked Sendable {
+    // `commands`, `unknown` and `invalid` are touched only on the server's event loop.
+
     /// Where every family lives; the endpoint renders it.
     public let registry: PrometheusCollectorRegistry
     private let knownCommands: Set<String>
-    private let commands = Mutex<[CommandKey: Counter]>([:])
-    private let durations = Mutex<[String: DurationHistogram]>([:])
+    /// Series of the schema's commands seen so far, by name. Names the schema does not have
+    /// never become keys (they are client input): they count under `unknown`.
+    private var commands: [String: CommandSeries] = [:]
+    private lazy var unknown = CommandSeries(name: "unknown", registry: registry)
+    private lazy var invalid = CommandSeries(name: "invalid", registry: registry)
     private let backend: BackendMetrics?
 
     /// Buckets of the command-duration histogram: 10 µs to 1 s (a command runs in
@@ -42,9 +47,45 @@ public final class MetricsRecorder: ServerObserver {
         .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .seconds(1),
     ]
 
-    private struct CommandKey: Hashable {
-        let command: String
-        let outcome: String
+    /// One command's duration histogram and its counter per outcome.
+    private final class CommandSeries {
+        let name: String
+        let registry: PrometheusCollectorRegistry
+        let duration: DurationHistogram
+        private var ok: Counter?
+        private var errors: [QMPError.Class: Counter] = [:]
+
+        init(name: String, registry: PrometheusCollectorRegistry) {
+            self.name = name
+            self.registry = registry
+            duration = registry.makeDurationHistogram(
+                descriptor: .init(
+                    namespace: "cssd", subsystem: "qmp", metricName: "command_duration", unitName: "seconds",
+                    helpText: "Time a QMP command spent in dispatch on the server's event loop."),
+                labels: [("command", name)], buckets: MetricsRecorder.durationBuckets)
+        }
+
+        func count(_ outcome: QMPError.Class?) {
+            if let outcome {
+                if let counter = errors[outcome] { return counter.increment() }
+                let counter = make(outcome.rawValue)
+                errors[outcome] = counter
+                counter.increment()
+            } else {
+                if let ok { return ok.increment() }
+                let counter = make("ok")
+                ok = counter
+                counter.increment()
+            }
+        }
+
+        private func make(_ outcome: String) -> Counter {
+            registry.makeCounter(
+                descriptor: .init(
+                    namespace: "cssd", subsystem: "qmp", metricName: "commands", unitName: "total",
+                    helpText: "QMP requests executed, by command and outcome (ok or the QMP error class)."),
+                labels: [("command", name), ("outcome", outcome)])
+        }
     }
 
     private struct BackendMetrics: Sendable {
@@ -92,19 +133,24 @@ public final class MetricsRecorder: ServerObserver {
     // MARK: ServerObserver
 
     public func commandCompleted(_ request: JSON, result: Result<JSON, QMPError>, duration: Duration) {
-        let name: String
-        if let text = (request["execute"] ?? request["exec-oob"])?.stringValue {
-            name = knownCommands.contains(text) ? text : "unknown"
+        let series: CommandSeries
+        if let name = (request["execute"] ?? request["exec-oob"])?.stringValue {
+            if let known = commands[name] {
+                series = known
+            } else if knownCommands.contains(name) {
+                series = CommandSeries(name: name, registry: registry)
+                commands[name] = series
+            } else {
+                series = unknown
+            }
         } else {
-            name = "invalid"
+            series = invalid
         }
-        let outcome: String
         switch result {
-        case .success: outcome = "ok"
-        case .failure(let error): outcome = error.errorClass.rawValue
+        case .success: series.count(nil)
+        case .failure(let error): series.count(error.errorClass)
         }
-        counter(command: name, outcome: outcome).increment()
-        histogram(command: name).record(duration)
+        series.duration.record(duration)
     }
 
     public func connectionOpened(listener: Listener) {
@@ -125,33 +171,6 @@ public final class MetricsRecorder: ServerObserver {
     }
 
     // MARK: Families
-
-    private func counter(command: String, outcome: String) -> Counter {
-        let key = CommandKey(command: command, outcome: outcome)
-        return commands.withLock { counters in
-            if let counter = counters[key] { return counter }
-            let counter = registry.makeCounter(
-                descriptor: .init(
-                    namespace: "cssd", subsystem: "qmp", metricName: "commands", unitName: "total",
-                    helpText: "QMP requests executed, by command and outcome (ok or the QMP error class)."),
-                labels: [("command", command), ("outcome", outcome)])
-            counters[key] = counter
-            return counter
-        }
-    }
-
-    private func histogram(command: String) -> DurationHistogram {
-        durations.withLock { histograms in
-            if let histogram = histograms[command] { return histogram }
-            let histogram = registry.makeDurationHistogram(
-                descriptor: .init(
-                    namespace: "cssd", subsystem: "qmp", metricName: "command_duration", unitName: "seconds",
-                    helpText: "Time a QMP command spent in dispatch on the server's event loop."),
-                labels: [("command", command)], buckets: Self.durationBuckets)
-            histograms[command] = histogram
-            return histogram
-        }
-    }
 
     /// The registry returns the existing collector for a known label set.
     private func connections(_ listener: Listener) -> (total: Counter, open: Gauge) {
