@@ -153,7 +153,8 @@ let package = Package(
         .testTarget(
             name: "CSSDMetricsTests",
             dependencies: [
-                "CSSDMetrics", "QMPServer", "QMPCommands", "CSSModel",
+                "CSSDMetrics", "QMPServer", "QMPCommands", "CSSModel", "PathEvents", "VFIOCCW",
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

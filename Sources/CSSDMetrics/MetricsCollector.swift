@@ -89,7 +89,9 @@ final class MetricsCollector {
                 series.info = makeInfoGauge(labels)
             }
             series.info.set(to: 1)
-            for (index, state) in VaryState.allCases.enumerated() { series.vary[index].set(to: path.vary == state ? 1 : 0) }
+            for (index, state) in VaryState.allCases.enumerated() {
+                series.vary[index].set(to: path.vary == state ? 1 : 0)
+            }
             for (index, state) in ConfigureState.allCases.enumerated() {
                 series.configure[index].set(to: path.configure == state ? 1 : 0)
             }
@@ -127,7 +129,8 @@ final class MetricsCollector {
         func stateSet<State: CustomStringConvertible>(_ name: String, _ help: String, _ states: [State]) -> [Gauge] {
             states.map { state in
                 registry.makeGauge(
-                    descriptor: .init(namespace: "cssd", subsystem: "chpid", metricName: name, unitName: "state", helpText: help),
+                    descriptor: .init(
+                        namespace: "cssd", subsystem: "chpid", metricName: name, unitName: "state", helpText: help),
                     labels: [("chpid", chpid), ("state", state.description)])
             }
         }
@@ -224,7 +227,8 @@ final class MetricsCollector {
         return PathEventSeries(
             published: counter("published", "Path events handed to subscriptions' queues, by subscription granularity."),
             delivered: counter("delivered", "Path events written to subscribers."),
-            coalesced: counter("coalesced", "Path events replaced in a queue by a newer one for the same chpid or subchannel."),
+            coalesced: counter(
+                "coalesced", "Path events replaced in a queue by a newer one for the same chpid or subchannel."),
             dropped: counter(
                 "dropped", "Path events dropped from full queues (or left queued when the subscription ended)."),
             queued: registry.makeGauge(
@@ -275,7 +279,8 @@ final class MetricsCollector {
         let labels = [("guest", name), ("strategy", strategy.rawValue)]
         func counter(_ metric: String, _ help: String) -> Counter {
             registry.makeCounter(
-                descriptor: .init(namespace: "cssd", subsystem: "guest", metricName: metric, unitName: "total", helpText: help),
+                descriptor: .init(
+                    namespace: "cssd", subsystem: "guest", metricName: metric, unitName: "total", helpText: help),
                 labels: labels)
         }
         return GuestSeries(

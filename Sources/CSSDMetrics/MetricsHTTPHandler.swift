@@ -114,7 +114,8 @@ final class MetricsHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             for (name, value) in extra { headers.add(name: name, value: value) }
         }
         headers.add(name: "Content-Length", value: String(body.readableBytes))
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: status, headers: headers))), promise: nil)
+        let head = HTTPResponseHead(version: request.version, status: status, headers: headers)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
         if sendBody { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
         let written = context.writeAndFlushPromise()
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: written)
@@ -133,7 +134,8 @@ final class MetricsHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             ("Connection", "close"), ("Content-Type", "text/plain; charset=utf-8"),
             ("Content-Length", String(body.readableBytes)),
         ])
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        let head = HTTPResponseHead(version: .http1_1, status: status, headers: headers)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         let written = context.writeAndFlushPromise()
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: written)
