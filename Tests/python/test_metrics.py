@@ -420,3 +420,25 @@ def test_at_most_16_scrape_connections(metrics_cssd):
     finally:
         for s in idle:
             s.close()
+
+
+def test_metrics_address_refusals(short_tmp):
+    """A unix address is refused as usage (exit 64); a port in use stops cssd (exit 1) naming
+    the address, before any QMP socket is created."""
+    binary = oracle.cssd_binary()
+    if binary is None:
+        pytest.skip("cssd binary not found: build it (swift build) or set CSSD_BIN")
+    sock = os.path.join(short_tmp, "c.sock")
+    run = subprocess.run([binary, "--qmp", f"unix:{sock}", "--metrics", f"unix:{short_tmp}/m.sock"],
+                         capture_output=True, timeout=30)
+    assert run.returncode == 64
+    assert b"--metrics: 'unix:" in run.stderr and b"is not tcp:HOST:PORT" in run.stderr
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        run = subprocess.run([binary, "--qmp", f"unix:{sock}", "--metrics", f"tcp:127.0.0.1:{port}"],
+                             capture_output=True, timeout=30)
+    assert run.returncode == 1
+    assert f"cannot listen for metrics on tcp:127.0.0.1:{port}".encode() in run.stderr
+    assert not os.path.exists(sock)
