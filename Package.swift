@@ -24,7 +24,6 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
-        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
     ],
     targets: [
         // jansson, the JSON library, through a module map (Debian: libjansson-dev).
@@ -76,12 +75,14 @@ let package = Package(
         ),
         // The Prometheus endpoint: scrape-time collection from the server state, the HTTP/1
         // listener (NIOHTTP1) and the exposition (swift-prometheus; OpenMetrics framing on top).
+        // swift-prometheus' registry is used directly, not through swift-metrics (its dependency,
+        // 2.13.0 here): swift-metrics' API has no help text, and a family without one fails
+        // `promtool check metrics` ("no help text").
         .target(
             name: "CSSDMetrics",
             dependencies: [
                 "QMPServer", "QMPCommands", "QMPWire", "CSSModel", "CSSBackend", "PathEvents", "VFIOCCW",
                 .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
