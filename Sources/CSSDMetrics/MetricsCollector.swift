@@ -110,9 +110,9 @@ final class MetricsCollector {
     private func infoLabels(_ path: ChannelPath, details: ChannelPathDetails?) -> [(String, String)] {
         let shared = details?.shared ?? path.shared
         return [
-            ("chpid", path.id.description), ("type", hex(path.type, width: 2)),
+            ("chpid", path.id.description), ("type", Hex.string(path.type, width: 2)),
             ("cmg", details?.cmg.map { String($0) } ?? ""), ("shared", shared ? "1" : "0"),
-            ("pchid", path.pchid.map { hex($0, width: 4) } ?? ""),
+            ("pchid", path.pchid.map { Hex.string($0, width: 4) } ?? ""),
         ]
     }
 
@@ -120,7 +120,8 @@ final class MetricsCollector {
         registry.makeGauge(
             descriptor: .init(
                 namespace: "cssd", metricName: "chpid", unitName: "info",
-                helpText: "A channel path: type (hex), channel-measurement group, shared, physical channel id; value 1."),
+                helpText: "A channel path: type (hex), channel-measurement group, shared, physical channel id; value 1."
+            ),
             labels: labels)
     }
 
@@ -173,7 +174,7 @@ final class MetricsCollector {
     }
 
     private func makeCSSSeries(_ cssid: UInt8) -> CSSSeries {
-        let labels = [("cssid", hex(cssid))]
+        let labels = [("cssid", Hex.string(cssid))]
         func gauge(_ name: String, _ help: String) -> Gauge {
             registry.makeGauge(
                 descriptor: .init(namespace: "cssd", subsystem: "css", metricName: name, unitName: "", helpText: help),
@@ -225,7 +226,8 @@ final class MetricsCollector {
                 labels: labels)
         }
         return PathEventSeries(
-            published: counter("published", "Path events handed to subscriptions' queues, by subscription granularity."),
+            published: counter(
+                "published", "Path events handed to subscriptions' queues, by subscription granularity."),
             delivered: counter("delivered", "Path events written to subscribers."),
             coalesced: counter(
                 "coalesced", "Path events replaced in a queue by a newer one for the same chpid or subchannel."),
@@ -298,10 +300,4 @@ extension Counter {
         reset()
         increment(by: Int64(value))
     }
-}
-
-/// Lower-case hex, at least `width` digits: Linux's notation for ids.
-func hex<T: BinaryInteger>(_ value: T, width: Int = 1) -> String {
-    let digits = String(value, radix: 16)
-    return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
 }

@@ -122,7 +122,8 @@ public final class MetricsRecorder: ServerObserver, @unchecked Sendable {
                 lastGood: registry.makeGauge(
                     descriptor: .init(
                         namespace: "cssd", subsystem: "backend", metricName: "last_good_reading_timestamp",
-                        unitName: "seconds", helpText: "When the observed machine was last read successfully (Unix time).")))
+                        unitName: "seconds",
+                        helpText: "When the observed machine was last read successfully (Unix time).")))
             backend.lastGood.set(to: Self.unixTime())
             self.backend = backend
         } else {

@@ -13,10 +13,12 @@ import Testing
         (["text/plain"], .text),
         (["application/openmetrics-text"], .openMetrics),
         // What Prometheus 2.42 sends.
-        ([
-            "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
-                + "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
-        ], .openMetrics),
+        (
+            [
+                "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+                    + "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+            ], .openMetrics
+        ),
         (["text/plain;q=0.9, application/openmetrics-text;q=0.5"], .text),
         (["application/openmetrics-text;q=0"], .text),
         (["application/json"], .text),
@@ -31,7 +33,8 @@ import Testing
     @Test func openMetricsFraming() {
         let registry = PrometheusCollectorRegistry()
         registry.makeCounter(
-            descriptor: .init(namespace: "cssd", subsystem: "css", metricName: "crws_lost", unitName: "total", helpText: "Lost."),
+            descriptor: .init(
+                namespace: "cssd", subsystem: "css", metricName: "crws_lost", unitName: "total", helpText: "Lost."),
             labels: [("cssid", "0")]
         ).increment(by: Int64(3))
         registry.makeGauge(
@@ -39,7 +42,8 @@ import Testing
             labels: [("chpid", "0.40"), ("type", "1b")]
         ).set(to: 1)
         registry.makeGauge(
-            descriptor: .init(namespace: "cssd", subsystem: "css", metricName: "subchannels", unitName: "", helpText: "Count."),
+            descriptor: .init(
+                namespace: "cssd", subsystem: "css", metricName: "subchannels", unitName: "", helpText: "Count."),
             labels: [("cssid", "0")]
         ).set(to: 55)
         registry.makeDurationHistogram(

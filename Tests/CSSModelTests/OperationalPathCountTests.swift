@@ -16,7 +16,8 @@ import Testing
         let chpids = model.channelPaths.map(\.id)
         let subchannels = model.subchannels.map(\.id)
         #expect(
-            model.subchannelsWithoutOperationalPath(cssid: 0) == model.recountSubchannelsWithoutOperationalPath(cssid: 0))
+            model.subchannelsWithoutOperationalPath(cssid: 0)
+                == model.recountSubchannelsWithoutOperationalPath(cssid: 0))
         var sawDown = false
         for step in 0..<200 {
             let chpid = chpids.randomElement(using: &rng)!
@@ -38,7 +39,8 @@ import Testing
                 _ = try model.modifySubchannel(subchannel, schib: schib)
             case 5:
                 try model.setObservedMasks(
-                    subchannel, pam: UInt8.random(in: 0...255, using: &rng), pom: UInt8.random(in: 0...255, using: &rng),
+                    subchannel, pam: UInt8.random(in: 0...255, using: &rng),
+                    pom: UInt8.random(in: 0...255, using: &rng),
                     lpm: UInt8.random(in: 0...255, using: &rng))
             default: _ = model.resetChannelPath(chpid)
             }
