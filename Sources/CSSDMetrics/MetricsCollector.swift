@@ -27,15 +27,23 @@ import VFIOCCW
 /// - per subscription granularity: `cssd_path_events_{published,delivered,coalesced,dropped}_total`,
 ///   `cssd_path_events_queued`, `cssd_path_event_subscriptions`;
 /// - per guest: `cssd_guest_{notifications,crws_queued,crws_lost}_total{guest,strategy}`
-///   (the guest's current strategy: changing it moves the series to the new label value).
+///   (the guest's current strategy: changing it moves the series to the new label value);
+/// - `cssd_path_changes_total{change,cause}`: path changes published (`cause` `command` or
+///   `observed`), counted as they happen: the collector is a sink of the path-change pipeline.
 ///
 /// Series of a chpid or guest that is gone are removed from the registry.
-final class MetricsCollector {
+final class MetricsCollector: PathChangeSink {
     private let registry: PrometheusCollectorRegistry
     private var chpids: [UInt16: ChpidSeries] = [:]
     private var css: [UInt8: CSSSeries] = [:]
     private var granularities: [PathEventGranularity: PathEventSeries] = [:]
     private var guests: [String: GuestSeries] = [:]
+    private var changes: [ChangeKey: Counter] = [:]
+
+    private struct ChangeKey: Hashable {
+        let kind: PathEventChange
+        let observed: Bool
+    }
 
     init(registry: PrometheusCollectorRegistry, version: String, backend: String) {
         self.registry = registry
@@ -59,6 +67,25 @@ final class MetricsCollector {
         collectChannelSubsystems(subsystem)
         collectPathEvents(state.pathEvents.totals())
         collectGuests(state.guests)
+    }
+
+    // MARK: Path changes (as they happen)
+
+    func pathChangePublished(_ published: PublishedPathChange) {
+        let observed: Bool
+        switch published.cause {
+        case .command: observed = false
+        case .observed: observed = true
+        }
+        let key = ChangeKey(kind: published.kind, observed: observed)
+        if let counter = changes[key] { return counter.increment() }
+        let counter = registry.makeCounter(
+            descriptor: .init(
+                namespace: "cssd", subsystem: "path", metricName: "changes", unitName: "total",
+                helpText: "Path changes published, by change and cause (a command, or observed on the machine)."),
+            labels: [("change", published.kind.rawValue), ("cause", observed ? "observed" : "command")])
+        changes[key] = counter
+        counter.increment()
     }
 
     // MARK: Channel paths

@@ -60,10 +60,11 @@ public final class MetricsEndpoint: @unchecked Sendable {
     ) async throws -> MetricsEndpoint {
         let loop = server.eventLoop
         let scraper = try await loop.submit {
-            Scraper(
-                state: server.state, registry: recorder.registry,
-                collector: MetricsCollector(
-                    registry: recorder.registry, version: CSSDVersion.string, backend: server.state.backend.name))
+            let collector = MetricsCollector(
+                registry: recorder.registry, version: CSSDVersion.string, backend: server.state.backend.name)
+            // Held weakly by the pipeline: the scraper keeps the collector alive.
+            server.state.pathChanges.addSink(collector)
+            return Scraper(state: server.state, registry: recorder.registry, collector: collector)
         }.get()
         var limits = NIOHTTPDecoderLimitConfiguration()
         limits.maxHeaderFieldSize = 8 * 1024

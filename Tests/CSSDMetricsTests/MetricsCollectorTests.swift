@@ -51,7 +51,10 @@ import VFIOCCW
 
         _ = try state.backend.configurePath(Self.chp("0.60"), to: .standby)
         _ = try state.backend.varyPath(Self.chp("0.40"), to: .offline)
-        state.publish(try state.backend.configurePath(Self.chp("0.41"), to: .standby), as: .standby)
+        state.pathChanges.addSink(collector)
+        state.pathChanges.publish(
+            try state.backend.configurePath(Self.chp("0.41"), to: .standby), as: .standby,
+            cause: .command(connection: 1))
         try state.guests.setStrategy(.perDevice, of: "guest1")
         collector.collect(state)
         now = Self.samples(registry)
@@ -62,6 +65,9 @@ import VFIOCCW
         #expect(now[#"cssd_css_subchannels_without_operational_path{cssid="0"}"#] == 3)
         // "Path gone" for 0.60 and 0.41, each two words (MCSSE chains the cssid word).
         #expect(now[#"cssd_css_crws_queued{cssid="0"}"#] == 4)
+        // Only the published change was counted, by the pipeline's sink.
+        #expect(now[#"cssd_path_changes_total{change="standby",cause="command"}"#] == 1)
+        #expect(now.keys.count { $0.hasPrefix("cssd_path_changes_total") } == 1)
         // The guest's counters moved to its new strategy's label; the old series are gone.
         #expect(now[#"cssd_guest_crws_queued_total{guest="guest1",strategy="per-device"}"#] == 1)
         #expect(now[#"cssd_guest_crws_queued_total{guest="guest1",strategy="crw"}"#] == nil)

@@ -223,6 +223,9 @@ def test_prometheus_sees_path_changes_and_the_alerts_fire(metrics_cssd, promethe
     _wait(lambda: _value(base, 'cssd_css_subchannels_without_operational_path{cssid="0"}') == down_before + osa,
           20, "the no-operational-path count to grow by the subchannels of 0.60")
     assert _value(base, 'cssd_qmp_commands_total{command="vary-path",outcome="ok"}') == 1.0
+    # The path-change pipeline's metrics sink counted both changes as they were published.
+    _wait(lambda: _value(base, 'sum(cssd_path_changes_total{cause="command"})') == 2.0, 20, "two path changes")
+    assert _value(base, 'cssd_path_changes_total{change="offline",cause="command"}') == 1.0
 
     _wait(lambda: _firing(base, "CSSDChannelPathOffline", chpid="0.40"), 30, "CSSDChannelPathOffline 0.40")
     _wait(lambda: _firing(base, "CSSDChannelPathNotConfigured", chpid="0.60"), 30, "CSSDChannelPathNotConfigured 0.60")
