@@ -21,13 +21,13 @@ import Glibc
 /// Families (all `cssd_`; labels bounded by listeners, schema commands and error classes):
 /// - `cssd_qmp_connections_total{listener}`, `cssd_qmp_connections_open{listener}`;
 /// - `cssd_qmp_commands_total{command,outcome}`: `outcome` is `ok` or the QMP error class;
-///   a name the schema does not have (client input, unbounded) is counted as `command="unknown"`,
-///   a request without a usable `execute` as `command="invalid"`;
+///   a name the schema does not have (client input, unbounded) is counted as `command="unknown"`
+///   (a request refused before dispatch, without a usable `execute`, is not a command);
 /// - `cssd_qmp_command_duration_seconds{command}`: time in dispatch on the event loop;
 /// - linux-sysfs only: `cssd_backend_readings_total`, `cssd_backend_read_errors_total`,
 ///   `cssd_backend_last_reading_duration_seconds`, `cssd_backend_last_good_reading_timestamp_seconds`.
 public final class MetricsRecorder: ServerObserver, @unchecked Sendable {
-    // `commands`, `unknown` and `invalid` are touched only on the server's event loop.
+    // `commands` and `unknown` are touched only on the server's event loop.
 
     /// Where every family lives; the endpoint renders it.
     public let registry: PrometheusCollectorRegistry
@@ -36,7 +36,6 @@ public final class MetricsRecorder: ServerObserver, @unchecked Sendable {
     /// never become keys (they are client input): they count under `unknown`.
     private var commands: [String: CommandSeries] = [:]
     private lazy var unknown = CommandSeries(name: "unknown", registry: registry)
-    private lazy var invalid = CommandSeries(name: "invalid", registry: registry)
     private let backend: BackendMetrics?
 
     /// Buckets of the command-duration histogram: 10 µs to 1 s (a command runs in
@@ -133,19 +132,15 @@ public final class MetricsRecorder: ServerObserver, @unchecked Sendable {
 
     // MARK: ServerObserver
 
-    public func commandCompleted(_ request: JSON, result: Result<JSON, QMPError>, duration: Duration) {
+    public func commandCompleted(_ command: String, result: Result<JSON, QMPError>, duration: Duration) {
         let series: CommandSeries
-        if let name = (request["execute"] ?? request["exec-oob"])?.stringValue {
-            if let known = commands[name] {
-                series = known
-            } else if knownCommands.contains(name) {
-                series = CommandSeries(name: name, registry: registry)
-                commands[name] = series
-            } else {
-                series = unknown
-            }
+        if let known = commands[command] {
+            series = known
+        } else if knownCommands.contains(command) {
+            series = CommandSeries(name: command, registry: registry)
+            commands[command] = series
         } else {
-            series = invalid
+            series = unknown
         }
         switch result {
         case .success: series.count(nil)
