@@ -1,18 +1,13 @@
 // SPDX-License-Identifier: MIT
 // cssd: QMP control server for the s390 channel subsystem.
 
-import CSSBackend
 import Prometheus
 import QMPCommands
 import QMPSchema
 import QMPServer
 import QMPWire
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
-/// The metrics cssd counts as things happen (commands, connections, backend readings), kept
+/// The metrics cssd counts as things happen (commands, connections), kept
 /// in a swift-prometheus registry that the scrape-time collector (`MetricsCollector`) fills
 /// with the rest. The server calls it through `ServerObserver` on its event loop only, so the
 /// per-command table needs no lock: a command costs one dictionary lookup, a counter increment
@@ -23,9 +18,7 @@ import Glibc
 /// - `cssd_qmp_commands_total{command,outcome}`: `outcome` is `ok` or the QMP error class;
 ///   a name the schema does not have (client input, unbounded) is counted as `command="unknown"`
 ///   (a request refused before dispatch, without a usable `execute`, is not a command);
-/// - `cssd_qmp_command_duration_seconds{command}`: time in dispatch on the event loop;
-/// - linux-sysfs only: `cssd_backend_readings_total`, `cssd_backend_read_errors_total`,
-///   `cssd_backend_last_reading_duration_seconds`, `cssd_backend_last_good_reading_timestamp_seconds`.
+/// - `cssd_qmp_command_duration_seconds{command}`: time in dispatch on the event loop.
 public final class MetricsRecorder: ServerObserver, @unchecked Sendable {
     // `commands` and `unknown` are touched only on the server's event loop.
 
@@ -36,7 +29,6 @@ public final class MetricsRecorder: ServerObserver, @unchecked Sendable {
     /// never become keys (they are client input): they count under `unknown`.
     private var commands: [String: CommandSeries] = [:]
     private lazy var unknown = CommandSeries(name: "unknown", registry: registry)
-    private let backend: BackendMetrics?
 
     /// Buckets of the command-duration histogram: 10 µs to 1 s (a command runs in
     /// microseconds; a 65,536-subchannel vary in milliseconds).
@@ -87,47 +79,12 @@ public final class MetricsRecorder: ServerObserver, @unchecked Sendable {
         }
     }
 
-    private struct BackendMetrics: Sendable {
-        let readings: Counter
-        let errors: Counter
-        let lastDuration: Gauge
-        let lastGood: Gauge
-    }
-
-    /// - Parameters:
-    ///   - registry: where to keep the families.
-    ///   - observedBackend: whether the backend is read again over time (linux-sysfs): only
-    ///     then are the backend families exported; the start-up reading counts as the first
-    ///     good one.
-    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), observedBackend: Bool) {
+    /// - Parameter registry: where to keep the families.
+    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
         // The embedded schema is compiled in and validated by tests; an empty set only means
         // every command would count as "unknown".
         knownCommands = Set(((try? Schema.embedded())?.commands ?? []).map(\.name))
-        if observedBackend {
-            let backend = BackendMetrics(
-                readings: registry.makeCounter(
-                    descriptor: .init(
-                        namespace: "cssd", subsystem: "backend", metricName: "readings", unitName: "total",
-                        helpText: "Readings of the observed machine (linux-sysfs), good or not.")),
-                errors: registry.makeCounter(
-                    descriptor: .init(
-                        namespace: "cssd", subsystem: "backend", metricName: "read_errors", unitName: "total",
-                        helpText: "Readings of the observed machine that failed (the last good view is kept).")),
-                lastDuration: registry.makeGauge(
-                    descriptor: .init(
-                        namespace: "cssd", subsystem: "backend", metricName: "last_reading_duration",
-                        unitName: "seconds", helpText: "How long the last reading of the observed machine took.")),
-                lastGood: registry.makeGauge(
-                    descriptor: .init(
-                        namespace: "cssd", subsystem: "backend", metricName: "last_good_reading_timestamp",
-                        unitName: "seconds",
-                        helpText: "When the observed machine was last read successfully (Unix time).")))
-            backend.lastGood.set(to: Self.unixTime())
-            self.backend = backend
-        } else {
-            backend = nil
-        }
     }
 
     // MARK: ServerObserver
@@ -159,13 +116,6 @@ public final class MetricsRecorder: ServerObserver, @unchecked Sendable {
         connections(listener).open.decrement()
     }
 
-    public func backendRead(duration: Duration, error: BackendError?) {
-        guard let backend else { return }
-        backend.readings.increment()
-        backend.lastDuration.set(to: Self.seconds(duration))
-        if error == nil { backend.lastGood.set(to: Self.unixTime()) } else { backend.errors.increment() }
-    }
-
     // MARK: Families
 
     /// The registry returns the existing collector for a known label set.
@@ -190,10 +140,4 @@ public final class MetricsRecorder: ServerObserver, @unchecked Sendable {
         return Double(seconds) + Double(attoseconds) / 1e18
     }
 
-    /// Wall-clock time as Prometheus timestamps it (for `time() - x` in rules).
-    static func unixTime() -> Double {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
-    }
 }

@@ -193,7 +193,7 @@ struct CSSD: AsyncParsableCommand {
         let watch = BackendWatch(
             pollInterval: pollInterval > 0 ? .milliseconds(Int64(pollInterval)) : nil,
             sweepInterval: .milliseconds(Int64(sweepInterval)), inotify: !noInotify, kernelLog: followedLog)
-        let recorder = metrics.map { _ in MetricsRecorder(observedBackend: source is ObservedBackend) }
+        let recorder = metrics.map { _ in MetricsRecorder() }
         let server = try QMPServer(
             configuration: ServerConfiguration(listeners: listeners, options: options, watch: watch),
             backend: source, guests: guests, observer: recorder, logger: logger)
