@@ -5,7 +5,6 @@ import Prometheus
 import QMPCommands
 import QMPSchema
 import QMPServer
-import QMPWire
 
 /// The metrics cssd counts as things happen (commands, connections), kept
 /// in a swift-prometheus registry that the scrape-time collector (`MetricsCollector`) fills
@@ -89,7 +88,7 @@ public final class MetricsRecorder: ServerObserver, @unchecked Sendable {
 
     // MARK: ServerObserver
 
-    public func commandCompleted(_ command: String, result: Result<JSON, QMPError>, duration: Duration) {
+    public func commandCompleted(_ command: String, error: QMPError.Class?, duration: Duration) {
         let series: CommandSeries
         if let known = commands[command] {
             series = known
@@ -99,10 +98,7 @@ public final class MetricsRecorder: ServerObserver, @unchecked Sendable {
         } else {
             series = unknown
         }
-        switch result {
-        case .success: series.count(nil)
-        case .failure(let error): series.count(error.errorClass)
-        }
+        series.count(error)
         series.duration.record(duration)
     }
 
