@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.13.2"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // jansson, the JSON library, through a module map (Debian: libjansson-dev).
@@ -73,10 +74,26 @@ let package = Package(
             ],
             swiftSettings: fuzzFlags
         ),
+        // The Prometheus endpoint: scrape-time collection from the server state, the HTTP/1
+        // listener (NIOHTTP1) and the exposition (swift-prometheus; OpenMetrics framing on top).
+        // swift-prometheus' registry is used directly, not through swift-metrics (its dependency,
+        // 2.13.0 here): swift-metrics' API has no help text, and a family without one fails
+        // `promtool check metrics` ("no help text").
+        .target(
+            name: "CSSDMetrics",
+            dependencies: [
+                "QMPServer", "QMPCommands", "QMPWire", "CSSModel", "CSSBackend", "PathEvents", "VFIOCCW",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "cssd",
             dependencies: [
-                "QMPServer", "TopologyFile", "CSSModel", "CSSBackend", "LinuxSysfs", "VFIOCCW", "StateStore",
+                "CSSDMetrics", "QMPServer", "TopologyFile", "CSSModel", "CSSBackend", "LinuxSysfs", "VFIOCCW", "StateStore",
                 "PathEvents",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -146,6 +163,17 @@ let package = Package(
             dependencies: ["QMPCommands", "QMPSchema", "QMPWire", "CSSModel", "PathEvents", "VFIOCCW"]
         ),
         .testTarget(name: "CSSModelTests", dependencies: ["CSSModel"]),
+        .testTarget(
+            name: "CSSDMetricsTests",
+            dependencies: [
+                "CSSDMetrics", "QMPServer", "QMPCommands", "CSSModel", "PathEvents", "VFIOCCW",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(name: "PathEventsTests", dependencies: ["PathEvents", "CSSModel", "VFIOCCW"]),
         .testTarget(name: "VFIOCCWTests", dependencies: ["VFIOCCW", "CSSModel"]),
         .testTarget(name: "LinuxSysfsTests", dependencies: ["LinuxSysfs", "CSSBackend", "CSSModel", "PathEvents"]),

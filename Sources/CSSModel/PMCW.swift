@@ -76,6 +76,11 @@ public struct PMCW: Hashable, Sendable {
         self.chars = chars
     }
 
+    /// Whether the subchannel has a path it can use: one installed (PIM), available (PAM),
+    /// operational (POM) and varied online (LPM). False is what takes a DASD down (Linux
+    /// dasd: "no operational path"). A subchannel without paths (PIM 0) has none either.
+    public var hasOperationalPath: Bool { pim & pam & pom & lpm != 0 }
+
     /// Interruption subclass, 0...7.
     public var isc: UInt8 {
         get { UInt8((flags & Flags.isc) >> 11) }

@@ -14,12 +14,14 @@ extension Subsystem {
     public mutating func setObservedMasks(_ id: SubchannelID, pam: UInt8, pom: UInt8, lpm: UInt8) throws(ModelError) {
         guard let index = recordIndex[id.rawValue].map({ Int($0) }) else { throw .unknownSubchannel(id) }
         var pmcw = records[index].schib.pmcw
+        let before = pmcw.hasOperationalPath
         pmcw.pam = pam & pmcw.pim
         pmcw.pom = pom
         pmcw.lpm = lpm & pmcw.pim
         pmcw.pnom = pmcw.pim & ~pom
         records[index].schib.pmcw = pmcw
         records[index].schib.scsw.pathNotOperational = pmcw.pnom != 0
+        noteOperationalPath(cssid: id.cssid, before: before, after: pmcw.hasOperationalPath)
     }
 
     /// Whether `other` describes the same subchannels with the same installed paths, so that

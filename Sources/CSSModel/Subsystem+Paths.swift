@@ -143,18 +143,29 @@ extension Subsystem {
         let list = members[path]
         var affected: [AffectedSubchannel] = []
         affected.reserveCapacity(list.count)
+        // Every member of a path is in the path's css: one count to adjust.
+        var lostOperational = 0
         records.withUnsafeMutableBufferPointer { records in
             for entry in list {
-                if let change = update.apply(to: &records[Int(entry >> 3)], slot: Int(entry & 7)) {
+                let index = Int(entry >> 3)
+                let before = records[index].schib.pmcw.hasOperationalPath
+                if let change = update.apply(to: &records[index], slot: Int(entry & 7)) {
                     affected.append(change)
+                    let after = records[index].schib.pmcw.hasOperationalPath
+                    if before != after { lostOperational += after ? -1 : 1 }
                 }
             }
         }
+        if lostOperational != 0 { withoutOperationalPath[paths[path].id.cssid, default: 0] += lostOperational }
         return affected
     }
 
     private mutating func apply(_ update: MaskUpdate, toRecord index: Int, slot: Int) -> AffectedSubchannel? {
-        update.apply(to: &records[index], slot: slot)
+        let before = records[index].schib.pmcw.hasOperationalPath
+        let change = update.apply(to: &records[index], slot: slot)
+        noteOperationalPath(
+            cssid: records[index].id.cssid, before: before, after: records[index].schib.pmcw.hasOperationalPath)
+        return change
     }
 }
 

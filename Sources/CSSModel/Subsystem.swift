@@ -29,6 +29,11 @@ public struct Subsystem: Sendable {
     public private(set) var cssids: [UInt8]
     /// CRWs lost per css.
     var lostByCSS: [UInt8: Int] = [:]
+    /// Per css: subchannels with no operational path (`PMCW.hasOperationalPath` false). Kept
+    /// up to date by every operation that changes a mask, so that reading it costs O(1) at
+    /// any size (a metrics scrape must not walk 262,144 subchannels); the tests check it
+    /// against a full recount after random operations.
+    var withoutOperationalPath: [UInt8: Int] = [:]
 
     /// The machine's CRW queue.
     public internal(set) var crwQueue: CRWQueue
@@ -127,6 +132,9 @@ public struct Subsystem: Sendable {
             recordIndex[sch.id.rawValue] = Int32(index)
         }
         for index in paths.indices { paths[index].subchannelCount = members[index].count }
+        for record in records where !record.schib.pmcw.hasOperationalPath {
+            withoutOperationalPath[record.id.cssid, default: 0] += 1
+        }
         self.records = records
         self.recordIndex = recordIndex
         self.deviceIndex = deviceIndex
@@ -183,6 +191,27 @@ public struct Subsystem: Sendable {
         return CSSSummary(
             cssid: cssid, subchannels: end - first, channelPaths: paths.count { $0.id.cssid == cssid },
             crwsQueued: crwQueue.pendingCount(cssid: cssid), crwsLost: lostByCSS[cssid, default: 0])
+    }
+
+    /// The subchannels of css `cssid` that have no operational path left: no bit set in
+    /// PIM & PAM & POM & LPM, the condition that takes a DASD down. O(1): maintained by the
+    /// operations that change masks (the initial count is taken when the model is built).
+    public func subchannelsWithoutOperationalPath(cssid: UInt8) -> Int {
+        withoutOperationalPath[cssid, default: 0]
+    }
+
+    /// Counts the subchannels without an operational path by walking every one: O(subchannels).
+    /// The reference the maintained count (`subchannelsWithoutOperationalPath`) is tested against.
+    public func recountSubchannelsWithoutOperationalPath(cssid: UInt8) -> Int {
+        records.count { $0.id.cssid == cssid && !$0.schib.pmcw.hasOperationalPath }
+    }
+
+    /// Records that a subchannel of `cssid` went from having an operational path (`before`)
+    /// to `after`.
+    @inline(__always)
+    mutating func noteOperationalPath(cssid: UInt8, before: Bool, after: Bool) {
+        guard before != after else { return }
+        withoutOperationalPath[cssid, default: 0] += after ? -1 : 1
     }
 
     /// An estimate of the heap bytes the model's storage takes (records, indexes, member
@@ -250,6 +279,8 @@ public struct Subsystem: Sendable {
             current.pmcw.chars & ~PMCW.Characteristics.modifiable | schib.pmcw.chars & PMCW.Characteristics.modifiable
         updated.mba = schib.mba
         records[index].schib = updated
+        noteOperationalPath(
+            cssid: id.cssid, before: current.pmcw.hasOperationalPath, after: updated.pmcw.hasOperationalPath)
         return ModifySubchannelResult(cc: 0, changed: updated != current)
     }
 

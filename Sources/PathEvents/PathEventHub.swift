@@ -42,6 +42,8 @@ public struct PathEventHub: Sendable {
     private var nextSequence: UInt64 = 1
     /// A small number per guest name, for coalescing keys.
     private var guestNumbers: [String: UInt32] = [:]
+    /// What ended subscriptions counted, per granularity (`totals()`).
+    private(set) var retiredTotals: [PathEventGranularity: PathEventTotals] = [:]
 
     public init(maxSubscriptionsPerOwner: Int = 64, maxQueuedPerOwner: Int = 1 << 20) {
         self.maxSubscriptionsPerOwner = maxSubscriptionsPerOwner
@@ -117,6 +119,7 @@ public struct PathEventHub: Sendable {
     }
 
     private mutating func remove(_ subscription: Subscription) {
+        retiredTotals[subscription.filter.granularity, default: PathEventTotals()].add(subscription, live: false)
         subscriptions[subscription.id] = nil
         byOwner[subscription.owner]?.removeAll { $0 == subscription.id }
         if byOwner[subscription.owner]?.isEmpty == true { byOwner[subscription.owner] = nil }
@@ -139,6 +142,10 @@ public struct PathEventHub: Sendable {
 
     /// Whether `owner` holds a subscription (O(1)).
     public func hasSubscriptions(_ owner: Int) -> Bool { byOwner[owner] != nil }
+
+    func forEachSubscription(_ body: (Subscription) -> Void) {
+        for subscription in subscriptions.values { body(subscription) }
+    }
 
     // MARK: Publishing
 

@@ -83,6 +83,8 @@ public final class ServerState {
     public var durability: DurableLog?
     /// Called by `quit`; the network layer stops the server after flushing the reply.
     public var onShutdownRequest: ((ShutdownCause) -> Void)?
+    /// Told of every executed request (metrics); nil: nothing is measured.
+    public var commandObserver: CommandObserver?
     private var lastConnectionID = 0
 
     struct Entry {

@@ -85,18 +85,22 @@ public final class QMPServer: Service, @unchecked Sendable {
     ///   - backend: the source of truth; nil: the model of `configuration.subsystem`.
     ///   - guests: the guests over it.
     ///   - journal: the path-change journal (a restored epoch); nil: a new one.
+    ///   - observer: told of commands, connections and backend readings (metrics).
     ///   - prepare: run on the new state before any connection (restores a state dir).
     public init(
         configuration: ServerConfiguration, backend: ChannelSubsystemBackend? = nil, guests: Guests = Guests(),
-        journal: PathEventJournal? = nil, logger: Logger, prepare: ((ServerState) throws -> Void)? = nil
+        journal: PathEventJournal? = nil, observer: ServerObserver? = nil, logger: Logger,
+        prepare: ((ServerState) throws -> Void)? = nil
     ) throws {
         self.configuration = configuration
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let state = try ServerState.standard(
             options: configuration.options, backend: backend ?? configuration.subsystem.map { ModelBackend($0) },
             guests: guests, journal: journal)
+        state.commandObserver = observer
         try prepare?(state)
         self.core = ServerCore(loop: group.next(), state: state, logger: logger)
+        core.observer = observer
         (shutdownStream, shutdownContinuation) = AsyncStream.makeStream(of: ShutdownCause.self)
         let continuation = shutdownContinuation
         let loop = core.loop
@@ -196,6 +200,16 @@ public final class QMPServer: Service, @unchecked Sendable {
         shutdownContinuation.yield(cause)
     }
 
+    /// The event loop group the server runs on (one loop): other endpoints of cssd (metrics)
+    /// bind on it, so that they see `state` from the same thread as the QMP connections.
+    public var eventLoopGroup: EventLoopGroup { group }
+
+    /// The loop every connection, the model and `state` live on.
+    public var eventLoop: EventLoop { core.loop }
+
+    /// The server's shared state; touch it only on `eventLoop`.
+    public var state: ServerState { core.state }
+
     /// Number of open connections (for tests and logs).
     public func connectionCount() async -> Int {
         let core = self.core
@@ -217,6 +231,10 @@ public final class QMPServer: Service, @unchecked Sendable {
             .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 16384, maximum: 65536))
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let observer = core.observer {
+                        observer.connectionOpened(listener: listener)
+                        channel.closeFuture.whenComplete { _ in observer.connectionClosed(listener: listener) }
+                    }
                     let session = QMPSession(server: core.state, readOnly: readOnly)
                     try channel.pipeline.syncOperations.addHandler(
                         QMPConnectionHandler(session: session, core: core, inputBacklog: inputBacklog))

@@ -253,19 +253,32 @@ public final class QMPSession: SessionControl {
             return
         }
         let id = request.replyID
+        let started = server.commandObserver != nil ? ContinuousClock.now : nil
+        // The reply to write now; nil when it waits for deferred work (`completeDeferred`).
+        let result: Result<JSON, QMPError>?
         if let log = server.durability, log.records(request.command) {
-            handleDurably(request, text: value.serialized(), id: id, log: log, into: &output)
-            return
+            result = runDurably(request, text: value.serialized(), id: id, log: log)
+        } else {
+            switch Dispatcher.dispatch(request, server: server, session: self) {
+            case .success(.reply(let value)): result = .success(value)
+            case .success(.deferred(let work)): result = deferIfBlocking(work, id: id) ? nil : work.runInline()
+            case .failure(let error): result = .failure(error)
+            }
         }
-        let result: Result<JSON, QMPError>
-        switch Dispatcher.dispatch(request, server: server, session: self) {
-        case .success(.reply(let value)): result = .success(value)
-        case .success(.deferred(let work)):
-            guard !deferIfBlocking(work, id: id) else { return }
-            result = work.runInline()
-        case .failure(let error): result = .failure(error)
+        if let started {
+            // A deferred reply is counted at dispatch, as a success.
+            if case .failure(let error)? = result {
+                observe(request.command, error: error.errorClass, since: started)
+            } else {
+                observe(request.command, error: nil, since: started)
+            }
         }
-        reply(result, id: id, into: &output)
+        if let result { reply(result, id: id, into: &output) }
+    }
+
+    /// Tells the server's command observer (metrics) of a dispatched command.
+    private func observe(_ command: String, error: QMPError.Class?, since started: ContinuousClock.Instant) {
+        server.commandObserver?.commandCompleted(command, error: error, duration: ContinuousClock.now - started)
     }
 
     /// Off the loop only with a loop to defer to and something that blocks: the reply is then
@@ -282,9 +295,10 @@ public final class QMPSession: SessionControl {
     /// for the record to be durable, through the deferred-reply path (the wait runs off the
     /// loop). Its events wait too (`heldFrom`, `deliverableThrough`). A command that fails, or
     /// that deferred its own reply (a sysfs write), is not recorded.
-    private func handleDurably(
-        _ request: QMPRequest, text: String, id: QMPReplyID, log: DurableLog, into output: inout ByteBuffer
-    ) {
+    /// - Returns: the reply to write now; nil when it waits for the record (or a sysfs write).
+    private func runDurably(
+        _ request: QMPRequest, text: String, id: QMPReplyID, log: DurableLog
+    ) -> Result<JSON, QMPError>? {
         let clock = server.clock
         let time = clock()
         server.clock = { time }
@@ -298,8 +312,7 @@ public final class QMPSession: SessionControl {
                 // A write that blocks (a sysfs write) changes the host, which stays the truth:
                 // not recorded.
                 server.clock = clock
-                if !deferIfBlocking(work, id: id) { reply(work.runInline(), id: id, into: &output) }
-                return
+                return deferIfBlocking(work, id: id) ? nil : work.runInline()
             }
             result = work.runInline()  // the model's write: nothing blocks, it is recorded
         }
@@ -312,8 +325,7 @@ public final class QMPSession: SessionControl {
                     request: text, time: time, sequences: after > before ? (before + 1)...after : nil)
                 _ = log.waitUntilDurable(token)
             }
-            reply(result, id: id, into: &output)
-            return
+            return result
         }
         let token = log.append(
             request: text, time: time, sequences: after > before ? (before + 1)...after : nil)
@@ -327,6 +339,7 @@ public final class QMPSession: SessionControl {
                 return value
             })
         state = .waiting(PendingReply(id: id, work: work, blocking: work.blocking!, oob: oob))
+        return nil
     }
 
     /// Writes a command's reply.

@@ -21,6 +21,8 @@ final class ServerCore: @unchecked Sendable {
     let logger: Logger
     private var connections: [Int: QMPConnectionHandler] = [:]
     private(set) var connectionCount = 0
+    /// Told of connections and backend readings (metrics); set before the server starts.
+    var observer: ServerObserver?
     /// Runs commands' blocking parts (sysfs writes) off the event loop, one at a time.
     let blockingPool = NIOThreadPool(numberOfThreads: 1)
 

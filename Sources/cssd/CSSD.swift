@@ -3,6 +3,7 @@
 
 import ArgumentParser
 import CSSBackend
+import CSSDMetrics
 import CSSModel
 import LinuxSysfs
 import Logging
@@ -86,6 +87,14 @@ struct CSSD: AsyncParsableCommand {
         help: "linux-sysfs: do not also watch the tree with inotify (real sysfs notifies few attributes).")
     var noInotify = false
 
+    @Option(
+        name: .customLong("metrics"),
+        help: """
+            Serve Prometheus metrics at GET /metrics over HTTP on tcp:HOST:PORT (port 0 picks a \
+            free one; the bound address is logged as 'metrics listening').
+            """)
+    var metrics: String?
+
     @Flag(name: .customLong("allow-quit"), help: "Provide the quit command, which stops the server.")
     var allowQuit = false
 
@@ -140,6 +149,11 @@ struct CSSD: AsyncParsableCommand {
         }
         guard pollInterval >= 0 else { throw ValidationError("--poll-interval must be 0 or more milliseconds") }
         guard sweepInterval >= 1 else { throw ValidationError("--sweep-interval must be 1 or more milliseconds") }
+        if let metrics {
+            guard case .tcp = try? ListenAddress(parsing: metrics) else {
+                throw ValidationError("--metrics: '\(metrics)' is not tcp:HOST:PORT (Prometheus scrapes over TCP)")
+            }
+        }
         guard (1...(1 << 20)).contains(eventQueueLimit) else {
             throw ValidationError("--event-queue-limit must be between 1 and 1048576 events")
         }
@@ -219,12 +233,13 @@ struct CSSD: AsyncParsableCommand {
                 throw ExitCode(1)
             }
         }
+        let recorder = metrics.map { _ in MetricsRecorder() }
         let started = ContinuousClock.now
         let server: QMPServer
         do {
             server = try QMPServer(
                 configuration: ServerConfiguration(listeners: listeners, options: options, watch: watch),
-                backend: source, guests: guests, journal: journal, logger: logger
+                backend: source, guests: guests, journal: journal, observer: recorder, logger: logger
             ) { state in
                 guard let store else { return }
                 let restored = try store.restore(into: state)
@@ -251,6 +266,11 @@ struct CSSD: AsyncParsableCommand {
             throw ExitCode(1)
         }
         do {
+            // Metrics first: it cannot leave QMP socket files behind if it fails to bind.
+            if let metrics, let recorder, case .tcp(let host, let port) = try ListenAddress(parsing: metrics) {
+                _ = try await MetricsEndpoint.start(
+                    .init(host: host, port: port), server: server, recorder: recorder, logger: logger)
+            }
             try await server.start()
         } catch {
             logger.critical("\(error)")

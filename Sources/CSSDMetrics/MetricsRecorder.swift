@@ -1,0 +1,139 @@
+// SPDX-License-Identifier: MIT
+// cssd: QMP control server for the s390 channel subsystem.
+
+import Prometheus
+import QMPCommands
+import QMPSchema
+import QMPServer
+
+/// The metrics cssd counts as things happen (commands, connections), kept
+/// in a swift-prometheus registry that the scrape-time collector (`MetricsCollector`) fills
+/// with the rest. The server calls it through `ServerObserver` on its event loop only, so the
+/// per-command table needs no lock: a command costs one dictionary lookup, a counter increment
+/// and a histogram record (series are made on first use).
+///
+/// Families (all `cssd_`; labels bounded by listeners, schema commands and error classes):
+/// - `cssd_qmp_connections_total{listener}`, `cssd_qmp_connections_open{listener}`;
+/// - `cssd_qmp_commands_total{command,outcome}`: `outcome` is `ok` or the QMP error class;
+///   a name the schema does not have (client input, unbounded) is counted as `command="unknown"`
+///   (a request refused before dispatch, without a usable `execute`, is not a command);
+/// - `cssd_qmp_command_duration_seconds{command}`: time in dispatch on the event loop.
+public final class MetricsRecorder: ServerObserver, @unchecked Sendable {
+    // `commands` and `unknown` are touched only on the server's event loop.
+
+    /// Where every family lives; the endpoint renders it.
+    public let registry: PrometheusCollectorRegistry
+    private let knownCommands: Set<String>
+    /// Series of the schema's commands seen so far, by name. Names the schema does not have
+    /// never become keys (they are client input): they count under `unknown`.
+    private var commands: [String: CommandSeries] = [:]
+    private lazy var unknown = CommandSeries(name: "unknown", registry: registry)
+
+    /// Buckets of the command-duration histogram: 10 µs to 1 s (a command runs in
+    /// microseconds; a 65,536-subchannel vary in milliseconds).
+    static let durationBuckets: [Duration] = [
+        .microseconds(10), .microseconds(25), .microseconds(50), .microseconds(100), .microseconds(250),
+        .microseconds(500), .milliseconds(1), .milliseconds(2.5), .milliseconds(5), .milliseconds(10),
+        .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .seconds(1),
+    ]
+
+    /// One command's duration histogram and its counter per outcome.
+    private final class CommandSeries {
+        let name: String
+        let registry: PrometheusCollectorRegistry
+        let duration: DurationHistogram
+        private var ok: Counter?
+        private var errors: [QMPError.Class: Counter] = [:]
+
+        init(name: String, registry: PrometheusCollectorRegistry) {
+            self.name = name
+            self.registry = registry
+            duration = registry.makeDurationHistogram(
+                descriptor: .init(
+                    namespace: "cssd", subsystem: "qmp", metricName: "command_duration", unitName: "seconds",
+                    helpText: "Time a QMP command spent in dispatch on the server's event loop."),
+                labels: [("command", name)], buckets: MetricsRecorder.durationBuckets)
+        }
+
+        func count(_ outcome: QMPError.Class?) {
+            if let outcome {
+                if let counter = errors[outcome] { return counter.increment() }
+                let counter = make(outcome.rawValue)
+                errors[outcome] = counter
+                counter.increment()
+            } else {
+                if let ok { return ok.increment() }
+                let counter = make("ok")
+                ok = counter
+                counter.increment()
+            }
+        }
+
+        private func make(_ outcome: String) -> Counter {
+            registry.makeCounter(
+                descriptor: .init(
+                    namespace: "cssd", subsystem: "qmp", metricName: "commands", unitName: "total",
+                    helpText: "QMP requests executed, by command and outcome (ok or the QMP error class)."),
+                labels: [("command", name), ("outcome", outcome)])
+        }
+    }
+
+    /// - Parameter registry: where to keep the families.
+    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+        self.registry = registry
+        // The embedded schema is compiled in and validated by tests; an empty set only means
+        // every command would count as "unknown".
+        knownCommands = Set(((try? Schema.embedded())?.commands ?? []).map(\.name))
+    }
+
+    // MARK: ServerObserver
+
+    public func commandCompleted(_ command: String, error: QMPError.Class?, duration: Duration) {
+        let series: CommandSeries
+        if let known = commands[command] {
+            series = known
+        } else if knownCommands.contains(command) {
+            series = CommandSeries(name: command, registry: registry)
+            commands[command] = series
+        } else {
+            series = unknown
+        }
+        series.count(error)
+        series.duration.record(duration)
+    }
+
+    public func connectionOpened(listener: Listener) {
+        let (total, open) = connections(listener)
+        total.increment()
+        open.increment()
+    }
+
+    public func connectionClosed(listener: Listener) {
+        connections(listener).open.decrement()
+    }
+
+    // MARK: Families
+
+    /// The registry returns the existing collector for a known label set.
+    private func connections(_ listener: Listener) -> (total: Counter, open: Gauge) {
+        let labels = [("listener", listener.address.description)]
+        return (
+            registry.makeCounter(
+                descriptor: .init(
+                    namespace: "cssd", subsystem: "qmp", metricName: "connections", unitName: "total",
+                    helpText: "QMP connections accepted, by listener."),
+                labels: labels),
+            registry.makeGauge(
+                descriptor: .init(
+                    namespace: "cssd", subsystem: "qmp", metricName: "connections_open", unitName: "",
+                    helpText: "QMP connections open now, by listener."),
+                labels: labels)
+        )
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        let (seconds, attoseconds) = duration.components
+        return Double(seconds) + Double(attoseconds) / 1e18
+    }
+
+}
