@@ -31,6 +31,13 @@ let package = Package(
             pkgConfig: "jansson",
             providers: [.apt(["libjansson-dev"])]
         ),
+        // RabbitMQ's C client (rabbitmq-c; Debian: librabbitmq-dev) through a module map. Only
+        // PathNotify imports it.
+        .systemLibrary(
+            name: "CRabbitMQ",
+            pkgConfig: "librabbitmq",
+            providers: [.apt(["librabbitmq-dev"])]
+        ),
         // Framing of the incoming byte stream, JSON values, reply encoding.
         .target(
             name: "QMPWire",
@@ -72,10 +79,21 @@ let package = Package(
             ],
             swiftSettings: fuzzFlags
         ),
+        // --notify: path changes as oslo.messaging notifications on RabbitMQ, from a thread of
+        // its own with a bounded outbox.
+        .target(
+            name: "PathNotify",
+            dependencies: [
+                "CRabbitMQ", "QMPCommands", "QMPWire", "PathEvents", "CSSModel", "VFIOCCW",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         .executableTarget(
             name: "cssd",
             dependencies: [
-                "QMPServer", "TopologyFile", "CSSModel", "CSSBackend", "LinuxSysfs", "VFIOCCW",
+                "QMPServer", "PathNotify", "TopologyFile", "CSSModel", "CSSBackend", "LinuxSysfs", "VFIOCCW",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -135,6 +153,10 @@ let package = Package(
         ),
         .testTarget(name: "CSSModelTests", dependencies: ["CSSModel"]),
         .testTarget(name: "PathEventsTests", dependencies: ["PathEvents", "CSSModel", "VFIOCCW"]),
+        .testTarget(
+            name: "PathNotifyTests",
+            dependencies: ["PathNotify", "QMPCommands", "QMPWire", "PathEvents", "CSSModel"]
+        ),
         .testTarget(name: "VFIOCCWTests", dependencies: ["VFIOCCW", "CSSModel"]),
         .testTarget(name: "LinuxSysfsTests", dependencies: ["LinuxSysfs", "CSSBackend", "CSSModel", "PathEvents"]),
         .testTarget(

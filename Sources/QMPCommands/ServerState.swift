@@ -73,6 +73,9 @@ public final class ServerState {
     }
     /// Called by `quit`; the network layer stops the server after flushing the reply.
     public var onShutdownRequest: ((ShutdownCause) -> Void)?
+    /// `query-notify`'s reply while `--notify` publishes path events (the notifier's status);
+    /// nil without it.
+    public var notifyStatus: (() -> JSON)?
     private var lastConnectionID = 0
 
     struct Entry {

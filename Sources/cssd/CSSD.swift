@@ -6,6 +6,7 @@ import CSSBackend
 import CSSModel
 import LinuxSysfs
 import Logging
+import PathNotify
 import NIOCore
 import QMPCommands
 import QMPServer
@@ -103,6 +104,9 @@ struct CSSD: AsyncParsableCommand {
             """)
     var eventQueueLimit: Int = ServerOptions().eventQueueLimit
 
+    @OptionGroup(title: "Notifications on the AMQP bus")
+    var notify: NotifyOptions
+
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError(
@@ -182,6 +186,13 @@ struct CSSD: AsyncParsableCommand {
         let server = try QMPServer(
             configuration: ServerConfiguration(listeners: listeners, options: options, watch: watch),
             backend: source, guests: guests, logger: logger)
+        // The notifier lives as long as the server (the pipeline holds its sinks weakly).
+        var notifier: PathNotifier?
+        if let configuration = try notify.configuration() {
+            let publisher = PathNotifier(configuration: configuration, logger: logger)
+            server.addPathChangeSink(publisher, status: publisher.status)
+            notifier = publisher
+        }
         do {
             try await server.start()
         } catch {
@@ -196,6 +207,8 @@ struct CSSD: AsyncParsableCommand {
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
+        notifier?.start()
+        defer { notifier?.stop() }
         try await group.run()
     }
 }

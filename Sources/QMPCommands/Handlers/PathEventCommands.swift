@@ -35,6 +35,9 @@ enum PathEventCommands {
             case .unknownSubscription: fatalError("subscribe never reports an unknown subscription")
             }
         }
+        registry.register("query-notify") { (_, context) throws(QMPError) in
+            context.server.notifyStatus?() ?? .object([("enabled", .bool(false))])
+        }
     }
 
     static func unsubscribePathEvents(_ arguments: UnsubscribePathEventsArguments, _ context: CommandContext)
