@@ -52,7 +52,10 @@ final class AMQPPublisher: @unchecked Sendable {
     /// How long to wait for the broker's confirm of the oldest unconfirmed publish.
     private let confirmTimeoutMillis: Int32 = 10_000
 
-    init(configuration: NotifyConfiguration, outbox: NotificationOutbox, encoder: OsloNotificationEncoder, epoch: String, logger: Logger) {
+    init(
+        configuration: NotifyConfiguration, outbox: NotificationOutbox, encoder: OsloNotificationEncoder, epoch: String,
+        logger: Logger
+    ) {
         self.configuration = configuration
         self.outbox = outbox
         self.encoder = encoder
@@ -169,14 +172,17 @@ final class AMQPPublisher: @unchecked Sendable {
         if opened != AMQP_STATUS_OK.rawValue {
             amqp_destroy_connection(connection)
             return .failure(
-                Failure(description: "cannot reach \(broker.host):\(broker.port): \(String(cString: amqp_error_string2(opened)))"))
+                Failure(
+                    description:
+                        "cannot reach \(broker.host):\(broker.port): \(String(cString: amqp_error_string2(opened)))"))
         }
         let steps: [(String, () -> amqp_rpc_reply_t)] = [
             (
                 "login as '\(configuration.credentials.username)' to vhost '\(broker.vhost)' refused",
                 {
                     cssd_amqp_login_plain(
-                        connection, broker.vhost, self.configuration.credentials.username, self.configuration.credentials.password)
+                        connection, broker.vhost, self.configuration.credentials.username,
+                        self.configuration.credentials.password)
                 }
             ),
             ("opening a channel in confirm mode failed", { cssd_amqp_open_confirmed_channel(connection) }),
@@ -184,14 +190,16 @@ final class AMQPPublisher: @unchecked Sendable {
                 "declaring exchange '\(configuration.exchange)' and queue '\(configuration.topic).info' failed",
                 {
                     cssd_amqp_declare(
-                        connection, self.configuration.exchange, "\(self.configuration.topic).info", self.configuration.durable ? 1 : 0)
+                        connection, self.configuration.exchange, "\(self.configuration.topic).info",
+                        self.configuration.durable ? 1 : 0)
                 }
             ),
             (
                 "declaring queue '\(configuration.topic).warn' failed",
                 {
                     cssd_amqp_declare(
-                        connection, self.configuration.exchange, "\(self.configuration.topic).warn", self.configuration.durable ? 1 : 0)
+                        connection, self.configuration.exchange, "\(self.configuration.topic).warn",
+                        self.configuration.durable ? 1 : 0)
                 }
             ),
         ]

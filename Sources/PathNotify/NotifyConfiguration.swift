@@ -34,7 +34,8 @@ public struct BrokerAddress: Hashable, Sendable, CustomStringConvertible {
             tls = true
             rest = text.dropFirst("amqps://".count)
         } else {
-            throw NotifyConfigurationError("--notify '\(text)': expected amqp://HOST:PORT/VHOST or amqps://HOST:PORT/VHOST")
+            throw NotifyConfigurationError(
+                "--notify '\(text)': expected amqp://HOST:PORT/VHOST or amqps://HOST:PORT/VHOST")
         }
         let authority = rest.prefix { $0 != "/" }
         let path = rest.dropFirst(authority.count).dropFirst()
@@ -45,7 +46,9 @@ public struct BrokerAddress: Hashable, Sendable, CustomStringConvertible {
         var hostPart = Substring(authority)
         var portText: Substring?
         if hostPart.hasPrefix("[") {
-            guard let close = hostPart.firstIndex(of: "]") else { throw NotifyConfigurationError("--notify: unclosed '[' in '\(text)'") }
+            guard let close = hostPart.firstIndex(of: "]") else {
+                throw NotifyConfigurationError("--notify: unclosed '[' in '\(text)'")
+            }
             let after = hostPart[hostPart.index(after: close)...]
             if after.hasPrefix(":") { portText = after.dropFirst() }
             hostPart = hostPart[hostPart.index(after: hostPart.startIndex)..<close]
@@ -130,7 +133,8 @@ public struct BrokerCredentials: Sendable, CustomStringConvertible {
             let line = rawLine.hasSuffix("\r") ? rawLine.dropLast() : rawLine
             if line.allSatisfy({ $0 == " " || $0 == "\t" }) || line.hasPrefix("#") { continue }
             guard let equals = line.firstIndex(of: "=") else {
-                throw NotifyConfigurationError("--notify-credentials \(path): expected 'username=...' and 'password=...' lines")
+                throw NotifyConfigurationError(
+                    "--notify-credentials \(path): expected 'username=...' and 'password=...' lines")
             }
             let key = line[..<equals].trimmingSpaces()
             let value = String(line[line.index(after: equals)...])
@@ -163,7 +167,10 @@ public struct NotifyFilter: Hashable, Sendable {
     public var chpids: Set<ChannelPathID>?
     public var changes: Set<PathEventChange>?
 
-    public init(granularity: PathEventGranularity = .chpid, chpids: Set<ChannelPathID>? = nil, changes: Set<PathEventChange>? = nil) {
+    public init(
+        granularity: PathEventGranularity = .chpid, chpids: Set<ChannelPathID>? = nil,
+        changes: Set<PathEventChange>? = nil
+    ) {
         self.granularity = granularity
         self.chpids = chpids
         self.changes = changes
@@ -190,7 +197,9 @@ public struct NotifyFilter: Hashable, Sendable {
                     throw NotifyConfigurationError("\(error)")
                 }
             }
-            guard !set.isEmpty else { throw NotifyConfigurationError("--notify-chpids: empty; omit it to notify every chpid") }
+            guard !set.isEmpty else {
+                throw NotifyConfigurationError("--notify-chpids: empty; omit it to notify every chpid")
+            }
             self.chpids = set
         }
         if let changes {
@@ -203,7 +212,9 @@ public struct NotifyFilter: Hashable, Sendable {
                 }
                 set.insert(change)
             }
-            guard !set.isEmpty else { throw NotifyConfigurationError("--notify-changes: empty; omit it to notify every change") }
+            guard !set.isEmpty else {
+                throw NotifyConfigurationError("--notify-changes: empty; omit it to notify every change")
+            }
             self.changes = set
         }
     }
@@ -242,9 +253,11 @@ public struct NotifyConfiguration: Sendable {
     public var connectTimeout: Int
 
     public init(
-        broker: BrokerAddress, credentials: BrokerCredentials, caFile: String? = nil, filter: NotifyFilter = NotifyFilter(),
+        broker: BrokerAddress, credentials: BrokerCredentials, caFile: String? = nil,
+        filter: NotifyFilter = NotifyFilter(),
         exchange: String = "openstack", topic: String = "notifications", durable: Bool = false,
-        publisherID: String = "cssd.\(hostName())", maxEvents: Int = 100_000, maxBytes: Int = 64 << 20, window: Int = 256,
+        publisherID: String = "cssd.\(hostName())", maxEvents: Int = 100_000, maxBytes: Int = 64 << 20,
+        window: Int = 256,
         backoff: (first: Double, most: Double) = (0.1, 5), connectTimeout: Int = 5
     ) {
         self.broker = broker

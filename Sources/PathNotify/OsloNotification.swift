@@ -78,7 +78,8 @@ public struct OsloNotificationEncoder: Sendable {
                 ]
                 if let crw = change.crws.first { payload.append(("crw", .integer(Int(crw.rawValue)))) }
                 payload.append(("cause", .string(Self.cause(published.cause))))
-                out.append(make(published.sequence, "cssd.path.\(kind.rawValue)", priority, payload + common, published.time))
+                out.append(
+                    make(published.sequence, "cssd.path.\(kind.rawValue)", priority, payload + common, published.time))
             }
             if filter.granularity != .chpid {
                 for subchannel in change.affected {
@@ -91,7 +92,9 @@ public struct OsloNotificationEncoder: Sendable {
                         ("pnom", .integer(Int(subchannel.pnom))),
                     ]
                     out.append(
-                        make(published.sequence, "cssd.subchannel.\(kind.rawValue)", priority, payload + common, published.time))
+                        make(
+                            published.sequence, "cssd.subchannel.\(kind.rawValue)", priority, payload + common,
+                            published.time))
                 }
             }
         case .guest:
@@ -105,7 +108,9 @@ public struct OsloNotificationEncoder: Sendable {
                 if let crw = guest.crw { payload.append(("crw", .integer(Int(crw.rawValue)))) }
                 let guestPriority = Self.losesPath(guest.change) ? "WARN" : "INFO"
                 out.append(
-                    make(published.sequence, "cssd.guest.\(guest.change.rawValue)", guestPriority, payload + common, published.time))
+                    make(
+                        published.sequence, "cssd.guest.\(guest.change.rawValue)", guestPriority, payload + common,
+                        published.time))
             }
         }
         return out
@@ -113,10 +118,18 @@ public struct OsloNotificationEncoder: Sendable {
 
     /// The gap report: which sequence numbers (inclusive ranges) had notifications that the
     /// outbox could not hold, and how many notifications that was.
-    public func gap(_ ranges: [ClosedRange<UInt64>], dropped: Int, epoch: String, at time: EventTime) -> OsloNotification {
+    public func gap(_ ranges: [ClosedRange<UInt64>], dropped: Int, epoch: String, at time: EventTime)
+        -> OsloNotification
+    {
         let payload: [(String, JSON)] = [
             ("epoch", .string(epoch)),
-            ("missed", .array(ranges.map { .object([("first", .integer(Int($0.lowerBound))), ("last", .integer(Int($0.upperBound)))]) })),
+            (
+                "missed",
+                .array(
+                    ranges.map {
+                        .object([("first", .integer(Int($0.lowerBound))), ("last", .integer(Int($0.upperBound)))])
+                    })
+            ),
             ("dropped", .integer(dropped)),
             ("reason", .string("outbox-overflow")),
         ]
@@ -130,7 +143,9 @@ public struct OsloNotificationEncoder: Sendable {
         }
     }
 
-    private func make(_ sequence: UInt64, _ eventType: String, _ priority: String, _ payload: [(String, JSON)], _ time: EventTime)
+    private func make(
+        _ sequence: UInt64, _ eventType: String, _ priority: String, _ payload: [(String, JSON)], _ time: EventTime
+    )
         -> OsloNotification
     {
         let messageID = randomUUID()
@@ -165,7 +180,8 @@ func randomUUID() -> String {
     bytes[6] = (bytes[6] & 0x0f) | 0x40
     bytes[8] = (bytes[8] & 0x3f) | 0x80
     let hex = bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }
-    return hex[0..<4].joined() + "-" + hex[4..<6].joined() + "-" + hex[6..<8].joined() + "-" + hex[8..<10].joined() + "-"
+    return hex[0..<4].joined() + "-" + hex[4..<6].joined() + "-" + hex[6..<8].joined() + "-" + hex[8..<10].joined()
+        + "-"
         + hex[10..<16].joined()
 }
 

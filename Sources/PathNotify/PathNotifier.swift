@@ -55,7 +55,10 @@ public final class PathNotifier: PathChangeSink {
         if !fitted && !overflowing {
             logger.warning(
                 "notify: outbox full, dropping notifications; a gap notification will name them",
-                metadata: ["max-events": "\(outbox.maxEvents)", "max-bytes": "\(outbox.maxBytes)", "sequence": "\(published.sequence)"])
+                metadata: [
+                    "max-events": "\(outbox.maxEvents)", "max-bytes": "\(outbox.maxBytes)",
+                    "sequence": "\(published.sequence)",
+                ])
         } else if fitted && overflowing {
             logger.notice("notify: outbox has room again", metadata: ["dropped": "\(outbox.counters.dropped)"])
         }
@@ -78,7 +81,10 @@ public final class PathNotifier: PathChangeSink {
             ("gaps", .integer(counters.gapsReported)),
             (
                 "pending-gap",
-                .array(counters.pendingGap.map { .object([("first", .integer(Int($0.lowerBound))), ("last", .integer(Int($0.upperBound)))]) })
+                .array(
+                    counters.pendingGap.map {
+                        .object([("first", .integer(Int($0.lowerBound))), ("last", .integer(Int($0.upperBound)))])
+                    })
             ),
             ("connections", .integer(status.connections)),
         ]

@@ -19,10 +19,14 @@ struct NotifyOptions: ParsableArguments {
         help: "File with 'username=NAME' and 'password=SECRET' lines for the broker (required with --notify).")
     var credentials: String?
 
-    @Option(name: .customLong("notify-ca"), help: "amqps: PEM file of the CA certificates the broker's certificate must chain to.")
+    @Option(
+        name: .customLong("notify-ca"),
+        help: "amqps: PEM file of the CA certificates the broker's certificate must chain to.")
     var caFile: String?
 
-    @Option(name: .customLong("notify-granularity"), help: "chpid (default: one per chpid change), subchannel, both or guest.")
+    @Option(
+        name: .customLong("notify-granularity"),
+        help: "chpid (default: one per chpid change), subchannel, both or guest.")
     var granularity: String?
 
     @Option(name: .customLong("notify-chpids"), help: "Only these chpids, comma-separated (0.40,0.41).")
@@ -39,13 +43,19 @@ struct NotifyOptions: ParsableArguments {
 
     @Flag(
         name: .customLong("notify-durable"),
-        help: "Declare the exchange and queues durable, as oslo.messaging with amqp_durable_queues=true (must match the listeners).")
+        help:
+            "Declare the exchange and queues durable, as oslo.messaging with amqp_durable_queues=true (must match the listeners)."
+    )
     var durable = false
 
-    @Option(name: .customLong("notify-outbox-events"), help: "Notifications held until the broker confirms them (default 100000).")
+    @Option(
+        name: .customLong("notify-outbox-events"),
+        help: "Notifications held until the broker confirms them (default 100000).")
     var outboxEvents: Int = 100_000
 
-    @Option(name: .customLong("notify-outbox-bytes"), help: "Bytes of notifications held until confirmed (default 67108864).")
+    @Option(
+        name: .customLong("notify-outbox-bytes"),
+        help: "Bytes of notifications held until confirmed (default 67108864).")
     var outboxBytes: Int = 64 << 20
 
     /// The configuration, or nil without --notify.
@@ -61,7 +71,9 @@ struct NotifyOptions: ParsableArguments {
         guard let credentials else {
             throw ValidationError("--notify needs --notify-credentials FILE (credentials never go on the command line)")
         }
-        guard (1...10_000_000).contains(outboxEvents) else { throw ValidationError("--notify-outbox-events must be 1..10000000") }
+        guard (1...10_000_000).contains(outboxEvents) else {
+            throw ValidationError("--notify-outbox-events must be 1..10000000")
+        }
         guard (4096...(1 << 34)).contains(outboxBytes) else {
             throw ValidationError("--notify-outbox-bytes must be 4096..17179869184")
         }
@@ -70,7 +82,8 @@ struct NotifyOptions: ParsableArguments {
             if caFile != nil && !address.tls { throw NotifyConfigurationError("--notify-ca needs an amqps:// broker") }
             return NotifyConfiguration(
                 broker: address, credentials: try BrokerCredentials(contentsOf: credentials), caFile: caFile,
-                filter: try NotifyFilter(granularity: granularity, chpids: chpids, changes: changes), exchange: exchange,
+                filter: try NotifyFilter(granularity: granularity, chpids: chpids, changes: changes),
+                exchange: exchange,
                 topic: topic, durable: durable, maxEvents: outboxEvents, maxBytes: outboxBytes)
         } catch {
             throw ValidationError(error.description)

@@ -85,13 +85,16 @@ private func published(_ chpid: String, _ state: VaryState, publisher: PathChang
         let onlineOnly = OsloNotificationEncoder(
             publisherID: "p", topic: "t", filter: try NotifyFilter(granularity: nil, chpids: nil, changes: "online"))
         #expect(onlineOnly.notifications(for: change, epoch: "e").isEmpty)
-        #expect(throws: NotifyConfigurationError.self) { try NotifyFilter(granularity: "nope", chpids: nil, changes: nil) }
+        #expect(throws: NotifyConfigurationError.self) {
+            try NotifyFilter(granularity: "nope", chpids: nil, changes: nil)
+        }
     }
 }
 
 @Suite struct NotificationOutboxTests {
     private func entry(_ sequence: UInt64, size: Int = 10) -> OsloNotification {
-        OsloNotification(sequence: sequence, routingKey: "k", messageID: "m\(sequence)", body: Array(repeating: 0x20, count: size))
+        OsloNotification(
+            sequence: sequence, routingKey: "k", messageID: "m\(sequence)", body: Array(repeating: 0x20, count: size))
     }
 
     @Test func overflowBecomesMergedGapRanges() {
