@@ -171,10 +171,13 @@ final class AMQPPublisher: @unchecked Sendable {
         let opened = cssd_amqp_open(socket, broker.host, Int32(broker.port), Int32(configuration.connectTimeout))
         if opened != AMQP_STATUS_OK.rawValue {
             amqp_destroy_connection(connection)
+            // rabbitmq-c's TLS codes are -0x0200...-0x0204: a broker that answered, but whose
+            // certificate or host name did not verify, is not "unreachable".
+            let reason = String(cString: amqp_error_string2(opened))
+            let place = "\(broker.host):\(broker.port)"
+            let tlsFailed = (-0x0204 ... -0x0200).contains(opened)
             return .failure(
-                Failure(
-                    description:
-                        "cannot reach \(broker.host):\(broker.port): \(String(cString: amqp_error_string2(opened)))"))
+                Failure(description: tlsFailed ? "TLS with \(place) failed: \(reason)" : "cannot reach \(place): \(reason)"))
         }
         let steps: [(String, () -> amqp_rpc_reply_t)] = [
             (

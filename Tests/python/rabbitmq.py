@@ -30,9 +30,11 @@ class Broker:
     """One node; `start()` waits until it accepts AMQP connections, `stop()` until it is gone.
     Restartable with the same ports and data (a broker outage in the middle of a stream)."""
 
-    def __init__(self):
+    def __init__(self, tls=None):
+        """tls: (cacert, cert, key) PEM paths: also listen with TLS on `tls_port`."""
         self.dir = tempfile.mkdtemp(prefix="cssd-rabbit-")
         self.port = free_port()
+        self.tls_port = free_port() if tls else None
         self.dist_port = free_port()
         self.epmd_port = free_port()
         self.name = "cssd%d_%d@localhost" % (os.getpid(), self.port)
@@ -46,6 +48,10 @@ class Broker:
             # Loopback only; guest may connect from loopback (the default).
             f.write("listeners.tcp.1 = 127.0.0.1:%d\n" % self.port)
             f.write("loopback_users.guest = true\n")
+            if tls:
+                f.write("listeners.ssl.1 = 127.0.0.1:%d\n" % self.tls_port)
+                f.write("ssl_options.cacertfile = %s\nssl_options.certfile = %s\nssl_options.keyfile = %s\n" % tls)
+                f.write("ssl_options.verify = verify_none\nssl_options.fail_if_no_peer_cert = false\n")
         self.env = dict(
             os.environ,
             HOME=os.path.join(self.dir, "home"),
