@@ -176,8 +176,8 @@ final class AMQPPublisher: @unchecked Sendable {
             let reason = String(cString: amqp_error_string2(opened))
             let place = "\(broker.host):\(broker.port)"
             let tlsFailed = (-0x0204 ... -0x0200).contains(opened)
-            return .failure(
-                Failure(description: tlsFailed ? "TLS with \(place) failed: \(reason)" : "cannot reach \(place): \(reason)"))
+            let description = tlsFailed ? "TLS with \(place) failed: \(reason)" : "cannot reach \(place): \(reason)"
+            return .failure(Failure(description: description))
         }
         let steps: [(String, () -> amqp_rpc_reply_t)] = [
             (

@@ -6,8 +6,8 @@ import CSSBackend
 import CSSModel
 import LinuxSysfs
 import Logging
-import PathNotify
 import NIOCore
+import PathNotify
 import QMPCommands
 import QMPServer
 import QMPWire
