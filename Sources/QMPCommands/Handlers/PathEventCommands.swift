@@ -35,9 +35,6 @@ enum PathEventCommands {
             case .unknownSubscription: fatalError("subscribe never reports an unknown subscription")
             }
         }
-        registry.register("query-notify") { (_, context) throws(QMPError) in
-            context.server.notifyStatus?() ?? .object([("enabled", .bool(false))])
-        }
     }
 
     static func unsubscribePathEvents(_ arguments: UnsubscribePathEventsArguments, _ context: CommandContext)
@@ -54,6 +51,11 @@ enum PathEventCommands {
 
     static func queryPathEventSubscriptions(_ context: CommandContext) throws(QMPError) -> CommandOutcome {
         .reply(.array(context.server.pathEvents.subscriptions(of: context.session.connectionID).map(info)))
+    }
+
+    /// The `--notify` publisher's state (API/notify.md); `{"enabled": false}` without it.
+    static func queryNotify(_ context: CommandContext) throws(QMPError) -> CommandOutcome {
+        .reply(context.server.notifyStatus?() ?? .object([("enabled", .bool(false))]))
     }
 
     /// The filter the arguments ask for; every id must exist.
