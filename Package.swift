@@ -33,6 +33,13 @@ let package = Package(
             pkgConfig: "jansson",
             providers: [.apt(["libjansson-dev"])]
         ),
+        // RabbitMQ's C client (rabbitmq-c; Debian: librabbitmq-dev) through a module map. Only
+        // PathNotify imports it.
+        .systemLibrary(
+            name: "CRabbitMQ",
+            pkgConfig: "librabbitmq",
+            providers: [.apt(["librabbitmq-dev"])]
+        ),
         // Framing of the incoming byte stream, JSON values, reply encoding.
         .target(
             name: "QMPWire",
@@ -90,11 +97,22 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // --notify: path changes as oslo.messaging notifications on RabbitMQ, from a thread of
+        // its own with a bounded outbox.
+        .target(
+            name: "PathNotify",
+            dependencies: [
+                "CRabbitMQ", "QMPCommands", "QMPWire", "PathEvents", "CSSModel", "VFIOCCW",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         .executableTarget(
             name: "cssd",
             dependencies: [
-                "CSSDMetrics", "QMPServer", "TopologyFile", "CSSModel", "CSSBackend", "LinuxSysfs", "VFIOCCW", "StateStore",
-                "PathEvents",
+                "CSSDMetrics", "QMPServer", "PathNotify", "TopologyFile", "CSSModel", "CSSBackend", "LinuxSysfs",
+                "VFIOCCW", "StateStore", "PathEvents",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -175,6 +193,10 @@ let package = Package(
             ]
         ),
         .testTarget(name: "PathEventsTests", dependencies: ["PathEvents", "CSSModel", "VFIOCCW"]),
+        .testTarget(
+            name: "PathNotifyTests",
+            dependencies: ["PathNotify", "QMPCommands", "QMPWire", "PathEvents", "CSSModel"]
+        ),
         .testTarget(name: "VFIOCCWTests", dependencies: ["VFIOCCW", "CSSModel"]),
         .testTarget(name: "LinuxSysfsTests", dependencies: ["LinuxSysfs", "CSSBackend", "CSSModel", "PathEvents"]),
         .testTarget(

@@ -85,6 +85,9 @@ public final class ServerState {
     public var onShutdownRequest: ((ShutdownCause) -> Void)?
     /// Told of every executed request (metrics); nil: nothing is measured.
     public var commandObserver: CommandObserver?
+    /// `query-notify`'s reply while `--notify` publishes path events (the notifier's status);
+    /// nil without it.
+    public var notifyStatus: (() -> JSON)?
     private var lastConnectionID = 0
 
     struct Entry {

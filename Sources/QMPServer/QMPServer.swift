@@ -168,6 +168,14 @@ public final class QMPServer: Service, @unchecked Sendable {
             ])
     }
 
+    /// Adds a consumer of every published path change besides the connections (the `--notify`
+    /// publisher), and what `query-notify` reports. Call before `start()`; the caller keeps the
+    /// sink alive (it is held weakly). `status` runs on the event loop and must not block.
+    public func addPathChangeSink(_ sink: PathChangeSink, status: @escaping () -> JSON) {
+        core.state.pathChanges.addSink(sink)
+        core.state.notifyStatus = status
+    }
+
     /// Serves until `shutdown(cause:)`, `quit` or a graceful-shutdown signal.
     public func serve() async {
         let cause: ShutdownCause = await withGracefulShutdownHandler {

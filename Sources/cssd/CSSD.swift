@@ -8,6 +8,7 @@ import CSSModel
 import LinuxSysfs
 import Logging
 import NIOCore
+import PathNotify
 import QMPCommands
 import PathEvents
 import QMPServer
@@ -129,6 +130,9 @@ struct CSSD: AsyncParsableCommand {
             in DIR/state.sqlite so it survives a crash and a restart (API/resume.md).
             """)
     var stateDir: String?
+
+    @OptionGroup(title: "Notifications on the AMQP bus")
+    var notify: NotifyOptions
 
     func validate() throws {
         guard (0...(1 << 24)).contains(eventJournal) else {
@@ -265,6 +269,14 @@ struct CSSD: AsyncParsableCommand {
             logger.critical("refusing to start: \(error)")
             throw ExitCode(1)
         }
+        // The notifier lives as long as the server (the pipeline holds its sinks weakly). Its
+        // payloads carry the server's epoch: the journal's, kept across restarts with --state-dir.
+        var notifier: PathNotifier?
+        if let configuration = try notify.configuration() {
+            let publisher = PathNotifier(configuration: configuration, epoch: server.state.journal.epoch, logger: logger)
+            server.addPathChangeSink(publisher, status: publisher.status)
+            notifier = publisher
+        }
         do {
             // Metrics first: it cannot leave QMP socket files behind if it fails to bind.
             if let metrics, let recorder, case .tcp(let host, let port) = try ListenAddress(parsing: metrics) {
@@ -284,6 +296,8 @@ struct CSSD: AsyncParsableCommand {
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
+        notifier?.start()
+        defer { notifier?.stop() }
         try await group.run()
     }
 }

@@ -81,6 +81,11 @@ enum PathEventCommands {
         .reply(.array(context.server.pathEvents.subscriptions(of: context.session.connectionID).map(info)))
     }
 
+    /// The `--notify` publisher's state (API/notify.md); `{"enabled": false}` without it.
+    static func queryNotify(_ context: CommandContext) throws(QMPError) -> CommandOutcome {
+        .reply(context.server.notifyStatus?() ?? .object([("enabled", .bool(false))]))
+    }
+
     /// The filter the arguments ask for; every id must exist.
     private static func filter(_ arguments: SubscribePathEventsArguments, _ server: ServerState) throws(QMPError)
         -> PathEventFilter

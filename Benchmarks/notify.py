@@ -1,0 +1,275 @@
+#!/usr/bin/env python3
+"""--notify figures (issue 14), with a private RabbitMQ node on loopback and oslo.messaging's
+own notification listener (threading executor) in this process:
+
+(a) throughput with publisher confirms: --count vary-path requests on 0.40 (alternately offline
+    and online), pipelined by one QMP client (a window of 64 outstanding); time from the first
+    send until query-notify says every notification is confirmed, and until the listener has
+    them all: notifications/s.
+(b) latency: --samples vary-path requests one at a time, 20 ms apart; time from just before the
+    send until the listener's endpoint is called with it (median, p90, p99, max).
+(c) a 10 s broker outage under a steady stream of --rate changes/s: the broker is stopped 5 s
+    in and started again 10 s after it went down; query-notify is sampled every 50 ms: the
+    outbox's highest depth, the time from the broker being up again until the outbox is empty
+    (drain), and whether the listener got every sequence number (nothing lost) and how many
+    duplicates (redeliveries, dropped by oslo by _unique_id).
+
+Usage: Benchmarks/notify.py [--count 20000] [--samples 300] [--rate 200] [--parts abc]
+       CSSD_BIN overrides the binary (default ROOT/.build/release/cssd).
+Build first: swift build -c release --product cssd
+"""
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "Tests", "python"))
+
+import rabbitmq  # noqa: E402
+import oslo_messaging  # noqa: E402
+from oslo_config import cfg  # noqa: E402
+
+
+class QMP:
+    def __init__(self, path):
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.connect(path)
+        self.file = self.sock.makefile("rb")
+        self.file.readline()
+        self.call("qmp_capabilities")
+
+    def send(self, command, **arguments):
+        request = {"execute": command}
+        if arguments:
+            request["arguments"] = arguments
+        self.sock.sendall(json.dumps(request).encode())
+
+    def reply(self):
+        while True:
+            message = json.loads(self.file.readline())
+            if "event" not in message:
+                assert "return" in message, message
+                return message["return"]
+
+    def call(self, command, **arguments):
+        self.send(command, **arguments)
+        return self.reply()
+
+
+class Endpoint:
+    def __init__(self):
+        self.times = {}      # sequence -> monotonic time of first arrival
+        self.duplicates = 0
+        self.count = 0
+        self.epoch = None
+        self.cv = threading.Condition()
+
+    def _got(self, payload):
+        now = time.monotonic()
+        with self.cv:
+            if payload.get("epoch") != self.epoch:
+                return
+            sequence = payload.get("sequence")
+            if sequence in self.times:
+                self.duplicates += 1
+            else:
+                self.times[sequence] = now
+            self.count += 1
+            self.cv.notify_all()
+
+    def info(self, ctxt, publisher_id, event_type, payload, metadata):
+        self._got(payload)
+
+    def warn(self, ctxt, publisher_id, event_type, payload, metadata):
+        self._got(payload)
+
+    def wait_count(self, n, timeout=120):
+        deadline = time.time() + timeout
+        with self.cv:
+            while len(self.times) < n:
+                left = deadline - time.time()
+                if left <= 0:
+                    raise RuntimeError(f"listener has {len(self.times)} of {n}")
+                self.cv.wait(left)
+
+
+def listener_for(broker, tmp, endpoint):
+    path = os.path.join(tmp, "oslo.conf")
+    with open(path, "w") as f:
+        f.write("[oslo_messaging_rabbit]\namqp_durable_queues = true\n")
+    conf = cfg.ConfigOpts()
+    conf(["--config-file", path], project="cssd-bench")
+    transport = oslo_messaging.get_notification_transport(conf, url=broker.transport_url())
+    listener = oslo_messaging.get_notification_listener(
+        transport, [oslo_messaging.Target(topic="notifications")], [endpoint], executor="threading")
+    listener.start()
+    return listener, transport
+
+
+def start_cssd(binary, tmp, broker):
+    cred = os.path.join(tmp, "cred")
+    with open(cred, "w") as f:
+        f.write("username=guest\npassword=guest\n")
+    sock = os.path.join(tmp, "cssd.sock")
+    log = open(os.path.join(tmp, "cssd.log"), "wb")
+    proc = subprocess.Popen(
+        [binary, "--qmp", f"unix:{sock}", "--notify", broker.url, "--notify-credentials", cred, "--notify-durable"],
+        stdout=log, stderr=subprocess.STDOUT)
+    for _ in range(200):
+        if os.path.exists(sock):
+            break
+        time.sleep(0.05)
+    client = QMP(sock)
+    while client.call("query-notify")["state"] != "connected":
+        time.sleep(0.05)
+    return proc, client
+
+
+def wait_status(client, predicate, timeout=120, interval=0.01):
+    deadline = time.time() + timeout
+    while True:
+        status = client.call("query-notify")
+        if predicate(status):
+            return status
+        if time.time() > deadline:
+            raise RuntimeError(f"query-notify never matched: {status}")
+        time.sleep(interval)
+
+
+def pct(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def part_a(client, endpoint, count, start_sequence):
+    window = 64
+    t0 = time.monotonic()
+    outstanding = 0
+    for i in range(count):
+        client.send("vary-path", chpid="0.40", state="offline" if (start_sequence + i) % 2 else "online")
+        outstanding += 1
+        if outstanding >= window:
+            client.reply()
+            outstanding -= 1
+    while outstanding:
+        client.reply()
+        outstanding -= 1
+    t_replies = time.monotonic() - t0
+    target = start_sequence + count - 1
+    wait_status(client, lambda s: s["confirmed"] >= target, interval=0.005)
+    t_confirmed = time.monotonic() - t0
+    endpoint.wait_count(target)
+    t_listener = time.monotonic() - t0
+    print(f"(a) {count} changes: replies {t_replies:.2f} s; all confirmed {t_confirmed:.2f} s "
+          f"= {count / t_confirmed:,.0f} notifications/s with confirms; all in the listener {t_listener:.2f} s "
+          f"= {count / t_listener:,.0f}/s")
+
+
+def part_b(client, endpoint, samples, next_sequence):
+    latencies = []
+    for i in range(samples):
+        sequence = next_sequence + i
+        t0 = time.monotonic()
+        client.call("vary-path", chpid="0.40", state="offline" if sequence % 2 else "online")
+        endpoint.wait_count(sequence, timeout=10)
+        latencies.append((endpoint.times[sequence] - t0) * 1000)
+        time.sleep(0.02)
+    print(f"(b) vary-path -> listener over {samples}: median {statistics.median(latencies):.2f} ms, "
+          f"p90 {pct(latencies, 90):.2f} ms, p99 {pct(latencies, 99):.2f} ms, max {max(latencies):.2f} ms")
+    return next_sequence + samples
+
+
+def part_c(client, endpoint, broker, rate, next_sequence):
+    total_seconds = 25
+    count = rate * total_seconds
+    samples = []
+    stop_sampling = threading.Event()
+    events = {}
+
+    def sampler(path):
+        sampler_client = QMP(path)
+        while not stop_sampling.is_set():
+            status = sampler_client.call("query-notify")
+            samples.append((time.monotonic(), status["outbox-depth"], status["state"]))
+            time.sleep(0.05)
+
+    def outage():
+        time.sleep(5)
+        events["down"] = time.monotonic()
+        broker.stop()
+        events["stopped"] = time.monotonic()
+        time.sleep(max(0, 10 - (time.monotonic() - events["down"])))
+        broker.start()
+        events["up"] = time.monotonic()
+
+    threading.Thread(target=sampler, args=(client.sock.getpeername(),), daemon=True).start()
+    outage_thread = threading.Thread(target=outage)
+    outage_thread.start()
+    t0 = time.monotonic()
+    for i in range(count):
+        sequence = next_sequence + i
+        delay = t0 + i / rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        client.call("vary-path", chpid="0.40", state="offline" if sequence % 2 else "online")
+    outage_thread.join()
+    last = next_sequence + count - 1
+    drained = wait_status(client, lambda s: s["outbox-depth"] == 0 and s["confirmed"] >= last, interval=0.01)
+    endpoint.wait_count(last, timeout=120)
+    stop_sampling.set()
+    empty_after = [t for t, depth, _ in samples if t > events["up"] and depth == 0]
+    drain = (empty_after[0] - events["up"]) if empty_after else float("nan")
+    peak = max(depth for _, depth, _ in samples)
+    missing = set(range(1, last + 1)) - set(endpoint.times)
+    print(f"(c) {rate} changes/s for {total_seconds} s ({count}); broker down {events['up'] - events['down']:.1f} s "
+          f"(stop took {events['stopped'] - events['down']:.1f} s, start {events['up'] - events['stopped'] - (10 - (events['stopped'] - events['down'])):.1f} s): "
+          f"outbox peak {peak} notifications; empty {drain:.2f} s after the broker was up; "
+          f"missing {len(missing)}; duplicates seen by the listener {endpoint.duplicates}; "
+          f"published {drained['published']}, confirmed {drained['confirmed']}, failed {drained['failed']}, "
+          f"dropped {drained['dropped']}, connections {drained['connections']}")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--count", type=int, default=20000)
+    parser.add_argument("--samples", type=int, default=300)
+    parser.add_argument("--rate", type=int, default=200)
+    parser.add_argument("--parts", default="abc")
+    args = parser.parse_args()
+    binary = os.environ.get("CSSD_BIN", os.path.join(ROOT, ".build", "release", "cssd"))
+    tmp = tempfile.mkdtemp(prefix="cssdn", dir="/tmp")
+    broker = rabbitmq.Broker().start()
+    endpoint = Endpoint()
+    proc = None
+    try:
+        listener, transport = listener_for(broker, tmp, endpoint)
+        proc, client = start_cssd(binary, tmp, broker)
+        endpoint.epoch = client.call("query-notify")["epoch"]
+        sequence = 1
+        if "a" in args.parts:
+            part_a(client, endpoint, args.count, sequence)
+            sequence += args.count
+        if "b" in args.parts:
+            sequence = part_b(client, endpoint, args.samples, sequence)
+        if "c" in args.parts:
+            part_c(client, endpoint, broker, args.rate, sequence)
+        listener.stop()
+        listener.wait()
+        transport.cleanup()
+    finally:
+        if proc:
+            proc.terminate()
+            proc.wait()
+        broker.close()
+
+
+if __name__ == "__main__":
+    main()

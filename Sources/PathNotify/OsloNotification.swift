@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: MIT
+// cssd: QMP control server for the s390 channel subsystem.
+
+import CSSModel
+import PathEvents
+import QMPCommands
+import QMPWire
+import VFIOCCW
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One notification ready for the broker: its routing key and the exact body, made once on
+/// the event loop so that a redelivery after a reconnect is byte for byte the same (same
+/// `message_id`, same `sequence`), and a consumer can drop it.
+public struct OsloNotification: Sendable, Hashable {
+    /// The change it tells of (0 for a gap report, which names its own numbers).
+    public let sequence: UInt64
+    /// `notifications.info` or `notifications.warn` (`<topic>.<priority>`).
+    public let routingKey: String
+    public let messageID: String
+    /// The messaging envelope 2.0, UTF-8 JSON.
+    public let body: [UInt8]
+}
+
+/// Turns published path changes into oslo.messaging notifications, in the shape oslo's
+/// Notifier sends (oslo_messaging/notify/notifier.py `_notify`; amqpdriver `_send` adds
+/// `_unique_id`; common.py `serialize_msg` wraps it in the envelope):
+///
+///     {"oslo.version": "2.0", "oslo.message": "<JSON of the message>"}
+///     message: {"message_id": UUID, "publisher_id": "cssd.<host>", "event_type": "cssd.path.offline",
+///               "priority": "WARN", "payload": {...}, "timestamp": "YYYY-MM-DD HH:MM:SS.ffffff",
+///               "_unique_id": 32 hex digits}
+///
+/// Event types: `cssd.path.<change>` per chpid change, `cssd.subchannel.<change>` per affected
+/// subchannel, `cssd.guest.<change>` per guest reached, `cssd.notify.gap` for a gap report.
+/// Priority `WARN` for a path lost (offline, standby, permanent-error, temporary-error),
+/// `INFO` otherwise. Every payload carries `epoch` and `sequence`.
+public struct OsloNotificationEncoder: Sendable {
+    public let publisherID: String
+    public let topic: String
+    public let filter: NotifyFilter
+
+    public init(publisherID: String, topic: String, filter: NotifyFilter) {
+        self.publisherID = publisherID
+        self.topic = topic
+        self.filter = filter
+    }
+
+    /// Whether a change loses a path (priority WARN).
+    public static func losesPath(_ change: PathEventChange) -> Bool {
+        switch change {
+        case .offline, .standby, .permanentError, .temporaryError: return true
+        case .online, .configured, .recovered, .reset: return false
+        }
+    }
+
+    /// The notifications the filter wants for one change, in the order of path events:
+    /// the chpid's, then the subchannels' in id order, or the guests' in name order.
+    public func notifications(for published: PublishedPathChange, epoch: String) -> [OsloNotification] {
+        let change = published.change
+        let kind = published.kind
+        var out: [OsloNotification] = []
+        let common: [(String, JSON)] = [
+            ("epoch", .string(epoch)), ("sequence", .integer(Int(published.sequence))),
+        ]
+        let priority = Self.losesPath(kind) ? "WARN" : "INFO"
+        switch filter.granularity {
+        case .chpid, .subchannel, .both:
+            guard filter.admits(change.chpid, kind) else { return [] }
+            if filter.granularity != .subchannel {
+                var payload: [(String, JSON)] = [
+                    ("chpid", .string(change.chpid.description)), ("change", .string(kind.rawValue)),
+                    ("vary", .string(change.after.vary.description)),
+                    ("configure", .string(change.after.configure.description)),
+                    ("subchannels", .integer(change.affected.count)),
+                ]
+                if let crw = change.crws.first { payload.append(("crw", .integer(Int(crw.rawValue)))) }
+                payload.append(("cause", .string(Self.cause(published.cause))))
+                out.append(
+                    make(published.sequence, "cssd.path.\(kind.rawValue)", priority, payload + common, published.time))
+            }
+            if filter.granularity != .chpid {
+                for subchannel in change.affected {
+                    let payload: [(String, JSON)] = [
+                        ("subchannel", .string(subchannel.id.description)),
+                        ("devno", .string(subchannel.device?.description ?? "")),
+                        ("chpid", .string(change.chpid.description)), ("change", .string(kind.rawValue)),
+                        ("pim", .integer(Int(subchannel.pim))), ("pam", .integer(Int(subchannel.pam))),
+                        ("pom", .integer(Int(subchannel.pom))), ("lpm", .integer(Int(subchannel.lpm))),
+                        ("pnom", .integer(Int(subchannel.pnom))),
+                    ]
+                    out.append(
+                        make(
+                            published.sequence, "cssd.subchannel.\(kind.rawValue)", priority, payload + common,
+                            published.time))
+                }
+            }
+        case .guest:
+            for guest in published.guests where filter.admits(guest.hostChpid, guest.change) {
+                var payload: [(String, JSON)] = [
+                    ("guest", .string(guest.guest)), ("guest-chpid", .string(guest.guestChpid.description)),
+                    ("host-chpid", .string(guest.hostChpid.description)), ("change", .string(guest.change.rawValue)),
+                    ("strategy", .string(guest.strategy.rawValue)), ("devices", .integer(guest.devices)),
+                    ("visible", .integer(guest.visible)), ("notifications", .integer(guest.notifications)),
+                ]
+                if let crw = guest.crw { payload.append(("crw", .integer(Int(crw.rawValue)))) }
+                let guestPriority = Self.losesPath(guest.change) ? "WARN" : "INFO"
+                out.append(
+                    make(
+                        published.sequence, "cssd.guest.\(guest.change.rawValue)", guestPriority, payload + common,
+                        published.time))
+            }
+        }
+        return out
+    }
+
+    /// The gap report: which sequence numbers (inclusive ranges) had notifications that the
+    /// outbox could not hold, and how many notifications that was.
+    public func gap(_ ranges: [ClosedRange<UInt64>], dropped: Int, epoch: String, at time: EventTime)
+        -> OsloNotification
+    {
+        let payload: [(String, JSON)] = [
+            ("epoch", .string(epoch)),
+            (
+                "missed",
+                .array(
+                    ranges.map {
+                        .object([("first", .integer(Int($0.lowerBound))), ("last", .integer(Int($0.upperBound)))])
+                    })
+            ),
+            ("dropped", .integer(dropped)),
+            ("reason", .string("outbox-overflow")),
+        ]
+        return make(0, "cssd.notify.gap", "WARN", payload, time)
+    }
+
+    static func cause(_ cause: PathChangeCause) -> String {
+        switch cause {
+        case .command: return "command"
+        case .observed: return "observed"
+        }
+    }
+
+    private func make(
+        _ sequence: UInt64, _ eventType: String, _ priority: String, _ payload: [(String, JSON)], _ time: EventTime
+    )
+        -> OsloNotification
+    {
+        let messageID = randomUUID()
+        let message = JSON.object([
+            ("message_id", .string(messageID)), ("publisher_id", .string(publisherID)),
+            ("event_type", .string(eventType)), ("priority", .string(priority)), ("payload", .object(payload)),
+            ("timestamp", .string(Self.timestamp(time))), ("_unique_id", .string(randomHex(16))),
+        ])
+        let envelope = JSON.object([("oslo.version", .string("2.0")), ("oslo.message", .string(message.serialized()))])
+        return OsloNotification(
+            sequence: sequence, routingKey: "\(topic).\(priority.lowercased())", messageID: messageID,
+            body: Array(envelope.serialized().utf8))
+    }
+
+    /// oslo's `str(timeutils.utcnow())`: `YYYY-MM-DD HH:MM:SS.ffffff`, UTC.
+    public static func timestamp(_ time: EventTime) -> String {
+        var seconds = time_t(time.seconds)
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func pad(_ value: Int, _ width: Int) -> String {
+            let text = String(value)
+            return String(repeating: "0", count: max(0, width - text.count)) + text
+        }
+        return "\(pad(Int(parts.tm_year) + 1900, 4))-\(pad(Int(parts.tm_mon) + 1, 2))-\(pad(Int(parts.tm_mday), 2)) "
+            + "\(pad(Int(parts.tm_hour), 2)):\(pad(Int(parts.tm_min), 2)):\(pad(Int(parts.tm_sec), 2)).\(pad(time.microseconds, 6))"
+    }
+}
+
+/// A random (version 4) UUID in its usual text form, as Python's `str(uuid.uuid4())`.
+func randomUUID() -> String {
+    var bytes = (0..<16).map { _ in UInt8.random(in: 0...255) }
+    bytes[6] = (bytes[6] & 0x0f) | 0x40
+    bytes[8] = (bytes[8] & 0x3f) | 0x80
+    let hex = bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }
+    return hex[0..<4].joined() + "-" + hex[4..<6].joined() + "-" + hex[6..<8].joined() + "-" + hex[8..<10].joined()
+        + "-"
+        + hex[10..<16].joined()
+}
+
+public func randomHex(_ count: Int) -> String {
+    (0..<count).map { _ in
+        let byte = UInt8.random(in: 0...255)
+        return (byte < 16 ? "0" : "") + String(byte, radix: 16)
+    }.joined()
+}

@@ -1,0 +1,262 @@
+"""--notify: path events as oslo.messaging notifications on a real RabbitMQ (a private node on
+loopback, one per module), received by oslo.messaging's own notification listener unchanged;
+a broker stopped and started in the middle of a stream (nothing lost, or a gap notification
+naming what is); refused credentials, a vhost that does not exist and an unreachable broker
+while QMP keeps serving."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+
+import pytest
+
+import oracle
+import rabbitmq
+from test_path_events import Client
+
+oslo_messaging = pytest.importorskip("oslo_messaging")
+from oslo_config import cfg  # noqa: E402
+
+pytestmark = pytest.mark.skipif(not rabbitmq.available(), reason="rabbitmq-server not installed (Scripts/setup)")
+
+
+@pytest.fixture(scope="module")
+def broker():
+    node = rabbitmq.Broker()
+    try:
+        node.start()
+        node.ctl("add_vhost", "durable")
+        node.ctl("set_permissions", "-p", "durable", "guest", ".*", ".*", ".*")
+        yield node
+    finally:
+        node.close()
+
+
+class Collector:
+    """An oslo.messaging notification endpoint that keeps what it gets."""
+
+    def __init__(self):
+        self.received = []
+        self.cv = threading.Condition()
+
+    def _got(self, priority, ctxt, publisher_id, event_type, payload, metadata):
+        with self.cv:
+            self.received.append(dict(priority=priority, publisher_id=publisher_id, event_type=event_type,
+                                      payload=payload, metadata=metadata))
+            self.cv.notify_all()
+
+    def info(self, ctxt, publisher_id, event_type, payload, metadata):
+        self._got("INFO", ctxt, publisher_id, event_type, payload, metadata)
+
+    def warn(self, ctxt, publisher_id, event_type, payload, metadata):
+        self._got("WARN", ctxt, publisher_id, event_type, payload, metadata)
+
+    def wait_for(self, predicate, timeout=30):
+        deadline = time.time() + timeout
+        with self.cv:
+            while not predicate(self.received):
+                left = deadline - time.time()
+                assert left > 0, f"timed out; got {len(self.received)}: {self.received[-3:]}"
+                self.cv.wait(left)
+            return list(self.received)
+
+
+class Listener:
+    """oslo_messaging.get_notification_listener on topic 'notifications', threading executor."""
+
+    def __init__(self, broker, tmp, vhost="/", durable=False):
+        path = os.path.join(tmp, "oslo.conf")
+        with open(path, "w") as f:
+            f.write("[oslo_messaging_rabbit]\namqp_durable_queues = %s\n" % ("true" if durable else "false"))
+        self.conf = cfg.ConfigOpts()
+        self.conf(["--config-file", path], project="cssd-test")
+        self.transport = oslo_messaging.get_notification_transport(self.conf, url=broker.transport_url(vhost=vhost))
+        self.collector = Collector()
+        self.listener = oslo_messaging.get_notification_listener(
+            self.transport, [oslo_messaging.Target(topic="notifications")], [self.collector], executor="threading")
+
+    def __enter__(self):
+        self.listener.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.listener.stop()
+        self.listener.wait()
+        self.transport.cleanup()
+
+
+def credentials(tmp, user="guest", password="guest"):
+    path = os.path.join(tmp, f"broker-{user}-{password}.cred")
+    with open(path, "w") as f:
+        f.write(f"# test broker\nusername={user}\npassword={password}\n")
+    os.chmod(path, 0o600)
+    return path
+
+
+def start_cssd(tmp, url, cred, *extra):
+    if oracle.cssd_binary() is None:
+        pytest.skip("cssd binary not found")
+    server = oracle.cssd_server(tmp, extra_args=["--notify", url, "--notify-credentials", cred, *extra])
+    return server.start()
+
+
+def wait_notify(client, predicate, timeout=30):
+    deadline = time.time() + timeout
+    while True:
+        status = client.call("query-notify")
+        if predicate(status):
+            return status
+        assert time.time() < deadline, f"query-notify never matched: {status}"
+        time.sleep(0.1)
+
+
+def test_listener_receives_path_events_unchanged(broker, short_tmp):
+    with Listener(broker, short_tmp) as listener:
+        server = start_cssd(short_tmp, broker.url, credentials(short_tmp))
+        try:
+            client = Client(server.sock)
+            wait_notify(client, lambda s: s["state"] == "connected")
+            client.call("vary-path", chpid="0.40", state="offline")
+            client.call("vary-path", chpid="0.40", state="online")
+            client.call("inject-path-fault", chpid="0.41", fault="permanent-error")
+            client.call("configure-chpid", chpid="0.4d", state="configured")
+            got = listener.collector.wait_for(lambda r: len(r) >= 4)
+            status = wait_notify(client, lambda s: s["confirmed"] == 4)
+        finally:
+            server.stop()
+    assert [(g["event_type"], g["priority"]) for g in got] == [
+        ("cssd.path.offline", "WARN"), ("cssd.path.online", "INFO"),
+        ("cssd.path.permanent-error", "WARN"), ("cssd.path.configured", "INFO")]
+    host = socket.gethostname()
+    assert {g["publisher_id"] for g in got} == {f"cssd.{host}"}
+    assert [g["payload"]["sequence"] for g in got] == [1, 2, 3, 4]
+    assert {g["payload"]["epoch"] for g in got} == {status["epoch"]}
+    first = got[0]["payload"]
+    assert first["chpid"] == "0.40" and first["change"] == "offline" and first["vary"] == "offline"
+    assert first["subchannels"] == 42 and first["cause"] == "command"
+    assert got[2]["payload"]["crw"] > 0
+    # oslo's metadata: message_id and the timestamp as str(datetime), UTC.
+    assert len(got[0]["metadata"]["message_id"]) == 36
+    assert len(got[0]["metadata"]["timestamp"]) == 26
+    assert status["published"] == 4 and status["failed"] == 0 and status["dropped"] == 0
+    assert status["outbox-depth"] == 0 and status["broker"] == f"amqp://127.0.0.1:{broker.port}/%2F"
+
+
+def test_filter_granularity_chpids_changes(broker, short_tmp):
+    with Listener(broker, short_tmp) as listener:
+        server = start_cssd(
+            short_tmp, broker.url, credentials(short_tmp), "--notify-granularity", "subchannel",
+            "--notify-chpids", "0.41", "--notify-changes", "offline")
+        try:
+            client = Client(server.sock)
+            wait_notify(client, lambda s: s["state"] == "connected")
+            client.call("vary-path", chpid="0.40", state="offline")   # other chpid
+            client.call("vary-path", chpid="0.41", state="offline")   # 42 subchannels
+            client.call("vary-path", chpid="0.41", state="online")    # other change
+            got = listener.collector.wait_for(lambda r: len(r) >= 42)
+            wait_notify(client, lambda s: s["confirmed"] == 42)
+            time.sleep(0.5)
+            got = listener.collector.received
+        finally:
+            server.stop()
+    assert len(got) == 42
+    assert {g["event_type"] for g in got} == {"cssd.subchannel.offline"}
+    assert {g["payload"]["sequence"] for g in got} == {2}
+    assert all(g["payload"]["chpid"] == "0.41" and g["payload"]["lpm"] & 0x40 == 0 for g in got)
+
+
+def test_refused_credentials_unknown_vhost_unreachable_qmp_serves(broker, short_tmp):
+    unused = rabbitmq.free_port()
+    cases = [
+        (broker.url, credentials(short_tmp, password="wrong-secret-123"), "ACCESS_REFUSED"),
+        (f"amqp://127.0.0.1:{broker.port}/nowhere", credentials(short_tmp), "NOT_ALLOWED"),
+        (f"amqp://127.0.0.1:{unused}/%2F", credentials(short_tmp), "cannot reach 127.0.0.1"),
+    ]
+    for url, cred, expected in cases:
+        server = start_cssd(short_tmp, url, cred)
+        try:
+            client = Client(server.sock)
+            status = wait_notify(client, lambda s: "last-error" in s)
+            assert status["state"] == "disconnected"
+            assert expected in status["last-error"], status
+            # QMP keeps serving, and changes wait in the outbox.
+            assert client.call("vary-path", chpid="0.40", state="offline")["changed"] == 42
+            assert client.call("query-notify")["outbox-depth"] == 1
+            assert len(client.call("query-chpids")) > 0
+        finally:
+            server.stop()
+        log = server.log_tail(100000)
+        assert expected in log
+        assert "wrong-secret-123" not in log
+
+
+def vary_stream(client, count, pause=0.01):
+    for i in range(count):
+        client.call("vary-path", chpid="0.40", state="offline" if i % 2 == 0 else "online")
+        time.sleep(pause)
+
+
+def test_broker_restart_mid_stream_loses_nothing(broker, short_tmp):
+    url = f"amqp://127.0.0.1:{broker.port}/durable"
+    total = 150
+    with Listener(broker, short_tmp, vhost="durable", durable=True) as listener:
+        server = start_cssd(short_tmp, url, credentials(short_tmp), "--notify-durable")
+        try:
+            client = Client(server.sock)
+            epoch = wait_notify(client, lambda s: s["state"] == "connected")["epoch"]
+            writer = threading.Thread(target=vary_stream, args=(client, total, 0.02))
+            writer.start()
+            time.sleep(1)
+            broker.stop()
+            time.sleep(1.5)
+            broker.start()
+            writer.join()
+            status = wait_notify(client, lambda s: s["outbox-depth"] == 0 and s["state"] == "connected", timeout=60)
+            got = listener.collector.wait_for(
+                lambda r: {g["payload"].get("sequence") for g in r if g["payload"]["epoch"] == epoch}
+                >= set(range(1, total + 1)), timeout=60)
+            got = [g for g in got if g["payload"]["epoch"] == epoch]
+        finally:
+            server.stop()
+    sequences = [g["payload"]["sequence"] for g in got if g["event_type"] != "cssd.notify.gap"]
+    assert set(sequences) == set(range(1, total + 1))
+    # A redelivery carries the same sequence and message_id: a consumer drops it by either.
+    by_id = {}
+    for g in got:
+        by_id.setdefault(g["metadata"]["message_id"], set()).add(g["payload"]["sequence"])
+    assert all(len(s) == 1 for s in by_id.values())
+    assert status["connections"] >= 2 and status["dropped"] == 0
+    assert not [g for g in got if g["event_type"] == "cssd.notify.gap"]
+
+
+def test_overflow_during_outage_is_reported_as_a_gap(broker, short_tmp):
+    url = f"amqp://127.0.0.1:{broker.port}/durable"
+    with Listener(broker, short_tmp, vhost="durable", durable=True) as listener:
+        server = start_cssd(short_tmp, url, credentials(short_tmp), "--notify-durable", "--notify-outbox-events", "5")
+        try:
+            client = Client(server.sock)
+            epoch = wait_notify(client, lambda s: s["state"] == "connected")["epoch"]
+            broker.stop()
+            wait_notify(client, lambda s: s["state"] == "disconnected")
+            vary_stream(client, 20, pause=0)
+            status = client.call("query-notify")
+            assert status["outbox-depth"] == 5 and status["dropped"] == 15
+            assert status["pending-gap"] == [{"first": 6, "last": 20}]
+            broker.start()
+            # Earlier tests' leftovers may wait in the durable queues: this server's epoch only.
+            mine = lambda r: [g for g in r if g["payload"]["epoch"] == epoch]  # noqa: E731
+            got = listener.collector.wait_for(
+                lambda r: len([g for g in mine(r) if g["event_type"] == "cssd.notify.gap"]) == 1
+                and len({g["payload"].get("sequence") for g in mine(r)} - {None}) >= 5, timeout=60)
+            got = mine(got)
+            status = wait_notify(client, lambda s: s["gaps"] == 1 and s["outbox-depth"] == 0)
+        finally:
+            server.stop()
+    gap = [g for g in got if g["event_type"] == "cssd.notify.gap"][0]
+    assert gap["priority"] == "WARN"
+    assert gap["payload"]["missed"] == [{"first": 6, "last": 20}] and gap["payload"]["dropped"] == 15
+    assert {g["payload"]["sequence"] for g in got if g["event_type"] != "cssd.notify.gap"} == {1, 2, 3, 4, 5}
+    assert status["pending-gap"] == []
