@@ -247,7 +247,7 @@ final class SysfsMirror {
             generation: generation, subsystem: subsystem, details: details, changes: changes, write: write)
     }
 
-    /// Reads one subchannel's `pimpampom`, `chpids` and device `online`; sets its masks in
+    /// Reads one subchannel's `pimpampom`, `vpm`, `chpids` and device `online`; sets its masks in
     /// `working` and returns its id when they changed. A reading that the masks cannot
     /// express (PIM, chpids, device or `online` changed) sets `layoutChanged`. With `full`
     /// false (the members of a path named by a report or a write) only `pimpampom`: what a
@@ -321,8 +321,24 @@ final class SysfsMirror {
             if !offline[Int(chpid.rawValue)] { lpm |= bit }
             position += 1
         }
-        guard pam != pmcw.pam || pom != pmcw.pom || lpm != pmcw.lpm else { return nil }
-        try? working.setObservedMasks(sch.id, pam: pam, pom: pom, lpm: lpm)
+        // `vpm`, as the kernel states it (00 for a device that is not online); one that cannot
+        // be read keeps its last value.
+        var vpm = sch.verifiedPathMask
+        if case .bytes(let n) = SysfsFiles.read(at: css, relative + "/vpm", into: buffer, checkType: false),
+            SysfsFiles.hexBytes(UnsafeRawBufferPointer(buffer), count: n, into: &fields) == 1
+        {
+            var packed: UInt8 = 0
+            var position = 0
+            for slot in 0..<8 where linuxPIM & (0x80 >> slot) != 0 {
+                if fields[0] & (0x80 >> slot) != 0 { packed |= 0x80 >> UInt8(position) }
+                position += 1
+            }
+            vpm = packed
+        }
+        guard pam != pmcw.pam || pom != pmcw.pom || lpm != pmcw.lpm || vpm != sch.verifiedPathMask else {
+            return nil
+        }
+        try? working.setObservedMasks(sch.id, pam: pam, pom: pom, lpm: lpm, vpm: vpm)
         return sch.id
     }
 

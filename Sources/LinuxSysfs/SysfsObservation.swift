@@ -12,8 +12,9 @@ import CSSModel
 /// chpids `chpN.XX` by this index, not by `real_cssid`).
 struct SysfsObservation {
     var topology: Topology
-    /// Per subchannel: PAM and POM from `pimpampom`, in the slots of `topology`.
-    var masks: [SubchannelID: (pam: UInt8, pom: UInt8)] = [:]
+    /// Per subchannel: PAM and POM from `pimpampom`, and `vpm` (nil when it cannot be read),
+    /// in the slots of `topology`.
+    var masks: [SubchannelID: (pam: UInt8, pom: UInt8, vpm: UInt8?)] = [:]
     var details: [ChannelPathID: ChannelPathDetails] = [:]
     /// Files that could not be understood; the reading goes on without them.
     var problems: [String] = []
@@ -26,6 +27,8 @@ struct SysfsObservation {
     var deviceDirectories: [SubchannelID: String] = [:]
     /// Per css: the names in its directory, sorted (to tell when entries come or go).
     var listings: [UInt8: [String]] = [:]
+    /// Subchannels whose `dev_busid` names a device but that have no ccw device directory.
+    var withoutDevice: [SubchannelID] = []
     /// Paths that subchannels name but that have no directory.
     var placeholders: Set<ChannelPathID> = []
 
@@ -68,7 +71,15 @@ struct SysfsObservation {
             guard let observed = masks[sch.id] else { continue }
             let lpm = onlineMask(sch, offline: offline)
             do throws(ModelError) {
-                try subsystem.setObservedMasks(sch.id, pam: observed.pam, pom: observed.pom, lpm: lpm)
+                try subsystem.setObservedMasks(
+                    sch.id, pam: observed.pam, pom: observed.pom, lpm: lpm, vpm: observed.vpm)
+            } catch {
+                preconditionFailure("a subchannel of the topology is missing from its model: \(error)")
+            }
+        }
+        for id in withoutDevice {
+            do throws(ModelError) {
+                try subsystem.setObservedDevice(id, present: false)
             } catch {
                 preconditionFailure("a subchannel of the topology is missing from its model: \(error)")
             }
@@ -76,8 +87,9 @@ struct SysfsObservation {
         return subsystem
     }
 
-    /// LPM as the model keeps it: the installed paths varied online (Linux's `vpm` also leaves
-    /// out unusable paths; that is lpm & pam & pom here).
+    /// LPM as the model keeps it: the installed paths varied online. Linux's `vpm` is read
+    /// as it is (it is not lpm & pam & pom: the kernel leaves it 00 for a device that is not
+    /// online, since it verifies paths only for an online device).
     private func onlineMask(_ sch: Topology.Subchannel, offline: Set<ChannelPathID>) -> UInt8 {
         var mask: UInt8 = 0
         for (slot, chpid) in sch.chpids.enumerated() where !offline.contains(chpid) { mask |= 0x80 >> UInt8(slot) }
@@ -175,7 +187,7 @@ struct SysfsObservation {
         return (path, details, problems, missing == 2)
     }
 
-    /// `0.S.XXXX`: type (I/O only), chpids, pimpampom, dev_busid, and the ccw device child.
+    /// `0.S.XXXX`: type (I/O only), chpids, pimpampom, vpm, dev_busid, and the ccw device child.
     private mutating func readSubchannel(_ id: SubchannelID, at dir: String) throws(BackendError) {
         if let type = attribute(dir + "/type"), type != "0" { return }  // CHSC, EADM: no paths
         guard let chpidLine = attribute(dir + "/chpids"),
@@ -224,7 +236,10 @@ struct SysfsObservation {
             (cuType, cuModel) = attribute(device + "/cutype").flatMap(parseTypeModel) ?? (0, 0)
             online = attribute(device + "/online") == "1"
         } else if let busid = attribute(dir + "/dev_busid"), let (_, number) = parseBusID(busid) {
+            // A device number without a ccw device (the kernel removed it, e.g. when its only
+            // path went offline, or never bound one): lscss shows the number and no device.
             devno = Int(number)
+            withoutDevice.append(id)
         }
         if let number = devno {
             let key = DeviceID(cssid: id.cssid, ssid: id.ssid, devno: UInt16(number)).rawValue
@@ -237,7 +252,9 @@ struct SysfsObservation {
             .init(
                 id: id, devno: devno, devType: devType, devModel: devModel, cuType: cuType, cuModel: cuModel,
                 chpids: chpids, enabled: online))
-        self.masks[id] = (pam: packed(masks[1]), pom: packed(masks[2]) | ~packed(0xff))
+        // `vpm` (drivers/s390/cio/css.c vpm_show, "%02x"): what the kernel verified.
+        let vpm = attribute(dir + "/vpm").flatMap { parseHex($0[...], maxDigits: 2) }.map { packed($0) }
+        self.masks[id] = (pam: packed(masks[1]), pom: packed(masks[2]) | ~packed(0xff), vpm: vpm)
     }
 
     /// A subchannel may name a chpid that has no `chpN.XX` directory (not registered yet):

@@ -14,11 +14,14 @@ struct LscssCommand: ParsableCommand {
             RANGE selects subchannels as lscss does: an ID (0.0.004f, or 4f for
             0.0.004f), FROM-TO, or a comma-separated list of those; with -d they
             are device bus IDs instead.
-            Use is 'yes' when the subchannel is enabled. VPM is the logical path
-            mask less the paths that are not available or not operational
-            (Linux's verified path mask). A subchannel without a valid device
-            number shows Device 'none' and no device columns, as lscss shows a
-            subchannel without a ccw device.
+            Use is 'yes' when the subchannel is enabled. VPM is the server's
+            verified path mask (Linux's vpm file with the linux-sysfs backend);
+            without one, the logical path mask less the paths that are not
+            available or not operational. A subchannel without a valid device
+            number shows Device 'none' and no device columns; one whose device
+            is not there (query-subchannels "device": false) shows its number
+            and no device columns, as lscss shows a subchannel without a ccw
+            device. -t, and -d with a range, leave both out.
             Exit status: 0 success, 1 error reply, 2 connection or protocol
             failure, 64 usage error.
             """)
@@ -104,13 +107,13 @@ struct LscssCommand: ParsableCommand {
 
     func columns(of subchannel: JSON) -> [String] {
         let devno = subchannel["devno"]?.stringValue ?? ""
-        let hasDevice = !devno.isEmpty
+        let hasDevice = Self.hasDevice(subchannel)
         let pim = subchannel["pim"]?.intValue ?? 0
         let pam = subchannel["pam"]?.intValue ?? 0
         let pom = subchannel["pom"]?.intValue ?? 0
         var values = [
-            // Without a ccw device lscss shows dev_busid, which Linux writes as "none".
-            hasDevice ? shortened(devno) : "none",
+            // Without a ccw device lscss shows dev_busid: the number, or "none" without one.
+            devno.isEmpty ? "none" : shortened(devno),
             shortened(subchannel["subchannel"]?.stringValue ?? ""),
             hasDevice ? subchannel["dev-type"]?.stringValue ?? "" : "",
             hasDevice ? subchannel["cu-type"]?.stringValue ?? "" : "",
@@ -118,11 +121,20 @@ struct LscssCommand: ParsableCommand {
             hexDigits(pim, width: 2), hexDigits(pam, width: 2), hexDigits(pom, width: 2),
         ]
         if vpm {
-            // Linux's vpm holds only paths it could verify: logically online, available and operational.
-            values.append(hexDigits((subchannel["lpm"]?.intValue ?? 0) & pam & pom, width: 2))
+            // Linux's vpm as the server read it; a server without path verification (the
+            // model) gives none, and then the paths that could be verified: logically
+            // online, available and operational.
+            let vpm = subchannel["vpm"]?.intValue ?? (subchannel["lpm"]?.intValue ?? 0) & pam & pom
+            values.append(hexDigits(vpm, width: 2))
         }
         values.append(Self.chpidColumn(subchannel["chpids"]?.elements ?? []))
         return uppercase ? values.map { $0.uppercased() } : values
+    }
+
+    /// Whether a ccw device is behind the subchannel: a device number, and no `"device":
+    /// false` (lscss.c fill_io_devid: no device directory, no DevType, CU Type or Use).
+    static func hasDevice(_ subchannel: JSON) -> Bool {
+        !(subchannel["devno"]?.stringValue ?? "").isEmpty && subchannel["device"]?.boolValue != false
     }
 
     /// With -s the last four digits (lscss keeps only 0.0.xxxx ids then).
@@ -208,13 +220,15 @@ struct LscssCommand: ParsableCommand {
             // -s: only 0.0.xxxx, for the subchannel and for its device ("none" never passes).
             if short && !(id.hasPrefix("0.0.") && devno.hasPrefix("0.0.")) { return false }
             if !ranges.isEmpty {
+                // -d with a range matches device directories: none, no match (fill_io_devid).
+                if byDevice && !LscssCommand.hasDevice(subchannel) { return false }
                 guard let key = BusID(Substring(byDevice ? devno : id)),
                     ranges.contains(where: { $0.contains(key) })
                 else { return false }
             }
             if let deviceTypes {
                 // No device, no device type: lscss leaves such subchannels out of a -t listing.
-                guard !devno.isEmpty, let type = LscssCommand.deviceType(Substring(subchannel["dev-type"]?.stringValue ?? ""))
+                guard LscssCommand.hasDevice(subchannel), let type = LscssCommand.deviceType(Substring(subchannel["dev-type"]?.stringValue ?? ""))
                 else { return false }
                 return deviceTypes.contains { $0.type == type.type && ($0.model == nil || $0.model == type.model) }
             }

@@ -42,10 +42,11 @@ final class Tree {
 
     func sch(
         _ busid: String, chpids: String, pimpampom: String, device: String? = nil, devtype: String = "3390/0c",
-        online: String = "1", type: String = "0"
+        online: String = "1", type: String = "0", vpm: String? = nil
     ) {
         let dir = "devices/css0/\(busid)/"
         write(dir + "type", type + "\n")
+        if let vpm { write(dir + "vpm", vpm + "\n") }
         write(dir + "chpids", chpids + " \n")
         write(dir + "pimpampom", pimpampom + "\n")
         write(dir + "dev_busid", (device ?? "none") + "\n")
@@ -89,6 +90,29 @@ private func sch(_ text: String) -> SubchannelID { try! SubchannelID(parsing: te
         #expect(pmcw.lpm == 0xa0)  // 0.41 is varied offline
         let other = model.subchannel(sch("0.1.0007"))!
         #expect(other.devType == 0 && !other.schib.pmcw.isEnabled)
+    }
+
+    /// `vpm` is the kernel's (00 for a device that is not online), packed like the other
+    /// masks; without the file it is unknown, not derived.
+    @Test func vpmIsReadAsTheKernelStatesIt() throws {
+        let tree = Tree()
+        tree.chp("40")
+        tree.chp("42")
+        tree.sch(
+            "0.0.0000", chpids: "40 00 42 00 00 00 00 00", pimpampom: "a0 a0 ff", device: "0.0.1000", online: "0",
+            vpm: "00")
+        tree.sch("0.0.0001", chpids: "40 00 42 00 00 00 00 00", pimpampom: "a0 a0 ff", device: "0.0.1001", vpm: "20")
+        tree.sch("0.0.0002", chpids: "40 00 00 00 00 00 00 00", pimpampom: "80 80 ff", device: "0.0.1002")
+        let backend = try SysfsBackend(root: tree.root)
+        let model = backend.subsystem
+        #expect(model.subchannel(sch("0.0.0000"))?.verifiedPathMask == 0)
+        #expect(model.subchannel(sch("0.0.0000"))?.schib.pmcw.lpm == 0xc0)
+        #expect(model.subchannel(sch("0.0.0001"))?.verifiedPathMask == 0x40)  // slot 2 packed to position 1
+        #expect(model.subchannel(sch("0.0.0002"))?.verifiedPathMask == nil)
+        // A change of vpm alone is a change of the view (found by a re-read), not a path event.
+        tree.write("devices/css0/0.0.0000/vpm", "a0\n")
+        _ = try backend.refresh()
+        #expect(backend.subsystem.subchannel(sch("0.0.0000"))?.verifiedPathMask == 0xc0)
     }
 
     /// The model packs installed paths from slot 0; sysfs may show holes.

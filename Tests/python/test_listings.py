@@ -37,6 +37,10 @@ SYSFS = FIXTURES / "sysfs"
 REAL_GOLDEN = SYSFS / "golden"
 EMBEDDED_GOLDEN = FIXTURES / "golden"
 DESCRIPTIONS = ("lpar", "kvm-guest")
+# Machines with what only a real machine shows (a device number without a ccw device, the
+# kernel's vpm 00): the sysfs backend only; their goldens are derived from lscss.c (see the
+# README there), and the model cannot serve them.
+SYSFS_ONLY = ("field",)
 
 
 def golden_command(path: Path) -> Tuple[str, List[str]]:
@@ -92,7 +96,7 @@ def trees(tmp_path_factory) -> Dict[str, str]:
     """Each description built into a sysfs tree."""
     root = tmp_path_factory.mktemp("sysfs")
     result = {}
-    for name in DESCRIPTIONS:
+    for name in DESCRIPTIONS + SYSFS_ONLY:
         make_sysfs.build(description(name), str(root / name))
         result[name] = str(root / name)
     return result
@@ -313,6 +317,33 @@ def test_sysfs_backend_matches_real_tools(servers, name, path):
         pytest.skip("cssd has no --backend linux-sysfs:ROOT (see cssd --help)")
     _, argv = golden_command(path)
     assert checked_listing(servers(name, "sysfs"), *argv) == path.read_bytes()
+
+
+SYSFS_ONLY_CASES = [(name, path) for name in SYSFS_ONLY for path in goldens(REAL_GOLDEN, name)]
+
+
+@pytest.mark.parametrize("name,path", SYSFS_ONLY_CASES, ids=[p.name for _, p in SYSFS_ONLY_CASES])
+def test_sysfs_backend_matches_lscss_source(servers, name, path):
+    """A subchannel whose device number has no ccw device: lscss.c fill_io_devid prints
+    dev_busid with blank DevType, CU Type and Use, and -t or -d with a range skip it; VPM is
+    the vpm file as it is."""
+    if not sysfs_backend_supported():
+        pytest.skip("cssd has no --backend linux-sysfs:ROOT (see cssd --help)")
+    _, argv = golden_command(path)
+    assert checked_listing(servers(name, "sysfs"), *argv) == path.read_bytes()
+
+
+def test_query_subchannels_says_when_no_device_is_there(servers):
+    if not sysfs_backend_supported():
+        pytest.skip("cssd has no --backend linux-sysfs:ROOT (see cssd --help)")
+    listed = json.loads(checked_listing(servers("field", "sysfs"), "lscss", "--json"))["subchannels"]
+    by_id = {s["subchannel"]: s for s in listed}
+    assert by_id["0.0.0001"]["device"] is False and by_id["0.0.0001"]["devno"] == "0.0.1001"
+    assert "device" not in by_id["0.0.0000"] and "device" not in by_id["0.0.0002"]
+    assert [by_id[i]["vpm"] for i in ("0.0.0000", "0.0.0001", "0.0.0002")] == [0x80, 0, 0]
+    # The model: every device is there, and it has no vpm.
+    model = json.loads(checked_listing(servers("lpar", "model"), "lscss", "--json"))["subchannels"]
+    assert all("device" not in s and "vpm" not in s for s in model)
 
 
 # --------------------------------------------------------------------------

@@ -206,7 +206,7 @@ enum CSSCommands {
 
     static func subchannelInfo(_ subchannel: Subchannel) -> JSON {
         let pmcw = subchannel.schib.pmcw
-        return .object([
+        var members: [(String, JSON)] = [
             ("subchannel", .string(subchannel.id.description)),
             ("devno", .string(subchannel.deviceID?.description ?? "")),
             ("dev-type", .string(typeModel(subchannel.devType, subchannel.devModel))),
@@ -220,7 +220,11 @@ enum CSSCommands {
             ("pnom", .integer(Int(pmcw.pnom))),
             ("lpum", .integer(Int(pmcw.lpum))),
             ("chpids", .array(subchannel.channelPaths.map { $0.map { .string($0.description) } ?? .null })),
-        ])
+        ]
+        // Only a backend that observes path verification (Linux `vpm`) has it.
+        if let vpm = subchannel.verifiedPathMask { members.append(("vpm", .integer(Int(vpm)))) }
+        if !subchannel.hasDevice { members.append(("device", .bool(false))) }
+        return .object(members)
     }
 
     static func schibInfo(_ schib: SCHIB) -> JSON {

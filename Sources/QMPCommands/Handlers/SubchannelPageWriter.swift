@@ -74,7 +74,13 @@ struct SubchannelPageWriter {
                 text("null")
             }
         }
-        text("]}")
+        text("]")
+        if let vpm = subchannel.verifiedPathMask {
+            text(", \"vpm\": ")
+            decimal(vpm)
+        }
+        if !subchannel.hasDevice { text(", \"device\": false") }
+        text("}")
     }
 
     private mutating func subchannelID(_ cssid: UInt8, _ ssid: UInt8, _ number: UInt16) {
