@@ -33,6 +33,9 @@ final class SysfsMirror {
     private var deviceDirectories: [String?] = []
     private var listings: [UInt8: [String]] = [:]
     private var placeholders: Set<ChannelPathID> = []
+    /// Devices under `cssN/defunct/`, as of the last full reading (its entries are part of
+    /// the listing, so that one coming or going makes a full reading).
+    private(set) var orphans: [OrphanedDevice] = []
     /// The record index the sweep reads next, and the rounds it has completed.
     private(set) var sweepCursor = 0
     private(set) var sweepRounds = 0
@@ -64,6 +67,7 @@ final class SysfsMirror {
         details = observation.details
         listings = observation.listings
         placeholders = observation.placeholders
+        orphans = observation.orphans
         deviceDirectories = newer.subchannels.map { observation.deviceDirectories[$0.id] }
         if sweepCursor >= deviceDirectories.count { sweepCursor = 0 }
     }
@@ -132,7 +136,7 @@ final class SysfsMirror {
         for (cssid, names) in listings {
             let dir = root + "/devices/css" + String(cssid, radix: 16)
             do throws(BackendError) {
-                guard let now = try SysfsFiles.entries(dir) else {
+                guard let now = try SysfsObservation.listing(dir) else {
                     noteOnce("\(dir) has gone: keeping the last view until it is back")
                     return
                 }
@@ -175,13 +179,13 @@ final class SysfsMirror {
                 return PathChange(before: before, after: after, affected: [], crws: [], crwsLost: 0)
             }
         }
-        let detailsChanged = details != observation.details
+        let detailsChanged = details != observation.details || orphans != observation.orphans
         install(observation, newer)
         guard !same || !changes.isEmpty || detailsChanged || write != nil else { return nil }
         generation += 1
         return ObservedUpdate(
             generation: generation, subsystem: subsystem, details: details, changes: changes, write: write,
-            layoutChanged: !same)
+            layoutChanged: !same, orphans: orphans)
     }
 
     private func reread(
@@ -244,7 +248,8 @@ final class SysfsMirror {
         details = newDetails
         generation += 1
         return ObservedUpdate(
-            generation: generation, subsystem: subsystem, details: details, changes: changes, write: write)
+            generation: generation, subsystem: subsystem, details: details, changes: changes, write: write,
+            orphans: orphans)
     }
 
     /// Reads one subchannel's `pimpampom`, `vpm`, `chpids` and device `online`; sets its masks in

@@ -27,6 +27,8 @@ struct SysfsObservation {
     var deviceDirectories: [SubchannelID: String] = [:]
     /// Per css: the names in its directory, sorted (to tell when entries come or go).
     var listings: [UInt8: [String]] = [:]
+    /// Devices under `cssN/defunct/`, in css and name order.
+    var orphans: [OrphanedDevice] = []
     /// Subchannels whose `dev_busid` names a device but that have no ccw device directory.
     var withoutDevice: [SubchannelID] = []
     /// Paths that subchannels name but that have no directory.
@@ -112,14 +114,50 @@ struct SysfsObservation {
     private mutating func readCSS(_ cssid: UInt8, at dir: String) throws(BackendError) {
         topology.channelSubsystems.append(.init(cssid: Int(cssid)))
         let names = try SysfsFiles.entries(dir) ?? []
-        listings[cssid] = names
+        listings[cssid] = try Self.listing(dir, entries: names)
         for name in names {
             let path = dir + "/" + name
-            if name.hasPrefix("chp") {
+            if name == "defunct" {
+                readOrphans(cssid, at: path)
+            } else if name.hasPrefix("chp") {
                 try readChannelPath(name: name, cssid: cssid, at: path)
             } else if let (ssid, schno) = parseBusID(name) {
                 try readSubchannel(SubchannelID(cssid: cssid, ssid: ssid, schno: schno), at: path)
             }
+        }
+    }
+
+    /// A css directory's entries, and `defunct/NAME` for those of its `defunct/`: what, when it
+    /// changes, makes a new full reading. nil when the directory is gone.
+    static func listing(_ dir: String, entries: [String]? = nil) throws(BackendError) -> [String]? {
+        var listed = entries
+        if listed == nil { listed = try SysfsFiles.entries(dir) }
+        guard let names = listed else { return nil }
+        guard names.contains("defunct") else { return names }
+        let defunct = try SysfsFiles.entries(dir + "/defunct") ?? []
+        return names + defunct.map { "defunct/" + $0 }
+    }
+
+    /// `cssN/defunct/0.S.DDDD`: devices that lost their subchannel (lscss.c
+    /// print_defunct_devices reads their devtype, cutype and online).
+    private mutating func readOrphans(_ cssid: UInt8, at dir: String) {
+        let names: [String]
+        do throws(BackendError) {
+            names = try SysfsFiles.entries(dir) ?? []
+        } catch {
+            problems.append(error.description)
+            return
+        }
+        for name in names {
+            guard let (ssid, number) = parseBusID(name), SysfsFiles.isDirectory(dir + "/" + name) else { continue }
+            let device = dir + "/" + name
+            let (devType, devModel) = attribute(device + "/devtype").flatMap(parseTypeModel) ?? (0, 0)
+            let (cuType, cuModel) = attribute(device + "/cutype").flatMap(parseTypeModel) ?? (0, 0)
+            orphans.append(
+                OrphanedDevice(
+                    id: DeviceID(cssid: cssid, ssid: ssid, devno: number), devType: UInt16(devType),
+                    devModel: UInt8(devModel), cuType: UInt16(cuType), cuModel: UInt8(cuModel),
+                    online: attribute(device + "/online") == "1"))
         }
     }
 

@@ -74,8 +74,48 @@ struct LscssCommand: ParsableCommand {
                 }
                 writeOutput(text)
             }
-            if json { writeOutput(JSON.object([("subchannels", listed)]).serialized(pretty: true) + "\n") }
+            // Then the devices without a subchannel, unless subchannel ids were asked for
+            // (lscss.c print_subchannels_of_type, print_defunct_devices).
+            var orphans: [JSON] = []
+            if selection.ranges.isEmpty || devrange {
+                orphans = try Self.orphanedDevices(session: &session)
+            }
+            if json {
+                var members: [(String, JSON)] = [("subchannels", listed)]
+                let chosen = orphans.filter { selection.admitsOrphan($0) }
+                if !chosen.isEmpty { members.append(("orphaned-devices", .array(chosen))) }
+                writeOutput(JSON.object(members).serialized(pretty: true) + "\n")
+            } else {
+                var text = ""
+                for device in orphans {
+                    // -s: lscss stops at the first device that is not 0.0.xxxx.
+                    if short && !(device["devno"]?.stringValue ?? "").hasPrefix("0.0.") { break }
+                    if selection.admitsOrphan(device) { text += table.row(orphanColumns(of: device)) }
+                }
+                writeOutput(text)
+            }
         }
+    }
+
+    /// query-orphaned-devices; a server without it (older cssd) has none.
+    static func orphanedDevices(session: inout ListingSession) throws -> [JSON] {
+        do {
+            return try session.execute("query-orphaned-devices").elements
+        } catch let reply as ListingSession.ErrorReply where reply.text.hasPrefix("CommandNotFound:") {
+            return []
+        }
+    }
+
+    /// A defunct device's row: its bus id, subchannel `n/a`, its types and Use, nothing else.
+    func orphanColumns(of device: JSON) -> [String] {
+        var values = [
+            shortened(device["devno"]?.stringValue ?? ""), "n/a",
+            device["dev-type"]?.stringValue ?? "", device["cu-type"]?.stringValue ?? "",
+            device["online"]?.boolValue == true ? "yes" : "", "", "", "",
+        ]
+        if vpm { values.append("") }
+        values.append("")
+        return uppercase ? values.map { $0.uppercased() } : values
     }
 
     // MARK: Querying
@@ -213,6 +253,22 @@ struct LscssCommand: ParsableCommand {
         let byDevice: Bool
         let deviceTypes: [(type: Int, model: Int?)]?
         let short: Bool
+
+        /// A device without a subchannel: -d ranges and -t types apply to it.
+        func admitsOrphan(_ device: JSON) -> Bool {
+            let devno = device["devno"]?.stringValue ?? ""
+            if short && !devno.hasPrefix("0.0.") { return false }
+            if byDevice && !ranges.isEmpty {
+                guard let key = BusID(Substring(devno)), ranges.contains(where: { $0.contains(key) }) else { return false }
+            }
+            if let deviceTypes {
+                guard let type = LscssCommand.deviceType(Substring(device["dev-type"]?.stringValue ?? "")) else {
+                    return false
+                }
+                return deviceTypes.contains { $0.type == type.type && ($0.model == nil || $0.model == type.model) }
+            }
+            return true
+        }
 
         func admits(_ subchannel: JSON) -> Bool {
             let id = subchannel["subchannel"]?.stringValue ?? ""

@@ -115,6 +115,32 @@ private func sch(_ text: String) -> SubchannelID { try! SubchannelID(parsing: te
         #expect(backend.subsystem.subchannel(sch("0.0.0000"))?.verifiedPathMask == 0xc0)
     }
 
+    /// `css0/defunct/`: devices without a subchannel, with their types and online; a device
+    /// number without a device directory is a subchannel without its device.
+    @Test func orphansAndMissingDevicesAreRead() throws {
+        let tree = Tree()
+        tree.chp("40")
+        tree.sch("0.0.0000", chpids: "40 00 00 00 00 00 00 00", pimpampom: "80 80 ff")
+        tree.write("devices/css0/0.0.0000/dev_busid", "0.0.1000\n")
+        tree.write("devices/css0/defunct/0.1.3001/devtype", "n/a\n")
+        tree.write("devices/css0/defunct/0.1.3001/cutype", "3832/01\n")
+        tree.write("devices/css0/defunct/0.1.3001/online", "1\n")
+        tree.write("devices/css0/defunct/junk", "")
+        let backend = try SysfsBackend(root: tree.root)
+        let sch = backend.subsystem.subchannel(sch("0.0.0000"))!
+        #expect(sch.deviceID?.description == "0.0.1000" && !sch.hasDevice)
+        #expect(
+            backend.orphanedDevices == [
+                OrphanedDevice(
+                    id: DeviceID(cssid: 0, ssid: 1, devno: 0x3001), devType: 0, devModel: 0, cuType: 0x3832, cuModel: 1,
+                    online: true)
+            ])
+        // One that goes is seen by the next reading (the listing covers defunct/).
+        try FileManager.default.removeItem(atPath: tree.root + "/devices/css0/defunct/0.1.3001")
+        _ = try backend.refresh()
+        #expect(backend.orphanedDevices.isEmpty)
+    }
+
     /// The model packs installed paths from slot 0; sysfs may show holes.
     @Test func pimWithHolesIsPacked() throws {
         let tree = Tree()

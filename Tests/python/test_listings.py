@@ -24,6 +24,7 @@ import stat
 import subprocess
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Dict, List, Tuple
 
@@ -344,6 +345,35 @@ def test_query_subchannels_says_when_no_device_is_there(servers):
     # The model: every device is there, and it has no vpm.
     model = json.loads(checked_listing(servers("lpar", "model"), "lscss", "--json"))["subchannels"]
     assert all("device" not in s and "vpm" not in s for s in model)
+
+
+def test_orphaned_devices_are_served_and_followed(servers, trees):
+    """css0/defunct/: query-orphaned-devices serves the devices there (the model: none), and
+    one that appears behind cssd's back is listed after the next layout check."""
+    if not sysfs_backend_supported():
+        pytest.skip("cssd has no --backend linux-sysfs:ROOT (see cssd --help)")
+    sock = servers("field", "sysfs")
+    query = lambda s: json.loads(subprocess.run([cssctl_binary(), "--socket", s, "query-orphaned-devices"],
+                                                capture_output=True, text=True, timeout=30).stdout)
+    assert query(sock) == [
+        {"devno": "0.0.3000", "dev-type": "3390/0c", "cu-type": "3990/e9", "online": True},
+        {"devno": "0.1.3001", "dev-type": "1732/01", "cu-type": "1731/01", "online": False}]
+    assert query(servers("lpar", "model")) == []
+    listed = json.loads(checked_listing(sock, "lscss", "--json", "-t", "1732"))
+    assert [d["devno"] for d in listed["orphaned-devices"]] == ["0.1.3001"]
+    # -s: 0.0.3000 shortened, then lscss stops at 0.1.3001; -u: N/A, YES.
+    cells = ["3000", "N/A", "3390/0C", "3990/E9", "YES", "", "", "", ""]
+    assert checked_listing(sock, "lscss", "-s", "-u").decode().splitlines()[-1] == \
+        " ".join(c.ljust(w) for c, w in zip(cells, (8, 9, 7, 7, 4, 3, 3, 4, 17)))
+    make_sysfs.write_defunct(trees["field"], os.path.join(trees["field"], "devices", "css0"), "0.0.3002",
+                             {"dev_type": (0x3390, 0x0c), "cu_type": (0x3990, 0xe9), "online": False})
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and len(query(sock)) != 3:
+            time.sleep(0.2)
+        assert [d["devno"] for d in query(sock)] == ["0.0.3000", "0.0.3002", "0.1.3001"]
+    finally:
+        shutil.rmtree(os.path.join(trees["field"], "devices", "css0", "defunct", "0.0.3002"))
 
 
 # --------------------------------------------------------------------------

@@ -107,6 +107,20 @@ enum CSSCommands {
         }
     }
 
+    /// Devices without a subchannel (Linux `cssN/defunct/`), as the backend last read them.
+    static func queryOrphanedDevices(_ context: CommandContext) throws(QMPError) -> CommandOutcome {
+        .reply(
+            .array(
+                context.server.backend.orphanedDevices.map { device in
+                    .object([
+                        ("devno", .string(device.id.description)),
+                        ("dev-type", .string(typeModel(device.devType, device.devModel))),
+                        ("cu-type", .string(typeModel(device.cuType, device.cuModel))),
+                        ("online", .bool(device.online)),
+                    ])
+                }))
+    }
+
     static func queryCSS(_ context: CommandContext) throws(QMPError) -> CommandOutcome {
         let subsystem = context.server.subsystem
         return .reply(.array(subsystem.cssids.map { cssid in
