@@ -93,6 +93,7 @@ public struct Subsystem: Sendable {
             let sch = described[position]
             let index = records.count
             var pmcw = PMCW(pom: 0xff)
+            pmcw.chars |= UInt32(sch.type.rawValue) << 21  // st
             pmcw.isEnabled = sch.enabled
             pmcw.isc = UInt8(sch.isc)
             if let devno = sch.devno {

@@ -262,6 +262,7 @@ final class SysfsMirror {
     private func readSubchannel(_ index: Int, into working: inout Subsystem, full: Bool) -> SubchannelID? {
         subchannelReads += 1
         let sch = working.subchannels[index]
+        guard sch.type == .io else { return nil }  // CHSC, EADM: nothing that changes
         let css = cssDirectories[sch.id.cssid] ?? AT_FDCWD
         let relative = css == AT_FDCWD ? subchannelDirectory(sch.id) : subchannelName(sch.id)
         let masksRead: Bool

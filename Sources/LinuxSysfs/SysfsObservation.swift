@@ -225,9 +225,20 @@ struct SysfsObservation {
         return (path, details, problems, missing == 2)
     }
 
-    /// `0.S.XXXX`: type (I/O only), chpids, pimpampom, vpm, dev_busid, and the ccw device child.
+    /// `0.S.XXXX`: type (any; the rest for I/O only), chpids, pimpampom, vpm, dev_busid, and the ccw device child.
     private mutating func readSubchannel(_ id: SubchannelID, at dir: String) throws(BackendError) {
-        if let type = attribute(dir + "/type"), type != "0" { return }  // CHSC, EADM: no paths
+        if let text = attribute(dir + "/type"), text != "0" {
+            // CHSC, message, EADM: no device, no paths; served with their type (lscss -a).
+            guard let number = parseHex(text[...], maxDigits: 1), number != 0,
+                let type = SubchannelType(rawValue: UInt8(number))
+            else {
+                problems.append("\(dir)/type: '\(text)' is not a subchannel type cssd knows, left out")
+                return
+            }
+            topology.subchannels.append(
+                .init(id: id, devno: nil, devType: 0, devModel: 0, cuType: 0, cuModel: 0, chpids: [], type: type))
+            return
+        }
         guard let chpidLine = attribute(dir + "/chpids"),
             let pimpampom = attribute(dir + "/pimpampom")
         else {

@@ -55,27 +55,57 @@ struct LscssCommand: ParsableCommand {
         _ = try deviceTypes()
     }
 
+    @Flag(name: [.short, .long], help: "All subchannel types, each in its own section: I/O, CHSC, EADM (lscss -a).")
+    var all = false
+
+    @Flag(help: "I/O subchannels (the default; with --chsc or --eadm: in their own section too).")
+    var io = false
+
+    @Flag(help: "CHSC subchannels.")
+    var chsc = false
+
+    @Flag(help: "EADM subchannels.")
+    var eadm = false
+
     func run() throws {
         let selection = Selection(
             ranges: try ranges(), byDevice: devrange, deviceTypes: try deviceTypes(), short: short)
+        // lscss.c main: -a is --io --chsc --eadm; I/O alone when no type is asked for.
+        let showCHSC = all || chsc
+        let showEADM = all || eadm
+        let showIO = all || io || (!showCHSC && !showEADM)
+        let sections = showCHSC || showEADM
         let table = Self.table(vpm: vpm)
+        let otherTable = ListingTable(columns: [("Device", 8), ("Subchan.", 9)], separator: "-")
         try runningListing {
             var session = try ListingSession(socket: server.socket, timeoutSeconds: server.timeout)
             let listed = JSON.array()
             var started = false
+            var others: [SubchannelType: [JSON]] = [:]
             // The header goes out only once the first page came back, so that a failure prints
             // nothing on standard output.
             try Self.forEachPage(session: &session, short: short) { page in
                 var text = ""
-                if !json && !started { text = table.header }
+                if !json && !started && showIO {
+                    text = (sections ? "IO Subchannels and Devices:\n" : "") + table.header
+                }
                 started = true
-                for subchannel in page where selection.admits(subchannel) {
-                    if json { listed.append(subchannel) } else { text += table.row(columns(of: subchannel)) }
+                for subchannel in page {
+                    let type = subchannel["type"]?.stringValue ?? "io"
+                    if type == "io" {
+                        guard showIO, selection.admits(subchannel) else { continue }
+                        if json { listed.append(subchannel) } else { text += table.row(columns(of: subchannel)) }
+                    } else if let kind = SubchannelType.allCases.first(where: { $0.description == type }),
+                        (kind == .chsc && showCHSC) || (kind == .eadm && showEADM), selection.admitsOther(subchannel)
+                    {
+                        if json { listed.append(subchannel) } else { others[kind, default: []].append(subchannel) }
+                    }
                 }
                 writeOutput(text)
             }
-            // Then the devices without a subchannel, unless subchannel ids were asked for
-            // (lscss.c print_subchannels_of_type, print_defunct_devices).
+            // After each section's subchannels, the devices without a subchannel, unless
+            // subchannel ids were asked for (lscss.c print_subchannels_of_type,
+            // print_defunct_devices).
             var orphans: [JSON] = []
             if selection.ranges.isEmpty || devrange {
                 orphans = try Self.orphanedDevices(session: &session)
@@ -85,15 +115,32 @@ struct LscssCommand: ParsableCommand {
                 let chosen = orphans.filter { selection.admitsOrphan($0) }
                 if !chosen.isEmpty { members.append(("orphaned-devices", .array(chosen))) }
                 writeOutput(JSON.object(members).serialized(pretty: true) + "\n")
-            } else {
+                return
+            }
+            func orphanRows(_ columns: (JSON) -> [String], _ table: ListingTable) -> String {
                 var text = ""
                 for device in orphans {
                     // -s: lscss stops at the first device that is not 0.0.xxxx.
                     if short && !(device["devno"]?.stringValue ?? "").hasPrefix("0.0.") { break }
-                    if selection.admitsOrphan(device) { text += table.row(orphanColumns(of: device)) }
+                    if selection.admitsOrphan(device) { text += table.row(columns(device)) }
                 }
-                writeOutput(text)
+                return text
             }
+            var text = showIO ? orphanRows(orphanColumns, table) : ""
+            for (kind, title, shown) in [(SubchannelType.chsc, "CHSC", showCHSC), (.eadm, "EADM", showEADM)] where shown {
+                // A header line before a section only when another type is listed too.
+                let another = showIO || (kind == .chsc ? showEADM : showCHSC)
+                text += (another ? "\n\(title) Subchannels:\n" : "") + otherTable.header
+                for subchannel in others[kind] ?? [] {
+                    let id = shortened(subchannel["subchannel"]?.stringValue ?? "")
+                    text += otherTable.row([uppercase ? "N/A" : "n/a", uppercase ? id.uppercased() : id])
+                }
+                text += orphanRows({ device in
+                    let id = shortened(device["devno"]?.stringValue ?? "")
+                    return [uppercase ? id.uppercased() : id, uppercase ? "N/A" : "n/a"]
+                }, otherTable)
+            }
+            writeOutput(text)
         }
     }
 
@@ -253,6 +300,18 @@ struct LscssCommand: ParsableCommand {
         let byDevice: Bool
         let deviceTypes: [(type: Int, model: Int?)]?
         let short: Bool
+
+        /// A CHSC or EADM subchannel (lscss.c print_sch_chsc): -d with a range or -t leaves
+        /// it out; a range selects by subchannel id.
+        func admitsOther(_ subchannel: JSON) -> Bool {
+            let id = subchannel["subchannel"]?.stringValue ?? ""
+            if (byDevice && !ranges.isEmpty) || deviceTypes != nil { return false }
+            if short && !id.hasPrefix("0.0.") { return false }
+            if !ranges.isEmpty {
+                guard let key = BusID(Substring(id)), ranges.contains(where: { $0.contains(key) }) else { return false }
+            }
+            return true
+        }
 
         /// A device without a subchannel: -d ranges and -t types apply to it.
         func admitsOrphan(_ device: JSON) -> Bool {

@@ -71,7 +71,9 @@ private func sch(_ text: String) -> SubchannelID { try! SubchannelID(parsing: te
         tree.sch(
             "0.1.0007", chpids: "41 00 00 00 00 00 00 00", pimpampom: "80 80 ff", device: "0.1.2000",
             devtype: "n/a", online: "0")
-        tree.sch("0.0.0009", chpids: "00 00 00 00 00 00 00 00", pimpampom: "00 00 00", type: "1")  // CHSC: skipped
+        tree.sch("0.0.0009", chpids: "00 00 00 00 00 00 00 00", pimpampom: "00 00 00", type: "1")  // CHSC
+        tree.write("devices/css0/0.1.0100/type", "3\n")  // EADM: only type (css.c)
+        tree.write("devices/css0/0.1.0101/type", "7\n")  // no such type: left out
         let backend = try SysfsBackend(root: tree.root)
         let model = backend.subsystem
         #expect(model.channelPaths.map(\.id) == [chp("0.40"), chp("0.41"), chp("0.42")])
@@ -82,7 +84,13 @@ private func sch(_ text: String) -> SubchannelID { try! SubchannelID(parsing: te
         #expect(backend.details(of: chp("0.41")) == ChannelPathDetails(cmg: nil, shared: true, chidExternal: false))
         #expect(backend.details(of: chp("0.42")) == ChannelPathDetails(cmg: nil, shared: nil, chidExternal: nil))
 
-        #expect(model.subchannels.map(\.id) == [sch("0.0.0000"), sch("0.1.0007")])
+        // Issue 15: CHSC and EADM subchannels are served, with their type and no paths.
+        #expect(model.subchannels.map(\.id) == [sch("0.0.0000"), sch("0.0.0009"), sch("0.1.0007"), sch("0.1.0100")])
+        #expect(model.subchannels.map(\.type) == [.io, .chsc, .io, .eadm])
+        #expect(model.subchannel(sch("0.0.0009"))!.schib.pmcw.pim == 0)
+        #expect(model.subchannel(sch("0.1.0100"))!.deviceID == nil)
+        #expect(backend.problems.contains { $0.contains("0.1.0101/type") })
+        #expect(try backend.refresh().isEmpty)  // re-reads skip them: nothing to change
         let dasd = model.subchannel(sch("0.0.0000"))!
         #expect(dasd.deviceID?.description == "0.0.1000" && dasd.devType == 0x3390 && dasd.schib.pmcw.isEnabled)
         let pmcw = dasd.schib.pmcw

@@ -342,6 +342,12 @@ def test_query_subchannels_says_when_no_device_is_there(servers):
     assert by_id["0.0.0001"]["device"] is False and by_id["0.0.0001"]["devno"] == "0.0.1001"
     assert "device" not in by_id["0.0.0000"] and "device" not in by_id["0.0.0002"]
     assert [by_id[i]["vpm"] for i in ("0.0.0000", "0.0.0001", "0.0.0002")] == [0x80, 0, 0]
+    # Other subchannel types: listed only when asked for, with their type, no device, no paths.
+    assert "0.0.ff00" not in by_id
+    every = json.loads(checked_listing(servers("field", "sysfs"), "lscss", "--json", "-a"))["subchannels"]
+    others = {s["subchannel"]: s for s in every if s["type"] != "io"}
+    assert {i: (s["type"], s["devno"], s["pim"]) for i, s in others.items()} == {
+        "0.0.ff00": ("chsc", "", 0), "0.1.0100": ("eadm", "", 0)}
     # The model: every device is there, and it has no vpm.
     model = json.loads(checked_listing(servers("lpar", "model"), "lscss", "--json"))["subchannels"]
     assert all("device" not in s and "vpm" not in s for s in model)

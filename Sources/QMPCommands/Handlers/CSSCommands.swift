@@ -234,6 +234,7 @@ enum CSSCommands {
             ("pnom", .integer(Int(pmcw.pnom))),
             ("lpum", .integer(Int(pmcw.lpum))),
             ("chpids", .array(subchannel.channelPaths.map { $0.map { .string($0.description) } ?? .null })),
+            ("type", .string(subchannel.type.description)),
         ]
         // Only a backend that observes path verification (Linux `vpm`) has it.
         if let vpm = subchannel.verifiedPathMask { members.append(("vpm", .integer(Int(vpm)))) }

@@ -74,7 +74,14 @@ struct SubchannelPageWriter {
                 text("null")
             }
         }
-        text("]")
+        text("], \"type\": \"")
+        switch subchannel.type {
+        case .io: text("io")
+        case .chsc: text("chsc")
+        case .message: text("message")
+        case .eadm: text("eadm")
+        }
+        text("\"")
         if let vpm = subchannel.verifiedPathMask {
             text(", \"vpm\": ")
             decimal(vpm)
