@@ -67,7 +67,9 @@ extension Topology {
                 guard sch.devno == nil, sch.chpids.isEmpty else {
                     throw TopologyError(
                         field: field(),
-                        reason: "subchannel \(id) of type \(sch.type) can have no devno and no chpids (only I/O subchannels do)")
+                        reason:
+                            "subchannel \(id) of type \(sch.type) can have no devno and no chpids (only I/O subchannels do)"
+                    )
                 }
                 continue
             }
