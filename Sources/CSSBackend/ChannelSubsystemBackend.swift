@@ -19,6 +19,9 @@ public protocol ChannelSubsystemBackend: AnyObject {
     /// What the source says about a path beyond the model (sysfs `cmg`, `chid_external`);
     /// nil when it says nothing more.
     func details(of path: ChannelPathID) -> ChannelPathDetails?
+    /// Devices without a subchannel (Linux: `cssN/defunct/`), in bus-id order; the model has
+    /// none (the default).
+    var orphanedDevices: [OrphanedDevice] { get }
 
     /// A vary (Linux `chchp -v`), planned: checked now, written by the write's `perform`
     /// (off the event loop when it may block), finished by `completeWrite`.
@@ -32,6 +35,33 @@ public protocol ChannelSubsystemBackend: AnyObject {
     func resetChannelPath(_ id: ChannelPathID) throws(BackendError) -> ResetChannelPathResult
     func modifySubchannel(_ id: SubchannelID, schib: SCHIB) throws(BackendError) -> ModifySubchannelResult
     func storeChannelReportWord() throws(BackendError) -> StoreCRWResult
+}
+
+extension ChannelSubsystemBackend {
+    public var orphanedDevices: [OrphanedDevice] { [] }
+}
+
+/// A device that lost its subchannel: Linux keeps its ccw device under `cssN/defunct/`
+/// (drivers/s390/cio/device.c, the orphanage) until it is set offline, and lscss lists it with
+/// subchannel `n/a`.
+public struct OrphanedDevice: Hashable, Sendable {
+    public var id: DeviceID
+    /// Device and control-unit type and model (`devtype` `n/a` is 0/0).
+    public var devType: UInt16
+    public var devModel: UInt8
+    public var cuType: UInt16
+    public var cuModel: UInt8
+    /// The device's `online` reads 1.
+    public var online: Bool
+
+    public init(id: DeviceID, devType: UInt16, devModel: UInt8, cuType: UInt16, cuModel: UInt8, online: Bool) {
+        self.id = id
+        self.devType = devType
+        self.devModel = devModel
+        self.cuType = cuType
+        self.cuModel = cuModel
+        self.online = online
+    }
 }
 
 /// Facts about a channel path that only a real machine reports.
@@ -125,11 +155,14 @@ public struct ObservedUpdate: Sendable {
     public let write: ChannelPathID?
     /// Subchannels or paths came or went (new directories to watch).
     public let layoutChanged: Bool
+    /// The devices without a subchannel, as of this reading.
+    public let orphans: [OrphanedDevice]
 
     public init(
         generation: UInt64, subsystem: Subsystem, details: [ChannelPathID: ChannelPathDetails], changes: [PathChange],
-        write: ChannelPathID? = nil, layoutChanged: Bool = false
+        write: ChannelPathID? = nil, layoutChanged: Bool = false, orphans: [OrphanedDevice] = []
     ) {
+        self.orphans = orphans
         self.generation = generation
         self.subsystem = subsystem
         self.details = details

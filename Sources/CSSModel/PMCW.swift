@@ -80,6 +80,10 @@ public struct PMCW: Hashable, Sendable {
     /// operational (POM) and varied online (LPM). False is what takes a DASD down (Linux
     /// dasd: "no operational path"). A subchannel without paths (PIM 0) has none either.
     public var hasOperationalPath: Bool { pim & pam & pom & lpm != 0 }
+    /// Whether the subchannel does not count as one left without an operational path: it has
+    /// one, or it is not an I/O subchannel (CHSC, message and EADM subchannels have no paths by
+    /// design; counting them would report every real machine as having lost paths).
+    public var hasOperationalPathOrIsNotIO: Bool { chars & Characteristics.subchannelType != 0 || hasOperationalPath }
 
     /// Interruption subclass, 0...7.
     public var isc: UInt8 {

@@ -14,6 +14,16 @@ public struct Subchannel: Hashable, Sendable {
     public let cuType: UInt16
     public let devModel: UInt8
     public let cuModel: UInt8
+    /// The paths the operating system has verified, when a backend observes them (Linux's
+    /// `vpm` attribute, `sch->vpm`, packed into the model's slots like the PMCW masks); nil
+    /// when nobody says (the model itself has no path verification). Linux leaves a device
+    /// that is not online at 00, whatever its LPM.
+    public internal(set) var verifiedPathMask: UInt8?
+    /// False when the subchannel has a device number but no device behind it that the
+    /// operating system could bind (Linux: `dev_busid` names it, but the subchannel directory
+    /// has no ccw device, e.g. after the only path was varied offline). The model's own
+    /// subchannels always have their device.
+    public internal(set) var hasDevice: Bool = true
 
     public init(id: SubchannelID, devType: UInt16, devModel: UInt8, cuType: UInt16, cuModel: UInt8, schib: SCHIB) {
         self.schib = schib

@@ -9,19 +9,31 @@
 extension Subsystem {
     /// Sets a subchannel's path masks as observed (bit 0x80 = slot 0, as in the SCHIB). PNOM
     /// is what is installed but not operational, and PNO follows it. Nothing else changes: no
-    /// CRW, no path state.
+    /// CRW, no path state. `vpm`, when given, is the operating system's verified path mask
+    /// (kept as `verifiedPathMask`, limited to PIM); nil leaves it unknown.
     /// - Throws: `ModelError.unknownSubchannel`.
-    public mutating func setObservedMasks(_ id: SubchannelID, pam: UInt8, pom: UInt8, lpm: UInt8) throws(ModelError) {
+    public mutating func setObservedMasks(
+        _ id: SubchannelID, pam: UInt8, pom: UInt8, lpm: UInt8, vpm: UInt8? = nil
+    ) throws(ModelError) {
         guard let index = recordIndex[id.rawValue].map({ Int($0) }) else { throw .unknownSubchannel(id) }
         var pmcw = records[index].schib.pmcw
-        let before = pmcw.hasOperationalPath
+        let before = pmcw.hasOperationalPathOrIsNotIO
         pmcw.pam = pam & pmcw.pim
         pmcw.pom = pom
         pmcw.lpm = lpm & pmcw.pim
         pmcw.pnom = pmcw.pim & ~pom
         records[index].schib.pmcw = pmcw
         records[index].schib.scsw.pathNotOperational = pmcw.pnom != 0
-        noteOperationalPath(cssid: id.cssid, before: before, after: pmcw.hasOperationalPath)
+        noteOperationalPath(cssid: id.cssid, before: before, after: pmcw.hasOperationalPathOrIsNotIO)
+        records[index].verifiedPathMask = vpm.map { $0 & pmcw.pim }
+    }
+
+    /// Sets whether the device behind a subchannel is there (`Subchannel.hasDevice`), as
+    /// observed. Nothing else changes.
+    /// - Throws: `ModelError.unknownSubchannel`.
+    public mutating func setObservedDevice(_ id: SubchannelID, present: Bool) throws(ModelError) {
+        guard let index = recordIndex[id.rawValue].map({ Int($0) }) else { throw .unknownSubchannel(id) }
+        records[index].hasDevice = present
     }
 
     /// Whether `other` describes the same subchannels with the same installed paths, so that

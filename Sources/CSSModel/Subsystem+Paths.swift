@@ -148,10 +148,10 @@ extension Subsystem {
         records.withUnsafeMutableBufferPointer { records in
             for entry in list {
                 let index = Int(entry >> 3)
-                let before = records[index].schib.pmcw.hasOperationalPath
+                let before = records[index].schib.pmcw.hasOperationalPathOrIsNotIO
                 if let change = update.apply(to: &records[index], slot: Int(entry & 7)) {
                     affected.append(change)
-                    let after = records[index].schib.pmcw.hasOperationalPath
+                    let after = records[index].schib.pmcw.hasOperationalPathOrIsNotIO
                     if before != after { lostOperational += after ? -1 : 1 }
                 }
             }
@@ -161,10 +161,10 @@ extension Subsystem {
     }
 
     private mutating func apply(_ update: MaskUpdate, toRecord index: Int, slot: Int) -> AffectedSubchannel? {
-        let before = records[index].schib.pmcw.hasOperationalPath
+        let before = records[index].schib.pmcw.hasOperationalPathOrIsNotIO
         let change = update.apply(to: &records[index], slot: slot)
         noteOperationalPath(
-            cssid: records[index].id.cssid, before: before, after: records[index].schib.pmcw.hasOperationalPath)
+            cssid: records[index].id.cssid, before: before, after: records[index].schib.pmcw.hasOperationalPathOrIsNotIO)
         return change
     }
 }

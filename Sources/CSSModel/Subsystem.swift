@@ -29,7 +29,7 @@ public struct Subsystem: Sendable {
     public private(set) var cssids: [UInt8]
     /// CRWs lost per css.
     var lostByCSS: [UInt8: Int] = [:]
-    /// Per css: subchannels with no operational path (`PMCW.hasOperationalPath` false). Kept
+    /// Per css: I/O subchannels with no operational path (`PMCW.hasOperationalPathOrIsNotIO` false). Kept
     /// up to date by every operation that changes a mask, so that reading it costs O(1) at
     /// any size (a metrics scrape must not walk 262,144 subchannels); the tests check it
     /// against a full recount after random operations.
@@ -98,6 +98,7 @@ public struct Subsystem: Sendable {
             let sch = described[position]
             let index = records.count
             var pmcw = PMCW(pom: 0xff)
+            pmcw.chars |= UInt32(sch.type.rawValue) << 21  // st
             pmcw.isEnabled = sch.enabled
             pmcw.isc = UInt8(sch.isc)
             if let devno = sch.devno {
@@ -132,7 +133,7 @@ public struct Subsystem: Sendable {
             recordIndex[sch.id.rawValue] = Int32(index)
         }
         for index in paths.indices { paths[index].subchannelCount = members[index].count }
-        for record in records where !record.schib.pmcw.hasOperationalPath {
+        for record in records where !record.schib.pmcw.hasOperationalPathOrIsNotIO {
             withoutOperationalPath[record.id.cssid, default: 0] += 1
         }
         self.records = records
@@ -203,7 +204,7 @@ public struct Subsystem: Sendable {
     /// Counts the subchannels without an operational path by walking every one: O(subchannels).
     /// The reference the maintained count (`subchannelsWithoutOperationalPath`) is tested against.
     public func recountSubchannelsWithoutOperationalPath(cssid: UInt8) -> Int {
-        records.count { $0.id.cssid == cssid && !$0.schib.pmcw.hasOperationalPath }
+        records.count { $0.id.cssid == cssid && !$0.schib.pmcw.hasOperationalPathOrIsNotIO }
     }
 
     /// Records that a subchannel of `cssid` went from having an operational path (`before`)
@@ -280,7 +281,7 @@ public struct Subsystem: Sendable {
         updated.mba = schib.mba
         records[index].schib = updated
         noteOperationalPath(
-            cssid: id.cssid, before: current.pmcw.hasOperationalPath, after: updated.pmcw.hasOperationalPath)
+            cssid: id.cssid, before: current.pmcw.hasOperationalPathOrIsNotIO, after: updated.pmcw.hasOperationalPathOrIsNotIO)
         return ModifySubchannelResult(cc: 0, changed: updated != current)
     }
 

@@ -62,6 +62,17 @@ extension Topology {
             try check(sch.cuType, 0xffff, "cuType", field)
             try check(sch.cuModel, 0xff, "cuModel", field)
             try check(sch.isc, 7, "isc", field)
+            if sch.type != .io {
+                // CHSC, message and EADM subchannels have no device and no channel paths.
+                guard sch.devno == nil, sch.chpids.isEmpty else {
+                    throw TopologyError(
+                        field: field(),
+                        reason:
+                            "subchannel \(id) of type \(sch.type) can have no devno and no chpids (only I/O subchannels do)"
+                    )
+                }
+                continue
+            }
             guard !sch.chpids.isEmpty else {
                 throw TopologyError(
                     field: "\(field()).chpids", reason: "subchannel \(id) needs at least one channel path")

@@ -59,11 +59,15 @@ public struct Topology: Hashable, Sendable {
         public var enabled: Bool
         /// Interruption subclass, 0...7.
         public var isc: Int
+        /// I/O (the default) or a subchannel without device and paths (CHSC, message, EADM),
+        /// which must then have no `devno` and no `chpids`.
+        public var type: SubchannelType
 
         public init(
             id: SubchannelID, devno: Int?, devType: Int, devModel: Int, cuType: Int, cuModel: Int,
-            chpids: [ChannelPathID], enabled: Bool = false, isc: Int = 0
+            chpids: [ChannelPathID], enabled: Bool = false, isc: Int = 0, type: SubchannelType = .io
         ) {
+            self.type = type
             self.id = id
             self.devno = devno
             self.devType = devType

@@ -17,6 +17,8 @@ public final class SysfsBackend: ObservedBackend {
     public let root: String
     public private(set) var subsystem: Subsystem
     private var details: [ChannelPathID: ChannelPathDetails]
+    /// Devices under `cssN/defunct/` (lscss lists them with subchannel `n/a`).
+    public private(set) var orphanedDevices: [OrphanedDevice]
     private var generation: UInt64 = 0
     let follower: SysfsFollower
     /// A write's own change, from the update that re-read it, for its reply.
@@ -35,6 +37,7 @@ public final class SysfsBackend: ObservedBackend {
         let observation = try SysfsObservation.read(root: root)
         subsystem = try observation.subsystem()
         details = observation.details
+        orphanedDevices = observation.orphans
         problems = observation.problems
         follower = SysfsFollower(mirror: SysfsMirror(root: root, observation: observation, subsystem: subsystem))
     }
@@ -73,6 +76,7 @@ public final class SysfsBackend: ObservedBackend {
             generation = update.generation
             subsystem = update.subsystem
             details = update.details
+            orphanedDevices = update.orphans
         }
         var publish: [PathChange] = []
         for change in update.changes {

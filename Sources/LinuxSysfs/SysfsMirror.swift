@@ -33,6 +33,9 @@ final class SysfsMirror {
     private var deviceDirectories: [String?] = []
     private var listings: [UInt8: [String]] = [:]
     private var placeholders: Set<ChannelPathID> = []
+    /// Devices under `cssN/defunct/`, as of the last full reading (its entries are part of
+    /// the listing, so that one coming or going makes a full reading).
+    private(set) var orphans: [OrphanedDevice] = []
     /// The record index the sweep reads next, and the rounds it has completed.
     private(set) var sweepCursor = 0
     private(set) var sweepRounds = 0
@@ -64,6 +67,7 @@ final class SysfsMirror {
         details = observation.details
         listings = observation.listings
         placeholders = observation.placeholders
+        orphans = observation.orphans
         deviceDirectories = newer.subchannels.map { observation.deviceDirectories[$0.id] }
         if sweepCursor >= deviceDirectories.count { sweepCursor = 0 }
     }
@@ -132,7 +136,7 @@ final class SysfsMirror {
         for (cssid, names) in listings {
             let dir = root + "/devices/css" + String(cssid, radix: 16)
             do throws(BackendError) {
-                guard let now = try SysfsFiles.entries(dir) else {
+                guard let now = try SysfsObservation.listing(dir) else {
                     noteOnce("\(dir) has gone: keeping the last view until it is back")
                     return
                 }
@@ -175,13 +179,13 @@ final class SysfsMirror {
                 return PathChange(before: before, after: after, affected: [], crws: [], crwsLost: 0)
             }
         }
-        let detailsChanged = details != observation.details
+        let detailsChanged = details != observation.details || orphans != observation.orphans
         install(observation, newer)
         guard !same || !changes.isEmpty || detailsChanged || write != nil else { return nil }
         generation += 1
         return ObservedUpdate(
             generation: generation, subsystem: subsystem, details: details, changes: changes, write: write,
-            layoutChanged: !same)
+            layoutChanged: !same, orphans: orphans)
     }
 
     private func reread(
@@ -244,10 +248,11 @@ final class SysfsMirror {
         details = newDetails
         generation += 1
         return ObservedUpdate(
-            generation: generation, subsystem: subsystem, details: details, changes: changes, write: write)
+            generation: generation, subsystem: subsystem, details: details, changes: changes, write: write,
+            orphans: orphans)
     }
 
-    /// Reads one subchannel's `pimpampom`, `chpids` and device `online`; sets its masks in
+    /// Reads one subchannel's `pimpampom`, `vpm`, `chpids` and device `online`; sets its masks in
     /// `working` and returns its id when they changed. A reading that the masks cannot
     /// express (PIM, chpids, device or `online` changed) sets `layoutChanged`. With `full`
     /// false (the members of a path named by a report or a write) only `pimpampom`: what a
@@ -257,6 +262,7 @@ final class SysfsMirror {
     private func readSubchannel(_ index: Int, into working: inout Subsystem, full: Bool) -> SubchannelID? {
         subchannelReads += 1
         let sch = working.subchannels[index]
+        guard sch.type == .io else { return nil }  // CHSC, EADM: nothing that changes
         let css = cssDirectories[sch.id.cssid] ?? AT_FDCWD
         let relative = css == AT_FDCWD ? subchannelDirectory(sch.id) : subchannelName(sch.id)
         let masksRead: Bool
@@ -321,8 +327,24 @@ final class SysfsMirror {
             if !offline[Int(chpid.rawValue)] { lpm |= bit }
             position += 1
         }
-        guard pam != pmcw.pam || pom != pmcw.pom || lpm != pmcw.lpm else { return nil }
-        try? working.setObservedMasks(sch.id, pam: pam, pom: pom, lpm: lpm)
+        // `vpm`, as the kernel states it (00 for a device that is not online); one that cannot
+        // be read keeps its last value.
+        var vpm = sch.verifiedPathMask
+        if case .bytes(let n) = SysfsFiles.read(at: css, relative + "/vpm", into: buffer, checkType: false),
+            SysfsFiles.hexBytes(UnsafeRawBufferPointer(buffer), count: n, into: &fields) == 1
+        {
+            var packed: UInt8 = 0
+            var position = 0
+            for slot in 0..<8 where linuxPIM & (0x80 >> slot) != 0 {
+                if fields[0] & (0x80 >> slot) != 0 { packed |= 0x80 >> UInt8(position) }
+                position += 1
+            }
+            vpm = packed
+        }
+        guard pam != pmcw.pam || pom != pmcw.pom || lpm != pmcw.lpm || vpm != sch.verifiedPathMask else {
+            return nil
+        }
+        try? working.setObservedMasks(sch.id, pam: pam, pom: pom, lpm: lpm, vpm: vpm)
         return sch.id
     }
 

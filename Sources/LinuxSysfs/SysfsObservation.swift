@@ -12,8 +12,9 @@ import CSSModel
 /// chpids `chpN.XX` by this index, not by `real_cssid`).
 struct SysfsObservation {
     var topology: Topology
-    /// Per subchannel: PAM and POM from `pimpampom`, in the slots of `topology`.
-    var masks: [SubchannelID: (pam: UInt8, pom: UInt8)] = [:]
+    /// Per subchannel: PAM and POM from `pimpampom`, and `vpm` (nil when it cannot be read),
+    /// in the slots of `topology`.
+    var masks: [SubchannelID: (pam: UInt8, pom: UInt8, vpm: UInt8?)] = [:]
     var details: [ChannelPathID: ChannelPathDetails] = [:]
     /// Files that could not be understood; the reading goes on without them.
     var problems: [String] = []
@@ -26,6 +27,10 @@ struct SysfsObservation {
     var deviceDirectories: [SubchannelID: String] = [:]
     /// Per css: the names in its directory, sorted (to tell when entries come or go).
     var listings: [UInt8: [String]] = [:]
+    /// Devices under `cssN/defunct/`, in css and name order.
+    var orphans: [OrphanedDevice] = []
+    /// Subchannels whose `dev_busid` names a device but that have no ccw device directory.
+    var withoutDevice: [SubchannelID] = []
     /// Paths that subchannels name but that have no directory.
     var placeholders: Set<ChannelPathID> = []
 
@@ -68,7 +73,15 @@ struct SysfsObservation {
             guard let observed = masks[sch.id] else { continue }
             let lpm = onlineMask(sch, offline: offline)
             do throws(ModelError) {
-                try subsystem.setObservedMasks(sch.id, pam: observed.pam, pom: observed.pom, lpm: lpm)
+                try subsystem.setObservedMasks(
+                    sch.id, pam: observed.pam, pom: observed.pom, lpm: lpm, vpm: observed.vpm)
+            } catch {
+                preconditionFailure("a subchannel of the topology is missing from its model: \(error)")
+            }
+        }
+        for id in withoutDevice {
+            do throws(ModelError) {
+                try subsystem.setObservedDevice(id, present: false)
             } catch {
                 preconditionFailure("a subchannel of the topology is missing from its model: \(error)")
             }
@@ -76,8 +89,9 @@ struct SysfsObservation {
         return subsystem
     }
 
-    /// LPM as the model keeps it: the installed paths varied online (Linux's `vpm` also leaves
-    /// out unusable paths; that is lpm & pam & pom here).
+    /// LPM as the model keeps it: the installed paths varied online. Linux's `vpm` is read
+    /// as it is (it is not lpm & pam & pom: the kernel leaves it 00 for a device that is not
+    /// online, since it verifies paths only for an online device).
     private func onlineMask(_ sch: Topology.Subchannel, offline: Set<ChannelPathID>) -> UInt8 {
         var mask: UInt8 = 0
         for (slot, chpid) in sch.chpids.enumerated() where !offline.contains(chpid) { mask |= 0x80 >> UInt8(slot) }
@@ -100,14 +114,50 @@ struct SysfsObservation {
     private mutating func readCSS(_ cssid: UInt8, at dir: String) throws(BackendError) {
         topology.channelSubsystems.append(.init(cssid: Int(cssid)))
         let names = try SysfsFiles.entries(dir) ?? []
-        listings[cssid] = names
+        listings[cssid] = try Self.listing(dir, entries: names)
         for name in names {
             let path = dir + "/" + name
-            if name.hasPrefix("chp") {
+            if name == "defunct" {
+                readOrphans(cssid, at: path)
+            } else if name.hasPrefix("chp") {
                 try readChannelPath(name: name, cssid: cssid, at: path)
             } else if let (ssid, schno) = parseBusID(name) {
                 try readSubchannel(SubchannelID(cssid: cssid, ssid: ssid, schno: schno), at: path)
             }
+        }
+    }
+
+    /// A css directory's entries, and `defunct/NAME` for those of its `defunct/`: what, when it
+    /// changes, makes a new full reading. nil when the directory is gone.
+    static func listing(_ dir: String, entries: [String]? = nil) throws(BackendError) -> [String]? {
+        var listed = entries
+        if listed == nil { listed = try SysfsFiles.entries(dir) }
+        guard let names = listed else { return nil }
+        guard names.contains("defunct") else { return names }
+        let defunct = try SysfsFiles.entries(dir + "/defunct") ?? []
+        return names + defunct.map { "defunct/" + $0 }
+    }
+
+    /// `cssN/defunct/0.S.DDDD`: devices that lost their subchannel (lscss.c
+    /// print_defunct_devices reads their devtype, cutype and online).
+    private mutating func readOrphans(_ cssid: UInt8, at dir: String) {
+        let names: [String]
+        do throws(BackendError) {
+            names = try SysfsFiles.entries(dir) ?? []
+        } catch {
+            problems.append(error.description)
+            return
+        }
+        for name in names {
+            guard let (ssid, number) = parseBusID(name), SysfsFiles.isDirectory(dir + "/" + name) else { continue }
+            let device = dir + "/" + name
+            let (devType, devModel) = attribute(device + "/devtype").flatMap(parseTypeModel) ?? (0, 0)
+            let (cuType, cuModel) = attribute(device + "/cutype").flatMap(parseTypeModel) ?? (0, 0)
+            orphans.append(
+                OrphanedDevice(
+                    id: DeviceID(cssid: cssid, ssid: ssid, devno: number), devType: UInt16(devType),
+                    devModel: UInt8(devModel), cuType: UInt16(cuType), cuModel: UInt8(cuModel),
+                    online: attribute(device + "/online") == "1"))
         }
     }
 
@@ -175,9 +225,20 @@ struct SysfsObservation {
         return (path, details, problems, missing == 2)
     }
 
-    /// `0.S.XXXX`: type (I/O only), chpids, pimpampom, dev_busid, and the ccw device child.
+    /// `0.S.XXXX`: type (any; the rest for I/O only), chpids, pimpampom, vpm, dev_busid, and the ccw device child.
     private mutating func readSubchannel(_ id: SubchannelID, at dir: String) throws(BackendError) {
-        if let type = attribute(dir + "/type"), type != "0" { return }  // CHSC, EADM: no paths
+        if let text = attribute(dir + "/type"), text != "0" {
+            // CHSC, message, EADM: no device, no paths; served with their type (lscss -a).
+            guard let number = parseHex(text[...], maxDigits: 1), number != 0,
+                let type = SubchannelType(rawValue: UInt8(number))
+            else {
+                problems.append("\(dir)/type: '\(text)' is not a subchannel type cssd knows, left out")
+                return
+            }
+            topology.subchannels.append(
+                .init(id: id, devno: nil, devType: 0, devModel: 0, cuType: 0, cuModel: 0, chpids: [], type: type))
+            return
+        }
         guard let chpidLine = attribute(dir + "/chpids"),
             let pimpampom = attribute(dir + "/pimpampom")
         else {
@@ -224,7 +285,10 @@ struct SysfsObservation {
             (cuType, cuModel) = attribute(device + "/cutype").flatMap(parseTypeModel) ?? (0, 0)
             online = attribute(device + "/online") == "1"
         } else if let busid = attribute(dir + "/dev_busid"), let (_, number) = parseBusID(busid) {
+            // A device number without a ccw device (the kernel removed it, e.g. when its only
+            // path went offline, or never bound one): lscss shows the number and no device.
             devno = Int(number)
+            withoutDevice.append(id)
         }
         if let number = devno {
             let key = DeviceID(cssid: id.cssid, ssid: id.ssid, devno: UInt16(number)).rawValue
@@ -237,7 +301,9 @@ struct SysfsObservation {
             .init(
                 id: id, devno: devno, devType: devType, devModel: devModel, cuType: cuType, cuModel: cuModel,
                 chpids: chpids, enabled: online))
-        self.masks[id] = (pam: packed(masks[1]), pom: packed(masks[2]) | ~packed(0xff))
+        // `vpm` (drivers/s390/cio/css.c vpm_show, "%02x"): what the kernel verified.
+        let vpm = attribute(dir + "/vpm").flatMap { parseHex($0[...], maxDigits: 2) }.map { packed($0) }
+        self.masks[id] = (pam: packed(masks[1]), pom: packed(masks[2]) | ~packed(0xff), vpm: vpm)
     }
 
     /// A subchannel may name a chpid that has no `chpN.XX` directory (not registered yet):

@@ -205,9 +205,11 @@ struct FastTopologyReader {
             case 5:
                 guard let value = integer() else { return nil }
                 isc = value
-            default:
+            case 6:
                 guard let list = chpidList() else { return nil }
                 chpids = list
+            default:
+                return nil  // "type": rare, the full decoder reads it
             }
         }
     }

@@ -29,7 +29,7 @@ struct TopologyDecoder {
     static let cssKeys: [StaticString] = ["cssid"]
     static let chpidKeys: [StaticString] = ["chpid", "type", "shared", "pchid", "vary", "configure"]
     static let subchannelKeys: [StaticString] = [
-        "subchannel", "devno", "dev-type", "cu-type", "enabled", "isc", "chpids",
+        "subchannel", "devno", "dev-type", "cu-type", "enabled", "isc", "chpids", "type",
     ]
     static let guestKeys: [StaticString] = ["name", "strategy", "crw-capacity", "devices"]
     static let guestDeviceKeys: [StaticString] = ["virtio", "passthrough"]
@@ -180,7 +180,10 @@ struct TopologyDecoder {
     func subchannel(_ node: Node, index: Int) throws(TopologyFileError) -> Topology.Subchannel {
         try object(node, path: "subchannels[\(index)]")
         var values:
-            (id: Node?, devno: Node?, devType: Node?, cuType: Node?, enabled: Node?, isc: Node?, chpids: Node?)
+            (
+                id: Node?, devno: Node?, devType: Node?, cuType: Node?, enabled: Node?, isc: Node?, chpids: Node?,
+                type: Node?
+            )
         try members(node, Self.subchannelKeys, path: "subchannels[\(index)]") { key, value in
             switch key {
             case 0: values.id = value
@@ -189,11 +192,32 @@ struct TopologyDecoder {
             case 3: values.cuType = value
             case 4: values.enabled = value
             case 5: values.isc = value
-            default: values.chpids = value
+            case 6: values.chpids = value
+            default: values.type = value
             }
         }
         guard let idNode = values.id else { throw missing("subchannels[\(index)]", "subchannel") }
         let id = try subchannelID(idNode, path: "subchannels[\(index)].subchannel")
+        var type = SubchannelType.io
+        if let node = values.type {
+            let names = SubchannelType.allCases.map(\.description)
+            type = SubchannelType.allCases[try choice(node, names, path: "subchannels[\(index)].type")]
+        }
+        if type != .io {
+            // No device, no paths: only the id (and isc) mean something.
+            var isc = 0
+            if let node = values.isc { isc = try integer(node, path: "subchannels[\(index)].isc") }
+            var sch = Topology.Subchannel(
+                id: id, devno: nil, devType: 0, devModel: 0, cuType: 0, cuModel: 0, chpids: [], isc: isc, type: type)
+            if let node = values.devno { sch.devno = try self.devno(node, of: id, path: "subchannels[\(index)].devno") }
+            if let list = values.chpids {
+                try array(list, path: "subchannels[\(index)].chpids")
+                for slot in 0..<list.count {
+                    sch.chpids.append(try chpid(list[slot]!, path: "subchannels[\(index)].chpids[\(slot)]"))
+                }
+            }
+            return sch  // validate() refuses a devno or chpids on it
+        }
         guard let devnoNode = values.devno else { throw missing("subchannels[\(index)]", "devno") }
         let devno = try self.devno(devnoNode, of: id, path: "subchannels[\(index)].devno")
         var device = (type: 0, model: 0)

@@ -81,6 +81,10 @@ enum TopologyEncoder {
         for (index, sch) in topology.subchannels.enumerated() {
             out.append(text: index == 0 ? "\n    {\"subchannel\": \"" : ",\n    {\"subchannel\": \"")
             threePart(Int(sch.id.cssid), Int(sch.id.ssid), Int(sch.id.schno), to: &out)
+            if sch.type != .io {
+                out.append(text: "\", \"type\": \"")
+                out.append(contentsOf: sch.type.description.utf8)
+            }
             out.append(text: "\", \"devno\": ")
             if let devno = sch.devno {
                 if (0...0xffff).contains(devno) {

@@ -14,11 +14,14 @@ struct LscssCommand: ParsableCommand {
             RANGE selects subchannels as lscss does: an ID (0.0.004f, or 4f for
             0.0.004f), FROM-TO, or a comma-separated list of those; with -d they
             are device bus IDs instead.
-            Use is 'yes' when the subchannel is enabled. VPM is the logical path
-            mask less the paths that are not available or not operational
-            (Linux's verified path mask). A subchannel without a valid device
-            number shows Device 'none' and no device columns, as lscss shows a
-            subchannel without a ccw device.
+            Use is 'yes' when the subchannel is enabled. VPM is the server's
+            verified path mask (Linux's vpm file with the linux-sysfs backend);
+            without one, the logical path mask less the paths that are not
+            available or not operational. A subchannel without a valid device
+            number shows Device 'none' and no device columns; one whose device
+            is not there (query-subchannels "device": false) shows its number
+            and no device columns, as lscss shows a subchannel without a ccw
+            device. -t, and -d with a range, leave both out.
             Exit status: 0 success, 1 error reply, 2 connection or protocol
             failure, 64 usage error.
             """)
@@ -52,27 +55,114 @@ struct LscssCommand: ParsableCommand {
         _ = try deviceTypes()
     }
 
+    @Flag(name: [.short, .long], help: "All subchannel types, each in its own section: I/O, CHSC, EADM (lscss -a).")
+    var all = false
+
+    @Flag(help: "I/O subchannels (the default; with --chsc or --eadm: in their own section too).")
+    var io = false
+
+    @Flag(help: "CHSC subchannels.")
+    var chsc = false
+
+    @Flag(help: "EADM subchannels.")
+    var eadm = false
+
     func run() throws {
         let selection = Selection(
             ranges: try ranges(), byDevice: devrange, deviceTypes: try deviceTypes(), short: short)
+        // lscss.c main: -a is --io --chsc --eadm; I/O alone when no type is asked for.
+        let showCHSC = all || chsc
+        let showEADM = all || eadm
+        let showIO = all || io || (!showCHSC && !showEADM)
+        let sections = showCHSC || showEADM
         let table = Self.table(vpm: vpm)
+        let otherTable = ListingTable(columns: [("Device", 8), ("Subchan.", 9)], separator: "-")
         try runningListing {
             var session = try ListingSession(socket: server.socket, timeoutSeconds: server.timeout)
             let listed = JSON.array()
             var started = false
+            var others: [SubchannelType: [JSON]] = [:]
             // The header goes out only once the first page came back, so that a failure prints
             // nothing on standard output.
             try Self.forEachPage(session: &session, short: short) { page in
                 var text = ""
-                if !json && !started { text = table.header }
+                if !json && !started && showIO {
+                    text = (sections ? "IO Subchannels and Devices:\n" : "") + table.header
+                }
                 started = true
-                for subchannel in page where selection.admits(subchannel) {
-                    if json { listed.append(subchannel) } else { text += table.row(columns(of: subchannel)) }
+                for subchannel in page {
+                    let type = subchannel["type"]?.stringValue ?? "io"
+                    if type == "io" {
+                        guard showIO, selection.admits(subchannel) else { continue }
+                        if json { listed.append(subchannel) } else { text += table.row(columns(of: subchannel)) }
+                    } else if let kind = SubchannelType.allCases.first(where: { $0.description == type }),
+                        (kind == .chsc && showCHSC) || (kind == .eadm && showEADM), selection.admitsOther(subchannel)
+                    {
+                        if json { listed.append(subchannel) } else { others[kind, default: []].append(subchannel) }
+                    }
                 }
                 writeOutput(text)
             }
-            if json { writeOutput(JSON.object([("subchannels", listed)]).serialized(pretty: true) + "\n") }
+            // After each section's subchannels, the devices without a subchannel, unless
+            // subchannel ids were asked for (lscss.c print_subchannels_of_type,
+            // print_defunct_devices).
+            var orphans: [JSON] = []
+            if selection.ranges.isEmpty || devrange {
+                orphans = try Self.orphanedDevices(session: &session)
+            }
+            if json {
+                var members: [(String, JSON)] = [("subchannels", listed)]
+                let chosen = orphans.filter { selection.admitsOrphan($0) }
+                if !chosen.isEmpty { members.append(("orphaned-devices", .array(chosen))) }
+                writeOutput(JSON.object(members).serialized(pretty: true) + "\n")
+                return
+            }
+            func orphanRows(_ columns: (JSON) -> [String], _ table: ListingTable) -> String {
+                var text = ""
+                for device in orphans {
+                    // -s: lscss stops at the first device that is not 0.0.xxxx.
+                    if short && !(device["devno"]?.stringValue ?? "").hasPrefix("0.0.") { break }
+                    if selection.admitsOrphan(device) { text += table.row(columns(device)) }
+                }
+                return text
+            }
+            var text = showIO ? orphanRows(orphanColumns, table) : ""
+            for (kind, title, shown) in [(SubchannelType.chsc, "CHSC", showCHSC), (.eadm, "EADM", showEADM)] where shown {
+                // A header line before a section only when another type is listed too.
+                let another = showIO || (kind == .chsc ? showEADM : showCHSC)
+                text += (another ? "\n\(title) Subchannels:\n" : "") + otherTable.header
+                for subchannel in others[kind] ?? [] {
+                    let id = shortened(subchannel["subchannel"]?.stringValue ?? "")
+                    text += otherTable.row([uppercase ? "N/A" : "n/a", uppercase ? id.uppercased() : id])
+                }
+                text += orphanRows({ device in
+                    let id = shortened(device["devno"]?.stringValue ?? "")
+                    return [uppercase ? id.uppercased() : id, uppercase ? "N/A" : "n/a"]
+                }, otherTable)
+            }
+            writeOutput(text)
         }
+    }
+
+    /// query-orphaned-devices; a server without it (older cssd) has none.
+    static func orphanedDevices(session: inout ListingSession) throws -> [JSON] {
+        do {
+            return try session.execute("query-orphaned-devices").elements
+        } catch let reply as ListingSession.ErrorReply where reply.text.hasPrefix("CommandNotFound:") {
+            return []
+        }
+    }
+
+    /// A defunct device's row: its bus id, subchannel `n/a`, its types and Use, nothing else.
+    func orphanColumns(of device: JSON) -> [String] {
+        var values = [
+            shortened(device["devno"]?.stringValue ?? ""), "n/a",
+            device["dev-type"]?.stringValue ?? "", device["cu-type"]?.stringValue ?? "",
+            device["online"]?.boolValue == true ? "yes" : "", "", "", "",
+        ]
+        if vpm { values.append("") }
+        values.append("")
+        return uppercase ? values.map { $0.uppercased() } : values
     }
 
     // MARK: Querying
@@ -104,13 +194,13 @@ struct LscssCommand: ParsableCommand {
 
     func columns(of subchannel: JSON) -> [String] {
         let devno = subchannel["devno"]?.stringValue ?? ""
-        let hasDevice = !devno.isEmpty
+        let hasDevice = Self.hasDevice(subchannel)
         let pim = subchannel["pim"]?.intValue ?? 0
         let pam = subchannel["pam"]?.intValue ?? 0
         let pom = subchannel["pom"]?.intValue ?? 0
         var values = [
-            // Without a ccw device lscss shows dev_busid, which Linux writes as "none".
-            hasDevice ? shortened(devno) : "none",
+            // Without a ccw device lscss shows dev_busid: the number, or "none" without one.
+            devno.isEmpty ? "none" : shortened(devno),
             shortened(subchannel["subchannel"]?.stringValue ?? ""),
             hasDevice ? subchannel["dev-type"]?.stringValue ?? "" : "",
             hasDevice ? subchannel["cu-type"]?.stringValue ?? "" : "",
@@ -118,11 +208,20 @@ struct LscssCommand: ParsableCommand {
             hexDigits(pim, width: 2), hexDigits(pam, width: 2), hexDigits(pom, width: 2),
         ]
         if vpm {
-            // Linux's vpm holds only paths it could verify: logically online, available and operational.
-            values.append(hexDigits((subchannel["lpm"]?.intValue ?? 0) & pam & pom, width: 2))
+            // Linux's vpm as the server read it; a server without path verification (the
+            // model) gives none, and then the paths that could be verified: logically
+            // online, available and operational.
+            let vpm = subchannel["vpm"]?.intValue ?? (subchannel["lpm"]?.intValue ?? 0) & pam & pom
+            values.append(hexDigits(vpm, width: 2))
         }
         values.append(Self.chpidColumn(subchannel["chpids"]?.elements ?? []))
         return uppercase ? values.map { $0.uppercased() } : values
+    }
+
+    /// Whether a ccw device is behind the subchannel: a device number, and no `"device":
+    /// false` (lscss.c fill_io_devid: no device directory, no DevType, CU Type or Use).
+    static func hasDevice(_ subchannel: JSON) -> Bool {
+        !(subchannel["devno"]?.stringValue ?? "").isEmpty && subchannel["device"]?.boolValue != false
     }
 
     /// With -s the last four digits (lscss keeps only 0.0.xxxx ids then).
@@ -202,19 +301,49 @@ struct LscssCommand: ParsableCommand {
         let deviceTypes: [(type: Int, model: Int?)]?
         let short: Bool
 
+        /// A CHSC or EADM subchannel (lscss.c print_sch_chsc): -d with a range or -t leaves
+        /// it out; a range selects by subchannel id.
+        func admitsOther(_ subchannel: JSON) -> Bool {
+            let id = subchannel["subchannel"]?.stringValue ?? ""
+            if (byDevice && !ranges.isEmpty) || deviceTypes != nil { return false }
+            if short && !id.hasPrefix("0.0.") { return false }
+            if !ranges.isEmpty {
+                guard let key = BusID(Substring(id)), ranges.contains(where: { $0.contains(key) }) else { return false }
+            }
+            return true
+        }
+
+        /// A device without a subchannel: -d ranges and -t types apply to it.
+        func admitsOrphan(_ device: JSON) -> Bool {
+            let devno = device["devno"]?.stringValue ?? ""
+            if short && !devno.hasPrefix("0.0.") { return false }
+            if byDevice && !ranges.isEmpty {
+                guard let key = BusID(Substring(devno)), ranges.contains(where: { $0.contains(key) }) else { return false }
+            }
+            if let deviceTypes {
+                guard let type = LscssCommand.deviceType(Substring(device["dev-type"]?.stringValue ?? "")) else {
+                    return false
+                }
+                return deviceTypes.contains { $0.type == type.type && ($0.model == nil || $0.model == type.model) }
+            }
+            return true
+        }
+
         func admits(_ subchannel: JSON) -> Bool {
             let id = subchannel["subchannel"]?.stringValue ?? ""
             let devno = subchannel["devno"]?.stringValue ?? ""
             // -s: only 0.0.xxxx, for the subchannel and for its device ("none" never passes).
             if short && !(id.hasPrefix("0.0.") && devno.hasPrefix("0.0.")) { return false }
             if !ranges.isEmpty {
+                // -d with a range matches device directories: none, no match (fill_io_devid).
+                if byDevice && !LscssCommand.hasDevice(subchannel) { return false }
                 guard let key = BusID(Substring(byDevice ? devno : id)),
                     ranges.contains(where: { $0.contains(key) })
                 else { return false }
             }
             if let deviceTypes {
                 // No device, no device type: lscss leaves such subchannels out of a -t listing.
-                guard !devno.isEmpty, let type = LscssCommand.deviceType(Substring(subchannel["dev-type"]?.stringValue ?? ""))
+                guard LscssCommand.hasDevice(subchannel), let type = LscssCommand.deviceType(Substring(subchannel["dev-type"]?.stringValue ?? ""))
                 else { return false }
                 return deviceTypes.contains { $0.type == type.type && ($0.model == nil || $0.model == type.model) }
             }

@@ -42,10 +42,11 @@ final class Tree {
 
     func sch(
         _ busid: String, chpids: String, pimpampom: String, device: String? = nil, devtype: String = "3390/0c",
-        online: String = "1", type: String = "0"
+        online: String = "1", type: String = "0", vpm: String? = nil
     ) {
         let dir = "devices/css0/\(busid)/"
         write(dir + "type", type + "\n")
+        if let vpm { write(dir + "vpm", vpm + "\n") }
         write(dir + "chpids", chpids + " \n")
         write(dir + "pimpampom", pimpampom + "\n")
         write(dir + "dev_busid", (device ?? "none") + "\n")
@@ -70,7 +71,9 @@ private func sch(_ text: String) -> SubchannelID { try! SubchannelID(parsing: te
         tree.sch(
             "0.1.0007", chpids: "41 00 00 00 00 00 00 00", pimpampom: "80 80 ff", device: "0.1.2000",
             devtype: "n/a", online: "0")
-        tree.sch("0.0.0009", chpids: "00 00 00 00 00 00 00 00", pimpampom: "00 00 00", type: "1")  // CHSC: skipped
+        tree.sch("0.0.0009", chpids: "00 00 00 00 00 00 00 00", pimpampom: "00 00 00", type: "1")  // CHSC
+        tree.write("devices/css0/0.1.0100/type", "3\n")  // EADM: only type (css.c)
+        tree.write("devices/css0/0.1.0101/type", "7\n")  // no such type: left out
         let backend = try SysfsBackend(root: tree.root)
         let model = backend.subsystem
         #expect(model.channelPaths.map(\.id) == [chp("0.40"), chp("0.41"), chp("0.42")])
@@ -81,7 +84,13 @@ private func sch(_ text: String) -> SubchannelID { try! SubchannelID(parsing: te
         #expect(backend.details(of: chp("0.41")) == ChannelPathDetails(cmg: nil, shared: true, chidExternal: false))
         #expect(backend.details(of: chp("0.42")) == ChannelPathDetails(cmg: nil, shared: nil, chidExternal: nil))
 
-        #expect(model.subchannels.map(\.id) == [sch("0.0.0000"), sch("0.1.0007")])
+        // Issue 15: CHSC and EADM subchannels are served, with their type and no paths.
+        #expect(model.subchannels.map(\.id) == [sch("0.0.0000"), sch("0.0.0009"), sch("0.1.0007"), sch("0.1.0100")])
+        #expect(model.subchannels.map(\.type) == [.io, .chsc, .io, .eadm])
+        #expect(model.subchannel(sch("0.0.0009"))!.schib.pmcw.pim == 0)
+        #expect(model.subchannel(sch("0.1.0100"))!.deviceID == nil)
+        #expect(backend.problems.contains { $0.contains("0.1.0101/type") })
+        #expect(try backend.refresh().isEmpty)  // re-reads skip them: nothing to change
         let dasd = model.subchannel(sch("0.0.0000"))!
         #expect(dasd.deviceID?.description == "0.0.1000" && dasd.devType == 0x3390 && dasd.schib.pmcw.isEnabled)
         let pmcw = dasd.schib.pmcw
@@ -89,6 +98,55 @@ private func sch(_ text: String) -> SubchannelID { try! SubchannelID(parsing: te
         #expect(pmcw.lpm == 0xa0)  // 0.41 is varied offline
         let other = model.subchannel(sch("0.1.0007"))!
         #expect(other.devType == 0 && !other.schib.pmcw.isEnabled)
+    }
+
+    /// `vpm` is the kernel's (00 for a device that is not online), packed like the other
+    /// masks; without the file it is unknown, not derived.
+    @Test func vpmIsReadAsTheKernelStatesIt() throws {
+        let tree = Tree()
+        tree.chp("40")
+        tree.chp("42")
+        tree.sch(
+            "0.0.0000", chpids: "40 00 42 00 00 00 00 00", pimpampom: "a0 a0 ff", device: "0.0.1000", online: "0",
+            vpm: "00")
+        tree.sch("0.0.0001", chpids: "40 00 42 00 00 00 00 00", pimpampom: "a0 a0 ff", device: "0.0.1001", vpm: "20")
+        tree.sch("0.0.0002", chpids: "40 00 00 00 00 00 00 00", pimpampom: "80 80 ff", device: "0.0.1002")
+        let backend = try SysfsBackend(root: tree.root)
+        let model = backend.subsystem
+        #expect(model.subchannel(sch("0.0.0000"))?.verifiedPathMask == 0)
+        #expect(model.subchannel(sch("0.0.0000"))?.schib.pmcw.lpm == 0xc0)
+        #expect(model.subchannel(sch("0.0.0001"))?.verifiedPathMask == 0x40)  // slot 2 packed to position 1
+        #expect(model.subchannel(sch("0.0.0002"))?.verifiedPathMask == nil)
+        // A change of vpm alone is a change of the view (found by a re-read), not a path event.
+        tree.write("devices/css0/0.0.0000/vpm", "a0\n")
+        _ = try backend.refresh()
+        #expect(backend.subsystem.subchannel(sch("0.0.0000"))?.verifiedPathMask == 0xc0)
+    }
+
+    /// `css0/defunct/`: devices without a subchannel, with their types and online; a device
+    /// number without a device directory is a subchannel without its device.
+    @Test func orphansAndMissingDevicesAreRead() throws {
+        let tree = Tree()
+        tree.chp("40")
+        tree.sch("0.0.0000", chpids: "40 00 00 00 00 00 00 00", pimpampom: "80 80 ff")
+        tree.write("devices/css0/0.0.0000/dev_busid", "0.0.1000\n")
+        tree.write("devices/css0/defunct/0.1.3001/devtype", "n/a\n")
+        tree.write("devices/css0/defunct/0.1.3001/cutype", "3832/01\n")
+        tree.write("devices/css0/defunct/0.1.3001/online", "1\n")
+        tree.write("devices/css0/defunct/junk", "")
+        let backend = try SysfsBackend(root: tree.root)
+        let sch = backend.subsystem.subchannel(sch("0.0.0000"))!
+        #expect(sch.deviceID?.description == "0.0.1000" && !sch.hasDevice)
+        #expect(
+            backend.orphanedDevices == [
+                OrphanedDevice(
+                    id: DeviceID(cssid: 0, ssid: 1, devno: 0x3001), devType: 0, devModel: 0, cuType: 0x3832, cuModel: 1,
+                    online: true)
+            ])
+        // One that goes is seen by the next reading (the listing covers defunct/).
+        try FileManager.default.removeItem(atPath: tree.root + "/devices/css0/defunct/0.1.3001")
+        _ = try backend.refresh()
+        #expect(backend.orphanedDevices.isEmpty)
     }
 
     /// The model packs installed paths from slot 0; sysfs may show holes.

@@ -31,6 +31,23 @@ struct SubchannelPageWriterTests {
         check(subsystem, next: nil)
     }
 
+    @Test("observed vpm and a device that is not there (linux-sysfs)")
+    func observed() throws {
+        var subsystem = try Subsystem(topology: .embeddedDefault)
+        let ids = subsystem.subchannels.prefix(3).map(\.id)
+        let pmcw = subsystem.subchannels[0].schib.pmcw
+        try subsystem.setObservedMasks(ids[0], pam: pmcw.pam, pom: pmcw.pom, lpm: pmcw.lpm, vpm: 0)
+        try subsystem.setObservedMasks(ids[1], pam: pmcw.pam, pom: pmcw.pom, lpm: pmcw.lpm, vpm: 0xff)
+        try subsystem.setObservedDevice(ids[1], present: false)
+        try subsystem.setObservedDevice(ids[2], present: false)
+        #expect(subsystem.subchannels[0].verifiedPathMask == 0)
+        #expect(subsystem.subchannels[1].verifiedPathMask == subsystem.subchannels[1].schib.pmcw.pim)  // within PIM
+        var writer = SubchannelPageWriter(capacity: 3)
+        let text = String(decoding: writer.page(Array(subsystem.subchannels.prefix(3)), next: nil), as: UTF8.self)
+        #expect(text.contains("\"vpm\": 0}") && text.contains(", \"device\": false}"))
+        check(subsystem, next: nil)
+    }
+
     @Test("synthetic topology in another css")
     func synthetic() throws {
         check(try Subsystem(topology: try Topology.synthetic(subchannels: 3000, chpids: 16, paths: 8, cssid: 0x1f)), next: nil)

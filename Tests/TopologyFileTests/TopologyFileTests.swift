@@ -511,6 +511,36 @@ struct TopologyFileTests {
         #expect(!first.enabled && first.isc == 0)
     }
 
+    /// Issue 15: CHSC, message and EADM subchannels, with no device and no paths; they round
+    /// trip, become the PMCW's st, and a devno or chpids on one is refused.
+    @Test func subchannelTypes() throws {
+        func document(_ chsc: String) -> String {
+            """
+            {"format": "cssd-topology", "version": 1, "chpids": [{"chpid": "0.40", "type": "0x1a"}],
+             "subchannels": [{"subchannel": "0.0.0000", "devno": "0.0.1000", "cu-type": "3990/e9", "chpids": ["0.40"]},
+                             {"subchannel": "0.0.ff00", \(chsc)},
+                             {"subchannel": "0.1.0001", "type": "message"},
+                             {"subchannel": "0.1.0100", "type": "eadm", "isc": 3}]}
+            """
+        }
+        let topology = try TopologyFile.decode(document("\"type\": \"chsc\""))
+        #expect(topology.subchannels.map(\.type) == [.io, .chsc, .message, .eadm])
+        #expect(try TopologyFile.decode(TopologyFile.encodeText(topology)) == topology)
+        let model = try Subsystem(topology: topology)
+        #expect(model.subchannels.map(\.type) == [.io, .chsc, .message, .eadm])
+        #expect(model.subchannels[3].schib.pmcw.chars & PMCW.Characteristics.subchannelType == 3 << 21)
+        #expect(model.subchannels[1].schib.pmcw.pim == 0 && model.subchannels[1].deviceID == nil)
+        // Pathless by design: they never count as subchannels that lost their last path (the
+        // metrics' no-operational-path count would otherwise flag every real machine).
+        #expect(model.subchannelsWithoutOperationalPath(cssid: 0) == 0)
+        #expect(throws: TopologyFileError.self) {
+            try TopologyFile.decode(document("\"type\": \"chsc\", \"devno\": 5"))
+        }
+        #expect(throws: TopologyFileError.self) {
+            try TopologyFile.decode(document("\"type\": \"tape\""))
+        }
+    }
+
     @Test func emptyTopology() throws {
         let topology = try TopologyFile.decode("{\"format\": \"cssd-topology\", \"version\": 1}")
         #expect(topology == Topology(channelSubsystems: [], channelPaths: [], subchannels: []))

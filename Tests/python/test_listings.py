@@ -24,6 +24,7 @@ import stat
 import subprocess
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Dict, List, Tuple
 
@@ -37,6 +38,10 @@ SYSFS = FIXTURES / "sysfs"
 REAL_GOLDEN = SYSFS / "golden"
 EMBEDDED_GOLDEN = FIXTURES / "golden"
 DESCRIPTIONS = ("lpar", "kvm-guest")
+# Machines with what only a real machine shows (a device number without a ccw device, the
+# kernel's vpm 00): the sysfs backend only; their goldens are derived from lscss.c (see the
+# README there), and the model cannot serve them.
+SYSFS_ONLY = ("field",)
 
 
 def golden_command(path: Path) -> Tuple[str, List[str]]:
@@ -92,7 +97,7 @@ def trees(tmp_path_factory) -> Dict[str, str]:
     """Each description built into a sysfs tree."""
     root = tmp_path_factory.mktemp("sysfs")
     result = {}
-    for name in DESCRIPTIONS:
+    for name in DESCRIPTIONS + SYSFS_ONLY:
         make_sysfs.build(description(name), str(root / name))
         result[name] = str(root / name)
     return result
@@ -313,6 +318,68 @@ def test_sysfs_backend_matches_real_tools(servers, name, path):
         pytest.skip("cssd has no --backend linux-sysfs:ROOT (see cssd --help)")
     _, argv = golden_command(path)
     assert checked_listing(servers(name, "sysfs"), *argv) == path.read_bytes()
+
+
+SYSFS_ONLY_CASES = [(name, path) for name in SYSFS_ONLY for path in goldens(REAL_GOLDEN, name)]
+
+
+@pytest.mark.parametrize("name,path", SYSFS_ONLY_CASES, ids=[p.name for _, p in SYSFS_ONLY_CASES])
+def test_sysfs_backend_matches_lscss_source(servers, name, path):
+    """A subchannel whose device number has no ccw device: lscss.c fill_io_devid prints
+    dev_busid with blank DevType, CU Type and Use, and -t or -d with a range skip it; VPM is
+    the vpm file as it is."""
+    if not sysfs_backend_supported():
+        pytest.skip("cssd has no --backend linux-sysfs:ROOT (see cssd --help)")
+    _, argv = golden_command(path)
+    assert checked_listing(servers(name, "sysfs"), *argv) == path.read_bytes()
+
+
+def test_query_subchannels_says_when_no_device_is_there(servers):
+    if not sysfs_backend_supported():
+        pytest.skip("cssd has no --backend linux-sysfs:ROOT (see cssd --help)")
+    listed = json.loads(checked_listing(servers("field", "sysfs"), "lscss", "--json"))["subchannels"]
+    by_id = {s["subchannel"]: s for s in listed}
+    assert by_id["0.0.0001"]["device"] is False and by_id["0.0.0001"]["devno"] == "0.0.1001"
+    assert "device" not in by_id["0.0.0000"] and "device" not in by_id["0.0.0002"]
+    assert [by_id[i]["vpm"] for i in ("0.0.0000", "0.0.0001", "0.0.0002")] == [0x80, 0, 0]
+    # Other subchannel types: listed only when asked for, with their type, no device, no paths.
+    assert "0.0.ff00" not in by_id
+    every = json.loads(checked_listing(servers("field", "sysfs"), "lscss", "--json", "-a"))["subchannels"]
+    others = {s["subchannel"]: s for s in every if s["type"] != "io"}
+    assert {i: (s["type"], s["devno"], s["pim"]) for i, s in others.items()} == {
+        "0.0.ff00": ("chsc", "", 0), "0.1.0100": ("eadm", "", 0)}
+    # The model: every device is there, and it has no vpm.
+    model = json.loads(checked_listing(servers("lpar", "model"), "lscss", "--json"))["subchannels"]
+    assert all("device" not in s and "vpm" not in s for s in model)
+
+
+def test_orphaned_devices_are_served_and_followed(servers, trees):
+    """css0/defunct/: query-orphaned-devices serves the devices there (the model: none), and
+    one that appears behind cssd's back is listed after the next layout check."""
+    if not sysfs_backend_supported():
+        pytest.skip("cssd has no --backend linux-sysfs:ROOT (see cssd --help)")
+    sock = servers("field", "sysfs")
+    query = lambda s: json.loads(subprocess.run([cssctl_binary(), "--socket", s, "query-orphaned-devices"],
+                                                capture_output=True, text=True, timeout=30).stdout)
+    assert query(sock) == [
+        {"devno": "0.0.3000", "dev-type": "3390/0c", "cu-type": "3990/e9", "online": True},
+        {"devno": "0.1.3001", "dev-type": "1732/01", "cu-type": "1731/01", "online": False}]
+    assert query(servers("lpar", "model")) == []
+    listed = json.loads(checked_listing(sock, "lscss", "--json", "-t", "1732"))
+    assert [d["devno"] for d in listed["orphaned-devices"]] == ["0.1.3001"]
+    # -s: 0.0.3000 shortened, then lscss stops at 0.1.3001; -u: N/A, YES.
+    cells = ["3000", "N/A", "3390/0C", "3990/E9", "YES", "", "", "", ""]
+    assert checked_listing(sock, "lscss", "-s", "-u").decode().splitlines()[-1] == \
+        " ".join(c.ljust(w) for c, w in zip(cells, (8, 9, 7, 7, 4, 3, 3, 4, 17)))
+    make_sysfs.write_defunct(trees["field"], os.path.join(trees["field"], "devices", "css0"), "0.0.3002",
+                             {"dev_type": (0x3390, 0x0c), "cu_type": (0x3990, 0xe9), "online": False})
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and len(query(sock)) != 3:
+            time.sleep(0.2)
+        assert [d["devno"] for d in query(sock)] == ["0.0.3000", "0.0.3002", "0.1.3001"]
+    finally:
+        shutil.rmtree(os.path.join(trees["field"], "devices", "css0", "defunct", "0.0.3002"))
 
 
 # --------------------------------------------------------------------------

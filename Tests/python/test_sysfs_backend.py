@@ -58,7 +58,16 @@ def sysfs(tree, *args, name="sysfs", start=None):
     return start("--backend", f"linux-sysfs:{tree}", *args, name=name)
 
 
-def all_subchannels(client):
+# Members only a real machine reports: Linux's verified path mask (the model has none).
+SUBCHANNEL_MACHINE_ONLY = {"vpm"}
+
+
+def all_subchannels(client, machine_only=False):
+    """Every subchannel's entry; without `machine_only`, less SUBCHANNEL_MACHINE_ONLY, so that
+    the two backends' entries compare."""
+    if not machine_only:
+        return [{k: v for k, v in s.items() if k not in SUBCHANNEL_MACHINE_ONLY}
+                for s in all_subchannels(client, machine_only=True)]
     out, start = [], None
     while True:
         args = {"limit": 1000}
@@ -80,7 +89,12 @@ def test_reads_what_the_model_of_the_same_topology_holds(start, short_tmp, descr
     tree = build_tree(description, short_tmp)
     real = Client(sysfs(tree, start=start).sock)
     model = Client(start("--topology", topology_file(description, short_tmp), name="model").sock)
-    assert all_subchannels(real) == all_subchannels(model)
+    # vpm: Linux's verified path mask, which only the machine states (the model has none).
+    real_subchannels = all_subchannels(real, machine_only=True)
+    machine_vpm = [s.pop("vpm") for s in real_subchannels]
+    assert real_subchannels == all_subchannels(model)
+    assert all("vpm" not in s for s in all_subchannels(model, machine_only=True))
+    assert machine_vpm == [s["lpm"] & s["pam"] & s["pom"] for s in real_subchannels]  # make_sysfs's default
     strip = lambda chps: [{k: v for k, v in c.items() if k not in MACHINE_ONLY} for c in chps]
     real_chpids = real.call("query-chpids")
     assert strip(real_chpids) == strip(model.call("query-chpids"))
@@ -299,3 +313,51 @@ def test_an_unreadable_configure_is_a_dash_in_lschp(start, short_tmp):
     out = subprocess.run([cssctl_binary(), "lschp", "--socket", srv.sock], capture_output=True, timeout=30)
     assert out.returncode == 0, out.stderr
     assert out.stdout.decode() == "\n".join(golden)
+
+
+def test_vpm_is_read_from_sysfs_not_derived(start, short_tmp):
+    """The kernel states `vpm` (00 for a device that is not online: it verifies paths only for
+    an online device). query-subchannels serves it as `vpm`, lscss --vpm prints it, and a
+    change of the file alone is picked up by the sweep."""
+    from test_cssctl import cssctl_binary
+    with open(os.path.join(FIXTURES, "lpar.json"), encoding="utf-8") as f:
+        desc = json.load(f)
+    desc["sysfs"].setdefault("devices", {})["0.0.1002"] = {"vpm": "00"}
+    path = os.path.join(short_tmp, "vpm.json")
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(desc, f)
+    tree = os.path.join(short_tmp, "sys")
+    subprocess.run([sys.executable, os.path.join(FIXTURES, "make_sysfs.py"), path, tree], check=True, timeout=30)
+    assert open(os.path.join(tree, "devices", "css0", "0.0.0008", "vpm")).read() == "00\n"
+    srv = sysfs(tree, "--poll-interval", "100", "--sweep-interval", "300", "--no-inotify", start=start)
+    client = Client(srv.sock)
+    by_id = {s["subchannel"]: s for s in all_subchannels(client, machine_only=True)}
+    assert by_id["0.0.0008"]["vpm"] == 0 and by_id["0.0.0008"]["lpm"] == 0xf0
+    assert by_id["0.0.0006"]["vpm"] == 0xf0
+    out = subprocess.run([cssctl_binary(), "lscss", "--socket", srv.sock, "--vpm", "0.0.0008"],
+                         capture_output=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.decode().splitlines()[2] == \
+        "0.0.1002 0.0.0008  3390/0c 3990/e9      f0  f0  ff  00  40414243 00000000"
+    # Behind cssd's back, only vpm changes (the device was set online and verified two paths).
+    with open(os.path.join(tree, "devices", "css0", "0.0.0008", "vpm"), "w") as f:
+        f.write("c0\n")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        [sch] = [s for s in all_subchannels(client, machine_only=True) if s["subchannel"] == "0.0.0008"]
+        if sch["vpm"] == 0xc0:
+            break
+        time.sleep(0.1)
+    assert sch["vpm"] == 0xc0
+
+
+def test_make_sysfs_refuses_a_vpm_outside_the_pim(short_tmp):
+    with open(os.path.join(FIXTURES, "lpar.json"), encoding="utf-8") as f:
+        desc = json.load(f)
+    desc["sysfs"].setdefault("devices", {})["0.0.1002"] = {"vpm": "08"}
+    path = os.path.join(short_tmp, "bad.json")
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(desc, f)
+    p = subprocess.run([sys.executable, os.path.join(FIXTURES, "make_sysfs.py"), path, os.path.join(short_tmp, "t")],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 1 and "sysfs.devices.0.0.1002.vpm: 08 has paths outside the PIM f0" in p.stderr

@@ -107,6 +107,20 @@ enum CSSCommands {
         }
     }
 
+    /// Devices without a subchannel (Linux `cssN/defunct/`), as the backend last read them.
+    static func queryOrphanedDevices(_ context: CommandContext) throws(QMPError) -> CommandOutcome {
+        .reply(
+            .array(
+                context.server.backend.orphanedDevices.map { device in
+                    .object([
+                        ("devno", .string(device.id.description)),
+                        ("dev-type", .string(typeModel(device.devType, device.devModel))),
+                        ("cu-type", .string(typeModel(device.cuType, device.cuModel))),
+                        ("online", .bool(device.online)),
+                    ])
+                }))
+    }
+
     static func queryCSS(_ context: CommandContext) throws(QMPError) -> CommandOutcome {
         let subsystem = context.server.subsystem
         return .reply(.array(subsystem.cssids.map { cssid in
@@ -206,7 +220,7 @@ enum CSSCommands {
 
     static func subchannelInfo(_ subchannel: Subchannel) -> JSON {
         let pmcw = subchannel.schib.pmcw
-        return .object([
+        var members: [(String, JSON)] = [
             ("subchannel", .string(subchannel.id.description)),
             ("devno", .string(subchannel.deviceID?.description ?? "")),
             ("dev-type", .string(typeModel(subchannel.devType, subchannel.devModel))),
@@ -220,7 +234,12 @@ enum CSSCommands {
             ("pnom", .integer(Int(pmcw.pnom))),
             ("lpum", .integer(Int(pmcw.lpum))),
             ("chpids", .array(subchannel.channelPaths.map { $0.map { .string($0.description) } ?? .null })),
-        ])
+            ("type", .string(subchannel.type.description)),
+        ]
+        // Only a backend that observes path verification (Linux `vpm`) has it.
+        if let vpm = subchannel.verifiedPathMask { members.append(("vpm", .integer(Int(vpm)))) }
+        if !subchannel.hasDevice { members.append(("device", .bool(false))) }
+        return .object(members)
     }
 
     static func schibInfo(_ schib: SCHIB) -> JSON {

@@ -74,7 +74,20 @@ struct SubchannelPageWriter {
                 text("null")
             }
         }
-        text("]}")
+        text("], \"type\": \"")
+        switch subchannel.type {
+        case .io: text("io")
+        case .chsc: text("chsc")
+        case .message: text("message")
+        case .eadm: text("eadm")
+        }
+        text("\"")
+        if let vpm = subchannel.verifiedPathMask {
+            text(", \"vpm\": ")
+            decimal(vpm)
+        }
+        if !subchannel.hasDevice { text(", \"device\": false") }
+        text("}")
     }
 
     private mutating func subchannelID(_ cssid: UInt8, _ ssid: UInt8, _ number: UInt16) {
