@@ -5,8 +5,8 @@ import CSSBackend
 import CSSModel
 import PathEvents
 import QMPSchema
-import VFIOCCW
 import QMPWire
+import VFIOCCW
 
 /// Options that change which commands exist and what the server reports.
 public struct ServerOptions: Sendable {
@@ -83,6 +83,8 @@ public final class ServerState {
     public var durability: DurableLog?
     /// Called by `quit`; the network layer stops the server after flushing the reply.
     public var onShutdownRequest: ((ShutdownCause) -> Void)?
+    /// The network layer's open connections (query-connections); none when unset.
+    public var connectionReports: (() -> [ConnectionReport])?
     private var lastConnectionID = 0
 
     struct Entry {
@@ -96,11 +98,14 @@ public final class ServerState {
     private var introspectionCache: [Bool: JSON] = [:]
     private var commandListCache: [Bool: JSON] = [:]
     public private(set) lazy var versionInfo: JSON = .object([
-        ("qemu", .object([
-            ("micro", .integer(options.version.micro)),
-            ("minor", .integer(options.version.minor)),
-            ("major", .integer(options.version.major)),
-        ])),
+        (
+            "qemu",
+            .object([
+                ("micro", .integer(options.version.micro)),
+                ("minor", .integer(options.version.minor)),
+                ("major", .integer(options.version.major)),
+            ])
+        ),
         ("package", .string(options.package)),
     ])
 

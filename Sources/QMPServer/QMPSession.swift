@@ -136,6 +136,11 @@ public final class QMPSession: SessionControl {
         return false
     }
 
+    /// Called with each request and its outcome once the reply is known (the audit log).
+    public var audit: ((QMPRequest, Result<JSON, QMPError>) -> Void)?
+    /// The request whose reply waits for deferred work, for `audit`.
+    private var deferredRequest: QMPRequest?
+
     /// Whether a reply waits for deferred work.
     public var isWaiting: Bool {
         if case .waiting = state { return true }
@@ -261,10 +266,14 @@ public final class QMPSession: SessionControl {
         switch Dispatcher.dispatch(request, server: server, session: self) {
         case .success(.reply(let value)): result = .success(value)
         case .success(.deferred(let work)):
-            guard !deferIfBlocking(work, id: id) else { return }
+            if deferIfBlocking(work, id: id) {
+                deferredRequest = request
+                return
+            }
             result = work.runInline()
         case .failure(let error): result = .failure(error)
         }
+        audit?(request, result)
         reply(result, id: id, into: &output)
     }
 
@@ -378,6 +387,8 @@ public final class QMPSession: SessionControl {
         heldFrom = nil
         let result: Result<JSON, QMPError>
         do throws(QMPError) { result = .success(try pending.work.finish(outcome)) } catch { result = .failure(error) }
+        if let request = deferredRequest { audit?(request, result) }
+        deferredRequest = nil
         reply(result, id: pending.id, into: &output)
     }
 
