@@ -25,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.13.2"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
     ],
     targets: [
         // jansson, the JSON library, through a module map (Debian: libjansson-dev).
@@ -69,13 +70,32 @@ let package = Package(
             swiftSettings: fuzzFlags,
             plugins: ["EmbedAPI"]
         ),
+        // Transport security shared by every server endpoint (QMP, metrics): TLS credentials in
+        // QEMU's tls-creds-x509 layout, client-certificate DNs as QEMU writes them, CRLs, and
+        // QEMU's authz-list-file policies.
+        .target(
+            name: "ServerSecurity",
+            dependencies: [
+                "QMPWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
+        // Signals caught from the first instruction of the process (a constructor), delivered
+        // through a pipe: SIGTERM/SIGINT/SIGHUP are never lost nor fatal during start-up.
+        .target(name: "CSSDSignals"),
         // QMP sessions and the network server.
         .target(
             name: "QMPServer",
             dependencies: [
-                "QMPCommands", "QMPSchema", "QMPWire", "QMPTransport", "PathEvents", "CSSBackend", "VFIOCCW",
+                "QMPCommands", "QMPSchema", "QMPWire", "QMPTransport", "PathEvents", "CSSBackend", "VFIOCCW", "ServerSecurity",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -113,6 +133,8 @@ let package = Package(
             dependencies: [
                 "CSSDMetrics", "QMPServer", "PathNotify", "TopologyFile", "CSSModel", "CSSBackend", "LinuxSysfs",
                 "VFIOCCW", "StateStore", "PathEvents",
+                "ServerSecurity", "CSSDSignals",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -123,6 +145,10 @@ let package = Package(
             dependencies: [
                 "QMPWire", "QMPSchema", "QMPTransport", "TopologyFile", "CSSModel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                "ServerSecurity",
             ]
         ),
         // The fuzz harness and its invariants, shared by the fuzzer and the tests.
@@ -196,6 +222,10 @@ let package = Package(
         .testTarget(
             name: "PathNotifyTests",
             dependencies: ["PathNotify", "QMPCommands", "QMPWire", "PathEvents", "CSSModel"]
+        ),
+        .testTarget(
+            name: "ServerSecurityTests",
+            dependencies: ["ServerSecurity", .product(name: "NIOSSL", package: "swift-nio-ssl")]
         ),
         .testTarget(name: "VFIOCCWTests", dependencies: ["VFIOCCW", "CSSModel"]),
         .testTarget(name: "LinuxSysfsTests", dependencies: ["LinuxSysfs", "CSSBackend", "CSSModel", "PathEvents"]),

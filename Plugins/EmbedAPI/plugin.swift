@@ -7,7 +7,7 @@ import PackagePlugin
 struct EmbedAPI: BuildToolPlugin {
     func createBuildCommands(context: PluginContext, target: Target) throws -> [Command] {
         let apiDir = context.package.directoryURL.appending(path: "API")
-        let names = ["qmp.json", "css.json", "path-events.json", "vfio.json"]
+        let names = ["qmp.json", "css.json", "path-events.json", "vfio.json", "connections.json"]
         let inputs = names.map { apiDir.appending(path: $0) }
         let tool = try context.tool(named: "api-embed").url
         if target.name == "QMPCommands" {

@@ -5,8 +5,8 @@ import CSSBackend
 import CSSModel
 import PathEvents
 import QMPSchema
-import VFIOCCW
 import QMPWire
+import VFIOCCW
 
 /// Options that change which commands exist and what the server reports.
 public struct ServerOptions: Sendable {
@@ -88,6 +88,8 @@ public final class ServerState {
     /// `query-notify`'s reply while `--notify` publishes path events (the notifier's status);
     /// nil without it.
     public var notifyStatus: (() -> JSON)?
+    /// The network layer's open connections (query-connections); none when unset.
+    public var connectionReports: (() -> [ConnectionReport])?
     private var lastConnectionID = 0
 
     struct Entry {
@@ -101,11 +103,14 @@ public final class ServerState {
     private var introspectionCache: [Bool: JSON] = [:]
     private var commandListCache: [Bool: JSON] = [:]
     public private(set) lazy var versionInfo: JSON = .object([
-        ("qemu", .object([
-            ("micro", .integer(options.version.micro)),
-            ("minor", .integer(options.version.minor)),
-            ("major", .integer(options.version.major)),
-        ])),
+        (
+            "qemu",
+            .object([
+                ("micro", .integer(options.version.micro)),
+                ("minor", .integer(options.version.minor)),
+                ("major", .integer(options.version.major)),
+            ])
+        ),
         ("package", .string(options.package)),
     ])
 

@@ -46,9 +46,13 @@ public struct ListenAddressError: Error, CustomStringConvertible, Sendable {
 public struct Listener: Sendable, Equatable {
     public var address: ListenAddress
     public var readOnly: Bool
+    /// A listening socket handed over by systemd (socket activation), bound to `address`;
+    /// nil: cssd binds `address` itself.
+    public var descriptor: Int32?
 
-    public init(_ address: ListenAddress, readOnly: Bool = false) {
+    public init(_ address: ListenAddress, readOnly: Bool = false, descriptor: Int32? = nil) {
         self.address = address
         self.readOnly = readOnly
+        self.descriptor = descriptor
     }
 }

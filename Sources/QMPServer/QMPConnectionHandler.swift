@@ -73,6 +73,11 @@ final class QMPConnectionHandler: ChannelDuplexHandler {
 
     let session: QMPSession
     private let core: ServerCore
+    /// Who is connected, through which listener.
+    let peer: ConnectionPeer
+    /// QMP text received and written (plaintext, whatever the transport).
+    private var bytesIn = 0
+    private var bytesOut = 0
     private var output: ByteBuffer
     private(set) var state = State.inactive
     private var context: ChannelHandlerContext?
@@ -87,12 +92,28 @@ final class QMPConnectionHandler: ChannelDuplexHandler {
     /// Largest single read (the channel's receive allocator maximum).
     static let maxRead = 64 * 1024
 
-    init(session: QMPSession, core: ServerCore, inputBacklog: Int = ServerConfiguration.defaultInputBacklog) {
+    init(
+        session: QMPSession, core: ServerCore,
+        peer: ConnectionPeer = ConnectionPeer(listener: "(none)", transport: .unix),
+        inputBacklog: Int = ServerConfiguration.defaultInputBacklog
+    ) {
         self.session = session
         self.core = core
+        self.peer = peer
         self.output = ByteBuffer()
         self.inputBacklog = max(inputBacklog, session.server.options.limits.maxBufferedValueBytes + Self.maxRead)
         session.deferralEnabled = true
+        let audit = CommandAudit(
+            logger: core.logger, peer: peer, connectionID: session.connectionID, server: core.state)
+        session.audit = { audit.record($0, $1) }
+    }
+
+    /// This connection for query-connections.
+    func report() -> ConnectionReport {
+        ConnectionReport(
+            id: session.connectionID, listener: peer.listener, transport: peer.transport, identity: peer.identity,
+            credentials: peer.credentials, readOnly: session.isReadOnly, negotiated: session.isNegotiated,
+            bytesIn: bytesIn, bytesOut: bytesOut)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -128,6 +149,7 @@ final class QMPConnectionHandler: ChannelDuplexHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard case .serving(_, let input) = state, input != .ended else { return }  // closing: ignored
         var bytes = unwrapInboundIn(data)
+        bytesIn += bytes.readableBytes
         // A stopped session (the connection is closing) takes no more input: it is dropped.
         guard (try? session.append(&bytes)) != nil else { return }
         pump(context: context)
@@ -300,6 +322,7 @@ final class QMPConnectionHandler: ChannelDuplexHandler {
 
     private func writeOutput(context: ChannelHandlerContext) {
         guard output.readableBytes > 0 else { return }
+        bytesOut += output.readableBytes
         context.write(wrapOutboundOut(output), promise: nil)
         output = context.channel.allocator.buffer(capacity: 4096)
     }

@@ -6,10 +6,12 @@ import CSSModel
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import PathEvents
 import QMPCommands
 import QMPTransport
 import QMPWire
+import ServerSecurity
 import ServiceLifecycle
 import VFIOCCW
 
@@ -36,6 +38,11 @@ public struct ServerConfiguration: Sendable {
     public var subsystem: Subsystem?
     /// How to follow an observed backend (linux-sysfs).
     public var watch: BackendWatch
+    /// TLS on every tcp listener (`--tls-creds`, `--tls-authz`); nil: plain tcp, loopback only.
+    public var security: TransportSecurity?
+    /// The group that owns the unix sockets (mode 0660); nil: mode 0600, the owner only.
+    public var socketGroup: gid_t?
+    public var limits: ConnectionLimits
 
     public init(
         listeners: [Listener],
@@ -44,7 +51,10 @@ public struct ServerConfiguration: Sendable {
         outputLowWatermark: Int = 64 * 1024,
         inputBacklog: Int = ServerConfiguration.defaultInputBacklog,
         subsystem: Subsystem? = nil,
-        watch: BackendWatch = BackendWatch()
+        watch: BackendWatch = BackendWatch(),
+        security: TransportSecurity? = nil,
+        socketGroup: gid_t? = nil,
+        limits: ConnectionLimits = ConnectionLimits()
     ) {
         self.listeners = listeners
         self.options = options
@@ -53,6 +63,26 @@ public struct ServerConfiguration: Sendable {
         self.inputBacklog = inputBacklog
         self.subsystem = subsystem
         self.watch = watch
+        self.security = security
+        self.socketGroup = socketGroup
+        self.limits = limits
+    }
+}
+
+/// Bounds on clients, so that many or slow peers cannot exhaust the server (libvirt's
+/// max_clients and max_anonymous_clients play the same part).
+public struct ConnectionLimits: Sendable {
+    /// Most open connections (QMP and TLS handshakes together); more are closed and logged.
+    public var maxClients: Int
+    /// Most TLS handshakes in progress; more connections are closed and logged.
+    public var maxHandshakes: Int
+    /// How long a TLS client has to complete its handshake.
+    public var handshakeTimeout: TimeAmount
+
+    public init(maxClients: Int = 1024, maxHandshakes: Int = 64, handshakeTimeout: TimeAmount = .seconds(10)) {
+        self.maxClients = maxClients
+        self.maxHandshakes = maxHandshakes
+        self.handshakeTimeout = handshakeTimeout
     }
 }
 
@@ -79,7 +109,10 @@ public final class QMPServer: Service, @unchecked Sendable {
     /// Addresses actually bound (a tcp port 0 resolved), in listener order.
     public private(set) var boundAddresses: [ListenAddress] = []
 
+    private var authzTask: RepeatedTask?
     private var watcher: InotifyWatcher?
+    /// sd_notify: READY, RELOADING, STOPPING.
+    public let notifier = SystemdNotifier()
 
     /// - Parameters:
     ///   - backend: the source of truth; nil: the model of `configuration.subsystem`.
@@ -99,7 +132,7 @@ public final class QMPServer: Service, @unchecked Sendable {
             guests: guests, journal: journal)
         state.commandObserver = observer
         try prepare?(state)
-        self.core = ServerCore(loop: group.next(), state: state, logger: logger)
+        self.core = ServerCore(loop: group.next(), state: state, logger: logger, limits: configuration.limits)
         core.observer = observer
         (shutdownStream, shutdownContinuation) = AsyncStream.makeStream(of: ShutdownCause.self)
         let continuation = shutdownContinuation
@@ -113,6 +146,7 @@ public final class QMPServer: Service, @unchecked Sendable {
     /// Binds every listener. Throws with a clear message if one cannot be bound; listeners
     /// already bound are closed again, so the server never starts half-configured.
     public func start() async throws {
+        try Self.checkPlainTCP(configuration)
         do {
             for listener in configuration.listeners {
                 let channel = try await bind(listener)
@@ -122,15 +156,61 @@ public final class QMPServer: Service, @unchecked Sendable {
                 } else {
                     boundAddresses.append(listener.address)
                 }
+                let isTCP: Bool
+                if case .tcp = listener.address { isTCP = true } else { isTCP = false }
                 core.logger.info(
                     "listening",
-                    metadata: ["address": "\(boundAddresses.last!)", "readonly": "\(listener.readOnly)"])
+                    metadata: [
+                        "address": "\(boundAddresses.last!)", "readonly": "\(listener.readOnly)",
+                        "tls": "\(isTCP && configuration.security != nil)",
+                        "activated": "\(listener.descriptor != nil)",
+                    ])
             }
         } catch {
             await closeListeners()
             throw error
         }
         try await watchBackend()
+        watchAuthz()
+    }
+
+    /// Plain tcp is for loopback only: anyone who reaches a QMP port may change the machine.
+    static func checkPlainTCP(_ configuration: ServerConfiguration) throws {
+        guard configuration.security == nil else { return }
+        for listener in configuration.listeners {
+            guard case .tcp(let host, _) = listener.address, !ListenerSocket.isLoopback(host) else { continue }
+            let option = listener.readOnly ? "--qmp-readonly" : "--qmp"
+            throw ServerStartError(
+                "refusing \(option) \(listener.address) without TLS: it is not a loopback address, and anyone who "
+                    + "reaches it could run QMP commands unauthenticated (QEMU calls a TCP monitor without TLS and "
+                    + "authorization inappropriate). Give --tls-creds DIR (with --tls-authz FILE), or listen on "
+                    + "127.0.0.1, [::1] or a unix socket.")
+        }
+    }
+
+    /// Polls the authorization file once a second and reloads it when it changed.
+    private func watchAuthz() {
+        guard let security = configuration.security, security.authzFile != nil else { return }
+        let logger = core.logger
+        authzTask = core.loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [core] _ in
+            // stat(2) and the read run on the thread pool, not the event loop.
+            core.blockingPool.submit { _ in security.reloadAuthzIfChanged(logger: logger) }
+        }
+    }
+
+    /// Reloads the TLS credentials and the authorization policy (SIGHUP). Open connections
+    /// are not disturbed; a file that cannot be used keeps the previous state and is logged.
+    /// Reports RELOADING=1 and then READY=1 to systemd.
+    public func reload() async {
+        notifier.reloading()
+        core.logger.notice("reloading")
+        if let security = configuration.security {
+            let logger = core.logger
+            _ = try? await core.blockingPool.runIfActive { security.reload(logger: logger) }
+        } else {
+            core.logger.notice("nothing to reload: no --tls-creds")
+        }
+        notifier.notify("READY=1\nSTATUS=serving")
     }
 
     /// Follows an observed backend: its reading threads (poll ticks, the sweep, the kernel
@@ -184,7 +264,9 @@ public final class QMPServer: Service, @unchecked Sendable {
         } onGracefulShutdown: { [shutdownContinuation] in
             shutdownContinuation.yield(.hostSignal)
         }
+        notifier.notify("STOPPING=1")
         core.logger.info("shutting down", metadata: ["reason": "\(cause.rawValue)"])
+        authzTask?.cancel()
         let core = self.core
         await watcher?.stop()
         try? await core.loop.submit { (core.state.backend as? ObservedBackend)?.stopFollowing() }.get()
@@ -230,47 +312,53 @@ public final class QMPServer: Service, @unchecked Sendable {
         let inputBacklog = configuration.inputBacklog
         let watermark = ChannelOptions.Types.WriteBufferWaterMark(
             low: configuration.outputLowWatermark, high: configuration.outputHighWatermark)
+        let isTCP: Bool
+        if case .tcp = listener.address { isTCP = true } else { isTCP = false }
+        let security = isTCP ? configuration.security : nil
+        let name = ListenerName(listener.address.description)
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.writeBufferWaterMark, value: watermark)
             // A client that half-closes still gets every reply (QMPConnectionHandler).
             .childChannelOption(.allowRemoteHalfClosure, value: true)
-            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 16384, maximum: 65536))
+            .childChannelOption(
+                .recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 16384, maximum: 65536)
+            )
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    if let observer = core.observer {
-                        observer.connectionOpened(listener: listener)
-                        channel.closeFuture.whenComplete { _ in observer.connectionClosed(listener: listener) }
-                    }
-                    let session = QMPSession(server: core.state, readOnly: readOnly)
-                    try channel.pipeline.syncOperations.addHandler(
-                        QMPConnectionHandler(session: session, core: core, inputBacklog: inputBacklog))
-                }
+                core.accept(
+                    channel, listener: name.value, readOnly: readOnly, security: security, inputBacklog: inputBacklog,
+                    observed: listener)
             }
-        switch listener.address {
-        case .tcp(let host, let port):
+        let channel: Channel
+        switch (listener.address, listener.descriptor) {
+        case (_, let descriptor?):
             do {
-                return try await bootstrap.bind(host: host, port: port).get()
+                channel = try await bootstrap.withBoundSocket(descriptor).get()
+            } catch {
+                throw ServerStartError("cannot serve the socket-activated \(listener.address): \(error)")
+            }
+        case (.tcp(let host, let port), nil):
+            do {
+                channel = try await bootstrap.bind(host: host, port: port).get()
             } catch {
                 throw ServerStartError("cannot listen on \(listener.address): \(error)")
             }
-        case .unix(let path):
+        case (.unix(let path), nil):
             try UnixSocketFile.prepare(path)
-            let channel: Channel
+            let fd = try ListenerSocket.bindUnix(path: path, group: configuration.socketGroup)
+            socketFiles.append(path)
             do {
-                channel = try await bootstrap.bind(unixDomainSocketPath: path).get()
+                channel = try await bootstrap.withBoundSocket(fd).get()
             } catch {
                 throw ServerStartError("cannot listen on \(listener.address): \(error)")
             }
-            socketFiles.append(path)
-            // Only the owner may talk to the monitor; umask already applied, chmod makes sure.
-            guard chmod(path, 0o600) == 0 else {
-                try? await channel.close()
-                throw ServerStartError("cannot set mode 0600 on \(path): \(String(cString: strerror(errno)))")
-            }
-            return channel
         }
+        if case .tcp(let host, _) = listener.address, let port = channel.localAddress?.port {
+            let bound = ListenAddress.tcp(host: host, port: port).description
+            try await core.loop.submit { name.value = bound }.get()
+        }
+        return channel
     }
 
     private func closeListeners() async {

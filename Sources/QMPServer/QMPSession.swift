@@ -136,6 +136,11 @@ public final class QMPSession: SessionControl {
         return false
     }
 
+    /// Called with each request and its outcome once the reply is known (the audit log).
+    public var audit: ((QMPRequest, Result<JSON, QMPError>) -> Void)?
+    /// The request whose reply waits for deferred work, for `audit`.
+    private var deferredRequest: QMPRequest?
+
     /// Whether a reply waits for deferred work.
     public var isWaiting: Bool {
         if case .waiting = state { return true }
@@ -273,7 +278,12 @@ public final class QMPSession: SessionControl {
                 observe(request.command, error: nil, since: started)
             }
         }
-        if let result { reply(result, id: id, into: &output) }
+        if let result {
+            audit?(request, result)
+            reply(result, id: id, into: &output)
+        } else {
+            deferredRequest = request  // audited when its reply is known (`completeDeferred`)
+        }
     }
 
     /// Tells the server's command observer (metrics) of a dispatched command.
@@ -391,6 +401,8 @@ public final class QMPSession: SessionControl {
         heldFrom = nil
         let result: Result<JSON, QMPError>
         do throws(QMPError) { result = .success(try pending.work.finish(outcome)) } catch { result = .failure(error) }
+        if let request = deferredRequest { audit?(request, result) }
+        deferredRequest = nil
         reply(result, id: pending.id, into: &output)
     }
 

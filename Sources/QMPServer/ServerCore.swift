@@ -25,14 +25,35 @@ final class ServerCore: @unchecked Sendable {
     var observer: ServerObserver?
     /// Runs commands' blocking parts (sysfs writes) off the event loop, one at a time.
     let blockingPool = NIOThreadPool(numberOfThreads: 1)
+    /// Accepted channels not yet closed: QMP connections and TLS handshakes.
+    var openChannels = 0
+    /// TLS handshakes not yet completed or failed.
+    private(set) var handshakesInProgress = 0
+    let limits: ConnectionLimits
 
-    init(loop: EventLoop, state: ServerState, logger: Logger) {
+    init(loop: EventLoop, state: ServerState, logger: Logger, limits: ConnectionLimits = ConnectionLimits()) {
         self.loop = loop
         self.state = state
         self.logger = logger
+        self.limits = limits
         blockingPool.start()
         state.pathChanges.addSink(self)
         state.durability?.onDurable = { [loop] in loop.execute { self.wakeSubscribers() } }
+        state.connectionReports = { [unowned self] in self.connections.values.map { $0.report() } }
+    }
+
+    /// Takes a handshake slot; false when `limits.maxHandshakes` are in progress.
+    func handshakeStarted() -> Bool {
+        loop.preconditionInEventLoop()
+        guard handshakesInProgress < limits.maxHandshakes else { return false }
+        handshakesInProgress += 1
+        return true
+    }
+
+    /// Gives a handshake slot back (completed, failed, timed out or closed).
+    func handshakeFinished() {
+        loop.preconditionInEventLoop()
+        handshakesInProgress -= 1
     }
 
     func connectionOpened(_ handler: QMPConnectionHandler) {

@@ -3,6 +3,7 @@
 
 import ArgumentParser
 import QMPTransport
+import ServerSecurity
 
 /// `--socket` and `--timeout`, shared by the subcommands that run commands and wait for replies.
 struct ConnectionOptions: ParsableArguments {
@@ -11,6 +12,18 @@ struct ConnectionOptions: ParsableArguments {
 
     @Option(help: "Give up when the server stays silent this many seconds (0: wait forever).")
     var timeout: Int = 60
+
+    @Option(
+        name: .customLong("tls-creds"),
+        help:
+            "TLS with a client certificate for tcp: sockets: a directory with ca-cert.pem, client-cert.pem, client-key.pem (QEMU's layout)."
+    )
+    var tlsCreds: String?
+
+    /// The client credentials of --tls-creds, or nil.
+    func tlsCredentials() throws(ClientFailure) -> TLSCredentials? {
+        try loadClientCredentials(tlsCreds)
+    }
 
     func validate() throws {
         guard timeout >= 0, timeout <= Int(Int32.max / 1000) else { throw ValidationError("--timeout out of range") }
@@ -52,5 +65,15 @@ extension ConnectionOptions {
         }
         guard index > 0, index < arguments.count, subcommands.contains(arguments[index]) else { return arguments }
         return [arguments[index]] + arguments[..<index] + arguments[(index + 1)...]
+    }
+}
+
+/// Reads a client credentials directory; a problem is a ClientFailure naming the file.
+func loadClientCredentials(_ directory: String?) throws(ClientFailure) -> TLSCredentials? {
+    guard let directory else { return nil }
+    do {
+        return try TLSCredentials(directory: directory, endpoint: .client)
+    } catch {
+        throw ClientFailure("--tls-creds: \(error)")
     }
 }

@@ -32,7 +32,6 @@ struct ExecCommand: ParsableCommand {
     @Flag(help: "Skip qmp_capabilities, to talk to a server still in negotiation mode.")
     var noNegotiate = false
 
-
     @Argument(help: "The QMP command, e.g. query-version.")
     var command: String?
 
@@ -82,7 +81,7 @@ struct ExecCommand: ParsableCommand {
         let (line, reply) = try reportingFailures { () throws -> (String, JSON) in
             let connection = try QMPClientConnection(
                 connectingTo: server.address(),
-                replyTimeoutMilliseconds: wait)
+                replyTimeoutMilliseconds: wait, tls: server.tlsCredentials())
             try connection.readGreeting()
             if !noNegotiate { try connection.negotiate() }
             // The newline ends a trailing bare token (`--json garbage`), which a QMP lexer would
@@ -92,7 +91,8 @@ struct ExecCommand: ParsableCommand {
                 let (line, reply) = try connection.nextJSONLine()
                 if reply["event"] != nil { continue }
                 guard reply["return"] != nil || reply["error"] != nil else {
-                    throw ClientFailure("\(connection.address): reply has neither return nor error: \(line.prefix(200))")
+                    throw ClientFailure(
+                        "\(connection.address): reply has neither return nor error: \(line.prefix(200))")
                 }
                 guard let id else { return (line, reply) }
                 guard let replyID = reply["id"] else {

@@ -3,6 +3,7 @@
 
 import QMPTransport
 import QMPWire
+import ServerSecurity
 
 #if canImport(Glibc)
 import Glibc
@@ -61,19 +62,36 @@ final class QMPClientConnection {
     /// than polled before each read, so a round trip costs one read system call, not two.
     let replyTimeoutMilliseconds: Int32
 
-    init(connectingTo address: QMPAddress, replyTimeoutMilliseconds: Int32 = -1) throws(ClientFailure) {
+    /// TLS over the socket (tcp with --tls-creds), or nil.
+    private var tls: TLSClientSession?
+    /// Ciphertext received, before decryption into `storage`.
+    private var tlsScratch: UnsafeMutableRawPointer?
+    private var tlsScratchCapacity = 0
+
+    init(
+        connectingTo address: QMPAddress, replyTimeoutMilliseconds: Int32 = -1, tls credentials: TLSCredentials? = nil
+    ) throws(ClientFailure) {
         self.address = address
         do throws(QMPTransportError) {
             self.fd = try address.connect()
         } catch {
             throw ClientFailure(error.description)
         }
+        if let credentials, case .tcp(let host, let port) = address {
+            do throws(ClientFailure) {
+                tls = try TLSClientSession(credentials: credentials, host: host, port: port)
+            } catch {
+                Glibc.close(fd)
+                throw error
+            }
+        }
         self.replyTimeoutMilliseconds = replyTimeoutMilliseconds
         self.capacity = 256 * 1024
         self.storage = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
         if replyTimeoutMilliseconds > 0 {
-            var limit = timeval(tv_sec: Int(replyTimeoutMilliseconds / 1000),
-                                tv_usec: Int(replyTimeoutMilliseconds % 1000) * 1000)
+            var limit = timeval(
+                tv_sec: Int(replyTimeoutMilliseconds / 1000),
+                tv_usec: Int(replyTimeoutMilliseconds % 1000) * 1000)
             setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
         }
     }
@@ -81,12 +99,45 @@ final class QMPClientConnection {
     deinit {
         Glibc.close(fd)
         storage.deallocate()
+        tlsScratch?.deallocate()
     }
 
     // MARK: Writing
 
     /// Writes everything, waiting for the socket to accept it.
     func writeAll(_ bytes: UnsafeRawBufferPointer) throws(ClientFailure) {
+        if let tls {
+            try tls.encrypt(bytes)
+            try flushTLS(blocking: true)
+            return
+        }
+        try writeRaw(bytes)
+    }
+
+    /// Sends ciphertext waiting in the TLS session; `blocking`: all of it.
+    private func flushTLS(blocking: Bool) throws(ClientFailure) {
+        guard let tls else { return }
+        while tls.pending.readableBytes > 0 {
+            // withUnsafeReadableBytes rethrows untyped errors; the body throws only ClientFailure.
+            let n: Int
+            do {
+                n = try tls.pending.withUnsafeReadableBytes { raw in
+                    if blocking {
+                        try writeRaw(raw)
+                        return raw.count
+                    }
+                    return try sendRaw(raw.baseAddress!, count: raw.count)
+                }
+            } catch {
+                throw error as! ClientFailure
+            }
+            if n == 0 { return }
+            tls.sent(n)
+        }
+    }
+
+    /// Writes everything to the socket, waiting for it to accept it.
+    private func writeRaw(_ bytes: UnsafeRawBufferPointer) throws(ClientFailure) {
         var offset = 0
         while offset < bytes.count {
             // MSG_NOSIGNAL: a server that hangs up must give EPIPE, not kill us with SIGPIPE.
@@ -115,6 +166,19 @@ final class QMPClientConnection {
 
     /// Sends without blocking; returns the bytes accepted (0 when the socket buffer is full).
     func sendSome(_ pointer: UnsafeRawPointer, count: Int) throws(ClientFailure) -> Int {
+        if let tls {
+            // Plaintext is taken only once the previous ciphertext went out, so that what waits
+            // stays bounded (and the caller keeps the rest).
+            try flushTLS(blocking: false)
+            guard tls.pending.readableBytes == 0 else { return 0 }
+            try tls.encrypt(UnsafeRawBufferPointer(start: pointer, count: count))
+            try flushTLS(blocking: false)
+            return count
+        }
+        return try sendRaw(pointer, count: count)
+    }
+
+    private func sendRaw(_ pointer: UnsafeRawPointer, count: Int) throws(ClientFailure) -> Int {
         while true {
             let n = send(fd, pointer, count, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT))
             if n >= 0 { return n }
@@ -151,10 +215,43 @@ final class QMPClientConnection {
     /// expects that while it waits for a reply.
     func fill(blocking: Bool) throws(ClientFailure) -> Int {
         makeRoom()
+        guard let tls else {
+            return try fillRaw(blocking: blocking, into: storage + end, capacity: capacity - end, count: true)
+        }
+        if tlsScratchCapacity < capacity - end {
+            tlsScratch?.deallocate()
+            tlsScratchCapacity = capacity - end
+            tlsScratch = UnsafeMutableRawPointer.allocate(byteCount: tlsScratchCapacity, alignment: 16)
+        }
+        let scratch = tlsScratch!
         while true {
-            let n = recv(fd, storage + end, capacity - end, blocking ? 0 : Int32(MSG_DONTWAIT))
+            let taken = tls.take(into: storage + end, limit: capacity - end)
+            if taken > 0 {
+                end += taken
+                return taken
+            }
+            try flushTLS(blocking: false)
+            if blocking && tls.pending.readableBytes > 0 {
+                // The server may wait for the rest of our request before it answers.
+                try waitFor(Int16(POLLIN) | Int16(POLLOUT), timeoutMilliseconds: replyTimeoutMilliseconds)
+                var probe = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                if poll(&probe, 1, 0) <= 0 { continue }
+            }
+            let received = try fillRaw(blocking: blocking, into: scratch, capacity: capacity - end, count: false)
+            if received == 0 { return 0 }
+            try tls.decrypt(UnsafeRawBufferPointer(start: scratch, count: received))
+            try flushTLS(blocking: false)
+        }
+    }
+
+    /// One recv(2) into `destination`; `count`: add to the buffered bytes.
+    private func fillRaw(blocking: Bool, into destination: UnsafeMutableRawPointer, capacity room: Int, count: Bool)
+        throws(ClientFailure) -> Int
+    {
+        while true {
+            let n = recv(fd, destination, room, blocking ? 0 : Int32(MSG_DONTWAIT))
             if n > 0 {
-                end += n
+                if count { end += n }
                 return n
             }
             if n == 0 { throw ClientFailure("\(address): the server closed the connection") }
@@ -192,6 +289,8 @@ final class QMPClientConnection {
 
     /// Waits until the socket is ready; `timeoutMilliseconds` < 0 waits forever.
     func waitFor(_ events: Int16, timeoutMilliseconds: Int32) throws(ClientFailure) {
+        var events = events
+        if let tls, tls.pending.readableBytes > 0 { events |= Int16(POLLOUT) }
         var pfd = pollfd(fd: fd, events: events, revents: 0)
         while true {
             let n = poll(&pfd, 1, timeoutMilliseconds)

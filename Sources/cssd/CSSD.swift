@@ -4,17 +4,21 @@
 import ArgumentParser
 import CSSBackend
 import CSSDMetrics
+import CSSDSignals
 import CSSModel
+import Dispatch
 import LinuxSysfs
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import PathNotify
 import QMPCommands
 import PathEvents
+import QMPCommands
 import QMPServer
-import StateStore
 import QMPWire
-import ServiceLifecycle
+import ServerSecurity
+import StateStore
 import TopologyFile
 import VFIOCCW
 
@@ -134,6 +138,35 @@ struct CSSD: AsyncParsableCommand {
     @OptionGroup(title: "Notifications on the AMQP bus")
     var notify: NotifyOptions
 
+    @Option(
+        name: .customLong("tls-creds"),
+        help: """
+            TLS on every tcp listener, with client certificates: a directory in QEMU's tls-creds-x509 \
+            layout (ca-cert.pem, server-cert.pem, server-key.pem, optional ca-crl.pem).
+            """)
+    var tlsCreds: String?
+
+    @Option(
+        name: .customLong("tls-authz"),
+        help:
+            "Which client certificates (by DN) may connect: a QEMU authz-list-file JSON file; reloaded on change and SIGHUP."
+    )
+    var tlsAuthz: String?
+
+    @Option(
+        name: .customLong("socket-group"), help: "Unix sockets owned by this group, mode 0660 (default: mode 0600).")
+    var socketGroup: String?
+
+    @Option(name: .customLong("max-clients"), help: "Most connections at once; more are closed and logged.")
+    var maxClients: Int = ConnectionLimits().maxClients
+
+    @Option(name: .customLong("max-tls-handshakes"), help: "Most TLS handshakes in progress at once.")
+    var maxTLSHandshakes: Int = ConnectionLimits().maxHandshakes
+
+    @Option(
+        name: .customLong("tls-handshake-timeout"), help: "Milliseconds a TLS client has to complete its handshake.")
+    var tlsHandshakeTimeout: Int = 10_000
+
     func validate() throws {
         guard (0...(1 << 24)).contains(eventJournal) else {
             throw ValidationError("--event-journal must be between 0 and 16777216 changes")
@@ -161,9 +194,22 @@ struct CSSD: AsyncParsableCommand {
         guard (1...(1 << 20)).contains(eventQueueLimit) else {
             throw ValidationError("--event-queue-limit must be between 1 and 1048576 events")
         }
+        guard tlsAuthz == nil || tlsCreds != nil else {
+            throw ValidationError("--tls-authz checks TLS client certificates: it needs --tls-creds")
+        }
+        guard maxClients >= 1, maxTLSHandshakes >= 1 else {
+            throw ValidationError("--max-clients and --max-tls-handshakes must be at least 1")
+        }
+        guard (1...3_600_000).contains(tlsHandshakeTimeout) else {
+            throw ValidationError("--tls-handshake-timeout must be between 1 and 3600000 ms")
+        }
     }
 
     func run() async throws {
+        // First: from here on SIGTERM/SIGINT stop cleanly and SIGHUP reloads (before, they are
+        // held in the signal pipe since the process started).
+        let signals = SignalRouter()
+        signals.start()
         let level = Logger.Level(rawValue: logLevel)!
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -179,11 +225,35 @@ struct CSSD: AsyncParsableCommand {
         } catch {
             throw ValidationError("\(error)")
         }
+        do {
+            listeners += try SocketActivation.takeListeners()
+        } catch {
+            logger.critical("\(error)")
+            throw ExitCode(1)
+        }
         if listeners.isEmpty { listeners = [Listener(.unix(path: "cssd.sock"))] }
 
         // Sockets are for the owner only; 1000+ clients need more descriptors than the default.
         umask(0o077)
         raiseFileDescriptorLimit()
+
+        var group: gid_t?
+        if let socketGroup {
+            guard let found = Self.groupID(socketGroup) else {
+                logger.critical("--socket-group: no group '\(socketGroup)'")
+                throw ExitCode(1)
+            }
+            group = found
+        }
+        var security: TransportSecurity?
+        if let tlsCreds {
+            do {
+                security = try TransportSecurity(credentialsDirectory: tlsCreds, authzFile: tlsAuthz)
+            } catch {
+                logger.critical("cannot use the TLS settings: \(error)")
+                throw ExitCode(1)
+            }
+        }
 
         // Refuse to start rather than serve a half-read topology or tree.
         let source: ChannelSubsystemBackend
@@ -220,6 +290,9 @@ struct CSSD: AsyncParsableCommand {
         let watch = BackendWatch(
             pollInterval: pollInterval > 0 ? .milliseconds(Int64(pollInterval)) : nil,
             sweepInterval: .milliseconds(Int64(sweepInterval)), inotify: !noInotify, kernelLog: followedLog)
+        let limits = ConnectionLimits(
+            maxClients: maxClients, maxHandshakes: maxTLSHandshakes,
+            handshakeTimeout: .milliseconds(Int64(tlsHandshakeTimeout)))
         var store: StateStore?
         var journal: PathEventJournal?
         if let stateDir {
@@ -242,7 +315,9 @@ struct CSSD: AsyncParsableCommand {
         let server: QMPServer
         do {
             server = try QMPServer(
-                configuration: ServerConfiguration(listeners: listeners, options: options, watch: watch),
+                configuration: ServerConfiguration(
+                    listeners: listeners, options: options, watch: watch, security: security, socketGroup: group,
+                    limits: limits),
                 backend: source, guests: guests, journal: journal, observer: recorder, logger: logger
             ) { state in
                 guard let store else { return }
@@ -260,7 +335,8 @@ struct CSSD: AsyncParsableCommand {
                     ])
                 if source.name == "model" && restored.lastSequence != store.storedLastSequence {
                     let numbered = restored.lastSequence
-                    logger.warning("state dir: replay numbered \(numbered) changes, the record says \(store.storedLastSequence)")
+                    logger.warning(
+                        "state dir: replay numbered \(numbered) changes, the record says \(store.storedLastSequence)")
                 }
                 state.durability = store
                 state.pathChanges.addSink(store)  // held weakly; `store` lives as long as run()
@@ -277,6 +353,11 @@ struct CSSD: AsyncParsableCommand {
             server.addPathChangeSink(publisher, status: publisher.status)
             notifier = publisher
         }
+        // A stop asked for before this point ends cssd here, before any socket exists.
+        guard signals.attach(server) else {
+            logger.info("stopped by a signal before listening")
+            return
+        }
         do {
             // Metrics first: it cannot leave QMP socket files behind if it fails to bind.
             if let metrics, let recorder, case .tcp(let host, let port) = try ListenAddress(parsing: metrics) {
@@ -288,17 +369,55 @@ struct CSSD: AsyncParsableCommand {
             logger.critical("\(error)")
             throw ExitCode(1)
         }
-        let group = ServiceGroup(
-            configuration: .init(
-                // `quit` ends the service by itself: that is a normal shutdown, exit 0.
-                services: [
-                    .init(service: ServeOnly(server: server), successTerminationBehavior: .gracefullyShutdownGroup)
-                ],
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger))
         notifier?.start()
         defer { notifier?.stop() }
-        try await group.run()
+        server.notifier.notify("READY=1\nSTATUS=serving \(listeners.count) listener(s)")
+        await server.serve()
+    }
+}
+
+/// Carries the signals the C constructor caught (CSSDSignals) to the server: SIGTERM and
+/// SIGINT stop it (at once if it serves, else as soon as it does), SIGHUP reloads it (and is
+/// ignored before it serves: there is nothing loaded to reload yet).
+final class SignalRouter: @unchecked Sendable {
+    private let lock = NIOLock()
+    private var server: QMPServer?
+    private var stopRequested = false
+
+    /// Reads the signal pipe on a thread of its own.
+    func start() {
+        let fd = cssd_signal_pipe()
+        guard fd >= 0 else { return }
+        DispatchQueue(label: "cssd.signals").async { [self] in
+            var byte: UInt8 = 0
+            while true {
+                let n = read(fd, &byte, 1)
+                if n < 0 && errno == EINTR { continue }
+                guard n == 1 else { return }
+                handle(Int32(byte))
+            }
+        }
+    }
+
+    private func handle(_ signal: Int32) {
+        let server: QMPServer? = lock.withLock {
+            if signal != SIGHUP { stopRequested = true }
+            return self.server
+        }
+        guard let server else { return }
+        if signal == SIGHUP {
+            Task { await server.reload() }
+        } else {
+            server.shutdown(cause: .hostSignal)
+        }
+    }
+
+    /// From now on signals go to `server`. Returns false when a stop was already asked for.
+    func attach(_ server: QMPServer) -> Bool {
+        lock.withLock {
+            self.server = server
+            return !stopRequested
+        }
     }
 }
 
@@ -339,11 +458,13 @@ extension CSSD {
     }
 }
 
-/// The server is started (bound) before the service group runs, so bind errors exit non-zero
-/// with a clear message before any signal handling is set up.
-private struct ServeOnly: Service {
-    let server: QMPServer
-    func run() async throws { await server.serve() }
+extension CSSD {
+    /// A group by name or number.
+    static func groupID(_ text: String) -> gid_t? {
+        if let number = gid_t(text) { return number }
+        guard let entry = getgrnam(text) else { return nil }
+        return entry.pointee.gr_gid
+    }
 }
 
 private func raiseFileDescriptorLimit() {

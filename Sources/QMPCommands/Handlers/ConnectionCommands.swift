@@ -1,0 +1,73 @@
+// SPDX-License-Identifier: MIT
+// cssd: QMP control server for the s390 channel subsystem.
+
+import QMPWire
+
+/// What the network layer reports of one open connection (query-connections).
+public struct ConnectionReport: Sendable {
+    public enum Transport: String, Sendable {
+        case unix, tcp, tls
+    }
+
+    public var id: Int
+    /// `unix:PATH` or `tcp:HOST:PORT`.
+    public var listener: String
+    public var transport: Transport
+    /// `uid=U gid=G pid=P`, the certificate's DN, or the peer address.
+    public var identity: String
+    /// SO_PEERCRED at accept (unix only).
+    public var credentials: (uid: UInt32, gid: UInt32, pid: Int32)?
+    public var readOnly: Bool
+    public var negotiated: Bool
+    public var bytesIn: Int
+    public var bytesOut: Int
+
+    public init(
+        id: Int, listener: String, transport: Transport, identity: String,
+        credentials: (uid: UInt32, gid: UInt32, pid: Int32)?, readOnly: Bool, negotiated: Bool, bytesIn: Int,
+        bytesOut: Int
+    ) {
+        self.id = id
+        self.listener = listener
+        self.transport = transport
+        self.identity = identity
+        self.credentials = credentials
+        self.readOnly = readOnly
+        self.negotiated = negotiated
+        self.bytesIn = bytesIn
+        self.bytesOut = bytesOut
+    }
+}
+
+/// query-connections (API/connections.json), over the reports of `ServerState.connectionReports`.
+/// One static method per command, as the generated `ConnectionCommandsSchema` requires.
+enum ConnectionCommands {
+    static func queryConnections(_ context: CommandContext) throws(QMPError) -> CommandOutcome {
+        let server = context.server
+        let reports = (server.connectionReports?() ?? []).sorted { $0.id < $1.id }
+        return .reply(
+            .array(
+                reports.map { report in
+                    var members: [(String, JSON)] = [
+                        ("id", .integer(report.id)), ("listener", .string(report.listener)),
+                        ("transport", .string(report.transport.rawValue)), ("identity", .string(report.identity)),
+                    ]
+                    if let credentials = report.credentials {
+                        members += [
+                            ("uid", .integer(Int(credentials.uid))), ("gid", .integer(Int(credentials.gid))),
+                            ("pid", .integer(Int(credentials.pid))),
+                        ]
+                    }
+                    members += [
+                        ("read-only", .bool(report.readOnly)), ("negotiated", .bool(report.negotiated)),
+                        (
+                            "subscriptions",
+                            .array(server.pathEvents.subscriptions(of: report.id).map { .integer($0.id) })
+                        ),
+                        ("bytes-in", .integer(report.bytesIn)), ("bytes-out", .integer(report.bytesOut)),
+                        ("current", .bool(report.id == context.session.connectionID)),
+                    ]
+                    return .object(members)
+                }))
+    }
+}

@@ -1,0 +1,34 @@
+// SPDX-License-Identifier: MIT
+// cssd: QMP control server for the s390 channel subsystem.
+
+import Logging
+import QMPCommands
+import QMPWire
+
+/// The audit trail: every command that may change state (any command that is not read-only:
+/// not `query-*`, not `qmp_capabilities`) is logged at notice level with who sent it, the
+/// listener, the command, its arguments and its outcome, once its reply is known (a deferred
+/// sysfs write is logged when it completed). Malformed requests (no command) are not logged.
+struct CommandAudit {
+    let logger: Logger
+    let peer: ConnectionPeer
+    let connectionID: Int
+    let server: ServerState
+
+    func record(_ request: QMPRequest, _ result: Result<JSON, QMPError>) {
+        let name = request.command
+        if let command = server.schema.command(named: name), command.isReadOnly { return }
+        let outcome: String
+        switch result {
+        case .success: outcome = "ok"
+        case .failure(let error): outcome = "\(error.errorClass.rawValue): \(error.desc)"
+        }
+        logger.notice(
+            "command",
+            metadata: [
+                "who": "\(peer.identity)", "listener": "\(peer.listener)", "connection": "\(connectionID)",
+                "command": "\(name)", "arguments": "\(request.arguments?.serialized() ?? "{}")",
+                "outcome": "\(outcome)",
+            ])
+    }
+}

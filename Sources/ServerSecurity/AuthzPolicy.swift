@@ -1,0 +1,129 @@
+// SPDX-License-Identifier: MIT
+// cssd: QMP control server for the s390 channel subsystem.
+
+import QMPWire
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An authorization policy in QEMU's `authz-list-file` format (authz/listfile.c, authz/list.c):
+///
+///     {"policy": "deny",
+///      "rules": [{"match": "CN=mgmt*", "policy": "allow", "format": "glob"},
+///                {"match": "CN=audit,O=Example,C=GB", "policy": "allow"}]}
+///
+/// Rules are tried in order and the first that matches decides; `policy` decides when none
+/// does. `format` is `exact` (default: the whole identity, byte for byte) or `glob` (fnmatch(3)
+/// with no flags, as QEMU's qauthz_list_is_allowed). For a TLS client the identity is its
+/// certificate's DN as `DistinguishedName` writes it. Members other than these are refused, as
+/// QEMU's strict visitor refuses them; a missing top-level `policy` means `deny` (the safe
+/// default: cssd's choice where QEMU has one of its own).
+public struct AuthzPolicy: Sendable, Equatable {
+    public enum Decision: String, Sendable {
+        case allow, deny
+    }
+
+    public enum Format: String, Sendable {
+        case exact, glob
+    }
+
+    public struct Rule: Sendable, Equatable {
+        public var match: String
+        public var policy: Decision
+        public var format: Format
+    }
+
+    public var policy: Decision
+    public var rules: [Rule]
+
+    public init(policy: Decision, rules: [Rule] = []) {
+        self.policy = policy
+        self.rules = rules
+    }
+
+    /// Whether `identity` may use the server.
+    public func decide(_ identity: String) -> Decision {
+        for rule in rules {
+            switch rule.format {
+            case .exact: if rule.match == identity { return rule.policy }
+            case .glob: if fnmatch(rule.match, identity, 0) == 0 { return rule.policy }
+            }
+        }
+        return policy
+    }
+
+    /// Reads a policy file.
+    /// - Throws: `AuthzPolicyError` naming the file and the line or member at fault.
+    public static func load(file: String) throws(AuthzPolicyError) -> AuthzPolicy {
+        let bytes: [UInt8]
+        do { bytes = try PEMFile.read(file) } catch { throw AuthzPolicyError("\(error)") }
+        return try AuthzPolicy(json: bytes, file: file)
+    }
+
+    /// Parses a policy from the file's bytes (`file` names it in errors).
+    public init(json bytes: [UInt8], file: String) throws(AuthzPolicyError) {
+        // withUnsafeBytes rethrows untyped errors: carry the parse result out as a value.
+        let parsed = bytes.withUnsafeBytes { buffer in
+            Result { () throws(JSON.SyntaxError) -> JSON in try JSON.parseDocument(buffer) }
+        }
+        let root: JSON
+        switch parsed {
+        case .success(let value): root = value
+        case .failure(let error):
+            throw AuthzPolicyError("\(file):\(error.line):\(error.column): \(error.message)")
+        }
+        guard root.isObject else { throw AuthzPolicyError("\(file): expected a JSON object") }
+        var policy = Decision.deny
+        var rules: [Rule] = []
+        for (key, value) in root.members {
+            switch key {
+            case "policy": policy = try Self.decision(value, "\(file): 'policy'")
+            case "rules":
+                guard value.kind == .array else { throw AuthzPolicyError("\(file): 'rules' must be an array") }
+                for (index, element) in value.elements.enumerated() {
+                    rules.append(try Self.rule(element, "\(file): rules[\(index)]"))
+                }
+            default: throw AuthzPolicyError("\(file): unexpected member '\(key)' (expected 'policy' and 'rules')")
+            }
+        }
+        self.init(policy: policy, rules: rules)
+    }
+
+    private static func decision(_ value: JSON, _ what: String) throws(AuthzPolicyError) -> Decision {
+        guard let text = value.stringValue, let decision = Decision(rawValue: text) else {
+            throw AuthzPolicyError("\(what) must be \"allow\" or \"deny\"")
+        }
+        return decision
+    }
+
+    private static func rule(_ value: JSON, _ what: String) throws(AuthzPolicyError) -> Rule {
+        guard value.isObject else { throw AuthzPolicyError("\(what) must be an object") }
+        var match: String?
+        var policy: Decision?
+        var format = Format.exact
+        for (key, member) in value.members {
+            switch key {
+            case "match":
+                guard let text = member.stringValue else { throw AuthzPolicyError("\(what).match must be a string") }
+                match = text
+            case "policy": policy = try decision(member, "\(what).policy")
+            case "format":
+                guard let text = member.stringValue, let parsed = Format(rawValue: text) else {
+                    throw AuthzPolicyError("\(what).format must be \"exact\" or \"glob\"")
+                }
+                format = parsed
+            default: throw AuthzPolicyError("\(what): unexpected member '\(key)' (expected match, policy, format)")
+            }
+        }
+        guard let match else { throw AuthzPolicyError("\(what) lacks 'match'") }
+        guard let policy else { throw AuthzPolicyError("\(what) lacks 'policy'") }
+        return Rule(match: match, policy: policy, format: format)
+    }
+}
+
+/// A policy file that cannot be used: the message names the file and the problem.
+public struct AuthzPolicyError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,185 @@
+"""systemd: socket activation (systemd-socket-activate), sd_notify readiness, reload and stop
+on the test's own notify socket, and the unit files in systemd/."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+import oracle
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture
+def binary():
+    b = oracle.cssd_binary()
+    if b is None:
+        pytest.skip("cssd binary not found")
+    return b
+
+
+def need(tool: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        pytest.skip(f"{tool} not installed (Debian: systemd)")
+    return path
+
+
+class Notifications:
+    """A datagram socket standing in for systemd's NOTIFY_SOCKET."""
+
+    def __init__(self, directory: str):
+        self.path = os.path.join(directory, "notify")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.messages: list[str] = []
+
+    def wait_for(self, key: str, timeout: float = 10.0) -> str:
+        deadline = time.time() + timeout
+        while True:
+            for message in self.messages:
+                if key in message.split("\n"):
+                    self.messages.remove(message)
+                    return message
+            remaining = deadline - time.time()
+            assert remaining > 0, f"no {key} among {self.messages}"
+            self.sock.settimeout(remaining)
+            self.messages.append(self.sock.recv(4096).decode())
+
+    def close(self):
+        self.sock.close()
+
+
+def connect(path: str):
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(10)
+    s.connect(path)
+    f = s.makefile("rb")
+    assert "QMP" in json.loads(f.readline())
+    s.sendall(b'{"execute":"qmp_capabilities"}')
+    assert json.loads(f.readline()) == {"return": {}}
+    return s, f
+
+
+def test_socket_activation_and_notify(binary, short_tmp):
+    activate = need("systemd-socket-activate")
+    rw = os.path.join(short_tmp, "qmp.sock")
+    ro = os.path.join(short_tmp, "ro.sock")
+    notify = Notifications(short_tmp)
+    env = dict(os.environ, NOTIFY_SOCKET=notify.path)
+    log = open(os.path.join(short_tmp, "cssd.log"), "wb")
+    proc = subprocess.Popen(
+        [activate, "-l", rw, "--fdname=qmp", "-l", ro, "--fdname=qmp-readonly", "-E", "NOTIFY_SOCKET",
+         binary, "--log-level", "debug"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.time() + 10
+        while not (os.path.exists(rw) and os.path.exists(ro)):
+            assert time.time() < deadline and proc.poll() is None
+            time.sleep(0.02)
+        # systemd-socket-activate starts cssd at the first connection (Accept=no).
+        s, f = connect(rw)
+        ready = notify.wait_for("READY=1")
+        assert "STATUS=serving 2 listener(s)" in ready
+        s.sendall(b'{"execute":"vary-path","arguments":{"chpid":"0.40","state":"offline"}}')
+        assert "return" in json.loads(f.readline())
+        r, rf = connect(ro)
+        r.sendall(b'{"execute":"vary-path","arguments":{"chpid":"0.40","state":"online"}}')
+        assert json.loads(rf.readline())["error"]["class"] == "CommandNotFound"
+        r.sendall(b'{"execute":"query-connections"}')
+        listeners = {c["listener"]: c["read-only"] for c in json.loads(rf.readline())["return"]}
+        assert listeners == {f"unix:{rw}": False, f"unix:{ro}": True}
+        # SIGHUP: RELOADING=1 with MONOTONIC_USEC, then READY=1; cssd lives on.
+        proc.send_signal(signal.SIGHUP)
+        reloading = notify.wait_for("RELOADING=1")
+        assert re.search(r"^MONOTONIC_USEC=\d+$", reloading, re.M), reloading
+        notify.wait_for("READY=1")
+        s.sendall(b'{"execute":"query-version"}')
+        assert "return" in json.loads(f.readline())
+        # SIGTERM: STOPPING=1, SHUTDOWN to clients, exit 0.
+        proc.send_signal(signal.SIGTERM)
+        notify.wait_for("STOPPING=1")
+        assert json.loads(f.readline())["event"] == "SHUTDOWN"
+        assert proc.wait(timeout=10) == 0
+        text = open(os.path.join(short_tmp, "cssd.log")).read()
+        assert "activated=true" in text
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
+        notify.close()
+
+
+def test_socket_activation_unknown_name(binary, short_tmp):
+    activate = need("systemd-socket-activate")
+    path = os.path.join(short_tmp, "x.sock")
+    proc = subprocess.Popen([activate, "-l", path, "--fdname=metrics", binary],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.time() + 10
+        while not os.path.exists(path):
+            assert time.time() < deadline
+            time.sleep(0.02)
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(path)
+        out = proc.communicate(timeout=10)[0].decode()
+        assert proc.returncode == 1
+        assert "named 'metrics'; cssd serves 'qmp' and 'qmp-readonly'" in out, out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_ready_only_after_listeners(binary, short_tmp):
+    """Without socket activation READY=1 comes once the sockets accept connections."""
+    notify = Notifications(short_tmp)
+    sock = os.path.join(short_tmp, "c.sock")
+    proc = subprocess.Popen([binary, "--qmp", f"unix:{sock}", "--qmp", "tcp:127.0.0.1:0"],
+                            env=dict(os.environ, NOTIFY_SOCKET=notify.path),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        notify.wait_for("READY=1")
+        connect(sock)
+        proc.send_signal(signal.SIGTERM)
+        notify.wait_for("STOPPING=1")
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        notify.close()
+
+
+def test_unit_files_verify():
+    analyze = need("systemd-analyze")
+    units = [os.path.join(REPO, "systemd", name) for name in ("cssd.service", "cssd.socket", "cssd-readonly.socket")]
+    r = subprocess.run([analyze, "verify", "--man=no", *units], capture_output=True, text=True)
+    problems = [l for l in (r.stdout + r.stderr).splitlines()
+                if l.strip() and "is not executable" not in l and "No such file" not in l]
+    assert not problems, problems
+    text = open(units[0]).read()
+    for directive in ("Type=notify", "NoNewPrivileges=yes", "ProtectSystem=strict", "CapabilityBoundingSet=\n",
+                      "SystemCallFilter=@system-service", "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6"):
+        assert directive in text, directive
+    assert "FileDescriptorName=qmp\n" in open(units[1]).read()
+    assert "FileDescriptorName=qmp-readonly\n" in open(units[2]).read()
+
+
+def test_unit_security_score():
+    """systemd-analyze security --offline: the service's exposure stays low (where supported)."""
+    analyze = need("systemd-analyze")
+    unit = os.path.join(REPO, "systemd", "cssd.service")
+    r = subprocess.run([analyze, "security", "--offline=yes", "--no-pager", unit], capture_output=True, text=True)
+    m = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", r.stdout + r.stderr)
+    if m is None:
+        pytest.skip(f"systemd-analyze security --offline not available here: {(r.stdout + r.stderr)[-300:]}")
+    assert float(m.group(1)) <= 2.5, r.stdout[-3000:]
