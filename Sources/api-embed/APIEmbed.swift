@@ -379,11 +379,13 @@ struct CommandCode {
             case .name(let name):
                 guard let found = structs[name], !seen.contains(name) else { return }
                 seen.append(name)
-                found.members.forEach { visit($0.type) }
+                for member in found.members { visit(member.type) }
             }
         }
         for document in documents {
-            for command in document.commands { command.members.forEach { visit($0.type) } }
+            for command in document.commands {
+                for member in command.members { visit(member.type) }
+            }
         }
         return seen.map { structs[$0]! }
     }
