@@ -35,6 +35,40 @@ public protocol ChannelSubsystemBackend: AnyObject {
     func resetChannelPath(_ id: ChannelPathID) throws(BackendError) -> ResetChannelPathResult
     func modifySubchannel(_ id: SubchannelID, schib: SCHIB) throws(BackendError) -> ModifySubchannelResult
     func storeChannelReportWord() throws(BackendError) -> StoreCRWResult
+    /// How the backend's readings of its source go (for metrics); nil for a backend that
+    /// reads nothing (the model). Safe to call from any thread; never waits for a reading.
+    var readingStats: BackendReadingStats? { get }
+}
+
+extension ChannelSubsystemBackend {
+    public var readingStats: BackendReadingStats? { nil }
+}
+
+/// The health of a backend that reads its source periodically (linux-sysfs: the poll tick,
+/// API/linux-sysfs.md "Change detection"), as the metrics endpoint reports it.
+public struct BackendReadingStats: Hashable, Sendable {
+    /// Seconds the last completed poll tick took; nil before the first tick.
+    public var lastReadingDuration: Double?
+    /// Unix time (seconds) at which the last reading without a read error completed: the
+    /// start-up reading, then each clean poll tick (whether or not anything changed).
+    public var lastGoodReading: Double
+    /// Read errors so far, by kind (`missing`: a file or directory that should be there is
+    /// not; `unreadable`: a read or listing failed; `malformed`: contents not understood).
+    /// Every kind is present, at 0 until it occurs. Counted per occurrence, every reading.
+    public var readErrors: [String: Int]
+    /// Seconds between poll ticks; nil when polling is off (nothing then advances
+    /// `lastGoodReading`).
+    public var pollInterval: Double?
+
+    public init(
+        lastReadingDuration: Double? = nil, lastGoodReading: Double, readErrors: [String: Int] = [:],
+        pollInterval: Double? = nil
+    ) {
+        self.lastReadingDuration = lastReadingDuration
+        self.lastGoodReading = lastGoodReading
+        self.readErrors = readErrors
+        self.pollInterval = pollInterval
+    }
 }
 
 extension ChannelSubsystemBackend {

@@ -28,6 +28,12 @@ import VFIOCCW
 ///   `cssd_path_events_queued`, `cssd_path_event_subscriptions`;
 /// - per guest: `cssd_guest_{notifications,crws_queued,crws_lost}_total{guest,strategy}`
 ///   (the guest's current strategy: changing it moves the series to the new label value);
+/// - the backend's readings (linux-sysfs only: the model reads nothing, so it has none of
+///   these), label `backend`: `cssd_backend_last_reading_duration_seconds` (the last poll
+///   tick), `cssd_backend_last_good_reading_timestamp_seconds` (Unix time of the last tick
+///   without a read error, or of the start-up reading), `cssd_backend_read_errors_total{kind}`
+///   (`missing`, `unreadable`, `malformed`), `cssd_backend_poll_interval_seconds` (absent when
+///   polling is off); read at scrape time from the follower's own lock, never the mirror's;
 /// - `cssd_path_changes_total{change,cause}`: path changes published (`cause` `command` or
 ///   `observed`), counted as they happen: the collector is a sink of the path-change pipeline.
 ///
@@ -39,6 +45,7 @@ final class MetricsCollector: PathChangeSink {
     private var granularities: [PathEventGranularity: PathEventSeries] = [:]
     private var guests: [String: GuestSeries] = [:]
     private var changes: [ChangeKey: Counter] = [:]
+    private var backendSeries: BackendSeries?
 
     private struct ChangeKey: Hashable {
         let kind: PathEventChange
@@ -67,6 +74,61 @@ final class MetricsCollector: PathChangeSink {
         collectChannelSubsystems(subsystem)
         collectPathEvents(state.pathEvents.totals())
         collectGuests(state.guests)
+        collectBackend(state.backend)
+    }
+
+    // MARK: Backend readings
+
+    private struct BackendSeries {
+        let duration: Gauge
+        let lastGood: Gauge
+        var errors: [String: Counter]
+        var pollInterval: Gauge?
+    }
+
+    private func collectBackend(_ backend: ChannelSubsystemBackend) {
+        guard let stats = backend.readingStats else { return }
+        let labels = [("backend", backend.name)]
+        func gauge(_ name: String, _ unit: String, _ help: String) -> Gauge {
+            registry.makeGauge(
+                descriptor: .init(
+                    namespace: "cssd", subsystem: "backend", metricName: name, unitName: unit, helpText: help),
+                labels: labels)
+        }
+        var series =
+            backendSeries
+            ?? BackendSeries(
+                duration: gauge(
+                    "last_reading_duration", "seconds", "How long the backend's last poll tick took (0 before the first)."),
+                lastGood: gauge(
+                    "last_good_reading", "timestamp_seconds",
+                    "Unix time of the backend's last reading without a read error (every clean poll tick, changed or not)."
+                ),
+                errors: [:], pollInterval: nil)
+        series.duration.set(to: stats.lastReadingDuration ?? 0)
+        series.lastGood.set(to: stats.lastGoodReading)
+        for (kind, count) in stats.readErrors {
+            let counter =
+                series.errors[kind]
+                ?? registry.makeCounter(
+                    descriptor: .init(
+                        namespace: "cssd", subsystem: "backend", metricName: "read_errors", unitName: "total",
+                        helpText: "Failed reads of the backend's source, by kind (missing, unreadable, malformed)."),
+                    labels: labels + [("kind", kind)])
+            series.errors[kind] = counter
+            counter.setTotal(count)
+        }
+        if let interval = stats.pollInterval {
+            let poll =
+                series.pollInterval
+                ?? gauge("poll_interval", "seconds", "Seconds between the backend's poll ticks (absent when polling is off).")
+            series.pollInterval = poll
+            poll.set(to: interval)
+        } else if let poll = series.pollInterval {
+            registry.unregisterGauge(poll)
+            series.pollInterval = nil
+        }
+        backendSeries = series
     }
 
     // MARK: Path changes (as they happen)

@@ -68,6 +68,9 @@ public final class SysfsBackend: ObservedBackend {
 
     public func stopFollowing() { follower.stop() }
 
+    /// The follower's poll ticks: duration, last clean one, read errors (any thread).
+    public var readingStats: BackendReadingStats? { follower.stats }
+
     public func requestReread(_ targets: [ObservationTarget]) { follower.request(targets) }
 
     public func apply(_ update: ObservedUpdate) -> (before: Subsystem, changes: [PathChange]) {

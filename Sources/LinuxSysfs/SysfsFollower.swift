@@ -3,6 +3,11 @@
 
 import CSSBackend
 import CSSModel
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Drives the `SysfsMirror` from a thread of its own, so that no sysfs read ever runs on the
 /// server's event loop:
@@ -32,17 +37,35 @@ final class SysfsFollower: @unchecked Sendable {
     // Guarded by `mirrorLock`.
     private var deliver: (@Sendable (ObservedUpdate) -> Void)?
     private var kernelLog: KernelLogWatcher?
+    /// The readings' health, under a lock of its own (not `mirrorLock`): a scrape reads it
+    /// without waiting for a reading in progress.
+    private let statistics: Mutex<BackendReadingStats>
 
     init(mirror: SysfsMirror) {
         self.mirror = mirror
+        // The backend's start-up reading of the whole tree succeeded (it throws otherwise).
+        statistics = Mutex(
+            BackendReadingStats(
+                lastGoodReading: wallClockSeconds(),
+                readErrors: Dictionary(uniqueKeysWithValues: SysfsMirror.ReadErrorKind.allCases.map { ($0.rawValue, 0) })))
     }
+
+    /// The readings' health so far; never waits for a reading.
+    var stats: BackendReadingStats { statistics.withLock { $0 } }
 
     /// Runs `body` on the mirror under its lock; an update it returns is delivered (when
     /// following) before the lock is released, and returned when not delivered.
     @discardableResult
     func withMirror(_ body: (SysfsMirror) -> ObservedUpdate?) -> ObservedUpdate? {
         mirrorLock.withLock {
-            guard let update = body(mirror) else { return nil }
+            let update = body(mirror)
+            let errors = mirror.takeErrors()
+            if !errors.isEmpty {
+                statistics.withLock { stats in
+                    for (kind, count) in errors { stats.readErrors[kind.rawValue, default: 0] += count }
+                }
+            }
+            guard let update else { return nil }
             if let deliver {
                 deliver(update)
                 return nil
@@ -72,6 +95,7 @@ final class SysfsFollower: @unchecked Sendable {
         let sweep =
             UInt64(options.sweepInterval.components.seconds) * 1_000_000_000
             + UInt64(options.sweepInterval.components.attoseconds / 1_000_000_000)
+        statistics.withLock { $0.pollInterval = poll.flatMap { $0 > 0 ? Double($0) / 1e9 : nil } }
         startThread { [self] in run(poll: poll.flatMap { $0 > 0 ? $0 : nil }, sweep: max(sweep, 1)) }
         if let path = options.kernelLog {
             let watcher = KernelLogWatcher(path: path, log: options.log) { [weak self] trigger in self?.request(trigger)
@@ -129,6 +153,24 @@ final class SysfsFollower: @unchecked Sendable {
         withMirror { $0.rereadAfterWrite(chpid) }
     }
 
+    /// One poll tick, timed; a tick without read errors is a good reading, whether or not
+    /// anything changed (an idle healthy host keeps its good-reading time current).
+    private func pollTick() {
+        let started = monotonicNanoseconds()
+        var clean = false
+        withMirror { mirror in
+            let update = mirror.tick()
+            clean = !mirror.hasPendingErrors
+            return update
+        }
+        let duration = Double(monotonicNanoseconds() - started) / 1e9
+        let finished = wallClockSeconds()
+        statistics.withLock { stats in
+            stats.lastReadingDuration = duration
+            if clean { stats.lastGoodReading = finished }
+        }
+    }
+
     private var hasRequests: Bool { !paths.isEmpty || !subchannels.isEmpty || !numbers.isEmpty || layout || allPaths }
 
     private func run(poll: UInt64?, sweep: UInt64) {
@@ -168,7 +210,7 @@ final class SysfsFollower: @unchecked Sendable {
             if let poll, let tick = nextTick, monotonicNanoseconds() >= tick {
                 let now = monotonicNanoseconds()
                 nextTick = tick + poll > now ? tick + poll : now + poll
-                withMirror { $0.tick() }
+                pollTick()
                 let total = inspect { $0.subsystem.subchannels.count }
                 let needed = (UInt64(total) * poll + sweep - 1) / sweep
                 share = max(Int(needed), min(total, Self.minimumShare))
@@ -181,4 +223,11 @@ final class SysfsFollower: @unchecked Sendable {
             }
         }
     }
+}
+
+/// Unix time in seconds (CLOCK_REALTIME), for timestamps that Prometheus compares with `time()`.
+func wallClockSeconds() -> Double {
+    var now = timespec()
+    clock_gettime(CLOCK_REALTIME, &now)
+    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
 }

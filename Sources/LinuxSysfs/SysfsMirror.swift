@@ -137,12 +137,12 @@ final class SysfsMirror {
             let dir = root + "/devices/css" + String(cssid, radix: 16)
             do throws(BackendError) {
                 guard let now = try SysfsObservation.listing(dir) else {
-                    noteOnce("\(dir) has gone: keeping the last view until it is back")
+                    noteOnce("\(dir) has gone: keeping the last view until it is back", kind: .missing)
                     return
                 }
                 if now != names { layoutChanged = true }
             } catch {
-                noteOnce("listing \(dir) failed, keeping the last view: \(error)")
+                noteOnce("listing \(dir) failed, keeping the last view: \(error)", kind: .unreadable)
                 return
             }
         }
@@ -164,7 +164,7 @@ final class SysfsMirror {
             observation = try SysfsObservation.read(root: root, previous: subsystem)
             newer = try observation.subsystem()
         } catch {
-            noteOnce("reading the tree failed, keeping the last view: \(error)")
+            noteOnce("reading the tree failed, keeping the last view: \(error)", kind: .unreadable)
             return nil
         }
         for problem in observation.problems { noteOnce(problem) }
@@ -204,9 +204,9 @@ final class SysfsMirror {
             if reading.missing {
                 let css = root + "/devices/css" + String(id.cssid, radix: 16)
                 if SysfsFiles.isDirectory(css) {
-                    noteOnce("\(dir) has gone: keeping the path's last state")
+                    noteOnce("\(dir) has gone: keeping the path's last state", kind: .missing)
                 } else {
-                    noteOnce("\(css) has gone: keeping the last view until it is back")
+                    noteOnce("\(css) has gone: keeping the last view until it is back", kind: .missing)
                 }
                 layoutChanged = true
                 continue
@@ -297,7 +297,9 @@ final class SysfsMirror {
                     layoutChanged = true  // the device went
                     return nil
                 case .failed(let code):
-                    noteOnce("reading \(subchannelDirectory(sch.id))/\(device)/online: \(SysfsFiles.describe(code))")
+                    noteOnce(
+                        "reading \(subchannelDirectory(sch.id))/\(device)/online: \(SysfsFiles.describe(code))",
+                        kind: .unreadable)
                 case .bytes(let n):
                     if (n > 0 && buffer[0] == 0x31) != pmcw.isEnabled {
                         layoutChanged = true  // set on- or offline: the model holds ENA per record
@@ -389,20 +391,19 @@ final class SysfsMirror {
                 layoutChanged = true
             } else {
                 noteOnce(
-                    "\(subchannelDirectory(id))/\(path.split(separator: "/").last!): missing, keeping the subchannel's last state"
-                )
+                    "\(subchannelDirectory(id))/\(path.split(separator: "/").last!): missing, keeping the subchannel's last state",
+                    kind: .missing)
             }
             return false
         case .failed(let code):
             noteOnce(
-                "reading \(subchannelDirectory(id))/\(path.split(separator: "/").last!): \(SysfsFiles.describe(code)), keeping the subchannel's last state"
-            )
+                "reading \(subchannelDirectory(id))/\(path.split(separator: "/").last!): \(SysfsFiles.describe(code)), keeping the subchannel's last state", kind: .unreadable)
             return false
         case .bytes(let n):
             guard SysfsFiles.hexBytes(UnsafeRawBufferPointer(buffer), count: n, into: &fields) == expected else {
                 noteOnce(
-                    "\(subchannelDirectory(id))/\(path.split(separator: "/").last!): malformed, keeping the subchannel's last state"
-                )
+                    "\(subchannelDirectory(id))/\(path.split(separator: "/").last!): malformed, keeping the subchannel's last state",
+                    kind: .malformed)
                 return false
             }
             return true
@@ -437,8 +438,27 @@ final class SysfsMirror {
             + String(repeating: "0", count: 4 - number.count) + number
     }
 
-    private func noteOnce(_ message: String) {
+    /// Logs `message` once; with a `kind`, a read error, counted every time (for metrics).
+    /// Problems without a kind (a chpid's `configure` that SCLP cannot tell, as in a KVM guest)
+    /// are how the machine is, not failed readings.
+    private func noteOnce(_ message: String, kind: ReadErrorKind? = nil) {
+        if let kind { pendingErrors[kind, default: 0] += 1 }
         if logged.insert(message).inserted { log(true, "sysfs: " + message) }
+    }
+
+    /// Kinds of read errors, as `cssd_backend_read_errors_total{kind}` labels them.
+    enum ReadErrorKind: String, CaseIterable {
+        case missing, unreadable, malformed
+    }
+
+    /// Read errors since the last `takeErrors()`.
+    private var pendingErrors: [ReadErrorKind: Int] = [:]
+    var hasPendingErrors: Bool { !pendingErrors.isEmpty }
+
+    /// The read errors counted since the last call (the follower adds them to its totals).
+    func takeErrors() -> [ReadErrorKind: Int] {
+        defer { pendingErrors = [:] }
+        return pendingErrors
     }
 
     /// The tree listed cleanly: failures are logged again if they recur.

@@ -380,6 +380,62 @@ def test_linux_sysfs_chpids_come_and_go(short_tmp):
         server.stop()
 
 
+def test_linux_sysfs_reading_health(short_tmp):
+    """linux-sysfs: the last good reading advances on every poll tick while nothing changes
+    (an idle healthy host does not look stopped); with the css directory renamed away, read
+    errors grow and the good-reading time stops; it resumes when the tree is back. The model
+    backend has none of these families."""
+    from test_sysfs_backend import build_tree
+    tree = build_tree("lpar.json", short_tmp)
+    server = _start_with_metrics(short_tmp, "--backend", f"linux-sysfs:{tree}", "--poll-interval", "100", "--no-inotify")
+    port = server.extra["metrics_port"]
+    good = 'cssd_backend_last_good_reading_timestamp_seconds{backend="linux-sysfs"}'
+    duration = 'cssd_backend_last_reading_duration_seconds{backend="linux-sysfs"}'
+    poll = 'cssd_backend_poll_interval_seconds{backend="linux-sysfs"}'
+
+    def errors(values):
+        return sum(v for k, v in values.items() if k.startswith("cssd_backend_read_errors_total{"))
+    css0 = os.path.join(tree, "devices", "css0")
+    away = os.path.join(tree, "css0.away")
+    try:
+        first = _scrape_values(port)
+        assert first[poll] == 0.1
+        assert abs(first[good] - time.time()) < 5
+        for kind in ("missing", "unreadable", "malformed"):
+            assert first[f'cssd_backend_read_errors_total{{backend="linux-sysfs",kind="{kind}"}}'] == 0
+        # Idle: nothing changes, yet every tick is a good reading.
+        _wait(lambda: _scrape_values(port)[good] > first[good] + 0.5, 5, "the good-reading time to advance while idle")
+        idle = _scrape_values(port)
+        assert errors(idle) == 0
+        assert 0 < idle[duration] < 1
+
+        os.rename(css0, away)
+        _wait(lambda: errors(_scrape_values(port)) > 0, 5, "read errors to be counted")
+        broken = _scrape_values(port)
+        assert broken['cssd_backend_read_errors_total{backend="linux-sysfs",kind="missing"}'] > 0
+        time.sleep(0.5)  # five ticks, each failing
+        later = _scrape_values(port)
+        assert later[good] == broken[good], "a failing tick must not count as a good reading"
+        assert errors(later) > errors(broken)
+        assert time.time() - later[good] >= 0.5
+
+        os.rename(away, css0)
+        _wait(lambda: _scrape_values(port)[good] > later[good], 5, "good readings to resume")
+        check = subprocess.run([_tool("promtool"), "check", "metrics"],
+                               input=_http(f"http://127.0.0.1:{port}/metrics")[2], capture_output=True)
+        assert check.returncode == 0, (check.stdout + check.stderr).decode()
+    finally:
+        if os.path.isdir(away) and not os.path.exists(css0):
+            os.rename(away, css0)
+        server.stop()
+
+
+def test_model_backend_has_no_reading_metrics(metrics_cssd):
+    values = _scrape_values(metrics_cssd.extra["metrics_port"])
+    assert values['cssd_backend_info{backend="model"}'] == 1
+    assert not [k for k in values if k.startswith("cssd_backend_") and not k.startswith("cssd_backend_info")]
+
+
 def test_at_most_16_scrape_connections(metrics_cssd):
     """Idle scrape connections beyond 16 are closed on accept; QMP and later scrapes go on."""
     port = metrics_cssd.extra["metrics_port"]
