@@ -34,6 +34,9 @@ import VFIOCCW
 ///   without a read error, or of the start-up reading), `cssd_backend_read_errors_total{kind}`
 ///   (`missing`, `unreadable`, `malformed`), `cssd_backend_poll_interval_seconds` (absent when
 ///   polling is off); read at scrape time from the follower's own lock, never the mirror's;
+/// - with `--notify` (`MetricsRecorder.notifier`): `cssd_notify_{published,confirmed,failed,
+///   dropped,gaps,broker_connections}_total`, `cssd_notify_outbox_{notifications,bytes}`, the
+///   outbox's limits `cssd_notify_outbox_max_{notifications,bytes}`, `cssd_notify_broker_connected`;
 /// - `cssd_path_changes_total{change,cause}`: path changes published (`cause` `command` or
 ///   `observed`), counted as they happen: the collector is a sink of the path-change pipeline.
 ///
@@ -46,6 +49,7 @@ final class MetricsCollector: PathChangeSink {
     private var guests: [String: GuestSeries] = [:]
     private var changes: [ChangeKey: Counter] = [:]
     private var backendSeries: BackendSeries?
+    private var notifierSeries: NotifierSeries?
 
     private struct ChangeKey: Hashable {
         let kind: PathEventChange
@@ -75,6 +79,52 @@ final class MetricsCollector: PathChangeSink {
         collectPathEvents(state.pathEvents.totals())
         collectGuests(state.guests)
         collectBackend(state.backend)
+    }
+
+    // MARK: AMQP notifier
+
+    private struct NotifierSeries {
+        let published, confirmed, failed, dropped, gaps, connections: Counter
+        let depth, bytes, maxDepth, maxBytes, connected: Gauge
+    }
+
+    /// The notifier's figures (`--notify`), read at scrape time by the caller's closure.
+    func collectNotifier(_ figures: NotifierFigures) {
+        func counter(_ name: String, _ help: String) -> Counter {
+            registry.makeCounter(
+                descriptor: .init(
+                    namespace: "cssd", subsystem: "notify", metricName: name, unitName: "total", helpText: help))
+        }
+        func gauge(_ name: String, _ unit: String, _ help: String) -> Gauge {
+            registry.makeGauge(
+                descriptor: .init(namespace: "cssd", subsystem: "notify", metricName: name, unitName: unit, helpText: help))
+        }
+        let series =
+            notifierSeries
+            ?? NotifierSeries(
+                published: counter("published", "Notifications published to the broker (re-publishes after a reconnect count again)."),
+                confirmed: counter("confirmed", "Publishes the broker confirmed (basic.ack)."),
+                failed: counter("failed", "Publishes the broker nacked or that were lost with the connection."),
+                dropped: counter("dropped", "Notifications refused by a full outbox (a gap notification names them)."),
+                gaps: counter("gaps", "Gap notifications the broker confirmed."),
+                connections: counter("broker_connections", "Connections made to the broker."),
+                depth: gauge("outbox_notifications", "", "Notifications in the outbox (waiting or unconfirmed)."),
+                bytes: gauge("outbox", "bytes", "Bytes of the notifications in the outbox."),
+                maxDepth: gauge("outbox_max_notifications", "", "The outbox's capacity in notifications (--notify-outbox-events)."),
+                maxBytes: gauge("outbox_max", "bytes", "The outbox's capacity in bytes (--notify-outbox-bytes)."),
+                connected: gauge("broker_connected", "", "1 while connected to the broker with confirms on, else 0."))
+        notifierSeries = series
+        series.published.setTotal(figures.published)
+        series.confirmed.setTotal(figures.confirmed)
+        series.failed.setTotal(figures.failed)
+        series.dropped.setTotal(figures.dropped)
+        series.gaps.setTotal(figures.gaps)
+        series.connections.setTotal(figures.connections)
+        series.depth.set(to: Double(figures.outboxDepth))
+        series.bytes.set(to: Double(figures.outboxBytes))
+        series.maxDepth.set(to: Double(figures.outboxMaxDepth))
+        series.maxBytes.set(to: Double(figures.outboxMaxBytes))
+        series.connected.set(to: figures.connected ? 1 : 0)
     }
 
     // MARK: Backend readings

@@ -64,7 +64,8 @@ public final class MetricsEndpoint: @unchecked Sendable {
                 registry: recorder.registry, version: CSSDVersion.string, backend: server.state.backend.name)
             // Held weakly by the pipeline: the scraper keeps the collector alive.
             server.state.pathChanges.addSink(collector)
-            return Scraper(state: server.state, registry: recorder.registry, collector: collector)
+            return Scraper(
+                state: server.state, registry: recorder.registry, collector: collector, notifier: recorder.notifier)
         }.get()
         var limits = NIOHTTPDecoderLimitConfiguration()
         limits.maxHeaderFieldSize = 8 * 1024
@@ -121,12 +122,17 @@ final class Scraper: @unchecked Sendable {
     private let state: ServerState
     private let registry: PrometheusCollectorRegistry
     private let collector: MetricsCollector
+    private let notifier: (@Sendable () -> NotifierFigures)?
     private let lastDuration: Gauge
     private var text: [UInt8] = []
     var connections = 0
 
-    init(state: ServerState, registry: PrometheusCollectorRegistry, collector: MetricsCollector) {
+    init(
+        state: ServerState, registry: PrometheusCollectorRegistry, collector: MetricsCollector,
+        notifier: (@Sendable () -> NotifierFigures)?
+    ) {
         self.state = state
+        self.notifier = notifier
         self.registry = registry
         self.collector = collector
         lastDuration = registry.makeGauge(
@@ -139,6 +145,7 @@ final class Scraper: @unchecked Sendable {
     func scrape(_ format: ExpositionFormat, allocator: ByteBufferAllocator) -> ByteBuffer {
         let started = ContinuousClock.now
         collector.collect(state)
+        if let notifier { collector.collectNotifier(notifier()) }
         text.removeAll(keepingCapacity: true)
         registry.emit(into: &text)
         let body = format == .openMetrics ? ExpositionFormat.openMetrics(from: text) : text

@@ -79,6 +79,10 @@ public final class MetricsRecorder: ServerObserver, @unchecked Sendable {
     }
 
     /// - Parameter registry: where to keep the families.
+    /// Where the AMQP notifier stands, read at scrape time (`--notify`): nil without one.
+    /// Called on the server's event loop; must not block (read counters under a short lock).
+    public var notifier: (@Sendable () -> NotifierFigures)?
+
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
         // The embedded schema is compiled in and validated by tests; an empty set only means
@@ -136,4 +140,46 @@ public final class MetricsRecorder: ServerObserver, @unchecked Sendable {
         return Double(seconds) + Double(attoseconds) / 1e18
     }
 
+}
+
+/// The AMQP notifier's figures at a scrape (PathNotify's `NotificationOutbox.Counters` and
+/// broker state, API/notify.md), as `cssd_notify_*` families.
+public struct NotifierFigures: Sendable, Hashable {
+    /// Notifications published to the broker (a re-publish after a reconnect counts again).
+    public var published: Int
+    /// Publishes the broker confirmed (basic.ack).
+    public var confirmed: Int
+    /// Publishes nacked or lost with the connection.
+    public var failed: Int
+    /// Notifications refused by a full outbox.
+    public var dropped: Int
+    /// Gap notifications (naming dropped sequence numbers) the broker confirmed.
+    public var gaps: Int
+    /// Notifications and bytes in the outbox now (waiting or unconfirmed).
+    public var outboxDepth: Int
+    public var outboxBytes: Int
+    /// The outbox's limits (`--notify-outbox-events`, `--notify-outbox-bytes`).
+    public var outboxMaxDepth: Int
+    public var outboxMaxBytes: Int
+    /// Logged in with the channel in confirm mode now.
+    public var connected: Bool
+    /// Connections made to the broker so far.
+    public var connections: Int
+
+    public init(
+        published: Int, confirmed: Int, failed: Int, dropped: Int, gaps: Int, outboxDepth: Int, outboxBytes: Int,
+        outboxMaxDepth: Int, outboxMaxBytes: Int, connected: Bool, connections: Int
+    ) {
+        self.published = published
+        self.confirmed = confirmed
+        self.failed = failed
+        self.dropped = dropped
+        self.gaps = gaps
+        self.outboxDepth = outboxDepth
+        self.outboxBytes = outboxBytes
+        self.outboxMaxDepth = outboxMaxDepth
+        self.outboxMaxBytes = outboxMaxBytes
+        self.connected = connected
+        self.connections = connections
+    }
 }

@@ -64,6 +64,17 @@ public final class PathNotifier: PathChangeSink {
         overflowing = !fitted
     }
 
+    /// Reads the outbox's counters and the broker state from any thread (each under its own
+    /// short lock, no I/O): for metrics, read at scrape time.
+    public var figures: @Sendable () -> (counters: NotificationOutbox.Counters, state: BrokerState, connections: Int) {
+        let outbox = outbox
+        let publisher = publisher
+        return {
+            let status = publisher.status
+            return (outbox.counters, status.state, status.connections)
+        }
+    }
+
     /// `query-notify`'s reply (API/path-events.json, NotifyInfo).
     public func status() -> JSON {
         let counters = outbox.counters

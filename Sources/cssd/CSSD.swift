@@ -352,6 +352,17 @@ struct CSSD: AsyncParsableCommand {
             let publisher = PathNotifier(configuration: configuration, epoch: server.state.journal.epoch, logger: logger)
             server.addPathChangeSink(publisher, status: publisher.status)
             notifier = publisher
+            // Read at scrape time, on the loop: the outbox's and the publisher's short locks.
+            let figures = publisher.figures
+            recorder?.notifier = {
+                let (counters, state, connections) = figures()
+                return NotifierFigures(
+                    published: counters.published, confirmed: counters.confirmed, failed: counters.failed,
+                    dropped: counters.dropped, gaps: counters.gapsReported, outboxDepth: counters.depth,
+                    outboxBytes: counters.bytes, outboxMaxDepth: configuration.maxEvents,
+                    outboxMaxBytes: configuration.maxBytes, connected: state == .connected,
+                    connections: connections)
+            }
         }
         // A stop asked for before this point ends cssd here, before any socket exists.
         guard signals.attach(server) else {
