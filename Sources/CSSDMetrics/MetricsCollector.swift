@@ -97,12 +97,14 @@ final class MetricsCollector: PathChangeSink {
         }
         func gauge(_ name: String, _ unit: String, _ help: String) -> Gauge {
             registry.makeGauge(
-                descriptor: .init(namespace: "cssd", subsystem: "notify", metricName: name, unitName: unit, helpText: help))
+                descriptor: .init(
+                    namespace: "cssd", subsystem: "notify", metricName: name, unitName: unit, helpText: help))
         }
         let series =
             notifierSeries
             ?? NotifierSeries(
-                published: counter("published", "Notifications published to the broker (re-publishes after a reconnect count again)."),
+                published: counter(
+                    "published", "Notifications published to the broker (re-publishes after a reconnect count again)."),
                 confirmed: counter("confirmed", "Publishes the broker confirmed (basic.ack)."),
                 failed: counter("failed", "Publishes the broker nacked or that were lost with the connection."),
                 dropped: counter("dropped", "Notifications refused by a full outbox (a gap notification names them)."),
@@ -110,7 +112,8 @@ final class MetricsCollector: PathChangeSink {
                 connections: counter("broker_connections", "Connections made to the broker."),
                 depth: gauge("outbox_notifications", "", "Notifications in the outbox (waiting or unconfirmed)."),
                 bytes: gauge("outbox", "bytes", "Bytes of the notifications in the outbox."),
-                maxDepth: gauge("outbox_max_notifications", "", "The outbox's capacity in notifications (--notify-outbox-events)."),
+                maxDepth: gauge(
+                    "outbox_max_notifications", "", "The outbox's capacity in notifications (--notify-outbox-events)."),
                 maxBytes: gauge("outbox_max", "bytes", "The outbox's capacity in bytes (--notify-outbox-bytes)."),
                 connected: gauge("broker_connected", "", "1 while connected to the broker with confirms on, else 0."))
         notifierSeries = series
@@ -149,7 +152,8 @@ final class MetricsCollector: PathChangeSink {
             backendSeries
             ?? BackendSeries(
                 duration: gauge(
-                    "last_reading_duration", "seconds", "How long the backend's last poll tick took (0 before the first)."),
+                    "last_reading_duration", "seconds",
+                    "How long the backend's last poll tick took (0 before the first)."),
                 lastGood: gauge(
                     "last_good_reading", "timestamp_seconds",
                     "Unix time of the backend's last reading without a read error (every clean poll tick, changed or not)."
@@ -171,7 +175,9 @@ final class MetricsCollector: PathChangeSink {
         if let interval = stats.pollInterval {
             let poll =
                 series.pollInterval
-                ?? gauge("poll_interval", "seconds", "Seconds between the backend's poll ticks (absent when polling is off).")
+                ?? gauge(
+                    "poll_interval", "seconds", "Seconds between the backend's poll ticks (absent when polling is off)."
+                )
             series.pollInterval = poll
             poll.set(to: interval)
         } else if let poll = series.pollInterval {

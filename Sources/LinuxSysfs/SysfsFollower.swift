@@ -47,7 +47,8 @@ final class SysfsFollower: @unchecked Sendable {
         statistics = Mutex(
             BackendReadingStats(
                 lastGoodReading: wallClockSeconds(),
-                readErrors: Dictionary(uniqueKeysWithValues: SysfsMirror.ReadErrorKind.allCases.map { ($0.rawValue, 0) })))
+                readErrors: Dictionary(
+                    uniqueKeysWithValues: SysfsMirror.ReadErrorKind.allCases.map { ($0.rawValue, 0) })))
     }
 
     /// The readings' health so far; never waits for a reading.

@@ -397,7 +397,8 @@ final class SysfsMirror {
             return false
         case .failed(let code):
             noteOnce(
-                "reading \(subchannelDirectory(id))/\(path.split(separator: "/").last!): \(SysfsFiles.describe(code)), keeping the subchannel's last state", kind: .unreadable)
+                "reading \(subchannelDirectory(id))/\(path.split(separator: "/").last!): \(SysfsFiles.describe(code)), keeping the subchannel's last state",
+                kind: .unreadable)
             return false
         case .bytes(let n):
             guard SysfsFiles.hexBytes(UnsafeRawBufferPointer(buffer), count: n, into: &fields) == expected else {
