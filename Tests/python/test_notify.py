@@ -152,31 +152,33 @@ def test_metrics_show_the_notifier(broker, short_tmp):
     import re
     import subprocess
     from test_metrics import _http, _scrape_values, _tool, _wait
-    server = start_cssd(short_tmp, broker.url, credentials(short_tmp), "--metrics", "tcp:127.0.0.1:0")
-    try:
-        port = int(_wait(
-            lambda: re.search(r"address=tcp:127\.0\.0\.1:(\d+)\b.*metrics listening", server.log_tail(20000)),
-            10, "the metrics address in cssd's log").group(1))
-        client = Client(server.sock)
-        wait_notify(client, lambda s: s["state"] == "connected")
-        before = _scrape_values(port)
-        assert before["cssd_notify_broker_connected"] == 1
-        assert before["cssd_notify_published_total"] == before["cssd_notify_confirmed_total"] == 0
-        assert before["cssd_notify_outbox_max_notifications"] == 100000
-        vary_stream(client, 3)
-        status = wait_notify(client, lambda s: s["confirmed"] == 3)
-        after = _scrape_values(port)
-        assert after["cssd_notify_published_total"] == status["published"] == 3
-        assert after["cssd_notify_confirmed_total"] == 3
-        assert after["cssd_notify_failed_total"] == after["cssd_notify_dropped_total"] == 0
-        assert after["cssd_notify_gaps_total"] == 0
-        assert after["cssd_notify_outbox_notifications"] == after["cssd_notify_outbox_bytes"] == 0
-        assert after["cssd_notify_broker_connections_total"] == 1
-        check = subprocess.run([_tool("promtool"), "check", "metrics"],
-                               input=_http(f"http://127.0.0.1:{port}/metrics")[2], capture_output=True)
-        assert check.returncode == 0, (check.stdout + check.stderr).decode()
-    finally:
-        server.stop()
+    with Listener(broker, short_tmp) as listener:  # consumes them: the queues outlive cssd
+        server = start_cssd(short_tmp, broker.url, credentials(short_tmp), "--metrics", "tcp:127.0.0.1:0")
+        try:
+            port = int(_wait(
+                lambda: re.search(r"address=tcp:127\.0\.0\.1:(\d+)\b.*metrics listening", server.log_tail(20000)),
+                10, "the metrics address in cssd's log").group(1))
+            client = Client(server.sock)
+            wait_notify(client, lambda s: s["state"] == "connected")
+            before = _scrape_values(port)
+            assert before["cssd_notify_broker_connected"] == 1
+            assert before["cssd_notify_published_total"] == before["cssd_notify_confirmed_total"] == 0
+            assert before["cssd_notify_outbox_max_notifications"] == 100000
+            vary_stream(client, 3)
+            status = wait_notify(client, lambda s: s["confirmed"] == 3)
+            assert len(listener.collector.wait_for(lambda r: len(r) >= 3)) == 3
+            after = _scrape_values(port)
+            assert after["cssd_notify_published_total"] == status["published"] == 3
+            assert after["cssd_notify_confirmed_total"] == 3
+            assert after["cssd_notify_failed_total"] == after["cssd_notify_dropped_total"] == 0
+            assert after["cssd_notify_gaps_total"] == 0
+            assert after["cssd_notify_outbox_notifications"] == after["cssd_notify_outbox_bytes"] == 0
+            assert after["cssd_notify_broker_connections_total"] == 1
+            check = subprocess.run([_tool("promtool"), "check", "metrics"],
+                                   input=_http(f"http://127.0.0.1:{port}/metrics")[2], capture_output=True)
+            assert check.returncode == 0, (check.stdout + check.stderr).decode()
+        finally:
+            server.stop()
 
 
 def test_filter_granularity_chpids_changes(broker, short_tmp):
