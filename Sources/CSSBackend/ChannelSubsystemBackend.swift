@@ -11,7 +11,7 @@ import CSSModel
 /// `BackendError.unsupported`.
 ///
 /// Backends run on the server's event loop, one call at a time.
-public protocol ChannelSubsystemBackend: AnyObject {
+package protocol ChannelSubsystemBackend: AnyObject {
     /// `model` or `linux-sysfs`, for messages.
     var name: String { get }
     /// The current view.
@@ -41,26 +41,26 @@ public protocol ChannelSubsystemBackend: AnyObject {
 }
 
 extension ChannelSubsystemBackend {
-    public var readingStats: BackendReadingStats? { nil }
+    package var readingStats: BackendReadingStats? { nil }
 }
 
 /// The health of a backend that reads its source periodically (linux-sysfs: the poll tick,
 /// API/linux-sysfs.md "Change detection"), as the metrics endpoint reports it.
-public struct BackendReadingStats: Hashable, Sendable {
+package struct BackendReadingStats: Hashable, Sendable {
     /// Seconds the last completed poll tick took; nil before the first tick.
-    public var lastReadingDuration: Double?
+    package var lastReadingDuration: Double?
     /// Unix time (seconds) at which the last reading without a read error completed: the
     /// start-up reading, then each clean poll tick (whether or not anything changed).
-    public var lastGoodReading: Double
+    package var lastGoodReading: Double
     /// Read errors so far, by kind (`missing`: a file or directory that should be there is
     /// not; `unreadable`: a read or listing failed; `malformed`: contents not understood).
     /// Every kind is present, at 0 until it occurs. Counted per occurrence, every reading.
-    public var readErrors: [String: Int]
+    package var readErrors: [String: Int]
     /// Seconds between poll ticks; nil when polling is off (nothing then advances
     /// `lastGoodReading`).
-    public var pollInterval: Double?
+    package var pollInterval: Double?
 
-    public init(
+    package init(
         lastReadingDuration: Double? = nil, lastGoodReading: Double, readErrors: [String: Int] = [:],
         pollInterval: Double? = nil
     ) {
@@ -72,23 +72,23 @@ public struct BackendReadingStats: Hashable, Sendable {
 }
 
 extension ChannelSubsystemBackend {
-    public var orphanedDevices: [OrphanedDevice] { [] }
+    package var orphanedDevices: [OrphanedDevice] { [] }
 }
 
 /// A device that lost its subchannel: Linux keeps its ccw device under `cssN/defunct/`
 /// (drivers/s390/cio/device.c, the orphanage) until it is set offline, and lscss lists it with
 /// subchannel `n/a`.
-public struct OrphanedDevice: Hashable, Sendable {
-    public var id: DeviceID
+package struct OrphanedDevice: Hashable, Sendable {
+    package var id: DeviceID
     /// Device and control-unit type and model (`devtype` `n/a` is 0/0).
-    public var devType: UInt16
-    public var devModel: UInt8
-    public var cuType: UInt16
-    public var cuModel: UInt8
+    package var devType: UInt16
+    package var devModel: UInt8
+    package var cuType: UInt16
+    package var cuModel: UInt8
     /// The device's `online` reads 1.
-    public var online: Bool
+    package var online: Bool
 
-    public init(id: DeviceID, devType: UInt16, devModel: UInt8, cuType: UInt16, cuModel: UInt8, online: Bool) {
+    package init(id: DeviceID, devType: UInt16, devModel: UInt8, cuType: UInt16, cuModel: UInt8, online: Bool) {
         self.id = id
         self.devType = devType
         self.devModel = devModel
@@ -99,19 +99,19 @@ public struct OrphanedDevice: Hashable, Sendable {
 }
 
 /// Facts about a channel path that only a real machine reports.
-public struct ChannelPathDetails: Hashable, Sendable {
+package struct ChannelPathDetails: Hashable, Sendable {
     /// Channel-measurement group; nil when unknown.
-    public var cmg: Int?
+    package var cmg: Int?
     /// Whether the path is shared; nil when unknown (sysfs `unknown`).
-    public var shared: Bool?
+    package var shared: Bool?
     /// Whether `pchid` is a physical channel id (else an internal one); nil without a chid.
-    public var chidExternal: Bool?
+    package var chidExternal: Bool?
     /// False when the source could not tell the configure state (Linux: the `configure` read
     /// fails or is empty, as in a KVM guest; lschp prints `-`); the path's `configure` is then
     /// the last known state, or not-recognized.
-    public var configureKnown: Bool
+    package var configureKnown: Bool
 
-    public init(cmg: Int? = nil, shared: Bool? = nil, chidExternal: Bool? = nil, configureKnown: Bool = true) {
+    package init(cmg: Int? = nil, shared: Bool? = nil, chidExternal: Bool? = nil, configureKnown: Bool = true) {
         self.cmg = cmg
         self.shared = shared
         self.chidExternal = chidExternal
@@ -119,7 +119,7 @@ public struct ChannelPathDetails: Hashable, Sendable {
     }
 }
 
-public enum BackendError: Error, Sendable, CustomStringConvertible {
+package enum BackendError: Error, Sendable, CustomStringConvertible {
     /// The model refused (unknown id, a state that cannot be requested, ...).
     case model(ModelError)
     /// MSCH refused the SCHIB (operand exception).
@@ -129,7 +129,7 @@ public enum BackendError: Error, Sendable, CustomStringConvertible {
     /// The source refused: a file that could not be written or read, with the errno.
     case io(path: String, operation: String, errno: Int32, message: String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .model(let error): return error.description
         case .programInterruption(let interruption): return interruption.description
@@ -141,7 +141,7 @@ public enum BackendError: Error, Sendable, CustomStringConvertible {
 }
 
 /// Where an observed backend should read again.
-public enum ObservationTarget: Hashable, Sendable {
+package enum ObservationTarget: Hashable, Sendable {
     /// A channel path's attributes, and every subchannel that has it installed.
     case channelPath(ChannelPathID)
     /// One subchannel's attributes.
@@ -154,19 +154,19 @@ public enum ObservationTarget: Hashable, Sendable {
 }
 
 /// How an observed backend follows the machine.
-public struct FollowOptions: Sendable {
+package struct FollowOptions: Sendable {
     /// Read every channel path's attributes this often; nil: never on a timer (the sweep
     /// is off too).
-    public var pollInterval: Duration?
+    package var pollInterval: Duration?
     /// Every subchannel is read at least once within this interval, a bounded share per
     /// poll tick.
-    public var sweepInterval: Duration
+    package var sweepInterval: Duration
     /// A kernel log to follow for channel-path messages (`/dev/kmsg`, a file or a FIFO).
-    public var kernelLog: String?
+    package var kernelLog: String?
     /// Messages for the server's log: (warning?, text).
-    public var log: @Sendable (_ warning: Bool, _ message: String) -> Void
+    package var log: @Sendable (_ warning: Bool, _ message: String) -> Void
 
-    public init(
+    package init(
         pollInterval: Duration? = .seconds(1), sweepInterval: Duration = .seconds(30), kernelLog: String? = nil,
         log: @escaping @Sendable (_ warning: Bool, _ message: String) -> Void = { _, _ in }
     ) {
@@ -178,21 +178,21 @@ public struct FollowOptions: Sendable {
 }
 
 /// A reading computed off the event loop: the new view and how it differs from the last one.
-public struct ObservedUpdate: Sendable {
+package struct ObservedUpdate: Sendable {
     /// Increases with every reading; a view is never replaced by an older one.
-    public let generation: UInt64
-    public let subsystem: Subsystem
-    public let details: [ChannelPathID: ChannelPathDetails]
+    package let generation: UInt64
+    package let subsystem: Subsystem
+    package let details: [ChannelPathID: ChannelPathDetails]
     /// The changes from the previous reading, in chpid order.
-    public let changes: [PathChange]
+    package let changes: [PathChange]
     /// The chpid a vary or configure wrote before this reading, whose change is its reply's.
-    public let write: ChannelPathID?
+    package let write: ChannelPathID?
     /// Subchannels or paths came or went (new directories to watch).
-    public let layoutChanged: Bool
+    package let layoutChanged: Bool
     /// The devices without a subchannel, as of this reading.
-    public let orphans: [OrphanedDevice]
+    package let orphans: [OrphanedDevice]
 
-    public init(
+    package init(
         generation: UInt64, subsystem: Subsystem, details: [ChannelPathID: ChannelPathDetails], changes: [PathChange],
         write: ChannelPathID? = nil, layoutChanged: Bool = false, orphans: [OrphanedDevice] = []
     ) {
@@ -209,7 +209,7 @@ public struct ObservedUpdate: Sendable {
 /// A backend that mirrors a machine others change too. It reads the machine off the event
 /// loop (`startFollowing`) and hands each computed difference to `deliver`; the server applies
 /// it on its loop with `apply` and publishes the changes.
-public protocol ObservedBackend: ChannelSubsystemBackend {
+package protocol ObservedBackend: ChannelSubsystemBackend {
     /// Starts the reading threads. `deliver` is called from them, in generation order.
     func startFollowing(_ options: FollowOptions, deliver: @escaping @Sendable (ObservedUpdate) -> Void)
     /// Stops them (a read in progress finishes first; a blocked kernel-log read is abandoned).
@@ -228,19 +228,19 @@ public protocol ObservedBackend: ChannelSubsystemBackend {
 /// request has completed, so the server runs it off its event loop), then completed back on
 /// the loop. The model has nothing that blocks: its `perform` is nil and `completeWrite` makes
 /// the change.
-public struct PendingWrite: Sendable {
-    public enum Change: Sendable, Equatable {
+package struct PendingWrite: Sendable {
+    package enum Change: Sendable, Equatable {
         case vary(VaryState)
         case configure(ConfigureState)
     }
 
-    public let chpid: ChannelPathID
-    public let change: Change
+    package let chpid: ChannelPathID
+    package let change: Change
     /// The blocking part, on any thread; touches nothing but the source (the file). Nil when
     /// nothing blocks.
-    public let perform: (@Sendable () -> Result<Void, BackendError>)?
+    package let perform: (@Sendable () -> Result<Void, BackendError>)?
 
-    public init(
+    package init(
         chpid: ChannelPathID, change: Change, perform: (@Sendable () -> Result<Void, BackendError>)?
     ) {
         self.chpid = chpid
@@ -251,13 +251,13 @@ public struct PendingWrite: Sendable {
 
 extension ChannelSubsystemBackend {
     /// Plans, performs and completes a vary here and now (blocking, for a real machine).
-    public func varyPath(_ id: ChannelPathID, to state: VaryState) throws(BackendError) -> PathChange {
+    package func varyPath(_ id: ChannelPathID, to state: VaryState) throws(BackendError) -> PathChange {
         let write = try planVary(id, to: state)
         return try completeWrite(write, write.perform?() ?? .success(()))
     }
 
     /// Plans, performs and completes a configure here and now (blocking, for a real machine).
-    public func configurePath(_ id: ChannelPathID, to state: ConfigureState) throws(BackendError) -> PathChange {
+    package func configurePath(_ id: ChannelPathID, to state: ConfigureState) throws(BackendError) -> PathChange {
         let write = try planConfigure(id, to: state)
         return try completeWrite(write, write.perform?() ?? .success(()))
     }

@@ -4,26 +4,26 @@
 import CSSModel
 
 /// The in-memory model as a backend: every operation is the model's own.
-public final class ModelBackend: ChannelSubsystemBackend {
-    public let name = "model"
-    public var subsystem: Subsystem
+package final class ModelBackend: ChannelSubsystemBackend {
+    package let name = "model"
+    package var subsystem: Subsystem
 
-    public init(_ subsystem: Subsystem) {
+    package init(_ subsystem: Subsystem) {
         self.subsystem = subsystem
     }
 
-    public func details(of path: ChannelPathID) -> ChannelPathDetails? { nil }
+    package func details(of path: ChannelPathID) -> ChannelPathDetails? { nil }
 
     /// Nothing to check or block on: `completeWrite` makes the change (and refuses it).
-    public func planVary(_ id: ChannelPathID, to state: VaryState) throws(BackendError) -> PendingWrite {
+    package func planVary(_ id: ChannelPathID, to state: VaryState) throws(BackendError) -> PendingWrite {
         PendingWrite(chpid: id, change: .vary(state), perform: nil)
     }
 
-    public func planConfigure(_ id: ChannelPathID, to state: ConfigureState) throws(BackendError) -> PendingWrite {
+    package func planConfigure(_ id: ChannelPathID, to state: ConfigureState) throws(BackendError) -> PendingWrite {
         PendingWrite(chpid: id, change: .configure(state), perform: nil)
     }
 
-    public func completeWrite(_ write: PendingWrite, _ outcome: Result<Void, BackendError>) throws(BackendError)
+    package func completeWrite(_ write: PendingWrite, _ outcome: Result<Void, BackendError>) throws(BackendError)
         -> PathChange
     {
         if case .failure(let error) = outcome { throw error }
@@ -35,21 +35,21 @@ public final class ModelBackend: ChannelSubsystemBackend {
         }
     }
 
-    public func varyPath(_ id: ChannelPathID, to state: VaryState, subchannel: SubchannelID) throws(BackendError)
+    package func varyPath(_ id: ChannelPathID, to state: VaryState, subchannel: SubchannelID) throws(BackendError)
         -> PathChange
     {
         try modelCall { () throws(ModelError) in try subsystem.varyPath(id, to: state, subchannel: subchannel) }
     }
 
-    public func injectPathFault(_ id: ChannelPathID, _ fault: PathFault) throws(BackendError) -> PathChange {
+    package func injectPathFault(_ id: ChannelPathID, _ fault: PathFault) throws(BackendError) -> PathChange {
         try modelCall { () throws(ModelError) in try subsystem.injectPathFault(id, fault) }
     }
 
-    public func resetChannelPath(_ id: ChannelPathID) throws(BackendError) -> ResetChannelPathResult {
+    package func resetChannelPath(_ id: ChannelPathID) throws(BackendError) -> ResetChannelPathResult {
         subsystem.resetChannelPath(id)
     }
 
-    public func modifySubchannel(_ id: SubchannelID, schib: SCHIB) throws(BackendError) -> ModifySubchannelResult {
+    package func modifySubchannel(_ id: SubchannelID, schib: SCHIB) throws(BackendError) -> ModifySubchannelResult {
         do throws(ProgramInterruption) {
             return try subsystem.modifySubchannel(id, schib: schib)
         } catch {
@@ -57,7 +57,7 @@ public final class ModelBackend: ChannelSubsystemBackend {
         }
     }
 
-    public func storeChannelReportWord() throws(BackendError) -> StoreCRWResult {
+    package func storeChannelReportWord() throws(BackendError) -> StoreCRWResult {
         subsystem.storeChannelReportWord()
     }
 

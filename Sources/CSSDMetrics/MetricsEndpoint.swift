@@ -21,18 +21,18 @@ import QMPServer
 /// complete within `requestTimeout`, a header field may take 8 KiB and all of them 32 KiB
 /// (beyond: 431), and an answer is written at once (a client that does not read holds its
 /// answer's buffer until the timeout of its next request closes the connection).
-public final class MetricsEndpoint: @unchecked Sendable {
+package final class MetricsEndpoint: @unchecked Sendable {
     // Mutable state is touched only on the server's event loop.
 
-    public struct Configuration: Sendable {
-        public var host: String
-        public var port: Int
+    package struct Configuration: Sendable {
+        package var host: String
+        package var port: Int
         /// How long a client has to send a whole request (from connect or the last answer).
-        public var requestTimeout: TimeAmount
+        package var requestTimeout: TimeAmount
         /// Connections served at once; more are closed on accept.
-        public var maxConnections: Int
+        package var maxConnections: Int
 
-        public init(host: String, port: Int, requestTimeout: TimeAmount = .seconds(10), maxConnections: Int = 16) {
+        package init(host: String, port: Int, requestTimeout: TimeAmount = .seconds(10), maxConnections: Int = 16) {
             self.host = host
             self.port = port
             self.requestTimeout = requestTimeout
@@ -41,7 +41,7 @@ public final class MetricsEndpoint: @unchecked Sendable {
     }
 
     /// The address bound (port 0 resolved).
-    public let boundAddress: ListenAddress
+    package let boundAddress: ListenAddress
     private let channel: Channel
 
     private init(boundAddress: ListenAddress, channel: Channel) {
@@ -55,7 +55,7 @@ public final class MetricsEndpoint: @unchecked Sendable {
     ///     scrape-time families to it.
     /// - Returns: the running endpoint, with the address it bound.
     /// - Throws: `MetricsEndpointError` naming the address when it cannot bind.
-    public static func start(
+    package static func start(
         _ configuration: Configuration, server: QMPServer, recorder: MetricsRecorder, logger: Logger
     ) async throws -> MetricsEndpoint {
         let loop = server.eventLoop
@@ -107,13 +107,13 @@ public final class MetricsEndpoint: @unchecked Sendable {
     }
 
     /// Stops accepting scrapes (connections in progress finish).
-    public func close() async {
+    package func close() async {
         try? await channel.close()
     }
 }
 
-public struct MetricsEndpointError: Error, CustomStringConvertible, Sendable {
-    public let description: String
+package struct MetricsEndpointError: Error, CustomStringConvertible, Sendable {
+    package let description: String
     init(_ description: String) { self.description = description }
 }
 

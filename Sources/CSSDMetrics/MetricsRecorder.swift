@@ -18,11 +18,11 @@ import QMPServer
 ///   a name the schema does not have (client input, unbounded) is counted as `command="unknown"`
 ///   (a request refused before dispatch, without a usable `execute`, is not a command);
 /// - `cssd_qmp_command_duration_seconds{command}`: time in dispatch on the event loop.
-public final class MetricsRecorder: ServerObserver, @unchecked Sendable {
+package final class MetricsRecorder: ServerObserver, @unchecked Sendable {
     // `commands` and `unknown` are touched only on the server's event loop.
 
     /// Where every family lives; the endpoint renders it.
-    public let registry: PrometheusCollectorRegistry
+    package let registry: PrometheusCollectorRegistry
     private let knownCommands: Set<String>
     /// Series of the schema's commands seen so far, by name. Names the schema does not have
     /// never become keys (they are client input): they count under `unknown`.
@@ -81,9 +81,9 @@ public final class MetricsRecorder: ServerObserver, @unchecked Sendable {
     /// - Parameter registry: where to keep the families.
     /// Where the AMQP notifier stands, read at scrape time (`--notify`): nil without one.
     /// Called on the server's event loop; must not block (read counters under a short lock).
-    public var notifier: (@Sendable () -> NotifierFigures)?
+    package var notifier: (@Sendable () -> NotifierFigures)?
 
-    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+    package init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
         // The embedded schema is compiled in and validated by tests; an empty set only means
         // every command would count as "unknown".
@@ -92,7 +92,7 @@ public final class MetricsRecorder: ServerObserver, @unchecked Sendable {
 
     // MARK: ServerObserver
 
-    public func commandCompleted(_ command: String, error: QMPError.Class?, duration: Duration) {
+    package func commandCompleted(_ command: String, error: QMPError.Class?, duration: Duration) {
         let series: CommandSeries
         if let known = commands[command] {
             series = known
@@ -106,13 +106,13 @@ public final class MetricsRecorder: ServerObserver, @unchecked Sendable {
         series.duration.record(duration)
     }
 
-    public func connectionOpened(listener: Listener) {
+    package func connectionOpened(listener: Listener) {
         let (total, open) = connections(listener)
         total.increment()
         open.increment()
     }
 
-    public func connectionClosed(listener: Listener) {
+    package func connectionClosed(listener: Listener) {
         connections(listener).open.decrement()
     }
 
@@ -144,29 +144,29 @@ public final class MetricsRecorder: ServerObserver, @unchecked Sendable {
 
 /// The AMQP notifier's figures at a scrape (PathNotify's `NotificationOutbox.Counters` and
 /// broker state, API/notify.md), as `cssd_notify_*` families.
-public struct NotifierFigures: Sendable, Hashable {
+package struct NotifierFigures: Sendable, Hashable {
     /// Notifications published to the broker (a re-publish after a reconnect counts again).
-    public var published: Int
+    package var published: Int
     /// Publishes the broker confirmed (basic.ack).
-    public var confirmed: Int
+    package var confirmed: Int
     /// Publishes nacked or lost with the connection.
-    public var failed: Int
+    package var failed: Int
     /// Notifications refused by a full outbox.
-    public var dropped: Int
+    package var dropped: Int
     /// Gap notifications (naming dropped sequence numbers) the broker confirmed.
-    public var gaps: Int
+    package var gaps: Int
     /// Notifications and bytes in the outbox now (waiting or unconfirmed).
-    public var outboxDepth: Int
-    public var outboxBytes: Int
+    package var outboxDepth: Int
+    package var outboxBytes: Int
     /// The outbox's limits (`--notify-outbox-events`, `--notify-outbox-bytes`).
-    public var outboxMaxDepth: Int
-    public var outboxMaxBytes: Int
+    package var outboxMaxDepth: Int
+    package var outboxMaxBytes: Int
     /// Logged in with the channel in confirm mode now.
-    public var connected: Bool
+    package var connected: Bool
     /// Connections made to the broker so far.
-    public var connections: Int
+    package var connections: Int
 
-    public init(
+    package init(
         published: Int, confirmed: Int, failed: Int, dropped: Int, gaps: Int, outboxDepth: Int, outboxBytes: Int,
         outboxMaxDepth: Int, outboxMaxBytes: Int, connected: Bool, connections: Int
     ) {

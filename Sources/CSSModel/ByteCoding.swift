@@ -34,10 +34,10 @@ struct ByteReader {
 }
 
 /// A control block that does not have its architected size.
-public struct ControlBlockSizeError: CSSModelError, Equatable {
-    public let block: String
-    public let expected: Int
-    public let actual: Int
+package struct ControlBlockSizeError: CSSModelError, Equatable {
+    package let block: String
+    package let expected: Int
+    package let actual: Int
 
-    public var description: String { "\(block) must be \(expected) bytes, got \(actual)" }
+    package var description: String { "\(block) must be \(expected) bytes, got \(actual)" }
 }

@@ -2,37 +2,37 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 /// The reporting-source code of a CRW: which kind of facility the report is about.
-public struct ReportingSource: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
-    public let rawValue: UInt8
-    public init(rawValue: UInt8) { self.rawValue = rawValue & 0x0f }
+package struct ReportingSource: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    package let rawValue: UInt8
+    package init(rawValue: UInt8) { self.rawValue = rawValue & 0x0f }
 
-    public static let subchannel = ReportingSource(rawValue: 0x3)
-    public static let channelPath = ReportingSource(rawValue: 0x4)
-    public static let configAlert = ReportingSource(rawValue: 0x9)
-    public static let channelSubsystem = ReportingSource(rawValue: 0xb)
+    package static let subchannel = ReportingSource(rawValue: 0x3)
+    package static let channelPath = ReportingSource(rawValue: 0x4)
+    package static let configAlert = ReportingSource(rawValue: 0x9)
+    package static let channelSubsystem = ReportingSource(rawValue: 0xb)
 
-    public var description: String { "0x" + Hex.string(rawValue) }
+    package var description: String { "0x" + Hex.string(rawValue) }
 }
 
 /// The error-recovery code of a CRW: what happened to the reporting source.
-public struct ErrorRecoveryCode: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
-    public let rawValue: UInt8
-    public init(rawValue: UInt8) { self.rawValue = rawValue & 0x3f }
+package struct ErrorRecoveryCode: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    package let rawValue: UInt8
+    package init(rawValue: UInt8) { self.rawValue = rawValue & 0x3f }
 
-    public static let event = ErrorRecoveryCode(rawValue: 0)
-    public static let available = ErrorRecoveryCode(rawValue: 1)
+    package static let event = ErrorRecoveryCode(rawValue: 0)
+    package static let available = ErrorRecoveryCode(rawValue: 1)
     /// "Path has come" for a channel path; also what RCHP reports.
-    public static let initialized = ErrorRecoveryCode(rawValue: 2)
-    public static let temporaryError = ErrorRecoveryCode(rawValue: 3)
-    public static let installedParameters = ErrorRecoveryCode(rawValue: 4)
-    public static let terminal = ErrorRecoveryCode(rawValue: 5)
+    package static let initialized = ErrorRecoveryCode(rawValue: 2)
+    package static let temporaryError = ErrorRecoveryCode(rawValue: 3)
+    package static let installedParameters = ErrorRecoveryCode(rawValue: 4)
+    package static let terminal = ErrorRecoveryCode(rawValue: 5)
     /// "Path has gone" for a channel path.
-    public static let permanentErrorNotInitialized = ErrorRecoveryCode(rawValue: 6)
-    public static let permanentErrorInitialized = ErrorRecoveryCode(rawValue: 7)
-    public static let parametersModified = ErrorRecoveryCode(rawValue: 8)
-    public static let installedParametersRestored = ErrorRecoveryCode(rawValue: 0xa)
+    package static let permanentErrorNotInitialized = ErrorRecoveryCode(rawValue: 6)
+    package static let permanentErrorInitialized = ErrorRecoveryCode(rawValue: 7)
+    package static let parametersModified = ErrorRecoveryCode(rawValue: 8)
+    package static let installedParametersRestored = ErrorRecoveryCode(rawValue: 0xa)
 
-    public var description: String { "0x" + Hex.string(rawValue) }
+    package var description: String { "0x" + Hex.string(rawValue) }
 }
 
 /// A channel-report word: 32 bits the machine queues to tell the program that something in
@@ -40,19 +40,19 @@ public struct ErrorRecoveryCode: RawRepresentable, Hashable, Sendable, CustomStr
 ///
 /// Layout: S 0x40000000 (solicited), R 0x20000000 (overflow), C 0x10000000 (chained),
 /// RSC 0x0f000000, A 0x00800000 (ancillary), ERC 0x003f0000, RSID 0x0000ffff.
-public struct CRW: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
-    public var rawValue: UInt32
-    public init(rawValue: UInt32) { self.rawValue = rawValue }
+package struct CRW: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    package var rawValue: UInt32
+    package init(rawValue: UInt32) { self.rawValue = rawValue }
 
     /// The all-zero word STCRW stores when nothing is pending.
-    public static let zero = CRW(rawValue: 0)
+    package static let zero = CRW(rawValue: 0)
 
     static let solicitedBit: UInt32 = 0x4000_0000
     static let overflowBit: UInt32 = 0x2000_0000
     static let chainedBit: UInt32 = 0x1000_0000
     static let ancillaryBit: UInt32 = 0x0080_0000
 
-    public init(
+    package init(
         solicited: Bool = false, overflow: Bool = false, chained: Bool = false,
         source: ReportingSource, ancillary: Bool = false, erc: ErrorRecoveryCode, rsid: UInt16
     ) {
@@ -65,28 +65,28 @@ public struct CRW: RawRepresentable, Hashable, Sendable, CustomStringConvertible
     }
 
     /// S: the report answers an instruction of the program (e.g. RCHP), rather than an event.
-    public var solicited: Bool { rawValue & CRW.solicitedBit != 0 }
+    package var solicited: Bool { rawValue & CRW.solicitedBit != 0 }
     /// R: one or more reports were lost before this one.
-    public var overflow: Bool {
+    package var overflow: Bool {
         get { rawValue & CRW.overflowBit != 0 }
         set { rawValue = newValue ? rawValue | CRW.overflowBit : rawValue & ~CRW.overflowBit }
     }
     /// C: another CRW of the same report follows.
-    public var chained: Bool { rawValue & CRW.chainedBit != 0 }
-    public var source: ReportingSource { ReportingSource(rawValue: UInt8(truncatingIfNeeded: rawValue >> 24)) }
-    public var ancillary: Bool { rawValue & CRW.ancillaryBit != 0 }
-    public var erc: ErrorRecoveryCode { ErrorRecoveryCode(rawValue: UInt8(truncatingIfNeeded: rawValue >> 16)) }
+    package var chained: Bool { rawValue & CRW.chainedBit != 0 }
+    package var source: ReportingSource { ReportingSource(rawValue: UInt8(truncatingIfNeeded: rawValue >> 24)) }
+    package var ancillary: Bool { rawValue & CRW.ancillaryBit != 0 }
+    package var erc: ErrorRecoveryCode { ErrorRecoveryCode(rawValue: UInt8(truncatingIfNeeded: rawValue >> 16)) }
     /// The reporting-source id: a chpid, a schno, or (in a chained second word) cssid << 8.
-    public var rsid: UInt16 { UInt16(truncatingIfNeeded: rawValue) }
+    package var rsid: UInt16 { UInt16(truncatingIfNeeded: rawValue) }
 
     /// `0x44020000`.
-    public var description: String { "0x" + Hex.string(rawValue, width: 8) }
+    package var description: String { "0x" + Hex.string(rawValue, width: 8) }
 
     /// The words a channel-path report takes: one CRW with rsid = chpid, or, when multiple
     /// channel subsystems are enabled (MCSSE), that CRW chained to a second one whose rsid
     /// carries the cssid (`0x54020000`, `0x4402fe00` for RCHP of fe.00). This is what QEMU's
     /// css_do_rchp queues.
-    public static func channelPathReport(
+    package static func channelPathReport(
         _ chpid: ChannelPathID, erc: ErrorRecoveryCode, solicited: Bool, multipleCSS: Bool
     ) -> [CRW] {
         let first = CRW(

@@ -2,9 +2,9 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 /// What STCRW stores: cc 0 and the oldest pending CRW, or cc 1 and a zero word.
-public struct StoreCRWResult: Hashable, Sendable {
-    public let cc: Int
-    public let crw: CRW
+package struct StoreCRWResult: Hashable, Sendable {
+    package let cc: Int
+    package let crw: CRW
 }
 
 /// The machine's queue of pending channel-report words.
@@ -13,7 +13,7 @@ public struct StoreCRWResult: Hashable, Sendable {
 /// the program stores carries the overflow (R) bit so that it knows to re-evaluate everything
 /// (Linux schedules a full re-evaluation on R). A chained report is queued whole or lost whole,
 /// so the program never sees half a chain.
-public struct CRWQueue: Hashable, Sendable {
+package struct CRWQueue: Hashable, Sendable {
     struct Entry: Hashable, Sendable {
         var crw: CRW
         /// The css the report is about, for per-css counts.
@@ -21,34 +21,34 @@ public struct CRWQueue: Hashable, Sendable {
     }
 
     /// The largest number of CRWs the queue holds.
-    public let capacity: Int
+    package let capacity: Int
     var entries: [Entry] = []
     var head = 0
     /// A report was lost since the last STCRW: the next one stored gets R.
-    public private(set) var overflowPending = false
+    package private(set) var overflowPending = false
     /// CRWs lost over the queue's lifetime.
-    public private(set) var lostCount = 0
+    package private(set) var lostCount = 0
 
     /// - Parameter capacity: at least 2, so that a chained pair always fits an empty queue.
-    public init(capacity: Int = 256) {
+    package init(capacity: Int = 256) {
         precondition(capacity >= 2, "a CRW queue must hold a chained pair")
         self.capacity = capacity
     }
 
     /// Pending CRWs.
-    public var count: Int { entries.count - head }
-    public var isEmpty: Bool { count == 0 }
+    package var count: Int { entries.count - head }
+    package var isEmpty: Bool { count == 0 }
 
     /// The pending CRWs, oldest first, without removing them (the R bit is only set on store).
-    public var pending: [CRW] { entries[head...].map(\.crw) }
+    package var pending: [CRW] { entries[head...].map(\.crw) }
 
     /// Pending CRWs that report on css `cssid`.
-    public func pendingCount(cssid: UInt8) -> Int { entries[head...].count { $0.cssid == cssid } }
+    package func pendingCount(cssid: UInt8) -> Int { entries[head...].count { $0.cssid == cssid } }
 
     /// Queues one report (one CRW, or a chain).
     /// - Returns: true if queued, false if it did not fit and was lost.
     @discardableResult
-    public mutating func enqueue(_ report: [CRW], cssid: UInt8) -> Bool {
+    package mutating func enqueue(_ report: [CRW], cssid: UInt8) -> Bool {
         guard count + report.count <= capacity else {
             lostCount += report.count
             overflowPending = true
@@ -64,7 +64,7 @@ public struct CRWQueue: Hashable, Sendable {
 
     /// Counts reports lost before they reached this queue (a machine that lost them upstream):
     /// the next CRW stored has R set, as if they had overflowed here.
-    public mutating func noteLost(_ count: Int) {
+    package mutating func noteLost(_ count: Int) {
         guard count > 0 else { return }
         lostCount += count
         overflowPending = true
@@ -72,7 +72,7 @@ public struct CRWQueue: Hashable, Sendable {
 
     /// STCRW: removes and returns the oldest CRW (cc 0), setting R on it if reports were lost
     /// since the last store; or returns cc 1 and a zero word when nothing is pending.
-    public mutating func store() -> StoreCRWResult {
+    package mutating func store() -> StoreCRWResult {
         guard head < entries.count else {
             return StoreCRWResult(cc: 1, crw: .zero)
         }

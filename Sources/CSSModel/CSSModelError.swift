@@ -13,12 +13,12 @@
 /// └── ProgramInterruption  an architected program exception of an instruction (MSCH)
 /// ```
 /// `description` is always a complete sentence fragment fit for a QMP error text.
-public protocol CSSModelError: Error, CustomStringConvertible, Sendable {}
+package protocol CSSModelError: Error, CustomStringConvertible, Sendable {}
 
 /// An operation named something that does not exist, or asked for a transition that the
 /// machine does not offer. Instructions report missing objects with cc 3 instead; these errors
 /// are for the management operations (vary, configure, fault injection).
-public enum ModelError: CSSModelError, Equatable {
+package enum ModelError: CSSModelError, Equatable {
     /// No subchannel has this id.
     case unknownSubchannel(SubchannelID)
     /// No subchannel has this device number.
@@ -33,14 +33,14 @@ public enum ModelError: CSSModelError, Equatable {
     case notConfigurable(ChannelPathID, ConfigureState)
 
     /// True for the "does not exist" cases, which QMP reports as DeviceNotFound.
-    public var isNotFound: Bool {
+    package var isNotFound: Bool {
         switch self {
         case .unknownSubchannel, .unknownDevice, .unknownChannelPath: true
         case .pathNotInstalled, .invalidConfigureTarget, .notConfigurable: false
         }
     }
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .unknownSubchannel(let id): "subchannel \(id) does not exist"
         case .unknownDevice(let id): "no subchannel has device number \(id)"
@@ -57,11 +57,11 @@ public enum ModelError: CSSModelError, Equatable {
 
 /// An architected program exception raised by an instruction instead of setting a
 /// condition code (the PoP's "operand exception" for reserved bits of an MSCH operand).
-public enum ProgramInterruption: CSSModelError, Equatable {
+package enum ProgramInterruption: CSSModelError, Equatable {
     /// Reserved bits were set in the operand.
     case operand(reason: String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .operand(let reason): "operand exception: \(reason)"
         }

@@ -6,15 +6,15 @@
 /// Stored in one `UInt64` instead of an array so that a subchannel record stays a flat,
 /// allocation-free value: at 262,144 subchannels an array per subchannel would cost more than
 /// the whole record. Which slots are meaningful is given by the PIM, not by this value.
-public struct ChannelPathSlots: Hashable, Sendable, RandomAccessCollection, CustomStringConvertible {
+package struct ChannelPathSlots: Hashable, Sendable, RandomAccessCollection, CustomStringConvertible {
     /// Slot 0 in the most significant byte, as the bytes lie in storage.
-    public var rawValue: UInt64
+    package var rawValue: UInt64
 
-    public init(rawValue: UInt64 = 0) { self.rawValue = rawValue }
+    package init(rawValue: UInt64 = 0) { self.rawValue = rawValue }
 
     /// Slots from a list of up to eight chpids; missing slots are 0.
     /// - Precondition: `chpids.count <= 8`.
-    public init<S: Sequence>(_ chpids: S) where S.Element == UInt8 {
+    package init<S: Sequence>(_ chpids: S) where S.Element == UInt8 {
         rawValue = 0
         var slot = 0
         for chpid in chpids {
@@ -24,11 +24,11 @@ public struct ChannelPathSlots: Hashable, Sendable, RandomAccessCollection, Cust
         }
     }
 
-    public var startIndex: Int { 0 }
-    public var endIndex: Int { 8 }
+    package var startIndex: Int { 0 }
+    package var endIndex: Int { 8 }
 
     /// The chpid in `slot` (0...7).
-    public subscript(slot: Int) -> UInt8 {
+    package subscript(slot: Int) -> UInt8 {
         get { UInt8(truncatingIfNeeded: rawValue >> UInt64(56 - 8 * slot)) }
         set {
             let shift = UInt64(56 - 8 * slot)
@@ -37,7 +37,7 @@ public struct ChannelPathSlots: Hashable, Sendable, RandomAccessCollection, Cust
     }
 
     /// Like lscss prints them: two groups of four, `40414243 00000000`.
-    public var description: String {
+    package var description: String {
         let digits = Hex.string(rawValue, width: 16)
         return String(digits.prefix(8)) + " " + String(digits.suffix(8))
     }
@@ -45,4 +45,4 @@ public struct ChannelPathSlots: Hashable, Sendable, RandomAccessCollection, Cust
 
 /// The bit of path-mask slot `slot`: slot 0 is 0x80.
 @inline(__always)
-public func pathMaskBit(slot: Int) -> UInt8 { 0x80 >> UInt8(slot) }
+package func pathMaskBit(slot: Int) -> UInt8 { 0x80 >> UInt8(slot) }

@@ -5,10 +5,10 @@
 /// sysfs attributes, topology files, listings. Lowercase on output, as Linux prints (`%x`,
 /// `%02x`, `%04x`); either case on input. The byte-level forms are `@inlinable` so that the
 /// topology reader (a quarter of a million ids per file) keeps them inlined across modules.
-public enum Hex {
+package enum Hex {
     /// The value of one ASCII hex digit, either case; nil for any other byte.
     @inlinable @inline(__always)
-    public static func digit(_ byte: UInt8) -> Int? {
+    package static func digit(_ byte: UInt8) -> Int? {
         switch byte {
         case UInt8(ascii: "0")...UInt8(ascii: "9"): Int(byte &- UInt8(ascii: "0"))
         case UInt8(ascii: "a")...UInt8(ascii: "f"): Int(byte &- UInt8(ascii: "a") &+ 10)
@@ -22,7 +22,7 @@ public enum Hex {
     /// means the part is absent, so `(2, 2, 0)` reads `cssid.chpid` and `(4, 0, 0)` a lone
     /// number. Nil for anything else: no sign, prefix, blank or empty part. Absent parts are 0.
     @inlinable @inline(__always)
-    public static func parts(
+    package static func parts(
         _ bytes: UnsafeBufferPointer<UInt8>, separator: UInt8 = UInt8(ascii: "."), maxDigits: (Int, Int, Int)
     ) -> (Int, Int, Int)? {
         let parts = maxDigits.2 > 0 ? 3 : maxDigits.1 > 0 ? 2 : 1
@@ -56,7 +56,7 @@ public enum Hex {
 
     /// `parts(_:separator:maxDigits:)` over a string's UTF-8.
     @inlinable
-    public static func parts<Text: StringProtocol>(
+    package static func parts<Text: StringProtocol>(
         _ text: Text, separator: UInt8 = UInt8(ascii: "."), maxDigits: (Int, Int, Int)
     ) -> (Int, Int, Int)? {
         if let result = text.utf8.withContiguousStorageIfAvailable({
@@ -69,14 +69,14 @@ public enum Hex {
 
     /// A number of 1...`maxDigits` hex digits, nothing else (`4a`, `3390`); nil otherwise.
     @inlinable
-    public static func number<Text: StringProtocol>(_ text: Text, maxDigits: Int) -> Int? {
+    package static func number<Text: StringProtocol>(_ text: Text, maxDigits: Int) -> Int? {
         parts(text, maxDigits: (maxDigits, 0, 0))?.0
     }
 
     /// A number as topology files and `--cssid` take it: an optional `0x`/`0X` prefix, then
     /// 1...8 hex digits (`0x1a`, `1a`, `01c0`); nil otherwise.
     @inlinable
-    public static func prefixedNumber(_ bytes: UnsafeBufferPointer<UInt8>) -> Int? {
+    package static func prefixedNumber(_ bytes: UnsafeBufferPointer<UInt8>) -> Int? {
         var digits = UnsafeBufferPointer(rebasing: bytes[...])
         if digits.count > 2, digits[0] == UInt8(ascii: "0"), digits[1] | 0x20 == UInt8(ascii: "x") {
             digits = UnsafeBufferPointer(rebasing: digits[2...])
@@ -85,13 +85,13 @@ public enum Hex {
     }
 
     /// `prefixedNumber(_:)` over a string's UTF-8.
-    public static func prefixedNumber<Text: StringProtocol>(_ text: Text) -> Int? {
+    package static func prefixedNumber<Text: StringProtocol>(_ text: Text) -> Int? {
         Array(text.utf8).withUnsafeBufferPointer { prefixedNumber($0) }
     }
 
     /// Lowercase hex, zero-padded to `width` digits (`%0*x`); a negative number is `-` and the
     /// digits of its magnitude.
-    public static func string<Value: BinaryInteger>(_ value: Value, width: Int = 1) -> String {
+    package static func string<Value: BinaryInteger>(_ value: Value, width: Int = 1) -> String {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(max(width, 4))
         if value < 0 {
@@ -108,7 +108,7 @@ extension Array where Element == UInt8 {
     /// Appends `value` in lowercase hex, zero-padded to `width` digits (`%0*x`; no prefix).
     /// `value` must not be negative and must fit in 64 bits.
     @inlinable @inline(__always)
-    public mutating func append<Value: BinaryInteger>(hex value: Value, width: Int = 1) {
+    package mutating func append<Value: BinaryInteger>(hex value: Value, width: Int = 1) {
         precondition(value >= 0, "hex digits of a negative number")
         let value = UInt64(value)
         var digits = 1
@@ -126,7 +126,7 @@ extension Array where Element == UInt8 {
 
     /// `c.s.nnnn`: a subchannel id or device number in Linux notation.
     @inlinable
-    public mutating func append(busID cssid: UInt8, _ ssid: UInt8, _ number: UInt16) {
+    package mutating func append(busID cssid: UInt8, _ ssid: UInt8, _ number: UInt16) {
         append(hex: cssid)
         append(UInt8(ascii: "."))
         append(hex: ssid)
@@ -136,7 +136,7 @@ extension Array where Element == UInt8 {
 
     /// `c.xx`: a chpid in Linux notation.
     @inlinable
-    public mutating func append(chpid cssid: UInt8, _ chpid: UInt8) {
+    package mutating func append(chpid cssid: UInt8, _ chpid: UInt8) {
         append(hex: cssid)
         append(UInt8(ascii: "."))
         append(hex: chpid, width: 2)

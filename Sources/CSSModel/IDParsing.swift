@@ -3,21 +3,21 @@
 
 /// A string that is not a valid id in Linux notation. The description names the argument, the
 /// text, and the accepted form, because it becomes a QMP GenericError text verbatim.
-public struct IDParseError: CSSModelError, Equatable {
+package struct IDParseError: CSSModelError, Equatable {
     /// What was being parsed, as the caller named it ("subchannel", "devno", "chpid").
-    public let argument: String
+    package let argument: String
     /// The text as given.
-    public let text: String
+    package let text: String
     /// Why it was refused: the expected form, or which part is out of range.
-    public let reason: String
+    package let reason: String
 
-    public init(argument: String, text: String, reason: String) {
+    package init(argument: String, text: String, reason: String) {
         self.argument = argument
         self.text = text
         self.reason = reason
     }
 
-    public var description: String { "\(argument) '\(text)': \(reason)" }
+    package var description: String { "\(argument) '\(text)': \(reason)" }
 }
 
 /// Parses the three-part form shared by subchannel ids and device numbers.

@@ -9,55 +9,55 @@
 /// - `pim` installed paths, `pam` available (configured) paths, `pom` operational paths,
 /// - `lpm` the logical path mask: the program's own enable mask (vary on/off lands here),
 /// - `pnom` paths found not operational, `lpum` the last path used.
-public struct PMCW: Hashable, Sendable {
+package struct PMCW: Hashable, Sendable {
     /// Architected size in bytes.
-    public static let size = 28
+    package static let size = 28
 
-    public var intparm: UInt32
+    package var intparm: UInt32
     /// QF, W, ISC, ENA, LM, MME, MP, TF, DNV; see the `Flags` constants.
-    public var flags: UInt16
-    public var devno: UInt16
-    public var lpm: UInt8
-    public var pnom: UInt8
-    public var lpum: UInt8
-    public var pim: UInt8
-    public var mbi: UInt16
-    public var pom: UInt8
-    public var pam: UInt8
-    public var chpids: ChannelPathSlots
-    public var chars: UInt32
+    package var flags: UInt16
+    package var devno: UInt16
+    package var lpm: UInt8
+    package var pnom: UInt8
+    package var lpum: UInt8
+    package var pim: UInt8
+    package var mbi: UInt16
+    package var pom: UInt8
+    package var pam: UInt8
+    package var chpids: ChannelPathSlots
+    package var chars: UInt32
 
     /// Bits of `flags` (QEMU's PMCW_FLAGS_MASK_*).
-    public enum Flags {
-        public static let qdio: UInt16 = 0x8000
-        public static let w: UInt16 = 0x4000
-        public static let isc: UInt16 = 0x3800
-        public static let enabled: UInt16 = 0x0080
-        public static let limitMode: UInt16 = 0x0060
-        public static let measurementMode: UInt16 = 0x0018
-        public static let multipath: UInt16 = 0x0004
-        public static let timing: UInt16 = 0x0002
-        public static let deviceNumberValid: UInt16 = 0x0001
+    package enum Flags {
+        package static let qdio: UInt16 = 0x8000
+        package static let w: UInt16 = 0x4000
+        package static let isc: UInt16 = 0x3800
+        package static let enabled: UInt16 = 0x0080
+        package static let limitMode: UInt16 = 0x0060
+        package static let measurementMode: UInt16 = 0x0018
+        package static let multipath: UInt16 = 0x0004
+        package static let timing: UInt16 = 0x0002
+        package static let deviceNumberValid: UInt16 = 0x0001
         /// Bits that must be zero in an MSCH operand (PoP: bits 0, 1, 6 and 7 of the word;
         /// bit 5 is ignored). Setting one is an operand exception.
-        public static let reservedForModify: UInt16 = 0xc300
+        package static let reservedForModify: UInt16 = 0xc300
         /// The bits MSCH may change: ISC, ENA, LM, MME, MP.
-        public static let modifiable: UInt16 = isc | enabled | limitMode | measurementMode | multipath
+        package static let modifiable: UInt16 = isc | enabled | limitMode | measurementMode | multipath
     }
 
     /// Bits of `chars` (QEMU's PMCW_CHARS_MASK_*).
-    public enum Characteristics {
-        public static let subchannelType: UInt32 = 0x00e0_0000
-        public static let measurementBlockFormatControl: UInt32 = 0x0000_0004
-        public static let extendedMeasurementWordMode: UInt32 = 0x0000_0002
-        public static let concurrentSense: UInt32 = 0x0000_0001
+    package enum Characteristics {
+        package static let subchannelType: UInt32 = 0x00e0_0000
+        package static let measurementBlockFormatControl: UInt32 = 0x0000_0004
+        package static let extendedMeasurementWordMode: UInt32 = 0x0000_0002
+        package static let concurrentSense: UInt32 = 0x0000_0001
         /// Reserved bits; set in an MSCH operand they are an operand exception.
-        public static let reserved: UInt32 = 0xff1f_fff8
+        package static let reserved: UInt32 = 0xff1f_fff8
         /// The bits MSCH may change.
-        public static let modifiable: UInt32 = measurementBlockFormatControl | concurrentSense
+        package static let modifiable: UInt32 = measurementBlockFormatControl | concurrentSense
     }
 
-    public init(
+    package init(
         intparm: UInt32 = 0, flags: UInt16 = 0, devno: UInt16 = 0, lpm: UInt8 = 0, pnom: UInt8 = 0,
         lpum: UInt8 = 0, pim: UInt8 = 0, mbi: UInt16 = 0, pom: UInt8 = 0, pam: UInt8 = 0,
         chpids: ChannelPathSlots = ChannelPathSlots(), chars: UInt32 = 0
@@ -79,32 +79,32 @@ public struct PMCW: Hashable, Sendable {
     /// Whether the subchannel has a path it can use: one installed (PIM), available (PAM),
     /// operational (POM) and varied online (LPM). False is what takes a DASD down (Linux
     /// dasd: "no operational path"). A subchannel without paths (PIM 0) has none either.
-    public var hasOperationalPath: Bool { pim & pam & pom & lpm != 0 }
+    package var hasOperationalPath: Bool { pim & pam & pom & lpm != 0 }
     /// Whether the subchannel does not count as one left without an operational path: it has
     /// one, or it is not an I/O subchannel (CHSC, message and EADM subchannels have no paths by
     /// design; counting them would report every real machine as having lost paths).
-    public var hasOperationalPathOrIsNotIO: Bool { chars & Characteristics.subchannelType != 0 || hasOperationalPath }
+    package var hasOperationalPathOrIsNotIO: Bool { chars & Characteristics.subchannelType != 0 || hasOperationalPath }
 
     /// Interruption subclass, 0...7.
-    public var isc: UInt8 {
+    package var isc: UInt8 {
         get { UInt8((flags & Flags.isc) >> 11) }
         set { flags = flags & ~Flags.isc | (UInt16(newValue & 7) << 11) }
     }
 
     /// ENA: the subchannel is enabled for I/O.
-    public var isEnabled: Bool {
+    package var isEnabled: Bool {
         get { flags & Flags.enabled != 0 }
         set { flags = newValue ? flags | Flags.enabled : flags & ~Flags.enabled }
     }
 
     /// DNV: `devno` is valid, i.e. a device is attached.
-    public var deviceNumberValid: Bool {
+    package var deviceNumberValid: Bool {
         get { flags & Flags.deviceNumberValid != 0 }
         set { flags = newValue ? flags | Flags.deviceNumberValid : flags & ~Flags.deviceNumberValid }
     }
 
     /// The 28 architected bytes, big-endian.
-    public var bytes: [UInt8] {
+    package var bytes: [UInt8] {
         var writer = ByteWriter(capacity: PMCW.size)
         write(to: &writer)
         return writer.bytes
@@ -112,7 +112,7 @@ public struct PMCW: Hashable, Sendable {
 
     /// Decodes the 28 architected bytes.
     /// - Throws: `ControlBlockSizeError` unless exactly 28 bytes are given.
-    public init<C: Collection>(bytes: C) throws(ControlBlockSizeError) where C.Element == UInt8 {
+    package init<C: Collection>(bytes: C) throws(ControlBlockSizeError) where C.Element == UInt8 {
         guard bytes.count == PMCW.size else {
             throw ControlBlockSizeError(block: "PMCW", expected: PMCW.size, actual: bytes.count)
         }

@@ -5,20 +5,20 @@
 /// enough for a path-event layer to emit one event for the chpid and one per affected
 /// subchannel, and for the guests above (vfio-ccw) to take the new masks, without looking at
 /// the model again.
-public struct PathChange: Hashable, Sendable {
+package struct PathChange: Hashable, Sendable {
     /// The path as it was before the operation.
-    public let before: ChannelPath
+    package let before: ChannelPath
     /// The path as it is now.
-    public let after: ChannelPath
+    package let after: ChannelPath
     /// Subchannels whose masks changed, in id order, with their new masks.
-    public let affected: [AffectedSubchannel]
+    package let affected: [AffectedSubchannel]
     /// The CRWs the machine queued for this change, in order (empty for a vary, which the
     /// machine never hears of).
-    public let crws: [CRW]
+    package let crws: [CRW]
     /// CRWs the machine made for this change that were lost to queue overflow.
-    public let crwsLost: Int
+    package let crwsLost: Int
 
-    public init(before: ChannelPath, after: ChannelPath, affected: [AffectedSubchannel], crws: [CRW], crwsLost: Int) {
+    package init(before: ChannelPath, after: ChannelPath, affected: [AffectedSubchannel], crws: [CRW], crwsLost: Int) {
         self.before = before
         self.after = after
         self.affected = affected
@@ -31,42 +31,42 @@ public struct PathChange: Hashable, Sendable {
     /// - Parameters:
     ///   - path: the path, as it is (and was).
     ///   - crws: the CRWs RCHP queued (empty when they were lost to overflow).
-    public init(resetOf path: ChannelPath, crws: [CRW]) {
+    package init(resetOf path: ChannelPath, crws: [CRW]) {
         self.init(before: path, after: path, affected: [], crws: crws, crwsLost: 0)
     }
 
-    public var chpid: ChannelPathID { after.id }
+    package var chpid: ChannelPathID { after.id }
     /// Whether the path's own state (vary, configure, condition) changed.
-    public var pathChanged: Bool { before != after }
+    package var pathChanged: Bool { before != after }
     /// Nothing happened: no path state, no mask and no CRW changed (a repeated vary, a
     /// configure to the current state). Such a change is not published, unless it is a reset,
     /// whose report is the point.
-    public var altersNothing: Bool { !pathChanged && affected.isEmpty && crws.isEmpty }
+    package var altersNothing: Bool { !pathChanged && affected.isEmpty && crws.isEmpty }
 }
 
 /// A subchannel's path masks after a path operation changed at least one of them: everything
 /// the SCHIB's PMCW says about paths, so that nobody has to store the subchannel again.
-public struct AffectedSubchannel: Hashable, Sendable {
-    public let id: SubchannelID
+package struct AffectedSubchannel: Hashable, Sendable {
+    package let id: SubchannelID
     /// The device number, nil when DNV is 0.
-    public let device: DeviceID?
+    package let device: DeviceID?
     /// The slot of the changed path in this subchannel (its mask bit is 0x80 >> slot).
-    public let slot: Int
-    public let pim: UInt8
-    public let lpm: UInt8
-    public let pam: UInt8
-    public let pom: UInt8
-    public let pnom: UInt8
+    package let slot: Int
+    package let pim: UInt8
+    package let lpm: UInt8
+    package let pam: UInt8
+    package let pom: UInt8
+    package let pnom: UInt8
     /// The last path used (not changed by path operations; carried because vfio-ccw copies it
     /// into the guest's SCHIB with pam, pom and pnom, as QEMU's vfio_ccw_handle_schib does).
-    public let lpum: UInt8
+    package let lpum: UInt8
     /// The SCSW's PNO bit.
-    public let pathNotOperational: Bool
+    package let pathNotOperational: Bool
 }
 
 /// What RCHP returns: cc 0 and the solicited CRWs queued, or cc 3 (path not operational).
-public struct ResetChannelPathResult: Hashable, Sendable {
-    public let cc: Int
+package struct ResetChannelPathResult: Hashable, Sendable {
+    package let cc: Int
     /// The CRWs queued (one, or a chained pair under MCSSE); empty for cc 3 or if they were lost.
-    public let crws: [CRW]
+    package let crws: [CRW]
 }

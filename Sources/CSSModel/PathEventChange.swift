@@ -7,7 +7,7 @@
 /// It lives in the model, beside `PathChange`, because both event layers describe one change
 /// with it: PathEvents (events for subscribers) and VFIOCCW (what reached each guest), and
 /// neither depends on the other for it.
-public enum PathEventChange: String, CaseIterable, Hashable, Sendable {
+package enum PathEventChange: String, CaseIterable, Hashable, Sendable {
     case online, offline
     case configured, standby
     case permanentError = "permanent-error"
@@ -16,9 +16,9 @@ public enum PathEventChange: String, CaseIterable, Hashable, Sendable {
     /// RCHP (reset-channel-path) with cc 0: the solicited report, no change of state or masks.
     case reset
 
-    public init(_ state: VaryState) { self = state == .online ? .online : .offline }
+    package init(_ state: VaryState) { self = state == .online ? .online : .offline }
 
-    public init(_ fault: PathFault) {
+    package init(_ fault: PathFault) {
         switch fault {
         case .permanentError: self = .permanentError
         case .temporaryError: self = .temporaryError
@@ -27,7 +27,7 @@ public enum PathEventChange: String, CaseIterable, Hashable, Sendable {
     }
 
     /// The change a configure request makes; nil for states a client cannot request.
-    public init?(_ state: ConfigureState) {
+    package init?(_ state: ConfigureState) {
         switch state {
         case .configured: self = .configured
         case .standby: self = .standby

@@ -4,18 +4,18 @@
 /// The subchannel-information block that STSCH stores and MSCH reads: PMCW (28 bytes),
 /// SCSW (12), measurement-block address (8) and a model-dependent area (4) = 52 bytes,
 /// big-endian, in that order.
-public struct SCHIB: Hashable, Sendable {
+package struct SCHIB: Hashable, Sendable {
     /// Architected size in bytes.
-    public static let size = 52
+    package static let size = 52
 
-    public var pmcw: PMCW
-    public var scsw: SCSW
+    package var pmcw: PMCW
+    package var scsw: SCSW
     /// Measurement-block address.
-    public var mba: UInt64
+    package var mba: UInt64
     /// The model-dependent area, as 4 bytes read big-endian.
-    public var mda: UInt32
+    package var mda: UInt32
 
-    public init(pmcw: PMCW = PMCW(), scsw: SCSW = SCSW(), mba: UInt64 = 0, mda: UInt32 = 0) {
+    package init(pmcw: PMCW = PMCW(), scsw: SCSW = SCSW(), mba: UInt64 = 0, mda: UInt32 = 0) {
         self.pmcw = pmcw
         self.scsw = scsw
         self.mba = mba
@@ -23,7 +23,7 @@ public struct SCHIB: Hashable, Sendable {
     }
 
     /// The 52 architected bytes.
-    public var bytes: [UInt8] {
+    package var bytes: [UInt8] {
         var writer = ByteWriter(capacity: SCHIB.size)
         pmcw.write(to: &writer)
         scsw.write(to: &writer)
@@ -33,7 +33,7 @@ public struct SCHIB: Hashable, Sendable {
     }
 
     /// The 52 bytes as 104 lowercase hex digits (what `store-subchannel` returns as `raw`).
-    public var hexString: String {
+    package var hexString: String {
         var text = ""
         text.reserveCapacity(2 * SCHIB.size)
         for byte in bytes { text += Hex.string(byte, width: 2) }
@@ -42,7 +42,7 @@ public struct SCHIB: Hashable, Sendable {
 
     /// Decodes the 52 architected bytes.
     /// - Throws: `ControlBlockSizeError` unless exactly 52 bytes are given.
-    public init<C: Collection>(bytes: C) throws(ControlBlockSizeError) where C.Element == UInt8 {
+    package init<C: Collection>(bytes: C) throws(ControlBlockSizeError) where C.Element == UInt8 {
         guard bytes.count == SCHIB.size else {
             throw ControlBlockSizeError(block: "SCHIB", expected: SCHIB.size, actual: bytes.count)
         }

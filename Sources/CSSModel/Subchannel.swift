@@ -5,27 +5,27 @@
 ///
 /// This is also the model's storage record, kept flat (64 bytes, no references) so that
 /// hundreds of thousands of them sit in one array without per-subchannel allocations.
-public struct Subchannel: Hashable, Sendable {
-    public internal(set) var schib: SCHIB
-    public let id: SubchannelID
+package struct Subchannel: Hashable, Sendable {
+    package internal(set) var schib: SCHIB
+    package let id: SubchannelID
     /// Device type (lscss DevType `3390/0c`: type 0x3390, model 0x0c).
-    public let devType: UInt16
+    package let devType: UInt16
     /// Control-unit type (lscss CU Type `3990/e9`).
-    public let cuType: UInt16
-    public let devModel: UInt8
-    public let cuModel: UInt8
+    package let cuType: UInt16
+    package let devModel: UInt8
+    package let cuModel: UInt8
     /// The paths the operating system has verified, when a backend observes them (Linux's
     /// `vpm` attribute, `sch->vpm`, packed into the model's slots like the PMCW masks); nil
     /// when nobody says (the model itself has no path verification). Linux leaves a device
     /// that is not online at 00, whatever its LPM.
-    public internal(set) var verifiedPathMask: UInt8?
+    package internal(set) var verifiedPathMask: UInt8?
     /// False when the subchannel has a device number but no device behind it that the
     /// operating system could bind (Linux: `dev_busid` names it, but the subchannel directory
     /// has no ccw device, e.g. after the only path was varied offline). The model's own
     /// subchannels always have their device.
-    public internal(set) var hasDevice: Bool = true
+    package internal(set) var hasDevice: Bool = true
 
-    public init(id: SubchannelID, devType: UInt16, devModel: UInt8, cuType: UInt16, cuModel: UInt8, schib: SCHIB) {
+    package init(id: SubchannelID, devType: UInt16, devModel: UInt8, cuType: UInt16, cuModel: UInt8, schib: SCHIB) {
         self.schib = schib
         self.id = id
         self.devType = devType
@@ -35,12 +35,12 @@ public struct Subchannel: Hashable, Sendable {
     }
 
     /// The device's bus id `cssid.ssid.devno`, or nil when DNV is 0.
-    public var deviceID: DeviceID? {
+    package var deviceID: DeviceID? {
         schib.pmcw.deviceNumberValid ? DeviceID(cssid: id.cssid, ssid: id.ssid, devno: schib.pmcw.devno) : nil
     }
 
     /// The installed chpids, slot 0 first (slots whose PIM bit is set).
-    public var channelPaths: [ChannelPathID?] {
+    package var channelPaths: [ChannelPathID?] {
         (0..<8).map { slot in
             schib.pmcw.pim & pathMaskBit(slot: slot) != 0
                 ? ChannelPathID(cssid: id.cssid, chpid: schib.pmcw.chpids[slot]) : nil
@@ -48,7 +48,7 @@ public struct Subchannel: Hashable, Sendable {
     }
 
     /// The slot holding `chpid` among the installed paths, if any.
-    public func slot(of chpid: ChannelPathID) -> Int? {
+    package func slot(of chpid: ChannelPathID) -> Int? {
         guard chpid.cssid == id.cssid else { return nil }
         for slot in 0..<8 where schib.pmcw.pim & pathMaskBit(slot: slot) != 0 {
             if schib.pmcw.chpids[slot] == chpid.chpid { return slot }

@@ -12,7 +12,7 @@ extension Subsystem {
     /// CRW, no path state. `vpm`, when given, is the operating system's verified path mask
     /// (kept as `verifiedPathMask`, limited to PIM); nil leaves it unknown.
     /// - Throws: `ModelError.unknownSubchannel`.
-    public mutating func setObservedMasks(
+    package mutating func setObservedMasks(
         _ id: SubchannelID, pam: UInt8, pom: UInt8, lpm: UInt8, vpm: UInt8? = nil
     ) throws(ModelError) {
         guard let index = recordIndex[id.rawValue].map({ Int($0) }) else { throw .unknownSubchannel(id) }
@@ -31,14 +31,14 @@ extension Subsystem {
     /// Sets whether the device behind a subchannel is there (`Subchannel.hasDevice`), as
     /// observed. Nothing else changes.
     /// - Throws: `ModelError.unknownSubchannel`.
-    public mutating func setObservedDevice(_ id: SubchannelID, present: Bool) throws(ModelError) {
+    package mutating func setObservedDevice(_ id: SubchannelID, present: Bool) throws(ModelError) {
         guard let index = recordIndex[id.rawValue].map({ Int($0) }) else { throw .unknownSubchannel(id) }
         records[index].hasDevice = present
     }
 
     /// Whether `other` describes the same subchannels with the same installed paths, so that
     /// `pathChanges(to:)` can compare them slot by slot.
-    public func hasSameLayout(as other: Subsystem) -> Bool {
+    package func hasSameLayout(as other: Subsystem) -> Bool {
         guard records.count == other.records.count, paths.count == other.paths.count else { return false }
         for index in paths.indices where paths[index].id != other.paths[index].id { return false }
         for index in records.indices {
@@ -54,7 +54,7 @@ extension Subsystem {
     /// The changes from this observation to `newer` (which must have the same layout): one
     /// per channel path whose state changed or on which some subchannel's masks changed, in
     /// chpid order, each with the affected subchannels in id order.
-    public func pathChanges(to newer: Subsystem) -> [PathChange] {
+    package func pathChanges(to newer: Subsystem) -> [PathChange] {
         precondition(hasSameLayout(as: newer), "observations of different machines")
         var affectedByPath = [[AffectedSubchannel]](repeating: [], count: paths.count)
         for index in records.indices {
@@ -85,7 +85,7 @@ extension Subsystem {
     /// Sets a channel path's state as observed (vary, configure, type, shared, pchid). Nothing
     /// else changes: the masks of its subchannels are set by `setObservedMasks`.
     /// - Throws: `ModelError.unknownChannelPath`.
-    public mutating func setObservedPath(_ path: ChannelPath) throws(ModelError) {
+    package mutating func setObservedPath(_ path: ChannelPath) throws(ModelError) {
         guard let index = pathIndex[path.id.rawValue] else { throw .unknownChannelPath(path.id) }
         var updated = path
         updated.subchannelCount = paths[index].subchannelCount
@@ -96,7 +96,7 @@ extension Subsystem {
     /// same changes, found by comparing only `subchannels` and `paths` (the others are taken
     /// as unchanged), so that a targeted re-read costs what it read, not the machine's size.
     /// `newer` must have the same layout; ids it does not know are skipped.
-    public func pathChanges(
+    package func pathChanges(
         to newer: Subsystem, subchannels: some Sequence<SubchannelID>, paths changedPaths: some Sequence<ChannelPathID>
     ) -> [PathChange] {
         var affectedByPath: [Int: [AffectedSubchannel]] = [:]

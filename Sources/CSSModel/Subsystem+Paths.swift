@@ -15,7 +15,7 @@ extension Subsystem {
     /// - Returns: the subchannels whose LPM changed.
     /// - Throws: `ModelError.unknownChannelPath`.
     @discardableResult
-    public mutating func varyPath(_ id: ChannelPathID, to state: VaryState) throws(ModelError) -> PathChange {
+    package mutating func varyPath(_ id: ChannelPathID, to state: VaryState) throws(ModelError) -> PathChange {
         guard let path = pathIndex[id.rawValue] else { throw .unknownChannelPath(id) }
         let before = paths[path]
         paths[path].vary = state
@@ -27,7 +27,7 @@ extension Subsystem {
     /// the path's own vary state does not.
     /// - Throws: `ModelError.unknownChannelPath`, `.unknownSubchannel`, or `.pathNotInstalled`.
     @discardableResult
-    public mutating func varyPath(_ id: ChannelPathID, to state: VaryState, subchannel: SubchannelID)
+    package mutating func varyPath(_ id: ChannelPathID, to state: VaryState, subchannel: SubchannelID)
         throws(ModelError) -> PathChange
     {
         guard let path = pathIndex[id.rawValue] else { throw .unknownChannelPath(id) }
@@ -51,7 +51,7 @@ extension Subsystem {
     /// - Throws: `ModelError.invalidConfigureTarget` for other states,
     ///   `.unknownChannelPath`, `.notConfigurable` for a reserved or not-recognized path.
     @discardableResult
-    public mutating func configurePath(_ id: ChannelPathID, to state: ConfigureState) throws(ModelError) -> PathChange {
+    package mutating func configurePath(_ id: ChannelPathID, to state: ConfigureState) throws(ModelError) -> PathChange {
         guard state == .configured || state == .standby else { throw .invalidConfigureTarget(state) }
         guard let path = pathIndex[id.rawValue] else { throw .unknownChannelPath(id) }
         let current = paths[path].configure
@@ -71,7 +71,7 @@ extension Subsystem {
     /// A path in standby is not reported on: the machine does not use it for this partition.
     /// - Throws: `ModelError.unknownChannelPath`.
     @discardableResult
-    public mutating func injectPathFault(_ id: ChannelPathID, _ fault: PathFault) throws(ModelError) -> PathChange {
+    package mutating func injectPathFault(_ id: ChannelPathID, _ fault: PathFault) throws(ModelError) -> PathChange {
         guard let path = pathIndex[id.rawValue] else { throw .unknownChannelPath(id) }
         var after = paths[path]
         switch fault {
@@ -85,7 +85,7 @@ extension Subsystem {
     /// RCHP: cc 0 and a solicited channel-path CRW with ERC 2 (initialized), chained with a
     /// cssid word under MCSSE (`0x54020000`, `0x4402fe00`); cc 3 when the path does not exist
     /// or is not configured (not operational for this partition).
-    public mutating func resetChannelPath(_ id: ChannelPathID) -> ResetChannelPathResult {
+    package mutating func resetChannelPath(_ id: ChannelPathID) -> ResetChannelPathResult {
         guard let path = pathIndex[id.rawValue], paths[path].configure == .configured else {
             return ResetChannelPathResult(cc: 3, crws: [])
         }
@@ -97,7 +97,7 @@ extension Subsystem {
     /// or nil when it makes none. Only paths configured to this partition (before or after)
     /// are reported on: losing availability is "path gone" (ERC 6), gaining it "path come"
     /// (ERC 2); while available, a temporary error is ERC 3 and its recovery ERC 2.
-    public static func machineReport(from before: ChannelPath, to after: ChannelPath) -> ErrorRecoveryCode? {
+    package static func machineReport(from before: ChannelPath, to after: ChannelPath) -> ErrorRecoveryCode? {
         guard before.configure == .configured || after.configure == .configured else { return nil }
         switch (before.isAvailable, after.isAvailable) {
         case (true, false): return .permanentErrorNotInitialized

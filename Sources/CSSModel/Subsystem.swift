@@ -12,7 +12,7 @@
 /// - lookups by subchannel id and by device number go through hash indexes: O(1);
 /// - each channel path keeps the list of (record, slot) pairs using it, in id order, so a
 ///   per-chpid operation touches exactly the subchannels on that chpid.
-public struct Subsystem: Sendable {
+package struct Subsystem: Sendable {
     /// All subchannels, sorted by id.
     var records: [Subchannel]
     /// Subchannel id -> index in `records`.
@@ -26,7 +26,7 @@ public struct Subsystem: Sendable {
     /// Per path (same order as `paths`): record index << 3 | slot, ascending.
     var members: [[UInt32]]
     /// Channel subsystem ids, ascending.
-    public private(set) var cssids: [UInt8]
+    package private(set) var cssids: [UInt8]
     /// CRWs lost per css.
     var lostByCSS: [UInt8: Int] = [:]
     /// Per css: I/O subchannels with no operational path (`PMCW.hasOperationalPathOrIsNotIO` false). Kept
@@ -36,9 +36,9 @@ public struct Subsystem: Sendable {
     var withoutOperationalPath: [UInt8: Int] = [:]
 
     /// The machine's CRW queue.
-    public internal(set) var crwQueue: CRWQueue
+    package internal(set) var crwQueue: CRWQueue
     /// MCSSE: channel-path reports are chained with a second word carrying the cssid.
-    public var multipleCSSEnabled: Bool
+    package var multipleCSSEnabled: Bool
 
     /// Builds the model from a topology, in its initial state: every installed path in PIM;
     /// PAM holds the configured paths, LPM the online ones, POM is 0xff, PNOM 0.
@@ -46,7 +46,7 @@ public struct Subsystem: Sendable {
     ///   - topology: the description; it is validated first.
     ///   - crwCapacity: how many CRWs the machine queues before losing reports.
     /// - Throws: `TopologyError` from `Topology.validate()`.
-    public init(topology: Topology, crwCapacity: Int = 256) throws(TopologyError) {
+    package init(topology: Topology, crwCapacity: Int = 256) throws(TopologyError) {
         try topology.validate()
         crwQueue = CRWQueue(capacity: crwCapacity)
         multipleCSSEnabled = topology.resolvedMultipleCSSEnabled
@@ -145,21 +145,21 @@ public struct Subsystem: Sendable {
     // MARK: Lookups
 
     /// All subchannels in subchannel-id order.
-    public var subchannels: [Subchannel] { records }
+    package var subchannels: [Subchannel] { records }
 
     /// The subchannel with this id, in O(1).
-    public func subchannel(_ id: SubchannelID) -> Subchannel? {
+    package func subchannel(_ id: SubchannelID) -> Subchannel? {
         recordIndex[id.rawValue].map { records[Int($0)] }
     }
 
     /// The subchannel whose device has this bus id, in O(1).
-    public func subchannel(device: DeviceID) -> Subchannel? {
+    package func subchannel(device: DeviceID) -> Subchannel? {
         deviceIndex[device.rawValue].map { records[Int($0)] }
     }
 
     /// The position in `subchannels` of the first subchannel whose id is `id` or later: where
     /// a page that starts at `id` begins. O(log n).
-    public func subchannelIndex(atOrAfter id: SubchannelID) -> Int {
+    package func subchannelIndex(atOrAfter id: SubchannelID) -> Int {
         var low = 0
         var high = records.count
         while low < high {
@@ -170,21 +170,21 @@ public struct Subsystem: Sendable {
     }
 
     /// All channel paths in id order.
-    public var channelPaths: [ChannelPath] { paths }
+    package var channelPaths: [ChannelPath] { paths }
 
     /// The channel path with this id, in O(1).
-    public func channelPath(_ id: ChannelPathID) -> ChannelPath? {
+    package func channelPath(_ id: ChannelPathID) -> ChannelPath? {
         pathIndex[id.rawValue].map { paths[$0] }
     }
 
     /// The subchannels that have `chpid` installed, in id order; empty for an unknown chpid.
-    public func subchannels(using chpid: ChannelPathID) -> PathMembers {
+    package func subchannels(using chpid: ChannelPathID) -> PathMembers {
         guard let path = pathIndex[chpid.rawValue] else { return PathMembers(records: records, entries: []) }
         return PathMembers(records: records, entries: members[path])
     }
 
     /// Counts for one css (QMP `query-css`).
-    public func summary(cssid: UInt8) -> CSSSummary {
+    package func summary(cssid: UInt8) -> CSSSummary {
         let first = subchannelIndex(atOrAfter: SubchannelID(cssid: cssid, ssid: 0, schno: 0))
         let end =
             cssid == 0xff
@@ -197,13 +197,13 @@ public struct Subsystem: Sendable {
     /// The subchannels of css `cssid` that have no operational path left: no bit set in
     /// PIM & PAM & POM & LPM, the condition that takes a DASD down. O(1): maintained by the
     /// operations that change masks (the initial count is taken when the model is built).
-    public func subchannelsWithoutOperationalPath(cssid: UInt8) -> Int {
+    package func subchannelsWithoutOperationalPath(cssid: UInt8) -> Int {
         withoutOperationalPath[cssid, default: 0]
     }
 
     /// Counts the subchannels without an operational path by walking every one: O(subchannels).
     /// The reference the maintained count (`subchannelsWithoutOperationalPath`) is tested against.
-    public func recountSubchannelsWithoutOperationalPath(cssid: UInt8) -> Int {
+    package func recountSubchannelsWithoutOperationalPath(cssid: UInt8) -> Int {
         records.count { $0.id.cssid == cssid && !$0.schib.pmcw.hasOperationalPathOrIsNotIO }
     }
 
@@ -218,7 +218,7 @@ public struct Subsystem: Sendable {
     /// An estimate of the heap bytes the model's storage takes (records, indexes, member
     /// lists, channel paths), from capacities and strides; the CRW queue is not counted.
     /// Used to hold the 256-bytes-per-subchannel budget in tests and benchmarks.
-    public var storageBytes: Int {
+    package var storageBytes: Int {
         // Native dictionaries keep buckets at most 3/4 full, in a power-of-two table, plus
         // one metadata bit per bucket.
         func dictionaryBytes<K, V>(_ dictionary: [K: V]) -> Int {
@@ -236,7 +236,7 @@ public struct Subsystem: Sendable {
     // MARK: Instructions
 
     /// STSCH: cc 0 and the SCHIB, or cc 3 (not operational) for a subchannel that does not exist.
-    public func storeSubchannel(_ id: SubchannelID) -> StoreSubchannelResult {
+    package func storeSubchannel(_ id: SubchannelID) -> StoreSubchannelResult {
         guard let index = recordIndex[id.rawValue] else { return StoreSubchannelResult(cc: 3, schib: nil) }
         return StoreSubchannelResult(cc: 0, schib: records[Int(index)].schib)
     }
@@ -250,7 +250,7 @@ public struct Subsystem: Sendable {
     /// ISC, ENA, LM, MME, MP, LPM, MBI, POM, MBFC, CSENSE and MBA take the operand's values.
     /// LPM bits of paths that are not installed are dropped: they could never select a path.
     /// - Throws: `ProgramInterruption.operand` for reserved bits.
-    public mutating func modifySubchannel(_ id: SubchannelID, schib: SCHIB) throws(ProgramInterruption)
+    package mutating func modifySubchannel(_ id: SubchannelID, schib: SCHIB) throws(ProgramInterruption)
         -> ModifySubchannelResult
     {
         let flags = schib.pmcw.flags
@@ -286,13 +286,13 @@ public struct Subsystem: Sendable {
     }
 
     /// STCRW: the oldest pending CRW (cc 0), or a zero word (cc 1) when none is pending.
-    public mutating func storeChannelReportWord() -> StoreCRWResult { crwQueue.store() }
+    package mutating func storeChannelReportWord() -> StoreCRWResult { crwQueue.store() }
 
     /// Sets a subchannel's SCSW, standing in for the I/O activity this model does not perform
     /// (a start function in progress, status pending), so that MSCH's cc 1 and cc 2 and a
     /// later I/O layer can be exercised. The PNO bit is kept: it belongs to path handling.
     /// - Throws: `ModelError.unknownSubchannel`.
-    public mutating func setStatus(_ scsw: SCSW, of id: SubchannelID) throws(ModelError) {
+    package mutating func setStatus(_ scsw: SCSW, of id: SubchannelID) throws(ModelError) {
         guard let index = recordIndex[id.rawValue].map({ Int($0) }) else { throw .unknownSubchannel(id) }
         let pno = records[index].schib.scsw.pathNotOperational
         records[index].schib.scsw = scsw
@@ -309,49 +309,49 @@ public struct Subsystem: Sendable {
 }
 
 /// What STSCH returns: cc 0 and the SCHIB, or cc 3 and no SCHIB.
-public struct StoreSubchannelResult: Hashable, Sendable {
-    public let cc: Int
-    public let schib: SCHIB?
+package struct StoreSubchannelResult: Hashable, Sendable {
+    package let cc: Int
+    package let schib: SCHIB?
 
-    public init(cc: Int, schib: SCHIB?) {
+    package init(cc: Int, schib: SCHIB?) {
         self.cc = cc
         self.schib = schib
     }
 }
 
 /// What MSCH returns when it does not raise a program exception.
-public struct ModifySubchannelResult: Hashable, Sendable {
-    public let cc: Int
+package struct ModifySubchannelResult: Hashable, Sendable {
+    package let cc: Int
     /// Whether any field of the SCHIB changed.
-    public let changed: Bool
+    package let changed: Bool
 }
 
 /// Per-css counts (QMP `query-css`).
-public struct CSSSummary: Hashable, Sendable {
-    public let cssid: UInt8
-    public let subchannels: Int
-    public let channelPaths: Int
+package struct CSSSummary: Hashable, Sendable {
+    package let cssid: UInt8
+    package let subchannels: Int
+    package let channelPaths: Int
     /// CRWs pending in the queue that report on this css.
-    public let crwsQueued: Int
+    package let crwsQueued: Int
     /// CRWs about this css lost to queue overflow.
-    public let crwsLost: Int
+    package let crwsLost: Int
 }
 
 /// The subchannels using one channel path, in id order, without copying them: a view over
 /// the model's arrays (copy-on-write keeps it stable if the model changes afterwards).
-public struct PathMembers: RandomAccessCollection, Sendable {
+package struct PathMembers: RandomAccessCollection, Sendable {
     let records: [Subchannel]
     let entries: [UInt32]
 
-    public var startIndex: Int { 0 }
-    public var endIndex: Int { entries.count }
-    public subscript(position: Int) -> Subchannel { records[Int(entries[position] >> 3)] }
+    package var startIndex: Int { 0 }
+    package var endIndex: Int { entries.count }
+    package subscript(position: Int) -> Subchannel { records[Int(entries[position] >> 3)] }
 
     /// The slot the path occupies in the subchannel at `position`.
-    public func slot(at position: Int) -> Int { Int(entries[position] & 7) }
+    package func slot(at position: Int) -> Int { Int(entries[position] & 7) }
 
     /// The position of the first member whose id is `id` or later. O(log n).
-    public func index(atOrAfter id: SubchannelID) -> Int {
+    package func index(atOrAfter id: SubchannelID) -> Int {
         var low = 0
         var high = entries.count
         while low < high {

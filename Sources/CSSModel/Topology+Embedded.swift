@@ -23,7 +23,7 @@ extension Topology {
     /// and virtio-blk at fe.0.0001 on fe.00, and the 42 DASDs of chpids 0.40-0.43 (host
     /// 0.0.0003-0.0.002c) passed through at fe.0.0002-fe.0.002b with their own device numbers
     /// and identity chpids fe.40-fe.43, clear of the virtual fe.00.
-    public static let embeddedDefault: Topology = {
+    package static let embeddedDefault: Topology = {
         func ficon(_ chpid: UInt8, pchid: Int, configure: ConfigureState = .configured) -> ChannelPath {
             ChannelPath(
                 id: ChannelPathID(cssid: 0, chpid: chpid), type: 0x1a, shared: true, pchid: pchid, configure: configure)

@@ -3,7 +3,7 @@
 
 extension Topology {
     /// The largest synthetic topology: every subchannel number of all four subchannel sets.
-    public static let maximumSyntheticSubchannels = 4 * 0x10000
+    package static let maximumSyntheticSubchannels = 4 * 0x10000
 
     /// A generated topology for scale tests and benchmarks (`cssctl gen-topology`).
     ///
@@ -14,7 +14,7 @@ extension Topology {
     /// spread round-robin so that each chpid is shared by subchannels*paths/chpids of them
     /// (exactly, when that divides; otherwise counts differ by at most one).
     /// - Throws: `TopologyError` when a count is out of range or `paths > chpids`.
-    public static func synthetic(subchannels: Int, chpids: Int, paths: Int, cssid: Int = 0) throws(TopologyError)
+    package static func synthetic(subchannels: Int, chpids: Int, paths: Int, cssid: Int = 0) throws(TopologyError)
         -> Topology
     {
         guard (0...0xff).contains(cssid) else {

@@ -8,7 +8,7 @@ extension Topology {
     /// (channel subsystems, then channel paths, then subchannels), since a server refuses to
     /// start on any of them.
     /// - Throws: `TopologyError` naming the entry and the rule.
-    public func validate() throws(TopologyError) {
+    package func validate() throws(TopologyError) {
         var cssDefined = [Bool](repeating: false, count: 256)
         for (index, css) in channelSubsystems.enumerated() {
             let field = { "channelSubsystems[\(index)]" }

@@ -8,27 +8,27 @@
 /// Numbers that come from a file are plain `Int`s so that `validate()` can name an
 /// out-of-range value precisely instead of the decoder trapping on a narrow type; ids are the
 /// typed ids, whose parsers already report range errors.
-public struct Topology: Hashable, Sendable {
+package struct Topology: Hashable, Sendable {
     /// One channel subsystem (css) image.
-    public struct ChannelSubsystem: Hashable, Sendable {
+    package struct ChannelSubsystem: Hashable, Sendable {
         /// 0...0xff; QEMU's virtual css is 0xfe.
-        public var cssid: Int
+        package var cssid: Int
 
-        public init(cssid: Int) { self.cssid = cssid }
+        package init(cssid: Int) { self.cssid = cssid }
     }
 
     /// One channel path and its initial states.
-    public struct ChannelPath: Hashable, Sendable {
-        public var id: ChannelPathID
+    package struct ChannelPath: Hashable, Sendable {
+        package var id: ChannelPathID
         /// The descriptor type, 0...0xff (0x1a FICON, 0x11 OSD, 0x32 virtio, ...).
-        public var type: Int
-        public var shared: Bool
+        package var type: Int
+        package var shared: Bool
         /// Physical channel id, 0...0xffff, if any.
-        public var pchid: Int?
-        public var vary: VaryState
-        public var configure: ConfigureState
+        package var pchid: Int?
+        package var vary: VaryState
+        package var configure: ConfigureState
 
-        public init(
+        package init(
             id: ChannelPathID, type: Int, shared: Bool = false, pchid: Int? = nil,
             vary: VaryState = .online, configure: ConfigureState = .configured
         ) {
@@ -42,28 +42,28 @@ public struct Topology: Hashable, Sendable {
     }
 
     /// One I/O subchannel with its device.
-    public struct Subchannel: Hashable, Sendable {
-        public var id: SubchannelID
+    package struct Subchannel: Hashable, Sendable {
+        package var id: SubchannelID
         /// Device number, 0...0xffff, unique within the subchannel set; nil for a subchannel
         /// without a valid device number (DNV = 0).
-        public var devno: Int?
+        package var devno: Int?
         /// Device type and model (lscss DevType `3390/0c`).
-        public var devType: Int
-        public var devModel: Int
+        package var devType: Int
+        package var devModel: Int
         /// Control-unit type and model (lscss CU Type `3990/e9`).
-        public var cuType: Int
-        public var cuModel: Int
+        package var cuType: Int
+        package var cuModel: Int
         /// The installed paths, slot 0 first: one to eight chpids of the subchannel's own css.
-        public var chpids: [ChannelPathID]
+        package var chpids: [ChannelPathID]
         /// ENA in the PMCW (the OS has the device in use).
-        public var enabled: Bool
+        package var enabled: Bool
         /// Interruption subclass, 0...7.
-        public var isc: Int
+        package var isc: Int
         /// I/O (the default) or a subchannel without device and paths (CHSC, message, EADM),
         /// which must then have no `devno` and no `chpids`.
-        public var type: SubchannelType
+        package var type: SubchannelType
 
-        public init(
+        package init(
             id: SubchannelID, devno: Int?, devType: Int, devModel: Int, cuType: Int, cuModel: Int,
             chpids: [ChannelPathID], enabled: Bool = false, isc: Int = 0, type: SubchannelType = .io
         ) {
@@ -84,17 +84,17 @@ public struct Topology: Hashable, Sendable {
     /// as the description declares it. Plain data: the names, the strategy and every device are
     /// checked when the guests are built on the host (`Guests(topology:host:)` in VFIOCCW),
     /// not by `validate()`.
-    public struct Guest: Hashable, Sendable {
+    package struct Guest: Hashable, Sendable {
         /// 1-64 characters of a-z, A-Z, 0-9, '-', '_', '.'; unique among the guests.
-        public var name: String
+        package var name: String
         /// How host path events reach the guest: "per-device", "crw" or "lazy"; nil: "crw".
-        public var strategy: String?
+        package var strategy: String?
         /// The guest's CRW queue size; nil: 64.
-        public var crwCapacity: Int?
+        package var crwCapacity: Int?
         /// In order: each is added to the guest in turn, so defaulted ids depend on the ones before.
-        public var devices: [GuestDevice]
+        package var devices: [GuestDevice]
 
-        public init(name: String, strategy: String? = nil, crwCapacity: Int? = nil, devices: [GuestDevice] = []) {
+        package init(name: String, strategy: String? = nil, crwCapacity: Int? = nil, devices: [GuestDevice] = []) {
             self.name = name
             self.strategy = strategy
             self.crwCapacity = crwCapacity
@@ -103,7 +103,7 @@ public struct Topology: Hashable, Sendable {
     }
 
     /// One device of a guest.
-    public enum GuestDevice: Hashable, Sendable {
+    package enum GuestDevice: Hashable, Sendable {
         /// A virtio-ccw device on the virtual channel path fe.00 (control unit 3832/`cuModel`,
         /// the virtio device id). `subchannel`: its guest subchannel, default the first free one
         /// in fe.0; `devno`: 0...0xffff in that subchannel set, default the subchannel number.
@@ -114,16 +114,16 @@ public struct Topology: Hashable, Sendable {
         case passthrough(host: SubchannelID, guestSubchannel: SubchannelID?, guestChpids: [ChannelPathID]?)
     }
 
-    public var channelSubsystems: [ChannelSubsystem]
-    public var channelPaths: [ChannelPath]
-    public var subchannels: [Subchannel]
+    package var channelSubsystems: [ChannelSubsystem]
+    package var channelPaths: [ChannelPath]
+    package var subchannels: [Subchannel]
     /// Whether the program has multiple-css support enabled (MCSSE), which makes channel-path
     /// reports chained with a cssid word. nil: enabled when any css other than 0 is defined.
-    public var multipleCSSEnabled: Bool?
+    package var multipleCSSEnabled: Bool?
     /// Guests running on this machine, in the order they are built.
-    public var guests: [Guest]
+    package var guests: [Guest]
 
-    public init(
+    package init(
         channelSubsystems: [ChannelSubsystem], channelPaths: [ChannelPath], subchannels: [Subchannel],
         multipleCSSEnabled: Bool? = nil, guests: [Guest] = []
     ) {
@@ -135,21 +135,21 @@ public struct Topology: Hashable, Sendable {
     }
 
     /// MCSSE as the model will use it.
-    public var resolvedMultipleCSSEnabled: Bool {
+    package var resolvedMultipleCSSEnabled: Bool {
         multipleCSSEnabled ?? channelSubsystems.contains { $0.cssid != 0 }
     }
 }
 
 /// A topology that cannot be built. `field` locates the offending entry the way a file
 /// decoder can map to a line (`subchannels[3].chpids[1]`); `reason` names the id and the rule.
-public struct TopologyError: CSSModelError, Equatable {
-    public let field: String
-    public let reason: String
+package struct TopologyError: CSSModelError, Equatable {
+    package let field: String
+    package let reason: String
 
-    public init(field: String, reason: String) {
+    package init(field: String, reason: String) {
         self.field = field
         self.reason = reason
     }
 
-    public var description: String { "\(field): \(reason)" }
+    package var description: String { "\(field): \(reason)" }
 }

@@ -11,14 +11,14 @@ import Synchronization
 /// `vary-path` and `configure-chpid` write the chpid's `status` and `configure` files as
 /// `chchp` does, then re-read that chpid and its subchannels on the writing thread, so the
 /// reply is what the kernel now says. Operations Linux has no file for are unsupported.
-public final class SysfsBackend: ObservedBackend {
-    public let name = "linux-sysfs"
+package final class SysfsBackend: ObservedBackend {
+    package let name = "linux-sysfs"
     /// The directory that holds `devices/` and `bus/` (`/sys`).
-    public let root: String
-    public private(set) var subsystem: Subsystem
+    package let root: String
+    package private(set) var subsystem: Subsystem
     private var details: [ChannelPathID: ChannelPathDetails]
     /// Devices under `cssN/defunct/` (lscss lists them with subchannel `n/a`).
-    public private(set) var orphanedDevices: [OrphanedDevice]
+    package private(set) var orphanedDevices: [OrphanedDevice]
     private var generation: UInt64 = 0
     let follower: SysfsFollower
     /// A write's own change, from the update that re-read it, for its reply.
@@ -28,11 +28,11 @@ public final class SysfsBackend: ObservedBackend {
     /// Changes found besides a command's own while not following, for the next `refresh()`.
     private var unreported: [PathChange] = []
     /// Problems of the start-up reading (files not understood), for the log.
-    public let problems: [String]
+    package let problems: [String]
 
     /// Reads the tree once.
     /// - Throws: `BackendError.io` naming what could not be read.
-    public init(root: String = "/sys") throws(BackendError) {
+    package init(root: String = "/sys") throws(BackendError) {
         self.root = root
         let observation = try SysfsObservation.read(root: root)
         subsystem = try observation.subsystem()
@@ -42,14 +42,14 @@ public final class SysfsBackend: ObservedBackend {
         follower = SysfsFollower(mirror: SysfsMirror(root: root, observation: observation, subsystem: subsystem))
     }
 
-    public func details(of path: ChannelPathID) -> ChannelPathDetails? {
+    package func details(of path: ChannelPathID) -> ChannelPathDetails? {
         details[path] ?? ChannelPathDetails()
     }
 
     /// Directories others write in, for inotify: the css directory (entries come and go),
     /// each chpid's (`chchp`) and each subchannel's (fixture trees; real sysfs attributes of
     /// subchannels change only inside the kernel, which inotify does not see).
-    public var watchedDirectories: [(path: String, target: ObservationTarget)] {
+    package var watchedDirectories: [(path: String, target: ObservationTarget)] {
         var dirs: [(String, ObservationTarget)] = []
         for cssid in subsystem.cssids {
             let css = root + "/devices/css" + Hex.string(cssid)
@@ -62,18 +62,18 @@ public final class SysfsBackend: ObservedBackend {
         return dirs
     }
 
-    public func startFollowing(_ options: FollowOptions, deliver: @escaping @Sendable (ObservedUpdate) -> Void) {
+    package func startFollowing(_ options: FollowOptions, deliver: @escaping @Sendable (ObservedUpdate) -> Void) {
         follower.start(options, deliver: deliver)
     }
 
-    public func stopFollowing() { follower.stop() }
+    package func stopFollowing() { follower.stop() }
 
     /// The follower's poll ticks: duration, last clean one, read errors (any thread).
-    public var readingStats: BackendReadingStats? { follower.stats }
+    package var readingStats: BackendReadingStats? { follower.stats }
 
-    public func requestReread(_ targets: [ObservationTarget]) { follower.request(targets) }
+    package func requestReread(_ targets: [ObservationTarget]) { follower.request(targets) }
 
-    public func apply(_ update: ObservedUpdate) -> (before: Subsystem, changes: [PathChange]) {
+    package func apply(_ update: ObservedUpdate) -> (before: Subsystem, changes: [PathChange]) {
         let before = subsystem
         if update.generation > generation {
             generation = update.generation
@@ -91,7 +91,7 @@ public final class SysfsBackend: ObservedBackend {
     /// Reads every path and subchannel now, on the calling thread, without applying it: the
     /// update `apply` takes (nil when nothing changed). For tests and tools; the server follows
     /// with `startFollowing` instead. While following, the update is delivered, not returned.
-    public func readNow() -> ObservedUpdate? {
+    package func readNow() -> ObservedUpdate? {
         follower.withMirror { mirror in
             if let update = mirror.layoutCheck() { return update }
             return mirror.reread(
@@ -101,7 +101,7 @@ public final class SysfsBackend: ObservedBackend {
 
     /// `readNow()`, applied: the changes since the last reading (and those a command's
     /// re-read found besides its own).
-    public func refresh() throws(BackendError) -> [PathChange] {
+    package func refresh() throws(BackendError) -> [PathChange] {
         applyUndelivered()
         let update = readNow()
         var changes = unreported
@@ -111,22 +111,22 @@ public final class SysfsBackend: ObservedBackend {
     }
 
     /// How the follower has read so far: sweep rounds completed, subchannel directories read.
-    public var readingCounts: (sweepRounds: Int, subchannelReads: Int) {
+    package var readingCounts: (sweepRounds: Int, subchannelReads: Int) {
         follower.inspect { ($0.sweepRounds, $0.subchannelReads) }
     }
 
     // MARK: Operations
 
-    public func planVary(_ id: ChannelPathID, to state: VaryState) throws(BackendError) -> PendingWrite {
+    package func planVary(_ id: ChannelPathID, to state: VaryState) throws(BackendError) -> PendingWrite {
         try plan(.vary(state), state == .online ? "online" : "offline", file: "status", of: id)
     }
 
-    public func planConfigure(_ id: ChannelPathID, to state: ConfigureState) throws(BackendError) -> PendingWrite {
+    package func planConfigure(_ id: ChannelPathID, to state: ConfigureState) throws(BackendError) -> PendingWrite {
         guard state == .configured || state == .standby else { throw .model(.invalidConfigureTarget(state)) }
         return try plan(.configure(state), state == .configured ? "1" : "0", file: "configure", of: id)
     }
 
-    public func completeWrite(_ write: PendingWrite, _ outcome: Result<Void, BackendError>) throws(BackendError)
+    package func completeWrite(_ write: PendingWrite, _ outcome: Result<Void, BackendError>) throws(BackendError)
         -> PathChange
     {
         if case .failure(let error) = outcome { throw error }
@@ -137,25 +137,25 @@ public final class SysfsBackend: ObservedBackend {
         return PathChange(before: path, after: path, affected: [], crws: [], crwsLost: 0)
     }
 
-    public func varyPath(_ id: ChannelPathID, to state: VaryState, subchannel: SubchannelID) throws(BackendError)
+    package func varyPath(_ id: ChannelPathID, to state: VaryState, subchannel: SubchannelID) throws(BackendError)
         -> PathChange
     {
         throw unsupported("vary-path with 'subchannel'", "Linux varies a channel path for all its devices only")
     }
 
-    public func injectPathFault(_ id: ChannelPathID, _ fault: PathFault) throws(BackendError) -> PathChange {
+    package func injectPathFault(_ id: ChannelPathID, _ fault: PathFault) throws(BackendError) -> PathChange {
         throw unsupported("inject-path-fault", "faults happen to the machine; they cannot be injected through sysfs")
     }
 
-    public func resetChannelPath(_ id: ChannelPathID) throws(BackendError) -> ResetChannelPathResult {
+    package func resetChannelPath(_ id: ChannelPathID) throws(BackendError) -> ResetChannelPathResult {
         throw unsupported("reset-channel-path", "Linux has no sysfs file for RCHP")
     }
 
-    public func modifySubchannel(_ id: SubchannelID, schib: SCHIB) throws(BackendError) -> ModifySubchannelResult {
+    package func modifySubchannel(_ id: SubchannelID, schib: SCHIB) throws(BackendError) -> ModifySubchannelResult {
         throw unsupported("modify-subchannel", "the kernel's driver owns the subchannel's SCHIB")
     }
 
-    public func storeChannelReportWord() throws(BackendError) -> StoreCRWResult {
+    package func storeChannelReportWord() throws(BackendError) -> StoreCRWResult {
         throw unsupported("store-crw", "the kernel consumes channel reports itself")
     }
 

@@ -5,38 +5,38 @@ import CSSModel
 import VFIOCCW
 
 /// Wall-clock time of an event, supplied by the caller: the event model has no clock.
-public struct EventTime: Hashable, Sendable {
-    public let seconds: Int
-    public let microseconds: Int
+package struct EventTime: Hashable, Sendable {
+    package let seconds: Int
+    package let microseconds: Int
 
-    public init(seconds: Int, microseconds: Int) {
+    package init(seconds: Int, microseconds: Int) {
         self.seconds = seconds
         self.microseconds = microseconds
     }
 }
 
 /// `CHANNEL_PATH_CHANGED`: one per change of a chpid.
-public struct ChannelPathEvent: Hashable, Sendable {
-    public let chpid: ChannelPathID
-    public let change: PathEventChange
-    public let vary: VaryState
-    public let configure: ConfigureState
+package struct ChannelPathEvent: Hashable, Sendable {
+    package let chpid: ChannelPathID
+    package let change: PathEventChange
+    package let vary: VaryState
+    package let configure: ConfigureState
     /// Subchannels whose masks the change altered (the number of SUBCHANNEL_PATHS_CHANGED).
-    public let subchannels: Int
+    package let subchannels: Int
     /// The channel report word the machine queued, if any.
-    public let crw: UInt32?
+    package let crw: UInt32?
 }
 
 /// `SUBCHANNEL_PATHS_CHANGED`: one per subchannel whose masks a change altered.
-public struct SubchannelPathEvent: Hashable, Sendable {
-    public let subchannel: SubchannelID
-    public let device: DeviceID?
-    public let chpid: ChannelPathID
-    public let change: PathEventChange
-    public let pim, pam, pom, lpm, pnom: UInt8
+package struct SubchannelPathEvent: Hashable, Sendable {
+    package let subchannel: SubchannelID
+    package let device: DeviceID?
+    package let chpid: ChannelPathID
+    package let change: PathEventChange
+    package let pim, pam, pom, lpm, pnom: UInt8
 }
 
-public enum PathEvent: Hashable, Sendable {
+package enum PathEvent: Hashable, Sendable {
     case channelPath(ChannelPathEvent)
     case subchannel(SubchannelPathEvent)
     /// `GUEST_PATH_CHANGED`: what one host path change did to one guest (vfio-ccw), under the
@@ -64,7 +64,7 @@ public enum PathEvent: Hashable, Sendable {
 }
 
 /// Why a resuming subscriber missed changes (`PATH_EVENTS_GAP`'s `reason`).
-public enum PathEventGapReason: String, Hashable, Sendable {
+package enum PathEventGapReason: String, Hashable, Sendable {
     /// The position is older than the oldest change the journal holds.
     case journal
     /// The position is from another epoch (another server history, or state not kept).
@@ -73,12 +73,12 @@ public enum PathEventGapReason: String, Hashable, Sendable {
 
 /// The changes a resuming subscriber cannot be given: `first...last` (sequence numbers of
 /// the current epoch; `last < first` when none were published at all).
-public struct PathEventGap: Hashable, Sendable {
-    public let first: UInt64
-    public let last: UInt64
-    public let reason: PathEventGapReason
+package struct PathEventGap: Hashable, Sendable {
+    package let first: UInt64
+    package let last: UInt64
+    package let reason: PathEventGapReason
 
-    public init(first: UInt64, last: UInt64, reason: PathEventGapReason) {
+    package init(first: UInt64, last: UInt64, reason: PathEventGapReason) {
         self.first = first
         self.last = last
         self.reason = reason
@@ -86,17 +86,17 @@ public struct PathEventGap: Hashable, Sendable {
 }
 
 /// An event as queued: its place in the global order and when it happened.
-public struct QueuedPathEvent: Hashable, Sendable {
+package struct QueuedPathEvent: Hashable, Sendable {
     /// Increases with every event published; orders events across one connection's subscriptions.
-    public let sequence: UInt64
-    public let time: EventTime
-    public let event: PathEvent
+    package let sequence: UInt64
+    package let time: EventTime
+    package let event: PathEvent
     /// The sequence number of the path change it belongs to (the events' `sequence`): shared
     /// by the chpid, subchannel and guest events of one change. A gap report carries the
     /// position it resumes after.
-    public let change: UInt64
+    package let change: UInt64
 
-    public init(sequence: UInt64, time: EventTime, event: PathEvent, change: UInt64 = 0) {
+    package init(sequence: UInt64, time: EventTime, event: PathEvent, change: UInt64 = 0) {
         self.sequence = sequence
         self.time = time
         self.event = event
@@ -105,7 +105,7 @@ public struct QueuedPathEvent: Hashable, Sendable {
 }
 
 /// What a subscriber is handed next.
-public enum PathEventDelivery: Hashable, Sendable {
+package enum PathEventDelivery: Hashable, Sendable {
     case event(QueuedPathEvent)
     /// `PATH_EVENTS_DROPPED`: this many events were dropped since the last delivery.
     case dropped(Int)
@@ -115,7 +115,7 @@ extension PathEventChange {
     /// What an observed change (a real machine read twice) most likely was: the path's own
     /// state first, else which of the first affected subchannel's mask bits for the path
     /// moved between `before` (the previous reading) and the change. nil when nothing changed.
-    public static func observed(_ change: PathChange, before: Subsystem) -> PathEventChange? {
+    package static func observed(_ change: PathChange, before: Subsystem) -> PathEventChange? {
         let old = change.before
         let new = change.after
         if old.vary != new.vary { return new.vary == .online ? .online : .offline }

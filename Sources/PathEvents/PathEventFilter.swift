@@ -4,7 +4,7 @@
 import CSSModel
 
 /// Which events a subscription wants: chpid events, subchannel events, or both.
-public enum PathEventGranularity: String, CaseIterable, Hashable, Sendable {
+package enum PathEventGranularity: String, CaseIterable, Hashable, Sendable {
     case chpid, subchannel, both
     /// GUEST_PATH_CHANGED: one per guest reached (vfio-ccw), under the guest's chpid.
     case guest
@@ -15,23 +15,23 @@ public enum PathEventGranularity: String, CaseIterable, Hashable, Sendable {
 }
 
 /// A subscription's filter. Every given criterion must hold; an absent one matches all.
-public struct PathEventFilter: Hashable, Sendable {
-    public let granularity: PathEventGranularity
+package struct PathEventFilter: Hashable, Sendable {
+    package let granularity: PathEventGranularity
     /// Only these chpids, as requested.
-    public let chpids: Set<ChannelPathID>?
+    package let chpids: Set<ChannelPathID>?
     /// Only these subchannels, as requested (chpid events: only for their paths).
-    public let subchannels: Set<SubchannelID>?
-    public let cssid: UInt8?
-    public let changes: Set<PathEventChange>?
+    package let subchannels: Set<SubchannelID>?
+    package let cssid: UInt8?
+    package let changes: Set<PathEventChange>?
     /// Only these guests (granularity guest).
-    public let guests: Set<String>?
+    package let guests: Set<String>?
     /// The chpids whose events can match: `chpids`, narrowed to the installed paths of
     /// `subchannels` when given (they do not change: the topology fixes PIM and chpids).
-    public let scope: Set<ChannelPathID>?
+    package let scope: Set<ChannelPathID>?
     private let changeMask: UInt16
 
     /// - Parameter pathsOfSubchannels: the chpids installed in `subchannels` (required with it).
-    public init(
+    package init(
         granularity: PathEventGranularity, chpids: Set<ChannelPathID>? = nil,
         subchannels: Set<SubchannelID>? = nil, pathsOfSubchannels: Set<ChannelPathID> = [],
         cssid: UInt8? = nil, changes: Set<PathEventChange>? = nil, guests: Set<String>? = nil

@@ -12,17 +12,17 @@ import VFIOCCW
 /// bounded queue. Fan-out cost: O(1) per "chpid" subscription and O(affected subchannels) per
 /// "subchannel" one; subscriptions with a chpid filter are indexed, so a change costs
 /// nothing for subscriptions to other chpids.
-public struct PathEventHub: Sendable {
-    public struct Subscription: Sendable {
-        public let id: Int
-        public let owner: Int
-        public let filter: PathEventFilter
-        public internal(set) var queue: PathEventQueue
+package struct PathEventHub: Sendable {
+    package struct Subscription: Sendable {
+        package let id: Int
+        package let owner: Int
+        package let filter: PathEventFilter
+        package internal(set) var queue: PathEventQueue
         /// Events handed to this subscription's queue.
-        public internal(set) var published = 0
+        package internal(set) var published = 0
     }
 
-    public enum HubError: Error, Equatable, Sendable {
+    package enum HubError: Error, Equatable, Sendable {
         case tooManySubscriptions(limit: Int)
         /// The owner's queue limits would add up to more than `budget` events.
         case queueBudgetExceeded(budget: Int, used: Int)
@@ -30,9 +30,9 @@ public struct PathEventHub: Sendable {
     }
 
     /// Most subscriptions one connection may hold.
-    public let maxSubscriptionsPerOwner: Int
+    package let maxSubscriptionsPerOwner: Int
     /// Most events one connection's queues may hold together: bounds a stalled client's memory.
-    public let maxQueuedPerOwner: Int
+    package let maxQueuedPerOwner: Int
     private var subscriptions: [Int: Subscription] = [:]
     private var byOwner: [Int: [Int]] = [:]
     /// Subscriptions whose filter names chpids, by chpid; the rest take every chpid.
@@ -45,13 +45,13 @@ public struct PathEventHub: Sendable {
     /// What ended subscriptions counted, per granularity (`totals()`).
     private(set) var retiredTotals: [PathEventGranularity: PathEventTotals] = [:]
 
-    public init(maxSubscriptionsPerOwner: Int = 64, maxQueuedPerOwner: Int = 1 << 20) {
+    package init(maxSubscriptionsPerOwner: Int = 64, maxQueuedPerOwner: Int = 1 << 20) {
         self.maxSubscriptionsPerOwner = maxSubscriptionsPerOwner
         self.maxQueuedPerOwner = maxQueuedPerOwner
     }
 
     /// The sum of `owner`'s queue limits.
-    public func queueBudgetUsed(by owner: Int) -> Int {
+    package func queueBudgetUsed(by owner: Int) -> Int {
         (byOwner[owner] ?? []).reduce(0) { $0 + subscriptions[$1]!.queue.limit }
     }
 
@@ -61,7 +61,7 @@ public struct PathEventHub: Sendable {
     /// - Parameter resume: the past to queue first (`PathEventJournal.resume`), for a subscriber
     ///   that gave its position.
     /// - Returns: its id.
-    public mutating func subscribe(
+    package mutating func subscribe(
         owner: Int, filter: PathEventFilter, queueLimit: Int, resume: PathEventResume? = nil,
         at now: EventTime = EventTime(seconds: 0, microseconds: 0)
     ) throws(HubError) -> Int {
@@ -108,13 +108,13 @@ public struct PathEventHub: Sendable {
     }
 
     /// Ends a subscription of `owner`; others' subscriptions are unknown to it.
-    public mutating func unsubscribe(owner: Int, id: Int) throws(HubError) {
+    package mutating func unsubscribe(owner: Int, id: Int) throws(HubError) {
         guard let subscription = subscriptions[id], subscription.owner == owner else { throw .unknownSubscription(id) }
         remove(subscription)
     }
 
     /// Ends every subscription of `owner` (its connection closed).
-    public mutating func removeOwner(_ owner: Int) {
+    package mutating func removeOwner(_ owner: Int) {
         for id in byOwner[owner] ?? [] { remove(subscriptions[id]!) }
     }
 
@@ -134,14 +134,14 @@ public struct PathEventHub: Sendable {
     }
 
     /// `owner`'s subscriptions, oldest first.
-    public func subscriptions(of owner: Int) -> [Subscription] {
+    package func subscriptions(of owner: Int) -> [Subscription] {
         (byOwner[owner] ?? []).map { subscriptions[$0]! }
     }
 
-    public var subscriptionCount: Int { subscriptions.count }
+    package var subscriptionCount: Int { subscriptions.count }
 
     /// Whether `owner` holds a subscription (O(1)).
-    public func hasSubscriptions(_ owner: Int) -> Bool { byOwner[owner] != nil }
+    package func hasSubscriptions(_ owner: Int) -> Bool { byOwner[owner] != nil }
 
     func forEachSubscription(_ body: (Subscription) -> Void) {
         for subscription in subscriptions.values { body(subscription) }
@@ -161,7 +161,7 @@ public struct PathEventHub: Sendable {
     ///   subchannels) per "subchannel" one, O(guests) per "guest" one.
     ///   - sequence: the change's sequence number (its events' `sequence`; 0 where none is kept).
     @discardableResult
-    public mutating func publish(
+    package mutating func publish(
         _ change: PathChange, as kind: PathEventChange, at time: EventTime, guests: [GuestPathChange] = [],
         sequence: UInt64 = 0
     ) -> PathEventFanOut {
@@ -251,7 +251,7 @@ public struct PathEventHub: Sendable {
     /// returns false or nothing is left.
     /// - Parameter through: events of changes after this sequence number stay queued (a change
     ///   not yet durable is not told: after a crash its number would name another change).
-    public mutating func drain(
+    package mutating func drain(
         for owner: Int, through limit: UInt64 = .max, _ body: (_ subscription: Int, PathEventDelivery) -> Bool
     ) {
         guard let ids = byOwner[owner] else { return }
@@ -279,7 +279,7 @@ public struct PathEventHub: Sendable {
     }
 
     /// The next delivery for `owner` (see `drain`).
-    public mutating func next(for owner: Int) -> (subscription: Int, delivery: PathEventDelivery)? {
+    package mutating func next(for owner: Int) -> (subscription: Int, delivery: PathEventDelivery)? {
         var next: (Int, PathEventDelivery)?
         drain(for: owner) { id, delivery in
             next = (id, delivery)
@@ -290,13 +290,13 @@ public struct PathEventHub: Sendable {
 }
 
 /// Who got the events of one published change.
-public struct PathEventFanOut: Hashable, Sendable {
+package struct PathEventFanOut: Hashable, Sendable {
     /// The owners (connections) with at least one new event.
-    public internal(set) var owners: Set<Int> = []
+    package internal(set) var owners: Set<Int> = []
     /// Subscriptions that got at least one event.
-    public internal(set) var subscriptions = 0
+    package internal(set) var subscriptions = 0
     /// Events queued, over all subscriptions (before coalescing or dropping in the queues).
-    public internal(set) var events = 0
+    package internal(set) var events = 0
 
-    public init() {}
+    package init() {}
 }

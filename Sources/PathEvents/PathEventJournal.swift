@@ -6,17 +6,17 @@ import VFIOCCW
 
 /// One published path change as the journal keeps it: enough to make its events again for
 /// any filter and granularity.
-public struct JournaledPathChange: Sendable {
+package struct JournaledPathChange: Sendable {
     /// Its sequence number (the events' `sequence`).
-    public let sequence: UInt64
-    public let change: PathChange
-    public let kind: PathEventChange
+    package let sequence: UInt64
+    package let change: PathChange
+    package let kind: PathEventChange
     /// Its events' timestamp.
-    public let time: EventTime
+    package let time: EventTime
     /// What it did to each guest reached, in guest-name order.
-    public let guests: [GuestPathChange]
+    package let guests: [GuestPathChange]
 
-    public init(sequence: UInt64, change: PathChange, kind: PathEventChange, time: EventTime, guests: [GuestPathChange])
+    package init(sequence: UInt64, change: PathChange, kind: PathEventChange, time: EventTime, guests: [GuestPathChange])
     {
         self.sequence = sequence
         self.change = change
@@ -28,11 +28,11 @@ public struct JournaledPathChange: Sendable {
 
 /// Where a resuming subscription starts: a gap report first (when it has one), then these
 /// changes, oldest first, then live.
-public struct PathEventResume: Sendable {
-    public let gap: PathEventGap?
-    public let changes: [JournaledPathChange]
+package struct PathEventResume: Sendable {
+    package let gap: PathEventGap?
+    package let changes: [JournaledPathChange]
     /// The position the subscription resumes after (the gap report's `sequence`).
-    public let after: UInt64
+    package let after: UInt64
 }
 
 /// The last `capacity` published path changes of one epoch, in sequence order.
@@ -48,34 +48,34 @@ public struct PathEventResume: Sendable {
 /// Memory: about 150 bytes per change plus about 24 bytes per affected subchannel (the list
 /// is shared with the published value) and its guest changes; at most about
 /// 150 x capacity + 24 x subchannelBudget bytes (the defaults: 10 MiB + 96 MiB).
-public final class PathEventJournal {
+package final class PathEventJournal {
     /// Most changes held; 0 keeps none (every resume behind the newest reports a gap).
-    public let capacity: Int
+    package let capacity: Int
     /// Most affected-subchannel records held over all changes (the newest change is kept
     /// whatever its size).
-    public let subchannelBudget: Int
+    package let subchannelBudget: Int
     /// This server's history: a resume position from another epoch cannot be served.
-    public let epoch: String
+    package let epoch: String
     /// The sequence number of the newest change published (0: none yet).
-    public private(set) var newest: UInt64
+    package private(set) var newest: UInt64
 
     /// Held changes are `entries[start...]`.
     private var entries: [JournaledPathChange] = []
     private var start = 0
     private var subchannelsHeld = 0
 
-    public enum ResumeError: Error, Equatable, Sendable {
+    package enum ResumeError: Error, Equatable, Sendable {
         /// The position names a change this epoch has not published.
         case ahead(position: UInt64, newest: UInt64)
     }
 
     /// The default subchannel budget: 4,194,304 records (about 96 MiB).
-    public static let defaultSubchannelBudget = 1 << 22
+    package static let defaultSubchannelBudget = 1 << 22
 
     /// - Parameters:
     ///   - capacity: most changes held (>= 0).
     ///   - newest: the sequence number of the last change published before (a restored state).
-    public init(capacity: Int, epoch: String, newest: UInt64 = 0, subchannelBudget: Int = defaultSubchannelBudget) {
+    package init(capacity: Int, epoch: String, newest: UInt64 = 0, subchannelBudget: Int = defaultSubchannelBudget) {
         precondition(capacity >= 0 && subchannelBudget >= 0)
         self.capacity = capacity
         self.subchannelBudget = subchannelBudget
@@ -84,14 +84,14 @@ public final class PathEventJournal {
     }
 
     /// Changes held.
-    public var count: Int { entries.count - start }
+    package var count: Int { entries.count - start }
 
     /// The sequence number of the oldest change held, nil when none is.
-    public var oldest: UInt64? { count == 0 ? nil : entries[start].sequence }
+    package var oldest: UInt64? { count == 0 ? nil : entries[start].sequence }
 
     /// Keeps a change (the next one: `change.sequence == newest + 1`), forgetting the oldest
     /// while a bound is exceeded.
-    public func append(_ change: JournaledPathChange) {
+    package func append(_ change: JournaledPathChange) {
         precondition(change.sequence == newest + 1, "journal entries are appended in sequence order")
         newest = change.sequence
         guard capacity > 0 else { return }
@@ -108,7 +108,7 @@ public final class PathEventJournal {
     }
 
     /// The changes held, oldest first.
-    public var changes: ArraySlice<JournaledPathChange> { entries[start...] }
+    package var changes: ArraySlice<JournaledPathChange> { entries[start...] }
 
     /// What a subscriber positioned after change `sequence` of `epoch` gets.
     /// - Returns: every change after the position, oldest first; or, when the position is older
@@ -116,7 +116,7 @@ public final class PathEventJournal {
     ///   to the one before the oldest held) and every change held; or, for another epoch, a gap
     ///   report (`epoch`: changes 1 to the newest) and nothing more.
     /// - Throws: `ResumeError.ahead` for a position after the newest change of this epoch.
-    public func resume(epoch: String, after sequence: UInt64) throws(ResumeError) -> PathEventResume {
+    package func resume(epoch: String, after sequence: UInt64) throws(ResumeError) -> PathEventResume {
         guard epoch == self.epoch else {
             return PathEventResume(
                 gap: PathEventGap(first: 1, last: newest, reason: .epoch), changes: [], after: newest)

@@ -10,14 +10,14 @@
 /// published == delivered + coalesced + dropped + queued, at every moment.
 ///
 /// Costs: push and pop O(1) amortised (one hash lookup); memory O(limit).
-public struct PathEventQueue: Sendable {
-    public let limit: Int
-    public private(set) var count = 0
-    public private(set) var delivered = 0
-    public private(set) var coalesced = 0
-    public private(set) var dropped = 0
+package struct PathEventQueue: Sendable {
+    package let limit: Int
+    package private(set) var count = 0
+    package private(set) var delivered = 0
+    package private(set) var coalesced = 0
+    package private(set) var dropped = 0
     /// Drops not yet reported by a `.dropped` delivery.
-    public private(set) var unreportedDrops = 0
+    package private(set) var unreportedDrops = 0
 
     /// Pending events in arrival order; nil marks one that was coalesced or dropped.
     private var slots: [QueuedPathEvent?] = []
@@ -29,7 +29,7 @@ public struct PathEventQueue: Sendable {
     private var base = 0
 
     /// - Precondition: `limit >= 1`.
-    public init(limit: Int) {
+    package init(limit: Int) {
         precondition(limit >= 1)
         self.limit = limit
     }
@@ -37,10 +37,10 @@ public struct PathEventQueue: Sendable {
     /// Entries held, pending or holes (for tests of the memory bound).
     var storageSlots: Int { slots.count - head }
 
-    public var isEmpty: Bool { count == 0 && unreportedDrops == 0 }
+    package var isEmpty: Bool { count == 0 && unreportedDrops == 0 }
 
     /// The sequence of what `pop` returns next (0 for a drop report, which precedes all).
-    public mutating func nextSequence() -> UInt64? {
+    package mutating func nextSequence() -> UInt64? {
         if unreportedDrops > 0 { return 0 }
         guard count > 0 else { return nil }
         while slots[head] == nil { head += 1 }
@@ -48,7 +48,7 @@ public struct PathEventQueue: Sendable {
     }
 
     /// The change sequence number of what `pop` returns next (0 for a drop report).
-    public mutating func nextChange() -> UInt64? {
+    package mutating func nextChange() -> UInt64? {
         if unreportedDrops > 0 { return 0 }
         guard count > 0 else { return nil }
         while slots[head] == nil { head += 1 }
@@ -58,7 +58,7 @@ public struct PathEventQueue: Sendable {
     /// Queues an event. With `coalescing` false (a resuming subscriber's replayed past, which
     /// it asked for change by change) it replaces nothing and is never replaced by a later
     /// event; it can still be dropped, and counted, when the queue is full.
-    public mutating func push(_ entry: QueuedPathEvent, coalescing: Bool = true) {
+    package mutating func push(_ entry: QueuedPathEvent, coalescing: Bool = true) {
         let key = entry.event.coalescingKey
         let position = base + slots.count
         if !coalescing {
@@ -75,7 +75,7 @@ public struct PathEventQueue: Sendable {
         compactIfSparse()
     }
 
-    public mutating func pop() -> PathEventDelivery? {
+    package mutating func pop() -> PathEventDelivery? {
         if unreportedDrops > 0 {
             defer { unreportedDrops = 0 }
             return .dropped(unreportedDrops)

@@ -8,15 +8,15 @@
 /// `queued` and `subscriptions` are current values (live subscriptions only).
 /// Per granularity, `published == delivered + coalesced + dropped + queued` at every moment,
 /// as for each subscription (events still queued when a subscription ends count as dropped).
-public struct PathEventTotals: Hashable, Sendable {
-    public var published = 0
-    public var delivered = 0
-    public var coalesced = 0
-    public var dropped = 0
-    public var queued = 0
-    public var subscriptions = 0
+package struct PathEventTotals: Hashable, Sendable {
+    package var published = 0
+    package var delivered = 0
+    package var coalesced = 0
+    package var dropped = 0
+    package var queued = 0
+    package var subscriptions = 0
 
-    public init() {}
+    package init() {}
 
     mutating func add(_ subscription: PathEventHub.Subscription, live: Bool) {
         published += subscription.published
@@ -35,7 +35,7 @@ public struct PathEventTotals: Hashable, Sendable {
 extension PathEventHub {
     /// Counts per granularity: the live subscriptions' plus those of ended ones. O(live
     /// subscriptions); every granularity is present.
-    public func totals() -> [PathEventGranularity: PathEventTotals] {
+    package func totals() -> [PathEventGranularity: PathEventTotals] {
         var totals = retiredTotals
         for granularity in PathEventGranularity.allCases where totals[granularity] == nil {
             totals[granularity] = PathEventTotals()

@@ -12,7 +12,7 @@ import Glibc
 #endif
 
 /// Where the broker connection stands (`query-notify`'s `state`).
-public enum BrokerState: String, Sendable {
+package enum BrokerState: String, Sendable {
     /// Not started yet, or connecting for the first time.
     case connecting
     /// Logged in, exchange and queues declared, channel in confirm mode.

@@ -17,21 +17,21 @@ import NIOConcurrencyHelpers
 /// notification is about 600 bytes) plus about 100 bytes each.
 /// Thread safety: every method takes the one lock for O(1) (or O(window) for `peek`); no
 /// I/O happens under it.
-public final class NotificationOutbox: Sendable {
-    public struct Counters: Sendable, Hashable {
-        public var depth = 0
-        public var bytes = 0
+package final class NotificationOutbox: Sendable {
+    package struct Counters: Sendable, Hashable {
+        package var depth = 0
+        package var bytes = 0
         /// Notifications refused for lack of room.
-        public var dropped = 0
-        public var published = 0
-        public var confirmed = 0
+        package var dropped = 0
+        package var published = 0
+        package var confirmed = 0
         /// Publishes the broker did not confirm: nacked, or lost with the connection.
-        public var failed = 0
+        package var failed = 0
         /// Gap notifications the broker confirmed.
-        public var gapsReported = 0
+        package var gapsReported = 0
         /// Missed sequence ranges not reported yet.
-        public var pendingGap: [ClosedRange<UInt64>] = []
-        public var pendingGapDropped = 0
+        package var pendingGap: [ClosedRange<UInt64>] = []
+        package var pendingGapDropped = 0
     }
 
     private struct State {
@@ -41,13 +41,13 @@ public final class NotificationOutbox: Sendable {
         var counters = Counters()
     }
 
-    public let maxEvents: Int
-    public let maxBytes: Int
+    package let maxEvents: Int
+    package let maxBytes: Int
     private let state = NIOLockedValueBox(State())
     /// Wakes the publishing thread: 1 when something was appended since it last looked.
     let signal = ConditionLock(value: 0)
 
-    public init(maxEvents: Int, maxBytes: Int) {
+    package init(maxEvents: Int, maxBytes: Int) {
         self.maxEvents = maxEvents
         self.maxBytes = maxBytes
     }
@@ -55,7 +55,7 @@ public final class NotificationOutbox: Sendable {
     /// Queues the notifications of one change, all or none: a change is missed as a whole.
     /// - Returns: false when they did not fit (the change's sequence is now in the gap).
     @discardableResult
-    public func append(_ notifications: [OsloNotification], sequence: UInt64) -> Bool {
+    package func append(_ notifications: [OsloNotification], sequence: UInt64) -> Bool {
         guard !notifications.isEmpty else { return true }
         let size = notifications.reduce(0) { $0 + $1.body.count }
         let fitted = state.withLockedValue { state -> Bool in
@@ -135,5 +135,5 @@ public final class NotificationOutbox: Sendable {
 
     func gapReported() { state.withLockedValue { $0.counters.gapsReported += 1 } }
 
-    public var counters: Counters { state.withLockedValue { $0.counters } }
+    package var counters: Counters { state.withLockedValue { $0.counters } }
 }

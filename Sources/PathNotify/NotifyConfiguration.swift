@@ -9,23 +9,23 @@ import Glibc
 #endif
 
 /// Why `--notify` and its companions were refused; cssd names the problem and does not start.
-public struct NotifyConfigurationError: Error, CustomStringConvertible, Sendable {
-    public let description: String
-    public init(_ description: String) { self.description = description }
+package struct NotifyConfigurationError: Error, CustomStringConvertible, Sendable {
+    package let description: String
+    package init(_ description: String) { self.description = description }
 }
 
 /// Where notifications go: `amqp://HOST[:PORT][/VHOST]` or `amqps://...` (TLS), the form of
 /// RabbitMQ's URI spec (https://www.rabbitmq.com/docs/uri-spec) without credentials, which come
 /// from a file only. The vhost is percent-decoded (`%2F` is `/`); an empty or missing one is `/`.
-public struct BrokerAddress: Hashable, Sendable, CustomStringConvertible {
-    public let tls: Bool
-    public let host: String
-    public let port: Int
-    public let vhost: String
+package struct BrokerAddress: Hashable, Sendable, CustomStringConvertible {
+    package let tls: Bool
+    package let host: String
+    package let port: Int
+    package let vhost: String
 
     /// - Throws: `NotifyConfigurationError` naming what is wrong (scheme, credentials in the URL,
     ///   port, percent escape).
-    public init(parsing text: String) throws(NotifyConfigurationError) {
+    package init(parsing text: String) throws(NotifyConfigurationError) {
         let rest: Substring
         if text.hasPrefix("amqp://") {
             tls = false
@@ -85,7 +85,7 @@ public struct BrokerAddress: Hashable, Sendable, CustomStringConvertible {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    public var description: String {
+    package var description: String {
         let escaped = vhost == "/" ? "%2F" : vhost.replacingSlashes()
         let shownHost = host.contains(":") ? "[\(host)]" : host
         return "\(tls ? "amqps" : "amqp")://\(shownHost):\(port)/\(escaped)"
@@ -103,17 +103,17 @@ extension String {
 /// User name and password for the broker, read from `--notify-credentials FILE`: lines
 /// `username=NAME` and `password=SECRET` (blank lines and `#` comments ignored). The password
 /// is never logged nor shown: `description` hides it.
-public struct BrokerCredentials: Sendable, CustomStringConvertible {
-    public let username: String
-    public let password: String
+package struct BrokerCredentials: Sendable, CustomStringConvertible {
+    package let username: String
+    package let password: String
 
-    public init(username: String, password: String) {
+    package init(username: String, password: String) {
         self.username = username
         self.password = password
     }
 
     /// - Throws: `NotifyConfigurationError` when the file cannot be read or lacks a key.
-    public init(contentsOf path: String) throws(NotifyConfigurationError) {
+    package init(contentsOf path: String) throws(NotifyConfigurationError) {
         guard let file = fopen(path, "r") else {
             throw NotifyConfigurationError(
                 "--notify-credentials \(path): cannot read (\(String(cString: strerror(errno))))")
@@ -150,7 +150,7 @@ public struct BrokerCredentials: Sendable, CustomStringConvertible {
         self.init(username: username, password: password)
     }
 
-    public var description: String { "\(username):<hidden>" }
+    package var description: String { "\(username):<hidden>" }
 }
 
 extension Substring {
@@ -162,12 +162,12 @@ extension Substring {
 /// Which path changes become notifications, like a subscription's filter (API/path-events.md):
 /// the granularity (default `chpid`: one notification per chpid change), the chpids (nil: all)
 /// and the changes (nil: all).
-public struct NotifyFilter: Hashable, Sendable {
-    public var granularity: PathEventGranularity
-    public var chpids: Set<ChannelPathID>?
-    public var changes: Set<PathEventChange>?
+package struct NotifyFilter: Hashable, Sendable {
+    package var granularity: PathEventGranularity
+    package var chpids: Set<ChannelPathID>?
+    package var changes: Set<PathEventChange>?
 
-    public init(
+    package init(
         granularity: PathEventGranularity = .chpid, chpids: Set<ChannelPathID>? = nil,
         changes: Set<PathEventChange>? = nil
     ) {
@@ -178,7 +178,7 @@ public struct NotifyFilter: Hashable, Sendable {
 
     /// Parses the comma-separated option values.
     /// - Throws: `NotifyConfigurationError` naming the bad value and what is accepted.
-    public init(granularity: String?, chpids: String?, changes: String?) throws(NotifyConfigurationError) {
+    package init(granularity: String?, chpids: String?, changes: String?) throws(NotifyConfigurationError) {
         self.init()
         if let granularity {
             guard let value = PathEventGranularity(rawValue: granularity) else {
@@ -225,34 +225,34 @@ public struct NotifyFilter: Hashable, Sendable {
 }
 
 /// Everything `--notify` configures. Every parameter but the broker is defaulted.
-public struct NotifyConfiguration: Sendable {
-    public var broker: BrokerAddress
-    public var credentials: BrokerCredentials
+package struct NotifyConfiguration: Sendable {
+    package var broker: BrokerAddress
+    package var credentials: BrokerCredentials
     /// amqps: the CA certificates (PEM) the broker's certificate must chain to.
-    public var caFile: String?
-    public var filter: NotifyFilter
+    package var caFile: String?
+    package var filter: NotifyFilter
     /// oslo.messaging's `control_exchange` (default `openstack`).
-    public var exchange: String
+    package var exchange: String
     /// oslo.messaging's notification topic (default `notifications`): routing key
     /// `<topic>.<priority>`.
-    public var topic: String
+    package var topic: String
     /// oslo.messaging's `amqp_durable_queues` (default false): the exchange and the default
     /// queues are declared durable. Must match the listeners' setting, or the broker refuses
     /// the declaration (406 PRECONDITION_FAILED).
-    public var durable: Bool
+    package var durable: Bool
     /// `cssd.<host>`: the notifications' publisher_id.
-    public var publisherID: String
+    package var publisherID: String
     /// Bounds of the outbox (notifications not yet confirmed by the broker).
-    public var maxEvents: Int
-    public var maxBytes: Int
+    package var maxEvents: Int
+    package var maxBytes: Int
     /// Notifications published before the publisher waits for the broker's confirms.
-    public var window: Int
+    package var window: Int
     /// Reconnection backoff: first and longest wait, seconds.
-    public var backoff: (first: Double, most: Double)
+    package var backoff: (first: Double, most: Double)
     /// How long a connection attempt may take, seconds.
-    public var connectTimeout: Int
+    package var connectTimeout: Int
 
-    public init(
+    package init(
         broker: BrokerAddress, credentials: BrokerCredentials, caFile: String? = nil,
         filter: NotifyFilter = NotifyFilter(),
         exchange: String = "openstack", topic: String = "notifications", durable: Bool = false,
@@ -277,7 +277,7 @@ public struct NotifyConfiguration: Sendable {
 }
 
 /// This machine's host name (gethostname), as `cssd.<host>` names the publisher.
-public func hostName() -> String {
+package func hostName() -> String {
     var buffer = [UInt8](repeating: 0, count: 256)
     guard buffer.withUnsafeMutableBufferPointer({ gethostname($0.baseAddress!, 255) }) == 0 else { return "localhost" }
     return String(decoding: buffer.prefix { $0 != 0 }, as: UTF8.self)

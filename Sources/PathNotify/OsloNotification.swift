@@ -14,14 +14,14 @@ import Glibc
 /// One notification ready for the broker: its routing key and the exact body, made once on
 /// the event loop so that a redelivery after a reconnect is byte for byte the same (same
 /// `message_id`, same `sequence`), and a consumer can drop it.
-public struct OsloNotification: Sendable, Hashable {
+package struct OsloNotification: Sendable, Hashable {
     /// The change it tells of (0 for a gap report, which names its own numbers).
-    public let sequence: UInt64
+    package let sequence: UInt64
     /// `notifications.info` or `notifications.warn` (`<topic>.<priority>`).
-    public let routingKey: String
-    public let messageID: String
+    package let routingKey: String
+    package let messageID: String
     /// The messaging envelope 2.0, UTF-8 JSON.
-    public let body: [UInt8]
+    package let body: [UInt8]
 }
 
 /// Turns published path changes into oslo.messaging notifications, in the shape oslo's
@@ -37,19 +37,19 @@ public struct OsloNotification: Sendable, Hashable {
 /// subchannel, `cssd.guest.<change>` per guest reached, `cssd.notify.gap` for a gap report.
 /// Priority `WARN` for a path lost (offline, standby, permanent-error, temporary-error),
 /// `INFO` otherwise. Every payload carries `epoch` and `sequence`.
-public struct OsloNotificationEncoder: Sendable {
-    public let publisherID: String
-    public let topic: String
-    public let filter: NotifyFilter
+package struct OsloNotificationEncoder: Sendable {
+    package let publisherID: String
+    package let topic: String
+    package let filter: NotifyFilter
 
-    public init(publisherID: String, topic: String, filter: NotifyFilter) {
+    package init(publisherID: String, topic: String, filter: NotifyFilter) {
         self.publisherID = publisherID
         self.topic = topic
         self.filter = filter
     }
 
     /// Whether a change loses a path (priority WARN).
-    public static func losesPath(_ change: PathEventChange) -> Bool {
+    package static func losesPath(_ change: PathEventChange) -> Bool {
         switch change {
         case .offline, .standby, .permanentError, .temporaryError: return true
         case .online, .configured, .recovered, .reset: return false
@@ -58,7 +58,7 @@ public struct OsloNotificationEncoder: Sendable {
 
     /// The notifications the filter wants for one change, in the order of path events:
     /// the chpid's, then the subchannels' in id order, or the guests' in name order.
-    public func notifications(for published: PublishedPathChange, epoch: String) -> [OsloNotification] {
+    package func notifications(for published: PublishedPathChange, epoch: String) -> [OsloNotification] {
         let change = published.change
         let kind = published.kind
         var out: [OsloNotification] = []
@@ -118,7 +118,7 @@ public struct OsloNotificationEncoder: Sendable {
 
     /// The gap report: which sequence numbers (inclusive ranges) had notifications that the
     /// outbox could not hold, and how many notifications that was.
-    public func gap(_ ranges: [ClosedRange<UInt64>], dropped: Int, epoch: String, at time: EventTime)
+    package func gap(_ ranges: [ClosedRange<UInt64>], dropped: Int, epoch: String, at time: EventTime)
         -> OsloNotification
     {
         let payload: [(String, JSON)] = [
@@ -161,7 +161,7 @@ public struct OsloNotificationEncoder: Sendable {
     }
 
     /// oslo's `str(timeutils.utcnow())`: `YYYY-MM-DD HH:MM:SS.ffffff`, UTC.
-    public static func timestamp(_ time: EventTime) -> String {
+    package static func timestamp(_ time: EventTime) -> String {
         var seconds = time_t(time.seconds)
         var parts = tm()
         gmtime_r(&seconds, &parts)
@@ -185,7 +185,7 @@ func randomUUID() -> String {
         + hex[10..<16].joined()
 }
 
-public func randomHex(_ count: Int) -> String {
+package func randomHex(_ count: Int) -> String {
     (0..<count).map { _ in
         let byte = UInt8.random(in: 0...255)
         return (byte < 16 ? "0" : "") + String(byte, radix: 16)

@@ -9,11 +9,11 @@ import QMPWire
 /// (API/notify.md). A `PathChangeSink`: on the event loop it only encodes the change's
 /// notifications and appends them to the bounded outbox; a thread of its own
 /// (`AMQPPublisher`) talks to the broker. The event loop never waits on the broker.
-public final class PathNotifier: PathChangeSink {
-    public let configuration: NotifyConfiguration
+package final class PathNotifier: PathChangeSink {
+    package let configuration: NotifyConfiguration
     /// The history the sequence numbers belong to: cssd passes its journal's epoch, which
     /// `--state-dir` keeps across restarts.
-    public let epoch: String
+    package let epoch: String
     let outbox: NotificationOutbox
     private let encoder: OsloNotificationEncoder
     private let publisher: AMQPPublisher
@@ -21,7 +21,7 @@ public final class PathNotifier: PathChangeSink {
     /// Event loop only: whether the outbox was refusing notifications at the last change.
     private var overflowing = false
 
-    public init(configuration: NotifyConfiguration, epoch: String = randomHex(8), logger: Logger) {
+    package init(configuration: NotifyConfiguration, epoch: String = randomHex(8), logger: Logger) {
         self.configuration = configuration
         self.epoch = epoch
         self.logger = logger
@@ -33,7 +33,7 @@ public final class PathNotifier: PathChangeSink {
     }
 
     /// Starts the publishing thread; connection problems are retried and reported, never thrown.
-    public func start() {
+    package func start() {
         logger.info(
             "notify: publishing path events",
             metadata: [
@@ -45,9 +45,9 @@ public final class PathNotifier: PathChangeSink {
     }
 
     /// Stops the publishing thread and closes the connection.
-    public func stop() { publisher.stop() }
+    package func stop() { publisher.stop() }
 
-    public func pathChangePublished(_ published: PublishedPathChange) {
+    package func pathChangePublished(_ published: PublishedPathChange) {
         let notifications = encoder.notifications(for: published, epoch: epoch)
         guard !notifications.isEmpty else { return }
         let fitted = outbox.append(notifications, sequence: published.sequence)
@@ -66,7 +66,7 @@ public final class PathNotifier: PathChangeSink {
 
     /// Reads the outbox's counters and the broker state from any thread (each under its own
     /// short lock, no I/O): for metrics, read at scrape time.
-    public var figures: @Sendable () -> (counters: NotificationOutbox.Counters, state: BrokerState, connections: Int) {
+    package var figures: @Sendable () -> (counters: NotificationOutbox.Counters, state: BrokerState, connections: Int) {
         let outbox = outbox
         let publisher = publisher
         return {
@@ -76,7 +76,7 @@ public final class PathNotifier: PathChangeSink {
     }
 
     /// `query-notify`'s reply (API/path-events.json, NotifyInfo).
-    public func status() -> JSON {
+    package func status() -> JSON {
         let counters = outbox.counters
         let status = publisher.status
         var members: [(String, JSON)] = [

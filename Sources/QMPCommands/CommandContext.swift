@@ -6,7 +6,7 @@ import QMPSchema
 import QMPWire
 
 /// What a handler may know and do about the connection it serves.
-public protocol SessionControl: AnyObject {
+package protocol SessionControl: AnyObject {
     /// In command mode (capabilities negotiated).
     var isNegotiated: Bool { get }
     /// A read-only connection: only query-* commands.
@@ -18,7 +18,7 @@ public protocol SessionControl: AnyObject {
 }
 
 /// What a command did: its reply, or work whose end makes the reply.
-public enum CommandOutcome {
+package enum CommandOutcome {
     /// The `return` value, to send now.
     case reply(JSON)
     /// The reply waits for work that may block. The session decides where it runs: a network
@@ -29,13 +29,13 @@ public enum CommandOutcome {
 }
 
 /// Work a command hands off the event loop because it may block, and how its reply is made.
-public struct DeferredWork {
+package struct DeferredWork {
     /// The part that may block, on any thread; nil when there is none.
-    public let blocking: (@Sendable () -> Result<Void, BackendError>)?
+    package let blocking: (@Sendable () -> Result<Void, BackendError>)?
     /// Back on the event loop, with the blocking part's outcome: the reply's value or error.
-    public let finish: (Result<Void, BackendError>) throws(QMPError) -> JSON
+    package let finish: (Result<Void, BackendError>) throws(QMPError) -> JSON
 
-    public init(
+    package init(
         blocking: (@Sendable () -> Result<Void, BackendError>)?,
         finish: @escaping (Result<Void, BackendError>) throws(QMPError) -> JSON
     ) {
@@ -44,24 +44,24 @@ public struct DeferredWork {
     }
 
     /// Runs both parts here and now: the reply's value or error.
-    public func runInline() -> Result<JSON, QMPError> {
+    package func runInline() -> Result<JSON, QMPError> {
         let outcome = blocking?() ?? .success(())
         do throws(QMPError) { return .success(try finish(outcome)) } catch { return .failure(error) }
     }
 }
 
 /// Why the server stops (the SHUTDOWN event's `reason`).
-public enum ShutdownCause: String, Sendable {
+package enum ShutdownCause: String, Sendable {
     case hostQMPQuit = "host-qmp-quit"
     case hostSignal = "host-signal"
 }
 
 /// The context of one command: the server-wide state and the calling connection.
-public struct CommandContext {
-    public let server: ServerState
-    public let session: SessionControl
+package struct CommandContext {
+    package let server: ServerState
+    package let session: SessionControl
 
-    public init(server: ServerState, session: SessionControl) {
+    package init(server: ServerState, session: SessionControl) {
         self.server = server
         self.session = session
     }

@@ -5,7 +5,7 @@
 /// before dispatch (no `execute`, a stray member) is not a command and is not reported. Called
 /// on the server's event loop, right after the dispatch, so it must return quickly and never
 /// block.
-public protocol CommandObserver: AnyObject, Sendable {
+package protocol CommandObserver: AnyObject, Sendable {
     /// - Parameters:
     ///   - command: the `execute` (or `exec-oob`) name as the client sent it: client input, so
     ///     an observer that labels by it must keep to the schema's names.

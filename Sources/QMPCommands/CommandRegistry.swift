@@ -10,24 +10,24 @@ import QMPWire
 /// The standard registry's handlers are generated (`schemaBound()`, from API/ by api-embed):
 /// each decodes the object into the command's typed arguments and calls the method of the
 /// module's handler type that the generated protocol requires.
-public typealias CommandHandler = (JSON, CommandContext) throws(QMPError) -> CommandOutcome
+package typealias CommandHandler = (JSON, CommandContext) throws(QMPError) -> CommandOutcome
 
 /// The handlers, by command name. Every command in the schema has exactly one handler and
 /// every handler a schema entry; `mismatches(with:)` checks both directions and the server
 /// refuses to start (and a test fails) otherwise. For the embedded schema the build already
 /// guarantees it: the registry is generated from the same files.
-public struct CommandRegistry {
-    public private(set) var handlers: [String: CommandHandler] = [:]
+package struct CommandRegistry {
+    package private(set) var handlers: [String: CommandHandler] = [:]
 
-    public init() {}
+    package init() {}
 
-    public mutating func register(_ name: String, _ handler: @escaping CommandHandler) {
+    package mutating func register(_ name: String, _ handler: @escaping CommandHandler) {
         precondition(handlers[name] == nil, "command \(name) registered twice")
         handlers[name] = handler
     }
 
     /// Problems between the schema and the handlers; empty when they match.
-    public func mismatches(with schema: Schema) -> [String] {
+    package func mismatches(with schema: Schema) -> [String] {
         var problems: [String] = []
         for command in schema.commands where handlers[command.name] == nil {
             problems.append("command '\(command.name)' is in the schema but has no handler")
@@ -39,5 +39,5 @@ public struct CommandRegistry {
     }
 
     /// The registry with every command of this server.
-    public static func standard() -> CommandRegistry { schemaBound() }
+    package static func standard() -> CommandRegistry { schemaBound() }
 }

@@ -6,12 +6,12 @@ import QMPWire
 
 /// Executes one parsed request: QEMU 7.2's qmp_dispatch, step for step, so that every
 /// malformed request gets the error QEMU gives it.
-public enum Dispatcher {
+package enum Dispatcher {
     /// - Parameters:
     ///   - request: a request whose envelope passed `QMPRequest.check` (QMPWire).
     /// - Returns: the command's outcome (its reply, or deferred work that makes it), or the
     ///   error to reply with.
-    public static func dispatch(
+    package static func dispatch(
         _ request: QMPRequest, server: ServerState, session: SessionControl
     ) -> Result<CommandOutcome, QMPError> {
         let result = run(request.command, oob: request.isOOB, request: request, server: server, session: session)

@@ -10,7 +10,7 @@ import PathEvents
 ///
 /// `records`, `append` and `deliverableThrough` are called on the server's event loop;
 /// `waitUntilDurable` off it (it may block on the disk).
-public protocol DurableLog: AnyObject, Sendable {
+package protocol DurableLog: AnyObject, Sendable {
     /// Whether a successful call of `command` must be recorded (it changed what cssd owns).
     func records(_ command: String) -> Bool
     /// Records one successful command.

@@ -6,7 +6,7 @@ import PathEvents
 import VFIOCCW
 
 /// Where a published path change came from.
-public enum PathChangeCause: Hashable, Sendable {
+package enum PathChangeCause: Hashable, Sendable {
     /// A command on connection `connection` (vary-path, configure-chpid, inject-path-fault,
     /// reset-channel-path). That connection writes its own events after the command's reply.
     case command(connection: Int)
@@ -19,27 +19,27 @@ public enum PathChangeCause: Hashable, Sendable {
 ///
 /// Sinks (the server waking connections, metrics counters, an event journal, a broker) read
 /// it and keep what they need; it is a value, so a sink may hand it to another thread.
-public struct PublishedPathChange: Hashable, Sendable {
+package struct PublishedPathChange: Hashable, Sendable {
     /// Publication order: one more than the change before (the first of an epoch is 1); the
     /// events' `sequence`, and the journal's key.
-    public let sequence: UInt64
+    package let sequence: UInt64
     /// The change as the backend reported it: the path before and after, the affected
     /// subchannels with their new masks, the machine's CRWs.
-    public let change: PathChange
+    package let change: PathChange
     /// What happened (the events' `change`).
-    public let kind: PathEventChange
-    public let cause: PathChangeCause
+    package let kind: PathEventChange
+    package let cause: PathChangeCause
     /// When it was published: the timestamp of its events.
-    public let time: EventTime
+    package let time: EventTime
     /// What it did to each guest reached (vfio-ccw), in guest-name order; empty for a reset.
-    public let guests: [GuestPathChange]
+    package let guests: [GuestPathChange]
     /// The subscriptions and connections that got events from it.
-    public let reached: PathEventFanOut
+    package let reached: PathEventFanOut
 }
 
 extension PathEventJournal: PathChangeSink {
     /// Keeps the change (the journal is one of the publisher's sinks).
-    public func pathChangePublished(_ published: PublishedPathChange) {
+    package func pathChangePublished(_ published: PublishedPathChange) {
         append(
             JournaledPathChange(
                 sequence: published.sequence, change: published.change, kind: published.kind, time: published.time,
@@ -51,7 +51,7 @@ extension PathEventJournal: PathChangeSink {
 /// change reached the guests and the subscriptions' queues. It must return quickly and must not
 /// publish (the change is complete; a sink that reacts with a change of its own would reorder
 /// the sinks' views).
-public protocol PathChangeSink: AnyObject {
+package protocol PathChangeSink: AnyObject {
     func pathChangePublished(_ published: PublishedPathChange)
 }
 
@@ -67,16 +67,16 @@ public protocol PathChangeSink: AnyObject {
 /// lives on the server's event loop, like `ServerState`, which holds it. Cost: the models'
 /// (O(affected subchannels) per subscription that wants them, O(affected) for the guests),
 /// plus O(sinks).
-public final class PathChangePublisher {
+package final class PathChangePublisher {
     /// Path-event subscriptions of every connection, and their queues.
-    public var hub: PathEventHub
+    package var hub: PathEventHub
     /// Guests and their vfio-ccw passthrough devices.
-    public var guests: Guests
+    package var guests: Guests
     /// Event timestamps (tests may fix it).
-    public var clock: () -> EventTime
+    package var clock: () -> EventTime
     private var sinks: [WeakSink] = []
     /// The sequence number of the last change published (0: none yet in this epoch).
-    public private(set) var lastSequence: UInt64
+    package private(set) var lastSequence: UInt64
 
     private struct WeakSink {
         weak var sink: PathChangeSink?
@@ -85,7 +85,7 @@ public final class PathChangePublisher {
     /// - Parameters:
     ///   - lastSequence: the sequence number of the last change published before (a journal
     ///     that survives a restart passes its last one); the next change gets one more.
-    public init(
+    package init(
         hub: PathEventHub = PathEventHub(), guests: Guests = Guests(),
         clock: @escaping () -> EventTime = EventClock.now,
         lastSequence: UInt64 = 0
@@ -98,7 +98,7 @@ public final class PathChangePublisher {
 
     /// Adds a sink. Sinks are held weakly (the server owns its connections' sink, and a sink
     /// that goes away simply stops hearing): the caller keeps it alive.
-    public func addSink(_ sink: PathChangeSink) {
+    package func addSink(_ sink: PathChangeSink) {
         sinks.removeAll { $0.sink == nil }
         sinks.append(WeakSink(sink: sink))
     }
@@ -112,7 +112,7 @@ public final class PathChangePublisher {
     ///   - cause: where it came from.
     /// - Returns: what was published, or nil when nothing was.
     @discardableResult
-    public func publish(_ change: PathChange, as kind: PathEventChange, cause: PathChangeCause) -> PublishedPathChange?
+    package func publish(_ change: PathChange, as kind: PathEventChange, cause: PathChangeCause) -> PublishedPathChange?
     {
         guard kind == .reset || !change.altersNothing else { return nil }
         let time = clock()

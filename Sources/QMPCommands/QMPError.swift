@@ -4,23 +4,23 @@
 /// An error reply: `{"error": {"class": CLASS, "desc": DESC}}`.
 ///
 /// The classes are QEMU's (qapi/error.json); clients such as qemu.qmp dispatch on them.
-public struct QMPError: Error, Equatable, Sendable, CustomStringConvertible {
-    public enum Class: String, Sendable {
+package struct QMPError: Error, Equatable, Sendable, CustomStringConvertible {
+    package enum Class: String, Sendable {
         case genericError = "GenericError"
         case commandNotFound = "CommandNotFound"
         case deviceNotActive = "DeviceNotActive"
         case deviceNotFound = "DeviceNotFound"
     }
 
-    public let errorClass: Class
-    public let desc: String
+    package let errorClass: Class
+    package let desc: String
 
-    public init(_ errorClass: Class, _ desc: String) {
+    package init(_ errorClass: Class, _ desc: String) {
         self.errorClass = errorClass
         self.desc = desc
     }
 
-    public static func generic(_ desc: String) -> QMPError { QMPError(.genericError, desc) }
+    package static func generic(_ desc: String) -> QMPError { QMPError(.genericError, desc) }
 
-    public var description: String { "\(errorClass.rawValue): \(desc)" }
+    package var description: String { "\(errorClass.rawValue): \(desc)" }
 }

@@ -9,20 +9,20 @@ import QMPWire
 import VFIOCCW
 
 /// Options that change which commands exist and what the server reports.
-public struct ServerOptions: Sendable {
+package struct ServerOptions: Sendable {
     /// Version reported in the greeting and by query-version.
-    public var version: (major: Int, minor: Int, micro: Int)
+    package var version: (major: Int, minor: Int, micro: Int)
     /// The `package` string of the greeting and query-version.
-    public var package: String
+    package var package: String
     /// Conditions (QAPI "if") that are on: e.g. "allow-quit".
-    public var conditions: Set<String>
-    public var limits: WireLimits
+    package var conditions: Set<String>
+    package var limits: WireLimits
     /// Default bound of a path-event subscription's queue (`queue-limit` overrides it).
-    public var eventQueueLimit: Int
+    package var eventQueueLimit: Int
     /// Most path changes the journal holds for resuming subscribers (`--event-journal`).
-    public var eventJournal: Int
+    package var eventJournal: Int
 
-    public init(
+    package init(
         version: (major: Int, minor: Int, micro: Int) = CSSDVersion.triple,
         package: String = "cssd \(CSSDVersion.string)",
         conditions: Set<String> = [],
@@ -39,57 +39,57 @@ public struct ServerOptions: Sendable {
     }
 }
 
-public enum CSSDVersion {
-    public static let triple = (major: 0, minor: 1, micro: 0)
-    public static let string = "0.1.0"
+package enum CSSDVersion {
+    package static let triple = (major: 0, minor: 1, micro: 0)
+    package static let string = "0.1.0"
 }
 
 /// Server-wide state shared by all connections: schema, handlers, options, and the hooks the
 /// network layer installs. Confined to the server's event loop, like everything it holds.
-public final class ServerState {
-    public let schema: Schema
-    public let options: ServerOptions
-    public let validator: ArgumentValidator
+package final class ServerState {
+    package let schema: Schema
+    package let options: ServerOptions
+    package let validator: ArgumentValidator
     /// The commands that exist on this server (schema entries whose condition is on), by name.
     let entries: [String: Entry]
     /// The source of truth the commands act on: the model, or a real machine.
-    public let backend: ChannelSubsystemBackend
+    package let backend: ChannelSubsystemBackend
     /// The backend's current view of the channel subsystem.
-    public var subsystem: Subsystem { backend.subsystem }
+    package var subsystem: Subsystem { backend.subsystem }
     /// The path-change pipeline: every source of path changes publishes through it, and the
     /// network layer (and any later consumer) listens to it as a `PathChangeSink`.
-    public let pathChanges: PathChangePublisher
+    package let pathChanges: PathChangePublisher
     /// Path-event subscriptions of every connection, and their queues (the publisher's).
-    public var pathEvents: PathEventHub {
+    package var pathEvents: PathEventHub {
         get { pathChanges.hub }
         _modify { yield &pathChanges.hub }
     }
     /// Guests and their vfio-ccw passthrough devices, over the backend's subsystem (the
     /// publisher's). Changed in place: a guest may hold 65,536 devices.
-    public var guests: Guests {
+    package var guests: Guests {
         get { pathChanges.guests }
         _modify { yield &pathChanges.guests }
     }
     /// Event timestamps; the network layer's clock (tests may fix it).
-    public var clock: () -> EventTime {
+    package var clock: () -> EventTime {
         get { pathChanges.clock }
         set { pathChanges.clock = newValue }
     }
     /// The recent path changes, for `subscribe-path-events` with `since`; a sink of
     /// `pathChanges`. Its epoch names this server's history.
-    public let journal: PathEventJournal
+    package let journal: PathEventJournal
     /// Where commands that change what cssd owns are made durable (`--state-dir`); nil keeps
     /// nothing, as before.
-    public var durability: DurableLog?
+    package var durability: DurableLog?
     /// Called by `quit`; the network layer stops the server after flushing the reply.
-    public var onShutdownRequest: ((ShutdownCause) -> Void)?
+    package var onShutdownRequest: ((ShutdownCause) -> Void)?
     /// Told of every executed request (metrics); nil: nothing is measured.
-    public var commandObserver: CommandObserver?
+    package var commandObserver: CommandObserver?
     /// `query-notify`'s reply while `--notify` publishes path events (the notifier's status);
     /// nil without it.
-    public var notifyStatus: (() -> JSON)?
+    package var notifyStatus: (() -> JSON)?
     /// The network layer's open connections (query-connections); none when unset.
-    public var connectionReports: (() -> [ConnectionReport])?
+    package var connectionReports: (() -> [ConnectionReport])?
     private var lastConnectionID = 0
 
     struct Entry {
@@ -102,7 +102,7 @@ public final class ServerState {
 
     private var introspectionCache: [Bool: JSON] = [:]
     private var commandListCache: [Bool: JSON] = [:]
-    public private(set) lazy var versionInfo: JSON = .object([
+    package private(set) lazy var versionInfo: JSON = .object([
         (
             "qemu",
             .object([
@@ -115,7 +115,7 @@ public final class ServerState {
     ])
 
     /// - Parameter backend: what to serve; the model of the embedded default topology when nil.
-    public init(
+    package init(
         schema: Schema, registry: CommandRegistry, options: ServerOptions, backend: ChannelSubsystemBackend? = nil,
         guests: Guests = Guests(), journal: PathEventJournal? = nil
     ) throws(SchemaError) {
@@ -139,14 +139,14 @@ public final class ServerState {
     }
 
     /// The server with the embedded schema and all standard commands.
-    public static func standard(options: ServerOptions = ServerOptions(), subsystem: Subsystem? = nil)
+    package static func standard(options: ServerOptions = ServerOptions(), subsystem: Subsystem? = nil)
         throws(SchemaError) -> ServerState
     {
         try standard(options: options, backend: subsystem.map { ModelBackend($0) })
     }
 
     /// The server with the embedded schema and all standard commands, over `backend`.
-    public static func standard(
+    package static func standard(
         options: ServerOptions = ServerOptions(), backend: ChannelSubsystemBackend?, guests: Guests = Guests(),
         journal: PathEventJournal? = nil
     ) throws(SchemaError) -> ServerState {
@@ -156,23 +156,23 @@ public final class ServerState {
     }
 
     /// A new epoch: 16 random hex digits (a history nobody can resume into by chance).
-    public static func newEpoch() -> String {
+    package static func newEpoch() -> String {
         let value = UInt64.random(in: 1...UInt64.max)
         let digits = String(value, radix: 16)
         return String(repeating: "0", count: 16 - digits.count) + digits
     }
 
     /// Events of changes after this sequence number wait: their changes are not durable yet.
-    public var deliverableThrough: UInt64 { durability?.deliverableThrough ?? .max }
+    package var deliverableThrough: UInt64 { durability?.deliverableThrough ?? .max }
 
     /// A new connection's id (the owner of its path-event subscriptions).
-    public func makeConnectionID() -> Int {
+    package func makeConnectionID() -> Int {
         lastConnectionID += 1
         return lastConnectionID
     }
 
     /// Commands a connection may execute, in schema order.
-    public func availableCommands(readOnly: Bool) -> [Command] {
+    package func availableCommands(readOnly: Bool) -> [Command] {
         schema.commands.filter { entries[$0.name] != nil && (!readOnly || $0.isReadOnly) }
     }
 
@@ -191,7 +191,7 @@ public final class ServerState {
     }
 
     /// The greeting sent on connect.
-    public func greeting() -> JSON {
+    package func greeting() -> JSON {
         .object([("QMP", .object([("version", versionInfo), ("capabilities", .array([.string("oob")]))]))])
     }
 }

@@ -19,9 +19,9 @@ import Glibc
 ///
 /// Input format: the first byte selects the session (bit 0 read-only, bit 1 negotiate first,
 /// bits 2-5 chunk size - 1, bit 7 whole input at once); the rest is the client's byte stream.
-public enum FuzzHarness {
+package enum FuzzHarness {
     /// Small limits, so that fuzzing reaches them.
-    public static let fuzzLimits = WireLimits(maxValueSize: 4096, maxTokens: 512, maxNesting: 64)
+    package static let fuzzLimits = WireLimits(maxValueSize: 4096, maxTokens: 512, maxNesting: 64)
 
     nonisolated(unsafe) static let fuzzServer: ServerState = {
         let host = try! Subsystem(topology: .embeddedDefault)
@@ -37,7 +37,7 @@ public enum FuzzHarness {
     nonisolated(unsafe) static let pristineGuests = fuzzServer.guests
 
     /// Runs one input; traps (a crash libFuzzer reports) when an invariant breaks.
-    public static func runOne(_ input: UnsafeRawBufferPointer) {
+    package static func runOne(_ input: UnsafeRawBufferPointer) {
         guard let control = input.first else { return }
         model.subsystem = pristineSubsystem
         fuzzServer.guests = pristineGuests

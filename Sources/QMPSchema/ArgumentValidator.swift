@@ -4,21 +4,21 @@
 import QMPWire
 
 /// A request whose arguments do not match the schema; the text is QEMU's.
-public struct ValidationError: Error, Equatable, Sendable {
-    public let desc: String
+package struct ValidationError: Error, Equatable, Sendable {
+    package let desc: String
 }
 
 /// Checks arguments against schema members the way QEMU's QObject input visitor does, so
 /// the first error found, and its text, are the ones QEMU would report:
 /// members in declaration order, each checked in depth before the next, and keys nobody
 /// asked for reported once all declared members have been visited.
-public struct ArgumentValidator: Sendable {
-    public let schema: Schema
+package struct ArgumentValidator: Sendable {
+    package let schema: Schema
 
-    public init(schema: Schema) { self.schema = schema }
+    package init(schema: Schema) { self.schema = schema }
 
     /// Validates an arguments object and fills in the defaults of absent optional members.
-    public func validate(arguments: JSON, members: [Member]) throws(ValidationError) {
+    package func validate(arguments: JSON, members: [Member]) throws(ValidationError) {
         if members.isEmpty && arguments.count == 0 { return }
         try checkStruct(arguments, members: members, prefix: "")
     }

@@ -8,7 +8,7 @@ extension Schema {
     ///
     /// Like QEMU, names of non-builtin types are masked as numbers (clients must not depend on
     /// them), optional members carry `"default": null`, and `allow-oob` appears only when true.
-    public func introspect(commands: [Command], events: [Event]) -> JSON {
+    package func introspect(commands: [Command], events: [Event]) -> JSON {
         var builder = IntrospectionBuilder(schema: self)
         for command in commands { builder.add(command) }
         for event in events { builder.add(event) }

@@ -13,29 +13,29 @@ import QMPWire
 /// which the wire and introspection see as the built-in and generated code as its Swift type;
 /// `"swift"` on an enum or alias names the existing Swift type it is (CSSModel's `VaryState`);
 /// a document's `"handlers"` names the Swift type implementing its commands (Sources/api-embed).
-public final class Schema: @unchecked Sendable {
+package final class Schema: @unchecked Sendable {
     // Immutable after init; jansson values inside are only read.
 
-    public let modules: [Module]
-    public let commands: [Command]
-    public let events: [Event]
-    public let structs: [String: Struct]
-    public let enums: [String: Enum]
-    public let aliases: [String: Alias]
+    package let modules: [Module]
+    package let commands: [Command]
+    package let events: [Event]
+    package let structs: [String: Struct]
+    package let enums: [String: Enum]
+    package let aliases: [String: Alias]
     private let commandIndex: [String: Int]
 
-    public struct Module: Sendable {
-        public let name: String
-        public let doc: String
+    package struct Module: Sendable {
+        package let name: String
+        package let doc: String
     }
 
     /// Loads the schema compiled into the binary.
-    public static func embedded() throws(SchemaError) -> Schema {
+    package static func embedded() throws(SchemaError) -> Schema {
         try Schema(documents: embeddedAPIDocuments.map { ($0.name, $0.text) })
     }
 
     /// Loads and cross-checks schema documents.
-    public init(documents: [(name: String, text: String)]) throws(SchemaError) {
+    package init(documents: [(name: String, text: String)]) throws(SchemaError) {
         var modules: [Module] = []
         var commands: [Command] = []
         var events: [Event] = []
@@ -91,7 +91,7 @@ public final class Schema: @unchecked Sendable {
         try checkReferences(files: files)
     }
 
-    public func command(named name: String) -> Command? {
+    package func command(named name: String) -> Command? {
         commandIndex[name].map { commands[$0] }
     }
 
@@ -124,18 +124,18 @@ public final class Schema: @unchecked Sendable {
 }
 
 /// A malformed schema document; the server refuses to start with one.
-public struct SchemaError: Error, CustomStringConvertible, Sendable {
-    public let description: String
-    public init(_ description: String) { self.description = description }
+package struct SchemaError: Error, CustomStringConvertible, Sendable {
+    package let description: String
+    package init(_ description: String) { self.description = description }
 }
 
 /// A reference to a type: a built-in, a named struct or enum, or an array.
-public indirect enum TypeRef: Sendable, Equatable, CustomStringConvertible {
+package indirect enum TypeRef: Sendable, Equatable, CustomStringConvertible {
     case builtin(Builtin)
     case named(String)
     case array(TypeRef)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .builtin(let builtin): return builtin.rawValue
         case .named(let name): return name
@@ -145,11 +145,11 @@ public indirect enum TypeRef: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// QAPI's built-in types.
-public enum Builtin: String, Sendable, CaseIterable {
+package enum Builtin: String, Sendable, CaseIterable {
     case str, int, int8, int16, int32, int64, uint8, uint16, uint32, uint64, size, number, bool, any, null
 
     /// The JSON type QEMU's introspection reports.
-    public var jsonType: String {
+    package var jsonType: String {
         switch self {
         case .str: return "string"
         case .number: return "number"
@@ -177,60 +177,60 @@ public enum Builtin: String, Sendable, CaseIterable {
 }
 
 /// A member of a struct, of a command's arguments or of an event's data.
-public struct Member: Sendable {
-    public let name: String
-    public let type: TypeRef
-    public let optional: Bool
-    public let doc: String
+package struct Member: Sendable {
+    package let name: String
+    package let type: TypeRef
+    package let optional: Bool
+    package let doc: String
     /// The value an absent optional member takes (its text, parsed when used).
-    public let defaultText: String?
+    package let defaultText: String?
     /// `type` with aliases replaced by their built-ins, resolved once when the schema loads:
     /// what the validator checks (a lookup per alias per request would be on the hot path).
-    public internal(set) var wireType: TypeRef
+    package internal(set) var wireType: TypeRef
 }
 
-public struct Struct: Sendable {
-    public let name: String
-    public internal(set) var members: [Member]
-    public let doc: String
+package struct Struct: Sendable {
+    package let name: String
+    package internal(set) var members: [Member]
+    package let doc: String
 }
 
-public struct Enum: Sendable {
-    public let name: String
-    public let values: [(name: String, doc: String)]
-    public let doc: String
-    public func contains(_ value: String) -> Bool { values.contains { $0.name == value } }
+package struct Enum: Sendable {
+    package let name: String
+    package let values: [(name: String, doc: String)]
+    package let doc: String
+    package func contains(_ value: String) -> Bool { values.contains { $0.name == value } }
 }
 
 /// A name for a built-in type that stands for one kind of value (an id), e.g. `ChannelPathID`
 /// for `str`. Requests and introspection see the built-in.
-public struct Alias: Sendable {
-    public let name: String
-    public let base: Builtin
-    public let doc: String
+package struct Alias: Sendable {
+    package let name: String
+    package let base: Builtin
+    package let doc: String
 }
 
-public struct Command: Sendable {
-    public let name: String
-    public let module: String
-    public internal(set) var arguments: [Member]
-    public let returns: TypeRef?
-    public let doc: String
+package struct Command: Sendable {
+    package let name: String
+    package let module: String
+    package internal(set) var arguments: [Member]
+    package let returns: TypeRef?
+    package let doc: String
     /// May be sent with exec-oob.
-    public let allowOOB: Bool
+    package let allowOOB: Bool
     /// Accepted in capabilities negotiation mode.
-    public let negotiation: Bool
+    package let negotiation: Bool
     /// A server option that must be on for the command to exist (QAPI's "if").
-    public let condition: String?
+    package let condition: String?
     /// Accepted on read-only connections: query-* commands, and negotiation.
-    public var isReadOnly: Bool { name.hasPrefix("query-") || negotiation }
+    package var isReadOnly: Bool { name.hasPrefix("query-") || negotiation }
 }
 
-public struct Event: Sendable {
-    public let name: String
-    public let module: String
-    public let data: [Member]
-    public let doc: String
+package struct Event: Sendable {
+    package let name: String
+    package let module: String
+    package let data: [Member]
+    package let doc: String
 }
 
 // MARK: Parsing definitions

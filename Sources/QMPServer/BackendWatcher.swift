@@ -12,19 +12,19 @@ import Glibc
 #endif
 
 /// How the server learns that an observed machine changed behind its back.
-public struct BackendWatch: Sendable {
+package struct BackendWatch: Sendable {
     /// Read every channel path's attributes this often (and sweep a share of the
     /// subchannels); nil: never on a timer.
-    public var pollInterval: TimeAmount?
+    package var pollInterval: TimeAmount?
     /// Every subchannel is read at least once within this interval (the sweep).
-    public var sweepInterval: TimeAmount
+    package var sweepInterval: TimeAmount
     /// Also re-read what inotify reports written in the backend's directories. Real sysfs
     /// reports only writes by processes; polling, the sweep and the kernel log cover the rest.
-    public var inotify: Bool
+    package var inotify: Bool
     /// A kernel log to follow for channel-path messages (`/dev/kmsg`, or a file or FIFO).
-    public var kernelLog: String?
+    package var kernelLog: String?
 
-    public init(
+    package init(
         pollInterval: TimeAmount? = .seconds(1), sweepInterval: TimeAmount = .seconds(30), inotify: Bool = true,
         kernelLog: String? = nil
     ) {

@@ -5,7 +5,7 @@ import QMPTransport
 
 /// Where a QMP listener accepts connections: `unix:PATH` or `tcp:HOST:PORT` (QEMU's spelling;
 /// an IPv6 host goes in brackets, `tcp:[::1]:4444`; port 0 picks a free port).
-public enum ListenAddress: Sendable, Equatable, CustomStringConvertible {
+package enum ListenAddress: Sendable, Equatable, CustomStringConvertible {
     case unix(path: String)
     case tcp(host: String, port: Int)
 
@@ -13,7 +13,7 @@ public enum ListenAddress: Sendable, Equatable, CustomStringConvertible {
     /// the `unix:` or `tcp:` prefix is required and port 0 is allowed.
     ///
     /// - Throws: `ListenAddressError` whose text quotes the address and says what was expected.
-    public init(parsing text: String) throws(ListenAddressError) {
+    package init(parsing text: String) throws(ListenAddressError) {
         let address: QMPAddress
         do throws(QMPTransportError) {
             address = try QMPAddress(parsing: text, for: .listening)
@@ -27,30 +27,30 @@ public enum ListenAddress: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// The same address for QMPTransport (connecting to it, printing it).
-    public var transportAddress: QMPAddress {
+    package var transportAddress: QMPAddress {
         switch self {
         case .unix(let path): return .unix(path: path)
         case .tcp(let host, let port): return .tcp(host: host, port: port)
         }
     }
 
-    public var description: String { transportAddress.description }
+    package var description: String { transportAddress.description }
 }
 
-public struct ListenAddressError: Error, CustomStringConvertible, Sendable {
-    public let description: String
+package struct ListenAddressError: Error, CustomStringConvertible, Sendable {
+    package let description: String
     init(_ description: String) { self.description = description }
 }
 
 /// A listener: an address, and whether it accepts only query-* commands.
-public struct Listener: Sendable, Equatable {
-    public var address: ListenAddress
-    public var readOnly: Bool
+package struct Listener: Sendable, Equatable {
+    package var address: ListenAddress
+    package var readOnly: Bool
     /// A listening socket handed over by systemd (socket activation), bound to `address`;
     /// nil: cssd binds `address` itself.
-    public var descriptor: Int32?
+    package var descriptor: Int32?
 
-    public init(_ address: ListenAddress, readOnly: Bool = false, descriptor: Int32? = nil) {
+    package init(_ address: ListenAddress, readOnly: Bool = false, descriptor: Int32? = nil) {
         self.address = address
         self.readOnly = readOnly
         self.descriptor = descriptor

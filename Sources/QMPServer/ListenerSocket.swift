@@ -72,13 +72,13 @@ enum ListenerSocket {
 /// systemd socket activation (sd_listen_fds(3)): `LISTEN_PID`, `LISTEN_FDS`, `LISTEN_FDNAMES`;
 /// descriptors from 3 on. Names: `qmp` (a read-write listener) and `qmp-readonly`; with no
 /// names given, every socket is `qmp`.
-public enum SocketActivation {
+package enum SocketActivation {
     /// The listeners handed to this process, or none when it was not socket-activated. The
     /// variables are removed from the environment (as sd_listen_fds(1) does), so no child
     /// inherits them, and the descriptors get close-on-exec.
     /// - Throws: `ServerStartError` for a name other than qmp/qmp-readonly, a descriptor that is
     ///   not a listening stream socket, or malformed variables.
-    public static func takeListeners() throws -> [Listener] {
+    package static func takeListeners() throws -> [Listener] {
         defer {
             unsetenv("LISTEN_PID")
             unsetenv("LISTEN_FDS")

@@ -20,31 +20,31 @@ import Glibc
 #endif
 
 /// Server configuration: listeners, options, and per-connection bounds.
-public struct ServerConfiguration: Sendable {
-    public var listeners: [Listener]
-    public var options: ServerOptions
+package struct ServerConfiguration: Sendable {
+    package var listeners: [Listener]
+    package var options: ServerOptions
     /// Output backlog per connection above which the server stops processing that client's
     /// requests (README, "Memory and fairness").
-    public var outputHighWatermark: Int
+    package var outputHighWatermark: Int
     /// Backlog below which processing resumes.
-    public var outputLowWatermark: Int
+    package var outputLowWatermark: Int
     /// Most unprocessed input held per connection (bytes); the server keeps reading a client
     /// whose output is blocked up to this bound, so that a batch written before reading any
     /// reply is served. Raised to at least one whole pending value plus one read.
-    public var inputBacklog: Int
+    package var inputBacklog: Int
     /// The default `inputBacklog`: 4 MiB, about 110,000 `query-version` requests.
-    public static let defaultInputBacklog = 4 << 20
+    package static let defaultInputBacklog = 4 << 20
     /// The channel subsystem to serve; the embedded default topology when nil.
-    public var subsystem: Subsystem?
+    package var subsystem: Subsystem?
     /// How to follow an observed backend (linux-sysfs).
-    public var watch: BackendWatch
+    package var watch: BackendWatch
     /// TLS on every tcp listener (`--tls-creds`, `--tls-authz`); nil: plain tcp, loopback only.
-    public var security: TransportSecurity?
+    package var security: TransportSecurity?
     /// The group that owns the unix sockets (mode 0660); nil: mode 0600, the owner only.
-    public var socketGroup: gid_t?
-    public var limits: ConnectionLimits
+    package var socketGroup: gid_t?
+    package var limits: ConnectionLimits
 
-    public init(
+    package init(
         listeners: [Listener],
         options: ServerOptions = ServerOptions(),
         outputHighWatermark: Int = 256 * 1024,
@@ -71,23 +71,23 @@ public struct ServerConfiguration: Sendable {
 
 /// Bounds on clients, so that many or slow peers cannot exhaust the server (libvirt's
 /// max_clients and max_anonymous_clients play the same part).
-public struct ConnectionLimits: Sendable {
+package struct ConnectionLimits: Sendable {
     /// Most open connections (QMP and TLS handshakes together); more are closed and logged.
-    public var maxClients: Int
+    package var maxClients: Int
     /// Most TLS handshakes in progress; more connections are closed and logged.
-    public var maxHandshakes: Int
+    package var maxHandshakes: Int
     /// How long a TLS client has to complete its handshake.
-    public var handshakeTimeout: TimeAmount
+    package var handshakeTimeout: TimeAmount
 
-    public init(maxClients: Int = 1024, maxHandshakes: Int = 64, handshakeTimeout: TimeAmount = .seconds(10)) {
+    package init(maxClients: Int = 1024, maxHandshakes: Int = 64, handshakeTimeout: TimeAmount = .seconds(10)) {
         self.maxClients = maxClients
         self.maxHandshakes = maxHandshakes
         self.handshakeTimeout = handshakeTimeout
     }
 }
 
-public struct ServerStartError: Error, CustomStringConvertible, Sendable {
-    public let description: String
+package struct ServerStartError: Error, CustomStringConvertible, Sendable {
+    package let description: String
     init(_ description: String) { self.description = description }
 }
 
@@ -96,10 +96,10 @@ public struct ServerStartError: Error, CustomStringConvertible, Sendable {
 /// Runs as a swift-service-lifecycle `Service`: SIGTERM/SIGINT (graceful shutdown) and the
 /// `quit` command both send SHUTDOWN to every connection in command mode, flush, close the
 /// connections and listeners, and remove the unix socket files.
-public final class QMPServer: Service, @unchecked Sendable {
+package final class QMPServer: Service, @unchecked Sendable {
     // Mutable state is touched only on `core.loop`, or before start / after shutdown.
 
-    public let configuration: ServerConfiguration
+    package let configuration: ServerConfiguration
     private let group: MultiThreadedEventLoopGroup
     private let core: ServerCore
     private var serverChannels: [Channel] = []
@@ -107,12 +107,12 @@ public final class QMPServer: Service, @unchecked Sendable {
     private let shutdownStream: AsyncStream<ShutdownCause>
     private let shutdownContinuation: AsyncStream<ShutdownCause>.Continuation
     /// Addresses actually bound (a tcp port 0 resolved), in listener order.
-    public private(set) var boundAddresses: [ListenAddress] = []
+    package private(set) var boundAddresses: [ListenAddress] = []
 
     private var authzTask: RepeatedTask?
     private var watcher: InotifyWatcher?
     /// sd_notify: READY, RELOADING, STOPPING.
-    public let notifier = SystemdNotifier()
+    package let notifier = SystemdNotifier()
 
     /// - Parameters:
     ///   - backend: the source of truth; nil: the model of `configuration.subsystem`.
@@ -120,7 +120,7 @@ public final class QMPServer: Service, @unchecked Sendable {
     ///   - journal: the path-change journal (a restored epoch); nil: a new one.
     ///   - observer: told of commands, connections and backend readings (metrics).
     ///   - prepare: run on the new state before any connection (restores a state dir).
-    public init(
+    package init(
         configuration: ServerConfiguration, backend: ChannelSubsystemBackend? = nil, guests: Guests = Guests(),
         journal: PathEventJournal? = nil, observer: ServerObserver? = nil, logger: Logger,
         prepare: ((ServerState) throws -> Void)? = nil
@@ -145,7 +145,7 @@ public final class QMPServer: Service, @unchecked Sendable {
 
     /// Binds every listener. Throws with a clear message if one cannot be bound; listeners
     /// already bound are closed again, so the server never starts half-configured.
-    public func start() async throws {
+    package func start() async throws {
         try Self.checkPlainTCP(configuration)
         do {
             for listener in configuration.listeners {
@@ -201,7 +201,7 @@ public final class QMPServer: Service, @unchecked Sendable {
     /// Reloads the TLS credentials and the authorization policy (SIGHUP). Open connections
     /// are not disturbed; a file that cannot be used keeps the previous state and is logged.
     /// Reports RELOADING=1 and then READY=1 to systemd.
-    public func reload() async {
+    package func reload() async {
         notifier.reloading()
         core.logger.notice("reloading")
         if let security = configuration.security {
@@ -251,13 +251,13 @@ public final class QMPServer: Service, @unchecked Sendable {
     /// Adds a consumer of every published path change besides the connections (the `--notify`
     /// publisher), and what `query-notify` reports. Call before `start()`; the caller keeps the
     /// sink alive (it is held weakly). `status` runs on the event loop and must not block.
-    public func addPathChangeSink(_ sink: PathChangeSink, status: @escaping () -> JSON) {
+    package func addPathChangeSink(_ sink: PathChangeSink, status: @escaping () -> JSON) {
         core.state.pathChanges.addSink(sink)
         core.state.notifyStatus = status
     }
 
     /// Serves until `shutdown(cause:)`, `quit` or a graceful-shutdown signal.
-    public func serve() async {
+    package func serve() async {
         let cause: ShutdownCause = await withGracefulShutdownHandler {
             var iterator = shutdownStream.makeAsyncIterator()
             return await iterator.next() ?? .hostSignal
@@ -280,28 +280,28 @@ public final class QMPServer: Service, @unchecked Sendable {
     }
 
     /// Service: start, then serve.
-    public func run() async throws {
+    package func run() async throws {
         try await start()
         await serve()
     }
 
     /// Asks a running server to stop.
-    public func shutdown(cause: ShutdownCause = .hostSignal) {
+    package func shutdown(cause: ShutdownCause = .hostSignal) {
         shutdownContinuation.yield(cause)
     }
 
     /// The event loop group the server runs on (one loop): other endpoints of cssd (metrics)
     /// bind on it, so that they see `state` from the same thread as the QMP connections.
-    public var eventLoopGroup: EventLoopGroup { group }
+    package var eventLoopGroup: EventLoopGroup { group }
 
     /// The loop every connection, the model and `state` live on.
-    public var eventLoop: EventLoop { core.loop }
+    package var eventLoop: EventLoop { core.loop }
 
     /// The server's shared state; touch it only on `eventLoop`.
-    public var state: ServerState { core.state }
+    package var state: ServerState { core.state }
 
     /// Number of open connections (for tests and logs).
-    public func connectionCount() async -> Int {
+    package func connectionCount() async -> Int {
         let core = self.core
         return (try? await core.loop.submit { core.connectionCount }.get()) ?? 0
     }

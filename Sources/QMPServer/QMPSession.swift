@@ -36,9 +36,9 @@ import QMPWire
 /// the state error's text. A command's `.deferred` outcome enters `waiting` (from command mode,
 /// where dispatch runs) when deferral is enabled and the work has a blocking part; otherwise
 /// the session runs the work inline and replies at once.
-public final class QMPSession: SessionControl {
+package final class QMPSession: SessionControl {
     /// Where the session is in the protocol.
-    public enum State {
+    package enum State {
         /// Greeting sent; only negotiation commands (qmp_capabilities) until it succeeds.
         case negotiating
         /// Capabilities negotiated; `oob`: exec-oob is enabled.
@@ -49,7 +49,7 @@ public final class QMPSession: SessionControl {
         case stopped
 
         /// The state without its details, for errors and tests.
-        public var name: StateName {
+        package var name: StateName {
             switch self {
             case .negotiating: return .negotiating
             case .commandMode: return .commandMode
@@ -60,7 +60,7 @@ public final class QMPSession: SessionControl {
     }
 
     /// `State` without its details.
-    public enum StateName: String, CaseIterable, Hashable, Sendable {
+    package enum StateName: String, CaseIterable, Hashable, Sendable {
         case negotiating
         case commandMode = "command mode"
         /// Waiting for deferred work that has not been taken (`takeDeferredWork`) yet.
@@ -71,22 +71,22 @@ public final class QMPSession: SessionControl {
     }
 
     /// A reply that waits for deferred work.
-    public struct PendingReply {
+    package struct PendingReply {
         /// The request's id, echoed on the reply.
         let id: QMPReplyID
         let work: DeferredWork
         /// `work.blocking`, which a waiting reply always has.
         let blocking: @Sendable () -> Result<Void, BackendError>
         /// Whether exec-oob was enabled: the command mode to return to.
-        public let oob: Bool
+        package let oob: Bool
         /// Whether the work was handed to the caller to run.
-        public internal(set) var workTaken = false
+        package internal(set) var workTaken = false
     }
 
-    public let server: ServerState
-    public let isReadOnly: Bool
-    public let connectionID: Int
-    public private(set) var state: State = .negotiating
+    package let server: ServerState
+    package let isReadOnly: Bool
+    package let connectionID: Int
+    package private(set) var state: State = .negotiating
 
     private var scanner: JSONScanner
     private var eventEncoder: PathEventEncoder
@@ -96,7 +96,7 @@ public final class QMPSession: SessionControl {
     /// Input not yet consumed: the tail of a partial value and/or unscanned bytes.
     private var pending: ByteBuffer?
 
-    public enum Progress: Equatable {
+    package enum Progress: Equatable {
         /// All input consumed; read more.
         case needInput
         /// The output budget is used up; call `process` again once the output drained.
@@ -111,10 +111,10 @@ public final class QMPSession: SessionControl {
     /// Set by the network layer: a command's deferred work runs off the event loop. Without
     /// it (tests, the fuzzer) the session runs deferred work inline and replies at once.
     /// Configuration, not state: it does not change while the session runs.
-    public var deferralEnabled = false
+    package var deferralEnabled = false
 
     /// In command mode (capabilities negotiated), including while a reply waits.
-    public var isNegotiated: Bool {
+    package var isNegotiated: Bool {
         switch state {
         case .commandMode, .waiting: return true
         case .negotiating, .stopped: return false
@@ -122,7 +122,7 @@ public final class QMPSession: SessionControl {
     }
 
     /// exec-oob is enabled.
-    public var isOOBEnabled: Bool {
+    package var isOOBEnabled: Bool {
         switch state {
         case .commandMode(let oob): return oob
         case .waiting(let pending): return pending.oob
@@ -131,23 +131,23 @@ public final class QMPSession: SessionControl {
     }
 
     /// The session stopped (shutdown or closed): remaining input is ignored.
-    public var isStopped: Bool {
+    package var isStopped: Bool {
         if case .stopped = state { return true }
         return false
     }
 
     /// Called with each request and its outcome once the reply is known (the audit log).
-    public var audit: ((QMPRequest, Result<JSON, QMPError>) -> Void)?
+    package var audit: ((QMPRequest, Result<JSON, QMPError>) -> Void)?
     /// The request whose reply waits for deferred work, for `audit`.
     private var deferredRequest: QMPRequest?
 
     /// Whether a reply waits for deferred work.
-    public var isWaiting: Bool {
+    package var isWaiting: Bool {
         if case .waiting = state { return true }
         return false
     }
 
-    public init(server: ServerState, readOnly: Bool = false) {
+    package init(server: ServerState, readOnly: Bool = false) {
         self.server = server
         self.isReadOnly = readOnly
         self.connectionID = server.makeConnectionID()
@@ -156,7 +156,7 @@ public final class QMPSession: SessionControl {
     }
 
     /// Bytes of input held (a partial value, or input not yet processed).
-    public var bufferedInputBytes: Int { pending?.readableBytes ?? 0 }
+    package var bufferedInputBytes: Int { pending?.readableBytes ?? 0 }
 
     /// Throws unless the session is in one of `allowed`.
     private func require(_ call: String, _ allowed: [StateName]) throws(SessionStateError) {
@@ -166,14 +166,14 @@ public final class QMPSession: SessionControl {
 
     /// Writes the greeting (QEMU's, with the oob capability offered).
     /// - Throws: `SessionStateError` unless negotiating: the greeting opens negotiation.
-    public func writeGreeting(into output: inout ByteBuffer) throws(SessionStateError) {
+    package func writeGreeting(into output: inout ByteBuffer) throws(SessionStateError) {
         try require("writeGreeting", [.negotiating])
         ReplyEncoder.writeLine(server.greeting(), to: &output)
     }
 
     /// Adds input and processes as much as the output budget allows. A stopped session takes
     /// no input and reports `.stopped`.
-    public func receive(_ input: inout ByteBuffer, into output: inout ByteBuffer, budget: Int) -> Progress {
+    package func receive(_ input: inout ByteBuffer, into output: inout ByteBuffer, budget: Int) -> Progress {
         guard !isStopped else { return .stopped }
         buffer(&input)
         return process(into: &output, budget: budget)
@@ -181,7 +181,7 @@ public final class QMPSession: SessionControl {
 
     /// Adds input to process later (while a reply waits too: it is processed after the reply).
     /// - Throws: `SessionStateError` when stopped: nothing will process it.
-    public func append(_ input: inout ByteBuffer) throws(SessionStateError) {
+    package func append(_ input: inout ByteBuffer) throws(SessionStateError) {
         try require("append", [.negotiating, .commandMode, .waitingToStart, .waitingForWork])
         buffer(&input)
     }
@@ -198,7 +198,7 @@ public final class QMPSession: SessionControl {
     /// are used up or `output` holds `budget` bytes. The events a command publishes follow its
     /// reply. While a reply waits, only events are written (`.waiting`); when stopped, nothing
     /// (`.stopped`): the result reports the state, so this is never an error.
-    public func process(into output: inout ByteBuffer, budget: Int) -> Progress {
+    package func process(into output: inout ByteBuffer, budget: Int) -> Progress {
         switch state {
         case .stopped: return .stopped
         case .waiting: return writeEvents(into: &output, budget: budget) ? .waiting : .outputFull
@@ -380,7 +380,7 @@ public final class QMPSession: SessionControl {
     /// The blocking part of a deferred reply, handed over once: the caller runs it off the
     /// loop, then calls `completeDeferred` with its outcome.
     /// - Throws: `SessionStateError` unless a reply waits for work not yet taken.
-    public func takeDeferredWork() throws(SessionStateError) -> @Sendable () -> Result<Void, BackendError> {
+    package func takeDeferredWork() throws(SessionStateError) -> @Sendable () -> Result<Void, BackendError> {
         try require("takeDeferredWork", [.waitingToStart])
         guard case .waiting(var pending) = state else { preconditionFailure("checked above") }
         pending.workTaken = true
@@ -392,7 +392,7 @@ public final class QMPSession: SessionControl {
     /// returns to command mode.
     /// - Throws: `SessionStateError` unless the work was taken and the reply still waits (a
     ///   session stopped meanwhile has dropped it: the caller discards the outcome).
-    public func completeDeferred(_ outcome: Result<Void, BackendError>, into output: inout ByteBuffer)
+    package func completeDeferred(_ outcome: Result<Void, BackendError>, into output: inout ByteBuffer)
         throws(SessionStateError)
     {
         try require("completeDeferred", [.waitingForWork])
@@ -410,7 +410,7 @@ public final class QMPSession: SessionControl {
     /// unfinished, as QEMU does (its parser is reset on close without a reply). Call once
     /// `process` returned `.needInput`, so that every complete value was answered.
     /// - Returns: the number of bytes dropped.
-    public func discardIncompleteInput() -> Int {
+    package func discardIncompleteInput() -> Int {
         guard var buffer = pending else { return 0 }
         pending = nil
         do {
@@ -422,7 +422,7 @@ public final class QMPSession: SessionControl {
     }
 
     /// Ends the connection's subscriptions (it closed) and stops. Allowed in every state.
-    public func close() {
+    package func close() {
         server.pathEvents.removeOwner(connectionID)
         stop()
     }
@@ -430,7 +430,7 @@ public final class QMPSession: SessionControl {
     /// Writes an event if the connection is in command mode (QEMU sends none before, and a
     /// stopped session writes nothing more).
     /// - Returns: whether it was written.
-    public func writeEvent(_ name: String, data: JSON?, seconds: Int, microseconds: Int, into output: inout ByteBuffer)
+    package func writeEvent(_ name: String, data: JSON?, seconds: Int, microseconds: Int, into output: inout ByteBuffer)
         -> Bool
     {
         guard isNegotiated else { return false }
@@ -440,7 +440,7 @@ public final class QMPSession: SessionControl {
 
     /// Stops processing input (shutdown): buffered input and a waiting reply are dropped.
     /// Allowed in every state.
-    public func stop() {
+    package func stop() {
         state = .stopped
         pending = nil
     }
@@ -448,7 +448,7 @@ public final class QMPSession: SessionControl {
     // MARK: SessionControl
 
     /// Leaves negotiation mode with the given capabilities.
-    public func enterCommandMode(oob: Bool) {
+    package func enterCommandMode(oob: Bool) {
         guard case .negotiating = state else {
             preconditionFailure(
                 SessionStateError(call: "enterCommandMode", state: state.name, allowed: [.negotiating]).description)
@@ -459,15 +459,15 @@ public final class QMPSession: SessionControl {
 
 /// A session call made in a state that does not allow it (qemu.qmp's `StateError`). The
 /// session is unchanged.
-public struct SessionStateError: Error, Hashable, Sendable, CustomStringConvertible {
+package struct SessionStateError: Error, Hashable, Sendable, CustomStringConvertible {
     /// The call, e.g. `completeDeferred`.
-    public let call: String
+    package let call: String
     /// The state the session was in.
-    public let state: QMPSession.StateName
+    package let state: QMPSession.StateName
     /// The states the call is allowed in.
-    public let allowed: [QMPSession.StateName]
+    package let allowed: [QMPSession.StateName]
 
-    public var description: String {
+    package var description: String {
         "\(call) is not allowed while the session is \(state.rawValue) (only while "
             + allowed.map(\.rawValue).joined(separator: " or ") + ")"
     }

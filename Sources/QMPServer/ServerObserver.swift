@@ -6,7 +6,7 @@ import QMPCommands
 /// What the server tells an observer (the metrics endpoint) as it runs: commands (through
 /// `CommandObserver`) and connections. Every call is made on the server's event loop and must
 /// return quickly without blocking.
-public protocol ServerObserver: CommandObserver {
+package protocol ServerObserver: CommandObserver {
     /// A QMP connection was accepted on `listener`.
     func connectionOpened(listener: Listener)
     /// A connection accepted on `listener` closed.

@@ -11,11 +11,11 @@ import Glibc
 /// cssd sends `READY=1` once every listener is up, `RELOADING=1` with `MONOTONIC_USEC` (which
 /// systemd 253 and later require for Type=notify-reload) before a SIGHUP reload and `READY=1`
 /// after it, and `STOPPING=1` when shutdown begins.
-public struct SystemdNotifier: Sendable {
+package struct SystemdNotifier: Sendable {
     private let address: [UInt8]?
 
     /// Reads `NOTIFY_SOCKET` (and leaves it set: systemd's own sd_notify does by default).
-    public init() {
+    package init() {
         guard let value = getenv("NOTIFY_SOCKET"), value.pointee != 0 else {
             address = nil
             return
@@ -25,11 +25,11 @@ public struct SystemdNotifier: Sendable {
         address = bytes.count < 108 ? bytes : nil
     }
 
-    public var isEnabled: Bool { address != nil }
+    package var isEnabled: Bool { address != nil }
 
     /// Sends one message (lines `KEY=VALUE`); failures are ignored, as sd_notify's callers do.
     @discardableResult
-    public func notify(_ message: String) -> Bool {
+    package func notify(_ message: String) -> Bool {
         guard let address else { return false }
         let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return false }
@@ -51,7 +51,7 @@ public struct SystemdNotifier: Sendable {
     }
 
     /// `RELOADING=1` with the monotonic clock in microseconds.
-    public func reloading() {
+    package func reloading() {
         var now = timespec()
         clock_gettime(CLOCK_MONOTONIC, &now)
         notify("RELOADING=1\nMONOTONIC_USEC=\(UInt64(now.tv_sec) * 1_000_000 + UInt64(now.tv_nsec) / 1000)")

@@ -9,12 +9,12 @@ import Glibc
 /// grammar for cssd's `--qmp` listeners and cssctl's `--socket`, which differ only in what
 /// `Use` allows. An IPv6 host goes in brackets, `tcp:[::1]:4444` (a bare `tcp:::1:4444` also
 /// works: the port is after the last colon).
-public enum QMPAddress: Sendable, Hashable, CustomStringConvertible {
+package enum QMPAddress: Sendable, Hashable, CustomStringConvertible {
     case unix(path: String)
     case tcp(host: String, port: Int)
 
     /// Which side of a connection the address is for.
-    public enum Use: Sendable {
+    package enum Use: Sendable {
         /// A listener (cssd `--qmp`): `unix:` or `tcp:` is required; port 0 asks the kernel for
         /// a free port.
         case listening
@@ -28,7 +28,7 @@ public enum QMPAddress: Sendable, Hashable, CustomStringConvertible {
     ///   unix:PATH or tcp:HOST:PORT`, `empty socket path`, `a unix socket path must be shorter
     ///   than 108 bytes` (Linux's `sun_path`, NUL included), `expected tcp:HOST:PORT`, `empty
     ///   host`, `expected tcp:HOST:PORT with a port in 0...65535` (1...65535 when connecting).
-    public init(parsing text: String, for use: Use) throws(QMPTransportError) {
+    package init(parsing text: String, for use: Use) throws(QMPTransportError) {
         if text.hasPrefix("tcp:") {
             let rest = text.dropFirst(4)
             guard let colon = rest.lastIndex(of: ":") else {
@@ -56,7 +56,7 @@ public enum QMPAddress: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// The address as it parses back: `unix:PATH`, `tcp:HOST:PORT`, `tcp:[V6HOST]:PORT`.
-    public var description: String {
+    package var description: String {
         switch self {
         case .unix(let path): return "unix:\(path)"
         case .tcp(let host, let port): return host.contains(":") ? "tcp:[\(host)]:\(port)" : "tcp:\(host):\(port)"
@@ -65,9 +65,9 @@ public enum QMPAddress: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// A refused address text or a failed connect; the description is the message to print.
-public struct QMPTransportError: Error, CustomStringConvertible, Sendable, Equatable {
-    public let description: String
-    public init(_ description: String) { self.description = description }
+package struct QMPTransportError: Error, CustomStringConvertible, Sendable, Equatable {
+    package let description: String
+    package init(_ description: String) { self.description = description }
 
     /// `what: strerror(errno)`, read at once before anything else can change errno.
     static func system(_ what: String) -> QMPTransportError {
@@ -84,7 +84,7 @@ extension QMPAddress {
     ///
     /// - Throws: `QMPTransportError`: `cannot connect to ADDRESS: strerror`, `socket: strerror`,
     ///   `cannot resolve HOST: gai_strerror`, or a unix path too long for `sun_path`.
-    public func connect() throws(QMPTransportError) -> Int32 {
+    package func connect() throws(QMPTransportError) -> Int32 {
         switch self {
         case .unix(let path):
             var address = sockaddr_un()

@@ -6,13 +6,13 @@
 /// ids in Linux notation are CSSModel's (`append(hex:width:)`, `append(busID:)`, `append(chpid:)`).
 extension Array where Element == UInt8 {
     @inlinable
-    public mutating func append(text literal: StaticString) {
+    package mutating func append(text literal: StaticString) {
         append(contentsOf: UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
     }
 
     /// Decimal, as jansson prints integers.
     @inlinable
-    public mutating func append(decimal value: Int) {
+    package mutating func append(decimal value: Int) {
         if value < 0 { append(UInt8(ascii: "-")) }
         var magnitude = value.magnitude
         var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes: room for 20 digits

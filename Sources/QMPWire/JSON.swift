@@ -11,7 +11,7 @@ import Glibc
 /// Values are built by jansson's loader (requests) or by the constructors below (replies), and
 /// serialised with jansson's dumper. A value is confined to the thread that uses it: jansson's
 /// reference counts are not meant to be shared across threads here.
-public final class JSON {
+package final class JSON {
     /// The underlying jansson value; never NULL. jansson stays inside QMPWire: other modules
     /// see values, nodes (`JSONNode`) and requests (`QMPRequest`), never `json_t`.
     let raw: UnsafeMutablePointer<json_t>
@@ -20,7 +20,7 @@ public final class JSON {
     /// For large replies of a fixed shape, where building a jansson tree only to dump it
     /// again would cost more than everything else together; valid only as a command's whole
     /// return value.
-    public let preserialized: [UInt8]?
+    package let preserialized: [UInt8]?
 
     /// Takes ownership of one reference (a "new reference" in jansson's terms).
     init(owning raw: UnsafeMutablePointer<json_t>) {
@@ -35,7 +35,7 @@ public final class JSON {
     }
 
     /// A value whose text is already written (see `preserialized`).
-    public init(preserialized text: [UInt8]) {
+    package init(preserialized text: [UInt8]) {
         self.raw = json_null()!
         self.preserialized = text
     }
@@ -47,11 +47,11 @@ public final class JSON {
 
     // MARK: Kinds
 
-    public enum Kind: Sendable, Equatable {
+    package enum Kind: Sendable, Equatable {
         case object, array, string, integer, real, bool, null
     }
 
-    public var kind: Kind {
+    package var kind: Kind {
         switch json_typeof_wrapper(raw) {
         case JSON_OBJECT: return .object
         case JSON_ARRAY: return .array
@@ -63,12 +63,12 @@ public final class JSON {
         }
     }
 
-    public var isObject: Bool { kind == .object }
-    public var isString: Bool { kind == .string }
+    package var isObject: Bool { kind == .object }
+    package var isString: Bool { kind == .string }
 
     // MARK: Constructors
 
-    public static func string(_ value: String) -> JSON {
+    package static func string(_ value: String) -> JSON {
         var value = value
         return value.withUTF8 { bytes in
             // json_stringn validates UTF-8, which a Swift String always is; NULs are allowed.
@@ -78,36 +78,36 @@ public final class JSON {
         }
     }
 
-    public static func integer(_ value: Int) -> JSON { JSON(owning: json_integer(json_int_t(value))!) }
-    public static func real(_ value: Double) -> JSON { JSON(owning: json_real(value) ?? json_null()!) }
-    public static func bool(_ value: Bool) -> JSON { JSON(owning: value ? json_true()! : json_false()!) }
-    public static var null: JSON { JSON(owning: json_null()!) }
+    package static func integer(_ value: Int) -> JSON { JSON(owning: json_integer(json_int_t(value))!) }
+    package static func real(_ value: Double) -> JSON { JSON(owning: json_real(value) ?? json_null()!) }
+    package static func bool(_ value: Bool) -> JSON { JSON(owning: value ? json_true()! : json_false()!) }
+    package static var null: JSON { JSON(owning: json_null()!) }
 
-    public static func array(_ elements: [JSON] = []) -> JSON {
+    package static func array(_ elements: [JSON] = []) -> JSON {
         let array = JSON(owning: json_array()!)
         for element in elements { array.append(element) }
         return array
     }
 
     /// An object whose keys keep the given order (jansson preserves insertion order).
-    public static func object(_ members: KeyValuePairs<String, JSON>) -> JSON {
+    package static func object(_ members: KeyValuePairs<String, JSON>) -> JSON {
         let object = JSON(owning: json_object()!)
         for (key, value) in members { object[key] = value }
         return object
     }
 
-    public static func object(_ members: [(String, JSON)]) -> JSON {
+    package static func object(_ members: [(String, JSON)]) -> JSON {
         let object = JSON(owning: json_object()!)
         for (key, value) in members { object[key] = value }
         return object
     }
 
-    public static func emptyObject() -> JSON { JSON(owning: json_object()!) }
+    package static func emptyObject() -> JSON { JSON(owning: json_object()!) }
 
     // MARK: Accessors
 
     /// The string's bytes decoded as UTF-8 (jansson guarantees valid UTF-8, NULs included).
-    public var stringValue: String? {
+    package var stringValue: String? {
         guard let chars = json_string_value(raw) else { return nil }
         let length = json_string_length(raw)
         return chars.withMemoryRebound(to: UInt8.self, capacity: length) {
@@ -115,15 +115,15 @@ public final class JSON {
         }
     }
 
-    public var intValue: Int? { kind == .integer ? Int(json_integer_value(raw)) : nil }
-    public var doubleValue: Double? {
+    package var intValue: Int? { kind == .integer ? Int(json_integer_value(raw)) : nil }
+    package var doubleValue: Double? {
         switch kind {
         case .integer: return Double(json_integer_value(raw))
         case .real: return json_real_value(raw)
         default: return nil
         }
     }
-    public var boolValue: Bool? {
+    package var boolValue: Bool? {
         switch json_typeof_wrapper(raw) {
         case JSON_TRUE: return true
         case JSON_FALSE: return false
@@ -131,7 +131,7 @@ public final class JSON {
         }
     }
 
-    public var count: Int {
+    package var count: Int {
         switch kind {
         case .array: return json_array_size(raw)
         case .object: return json_object_size(raw)
@@ -139,12 +139,12 @@ public final class JSON {
         }
     }
 
-    public subscript(index: Int) -> JSON? {
+    package subscript(index: Int) -> JSON? {
         guard let element = json_array_get(raw, index) else { return nil }
         return JSON(borrowing: element)
     }
 
-    public subscript(key: String) -> JSON? {
+    package subscript(key: String) -> JSON? {
         get {
             guard let member = json_object_get(raw, key) else { return nil }
             return JSON(borrowing: member)
@@ -158,12 +158,12 @@ public final class JSON {
         }
     }
 
-    public func append(_ element: JSON) {
+    package func append(_ element: JSON) {
         _ = cssd_json_array_append_new(raw, element.retainedRaw())
     }
 
     /// The object's members in order, keys decoded as UTF-8.
-    public var members: [(key: String, value: JSON)] {
+    package var members: [(key: String, value: JSON)] {
         var result: [(key: String, value: JSON)] = []
         var iter = json_object_iter(raw)
         while let current = iter {
@@ -173,7 +173,7 @@ public final class JSON {
         return result
     }
 
-    public var elements: [JSON] { (0..<count).compactMap { self[$0] } }
+    package var elements: [JSON] { (0..<count).compactMap { self[$0] } }
 
     /// The key at an object iterator, NULs included.
     static func iteratorKey(_ iter: UnsafeMutableRawPointer) -> String {
@@ -187,10 +187,10 @@ public final class JSON {
     // MARK: Comparison and text
 
     /// Structural equality as jansson defines it (objects compare regardless of key order).
-    public func isEqual(to other: JSON) -> Bool { json_equal(raw, other.raw) != 0 }
+    package func isEqual(to other: JSON) -> Bool { json_equal(raw, other.raw) != 0 }
 
     /// Compact single-line text with QEMU's separators (`": "`, `", "`), ASCII only.
-    public func serialized(pretty: Bool = false) -> String {
+    package func serialized(pretty: Bool = false) -> String {
         let flags = (pretty ? jsonIndent(2) : 0) | JSONDumpFlags.standard
         guard let text = json_dumps(raw, flags) else { return "null" }
         defer { free(text) }
@@ -198,7 +198,7 @@ public final class JSON {
     }
 
     /// Parses one complete JSON text with jansson (strict JSON, no QEMU extensions).
-    public static func parse(_ text: String) -> JSON? {
+    package static func parse(_ text: String) -> JSON? {
         var text = text
         return text.withUTF8 { parse(bytes: UnsafeRawBufferPointer($0)) }
     }
@@ -206,7 +206,7 @@ public final class JSON {
     /// Parses one complete JSON text given as UTF-8 bytes (strict JSON, `\u0000` allowed,
     /// duplicate keys refused).
     /// - Returns: the value, or nil when the bytes are not one JSON text.
-    public static func parse(bytes: UnsafeRawBufferPointer) -> JSON? {
+    package static func parse(bytes: UnsafeRawBufferPointer) -> JSON? {
         var error = json_error_t()
         return json_loadb(
             bytes.baseAddress?.assumingMemoryBound(to: CChar.self) ?? emptyCString, bytes.count,
@@ -216,7 +216,7 @@ public final class JSON {
 }
 
 extension JSON: CustomStringConvertible {
-    public var description: String { serialized() }
+    package var description: String { serialized() }
 }
 
 /// Flags for jansson's loader and dumper used throughout the wire code.

@@ -15,13 +15,13 @@ import Glibc
 /// produced it (or a node derived from that one), while the tree's owner is alive. Strings and
 /// keys are handed out as UTF-8 bytes in place (jansson guarantees valid UTF-8; NUL bytes
 /// occur only where the parser allowed `\u0000`).
-public struct JSONNode {
+package struct JSONNode {
     let raw: UnsafeMutablePointer<json_t>
 
     init(_ raw: UnsafeMutablePointer<json_t>) { self.raw = raw }
 
     /// The value's kind.
-    public var kind: JSON.Kind {
+    package var kind: JSON.Kind {
         switch raw.pointee.type {
         case JSON_OBJECT: .object
         case JSON_ARRAY: .array
@@ -34,13 +34,13 @@ public struct JSONNode {
     }
 
     /// An integer's value (jansson's `json_int_t`, 64 bits); nil for any other kind.
-    public var intValue: Int? { raw.pointee.type == JSON_INTEGER ? Int(json_integer_value(raw)) : nil }
+    package var intValue: Int? { raw.pointee.type == JSON_INTEGER ? Int(json_integer_value(raw)) : nil }
 
     /// A real number's value; nil for any other kind (integers included).
-    public var realValue: Double? { raw.pointee.type == JSON_REAL ? json_real_value(raw) : nil }
+    package var realValue: Double? { raw.pointee.type == JSON_REAL ? json_real_value(raw) : nil }
 
     /// `true` or `false`; nil for any other kind.
-    public var boolValue: Bool? {
+    package var boolValue: Bool? {
         switch raw.pointee.type {
         case JSON_TRUE: true
         case JSON_FALSE: false
@@ -51,7 +51,7 @@ public struct JSONNode {
     /// Runs `body` on a string's UTF-8 bytes in place.
     /// - Returns: what `body` returns, or nil when the node is not a string.
     @inline(__always)
-    public func withStringBytes<T, E: Error>(_ body: (UnsafeBufferPointer<UInt8>) throws(E) -> T) throws(E) -> T? {
+    package func withStringBytes<T, E: Error>(_ body: (UnsafeBufferPointer<UInt8>) throws(E) -> T) throws(E) -> T? {
         guard raw.pointee.type == JSON_STRING, let chars = json_string_value(raw) else { return nil }
         let length = json_string_length(raw)
         return try chars.withMemoryRebound(to: UInt8.self, capacity: length) { (bytes) throws(E) -> T in
@@ -60,10 +60,10 @@ public struct JSONNode {
     }
 
     /// A string's text, decoded as UTF-8; nil for any other kind.
-    public var stringValue: String? { withStringBytes { String(decoding: $0, as: UTF8.self) } }
+    package var stringValue: String? { withStringBytes { String(decoding: $0, as: UTF8.self) } }
 
     /// The number of elements of an array or members of an object; 0 for a scalar.
-    public var count: Int {
+    package var count: Int {
         switch raw.pointee.type {
         case JSON_ARRAY: json_array_size(raw)
         case JSON_OBJECT: json_object_size(raw)
@@ -72,14 +72,14 @@ public struct JSONNode {
     }
 
     /// An array's element at `index` (`0..<count`); nil when out of range or not an array.
-    public subscript(index: Int) -> JSONNode? {
+    package subscript(index: Int) -> JSONNode? {
         json_array_get(raw, index).map(JSONNode.init)
     }
 
     /// Visits an object's members in document order (jansson keeps insertion order), each key
     /// as its UTF-8 bytes; does nothing for any other kind.
     @inline(__always)
-    public func forEachMember<E: Error>(_ body: (UnsafeBufferPointer<UInt8>, JSONNode) throws(E) -> Void) throws(E) {
+    package func forEachMember<E: Error>(_ body: (UnsafeBufferPointer<UInt8>, JSONNode) throws(E) -> Void) throws(E) {
         var iter = json_object_iter(raw)
         while let current = iter {
             let key = json_object_iter_key(current)!
@@ -96,23 +96,23 @@ public struct JSONNode {
 extension JSON {
     /// Runs `body` with a borrowed view of this value; the view (and every node reached from
     /// it) must not escape `body`.
-    public func withNode<T, E: Error>(_ body: (JSONNode) throws(E) -> T) throws(E) -> T {
+    package func withNode<T, E: Error>(_ body: (JSONNode) throws(E) -> T) throws(E) -> T {
         try withExtendedLifetime(self) { () throws(E) -> T in try body(JSONNode(raw)) }
     }
 
     /// Where and why a document is not JSON, as jansson reports it.
-    public struct SyntaxError: Error, Sendable, Equatable {
+    package struct SyntaxError: Error, Sendable, Equatable {
         /// 1-based line and column of the problem.
-        public let line: Int
-        public let column: Int
+        package let line: Int
+        package let column: Int
         /// jansson's text (`'[' or '{' expected near 'x'`, `duplicate object key`, ...).
-        public let message: String
+        package let message: String
     }
 
     /// Parses a whole document (a file): strict JSON (RFC 8259, no QEMU extensions), any
     /// top-level value, a repeated key is an error, and so is `\u0000`.
     /// - Throws: `SyntaxError` with the line and column of the first problem.
-    public static func parseDocument(_ bytes: UnsafeRawBufferPointer) throws(SyntaxError) -> JSON {
+    package static func parseDocument(_ bytes: UnsafeRawBufferPointer) throws(SyntaxError) -> JSON {
         var error = json_error_t()
         let flags = Int(JSON_DECODE_ANY | JSON_REJECT_DUPLICATES)
         guard

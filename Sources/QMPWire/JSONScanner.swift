@@ -4,7 +4,7 @@
 import NIOCore
 
 /// One unit of a client's byte stream, as `JSONScanner` cuts it.
-public enum JSONFrame: Equatable, Sendable {
+package enum JSONFrame: Equatable, Sendable {
     /// A complete value's bytes (a slice of the input: no copy). `careful` means it holds
     /// escapes, non-ASCII bytes or single quotes, the cases where QEMU's parser and jansson's
     /// could disagree.
@@ -33,8 +33,8 @@ public enum JSONFrame: Equatable, Sendable {
 /// - whitespace and anything skipped in recovery belong to no value,
 /// - at the end of input a pending value or unterminated token (`1`, `true` need a byte after
 ///   them) is dropped without a reply: `decodeLast` reports it as `IncompleteInput`.
-public struct JSONScanner: NIOSingleStepByteToMessageDecoder, Sendable {
-    public typealias InboundOut = JSONFrame
+package struct JSONScanner: NIOSingleStepByteToMessageDecoder, Sendable {
+    package typealias InboundOut = JSONFrame
 
     /// What one step of scanning found, as offsets from the reader index.
     enum Event: Equatable {
@@ -43,12 +43,12 @@ public struct JSONScanner: NIOSingleStepByteToMessageDecoder, Sendable {
     }
 
     /// The input ended inside a value or token; QEMU drops such bytes silently.
-    public struct IncompleteInput: Error, Equatable {
+    package struct IncompleteInput: Error, Equatable {
         /// Bytes dropped.
-        public let byteCount: Int
+        package let byteCount: Int
     }
 
-    public let limits: WireLimits
+    package let limits: WireLimits
 
     // Lexer. Offsets are relative to the buffer's reader index.
     private var state = Lex.start
@@ -63,12 +63,12 @@ public struct JSONScanner: NIOSingleStepByteToMessageDecoder, Sendable {
     private var valueStart = -1
     private var careful = false
 
-    public init(limits: WireLimits = WireLimits()) {
+    package init(limits: WireLimits = WireLimits()) {
         self.limits = limits
     }
 
     /// The next value or error of `buffer`, or nil when more input is needed.
-    public mutating func decode(buffer: inout ByteBuffer) -> JSONFrame? {
+    package mutating func decode(buffer: inout ByteBuffer) -> JSONFrame? {
         let event = buffer.withUnsafeReadableBytes { next(in: $0) }
         var frame: JSONFrame?
         switch event {
@@ -86,7 +86,7 @@ public struct JSONScanner: NIOSingleStepByteToMessageDecoder, Sendable {
 
     /// The values still complete at the end of input; then, if a value or token was pending,
     /// drops it and throws `IncompleteInput` (QEMU resets its parser on close and says nothing).
-    public mutating func decodeLast(buffer: inout ByteBuffer, seenEOF: Bool) throws -> JSONFrame? {
+    package mutating func decodeLast(buffer: inout ByteBuffer, seenEOF: Bool) throws -> JSONFrame? {
         if let frame = decode(buffer: &buffer) { return frame }
         let left = buffer.readableBytes
         guard left == 0 else {
@@ -226,7 +226,7 @@ public struct JSONScanner: NIOSingleStepByteToMessageDecoder, Sendable {
 
 extension JSONScanner {
     /// Splits a whole input at once; for tests and tools.
-    public static func split(_ input: [UInt8], limits: WireLimits = WireLimits()) -> [JSONFrame] {
+    package static func split(_ input: [UInt8], limits: WireLimits = WireLimits()) -> [JSONFrame] {
         var scanner = JSONScanner(limits: limits)
         var buffer = ByteBuffer(bytes: input)
         var frames: [JSONFrame] = []

@@ -3,7 +3,7 @@
 
 /// The iteration order of QEMU's QDict (qobject/qdict.c): 512 buckets by `tdb_hash`, each
 /// bucket a list with the most recently inserted key first.
-public enum QDictOrder {
+package enum QDictOrder {
     static func bucket(_ key: String) -> Int {
         let bytes = Array(key.utf8)
         var value = 0x238F_13AF &* UInt32(truncatingIfNeeded: bytes.count)
@@ -14,7 +14,7 @@ public enum QDictOrder {
     }
 
     /// Keys in insertion order in, QDict iteration order out.
-    public static func iterationOrder(_ keys: [String]) -> [String] {
+    package static func iterationOrder(_ keys: [String]) -> [String] {
         keys.enumerated()
             .map { (bucket: bucket($0.element), index: $0.offset, key: $0.element) }
             .sorted { $0.bucket != $1.bucket ? $0.bucket < $1.bucket : $0.index > $1.index }

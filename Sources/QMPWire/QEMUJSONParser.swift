@@ -310,8 +310,8 @@ struct QEMUJSONParser {
 }
 
 /// Turns a value cut out by `JSONScanner` into a jansson value, with QEMU's semantics.
-public enum JSONValueParser {
-    public static func parse(_ bytes: UnsafeRawBufferPointer, careful: Bool) -> Result<JSON, WireError> {
+package enum JSONValueParser {
+    package static func parse(_ bytes: UnsafeRawBufferPointer, careful: Bool) -> Result<JSON, WireError> {
         if !careful {
             var error = json_error_t()
             if let value = json_loadb(

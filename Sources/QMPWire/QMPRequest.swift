@@ -9,13 +9,13 @@ import Glibc
 
 /// The `id` a reply echoes: the request's own value, or none (the request was not an object,
 /// had no `id`, or was no JSON at all). Holds the request, so echoing costs no copy.
-public struct QMPReplyID {
+package struct QMPReplyID {
     /// Owns `node` (the whole request, or the id itself).
     let owner: JSON?
     let node: UnsafeMutablePointer<json_t>?
 
     /// No `id` member: the reply has none either.
-    public static var none: QMPReplyID { QMPReplyID(owner: nil, node: nil) }
+    package static var none: QMPReplyID { QMPReplyID(owner: nil, node: nil) }
 
     init(owner: JSON?, node: UnsafeMutablePointer<json_t>?) {
         self.owner = node == nil ? nil : owner
@@ -23,40 +23,40 @@ public struct QMPReplyID {
     }
 
     /// Echoes `value` (nil: no `id` member).
-    public init(_ value: JSON?) { self.init(owner: value, node: value?.raw) }
+    package init(_ value: JSON?) { self.init(owner: value, node: value?.raw) }
 
     /// The id's value, or nil when there is none.
-    public var value: JSON? { node.map { JSON(borrowing: $0) } }
+    package var value: JSON? { node.map { JSON(borrowing: $0) } }
 }
 
 /// A QMP request whose envelope passed QEMU's check (qmp_dispatch_check_obj in
 /// qapi/qmp-dispatch.c, QEMU 7.2): an object with a string `execute` (or `exec-oob`, once oob
 /// is enabled), optionally an object `arguments` and an `id` of any type, nothing else.
 /// Arguments are not checked here: that is the schema's job.
-public struct QMPRequest {
+package struct QMPRequest {
     /// The command's name, as sent (NUL bytes included).
-    public let command: String
+    package let command: String
     /// Sent as `exec-oob`.
-    public let isOOB: Bool
+    package let isOOB: Bool
     /// The whole request, which owns the members below.
     let message: JSON
     let argumentsNode: UnsafeMutablePointer<json_t>?
     let idNode: UnsafeMutablePointer<json_t>?
 
     /// The `arguments` object, or nil when the request has none.
-    public var arguments: JSON? { argumentsNode.map { JSON(borrowing: $0) } }
+    package var arguments: JSON? { argumentsNode.map { JSON(borrowing: $0) } }
 
     /// What the reply echoes as `id`.
-    public var replyID: QMPReplyID { QMPReplyID(owner: message, node: idNode) }
+    package var replyID: QMPReplyID { QMPReplyID(owner: message, node: idNode) }
 
     /// The `id` member, or nil.
-    public var id: JSON? { replyID.value }
+    package var id: JSON? { replyID.value }
 
     /// A request refused before dispatch: QEMU's GenericError text, and the `id` the error
     /// reply echoes (QEMU echoes it whenever the request is an object that has one).
-    public struct Rejection: Error {
-        public let desc: String
-        public let replyID: QMPReplyID
+    package struct Rejection: Error {
+        package let desc: String
+        package let replyID: QMPReplyID
     }
 
     /// Checks a parsed value's envelope, as QEMU does before looking the command up.
@@ -72,7 +72,7 @@ public struct QMPRequest {
     ///   object`, `QMP input member 'K' must be a string`, `... clashes with ...`,
     ///   `QMP input member 'arguments' must be an object`, `QMP input member 'K' is unexpected`,
     ///   `QMP input lacks member 'execute'`.
-    public static func check(_ value: JSON, oobEnabled: Bool) -> Result<QMPRequest, Rejection> {
+    package static func check(_ value: JSON, oobEnabled: Bool) -> Result<QMPRequest, Rejection> {
         let object = value.raw
         guard object.pointee.type == JSON_OBJECT else {
             return .failure(Rejection(desc: "QMP input must be a JSON object", replyID: .none))

@@ -6,7 +6,7 @@ import NIOCore
 
 /// Writes server-to-client QMP messages: one JSON object per line, CRLF, ASCII only, with
 /// QEMU's separators. Values are dumped by jansson straight into the output buffer.
-public enum ReplyEncoder {
+package enum ReplyEncoder {
     /// Appends `value` as compact JSON.
     static func write(_ value: UnsafeMutablePointer<json_t>, to out: inout ByteBuffer) {
         var needed = 64
@@ -29,7 +29,7 @@ public enum ReplyEncoder {
     }
 
     @inline(__always)
-    public static func write(_ value: JSON, to out: inout ByteBuffer) {
+    package static func write(_ value: JSON, to out: inout ByteBuffer) {
         if let text = value.preserialized {
             out.writeBytes(text)
         } else {
@@ -39,7 +39,7 @@ public enum ReplyEncoder {
 
     /// `{"return": VALUE, "id": ID}`: the value as jansson dumps it (our own data), the id as
     /// QEMU writes it (`QEMUJSONWriter`: what the client sent comes back as from QEMU).
-    public static func writeReturn(_ value: JSON, id: QMPReplyID, to out: inout ByteBuffer) {
+    package static func writeReturn(_ value: JSON, id: QMPReplyID, to out: inout ByteBuffer) {
         out.writeStaticString("{\"return\": ")
         write(value, to: &out)
         writeID(id, to: &out)
@@ -48,7 +48,7 @@ public enum ReplyEncoder {
     /// `{"id": ID, "error": {"class": CLASS, "desc": DESC}}`, or without `"id"` when the request
     /// had none: the members in QEMU's QDict order (`id` before `error`, `return` before `id`),
     /// strings escaped as QEMU escapes them (the text may quote the client's input).
-    public static func writeError(
+    package static func writeError(
         class errorClass: String, desc: String, id: QMPReplyID, to out: inout ByteBuffer
     ) {
         if let node = id.node {
@@ -65,7 +65,7 @@ public enum ReplyEncoder {
     }
 
     /// `{"timestamp": {"seconds": S, "microseconds": US}, "event": NAME, "data": DATA}`
-    public static func writeEvent(
+    package static func writeEvent(
         _ name: String, data: JSON?, seconds: Int, microseconds: Int, to out: inout ByteBuffer
     ) {
         out.writeStaticString("{\"timestamp\": {\"seconds\": ")
@@ -82,7 +82,7 @@ public enum ReplyEncoder {
     }
 
     /// A whole line for an arbitrary object (the greeting).
-    public static func writeLine(_ value: JSON, to out: inout ByteBuffer) {
+    package static func writeLine(_ value: JSON, to out: inout ByteBuffer) {
         write(value, to: &out)
         out.writeStaticString("\r\n")
     }

@@ -8,10 +8,10 @@
 /// - lexical: a byte no token can contain (`stray`),
 /// - limits: token size, token count, nesting depth,
 /// - syntax: what QEMU's parser reports (`expecting value`, `missing : in object pair`, ...).
-public struct WireError: Error, Equatable, Sendable, CustomStringConvertible {
-    public let description: String
+package struct WireError: Error, Equatable, Sendable, CustomStringConvertible {
+    package let description: String
 
-    public init(_ description: String) { self.description = description }
+    package init(_ description: String) { self.description = description }
 
     /// A lexical error: the token text so far, up to and including the bad byte.
     static func stray<C: Collection>(_ token: C) -> WireError where C.Element == UInt8 {

@@ -19,31 +19,31 @@ import Glibc
 /// certificate's DN as `DistinguishedName` writes it. Members other than these are refused, as
 /// QEMU's strict visitor refuses them; a missing top-level `policy` means `deny` (the safe
 /// default: cssd's choice where QEMU has one of its own).
-public struct AuthzPolicy: Sendable, Equatable {
-    public enum Decision: String, Sendable {
+package struct AuthzPolicy: Sendable, Equatable {
+    package enum Decision: String, Sendable {
         case allow, deny
     }
 
-    public enum Format: String, Sendable {
+    package enum Format: String, Sendable {
         case exact, glob
     }
 
-    public struct Rule: Sendable, Equatable {
-        public var match: String
-        public var policy: Decision
-        public var format: Format
+    package struct Rule: Sendable, Equatable {
+        package var match: String
+        package var policy: Decision
+        package var format: Format
     }
 
-    public var policy: Decision
-    public var rules: [Rule]
+    package var policy: Decision
+    package var rules: [Rule]
 
-    public init(policy: Decision, rules: [Rule] = []) {
+    package init(policy: Decision, rules: [Rule] = []) {
         self.policy = policy
         self.rules = rules
     }
 
     /// Whether `identity` may use the server.
-    public func decide(_ identity: String) -> Decision {
+    package func decide(_ identity: String) -> Decision {
         for rule in rules {
             switch rule.format {
             case .exact: if rule.match == identity { return rule.policy }
@@ -55,14 +55,14 @@ public struct AuthzPolicy: Sendable, Equatable {
 
     /// Reads a policy file.
     /// - Throws: `AuthzPolicyError` naming the file and the line or member at fault.
-    public static func load(file: String) throws(AuthzPolicyError) -> AuthzPolicy {
+    package static func load(file: String) throws(AuthzPolicyError) -> AuthzPolicy {
         let bytes: [UInt8]
         do { bytes = try PEMFile.read(file) } catch { throw AuthzPolicyError("\(error)") }
         return try AuthzPolicy(json: bytes, file: file)
     }
 
     /// Parses a policy from the file's bytes (`file` names it in errors).
-    public init(json bytes: [UInt8], file: String) throws(AuthzPolicyError) {
+    package init(json bytes: [UInt8], file: String) throws(AuthzPolicyError) {
         // withUnsafeBytes rethrows untyped errors: carry the parse result out as a value.
         let parsed = bytes.withUnsafeBytes { buffer in
             Result { () throws(JSON.SyntaxError) -> JSON in try JSON.parseDocument(buffer) }
@@ -123,7 +123,7 @@ public struct AuthzPolicy: Sendable, Equatable {
 }
 
 /// A policy file that cannot be used: the message names the file and the problem.
-public struct AuthzPolicyError: Error, CustomStringConvertible, Sendable {
-    public let description: String
-    public init(_ description: String) { self.description = description }
+package struct AuthzPolicyError: Error, CustomStringConvertible, Sendable {
+    package let description: String
+    package init(_ description: String) { self.description = description }
 }

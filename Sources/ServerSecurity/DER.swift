@@ -64,11 +64,11 @@ struct DERError: Error, CustomStringConvertible {
 }
 
 /// The parts of an X.509 certificate (RFC 5280 section 4.1) that authorization and revocation need.
-public struct CertificateIdentity: Sendable, Equatable {
+package struct CertificateIdentity: Sendable, Equatable {
     /// The subject's distinguished name as QEMU writes it (`DistinguishedName.string`).
-    public let subject: String
+    package let subject: String
     /// The issuer's distinguished name, written the same way.
-    public let issuer: String
+    package let issuer: String
     /// The issuer Name's DER encoding: compared with a CRL's issuer.
     let issuerDER: [UInt8]
     /// The subject Name's DER encoding: compared with an issuer.
@@ -78,7 +78,7 @@ public struct CertificateIdentity: Sendable, Equatable {
 
     /// Reads a DER certificate.
     /// - Throws: `TLSCredentialsError.malformed` naming the element that could not be read.
-    public init(der: [UInt8]) throws(TLSCredentialsError) {
+    package init(der: [UInt8]) throws(TLSCredentialsError) {
         do throws(DERError) {
             var certificate = DERReader(der)
             var outer = try certificate.read(DERReader.sequence, "Certificate").reader

@@ -9,7 +9,7 @@
 /// `_oid2str`: CN, C, O, OU, L, ST, DC, UID, EMAIL, ...), an unknown attribute as its dotted OID
 /// with `#` and the hex of its DER value, and RFC 4514 escapes (`\,` `\+` `\"` `\\` `\<` `\>`
 /// `\;`, a leading `#` or space, a trailing space).
-public enum DistinguishedName {
+package enum DistinguishedName {
     /// Short names by OID, as GnuTLS prints them.
     static let shortNames: [String: String] = [
         "2.5.4.3": "CN", "2.5.4.6": "C", "2.5.4.10": "O", "2.5.4.11": "OU", "2.5.4.7": "L", "2.5.4.8": "ST",

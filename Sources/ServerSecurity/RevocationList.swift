@@ -8,15 +8,15 @@
 /// file names its issuer (compared as DER) and lists its serial number. The file is part of the
 /// trusted credentials directory, like `ca-cert.pem`; a CRL whose issuer is none of the CA
 /// certificates is refused when the credentials are loaded.
-public struct RevocationList: Sendable {
+package struct RevocationList: Sendable {
     /// Revoked serial numbers (content octets) by issuer Name DER.
     private var revoked: [[UInt8]: Set<[UInt8]>] = [:]
 
     /// Number of revoked serial numbers over all CRLs.
-    public var count: Int { revoked.values.reduce(0) { $0 + $1.count } }
+    package var count: Int { revoked.values.reduce(0) { $0 + $1.count } }
 
     /// An empty list: nothing revoked.
-    public init() {}
+    package init() {}
 
     /// Reads the CRLs (`-----BEGIN X509 CRL-----` blocks) of a PEM file's contents.
     /// - Throws: `TLSCredentialsError.malformed` naming the file and the element.
@@ -49,7 +49,7 @@ public struct RevocationList: Sendable {
     }
 
     /// Whether the certificate is listed by its issuer's CRL.
-    public func isRevoked(_ certificate: CertificateIdentity) -> Bool {
+    package func isRevoked(_ certificate: CertificateIdentity) -> Bool {
         revoked[certificate.issuerDER]?.contains(certificate.serial) ?? false
     }
 

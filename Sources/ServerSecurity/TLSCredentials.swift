@@ -23,28 +23,28 @@ import Glibc
 /// client is served, because swift-nio-ssl takes no CRL.
 ///
 /// Loading reads files: call it off the event loop (start-up, or the reload task).
-public struct TLSCredentials: Sendable {
+package struct TLSCredentials: Sendable {
     /// Which side's files to read.
-    public enum Endpoint: String, Sendable {
+    package enum Endpoint: String, Sendable {
         case server, client
     }
 
-    public let directory: String
-    public let endpoint: Endpoint
+    package let directory: String
+    package let endpoint: Endpoint
     /// `ca-cert.pem`: one or more CA certificates.
-    public let caCertificates: [NIOSSLCertificate]
+    package let caCertificates: [NIOSSLCertificate]
     /// `server-cert.pem` or `client-cert.pem`, leaf first.
-    public let certificateChain: [NIOSSLCertificate]
-    public let privateKey: NIOSSLPrivateKey
+    package let certificateChain: [NIOSSLCertificate]
+    package let privateKey: NIOSSLPrivateKey
     /// `ca-crl.pem`, or empty.
-    public let revocations: RevocationList
+    package let revocations: RevocationList
     private let caSubjects: [[UInt8]]
 
     /// Reads and checks the directory.
     /// - Throws: `TLSCredentialsError` naming the file and the problem: missing or unreadable,
     ///   no PEM block, an unparsable certificate or key, a certificate outside its validity
     ///   period, a CRL of another issuer.
-    public init(directory: String, endpoint: Endpoint) throws(TLSCredentialsError) {
+    package init(directory: String, endpoint: Endpoint) throws(TLSCredentialsError) {
         self.directory = directory
         self.endpoint = endpoint
         func path(_ name: String) -> String { directory.hasSuffix("/") ? directory + name : directory + "/" + name }
@@ -95,7 +95,7 @@ public struct TLSCredentials: Sendable {
 
     /// The server configuration: TLS >= 1.2, this certificate and key, a client certificate
     /// required and verified against the CA (no host name: clients are identified by DN).
-    public func makeServerConfiguration() -> TLSConfiguration {
+    package func makeServerConfiguration() -> TLSConfiguration {
         var configuration = TLSConfiguration.makeServerConfiguration(
             certificateChain: certificateChain.map { .certificate($0) }, privateKey: .privateKey(privateKey))
         configuration.minimumTLSVersion = .tlsv12
@@ -107,7 +107,7 @@ public struct TLSCredentials: Sendable {
 
     /// The client configuration: TLS >= 1.2, this certificate and key, the server's
     /// certificate verified against the CA and, when `verifyHostname`, the host name or IP.
-    public func makeClientConfiguration(verifyHostname: Bool = true) -> TLSConfiguration {
+    package func makeClientConfiguration(verifyHostname: Bool = true) -> TLSConfiguration {
         var configuration = TLSConfiguration.makeClientConfiguration()
         configuration.minimumTLSVersion = .tlsv12
         configuration.certificateChain = certificateChain.map { .certificate($0) }
@@ -118,18 +118,18 @@ public struct TLSCredentials: Sendable {
     }
 
     /// A server context (share it among connections; make a new one after a reload).
-    public func makeServerContext() throws -> NIOSSLContext {
+    package func makeServerContext() throws -> NIOSSLContext {
         try NIOSSLContext(configuration: makeServerConfiguration())
     }
 
     /// A client context.
-    public func makeClientContext(verifyHostname: Bool = true) throws -> NIOSSLContext {
+    package func makeClientContext(verifyHostname: Bool = true) throws -> NIOSSLContext {
         try NIOSSLContext(configuration: makeClientConfiguration(verifyHostname: verifyHostname))
     }
 
     /// The post-handshake check of a verified peer certificate: its identity, or why it is
     /// refused (revoked, or unreadable).
-    public func check(peer: NIOSSLCertificate?) -> Result<CertificateIdentity, PeerRefusal> {
+    package func check(peer: NIOSSLCertificate?) -> Result<CertificateIdentity, PeerRefusal> {
         guard let peer else { return .failure(PeerRefusal("the client presented no certificate")) }
         let identity: CertificateIdentity
         do {
@@ -146,7 +146,7 @@ public struct TLSCredentials: Sendable {
     }
 
     /// Why a handshake failed, in words, from the error and the certificate the client sent.
-    public func explain(handshakeError error: Error, peer: NIOSSLCertificate?) -> String {
+    package func explain(handshakeError error: Error, peer: NIOSSLCertificate?) -> String {
         let text = "\(error)"
         if text.contains("PEER_DID_NOT_RETURN_A_CERTIFICATE") || text.contains("CERTIFICATE_REQUIRED") {
             return "the client presented no certificate"
@@ -212,23 +212,23 @@ public struct TLSCredentials: Sendable {
 }
 
 /// Why a client that completed the TLS handshake is not served (revoked, not authorized).
-public struct PeerRefusal: Error, CustomStringConvertible, Sendable {
-    public let description: String
+package struct PeerRefusal: Error, CustomStringConvertible, Sendable {
+    package let description: String
     /// The client certificate's DN, when it could be read.
-    public let identity: String?
-    public init(_ description: String, identity: String? = nil) {
+    package let identity: String?
+    package init(_ description: String, identity: String? = nil) {
         self.description = description
         self.identity = identity
     }
 }
 
 /// A credentials directory that cannot be used; each case names the file.
-public enum TLSCredentialsError: Error, CustomStringConvertible, Sendable {
+package enum TLSCredentialsError: Error, CustomStringConvertible, Sendable {
     case unreadable(String, String)
     case malformed(String, String)
     case invalid(String, String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .unreadable(let file, let reason): return "cannot read \(file): \(reason)"
         case .malformed(let file, let reason): return "\(file): \(reason)"

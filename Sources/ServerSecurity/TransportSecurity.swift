@@ -17,21 +17,21 @@ import Glibc
 /// changing) replaces it for later connections and never disturbs open ones. A reload that
 /// fails keeps the previous credentials or policy and says why. Loading reads files: call
 /// `init` and the reloads off the event loop.
-public final class TransportSecurity: Sendable {
+package final class TransportSecurity: Sendable {
     /// What one connection is checked with.
-    public struct Snapshot: Sendable {
-        public let credentials: TLSCredentials
-        public let context: NIOSSLContext
+    package struct Snapshot: Sendable {
+        package let credentials: TLSCredentials
+        package let context: NIOSSLContext
         /// nil: every client with a valid certificate is authorized (QEMU without tls-authz).
-        public let authz: AuthzPolicy?
+        package let authz: AuthzPolicy?
     }
 
-    public let credentialsDirectory: String
-    public let authzFile: String?
+    package let credentialsDirectory: String
+    package let authzFile: String?
     private let state: NIOLockedValueBox<(snapshot: Snapshot, authzStamp: FileStamp?)>
 
     /// Loads both; a problem with either refuses (the error names the file).
-    public init(credentialsDirectory: String, authzFile: String?) throws {
+    package init(credentialsDirectory: String, authzFile: String?) throws {
         self.credentialsDirectory = credentialsDirectory
         self.authzFile = authzFile
         let credentials = try TLSCredentials(directory: credentialsDirectory, endpoint: .server)
@@ -42,11 +42,11 @@ public final class TransportSecurity: Sendable {
         state = NIOLockedValueBox((Snapshot(credentials: credentials, context: context, authz: authz), stamp))
     }
 
-    public var current: Snapshot { state.withLockedValue { $0.snapshot } }
+    package var current: Snapshot { state.withLockedValue { $0.snapshot } }
 
     /// Reads the credentials and the policy again (SIGHUP). Returns whether both were taken.
     @discardableResult
-    public func reload(logger: Logger) -> Bool {
+    package func reload(logger: Logger) -> Bool {
         var ok = true
         do {
             let credentials = try TLSCredentials(directory: credentialsDirectory, endpoint: .server)
@@ -66,7 +66,7 @@ public final class TransportSecurity: Sendable {
     }
 
     /// Reloads the policy if its file changed since it was last read (QEMU's `refresh=on`).
-    public func reloadAuthzIfChanged(logger: Logger) {
+    package func reloadAuthzIfChanged(logger: Logger) {
         guard let authzFile else { return }
         let stamp = FileStamp(path: authzFile)
         guard state.withLockedValue({ $0.authzStamp != stamp }) else { return }
@@ -103,13 +103,13 @@ public final class TransportSecurity: Sendable {
 }
 
 /// What tells that a file changed: inode, size and modification time (ns).
-public struct FileStamp: Equatable, Sendable {
+package struct FileStamp: Equatable, Sendable {
     let inode: UInt64
     let size: Int64
     let seconds: Int
     let nanoseconds: Int
 
-    public init(path: String) {
+    package init(path: String) {
         var info = stat()
         if stat(path, &info) == 0 {
             inode = UInt64(info.st_ino)

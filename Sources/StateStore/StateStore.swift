@@ -14,8 +14,8 @@ import SQLiteNIO
 
 /// A state dir that cannot be used: cssd refuses to start and names the problem; nothing in
 /// the dir was changed.
-public struct StateStoreError: Error, CustomStringConvertible, Sendable {
-    public let description: String
+package struct StateStoreError: Error, CustomStringConvertible, Sendable {
+    package let description: String
 
     init(_ description: String) { self.description = description }
 }
@@ -40,21 +40,21 @@ public struct StateStoreError: Error, CustomStringConvertible, Sendable {
 ///
 /// Costs: one row (~100 bytes) per command; restart time grows with the log (see
 /// Benchmarks/RESULTS.md); no compaction yet.
-public final class StateStore: DurableLog, @unchecked Sendable {
+package final class StateStore: DurableLog, @unchecked Sendable {
     /// The format written in `meta`; another one is refused.
     static let format = "cssd-state-1"
 
-    public let path: String
+    package let path: String
     /// This history's epoch (kept across restarts).
-    public let epoch: String
+    package let epoch: String
     /// The state dir was new (nothing to restore).
-    public let created: Bool
+    package let created: Bool
     /// The last sequence number recorded before this start.
-    public let storedLastSequence: UInt64
+    package let storedLastSequence: UInt64
     /// The commands a successful call of which is recorded.
-    public let recorded: Set<String>
+    package let recorded: Set<String>
     /// Called (on the committing thread) after a commit: held events may go.
-    public var onDurable: (@Sendable () -> Void)?
+    package var onDurable: (@Sendable () -> Void)?
 
     private let group: MultiThreadedEventLoopGroup
     private let pool: NIOThreadPool
@@ -82,11 +82,11 @@ public final class StateStore: DurableLog, @unchecked Sendable {
     private let commitLock = NIOLock()
 
     /// Commands that change the model backend's state.
-    public static let modelCommands: Set<String> = [
+    package static let modelCommands: Set<String> = [
         "vary-path", "configure-chpid", "inject-path-fault", "reset-channel-path", "modify-subchannel", "store-crw",
     ]
     /// Commands that change guests, attachments and strategies (owned by cssd on any backend).
-    public static let guestCommands: Set<String> = [
+    package static let guestCommands: Set<String> = [
         "attach-passthrough", "detach-passthrough", "set-path-event-strategy", "guest-store-crw",
     ]
 
@@ -114,7 +114,7 @@ public final class StateStore: DurableLog, @unchecked Sendable {
     /// - Throws: `StateStoreError` for a dir that is not a directory or is read-only, a file
     ///   that is not a cssd state database (corrupt, or something else), another format, or
     ///   another topology or backend. Nothing is written then.
-    public static func open(directory: String, fingerprint: String, backend: String) throws(StateStoreError)
+    package static func open(directory: String, fingerprint: String, backend: String) throws(StateStoreError)
         -> StateStore
     {
         var isDirectory: ObjCBool = false
@@ -258,7 +258,7 @@ public final class StateStore: DurableLog, @unchecked Sendable {
 
     /// A fingerprint of the topology a backend serves at start: its name, its chpids and its
     /// subchannels with their devices and paths (FNV-1a, 64 bits, as 16 hex digits).
-    public static func fingerprint(of subsystem: Subsystem, backend: String) -> String {
+    package static func fingerprint(of subsystem: Subsystem, backend: String) -> String {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         func mix(_ value: UInt64) {
             var v = value
@@ -280,18 +280,18 @@ public final class StateStore: DurableLog, @unchecked Sendable {
     }
 
     /// What `restore` did.
-    public struct Restored: Sendable {
-        public var commands = 0
-        public var failed: [String] = []
-        public var lastSequence: UInt64 = 0
+    package struct Restored: Sendable {
+        package var commands = 0
+        package var failed: [String] = []
+        package var lastSequence: UInt64 = 0
         /// Time spent reading the records, and replaying them.
-        public var reading: Duration = .zero
-        public var replaying: Duration = .zero
+        package var reading: Duration = .zero
+        package var replaying: Duration = .zero
     }
 
     /// Replays the recorded commands, in order, each under its own clock, through `server`'s
     /// handlers (call before the server runs, with `server.durability` not yet set).
-    public func restore(into server: ServerState) throws(StateStoreError) -> Restored {
+    package func restore(into server: ServerState) throws(StateStoreError) -> Restored {
         precondition(server.durability == nil, "restore before recording")
         var restored = Restored()
         let session = ReplaySession()
@@ -345,7 +345,7 @@ public final class StateStore: DurableLog, @unchecked Sendable {
     }
 
     /// Closes the database (the last commit is already on disk).
-    public func close() {
+    package func close() {
         try? committer.syncShutdownGracefully()
         try? connection.close().wait()
         try? pool.syncShutdownGracefully()
@@ -354,20 +354,20 @@ public final class StateStore: DurableLog, @unchecked Sendable {
 
     // MARK: DurableLog
 
-    public func records(_ command: String) -> Bool { recorded.contains(command) }
+    package func records(_ command: String) -> Bool { recorded.contains(command) }
 
-    public func append(request: String, time: EventTime, sequences: ClosedRange<UInt64>?) -> UInt64 {
+    package func append(request: String, time: EventTime, sequences: ClosedRange<UInt64>?) -> UInt64 {
         append(request: Optional(request), time: time, sequences: sequences)
     }
 
-    public var deliverableThrough: UInt64 {
+    package var deliverableThrough: UInt64 {
         pending.withLockedValue { state in
             for record in state.records { if let range = record.sequences { return range.lowerBound - 1 } }
             return .max
         }
     }
 
-    public func waitUntilDurable(_ token: UInt64) -> Result<Void, BackendError> {
+    package func waitUntilDurable(_ token: UInt64) -> Result<Void, BackendError> {
         commitLock.withLock {
             let batch: [Record] = pending.withLockedValue { state in
                 state.committed >= token ? [] : state.records
@@ -422,7 +422,7 @@ extension StateStore: PathChangeSink {
     /// A change on a real host (linux-sysfs: observed, or made by a command) is not replayed,
     /// but its sequence number is kept: its events wait until that is durable, so the number is
     /// never given again after a crash. With the model the session records the commands.
-    public func pathChangePublished(_ published: PublishedPathChange) {
+    package func pathChangePublished(_ published: PublishedPathChange) {
         // With the model every change comes from a recorded command; with a real host, commands'
         // changes are the host's (not recorded either): keep every number.
         if case .command = published.cause, recorded.contains("vary-path") { return }

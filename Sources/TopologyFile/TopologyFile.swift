@@ -21,11 +21,11 @@ import Glibc
 /// Decoding is all or nothing: the result has passed `Topology.validate()`, and any problem,
 /// syntactic or semantic, is a `TopologyFileError` naming the file and the line/column or the
 /// field path.
-public enum TopologyFile {
+package enum TopologyFile {
     /// The value of the `format` key.
-    public static let formatName = "cssd-topology"
+    package static let formatName = "cssd-topology"
     /// The value of the `version` key this code reads and writes.
-    public static let version = 1
+    package static let version = 1
 
     /// Reads and decodes a topology file.
     /// - Parameters:
@@ -33,7 +33,7 @@ public enum TopologyFile {
     ///   - name: how errors name the file; the path by default.
     /// - Throws: `TopologyFileError` if the file cannot be read, is not valid JSON, does not
     ///   follow the format, or describes a topology that cannot be built.
-    public static func decode(contentsOf path: String, name: String? = nil) throws(TopologyFileError) -> Topology {
+    package static func decode(contentsOf path: String, name: String? = nil) throws(TopologyFileError) -> Topology {
         let name = name ?? path
         let bytes: [UInt8]
         do {
@@ -46,7 +46,7 @@ public enum TopologyFile {
 
     /// Decodes a topology from the bytes of a file (UTF-8 JSON).
     /// - Parameter name: how errors name the file.
-    public static func decode(_ bytes: [UInt8], name: String = "<string>") throws(TopologyFileError) -> Topology {
+    package static func decode(_ bytes: [UInt8], name: String = "<string>") throws(TopologyFileError) -> Topology {
         var outcome: Result<Topology, TopologyFileError>!
         bytes.withUnsafeBytes { buffer in
             do throws(TopologyFileError) {
@@ -59,12 +59,12 @@ public enum TopologyFile {
     }
 
     /// Decodes a topology from JSON text.
-    public static func decode(_ text: String, name: String = "<string>") throws(TopologyFileError) -> Topology {
+    package static func decode(_ text: String, name: String = "<string>") throws(TopologyFileError) -> Topology {
         try decode(Array(text.utf8), name: name)
     }
 
     /// Decodes a topology from raw bytes; the other `decode` functions end here.
-    public static func decode(_ bytes: UnsafeRawBufferPointer, name: String) throws(TopologyFileError) -> Topology {
+    package static func decode(_ bytes: UnsafeRawBufferPointer, name: String) throws(TopologyFileError) -> Topology {
         // The common case in one pass; anything unusual, and every error, through jansson.
         let topology: Topology
         if let fast = FastTopologyReader.read(bytes) {
@@ -99,12 +99,12 @@ public enum TopologyFile {
     /// The file text for `topology`: pretty-printed, keys in a fixed order, one chpid or
     /// subchannel per line, ending in a newline. `decode(encode(t)) == t` for any topology
     /// that passes `validate()`.
-    public static func encode(_ topology: Topology) -> [UInt8] {
+    package static func encode(_ topology: Topology) -> [UInt8] {
         TopologyEncoder.encode(topology)
     }
 
     /// `encode(_:)` as a String.
-    public static func encodeText(_ topology: Topology) -> String {
+    package static func encodeText(_ topology: Topology) -> String {
         String(decoding: encode(topology), as: UTF8.self)
     }
 }

@@ -7,8 +7,8 @@ import CSSModel
 /// problem is: `FILE:LINE:COLUMN: ...` for JSON syntax, `FILE: FIELD: ...` for a field
 /// (`subchannels[3].chpids[1]`), `FILE: ...` for the file as a whole (cannot be read, not an
 /// object). See API/topology.md for the forms.
-public struct TopologyFileError: Error, Equatable, Sendable, CustomStringConvertible {
-    public enum Location: Equatable, Sendable {
+package struct TopologyFileError: Error, Equatable, Sendable, CustomStringConvertible {
+    package enum Location: Equatable, Sendable {
         /// The whole file: it cannot be read, or its top level is not an object.
         case file
         /// A JSON syntax error at a 1-based line and column, as jansson reports them.
@@ -18,24 +18,24 @@ public struct TopologyFileError: Error, Equatable, Sendable, CustomStringConvert
     }
 
     /// The file's name as given by the caller (`<string>` for text decoded from memory).
-    public let file: String
-    public let location: Location
+    package let file: String
+    package let location: Location
     /// What is wrong, naming the value and the rule.
-    public let message: String
+    package let message: String
 
-    public init(file: String, location: Location, message: String) {
+    package init(file: String, location: Location, message: String) {
         self.file = file
         self.location = location
         self.message = message
     }
 
     /// The field path, if the error is about a field.
-    public var field: String? {
+    package var field: String? {
         if case let .field(path) = location { return path }
         return nil
     }
 
-    public var description: String {
+    package var description: String {
         switch location {
         case .file: "\(file): \(message)"
         case let .position(line, column): "\(file):\(line):\(column): \(message)"
@@ -51,7 +51,7 @@ extension TopologyFileError {
     /// `Subsystem(topology:)` or from building the guests (`Guests(topology:host:)`:
     /// `guests[0].crwCapacity`, `guests[0].devices[1].virtio.cuModel`) on a decoded topology
     /// can be reported against the file too.
-    public init(file: String, validation error: TopologyError) {
+    package init(file: String, validation error: TopologyError) {
         self.init(
             file: file, location: .field(Self.fileFieldPath(error.field)), message: Self.fileWording(error.reason))
     }

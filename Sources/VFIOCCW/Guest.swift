@@ -5,7 +5,7 @@ import CSSModel
 
 /// How a host path event reaches a guest: the three ways the vfio-ccw design discussion
 /// weighs (see API/vfio-ccw.md for the measured trade-off).
-public enum PathEventStrategy: String, CaseIterable, Hashable, Sendable {
+package enum PathEventStrategy: String, CaseIterable, Hashable, Sendable {
     /// The 2018 RFC: every affected passthrough device raises its own notification and its
     /// SCHIB region is read into the guest's SCHIB at once (N notifications for N devices).
     /// The guest's program is not interrupted; its next STSCH sees the new masks.
@@ -21,8 +21,8 @@ public enum PathEventStrategy: String, CaseIterable, Hashable, Sendable {
 
 /// One device of a guest: a virtio-ccw device on the virtual channel path, or a host
 /// subchannel passed through (vfio-ccw).
-public struct GuestDevice: Hashable, Sendable {
-    public enum Kind: Hashable, Sendable {
+package struct GuestDevice: Hashable, Sendable {
+    package enum Kind: Hashable, Sendable {
         /// virtio-ccw: control unit 3832 with this model (1 net, 2 block, ...).
         case virtio(cuModel: UInt8)
         /// vfio-ccw: bound to this host subchannel.
@@ -30,58 +30,58 @@ public struct GuestDevice: Hashable, Sendable {
     }
 
     /// The guest's subchannel id.
-    public let id: SubchannelID
+    package let id: SubchannelID
     /// The guest's device number (in the guest subchannel's css and ssid).
-    public let devno: UInt16
-    public let kind: Kind
+    package let devno: UInt16
+    package let kind: Kind
     /// The guest's chpids, slot 0 first (the installed paths).
-    public let chpids: [ChannelPathID]
+    package let chpids: [ChannelPathID]
     /// What the guest's SCHIB shows of the host's masks (QEMU copies pam, pom, pnom, lpum).
-    public internal(set) var pam: UInt8
-    public internal(set) var pom: UInt8
-    public internal(set) var pnom: UInt8
-    public internal(set) var lpum: UInt8
+    package internal(set) var pam: UInt8
+    package internal(set) var pom: UInt8
+    package internal(set) var pnom: UInt8
+    package internal(set) var lpum: UInt8
     /// The guest's own logical path mask.
-    public internal(set) var lpm: UInt8
+    package internal(set) var lpm: UInt8
     /// Guest-visible host changes (pam, pom, pnom) the guest has not read by STSCH yet.
-    public internal(set) var unobserved = 0
+    package internal(set) var unobserved = 0
     /// Of those, the ones nothing has told the guest about (no CRW naming one of its paths).
-    public internal(set) var untold = 0
+    package internal(set) var untold = 0
     /// The host masks at the last host event (what "changed" is measured against).
     var hostSeen = HostMasks()
 
-    public var pim: UInt8 { UInt8(truncatingIfNeeded: 0xff00 >> chpids.count) }
-    public var host: SubchannelID? {
+    package var pim: UInt8 { UInt8(truncatingIfNeeded: 0xff00 >> chpids.count) }
+    package var host: SubchannelID? {
         if case .passthrough(let host) = kind { return host }
         return nil
     }
 }
 
 /// The counters of one guest: what each strategy costs and how far behind the guest is.
-public struct PathEventStats: Hashable, Sendable {
+package struct PathEventStats: Hashable, Sendable {
     /// Host path changes that altered a passthrough device of this guest (one per chpid change).
-    public internal(set) var hostEvents = 0
+    package internal(set) var hostEvents = 0
     /// Per-device notifications raised (per-device strategy).
-    public internal(set) var notifications = 0
+    package internal(set) var notifications = 0
     /// CRWs put in the guest's queue, and those lost to its overflow (crw strategy).
-    public internal(set) var crwsQueued = 0
-    public internal(set) var crwsLost = 0
+    package internal(set) var crwsQueued = 0
+    package internal(set) var crwsLost = 0
     /// Host SCHIB reads done for the guest: region reads on notification, passthrough STSCH.
-    public internal(set) var schibRefreshes = 0
+    package internal(set) var schibRefreshes = 0
     /// Guest STSCH and STCRW executed.
-    public internal(set) var guestStoreSubchannels = 0
-    public internal(set) var guestStoreCRWs = 0
+    package internal(set) var guestStoreSubchannels = 0
+    package internal(set) var guestStoreCRWs = 0
 }
 
 /// A guest: its channel subsystem view, its devices, its chpid map and its CRW queue.
-public struct Guest: Sendable {
-    public let name: String
-    public internal(set) var strategy: PathEventStrategy
+package struct Guest: Sendable {
+    package let name: String
+    package internal(set) var strategy: PathEventStrategy
     /// Guest chpid -> host chpid (identity numbers by default, in the device's guest css).
-    public internal(set) var chpidMap: [ChannelPathID: ChannelPathID] = [:]
+    package internal(set) var chpidMap: [ChannelPathID: ChannelPathID] = [:]
     /// Devices by guest subchannel id. Added and removed only through `insert` and `remove`,
     /// which keep the indexes below; a device's own fields change in place.
-    public internal(set) var devices: [SubchannelID: GuestDevice] = [:]
+    package internal(set) var devices: [SubchannelID: GuestDevice] = [:]
     /// Device numbers in use, as DeviceID raw values.
     private var devnos: Set<UInt32> = []
     /// Devices per guest css.
@@ -93,14 +93,14 @@ public struct Guest: Sendable {
     /// devices is not O(N²)).
     private var freeFrom: [UInt16: Int] = [:]
     /// The guest's CRW queue (crw strategy).
-    public internal(set) var crwQueue: CRWQueue
-    public internal(set) var stats = PathEventStats()
+    package internal(set) var crwQueue: CRWQueue
+    package internal(set) var stats = PathEventStats()
     /// The reports in `crwQueue`, oldest first, with how many words each has left to store,
     /// so that storing one tells which guest chpid the guest has now heard of.
     var reports: [(chpid: ChannelPathID, words: Int, left: Int)] = []
 
     /// The virtual channel path of virtio-ccw devices: css 0xfe, chpid 0x00, type 0x32.
-    public static let virtualChannelPath = ChannelPathID(cssid: 0xfe, chpid: 0x00)
+    package static let virtualChannelPath = ChannelPathID(cssid: 0xfe, chpid: 0x00)
 
     init(name: String, strategy: PathEventStrategy, crwCapacity: Int) {
         self.name = name
@@ -109,11 +109,11 @@ public struct Guest: Sendable {
     }
 
     /// Guest css ids in use; more than one means the guest runs with MCSSE.
-    public var cssids: Set<UInt8> { Set(cssidCounts.keys) }
-    public var usesMultipleCSS: Bool { cssidCounts.count > 1 }
+    package var cssids: Set<UInt8> { Set(cssidCounts.keys) }
+    package var usesMultipleCSS: Bool { cssidCounts.count > 1 }
 
     /// Virtual chpids in use (by virtio devices).
-    public var virtualChpids: Set<ChannelPathID> { Set(virtualUse.keys) }
+    package var virtualChpids: Set<ChannelPathID> { Set(virtualUse.keys) }
 
     func isVirtual(_ chpid: ChannelPathID) -> Bool { virtualUse[chpid] != nil }
     func isUsedByPassthrough(_ chpid: ChannelPathID) -> Bool { passthroughUse[chpid] != nil }
@@ -158,10 +158,10 @@ public struct Guest: Sendable {
     }
 
     /// The guest chpid that shows host chpid `host` (in guest css `cssid`), if mapped.
-    public func guestChpid(for host: ChannelPathID, cssid: UInt8) -> ChannelPathID? {
+    package func guestChpid(for host: ChannelPathID, cssid: UInt8) -> ChannelPathID? {
         chpidMap.first { $0.key.cssid == cssid && $0.value == host }?.key
     }
 
     /// Devices in guest-subchannel order.
-    public var sortedDevices: [GuestDevice] { devices.values.sorted { $0.id < $1.id } }
+    package var sortedDevices: [GuestDevice] { devices.values.sorted { $0.id < $1.id } }
 }

@@ -12,7 +12,7 @@ extension Guests {
     ///   `Topology.validate()` does (`guests[1].strategy`, `guests[0].devices[3]`; map it with
     ///   `TopologyFileError(file:validation:)` for a file) and its reason the `VFIOError`'s
     ///   description, e.g. the clash with the virtual chpid and the free chpid and css proposed.
-    public init(topology: Topology, host: Subsystem) throws(TopologyError) {
+    package init(topology: Topology, host: Subsystem) throws(TopologyError) {
         self.init()
         for (index, guest) in topology.guests.enumerated() {
             try add(guest, field: "guests[\(index)]", host: host)

@@ -9,8 +9,8 @@ import CSSModel
 /// Costs: a host path change costs O(affected subchannels) here (a hash lookup each, to find
 /// the guest device bound to it, and its counters; the new masks come with the change); attach, detach and guest STSCH are O(1)
 /// amortised; guest STCRW is O(devices of the guest) when it tells the guest of a chpid.
-public struct Guests: Sendable {
-    public private(set) var guests: [String: Guest] = [:]
+package struct Guests: Sendable {
+    package private(set) var guests: [String: Guest] = [:]
     /// Host subchannel -> (guest, guest subchannel): a host subchannel is passed through once.
     private var bindings: [SubchannelID: Binding] = [:]
 
@@ -21,25 +21,25 @@ public struct Guests: Sendable {
 
     /// The guest css vfio devices land in when none is asked for: QEMU puts every device in the
     /// virtual css 0xfe unless the guest uses multiple css (hence the seed's chpid clash).
-    public static let defaultPassthroughCSS: UInt8 = 0xfe
+    package static let defaultPassthroughCSS: UInt8 = 0xfe
 
-    public init() {}
+    package init() {}
 
-    public var names: [String] { guests.keys.sorted() }
+    package var names: [String] { guests.keys.sorted() }
 
-    public func guest(_ name: String) throws(VFIOError) -> Guest {
+    package func guest(_ name: String) throws(VFIOError) -> Guest {
         guard let guest = guests[name] else { throw .unknownGuest(name) }
         return guest
     }
 
     /// The guest device a host subchannel is passed through as, if any.
-    public func binding(of host: SubchannelID) -> (guest: String, id: SubchannelID)? {
+    package func binding(of host: SubchannelID) -> (guest: String, id: SubchannelID)? {
         bindings[host].map { ($0.guest, $0.id) }
     }
 
     // MARK: Guests and devices
 
-    public mutating func addGuest(_ name: String, strategy: PathEventStrategy = .crw, crwCapacity: Int = 64)
+    package mutating func addGuest(_ name: String, strategy: PathEventStrategy = .crw, crwCapacity: Int = 64)
         throws(VFIOError)
     {
         let allowed = name.utf8.allSatisfy { byte in
@@ -51,7 +51,7 @@ public struct Guests: Sendable {
         guests[name] = Guest(name: name, strategy: strategy, crwCapacity: max(2, crwCapacity))
     }
 
-    public mutating func setStrategy(_ strategy: PathEventStrategy, of name: String) throws(VFIOError) {
+    package mutating func setStrategy(_ strategy: PathEventStrategy, of name: String) throws(VFIOError) {
         guard guests[name] != nil else { throw .unknownGuest(name) }
         guests[name]!.strategy = strategy
     }
@@ -61,7 +61,7 @@ public struct Guests: Sendable {
     ///   - id: its guest subchannel (css fe); default the first free one in fe.0.
     ///   - devno: default the subchannel number.
     @discardableResult
-    public mutating func addVirtio(to name: String, id: SubchannelID? = nil, devno: UInt16? = nil, cuModel: UInt8)
+    package mutating func addVirtio(to name: String, id: SubchannelID? = nil, devno: UInt16? = nil, cuModel: UInt8)
         throws(VFIOError) -> GuestDevice
     {
         guard guests[name] != nil else { throw .unknownGuest(name) }
@@ -77,7 +77,7 @@ public struct Guests: Sendable {
     /// - Throws: `VFIOError`; nothing changes then. A path landing on the virtual chpid of the
     ///   guest's virtio devices is refused with a proposal of a free chpid and a free css.
     @discardableResult
-    public mutating func attachPassthrough(
+    package mutating func attachPassthrough(
         to name: String, host hostID: SubchannelID, guestSubchannel: SubchannelID? = nil,
         guestChpids: [ChannelPathID]? = nil, in host: Subsystem
     ) throws(VFIOError) -> GuestDevice {
@@ -94,7 +94,7 @@ public struct Guests: Sendable {
     /// Ends a passthrough. Events already queued for the guest stay (its CRWs are the
     /// machine's reports, like a real one's); chpid mappings no device uses any more go.
     @discardableResult
-    public mutating func detachPassthrough(from name: String, guestSubchannel id: SubchannelID) throws(VFIOError)
+    package mutating func detachPassthrough(from name: String, guestSubchannel id: SubchannelID) throws(VFIOError)
         -> GuestDevice
     {
         guard guests[name] != nil else { throw .unknownGuest(name) }
@@ -116,7 +116,7 @@ public struct Guests: Sendable {
     ///   - kind: what happened, carried into each guest change for its event.
     /// - Returns: one entry per guest and guest chpid reached, in guest-name order, then guest
     ///   chpid order. Cost: O(affected subchannels), a hash lookup each.
-    public mutating func hostPathChanged(_ change: PathChange, as kind: PathEventChange) -> [GuestPathChange] {
+    package mutating func hostPathChanged(_ change: PathChange, as kind: PathEventChange) -> [GuestPathChange] {
         guard kind != .reset else { return [] }
         var reached: [String: [ReachedDevice]] = [:]
         for (index, affected) in change.affected.enumerated() {
@@ -141,7 +141,7 @@ public struct Guests: Sendable {
 
     /// Guest STSCH: the guest's SCHIB (guest devno and chpids, the host's pam/pom/pnom/lpum as
     /// the strategy last brought them in, the guest's own lpm), or cc 3 for no such subchannel.
-    public mutating func storeSubchannel(of name: String, _ id: SubchannelID, host: Subsystem) throws(VFIOError)
+    package mutating func storeSubchannel(of name: String, _ id: SubchannelID, host: Subsystem) throws(VFIOError)
         -> StoreSubchannelResult
     {
         guard guests[name] != nil else { throw .unknownGuest(name) }
@@ -149,7 +149,7 @@ public struct Guests: Sendable {
     }
 
     /// Guest STCRW: pops the guest's CRW queue (cc 1 and a zero word when it is empty).
-    public mutating func storeCRW(of name: String) throws(VFIOError) -> StoreCRWResult {
+    package mutating func storeCRW(of name: String) throws(VFIOError) -> StoreCRWResult {
         guard guests[name] != nil else { throw .unknownGuest(name) }
         return guests[name]!.storeCRW()
     }
@@ -157,24 +157,24 @@ public struct Guests: Sendable {
 
 /// What one host path change did to one guest: the GUEST_PATH_CHANGED event's content
 /// (PathEvents queues this very value), and what sinks of published changes see per guest.
-public struct GuestPathChange: Hashable, Sendable {
-    public let guest: String
-    public let guestChpid: ChannelPathID
-    public let hostChpid: ChannelPathID
+package struct GuestPathChange: Hashable, Sendable {
+    package let guest: String
+    package let guestChpid: ChannelPathID
+    package let hostChpid: ChannelPathID
     /// What happened to the host path.
-    public let change: PathEventChange
-    public let strategy: PathEventStrategy
+    package let change: PathEventChange
+    package let strategy: PathEventStrategy
     /// Passthrough devices on the path whose host masks changed.
-    public let devices: Int
+    package let devices: Int
     /// Of those, how many changed what the guest's SCHIB shows (pam, pom, pnom).
-    public let visible: Int
+    package let visible: Int
     /// Per-device notifications raised for it.
-    public let notifications: Int
+    package let notifications: Int
     /// The CRW put in the guest's queue (first word), or nil; `crwLost` when it did not fit.
-    public let crw: CRW?
-    public let crwLost: Bool
+    package let crw: CRW?
+    package let crwLost: Bool
 
-    public init(
+    package init(
         guest: String, guestChpid: ChannelPathID, hostChpid: ChannelPathID, change: PathEventChange,
         strategy: PathEventStrategy, devices: Int, visible: Int, notifications: Int, crw: CRW?, crwLost: Bool
     ) {

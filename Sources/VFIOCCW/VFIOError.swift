@@ -5,7 +5,7 @@ import CSSModel
 
 /// Why a guest operation was refused; nothing changed. `isNotFound` cases are QMP's
 /// DeviceNotFound, the others GenericError.
-public enum VFIOError: Error, Equatable, Sendable, CustomStringConvertible {
+package enum VFIOError: Error, Equatable, Sendable, CustomStringConvertible {
     case unknownGuest(String)
     case duplicateGuest(String)
     case unknownHostSubchannel(SubchannelID)
@@ -26,14 +26,14 @@ public enum VFIOError: Error, Equatable, Sendable, CustomStringConvertible {
     case virtioOutsideVirtualCSS(SubchannelID)
     case invalidName(String)
 
-    public var isNotFound: Bool {
+    package var isNotFound: Bool {
         switch self {
         case .unknownGuest, .unknownHostSubchannel, .unknownGuestSubchannel: true
         default: false
         }
     }
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .unknownGuest(let name): "guest '\(name)' does not exist"
         case .duplicateGuest(let name): "guest '\(name)' already exists"

@@ -4,25 +4,25 @@
 import QMPWire
 
 /// What the network layer reports of one open connection (query-connections).
-public struct ConnectionReport: Sendable {
-    public enum Transport: String, Sendable {
+package struct ConnectionReport: Sendable {
+    package enum Transport: String, Sendable {
         case unix, tcp, tls
     }
 
-    public var id: Int
+    package var id: Int
     /// `unix:PATH` or `tcp:HOST:PORT`.
-    public var listener: String
-    public var transport: Transport
+    package var listener: String
+    package var transport: Transport
     /// `uid=U gid=G pid=P`, the certificate's DN, or the peer address.
-    public var identity: String
+    package var identity: String
     /// SO_PEERCRED at accept (unix only).
-    public var credentials: (uid: UInt32, gid: UInt32, pid: Int32)?
-    public var readOnly: Bool
-    public var negotiated: Bool
-    public var bytesIn: Int
-    public var bytesOut: Int
+    package var credentials: (uid: UInt32, gid: UInt32, pid: Int32)?
+    package var readOnly: Bool
+    package var negotiated: Bool
+    package var bytesIn: Int
+    package var bytesOut: Int
 
-    public init(
+    package init(
         id: Int, listener: String, transport: Transport, identity: String,
         credentials: (uid: UInt32, gid: UInt32, pid: Int32)?, readOnly: Bool, negotiated: Bool, bytesIn: Int,
         bytesOut: Int
