@@ -18,7 +18,8 @@ package struct SubchannelID: Hashable, Comparable, Sendable, CustomStringConvert
 
     /// Creates an id from unchecked integers, as a decoded file gives them.
     /// - Throws: `IDParseError` naming the part that is out of range.
-    package init(checkingCSSID cssid: Int, ssid: Int, schno: Int, argument: String = "subchannel") throws(IDParseError) {
+    package init(checkingCSSID cssid: Int, ssid: Int, schno: Int, argument: String = "subchannel") throws(IDParseError)
+    {
         let text = "\(cssid).\(ssid).\(schno)"
         try checkRange(cssid, 0xff, "cssid", argument: argument, text: text)
         try checkRange(ssid, 3, "ssid", argument: argument, text: text)

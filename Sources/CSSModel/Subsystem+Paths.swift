@@ -51,7 +51,8 @@ extension Subsystem {
     /// - Throws: `ModelError.invalidConfigureTarget` for other states,
     ///   `.unknownChannelPath`, `.notConfigurable` for a reserved or not-recognized path.
     @discardableResult
-    package mutating func configurePath(_ id: ChannelPathID, to state: ConfigureState) throws(ModelError) -> PathChange {
+    package mutating func configurePath(_ id: ChannelPathID, to state: ConfigureState) throws(ModelError) -> PathChange
+    {
         guard state == .configured || state == .standby else { throw .invalidConfigureTarget(state) }
         guard let path = pathIndex[id.rawValue] else { throw .unknownChannelPath(id) }
         let current = paths[path].configure
@@ -164,7 +165,8 @@ extension Subsystem {
         let before = records[index].schib.pmcw.hasOperationalPathOrIsNotIO
         let change = update.apply(to: &records[index], slot: slot)
         noteOperationalPath(
-            cssid: records[index].id.cssid, before: before, after: records[index].schib.pmcw.hasOperationalPathOrIsNotIO)
+            cssid: records[index].id.cssid, before: before, after: records[index].schib.pmcw.hasOperationalPathOrIsNotIO
+        )
         return change
     }
 }
@@ -192,7 +194,8 @@ struct MaskUpdate {
         record.schib.pmcw = pmcw
         record.schib.scsw.pathNotOperational = pmcw.pnom != 0
         return AffectedSubchannel(
-            id: record.id, device: record.deviceID, slot: slot, pim: pmcw.pim, lpm: pmcw.lpm, pam: pmcw.pam, pom: pmcw.pom, pnom: pmcw.pnom,
+            id: record.id, device: record.deviceID, slot: slot, pim: pmcw.pim, lpm: pmcw.lpm, pam: pmcw.pam,
+            pom: pmcw.pom, pnom: pmcw.pnom,
             lpum: pmcw.lpum, pathNotOperational: pmcw.pnom != 0)
     }
 }

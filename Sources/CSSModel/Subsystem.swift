@@ -256,7 +256,8 @@ package struct Subsystem: Sendable {
         let flags = schib.pmcw.flags
         if flags & PMCW.Flags.reservedForModify != 0 {
             throw .operand(
-                reason: "reserved PMCW flag bits 0x\(Hex.string(flags & PMCW.Flags.reservedForModify, width: 4)) are set")
+                reason:
+                    "reserved PMCW flag bits 0x\(Hex.string(flags & PMCW.Flags.reservedForModify, width: 4)) are set")
         }
         if schib.pmcw.chars & PMCW.Characteristics.reserved != 0 {
             let bits = Hex.string(schib.pmcw.chars & PMCW.Characteristics.reserved, width: 8)
@@ -281,7 +282,8 @@ package struct Subsystem: Sendable {
         updated.mba = schib.mba
         records[index].schib = updated
         noteOperationalPath(
-            cssid: id.cssid, before: current.pmcw.hasOperationalPathOrIsNotIO, after: updated.pmcw.hasOperationalPathOrIsNotIO)
+            cssid: id.cssid, before: current.pmcw.hasOperationalPathOrIsNotIO,
+            after: updated.pmcw.hasOperationalPathOrIsNotIO)
         return ModifySubchannelResult(cc: 0, changed: updated != current)
     }
 

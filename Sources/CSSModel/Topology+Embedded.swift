@@ -61,7 +61,9 @@ extension Topology {
             .virtio(subchannel: SubchannelID(cssid: 0xfe, ssid: 0, schno: 0), devno: nil, cuModel: 1),
             .virtio(subchannel: SubchannelID(cssid: 0xfe, ssid: 0, schno: 1), devno: nil, cuModel: 2),
         ]
-        let onChpid40 = subchannels.filter { $0.id.cssid == 0 && $0.chpids.contains(ChannelPathID(cssid: 0, chpid: 0x40)) }
+        let onChpid40 = subchannels.filter {
+            $0.id.cssid == 0 && $0.chpids.contains(ChannelPathID(cssid: 0, chpid: 0x40))
+        }
         guestDevices += onChpid40.map { .passthrough(host: $0.id, guestSubchannel: nil, guestChpids: nil) }
         return Topology(
             channelSubsystems: [ChannelSubsystem(cssid: 0), ChannelSubsystem(cssid: 0xfe)],

@@ -25,7 +25,8 @@ extension Topology {
             guard cssDefined[Int(path.id.cssid)] else {
                 throw TopologyError(
                     field: field(),
-                    reason: "chpid \(path.id) is in channel subsystem \(Hex.string(path.id.cssid)), which is not defined")
+                    reason:
+                        "chpid \(path.id) is in channel subsystem \(Hex.string(path.id.cssid)), which is not defined")
             }
             guard !pathDefined[Int(path.id.rawValue)] else {
                 throw TopologyError(field: field(), reason: "duplicate chpid \(path.id)")
@@ -90,7 +91,8 @@ extension Topology {
                 guard chpid.cssid == id.cssid else {
                     throw TopologyError(
                         field: slotField(),
-                        reason: "chpid \(chpid) is not in channel subsystem \(Hex.string(id.cssid)) of subchannel \(id)")
+                        reason: "chpid \(chpid) is not in channel subsystem \(Hex.string(id.cssid)) of subchannel \(id)"
+                    )
                 }
                 guard pathDefined[Int(chpid.rawValue)] else {
                     throw TopologyError(field: slotField(), reason: "unknown chpid \(chpid): it is not in channelPaths")

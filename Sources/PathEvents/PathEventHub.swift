@@ -69,7 +69,9 @@ package struct PathEventHub: Sendable {
             throw .tooManySubscriptions(limit: maxSubscriptionsPerOwner)
         }
         let used = queueBudgetUsed(by: owner)
-        guard used + queueLimit <= maxQueuedPerOwner else { throw .queueBudgetExceeded(budget: maxQueuedPerOwner, used: used) }
+        guard used + queueLimit <= maxQueuedPerOwner else {
+            throw .queueBudgetExceeded(budget: maxQueuedPerOwner, used: used)
+        }
         let id = nextID
         nextID += 1
         subscriptions[id] = Subscription(id: id, owner: owner, filter: filter, queue: PathEventQueue(limit: queueLimit))

@@ -16,8 +16,9 @@ package struct JournaledPathChange: Sendable {
     /// What it did to each guest reached, in guest-name order.
     package let guests: [GuestPathChange]
 
-    package init(sequence: UInt64, change: PathChange, kind: PathEventChange, time: EventTime, guests: [GuestPathChange])
-    {
+    package init(
+        sequence: UInt64, change: PathChange, kind: PathEventChange, time: EventTime, guests: [GuestPathChange]
+    ) {
         self.sequence = sequence
         self.change = change
         self.kind = kind

@@ -33,7 +33,9 @@ package enum Dispatcher {
         }
         if session.isReadOnly && !entry.command.isReadOnly {
             return .failure(
-                QMPError(.commandNotFound, "The command \(name) is not allowed on a read-only connection (only query-* commands are)"))
+                QMPError(
+                    .commandNotFound,
+                    "The command \(name) is not allowed on a read-only connection (only query-* commands are)"))
         }
         // No arguments and none declared: share one empty object (nothing will be filled in).
         let arguments =

@@ -44,7 +44,8 @@ struct QMPFuzzMain {
     /// Builds the server state and its lazily computed replies (introspection, version) before
     /// fuzzing, so that LeakSanitizer does not count these one-time allocations against an input.
     static func warmUp() {
-        let queries = "{\"execute\":\"query-version\"}{\"execute\":\"query-commands\"}{\"execute\":\"query-qmp-schema\"}"
+        let queries =
+            "{\"execute\":\"query-version\"}{\"execute\":\"query-commands\"}{\"execute\":\"query-qmp-schema\"}"
         for control: UInt8 in [0x82, 0x83] {
             let input = [control] + Array(queries.utf8)
             input.withUnsafeBytes { FuzzHarness.runOne($0) }

@@ -45,7 +45,8 @@ package enum FuzzHarness {
         var output = ByteBuffer()
         try! session.writeGreeting(into: &output)  // a new session is negotiating
         if control & 0x02 != 0 {
-            var negotiate = ByteBuffer(string: "{\"execute\":\"qmp_capabilities\",\"arguments\":{\"enable\":[\"oob\"]}}")
+            var negotiate = ByteBuffer(
+                string: "{\"execute\":\"qmp_capabilities\",\"arguments\":{\"enable\":[\"oob\"]}}")
             _ = session.receive(&negotiate, into: &output, budget: .max)
         }
         // Chunk sizes from the control byte: 1..16 bytes, or everything at once.
@@ -60,8 +61,9 @@ package enum FuzzHarness {
                 check(&output)
                 progress = session.process(into: &output, budget: 256)
             }
-            precondition(session.bufferedInputBytes <= fuzzLimits.maxBufferedValueBytes + chunk,
-                         "input buffer exceeds its bound: \(session.bufferedInputBytes)")
+            precondition(
+                session.bufferedInputBytes <= fuzzLimits.maxBufferedValueBytes + chunk,
+                "input buffer exceeds its bound: \(session.bufferedInputBytes)")
             offset = end
         }
         check(&output)
@@ -89,8 +91,9 @@ package enum FuzzHarness {
                 let kinds = ["QMP", "return", "error", "event"].filter { json[$0] != nil }
                 precondition(kinds.count == 1, "output line is not exactly one message kind")
                 if let error = json["error"] {
-                    precondition(error["class"]?.stringValue != nil && error["desc"]?.stringValue != nil,
-                                 "malformed error")
+                    precondition(
+                        error["class"]?.stringValue != nil && error["desc"]?.stringValue != nil,
+                        "malformed error")
                 }
                 lineStart = i + 1
             }

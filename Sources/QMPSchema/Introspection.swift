@@ -61,7 +61,8 @@ private struct IntrospectionBuilder {
             if member.optional { fields.append(("default", .null)) }
             list.append(.object(fields))
         }
-        entities.append(.object([("name", .string(masked)), ("meta-type", .string("object")), ("members", .array(list))]))
+        entities.append(
+            .object([("name", .string(masked)), ("meta-type", .string("object")), ("members", .array(list))]))
         return masked
     }
 

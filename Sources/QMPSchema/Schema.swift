@@ -237,7 +237,11 @@ package struct Event: Sendable {
 
 private struct Definition {
     enum Kind {
-        case command(Command), event(Event), `struct`(Struct), `enum`(Enum), alias(Alias)
+        case command(Command)
+        case event(Event)
+        case `struct`(Struct)
+        case `enum`(Enum)
+        case alias(Alias)
     }
     let name: String
     let kind: Kind

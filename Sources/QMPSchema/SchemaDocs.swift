@@ -7,7 +7,8 @@ extension Schema {
     /// API/<module>.md is this text; a test fails when the committed file differs, and
     /// `cssctl schema-docs --module NAME` regenerates it.
     package func markdown(module: String) -> String {
-        var out = "<!-- Generated from API/\(module).json by `cssctl schema-docs --module \(module)`. Do not edit. -->\n"
+        var out =
+            "<!-- Generated from API/\(module).json by `cssctl schema-docs --module \(module)`. Do not edit. -->\n"
         out += "# QMP reference: \(module)\n\n"
         if let doc = modules.first(where: { $0.name == module })?.doc, !doc.isEmpty { out += doc + "\n\n" }
         let moduleCommands = commands.filter { $0.module == module }

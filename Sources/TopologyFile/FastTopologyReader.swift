@@ -70,33 +70,41 @@ struct FastTopologyReader {
                 multipleCSS = value
             case 3:
                 var list: [Topology.ChannelSubsystem] = []
-                guard array({ reader in
-                    guard let css = reader.channelSubsystem() else { return false }
-                    list.append(css)
-                    return true
-                }) else { return nil }
+                guard
+                    array({ reader in
+                        guard let css = reader.channelSubsystem() else { return false }
+                        list.append(css)
+                        return true
+                    })
+                else { return nil }
                 subsystems = list
             case 4:
-                guard array({ reader in
-                    guard let path = reader.channelPath() else { return false }
-                    paths.append(path)
-                    return true
-                }) else { return nil }
+                guard
+                    array({ reader in
+                        guard let path = reader.channelPath() else { return false }
+                        paths.append(path)
+                        return true
+                    })
+                else { return nil }
             case 5:
                 // A quarter of a million entries: reserve by a cheap estimate (a line is at
                 // least 90 bytes) rather than grow by doubling.
                 subchannels.reserveCapacity(min((end - position) / 90 + 16, 1 << 20))
-                guard array({ reader in
-                    guard let sch = reader.subchannel() else { return false }
-                    subchannels.append(sch)
-                    return true
-                }) else { return nil }
+                guard
+                    array({ reader in
+                        guard let sch = reader.subchannel() else { return false }
+                        subchannels.append(sch)
+                        return true
+                    })
+                else { return nil }
             default:
-                guard array({ reader in
-                    guard let guest = reader.guest() else { return false }
-                    guests.append(guest)
-                    return true
-                }) else { return nil }
+                guard
+                    array({ reader in
+                        guard let guest = reader.guest() else { return false }
+                        guests.append(guest)
+                        return true
+                    })
+                else { return nil }
             }
         }
     }
@@ -240,11 +248,13 @@ struct FastTopologyReader {
                 guest.crwCapacity = value
             default:
                 var devices: [Topology.GuestDevice] = []
-                guard array({ reader in
-                    guard let device = reader.guestDevice() else { return false }
-                    devices.append(device)
-                    return true
-                }) else { return nil }
+                guard
+                    array({ reader in
+                        guard let device = reader.guestDevice() else { return false }
+                        devices.append(device)
+                        return true
+                    })
+                else { return nil }
                 guest.devices = devices
             }
         }
@@ -343,11 +353,13 @@ struct FastTopologyReader {
     private mutating func chpidList() -> [ChannelPathID]? {
         var list: [ChannelPathID] = []
         list.reserveCapacity(8)
-        guard array({ reader in
-            guard let chpid = reader.chpid() else { return false }
-            list.append(chpid)
-            return true
-        }) else { return nil }
+        guard
+            array({ reader in
+                guard let chpid = reader.chpid() else { return false }
+                list.append(chpid)
+                return true
+            })
+        else { return nil }
         return list
     }
 
@@ -393,7 +405,12 @@ struct FastTopologyReader {
         }
         first = false
         guard let key = string() else { return nil }
-        guard let index = keys.firstIndex(where: { $0.utf8CodeUnitCount == key.count && key.elementsEqual(UnsafeBufferPointer(start: $0.utf8Start, count: $0.utf8CodeUnitCount)) }) else {
+        guard
+            let index = keys.firstIndex(where: {
+                $0.utf8CodeUnitCount == key.count
+                    && key.elementsEqual(UnsafeBufferPointer(start: $0.utf8Start, count: $0.utf8CodeUnitCount))
+            })
+        else {
             return nil
         }
         let bit = UInt32(1) << UInt32(index)

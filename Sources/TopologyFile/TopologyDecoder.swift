@@ -99,9 +99,11 @@ struct TopologyDecoder {
         var multipleCSS: Bool?
         if let value = values[2] { multipleCSS = try bool(value, path: "multiple-css") }
 
-        let paths = try values[4].map { (list) throws(TopologyFileError) in try elements(list, "chpids", channelPath) } ?? []
+        let paths =
+            try values[4].map { (list) throws(TopologyFileError) in try elements(list, "chpids", channelPath) } ?? []
         let subchannels =
-            try values[5].map { (list) throws(TopologyFileError) in try elements(list, "subchannels", subchannel) } ?? []
+            try values[5].map { (list) throws(TopologyFileError) in try elements(list, "subchannels", subchannel) }
+            ?? []
         let subsystems =
             try values[3].map { (list) throws(TopologyFileError) in
                 try elements(list, "channel-subsystems", channelSubsystem)
@@ -258,7 +260,8 @@ struct TopologyDecoder {
             }
         }
         guard let nameNode = values.name else { throw missing(path, "name") }
-        var guest = Topology.Guest(name: try string(nameNode, path: "\(path).name") { String(decoding: $0, as: UTF8.self) })
+        var guest = Topology.Guest(
+            name: try string(nameNode, path: "\(path).name") { String(decoding: $0, as: UTF8.self) })
         if let node = values.strategy {
             guest.strategy = try string(
                 node, path: "\(path).strategy", expected: "a string (\"per-device\", \"crw\" or \"lazy\")"
@@ -287,7 +290,8 @@ struct TopologyDecoder {
                 path, "expected exactly one key, \"virtio\" or \"passthrough\", found \(count == 0 ? "none" : "both")")
         }
         return found.kind == 0
-            ? try virtio(found.value, path: "\(path).virtio") : try passthrough(found.value, path: "\(path).passthrough")
+            ? try virtio(found.value, path: "\(path).virtio")
+            : try passthrough(found.value, path: "\(path).passthrough")
     }
 
     func virtio(_ node: Node, path: String) throws(TopologyFileError) -> Topology.GuestDevice {

@@ -52,7 +52,11 @@ extension Guest {
     ) throws(VFIOError) -> GuestDevice {
         guard let hostDevice = hostSubchannel.deviceID else { throw .noDeviceNumber(hostSubchannel.id) }
         var id = SubchannelID(cssid: defaultCSS, ssid: 0, schno: 0)
-        if let guestSubchannel { id = guestSubchannel } else { id = try firstFreeSubchannel(cssid: defaultCSS, ssid: 0) }
+        if let guestSubchannel {
+            id = guestSubchannel
+        } else {
+            id = try firstFreeSubchannel(cssid: defaultCSS, ssid: 0)
+        }
         try checkFree(id, devno: hostDevice.devno)
         let hostChpids = hostSubchannel.channelPaths.compactMap { $0 }
         let chpids = guestChpids ?? hostChpids.map { ChannelPathID(cssid: id.cssid, chpid: $0.chpid) }

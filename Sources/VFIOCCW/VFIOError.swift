@@ -22,7 +22,8 @@ package enum VFIOError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The host chpid already shows as another guest chpid in that guest css.
     case hostChpidMappedElsewhere(host: ChannelPathID, guestChpid: ChannelPathID, wanted: ChannelPathID)
     /// The seed's clash: a passthrough path lands on a virtual chpid (virtio's fe.00).
-    case clashWithVirtualChpid(guestChpid: ChannelPathID, host: ChannelPathID, freeChpid: ChannelPathID?, freeCSS: UInt8?)
+    case clashWithVirtualChpid(
+        guestChpid: ChannelPathID, host: ChannelPathID, freeChpid: ChannelPathID?, freeCSS: UInt8?)
     case virtioOutsideVirtualCSS(SubchannelID)
     case invalidName(String)
 
@@ -45,7 +46,8 @@ package enum VFIOError: Error, Equatable, Sendable, CustomStringConvertible {
         case .guestDevnoInUse(let guest, let device): "guest '\(guest)' already has a device \(device)"
         case .guestSubchannelsExhausted(let guest, let cssid):
             "guest '\(guest)' has no free subchannel left in css \(Hex.string(cssid))"
-        case .noDeviceNumber(let id): "host subchannel \(id) has no valid device number (DNV 0): nothing to pass through"
+        case .noDeviceNumber(let id):
+            "host subchannel \(id) has no valid device number (DNV 0): nothing to pass through"
         case .wrongChpidCount(let given, let installed, let host):
             "'guest-chpids' names \(given) chpids, but host subchannel \(host) has \(installed) installed paths"
         case .chpidOutsideCSS(let chpid, let cssid):

@@ -79,7 +79,10 @@ struct BenchRunner {
             while true {
                 let line = try connection.nextLine()
                 let reply = ReplySummary(scanning: line)
-                if reply.kind == .event { events += 1; continue }
+                if reply.kind == .event {
+                    events += 1
+                    continue
+                }
                 guard reply.kind != .other else { throw unexpected(line) }
                 // An id-less error can only be about our request: nothing else is outstanding.
                 guard reply.id == k || (!reply.hasID && reply.kind == .error) else {
@@ -120,8 +123,10 @@ struct BenchRunner {
         var latencies = [UInt64](repeating: 0, count: count)
         let limit = window == 0 ? Int.max : window
 
-        var outStart = 0, outEnd = 0  // unsent bytes in `out`
-        var queuedBytes = 0, sentBytes = 0  // totals over the run, to find which requests went out
+        var outStart = 0
+        var outEnd = 0  // unsent bytes in `out`
+        var queuedBytes = 0
+        var sentBytes = 0  // totals over the run, to find which requests went out
         var nextID = 0  // next request to queue
         var stampNext = 0  // first request not yet completely sent
         var received = 0
@@ -169,7 +174,10 @@ struct BenchRunner {
                 let now = monotonicNanoseconds()
                 while let line = connection.takeLine() {
                     let reply = ReplySummary(scanning: line)
-                    if reply.kind == .event { events += 1; continue }
+                    if reply.kind == .event {
+                        events += 1
+                        continue
+                    }
                     guard reply.kind != .other else { throw unexpected(line) }
                     let id: Int
                     if let given = reply.id {
@@ -200,7 +208,8 @@ struct BenchRunner {
                     try connection.waitFor(interest, timeoutMilliseconds: stallMilliseconds)
                 } catch {
                     throw ClientFailure(
-                        "\(connection.address): stalled with \(received) of \(count) replies (\(stampNext) requests sent): \(error)")
+                        "\(connection.address): stalled with \(received) of \(count) replies (\(stampNext) requests sent): \(error)"
+                    )
                 }
             }
         }

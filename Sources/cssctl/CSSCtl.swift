@@ -24,7 +24,10 @@ struct CSSCtl: ParsableCommand {
               cssctl bench --socket /tmp/cssd.sock --socket /tmp/qemu.sock --label cssd --label qemu
             Exit status: 0 success, 1 error reply, 2 connection or protocol failure, 64 usage error.
             """,
-        subcommands: [ExecCommand.self, SchemaDocsCommand.self, BenchCommand.self, GenTopologyCommand.self, EventsCommand.self, LschpCommand.self, LscssCommand.self],
+        subcommands: [
+            ExecCommand.self, SchemaDocsCommand.self, BenchCommand.self, GenTopologyCommand.self, EventsCommand.self,
+            LschpCommand.self, LscssCommand.self,
+        ],
         defaultSubcommand: ExecCommand.self
     )
 
@@ -51,7 +54,10 @@ func printError(_ message: String) {
         var offset = 0
         while offset < bytes.count {
             let n = write(2, bytes.baseAddress! + offset, bytes.count - offset)
-            if n <= 0 { if n < 0 && errno == EINTR { continue }; return }
+            if n <= 0 {
+                if n < 0 && errno == EINTR { continue }
+                return
+            }
             offset += n
         }
     }

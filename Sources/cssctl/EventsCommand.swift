@@ -40,7 +40,8 @@ struct EventsCommand: ParsableCommand {
 
     enum Change: String, CaseIterable, ExpressibleByArgument {
         case online, offline, configured, standby
-        case permanentError = "permanent-error", temporaryError = "temporary-error"
+        case permanentError = "permanent-error"
+        case temporaryError = "temporary-error"
         case recovered, reset
     }
 
@@ -61,7 +62,10 @@ struct EventsCommand: ParsableCommand {
     @Option(help: "Only this kind of change; repeat for more.")
     var change: [Change] = []
 
-    @Option(help: "chpid: one event per change; subchannel: one per subchannel it altered; both; guest: one per guest it reached.")
+    @Option(
+        help:
+            "chpid: one event per change; subchannel: one per subchannel it altered; both; guest: one per guest it reached."
+    )
     var granularity: Granularity?
 
     @Option(help: "With --granularity guest: only this guest; repeat for more.")
@@ -361,8 +365,10 @@ enum Interruption {
     /// Waits until `fd` is ready (true) or `deadline` (monotonic ms, nil: never) passes (false);
     /// throws `Interrupted` once a signal was caught.
     static func wait(for fd: Int32, events: Int16, deadline: Int64?) throws -> Bool {
-        var fds = [pollfd(fd: fd, events: events, revents: 0),
-                   pollfd(fd: wakeReadEnd.load(ordering: .relaxed), events: Int16(POLLIN), revents: 0)]
+        var fds = [
+            pollfd(fd: fd, events: events, revents: 0),
+            pollfd(fd: wakeReadEnd.load(ordering: .relaxed), events: Int16(POLLIN), revents: 0),
+        ]
         while true {
             if wasCaught { throw Interrupted() }
             let timeout = deadline.map { Int32(clamping: max(0, $0 - now())) } ?? -1
@@ -402,7 +408,10 @@ enum StandardOutput {
         var offset = 0
         while offset < bytes.count {
             let n = Glibc.write(1, bytes.baseAddress! + offset, bytes.count - offset)
-            if n > 0 { offset += n; continue }
+            if n > 0 {
+                offset += n
+                continue
+            }
             guard n < 0 && errno == EINTR else { throw ClientFailure.system("write to standard output") }
             // Stop only between lines: a line begun is finished.
             if Interruption.wasCaught && offset == 0 { throw Interrupted() }
@@ -433,7 +442,8 @@ enum EventTable {
         case "GUEST_PATH_CHANGED":
             // The guest's view: its chpid in the CHPID column, the host's in the detail.
             let crw = data["crw"] != nil ? " crw=queued" : (data["crw-lost"]?.boolValue == true ? " crw=lost" : "")
-            detail = "guest=\(text("guest")) host-chpid=\(text("host-chpid")) strategy=\(text("strategy")) "
+            detail =
+                "guest=\(text("guest")) host-chpid=\(text("host-chpid")) strategy=\(text("strategy")) "
                 + "devices=\(number(data["devices"])) visible=\(number(data["visible"])) "
                 + "notifications=\(number(data["notifications"]))\(crw)"
             return row([time(event["timestamp"]), name, text("guest-chpid"), text("change"), "-", detail])

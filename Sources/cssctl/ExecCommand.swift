@@ -114,12 +114,13 @@ struct ExecCommand: ParsableCommand {
     /// Arguments of a cssd command declared as strings or enums (ids like "0.40" look like numbers).
     static func stringArguments(of command: String) -> Set<String> {
         guard let schema = try? Schema.embedded(), let definition = schema.command(named: command) else { return [] }
-        return Set(definition.arguments.filter { member in
-            switch member.type {
-            case .builtin(let builtin): return builtin == .str
-            case .named(let name): return schema.enums[name] != nil || schema.aliases[name]?.base == .str
-            case .array: return false
-            }
-        }.map(\.name))
+        return Set(
+            definition.arguments.filter { member in
+                switch member.type {
+                case .builtin(let builtin): return builtin == .str
+                case .named(let name): return schema.enums[name] != nil || schema.aliases[name]?.base == .str
+                case .array: return false
+                }
+            }.map(\.name))
     }
 }

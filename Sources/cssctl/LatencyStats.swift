@@ -27,7 +27,11 @@ struct LatencyStats {
         samples.sort()
         count = samples.count
         guard !samples.isEmpty else {
-            mean = 0; p50 = 0; p90 = 0; p99 = 0; max = 0
+            mean = 0
+            p50 = 0
+            p90 = 0
+            p99 = 0
+            max = 0
             return
         }
         var sum: Double = 0

@@ -28,7 +28,6 @@ struct LscssCommand: ParsableCommand {
 
     @OptionGroup var server: ConnectionOptions
 
-
     @Flag(name: [.short, .long], help: "Show only subchannel set 0 of css 0, without the '0.0.' prefix.")
     var short = false
 
@@ -41,7 +40,9 @@ struct LscssCommand: ParsableCommand {
     @Flag(name: [.short, .long], help: "RANGE selects device bus IDs instead of subchannel IDs.")
     var devrange = false
 
-    @Option(name: [.customShort("t"), .long], help: "Only these device types: TYPE or TYPE/MODEL, comma-separated (3390,1732/01).")
+    @Option(
+        name: [.customShort("t"), .long],
+        help: "Only these device types: TYPE or TYPE/MODEL, comma-separated (3390,1732/01).")
     var devtype: String?
 
     @Flag(help: "Print the listed query-subchannels entries as JSON ({\"subchannels\": [...]}) instead.")
@@ -127,7 +128,8 @@ struct LscssCommand: ParsableCommand {
                 return text
             }
             var text = showIO ? orphanRows(orphanColumns, table) : ""
-            for (kind, title, shown) in [(SubchannelType.chsc, "CHSC", showCHSC), (.eadm, "EADM", showEADM)] where shown {
+            for (kind, title, shown) in [(SubchannelType.chsc, "CHSC", showCHSC), (.eadm, "EADM", showEADM)] where shown
+            {
                 // A header line before a section only when another type is listed too.
                 let another = showIO || (kind == .chsc ? showEADM : showCHSC)
                 text += (another ? "\n\(title) Subchannels:\n" : "") + otherTable.header
@@ -135,10 +137,11 @@ struct LscssCommand: ParsableCommand {
                     let id = shortened(subchannel["subchannel"]?.stringValue ?? "")
                     text += otherTable.row([uppercase ? "N/A" : "n/a", uppercase ? id.uppercased() : id])
                 }
-                text += orphanRows({ device in
-                    let id = shortened(device["devno"]?.stringValue ?? "")
-                    return [uppercase ? id.uppercased() : id, uppercase ? "N/A" : "n/a"]
-                }, otherTable)
+                text += orphanRows(
+                    { device in
+                        let id = shortened(device["devno"]?.stringValue ?? "")
+                        return [uppercase ? id.uppercased() : id, uppercase ? "N/A" : "n/a"]
+                    }, otherTable)
             }
             writeOutput(text)
         }
@@ -284,7 +287,9 @@ struct LscssCommand: ParsableCommand {
     func deviceTypes() throws -> [(type: Int, model: Int?)]? {
         guard let devtype else { return nil }
         return try devtype.split(separator: ",").map { item in
-            guard let parsed = Self.deviceType(item) else { throw ValidationError("Invalid device type specified: \(item)") }
+            guard let parsed = Self.deviceType(item) else {
+                throw ValidationError("Invalid device type specified: \(item)")
+            }
             return parsed
         }
     }
@@ -318,7 +323,9 @@ struct LscssCommand: ParsableCommand {
             let devno = device["devno"]?.stringValue ?? ""
             if short && !devno.hasPrefix("0.0.") { return false }
             if byDevice && !ranges.isEmpty {
-                guard let key = BusID(Substring(devno)), ranges.contains(where: { $0.contains(key) }) else { return false }
+                guard let key = BusID(Substring(devno)), ranges.contains(where: { $0.contains(key) }) else {
+                    return false
+                }
             }
             if let deviceTypes {
                 guard let type = LscssCommand.deviceType(Substring(device["dev-type"]?.stringValue ?? "")) else {
@@ -343,7 +350,8 @@ struct LscssCommand: ParsableCommand {
             }
             if let deviceTypes {
                 // No device, no device type: lscss leaves such subchannels out of a -t listing.
-                guard LscssCommand.hasDevice(subchannel), let type = LscssCommand.deviceType(Substring(subchannel["dev-type"]?.stringValue ?? ""))
+                guard LscssCommand.hasDevice(subchannel),
+                    let type = LscssCommand.deviceType(Substring(subchannel["dev-type"]?.stringValue ?? ""))
                 else { return false }
                 return deviceTypes.contains { $0.type == type.type && ($0.model == nil || $0.model == type.model) }
             }

@@ -33,7 +33,10 @@ struct ReplySummary {
                     escaped = true
                 } else if c == UInt8(ascii: "\"") {
                     inString = false
-                    if inKey { inKey = false; keyEnd = i }
+                    if inKey {
+                        inKey = false
+                        keyEnd = i
+                    }
                 }
                 i += 1
                 continue
@@ -85,7 +88,10 @@ struct ReplySummary {
         var i = start
         while i < bytes.count && (bytes[i] == UInt8(ascii: " ") || bytes[i] == UInt8(ascii: "\t")) { i += 1 }
         var negative = false
-        if i < bytes.count && bytes[i] == UInt8(ascii: "-") { negative = true; i += 1 }
+        if i < bytes.count && bytes[i] == UInt8(ascii: "-") {
+            negative = true
+            i += 1
+        }
         var value = 0
         var digits = 0
         while i < bytes.count, bytes[i] >= UInt8(ascii: "0"), bytes[i] <= UInt8(ascii: "9"), digits < 18 {

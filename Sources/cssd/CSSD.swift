@@ -11,9 +11,8 @@ import LinuxSysfs
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
-import PathNotify
-import QMPCommands
 import PathEvents
+import PathNotify
 import QMPCommands
 import QMPServer
 import QMPWire
@@ -349,7 +348,8 @@ struct CSSD: AsyncParsableCommand {
         // payloads carry the server's epoch: the journal's, kept across restarts with --state-dir.
         var notifier: PathNotifier?
         if let configuration = try notify.configuration() {
-            let publisher = PathNotifier(configuration: configuration, epoch: server.state.journal.epoch, logger: logger)
+            let publisher = PathNotifier(
+                configuration: configuration, epoch: server.state.journal.epoch, logger: logger)
             server.addPathChangeSink(publisher, status: publisher.status)
             notifier = publisher
             // Read at scrape time, on the loop: the outbox's and the publisher's short locks.

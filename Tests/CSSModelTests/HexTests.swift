@@ -13,10 +13,16 @@ struct HexTests {
         #expect(three("0.0.0042") == [0, 0, 0x42])
         #expect(three("fe.3.FFFF") == [0xfe, 3, 0xffff])
         #expect(three("0.0.42") == [0, 0, 0x42])
-        for bad in ["", "0.0", "0.0.0.0", "0..0042", "0.0.00042", "100.0.0", "0.10.0", "0.0.004g", " 0.0.0", "+0.0.0", "0.0.", ".0.0"] {
+        for bad in [
+            "", "0.0", "0.0.0.0", "0..0042", "0.0.00042", "100.0.0", "0.10.0", "0.0.004g", " 0.0.0", "+0.0.0", "0.0.",
+            ".0.0",
+        ] {
             #expect(three(bad) == nil, "\(bad)")
         }
-        #expect(Hex.parts("3390/0c", separator: UInt8(ascii: "/"), maxDigits: (4, 2, 0)).map { [$0.0, $0.1] } == [0x3390, 0x0c])
+        #expect(
+            Hex.parts("3390/0c", separator: UInt8(ascii: "/"), maxDigits: (4, 2, 0)).map { [$0.0, $0.1] } == [
+                0x3390, 0x0c,
+            ])
         #expect(Hex.parts("0.4A", maxDigits: (2, 2, 0)).map { [$0.0, $0.1] } == [0, 0x4a])
         #expect(Hex.parts("0.4a.0", maxDigits: (2, 2, 0)) == nil)
         // A Substring and a non-contiguous (bridged-like) view read the same.

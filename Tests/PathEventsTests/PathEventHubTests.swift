@@ -71,14 +71,16 @@ private func drain(_ hub: inout PathEventHub, _ owner: Int) -> [(Int, String)] {
     @Test func filtersByChpidSubchannelCssAndChange() throws {
         var css = model()
         var hub = PathEventHub()
-        _ = try hub.subscribe(owner: 1, filter: PathEventFilter(granularity: .chpid, chpids: [chp("0.41")]), queueLimit: 100)
+        _ = try hub.subscribe(
+            owner: 1, filter: PathEventFilter(granularity: .chpid, chpids: [chp("0.41")]), queueLimit: 100)
         _ = try hub.subscribe(
             owner: 2,
             filter: PathEventFilter(
                 granularity: .both, subchannels: [sch("0.0.0005")], pathsOfSubchannels: [chp("0.40")]),
             queueLimit: 100)
         _ = try hub.subscribe(owner: 3, filter: PathEventFilter(granularity: .chpid, cssid: 1), queueLimit: 100)
-        _ = try hub.subscribe(owner: 4, filter: PathEventFilter(granularity: .chpid, changes: [.online]), queueLimit: 100)
+        _ = try hub.subscribe(
+            owner: 4, filter: PathEventFilter(granularity: .chpid, changes: [.online]), queueLimit: 100)
 
         var got: [Int: [String]] = [:]
         func drainAll() { for owner in 1...4 { got[owner, default: []] += drain(&hub, owner).map(\.1) } }
@@ -125,8 +127,10 @@ private func drain(_ hub: inout PathEventHub, _ owner: Int) -> [(Int, String)] {
     @Test func oneConnectionsSubscriptionsInterleaveInPublicationOrder() throws {
         var css = model()
         var hub = PathEventHub()
-        let a = try hub.subscribe(owner: 1, filter: PathEventFilter(granularity: .chpid, chpids: [chp("0.40")]), queueLimit: 100)
-        let b = try hub.subscribe(owner: 1, filter: PathEventFilter(granularity: .chpid, chpids: [chp("0.41")]), queueLimit: 100)
+        let a = try hub.subscribe(
+            owner: 1, filter: PathEventFilter(granularity: .chpid, chpids: [chp("0.40")]), queueLimit: 100)
+        let b = try hub.subscribe(
+            owner: 1, filter: PathEventFilter(granularity: .chpid, chpids: [chp("0.41")]), queueLimit: 100)
         hub.publish(try css.varyPath(chp("0.41"), to: .offline), as: .offline, at: t0)
         hub.publish(try css.varyPath(chp("0.40"), to: .offline), as: .offline, at: t0)
         hub.publish(try css.varyPath(chp("0.41"), to: .online), as: .online, at: t0)
@@ -140,7 +144,8 @@ private func drain(_ hub: inout PathEventHub, _ owner: Int) -> [(Int, String)] {
         var css = model()
         var hub = PathEventHub(maxSubscriptionsPerOwner: 2)
         let a = try hub.subscribe(owner: 1, filter: PathEventFilter(granularity: .chpid), queueLimit: 10)
-        _ = try hub.subscribe(owner: 1, filter: PathEventFilter(granularity: .chpid, chpids: [chp("0.40")]), queueLimit: 10)
+        _ = try hub.subscribe(
+            owner: 1, filter: PathEventFilter(granularity: .chpid, chpids: [chp("0.40")]), queueLimit: 10)
         #expect(throws: PathEventHub.HubError.tooManySubscriptions(limit: 2)) {
             try hub.subscribe(owner: 1, filter: PathEventFilter(granularity: .chpid), queueLimit: 10)
         }

@@ -82,7 +82,8 @@ func chpidOf(_ delivery: PathEventDelivery?) -> UInt8? {
                     let event = chpidEvent(UInt8(rng.next() % 12), UInt64(step + 1), subchannels: step)
                     published += 1
                     queue.push(event)
-                    if let index = reference.firstIndex(where: { $0.event.coalescingKey == event.event.coalescingKey }) {
+                    if let index = reference.firstIndex(where: { $0.event.coalescingKey == event.event.coalescingKey })
+                    {
                         reference.remove(at: index)
                     } else if reference.count == limit {
                         reference.removeFirst()

@@ -8,18 +8,18 @@ import Testing
 @testable import QMPWire
 
 private let testSchemaText = #"""
-{
-  "module": "test",
-  "definitions": [
-    { "enum": "Color", "data": ["red", { "name": "green", "doc": "g" }] },
-    { "struct": "Inner", "data": { "level": "uint8", "*tags": ["str"] } },
-    { "command": "paint", "doc": "Paint.",
-      "data": { "color": "Color", "*count": { "type": "int", "default": 3 }, "*inner": "Inner",
-                "*colors": ["Color"], "*ratio": "number", "*flag": "bool", "*small": "int8", "*any": "any" },
-      "returns": "Inner" }
-  ]
-}
-"""#
+    {
+      "module": "test",
+      "definitions": [
+        { "enum": "Color", "data": ["red", { "name": "green", "doc": "g" }] },
+        { "struct": "Inner", "data": { "level": "uint8", "*tags": ["str"] } },
+        { "command": "paint", "doc": "Paint.",
+          "data": { "color": "Color", "*count": { "type": "int", "default": 3 }, "*inner": "Inner",
+                    "*colors": ["Color"], "*ratio": "number", "*flag": "bool", "*small": "int8", "*any": "any" },
+          "returns": "Inner" }
+      ]
+    }
+    """#
 
 private func validate(_ arguments: String) -> String? {
     let schema = try! Schema(documents: [("test.json", testSchemaText)])
@@ -46,26 +46,31 @@ struct SchemaTests {
         #expect(schema.events.map(\.name).contains("SHUTDOWN"))
     }
 
-    @Test("arguments are checked in QEMU's order with QEMU's texts", arguments: [
-        (#"{}"#, "Parameter 'color' is missing"),
-        (#"{"color": 1}"#, "Invalid parameter type for 'color', expected: string"),
-        (#"{"color": "blue"}"#, "Parameter 'color' does not accept value 'blue'"),
-        (#"{"color": "red", "count": "x"}"#, "Invalid parameter type for 'count', expected: integer"),
-        (#"{"color": "red", "count": 1.5}"#, "Invalid parameter type for 'count', expected: integer"),
-        (#"{"color": "red", "inner": []}"#, "Invalid parameter type for 'inner', expected: object"),
-        (#"{"color": "red", "inner": {}}"#, "Parameter 'inner.level' is missing"),
-        (#"{"color": "red", "inner": {"level": 256}}"#, "Parameter 'level' expects uint8"),
-        (#"{"color": "red", "inner": {"level": 1, "tags": [1]}}"#, "Invalid parameter type for 'inner.tags[0]', expected: string"),
-        (#"{"color": "red", "inner": {"level": 1, "x": 1}}"#, "Parameter 'inner.x' is unexpected"),
-        (#"{"color": "red", "colors": "red"}"#, "Invalid parameter type for 'colors', expected: array"),
-        (#"{"color": "red", "colors": ["red", "pink"]}"#, "Parameter 'null' does not accept value 'pink'"),
-        (#"{"color": "red", "ratio": "1"}"#, "Invalid parameter type for 'ratio', expected: number"),
-        (#"{"color": "red", "flag": 1}"#, "Invalid parameter type for 'flag', expected: boolean"),
-        (#"{"color": "red", "small": -129}"#, "Parameter 'small' expects int8"),
-        (#"{"color": "red", "extra": 1}"#, "Parameter 'extra' is unexpected"),
-        // Declared members are checked before unexpected ones, whatever the order.
-        (#"{"extra": 1, "color": 2}"#, "Invalid parameter type for 'color', expected: string"),
-    ])
+    @Test(
+        "arguments are checked in QEMU's order with QEMU's texts",
+        arguments: [
+            (#"{}"#, "Parameter 'color' is missing"),
+            (#"{"color": 1}"#, "Invalid parameter type for 'color', expected: string"),
+            (#"{"color": "blue"}"#, "Parameter 'color' does not accept value 'blue'"),
+            (#"{"color": "red", "count": "x"}"#, "Invalid parameter type for 'count', expected: integer"),
+            (#"{"color": "red", "count": 1.5}"#, "Invalid parameter type for 'count', expected: integer"),
+            (#"{"color": "red", "inner": []}"#, "Invalid parameter type for 'inner', expected: object"),
+            (#"{"color": "red", "inner": {}}"#, "Parameter 'inner.level' is missing"),
+            (#"{"color": "red", "inner": {"level": 256}}"#, "Parameter 'level' expects uint8"),
+            (
+                #"{"color": "red", "inner": {"level": 1, "tags": [1]}}"#,
+                "Invalid parameter type for 'inner.tags[0]', expected: string"
+            ),
+            (#"{"color": "red", "inner": {"level": 1, "x": 1}}"#, "Parameter 'inner.x' is unexpected"),
+            (#"{"color": "red", "colors": "red"}"#, "Invalid parameter type for 'colors', expected: array"),
+            (#"{"color": "red", "colors": ["red", "pink"]}"#, "Parameter 'null' does not accept value 'pink'"),
+            (#"{"color": "red", "ratio": "1"}"#, "Invalid parameter type for 'ratio', expected: number"),
+            (#"{"color": "red", "flag": 1}"#, "Invalid parameter type for 'flag', expected: boolean"),
+            (#"{"color": "red", "small": -129}"#, "Parameter 'small' expects int8"),
+            (#"{"color": "red", "extra": 1}"#, "Parameter 'extra' is unexpected"),
+            // Declared members are checked before unexpected ones, whatever the order.
+            (#"{"extra": 1, "color": 2}"#, "Invalid parameter type for 'color', expected: string"),
+        ])
     func validation(arguments: String, expected: String) {
         #expect(validate(arguments) == expected)
     }
@@ -74,7 +79,8 @@ struct SchemaTests {
     func defaults() throws {
         let schema = try Schema(documents: [("test.json", testSchemaText)])
         let object = JSON.parse(#"{"color": "green", "ratio": 2, "any": {"x": [null]}, "inner": {"level": 255}}"#)!
-        try ArgumentValidator(schema: schema).validate(arguments: object, members: schema.command(named: "paint")!.arguments)
+        try ArgumentValidator(schema: schema).validate(
+            arguments: object, members: schema.command(named: "paint")!.arguments)
         #expect(object["count"]?.intValue == 3)
         #expect(object["flag"] == nil)
     }
@@ -86,15 +92,17 @@ struct SchemaTests {
         #expect(QEMUVisitorOrder.firstUnexpected(keys: ["x", "yy", "zzz"], declared: []) == "zzz")
     }
 
-    @Test("malformed schema documents are refused with the place named", arguments: [
-        (#"{"definitions": [{"command": "a", "data": {"x": "Nope"}}]}"#, "unknown type 'Nope'"),
-        (#"{"definitions": [{"command": "a"}, {"command": "a"}]}"#, "'a' is defined twice"),
-        (#"{"definitions": [{"command": "a", "bogus": 1}]}"#, "unknown key 'bogus'"),
-        (#"{"definitions": [{"enum": "E", "data": []}]}"#, "non-empty"),
-        (#"{"definitions": [{"command": "a", "data": {"x": {"type": "int", "default": 1}}}]}"#, "not optional"),
-        (#"{"definitions": [{"thing": "a"}]}"#, "needs one of"),
-        (#"[1]"#, "not a JSON object"),
-    ])
+    @Test(
+        "malformed schema documents are refused with the place named",
+        arguments: [
+            (#"{"definitions": [{"command": "a", "data": {"x": "Nope"}}]}"#, "unknown type 'Nope'"),
+            (#"{"definitions": [{"command": "a"}, {"command": "a"}]}"#, "'a' is defined twice"),
+            (#"{"definitions": [{"command": "a", "bogus": 1}]}"#, "unknown key 'bogus'"),
+            (#"{"definitions": [{"enum": "E", "data": []}]}"#, "non-empty"),
+            (#"{"definitions": [{"command": "a", "data": {"x": {"type": "int", "default": 1}}}]}"#, "not optional"),
+            (#"{"definitions": [{"thing": "a"}]}"#, "needs one of"),
+            (#"[1]"#, "not a JSON object"),
+        ])
     func schemaErrors(text: String, fragment: String) {
         do {
             _ = try Schema(documents: [("bad.json", text)])

@@ -53,27 +53,74 @@ private func withCSS(_ transport: QMPTestServer.Transport? = nil, _ body: (CSSSe
 
 @Suite("Channel-subsystem commands, over a session and over a socket", .serialized)
 struct CSSCommandTests {
-    @Test("every command's bad inputs get a clear error with the right class", arguments: [
-        ("query-chpids", #"{"cssid": 256}"#, "GenericError", "Parameter 'cssid' expects uint8"),
-        ("query-subchannels", #"{"chpid": "0.zz"}"#, "GenericError", "chpid '0.zz': expected cssid.chpid in hex, like 0.4a"),
-        ("query-subchannels", #"{"chpid": "0.99"}"#, "DeviceNotFound", "channel path 0.99 does not exist"),
-        ("query-subchannels", #"{"devno": "0.0.9999"}"#, "DeviceNotFound", "no subchannel has device number 0.0.9999"),
-        ("query-subchannels", #"{"limit": 0}"#, "GenericError", "Parameter 'limit' expects 1..16384"),
-        ("query-subchannels", #"{"start": "x"}"#, "GenericError", "start 'x': expected cssid.ssid.schno in hex, like 0.0.0042"),
-        ("store-subchannel", #"{}"#, "GenericError", "Parameter 'subchannel' is missing"),
-        ("store-subchannel", #"{"subchannel": "0.4.0000"}"#, "GenericError", "subchannel '0.4.0000': ssid 4 is out of range (0..3)"),
-        ("modify-subchannel", #"{"subchannel": "0.0.0003", "flags": 49152}"#, "GenericError", "operand exception: reserved PMCW flag bits 0xc000 are set"),
-        ("modify-subchannel", #"{"subchannel": "0.0.0003", "isc": 9}"#, "GenericError", "Parameter 'isc' expects 0..7"),
-        ("reset-channel-path", #"{"chpid": 64}"#, "GenericError", "Invalid parameter type for 'chpid', expected: string"),
-        ("vary-path", #"{"chpid": "0.40", "state": "up"}"#, "GenericError", "Parameter 'state' does not accept value 'up'"),
-        ("vary-path", #"{"chpid": "0.99", "state": "offline"}"#, "DeviceNotFound", "channel path 0.99 does not exist"),
-        ("vary-path", #"{"chpid": "0.40", "state": "offline", "subchannel": "0.0.0000"}"#, "GenericError", "channel path 0.40 is not installed on subchannel 0.0.0000"),
-        ("vary-path", #"{"chpid": "0.40", "state": "offline", "subchannel": "0.0.7777"}"#, "DeviceNotFound", "subchannel 0.0.7777 does not exist"),
-        ("configure-chpid", #"{"chpid": "0.40", "state": "reserved"}"#, "GenericError", "Parameter 'state' does not accept value 'reserved'"),
-        ("configure-chpid", #"{"chpid": "0.4e", "state": "configured"}"#, "GenericError", "channel path 0.4e is reserved and cannot be configured by this partition"),
-        ("inject-path-fault", #"{"chpid": "0.40", "fault": "fire"}"#, "GenericError", "Parameter 'fault' does not accept value 'fire'"),
-        ("inject-path-fault", #"{"chpid": "1.40", "fault": "recovered"}"#, "DeviceNotFound", "channel path 1.40 does not exist"),
-    ])
+    @Test(
+        "every command's bad inputs get a clear error with the right class",
+        arguments: [
+            ("query-chpids", #"{"cssid": 256}"#, "GenericError", "Parameter 'cssid' expects uint8"),
+            (
+                "query-subchannels", #"{"chpid": "0.zz"}"#, "GenericError",
+                "chpid '0.zz': expected cssid.chpid in hex, like 0.4a"
+            ),
+            ("query-subchannels", #"{"chpid": "0.99"}"#, "DeviceNotFound", "channel path 0.99 does not exist"),
+            (
+                "query-subchannels", #"{"devno": "0.0.9999"}"#, "DeviceNotFound",
+                "no subchannel has device number 0.0.9999"
+            ),
+            ("query-subchannels", #"{"limit": 0}"#, "GenericError", "Parameter 'limit' expects 1..16384"),
+            (
+                "query-subchannels", #"{"start": "x"}"#, "GenericError",
+                "start 'x': expected cssid.ssid.schno in hex, like 0.0.0042"
+            ),
+            ("store-subchannel", #"{}"#, "GenericError", "Parameter 'subchannel' is missing"),
+            (
+                "store-subchannel", #"{"subchannel": "0.4.0000"}"#, "GenericError",
+                "subchannel '0.4.0000': ssid 4 is out of range (0..3)"
+            ),
+            (
+                "modify-subchannel", #"{"subchannel": "0.0.0003", "flags": 49152}"#, "GenericError",
+                "operand exception: reserved PMCW flag bits 0xc000 are set"
+            ),
+            (
+                "modify-subchannel", #"{"subchannel": "0.0.0003", "isc": 9}"#, "GenericError",
+                "Parameter 'isc' expects 0..7"
+            ),
+            (
+                "reset-channel-path", #"{"chpid": 64}"#, "GenericError",
+                "Invalid parameter type for 'chpid', expected: string"
+            ),
+            (
+                "vary-path", #"{"chpid": "0.40", "state": "up"}"#, "GenericError",
+                "Parameter 'state' does not accept value 'up'"
+            ),
+            (
+                "vary-path", #"{"chpid": "0.99", "state": "offline"}"#, "DeviceNotFound",
+                "channel path 0.99 does not exist"
+            ),
+            (
+                "vary-path", #"{"chpid": "0.40", "state": "offline", "subchannel": "0.0.0000"}"#, "GenericError",
+                "channel path 0.40 is not installed on subchannel 0.0.0000"
+            ),
+            (
+                "vary-path", #"{"chpid": "0.40", "state": "offline", "subchannel": "0.0.7777"}"#, "DeviceNotFound",
+                "subchannel 0.0.7777 does not exist"
+            ),
+            (
+                "configure-chpid", #"{"chpid": "0.40", "state": "reserved"}"#, "GenericError",
+                "Parameter 'state' does not accept value 'reserved'"
+            ),
+            (
+                "configure-chpid", #"{"chpid": "0.4e", "state": "configured"}"#, "GenericError",
+                "channel path 0.4e is reserved and cannot be configured by this partition"
+            ),
+            (
+                "inject-path-fault", #"{"chpid": "0.40", "fault": "fire"}"#, "GenericError",
+                "Parameter 'fault' does not accept value 'fire'"
+            ),
+            (
+                "inject-path-fault", #"{"chpid": "1.40", "fault": "recovered"}"#, "DeviceNotFound",
+                "channel path 1.40 does not exist"
+            ),
+        ])
     func errors(command: String, arguments: String, errorClass: String, desc: String) async throws {
         try await withCSS { css in
             let before = try css.result("query-subchannels", #"{"cssid": 0}"#).description
@@ -94,14 +141,19 @@ struct CSSCommandTests {
             #expect(c40["configure"]?.stringValue == "configured" && c40["subchannels"]?.intValue == 42)
             #expect(c40["shared"]?.boolValue == true && c40["pchid"]?.intValue == 0x100)
             #expect(chpids.first { $0["chpid"]?.stringValue == "0.4d" }?["configure"]?.stringValue == "standby")
-            #expect(try css.result("query-chpids", #"{"cssid": 254}"#).elements.map { $0["chpid"]!.stringValue! } == ["fe.00"])
+            #expect(
+                try css.result("query-chpids", #"{"cssid": 254}"#).elements.map { $0["chpid"]!.stringValue! } == [
+                    "fe.00"
+                ])
             let summary = try css.result("query-css").elements
             #expect(summary.map { $0["cssid"]!.intValue! } == [0, 0xfe])
             #expect(summary[0]["subchannels"]?.intValue == 55 && summary[1]["subchannels"]?.intValue == 4)
         }
     }
 
-    @Test("query-subchannels: filters, order, entries, and paging that visits each once", arguments: QMPTestServer.Transport.allCases)
+    @Test(
+        "query-subchannels: filters, order, entries, and paging that visits each once",
+        arguments: QMPTestServer.Transport.allCases)
     func subchannels(transport: QMPTestServer.Transport) async throws {
         try await withCSS(transport) { css in
             let dasd = try css.result("query-subchannels", #"{"devno": "0.0.1000"}"#)["subchannels"]!.elements
@@ -110,14 +162,19 @@ struct CSSCommandTests {
             #expect(entry["subchannel"]?.stringValue == "0.0.0003" && entry["devno"]?.stringValue == "0.0.1000")
             #expect(entry["dev-type"]?.stringValue == "3390/0c" && entry["cu-type"]?.stringValue == "3990/e9")
             #expect(entry["pim"]?.intValue == 0xf0 && entry["pam"]?.intValue == 0xf0 && entry["lpm"]?.intValue == 0xf0)
-            #expect(entry["chpids"]?.elements.map { $0.stringValue ?? "-" } == ["0.40", "0.41", "0.42", "0.43", "-", "-", "-", "-"])
+            #expect(
+                entry["chpids"]?.elements.map { $0.stringValue ?? "-" } == [
+                    "0.40", "0.41", "0.42", "0.43", "-", "-", "-", "-",
+                ])
 
             let onChpid = try css.result("query-subchannels", #"{"chpid": "0.40"}"#)
             #expect(onChpid["subchannels"]?.count == 42 && onChpid["next"] == nil)
             var seen: [String] = []
             var start: String?
             repeat {
-                let arguments = start.map { #"{"chpid": "0.40", "limit": 10, "start": "\#($0)"}"# } ?? #"{"chpid": "0.40", "limit": 10}"#
+                let arguments =
+                    start.map { #"{"chpid": "0.40", "limit": 10, "start": "\#($0)"}"# }
+                    ?? #"{"chpid": "0.40", "limit": 10}"#
                 let page = try css.result("query-subchannels", arguments)
                 seen += page["subchannels"]!.elements.map { $0["subchannel"]!.stringValue! }
                 start = page["next"]?.stringValue
@@ -128,22 +185,30 @@ struct CSSCommandTests {
         }
     }
 
-    @Test("vary-path: lpm bits cleared and set, per chpid and per subchannel, no CRW", arguments: QMPTestServer.Transport.allCases)
+    @Test(
+        "vary-path: lpm bits cleared and set, per chpid and per subchannel, no CRW",
+        arguments: QMPTestServer.Transport.allCases)
     func vary(transport: QMPTestServer.Transport) async throws {
         try await withCSS(transport) { css in
             let off = try css.result("vary-path", #"{"chpid": "0.40", "state": "offline"}"#)
             #expect(off["changed"]?.intValue == 42 && off["crws"]?.intValue == 0)
             let entry = try css.result("query-subchannels", #"{"devno": "0.0.1000"}"#)["subchannels"]![0]!
             #expect(entry["lpm"]?.intValue == 0x70 && entry["pam"]?.intValue == 0xf0)
-            #expect(try css.result("query-chpids", #"{"cssid": 0}"#).elements.first { $0["chpid"]?.stringValue == "0.40" }?["vary"]?.stringValue == "offline")
+            #expect(
+                try css.result("query-chpids", #"{"cssid": 0}"#).elements.first { $0["chpid"]?.stringValue == "0.40" }?[
+                    "vary"]?.stringValue == "offline")
             #expect(try css.result("store-crw")["cc"]?.intValue == 1)
             let one = try css.result("vary-path", #"{"chpid": "0.40", "state": "online", "subchannel": "0.0.0003"}"#)
             #expect(one["changed"]?.intValue == 1)
-            #expect(try css.result("query-subchannels", #"{"devno": "0.0.1000"}"#)["subchannels"]![0]!["lpm"]?.intValue == 0xf0)
+            #expect(
+                try css.result("query-subchannels", #"{"devno": "0.0.1000"}"#)["subchannels"]![0]!["lpm"]?.intValue
+                    == 0xf0)
         }
     }
 
-    @Test("configure and faults: pam, pnom, PNO and the machine's CRWs; reset; store-crw drains", arguments: QMPTestServer.Transport.allCases)
+    @Test(
+        "configure and faults: pam, pnom, PNO and the machine's CRWs; reset; store-crw drains",
+        arguments: QMPTestServer.Transport.allCases)
     func configureAndFaults(transport: QMPTestServer.Transport) async throws {
         try await withCSS(transport) { css in
             let standby = try css.result("configure-chpid", #"{"chpid": "0.41", "state": "standby"}"#)
@@ -175,7 +240,8 @@ struct CSSCommandTests {
 
             #expect(try css.result("reset-channel-path", #"{"chpid": "0.40"}"#)["cc"]?.intValue == 0)
             let solicited = try css.result("store-crw")
-            #expect(solicited["decoded"]?["solicited"]?.boolValue == true && solicited["decoded"]?["erc"]?.intValue == 2)
+            #expect(
+                solicited["decoded"]?["solicited"]?.boolValue == true && solicited["decoded"]?["erc"]?.intValue == 2)
             #expect(try css.result("reset-channel-path", #"{"chpid": "0.99"}"#)["cc"]?.intValue == 3)
             #expect(try css.result("store-subchannel", #"{"subchannel": "0.0.7777"}"#)["cc"]?.intValue == 3)
         }
@@ -184,7 +250,8 @@ struct CSSCommandTests {
     @Test("modify-subchannel: fields applied; cc for a missing subchannel", arguments: QMPTestServer.Transport.allCases)
     func modify(transport: QMPTestServer.Transport) async throws {
         try await withCSS(transport) { css in
-            let cc = try css.result("modify-subchannel", #"{"subchannel": "0.0.0003", "intparm": 305419896, "isc": 5, "enabled": false}"#)
+            let cc = try css.result(
+                "modify-subchannel", #"{"subchannel": "0.0.0003", "intparm": 305419896, "isc": 5, "enabled": false}"#)
             #expect(cc["cc"]?.intValue == 0)
             let schib = try css.result("store-subchannel", #"{"subchannel": "0.0.0003"}"#)["schib"]!
             #expect(schib["intparm"]?.intValue == 0x1234_5678 && schib["isc"]?.intValue == 5)

@@ -100,17 +100,21 @@ struct LiveServerTests {
         address.sun_family = sa_family_t(AF_UNIX)
         withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8) + [0]) }
         _ = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         close(fd)
         #expect(FileManager.default.fileExists(atPath: path))
 
         let logger = Logger(label: "test")
-        let first = try QMPServer(configuration: ServerConfiguration(listeners: [Listener(.unix(path: path))]), logger: logger)
+        let first = try QMPServer(
+            configuration: ServerConfiguration(listeners: [Listener(.unix(path: path))]), logger: logger)
         try await first.start()
         let serving = Task { await first.serve() }
 
-        let second = try QMPServer(configuration: ServerConfiguration(listeners: [Listener(.unix(path: path))]), logger: logger)
+        let second = try QMPServer(
+            configuration: ServerConfiguration(listeners: [Listener(.unix(path: path))]), logger: logger)
         await #expect(throws: ServerStartError.self) { try await second.start() }
         do {
             try await second.start()
@@ -125,7 +129,8 @@ struct LiveServerTests {
 
         let plain = directory.file("plain")
         FileManager.default.createFile(atPath: plain, contents: Data("x".utf8))
-        let third = try QMPServer(configuration: ServerConfiguration(listeners: [Listener(.unix(path: plain))]), logger: logger)
+        let third = try QMPServer(
+            configuration: ServerConfiguration(listeners: [Listener(.unix(path: plain))]), logger: logger)
         do {
             try await third.start()
             Issue.record("replaced a regular file")
@@ -249,7 +254,10 @@ struct LiveServerTests {
 
 private func writerFinished(_ task: Task<Void, Error>) -> Bool {
     let done = Done()
-    Task { _ = try? await task.value; done.set() }
+    Task {
+        _ = try? await task.value
+        done.set()
+    }
     usleep(100_000)
     return done.value
 }
@@ -270,7 +278,9 @@ extension TestClient {
         var chunk = [UInt8](repeating: 0, count: 1 << 16)
         let deadline = Date().addingTimeInterval(timeout)
         while lines < count {
-            guard deadline.timeIntervalSinceNow > 0 else { throw Failure(description: "timed out after \(lines) lines") }
+            guard deadline.timeIntervalSinceNow > 0 else {
+                throw Failure(description: "timed out after \(lines) lines")
+            }
             var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             if poll(&pfd, 1, 1000) == 0 { continue }
             let n = read(fd, &chunk, chunk.count)

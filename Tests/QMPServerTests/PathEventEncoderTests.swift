@@ -3,10 +3,10 @@
 
 import CSSModel
 import NIOCore
-@testable import PathEvents
 import QMPWire
 import Testing
 
+@testable import PathEvents
 @testable import QMPServer
 
 @Suite("path event text")
@@ -18,25 +18,43 @@ struct PathEventEncoderTests {
     }
 
     static let deliveries: [PathEventDelivery] = [
-        queued(.channelPath(ChannelPathEvent(
-            chpid: ChannelPathID(cssid: 0, chpid: 0x4a), change: .offline, vary: .offline, configure: .configured,
-            subchannels: 42, crw: nil))),
-        queued(.channelPath(ChannelPathEvent(
-            chpid: ChannelPathID(cssid: 0xfe, chpid: 0), change: .permanentError, vary: .online, configure: .notRecognized,
-            subchannels: 0, crw: 0x5406_0040))),
-        queued(.subchannel(SubchannelPathEvent(
-            subchannel: SubchannelID(cssid: 0, ssid: 3, schno: 0xffff), device: DeviceID(cssid: 0, ssid: 3, devno: 0x1234),
-            chpid: ChannelPathID(cssid: 0, chpid: 0x40), change: .temporaryError, pim: 0xff, pam: 0x80, pom: 0, lpm: 1,
-            pnom: 0x7f))),
-        queued(.subchannel(SubchannelPathEvent(
-            subchannel: SubchannelID(cssid: 1, ssid: 0, schno: 1), device: nil,
-            chpid: ChannelPathID(cssid: 1, chpid: 0xff), change: .reset, pim: 0, pam: 0, pom: 0, lpm: 0, pnom: 0))),
-        .event(QueuedPathEvent(sequence: 1, time: EventTime(seconds: 0, microseconds: 999_999), event: .channelPath(
-            ChannelPathEvent(
-                chpid: ChannelPathID(cssid: 0x10, chpid: 0x0a), change: .recovered, vary: .online, configure: .standby,
-                subchannels: 65_536, crw: 0xffff_ffff)), change: 0)),
-        .event(QueuedPathEvent(
-            sequence: 3, time: time, event: .gap(PathEventGap(first: 5, last: 9, reason: .journal)), change: 4)),
+        queued(
+            .channelPath(
+                ChannelPathEvent(
+                    chpid: ChannelPathID(cssid: 0, chpid: 0x4a), change: .offline, vary: .offline,
+                    configure: .configured,
+                    subchannels: 42, crw: nil))),
+        queued(
+            .channelPath(
+                ChannelPathEvent(
+                    chpid: ChannelPathID(cssid: 0xfe, chpid: 0), change: .permanentError, vary: .online,
+                    configure: .notRecognized,
+                    subchannels: 0, crw: 0x5406_0040))),
+        queued(
+            .subchannel(
+                SubchannelPathEvent(
+                    subchannel: SubchannelID(cssid: 0, ssid: 3, schno: 0xffff),
+                    device: DeviceID(cssid: 0, ssid: 3, devno: 0x1234),
+                    chpid: ChannelPathID(cssid: 0, chpid: 0x40), change: .temporaryError, pim: 0xff, pam: 0x80, pom: 0,
+                    lpm: 1,
+                    pnom: 0x7f))),
+        queued(
+            .subchannel(
+                SubchannelPathEvent(
+                    subchannel: SubchannelID(cssid: 1, ssid: 0, schno: 1), device: nil,
+                    chpid: ChannelPathID(cssid: 1, chpid: 0xff), change: .reset, pim: 0, pam: 0, pom: 0, lpm: 0, pnom: 0
+                ))),
+        .event(
+            QueuedPathEvent(
+                sequence: 1, time: EventTime(seconds: 0, microseconds: 999_999),
+                event: .channelPath(
+                    ChannelPathEvent(
+                        chpid: ChannelPathID(cssid: 0x10, chpid: 0x0a), change: .recovered, vary: .online,
+                        configure: .standby,
+                        subchannels: 65_536, crw: 0xffff_ffff)), change: 0)),
+        .event(
+            QueuedPathEvent(
+                sequence: 3, time: time, event: .gap(PathEventGap(first: 5, last: 9, reason: .journal)), change: 4)),
         .dropped(123_456),
     ]
 

@@ -27,23 +27,41 @@ struct SessionTests {
         #expect(lines[1]["id"]?.intValue == 1)
         #expect(lines[2]["return"]?.count == 0 && lines[2]["id"]?.intValue == 2)
         #expect(lines[3]["return"]?["package"]?.stringValue == "cssd \(CSSDVersion.string)")
-        #expect(lines[4]["error"]?["desc"]?.stringValue == "Capabilities negotiation is already complete, command ignored")
+        #expect(
+            lines[4]["error"]?["desc"]?.stringValue == "Capabilities negotiation is already complete, command ignored")
     }
 
-    @Test("malformed requests get QEMU's errors, with the id when there is one", arguments: [
-        (#"{"id": 1}"#, "GenericError", "QMP input lacks member 'execute'", true),
-        (#"{"execute": 1, "id": 1}"#, "GenericError", "QMP input member 'execute' must be a string", true),
-        (#"{"execute": "query-version", "arguments": [], "id": 1}"#, "GenericError", "QMP input member 'arguments' must be an object", true),
-        (#"{"execute": "query-version", "foo": 1, "id": 1}"#, "GenericError", "QMP input member 'foo' is unexpected", true),
-        (#"{"exec-oob": "query-version", "id": 1}"#, "GenericError", "QMP input member 'exec-oob' is unexpected", true),
-        (#"{"execute": "nope", "id": 1}"#, "CommandNotFound", "The command nope has not been found", true),
-        (#"{"execute": "quit", "id": 1}"#, "CommandNotFound", "The command quit has not been found", true),
-        (#"{"execute": "query-version", "arguments": {"x": 1}, "id": 1}"#, "GenericError", "Parameter 'x' is unexpected", true),
-        (#"[1]"#, "GenericError", "QMP input must be a JSON object", false),
-        // A key is its full text, NUL included (QEMU keeps it as modified UTF-8).
-        (#"{"execute\u0000x": "query-version", "id": 1}"#, "GenericError", "QMP input member 'execute\u{0}x' is unexpected", true),
-        (#"{"a" 1}"#, "GenericError", "JSON parse error, missing : in object pair", false),
-    ])
+    @Test(
+        "malformed requests get QEMU's errors, with the id when there is one",
+        arguments: [
+            (#"{"id": 1}"#, "GenericError", "QMP input lacks member 'execute'", true),
+            (#"{"execute": 1, "id": 1}"#, "GenericError", "QMP input member 'execute' must be a string", true),
+            (
+                #"{"execute": "query-version", "arguments": [], "id": 1}"#, "GenericError",
+                "QMP input member 'arguments' must be an object", true
+            ),
+            (
+                #"{"execute": "query-version", "foo": 1, "id": 1}"#, "GenericError",
+                "QMP input member 'foo' is unexpected", true
+            ),
+            (
+                #"{"exec-oob": "query-version", "id": 1}"#, "GenericError", "QMP input member 'exec-oob' is unexpected",
+                true
+            ),
+            (#"{"execute": "nope", "id": 1}"#, "CommandNotFound", "The command nope has not been found", true),
+            (#"{"execute": "quit", "id": 1}"#, "CommandNotFound", "The command quit has not been found", true),
+            (
+                #"{"execute": "query-version", "arguments": {"x": 1}, "id": 1}"#, "GenericError",
+                "Parameter 'x' is unexpected", true
+            ),
+            (#"[1]"#, "GenericError", "QMP input must be a JSON object", false),
+            // A key is its full text, NUL included (QEMU keeps it as modified UTF-8).
+            (
+                #"{"execute\u0000x": "query-version", "id": 1}"#, "GenericError",
+                "QMP input member 'execute\u{0}x' is unexpected", true
+            ),
+            (#"{"a" 1}"#, "GenericError", "JSON parse error, missing : in object pair", false),
+        ])
     func malformed(request: String, errorClass: String, desc: String, hasID: Bool) {
         let h = SessionConnection()
         _ = h.feed(#"{"execute":"qmp_capabilities"}"# + request)
@@ -71,7 +89,8 @@ struct SessionTests {
     func ids() {
         let h = SessionConnection()
         let ids = [#""__qmp#00001""#, "17", "-2.5", "true", "null", #"[1,{"a":"é"}]"#, #"{"k":[]}"#]
-        _ = h.feed(#"{"execute":"qmp_capabilities"}"# + ids.map { #"{"execute":"query-version","id":\#($0)}"# }.joined())
+        _ = h.feed(
+            #"{"execute":"qmp_capabilities"}"# + ids.map { #"{"execute":"query-version","id":\#($0)}"# }.joined())
         let lines = h.lines().dropFirst(2)
         #expect(lines.count == ids.count)
         for (line, id) in zip(lines, ids) {
@@ -152,7 +171,8 @@ struct SessionTests {
         extra.register("no-such-command") { (_, _) throws(QMPError) in .reply(.null) }
         #expect(extra.mismatches(with: schema) == ["handler 'no-such-command' has no schema entry"])
         let missing = CommandRegistry()
-        #expect(missing.mismatches(with: schema).contains("command 'query-version' is in the schema but has no handler"))
+        #expect(
+            missing.mismatches(with: schema).contains("command 'query-version' is in the schema but has no handler"))
     }
 
     @Test("fuzz corpus and every input that once failed replay cleanly")

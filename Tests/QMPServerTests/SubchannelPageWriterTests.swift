@@ -50,6 +50,8 @@ struct SubchannelPageWriterTests {
 
     @Test("synthetic topology in another css")
     func synthetic() throws {
-        check(try Subsystem(topology: try Topology.synthetic(subchannels: 3000, chpids: 16, paths: 8, cssid: 0x1f)), next: nil)
+        check(
+            try Subsystem(topology: try Topology.synthetic(subchannels: 3000, chpids: 16, paths: 8, cssid: 0x1f)),
+            next: nil)
     }
 }

@@ -33,7 +33,9 @@ struct QMPAddressTests {
             // A path of 107 bytes fits sun_path with its NUL; 108 does not.
             let longest = "/" + String(repeating: "a", count: 106)
             #expect(try parse("unix:" + longest, use).get() == .unix(path: longest))
-            #expect(error("unix:" + longest + "a", use) == "'unix:\(longest)a': a unix socket path must be shorter than 108 bytes")
+            #expect(
+                error("unix:" + longest + "a", use)
+                    == "'unix:\(longest)a': a unix socket path must be shorter than 108 bytes")
             #expect(error("unix:", use) == "'unix:': empty socket path")
             #expect(error("tcp:4444", use) == "'tcp:4444': expected tcp:HOST:PORT")
             #expect(error("tcp::4444", use) == "'tcp::4444': empty host")
@@ -61,7 +63,9 @@ struct QMPAddressTests {
 
     @Test("the description parses back to the same address")
     func roundTrip() throws {
-        for address in [QMPAddress.unix(path: "/a b/c.sock"), .tcp(host: "::1", port: 1), .tcp(host: "example.org", port: 80)] {
+        for address in [
+            QMPAddress.unix(path: "/a b/c.sock"), .tcp(host: "::1", port: 1), .tcp(host: "example.org", port: 80),
+        ] {
             #expect(try parse(address.description, .listening).get() == address)
             #expect(try parse(address.description, .connecting).get() == address)
         }
@@ -86,7 +90,9 @@ struct QMPAddressTests {
         address.sun_family = sa_family_t(AF_UNIX)
         withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8) + [0]) }
         let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         #expect(bound == 0)
         #expect(listen(listener, 1) == 0)

@@ -2,6 +2,7 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import NIOCore
+import NIOTestUtils
 import Testing
 
 @testable import QMPWire
@@ -150,8 +151,6 @@ struct JSONScannerTests {
         #expect(found.count == 1)
     }
 }
-
-import NIOTestUtils
 
 @Suite("JSON stream framing under NIO's decoder verifier")
 struct JSONScannerVerifierTests {

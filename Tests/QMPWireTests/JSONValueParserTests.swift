@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // cssd: QMP control server for the s390 channel subsystem.
 
+import NIOCore
 import Testing
 
 @testable import QMPWire
@@ -26,23 +27,25 @@ private func value(_ text: String) -> JSON? {
 
 @Suite("JSON values with QEMU's grammar")
 struct JSONValueParserTests {
-    @Test("syntax errors have QEMU's texts", arguments: [
-        ("[}", "JSON parse error, expecting value"),
-        (#"{"a" 1}"#, "JSON parse error, missing : in object pair"),
-        (#"{"a":1 "b":2}"#, "JSON parse error, expected separator in dict"),
-        ("[1 2]", "JSON parse error, expected separator in list"),
-        ("{1:2}", "JSON parse error, key is not a string in object"),
-        (#"{"a":}"#, "JSON parse error, expecting value"),
-        (#"{"a":1,"a":2}"#, "JSON parse error, duplicate key"),
-        ("[nul]", "JSON parse error, invalid keyword 'nul'"),
-        ("}", "JSON parse error, expecting value"),
-        (#"["\x"]"#, "JSON parse error, invalid escape sequence in string"),
-        (#"["\ud800"]"#, "JSON parse error, \\ud800 is not a valid Unicode character"),
-        (#"["\udc00"]"#, "JSON parse error, \\udc00 is not a valid Unicode character"),
-        (#"["\ud800\u0041"]"#, "JSON parse error, \\ud800 is not a valid Unicode character"),
-        (#"["\uFFFE"]"#, "JSON parse error, \\uFFFE is not a valid Unicode character"),
-        (#"["\u12"]"#, "JSON parse error, \\u12\" is not a valid Unicode character"),
-    ])
+    @Test(
+        "syntax errors have QEMU's texts",
+        arguments: [
+            ("[}", "JSON parse error, expecting value"),
+            (#"{"a" 1}"#, "JSON parse error, missing : in object pair"),
+            (#"{"a":1 "b":2}"#, "JSON parse error, expected separator in dict"),
+            ("[1 2]", "JSON parse error, expected separator in list"),
+            ("{1:2}", "JSON parse error, key is not a string in object"),
+            (#"{"a":}"#, "JSON parse error, expecting value"),
+            (#"{"a":1,"a":2}"#, "JSON parse error, duplicate key"),
+            ("[nul]", "JSON parse error, invalid keyword 'nul'"),
+            ("}", "JSON parse error, expecting value"),
+            (#"["\x"]"#, "JSON parse error, invalid escape sequence in string"),
+            (#"["\ud800"]"#, "JSON parse error, \\ud800 is not a valid Unicode character"),
+            (#"["\udc00"]"#, "JSON parse error, \\udc00 is not a valid Unicode character"),
+            (#"["\ud800\u0041"]"#, "JSON parse error, \\ud800 is not a valid Unicode character"),
+            (#"["\uFFFE"]"#, "JSON parse error, \\uFFFE is not a valid Unicode character"),
+            (#"["\u12"]"#, "JSON parse error, \\u12\" is not a valid Unicode character"),
+        ])
     func syntaxErrors(input: String, expected: String) {
         #expect(errorText(input) == expected)
     }
@@ -104,9 +107,11 @@ struct ReplyEncoderTests {
     func lines() {
         var out = ByteBufferAllocatorForTests.buffer()
         let id = JSON.string("é")
-        ReplyEncoder.writeReturn(.object([("a", .integer(1)), ("b", .array([.bool(true), .null]))]), id: QMPReplyID(id), to: &out)
+        ReplyEncoder.writeReturn(
+            .object([("a", .integer(1)), ("b", .array([.bool(true), .null]))]), id: QMPReplyID(id), to: &out)
         ReplyEncoder.writeError(class: "GenericError", desc: "bad \"x\"", id: .none, to: &out)
-        ReplyEncoder.writeEvent("SHUTDOWN", data: .object([("guest", .bool(false))]), seconds: 5, microseconds: 7, to: &out)
+        ReplyEncoder.writeEvent(
+            "SHUTDOWN", data: .object([("guest", .bool(false))]), seconds: 5, microseconds: 7, to: &out)
         let text = out.readString(length: out.readableBytes)!
         #expect(
             text == """
@@ -128,8 +133,6 @@ struct ReplyEncoderTests {
         #expect(JSON.parse(String(text.dropLast(1)))?["return"]?.count == 50_000)
     }
 }
-
-import NIOCore
 
 enum ByteBufferAllocatorForTests {
     static func buffer() -> ByteBuffer { ByteBufferAllocator().buffer(capacity: 16) }

@@ -27,7 +27,8 @@ private let baseSubchannels = """
     """
 
 /// A file whose chpids or subchannels list (or extra top-level members) are replaced.
-private func document(chpids: String = baseChpids, subchannels: String = baseSubchannels, extra: String = "") -> String {
+private func document(chpids: String = baseChpids, subchannels: String = baseSubchannels, extra: String = "") -> String
+{
     """
     {
       "format": "cssd-topology",
@@ -72,7 +73,9 @@ private func decodeError(_ text: String) -> TopologyFileError? {
 
 /// Decodes with both decoders (no validation): the fast reader's result, if it takes the
 /// file, must be what the jansson decoder gives.
-private func expectDecodersAgree(_ text: String, fastPath: Bool? = nil, sourceLocation: SourceLocation = #_sourceLocation) {
+private func expectDecodersAgree(
+    _ text: String, fastPath: Bool? = nil, sourceLocation: SourceLocation = #_sourceLocation
+) {
     let bytes = Array(text.utf8)
     let fast = bytes.withUnsafeBytes { FastTopologyReader.read($0) }
     let tree = bytes.withUnsafeBytes { buffer in
@@ -350,7 +353,8 @@ private let refusals: [Refusal] = [
         location: .field("guests[0].devices[0].virtio.cu-model"),
         message: "'net': expected a hex number like 0x01 (0x optional) or an integer"),
     Refusal(
-        name: "virtio subchannel malformed", text: guestWith("{\"virtio\": {\"subchannel\": \"fe.0.zz\", \"cu-model\": 1}}"),
+        name: "virtio subchannel malformed",
+        text: guestWith("{\"virtio\": {\"subchannel\": \"fe.0.zz\", \"cu-model\": 1}}"),
         location: .field("guests[0].devices[0].virtio.subchannel"),
         message: "'fe.0.zz': expected cssid.ssid.schno in hex"),
     Refusal(
@@ -362,7 +366,9 @@ private let refusals: [Refusal] = [
         name: "virtio devno outside the default set",
         text: guestWith("{\"virtio\": {\"devno\": \"0.0.0005\", \"cu-model\": 1}}"),
         location: .field("guests[0].devices[0].virtio.devno"),
-        message: "device 0.0.0005 is not in subchannel set fe.0, where a device without \"subchannel\" goes (expected fe.0.0005)"),
+        message:
+            "device 0.0.0005 is not in subchannel set fe.0, where a device without \"subchannel\" goes (expected fe.0.0005)"
+    ),
     Refusal(
         name: "virtio devno null", text: guestWith("{\"virtio\": {\"devno\": null, \"cu-model\": 1}}"),
         location: .field("guests[0].devices[0].virtio.devno"),
@@ -379,7 +385,8 @@ private let refusals: [Refusal] = [
         location: .field("guests[0].devices[0].passthrough.guest-chpid"),
         message: "unknown key \"guest-chpid\"; the keys here are: host-subchannel, guest-subchannel, guest-chpids"),
     Refusal(
-        name: "host-subchannel ssid out of range", text: guestWith("{\"passthrough\": {\"host-subchannel\": \"0.4.0000\"}}"),
+        name: "host-subchannel ssid out of range",
+        text: guestWith("{\"passthrough\": {\"host-subchannel\": \"0.4.0000\"}}"),
         location: .field("guests[0].devices[0].passthrough.host-subchannel"),
         message: "'0.4.0000': ssid 4 is out of range (0..3)"),
     Refusal(
@@ -399,7 +406,8 @@ private let refusals: [Refusal] = [
         location: .field("guests[0].devices[1].passthrough.guest-chpids[1]"),
         message: "'fe.400': expected cssid.chpid in hex"),
     Refusal(
-        name: "second guest's error", text: guestsDocument("{\"name\": \"g1\"},\n{\"name\": \"g2\", \"devices\": [{\"virtio\": {}}]}"),
+        name: "second guest's error",
+        text: guestsDocument("{\"name\": \"g1\"},\n{\"name\": \"g2\", \"devices\": [{\"virtio\": {}}]}"),
         location: .field("guests[1].devices[0].virtio"), message: "missing required key \"cu-model\""),
 ]
 
@@ -434,16 +442,21 @@ struct TopologyFileTests {
         expectDecodersAgree(Self.alternativeText, fastPath: true)
         expectDecodersAgree(Self.defaultsText, fastPath: true)
         expectDecodersAgree("{\"format\":\"cssd-topology\",\"version\":1}", fastPath: true)
-        expectDecodersAgree(" \t\r\n{ \"version\" : 1 , \"format\" : \"cssd-topology\" , \"chpids\" : [ ] }\n", fastPath: true)
+        expectDecodersAgree(
+            " \t\r\n{ \"version\" : 1 , \"format\" : \"cssd-topology\" , \"chpids\" : [ ] }\n", fastPath: true)
         // Valid, but left to jansson: escapes, non-ASCII, reals.
-        expectDecodersAgree(document(chpids: baseChpids.replacingOccurrences("\"0.40\"", "\"0\\u002e40\"")), fastPath: false)
-        expectDecodersAgree(document().replacingOccurrences("\"version\": 1", "\"version\": 1, \"x\u{e9}\": 0"), fastPath: false)
+        expectDecodersAgree(
+            document(chpids: baseChpids.replacingOccurrences("\"0.40\"", "\"0\\u002e40\"")), fastPath: false)
+        expectDecodersAgree(
+            document().replacingOccurrences("\"version\": 1", "\"version\": 1, \"x\u{e9}\": 0"), fastPath: false)
         // Almost valid: the fast reader gives up, jansson names the problem.
         for text in [
             "{\"format\": \"cssd-topology\", \"version\": 1} x", "{\"format\": \"cssd-topology\", \"version\": 1.0}",
-            "{\"format\": \"cssd-topology\", \"version\": 01}", "{\"format\": \"cssd-topology\", \"version\": 1, \"multiple-css\": truex}",
+            "{\"format\": \"cssd-topology\", \"version\": 01}",
+            "{\"format\": \"cssd-topology\", \"version\": 1, \"multiple-css\": truex}",
             "{\"format\": \"cssd-topology\", \"version\": 1,}", "{\"format\": \"cssd-topology\" \"version\": 1}",
-            "{\"format\": \"cssd-topology\", \"version\": 1", "{\"format\": \"cssd-topology\", \"version\": 1, \"version\": 1}",
+            "{\"format\": \"cssd-topology\", \"version\": 1",
+            "{\"format\": \"cssd-topology\", \"version\": 1, \"version\": 1}",
         ] {
             expectDecodersAgree(text, fastPath: false)
             #expect(decodeError(text) != nil, "\(text)")
@@ -603,7 +616,8 @@ struct TopologyFileTests {
                         .virtio(subchannel: nil, devno: 0x200, cuModel: 1),
                         .passthrough(host: sch("0.0.0003"), guestSubchannel: nil, guestChpids: nil),
                         .passthrough(
-                            host: sch("0.0.0004"), guestSubchannel: sch("0.1.0007"), guestChpids: [chp("0.40"), chp("0.41")]),
+                            host: sch("0.0.0004"), guestSubchannel: sch("0.1.0007"),
+                            guestChpids: [chp("0.40"), chp("0.41")]),
                     ]),
                 .init(name: "g2"),
                 .init(name: "g3", strategy: nil, crwCapacity: nil, devices: []),
@@ -623,7 +637,8 @@ struct TopologyFileTests {
                     .virtio(subchannel: sch("fe.3.ffff"), devno: 0xffff, cuModel: 0xff),
                     .virtio(subchannel: nil, devno: 0, cuModel: 0),
                     .passthrough(
-                        host: sch("12.3.ffff"), guestSubchannel: sch("0.0.0000"), guestChpids: [chp("0.00"), chp("0.01")]),
+                        host: sch("12.3.ffff"), guestSubchannel: sch("0.0.0000"),
+                        guestChpids: [chp("0.00"), chp("0.01")]),
                     .passthrough(host: sch("0.1.0000"), guestSubchannel: nil, guestChpids: []),
                 ]),
             .init(
@@ -648,7 +663,8 @@ struct TopologyFileTests {
                         .virtio(subchannel: nil, devno: 5, cuModel: 2),
                         .virtio(subchannel: sch("fe.1.0002"), devno: 0x0102, cuModel: 3),
                         .passthrough(host: sch("0.0.0003"), guestSubchannel: nil, guestChpids: nil),
-                        .passthrough(host: sch("0.0.0004"), guestSubchannel: sch("fe.1.0000"), guestChpids: [chp("fe.40")]),
+                        .passthrough(
+                            host: sch("0.0.0004"), guestSubchannel: sch("fe.1.0000"), guestChpids: [chp("fe.40")]),
                     ]),
                 .init(name: "g2"),
             ])
@@ -718,7 +734,8 @@ struct TopologyFileTests {
         arguments: [
             Sample("embedded default", .embeddedDefault),
             Sample("synthetic", try! Topology.synthetic(subchannels: 70_000, chpids: 7, paths: 3, cssid: 5)),
-            Sample("synthetic, virtual css", try! Topology.synthetic(subchannels: 10, chpids: 256, paths: 8, cssid: 0xfe)),
+            Sample(
+                "synthetic, virtual css", try! Topology.synthetic(subchannels: 10, chpids: 256, paths: 8, cssid: 0xfe)),
             Sample("variety", variety),
             Sample("guests", withGuests),
             Sample(
@@ -844,7 +861,8 @@ struct TopologyFileTests {
                     name: "guest2", strategy: "per-device",
                     devices: [
                         .virtio(subchannel: nil, devno: nil, cuModel: 1),
-                        .passthrough(host: sch("0.0.0000"), guestSubchannel: sch("0.0.0000"), guestChpids: [chp("0.00")]),
+                        .passthrough(
+                            host: sch("0.0.0000"), guestSubchannel: sch("0.0.0000"), guestChpids: [chp("0.00")]),
                     ]),
             ])
         expectDecodersAgree(String(example), fastPath: true)

@@ -13,8 +13,9 @@ private func sch(_ text: String) -> SubchannelID { try! SubchannelID(parsing: te
 /// (0.0.0001-0.0.002a, paths [40 41]).
 private func host() -> Subsystem {
     var subchannels: [Topology.Subchannel] = [
-        .init(id: sch("0.0.0000"), devno: 0x0100, devType: 0x3390, devModel: 0x0c, cuType: 0x3990, cuModel: 0xe9,
-              chpids: [chp("0.00")], enabled: true)
+        .init(
+            id: sch("0.0.0000"), devno: 0x0100, devType: 0x3390, devModel: 0x0c, cuType: 0x3990, cuModel: 0xe9,
+            chpids: [chp("0.00")], enabled: true)
     ]
     for n in 1...42 {
         subchannels.append(
@@ -24,7 +25,9 @@ private func host() -> Subsystem {
     }
     let topology = Topology(
         channelSubsystems: [.init(cssid: 0)],
-        channelPaths: [.init(id: chp("0.00"), type: 0x1a), .init(id: chp("0.40"), type: 0x1a), .init(id: chp("0.41"), type: 0x1a)],
+        channelPaths: [
+            .init(id: chp("0.00"), type: 0x1a), .init(id: chp("0.40"), type: 0x1a), .init(id: chp("0.41"), type: 0x1a),
+        ],
         subchannels: subchannels)
     return try! Subsystem(topology: topology)
 }
@@ -34,7 +37,9 @@ private func guests(_ strategy: PathEventStrategy, host: Subsystem, crwCapacity:
     var guests = Guests()
     try guests.addGuest("g1", strategy: strategy, crwCapacity: crwCapacity)
     try guests.addVirtio(to: "g1", cuModel: 1)
-    for n in 1...42 { try guests.attachPassthrough(to: "g1", host: SubchannelID(cssid: 0, ssid: 0, schno: UInt16(n)), in: host) }
+    for n in 1...42 {
+        try guests.attachPassthrough(to: "g1", host: SubchannelID(cssid: 0, ssid: 0, schno: UInt16(n)), in: host)
+    }
     return guests
 }
 
@@ -66,7 +71,10 @@ private func guests(_ strategy: PathEventStrategy, host: Subsystem, crwCapacity:
         if strategy == .crw {
             let stored = try model.storeCRW(of: "g1")
             #expect(stored.cc == 0 && stored.crw.rsid == 0x40)
-            #expect(try model.guest("g1").devices.values.filter { $0.host != nil }.allSatisfy { $0.untold == 0 && $0.unobserved == 1 })
+            #expect(
+                try model.guest("g1").devices.values.filter { $0.host != nil }.allSatisfy {
+                    $0.untold == 0 && $0.unobserved == 1
+                })
         }
         // The guest's STSCH shows the path gone (pam without slot 0), under its own chpids.
         let schib = try model.storeSubchannel(of: "g1", sch("fe.0.0001"), host: host).schib!
@@ -133,18 +141,22 @@ private func guests(_ strategy: PathEventStrategy, host: Subsystem, crwCapacity:
         try model.addGuest("g1")
         try model.addVirtio(to: "g1", cuModel: 1)
         let before = try model.guest("g1").devices
-        #expect(throws: VFIOError.clashWithVirtualChpid(
-            guestChpid: chp("fe.00"), host: chp("0.00"), freeChpid: chp("fe.01"), freeCSS: 0)) {
+        #expect(
+            throws: VFIOError.clashWithVirtualChpid(
+                guestChpid: chp("fe.00"), host: chp("0.00"), freeChpid: chp("fe.01"), freeCSS: 0)
+        ) {
             try model.attachPassthrough(to: "g1", host: sch("0.0.0000"), in: host)
         }
         #expect(try model.guest("g1").devices == before && model.binding(of: sch("0.0.0000")) == nil)
         // Way 1: a free guest chpid.
         var remapped = model
-        let device = try remapped.attachPassthrough(to: "g1", host: sch("0.0.0000"), guestChpids: [chp("fe.01")], in: host)
+        let device = try remapped.attachPassthrough(
+            to: "g1", host: sch("0.0.0000"), guestChpids: [chp("fe.01")], in: host)
         #expect(device.chpids == [chp("fe.01")])
         #expect(try remapped.guest("g1").chpidMap[chp("fe.01")] == chp("0.00"))
         // Way 2: a separate guest css for vfio devices (MCSSE).
-        let separate = try model.attachPassthrough(to: "g1", host: sch("0.0.0000"), guestSubchannel: sch("0.0.0000"), in: host)
+        let separate = try model.attachPassthrough(
+            to: "g1", host: sch("0.0.0000"), guestSubchannel: sch("0.0.0000"), in: host)
         #expect(separate.chpids == [chp("0.00")])
         #expect(try model.guest("g1").cssids == [0, 0xfe])
     }
@@ -158,12 +170,14 @@ private func guests(_ strategy: PathEventStrategy, host: Subsystem, crwCapacity:
             in: host)
         // The same host chpid cannot show as two guest chpids in one css, nor one guest chpid as two hosts.
         #expect(throws: VFIOError.self) {
-            try model.attachPassthrough(to: "g1", host: sch("0.0.0002"), guestSubchannel: sch("0.0.0006"),
-                                        guestChpids: [chp("0.12"), chp("0.11")], in: host)
+            try model.attachPassthrough(
+                to: "g1", host: sch("0.0.0002"), guestSubchannel: sch("0.0.0006"),
+                guestChpids: [chp("0.12"), chp("0.11")], in: host)
         }
         #expect(throws: VFIOError.self) {
-            try model.attachPassthrough(to: "g1", host: sch("0.0.0002"), guestSubchannel: sch("0.0.0006"),
-                                        guestChpids: [chp("0.11"), chp("0.10")], in: host)
+            try model.attachPassthrough(
+                to: "g1", host: sch("0.0.0002"), guestSubchannel: sch("0.0.0006"),
+                guestChpids: [chp("0.11"), chp("0.10")], in: host)
         }
         let reached = model.hostPathChanged(try host.injectPathFault(chp("0.41"), .permanentError), as: .permanentError)
         #expect(reached.map(\.guestChpid) == [chp("0.11")] && reached[0].crw?.rsid == 0x11)
@@ -190,7 +204,9 @@ private func guests(_ strategy: PathEventStrategy, host: Subsystem, crwCapacity:
         let host = host()
         var model = try guests(.lazy, host: host)
         let before = try model.guest("g1").devices
-        #expect(throws: VFIOError.unknownGuest("nope")) { try model.attachPassthrough(to: "nope", host: sch("0.0.0001"), in: host) }
+        #expect(throws: VFIOError.unknownGuest("nope")) {
+            try model.attachPassthrough(to: "nope", host: sch("0.0.0001"), in: host)
+        }
         #expect(throws: VFIOError.alreadyPassedThrough(sch("0.0.0001"), guest: "g1", as: sch("fe.0.0001"))) {
             try model.attachPassthrough(to: "g1", host: sch("0.0.0001"), in: host)
         }
@@ -198,8 +214,9 @@ private func guests(_ strategy: PathEventStrategy, host: Subsystem, crwCapacity:
             try model.attachPassthrough(to: "g1", host: sch("0.0.0999"), in: host)
         }
         #expect(throws: VFIOError.guestSubchannelInUse(guest: "g1", sch("fe.0.0001"))) {
-            try model.attachPassthrough(to: "g1", host: sch("0.0.0000"), guestSubchannel: sch("fe.0.0001"),
-                                        guestChpids: [chp("fe.05")], in: host)
+            try model.attachPassthrough(
+                to: "g1", host: sch("0.0.0000"), guestSubchannel: sch("fe.0.0001"),
+                guestChpids: [chp("fe.05")], in: host)
         }
         #expect(throws: VFIOError.wrongChpidCount(given: 1, installed: 2, host: sch("0.0.0001"))) {
             var other = Guests()

@@ -86,7 +86,9 @@ struct TopologyGuestsTests {
         #expect(passthrough.map(\.devno) == (0x1000...0x1029).map { UInt16($0) })
         let identity = ["fe.40", "fe.41", "fe.42", "fe.43"].map(chp)
         #expect(passthrough.allSatisfy { $0.chpids == identity && $0.pim == 0xf0 })
-        #expect(guest.chpidMap == Dictionary(uniqueKeysWithValues: zip(identity, ["0.40", "0.41", "0.42", "0.43"].map(chp))))
+        #expect(
+            guest.chpidMap
+                == Dictionary(uniqueKeysWithValues: zip(identity, ["0.40", "0.41", "0.42", "0.43"].map(chp))))
         #expect(guest.cssids == [0xfe])
         #expect(guests.binding(of: sch("0.0.0003"))! == ("guest1", sch("fe.0.0002")))
         #expect(guests.binding(of: sch("0.0.0000")) == nil)
@@ -117,7 +119,8 @@ struct TopologyGuestsTests {
                         .virtio(subchannel: sch("fe.1.0007"), devno: nil, cuModel: 3),
                     ]),
                 .init(name: "b"),
-                .init(name: "c", strategy: "per-device", devices: [passthrough("0.0.0002", guestSubchannel: "0.0.0005")]),
+                .init(
+                    name: "c", strategy: "per-device", devices: [passthrough("0.0.0002", guestSubchannel: "0.0.0005")]),
             ]))
         #expect(guests.names == ["a", "b", "c"])
         let a = try guests.guest("a")
@@ -136,13 +139,15 @@ struct TopologyGuestsTests {
 
     @Test func unknownHostSubchannel() {
         let error = refusal([.init(name: "g1", devices: [net, passthrough("0.0.0099")])])
-        #expect(error == TopologyError(field: "guests[0].devices[1]", reason: "host subchannel 0.0.0099 does not exist"))
+        #expect(
+            error == TopologyError(field: "guests[0].devices[1]", reason: "host subchannel 0.0.0099 does not exist"))
     }
 
     /// The seed's clash, from a topology: refused naming the device, with both ways out
     /// proposed; and each way out builds.
     @Test func clashWithTheVirtualChpid() throws {
-        let error = try #require(refusal([.init(name: "g1", devices: [net, passthrough("0.0.0001"), passthrough("0.0.0000")])]))
+        let error = try #require(
+            refusal([.init(name: "g1", devices: [net, passthrough("0.0.0001"), passthrough("0.0.0000")])]))
         #expect(error.field == "guests[0].devices[2]")
         #expect(
             error.reason
@@ -157,7 +162,9 @@ struct TopologyGuestsTests {
         #expect(try mapped.guest("g1").chpidMap[chp("fe.01")] == chp("0.00"))
         // ... or a css of its own.
         let separate = try build(
-            smallTopology(guests: [.init(name: "g1", devices: [net, passthrough("0.0.0000", guestSubchannel: "0.0.0000")])]))
+            smallTopology(guests: [
+                .init(name: "g1", devices: [net, passthrough("0.0.0000", guestSubchannel: "0.0.0000")])
+            ]))
         #expect(try separate.guest("g1").cssids == [0, 0xfe])
 
         // The other way round: the virtio device comes after the path took fe.00.
@@ -181,7 +188,10 @@ struct TopologyGuestsTests {
             ([Topology.Guest(name: "g 1")], "guests[0].name", "guest name 'g 1' must be 1-64 characters"),
             ([.init(name: "")], "guests[0].name", "guest name '' must be"),
             ([.init(name: "g1"), .init(name: "g1")], "guests[1]", "guest 'g1' already exists"),
-            ([.init(name: "g1", crwCapacity: 1)], "guests[0].crwCapacity", "CRW queue capacity 1 is out of range (2..65536)"),
+            (
+                [.init(name: "g1", crwCapacity: 1)], "guests[0].crwCapacity",
+                "CRW queue capacity 1 is out of range (2..65536)"
+            ),
             (
                 [.init(name: "g1", devices: [.virtio(subchannel: nil, devno: nil, cuModel: 0x100)])],
                 "guests[0].devices[0].virtio.cuModel", "cuModel 256 is out of range (0..0xff)"
@@ -203,7 +213,10 @@ struct TopologyGuestsTests {
                 "guests[0].devices[1]", "guest 'g1' already has a device fe.0.0000"
             ),
             (
-                [.init(name: "g1", devices: [passthrough("0.0.0001")]), .init(name: "g2", devices: [passthrough("0.0.0001")])],
+                [
+                    .init(name: "g1", devices: [passthrough("0.0.0001")]),
+                    .init(name: "g2", devices: [passthrough("0.0.0001")]),
+                ],
                 "guests[1].devices[0]", "host subchannel 0.0.0001 is already passed through to guest 'g1' as fe.0.0000"
             ),
             (
@@ -212,14 +225,19 @@ struct TopologyGuestsTests {
             ),
             (
                 [.init(name: "g1", devices: [passthrough("0.0.0001", guestChpids: ["fe.40"])])],
-                "guests[0].devices[0]", "'guest-chpids' names 1 chpids, but host subchannel 0.0.0001 has 2 installed paths"
+                "guests[0].devices[0]",
+                "'guest-chpids' names 1 chpids, but host subchannel 0.0.0001 has 2 installed paths"
             ),
             (
                 [.init(name: "g1", devices: [passthrough("0.0.0001", guestChpids: ["fe.40", "0.41"])])],
                 "guests[0].devices[0]", "guest chpid 0.41 is not in the guest subchannel's css fe"
             ),
             (
-                [.init(name: "g1", devices: [passthrough("0.0.0001"), passthrough("0.0.0002", guestChpids: ["fe.41", "fe.40"])])],
+                [
+                    .init(
+                        name: "g1",
+                        devices: [passthrough("0.0.0001"), passthrough("0.0.0002", guestChpids: ["fe.41", "fe.40"])])
+                ],
                 "guests[0].devices[1]", "guest chpid fe.41 already shows host chpid 0.41, not 0.40"
             ),
         ] as [([Topology.Guest], String, String)])

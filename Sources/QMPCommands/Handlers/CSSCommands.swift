@@ -60,7 +60,10 @@ enum CSSCommands {
     static func storeCRW(_ context: CommandContext) throws(QMPError) -> CommandOutcome {
         let result = try backendCall { () throws(BackendError) in try context.server.backend.storeChannelReportWord() }
         return .reply(
-            .object([("cc", .integer(result.cc)), ("crw", .integer(Int(result.crw.rawValue))), ("decoded", crwInfo(result.crw))]))
+            .object([
+                ("cc", .integer(result.cc)), ("crw", .integer(Int(result.crw.rawValue))),
+                ("decoded", crwInfo(result.crw)),
+            ]))
     }
 
     static func resetChannelPath(_ arguments: ResetChannelPathArguments, _ context: CommandContext) throws(QMPError)
@@ -123,16 +126,18 @@ enum CSSCommands {
 
     static func queryCSS(_ context: CommandContext) throws(QMPError) -> CommandOutcome {
         let subsystem = context.server.subsystem
-        return .reply(.array(subsystem.cssids.map { cssid in
-            let summary = subsystem.summary(cssid: cssid)
-            return .object([
-                ("cssid", .integer(Int(cssid))),
-                ("subchannels", .integer(summary.subchannels)),
-                ("chpids", .integer(summary.channelPaths)),
-                ("crws-queued", .integer(summary.crwsQueued)),
-                ("crws-lost", .integer(summary.crwsLost)),
-            ])
-        }))
+        return .reply(
+            .array(
+                subsystem.cssids.map { cssid in
+                    let summary = subsystem.summary(cssid: cssid)
+                    return .object([
+                        ("cssid", .integer(Int(cssid))),
+                        ("subchannels", .integer(summary.subchannels)),
+                        ("chpids", .integer(summary.channelPaths)),
+                        ("crws-queued", .integer(summary.crwsQueued)),
+                        ("crws-lost", .integer(summary.crwsLost)),
+                    ])
+                }))
     }
 
     // MARK: query-subchannels

@@ -94,7 +94,9 @@ enum PathEventCommands {
         let cssid = arguments.cssid
         var chpids: Set<ChannelPathID>?
         if let ids = arguments.chpids {
-            guard !ids.isEmpty else { throw .generic("Parameter 'chpids' must not be empty: omit it to match every chpid") }
+            guard !ids.isEmpty else {
+                throw .generic("Parameter 'chpids' must not be empty: omit it to match every chpid")
+            }
             var set = Set<ChannelPathID>()
             for id in ids {
                 guard subsystem.channelPath(id) != nil else {
@@ -125,7 +127,9 @@ enum PathEventCommands {
         }
         var guests: Set<String>?
         if let names = arguments.guests {
-            guard !names.isEmpty else { throw .generic("Parameter 'guests' must not be empty: omit it to match every guest") }
+            guard !names.isEmpty else {
+                throw .generic("Parameter 'guests' must not be empty: omit it to match every guest")
+            }
             for name in names where server.guests.guests[name] == nil {
                 throw QMPError(.deviceNotFound, "guest '\(name)' does not exist")
             }
@@ -133,7 +137,9 @@ enum PathEventCommands {
         }
         var changes: Set<PathEventChange>?
         if let kinds = arguments.changes {
-            guard !kinds.isEmpty else { throw .generic("Parameter 'changes' must not be empty: omit it to match every change") }
+            guard !kinds.isEmpty else {
+                throw .generic("Parameter 'changes' must not be empty: omit it to match every change")
+            }
             changes = Set(kinds)
         }
         return PathEventFilter(
@@ -148,7 +154,9 @@ enum PathEventCommands {
             ("subscription", .integer(subscription.id)),
             ("granularity", .string(filter.granularity.rawValue)),
         ]
-        if let chpids = filter.chpids { members.append(("chpids", .array(chpids.sorted().map { .string($0.description) }))) }
+        if let chpids = filter.chpids {
+            members.append(("chpids", .array(chpids.sorted().map { .string($0.description) })))
+        }
         if let subchannels = filter.subchannels {
             members.append(("subchannels", .array(subchannels.sorted().map { .string($0.description) })))
         }

@@ -76,7 +76,9 @@ enum VFIOCommands {
         let guests = context.server.guests
         var names = guests.names
         if let name = arguments.guest {
-            guard guests.guests[name] != nil else { throw QMPError(.deviceNotFound, VFIOError.unknownGuest(name).description) }
+            guard guests.guests[name] != nil else {
+                throw QMPError(.deviceNotFound, VFIOError.unknownGuest(name).description)
+            }
             names = [name]
         }
         return .reply(.array(names.map { statsInfo(guests.guests[$0]!) }))
@@ -102,12 +104,16 @@ enum VFIOCommands {
             ("devices", .integer(devices.count)),
             ("passthrough", .integer(passthrough)),
             ("virtio", .integer(devices.count - passthrough)),
-            ("chpid-map", .array(guest.chpidMap.keys.sorted().map { guestChpid in
-                .object([
-                    ("guest-chpid", .string(guestChpid.description)),
-                    ("host-chpid", .string(guest.chpidMap[guestChpid]!.description)),
-                ])
-            })),
+            (
+                "chpid-map",
+                .array(
+                    guest.chpidMap.keys.sorted().map { guestChpid in
+                        .object([
+                            ("guest-chpid", .string(guestChpid.description)),
+                            ("host-chpid", .string(guest.chpidMap[guestChpid]!.description)),
+                        ])
+                    })
+            ),
             ("crws-pending", .integer(guest.crwQueue.count)),
         ])
     }
@@ -122,7 +128,9 @@ enum VFIOCommands {
         ]
         switch device.kind {
         case .virtio(let cuModel):
-            members += [("kind", .string("virtio")), ("chpids", slots(device.chpids)), ("cu-model", .integer(Int(cuModel)))]
+            members += [
+                ("kind", .string("virtio")), ("chpids", slots(device.chpids)), ("cu-model", .integer(Int(cuModel))),
+            ]
         case .passthrough(let host):
             members += [
                 ("kind", .string("passthrough")), ("host-subchannel", .string(host.description)),
