@@ -57,13 +57,8 @@ enum SysfsFiles {
 
     /// `read(_:into:)` relative to an open directory: a path of two components instead of the
     /// whole root, which halves the cost of a sweep's path lookups.
-    /// `read(at:_:into:)` with the name as a C string the caller built (no String at all).
-    static func read(at directory: Int32, cName: UnsafePointer<CChar>, into buffer: UnsafeMutableRawBufferPointer)
-        -> Reading
-    {
-        let fd = openat(directory, cName, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
-        guard fd >= 0 else { return errno == ENOENT || errno == ENOTDIR ? .missing : .failed(errno) }
-        defer { close(fd) }
+    /// Reads `fd` until end of file or until `buffer` is full, retrying on EINTR.
+    private static func readAll(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) -> Reading {
         var count = 0
         while count < buffer.count {
             let n = Glibc.read(fd, buffer.baseAddress! + count, buffer.count - count)
@@ -77,6 +72,16 @@ enum SysfsFiles {
         return .bytes(count)
     }
 
+    /// `read(at:_:into:)` with the name as a C string the caller built (no String at all).
+    static func read(at directory: Int32, cName: UnsafePointer<CChar>, into buffer: UnsafeMutableRawBufferPointer)
+        -> Reading
+    {
+        let fd = openat(directory, cName, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else { return errno == ENOENT || errno == ENOTDIR ? .missing : .failed(errno) }
+        defer { close(fd) }
+        return readAll(fd, into: buffer)
+    }
+
     /// `checkType` false skips the fstat that refuses special files (a sweep's attributes are
     /// opened non-blocking anyway; the check costs a quarter of a read).
     static func read(
@@ -86,17 +91,7 @@ enum SysfsFiles {
         guard fd >= 0 else { return errno == ENOENT || errno == ENOTDIR ? .missing : .failed(errno) }
         defer { close(fd) }
         guard !checkType || isRegularFile(fd) else { return .failed(EINVAL) }
-        var count = 0
-        while count < buffer.count {
-            let n = Glibc.read(fd, buffer.baseAddress! + count, buffer.count - count)
-            if n < 0 {
-                if errno == EINTR { continue }
-                return .failed(errno)
-            }
-            if n == 0 { break }
-            count += n
-        }
-        return .bytes(count)
+        return readAll(fd, into: buffer)
     }
 
     /// Hex numbers separated by blanks on the first line of `bytes` (`40 41 00 …`, `f0 d0 ff`),
