@@ -29,6 +29,9 @@ package struct PMCW: Hashable, Sendable {
 
     /// Bits of `flags` (QEMU's PMCW_FLAGS_MASK_*).
     package enum Flags {
+        /// QF, bit 0 of word 1 (Linux `struct pmcw` `qf`, QEMU PMCW_FLAGS_MASK_QF): the
+        /// subchannel has the QDIO facility (OSA, HiperSockets, FCP). The machine sets it; no
+        /// instruction changes it (see `Subsystem.modifySubchannel`).
         package static let qdio: UInt16 = 0x8000
         package static let w: UInt16 = 0x4000
         package static let isc: UInt16 = 0x3800
@@ -39,7 +42,8 @@ package struct PMCW: Hashable, Sendable {
         package static let timing: UInt16 = 0x0002
         package static let deviceNumberValid: UInt16 = 0x0001
         /// Bits that must be zero in an MSCH operand (PoP: bits 0, 1, 6 and 7 of the word;
-        /// bit 5 is ignored). Setting one is an operand exception.
+        /// bit 5 is ignored). Setting one is an operand exception, except QF in the operand
+        /// for a subchannel that has the QDIO facility (`Subsystem.modifySubchannel`).
         package static let reservedForModify: UInt16 = 0xc300
         /// The bits MSCH may change: ISC, ENA, LM, MME, MP.
         package static let modifiable: UInt16 = isc | enabled | limitMode | measurementMode | multipath
@@ -95,6 +99,13 @@ package struct PMCW: Hashable, Sendable {
     package var isEnabled: Bool {
         get { flags & Flags.enabled != 0 }
         set { flags = newValue ? flags | Flags.enabled : flags & ~Flags.enabled }
+    }
+
+    /// QF: the subchannel has the QDIO facility. Linux vfio-ccw refuses such a subchannel
+    /// (`vfio_ccw_sch_probe`: "does not support QDIO").
+    package var hasQDIOFacility: Bool {
+        get { flags & Flags.qdio != 0 }
+        set { flags = newValue ? flags | Flags.qdio : flags & ~Flags.qdio }
     }
 
     /// DNV: `devno` is valid, i.e. a device is attached.

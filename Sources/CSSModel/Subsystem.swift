@@ -101,6 +101,7 @@ package struct Subsystem: Sendable {
             pmcw.chars |= UInt32(sch.type.rawValue) << 21  // st
             pmcw.isEnabled = sch.enabled
             pmcw.isc = UInt8(sch.isc)
+            pmcw.hasQDIOFacility = sch.type == .io && sch.hasQDIO
             if let devno = sch.devno {
                 pmcw.devno = UInt16(devno)
                 pmcw.deviceNumberValid = true
@@ -249,15 +250,21 @@ package struct Subsystem: Sendable {
     /// cc 1; a start/halt/clear function in progress -> cc 2. Otherwise cc 0 and intparm,
     /// ISC, ENA, LM, MME, MP, LPM, MBI, POM, MBFC, CSENSE and MBA take the operand's values.
     /// LPM bits of paths that are not installed are dropped: they could never select a path.
+    ///
+    /// QF (0x8000, the QDIO facility) is the machine's and never changes. The PoP lists bit 0
+    /// among the bits that must be zero, and so it is for a subchannel without QDIO; but Linux
+    /// enables a QDIO subchannel (qeth, zfcp) by passing the PMCW it stored, QF included, back to
+    /// MSCH (`cio_commit_config`), so for a subchannel that has the facility QF in the operand
+    /// is accepted and ignored. Clearing it in the operand does not remove the facility either.
     /// - Throws: `ProgramInterruption.operand` for reserved bits.
     package mutating func modifySubchannel(_ id: SubchannelID, schib: SCHIB) throws(ProgramInterruption)
         -> ModifySubchannelResult
     {
         let flags = schib.pmcw.flags
-        if flags & PMCW.Flags.reservedForModify != 0 {
-            throw .operand(
-                reason:
-                    "reserved PMCW flag bits 0x\(Hex.string(flags & PMCW.Flags.reservedForModify, width: 4)) are set")
+        let hasQDIO = recordIndex[id.rawValue].map { records[Int($0)].schib.pmcw.hasQDIOFacility } ?? false
+        let reserved = hasQDIO ? PMCW.Flags.reservedForModify & ~PMCW.Flags.qdio : PMCW.Flags.reservedForModify
+        if flags & reserved != 0 {
+            throw .operand(reason: "reserved PMCW flag bits 0x\(Hex.string(flags & reserved, width: 4)) are set")
         }
         if schib.pmcw.chars & PMCW.Characteristics.reserved != 0 {
             let bits = Hex.string(schib.pmcw.chars & PMCW.Characteristics.reserved, width: 8)

@@ -13,7 +13,8 @@ extension Topology {
     /// - FICON chpid 0.4c configured and 0.4d in standby: 2 DASDs 0.0.3000-0.0.3001 with both,
     ///   so their PAM (c0 -> 80) shows the standby path;
     /// - FICON chpid 0.4e reserved (another partition's), used by no device;
-    /// - OSA (0x11, OSD) chpid 0.60: the read/write/data triple 0.0.0600-0.0.0602 (1732/01 on 1731/01).
+    /// - OSA (0x11, OSD) chpid 0.60: the read/write/data triple 0.0.0600-0.0.0602 (1732/01 on 1731/01),
+    ///   QDIO devices (PMCW QF, from their control unit): they cannot be passed through.
     /// css 0xfe (virtual, MCSSE on):
     /// - virtio chpid fe.00 (0x32): virtio-ccw net, two blk, console (CU 3832/model = virtio id,
     ///   device type 0000/00, as lscss shows them) at fe.0.0000-fe.0.0003.

@@ -65,11 +65,11 @@ extension Topology {
             try check(sch.isc, 7, "isc", field)
             if sch.type != .io {
                 // CHSC, message and EADM subchannels have no device and no channel paths.
-                guard sch.devno == nil, sch.chpids.isEmpty else {
+                guard sch.devno == nil, sch.chpids.isEmpty, sch.qdio != true else {
                     throw TopologyError(
                         field: field(),
                         reason:
-                            "subchannel \(id) of type \(sch.type) can have no devno and no chpids (only I/O subchannels do)"
+                            "subchannel \(id) of type \(sch.type) can have no devno, no chpids and no QDIO facility (only I/O subchannels do)"
                     )
                 }
                 continue

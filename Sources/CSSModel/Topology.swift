@@ -62,11 +62,16 @@ package struct Topology: Hashable, Sendable {
         /// I/O (the default) or a subchannel without device and paths (CHSC, message, EADM),
         /// which must then have no `devno` and no `chpids`.
         package var type: SubchannelType
+        /// Whether the subchannel has the QDIO facility (PMCW QF), as the description states it;
+        /// nil: derived from the control unit (`hasQDIO`).
+        package var qdio: Bool?
 
         package init(
             id: SubchannelID, devno: Int?, devType: Int, devModel: Int, cuType: Int, cuModel: Int,
-            chpids: [ChannelPathID], enabled: Bool = false, isc: Int = 0, type: SubchannelType = .io
+            chpids: [ChannelPathID], enabled: Bool = false, isc: Int = 0, type: SubchannelType = .io,
+            qdio: Bool? = nil
         ) {
+            self.qdio = qdio
             self.type = type
             self.id = id
             self.devno = devno
@@ -78,7 +83,20 @@ package struct Topology: Hashable, Sendable {
             self.enabled = enabled
             self.isc = isc
         }
+
+        /// The QDIO facility as the model builds the PMCW: `qdio` when the description states
+        /// it, otherwise true exactly for an I/O subchannel on the QDIO control unit
+        /// (`Topology.qdioControlUnitType`, 1731). Linux exposes no `qf` attribute in sysfs, so
+        /// the linux-sysfs backend relies on this derivation.
+        package var hasQDIO: Bool { type == .io && (qdio ?? (cuType == Topology.qdioControlUnitType)) }
     }
+
+    /// The control-unit type of every QDIO device: 1731 is the QDIO control unit that OSA-Express
+    /// (OSD 1731/01, OSX and OSM 1731/02, OSN 1731/06), FCP (1731/03) and HiperSockets (IQD 1731/05) devices
+    /// (device type 1732) report (Linux qeth_core_main.c `qeth_ids`, zfcp_ccw.c
+    /// `zfcp_ccw_device_id`). Non-QDIO devices on the same adapters (OSA in OSE mode, LCS, CTC)
+    /// report other control units (3088).
+    package static let qdioControlUnitType = 0x1731
 
     /// A guest (a KVM virtual machine) with its virtio-ccw and passthrough (vfio-ccw) devices,
     /// as the description declares it. Plain data: the names, the strategy and every device are

@@ -217,7 +217,7 @@ struct FastTopologyReader {
                 guard let list = chpidList() else { return nil }
                 chpids = list
             default:
-                return nil  // "type": rare, the full decoder reads it
+                return nil  // "type", "qdio": rare, the full decoder reads them
             }
         }
     }

@@ -29,7 +29,7 @@ struct TopologyDecoder {
     static let cssKeys: [StaticString] = ["cssid"]
     static let chpidKeys: [StaticString] = ["chpid", "type", "shared", "pchid", "vary", "configure"]
     static let subchannelKeys: [StaticString] = [
-        "subchannel", "devno", "dev-type", "cu-type", "enabled", "isc", "chpids", "type",
+        "subchannel", "devno", "dev-type", "cu-type", "enabled", "isc", "chpids", "type", "qdio",
     ]
     static let guestKeys: [StaticString] = ["name", "strategy", "crw-capacity", "devices"]
     static let guestDeviceKeys: [StaticString] = ["virtio", "passthrough"]
@@ -184,7 +184,7 @@ struct TopologyDecoder {
         var values:
             (
                 id: Node?, devno: Node?, devType: Node?, cuType: Node?, enabled: Node?, isc: Node?, chpids: Node?,
-                type: Node?
+                type: Node?, qdio: Node?
             )
         try members(node, Self.subchannelKeys, path: "subchannels[\(index)]") { key, value in
             switch key {
@@ -195,9 +195,12 @@ struct TopologyDecoder {
             case 4: values.enabled = value
             case 5: values.isc = value
             case 6: values.chpids = value
-            default: values.type = value
+            case 7: values.type = value
+            default: values.qdio = value
             }
         }
+        var qdio: Bool?
+        if let node = values.qdio { qdio = try bool(node, path: "subchannels[\(index)].qdio") }
         guard let idNode = values.id else { throw missing("subchannels[\(index)]", "subchannel") }
         let id = try subchannelID(idNode, path: "subchannels[\(index)].subchannel")
         var type = SubchannelType.io
@@ -210,7 +213,8 @@ struct TopologyDecoder {
             var isc = 0
             if let node = values.isc { isc = try integer(node, path: "subchannels[\(index)].isc") }
             var sch = Topology.Subchannel(
-                id: id, devno: nil, devType: 0, devModel: 0, cuType: 0, cuModel: 0, chpids: [], isc: isc, type: type)
+                id: id, devno: nil, devType: 0, devModel: 0, cuType: 0, cuModel: 0, chpids: [], isc: isc, type: type,
+                qdio: qdio)
             if let node = values.devno { sch.devno = try self.devno(node, of: id, path: "subchannels[\(index)].devno") }
             if let list = values.chpids {
                 try array(list, path: "subchannels[\(index)].chpids")
@@ -218,7 +222,7 @@ struct TopologyDecoder {
                     sch.chpids.append(try chpid(list[slot]!, path: "subchannels[\(index)].chpids[\(slot)]"))
                 }
             }
-            return sch  // validate() refuses a devno or chpids on it
+            return sch  // validate() refuses a devno, chpids or QDIO on it
         }
         guard let devnoNode = values.devno else { throw missing("subchannels[\(index)]", "devno") }
         let devno = try self.devno(devnoNode, of: id, path: "subchannels[\(index)].devno")
@@ -242,7 +246,7 @@ struct TopologyDecoder {
         }
         return Topology.Subchannel(
             id: id, devno: devno, devType: device.type, devModel: device.model, cuType: cu.type,
-            cuModel: cu.model, chpids: chpids, enabled: enabled, isc: isc)
+            cuModel: cu.model, chpids: chpids, enabled: enabled, isc: isc, qdio: qdio)
     }
 
     // MARK: Guests

@@ -32,7 +32,8 @@ import QMPWire
 /// }
 /// ```
 /// `pchid` is left out when there is none; `enabled` and `isc` only when not their defaults
-/// (false, 0); a guest's and a guest device's optional members only when set. A number out
+/// (false, 0); `qdio` only when the description states it (nil: derived from the control
+/// unit, so generated and sysfs-read topologies never carry it); a guest's and a guest device's optional members only when set. A number out
 /// of its field's range is written as a JSON integer, so that decoding it reports the range
 /// error instead of a notation error.
 enum TopologyEncoder {
@@ -106,6 +107,7 @@ enum TopologyEncoder {
                 out.append(text: ", \"isc\": ")
                 out.append(decimal: sch.isc)
             }
+            if let qdio = sch.qdio { out.append(text: qdio ? ", \"qdio\": true" : ", \"qdio\": false") }
             out.append(text: ", \"chpids\": [")
             for (slot, id) in sch.chpids.enumerated() {
                 out.append(text: slot == 0 ? "\"" : ", \"")

@@ -74,8 +74,10 @@ package struct Guests: Sendable {
     ///   - guestSubchannel: default the first free subchannel in css fe, ssid 0.
     ///   - guestChpids: one per installed host path, in slot order; default the host chpid
     ///     numbers in the guest subchannel's css (identity).
-    /// - Throws: `VFIOError`; nothing changes then. A path landing on the virtual chpid of the
-    ///   guest's virtio devices is refused with a proposal of a free chpid and a free css.
+    /// - Throws: `VFIOError`; nothing changes then. A subchannel with the QDIO facility (PMCW
+    ///   QF: OSA, HiperSockets, FCP) is refused, as Linux's `vfio_ccw_sch_probe` refuses to
+    ///   bind it (`.qdioSubchannel`). A path landing on the virtual chpid of the guest's virtio
+    ///   devices is refused with a proposal of a free chpid and a free css.
     @discardableResult
     package mutating func attachPassthrough(
         to name: String, host hostID: SubchannelID, guestSubchannel: SubchannelID? = nil,
@@ -83,6 +85,7 @@ package struct Guests: Sendable {
     ) throws(VFIOError) -> GuestDevice {
         guard guests[name] != nil else { throw .unknownGuest(name) }
         guard let hostSubchannel = host.subchannel(hostID) else { throw .unknownHostSubchannel(hostID) }
+        guard !hostSubchannel.schib.pmcw.hasQDIOFacility else { throw .qdioSubchannel(hostID) }
         if let bound = bindings[hostID] { throw .alreadyPassedThrough(hostID, guest: bound.guest, as: bound.id) }
         let device = try guests[name]!.attach(
             hostSubchannel, guestSubchannel: guestSubchannel, guestChpids: guestChpids,

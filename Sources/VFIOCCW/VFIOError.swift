@@ -15,6 +15,9 @@ package enum VFIOError: Error, Equatable, Sendable, CustomStringConvertible {
     case guestDevnoInUse(guest: String, DeviceID)
     case guestSubchannelsExhausted(guest: String, cssid: UInt8)
     case noDeviceNumber(SubchannelID)
+    /// The host subchannel's PMCW has the QDIO facility (OSA, HiperSockets, FCP), which vfio-ccw
+    /// does not support (Linux `vfio_ccw_sch_probe` refuses to bind it).
+    case qdioSubchannel(SubchannelID)
     case wrongChpidCount(given: Int, installed: Int, host: SubchannelID)
     case chpidOutsideCSS(ChannelPathID, cssid: UInt8)
     /// The guest chpid already shows another host chpid.
@@ -46,6 +49,9 @@ package enum VFIOError: Error, Equatable, Sendable, CustomStringConvertible {
         case .guestDevnoInUse(let guest, let device): "guest '\(guest)' already has a device \(device)"
         case .guestSubchannelsExhausted(let guest, let cssid):
             "guest '\(guest)' has no free subchannel left in css \(Hex.string(cssid))"
+        case .qdioSubchannel(let id):
+            "host subchannel \(id) has the QDIO facility (an OSA, HiperSockets or FCP device): vfio-ccw does not "
+                + "support QDIO, so it cannot be passed through (Linux: \"vfio: ccw: does not support QDIO: \(id)\")"
         case .noDeviceNumber(let id):
             "host subchannel \(id) has no valid device number (DNV 0): nothing to pass through"
         case .wrongChpidCount(let given, let installed, let host):

@@ -554,6 +554,48 @@ struct TopologyFileTests {
         }
     }
 
+    /// Issue 15: `qdio` states the QDIO facility (PMCW QF); absent, it follows the control unit
+    /// (1731). It round trips as written (and is written only when stated), needs a boolean, and
+    /// is refused on a subchannel that is not an I/O subchannel.
+    @Test func qdioKey() throws {
+        func document(_ members: String...) -> String {
+            let entries = members.enumerated().map { index, member in
+                "{\"subchannel\": \"0.0.000\(index)\", \"devno\": \(index), \(member), \"chpids\": [\"0.60\"]}"
+            }
+            return """
+                {"format": "cssd-topology", "version": 1, "chpids": [{"chpid": "0.60", "type": "0x11"}],
+                 "subchannels": [\(entries.joined(separator: ",\n"))]}
+                """
+        }
+        let text = document(
+            "\"dev-type\": \"1732/01\", \"cu-type\": \"1731/01\"",
+            "\"dev-type\": \"1732/05\", \"cu-type\": \"1731/05\", \"qdio\": false",
+            "\"dev-type\": \"3390/0c\", \"cu-type\": \"3990/e9\", \"qdio\": true",
+            "\"dev-type\": \"3390/0c\", \"cu-type\": \"3990/e9\"")
+        let topology = try TopologyFile.decode(text)
+        #expect(topology.subchannels.map(\.qdio) == [nil, false, true, nil])
+        #expect(topology.subchannels.map(\.hasQDIO) == [true, false, true, false])
+        let written = TopologyFile.encodeText(topology)
+        #expect(written.contains("\"cu-type\": \"1731/05\", \"qdio\": false, \"chpids\""))
+        #expect(written.contains("\"cu-type\": \"3990/e9\", \"qdio\": true, \"chpids\""))
+        #expect(written.ranges(of: "qdio").count == 2)
+        #expect(try TopologyFile.decode(written) == topology)
+        expectDecodersAgree(text, fastPath: false)
+        expectDecodersAgree(written, fastPath: false)
+        let model = try Subsystem(topology: topology)
+        #expect(model.subchannels.map(\.schib.pmcw.hasQDIOFacility) == [true, false, true, false])
+
+        #expect(
+            decodeError(document("\"cu-type\": \"1731/01\", \"qdio\": \"yes\""))?.description
+                == "test.json: subchannels[0].qdio: expected true or false, found the string \"yes\"")
+        let chsc = """
+            {"format": "cssd-topology", "version": 1, "subchannels": [{"subchannel": "0.0.ff00", "type": "chsc", "qdio": true}]}
+            """
+        #expect(decodeError(chsc)?.description.contains("subchannels[0]: subchannel 0.0.ff00 of type chsc") == true)
+        #expect(
+            try TopologyFile.decode(chsc.replacing("true", with: "false")).subchannels[0].hasQDIO == false)
+    }
+
     @Test func emptyTopology() throws {
         let topology = try TopologyFile.decode("{\"format\": \"cssd-topology\", \"version\": 1}")
         #expect(topology == Topology(channelSubsystems: [], channelPaths: [], subchannels: []))
@@ -862,10 +904,13 @@ struct TopologyFileTests {
                     devices: [
                         .virtio(subchannel: nil, devno: nil, cuModel: 1),
                         .passthrough(
-                            host: sch("0.0.0000"), guestSubchannel: sch("0.0.0000"), guestChpids: [chp("0.00")]),
+                            host: sch("0.0.0002"), guestSubchannel: sch("0.0.0000"), guestChpids: [chp("0.00")]),
                     ]),
             ])
-        expectDecodersAgree(String(example), fastPath: true)
+        // The OSA device states its QDIO facility; the DASDs derive theirs (none) from the CU.
+        #expect(topology.subchannels.map(\.qdio) == [true, nil, nil, nil])
+        #expect(topology.subchannels.map(\.hasQDIO) == [true, false, false, false])
+        expectDecodersAgree(String(example), fastPath: false)
     }
 
     // MARK: Scale

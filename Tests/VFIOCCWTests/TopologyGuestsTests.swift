@@ -258,16 +258,20 @@ struct TopologyGuestsTests {
                 .init(id: chp("0.40"), type: 0x1a, shared: true, pchid: 0x100),
                 .init(id: chp("0.41"), type: 0x1a, shared: true, pchid: 0x101),
                 .init(id: chp("0.42"), type: 0x1a, shared: true, pchid: 0x102, configure: .standby),
+                .init(id: chp("0.43"), type: 0x1a, shared: true, pchid: 0x103),
                 .init(id: chp("0.60"), type: 0x11, shared: true, pchid: 0x1c0),
                 .init(id: chp("fe.00"), type: 0x32),
             ],
             subchannels: [
                 .init(
                     id: sch("0.0.0000"), devno: 0x0600, devType: 0x1732, devModel: 1, cuType: 0x1731, cuModel: 1,
-                    chpids: [chp("0.60")], enabled: true, isc: 3),
+                    chpids: [chp("0.60")], enabled: true, isc: 3, qdio: true),
                 .init(
                     id: sch("0.0.0001"), devno: 0x4711, devType: 0x3390, devModel: 0x0c, cuType: 0x3990, cuModel: 0xe9,
                     chpids: [chp("0.40"), chp("0.41"), chp("0.42")], enabled: true, isc: 3),
+                .init(
+                    id: sch("0.0.0002"), devno: 0x4712, devType: 0x3390, devModel: 0x0c, cuType: 0x3990, cuModel: 0xe9,
+                    chpids: [chp("0.43")], enabled: true, isc: 3),
                 .init(
                     id: sch("fe.0.0000"), devno: 0, devType: 0, devModel: 0, cuType: 0x3832, cuModel: 1,
                     chpids: [chp("fe.00")]),
@@ -281,7 +285,14 @@ struct TopologyGuestsTests {
         #expect(dasd.devno == 0x4711 && dasd.chpids == ["fe.40", "fe.41", "fe.42"].map(chp))
         let guest2 = try guests.guest("guest2")
         #expect(guest2.strategy == .perDevice && guest2.cssids == [0, 0xfe])
-        #expect(guest2.chpidMap == [chp("0.00"): chp("0.60")])
+        #expect(guest2.chpidMap == [chp("0.00"): chp("0.43")])
+        #expect(guest2.devices[sch("0.0.0000")]?.host == sch("0.0.0002"))
+        // The example's OSA device (QDIO) is passed through by neither guest, and cannot be.
+        #expect(guests.binding(of: sch("0.0.0000")) == nil)
+        var withOSA = topology
+        withOSA.guests[1].devices[1] = .passthrough(
+            host: sch("0.0.0000"), guestSubchannel: sch("0.0.0000"), guestChpids: [chp("0.00")])
+        #expect(throws: TopologyError.self) { try Guests(topology: withOSA, host: try Subsystem(topology: withOSA)) }
     }
 
     static let documentedGuests: [Topology.Guest] = [
@@ -296,7 +307,7 @@ struct TopologyGuestsTests {
             name: "guest2", strategy: "per-device",
             devices: [
                 .virtio(subchannel: nil, devno: nil, cuModel: 1),
-                .passthrough(host: sch("0.0.0000"), guestSubchannel: sch("0.0.0000"), guestChpids: [chp("0.00")]),
+                .passthrough(host: sch("0.0.0002"), guestSubchannel: sch("0.0.0000"), guestChpids: [chp("0.00")]),
             ]),
     ]
 }

@@ -9,6 +9,10 @@ import pytest
 from test_path_events import Client, connect  # noqa: F401  (fixture)
 
 GUEST = "guest1"
+# Linux vfio_ccw_sch_probe refuses a subchannel whose PMCW has the QDIO facility; so does cssd.
+QDIO_REFUSAL = ("host subchannel 0.0.0000 has the QDIO facility (an OSA, HiperSockets or FCP device): vfio-ccw "
+                "does not support QDIO, so it cannot be passed through "
+                "(Linux: \"vfio: ccw: does not support QDIO: 0.0.0000\")")
 
 
 def passthrough(client, guest=GUEST):
@@ -95,8 +99,8 @@ def test_guest_crw_overflow_sets_r(connect):
 
 def test_virtio_clash_and_both_ways_out(connect):
     me = connect()
-    # Host 0.0.0000 is an OSA on chpid 0.60 in the embedded topology; find a host subchannel on a
-    # chpid numbered like the virtual one is not possible there, so map one onto fe.00 by hand.
+    # The embedded host has no DASD on a chpid numbered like the virtual one (fe.00), so map a
+    # free DASD (on 0.4c/0.4d) onto fe.00 by hand.
     free = me.call("query-subchannels", chpid="0.4c")["subchannels"][0]
     err = me.error("attach-passthrough", guest=GUEST, host_subchannel=free["subchannel"],
                    guest_chpids=["fe.00"] * len([c for c in free["chpids"] if c]))
@@ -128,6 +132,9 @@ def test_virtio_clash_and_both_ways_out(connect):
      "host subchannel 0.0.ffff does not exist"),
     ("attach-passthrough", {"guest": GUEST, "host-subchannel": "0.0.0035", "guest-subchannel": "fe.4.0000"},
      "GenericError", "guest-subchannel 'fe.4.0000': ssid 4 is out of range (0..3)"),
+    ("attach-passthrough", {"guest": GUEST, "host-subchannel": "0.0.0000"}, "GenericError", QDIO_REFUSAL),
+    ("attach-passthrough", {"guest": GUEST, "host-subchannel": "0.0.0000", "guest-subchannel": "0.0.0000",
+                            "guest-chpids": ["0.01"]}, "GenericError", QDIO_REFUSAL),
     ("detach-passthrough", {"guest": GUEST, "guest-subchannel": "fe.0.0000"}, "DeviceNotFound",
      "guest 'guest1' has no subchannel fe.0.0000"),
     ("guest-store-subchannel", {"guest": GUEST, "subchannel": "zz"}, "GenericError",
@@ -146,3 +153,85 @@ def test_bad_input_is_a_clear_error_and_changes_nothing(connect, command, argume
 def test_guest_stsch_of_unknown_subchannel_is_cc3(connect):
     me = connect()
     assert me.call("guest-store-subchannel", guest=GUEST, subchannel="fe.3.ffff") == {"cc": 3}
+
+
+def test_qdio_subchannels_show_qf_and_cannot_be_passed_through(connect):
+    """The embedded OSA triple (1732/01 on control unit 1731/01) has the QDIO facility: PMCW QF
+    (flags 0x8000) in STSCH, "qdio": true in query-subchannels; attach-passthrough refuses each
+    of them and changes nothing; MSCH keeps QF; the connection carries on."""
+    me = connect()
+    page = me.call("query-subchannels", cssid=0)["subchannels"]
+    qdio = [s["subchannel"] for s in page if s.get("qdio")]
+    assert qdio == ["0.0.0000", "0.0.0001", "0.0.0002"]
+    assert all(s["cu-type"] == "1731/01" for s in page if s.get("qdio"))
+    assert all("qdio" not in s for s in page if s["cu-type"] != "1731/01")
+    stored = me.call("store-subchannel", subchannel="0.0.0001")
+    assert stored["schib"]["flags"] & 0x8000 and int(stored["raw"][8:10], 16) & 0x80
+    assert not me.call("store-subchannel", subchannel="0.0.0003")["schib"]["flags"] & 0x8000
+    before = (me.call("query-guests"), me.call("query-path-event-stats"),
+              me.call("query-guest-subchannels", guest=GUEST))
+    for host in qdio:
+        err = me.error("attach-passthrough", guest=GUEST, host_subchannel=host)
+        assert err["class"] == "GenericError"
+        assert err["desc"].startswith(f"host subchannel {host} has the QDIO facility")
+        assert err["desc"].endswith(f'(Linux: "vfio: ccw: does not support QDIO: {host}")')
+    assert (me.call("query-guests"), me.call("query-path-event-stats"),
+            me.call("query-guest-subchannels", guest=GUEST)) == before
+    # MSCH of the stored PMCW (QF included, as Linux's cio_commit_config passes it) is accepted
+    # and leaves QF; QF on a DASD is a reserved bit.
+    assert me.call("modify-subchannel", subchannel="0.0.0001", isc=5) == {"cc": 0}
+    after = me.call("store-subchannel", subchannel="0.0.0001")["schib"]
+    assert after["isc"] == 5 and after["flags"] & 0x8000
+    assert me.call("modify-subchannel", subchannel="0.0.0001", flags=after["flags"] & ~0x8000) == {"cc": 0}
+    assert me.call("store-subchannel", subchannel="0.0.0001")["schib"]["flags"] & 0x8000
+    dasd = me.call("store-subchannel", subchannel="0.0.0003")["schib"]["flags"]
+    err = me.error("modify-subchannel", subchannel="0.0.0003", flags=dasd | 0x8000)
+    assert err["class"] == "GenericError" and "reserved PMCW flag bits 0x8000" in err["desc"]
+    # A DASD still attaches on the same connection.
+    free = me.call("query-subchannels", chpid="0.4c")["subchannels"][0]["subchannel"]
+    assert me.call("attach-passthrough", guest=GUEST, host_subchannel=free)["host-subchannel"] == free
+
+
+def test_a_recorded_qdio_attach_is_skipped_on_replay(short_tmp):
+    """A state dir from a cssd that still accepted QDIO subchannels holds an attach of one: on
+    restart its replay fails like a live attach would, is logged as a warning naming the
+    request and the reason, and the rest of the record is restored; cssd starts."""
+    import os
+    import sqlite3
+
+    import oracle
+    from test_path_events import Client
+
+    state = os.path.join(short_tmp, "state")
+
+    def start():
+        server = oracle.cssd_server(short_tmp, extra_args=["--state-dir", state])
+        server.start()
+        return server
+
+    server = start()
+    try:
+        c = Client(server.sock)
+        c.call("attach-passthrough", guest=GUEST, host_subchannel="0.0.0035")
+        c.call("set-path-event-strategy", guest=GUEST, strategy="lazy")
+        c.close()
+    finally:
+        server.stop()
+    # What the older cssd would have recorded: the same attach, of the OSA device 0.0.0000.
+    db = sqlite3.connect(os.path.join(state, "state.sqlite"))
+    with db:
+        [(row, request)] = db.execute(
+            "SELECT id, request FROM commands WHERE request LIKE '%attach-passthrough%'").fetchall()
+        db.execute("UPDATE commands SET request = ? WHERE id = ?", (request.replace("0.0.0035", "0.0.0000"), row))
+    db.close()
+    server = start()
+    try:
+        c = Client(server.sock)
+        [g] = [g for g in c.call("query-guests") if g["name"] == GUEST]
+        assert g["passthrough"] == 42 and g["strategy"] == "lazy"
+        log = server.log_tail()
+        assert "state dir: a recorded command failed again" in log
+        assert "0.0.0000 has the QDIO facility" in log and "state restored" in log
+        c.close()
+    finally:
+        server.stop()

@@ -241,6 +241,7 @@ enum CSSCommands {
             ("chpids", .array(subchannel.channelPaths.map { $0.map { .string($0.description) } ?? .null })),
             ("type", .string(subchannel.type.description)),
         ]
+        if pmcw.hasQDIOFacility { members.append(("qdio", .bool(true))) }
         // Only a backend that observes path verification (Linux `vpm`) has it.
         if let vpm = subchannel.verifiedPathMask { members.append(("vpm", .integer(Int(vpm)))) }
         if !subchannel.hasDevice { members.append(("device", .bool(false))) }

@@ -82,6 +82,7 @@ struct SubchannelPageWriter {
         case .eadm: text("eadm")
         }
         text("\"")
+        if pmcw.hasQDIOFacility { text(", \"qdio\": true") }
         if let vpm = subchannel.verifiedPathMask {
             text(", \"vpm\": ")
             decimal(vpm)
