@@ -62,14 +62,6 @@ package struct CRWQueue: Hashable, Sendable {
         return true
     }
 
-    /// Counts reports lost before they reached this queue (a machine that lost them upstream):
-    /// the next CRW stored has R set, as if they had overflowed here.
-    package mutating func noteLost(_ count: Int) {
-        guard count > 0 else { return }
-        lostCount += count
-        overflowPending = true
-    }
-
     /// STCRW: removes and returns the oldest CRW (cc 0), setting R on it if reports were lost
     /// since the last store; or returns cc 1 and a zero word when nothing is pending.
     package mutating func store() -> StoreCRWResult {

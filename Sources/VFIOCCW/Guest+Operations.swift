@@ -151,16 +151,17 @@ extension Guest {
         }
         var forwarded: CRW?
         var lost = false
-        if strategy == .crw, change.crws.isEmpty, change.crwsLost > 0 {
-            // The host machine lost its report: the guest learns of a loss (R on its next
-            // CRW), not of which path, and must re-evaluate everything.
-            crwQueue.noteLost(change.crwsLost)
-            stats.crwsLost += change.crwsLost
-            lost = true
-        } else if strategy == .crw, let first = change.crws.first {
-            // The machine's report, with the guest's chpid (and css, when the guest has MCSSE).
+        // A report the host machine lost to its own queue's overflow reaches no guest: Linux
+        // only schedules an evaluation of every subchannel (chp_process_crw ->
+        // css_schedule_eval_all), vfio_ccw_chp_event is not called, so QEMU has nothing to
+        // forward. The guest sees the masks on its next STSCH.
+        if strategy == .crw, change.after.vary == .online, let first = change.crws.first,
+            let erc = Self.forwardedERC(for: first.erc)
+        {
+            // The report as vfio-ccw queues it, with the guest's chpid (and css, when the guest
+            // has MCSSE).
             let report = CRW.channelPathReport(
-                guestChpid, erc: first.erc, solicited: false, multipleCSS: usesMultipleCSS)
+                guestChpid, erc: erc, solicited: false, multipleCSS: usesMultipleCSS)
             if crwQueue.enqueue(report, cssid: guestChpid.cssid) {
                 stats.crwsQueued += report.count
                 reports.append((guestChpid, report.count, report.count))
@@ -173,6 +174,23 @@ extension Guest {
         return GuestPathChange(
             guest: name, guestChpid: guestChpid, hostChpid: change.chpid, change: kind, strategy: strategy,
             devices: reached.count, visible: visible, notifications: notifications, crw: forwarded, crwLost: lost)
+    }
+
+    /// The ERC a Linux host with vfio-ccw puts in the guest's CRW for the machine's unsolicited
+    /// channel-path report `erc`, or nil when the guest is told nothing.
+    ///
+    /// Follows `chp_process_crw` (drivers/s390/cio/chp.c): ERC 2 (initialized) and 4 (installed
+    /// parameters) become `chsc_chp_online`, ERC 6 and 7 (permanent error) `chsc_chp_offline`,
+    /// every other ERC (3, a temporary error, among them) is only logged; then
+    /// `vfio_ccw_chp_event` (vfio_ccw_drv.c) queues `CRW_ERC_INIT` (2) on `CHP_ONLINE` and
+    /// `CRW_ERC_PERRN` (6) on `CHP_OFFLINE`. Both chsc functions return early while the host has
+    /// the chpid varied offline (`chp_get_status(chpid) <= 0`), which the caller checks.
+    static func forwardedERC(for erc: ErrorRecoveryCode) -> ErrorRecoveryCode? {
+        switch erc {
+        case .initialized, .installedParameters: return .initialized
+        case .permanentErrorNotInitialized, .permanentErrorInitialized: return .permanentErrorNotInitialized
+        default: return nil
+        }
     }
 
     // MARK: Guest instructions

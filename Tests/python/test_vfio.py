@@ -97,6 +97,33 @@ def test_guest_crw_overflow_sets_r(connect):
     assert stats(me)["crws-pending"] == 0
 
 
+def test_crw_strategy_forwards_what_linux_vfio_ccw_forwards(connect):
+    """chp_process_crw only logs a temporary error (ERC 3), and chsc_chp_offline/online return
+    early while the host has the chpid varied offline: the guest gets no CRW for either; the
+    recovery (ERC 2) and a report on a varied-online chpid reach it (API/vfio-ccw.md)."""
+    sub, me = connect(), connect()
+    sub.call("subscribe-path-events", granularity="guest", guests=[GUEST])
+    queued = stats(me)["crws-queued"]
+    me.call("inject-path-fault", chpid="0.40", fault="temporary-error")
+    [event] = sub.events(1)
+    assert event["data"]["visible"] == 42 and "crw" not in event["data"] and event["data"]["crw-lost"] is False
+    assert stats(me)["crws-queued"] == queued and me.call("guest-store-crw", guest=GUEST)["cc"] == 1
+    me.call("inject-path-fault", chpid="0.40", fault="recovered")
+    [event] = sub.events(1)
+    crw = me.call("guest-store-crw", guest=GUEST)
+    assert crw["cc"] == 0 and crw["decoded"]["erc"] == 2 and crw["decoded"]["rsid"] == 0x40
+    me.call("vary-path", chpid="0.40", state="offline")
+    me.call("configure-chpid", chpid="0.40", state="standby")
+    me.call("configure-chpid", chpid="0.40", state="configured")
+    assert all("crw" not in e["data"] for e in sub.events(3))
+    assert me.call("guest-store-crw", guest=GUEST)["cc"] == 1
+    me.call("vary-path", chpid="0.40", state="online")
+    me.call("configure-chpid", chpid="0.40", state="standby")
+    sub.events(2)
+    crw = me.call("guest-store-crw", guest=GUEST)
+    assert crw["cc"] == 0 and crw["decoded"]["erc"] == 6 and crw["decoded"]["overflow"] is False
+
+
 def test_virtio_clash_and_both_ways_out(connect):
     me = connect()
     # The embedded host has no DASD on a chpid numbered like the virtual one (fe.00), so map a
