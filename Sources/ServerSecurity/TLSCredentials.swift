@@ -140,42 +140,58 @@ package struct TLSCredentials: Sendable {
         if revocations.isRevoked(identity) {
             return .failure(
                 PeerRefusal(
-                    "the certificate of '\(identity.subject)' is revoked (ca-crl.pem)", identity: identity.subject))
+                    "the certificate of '\(identity.subject)' is revoked (ca-crl.pem)", identity: identity.subject,
+                    revoked: true))
         }
         return .success(identity)
     }
 
     /// Why a handshake failed, in words, from the error and the certificate the client sent.
     package func explain(handshakeError error: Error, peer: NIOSSLCertificate?) -> String {
+        diagnose(handshakeError: error, peer: peer).reason
+    }
+
+    /// Why a handshake failed: its kind (for counting) and the words to log (`explain`).
+    package func diagnose(handshakeError error: Error, peer: NIOSSLCertificate?) -> HandshakeFailure {
         let text = "\(error)"
         if text.contains("PEER_DID_NOT_RETURN_A_CERTIFICATE") || text.contains("CERTIFICATE_REQUIRED") {
-            return "the client presented no certificate"
+            return HandshakeFailure(.noCertificate, "the client presented no certificate")
         }
         if text.contains("WRONG_VERSION_NUMBER") || text.contains("HTTP_REQUEST") || text.contains("UNEXPECTED_RECORD")
             || text.contains("PACKET_LENGTH_TOO_LONG") || text.contains("RECORD_LENGTH_MISMATCH")
         {
-            return "not a TLS client (plaintext sent to a TLS listener?)"
+            return HandshakeFailure(.notTLS, "not a TLS client (plaintext sent to a TLS listener?)")
         }
-        if text.contains("UNSUPPORTED_PROTOCOL") { return "the client offers no TLS version of 1.2 or later" }
+        if text.contains("UNSUPPORTED_PROTOCOL") {
+            return HandshakeFailure(.protocolVersion, "the client offers no TLS version of 1.2 or later")
+        }
         if let peer, text.contains("CERTIFICATE_VERIFY_FAILED") || text.contains("CERTIFICATE") {
             let now = time(nil)
             let subject = (try? CertificateIdentity(der: try peer.toDERBytes()))
             let name = subject.map { "'\($0.subject)'" } ?? "the client"
             if peer.notValidAfter < now {
-                return "the certificate of \(name) expired at \(Self.utc(peer.notValidAfter))"
+                return HandshakeFailure(
+                    .badCertificate, "the certificate of \(name) expired at \(Self.utc(peer.notValidAfter))")
             }
             if peer.notValidBefore > now {
-                return "the certificate of \(name) is not valid before \(Self.utc(peer.notValidBefore))"
+                return HandshakeFailure(
+                    .badCertificate, "the certificate of \(name) is not valid before \(Self.utc(peer.notValidBefore))")
             }
             if let subject, !caSubjects.contains(subject.issuerDER) {
-                return "the certificate of \(name) was not issued by this CA (issuer '\(subject.issuer)')"
+                return HandshakeFailure(
+                    .badCertificate,
+                    "the certificate of \(name) was not issued by this CA (issuer '\(subject.issuer)')")
             }
-            return "the certificate of \(name) failed verification (\(text))"
+            return HandshakeFailure(.badCertificate, "the certificate of \(name) failed verification (\(text))")
         }
         if let error = error as? NIOSSLError, case .uncleanShutdown = error {
-            return "the client closed the connection during the handshake"
+            return HandshakeFailure(.abandoned, "the client closed the connection during the handshake")
         }
-        return text
+        // NIOSSLHandler reports a connection closed mid-handshake as this synthetic error.
+        if text.contains("EOF during handshake") {
+            return HandshakeFailure(.abandoned, "the client closed the connection during the handshake")
+        }
+        return HandshakeFailure(.other, text)
     }
 
     // MARK: Reading
@@ -211,14 +227,44 @@ package struct TLSCredentials: Sendable {
     }
 }
 
+/// Why a TLS handshake failed: a kind, stable enough to count by (a metrics label), and the
+/// reason in words for the log.
+package struct HandshakeFailure: Sendable, Equatable {
+    package enum Kind: String, Sendable, CaseIterable {
+        /// The client sent no certificate (QEMU's verify-peer=on requires one).
+        case noCertificate = "no-certificate"
+        /// The bytes were not TLS (plain HTTP or QMP sent to a TLS port).
+        case notTLS = "not-tls"
+        /// No common TLS version of 1.2 or later.
+        case protocolVersion = "protocol-version"
+        /// The certificate did not verify: another CA, expired, not yet valid.
+        case badCertificate = "bad-certificate"
+        /// The client closed the connection before the handshake completed.
+        case abandoned
+        /// Anything else (the reason says what BoringSSL reported).
+        case other
+    }
+
+    package let kind: Kind
+    package let reason: String
+
+    package init(_ kind: Kind, _ reason: String) {
+        self.kind = kind
+        self.reason = reason
+    }
+}
+
 /// Why a client that completed the TLS handshake is not served (revoked, not authorized).
 package struct PeerRefusal: Error, CustomStringConvertible, Sendable {
     package let description: String
     /// The client certificate's DN, when it could be read.
     package let identity: String?
-    package init(_ description: String, identity: String? = nil) {
+    /// The certificate is on the CRL (else: absent or unreadable).
+    package let revoked: Bool
+    package init(_ description: String, identity: String? = nil, revoked: Bool = false) {
         self.description = description
         self.identity = identity
+        self.revoked = revoked
     }
 }
 
