@@ -102,7 +102,8 @@ let package = Package(
             swiftSettings: fuzzFlags
         ),
         // The Prometheus endpoint: scrape-time collection from the server state, the HTTP/1
-        // listener (NIOHTTP1) and the exposition (swift-prometheus; OpenMetrics framing on top).
+        // listener (NIOHTTP1, over TLS with ServerSecurity's credentials when --tls-creds) and the
+        // exposition (swift-prometheus; OpenMetrics framing on top).
         // swift-prometheus' registry is used directly, not through swift-metrics (its dependency,
         // 2.13.0 here): swift-metrics' API has no help text, and a family without one fails
         // `promtool check metrics` ("no help text").
@@ -110,10 +111,14 @@ let package = Package(
             name: "CSSDMetrics",
             dependencies: [
                 "QMPServer", "QMPCommands", "QMPWire", "CSSModel", "CSSBackend", "PathEvents", "VFIOCCW",
+                "ServerSecurity",
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -210,7 +215,8 @@ let package = Package(
         .testTarget(
             name: "CSSDMetricsTests",
             dependencies: [
-                "CSSDMetrics", "QMPServer", "QMPCommands", "CSSModel", "PathEvents", "VFIOCCW",
+                "CSSDMetrics", "QMPServer", "QMPCommands", "CSSModel", "PathEvents", "VFIOCCW", "ServerSecurity",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

@@ -2,24 +2,35 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import Prometheus
 import QMPCommands
 import QMPServer
+import ServerSecurity
 
 /// The Prometheus endpoint (`cssd --metrics tcp:HOST:PORT`): `GET /metrics` over HTTP/1
-/// (SwiftNIO's NIOHTTP1 codec), on the QMP server's own event loop group.
+/// (SwiftNIO's NIOHTTP1 codec), on the QMP server's own event loop group; over TLS
+/// (swift-nio-ssl) when `Configuration.security` is given.
+///
+/// TLS uses QMP's `TransportSecurity` (`--tls-creds`, `--tls-authz`) with QMP's semantics:
+/// TLS 1.2 or later, a client certificate required and verified against `ca-cert.pem`, the CRL
+/// checked, the DN authorized by the policy; each connection takes the snapshot current at its
+/// accept, so a reload (SIGHUP, the policy file changing) applies to later scrapes. The
+/// handshake has `handshakeTimeout`; `MetricsTLSGate` does the checks and counts refusals
+/// (`cssd_metrics_tls_refusals_total`).
 ///
 /// A scrape runs on the server's single event loop, between QMP requests, and costs
 /// O(chpids + css + guests + subscriptions + commands seen), whatever the number of
 /// subchannels (`MetricsCollector`); it reads no file. The exposition is swift-prometheus'
 /// (`ExpositionFormat` adds OpenMetrics' framing when the scraper asks for it).
 ///
-/// Bounds: at most `maxConnections` connections (more are closed at once), a request must be
-/// complete within `requestTimeout`, a header field may take 8 KiB and all of them 32 KiB
-/// (beyond: 431), and an answer is written at once (a client that does not read holds its
+/// Bounds: at most `maxConnections` connections (more are closed at once), a TLS handshake
+/// must complete within `handshakeTimeout` and then a request within `requestTimeout`, a
+/// header field may take 8 KiB and all of them 32 KiB (beyond: 431), and an answer is written at once (a client that does not read holds its
 /// answer's buffer until the timeout of its next request closes the connection).
 package final class MetricsEndpoint: @unchecked Sendable {
     // Mutable state is touched only on the server's event loop.
@@ -29,14 +40,26 @@ package final class MetricsEndpoint: @unchecked Sendable {
         package var port: Int
         /// How long a client has to send a whole request (from connect or the last answer).
         package var requestTimeout: TimeAmount
-        /// Connections served at once; more are closed on accept.
+        /// Connections served at once, TLS handshakes in progress included; more are closed on
+        /// accept.
         package var maxConnections: Int
+        /// TLS credentials and authorization (shared with QMP's listeners, reloaded with them);
+        /// nil: plain HTTP.
+        package var security: TransportSecurity?
+        /// How long a TLS client has to complete its handshake (`--tls-handshake-timeout`);
+        /// the request timeout starts after it.
+        package var handshakeTimeout: TimeAmount
 
-        package init(host: String, port: Int, requestTimeout: TimeAmount = .seconds(10), maxConnections: Int = 16) {
+        package init(
+            host: String, port: Int, requestTimeout: TimeAmount = .seconds(10), maxConnections: Int = 16,
+            security: TransportSecurity? = nil, handshakeTimeout: TimeAmount = .seconds(10)
+        ) {
             self.host = host
             self.port = port
             self.requestTimeout = requestTimeout
             self.maxConnections = maxConnections
+            self.security = security
+            self.handshakeTimeout = handshakeTimeout
         }
     }
 
@@ -72,6 +95,10 @@ package final class MetricsEndpoint: @unchecked Sendable {
         limits.maxHeaderListSize = 32 * 1024
         limits.maxHeaderFieldCount = 64
         let decoderLimits = limits
+        let refusals = configuration.security.map { _ in MetricsTLSRefusals(registry: recorder.registry) }
+        let address = ListenAddress.tcp(host: configuration.host, port: configuration.port)
+        // Filled in once bound (port 0 resolved), before any connection can be accepted.
+        let listenerName = NIOLockedValueBox(address.description)
         let bootstrap = ServerBootstrap(group: server.eventLoopGroup)
             .serverChannelOption(.backlog, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -85,13 +112,25 @@ package final class MetricsEndpoint: @unchecked Sendable {
                     }
                     scraper.connections += 1
                     channel.closeFuture.whenComplete { _ in scraper.connections -= 1 }
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                        withPipeliningAssistance: false, withErrorHandling: false,
-                        withEncoderConfiguration: .init(), withDecoderLimitConfiguration: decoderLimits)
-                    try channel.pipeline.syncOperations.addHandler(
-                        MetricsHTTPHandler(requestTimeout: configuration.requestTimeout) { format in
-                            scraper.scrape(format, allocator: channel.allocator)
-                        })
+                    let serveHTTP = { (sync: ChannelPipeline.SynchronousOperations) throws in
+                        try sync.configureHTTPServerPipeline(
+                            withPipeliningAssistance: false, withErrorHandling: false,
+                            withEncoderConfiguration: .init(), withDecoderLimitConfiguration: decoderLimits)
+                        try sync.addHandler(
+                            MetricsHTTPHandler(requestTimeout: configuration.requestTimeout) { format in
+                                scraper.scrape(format, allocator: channel.allocator)
+                            })
+                    }
+                    let sync = channel.pipeline.syncOperations
+                    guard let security = configuration.security, let refusals else { return try serveHTTP(sync) }
+                    let snapshot = security.current
+                    try sync.addHandler(NIOSSLServerHandler(context: snapshot.context))
+                    try sync.addHandler(
+                        MetricsTLSGate(
+                            snapshot: snapshot, timeout: configuration.handshakeTimeout,
+                            listener: listenerName.withLockedValue { $0 },
+                            peer: peerAddress(channel), logger: logger, refusals: refusals,
+                            serve: serveHTTP))
                 }
             }
         let channel: Channel
@@ -102,7 +141,13 @@ package final class MetricsEndpoint: @unchecked Sendable {
                 "cannot listen for metrics on tcp:\(configuration.host):\(configuration.port): \(error)")
         }
         let bound = ListenAddress.tcp(host: configuration.host, port: channel.localAddress?.port ?? configuration.port)
-        logger.info("metrics listening", metadata: ["address": "\(bound)"])
+        listenerName.withLockedValue { $0 = bound.description }
+        logger.info(
+            "metrics listening",
+            metadata: [
+                "address": "\(bound)", "tls": "\(configuration.security != nil)",
+                "authz": "\(configuration.security?.authzFile ?? "none")",
+            ])
         return MetricsEndpoint(boundAddress: bound, channel: channel)
     }
 
@@ -110,6 +155,12 @@ package final class MetricsEndpoint: @unchecked Sendable {
     package func close() async {
         try? await channel.close()
     }
+}
+
+/// The client's address as `HOST:PORT` (`[::1]:PORT` for IPv6), as QMP's log writes it.
+private func peerAddress(_ channel: Channel) -> String {
+    guard let remote = channel.remoteAddress, let ip = remote.ipAddress, let port = remote.port else { return "?" }
+    return ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
 }
 
 package struct MetricsEndpointError: Error, CustomStringConvertible, Sendable {

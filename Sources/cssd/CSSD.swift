@@ -95,9 +95,17 @@ struct CSSD: AsyncParsableCommand {
         name: .customLong("metrics"),
         help: """
             Serve Prometheus metrics at GET /metrics over HTTP on tcp:HOST:PORT (port 0 picks a \
-            free one; the bound address is logged as 'metrics listening').
+            free one; the bound address is logged as 'metrics listening'); HTTPS with --tls-creds.
             """)
     var metrics: String?
+
+    @Option(
+        name: .customLong("metrics-tls"),
+        help: """
+            on: --metrics serves HTTPS with the --tls-creds certificates and --tls-authz policy, as \
+            QMP's tcp listeners (the default with --tls-creds); off: plain HTTP (the default without).
+            """)
+    var metricsTLS: MetricsTLS?
 
     @Flag(name: .customLong("allow-quit"), help: "Provide the quit command, which stops the server.")
     var allowQuit = false
@@ -192,6 +200,17 @@ struct CSSD: AsyncParsableCommand {
         }
         guard (1...(1 << 20)).contains(eventQueueLimit) else {
             throw ValidationError("--event-queue-limit must be between 1 and 1048576 events")
+        }
+        if let metricsTLS {
+            guard metrics != nil else {
+                throw ValidationError(
+                    "--metrics-tls \(metricsTLS.rawValue) configures the metrics endpoint: it needs --metrics tcp:HOST:PORT"
+                )
+            }
+            guard metricsTLS == .off || tlsCreds != nil else {
+                throw ValidationError(
+                    "--metrics-tls on serves metrics with the --tls-creds certificates: it needs --tls-creds DIR")
+            }
         }
         guard tlsAuthz == nil || tlsCreds != nil else {
             throw ValidationError("--tls-authz checks TLS client certificates: it needs --tls-creds")
@@ -372,8 +391,16 @@ struct CSSD: AsyncParsableCommand {
         do {
             // Metrics first: it cannot leave QMP socket files behind if it fails to bind.
             if let metrics, let recorder, case .tcp(let host, let port) = try ListenAddress(parsing: metrics) {
+                // TLS unless asked otherwise when there are credentials: the safe default.
+                let metricsSecurity = metricsTLS == .off ? nil : security
+                if security != nil && metricsSecurity == nil {
+                    logger.notice(
+                        "metrics served over plain HTTP although --tls-creds is given (--metrics-tls off)",
+                        metadata: ["address": "\(metrics)"])
+                }
                 _ = try await MetricsEndpoint.start(
-                    .init(host: host, port: port), server: server, recorder: recorder, logger: logger)
+                    .init(host: host, port: port, security: metricsSecurity, handshakeTimeout: limits.handshakeTimeout),
+                    server: server, recorder: recorder, logger: logger)
             }
             try await server.start()
         } catch {
@@ -385,6 +412,11 @@ struct CSSD: AsyncParsableCommand {
         server.notifier.notify("READY=1\nSTATUS=serving \(listeners.count) listener(s)")
         await server.serve()
     }
+}
+
+/// `--metrics-tls`: whether the metrics endpoint uses the TLS settings of QMP's tcp listeners.
+enum MetricsTLS: String, ExpressibleByArgument, CaseIterable {
+    case on, off
 }
 
 /// Carries the signals the C constructor caught (CSSDSignals) to the server: SIGTERM and

@@ -1,0 +1,405 @@
+"""The metrics endpoint over TLS (cssd --metrics with --tls-creds, issue 12's last piece).
+
+Certificates come from openssl (pki.py, as test_security.py). A real Prometheus (Debian's
+package) scrapes cssd over HTTPS with `tls_config` and a client certificate; `promtool check
+metrics` reads a scrape fetched over TLS; clients without a certificate, of another CA,
+expired, revoked, with a DN the policy denies, or speaking plain HTTP are refused and counted
+while QMP keeps answering; a silent client is cut at the handshake timeout; SIGHUP and the
+policy file reload the endpoint's credentials with QMP's; `--metrics-tls` keeps it plain or
+refuses a contradiction.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+import oracle
+from pki import PKI
+from test_metrics import _free_port, _http, _tool, _value, _wait
+from test_path_events import Client
+
+ALLOW_MGMT = {"policy": "deny", "rules": [{"match": "CN=mgmt,*", "policy": "allow", "format": "glob"}]}
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    if shutil.which("openssl") is None:
+        pytest.fail("openssl not found: Scripts/setup installs it")
+    return PKI(str(tmp_path_factory.mktemp("pki")))
+
+
+def _write_policy(path: str, policy: dict) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(policy, f)
+    os.replace(tmp, path)
+
+
+class TLSMetrics:
+    """cssd with a QMP unix socket, --tls-creds (a copy of the PKI's server directory, so that
+    a test may replace it), --tls-authz (mgmt only unless told) and --metrics on a free port."""
+
+    def __init__(self, workdir: str, pki: PKI, *extra: str, policy: dict | None = ALLOW_MGMT):
+        if oracle.cssd_binary() is None:
+            pytest.skip("cssd binary not found: build it (swift build) or set CSSD_BIN")
+        self.pki = pki
+        self.creds = os.path.join(workdir, "creds")
+        shutil.copytree(pki.server, self.creds)
+        self.authz = os.path.join(workdir, "authz.json")
+        args = ["--metrics", "tcp:127.0.0.1:0", "--tls-creds", self.creds, *extra]
+        if policy is not None:
+            _write_policy(self.authz, policy)
+            args += ["--tls-authz", self.authz]
+        self.server = oracle.cssd_server(workdir, extra_args=args)
+
+    def __enter__(self):
+        self.server.start()
+        match = _wait(lambda: re.search(r"address=tcp:127\.0\.0\.1:(\d+)\b.*metrics listening", self.log()),
+                      10, "the metrics address in cssd's log")
+        self.port = int(match.group(1))
+        self.line = next(line for line in self.log().splitlines() if "metrics listening" in line)
+        return self
+
+    def __exit__(self, *exc):
+        self.server.stop()
+
+    def log(self) -> str:
+        return self.server.log_tail(400000)
+
+    def url(self, path: str = "/metrics") -> str:
+        return f"https://127.0.0.1:{self.port}{path}"
+
+    def get(self, client: str | None = "mgmt", headers: dict | None = None):
+        """One HTTPS GET with `client`'s certificate (None: none), the server checked against the CA."""
+        request = urllib.request.Request(self.url(), headers=headers or {})
+        context = self.pki.context(client)
+        with urllib.request.urlopen(request, timeout=10, context=context) as response:
+            return response.status, dict(response.headers), response.read()
+
+    def served(self) -> bool:
+        """Whether mgmt is served now (the endpoint may still be closing other connections)."""
+        try:
+            return self.get()[0] == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def values(self) -> dict:
+        _, _, body = self.get()
+        values = {}
+        for line in body.decode().splitlines():
+            if line and not line.startswith("#"):
+                key, _, value = line.rpartition(" ")
+                values[key] = float(value)
+        return values
+
+    def refusals(self) -> dict:
+        prefix = 'cssd_metrics_tls_refusals_total{reason="'
+        return {k[len(prefix):-2]: v for k, v in self.values().items() if k.startswith(prefix)}
+
+    def wait_line(self, *parts: str, timeout: float = 10.0) -> str:
+        """A log line holding every part (swift-log writes metadata sorted by key)."""
+        return _wait(lambda: next((l for l in self.log().splitlines() if all(p in l for p in parts)), None),
+                     timeout, f"a log line with {parts}", interval=0.05)
+
+    def refused(self, client: str | None) -> None:
+        """`client` gets no HTTP answer: the handshake, the request or the read fails, or EOF."""
+        context = self.pki.context(client)
+        raw = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+        try:
+            try:
+                tls = context.wrap_socket(raw, server_hostname="127.0.0.1")
+            except (ssl.SSLError, ConnectionError, OSError):
+                return
+            # TLS 1.3: the client's handshake completes before the server has checked its
+            # certificate; the refusal arrives as an alert or EOF on the first read.
+            try:
+                tls.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                answer = tls.recv(65536)
+            except (ssl.SSLError, ConnectionError, OSError):
+                return
+            assert answer == b"", f"client {client} was answered: {answer[:100]!r}"
+        finally:
+            raw.close()
+
+
+def _qmp_answers(server) -> None:
+    client = Client(server.sock)
+    try:
+        assert "qemu" in client.call("query-version")
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def prometheus_over_tls(short_tmp, pki):
+    """cssd with TLS metrics, and a Prometheus with two https jobs: `cssd` with mgmt's
+    certificate (allowed) and `cssd-intruder` with a certificate the policy denies."""
+    with TLSMetrics(short_tmp, pki) as cssd:
+        port = _free_port()
+        config = Path(short_tmp) / "prometheus.yml"
+
+        def job(name: str, client: str) -> dict:
+            d = pki.clients[client]
+            return {
+                "job_name": name, "scheme": "https",
+                "tls_config": {"ca_file": os.path.join(pki.server, "ca-cert.pem"),
+                               "cert_file": os.path.join(d, "client-cert.pem"),
+                               "key_file": os.path.join(d, "client-key.pem")},
+                "static_configs": [{"targets": [f"127.0.0.1:{cssd.port}"]}],
+            }
+        config.write_text(json.dumps({
+            "global": {"scrape_interval": "500ms", "evaluation_interval": "500ms"},
+            "scrape_configs": [job("cssd", "mgmt"), job("cssd-intruder", "intruder")],
+        }))
+        log = open(Path(short_tmp) / "prometheus.log", "wb")
+        proc = subprocess.Popen(
+            [_tool("prometheus"), f"--config.file={config}", f"--storage.tsdb.path={Path(short_tmp) / 'data'}",
+             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=oracle._die_with_parent)
+        log.close()
+        base = f"http://127.0.0.1:{port}"
+
+        def ready():
+            try:
+                return _http(base + "/-/ready", timeout=1)[0] == 200
+            except (urllib.error.URLError, ConnectionError, OSError):
+                assert proc.poll() is None, (Path(short_tmp) / "prometheus.log").read_text()
+                return False
+        try:
+            _wait(ready, 30, "Prometheus to be ready")
+            yield cssd, base
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _target(base: str, job: str) -> dict:
+    _, _, body = _http(base + "/api/v1/targets")
+    return next(t for t in json.loads(body)["data"]["activeTargets"] if t["labels"]["job"] == job)
+
+
+def test_prometheus_scrapes_over_https(prometheus_over_tls):
+    cssd, base = prometheus_over_tls
+    assert "tls=true" in cssd.line and f"authz={cssd.authz}" in cssd.line
+    _wait(lambda: _value(base, 'up{job="cssd"}') == 1.0, 30, "the https target to be up")
+    _wait(lambda: _value(base, 'cssd_chpid_vary_state{job="cssd",chpid="0.40",state="online"}') == 1.0, 20,
+          "a cssd series scraped over https")
+    # A change made over QMP reaches Prometheus through the TLS endpoint.
+    client = Client(cssd.server.sock)
+    try:
+        assert client.call("vary-path", chpid="0.40", state="offline")["changed"] > 0
+    finally:
+        client.close()
+    _wait(lambda: _value(base, 'cssd_chpid_vary_state{job="cssd",chpid="0.40",state="offline"}') == 1.0, 20,
+          "0.40 offline in Prometheus")
+    target = _target(base, "cssd")
+    assert target["scrapeUrl"].startswith("https://") and target["health"] == "up", target
+    # The job whose certificate the policy denies is down, and its refusals are counted.
+    _wait(lambda: _target(base, "cssd-intruder")["health"] == "down", 20, "the intruder's target to be down")
+    assert _value(base, 'up{job="cssd-intruder"}') == 0.0
+    _wait(lambda: (_value(base, 'cssd_metrics_tls_refusals_total{job="cssd",reason="unauthorized"}') or 0) > 0,
+          20, "the intruder's refusals counted")
+    assert _value(base, 'cssd_metrics_tls_refusals_total{job="cssd",reason="not-tls"}') == 0.0
+    cssd.wait_line("metrics: TLS client not authorized", "dn=CN=intruder,O=Example,C=GB")
+    _qmp_answers(cssd.server)
+
+
+def test_promtool_accepts_a_scrape_fetched_over_tls(short_tmp, pki):
+    with TLSMetrics(short_tmp, pki) as cssd:
+        status, headers, body = cssd.get()
+        assert status == 200
+        assert headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+        check = subprocess.run([_tool("promtool"), "check", "metrics"], input=body, capture_output=True)
+        assert check.returncode == 0, (check.stdout + check.stderr).decode()
+        text = body.decode()
+        assert 'cssd_chpid_info{chpid="0.40",' in text
+        # Every reason is there from the start, at 0.
+        for reason in ("no-certificate", "not-tls", "protocol-version", "bad-certificate", "revoked",
+                       "unauthorized", "timeout", "abandoned", "other"):
+            assert f'cssd_metrics_tls_refusals_total{{reason="{reason}"}} 0' in text
+        # OpenMetrics over TLS too, and curl (another TLS stack) with the client layout's files.
+        status, headers, body = cssd.get(headers={"Accept": "application/openmetrics-text; version=1.0.0"})
+        assert headers["Content-Type"].startswith("application/openmetrics-text") and body.endswith(b"# EOF\n")
+        if shutil.which("curl"):
+            d = pki.clients["mgmt"]
+            run = subprocess.run(
+                ["curl", "-sS", "--fail", "--cacert", os.path.join(pki.server, "ca-cert.pem"),
+                 "--cert", os.path.join(d, "client-cert.pem"), "--key", os.path.join(d, "client-key.pem"),
+                 cssd.url()], capture_output=True, timeout=20)
+            assert run.returncode == 0, run.stderr.decode()
+            check = subprocess.run([_tool("promtool"), "check", "metrics"], input=run.stdout, capture_output=True)
+            assert check.returncode == 0, (check.stdout + check.stderr).decode()
+
+
+def test_refused_clients_are_counted_and_qmp_keeps_answering(short_tmp, pki):
+    with TLSMetrics(short_tmp, pki) as cssd:
+        # A QMP connection open throughout, answered between every refusal.
+        client = Client(cssd.server.sock)
+        try:
+            cases = [
+                (None, "no-certificate", "metrics: TLS handshake failed", "presented no certificate"),
+                ("intruder", "unauthorized", "metrics: TLS client not authorized", "the policy denies"),
+                ("stranger", "bad-certificate", "metrics: TLS handshake failed", "not issued by this CA"),
+                ("expired", "bad-certificate", "metrics: TLS handshake failed", "expired at"),
+                ("revoked", "revoked", "metrics: TLS client refused", "is revoked"),
+            ]
+            for who, reason, message, why in cases:
+                before = cssd.refusals()
+                started = time.monotonic()
+                cssd.refused(who)
+                assert "qemu" in client.call("query-version")
+                assert time.monotonic() - started < 5
+                _wait(lambda: cssd.refusals()[reason] == before[reason] + 1, 5, f"{who}'s refusal as {reason}")
+                cssd.wait_line(message, why)
+
+            # Plain HTTP to the TLS port: no HTTP answer, counted as not-tls; QMP unaffected.
+            before = cssd.refusals()
+            with socket.create_connection(("127.0.0.1", cssd.port), timeout=10) as plain:
+                plain.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+                answer = b""
+                try:
+                    while chunk := plain.recv(65536):
+                        answer += chunk
+                except ConnectionResetError:
+                    pass
+            assert b"HTTP/" not in answer and b"cssd_" not in answer, answer[:200]
+            assert "qemu" in client.call("query-version")
+            _wait(lambda: cssd.refusals()["not-tls"] == before["not-tls"] + 1, 5, "the plaintext refusal")
+            cssd.wait_line("metrics: TLS handshake failed", "not a TLS client")
+            # And an http:// scraper learns nothing either.
+            with pytest.raises((urllib.error.URLError, http.client.HTTPException, OSError)):
+                urllib.request.urlopen(f"http://127.0.0.1:{cssd.port}/metrics", timeout=10).read()
+
+            # The allowed client is served after all that.
+            assert cssd.get()[0] == 200
+        finally:
+            client.close()
+        assert cssd.server.alive()
+
+
+def test_handshake_timeout_and_bound(short_tmp, pki):
+    """A silent client is cut at --tls-handshake-timeout; silent clients fill at most the
+    endpoint's 16 connections and take none of QMP's handshake slots (--max-tls-handshakes 1
+    here): a QMP TLS client is served meanwhile; scrapes resume when they go."""
+    qmp_port = _free_port()
+    with TLSMetrics(short_tmp, pki, "--tls-handshake-timeout", "1500", "--max-tls-handshakes", "1",
+                    "--qmp", f"tcp:127.0.0.1:{qmp_port}") as cssd:
+        cssd.wait_line("listening", f"address=tcp:127.0.0.1:{qmp_port} ", "tls=true")
+        silent = socket.create_connection(("127.0.0.1", cssd.port), timeout=10)
+        started = time.monotonic()
+        assert silent.recv(1) == b""
+        assert 1.4 < time.monotonic() - started < 4.0
+        silent.close()
+        cssd.wait_line("metrics: TLS handshake timed out", "no completed handshake within 1500 ms")
+        assert cssd.refusals()["timeout"] == 1
+        # 16 silent connections hold the endpoint; the 17th is closed on accept; QMP answers,
+        # over TLS too, although its one handshake slot would be taken if metrics shared it.
+        held = [socket.create_connection(("127.0.0.1", cssd.port), timeout=10) for _ in range(16)]
+        try:
+            time.sleep(0.2)
+            with socket.create_connection(("127.0.0.1", cssd.port), timeout=10) as extra:
+                started = time.monotonic()
+                try:
+                    assert extra.recv(1) == b""
+                except ConnectionResetError:
+                    pass
+                assert time.monotonic() - started < 1.0
+            _qmp_answers(cssd.server)
+            with socket.create_connection(("127.0.0.1", qmp_port), timeout=10) as raw:
+                with pki.context("mgmt").wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+                    assert b'"QMP"' in tls.makefile("rb").readline()
+        finally:
+            for s in held:
+                s.close()
+        _wait(lambda: cssd.served(), 5, "a scrape once the silent clients are gone")
+
+
+def test_sighup_and_policy_changes_reload_the_endpoint(short_tmp, pki):
+    with TLSMetrics(short_tmp, pki, "--log-level", "info") as cssd:
+        def served_certificate() -> bytes:
+            context = pki.context("mgmt")
+            with socket.create_connection(("127.0.0.1", cssd.port), timeout=10) as raw:
+                with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+                    return tls.getpeercert(binary_form=True)
+        first = served_certificate()
+        # A new server certificate from the same CA, then SIGHUP: later connections get it.
+        key, cert = pki.ca.issue("server-renewed", "/O=Example/CN=localhost", ext="server_ext")
+        shutil.copy(cert, os.path.join(cssd.creds, "server-cert.pem"))
+        shutil.copy(key, os.path.join(cssd.creds, "server-key.pem"))
+        assert served_certificate() == first  # nothing reloaded yet
+        cssd.server.proc.send_signal(signal.SIGHUP)
+        cssd.wait_line("TLS credentials reloaded")
+        renewed = served_certificate()
+        assert renewed != first
+        with open(cert) as f:
+            assert ssl.DER_cert_to_PEM_cert(renewed).strip() == f.read().strip()
+        assert cssd.get()[0] == 200
+
+        # The policy file changes: mgmt is refused on metrics too, then allowed again.
+        _write_policy(cssd.authz, {"policy": "deny", "rules": []})
+        cssd.wait_line("authorization policy reloaded", "reason=file changed", "rules=0")
+        cssd.refused("mgmt")
+        _write_policy(cssd.authz, ALLOW_MGMT)
+        cssd.wait_line("authorization policy reloaded", "reason=file changed", "rules=1")
+        assert cssd.get()[0] == 200
+        assert cssd.server.alive()
+
+
+def test_without_authz_any_certificate_of_the_ca_is_served(short_tmp, pki):
+    """As QMP without --tls-authz: a valid certificate of the CA suffices; still required."""
+    with TLSMetrics(short_tmp, pki, policy=None) as cssd:
+        assert "authz=none" in cssd.line
+        assert cssd.get("intruder")[0] == 200
+        cssd.refused(None)
+        cssd.refused("stranger")
+
+
+def test_metrics_tls_off_keeps_metrics_plain(short_tmp, pki):
+    with TLSMetrics(short_tmp, pki, "--metrics-tls", "off") as cssd:
+        assert "tls=false" in cssd.line
+        cssd.wait_line("metrics served over plain HTTP although --tls-creds is given")
+        status, _, body = _http(f"http://127.0.0.1:{cssd.port}/metrics")
+        assert status == 200 and b"cssd_build_info" in body
+        assert b"cssd_metrics_tls_refusals_total" not in body
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--metrics", "tcp:127.0.0.1:0", "--metrics-tls", "on"],
+     "--metrics-tls on serves metrics with the --tls-creds certificates: it needs --tls-creds DIR"),
+    (["--metrics-tls", "off"], "--metrics-tls off configures the metrics endpoint: it needs --metrics tcp:HOST:PORT"),
+    (["--metrics", "tcp:127.0.0.1:0", "--metrics-tls", "yes"], "--metrics-tls"),
+])
+def test_contradictory_metrics_tls_refuses_to_start(short_tmp, args, message):
+    binary = oracle.cssd_binary()
+    if binary is None:
+        pytest.skip("cssd binary not found: build it (swift build) or set CSSD_BIN")
+    sock = os.path.join(short_tmp, "c.sock")
+    run = subprocess.run([binary, "--qmp", f"unix:{sock}", *args], capture_output=True, timeout=30)
+    assert run.returncode == 64, run.stderr.decode()
+    assert message in run.stderr.decode()
+    assert not os.path.exists(sock)
+
+
+def test_metrics_tls_on_is_the_default_with_tls_creds(short_tmp, pki):
+    with TLSMetrics(short_tmp, pki, "--metrics-tls", "on") as cssd:
+        assert "tls=true" in cssd.line
+        assert cssd.get()[0] == 200
