@@ -30,8 +30,9 @@ import ServerSecurity
 ///
 /// Bounds: at most `maxConnections` connections (more are closed at once), a TLS handshake
 /// must complete within `handshakeTimeout` and then a request within `requestTimeout`, a
-/// header field may take 8 KiB and all of them 32 KiB (beyond: 431), and an answer is written at once (a client that does not read holds its
-/// answer's buffer until the timeout of its next request closes the connection).
+/// header field may take 8 KiB and all of them 32 KiB (beyond: 431), and an answer is written
+/// at once (a client that does not read holds its answer's buffer until the timeout of its
+/// next request closes the connection).
 package final class MetricsEndpoint: @unchecked Sendable {
     // Mutable state is touched only on the server's event loop.
 
@@ -97,7 +98,8 @@ package final class MetricsEndpoint: @unchecked Sendable {
         let decoderLimits = limits
         let refusals = configuration.security.map { _ in MetricsTLSRefusals(registry: recorder.registry) }
         let address = ListenAddress.tcp(host: configuration.host, port: configuration.port)
-        // Filled in once bound (port 0 resolved), before any connection can be accepted.
+        // For the log: the bound address once known (port 0 resolved); a connection accepted
+        // in the instant before logs the configured one.
         let listenerName = NIOLockedValueBox(address.description)
         let bootstrap = ServerBootstrap(group: server.eventLoopGroup)
             .serverChannelOption(.backlog, value: 64)
