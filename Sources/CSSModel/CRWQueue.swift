@@ -25,9 +25,9 @@ package struct CRWQueue: Hashable, Sendable {
     var entries: [Entry] = []
     var head = 0
     /// A report was lost since the last STCRW: the next one stored gets R.
-    package private(set) var overflowPending = false
+    package internal(set) var overflowPending = false
     /// CRWs lost over the queue's lifetime.
-    package private(set) var lostCount = 0
+    package internal(set) var lostCount = 0
 
     /// - Parameter capacity: at least 2, so that a chained pair always fits an empty queue.
     package init(capacity: Int = 256) {

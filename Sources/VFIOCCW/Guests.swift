@@ -10,9 +10,9 @@ import CSSModel
 /// the guest device bound to it, and its counters; the new masks come with the change); attach, detach and guest STSCH are O(1)
 /// amortised; guest STCRW is O(devices of the guest) when it tells the guest of a chpid.
 package struct Guests: Sendable {
-    package private(set) var guests: [String: Guest] = [:]
+    package internal(set) var guests: [String: Guest] = [:]
     /// Host subchannel -> (guest, guest subchannel): a host subchannel is passed through once.
-    private var bindings: [SubchannelID: Binding] = [:]
+    var bindings: [SubchannelID: Binding] = [:]
 
     struct Binding: Hashable, Sendable {
         let guest: String

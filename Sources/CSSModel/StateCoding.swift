@@ -1,0 +1,313 @@
+// SPDX-License-Identifier: MIT
+// cssd: QMP control server for the s390 channel subsystem.
+
+// Pure value conversions of the model's runtime state to bytes and back, for the state dir
+// (`--state-dir`, API/resume.md): the snapshot that compaction writes, and the journal rows.
+// No I/O here: StateStore reads and writes the bytes.
+
+/// Bytes that cannot be decoded back into a value: truncated, an unknown tag, or a state of
+/// another topology. The message names what was wrong.
+package struct StateCodingError: Error, CustomStringConvertible, Equatable, Sendable {
+    package let description: String
+
+    package init(_ description: String) { self.description = description }
+}
+
+/// Appends big-endian integers, flags and short strings.
+package struct StateWriter: Sendable {
+    package private(set) var bytes: [UInt8] = []
+
+    package init(capacity: Int = 256) { bytes.reserveCapacity(capacity) }
+
+    package mutating func put<T: FixedWidthInteger>(_ value: T) {
+        var shift = T.bitWidth - 8
+        while shift >= 0 {
+            bytes.append(UInt8(truncatingIfNeeded: value >> shift))
+            shift -= 8
+        }
+    }
+
+    package mutating func put(_ flag: Bool) { bytes.append(flag ? 1 : 0) }
+
+    /// A string of at most 65,535 UTF-8 bytes, after its length.
+    package mutating func put(_ text: String) {
+        let utf8 = Array(text.utf8.prefix(0xffff))
+        put(UInt16(utf8.count))
+        bytes += utf8
+    }
+
+    package mutating func put(_ raw: [UInt8]) { bytes += raw }
+}
+
+/// Reads what `StateWriter` wrote; every read is bounds-checked (corrupt bytes throw, never trap).
+package struct StateReader {
+    private let bytes: [UInt8]
+    package private(set) var offset = 0
+
+    package init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    package var isAtEnd: Bool { offset == bytes.count }
+
+    package mutating func get<T: FixedWidthInteger>(_: T.Type = T.self) throws(StateCodingError) -> T {
+        let width = T.bitWidth / 8
+        guard bytes.count - offset >= width else {
+            throw StateCodingError("truncated at byte \(offset) of \(bytes.count)")
+        }
+        var value: T = 0
+        for index in offset..<(offset + width) { value = value << 8 | T(bytes[index]) }
+        offset += width
+        return value
+    }
+
+    package mutating func flag() throws(StateCodingError) -> Bool {
+        let byte: UInt8 = try get()
+        guard byte <= 1 else { throw StateCodingError("byte \(offset - 1) is \(byte), not a flag") }
+        return byte == 1
+    }
+
+    package mutating func string() throws(StateCodingError) -> String {
+        let count = Int(try get(UInt16.self))
+        return String(decoding: try raw(count), as: UTF8.self)
+    }
+
+    package mutating func raw(_ count: Int) throws(StateCodingError) -> ArraySlice<UInt8> {
+        guard count >= 0, bytes.count - offset >= count else {
+            throw StateCodingError("truncated at byte \(offset) of \(bytes.count)")
+        }
+        defer { offset += count }
+        return bytes[offset..<(offset + count)]
+    }
+
+    package mutating func subchannelID() throws(StateCodingError) -> SubchannelID {
+        let raw: UInt32 = try get()
+        return SubchannelID(
+            cssid: UInt8(raw >> 24), ssid: UInt8(truncatingIfNeeded: raw >> 16), schno: UInt16(truncatingIfNeeded: raw))
+    }
+
+    package mutating func channelPathID() throws(StateCodingError) -> ChannelPathID {
+        let raw: UInt16 = try get()
+        return ChannelPathID(cssid: UInt8(raw >> 8), chpid: UInt8(truncatingIfNeeded: raw))
+    }
+
+    /// A count of items that each take at least `minimum` bytes, checked against what is left,
+    /// so that a corrupt count cannot make a reader reserve gigabytes.
+    package mutating func count(each minimum: Int) throws(StateCodingError) -> Int {
+        let count = Int(try get(UInt32.self))
+        guard count * max(minimum, 1) <= bytes.count - offset else {
+            throw StateCodingError("a count of \(count) at byte \(offset - 4) exceeds the \(bytes.count) bytes")
+        }
+        return count
+    }
+}
+
+/// FNV-1a, 64 bits: the checksum a snapshot is stored with (a torn or edited blob is refused).
+package func stateChecksum(_ bytes: [UInt8]) -> UInt64 {
+    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+    for byte in bytes {
+        hash ^= UInt64(byte)
+        hash = hash &* 0x0000_0100_0000_01b3
+    }
+    return hash
+}
+
+extension AffectedSubchannel {
+    package func write(to writer: inout StateWriter) {
+        writer.put(id.rawValue)
+        writer.put(device != nil)
+        writer.put(device?.rawValue ?? 0)
+        writer.put(UInt8(slot))
+        for mask in [pim, lpm, pam, pom, pnom, lpum] { writer.put(mask) }
+        writer.put(pathNotOperational)
+    }
+
+    /// The bytes `write` puts: 17.
+    package static let encodedSize = 17
+
+    package init(from reader: inout StateReader) throws(StateCodingError) {
+        let id = try reader.subchannelID()
+        let hasDevice = try reader.flag()
+        let device: UInt32 = try reader.get()
+        let slot: UInt8 = try reader.get()
+        guard slot < 8 else { throw StateCodingError("slot \(slot) of subchannel \(id)") }
+        self.init(
+            id: id,
+            device: hasDevice
+                ? DeviceID(
+                    cssid: UInt8(device >> 24), ssid: UInt8(truncatingIfNeeded: device >> 16),
+                    devno: UInt16(truncatingIfNeeded: device)) : nil, slot: Int(slot), pim: try reader.get(),
+            lpm: try reader.get(), pam: try reader.get(), pom: try reader.get(), pnom: try reader.get(),
+            lpum: try reader.get(), pathNotOperational: try reader.flag())
+    }
+}
+
+extension ChannelPath {
+    package func write(to writer: inout StateWriter) {
+        writer.put(id.rawValue)
+        writer.put(type)
+        writer.put(shared)
+        writer.put(pchid != nil)
+        writer.put(pchid ?? 0)
+        writer.put(vary == .online)
+        writer.put(UInt8(configure.rawValue))
+        writer.put(UInt8(PathCondition.allCases.firstIndex(of: condition)!))
+        writer.put(UInt32(clamping: subchannelCount))
+    }
+
+    package init(from reader: inout StateReader) throws(StateCodingError) {
+        let id = try reader.channelPathID()
+        let type: UInt8 = try reader.get()
+        let shared = try reader.flag()
+        let hasPCHID = try reader.flag()
+        let pchid: UInt16 = try reader.get()
+        let online = try reader.flag()
+        let configureRaw: UInt8 = try reader.get()
+        let conditionIndex: UInt8 = try reader.get()
+        let count: UInt32 = try reader.get()
+        guard let configure = ConfigureState(rawValue: Int(configureRaw)),
+            Int(conditionIndex) < PathCondition.allCases.count
+        else { throw StateCodingError("channel path \(id): state \(configureRaw)/\(conditionIndex) unknown") }
+        self.init(
+            id: id, type: type, shared: shared, pchid: hasPCHID ? pchid : nil, vary: online ? .online : .offline,
+            configure: configure, condition: PathCondition.allCases[Int(conditionIndex)], subchannelCount: Int(count))
+    }
+}
+
+extension PathChange {
+    package func write(to writer: inout StateWriter) {
+        before.write(to: &writer)
+        after.write(to: &writer)
+        writer.put(UInt32(affected.count))
+        for subchannel in affected { subchannel.write(to: &writer) }
+        writer.put(UInt32(crws.count))
+        for crw in crws { writer.put(crw.rawValue) }
+        writer.put(UInt32(clamping: crwsLost))
+    }
+
+    package init(from reader: inout StateReader) throws(StateCodingError) {
+        let before = try ChannelPath(from: &reader)
+        let after = try ChannelPath(from: &reader)
+        guard before.id == after.id else { throw StateCodingError("a change of \(before.id) ends on \(after.id)") }
+        let affectedCount = try reader.count(each: AffectedSubchannel.encodedSize)
+        var affected: [AffectedSubchannel] = []
+        affected.reserveCapacity(affectedCount)
+        for _ in 0..<affectedCount { affected.append(try AffectedSubchannel(from: &reader)) }
+        let crwCount = try reader.count(each: 4)
+        var crws: [CRW] = []
+        for _ in 0..<crwCount { crws.append(CRW(rawValue: try reader.get())) }
+        let lost: UInt32 = try reader.get()
+        self.init(before: before, after: after, affected: affected, crws: crws, crwsLost: Int(lost))
+    }
+}
+
+extension CRWQueue {
+    package func write(to writer: inout StateWriter) {
+        writer.put(UInt32(clamping: capacity))
+        writer.put(UInt32(count))
+        for entry in entries[head...] {
+            writer.put(entry.crw.rawValue)
+            writer.put(entry.cssid)
+        }
+        writer.put(overflowPending)
+        writer.put(UInt64(lostCount))
+    }
+
+    package init(from reader: inout StateReader) throws(StateCodingError) {
+        let capacity = Int(try reader.get(UInt32.self))
+        guard capacity >= 2 else { throw StateCodingError("a CRW queue of capacity \(capacity)") }
+        self.init(capacity: capacity)
+        let count = try reader.count(each: 5)
+        guard count <= capacity else { throw StateCodingError("\(count) CRWs in a queue of \(capacity)") }
+        for _ in 0..<count { entries.append(Entry(crw: CRW(rawValue: try reader.get()), cssid: try reader.get())) }
+        overflowPending = try reader.flag()
+        lostCount = Int(try reader.get(UInt64.self))
+    }
+}
+
+extension Subsystem {
+    /// Snapshot format of `runtimeState`.
+    static let runtimeStateVersion: UInt8 = 1
+
+    /// Everything operations change in this model, as bytes: each channel path's state, each
+    /// subchannel's SCHIB (52 bytes) and observed fields, the CRW queue, lost-report counts and
+    /// MCSSE. The layout (which subchannels, paths and slots exist) is the topology's and is
+    /// not stored beyond what `restoreRuntimeState` checks. About 62 bytes per subchannel.
+    package var runtimeState: [UInt8] {
+        var writer = StateWriter(capacity: 64 + paths.count * 16 + records.count * 62)
+        writer.put(Self.runtimeStateVersion)
+        writer.put(multipleCSSEnabled)
+        writer.put(UInt32(paths.count))
+        for path in paths { path.write(to: &writer) }
+        writer.put(UInt32(records.count))
+        for record in records {
+            writer.put(record.id.rawValue)
+            writer.put(record.schib.bytes)
+            writer.put(record.verifiedPathMask != nil)
+            writer.put(record.verifiedPathMask ?? 0)
+            writer.put(record.hasDevice)
+        }
+        crwQueue.write(to: &writer)
+        let lost = lostByCSS.sorted { $0.key < $1.key }
+        writer.put(UInt32(lost.count))
+        for (cssid, count) in lost {
+            writer.put(cssid)
+            writer.put(UInt64(count))
+        }
+        return writer.bytes
+    }
+
+    /// Sets the runtime state `runtimeState` gave, on a model of the same topology.
+    /// - Throws: `StateCodingError` for bytes that are not such a state, or that describe
+    ///   other channel paths, subchannels or installed paths; the model is unchanged then.
+    package mutating func restoreRuntimeState(_ bytes: [UInt8]) throws(StateCodingError) {
+        var reader = StateReader(bytes)
+        let version: UInt8 = try reader.get()
+        guard version == Self.runtimeStateVersion else { throw StateCodingError("model state version \(version)") }
+        var restored = self
+        restored.multipleCSSEnabled = try reader.flag()
+        guard try reader.count(each: 1) == paths.count else {
+            throw StateCodingError("the model state has another number of channel paths than the topology")
+        }
+        for index in paths.indices {
+            let path = try ChannelPath(from: &reader)
+            guard path.id == paths[index].id, path.subchannelCount == paths[index].subchannelCount else {
+                throw StateCodingError("channel path \(path.id) is not the topology's \(paths[index].id)")
+            }
+            restored.paths[index] = path
+        }
+        guard try reader.count(each: 1) == records.count else {
+            throw StateCodingError("the model state has another number of subchannels than the topology")
+        }
+        for index in records.indices {
+            let id = try reader.subchannelID()
+            let schib: SCHIB
+            do {
+                schib = try SCHIB(bytes: try reader.raw(SCHIB.size))
+            } catch let error as ControlBlockSizeError {
+                throw StateCodingError(error.description)
+            } catch {
+                throw StateCodingError("subchannel \(id): \(error)")
+            }
+            let old = records[index].schib.pmcw
+            guard id == records[index].id, schib.pmcw.pim == old.pim, schib.pmcw.chpids == old.chpids else {
+                throw StateCodingError("subchannel \(id) is not the topology's \(records[index].id) with its paths")
+            }
+            restored.records[index].schib = schib
+            let hasVPM = try reader.flag()
+            let vpm: UInt8 = try reader.get()
+            restored.records[index].verifiedPathMask = hasVPM ? vpm : nil
+            restored.records[index].hasDevice = try reader.flag()
+        }
+        restored.crwQueue = try CRWQueue(from: &reader)
+        restored.lostByCSS = [:]
+        for _ in 0..<(try reader.count(each: 9)) {
+            let cssid: UInt8 = try reader.get()
+            restored.lostByCSS[cssid] = Int(try reader.get(UInt64.self))
+        }
+        guard reader.isAtEnd else { throw StateCodingError("\(bytes.count - reader.offset) bytes after the state") }
+        restored.withoutOperationalPath = [:]
+        for record in restored.records where !record.schib.pmcw.hasOperationalPathOrIsNotIO {
+            restored.withoutOperationalPath[record.id.cssid, default: 0] += 1
+        }
+        self = restored
+    }
+}

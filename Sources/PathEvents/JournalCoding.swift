@@ -1,0 +1,81 @@
+// SPDX-License-Identifier: MIT
+// cssd: QMP control server for the s390 channel subsystem.
+
+import CSSModel
+import VFIOCCW
+
+// A journaled change as bytes and back: one row of the state dir's `journal` table
+// (API/resume.md). Pure value conversions: StateStore does the I/O.
+
+extension JournaledPathChange {
+    static let encodingVersion: UInt8 = 1
+
+    /// The change, its sequence number, kind, time and guest changes: 17 bytes per affected
+    /// subchannel plus about 60 bytes, and about 40 per guest change.
+    package var encoded: [UInt8] {
+        var writer = StateWriter(capacity: 96 + change.affected.count * AffectedSubchannel.encodedSize)
+        writer.put(Self.encodingVersion)
+        writer.put(sequence)
+        writer.put(Int64(time.seconds))
+        writer.put(Int64(time.microseconds))
+        writer.put(kind.rawValue)
+        change.write(to: &writer)
+        writer.put(UInt32(guests.count))
+        for guest in guests {
+            writer.put(guest.guest)
+            writer.put(guest.guestChpid.rawValue)
+            writer.put(guest.hostChpid.rawValue)
+            writer.put(guest.change.rawValue)
+            writer.put(guest.strategy.rawValue)
+            writer.put(UInt32(clamping: guest.devices))
+            writer.put(UInt32(clamping: guest.visible))
+            writer.put(UInt32(clamping: guest.notifications))
+            writer.put(guest.crw != nil)
+            writer.put(guest.crw?.rawValue ?? 0)
+            writer.put(guest.crwLost)
+        }
+        return writer.bytes
+    }
+
+    /// Decodes `encoded`.
+    /// - Throws: `StateCodingError` for bytes that are not a journaled change.
+    package init(encoded bytes: [UInt8]) throws(StateCodingError) {
+        var reader = StateReader(bytes)
+        let version: UInt8 = try reader.get()
+        guard version == Self.encodingVersion else { throw StateCodingError("journal record version \(version)") }
+        let sequence: UInt64 = try reader.get()
+        let seconds = Int(try reader.get(Int64.self))
+        let microseconds = Int(try reader.get(Int64.self))
+        let kindName = try reader.string()
+        guard let kind = PathEventChange(rawValue: kindName) else {
+            throw StateCodingError("change \(sequence): kind '\(kindName)'")
+        }
+        let change = try PathChange(from: &reader)
+        var guests: [GuestPathChange] = []
+        for _ in 0..<(try reader.count(each: 30)) {
+            let name = try reader.string()
+            let guestChpid = try reader.channelPathID()
+            let hostChpid = try reader.channelPathID()
+            let changeName = try reader.string()
+            let strategyName = try reader.string()
+            guard let guestKind = PathEventChange(rawValue: changeName),
+                let strategy = PathEventStrategy(rawValue: strategyName)
+            else { throw StateCodingError("change \(sequence): guest \(name): '\(changeName)'/'\(strategyName)'") }
+            let devices = Int(try reader.get(UInt32.self))
+            let visible = Int(try reader.get(UInt32.self))
+            let notifications = Int(try reader.get(UInt32.self))
+            let hasCRW = try reader.flag()
+            let crw: UInt32 = try reader.get()
+            guests.append(
+                GuestPathChange(
+                    guest: name, guestChpid: guestChpid, hostChpid: hostChpid, change: guestKind, strategy: strategy,
+                    devices: devices, visible: visible, notifications: notifications,
+                    crw: hasCRW ? CRW(rawValue: crw) : nil, crwLost: try reader.flag()))
+        }
+        guard reader.isAtEnd else { throw StateCodingError("change \(sequence): bytes after the record") }
+        self.init(
+            sequence: sequence, change: change, kind: kind,
+            time: EventTime(seconds: seconds, microseconds: microseconds),
+            guests: guests)
+    }
+}
