@@ -178,6 +178,7 @@ let package = Package(
             dependencies: [
                 "QMPCommands", "CSSModel", "CSSBackend", "PathEvents", "VFIOCCW", "QMPWire",
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
@@ -234,6 +235,14 @@ let package = Package(
             dependencies: ["ServerSecurity", .product(name: "NIOSSL", package: "swift-nio-ssl")]
         ),
         .testTarget(name: "VFIOCCWTests", dependencies: ["VFIOCCW", "CSSModel"]),
+        .testTarget(
+            name: "StateStoreTests",
+            dependencies: [
+                "StateStore", "QMPCommands", "QMPWire", "CSSModel", "CSSBackend", "PathEvents", "VFIOCCW",
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         .testTarget(name: "LinuxSysfsTests", dependencies: ["LinuxSysfs", "CSSBackend", "CSSModel", "PathEvents"]),
         .testTarget(
             name: "QMPServerTests",

@@ -10,10 +10,14 @@
     {since: {epoch, sequence: 0}} until the last replayed event is read, and until a live
     change made right after the subscribe arrives (time until live);
 (d) restart with a state dir after --restart-changes changes (default 1,000,000): the time from
-    starting cssd until its socket answers, and the time cssd logs for the restore.
+    starting cssd until its socket answers, and the time cssd logs for the restore, after a
+    SIGKILL (snapshot + log tail) and after a clean stop (snapshot only); and, after the SIGKILL
+    restart, resume of the --journal newest changes across it (from the journal table): time
+    until live.
 
 Usage: Benchmarks/resume.py [--parts abcd] [--clients 12] [--round-trips 2000]
            [--big-round-trips 40] [--journal 100000] [--restart-changes 1000000] [--build-dir DIR]
+           [--state-args '--state-snapshot-every N']
 Build first: swift build -c release --product cssd && swift build -c release --product cssctl
 """
 
@@ -150,43 +154,65 @@ def part_b(binary, cssctl, args, tmp):
         print(f"    {label:22} {rate:9.1f} changes/s ({elapsed / args.big_round_trips * 1000:.2f} ms per change)")
 
 
+def measure_resume(sock):
+    """Subscribes from before the oldest change held, makes a live change right after: the time
+    until the last replayed event, and until the live one, with the replayed event count."""
+    writer = Conn(sock)
+    journal = writer.call("query-path-event-journal")
+    sub = Conn(sock)
+    t0 = time.monotonic()
+    sub.send("subscribe-path-events", since={"epoch": journal["epoch"], "sequence": journal["oldest"] - 1})
+    writer.send("vary-path", chpid="0.4c", state="offline")  # live, right after the subscribe
+    replayed = 0
+    t_replayed = t_live = None
+    newest = journal["newest"]
+    while t_live is None:
+        line = sub.line()
+        if not line.startswith(b'{"timestamp"'):
+            continue
+        data = json.loads(line)["data"]
+        if data["sequence"] <= newest:
+            replayed += 1
+            if data["sequence"] == newest:
+                t_replayed = time.monotonic() - t0
+        else:
+            t_live = time.monotonic() - t0
+    writer.reply()
+    return journal["held"], replayed, t_replayed, t_live
+
+
 def part_c(binary, args, tmp):
     proc, sock, _ = start(binary, tmp, "--event-journal", str(args.journal))
     try:
         chpids = [f"0.{0x40 + i:02x}" for i in range(args.clients)]
         per = -(-args.journal // len(chpids))
         round_trips(sock, chpids, per)
-        writer = Conn(sock)
-        journal = writer.call("query-path-event-journal")
-        held = journal["held"]
-        sub = Conn(sock)
-        t0 = time.monotonic()
-        sub.send("subscribe-path-events", since={"epoch": journal["epoch"], "sequence": 0})
-        writer.send("vary-path", chpid="0.4c", state="offline")  # live, right after the subscribe
-        replayed = 0
-        t_replayed = t_live = None
-        newest = journal["newest"]
-        while t_live is None:
-            line = sub.line()
-            if not line.startswith(b'{"timestamp"'):
-                continue
-            data = json.loads(line)["data"]
-            if data["sequence"] <= newest:
-                replayed += 1
-                if data["sequence"] == newest:
-                    t_replayed = time.monotonic() - t0
-            else:
-                t_live = time.monotonic() - t0
-        writer.reply()
+        held, replayed, t_replayed, t_live = measure_resume(sock)
     finally:
         stop(proc)
     print(f"(c) resume of {held:,} journaled changes: all replayed after {t_replayed * 1000:.0f} ms "
           f"({replayed:,} events), live after {t_live * 1000:.0f} ms")
 
 
+def restart(binary, tmp, state, args):
+    open(os.path.join(tmp, "cssd.log"), "w").close()
+    proc, sock, ready = start(binary, tmp, "--state-dir", state, "--event-journal", str(args.journal),
+                              *args.state_args)
+    journal = Conn(sock).call("query-path-event-journal")
+    log = open(os.path.join(tmp, "cssd.log")).read()
+    took = re.search(r"took=([0-9.]+) seconds", log)
+    split = re.search(r"reading=([0-9.]+) seconds.*replaying=([0-9.]+) seconds", log)
+    commands = re.search(r"commands=([0-9]+)", log)
+    print(f"    restart: socket answers after {ready:.2f} s; restore took {took.group(1) if took else '?'} s "
+          f"(newest {journal['newest']:,}, journal {journal['held']:,} held, "
+          f"{commands.group(1) if commands else '?'} commands replayed"
+          + (f"; reading {float(split.group(1)):.2f} s, replaying {float(split.group(2)):.2f} s)" if split else ")"))
+    return proc, sock, journal
+
+
 def part_d(binary, args, tmp):
     state = f"{tmp}/d-state"
-    proc, sock, _ = start(binary, tmp, "--state-dir", state, "--event-journal", "65536")
+    proc, sock, _ = start(binary, tmp, "--state-dir", state, "--event-journal", str(args.journal), *args.state_args)
     chpids = [f"0.{0x40 + i:02x}" for i in range(args.clients)]
     per = -(-args.restart_changes // len(chpids))
     rate, elapsed = round_trips(sock, chpids, per)
@@ -195,19 +221,18 @@ def part_d(binary, args, tmp):
     size = sum(os.path.getsize(os.path.join(state, f)) for f in os.listdir(state))
     print(f"(d) {newest:,} durable changes made in {elapsed:.1f} s ({rate:.0f}/s, {len(chpids)} connections); "
           f"state dir {size / 1e6:.0f} MB; SIGKILL")
-    open(os.path.join(tmp, "cssd.log"), "w").close()
-    proc, sock, ready = start(binary, tmp, "--state-dir", state, "--event-journal", "65536")
+    proc, sock, journal = restart(binary, tmp, state, args)
     try:
-        journal = Conn(sock).call("query-path-event-journal")
-        log = open(os.path.join(tmp, "cssd.log")).read()
-        took = re.search(r"took=([0-9.]+) seconds", log)
-        split = re.search(r"reading=([0-9.]+) seconds.*replaying=([0-9.]+) seconds", log)
+        assert journal["newest"] == newest, (journal, newest)
+        held, replayed, t_replayed, t_live = measure_resume(sock)
+        print(f"    resume across the restart of {held:,} journaled changes: all replayed after "
+              f"{t_replayed * 1000:.0f} ms ({replayed:,} events), live after {t_live * 1000:.0f} ms")
     finally:
+        t0 = time.monotonic()
         stop(proc)
-    assert journal["newest"] == newest, (journal, newest)
-    print(f"    restart: socket answers after {ready:.2f} s; restore took {took.group(1) if took else '?'} s "
-          f"(newest {journal['newest']:,}, journal {journal['held']:,} held"
-          + (f"; reading {float(split.group(1)):.1f} s, replaying {float(split.group(2)):.1f} s)" if split else ")"))
+        print(f"    clean stop (writes a snapshot) took {time.monotonic() - t0:.2f} s")
+    proc, sock, journal = restart(binary, tmp, state, args)
+    stop(proc)
 
 
 def main():
@@ -219,7 +244,9 @@ def main():
     ap.add_argument("--journal", type=int, default=100_000)
     ap.add_argument("--restart-changes", type=int, default=1_000_000)
     ap.add_argument("--build-dir", default=os.path.join(ROOT, ".build", "release"))
+    ap.add_argument("--state-args", default="", help="more cssd options for (d), e.g. '--state-snapshot-every 0'")
     args = ap.parse_args()
+    args.state_args = args.state_args.split()
     binary = os.environ.get("CSSD_BIN", os.path.join(args.build_dir, "cssd"))
     cssctl = os.environ.get("CSSCTL_BIN", os.path.join(args.build_dir, "cssctl"))
     tmp = tempfile.mkdtemp(prefix="rsb", dir="/tmp")

@@ -11,6 +11,7 @@ import PathEvents
 import QMPCommands
 import QMPWire
 import SQLiteNIO
+import VFIOCCW
 
 /// A state dir that cannot be used: cssd refuses to start and names the problem; nothing in
 /// the dir was changed.
@@ -21,16 +22,21 @@ package struct StateStoreError: Error, CustomStringConvertible, Sendable {
 }
 
 /// What cssd owns, kept in SQLite (WAL, `synchronous=FULL`) in `DIR/state.sqlite`
-/// (`--state-dir DIR`) so that it survives a crash (SIGKILL) and a restart.
+/// (`--state-dir DIR`) so that it survives a crash (SIGKILL) and a restart (API/resume.md).
 ///
-/// The design is an append-only log of the commands that changed that state (vary-path,
+/// The design is a snapshot plus a log of the commands made since (vary-path,
 /// configure-chpid, inject-path-fault, reset-channel-path, modify-subchannel, store-crw and
 /// the guest commands; with linux-sysfs only the guest commands: the host is the truth), each
-/// with the clock it ran under. On start the log is replayed, in order, through the same
-/// handlers on the pure model of the same topology: that rebuilds the model backend's runtime
-/// state (paths, masks, faults, the CRW queue), the guests, their attachments and strategies,
-/// and, because each replayed change is published again under its own time, the sequence
-/// numbers and the journal. The epoch and a fingerprint of the topology sit in `meta`.
+/// with the clock it ran under, plus the journal of published changes (`journal`, the newest
+/// `--event-journal N`). On start the snapshot (the model's runtime state, the guests, the
+/// last sequence) is loaded, the journal up to it is read back, and the log's tail is replayed,
+/// in order, through the same handlers on the pure model of the same topology (which numbers
+/// and journals its changes again). Every `snapshotEvery` commands (and on a clean stop) a new
+/// snapshot is written and the log before it deleted, in one transaction: restart costs the
+/// state's size plus at most `snapshotEvery` commands, not the history. With linux-sysfs the
+/// host's last recorded state (`host_paths`, `host_masks`) is kept too, so that what changed
+/// while cssd was down can be published at start. The epoch and a fingerprint of the topology
+/// sit in `meta`.
 ///
 /// Durability: the session appends a record on the event loop (`append`), and its reply waits
 /// (off the loop) in `waitUntilDurable`, which commits every record appended so far in one
@@ -38,11 +44,14 @@ package struct StateStoreError: Error, CustomStringConvertible, Sendable {
 /// Events of a change are held until it is durable (`deliverableThrough`), so a sequence
 /// number a subscriber saw is never given to another change after a crash.
 ///
-/// Costs: one row (~100 bytes) per command; restart time grows with the log (see
-/// Benchmarks/RESULTS.md); no compaction yet.
+/// Costs: one row (~100 bytes) per command since the last snapshot; one journal row per
+/// published change (17 bytes per affected subchannel plus ~60); a snapshot of ~62 bytes per
+/// subchannel plus the guests (Benchmarks/RESULTS.md).
 package final class StateStore: DurableLog, @unchecked Sendable {
     /// The format written in `meta`; another one is refused.
-    static let format = "cssd-state-1"
+    static let format = "cssd-state-2"
+    /// Older formats this one extends (their tables are added on open, nothing is rewritten).
+    static let olderFormats: Set<String> = ["cssd-state-1"]
 
     package let path: String
     /// This history's epoch (kept across restarts).
@@ -55,17 +64,43 @@ package final class StateStore: DurableLog, @unchecked Sendable {
     package let recorded: Set<String>
     /// Called (on the committing thread) after a commit: held events may go.
     package var onDurable: (@Sendable () -> Void)?
+    /// Most changes kept in the `journal` table (`--event-journal N`; 0 keeps none).
+    package let journalCapacity: Int
+    /// The host is the truth (linux-sysfs): its last recorded state is kept.
+    package let keepsHost: Bool
+    /// Commands between snapshots (0: only on a clean stop).
+    package let snapshotEvery: Int
+    /// Reads, on the event loop, what a snapshot keeps (set before the server serves).
+    package var capture: (() -> Captured)?
+
+    /// What a snapshot keeps, read on the event loop (values: the copies are O(1)).
+    package struct Captured: Sendable {
+        package let model: Subsystem?
+        package let guests: Guests
+        package let lastSequence: UInt64
+
+        package init(model: Subsystem?, guests: Guests, lastSequence: UInt64) {
+            self.model = model
+            self.guests = guests
+            self.lastSequence = lastSequence
+        }
+    }
 
     private let group: MultiThreadedEventLoopGroup
     private let pool: NIOThreadPool
     private let connection: SQLiteConnection
 
     private struct Record {
+        /// Also the command's row id.
         let token: UInt64
-        /// nil: only a sequence number to keep (a change observed on the host).
+        /// nil: no command (a published change, or a snapshot).
         let request: String?
         let time: EventTime
         let sequences: ClosedRange<UInt64>?
+        /// A published change for the `journal` table (and, with `keepsHost`, the host tables).
+        var journal: JournaledPathChange? = nil
+        /// A snapshot: the state after every command up to `through`.
+        var snapshot: (through: UInt64, captured: Captured)? = nil
     }
 
     private struct Pending {
@@ -73,7 +108,13 @@ package final class StateStore: DurableLog, @unchecked Sendable {
         var nextToken: UInt64 = 1
         var committed: UInt64 = 0
         var lastSequence: UInt64 = 0
+        var commandsSinceSnapshot = 0
     }
+
+    /// The snapshot read at start: commands up to `through` are in it.
+    private var snapshotThrough: UInt64 = 0
+    /// The oldest sequence in the `journal` table (touched under `commitLock`).
+    private var journalOldest: UInt64 = 0
 
     private let pending = NIOLockedValueBox(Pending())
     /// Commits that no reply waits for (changes observed on the host).
@@ -92,18 +133,37 @@ package final class StateStore: DurableLog, @unchecked Sendable {
 
     private init(
         path: String, epoch: String, created: Bool, lastSequence: UInt64, recorded: Set<String>,
-        group: MultiThreadedEventLoopGroup, pool: NIOThreadPool, connection: SQLiteConnection
+        options: Options, group: MultiThreadedEventLoopGroup, pool: NIOThreadPool, connection: SQLiteConnection
     ) {
         self.path = path
         self.epoch = epoch
         self.created = created
         self.storedLastSequence = lastSequence
         self.recorded = recorded
+        self.journalCapacity = options.journalCapacity
+        self.keepsHost = options.keepsHost
+        self.snapshotEvery = options.snapshotEvery
         self.group = group
         self.pool = pool
         self.connection = connection
         pending.withLockedValue { $0.lastSequence = lastSequence }
         committer.start()
+    }
+
+    /// How the store keeps what it keeps.
+    package struct Options: Sendable {
+        /// `--event-journal N`: most changes kept in the `journal` table.
+        package var journalCapacity: Int
+        /// Commands between snapshots (`--state-snapshot-every`); 0: only on a clean stop.
+        package var snapshotEvery: Int
+        /// Keep the host's last state (linux-sysfs).
+        package var keepsHost: Bool
+
+        package init(journalCapacity: Int = 65_536, snapshotEvery: Int = 100_000, keepsHost: Bool = false) {
+            self.journalCapacity = journalCapacity
+            self.snapshotEvery = snapshotEvery
+            self.keepsHost = keepsHost
+        }
     }
 
     /// Opens (or creates) the state of `directory`.
@@ -114,9 +174,9 @@ package final class StateStore: DurableLog, @unchecked Sendable {
     /// - Throws: `StateStoreError` for a dir that is not a directory or is read-only, a file
     ///   that is not a cssd state database (corrupt, or something else), another format, or
     ///   another topology or backend. Nothing is written then.
-    package static func open(directory: String, fingerprint: String, backend: String) throws(StateStoreError)
-        -> StateStore
-    {
+    package static func open(
+        directory: String, fingerprint: String, backend: String, options: Options = Options()
+    ) throws(StateStoreError) -> StateStore {
         var isDirectory: ObjCBool = false
         let manager = FileManager.default
         if manager.fileExists(atPath: directory, isDirectory: &isDirectory) {
@@ -174,7 +234,7 @@ package final class StateStore: DurableLog, @unchecked Sendable {
                 } catch {
                     throw StateStoreError("\(path) is not a cssd state database (no meta table: \(error))")
                 }
-                guard meta["format"] == format else {
+                guard let stored = meta["format"], stored == format || olderFormats.contains(stored) else {
                     throw StateStoreError("\(path) has format \(meta["format"] ?? "none"), not \(format)")
                 }
                 guard meta["backend"] == backend else {
@@ -190,6 +250,7 @@ package final class StateStore: DurableLog, @unchecked Sendable {
                 guard let epoch = meta["epoch"], let last = meta["last_sequence"].flatMap(UInt64.init) else {
                     throw StateStoreError("\(path) lacks its epoch or last sequence (corrupt)")
                 }
+                if meta["format"] == format { try checkSnapshot(connection, path: path, lastSequence: last) }
                 try connection.close().wait()
                 do {
                     connection = try SQLiteConnection.open(
@@ -201,19 +262,24 @@ package final class StateStore: DurableLog, @unchecked Sendable {
                 }
                 _ = try rows(connection, "PRAGMA journal_mode=WAL")
                 _ = try rows(connection, "PRAGMA synchronous=FULL")
-                return StateStore(
-                    path: path, epoch: epoch, created: false, lastSequence: last, recorded: recorded, group: group,
-                    pool: pool, connection: connection)
+                if meta["format"] != format {
+                    _ = try rows(connection, "BEGIN")
+                    try createTables(connection, from: meta["format"]!)
+                    _ = try rows(connection, "UPDATE meta SET value = ? WHERE key = 'format'", [.text(format)])
+                    _ = try rows(connection, "COMMIT")
+                }
+                let store = StateStore(
+                    path: path, epoch: epoch, created: false, lastSequence: last, recorded: recorded,
+                    options: options, group: group, pool: pool, connection: connection)
+                try store.readPositions()
+                return store
             }
             let epoch = ServerState.newEpoch()
             _ = try rows(connection, "PRAGMA journal_mode=WAL")
             _ = try rows(connection, "PRAGMA synchronous=FULL")
             _ = try rows(connection, "BEGIN")
             _ = try rows(connection, "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-            _ = try rows(
-                connection,
-                "CREATE TABLE commands (id INTEGER PRIMARY KEY, request TEXT NOT NULL, seconds INTEGER NOT NULL, "
-                    + "microseconds INTEGER NOT NULL, first_sequence INTEGER, last_sequence INTEGER)")
+            try createTables(connection, from: nil)
             for (key, value) in [
                 ("format", format), ("backend", backend), ("fingerprint", fingerprint), ("epoch", epoch),
                 ("last_sequence", "0"),
@@ -222,8 +288,8 @@ package final class StateStore: DurableLog, @unchecked Sendable {
             }
             _ = try rows(connection, "COMMIT")
             return StateStore(
-                path: path, epoch: epoch, created: true, lastSequence: 0, recorded: recorded, group: group, pool: pool,
-                connection: connection)
+                path: path, epoch: epoch, created: true, lastSequence: 0, recorded: recorded, options: options,
+                group: group, pool: pool, connection: connection)
         } catch let error as StateStoreError {
             try? connection.close().wait()
             throw fail(error.description)
@@ -231,6 +297,93 @@ package final class StateStore: DurableLog, @unchecked Sendable {
             try? connection.close().wait()
             throw fail("cannot use \(path): \(error)")
         }
+    }
+
+    /// The tables of this format; `from` an older one, those it lacks.
+    private static func createTables(_ connection: SQLiteConnection, from older: String?) throws {
+        if older == nil {
+            _ = try rows(
+                connection,
+                "CREATE TABLE commands (id INTEGER PRIMARY KEY, request TEXT NOT NULL, seconds INTEGER NOT NULL, "
+                    + "microseconds INTEGER NOT NULL, first_sequence INTEGER, last_sequence INTEGER)")
+        }
+        // One row per published change (JournaledPathChange.encoded), the newest --event-journal N.
+        _ = try rows(connection, "CREATE TABLE journal (sequence INTEGER PRIMARY KEY, record BLOB NOT NULL)")
+        // At most one row: the state after every command up to `through_command`.
+        _ = try rows(
+            connection,
+            "CREATE TABLE snapshot (id INTEGER PRIMARY KEY CHECK (id = 1), through_command INTEGER NOT NULL, "
+                + "last_sequence INTEGER NOT NULL, model BLOB, guests BLOB NOT NULL, checksum TEXT NOT NULL)")
+        // linux-sysfs: the host's last recorded state (ChannelPath bytes; pam, pom, lpm).
+        _ = try rows(connection, "CREATE TABLE host_paths (chpid INTEGER PRIMARY KEY, state BLOB NOT NULL)")
+        _ = try rows(
+            connection,
+            "CREATE TABLE host_masks (id INTEGER PRIMARY KEY, pam INTEGER NOT NULL, pom INTEGER NOT NULL, "
+                + "lpm INTEGER NOT NULL)")
+    }
+
+    /// The checksum a snapshot row is stored with: FNV-1a over its blobs and numbers.
+    private static func snapshotChecksum(through: UInt64, lastSequence: UInt64, model: [UInt8]?, guests: [UInt8])
+        -> String
+    {
+        var writer = StateWriter(capacity: 32 + (model?.count ?? 0) + guests.count)
+        writer.put(through)
+        writer.put(lastSequence)
+        writer.put(model != nil)
+        writer.put(UInt64(model?.count ?? 0))
+        writer.put(model ?? [])
+        writer.put(guests)
+        let digits = String(stateChecksum(writer.bytes), radix: 16)
+        return String(repeating: "0", count: 16 - digits.count) + digits
+    }
+
+    /// Refuses a snapshot whose checksum does not match (a torn or edited row), before anything
+    /// is written.
+    private static func checkSnapshot(_ connection: SQLiteConnection, path: String, lastSequence: UInt64) throws {
+        guard let row = try rows(connection, "SELECT * FROM snapshot WHERE id = 1").first else { return }
+        let snapshot = try decodeSnapshotRow(row, path: path)
+        guard snapshot.lastSequence <= lastSequence else {
+            throw StateStoreError(
+                "\(path): the snapshot is corrupt (it names sequence \(snapshot.lastSequence), the last recorded "
+                    + "is \(lastSequence)); remove the state dir to start a new history")
+        }
+    }
+
+    private struct SnapshotRow {
+        let through: UInt64
+        let lastSequence: UInt64
+        let model: [UInt8]?
+        let guests: [UInt8]
+    }
+
+    private static func decodeSnapshotRow(_ row: SQLiteRow, path: String) throws(StateStoreError) -> SnapshotRow {
+        guard let through = row.column("through_command")?.integer, let last = row.column("last_sequence")?.integer,
+            let guests = row.column("guests")?.blob, let checksum = row.column("checksum")?.string, through >= 0,
+            last >= 0
+        else { throw StateStoreError("\(path): the snapshot is corrupt (a field is missing or of another type)") }
+        let model = row.column("model")?.blob.map { Array($0.readableBytesView) }
+        let snapshot = SnapshotRow(
+            through: UInt64(through), lastSequence: UInt64(last), model: model,
+            guests: Array(guests.readableBytesView))
+        let expected = snapshotChecksum(
+            through: snapshot.through, lastSequence: snapshot.lastSequence, model: model, guests: snapshot.guests)
+        guard checksum == expected else {
+            throw StateStoreError(
+                "\(path): the snapshot is corrupt (checksum \(checksum), its contents give \(expected)); "
+                    + "remove the state dir to start a new history")
+        }
+        return snapshot
+    }
+
+    /// Where the ids and the journal table start.
+    private func readPositions() throws {
+        let maxID = try Self.rows(connection, "SELECT max(id) AS id FROM commands").first?.column("id")?.integer ?? 0
+        let through =
+            try Self.rows(connection, "SELECT through_command FROM snapshot WHERE id = 1").first?
+            .column("through_command")?.integer ?? 0
+        pending.withLockedValue { $0.nextToken = UInt64(max(maxID, through, 0)) + 1 }
+        journalOldest = UInt64(
+            try Self.rows(connection, "SELECT min(sequence) AS low FROM journal").first?.column("low")?.integer ?? 0)
     }
 
     /// `file:PATH?mode=ro` with the characters a URI reserves escaped.
@@ -279,6 +432,172 @@ package final class StateStore: DurableLog, @unchecked Sendable {
         return String(repeating: "0", count: 16 - digits.count) + digits
     }
 
+    /// What the snapshot held (`loadSnapshot`).
+    package struct LoadedSnapshot {
+        /// The model's runtime state applied to the topology's model (nil: none kept).
+        package var model: Subsystem?
+        package var guests: Guests
+        /// The last sequence number at the snapshot.
+        package var lastSequence: UInt64
+        /// The commands it covers (the log is replayed after them).
+        package var commands: UInt64
+    }
+
+    /// Reads the snapshot, if there is one, onto the topology's model and guests (call once,
+    /// before `loadJournal` and `restore`).
+    /// - Throws: `StateStoreError` for a snapshot that is corrupt or of another topology.
+    package func loadSnapshot(model: Subsystem?) throws(StateStoreError) -> LoadedSnapshot? {
+        let found: [SQLiteRow]
+        do {
+            found = try Self.rows(connection, "SELECT * FROM snapshot WHERE id = 1")
+        } catch {
+            throw StateStoreError("cannot read \(path): \(error)")
+        }
+        guard let row = found.first else { return nil }
+        let snapshot = try Self.decodeSnapshotRow(row, path: path)
+        var loaded = LoadedSnapshot(
+            model: nil, guests: Guests(), lastSequence: snapshot.lastSequence, commands: snapshot.through)
+        do throws(StateCodingError) {
+            if let bytes = snapshot.model {
+                guard var restored = model else {
+                    throw StateCodingError("it holds a model's state, and this backend is not the model")
+                }
+                try restored.restoreRuntimeState(bytes)
+                loaded.model = restored
+            }
+            loaded.guests = try Guests(state: snapshot.guests)
+        } catch {
+            throw StateStoreError(
+                "\(path): the snapshot cannot be used (\(error)); remove the state dir to start a new history")
+        }
+        snapshotThrough = snapshot.through
+        return loaded
+    }
+
+    /// The journal as the `journal` table keeps it, up to change `newest` (the last sequence of
+    /// the snapshot with the model, whose later changes the replay journals again; the last
+    /// recorded one with a real host). Only a run of consecutive changes ending at `newest` is
+    /// taken (a state dir of an older format has none: the journal starts empty).
+    /// - Throws: `StateStoreError` for a row that cannot be decoded.
+    package func loadJournal(capacity: Int, newest: UInt64) throws(StateStoreError) -> PathEventJournal {
+        var changes: [JournaledPathChange] = []
+        if capacity > 0 && newest > 0 {
+            let low = newest > UInt64(capacity) ? newest - UInt64(capacity) : 0
+            let found: [SQLiteRow]
+            do {
+                found = try Self.rows(
+                    connection,
+                    "SELECT sequence, record FROM journal WHERE sequence > ? AND sequence <= ? ORDER BY sequence",
+                    [.integer(Int(low)), .integer(Int(newest))])
+            } catch {
+                throw StateStoreError("cannot read \(path): \(error)")
+            }
+            for row in found {
+                let sequence = UInt64(row.column("sequence")?.integer ?? 0)
+                let change: JournaledPathChange
+                do throws(StateCodingError) {
+                    guard let blob = row.column("record")?.blob else { throw StateCodingError("not a blob") }
+                    change = try JournaledPathChange(encoded: Array(blob.readableBytesView))
+                    guard change.sequence == sequence else {
+                        throw StateCodingError("it holds change \(change.sequence)")
+                    }
+                } catch {
+                    throw StateStoreError(
+                        "\(path): journal row \(sequence) is corrupt (\(error)); remove the state dir to start a new history"
+                    )
+                }
+                if let last = changes.last, last.sequence + 1 != sequence { changes = [] }
+                changes.append(change)
+            }
+            if changes.last?.sequence != newest { changes = [] }
+        }
+        let journal = PathEventJournal(
+            capacity: capacity, epoch: epoch, newest: (changes.first?.sequence ?? newest + 1) - 1)
+        for change in changes { journal.append(change) }
+        return journal
+    }
+
+    /// The host as last recorded (linux-sysfs): `current` with the recorded channel paths and
+    /// masks set; nil when none was recorded yet (a new state dir, or an older format).
+    package func recordedHost(onto current: Subsystem) throws(StateStoreError) -> Subsystem? {
+        do {
+            let paths = try Self.rows(connection, "SELECT chpid, state FROM host_paths")
+            guard !paths.isEmpty else { return nil }
+            var recorded = current
+            for row in paths {
+                guard let blob = row.column("state")?.blob else { throw StateCodingError("a host path without state") }
+                var reader = StateReader(Array(blob.readableBytesView))
+                let path = try ChannelPath(from: &reader)
+                guard recorded.channelPath(path.id) != nil else { continue }
+                try recorded.setObservedPath(path)
+            }
+            for row in try Self.rows(connection, "SELECT id, pam, pom, lpm FROM host_masks") {
+                let raw = UInt32(truncatingIfNeeded: row.column("id")?.integer ?? -1)
+                let id = SubchannelID(
+                    cssid: UInt8(raw >> 24), ssid: UInt8(truncatingIfNeeded: raw >> 16),
+                    schno: UInt16(truncatingIfNeeded: raw))
+                guard let subchannel = recorded.subchannel(id) else { continue }
+                try recorded.setObservedMasks(
+                    id, pam: UInt8(truncatingIfNeeded: row.column("pam")?.integer ?? 0),
+                    pom: UInt8(truncatingIfNeeded: row.column("pom")?.integer ?? 0),
+                    lpm: UInt8(truncatingIfNeeded: row.column("lpm")?.integer ?? 0), vpm: subchannel.verifiedPathMask)
+            }
+            return recorded
+        } catch let error as StateStoreError {
+            throw error
+        } catch {
+            throw StateStoreError("\(path): the recorded host state is corrupt (\(error))")
+        }
+    }
+
+    /// Records the whole host as it is now (linux-sysfs, when nothing was recorded yet).
+    package func recordHost(_ host: Subsystem) throws(StateStoreError) {
+        do {
+            try commitLock.withLock {
+                _ = try Self.rows(connection, "BEGIN")
+                try writeHost(paths: host.channelPaths, masks: host.subchannels.map { ($0.id, $0.schib.pmcw) })
+                _ = try Self.rows(connection, "COMMIT")
+            }
+        } catch {
+            _ = try? Self.rows(connection, "ROLLBACK")
+            throw StateStoreError("cannot write \(path): \(error)")
+        }
+    }
+
+    /// Upserts channel paths and subchannel masks into the host tables (inside a transaction).
+    private func writeHost(paths: [ChannelPath], masks: [(SubchannelID, PMCW)]) throws {
+        var index = 0
+        while index < paths.count {
+            let chunk = paths[index..<min(index + 400, paths.count)]
+            var binds: [SQLiteData] = []
+            for path in chunk {
+                var writer = StateWriter(capacity: 16)
+                path.write(to: &writer)
+                binds.append(.integer(Int(path.id.rawValue)))
+                binds.append(.blob(ByteBuffer(bytes: writer.bytes)))
+            }
+            let values = Array(repeating: "(?, ?)", count: chunk.count).joined(separator: ", ")
+            _ = try Self.rows(connection, "INSERT OR REPLACE INTO host_paths (chpid, state) VALUES " + values, binds)
+            index += chunk.count
+        }
+        index = 0
+        while index < masks.count {
+            let chunk = masks[index..<min(index + 400, masks.count)]
+            var binds: [SQLiteData] = []
+            binds.reserveCapacity(chunk.count * 4)
+            for (id, pmcw) in chunk {
+                binds.append(.integer(Int(id.rawValue)))
+                binds.append(.integer(Int(pmcw.pam)))
+                binds.append(.integer(Int(pmcw.pom)))
+                binds.append(.integer(Int(pmcw.lpm)))
+            }
+            let values = Array(repeating: "(?, ?, ?, ?)", count: chunk.count).joined(separator: ", ")
+            _ = try Self.rows(
+                connection, "INSERT OR REPLACE INTO host_masks (id, pam, pom, lpm) VALUES " + values, binds)
+            index += chunk.count
+        }
+    }
+
     /// What `restore` did.
     package struct Restored: Sendable {
         package var commands = 0
@@ -289,15 +608,16 @@ package final class StateStore: DurableLog, @unchecked Sendable {
         package var replaying: Duration = .zero
     }
 
-    /// Replays the recorded commands, in order, each under its own clock, through `server`'s
-    /// handlers (call before the server runs, with `server.durability` not yet set).
+    /// Replays the recorded commands after the snapshot (all of them without one), in order,
+    /// each under its own clock, through `server`'s handlers (call before the server runs, with
+    /// `server.durability` not yet set).
     package func restore(into server: ServerState) throws(StateStoreError) -> Restored {
         precondition(server.durability == nil, "restore before recording")
         var restored = Restored()
         let session = ReplaySession()
         let clock = server.clock
         defer { server.clock = clock }
-        var after = 0
+        var after = Int(snapshotThrough)
         while true {
             let page: [SQLiteRow]
             let readStart = ContinuousClock.now
@@ -341,7 +661,28 @@ package final class StateStore: DurableLog, @unchecked Sendable {
             }
         }
         restored.lastSequence = server.pathChanges.lastSequence
+        // The replayed tail is still in the log: the next snapshot (periodic, or at a clean stop)
+        // counts it.
+        pending.withLockedValue { $0.commandsSinceSnapshot = restored.commands }
         return restored
+    }
+
+    /// Writes a snapshot now (a clean stop), after every pending record, if commands were
+    /// recorded since the last one. Call when nothing runs on the event loop any more.
+    package func snapshotNow() {
+        guard let capture else { return }
+        let token: UInt64? = pending.withLockedValue { state in
+            guard state.commandsSinceSnapshot > 0 else { return nil }
+            state.commandsSinceSnapshot = 0
+            let token = state.nextToken
+            state.nextToken += 1
+            state.records.append(
+                Record(
+                    token: token, request: nil, time: EventTime(seconds: 0, microseconds: 0), sequences: nil,
+                    snapshot: (token - 1, capture())))
+            return token
+        }
+        if let token { _ = waitUntilDurable(token) }
     }
 
     /// Closes the database (the last commit is already on disk).
@@ -357,7 +698,23 @@ package final class StateStore: DurableLog, @unchecked Sendable {
     package func records(_ command: String) -> Bool { recorded.contains(command) }
 
     package func append(request: String, time: EventTime, sequences: ClosedRange<UInt64>?) -> UInt64 {
-        append(request: Optional(request), time: time, sequences: sequences)
+        let token = append(Record(token: 0, request: request, time: time, sequences: sequences))
+        // Every `snapshotEvery` commands: the state now (on the loop, after this command) is
+        // the snapshot of every command up to this one; it is committed with them or after them,
+        // and the log up to it goes in the same transaction.
+        let due = pending.withLockedValue { state in
+            state.commandsSinceSnapshot += 1
+            guard snapshotEvery > 0, state.commandsSinceSnapshot >= snapshotEvery, capture != nil else { return false }
+            state.commandsSinceSnapshot = 0
+            return true
+        }
+        if due, let capture {
+            let snapshot = append(
+                Record(
+                    token: 0, request: nil, time: time, sequences: nil, snapshot: (token, capture())))
+            committer.submit { _ in _ = self.waitUntilDurable(snapshot) }
+        }
+        return token
     }
 
     package var deliverableThrough: UInt64 {
@@ -390,17 +747,20 @@ package final class StateStore: DurableLog, @unchecked Sendable {
         }
     }
 
-    /// One transaction: the records (in statements of up to 500 rows) and the last sequence.
+    /// One transaction: the commands (in statements of up to 500 rows), the journal rows, the
+    /// host's new state (linux-sysfs), the newest snapshot with the log up to it deleted, the
+    /// last sequence, and the journal rows beyond `journalCapacity` deleted.
     private func commit(_ batch: [Record], lastSequence: UInt64?) throws {
         _ = try Self.rows(connection, "BEGIN")
         var index = 0
         while index < batch.count {
             let chunk = batch[index..<min(index + 500, batch.count)]
-            var sql = "INSERT INTO commands (request, seconds, microseconds, first_sequence, last_sequence) VALUES "
+            var sql = "INSERT INTO commands (id, request, seconds, microseconds, first_sequence, last_sequence) VALUES "
             var binds: [SQLiteData] = []
-            binds.reserveCapacity(chunk.count * 5)
+            binds.reserveCapacity(chunk.count * 6)
             for record in chunk where record.request != nil {
-                sql += binds.isEmpty ? "(?, ?, ?, ?, ?)" : ", (?, ?, ?, ?, ?)"
+                sql += binds.isEmpty ? "(?, ?, ?, ?, ?, ?)" : ", (?, ?, ?, ?, ?, ?)"
+                binds.append(.integer(Int(record.token)))
                 binds.append(.text(record.request!))
                 binds.append(.integer(record.time.seconds))
                 binds.append(.integer(record.time.microseconds))
@@ -409,6 +769,63 @@ package final class StateStore: DurableLog, @unchecked Sendable {
             }
             if !binds.isEmpty { _ = try Self.rows(connection, sql, binds) }
             index += chunk.count
+        }
+        // Journal rows: a statement per 64 changes (a change may hold 65,536 subchannels).
+        let published = batch.compactMap(\.journal)
+        let journaled = journalCapacity > 0 ? published : []
+        index = 0
+        while index < journaled.count {
+            let chunk = journaled[index..<min(index + 64, journaled.count)]
+            var binds: [SQLiteData] = []
+            for change in chunk {
+                binds.append(.integer(Int(change.sequence)))
+                binds.append(.blob(ByteBuffer(bytes: change.encoded)))
+            }
+            let values = Array(repeating: "(?, ?)", count: chunk.count).joined(separator: ", ")
+            _ = try Self.rows(connection, "INSERT OR REPLACE INTO journal (sequence, record) VALUES " + values, binds)
+            if journalOldest == 0 { journalOldest = chunk.first!.sequence }
+            index += chunk.count
+        }
+        if keepsHost {
+            for change in published {
+                try writeHost(
+                    paths: [change.change.after],
+                    masks: change.change.affected.map { affected in
+                        var pmcw = PMCW()
+                        pmcw.pam = affected.pam
+                        pmcw.pom = affected.pom
+                        pmcw.lpm = affected.lpm
+                        return (affected.id, pmcw)
+                    })
+            }
+        }
+        if let snapshot = batch.last(where: { $0.snapshot != nil })?.snapshot {
+            let (through, captured) = snapshot
+            let model = captured.model?.runtimeState
+            let guests = captured.guests.state
+            _ = try Self.rows(
+                connection,
+                "INSERT OR REPLACE INTO snapshot (id, through_command, last_sequence, model, guests, checksum) "
+                    + "VALUES (1, ?, ?, ?, ?, ?)",
+                [
+                    .integer(Int(through)), .integer(Int(captured.lastSequence)),
+                    model.map { .blob(ByteBuffer(bytes: $0)) } ?? .null, .blob(ByteBuffer(bytes: guests)),
+                    .text(
+                        Self.snapshotChecksum(
+                            through: through, lastSequence: captured.lastSequence, model: model, guests: guests)),
+                ])
+            _ = try Self.rows(connection, "DELETE FROM commands WHERE id <= ?", [.integer(Int(through))])
+        }
+        // The table keeps the newest `journalCapacity` changes; older rows go in batches of an
+        // eighth of it (at least 64), so that a delete is not paid per change.
+        if let lastSequence, journalOldest > 0 {
+            let keep = UInt64(journalCapacity)
+            let slack = max(keep / 8, 64)
+            if lastSequence >= journalOldest && lastSequence - journalOldest + 1 > keep + slack {
+                _ = try Self.rows(
+                    connection, "DELETE FROM journal WHERE sequence <= ?", [.integer(Int(lastSequence - keep))])
+                journalOldest = lastSequence - keep + 1
+            }
         }
         if let lastSequence {
             _ = try Self.rows(
@@ -423,18 +840,30 @@ extension StateStore: PathChangeSink {
     /// but its sequence number is kept: its events wait until that is durable, so the number is
     /// never given again after a crash. With the model the session records the commands.
     package func pathChangePublished(_ published: PublishedPathChange) {
-        // With the model every change comes from a recorded command; with a real host, commands'
-        // changes are the host's (not recorded either): keep every number.
+        let journaled =
+            journalCapacity > 0 || keepsHost
+            ? JournaledPathChange(
+                sequence: published.sequence, change: published.change, kind: published.kind, time: published.time,
+                guests: published.guests) : nil
+        let token = append(
+            Record(
+                token: 0, request: nil, time: published.time, sequences: published.sequence...published.sequence,
+                journal: journaled))
+        // With the model every change comes from a recorded command, whose reply commits this
+        // record with it (one fsync). With a real host, commands' changes are the host's (not
+        // recorded): commit on the committer.
         if case .command = published.cause, recorded.contains("vary-path") { return }
-        let token = append(request: nil, time: published.time, sequences: published.sequence...published.sequence)
         committer.submit { _ in _ = self.waitUntilDurable(token) }
     }
 
-    private func append(request: String?, time: EventTime, sequences: ClosedRange<UInt64>?) -> UInt64 {
+    private func append(_ record: Record) -> UInt64 {
         pending.withLockedValue { state in
             let token = state.nextToken
             state.nextToken += 1
-            state.records.append(Record(token: token, request: request, time: time, sequences: sequences))
+            let numbered = Record(
+                token: token, request: record.request, time: record.time, sequences: record.sequences,
+                journal: record.journal, snapshot: record.snapshot)
+            state.records.append(numbered)
             return token
         }
     }

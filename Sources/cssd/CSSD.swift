@@ -142,6 +142,15 @@ struct CSSD: AsyncParsableCommand {
             """)
     var stateDir: String?
 
+    @Option(
+        name: .customLong("state-snapshot-every"),
+        help: """
+            --state-dir: write a snapshot of the state every N recorded commands (and on a clean \
+            stop) and drop the log before it, so that a restart replays at most N (0: only on a \
+            clean stop; API/resume.md).
+            """)
+    var stateSnapshotEvery: Int = StateStore.Options().snapshotEvery
+
     @OptionGroup(title: "Notifications on the AMQP bus")
     var notify: NotifyOptions
 
@@ -177,6 +186,9 @@ struct CSSD: AsyncParsableCommand {
     func validate() throws {
         guard (0...(1 << 24)).contains(eventJournal) else {
             throw ValidationError("--event-journal must be between 0 and 16777216 changes")
+        }
+        guard (0...(1 << 30)).contains(stateSnapshotEvery) else {
+            throw ValidationError("--state-snapshot-every must be between 0 and 1073741824 commands")
         }
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError(
@@ -313,16 +325,28 @@ struct CSSD: AsyncParsableCommand {
             handshakeTimeout: .milliseconds(Int64(tlsHandshakeTimeout)))
         var store: StateStore?
         var journal: PathEventJournal?
+        var snapshot: StateStore.LoadedSnapshot?
         if let stateDir {
             let fingerprint = StateStore.fingerprint(of: source.subsystem, backend: source.name)
             do throws(StateStoreError) {
-                let opened = try StateStore.open(directory: stateDir, fingerprint: fingerprint, backend: source.name)
+                let opened = try StateStore.open(
+                    directory: stateDir, fingerprint: fingerprint, backend: source.name,
+                    options: StateStore.Options(
+                        journalCapacity: eventJournal, snapshotEvery: stateSnapshotEvery,
+                        keepsHost: source.name != "model"))
                 store = opened
-                // The model's changes are replayed (which numbers them again); with a real host
-                // only the numbering continues.
-                journal = PathEventJournal(
-                    capacity: eventJournal, epoch: opened.epoch,
-                    newest: source.name == "model" ? 0 : opened.storedLastSequence)
+                // The snapshot's model state and guests, then the journal up to it: the model's
+                // later changes are replayed (which numbers and journals them again); with a
+                // real host the journal is read up to the last recorded change.
+                let model = source as? ModelBackend
+                snapshot = try opened.loadSnapshot(model: model?.subsystem)
+                if let snapshot {
+                    if let restored = snapshot.model { model?.subsystem = restored }
+                    guests = snapshot.guests
+                }
+                journal = try opened.loadJournal(
+                    capacity: eventJournal,
+                    newest: source.name == "model" ? snapshot?.lastSequence ?? 0 : opened.storedLastSequence)
             } catch {
                 logger.critical("refusing to start: \(error)")
                 throw ExitCode(1)
@@ -339,6 +363,7 @@ struct CSSD: AsyncParsableCommand {
                 backend: source, guests: guests, journal: journal, observer: recorder, logger: logger
             ) { state in
                 guard let store else { return }
+                let journaled = state.journal.count
                 let restored = try store.restore(into: state)
                 for failure in restored.failed {
                     logger.warning("state dir: a recorded command failed again: \(failure)")
@@ -346,7 +371,10 @@ struct CSSD: AsyncParsableCommand {
                 logger.info(
                     store.created ? "state dir created" : "state restored",
                     metadata: [
-                        "state-dir": "\(store.path)", "epoch": "\(store.epoch)", "commands": "\(restored.commands)",
+                        "state-dir": "\(store.path)", "epoch": "\(store.epoch)",
+                        "snapshot":
+                            "\(snapshot.map { "commands 1-\($0.commands) sequence \($0.lastSequence)" } ?? "none")",
+                        "journal-read": "\(journaled)", "commands": "\(restored.commands)",
                         "last-sequence": "\(state.pathChanges.lastSequence)", "journal": "\(state.journal.count)",
                         "guests": "\(state.guests.names.count)", "took": "\(ContinuousClock.now - started)",
                         "reading": "\(restored.reading)", "replaying": "\(restored.replaying)",
@@ -358,6 +386,32 @@ struct CSSD: AsyncParsableCommand {
                 }
                 state.durability = store
                 state.pathChanges.addSink(store)  // held weakly; `store` lives as long as run()
+                store.capture = {
+                    StateStore.Captured(
+                        model: (state.backend as? ModelBackend)?.subsystem, guests: state.guests,
+                        lastSequence: state.pathChanges.lastSequence)
+                }
+                guard store.keepsHost else { return }
+                // The host is the truth, and it may have changed while cssd was down: what differs
+                // from the last recorded state is published now, as observed changes with new
+                // sequence numbers (journaled and kept like any other), so that a resumed
+                // subscriber learns of it.
+                if let recorded = try store.recordedHost(onto: state.subsystem) {
+                    var published = 0
+                    for change in recorded.pathChanges(to: state.subsystem) {
+                        guard let kind = PathEventChange.observed(change, before: recorded) else { continue }
+                        if state.pathChanges.publish(change, as: kind, cause: .observed(backend: source.name)) != nil {
+                            published += 1
+                        }
+                    }
+                    if published > 0 {
+                        logger.info(
+                            "host changed while cssd was down",
+                            metadata: ["paths": "\(published)", "last-sequence": "\(state.pathChanges.lastSequence)"])
+                    }
+                } else {
+                    try store.recordHost(state.subsystem)
+                }
             }
         } catch let error as StateStoreError {
             logger.critical("refusing to start: \(error)")
@@ -411,6 +465,8 @@ struct CSSD: AsyncParsableCommand {
         defer { notifier?.stop() }
         server.notifier.notify("READY=1\nSTATUS=serving \(listeners.count) listener(s)")
         await server.serve()
+        // A clean stop: the state as a snapshot, so that the next start replays nothing.
+        store?.snapshotNow()
     }
 }
 

@@ -427,38 +427,138 @@ def test_client_resume_file_survives_a_restart_of_either_side(short_tmp, client)
         server.stop()
 
 
-def test_linux_sysfs_state_dir_keeps_the_epoch_and_the_numbering(short_tmp):
+def sysfs_tree(short_tmp):
     fixtures = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "sysfs")
     tree = os.path.join(short_tmp, "sys")
     subprocess.run([__import__("sys").executable, os.path.join(fixtures, "make_sysfs.py"),
                     os.path.join(fixtures, "lpar.json"), tree], check=True, timeout=30)
+    return tree
+
+
+def set_status(tree, chpid, status):
+    """What someone's chchp -v does to the tree, behind cssd's back."""
+    with open(os.path.join(tree, "devices", "css0", f"chp{chpid}", "status"), "w") as f:
+        f.write(status + "\n")
+
+
+@pytest.mark.parametrize("stop", ["SIGKILL", "SIGTERM"])
+def test_linux_sysfs_journal_survives_a_restart_and_changes_made_while_down_are_published(short_tmp, stop):
+    tree = sysfs_tree(short_tmp)
     state = os.path.join(short_tmp, "state")
     args = ["--backend", f"linux-sysfs:{tree}", "--poll-interval", "100", "--state-dir", state]
     server = start(short_tmp, *args)
     try:
         c = Client(server.sock)
         epoch = c.call("query-path-event-journal")["epoch"]
-        c.call("subscribe-path-events", chpids=["0.40"])
-        with open(os.path.join(tree, "devices", "css0", "chp0.40", "status"), "w") as f:
-            f.write("offline\n")  # someone ran chchp -v 0 0.40
+        c.call("subscribe-path-events", chpids=["0.40", "0.41"])
+        set_status(tree, "0.40", "offline")
         [observed] = c.events(1)
         assert (observed["data"]["change"], observed["data"]["sequence"]) == ("offline", 1)
         c.call("vary-path", chpid="0.40", state="online")
         [own] = c.events(1)  # after the reply, once its number is durable
         assert (own["data"]["change"], own["data"]["sequence"]) == ("online", 2)
-        os.killpg(server.proc.pid, signal.SIGKILL)
-        server.proc.wait()
+        if stop == "SIGKILL":
+            os.killpg(server.proc.pid, signal.SIGKILL)
+            server.proc.wait()
+        else:
+            assert server.stop() == 0
+        set_status(tree, "0.41", "offline")  # while cssd is down
         server = start(short_tmp, *args)
+        assert "host changed while cssd was down" in server.log_tail()
         c = Client(server.sock)
         journal = c.call("query-path-event-journal")
-        assert (journal["epoch"], journal["newest"], journal["held"]) == (epoch, 2, 0)
-        # The journal itself is not kept with a real host: a resume across the restart is a gap.
-        c.call("subscribe-path-events", since={"epoch": epoch, "sequence": 1})
-        [gap] = c.events(1)
-        assert gap["event"] == "PATH_EVENTS_GAP"
-        assert (gap["data"]["reason"], gap["data"]["first"], gap["data"]["last"]) == ("journal", 2, 2)
+        assert (journal["epoch"], journal["oldest"], journal["newest"], journal["held"]) == (epoch, 1, 3, 3)
+        # A subscriber that had seen change 1 resumes across the restart with no gap: change 2
+        # as it was sent before, then what changed while cssd was down, under a new number.
+        c.call("subscribe-path-events", chpids=["0.40", "0.41"], since={"epoch": epoch, "sequence": 1})
+        replayed, down = c.events(2)
+        assert data_without_subscription(replayed) == data_without_subscription(own)
+        assert down["event"] == "CHANNEL_PATH_CHANGED"
+        assert (down["data"]["chpid"], down["data"]["change"], down["data"]["sequence"]) == ("0.41", "offline", 3)
         c.call("vary-path", chpid="0.40", state="offline")
         [event] = c.events(1)
-        assert (event["data"]["epoch"], event["data"]["sequence"]) == (epoch, 3)
+        assert (event["data"]["epoch"], event["data"]["sequence"]) == (epoch, 4)
+        # Nothing changed while down this time: nothing more is published at the next start.
+        server.stop()
+        server = start(short_tmp, *args)
+        c = Client(server.sock)
+        assert c.call("query-path-event-journal")["newest"] == 4
     finally:
         server.stop()
+
+
+def state_rows(state, table):
+    import sqlite3
+    connection = sqlite3.connect(os.path.join(state, "state.sqlite"))
+    try:
+        return connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    finally:
+        connection.close()
+
+
+def visible_state(c):
+    return [c.call("query-chpids"), c.call("query-subchannels"), c.call("query-guests"), c.call("query-css"),
+            c.call("query-path-event-journal")]
+
+
+def test_compaction_restores_the_same_state_and_truncates_the_log(short_tmp):
+    state = os.path.join(short_tmp, "state")
+    args = ["--state-dir", state, "--state-snapshot-every", "50", "--event-journal", "100"]
+    server = start(short_tmp, *args)
+    try:
+        c = Client(server.sock)
+        epoch = c.call("query-path-event-journal")["epoch"]
+        name = c.call("query-guests")[0]["name"]
+        c.call("set-path-event-strategy", guest=name, strategy="crw")
+        for n in range(230):
+            vary(c, f"0.4{n % 4}", "offline" if (n // 4) % 2 == 0 else "online")
+            if n % 40 == 0:
+                c.call("inject-path-fault", chpid="0.44", fault="temporary-error" if n % 80 == 0 else "recovered")
+                c.call("store-crw")
+                c.call("guest-store-crw", guest=name)
+        before = visible_state(c)
+        newest = before[-1]["newest"]
+        os.killpg(server.proc.pid, signal.SIGKILL)
+        server.proc.wait()
+        assert state_rows(state, "commands") < 50  # the log before the last snapshot is gone
+        assert 100 <= state_rows(state, "journal") <= 100 + 64  # the newest --event-journal, trimmed in batches
+        server = start(short_tmp, *args)
+        log = server.log_tail()
+        assert "state restored" in log and "snapshot=commands 1-" in log
+        c = Client(server.sock)
+        assert visible_state(c) == before
+        # A subscriber resumes across the restart from inside the journal: no gap.
+        c.call("subscribe-path-events", since={"epoch": epoch, "sequence": newest - 30})
+        assert [e["data"]["sequence"] for e in c.events(30)] == list(range(newest - 29, newest + 1))
+        assert server.stop() == 0  # a clean stop writes a snapshot: nothing is left to replay
+        assert state_rows(state, "commands") == 0
+        server = start(short_tmp, *args)
+        assert "commands=0" in server.log_tail()
+        c = Client(server.sock)
+        assert visible_state(c) == before
+        vary(c, "0.45", "offline")
+        assert c.call("query-path-event-journal")["newest"] == newest + 1
+    finally:
+        server.stop()
+
+
+def test_corrupt_snapshot_is_refused_and_left_alone(short_tmp):
+    import sqlite3
+    state = os.path.join(short_tmp, "state")
+    server = start(short_tmp, "--state-dir", state)
+    c = Client(server.sock)
+    vary(c, "0.40", "offline")
+    assert server.stop() == 0
+    connection = sqlite3.connect(os.path.join(state, "state.sqlite"))
+    connection.execute("UPDATE snapshot SET model = substr(model, 1, length(model) - 1) || x'ff'")
+    connection.commit()
+    connection.close()
+    before = snapshot(state)
+    message = refused(short_tmp, "--state-dir", state)
+    assert "refusing to start" in message and "the snapshot is corrupt" in message
+    after = snapshot(state)
+    # The read-only check may leave SQLite's empty write-ahead log and its index: no content.
+    if "state.sqlite-wal" not in before and after.get("state.sqlite-wal") == b"":
+        after.pop("state.sqlite-wal")
+        after.pop("state.sqlite-shm", None)
+    assert after == before

@@ -1,0 +1,273 @@
+// SPDX-License-Identifier: MIT
+// cssd: QMP control server for the s390 channel subsystem.
+
+import CSSBackend
+import CSSModel
+import Foundation
+import NIOPosix
+import PathEvents
+import QMPCommands
+import QMPWire
+import SQLiteNIO
+import StateStore
+import Testing
+import VFIOCCW
+
+/// A read-write, negotiated session for commands run straight through the dispatcher.
+private final class TestSession: SessionControl {
+    var isNegotiated: Bool { true }
+    var isReadOnly: Bool { false }
+    var connectionID: Int { 1 }
+    func enterCommandMode(oob: Bool) {}
+}
+
+private func temporaryDirectory() -> String {
+    let path = NSTemporaryDirectory() + "cssd-state-\(UUID().uuidString)"
+    try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+/// One cssd start on a state dir, as CSSD.swift wires it: snapshot, journal, replay, sinks.
+private final class Started {
+    let store: StateStore
+    let backend: ModelBackend
+    let state: ServerState
+    let restored: StateStore.Restored
+    let snapshot: StateStore.LoadedSnapshot?
+    let session = TestSession()
+    private var time = 1_700_000_000
+
+    init(_ directory: String, snapshotEvery: Int, journal: Int = 1000) throws {
+        let subsystem = try Subsystem(topology: .embeddedDefault)
+        let fingerprint = StateStore.fingerprint(of: subsystem, backend: "model")
+        store = try StateStore.open(
+            directory: directory, fingerprint: fingerprint, backend: "model",
+            options: StateStore.Options(journalCapacity: journal, snapshotEvery: snapshotEvery))
+        backend = ModelBackend(subsystem)
+        var guests = try Guests(topology: .embeddedDefault, host: subsystem)
+        snapshot = try store.loadSnapshot(model: backend.subsystem)
+        if let snapshot {
+            backend.subsystem = snapshot.model!
+            guests = snapshot.guests
+        }
+        let journal = try store.loadJournal(capacity: journal, newest: snapshot?.lastSequence ?? 0)
+        state = try ServerState.standard(backend: backend, guests: guests, journal: journal)
+        restored = try store.restore(into: state)
+        state.durability = store
+        state.pathChanges.addSink(store)
+        store.capture = { [state, backend] in
+            StateStore.Captured(
+                model: backend.subsystem, guests: state.guests, lastSequence: state.pathChanges.lastSequence)
+        }
+    }
+
+    /// Runs a command as a session with a state dir does: fixed clock, record, wait until durable.
+    @discardableResult
+    func run(_ text: String) throws -> JSON {
+        time += 1
+        let now = EventTime(seconds: time, microseconds: 5)
+        state.clock = { now }
+        let request = try QMPRequest.check(JSON.parse(text)!, oobEnabled: true).get()
+        let before = state.pathChanges.lastSequence
+        let result: Result<JSON, QMPError>
+        switch Dispatcher.dispatch(request, server: state, session: session) {
+        case .success(.reply(let value)): result = .success(value)
+        case .success(.deferred(let work)): result = work.runInline()
+        case .failure(let error): result = .failure(error)
+        }
+        let value = try result.get()
+        let after = state.pathChanges.lastSequence
+        let token = store.append(request: text, time: now, sequences: after > before ? (before + 1)...after : nil)
+        #expect(throws: Never.self) { try store.waitUntilDurable(token).get() }
+        return value
+    }
+
+    /// What a client can see: the paths, subchannels, CRW queue, guests and journal.
+    var visible: [String] {
+        let journal = state.journal.changes.map {
+            "\($0.sequence) \($0.kind) \($0.time) \($0.change) \($0.guests)"
+        }
+        return [
+            "\(backend.subsystem.channelPaths)", "\(backend.subsystem.subchannels)",
+            "\(backend.subsystem.crwQueue)", "\(state.guests.state)", "\(state.pathChanges.lastSequence)",
+        ] + journal
+    }
+}
+
+private func commandRows(_ directory: String) throws -> Int {
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    defer { try? group.syncShutdownGracefully() }
+    let connection = try SQLiteConnection.open(
+        storage: .file(path: directory + "/state.sqlite"), threadPool: .singleton, on: group.next()
+    ).wait()
+    defer { try? connection.close().wait() }
+    let rows = try connection.query("SELECT count(*) AS n FROM commands").wait()
+    return rows.first!.column("n")!.integer!
+}
+
+private func execute(_ directory: String, _ sql: String) throws {
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    defer { try? group.syncShutdownGracefully() }
+    let connection = try SQLiteConnection.open(
+        storage: .file(path: directory + "/state.sqlite"), threadPool: .singleton, on: group.next()
+    ).wait()
+    _ = try connection.query(sql).wait()
+    try connection.close().wait()
+}
+
+@Suite(.serialized) struct StateStoreTests {
+    /// Commands that change every kind of state the snapshot keeps.
+    private func workload(_ started: Started, rounds: Int) throws {
+        let guest = started.state.guests.names.first!
+        try started.run(
+            #"{"execute":"set-path-event-strategy","arguments":{"guest":"\#(guest)","strategy":"per-device"}}"#)
+        for round in 0..<rounds {
+            let chpid = "0.4\(round % 4)"
+            let state = (round / 4) % 2 == 0 ? "offline" : "online"
+            try started.run(#"{"execute":"vary-path","arguments":{"chpid":"\#(chpid)","state":"\#(state)"}}"#)
+            if round % 5 == 0 {
+                try started.run(
+                    #"{"execute":"inject-path-fault","arguments":{"chpid":"0.44","fault":"temporary-error"}}"#)
+                try started.run(#"{"execute":"store-crw"}"#)
+                try started.run(#"{"execute":"guest-store-crw","arguments":{"guest":"\#(guest)"}}"#)
+            }
+        }
+        try started.run(#"{"execute":"configure-chpid","arguments":{"chpid":"0.45","state":"standby"}}"#)
+    }
+
+    @Test func snapshotAndLogTailRestoreTheSameStateAndTheLogIsTruncated() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let first = try Started(directory, snapshotEvery: 7)
+        try workload(first, rounds: 40)
+        let before = first.visible
+        let commands = first.state.pathChanges.lastSequence
+        #expect(commands > 40)
+        first.store.close()
+        // Snapshots every 7 commands: at most 7 rows are left in the log.
+        #expect(try commandRows(directory) <= 7)
+
+        let second = try Started(directory, snapshotEvery: 7)
+        #expect(second.snapshot != nil)
+        #expect(second.restored.failed.isEmpty)
+        #expect(second.restored.commands <= 7)
+        #expect(second.visible == before)
+        // The numbering and the state go on from there.
+        try second.run(#"{"execute":"vary-path","arguments":{"chpid":"0.46","state":"offline"}}"#)
+        #expect(second.state.pathChanges.lastSequence == commands + 1)
+        second.store.snapshotNow()
+        let after = second.visible
+        second.store.close()
+        #expect(try commandRows(directory) == 0)
+
+        let third = try Started(directory, snapshotEvery: 0)
+        #expect(third.restored.commands == 0)
+        #expect(third.visible == after)
+        third.store.close()
+    }
+
+    @Test func withoutASnapshotTheWholeLogIsReplayedAsBefore() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let first = try Started(directory, snapshotEvery: 0)
+        try workload(first, rounds: 12)
+        let before = first.visible
+        first.store.close()
+        let second = try Started(directory, snapshotEvery: 0)
+        #expect(second.snapshot == nil)
+        #expect(second.visible == before)
+        second.store.close()
+    }
+
+    @Test func aCorruptSnapshotIsRefusedAndLeftAlone() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let first = try Started(directory, snapshotEvery: 3)
+        try workload(first, rounds: 6)
+        first.store.close()
+        try execute(directory, "UPDATE snapshot SET guests = x'0100000001'")
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: directory + "/state.sqlite"))
+        #expect {
+            _ = try Started(directory, snapshotEvery: 3)
+        } throws: { error in
+            "\(error)".contains("the snapshot is corrupt (checksum")
+        }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: directory + "/state.sqlite")) == bytes)
+    }
+
+    @Test func theJournalTableKeepsTheNewestChangesAndLoadsBack() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let first = try Started(directory, snapshotEvery: 10, journal: 16)
+        try workload(first, rounds: 200)
+        let newest = first.state.pathChanges.lastSequence
+        let held = first.state.journal.changes.map(\.sequence)
+        first.store.snapshotNow()
+        first.store.close()
+        let second = try Started(directory, snapshotEvery: 10, journal: 16)
+        #expect(second.restored.commands == 0)
+        #expect(second.state.journal.changes.map(\.sequence) == held)
+        #expect(second.state.journal.newest == newest)
+        let resumed = try second.state.journal.resume(epoch: second.store.epoch, after: newest - 10)
+        #expect(resumed.gap == nil && resumed.changes.count == 10)
+        second.store.close()
+    }
+}
+
+@Suite struct StateCodingTests {
+    @Test func theModelsRuntimeStateRoundTripsAndIsCheckedAgainstTheTopology() throws {
+        var model = try Subsystem(topology: .embeddedDefault)
+        let pristine = model
+        _ = try model.varyPath(try ChannelPathID(parsing: "0.41"), to: .offline)
+        _ = try model.injectPathFault(try ChannelPathID(parsing: "0.42"), .permanentError)
+        _ = model.storeChannelReportWord()
+        var restored = pristine
+        try restored.restoreRuntimeState(model.runtimeState)
+        #expect(restored.channelPaths == model.channelPaths)
+        #expect(restored.subchannels == model.subchannels)
+        #expect(restored.crwQueue.pending == model.crwQueue.pending)
+        #expect(
+            restored.subchannelsWithoutOperationalPath(cssid: 0) == model.subchannelsWithoutOperationalPath(cssid: 0))
+        var truncated = pristine
+        #expect(throws: StateCodingError.self) {
+            try truncated.restoreRuntimeState(Array(model.runtimeState.dropLast(3)))
+        }
+        #expect(truncated.subchannels == pristine.subchannels)
+        var other = try Subsystem(topology: try .synthetic(subchannels: 16, chpids: 2, paths: 2))
+        #expect(throws: StateCodingError.self) { try other.restoreRuntimeState(model.runtimeState) }
+    }
+
+    @Test func guestsRoundTrip() throws {
+        var host = try Subsystem(topology: .embeddedDefault)
+        var guests = try Guests(topology: .embeddedDefault, host: host)
+        let name = guests.names.first!
+        try guests.setStrategy(.crw, of: name)
+        let change = try host.varyPath(try ChannelPathID(parsing: "0.40"), to: .offline)
+        _ = guests.hostPathChanged(change, as: .offline)
+        let restored = try Guests(state: guests.state)
+        #expect(restored.state == guests.state)
+        #expect(restored.names == guests.names)
+        let a = try guests.guest(name)
+        let b = try restored.guest(name)
+        #expect(a.devices == b.devices && a.chpidMap == b.chpidMap && a.crwQueue == b.crwQueue && a.stats == b.stats)
+        for device in a.devices.values {
+            guard let hostID = device.host else { continue }
+            #expect(restored.binding(of: hostID)?.id == device.id)
+        }
+        #expect(throws: StateCodingError.self) { try Guests(state: Array(guests.state.dropLast())) }
+    }
+
+    @Test func aJournaledChangeRoundTrips() throws {
+        var host = try Subsystem(topology: .embeddedDefault)
+        var guests = try Guests(topology: .embeddedDefault, host: host)
+        let change = try host.injectPathFault(try ChannelPathID(parsing: "0.40"), .permanentError)
+        let reached = guests.hostPathChanged(change, as: .permanentError)
+        let journaled = JournaledPathChange(
+            sequence: 42, change: change, kind: .permanentError, time: EventTime(seconds: 7, microseconds: 9),
+            guests: reached)
+        let decoded = try JournaledPathChange(encoded: journaled.encoded)
+        #expect(decoded.sequence == 42 && decoded.change == change && decoded.kind == .permanentError)
+        #expect(decoded.time == journaled.time && decoded.guests == reached)
+        #expect(throws: StateCodingError.self) { try JournaledPathChange(encoded: Array(journaled.encoded.dropLast())) }
+    }
+}
