@@ -113,8 +113,15 @@ package final class StateStore: DurableLog, @unchecked Sendable {
 
     /// The snapshot read at start: commands up to `through` are in it.
     private var snapshotThrough: UInt64 = 0
-    /// The oldest sequence in the `journal` table (touched under `commitLock`).
-    private var journalOldest: UInt64 = 0
+    /// The `journal` table's rows, oldest first: `journalRows[journalStart...]` are held, the
+    /// ones before `journalDeleted...` wait for their batched delete (touched under `commitLock`).
+    private var journalRows: [(sequence: UInt64, affected: Int)] = []
+    private var journalStart = 0
+    private var journalAffected = 0
+    /// Rows forgotten but not yet deleted, and the newest of them.
+    private var journalUndeleted = 0
+    private var journalUndeletedAffected = 0
+    private var journalDeleteThrough: UInt64 = 0
 
     private let pending = NIOLockedValueBox(Pending())
     /// Commits that no reply waits for (changes observed on the host).
@@ -308,7 +315,9 @@ package final class StateStore: DurableLog, @unchecked Sendable {
                     + "microseconds INTEGER NOT NULL, first_sequence INTEGER, last_sequence INTEGER)")
         }
         // One row per published change (JournaledPathChange.encoded), the newest --event-journal N.
-        _ = try rows(connection, "CREATE TABLE journal (sequence INTEGER PRIMARY KEY, record BLOB NOT NULL)")
+        _ = try rows(
+            connection,
+            "CREATE TABLE journal (sequence INTEGER PRIMARY KEY, affected INTEGER NOT NULL, record BLOB NOT NULL)")
         // At most one row: the state after every command up to `through_command`.
         _ = try rows(
             connection,
@@ -382,8 +391,11 @@ package final class StateStore: DurableLog, @unchecked Sendable {
             try Self.rows(connection, "SELECT through_command FROM snapshot WHERE id = 1").first?
             .column("through_command")?.integer ?? 0
         pending.withLockedValue { $0.nextToken = UInt64(max(maxID, through, 0)) + 1 }
-        journalOldest = UInt64(
-            try Self.rows(connection, "SELECT min(sequence) AS low FROM journal").first?.column("low")?.integer ?? 0)
+        for row in try Self.rows(connection, "SELECT sequence, affected FROM journal ORDER BY sequence") {
+            let affected = row.column("affected")?.integer ?? 0
+            journalRows.append((UInt64(row.column("sequence")?.integer ?? 0), affected))
+            journalAffected += affected
+        }
     }
 
     /// `file:PATH?mode=ro` with the characters a URI reserves escaped.
@@ -779,12 +791,17 @@ package final class StateStore: DurableLog, @unchecked Sendable {
             var binds: [SQLiteData] = []
             for change in chunk {
                 binds.append(.integer(Int(change.sequence)))
+                binds.append(.integer(change.change.affected.count))
                 binds.append(.blob(ByteBuffer(bytes: change.encoded)))
             }
-            let values = Array(repeating: "(?, ?)", count: chunk.count).joined(separator: ", ")
-            _ = try Self.rows(connection, "INSERT OR REPLACE INTO journal (sequence, record) VALUES " + values, binds)
-            if journalOldest == 0 { journalOldest = chunk.first!.sequence }
+            let values = Array(repeating: "(?, ?, ?)", count: chunk.count).joined(separator: ", ")
+            _ = try Self.rows(
+                connection, "INSERT OR REPLACE INTO journal (sequence, affected, record) VALUES " + values, binds)
             index += chunk.count
+        }
+        for change in journaled {
+            journalRows.append((change.sequence, change.change.affected.count))
+            journalAffected += change.change.affected.count
         }
         if keepsHost {
             for change in published {
@@ -816,16 +833,32 @@ package final class StateStore: DurableLog, @unchecked Sendable {
                 ])
             _ = try Self.rows(connection, "DELETE FROM commands WHERE id <= ?", [.integer(Int(through))])
         }
-        // The table keeps the newest `journalCapacity` changes; older rows go in batches of an
-        // eighth of it (at least 64), so that a delete is not paid per change.
-        if let lastSequence, journalOldest > 0 {
-            let keep = UInt64(journalCapacity)
-            let slack = max(keep / 8, 64)
-            if lastSequence >= journalOldest && lastSequence - journalOldest + 1 > keep + slack {
-                _ = try Self.rows(
-                    connection, "DELETE FROM journal WHERE sequence <= ?", [.integer(Int(lastSequence - keep))])
-                journalOldest = lastSequence - keep + 1
-            }
+        // The table keeps what the journal keeps: the newest `journalCapacity` changes, and at
+        // most `PathEventJournal.defaultSubchannelBudget` affected subchannels over them (a vary
+        // of a chpid shared by 65,536 subchannels is a 1.1 MB row). Older rows go in batches (an
+        // eighth of either bound, at least 64 rows), so that a delete is not paid per change.
+        let budget = PathEventJournal.defaultSubchannelBudget
+        while journalRows.count - journalStart > journalCapacity
+            || (journalAffected > budget && journalRows.count - journalStart > 1)
+        {
+            let row = journalRows[journalStart]
+            journalStart += 1
+            journalAffected -= row.affected
+            journalUndeleted += 1
+            journalUndeletedAffected += row.affected
+            journalDeleteThrough = row.sequence
+        }
+        if journalUndeleted > 0
+            && (journalUndeleted >= max(journalCapacity / 8, 64) || journalUndeletedAffected >= budget / 8)
+        {
+            _ = try Self.rows(
+                connection, "DELETE FROM journal WHERE sequence <= ?", [.integer(Int(journalDeleteThrough))])
+            journalUndeleted = 0
+            journalUndeletedAffected = 0
+        }
+        if journalStart > 1024 && journalStart > journalRows.count / 2 {
+            journalRows.removeFirst(journalStart)
+            journalStart = 0
         }
         if let lastSequence {
             _ = try Self.rows(
