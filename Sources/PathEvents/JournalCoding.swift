@@ -10,10 +10,10 @@ import VFIOCCW
 extension JournaledPathChange {
     static let encodingVersion: UInt8 = 1
 
-    /// The change, its sequence number, kind, time and guest changes: 17 bytes per affected
+    /// The change, its sequence number, kind, time and guest changes: 1 to 17 bytes per affected
     /// subchannel plus about 60 bytes, and about 40 per guest change.
     package var encoded: [UInt8] {
-        var writer = StateWriter(capacity: 96 + change.affected.count * AffectedSubchannel.encodedSize)
+        var writer = StateWriter(capacity: 96 + change.affected.count * 2)
         writer.put(Self.encodingVersion)
         writer.put(sequence)
         writer.put(Int64(time.seconds))

@@ -45,7 +45,7 @@ package struct StateStoreError: Error, CustomStringConvertible, Sendable {
 /// number a subscriber saw is never given to another change after a crash.
 ///
 /// Costs: one row (~100 bytes) per command since the last snapshot; one journal row per
-/// published change (17 bytes per affected subchannel plus ~60); a snapshot of ~62 bytes per
+/// published change (1 to 17 bytes per affected subchannel plus ~60); a snapshot of ~62 bytes per
 /// subchannel plus the guests (Benchmarks/RESULTS.md).
 package final class StateStore: DurableLog, @unchecked Sendable {
     /// The format written in `meta`; another one is refused.

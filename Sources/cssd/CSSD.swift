@@ -326,6 +326,7 @@ struct CSSD: AsyncParsableCommand {
         var store: StateStore?
         var journal: PathEventJournal?
         var snapshot: StateStore.LoadedSnapshot?
+        let loadStarted = ContinuousClock.now
         if let stateDir {
             let fingerprint = StateStore.fingerprint(of: source.subsystem, backend: source.name)
             do throws(StateStoreError) {
@@ -374,9 +375,10 @@ struct CSSD: AsyncParsableCommand {
                         "state-dir": "\(store.path)", "epoch": "\(store.epoch)",
                         "snapshot":
                             "\(snapshot.map { "commands 1-\($0.commands) sequence \($0.lastSequence)" } ?? "none")",
-                        "journal-read": "\(journaled)", "commands": "\(restored.commands)",
+                        "journal-read": "\(journaled)", "loading": "\(started - loadStarted)",
+                        "commands": "\(restored.commands)",
                         "last-sequence": "\(state.pathChanges.lastSequence)", "journal": "\(state.journal.count)",
-                        "guests": "\(state.guests.names.count)", "took": "\(ContinuousClock.now - started)",
+                        "guests": "\(state.guests.names.count)", "took": "\(ContinuousClock.now - loadStarted)",
                         "reading": "\(restored.reading)", "replaying": "\(restored.replaying)",
                     ])
                 if source.name == "model" && restored.lastSequence != store.storedLastSequence {

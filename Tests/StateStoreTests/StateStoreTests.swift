@@ -2,7 +2,6 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import CSSBackend
-import CSSModel
 import Foundation
 import NIOPosix
 import PathEvents
@@ -12,6 +11,8 @@ import SQLiteNIO
 import StateStore
 import Testing
 import VFIOCCW
+
+@testable import CSSModel
 
 /// A read-write, negotiated session for commands run straight through the dispatcher.
 private final class TestSession: SessionControl {
@@ -255,6 +256,36 @@ private func execute(_ directory: String, _ sql: String) throws {
             #expect(restored.binding(of: hostID)?.id == device.id)
         }
         #expect(throws: StateCodingError.self) { try Guests(state: Array(guests.state.dropLast())) }
+    }
+
+    @Test func affectedSubchannelsRoundTripWhateverTheyPredict() throws {
+        func id(_ n: UInt16) -> SubchannelID { SubchannelID(cssid: 0, ssid: 0, schno: n) }
+        func device(_ n: UInt16) -> DeviceID { DeviceID(cssid: 0, ssid: 0, devno: n) }
+        func entry(_ n: UInt16, _ devno: UInt16?, lpm: UInt8, slot: Int = 1) -> AffectedSubchannel {
+            AffectedSubchannel(
+                id: id(n), device: devno.map(device), slot: slot, pim: 0xc0, lpm: lpm, pam: 0xc0, pom: 0xff, pnom: 0,
+                lpum: 0x80, pathNotOperational: false)
+        }
+        // Consecutive (1 byte each), a gap, no device, other masks, a device that does not follow.
+        let affected = [
+            entry(0, 0x100, lpm: 0x80), entry(1, 0x101, lpm: 0x80), entry(2, 0x102, lpm: 0x80),
+            entry(9, 0x103, lpm: 0x80), entry(10, nil, lpm: 0x80), entry(11, 0x500, lpm: 0x40, slot: 0),
+            entry(12, 0x501, lpm: 0x40, slot: 0), entry(0xffff, 0xffff, lpm: 0),
+        ]
+        let path = ChannelPath(id: ChannelPathID(cssid: 0, chpid: 0x40), type: 0x1a, subchannelCount: 8)
+        var after = path
+        after.vary = .offline
+        let change = PathChange(before: path, after: after, affected: affected, crws: [], crwsLost: 0)
+        let journaled = JournaledPathChange(
+            sequence: 1, change: change, kind: .offline, time: EventTime(seconds: 1, microseconds: 2), guests: [])
+        #expect(try JournaledPathChange(encoded: journaled.encoded).change == change)
+        let consecutive = (0..<65_536).map { entry(UInt16($0), UInt16($0), lpm: 0x80) }
+        let big = JournaledPathChange(
+            sequence: 1,
+            change: PathChange(before: path, after: after, affected: consecutive, crws: [], crwsLost: 0),
+            kind: .offline, time: EventTime(seconds: 1, microseconds: 2), guests: [])
+        #expect(big.encoded.count < 65_536 + 200)
+        #expect(try JournaledPathChange(encoded: big.encoded).change.affected == consecutive)
     }
 
     @Test func aJournaledChangeRoundTrips() throws {
