@@ -128,6 +128,8 @@ let package = Package(
             name: "PathNotify",
             dependencies: [
                 "CRabbitMQ", "QMPCommands", "QMPWire", "PathEvents", "CSSModel", "VFIOCCW",
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -228,7 +230,10 @@ let package = Package(
         .testTarget(name: "PathEventsTests", dependencies: ["PathEvents", "CSSModel", "VFIOCCW"]),
         .testTarget(
             name: "PathNotifyTests",
-            dependencies: ["PathNotify", "QMPCommands", "QMPWire", "PathEvents", "CSSModel"]
+            dependencies: [
+                "PathNotify", "QMPCommands", "QMPWire", "PathEvents", "CSSModel",
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(
             name: "ServerSecurityTests",

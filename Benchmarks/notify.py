@@ -14,7 +14,14 @@ own notification listener (threading executor) in this process:
     (drain), and whether the listener got every sequence number (nothing lost) and how many
     duplicates (redeliveries, dropped by oslo by _unique_id).
 
-Usage: Benchmarks/notify.py [--count 20000] [--samples 300] [--rate 200] [--parts abc]
+(a') the same as (a) with --state-dir (the outbox kept in DIR/notify-outbox.sqlite, only durable
+    changes published), by a second cssd in the same run.
+(d) restart with a full outbox: the broker stopped, --held vary-path requests (default 100,000)
+    wait in the outbox of a cssd with --state-dir; cssd is killed (SIGKILL) and started again:
+    time until its QMP socket answers (state replay and outbox reload; the reload alone as
+    cssd logs it), then the broker is started: time until the outbox is empty (all confirmed).
+
+Usage: Benchmarks/notify.py [--count 20000] [--samples 300] [--rate 200] [--held 100000] [--parts aAbcd]
        CSSD_BIN overrides the binary (default ROOT/.build/release/cssd).
 Build first: swift build -c release --product cssd
 """
@@ -114,21 +121,26 @@ def listener_for(broker, tmp, endpoint):
     return listener, transport
 
 
-def start_cssd(binary, tmp, broker):
+def start_cssd(binary, tmp, broker, *extra, connected=True, name="cssd"):
     cred = os.path.join(tmp, "cred")
     with open(cred, "w") as f:
         f.write("username=guest\npassword=guest\n")
-    sock = os.path.join(tmp, "cssd.sock")
-    log = open(os.path.join(tmp, "cssd.log"), "wb")
+    sock = os.path.join(tmp, name + ".sock")
+    if os.path.exists(sock):
+        os.remove(sock)
+    log = open(os.path.join(tmp, name + ".log"), "ab")
     proc = subprocess.Popen(
-        [binary, "--qmp", f"unix:{sock}", "--notify", broker.url, "--notify-credentials", cred, "--notify-durable"],
+        [binary, "--qmp", f"unix:{sock}", "--notify", broker.url, "--notify-credentials", cred, "--notify-durable",
+         *extra],
         stdout=log, stderr=subprocess.STDOUT)
-    for _ in range(200):
-        if os.path.exists(sock):
+    client = None
+    for _ in range(6000):
+        try:
+            client = QMP(sock)
             break
-        time.sleep(0.05)
-    client = QMP(sock)
-    while client.call("query-notify")["state"] != "connected":
+        except OSError:
+            time.sleep(0.01)
+    while connected and client.call("query-notify")["state"] != "connected":
         time.sleep(0.05)
     return proc, client
 
@@ -237,12 +249,74 @@ def part_c(client, endpoint, broker, rate, next_sequence):
           f"dropped {drained['dropped']}, connections {drained['connections']}")
 
 
+def part_a_with_state_dir(binary, tmp, broker, endpoint, count):
+    """(a') as (a), by a cssd with --state-dir (a fresh one) and the same listener."""
+    proc, client = start_cssd(binary, tmp, broker, "--state-dir", os.path.join(tmp, "state-a"), name="cssd-a")
+    try:
+        with endpoint.cv:
+            endpoint.epoch = client.call("query-notify")["epoch"]
+            endpoint.times = {}
+        print("(a') with --state-dir:", end=" ")
+        part_a(client, endpoint, count, 1)
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def part_d(binary, tmp, broker, held):
+    """(d) restart with `held` notifications in the state dir's outbox."""
+    state = os.path.join(tmp, "state-d")
+    broker.stop()
+    extra = ("--state-dir", state, "--notify-outbox-events", str(held))
+    proc, client = start_cssd(binary, tmp, broker, *extra, connected=False, name="cssd-d")
+    window = 64
+    outstanding = 0
+    t0 = time.monotonic()
+    for i in range(held):
+        client.send("vary-path", chpid="0.40", state="offline" if i % 2 == 0 else "online")
+        outstanding += 1
+        if outstanding >= window:
+            client.reply()
+            outstanding -= 1
+    while outstanding:
+        client.reply()
+        outstanding -= 1
+    t_changes = time.monotonic() - t0
+    status = client.call("query-notify")
+    assert status["outbox-depth"] == held and status["dropped"] == 0, status
+    time.sleep(0.5)  # the writer's last batch
+    size = sum(os.path.getsize(os.path.join(state, n)) for n in os.listdir(state) if n.startswith("notify-outbox"))
+    proc.kill()
+    proc.wait()
+    t0 = time.monotonic()
+    proc, client = start_cssd(binary, tmp, broker, *extra, connected=False, name="cssd-d")
+    t_restart = time.monotonic() - t0
+    status = client.call("query-notify")
+    with open(os.path.join(tmp, "cssd-d.log"), errors="replace") as f:
+        lines = [line for line in f if "outbox restored" in line]
+    took = lines[-1].split("took=")[1].split()[0] if lines else "?"
+    print(f"(d) {held} durable changes with the broker down: {t_changes:.1f} s ({held / t_changes:,.0f}/s); "
+          f"outbox file {size / 1e6:.1f} MB; after SIGKILL, restart until QMP answers {t_restart:.2f} s "
+          f"(outbox reload {took}); restored {status['restored']}, rebuilt {status['rebuilt']}, "
+          f"depth {status['outbox-depth']}")
+    try:
+        broker.start()
+        t0 = time.monotonic()
+        wait_status(client, lambda s: s["outbox-depth"] == 0, timeout=600, interval=0.05)
+        t_drain = time.monotonic() - t0
+        print(f"    broker started: outbox empty {t_drain:.1f} s later ({held / t_drain:,.0f} notifications/s)")
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=20000)
     parser.add_argument("--samples", type=int, default=300)
     parser.add_argument("--rate", type=int, default=200)
-    parser.add_argument("--parts", default="abc")
+    parser.add_argument("--held", type=int, default=100000)
+    parser.add_argument("--parts", default="aAbcd")
     args = parser.parse_args()
     binary = os.environ.get("CSSD_BIN", os.path.join(ROOT, ".build", "release", "cssd"))
     tmp = tempfile.mkdtemp(prefix="cssdn", dir="/tmp")
@@ -261,6 +335,13 @@ def main():
             sequence = part_b(client, endpoint, args.samples, sequence)
         if "c" in args.parts:
             part_c(client, endpoint, broker, args.rate, sequence)
+        proc.terminate()
+        proc.wait()
+        proc = None
+        if "A" in args.parts:
+            part_a_with_state_dir(binary, tmp, broker, endpoint, args.count)
+        if "d" in args.parts:
+            part_d(binary, tmp, broker, args.held)
         listener.stop()
         listener.wait()
         transport.cleanup()

@@ -52,14 +52,20 @@ final class AMQPPublisher: @unchecked Sendable {
     /// How long to wait for the broker's confirm of the oldest unconfirmed publish.
     private let confirmTimeoutMillis: Int32 = 10_000
 
+    /// The newest sequence number whose change is durable in the state store (`--state-dir`):
+    /// notifications of later changes wait, so that a number a consumer saw is never given to
+    /// another change after a crash. nil: no state dir, nothing waits.
+    private let durableThrough: (@Sendable () -> UInt64)?
+
     init(
         configuration: NotifyConfiguration, outbox: NotificationOutbox, encoder: OsloNotificationEncoder, epoch: String,
-        logger: Logger
+        durableThrough: (@Sendable () -> UInt64)? = nil, logger: Logger
     ) {
         self.configuration = configuration
         self.outbox = outbox
         self.encoder = encoder
         self.epoch = epoch
+        self.durableThrough = durableThrough
         self.logger = logger
     }
 
@@ -218,7 +224,7 @@ final class AMQPPublisher: @unchecked Sendable {
     /// What one delivery tag on this connection stands for.
     private enum Pending {
         case entry
-        case gap((ranges: [ClosedRange<UInt64>], dropped: Int))
+        case gap(NotificationGap)
     }
 
     /// Publishes until the connection fails or the publisher stops.
@@ -234,7 +240,8 @@ final class AMQPPublisher: @unchecked Sendable {
 
         func giveUp(_ reason: String) -> String {
             var lost = 0
-            for item in pending[pendingHead...] {
+            // Newest first: each goes back before the ones restored after it.
+            for item in pending[pendingHead...].reversed() {
                 switch item {
                 case .entry: lost += 1
                 case .gap(let gap): outbox.restoreGap(gap)
@@ -256,14 +263,20 @@ final class AMQPPublisher: @unchecked Sendable {
         while !isStopped {
             let room = configuration.window - (pending.count - pendingHead)
             if room > 0, let gap = outbox.takeGap() {
-                let report = encoder.gap(gap.ranges, dropped: gap.dropped, epoch: epoch, at: now())
+                let report = encoder.gap(
+                    gap.ranges, dropped: gap.dropped, reason: gap.reason.rawValue, epoch: epoch, at: now())
                 pending.append(.gap(gap))
                 guard publish(report) else { return giveUp("publishing failed: connection lost") }
                 outbox.count(published: 1)
                 logger.warning(
-                    "notify: reporting a gap", metadata: ["missed": "\(gap.ranges)", "dropped": "\(gap.dropped)"])
+                    "notify: reporting a gap",
+                    metadata: [
+                        "missed": "\(gap.ranges)", "dropped": "\(gap.dropped)", "reason": "\(gap.reason.rawValue)",
+                    ])
+                continue  // the next gap, if any, before the entries
             }
-            let batch = room > 0 ? outbox.peek(from: entriesInFlight, count: room) : []
+            let batch =
+                room > 0 ? outbox.peek(from: entriesInFlight, count: room, through: durableThrough?() ?? .max) : []
             for notification in batch {
                 pending.append(.entry)
                 entriesInFlight += 1

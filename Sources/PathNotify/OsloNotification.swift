@@ -59,6 +59,17 @@ package struct OsloNotificationEncoder: Sendable {
     /// The notifications the filter wants for one change, in the order of path events:
     /// the chpid's, then the subchannels' in id order, or the guests' in name order.
     package func notifications(for published: PublishedPathChange, epoch: String) -> [OsloNotification] {
+        notifications(
+            for: JournaledPathChange(
+                sequence: published.sequence, change: published.change, kind: published.kind, time: published.time,
+                guests: published.guests), cause: published.cause, epoch: epoch)
+    }
+
+    /// The same for a journaled change (rebuilt at start, see `PathNotifier`): the journal does
+    /// not keep the cause, the caller names it.
+    package func notifications(for published: JournaledPathChange, cause: PathChangeCause, epoch: String)
+        -> [OsloNotification]
+    {
         let change = published.change
         let kind = published.kind
         var out: [OsloNotification] = []
@@ -77,7 +88,7 @@ package struct OsloNotificationEncoder: Sendable {
                     ("subchannels", .integer(change.affected.count)),
                 ]
                 if let crw = change.crws.first { payload.append(("crw", .integer(Int(crw.rawValue)))) }
-                payload.append(("cause", .string(Self.cause(published.cause))))
+                payload.append(("cause", .string(Self.cause(cause))))
                 out.append(
                     make(published.sequence, "cssd.path.\(kind.rawValue)", priority, payload + common, published.time))
             }
@@ -116,9 +127,13 @@ package struct OsloNotificationEncoder: Sendable {
         return out
     }
 
-    /// The gap report: which sequence numbers (inclusive ranges) had notifications that the
-    /// outbox could not hold, and how many notifications that was.
-    package func gap(_ ranges: [ClosedRange<UInt64>], dropped: Int, epoch: String, at time: EventTime)
+    /// The gap report: which sequence numbers (inclusive ranges) had notifications that will
+    /// not come, how many notifications that was, and why (`outbox-overflow`: the outbox could
+    /// not hold them; `restart`: lost in a crash, see API/notify.md).
+    package func gap(
+        _ ranges: [ClosedRange<UInt64>], dropped: Int, reason: String = "outbox-overflow", epoch: String,
+        at time: EventTime
+    )
         -> OsloNotification
     {
         let payload: [(String, JSON)] = [
@@ -131,7 +146,7 @@ package struct OsloNotificationEncoder: Sendable {
                     })
             ),
             ("dropped", .integer(dropped)),
-            ("reason", .string("outbox-overflow")),
+            ("reason", .string(reason)),
         ]
         return make(0, "cssd.notify.gap", "WARN", payload, time)
     }

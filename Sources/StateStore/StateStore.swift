@@ -729,6 +729,11 @@ package final class StateStore: DurableLog, @unchecked Sendable {
         return token
     }
 
+    /// The newest sequence number committed: every change up to it is durable (records are
+    /// committed in sequence order). Any thread, no I/O (the `--notify` outbox publishes only
+    /// up to it; `deliverableThrough` is for the event loop).
+    package var committedSequence: UInt64 { pending.withLockedValue { $0.lastSequence } }
+
     package var deliverableThrough: UInt64 {
         pending.withLockedValue { state in
             for record in state.records { if let range = record.sequences { return range.lowerBound - 1 } }

@@ -423,8 +423,32 @@ struct CSSD: AsyncParsableCommand {
         // payloads carry the server's epoch: the journal's, kept across restarts with --state-dir.
         var notifier: PathNotifier?
         if let configuration = try notify.configuration() {
-            let publisher = PathNotifier(
-                configuration: configuration, epoch: server.state.journal.epoch, logger: logger)
+            // With a state dir the outbox is kept there, and only durable changes are published.
+            var persistence: NotifyPersistence?
+            if let store, let stateDir {
+                persistence = NotifyPersistence(
+                    directory: stateDir, lastSequence: server.state.pathChanges.lastSequence,
+                    journal: Array(server.state.journal.changes), cause: .command(connection: 0),
+                    durableThrough: { store.committedSequence })
+            }
+            let publisher: PathNotifier
+            do throws(OutboxStoreError) {
+                publisher = try PathNotifier(
+                    configuration: configuration, epoch: server.state.journal.epoch, persistence: persistence,
+                    logger: logger)
+            } catch {
+                logger.critical("refusing to start: \(error)")
+                throw ExitCode(1)
+            }
+            if let store {
+                // The server's own wake-up (held events) first, then the notifier's.
+                let wakeServer = store.onDurable
+                let wakeNotifier = publisher.durabilityAdvanced
+                store.onDurable = {
+                    wakeServer?()
+                    wakeNotifier()
+                }
+            }
             server.addPathChangeSink(publisher, status: publisher.status)
             notifier = publisher
             // Read at scrape time, on the loop: the outbox's and the publisher's short locks.

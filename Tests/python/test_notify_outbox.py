@@ -1,0 +1,231 @@
+"""--notify with --state-dir: the outbox kept in the state dir (DIR/notify-outbox.sqlite), on a
+real RabbitMQ (a private node on loopback). With the broker down, changes wait in the outbox;
+cssd is killed (SIGKILL) or stopped (SIGTERM) and started again, still without a broker; once
+the broker is back every change arrives, with its epoch and sequence, in order; an overflow
+across the restart is still reported as a gap naming the missed numbers; a corrupt or foreign
+outbox file is refused and left alone."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import uuid
+
+import pytest
+
+import oracle
+import rabbitmq
+from test_notify import credentials, wait_notify
+from test_path_events import Client
+
+amqp = pytest.importorskip("amqp")
+
+pytestmark = pytest.mark.skipif(not rabbitmq.available(), reason="rabbitmq-server not installed (Scripts/setup)")
+
+
+@pytest.fixture(scope="module")
+def broker():
+    node = rabbitmq.Broker()
+    try:
+        node.start()
+        yield node
+    finally:
+        node.close()
+
+
+def fresh_vhost(broker):
+    """A vhost of the test's own: nothing left over from another test waits in its queues."""
+    name = "outbox-" + uuid.uuid4().hex[:8]
+    broker.ctl("add_vhost", name)
+    broker.ctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+    return name, f"amqp://127.0.0.1:{broker.port}/{name}"
+
+
+def drain(broker, vhost):
+    """Every notification waiting in the vhost's oslo queues, per queue in the broker's (FIFO)
+    order, as (routing key, message) with the oslo envelope opened."""
+    connection = amqp.Connection(host=f"127.0.0.1:{broker.port}", userid="guest", password="guest",
+                                 virtual_host=vhost)
+    connection.connect()
+    out = {}
+    try:
+        channel = connection.channel()
+        for queue in ("notifications.info", "notifications.warn"):
+            got = []
+            while True:
+                message = channel.basic_get(queue, no_ack=True)
+                if message is None:
+                    break
+                envelope = json.loads(message.body)
+                assert envelope["oslo.version"] == "2.0"
+                got.append(json.loads(envelope["oslo.message"]))
+            out[queue] = got
+    finally:
+        connection.close()
+    return out
+
+
+def start(workdir, url, *extra):
+    if oracle.cssd_binary() is None:
+        pytest.skip("cssd binary not found")
+    server = oracle.cssd_server(workdir, extra_args=[
+        "--notify", url, "--notify-credentials", credentials(workdir), *extra])
+    return server.start()
+
+
+def vary(client, count, first=0):
+    """`count` changes of chpid 0.40: offline (WARN) and online (INFO) in turn."""
+    for i in range(first, first + count):
+        client.call("vary-path", chpid="0.40", state="offline" if i % 2 == 0 else "online")
+
+
+def outage_restart_then_deliver(broker, short_tmp, stop):
+    """Broker down; 40 changes wait in the outbox; cssd stopped by `stop`, started again
+    (still no broker); the broker comes back: all 40 arrive, in order, numbered as before."""
+    total = 40
+    vhost, url = fresh_vhost(broker)
+    state = os.path.join(short_tmp, "state")
+    broker.stop()
+    try:
+        server = start(short_tmp, url, "--state-dir", state)
+        client = Client(server.sock)
+        before = wait_notify(client, lambda s: s["state"] == "disconnected")
+        assert before["persistent"] is True and before["restored"] == 0
+        vary(client, total)  # every reply received: each change is durable in state.sqlite
+        assert client.call("query-notify")["outbox-depth"] == total
+        stop(server)
+        server = start(short_tmp, url, "--state-dir", state)
+        client = Client(server.sock)
+        status = client.call("query-notify")
+        assert status["epoch"] == before["epoch"]
+        assert status["outbox-depth"] == total and status["restored"] + status["rebuilt"] == total, status
+        assert status["state"] != "connected" and status["pending-gap"] == []
+        log = server.log_tail(20000)
+        assert "notify: outbox restored from the state dir" in log
+    finally:
+        broker.start()
+    try:
+        status = wait_notify(client, lambda s: s["confirmed"] == total and s["outbox-depth"] == 0, timeout=60)
+        assert status["dropped"] == 0 and status["gaps"] == 0
+        # A change after the restart is numbered after the restored ones and comes after them.
+        vary(client, 1, first=total)
+        wait_notify(client, lambda s: s["confirmed"] == total + 1)
+    finally:
+        server.stop()
+    got = drain(broker, vhost)
+    warn = [m["payload"]["sequence"] for m in got["notifications.warn"]]
+    info = [m["payload"]["sequence"] for m in got["notifications.info"]]
+    # Each queue in publication order; together every change once, 1...total+1.
+    assert warn == list(range(1, total + 2, 2)) and info == list(range(2, total + 1, 2))
+    messages = got["notifications.warn"] + got["notifications.info"]
+    assert {m["payload"]["epoch"] for m in messages} == {before["epoch"]}
+    assert {m["event_type"] for m in messages} == {"cssd.path.offline", "cssd.path.online"}
+    assert len({m["message_id"] for m in messages}) == total + 1
+    # Confirmed means deleted: a restart finds an empty outbox.
+    server = start(short_tmp, url, "--state-dir", state)
+    try:
+        status = Client(server.sock).call("query-notify")
+        assert status["restored"] == 0 and status["rebuilt"] == 0 and status["outbox-depth"] == 0, status
+    finally:
+        server.stop()
+    return status
+
+
+def sigkill(server):
+    server.proc.send_signal(signal.SIGKILL)
+    server.proc.wait()
+
+
+def test_sigkill_with_the_broker_down_loses_nothing(broker, short_tmp):
+    outage_restart_then_deliver(broker, short_tmp, sigkill)
+
+
+def test_sigterm_with_the_broker_down_loses_nothing(broker, short_tmp):
+    def sigterm(server):
+        assert server.stop() == 0
+    outage_restart_then_deliver(broker, short_tmp, sigterm)
+
+
+def test_overflow_across_a_restart_is_reported_as_a_gap(broker, short_tmp):
+    vhost, url = fresh_vhost(broker)
+    state = os.path.join(short_tmp, "state")
+    bound = ("--notify-outbox-events", "5")
+    broker.stop()
+    try:
+        server = start(short_tmp, url, "--state-dir", state, *bound)
+        client = Client(server.sock)
+        epoch = wait_notify(client, lambda s: s["state"] == "disconnected")["epoch"]
+        vary(client, 12)
+        status = client.call("query-notify")
+        assert status["outbox-depth"] == 5 and status["pending-gap"] == [{"first": 6, "last": 12}]
+        sigkill(server)
+        server = start(short_tmp, url, "--state-dir", state, *bound)
+        client = Client(server.sock)
+        status = client.call("query-notify")
+        assert status["outbox-depth"] == 5 and status["pending-gap"] == [{"first": 6, "last": 12}], status
+        # Still down: the next change does not fit either, and joins the same gap.
+        vary(client, 1, first=12)
+        assert client.call("query-notify")["pending-gap"] == [{"first": 6, "last": 13}]
+    finally:
+        broker.start()
+    try:
+        status = wait_notify(client, lambda s: s["gaps"] == 1 and s["outbox-depth"] == 0, timeout=60)
+        assert status["pending-gap"] == [] and status["confirmed"] == 5
+    finally:
+        server.stop()
+    got = drain(broker, vhost)
+    gaps = [m for m in got["notifications.warn"] if m["event_type"] == "cssd.notify.gap"]
+    assert len(gaps) == 1
+    assert gaps[0]["payload"]["missed"] == [{"first": 6, "last": 13}]
+    assert gaps[0]["payload"]["reason"] == "outbox-overflow" and gaps[0]["payload"]["epoch"] == epoch
+    sequences = sorted(m["payload"]["sequence"] for q in got.values() for m in q
+                       if m["event_type"] != "cssd.notify.gap")
+    assert sequences == [1, 2, 3, 4, 5]
+
+
+def refused(workdir, *args):
+    argv = [oracle.cssd_binary(), "--qmp", f"unix:{workdir}/r.sock", *args]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1, result
+    return result.stderr
+
+
+def test_corrupt_or_foreign_outbox_is_refused_and_left_alone(short_tmp):
+    if oracle.cssd_binary() is None:
+        pytest.skip("cssd binary not found")
+    url = f"amqp://127.0.0.1:{rabbitmq.free_port()}/%2F"  # never reached: refused before
+    notify = ["--notify", url, "--notify-credentials", credentials(short_tmp)]
+    state = os.path.join(short_tmp, "state")
+    server = oracle.cssd_server(short_tmp, extra_args=["--state-dir", state, *notify]).start()
+    server.stop()
+    outbox = os.path.join(state, "notify-outbox.sqlite")
+    assert os.path.exists(outbox)
+    other = os.path.join(short_tmp, "other")
+    shutil.copytree(state, other)
+
+    # Corrupt: refused, named, untouched.
+    with open(outbox, "wb") as f:
+        f.write(b"not an SQLite database, someone's file\n" * 200)
+    with open(outbox, "rb") as f:
+        before = f.read()
+    message = refused(short_tmp, "--state-dir", state, *notify)
+    assert "refusing to start" in message and "not a cssd notification outbox" in message, message
+    assert outbox in message
+    with open(outbox, "rb") as f:
+        assert f.read() == before
+
+    # Another state dir's outbox (another epoch): refused, untouched.
+    os.remove(os.path.join(other, "state.sqlite"))
+    for name in os.listdir(other):
+        if name.startswith("state.sqlite"):
+            os.remove(os.path.join(other, name))
+    foreign = os.path.join(other, "notify-outbox.sqlite")
+    with open(foreign, "rb") as f:
+        before = f.read()
+    message = refused(short_tmp, "--state-dir", other, *notify)
+    assert "another history" in message, message
+    with open(foreign, "rb") as f:
+        assert f.read() == before
