@@ -84,7 +84,7 @@ final class MetricsCollector: PathChangeSink {
     // MARK: AMQP notifier
 
     private struct NotifierSeries {
-        let published, confirmed, failed, dropped, gaps, connections: Counter
+        let published, confirmed, failed, dropped, gaps, connections, restored, rebuilt: Counter
         let depth, bytes, maxDepth, maxBytes, connected: Gauge
     }
 
@@ -110,6 +110,10 @@ final class MetricsCollector: PathChangeSink {
                 dropped: counter("dropped", "Notifications refused by a full outbox (a gap notification names them)."),
                 gaps: counter("gaps", "Gap notifications the broker confirmed."),
                 connections: counter("broker_connections", "Connections made to the broker."),
+                restored: counter(
+                    "restored", "Notifications reloaded from the state dir's outbox at start (--state-dir)."),
+                rebuilt: counter(
+                    "rebuilt", "Notifications made again at start from the restored journal (lost in a crash)."),
                 depth: gauge("outbox_notifications", "", "Notifications in the outbox (waiting or unconfirmed)."),
                 bytes: gauge("outbox", "bytes", "Bytes of the notifications in the outbox."),
                 maxDepth: gauge(
@@ -123,6 +127,8 @@ final class MetricsCollector: PathChangeSink {
         series.dropped.setTotal(figures.dropped)
         series.gaps.setTotal(figures.gaps)
         series.connections.setTotal(figures.connections)
+        series.restored.setTotal(figures.restored)
+        series.rebuilt.setTotal(figures.rebuilt)
         series.depth.set(to: Double(figures.outboxDepth))
         series.bytes.set(to: Double(figures.outboxBytes))
         series.maxDepth.set(to: Double(figures.outboxMaxDepth))

@@ -165,11 +165,18 @@ package struct NotifierFigures: Sendable, Hashable {
     package var connected: Bool
     /// Connections made to the broker so far.
     package var connections: Int
+    /// Notifications reloaded from the state dir's outbox at start, and made again from the
+    /// restored journal (`--state-dir`, API/notify.md).
+    package var restored: Int
+    package var rebuilt: Int
 
     package init(
         published: Int, confirmed: Int, failed: Int, dropped: Int, gaps: Int, outboxDepth: Int, outboxBytes: Int,
-        outboxMaxDepth: Int, outboxMaxBytes: Int, connected: Bool, connections: Int
+        outboxMaxDepth: Int, outboxMaxBytes: Int, connected: Bool, connections: Int, restored: Int = 0,
+        rebuilt: Int = 0
     ) {
+        self.restored = restored
+        self.rebuilt = rebuilt
         self.published = published
         self.confirmed = confirmed
         self.failed = failed

@@ -460,7 +460,7 @@ struct CSSD: AsyncParsableCommand {
                     dropped: counters.dropped, gaps: counters.gapsReported, outboxDepth: counters.depth,
                     outboxBytes: counters.bytes, outboxMaxDepth: configuration.maxEvents,
                     outboxMaxBytes: configuration.maxBytes, connected: state == .connected,
-                    connections: connections)
+                    connections: connections, restored: counters.restored, rebuilt: counters.rebuilt)
             }
         }
         // A stop asked for before this point ends cssd here, before any socket exists.

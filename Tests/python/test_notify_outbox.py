@@ -82,9 +82,18 @@ def vary(client, count, first=0):
         client.call("vary-path", chpid="0.40", state="offline" if i % 2 == 0 else "online")
 
 
+def metrics_port(server):
+    import re
+    from test_metrics import _wait
+    return int(_wait(
+        lambda: re.search(r"address=tcp:127\.0\.0\.1:(\d+)\b.*metrics listening", server.log_tail(20000)),
+        10, "the metrics address in cssd's log").group(1))
+
+
 def outage_restart_then_deliver(broker, short_tmp, stop):
     """Broker down; 40 changes wait in the outbox; cssd stopped by `stop`, started again
     (still no broker); the broker comes back: all 40 arrive, in order, numbered as before."""
+    from test_metrics import _scrape_values
     total = 40
     vhost, url = fresh_vhost(broker)
     state = os.path.join(short_tmp, "state")
@@ -97,14 +106,18 @@ def outage_restart_then_deliver(broker, short_tmp, stop):
         vary(client, total)  # every reply received: each change is durable in state.sqlite
         assert client.call("query-notify")["outbox-depth"] == total
         stop(server)
-        server = start(short_tmp, url, "--state-dir", state)
+        server = start(short_tmp, url, "--state-dir", state, "--metrics", "tcp:127.0.0.1:0")
         client = Client(server.sock)
         status = client.call("query-notify")
         assert status["epoch"] == before["epoch"]
         assert status["outbox-depth"] == total and status["restored"] + status["rebuilt"] == total, status
+        scraped = _scrape_values(metrics_port(server))
+        assert scraped["cssd_notify_restored_total"] == status["restored"]
+        assert scraped["cssd_notify_rebuilt_total"] == status["rebuilt"]
         assert status["state"] != "connected" and status["pending-gap"] == []
         log = server.log_tail(20000)
         assert "notify: outbox restored from the state dir" in log
+        restarted = status
     finally:
         broker.start()
     try:
@@ -131,7 +144,7 @@ def outage_restart_then_deliver(broker, short_tmp, stop):
         assert status["restored"] == 0 and status["rebuilt"] == 0 and status["outbox-depth"] == 0, status
     finally:
         server.stop()
-    return status
+    return restarted
 
 
 def sigkill(server):
@@ -146,7 +159,9 @@ def test_sigkill_with_the_broker_down_loses_nothing(broker, short_tmp):
 def test_sigterm_with_the_broker_down_loses_nothing(broker, short_tmp):
     def sigterm(server):
         assert server.stop() == 0
-    outage_restart_then_deliver(broker, short_tmp, sigterm)
+    restarted = outage_restart_then_deliver(broker, short_tmp, sigterm)
+    # A graceful stop writes everything first: all reloaded, none rebuilt.
+    assert restarted["restored"] == 40 and restarted["rebuilt"] == 0
 
 
 def test_overflow_across_a_restart_is_reported_as_a_gap(broker, short_tmp):
