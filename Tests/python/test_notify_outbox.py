@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 import uuid
 
 import pytest
@@ -244,3 +245,69 @@ def test_corrupt_or_foreign_outbox_is_refused_and_left_alone(short_tmp):
     assert "another history" in message, message
     with open(foreign, "rb") as f:
         assert f.read() == before
+
+
+def forget_newest(state, keep_through):
+    """What a crash between the state store's commit and the outbox writer's next transaction
+    leaves: the outbox file without the rows of the changes after `keep_through`, its position
+    at `keep_through` (cssd is not running; SQLite itself edits the file)."""
+    import sqlite3
+    db = sqlite3.connect(os.path.join(state, "notify-outbox.sqlite"))
+    try:
+        forgotten = db.execute("DELETE FROM notifications WHERE sequence > ?", (keep_through,)).rowcount
+        db.execute("UPDATE meta SET value = ? WHERE key = 'through'", (str(keep_through),))
+        db.commit()
+    finally:
+        db.close()
+    return forgotten
+
+
+def test_changes_the_outbox_had_not_written_are_rebuilt_or_reported(broker, short_tmp):
+    """The crash window: durable changes whose notifications had not reached the outbox file
+    are made again from the restored journal; with no journal to make them from
+    (--event-journal 0), a gap notification with reason 'restart' names them."""
+    vhost, url = fresh_vhost(broker)
+    state = os.path.join(short_tmp, "state")
+    broker.stop()
+    try:
+        server = start(short_tmp, url, "--state-dir", state)
+        client = Client(server.sock)
+        epoch = wait_notify(client, lambda s: s["state"] == "disconnected")["epoch"]
+        vary(client, 20)
+        wait_notify(client, lambda s: s["outbox-depth"] == 20)
+        time.sleep(0.5)  # the writer's transaction (a few ms), so that the file has all 20
+        sigkill(server)
+        assert forget_newest(state, 15) == 5
+        server = start(short_tmp, url, "--state-dir", state)
+        client = Client(server.sock)
+        status = client.call("query-notify")
+        assert (status["restored"], status["rebuilt"], status["outbox-depth"]) == (15, 5, 20), status
+        assert status["pending-gap"] == []
+        vary(client, 5, first=20)  # 21...25
+        wait_notify(client, lambda s: s["outbox-depth"] == 25)
+        time.sleep(0.5)
+        sigkill(server)
+        assert forget_newest(state, 20) == 5
+        # No journal: 21...25 cannot be made again.
+        server = start(short_tmp, url, "--state-dir", state, "--event-journal", "0")
+        client = Client(server.sock)
+        status = client.call("query-notify")
+        assert (status["restored"], status["rebuilt"], status["outbox-depth"]) == (20, 0, 20), status
+        assert status["pending-gap"] == [{"first": 21, "last": 25}]
+        assert "lost in a crash" in server.log_tail(20000)
+    finally:
+        broker.start()
+    try:
+        wait_notify(client, lambda s: s["gaps"] == 1 and s["outbox-depth"] == 0, timeout=60)
+    finally:
+        server.stop()
+    got = drain(broker, vhost)
+    gaps = [m for m in got["notifications.warn"] if m["event_type"] == "cssd.notify.gap"]
+    assert len(gaps) == 1 and gaps[0]["payload"]["epoch"] == epoch
+    assert gaps[0]["payload"]["missed"] == [{"first": 21, "last": 25}]
+    assert gaps[0]["payload"]["reason"] == "restart" and gaps[0]["payload"]["dropped"] == 0
+    warn = [m["payload"]["sequence"] for m in got["notifications.warn"] if m["event_type"] != "cssd.notify.gap"]
+    info = [m["payload"]["sequence"] for m in got["notifications.info"]]
+    assert warn == list(range(1, 21, 2)) and info == list(range(2, 21, 2))
+    # The gap report goes first, before the restored notifications.
+    assert got["notifications.warn"][0]["event_type"] == "cssd.notify.gap"
