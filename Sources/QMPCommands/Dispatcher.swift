@@ -14,7 +14,22 @@ package enum Dispatcher {
     package static func dispatch(
         _ request: QMPRequest, server: ServerState, session: SessionControl
     ) -> Result<CommandOutcome, QMPError> {
-        let result = run(request.command, oob: request.isOOB, request: request, server: server, session: session)
+        var readOnly = false
+        return dispatch(request, server: server, session: session, readOnly: &readOnly)
+    }
+
+    /// `dispatch`, and whether the request's command only reads (`Command.isReadOnly`:
+    /// query-* and negotiation), from the same lookup: the audit log skips those, and looking
+    /// the name up a second time per request cost as much as the check of the envelope.
+    /// - Parameter readOnly: set to whether the schema's command of that name (on this server
+    ///   or, with its condition off, not) is read-only; false for a name the schema lacks.
+    package static func dispatch(
+        _ request: QMPRequest, server: ServerState, session: SessionControl, readOnly: inout Bool
+    ) -> Result<CommandOutcome, QMPError> {
+        let entry = server.entries[request.command]
+        // A command whose condition is off is not on the server, but it is still what its name says.
+        readOnly = entry?.isReadOnly ?? server.schema.command(named: request.command)?.isReadOnly ?? false
+        let result = run(entry, oob: request.isOOB, request: request, server: server, session: session)
         // During negotiation QEMU replaces the text of any CommandNotFound with a hint.
         if !session.isNegotiated, case .failure(let error) = result, error.errorClass == .commandNotFound {
             return .failure(QMPError(.commandNotFound, "Expecting capabilities negotiation with 'qmp_capabilities'"))
@@ -23,15 +38,16 @@ package enum Dispatcher {
     }
 
     private static func run(
-        _ name: String, oob: Bool, request: QMPRequest, server: ServerState, session: SessionControl
+        _ entry: ServerState.Entry?, oob: Bool, request: QMPRequest, server: ServerState, session: SessionControl
     ) -> Result<CommandOutcome, QMPError> {
-        guard let entry = server.entries[name], session.isNegotiated || entry.command.negotiation else {
+        let name = request.command
+        guard let entry, session.isNegotiated || entry.command.negotiation else {
             return .failure(QMPError(.commandNotFound, "The command \(name) has not been found"))
         }
         if oob && !entry.command.allowOOB {
             return .failure(.generic("The command \(name) does not support OOB"))
         }
-        if session.isReadOnly && !entry.command.isReadOnly {
+        if session.isReadOnly && !entry.isReadOnly {
             return .failure(
                 QMPError(
                     .commandNotFound,

@@ -92,9 +92,19 @@ package final class ServerState {
     package var connectionReports: (() -> [ConnectionReport])?
     private var lastConnectionID = 0
 
-    struct Entry {
+    /// A command of this server and its handler. A class: the dispatcher looks one up per
+    /// request, and copying a `Command` out of the dictionary retains each of its fields.
+    final class Entry {
         let command: Command
         let handler: CommandHandler
+        /// `command.isReadOnly`, which compares the name's prefix, worked out once.
+        let isReadOnly: Bool
+
+        init(command: Command, handler: @escaping CommandHandler) {
+            self.command = command
+            self.handler = handler
+            self.isReadOnly = command.isReadOnly
+        }
     }
 
     /// The arguments of a command called without any and declaring none; never modified.

@@ -51,7 +51,7 @@ enum QEMUJSONWriter {
                 writeString(UnsafeBufferPointer(start: $0, count: length), to: &out)
             }
         case JSON_INTEGER:
-            out.writeString(String(json_integer_value(value)))
+            out.writeDecimal(Int64(json_integer_value(value)))  // the id of nearly every reply
         case JSON_REAL:
             writeReal(json_real_value(value), to: &out)
         case JSON_TRUE:
