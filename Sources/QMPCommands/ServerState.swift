@@ -112,17 +112,19 @@ package final class ServerState {
 
     private var introspectionCache: [Bool: JSON] = [:]
     private var commandListCache: [Bool: JSON] = [:]
-    package private(set) lazy var versionInfo: JSON = .object([
-        (
-            "qemu",
-            .object([
-                ("micro", .integer(options.version.micro)),
-                ("minor", .integer(options.version.minor)),
-                ("major", .integer(options.version.major)),
-            ])
-        ),
-        ("package", .string(options.package)),
-    ])
+    /// query-version's reply (and the greeting's version); a `constant`: dumped once, not per request.
+    package private(set) lazy var versionInfo = JSON(
+        constant: .object([
+            (
+                "qemu",
+                .object([
+                    ("micro", .integer(options.version.micro)),
+                    ("minor", .integer(options.version.minor)),
+                    ("major", .integer(options.version.major)),
+                ])
+            ),
+            ("package", .string(options.package)),
+        ]))
 
     /// - Parameter backend: what to serve; the model of the embedded default topology when nil.
     package init(
@@ -188,14 +190,16 @@ package final class ServerState {
 
     func commandList(readOnly: Bool) -> JSON {
         if let cached = commandListCache[readOnly] { return cached }
-        let list = JSON.array(availableCommands(readOnly: readOnly).map { .object([("name", .string($0.name))]) })
+        let list = JSON(
+            constant: .array(availableCommands(readOnly: readOnly).map { .object([("name", .string($0.name))]) }))
         commandListCache[readOnly] = list
         return list
     }
 
     func introspection(readOnly: Bool) -> JSON {
         if let cached = introspectionCache[readOnly] { return cached }
-        let info = schema.introspect(commands: availableCommands(readOnly: readOnly), events: schema.events)
+        let info = JSON(
+            constant: schema.introspect(commands: availableCommands(readOnly: readOnly), events: schema.events))
         introspectionCache[readOnly] = info
         return info
     }
