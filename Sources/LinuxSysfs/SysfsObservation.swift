@@ -239,17 +239,27 @@ struct SysfsObservation {
                 .init(id: id, devno: nil, devType: 0, devModel: 0, cuType: 0, cuModel: 0, chpids: [], type: type))
             return
         }
-        guard let chpidLine = attribute(dir + "/chpids"),
-            let pimpampom = attribute(dir + "/pimpampom")
-        else {
-            problems.append("\(dir): no chpids or pimpampom, not an I/O subchannel the model can hold")
-            return
-        }
-        let slots = chpidLine.split(separator: " ").compactMap { parseHex($0, maxDigits: 2) }
-        let masks = pimpampom.split(separator: " ").compactMap { parseHex($0, maxDigits: 2) }
-        guard slots.count == 8, masks.count == 3 else {
-            problems.append("\(dir): chpids '\(chpidLine)' or pimpampom '\(pimpampom)' malformed")
-            return
+        let chpidLine = attribute(dir + "/chpids")
+        let pimpampom = attribute(dir + "/pimpampom")
+        var slots = chpidLine?.split(separator: " ").compactMap { parseHex($0, maxDigits: 2) } ?? []
+        var masks = pimpampom?.split(separator: " ").compactMap { parseHex($0, maxDigits: 2) } ?? []
+        if slots.count != 8 || masks.count != 3 {
+            if let last = previous?.subchannel(id) {
+                // A subchannel cssd holds whose paths cannot be read at this moment (a failed
+                // read, a file being rewritten): its last paths and masks stand, as they do
+                // between full readings (SysfsMirror), so that a failed read is not taken for
+                // the subchannel going away. A later reading that can read them catches up.
+                problems.append("\(dir): chpids or pimpampom unreadable, keeping the subchannel's last state")
+                let pmcw = last.schib.pmcw
+                slots = pmcw.chpids.map { Int($0) }
+                masks = [Int(pmcw.pim), Int(pmcw.pam), Int(pmcw.pom)]
+            } else if let chpidLine, let pimpampom {
+                problems.append("\(dir): chpids '\(chpidLine)' or pimpampom '\(pimpampom)' malformed")
+                return
+            } else {
+                problems.append("\(dir): no chpids or pimpampom, not an I/O subchannel the model can hold")
+                return
+            }
         }
         // The model packs installed paths from slot 0; a PIM with holes is packed, masks alike.
         let pim = UInt8(masks[0])

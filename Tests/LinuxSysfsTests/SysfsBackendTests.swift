@@ -305,6 +305,31 @@ private func sch(_ text: String) -> SubchannelID { try! SubchannelID(parsing: te
         #expect(try backend.refresh().map(\.chpid) == [chp("0.40")])
     }
 
+    /// A full reading (entries came or went, or the tree came back) that cannot read a held
+    /// subchannel's paths at that moment keeps the subchannel as it was: it used to leave it out
+    /// ("not an I/O subchannel"), a change nobody made (test_sysfs_follow's tree that goes away
+    /// failed so when the reading fell between the test's rename and its mkdir).
+    @Test func aFullReadingKeepsASubchannelWhosePathsCannotBeReadNow() throws {
+        let tree = tree()
+        let backend = try SysfsBackend(root: tree.root)
+        let held = try #require(backend.subsystem.subchannel(sch("0.0.0001")))
+        try FileManager.default.removeItem(atPath: tree.root + "/devices/css0/0.0.0001/pimpampom")
+        try FileManager.default.createDirectory(
+            atPath: tree.root + "/devices/css0/0.0.0001/pimpampom", withIntermediateDirectories: false)  // EISDIR
+        tree.write("devices/css0/0.0.0000/chpids", "")  // being rewritten: empty
+        tree.sch("0.0.0005", chpids: "41 00 00 00 00 00 00 00", pimpampom: "80 80 ff", device: "0.0.1005")  // new
+        // The new subchannel changes 0.41's count; nothing else changed.
+        let found = try backend.refresh()
+        #expect(found.map(\.chpid) == [chp("0.41")] && found.allSatisfy { $0.affected.isEmpty })
+        #expect(backend.subsystem.subchannels.map(\.id) == (0..<6).map { sch("0.0.000\($0)") })
+        #expect(backend.subsystem.subchannel(sch("0.0.0001")) == held)
+        // Readable again, with a change made meanwhile: caught up by the next reading.
+        try FileManager.default.removeItem(atPath: tree.root + "/devices/css0/0.0.0001/pimpampom")
+        tree.write("devices/css0/0.0.0001/pimpampom", "80 00 ff\n")
+        tree.write("devices/css0/0.0.0000/chpids", "40 00 00 00 00 00 00 00 \n")
+        #expect(try backend.refresh().map { $0.affected.map(\.id) } == [[sch("0.0.0001")]])
+    }
+
     @Test func aSubchannelTheModelCannotHoldIsLeftOutNotFatal() throws {
         let tree = tree()
         tree.sch("0.0.0005", chpids: "40 40 00 00 00 00 00 00", pimpampom: "c0 c0 ff", device: "0.0.1005")  // twice

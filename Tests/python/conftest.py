@@ -19,6 +19,15 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import oracle  # noqa: E402
 
 
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Keeps each phase's report on the item (`item.rep_call`...), so that a fixture's teardown
+    can tell whether the test failed (oracle.test_failed) and print what its servers logged."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, "rep_" + report.when, report)
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: very slow tests (over-limit inputs); run with -m slow")
 

@@ -146,6 +146,7 @@ class Server:
         if p is None:
             return None
         if p.poll() is None:
+            self.extra["stopped"] = True  # else it had exited by itself (describe_end)
             try:
                 p.send_signal(signal.SIGTERM)
                 p.wait(timeout=timeout)
@@ -155,6 +156,19 @@ class Server:
             except ProcessLookupError:
                 pass
         return p.returncode
+
+    def describe_end(self, n: int = 20_000) -> str:
+        """How the process ended and the tail of its log, for a failed test's report."""
+        if self.proc is None:
+            return f"{self.name}: never started"
+        code = self.proc.poll()
+        if code is None:
+            how = "still running"
+        elif self.extra.get("stopped"):
+            how = f"stopped by the test (SIGTERM), exit status {code}"
+        else:
+            how = f"EXITED BY ITSELF during the test, exit status {code}"
+        return f"--- {self.name} pid {self.proc.pid}: {how}; {' '.join(self.argv)}\n{self.log_tail(n)}"
 
     def log_tail(self, n: int = 4000) -> str:
         try:
@@ -191,6 +205,13 @@ def cssd_server(workdir: str, sock: Optional[str] = None, extra_args: Sequence[s
 # --------------------------------------------------------------------------
 # Raw exchanges
 # --------------------------------------------------------------------------
+
+def test_failed(request) -> bool:
+    """Whether the test that `request` (a fixture's) belongs to failed in its call phase
+    (conftest.py keeps each phase's report on the item)."""
+    report = getattr(request.node, "rep_call", None)
+    return report is not None and report.failed
+
 
 class ExchangeError(RuntimeError):
     pass

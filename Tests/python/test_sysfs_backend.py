@@ -36,8 +36,10 @@ def topology_file(description: str, outdir: str) -> str:
 
 
 @pytest.fixture
-def start(short_tmp):
-    """start(*args) -> a running cssd; every one is stopped afterwards."""
+def start(short_tmp, request):
+    """start(*args) -> a running cssd; every one is stopped afterwards (`run.stop_all()` stops
+    them earlier, e.g. before the tree they read is removed). When the test failed, each one's
+    end (exited by itself, or stopped) and the tail of its log are printed with the report."""
     if oracle.cssd_binary() is None:
         pytest.skip("cssd binary not found")
     servers = []
@@ -49,9 +51,16 @@ def start(short_tmp):
         servers.append(srv)
         return srv
 
+    def stop_all():
+        for srv in servers:
+            srv.stop()
+
+    run.stop_all = stop_all
     yield run
-    for srv in servers:
-        srv.stop()
+    stop_all()
+    if oracle.test_failed(request):
+        for srv in servers:
+            print(srv.describe_end())
 
 
 def sysfs(tree, *args, name="sysfs", start=None):

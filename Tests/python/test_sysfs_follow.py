@@ -25,13 +25,15 @@ SIZE = 2048
 
 
 @pytest.fixture
-def tree_dir(short_tmp):
+def tree_dir(short_tmp, start):
     """Where trees are built: tmpfs when there is one (a tree is thousands of small files),
-    removed afterwards."""
+    removed afterwards, once the servers reading it have stopped (removed under a running
+    server, the tree made it log thousands of problems and read it again and again)."""
     import tempfile
     base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else short_tmp
     d = tempfile.mkdtemp(prefix="cssd-tree-", dir=base)
     yield d
+    start.stop_all()
     shutil.rmtree(d, ignore_errors=True)
 
 
