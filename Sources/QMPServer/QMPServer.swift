@@ -237,7 +237,18 @@ package final class QMPServer: Service, @unchecked Sendable {
                 (core.state.backend as? ObservedBackend)?.requestReread(targets)
             }
             self.watcher = watcher
-            try await core.loop.submit { core.onLayoutChange = { watcher.watch($0) } }.get()
+            let paths = directories.compactMap { entry -> ObservationTarget? in
+                if case .channelPath = entry.target { return entry.target }
+                return nil
+            }
+            try await core.loop.submit {
+                core.onLayoutChange = { watcher.watch($0) }
+                // What changed between the start-up reading and the watches went unseen (with
+                // --poll-interval 0, for good): the listing is compared once more (entries
+                // that came or went) and every path re-read. A subchannel attribute written in
+                // that window is left to the sweep.
+                (core.state.backend as? ObservedBackend)?.requestReread([.layout] + paths)
+            }.get()
         }
         logger.info(
             "following the backend",
