@@ -168,13 +168,18 @@ enum SysfsFiles {
         defer { closedir(dir) }
         var names: [String] = []
         while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
-            }
+            // The name's own bytes, read in place: `entry.pointee` copied a whole `struct
+            // dirent` (280 bytes), but a record in glibc's readdir buffer is only `d_reclen`
+            // long, and one at the end of the buffer may end just before an unmapped page:
+            // cssd crashed so (SIGSEGV in `listing`, once in ~80 runs of test_sysfs_follow).
+            let name = String(cString: (UnsafeRawPointer(entry) + direntNameOffset).assumingMemoryBound(to: CChar.self))
             if name != "." && name != ".." { names.append(name) }
         }
         return names.sorted()
     }
+
+    /// Where `d_name` starts in a `struct dirent`.
+    private static let direntNameOffset = MemoryLayout<dirent>.offset(of: \dirent.d_name)!
 
     static func isRegularFile(_ fd: Int32) -> Bool {
         var info = stat()
