@@ -81,6 +81,7 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
             ]
         ),
         // Signals caught from the first instruction of the process (a constructor), delivered
@@ -237,7 +238,11 @@ let package = Package(
         ),
         .testTarget(
             name: "ServerSecurityTests",
-            dependencies: ["ServerSecurity", .product(name: "NIOSSL", package: "swift-nio-ssl")]
+            dependencies: [
+                "ServerSecurity", .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(name: "VFIOCCWTests", dependencies: ["VFIOCCW", "CSSModel"]),
         .testTarget(

@@ -20,7 +20,7 @@ import ServerSecurity
 /// TLS 1.2 or later, a client certificate required and verified against `ca-cert.pem`, the CRL
 /// checked, the DN authorized by the policy; each connection takes the snapshot current at its
 /// accept, so a reload (SIGHUP, the policy file changing) applies to later scrapes. The
-/// handshake has `handshakeTimeout`; `MetricsTLSGate` does the checks and counts refusals
+/// handshake has `handshakeTimeout`; `metricsTLSGate` does the checks and counts refusals
 /// (`cssd_metrics_tls_refusals_total`).
 ///
 /// A scrape runs on the server's single event loop, between QMP requests, and costs
@@ -128,7 +128,7 @@ package final class MetricsEndpoint: @unchecked Sendable {
                     let snapshot = security.current
                     try sync.addHandler(NIOSSLServerHandler(context: snapshot.context))
                     try sync.addHandler(
-                        MetricsTLSGate(
+                        metricsTLSGate(
                             snapshot: snapshot, timeout: configuration.handshakeTimeout,
                             listener: listenerName.withLockedValue { $0 },
                             peer: peerAddress(channel), logger: logger, refusals: refusals,

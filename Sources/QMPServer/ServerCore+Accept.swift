@@ -55,10 +55,7 @@ extension ServerCore {
                 let sync = channel.pipeline.syncOperations
                 try sync.addHandler(NIOSSLServerHandler(context: snapshot.context))
                 try sync.addHandler(
-                    TLSGate(
-                        core: self, snapshot: snapshot, peer: peer, readOnly: readOnly,
-                        timeout: limits.handshakeTimeout,
-                        inputBacklog: inputBacklog))
+                    self.tlsGate(snapshot: snapshot, peer: peer, readOnly: readOnly, inputBacklog: inputBacklog))
             }
         }
         if address != nil {
@@ -73,6 +70,23 @@ extension ServerCore {
             try channel.pipeline.syncOperations.addHandler(
                 self.makeHandler(peer: peer, readOnly: readOnly, inputBacklog: inputBacklog))
         }
+    }
+
+    /// The TLS admission gate of a QMP connection: it holds one of the bounded handshake slots
+    /// (`handshakeStarted`) until the handshake settles, and installs the QMP handler (which then
+    /// gets its channelActive and sends the greeting) once the client is authorized.
+    func tlsGate(snapshot: TransportSecurity.Snapshot, peer: ConnectionPeer, readOnly: Bool, inputBacklog: Int)
+        -> TLSAdmissionHandler
+    {
+        TLSAdmissionHandler(
+            snapshot: snapshot, timeout: limits.handshakeTimeout,
+            reporting: .init(logger: logger, listener: peer.listener, peer: peer.address ?? "?"),
+            channelActive: .holdUntilAdmitted, settled: { [self] in handshakeFinished() },
+            admit: { [self] sync, identity in
+                var peer = peer
+                peer.distinguishedName = identity.subject
+                try sync.addHandler(makeHandler(peer: peer, readOnly: readOnly, inputBacklog: inputBacklog))
+            })
     }
 
     private func makeHandler(peer: ConnectionPeer, readOnly: Bool, inputBacklog: Int) -> QMPConnectionHandler {

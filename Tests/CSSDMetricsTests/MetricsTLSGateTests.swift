@@ -12,7 +12,7 @@ import Testing
 
 @testable import CSSDMetrics
 
-/// The metrics endpoint's TLS pipeline (NIOSSLServerHandler, MetricsTLSGate, then NIOHTTP1 and
+/// The metrics endpoint's TLS pipeline (NIOSSLServerHandler, metricsTLSGate, then NIOHTTP1 and
 /// MetricsHTTPHandler) on an EmbeddedChannel, against a real NIOSSL client on another one, with
 /// certificates made by openssl: who is served, who is refused and how each refusal is counted.
 @Suite(.serialized) struct MetricsTLSGateTests {
@@ -97,7 +97,7 @@ import Testing
             let channel = self.channel
             try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: snapshot.context))
             try channel.pipeline.syncOperations.addHandler(
-                MetricsTLSGate(
+                metricsTLSGate(
                     snapshot: snapshot, timeout: timeout, listener: "tcp:127.0.0.1:9464", peer: "127.0.0.1:1",
                     logger: Logger(label: "test"), refusals: refusals
                 ) { sync in
@@ -174,7 +174,7 @@ import Testing
         #expect(server.refusals().values.allSatisfy { $0 == 0 })
         #expect(server.refusals().count == MetricsTLSRefusals.Reason.allCases.count)
         // The gate left the pipeline once the client was authorized.
-        #expect((try? server.channel.pipeline.syncOperations.handler(type: MetricsTLSGate.self)) == nil)
+        #expect((try? server.channel.pipeline.syncOperations.handler(type: TLSAdmissionHandler.self)) == nil)
     }
 
     @Test func aDeniedDNIsClosedBeforeHTTPAndCounted() throws {
