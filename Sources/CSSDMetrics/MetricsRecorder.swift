@@ -5,6 +5,7 @@ import Prometheus
 import QMPCommands
 import QMPSchema
 import QMPServer
+import ServerSecurity
 
 /// The metrics cssd counts as things happen (commands, connections), kept
 /// in a swift-prometheus registry that the scrape-time collector (`MetricsCollector`) fills
@@ -17,7 +18,8 @@ import QMPServer
 /// - `cssd_qmp_commands_total{command,outcome}`: `outcome` is `ok` or the QMP error class;
 ///   a name the schema does not have (client input, unbounded) is counted as `command="unknown"`
 ///   (a request refused before dispatch, without a usable `execute`, is not a command);
-/// - `cssd_qmp_command_duration_seconds{command}`: time in dispatch on the event loop.
+/// - `cssd_qmp_command_duration_seconds{command}`: time in dispatch on the event loop;
+/// - `cssd_qmp_tls_refusals_total{listener,reason}`: TLS clients closed before the greeting.
 package final class MetricsRecorder: ServerObserver, @unchecked Sendable {
     // `commands` and `unknown` are touched only on the server's event loop.
 
@@ -116,6 +118,15 @@ package final class MetricsRecorder: ServerObserver, @unchecked Sendable {
         connections(listener).open.decrement()
     }
 
+    /// Makes every reason's series (at 0), so that `increase()` sees the first refusal.
+    package func tlsListenerConfigured(_ listener: Listener) {
+        for reason in TLSRefusalReason.allCases { _ = tlsRefusals(listener, reason) }
+    }
+
+    package func tlsRefused(listener: Listener, reason: TLSRefusalReason) {
+        tlsRefusals(listener, reason).increment()
+    }
+
     // MARK: Families
 
     /// The registry returns the existing collector for a known label set.
@@ -133,6 +144,17 @@ package final class MetricsRecorder: ServerObserver, @unchecked Sendable {
                     helpText: "QMP connections open now, by listener."),
                 labels: labels)
         )
+    }
+
+    /// The registry's thread-safe: this may run off the loop (`tlsListenerConfigured`).
+    private func tlsRefusals(_ listener: Listener, _ reason: TLSRefusalReason) -> Counter {
+        registry.makeCounter(
+            descriptor: .init(
+                namespace: "cssd", subsystem: "qmp", metricName: "tls_refusals", unitName: "total",
+                helpText:
+                    "TLS connections to a QMP listener closed before the greeting, by listener and reason "
+                    + "(handshake failed, timed out, certificate revoked, DN not authorized, client left)."),
+            labels: [("listener", listener.address.description), ("reason", reason.rawValue)])
     }
 
     static func seconds(_ duration: Duration) -> Double {

@@ -134,6 +134,11 @@ package final class QMPServer: Service, @unchecked Sendable {
         try prepare?(state)
         self.core = ServerCore(loop: group.next(), state: state, logger: logger, limits: configuration.limits)
         core.observer = observer
+        if configuration.security != nil, let observer {
+            for listener in configuration.listeners {
+                if case .tcp = listener.address { observer.tlsListenerConfigured(listener) }
+            }
+        }
         (shutdownStream, shutdownContinuation) = AsyncStream.makeStream(of: ShutdownCause.self)
         let continuation = shutdownContinuation
         let loop = core.loop

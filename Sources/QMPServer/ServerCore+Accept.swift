@@ -55,7 +55,9 @@ extension ServerCore {
                 let sync = channel.pipeline.syncOperations
                 try sync.addHandler(NIOSSLServerHandler(context: snapshot.context))
                 try sync.addHandler(
-                    self.tlsGate(snapshot: snapshot, peer: peer, readOnly: readOnly, inputBacklog: inputBacklog))
+                    self.tlsGate(
+                        snapshot: snapshot, peer: peer, readOnly: readOnly, inputBacklog: inputBacklog,
+                        observed: observed))
             }
         }
         if address != nil {
@@ -74,14 +76,19 @@ extension ServerCore {
 
     /// The TLS admission gate of a QMP connection: it holds one of the bounded handshake slots
     /// (`handshakeStarted`) until the handshake settles, and installs the QMP handler (which then
-    /// gets its channelActive and sends the greeting) once the client is authorized.
-    func tlsGate(snapshot: TransportSecurity.Snapshot, peer: ConnectionPeer, readOnly: Bool, inputBacklog: Int)
-        -> TLSAdmissionHandler
-    {
+    /// gets its channelActive and sends the greeting) once the client is authorized. A refusal
+    /// is told to the observer (`cssd_qmp_tls_refusals_total`) when the listener is `observed`.
+    func tlsGate(
+        snapshot: TransportSecurity.Snapshot, peer: ConnectionPeer, readOnly: Bool, inputBacklog: Int,
+        observed: Listener?
+    ) -> TLSAdmissionHandler {
         TLSAdmissionHandler(
             snapshot: snapshot, timeout: limits.handshakeTimeout,
             reporting: .init(logger: logger, listener: peer.listener, peer: peer.address ?? "?"),
             channelActive: .holdUntilAdmitted, settled: { [self] in handshakeFinished() },
+            refused: { [self] reason, _ in
+                if let observer, let observed { observer.tlsRefused(listener: observed, reason: reason) }
+            },
             admit: { [self] sync, identity in
                 var peer = peer
                 peer.distinguishedName = identity.subject

@@ -2,6 +2,7 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import QMPCommands
+import ServerSecurity
 
 /// What the server tells an observer (the metrics endpoint) as it runs: commands (through
 /// `CommandObserver`) and connections. Every call is made on the server's event loop and must
@@ -11,4 +12,8 @@ package protocol ServerObserver: CommandObserver {
     func connectionOpened(listener: Listener)
     /// A connection accepted on `listener` closed.
     func connectionClosed(listener: Listener)
+    /// `listener` will serve TLS (told once, before it binds; may be called off the loop).
+    func tlsListenerConfigured(_ listener: Listener)
+    /// A TLS client on `listener` was not served (closed before QMP's greeting), for `reason`.
+    func tlsRefused(listener: Listener, reason: TLSRefusalReason)
 }

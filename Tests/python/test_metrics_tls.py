@@ -333,6 +333,48 @@ def test_handshake_timeout_and_bound(short_tmp, pki):
         _wait(lambda: cssd.served(), 5, "a scrape once the silent clients are gone")
 
 
+def test_qmp_tls_refusals_are_counted_by_listener(short_tmp, pki):
+    """QMP's TLS listeners refuse with the endpoint's gate and count their refusals in
+    cssd_qmp_tls_refusals_total{listener,reason}, every reason at 0 from the start."""
+    qmp_port = _free_port()
+    listener = f"tcp:127.0.0.1:{qmp_port}"
+    with TLSMetrics(short_tmp, pki, "--qmp", listener) as cssd:
+        cssd.wait_line("listening", f"address={listener} ", "tls=true")
+        prefix = f'cssd_qmp_tls_refusals_total{{listener="{listener}",reason="'
+
+        def counts() -> dict:
+            return {k[len(prefix):-2]: v for k, v in cssd.values().items() if k.startswith(prefix)}
+
+        assert counts() == {reason: 0.0 for reason in cssd.refusals()}
+        assert len(counts()) == 9
+        # The intruder completes its handshake (TLS 1.3), then gets EOF or an alert, no greeting.
+        with socket.create_connection(("127.0.0.1", qmp_port), timeout=10) as raw:
+            try:
+                with pki.context("intruder").wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+                    assert b"QMP" not in tls.recv(4096)
+            except (ssl.SSLError, ConnectionError):
+                pass
+        _wait(lambda: counts()["unauthorized"] == 1, 5, "the intruder counted as unauthorized")
+        cssd.wait_line("TLS client not authorized", f"listener={listener}", "the policy denies")
+        # Plain QMP to the TLS port.
+        with socket.create_connection(("127.0.0.1", qmp_port), timeout=10) as plain:
+            plain.sendall(b'{"execute": "qmp_capabilities"}\r\n')
+            try:
+                while chunk := plain.recv(4096):
+                    assert b"QMP" not in chunk
+            except ConnectionResetError:
+                pass
+        _wait(lambda: counts()["not-tls"] == 1, 5, "the plaintext client counted as not-tls")
+        # mgmt is served and counts nowhere; the metrics endpoint's own family saw none of it.
+        with socket.create_connection(("127.0.0.1", qmp_port), timeout=10) as raw:
+            with pki.context("mgmt").wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+                assert b'"QMP"' in tls.makefile("rb").readline()
+        assert sum(counts().values()) == 2
+        assert sum(cssd.refusals().values()) == 0
+        check = subprocess.run([_tool("promtool"), "check", "metrics"], input=cssd.get()[2], capture_output=True)
+        assert check.returncode == 0, (check.stdout + check.stderr).decode()
+
+
 def test_sighup_and_policy_changes_reload_the_endpoint(short_tmp, pki):
     with TLSMetrics(short_tmp, pki, "--log-level", "info") as cssd:
         def served_certificate() -> bytes:
