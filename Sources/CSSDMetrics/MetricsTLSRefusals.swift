@@ -42,7 +42,7 @@ func metricsTLSGate(
 /// TLS, so that `increase()` sees the first one; without TLS the family is absent.
 /// Counted on the server's event loop (swift-prometheus' counters are atomic anyway).
 package final class MetricsTLSRefusals: Sendable {
-    /// The `reason` label: HandshakeFailure's kinds, and what is refused after the handshake.
+    /// The `reason` label: what failed in the handshake, or what is refused after it.
     package typealias Reason = TLSRefusalReason
 
     private let counters: [Reason: Counter]

@@ -170,7 +170,7 @@ package final class TLSAdmissionHandler: ChannelInboundHandler, RemovableChannel
         let certificate = try? context.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self).peerCertificate
         let failure = snapshot.credentials.diagnose(handshakeError: error, peer: certificate)
         refuse(
-            channel: context.channel, TLSRefusalReason(failure.kind), "TLS handshake failed", reason: failure.reason,
+            channel: context.channel, failure.kind, "TLS handshake failed", reason: failure.reason,
             dn: nil)
     }
 
@@ -213,12 +213,17 @@ package final class TLSAdmissionHandler: ChannelInboundHandler, RemovableChannel
     }
 }
 
-/// Why a TLS client was not served: `HandshakeFailure`'s kinds, and what is refused after the
-/// handshake. The raw values are the `reason` label of the refusal counters (API/metrics.md).
+/// Why a TLS client was not served: in the handshake (`HandshakeFailure.kind`) or after it.
+/// The raw values are the `reason` label of the refusal counters (API/metrics.md).
 package enum TLSRefusalReason: String, Sendable, CaseIterable {
+    /// The client sent no certificate (QEMU's verify-peer=on requires one).
     case noCertificate = "no-certificate"
+    /// The bytes were not TLS (plain HTTP or QMP sent to a TLS port).
     case notTLS = "not-tls"
+    /// No common TLS version of 1.2 or later.
     case protocolVersion = "protocol-version"
+    /// The certificate did not verify: another CA, expired, not yet valid (or, after the
+    /// handshake, unreadable).
     case badCertificate = "bad-certificate"
     /// The certificate is on the CRL (`ca-crl.pem`).
     case revoked
@@ -226,18 +231,8 @@ package enum TLSRefusalReason: String, Sendable, CaseIterable {
     case unauthorized
     /// No completed handshake within the timeout.
     case timeout
+    /// The client closed the connection before the handshake completed.
     case abandoned
-    /// Anything else, including a failure to install the protocol's handlers.
+    /// Anything else: what BoringSSL reported, or a failure to install the protocol's handlers.
     case other
-
-    package init(_ kind: HandshakeFailure.Kind) {
-        switch kind {
-        case .noCertificate: self = .noCertificate
-        case .notTLS: self = .notTLS
-        case .protocolVersion: self = .protocolVersion
-        case .badCertificate: self = .badCertificate
-        case .abandoned: self = .abandoned
-        case .other: self = .other
-        }
-    }
 }

@@ -228,27 +228,13 @@ package struct TLSCredentials: Sendable {
 }
 
 /// Why a TLS handshake failed: a kind, stable enough to count by (a metrics label), and the
-/// reason in words for the log.
+/// reason in words for the log. The kind is one of the handshake's refusal reasons:
+/// `noCertificate`, `notTLS`, `protocolVersion`, `badCertificate`, `abandoned`, `other`.
 package struct HandshakeFailure: Sendable, Equatable {
-    package enum Kind: String, Sendable, CaseIterable {
-        /// The client sent no certificate (QEMU's verify-peer=on requires one).
-        case noCertificate = "no-certificate"
-        /// The bytes were not TLS (plain HTTP or QMP sent to a TLS port).
-        case notTLS = "not-tls"
-        /// No common TLS version of 1.2 or later.
-        case protocolVersion = "protocol-version"
-        /// The certificate did not verify: another CA, expired, not yet valid.
-        case badCertificate = "bad-certificate"
-        /// The client closed the connection before the handshake completed.
-        case abandoned
-        /// Anything else (the reason says what BoringSSL reported).
-        case other
-    }
-
-    package let kind: Kind
+    package let kind: TLSRefusalReason
     package let reason: String
 
-    package init(_ kind: Kind, _ reason: String) {
+    package init(_ kind: TLSRefusalReason, _ reason: String) {
         self.kind = kind
         self.reason = reason
     }
