@@ -21,7 +21,8 @@ kernel log, which is what is measured here) and `--kernel-log FIFO`. Measured:
 Usage: Benchmarks/sysfs_scale.py [SIZES...]   (default 4096 16384 65536 262144)
 Build first: swift build -c release --product cssd && swift build -c release --product cssctl
 Trees are built under $BENCH_DIR (default /tmp) and removed afterwards; 262,144 subchannels
-need about 14 GB of disk on ext4 (4 KiB per attribute file) and several minutes to build.
+need about 14 GB of disk on ext4 (4 KiB per attribute file) and several minutes to build, or a
+few hundred MB on a loop-mounted ext4 with inline_data (Benchmarks/RESULTS.md, "262,144").
 """
 
 import json
