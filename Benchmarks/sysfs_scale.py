@@ -15,8 +15,8 @@ kernel log, which is what is measured here) and `--kernel-log FIFO`. Measured:
 - a chpid's `status` and `configure` written behind cssd's back, until CHANNEL_PATH_CHANGED
   reaches a subscriber (bound: poll interval + 100 ms);
 - a kernel-log line (`crw_info : CRW reports ... rsc=4 ... rsid=XX`) after one subchannel's
-  PAM bit for that chpid was cleared, until that subchannel's SUBCHANNEL_PATHS_CHANGED arrives
-  (bound: 200 ms);
+  PAM bit for that chpid was cleared (a member in the last quarter of the path's, which are
+  read in id order), until that subchannel's SUBCHANNEL_PATHS_CHANGED arrives (bound: 200 ms);
 - one subchannel's `pimpampom` changed, until its event arrives (bound: the sweep interval).
 Usage: Benchmarks/sysfs_scale.py [SIZES...]   (default 4096 16384 65536 262144)
 Build first: swift build -c release --product cssd && swift build -c release --product cssctl
@@ -214,7 +214,11 @@ def measure(size, work, baseline_rss=None):
             klog = []
             for i in range(3):
                 chpid = chpids[10 + i]
-                sch = client.call("query-subchannels", chpid=chpid, limit=1)["subchannels"][0]
+                # A member in the last quarter of the path's, in id order: members are read
+                # (and published) a slice at a time in id order, so this is the late case.
+                index = random.randrange(size * 3 // 4, size - size // 16)
+                sch = client.call("query-subchannels", chpid=chpid, start=f"0.{index >> 16}.{index & 0xffff:04x}",
+                                  limit=1)["subchannels"][0]
                 name = sch["subchannel"]
                 slot = sch["chpids"].index(chpid)
                 path = os.path.join(css0, name, "pimpampom")

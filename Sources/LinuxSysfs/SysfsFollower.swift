@@ -13,6 +13,9 @@ import Glibc
 /// server's event loop:
 /// - every poll interval, one tick (every chpid's attributes), then the sweep's share of
 ///   subchannels, `max(ceil(N × poll / sweep), min(N, 512))`, read in slices of 256;
+/// - a path whose attributes changed, or that a request names, is published at once (with the
+///   `lpm` a vary implies); its members' `pimpampom` are queued and read before the sweep, in
+///   slices of 4,096 on up to 4 threads, each slice's changes published as found;
 /// - between slices, and at once when they arrive, requested re-reads (inotify, the kernel
 ///   log) go first: a request waits for at most one slice, never for a sweep;
 /// - a vary or configure reads its chpid on the writing thread (`rereadAfterWrite`), under the
@@ -23,6 +26,10 @@ final class SysfsFollower: @unchecked Sendable {
     static let sliceSize = 256
     /// Below this many subchannels a tick reads them all (a small machine is swept every tick).
     static let minimumShare = 512
+    /// Members of a re-read path read per slice (on `SysfsMirror.parallelReaders` threads):
+    /// a few milliseconds, so that a request or a tick waits little, and each slice's changes
+    /// go out as they are found.
+    static let memberSliceSize = 4096
 
     private let mirror: SysfsMirror
     private let mirrorLock = Condition()
@@ -178,13 +185,18 @@ final class SysfsFollower: @unchecked Sendable {
         var nextTick = poll.map { monotonicNanoseconds() + $0 }
         var share = 0
         while true {
+            // Only this thread queues members (a write reads its own), so this stays true
+            // until this thread reads them.
+            let membersQueued = inspect { $0.queuedMemberCount > 0 }
             let work:
                 (
                     paths: Set<ChannelPathID>, subchannels: Set<SubchannelID>, numbers: Set<UInt16>, layout: Bool,
                     all: Bool
                 )?
             work = queue.withLock {
-                while running && !hasRequests && share == 0 && (nextTick.map { monotonicNanoseconds() < $0 } ?? true) {
+                while running && !hasRequests && !membersQueued && share == 0
+                    && (nextTick.map { monotonicNanoseconds() < $0 } ?? true)
+                {
                     queue.wait(until: nextTick)
                 }
                 guard running else { return nil }
@@ -215,6 +227,10 @@ final class SysfsFollower: @unchecked Sendable {
                 let total = inspect { $0.subsystem.subchannels.count }
                 let needed = (UInt64(total) * poll + sweep - 1) / sweep
                 share = max(Int(needed), min(total, Self.minimumShare))
+                continue
+            }
+            if membersQueued {
+                withMirror { $0.readQueuedMembers(count: Self.memberSliceSize) }
                 continue
             }
             if share > 0 {

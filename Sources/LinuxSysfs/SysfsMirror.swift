@@ -3,6 +3,7 @@
 
 import CSSBackend
 import CSSModel
+import Dispatch
 
 #if canImport(Glibc)
 import Glibc
@@ -59,7 +60,6 @@ final class SysfsMirror {
 
     deinit {
         buffer.deallocate()
-        namePointer.deallocate()
     }
 
     private func install(_ observation: SysfsObservation, _ newer: Subsystem) {
@@ -69,6 +69,7 @@ final class SysfsMirror {
         placeholders = observation.placeholders
         orphans = observation.orphans
         deviceDirectories = newer.subchannels.map { observation.deviceDirectories[$0.id] }
+        clearQueuedMembers()  // read just now, and their indexes may have moved
         if sweepCursor >= deviceDirectories.count { sweepCursor = 0 }
     }
 
@@ -196,7 +197,6 @@ final class SysfsMirror {
         var working = subsystem
         var newDetails = details
         var changedPaths: [ChannelPathID] = []
-        var toRead = subchannelIndexes
         for id in paths where !placeholders.contains(id) {
             guard let last = working.channelPath(id) else { continue }
             let dir = root + "/devices/css" + String(id.cssid, radix: 16) + "/" + SysfsBackend.pathDirectory(id)
@@ -225,18 +225,37 @@ final class SysfsMirror {
                 if !changedPaths.contains(id) { changedPaths.append(id) }
             }
         }
-        for id in withMembers ? paths : changedPaths {
-            for member in working.subchannels(using: id) {
-                toRead.append(working.subchannelIndex(atOrAfter: member.id))
-            }
-        }
         noteOffline(working)
         var changedSubchannels: [SubchannelID] = []
         var seen = Set<Int>()
-        for (position, index) in toRead.enumerated() where seen.insert(index).inserted {
-            // Those of a changed or named path: `pimpampom` is what a path change alters.
-            let whole = position < subchannelIndexes.count
-            if let id = readSubchannel(index, into: &working, full: whole) { changedSubchannels.append(id) }
+        for index in subchannelIndexes where seen.insert(index).inserted {
+            if let id = readSubchannel(index, into: &working, full: true) { changedSubchannels.append(id) }
+        }
+        // The members of a changed or named path: `pimpampom` is what a path change alters.
+        // A write reads them now (its reply carries what it did); otherwise the path's own
+        // change goes out at once, with the `lpm` a vary implies, and its members are queued
+        // for `readQueuedMembers`, so that the path's event never waits for tens of thousands
+        // of files.
+        let varied = Set(
+            changedPaths.filter { id in
+                subsystem.channelPath(id)?.vary != working.channelPath(id)?.vary
+            })
+        for id in withMembers ? paths : changedPaths {
+            for member in working.subchannels(using: id) {
+                let index = working.subchannelIndex(atOrAfter: member.id)
+                if write != nil {
+                    guard seen.insert(index).inserted else { continue }
+                    if let id = readSubchannel(index, into: &working, full: false, vpm: .always) {
+                        changedSubchannels.append(id)
+                    }
+                    continue
+                }
+                guard !seen.contains(index) else { continue }
+                if varied.contains(id), let changed = deriveLPM(index, into: &working) {
+                    changedSubchannels.append(changed)
+                }
+                queueMember(index, vpm: varied.contains(id) ? .always : .whenMasksChange)
+            }
         }
         if layoutChanged {
             checkListing()
@@ -252,14 +271,26 @@ final class SysfsMirror {
             orphans: orphans)
     }
 
+    /// When a subchannel's `vpm` is read along with its `pimpampom`.
+    enum VPMReading {
+        /// Always (the sweep, a named subchannel, the members of a varied path: path
+        /// verification after a vary moves `vpm` while `pimpampom` stays).
+        case always
+        /// Only when the masks changed (the members of a path a channel report names: half
+        /// the files for the tens of thousands that did not change).
+        case whenMasksChange
+    }
+
     /// Reads one subchannel's `pimpampom`, `vpm`, `chpids` and device `online`; sets its masks in
     /// `working` and returns its id when they changed. A reading that the masks cannot
     /// express (PIM, chpids, device or `online` changed) sets `layoutChanged`. With `full`
-    /// false (the members of a path named by a report or a write) only `pimpampom`: what a
-    /// channel report changes; `chpids` and the device are the sweep's to check. Written to
-    /// allocate nothing but the file name: a path's re-read does this for every one of its
-    /// (tens of thousands of) subchannels.
-    private func readSubchannel(_ index: Int, into working: inout Subsystem, full: Bool) -> SubchannelID? {
+    /// false (the members of a path named by a report or a write) only `pimpampom` and, as
+    /// `vpm` says, `vpm`: what a channel report changes; `chpids` and the device are the
+    /// sweep's to check. Written to allocate nothing but the file name: a path's re-read does
+    /// this for every one of its (tens of thousands of) subchannels.
+    private func readSubchannel(
+        _ index: Int, into working: inout Subsystem, full: Bool, vpm: VPMReading = .always
+    ) -> SubchannelID? {
         subchannelReads += 1
         let sch = working.subchannels[index]
         guard sch.type == .io else { return nil }  // CHSC, EADM: nothing that changes
@@ -275,13 +306,13 @@ final class SysfsMirror {
         let linuxPIM = fields[0]
         let linuxPAM = fields[1]
         let linuxPOM = fields[2]
-        let pmcw = sch.schib.pmcw
-        let count = linuxPIM.nonzeroBitCount
-        guard count > 0, pmcw.pim == UInt8(truncatingIfNeeded: 0xff << (8 - count)) else {
-            layoutChanged = true
-            return nil
-        }
         if full {
+            let pmcw = sch.schib.pmcw
+            let count = linuxPIM.nonzeroBitCount
+            guard count > 0, pmcw.pim == UInt8(truncatingIfNeeded: 0xff << (8 - count)) else {
+                layoutChanged = true
+                return nil
+            }
             guard readFields(relative + "/chpids", expected: 8, id: sch.id, at: css) else { return nil }
             var position = 0
             for slot in 0..<8 where linuxPIM & (0x80 >> slot) != 0 {
@@ -316,63 +347,201 @@ final class SysfsMirror {
                 }
             }
         }
+        let linuxVPM = vpm == .always ? readVPM(sch.id, at: css) : nil
+        return apply(
+            LinuxMasks(pim: linuxPIM, pam: linuxPAM, pom: linuxPOM, vpm: linuxVPM), to: index, into: &working,
+            css: css)
+    }
+
+    /// A subchannel's `pimpampom` and `vpm` as Linux shows them: slot `s` is bit `0x80 >> s`
+    /// of each, slots in `chpids` order (drivers/s390/cio/device.c, `pimpampom_show`,
+    /// `vpm_show`). `vpm` nil: not read.
+    struct LinuxMasks {
+        var pim: Int
+        var pam: Int
+        var pom: Int
+        var vpm: Int?
+    }
+
+    /// Sets subchannel `index`'s masks in `working` from Linux's, packed to the model's
+    /// positions (API/linux-sysfs.md), and returns its id when they changed. `vpm` not read
+    /// is read now (in `css`) when the masks moved, else the last one kept. A PIM that
+    /// is not the model's sets `layoutChanged`.
+    private func apply(
+        _ masks: LinuxMasks, to index: Int, into working: inout Subsystem, css: Int32
+    ) -> SubchannelID? {
+        let sch = working.subchannels[index]
+        let pmcw = sch.schib.pmcw
+        let count = masks.pim.nonzeroBitCount
+        guard count > 0, pmcw.pim == UInt8(truncatingIfNeeded: 0xff << (8 - count)) else {
+            layoutChanged = true
+            return nil
+        }
         // Linux's slots with their PIM bit set, moved to positions 0…count-1 (API/linux-sysfs.md).
         var pam: UInt8 = 0
         var pom: UInt8 = 0xff
         var lpm: UInt8 = 0
         var position = 0
-        for slot in 0..<8 where linuxPIM & (0x80 >> slot) != 0 {
+        for slot in 0..<8 where masks.pim & (0x80 >> slot) != 0 {
             let bit: UInt8 = 0x80 >> UInt8(position)
-            if linuxPAM & (0x80 >> slot) != 0 { pam |= bit }
-            if linuxPOM & (0x80 >> slot) == 0 { pom &= ~bit }
+            if masks.pam & (0x80 >> slot) != 0 { pam |= bit }
+            if masks.pom & (0x80 >> slot) == 0 { pom &= ~bit }
             let chpid = ChannelPathID(cssid: sch.id.cssid, chpid: pmcw.chpids[position])
             if !offline[Int(chpid.rawValue)] { lpm |= bit }
             position += 1
         }
+        let moved = pam != pmcw.pam || pom != pmcw.pom || lpm != pmcw.lpm
         // `vpm`, as the kernel states it (00 for a device that is not online); one that cannot
         // be read keeps its last value.
         var vpm = sch.verifiedPathMask
-        if case .bytes(let n) = SysfsFiles.read(at: css, relative + "/vpm", into: buffer, checkType: false),
-            SysfsFiles.hexBytes(UnsafeRawBufferPointer(buffer), count: n, into: &fields) == 1
-        {
+        if let linuxVPM = masks.vpm ?? (moved ? readVPM(sch.id, at: css) : nil) {
             var packed: UInt8 = 0
             var position = 0
-            for slot in 0..<8 where linuxPIM & (0x80 >> slot) != 0 {
-                if fields[0] & (0x80 >> slot) != 0 { packed |= 0x80 >> UInt8(position) }
+            for slot in 0..<8 where masks.pim & (0x80 >> slot) != 0 {
+                if linuxVPM & (0x80 >> slot) != 0 { packed |= 0x80 >> UInt8(position) }
                 position += 1
             }
             vpm = packed
         }
-        guard pam != pmcw.pam || pom != pmcw.pom || lpm != pmcw.lpm || vpm != sch.verifiedPathMask else {
-            return nil
-        }
+        guard moved || vpm != sch.verifiedPathMask else { return nil }
         try? working.setObservedMasks(sch.id, pam: pam, pom: pom, lpm: lpm, vpm: vpm)
         return sch.id
     }
 
-    /// `0.S.XXXX/pimpampom`, built in place (the template once, the digits per read).
-    private let namePointer: UnsafeMutablePointer<CChar> = {
-        let pointer = UnsafeMutablePointer<CChar>.allocate(capacity: 32)
-        let text = Array("0.0.0000/pimpampom".utf8)
-        for (index, byte) in text.enumerated() { pointer[index] = CChar(bitPattern: byte) }
-        pointer[text.count] = 0
-        return pointer
-    }()
-    private let hex = Array("0123456789abcdef".utf8)
+    /// `vpm` (one hex byte) of subchannel `id`, nil when it cannot be read.
+    private func readVPM(_ id: SubchannelID, at css: Int32) -> Int? {
+        if css != AT_FDCWD { return reader.vpm(id, at: css) }
+        guard
+            case .bytes(let n) = SysfsFiles.read(
+                at: css, subchannelDirectory(id) + "/vpm", into: buffer, checkType: false),
+            SysfsFiles.hexBytes(UnsafeRawBufferPointer(buffer), count: n, into: &fields) == 1
+        else { return nil }
+        return fields[0]
+    }
+
+    /// A vary moved a path's `lpm` bit (Linux derives `lpm` from the chpid's logical state,
+    /// `chp_is_online`): sets it in subchannel `index` without reading anything; its id when
+    /// it changed.
+    private func deriveLPM(_ index: Int, into working: inout Subsystem) -> SubchannelID? {
+        let sch = working.subchannels[index]
+        guard sch.type == .io else { return nil }
+        let pmcw = sch.schib.pmcw
+        var lpm: UInt8 = 0
+        for position in 0..<pmcw.pim.nonzeroBitCount {
+            let chpid = ChannelPathID(cssid: sch.id.cssid, chpid: pmcw.chpids[position])
+            if !offline[Int(chpid.rawValue)] { lpm |= 0x80 >> UInt8(position) }
+        }
+        guard lpm != pmcw.lpm else { return nil }
+        try? working.setObservedMasks(sch.id, pam: pmcw.pam, pom: pmcw.pom, lpm: lpm, vpm: sch.verifiedPathMask)
+        return sch.id
+    }
+
+    // MARK: Members of a re-read path
+
+    /// Members of re-read paths whose `pimpampom` is still to be read (record indexes), in the
+    /// order queued; a full reading empties it (it read them all, and indexes move).
+    private var queuedMembers: [(index: Int, vpm: VPMReading)] = []
+    private var queuedHead = 0
+    private var queued = Set<Int>()
+
+    /// Members still to be read.
+    var queuedMemberCount: Int { queuedMembers.count - queuedHead }
+
+    private func queueMember(_ index: Int, vpm: VPMReading) {
+        guard queued.insert(index).inserted else { return }
+        queuedMembers.append((index, vpm))
+    }
+
+    private func clearQueuedMembers() {
+        queuedMembers = []
+        queuedHead = 0
+        queued = []
+    }
+
+    /// Reads the next `count` queued members (`pimpampom`, and `vpm` as queued), on up to
+    /// `readers` threads when there are many, and returns the update for those that changed.
+    func readQueuedMembers(count: Int, readers: Int = SysfsMirror.parallelReaders) -> ObservedUpdate? {
+        guard queuedMemberCount > 0 else { return nil }
+        let end = min(queuedHead + count, queuedMembers.count)
+        let slice = Array(queuedMembers[queuedHead..<end])
+        queuedHead = end
+        for member in slice { queued.remove(member.index) }
+        if queuedHead == queuedMembers.count { clearQueuedMembers() }
+        openCSSDirectories()
+        defer { closeCSSDirectories() }
+        var working = subsystem
+        noteOffline(working)
+        var changed: [SubchannelID] = []
+        let readings = readers > 1 && slice.count >= Self.parallelThreshold ? readInParallel(slice, readers) : nil
+        for (position, member) in slice.enumerated() {
+            let id: SubchannelID?
+            if let masks = readings?[position] {
+                subchannelReads += 1
+                let sch = working.subchannels[member.index]
+                id = apply(masks, to: member.index, into: &working, css: cssDirectory(sch))
+            } else {
+                // Read here: not read in parallel, or it failed there (this says why, once).
+                id = readSubchannel(member.index, into: &working, full: false, vpm: member.vpm)
+            }
+            if let id { changed.append(id) }
+        }
+        if layoutChanged {
+            checkListing()
+            if layoutChanged { return fullRead() }
+        }
+        guard !changed.isEmpty else { return nil }
+        let changes = subsystem.pathChanges(to: working, subchannels: changed, paths: [])
+        subsystem = working
+        generation += 1
+        return ObservedUpdate(
+            generation: generation, subsystem: subsystem, details: details, changes: changes, write: nil,
+            orphans: orphans)
+    }
+
+    /// Threads that read a path's members: the machine's CPUs, at most 4 (the reads are
+    /// system calls on sysfs; more threads than that contend on the kernel's locks).
+    static let parallelReaders = min(max(Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), 1), 4)
+    /// Below this many members one thread reads them (starting threads costs more).
+    static let parallelThreshold = 1024
+
+    private func cssDirectory(_ sch: Subchannel) -> Int32 { cssDirectories[sch.id.cssid] ?? AT_FDCWD }
+
+    /// Reads `pimpampom` (and `vpm` as asked) of `members` on `readers` threads, in contiguous
+    /// shares; nil for a member whose files could not be read (read again by the caller,
+    /// which logs why) or that is not an I/O subchannel.
+    private func readInParallel(_ members: [(index: Int, vpm: VPMReading)], _ readers: Int) -> [LinuxMasks?] {
+        let records = subsystem.subchannels
+        let ids = members.map { records[$0.index].type == .io ? records[$0.index].id : nil }
+        let wantVPM = members.map { $0.vpm == .always }
+        let directories = cssDirectories
+        let results = UnsafeMutableBufferPointer<LinuxMasks?>.allocate(capacity: members.count)
+        results.initialize(repeating: nil)
+        defer { results.deallocate() }
+        let share = (members.count + readers - 1) / readers
+        nonisolated(unsafe) let output = results
+        DispatchQueue.concurrentPerform(iterations: readers) { reader in
+            let reading = MaskReader()
+            for position in (reader * share)..<min(members.count, (reader + 1) * share) {
+                guard let id = ids[position], let css = directories[id.cssid] else { continue }
+                output[position] = reading.read(id, at: css, vpm: wantVPM[position])
+            }
+        }
+        return Array(results)
+    }
+
+    /// The serial reads' allocation-free reader (the parallel ones have one per thread).
+    private let reader = MaskReader()
 
     /// `readFields("0.S.XXXX/pimpampom", expected: 3, …)` without building a String.
     private func readMasks(_ id: SubchannelID, at css: Int32) -> Bool {
-        namePointer[2] = CChar(bitPattern: hex[Int(id.ssid & 0xf)])
-        for digit in 0..<4 {
-            namePointer[4 + digit] = CChar(bitPattern: hex[Int(id.schno >> (12 - 4 * UInt16(digit))) & 0xf])
-        }
-        switch SysfsFiles.read(at: css, cName: namePointer, into: buffer) {
-        case .bytes(let n) where SysfsFiles.hexBytes(UnsafeRawBufferPointer(buffer), count: n, into: &fields) == 3:
+        if let masks = reader.masks(id, at: css) {
+            fields[0] = masks.pim
+            fields[1] = masks.pam
+            fields[2] = masks.pom
             return true
-        default:
-            // The slow path says what went wrong (and notes a directory that went).
-            return readFields(subchannelName(id) + "/pimpampom", expected: 3, id: id, at: css)
         }
+        // The slow path says what went wrong (and notes a directory that went).
+        return readFields(subchannelName(id) + "/pimpampom", expected: 3, id: id, at: css)
     }
 
     /// Per chpid (`ChannelPathID.rawValue`): varied offline, as of the reading in progress.

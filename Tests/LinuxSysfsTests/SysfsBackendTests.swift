@@ -257,11 +257,59 @@ private func sch(_ text: String) -> SubchannelID { try! SubchannelID(parsing: te
         #expect(backend.follower.withMirror { $0.tick() } == nil)  // nothing changed: no subchannel read
         #expect(backend.readingCounts.subchannelReads == reads)
         tree.write("devices/css0/chp0.41/status", "offline\n")
+        tree.write("devices/css0/0.0.0003/pimpampom", "80 00 ff\n")  // the kernel's report, read with the members
+        // The path's change goes out at once, with the lpm the vary implies; nothing read yet.
         let update = try #require(backend.follower.withMirror { $0.tick() })
-        #expect(backend.readingCounts.subchannelReads - reads == 3)  // 0.0.0002-0.0.0004
-        #expect(update.changes.map(\.chpid) == [chp("0.41")] && update.changes[0].affected.count == 3)
+        #expect(backend.readingCounts.subchannelReads == reads)
+        #expect(update.changes.map(\.chpid) == [chp("0.41")])
+        #expect(update.changes[0].affected.map(\.id) == [sch("0.0.0002"), sch("0.0.0003"), sch("0.0.0004")])
+        #expect(update.changes[0].affected.allSatisfy { $0.lpm & 0x80 == 0 || $0.id == sch("0.0.0002") })
         let (_, changes) = backend.apply(update)
         #expect(changes.count == 1 && backend.subsystem.channelPath(chp("0.41"))?.vary == .offline)
+        // Then exactly its three members are read, and what they say goes out next.
+        #expect(backend.follower.inspect { $0.queuedMemberCount } == 3)
+        let members = try #require(backend.follower.withMirror { $0.readQueuedMembers(count: 10) })
+        #expect(backend.readingCounts.subchannelReads - reads == 3)  // 0.0.0002-0.0.0004
+        #expect(members.changes.map(\.chpid) == [chp("0.41")])
+        #expect(members.changes[0].affected.map(\.id) == [sch("0.0.0003")])
+        #expect(backend.follower.inspect { $0.queuedMemberCount } == 0)
+    }
+
+    /// A channel report for a path with thousands of members: read in slices, on several
+    /// threads, and each slice's changes published; every member read once.
+    @Test func aPathsMembersAreReadInSlicesOnSeveralThreads() throws {
+        let tree = Tree()
+        tree.chp("40")
+        tree.chp("41")
+        let count = 3000
+        for n in 0..<count {
+            let name = "0.0." + String(repeating: "0", count: 4 - String(n, radix: 16).count) + String(n, radix: 16)
+            tree.sch(name, chpids: "40 41 00 00 00 00 00 00", pimpampom: "c0 c0 ff")
+        }
+        let backend = try SysfsBackend(root: tree.root)
+        let changed = [5, 1500, 2999]
+        for n in changed {
+            let name = "0.0." + String(repeating: "0", count: 4 - String(n, radix: 16).count) + String(n, radix: 16)
+            tree.write("devices/css0/\(name)/pimpampom", "c0 80 ff\n")  // 0.41 lost
+        }
+        let reads = backend.readingCounts.subchannelReads
+        // The kernel log names 0.41: nothing of the path itself changed, its members are queued.
+        #expect(
+            backend.follower.withMirror { $0.reread(paths: [chp("0.41")], subchannels: [], withMembers: true) } == nil)
+        #expect(backend.follower.inspect { $0.queuedMemberCount } == count)
+        var found: [SubchannelID] = []
+        var slices = 0
+        while backend.follower.inspect({ $0.queuedMemberCount }) > 0 {
+            slices += 1
+            if let update = backend.follower.withMirror({ $0.readQueuedMembers(count: 1024, readers: 3) }) {
+                found += update.changes.flatMap { $0.affected.map(\.id) }
+                _ = backend.apply(update)
+            }
+        }
+        #expect(slices == 3)
+        #expect(backend.readingCounts.subchannelReads - reads == count)
+        #expect(found == changed.map { SubchannelID(cssid: 0, ssid: 0, schno: UInt16($0)) })
+        #expect(backend.subsystem.subchannel(found[0])?.schib.pmcw.pam == 0x80)
     }
 
     @Test func theSweepCoversEverySubchannelRoundRobin() throws {
