@@ -15,11 +15,14 @@ import Glibc
 /// `ObservedUpdate`s it computes.
 ///
 /// What it reads, and what each costs:
-/// - `tick()`: every channel path's attributes (at most 256 directories per css), then every
-///   subchannel of each path whose attributes changed (the model's chpid -> subchannels index);
+/// - `tick()`: every channel path's attributes (at most 256 directories per css); a path that
+///   changed is reported at once (with the `lpm` a vary implies) and every subchannel of it is
+///   queued (the model's chpid -> subchannels index);
+/// - `readQueuedMembers(count:)`: the next queued subchannels' `pimpampom`, on several threads;
 /// - `sweep(count:)`: the next `count` subchannels in id order, round robin; at the end of a
 ///   round, the css directory's listing, to find entries that came or went;
-/// - `reread(paths:subchannels:)`: what inotify, the kernel log or a write names;
+/// - `reread(paths:subchannels:)`: what inotify, the kernel log or a write names (a write
+///   reads its path's subchannels before it returns; the others queue them);
 /// - `fullRead()`: the whole tree, only when the layout changed (entries came or went, a PIM,
 ///   chpid list, device or `online` changed), which the model cannot express as masks.
 ///
@@ -240,14 +243,12 @@ final class SysfsMirror {
             changedPaths.filter { id in
                 subsystem.channelPath(id)?.vary != working.channelPath(id)?.vary
             })
+        var writeMembers: [(index: Int, vpm: VPMReading)] = []
         for id in withMembers ? paths : changedPaths {
             for member in working.subchannels(using: id) {
                 let index = working.subchannelIndex(atOrAfter: member.id)
                 if write != nil {
-                    guard seen.insert(index).inserted else { continue }
-                    if let id = readSubchannel(index, into: &working, full: false, vpm: .always) {
-                        changedSubchannels.append(id)
-                    }
+                    if seen.insert(index).inserted { writeMembers.append((index, .always)) }
                     continue
                 }
                 guard !seen.contains(index) else { continue }
@@ -257,6 +258,7 @@ final class SysfsMirror {
                 queueMember(index, vpm: varied.contains(id) ? .always : .whenMasksChange)
             }
         }
+        changedSubchannels += readMembers(writeMembers, into: &working, readers: Self.parallelReaders)
         if layoutChanged {
             checkListing()
             if layoutChanged { return fullRead(write: write) }
@@ -471,20 +473,7 @@ final class SysfsMirror {
         defer { closeCSSDirectories() }
         var working = subsystem
         noteOffline(working)
-        var changed: [SubchannelID] = []
-        let readings = readers > 1 && slice.count >= Self.parallelThreshold ? readInParallel(slice, readers) : nil
-        for (position, member) in slice.enumerated() {
-            let id: SubchannelID?
-            if let masks = readings?[position] {
-                subchannelReads += 1
-                let sch = working.subchannels[member.index]
-                id = apply(masks, to: member.index, into: &working, css: cssDirectory(sch))
-            } else {
-                // Read here: not read in parallel, or it failed there (this says why, once).
-                id = readSubchannel(member.index, into: &working, full: false, vpm: member.vpm)
-            }
-            if let id { changed.append(id) }
-        }
+        let changed = readMembers(slice, into: &working, readers: readers)
         if layoutChanged {
             checkListing()
             if layoutChanged { return fullRead() }
@@ -496,6 +485,28 @@ final class SysfsMirror {
         return ObservedUpdate(
             generation: generation, subsystem: subsystem, details: details, changes: changes, write: nil,
             orphans: orphans)
+    }
+
+    /// Reads the `pimpampom` (and `vpm` as asked) of a path's `members` into `working`, on
+    /// `readers` threads when there are many; the ids of those whose masks changed.
+    private func readMembers(
+        _ members: [(index: Int, vpm: VPMReading)], into working: inout Subsystem, readers: Int
+    ) -> [SubchannelID] {
+        var changed: [SubchannelID] = []
+        let readings = readers > 1 && members.count >= Self.parallelThreshold ? readInParallel(members, readers) : nil
+        for (position, member) in members.enumerated() {
+            let id: SubchannelID?
+            if let masks = readings?[position] {
+                subchannelReads += 1
+                let sch = working.subchannels[member.index]
+                id = apply(masks, to: member.index, into: &working, css: cssDirectory(sch))
+            } else {
+                // Read here: not read in parallel, or it failed there (this says why, once).
+                id = readSubchannel(member.index, into: &working, full: false, vpm: member.vpm)
+            }
+            if let id { changed.append(id) }
+        }
+        return changed
     }
 
     /// Threads that read a path's members: the machine's CPUs, at most 4 (the reads are

@@ -310,6 +310,12 @@ private func sch(_ text: String) -> SubchannelID { try! SubchannelID(parsing: te
         #expect(backend.readingCounts.subchannelReads - reads == count)
         #expect(found == changed.map { SubchannelID(cssid: 0, ssid: 0, schno: UInt16($0)) })
         #expect(backend.subsystem.subchannel(found[0])?.schib.pmcw.pam == 0x80)
+        // A write reads its path's members (in parallel) before it returns, queueing nothing.
+        let before = backend.readingCounts.subchannelReads
+        let change = try backend.varyPath(chp("0.40"), to: .offline)
+        #expect(backend.readingCounts.subchannelReads - before == count)
+        #expect(change.affected.count == count && change.affected.allSatisfy { $0.lpm == 0x40 })
+        #expect(backend.follower.inspect { $0.queuedMemberCount } == 0)
     }
 
     @Test func theSweepCoversEverySubchannelRoundRobin() throws {
