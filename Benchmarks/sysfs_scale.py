@@ -17,7 +17,9 @@ kernel log, which is what is measured here) and `--kernel-log FIFO`. Measured:
 - a kernel-log line (`crw_info : CRW reports ... rsc=4 ... rsid=XX`) after one subchannel's
   PAM bit for that chpid was cleared (a member in the last quarter of the path's, which are
   read in id order), until that subchannel's SUBCHANNEL_PATHS_CHANGED arrives (bound: 200 ms);
-- one subchannel's `pimpampom` changed, until its event arrives (bound: the sweep interval).
+- one subchannel's `pimpampom` changed, until its event arrives (bound: the sweep interval);
+- `vary-path` round trips (offline and online on 10 chpids): the reply waits for the re-read of
+  the chpid's subchannels.
 Usage: Benchmarks/sysfs_scale.py [SIZES...]   (default 4096 16384 65536 262144)
 Build first: swift build -c release --product cssd && swift build -c release --product cssctl
 Trees are built under $BENCH_DIR (default /tmp) and removed afterwards; 262,144 subchannels
@@ -249,6 +251,14 @@ def measure(size, work, baseline_rss=None):
                 sweep.append((got - t) if got else float("inf"))
                 sub.drain()
             result["sweep_s"] = sweep
+            # vary-path: the reply waits for the chpid's subchannels to be read (20 round trips).
+            vary = []
+            for i in range(10):
+                for state in ("offline", "online"):
+                    t = time.perf_counter()
+                    client.call("vary-path", chpid=chpids[20 + i], state=state)
+                    vary.append((time.perf_counter() - t) * 1000)
+            result["vary_ms"] = vary
         return result
     finally:
         proc.terminate()
@@ -264,8 +274,9 @@ def main():
         baseline = measure(16, work)["rss_kib"]
         print(f"server on a 16-subchannel tree: VmRSS {baseline} KiB")
         print("| subchannels | start-up | RSS above small | per subchannel | idle CPU | query-version p50 / p99 / max "
-              "| chpid change behind cssd's back (max of 6) | kernel-log line (max of 3) | pimpampom by the sweep |")
-        print("|---:|---:|---:|---:|---:|---|---|---|---|")
+              "| chpid change behind cssd's back (max of 6) | kernel-log line (max of 3) | pimpampom by the sweep "
+              "| vary-path (median / max of 20) |")
+        print("|---:|---:|---:|---:|---:|---|---|---|---|---|")
         for size in sizes:
             r = measure(size, work, baseline)
             above = (r["rss_kib"] - baseline) * 1024
@@ -274,7 +285,8 @@ def main():
                   f"({r['requests']:,} requests) "
                   f"| {max(r['chpid_ms']):.0f} ms (median {statistics.median(r['chpid_ms']):.0f}) "
                   f"| {max(r['kmsg_ms']):.0f} ms (median {statistics.median(r['kmsg_ms']):.0f}) "
-                  f"| {', '.join(f'{x:.1f} s' for x in r['sweep_s'])} |", flush=True)
+                  f"| {', '.join(f'{x:.1f} s' for x in r['sweep_s'])} "
+                  f"| {statistics.median(r['vary_ms']):.0f} / {max(r['vary_ms']):.0f} ms |", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
