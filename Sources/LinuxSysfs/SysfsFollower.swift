@@ -14,8 +14,9 @@ import Glibc
 /// - every poll interval, one tick (every chpid's attributes), then the sweep's share of
 ///   subchannels, `max(ceil(N × poll / sweep), min(N, 512))`, read in slices of 256;
 /// - a path whose attributes changed, or that a request names, is published at once (with the
-///   `lpm` a vary implies); its members' `pimpampom` are queued and read before the sweep, in
-///   slices of 4,096 on up to 4 threads, each slice's changes published as found;
+///   `lpm` a vary implies); its members' `pimpampom` are queued and read in slices of 4,096 on
+///   up to 4 threads, taking turns with the sweep's slices, each slice's changes published as
+///   found (as part of the path's change);
 /// - between slices, and at once when they arrive, requested re-reads (inotify, the kernel
 ///   log) go first: a request waits for at most one slice, never for a sweep;
 /// - a vary or configure reads its chpid on the writing thread (`rereadAfterWrite`), under the
@@ -184,6 +185,7 @@ final class SysfsFollower: @unchecked Sendable {
     private func run(poll: UInt64?, sweep: UInt64) {
         var nextTick = poll.map { monotonicNanoseconds() + $0 }
         var share = 0
+        var sweepsNext = false
         while true {
             // Only this thread queues members (a write reads its own), so this stays true
             // until this thread reads them.
@@ -229,14 +231,18 @@ final class SysfsFollower: @unchecked Sendable {
                 share = max(Int(needed), min(total, Self.minimumShare))
                 continue
             }
-            if membersQueued {
+            // Queued members and the sweep take turns, so that a path reported again and again
+            // cannot hold the sweep (and its bound) back.
+            if membersQueued && (share == 0 || !sweepsNext) {
                 withMirror { $0.readQueuedMembers(count: Self.memberSliceSize) }
+                sweepsNext = true
                 continue
             }
             if share > 0 {
                 let count = min(share, Self.sliceSize)
                 share -= count
                 withMirror { $0.sweep(count: count) }
+                sweepsNext = false
             }
         }
     }

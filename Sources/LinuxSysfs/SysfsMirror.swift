@@ -255,7 +255,11 @@ final class SysfsMirror {
                 if varied.contains(id), let changed = deriveLPM(index, into: &working) {
                     changedSubchannels.append(changed)
                 }
-                queueMember(index, vpm: varied.contains(id) ? .always : .whenMasksChange)
+                queueMember(index, vpm: changedPaths.contains(id) ? .always : .whenMasksChange)
+            }
+            // What its members' changes are part of, until they are read: the path's change.
+            if write == nil, changedPaths.contains(id), let before = subsystem.channelPath(id) {
+                causes[id] = (before, queuedMembers.count)
             }
         }
         changedSubchannels += readMembers(writeMembers, into: &working, readers: Self.parallelReaders)
@@ -441,34 +445,64 @@ final class SysfsMirror {
     // MARK: Members of a re-read path
 
     /// Members of re-read paths whose `pimpampom` is still to be read (record indexes), in the
-    /// order queued; a full reading empties it (it read them all, and indexes move).
+    /// order queued, from `queuedHead` on; a full reading empties it (it read them all, and
+    /// indexes move). Positions are into `queuedMembers`, whose read front is dropped now and
+    /// then (`compactQueue`), so that a path reported again and again does not grow it.
     private var queuedMembers: [(index: Int, vpm: VPMReading)] = []
     private var queuedHead = 0
-    private var queued = Set<Int>()
+    /// Record index -> position in `queuedMembers`, for those not read yet.
+    private var queued: [Int: Int] = [:]
+    /// Per path whose own change was published before its members were read: the path as it
+    /// was before that change, and the position up to which its members are queued. Their
+    /// mask changes are published as part of that change (a `standby`, not a `permanent-error`
+    /// for the PAM bits the kernel clears with it), as they were when read at once.
+    private var causes: [ChannelPathID: (before: ChannelPath, until: Int)] = [:]
 
     /// Members still to be read.
     var queuedMemberCount: Int { queuedMembers.count - queuedHead }
 
+    /// Queues `index`; one already queued keeps its place and reads `vpm` if either asks.
     private func queueMember(_ index: Int, vpm: VPMReading) {
-        guard queued.insert(index).inserted else { return }
+        if let position = queued[index] {
+            if vpm == .always { queuedMembers[position].vpm = .always }
+            return
+        }
+        queued[index] = queuedMembers.count
         queuedMembers.append((index, vpm))
     }
 
     private func clearQueuedMembers() {
         queuedMembers = []
         queuedHead = 0
-        queued = []
+        queued = [:]
+        causes = [:]
+    }
+
+    /// Drops the read front of the queue once it is most of it.
+    private func compactQueue() {
+        guard queuedHead >= Self.parallelThreshold, queuedHead * 2 >= queuedMembers.count else { return }
+        let shift = queuedHead
+        queuedMembers.removeFirst(shift)
+        queuedHead = 0
+        for (index, position) in queued { queued[index] = position - shift }
+        for (id, cause) in causes { causes[id] = (cause.before, cause.until - shift) }
     }
 
     /// Reads the next `count` queued members (`pimpampom`, and `vpm` as queued), on up to
     /// `readers` threads when there are many, and returns the update for those that changed.
+    /// A slice whose reading finds a layout change ends in a full reading; if that fails (the
+    /// tree went), the slice is not queued again: the sweep reads it within its interval once
+    /// the tree is back.
     func readQueuedMembers(count: Int, readers: Int = SysfsMirror.parallelReaders) -> ObservedUpdate? {
         guard queuedMemberCount > 0 else { return nil }
+        let start = queuedHead
         let end = min(queuedHead + count, queuedMembers.count)
-        let slice = Array(queuedMembers[queuedHead..<end])
+        let slice = Array(queuedMembers[start..<end])
         queuedHead = end
-        for member in slice { queued.remove(member.index) }
-        if queuedHead == queuedMembers.count { clearQueuedMembers() }
+        for member in slice { queued[member.index] = nil }
+        let sliceCauses = causes.filter { $0.value.until > start }
+        causes = causes.filter { $0.value.until > end }
+        if queuedHead == queuedMembers.count { clearQueuedMembers() } else { compactQueue() }
         openCSSDirectories()
         defer { closeCSSDirectories() }
         var working = subsystem
@@ -479,7 +513,12 @@ final class SysfsMirror {
             if layoutChanged { return fullRead() }
         }
         guard !changed.isEmpty else { return nil }
-        let changes = subsystem.pathChanges(to: working, subchannels: changed, paths: [])
+        let changes = subsystem.pathChanges(to: working, subchannels: changed, paths: []).map { change in
+            guard let cause = sliceCauses[change.chpid] else { return change }
+            return PathChange(
+                before: cause.before, after: change.after, affected: change.affected, crws: change.crws,
+                crwsLost: change.crwsLost)
+        }
         subsystem = working
         generation += 1
         return ObservedUpdate(
@@ -528,11 +567,12 @@ final class SysfsMirror {
         let results = UnsafeMutableBufferPointer<LinuxMasks?>.allocate(capacity: members.count)
         results.initialize(repeating: nil)
         defer { results.deallocate() }
+        let readers = min(readers, members.count)
         let share = (members.count + readers - 1) / readers
         nonisolated(unsafe) let output = results
         DispatchQueue.concurrentPerform(iterations: readers) { reader in
             let reading = MaskReader()
-            for position in (reader * share)..<min(members.count, (reader + 1) * share) {
+            for position in min(members.count, reader * share)..<min(members.count, (reader + 1) * share) {
                 guard let id = ids[position], let css = directories[id.cssid] else { continue }
                 output[position] = reading.read(id, at: css, vpm: wantVPM[position])
             }

@@ -272,7 +272,31 @@ private func sch(_ text: String) -> SubchannelID { try! SubchannelID(parsing: te
         #expect(backend.readingCounts.subchannelReads - reads == 3)  // 0.0.0002-0.0.0004
         #expect(members.changes.map(\.chpid) == [chp("0.41")])
         #expect(members.changes[0].affected.map(\.id) == [sch("0.0.0003")])
+        // Part of the vary: published as the path's offline, not as a PAM loss of its own.
+        #expect(members.changes[0].before.vary == .online && members.changes[0].after.vary == .offline)
+        #expect(PathEventChange.observed(members.changes[0], before: backend.subsystem) == .offline)
         #expect(backend.follower.inspect { $0.queuedMemberCount } == 0)
+    }
+
+    /// A subchannel queued by a channel report (vpm only if its masks move) and then by a vary
+    /// of another of its paths (vpm always, as path verification moves it) reads its vpm.
+    @Test func aQueuedSubchannelReadsItsVPMIfAnyReasonAsks() throws {
+        let tree = tree()
+        for n in 0..<5 { tree.write("devices/css0/0.0.000\(n)/vpm", n == 2 ? "c0\n" : "80\n") }
+        let backend = try SysfsBackend(root: tree.root)
+        #expect(backend.subsystem.subchannel(sch("0.0.0002"))?.verifiedPathMask == 0xc0)
+        #expect(
+            backend.follower.withMirror { $0.reread(paths: [chp("0.41")], subchannels: [], withMembers: true) } == nil)
+        tree.write("devices/css0/0.0.0002/vpm", "40\n")
+        tree.write("devices/css0/chp0.40/status", "offline\n")
+        _ = backend.apply(try #require(backend.follower.withMirror { $0.tick() }))
+        #expect(backend.follower.inspect { $0.queuedMemberCount } == 5)  // 0.0.0002 once
+        while backend.follower.inspect({ $0.queuedMemberCount }) > 0 {
+            if let update = backend.follower.withMirror({ $0.readQueuedMembers(count: 2) }) {
+                _ = backend.apply(update)
+            }
+        }
+        #expect(backend.subsystem.subchannel(sch("0.0.0002"))?.verifiedPathMask == 0x40)
     }
 
     /// A channel report for a path with thousands of members: read in slices, on several
