@@ -15,8 +15,8 @@ import Glibc
 ///   subchannels, `max(ceil(N × poll / sweep), min(N, 512))`, read in slices of 256;
 /// - a path whose attributes changed, or that a request names, is published at once (with the
 ///   `lpm` a vary implies); its members' `pimpampom` are queued and read in slices of 4,096 on
-///   up to 4 threads, taking turns with the sweep's slices, each slice's changes published as
-///   found (as part of the path's change);
+///   up to 4 threads before the sweep (which still gets a slice every 50 ms), each slice's
+///   changes published as found (as part of the path's change);
 /// - between slices, and at once when they arrive, requested re-reads (inotify, the kernel
 ///   log) go first: a request waits for at most one slice, never for a sweep;
 /// - a vary or configure reads its chpid on the writing thread (`rereadAfterWrite`), under the
@@ -31,6 +31,8 @@ final class SysfsFollower: @unchecked Sendable {
     /// a few milliseconds, so that a request or a tick waits little, and each slice's changes
     /// go out as they are found.
     static let memberSliceSize = 4096
+    /// The longest the sweep waits for queued members before it reads a slice (nanoseconds).
+    static let sweepWaitLimit: UInt64 = 50_000_000
 
     private let mirror: SysfsMirror
     private let mirrorLock = Condition()
@@ -185,7 +187,8 @@ final class SysfsFollower: @unchecked Sendable {
     private func run(poll: UInt64?, sweep: UInt64) {
         var nextTick = poll.map { monotonicNanoseconds() + $0 }
         var share = 0
-        var sweepsNext = false
+        /// Since when queued members have kept the sweep waiting.
+        var membersSince: UInt64?
         while true {
             // Only this thread queues members (a write reads its own), so this stays true
             // until this thread reads them.
@@ -231,18 +234,22 @@ final class SysfsFollower: @unchecked Sendable {
                 share = max(Int(needed), min(total, Self.minimumShare))
                 continue
             }
-            // Queued members and the sweep take turns, so that a path reported again and again
-            // cannot hold the sweep (and its bound) back.
-            if membersQueued && (share == 0 || !sweepsNext) {
-                withMirror { $0.readQueuedMembers(count: Self.memberSliceSize) }
-                sweepsNext = true
-                continue
+            // Queued members go before the sweep (a reported path's subchannels are what is
+            // waited for), but the sweep gets a slice at least every `sweepWaitLimit`, so that
+            // a path reported again and again cannot stop it.
+            if membersQueued {
+                let now = monotonicNanoseconds()
+                if share > 0, membersSince == nil { membersSince = now }
+                if share == 0 || now - (membersSince ?? now) < Self.sweepWaitLimit {
+                    withMirror { $0.readQueuedMembers(count: Self.memberSliceSize) }
+                    continue
+                }
             }
             if share > 0 {
                 let count = min(share, Self.sliceSize)
                 share -= count
                 withMirror { $0.sweep(count: count) }
-                sweepsNext = false
+                membersSince = nil
             }
         }
     }
