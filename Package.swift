@@ -128,7 +128,7 @@ let package = Package(
         .target(
             name: "PathNotify",
             dependencies: [
-                "CRabbitMQ", "QMPCommands", "QMPWire", "PathEvents", "CSSModel", "VFIOCCW",
+                "CRabbitMQ", "QMPCommands", "QMPWire", "PathEvents", "CSSModel", "VFIOCCW", "SQLiteFiles",
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -179,7 +179,17 @@ let package = Package(
         .target(
             name: "StateStore",
             dependencies: [
-                "QMPCommands", "CSSModel", "CSSBackend", "PathEvents", "VFIOCCW", "QMPWire",
+                "QMPCommands", "CSSModel", "CSSBackend", "PathEvents", "VFIOCCW", "QMPWire", "SQLiteFiles",
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        // cssd's own SQLite files (the state, the outbox): checked read-only, then WAL.
+        .target(
+            name: "SQLiteFiles",
+            dependencies: [
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -6,6 +6,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import QMPWire
+import SQLiteFiles
 import SQLiteNIO
 
 /// A state dir's outbox that cannot be used: cssd refuses to start and names the problem;
@@ -42,9 +43,8 @@ package final class OutboxStore: @unchecked Sendable {
     package let created: Bool
     /// What it held at open, already trimmed to the durable changes (see `open`).
     package let saved: Saved
-    private let group: MultiThreadedEventLoopGroup
-    private let pool: NIOThreadPool
-    private let connection: SQLiteConnection
+    private let file: SQLiteFile
+    private var connection: SQLiteConnection { file.connection }
 
     /// What the file held.
     package struct Saved: Sendable {
@@ -59,16 +59,11 @@ package final class OutboxStore: @unchecked Sendable {
         package var reading: Duration = .zero
     }
 
-    private init(
-        path: String, created: Bool, saved: Saved, group: MultiThreadedEventLoopGroup, pool: NIOThreadPool,
-        connection: SQLiteConnection
-    ) {
+    private init(path: String, created: Bool, saved: Saved, file: SQLiteFile) {
         self.path = path
         self.created = created
         self.saved = saved
-        self.group = group
-        self.pool = pool
-        self.connection = connection
+        self.file = file
     }
 
     /// Opens (or creates) `directory/notify-outbox.sqlite` and reads it.
@@ -95,41 +90,24 @@ package final class OutboxStore: @unchecked Sendable {
             throw OutboxStoreError(
                 "state dir \(directory) is not writable (read-only?): cssd must write its outbox there")
         }
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let pool = NIOThreadPool(numberOfThreads: 1)
-        pool.start()
-        func fail(_ message: String) -> OutboxStoreError {
-            try? pool.syncShutdownGracefully()
-            try? group.syncShutdownGracefully()
-            return OutboxStoreError(message)
-        }
-        // An existing file is checked through a read-only connection first: a file that is
-        // refused is never written (not even the checkpoint SQLite makes when a writer closes).
-        var connection: SQLiteConnection
+        let file: SQLiteFile
         do {
-            let storage: SQLiteConnection.Storage = .file(path: existed ? readOnlyURI(path) : path)
-            connection = try SQLiteConnection.open(storage: storage, threadPool: pool, on: group.next()).wait()
+            file = try SQLiteFile.open(path, existed: existed, synchronous: .normal) { connection in
+                try check(connection, path: path, epoch: epoch)
+            }
+        } catch let error as OutboxStoreError {
+            throw error
+        } catch let error as SQLiteFileError {
+            throw OutboxStoreError(error.description)
         } catch {
-            throw fail("cannot open \(path): \(error)")
+            throw OutboxStoreError("cannot use \(path): \(error)")
         }
+        let connection = file.connection
         do {
             if existed {
-                try check(connection, path: path, epoch: epoch)
-                try connection.close().wait()
-                do {
-                    connection = try SQLiteConnection.open(
-                        storage: .file(path: path), threadPool: pool, on: group.next()
-                    )
-                    .wait()
-                } catch {
-                    throw OutboxStoreError("cannot open \(path) for writing: \(error)")
-                }
-                try pragmas(connection)
                 let saved = try load(connection, path: path, lastSequence: lastSequence)
-                return OutboxStore(
-                    path: path, created: false, saved: saved, group: group, pool: pool, connection: connection)
+                return OutboxStore(path: path, created: false, saved: saved, file: file)
             }
-            try pragmas(connection)
             _ = try rows(connection, "BEGIN")
             _ = try rows(connection, "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             _ = try rows(
@@ -142,21 +120,14 @@ package final class OutboxStore: @unchecked Sendable {
                 _ = try rows(connection, "INSERT INTO meta (key, value) VALUES (?, ?)", [.text(key), .text(value)])
             }
             _ = try rows(connection, "COMMIT")
-            return OutboxStore(
-                path: path, created: true, saved: Saved(through: lastSequence), group: group, pool: pool,
-                connection: connection)
+            return OutboxStore(path: path, created: true, saved: Saved(through: lastSequence), file: file)
         } catch let error as OutboxStoreError {
-            try? connection.close().wait()
-            throw fail(error.description)
+            file.close()
+            throw error
         } catch {
-            try? connection.close().wait()
-            throw fail("cannot use \(path): \(error)")
+            file.close()
+            throw OutboxStoreError("cannot use \(path): \(error)")
         }
-    }
-
-    private static func pragmas(_ connection: SQLiteConnection) throws {
-        _ = try rows(connection, "PRAGMA journal_mode=WAL")
-        _ = try rows(connection, "PRAGMA synchronous=NORMAL")
     }
 
     /// Refuses a file that is not this format's outbox of `epoch` (read-only connection).
@@ -299,11 +270,7 @@ package final class OutboxStore: @unchecked Sendable {
     }
 
     /// Closes the file (the last commit is already written).
-    package func close() {
-        try? connection.close().wait()
-        try? pool.syncShutdownGracefully()
-        try? group.syncShutdownGracefully()
-    }
+    package func close() { file.close() }
 
     static func encodeGaps(_ gaps: [NotificationGap]) -> JSON {
         .array(
@@ -338,26 +305,9 @@ package final class OutboxStore: @unchecked Sendable {
         }
     }
 
-    /// `file:PATH?mode=ro` with the characters a URI reserves escaped.
-    private static func readOnlyURI(_ path: String) -> String {
-        var escaped = ""
-        for scalar in path.unicodeScalars {
-            switch scalar {
-            case "%", "?", "#": escaped += "%" + String(scalar.value, radix: 16, uppercase: true)
-            default: escaped.unicodeScalars.append(scalar)
-            }
-        }
-        return "file:" + escaped + "?mode=ro"
-    }
-
-    /// Runs one statement and collects its rows (off the event loop: it waits).
     private static func rows(_ connection: SQLiteConnection, _ sql: String, _ binds: [SQLiteData] = []) throws
         -> [SQLiteRow]
     {
-        let collected = NIOLockedValueBox<[SQLiteRow]>([])
-        try connection.query(sql, binds, logger: connection.logger) { row in
-            collected.withLockedValue { $0.append(row) }
-        }.wait()
-        return collected.withLockedValue { $0 }
+        try SQLiteFile.rows(connection, sql, binds)
     }
 }

@@ -10,6 +10,7 @@ import NIOPosix
 import PathEvents
 import QMPCommands
 import QMPWire
+import SQLiteFiles
 import SQLiteNIO
 import VFIOCCW
 
@@ -86,9 +87,8 @@ package final class StateStore: DurableLog, @unchecked Sendable {
         }
     }
 
-    private let group: MultiThreadedEventLoopGroup
-    private let pool: NIOThreadPool
-    private let connection: SQLiteConnection
+    private let file: SQLiteFile
+    private var connection: SQLiteConnection { file.connection }
 
     private struct Record {
         /// Also the command's row id.
@@ -140,7 +140,7 @@ package final class StateStore: DurableLog, @unchecked Sendable {
 
     private init(
         path: String, epoch: String, created: Bool, lastSequence: UInt64, recorded: Set<String>,
-        options: Options, group: MultiThreadedEventLoopGroup, pool: NIOThreadPool, connection: SQLiteConnection
+        options: Options, file: SQLiteFile
     ) {
         self.path = path
         self.epoch = epoch
@@ -150,9 +150,7 @@ package final class StateStore: DurableLog, @unchecked Sendable {
         self.journalCapacity = options.journalCapacity
         self.keepsHost = options.keepsHost
         self.snapshotEvery = options.snapshotEvery
-        self.group = group
-        self.pool = pool
-        self.connection = connection
+        self.file = file
         pending.withLockedValue { $0.lastSequence = lastSequence }
         committer.start()
     }
@@ -204,71 +202,23 @@ package final class StateStore: DurableLog, @unchecked Sendable {
         if existed && access(path, R_OK | W_OK) != 0 {
             throw StateStoreError("\(path) is not writable (read-only?): cssd must write its state there")
         }
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let pool = NIOThreadPool(numberOfThreads: 1)
-        pool.start()
-        func fail(_ message: String) -> StateStoreError {
-            try? pool.syncShutdownGracefully()
-            try? group.syncShutdownGracefully()
-            return StateStoreError(message)
-        }
         let recorded = backend == "model" ? modelCommands.union(guestCommands) : guestCommands
-        // An existing file is checked through a read-only connection first: a file that is refused
-        // is never written (not even the checkpoint SQLite makes when a writer closes).
-        var connection: SQLiteConnection
+        var meta: [String: String] = [:]
+        let file: SQLiteFile
         do {
-            let storage: SQLiteConnection.Storage = .file(path: existed ? readOnlyURI(path) : path)
-            connection = try SQLiteConnection.open(storage: storage, threadPool: pool, on: group.next()).wait()
+            file = try SQLiteFile.open(path, existed: existed, synchronous: .full) { connection in
+                meta = try check(connection, path: path, backend: backend, fingerprint: fingerprint)
+            }
+        } catch let error as StateStoreError {
+            throw error
+        } catch let error as SQLiteFileError {
+            throw StateStoreError(error.description)
         } catch {
-            throw fail("cannot open \(path): \(error)")
+            throw StateStoreError("cannot use \(path): \(error)")
         }
+        let connection = file.connection
         do {
             if existed {
-                let check: [SQLiteRow]
-                do {
-                    check = try rows(connection, "PRAGMA quick_check")
-                } catch {
-                    throw StateStoreError("\(path) is not a cssd state database (corrupt or another file): \(error)")
-                }
-                guard check.first?.column("quick_check")?.string == "ok" else {
-                    throw StateStoreError("\(path) is corrupt (SQLite quick_check: \(check.first?.description ?? "?"))")
-                }
-                var meta: [String: String] = [:]
-                do {
-                    for row in try rows(connection, "SELECT key, value FROM meta") {
-                        meta[row.column("key")!.string!] = row.column("value")!.string!
-                    }
-                } catch {
-                    throw StateStoreError("\(path) is not a cssd state database (no meta table: \(error))")
-                }
-                guard let stored = meta["format"], stored == format || olderFormats.contains(stored) else {
-                    throw StateStoreError("\(path) has format \(meta["format"] ?? "none"), not \(format)")
-                }
-                guard meta["backend"] == backend else {
-                    throw StateStoreError(
-                        "\(path) was written by the \(meta["backend"] ?? "?") backend, not \(backend): "
-                            + "use another state dir")
-                }
-                guard meta["fingerprint"] == fingerprint else {
-                    throw StateStoreError(
-                        "\(path) was written for another topology (fingerprint \(meta["fingerprint"] ?? "?"), "
-                            + "this one is \(fingerprint)): use the topology it was written for, or another state dir")
-                }
-                guard let epoch = meta["epoch"], let last = meta["last_sequence"].flatMap(UInt64.init) else {
-                    throw StateStoreError("\(path) lacks its epoch or last sequence (corrupt)")
-                }
-                if meta["format"] == format { try checkSnapshot(connection, path: path, lastSequence: last) }
-                try connection.close().wait()
-                do {
-                    connection = try SQLiteConnection.open(
-                        storage: .file(path: path), threadPool: pool, on: group.next()
-                    )
-                    .wait()
-                } catch {
-                    throw StateStoreError("cannot open \(path) for writing: \(error)")
-                }
-                _ = try rows(connection, "PRAGMA journal_mode=WAL")
-                _ = try rows(connection, "PRAGMA synchronous=FULL")
                 if meta["format"] != format {
                     _ = try rows(connection, "BEGIN")
                     try createTables(connection, from: meta["format"]!)
@@ -276,14 +226,12 @@ package final class StateStore: DurableLog, @unchecked Sendable {
                     _ = try rows(connection, "COMMIT")
                 }
                 let store = StateStore(
-                    path: path, epoch: epoch, created: false, lastSequence: last, recorded: recorded,
-                    options: options, group: group, pool: pool, connection: connection)
+                    path: path, epoch: meta["epoch"]!, created: false, lastSequence: UInt64(meta["last_sequence"]!)!,
+                    recorded: recorded, options: options, file: file)
                 try store.readPositions()
                 return store
             }
             let epoch = ServerState.newEpoch()
-            _ = try rows(connection, "PRAGMA journal_mode=WAL")
-            _ = try rows(connection, "PRAGMA synchronous=FULL")
             _ = try rows(connection, "BEGIN")
             _ = try rows(connection, "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             try createTables(connection, from: nil)
@@ -296,14 +244,56 @@ package final class StateStore: DurableLog, @unchecked Sendable {
             _ = try rows(connection, "COMMIT")
             return StateStore(
                 path: path, epoch: epoch, created: true, lastSequence: 0, recorded: recorded, options: options,
-                group: group, pool: pool, connection: connection)
+                file: file)
         } catch let error as StateStoreError {
-            try? connection.close().wait()
-            throw fail(error.description)
+            file.close()
+            throw error
         } catch {
-            try? connection.close().wait()
-            throw fail("cannot use \(path): \(error)")
+            file.close()
+            throw StateStoreError("cannot use \(path): \(error)")
         }
+    }
+
+    /// Refuses a file that is not a state database of this backend and topology, or whose
+    /// snapshot does not check (read-only connection); its `meta` table when it is one.
+    private static func check(_ connection: SQLiteConnection, path: String, backend: String, fingerprint: String)
+        throws -> [String: String]
+    {
+        let check: [SQLiteRow]
+        do {
+            check = try rows(connection, "PRAGMA quick_check")
+        } catch {
+            throw StateStoreError("\(path) is not a cssd state database (corrupt or another file): \(error)")
+        }
+        guard check.first?.column("quick_check")?.string == "ok" else {
+            throw StateStoreError("\(path) is corrupt (SQLite quick_check: \(check.first?.description ?? "?"))")
+        }
+        var meta: [String: String] = [:]
+        do {
+            for row in try rows(connection, "SELECT key, value FROM meta") {
+                meta[row.column("key")!.string!] = row.column("value")!.string!
+            }
+        } catch {
+            throw StateStoreError("\(path) is not a cssd state database (no meta table: \(error))")
+        }
+        guard let stored = meta["format"], stored == format || olderFormats.contains(stored) else {
+            throw StateStoreError("\(path) has format \(meta["format"] ?? "none"), not \(format)")
+        }
+        guard meta["backend"] == backend else {
+            throw StateStoreError(
+                "\(path) was written by the \(meta["backend"] ?? "?") backend, not \(backend): "
+                    + "use another state dir")
+        }
+        guard meta["fingerprint"] == fingerprint else {
+            throw StateStoreError(
+                "\(path) was written for another topology (fingerprint \(meta["fingerprint"] ?? "?"), "
+                    + "this one is \(fingerprint)): use the topology it was written for, or another state dir")
+        }
+        guard meta["epoch"] != nil, let last = meta["last_sequence"].flatMap(UInt64.init) else {
+            throw StateStoreError("\(path) lacks its epoch or last sequence (corrupt)")
+        }
+        if meta["format"] == format { try checkSnapshot(connection, path: path, lastSequence: last) }
+        return meta
     }
 
     /// The tables of this format; `from` an older one, those it lacks.
@@ -398,27 +388,10 @@ package final class StateStore: DurableLog, @unchecked Sendable {
         }
     }
 
-    /// `file:PATH?mode=ro` with the characters a URI reserves escaped.
-    private static func readOnlyURI(_ path: String) -> String {
-        var escaped = ""
-        for scalar in path.unicodeScalars {
-            switch scalar {
-            case "%", "?", "#": escaped += "%" + String(scalar.value, radix: 16, uppercase: true)
-            default: escaped.unicodeScalars.append(scalar)
-            }
-        }
-        return "file:" + escaped + "?mode=ro"
-    }
-
-    /// Runs one statement and collects its rows (off the event loop: it waits).
     private static func rows(_ connection: SQLiteConnection, _ sql: String, _ binds: [SQLiteData] = []) throws
         -> [SQLiteRow]
     {
-        let collected = NIOLockedValueBox<[SQLiteRow]>([])
-        try connection.query(sql, binds, logger: connection.logger) { row in
-            collected.withLockedValue { $0.append(row) }
-        }.wait()
-        return collected.withLockedValue { $0 }
+        try SQLiteFile.rows(connection, sql, binds)
     }
 
     /// A fingerprint of the topology a backend serves at start: its name, its chpids and its
@@ -700,9 +673,7 @@ package final class StateStore: DurableLog, @unchecked Sendable {
     /// Closes the database (the last commit is already on disk).
     package func close() {
         try? committer.syncShutdownGracefully()
-        try? connection.close().wait()
-        try? pool.syncShutdownGracefully()
-        try? group.syncShutdownGracefully()
+        file.close()
     }
 
     // MARK: DurableLog
