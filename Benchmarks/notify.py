@@ -71,6 +71,20 @@ class QMP:
         self.send(command, **arguments)
         return self.reply()
 
+    def vary_pipelined(self, count, first=0, window=64):
+        """`count` vary-path of 0.40, alternately offline and online (offline when `first + i`
+        is even), with at most `window` requests outstanding; returns when every reply is in."""
+        outstanding = 0
+        for i in range(count):
+            self.send("vary-path", chpid="0.40", state="offline" if (first + i) % 2 == 0 else "online")
+            outstanding += 1
+            if outstanding >= window:
+                self.reply()
+                outstanding -= 1
+        while outstanding:
+            self.reply()
+            outstanding -= 1
+
 
 class Endpoint:
     def __init__(self):
@@ -163,18 +177,8 @@ def pct(values, p):
 
 
 def part_a(client, endpoint, count, start_sequence):
-    window = 64
     t0 = time.monotonic()
-    outstanding = 0
-    for i in range(count):
-        client.send("vary-path", chpid="0.40", state="offline" if (start_sequence + i) % 2 else "online")
-        outstanding += 1
-        if outstanding >= window:
-            client.reply()
-            outstanding -= 1
-    while outstanding:
-        client.reply()
-        outstanding -= 1
+    client.vary_pipelined(count, first=start_sequence + 1)
     t_replies = time.monotonic() - t0
     target = start_sequence + count - 1
     wait_status(client, lambda s: s["confirmed"] >= target, interval=0.005)
@@ -277,18 +281,8 @@ def part_s(binary, tmp, count):
                 break
             except OSError:
                 time.sleep(0.01)
-        window = 64
-        outstanding = 0
         t0 = time.monotonic()
-        for i in range(count):
-            client.send("vary-path", chpid="0.40", state="offline" if i % 2 == 0 else "online")
-            outstanding += 1
-            if outstanding >= window:
-                client.reply()
-                outstanding -= 1
-        while outstanding:
-            client.reply()
-            outstanding -= 1
+        client.vary_pipelined(count)
         elapsed = time.monotonic() - t0
         print(f"(s) --state-dir without --notify: {count} changes: replies {elapsed:.2f} s = {count / elapsed:,.0f}/s")
     finally:
@@ -302,18 +296,8 @@ def part_d(binary, tmp, broker, held):
     broker.stop()
     extra = ("--state-dir", state, "--notify-outbox-events", str(held))
     proc, client = start_cssd(binary, tmp, broker, *extra, connected=False, name="cssd-d")
-    window = 64
-    outstanding = 0
     t0 = time.monotonic()
-    for i in range(held):
-        client.send("vary-path", chpid="0.40", state="offline" if i % 2 == 0 else "online")
-        outstanding += 1
-        if outstanding >= window:
-            client.reply()
-            outstanding -= 1
-    while outstanding:
-        client.reply()
-        outstanding -= 1
+    client.vary_pipelined(held)
     t_changes = time.monotonic() - t0
     status = client.call("query-notify")
     assert status["outbox-depth"] == held and status["dropped"] == 0, status

@@ -10,6 +10,7 @@ while a QMP client is answered meanwhile.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -106,23 +107,16 @@ def metrics_cssd(short_tmp):
         server.stop()
 
 
-@pytest.fixture
-def prometheus(metrics_cssd, short_tmp):
-    """A Prometheus scraping metrics_cssd every 0.5 s, with the shipped rules."""
-    binary = _tool("prometheus")
+@contextlib.contextmanager
+def run_prometheus(short_tmp, config: dict):
+    """A Prometheus on a free loopback port with `config` (its data and log in short_tmp),
+    ready to answer; yields its base URL, stops it afterwards."""
     port = _free_port()
-    config = Path(short_tmp) / "prometheus.yml"
-    config.write_text(json.dumps({
-        "global": {"scrape_interval": "500ms", "evaluation_interval": "500ms"},
-        "rule_files": [str(RULES)],
-        "scrape_configs": [{
-            "job_name": "cssd",
-            "static_configs": [{"targets": [f"127.0.0.1:{metrics_cssd.extra['metrics_port']}"]}],
-        }],
-    }))
+    path = Path(short_tmp) / "prometheus.yml"
+    path.write_text(json.dumps(config))
     log = open(Path(short_tmp) / "prometheus.log", "wb")
     proc = subprocess.Popen(
-        [binary, f"--config.file={config}", f"--storage.tsdb.path={Path(short_tmp) / 'data'}",
+        [_tool("prometheus"), f"--config.file={path}", f"--storage.tsdb.path={Path(short_tmp) / 'data'}",
          f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         preexec_fn=oracle._die_with_parent)
@@ -146,6 +140,20 @@ def prometheus(metrics_cssd, short_tmp):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture
+def prometheus(metrics_cssd, short_tmp):
+    """A Prometheus scraping metrics_cssd every 0.5 s, with the shipped rules."""
+    with run_prometheus(short_tmp, {
+        "global": {"scrape_interval": "500ms", "evaluation_interval": "500ms"},
+        "rule_files": [str(RULES)],
+        "scrape_configs": [{
+            "job_name": "cssd",
+            "static_configs": [{"targets": [f"127.0.0.1:{metrics_cssd.extra['metrics_port']}"]}],
+        }],
+    }) as base:
+        yield base
 
 
 def _query(base: str, expr: str) -> list:

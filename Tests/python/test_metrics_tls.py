@@ -29,7 +29,7 @@ import pytest
 
 import oracle
 from pki import PKI
-from test_metrics import _free_port, _http, _tool, _value, _wait
+from test_metrics import _free_port, _http, _tool, _value, _wait, run_prometheus
 from test_path_events import Client
 
 ALLOW_MGMT = {"policy": "deny", "rules": [{"match": "CN=mgmt,*", "policy": "allow", "format": "glob"}]}
@@ -149,9 +149,6 @@ def prometheus_over_tls(short_tmp, pki):
     """cssd with TLS metrics, and a Prometheus with two https jobs: `cssd` with mgmt's
     certificate (allowed) and `cssd-intruder` with a certificate the policy denies."""
     with TLSMetrics(short_tmp, pki) as cssd:
-        port = _free_port()
-        config = Path(short_tmp) / "prometheus.yml"
-
         def job(name: str, client: str) -> dict:
             d = pki.clients[client]
             return {
@@ -161,35 +158,11 @@ def prometheus_over_tls(short_tmp, pki):
                                "key_file": os.path.join(d, "client-key.pem")},
                 "static_configs": [{"targets": [f"127.0.0.1:{cssd.port}"]}],
             }
-        config.write_text(json.dumps({
+        with run_prometheus(short_tmp, {
             "global": {"scrape_interval": "500ms", "evaluation_interval": "500ms"},
             "scrape_configs": [job("cssd", "mgmt"), job("cssd-intruder", "intruder")],
-        }))
-        log = open(Path(short_tmp) / "prometheus.log", "wb")
-        proc = subprocess.Popen(
-            [_tool("prometheus"), f"--config.file={config}", f"--storage.tsdb.path={Path(short_tmp) / 'data'}",
-             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            preexec_fn=oracle._die_with_parent)
-        log.close()
-        base = f"http://127.0.0.1:{port}"
-
-        def ready():
-            try:
-                return _http(base + "/-/ready", timeout=1)[0] == 200
-            except (urllib.error.URLError, ConnectionError, OSError):
-                assert proc.poll() is None, (Path(short_tmp) / "prometheus.log").read_text()
-                return False
-        try:
-            _wait(ready, 30, "Prometheus to be ready")
+        }) as base:
             yield cssd, base
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 def _target(base: str, job: str) -> dict:
