@@ -359,6 +359,10 @@ package struct PathMembers: RandomAccessCollection, Sendable {
     /// The slot the path occupies in the subchannel at `position`.
     package func slot(at position: Int) -> Int { Int(entries[position] & 7) }
 
+    /// The subchannel at `position` as an index into `Subsystem.subchannels`, in O(1) (what
+    /// `subchannelIndex(atOrAfter:)` would find by searching).
+    package func recordIndex(at position: Int) -> Int { Int(entries[position] >> 3) }
+
     /// The position of the first member whose id is `id` or later. O(log n).
     package func index(atOrAfter id: SubchannelID) -> Int {
         var low = 0

@@ -245,8 +245,9 @@ final class SysfsMirror {
             })
         var writeMembers: [(index: Int, vpm: VPMReading)] = []
         for id in withMembers ? paths : changedPaths {
-            for member in working.subchannels(using: id) {
-                let index = working.subchannelIndex(atOrAfter: member.id)
+            let members = working.subchannels(using: id)
+            for position in members.indices {
+                let index = members.recordIndex(at: position)
                 if write != nil {
                     if seen.insert(index).inserted { writeMembers.append((index, .always)) }
                     continue
