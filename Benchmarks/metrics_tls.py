@@ -27,7 +27,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "Tests", "python"))
 
-from metrics import CSSCTL, CSSD, OPENMETRICS, pct, server_seconds  # noqa: E402
+from metrics import CSSCTL, CSSD, OPENMETRICS, pct, scrape, server_seconds  # noqa: E402
 from pki import PKI  # noqa: E402
 
 ROUNDS = 10
@@ -55,12 +55,8 @@ def start(work, name, topology, extra):
 
 
 def one(connection):
-    started = time.perf_counter()
-    connection.request("GET", "/metrics", headers={"Accept": OPENMETRICS})
-    response = connection.getresponse()
-    body = response.read()
-    assert response.status == 200, response.status
-    return body, time.perf_counter() - started
+    """One OpenMetrics scrape: (body, seconds)."""
+    return scrape(connection, OPENMETRICS)
 
 
 def main():

@@ -177,28 +177,19 @@ import Testing
         #expect((try? server.channel.pipeline.syncOperations.handler(type: TLSAdmissionHandler.self)) == nil)
     }
 
-    @Test func aDeniedDNIsClosedBeforeHTTPAndCounted() throws {
+    /// A denied DN (after the handshake) and no certificate at all (in it): closed before any
+    /// HTTP, and counted under their reason.
+    @Test(arguments: zip(["intruder", nil] as [String?], ["unauthorized", "no-certificate"]))
+    func aRefusedClientIsClosedBeforeHTTPAndCounted(certificate: String?, reason: String) throws {
         let pki = try Self.pki.get()
         let server = try Endpoint(pki: pki)
-        let client = try Self.client(try pki.clientContext("intruder"))
+        let client = try Self.client(try pki.clientContext(certificate))
         Self.interact(client, server.channel)
         client.writeAndFlush(Self.request, promise: nil)
         Self.interact(client, server.channel)
         #expect(!Self.received(client).contains("HTTP/"))
         #expect(!server.channel.isActive)
-        #expect(server.refusals()["unauthorized"] == 1)
-    }
-
-    @Test func noCertificateIsRefusedInTheHandshake() throws {
-        let pki = try Self.pki.get()
-        let server = try Endpoint(pki: pki)
-        let client = try Self.client(try pki.clientContext(nil))
-        Self.interact(client, server.channel)
-        client.writeAndFlush(Self.request, promise: nil)
-        Self.interact(client, server.channel)
-        #expect(!Self.received(client).contains("HTTP/"))
-        #expect(!server.channel.isActive)
-        #expect(server.refusals()["no-certificate"] == 1)
+        #expect(server.refusals()[reason] == 1)
     }
 
     @Test func plainHTTPGetsNoAnswerAndCountsAsNotTLS() throws {
