@@ -126,7 +126,7 @@ package final class MetricsEndpoint: @unchecked Sendable {
                     let sync = channel.pipeline.syncOperations
                     guard let security = configuration.security, let refusals else { return try serveHTTP(sync) }
                     let snapshot = security.current
-                    try sync.addHandler(NIOSSLServerHandler(context: snapshot.context))
+                    try sync.addHandler(snapshot.makeServerHandler())
                     try sync.addHandler(
                         metricsTLSGate(
                             snapshot: snapshot, timeout: configuration.handshakeTimeout,

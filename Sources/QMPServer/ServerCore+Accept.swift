@@ -53,7 +53,7 @@ extension ServerCore {
             let peer = ConnectionPeer(listener: listener, transport: .tls, address: address)
             return channel.eventLoop.makeCompletedFuture {
                 let sync = channel.pipeline.syncOperations
-                try sync.addHandler(NIOSSLServerHandler(context: snapshot.context))
+                try sync.addHandler(snapshot.makeServerHandler())
                 try sync.addHandler(
                     self.tlsGate(
                         snapshot: snapshot, peer: peer, readOnly: readOnly, inputBacklog: inputBacklog,
@@ -91,7 +91,7 @@ extension ServerCore {
             },
             admit: { [self] sync, identity in
                 var peer = peer
-                peer.distinguishedName = identity.subject
+                peer.distinguishedName = identity.subject.text
                 try sync.addHandler(makeHandler(peer: peer, readOnly: readOnly, inputBacklog: inputBacklog))
             })
     }

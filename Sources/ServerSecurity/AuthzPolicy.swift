@@ -42,12 +42,27 @@ package struct AuthzPolicy: Sendable, Equatable {
         self.rules = rules
     }
 
-    /// Whether `identity` may use the server.
-    package func decide(_ identity: String) -> Decision {
+    /// Whether the client with this DN may use the server: the bytes QEMU matches, compared
+    /// byte for byte (`exact`) or with fnmatch(3) in the C locale (`glob`), as
+    /// qauthz_list_is_allowed does. A DN never holds a NUL (`DistinguishedName`) and a rule
+    /// cannot (`init(json:file:)`), so no match is cut short by one.
+    package func decide(_ identity: DistinguishedName) -> Decision {
+        decide(bytes: identity.bytes)
+    }
+
+    /// `decide` for an identity given as text (its UTF-8 bytes).
+    package func decide(_ identity: String) -> Decision { decide(bytes: Array(identity.utf8)) }
+
+    private func decide(bytes: [UInt8]) -> Decision {
         for rule in rules {
             switch rule.format {
-            case .exact: if rule.match == identity { return rule.policy }
-            case .glob: if fnmatch(rule.match, identity, 0) == 0 { return rule.policy }
+            case .exact: if rule.match.utf8.elementsEqual(bytes) { return rule.policy }
+            case .glob:
+                // A NUL-terminated copy: fnmatch reads C strings.
+                let matched = (bytes + [0]).withUnsafeBufferPointer { subject in
+                    subject.withMemoryRebound(to: CChar.self) { fnmatch(rule.match, $0.baseAddress!, 0) == 0 }
+                }
+                if matched { return rule.policy }
             }
         }
         return policy
@@ -106,6 +121,11 @@ package struct AuthzPolicy: Sendable, Equatable {
             switch key {
             case "match":
                 guard let text = member.stringValue else { throw AuthzPolicyError("\(what).match must be a string") }
+                // fnmatch and QEMU's C strings would end the pattern there: a rule that cannot
+                // mean what it says is refused.
+                guard !text.utf8.contains(0) else {
+                    throw AuthzPolicyError("\(what).match must not contain NUL (\\u0000)")
+                }
                 match = text
             case "policy": policy = try decision(member, "\(what).policy")
             case "format":

@@ -65,10 +65,10 @@ struct DERError: Error, CustomStringConvertible {
 
 /// The parts of an X.509 certificate (RFC 5280 section 4.1) that authorization and revocation need.
 package struct CertificateIdentity: Sendable, Equatable {
-    /// The subject's distinguished name as QEMU writes it (`DistinguishedName.string`).
-    package let subject: String
+    /// The subject's distinguished name as QEMU matches it (`DistinguishedName`).
+    package let subject: DistinguishedName
     /// The issuer's distinguished name, written the same way.
-    package let issuer: String
+    package let issuer: DistinguishedName
     /// The issuer Name's DER encoding: compared with a CRL's issuer.
     let issuerDER: [UInt8]
     /// The subject Name's DER encoding: compared with an issuer.
@@ -91,8 +91,8 @@ package struct CertificateIdentity: Sendable, Equatable {
             let subjectName = try tbs.read(DERReader.sequence, "subject")
             issuerDER = Array(issuerName.encoded)
             subjectDER = Array(subjectName.encoded)
-            issuer = try DistinguishedName.string(fromName: issuerName)
-            subject = try DistinguishedName.string(fromName: subjectName)
+            issuer = try DistinguishedName(name: issuerName)
+            subject = try DistinguishedName(name: subjectName)
         } catch {
             throw TLSCredentialsError.malformed("certificate", "\(error)")
         }

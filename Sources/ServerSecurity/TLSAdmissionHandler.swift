@@ -131,9 +131,11 @@ package final class TLSAdmissionHandler: ChannelInboundHandler, RemovableChannel
             return
         }
         settle()
-        let certificate = try? context.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self).peerCertificate
+        let tls = try? context.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self)
         let identity: CertificateIdentity
-        switch snapshot.credentials.check(peer: certificate) {
+        switch snapshot.credentials.check(
+            peer: tls?.peerCertificate, chain: tls?.peerValidatedCertificateChain.map { Array($0) } ?? [])
+        {
         case .success(let found): identity = found
         case .failure(let refusal):
             refuse(
@@ -144,7 +146,7 @@ package final class TLSAdmissionHandler: ChannelInboundHandler, RemovableChannel
         if let authz = snapshot.authz, authz.decide(identity.subject) == .deny {
             refuse(
                 channel: context.channel, .unauthorized, "TLS client not authorized",
-                reason: "the policy denies '\(identity.subject)'", dn: identity.subject)
+                reason: "the policy denies '\(identity.subject)'", dn: identity.subject.text)
             return
         }
         reporting.logger.log(
@@ -157,7 +159,8 @@ package final class TLSAdmissionHandler: ChannelInboundHandler, RemovableChannel
             context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
         } catch {
             refuse(
-                channel: context.channel, .other, "TLS client not served", reason: "\(error)", dn: identity.subject)
+                channel: context.channel, .other, "TLS client not served", reason: "\(error)", dn: identity.subject.text
+            )
         }
     }
 

@@ -38,6 +38,8 @@ package struct TLSCredentials: Sendable {
     package let privateKey: NIOSSLPrivateKey
     /// `ca-crl.pem`, or empty.
     package let revocations: RevocationList
+    /// Verifies the chains clients present (server endpoint); see `ClientChainVerifier`.
+    package let verifier: ClientChainVerifier
     private let caSubjects: [[UInt8]]
 
     /// Reads and checks the directory.
@@ -65,6 +67,11 @@ package struct TLSCredentials: Sendable {
             subjects.append(try Self.identity(certificate, file: caFile).subjectDER)
         }
         caSubjects = subjects
+        do {
+            verifier = try ClientChainVerifier(caCertificates: caCertificates)
+        } catch {
+            throw .malformed(caFile, "a CA certificate cannot be read (\(error))")
+        }
         let now = time(nil)
         for (file, certificate) in [(caFile, caCertificates[0]), (certFile, certificateChain[0])] {
             if certificate.notValidAfter < now {
@@ -127,9 +134,14 @@ package struct TLSCredentials: Sendable {
         try NIOSSLContext(configuration: makeClientConfiguration(verifyHostname: verifyHostname))
     }
 
-    /// The post-handshake check of a verified peer certificate: its identity, or why it is
-    /// refused (revoked, or unreadable).
-    package func check(peer: NIOSSLCertificate?) -> Result<CertificateIdentity, PeerRefusal> {
+    /// The post-handshake check of a verified client: its identity (the leaf's), or why it is
+    /// refused: unreadable, or revoked. `chain` is the chain the verification built (leaf first,
+    /// `ClientChainVerifier`); every certificate of it whose issuer has a CRL in `ca-crl.pem` is
+    /// checked, as GnuTLS checks the whole chain: a client issued by a revoked intermediate CA is
+    /// refused like a revoked client.
+    package func check(peer: NIOSSLCertificate?, chain: [NIOSSLCertificate] = []) -> Result<
+        CertificateIdentity, PeerRefusal
+    > {
         guard let peer else { return .failure(PeerRefusal("the client presented no certificate")) }
         let identity: CertificateIdentity
         do {
@@ -140,8 +152,22 @@ package struct TLSCredentials: Sendable {
         if revocations.isRevoked(identity) {
             return .failure(
                 PeerRefusal(
-                    "the certificate of '\(identity.subject)' is revoked (ca-crl.pem)", identity: identity.subject,
+                    "the certificate of '\(identity.subject)' is revoked (ca-crl.pem)", identity: identity.subject.text,
                     revoked: true))
+        }
+        for certificate in chain.dropFirst() {
+            guard let issuer = try? CertificateIdentity(der: try certificate.toDERBytes()) else {
+                return .failure(
+                    PeerRefusal(
+                        "cannot read a CA certificate of '\(identity.subject)'s chain", identity: identity.subject.text)
+                )
+            }
+            if revocations.isRevoked(issuer) {
+                return .failure(
+                    PeerRefusal(
+                        "the certificate of '\(identity.subject)' was issued through '\(issuer.subject)', which is revoked "
+                            + "(ca-crl.pem)", identity: identity.subject.text, revoked: true))
+            }
         }
         return .success(identity)
     }

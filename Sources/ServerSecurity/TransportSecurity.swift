@@ -24,6 +24,12 @@ package final class TransportSecurity: Sendable {
         package let context: NIOSSLContext
         /// nil: every client with a valid certificate is authorized (QEMU without tls-authz).
         package let authz: AuthzPolicy?
+
+        /// The TLS handler of one accepted connection: this context, the client's chain
+        /// verified by `ClientChainVerifier` (the chain kept for the CRL check of every member).
+        package func makeServerHandler() -> NIOSSLServerHandler {
+            credentials.verifier.makeServerHandler(context: context)
+        }
     }
 
     package let credentialsDirectory: String

@@ -242,7 +242,7 @@ struct CSSD: AsyncParsableCommand {
         signals.start()
         let level = Logger.Level(rawValue: logLevel)!
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
+            var handler = LogLineHandler(label: label)
             handler.logLevel = level
             return handler
         }

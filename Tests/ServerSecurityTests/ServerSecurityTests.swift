@@ -2,8 +2,9 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import NIOSSL
-import ServerSecurity
 import Testing
+
+@testable import ServerSecurity
 
 /// Made by `openssl req -x509 -multivalue-rdn -subj '/DC=org/DC=example/C=GB/O=Example, Inc./OU=Ops+UID=42/CN=#mgmt <1>; "x" '`:
 /// every escape of RFC 4514, a multi-valued RDN and attributes GnuTLS names DC and UID.
@@ -30,17 +31,66 @@ private let trickyCertificate = """
     @Test func writtenAsGnuTLSWritesIt() throws {
         let certificate = try NIOSSLCertificate.fromPEMBytes(Array(trickyCertificate.utf8))[0]
         let identity = try CertificateIdentity(der: try certificate.toDERBytes())
-        // openssl -nameopt RFC2253 prints the same but for the order inside the multi-valued
-        // RDN (it reverses that too; GnuTLS keeps the encoded order).
+        // gnutls_x509_crt_get_dn, QEMU's call: the encoded order (not RFC 4514's reversed one),
+        // the multi-valued RDN in its encoded order too.
         #expect(
-            identity.subject == ##"CN=\#mgmt \<1\>\; \"x\"\ ,OU=Ops+UID=42,O=Example\, Inc.,C=GB,DC=example,DC=org"##)
+            identity.subject.text
+                == ##"DC=org,DC=example,C=GB,O=Example\, Inc.,OU=Ops+UID=42,CN=\#mgmt \<1\>\; \"x\"\ "##)
         #expect(identity.issuer == identity.subject)
+    }
+
+    /// Tests/fixtures/dn: certificates of every attribute name GnuTLS knows, every string type,
+    /// specials, control characters, NUL and bytes that are not UTF-8, each with what GnuTLS
+    /// 3.7.9's gnutls_x509_crt_get_dn gave (make-goldens.sh): the same bytes, or the same refusal.
+    @Test func equalToGnuTLSOnTheGoldens() throws {
+        let directory = fixtures + "/dn"
+        let table = String(decoding: try PEMFile.read(directory + "/expected.tsv"), as: UTF8.self)
+        var checked = 0
+        for line in table.split(separator: "\n") {
+            let fields = line.split(separator: "\t", omittingEmptySubsequences: false)
+            try #require(fields.count == 2)
+            let name = String(fields[0])
+            let pem = try PEMFile.read(directory + "/certs/\(name).pem")
+            // BoringSSL refuses some of these (bytes that are not UTF-8): read the DER directly.
+            let der = try #require(PEMFile.blocks(pem, label: "CERTIFICATE").first)
+            if fields[1] == "error" {
+                #expect(throws: TLSCredentialsError.self, "\(name)") { try CertificateIdentity(der: der) }
+            } else {
+                let expected = hexBytes(String(fields[1]))
+                let got = try CertificateIdentity(der: der).subject.bytes
+                #expect(got == expected, "\(name): \(String(decoding: got, as: UTF8.self))")
+            }
+            checked += 1
+        }
+        #expect(checked >= 28)
+    }
+
+    @Test func anEmptyDirectoryStringMakesTheNameUnreadable() throws {
+        // Name { RDN { CN = UTF8String "" } }: GnuTLS refuses it, and QEMU the client.
+        let name: [UInt8] = [0x30, 0x0b, 0x31, 0x09, 0x30, 0x07, 0x06, 0x03, 0x55, 0x04, 0x03, 0x0c, 0x00]
+        var reader = DERReader(name)
+        let element = try reader.read(DERReader.sequence, "Name")
+        #expect(throws: DERError.self) { try DistinguishedName(name: element) }
     }
 
     @Test func malformedDERIsAnErrorNotACrash() {
         for bytes: [UInt8] in [[], [0x30], [0x30, 0x85, 1, 1, 1, 1, 1], [0x30, 0x03, 0x30, 0x05, 0x02]] {
             #expect(throws: TLSCredentialsError.self) { try CertificateIdentity(der: bytes) }
         }
+    }
+}
+
+/// Tests/fixtures, found from this file.
+private let fixtures: String = {
+    var parts = #filePath.split(separator: "/", omittingEmptySubsequences: false)
+    parts.removeLast(2)
+    return parts.joined(separator: "/") + "/fixtures"
+}()
+
+private func hexBytes(_ hex: String) -> [UInt8] {
+    let digits = Array(hex.utf8)
+    return stride(from: 0, to: digits.count - 1, by: 2).map {
+        UInt8(String(decoding: digits[$0...($0 + 1)], as: UTF8.self), radix: 16)!
     }
 }
 
@@ -78,6 +128,61 @@ private let trickyCertificate = """
             Issue.record("accepted \(text)")
         } catch {
             #expect("\(error)".contains(message), "\(error)")
+        }
+    }
+}
+
+@Suite struct AuthzMatchesQEMUsBytesTests {
+    private func golden(_ name: String) throws -> CertificateIdentity {
+        let pem = try PEMFile.read(fixtures + "/dn/certs/\(name).pem")
+        return try CertificateIdentity(der: try #require(PEMFile.blocks(pem, label: "CERTIFICATE").first))
+    }
+
+    @Test func aNULInTheNameCannotCutAMatchShort() throws {
+        // CN "mgmt\0,O=Other": GnuTLS (and so cssd) writes the value as hex; a C string of the
+        // raw value would have matched "CN=mgmt" exactly and "…CN=mgmt*" as a glob.
+        let intruder = try golden("nul").subject
+        let policy = try AuthzPolicy(
+            json: Array(
+                #"{"policy": "deny", "rules": [{"match": "O=Example,CN=mgmt*", "policy": "allow", "format": "glob"}, {"match": "O=Example,CN=mgmt", "policy": "allow"}]}"#
+                    .utf8), file: "authz.json")
+        #expect(!intruder.bytes.contains(0))
+        #expect(policy.decide(intruder) == .deny)
+    }
+
+    @Test func controlCharactersAreMatchedAsQEMUMatchesThem() throws {
+        let name = try golden("control").subject
+        #expect(name.text == "O=Example,CN=evil\nforged line\r\tx")
+        let exact = try AuthzPolicy(
+            json: Array(
+                #"{"policy": "deny", "rules": [{"match": "O=Example,CN=evil\nforged line\r\tx", "policy": "allow"}]}"#
+                    .utf8),
+            file: "authz.json")
+        #expect(exact.decide(name) == .allow)
+        let glob = try AuthzPolicy(
+            json: Array(#"{"rules": [{"match": "O=Example,CN=evil", "policy": "allow", "format": "glob"}]}"#.utf8),
+            file: "authz.json")
+        #expect(glob.decide(name) == .deny)
+    }
+
+    @Test func bytesThatAreNotUTF8AreMatchedAsBytes() throws {
+        let name = try golden("utf8-invalid").subject
+        #expect(Array(name.bytes.suffix(4)) == [0x57, 0xff, 0xfe, 0x5a])
+        let glob = try AuthzPolicy(
+            json: Array(#"{"rules": [{"match": "O=Example,CN=W??Z", "policy": "allow", "format": "glob"}]}"#.utf8),
+            file: "authz.json")
+        #expect(glob.decide(name) == .allow)
+        // The U+FFFD that `text` shows is not what is matched.
+        let shown = try AuthzPolicy(
+            json: Array(("{\"rules\": [{\"match\": \"" + name.text + "\", \"policy\": \"allow\"}]}").utf8),
+            file: "authz.json")
+        #expect(shown.decide(name) == .deny)
+    }
+
+    @Test func aRuleWithNULIsRefused() {
+        #expect(throws: AuthzPolicyError.self) {
+            try AuthzPolicy(
+                json: Array(#"{"rules": [{"match": "CN=a\u0000b", "policy": "allow"}]}"#.utf8), file: "authz.json")
         }
     }
 }

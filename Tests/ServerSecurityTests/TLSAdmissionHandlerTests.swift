@@ -15,7 +15,7 @@ import Testing
 /// the protocol sees channelActive.
 @Suite(.serialized) struct TLSAdmissionHandlerTests {
     /// `server/` in QEMU's server layout, `mgmt/` and `intruder/` in its client layout; the
-    /// policy allows CN=mgmt only.
+    /// policy allows O=Example,CN=mgmt only (QEMU's DN order).
     final class Credentials: Sendable {
         let root = NSTemporaryDirectory() + "cssd-admission-\(UUID().uuidString)"
         let security: TransportSecurity
@@ -38,7 +38,7 @@ import Testing
                   sign "$name/client" "/O=Example/CN=$name" clientAuth "$(( $RANDOM + 100 ))"
                   cp server/ca-cert.pem "$name/"
                 done
-                echo '{"policy": "deny", "rules": [{"match": "CN=mgmt,*", "policy": "allow", "format": "glob"}]}' \
+                echo '{"policy": "deny", "rules": [{"match": "O=Example,CN=mgmt", "policy": "allow", "format": "glob"}]}' \
                   > authz.json
                 """
             try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
@@ -99,7 +99,7 @@ import Testing
                 channelActive: channelActive, settled: { [unowned self] in settled += 1 },
                 refused: { [unowned self] reason, text in refusals.append((reason, text)) },
                 admit: { [unowned self] sync, identity in
-                    admitted.append(identity.subject)
+                    admitted.append(identity.subject.text)
                     try sync.addHandler(probe)
                 })
             if tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: snapshot.context)) }
@@ -133,7 +133,7 @@ import Testing
         let server = try Server(credentials)
         #expect(server.probe.actives == 0)
         server.exchange(with: try credentials.client("mgmt"))
-        #expect(server.admitted == ["CN=mgmt,O=Example"])
+        #expect(server.admitted == ["O=Example,CN=mgmt"])
         #expect(server.probe.actives == 1)
         #expect(server.settled == 1)
         #expect(server.refusals.isEmpty)
@@ -160,7 +160,7 @@ import Testing
         server.exchange(with: try credentials.client("intruder"))
         #expect(server.admitted.isEmpty)
         #expect(server.refusals.map(\.0) == [.unauthorized])
-        #expect(server.refusals.first?.1 == "the policy denies 'CN=intruder,O=Example'")
+        #expect(server.refusals.first?.1 == "the policy denies 'O=Example,CN=intruder'")
         #expect(server.settled == 1)
         #expect(!server.channel.isActive)
     }

@@ -34,6 +34,9 @@ commonName = supplied
 basicConstraints = CA:FALSE
 keyUsage = critical, digitalSignature
 extendedKeyUsage = clientAuth
+[ intermediate_ext ]
+basicConstraints = critical, CA:TRUE, pathlen:0
+keyUsage = critical, keyCertSign, cRLSign
 [ server_ext ]
 basicConstraints = CA:FALSE
 keyUsage = critical, digitalSignature, keyEncipherment
@@ -49,7 +52,8 @@ def _openssl(*args: str, cwd: str) -> None:
 class CA:
     """A CA in its own directory, issuing with `openssl ca` (so certificates can be revoked)."""
 
-    def __init__(self, root: str, name: str, subject: str):
+    def __init__(self, root: str, name: str, subject: str, parent: "CA | None" = None):
+        """A root CA, or with `parent` an intermediate CA that `parent` issues (and can revoke)."""
         self.dir = os.path.join(root, name)
         os.makedirs(os.path.join(self.dir, "newcerts"))
         open(os.path.join(self.dir, "index.txt"), "w").close()
@@ -60,11 +64,18 @@ class CA:
         self.config = os.path.join(self.dir, "ca.cnf")
         with open(self.config, "w") as f:
             f.write(CA_CONFIG.format(dir=self.dir))
-        _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                 "-keyout", "ca-key.pem", "-out", "ca-cert.pem", "-days", "3", "-subj", subject,
-                 "-addext", "basicConstraints=critical,CA:TRUE",
-                 "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=self.dir)
-        self.cert = os.path.join(self.dir, "ca-cert.pem")
+        if parent is None:
+            _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                     "-keyout", "ca-key.pem", "-out", "ca-cert.pem", "-days", "3", "-subj", subject,
+                     "-addext", "basicConstraints=critical,CA:TRUE",
+                     "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=self.dir)
+            self.cert = os.path.join(self.dir, "ca-cert.pem")
+        else:
+            key, cert = parent.issue(name, subject, ext="intermediate_ext")
+            shutil.copy(key, os.path.join(self.dir, "ca-key.pem"))
+            shutil.copy(cert, os.path.join(self.dir, "ca-cert.pem"))
+            self.cert = os.path.join(self.dir, "ca-cert.pem")
+        self.parent = parent
 
     def issue(self, name: str, subject: str, ext: str = "client_ext", start: str | None = None,
               end: str | None = None) -> tuple[str, str]:
@@ -81,6 +92,35 @@ class CA:
             args += ["-enddate", end]
         _openssl(*args, cwd=self.dir)
         return key, cert
+
+    def issue_raw(self, name: str, subject) -> tuple[str, str]:
+        """A key and client certificate for a subject openssl's -subj cannot write (a
+        cryptography x509.Name: control characters, any string type), signed by this CA."""
+        import datetime
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import ExtendedKeyUsageOID
+        with open(os.path.join(self.dir, "ca-key.pem"), "rb") as f:
+            ca_key = serialization.load_pem_private_key(f.read(), None)
+        with open(self.cert, "rb") as f:
+            ca_cert = x509.load_pem_x509_certificate(f.read())
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = datetime.datetime.now(datetime.timezone.utc)
+        cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(ca_cert.subject)
+                .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=2))
+                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+                .sign(ca_key, hashes.SHA256()))
+        key_path = os.path.join(self.dir, f"{name}-key.pem")
+        cert_path = os.path.join(self.dir, f"{name}-cert.pem")
+        with open(key_path, "wb") as f:
+            f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()))
+        with open(cert_path, "wb") as f:
+            f.write(cert.public_bytes(serialization.Encoding.PEM))
+        return key_path, cert_path
 
     def revoke(self, cert: str) -> None:
         _openssl("ca", "-batch", "-config", self.config, "-revoke", cert, cwd=self.dir)
@@ -116,11 +156,19 @@ class PKI:
 
     def _client(self, name: str, ca: CA, subject: str, **kw) -> str:
         key, cert = ca.issue(name, subject, **kw)
+        return self.add_client(name, key, cert)
+
+    def add_client(self, name: str, key: str, cert: str, chain: tuple[str, ...] = ()) -> str:
+        """A client directory for a key and certificate; `chain`: CA certificates the client
+        presents after its own (intermediates). Returns the certificate's path."""
         d = os.path.join(self.root, f"client-{name}")
         os.makedirs(d)
         # The client layout trusts our server's CA whatever CA issued the client's certificate.
         shutil.copy(self.ca.cert, os.path.join(d, "ca-cert.pem"))
-        shutil.copy(cert, os.path.join(d, "client-cert.pem"))
+        with open(os.path.join(d, "client-cert.pem"), "w") as out:
+            for path in (cert, *chain):
+                with open(path) as f:
+                    out.write(f.read())
         shutil.copy(key, os.path.join(d, "client-key.pem"))
         self.clients[name] = d
         return cert

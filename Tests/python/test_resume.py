@@ -524,7 +524,7 @@ def test_compaction_restores_the_same_state_and_truncates_the_log(short_tmp):
         assert 100 <= state_rows(state, "journal") <= 100 + 64  # the newest --event-journal, trimmed in batches
         server = start(short_tmp, *args)
         log = server.log_tail()
-        assert "state restored" in log and "snapshot=commands 1-" in log
+        assert "state restored" in log and 'snapshot="commands 1-' in log
         c = Client(server.sock)
         assert visible_state(c) == before
         # A subscriber resumes across the restart from inside the journal: no gap.

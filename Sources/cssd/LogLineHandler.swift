@@ -1,0 +1,106 @@
+// SPDX-License-Identifier: MIT
+// cssd: QMP control server for the s390 channel subsystem.
+
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// swift-log's `StreamLogHandler` line on standard error (`TIME LEVEL LABEL: KEY=VALUE … [SOURCE]
+/// MESSAGE`), made safe for what clients put into it: a certificate's DN, a peer's address, a
+/// command's text. One event is always one line, and a value cannot pose as another key:
+///
+/// - Control characters (C0, DEL, C1) and U+2028/U+2029 in the message and in metadata are
+///   written as `\n`, `\r`, `\t` or `\u{XX}`: a DN `CN=evil\nforged …` cannot start a line.
+/// - A metadata value that is empty or holds a space, a `"` or a control character is written in
+///   double quotes, with `\"` and `\\` escaped inside them (logfmt's convention):
+///   `dn="O=Example,CN=a reason=x"` is one value, not two keys.
+/// - Other values are written as they are (`dn=C=GB,O=Example,CN=mgmt`).
+struct LogLineHandler: LogHandler {
+    var logLevel: Logger.Level = .info
+    var metadata: Logger.Metadata = [:]
+    var metadataProvider: Logger.MetadataProvider?
+    private let label: String
+
+    init(label: String) { self.label = label }
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        var all = metadata
+        if let provided = metadataProvider?.get() { all.merge(provided) { _, new in new } }
+        if let extra = event.metadata { all.merge(extra) { _, new in new } }
+        var line = "\(Self.timestamp()) \(event.level) \(label):"
+        for (key, value) in all.sorted(by: { $0.key < $1.key }) {
+            line += " \(Self.escaped(key))=\(Self.value("\(value)"))"
+        }
+        line += " [\(Self.escaped(event.source))] \(Self.escaped("\(event.message)"))\n"
+        // One write(2) per line: lines of several threads never interleave.
+        var bytes = Array(line.utf8)
+        bytes.withUnsafeMutableBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let written = write(2, buffer.baseAddress! + offset, buffer.count - offset)
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    return
+                }
+                offset += written
+            }
+        }
+    }
+
+    /// A metadata value: bare, or quoted when it could otherwise be read as more than one.
+    static func value(_ text: String) -> String {
+        let needsQuotes =
+            text.isEmpty
+            || text.unicodeScalars.contains { $0 == " " || $0 == "\"" || isControl($0) }
+        guard needsQuotes else { return text }
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            default: out += escape(scalar)
+            }
+        }
+        return out + "\""
+    }
+
+    /// The text with control characters escaped (backslashes kept as they are).
+    static func escaped(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: isControl) else { return text }
+        var out = ""
+        for scalar in text.unicodeScalars { out += escape(scalar) }
+        return out
+    }
+
+    private static func escape(_ scalar: Unicode.Scalar) -> String {
+        guard isControl(scalar) else { return String(Character(scalar)) }
+        switch scalar {
+        case "\n": return "\\n"
+        case "\r": return "\\r"
+        case "\t": return "\\t"
+        default: return "\\u{" + String(scalar.value, radix: 16) + "}"
+        }
+    }
+
+    private static func isControl(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.value < 0x20 || (0x7f...0x9f).contains(scalar.value) || scalar.value == 0x2028
+            || scalar.value == 0x2029
+    }
+
+    /// `2026-12-07T08:49:29+0000`, local time, as StreamLogHandler writes it.
+    private static func timestamp() -> String {
+        var buffer = [Int8](repeating: 0, count: 64)
+        var now = time(nil)
+        var parts = tm()
+        guard localtime_r(&now, &parts) != nil else { return "<unknown>" }
+        let count = strftime(&buffer, buffer.count, "%Y-%m-%dT%H:%M:%S%z", &parts)
+        return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}

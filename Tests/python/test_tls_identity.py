@@ -1,0 +1,223 @@
+"""Who is let in over TLS, with QEMU 7.2 as the oracle: the DN string that authz rules match
+(QEMU's gnutls_x509_crt_get_dn, byte for byte), names with control characters and NUL, and
+revocation of every certificate of the chain a client presents (an intermediate CA revoked by
+the root's CRL). Each case runs against a real qemu-system-s390x with the same credentials
+directory and the same rules, and cssd must decide as QEMU does."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import time
+
+import pytest
+
+import oracle
+from pki import CA, PKI
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    if subprocess.run(["which", "openssl"], capture_output=True).returncode != 0:
+        pytest.skip("openssl not installed")
+    pytest.importorskip("cryptography")
+    p = PKI(str(tmp_path_factory.mktemp("pki")))
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    def name(*pairs):
+        return x509.Name([x509.RelativeDistinguishedName([x509.NameAttribute(oid, value)]) for oid, value in pairs])
+
+    # A CN with a newline and a fake log line after it, and one with a NUL (GnuTLS writes it as hex).
+    key, cert = p.ca.issue_raw("forger", name((NameOID.ORGANIZATION_NAME, "Example"),
+                                              (NameOID.COMMON_NAME, "evil\nforged level=critical")))
+    p.add_client("forger", key, cert)
+    key, cert = p.ca.issue_raw("nul", name((NameOID.ORGANIZATION_NAME, "Example"),
+                                           (NameOID.COMMON_NAME, "mgmt\x00,O=Other")))
+    p.add_client("nul", key, cert)
+    # An intermediate CA that the root revokes, and one it does not; each issues a client that
+    # presents its intermediate after its own certificate. ca-cert.pem holds the root only.
+    for label, revoke in (("revoked-sub", True), ("good-sub", False)):
+        sub = CA(p.root, label, f"/O=Example/CN={label} CA", parent=p.ca)
+        key, cert = sub.issue(f"{label}-client", f"/C=GB/O=Example/CN=via-{label}")
+        p.add_client(f"via-{label}", key, cert, chain=(sub.cert,))
+        if revoke:
+            p.ca.revoke(sub.cert)
+    p.ca.crl(os.path.join(p.server, "ca-crl.pem"))
+    return p
+
+
+def _qemu_binary():
+    binary = oracle.qemu_binary()
+    if binary is None:
+        pytest.skip("qemu-system-s390x not installed (Scripts/setup)")
+    return binary
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_port(port: int, proc: subprocess.Popen, log: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"server exited: {open(log, errors='replace').read()[-3000:]}"
+        with socket.socket() as s:
+            try:
+                s.connect(("127.0.0.1", port))
+                return
+            except OSError:
+                time.sleep(0.05)
+    raise AssertionError(f"port {port} never accepted")
+
+
+def _served(pki: PKI, port: int, client: str) -> bool:
+    """Whether the client gets a QMP greeting (else the handshake fails or the server closes)."""
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=20)
+    except OSError:
+        return False
+    try:
+        t = pki.context(client).wrap_socket(s, server_hostname="127.0.0.1")
+        line = t.makefile("rb").readline()
+        return line.startswith(b'{"QMP"')
+    except (ssl.SSLError, ConnectionError, OSError):
+        return False
+    finally:
+        s.close()
+
+
+class QEMU:
+    """qemu-system-s390x with its QMP monitor on a TLS chardev: tls-creds-x509 (verify-peer=on)
+    on the same directory cssd uses, and an authz-list object with the rules (Debian's QEMU
+    has no authz-list-file; authz-list takes the same rules)."""
+
+    def __init__(self, workdir: str, pki: PKI, policy: dict):
+        self.port = _free_port()
+        self.log = os.path.join(workdir, f"qemu-{self.port}.log")
+        authz = json.dumps({"qom-type": "authz-list", "id": "authz0", **policy})
+        self.argv = [_qemu_binary(), *oracle.QEMU_ARGS,
+                     "-object", f"tls-creds-x509,id=tls0,dir={pki.server},endpoint=server,verify-peer=on",
+                     "-object", authz,
+                     "-chardev", f"socket,id=mon0,host=127.0.0.1,port={self.port},server=on,wait=off,"
+                                 "tls-creds=tls0,tls-authz=authz0",
+                     "-mon", "chardev=mon0,mode=control"]
+
+    def __enter__(self):
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        _wait_port(self.port, self.proc, self.log)
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.kill()
+        self.proc.wait(timeout=30)
+
+
+class CSSD:
+    def __init__(self, workdir: str, pki: PKI, policy: dict):
+        self.port = _free_port()
+        authz = os.path.join(workdir, f"authz-{self.port}.json")
+        with open(authz, "w") as f:
+            json.dump(policy, f)
+        self.server = oracle.cssd_server(workdir, sock=os.path.join(workdir, f"c{self.port}.sock"), extra_args=[
+            "--qmp", f"tcp:127.0.0.1:{self.port}", "--tls-creds", pki.server, "--tls-authz", authz])
+
+    def __enter__(self):
+        self.server.start()
+        _wait_port(self.port, self.server.proc, self.server.log_path)
+        return self
+
+    def __exit__(self, *exc):
+        self.server.stop()
+
+    def log(self) -> str:
+        return self.server.log_tail(1 << 20)
+
+
+def _rule(match: str, policy: str = "allow", fmt: str = "exact") -> dict:
+    return {"match": match, "policy": policy, "format": fmt}
+
+
+# Rules written as an operator coming from QEMU would write them, and the old (reversed) order.
+POLICIES = {
+    "qemu-order-exact": {"policy": "deny", "rules": [_rule("C=GB,O=Example,CN=mgmt")]},
+    "reversed-order-exact": {"policy": "deny", "rules": [_rule("CN=mgmt,O=Example,C=GB")]},
+    "glob-on-cn": {"policy": "deny", "rules": [_rule("*,CN=mgmt", fmt="glob")]},
+    "deny-intruder-else-allow": {"policy": "allow", "rules": [_rule("C=GB,O=Example,CN=intruder", "deny")]},
+    "glob-prefix": {"policy": "deny", "rules": [_rule("O=Example,CN=mgmt*", fmt="glob"), _rule("O=Example,CN=evil*", fmt="glob")]},
+    "exact-control": {"policy": "deny", "rules": [_rule("O=Example,CN=evil\nforged level=critical")]},
+}
+CLIENTS = ["mgmt", "intruder", "forger", "nul"]
+
+
+@pytest.mark.parametrize("policy", sorted(POLICIES))
+def test_authz_decides_as_qemu(short_tmp, pki, policy):
+    """The same rules and clients against QEMU 7.2 and cssd: the same decision for each."""
+    with QEMU(short_tmp, pki, POLICIES[policy]) as qemu:
+        expected = {client: _served(pki, qemu.port, client) for client in CLIENTS}
+    with CSSD(short_tmp, pki, POLICIES[policy]) as cssd:
+        got = {client: _served(pki, cssd.port, client) for client in CLIENTS}
+    assert got == expected, f"cssd {got} but QEMU {expected}"
+    # The case the issue names: QEMU's order lets mgmt in, the reversed one does not.
+    if policy == "qemu-order-exact":
+        assert expected["mgmt"] and not expected["intruder"]
+    if policy == "reversed-order-exact":
+        assert not expected["mgmt"]
+
+
+def test_revoked_intermediate_refused_as_qemu_refuses(short_tmp, pki):
+    """A client whose issuer (an intermediate CA it presents) is on the root's CRL is refused by
+    QEMU and by cssd, on QMP and on the metrics endpoint; one through a good intermediate is
+    served by both."""
+    allow_all = {"policy": "allow", "rules": []}
+    clients = ["via-revoked-sub", "via-good-sub", "revoked", "mgmt"]
+    with QEMU(short_tmp, pki, allow_all) as qemu:
+        expected = {client: _served(pki, qemu.port, client) for client in clients}
+    assert expected == {"via-revoked-sub": False, "via-good-sub": True, "revoked": False, "mgmt": True}
+    with CSSD(short_tmp, pki, allow_all) as cssd:
+        got = {client: _served(pki, cssd.port, client) for client in clients}
+        log = cssd.log()
+    assert got == expected
+    assert "revoked-sub CA" in log and "revoked" in log
+
+
+def test_metrics_endpoint_refuses_a_revoked_intermediate(short_tmp, pki):
+    port = _free_port()
+    server = oracle.cssd_server(short_tmp, extra_args=[
+        "--metrics", f"tcp:127.0.0.1:{port}", "--tls-creds", pki.server])
+    with server:
+        _wait_port(port, server.proc, server.log_path)
+
+        def scrape(client: str) -> bool:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+                    t = pki.context(client).wrap_socket(s, server_hostname="127.0.0.1")
+                    t.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    return t.makefile("rb").readline().startswith(b"HTTP/1.1 200")
+            except (ssl.SSLError, ConnectionError, OSError):
+                return False
+
+        assert scrape("via-good-sub")
+        assert not scrape("via-revoked-sub")
+
+
+def test_control_characters_never_forge_a_log_line(short_tmp, pki):
+    """A DN with a newline is matched as QEMU matches it, and written to the log escaped: no
+    line of the log starts with what followed the newline."""
+    with CSSD(short_tmp, pki, POLICIES["exact-control"]) as cssd:
+        assert _served(pki, cssd.port, "forger")
+        assert not _served(pki, cssd.port, "intruder")
+        deadline = time.monotonic() + 30
+        while "CN=evil" not in cssd.log() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        log = cssd.log()
+    lines = log.splitlines()
+    assert not any(line.startswith("forged") for line in lines), log[-3000:]
+    assert any("CN=evil\\nforged level=critical" in line for line in lines), log[-3000:]
