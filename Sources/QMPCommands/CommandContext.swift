@@ -30,16 +30,29 @@ package enum CommandOutcome {
 
 /// Work a command hands off the event loop because it may block, and how its reply is made.
 package struct DeferredWork {
+    /// What the blocking part waits for. Each kind runs on a thread of its own, so that none
+    /// queues behind another: a sysfs write the kernel is slow to complete holds neither the
+    /// durable replies of other connections nor a TLS policy reload.
+    package enum Wait: Sendable {
+        /// A write to the backend (sysfs), which may block as long as the kernel takes.
+        case backendWrite
+        /// The record of a change in the state dir becoming durable (its commit).
+        case durableRecord
+    }
+
     /// The part that may block, on any thread; nil when there is none.
     package let blocking: (@Sendable () -> Result<Void, BackendError>)?
     /// Back on the event loop, with the blocking part's outcome: the reply's value or error.
     package let finish: (Result<Void, BackendError>) throws(QMPError) -> JSON
+    /// What `blocking` waits for.
+    package let waitsOn: Wait
 
     package init(
-        blocking: (@Sendable () -> Result<Void, BackendError>)?,
+        blocking: (@Sendable () -> Result<Void, BackendError>)?, waitsOn: Wait = .backendWrite,
         finish: @escaping (Result<Void, BackendError>) throws(QMPError) -> JSON
     ) {
         self.blocking = blocking
+        self.waitsOn = waitsOn
         self.finish = finish
     }
 

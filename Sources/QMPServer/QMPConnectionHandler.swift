@@ -295,12 +295,14 @@ final class QMPConnectionHandler: ChannelDuplexHandler {
         }
     }
 
-    /// Runs a command's blocking part on the server's thread pool; its reply is written, and
-    /// processing resumes, back on the event loop.
+    /// Runs a command's blocking part on the server's thread for its kind (`BlockingThreads`);
+    /// its reply is written, and processing resumes, back on the event loop.
     private func startDeferredWork(context: ChannelHandlerContext) {
         // Every `.waiting` round comes here; the work is taken (and started) once.
-        guard session.state.name == .waitingToStart, let work = try? session.takeDeferredWork() else { return }
-        core.blockingPool.runIfActive(eventLoop: context.eventLoop) { work() }
+        guard session.state.name == .waitingToStart, let wait = session.pendingWait,
+            let work = try? session.takeDeferredWork()
+        else { return }
+        core.threads.pool(for: wait).runIfActive(eventLoop: context.eventLoop) { work() }
             .assumeIsolated()
             .whenComplete { result in
                 let outcome: Result<Void, BackendError>

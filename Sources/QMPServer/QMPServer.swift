@@ -199,7 +199,7 @@ package final class QMPServer: Service, @unchecked Sendable {
         let logger = core.logger
         authzTask = core.loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [core] _ in
             // stat(2) and the read run on the thread pool, not the event loop.
-            core.blockingPool.submit { _ in security.reloadAuthzIfChanged(logger: logger) }
+            core.threads.security.submit { _ in security.reloadAuthzIfChanged(logger: logger) }
         }
     }
 
@@ -211,7 +211,7 @@ package final class QMPServer: Service, @unchecked Sendable {
         core.logger.notice("reloading")
         if let security = configuration.security {
             let logger = core.logger
-            _ = try? await core.blockingPool.runIfActive { security.reload(logger: logger) }
+            _ = try? await core.threads.security.runIfActive { security.reload(logger: logger) }
         } else {
             core.logger.notice("nothing to reload: no --tls-creds")
         }
@@ -291,7 +291,7 @@ package final class QMPServer: Service, @unchecked Sendable {
         // Give flushes of SHUTDOWN a moment to complete before the loop goes away.
         try? await core.loop.scheduleTask(in: .milliseconds(50)) {}.futureResult.get()
         // Not awaited: a write the kernel never completes must not hold the shutdown.
-        core.blockingPool.shutdownGracefully { _ in }
+        core.threads.shutdown()
         try? await group.shutdownGracefully()
     }
 

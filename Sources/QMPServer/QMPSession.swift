@@ -350,7 +350,7 @@ package final class QMPSession: SessionControl {
             request: text, time: time, sequences: after > before ? (before + 1)...after : nil)
         if after > before { heldFrom = before + 1 }
         let work = DeferredWork(
-            blocking: { log.waitUntilDurable(token) },
+            blocking: { log.waitUntilDurable(token) }, waitsOn: .durableRecord,
             finish: { (outcome: Result<Void, BackendError>) throws(QMPError) -> JSON in
                 if case .failure(let error) = outcome {
                     throw .generic("the change was made but could not be recorded in the state dir: \(error)")
@@ -386,6 +386,12 @@ package final class QMPSession: SessionControl {
             return !full
         }
         return !full
+    }
+
+    /// What the work of a waiting reply waits for (which thread runs it); nil when no reply waits.
+    package var pendingWait: DeferredWork.Wait? {
+        guard case .waiting(let pending) = state else { return nil }
+        return pending.work.waitsOn
     }
 
     /// The blocking part of a deferred reply, handed over once: the caller runs it off the

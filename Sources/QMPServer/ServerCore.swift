@@ -23,8 +23,8 @@ final class ServerCore: @unchecked Sendable {
     private(set) var connectionCount = 0
     /// Told of connections and backend readings (metrics); set before the server starts.
     var observer: ServerObserver?
-    /// Runs commands' blocking parts (sysfs writes) off the event loop, one at a time.
-    let blockingPool = NIOThreadPool(numberOfThreads: 1)
+    /// Threads for what blocks, one per kind, off the event loop.
+    let threads = BlockingThreads()
     /// Accepted channels not yet closed: QMP connections and TLS handshakes.
     var openChannels = 0
     /// TLS handshakes not yet completed or failed.
@@ -36,7 +36,6 @@ final class ServerCore: @unchecked Sendable {
         self.state = state
         self.logger = logger
         self.limits = limits
-        blockingPool.start()
         state.pathChanges.addSink(self)
         state.durability?.onDurable = { [loop] in loop.execute { self.wakeSubscribers() } }
         state.connectionReports = { [unowned self] in self.connections.values.map { $0.report() } }

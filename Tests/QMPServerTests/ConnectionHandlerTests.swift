@@ -59,7 +59,7 @@ struct ConnectionHandlerTests {
         #expect(handler.state == .serving(.idle, input: .open))
         #expect(try channel.finish().isClean)
         #expect(handler.state == .closed)
-        try core.blockingPool.syncShutdownGracefully()
+        try core.threads.syncShutdown()
     }
 
     @Test("not writable: nothing is processed; writable again: every reply, in order")
@@ -81,7 +81,7 @@ struct ConnectionHandlerTests {
         #expect(lines[2].hasSuffix(#""id": 2}"#))
         #expect(handler.state == .serving(.idle, input: .open))
         #expect(try channel.finish().isClean)
-        try core.blockingPool.syncShutdownGracefully()
+        try core.threads.syncShutdown()
     }
 
     @Test("while blocked, input is held up to its bound, then reads stop until it is processed")
@@ -112,7 +112,7 @@ struct ConnectionHandlerTests {
         #expect(lines.last?.hasSuffix(#""id": 2000}"#) == true)
         #expect(handler.state == .serving(.idle, input: .open))
         #expect(try channel.finish().isClean)
-        try core.blockingPool.syncShutdownGracefully()
+        try core.threads.syncShutdown()
     }
 
     @Test(
@@ -139,7 +139,7 @@ struct ConnectionHandlerTests {
         #expect(!channel.isActive)
         #expect(handler.state == .closed)
         #expect(try channel.finish(acceptAlreadyClosed: true).isClean)
-        try core.blockingPool.syncShutdownGracefully()
+        try core.threads.syncShutdown()
     }
 
     @Test("a deferred reply completes on the loop, in order, and processing resumes after it")
@@ -181,6 +181,6 @@ struct ConnectionHandlerTests {
         #expect(lines[3] == #"{"return": "done", "id": 2}"#)
         #expect(lines[4].hasPrefix(#"{"return": [{"name": "#) && lines[4].hasSuffix(#""id": 3}"#))
         #expect(try await channel.finish().isClean)
-        try await core.blockingPool.shutdownGracefully()
+        try core.threads.syncShutdown()
     }
 }

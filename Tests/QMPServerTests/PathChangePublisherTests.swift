@@ -236,7 +236,7 @@ struct PathChangePublisherTests {
         state.pathChanges.addSink(sink)
         let loop = EmbeddedEventLoop()
         let core = ServerCore(loop: loop, state: state, logger: Logger(label: "test"))
-        defer { try? core.blockingPool.syncShutdownGracefully() }
+        defer { try? core.threads.syncShutdown() }
         if let update = backend.readNow() { core.applyBackendUpdate(update) }
         #expect(sink.published.isEmpty)
         write("devices/css0/chp0.40/configure", "0\n")

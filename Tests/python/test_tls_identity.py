@@ -12,6 +12,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import time
 
 import pytest
@@ -221,3 +222,76 @@ def test_control_characters_never_forge_a_log_line(short_tmp, pki):
     lines = log.splitlines()
     assert not any(line.startswith("forged") for line in lines), log[-3000:]
     assert any("CN=evil\\nforged level=critical" in line for line in lines), log[-3000:]
+
+
+def _make_tree(workdir: str) -> str:
+    fixtures = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "sysfs")
+    tree = os.path.join(workdir, "sys")
+    subprocess.run([sys.executable, os.path.join(fixtures, "make_sysfs.py"), os.path.join(fixtures, "lpar.json"),
+                    tree], check=True, timeout=60)
+    return tree
+
+
+def test_revocation_does_not_wait_for_a_blocked_sysfs_write(short_tmp, pki):
+    """A sysfs write the kernel does not complete (a FIFO nobody reads) holds its own
+    connection only: a policy file that now denies a client, and a SIGHUP after the CRL revoked
+    another, take effect while the write still blocks (they used to queue behind it)."""
+    tree = _make_tree(short_tmp)
+    key, cert = pki.ca.issue("victim", "/C=GB/O=Example/CN=victim")
+    pki.add_client("victim", key, cert)
+    crl = os.path.join(short_tmp, "creds")
+    import shutil
+    shutil.copytree(pki.server, crl)
+    port = _free_port()
+    authz = os.path.join(short_tmp, "authz.json")
+    allow_all = {"policy": "allow", "rules": []}
+    with open(authz, "w") as f:
+        json.dump(allow_all, f)
+    server = oracle.cssd_server(short_tmp, extra_args=[
+        "--backend", f"linux-sysfs:{tree}", "--poll-interval", "0", "--no-inotify",
+        "--qmp", f"tcp:127.0.0.1:{port}", "--tls-creds", crl, "--tls-authz", authz])
+    configure = os.path.join(tree, "devices", "css0", "chp0.41", "configure")
+    os.remove(configure)
+    os.mkfifo(configure)  # opening it for writing blocks until someone reads: a kernel that hangs
+    with server:
+        _wait_port(port, server.proc, server.log_path)
+        assert _served(pki, port, "mgmt") and _served(pki, port, "victim")
+        writer = socket.socket(socket.AF_UNIX)
+        writer.connect(server.sock)
+        reader = writer.makefile("rb")
+        reader.readline()
+        writer.sendall(b'{"execute":"qmp_capabilities"}'
+                       b'{"execute":"configure-chpid","arguments":{"chpid":"0.41","state":"standby"},"id":"w"}')
+        assert json.loads(reader.readline()) == {"return": {}}
+        writer.settimeout(0.5)
+        with pytest.raises(socket.timeout):
+            writer.recv(1)  # the write blocks
+
+        # The policy file now denies mgmt: refused within the refresh (1 s), write still blocked.
+        tmp = authz + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump({"policy": "allow", "rules": [_rule("C=GB,O=Example,CN=mgmt", "deny")]}, f)
+        os.replace(tmp, authz)
+        deadline = time.monotonic() + 15
+        while _served(pki, port, "mgmt"):
+            assert time.monotonic() < deadline, "the policy change waited for the blocked write"
+            time.sleep(0.2)
+
+        # The CRL now revokes victim; SIGHUP reloads the credentials while the write blocks.
+        pki.ca.revoke(cert)
+        pki.ca.crl(os.path.join(crl, "ca-crl.pem"))
+        server.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 15
+        while _served(pki, port, "victim"):
+            assert time.monotonic() < deadline, "the SIGHUP reload waited for the blocked write"
+            time.sleep(0.2)
+        with pytest.raises(socket.timeout):
+            writer.recv(1)  # still blocked: both took effect meanwhile
+
+        # The "kernel" takes the write: its reply comes.
+        with open(configure) as fifo:
+            assert fifo.read() == "0"
+        writer.settimeout(30)
+        reply = json.loads(reader.readline())
+        assert reply["id"] == "w" and "return" in reply, reply
+        writer.close()
