@@ -70,7 +70,7 @@ def test_pipelined_scrapes_that_are_never_read_hold_one_answer(metrics_cssd):
         assert rss_after - rss_before < 48 * 1024, (rss_before, rss_after, sent)
         # QMP round trips stay in the order of the baseline (generous: a loaded machine).
         assert statistics.median(during) < max(20 * baseline, 0.25), (baseline, statistics.median(during))
-        assert max(during) < 1.5, (baseline, max(during))
+        assert max(during) < 5.0, (baseline, max(during))  # a sanity bound; 1.4 s before, 0.1 s now
         # The greedy client gets its answers in order when it finally reads.
         greedy.setblocking(True)
         greedy.settimeout(10)
