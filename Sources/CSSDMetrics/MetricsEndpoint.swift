@@ -28,21 +28,25 @@ import ServerSecurity
 /// subchannels (`MetricsCollector`); it reads no file. The exposition is swift-prometheus'
 /// (`ExpositionFormat` adds OpenMetrics' framing when the scraper asks for it).
 ///
-/// Bounds: at most `maxConnections` connections (more are closed at once), a TLS handshake
-/// must complete within `handshakeTimeout` and then a request within `requestTimeout`, a
-/// header field may take 8 KiB and all of them 32 KiB (beyond: 431), and an answer is written
-/// at once (a client that does not read holds its answer's buffer until the timeout of its
-/// next request closes the connection).
+/// Bounds: at most `maxConnections` connections; at the limit a new connection closes the one
+/// that made progress least recently (`MetricsConnections`: a slow or idle client gives way to
+/// a scrape). A TLS handshake must complete within `handshakeTimeout` and then a request within
+/// `requestTimeout`; a header field may take 8 KiB and all of them 32 KiB (beyond: 431).
+/// Pipelined requests are answered one at a time, each once the previous answer is on the
+/// socket, and the connection is not read meanwhile (`MetricsHTTPHandler`): a client that does
+/// not read holds one answer, for `requestTimeout` at most. When accept(2) fails (out of
+/// descriptors) the listener pauses and logs (`AcceptBackoff`).
 package final class MetricsEndpoint: @unchecked Sendable {
     // Mutable state is touched only on the server's event loop.
 
     package struct Configuration: Sendable {
         package var host: String
         package var port: Int
-        /// How long a client has to send a whole request (from connect or the last answer).
+        /// How long a client has to send a whole request (from connect or the last answer
+        /// written), and to read an answer.
         package var requestTimeout: TimeAmount
-        /// Connections served at once, TLS handshakes in progress included; more are closed on
-        /// accept.
+        /// Connections served at once, TLS handshakes in progress included; at the limit a new
+        /// connection closes the one that made progress least recently.
         package var maxConnections: Int
         /// TLS credentials and authorization (shared with QMP's listeners, reloaded with them);
         /// nil: plain HTTP.
@@ -83,6 +87,9 @@ package final class MetricsEndpoint: @unchecked Sendable {
         _ configuration: Configuration, server: QMPServer, recorder: MetricsRecorder, logger: Logger
     ) async throws -> MetricsEndpoint {
         let loop = server.eventLoop
+        let connections = try await loop.submit {
+            NIOLoopBound(MetricsConnections(limit: configuration.maxConnections), eventLoop: loop)
+        }.get()
         let scraper = try await loop.submit {
             let collector = MetricsCollector(
                 registry: recorder.registry, version: CSSDVersion.string, backend: server.state.backend.name)
@@ -104,22 +111,36 @@ package final class MetricsEndpoint: @unchecked Sendable {
         let bootstrap = ServerBootstrap(group: server.eventLoopGroup)
             .serverChannelOption(.backlog, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try AcceptBackoff.install(on: channel, logger: logger) { listenerName.withLockedValue { $0 } }
+                }
+            }
+            // What one read brings bounds the requests that wait while an answer is written
+            // (MetricsHTTPHandler): 16 KiB, some 400 pipelined scrapes.
+            .childChannelOption(.maxMessagesPerRead, value: 1)
+            .childChannelOption(
+                .recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 512, initial: 4096, maximum: 16384)
+            )
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     // One loop serves the server: the scraper's state is confined to it.
                     channel.eventLoop.preconditionInEventLoop()
-                    guard scraper.connections < configuration.maxConnections else {
-                        channel.close(promise: nil)
-                        return
-                    }
-                    scraper.connections += 1
-                    channel.closeFuture.whenComplete { _ in scraper.connections -= 1 }
+                    let connections = connections.value
+                    connections.admit(channel)
                     let serveHTTP = { (sync: ChannelPipeline.SynchronousOperations) throws in
+                        // Without NIO's pipelining assistance: MetricsHTTPHandler answers one
+                        // request at a time itself, and holds reads until an answer is written
+                        // (NIO's HTTPServerPipelineHandler would let the next request in as
+                        // soon as an answer is handed to the channel, not to the socket).
                         try sync.configureHTTPServerPipeline(
                             withPipeliningAssistance: false, withErrorHandling: false,
                             withEncoderConfiguration: .init(), withDecoderLimitConfiguration: decoderLimits)
                         try sync.addHandler(
-                            MetricsHTTPHandler(requestTimeout: configuration.requestTimeout) { format in
+                            MetricsHTTPHandler(
+                                requestTimeout: configuration.requestTimeout,
+                                progressed: { connections.progressed(channel) }
+                            ) { format in
                                 scraper.scrape(format, allocator: channel.allocator)
                             })
                     }
@@ -178,7 +199,6 @@ final class Scraper: @unchecked Sendable {
     private let notifier: (@Sendable () -> NotifierFigures)?
     private let lastDuration: Gauge
     private var text: [UInt8] = []
-    var connections = 0
 
     init(
         state: ServerState, registry: PrometheusCollectorRegistry, collector: MetricsCollector,

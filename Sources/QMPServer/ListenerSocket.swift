@@ -53,10 +53,19 @@ enum ListenerSocket {
             // Only the owner may talk to the monitor; umask already applied, chmod makes sure.
             guard chmod(path, 0o600) == 0 else { throw fail("cannot set mode 0600 on \(path)") }
         }
-        // Listen now (NIO listens again, harmlessly): a client that sees the file never finds
-        // it refusing connections while NIO registers the socket.
-        guard listen(fd, 1024) == 0 else { throw fail("cannot listen on unix:\(path)") }
+        // Listen now (NIO listens again when it adopts the socket, and so does QMPServer after
+        // it): a client that sees the file never finds it refusing connections meanwhile.
+        guard Glibc.listen(fd, QMPServer.listenBacklog) == 0 else { throw fail("cannot listen on unix:\(path)") }
         return fd
+    }
+
+    /// listen(2) again on a listening socket: Linux sets the new backlog and keeps the
+    /// connections already queued.
+    /// - Throws: `ServerStartError` with the reason listen(2) gives.
+    static func listen(_ fd: CInt, backlog: CInt) throws {
+        guard Glibc.listen(fd, backlog) == 0 else {
+            throw ServerStartError("cannot listen on descriptor \(fd): \(String(cString: strerror(errno)))")
+        }
     }
 
     /// Whether a tcp host is a loopback address (127.0.0.0/8, ::1, localhost), where a plain

@@ -322,6 +322,9 @@ package final class QMPServer: Service, @unchecked Sendable {
         return (try? await core.loop.submit { core.connectionCount }.get()) ?? 0
     }
 
+    /// The listen(2) backlog of every QMP listener, the socket-activated ones included.
+    package static let listenBacklog: CInt = 1024
+
     private func bind(_ listener: Listener) async throws -> Channel {
         let core = self.core
         let readOnly = listener.readOnly
@@ -332,9 +335,29 @@ package final class QMPServer: Service, @unchecked Sendable {
         if case .tcp = listener.address { isTCP = true } else { isTCP = false }
         let security = isTCP ? configuration.security : nil
         let name = ListenerName(listener.address.description)
+        // A socket made here (unix) or handed over by systemd, which NIO adopts rather than binds.
+        let adopted: CInt?
+        switch (listener.address, listener.descriptor) {
+        case (_, let descriptor?): adopted = descriptor
+        case (.tcp, nil): adopted = nil
+        case (.unix(let path), nil):
+            try UnixSocketFile.prepare(path)
+            adopted = try ListenerSocket.bindUnix(path: path, group: configuration.socketGroup)
+            socketFiles.append(path)
+        }
+        let logger = core.logger
         let bootstrap = ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.backlog, value: Self.listenBacklog)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    // NIO applies `.backlog` when it binds; adopting a socket it listens again
+                    // with its default of 128, so the backlog is set once more (before the
+                    // first accept: the channel is not registered yet).
+                    if let adopted { try ListenerSocket.listen(adopted, backlog: Self.listenBacklog) }
+                    try AcceptBackoff.install(on: channel, logger: logger) { name.value }
+                }
+            }
             .childChannelOption(.writeBufferWaterMark, value: watermark)
             // A client that half-closes still gets every reply (QMPConnectionHandler).
             .childChannelOption(.allowRemoteHalfClosure, value: true)
@@ -347,12 +370,15 @@ package final class QMPServer: Service, @unchecked Sendable {
                     observed: listener)
             }
         let channel: Channel
-        switch (listener.address, listener.descriptor) {
+        switch (listener.address, adopted) {
         case (_, let descriptor?):
             do {
                 channel = try await bootstrap.withBoundSocket(descriptor).get()
             } catch {
-                throw ServerStartError("cannot serve the socket-activated \(listener.address): \(error)")
+                throw ServerStartError(
+                    listener.descriptor != nil
+                        ? "cannot serve the socket-activated \(listener.address): \(error)"
+                        : "cannot listen on \(listener.address): \(error)")
             }
         case (.tcp(let host, let port), nil):
             do {
@@ -360,15 +386,8 @@ package final class QMPServer: Service, @unchecked Sendable {
             } catch {
                 throw ServerStartError("cannot listen on \(listener.address): \(error)")
             }
-        case (.unix(let path), nil):
-            try UnixSocketFile.prepare(path)
-            let fd = try ListenerSocket.bindUnix(path: path, group: configuration.socketGroup)
-            socketFiles.append(path)
-            do {
-                channel = try await bootstrap.withBoundSocket(fd).get()
-            } catch {
-                throw ServerStartError("cannot listen on \(listener.address): \(error)")
-            }
+        case (.unix, nil):
+            preconditionFailure("a unix listener is always adopted")
         }
         if case .tcp(let host, _) = listener.address, let port = channel.localAddress?.port {
             let bound = ListenAddress.tcp(host: host, port: port).description

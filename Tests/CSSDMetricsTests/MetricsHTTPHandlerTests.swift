@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // cssd: QMP control server for the s390 channel subsystem.
 
+import Foundation
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
@@ -32,11 +33,20 @@ import Testing
         return channel
     }
 
+    /// Feeds `request`, lets the loop run (pipelined answers come one per turn), and returns
+    /// every byte written.
     static func exchange(_ channel: EmbeddedChannel, _ request: String) throws -> String {
         try channel.writeInbound(ByteBuffer(string: request))
+        return try output(channel)
+    }
+
+    static func output(_ channel: EmbeddedChannel) throws -> String {
         var response = ""
-        while let buffer = try channel.readOutbound(as: ByteBuffer.self) { response += String(buffer: buffer) }
-        return response
+        while true {
+            channel.embeddedEventLoop.run()
+            guard let buffer = try channel.readOutbound(as: ByteBuffer.self) else { return response }
+            response += String(buffer: buffer)
+        }
     }
 
     @Test func scrapeKeepsTheConnection() throws {
@@ -47,7 +57,8 @@ import Testing
         #expect(first.lowercased().contains("content-type: text/plain; version=0.0.4; charset=utf-8"))
         #expect(first.hasSuffix("\r\n\r\ncssd_up 1\n"))
         let second = try Self.exchange(
-            channel, "GET /metrics?x=1 HTTP/1.1\r\nAccept: application/openmetrics-text;version=1.0.0\r\n\r\n")
+            channel,
+            "GET /metrics?x=1 HTTP/1.1\r\nHost: x\r\nAccept: application/openmetrics-text;version=1.0.0\r\n\r\n")
         #expect(second.hasPrefix("HTTP/1.1 200 OK\r\n"))
         #expect(second.contains("application/openmetrics-text; version=1.0.0; charset=utf-8"))
         #expect(scrapes.formats == [.text, .openMetrics])
@@ -57,19 +68,26 @@ import Testing
 
     @Test func headHasNoBody() throws {
         let channel = try Self.channel()
-        let response = try Self.exchange(channel, "HEAD /metrics HTTP/1.1\r\n\r\n")
+        let response = try Self.exchange(channel, "HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
         #expect(response.hasPrefix("HTTP/1.1 200 OK\r\n"))
         #expect(response.hasSuffix("\r\n\r\n"))
         _ = try channel.finish()
     }
 
     @Test(arguments: [
-        ("GET / HTTP/1.1\r\n\r\n", "HTTP/1.1 404 Not Found"),
-        ("GET /metrics/x HTTP/1.1\r\n\r\n", "HTTP/1.1 404 Not Found"),
-        ("POST /metrics HTTP/1.1\r\nContent-Length: 2\r\n\r\nab", "HTTP/1.1 405 Method Not Allowed"),
-        ("DELETE /metrics HTTP/1.1\r\n\r\n", "HTTP/1.1 405 Method Not Allowed"),
+        ("GET / HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 404 Not Found"),
+        ("GET /metrics/x HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 404 Not Found"),
+        ("POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nab", "HTTP/1.1 405 Method Not Allowed"),
+        ("DELETE /metrics HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 405 Method Not Allowed"),
+        // RFC 9112 3.2: Host is required in HTTP/1.1, once; the absolute form is served.
+        ("GET /metrics HTTP/1.1\r\n\r\n", "HTTP/1.1 400 Bad Request"),
+        ("GET /metrics HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", "HTTP/1.1 400 Bad Request"),
+        ("GET /metrics HTTP/1.0\r\nHost: a\r\nHost: b\r\nConnection: keep-alive\r\n\r\n", "HTTP/1.0 400 Bad Request"),
+        ("GET ftp://x/metrics HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 400 Bad Request"),
+        ("GET http://x/other HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 404 Not Found"),
+        ("GET http://x HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 404 Not Found"),
     ])
-    func wrongPathOrMethod(request: String, status: String) throws {
+    func wrongRequest(request: String, status: String) throws {
         let channel = try Self.channel()
         let response = try Self.exchange(channel, request)
         #expect(response.hasPrefix(status + "\r\n"))
@@ -81,7 +99,7 @@ import Testing
     @Test func hugeHeaderIs431AndCloses() throws {
         let channel = try Self.channel()
         let response = try Self.exchange(
-            channel, "GET /metrics HTTP/1.1\r\nX-Big: \(String(repeating: "a", count: 9000))\r\n\r\n")
+            channel, "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: \(String(repeating: "a", count: 9000))\r\n\r\n")
         #expect(response.hasPrefix("HTTP/1.1 431 Request Header Fields Too Large\r\n"))
         channel.embeddedEventLoop.run()
         #expect(!channel.isActive)
@@ -106,5 +124,96 @@ import Testing
         #expect(response.hasPrefix("HTTP/1.1 408 Request Timeout\r\n"))
         channel.embeddedEventLoop.run()
         #expect(!channel.isActive)
+    }
+
+    @Test(arguments: [
+        "GET http://127.0.0.1:9100/metrics HTTP/1.1\r\nHost: 127.0.0.1:9100\r\n\r\n",
+        "GET HTTPS://Example.ORG/metrics?x=1 HTTP/1.1\r\nHost: example.org\r\n\r\n",
+        "GET http://h/metrics?x HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET /metrics HTTP/1.0\r\n\r\n",
+    ])
+    func servedTargetsAndHosts(request: String) throws {
+        let channel = try Self.channel()
+        let response = try Self.exchange(channel, request)
+        #expect(response.hasPrefix(request.contains("HTTP/1.0") ? "HTTP/1.0 200 OK\r\n" : "HTTP/1.1 200 OK\r\n"))
+        // HTTP/1.0 without keep-alive: closed after the answer.
+        #expect(channel.isActive == !request.contains("HTTP/1.0"))
+    }
+
+    @Test func requestPathOfEachForm() {
+        #expect(MetricsHTTPHandler.requestPath("/metrics?a=b") == "/metrics?a=b")
+        #expect(MetricsHTTPHandler.requestPath("http://h:1/metrics") == "/metrics")
+        #expect(MetricsHTTPHandler.requestPath("http://h:1?q") == "/?q")
+        #expect(MetricsHTTPHandler.requestPath("http://h:1") == "/")
+        #expect(MetricsHTTPHandler.requestPath("*") == nil)
+        #expect(MetricsHTTPHandler.requestPath("h:1") == nil)
+        #expect(MetricsHTTPHandler.requestPath("gopher://h/metrics") == nil)
+    }
+
+    /// Three requests in one read: one answer per turn of the loop, in order; each waits for
+    /// the previous answer to be written, and no read(2) is asked for meanwhile.
+    @Test func pipelinedRequestsAreAnsweredOneAtATime() throws {
+        let scrapes = Scrapes()
+        let channel = try Self.channel(scrapes: scrapes)
+        let reads = ReadCounter()
+        try channel.pipeline.syncOperations.addHandler(reads, position: .first)
+        let one = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
+        try channel.writeInbound(ByteBuffer(string: one + one + "GET /x HTTP/1.1\r\nHost: x\r\n\r\n"))
+        // One answer now; the next ones only once the loop turns.
+        var first = ""
+        while let buffer = try channel.readOutbound(as: ByteBuffer.self) { first += String(buffer: buffer) }
+        #expect(first.hasPrefix("HTTP/1.1 200 OK\r\n") && first.components(separatedBy: "HTTP/1.1 ").count == 2)
+        #expect(scrapes.formats.count == 1)
+        let readsBefore = reads.count
+        channel.read()
+        #expect(reads.count == readsBefore)  // held: input is waiting
+        let rest = try Self.output(channel)
+        let statuses = rest.components(separatedBy: "HTTP/1.1 ").dropFirst().map { $0.prefix { $0 != "\r\n" } }
+        #expect(statuses == ["200 OK", "404 Not Found"])
+        #expect(scrapes.formats.count == 2)
+        #expect(reads.count == readsBefore + 1)  // the held read, once everything was answered
+        _ = try channel.finish()
+    }
+
+    final class ReadCounter: ChannelOutboundHandler, @unchecked Sendable {
+        typealias OutboundIn = Any
+        var count = 0
+        func read(context: ChannelHandlerContext) {
+            count += 1
+            context.read()
+        }
+    }
+
+    /// An answer the client does not read closes the connection after the request timeout.
+    @Test func unwrittenAnswerClosesAfterTheTimeout() throws {
+        let scrapes = Scrapes()
+        let channel = try Self.channel(timeout: .seconds(5), scrapes: scrapes)
+        let stall = StallWrites()
+        try channel.pipeline.syncOperations.addHandler(stall, position: .first)
+        try channel.writeInbound(
+            ByteBuffer(string: "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\nGET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"))
+        channel.embeddedEventLoop.advanceTime(by: .seconds(4))
+        #expect(channel.isActive)
+        #expect(scrapes.formats.count == 1)  // the second request waits for the first answer
+        #expect(stall.promises.count >= 1)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(2))
+        #expect(!channel.isActive)
+    }
+
+    /// Holds every write (a client that does not read): its promise never completes.
+    final class StallWrites: ChannelOutboundHandler, @unchecked Sendable {
+        typealias OutboundIn = Any
+        var held = 0
+        var promises: [EventLoopPromise<Void>] = []
+        func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+            held += 1
+            if let promise { promises.append(promise) }
+        }
+        func flush(context: ChannelHandlerContext) {}
+        func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+            for promise in promises { promise.fail(ChannelError.ioOnClosedChannel) }
+            promises.removeAll()
+            context.close(mode: mode, promise: promise)
+        }
     }
 }

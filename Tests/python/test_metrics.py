@@ -258,8 +258,8 @@ def test_bad_requests_get_their_status_and_qmp_is_served_meanwhile(metrics_cssd)
     try:
         cases = [
             (b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", b"HTTP/1.1 404 Not Found\r\n"),
-            (b"GET /metricsx HTTP/1.1\r\nConnection: close\r\n\r\n", b"HTTP/1.1 404 Not Found\r\n"),
-            (b"POST /metrics HTTP/1.1\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc",
+            (b"GET /metricsx HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", b"HTTP/1.1 404 Not Found\r\n"),
+            (b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc",
              b"HTTP/1.1 405 Method Not Allowed\r\n"),
             (b"GET /metrics HTTP/1.1\r\nX-Huge: " + b"a" * 100_000 + b"\r\n\r\n",
              b"HTTP/1.1 431 Request Header Fields Too Large\r\n"),
@@ -274,7 +274,7 @@ def test_bad_requests_get_their_status_and_qmp_is_served_meanwhile(metrics_cssd)
             # QMP is answered right after each bad request, and quickly.
             assert "qemu" in client.call("query-version")
             assert time.monotonic() - started < 2.0
-        status_line = _raw_http(port, b"GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n").split(b"\r\n")[0]
+        status_line = _raw_http(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").split(b"\r\n")[0]
         assert status_line == b"HTTP/1.1 200 OK"
         assert "qemu" in client.call("query-version")
         # The slow client is answered 408 once its time is up (10 s), and closed.
@@ -445,27 +445,30 @@ def test_model_backend_has_no_reading_metrics(metrics_cssd):
 
 
 def test_at_most_16_scrape_connections(metrics_cssd):
-    """Idle scrape connections beyond 16 are closed on accept; QMP and later scrapes go on."""
+    """16 connections at most: a 17th closes the one idle longest (not itself) and is served;
+    QMP goes on."""
     port = metrics_cssd.extra["metrics_port"]
     idle = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(16)]
     try:
         time.sleep(0.3)
-        extra = socket.create_connection(("127.0.0.1", port), timeout=5)
         started = time.monotonic()
+        answer = _raw_http(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 200 OK\r\n"), answer[:200]
+        oldest = idle.pop(0)
         try:
-            assert extra.recv(1) == b""  # closed by cssd, not by a timeout
+            assert oldest.recv(1) == b""  # closed by cssd, not by a timeout
         except ConnectionResetError:
             pass
         assert time.monotonic() - started < 2.0
-        extra.close()
+        oldest.close()
         client = Client(metrics_cssd.sock)
         try:
             assert "qemu" in client.call("query-version")
         finally:
             client.close()
-        idle.pop().close()
-        time.sleep(0.3)
-        assert _raw_http(port, b"GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n").startswith(b"HTTP/1.1 200 OK\r\n")
+        # The others are still open: a request on the newest is answered.
+        idle[-1].sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert idle[-1].recv(4096).startswith(b"HTTP/1.1 200 OK\r\n")
     finally:
         for s in idle:
             s.close()

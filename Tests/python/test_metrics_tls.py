@@ -284,18 +284,19 @@ def test_handshake_timeout_and_bound(short_tmp, pki):
         silent.close()
         cssd.wait_line("metrics: TLS handshake timed out", "no completed handshake within 3000 ms")
         assert cssd.refusals()["timeout"] == 1
-        # 16 silent connections hold the endpoint; the 17th is closed on accept; QMP answers,
-        # over TLS too, although its one handshake slot would be taken if metrics shared it.
+        # 16 silent connections hold the endpoint; a 17th closes the oldest of them (the one
+        # that made progress least recently) instead of being refused; QMP answers, over TLS
+        # too, although its one handshake slot would be taken if metrics shared it.
         held = [socket.create_connection(("127.0.0.1", cssd.port), timeout=10) for _ in range(16)]
         try:
             time.sleep(0.2)
-            with socket.create_connection(("127.0.0.1", cssd.port), timeout=10) as extra:
-                started = time.monotonic()
-                try:
-                    assert extra.recv(1) == b""
-                except ConnectionResetError:
-                    pass
-                assert time.monotonic() - started < 1.0
+            held.append(socket.create_connection(("127.0.0.1", cssd.port), timeout=10))
+            started = time.monotonic()
+            try:
+                assert held[0].recv(1) == b""
+            except ConnectionResetError:
+                pass
+            assert time.monotonic() - started < 1.0
             _qmp_answers(cssd.server)
             with socket.create_connection(("127.0.0.1", qmp_port), timeout=10) as raw:
                 with pki.context("mgmt").wrap_socket(raw, server_hostname="127.0.0.1") as tls:

@@ -183,3 +183,29 @@ def test_unit_security_score():
     if m is None:
         pytest.skip(f"systemd-analyze security --offline not available here: {(r.stdout + r.stderr)[-300:]}")
     assert float(m.group(1)) <= 2.5, r.stdout[-3000:]
+
+
+def test_socket_activation_keeps_the_listen_backlog(binary, short_tmp):
+    """A socket systemd hands over keeps a backlog of 1024 (NIO's adoption listened again with
+    128): 300 connections while cssd does not accept are all queued, then all greeted."""
+    from test_listeners import burst_while_stopped
+
+    activate = need("systemd-socket-activate")
+    path = os.path.join(short_tmp, "qmp.sock")
+    log = open(os.path.join(short_tmp, "cssd.log"), "wb")
+    proc = subprocess.Popen([activate, "-l", path, "--fdname=qmp", binary],
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.time() + 10
+        while not os.path.exists(path):
+            assert time.time() < deadline and proc.poll() is None
+            time.sleep(0.02)
+        # systemd-socket-activate execs cssd at the first connection (same process id).
+        connect(path)
+        burst_while_stopped(proc.pid, path)
+        assert proc.poll() is None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()

@@ -1,0 +1,72 @@
+"""The `query-subchannels` page size that keeps a reply line under 64 KiB (issue #20).
+
+DigitalOcean's go-qemu reads QMP with a bufio.Scanner and drops any line over its 64 KiB
+token limit. API/css.md names the largest `limit` whose page stays under it, for the longest
+entry the schema allows; this test measures that entry on a served page and checks the figure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+import oracle
+from test_path_events import Client
+
+GO_QEMU_LINE = 64 * 1024
+PAGE = 190  # the figure API/css.md states
+
+# What the model cannot show at once but another backend or state can, in bytes over what the
+# worst topology below serves: linux-sysfs adds `"vpm": 255` and `"device": false`; pnom and
+# lpum may reach 3 digits (served as 0 here).
+EXTRA = {
+    "vpm": len(', "vpm": 255'),
+    "device": len(', "device": false'),
+    "pnom": len("255") - len("0"),
+    "lpum": len("128") - len("0"),
+}
+
+
+def worst_topology(count: int) -> dict:
+    """Subchannels with every field at its longest: two-digit cssid, ssid 3, four-digit
+    numbers, eight two-digit chpids, four-digit types, QDIO, not enabled."""
+    chpids = [f"fe.f{i}" for i in range(8)]
+    return {
+        "format": "cssd-topology", "version": 1,
+        "chpids": [{"chpid": c, "type": "0x1a"} for c in chpids],
+        "subchannels": [
+            {"subchannel": f"fe.3.{0xffff - i:04x}", "devno": f"fe.3.{0xffff - i:04x}", "dev-type": "ffff/ff",
+             "cu-type": "1731/ff", "enabled": False, "chpids": chpids}
+            for i in range(count)
+        ],
+    }
+
+
+def test_page_of_190_stays_under_go_qemus_line_limit(short_tmp):
+    if oracle.cssd_binary() is None:
+        pytest.skip("cssd binary not found: build it (swift build) or set CSSD_BIN")
+    path = os.path.join(short_tmp, "worst.json")
+    with open(path, "w") as f:
+        json.dump(worst_topology(400), f)
+    with oracle.cssd_server(short_tmp, extra_args=["--topology", path]) as server:
+        client = Client(server.sock)
+        try:
+            client.send("query-subchannels", limit=PAGE)
+            line = client.file.readline()
+        finally:
+            client.close()
+    page = json.loads(line)["return"]
+    assert len(page["subchannels"]) == PAGE and "next" in page
+    # Every member the schema has is served, at its longest, but for EXTRA.
+    entry = page["subchannels"][0]
+    assert set(entry) | {"vpm", "device"} == {
+        "subchannel", "devno", "dev-type", "cu-type", "enabled", "dnv", "pim", "pam", "pom", "lpm", "pnom", "lpum",
+        "chpids", "type", "qdio", "vpm", "device"}
+    assert entry["pim"] == entry["pam"] == entry["lpm"] == 255 and entry["type"] == "io" and entry["qdio"] is True
+    worst = len(line) + PAGE * sum(EXTRA.values())
+    assert worst < GO_QEMU_LINE, worst
+    # The figure is the largest: one more entry of the longest kind would not fit.
+    longest_entry = len(json.dumps(entry, separators=(", ", ": "))) + sum(EXTRA.values())
+    assert worst + len(", ") + longest_entry >= GO_QEMU_LINE - 512, (worst, longest_entry)
