@@ -16,11 +16,13 @@ import os
 import signal
 import socket
 import struct
+import subprocess
 import threading
 import time
 
 import pytest
 
+import oracle
 import rabbitmq
 from test_notify import credentials, wait_notify
 from test_notify_outbox import drain, fresh_vhost, start, vary
@@ -381,3 +383,47 @@ def test_sigterm_ends_cssd_within_5s_whatever_the_broker_does(broker, proxy, sho
     assert took is not None, f"cssd still running 20 s after SIGTERM ({moment}): {server.log_tail(3000)}"
     assert took <= STOP_BOUND, f"cssd took {took:.2f} s to stop ({moment})"
     assert server.proc.returncode == 0, server.log_tail(3000)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--notify-timeout", "0"], "--notify-timeout must be 1..3600"),
+    (["--notify-heartbeat=-1"], "--notify-heartbeat must be 0..65535"),
+    (["--notify-heartbeat", "65536"], "--notify-heartbeat must be 0..65535"),
+])
+def test_bad_deadline_options_are_refused(short_tmp, args, message):
+    if oracle.cssd_binary() is None:
+        pytest.skip("cssd binary not found")
+    argv = [oracle.cssd_binary(), "--qmp", f"unix:{short_tmp}/r.sock", "--notify", "amqp://127.0.0.1:1/%2F",
+            "--notify-credentials", credentials(short_tmp), *args]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    assert result.returncode != 0 and message in result.stderr, result
+    assert not os.path.exists(f"{short_tmp}/r.sock")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("moment", ["after-login", "mid-stream", "never-speaks", "idle"])
+def test_detection_with_the_defaults(broker, proxy, short_tmp, moment):
+    """The figures for the defaults (--notify-timeout 10, --notify-heartbeat 60): how long
+    after the broker goes silent query-notify shows the error (a step's deadline: 10 s; idle:
+    twice the heartbeat after the last byte, RabbitMQ sending one every 30 s: 90-120 s)."""
+    vhost, _ = fresh_vhost(broker)
+    relay = proxy({"after-login": "after-open", "never-speaks": "silent"}.get(moment, "forward"))
+    server = start(short_tmp, relay.url(vhost))
+    try:
+        client = Client(server.sock)
+        if moment in ("mid-stream", "idle"):
+            wait_notify(client, lambda s: s["state"] == "connected")
+            since = relay.silence()
+            if moment == "mid-stream":
+                vary(client, 10)
+        else:
+            since = relay.wait_silent()
+        status, took = first_error(client, since, timeout=300)
+        print(f"\ndefaults, {moment}: error shown after {took:.2f} s: {status['last-error']}")
+        bound = 2 * 2 * 60 if moment == "idle" else 2 * 10
+        assert took <= bound, status
+        took = stop_seconds(server)
+        print(f"defaults, {moment}: SIGTERM to exit {took if took is None else round(took, 2)} s")
+        assert took is not None and took <= STOP_BOUND
+    finally:
+        server.stop()
