@@ -62,8 +62,8 @@ final class AMQPPublisher: @unchecked Sendable {
     /// The publishing thread and the deadline watchdog (`BrokerSocketGuard.watch`).
     private let pool = NIOThreadPool(numberOfThreads: 2)
     private let socketGuard = BrokerSocketGuard()
-    /// 1 once the publishing thread left `run`.
-    private let finished = ConditionLock(value: 0)
+    /// Where the publishing thread is: 0 not started, 1 running, 2 left `run`.
+    private let thread = ConditionLock(value: 0)
     /// Every broker operation's deadline, milliseconds (`NotifyConfiguration.timeout`).
     private let deadlineMillis: Int32
 
@@ -95,10 +95,12 @@ final class AMQPPublisher: @unchecked Sendable {
 
     func start() {
         pool.start()
+        thread.lock()
+        thread.unlock(withValue: 1)
         pool.submit { [self] _ in
             run()
-            finished.lock()
-            finished.unlock(withValue: 1)
+            thread.lock()
+            thread.unlock(withValue: 2)
         }
         pool.submit { [self] _ in socketGuard.watch { self.isStopped } }
     }
@@ -109,12 +111,13 @@ final class AMQPPublisher: @unchecked Sendable {
         stopped.withLockedValue { $0 = true }
         outbox.signal.lock()
         outbox.signal.unlock(withValue: 1)
+        let started = thread.value != 0
         // An idle or working connection closes by itself (connection.close) in well under 1 s.
-        var ended = finished.lock(whenValue: 1, timeoutSeconds: 1)
+        var ended = !started || thread.lock(whenValue: 2, timeoutSeconds: 1)
         if !ended {
             // In a broker call that waits for an answer: end it now, not at its deadline.
             let interrupted = socketGuard.interrupt()
-            ended = finished.lock(whenValue: 1, timeoutSeconds: 2)
+            ended = thread.lock(whenValue: 2, timeoutSeconds: 2)
             if interrupted || !ended {
                 logger.notice(
                     "notify: stopped while the broker did not answer",
@@ -122,7 +125,7 @@ final class AMQPPublisher: @unchecked Sendable {
             }
         }
         if ended {
-            finished.unlock()
+            if started { thread.unlock() }
             try? pool.syncShutdownGracefully()
         } else {
             // Only name resolution or a TCP connect can hold it (each bounded by its deadline,
