@@ -42,9 +42,10 @@ package enum BrokerState: String, Sendable {
 /// (`amqp_simple_wait_frame_noblock`) and each publish's write (`BrokerSocketGuard`: the
 /// library has no deadline for writes). Heartbeats (`heartbeat`, H, as oslo.messaging's
 /// clients use them) find a silent broker while idle: after 2H without a byte from it.
-/// A stop ends the thread within 3 s whatever the broker does: it lets the thread close the
-/// connection for 1 s, then shuts its socket down under the call it is in, then leaves a
-/// thread still stuck (only name resolution and a TCP connect in progress can be) behind.
+/// A stop returns within 3 s whatever the broker does: it lets the thread close the connection
+/// for 1 s, then shuts its socket down under the call it is in, then leaves a thread still
+/// stuck behind (only one inside rabbitmq-c's socket open can be: name resolution, the TCP
+/// connect or the TLS handshake, before cssd knows the socket).
 final class AMQPPublisher: @unchecked Sendable {
     struct Status: Sendable {
         var state: BrokerState = .connecting
@@ -128,8 +129,9 @@ final class AMQPPublisher: @unchecked Sendable {
             if started { thread.unlock() }
             try? pool.syncShutdownGracefully()
         } else {
-            // Only name resolution or a TCP connect can hold it (each bounded by its deadline,
-            // unless the resolver hangs): not worth holding cssd's exit for.
+            // Only rabbitmq-c's socket open can hold it (name resolution, TCP connect, TLS
+            // handshake; bounded by the deadline but for the resolver): not worth holding
+            // cssd's exit for.
             logger.warning(
                 "notify: the publishing thread is still connecting; leaving it behind",
                 metadata: ["broker": "\(configuration.broker)"])
