@@ -11,10 +11,24 @@
 #include <string.h>
 #include <sys/time.h>
 
-// amqp_login is variadic (SASL arguments), which Swift cannot call: PLAIN only.
+// amqp_login is variadic (SASL arguments), which Swift cannot call: PLAIN only. `heartbeat`
+// (seconds, 0: none) is the interval cssd proposes; the broker may lower it (rabbitmq-c takes
+// the smaller of the two, amqp_socket.c amqp_login_inner). With it, rabbitmq-c sends a
+// heartbeat when it sent nothing for that long, and fails a wait or a publish with
+// AMQP_STATUS_HEARTBEAT_TIMEOUT after twice that long without a byte from the broker.
 static inline amqp_rpc_reply_t cssd_amqp_login_plain(amqp_connection_state_t state, const char *vhost,
-                                                     const char *user, const char *password) {
-    return amqp_login(state, vhost, 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, user, password);
+                                                     const char *user, const char *password, int heartbeat) {
+    return amqp_login(state, vhost, 0, 131072, heartbeat, AMQP_SASL_METHOD_PLAIN, user, password);
+}
+
+// The deadlines rabbitmq-c 0.11 keeps itself (amqp.h): the login handshake (connection.start
+// to connection.open-ok; the library's default is 12 s) and every RPC after it (channel.open,
+// confirm.select, the declarations, channel.close, connection.close; default: none). An RPC
+// that overruns returns AMQP_STATUS_TIMEOUT and the library closes the socket.
+static inline void cssd_amqp_set_deadlines(amqp_connection_state_t state, int millis) {
+    struct timeval timeout = {millis / 1000, (millis % 1000) * 1000};
+    amqp_set_handshake_timeout(state, &timeout);
+    amqp_set_rpc_timeout(state, &timeout);
 }
 
 // Describes a failed RPC the way an operator can act on it: the library's error text, or the
@@ -50,36 +64,46 @@ static inline int cssd_amqp_describe(amqp_rpc_reply_t reply, char *out, size_t s
     return 1;
 }
 
-// Opens the socket with a timeout (seconds): 0 or the library's negative error code.
-static inline int cssd_amqp_open(amqp_socket_t *socket, const char *host, int port, int seconds) {
-    struct timeval timeout = {seconds, 0};
+// Opens the socket (TCP connect, and the TLS handshake for amqps) with a timeout: 0 or the
+// library's negative error code (AMQP_STATUS_TIMEOUT when it overran).
+static inline int cssd_amqp_open(amqp_socket_t *socket, const char *host, int port, int millis) {
+    struct timeval timeout = {millis / 1000, (millis % 1000) * 1000};
     return amqp_socket_open_noblock(socket, host, port, &timeout);
 }
 
-// Declares what oslo.messaging's rabbit driver declares before it publishes a notification
+// What oslo.messaging's rabbit driver declares before it publishes a notification
 // (impl_rabbit.py notify_send and _publish_and_creates_default_queue): the topic exchange, and
 // a queue named as the routing key bound to it, so that notifications wait for a listener
 // that is not there yet. durable and auto-delete as given (oslo: amqp_durable_queues,
-// amqp_auto_delete, both false by default).
-static inline amqp_rpc_reply_t cssd_amqp_declare(amqp_connection_state_t state, const char *exchange,
-                                                 const char *queue, int durable) {
+// amqp_auto_delete, both false by default). One RPC each, so that a failure names its step.
+static inline amqp_rpc_reply_t cssd_amqp_declare_exchange(amqp_connection_state_t state, const char *exchange,
+                                                          int durable) {
     amqp_exchange_declare(state, 1, amqp_cstring_bytes(exchange), amqp_cstring_bytes("topic"), 0, durable, 0, 0,
                           amqp_empty_table);
-    amqp_rpc_reply_t reply = amqp_get_rpc_reply(state);
-    if (reply.reply_type != AMQP_RESPONSE_NORMAL) return reply;
+    return amqp_get_rpc_reply(state);
+}
+
+static inline amqp_rpc_reply_t cssd_amqp_declare_queue(amqp_connection_state_t state, const char *queue,
+                                                       int durable) {
     amqp_queue_declare(state, 1, amqp_cstring_bytes(queue), 0, durable, 0, 0, amqp_empty_table);
-    reply = amqp_get_rpc_reply(state);
-    if (reply.reply_type != AMQP_RESPONSE_NORMAL) return reply;
+    return amqp_get_rpc_reply(state);
+}
+
+static inline amqp_rpc_reply_t cssd_amqp_bind_queue(amqp_connection_state_t state, const char *queue,
+                                                    const char *exchange) {
     amqp_queue_bind(state, 1, amqp_cstring_bytes(queue), amqp_cstring_bytes(exchange), amqp_cstring_bytes(queue),
                     amqp_empty_table);
     return amqp_get_rpc_reply(state);
 }
 
-// Opens channel 1 and puts it in confirm mode (publisher confirms).
-static inline amqp_rpc_reply_t cssd_amqp_open_confirmed_channel(amqp_connection_state_t state) {
+// Opens channel 1.
+static inline amqp_rpc_reply_t cssd_amqp_open_channel(amqp_connection_state_t state) {
     amqp_channel_open(state, 1);
-    amqp_rpc_reply_t reply = amqp_get_rpc_reply(state);
-    if (reply.reply_type != AMQP_RESPONSE_NORMAL) return reply;
+    return amqp_get_rpc_reply(state);
+}
+
+// Puts channel 1 in confirm mode (publisher confirms).
+static inline amqp_rpc_reply_t cssd_amqp_confirm_select(amqp_connection_state_t state) {
     amqp_confirm_select(state, 1);
     return amqp_get_rpc_reply(state);
 }
@@ -102,8 +126,10 @@ static inline int cssd_amqp_publish(amqp_connection_state_t state, const char *e
 }
 
 // Waits up to `millis` for the broker's answer to a publish: 1 with *tag, *multiple and *nack
-// set for basic.ack / basic.nack; 0 on timeout; -1 when the connection or channel is gone
-// (the reason in `error`).
+// set for basic.ack / basic.nack; 0 on timeout; a negative library status when the connection
+// is gone (AMQP_STATUS_HEARTBEAT_TIMEOUT: nothing from the broker for twice the heartbeat), or
+// CSSD_AMQP_CLOSED_BY_BROKER; the reason in `error` either way. Also services heartbeats.
+#define CSSD_AMQP_CLOSED_BY_BROKER (-0x7001)
 static inline int cssd_amqp_wait_confirm(amqp_connection_state_t state, int millis, uint64_t *tag, int *multiple,
                                          int *nack, char *error, size_t size) {
     struct timeval timeout = {millis / 1000, (millis % 1000) * 1000};
@@ -113,7 +139,7 @@ static inline int cssd_amqp_wait_confirm(amqp_connection_state_t state, int mill
         if (status == AMQP_STATUS_TIMEOUT) return 0;
         if (status != AMQP_STATUS_OK) {
             snprintf(error, size, "%s", amqp_error_string2(status));
-            return -1;
+            return status;
         }
         if (frame.frame_type != AMQP_FRAME_METHOD) continue;  // heartbeats, stray content
         switch (frame.payload.method.id) {
@@ -139,13 +165,13 @@ static inline int cssd_amqp_wait_confirm(amqp_connection_state_t state, int mill
                      (char *)m->reply_text.bytes);
             amqp_connection_close_ok_t ok;
             amqp_send_method(state, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
-            return -1;
+            return CSSD_AMQP_CLOSED_BY_BROKER;
         }
         case AMQP_CHANNEL_CLOSE_METHOD: {
             amqp_channel_close_t *m = (amqp_channel_close_t *)frame.payload.method.decoded;
             snprintf(error, size, "broker closed the channel: %u %.*s", m->reply_code, (int)m->reply_text.len,
                      (char *)m->reply_text.bytes);
-            return -1;
+            return CSSD_AMQP_CLOSED_BY_BROKER;
         }
         default:
             continue;

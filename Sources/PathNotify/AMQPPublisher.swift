@@ -29,11 +29,23 @@ package enum BrokerState: String, Sendable {
 /// exchange and the `<topic>.info`/`<topic>.warn` queues as oslo's notifier does); then publish
 /// the outbox front in order, at most `window` unconfirmed, and drop entries from the outbox
 /// only when the broker confirms them (basic.ack). A nack, a lost connection or no confirm
-/// within 10 s closes the connection; everything unconfirmed is published again, unchanged,
-/// after reconnecting (so a consumer may see a notification twice, with the same message_id
-/// and sequence). Reconnection waits `backoff.first` seconds, doubling up to `backoff.most`.
-/// Missed sequence numbers (outbox overflow) are published first after connecting, as one gap
-/// notification.
+/// within the deadline closes the connection; everything unconfirmed is published again,
+/// unchanged, after reconnecting (so a consumer may see a notification twice, with the same
+/// message_id and sequence). Reconnection waits `backoff.first` seconds, doubling up to
+/// `backoff.most`. Missed sequence numbers (outbox overflow) are published first after
+/// connecting, as one gap notification.
+///
+/// Deadlines (`NotifyConfiguration.timeout`, T): every broker operation ends within T or fails
+/// naming its step — the TCP connect and TLS handshake (`amqp_socket_open_noblock`), the login
+/// (`amqp_set_handshake_timeout`), each RPC (`amqp_set_rpc_timeout`: channel.open,
+/// confirm.select, the declarations, the close), each wait for a confirm
+/// (`amqp_simple_wait_frame_noblock`) and each publish's write (`BrokerSocketGuard`: the
+/// library has no deadline for writes). Heartbeats (`heartbeat`, H, as oslo.messaging's
+/// clients use them) find a silent broker while idle: after 2H without a byte from it.
+/// A stop returns within 3 s whatever the broker does: it lets the thread close the connection
+/// for 1 s, then shuts its socket down under the call it is in, then leaves a thread still
+/// stuck behind (only one inside rabbitmq-c's socket open can be: name resolution, the TCP
+/// connect or the TLS handshake, before cssd knows the socket).
 final class AMQPPublisher: @unchecked Sendable {
     struct Status: Sendable {
         var state: BrokerState = .connecting
@@ -48,9 +60,13 @@ final class AMQPPublisher: @unchecked Sendable {
     private let logger: Logger
     private let statusBox = NIOLockedValueBox(Status())
     private let stopped = NIOLockedValueBox(false)
-    private let pool = NIOThreadPool(numberOfThreads: 1)
-    /// How long to wait for the broker's confirm of the oldest unconfirmed publish.
-    private let confirmTimeoutMillis: Int32 = 10_000
+    /// The publishing thread and the deadline watchdog (`BrokerSocketGuard.watch`).
+    private let pool = NIOThreadPool(numberOfThreads: 2)
+    private let socketGuard = BrokerSocketGuard()
+    /// Where the publishing thread is: 0 not started, 1 running, 2 left `run`.
+    private let thread = ConditionLock(value: 0)
+    /// Every broker operation's deadline, milliseconds (`NotifyConfiguration.timeout`).
+    private let deadlineMillis: Int32
 
     /// The newest sequence number whose change is durable in the state store (`--state-dir`):
     /// notifications of later changes wait, so that a number a consumer saw is never given to
@@ -67,22 +83,59 @@ final class AMQPPublisher: @unchecked Sendable {
         self.epoch = epoch
         self.durableThrough = durableThrough
         self.logger = logger
+        deadlineMillis = Int32(max(1, min(configuration.timeout * 1000, 3_600_000)).rounded())
+    }
+
+    /// The deadline as shown in errors.
+    private var deadlineText: String {
+        let seconds = Double(deadlineMillis) / 1000
+        return seconds == seconds.rounded() ? "\(Int(seconds)) s" : "\(seconds) s"
     }
 
     var status: Status { statusBox.withLockedValue { $0 } }
 
     func start() {
         pool.start()
-        pool.submit { [self] _ in run() }
+        thread.lock()
+        thread.unlock(withValue: 1)
+        pool.submit { [self] _ in
+            run()
+            thread.lock()
+            thread.unlock(withValue: 2)
+        }
+        pool.submit { [self] _ in socketGuard.watch { self.isStopped } }
     }
 
-    /// Stops the thread (within about a second: it finishes the wait it is in) and closes the
-    /// connection; what is still in the outbox stays unpublished.
+    /// Stops the thread and closes the connection, within 3 s whatever the broker does (see the
+    /// type's doc); what is still in the outbox stays unpublished.
     func stop() {
         stopped.withLockedValue { $0 = true }
         outbox.signal.lock()
         outbox.signal.unlock(withValue: 1)
-        try? pool.syncShutdownGracefully()
+        let started = thread.value != 0
+        // An idle or working connection closes by itself (connection.close) in well under 1 s.
+        var ended = !started || thread.lock(whenValue: 2, timeoutSeconds: 1)
+        if !ended {
+            // In a broker call that waits for an answer: end it now, not at its deadline.
+            let interrupted = socketGuard.interrupt()
+            ended = thread.lock(whenValue: 2, timeoutSeconds: 2)
+            if interrupted || !ended {
+                logger.notice(
+                    "notify: stopped while the broker did not answer",
+                    metadata: ["broker": "\(configuration.broker)", "step-interrupted": "\(interrupted)"])
+            }
+        }
+        if ended {
+            if started { thread.unlock() }
+            try? pool.syncShutdownGracefully()
+        } else {
+            // Only rabbitmq-c's socket open can hold it (name resolution, TCP connect, TLS
+            // handshake; bounded by the deadline but for the resolver): not worth holding
+            // cssd's exit for.
+            logger.warning(
+                "notify: the publishing thread is still connecting; leaving it behind",
+                metadata: ["broker": "\(configuration.broker)"])
+        }
         statusBox.withLockedValue { $0.state = .stopped }
     }
 
@@ -95,6 +148,7 @@ final class AMQPPublisher: @unchecked Sendable {
             switch connect() {
             case .success(let opened): connection = opened
             case .failure(let error):
+                if isStopped { return }
                 failed(error.description)
                 sleepUnlessStopped(delay)
                 delay = min(delay * 2, configuration.backoff.most)
@@ -114,12 +168,19 @@ final class AMQPPublisher: @unchecked Sendable {
                 ])
             let reason = serve(connection)
             if isStopped {
+                // Bounded by the RPC deadline, and cut short by stop() after 1 s.
                 amqp_channel_close(connection, 1, AMQP_REPLY_SUCCESS)
                 amqp_connection_close(connection, AMQP_REPLY_SUCCESS)
             }
-            amqp_destroy_connection(connection)
-            if let reason { failed(reason) }
+            close(connection)
+            if let reason, !isStopped { failed(reason) }
         }
+    }
+
+    /// Frees a connection: its socket is forgotten by the guard first (see `BrokerSocketGuard`).
+    private func close(_ connection: amqp_connection_state_t) {
+        socketGuard.detach()
+        amqp_destroy_connection(connection)
     }
 
     private struct Failure: Error, CustomStringConvertible {
@@ -150,8 +211,31 @@ final class AMQPPublisher: @unchecked Sendable {
 
     private static func describe(_ reply: amqp_rpc_reply_t) -> String? {
         var buffer = [CChar](repeating: 0, count: 512)
-        return cssd_amqp_describe(reply, &buffer, buffer.count) == 0 ? nil : String(cString: buffer)
+        return cssd_amqp_describe(reply, &buffer, buffer.count) == 0 ? nil : text(buffer)
     }
+
+    /// A NUL-terminated C buffer's text.
+    private static func text(_ buffer: [CChar]) -> String {
+        String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Why a broker operation failed, naming `step`: a deadline or a missed heartbeat in words
+    /// an operator can act on, or the library's or the broker's own text.
+    private func problem(_ step: String, status: Int32, detail: @autoclosure () -> String) -> String {
+        switch status {
+        case AMQP_STATUS_TIMEOUT.rawValue:
+            return "\(step): no answer from the broker within \(deadlineText) (--notify-timeout)"
+        case AMQP_STATUS_HEARTBEAT_TIMEOUT.rawValue:
+            let heartbeat = Int(amqpHeartbeat)
+            return
+                "\(step): nothing from the broker for \(2 * heartbeat) s, twice the heartbeat (--notify-heartbeat \(heartbeat))"
+        default:
+            return "\(step) failed: \(detail())"
+        }
+    }
+
+    /// The heartbeat negotiated on the current connection, seconds (publishing thread only).
+    private var amqpHeartbeat: Int32 = 0
 
     private func connect() -> Result<amqp_connection_state_t, Failure> {
         let broker = configuration.broker
@@ -174,49 +258,80 @@ final class AMQPPublisher: @unchecked Sendable {
             amqp_destroy_connection(connection)
             return .failure(Failure(description: "cannot create a socket"))
         }
-        let opened = cssd_amqp_open(socket, broker.host, Int32(broker.port), Int32(configuration.connectTimeout))
+        let place = "\(broker.host):\(broker.port)"
+        let opened = cssd_amqp_open(socket, broker.host, Int32(broker.port), deadlineMillis)
         if opened != AMQP_STATUS_OK.rawValue {
             amqp_destroy_connection(connection)
+            if opened == AMQP_STATUS_TIMEOUT.rawValue {
+                let what = broker.tls ? "TCP connect and TLS handshake" : "TCP connect"
+                return .failure(
+                    Failure(
+                        description: "cannot reach \(place): \(what) not done within \(deadlineText) (--notify-timeout)"
+                    ))
+            }
             // rabbitmq-c's TLS codes are -0x0200...-0x0204: a broker that answered, but whose
             // certificate or host name did not verify, is not "unreachable".
             let reason = String(cString: amqp_error_string2(opened))
-            let place = "\(broker.host):\(broker.port)"
             let tlsFailed = (-0x0204 ... -0x0200).contains(opened)
             let description = tlsFailed ? "TLS with \(place) failed: \(reason)" : "cannot reach \(place): \(reason)"
             return .failure(Failure(description: description))
         }
-        let steps: [(String, () -> amqp_rpc_reply_t)] = [
+        socketGuard.attach(amqp_get_sockfd(connection))
+        // A stop that came while connecting: it may have missed the socket.
+        if isStopped {
+            close(connection)
+            return .failure(Failure(description: "stopped"))
+        }
+        cssd_amqp_set_deadlines(connection, deadlineMillis)
+        let exchange = configuration.exchange
+        let durable: Int32 = configuration.durable ? 1 : 0
+        let info = "\(configuration.topic).info"
+        let warn = "\(configuration.topic).warn"
+        let user = configuration.credentials.username
+        let steps: [(step: String, refused: String, run: () -> amqp_rpc_reply_t)] = [
             (
-                "login as '\(configuration.credentials.username)' to vhost '\(broker.vhost)' refused",
+                "login as '\(user)' to vhost '\(broker.vhost)'",
+                "login as '\(user)' to vhost '\(broker.vhost)' refused",
                 {
                     cssd_amqp_login_plain(
-                        connection, broker.vhost, self.configuration.credentials.username,
-                        self.configuration.credentials.password)
+                        connection, broker.vhost, user, self.configuration.credentials.password,
+                        Int32(self.configuration.heartbeat))
                 }
             ),
-            ("opening a channel in confirm mode failed", { cssd_amqp_open_confirmed_channel(connection) }),
+            ("channel.open", "channel.open failed", { cssd_amqp_open_channel(connection) }),
+            ("confirm.select", "confirm.select failed", { cssd_amqp_confirm_select(connection) }),
             (
-                "declaring exchange '\(configuration.exchange)' and queue '\(configuration.topic).info' failed",
-                {
-                    cssd_amqp_declare(
-                        connection, self.configuration.exchange, "\(self.configuration.topic).info",
-                        self.configuration.durable ? 1 : 0)
-                }
+                "exchange.declare '\(exchange)'", "exchange.declare '\(exchange)' failed",
+                { cssd_amqp_declare_exchange(connection, exchange, durable) }
             ),
             (
-                "declaring queue '\(configuration.topic).warn' failed",
-                {
-                    cssd_amqp_declare(
-                        connection, self.configuration.exchange, "\(self.configuration.topic).warn",
-                        self.configuration.durable ? 1 : 0)
-                }
+                "queue.declare '\(info)'", "queue.declare '\(info)' failed",
+                { cssd_amqp_declare_queue(connection, info, durable) }
+            ),
+            (
+                "queue.bind '\(info)'", "queue.bind '\(info)' failed",
+                { cssd_amqp_bind_queue(connection, info, exchange) }
+            ),
+            (
+                "queue.declare '\(warn)'", "queue.declare '\(warn)' failed",
+                { cssd_amqp_declare_queue(connection, warn, durable) }
+            ),
+            (
+                "queue.bind '\(warn)'", "queue.bind '\(warn)' failed",
+                { cssd_amqp_bind_queue(connection, warn, exchange) }
             ),
         ]
-        for (what, step) in steps {
-            if let problem = Self.describe(step()) {
-                amqp_destroy_connection(connection)
-                return .failure(Failure(description: "\(what): \(problem)"))
+        for (step, refused, run) in steps {
+            let reply = run()
+            guard let detail = Self.describe(reply) else {
+                amqpHeartbeat = amqp_get_heartbeat(connection)
+                continue
             }
+            close(connection)
+            if reply.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION {
+                return .failure(Failure(description: problem(step, status: reply.library_error, detail: detail)))
+            }
+            return .failure(Failure(description: "\(refused): \(detail)"))
         }
         return .success(connection)
     }
@@ -251,13 +366,20 @@ final class AMQPPublisher: @unchecked Sendable {
             return reason
         }
 
-        func publish(_ notification: OsloNotification) -> Bool {
-            let status = notification.body.withUnsafeBytes { body in
-                cssd_amqp_publish(
-                    connection, configuration.exchange, notification.routingKey, body.baseAddress, body.count,
-                    notification.messageID)
+        /// - Returns: nil, or why the connection is lost.
+        func publish(_ notification: OsloNotification) -> String? {
+            let status = socketGuard.during("basic.publish", seconds: Double(deadlineMillis) / 1000) {
+                notification.body.withUnsafeBytes { body in
+                    cssd_amqp_publish(
+                        connection, configuration.exchange, notification.routingKey, body.baseAddress, body.count,
+                        notification.messageID)
+                }
             }
-            return status == AMQP_STATUS_OK.rawValue
+            if status == AMQP_STATUS_OK.rawValue { return nil }
+            if socketGuard.takeOverrun() != nil {
+                return "basic.publish: the broker took no data within \(deadlineText) (--notify-timeout)"
+            }
+            return problem("basic.publish", status: status, detail: String(cString: amqp_error_string2(status)))
         }
 
         while !isStopped {
@@ -266,7 +388,7 @@ final class AMQPPublisher: @unchecked Sendable {
                 let report = encoder.gap(
                     gap.ranges, dropped: gap.dropped, reason: gap.reason.rawValue, epoch: epoch, at: now())
                 pending.append(.gap(gap))
-                guard publish(report) else { return giveUp("publishing failed: connection lost") }
+                if let lost = publish(report) { return giveUp(lost) }
                 outbox.count(published: 1)
                 logger.warning(
                     "notify: reporting a gap",
@@ -280,22 +402,23 @@ final class AMQPPublisher: @unchecked Sendable {
             for notification in batch {
                 pending.append(.entry)
                 entriesInFlight += 1
-                guard publish(notification) else { return giveUp("publishing failed: connection lost") }
+                if let lost = publish(notification) { return giveUp(lost) }
             }
             if !batch.isEmpty { outbox.count(published: batch.count) }
 
             if pending.count == pendingHead {
-                // Idle: wake on an append, and look at the socket now and then so that a broker
-                // that went away is noticed (and shown in query-notify) before the next event.
+                // Idle: wake on an append, and look at the socket at least every 0.2 s so that a
+                // broker that went away is noticed (and shown in query-notify) before the next
+                // event; rabbitmq-c sends and checks heartbeats only inside its calls.
                 if outbox.signal.lock(whenValue: 1, timeoutSeconds: 0.2) {
                     outbox.signal.unlock(withValue: 0)
-                } else {
-                    var tag: UInt64 = 0
-                    var multiple: Int32 = 0
-                    var nack: Int32 = 0
-                    if cssd_amqp_wait_confirm(connection, 0, &tag, &multiple, &nack, &error, error.count) < 0 {
-                        return giveUp(String(cString: error))
-                    }
+                }
+                var tag: UInt64 = 0
+                var multiple: Int32 = 0
+                var nack: Int32 = 0
+                let status = cssd_amqp_wait_confirm(connection, 0, &tag, &multiple, &nack, &error, error.count)
+                if status < 0 {
+                    return giveUp(problem("idle connection", status: status, detail: Self.text(error)))
                 }
                 continue
             }
@@ -304,9 +427,14 @@ final class AMQPPublisher: @unchecked Sendable {
             var multiple: Int32 = 0
             var nack: Int32 = 0
             let waited = cssd_amqp_wait_confirm(
-                connection, confirmTimeoutMillis, &tag, &multiple, &nack, &error, error.count)
-            if waited < 0 { return giveUp(String(cString: error)) }
-            if waited == 0 { return giveUp("no confirm from the broker within \(confirmTimeoutMillis / 1000) s") }
+                connection, deadlineMillis, &tag, &multiple, &nack, &error, error.count)
+            if waited < 0 {
+                return giveUp(problem("waiting for basic.ack", status: waited, detail: Self.text(error)))
+            }
+            if waited == 0 {
+                return giveUp(
+                    "basic.publish: no confirm (basic.ack) from the broker within \(deadlineText) (--notify-timeout)")
+            }
             if nack != 0 { return giveUp("the broker refused a notification (basic.nack)") }
             if multiple != 0 {
                 for confirmed in baseTag...max(baseTag, tag) where confirmed <= tag { done.insert(confirmed) }

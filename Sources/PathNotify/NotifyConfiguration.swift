@@ -249,8 +249,15 @@ package struct NotifyConfiguration: Sendable {
     package var window: Int
     /// Reconnection backoff: first and longest wait, seconds.
     package var backoff: (first: Double, most: Double)
-    /// How long a connection attempt may take, seconds.
-    package var connectTimeout: Int
+    /// The deadline of every broker operation, seconds (`--notify-timeout`, default 10): the TCP
+    /// connect (and TLS handshake), the login, each RPC (channel.open, confirm.select, the
+    /// declarations, the close), each publish's write and each wait for its confirm. One that
+    /// overruns fails naming its step, is shown in `query-notify`, and the publisher reconnects.
+    package var timeout: Double
+    /// The AMQP heartbeat proposed to the broker, seconds (`--notify-heartbeat`, default 60 as
+    /// oslo.messaging's `heartbeat_timeout_threshold`; 0: none); the broker may lower it. A
+    /// broker silent for twice the negotiated value is taken as gone, idle or not.
+    package var heartbeat: Int
 
     package init(
         broker: BrokerAddress, credentials: BrokerCredentials, caFile: String? = nil,
@@ -258,7 +265,7 @@ package struct NotifyConfiguration: Sendable {
         exchange: String = "openstack", topic: String = "notifications", durable: Bool = false,
         publisherID: String = "cssd.\(hostName())", maxEvents: Int = 100_000, maxBytes: Int = 64 << 20,
         window: Int = 256,
-        backoff: (first: Double, most: Double) = (0.1, 5), connectTimeout: Int = 5
+        backoff: (first: Double, most: Double) = (0.1, 5), timeout: Double = 10, heartbeat: Int = 60
     ) {
         self.broker = broker
         self.credentials = credentials
@@ -272,7 +279,8 @@ package struct NotifyConfiguration: Sendable {
         self.maxBytes = maxBytes
         self.window = window
         self.backoff = backoff
-        self.connectTimeout = connectTimeout
+        self.timeout = timeout
+        self.heartbeat = heartbeat
     }
 }
 

@@ -147,8 +147,9 @@ package final class PathNotifier: PathChangeSink {
         publisher.start()
     }
 
-    /// Stops the publishing thread and closes the connection; then writes what is left of the
-    /// outbox to the state dir and closes it.
+    /// Stops the publishing thread and closes the connection, within 3 s whatever the broker
+    /// does (`AMQPPublisher.stop`); then writes what is left of the outbox to the state dir and
+    /// closes it.
     package func stop() {
         publisher.stop()
         writer?.stop()

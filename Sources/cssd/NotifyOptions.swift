@@ -58,12 +58,27 @@ struct NotifyOptions: ParsableArguments {
         help: "Bytes of notifications held until confirmed (default 67108864).")
     var outboxBytes: Int = 64 << 20
 
+    @Option(
+        name: .customLong("notify-timeout"),
+        help: """
+            Deadline of every broker operation in seconds (connect, login, channel.open, declarations, \
+            publish and its confirm, close; default 10): past it the step is reported and retried.
+            """)
+    var timeout: Int?
+
+    @Option(
+        name: .customLong("notify-heartbeat"),
+        help: "AMQP heartbeat in seconds proposed to the broker (default 60, as oslo.messaging; 0: none).")
+    var heartbeat: Int?
+
     /// The configuration, or nil without --notify.
     /// - Throws: `ValidationError` naming the problem (companions without --notify, no or bad
     ///   credentials file, bad URL or filter, bounds out of range).
     func configuration() throws -> NotifyConfiguration? {
         guard let broker else {
-            if credentials != nil || caFile != nil || granularity != nil || chpids != nil || changes != nil {
+            if credentials != nil || caFile != nil || granularity != nil || chpids != nil || changes != nil
+                || timeout != nil || heartbeat != nil
+            {
                 throw ValidationError("--notify-* options need --notify amqp://HOST:PORT/VHOST")
             }
             return nil
@@ -77,6 +92,12 @@ struct NotifyOptions: ParsableArguments {
         guard (4096...(1 << 34)).contains(outboxBytes) else {
             throw ValidationError("--notify-outbox-bytes must be 4096..17179869184")
         }
+        if let timeout, !(1...3600).contains(timeout) {
+            throw ValidationError("--notify-timeout must be 1..3600 (seconds)")
+        }
+        if let heartbeat, !(0...65535).contains(heartbeat) {
+            throw ValidationError("--notify-heartbeat must be 0..65535 (seconds; 0: no heartbeat)")
+        }
         do throws(NotifyConfigurationError) {
             let address = try BrokerAddress(parsing: broker)
             if caFile != nil && !address.tls { throw NotifyConfigurationError("--notify-ca needs an amqps:// broker") }
@@ -84,7 +105,8 @@ struct NotifyOptions: ParsableArguments {
                 broker: address, credentials: try BrokerCredentials(contentsOf: credentials), caFile: caFile,
                 filter: try NotifyFilter(granularity: granularity, chpids: chpids, changes: changes),
                 exchange: exchange,
-                topic: topic, durable: durable, maxEvents: outboxEvents, maxBytes: outboxBytes)
+                topic: topic, durable: durable, maxEvents: outboxEvents, maxBytes: outboxBytes,
+                timeout: Double(timeout ?? 10), heartbeat: heartbeat ?? 60)
         } catch {
             throw ValidationError(error.description)
         }
