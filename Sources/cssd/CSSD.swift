@@ -331,10 +331,10 @@ struct CSSD: AsyncParsableCommand {
             let fingerprint = StateStore.fingerprint(of: source.subsystem, backend: source.name)
             do throws(StateStoreError) {
                 let opened = try StateStore.open(
-                    directory: stateDir, fingerprint: fingerprint, backend: source.name,
+                    directory: stateDir, fingerprint: fingerprint, backend: source.kind,
                     options: StateStore.Options(
                         journalCapacity: eventJournal, snapshotEvery: stateSnapshotEvery,
-                        keepsHost: source.name != "model"))
+                        keepsHost: source.kind != .model))
                 store = opened
                 // The snapshot's model state and guests, then the journal up to it: the model's
                 // later changes are replayed (which numbers and journals them again); with a
