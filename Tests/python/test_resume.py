@@ -302,6 +302,36 @@ def test_guests_attachments_and_faults_survive_a_restart(short_tmp):
         server.stop()
 
 
+def test_guest_store_subchannel_survives_sigkill(short_tmp):
+    """A guest's STSCH changes the guest (its device's view and counters: API/vfio.json marks it
+    "changes": "guests"), so it is recorded: SIGKILL right after its reply loses nothing."""
+    state = os.path.join(short_tmp, "state")
+    server = start(short_tmp, "--state-dir", state)
+    try:
+        c = Client(server.sock)
+        name = c.call("query-guests")[0]["name"]
+        page = c.call("query-guest-subchannels", guest=name)["subchannels"]
+        device = next(s for s in page if s["kind"] == "passthrough" and "0.40" in s["host-chpids"])
+
+        def guest_view():
+            return c.call("query-guest-subchannels", guest=name), c.call("query-path-event-stats", guest=name)
+
+        vary(c, "0.40", "offline")  # the host changed under the guest, which has not looked yet
+        unseen = guest_view()
+        c.call("guest-store-subchannel", guest=name, subchannel=device["subchannel"])
+        seen = guest_view()
+        assert seen != unseen
+        [stats] = seen[1]
+        assert stats["guest-stsch"] == 1
+        os.killpg(server.proc.pid, signal.SIGKILL)
+        server.proc.wait()
+        server = start(short_tmp, "--state-dir", state)
+        c = Client(server.sock)
+        assert guest_view() == seen
+    finally:
+        server.stop()
+
+
 def refused(workdir, *args):
     argv = [oracle.cssd_binary(), "--qmp", f"unix:{workdir}/r.sock", *args]
     result = subprocess.run(argv, capture_output=True, text=True, timeout=30)
