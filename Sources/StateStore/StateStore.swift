@@ -28,7 +28,8 @@ package struct StateStoreError: Error, CustomStringConvertible, Sendable {
 ///
 /// The design is a snapshot plus a log of the commands made since (those the schema marks
 /// `"changes"`: `subsystem` ones with the model only, since a real host is the truth, and
-/// `guests` ones on every backend; `recordedCommands(backend:)`), each with the clock it ran under, plus the journal of published changes (`journal`, the newest
+/// `guests` ones on every backend: `recordedCommands(backend:)`), each with the clock it ran
+/// under, plus the journal of published changes (`journal`, the newest
 /// `--event-journal N`). On start the snapshot (the model's runtime state, the guests, the
 /// last sequence) is loaded, the journal up to it is read back, and the log's tail is replayed,
 /// in order, through the same handlers on the pure model of the same topology (which numbers
@@ -185,12 +186,12 @@ package final class StateStore: DurableLog, @unchecked Sendable {
     /// - Parameters:
     ///   - fingerprint: the topology's (`fingerprint(of:backend:)`); a state dir of another one
     ///     is refused.
-    ///   - backend: the backend; the model's store records commands that change the subsystem too.
+    ///   - backend: the backend's name; the model's state records model commands too.
     /// - Throws: `StateStoreError` for a dir that is not a directory or is read-only, a file
     ///   that is not a cssd state database (corrupt, or something else), another format, or
     ///   another topology or backend. Nothing is written then.
     package static func open(
-        directory: String, fingerprint: String, backend: BackendKind, options: Options = Options()
+        directory: String, fingerprint: String, backend: String, options: Options = Options()
     ) throws(StateStoreError) -> StateStore {
         var isDirectory: ObjCBool = false
         let manager = FileManager.default
@@ -212,11 +213,12 @@ package final class StateStore: DurableLog, @unchecked Sendable {
         if existed && access(path, R_OK | W_OK) != 0 {
             throw StateStoreError("\(path) is not writable (read-only?): cssd must write its state there")
         }
+        guard let kind = BackendKind(rawValue: backend) else { throw StateStoreError("no backend '\(backend)'") }
         var meta: [String: String] = [:]
         let file: SQLiteFile
         do {
             file = try SQLiteFile.open(path, existed: existed, synchronous: .full) { connection in
-                meta = try check(connection, path: path, backend: backend.rawValue, fingerprint: fingerprint)
+                meta = try check(connection, path: path, backend: backend, fingerprint: fingerprint)
             }
         } catch let error as StateStoreError {
             throw error
@@ -236,7 +238,7 @@ package final class StateStore: DurableLog, @unchecked Sendable {
                 }
                 let store = StateStore(
                     path: path, epoch: meta["epoch"]!, created: false, lastSequence: UInt64(meta["last_sequence"]!)!,
-                    backend: backend, options: options, file: file)
+                    backend: kind, options: options, file: file)
                 try store.readPositions()
                 return store
             }
@@ -245,14 +247,14 @@ package final class StateStore: DurableLog, @unchecked Sendable {
             _ = try rows(connection, "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             try createTables(connection, from: nil)
             for (key, value) in [
-                ("format", format), ("backend", backend.rawValue), ("fingerprint", fingerprint), ("epoch", epoch),
+                ("format", format), ("backend", backend), ("fingerprint", fingerprint), ("epoch", epoch),
                 ("last_sequence", "0"),
             ] {
                 _ = try rows(connection, "INSERT INTO meta (key, value) VALUES (?, ?)", [.text(key), .text(value)])
             }
             _ = try rows(connection, "COMMIT")
             return StateStore(
-                path: path, epoch: epoch, created: true, lastSequence: 0, backend: backend, options: options,
+                path: path, epoch: epoch, created: true, lastSequence: 0, backend: kind, options: options,
                 file: file)
         } catch let error as StateStoreError {
             file.close()

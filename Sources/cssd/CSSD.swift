@@ -331,7 +331,7 @@ struct CSSD: AsyncParsableCommand {
             let fingerprint = StateStore.fingerprint(of: source.subsystem, backend: source.name)
             do throws(StateStoreError) {
                 let opened = try StateStore.open(
-                    directory: stateDir, fingerprint: fingerprint, backend: source.kind,
+                    directory: stateDir, fingerprint: fingerprint, backend: source.name,
                     options: StateStore.Options(
                         journalCapacity: eventJournal, snapshotEvery: stateSnapshotEvery,
                         keepsHost: source.kind != .model))

@@ -53,7 +53,7 @@ private final class ModelDaemon {
         let subsystem = try Subsystem(topology: .embeddedDefault)
         store = try StateStore.open(
             directory: directory, fingerprint: StateStore.fingerprint(of: subsystem, backend: "model"),
-            backend: .model, options: StateStore.Options(journalCapacity: 1000, snapshotEvery: 0))
+            backend: "model", options: StateStore.Options(journalCapacity: 1000, snapshotEvery: 0))
         backend = ModelBackend(subsystem)
         var guests = try Guests(topology: .embeddedDefault, host: subsystem)
         snapshot = try store.loadSnapshot(model: backend.subsystem)

@@ -42,7 +42,7 @@ private final class Started {
         let subsystem = try Subsystem(topology: .embeddedDefault)
         let fingerprint = StateStore.fingerprint(of: subsystem, backend: "model")
         store = try StateStore.open(
-            directory: directory, fingerprint: fingerprint, backend: .model,
+            directory: directory, fingerprint: fingerprint, backend: "model",
             options: StateStore.Options(journalCapacity: journal, snapshotEvery: snapshotEvery))
         backend = ModelBackend(subsystem)
         var guests = try Guests(topology: .embeddedDefault, host: subsystem)
