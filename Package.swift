@@ -184,7 +184,7 @@ let package = Package(
         .target(
             name: "StateStore",
             dependencies: [
-                "QMPCommands", "CSSModel", "CSSBackend", "PathEvents", "VFIOCCW", "QMPWire", "SQLiteFiles",
+                "QMPCommands", "QMPSchema", "CSSModel", "CSSBackend", "PathEvents", "VFIOCCW", "QMPWire", "SQLiteFiles",
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -263,7 +263,7 @@ let package = Package(
         .testTarget(
             name: "StateStoreTests",
             dependencies: [
-                "StateStore", "QMPCommands", "QMPWire", "CSSModel", "CSSBackend", "PathEvents", "VFIOCCW",
+                "StateStore", "QMPCommands", "QMPSchema", "QMPWire", "CSSModel", "CSSBackend", "PathEvents", "VFIOCCW",
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]

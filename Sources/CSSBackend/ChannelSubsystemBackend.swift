@@ -12,8 +12,8 @@ import CSSModel
 ///
 /// Backends run on the server's event loop, one call at a time.
 package protocol ChannelSubsystemBackend: AnyObject {
-    /// `model` or `linux-sysfs`, for messages.
-    var name: String { get }
+    /// Which source this is: the model, or a real machine.
+    var kind: BackendKind { get }
     /// The current view.
     var subsystem: Subsystem { get }
     /// What the source says about a path beyond the model (sysfs `cmg`, `chid_external`);
@@ -42,6 +42,19 @@ package protocol ChannelSubsystemBackend: AnyObject {
 
 extension ChannelSubsystemBackend {
     package var readingStats: BackendReadingStats? { nil }
+    /// `model` or `linux-sysfs` (`--backend`), for messages.
+    package var name: String { kind.rawValue }
+}
+
+/// The kinds of source behind the commands, by their `--backend` names; the kind says who owns
+/// the channel subsystem's state.
+package enum BackendKind: String, Sendable, CaseIterable {
+    /// The in-memory model: cssd owns the state (`--state-dir` keeps it by recording the
+    /// commands that change it).
+    case model
+    /// A real machine through Linux sysfs: the host owns the state and stays the truth; cssd
+    /// reads it and writes to it, and keeps only what it owns itself (guests).
+    case linuxSysfs = "linux-sysfs"
 }
 
 /// The health of a backend that reads its source periodically (linux-sysfs: the poll tick,

@@ -5,7 +5,7 @@ import CSSModel
 
 /// The in-memory model as a backend: every operation is the model's own.
 package final class ModelBackend: ChannelSubsystemBackend {
-    package let name = "model"
+    package let kind = BackendKind.model
     package var subsystem: Subsystem
 
     package init(_ subsystem: Subsystem) {

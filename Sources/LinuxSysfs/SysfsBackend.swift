@@ -12,7 +12,7 @@ import Synchronization
 /// `chchp` does, then re-read that chpid and its subchannels on the writing thread, so the
 /// reply is what the kernel now says. Operations Linux has no file for are unsupported.
 package final class SysfsBackend: ObservedBackend {
-    package let name = "linux-sysfs"
+    package let kind = BackendKind.linuxSysfs
     /// The directory that holds `devices/` and `bus/` (`/sys`).
     package let root: String
     package private(set) var subsystem: Subsystem

@@ -12,7 +12,10 @@ import QMPWire
 /// `alias` names a built-in for a kind of value (ids: `{"alias": "ChannelPathID", "type": "str"}`),
 /// which the wire and introspection see as the built-in and generated code as its Swift type;
 /// `"swift"` on an enum or alias names the existing Swift type it is (CSSModel's `VaryState`);
-/// a document's `"handlers"` names the Swift type implementing its commands (Sources/api-embed).
+/// a document's `"handlers"` names the Swift type implementing its commands (Sources/api-embed);
+/// `"changes"` on a command says which state kept across restarts a successful call changes
+/// (`ChangedState`: what `--state-dir` records for replay), and is not introspected (QEMU has
+/// no such key: query-qmp-schema stays QEMU's).
 package final class Schema: @unchecked Sendable {
     // Immutable after init; jansson values inside are only read.
 
@@ -222,8 +225,26 @@ package struct Command: Sendable {
     package let negotiation: Bool
     /// A server option that must be on for the command to exist (QAPI's "if").
     package let condition: String?
+    /// The state a successful call changes that outlives the connection (the schema's
+    /// "changes"); nil for a command that changes none (queries, negotiation, subscriptions,
+    /// which belong to their connection, and `quit`).
+    package let changes: ChangedState?
     /// Accepted on read-only connections: query-* commands, and negotiation.
     package var isReadOnly: Bool { name.hasPrefix("query-") || negotiation }
+}
+
+/// The state kept across restarts that a command changes (the schema's `"changes"` on a
+/// command, cssd's own key, like `"handlers"`). With `--state-dir` a successful call of such a
+/// command is recorded and replayed at start, when cssd owns that state (API/resume.md); a
+/// test runs every command of the schema and checks that exactly these change the state.
+package enum ChangedState: String, Sendable, CaseIterable {
+    /// The channel subsystem behind the backend: paths, subchannels, the CRW queue. cssd owns
+    /// it with the model (recorded); with linux-sysfs the host does and stays the truth (not
+    /// recorded: the host keeps it, and what changed while cssd was down is read at start).
+    case subsystem
+    /// Guests, their passthrough devices (masks, counters, CRW queues) and strategies: cssd's
+    /// own on every backend (recorded).
+    case guests
 }
 
 package struct Event: Sendable {
@@ -252,9 +273,17 @@ private struct Definition {
         let known: Set<String>
         if let name = json["command"]?.stringValue {
             self.name = name
-            known = ["command", "doc", "data", "returns", "allow-oob", "negotiation", "if"]
+            known = ["command", "doc", "data", "returns", "allow-oob", "negotiation", "if", "changes"]
             let returns = try json["returns"].map { (value) throws(SchemaError) in
                 try parseType(value, "\(place) (\(name)) returns")
+            }
+            var changes: ChangedState?
+            if let value = json["changes"] {
+                guard let parsed = value.stringValue.flatMap(ChangedState.init(rawValue:)) else {
+                    let allowed = ChangedState.allCases.map { "'\($0.rawValue)'" }.joined(separator: " or ")
+                    throw SchemaError("\(place) (\(name)): \"changes\" is \(allowed), not \(value)")
+                }
+                changes = parsed
             }
             kind = .command(
                 Command(
@@ -263,7 +292,7 @@ private struct Definition {
                     returns: returns, doc: doc,
                     allowOOB: json["allow-oob"]?.boolValue ?? false,
                     negotiation: json["negotiation"]?.boolValue ?? false,
-                    condition: json["if"]?.stringValue))
+                    condition: json["if"]?.stringValue, changes: changes))
         } else if let name = json["event"]?.stringValue {
             self.name = name
             known = ["event", "doc", "data"]

@@ -22,6 +22,14 @@ extension Schema {
                 if command.negotiation { notes.append("accepted during capabilities negotiation") }
                 if command.isReadOnly { notes.append("allowed on read-only connections") }
                 if let condition = command.condition { notes.append("exists only with `--\(condition)`") }
+                switch command.changes {
+                case .subsystem?:
+                    notes.append(
+                        "changes the channel subsystem: recorded for replay with `--state-dir` on the model (API/resume.md)"
+                    )
+                case .guests?: notes.append("changes guests: recorded for replay with `--state-dir` (API/resume.md)")
+                case nil: break
+                }
                 if !notes.isEmpty { out += "_" + notes.joined(separator: "; ") + "._\n\n" }
                 out += membersTable("Arguments", command.arguments)
                 out += "Returns: " + (command.returns.map { "`\($0)`" } ?? "`{}`") + "\n\n"

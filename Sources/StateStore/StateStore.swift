@@ -9,6 +9,7 @@ import NIOCore
 import NIOPosix
 import PathEvents
 import QMPCommands
+import QMPSchema
 import QMPWire
 import SQLiteFiles
 import SQLiteNIO
@@ -25,10 +26,10 @@ package struct StateStoreError: Error, CustomStringConvertible, Sendable {
 /// What cssd owns, kept in SQLite (WAL, `synchronous=FULL`) in `DIR/state.sqlite`
 /// (`--state-dir DIR`) so that it survives a crash (SIGKILL) and a restart (API/resume.md).
 ///
-/// The design is a snapshot plus a log of the commands made since (vary-path,
-/// configure-chpid, inject-path-fault, reset-channel-path, modify-subchannel, store-crw and
-/// the guest commands; with linux-sysfs only the guest commands: the host is the truth), each
-/// with the clock it ran under, plus the journal of published changes (`journal`, the newest
+/// The design is a snapshot plus a log of the commands made since (those the schema marks
+/// `"changes"`: `subsystem` ones with the model only, since a real host is the truth, and
+/// `guests` ones on every backend: `recordedCommands(backend:)`), each with the clock it ran
+/// under, plus the journal of published changes (`journal`, the newest
 /// `--event-journal N`). On start the snapshot (the model's runtime state, the guests, the
 /// last sequence) is loaded, the journal up to it is read back, and the log's tail is replayed,
 /// in order, through the same handlers on the pure model of the same topology (which numbers
@@ -61,8 +62,10 @@ package final class StateStore: DurableLog, @unchecked Sendable {
     package let created: Bool
     /// The last sequence number recorded before this start.
     package let storedLastSequence: UInt64
-    /// The commands a successful call of which is recorded.
+    /// The commands a successful call of which is recorded (`recordedCommands(backend:)`).
     package let recorded: Set<String>
+    /// The backend whose state this is.
+    package let backend: BackendKind
     /// Called (on the committing thread) after a commit: held events may go.
     package var onDurable: (@Sendable () -> Void)?
     /// Most changes kept in the `journal` table (`--event-journal N`; 0 keeps none).
@@ -129,24 +132,32 @@ package final class StateStore: DurableLog, @unchecked Sendable {
     /// Held by the one committing thread.
     private let commitLock = NIOLock()
 
-    /// Commands that change the model backend's state.
-    package static let modelCommands: Set<String> = [
-        "vary-path", "configure-chpid", "inject-path-fault", "reset-channel-path", "modify-subchannel", "store-crw",
-    ]
-    /// Commands that change guests, attachments and strategies (owned by cssd on any backend).
-    package static let guestCommands: Set<String> = [
-        "attach-passthrough", "detach-passthrough", "set-path-event-strategy", "guest-store-crw",
-    ]
+    /// Whether a store of `backend`'s state records commands that change `state`: guests are
+    /// cssd's own on every backend; the channel subsystem only with the model (a real host
+    /// keeps its own and is the truth).
+    package static func records(_ state: ChangedState, backend: BackendKind) -> Bool {
+        switch state {
+        case .guests: true
+        case .subsystem: backend == .model
+        }
+    }
+
+    /// The commands recorded for `backend`: those the schema marks `"changes"` (generated from
+    /// API/*.json at build time) with a state this backend's store keeps.
+    package static func recordedCommands(backend: BackendKind) -> Set<String> {
+        Set(CommandRegistry.changedState.filter { records($0.value, backend: backend) }.keys)
+    }
 
     private init(
-        path: String, epoch: String, created: Bool, lastSequence: UInt64, recorded: Set<String>,
+        path: String, epoch: String, created: Bool, lastSequence: UInt64, backend: BackendKind,
         options: Options, file: SQLiteFile
     ) {
         self.path = path
         self.epoch = epoch
         self.created = created
         self.storedLastSequence = lastSequence
-        self.recorded = recorded
+        self.backend = backend
+        self.recorded = Self.recordedCommands(backend: backend)
         self.journalCapacity = options.journalCapacity
         self.keepsHost = options.keepsHost
         self.snapshotEvery = options.snapshotEvery
@@ -202,7 +213,7 @@ package final class StateStore: DurableLog, @unchecked Sendable {
         if existed && access(path, R_OK | W_OK) != 0 {
             throw StateStoreError("\(path) is not writable (read-only?): cssd must write its state there")
         }
-        let recorded = backend == "model" ? modelCommands.union(guestCommands) : guestCommands
+        guard let kind = BackendKind(rawValue: backend) else { throw StateStoreError("no backend '\(backend)'") }
         var meta: [String: String] = [:]
         let file: SQLiteFile
         do {
@@ -227,7 +238,7 @@ package final class StateStore: DurableLog, @unchecked Sendable {
                 }
                 let store = StateStore(
                     path: path, epoch: meta["epoch"]!, created: false, lastSequence: UInt64(meta["last_sequence"]!)!,
-                    recorded: recorded, options: options, file: file)
+                    backend: kind, options: options, file: file)
                 try store.readPositions()
                 return store
             }
@@ -243,7 +254,7 @@ package final class StateStore: DurableLog, @unchecked Sendable {
             }
             _ = try rows(connection, "COMMIT")
             return StateStore(
-                path: path, epoch: epoch, created: true, lastSequence: 0, recorded: recorded, options: options,
+                path: path, epoch: epoch, created: true, lastSequence: 0, backend: kind, options: options,
                 file: file)
         } catch let error as StateStoreError {
             file.close()
@@ -861,7 +872,7 @@ extension StateStore: PathChangeSink {
         // With the model every change comes from a recorded command, whose reply commits this
         // record with it (one fsync). With a real host, commands' changes are the host's (not
         // recorded): commit on the committer.
-        if case .command = published.cause, recorded.contains("vary-path") { return }
+        if case .command = published.cause, Self.records(.subsystem, backend: backend) { return }
         committer.submit { _ in _ = self.waitUntilDurable(token) }
     }
 

@@ -262,6 +262,8 @@ struct SchemaCommand {
     let file: String
     let doc: String
     let members: [SchemaMember]
+    /// The state a successful call changes (`"changes"`: QMPSchema's `ChangedState`), or nil.
+    let changes: String?
 }
 
 struct SchemaEnum {
@@ -305,10 +307,15 @@ struct SchemaDocument {
         }
         for definition in definitions {
             if let name = definition["command"]?.string {
+                let changes = definition["changes"]
+                guard changes == nil || ["subsystem", "guests"].contains(changes?.string ?? "") else {
+                    throw GenerationError("command \(name): \"changes\" is 'subsystem' or 'guests'")
+                }
                 commands.append(
                     SchemaCommand(
                         name: name, file: file, doc: definition["doc"]?.string ?? "",
-                        members: try Self.members(definition["data"], place: "command \(name)")))
+                        members: try Self.members(definition["data"], place: "command \(name)"),
+                        changes: changes?.string))
             } else if let name = definition["enum"]?.string {
                 guard case .array(let data)? = definition["data"] else {
                     throw GenerationError("enum \(name): no data")
@@ -354,7 +361,8 @@ struct SchemaDocument {
 ///   arguments object;
 /// - per module, `protocol <Handlers>Schema` with one static requirement per command, which
 ///   the module's handler type (the document's "handlers") must implement;
-/// - `CommandRegistry.schemaBound()`: every command bound to its decode and its method.
+/// - `CommandRegistry.schemaBound()`: every command bound to its decode and its method;
+/// - `CommandRegistry.changedState`: the commands with `"changes"`, and what they change.
 struct CommandCode {
     let documents: [SchemaDocument]
     let imports: [String]
@@ -438,7 +446,17 @@ struct CommandCode {
                 out += "        }\n"
             }
         }
-        out += "        return registry\n    }\n}\n"
+        out += "        return registry\n    }\n\n"
+        out += "    /// What a successful call changes, for every command of the schema with \"changes\": the state\n"
+        out += "    /// kept across restarts, which `--state-dir` records for replay (QMPSchema's `ChangedState`).\n"
+        out += "    package static let changedState: [String: ChangedState] = [\n"
+        for document in documents {
+            for command in document.commands {
+                guard let changes = command.changes else { continue }
+                out += "        \(literal(command.name)): .\(caseName(changes)),\n"
+            }
+        }
+        out += "    ]\n}\n"
         return out
     }
 

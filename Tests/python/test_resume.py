@@ -27,6 +27,18 @@ def vary(client, chpid, state):
     return client.call("vary-path", chpid=chpid, state=state)
 
 
+def wait_for_changes_after(client, sequence, count=20, guard=120.0):
+    """The journal's newest sequence once `count` changes were published after `sequence` (a
+    writer runs beside): an outcome to wait for, not a guess of how fast the machine varies."""
+    deadline = time.monotonic() + guard
+    while True:
+        newest = client.call("query-path-event-journal")["newest"]
+        if newest >= sequence + count:
+            return newest
+        assert time.monotonic() < deadline, f"no {count} changes after {sequence} within {guard} s: {newest}"
+        time.sleep(0.05)
+
+
 def data_without_subscription(event):
     data = dict(event["data"])
     data.pop("subscription")
@@ -86,11 +98,12 @@ def test_resume_while_a_writer_keeps_varying_no_gap_no_duplicate(servers):
     seen = first.events(50)
     position = seen[-1]["data"]
     first.close()  # the subscriber goes away while the writer goes on
-    time.sleep(0.3)
+    control = Client(server.sock)
+    wait_for_changes_after(control, position["sequence"])  # changes it missed
     second = Client(server.sock)
     sid = second.call("subscribe-path-events",
                       since={"epoch": position["epoch"], "sequence": position["sequence"]})["subscription"]
-    time.sleep(0.3)
+    wait_for_changes_after(control, control.call("query-path-event-journal")["newest"])  # and live ones
     stop.set()
     thread.join()
     assert not failures, failures
@@ -302,6 +315,36 @@ def test_guests_attachments_and_faults_survive_a_restart(short_tmp):
         server.stop()
 
 
+def test_guest_store_subchannel_survives_sigkill(short_tmp):
+    """A guest's STSCH changes the guest (its device's view and counters: API/vfio.json marks it
+    "changes": "guests"), so it is recorded: SIGKILL right after its reply loses nothing."""
+    state = os.path.join(short_tmp, "state")
+    server = start(short_tmp, "--state-dir", state)
+    try:
+        c = Client(server.sock)
+        name = c.call("query-guests")[0]["name"]
+        page = c.call("query-guest-subchannels", guest=name)["subchannels"]
+        device = next(s for s in page if s["kind"] == "passthrough" and "0.40" in s["host-chpids"])
+
+        def guest_view():
+            return c.call("query-guest-subchannels", guest=name), c.call("query-path-event-stats", guest=name)
+
+        vary(c, "0.40", "offline")  # the host changed under the guest, which has not looked yet
+        unseen = guest_view()
+        c.call("guest-store-subchannel", guest=name, subchannel=device["subchannel"])
+        seen = guest_view()
+        assert seen != unseen
+        [stats] = seen[1]
+        assert stats["guest-stsch"] == 1
+        os.killpg(server.proc.pid, signal.SIGKILL)
+        server.proc.wait()
+        server = start(short_tmp, "--state-dir", state)
+        c = Client(server.sock)
+        assert guest_view() == seen
+    finally:
+        server.stop()
+
+
 def refused(workdir, *args):
     argv = [oracle.cssd_binary(), "--qmp", f"unix:{workdir}/r.sock", *args]
     result = subprocess.run(argv, capture_output=True, text=True, timeout=30)
@@ -383,17 +426,19 @@ def test_client_resume_file_survives_a_restart_of_either_side(short_tmp, client)
     position_file = os.path.join(short_tmp, "position.json")
     server = start(short_tmp, "--state-dir", state)
     try:
+        # The idle timeout is what marks a change complete (and ends the client): 3 s without an
+        # event, far longer than the varies sent right after the client subscribed take.
         def watch():
             if client == "cssctl":
                 argv = [cssctl_binary(), "events", "--socket", f"unix:{server.sock}", "--resume", position_file,
-                        "--timeout", "1.5"]
+                        "--timeout", "3"]
             else:
                 argv = [__import__("sys").executable, str(PATH_EVENTS), "-s", server.sock, "--resume", position_file,
-                        "--timeout", "1.5"]
+                        "--timeout", "3"]
             return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
         def lines(p):
-            out, err = p.communicate(timeout=30)
+            out, err = p.communicate(timeout=120)
             assert p.returncode == 0, err
             return out.splitlines()
 
@@ -404,7 +449,9 @@ def test_client_resume_file_survives_a_restart_of_either_side(short_tmp, client)
         c = Client(server.sock)
         epoch = c.call("query-path-event-journal")["epoch"]
         p = watch()
-        time.sleep(0.7)  # subscribed (an absent file: from now on)
+        # Subscribed (an absent file: from now on); a Python client takes seconds to start on a
+        # loaded machine, so wait for its word, not for a guess.
+        assert p.stderr.readline().startswith("subscribed: ")
         for state_ in ("offline", "online", "offline"):
             vary(c, "0.40", state_)
         assert len(lines(p)) == 3

@@ -290,11 +290,11 @@ def test_a_slow_write_blocks_only_its_own_connection(start, short_tmp):
     os.mkfifo(configure)  # opening it for writing blocks until someone reads: a slow kernel
     writer.sock.sendall(b'{"execute":"configure-chpid","arguments":{"chpid":"0.41","state":"standby"},"id":"w"}'
                         b'{"execute":"query-version","id":"after"}')
-    time.sleep(0.3)
-    started = time.monotonic()
+    time.sleep(0.3)  # the write has begun (if not yet, the check below is merely weaker)
+    # Nobody reads the FIFO before these replies came: a loop that waited for the write would
+    # answer neither (the client's hang guard fails the call), however fast the machine.
     assert "return" in other.call_raw("query-version")
     assert other.call("query-chpids")[0]["chpid"] == "0.40"
-    assert time.monotonic() - started < 1.0, "another connection waited for the write"
     got = []
     reader = threading.Thread(target=lambda: got.append(open(configure).read()), daemon=True)
     reader.start()  # the "kernel" takes the write now
