@@ -113,15 +113,64 @@ package final class StateStore: DurableLog, @unchecked Sendable {
 
     /// The snapshot read at start: commands up to `through` are in it.
     private var snapshotThrough: UInt64 = 0
-    /// The `journal` table's rows, oldest first: `journalRows[journalStart...]` are held, the
-    /// ones before `journalDeleted...` wait for their batched delete (touched under `commitLock`).
-    private var journalRows: [(sequence: UInt64, affected: Int)] = []
-    private var journalStart = 0
-    private var journalAffected = 0
-    /// Rows forgotten but not yet deleted, and the newest of them.
-    private var journalUndeleted = 0
-    private var journalUndeletedAffected = 0
-    private var journalDeleteThrough: UInt64 = 0
+    /// The `journal` table as committed (touched under `commitLock`). A commit works on a
+    /// copy and keeps it only once its transaction committed: a commit that fails (a full
+    /// disk) and is retried with the same records counts each of them once.
+    private var journalTable = JournalTable()
+
+    /// What the `journal` table holds, oldest first, and what its trim has still to delete.
+    struct JournalTable {
+        /// `rows[start...]` are held; the ones before wait for their batched delete.
+        private(set) var rows: [(sequence: UInt64, affected: Int)] = []
+        private(set) var start = 0
+        /// Affected subchannels over the held rows.
+        private(set) var affected = 0
+        /// Rows forgotten but not yet deleted, and the newest of them.
+        private(set) var undeleted = 0
+        private(set) var undeletedAffected = 0
+        private(set) var deleteThrough: UInt64 = 0
+
+        /// Adds a committed row. A sequence number not after the newest held is a row already
+        /// counted (`INSERT OR REPLACE` rewrote it): it is not counted again.
+        mutating func add(sequence: UInt64, affected: Int) {
+            if let newest = rows.last, sequence <= newest.sequence { return }
+            rows.append((sequence, affected))
+            self.affected += affected
+        }
+
+        /// Forgets the oldest rows beyond `capacity` changes and `budget` affected subchannels
+        /// (the newest row is always kept).
+        mutating func trim(capacity: Int, budget: Int) {
+            while rows.count - start > capacity || (affected > budget && rows.count - start > 1) {
+                let row = rows[start]
+                start += 1
+                affected -= row.affected
+                undeleted += 1
+                undeletedAffected += row.affected
+                deleteThrough = row.sequence
+            }
+        }
+
+        /// The sequence number through which rows are to be deleted now, when the forgotten
+        /// ones make a batch (an eighth of either bound, at least 64 rows), so that a delete
+        /// is not paid per change; nil otherwise. Counted as deleted.
+        mutating func batchToDelete(capacity: Int, budget: Int) -> UInt64? {
+            guard undeleted > 0 && (undeleted >= max(capacity / 8, 64) || undeletedAffected >= budget / 8) else {
+                return nil
+            }
+            undeleted = 0
+            undeletedAffected = 0
+            return deleteThrough
+        }
+
+        /// Drops the forgotten entries once they are most of the array.
+        mutating func compact() {
+            if start > 1024 && start > rows.count / 2 {
+                rows.removeFirst(start)
+                start = 0
+            }
+        }
+    }
 
     private let pending = NIOLockedValueBox(Pending())
     /// Commits that no reply waits for (changes observed on the host).
@@ -382,9 +431,8 @@ package final class StateStore: DurableLog, @unchecked Sendable {
             .column("through_command")?.integer ?? 0
         pending.withLockedValue { $0.nextToken = UInt64(max(maxID, through, 0)) + 1 }
         for row in try Self.rows(connection, "SELECT sequence, affected FROM journal ORDER BY sequence") {
-            let affected = row.column("affected")?.integer ?? 0
-            journalRows.append((UInt64(row.column("sequence")?.integer ?? 0), affected))
-            journalAffected += affected
+            journalTable.add(
+                sequence: UInt64(row.column("sequence")?.integer ?? 0), affected: row.column("affected")?.integer ?? 0)
         }
     }
 
@@ -775,10 +823,10 @@ package final class StateStore: DurableLog, @unchecked Sendable {
                 connection, "INSERT OR REPLACE INTO journal (sequence, affected, record) VALUES " + values, binds)
             index += chunk.count
         }
-        for change in journaled {
-            journalRows.append((change.sequence, change.change.affected.count))
-            journalAffected += change.change.affected.count
-        }
+        // Kept in `journalTable` only once the transaction committed (a failed commit is
+        // retried with the same records).
+        var table = journalTable
+        for change in journaled { table.add(sequence: change.sequence, affected: change.change.affected.count) }
         if keepsHost {
             for change in published {
                 try writeHost(
@@ -811,36 +859,19 @@ package final class StateStore: DurableLog, @unchecked Sendable {
         }
         // The table keeps what the journal keeps: the newest `journalCapacity` changes, and at
         // most `PathEventJournal.defaultSubchannelBudget` affected subchannels over them (a vary
-        // of a chpid shared by 65,536 subchannels is a 1.1 MB row). Older rows go in batches (an
-        // eighth of either bound, at least 64 rows), so that a delete is not paid per change.
+        // of a chpid shared by 65,536 subchannels is a 1.1 MB row). Older rows go in batches.
         let budget = PathEventJournal.defaultSubchannelBudget
-        while journalRows.count - journalStart > journalCapacity
-            || (journalAffected > budget && journalRows.count - journalStart > 1)
-        {
-            let row = journalRows[journalStart]
-            journalStart += 1
-            journalAffected -= row.affected
-            journalUndeleted += 1
-            journalUndeletedAffected += row.affected
-            journalDeleteThrough = row.sequence
+        table.trim(capacity: journalCapacity, budget: budget)
+        if let through = table.batchToDelete(capacity: journalCapacity, budget: budget) {
+            _ = try Self.rows(connection, "DELETE FROM journal WHERE sequence <= ?", [.integer(Int(through))])
         }
-        if journalUndeleted > 0
-            && (journalUndeleted >= max(journalCapacity / 8, 64) || journalUndeletedAffected >= budget / 8)
-        {
-            _ = try Self.rows(
-                connection, "DELETE FROM journal WHERE sequence <= ?", [.integer(Int(journalDeleteThrough))])
-            journalUndeleted = 0
-            journalUndeletedAffected = 0
-        }
-        if journalStart > 1024 && journalStart > journalRows.count / 2 {
-            journalRows.removeFirst(journalStart)
-            journalStart = 0
-        }
+        table.compact()
         if let lastSequence {
             _ = try Self.rows(
                 connection, "UPDATE meta SET value = ? WHERE key = 'last_sequence'", [.text(String(lastSequence))])
         }
         _ = try Self.rows(connection, "COMMIT")
+        journalTable = table
     }
 }
 
