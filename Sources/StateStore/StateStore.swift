@@ -89,6 +89,10 @@ package final class StateStore: DurableLog, @unchecked Sendable {
 
     private let file: SQLiteFile
     private var connection: SQLiteConnection { file.connection }
+    /// Held until `close`: one cssd per state dir.
+    private let lock: StateDirLock
+    /// `close` ran (under `commitLock`): nothing touches the file any more.
+    private var closed = false
 
     private struct Record {
         /// Also the command's row id.
@@ -189,7 +193,7 @@ package final class StateStore: DurableLog, @unchecked Sendable {
 
     private init(
         path: String, epoch: String, created: Bool, lastSequence: UInt64, recorded: Set<String>,
-        options: Options, file: SQLiteFile
+        options: Options, file: SQLiteFile, lock: StateDirLock
     ) {
         self.path = path
         self.epoch = epoch
@@ -200,6 +204,7 @@ package final class StateStore: DurableLog, @unchecked Sendable {
         self.keepsHost = options.keepsHost
         self.snapshotEvery = options.snapshotEvery
         self.file = file
+        self.lock = lock
         pending.withLockedValue { $0.lastSequence = lastSequence }
         committer.start()
     }
@@ -220,14 +225,23 @@ package final class StateStore: DurableLog, @unchecked Sendable {
         }
     }
 
-    /// Opens (or creates) the state of `directory`.
+    /// Opens (or creates) the state of `directory`, and locks it for this process until
+    /// `close` (`StateDirLock`: one cssd per state dir).
+    ///
+    /// A new `state.sqlite` appears whole or not at all (`SQLiteFile.create`: built aside,
+    /// renamed into place), so that a crash or a full disk during a first start leaves nothing
+    /// to refuse. A `state.sqlite` that holds no table at all (0 bytes, or SQLite's header
+    /// alone: what an interrupted first start of an older cssd left) is taken as never
+    /// created and replaced: it holds nothing to keep, and refusing it would only make the
+    /// operator delete it by hand.
     /// - Parameters:
     ///   - fingerprint: the topology's (`fingerprint(of:backend:)`); a state dir of another one
     ///     is refused.
     ///   - backend: the backend's name; the model's state records model commands too.
-    /// - Throws: `StateStoreError` for a dir that is not a directory or is read-only, a file
-    ///   that is not a cssd state database (corrupt, or something else), another format, or
-    ///   another topology or backend. Nothing is written then.
+    /// - Throws: `StateStoreError` for a dir that is not a directory or is read-only, one that
+    ///   another cssd holds, a file that is not a cssd state database (corrupt, or something
+    ///   else), another format, or another backend or topology. Nothing is written then, and
+    ///   the lock is let go.
     package static func open(
         directory: String, fingerprint: String, backend: String, options: Options = Options()
     ) throws(StateStoreError) -> StateStore {
@@ -246,54 +260,61 @@ package final class StateStore: DurableLog, @unchecked Sendable {
             throw StateStoreError(
                 "state dir \(directory) is not writable (read-only?): cssd must write its state there")
         }
+        let lock = try StateDirLock.acquire(directory: directory)
+        do {
+            return try open(
+                directory: directory, fingerprint: fingerprint, backend: backend, options: options, lock: lock)
+        } catch {
+            lock.release()
+            throw error
+        }
+    }
+
+    private static func open(
+        directory: String, fingerprint: String, backend: String, options: Options, lock: StateDirLock
+    ) throws(StateStoreError) -> StateStore {
         let path = directory + "/state.sqlite"
-        let existed = manager.fileExists(atPath: path)
-        if existed && access(path, R_OK | W_OK) != 0 {
+        if FileManager.default.fileExists(atPath: path) && access(path, R_OK | W_OK) != 0 {
             throw StateStoreError("\(path) is not writable (read-only?): cssd must write its state there")
         }
         let recorded = backend == "model" ? modelCommands.union(guestCommands) : guestCommands
-        var meta: [String: String] = [:]
-        let file: SQLiteFile
-        do {
-            file = try SQLiteFile.open(path, existed: existed, synchronous: .full) { connection in
-                meta = try check(connection, path: path, backend: backend, fingerprint: fingerprint)
+        let topology: String? = fingerprint
+        var created = false
+        var opened = try openExisting(path, backend: backend, fingerprint: topology)
+        if opened == nil {
+            do {
+                try SQLiteFile.create(path) { connection in
+                    try createTables(connection, from: nil)
+                    for (key, value) in [
+                        ("format", format), ("backend", backend), ("fingerprint", fingerprint),
+                        ("epoch", ServerState.newEpoch()), ("last_sequence", "0"),
+                    ] {
+                        _ = try rows(
+                            connection, "INSERT INTO meta (key, value) VALUES (?, ?)", [.text(key), .text(value)])
+                    }
+                }
+            } catch let error as SQLiteFileError {
+                throw StateStoreError(error.description)
+            } catch {
+                throw StateStoreError("cannot create \(path): \(error)")
             }
-        } catch let error as StateStoreError {
-            throw error
-        } catch let error as SQLiteFileError {
-            throw StateStoreError(error.description)
-        } catch {
-            throw StateStoreError("cannot use \(path): \(error)")
+            created = true
+            opened = try openExisting(path, backend: backend, fingerprint: topology)
         }
+        guard let (file, meta) = opened else { throw StateStoreError("\(path) vanished while it was created") }
         let connection = file.connection
         do {
-            if existed {
-                if meta["format"] != format {
-                    _ = try rows(connection, "BEGIN")
-                    try createTables(connection, from: meta["format"]!)
-                    _ = try rows(connection, "UPDATE meta SET value = ? WHERE key = 'format'", [.text(format)])
-                    _ = try rows(connection, "COMMIT")
-                }
-                let store = StateStore(
-                    path: path, epoch: meta["epoch"]!, created: false, lastSequence: UInt64(meta["last_sequence"]!)!,
-                    recorded: recorded, options: options, file: file)
-                try store.readPositions()
-                return store
+            if meta["format"] != format {
+                _ = try rows(connection, "BEGIN")
+                try createTables(connection, from: meta["format"]!)
+                _ = try rows(connection, "UPDATE meta SET value = ? WHERE key = 'format'", [.text(format)])
+                _ = try rows(connection, "COMMIT")
             }
-            let epoch = ServerState.newEpoch()
-            _ = try rows(connection, "BEGIN")
-            _ = try rows(connection, "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-            try createTables(connection, from: nil)
-            for (key, value) in [
-                ("format", format), ("backend", backend), ("fingerprint", fingerprint), ("epoch", epoch),
-                ("last_sequence", "0"),
-            ] {
-                _ = try rows(connection, "INSERT INTO meta (key, value) VALUES (?, ?)", [.text(key), .text(value)])
-            }
-            _ = try rows(connection, "COMMIT")
-            return StateStore(
-                path: path, epoch: epoch, created: true, lastSequence: 0, recorded: recorded, options: options,
-                file: file)
+            let store = StateStore(
+                path: path, epoch: meta["epoch"]!, created: created, lastSequence: UInt64(meta["last_sequence"]!)!,
+                recorded: recorded, options: options, file: file, lock: lock)
+            try store.readPositions()
+            return store
         } catch let error as StateStoreError {
             file.close()
             throw error
@@ -303,20 +324,50 @@ package final class StateStore: DurableLog, @unchecked Sendable {
         }
     }
 
-    /// Refuses a file that is not a state database of this backend and topology, or whose
-    /// snapshot does not check (read-only connection); its `meta` table when it is one.
-    private static func check(_ connection: SQLiteConnection, path: String, backend: String, fingerprint: String)
+    /// `path` checked (read-only) and opened for writing with its `meta`; nil when there is no
+    /// file, or one that was never created (no table at all).
+    private static func openExisting(_ path: String, backend: String, fingerprint: String?)
+        throws(StateStoreError) -> (SQLiteFile, [String: String])?
+    {
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        var meta: [String: String] = [:]
+        do {
+            let file = try SQLiteFile.open(path, existed: true, synchronous: .full) { connection in
+                meta = try check(connection, path: path, backend: backend, fingerprint: fingerprint)
+            }
+            return (file, meta)
+        } catch is NeverCreated {
+            return nil
+        } catch let error as StateStoreError {
+            throw error
+        } catch let error as SQLiteFileError {
+            throw StateStoreError(error.description)
+        } catch {
+            throw StateStoreError("cannot use \(path): \(error)")
+        }
+    }
+
+    /// A database with no table at all: an interrupted first start's (see `open`).
+    private struct NeverCreated: Error {}
+
+    /// Refuses a file that is not a state database of this backend and topology (nil: any
+    /// topology), or whose snapshot does not check (read-only connection); its `meta` table
+    /// when it is one. Throws `NeverCreated` for a database with no table at all.
+    private static func check(_ connection: SQLiteConnection, path: String, backend: String, fingerprint: String?)
         throws -> [String: String]
     {
         let check: [SQLiteRow]
+        let tables: Int
         do {
             check = try rows(connection, "PRAGMA quick_check")
+            tables = try rows(connection, "SELECT count(*) AS n FROM sqlite_master").first?.column("n")?.integer ?? 0
         } catch {
             throw StateStoreError("\(path) is not a cssd state database (corrupt or another file): \(error)")
         }
         guard check.first?.column("quick_check")?.string == "ok" else {
             throw StateStoreError("\(path) is corrupt (SQLite quick_check: \(check.first?.description ?? "?"))")
         }
+        guard tables > 0 else { throw NeverCreated() }
         var meta: [String: String] = [:]
         do {
             for row in try rows(connection, "SELECT key, value FROM meta") {
@@ -333,7 +384,7 @@ package final class StateStore: DurableLog, @unchecked Sendable {
                 "\(path) was written by the \(meta["backend"] ?? "?") backend, not \(backend): "
                     + "use another state dir")
         }
-        guard meta["fingerprint"] == fingerprint else {
+        guard fingerprint == nil || meta["fingerprint"] == fingerprint else {
             throw StateStoreError(
                 "\(path) was written for another topology (fingerprint \(meta["fingerprint"] ?? "?"), "
                     + "this one is \(fingerprint)): use the topology it was written for, or another state dir")
@@ -348,6 +399,7 @@ package final class StateStore: DurableLog, @unchecked Sendable {
     /// The tables of this format; `from` an older one, those it lacks.
     private static func createTables(_ connection: SQLiteConnection, from older: String?) throws {
         if older == nil {
+            _ = try rows(connection, "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             _ = try rows(
                 connection,
                 "CREATE TABLE commands (id INTEGER PRIMARY KEY, request TEXT NOT NULL, seconds INTEGER NOT NULL, "
@@ -701,10 +753,19 @@ package final class StateStore: DurableLog, @unchecked Sendable {
     }
 
     /// Writes a snapshot now (a clean stop), after every pending record, if commands were
-    /// recorded since the last one. Call when nothing runs on the event loop any more.
+    /// recorded since the last one. Call where `capture` may run: on the event loop's thread
+    /// or when nothing runs on the loop any more (`appendSnapshot` then `waitUntilDurable`
+    /// does the same in two steps, the first on the loop).
     package func snapshotNow() {
-        guard let capture else { return }
-        let token: UInt64? = pending.withLockedValue { state in
+        if let token = appendSnapshot() { _ = waitUntilDurable(token) }
+    }
+
+    /// Appends a snapshot of the state now, after every pending record, if commands were
+    /// recorded since the last one (call on the event loop: it runs `capture`).
+    /// - Returns: the token to make it durable (`waitUntilDurable`), nil when none is due.
+    package func appendSnapshot() -> UInt64? {
+        guard let capture else { return nil }
+        return pending.withLockedValue { state in
             guard state.commandsSinceSnapshot > 0 else { return nil }
             state.commandsSinceSnapshot = 0
             let token = state.nextToken
@@ -715,13 +776,34 @@ package final class StateStore: DurableLog, @unchecked Sendable {
                     snapshot: (token - 1, capture())))
             return token
         }
-        if let token { _ = waitUntilDurable(token) }
     }
 
-    /// Closes the database (the last commit is already on disk).
-    package func close() {
+    /// Closes the store at the end of a stop: the commits still queued for observed changes
+    /// run, the write-ahead log is checkpointed into `state.sqlite` and truncated (so that the
+    /// file alone is the whole state), the connection is closed and the state dir's lock let
+    /// go. Call once no command is taken any more and before the event loop stops (a commit
+    /// wakes the loop's subscribers through `onDurable`). Later commits fail; idempotent.
+    /// - Returns: why the checkpoint failed (the state is whole all the same: it is in the
+    ///   write-ahead log, which the next start reads), nil when it did not.
+    @discardableResult
+    package func close() -> String? {
         try? committer.syncShutdownGracefully()
-        file.close()
+        return commitLock.withLock {
+            guard !closed else { return nil }
+            closed = true
+            var failure: String?
+            do {
+                let result = try Self.rows(connection, "PRAGMA wal_checkpoint(TRUNCATE)")
+                if let busy = result.first?.column("busy")?.integer, busy != 0 {
+                    failure = "the checkpoint was blocked by another reader of \(path)"
+                }
+            } catch {
+                failure = "\(error)"
+            }
+            file.close()
+            lock.release()
+            return failure
+        }
     }
 
     // MARK: DurableLog
@@ -766,6 +848,9 @@ package final class StateStore: DurableLog, @unchecked Sendable {
                 state.committed >= token ? [] : state.records
             }
             guard !batch.isEmpty else { return .success(()) }
+            guard !closed else {
+                return .failure(.io(path: path, operation: "commit", errno: 0, message: "the state store is closed"))
+            }
             let last = batch.compactMap(\.sequences?.upperBound).max()
             do {
                 try commit(batch, lastSequence: last)

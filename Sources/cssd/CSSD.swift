@@ -324,6 +324,8 @@ struct CSSD: AsyncParsableCommand {
             maxClients: maxClients, maxHandshakes: maxTLSHandshakes,
             handshakeTimeout: .milliseconds(Int64(tlsHandshakeTimeout)))
         var store: StateStore?
+        // However run() ends: the store is closed and the state dir's lock let go with it.
+        defer { store?.close() }
         var journal: PathEventJournal?
         var snapshot: StateStore.LoadedSnapshot?
         let loadStarted = ContinuousClock.now

@@ -1,0 +1,186 @@
+"""The state dir as an operator meets it (API/resume.md, "--state-dir"): an interrupted first
+start (SIGKILL, a full disk) leaves either nothing or a valid store, and one daemon holds it at
+a time."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import sqlite3
+import subprocess
+import time
+
+import pytest
+
+import oracle
+from test_path_events import Client
+from test_resume import vary
+
+
+def start(workdir, *args):
+    return oracle.cssd_server(workdir, extra_args=list(args)).start()
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
+def run_to_exit(workdir, *args, timeout=60):
+    """cssd with `args` on a socket of its own; (exit status, stderr) once it exits by itself.
+    One that keeps serving instead is stopped, and the status is None."""
+    sock = os.path.join(workdir, f"other-{time.monotonic_ns()}.sock")
+    proc = subprocess.Popen([oracle.cssd_binary(), "--qmp", f"unix:{sock}", *args], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline and not os.path.exists(sock):
+        time.sleep(0.02)
+    if proc.poll() is None and os.path.exists(sock):
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=timeout)
+        return None, err
+    _, err = proc.communicate(timeout=max(1, deadline - time.monotonic()))
+    return proc.returncode, err
+
+
+# --- An interrupted first start is not a broken state dir ----------------------------------
+
+def started_fresh(workdir, state):
+    server = start(workdir, "--state-dir", state)
+    try:
+        assert "state dir created" in server.log_tail()
+        c = Client(server.sock)
+        vary(c, "0.40", "offline")
+        epoch = c.call("query-path-event-journal")["epoch"]
+    finally:
+        assert server.stop() == 0
+    server = start(workdir, "--state-dir", state)
+    try:
+        assert "state restored" in server.log_tail()
+        assert Client(server.sock).call("query-path-event-journal")["epoch"] == epoch
+    finally:
+        server.stop()
+    assert [n for n in os.listdir(state) if n.startswith("state.sqlite.")] == []
+
+
+def test_what_an_older_interrupted_first_start_left_is_taken_as_never_created(short_tmp):
+    # 0 bytes: killed before SQLite wrote anything.
+    empty = os.path.join(short_tmp, "empty")
+    os.mkdir(empty)
+    open(os.path.join(empty, "state.sqlite"), "wb").close()
+    started_fresh(short_tmp, empty)
+    # A database with WAL set and no table yet: killed before the first transaction committed.
+    header = os.path.join(short_tmp, "header")
+    os.mkdir(header)
+    connection = sqlite3.connect(os.path.join(header, "state.sqlite"))
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.close()
+    assert os.path.getsize(os.path.join(header, "state.sqlite")) > 0
+    started_fresh(short_tmp, header)
+    # The store being built when this version was killed.
+    building = os.path.join(short_tmp, "building")
+    os.mkdir(building)
+    with open(os.path.join(building, "state.sqlite.new"), "wb") as f:
+        f.write(b"SQLite format 3\x00" + b"\x00" * 100)
+    started_fresh(short_tmp, building)
+
+
+def test_a_database_with_tables_of_its_own_is_still_refused(short_tmp):
+    state = os.path.join(short_tmp, "state")
+    os.mkdir(state)
+    connection = sqlite3.connect(os.path.join(state, "state.sqlite"))
+    connection.execute("CREATE TABLE mine (x)")
+    connection.execute("INSERT INTO mine VALUES (1)")
+    connection.commit()
+    connection.close()
+    status, err = run_to_exit(short_tmp, "--state-dir", state)
+    assert status == 1 and "not a cssd state database" in err, err
+
+
+def test_sigkill_at_random_moments_of_a_first_start_leaves_nothing_or_a_valid_store(short_tmp):
+    rng = random.Random(20)
+    # How long a first start takes here (until it listens), to spread the kills over it.
+    began = time.monotonic()
+    probe = start(short_tmp, "--state-dir", os.path.join(short_tmp, "probe"))
+    took = time.monotonic() - began
+    assert probe.stop() == 0
+    outcomes = {"nothing": 0, "store": 0}
+    for round_ in range(12):
+        state = os.path.join(short_tmp, f"s{round_}")
+        sock = os.path.join(short_tmp, f"k{round_}.sock")
+        proc = subprocess.Popen([oracle.cssd_binary(), "--qmp", f"unix:{sock}", "--state-dir", state],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+        time.sleep(rng.uniform(0, took))
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        outcomes["store" if os.path.exists(os.path.join(state, "state.sqlite")) else "nothing"] += 1
+        server = start(short_tmp, "--state-dir", state)
+        try:
+            log = server.log_tail()
+            assert "state dir created" in log or "state restored" in log, log
+            vary(Client(server.sock), "0.40", "offline")
+        finally:
+            assert server.stop() == 0
+    print("after SIGKILL:", outcomes)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a small tmpfs (root)")
+def test_a_full_disk_at_the_first_start_leaves_nothing_and_the_next_start_works(short_tmp):
+    disk = os.path.join(short_tmp, "disk")
+    os.mkdir(disk)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", disk], check=True)
+    try:
+        state = os.path.join(disk, "state")
+        os.mkdir(state)
+        filler = os.path.join(disk, "filler")
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            while os.write(fd, b"\0" * 4096) > 0:
+                pass
+        except OSError:
+            pass  # ENOSPC: full
+        finally:
+            os.close(fd)
+        status, err = run_to_exit(short_tmp, "--state-dir", state)
+        assert status == 1 and "refusing to start" in err, err
+        assert os.listdir(state) == [], os.listdir(state)
+        os.remove(filler)
+        started_fresh(short_tmp, state)
+    finally:
+        subprocess.run(["umount", disk], check=True)
+
+
+# --- One daemon per state dir --------------------------------------------------------------
+
+def test_a_second_daemon_on_the_same_state_dir_is_refused_and_names_the_holder(short_tmp):
+    state = os.path.join(short_tmp, "state")
+    first = start(short_tmp, "--state-dir", state)
+    try:
+        c = Client(first.sock)
+        epoch = c.call("query-path-event-journal")["epoch"]
+        status, err = run_to_exit(short_tmp, "--state-dir", state)
+        assert status == 1, err
+        assert "refusing to start" in err and f"pid {first.proc.pid}" in err, err
+        assert os.path.join(state, "lock") in err, err
+        # The holder serves on, its changes durable as before.
+        vary(c, "0.40", "offline")
+        assert c.call("query-path-event-journal")["newest"] == 1
+        # Killed, it leaves its lock file behind, and the lock goes with the process.
+        os.killpg(first.proc.pid, signal.SIGKILL)
+        first.proc.wait()
+        second = start(short_tmp, "--state-dir", state)
+        try:
+            journal = Client(second.sock).call("query-path-event-journal")
+            assert (journal["epoch"], journal["newest"]) == (epoch, 1)
+            with open(os.path.join(state, "lock")) as f:
+                assert f.read().split() == [str(second.proc.pid)]
+        finally:
+            assert second.stop() == 0
+        assert not os.path.exists(os.path.join(state, "lock"))
+    finally:
+        first.stop()
