@@ -324,7 +324,8 @@ struct CSSD: AsyncParsableCommand {
             maxClients: maxClients, maxHandshakes: maxTLSHandshakes,
             handshakeTimeout: .milliseconds(Int64(tlsHandshakeTimeout)))
         var store: StateStore?
-        // However run() ends: the store is closed and the state dir's lock let go with it.
+        // However run() ends: the state dir's lock goes with the store (a clean stop closes it
+        // earlier, in the stop's own order: below).
         defer { store?.close() }
         var journal: PathEventJournal?
         var snapshot: StateStore.LoadedSnapshot?
@@ -492,9 +493,21 @@ struct CSSD: AsyncParsableCommand {
         notifier?.start()
         defer { notifier?.stop() }
         server.notifier.notify("READY=1\nSTATUS=serving \(listeners.count) listener(s)")
-        await server.serve()
-        // A clean stop: the state as a snapshot, so that the next start replays nothing.
-        store?.snapshotNow()
+        // A clean stop, once no command is taken any more and before the event loop stops:
+        // the state as a snapshot (read on the loop), so that the next start replays nothing,
+        // then the store closed (checkpointed: state.sqlite alone is the whole state).
+        let stopping = store
+        await server.serve {
+            guard let stopping else { return }
+            if let token = try? await server.eventLoop.submit({ stopping.appendSnapshot() }).get() {
+                if case .failure(let error) = stopping.waitUntilDurable(token) {
+                    logger.error("state dir: the snapshot at the stop failed: \(error)")
+                }
+            }
+            if let failure = stopping.close() {
+                logger.warning("state dir: closed without a checkpoint (the next start reads the log): \(failure)")
+            }
+        }
     }
 }
 

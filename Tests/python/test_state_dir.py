@@ -1,6 +1,6 @@
 """The state dir as an operator meets it (API/resume.md, "--state-dir"): an interrupted first
-start (SIGKILL, a full disk) leaves either nothing or a valid store, and one daemon holds it at
-a time."""
+start (SIGKILL, a full disk) leaves either nothing or a valid store, one daemon holds it at a
+time, and a clean stop leaves one complete, closed file."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 
 import oracle
 from test_path_events import Client
-from test_resume import vary
+from test_resume import vary, visible_state
 
 
 def start(workdir, *args):
@@ -184,3 +184,37 @@ def test_a_second_daemon_on_the_same_state_dir_is_refused_and_names_the_holder(s
         assert not os.path.exists(os.path.join(state, "lock"))
     finally:
         first.stop()
+
+
+# --- A clean stop leaves a complete, closed store ------------------------------------------
+
+@pytest.mark.parametrize("snapshot_every", ["100000", "0"])
+def test_a_clean_stop_leaves_one_complete_closed_file(short_tmp, snapshot_every):
+    state = os.path.join(short_tmp, "state")
+    args = ["--state-dir", state, "--state-snapshot-every", snapshot_every]
+    server = start(short_tmp, *args)
+    try:
+        c = Client(server.sock)
+        name = c.call("query-guests")[0]["name"]
+        c.call("set-path-event-strategy", guest=name, strategy="per-device")
+        for n in range(40):
+            vary(c, f"0.4{n % 4}", "offline" if (n // 4) % 2 == 0 else "online")
+        c.call("inject-path-fault", chpid="0.44", fault="permanent-error")
+        before = visible_state(c)
+    finally:
+        assert server.stop() == 0
+    log = server.log_tail(200_000)
+    assert "forced crash" not in log and "will be upgraded" not in log, log
+    wal = os.path.join(state, "state.sqlite-wal")
+    assert not os.path.exists(wal) or os.path.getsize(wal) == 0
+    assert not os.path.exists(os.path.join(state, "lock"))
+    # state.sqlite alone is the whole state.
+    copy = os.path.join(short_tmp, "copy")
+    os.mkdir(copy)
+    shutil.copy(os.path.join(state, "state.sqlite"), copy)
+    server = start(short_tmp, "--state-dir", copy, "--state-snapshot-every", snapshot_every)
+    try:
+        assert "state restored" in server.log_tail()
+        assert visible_state(Client(server.sock)) == before
+    finally:
+        assert server.stop() == 0
