@@ -235,13 +235,15 @@ package final class StateStore: DurableLog, @unchecked Sendable {
     /// created and replaced: it holds nothing to keep, and refusing it would only make the
     /// operator delete it by hand.
     /// - Parameters:
-    ///   - fingerprint: the topology's (`fingerprint(of:backend:)`); a state dir of another one
-    ///     is refused.
+    ///   - fingerprint: the topology's (`fingerprint(of:backend:)`); with the model backend a
+    ///     state dir of another one is refused. A host (`options.keepsHost`) is not compared:
+    ///     its devices come and go, and what changed is published at start instead
+    ///     (`recordedHost`, `recordHostLayout`).
     ///   - backend: the backend's name; the model's state records model commands too.
     /// - Throws: `StateStoreError` for a dir that is not a directory or is read-only, one that
     ///   another cssd holds, a file that is not a cssd state database (corrupt, or something
-    ///   else), another format, or another backend or topology. Nothing is written then, and
-    ///   the lock is let go.
+    ///   else), another format, or another backend or (model) topology. Nothing is written
+    ///   then, and the lock is let go.
     package static func open(
         directory: String, fingerprint: String, backend: String, options: Options = Options()
     ) throws(StateStoreError) -> StateStore {
@@ -278,7 +280,7 @@ package final class StateStore: DurableLog, @unchecked Sendable {
             throw StateStoreError("\(path) is not writable (read-only?): cssd must write its state there")
         }
         let recorded = backend == "model" ? modelCommands.union(guestCommands) : guestCommands
-        let topology: String? = fingerprint
+        let topology = options.keepsHost ? nil : fingerprint
         var created = false
         var opened = try openExisting(path, backend: backend, fingerprint: topology)
         if opened == nil {
@@ -642,6 +644,69 @@ package final class StateStore: DurableLog, @unchecked Sendable {
                 _ = try Self.rows(connection, "BEGIN")
                 try writeHost(paths: host.channelPaths, masks: host.subchannels.map { ($0.id, $0.schib.pmcw) })
                 _ = try Self.rows(connection, "COMMIT")
+            }
+        } catch {
+            _ = try? Self.rows(connection, "ROLLBACK")
+            throw StateStoreError("cannot write \(path): \(error)")
+        }
+    }
+
+    /// How the host's devices differ from the ones last recorded (`recordHostLayout`).
+    package struct HostLayoutChange: Sendable, Equatable {
+        package var subchannelsAdded = 0
+        package var subchannelsRemoved = 0
+        package var channelPathsAdded = 0
+        package var channelPathsRemoved = 0
+
+        package var isEmpty: Bool { self == HostLayoutChange() }
+    }
+
+    /// Makes the recorded host's devices those of `host` (linux-sysfs, at start, after the
+    /// changes of `recordedHost` were published): the rows of subchannels and channel paths
+    /// that are gone are deleted, and new ones are recorded as they are now (no earlier state
+    /// of theirs was recorded: there is nothing to publish about them). The rows of the others
+    /// are left to the changes published at start, which write them once durable; so after a
+    /// crash in between those changes are published again at the next start, never lost.
+    /// One transaction; O(subchannels).
+    /// - Returns: what was added and removed since the last recorded state.
+    /// - Throws: `StateStoreError` when the tables cannot be read or written.
+    package func recordHostLayout(_ host: Subsystem) throws(StateStoreError) -> HostLayoutChange {
+        do {
+            return try commitLock.withLock {
+                let recordedPaths = Set(
+                    try Self.rows(connection, "SELECT chpid FROM host_paths").compactMap { $0.column("chpid")?.integer }
+                )
+                let recordedSubchannels = Set(
+                    try Self.rows(connection, "SELECT id FROM host_masks").compactMap { $0.column("id")?.integer })
+                let paths = host.channelPaths
+                let subchannels = host.subchannels
+                let currentPaths = Set(paths.map { Int($0.id.rawValue) })
+                let currentSubchannels = Set(subchannels.map { Int($0.id.rawValue) })
+                let addedPaths = paths.filter { !recordedPaths.contains(Int($0.id.rawValue)) }
+                let addedSubchannels = subchannels.filter { !recordedSubchannels.contains(Int($0.id.rawValue)) }
+                let removedPaths = Array(recordedPaths.subtracting(currentPaths))
+                let removedSubchannels = Array(recordedSubchannels.subtracting(currentSubchannels))
+                let change = HostLayoutChange(
+                    subchannelsAdded: addedSubchannels.count, subchannelsRemoved: removedSubchannels.count,
+                    channelPathsAdded: addedPaths.count, channelPathsRemoved: removedPaths.count)
+                guard !change.isEmpty else { return change }
+                _ = try Self.rows(connection, "BEGIN")
+                for (table, key, removed) in [
+                    ("host_paths", "chpid", removedPaths), ("host_masks", "id", removedSubchannels),
+                ] {
+                    var index = 0
+                    while index < removed.count {
+                        let chunk = removed[index..<min(index + 500, removed.count)]
+                        let marks = Array(repeating: "?", count: chunk.count).joined(separator: ", ")
+                        _ = try Self.rows(
+                            connection, "DELETE FROM \(table) WHERE \(key) IN (\(marks))",
+                            chunk.map { SQLiteData.integer($0) })
+                        index += chunk.count
+                    }
+                }
+                try writeHost(paths: addedPaths, masks: addedSubchannels.map { ($0.id, $0.schib.pmcw) })
+                _ = try Self.rows(connection, "COMMIT")
+                return change
             }
         } catch {
             _ = try? Self.rows(connection, "ROLLBACK")

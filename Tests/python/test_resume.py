@@ -474,7 +474,7 @@ def test_linux_sysfs_journal_survives_a_restart_and_changes_made_while_down_are_
             assert server.stop() == 0
         set_status(tree, "0.41", "offline")  # while cssd is down
         server = start(short_tmp, *args)
-        assert "host changed while cssd was down" in server.log_tail()
+        assert "host changed since the last recorded state" in server.log_tail()
         c = Client(server.sock)
         journal = c.call("query-path-event-journal")
         assert (journal["epoch"], journal["oldest"], journal["newest"], journal["held"]) == (epoch, 1, 3, 3)

@@ -1,6 +1,6 @@
-"""The state dir as an operator meets it (API/resume.md, "--state-dir"): an interrupted first
-start (SIGKILL, a full disk) leaves either nothing or a valid store, one daemon holds it at a
-time, and a clean stop leaves one complete, closed file."""
+"""The state dir as an operator meets it (API/resume.md, "--state-dir"): a host that changed
+does not brick it, an interrupted first start (SIGKILL, a full disk) leaves either nothing or a
+valid store, one daemon holds it at a time, and a clean stop leaves one complete, closed file."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 
 import oracle
 from test_path_events import Client
-from test_resume import vary, visible_state
+from test_resume import data_without_subscription, set_status, sysfs_tree, vary, visible_state
 
 
 def start(workdir, *args):
@@ -45,6 +45,84 @@ def run_to_exit(workdir, *args, timeout=60):
         return None, err
     _, err = proc.communicate(timeout=max(1, deadline - time.monotonic()))
     return proc.returncode, err
+
+
+# --- A changed host never bricks the state dir ---------------------------------------------
+
+def test_a_host_that_gained_and_lost_devices_keeps_its_state_dir(short_tmp):
+    tree = sysfs_tree(short_tmp)
+    css0 = os.path.join(tree, "devices", "css0")
+    aside = os.path.join(short_tmp, "aside")
+    os.mkdir(aside)
+    # 0.0.0010 is not there at the first start: it comes while cssd is down.
+    shutil.move(os.path.join(css0, "0.0.0010"), os.path.join(aside, "0.0.0010"))
+    state = os.path.join(short_tmp, "state")
+    args = ["--backend", f"linux-sysfs:{tree}", "--poll-interval", "100", "--state-dir", state]
+    server = start(short_tmp, *args)
+    try:
+        c = Client(server.sock)
+        epoch = c.call("query-path-event-journal")["epoch"]
+        subchannels = c.call("query-css")
+        c.call("subscribe-path-events", chpids=["0.40", "0.41"])
+        c.call("vary-path", chpid="0.40", state="offline")
+        [own] = c.events(1)
+        assert own["data"]["sequence"] == 1
+        # A device goes while cssd runs and follows it.
+        shutil.move(os.path.join(css0, "0.0.0007"), os.path.join(aside, "0.0.0007"))
+        wait_for(lambda: c.call("query-css") != subchannels, 20, "cssd did not follow the removed subchannel")
+        assert server.stop() == 0
+        # While cssd is down: one subchannel comes, another goes, a path goes offline.
+        shutil.move(os.path.join(aside, "0.0.0010"), os.path.join(css0, "0.0.0010"))
+        shutil.move(os.path.join(css0, "0.0.0008"), os.path.join(aside, "0.0.0008"))
+        set_status(tree, "0.41", "offline")
+        server = start(short_tmp, *args)
+        log = server.log_tail()
+        assert "refusing" not in log
+        assert "host changed since the last recorded state" in log
+        # 0.0.0007, gone while cssd ran, was recorded gone at the clean stop.
+        assert "subchannels-added=1" in log and "subchannels-removed=1" in log, log
+        c = Client(server.sock)
+        journal = c.call("query-path-event-journal")
+        # The same history: its epoch, its numbering, its journal; the path change made while
+        # down is published under the next number.
+        assert (journal["epoch"], journal["oldest"], journal["newest"]) == (epoch, 1, 2)
+        names = [s["subchannel"] for s in c.call("query-subchannels", limit=1000)["subchannels"]]
+        assert "0.0.0010" in names and "0.0.0008" not in names and "0.0.0007" not in names
+        c.call("subscribe-path-events", chpids=["0.40", "0.41"], since={"epoch": epoch, "sequence": 0})
+        replayed, down = c.events(2)
+        assert data_without_subscription(replayed) == data_without_subscription(own)
+        assert (down["data"]["chpid"], down["data"]["change"], down["data"]["sequence"]) == ("0.41", "offline", 2)
+        # The journal's history names devices that are gone: it is replayed as it was, per
+        # subchannel too.
+        both = Client(server.sock)
+        both.call("subscribe-path-events", granularity="both", since={"epoch": epoch, "sequence": 0})
+        history = []
+        both.call("query-version", events=history)
+        assert {e["data"]["sequence"] for e in history} == {1, 2}
+        assert any(e["data"].get("subchannel") == "0.0.0008" for e in history if e["data"]["sequence"] == 1)
+        assert server.stop() == 0
+        # Nothing changed since: the next start reports nothing and publishes nothing.
+        server = start(short_tmp, *args)
+        log = server.log_tail()
+        assert "host changed" not in log
+        c = Client(server.sock)
+        assert c.call("query-path-event-journal")["newest"] == 2
+    finally:
+        server.stop()
+
+
+def test_a_state_dir_of_the_model_is_refused_by_a_host_and_left_alone(short_tmp):
+    state = os.path.join(short_tmp, "state")
+    server = start(short_tmp, "--state-dir", state)
+    vary(Client(server.sock), "0.40", "offline")
+    assert server.stop() == 0
+    with open(os.path.join(state, "state.sqlite"), "rb") as f:
+        before = f.read()
+    status, err = run_to_exit(short_tmp, "--backend", f"linux-sysfs:{sysfs_tree(short_tmp)}", "--state-dir", state)
+    assert status == 1 and "written by the model backend, not linux-sysfs" in err, err
+    with open(os.path.join(state, "state.sqlite"), "rb") as f:
+        assert f.read() == before
+    assert not os.path.exists(os.path.join(state, "lock"))  # let go with the refusal
 
 
 # --- An interrupted first start is not a broken state dir ----------------------------------
