@@ -37,7 +37,9 @@ package struct StateStoreError: Error, CustomStringConvertible, Sendable {
 /// state's size plus at most `snapshotEvery` commands, not the history. With linux-sysfs the
 /// host's last recorded state (`host_paths`, `host_masks`) is kept too, so that what changed
 /// while cssd was down can be published at start. The epoch and a fingerprint of the topology
-/// sit in `meta`.
+/// (checked with the model only: a host's devices come and go) sit in `meta`. The dir is locked
+/// while the store is open (`StateDirLock`); a new store appears whole or not at all
+/// (`SQLiteFile.create`), and `close` leaves `state.sqlite` alone holding everything.
 ///
 /// Durability: the session appends a record on the event loop (`append`), and its reply waits
 /// (off the loop) in `waitUntilDurable`, which commits every record appended so far in one

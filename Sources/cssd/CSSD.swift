@@ -138,7 +138,8 @@ struct CSSD: AsyncParsableCommand {
         name: .customLong("state-dir"),
         help: """
             Keep what cssd owns (model changes, guests, attachments, the epoch, sequence and journal) \
-            in DIR/state.sqlite so it survives a crash and a restart (API/resume.md).
+            in DIR/state.sqlite so it survives a crash and a restart; one cssd per DIR, which it \
+            locks (DIR/lock; API/resume.md).
             """)
     var stateDir: String?
 
