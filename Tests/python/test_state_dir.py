@@ -204,6 +204,31 @@ def test_sigkill_at_random_moments_of_a_first_start_leaves_nothing_or_a_valid_st
             vary(Client(server.sock), "0.40", "offline")
         finally:
             assert server.stop() == 0
+    # And right when a database file appears in the dir (the moment a store being created is
+    # most likely to be half made), a few microseconds to a millisecond later.
+    for round_ in range(6):
+        state = os.path.join(short_tmp, f"a{round_}")
+        sock = os.path.join(short_tmp, f"a{round_}.sock")
+        proc = subprocess.Popen([oracle.cssd_binary(), "--qmp", f"unix:{sock}", "--state-dir", state],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                if any(name.startswith("state.sqlite") for name in os.listdir(state)):
+                    break
+            except FileNotFoundError:
+                pass
+        time.sleep(rng.uniform(0, 0.001))
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        outcomes["store" if os.path.exists(os.path.join(state, "state.sqlite")) else "nothing"] += 1
+        server = start(short_tmp, "--state-dir", state)
+        try:
+            log = server.log_tail()
+            assert "state dir created" in log or "state restored" in log, log
+        finally:
+            assert server.stop() == 0
     print("after SIGKILL:", outcomes)
 
 
