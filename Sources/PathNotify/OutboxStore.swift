@@ -82,7 +82,7 @@ package final class OutboxStore: @unchecked Sendable {
     {
         let path = directory + "/" + fileName
         let manager = FileManager.default
-        let existed = manager.fileExists(atPath: path)
+        var existed = manager.fileExists(atPath: path)
         if existed && access(path, R_OK | W_OK) != 0 {
             throw OutboxStoreError("\(path) is not writable (read-only?): cssd must keep its notification outbox there")
         }
@@ -90,10 +90,44 @@ package final class OutboxStore: @unchecked Sendable {
             throw OutboxStoreError(
                 "state dir \(directory) is not writable (read-only?): cssd must write its outbox there")
         }
-        let file: SQLiteFile
+        // A new file appears whole or not at all (SQLiteFile.create), so that a crash or a full
+        // disk at the first start with --notify leaves nothing to refuse; a file with no table
+        // at all (what an interrupted first start of an older cssd left) is taken as never
+        // created, as the state store does.
+        var file: SQLiteFile?
+        var created = false
         do {
-            file = try SQLiteFile.open(path, existed: existed, synchronous: .normal) { connection in
-                try check(connection, path: path, epoch: epoch)
+            if existed {
+                do {
+                    file = try SQLiteFile.open(path, existed: true, synchronous: .normal) { connection in
+                        // Not a database at all: `check` says so.
+                        let tables = try? rows(connection, "SELECT count(*) AS n FROM sqlite_master").first?
+                            .column("n")?.integer
+                        if tables == 0 { throw NeverCreated() }
+                        try check(connection, path: path, epoch: epoch)
+                    }
+                } catch is NeverCreated {
+                    existed = false
+                }
+            }
+            if !existed {
+                try SQLiteFile.create(path) { connection in
+                    _ = try rows(connection, "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+                    _ = try rows(
+                        connection,
+                        "CREATE TABLE notifications (id INTEGER PRIMARY KEY, sequence INTEGER NOT NULL, "
+                            + "routing_key TEXT NOT NULL, message_id TEXT NOT NULL, body BLOB NOT NULL)")
+                    for (key, value) in [
+                        ("format", format), ("epoch", epoch), ("through", String(lastSequence)), ("gaps", "[]"),
+                    ] {
+                        _ = try rows(
+                            connection, "INSERT INTO meta (key, value) VALUES (?, ?)", [.text(key), .text(value)])
+                    }
+                }
+                created = true
+                file = try SQLiteFile.open(path, existed: true, synchronous: .normal) { connection in
+                    try check(connection, path: path, epoch: epoch)
+                }
             }
         } catch let error as OutboxStoreError {
             throw error
@@ -102,25 +136,14 @@ package final class OutboxStore: @unchecked Sendable {
         } catch {
             throw OutboxStoreError("cannot use \(path): \(error)")
         }
+        guard let file else { throw OutboxStoreError("cannot use \(path): it vanished while it was opened") }
         let connection = file.connection
         do {
-            if existed {
-                let saved = try load(connection, path: path, lastSequence: lastSequence)
-                return OutboxStore(path: path, created: false, saved: saved, file: file)
+            if created {
+                return OutboxStore(path: path, created: true, saved: Saved(through: lastSequence), file: file)
             }
-            _ = try rows(connection, "BEGIN")
-            _ = try rows(connection, "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-            _ = try rows(
-                connection,
-                "CREATE TABLE notifications (id INTEGER PRIMARY KEY, sequence INTEGER NOT NULL, "
-                    + "routing_key TEXT NOT NULL, message_id TEXT NOT NULL, body BLOB NOT NULL)")
-            for (key, value) in [
-                ("format", format), ("epoch", epoch), ("through", String(lastSequence)), ("gaps", "[]"),
-            ] {
-                _ = try rows(connection, "INSERT INTO meta (key, value) VALUES (?, ?)", [.text(key), .text(value)])
-            }
-            _ = try rows(connection, "COMMIT")
-            return OutboxStore(path: path, created: true, saved: Saved(through: lastSequence), file: file)
+            let saved = try load(connection, path: path, lastSequence: lastSequence)
+            return OutboxStore(path: path, created: false, saved: saved, file: file)
         } catch let error as OutboxStoreError {
             file.close()
             throw error
@@ -129,6 +152,9 @@ package final class OutboxStore: @unchecked Sendable {
             throw OutboxStoreError("cannot use \(path): \(error)")
         }
     }
+
+    /// A database with no table at all: an interrupted first start's (see `open`).
+    private struct NeverCreated: Error {}
 
     /// Refuses a file that is not this format's outbox of `epoch` (read-only connection).
     private static func check(_ connection: SQLiteConnection, path: String, epoch: String) throws(OutboxStoreError) {

@@ -273,7 +273,11 @@ package final class QMPServer: Service, @unchecked Sendable {
     }
 
     /// Serves until `shutdown(cause:)`, `quit` or a graceful-shutdown signal.
-    package func serve() async {
+    /// - Parameter closing: runs once the stop has closed every connection and listener and
+    ///   stopped following the backend, while the event loop still runs: what commits on the
+    ///   server's behalf (the state store) writes its last state and closes there, its
+    ///   wake-ups of the loop still served. It may use `eventLoop`.
+    package func serve(closing: @Sendable () async -> Void = {}) async {
         let cause: ShutdownCause = await withGracefulShutdownHandler {
             var iterator = shutdownStream.makeAsyncIterator()
             return await iterator.next() ?? .hostSignal
@@ -290,6 +294,7 @@ package final class QMPServer: Service, @unchecked Sendable {
         await closeListeners()
         // Give flushes of SHUTDOWN a moment to complete before the loop goes away.
         try? await core.loop.scheduleTask(in: .milliseconds(50)) {}.futureResult.get()
+        await closing()
         // Not awaited: a write the kernel never completes must not hold the shutdown.
         core.threads.shutdown()
         try? await group.shutdownGracefully()

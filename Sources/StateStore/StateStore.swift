@@ -38,7 +38,9 @@ package struct StateStoreError: Error, CustomStringConvertible, Sendable {
 /// state's size plus at most `snapshotEvery` commands, not the history. With linux-sysfs the
 /// host's last recorded state (`host_paths`, `host_masks`) is kept too, so that what changed
 /// while cssd was down can be published at start. The epoch and a fingerprint of the topology
-/// sit in `meta`.
+/// (checked with the model only: a host's devices come and go) sit in `meta`. The dir is locked
+/// while the store is open (`StateDirLock`); a new store appears whole or not at all
+/// (`SQLiteFile.create`), and `close` leaves `state.sqlite` alone holding everything.
 ///
 /// Durability: the session appends a record on the event loop (`append`), and its reply waits
 /// (off the loop) in `waitUntilDurable`, which commits every record appended so far in one
@@ -92,6 +94,10 @@ package final class StateStore: DurableLog, @unchecked Sendable {
 
     private let file: SQLiteFile
     private var connection: SQLiteConnection { file.connection }
+    /// Held until `close`: one cssd per state dir.
+    private let lock: StateDirLock
+    /// `close` ran (under `commitLock`): nothing touches the file any more.
+    private var closed = false
 
     private struct Record {
         /// Also the command's row id.
@@ -116,15 +122,64 @@ package final class StateStore: DurableLog, @unchecked Sendable {
 
     /// The snapshot read at start: commands up to `through` are in it.
     private var snapshotThrough: UInt64 = 0
-    /// The `journal` table's rows, oldest first: `journalRows[journalStart...]` are held, the
-    /// ones before `journalDeleted...` wait for their batched delete (touched under `commitLock`).
-    private var journalRows: [(sequence: UInt64, affected: Int)] = []
-    private var journalStart = 0
-    private var journalAffected = 0
-    /// Rows forgotten but not yet deleted, and the newest of them.
-    private var journalUndeleted = 0
-    private var journalUndeletedAffected = 0
-    private var journalDeleteThrough: UInt64 = 0
+    /// The `journal` table as committed (touched under `commitLock`). A commit works on a
+    /// copy and keeps it only once its transaction committed: a commit that fails (a full
+    /// disk) and is retried with the same records counts each of them once.
+    private var journalTable = JournalTable()
+
+    /// What the `journal` table holds, oldest first, and what its trim has still to delete.
+    struct JournalTable {
+        /// `rows[start...]` are held; the ones before wait for their batched delete.
+        private(set) var rows: [(sequence: UInt64, affected: Int)] = []
+        private(set) var start = 0
+        /// Affected subchannels over the held rows.
+        private(set) var affected = 0
+        /// Rows forgotten but not yet deleted, and the newest of them.
+        private(set) var undeleted = 0
+        private(set) var undeletedAffected = 0
+        private(set) var deleteThrough: UInt64 = 0
+
+        /// Adds a committed row. A sequence number not after the newest held is a row already
+        /// counted (`INSERT OR REPLACE` rewrote it): it is not counted again.
+        mutating func add(sequence: UInt64, affected: Int) {
+            if let newest = rows.last, sequence <= newest.sequence { return }
+            rows.append((sequence, affected))
+            self.affected += affected
+        }
+
+        /// Forgets the oldest rows beyond `capacity` changes and `budget` affected subchannels
+        /// (the newest row is always kept).
+        mutating func trim(capacity: Int, budget: Int) {
+            while rows.count - start > capacity || (affected > budget && rows.count - start > 1) {
+                let row = rows[start]
+                start += 1
+                affected -= row.affected
+                undeleted += 1
+                undeletedAffected += row.affected
+                deleteThrough = row.sequence
+            }
+        }
+
+        /// The sequence number through which rows are to be deleted now, when the forgotten
+        /// ones make a batch (an eighth of either bound, at least 64 rows), so that a delete
+        /// is not paid per change; nil otherwise. Counted as deleted.
+        mutating func batchToDelete(capacity: Int, budget: Int) -> UInt64? {
+            guard undeleted > 0 && (undeleted >= max(capacity / 8, 64) || undeletedAffected >= budget / 8) else {
+                return nil
+            }
+            undeleted = 0
+            undeletedAffected = 0
+            return deleteThrough
+        }
+
+        /// Drops the forgotten entries once they are most of the array.
+        mutating func compact() {
+            if start > 1024 && start > rows.count / 2 {
+                rows.removeFirst(start)
+                start = 0
+            }
+        }
+    }
 
     private let pending = NIOLockedValueBox(Pending())
     /// Commits that no reply waits for (changes observed on the host).
@@ -150,7 +205,7 @@ package final class StateStore: DurableLog, @unchecked Sendable {
 
     private init(
         path: String, epoch: String, created: Bool, lastSequence: UInt64, backend: BackendKind,
-        options: Options, file: SQLiteFile
+        options: Options, file: SQLiteFile, lock: StateDirLock
     ) {
         self.path = path
         self.epoch = epoch
@@ -162,6 +217,7 @@ package final class StateStore: DurableLog, @unchecked Sendable {
         self.keepsHost = options.keepsHost
         self.snapshotEvery = options.snapshotEvery
         self.file = file
+        self.lock = lock
         pending.withLockedValue { $0.lastSequence = lastSequence }
         committer.start()
     }
@@ -182,14 +238,25 @@ package final class StateStore: DurableLog, @unchecked Sendable {
         }
     }
 
-    /// Opens (or creates) the state of `directory`.
+    /// Opens (or creates) the state of `directory`, and locks it for this process until
+    /// `close` (`StateDirLock`: one cssd per state dir).
+    ///
+    /// A new `state.sqlite` appears whole or not at all (`SQLiteFile.create`: built aside,
+    /// renamed into place), so that a crash or a full disk during a first start leaves nothing
+    /// to refuse. A `state.sqlite` that holds no table at all (0 bytes, or SQLite's header
+    /// alone: what an interrupted first start of an older cssd left) is taken as never
+    /// created and replaced: it holds nothing to keep, and refusing it would only make the
+    /// operator delete it by hand.
     /// - Parameters:
-    ///   - fingerprint: the topology's (`fingerprint(of:backend:)`); a state dir of another one
-    ///     is refused.
+    ///   - fingerprint: the topology's (`fingerprint(of:backend:)`); with the model backend a
+    ///     state dir of another one is refused. A host (`options.keepsHost`) is not compared:
+    ///     its devices come and go, and what changed is published at start instead
+    ///     (`recordedHost`, `recordHostLayout`).
     ///   - backend: the backend's name; the model's state records model commands too.
-    /// - Throws: `StateStoreError` for a dir that is not a directory or is read-only, a file
-    ///   that is not a cssd state database (corrupt, or something else), another format, or
-    ///   another topology or backend. Nothing is written then.
+    /// - Throws: `StateStoreError` for a dir that is not a directory or is read-only, one that
+    ///   another cssd holds, a file that is not a cssd state database (corrupt, or something
+    ///   else), another format, or another backend or (model) topology. Nothing is written
+    ///   then, and the lock is let go.
     package static func open(
         directory: String, fingerprint: String, backend: String, options: Options = Options()
     ) throws(StateStoreError) -> StateStore {
@@ -208,54 +275,61 @@ package final class StateStore: DurableLog, @unchecked Sendable {
             throw StateStoreError(
                 "state dir \(directory) is not writable (read-only?): cssd must write its state there")
         }
+        let lock = try StateDirLock.acquire(directory: directory)
+        do {
+            return try open(
+                directory: directory, fingerprint: fingerprint, backend: backend, options: options, lock: lock)
+        } catch {
+            lock.release()
+            throw error
+        }
+    }
+
+    private static func open(
+        directory: String, fingerprint: String, backend: String, options: Options, lock: StateDirLock
+    ) throws(StateStoreError) -> StateStore {
         let path = directory + "/state.sqlite"
-        let existed = manager.fileExists(atPath: path)
-        if existed && access(path, R_OK | W_OK) != 0 {
+        if FileManager.default.fileExists(atPath: path) && access(path, R_OK | W_OK) != 0 {
             throw StateStoreError("\(path) is not writable (read-only?): cssd must write its state there")
         }
         guard let kind = BackendKind(rawValue: backend) else { throw StateStoreError("no backend '\(backend)'") }
-        var meta: [String: String] = [:]
-        let file: SQLiteFile
-        do {
-            file = try SQLiteFile.open(path, existed: existed, synchronous: .full) { connection in
-                meta = try check(connection, path: path, backend: backend, fingerprint: fingerprint)
+        let topology = options.keepsHost ? nil : fingerprint
+        var created = false
+        var opened = try openExisting(path, backend: backend, fingerprint: topology)
+        if opened == nil {
+            do {
+                try SQLiteFile.create(path) { connection in
+                    try createTables(connection, from: nil)
+                    for (key, value) in [
+                        ("format", format), ("backend", backend), ("fingerprint", fingerprint),
+                        ("epoch", ServerState.newEpoch()), ("last_sequence", "0"),
+                    ] {
+                        _ = try rows(
+                            connection, "INSERT INTO meta (key, value) VALUES (?, ?)", [.text(key), .text(value)])
+                    }
+                }
+            } catch let error as SQLiteFileError {
+                throw StateStoreError(error.description)
+            } catch {
+                throw StateStoreError("cannot create \(path): \(error)")
             }
-        } catch let error as StateStoreError {
-            throw error
-        } catch let error as SQLiteFileError {
-            throw StateStoreError(error.description)
-        } catch {
-            throw StateStoreError("cannot use \(path): \(error)")
+            created = true
+            opened = try openExisting(path, backend: backend, fingerprint: topology)
         }
+        guard let (file, meta) = opened else { throw StateStoreError("\(path) vanished while it was created") }
         let connection = file.connection
         do {
-            if existed {
-                if meta["format"] != format {
-                    _ = try rows(connection, "BEGIN")
-                    try createTables(connection, from: meta["format"]!)
-                    _ = try rows(connection, "UPDATE meta SET value = ? WHERE key = 'format'", [.text(format)])
-                    _ = try rows(connection, "COMMIT")
-                }
-                let store = StateStore(
-                    path: path, epoch: meta["epoch"]!, created: false, lastSequence: UInt64(meta["last_sequence"]!)!,
-                    backend: kind, options: options, file: file)
-                try store.readPositions()
-                return store
+            if meta["format"] != format {
+                _ = try rows(connection, "BEGIN")
+                try createTables(connection, from: meta["format"]!)
+                _ = try rows(connection, "UPDATE meta SET value = ? WHERE key = 'format'", [.text(format)])
+                _ = try rows(connection, "COMMIT")
             }
-            let epoch = ServerState.newEpoch()
-            _ = try rows(connection, "BEGIN")
-            _ = try rows(connection, "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-            try createTables(connection, from: nil)
-            for (key, value) in [
-                ("format", format), ("backend", backend), ("fingerprint", fingerprint), ("epoch", epoch),
-                ("last_sequence", "0"),
-            ] {
-                _ = try rows(connection, "INSERT INTO meta (key, value) VALUES (?, ?)", [.text(key), .text(value)])
-            }
-            _ = try rows(connection, "COMMIT")
-            return StateStore(
-                path: path, epoch: epoch, created: true, lastSequence: 0, backend: kind, options: options,
-                file: file)
+            let store = StateStore(
+                path: path, epoch: meta["epoch"]!, created: created, lastSequence: UInt64(meta["last_sequence"]!)!,
+                backend: kind, options: options, file: file, lock: lock)
+            try store.readPositions()
+            return store
         } catch let error as StateStoreError {
             file.close()
             throw error
@@ -265,20 +339,50 @@ package final class StateStore: DurableLog, @unchecked Sendable {
         }
     }
 
-    /// Refuses a file that is not a state database of this backend and topology, or whose
-    /// snapshot does not check (read-only connection); its `meta` table when it is one.
-    private static func check(_ connection: SQLiteConnection, path: String, backend: String, fingerprint: String)
+    /// `path` checked (read-only) and opened for writing with its `meta`; nil when there is no
+    /// file, or one that was never created (no table at all).
+    private static func openExisting(_ path: String, backend: String, fingerprint: String?)
+        throws(StateStoreError) -> (SQLiteFile, [String: String])?
+    {
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        var meta: [String: String] = [:]
+        do {
+            let file = try SQLiteFile.open(path, existed: true, synchronous: .full) { connection in
+                meta = try check(connection, path: path, backend: backend, fingerprint: fingerprint)
+            }
+            return (file, meta)
+        } catch is NeverCreated {
+            return nil
+        } catch let error as StateStoreError {
+            throw error
+        } catch let error as SQLiteFileError {
+            throw StateStoreError(error.description)
+        } catch {
+            throw StateStoreError("cannot use \(path): \(error)")
+        }
+    }
+
+    /// A database with no table at all: an interrupted first start's (see `open`).
+    private struct NeverCreated: Error {}
+
+    /// Refuses a file that is not a state database of this backend and topology (nil: any
+    /// topology), or whose snapshot does not check (read-only connection); its `meta` table
+    /// when it is one. Throws `NeverCreated` for a database with no table at all.
+    private static func check(_ connection: SQLiteConnection, path: String, backend: String, fingerprint: String?)
         throws -> [String: String]
     {
         let check: [SQLiteRow]
+        let tables: Int
         do {
             check = try rows(connection, "PRAGMA quick_check")
+            tables = try rows(connection, "SELECT count(*) AS n FROM sqlite_master").first?.column("n")?.integer ?? 0
         } catch {
             throw StateStoreError("\(path) is not a cssd state database (corrupt or another file): \(error)")
         }
         guard check.first?.column("quick_check")?.string == "ok" else {
             throw StateStoreError("\(path) is corrupt (SQLite quick_check: \(check.first?.description ?? "?"))")
         }
+        guard tables > 0 else { throw NeverCreated() }
         var meta: [String: String] = [:]
         do {
             for row in try rows(connection, "SELECT key, value FROM meta") {
@@ -295,7 +399,7 @@ package final class StateStore: DurableLog, @unchecked Sendable {
                 "\(path) was written by the \(meta["backend"] ?? "?") backend, not \(backend): "
                     + "use another state dir")
         }
-        guard meta["fingerprint"] == fingerprint else {
+        guard fingerprint == nil || meta["fingerprint"] == fingerprint else {
             throw StateStoreError(
                 "\(path) was written for another topology (fingerprint \(meta["fingerprint"] ?? "?"), "
                     + "this one is \(fingerprint)): use the topology it was written for, or another state dir")
@@ -310,6 +414,7 @@ package final class StateStore: DurableLog, @unchecked Sendable {
     /// The tables of this format; `from` an older one, those it lacks.
     private static func createTables(_ connection: SQLiteConnection, from older: String?) throws {
         if older == nil {
+            _ = try rows(connection, "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             _ = try rows(
                 connection,
                 "CREATE TABLE commands (id INTEGER PRIMARY KEY, request TEXT NOT NULL, seconds INTEGER NOT NULL, "
@@ -393,9 +498,8 @@ package final class StateStore: DurableLog, @unchecked Sendable {
             .column("through_command")?.integer ?? 0
         pending.withLockedValue { $0.nextToken = UInt64(max(maxID, through, 0)) + 1 }
         for row in try Self.rows(connection, "SELECT sequence, affected FROM journal ORDER BY sequence") {
-            let affected = row.column("affected")?.integer ?? 0
-            journalRows.append((UInt64(row.column("sequence")?.integer ?? 0), affected))
-            journalAffected += affected
+            journalTable.add(
+                sequence: UInt64(row.column("sequence")?.integer ?? 0), affected: row.column("affected")?.integer ?? 0)
         }
     }
 
@@ -560,6 +664,69 @@ package final class StateStore: DurableLog, @unchecked Sendable {
         }
     }
 
+    /// How the host's devices differ from the ones last recorded (`recordHostLayout`).
+    package struct HostLayoutChange: Sendable, Equatable {
+        package var subchannelsAdded = 0
+        package var subchannelsRemoved = 0
+        package var channelPathsAdded = 0
+        package var channelPathsRemoved = 0
+
+        package var isEmpty: Bool { self == HostLayoutChange() }
+    }
+
+    /// Makes the recorded host's devices those of `host` (linux-sysfs, at start, after the
+    /// changes of `recordedHost` were published): the rows of subchannels and channel paths
+    /// that are gone are deleted, and new ones are recorded as they are now (no earlier state
+    /// of theirs was recorded: there is nothing to publish about them). The rows of the others
+    /// are left to the changes published at start, which write them once durable; so after a
+    /// crash in between those changes are published again at the next start, never lost.
+    /// One transaction; O(subchannels).
+    /// - Returns: what was added and removed since the last recorded state.
+    /// - Throws: `StateStoreError` when the tables cannot be read or written.
+    package func recordHostLayout(_ host: Subsystem) throws(StateStoreError) -> HostLayoutChange {
+        do {
+            return try commitLock.withLock {
+                let recordedPaths = Set(
+                    try Self.rows(connection, "SELECT chpid FROM host_paths").compactMap { $0.column("chpid")?.integer }
+                )
+                let recordedSubchannels = Set(
+                    try Self.rows(connection, "SELECT id FROM host_masks").compactMap { $0.column("id")?.integer })
+                let paths = host.channelPaths
+                let subchannels = host.subchannels
+                let currentPaths = Set(paths.map { Int($0.id.rawValue) })
+                let currentSubchannels = Set(subchannels.map { Int($0.id.rawValue) })
+                let addedPaths = paths.filter { !recordedPaths.contains(Int($0.id.rawValue)) }
+                let addedSubchannels = subchannels.filter { !recordedSubchannels.contains(Int($0.id.rawValue)) }
+                let removedPaths = Array(recordedPaths.subtracting(currentPaths))
+                let removedSubchannels = Array(recordedSubchannels.subtracting(currentSubchannels))
+                let change = HostLayoutChange(
+                    subchannelsAdded: addedSubchannels.count, subchannelsRemoved: removedSubchannels.count,
+                    channelPathsAdded: addedPaths.count, channelPathsRemoved: removedPaths.count)
+                guard !change.isEmpty else { return change }
+                _ = try Self.rows(connection, "BEGIN")
+                for (table, key, removed) in [
+                    ("host_paths", "chpid", removedPaths), ("host_masks", "id", removedSubchannels),
+                ] {
+                    var index = 0
+                    while index < removed.count {
+                        let chunk = removed[index..<min(index + 500, removed.count)]
+                        let marks = Array(repeating: "?", count: chunk.count).joined(separator: ", ")
+                        _ = try Self.rows(
+                            connection, "DELETE FROM \(table) WHERE \(key) IN (\(marks))",
+                            chunk.map { SQLiteData.integer($0) })
+                        index += chunk.count
+                    }
+                }
+                try writeHost(paths: addedPaths, masks: addedSubchannels.map { ($0.id, $0.schib.pmcw) })
+                _ = try Self.rows(connection, "COMMIT")
+                return change
+            }
+        } catch {
+            _ = try? Self.rows(connection, "ROLLBACK")
+            throw StateStoreError("cannot write \(path): \(error)")
+        }
+    }
+
     /// Upserts channel paths and subchannel masks into the host tables (inside a transaction).
     private func writeHost(paths: [ChannelPath], masks: [(SubchannelID, PMCW)]) throws {
         var index = 0
@@ -664,10 +831,19 @@ package final class StateStore: DurableLog, @unchecked Sendable {
     }
 
     /// Writes a snapshot now (a clean stop), after every pending record, if commands were
-    /// recorded since the last one. Call when nothing runs on the event loop any more.
+    /// recorded since the last one. Call where `capture` may run: on the event loop's thread
+    /// or when nothing runs on the loop any more (`appendSnapshot` then `waitUntilDurable`
+    /// does the same in two steps, the first on the loop).
     package func snapshotNow() {
-        guard let capture else { return }
-        let token: UInt64? = pending.withLockedValue { state in
+        if let token = appendSnapshot() { _ = waitUntilDurable(token) }
+    }
+
+    /// Appends a snapshot of the state now, after every pending record, if commands were
+    /// recorded since the last one (call on the event loop: it runs `capture`).
+    /// - Returns: the token to make it durable (`waitUntilDurable`), nil when none is due.
+    package func appendSnapshot() -> UInt64? {
+        guard let capture else { return nil }
+        return pending.withLockedValue { state in
             guard state.commandsSinceSnapshot > 0 else { return nil }
             state.commandsSinceSnapshot = 0
             let token = state.nextToken
@@ -678,13 +854,34 @@ package final class StateStore: DurableLog, @unchecked Sendable {
                     snapshot: (token - 1, capture())))
             return token
         }
-        if let token { _ = waitUntilDurable(token) }
     }
 
-    /// Closes the database (the last commit is already on disk).
-    package func close() {
+    /// Closes the store at the end of a stop: the commits still queued for observed changes
+    /// run, the write-ahead log is checkpointed into `state.sqlite` and truncated (so that the
+    /// file alone is the whole state), the connection is closed and the state dir's lock let
+    /// go. Call once no command is taken any more and before the event loop stops (a commit
+    /// wakes the loop's subscribers through `onDurable`). Later commits fail; idempotent.
+    /// - Returns: why the checkpoint failed (the state is whole all the same: it is in the
+    ///   write-ahead log, which the next start reads), nil when it did not.
+    @discardableResult
+    package func close() -> String? {
         try? committer.syncShutdownGracefully()
-        file.close()
+        return commitLock.withLock {
+            guard !closed else { return nil }
+            closed = true
+            var failure: String?
+            do {
+                let result = try Self.rows(connection, "PRAGMA wal_checkpoint(TRUNCATE)")
+                if let busy = result.first?.column("busy")?.integer, busy != 0 {
+                    failure = "the checkpoint was blocked by another reader of \(path)"
+                }
+            } catch {
+                failure = "\(error)"
+            }
+            file.close()
+            lock.release()
+            return failure
+        }
     }
 
     // MARK: DurableLog
@@ -729,6 +926,9 @@ package final class StateStore: DurableLog, @unchecked Sendable {
                 state.committed >= token ? [] : state.records
             }
             guard !batch.isEmpty else { return .success(()) }
+            guard !closed else {
+                return .failure(.io(path: path, operation: "commit", errno: 0, message: "the state store is closed"))
+            }
             let last = batch.compactMap(\.sequences?.upperBound).max()
             do {
                 try commit(batch, lastSequence: last)
@@ -786,10 +986,10 @@ package final class StateStore: DurableLog, @unchecked Sendable {
                 connection, "INSERT OR REPLACE INTO journal (sequence, affected, record) VALUES " + values, binds)
             index += chunk.count
         }
-        for change in journaled {
-            journalRows.append((change.sequence, change.change.affected.count))
-            journalAffected += change.change.affected.count
-        }
+        // Kept in `journalTable` only once the transaction committed (a failed commit is
+        // retried with the same records).
+        var table = journalTable
+        for change in journaled { table.add(sequence: change.sequence, affected: change.change.affected.count) }
         if keepsHost {
             for change in published {
                 try writeHost(
@@ -822,36 +1022,19 @@ package final class StateStore: DurableLog, @unchecked Sendable {
         }
         // The table keeps what the journal keeps: the newest `journalCapacity` changes, and at
         // most `PathEventJournal.defaultSubchannelBudget` affected subchannels over them (a vary
-        // of a chpid shared by 65,536 subchannels is a 1.1 MB row). Older rows go in batches (an
-        // eighth of either bound, at least 64 rows), so that a delete is not paid per change.
+        // of a chpid shared by 65,536 subchannels is a 1.1 MB row). Older rows go in batches.
         let budget = PathEventJournal.defaultSubchannelBudget
-        while journalRows.count - journalStart > journalCapacity
-            || (journalAffected > budget && journalRows.count - journalStart > 1)
-        {
-            let row = journalRows[journalStart]
-            journalStart += 1
-            journalAffected -= row.affected
-            journalUndeleted += 1
-            journalUndeletedAffected += row.affected
-            journalDeleteThrough = row.sequence
+        table.trim(capacity: journalCapacity, budget: budget)
+        if let through = table.batchToDelete(capacity: journalCapacity, budget: budget) {
+            _ = try Self.rows(connection, "DELETE FROM journal WHERE sequence <= ?", [.integer(Int(through))])
         }
-        if journalUndeleted > 0
-            && (journalUndeleted >= max(journalCapacity / 8, 64) || journalUndeletedAffected >= budget / 8)
-        {
-            _ = try Self.rows(
-                connection, "DELETE FROM journal WHERE sequence <= ?", [.integer(Int(journalDeleteThrough))])
-            journalUndeleted = 0
-            journalUndeletedAffected = 0
-        }
-        if journalStart > 1024 && journalStart > journalRows.count / 2 {
-            journalRows.removeFirst(journalStart)
-            journalStart = 0
-        }
+        table.compact()
         if let lastSequence {
             _ = try Self.rows(
                 connection, "UPDATE meta SET value = ? WHERE key = 'last_sequence'", [.text(String(lastSequence))])
         }
         _ = try Self.rows(connection, "COMMIT")
+        journalTable = table
     }
 }
 

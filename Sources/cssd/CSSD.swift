@@ -138,7 +138,8 @@ struct CSSD: AsyncParsableCommand {
         name: .customLong("state-dir"),
         help: """
             Keep what cssd owns (model changes, guests, attachments, the epoch, sequence and journal) \
-            in DIR/state.sqlite so it survives a crash and a restart (API/resume.md).
+            in DIR/state.sqlite so it survives a crash and a restart; one cssd per DIR, which it \
+            locks (DIR/lock; API/resume.md).
             """)
     var stateDir: String?
 
@@ -324,6 +325,9 @@ struct CSSD: AsyncParsableCommand {
             maxClients: maxClients, maxHandshakes: maxTLSHandshakes,
             handshakeTimeout: .milliseconds(Int64(tlsHandshakeTimeout)))
         var store: StateStore?
+        // However run() ends: the state dir's lock goes with the store (a clean stop closes it
+        // earlier, in the stop's own order: below).
+        defer { store?.close() }
         var journal: PathEventJournal?
         var snapshot: StateStore.LoadedSnapshot?
         let loadStarted = ContinuousClock.now
@@ -398,6 +402,10 @@ struct CSSD: AsyncParsableCommand {
                 // from the last recorded state is published now, as observed changes with new
                 // sequence numbers (journaled and kept like any other), so that a resumed
                 // subscriber learns of it.
+                // Devices that came or went since (while cssd was down; while it ran, too, when
+                // it did not stop cleanly: the record of the devices is taken at start and at a
+                // clean stop) are no reason to refuse the state dir: the recorded devices become
+                // the host's, and the count is logged.
                 if let recorded = try store.recordedHost(onto: state.subsystem) {
                     var published = 0
                     for change in recorded.pathChanges(to: state.subsystem) {
@@ -406,10 +414,17 @@ struct CSSD: AsyncParsableCommand {
                             published += 1
                         }
                     }
-                    if published > 0 {
+                    let layout = try store.recordHostLayout(state.subsystem)
+                    if published > 0 || !layout.isEmpty {
                         logger.info(
-                            "host changed while cssd was down",
-                            metadata: ["paths": "\(published)", "last-sequence": "\(state.pathChanges.lastSequence)"])
+                            "host changed since the last recorded state",
+                            metadata: [
+                                "paths": "\(published)", "last-sequence": "\(state.pathChanges.lastSequence)",
+                                "subchannels-added": "\(layout.subchannelsAdded)",
+                                "subchannels-removed": "\(layout.subchannelsRemoved)",
+                                "chpids-added": "\(layout.channelPathsAdded)",
+                                "chpids-removed": "\(layout.channelPathsRemoved)",
+                            ])
                     }
                 } else {
                     try store.recordHost(state.subsystem)
@@ -490,9 +505,30 @@ struct CSSD: AsyncParsableCommand {
         notifier?.start()
         defer { notifier?.stop() }
         server.notifier.notify("READY=1\nSTATUS=serving \(listeners.count) listener(s)")
-        await server.serve()
-        // A clean stop: the state as a snapshot, so that the next start replays nothing.
-        store?.snapshotNow()
+        // A clean stop, once no command is taken any more and before the event loop stops:
+        // the state as a snapshot (read on the loop), so that the next start replays nothing,
+        // with a real host its devices as they are now, then the store closed (checkpointed:
+        // state.sqlite alone is the whole state).
+        let stopping = store
+        await server.serve {
+            guard let stopping else { return }
+            let taken = try? await server.eventLoop.submit {
+                (stopping.appendSnapshot(), stopping.keepsHost ? server.state.subsystem : nil)
+            }.get()
+            if let token = taken?.0, case .failure(let error) = stopping.waitUntilDurable(token) {
+                logger.error("state dir: the snapshot at the stop failed: \(error)")
+            }
+            if let host = taken?.1 {
+                do throws(StateStoreError) {
+                    _ = try stopping.recordHostLayout(host)
+                } catch {
+                    logger.error("state dir: the host's devices could not be recorded at the stop: \(error)")
+                }
+            }
+            if let failure = stopping.close() {
+                logger.warning("state dir: closed without a checkpoint (the next start reads the log): \(failure)")
+            }
+        }
     }
 }
 

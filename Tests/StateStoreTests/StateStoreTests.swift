@@ -65,6 +65,14 @@ private final class Started {
     /// Runs a command as a session with a state dir does: fixed clock, record, wait until durable.
     @discardableResult
     func run(_ text: String) throws -> JSON {
+        let (value, durable) = try attempt(text)
+        #expect(throws: Never.self) { try durable.get() }
+        return value
+    }
+
+    /// `run`, returning the commit's outcome instead of expecting it to succeed (the command's
+    /// effect stays, and its record waits for the next commit, as in a session).
+    func attempt(_ text: String) throws -> (JSON, Result<Void, BackendError>) {
         time += 1
         let now = EventTime(seconds: time, microseconds: 5)
         state.clock = { now }
@@ -79,8 +87,7 @@ private final class Started {
         let value = try result.get()
         let after = state.pathChanges.lastSequence
         let token = store.append(request: text, time: now, sequences: after > before ? (before + 1)...after : nil)
-        #expect(throws: Never.self) { try store.waitUntilDurable(token).get() }
-        return value
+        return (value, store.waitUntilDurable(token))
     }
 
     /// What a client can see: the paths, subchannels, CRW queue, guests and journal.
@@ -104,6 +111,43 @@ private func commandRows(_ directory: String) throws -> Int {
     defer { try? connection.close().wait() }
     let rows = try connection.query("SELECT count(*) AS n FROM commands").wait()
     return rows.first!.column("n")!.integer!
+}
+
+private func journalSequences(_ directory: String) throws -> [Int] {
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    defer { try? group.syncShutdownGracefully() }
+    let connection = try SQLiteConnection.open(
+        storage: .file(path: directory + "/state.sqlite"), threadPool: .singleton, on: group.next()
+    ).wait()
+    defer { try? connection.close().wait() }
+    return try connection.query("SELECT sequence FROM journal ORDER BY sequence").wait().map {
+        $0.column("sequence")!.integer!
+    }
+}
+
+private struct ProgramFailed: Error, CustomStringConvertible {
+    let description: String
+}
+
+/// Runs a program (mount, umount) and expects it to succeed.
+private func runProgram(_ path: String, _ arguments: [String]) throws {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: path)
+    process.arguments = arguments
+    try process.run()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else {
+        throw ProgramFailed(description: "\(path) \(arguments) exited with \(process.terminationStatus)")
+    }
+}
+
+/// Writes zeros to `path` until the file system is full (ENOSPC).
+private func fill(_ path: String) {
+    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    precondition(fd >= 0, "cannot create \(path)")
+    defer { close(fd) }
+    let block = [UInt8](repeating: 0, count: 4096)
+    while block.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) > 0 {}
 }
 
 private func execute(_ directory: String, _ sql: String) throws {
@@ -211,6 +255,53 @@ private func execute(_ directory: String, _ sql: String) throws {
         #expect(second.state.journal.newest == newest)
         let resumed = try second.state.journal.resume(epoch: second.store.epoch, after: newest - 10)
         #expect(resumed.gap == nil && resumed.changes.count == 10)
+        second.store.close()
+    }
+}
+
+/// Commits that fail (a full disk) and are retried: the `journal` table keeps its bound exactly.
+@Suite(.serialized) struct FailedCommitTests {
+    private func vary(_ n: Int) -> String {
+        #"{"execute":"vary-path","arguments":{"chpid":"0.4\#(n % 4)","state":"\#((n / 4) % 2 == 0 ? "offline" : "online")"}}"#
+    }
+
+    /// A real full disk (a 4 MiB tmpfs filled up, as root): 10 changes committed, 20 whose
+    /// commits fail, then 16 more once there is room again (the first of those commits every
+    /// record still pending). After a clean stop and a restart the journal holds the newest
+    /// `capacity` changes with no gap, and the table holds each change once.
+    @Test(.enabled(if: getuid() == 0, "mounts a tmpfs: root only"))
+    func theJournalBoundHoldsThroughCommitsThatFailOnAFullDisk() throws {
+        let mountPoint = temporaryDirectory()
+        try runProgram("/bin/mount", ["-t", "tmpfs", "-o", "size=4m", "tmpfs", mountPoint])
+        defer {
+            try? runProgram("/bin/umount", [mountPoint])
+            try? FileManager.default.removeItem(atPath: mountPoint)
+        }
+        let directory = mountPoint + "/state"
+        let capacity = 32
+        let first = try Started(directory, snapshotEvery: 0, journal: capacity)
+        for n in 0..<10 { try first.run(vary(n)) }
+        fill(mountPoint + "/filler")
+        var failed = 0
+        for n in 10..<30 {
+            if case .failure = try first.attempt(vary(n)).1 { failed += 1 }
+        }
+        #expect(failed == 20)
+        try FileManager.default.removeItem(atPath: mountPoint + "/filler")
+        for n in 30..<46 { try first.run(vary(n)) }
+        let newest = first.state.pathChanges.lastSequence
+        #expect(newest == 46)
+        first.store.snapshotNow()
+        first.store.close()
+
+        let table = try journalSequences(directory)
+        #expect(Set(table).count == table.count)
+        #expect(Array(table.suffix(capacity)) == Array((Int(newest) - capacity + 1)...Int(newest)))
+        let second = try Started(directory, snapshotEvery: 0, journal: capacity)
+        #expect(second.restored.commands == 0)
+        #expect(second.state.journal.changes.map(\.sequence) == Array((newest - UInt64(capacity) + 1)...newest))
+        let resumed = try second.state.journal.resume(epoch: second.store.epoch, after: newest - UInt64(capacity))
+        #expect(resumed.gap == nil && resumed.changes.count == capacity)
         second.store.close()
     }
 }

@@ -311,3 +311,25 @@ def test_changes_the_outbox_had_not_written_are_rebuilt_or_reported(broker, shor
     assert warn == list(range(1, 21, 2)) and info == list(range(2, 21, 2))
     # The gap report goes first, before the restored notifications.
     assert got["notifications.warn"][0]["event_type"] == "cssd.notify.gap"
+
+
+def test_an_outbox_an_interrupted_first_start_left_empty_is_created_over(short_tmp):
+    """A notify-outbox.sqlite with no table (0 bytes: an older cssd killed, or out of disk, at
+    its first start with --notify) holds nothing: it is created over, not refused. A new one
+    appears whole or not at all (built aside, then renamed)."""
+    if oracle.cssd_binary() is None:
+        pytest.skip("cssd binary not found")
+    url = f"amqp://127.0.0.1:{rabbitmq.free_port()}/%2F"  # never reached: nothing to publish
+    notify = ["--notify", url, "--notify-credentials", credentials(short_tmp)]
+    state = os.path.join(short_tmp, "state")
+    server = oracle.cssd_server(short_tmp, extra_args=["--state-dir", state]).start()
+    assert server.stop() == 0
+    outbox = os.path.join(state, "notify-outbox.sqlite")
+    open(outbox, "wb").close()
+    server = oracle.cssd_server(short_tmp, extra_args=["--state-dir", state, *notify]).start()
+    try:
+        status = Client(server.sock).call("query-notify")
+        assert status["persistent"] is True and status["outbox-depth"] == 0, status
+    finally:
+        assert server.stop() == 0
+    assert os.path.getsize(outbox) > 0 and not os.path.exists(outbox + ".new")
