@@ -13,7 +13,7 @@ pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 python3 -c "import sys; sys.path.insert(0, 'Tests/python'); from pki import PKI; PKI('$work/pki')"
-echo '{"policy": "deny", "rules": [{"match": "CN=mgmt,*", "policy": "allow", "format": "glob"}]}' >"$work/authz.json"
+echo '{"policy": "deny", "rules": [{"match": "*,CN=mgmt", "policy": "allow", "format": "glob"}]}' >"$work/authz.json"
 tls_port=${TLS_PORT:-4455}
 plain_port=${PLAIN_PORT:-4456}
 "$bin/cssd" --qmp "unix:$work/t.sock" --qmp "tcp:127.0.0.1:$tls_port" --tls-creds "$work/pki/server" \

@@ -32,7 +32,7 @@ from pki import PKI  # noqa: E402
 
 ROUNDS = 10
 ROUND = 100  # scrapes per round and mode
-POLICY = '{"policy": "deny", "rules": [{"match": "CN=mgmt,*", "policy": "allow", "format": "glob"}]}'
+POLICY = '{"policy": "deny", "rules": [{"match": "*,CN=mgmt", "policy": "allow", "format": "glob"}]}'
 
 
 def start(work, name, topology, extra):

@@ -150,7 +150,7 @@ package final class MetricsEndpoint: @unchecked Sendable {
                     try sync.addHandler(snapshot.makeServerHandler())
                     try sync.addHandler(
                         metricsTLSGate(
-                            snapshot: snapshot, timeout: configuration.handshakeTimeout,
+                            snapshot: snapshot, latest: { security.current }, timeout: configuration.handshakeTimeout,
                             listener: listenerName.withLockedValue { $0 },
                             peer: peerAddress(channel), logger: logger, refusals: refusals,
                             serve: serveHTTP))

@@ -23,14 +23,15 @@ import ServerSecurity
 ///   - peer: the client's address, for the log.
 ///   - serve: installs the HTTP handlers at the end of the pipeline (after the gate).
 func metricsTLSGate(
-    snapshot: TransportSecurity.Snapshot, timeout: TimeAmount, listener: String, peer: String, logger: Logger,
+    snapshot: TransportSecurity.Snapshot, latest: @escaping @Sendable () -> TransportSecurity.Snapshot,
+    timeout: TimeAmount, listener: String, peer: String, logger: Logger,
     refusals: MetricsTLSRefusals, serve: @escaping (ChannelPipeline.SynchronousOperations) throws -> Void
 ) -> TLSAdmissionHandler {
     // "Authorized" at debug: Prometheus reconnects at most once per scrape, and a fleet's worth
     // of those lines says nothing an operator acts on. A scraper that leaves mid-handshake (a
     // port probe) is routine: info, and a close before the handshake started is only counted.
     TLSAdmissionHandler(
-        snapshot: snapshot, timeout: timeout,
+        snapshot: snapshot, latest: latest, timeout: timeout,
         reporting: .init(
             logger: logger, prefix: "metrics: ", listener: listener, peer: peer, authorized: .debug, abandoned: .info,
             left: nil),

@@ -206,16 +206,30 @@ package final class QMPServer: Service, @unchecked Sendable {
     /// Reloads the TLS credentials and the authorization policy (SIGHUP). Open connections
     /// are not disturbed; a file that cannot be used keeps the previous state and is logged.
     /// Reports RELOADING=1 and then READY=1 to systemd.
-    package func reload() async {
-        notifier.reloading()
-        core.logger.notice("reloading")
-        if let security = configuration.security {
-            let logger = core.logger
-            _ = try? await core.threads.security.runIfActive { security.reload(logger: logger) }
-        } else {
-            core.logger.notice("nothing to reload: no --tls-creds")
+    ///
+    /// Runs on the security thread (`BlockingThreads.security`), not as a Swift task: a reload
+    /// must not wait for the cooperative thread pool, which busy TLS verifications may hold.
+    /// - Parameter done: called on that thread once the reload is over (tests).
+    package func requestReload(done: (@Sendable () -> Void)? = nil) {
+        let security = configuration.security
+        let logger = core.logger
+        let notifier = self.notifier
+        core.threads.security.submit { _ in
+            notifier.reloading()
+            logger.notice("reloading")
+            if let security {
+                security.reload(logger: logger)
+            } else {
+                logger.notice("nothing to reload: no --tls-creds")
+            }
+            notifier.notify("READY=1\nSTATUS=serving")
+            done?()
         }
-        notifier.notify("READY=1\nSTATUS=serving")
+    }
+
+    /// `requestReload`, awaited.
+    package func reload() async {
+        await withCheckedContinuation { continuation in requestReload { continuation.resume() } }
     }
 
     /// Follows an observed backend: its reading threads (poll ticks, the sweep, the kernel

@@ -56,7 +56,8 @@ extension ServerCore {
                 try sync.addHandler(snapshot.makeServerHandler())
                 try sync.addHandler(
                     self.tlsGate(
-                        snapshot: snapshot, peer: peer, readOnly: readOnly, inputBacklog: inputBacklog,
+                        snapshot: snapshot, latest: { security.current }, peer: peer, readOnly: readOnly,
+                        inputBacklog: inputBacklog,
                         observed: observed))
             }
         }
@@ -79,11 +80,12 @@ extension ServerCore {
     /// gets its channelActive and sends the greeting) once the client is authorized. A refusal
     /// is told to the observer (`cssd_qmp_tls_refusals_total`) when the listener is `observed`.
     func tlsGate(
-        snapshot: TransportSecurity.Snapshot, peer: ConnectionPeer, readOnly: Bool, inputBacklog: Int,
+        snapshot: TransportSecurity.Snapshot, latest: @escaping @Sendable () -> TransportSecurity.Snapshot,
+        peer: ConnectionPeer, readOnly: Bool, inputBacklog: Int,
         observed: Listener?
     ) -> TLSAdmissionHandler {
         TLSAdmissionHandler(
-            snapshot: snapshot, timeout: limits.handshakeTimeout,
+            snapshot: snapshot, latest: latest, timeout: limits.handshakeTimeout,
             reporting: .init(logger: logger, listener: peer.listener, peer: peer.address ?? "?"),
             channelActive: .holdUntilAdmitted, settled: { [self] in handshakeFinished() },
             refused: { [self] reason, _ in

@@ -3,19 +3,16 @@
 
 import QMPWire
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// An authorization policy in QEMU's `authz-list-file` format (authz/listfile.c, authz/list.c):
 ///
 ///     {"policy": "deny",
-///      "rules": [{"match": "CN=mgmt*", "policy": "allow", "format": "glob"},
-///                {"match": "CN=audit,O=Example,C=GB", "policy": "allow"}]}
+///      "rules": [{"match": "*,CN=mgmt*", "policy": "allow", "format": "glob"},
+///                {"match": "C=GB,O=Example,CN=audit", "policy": "allow"}]}
 ///
 /// Rules are tried in order and the first that matches decides; `policy` decides when none
-/// does. `format` is `exact` (default: the whole identity, byte for byte) or `glob` (fnmatch(3)
-/// with no flags, as QEMU's qauthz_list_is_allowed). For a TLS client the identity is its
+/// does. `format` is `exact` (default: the whole identity, byte for byte) or `glob` (GLib's
+/// `g_pattern_match_simple`, as QEMU's qauthz_list_is_allowed: `*` and `?` only, no escapes and
+/// no brackets, so the backslashes of a DN's escapes are plain characters; `GlobPattern`). For a TLS client the identity is its
 /// certificate's DN as `DistinguishedName` writes it. Members other than these are refused, as
 /// QEMU's strict visitor refuses them; a missing top-level `policy` means `deny` (the safe
 /// default: cssd's choice where QEMU has one of its own).
@@ -43,7 +40,7 @@ package struct AuthzPolicy: Sendable, Equatable {
     }
 
     /// Whether the client with this DN may use the server: the bytes QEMU matches, compared
-    /// byte for byte (`exact`) or with fnmatch(3) in the C locale (`glob`), as
+    /// byte for byte (`exact`) or as GLib's g_pattern_match_simple compares them (`glob`), as
     /// qauthz_list_is_allowed does. A DN never holds a NUL (`DistinguishedName`) and a rule
     /// cannot (`init(json:file:)`), so no match is cut short by one.
     package func decide(_ identity: DistinguishedName) -> Decision {
@@ -57,12 +54,7 @@ package struct AuthzPolicy: Sendable, Equatable {
         for rule in rules {
             switch rule.format {
             case .exact: if rule.match.utf8.elementsEqual(bytes) { return rule.policy }
-            case .glob:
-                // A NUL-terminated copy: fnmatch reads C strings.
-                let matched = (bytes + [0]).withUnsafeBufferPointer { subject in
-                    subject.withMemoryRebound(to: CChar.self) { fnmatch(rule.match, $0.baseAddress!, 0) == 0 }
-                }
-                if matched { return rule.policy }
+            case .glob: if GlobPattern.matches(Array(rule.match.utf8), bytes) { return rule.policy }
             }
         }
         return policy
@@ -121,8 +113,8 @@ package struct AuthzPolicy: Sendable, Equatable {
             switch key {
             case "match":
                 guard let text = member.stringValue else { throw AuthzPolicyError("\(what).match must be a string") }
-                // fnmatch and QEMU's C strings would end the pattern there: a rule that cannot
-                // mean what it says is refused.
+                // QEMU's C strings would end the pattern there: a rule that cannot mean what it
+                // says is refused.
                 guard !text.utf8.contains(0) else {
                     throw AuthzPolicyError("\(what).match must not contain NUL (\\u0000)")
                 }
@@ -146,4 +138,74 @@ package struct AuthzPolicy: Sendable, Equatable {
 package struct AuthzPolicyError: Error, CustomStringConvertible, Sendable {
     package let description: String
     package init(_ description: String) { self.description = description }
+}
+
+/// GLib's `g_pattern_match_simple` (glib/gpattern.c, `g_pattern_ph_match`), which QEMU's
+/// authz-list uses for `glob` rules: `*` matches any run of characters (also none), `?` exactly
+/// one UTF-8 character (as many bytes as its lead byte says, `g_utf8_skip`), every other byte
+/// itself; there is no escape and no bracket expression.
+enum GlobPattern {
+    static func matches(_ pattern: [UInt8], _ string: [UInt8]) -> Bool {
+        var wildcardReached = false
+        return match(pattern[...], string[...], &wildcardReached)
+    }
+
+    /// g_utf8_skip: the length of the UTF-8 sequence a byte starts.
+    private static func skip(_ byte: UInt8) -> Int {
+        switch byte {
+        case 0xc0...0xdf: return 2
+        case 0xe0...0xef: return 3
+        case 0xf0...0xf7: return 4
+        case 0xf8...0xfb: return 5
+        case 0xfc...0xfd: return 6
+        default: return 1
+        }
+    }
+
+    /// The string after its first character (g_utf8_next_char), never past its end.
+    private static func nextCharacter(_ string: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
+        string.dropFirst(min(skip(string.first!), string.count))
+    }
+
+    private static func match(
+        _ pattern: ArraySlice<UInt8>, _ string: ArraySlice<UInt8>, _ wildcardReached: inout Bool
+    ) -> Bool {
+        var pattern = pattern
+        var string = string
+        while let character = pattern.popFirst() {
+            switch character {
+            case UInt8(ascii: "?"):
+                guard !string.isEmpty else { return false }
+                string = nextCharacter(string)
+            case UInt8(ascii: "*"):
+                wildcardReached = true
+                var next: UInt8?
+                repeat {
+                    next = pattern.popFirst()
+                    if next == UInt8(ascii: "?") {
+                        guard !string.isEmpty else { return false }
+                        string = nextCharacter(string)
+                    }
+                } while next == UInt8(ascii: "*") || next == UInt8(ascii: "?")
+                guard let literal = next else { return true }
+                repeat {
+                    var nextWildcardReached = false
+                    while string.first != literal {
+                        guard !string.isEmpty else { return false }
+                        string = nextCharacter(string)
+                    }
+                    string = string.dropFirst()
+                    if match(pattern, string, &nextWildcardReached) { return true }
+                    // The pattern up to its next wildcard matched here, the rest did not: a
+                    // later start cannot do better (GLib's shortcut, kept for equal results).
+                    if nextWildcardReached { return false }
+                } while !string.isEmpty
+                return false
+            default:
+                guard string.first == character else { return false }
+                string = string.dropFirst()
+            }
+        }
+        return string.isEmpty
+    }
 }

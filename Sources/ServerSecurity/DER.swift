@@ -34,6 +34,11 @@ struct DERReader {
             throw DERError("\(what): tag 0x\(String(found, radix: 16)), expected 0x\(String(tag, radix: 16))")
         }
         var index = start + 1
+        if found & 0x1f == 0x1f {
+            // The high-tag-number form (X.690 8.1.2.4): more tag octets while bit 8 is set.
+            while index < bytes.endIndex, bytes[index] & 0x80 != 0 { index += 1 }
+            index += 1
+        }
         guard index < bytes.endIndex else { throw DERError("\(what): truncated") }
         var length = Int(bytes[index])
         index += 1

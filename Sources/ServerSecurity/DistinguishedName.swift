@@ -38,11 +38,13 @@ package struct DistinguishedName: Sendable, Hashable, CustomStringConvertible {
     package init(bytes: [UInt8]) { self.bytes = bytes }
 
     /// Reads a DER `Name` (RDNSequence).
-    /// - Throws: `DERError` for a malformed encoding, an empty DirectoryString or a value GnuTLS
-    ///   cannot print (an OCTET STRING attribute holding a NUL).
+    /// - Throws: `DERError` for a malformed encoding, an empty name (no RDN: GnuTLS has no DN to
+    ///   give, and QEMU refuses the client), an empty DirectoryString or a value GnuTLS cannot
+    ///   print (an OCTET STRING attribute holding a NUL).
     init(name: DERReader.Element) throws(DERError) {
         var out: [UInt8] = []
         var sequence = name.reader
+        guard !sequence.isAtEnd else { throw DERError("empty name") }
         var firstRDN = true
         while !sequence.isAtEnd {
             var set = try sequence.read(DERReader.set, "RelativeDistinguishedName").reader
@@ -69,6 +71,8 @@ package struct DistinguishedName: Sendable, Hashable, CustomStringConvertible {
     /// How GnuTLS reads a value: as a DirectoryString CHOICE, or as one simple ASN.1 type.
     enum Syntax: Sendable {
         case directoryString
+        /// A CHOICE of these string types, read as they are (pkcs-9-challengePassword).
+        case choice(tags: [UInt8])
         case simple(tag: UInt8)
     }
 
@@ -122,8 +126,8 @@ package struct DistinguishedName: Sendable, Hashable, CustomStringConvertible {
         directory("1.3.6.1.4.1.311.60.2.1.2", "jurisdictionOfIncorporationStateOrProvinceName")
         simple("1.3.6.1.4.1.311.60.2.1.3", "jurisdictionOfIncorporationCountryName", printable)
         simple("1.2.840.113549.1.9.1", "EMAIL", ia5)
-        // pkcs-9-challengePassword is a DirectoryString too (PKIX1.asn).
-        directory("1.2.840.113549.1.9.7", nil)
+        // pkcs-9-challengePassword: a CHOICE of PrintableString and UTF8String (PKIX1.asn).
+        table["1.2.840.113549.1.9.7"] = Entry(name: nil, syntax: .choice(tags: [printable, utf8]))
         simple("1.2.840.113549.1.9.20", nil, bmp)
         simple("1.2.840.113549.1.9.21", nil, octets)
         simple("1.2.840.113549.1.9.4", nil, octets)
@@ -147,8 +151,13 @@ package struct DistinguishedName: Sendable, Hashable, CustomStringConvertible {
             }
             guard let text = directoryString(value), !text.contains(0) else { return hexOfEncoding(value) }
             return escape(text)
+        case .choice(let tags):
+            let text = Array(value.contents)
+            guard tags.contains(value.tag), !text.contains(0) else { return hexOfEncoding(value) }
+            return escape(text)
         case .simple(let tag):
-            guard value.tag == tag else { return hexOfEncoding(value) }
+            // An empty value of a simple type is printed as hex too (GnuTLS 3.7.9: `C=#1300`).
+            guard value.tag == tag, !value.contents.isEmpty else { return hexOfEncoding(value) }
             var text = Array(value.contents)
             if tag == bmp { text = utf8(fromUCS2: value.contents) ?? hexOfContents(value.contents) }
             if text.contains(0) {

@@ -7,12 +7,17 @@ import Glibc
 
 /// Reading credential files: whole small files, and the DER blocks of a PEM file (RFC 7468).
 enum PEMFile {
-    /// The bytes of a file of at most `limit` bytes.
-    /// - Throws: `TLSCredentialsError.unreadable` with the path and strerror.
+    /// The bytes of a regular file of at most `limit` bytes. Opened without blocking and refused
+    /// unless regular: a FIFO or a device in its place must not hold the thread that reloads
+    /// credentials and policies (and with it every later revocation).
+    /// - Throws: `TLSCredentialsError.unreadable` with the path and strerror, or the file's kind.
     static func read(_ path: String, limit: Int = 1 << 20) throws(TLSCredentialsError) -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw .unreadable(path, String(cString: strerror(errno))) }
         defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw .unreadable(path, String(cString: strerror(errno))) }
+        guard info.st_mode & S_IFMT == S_IFREG else { throw .unreadable(path, "not a regular file") }
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)
         while true {

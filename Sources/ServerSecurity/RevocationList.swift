@@ -5,9 +5,10 @@
 ///
 /// QEMU (gnutls_certificate_set_x509_crl_file) rejects a client certificate whose issuer has a
 /// CRL listing its serial number. The same here: a certificate is revoked when a CRL of the
-/// file names its issuer (compared as DER) and lists its serial number. The file is part of the
-/// trusted credentials directory, like `ca-cert.pem`; a CRL whose issuer is none of the CA
-/// certificates is refused when the credentials are loaded.
+/// file names its issuer (compared as DER) and lists its serial number; every certificate of
+/// the client's verified chain is checked so. The file is part of the trusted credentials
+/// directory, like `ca-cert.pem`; its CRLs may come from any issuer (an intermediate CA that
+/// only clients present included), as GnuTLS takes them.
 package struct RevocationList: Sendable {
     /// Revoked serial numbers (content octets) by issuer Name DER.
     private var revoked: [[UInt8]: Set<[UInt8]>] = [:]
@@ -53,6 +54,4 @@ package struct RevocationList: Sendable {
         revoked[certificate.issuerDER]?.contains(certificate.serial) ?? false
     }
 
-    /// Issuers (DER) that have a CRL here.
-    var issuers: [[UInt8]] { Array(revoked.keys) }
 }

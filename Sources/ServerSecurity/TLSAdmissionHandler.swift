@@ -65,6 +65,7 @@ package final class TLSAdmissionHandler: ChannelInboundHandler, RemovableChannel
     }
 
     private let snapshot: TransportSecurity.Snapshot
+    private let latest: (@Sendable () -> TransportSecurity.Snapshot)?
     private let timeout: TimeAmount
     private let reporting: Reporting
     private let channelActive: ChannelActive
@@ -75,8 +76,12 @@ package final class TLSAdmissionHandler: ChannelInboundHandler, RemovableChannel
     private var isSettled = false
 
     /// - Parameters:
-    ///   - snapshot: the credentials and policy current when the connection was accepted (a
-    ///     reload replaces them for later connections only).
+    ///   - snapshot: the credentials and policy current when the connection was accepted: its
+    ///     TLS context serves the handshake.
+    ///   - latest: the credentials and policy current now (`TransportSecurity.current`): the CRL
+    ///     and the policy that decide once the handshake completed, so that a revocation or a
+    ///     policy change applies to a connection accepted before it too, as QEMU checks at the
+    ///     end of the handshake. nil: `snapshot`'s.
     ///   - timeout: how long the client has to complete the handshake.
     ///   - settled: called once the handshake completed or failed (or timed out, or the client
     ///     left).
@@ -84,12 +89,14 @@ package final class TLSAdmissionHandler: ChannelInboundHandler, RemovableChannel
     ///   - admit: installs the protocol's handlers at the end of the pipeline (after this one),
     ///     given the authorized client's identity; an error refuses the client (`.other`).
     package init(
-        snapshot: TransportSecurity.Snapshot, timeout: TimeAmount, reporting: Reporting,
+        snapshot: TransportSecurity.Snapshot, latest: (@Sendable () -> TransportSecurity.Snapshot)? = nil,
+        timeout: TimeAmount, reporting: Reporting,
         channelActive: ChannelActive = .forward, settled: @escaping () -> Void = {},
         refused: @escaping (TLSRefusalReason, String) -> Void = { _, _ in },
         admit: @escaping (ChannelPipeline.SynchronousOperations, CertificateIdentity) throws -> Void
     ) {
         self.snapshot = snapshot
+        self.latest = latest
         self.timeout = timeout
         self.reporting = reporting
         self.channelActive = channelActive
@@ -133,7 +140,8 @@ package final class TLSAdmissionHandler: ChannelInboundHandler, RemovableChannel
         settle()
         let tls = try? context.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self)
         let identity: CertificateIdentity
-        switch snapshot.credentials.check(
+        let deciding = latest?() ?? snapshot
+        switch deciding.credentials.check(
             peer: tls?.peerCertificate, chain: tls?.peerValidatedCertificateChain.map { Array($0) } ?? [])
         {
         case .success(let found): identity = found
@@ -143,7 +151,7 @@ package final class TLSAdmissionHandler: ChannelInboundHandler, RemovableChannel
                 reason: refusal.description, dn: refusal.identity)
             return
         }
-        if let authz = snapshot.authz, authz.decide(identity.subject) == .deny {
+        if let authz = deciding.authz, authz.decide(identity.subject) == .deny {
             refuse(
                 channel: context.channel, .unauthorized, "TLS client not authorized",
                 reason: "the policy denies '\(identity.subject)'", dn: identity.subject.text)

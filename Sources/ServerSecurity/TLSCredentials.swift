@@ -83,11 +83,9 @@ package struct TLSCredentials: Sendable {
         }
         let crlFile = path("ca-crl.pem")
         if endpoint == .server && PEMFile.exists(crlFile) {
-            let list = try RevocationList(pem: try PEMFile.read(crlFile), file: crlFile)
-            for issuer in list.issuers where !subjects.contains(issuer) {
-                throw .invalid(crlFile, "a CRL was issued by none of the certificates of \(caFile)")
-            }
-            revocations = list
+            // A CRL of any issuer is taken, as GnuTLS takes it: an intermediate CA that only
+            // clients present (not in ca-cert.pem) can have its own CRL here.
+            revocations = try RevocationList(pem: try PEMFile.read(crlFile), file: crlFile)
         } else {
             revocations = RevocationList()
         }

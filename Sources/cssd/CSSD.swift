@@ -567,7 +567,7 @@ final class SignalRouter: @unchecked Sendable {
         }
         guard let server else { return }
         if signal == SIGHUP {
-            Task { await server.reload() }
+            server.requestReload()
         } else {
             server.shutdown(cause: .hostSignal)
         }

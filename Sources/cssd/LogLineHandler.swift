@@ -11,10 +11,13 @@ import Glibc
 /// MESSAGE`), made safe for what clients put into it: a certificate's DN, a peer's address, a
 /// command's text. One event is always one line, and a value cannot pose as another key:
 ///
-/// - Control characters (C0, DEL, C1) and U+2028/U+2029 in the message and in metadata are
-///   written as `\n`, `\r`, `\t` or `\u{XX}`: a DN `CN=evil\nforged …` cannot start a line.
-/// - A metadata value that is empty or holds a space, a `"` or a control character is written in
-///   double quotes, with `\"` and `\\` escaped inside them (logfmt's convention):
+/// - Control characters (C0, DEL, C1), line and paragraph separators, invisible format
+///   characters (bidi overrides, zero-width ones) and every white space but the ASCII space (NBSP,
+///   EM SPACE, ideographic space, ...) are written as `\n`, `\r`, `\t` or `\u{XX}`, in the
+///   message and in metadata: a DN `CN=evil\nforged …` cannot start a line, and nothing can look
+///   like a separator that is not one.
+/// - A metadata value that is empty or holds a space, a `"` or one of the characters above is
+///   written in double quotes, with `\"` and `\\` escaped inside them (logfmt's convention):
 ///   `dn="O=Example,CN=a reason=x"` is one value, not two keys.
 /// - Other values are written as they are (`dn=C=GB,O=Example,CN=mgmt`).
 struct LogLineHandler: LogHandler {
@@ -58,7 +61,7 @@ struct LogLineHandler: LogHandler {
     static func value(_ text: String) -> String {
         let needsQuotes =
             text.isEmpty
-            || text.unicodeScalars.contains { $0 == " " || $0 == "\"" || isControl($0) }
+            || text.unicodeScalars.contains { $0 == " " || $0 == "\"" || isEscaped($0) }
         guard needsQuotes else { return text }
         var out = "\""
         for scalar in text.unicodeScalars {
@@ -73,14 +76,14 @@ struct LogLineHandler: LogHandler {
 
     /// The text with control characters escaped (backslashes kept as they are).
     static func escaped(_ text: String) -> String {
-        guard text.unicodeScalars.contains(where: isControl) else { return text }
+        guard text.unicodeScalars.contains(where: isEscaped) else { return text }
         var out = ""
         for scalar in text.unicodeScalars { out += escape(scalar) }
         return out
     }
 
     private static func escape(_ scalar: Unicode.Scalar) -> String {
-        guard isControl(scalar) else { return String(Character(scalar)) }
+        guard isEscaped(scalar) else { return String(Character(scalar)) }
         switch scalar {
         case "\n": return "\\n"
         case "\r": return "\\r"
@@ -89,9 +92,16 @@ struct LogLineHandler: LogHandler {
         }
     }
 
-    private static func isControl(_ scalar: Unicode.Scalar) -> Bool {
-        scalar.value < 0x20 || (0x7f...0x9f).contains(scalar.value) || scalar.value == 0x2028
-            || scalar.value == 0x2029
+    /// Written as an escape: controls, separators, format characters, white space but " ".
+    private static func isEscaped(_ scalar: Unicode.Scalar) -> Bool {
+        if scalar.isASCII { return scalar.value < 0x20 || scalar.value == 0x7f }
+        switch scalar.properties.generalCategory {
+        case .control, .format, .lineSeparator, .paragraphSeparator, .spaceSeparator, .surrogate, .privateUse,
+            .unassigned:
+            return true
+        default:
+            return scalar.properties.isWhitespace
+        }
     }
 
     /// `2026-12-07T08:49:29+0000`, local time, as StreamLogHandler writes it.

@@ -34,7 +34,7 @@ import Testing
             for name in ["mgmt", "intruder"] {
                 try Self.issue(root, name, "/C=GB/O=Example/CN=\(name)", "clientAuth")
             }
-            let policy = #"{"policy": "deny", "rules": [{"match": "CN=mgmt,*", "policy": "allow", "format": "glob"}]}"#
+            let policy = #"{"policy": "deny", "rules": [{"match": "*,CN=mgmt", "policy": "allow", "format": "glob"}]}"#
             try policy.write(toFile: root + "/authz.json", atomically: true, encoding: .utf8)
             security = try TransportSecurity(credentialsDirectory: root + "/server", authzFile: root + "/authz.json")
         }
@@ -98,7 +98,8 @@ import Testing
             try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: snapshot.context))
             try channel.pipeline.syncOperations.addHandler(
                 metricsTLSGate(
-                    snapshot: snapshot, timeout: timeout, listener: "tcp:127.0.0.1:9464", peer: "127.0.0.1:1",
+                    snapshot: snapshot, latest: { [pki] in pki.security.current }, timeout: timeout,
+                    listener: "tcp:127.0.0.1:9464", peer: "127.0.0.1:1",
                     logger: Logger(label: "test"), refusals: refusals
                 ) { sync in
                     try sync.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: false)

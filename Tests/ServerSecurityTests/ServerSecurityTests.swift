@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // cssd: QMP control server for the s390 channel subsystem.
 
+import Foundation
 import NIOSSL
 import Testing
 
@@ -62,7 +63,7 @@ private let trickyCertificate = """
             }
             checked += 1
         }
-        #expect(checked >= 28)
+        #expect(checked >= 39)
     }
 
     @Test func anEmptyDirectoryStringMakesTheNameUnreadable() throws {
@@ -183,6 +184,69 @@ private func hexBytes(_ hex: String) -> [UInt8] {
         #expect(throws: AuthzPolicyError.self) {
             try AuthzPolicy(
                 json: Array(#"{"rules": [{"match": "CN=a\u0000b", "policy": "allow"}]}"#.utf8), file: "authz.json")
+        }
+    }
+}
+
+/// `glob` rules match as QEMU's authz-list matches them: GLib's g_pattern_match_simple, checked
+/// against GLib itself (libglib-2.0, which QEMU links; the test is skipped where it is missing).
+@Suite struct GlobPatternTests {
+    private typealias Match = @convention(c) (UnsafePointer<CChar>, UnsafePointer<CChar>) -> Int32
+
+    private static let glib: Match? = {
+        guard let library = dlopen("libglib-2.0.so.0", RTLD_NOW),
+            let symbol = dlsym(library, "g_pattern_match_simple")
+        else { return nil }
+        return unsafeBitCast(symbol, to: Match.self)
+    }()
+
+    private func glibMatches(_ pattern: [UInt8], _ string: [UInt8]) -> Bool {
+        (pattern + [0]).withUnsafeBufferPointer { p in
+            (string + [0]).withUnsafeBufferPointer { s in
+                p.withMemoryRebound(to: CChar.self) { p in
+                    s.withMemoryRebound(to: CChar.self) { s in Self.glib!(p.baseAddress!, s.baseAddress!) != 0 }
+                }
+            }
+        }
+    }
+
+    @Test func theCasesThatDifferFromFnmatch() {
+        // Backslashes and brackets are plain characters; ? is one UTF-8 character.
+        #expect(
+            GlobPattern.matches(Array(#"O=Example,CN=Smith\, John"#.utf8), Array(#"O=Example,CN=Smith\, John"#.utf8)))
+        #expect(!GlobPattern.matches(Array("*,CN=[ops]*".utf8), Array("O=Example,CN=ops1".utf8)))
+        #expect(GlobPattern.matches(Array("*,CN=[ops]*".utf8), Array("O=Example,CN=[ops]1".utf8)))
+        #expect(GlobPattern.matches(Array("O=Example,CN=J?rgen".utf8), Array("O=Example,CN=Jürgen".utf8)))
+        #expect(!GlobPattern.matches(Array("O=Example,CN=J??rgen".utf8), Array("O=Example,CN=Jürgen".utf8)))
+    }
+
+    @Test(.enabled(if: GlobPatternTests.glib != nil, "libglib-2.0 is not installed"))
+    func equalToGLibOnRandomPatterns() {
+        var generator = SystemRandomNumberGenerator()
+        let alphabet: [[UInt8]] = [
+            Array("a".utf8), Array("b".utf8), Array(",".utf8), Array("\\".utf8), Array("[".utf8), Array("]".utf8),
+            Array("=".utf8), Array("ü".utf8), Array("✓".utf8),
+        ]
+        // Valid UTF-8 only: GLib asserts on anything else (g_utf8_strreverse), and BoringSSL
+        // refuses a certificate whose UTF8String is not UTF-8 before its DN is read.
+        for _ in 0..<20_000 {
+            var string: [UInt8] = []
+            for _ in 0..<Int.random(in: 0...8, using: &generator) {
+                string += alphabet.randomElement(using: &generator)!
+            }
+            var pattern: [UInt8] = []
+            for _ in 0..<Int.random(in: 0...6, using: &generator) {
+                switch Int.random(in: 0..<4, using: &generator) {
+                case 0: pattern += Array("*".utf8)
+                case 1: pattern += Array("?".utf8)
+                default: pattern += alphabet.randomElement(using: &generator)!
+                }
+            }
+            let expected = glibMatches(pattern, string)
+            #expect(
+                GlobPattern.matches(pattern, string) == expected,
+                "pattern \(pattern) string \(string): GLib says \(expected)")
+            if GlobPattern.matches(pattern, string) != expected { return }
         }
     }
 }

@@ -52,8 +52,10 @@ def _openssl(*args: str, cwd: str) -> None:
 class CA:
     """A CA in its own directory, issuing with `openssl ca` (so certificates can be revoked)."""
 
-    def __init__(self, root: str, name: str, subject: str, parent: "CA | None" = None):
-        """A root CA, or with `parent` an intermediate CA that `parent` issues (and can revoke)."""
+    def __init__(self, root: str, name: str, subject: str, parent: "CA | None" = None,
+                 key_usage: str | None = None):
+        """A root CA, or with `parent` an intermediate CA that `parent` issues (and can revoke);
+        `key_usage` replaces the intermediate's (keyCertSign, cRLSign)."""
         self.dir = os.path.join(root, name)
         os.makedirs(os.path.join(self.dir, "newcerts"))
         open(os.path.join(self.dir, "index.txt"), "w").close()
@@ -71,7 +73,13 @@ class CA:
                      "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=self.dir)
             self.cert = os.path.join(self.dir, "ca-cert.pem")
         else:
-            key, cert = parent.issue(name, subject, ext="intermediate_ext")
+            ext = "intermediate_ext"
+            if key_usage:
+                with open(parent.config, "a") as f:
+                    f.write(f"[ {name}_ext ]\nbasicConstraints = critical, CA:TRUE\n"
+                            f"keyUsage = critical, {key_usage}\n")
+                ext = f"{name}_ext"
+            key, cert = parent.issue(name, subject, ext=ext)
             shutil.copy(key, os.path.join(self.dir, "ca-key.pem"))
             shutil.copy(cert, os.path.join(self.dir, "ca-cert.pem"))
             self.cert = os.path.join(self.dir, "ca-cert.pem")

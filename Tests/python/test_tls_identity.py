@@ -40,15 +40,39 @@ def pki(tmp_path_factory):
     key, cert = p.ca.issue_raw("nul", name((NameOID.ORGANIZATION_NAME, "Example"),
                                            (NameOID.COMMON_NAME, "mgmt\x00,O=Other")))
     p.add_client("nul", key, cert)
-    # An intermediate CA that the root revokes, and one it does not; each issues a client that
-    # presents its intermediate after its own certificate. ca-cert.pem holds the root only.
-    for label, revoke in (("revoked-sub", True), ("good-sub", False)):
-        sub = CA(p.root, label, f"/O=Example/CN={label} CA", parent=p.ca)
+    # Names that glob rules treat differently in GLib (QEMU) and fnmatch: an escaped comma, a
+    # bracket, a letter of two UTF-8 bytes; and white space other than the ASCII space.
+    for client, cn in (("smith", "Smith, John"), ("ops", "[ops] eve"), ("juergen", "J\u00fcrgen"),
+                       ("spacer", "intruder\u2003reason=maintenance\u2003peer=10.9.9.9\u202e")):
+        key, cert = p.ca.issue_raw(client, name((NameOID.ORGANIZATION_NAME, "Example"), (NameOID.COMMON_NAME, cn)))
+        p.add_client(client, key, cert)
+    # No subject at all: GnuTLS has no DN to give, and QEMU refuses the client.
+    key, cert = p.ca.issue_raw("nameless", x509.Name([]))
+    p.add_client("nameless", key, cert)
+    # An intermediate CA that the root revokes, one it does not, and one whose key usage does
+    # not allow signing certificates; each issues a client that presents its intermediate after
+    # its own certificate. ca-cert.pem holds the root only. The good intermediate also revokes
+    # one of its own clients in a CRL of its own (in ca-crl.pem beside the root's).
+    crls = []
+    for label, kind in (("revoked-sub", "revoked"), ("good-sub", "good"), ("nokcs-sub", "no-keycertsign")):
+        sub = CA(p.root, label, f"/O=Example/CN={label} CA", parent=p.ca,
+                 key_usage="digitalSignature,cRLSign" if kind == "no-keycertsign" else None)
         key, cert = sub.issue(f"{label}-client", f"/C=GB/O=Example/CN=via-{label}")
         p.add_client(f"via-{label}", key, cert, chain=(sub.cert,))
-        if revoke:
+        if kind == "revoked":
             p.ca.revoke(sub.cert)
-    p.ca.crl(os.path.join(p.server, "ca-crl.pem"))
+        if kind == "good":
+            key, cert = sub.issue("revoked-by-sub", "/C=GB/O=Example/CN=revoked-by-sub")
+            p.add_client("revoked-by-sub", key, cert, chain=(sub.cert,))
+            sub.revoke(cert)
+            crls.append(os.path.join(sub.dir, "crl.pem"))
+            sub.crl(crls[-1])
+    root_crl = os.path.join(p.root, "root-crl.pem")
+    p.ca.crl(root_crl)
+    with open(os.path.join(p.server, "ca-crl.pem"), "w") as out:
+        for path in (root_crl, *crls):
+            with open(path) as f:
+                out.write(f.read())
     return p
 
 
@@ -154,8 +178,15 @@ POLICIES = {
     "deny-intruder-else-allow": {"policy": "allow", "rules": [_rule("C=GB,O=Example,CN=intruder", "deny")]},
     "glob-prefix": {"policy": "deny", "rules": [_rule("O=Example,CN=mgmt*", fmt="glob"), _rule("O=Example,CN=evil*", fmt="glob")]},
     "exact-control": {"policy": "deny", "rules": [_rule("O=Example,CN=evil\nforged level=critical")]},
+    # Glob rules as GLib reads them (QEMU's g_pattern_match_simple): \ and [ are plain characters,
+    # ? is one UTF-8 character.
+    "glob-deny-list": {"policy": "allow", "rules": [
+        _rule("O=Example,CN=Smith\\, John", "deny", "glob"), _rule("*,CN=[ops]*", "deny", "glob"),
+        _rule("O=Example,CN=J?rgen", "deny", "glob")]},
+    "glob-escaped-comma": {"policy": "deny", "rules": [_rule("*CN=Smith\\,*", fmt="glob")]},
+    "no-rules-allow": {"policy": "allow", "rules": []},
 }
-CLIENTS = ["mgmt", "intruder", "forger", "nul"]
+CLIENTS = ["mgmt", "intruder", "forger", "nul", "smith", "ops", "juergen", "nameless"]
 
 
 @pytest.mark.parametrize("policy", sorted(POLICIES))
@@ -178,10 +209,11 @@ def test_revoked_intermediate_refused_as_qemu_refuses(short_tmp, pki):
     QEMU and by cssd, on QMP and on the metrics endpoint; one through a good intermediate is
     served by both."""
     allow_all = {"policy": "allow", "rules": []}
-    clients = ["via-revoked-sub", "via-good-sub", "revoked", "mgmt"]
+    clients = ["via-revoked-sub", "via-good-sub", "revoked", "mgmt", "via-nokcs-sub", "revoked-by-sub"]
     with QEMU(short_tmp, pki, allow_all) as qemu:
         expected = {client: _served(pki, qemu.port, client) for client in clients}
-    assert expected == {"via-revoked-sub": False, "via-good-sub": True, "revoked": False, "mgmt": True}
+    assert expected == {"via-revoked-sub": False, "via-good-sub": True, "revoked": False, "mgmt": True,
+                        "via-nokcs-sub": False, "revoked-by-sub": False}
     with CSSD(short_tmp, pki, allow_all) as cssd:
         got = {client: _served(pki, cssd.port, client) for client in clients}
         log = cssd.log()
@@ -222,6 +254,21 @@ def test_control_characters_never_forge_a_log_line(short_tmp, pki):
     lines = log.splitlines()
     assert not any(line.startswith("forged") for line in lines), log[-3000:]
     assert any("CN=evil\\nforged level=critical" in line for line in lines), log[-3000:]
+
+
+def test_unicode_white_space_cannot_pose_as_a_separator(short_tmp, pki):
+    """A DN with EM SPACEs and a bidi override (an intruder's) is written quoted, with those
+    characters escaped: the line holds one dn value, no forged key."""
+    with CSSD(short_tmp, pki, POLICIES["qemu-order-exact"]) as cssd:
+        assert not _served(pki, cssd.port, "spacer")
+        deadline = time.monotonic() + 30
+        while "maintenance" not in cssd.log() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        lines = [line for line in cssd.log().splitlines() if "maintenance" in line]
+    assert lines
+    for line in lines:
+        assert "\u2003" not in line and "\u202e" not in line, line
+        assert 'dn="O=Example,CN=intruder\\u{2003}reason=maintenance\\u{2003}peer=10.9.9.9\\u{202e}"' in line, line
 
 
 def _make_tree(workdir: str) -> str:
@@ -295,3 +342,129 @@ def test_revocation_does_not_wait_for_a_blocked_sysfs_write(short_tmp, pki):
         reply = json.loads(reader.readline())
         assert reply["id"] == "w" and "return" in reply, reply
         writer.close()
+
+
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_a_layered_chain_cannot_tie_up_the_verifier(short_tmp, pki):
+    """Anyone can present a chain of self-made certificates built so that every certificate of a
+    layer signs every certificate of the next (3 x 11 here: 3^11 paths to search). cssd refuses
+    it at once (at most 16 certificates, a bounded search) instead of burning a core for minutes;
+    a good client is served meanwhile."""
+    import datetime
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    def name(text):
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, text)])
+
+    layers, width = 11, 3
+    now = datetime.datetime.now(datetime.timezone.utc)
+    keys = [ec.generate_private_key(ec.SECP256R1()) for _ in range(layers + 2)]
+
+    def certificate(subject, issuer, key_index, serial, ca, san=None):
+        builder = (x509.CertificateBuilder().subject_name(name(subject)).issuer_name(name(issuer))
+                   .public_key(keys[key_index].public_key()).serial_number(serial)
+                   .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=1))
+                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if san:
+            builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(san)]), critical=False)
+        return builder.sign(keys[key_index + 1], hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+
+    directory = os.path.join(short_tmp, "layered")
+    os.makedirs(directory)
+    with open(os.path.join(directory, "client-cert.pem"), "wb") as f:
+        f.write(certificate("attacker", "N1", 0, 1, False))
+        for layer in range(1, layers + 1):
+            for copy in range(width):
+                f.write(certificate(f"N{layer}", f"N{layer + 1}", layer, layer * 100 + copy, True,
+                                    san=f"n{layer}-{copy}.example"))
+    with open(os.path.join(directory, "client-key.pem"), "wb") as f:
+        f.write(keys[0].private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()))
+    pki.clients["layered"] = directory
+    with CSSD(short_tmp, pki, {"policy": "allow", "rules": []}) as cssd:
+        pid = cssd.server.proc.pid
+        before = _cpu_seconds(pid)
+        results = {}
+        import threading
+        attackers = [threading.Thread(target=lambda i=i: results.__setitem__(i, _served(pki, cssd.port, "layered")))
+                     for i in range(2)]
+        for attacker in attackers:
+            attacker.start()
+        assert _served(pki, cssd.port, "mgmt")
+        for attacker in attackers:
+            attacker.join(60)
+        assert results == {0: False, 1: False}
+        time.sleep(1)
+        # The search used to take tens of seconds of CPU per connection; now the refusal is
+        # immediate. A generous bound: the machine may be loaded.
+        assert _cpu_seconds(pid) - before < 5.0
+
+
+def test_a_policy_change_applies_to_connections_accepted_before_it(short_tmp, pki):
+    """The policy and the CRL that decide are those current when the handshake completes, as in
+    QEMU: a connection accepted before the policy changed, whose handshake completes after, is
+    refused."""
+    port = _free_port()
+    authz = os.path.join(short_tmp, "authz-change.json")
+    with open(authz, "w") as f:
+        json.dump({"policy": "allow", "rules": []}, f)
+    server = oracle.cssd_server(short_tmp, extra_args=[
+        "--qmp", f"tcp:127.0.0.1:{port}", "--tls-creds", pki.server, "--tls-authz", authz])
+    with server:
+        _wait_port(port, server.proc, server.log_path)
+        early = socket.create_connection(("127.0.0.1", port), timeout=20)  # no handshake yet
+        tmp = authz + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump({"policy": "allow", "rules": [_rule("C=GB,O=Example,CN=mgmt", "deny")]}, f)
+        os.replace(tmp, authz)
+        deadline = time.monotonic() + 30
+        while "authorization policy reloaded" not in server.log_tail(1 << 20):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        try:
+            tls = pki.context("mgmt").wrap_socket(early, server_hostname="127.0.0.1")
+            assert tls.makefile("rb").readline() == b""
+        except (ssl.SSLError, ConnectionError, OSError):
+            pass
+        finally:
+            early.close()
+
+
+def test_a_policy_file_that_is_a_fifo_cannot_hold_the_reloads(short_tmp, pki):
+    """A FIFO put in the policy file's place is refused (not a regular file), not opened and
+    waited on: a later SIGHUP still reloads the CRL and revokes."""
+    key, cert = pki.ca.issue("fifo-victim", "/C=GB/O=Example/CN=fifo-victim")
+    pki.add_client("fifo-victim", key, cert)
+    creds = os.path.join(short_tmp, "creds-fifo")
+    import shutil
+    shutil.copytree(pki.server, creds)
+    port = _free_port()
+    authz = os.path.join(short_tmp, "authz-fifo.json")
+    with open(authz, "w") as f:
+        json.dump({"policy": "allow", "rules": []}, f)
+    server = oracle.cssd_server(short_tmp, extra_args=[
+        "--qmp", f"tcp:127.0.0.1:{port}", "--tls-creds", creds, "--tls-authz", authz])
+    with server:
+        _wait_port(port, server.proc, server.log_path)
+        assert _served(pki, port, "fifo-victim")
+        os.remove(authz)
+        os.mkfifo(authz)
+        deadline = time.monotonic() + 30
+        while "not a regular file" not in server.log_tail(1 << 20):
+            assert time.monotonic() < deadline, server.log_tail(3000)
+            time.sleep(0.05)
+        pki.ca.revoke(cert)
+        pki.ca.crl(os.path.join(creds, "ca-crl.pem"))
+        server.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 30
+        while _served(pki, port, "fifo-victim"):
+            assert time.monotonic() < deadline, "the SIGHUP reload never took effect"
+            time.sleep(0.2)
