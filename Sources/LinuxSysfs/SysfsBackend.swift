@@ -15,6 +15,8 @@ package final class SysfsBackend: ObservedBackend {
     package let kind = BackendKind.linuxSysfs
     /// The directory that holds `devices/` and `bus/` (`/sys`).
     package let root: String
+    /// Where the tree's chpids and subchannels are.
+    private let paths: SysfsPaths
     package private(set) var subsystem: Subsystem
     private var details: [ChannelPathID: ChannelPathDetails]
     /// Devices under `cssN/defunct/` (lscss lists them with subchannel `n/a`).
@@ -34,6 +36,7 @@ package final class SysfsBackend: ObservedBackend {
     /// - Throws: `BackendError.io` naming what could not be read.
     package init(root: String = "/sys") throws(BackendError) {
         self.root = root
+        paths = SysfsPaths(root: root)
         let observation = try SysfsObservation.read(root: root)
         subsystem = try observation.subsystem()
         details = observation.details
@@ -52,13 +55,12 @@ package final class SysfsBackend: ObservedBackend {
     package var watchedDirectories: [(path: String, target: ObservationTarget)] {
         var dirs: [(String, ObservationTarget)] = []
         for cssid in subsystem.cssids {
-            let css = root + "/devices/css" + Hex.string(cssid)
-            dirs.append((css, .layout))
+            dirs.append((paths.css(cssid), .layout))
             for path in subsystem.channelPaths where path.id.cssid == cssid {
-                dirs.append((css + "/" + Self.pathDirectory(path.id), .channelPath(path.id)))
+                dirs.append((paths.channelPath(path.id), .channelPath(path.id)))
             }
         }
-        for sch in subsystem.subchannels { dirs.append((subchannelDirectory(sch.id), .subchannel(sch.id))) }
+        for sch in subsystem.subchannels { dirs.append((paths.subchannel(sch.id), .subchannel(sch.id))) }
         return dirs
     }
 
@@ -165,7 +167,7 @@ package final class SysfsBackend: ObservedBackend {
         throws(BackendError) -> PendingWrite
     {
         guard subsystem.channelPath(id) != nil else { throw .model(.unknownChannelPath(id)) }
-        let path = root + "/devices/css" + Hex.string(id.cssid) + "/" + Self.pathDirectory(id) + "/" + file
+        let path = paths.channelPath(id) + "/" + file
         let follower = self.follower
         let undelivered = self.undelivered
         return PendingWrite(chpid: id, change: change) {
@@ -193,15 +195,6 @@ package final class SysfsBackend: ObservedBackend {
 
     private func unsupported(_ operation: String, _ reason: String) -> BackendError {
         .unsupported(operation: operation, backend: name, reason: reason)
-    }
-
-    static func pathDirectory(_ id: ChannelPathID) -> String {
-        "chp\(id)"  // chp0.4a: a ChannelPathID prints in Linux's notation
-    }
-
-    private func subchannelDirectory(_ id: SubchannelID) -> String {
-        root + "/devices/css" + Hex.string(id.cssid) + "/0." + Hex.string(id.ssid) + "."
-            + Hex.string(id.schno, width: 4)
     }
 }
 

@@ -58,7 +58,7 @@ final class SysfsFollower: @unchecked Sendable {
             BackendReadingStats(
                 lastGoodReading: wallClockSeconds(),
                 readErrors: Dictionary(
-                    uniqueKeysWithValues: SysfsMirror.ReadErrorKind.allCases.map { ($0.rawValue, 0) })))
+                    uniqueKeysWithValues: SysfsProblemLog.Kind.allCases.map { ($0.rawValue, 0) })))
     }
 
     /// The readings' health so far; never waits for a reading.
