@@ -32,6 +32,12 @@ package protocol ChannelSubsystemBackend: AnyObject {
     /// its blocking part made, which the caller has applied first, `ObservedBackend.apply`) and
     /// what changed: the change its reply and events carry.
     func completeWrite(_ write: PendingWrite, _ outcome: PendingWrite.Outcome) throws(BackendError) -> PathChange
+    /// A vary planned, performed and completed here and now (blocking, for a real machine;
+    /// tools and tests). The default does the three steps; an observed backend also takes the
+    /// write's reading as its view.
+    func varyPath(_ id: ChannelPathID, to state: VaryState) throws(BackendError) -> PathChange
+    /// A configure here and now, as `varyPath(_:to:)` does a vary.
+    func configurePath(_ id: ChannelPathID, to state: ConfigureState) throws(BackendError) -> PathChange
     func varyPath(_ id: ChannelPathID, to state: VaryState, subchannel: SubchannelID) throws(BackendError) -> PathChange
     func injectPathFault(_ id: ChannelPathID, _ fault: PathFault) throws(BackendError) -> PathChange
     func resetChannelPath(_ id: ChannelPathID) throws(BackendError) -> ResetChannelPathResult
