@@ -28,8 +28,16 @@ package protocol ChannelSubsystemBackend: AnyObject {
     func planVary(_ id: ChannelPathID, to state: VaryState) throws(BackendError) -> PendingWrite
     /// A configure (Linux `chchp -c`; the sysfs write waits for SCLP), planned like a vary.
     func planConfigure(_ id: ChannelPathID, to state: ConfigureState) throws(BackendError) -> PendingWrite
-    /// Back on the event loop: the write's outcome (its error, if it failed) and what changed.
-    func completeWrite(_ write: PendingWrite, _ outcome: Result<Void, BackendError>) throws(BackendError) -> PathChange
+    /// Back on the event loop: the write's outcome (its error, if it failed; else the reading
+    /// its blocking part made, which the caller has applied first, `ObservedBackend.apply`) and
+    /// what changed: the change its reply and events carry.
+    func completeWrite(_ write: PendingWrite, _ outcome: PendingWrite.Outcome) throws(BackendError) -> PathChange
+    /// A vary planned, performed and completed here and now (blocking, for a real machine;
+    /// tools and tests). The default does the three steps; an observed backend also takes the
+    /// write's reading as its view.
+    func varyPath(_ id: ChannelPathID, to state: VaryState) throws(BackendError) -> PathChange
+    /// A configure here and now, as `varyPath(_:to:)` does a vary.
+    func configurePath(_ id: ChannelPathID, to state: ConfigureState) throws(BackendError) -> PathChange
     func varyPath(_ id: ChannelPathID, to state: VaryState, subchannel: SubchannelID) throws(BackendError) -> PathChange
     func injectPathFault(_ id: ChannelPathID, _ fault: PathFault) throws(BackendError) -> PathChange
     func resetChannelPath(_ id: ChannelPathID) throws(BackendError) -> ResetChannelPathResult
@@ -198,7 +206,8 @@ package struct ObservedUpdate: Sendable {
     package let details: [ChannelPathID: ChannelPathDetails]
     /// The changes from the previous reading, in chpid order.
     package let changes: [PathChange]
-    /// The chpid a vary or configure wrote before this reading, whose change is its reply's.
+    /// The chpid a vary or configure wrote before this reading (the reading its blocking part
+    /// returns), whose change is its reply's.
     package let write: ChannelPathID?
     /// Subchannels or paths came or went (new directories to watch).
     package let layoutChanged: Bool
@@ -229,8 +238,9 @@ package protocol ObservedBackend: ChannelSubsystemBackend {
     func stopFollowing()
     /// Asks for an immediate re-read (inotify reported a write); returns at once.
     func requestReread(_ targets: [ObservationTarget])
-    /// Takes a delivered update as the view: the view before it and the changes to publish
-    /// (a write's own change is kept for its reply).
+    /// Takes an update as the view (one older than the view is not): the view before it and
+    /// the changes to publish as observed, all of the update's but the written chpid's
+    /// (`update.write`), which `completeWrite` returns for its command's reply and events.
     func apply(_ update: ObservedUpdate) -> (before: Subsystem, changes: [PathChange])
     /// Directories whose files others write (for inotify), with what to re-read for each.
     var watchedDirectories: [(path: String, target: ObservationTarget)] { get }
@@ -247,14 +257,20 @@ package struct PendingWrite: Sendable {
         case configure(ConfigureState)
     }
 
+    /// What the blocking part returns: its error, or the backend's reading of its source made
+    /// right after the write (an observed backend re-reads the chpid and its subchannels; nil
+    /// when nothing was read).
+    package typealias Outcome = Result<ObservedUpdate?, BackendError>
+
     package let chpid: ChannelPathID
     package let change: Change
-    /// The blocking part, on any thread; touches nothing but the source (the file). Nil when
-    /// nothing blocks.
-    package let perform: (@Sendable () -> Result<Void, BackendError>)?
+    /// The blocking part, on any thread: the write, then the reading of what it changed. It
+    /// touches nothing but the source (the file) and the backend's reading side, never the
+    /// view the event loop holds. Nil when nothing blocks.
+    package let perform: (@Sendable () -> Outcome)?
 
     package init(
-        chpid: ChannelPathID, change: Change, perform: (@Sendable () -> Result<Void, BackendError>)?
+        chpid: ChannelPathID, change: Change, perform: (@Sendable () -> Outcome)?
     ) {
         self.chpid = chpid
         self.change = change
@@ -266,12 +282,12 @@ extension ChannelSubsystemBackend {
     /// Plans, performs and completes a vary here and now (blocking, for a real machine).
     package func varyPath(_ id: ChannelPathID, to state: VaryState) throws(BackendError) -> PathChange {
         let write = try planVary(id, to: state)
-        return try completeWrite(write, write.perform?() ?? .success(()))
+        return try completeWrite(write, write.perform?() ?? .success(nil))
     }
 
     /// Plans, performs and completes a configure here and now (blocking, for a real machine).
     package func configurePath(_ id: ChannelPathID, to state: ConfigureState) throws(BackendError) -> PathChange {
         let write = try planConfigure(id, to: state)
-        return try completeWrite(write, write.perform?() ?? .success(()))
+        return try completeWrite(write, write.perform?() ?? .success(nil))
     }
 }

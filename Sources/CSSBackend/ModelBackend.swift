@@ -23,7 +23,7 @@ package final class ModelBackend: ChannelSubsystemBackend {
         PendingWrite(chpid: id, change: .configure(state), perform: nil)
     }
 
-    package func completeWrite(_ write: PendingWrite, _ outcome: Result<Void, BackendError>) throws(BackendError)
+    package func completeWrite(_ write: PendingWrite, _ outcome: PendingWrite.Outcome) throws(BackendError)
         -> PathChange
     {
         if case .failure(let error) = outcome { throw error }

@@ -9,23 +9,25 @@ import Synchronization
 /// reading of the tree. Readings happen off the event loop (`SysfsFollower`): the server
 /// calls `startFollowing`, and applies on its loop each update the follower delivers.
 /// `vary-path` and `configure-chpid` write the chpid's `status` and `configure` files as
-/// `chchp` does, then re-read that chpid and its subchannels on the writing thread, so the
-/// reply is what the kernel now says. Operations Linux has no file for are unsupported.
+/// `chchp` does, then re-read that chpid and its subchannels on the writing thread; the
+/// write's blocking part returns that reading, which the server applies on its loop
+/// (`apply`) before `completeWrite` takes the chpid's change from it, so the reply is what
+/// the kernel now says. Operations Linux has no file for are unsupported.
 package final class SysfsBackend: ObservedBackend {
     package let kind = BackendKind.linuxSysfs
     /// The directory that holds `devices/` and `bus/` (`/sys`).
     package let root: String
+    /// Where the tree's chpids and subchannels are.
+    private let paths: SysfsPaths
     package private(set) var subsystem: Subsystem
     private var details: [ChannelPathID: ChannelPathDetails]
     /// Devices under `cssN/defunct/` (lscss lists them with subchannel `n/a`).
     package private(set) var orphanedDevices: [OrphanedDevice]
     private var generation: UInt64 = 0
     let follower: SysfsFollower
-    /// A write's own change, from the update that re-read it, for its reply.
-    private var writeResults: [ChannelPathID: PathChange] = [:]
-    /// Updates computed while not following (tests), applied by the next call on the loop.
-    private let undelivered = UpdateQueue()
-    /// Changes found besides a command's own while not following, for the next `refresh()`.
+    /// Changes to other chpids that the reading of a write made here and now (`varyPath`,
+    /// `configurePath`: tools and tests, no server to publish them) found, for the next
+    /// `refresh()`, which returns them before its own.
     private var unreported: [PathChange] = []
     /// Problems of the start-up reading (files not understood), for the log.
     package let problems: [String]
@@ -34,6 +36,7 @@ package final class SysfsBackend: ObservedBackend {
     /// - Throws: `BackendError.io` naming what could not be read.
     package init(root: String = "/sys") throws(BackendError) {
         self.root = root
+        paths = SysfsPaths(root: root)
         let observation = try SysfsObservation.read(root: root)
         subsystem = try observation.subsystem()
         details = observation.details
@@ -52,13 +55,12 @@ package final class SysfsBackend: ObservedBackend {
     package var watchedDirectories: [(path: String, target: ObservationTarget)] {
         var dirs: [(String, ObservationTarget)] = []
         for cssid in subsystem.cssids {
-            let css = root + "/devices/css" + Hex.string(cssid)
-            dirs.append((css, .layout))
+            dirs.append((paths.css(cssid), .layout))
             for path in subsystem.channelPaths where path.id.cssid == cssid {
-                dirs.append((css + "/" + Self.pathDirectory(path.id), .channelPath(path.id)))
+                dirs.append((paths.channelPath(path.id), .channelPath(path.id)))
             }
         }
-        for sch in subsystem.subchannels { dirs.append((subchannelDirectory(sch.id), .subchannel(sch.id))) }
+        for sch in subsystem.subchannels { dirs.append((paths.subchannel(sch.id), .subchannel(sch.id))) }
         return dirs
     }
 
@@ -81,16 +83,12 @@ package final class SysfsBackend: ObservedBackend {
             details = update.details
             orphanedDevices = update.orphans
         }
-        var publish: [PathChange] = []
-        for change in update.changes {
-            if change.chpid == update.write { writeResults[change.chpid] = change } else { publish.append(change) }
-        }
-        return (before, publish)
+        return (before, update.changes.filter { $0.chpid != update.write })
     }
 
     /// Reads every path and subchannel now, on the calling thread, without applying it: the
     /// update `apply` takes (nil when nothing changed). For tests and tools; the server follows
-    /// with `startFollowing` instead. While following, the update is delivered, not returned.
+    /// with `startFollowing` instead.
     package func readNow() -> ObservedUpdate? {
         follower.withMirror { mirror in
             if let update = mirror.layoutCheck() { return update }
@@ -99,10 +97,9 @@ package final class SysfsBackend: ObservedBackend {
         }
     }
 
-    /// `readNow()`, applied: the changes since the last reading (and those a command's
-    /// re-read found besides its own).
+    /// `readNow()`, applied: the changes since the last reading (after those that the
+    /// reading of a write made here and now found besides its own).
     package func refresh() throws(BackendError) -> [PathChange] {
-        applyUndelivered()
         let update = readNow()
         var changes = unreported
         unreported = []
@@ -126,15 +123,37 @@ package final class SysfsBackend: ObservedBackend {
         return try plan(.configure(state), state == .configured ? "1" : "0", file: "configure", of: id)
     }
 
-    package func completeWrite(_ write: PendingWrite, _ outcome: Result<Void, BackendError>) throws(BackendError)
+    /// The write's change, from the reading its blocking part returned (which the caller has
+    /// applied, `apply`); the chpid unchanged when that reading shows no change for it.
+    /// - Throws: the write's or the reading's error.
+    package func completeWrite(_ write: PendingWrite, _ outcome: PendingWrite.Outcome) throws(BackendError)
         -> PathChange
     {
-        if case .failure(let error) = outcome { throw error }
-        applyUndelivered()
-        if let own = writeResults.removeValue(forKey: write.chpid) { return own }
-        // No change for the chpid (or another completion took the reading of both writes).
+        let reading = try outcome.get()
+        if let reading { follower.writeTaken(reading.generation) }
+        if let own = reading?.changes.first(where: { $0.chpid == write.chpid }) { return own }
         let path = subsystem.channelPath(write.chpid)!
         return PathChange(before: path, after: path, affected: [], crws: [], crwsLost: 0)
+    }
+
+    /// Plans, performs and completes a vary here and now, on the calling thread (tools and
+    /// tests; the server defers the write): the write's reading is applied, and what it found
+    /// on other chpids is kept for the next `refresh()`.
+    /// - Throws: `BackendError` as `planVary` does, or the write's or reading's error.
+    package func varyPath(_ id: ChannelPathID, to state: VaryState) throws(BackendError) -> PathChange {
+        try writeNow(planVary(id, to: state))
+    }
+
+    /// `configure-chpid` here and now, as `varyPath(_:to:)` does a vary.
+    /// - Throws: `BackendError` as `planConfigure` does, or the write's or reading's error.
+    package func configurePath(_ id: ChannelPathID, to state: ConfigureState) throws(BackendError) -> PathChange {
+        try writeNow(planConfigure(id, to: state))
+    }
+
+    private func writeNow(_ write: PendingWrite) throws(BackendError) -> PathChange {
+        let outcome = write.perform?() ?? .success(nil)
+        if case .success(let reading?) = outcome { unreported += apply(reading).changes }
+        return try completeWrite(write, outcome)
     }
 
     package func varyPath(_ id: ChannelPathID, to state: VaryState, subchannel: SubchannelID) throws(BackendError)
@@ -165,47 +184,22 @@ package final class SysfsBackend: ObservedBackend {
         throws(BackendError) -> PendingWrite
     {
         guard subsystem.channelPath(id) != nil else { throw .model(.unknownChannelPath(id)) }
-        let path = root + "/devices/css" + Hex.string(id.cssid) + "/" + Self.pathDirectory(id) + "/" + file
+        let path = paths.channelPath(id) + "/" + file
         let follower = self.follower
-        let undelivered = self.undelivered
+        let ticket = WriteTicket(follower: follower)
         return PendingWrite(chpid: id, change: change) {
             do throws(BackendError) {
                 try SysfsFiles.write(value, to: path)
             } catch {
                 return .failure(error)
             }
-            // Read what the write can change, here, off the loop: delivered to the server
-            // when following (before this returns, so before the reply), else kept.
-            if let update = follower.rereadAfterWrite(id) { undelivered.updates.withLock { $0.append(update) } }
-            return .success(())
+            // Read what the write can change, here, off the loop; the reading goes back to the
+            // loop with the outcome.
+            return .success(follower.rereadAfterWrite(id, ticket: ticket))
         }
-    }
-
-    /// Applies updates computed while not following; changes besides a write's own wait for
-    /// the next `refresh()`.
-    private func applyUndelivered() {
-        let updates = undelivered.updates.withLock { updates in
-            defer { updates = [] }
-            return updates
-        }
-        for update in updates { unreported += apply(update).changes }
     }
 
     private func unsupported(_ operation: String, _ reason: String) -> BackendError {
         .unsupported(operation: operation, backend: name, reason: reason)
     }
-
-    static func pathDirectory(_ id: ChannelPathID) -> String {
-        "chp\(id)"  // chp0.4a: a ChannelPathID prints in Linux's notation
-    }
-
-    private func subchannelDirectory(_ id: SubchannelID) -> String {
-        root + "/devices/css" + Hex.string(id.cssid) + "/0." + Hex.string(id.ssid) + "."
-            + Hex.string(id.schno, width: 4)
-    }
-}
-
-/// Updates handed from a writing thread to the loop while not following.
-private final class UpdateQueue: Sendable {
-    let updates = Mutex<[ObservedUpdate]>([])
 }

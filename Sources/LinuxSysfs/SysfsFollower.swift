@@ -20,8 +20,16 @@ import Glibc
 /// - between slices, and at once when they arrive, requested re-reads (inotify, the kernel
 ///   log) go first: a request waits for at most one slice, never for a sweep;
 /// - a vary or configure reads its chpid on the writing thread (`rereadAfterWrite`), under the
-///   same lock, so readings never interleave.
-/// Updates are delivered under the mirror's lock, hence in generation order.
+///   same lock, so readings never interleave, and its blocking part returns that reading to
+///   the event loop with the write's outcome.
+///
+/// Every update reaches the loop in generation order: the follower's own are delivered under
+/// the mirror's lock, and while a write's reading is on its way to the loop (returned, not
+/// yet taken by `SysfsBackend.completeWrite`), no reading starts (`writeInFlight`); the wait
+/// is the completion's hop to the loop. A write whose completion never comes (the server
+/// stopped the session meanwhile and dropped the reply, as at shutdown) has its reading
+/// delivered as observed when the write is released (`WriteTicket`), so that neither its
+/// changes nor the readings after it are lost.
 final class SysfsFollower: @unchecked Sendable {
     /// Subchannels read per slice of a sweep: small enough that a request waits little.
     static let sliceSize = 256
@@ -45,8 +53,15 @@ final class SysfsFollower: @unchecked Sendable {
     private var allPaths = false
     private var running = false
     // Guarded by `mirrorLock`.
-    private var deliver: (@Sendable (ObservedUpdate) -> Void)?
     private var kernelLog: KernelLogWatcher?
+    /// Guards `deliver` and `writeInFlight`; never held while waiting for `mirrorLock`, so the
+    /// event loop, which takes it to release a write's reading, never waits for a reading.
+    private let gate = Condition()
+    // Guarded by `gate`.
+    private var deliver: (@Sendable (ObservedUpdate) -> Void)?
+    /// The generation of a write's reading that its blocking part has returned and the loop
+    /// has not taken yet (set under `mirrorLock` too, so a reading that holds it sees it).
+    private var writeInFlight: UInt64?
     /// The readings' health, under a lock of its own (not `mirrorLock`): a scrape reads it
     /// without waiting for a reading in progress.
     private let statistics: Mutex<BackendReadingStats>
@@ -58,30 +73,50 @@ final class SysfsFollower: @unchecked Sendable {
             BackendReadingStats(
                 lastGoodReading: wallClockSeconds(),
                 readErrors: Dictionary(
-                    uniqueKeysWithValues: SysfsMirror.ReadErrorKind.allCases.map { ($0.rawValue, 0) })))
+                    uniqueKeysWithValues: SysfsProblemLog.Kind.allCases.map { ($0.rawValue, 0) })))
     }
 
     /// The readings' health so far; never waits for a reading.
     var stats: BackendReadingStats { statistics.withLock { $0 } }
 
-    /// Runs `body` on the mirror under its lock; an update it returns is delivered (when
-    /// following) before the lock is released, and returned when not delivered.
-    @discardableResult
+    /// Runs a reading (`body`) on the mirror under its lock, once no write's reading is on its
+    /// way to the loop, and returns the update it computed (nil: nothing changed). Tests and
+    /// tools call it; the follower's thread reads through `follow`.
     func withMirror(_ body: (SysfsMirror) -> ObservedUpdate?) -> ObservedUpdate? {
-        mirrorLock.withLock {
-            let update = body(mirror)
-            let errors = mirror.takeErrors()
-            if !errors.isEmpty {
-                statistics.withLock { stats in
-                    for (kind, count) in errors { stats.readErrors[kind.rawValue, default: 0] += count }
+        reading(body, then: { _ in })
+    }
+
+    /// A reading of the follower's own (a tick, the sweep, a request, queued members): its
+    /// update is delivered (when following) before the mirror's lock is released.
+    private func follow(_ body: (SysfsMirror) -> ObservedUpdate?) {
+        reading(body) { update in gate.withLock { deliver }?(update) }
+    }
+
+    /// Runs `body` under the mirror's lock once no write's reading is in flight, counts its
+    /// read errors, and hands its update to `then` before the lock is released.
+    @discardableResult
+    private func reading(
+        _ body: (SysfsMirror) -> ObservedUpdate?, then: (ObservedUpdate) -> Void
+    ) -> ObservedUpdate? {
+        while true {
+            var inFlight = false
+            let update: ObservedUpdate? = mirrorLock.withLock {
+                inFlight = gate.withLock { writeInFlight != nil }
+                guard !inFlight else { return nil }
+                let update = body(mirror)
+                let errors = mirror.takeErrors()
+                if !errors.isEmpty {
+                    statistics.withLock { stats in
+                        for (kind, count) in errors { stats.readErrors[kind.rawValue, default: 0] += count }
+                    }
                 }
+                if let update { then(update) }
+                return update
             }
-            guard let update else { return nil }
-            if let deliver {
-                deliver(update)
-                return nil
+            guard inFlight else { return update }
+            gate.withLock {
+                while writeInFlight != nil { gate.wait(until: nil) }
             }
-            return update
         }
     }
 
@@ -91,10 +126,8 @@ final class SysfsFollower: @unchecked Sendable {
     }
 
     func start(_ options: FollowOptions, deliver: @escaping @Sendable (ObservedUpdate) -> Void) {
-        mirrorLock.withLock {
-            mirror.log = options.log
-            self.deliver = deliver
-        }
+        mirrorLock.withLock { mirror.log = options.log }
+        gate.withLock { self.deliver = deliver }
         let alreadyRunning = queue.withLock {
             defer { running = true }
             return running
@@ -121,9 +154,11 @@ final class SysfsFollower: @unchecked Sendable {
             running = false
             queue.signal()
         }
-        mirrorLock.withLock {
-            kernelLog?.stop()
+        mirrorLock.withLock { kernelLog?.stop() }
+        gate.withLock {
             deliver = nil
+            writeInFlight = nil  // nothing waits for the loop any more
+            gate.signal()
         }
     }
 
@@ -159,9 +194,41 @@ final class SysfsFollower: @unchecked Sendable {
         }
     }
 
-    /// The re-read after a write to `chpid`; returned when not delivered.
-    func rereadAfterWrite(_ chpid: ChannelPathID) -> ObservedUpdate? {
-        withMirror { $0.rereadAfterWrite(chpid) }
+    /// The re-read after a write to `chpid`, on the writing thread: returned, for the loop to
+    /// take with the write's outcome (`writeTaken`); until then no reading starts. `ticket`
+    /// keeps it for a completion that never comes.
+    func rereadAfterWrite(_ chpid: ChannelPathID, ticket: WriteTicket) -> ObservedUpdate? {
+        reading(
+            { $0.rereadAfterWrite(chpid) },
+            then: { update in
+                gate.withLock { writeInFlight = update.generation }
+                ticket.hold(update)
+            })
+    }
+
+    /// The loop has taken the write's reading `generation` (applied and published it): the
+    /// readings after it may start. Never waits for a reading.
+    func writeTaken(_ generation: UInt64) {
+        gate.withLock {
+            guard writeInFlight == generation else { return }
+            writeInFlight = nil
+            gate.signal()
+        }
+    }
+
+    /// A write was released without its reading taken (its reply was dropped): the reading is
+    /// delivered as observed, the written chpid's change included, before any later reading.
+    func writeDropped(_ update: ObservedUpdate) {
+        gate.withLock {
+            guard writeInFlight == update.generation else { return }
+            deliver?(
+                ObservedUpdate(
+                    generation: update.generation, subsystem: update.subsystem, details: update.details,
+                    changes: update.changes, write: nil, layoutChanged: update.layoutChanged,
+                    orphans: update.orphans))
+            writeInFlight = nil
+            gate.signal()
+        }
     }
 
     /// One poll tick, timed; a tick without read errors is a good reading, whether or not
@@ -169,7 +236,7 @@ final class SysfsFollower: @unchecked Sendable {
     private func pollTick() {
         let started = monotonicNanoseconds()
         var clean = false
-        withMirror { mirror in
+        follow { mirror in
             let update = mirror.tick()
             clean = !mirror.hasPendingErrors
             return update
@@ -216,7 +283,7 @@ final class SysfsFollower: @unchecked Sendable {
             }
             guard let work else { return }
             if !work.paths.isEmpty || !work.subchannels.isEmpty || !work.numbers.isEmpty || work.layout || work.all {
-                withMirror { mirror in
+                follow { mirror in
                     if work.layout, let update = mirror.layoutCheck() { return update }
                     var ids = Array(work.subchannels)
                     for number in work.numbers { ids += mirror.indexes(ofNumber: number) }
@@ -241,17 +308,38 @@ final class SysfsFollower: @unchecked Sendable {
                 let now = monotonicNanoseconds()
                 if share > 0, membersSince == nil { membersSince = now }
                 if share == 0 || now - (membersSince ?? now) < Self.sweepWaitLimit {
-                    withMirror { $0.readQueuedMembers(count: Self.memberSliceSize) }
+                    follow { $0.readQueuedMembers(count: Self.memberSliceSize) }
                     continue
                 }
             }
             if share > 0 {
                 let count = min(share, Self.sliceSize)
                 share -= count
-                withMirror { $0.sweep(count: count) }
+                follow { $0.sweep(count: count) }
                 membersSince = nil
             }
         }
+    }
+}
+
+/// A write's reading on its way from its blocking part to the event loop, held for one case:
+/// the write is released without the loop having taken the reading (the server stopped the
+/// session meanwhile and dropped the reply, as at shutdown). Its release then delivers the reading as
+/// observed (`SysfsFollower.writeDropped`); after `writeTaken` that does nothing.
+final class WriteTicket: Sendable {
+    private let follower: SysfsFollower
+    private let reading = Mutex<ObservedUpdate?>(nil)
+
+    init(follower: SysfsFollower) {
+        self.follower = follower
+    }
+
+    func hold(_ update: ObservedUpdate) {
+        reading.withLock { $0 = update }
+    }
+
+    deinit {
+        if let update = reading.withLock({ $0 }) { follower.writeDropped(update) }
     }
 }
 

@@ -40,16 +40,20 @@ package struct DeferredWork {
         case durableRecord
     }
 
+    /// What the blocking part returns to `finish`: its error, or what it read (a backend
+    /// write's reading of its chpid, `PendingWrite.Outcome`; nil when it read nothing).
+    package typealias Outcome = PendingWrite.Outcome
+
     /// The part that may block, on any thread; nil when there is none.
-    package let blocking: (@Sendable () -> Result<Void, BackendError>)?
+    package let blocking: (@Sendable () -> Outcome)?
     /// Back on the event loop, with the blocking part's outcome: the reply's value or error.
-    package let finish: (Result<Void, BackendError>) throws(QMPError) -> JSON
+    package let finish: (Outcome) throws(QMPError) -> JSON
     /// What `blocking` waits for.
     package let waitsOn: Wait
 
     package init(
-        blocking: (@Sendable () -> Result<Void, BackendError>)?, waitsOn: Wait = .backendWrite,
-        finish: @escaping (Result<Void, BackendError>) throws(QMPError) -> JSON
+        blocking: (@Sendable () -> Outcome)?, waitsOn: Wait = .backendWrite,
+        finish: @escaping (Outcome) throws(QMPError) -> JSON
     ) {
         self.blocking = blocking
         self.waitsOn = waitsOn
@@ -58,7 +62,7 @@ package struct DeferredWork {
 
     /// Runs both parts here and now: the reply's value or error.
     package func runInline() -> Result<JSON, QMPError> {
-        let outcome = blocking?() ?? .success(())
+        let outcome = blocking?() ?? .success(nil)
         do throws(QMPError) { return .success(try finish(outcome)) } catch { return .failure(error) }
     }
 }

@@ -90,6 +90,9 @@ package final class ServerState {
     package var notifyStatus: (() -> JSON)?
     /// The network layer's open connections (query-connections); none when unset.
     package var connectionReports: (() -> [ConnectionReport])?
+    /// Called with an observed backend's directories when a reading it applied found entries
+    /// that came or went (the network layer watches them with inotify).
+    package var onBackendLayoutChange: (([(path: String, target: ObservationTarget)]) -> Void)?
     private var lastConnectionID = 0
 
     /// A command of this server and its handler. A class: the dispatcher looks one up per

@@ -305,7 +305,7 @@ final class QMPConnectionHandler: ChannelDuplexHandler {
         core.threads.pool(for: wait).runIfActive(eventLoop: context.eventLoop) { work() }
             .assumeIsolated()
             .whenComplete { result in
-                let outcome: Result<Void, BackendError>
+                let outcome: DeferredWork.Outcome
                 switch result {
                 case .success(let value): outcome = value
                 case .failure(let error):

@@ -261,7 +261,7 @@ package final class QMPServer: Service, @unchecked Sendable {
                 return nil
             }
             try await core.loop.submit {
-                core.onLayoutChange = { watcher.watch($0) }
+                core.state.onBackendLayoutChange = { watcher.watch($0) }
                 // What changed between the start-up reading and the watches went unseen (with
                 // --poll-interval 0, for good): the listing is compared once more (entries
                 // that came or went) and every path re-read. A subchannel attribute written in

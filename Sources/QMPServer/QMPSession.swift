@@ -76,7 +76,7 @@ package final class QMPSession: SessionControl {
         let id: QMPReplyID
         let work: DeferredWork
         /// `work.blocking`, which a waiting reply always has.
-        let blocking: @Sendable () -> Result<Void, BackendError>
+        let blocking: @Sendable () -> DeferredWork.Outcome
         /// Whether exec-oob was enabled: the command mode to return to.
         package let oob: Bool
         /// Whether the work was handed to the caller to run.
@@ -350,8 +350,8 @@ package final class QMPSession: SessionControl {
             request: text, time: time, sequences: after > before ? (before + 1)...after : nil)
         if after > before { heldFrom = before + 1 }
         let work = DeferredWork(
-            blocking: { log.waitUntilDurable(token) }, waitsOn: .durableRecord,
-            finish: { (outcome: Result<Void, BackendError>) throws(QMPError) -> JSON in
+            blocking: { log.waitUntilDurable(token).map { nil } }, waitsOn: .durableRecord,
+            finish: { (outcome: DeferredWork.Outcome) throws(QMPError) -> JSON in
                 if case .failure(let error) = outcome {
                     throw .generic("the change was made but could not be recorded in the state dir: \(error)")
                 }
@@ -397,7 +397,7 @@ package final class QMPSession: SessionControl {
     /// The blocking part of a deferred reply, handed over once: the caller runs it off the
     /// loop, then calls `completeDeferred` with its outcome.
     /// - Throws: `SessionStateError` unless a reply waits for work not yet taken.
-    package func takeDeferredWork() throws(SessionStateError) -> @Sendable () -> Result<Void, BackendError> {
+    package func takeDeferredWork() throws(SessionStateError) -> @Sendable () -> DeferredWork.Outcome {
         try require("takeDeferredWork", [.waitingToStart])
         guard case .waiting(var pending) = state else { preconditionFailure("checked above") }
         pending.workTaken = true
@@ -409,7 +409,7 @@ package final class QMPSession: SessionControl {
     /// returns to command mode.
     /// - Throws: `SessionStateError` unless the work was taken and the reply still waits (a
     ///   session stopped meanwhile has dropped it: the caller discards the outcome).
-    package func completeDeferred(_ outcome: Result<Void, BackendError>, into output: inout ByteBuffer)
+    package func completeDeferred(_ outcome: DeferredWork.Outcome, into output: inout ByteBuffer)
         throws(SessionStateError)
     {
         try require("completeDeferred", [.waitingForWork])

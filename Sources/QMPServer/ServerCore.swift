@@ -93,22 +93,13 @@ final class ServerCore: @unchecked Sendable {
         for handler in connections.values { handler.closeAfterFlush() }
     }
 
-    /// Called with the backend's directories when its layout changed (devices came or went).
-    var onLayoutChange: (([(path: String, target: ObservationTarget)]) -> Void)?
-
-    /// Applies a reading the observed backend computed off the loop, and publishes what
-    /// changed as path events. Nothing here reads the machine.
+    /// Applies a reading the observed backend's follower computed off the loop, and publishes
+    /// what changed as path events (`ServerState.applyObserved`). Nothing here reads the machine.
     func applyBackendUpdate(_ update: ObservedUpdate) {
         loop.preconditionInEventLoop()
-        guard let backend = state.backend as? ObservedBackend else { return }
-        let (before, changes) = backend.apply(update)
-        if update.layoutChanged { onLayoutChange?(backend.watchedDirectories) }
-        guard !changes.isEmpty else { return }
-        for change in changes {
-            guard let kind = PathEventChange.observed(change, before: before) else { continue }
-            state.pathChanges.publish(change, as: kind, cause: .observed(backend: backend.name))
-        }
-        logger.info("backend changed", metadata: ["backend": "\(backend.name)", "paths": "\(changes.count)"])
+        let changed = state.applyObserved(update)
+        guard changed > 0 else { return }
+        logger.info("backend changed", metadata: ["backend": "\(state.backend.name)", "paths": "\(changed)"])
     }
 }
 

@@ -154,7 +154,7 @@ struct ConnectionHandlerTests {
                 DeferredWork(
                     blocking: {
                         usleep(20_000)
-                        return .success(())
+                        return .success(nil)
                     }, finish: { _ in .string("done") }))
         }
         let state = try ServerState(schema: try Schema.embedded(), registry: registry, options: ServerOptions())

@@ -42,8 +42,7 @@ private final class CountingBackend: ChannelSubsystemBackend {
     func planConfigure(_ id: ChannelPathID, to state: ConfigureState) throws(BackendError) -> PendingWrite {
         try model.planConfigure(id, to: state)
     }
-    func completeWrite(_ write: PendingWrite, _ outcome: Result<Void, BackendError>) throws(BackendError) -> PathChange
-    {
+    func completeWrite(_ write: PendingWrite, _ outcome: PendingWrite.Outcome) throws(BackendError) -> PathChange {
         try model.completeWrite(write, outcome)
     }
     func varyPath(_ id: ChannelPathID, to state: VaryState, subchannel: SubchannelID) throws(BackendError) -> PathChange

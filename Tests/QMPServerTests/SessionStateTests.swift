@@ -139,7 +139,7 @@ struct SessionStateTests {
                 #expect((try? work().get()) != nil)
                 #expect(h.tree.read("devices/css0/chp0.40/status") == "offline")
             case .completeDeferred:
-                try h.session.completeDeferred(.success(()), into: &h.output)
+                try h.session.completeDeferred(.success(nil), into: &h.output)
                 let reply = h.lines()
                 #expect(reply.count == 1 && reply[0]["id"]?.stringValue == "v" && reply[0]["return"] != nil)
             case .writeEvent:
@@ -218,7 +218,7 @@ struct SessionStateTests {
         let h = try StateHarness(.waitingForWork)
         h.session.stop()
         #expect(throws: SessionStateError(call: "completeDeferred", state: .stopped, allowed: [.waitingForWork])) {
-            try h.session.completeDeferred(.success(()), into: &h.output)
+            try h.session.completeDeferred(.success(nil), into: &h.output)
         }
         #expect(h.output.readableBytes == 0)
     }

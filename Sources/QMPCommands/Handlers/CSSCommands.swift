@@ -307,18 +307,22 @@ enum CSSCommands {
     }
 
     /// A vary or configure, in the backend's one write shape: planned now, its blocking part
-    /// (the sysfs write; none for the model) run where the session decides, then completed,
-    /// published and replied to on the event loop.
+    /// (the sysfs write and the re-read of its chpid; none for the model) run where the session
+    /// decides, then completed, published and replied to on the event loop. A re-read comes
+    /// back with the outcome and is applied first: what it found on other paths is published
+    /// as observed, before this command's own change and reply.
     private static func pathWrite(
         _ kind: PathEventChange, _ context: CommandContext,
         plan: (ChannelSubsystemBackend) throws(BackendError) -> PendingWrite
     ) throws(QMPError) -> CommandOutcome {
         let backend = context.server.backend
         let write = try backendCall { () throws(BackendError) in try plan(backend) }
+        let server = context.server
         let publisher = context.server.pathChanges
         let cause = PathChangeCause.command(connection: context.session.connectionID)
         return .deferred(
             DeferredWork(blocking: write.perform) { (outcome) throws(QMPError) in
+                if case .success(let reading?) = outcome { server.applyObserved(reading) }
                 let change = try backendCall { () throws(BackendError) in try backend.completeWrite(write, outcome) }
                 publisher.publish(change, as: kind, cause: cause)
                 return changeReply(change)

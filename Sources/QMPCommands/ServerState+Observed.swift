@@ -1,0 +1,27 @@
+// SPDX-License-Identifier: MIT
+// cssd: QMP control server for the s390 channel subsystem.
+
+import CSSBackend
+import CSSModel
+
+extension ServerState {
+    /// Takes a reading of an observed backend (linux-sysfs) as the view and publishes what it
+    /// changed as observed path events (`PathEventChange.observed`), in the reading's chpid
+    /// order: every change but the written chpid's (`update.write`), which the write's command
+    /// publishes with its reply. The one place a reading becomes events: the follower's
+    /// readings (delivered to the loop) and a write's (returned by its blocking part) both come
+    /// here. A reading that found entries come or go hands the new directories to
+    /// `onBackendLayoutChange`. Nothing here reads the machine.
+    /// - Returns: the number of changes published (0 for a backend that is not observed).
+    @discardableResult
+    package func applyObserved(_ update: ObservedUpdate) -> Int {
+        guard let backend = backend as? ObservedBackend else { return 0 }
+        let (before, changes) = backend.apply(update)
+        if update.layoutChanged { onBackendLayoutChange?(backend.watchedDirectories) }
+        for change in changes {
+            guard let kind = PathEventChange.observed(change, before: before) else { continue }
+            pathChanges.publish(change, as: kind, cause: .observed(backend: backend.name))
+        }
+        return changes.count
+    }
+}
