@@ -126,14 +126,15 @@ import Glibc
     }
 }
 
-/// A blocking client for the test: lines in, bytes out, 10 s per read.
+/// A blocking client for the test: lines in, bytes out. A read waits up to 120 s (a loaded
+/// machine's fsync can take seconds), then fails with ETIMEDOUT; the peer closing is ECONNRESET.
 final class LineClient {
     private let fd: Int32
     private var buffer: [UInt8] = []
 
     init(connecting address: QMPAddress) throws {
         fd = try address.connect()
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        var timeout = timeval(tv_sec: 120, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     }
 
@@ -152,21 +153,30 @@ final class LineClient {
                 buffer.removeFirst(end + 1)
                 return line.hasSuffix("\r") ? String(line.dropLast()) : line
             }
-            guard fill() else { throw POSIXError(.ECONNRESET) }
+            switch fill() {
+            case .some(true): continue
+            case .some(false): throw POSIXError(.ECONNRESET)
+            case nil: throw POSIXError(.ETIMEDOUT)
+            }
         }
     }
 
     /// Everything until the peer closes (or a read times out).
     func readAll() -> String {
-        while fill() {}
+        while fill() == true {}
         return String(decoding: buffer, as: UTF8.self)
     }
 
-    private func fill() -> Bool {
+    /// true: bytes read; false: the peer closed; nil: an error (a timeout).
+    private func fill() -> Bool? {
         var chunk = [UInt8](repeating: 0, count: 65536)
-        let n = read(fd, &chunk, chunk.count)
-        guard n > 0 else { return false }
-        buffer += chunk[..<n]
-        return true
+        while true {
+            let n = read(fd, &chunk, chunk.count)
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { return nil }
+            guard n > 0 else { return false }
+            buffer += chunk[..<n]
+            return true
+        }
     }
 }
