@@ -117,7 +117,7 @@ import Glibc
     @Test func anUnusableStateDirIsRefusedBeforeTheServer() async throws {
         let directory = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        FileManager.default.createFile(atPath: directory + "/state", contents: Data())
+        #expect(FileManager.default.createFile(atPath: directory + "/state", contents: Data()))
         let daemon = Daemon(configuration: Self.configuration(directory: directory), logger: Self.logger)
         let error = await #expect(throws: DaemonStartError.self) { try await daemon.run() }
         #expect(error?.description.contains("is not a directory") == true, "\(String(describing: error))")
