@@ -141,16 +141,29 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
+        // cssd assembled from a typed configuration, in one documented order, its long-lived
+        // parts run as a ServiceGroup (Daemon).
+        .target(
+            name: "DaemonRuntime",
+            dependencies: [
+                "CSSDMetrics", "QMPServer", "QMPCommands", "PathNotify", "TopologyFile", "CSSModel", "CSSBackend",
+                "LinuxSysfs", "VFIOCCW", "StateStore", "PathEvents", "ServerSecurity",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // The executable: flags -> DaemonConfiguration -> Daemon.
         .executableTarget(
             name: "cssd",
             dependencies: [
-                "CSSDMetrics", "QMPServer", "PathNotify", "TopologyFile", "CSSModel", "CSSBackend", "LinuxSysfs",
-                "VFIOCCW", "StateStore", "PathEvents",
-                "ServerSecurity", "CSSDSignals",
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                "DaemonRuntime", "CSSDSignals", "QMPServer", "QMPCommands", "QMPWire", "PathNotify", "StateStore",
+                "CSSBackend",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
         .executableTarget(
@@ -259,6 +272,13 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .testTarget(
+            name: "DaemonRuntimeTests",
+            dependencies: [
+                "DaemonRuntime", "QMPServer", "QMPTransport",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(name: "VFIOCCWTests", dependencies: ["VFIOCCW", "CSSModel"]),
         .testTarget(
             name: "StateStoreTests",
@@ -266,6 +286,7 @@ let package = Package(
                 "StateStore", "QMPCommands", "QMPSchema", "QMPWire", "CSSModel", "CSSBackend", "PathEvents", "VFIOCCW",
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
         .testTarget(name: "LinuxSysfsTests", dependencies: ["LinuxSysfs", "CSSBackend", "CSSModel", "PathEvents"]),

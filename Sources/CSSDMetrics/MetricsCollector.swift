@@ -34,7 +34,7 @@ import VFIOCCW
 ///   without a read error, or of the start-up reading), `cssd_backend_read_errors_total{kind}`
 ///   (`missing`, `unreadable`, `malformed`), `cssd_backend_poll_interval_seconds` (absent when
 ///   polling is off); read at scrape time from the follower's own lock, never the mirror's;
-/// - with `--notify` (`MetricsRecorder.notifier`): `cssd_notify_{published,confirmed,failed,
+/// - with `--notify` (`MetricsEndpoint.start`'s `notifier`): `cssd_notify_{published,confirmed,failed,
 ///   dropped,gaps,broker_connections}_total`, `cssd_notify_outbox_{notifications,bytes}`, the
 ///   outbox's limits `cssd_notify_outbox_max_{notifications,bytes}`, `cssd_notify_broker_connected`;
 /// - `cssd_path_changes_total{change,cause}`: path changes published (`cause` `command` or

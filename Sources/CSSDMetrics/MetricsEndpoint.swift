@@ -81,10 +81,13 @@ package final class MetricsEndpoint: @unchecked Sendable {
     /// - Parameters:
     ///   - recorder: the registry the server's observer fills; the endpoint adds the
     ///     scrape-time families to it.
+    ///   - notifier: where the `--notify` publisher stands, read at scrape time on the loop
+    ///     (must not block); nil without one.
     /// - Returns: the running endpoint, with the address it bound.
     /// - Throws: `MetricsEndpointError` naming the address when it cannot bind.
     package static func start(
-        _ configuration: Configuration, server: QMPServer, recorder: MetricsRecorder, logger: Logger
+        _ configuration: Configuration, server: QMPServer, recorder: MetricsRecorder,
+        notifier: (@Sendable () -> NotifierFigures)? = nil, logger: Logger
     ) async throws -> MetricsEndpoint {
         let loop = server.eventLoop
         let connections = try await loop.submit {
@@ -96,7 +99,7 @@ package final class MetricsEndpoint: @unchecked Sendable {
             // Held weakly by the pipeline: the scraper keeps the collector alive.
             server.state.pathChanges.addSink(collector)
             return Scraper(
-                state: server.state, registry: recorder.registry, collector: collector, notifier: recorder.notifier)
+                state: server.state, registry: recorder.registry, collector: collector, notifier: notifier)
         }.get()
         var limits = NIOHTTPDecoderLimitConfiguration()
         limits.maxHeaderFieldSize = 8 * 1024

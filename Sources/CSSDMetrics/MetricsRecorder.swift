@@ -81,10 +81,6 @@ package final class MetricsRecorder: ServerObserver, @unchecked Sendable {
     }
 
     /// - Parameter registry: where to keep the families.
-    /// Where the AMQP notifier stands, read at scrape time (`--notify`): nil without one.
-    /// Called on the server's event loop; must not block (read counters under a short lock).
-    package var notifier: (@Sendable () -> NotifierFigures)?
-
     package init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
         // The embedded schema is compiled in and validated by tests; an empty set only means

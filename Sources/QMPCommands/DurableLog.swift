@@ -9,7 +9,9 @@ import PathEvents
 /// `waitUntilDurable` returned, and holds the events of its changes until then.
 ///
 /// `records`, `append` and `deliverableThrough` are called on the server's event loop;
-/// `waitUntilDurable` off it (it may block on the disk).
+/// `waitUntilDurable` off it (it may block on the disk). Whoever holds events until they are
+/// durable is woken by the log's owner after a commit (`QMPServer.durabilityAdvanced`, which
+/// the daemon's assembly registers).
 package protocol DurableLog: AnyObject, Sendable {
     /// Whether a successful call of `command` must be recorded (it changed what cssd owns).
     func records(_ command: String) -> Bool
@@ -25,6 +27,4 @@ package protocol DurableLog: AnyObject, Sendable {
     /// The newest sequence number whose change, and every one before it, is durable; events of
     /// later changes are held. `.max` when nothing waits.
     var deliverableThrough: UInt64 { get }
-    /// Called after a commit, on the committing thread: events held may go now.
-    var onDurable: (@Sendable () -> Void)? { get set }
 }

@@ -101,6 +101,8 @@ package final class QMPServer: Service, @unchecked Sendable {
 
     package let configuration: ServerConfiguration
     private let group: MultiThreadedEventLoopGroup
+    /// The server made `group` and stops it at the end of `serve`; else its owner does.
+    private let ownsGroup: Bool
     private let core: ServerCore
     private var serverChannels: [Channel] = []
     private var socketFiles: [String] = []
@@ -120,13 +122,17 @@ package final class QMPServer: Service, @unchecked Sendable {
     ///   - journal: the path-change journal (a restored epoch); nil: a new one.
     ///   - observer: told of commands, connections and backend readings (metrics).
     ///   - prepare: run on the new state before any connection (restores a state dir).
+    ///   - eventLoopGroup: a group of one loop to run on, which its owner stops after `serve`
+    ///     returned (the daemon, whose other parts still use the loop then); nil: the server
+    ///     makes its own and stops it at the end of `serve`.
     package init(
         configuration: ServerConfiguration, backend: ChannelSubsystemBackend? = nil, guests: Guests = Guests(),
         journal: PathEventJournal? = nil, observer: ServerObserver? = nil, logger: Logger,
-        prepare: ((ServerState) throws -> Void)? = nil
+        eventLoopGroup: MultiThreadedEventLoopGroup? = nil, prepare: ((ServerState) throws -> Void)? = nil
     ) throws {
         self.configuration = configuration
-        self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        self.group = eventLoopGroup ?? MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        self.ownsGroup = eventLoopGroup == nil
         let state = try ServerState.standard(
             options: configuration.options, backend: backend ?? configuration.subsystem.map { ModelBackend($0) },
             guests: guests, journal: journal)
@@ -286,12 +292,12 @@ package final class QMPServer: Service, @unchecked Sendable {
         core.state.notifyStatus = status
     }
 
-    /// Serves until `shutdown(cause:)`, `quit` or a graceful-shutdown signal.
-    /// - Parameter closing: runs once the stop has closed every connection and listener and
-    ///   stopped following the backend, while the event loop still runs: what commits on the
-    ///   server's behalf (the state store) writes its last state and closes there, its
-    ///   wake-ups of the loop still served. It may use `eventLoop`.
-    package func serve(closing: @Sendable () async -> Void = {}) async {
+    /// Serves until `shutdown(cause:)`, `quit` or a graceful-shutdown signal; returns once every
+    /// connection and listener is closed (the unix socket files removed) and the backend is no
+    /// longer followed. The loop still runs then when the server was given its group: what
+    /// commits on its behalf (the state store) writes its last state after this, and the owner
+    /// stops the group.
+    package func serve() async {
         let cause: ShutdownCause = await withGracefulShutdownHandler {
             var iterator = shutdownStream.makeAsyncIterator()
             return await iterator.next() ?? .hostSignal
@@ -308,16 +314,29 @@ package final class QMPServer: Service, @unchecked Sendable {
         await closeListeners()
         // Give flushes of SHUTDOWN a moment to complete before the loop goes away.
         try? await core.loop.scheduleTask(in: .milliseconds(50)) {}.futureResult.get()
-        await closing()
         // Not awaited: a write the kernel never completes must not hold the shutdown.
         core.threads.shutdown()
-        try? await group.shutdownGracefully()
+        if ownsGroup { try? await group.shutdownGracefully() }
+    }
+
+    /// Lets go of the threads of a server that will not serve (a stop before it started, or a
+    /// failed `start`); its group too when it made it.
+    package func discard() async {
+        core.threads.shutdown()
+        if ownsGroup { try? await group.shutdownGracefully() }
     }
 
     /// Service: start, then serve.
     package func run() async throws {
         try await start()
         await serve()
+    }
+
+    /// Wakes, on the loop, the connections whose events wait for their changes to be durable:
+    /// to call after the durable log (`state.durability`) committed. Any thread.
+    package var durabilityAdvanced: @Sendable () -> Void {
+        let core = self.core
+        return { core.loop.execute { core.wakeSubscribers() } }
     }
 
     /// Asks a running server to stop.

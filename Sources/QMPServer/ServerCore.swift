@@ -37,7 +37,6 @@ final class ServerCore: @unchecked Sendable {
         self.logger = logger
         self.limits = limits
         state.pathChanges.addSink(self)
-        state.durability?.onDurable = { [loop] in loop.execute { self.wakeSubscribers() } }
         state.connectionReports = { [unowned self] in self.connections.values.map { $0.report() } }
     }
 

@@ -68,8 +68,9 @@ package final class StateStore: DurableLog, @unchecked Sendable {
     package let recorded: Set<String>
     /// The backend whose state this is.
     package let backend: BackendKind
-    /// Called (on the committing thread) after a commit: held events may go.
-    package var onDurable: (@Sendable () -> Void)?
+    /// Told (on the committing thread, in the order added) after each commit: held events may
+    /// go. `addDurableListener`.
+    private let durableListeners = NIOLockedValueBox<[@Sendable () -> Void]>([])
     /// Most changes kept in the `journal` table (`--event-journal N`; 0 keeps none).
     package let journalCapacity: Int
     /// The host is the truth (linux-sysfs): its last recorded state is kept.
@@ -860,7 +861,7 @@ package final class StateStore: DurableLog, @unchecked Sendable {
     /// run, the write-ahead log is checkpointed into `state.sqlite` and truncated (so that the
     /// file alone is the whole state), the connection is closed and the state dir's lock let
     /// go. Call once no command is taken any more and before the event loop stops (a commit
-    /// wakes the loop's subscribers through `onDurable`). Later commits fail; idempotent.
+    /// wakes the loop's subscribers through its durable listeners). Later commits fail; idempotent.
     /// - Returns: why the checkpoint failed (the state is whole all the same: it is in the
     ///   write-ahead log, which the next start reads), nil when it did not.
     @discardableResult
@@ -882,6 +883,13 @@ package final class StateStore: DurableLog, @unchecked Sendable {
             lock.release()
             return failure
         }
+    }
+
+    /// Adds a listener told after every commit (on the committing thread, which it must not
+    /// hold: it only wakes what waits), after the ones added before: the server's held events,
+    /// the `--notify` outbox. Any thread; a listener added after a commit misses only that one.
+    package func addDurableListener(_ listener: @escaping @Sendable () -> Void) {
+        durableListeners.withLockedValue { $0.append(listener) }
     }
 
     // MARK: DurableLog
@@ -941,7 +949,7 @@ package final class StateStore: DurableLog, @unchecked Sendable {
                 state.records.removeFirst(batch.count)
                 if let last { state.lastSequence = max(state.lastSequence, last) }
             }
-            onDurable?()
+            for listener in durableListeners.withLockedValue({ $0 }) { listener() }
             return .success(())
         }
     }
@@ -1076,6 +1084,6 @@ extension StateStore: PathChangeSink {
 final class ReplaySession: SessionControl {
     var isNegotiated: Bool { true }
     var isReadOnly: Bool { false }
-    var connectionID: Int { 0 }
+    var connectionID: Int { ConnectionNumber.replay }
     func enterCommandMode(oob: Bool) {}
 }

@@ -3,27 +3,14 @@
 
 import ArgumentParser
 import CSSBackend
-import CSSDMetrics
 import CSSDSignals
-import CSSModel
-import Dispatch
-import LinuxSysfs
+import DaemonRuntime
 import Logging
-import NIOConcurrencyHelpers
 import NIOCore
-import PathEvents
-import PathNotify
 import QMPCommands
 import QMPServer
 import QMPWire
-import ServerSecurity
 import StateStore
-import TopologyFile
-import VFIOCCW
-
-#if canImport(Glibc)
-import Glibc
-#endif
 
 @main
 struct CSSD: AsyncParsableCommand {
@@ -198,10 +185,10 @@ struct CSSD: AsyncParsableCommand {
         guard maxRequestSize >= 1024, maxRequestSize <= 1 << 30 else {
             throw ValidationError("--max-request-size must be between 1024 and 1073741824 bytes")
         }
-        guard backend == "model" || backend == "linux-sysfs" || backend.hasPrefix("linux-sysfs:") else {
+        guard let choice = DaemonConfiguration.Backend.parse(backend) else {
             throw ValidationError("--backend: '\(backend)' is not 'model' or 'linux-sysfs[:ROOT]'")
         }
-        guard backend == "model" || topology == nil else {
+        guard choice.kind == .model || topology == nil else {
             throw ValidationError("--topology describes the model; the linux-sysfs backend reads the machine instead")
         }
         guard pollInterval >= 0 else { throw ValidationError("--poll-interval must be 0 or more milliseconds") }
@@ -237,18 +224,17 @@ struct CSSD: AsyncParsableCommand {
     }
 
     func run() async throws {
-        // First: from here on SIGTERM/SIGINT stop cleanly and SIGHUP reloads (before, they are
-        // held in the signal pipe since the process started).
-        let signals = SignalRouter()
-        signals.start()
-        let level = Logger.Level(rawValue: logLevel)!
-        LoggingSystem.bootstrap { label in
-            var handler = LogLineHandler(label: label)
-            handler.logLevel = level
-            return handler
+        let daemon = Daemon(configuration: try daemonConfiguration(), signalPipe: cssd_signal_pipe())
+        do {
+            try await daemon.run()
+        } catch is DaemonStartError {
+            throw ExitCode(1)  // logged by the daemon
         }
-        let logger = Logger(label: "cssd")
+    }
 
+    /// The flags as the daemon's configuration: the one place they are read after `validate()`.
+    /// - Throws: `ValidationError` for a listener address or `--notify` settings that cannot be used.
+    func daemonConfiguration() throws -> DaemonConfiguration {
         var listeners: [Listener] = []
         do {
             for text in qmp { listeners.append(Listener(try ListenAddress(parsing: text))) }
@@ -256,391 +242,35 @@ struct CSSD: AsyncParsableCommand {
         } catch {
             throw ValidationError("\(error)")
         }
-        do {
-            listeners += try SocketActivation.takeListeners()
-        } catch {
-            logger.critical("\(error)")
-            throw ExitCode(1)
+        var backend = DaemonConfiguration.Backend.model(topology: topology)
+        if case (.linuxSysfs, let root?)? = DaemonConfiguration.Backend.parse(self.backend) {
+            let followedLog = kernelLog == "none" ? nil : kernelLog ?? (root == "/sys" ? "/dev/kmsg" : nil)
+            let watch = BackendWatch(
+                pollInterval: pollInterval > 0 ? .milliseconds(Int64(pollInterval)) : nil,
+                sweepInterval: .milliseconds(Int64(sweepInterval)), inotify: !noInotify, kernelLog: followedLog)
+            backend = .linuxSysfs(root: root, watch: watch)
         }
-        if listeners.isEmpty { listeners = [Listener(.unix(path: "cssd.sock"))] }
-
-        // Sockets are for the owner only; 1000+ clients need more descriptors than the default.
-        umask(0o077)
-        raiseFileDescriptorLimit()
-
-        var group: gid_t?
-        if let socketGroup {
-            guard let found = Self.groupID(socketGroup) else {
-                logger.critical("--socket-group: no group '\(socketGroup)'")
-                throw ExitCode(1)
-            }
-            group = found
-        }
-        var security: TransportSecurity?
-        if let tlsCreds {
-            do {
-                security = try TransportSecurity(credentialsDirectory: tlsCreds, authzFile: tlsAuthz)
-            } catch {
-                logger.critical("cannot use the TLS settings: \(error)")
-                throw ExitCode(1)
-            }
-        }
-
-        // Refuse to start rather than serve a half-read topology or tree.
-        let source: ChannelSubsystemBackend
-        var guests = Guests()
-        var followedLog: String?
-        if backend.hasPrefix("linux-sysfs") {
-            let root = backend.hasPrefix("linux-sysfs:") ? String(backend.dropFirst("linux-sysfs:".count)) : "/sys"
-            followedLog = kernelLog == "none" ? nil : kernelLog ?? (root == "/sys" ? "/dev/kmsg" : nil)
-            let started = ContinuousClock.now
-            do throws(BackendError) {
-                let sysfs = try SysfsBackend(root: root)
-                for problem in sysfs.problems { logger.warning("sysfs: \(problem)") }
-                logger.info(
-                    "sysfs read",
-                    metadata: [
-                        "root": "\(root)", "subchannels": "\(sysfs.subsystem.subchannels.count)",
-                        "chpids": "\(sysfs.subsystem.channelPaths.count)", "time": "\(ContinuousClock.now - started)",
-                    ])
-                source = sysfs
-            } catch {
-                logger.critical("cannot read the Linux sysfs tree: \(error)")
-                throw ExitCode(1)
-            }
-        } else {
-            let model = try loadModel(logger: logger)
-            source = ModelBackend(model.subsystem)
-            guests = model.guests
-        }
-
         var options = ServerOptions(
             limits: WireLimits(maxValueSize: maxRequestSize), eventQueueLimit: eventQueueLimit,
             eventJournal: eventJournal)
         if allowQuit { options.conditions.insert("allow-quit") }
-        let watch = BackendWatch(
-            pollInterval: pollInterval > 0 ? .milliseconds(Int64(pollInterval)) : nil,
-            sweepInterval: .milliseconds(Int64(sweepInterval)), inotify: !noInotify, kernelLog: followedLog)
-        let limits = ConnectionLimits(
-            maxClients: maxClients, maxHandshakes: maxTLSHandshakes,
-            handshakeTimeout: .milliseconds(Int64(tlsHandshakeTimeout)))
-        var store: StateStore?
-        // However run() ends: the state dir's lock goes with the store (a clean stop closes it
-        // earlier, in the stop's own order: below).
-        defer { store?.close() }
-        var journal: PathEventJournal?
-        var snapshot: StateStore.LoadedSnapshot?
-        let loadStarted = ContinuousClock.now
-        if let stateDir {
-            let fingerprint = StateStore.fingerprint(of: source.subsystem, backend: source.name)
-            do throws(StateStoreError) {
-                let opened = try StateStore.open(
-                    directory: stateDir, fingerprint: fingerprint, backend: source.name,
-                    options: StateStore.Options(
-                        journalCapacity: eventJournal, snapshotEvery: stateSnapshotEvery,
-                        keepsHost: source.kind != .model))
-                store = opened
-                // The snapshot's model state and guests, then the journal up to it: the model's
-                // later changes are replayed (which numbers and journals them again); with a
-                // real host the journal is read up to the last recorded change.
-                let model = source as? ModelBackend
-                snapshot = try opened.loadSnapshot(model: model?.subsystem)
-                if let snapshot {
-                    if let restored = snapshot.model { model?.subsystem = restored }
-                    guests = snapshot.guests
-                }
-                journal = try opened.loadJournal(
-                    capacity: eventJournal,
-                    newest: source.name == "model" ? snapshot?.lastSequence ?? 0 : opened.storedLastSequence)
-            } catch {
-                logger.critical("refusing to start: \(error)")
-                throw ExitCode(1)
-            }
+        var metricsEndpoint: DaemonConfiguration.Metrics?
+        if let metrics, case .tcp(let host, let port) = try? ListenAddress(parsing: metrics) {
+            metricsEndpoint = .init(host: host, port: port, usesTLS: metricsTLS != .off)
         }
-        let recorder = metrics.map { _ in MetricsRecorder() }
-        let started = ContinuousClock.now
-        let server: QMPServer
-        do {
-            server = try QMPServer(
-                configuration: ServerConfiguration(
-                    listeners: listeners, options: options, watch: watch, security: security, socketGroup: group,
-                    limits: limits),
-                backend: source, guests: guests, journal: journal, observer: recorder, logger: logger
-            ) { state in
-                guard let store else { return }
-                let journaled = state.journal.count
-                let restored = try store.restore(into: state)
-                for failure in restored.failed {
-                    logger.warning("state dir: a recorded command failed again: \(failure)")
-                }
-                logger.info(
-                    store.created ? "state dir created" : "state restored",
-                    metadata: [
-                        "state-dir": "\(store.path)", "epoch": "\(store.epoch)",
-                        "snapshot":
-                            "\(snapshot.map { "commands 1-\($0.commands) sequence \($0.lastSequence)" } ?? "none")",
-                        "journal-read": "\(journaled)", "loading": "\(started - loadStarted)",
-                        "commands": "\(restored.commands)",
-                        "last-sequence": "\(state.pathChanges.lastSequence)", "journal": "\(state.journal.count)",
-                        "guests": "\(state.guests.names.count)", "took": "\(ContinuousClock.now - loadStarted)",
-                        "reading": "\(restored.reading)", "replaying": "\(restored.replaying)",
-                    ])
-                if source.name == "model" && restored.lastSequence != store.storedLastSequence {
-                    let numbered = restored.lastSequence
-                    logger.warning(
-                        "state dir: replay numbered \(numbered) changes, the record says \(store.storedLastSequence)")
-                }
-                state.durability = store
-                state.pathChanges.addSink(store)  // held weakly; `store` lives as long as run()
-                store.capture = {
-                    StateStore.Captured(
-                        model: (state.backend as? ModelBackend)?.subsystem, guests: state.guests,
-                        lastSequence: state.pathChanges.lastSequence)
-                }
-                guard store.keepsHost else { return }
-                // The host is the truth, and it may have changed while cssd was down: what differs
-                // from the last recorded state is published now, as observed changes with new
-                // sequence numbers (journaled and kept like any other), so that a resumed
-                // subscriber learns of it.
-                // Devices that came or went since (while cssd was down; while it ran, too, when
-                // it did not stop cleanly: the record of the devices is taken at start and at a
-                // clean stop) are no reason to refuse the state dir: the recorded devices become
-                // the host's, and the count is logged.
-                if let recorded = try store.recordedHost(onto: state.subsystem) {
-                    var published = 0
-                    for change in recorded.pathChanges(to: state.subsystem) {
-                        guard let kind = PathEventChange.observed(change, before: recorded) else { continue }
-                        if state.pathChanges.publish(change, as: kind, cause: .observed(backend: source.name)) != nil {
-                            published += 1
-                        }
-                    }
-                    let layout = try store.recordHostLayout(state.subsystem)
-                    if published > 0 || !layout.isEmpty {
-                        logger.info(
-                            "host changed since the last recorded state",
-                            metadata: [
-                                "paths": "\(published)", "last-sequence": "\(state.pathChanges.lastSequence)",
-                                "subchannels-added": "\(layout.subchannelsAdded)",
-                                "subchannels-removed": "\(layout.subchannelsRemoved)",
-                                "chpids-added": "\(layout.channelPathsAdded)",
-                                "chpids-removed": "\(layout.channelPathsRemoved)",
-                            ])
-                    }
-                } else {
-                    try store.recordHost(state.subsystem)
-                }
-            }
-        } catch let error as StateStoreError {
-            logger.critical("refusing to start: \(error)")
-            throw ExitCode(1)
-        }
-        // The notifier lives as long as the server (the pipeline holds its sinks weakly). Its
-        // payloads carry the server's epoch: the journal's, kept across restarts with --state-dir.
-        var notifier: PathNotifier?
-        if let configuration = try notify.configuration() {
-            // With a state dir the outbox is kept there, and only durable changes are published.
-            var persistence: NotifyPersistence?
-            if let store, let stateDir {
-                persistence = NotifyPersistence(
-                    directory: stateDir, lastSequence: server.state.pathChanges.lastSequence,
-                    journal: Array(server.state.journal.changes), cause: .command(connection: 0),
-                    durableThrough: { store.committedSequence })
-            }
-            let publisher: PathNotifier
-            do throws(OutboxStoreError) {
-                publisher = try PathNotifier(
-                    configuration: configuration, epoch: server.state.journal.epoch, persistence: persistence,
-                    logger: logger)
-            } catch {
-                logger.critical("refusing to start: \(error)")
-                throw ExitCode(1)
-            }
-            if let store {
-                // The server's own wake-up (held events) first, then the notifier's.
-                let wakeServer = store.onDurable
-                let wakeNotifier = publisher.durabilityAdvanced
-                store.onDurable = {
-                    wakeServer?()
-                    wakeNotifier()
-                }
-            }
-            server.addPathChangeSink(publisher, status: publisher.status)
-            notifier = publisher
-            // Read at scrape time, on the loop: the outbox's and the publisher's short locks.
-            let figures = publisher.figures
-            recorder?.notifier = {
-                let (counters, state, connections) = figures()
-                return NotifierFigures(
-                    published: counters.published, confirmed: counters.confirmed, failed: counters.failed,
-                    dropped: counters.dropped, gaps: counters.gapsReported, outboxDepth: counters.depth,
-                    outboxBytes: counters.bytes, outboxMaxDepth: configuration.maxEvents,
-                    outboxMaxBytes: configuration.maxBytes, connected: state == .connected,
-                    connections: connections, restored: counters.restored, rebuilt: counters.rebuilt)
-            }
-        }
-        // A stop asked for before this point ends cssd here, before any socket exists.
-        guard signals.attach(server) else {
-            logger.info("stopped by a signal before listening")
-            return
-        }
-        do {
-            // Metrics first: it cannot leave QMP socket files behind if it fails to bind.
-            if let metrics, let recorder, case .tcp(let host, let port) = try ListenAddress(parsing: metrics) {
-                // TLS unless asked otherwise when there are credentials: the safe default.
-                let metricsSecurity = metricsTLS == .off ? nil : security
-                if security != nil && metricsSecurity == nil {
-                    logger.notice(
-                        "metrics served over plain HTTP although --tls-creds is given (--metrics-tls off)",
-                        metadata: ["address": "\(metrics)"])
-                }
-                _ = try await MetricsEndpoint.start(
-                    .init(host: host, port: port, security: metricsSecurity, handshakeTimeout: limits.handshakeTimeout),
-                    server: server, recorder: recorder, logger: logger)
-            }
-            try await server.start()
-        } catch {
-            logger.critical("\(error)")
-            throw ExitCode(1)
-        }
-        notifier?.start()
-        defer { notifier?.stop() }
-        server.notifier.notify("READY=1\nSTATUS=serving \(listeners.count) listener(s)")
-        // A clean stop, once no command is taken any more and before the event loop stops:
-        // the state as a snapshot (read on the loop), so that the next start replays nothing,
-        // with a real host its devices as they are now, then the store closed (checkpointed:
-        // state.sqlite alone is the whole state).
-        let stopping = store
-        await server.serve {
-            guard let stopping else { return }
-            let taken = try? await server.eventLoop.submit {
-                (stopping.appendSnapshot(), stopping.keepsHost ? server.state.subsystem : nil)
-            }.get()
-            if let token = taken?.0, case .failure(let error) = stopping.waitUntilDurable(token) {
-                logger.error("state dir: the snapshot at the stop failed: \(error)")
-            }
-            if let host = taken?.1 {
-                do throws(StateStoreError) {
-                    _ = try stopping.recordHostLayout(host)
-                } catch {
-                    logger.error("state dir: the host's devices could not be recorded at the stop: \(error)")
-                }
-            }
-            if let failure = stopping.close() {
-                logger.warning("state dir: closed without a checkpoint (the next start reads the log): \(failure)")
-            }
-        }
+        return DaemonConfiguration(
+            listeners: listeners, backend: backend, options: options,
+            limits: ConnectionLimits(
+                maxClients: maxClients, maxHandshakes: maxTLSHandshakes,
+                handshakeTimeout: .milliseconds(Int64(tlsHandshakeTimeout))),
+            socketGroup: socketGroup, tls: tlsCreds.map { .init(credentials: $0, authz: tlsAuthz) },
+            metrics: metricsEndpoint,
+            stateDir: stateDir.map { .init(directory: $0, snapshotEvery: stateSnapshotEvery) },
+            notify: try notify.configuration(), logLevel: Logger.Level(rawValue: logLevel)!)
     }
 }
 
 /// `--metrics-tls`: whether the metrics endpoint uses the TLS settings of QMP's tcp listeners.
 enum MetricsTLS: String, ExpressibleByArgument, CaseIterable {
     case on, off
-}
-
-/// Carries the signals the C constructor caught (CSSDSignals) to the server: SIGTERM and
-/// SIGINT stop it (at once if it serves, else as soon as it does), SIGHUP reloads it (and is
-/// ignored before it serves: there is nothing loaded to reload yet).
-final class SignalRouter: @unchecked Sendable {
-    private let lock = NIOLock()
-    private var server: QMPServer?
-    private var stopRequested = false
-
-    /// Reads the signal pipe on a thread of its own.
-    func start() {
-        let fd = cssd_signal_pipe()
-        guard fd >= 0 else { return }
-        DispatchQueue(label: "cssd.signals").async { [self] in
-            var byte: UInt8 = 0
-            while true {
-                let n = read(fd, &byte, 1)
-                if n < 0 && errno == EINTR { continue }
-                guard n == 1 else { return }
-                handle(Int32(byte))
-            }
-        }
-    }
-
-    private func handle(_ signal: Int32) {
-        let server: QMPServer? = lock.withLock {
-            if signal != SIGHUP { stopRequested = true }
-            return self.server
-        }
-        guard let server else { return }
-        if signal == SIGHUP {
-            server.requestReload()
-        } else {
-            server.shutdown(cause: .hostSignal)
-        }
-    }
-
-    /// From now on signals go to `server`. Returns false when a stop was already asked for.
-    func attach(_ server: QMPServer) -> Bool {
-        lock.withLock {
-            self.server = server
-            return !stopRequested
-        }
-    }
-}
-
-extension CSSD {
-    /// The model of `--topology` (or the embedded default) and its guests; exits 1 on a bad file.
-    private func loadModel(logger: Logger) throws -> (subsystem: Subsystem, guests: Guests) {
-        let started = ContinuousClock.now
-        let subsystem: Subsystem
-        let guests: Guests
-        do {
-            let description =
-                try topology.map { (path) throws(TopologyFileError) in
-                    try TopologyFile.decode(contentsOf: path)
-                } ?? .embeddedDefault
-            subsystem = try Subsystem(topology: description)
-            do throws(TopologyError) {
-                guests = try Guests(topology: description, host: subsystem)
-            } catch {
-                // Name the file's fields (crw-capacity, cu-model) when it came from a file.
-                if let topology { throw TopologyFileError(file: topology, validation: error) }
-                throw error
-            }
-        } catch {
-            logger.critical("cannot load the topology: \(error)")
-            throw ExitCode(1)
-        }
-        // Decoding a large topology file churns through temporary objects; give those pages
-        // back so the server's footprint is the model's, not the decoder's high-water mark.
-        releaseFreedMemory()
-        logger.info(
-            "topology loaded",
-            metadata: [
-                "source": "\(topology ?? "embedded default")", "subchannels": "\(subsystem.subchannels.count)",
-                "chpids": "\(subsystem.channelPaths.count)", "guests": "\(guests.names.count)",
-                "time": "\(ContinuousClock.now - started)",
-            ])
-        return (subsystem, guests)
-    }
-}
-
-extension CSSD {
-    /// A group by name or number.
-    static func groupID(_ text: String) -> gid_t? {
-        if let number = gid_t(text) { return number }
-        guard let entry = getgrnam(text) else { return nil }
-        return entry.pointee.gr_gid
-    }
-}
-
-private func raiseFileDescriptorLimit() {
-    var limit = rlimit()
-    guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else {
-        return
-    }
-    limit.rlim_cur = limit.rlim_max
-    setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
-}
-
-/// glibc's malloc_trim(0): returns freed heap pages to the system. Looked up at run time
-/// because Swift's Glibc module does not export <malloc.h>; a no-op elsewhere.
-private func releaseFreedMemory() {
-    typealias MallocTrim = @convention(c) (Int) -> Int32
-    guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim") else { return }
-    _ = unsafeBitCast(symbol, to: MallocTrim.self)(0)
 }

@@ -3,6 +3,7 @@
 
 import CSSBackend
 import Foundation
+import NIOConcurrencyHelpers
 import NIOPosix
 import PathEvents
 import QMPCommands
@@ -209,6 +210,19 @@ private func execute(_ directory: String, _ sql: String) throws {
         #expect(third.restored.commands == 0)
         #expect(third.visible == after)
         third.store.close()
+    }
+
+    @Test func everyDurableListenerIsToldOfEachCommitInTheOrderAdded() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let started = try Started(directory, snapshotEvery: 0)
+        let told = NIOLockedValueBox<[String]>([])
+        started.store.addDurableListener { told.withLockedValue { $0.append("server") } }
+        started.store.addDurableListener { told.withLockedValue { $0.append("notifier") } }
+        try started.run(#"{"execute":"vary-path","arguments":{"chpid":"0.40","state":"offline"}}"#)
+        try started.run(#"{"execute":"vary-path","arguments":{"chpid":"0.40","state":"online"}}"#)
+        #expect(told.withLockedValue { $0 } == ["server", "notifier", "server", "notifier"])
+        started.store.close()
     }
 
     @Test func withoutASnapshotTheWholeLogIsReplayedAsBefore() throws {
