@@ -19,6 +19,7 @@ import time
 
 import pytest
 
+
 CAPS = b'{"execute":"qmp_capabilities"}'
 CRLF = b"\r\n"
 

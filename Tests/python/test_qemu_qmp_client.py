@@ -14,6 +14,7 @@ import pytest
 qmp = pytest.importorskip("qemu.qmp")
 from qemu.qmp import ExecuteError, QMPClient  # noqa: E402
 
+
 TIMEOUT = 10
 
 
