@@ -19,7 +19,6 @@ import time
 
 import pytest
 
-
 CAPS = b'{"execute":"qmp_capabilities"}'
 CRLF = b"\r\n"
 

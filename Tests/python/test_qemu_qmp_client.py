@@ -14,7 +14,6 @@ import pytest
 qmp = pytest.importorskip("qemu.qmp")
 from qemu.qmp import ExecuteError, QMPClient  # noqa: E402
 
-
 TIMEOUT = 10
 
 
