@@ -59,10 +59,10 @@ def test_out_of_descriptors_backs_off_and_logs_on_every_listener(short_tmp):
             return f.read().decode("utf-8", "replace")
 
     try:
-        tcp_port = int(wait_until(lambda: re.search(r"address=tcp:127\.0\.0\.1:(\d+) readonly=.*\] listening", text()), 10,
-                             "the QMP tcp address in the log").group(1))
+        tcp_port = int(wait_until(lambda: re.search(r"address=tcp:127\.0\.0\.1:(\d+) readonly=.*\] listening", text()),
+                                  10, "the QMP tcp address in the log").group(1))
         metrics_port = int(wait_until(lambda: re.search(r"address=tcp:127\.0\.0\.1:(\d+)\b.*metrics listening", text()),
-                                 10, "the metrics address in the log").group(1))
+                                      10, "the metrics address in the log").group(1))
         # Take every descriptor cssd has: connect until a client gets no greeting because
         # cssd holds NOFILE descriptors (a slow greeting on a loaded machine is waited for).
         def exhausted() -> bool:

@@ -92,23 +92,25 @@ def test_prometheus_sees_path_changes_and_the_alerts_fire(metrics_cssd, promethe
         client.close()
 
     wait_until(lambda: query_value(base, 'cssd_chpid_vary_state{chpid="0.40",state="offline"}') == 1.0, 20,
-          "0.40 offline in Prometheus")
+               "0.40 offline in Prometheus")
     assert query_value(base, 'cssd_chpid_vary_state{chpid="0.40",state="online"}') == 0.0
     wait_until(lambda: query_value(base, 'cssd_chpid_configure_state{chpid="0.60",state="standby"}') == 1.0, 20,
-          "0.60 in standby in Prometheus")
+               "0.60 in standby in Prometheus")
     assert query_value(base, 'sum by (chpid) (cssd_chpid_configure_state{chpid="0.60"})') == 1.0
     # The OSA devices on 0.60 have no other path: they are down now.
-    wait_until(lambda: query_value(base, 'cssd_css_subchannels_without_operational_path{cssid="0"}') == down_before + osa,
-          20, "the no-operational-path count to grow by the subchannels of 0.60")
+    wait_until(lambda: query_value(base, 'cssd_css_subchannels_without_operational_path{cssid="0"}')
+               == down_before + osa, 20, "the no-operational-path count to grow by the subchannels of 0.60")
     assert query_value(base, 'cssd_qmp_commands_total{command="vary-path",outcome="ok"}') == 1.0
     # The path-change pipeline's metrics sink counted both changes as they were published.
-    wait_until(lambda: query_value(base, 'sum(cssd_path_changes_total{cause="command"})') == 2.0, 20, "two path changes")
+    wait_until(lambda: query_value(base, 'sum(cssd_path_changes_total{cause="command"})') == 2.0, 20,
+               "two path changes")
     assert query_value(base, 'cssd_path_changes_total{change="offline",cause="command"}') == 1.0
 
     wait_until(lambda: alert_firing(base, "CSSDChannelPathOffline", chpid="0.40"), 30, "CSSDChannelPathOffline 0.40")
-    wait_until(lambda: alert_firing(base, "CSSDChannelPathNotConfigured", chpid="0.60"), 30, "CSSDChannelPathNotConfigured 0.60")
+    wait_until(lambda: alert_firing(base, "CSSDChannelPathNotConfigured", chpid="0.60"), 30,
+               "CSSDChannelPathNotConfigured 0.60")
     wait_until(lambda: alert_firing(base, "CSSDSubchannelsWithoutOperationalPath", cssid="0"), 30,
-          "CSSDSubchannelsWithoutOperationalPath")
+               "CSSDSubchannelsWithoutOperationalPath")
     assert not alert_firing(base, "CSSDChannelPathOffline", chpid="0.41")
     _check_metrics(port)
 
@@ -215,7 +217,8 @@ def test_connections_and_commands_are_counted(metrics_cssd):
     assert during['cssd_qmp_commands_total{command="unknown",outcome="CommandNotFound"}'] == 1
     assert not any("no-such-command" in key for key in during)
     assert during['cssd_qmp_command_duration_seconds_count{command="query-version"}'] >= 1
-    wait_until(lambda: scrape_values(port)[f"cssd_qmp_connections_open{{{listener}}}"] == 0, 5, "the connection to close")
+    wait_until(lambda: scrape_values(port)[f"cssd_qmp_connections_open{{{listener}}}"] == 0, 5,
+               "the connection to close")
 
 
 def test_linux_sysfs_chpids_come_and_go(short_tmp):
@@ -269,7 +272,8 @@ def test_linux_sysfs_reading_health(short_tmp):
         for kind in ("missing", "unreadable", "malformed"):
             assert first[f'cssd_backend_read_errors_total{{backend="linux-sysfs",kind="{kind}"}}'] == 0
         # Idle: nothing changes, yet every tick is a good reading.
-        wait_until(lambda: scrape_values(port)[good] > first[good] + 0.5, 5, "the good-reading time to advance while idle")
+        wait_until(lambda: scrape_values(port)[good] > first[good] + 0.5, 5,
+                   "the good-reading time to advance while idle")
         idle = scrape_values(port)
         assert errors(idle) == 0
         assert 0 < idle[duration] < 1

@@ -57,7 +57,7 @@ class TLSMetrics:
     def __enter__(self):
         self.server.start()
         match = wait_until(lambda: re.search(r"address=tcp:127\.0\.0\.1:(\d+)\b.*metrics listening", self.log()),
-                      10, "the metrics address in cssd's log")
+                           10, "the metrics address in cssd's log")
         self.port = int(match.group(1))
         self.line = next(line for line in self.log().splitlines() if "metrics listening" in line)
         return self
@@ -101,7 +101,7 @@ class TLSMetrics:
     def wait_line(self, *parts: str, timeout: float = 10.0) -> str:
         """A log line holding every part (swift-log writes metadata sorted by key)."""
         return wait_until(lambda: next((l for l in self.log().splitlines() if all(p in l for p in parts)), None),
-                     timeout, f"a log line with {parts}", interval=0.05)
+                          timeout, f"a log line with {parts}", interval=0.05)
 
     def refused(self, client: str | None) -> None:
         """`client` gets no HTTP answer: the handshake, the request or the read fails, or EOF."""
@@ -163,7 +163,7 @@ def test_prometheus_scrapes_over_https(prometheus_over_tls):
     assert "tls=true" in cssd.line and f"authz={cssd.authz}" in cssd.line
     wait_until(lambda: query_value(base, 'up{job="cssd"}') == 1.0, 30, "the https target to be up")
     wait_until(lambda: query_value(base, 'cssd_chpid_vary_state{job="cssd",chpid="0.40",state="online"}') == 1.0, 20,
-          "a cssd series scraped over https")
+               "a cssd series scraped over https")
     # A change made over QMP reaches Prometheus through the TLS endpoint.
     client = Client(cssd.server.sock)
     try:
@@ -171,14 +171,14 @@ def test_prometheus_scrapes_over_https(prometheus_over_tls):
     finally:
         client.close()
     wait_until(lambda: query_value(base, 'cssd_chpid_vary_state{job="cssd",chpid="0.40",state="offline"}') == 1.0, 20,
-          "0.40 offline in Prometheus")
+               "0.40 offline in Prometheus")
     target = _target(base, "cssd")
     assert target["scrapeUrl"].startswith("https://") and target["health"] == "up", target
     # The job whose certificate the policy denies is down, and its refusals are counted.
     wait_until(lambda: _target(base, "cssd-intruder")["health"] == "down", 20, "the intruder's target to be down")
     assert query_value(base, 'up{job="cssd-intruder"}') == 0.0
-    wait_until(lambda: (query_value(base, 'cssd_metrics_tls_refusals_total{job="cssd",reason="unauthorized"}') or 0) > 0,
-          20, "the intruder's refusals counted")
+    wait_until(lambda: (query_value(base, 'cssd_metrics_tls_refusals_total{job="cssd",reason="unauthorized"}')
+                        or 0) > 0, 20, "the intruder's refusals counted")
     assert query_value(base, 'cssd_metrics_tls_refusals_total{job="cssd",reason="not-tls"}') == 0.0
     cssd.wait_line("metrics: TLS client not authorized", "dn=C=GB,O=Example,CN=intruder")
     _qmp_answers(cssd.server)

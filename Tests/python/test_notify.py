@@ -188,7 +188,8 @@ def test_broker_restart_mid_stream_loses_nothing(broker, short_tmp):
 def test_overflow_during_outage_is_reported_as_a_gap(broker, short_tmp):
     url = f"amqp://127.0.0.1:{broker.port}/durable"
     with Listener(broker, short_tmp, vhost="durable", durable=True) as listener:
-        server = start_notify_cssd(short_tmp, url, credentials(short_tmp), "--notify-durable", "--notify-outbox-events", "5")
+        server = start_notify_cssd(short_tmp, url, credentials(short_tmp), "--notify-durable",
+                                   "--notify-outbox-events", "5")
         try:
             client = Client(server.sock)
             epoch = wait_notify(client, lambda s: s["state"] == "connected")["epoch"]

@@ -51,7 +51,7 @@ def test_amqps_with_the_right_ca_delivers(tls_broker, short_tmp):
     url = f"amqps://localhost:{tls_broker.tls_port}/%2F"
     with Listener(tls_broker, short_tmp) as listener:
         server = start_notify_cssd(short_tmp, url, credentials(short_tmp), "--notify-ca",
-                            os.path.join(tls_broker.pki, "ca.pem"))
+                                   os.path.join(tls_broker.pki, "ca.pem"))
         try:
             client = Client(server.sock)
             wait_notify(client, lambda s: s["state"] == "connected")
@@ -65,7 +65,7 @@ def test_amqps_with_the_right_ca_delivers(tls_broker, short_tmp):
 def test_amqps_with_another_ca_is_refused_qmp_serves(tls_broker, short_tmp):
     url = f"amqps://localhost:{tls_broker.tls_port}/%2F"
     server = start_notify_cssd(short_tmp, url, credentials(short_tmp), "--notify-ca",
-                        os.path.join(tls_broker.pki, "other.pem"))
+                               os.path.join(tls_broker.pki, "other.pem"))
     try:
         client = Client(server.sock)
         status = wait_notify(client, lambda s: "last-error" in s)
