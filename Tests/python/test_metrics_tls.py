@@ -99,9 +99,7 @@ class TLSMetrics:
         return {k[len(prefix):-2]: v for k, v in self.values().items() if k.startswith(prefix)}
 
     def wait_line(self, *parts: str, timeout: float = 10.0) -> str:
-        """A log line holding every part (swift-log writes metadata sorted by key)."""
-        return wait_until(lambda: next((l for l in self.log().splitlines() if all(p in l for p in parts)), None),
-                          timeout, f"a log line with {parts}", interval=0.05)
+        return self.server.wait_line(*parts, timeout=timeout)
 
     def refused(self, client: str | None) -> None:
         """`client` gets no HTTP answer: the handshake, the request or the read fails, or EOF."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 from dataclasses import dataclass, field
 from typing import List, Optional
 
@@ -94,6 +95,17 @@ class Server:
         else:
             how = f"EXITED BY ITSELF during the test, exit status {code}"
         return f"--- {self.name} pid {self.proc.pid}: {how}; {' '.join(self.argv)}\n{self.log_tail(n)}"
+
+    def wait_line(self, *parts: str, timeout: float = 10.0, n: int = 400000) -> str:
+        """The first line of the log's last `n` bytes holding every part (swift-log writes
+        metadata sorted by key), polled until `timeout` s; AssertionError with the log's tail."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.log_tail(n).splitlines():
+                if all(part in line for part in parts):
+                    return line
+            time.sleep(0.05)
+        raise AssertionError(f"no log line with {parts}:\n{self.log_tail(n)[-3000:]}")
 
     def log_tail(self, n: int = 4000) -> str:
         try:
