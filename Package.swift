@@ -228,6 +228,9 @@ let package = Package(
         // typed command interface (QMPCommands).
         .executableTarget(name: "api-embed"),
         .plugin(name: "EmbedAPI", capability: .buildTool(), dependencies: ["api-embed"]),
+        // What the Swift test targets share: temporary directories, sysfs trees, paths in the
+        // checkout, ID parsing. Not a test target itself; only test targets depend on it.
+        .target(name: "TestSupport", dependencies: ["CSSModel"], path: "Tests/TestSupport"),
         .testTarget(
             name: "QMPWireTests",
             dependencies: [
@@ -236,9 +239,9 @@ let package = Package(
                 .product(name: "NIOTestUtils", package: "swift-nio"),
             ]
         ),
-        .testTarget(name: "TopologyFileTests", dependencies: ["TopologyFile", "CSSModel", "QMPWire"]),
-        .testTarget(name: "QMPTransportTests", dependencies: ["QMPTransport"]),
-        .testTarget(name: "QMPSchemaTests", dependencies: ["QMPSchema", "QMPWire"]),
+        .testTarget(name: "TopologyFileTests", dependencies: ["TestSupport", "TopologyFile", "CSSModel", "QMPWire"]),
+        .testTarget(name: "QMPTransportTests", dependencies: ["TestSupport", "QMPTransport"]),
+        .testTarget(name: "QMPSchemaTests", dependencies: ["TestSupport", "QMPSchema", "QMPWire"]),
         .testTarget(
             name: "QMPCommandsTests",
             dependencies: ["QMPCommands", "QMPSchema", "QMPWire", "CSSModel", "PathEvents", "VFIOCCW"]
@@ -256,18 +259,18 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "PathEventsTests", dependencies: ["PathEvents", "CSSModel", "VFIOCCW"]),
+        .testTarget(name: "PathEventsTests", dependencies: ["TestSupport", "PathEvents", "CSSModel", "VFIOCCW"]),
         .testTarget(
             name: "PathNotifyTests",
             dependencies: [
-                "PathNotify", "QMPCommands", "QMPWire", "PathEvents", "CSSModel",
+                "TestSupport", "PathNotify", "QMPCommands", "QMPWire", "PathEvents", "CSSModel",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(
             name: "ServerSecurityTests",
             dependencies: [
-                "ServerSecurity", .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                "TestSupport", "ServerSecurity", .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -275,26 +278,29 @@ let package = Package(
         .testTarget(
             name: "DaemonRuntimeTests",
             dependencies: [
-                "DaemonRuntime", "QMPServer", "QMPTransport",
+                "DaemonRuntime", "QMPServer", "QMPTransport", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "VFIOCCWTests", dependencies: ["VFIOCCW", "CSSModel"]),
+        .testTarget(name: "VFIOCCWTests", dependencies: ["TestSupport", "VFIOCCW", "CSSModel"]),
         .testTarget(
             name: "StateStoreTests",
             dependencies: [
                 "StateStore", "QMPCommands", "QMPSchema", "QMPWire", "CSSModel", "CSSBackend", "PathEvents", "VFIOCCW",
+                "TestSupport",
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
-        .testTarget(name: "LinuxSysfsTests", dependencies: ["LinuxSysfs", "CSSBackend", "CSSModel", "PathEvents"]),
+        .testTarget(
+            name: "LinuxSysfsTests", dependencies: ["LinuxSysfs", "CSSBackend", "CSSModel", "PathEvents", "TestSupport"]
+        ),
         .testTarget(
             name: "QMPServerTests",
             dependencies: [
                 "QMPServer", "QMPWire", "QMPTransport", "QMPCommands", "QMPFuzzSupport", "CSSModel", "PathEvents",
-                "VFIOCCW", "CSSBackend", "LinuxSysfs",
+                "VFIOCCW", "CSSBackend", "LinuxSysfs", "TestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

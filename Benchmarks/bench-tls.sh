@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # TLS beside plain TCP, one run, same client: release cssd twice (one with --tls-creds and an
-# authz policy, one plain on loopback), certificates made by openssl (Tests/python/pki.py), then
+# authz policy, one plain on loopback), certificates made by openssl (Tests/python/harness/pki.py), then
 #   cssctl bench --tls-creds CLIENT --tls-socket TLS --socket PLAIN --connections N ...
 # Rows: connect (connect + TLS handshake + greeting: handshakes/s), sequential, pipelined.
 set -euo pipefail
@@ -12,7 +12,7 @@ work=$(mktemp -d /tmp/cssd-tls-bench.XXXXXX)
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
-python3 -c "import sys; sys.path.insert(0, 'Tests/python'); from pki import PKI; PKI('$work/pki')"
+python3 -c "import sys; sys.path.insert(0, 'Tests/python'); from harness.pki import PKI; PKI('$work/pki')"
 echo '{"policy": "deny", "rules": [{"match": "*,CN=mgmt", "policy": "allow", "format": "glob"}]}' >"$work/authz.json"
 tls_port=${TLS_PORT:-4455}
 plain_port=${PLAIN_PORT:-4456}

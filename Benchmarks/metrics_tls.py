@@ -3,7 +3,7 @@
 
 Two release cssd serve the same synthetic topology (`cssctl gen-topology`, 32 chpids, 8 paths
 per subchannel): one with `--metrics` alone (HTTP), one with `--tls-creds` and `--tls-authz`
-(HTTPS, client certificate, DN checked), certificates made by openssl (Tests/python/pki.py).
+(HTTPS, client certificate, DN checked), certificates made by openssl (Tests/python/harness/pki.py).
 The client (Python's http.client and ssl, so its own TLS cost is in the figures) alternates
 between the two in rounds of ROUND scrapes, so that both see the same machine load:
 - keep-alive: scrapes on one open connection (what Prometheus does between scrapes);
@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "Tests", "python"))
 
 from metrics import CSSCTL, CSSD, OPENMETRICS, pct, scrape, server_seconds  # noqa: E402
-from pki import PKI  # noqa: E402
+from harness.pki import PKI  # noqa: E402
 
 ROUNDS = 10
 ROUND = 100  # scrapes per round and mode

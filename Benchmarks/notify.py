@@ -41,7 +41,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "Tests", "python"))
 
-import rabbitmq  # noqa: E402
+from harness.broker import Broker  # noqa: E402
 import oslo_messaging  # noqa: E402
 from oslo_config import cfg  # noqa: E402
 
@@ -340,7 +340,7 @@ def main():
     args = parser.parse_args()
     binary = os.environ.get("CSSD_BIN", os.path.join(ROOT, ".build", "release", "cssd"))
     tmp = tempfile.mkdtemp(prefix="cssdn", dir="/tmp")
-    broker = rabbitmq.Broker().start()
+    broker = Broker().start()
     endpoint = Endpoint()
     proc = None
     try:

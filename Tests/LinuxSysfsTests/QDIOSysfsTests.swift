@@ -2,6 +2,7 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import CSSModel
+import TestSupport
 import Testing
 
 @testable import LinuxSysfs
@@ -10,7 +11,7 @@ import Testing
 /// device on the QDIO control unit 1731 (OSA, HiperSockets, FCP) and to nothing else.
 @Suite struct QDIOSysfsTests {
     @Test func theFacilityFollowsTheControlUnit() throws {
-        let tree = Tree()
+        let tree = SysfsTree()
         tree.chp("40")
         tree.chp("60", type: "11")
         tree.sch("0.0.0000", chpids: "40 00 00 00 00 00 00 00", pimpampom: "80 80 ff", device: "0.0.1000")

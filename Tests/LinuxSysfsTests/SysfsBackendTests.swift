@@ -5,65 +5,14 @@ import CSSBackend
 import CSSModel
 import Foundation
 import PathEvents
+import TestSupport
 import Testing
 
 @testable import LinuxSysfs
 
-/// A small sysfs tree in a temporary directory, written file by file as Linux shows it.
-final class Tree {
-    let root: String
-
-    init() {
-        root = NSTemporaryDirectory() + "sysfs-" + UUID().uuidString
-    }
-
-    deinit { try? FileManager.default.removeItem(atPath: root) }
-
-    func write(_ relative: String, _ text: String) {
-        let path = root + "/" + relative
-        try! FileManager.default.createDirectory(
-            atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        try! text.write(toFile: path, atomically: false, encoding: .ascii)
-    }
-
-    func chp(
-        _ id: String, status: String = "online", configure: String = "1", type: String = "1a",
-        shared: String = "1", cmg: String = "2", chid: String = "", external: String = ""
-    ) {
-        let dir = "devices/css0/chp0.\(id)/"
-        write(dir + "status", status + "\n")
-        write(dir + "configure", configure + "\n")
-        write(dir + "type", type + "\n")
-        write(dir + "shared", shared + "\n")
-        write(dir + "cmg", cmg + "\n")
-        write(dir + "chid", chid.isEmpty ? "" : chid + "\n")
-        write(dir + "chid_external", external.isEmpty ? "" : external + "\n")
-    }
-
-    func sch(
-        _ busid: String, chpids: String, pimpampom: String, device: String? = nil, devtype: String = "3390/0c",
-        online: String = "1", type: String = "0", vpm: String? = nil
-    ) {
-        let dir = "devices/css0/\(busid)/"
-        write(dir + "type", type + "\n")
-        if let vpm { write(dir + "vpm", vpm + "\n") }
-        write(dir + "chpids", chpids + " \n")
-        write(dir + "pimpampom", pimpampom + "\n")
-        write(dir + "dev_busid", (device ?? "none") + "\n")
-        if let device {
-            write(dir + device + "/devtype", devtype + "\n")
-            write(dir + device + "/cutype", "3990/e9\n")
-            write(dir + device + "/online", online + "\n")
-        }
-    }
-}
-
-private func chp(_ text: String) -> ChannelPathID { try! ChannelPathID(parsing: text) }
-private func sch(_ text: String) -> SubchannelID { try! SubchannelID(parsing: text) }
-
 @Suite struct SysfsReadingTests {
     @Test func readsPathsAndSubchannelsAsLinuxShowsThem() throws {
-        let tree = Tree()
+        let tree = SysfsTree()
         tree.chp("40", chid: "0100", external: "1")
         tree.chp("41", status: "offline", cmg: "unknown", chid: "0a01", external: "0")
         tree.chp("42", configure: "0", shared: "unknown", cmg: "unknown")
@@ -103,7 +52,7 @@ private func sch(_ text: String) -> SubchannelID { try! SubchannelID(parsing: te
     /// `vpm` is the kernel's (00 for a device that is not online), packed like the other
     /// masks; without the file it is unknown, not derived.
     @Test func vpmIsReadAsTheKernelStatesIt() throws {
-        let tree = Tree()
+        let tree = SysfsTree()
         tree.chp("40")
         tree.chp("42")
         tree.sch(
@@ -126,7 +75,7 @@ private func sch(_ text: String) -> SubchannelID { try! SubchannelID(parsing: te
     /// `css0/defunct/`: devices without a subchannel, with their types and online; a device
     /// number without a device directory is a subchannel without its device.
     @Test func orphansAndMissingDevicesAreRead() throws {
-        let tree = Tree()
+        let tree = SysfsTree()
         tree.chp("40")
         tree.sch("0.0.0000", chpids: "40 00 00 00 00 00 00 00", pimpampom: "80 80 ff")
         tree.write("devices/css0/0.0.0000/dev_busid", "0.0.1000\n")
@@ -151,7 +100,7 @@ private func sch(_ text: String) -> SubchannelID { try! SubchannelID(parsing: te
 
     /// The model packs installed paths from slot 0; sysfs may show holes.
     @Test func pimWithHolesIsPacked() throws {
-        let tree = Tree()
+        let tree = SysfsTree()
         tree.chp("40")
         tree.chp("42")
         tree.sch("0.0.0000", chpids: "40 00 42 00 00 00 00 00", pimpampom: "a0 20 df", device: "0.0.1000")
@@ -162,7 +111,7 @@ private func sch(_ text: String) -> SubchannelID { try! SubchannelID(parsing: te
     }
 
     @Test func unreadableOrMissingThingsAreNotedNotFatal() throws {
-        let tree = Tree()
+        let tree = SysfsTree()
         tree.chp("40", configure: "garbage")
         tree.sch("0.0.0000", chpids: "40 43 00 00 00 00 00 00", pimpampom: "c0 c0 ff", device: "0.0.1000")
         tree.write("devices/css0/0.0.0001/type", "0\n")  // no chpids, no pimpampom
@@ -174,7 +123,7 @@ private func sch(_ text: String) -> SubchannelID { try! SubchannelID(parsing: te
     }
 
     @Test func aTreeWithoutCSSIsRefused() {
-        let tree = Tree()
+        let tree = SysfsTree()
         tree.write("devices/platform/x", "")
         #expect(throws: BackendError.self) { try SysfsBackend(root: tree.root) }
     }
@@ -182,7 +131,7 @@ private func sch(_ text: String) -> SubchannelID { try! SubchannelID(parsing: te
 
 @Suite struct SysfsChangeTests {
     @Test func varyWritesStatusAndReportsTheReread() throws {
-        let tree = Tree()
+        let tree = SysfsTree()
         tree.chp("40")
         tree.sch("0.0.0000", chpids: "40 00 00 00 00 00 00 00", pimpampom: "80 80 ff", device: "0.0.1000")
         let backend = try SysfsBackend(root: tree.root)
@@ -193,7 +142,7 @@ private func sch(_ text: String) -> SubchannelID { try! SubchannelID(parsing: te
     }
 
     @Test func changesByOthersAreFoundWithTheirKind() throws {
-        let tree = Tree()
+        let tree = SysfsTree()
         tree.chp("40")
         tree.chp("41")
         tree.sch("0.0.0000", chpids: "40 41 00 00 00 00 00 00", pimpampom: "c0 c0 ff", device: "0.0.1000")
@@ -226,7 +175,7 @@ private func sch(_ text: String) -> SubchannelID { try! SubchannelID(parsing: te
     }
 
     @Test func operationsWithoutASysfsFileAreUnsupported() throws {
-        let tree = Tree()
+        let tree = SysfsTree()
         tree.chp("40")
         let backend = try SysfsBackend(root: tree.root)
         #expect(throws: BackendError.self) { try backend.injectPathFault(chp("0.40"), .permanentError) }
@@ -237,8 +186,8 @@ private func sch(_ text: String) -> SubchannelID { try! SubchannelID(parsing: te
 
 @Suite struct SysfsFollowingTests {
     /// 0.40 on 0.0.0000-0.0.0002, 0.41 on 0.0.0002-0.0.0004.
-    private func tree() -> Tree {
-        let tree = Tree()
+    private func tree() -> SysfsTree {
+        let tree = SysfsTree()
         tree.chp("40")
         tree.chp("41")
         for n in 0..<5 {
@@ -302,7 +251,7 @@ private func sch(_ text: String) -> SubchannelID { try! SubchannelID(parsing: te
     /// A channel report for a path with thousands of members: read in slices, on several
     /// threads, and each slice's changes published; every member read once.
     @Test func aPathsMembersAreReadInSlicesOnSeveralThreads() throws {
-        let tree = Tree()
+        let tree = SysfsTree()
         tree.chp("40")
         tree.chp("41")
         let count = 3000

@@ -5,6 +5,7 @@ import CSSBackend
 import CSSModel
 import Foundation
 import Synchronization
+import TestSupport
 import Testing
 
 @testable import LinuxSysfs
@@ -13,8 +14,8 @@ import Testing
 /// after it wait for the loop to take it, so that every update reaches the loop in the order
 /// it was read.
 @Suite struct SysfsWriteTests {
-    private func tree() -> Tree {
-        let tree = Tree()
+    private func tree() -> SysfsTree {
+        let tree = SysfsTree()
         tree.chp("40")
         tree.chp("41")
         tree.sch("0.0.0000", chpids: "40 00 00 00 00 00 00 00", pimpampom: "80 80 ff", device: "0.0.1000")

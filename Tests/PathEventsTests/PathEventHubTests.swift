@@ -2,12 +2,11 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import CSSModel
+import TestSupport
 import Testing
 
 @testable import PathEvents
 
-private func chp(_ text: String) -> ChannelPathID { try! ChannelPathID(parsing: text) }
-private func sch(_ text: String) -> SubchannelID { try! SubchannelID(parsing: text) }
 private let t0 = EventTime(seconds: 1, microseconds: 2)
 
 /// css 0: chpids 0.40 (used by 42 subchannels 0.0.0000-0.0.0029), 0.41 (by 0.0.0000-0.0.0001),

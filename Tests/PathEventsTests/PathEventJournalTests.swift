@@ -2,11 +2,11 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import CSSModel
+import TestSupport
 import Testing
 
 @testable import PathEvents
 
-private func chp(_ text: String) -> ChannelPathID { try! ChannelPathID(parsing: text) }
 private let t0 = EventTime(seconds: 1, microseconds: 2)
 
 /// Two subchannels on 0.40, one of them on 0.41 too.

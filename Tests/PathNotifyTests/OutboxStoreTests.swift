@@ -6,6 +6,7 @@ import Foundation
 import Logging
 import PathEvents
 import QMPCommands
+import TestSupport
 import Testing
 
 @testable import PathNotify
@@ -14,12 +15,6 @@ import Testing
 /// gaps, the sequence position), what it drops (changes not durable), what it refuses
 /// (corrupt, another epoch), and what it rebuilds from the journal.
 @Suite struct OutboxStoreTests {
-    private func temporaryDirectory() -> String {
-        let path = NSTemporaryDirectory() + "cssd-outbox-\(UUID().uuidString)"
-        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        return path
-    }
-
     private func entry(_ sequence: UInt64, _ tag: String = "") -> OsloNotification {
         OsloNotification(
             sequence: sequence, routingKey: "notifications.info", messageID: "m\(sequence)\(tag)",
@@ -35,7 +30,7 @@ import Testing
     }
 
     @Test func unconfirmedRowsGapsAndPositionSurviveAReopen() throws {
-        let directory = temporaryDirectory()
+        let directory = makeTemporaryDirectory(prefix: "cssd-outbox")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let store = try OutboxStore.open(directory: directory, epoch: "e1", lastSequence: 0)
         #expect(store.created && store.saved.rows.isEmpty && store.saved.through == 0)
@@ -68,7 +63,7 @@ import Testing
     }
 
     @Test func rowsAndGapsOfChangesThatDidNotBecomeDurableAreDropped() throws {
-        let directory = temporaryDirectory()
+        let directory = makeTemporaryDirectory(prefix: "cssd-outbox")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let store = try OutboxStore.open(directory: directory, epoch: "e1", lastSequence: 0)
         let outbox = NotificationOutbox(maxEvents: 3, maxBytes: 1 << 20, persistent: true)
@@ -103,7 +98,7 @@ import Testing
     }
 
     @Test func aCorruptFileOrAnotherEpochIsRefusedAndLeftAlone() throws {
-        let directory = temporaryDirectory()
+        let directory = makeTemporaryDirectory(prefix: "cssd-outbox")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let path = directory + "/notify-outbox.sqlite"
         let junk = Data(repeating: 0x41, count: 8192)
@@ -119,7 +114,7 @@ import Testing
     }
 
     @Test func durableChangesMissingFromTheOutboxAreRebuiltOrReportedAsLost() throws {
-        let directory = temporaryDirectory()
+        let directory = makeTemporaryDirectory(prefix: "cssd-outbox")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         // The outbox accounted for change 1 (published and confirmed); 2...4 became durable but
         // the crash came before they were written. The journal holds 3 and 4.

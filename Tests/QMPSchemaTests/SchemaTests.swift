@@ -2,6 +2,7 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import Foundation
+import TestSupport
 import Testing
 
 @testable import QMPSchema
@@ -174,8 +175,7 @@ struct SchemaTests {
 
     @Test("API/*.md is what the schema generates (regenerate: CSSD_UPDATE_DOCS=1 swift test --filter docsInSync)")
     func docsInSync() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent()
+        let root = URL(fileURLWithPath: Repository.root)
         let schema = try Schema.embedded()
         for module in schema.modules {
             let path = root.appendingPathComponent("API/\(module.name).md")

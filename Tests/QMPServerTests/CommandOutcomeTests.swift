@@ -8,6 +8,7 @@ import LinuxSysfs
 import NIOCore
 import QMPCommands
 import QMPWire
+import TestSupport
 import Testing
 
 @testable import QMPServer
@@ -17,37 +18,11 @@ import Testing
 @Suite("Command outcomes in the session")
 struct CommandOutcomeTests {
     /// A sysfs tree with one channel path (0.40, online, configured) and one subchannel on it.
-    final class SysfsTree {
-        let root = NSTemporaryDirectory() + "cssd-outcome-" + UUID().uuidString
-
-        init() {
-            let chp = "devices/css0/chp0.40/"
-            for (file, text) in [
-                ("status", "online"), ("configure", "1"), ("type", "1a"), ("shared", "1"), ("cmg", "2"),
-                ("chid", ""), ("chid_external", ""),
-            ] {
-                write(chp + file, text.isEmpty ? "" : text + "\n")
-            }
-            let sch = "devices/css0/0.0.0000/"
-            write(sch + "type", "0\n")
-            write(sch + "chpids", "40 00 00 00 00 00 00 00 \n")
-            write(sch + "pimpampom", "80 80 ff\n")
-            write(sch + "dev_busid", "0.0.1000\n")
-            write(sch + "0.0.1000/devtype", "3390/0c\n")
-            write(sch + "0.0.1000/cutype", "3990/e9\n")
-            write(sch + "0.0.1000/online", "1\n")
-        }
-
-        deinit { try? FileManager.default.removeItem(atPath: root) }
-
-        func write(_ relative: String, _ text: String) {
-            let path = root + "/" + relative
-            try! FileManager.default.createDirectory(
-                atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-            try! text.write(toFile: path, atomically: false, encoding: .ascii)
-        }
-
-        func read(_ relative: String) -> String { try! String(contentsOfFile: root + "/" + relative, encoding: .ascii) }
+    func sysfsTree() -> SysfsTree {
+        let tree = SysfsTree()
+        tree.chp("40")
+        tree.sch("0.0.0000", chpids: "40 00 00 00 00 00 00 00", pimpampom: "80 80 ff", device: "0.0.1000")
+        return tree
     }
 
     func session(_ backend: ChannelSubsystemBackend?, deferral: Bool) throws -> (QMPSession, ByteBuffer) {
@@ -80,7 +55,7 @@ struct CommandOutcomeTests {
 
     @Test("sysfs with deferral: the reply waits for the blocking write, input waits behind it")
     func sysfsDeferred() throws {
-        let tree = SysfsTree()
+        let tree = sysfsTree()
         var (session, output) = try session(try SysfsBackend(root: tree.root), deferral: true)
         var input = ByteBuffer(
             string: #"{"execute":"configure-chpid","arguments":{"chpid":"0.40","state":"standby"},"id":1}"#
@@ -104,7 +79,7 @@ struct CommandOutcomeTests {
 
     @Test("sysfs without deferral (tests, the fuzzer): the same work runs inline")
     func sysfsInline() throws {
-        let tree = SysfsTree()
+        let tree = sysfsTree()
         var (session, output) = try session(try SysfsBackend(root: tree.root), deferral: false)
         var input = ByteBuffer(
             string: #"{"execute":"configure-chpid","arguments":{"chpid":"0.40","state":"standby"},"id":1}"#)

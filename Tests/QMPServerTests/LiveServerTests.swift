@@ -5,6 +5,7 @@ import Foundation
 import Logging
 import QMPCommands
 import QMPWire
+import TestSupport
 import Testing
 
 @testable import QMPServer

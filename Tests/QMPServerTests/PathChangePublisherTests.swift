@@ -11,13 +11,11 @@ import NIOEmbedded
 import PathEvents
 import QMPCommands
 import QMPWire
+import TestSupport
 import Testing
 import VFIOCCW
 
 @testable import QMPServer
-
-private func chp(_ text: String) -> ChannelPathID { try! ChannelPathID(parsing: text) }
-private func sch(_ text: String) -> SubchannelID { try! SubchannelID(parsing: text) }
 
 /// Keeps every published change it is told of.
 private final class RecordingSink: PathChangeSink {
@@ -214,22 +212,8 @@ struct PathChangePublisherTests {
 
     @Test("an observed backend's refresh publishes through the publisher, with its cause")
     func refreshPublishes() throws {
-        let root = NSTemporaryDirectory() + "sysfs-" + UUID().uuidString
-        defer { try? FileManager.default.removeItem(atPath: root) }
-        func write(_ relative: String, _ text: String) {
-            let path = root + "/" + relative
-            try! FileManager.default.createDirectory(
-                atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-            try! text.write(toFile: path, atomically: false, encoding: .ascii)
-        }
-        for (file, text) in [("status", "online"), ("configure", "1"), ("type", "1a"), ("shared", "1"), ("cmg", "2")] {
-            write("devices/css0/chp0.40/" + file, text + "\n")
-        }
-        write("devices/css0/0.0.0000/type", "0\n")
-        write("devices/css0/0.0.0000/chpids", "40 00 00 00 00 00 00 00 \n")
-        write("devices/css0/0.0.0000/pimpampom", "80 80 ff\n")
-        write("devices/css0/0.0.0000/dev_busid", "none\n")
-        let backend = try SysfsBackend(root: root)
+        let tree = SysfsTree.chpid40WithOneSubchannel()
+        let backend = try SysfsBackend(root: tree.root)
         let state = try ServerState.standard(backend: backend)
         let sink = RecordingSink()
         state.pathChanges.addSink(sink)
@@ -238,8 +222,8 @@ struct PathChangePublisherTests {
         defer { try? core.threads.syncShutdown() }
         if let update = backend.readNow() { core.applyBackendUpdate(update) }
         #expect(sink.published.isEmpty)
-        write("devices/css0/chp0.40/configure", "0\n")
-        write("devices/css0/0.0.0000/pimpampom", "80 00 ff\n")
+        tree.write("devices/css0/chp0.40/configure", "0\n")
+        tree.write("devices/css0/0.0.0000/pimpampom", "80 00 ff\n")
         if let update = backend.readNow() { core.applyBackendUpdate(update) }
         #expect(sink.published.map(\.kind) == [.standby])
         #expect(sink.published.first?.cause == .observed(backend: "linux-sysfs"))

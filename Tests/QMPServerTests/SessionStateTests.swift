@@ -7,42 +7,31 @@ import LinuxSysfs
 import NIOCore
 import QMPCommands
 import QMPWire
+import TestSupport
 import Testing
 
 @testable import QMPServer
 
-/// A sysfs tree with chpid 0.40 and one DASD on it, in a temporary directory: the backend
-/// whose writes a session defers (the real one, as `cssd --backend linux-sysfs:ROOT` uses it).
-private final class SysfsTree {
-    let root = NSTemporaryDirectory() + "sysfs-" + UUID().uuidString
-
-    init() {
+extension SysfsTree {
+    /// A sysfs tree with chpid 0.40 and one subchannel (no device) on it, in a temporary
+    /// directory: the real backend, as `cssd --backend linux-sysfs:ROOT` uses it.
+    static func chpid40WithOneSubchannel() -> SysfsTree {
+        let tree = SysfsTree()
         for (file, text) in [("status", "online"), ("configure", "1"), ("type", "1a"), ("shared", "1"), ("cmg", "2")] {
-            write("devices/css0/chp0.40/" + file, text)
+            tree.write("devices/css0/chp0.40/" + file, text + "\n")
         }
-        write("devices/css0/0.0.0000/type", "0")
-        write("devices/css0/0.0.0000/chpids", "40 00 00 00 00 00 00 00 ")
-        write("devices/css0/0.0.0000/pimpampom", "80 80 ff")
-        write("devices/css0/0.0.0000/dev_busid", "none")
-    }
-
-    deinit { try? FileManager.default.removeItem(atPath: root) }
-
-    func write(_ relative: String, _ text: String) {
-        let path = root + "/" + relative
-        try! FileManager.default.createDirectory(
-            atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        try! (text + "\n").write(toFile: path, atomically: false, encoding: .ascii)
-    }
-
-    func read(_ relative: String) -> String {
-        (try? String(contentsOfFile: root + "/" + relative, encoding: .ascii)) ?? ""
+        tree.write("devices/css0/0.0.0000/type", "0\n")
+        tree.write("devices/css0/0.0.0000/chpids", "40 00 00 00 00 00 00 00 \n")
+        tree.write("devices/css0/0.0.0000/pimpampom", "80 80 ff\n")
+        tree.write("devices/css0/0.0.0000/dev_busid", "none\n")
+        return tree
     }
 }
 
 /// A session brought into a given state by the calls a connection makes.
 private final class StateHarness {
-    let tree = SysfsTree()
+    /// Chpid 0.40 and one subchannel: the backend whose writes a session defers.
+    let tree = SysfsTree.chpid40WithOneSubchannel()
     let session: QMPSession
     var output = ByteBuffer()
 

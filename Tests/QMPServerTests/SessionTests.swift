@@ -7,6 +7,7 @@ import QMPCommands
 import QMPFuzzSupport
 import QMPSchema
 import QMPWire
+import TestSupport
 import Testing
 
 @testable import QMPServer
@@ -177,7 +178,7 @@ struct SessionTests {
 
     @Test("fuzz corpus and every input that once failed replay cleanly")
     func fuzzRegressions() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        let root = URL(fileURLWithPath: Repository.root + "/Tests")
         var count = 0
         for folder in ["Fuzz/corpus", "Fuzz/regressions"] {
             let directory = root.appendingPathComponent(folder)

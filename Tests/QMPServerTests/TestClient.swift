@@ -83,22 +83,6 @@ final class TestClient: QMPTestConnection {
     }
 }
 
-/// A temporary directory for sockets, removed on deinit.
-final class TemporaryDirectory: Sendable {
-    let path: String
-
-    init() {
-        var template = Array("/tmp/cssd-test-XXXXXX".utf8CString)
-        path = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
-    }
-
-    deinit {
-        try? FileManager.default.removeItem(atPath: path)
-    }
-
-    func file(_ name: String) -> String { "\(path)/\(name)" }
-}
-
 /// Raises the descriptor limit for tests that open many connections.
 func raiseDescriptorLimit() {
     var limit = rlimit()

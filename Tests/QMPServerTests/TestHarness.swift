@@ -6,6 +6,7 @@ import Logging
 import NIOCore
 import QMPCommands
 import QMPWire
+import TestSupport
 
 @testable import QMPServer
 

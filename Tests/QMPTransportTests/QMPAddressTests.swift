@@ -2,6 +2,7 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import QMPTransport
+import TestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -74,10 +75,8 @@ struct QMPAddressTests {
 
     @Test("connect reaches a real unix listener, and names the address and errno when nobody listens")
     func connectUnix() throws {
-        var template = Array("/tmp/qmpaddrXXXXXX".utf8CString)
-        let directory = try #require(mkdtemp(&template).map { String(cString: $0) })
-        defer { rmdir(directory) }
-        let path = directory + "/s.sock"
+        let directory = TemporaryDirectory()
+        let path = directory.file("s.sock")
         defer { unlink(path) }
 
         #expect(throws: QMPTransportError("cannot connect to unix:\(path): No such file or directory")) {

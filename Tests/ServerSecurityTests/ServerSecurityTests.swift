@@ -3,6 +3,7 @@
 
 import Foundation
 import NIOSSL
+import TestSupport
 import Testing
 
 @testable import ServerSecurity
@@ -44,7 +45,7 @@ private let trickyCertificate = """
     /// specials, control characters, NUL and bytes that are not UTF-8, each with what GnuTLS
     /// 3.7.9's gnutls_x509_crt_get_dn gave (make-goldens.sh): the same bytes, or the same refusal.
     @Test func equalToGnuTLSOnTheGoldens() throws {
-        let directory = fixtures + "/dn"
+        let directory = Repository.fixtures + "/dn"
         let table = String(decoding: try PEMFile.read(directory + "/expected.tsv"), as: UTF8.self)
         var checked = 0
         for line in table.split(separator: "\n") {
@@ -80,13 +81,6 @@ private let trickyCertificate = """
         }
     }
 }
-
-/// Tests/fixtures, found from this file.
-private let fixtures: String = {
-    var parts = #filePath.split(separator: "/", omittingEmptySubsequences: false)
-    parts.removeLast(2)
-    return parts.joined(separator: "/") + "/fixtures"
-}()
 
 private func hexBytes(_ hex: String) -> [UInt8] {
     let digits = Array(hex.utf8)
@@ -135,7 +129,7 @@ private func hexBytes(_ hex: String) -> [UInt8] {
 
 @Suite struct AuthzMatchesQEMUsBytesTests {
     private func golden(_ name: String) throws -> CertificateIdentity {
-        let pem = try PEMFile.read(fixtures + "/dn/certs/\(name).pem")
+        let pem = try PEMFile.read(Repository.fixtures + "/dn/certs/\(name).pem")
         return try CertificateIdentity(der: try #require(PEMFile.blocks(pem, label: "CERTIFICATE").first))
     }
 

@@ -9,6 +9,7 @@ import QMPCommands
 import QMPSchema
 import QMPWire
 import StateStore
+import TestSupport
 import Testing
 import VFIOCCW
 
@@ -156,17 +157,11 @@ private let samples: [String: Sample] = {
     return samples
 }()
 
-private func temporaryDirectory() -> String {
-    let path = NSTemporaryDirectory() + "cssd-recorded-\(UUID().uuidString)"
-    try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    return path
-}
-
 /// What a SIGKILL leaves of a running cssd's state dir, taken while it runs and writes nothing:
 /// the database and its WAL as they are on disk (SQLite rebuilds the WAL index on open). Unlike
 /// a close, nothing is written at the end.
 private func crashImage(of directory: String) throws -> String {
-    let image = temporaryDirectory()
+    let image = makeTemporaryDirectory(prefix: "cssd-recorded")
     for file in ["state.sqlite", "state.sqlite-wal"]
     where FileManager.default.fileExists(atPath: directory + "/" + file) {
         try FileManager.default.copyItem(atPath: directory + "/" + file, toPath: image + "/" + file)
@@ -198,7 +193,7 @@ private func crashImage(of directory: String) throws -> String {
     @Test(arguments: try! Schema.embedded().commands.map(\.name))
     func aCommandChangesStateIfAndOnlyIfItIsMarkedAndItsEffectSurvivesACrash(_ name: String) throws {
         let sample = try #require(samples[name], "no sample for \(name)")
-        let directory = temporaryDirectory()
+        let directory = makeTemporaryDirectory(prefix: "cssd-recorded")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let daemon = try ModelDaemon(directory)
         for text in sample.setup { _ = try daemon.run(text).get() }

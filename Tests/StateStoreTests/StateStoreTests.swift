@@ -10,6 +10,7 @@ import QMPCommands
 import QMPWire
 import SQLiteNIO
 import StateStore
+import TestSupport
 import Testing
 import VFIOCCW
 
@@ -21,12 +22,6 @@ private final class TestSession: SessionControl {
     var isReadOnly: Bool { false }
     var connectionID: Int { 1 }
     func enterCommandMode(oob: Bool) {}
-}
-
-private func temporaryDirectory() -> String {
-    let path = NSTemporaryDirectory() + "cssd-state-\(UUID().uuidString)"
-    try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    return path
 }
 
 /// One cssd start on a state dir, as CSSD.swift wires it: snapshot, journal, replay, sinks.
@@ -182,7 +177,7 @@ private func execute(_ directory: String, _ sql: String) throws {
     }
 
     @Test func snapshotAndLogTailRestoreTheSameStateAndTheLogIsTruncated() throws {
-        let directory = temporaryDirectory()
+        let directory = makeTemporaryDirectory(prefix: "cssd-state")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let first = try Started(directory, snapshotEvery: 7)
         try workload(first, rounds: 40)
@@ -213,7 +208,7 @@ private func execute(_ directory: String, _ sql: String) throws {
     }
 
     @Test func everyDurableListenerIsToldOfEachCommitInTheOrderAdded() throws {
-        let directory = temporaryDirectory()
+        let directory = makeTemporaryDirectory(prefix: "cssd-state")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let started = try Started(directory, snapshotEvery: 0)
         let told = NIOLockedValueBox<[String]>([])
@@ -226,7 +221,7 @@ private func execute(_ directory: String, _ sql: String) throws {
     }
 
     @Test func withoutASnapshotTheWholeLogIsReplayedAsBefore() throws {
-        let directory = temporaryDirectory()
+        let directory = makeTemporaryDirectory(prefix: "cssd-state")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let first = try Started(directory, snapshotEvery: 0)
         try workload(first, rounds: 12)
@@ -239,7 +234,7 @@ private func execute(_ directory: String, _ sql: String) throws {
     }
 
     @Test func aCorruptSnapshotIsRefusedAndLeftAlone() throws {
-        let directory = temporaryDirectory()
+        let directory = makeTemporaryDirectory(prefix: "cssd-state")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let first = try Started(directory, snapshotEvery: 3)
         try workload(first, rounds: 6)
@@ -255,7 +250,7 @@ private func execute(_ directory: String, _ sql: String) throws {
     }
 
     @Test func theJournalTableKeepsTheNewestChangesAndLoadsBack() throws {
-        let directory = temporaryDirectory()
+        let directory = makeTemporaryDirectory(prefix: "cssd-state")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let first = try Started(directory, snapshotEvery: 10, journal: 16)
         try workload(first, rounds: 200)
@@ -285,7 +280,7 @@ private func execute(_ directory: String, _ sql: String) throws {
     /// `capacity` changes with no gap, and the table holds each change once.
     @Test(.enabled(if: getuid() == 0, "mounts a tmpfs: root only"))
     func theJournalBoundHoldsThroughCommitsThatFailOnAFullDisk() throws {
-        let mountPoint = temporaryDirectory()
+        let mountPoint = makeTemporaryDirectory(prefix: "cssd-state")
         try runProgram("/bin/mount", ["-t", "tmpfs", "-o", "size=4m", "tmpfs", mountPoint])
         defer {
             try? runProgram("/bin/umount", [mountPoint])

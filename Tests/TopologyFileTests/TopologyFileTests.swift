@@ -3,6 +3,7 @@
 
 import CSSModel
 import QMPWire
+import TestSupport
 import Testing
 
 @testable import TopologyFile
@@ -10,9 +11,6 @@ import Testing
 #if canImport(Glibc)
 import Glibc
 #endif
-
-private func chp(_ text: String) -> ChannelPathID { try! ChannelPathID(parsing: text) }
-private func sch(_ text: String) -> SubchannelID { try! SubchannelID(parsing: text) }
 
 /// A valid file: two FICON chpids, an OSA chpid, two DASDs and an OSA device.
 private let baseChpids = """
@@ -882,7 +880,7 @@ struct TopologyFileTests {
 
     /// The example in API/topology.md is a valid file.
     @Test func documentedExampleDecodes() throws {
-        let docs = URLPath.repositoryRoot + "/API/topology.md"
+        let docs = Repository.root + "/API/topology.md"
         let text = String(decoding: try readFile(docs), as: UTF8.self)
         // The first ```json block that is a whole file.
         let blocks = text.split(separator: "```json\n").dropFirst().compactMap { $0.split(separator: "```").first }
@@ -940,15 +938,6 @@ struct Sample: CustomTestStringConvertible, Sendable {
     let topology: Topology
     init(_ name: String, _ topology: Topology) { (self.name, self.topology) = (name, topology) }
     var testDescription: String { name }
-}
-
-/// Locations in the checkout, from this file's path.
-enum URLPath {
-    static let repositoryRoot: String = {
-        var parts = #filePath.split(separator: "/", omittingEmptySubsequences: false)
-        parts.removeLast(3)  // Tests/TopologyFileTests/TopologyFileTests.swift
-        return parts.joined(separator: "/")
-    }()
 }
 
 private func QMPWireParses(_ bytes: [UInt8]) -> Bool {

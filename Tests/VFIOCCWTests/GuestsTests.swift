@@ -2,12 +2,10 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import CSSModel
+import TestSupport
 import Testing
 
 @testable import VFIOCCW
-
-private func chp(_ text: String) -> ChannelPathID { try! ChannelPathID(parsing: text) }
-private func sch(_ text: String) -> SubchannelID { try! SubchannelID(parsing: text) }
 
 /// Host: chpid 0.00 (a DASD on it: the seed's clash), 0.40 and 0.41 shared by 42 DASDs
 /// (0.0.0001-0.0.002a, paths [40 41]).

@@ -2,12 +2,10 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import CSSModel
+import TestSupport
 import Testing
 
 @testable import VFIOCCW
-
-private func chp(_ text: String) -> ChannelPathID { try! ChannelPathID(parsing: text) }
-private func sch(_ text: String) -> SubchannelID { try! SubchannelID(parsing: text) }
 
 /// Host: 0.40 and 0.41, shared by 4 DASDs 0.0.0000-0.0.0003 (paths [40 41]), all passed through.
 private func setUp(_ strategy: PathEventStrategy) throws -> (Subsystem, Guests) {

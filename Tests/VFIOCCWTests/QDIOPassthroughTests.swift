@@ -2,12 +2,10 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import CSSModel
+import TestSupport
 import Testing
 
 @testable import VFIOCCW
-
-private func chp(_ text: String) -> ChannelPathID { try! ChannelPathID(parsing: text) }
-private func sch(_ text: String) -> SubchannelID { try! SubchannelID(parsing: text) }
 
 /// Linux vfio-ccw refuses a subchannel whose PMCW has the QDIO facility
 /// (`vfio_ccw_sch_probe`: "vfio: ccw: does not support QDIO"); so does `attachPassthrough`.

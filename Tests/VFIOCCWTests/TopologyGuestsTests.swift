@@ -2,12 +2,10 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import CSSModel
+import TestSupport
 import Testing
 
 @testable import VFIOCCW
-
-private func chp(_ text: String) -> ChannelPathID { try! ChannelPathID(parsing: text) }
-private func sch(_ text: String) -> SubchannelID { try! SubchannelID(parsing: text) }
 
 /// A small host: a DASD 0.0.0000 on chpid 0.00 (the seed's clash when passed through with
 /// identity chpids into css fe), DASDs 0.0.0001-0.0.0002 on 0.40 and 0.41, a subchannel without

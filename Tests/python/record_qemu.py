@@ -21,7 +21,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import oracle  # noqa: E402
+from harness.process import ServerHolder  # noqa: E402
+from harness.qemu import RECORD_FILE, dump_records, load_records, qemu_binary, qemu_server, raw_preview, raw_to_record  # noqa: E402
+from harness.qmp import exchange_full  # noqa: E402
 from test_qemu_compat import CASES, SLOW_CASES, SLOW_END_ID, run_case  # noqa: E402
 
 
@@ -38,24 +40,24 @@ def main() -> int:
     ap.add_argument("--slow", action="store_true", help="also record the slow over-limit cases")
     ap.add_argument("--only-slow", action="store_true", help="record only the slow cases")
     ap.add_argument("-k", default="", help="only cases whose id contains this")
-    ap.add_argument("-o", default=str(oracle.RECORD_FILE), help="output file")
+    ap.add_argument("-o", default=str(RECORD_FILE), help="output file")
     ap.add_argument("--idle", type=float, default=0.5, help="idle seconds that end a case (default 0.5)")
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the cleanup below
 
-    binary = oracle.qemu_binary()
+    binary = qemu_binary()
     if not binary:
         print("qemu-system-s390x not found on PATH (or QEMU_BIN)", file=sys.stderr)
         return 2
-    records = oracle.load_records(args.o) if os.path.exists(args.o) else {}
+    records = load_records(args.o) if os.path.exists(args.o) else {}
 
     cases = [] if args.only_slow else [c for c in CASES if args.k in c.id]
     slow = [c for c in SLOW_CASES if args.k in c.id] if (args.slow or args.only_slow) else []
     workdir = tempfile.mkdtemp(prefix="qmprec", dir="/tmp")
-    holder = oracle.ServerHolder(lambda: oracle.qemu_server(workdir))
+    holder = ServerHolder(lambda: qemu_server(workdir))
     try:
         srv = holder.get()
-        ex = oracle.exchange_full(srv.sock, b"", negotiate=False, expect=0)
+        ex = exchange_full(srv.sock, b"", negotiate=False, expect=0)
         records["__greeting__"] = ex.greeting
         records["__greeting_line__"] = ex.greeting_line.decode("latin-1")
         records["__meta__"] = {"qemu": qemu_version(binary), "argv": srv.argv[1:-2],
@@ -69,8 +71,8 @@ def main() -> int:
                 ex = run_case(holder.get().sock, case, idle=args.idle, timeout=120)
             records[case.id] = {
                 "negotiate": case.negotiate,
-                "raw_sha256": oracle.raw_to_record(case.raw),
-                "raw_preview": oracle.raw_preview(case.raw),
+                "raw_sha256": raw_to_record(case.raw),
+                "raw_preview": raw_preview(case.raw),
                 "chunks": list(case.chunks) if isinstance(case.chunks, tuple) else case.chunks,
                 "replies": ex.replies,
                 # The raw lines, CRLF included (latin-1: QEMU's inf and any stray byte survive).
@@ -85,7 +87,7 @@ def main() -> int:
     records = {k: v for k, v in records.items() if k in known}
     ordered = {k: records[k] for k in ["__meta__", "__greeting__", "__greeting_line__"] + [c.id for c in CASES + SLOW_CASES]
                if k in records}
-    oracle.dump_records(ordered, args.o)
+    dump_records(ordered, args.o)
     print(f"wrote {args.o}: {len(ordered) - 3} cases")
     return 0
 

@@ -10,19 +10,9 @@ import sys
 
 import pytest
 
-import oracle
-
-QMP_SH = oracle.REPO_ROOT / "Clients" / "shell" / "qmp.sh"
-PY_CLIENT = oracle.REPO_ROOT / "Clients" / "python" / "cssd_client.py"
-
-
-def shells():
-    out = []
-    for sh in ("dash", "sh", "bash"):
-        p = shutil.which(sh)
-        if p and os.path.realpath(p) not in [os.path.realpath(x) for x in out]:
-            out.append(p)
-    return out
+from harness.clients import PY_CLIENT, QMP_SH, shells
+from harness.cssd import cssd_binary, cssd_server
+from harness.net import free_port
 
 
 def run_sh(*args, shell="sh", env=None, cwd=None):
@@ -136,13 +126,10 @@ def test_sh_is_posix():
 
 
 def test_sh_tcp(short_tmp):
-    if oracle.cssd_binary() is None:
+    if cssd_binary() is None:
         pytest.skip("cssd binary not found")
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = oracle.cssd_server(short_tmp, extra_args=["--qmp", f"tcp:127.0.0.1:{port}"])
+    port = free_port()
+    srv = cssd_server(short_tmp, extra_args=["--qmp", f"tcp:127.0.0.1:{port}"])
     with srv:
         p = run_sh("-s", f"tcp:127.0.0.1:{port}", "query-version")
         assert p.returncode == 0, p.stderr

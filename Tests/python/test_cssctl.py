@@ -8,19 +8,7 @@ import subprocess
 
 import pytest
 
-import oracle
-
-
-def cssctl_binary() -> str:
-    cssd = oracle.cssd_binary()
-    path = os.environ.get("CSSCTL_BIN") or (os.path.join(os.path.dirname(cssd), "cssctl") if cssd else "")
-    if not path or not os.path.exists(path):
-        pytest.skip("cssctl not built")
-    return path
-
-
-def cssctl(sock, *args, timeout=30):
-    return subprocess.run([cssctl_binary(), "--socket", sock, *args], capture_output=True, text=True, timeout=timeout)
+from harness.cssd import cssctl, cssctl_binary
 
 
 def test_exec_prints_return(cssd):

@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-import oracle
+from harness.cssd import cssd_server
+from harness.net import wait_for_unix_socket
 
 
 def _connect(path: str) -> tuple[socket.socket, "socket.SocketIO"]:
@@ -31,18 +32,10 @@ def _negotiated(path: str):
     return s, f
 
 
-@pytest.fixture
-def binary():
-    b = oracle.cssd_binary()
-    if b is None:
-        pytest.skip("cssd binary not found")
-    return b
-
-
 @pytest.mark.parametrize("signum,name", [(signal.SIGTERM, "SIGTERM"), (signal.SIGINT, "SIGINT")])
 def test_signal_shutdown(binary, short_tmp, signum, name):
     """A signal sends SHUTDOWN to negotiated clients, closes them, removes the socket, exits 0."""
-    srv = oracle.cssd_server(short_tmp, extra_args=["--qmp", f"tcp:127.0.0.1:0"]).start()
+    srv = cssd_server(short_tmp, extra_args=["--qmp", f"tcp:127.0.0.1:0"]).start()
     try:
         s, f = _negotiated(srv.sock)
         srv.proc.send_signal(signum)
@@ -58,7 +51,7 @@ def test_signal_shutdown(binary, short_tmp, signum, name):
 
 
 def test_quit_exits_zero(binary, short_tmp):
-    srv = oracle.cssd_server(short_tmp, extra_args=["--allow-quit"]).start()
+    srv = cssd_server(short_tmp, extra_args=["--allow-quit"]).start()
     try:
         s, f = _negotiated(srv.sock)
         s.sendall(b'{"execute":"quit","id":1}')
@@ -71,7 +64,7 @@ def test_quit_exits_zero(binary, short_tmp):
 
 
 def test_socket_mode_and_live_socket_refused(binary, short_tmp):
-    srv = oracle.cssd_server(short_tmp).start()
+    srv = cssd_server(short_tmp).start()
     try:
         assert stat.S_IMODE(os.stat(srv.sock).st_mode) == 0o600
         second = subprocess.run([binary, "--qmp", f"unix:{srv.sock}"], capture_output=True, timeout=20)
@@ -97,9 +90,9 @@ def test_bad_options(binary, args, message):
 
 def test_readonly_listener_process(binary, short_tmp):
     ro = os.path.join(short_tmp, "ro.sock")
-    srv = oracle.cssd_server(short_tmp, extra_args=["--qmp-readonly", f"unix:{ro}", "--allow-quit"]).start()
+    srv = cssd_server(short_tmp, extra_args=["--qmp-readonly", f"unix:{ro}", "--allow-quit"]).start()
     try:
-        oracle.wait_for_unix_socket(ro, srv.proc)
+        wait_for_unix_socket(ro, srv.proc)
         s, f = _negotiated(ro)
         s.sendall(b'{"execute":"quit","id":2}')
         reply = json.loads(f.readline())
@@ -139,7 +132,7 @@ def test_topology_file_is_served(binary, short_tmp):
     path = os.path.join(short_tmp, "t.json")
     subprocess.run([cssctl, "gen-topology", "--subchannels", "64", "--chpids", "4", "--paths", "2",
                     "--output", path], check=True, timeout=30)
-    srv = oracle.cssd_server(short_tmp, extra_args=["--topology", path]).start()
+    srv = cssd_server(short_tmp, extra_args=["--topology", path]).start()
     try:
         s, f = _negotiated(srv.sock)
         s.sendall(b'{"execute":"query-chpids","id":1}')

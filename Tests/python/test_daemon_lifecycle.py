@@ -11,15 +11,7 @@ import time
 
 import pytest
 
-import oracle
-
-
-@pytest.fixture
-def binary():
-    b = oracle.cssd_binary()
-    if b is None:
-        pytest.skip("cssd binary not found")
-    return b
+from harness.cssd import cssd_server
 
 
 # From the first instructions of cssd's own code to serving: the C constructor catches signals
@@ -57,7 +49,7 @@ def test_stop_signal_at_every_moment_of_startup(binary, short_tmp, signum):
 
 
 def test_stop_signal_reaches_clients_after_startup(binary, short_tmp):
-    srv = oracle.cssd_server(short_tmp).start()
+    srv = cssd_server(short_tmp).start()
     s = socket.socket(socket.AF_UNIX)
     s.connect(srv.sock)
     f = s.makefile("rb")
@@ -107,7 +99,7 @@ def path_of_length(base: str, n: int) -> str:
 @pytest.mark.parametrize("length", [103, 104, 105, 106, 107])
 def test_long_unix_paths(binary, short_tmp, length):
     path = path_of_length(short_tmp, length)
-    srv = oracle.cssd_server(short_tmp, sock=path).start()
+    srv = cssd_server(short_tmp, sock=path).start()
     try:
         s = socket.socket(socket.AF_UNIX)
         s.connect(path)

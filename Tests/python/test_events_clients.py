@@ -25,16 +25,12 @@ import time
 
 import pytest
 
-import oracle
-from test_clients import shells
-from test_cssctl import cssctl, cssctl_binary
+from harness.clients import PATH_EVENTS, WAIT_PATH, shells
+from harness.cssd import cssctl, cssctl_binary
+
 
 # Seconds: far beyond any outcome on a loaded machine, short enough to report a hang.
 HANG_GUARD = 120.0
-
-WAIT_PATH = oracle.REPO_ROOT / "Clients" / "shell" / "wait-path.sh"
-PATH_EVENTS = oracle.REPO_ROOT / "Clients" / "python" / "path_events.py"
-
 
 @pytest.fixture
 def spawn():

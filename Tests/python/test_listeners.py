@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import resource
@@ -20,20 +19,13 @@ import time
 
 import pytest
 
-import oracle
+from harness.cssd import cssd_binary, cssd_server
+from harness.net import wait_until
+from harness.process import die_with_parent
+from harness.qmp import burst_while_stopped, greeted
+
 
 NOFILE = 96
-
-
-def _wait(predicate, timeout: float, what: str, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}; last: {last!r}")
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -43,27 +35,13 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _greeting(s: socket.socket, timeout: float) -> bool:
-    s.settimeout(timeout)
-    data = b""
-    try:
-        while not data.endswith(b"\n"):
-            chunk = s.recv(4096)
-            if not chunk:
-                return False
-            data += chunk
-    except socket.timeout:
-        return False
-    return "QMP" in json.loads(data)
-
-
 def _limited_nofile():
-    oracle._die_with_parent()
+    die_with_parent()
     resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, NOFILE))
 
 
 def test_out_of_descriptors_backs_off_and_logs_on_every_listener(short_tmp):
-    binary = oracle.cssd_binary()
+    binary = cssd_binary()
     if binary is None:
         pytest.skip("cssd binary not found: build it (swift build) or set CSSD_BIN")
     sock = os.path.join(short_tmp, "c.sock")
@@ -81,10 +59,10 @@ def test_out_of_descriptors_backs_off_and_logs_on_every_listener(short_tmp):
             return f.read().decode("utf-8", "replace")
 
     try:
-        tcp_port = int(_wait(lambda: re.search(r"address=tcp:127\.0\.0\.1:(\d+) readonly=.*\] listening", text()), 10,
-                             "the QMP tcp address in the log").group(1))
-        metrics_port = int(_wait(lambda: re.search(r"address=tcp:127\.0\.0\.1:(\d+)\b.*metrics listening", text()),
-                                 10, "the metrics address in the log").group(1))
+        tcp_port = int(wait_until(lambda: re.search(r"address=tcp:127\.0\.0\.1:(\d+) readonly=.*\] listening", text()),
+                                  10, "the QMP tcp address in the log").group(1))
+        metrics_port = int(wait_until(lambda: re.search(r"address=tcp:127\.0\.0\.1:(\d+)\b.*metrics listening", text()),
+                                      10, "the metrics address in the log").group(1))
         # Take every descriptor cssd has: connect until a client gets no greeting because
         # cssd holds NOFILE descriptors (a slow greeting on a loaded machine is waited for).
         def exhausted() -> bool:
@@ -95,10 +73,10 @@ def test_out_of_descriptors_backs_off_and_logs_on_every_listener(short_tmp):
             s = socket.socket(socket.AF_UNIX)
             s.connect(sock)
             clients.append(s)
-            if not _greeting(s, 3):
+            if not greeted(s, 3):
                 if exhausted():
                     break
-                assert _greeting(s, 30), "no greeting although cssd has descriptors left"
+                assert greeted(s, 30), "no greeting although cssd has descriptors left"
         waiting_unix = clients[-1]
         waiting_tcp = socket.create_connection(("127.0.0.1", tcp_port))
         waiting_metrics = socket.create_connection(("127.0.0.1", metrics_port))
@@ -111,7 +89,7 @@ def test_out_of_descriptors_backs_off_and_logs_on_every_listener(short_tmp):
         cpu = _cpu_seconds(proc.pid) - cpu_before
         wall = time.monotonic() - wall_before
         assert cpu < 0.2 * wall, f"cssd used {cpu:.2f} s of CPU in {wall:.2f} s while out of descriptors"
-        _wait(lambda: text().count("accept failed") >= 3, 10, "the accept warnings of the three listeners")
+        wait_until(lambda: text().count("accept failed") >= 3, 10, "the accept warnings of the three listeners")
         for address in (f"unix:{sock}", f"tcp:127.0.0.1:{tcp_port}", f"tcp:127.0.0.1:{metrics_port}"):
             assert re.search(rf"{re.escape(address)}\b.*accept failed", text()), (address, text()[-3000:])
         assert re.search(r"(?i)too many open files|EMFILE", text()), text()[-3000:]
@@ -122,14 +100,14 @@ def test_out_of_descriptors_backs_off_and_logs_on_every_listener(short_tmp):
         # Descriptors free again: the waiting clients are served, and new ones.
         for s in clients[:-3]:
             s.close()
-        assert _greeting(waiting_unix, 10)
-        assert _greeting(waiting_tcp, 10)
+        assert greeted(waiting_unix, 10)
+        assert greeted(waiting_tcp, 10)
         waiting_metrics.settimeout(10)
         assert waiting_metrics.recv(4096).startswith(b"HTTP/1.1 200 OK\r\n")
         fresh = socket.socket(socket.AF_UNIX)
         clients.append(fresh)
         fresh.connect(sock)
-        assert _greeting(fresh, 10)
+        assert greeted(fresh, 10)
         assert proc.poll() is None
     finally:
         for s in clients:
@@ -143,42 +121,9 @@ def test_out_of_descriptors_backs_off_and_logs_on_every_listener(short_tmp):
                 proc.wait()
 
 
-def burst(path: str, count: int) -> tuple[list[socket.socket], list[str]]:
-    """`count` non-blocking connects to a unix socket; the sockets and the refusals."""
-    sockets, refused = [], []
-    for _ in range(count):
-        s = socket.socket(socket.AF_UNIX)
-        s.setblocking(False)
-        try:
-            s.connect(path)
-            sockets.append(s)
-        except OSError as error:
-            refused.append(os.strerror(error.errno))
-            s.close()
-    return sockets, refused
-
-
-def burst_while_stopped(pid: int, path: str, count: int = 300) -> None:
-    """The burst while cssd is stopped (SIGSTOP), so that only the backlog holds the
-    connections; then every one gets its greeting."""
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        sockets, refused = burst(path, count)
-    finally:
-        os.kill(pid, signal.SIGCONT)
-    try:
-        assert refused == [], f"{len(refused)} of {count} refused: {refused[:3]}"
-        for s in sockets:
-            s.setblocking(True)
-            assert _greeting(s, 20)
-    finally:
-        for s in sockets:
-            s.close()
-
-
 def test_unix_listen_backlog_holds_a_burst(short_tmp):
-    if oracle.cssd_binary() is None:
+    if cssd_binary() is None:
         pytest.skip("cssd binary not found: build it (swift build) or set CSSD_BIN")
-    with oracle.cssd_server(short_tmp) as server:
+    with cssd_server(short_tmp) as server:
         burst_while_stopped(server.proc.pid, server.sock)
         assert server.alive()

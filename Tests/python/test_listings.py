@@ -30,10 +30,12 @@ from typing import Dict, List, Tuple
 
 import pytest
 
-import oracle
-from test_cssctl import cssctl_binary
+from harness.cssd import cssctl_binary, cssd_binary, cssd_server
+from harness.paths import REPO_ROOT
+from harness.process import Server
 
-FIXTURES = oracle.REPO_ROOT / "Tests" / "fixtures"
+
+FIXTURES = REPO_ROOT / "Tests" / "fixtures"
 SYSFS = FIXTURES / "sysfs"
 REAL_GOLDEN = SYSFS / "golden"
 EMBEDDED_GOLDEN = FIXTURES / "golden"
@@ -85,7 +87,7 @@ def description(name: str) -> dict:
 
 @functools.lru_cache(maxsize=None)
 def sysfs_backend_supported() -> bool:
-    binary = oracle.cssd_binary()
+    binary = cssd_binary()
     if not binary:
         return False
     p = subprocess.run([binary, "--help"], capture_output=True, text=True, timeout=30)
@@ -107,9 +109,9 @@ def trees(tmp_path_factory) -> Dict[str, str]:
 def servers(trees):
     """`get(name, source)` -> socket of a cssd serving description `name` from `source`:
     "model" (its topology via --topology) or "sysfs" (its tree via --backend linux-sysfs)."""
-    if oracle.cssd_binary() is None:
+    if cssd_binary() is None:
         pytest.skip("cssd binary not found: build it (swift build) or set CSSD_BIN")
-    running: Dict[Tuple[str, str], oracle.Server] = {}
+    running: Dict[Tuple[str, str], Server] = {}
     workdirs = []
 
     def get(name: str, source: str) -> str:
@@ -123,7 +125,7 @@ def servers(trees):
                 args = ["--topology", topology]
             else:
                 args = ["--backend", f"linux-sysfs:{trees[name]}"]
-            running[(name, source)] = oracle.cssd_server(workdir, extra_args=args).start()
+            running[(name, source)] = cssd_server(workdir, extra_args=args).start()
         return running[(name, source)].sock
 
     try:
@@ -463,7 +465,7 @@ def test_subchannel_without_device_number(short_tmp):
     path = os.path.join(short_tmp, "top.json")
     with open(path, "w") as f:
         json.dump(topology, f)
-    with oracle.cssd_server(short_tmp, extra_args=["--topology", path]) as server:
+    with cssd_server(short_tmp, extra_args=["--topology", path]) as server:
         rows = checked_listing(server.sock, "lscss").decode().splitlines()[2:]
         short = checked_listing(server.sock, "lscss", "-s", "-u").decode().splitlines()[2:]
         by_device = checked_listing(server.sock, "lscss", "-d", "0.0.0000-0.0.ffff").decode().splitlines()[2:]

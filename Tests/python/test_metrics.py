@@ -10,10 +10,8 @@ while a QMP client is answered meanwhile.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -21,125 +19,19 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from pathlib import Path
 
 import pytest
 
-import oracle
-from test_path_events import Client
-
-REPO = Path(__file__).resolve().parents[2]
-RULES = REPO / "Deploy" / "prometheus" / "cssd-rules.yml"
-RULE_TESTS = REPO / "Deploy" / "prometheus" / "cssd-rules.test.yml"
-
-
-def _tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(f"{name} not found: Scripts/setup installs Debian's prometheus package")
-    return path
+from harness.cssd import cssd_binary, start_with_metrics
+from harness.net import wait_until
+from harness.paths import REPO_ROOT
+from harness.prometheus import alert_firing, http_get, query_value, raw_http, run_prometheus, scrape_values, tool
+from harness.qmp import Client
+from harness.sysfs import build_tree
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait(predicate, timeout: float, what: str, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}; last: {last!r}")
-
-
-def _http(url: str, headers: dict | None = None, timeout: float = 5.0):
-    request = urllib.request.Request(url, headers=headers or {})
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        return response.status, dict(response.headers), response.read()
-
-
-def _raw_http(port: int, request: bytes, timeout: float = 5.0) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(request)
-        data = b""
-        while True:
-            try:
-                chunk = s.recv(65536)
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            data += chunk
-            if b"\r\n\r\n" in data and b"Connection: close" not in data and b"connection: close" not in data:
-                # keep-alive answer complete once Content-Length bytes arrived
-                head, _, body = data.partition(b"\r\n\r\n")
-                m = re.search(rb"(?i)content-length: (\d+)", head)
-                if m and len(body) >= int(m.group(1)):
-                    break
-        return data
-
-
-def _start_with_metrics(workdir: str, *args: str):
-    """cssd with --metrics on a free port (learnt from its log) and a QMP unix socket."""
-    if oracle.cssd_binary() is None:
-        pytest.skip("cssd binary not found: build it (swift build) or set CSSD_BIN")
-    server = oracle.cssd_server(workdir, extra_args=["--metrics", "tcp:127.0.0.1:0", *args])
-    server.start()
-    match = _wait(
-        lambda: re.search(r"address=tcp:127\.0\.0\.1:(\d+)\b.*metrics listening", server.log_tail(20000)),
-        10, "the metrics address in cssd's log")
-    server.extra["metrics_port"] = int(match.group(1))
-    return server
-
-
-@pytest.fixture
-def metrics_cssd(short_tmp):
-    """cssd with --metrics on a free port (learnt from its log) and a QMP unix socket."""
-    server = _start_with_metrics(short_tmp)
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@contextlib.contextmanager
-def run_prometheus(short_tmp, config: dict):
-    """A Prometheus on a free loopback port with `config` (its data and log in short_tmp),
-    ready to answer; yields its base URL, stops it afterwards."""
-    port = _free_port()
-    path = Path(short_tmp) / "prometheus.yml"
-    path.write_text(json.dumps(config))
-    log = open(Path(short_tmp) / "prometheus.log", "wb")
-    proc = subprocess.Popen(
-        [_tool("prometheus"), f"--config.file={path}", f"--storage.tsdb.path={Path(short_tmp) / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        preexec_fn=oracle._die_with_parent)
-    log.close()
-    base = f"http://127.0.0.1:{port}"
-
-    def ready():
-        try:
-            return _http(base + "/-/ready", timeout=1)[0] == 200
-        except (urllib.error.URLError, ConnectionError, OSError):
-            assert proc.poll() is None, (Path(short_tmp) / "prometheus.log").read_text()
-            return False
-
-    try:
-        _wait(ready, 30, "Prometheus to be ready")
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+RULES = REPO_ROOT / "Deploy" / "prometheus" / "cssd-rules.yml"
+RULE_TESTS = REPO_ROOT / "Deploy" / "prometheus" / "cssd-rules.test.yml"
 
 
 @pytest.fixture
@@ -156,40 +48,18 @@ def prometheus(metrics_cssd, short_tmp):
         yield base
 
 
-def _query(base: str, expr: str) -> list:
-    url = base + "/api/v1/query?" + urllib.parse.urlencode({"query": expr})
-    status, _, body = _http(url)
-    answer = json.loads(body)
-    assert answer["status"] == "success", answer
-    return answer["data"]["result"]
-
-
-def _value(base: str, expr: str):
-    result = _query(base, expr)
-    return float(result[0]["value"][1]) if len(result) == 1 else None
-
-
-def _firing(base: str, alertname: str, **labels) -> bool:
-    _, _, body = _http(base + "/api/v1/alerts")
-    for alert in json.loads(body)["data"]["alerts"]:
-        if alert["labels"].get("alertname") == alertname and alert["state"] == "firing" \
-                and all(alert["labels"].get(k) == v for k, v in labels.items()):
-            return True
-    return False
-
-
 def _check_metrics(port: int) -> str:
     """One text-format scrape, which `promtool check metrics` must accept (lint included)."""
-    status, headers, body = _http(f"http://127.0.0.1:{port}/metrics")
+    status, headers, body = http_get(f"http://127.0.0.1:{port}/metrics")
     assert status == 200
     assert headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
-    check = subprocess.run([_tool("promtool"), "check", "metrics"], input=body, capture_output=True)
+    check = subprocess.run([tool("promtool"), "check", "metrics"], input=body, capture_output=True)
     assert check.returncode == 0, (check.stdout + check.stderr).decode()
     return body.decode()
 
 
 def test_rules_pass_promtool():
-    promtool = _tool("promtool")
+    promtool = tool("promtool")
     for args in (["check", "rules", str(RULES)], ["test", "rules", str(RULE_TESTS)]):
         run = subprocess.run([promtool, *args], capture_output=True, cwd=RULE_TESTS.parent)
         assert run.returncode == 0, (run.stdout + run.stderr).decode()
@@ -198,18 +68,18 @@ def test_rules_pass_promtool():
 def test_prometheus_sees_path_changes_and_the_alerts_fire(metrics_cssd, prometheus):
     port = metrics_cssd.extra["metrics_port"]
     base = prometheus
-    _wait(lambda: _value(base, 'up{job="cssd"}') == 1.0, 30, "the target to be up")
+    wait_until(lambda: query_value(base, 'up{job="cssd"}') == 1.0, 30, "the target to be up")
     # Prometheus asked for OpenMetrics: the info family's type is OpenMetrics' own.
-    _, _, body = _http(base + "/api/v1/targets/metadata?" + urllib.parse.urlencode({"metric": "cssd_chpid"}))
+    _, _, body = http_get(base + "/api/v1/targets/metadata?" + urllib.parse.urlencode({"metric": "cssd_chpid"}))
     assert [m["type"] for m in json.loads(body)["data"]] == ["info"]
     text = _check_metrics(port)
     assert 'cssd_chpid_info{chpid="0.40",type=' in text
     assert "cssd_build_info{" in text
 
-    assert _value(base, 'cssd_chpid_vary_state{chpid="0.40",state="online"}') == 1.0
-    down_before = _value(base, 'cssd_css_subchannels_without_operational_path{cssid="0"}')
+    assert query_value(base, 'cssd_chpid_vary_state{chpid="0.40",state="online"}') == 1.0
+    down_before = query_value(base, 'cssd_css_subchannels_without_operational_path{cssid="0"}')
     assert down_before is not None
-    osa = _value(base, 'cssd_chpid_subchannels{chpid="0.60"}')
+    osa = query_value(base, 'cssd_chpid_subchannels{chpid="0.60"}')
     assert osa and osa > 0
     # One scrape with the paths up must be in Prometheus before they go (the chpid rules look back).
     time.sleep(1.5)
@@ -221,29 +91,31 @@ def test_prometheus_sees_path_changes_and_the_alerts_fire(metrics_cssd, promethe
     finally:
         client.close()
 
-    _wait(lambda: _value(base, 'cssd_chpid_vary_state{chpid="0.40",state="offline"}') == 1.0, 20,
-          "0.40 offline in Prometheus")
-    assert _value(base, 'cssd_chpid_vary_state{chpid="0.40",state="online"}') == 0.0
-    _wait(lambda: _value(base, 'cssd_chpid_configure_state{chpid="0.60",state="standby"}') == 1.0, 20,
-          "0.60 in standby in Prometheus")
-    assert _value(base, 'sum by (chpid) (cssd_chpid_configure_state{chpid="0.60"})') == 1.0
+    wait_until(lambda: query_value(base, 'cssd_chpid_vary_state{chpid="0.40",state="offline"}') == 1.0, 20,
+               "0.40 offline in Prometheus")
+    assert query_value(base, 'cssd_chpid_vary_state{chpid="0.40",state="online"}') == 0.0
+    wait_until(lambda: query_value(base, 'cssd_chpid_configure_state{chpid="0.60",state="standby"}') == 1.0, 20,
+               "0.60 in standby in Prometheus")
+    assert query_value(base, 'sum by (chpid) (cssd_chpid_configure_state{chpid="0.60"})') == 1.0
     # The OSA devices on 0.60 have no other path: they are down now.
-    _wait(lambda: _value(base, 'cssd_css_subchannels_without_operational_path{cssid="0"}') == down_before + osa,
-          20, "the no-operational-path count to grow by the subchannels of 0.60")
-    assert _value(base, 'cssd_qmp_commands_total{command="vary-path",outcome="ok"}') == 1.0
+    wait_until(lambda: query_value(base, 'cssd_css_subchannels_without_operational_path{cssid="0"}')
+               == down_before + osa, 20, "the no-operational-path count to grow by the subchannels of 0.60")
+    assert query_value(base, 'cssd_qmp_commands_total{command="vary-path",outcome="ok"}') == 1.0
     # The path-change pipeline's metrics sink counted both changes as they were published.
-    _wait(lambda: _value(base, 'sum(cssd_path_changes_total{cause="command"})') == 2.0, 20, "two path changes")
-    assert _value(base, 'cssd_path_changes_total{change="offline",cause="command"}') == 1.0
+    wait_until(lambda: query_value(base, 'sum(cssd_path_changes_total{cause="command"})') == 2.0, 20,
+               "two path changes")
+    assert query_value(base, 'cssd_path_changes_total{change="offline",cause="command"}') == 1.0
 
-    _wait(lambda: _firing(base, "CSSDChannelPathOffline", chpid="0.40"), 30, "CSSDChannelPathOffline 0.40")
-    _wait(lambda: _firing(base, "CSSDChannelPathNotConfigured", chpid="0.60"), 30, "CSSDChannelPathNotConfigured 0.60")
-    _wait(lambda: _firing(base, "CSSDSubchannelsWithoutOperationalPath", cssid="0"), 30,
-          "CSSDSubchannelsWithoutOperationalPath")
-    assert not _firing(base, "CSSDChannelPathOffline", chpid="0.41")
+    wait_until(lambda: alert_firing(base, "CSSDChannelPathOffline", chpid="0.40"), 30, "CSSDChannelPathOffline 0.40")
+    wait_until(lambda: alert_firing(base, "CSSDChannelPathNotConfigured", chpid="0.60"), 30,
+               "CSSDChannelPathNotConfigured 0.60")
+    wait_until(lambda: alert_firing(base, "CSSDSubchannelsWithoutOperationalPath", cssid="0"), 30,
+               "CSSDSubchannelsWithoutOperationalPath")
+    assert not alert_firing(base, "CSSDChannelPathOffline", chpid="0.41")
     _check_metrics(port)
 
     # Every scrape Prometheus made was accepted by its own parser.
-    _, _, body = _http(base + "/api/v1/targets")
+    _, _, body = http_get(base + "/api/v1/targets")
     target, = json.loads(body)["data"]["activeTargets"]
     assert target["health"] == "up" and target["lastError"] == "", target
 
@@ -269,13 +141,13 @@ def test_bad_requests_get_their_status_and_qmp_is_served_meanwhile(metrics_cssd)
         ]
         for request, status in cases:
             started = time.monotonic()
-            answer = _raw_http(port, request)
+            answer = raw_http(port, request)
             assert answer.startswith(status), (request[:60], answer[:200])
             # QMP is answered right after each bad request (the bound only guards against a hang:
             # the machine may be loaded).
             assert "qemu" in client.call("query-version")
             assert time.monotonic() - started < 30.0
-        status_line = _raw_http(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").split(b"\r\n")[0]
+        status_line = raw_http(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").split(b"\r\n")[0]
         assert status_line == b"HTTP/1.1 200 OK"
         assert "qemu" in client.call("query-version")
         # The slow client is answered 408 once its time is up (10 s), and closed.
@@ -303,7 +175,7 @@ def test_openmetrics_when_asked(metrics_cssd):
         client.call("query-version")
     finally:
         client.close()
-    status, headers, body = _http(
+    status, headers, body = http_get(
         f"http://127.0.0.1:{port}/metrics", {"Accept": "application/openmetrics-text; version=1.0.0"})
     assert status == 200
     assert headers["Content-Type"] == "application/openmetrics-text; version=1.0.0; charset=utf-8"
@@ -328,26 +200,15 @@ def test_openmetrics_when_asked(metrics_cssd):
         assert response.status == 200 and response.read() == b""
 
 
-def _scrape_values(port: int) -> dict:
-    """name{labels} -> value, from one text-format scrape."""
-    _, _, body = _http(f"http://127.0.0.1:{port}/metrics")
-    values = {}
-    for line in body.decode().splitlines():
-        if line and not line.startswith("#"):
-            key, _, value = line.rpartition(" ")
-            values[key] = float(value)
-    return values
-
-
 def test_connections_and_commands_are_counted(metrics_cssd):
     port = metrics_cssd.extra["metrics_port"]
     listener = f'listener="unix:{metrics_cssd.sock}"'
-    before = _scrape_values(port)
+    before = scrape_values(port)
     client = Client(metrics_cssd.sock)
     try:
         client.call("query-version")
         assert client.error("no-such-command")["class"] == "CommandNotFound"
-        during = _scrape_values(port)
+        during = scrape_values(port)
     finally:
         client.file.close()  # the reader holds the descriptor too
         client.close()
@@ -358,34 +219,34 @@ def test_connections_and_commands_are_counted(metrics_cssd):
     assert during['cssd_qmp_commands_total{command="unknown",outcome="CommandNotFound"}'] == 1
     assert not any("no-such-command" in key for key in during)
     assert during['cssd_qmp_command_duration_seconds_count{command="query-version"}'] >= 1
-    _wait(lambda: _scrape_values(port)[f"cssd_qmp_connections_open{{{listener}}}"] == 0, 5, "the connection to close")
+    wait_until(lambda: scrape_values(port)[f"cssd_qmp_connections_open{{{listener}}}"] == 0, 5,
+               "the connection to close")
 
 
 def test_linux_sysfs_chpids_come_and_go(short_tmp):
     """linux-sysfs: the backend is named; a chpid that appears in the tree gets its series, and
     loses them when it goes (no stale series for a path the machine no longer has)."""
-    from test_sysfs_backend import build_tree
     tree = build_tree("lpar.json", short_tmp)
-    server = _start_with_metrics(short_tmp, "--backend", f"linux-sysfs:{tree}", "--poll-interval", "100", "--no-inotify")
+    server = start_with_metrics(short_tmp, "--backend", f"linux-sysfs:{tree}", "--poll-interval", "100", "--no-inotify")
     port = server.extra["metrics_port"]
     css0 = os.path.join(tree, "devices", "css0")
     try:
-        assert _scrape_values(port)['cssd_backend_info{backend="linux-sysfs"}'] == 1
-        check = subprocess.run([_tool("promtool"), "check", "metrics"],
-                               input=_http(f"http://127.0.0.1:{port}/metrics")[2], capture_output=True)
+        assert scrape_values(port)['cssd_backend_info{backend="linux-sysfs"}'] == 1
+        check = subprocess.run([tool("promtool"), "check", "metrics"],
+                               input=http_get(f"http://127.0.0.1:{port}/metrics")[2], capture_output=True)
         assert check.returncode == 0, (check.stdout + check.stderr).decode()
 
         # A chpid that appears gets its series; when it goes, they go too.
         def series_of(chpid):
-            return sorted(k for k in _scrape_values(port) if f'chpid="{chpid}"' in k)
+            return sorted(k for k in scrape_values(port) if f'chpid="{chpid}"' in k)
         assert series_of("0.f1") == []
         staging = os.path.join(short_tmp, "chp0.f1")
         shutil.copytree(os.path.join(css0, "chp0.f0"), staging)
         os.rename(staging, os.path.join(css0, "chp0.f1"))
-        appeared = _wait(lambda: series_of("0.f1"), 10, "the new chpid's series")
+        appeared = wait_until(lambda: series_of("0.f1"), 10, "the new chpid's series")
         assert len(appeared) == len(series_of("0.f0")) == 11  # info, 9 state-set series, subchannels
         shutil.rmtree(os.path.join(css0, "chp0.f1"))
-        _wait(lambda: series_of("0.f1") == [], 10, "the removed chpid's series to go")
+        wait_until(lambda: series_of("0.f1") == [], 10, "the removed chpid's series to go")
     finally:
         server.stop()
 
@@ -395,9 +256,8 @@ def test_linux_sysfs_reading_health(short_tmp):
     (an idle healthy host does not look stopped); with the css directory renamed away, read
     errors grow and the good-reading time stops; it resumes when the tree is back. The model
     backend has none of these families."""
-    from test_sysfs_backend import build_tree
     tree = build_tree("lpar.json", short_tmp)
-    server = _start_with_metrics(short_tmp, "--backend", f"linux-sysfs:{tree}", "--poll-interval", "100", "--no-inotify")
+    server = start_with_metrics(short_tmp, "--backend", f"linux-sysfs:{tree}", "--poll-interval", "100", "--no-inotify")
     port = server.extra["metrics_port"]
     good = 'cssd_backend_last_good_reading_timestamp_seconds{backend="linux-sysfs"}'
     duration = 'cssd_backend_last_reading_duration_seconds{backend="linux-sysfs"}'
@@ -408,31 +268,32 @@ def test_linux_sysfs_reading_health(short_tmp):
     css0 = os.path.join(tree, "devices", "css0")
     away = os.path.join(tree, "css0.away")
     try:
-        first = _scrape_values(port)
+        first = scrape_values(port)
         assert first[poll] == 0.1
         assert abs(first[good] - time.time()) < 5
         for kind in ("missing", "unreadable", "malformed"):
             assert first[f'cssd_backend_read_errors_total{{backend="linux-sysfs",kind="{kind}"}}'] == 0
         # Idle: nothing changes, yet every tick is a good reading.
-        _wait(lambda: _scrape_values(port)[good] > first[good] + 0.5, 5, "the good-reading time to advance while idle")
-        idle = _scrape_values(port)
+        wait_until(lambda: scrape_values(port)[good] > first[good] + 0.5, 5,
+                   "the good-reading time to advance while idle")
+        idle = scrape_values(port)
         assert errors(idle) == 0
         assert 0 < idle[duration] < 1
 
         os.rename(css0, away)
-        _wait(lambda: errors(_scrape_values(port)) > 0, 5, "read errors to be counted")
-        broken = _scrape_values(port)
+        wait_until(lambda: errors(scrape_values(port)) > 0, 5, "read errors to be counted")
+        broken = scrape_values(port)
         assert broken['cssd_backend_read_errors_total{backend="linux-sysfs",kind="missing"}'] > 0
         time.sleep(0.5)  # five ticks, each failing
-        later = _scrape_values(port)
+        later = scrape_values(port)
         assert later[good] == broken[good], "a failing tick must not count as a good reading"
         assert errors(later) > errors(broken)
         assert time.time() - later[good] >= 0.5
 
         os.rename(away, css0)
-        _wait(lambda: _scrape_values(port)[good] > later[good], 5, "good readings to resume")
-        check = subprocess.run([_tool("promtool"), "check", "metrics"],
-                               input=_http(f"http://127.0.0.1:{port}/metrics")[2], capture_output=True)
+        wait_until(lambda: scrape_values(port)[good] > later[good], 5, "good readings to resume")
+        check = subprocess.run([tool("promtool"), "check", "metrics"],
+                               input=http_get(f"http://127.0.0.1:{port}/metrics")[2], capture_output=True)
         assert check.returncode == 0, (check.stdout + check.stderr).decode()
     finally:
         if os.path.isdir(away) and not os.path.exists(css0):
@@ -441,7 +302,7 @@ def test_linux_sysfs_reading_health(short_tmp):
 
 
 def test_model_backend_has_no_reading_metrics(metrics_cssd):
-    values = _scrape_values(metrics_cssd.extra["metrics_port"])
+    values = scrape_values(metrics_cssd.extra["metrics_port"])
     assert values['cssd_backend_info{backend="model"}'] == 1
     assert not [k for k in values if k.startswith("cssd_backend_") and not k.startswith("cssd_backend_info")]
 
@@ -453,7 +314,7 @@ def test_at_most_16_scrape_connections(metrics_cssd):
     idle = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(16)]
     try:
         time.sleep(0.3)
-        answer = _raw_http(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answer = raw_http(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         assert answer.startswith(b"HTTP/1.1 200 OK\r\n"), answer[:200]
         oldest = idle.pop(0)
         try:
@@ -477,7 +338,7 @@ def test_at_most_16_scrape_connections(metrics_cssd):
 def test_metrics_address_refusals(short_tmp):
     """A unix address is refused as usage (exit 64); a port in use stops cssd (exit 1) naming
     the address, before any QMP socket is created."""
-    binary = oracle.cssd_binary()
+    binary = cssd_binary()
     if binary is None:
         pytest.skip("cssd binary not found: build it (swift build) or set CSSD_BIN")
     sock = os.path.join(short_tmp, "c.sock")

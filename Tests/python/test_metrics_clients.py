@@ -15,8 +15,9 @@ import statistics
 import threading
 import time
 
-from test_metrics import _raw_http, _start_with_metrics, _wait, metrics_cssd  # noqa: F401 (fixture)
-from test_path_events import Client
+from harness.net import wait_until
+from harness.prometheus import raw_http
+from harness.qmp import Client
 
 
 def _rss_kib(pid: int) -> int:
@@ -127,7 +128,7 @@ def test_sixteen_slow_clients_do_not_keep_scrapes_out(metrics_cssd):
     for thread in threads:
         thread.start()
     try:
-        _wait(lambda: counts["connects"] >= 16, 10, "16 slow clients connected")
+        wait_until(lambda: counts["connects"] >= 16, 10, "16 slow clients connected")
         time.sleep(0.5)
         statuses = []
         next_time = time.monotonic()
@@ -164,7 +165,7 @@ def test_absolute_form_and_host(metrics_cssd):
         (b"GET /metrics HTTP/1.0\r\n\r\n", b"HTTP/1.0 200 OK\r\n"),
     ]
     for request, status in cases:
-        answer = _raw_http(port, request)
+        answer = raw_http(port, request)
         assert answer.startswith(status), (request, answer[:300])
         if status.endswith(b"200 OK\r\n"):
             assert b"cssd_build_info{" in answer

@@ -27,26 +27,14 @@ from pathlib import Path
 
 import pytest
 
-import oracle
-from pki import PKI
-from test_metrics import _free_port, _http, _tool, _value, _wait, run_prometheus
-from test_path_events import Client
+from harness.cssd import cssd_binary, cssd_server, write_policy
+from harness.net import free_port, wait_until
+from harness.pki import PKI
+from harness.prometheus import http_get, query_value, run_prometheus, tool
+from harness.qmp import Client
+
 
 ALLOW_MGMT = {"policy": "deny", "rules": [{"match": "*,CN=mgmt", "policy": "allow", "format": "glob"}]}
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    if shutil.which("openssl") is None:
-        pytest.fail("openssl not found: Scripts/setup installs it")
-    return PKI(str(tmp_path_factory.mktemp("pki")))
-
-
-def _write_policy(path: str, policy: dict) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(policy, f)
-    os.replace(tmp, path)
 
 
 class TLSMetrics:
@@ -54,7 +42,7 @@ class TLSMetrics:
     a test may replace it), --tls-authz (mgmt only unless told) and --metrics on a free port."""
 
     def __init__(self, workdir: str, pki: PKI, *extra: str, policy: dict | None = ALLOW_MGMT):
-        if oracle.cssd_binary() is None:
+        if cssd_binary() is None:
             pytest.skip("cssd binary not found: build it (swift build) or set CSSD_BIN")
         self.pki = pki
         self.creds = os.path.join(workdir, "creds")
@@ -62,14 +50,14 @@ class TLSMetrics:
         self.authz = os.path.join(workdir, "authz.json")
         args = ["--metrics", "tcp:127.0.0.1:0", "--tls-creds", self.creds, *extra]
         if policy is not None:
-            _write_policy(self.authz, policy)
+            write_policy(self.authz, policy)
             args += ["--tls-authz", self.authz]
-        self.server = oracle.cssd_server(workdir, extra_args=args)
+        self.server = cssd_server(workdir, extra_args=args)
 
     def __enter__(self):
         self.server.start()
-        match = _wait(lambda: re.search(r"address=tcp:127\.0\.0\.1:(\d+)\b.*metrics listening", self.log()),
-                      10, "the metrics address in cssd's log")
+        match = wait_until(lambda: re.search(r"address=tcp:127\.0\.0\.1:(\d+)\b.*metrics listening", self.log()),
+                           10, "the metrics address in cssd's log")
         self.port = int(match.group(1))
         self.line = next(line for line in self.log().splitlines() if "metrics listening" in line)
         return self
@@ -111,9 +99,7 @@ class TLSMetrics:
         return {k[len(prefix):-2]: v for k, v in self.values().items() if k.startswith(prefix)}
 
     def wait_line(self, *parts: str, timeout: float = 10.0) -> str:
-        """A log line holding every part (swift-log writes metadata sorted by key)."""
-        return _wait(lambda: next((l for l in self.log().splitlines() if all(p in l for p in parts)), None),
-                     timeout, f"a log line with {parts}", interval=0.05)
+        return self.server.wait_line(*parts, timeout=timeout)
 
     def refused(self, client: str | None) -> None:
         """`client` gets no HTTP answer: the handshake, the request or the read fails, or EOF."""
@@ -166,32 +152,32 @@ def prometheus_over_tls(short_tmp, pki):
 
 
 def _target(base: str, job: str) -> dict:
-    _, _, body = _http(base + "/api/v1/targets")
+    _, _, body = http_get(base + "/api/v1/targets")
     return next(t for t in json.loads(body)["data"]["activeTargets"] if t["labels"]["job"] == job)
 
 
 def test_prometheus_scrapes_over_https(prometheus_over_tls):
     cssd, base = prometheus_over_tls
     assert "tls=true" in cssd.line and f"authz={cssd.authz}" in cssd.line
-    _wait(lambda: _value(base, 'up{job="cssd"}') == 1.0, 30, "the https target to be up")
-    _wait(lambda: _value(base, 'cssd_chpid_vary_state{job="cssd",chpid="0.40",state="online"}') == 1.0, 20,
-          "a cssd series scraped over https")
+    wait_until(lambda: query_value(base, 'up{job="cssd"}') == 1.0, 30, "the https target to be up")
+    wait_until(lambda: query_value(base, 'cssd_chpid_vary_state{job="cssd",chpid="0.40",state="online"}') == 1.0, 20,
+               "a cssd series scraped over https")
     # A change made over QMP reaches Prometheus through the TLS endpoint.
     client = Client(cssd.server.sock)
     try:
         assert client.call("vary-path", chpid="0.40", state="offline")["changed"] > 0
     finally:
         client.close()
-    _wait(lambda: _value(base, 'cssd_chpid_vary_state{job="cssd",chpid="0.40",state="offline"}') == 1.0, 20,
-          "0.40 offline in Prometheus")
+    wait_until(lambda: query_value(base, 'cssd_chpid_vary_state{job="cssd",chpid="0.40",state="offline"}') == 1.0, 20,
+               "0.40 offline in Prometheus")
     target = _target(base, "cssd")
     assert target["scrapeUrl"].startswith("https://") and target["health"] == "up", target
     # The job whose certificate the policy denies is down, and its refusals are counted.
-    _wait(lambda: _target(base, "cssd-intruder")["health"] == "down", 20, "the intruder's target to be down")
-    assert _value(base, 'up{job="cssd-intruder"}') == 0.0
-    _wait(lambda: (_value(base, 'cssd_metrics_tls_refusals_total{job="cssd",reason="unauthorized"}') or 0) > 0,
-          20, "the intruder's refusals counted")
-    assert _value(base, 'cssd_metrics_tls_refusals_total{job="cssd",reason="not-tls"}') == 0.0
+    wait_until(lambda: _target(base, "cssd-intruder")["health"] == "down", 20, "the intruder's target to be down")
+    assert query_value(base, 'up{job="cssd-intruder"}') == 0.0
+    wait_until(lambda: (query_value(base, 'cssd_metrics_tls_refusals_total{job="cssd",reason="unauthorized"}')
+                        or 0) > 0, 20, "the intruder's refusals counted")
+    assert query_value(base, 'cssd_metrics_tls_refusals_total{job="cssd",reason="not-tls"}') == 0.0
     cssd.wait_line("metrics: TLS client not authorized", "dn=C=GB,O=Example,CN=intruder")
     _qmp_answers(cssd.server)
 
@@ -201,7 +187,7 @@ def test_promtool_accepts_a_scrape_fetched_over_tls(short_tmp, pki):
         status, headers, body = cssd.get()
         assert status == 200
         assert headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
-        check = subprocess.run([_tool("promtool"), "check", "metrics"], input=body, capture_output=True)
+        check = subprocess.run([tool("promtool"), "check", "metrics"], input=body, capture_output=True)
         assert check.returncode == 0, (check.stdout + check.stderr).decode()
         text = body.decode()
         assert 'cssd_chpid_info{chpid="0.40",' in text
@@ -219,7 +205,7 @@ def test_promtool_accepts_a_scrape_fetched_over_tls(short_tmp, pki):
                  "--cert", os.path.join(d, "client-cert.pem"), "--key", os.path.join(d, "client-key.pem"),
                  cssd.url()], capture_output=True, timeout=20)
             assert run.returncode == 0, run.stderr.decode()
-            check = subprocess.run([_tool("promtool"), "check", "metrics"], input=run.stdout, capture_output=True)
+            check = subprocess.run([tool("promtool"), "check", "metrics"], input=run.stdout, capture_output=True)
             assert check.returncode == 0, (check.stdout + check.stderr).decode()
 
 
@@ -241,7 +227,7 @@ def test_refused_clients_are_counted_and_qmp_keeps_answering(short_tmp, pki):
                 cssd.refused(who)
                 assert "qemu" in client.call("query-version")
                 assert time.monotonic() - started < 30  # a hang guard: the machine may be loaded
-                _wait(lambda: cssd.refusals()[reason] == before[reason] + 1, 5, f"{who}'s refusal as {reason}")
+                wait_until(lambda: cssd.refusals()[reason] == before[reason] + 1, 5, f"{who}'s refusal as {reason}")
                 cssd.wait_line(message, why)
 
             # Plain HTTP to the TLS port: no HTTP answer, counted as not-tls; QMP unaffected.
@@ -256,7 +242,7 @@ def test_refused_clients_are_counted_and_qmp_keeps_answering(short_tmp, pki):
                     pass
             assert b"HTTP/" not in answer and b"cssd_" not in answer, answer[:200]
             assert "qemu" in client.call("query-version")
-            _wait(lambda: cssd.refusals()["not-tls"] == before["not-tls"] + 1, 5, "the plaintext refusal")
+            wait_until(lambda: cssd.refusals()["not-tls"] == before["not-tls"] + 1, 5, "the plaintext refusal")
             cssd.wait_line("metrics: TLS handshake failed", "not a TLS client")
             # And an http:// scraper learns nothing either.
             with pytest.raises((urllib.error.URLError, http.client.HTTPException, OSError)):
@@ -273,7 +259,7 @@ def test_handshake_timeout_and_bound(short_tmp, pki):
     """A silent client is cut at --tls-handshake-timeout; silent clients fill at most the
     endpoint's 16 connections and take none of QMP's handshake slots (--max-tls-handshakes 1
     here): a QMP TLS client is served meanwhile; scrapes resume when they go."""
-    qmp_port = _free_port()
+    qmp_port = free_port()
     with TLSMetrics(short_tmp, pki, "--tls-handshake-timeout", "3000", "--max-tls-handshakes", "1",
                     "--qmp", f"tcp:127.0.0.1:{qmp_port}") as cssd:
         cssd.wait_line("listening", f"address=tcp:127.0.0.1:{qmp_port} ", "tls=true")
@@ -303,13 +289,13 @@ def test_handshake_timeout_and_bound(short_tmp, pki):
         finally:
             for s in held:
                 s.close()
-        _wait(lambda: cssd.served(), 5, "a scrape once the silent clients are gone")
+        wait_until(lambda: cssd.served(), 5, "a scrape once the silent clients are gone")
 
 
 def test_qmp_tls_refusals_are_counted_by_listener(short_tmp, pki):
     """QMP's TLS listeners refuse with the endpoint's gate and count their refusals in
     cssd_qmp_tls_refusals_total{listener,reason}, every reason at 0 from the start."""
-    qmp_port = _free_port()
+    qmp_port = free_port()
     listener = f"tcp:127.0.0.1:{qmp_port}"
     with TLSMetrics(short_tmp, pki, "--qmp", listener) as cssd:
         cssd.wait_line("listening", f"address={listener} ", "tls=true")
@@ -327,7 +313,7 @@ def test_qmp_tls_refusals_are_counted_by_listener(short_tmp, pki):
                     assert b"QMP" not in tls.recv(4096)
             except (ssl.SSLError, ConnectionError):
                 pass
-        _wait(lambda: counts()["unauthorized"] == 1, 5, "the intruder counted as unauthorized")
+        wait_until(lambda: counts()["unauthorized"] == 1, 5, "the intruder counted as unauthorized")
         cssd.wait_line("TLS client not authorized", f"listener={listener}", "the policy denies")
         # Plain QMP to the TLS port.
         with socket.create_connection(("127.0.0.1", qmp_port), timeout=10) as plain:
@@ -337,14 +323,14 @@ def test_qmp_tls_refusals_are_counted_by_listener(short_tmp, pki):
                     assert b"QMP" not in chunk
             except ConnectionResetError:
                 pass
-        _wait(lambda: counts()["not-tls"] == 1, 5, "the plaintext client counted as not-tls")
+        wait_until(lambda: counts()["not-tls"] == 1, 5, "the plaintext client counted as not-tls")
         # mgmt is served and counts nowhere; the metrics endpoint's own family saw none of it.
         with socket.create_connection(("127.0.0.1", qmp_port), timeout=10) as raw:
             with pki.context("mgmt").wrap_socket(raw, server_hostname="127.0.0.1") as tls:
                 assert b'"QMP"' in tls.makefile("rb").readline()
         assert sum(counts().values()) == 2
         assert sum(cssd.refusals().values()) == 0
-        check = subprocess.run([_tool("promtool"), "check", "metrics"], input=cssd.get()[2], capture_output=True)
+        check = subprocess.run([tool("promtool"), "check", "metrics"], input=cssd.get()[2], capture_output=True)
         assert check.returncode == 0, (check.stdout + check.stderr).decode()
 
 
@@ -370,10 +356,10 @@ def test_sighup_and_policy_changes_reload_the_endpoint(short_tmp, pki):
         assert cssd.get()[0] == 200
 
         # The policy file changes: mgmt is refused on metrics too, then allowed again.
-        _write_policy(cssd.authz, {"policy": "deny", "rules": []})
+        write_policy(cssd.authz, {"policy": "deny", "rules": []})
         cssd.wait_line("authorization policy reloaded", 'reason="file changed"', "rules=0")
         cssd.refused("mgmt")
-        _write_policy(cssd.authz, ALLOW_MGMT)
+        write_policy(cssd.authz, ALLOW_MGMT)
         cssd.wait_line("authorization policy reloaded", 'reason="file changed"', "rules=1")
         assert cssd.get()[0] == 200
         assert cssd.server.alive()
@@ -392,7 +378,7 @@ def test_metrics_tls_off_keeps_metrics_plain(short_tmp, pki):
     with TLSMetrics(short_tmp, pki, "--metrics-tls", "off") as cssd:
         assert "tls=false" in cssd.line
         cssd.wait_line("metrics served over plain HTTP although --tls-creds is given")
-        status, _, body = _http(f"http://127.0.0.1:{cssd.port}/metrics")
+        status, _, body = http_get(f"http://127.0.0.1:{cssd.port}/metrics")
         assert status == 200 and b"cssd_build_info" in body
         assert b"cssd_metrics_tls_refusals_total" not in body
 
@@ -404,7 +390,7 @@ def test_metrics_tls_off_keeps_metrics_plain(short_tmp, pki):
     (["--metrics", "tcp:127.0.0.1:0", "--metrics-tls", "yes"], "--metrics-tls"),
 ])
 def test_contradictory_metrics_tls_refuses_to_start(short_tmp, args, message):
-    binary = oracle.cssd_binary()
+    binary = cssd_binary()
     if binary is None:
         pytest.skip("cssd binary not found: build it (swift build) or set CSSD_BIN")
     sock = os.path.join(short_tmp, "c.sock")

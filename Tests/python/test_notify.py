@@ -6,116 +6,34 @@ while QMP keeps serving."""
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 import time
 
 import pytest
 
-import oracle
-import rabbitmq
-from test_path_events import Client
+from harness.broker import Listener, available, credentials, start_notify_cssd, wait_notify
+from harness.cssd import metrics_port
+from harness.net import free_port
+from harness.prometheus import http_get, scrape_values, tool
+from harness.qmp import Client
 
 oslo_messaging = pytest.importorskip("oslo_messaging")
-from oslo_config import cfg  # noqa: E402
 
-pytestmark = pytest.mark.skipif(not rabbitmq.available(), reason="rabbitmq-server not installed (Scripts/setup)")
+pytestmark = pytest.mark.skipif(not available(), reason="rabbitmq-server not installed (Scripts/setup)")
 
 
 @pytest.fixture(scope="module")
-def broker():
-    node = rabbitmq.Broker()
-    try:
-        node.start()
-        node.ctl("add_vhost", "durable")
-        node.ctl("set_permissions", "-p", "durable", "guest", ".*", ".*", ".*")
-        yield node
-    finally:
-        node.close()
-
-
-class Collector:
-    """An oslo.messaging notification endpoint that keeps what it gets."""
-
-    def __init__(self):
-        self.received = []
-        self.cv = threading.Condition()
-
-    def _got(self, priority, ctxt, publisher_id, event_type, payload, metadata):
-        with self.cv:
-            self.received.append(dict(priority=priority, publisher_id=publisher_id, event_type=event_type,
-                                      payload=payload, metadata=metadata))
-            self.cv.notify_all()
-
-    def info(self, ctxt, publisher_id, event_type, payload, metadata):
-        self._got("INFO", ctxt, publisher_id, event_type, payload, metadata)
-
-    def warn(self, ctxt, publisher_id, event_type, payload, metadata):
-        self._got("WARN", ctxt, publisher_id, event_type, payload, metadata)
-
-    def wait_for(self, predicate, timeout=30):
-        deadline = time.time() + timeout
-        with self.cv:
-            while not predicate(self.received):
-                left = deadline - time.time()
-                assert left > 0, f"timed out; got {len(self.received)}: {self.received[-3:]}"
-                self.cv.wait(left)
-            return list(self.received)
-
-
-class Listener:
-    """oslo_messaging.get_notification_listener on topic 'notifications', threading executor."""
-
-    def __init__(self, broker, tmp, vhost="/", durable=False):
-        path = os.path.join(tmp, "oslo.conf")
-        with open(path, "w") as f:
-            f.write("[oslo_messaging_rabbit]\namqp_durable_queues = %s\n" % ("true" if durable else "false"))
-        self.conf = cfg.ConfigOpts()
-        self.conf(["--config-file", path], project="cssd-test")
-        self.transport = oslo_messaging.get_notification_transport(self.conf, url=broker.transport_url(vhost=vhost))
-        self.collector = Collector()
-        self.listener = oslo_messaging.get_notification_listener(
-            self.transport, [oslo_messaging.Target(topic="notifications")], [self.collector], executor="threading")
-
-    def __enter__(self):
-        self.listener.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.listener.stop()
-        self.listener.wait()
-        self.transport.cleanup()
-
-
-def credentials(tmp, user="guest", password="guest"):
-    path = os.path.join(tmp, f"broker-{user}-{password}.cred")
-    with open(path, "w") as f:
-        f.write(f"# test broker\nusername={user}\npassword={password}\n")
-    os.chmod(path, 0o600)
-    return path
-
-
-def start_cssd(tmp, url, cred, *extra):
-    if oracle.cssd_binary() is None:
-        pytest.skip("cssd binary not found")
-    server = oracle.cssd_server(tmp, extra_args=["--notify", url, "--notify-credentials", cred, *extra])
-    return server.start()
-
-
-def wait_notify(client, predicate, timeout=30):
-    deadline = time.time() + timeout
-    while True:
-        status = client.call("query-notify")
-        if predicate(status):
-            return status
-        assert time.time() < deadline, f"query-notify never matched: {status}"
-        time.sleep(0.1)
+def broker(broker):
+    """The module's node (conftest.py), with the vhost `durable` for the durable-queue tests."""
+    broker.ctl("add_vhost", "durable")
+    broker.ctl("set_permissions", "-p", "durable", "guest", ".*", ".*", ".*")
+    return broker
 
 
 def test_listener_receives_path_events_unchanged(broker, short_tmp):
     with Listener(broker, short_tmp) as listener:
-        server = start_cssd(short_tmp, broker.url, credentials(short_tmp))
+        server = start_notify_cssd(short_tmp, broker.url, credentials(short_tmp))
         try:
             client = Client(server.sock)
             wait_notify(client, lambda s: s["state"] == "connected")
@@ -152,33 +70,29 @@ def test_metrics_show_the_notifier(broker, short_tmp):
     """--notify with --metrics: the cssd_notify_* families follow the outbox's counters (read
     at scrape time): published and confirmed after a few changes, the broker connected, the
     outbox empty again; the scrape passes promtool."""
-    import re
     import subprocess
-    from test_metrics import _http, _scrape_values, _tool, _wait
     with Listener(broker, short_tmp) as listener:  # consumes them: the queues outlive cssd
-        server = start_cssd(short_tmp, broker.url, credentials(short_tmp), "--metrics", "tcp:127.0.0.1:0")
+        server = start_notify_cssd(short_tmp, broker.url, credentials(short_tmp), "--metrics", "tcp:127.0.0.1:0")
         try:
-            port = int(_wait(
-                lambda: re.search(r"address=tcp:127\.0\.0\.1:(\d+)\b.*metrics listening", server.log_tail(20000)),
-                10, "the metrics address in cssd's log").group(1))
+            port = metrics_port(server)
             client = Client(server.sock)
             wait_notify(client, lambda s: s["state"] == "connected")
-            before = _scrape_values(port)
+            before = scrape_values(port)
             assert before["cssd_notify_broker_connected"] == 1
             assert before["cssd_notify_published_total"] == before["cssd_notify_confirmed_total"] == 0
             assert before["cssd_notify_outbox_max_notifications"] == 100000
             vary_stream(client, 3)
             status = wait_notify(client, lambda s: s["confirmed"] == 3)
             assert len(listener.collector.wait_for(lambda r: len(r) >= 3)) == 3
-            after = _scrape_values(port)
+            after = scrape_values(port)
             assert after["cssd_notify_published_total"] == status["published"] == 3
             assert after["cssd_notify_confirmed_total"] == 3
             assert after["cssd_notify_failed_total"] == after["cssd_notify_dropped_total"] == 0
             assert after["cssd_notify_gaps_total"] == 0
             assert after["cssd_notify_outbox_notifications"] == after["cssd_notify_outbox_bytes"] == 0
             assert after["cssd_notify_broker_connections_total"] == 1
-            check = subprocess.run([_tool("promtool"), "check", "metrics"],
-                                   input=_http(f"http://127.0.0.1:{port}/metrics")[2], capture_output=True)
+            check = subprocess.run([tool("promtool"), "check", "metrics"],
+                                   input=http_get(f"http://127.0.0.1:{port}/metrics")[2], capture_output=True)
             assert check.returncode == 0, (check.stdout + check.stderr).decode()
         finally:
             server.stop()
@@ -186,7 +100,7 @@ def test_metrics_show_the_notifier(broker, short_tmp):
 
 def test_filter_granularity_chpids_changes(broker, short_tmp):
     with Listener(broker, short_tmp) as listener:
-        server = start_cssd(
+        server = start_notify_cssd(
             short_tmp, broker.url, credentials(short_tmp), "--notify-granularity", "subchannel",
             "--notify-chpids", "0.41", "--notify-changes", "offline")
         try:
@@ -208,14 +122,14 @@ def test_filter_granularity_chpids_changes(broker, short_tmp):
 
 
 def test_refused_credentials_unknown_vhost_unreachable_qmp_serves(broker, short_tmp):
-    unused = rabbitmq.free_port()
+    unused = free_port()
     cases = [
         (broker.url, credentials(short_tmp, password="wrong-secret-123"), "ACCESS_REFUSED"),
         (f"amqp://127.0.0.1:{broker.port}/nowhere", credentials(short_tmp), "NOT_ALLOWED"),
         (f"amqp://127.0.0.1:{unused}/%2F", credentials(short_tmp), "cannot reach 127.0.0.1"),
     ]
     for url, cred, expected in cases:
-        server = start_cssd(short_tmp, url, cred)
+        server = start_notify_cssd(short_tmp, url, cred)
         try:
             client = Client(server.sock)
             status = wait_notify(client, lambda s: "last-error" in s)
@@ -242,7 +156,7 @@ def test_broker_restart_mid_stream_loses_nothing(broker, short_tmp):
     url = f"amqp://127.0.0.1:{broker.port}/durable"
     total = 150
     with Listener(broker, short_tmp, vhost="durable", durable=True) as listener:
-        server = start_cssd(short_tmp, url, credentials(short_tmp), "--notify-durable")
+        server = start_notify_cssd(short_tmp, url, credentials(short_tmp), "--notify-durable")
         try:
             client = Client(server.sock)
             epoch = wait_notify(client, lambda s: s["state"] == "connected")["epoch"]
@@ -274,7 +188,8 @@ def test_broker_restart_mid_stream_loses_nothing(broker, short_tmp):
 def test_overflow_during_outage_is_reported_as_a_gap(broker, short_tmp):
     url = f"amqp://127.0.0.1:{broker.port}/durable"
     with Listener(broker, short_tmp, vhost="durable", durable=True) as listener:
-        server = start_cssd(short_tmp, url, credentials(short_tmp), "--notify-durable", "--notify-outbox-events", "5")
+        server = start_notify_cssd(short_tmp, url, credentials(short_tmp), "--notify-durable",
+                                   "--notify-outbox-events", "5")
         try:
             client = Client(server.sock)
             epoch = wait_notify(client, lambda s: s["state"] == "connected")["epoch"]

@@ -22,13 +22,11 @@ import time
 
 import pytest
 
-import oracle
-import rabbitmq
-from test_notify import credentials, wait_notify
-from test_notify_outbox import drain, fresh_vhost, start, vary
-from test_path_events import Client
+from harness.broker import available, credentials, drain, fresh_vhost, start_notifying, vary_alternately, wait_notify
+from harness.cssd import cssd_binary
+from harness.qmp import Client
 
-pytestmark = pytest.mark.skipif(not rabbitmq.available(), reason="rabbitmq-server not installed (Scripts/setup)")
+pytestmark = pytest.mark.skipif(not available(), reason="rabbitmq-server not installed (Scripts/setup)")
 
 # The deadline the detection tests give cssd (--notify-timeout), seconds.
 DEADLINE = 3
@@ -199,16 +197,6 @@ class SilenceProxy:
                 pass
 
 
-@pytest.fixture(scope="module")
-def broker():
-    node = rabbitmq.Broker()
-    try:
-        node.start()
-        yield node
-    finally:
-        node.close()
-
-
 @pytest.fixture
 def proxy(broker):
     made = []
@@ -266,7 +254,7 @@ def test_silent_after_login_is_shown_then_recovers(broker, proxy, short_tmp):
     they all arrive."""
     vhost, _ = fresh_vhost(broker)
     silent = proxy("after-open")
-    server = start(short_tmp, silent.url(vhost), "--notify-timeout", str(DEADLINE))
+    server = start_notifying(short_tmp, silent.url(vhost), "--notify-timeout", str(DEADLINE))
     try:
         client = Client(server.sock)
         since = silent.wait_silent()
@@ -275,7 +263,7 @@ def test_silent_after_login_is_shown_then_recovers(broker, proxy, short_tmp):
         assert status["state"] == "disconnected", status
         assert "channel.open: no answer from the broker within 3 s" in status["last-error"], status
         assert took <= 2 * DEADLINE, f"error shown {took:.2f} s after the broker went silent"
-        vary(client, 5)
+        vary_alternately(client, 5)
         assert client.call("query-notify")["outbox-depth"] == 5
         resume_and_check_nothing_lost(broker, silent, client, vhost, 5)
     finally:
@@ -290,14 +278,14 @@ def test_silent_mid_stream_is_shown_then_nothing_lost(broker, proxy, short_tmp):
     vhost, _ = fresh_vhost(broker)
     relay = proxy("forward")
     total = 80
-    server = start(short_tmp, relay.url(vhost), "--notify-timeout", str(DEADLINE))
+    server = start_notifying(short_tmp, relay.url(vhost), "--notify-timeout", str(DEADLINE))
     try:
         client = Client(server.sock)
         wait_notify(client, lambda s: s["state"] == "connected")
-        vary(client, 20)
+        vary_alternately(client, 20)
         wait_notify(client, lambda s: s["confirmed"] >= 5)
         since = relay.silence()
-        writer = threading.Thread(target=vary, args=(Client(server.sock), total - 20, 20))
+        writer = threading.Thread(target=vary_alternately, args=(Client(server.sock), total - 20, 20))
         writer.start()
         status, took = first_error(client, since)
         writer.join()
@@ -315,7 +303,7 @@ def test_peer_that_never_speaks_is_shown_then_recovers(broker, proxy, short_tmp)
     shown within twice the deadline; once a broker answers behind it, changes arrive."""
     vhost, _ = fresh_vhost(broker)
     mute = proxy("silent")
-    server = start(short_tmp, mute.url(vhost), "--notify-timeout", str(DEADLINE))
+    server = start_notifying(short_tmp, mute.url(vhost), "--notify-timeout", str(DEADLINE))
     try:
         client = Client(server.sock)
         since = mute.wait_silent()
@@ -324,7 +312,7 @@ def test_peer_that_never_speaks_is_shown_then_recovers(broker, proxy, short_tmp)
         assert status["state"] == "disconnected", status
         assert f"login as 'guest' to vhost '{vhost}': no answer from the broker within 3 s" in status["last-error"]
         assert took <= 2 * DEADLINE, f"error shown {took:.2f} s after connecting"
-        vary(client, 3)
+        vary_alternately(client, 3)
         resume_and_check_nothing_lost(broker, mute, client, vhost, 3)
     finally:
         server.stop()
@@ -335,7 +323,7 @@ def test_tls_peer_that_never_speaks_is_shown(broker, proxy, short_tmp):
     step (TCP connect and TLS handshake, one rabbitmq-c call) overruns its deadline, shown
     within twice it."""
     mute = proxy("silent")
-    server = start(short_tmp, f"amqps://127.0.0.1:{mute.port}/%2F", "--notify-timeout", str(DEADLINE))
+    server = start_notifying(short_tmp, f"amqps://127.0.0.1:{mute.port}/%2F", "--notify-timeout", str(DEADLINE))
     try:
         client = Client(server.sock)
         since = mute.wait_silent()
@@ -355,7 +343,7 @@ def test_silent_while_idle_is_found_by_heartbeats(broker, proxy, short_tmp):
     vhost, _ = fresh_vhost(broker)
     relay = proxy("forward")
     heartbeat = 2
-    server = start(short_tmp, relay.url(vhost), "--notify-heartbeat", str(heartbeat))
+    server = start_notifying(short_tmp, relay.url(vhost), "--notify-heartbeat", str(heartbeat))
     try:
         client = Client(server.sock)
         wait_notify(client, lambda s: s["state"] == "connected")
@@ -365,7 +353,7 @@ def test_silent_while_idle_is_found_by_heartbeats(broker, proxy, short_tmp):
         assert status["state"] == "disconnected", status
         assert "idle connection: nothing from the broker for 4 s" in status["last-error"], status
         assert took <= 2 * 2 * heartbeat, f"error shown {took:.2f} s after the broker went silent"
-        vary(client, 2)
+        vary_alternately(client, 2)
         resume_and_check_nothing_lost(broker, relay, client, vhost, 2)
     finally:
         server.stop()
@@ -380,15 +368,15 @@ def test_sigterm_ends_cssd_within_5s_whatever_the_broker_does(broker, proxy, sho
     vhost, _ = fresh_vhost(broker)
     relay = proxy({"after-login": "after-open", "mid-stream": "forward"}.get(moment, "silent"))
     url = f"amqps://127.0.0.1:{relay.port}/%2F" if moment == "tls-never-speaks" else relay.url(vhost)
-    server = start(short_tmp, url)
+    server = start_notifying(short_tmp, url)
     try:
         client = Client(server.sock)
         if moment == "mid-stream":
             wait_notify(client, lambda s: s["state"] == "connected")
-            vary(client, 10)
+            vary_alternately(client, 10)
             wait_notify(client, lambda s: s["confirmed"] == 10)
             relay.silence()
-            vary(client, 10, 10)  # published into the silence: the publisher waits for confirms
+            vary_alternately(client, 10, 10)  # published into the silence: the publisher waits for confirms
             wait_notify(client, lambda s: s["published"] > s["confirmed"])
         else:
             relay.wait_silent()
@@ -409,9 +397,9 @@ def test_sigterm_ends_cssd_within_5s_whatever_the_broker_does(broker, proxy, sho
     (["--notify-heartbeat", "65536"], "--notify-heartbeat must be 0..65535"),
 ])
 def test_bad_deadline_options_are_refused(short_tmp, args, message):
-    if oracle.cssd_binary() is None:
+    if cssd_binary() is None:
         pytest.skip("cssd binary not found")
-    argv = [oracle.cssd_binary(), "--qmp", f"unix:{short_tmp}/r.sock", "--notify", "amqp://127.0.0.1:1/%2F",
+    argv = [cssd_binary(), "--qmp", f"unix:{short_tmp}/r.sock", "--notify", "amqp://127.0.0.1:1/%2F",
             "--notify-credentials", credentials(short_tmp), *args]
     result = subprocess.run(argv, capture_output=True, text=True, timeout=30)
     assert result.returncode != 0 and message in result.stderr, result
@@ -426,14 +414,14 @@ def test_detection_with_the_defaults(broker, proxy, short_tmp, moment):
     twice the heartbeat after the last byte, RabbitMQ sending one every 30 s: 90-120 s)."""
     vhost, _ = fresh_vhost(broker)
     relay = proxy({"after-login": "after-open", "never-speaks": "silent"}.get(moment, "forward"))
-    server = start(short_tmp, relay.url(vhost))
+    server = start_notifying(short_tmp, relay.url(vhost))
     try:
         client = Client(server.sock)
         if moment in ("mid-stream", "idle"):
             wait_notify(client, lambda s: s["state"] == "connected")
             since = relay.silence()
             if moment == "mid-stream":
-                vary(client, 10)
+                vary_alternately(client, 10)
         else:
             since = relay.wait_silent()
         status, took = first_error(client, since, timeout=300)

@@ -7,112 +7,46 @@ outbox file is refused and left alone."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
-import subprocess
 import time
-import uuid
 
 import pytest
 
-import oracle
-import rabbitmq
-from test_notify import credentials, wait_notify
-from test_path_events import Client
+from harness.broker import available, credentials, drain, fresh_vhost, start_notifying, vary_alternately, wait_notify
+from harness.cssd import cssd_binary, cssd_server, metrics_port, refused
+from harness.net import free_port
+from harness.prometheus import scrape_values
+from harness.qmp import Client
+
 
 amqp = pytest.importorskip("amqp")
 
-pytestmark = pytest.mark.skipif(not rabbitmq.available(), reason="rabbitmq-server not installed (Scripts/setup)")
-
-
-@pytest.fixture(scope="module")
-def broker():
-    node = rabbitmq.Broker()
-    try:
-        node.start()
-        yield node
-    finally:
-        node.close()
-
-
-def fresh_vhost(broker):
-    """A vhost of the test's own: nothing left over from another test waits in its queues."""
-    name = "outbox-" + uuid.uuid4().hex[:8]
-    broker.ctl("add_vhost", name)
-    broker.ctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
-    return name, f"amqp://127.0.0.1:{broker.port}/{name}"
-
-
-def drain(broker, vhost):
-    """Every notification waiting in the vhost's oslo queues, per queue in the broker's (FIFO)
-    order, as (routing key, message) with the oslo envelope opened."""
-    connection = amqp.Connection(host=f"127.0.0.1:{broker.port}", userid="guest", password="guest",
-                                 virtual_host=vhost)
-    connection.connect()
-    out = {}
-    try:
-        channel = connection.channel()
-        for queue in ("notifications.info", "notifications.warn"):
-            got = []
-            while True:
-                message = channel.basic_get(queue, no_ack=True)
-                if message is None:
-                    break
-                envelope = json.loads(message.body)
-                assert envelope["oslo.version"] == "2.0"
-                got.append(json.loads(envelope["oslo.message"]))
-            out[queue] = got
-    finally:
-        connection.close()
-    return out
-
-
-def start(workdir, url, *extra):
-    if oracle.cssd_binary() is None:
-        pytest.skip("cssd binary not found")
-    server = oracle.cssd_server(workdir, extra_args=[
-        "--notify", url, "--notify-credentials", credentials(workdir), *extra])
-    return server.start()
-
-
-def vary(client, count, first=0):
-    """`count` changes of chpid 0.40: offline (WARN) and online (INFO) in turn."""
-    for i in range(first, first + count):
-        client.call("vary-path", chpid="0.40", state="offline" if i % 2 == 0 else "online")
-
-
-def metrics_port(server):
-    import re
-    from test_metrics import _wait
-    return int(_wait(
-        lambda: re.search(r"address=tcp:127\.0\.0\.1:(\d+)\b.*metrics listening", server.log_tail(20000)),
-        10, "the metrics address in cssd's log").group(1))
+pytestmark = pytest.mark.skipif(not available(), reason="rabbitmq-server not installed (Scripts/setup)")
 
 
 def outage_restart_then_deliver(broker, short_tmp, stop):
     """Broker down; 40 changes wait in the outbox; cssd stopped by `stop`, started again
     (still no broker); the broker comes back: all 40 arrive, in order, numbered as before."""
-    from test_metrics import _scrape_values
     total = 40
     vhost, url = fresh_vhost(broker)
     state = os.path.join(short_tmp, "state")
     broker.stop()
     try:
-        server = start(short_tmp, url, "--state-dir", state)
+        server = start_notifying(short_tmp, url, "--state-dir", state)
         client = Client(server.sock)
         before = wait_notify(client, lambda s: s["state"] == "disconnected")
         assert before["persistent"] is True and before["restored"] == 0
-        vary(client, total)  # every reply received: each change is durable in state.sqlite
+        vary_alternately(client, total)  # every reply received: each change is durable in state.sqlite
         assert client.call("query-notify")["outbox-depth"] == total
         stop(server)
-        server = start(short_tmp, url, "--state-dir", state, "--metrics", "tcp:127.0.0.1:0")
+        server = start_notifying(short_tmp, url, "--state-dir", state, "--metrics", "tcp:127.0.0.1:0")
         client = Client(server.sock)
         status = client.call("query-notify")
         assert status["epoch"] == before["epoch"]
         assert status["outbox-depth"] == total and status["restored"] + status["rebuilt"] == total, status
-        scraped = _scrape_values(metrics_port(server))
+        scraped = scrape_values(metrics_port(server))
         assert scraped["cssd_notify_restored_total"] == status["restored"]
         assert scraped["cssd_notify_rebuilt_total"] == status["rebuilt"]
         assert status["state"] != "connected" and status["pending-gap"] == []
@@ -125,7 +59,7 @@ def outage_restart_then_deliver(broker, short_tmp, stop):
         status = wait_notify(client, lambda s: s["confirmed"] == total and s["outbox-depth"] == 0, timeout=60)
         assert status["dropped"] == 0 and status["gaps"] == 0
         # A change after the restart is numbered after the restored ones and comes after them.
-        vary(client, 1, first=total)
+        vary_alternately(client, 1, first=total)
         wait_notify(client, lambda s: s["confirmed"] == total + 1)
     finally:
         server.stop()
@@ -139,7 +73,7 @@ def outage_restart_then_deliver(broker, short_tmp, stop):
     assert {m["event_type"] for m in messages} == {"cssd.path.offline", "cssd.path.online"}
     assert len({m["message_id"] for m in messages}) == total + 1
     # Confirmed means deleted: a restart finds an empty outbox.
-    server = start(short_tmp, url, "--state-dir", state)
+    server = start_notifying(short_tmp, url, "--state-dir", state)
     try:
         status = Client(server.sock).call("query-notify")
         assert status["restored"] == 0 and status["rebuilt"] == 0 and status["outbox-depth"] == 0, status
@@ -171,19 +105,19 @@ def test_overflow_across_a_restart_is_reported_as_a_gap(broker, short_tmp):
     bound = ("--notify-outbox-events", "5")
     broker.stop()
     try:
-        server = start(short_tmp, url, "--state-dir", state, *bound)
+        server = start_notifying(short_tmp, url, "--state-dir", state, *bound)
         client = Client(server.sock)
         epoch = wait_notify(client, lambda s: s["state"] == "disconnected")["epoch"]
-        vary(client, 12)
+        vary_alternately(client, 12)
         status = client.call("query-notify")
         assert status["outbox-depth"] == 5 and status["pending-gap"] == [{"first": 6, "last": 12}]
         sigkill(server)
-        server = start(short_tmp, url, "--state-dir", state, *bound)
+        server = start_notifying(short_tmp, url, "--state-dir", state, *bound)
         client = Client(server.sock)
         status = client.call("query-notify")
         assert status["outbox-depth"] == 5 and status["pending-gap"] == [{"first": 6, "last": 12}], status
         # Still down: the next change does not fit either, and joins the same gap.
-        vary(client, 1, first=12)
+        vary_alternately(client, 1, first=12)
         assert client.call("query-notify")["pending-gap"] == [{"first": 6, "last": 13}]
     finally:
         broker.start()
@@ -202,20 +136,13 @@ def test_overflow_across_a_restart_is_reported_as_a_gap(broker, short_tmp):
     assert sequences == [1, 2, 3, 4, 5]
 
 
-def refused(workdir, *args):
-    argv = [oracle.cssd_binary(), "--qmp", f"unix:{workdir}/r.sock", *args]
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=30)
-    assert result.returncode == 1, result
-    return result.stderr
-
-
 def test_corrupt_or_foreign_outbox_is_refused_and_left_alone(short_tmp):
-    if oracle.cssd_binary() is None:
+    if cssd_binary() is None:
         pytest.skip("cssd binary not found")
-    url = f"amqp://127.0.0.1:{rabbitmq.free_port()}/%2F"  # never reached: refused before
+    url = f"amqp://127.0.0.1:{free_port()}/%2F"  # never reached: refused before
     notify = ["--notify", url, "--notify-credentials", credentials(short_tmp)]
     state = os.path.join(short_tmp, "state")
-    server = oracle.cssd_server(short_tmp, extra_args=["--state-dir", state, *notify]).start()
+    server = cssd_server(short_tmp, extra_args=["--state-dir", state, *notify]).start()
     server.stop()
     outbox = os.path.join(state, "notify-outbox.sqlite")
     assert os.path.exists(outbox)
@@ -270,26 +197,26 @@ def test_changes_the_outbox_had_not_written_are_rebuilt_or_reported(broker, shor
     state = os.path.join(short_tmp, "state")
     broker.stop()
     try:
-        server = start(short_tmp, url, "--state-dir", state)
+        server = start_notifying(short_tmp, url, "--state-dir", state)
         client = Client(server.sock)
         epoch = wait_notify(client, lambda s: s["state"] == "disconnected")["epoch"]
-        vary(client, 20)
+        vary_alternately(client, 20)
         wait_notify(client, lambda s: s["outbox-depth"] == 20)
         time.sleep(0.5)  # the writer's transaction (a few ms), so that the file has all 20
         sigkill(server)
         assert forget_newest(state, 15) == 5
-        server = start(short_tmp, url, "--state-dir", state)
+        server = start_notifying(short_tmp, url, "--state-dir", state)
         client = Client(server.sock)
         status = client.call("query-notify")
         assert (status["restored"], status["rebuilt"], status["outbox-depth"]) == (15, 5, 20), status
         assert status["pending-gap"] == []
-        vary(client, 5, first=20)  # 21...25
+        vary_alternately(client, 5, first=20)  # 21...25
         wait_notify(client, lambda s: s["outbox-depth"] == 25)
         time.sleep(0.5)
         sigkill(server)
         assert forget_newest(state, 20) == 5
         # No journal: 21...25 cannot be made again.
-        server = start(short_tmp, url, "--state-dir", state, "--event-journal", "0")
+        server = start_notifying(short_tmp, url, "--state-dir", state, "--event-journal", "0")
         client = Client(server.sock)
         status = client.call("query-notify")
         assert (status["restored"], status["rebuilt"], status["outbox-depth"]) == (20, 0, 20), status
@@ -317,16 +244,16 @@ def test_an_outbox_an_interrupted_first_start_left_empty_is_created_over(short_t
     """A notify-outbox.sqlite with no table (0 bytes: an older cssd killed, or out of disk, at
     its first start with --notify) holds nothing: it is created over, not refused. A new one
     appears whole or not at all (built aside, then renamed)."""
-    if oracle.cssd_binary() is None:
+    if cssd_binary() is None:
         pytest.skip("cssd binary not found")
-    url = f"amqp://127.0.0.1:{rabbitmq.free_port()}/%2F"  # never reached: nothing to publish
+    url = f"amqp://127.0.0.1:{free_port()}/%2F"  # never reached: nothing to publish
     notify = ["--notify", url, "--notify-credentials", credentials(short_tmp)]
     state = os.path.join(short_tmp, "state")
-    server = oracle.cssd_server(short_tmp, extra_args=["--state-dir", state]).start()
+    server = cssd_server(short_tmp, extra_args=["--state-dir", state]).start()
     assert server.stop() == 0
     outbox = os.path.join(state, "notify-outbox.sqlite")
     open(outbox, "wb").close()
-    server = oracle.cssd_server(short_tmp, extra_args=["--state-dir", state, *notify]).start()
+    server = cssd_server(short_tmp, extra_args=["--state-dir", state, *notify]).start()
     try:
         status = Client(server.sock).call("query-notify")
         assert status["persistent"] is True and status["outbox-depth"] == 0, status

@@ -9,11 +9,11 @@ import subprocess
 
 import pytest
 
-import rabbitmq
-from test_notify import Listener, credentials, start_cssd, wait_notify
-from test_path_events import Client
+from harness.broker import Broker, Listener, available, credentials, start_notify_cssd, wait_notify
+from harness.qmp import Client
 
-pytestmark = pytest.mark.skipif(not rabbitmq.available(), reason="rabbitmq-server not installed (Scripts/setup)")
+
+pytestmark = pytest.mark.skipif(not available(), reason="rabbitmq-server not installed (Scripts/setup)")
 
 
 def openssl(*args, cwd):
@@ -38,7 +38,7 @@ def tls_broker(tmp_path_factory):
     openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
             "-days", "2", "-extfile", "san.ext", "-out", "server.pem", cwd=d)
     os.chmod(os.path.join(d, "server.key"), 0o644)
-    node = rabbitmq.Broker(tls=(ca, os.path.join(d, "server.pem"), os.path.join(d, "server.key")))
+    node = Broker(tls=(ca, os.path.join(d, "server.pem"), os.path.join(d, "server.key")))
     try:
         node.start()
         node.pki = d
@@ -50,8 +50,8 @@ def tls_broker(tmp_path_factory):
 def test_amqps_with_the_right_ca_delivers(tls_broker, short_tmp):
     url = f"amqps://localhost:{tls_broker.tls_port}/%2F"
     with Listener(tls_broker, short_tmp) as listener:
-        server = start_cssd(short_tmp, url, credentials(short_tmp), "--notify-ca",
-                            os.path.join(tls_broker.pki, "ca.pem"))
+        server = start_notify_cssd(short_tmp, url, credentials(short_tmp), "--notify-ca",
+                                   os.path.join(tls_broker.pki, "ca.pem"))
         try:
             client = Client(server.sock)
             wait_notify(client, lambda s: s["state"] == "connected")
@@ -64,8 +64,8 @@ def test_amqps_with_the_right_ca_delivers(tls_broker, short_tmp):
 
 def test_amqps_with_another_ca_is_refused_qmp_serves(tls_broker, short_tmp):
     url = f"amqps://localhost:{tls_broker.tls_port}/%2F"
-    server = start_cssd(short_tmp, url, credentials(short_tmp), "--notify-ca",
-                        os.path.join(tls_broker.pki, "other.pem"))
+    server = start_notify_cssd(short_tmp, url, credentials(short_tmp), "--notify-ca",
+                               os.path.join(tls_broker.pki, "other.pem"))
     try:
         client = Client(server.sock)
         status = wait_notify(client, lambda s: "last-error" in s)

@@ -12,8 +12,9 @@ import os
 
 import pytest
 
-import oracle
-from test_path_events import Client
+from harness.cssd import cssd_binary, cssd_server
+from harness.qmp import Client
+
 
 GO_QEMU_LINE = 64 * 1024
 PAGE = 190  # the figure API/css.md states
@@ -45,12 +46,12 @@ def worst_topology(count: int) -> dict:
 
 
 def test_page_of_190_stays_under_go_qemus_line_limit(short_tmp):
-    if oracle.cssd_binary() is None:
+    if cssd_binary() is None:
         pytest.skip("cssd binary not found: build it (swift build) or set CSSD_BIN")
     path = os.path.join(short_tmp, "worst.json")
     with open(path, "w") as f:
         json.dump(worst_topology(400), f)
-    with oracle.cssd_server(short_tmp, extra_args=["--topology", path]) as server:
+    with cssd_server(short_tmp, extra_args=["--topology", path]) as server:
         client = Client(server.sock)
         try:
             client.send("query-subchannels", limit=PAGE)

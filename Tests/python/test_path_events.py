@@ -5,96 +5,11 @@ with their connection, and bad arguments."""
 from __future__ import annotations
 
 import json
-import socket
 import threading
 
 import pytest
 
-
-class Client:
-    """A negotiated QMP connection with a line reader that keeps events apart from replies."""
-
-    def __init__(self, path: str, rcvbuf: int | None = None):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        if rcvbuf:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        # A hang guard, not a speed limit: a reply on a loaded machine may take seconds.
-        self.sock.settimeout(60)
-        self.sock.connect(path)
-        self.file = self.sock.makefile("rb")
-        assert "QMP" in self.line()
-        assert self.call("qmp_capabilities") == {}
-
-    def line(self) -> dict:
-        raw = self.file.readline()
-        assert raw.endswith(b"\r\n"), raw
-        return json.loads(raw)
-
-    def send(self, command: str, **arguments) -> None:
-        request = {"execute": command}
-        if arguments:
-            request["arguments"] = {k.replace("_", "-"): v for k, v in arguments.items()}
-        self.sock.sendall(json.dumps(request).encode())
-
-    def reply(self, events: list | None = None) -> dict:
-        """The next reply; events before it go to `events` (or fail the test)."""
-        while True:
-            message = self.line()
-            if "event" in message:
-                assert events is not None, f"unexpected event {message}"
-                events.append(message)
-                continue
-            return message
-
-    def call(self, command: str, events: list | None = None, **arguments):
-        self.send(command, **arguments)
-        reply = self.reply(events)
-        assert "return" in reply, reply
-        return reply["return"]
-
-    def call_raw(self, command: str) -> dict:
-        self.send(command)
-        return self.reply()
-
-    def error(self, command: str, **arguments) -> dict:
-        self.send(command, **arguments)
-        reply = self.reply()
-        assert "error" in reply, reply
-        return reply["error"]
-
-    def events(self, n: int) -> list:
-        out = []
-        while len(out) < n:
-            message = self.line()
-            assert "event" in message, message
-            out.append(message)
-        return out
-
-    def nothing_pending(self) -> bool:
-        """No event queued: a query's reply comes first (the server writes queued events first)."""
-        self.send("query-version")
-        return "return" in self.line()
-
-    def close(self):
-        self.sock.close()
-
-
-@pytest.fixture
-def connect(cssd):
-    clients = []
-
-    def make(**kw):
-        c = Client(cssd.sock, **kw)
-        clients.append(c)
-        return c
-
-    yield make
-    for c in clients:
-        c.close()
-
-
-def vary(client, chpid, state, **kw):
-    return client.call("vary-path", chpid=chpid, state=state, **kw)
+from harness.qmp import vary
 
 
 def test_granularity_one_event_per_chpid_or_one_per_subchannel(connect):

@@ -6,7 +6,7 @@ qemu_replies.json by record_qemu.py) and to cssd, and compares the replies
 twice: parsed (same number, order, class, desc and id) and byte for byte (the
 raw lines, member order, spacing, escapes and number formats included).
 Version numbers and the lists returned by query-commands / query-qmp-schema
-are masked (oracle.mask_line); the known differences are listed, each with
+are masked (mask_line); the known differences are listed, each with
 exactly what cssd sends instead.
 
 Regenerate the recording after changing CASES:  python3 record_qemu.py
@@ -42,8 +42,10 @@ from typing import Any, List, Optional
 
 import pytest
 
-import oracle
-from oracle import canonical, exchange_full, mask_line, normalize
+from harness.cssd import cssd_binary, cssd_server
+from harness.qemu import canonical, mask_line, normalize, raw_to_record
+from harness.qmp import Exchange, exchange_full
+
 
 # --------------------------------------------------------------------------
 # The table
@@ -359,11 +361,11 @@ def comparable(replies: List[Any], case_id: str = "") -> List[Any]:
     return canonical(normalize(replies, case_id))
 
 
-def run_case(sock: str, case: Case, expect: Optional[int] = None, **kw) -> oracle.Exchange:
+def run_case(sock: str, case: Case, expect: Optional[int] = None, **kw) -> Exchange:
     return exchange_full(sock, case.raw, case.negotiate, expect=expect, **case.kwargs(), **kw)
 
 
-def check_framing(ex: oracle.Exchange) -> None:
+def check_framing(ex: Exchange) -> None:
     """Every reply line is ASCII and terminated by CRLF (QEMU framing)."""
     for ln in ex.raw_lines:
         assert ln.endswith(b"\r\n"), f"reply line not CRLF-terminated: {ln[:200]!r}"
@@ -458,7 +460,7 @@ KNOWN_DIFFERENCES = {
 
 
 def assert_same_bytes(case: Case, expected: List[bytes], got: List[bytes]) -> None:
-    """The raw lines agree byte for byte once masked (oracle.mask_line)."""
+    """The raw lines agree byte for byte once masked (mask_line)."""
     exp_m, got_m = [mask_line(x) for x in expected], [mask_line(x) for x in got]
     if exp_m != got_m:
         lines = [describe(case) + " (bytes)", f"QEMU ({len(expected)} lines):"]
@@ -493,7 +495,7 @@ def test_recording_up_to_date(case, records, qemu_session):
         pytest.skip("qemu-system-s390x not installed: nothing to check the recording against")
     rec = records.get(case.id)
     assert rec is not None, f"case {case.id} not recorded: run record_qemu.py"
-    assert rec["raw_sha256"] == oracle.raw_to_record(case.raw) and rec["negotiate"] == case.negotiate, \
+    assert rec["raw_sha256"] == raw_to_record(case.raw) and rec["negotiate"] == case.negotiate, \
         f"case {case.id} changed since recording: run record_qemu.py"
     assert "lines" in rec, f"case {case.id} recorded without its raw lines: run record_qemu.py"
     live = run_case(qemu_session.get().sock, case, expect=len(rec["replies"]))
@@ -548,9 +550,9 @@ def test_slow_limit(case, records, tmp_path, qemu_session):
     else:
         pytest.skip("slow case not recorded (python3 record_qemu.py --slow) and "
                     "QMP_TEST_SLOW_LIVE!=1")
-    if oracle.cssd_binary() is None:
+    if cssd_binary() is None:
         pytest.skip("cssd binary not built")
-    srv = oracle.cssd_server(str(tmp_path), extra_args=["--max-request-size", str(64 * MiB)])
+    srv = cssd_server(str(tmp_path), extra_args=["--max-request-size", str(64 * MiB)])
     with srv:
         ex = run_case(srv.sock, case, expect=len(expected), timeout=600, grace=1.0, stall=120)
         assert srv.alive(), f"cssd died\n{srv.log_tail()}"

@@ -13,18 +13,10 @@ import time
 
 import pytest
 
-import oracle
-from test_path_events import Client
-
-
-def start(workdir, *args):
-    server = oracle.cssd_server(workdir, extra_args=list(args))
-    server.start()
-    return server
-
-
-def vary(client, chpid, state):
-    return client.call("vary-path", chpid=chpid, state=state)
+from harness.clients import PATH_EVENTS
+from harness.cssd import cssctl_binary, cssd_binary, refused, start_cssd
+from harness.qmp import Client, data_without_subscription, vary, visible_state
+from harness.sysfs import set_status, sysfs_tree
 
 
 def wait_for_changes_after(client, sequence, count=20, guard=120.0):
@@ -39,18 +31,12 @@ def wait_for_changes_after(client, sequence, count=20, guard=120.0):
         time.sleep(0.05)
 
 
-def data_without_subscription(event):
-    data = dict(event["data"])
-    data.pop("subscription")
-    return event["event"], event["timestamp"], data
-
-
 @pytest.fixture
 def servers(short_tmp):
     started = []
 
     def make(*args, workdir=short_tmp):
-        server = start(workdir, *args)
+        server = start_cssd(workdir, *args)
         started.append(server)
         return server
 
@@ -206,7 +192,7 @@ def test_since_replays_with_the_subscriptions_own_filters_and_granularity(server
 def test_sigkill_in_a_stream_of_changes_then_restart_loses_nothing_acknowledged(short_tmp):
     state = os.path.join(short_tmp, "state")
     args = ["--state-dir", state, "--event-journal", "1000000"]
-    server = start(short_tmp, *args)
+    server = start_cssd(short_tmp, *args)
     try:
         acked = {}  # chpid -> number of varies whose reply came
         stop = threading.Event()
@@ -249,7 +235,7 @@ def test_sigkill_in_a_stream_of_changes_then_restart_loses_nothing_acknowledged(
         seen = [e["data"]["sequence"] for e in before]
         assert seen == sorted(set(seen))
 
-        server = start(short_tmp, *args)
+        server = start_cssd(short_tmp, *args)
         log = server.log_tail()
         assert "state restored" in log and f"epoch={epoch}" in log
         c = Client(server.sock)
@@ -293,7 +279,7 @@ def test_sigkill_in_a_stream_of_changes_then_restart_loses_nothing_acknowledged(
 
 def test_guests_attachments_and_faults_survive_a_restart(short_tmp):
     state = os.path.join(short_tmp, "state")
-    server = start(short_tmp, "--state-dir", state)
+    server = start_cssd(short_tmp, "--state-dir", state)
     try:
         c = Client(server.sock)
         guests = c.call("query-guests")
@@ -308,7 +294,7 @@ def test_guests_attachments_and_faults_survive_a_restart(short_tmp):
         before = (c.call("query-guests"), c.call("query-chpids"), c.call("query-subchannels"), c.call("query-css"))
         server.proc.send_signal(signal.SIGKILL)
         server.proc.wait()
-        server = start(short_tmp, "--state-dir", state)
+        server = start_cssd(short_tmp, "--state-dir", state)
         c = Client(server.sock)
         assert (c.call("query-guests"), c.call("query-chpids"), c.call("query-subchannels"), c.call("query-css")) == before
     finally:
@@ -319,7 +305,7 @@ def test_guest_store_subchannel_survives_sigkill(short_tmp):
     """A guest's STSCH changes the guest (its device's view and counters: API/vfio.json marks it
     "changes": "guests"), so it is recorded: SIGKILL right after its reply loses nothing."""
     state = os.path.join(short_tmp, "state")
-    server = start(short_tmp, "--state-dir", state)
+    server = start_cssd(short_tmp, "--state-dir", state)
     try:
         c = Client(server.sock)
         name = c.call("query-guests")[0]["name"]
@@ -338,18 +324,11 @@ def test_guest_store_subchannel_survives_sigkill(short_tmp):
         assert stats["guest-stsch"] == 1
         os.killpg(server.proc.pid, signal.SIGKILL)
         server.proc.wait()
-        server = start(short_tmp, "--state-dir", state)
+        server = start_cssd(short_tmp, "--state-dir", state)
         c = Client(server.sock)
         assert guest_view() == seen
     finally:
         server.stop()
-
-
-def refused(workdir, *args):
-    argv = [oracle.cssd_binary(), "--qmp", f"unix:{workdir}/r.sock", *args]
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=30)
-    assert result.returncode == 1, result
-    return result.stderr
 
 
 def snapshot(directory):
@@ -388,12 +367,12 @@ def test_corrupt_state_dir_is_refused_and_left_alone(short_tmp):
 
 def test_state_dir_of_another_topology_is_refused_and_left_alone(short_tmp):
     state = os.path.join(short_tmp, "state")
-    server = start(short_tmp, "--state-dir", state)
+    server = start_cssd(short_tmp, "--state-dir", state)
     c = Client(server.sock)
     vary(c, "0.40", "offline")
     server.stop()
     topology = os.path.join(short_tmp, "other.json")
-    subprocess.run([os.environ.get("CSSCTL_BIN", oracle.cssd_binary().replace("cssd", "cssctl")), "gen-topology",
+    subprocess.run([os.environ.get("CSSCTL_BIN", cssd_binary().replace("cssd", "cssctl")), "gen-topology",
                     "--subchannels", "16", "--chpids", "4", "--paths", "2", "--output", topology], check=True)
     before = snapshot(state)
     message = refused(short_tmp, "--state-dir", state, "--topology", topology)
@@ -403,7 +382,7 @@ def test_state_dir_of_another_topology_is_refused_and_left_alone(short_tmp):
 
 def test_read_only_state_dir_is_refused(short_tmp):
     state = os.path.join(short_tmp, "state")
-    server = start(short_tmp, "--state-dir", state)
+    server = start_cssd(short_tmp, "--state-dir", state)
     server.stop()
     before = snapshot(state)
     if os.geteuid() == 0:
@@ -423,18 +402,11 @@ def test_read_only_state_dir_is_refused(short_tmp):
     assert snapshot(state) == before
 
 
-PATH_EVENTS = oracle.REPO_ROOT / "Clients" / "python" / "path_events.py"
-
-
-def cssctl_binary():
-    return os.environ.get("CSSCTL_BIN", oracle.cssd_binary().replace("cssd", "cssctl"))
-
-
 @pytest.mark.parametrize("client", ["cssctl", "python"])
 def test_client_resume_file_survives_a_restart_of_either_side(short_tmp, client):
     state = os.path.join(short_tmp, "state")
     position_file = os.path.join(short_tmp, "position.json")
-    server = start(short_tmp, "--state-dir", state)
+    server = start_cssd(short_tmp, "--state-dir", state)
     try:
         # The idle timeout is what marks a change complete (and ends the client): 3 s without an
         # event, far longer than the varies sent right after the client subscribed take.
@@ -471,7 +443,7 @@ def test_client_resume_file_survives_a_restart_of_either_side(short_tmp, client)
         vary(c, "0.41", "online")
         os.killpg(server.proc.pid, signal.SIGKILL)
         server.proc.wait()
-        server = start(short_tmp, "--state-dir", state)
+        server = start_cssd(short_tmp, "--state-dir", state)
         printed = lines(watch())
         assert len(printed) == 2 and all("0.41" in line for line in printed)
         if client == "cssctl":
@@ -484,26 +456,12 @@ def test_client_resume_file_survives_a_restart_of_either_side(short_tmp, client)
         server.stop()
 
 
-def sysfs_tree(short_tmp):
-    fixtures = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "sysfs")
-    tree = os.path.join(short_tmp, "sys")
-    subprocess.run([__import__("sys").executable, os.path.join(fixtures, "make_sysfs.py"),
-                    os.path.join(fixtures, "lpar.json"), tree], check=True, timeout=30)
-    return tree
-
-
-def set_status(tree, chpid, status):
-    """What someone's chchp -v does to the tree, behind cssd's back."""
-    with open(os.path.join(tree, "devices", "css0", f"chp{chpid}", "status"), "w") as f:
-        f.write(status + "\n")
-
-
 @pytest.mark.parametrize("stop", ["SIGKILL", "SIGTERM"])
 def test_linux_sysfs_journal_survives_a_restart_and_changes_made_while_down_are_published(short_tmp, stop):
     tree = sysfs_tree(short_tmp)
     state = os.path.join(short_tmp, "state")
     args = ["--backend", f"linux-sysfs:{tree}", "--poll-interval", "100", "--state-dir", state]
-    server = start(short_tmp, *args)
+    server = start_cssd(short_tmp, *args)
     try:
         c = Client(server.sock)
         epoch = c.call("query-path-event-journal")["epoch"]
@@ -520,7 +478,7 @@ def test_linux_sysfs_journal_survives_a_restart_and_changes_made_while_down_are_
         else:
             assert server.stop() == 0
         set_status(tree, "0.41", "offline")  # while cssd is down
-        server = start(short_tmp, *args)
+        server = start_cssd(short_tmp, *args)
         assert "host changed since the last recorded state" in server.log_tail()
         c = Client(server.sock)
         journal = c.call("query-path-event-journal")
@@ -537,7 +495,7 @@ def test_linux_sysfs_journal_survives_a_restart_and_changes_made_while_down_are_
         assert (event["data"]["epoch"], event["data"]["sequence"]) == (epoch, 4)
         # Nothing changed while down this time: nothing more is published at the next start.
         server.stop()
-        server = start(short_tmp, *args)
+        server = start_cssd(short_tmp, *args)
         c = Client(server.sock)
         assert c.call("query-path-event-journal")["newest"] == 4
     finally:
@@ -553,15 +511,10 @@ def state_rows(state, table):
         connection.close()
 
 
-def visible_state(c):
-    return [c.call("query-chpids"), c.call("query-subchannels"), c.call("query-guests"), c.call("query-css"),
-            c.call("query-path-event-journal")]
-
-
 def test_compaction_restores_the_same_state_and_truncates_the_log(short_tmp):
     state = os.path.join(short_tmp, "state")
     args = ["--state-dir", state, "--state-snapshot-every", "50", "--event-journal", "100"]
-    server = start(short_tmp, *args)
+    server = start_cssd(short_tmp, *args)
     try:
         c = Client(server.sock)
         epoch = c.call("query-path-event-journal")["epoch"]
@@ -579,7 +532,7 @@ def test_compaction_restores_the_same_state_and_truncates_the_log(short_tmp):
         server.proc.wait()
         assert state_rows(state, "commands") < 50  # the log before the last snapshot is gone
         assert 100 <= state_rows(state, "journal") <= 100 + 64  # the newest --event-journal, trimmed in batches
-        server = start(short_tmp, *args)
+        server = start_cssd(short_tmp, *args)
         log = server.log_tail()
         assert "state restored" in log and 'snapshot="commands 1-' in log
         c = Client(server.sock)
@@ -589,7 +542,7 @@ def test_compaction_restores_the_same_state_and_truncates_the_log(short_tmp):
         assert [e["data"]["sequence"] for e in c.events(30)] == list(range(newest - 29, newest + 1))
         assert server.stop() == 0  # a clean stop writes a snapshot: nothing is left to replay
         assert state_rows(state, "commands") == 0
-        server = start(short_tmp, *args)
+        server = start_cssd(short_tmp, *args)
         assert "commands=0" in server.log_tail()
         c = Client(server.sock)
         assert visible_state(c) == before
@@ -602,7 +555,7 @@ def test_compaction_restores_the_same_state_and_truncates_the_log(short_tmp):
 def test_corrupt_snapshot_is_refused_and_left_alone(short_tmp):
     import sqlite3
     state = os.path.join(short_tmp, "state")
-    server = start(short_tmp, "--state-dir", state)
+    server = start_cssd(short_tmp, "--state-dir", state)
     c = Client(server.sock)
     vary(c, "0.40", "offline")
     assert server.stop() == 0

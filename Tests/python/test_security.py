@@ -17,53 +17,12 @@ import time
 
 import pytest
 
-import oracle
-from pki import PKI
+from harness.cssd import cssctl_binary, cssd_server, write_policy
+from harness.net import free_port, wait_connectable
+
 
 # QEMU's DN string for /C=GB/O=Example/CN=mgmt (gnutls_x509_crt_get_dn: the encoded order).
 DN = "C=GB,O=Example,CN=mgmt"
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    if subprocess.run(["which", "openssl"], capture_output=True).returncode != 0:
-        pytest.skip("openssl not installed")
-    return PKI(str(tmp_path_factory.mktemp("pki")))
-
-
-@pytest.fixture
-def binary():
-    b = oracle.cssd_binary()
-    if b is None:
-        pytest.skip("cssd binary not found")
-    return b
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_connectable(address, timeout: float = 10.0) -> None:
-    """Waits until a listener accepts (a later --qmp listener is bound after the first)."""
-    family = socket.AF_UNIX if isinstance(address, str) else socket.AF_INET
-    deadline = time.time() + timeout
-    while True:
-        with socket.socket(family) as s:
-            try:
-                s.connect(address)
-                return
-            except OSError:
-                assert time.time() < deadline, f"{address} never accepted"
-                time.sleep(0.02)
-
-
-def write_policy(path: str, policy: dict) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(policy, f)
-    os.replace(tmp, path)
 
 
 MGMT_ONLY = {"policy": "deny", "rules": [{"match": "*,CN=mgmt", "policy": "allow", "format": "glob"}]}
@@ -77,7 +36,7 @@ class TLSServer:
         if policy is not None:
             write_policy(self.authz, policy)
             args += ["--tls-authz", self.authz]
-        self.srv = oracle.cssd_server(workdir, extra_args=[*args, *extra])
+        self.srv = cssd_server(workdir, extra_args=[*args, *extra])
         self.pki = pki
 
     def __enter__(self):
@@ -102,14 +61,7 @@ class TLSServer:
         raise AssertionError(f"no log line matching {pattern!r}:\n{self.log()[-3000:]}")
 
     def wait_line(self, *parts: str, timeout: float = 10.0) -> str:
-        """Waits for one log line holding every part (swift-log sorts metadata by key)."""
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            for line in self.log().splitlines():
-                if all(part in line for part in parts):
-                    return line
-            time.sleep(0.05)
-        raise AssertionError(f"no log line with {parts}:\n{self.log()[-3000:]}")
+        return self.srv.wait_line(*parts, timeout=timeout, n=200000)
 
     def raw(self, client: str | None):
         """A TLS socket (handshake done) and its reader."""
@@ -304,14 +256,14 @@ def test_plain_tcp_on_non_loopback_refused(binary, short_tmp, pki, option):
     assert f"refusing {option} tcp:0.0.0.0:0 without TLS" in r.stderr, r.stderr
     assert "--tls-creds" in r.stderr
     # With TLS it is allowed; loopback without TLS too.
-    srv = oracle.cssd_server(short_tmp, extra_args=[option, "tcp:0.0.0.0:0", "--tls-creds", pki.server]).start()
+    srv = cssd_server(short_tmp, extra_args=[option, "tcp:0.0.0.0:0", "--tls-creds", pki.server]).start()
     srv.stop()
-    srv = oracle.cssd_server(short_tmp, extra_args=[option, "tcp:127.0.0.1:0"]).start()
+    srv = cssd_server(short_tmp, extra_args=[option, "tcp:127.0.0.1:0"]).start()
     srv.stop()
 
 
 def test_socket_modes_and_group(binary, short_tmp):
-    srv = oracle.cssd_server(short_tmp).start()
+    srv = cssd_server(short_tmp).start()
     try:
         st = os.stat(srv.sock)
         assert stat.S_IMODE(st.st_mode) == 0o600
@@ -322,7 +274,7 @@ def test_socket_modes_and_group(binary, short_tmp):
         group = groups[0]
     else:
         group = grp.getgrgid(os.getegid())
-    srv = oracle.cssd_server(short_tmp, extra_args=["--socket-group", group.gr_name]).start()
+    srv = cssd_server(short_tmp, extra_args=["--socket-group", group.gr_name]).start()
     try:
         st = os.stat(srv.sock)
         assert stat.S_IMODE(st.st_mode) == 0o660
@@ -335,7 +287,7 @@ def test_socket_modes_and_group(binary, short_tmp):
 
 def test_peer_credentials_and_query_connections(binary, short_tmp):
     ro = os.path.join(short_tmp, "ro.sock")
-    srv = oracle.cssd_server(short_tmp, extra_args=["--qmp-readonly", f"unix:{ro}"]).start()
+    srv = cssd_server(short_tmp, extra_args=["--qmp-readonly", f"unix:{ro}"]).start()
     try:
         deadline = time.time() + 10
         while f"address=unix:{ro} " not in srv.log_tail():  # bound after the first socket
@@ -398,7 +350,7 @@ def test_audit_log(binary, short_tmp, pki):
 
 
 def test_max_clients(binary, short_tmp):
-    srv = oracle.cssd_server(short_tmp, extra_args=["--max-clients", "2"]).start()
+    srv = cssd_server(short_tmp, extra_args=["--max-clients", "2"]).start()
     try:
         held = []
         for _ in range(2):
@@ -436,13 +388,6 @@ def test_handshake_bound(binary, short_tmp, pki):
         assert "return" in query(t, f, "query-version")
 
 
-def cssctl_binary():
-    b = os.environ.get("CSSCTL_BIN") or os.path.join(os.path.dirname(oracle.cssd_binary() or ""), "cssctl")
-    if not os.path.exists(b):
-        pytest.skip("cssctl binary not found")
-    return b
-
-
 def test_cssctl_over_tls(binary, short_tmp, pki):
     cssctl = cssctl_binary()
     with TLSServer(short_tmp, pki) as server:
@@ -466,7 +411,7 @@ def test_cssctl_bench_tls_beside_plain(binary, short_tmp, pki):
     plain_port = free_port()
     plain_dir = os.path.join(short_tmp, "plain")
     os.makedirs(plain_dir)
-    plain = oracle.cssd_server(plain_dir, extra_args=["--qmp", f"tcp:127.0.0.1:{plain_port}"]).start()
+    plain = cssd_server(plain_dir, extra_args=["--qmp", f"tcp:127.0.0.1:{plain_port}"]).start()
     try:
         wait_connectable(("127.0.0.1", plain_port))
         with TLSServer(short_tmp, pki) as server:

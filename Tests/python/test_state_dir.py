@@ -14,27 +14,17 @@ import time
 
 import pytest
 
-import oracle
-from test_path_events import Client
-from test_resume import data_without_subscription, set_status, sysfs_tree, vary, visible_state
-
-
-def start(workdir, *args):
-    return oracle.cssd_server(workdir, extra_args=list(args)).start()
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.02)
+from harness.cssd import cssd_binary, start_cssd
+from harness.net import wait_until
+from harness.qmp import Client, data_without_subscription, vary, visible_state
+from harness.sysfs import set_status, sysfs_tree
 
 
 def run_to_exit(workdir, *args, timeout=60):
     """cssd with `args` on a socket of its own; (exit status, stderr) once it exits by itself.
     One that keeps serving instead is stopped, and the status is None."""
     sock = os.path.join(workdir, f"other-{time.monotonic_ns()}.sock")
-    proc = subprocess.Popen([oracle.cssd_binary(), "--qmp", f"unix:{sock}", *args], stdin=subprocess.DEVNULL,
+    proc = subprocess.Popen([cssd_binary(), "--qmp", f"unix:{sock}", *args], stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.monotonic() + timeout
     while proc.poll() is None and time.monotonic() < deadline and not os.path.exists(sock):
@@ -58,7 +48,7 @@ def test_a_host_that_gained_and_lost_devices_keeps_its_state_dir(short_tmp):
     shutil.move(os.path.join(css0, "0.0.0010"), os.path.join(aside, "0.0.0010"))
     state = os.path.join(short_tmp, "state")
     args = ["--backend", f"linux-sysfs:{tree}", "--poll-interval", "100", "--state-dir", state]
-    server = start(short_tmp, *args)
+    server = start_cssd(short_tmp, *args)
     try:
         c = Client(server.sock)
         epoch = c.call("query-path-event-journal")["epoch"]
@@ -69,13 +59,13 @@ def test_a_host_that_gained_and_lost_devices_keeps_its_state_dir(short_tmp):
         assert own["data"]["sequence"] == 1
         # A device goes while cssd runs and follows it.
         shutil.move(os.path.join(css0, "0.0.0007"), os.path.join(aside, "0.0.0007"))
-        wait_for(lambda: c.call("query-css") != subchannels, 20, "cssd did not follow the removed subchannel")
+        wait_until(lambda: c.call("query-css") != subchannels, 20, "cssd did not follow the removed subchannel")
         assert server.stop() == 0
         # While cssd is down: one subchannel comes, another goes, a path goes offline.
         shutil.move(os.path.join(aside, "0.0.0010"), os.path.join(css0, "0.0.0010"))
         shutil.move(os.path.join(css0, "0.0.0008"), os.path.join(aside, "0.0.0008"))
         set_status(tree, "0.41", "offline")
-        server = start(short_tmp, *args)
+        server = start_cssd(short_tmp, *args)
         log = server.log_tail()
         assert "refusing" not in log
         assert "host changed since the last recorded state" in log
@@ -102,7 +92,7 @@ def test_a_host_that_gained_and_lost_devices_keeps_its_state_dir(short_tmp):
         assert any(e["data"].get("subchannel") == "0.0.0008" for e in history if e["data"]["sequence"] == 1)
         assert server.stop() == 0
         # Nothing changed since: the next start reports nothing and publishes nothing.
-        server = start(short_tmp, *args)
+        server = start_cssd(short_tmp, *args)
         log = server.log_tail()
         assert "host changed" not in log
         c = Client(server.sock)
@@ -113,7 +103,7 @@ def test_a_host_that_gained_and_lost_devices_keeps_its_state_dir(short_tmp):
 
 def test_a_state_dir_of_the_model_is_refused_by_a_host_and_left_alone(short_tmp):
     state = os.path.join(short_tmp, "state")
-    server = start(short_tmp, "--state-dir", state)
+    server = start_cssd(short_tmp, "--state-dir", state)
     vary(Client(server.sock), "0.40", "offline")
     assert server.stop() == 0
     with open(os.path.join(state, "state.sqlite"), "rb") as f:
@@ -128,7 +118,7 @@ def test_a_state_dir_of_the_model_is_refused_by_a_host_and_left_alone(short_tmp)
 # --- An interrupted first start is not a broken state dir ----------------------------------
 
 def started_fresh(workdir, state):
-    server = start(workdir, "--state-dir", state)
+    server = start_cssd(workdir, "--state-dir", state)
     try:
         assert "state dir created" in server.log_tail()
         c = Client(server.sock)
@@ -136,7 +126,7 @@ def started_fresh(workdir, state):
         epoch = c.call("query-path-event-journal")["epoch"]
     finally:
         assert server.stop() == 0
-    server = start(workdir, "--state-dir", state)
+    server = start_cssd(workdir, "--state-dir", state)
     try:
         assert "state restored" in server.log_tail()
         assert Client(server.sock).call("query-path-event-journal")["epoch"] == epoch
@@ -183,21 +173,21 @@ def test_sigkill_at_random_moments_of_a_first_start_leaves_nothing_or_a_valid_st
     rng = random.Random(20)
     # How long a first start takes here (until it listens), to spread the kills over it.
     began = time.monotonic()
-    probe = start(short_tmp, "--state-dir", os.path.join(short_tmp, "probe"))
+    probe = start_cssd(short_tmp, "--state-dir", os.path.join(short_tmp, "probe"))
     took = time.monotonic() - began
     assert probe.stop() == 0
     outcomes = {"nothing": 0, "store": 0}
     for round_ in range(12):
         state = os.path.join(short_tmp, f"s{round_}")
         sock = os.path.join(short_tmp, f"k{round_}.sock")
-        proc = subprocess.Popen([oracle.cssd_binary(), "--qmp", f"unix:{sock}", "--state-dir", state],
+        proc = subprocess.Popen([cssd_binary(), "--qmp", f"unix:{sock}", "--state-dir", state],
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True)
         time.sleep(rng.uniform(0, took))
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         outcomes["store" if os.path.exists(os.path.join(state, "state.sqlite")) else "nothing"] += 1
-        server = start(short_tmp, "--state-dir", state)
+        server = start_cssd(short_tmp, "--state-dir", state)
         try:
             log = server.log_tail()
             assert "state dir created" in log or "state restored" in log, log
@@ -209,7 +199,7 @@ def test_sigkill_at_random_moments_of_a_first_start_leaves_nothing_or_a_valid_st
     for round_ in range(6):
         state = os.path.join(short_tmp, f"a{round_}")
         sock = os.path.join(short_tmp, f"a{round_}.sock")
-        proc = subprocess.Popen([oracle.cssd_binary(), "--qmp", f"unix:{sock}", "--state-dir", state],
+        proc = subprocess.Popen([cssd_binary(), "--qmp", f"unix:{sock}", "--state-dir", state],
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True)
         deadline = time.monotonic() + 60
@@ -223,7 +213,7 @@ def test_sigkill_at_random_moments_of_a_first_start_leaves_nothing_or_a_valid_st
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         outcomes["store" if os.path.exists(os.path.join(state, "state.sqlite")) else "nothing"] += 1
-        server = start(short_tmp, "--state-dir", state)
+        server = start_cssd(short_tmp, "--state-dir", state)
         try:
             log = server.log_tail()
             assert "state dir created" in log or "state restored" in log, log
@@ -262,7 +252,7 @@ def test_a_full_disk_at_the_first_start_leaves_nothing_and_the_next_start_works(
 
 def test_a_second_daemon_on_the_same_state_dir_is_refused_and_names_the_holder(short_tmp):
     state = os.path.join(short_tmp, "state")
-    first = start(short_tmp, "--state-dir", state)
+    first = start_cssd(short_tmp, "--state-dir", state)
     try:
         c = Client(first.sock)
         epoch = c.call("query-path-event-journal")["epoch"]
@@ -276,7 +266,7 @@ def test_a_second_daemon_on_the_same_state_dir_is_refused_and_names_the_holder(s
         # Killed, it leaves its lock file behind, and the lock goes with the process.
         os.killpg(first.proc.pid, signal.SIGKILL)
         first.proc.wait()
-        second = start(short_tmp, "--state-dir", state)
+        second = start_cssd(short_tmp, "--state-dir", state)
         try:
             journal = Client(second.sock).call("query-path-event-journal")
             assert (journal["epoch"], journal["newest"]) == (epoch, 1)
@@ -295,7 +285,7 @@ def test_a_second_daemon_on_the_same_state_dir_is_refused_and_names_the_holder(s
 def test_a_clean_stop_leaves_one_complete_closed_file(short_tmp, snapshot_every):
     state = os.path.join(short_tmp, "state")
     args = ["--state-dir", state, "--state-snapshot-every", snapshot_every]
-    server = start(short_tmp, *args)
+    server = start_cssd(short_tmp, *args)
     try:
         c = Client(server.sock)
         name = c.call("query-guests")[0]["name"]
@@ -315,7 +305,7 @@ def test_a_clean_stop_leaves_one_complete_closed_file(short_tmp, snapshot_every)
     copy = os.path.join(short_tmp, "copy")
     os.mkdir(copy)
     shutil.copy(os.path.join(state, "state.sqlite"), copy)
-    server = start(short_tmp, "--state-dir", copy, "--state-snapshot-every", snapshot_every)
+    server = start_cssd(short_tmp, "--state-dir", copy, "--state-snapshot-every", snapshot_every)
     try:
         assert "state restored" in server.log_tail()
         assert visible_state(Client(server.sock)) == before

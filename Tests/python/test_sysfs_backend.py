@@ -12,59 +12,12 @@ import time
 
 import pytest
 
-import oracle
-from test_path_events import Client
+from harness.cssd import cssctl_binary, cssd_binary
+from harness.qmp import Client
+from harness.sysfs import FIXTURES, build_tree, sysfs, topology_file
 
-FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "sysfs")
+
 DESCRIPTIONS = ["lpar.json", "kvm-guest.json"]
-
-
-def build_tree(description: str, outdir: str) -> str:
-    tree = os.path.join(outdir, "sys")
-    subprocess.run([sys.executable, os.path.join(FIXTURES, "make_sysfs.py"), os.path.join(FIXTURES, description), tree],
-                   check=True, timeout=30)
-    return tree
-
-
-def topology_file(description: str, outdir: str) -> str:
-    with open(os.path.join(FIXTURES, description), encoding="utf-8") as f:
-        topology = json.load(f)["topology"]
-    path = os.path.join(outdir, "topology.json")
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(topology, f)
-    return path
-
-
-@pytest.fixture
-def start(short_tmp, request):
-    """start(*args) -> a running cssd; every one is stopped afterwards (`run.stop_all()` stops
-    them earlier, e.g. before the tree they read is removed). When the test failed, each one's
-    end (exited by itself, or stopped) and the tail of its log are printed with the report."""
-    if oracle.cssd_binary() is None:
-        pytest.skip("cssd binary not found")
-    servers = []
-
-    def run(*args, name="s"):
-        d = os.path.join(short_tmp, name)
-        os.makedirs(d, exist_ok=True)
-        srv = oracle.cssd_server(d, extra_args=list(args)).start()
-        servers.append(srv)
-        return srv
-
-    def stop_all():
-        for srv in servers:
-            srv.stop()
-
-    run.stop_all = stop_all
-    yield run
-    stop_all()
-    if oracle.test_failed(request):
-        for srv in servers:
-            print(srv.describe_end())
-
-
-def sysfs(tree, *args, name="sysfs", start=None):
-    return start("--backend", f"linux-sysfs:{tree}", *args, name=name)
 
 
 # Members only a real machine reports: Linux's verified path mask (the model has none).
@@ -213,7 +166,7 @@ def test_changes_behind_cssds_back_become_events(start, short_tmp, how):
 
 
 def test_bad_root_refuses_to_start(short_tmp):
-    binary = oracle.cssd_binary()
+    binary = cssd_binary()
     if binary is None:
         pytest.skip("cssd binary not found")
     sock = os.path.join(short_tmp, "never.sock")
@@ -310,7 +263,6 @@ def test_an_unreadable_configure_is_a_dash_in_lschp(start, short_tmp):
     '-' for a failed read in the Cfg. column, so the golden row of kvm-guest, made by the real
     lschp over a readable `configure`, differs in that cell only. query-chpids says
     configure-known false."""
-    from test_cssctl import cssctl_binary
     tree = build_tree("kvm-guest.json", short_tmp)
     open(os.path.join(tree, "devices", "css0", "chp0.00", "configure"), "w").close()
     srv = sysfs(tree, "--poll-interval", "0", "--no-inotify", start=start)
@@ -328,7 +280,6 @@ def test_vpm_is_read_from_sysfs_not_derived(start, short_tmp):
     """The kernel states `vpm` (00 for a device that is not online: it verifies paths only for
     an online device). query-subchannels serves it as `vpm`, lscss --vpm prints it, and a
     change of the file alone is picked up by the sweep."""
-    from test_cssctl import cssctl_binary
     with open(os.path.join(FIXTURES, "lpar.json"), encoding="utf-8") as f:
         desc = json.load(f)
     desc["sysfs"].setdefault("devices", {})["0.0.1002"] = {"vpm": "00"}

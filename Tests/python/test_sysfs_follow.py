@@ -17,9 +17,11 @@ import time
 
 import pytest
 
-from test_cssctl import cssctl_binary
-from test_path_events import Client
-from test_sysfs_backend import FIXTURES, start, sysfs  # noqa: F401  (start is a fixture)
+from harness.cssd import cssctl_binary
+from harness.net import wait_until
+from harness.qmp import Client
+from harness.sysfs import FIXTURES, sysfs
+
 
 SIZE = 2048
 
@@ -65,13 +67,6 @@ def clear_pam(tree: str, subchannel: str, slot: int) -> int:
 
 def on_chpid(client: Client, chpid: str, limit: int = 1000) -> list:
     return client.call("query-subchannels", chpid=chpid, limit=limit)["subchannels"]
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.02)
 
 
 @pytest.fixture
@@ -202,7 +197,7 @@ def test_reads_run_off_the_loop(start, tree_dir):
     began = time.monotonic()
     os.rename(new + ".tmp", new)
     try:
-        wait_for(lambda: me.call("query-css") != count, 30, "the new subchannel was not read")
+        wait_until(lambda: me.call("query-css") != count, 30, "the new subchannel was not read")
     finally:
         stop.set()
         thread.join()
@@ -265,8 +260,8 @@ def test_directories_that_come_and_go_mid_sweep(start, tree_dir):
     gone = os.path.join(css0(tree), "0.0.0007")
     aside = os.path.join(os.path.dirname(tree), "aside")
     shutil.move(gone, aside)
-    wait_for(lambda: me.call("query-css") != total, 10, "the removed subchannel stayed")
+    wait_until(lambda: me.call("query-css") != total, 10, "the removed subchannel stayed")
     assert me.call("query-subchannels", start="0.0.0007", limit=1)["subchannels"][0]["subchannel"] != "0.0.0007"
     shutil.move(aside, gone)
-    wait_for(lambda: me.call("query-css") == total, 10, "the subchannel that came back was not read")
+    wait_until(lambda: me.call("query-css") == total, 10, "the subchannel that came back was not read")
     assert srv.alive()

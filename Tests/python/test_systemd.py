@@ -14,17 +14,10 @@ import time
 
 import pytest
 
-import oracle
+from harness.qmp import burst_while_stopped
+
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-@pytest.fixture
-def binary():
-    b = oracle.cssd_binary()
-    if b is None:
-        pytest.skip("cssd binary not found")
-    return b
 
 
 def need(tool: str) -> str:
@@ -188,7 +181,6 @@ def test_unit_security_score():
 def test_socket_activation_keeps_the_listen_backlog(binary, short_tmp):
     """A socket systemd hands over keeps a backlog of 1024 (NIO's adoption listened again with
     128): 300 connections while cssd does not accept are all queued, then all greeted."""
-    from test_listeners import burst_while_stopped
 
     activate = need("systemd-socket-activate")
     path = os.path.join(short_tmp, "qmp.sock")

@@ -17,16 +17,17 @@ import time
 
 import pytest
 
-import oracle
-from pki import CA, PKI
+from harness.cssd import cssd_server
+from harness.net import free_port, wait_port
+from harness.pki import CA, PKI
+from harness.qemu import QEMU_ARGS, qemu_binary
 
 
 @pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    if subprocess.run(["which", "openssl"], capture_output=True).returncode != 0:
-        pytest.skip("openssl not installed")
+def pki(pki):
+    """conftest.py's certificates, and clients with names QEMU and cssd must treat alike."""
     pytest.importorskip("cryptography")
-    p = PKI(str(tmp_path_factory.mktemp("pki")))
+    p = pki
     from cryptography import x509
     from cryptography.x509.oid import NameOID
 
@@ -77,29 +78,10 @@ def pki(tmp_path_factory):
 
 
 def _qemu_binary():
-    binary = oracle.qemu_binary()
+    binary = qemu_binary()
     if binary is None:
         pytest.skip("qemu-system-s390x not installed (Scripts/setup)")
     return binary
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_port(port: int, proc: subprocess.Popen, log: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"server exited: {open(log, errors='replace').read()[-3000:]}"
-        with socket.socket() as s:
-            try:
-                s.connect(("127.0.0.1", port))
-                return
-            except OSError:
-                time.sleep(0.05)
-    raise AssertionError(f"port {port} never accepted")
 
 
 def _served(pki: PKI, port: int, client: str) -> bool:
@@ -124,10 +106,10 @@ class QEMU:
     has no authz-list-file; authz-list takes the same rules)."""
 
     def __init__(self, workdir: str, pki: PKI, policy: dict):
-        self.port = _free_port()
+        self.port = free_port()
         self.log = os.path.join(workdir, f"qemu-{self.port}.log")
         authz = json.dumps({"qom-type": "authz-list", "id": "authz0", **policy})
-        self.argv = [_qemu_binary(), *oracle.QEMU_ARGS,
+        self.argv = [_qemu_binary(), *QEMU_ARGS,
                      "-object", f"tls-creds-x509,id=tls0,dir={pki.server},endpoint=server,verify-peer=on",
                      "-object", authz,
                      "-chardev", f"socket,id=mon0,host=127.0.0.1,port={self.port},server=on,wait=off,"
@@ -137,7 +119,7 @@ class QEMU:
     def __enter__(self):
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-        _wait_port(self.port, self.proc, self.log)
+        wait_port(self.port, self.proc, self.log)
         return self
 
     def __exit__(self, *exc):
@@ -147,16 +129,16 @@ class QEMU:
 
 class CSSD:
     def __init__(self, workdir: str, pki: PKI, policy: dict):
-        self.port = _free_port()
+        self.port = free_port()
         authz = os.path.join(workdir, f"authz-{self.port}.json")
         with open(authz, "w") as f:
             json.dump(policy, f)
-        self.server = oracle.cssd_server(workdir, sock=os.path.join(workdir, f"c{self.port}.sock"), extra_args=[
+        self.server = cssd_server(workdir, sock=os.path.join(workdir, f"c{self.port}.sock"), extra_args=[
             "--qmp", f"tcp:127.0.0.1:{self.port}", "--tls-creds", pki.server, "--tls-authz", authz])
 
     def __enter__(self):
         self.server.start()
-        _wait_port(self.port, self.server.proc, self.server.log_path)
+        wait_port(self.port, self.server.proc, self.server.log_path)
         return self
 
     def __exit__(self, *exc):
@@ -222,11 +204,11 @@ def test_revoked_intermediate_refused_as_qemu_refuses(short_tmp, pki):
 
 
 def test_metrics_endpoint_refuses_a_revoked_intermediate(short_tmp, pki):
-    port = _free_port()
-    server = oracle.cssd_server(short_tmp, extra_args=[
+    port = free_port()
+    server = cssd_server(short_tmp, extra_args=[
         "--metrics", f"tcp:127.0.0.1:{port}", "--tls-creds", pki.server])
     with server:
-        _wait_port(port, server.proc, server.log_path)
+        wait_port(port, server.proc, server.log_path)
 
         def scrape(client: str) -> bool:
             try:
@@ -289,19 +271,19 @@ def test_revocation_does_not_wait_for_a_blocked_sysfs_write(short_tmp, pki):
     crl = os.path.join(short_tmp, "creds")
     import shutil
     shutil.copytree(pki.server, crl)
-    port = _free_port()
+    port = free_port()
     authz = os.path.join(short_tmp, "authz.json")
     allow_all = {"policy": "allow", "rules": []}
     with open(authz, "w") as f:
         json.dump(allow_all, f)
-    server = oracle.cssd_server(short_tmp, extra_args=[
+    server = cssd_server(short_tmp, extra_args=[
         "--backend", f"linux-sysfs:{tree}", "--poll-interval", "0", "--no-inotify",
         "--qmp", f"tcp:127.0.0.1:{port}", "--tls-creds", crl, "--tls-authz", authz])
     configure = os.path.join(tree, "devices", "css0", "chp0.41", "configure")
     os.remove(configure)
     os.mkfifo(configure)  # opening it for writing blocks until someone reads: a kernel that hangs
     with server:
-        _wait_port(port, server.proc, server.log_path)
+        wait_port(port, server.proc, server.log_path)
         assert _served(pki, port, "mgmt") and _served(pki, port, "victim")
         writer = socket.socket(socket.AF_UNIX)
         writer.connect(server.sock)
@@ -412,14 +394,14 @@ def test_a_policy_change_applies_to_connections_accepted_before_it(short_tmp, pk
     """The policy and the CRL that decide are those current when the handshake completes, as in
     QEMU: a connection accepted before the policy changed, whose handshake completes after, is
     refused."""
-    port = _free_port()
+    port = free_port()
     authz = os.path.join(short_tmp, "authz-change.json")
     with open(authz, "w") as f:
         json.dump({"policy": "allow", "rules": []}, f)
-    server = oracle.cssd_server(short_tmp, extra_args=[
+    server = cssd_server(short_tmp, extra_args=[
         "--qmp", f"tcp:127.0.0.1:{port}", "--tls-creds", pki.server, "--tls-authz", authz])
     with server:
-        _wait_port(port, server.proc, server.log_path)
+        wait_port(port, server.proc, server.log_path)
         early = socket.create_connection(("127.0.0.1", port), timeout=20)  # no handshake yet
         tmp = authz + ".tmp"
         with open(tmp, "w") as f:
@@ -446,14 +428,14 @@ def test_a_policy_file_that_is_a_fifo_cannot_hold_the_reloads(short_tmp, pki):
     creds = os.path.join(short_tmp, "creds-fifo")
     import shutil
     shutil.copytree(pki.server, creds)
-    port = _free_port()
+    port = free_port()
     authz = os.path.join(short_tmp, "authz-fifo.json")
     with open(authz, "w") as f:
         json.dump({"policy": "allow", "rules": []}, f)
-    server = oracle.cssd_server(short_tmp, extra_args=[
+    server = cssd_server(short_tmp, extra_args=[
         "--qmp", f"tcp:127.0.0.1:{port}", "--tls-creds", creds, "--tls-authz", authz])
     with server:
-        _wait_port(port, server.proc, server.log_path)
+        wait_port(port, server.proc, server.log_path)
         assert _served(pki, port, "fifo-victim")
         os.remove(authz)
         os.mkfifo(authz)

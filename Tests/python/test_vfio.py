@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from test_path_events import Client, connect  # noqa: F401  (fixture)
+from harness.cssd import cssd_server
+from harness.qmp import Client
+
 
 GUEST = "guest1"
 # Linux vfio_ccw_sch_probe refuses a subchannel whose PMCW has the QDIO facility; so does cssd.
@@ -226,13 +228,10 @@ def test_a_recorded_qdio_attach_is_skipped_on_replay(short_tmp):
     import os
     import sqlite3
 
-    import oracle
-    from test_path_events import Client
-
     state = os.path.join(short_tmp, "state")
 
     def start():
-        server = oracle.cssd_server(short_tmp, extra_args=["--state-dir", state])
+        server = cssd_server(short_tmp, extra_args=["--state-dir", state])
         server.start()
         return server
 
