@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from harness.cssd import cssd_server
+from harness.cssd import cssd_server, write_policy
 from harness.net import free_port, wait_port
 from harness.pki import CA, PKI
 from harness.qemu import QEMU_ARGS, qemu_binary
@@ -148,6 +148,14 @@ class CSSD:
         return self.server.log_tail(1 << 20)
 
 
+def _until_refused(pki: PKI, port: int, client: str, why: str, timeout: float = 30) -> None:
+    """Waits until `client` is no longer served; fails with `why` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while _served(pki, port, client):
+        assert time.monotonic() < deadline, why
+        time.sleep(0.2)
+
+
 def _rule(match: str, policy: str = "allow", fmt: str = "exact") -> dict:
     return {"match": match, "policy": policy, "format": fmt}
 
@@ -274,8 +282,7 @@ def test_revocation_does_not_wait_for_a_blocked_sysfs_write(short_tmp, pki):
     port = free_port()
     authz = os.path.join(short_tmp, "authz.json")
     allow_all = {"policy": "allow", "rules": []}
-    with open(authz, "w") as f:
-        json.dump(allow_all, f)
+    write_policy(authz, allow_all)
     server = cssd_server(short_tmp, extra_args=[
         "--backend", f"linux-sysfs:{tree}", "--poll-interval", "0", "--no-inotify",
         "--qmp", f"tcp:127.0.0.1:{port}", "--tls-creds", crl, "--tls-authz", authz])
@@ -297,23 +304,14 @@ def test_revocation_does_not_wait_for_a_blocked_sysfs_write(short_tmp, pki):
             writer.recv(1)  # the write blocks
 
         # The policy file now denies mgmt: refused within the refresh (1 s), write still blocked.
-        tmp = authz + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump({"policy": "allow", "rules": [_rule("C=GB,O=Example,CN=mgmt", "deny")]}, f)
-        os.replace(tmp, authz)
-        deadline = time.monotonic() + 15
-        while _served(pki, port, "mgmt"):
-            assert time.monotonic() < deadline, "the policy change waited for the blocked write"
-            time.sleep(0.2)
+        write_policy(authz, {"policy": "allow", "rules": [_rule("C=GB,O=Example,CN=mgmt", "deny")]})
+        _until_refused(pki, port, "mgmt", "the policy change waited for the blocked write", timeout=15)
 
         # The CRL now revokes victim; SIGHUP reloads the credentials while the write blocks.
         pki.ca.revoke(cert)
         pki.ca.crl(os.path.join(crl, "ca-crl.pem"))
         server.proc.send_signal(signal.SIGHUP)
-        deadline = time.monotonic() + 15
-        while _served(pki, port, "victim"):
-            assert time.monotonic() < deadline, "the SIGHUP reload waited for the blocked write"
-            time.sleep(0.2)
+        _until_refused(pki, port, "victim", "the SIGHUP reload waited for the blocked write", timeout=15)
         with pytest.raises(socket.timeout):
             writer.recv(1)  # still blocked: both took effect meanwhile
 
@@ -396,17 +394,13 @@ def test_a_policy_change_applies_to_connections_accepted_before_it(short_tmp, pk
     refused."""
     port = free_port()
     authz = os.path.join(short_tmp, "authz-change.json")
-    with open(authz, "w") as f:
-        json.dump({"policy": "allow", "rules": []}, f)
+    write_policy(authz, {"policy": "allow", "rules": []})
     server = cssd_server(short_tmp, extra_args=[
         "--qmp", f"tcp:127.0.0.1:{port}", "--tls-creds", pki.server, "--tls-authz", authz])
     with server:
         wait_port(port, server.proc, server.log_path)
         early = socket.create_connection(("127.0.0.1", port), timeout=20)  # no handshake yet
-        tmp = authz + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump({"policy": "allow", "rules": [_rule("C=GB,O=Example,CN=mgmt", "deny")]}, f)
-        os.replace(tmp, authz)
+        write_policy(authz, {"policy": "allow", "rules": [_rule("C=GB,O=Example,CN=mgmt", "deny")]})
         deadline = time.monotonic() + 30
         while "authorization policy reloaded" not in server.log_tail(1 << 20):
             assert time.monotonic() < deadline
@@ -430,8 +424,7 @@ def test_a_policy_file_that_is_a_fifo_cannot_hold_the_reloads(short_tmp, pki):
     shutil.copytree(pki.server, creds)
     port = free_port()
     authz = os.path.join(short_tmp, "authz-fifo.json")
-    with open(authz, "w") as f:
-        json.dump({"policy": "allow", "rules": []}, f)
+    write_policy(authz, {"policy": "allow", "rules": []})
     server = cssd_server(short_tmp, extra_args=[
         "--qmp", f"tcp:127.0.0.1:{port}", "--tls-creds", creds, "--tls-authz", authz])
     with server:
@@ -446,7 +439,4 @@ def test_a_policy_file_that_is_a_fifo_cannot_hold_the_reloads(short_tmp, pki):
         pki.ca.revoke(cert)
         pki.ca.crl(os.path.join(creds, "ca-crl.pem"))
         server.proc.send_signal(signal.SIGHUP)
-        deadline = time.monotonic() + 30
-        while _served(pki, port, "fifo-victim"):
-            assert time.monotonic() < deadline, "the SIGHUP reload never took effect"
-            time.sleep(0.2)
+        _until_refused(pki, port, "fifo-victim", "the SIGHUP reload never took effect", timeout=30)
