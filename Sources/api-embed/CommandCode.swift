@@ -1,6 +1,6 @@
 // QMPCommands' typed interface, generated from the schema the way qapi-gen turns QEMU's schema
 // into C: enums, handler protocols and the registry here; argument structs and their decoders
-// in ArgumentsCode.swift.
+// in ArgumentsCode.swift, reply structs in RepliesCode.swift.
 
 /// The Swift code of the command interface:
 /// - per schema enum, `SchemaEnums.<name>(_ text) -> SwiftType?`: a switch over the values, so
@@ -9,6 +9,8 @@
 /// - per command with arguments, `<Command>Arguments` (ArgumentsCode.swift): one typed
 ///   property per member, and `init(decoding:)`, which checks the arguments object as QEMU's
 ///   visitor does and decodes it in the same pass;
+/// - per struct a command returns whose members are built-ins or such structs,
+///   `<Struct>Reply` and its JSON in schema member order (RepliesCode.swift);
 /// - per module, `protocol <Handlers>Schema` with one static requirement per command, which
 ///   the module's handler type (the document's "handlers") must implement;
 /// - `CommandRegistry.schemaBound()`: every command bound to its decode and its method;
@@ -38,6 +40,7 @@ struct CommandCode {
                     nested: false)
             }
         }
+        out += RepliesCode(schema: schema).source()
         for document in documents where !document.commands.isEmpty {
             guard let handlers = document.handlers else {
                 throw GenerationError(

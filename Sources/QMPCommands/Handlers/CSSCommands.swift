@@ -54,7 +54,7 @@ enum CSSCommands {
         let result = try backendCall { () throws(BackendError) in
             try context.server.backend.modifySubchannel(id, schib: schib)
         }
-        return .reply(.object([("cc", .integer(result.cc))]))
+        return .reply(ConditionCodeReply(cc: result.cc).json)
     }
 
     static func storeCRW(_ context: CommandContext) throws(QMPError) -> CommandOutcome {
@@ -77,7 +77,7 @@ enum CSSCommands {
                 PathChange(resetOf: path, crws: result.crws), as: .reset,
                 cause: .command(connection: context.session.connectionID))
         }
-        return .reply(.object([("cc", .integer(result.cc))]))
+        return .reply(ConditionCodeReply(cc: result.cc).json)
     }
 
     static func varyPath(_ arguments: VaryPathArguments, _ context: CommandContext) throws(QMPError) -> CommandOutcome {
