@@ -224,8 +224,8 @@ let package = Package(
         // Path-event subscriptions: filters, fan-out, bounded coalescing queues (pure).
         // It queues VFIOCCW's guest changes as they are (GUEST_PATH_CHANGED): both are pure.
         .target(name: "PathEvents", dependencies: ["CSSModel", "VFIOCCW"], swiftSettings: fuzzFlags),
-        // Build-time tool: turns API/*.json into Swift: the schema compiled in (QMPSchema), and the
-        // typed command interface (QMPCommands).
+        // Build-time tool: reads and checks API/*.json and turns it into Swift: the schema as
+        // values (QMPSchema), the typed command interface (QMPCommands), the text (tests).
         .executableTarget(name: "api-embed"),
         .plugin(name: "EmbedAPI", capability: .buildTool(), dependencies: ["api-embed"]),
         // What the Swift test targets share: temporary directories, sysfs trees, paths in the
@@ -241,7 +241,9 @@ let package = Package(
         ),
         .testTarget(name: "TopologyFileTests", dependencies: ["TestSupport", "TopologyFile", "CSSModel", "QMPWire"]),
         .testTarget(name: "QMPTransportTests", dependencies: ["TestSupport", "QMPTransport"]),
-        .testTarget(name: "QMPSchemaTests", dependencies: ["TestSupport", "QMPSchema", "QMPWire"]),
+        // The plugin embeds API/*.json's text here: a test checks the compiled schema against it.
+        .testTarget(
+            name: "QMPSchemaTests", dependencies: ["TestSupport", "QMPSchema", "QMPWire"], plugins: ["EmbedAPI"]),
         .testTarget(
             name: "QMPCommandsTests",
             dependencies: ["QMPCommands", "QMPSchema", "QMPWire", "CSSModel", "PathEvents", "VFIOCCW"]

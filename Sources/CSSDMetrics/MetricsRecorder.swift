@@ -83,9 +83,8 @@ package final class MetricsRecorder: ServerObserver, @unchecked Sendable {
     /// - Parameter registry: where to keep the families.
     package init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
-        // The embedded schema is compiled in and validated by tests; an empty set only means
-        // every command would count as "unknown".
-        knownCommands = Set(((try? Schema.embedded())?.commands ?? []).map(\.name))
+        // The schema is compiled in as values (checked when the package was built).
+        knownCommands = Set(Schema.embedded().commands.map(\.name))
     }
 
     // MARK: ServerObserver

@@ -4,12 +4,13 @@
 import QMPSchema
 import QMPWire
 
-/// Runs one command from its arguments object, already validated against the schema (defaults
-/// filled in). Handlers run on the server's event loop, one at a time.
+/// Runs one command from its arguments object. Handlers run on the server's event loop, one at
+/// a time.
 ///
 /// The standard registry's handlers are generated (`schemaBound()`, from API/ by api-embed):
-/// each decodes the object into the command's typed arguments and calls the method of the
-/// module's handler type that the generated protocol requires.
+/// each checks and decodes the object into the command's typed arguments in one pass and calls
+/// the method of the module's handler type that the generated protocol requires. Any other
+/// handler gets the object validated against the schema first, defaults filled in.
 package typealias CommandHandler = (JSON, CommandContext) throws(QMPError) -> CommandOutcome
 
 /// The handlers, by command name. Every command in the schema has exactly one handler and
@@ -18,12 +19,20 @@ package typealias CommandHandler = (JSON, CommandContext) throws(QMPError) -> Co
 /// guarantees it: the registry is generated from the same files.
 package struct CommandRegistry {
     package private(set) var handlers: [String: CommandHandler] = [:]
+    /// The commands whose handler checks its arguments object itself (the generated decoders,
+    /// QEMU's checks and texts): the dispatcher does not run the ArgumentValidator first.
+    package private(set) var checkingArguments: Set<String> = []
 
     package init() {}
 
-    package mutating func register(_ name: String, _ handler: @escaping CommandHandler) {
+    /// - Parameter checksArguments: whether `handler` checks the arguments against the schema
+    ///   itself; when false (the default) the dispatcher validates them, filling in defaults, first.
+    package mutating func register(
+        _ name: String, checksArguments: Bool = false, _ handler: @escaping CommandHandler
+    ) {
         precondition(handlers[name] == nil, "command \(name) registered twice")
         handlers[name] = handler
+        if checksArguments { checkingArguments.insert(name) }
     }
 
     /// Problems between the schema and the handlers; empty when they match.

@@ -56,12 +56,14 @@ package enum Dispatcher {
         // No arguments and none declared: share one empty object (nothing will be filled in).
         let arguments =
             request.arguments ?? (entry.command.arguments.isEmpty ? server.emptyArguments : .emptyObject())
-        do {
-            try server.validator.validate(arguments: arguments, members: entry.command.arguments)
-        } catch {
-            return .failure(.generic(error.desc))
+        // A generated handler checks and decodes the object in one pass; any other gets it checked here.
+        if !entry.checksArguments {
+            do {
+                try server.validator.validate(arguments: arguments, members: entry.command.arguments)
+            } catch {
+                return .failure(.generic(error.desc))
+            }
         }
-        // The handler decodes the validated object into the command's typed arguments, once.
         do {
             return .success(try entry.handler(arguments, CommandContext(server: server, session: session)))
         } catch {

@@ -102,11 +102,14 @@ package final class ServerState {
         let handler: CommandHandler
         /// `command.isReadOnly`, which compares the name's prefix, worked out once.
         let isReadOnly: Bool
+        /// Whether `handler` checks its arguments itself (`CommandRegistry.checkingArguments`).
+        let checksArguments: Bool
 
-        init(command: Command, handler: @escaping CommandHandler) {
+        init(command: Command, handler: @escaping CommandHandler, checksArguments: Bool) {
             self.command = command
             self.handler = handler
             self.isReadOnly = command.isReadOnly
+            self.checksArguments = checksArguments
         }
     }
 
@@ -148,7 +151,9 @@ package final class ServerState {
         var entries: [String: Entry] = [:]
         for command in schema.commands {
             if let condition = command.condition, !options.conditions.contains(condition) { continue }
-            entries[command.name] = Entry(command: command, handler: registry.handlers[command.name]!)
+            entries[command.name] = Entry(
+                command: command, handler: registry.handlers[command.name]!,
+                checksArguments: registry.checkingArguments.contains(command.name))
         }
         self.entries = entries
     }
@@ -166,7 +171,7 @@ package final class ServerState {
         journal: PathEventJournal? = nil
     ) throws(SchemaError) -> ServerState {
         try ServerState(
-            schema: try Schema.embedded(), registry: .standard(), options: options, backend: backend, guests: guests,
+            schema: Schema.embedded(), registry: .standard(), options: options, backend: backend, guests: guests,
             journal: journal)
     }
 

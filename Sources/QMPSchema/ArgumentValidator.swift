@@ -104,8 +104,8 @@ package struct ArgumentValidator: Sendable {
 /// in the table's slot order. This replays glib's open addressing (g_str_hash, 8 slots, index
 /// `hash * 11 % 7`, quadratic probing) for up to 7 keys, where glib never resizes; with more
 /// keys it falls back to QDict order.
-enum QEMUVisitorOrder {
-    static func firstUnexpected(keys: [String], declared: Set<String>) -> String {
+package enum QEMUVisitorOrder {
+    package static func firstUnexpected(keys: [String], declared: Set<String>) -> String {
         let inserted = QDictOrder.iterationOrder(keys)
         let fallback = inserted.first { !declared.contains($0) }!
         guard inserted.count < 8 else { return fallback }

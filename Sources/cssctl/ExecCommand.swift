@@ -113,7 +113,8 @@ struct ExecCommand: ParsableCommand {
 
     /// Arguments of a cssd command declared as strings or enums (ids like "0.40" look like numbers).
     static func stringArguments(of command: String) -> Set<String> {
-        guard let schema = try? Schema.embedded(), let definition = schema.command(named: command) else { return [] }
+        let schema = Schema.embedded()
+        guard let definition = schema.command(named: command) else { return [] }
         return Set(
             definition.arguments.filter { member in
                 switch member.type {

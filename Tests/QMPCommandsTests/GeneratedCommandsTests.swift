@@ -14,7 +14,7 @@ import VFIOCCW
 /// from the validated request, the schema's enums, and the registry.
 @Suite("Generated command interface")
 struct GeneratedCommandsTests {
-    let schema = try! Schema.embedded()
+    let schema = Schema.embedded()
 
     /// Validates `text` as the arguments of `command` (filling defaults), as the dispatcher does.
     func validated(_ command: String, _ text: String) throws -> JSON {

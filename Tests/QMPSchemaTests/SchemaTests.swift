@@ -38,7 +38,7 @@ private func validate(_ arguments: String) -> String? {
 struct SchemaTests {
     @Test("the embedded API/ schema loads and holds the QMP core")
     func embedded() throws {
-        let schema = try Schema.embedded()
+        let schema = Schema.embedded()
         // As in QEMU 7.2, no core command may be sent with exec-oob.
         #expect(schema.commands.allSatisfy { !$0.allowOOB })
         #expect(schema.command(named: "qmp_capabilities")?.negotiation == true)
@@ -125,7 +125,7 @@ struct SchemaTests {
         let plain = try Schema(documents: [("t.json", #"{"definitions": [{"command": "x"}, {"command": "y"}]}"#)])
         let info = marked.introspect(commands: marked.commands, events: [])
         #expect(info.serialized() == plain.introspect(commands: plain.commands, events: []).serialized())
-        let schema = try Schema.embedded()
+        let schema = Schema.embedded()
         #expect(schema.command(named: "vary-path")?.changes == .subsystem)
         #expect(schema.command(named: "guest-store-subchannel")?.changes == .guests)
         #expect(schema.command(named: "store-subchannel")?.changes == nil)
@@ -144,7 +144,7 @@ struct SchemaTests {
 
     @Test("introspection has QEMU's SchemaInfo shape")
     func introspection() throws {
-        let schema = try Schema.embedded()
+        let schema = Schema.embedded()
         let info = schema.introspect(commands: schema.commands, events: schema.events)
         let entities = info.elements
         let byName = Dictionary(entities.map { ($0["name"]!.stringValue!, $0) }, uniquingKeysWith: { a, _ in a })
@@ -176,7 +176,7 @@ struct SchemaTests {
     @Test("API/*.md is what the schema generates (regenerate: CSSD_UPDATE_DOCS=1 swift test --filter docsInSync)")
     func docsInSync() throws {
         let root = URL(fileURLWithPath: Repository.root)
-        let schema = try Schema.embedded()
+        let schema = Schema.embedded()
         for module in schema.modules {
             let path = root.appendingPathComponent("API/\(module.name).md")
             if ProcessInfo.processInfo.environment["CSSD_UPDATE_DOCS"] == "1" {

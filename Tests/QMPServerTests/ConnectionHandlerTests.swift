@@ -157,7 +157,7 @@ struct ConnectionHandlerTests {
                         return .success(nil)
                     }, finish: { _ in .string("done") }))
         }
-        let state = try ServerState(schema: try Schema.embedded(), registry: registry, options: ServerOptions())
+        let state = try ServerState(schema: Schema.embedded(), registry: registry, options: ServerOptions())
         let channel = NIOAsyncTestingChannel()
         let (handler, core) = try makeHandler(loop: channel.eventLoop, state: state)
         try await channel.pipeline.addHandler(handler)

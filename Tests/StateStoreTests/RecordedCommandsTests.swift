@@ -62,7 +62,7 @@ private final class ModelDaemon {
             backend.subsystem = snapshot.model!
             guests = snapshot.guests
         }
-        let conditions = Set(try Schema.embedded().commands.compactMap(\.condition))
+        let conditions = Set(Schema.embedded().commands.compactMap(\.condition))
         let journal = try store.loadJournal(capacity: 1000, newest: snapshot?.lastSequence ?? 0)
         state = try ServerState.standard(
             options: ServerOptions(conditions: conditions), backend: backend, guests: guests, journal: journal)
@@ -174,7 +174,7 @@ private func crashImage(of directory: String) throws -> String {
 /// the schema runs on a model server with a state dir, and its effect must survive a crash
 /// (a restart from the log alone, no snapshot).
 @Suite struct RecordedCommandsTests {
-    static let schema = try! Schema.embedded()
+    static let schema = Schema.embedded()
 
     @Test func everyCommandHasASample() {
         let names = Set(Self.schema.commands.map(\.name))
@@ -190,7 +190,7 @@ private func crashImage(of directory: String) throws -> String {
         #expect(CommandRegistry.changedState == annotated)
     }
 
-    @Test(arguments: try! Schema.embedded().commands.map(\.name))
+    @Test(arguments: Schema.embedded().commands.map(\.name))
     func aCommandChangesStateIfAndOnlyIfItIsMarkedAndItsEffectSurvivesACrash(_ name: String) throws {
         let sample = try #require(samples[name], "no sample for \(name)")
         let directory = makeTemporaryDirectory(prefix: "cssd-recorded")

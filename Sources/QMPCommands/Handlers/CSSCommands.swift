@@ -54,7 +54,7 @@ enum CSSCommands {
         let result = try backendCall { () throws(BackendError) in
             try context.server.backend.modifySubchannel(id, schib: schib)
         }
-        return .reply(.object([("cc", .integer(result.cc))]))
+        return .reply(ConditionCodeReply(cc: result.cc).json)
     }
 
     static func storeCRW(_ context: CommandContext) throws(QMPError) -> CommandOutcome {
@@ -77,7 +77,7 @@ enum CSSCommands {
                 PathChange(resetOf: path, crws: result.crws), as: .reset,
                 cause: .command(connection: context.session.connectionID))
         }
-        return .reply(.object([("cc", .integer(result.cc))]))
+        return .reply(ConditionCodeReply(cc: result.cc).json)
     }
 
     static func varyPath(_ arguments: VaryPathArguments, _ context: CommandContext) throws(QMPError) -> CommandOutcome {
@@ -250,36 +250,20 @@ enum CSSCommands {
 
     static func schibInfo(_ schib: SCHIB) -> JSON {
         let pmcw = schib.pmcw
-        return .object([
-            ("intparm", .integer(Int(pmcw.intparm))),
-            ("isc", .integer(Int(pmcw.isc))),
-            ("enabled", .bool(pmcw.isEnabled)),
-            ("dnv", .bool(pmcw.deviceNumberValid)),
-            ("flags", .integer(Int(pmcw.flags))),
-            ("devno", .integer(Int(pmcw.devno))),
-            ("lpm", .integer(Int(pmcw.lpm))),
-            ("pnom", .integer(Int(pmcw.pnom))),
-            ("lpum", .integer(Int(pmcw.lpum))),
-            ("pim", .integer(Int(pmcw.pim))),
-            ("pam", .integer(Int(pmcw.pam))),
-            ("pom", .integer(Int(pmcw.pom))),
-            ("chpids", .array((0..<8).map { .integer(Int(pmcw.chpids[$0])) })),
-            ("pno", .bool(schib.scsw.pathNotOperational)),
-            ("status-pending", .bool(schib.scsw.isStatusPending)),
-            ("mba", .integer(Int(truncatingIfNeeded: schib.mba))),
-        ])
+        return SCHIBInfoReply(
+            intparm: Int(pmcw.intparm), isc: Int(pmcw.isc), enabled: pmcw.isEnabled, dnv: pmcw.deviceNumberValid,
+            flags: Int(pmcw.flags), devno: Int(pmcw.devno), lpm: Int(pmcw.lpm), pnom: Int(pmcw.pnom),
+            lpum: Int(pmcw.lpum), pim: Int(pmcw.pim), pam: Int(pmcw.pam), pom: Int(pmcw.pom),
+            chpids: (0..<8).map { Int(pmcw.chpids[$0]) }, pno: schib.scsw.pathNotOperational,
+            statusPending: schib.scsw.isStatusPending, mba: Int(truncatingIfNeeded: schib.mba)
+        ).json
     }
 
     static func crwInfo(_ crw: CRW) -> JSON {
-        .object([
-            ("solicited", .bool(crw.solicited)),
-            ("overflow", .bool(crw.overflow)),
-            ("chained", .bool(crw.chained)),
-            ("rsc", .integer(Int(crw.source.rawValue))),
-            ("ancillary", .bool(crw.ancillary)),
-            ("erc", .integer(Int(crw.erc.rawValue))),
-            ("rsid", .integer(Int(crw.rsid))),
-        ])
+        CRWDecodedReply(
+            solicited: crw.solicited, overflow: crw.overflow, chained: crw.chained, rsc: Int(crw.source.rawValue),
+            ancillary: crw.ancillary, erc: Int(crw.erc.rawValue), rsid: Int(crw.rsid)
+        ).json
     }
 
     /// `3390/0c`, as lscss prints device and control-unit types.
@@ -299,11 +283,8 @@ enum CSSCommands {
     }
 
     private static func changeReply(_ change: PathChange) -> JSON {
-        .object([
-            ("chpid", .string(change.chpid.description)),
-            ("changed", .integer(change.affected.count)),
-            ("crws", .integer(change.crws.count)),
-        ])
+        PathChangeResultReply(chpid: change.chpid.description, changed: change.affected.count, crws: change.crws.count)
+            .json
     }
 
     /// A vary or configure, in the backend's one write shape: planned now, its blocking part

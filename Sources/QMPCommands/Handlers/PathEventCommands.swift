@@ -39,7 +39,7 @@ enum PathEventCommands {
             let id = try server.pathEvents.subscribe(
                 owner: context.session.connectionID, filter: filter, queueLimit: limit, resume: resume,
                 at: server.clock())
-            return .reply(.object([("subscription", .integer(id))]))
+            return .reply(PathEventSubscribedReply(subscription: id).json)
         } catch {
             switch error {
             case .tooManySubscriptions(let most):
