@@ -66,10 +66,21 @@ let package = Package(
             name: "TopologyFile",
             dependencies: ["CSSModel", "QMPWire"]
         ),
+        // The path-change pipeline: the publisher every source of path changes goes through, its
+        // sinks (by role, in a documented order), the published change, the durable log and the
+        // replay of what it recorded. Below the command layer: the state dir, the notifier and
+        // the metrics consume it without importing the commands.
+        .target(
+            name: "PathChangePipeline",
+            dependencies: ["CSSModel", "CSSBackend", "PathEvents", "VFIOCCW"],
+            swiftSettings: fuzzFlags
+        ),
         // Command registry and handlers; typed arguments and handler protocols generated from API/.
         .target(
             name: "QMPCommands",
-            dependencies: ["QMPSchema", "QMPWire", "CSSModel", "PathEvents", "CSSBackend", "VFIOCCW"],
+            dependencies: [
+                "QMPSchema", "QMPWire", "CSSModel", "PathEvents", "CSSBackend", "VFIOCCW", "PathChangePipeline",
+            ],
             swiftSettings: fuzzFlags,
             plugins: ["EmbedAPI"]
         ),
@@ -96,7 +107,9 @@ let package = Package(
         .target(
             name: "QMPServer",
             dependencies: [
-                "QMPCommands", "QMPSchema", "QMPWire", "QMPTransport", "PathEvents", "CSSBackend", "VFIOCCW", "ServerSecurity",
+                "QMPCommands", "QMPSchema", "QMPWire", "QMPTransport", "PathEvents", "CSSBackend", "VFIOCCW",
+                "ServerSecurity",
+                "PathChangePipeline",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -116,7 +129,7 @@ let package = Package(
         .target(
             name: "CSSDMetrics",
             dependencies: [
-                "QMPServer", "QMPCommands", "QMPWire", "CSSModel", "CSSBackend", "PathEvents", "VFIOCCW",
+                "QMPServer", "QMPWire", "CSSModel", "CSSBackend", "PathEvents", "VFIOCCW", "PathChangePipeline",
                 "ServerSecurity",
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -133,7 +146,7 @@ let package = Package(
         .target(
             name: "PathNotify",
             dependencies: [
-                "CRabbitMQ", "QMPCommands", "QMPWire", "PathEvents", "CSSModel", "VFIOCCW", "SQLiteFiles",
+                "CRabbitMQ", "PathChangePipeline", "QMPWire", "PathEvents", "CSSModel", "VFIOCCW", "SQLiteFiles",
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -145,7 +158,7 @@ let package = Package(
             name: "cssd",
             dependencies: [
                 "CSSDMetrics", "QMPServer", "PathNotify", "TopologyFile", "CSSModel", "CSSBackend", "LinuxSysfs",
-                "VFIOCCW", "StateStore", "PathEvents",
+                "VFIOCCW", "StateStore", "PathEvents", "PathChangePipeline",
                 "ServerSecurity", "CSSDSignals",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -184,7 +197,8 @@ let package = Package(
         .target(
             name: "StateStore",
             dependencies: [
-                "QMPCommands", "QMPSchema", "CSSModel", "CSSBackend", "PathEvents", "VFIOCCW", "QMPWire", "SQLiteFiles",
+                "PathChangePipeline", "QMPSchema", "CSSModel", "CSSBackend", "PathEvents", "VFIOCCW", "QMPWire",
+                "SQLiteFiles",
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -235,6 +249,7 @@ let package = Package(
             name: "CSSDMetricsTests",
             dependencies: [
                 "CSSDMetrics", "QMPServer", "QMPCommands", "CSSModel", "PathEvents", "VFIOCCW", "ServerSecurity",
+                "PathChangePipeline",
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -247,7 +262,7 @@ let package = Package(
         .testTarget(
             name: "PathNotifyTests",
             dependencies: [
-                "PathNotify", "QMPCommands", "QMPWire", "PathEvents", "CSSModel",
+                "PathNotify", "PathChangePipeline", "QMPWire", "PathEvents", "CSSModel",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -264,6 +279,7 @@ let package = Package(
             name: "StateStoreTests",
             dependencies: [
                 "StateStore", "QMPCommands", "QMPSchema", "QMPWire", "CSSModel", "CSSBackend", "PathEvents", "VFIOCCW",
+                "PathChangePipeline",
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
@@ -273,7 +289,7 @@ let package = Package(
             name: "QMPServerTests",
             dependencies: [
                 "QMPServer", "QMPWire", "QMPTransport", "QMPCommands", "QMPFuzzSupport", "CSSModel", "PathEvents",
-                "VFIOCCW", "CSSBackend", "LinuxSysfs",
+                "VFIOCCW", "CSSBackend", "LinuxSysfs", "PathChangePipeline",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -3,6 +3,7 @@
 
 import CSSBackend
 import NIOCore
+import PathChangePipeline
 import PathEvents
 import QMPCommands
 import QMPWire
@@ -140,6 +141,8 @@ package final class QMPSession: SessionControl {
     /// `query-*`, not negotiation; unknown names included) and its outcome, once the reply is
     /// known (the audit log). Requests refused before dispatch (no command) are not passed.
     package var audit: ((QMPRequest, Result<JSON, QMPError>) -> Void)?
+    /// Told of every dispatched command (metrics); nil: nothing is measured.
+    package var commandObserver: CommandObserver?
     /// The request whose reply waits for deferred work, for `audit`.
     private var deferredRequest: QMPRequest?
 
@@ -263,7 +266,7 @@ package final class QMPSession: SessionControl {
         var readOnly = false
         // The reply to write now; nil when it waits for deferred work (`completeDeferred`).
         let result: Result<JSON, QMPError>?
-        if let observer = server.commandObserver {
+        if let observer = commandObserver {
             // Timed only with an observer: reading the clock, and an optional instant (a
             // resilient type, handled through its witnesses), cost 1-2 % per request.
             let started = ContinuousClock.now

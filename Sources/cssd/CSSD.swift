@@ -11,6 +11,7 @@ import LinuxSysfs
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
+import PathChangePipeline
 import PathEvents
 import PathNotify
 import QMPCommands
@@ -336,6 +337,7 @@ struct CSSD: AsyncParsableCommand {
             do throws(StateStoreError) {
                 let opened = try StateStore.open(
                     directory: stateDir, fingerprint: fingerprint, backend: source.name,
+                    changedState: CommandRegistry.changedState,
                     options: StateStore.Options(
                         journalCapacity: eventJournal, snapshotEvery: stateSnapshotEvery,
                         keepsHost: source.kind != .model))
@@ -391,7 +393,7 @@ struct CSSD: AsyncParsableCommand {
                         "state dir: replay numbered \(numbered) changes, the record says \(store.storedLastSequence)")
                 }
                 state.durability = store
-                state.pathChanges.addSink(store)  // held weakly; `store` lives as long as run()
+                state.pathChanges.register(store, as: .stateStore)  // held weakly; `store` lives as long as run()
                 store.capture = {
                     StateStore.Captured(
                         model: (state.backend as? ModelBackend)?.subsystem, guests: state.guests,

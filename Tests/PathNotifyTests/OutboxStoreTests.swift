@@ -4,8 +4,8 @@
 import CSSModel
 import Foundation
 import Logging
+import PathChangePipeline
 import PathEvents
-import QMPCommands
 import Testing
 
 @testable import PathNotify

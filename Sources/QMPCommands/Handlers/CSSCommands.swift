@@ -3,6 +3,7 @@
 
 import CSSBackend
 import CSSModel
+import PathChangePipeline
 import PathEvents
 import QMPWire
 
