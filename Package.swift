@@ -289,7 +289,7 @@ let package = Package(
             name: "QMPServerTests",
             dependencies: [
                 "QMPServer", "QMPWire", "QMPTransport", "QMPCommands", "QMPFuzzSupport", "CSSModel", "PathEvents",
-                "VFIOCCW", "CSSBackend", "LinuxSysfs", "PathChangePipeline",
+                "VFIOCCW", "CSSBackend", "LinuxSysfs", "PathChangePipeline", "StateStore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -104,7 +104,7 @@ package final class PathChangePublisher {
     package var hub: PathEventHub
     /// Guests and their vfio-ccw passthrough devices.
     package var guests: Guests
-    /// Event timestamps (tests may fix it).
+    /// Event timestamps where the publisher is given none (tests may fix it).
     package var clock: () -> EventTime
     /// Sorted by role.
     private var sinks: [WeakSink] = []
@@ -152,12 +152,15 @@ package final class PathChangePublisher {
     ///   - change: what the backend reported; a reset is `PathChange(resetOf:crws:)`.
     ///   - kind: what happened; `.reset` for RCHP.
     ///   - cause: where it came from.
+    ///   - time: its events' timestamp: the command's (`CommandContext.time`, fixed while a
+    ///     recorded command or a replay runs); nil: `clock()` now.
     /// - Returns: what was published, or nil when nothing was.
     @discardableResult
-    package func publish(_ change: PathChange, as kind: PathEventChange, cause: PathChangeCause) -> PublishedPathChange?
-    {
+    package func publish(
+        _ change: PathChange, as kind: PathEventChange, cause: PathChangeCause, at time: EventTime? = nil
+    ) -> PublishedPathChange? {
         guard kind == .reset || !change.altersNothing else { return nil }
-        let time = clock()
+        let time = time ?? clock()
         let reachedGuests = guests.hostPathChanged(change, as: kind)
         let sequence = lastSequence + 1
         let reached = hub.publish(change, as: kind, at: time, guests: reachedGuests, sequence: sequence)

@@ -19,14 +19,10 @@ extension ServerState: CommandReplayer {
         case .success(let value): checked = value
         case .failure(let rejection): return .failed(rejection.desc)
         }
-        let clock = self.clock
-        self.clock = { time }
-        defer { self.clock = clock }
         let result: Result<JSON, QMPError>
-        switch Dispatcher.dispatch(checked, server: self, session: ReplaySession()) {
-        case .success(.reply(let value)): result = .success(value)
-        case .success(.deferred(let work)): result = work.runInline()
-        case .failure(let error): result = .failure(error)
+        switch CommandResult(Dispatcher.dispatch(checked, server: self, session: ReplaySession(), time: time)) {
+        case .done(let reply): result = reply
+        case .waits(let work): result = work.runInline()
         }
         if case .failure(let error) = result { return .failed(error.desc) }
         return .succeeded

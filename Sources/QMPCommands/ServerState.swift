@@ -71,7 +71,9 @@ package final class ServerState {
         get { pathChanges.guests }
         _modify { yield &pathChanges.guests }
     }
-    /// Event timestamps; the network layer's clock (tests may fix it).
+    /// "Now" for event timestamps, where a command's context fixes no time of its own (tests
+    /// may fix it). Never swapped while the server runs: a command that needs a fixed time
+    /// carries it in its context (`CommandContext.time`).
     package var clock: () -> EventTime {
         get { pathChanges.clock }
         set { pathChanges.clock = newValue }

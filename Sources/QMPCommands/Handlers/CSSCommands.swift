@@ -74,9 +74,7 @@ enum CSSCommands {
         let server = context.server
         let result = try backendCall { () throws(BackendError) in try server.backend.resetChannelPath(id) }
         if result.cc == 0, let path = server.subsystem.channelPath(id) {
-            server.pathChanges.publish(
-                PathChange(resetOf: path, crws: result.crws), as: .reset,
-                cause: .command(connection: context.session.connectionID))
+            context.publish(PathChange(resetOf: path, crws: result.crws), as: .reset)
         }
         return .reply(.object([("cc", .integer(result.cc))]))
     }
@@ -295,7 +293,7 @@ enum CSSCommands {
         _ kind: PathEventChange, _ context: CommandContext, _ operation: () throws(BackendError) -> PathChange
     ) throws(QMPError) -> CommandOutcome {
         let change = try backendCall(operation)
-        context.server.pathChanges.publish(change, as: kind, cause: .command(connection: context.session.connectionID))
+        context.publish(change, as: kind)
         return .reply(changeReply(change))
     }
 
@@ -316,12 +314,10 @@ enum CSSCommands {
     ) throws(QMPError) -> CommandOutcome {
         let backend = context.server.backend
         let write = try backendCall { () throws(BackendError) in try plan(backend) }
-        let publisher = context.server.pathChanges
-        let cause = PathChangeCause.command(connection: context.session.connectionID)
         return .deferred(
             DeferredWork(blocking: write.perform) { (outcome) throws(QMPError) in
                 let change = try backendCall { () throws(BackendError) in try backend.completeWrite(write, outcome) }
-                publisher.publish(change, as: kind, cause: cause)
+                context.publish(change, as: kind)
                 return changeReply(change)
             })
     }
