@@ -57,25 +57,50 @@ package typealias CommandNext = (CommandCall, CommandContext) -> CommandResult
 /// rest of the pipeline, and returns the result (changed or not). Runs on the server's event
 /// loop: it must not block (what blocks goes in the result's deferred work).
 package protocol CommandMiddleware {
+    /// Whether it wraps read-only commands (`CommandCall.isReadOnly`) too; one that does not
+    /// (the audit, durability) costs a query nothing.
+    var wrapsReadOnlyCommands: Bool { get }
     func handle(_ call: CommandCall, context: CommandContext, next: CommandNext) -> CommandResult
+}
+
+extension CommandMiddleware {
+    package var wrapsReadOnlyCommands: Bool { true }
 }
 
 /// Middlewares around the dispatcher, the first outermost.
 package struct CommandPipeline {
-    private let run: CommandNext
+    /// nil: no middleware, the dispatcher alone.
+    private let run: CommandNext?
+    /// For read-only commands: the middlewares that wrap them (`wrapsReadOnlyCommands`) alone.
+    /// Queries are most requests, and each link shows in their server CPU: with none (no
+    /// metrics) they go straight to the dispatcher.
+    private let runReadOnly: CommandNext?
 
     /// - Parameter middlewares: outermost first; the dispatcher is innermost.
     package init(_ middlewares: [CommandMiddleware]) {
-        var run: CommandNext = { call, context in CommandResult(Dispatcher.dispatch(call, context: context)) }
+        run = Self.chain(middlewares)
+        runReadOnly = Self.chain(middlewares.filter(\.wrapsReadOnlyCommands))
+    }
+
+    private static func chain(_ middlewares: [CommandMiddleware]) -> CommandNext? {
+        guard !middlewares.isEmpty else { return nil }
+        var run: CommandNext = dispatch
         for middleware in middlewares.reversed() {
             let next = run
             run = { call, context in middleware.handle(call, context: context, next: next) }
         }
-        self.run = run
+        return run
+    }
+
+    private static func dispatch(_ call: CommandCall, context: CommandContext) -> CommandResult {
+        CommandResult(Dispatcher.dispatch(call, context: context))
     }
 
     /// Runs `call` through the middlewares and the dispatcher.
-    package func handle(_ call: CommandCall, context: CommandContext) -> CommandResult { run(call, context) }
+    package func handle(_ call: CommandCall, context: CommandContext) -> CommandResult {
+        guard let run = call.isReadOnly ? runReadOnly : run else { return Self.dispatch(call, context: context) }
+        return run(call, context)
+    }
 }
 
 extension DeferredWork {
@@ -104,6 +129,9 @@ extension DeferredWork {
 /// recorded. Without a durable log (or for a command it does not record) it passes through.
 package struct DurabilityMiddleware: CommandMiddleware {
     package init() {}
+
+    /// Read-only commands change nothing: none is recorded.
+    package var wrapsReadOnlyCommands: Bool { false }
 
     package func handle(_ call: CommandCall, context: CommandContext, next: CommandNext) -> CommandResult {
         let server = context.server

@@ -25,6 +25,9 @@ struct MetricsMiddleware: CommandMiddleware {
 struct AuditMiddleware: CommandMiddleware {
     let audit: (QMPRequest, Result<JSON, QMPError>) -> Void
 
+    /// Read-only commands are not audited (no call per query).
+    var wrapsReadOnlyCommands: Bool { false }
+
     func handle(_ call: CommandCall, context: CommandContext, next: CommandNext) -> CommandResult {
         let result = next(call, context)
         guard !call.isReadOnly else { return result }
