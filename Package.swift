@@ -66,10 +66,21 @@ let package = Package(
             name: "TopologyFile",
             dependencies: ["CSSModel", "QMPWire"]
         ),
+        // The path-change pipeline: the publisher every source of path changes goes through, its
+        // sinks (by role, in a documented order), the published change, the durable log and the
+        // replay of what it recorded. Below the command layer: the state dir, the notifier and
+        // the metrics consume it without importing the commands.
+        .target(
+            name: "PathChangePipeline",
+            dependencies: ["CSSModel", "CSSBackend", "PathEvents", "VFIOCCW"],
+            swiftSettings: fuzzFlags
+        ),
         // Command registry and handlers; typed arguments and handler protocols generated from API/.
         .target(
             name: "QMPCommands",
-            dependencies: ["QMPSchema", "QMPWire", "CSSModel", "PathEvents", "CSSBackend", "VFIOCCW"],
+            dependencies: [
+                "QMPSchema", "QMPWire", "CSSModel", "PathEvents", "CSSBackend", "VFIOCCW", "PathChangePipeline",
+            ],
             swiftSettings: fuzzFlags,
             plugins: ["EmbedAPI"]
         ),
@@ -96,7 +107,9 @@ let package = Package(
         .target(
             name: "QMPServer",
             dependencies: [
-                "QMPCommands", "QMPSchema", "QMPWire", "QMPTransport", "PathEvents", "CSSBackend", "VFIOCCW", "ServerSecurity",
+                "QMPCommands", "QMPSchema", "QMPWire", "QMPTransport", "PathEvents", "CSSBackend", "VFIOCCW",
+                "ServerSecurity",
+                "PathChangePipeline",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -116,7 +129,7 @@ let package = Package(
         .target(
             name: "CSSDMetrics",
             dependencies: [
-                "QMPServer", "QMPCommands", "QMPWire", "CSSModel", "CSSBackend", "PathEvents", "VFIOCCW",
+                "QMPServer", "QMPWire", "CSSModel", "CSSBackend", "PathEvents", "VFIOCCW", "PathChangePipeline",
                 "ServerSecurity",
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -133,7 +146,7 @@ let package = Package(
         .target(
             name: "PathNotify",
             dependencies: [
-                "CRabbitMQ", "QMPCommands", "QMPWire", "PathEvents", "CSSModel", "VFIOCCW", "SQLiteFiles",
+                "CRabbitMQ", "PathChangePipeline", "QMPWire", "PathEvents", "CSSModel", "VFIOCCW", "SQLiteFiles",
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -197,7 +210,8 @@ let package = Package(
         .target(
             name: "StateStore",
             dependencies: [
-                "QMPCommands", "QMPSchema", "CSSModel", "CSSBackend", "PathEvents", "VFIOCCW", "QMPWire", "SQLiteFiles",
+                "PathChangePipeline", "QMPSchema", "CSSModel", "CSSBackend", "PathEvents", "VFIOCCW", "QMPWire",
+                "SQLiteFiles",
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -253,6 +267,7 @@ let package = Package(
             name: "CSSDMetricsTests",
             dependencies: [
                 "CSSDMetrics", "QMPServer", "QMPCommands", "CSSModel", "PathEvents", "VFIOCCW", "ServerSecurity",
+                "PathChangePipeline",
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -265,7 +280,7 @@ let package = Package(
         .testTarget(
             name: "PathNotifyTests",
             dependencies: [
-                "TestSupport", "PathNotify", "QMPCommands", "QMPWire", "PathEvents", "CSSModel",
+                "TestSupport", "PathNotify", "PathChangePipeline", "QMPCommands", "QMPWire", "PathEvents", "CSSModel",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -289,7 +304,7 @@ let package = Package(
             name: "StateStoreTests",
             dependencies: [
                 "StateStore", "QMPCommands", "QMPSchema", "QMPWire", "CSSModel", "CSSBackend", "PathEvents", "VFIOCCW",
-                "TestSupport",
+                "TestSupport", "PathChangePipeline",
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -302,7 +317,7 @@ let package = Package(
             name: "QMPServerTests",
             dependencies: [
                 "QMPServer", "QMPWire", "QMPTransport", "QMPCommands", "QMPFuzzSupport", "CSSModel", "PathEvents",
-                "VFIOCCW", "CSSBackend", "LinuxSysfs", "TestSupport",
+                "VFIOCCW", "CSSBackend", "LinuxSysfs", "PathChangePipeline", "StateStore", "TestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -3,9 +3,9 @@
 
 import CSSBackend
 import CSSModel
+import PathChangePipeline
 import PathEvents
 import Prometheus
-import QMPCommands
 import VFIOCCW
 
 /// Reads the server's state at scrape time into the registry: channel paths, channel
@@ -71,14 +71,20 @@ final class MetricsCollector: PathChangeSink {
         ).set(to: 1)
     }
 
-    /// Brings every scrape-time family up to date with `state`. Call on the server's loop.
-    func collect(_ state: ServerState) {
-        let subsystem = state.subsystem
-        collectChannelPaths(subsystem, backend: state.backend)
+    /// Brings every scrape-time family up to date with the server's state. Call on the
+    /// server's loop.
+    /// - Parameters:
+    ///   - subsystem: `backend`'s current view of the channel subsystem.
+    ///   - pathEvents: the subscriptions' totals (`PathEventHub.totals()`).
+    func collect(
+        subsystem: Subsystem, backend: ChannelSubsystemBackend,
+        pathEvents: [PathEventGranularity: PathEventTotals], guests: Guests
+    ) {
+        collectChannelPaths(subsystem, backend: backend)
         collectChannelSubsystems(subsystem)
-        collectPathEvents(state.pathEvents.totals())
-        collectGuests(state.guests)
-        collectBackend(state.backend)
+        collectPathEvents(pathEvents)
+        collectGuests(guests)
+        collectBackend(backend)
     }
 
     // MARK: AMQP notifier

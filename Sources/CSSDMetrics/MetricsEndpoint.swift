@@ -7,8 +7,8 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+import PathChangePipeline
 import Prometheus
-import QMPCommands
 import QMPServer
 import ServerSecurity
 
@@ -95,11 +95,11 @@ package final class MetricsEndpoint: @unchecked Sendable {
         }.get()
         let scraper = try await loop.submit {
             let collector = MetricsCollector(
-                registry: recorder.registry, version: CSSDVersion.string, backend: server.state.backend.name)
+                registry: recorder.registry, version: QMPServer.version, backend: server.backend.name)
             // Held weakly by the pipeline: the scraper keeps the collector alive.
-            server.state.pathChanges.addSink(collector)
+            server.pathChanges.register(collector, as: .metrics)
             return Scraper(
-                state: server.state, registry: recorder.registry, collector: collector, notifier: notifier)
+                server: server, registry: recorder.registry, collector: collector, notifier: notifier)
         }.get()
         var limits = NIOHTTPDecoderLimitConfiguration()
         limits.maxHeaderFieldSize = 8 * 1024
@@ -196,7 +196,7 @@ package struct MetricsEndpointError: Error, CustomStringConvertible, Sendable {
 
 /// The scrape itself, confined to the server's event loop.
 final class Scraper: @unchecked Sendable {
-    private let state: ServerState
+    private let server: QMPServer
     private let registry: PrometheusCollectorRegistry
     private let collector: MetricsCollector
     private let notifier: (@Sendable () -> NotifierFigures)?
@@ -204,10 +204,10 @@ final class Scraper: @unchecked Sendable {
     private var text: [UInt8] = []
 
     init(
-        state: ServerState, registry: PrometheusCollectorRegistry, collector: MetricsCollector,
+        server: QMPServer, registry: PrometheusCollectorRegistry, collector: MetricsCollector,
         notifier: (@Sendable () -> NotifierFigures)?
     ) {
-        self.state = state
+        self.server = server
         self.notifier = notifier
         self.registry = registry
         self.collector = collector
@@ -220,7 +220,9 @@ final class Scraper: @unchecked Sendable {
     /// Collects the state and renders every family: the answer's body.
     func scrape(_ format: ExpositionFormat, allocator: ByteBufferAllocator) -> ByteBuffer {
         let started = ContinuousClock.now
-        collector.collect(state)
+        collector.collect(
+            subsystem: server.backend.subsystem, backend: server.backend, pathEvents: server.pathEventTotals,
+            guests: server.guests)
         if let notifier { collector.collectNotifier(notifier()) }
         text.removeAll(keepingCapacity: true)
         registry.emit(into: &text)

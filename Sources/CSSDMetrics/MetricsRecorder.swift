@@ -2,9 +2,9 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import Prometheus
-import QMPCommands
 import QMPSchema
 import QMPServer
+import QMPWire
 import ServerSecurity
 
 /// The metrics cssd counts as things happen (commands, connections), kept

@@ -150,6 +150,7 @@ extension Daemon {
         do throws(StateStoreError) {
             let store = try StateStore.open(
                 directory: stateDir.directory, fingerprint: fingerprint, backend: kind.rawValue,
+                changedState: CommandRegistry.changedState,
                 options: StateStore.Options(
                     journalCapacity: journalCapacity, snapshotEvery: stateDir.snapshotEvery,
                     keepsHost: kind != .model))
@@ -223,7 +224,9 @@ extension Daemon {
                 "state dir: replay numbered \(numbered) changes, the record says \(store.storedLastSequence)")
         }
         state.durability = store
-        state.pathChanges.addSink(store)  // held weakly; the daemon holds `store` while it runs
+        // Held weakly; the daemon holds `store` while it runs. Its place among the sinks is its
+        // role's (API/path-change-pipeline.md).
+        state.pathChanges.register(store, as: .stateStore)
         store.capture = {
             StateStore.Captured(
                 model: (state.backend as? ModelBackend)?.subsystem, guests: state.guests,

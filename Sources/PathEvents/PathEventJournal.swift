@@ -6,7 +6,7 @@ import VFIOCCW
 
 /// One published path change as the journal keeps it: enough to make its events again for
 /// any filter and granularity.
-package struct JournaledPathChange: Sendable {
+package struct JournaledPathChange: Hashable, Sendable {
     /// Its sequence number (the events' `sequence`).
     package let sequence: UInt64
     package let change: PathChange

@@ -2,8 +2,8 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import CSSModel
+import PathChangePipeline
 import PathEvents
-import QMPCommands
 import QMPWire
 import VFIOCCW
 

@@ -2,8 +2,8 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import Logging
+import PathChangePipeline
 import PathEvents
-import QMPCommands
 import QMPWire
 
 /// What the notifier needs to keep its outbox in the state dir (`--state-dir` with `--notify`).

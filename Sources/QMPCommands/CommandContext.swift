@@ -2,6 +2,9 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import CSSBackend
+import CSSModel
+import PathChangePipeline
+import PathEvents
 import QMPSchema
 import QMPWire
 
@@ -21,10 +24,11 @@ package protocol SessionControl: AnyObject {
 package enum CommandOutcome {
     /// The `return` value, to send now.
     case reply(JSON)
-    /// The reply waits for work that may block. The session decides where it runs: a network
+    /// The reply waits for work that may block. With no blocking part (the model backend) it
+    /// runs at once (`CommandResult`); otherwise the session decides where it runs: a network
     /// connection stops processing its input, runs `blocking` off the event loop, then `finish`
-    /// on the loop; without a loop to defer to (tests, the fuzzer), or with no blocking part
-    /// (the model backend), it runs both at once and replies at once.
+    /// on the loop; without a loop to defer to (tests, the fuzzer) it runs both at once and
+    /// replies at once.
     case deferred(DeferredWork)
 }
 
@@ -50,13 +54,17 @@ package struct DeferredWork {
     package let finish: (Outcome) throws(QMPError) -> JSON
     /// What `blocking` waits for.
     package let waitsOn: Wait
+    /// The first sequence number of the changes whose events wait with the reply (they are
+    /// written after it); nil when none wait.
+    package let holdsEventsFrom: UInt64?
 
     package init(
         blocking: (@Sendable () -> Outcome)?, waitsOn: Wait = .backendWrite,
-        finish: @escaping (Outcome) throws(QMPError) -> JSON
+        holdsEventsFrom: UInt64? = nil, finish: @escaping (Outcome) throws(QMPError) -> JSON
     ) {
         self.blocking = blocking
         self.waitsOn = waitsOn
+        self.holdsEventsFrom = holdsEventsFrom
         self.finish = finish
     }
 
@@ -73,13 +81,34 @@ package enum ShutdownCause: String, Sendable {
     case hostSignal = "host-signal"
 }
 
-/// The context of one command: the server-wide state and the calling connection.
+/// The context of one command: the server-wide state, the caller and the time it runs at.
 package struct CommandContext {
     package let server: ServerState
+    /// The calling connection (its id owns its subscriptions and causes its changes).
     package let session: SessionControl
+    /// The time the command runs at, its changes' timestamp: fixed for a command that is
+    /// recorded (`DurabilityMiddleware`) and for its replay (the recorded time); nil: the
+    /// server's clock when asked (`now()`).
+    package let time: EventTime?
 
-    package init(server: ServerState, session: SessionControl) {
+    package init(server: ServerState, session: SessionControl, time: EventTime? = nil) {
         self.server = server
         self.session = session
+        self.time = time
+    }
+
+    /// The command's time (`time`), or the server's clock now.
+    package func now() -> EventTime { time ?? server.clock() }
+
+    /// This context, running at `time`.
+    package func at(_ time: EventTime) -> CommandContext {
+        CommandContext(server: server, session: session, time: time)
+    }
+
+    /// Publishes a change the command made (`PathChangePublisher.publish`), caused by the
+    /// calling connection, at the command's time.
+    @discardableResult
+    package func publish(_ change: PathChange, as kind: PathEventChange) -> PublishedPathChange? {
+        server.pathChanges.publish(change, as: kind, cause: .command(connection: session.connectionID), at: time)
     }
 }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // cssd: QMP control server for the s390 channel subsystem.
 
+import PathEvents
 import QMPSchema
 import QMPWire
 
@@ -11,25 +12,20 @@ package enum Dispatcher {
     ///   - request: a request whose envelope passed `QMPRequest.check` (QMPWire).
     /// - Returns: the command's outcome (its reply, or deferred work that makes it), or the
     ///   error to reply with.
+    ///   - time: the time it runs at (`CommandContext.time`); nil: the clock when asked.
     package static func dispatch(
-        _ request: QMPRequest, server: ServerState, session: SessionControl
+        _ request: QMPRequest, server: ServerState, session: SessionControl, time: EventTime? = nil
     ) -> Result<CommandOutcome, QMPError> {
-        var readOnly = false
-        return dispatch(request, server: server, session: session, readOnly: &readOnly)
+        dispatch(
+            CommandCall(request, server: server), context: CommandContext(server: server, session: session, time: time))
     }
 
-    /// `dispatch`, and whether the request's command only reads (`Command.isReadOnly`:
-    /// query-* and negotiation), from the same lookup: the audit log skips those, and looking
-    /// the name up a second time per request cost as much as the check of the envelope.
-    /// - Parameter readOnly: set to whether the schema's command of that name (on this server
-    ///   or, with its condition off, not) is read-only; false for a name the schema lacks.
-    package static func dispatch(
-        _ request: QMPRequest, server: ServerState, session: SessionControl, readOnly: inout Bool
-    ) -> Result<CommandOutcome, QMPError> {
-        let entry = server.entries[request.command]
-        // A command whose condition is off is not on the server, but it is still what its name says.
-        readOnly = entry?.isReadOnly ?? server.schema.command(named: request.command)?.isReadOnly ?? false
-        let result = run(entry, oob: request.isOOB, request: request, server: server, session: session)
+    /// `dispatch` of a call whose command was looked up (`CommandCall`): the command
+    /// pipeline's innermost step.
+    package static func dispatch(_ call: CommandCall, context: CommandContext) -> Result<CommandOutcome, QMPError> {
+        let request = call.request
+        let session = context.session
+        let result = run(call.entry, oob: request.isOOB, request: request, context: context)
         // During negotiation QEMU replaces the text of any CommandNotFound with a hint.
         if !session.isNegotiated, case .failure(let error) = result, error.errorClass == .commandNotFound {
             return .failure(QMPError(.commandNotFound, "Expecting capabilities negotiation with 'qmp_capabilities'"))
@@ -38,8 +34,9 @@ package enum Dispatcher {
     }
 
     private static func run(
-        _ entry: ServerState.Entry?, oob: Bool, request: QMPRequest, server: ServerState, session: SessionControl
+        _ entry: ServerState.Entry?, oob: Bool, request: QMPRequest, context: CommandContext
     ) -> Result<CommandOutcome, QMPError> {
+        let (server, session) = (context.server, context.session)
         let name = request.command
         guard let entry, session.isNegotiated || entry.command.negotiation else {
             return .failure(QMPError(.commandNotFound, "The command \(name) has not been found"))
@@ -65,7 +62,7 @@ package enum Dispatcher {
             }
         }
         do {
-            return .success(try entry.handler(arguments, CommandContext(server: server, session: session)))
+            return .success(try entry.handler(arguments, context))
         } catch {
             return .failure(error)
         }

@@ -3,6 +3,7 @@
 
 import CSSBackend
 import CSSModel
+import PathChangePipeline
 import PathEvents
 import QMPSchema
 import QMPWire
@@ -70,7 +71,9 @@ package final class ServerState {
         get { pathChanges.guests }
         _modify { yield &pathChanges.guests }
     }
-    /// Event timestamps; the network layer's clock (tests may fix it).
+    /// "Now" for event timestamps, where a command's context fixes no time of its own (tests
+    /// may fix it). Never swapped while the server runs: a command that needs a fixed time
+    /// carries it in its context (`CommandContext.time`).
     package var clock: () -> EventTime {
         get { pathChanges.clock }
         set { pathChanges.clock = newValue }
@@ -83,8 +86,6 @@ package final class ServerState {
     package var durability: DurableLog?
     /// Called by `quit`; the network layer stops the server after flushing the reply.
     package var onShutdownRequest: ((ShutdownCause) -> Void)?
-    /// Told of every executed request (metrics); nil: nothing is measured.
-    package var commandObserver: CommandObserver?
     /// `query-notify`'s reply while `--notify` publishes path events (the notifier's status);
     /// nil without it.
     package var notifyStatus: (() -> JSON)?
@@ -147,7 +148,7 @@ package final class ServerState {
         let journal = journal ?? PathEventJournal(capacity: options.eventJournal, epoch: Self.newEpoch())
         self.journal = journal
         self.pathChanges = PathChangePublisher(guests: guests, lastSequence: journal.newest)
-        pathChanges.addSink(journal)
+        pathChanges.register(journal, as: .journal)
         var entries: [String: Entry] = [:]
         for command in schema.commands {
             if let condition = command.condition, !options.conditions.contains(condition) { continue }
@@ -176,11 +177,7 @@ package final class ServerState {
     }
 
     /// A new epoch: 16 random hex digits (a history nobody can resume into by chance).
-    package static func newEpoch() -> String {
-        let value = UInt64.random(in: 1...UInt64.max)
-        let digits = String(value, radix: 16)
-        return String(repeating: "0", count: 16 - digits.count) + digits
-    }
+    package static func newEpoch() -> String { PathEventJournal.newEpoch() }
 
     /// Events of changes after this sequence number wait: their changes are not durable yet.
     package var deliverableThrough: UInt64 { durability?.deliverableThrough ?? .max }

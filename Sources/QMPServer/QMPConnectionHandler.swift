@@ -103,6 +103,7 @@ final class QMPConnectionHandler: ChannelDuplexHandler {
         self.output = ByteBuffer()
         self.inputBacklog = max(inputBacklog, session.server.options.limits.maxBufferedValueBytes + Self.maxRead)
         session.deferralEnabled = true
+        session.commandObserver = core.observer
         let audit = CommandAudit(logger: core.logger, peer: peer, connectionID: session.connectionID)
         session.audit = { audit.record($0, $1) }
     }

@@ -7,6 +7,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import NIOSSL
+import PathChangePipeline
 import PathEvents
 import QMPCommands
 import QMPTransport
@@ -136,7 +137,6 @@ package final class QMPServer: Service, @unchecked Sendable {
         let state = try ServerState.standard(
             options: configuration.options, backend: backend ?? configuration.subsystem.map { ModelBackend($0) },
             guests: guests, journal: journal)
-        state.commandObserver = observer
         try prepare?(state)
         self.core = ServerCore(loop: group.next(), state: state, logger: logger, limits: configuration.limits)
         core.observer = observer
@@ -288,7 +288,7 @@ package final class QMPServer: Service, @unchecked Sendable {
     /// publisher), and what `query-notify` reports. Call before `start()`; the caller keeps the
     /// sink alive (it is held weakly). `status` runs on the event loop and must not block.
     package func addPathChangeSink(_ sink: PathChangeSink, status: @escaping () -> JSON) {
-        core.state.pathChanges.addSink(sink)
+        core.state.pathChanges.register(sink, as: .notifier)
         core.state.notifyStatus = status
     }
 
@@ -353,6 +353,20 @@ package final class QMPServer: Service, @unchecked Sendable {
 
     /// The server's shared state; touch it only on `eventLoop`.
     package var state: ServerState { core.state }
+
+    // What other endpoints (metrics) read of the state, without the command layer; on
+    // `eventLoop` only, like `state`.
+
+    /// The source of truth served.
+    package var backend: ChannelSubsystemBackend { core.state.backend }
+    /// Guests and their vfio-ccw passthrough devices.
+    package var guests: Guests { core.state.guests }
+    /// The path-event subscriptions' totals, by granularity.
+    package var pathEventTotals: [PathEventGranularity: PathEventTotals] { core.state.pathEvents.totals() }
+    /// The path-change pipeline (to register a sink).
+    package var pathChanges: PathChangePublisher { core.state.pathChanges }
+    /// cssd's version (`query-version`'s, as text).
+    package static var version: String { CSSDVersion.string }
 
     /// Number of open connections (for tests and logs).
     package func connectionCount() async -> Int {

@@ -3,6 +3,7 @@
 
 import CSSBackend
 import NIOCore
+import PathChangePipeline
 import PathEvents
 import QMPCommands
 import QMPWire
@@ -90,8 +91,8 @@ package final class QMPSession: SessionControl {
 
     private var scanner: JSONScanner
     private var eventEncoder: PathEventEncoder
-    /// While a reply waits for its changes to become durable: the first of them. Its events
-    /// (and later ones) follow the reply.
+    /// While a reply waits for its changes to become durable: the first of them
+    /// (`DeferredWork.holdsEventsFrom`). Its events (and later ones) follow the reply.
     private var heldFrom: UInt64?
     /// Input not yet consumed: the tail of a partial value and/or unscanned bytes.
     private var pending: ByteBuffer?
@@ -139,9 +140,30 @@ package final class QMPSession: SessionControl {
     /// Called with each request for a command that may change state (not read-only: not
     /// `query-*`, not negotiation; unknown names included) and its outcome, once the reply is
     /// known (the audit log). Requests refused before dispatch (no command) are not passed.
-    package var audit: ((QMPRequest, Result<JSON, QMPError>) -> Void)?
-    /// The request whose reply waits for deferred work, for `audit`.
-    private var deferredRequest: QMPRequest?
+    package var audit: ((QMPRequest, Result<JSON, QMPError>) -> Void)? {
+        didSet { pipeline = Self.pipeline(audit: audit, observer: commandObserver) }
+    }
+    /// Told of every dispatched command (metrics); nil: nothing is measured.
+    package var commandObserver: CommandObserver? {
+        didSet { pipeline = Self.pipeline(audit: audit, observer: commandObserver) }
+    }
+    /// What runs around the dispatch of every command.
+    private var pipeline = QMPSession.pipeline(audit: nil, observer: nil)
+
+    /// The command pipeline, outermost first: the audit (outside the timing, which it is not
+    /// part of, and of the durable record, whose failure it logs), metrics (timing the
+    /// dispatch and the record's append), durability. The audit and the metrics are there
+    /// only when set: a request pays for no concern it does not have (reading the clock, and
+    /// an optional instant, cost 1-2 % per request).
+    private static func pipeline(
+        audit: ((QMPRequest, Result<JSON, QMPError>) -> Void)?, observer: CommandObserver?
+    ) -> CommandPipeline {
+        var middlewares: [CommandMiddleware] = []
+        if let audit { middlewares.append(AuditMiddleware(audit: audit)) }
+        if let observer { middlewares.append(MetricsMiddleware(observer: observer)) }
+        middlewares.append(DurabilityMiddleware())
+        return CommandPipeline(middlewares)
+    }
 
     /// Whether a reply waits for deferred work.
     package var isWaiting: Bool {
@@ -260,105 +282,21 @@ package final class QMPSession: SessionControl {
             return
         }
         let id = request.replyID
-        var readOnly = false
-        // The reply to write now; nil when it waits for deferred work (`completeDeferred`).
-        let result: Result<JSON, QMPError>?
-        if let observer = server.commandObserver {
-            // Timed only with an observer: reading the clock, and an optional instant (a
-            // resilient type, handled through its witnesses), cost 1-2 % per request.
-            let started = ContinuousClock.now
-            result = execute(request, value: value, id: id, readOnly: &readOnly)
-            // A deferred reply is counted at dispatch, as a success.
-            var error: QMPError.Class?
-            if case .failure(let failure)? = result { error = failure.errorClass }
-            observer.commandCompleted(request.command, error: error, duration: ContinuousClock.now - started)
-        } else {
-            result = execute(request, value: value, id: id, readOnly: &readOnly)
-        }
-        // Read-only commands (query-*, negotiation) are not audited: no call per query.
-        if let result {
-            if !readOnly { audit?(request, result) }
+        switch pipeline.handle(
+            CommandCall(request, server: server), context: CommandContext(server: server, session: self))
+        {
+        case .done(let result):
             reply(result, id: id, into: &output)
-        } else if !readOnly {
-            deferredRequest = request  // audited when its reply is known (`completeDeferred`)
-        }
-    }
-
-    /// Runs a checked request.
-    /// - Parameter readOnly: set to whether its command only reads (`Dispatcher.dispatch`).
-    /// - Returns: the reply to write now; nil when it waits for deferred work.
-    private func execute(_ request: QMPRequest, value: JSON, id: QMPReplyID, readOnly: inout Bool)
-        -> Result<JSON, QMPError>?
-    {
-        if let log = server.durability, log.records(request.command) {
-            return runDurably(request, text: value.serialized(), id: id, log: log, readOnly: &readOnly)
-        }
-        switch Dispatcher.dispatch(request, server: server, session: self, readOnly: &readOnly) {
-        case .success(.reply(let value)): return .success(value)
-        case .success(.deferred(let work)): return deferIfBlocking(work, id: id) ? nil : work.runInline()
-        case .failure(let error): return .failure(error)
-        }
-    }
-
-    /// Off the loop only with a loop to defer to and something that blocks: the reply is then
-    /// written by `completeDeferred`.
-    /// - Returns: whether the session now waits for `work`.
-    private func deferIfBlocking(_ work: DeferredWork, id: QMPReplyID) -> Bool {
-        guard deferralEnabled, let blocking = work.blocking, case .commandMode(let oob) = state else { return false }
-        state = .waiting(PendingReply(id: id, work: work, blocking: blocking, oob: oob))
-        return true
-    }
-
-    /// Runs a command that changes what cssd owns (`--state-dir`): under a clock fixed for
-    /// its run (its events' timestamp, kept with it), then records it and makes its reply wait
-    /// for the record to be durable, through the deferred-reply path (the wait runs off the
-    /// loop). Its events wait too (`heldFrom`, `deliverableThrough`). A command that fails, or
-    /// that deferred its own reply (a sysfs write), is not recorded.
-    /// - Returns: the reply to write now; nil when it waits for the record (or a sysfs write).
-    private func runDurably(
-        _ request: QMPRequest, text: String, id: QMPReplyID, log: DurableLog, readOnly: inout Bool
-    ) -> Result<JSON, QMPError>? {
-        let clock = server.clock
-        let time = clock()
-        server.clock = { time }
-        let before = server.pathChanges.lastSequence
-        var result: Result<JSON, QMPError>
-        switch Dispatcher.dispatch(request, server: server, session: self, readOnly: &readOnly) {
-        case .success(.reply(let value)): result = .success(value)
-        case .failure(let error): result = .failure(error)
-        case .success(.deferred(let work)):
-            if work.blocking != nil {
-                // A write that blocks (a sysfs write) changes the host, which stays the truth:
-                // not recorded.
-                server.clock = clock
-                return deferIfBlocking(work, id: id) ? nil : work.runInline()
+        case .waits(let work):
+            // Off the loop only with a loop to defer to: the reply is then written by
+            // `completeDeferred`. Without one (tests, the fuzzer) the work runs here.
+            guard deferralEnabled, let blocking = work.blocking, case .commandMode(let oob) = state else {
+                reply(work.runInline(), id: id, into: &output)
+                return
             }
-            result = work.runInline()  // the model's write: nothing blocks, it is recorded
+            state = .waiting(PendingReply(id: id, work: work, blocking: blocking, oob: oob))
+            heldFrom = work.holdsEventsFrom
         }
-        server.clock = clock
-        let after = server.pathChanges.lastSequence
-        guard case .success(let value) = result, deferralEnabled, case .commandMode(let oob) = state else {
-            if case .success = result {
-                // No loop to wait off (tests, the fuzzer): record and wait here.
-                let token = log.append(
-                    request: text, time: time, sequences: after > before ? (before + 1)...after : nil)
-                _ = log.waitUntilDurable(token)
-            }
-            return result
-        }
-        let token = log.append(
-            request: text, time: time, sequences: after > before ? (before + 1)...after : nil)
-        if after > before { heldFrom = before + 1 }
-        let work = DeferredWork(
-            blocking: { log.waitUntilDurable(token).map { nil } }, waitsOn: .durableRecord,
-            finish: { (outcome: DeferredWork.Outcome) throws(QMPError) -> JSON in
-                if case .failure(let error) = outcome {
-                    throw .generic("the change was made but could not be recorded in the state dir: \(error)")
-                }
-                return value
-            })
-        state = .waiting(PendingReply(id: id, work: work, blocking: work.blocking!, oob: oob))
-        return nil
     }
 
     /// Writes a command's reply.
@@ -418,8 +356,6 @@ package final class QMPSession: SessionControl {
         heldFrom = nil
         let result: Result<JSON, QMPError>
         do throws(QMPError) { result = .success(try pending.work.finish(outcome)) } catch { result = .failure(error) }
-        if let request = deferredRequest { audit?(request, result) }
-        deferredRequest = nil
         reply(result, id: pending.id, into: &output)
     }
 

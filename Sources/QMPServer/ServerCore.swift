@@ -6,6 +6,7 @@ import CSSModel
 import Logging
 import NIOCore
 import NIOPosix
+import PathChangePipeline
 import PathEvents
 import QMPCommands
 import QMPWire
@@ -36,7 +37,7 @@ final class ServerCore: @unchecked Sendable {
         self.state = state
         self.logger = logger
         self.limits = limits
-        state.pathChanges.addSink(self)
+        state.pathChanges.register(self, as: .connections)
         state.connectionReports = { [unowned self] in self.connections.values.map { $0.report() } }
     }
 

@@ -39,7 +39,7 @@ package struct QMPRequest {
     /// Sent as `exec-oob`.
     package let isOOB: Bool
     /// The whole request, which owns the members below.
-    let message: JSON
+    package let message: JSON
     let argumentsNode: UnsafeMutablePointer<json_t>?
     let idNode: UnsafeMutablePointer<json_t>?
 

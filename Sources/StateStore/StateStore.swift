@@ -7,8 +7,8 @@ import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import PathChangePipeline
 import PathEvents
-import QMPCommands
 import QMPSchema
 import QMPWire
 import SQLiteFiles
@@ -198,22 +198,23 @@ package final class StateStore: DurableLog, @unchecked Sendable {
         }
     }
 
-    /// The commands recorded for `backend`: those the schema marks `"changes"` (generated from
-    /// API/*.json at build time) with a state this backend's store keeps.
-    package static func recordedCommands(backend: BackendKind) -> Set<String> {
-        Set(CommandRegistry.changedState.filter { records($0.value, backend: backend) }.keys)
+    /// The commands recorded for `backend`: those of `changedState` (what the schema marks
+    /// `"changes"`: the command layer's `CommandRegistry.changedState`, generated from API/*.json
+    /// at build time) with a state this backend's store keeps.
+    package static func recordedCommands(backend: BackendKind, changedState: [String: ChangedState]) -> Set<String> {
+        Set(changedState.filter { records($0.value, backend: backend) }.keys)
     }
 
     private init(
         path: String, epoch: String, created: Bool, lastSequence: UInt64, backend: BackendKind,
-        options: Options, file: SQLiteFile, lock: StateDirLock
+        recorded: Set<String>, options: Options, file: SQLiteFile, lock: StateDirLock
     ) {
         self.path = path
         self.epoch = epoch
         self.created = created
         self.storedLastSequence = lastSequence
         self.backend = backend
-        self.recorded = Self.recordedCommands(backend: backend)
+        self.recorded = recorded
         self.journalCapacity = options.journalCapacity
         self.keepsHost = options.keepsHost
         self.snapshotEvery = options.snapshotEvery
@@ -254,12 +255,15 @@ package final class StateStore: DurableLog, @unchecked Sendable {
     ///     its devices come and go, and what changed is published at start instead
     ///     (`recordedHost`, `recordHostLayout`).
     ///   - backend: the backend's name; the model's state records model commands too.
+    ///   - changedState: what each command that changes state changes (the command layer's
+    ///     `CommandRegistry.changedState`); those this backend's store keeps are recorded.
     /// - Throws: `StateStoreError` for a dir that is not a directory or is read-only, one that
     ///   another cssd holds, a file that is not a cssd state database (corrupt, or something
     ///   else), another format, or another backend or (model) topology. Nothing is written
     ///   then, and the lock is let go.
     package static func open(
-        directory: String, fingerprint: String, backend: String, options: Options = Options()
+        directory: String, fingerprint: String, backend: String, changedState: [String: ChangedState],
+        options: Options = Options()
     ) throws(StateStoreError) -> StateStore {
         var isDirectory: ObjCBool = false
         let manager = FileManager.default
@@ -279,7 +283,8 @@ package final class StateStore: DurableLog, @unchecked Sendable {
         let lock = try StateDirLock.acquire(directory: directory)
         do {
             return try open(
-                directory: directory, fingerprint: fingerprint, backend: backend, options: options, lock: lock)
+                directory: directory, fingerprint: fingerprint, backend: backend, changedState: changedState,
+                options: options, lock: lock)
         } catch {
             lock.release()
             throw error
@@ -287,7 +292,8 @@ package final class StateStore: DurableLog, @unchecked Sendable {
     }
 
     private static func open(
-        directory: String, fingerprint: String, backend: String, options: Options, lock: StateDirLock
+        directory: String, fingerprint: String, backend: String, changedState: [String: ChangedState],
+        options: Options, lock: StateDirLock
     ) throws(StateStoreError) -> StateStore {
         let path = directory + "/state.sqlite"
         if FileManager.default.fileExists(atPath: path) && access(path, R_OK | W_OK) != 0 {
@@ -303,7 +309,7 @@ package final class StateStore: DurableLog, @unchecked Sendable {
                     try createTables(connection, from: nil)
                     for (key, value) in [
                         ("format", format), ("backend", backend), ("fingerprint", fingerprint),
-                        ("epoch", ServerState.newEpoch()), ("last_sequence", "0"),
+                        ("epoch", PathEventJournal.newEpoch()), ("last_sequence", "0"),
                     ] {
                         _ = try rows(
                             connection, "INSERT INTO meta (key, value) VALUES (?, ?)", [.text(key), .text(value)])
@@ -328,7 +334,8 @@ package final class StateStore: DurableLog, @unchecked Sendable {
             }
             let store = StateStore(
                 path: path, epoch: meta["epoch"]!, created: created, lastSequence: UInt64(meta["last_sequence"]!)!,
-                backend: kind, options: options, file: file, lock: lock)
+                backend: kind, recorded: recordedCommands(backend: kind, changedState: changedState), options: options,
+                file: file, lock: lock)
             try store.readPositions()
             return store
         } catch let error as StateStoreError {
@@ -773,14 +780,11 @@ package final class StateStore: DurableLog, @unchecked Sendable {
     }
 
     /// Replays the recorded commands after the snapshot (all of them without one), in order,
-    /// each under its own clock, through `server`'s handlers (call before the server runs, with
-    /// `server.durability` not yet set).
-    package func restore(into server: ServerState) throws(StateStoreError) -> Restored {
-        precondition(server.durability == nil, "restore before recording")
+    /// each at its own time, through `replayer` (the server's handlers; call before the server
+    /// runs, with its durable log not yet set).
+    package func restore(into replayer: CommandReplayer) throws(StateStoreError) -> Restored {
+        precondition(!replayer.isRecording, "restore before recording")
         var restored = Restored()
-        let session = ReplaySession()
-        let clock = server.clock
-        defer { server.clock = clock }
         var after = Int(snapshotThrough)
         while true {
             let page: [SQLiteRow]
@@ -799,32 +803,18 @@ package final class StateStore: DurableLog, @unchecked Sendable {
             defer { restored.replaying += ContinuousClock.now - replayStart }
             for row in page {
                 after = row.column("id")!.integer!
-                guard let text = row.column("request")?.string, let request = JSON.parse(text) else {
-                    throw StateStoreError("\(path): record \(after) is not a JSON request (corrupt)")
-                }
                 let time = EventTime(
                     seconds: row.column("seconds")!.integer!, microseconds: row.column("microseconds")!.integer!)
-                server.clock = { time }
-                switch QMPRequest.check(request, oobEnabled: true) {
-                case .success(let checked):
-                    // Only replies and the model's writes (no blocking part) were recorded: a
-                    // deferred outcome runs here, inline.
-                    let result: Result<JSON, QMPError>
-                    switch Dispatcher.dispatch(checked, server: server, session: session) {
-                    case .success(.reply(let value)): result = .success(value)
-                    case .success(.deferred(let work)): result = work.runInline()
-                    case .failure(let error): result = .failure(error)
-                    }
-                    if case .failure(let error) = result {
-                        restored.failed.append("\(text): \(error.desc)")
-                    }
-                case .failure(let rejection):
-                    restored.failed.append("\(text): \(rejection.desc)")
+                let text = row.column("request")?.string
+                switch text.map({ replayer.replay(request: $0, at: time) }) ?? .notJSON {
+                case .succeeded: break
+                case .failed(let why): restored.failed.append("\(text!): \(why)")
+                case .notJSON: throw StateStoreError("\(path): record \(after) is not a JSON request (corrupt)")
                 }
                 restored.commands += 1
             }
         }
-        restored.lastSequence = server.pathChanges.lastSequence
+        restored.lastSequence = replayer.lastPublishedSequence
         // The replayed tail is still in the log: the next snapshot (periodic, or at a clean stop)
         // counts it.
         pending.withLockedValue { $0.commandsSinceSnapshot = restored.commands }
@@ -1051,11 +1041,7 @@ extension StateStore: PathChangeSink {
     /// but its sequence number is kept: its events wait until that is durable, so the number is
     /// never given again after a crash. With the model the session records the commands.
     package func pathChangePublished(_ published: PublishedPathChange) {
-        let journaled =
-            journalCapacity > 0 || keepsHost
-            ? JournaledPathChange(
-                sequence: published.sequence, change: published.change, kind: published.kind, time: published.time,
-                guests: published.guests) : nil
+        let journaled = journalCapacity > 0 || keepsHost ? published.journaled : nil
         let token = append(
             Record(
                 token: 0, request: nil, time: published.time, sequences: published.sequence...published.sequence,
@@ -1078,12 +1064,4 @@ extension StateStore: PathChangeSink {
             return token
         }
     }
-}
-
-/// The session the replay runs commands in: negotiated, read-write (deferred outcomes run inline).
-final class ReplaySession: SessionControl {
-    var isNegotiated: Bool { true }
-    var isReadOnly: Bool { false }
-    var connectionID: Int { ConnectionNumber.replay }
-    func enterCommandMode(oob: Bool) {}
 }

@@ -2,6 +2,7 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import CSSModel
+import PathChangePipeline
 import PathEvents
 import Prometheus
 import QMPCommands
@@ -33,7 +34,9 @@ import VFIOCCW
             backend: nil, guests: try Guests(topology: .embeddedDefault, host: subsystem))
         let registry = PrometheusCollectorRegistry()
         let collector = MetricsCollector(registry: registry, version: "9.9.9", backend: state.backend.name)
-        collector.collect(state)
+        collector.collect(
+            subsystem: state.subsystem, backend: state.backend, pathEvents: state.pathEvents.totals(),
+            guests: state.guests)
         var now = Self.samples(registry)
         #expect(now[#"cssd_build_info{version="9.9.9"}"#] == 1)
         #expect(now[#"cssd_backend_info{backend="model"}"#] == 1)
@@ -51,12 +54,14 @@ import VFIOCCW
 
         _ = try state.backend.configurePath(Self.chp("0.60"), to: .standby)
         _ = try state.backend.varyPath(Self.chp("0.40"), to: .offline)
-        state.pathChanges.addSink(collector)
+        state.pathChanges.register(collector, as: .metrics)
         state.pathChanges.publish(
             try state.backend.configurePath(Self.chp("0.41"), to: .standby), as: .standby,
             cause: .command(connection: 1))
         try state.guests.setStrategy(.perDevice, of: "guest1")
-        collector.collect(state)
+        collector.collect(
+            subsystem: state.subsystem, backend: state.backend, pathEvents: state.pathEvents.totals(),
+            guests: state.guests)
         now = Self.samples(registry)
         #expect(now[#"cssd_chpid_configure_state{chpid="0.60",state="standby"}"#] == 1)
         #expect(now[#"cssd_chpid_configure_state{chpid="0.60",state="configured"}"#] == 0)

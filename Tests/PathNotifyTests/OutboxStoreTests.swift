@@ -4,6 +4,7 @@
 import CSSModel
 import Foundation
 import Logging
+import PathChangePipeline
 import PathEvents
 import QMPCommands
 import TestSupport

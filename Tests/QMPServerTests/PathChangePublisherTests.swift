@@ -8,6 +8,7 @@ import LinuxSysfs
 import Logging
 import NIOCore
 import NIOEmbedded
+import PathChangePipeline
 import PathEvents
 import QMPCommands
 import QMPWire
@@ -73,7 +74,7 @@ private final class Pipeline {
         try guests.setStrategy(strategy, of: "guest1")
         server = try ServerState.standard(backend: backend ?? ModelBackend(host), guests: guests)
         server.clock = { EventTime(seconds: 7, microseconds: 8) }
-        server.pathChanges.addSink(sink)
+        server.pathChanges.register(sink, as: .metrics)
         session = QMPSession(server: server)
         try session.writeGreeting(into: &output)
         _ = execute(#"{"execute":"qmp_capabilities"}"#)
@@ -176,11 +177,11 @@ struct PathChangePublisherTests {
         #expect(guestEvents[0]["timestamp"]?["seconds"]?.intValue == published.time.seconds)
     }
 
-    @Test("sinks are told in the order added, and a sink nobody holds any more is not")
+    @Test("a sink nobody holds any more is not told")
     func sinksAreHeldWeakly() throws {
         let pipeline = try Pipeline()
         var second: RecordingSink? = RecordingSink()
-        pipeline.server.pathChanges.addSink(second!)
+        pipeline.server.pathChanges.register(second!, as: .notifier)
         _ = pipeline.execute(#"{"execute":"vary-path","arguments":{"chpid":"0.40","state":"offline"}}"#)
         #expect(pipeline.sink.published.count == 1 && second!.published.count == 1)
         second = nil
@@ -216,7 +217,7 @@ struct PathChangePublisherTests {
         let backend = try SysfsBackend(root: tree.root)
         let state = try ServerState.standard(backend: backend)
         let sink = RecordingSink()
-        state.pathChanges.addSink(sink)
+        state.pathChanges.register(sink, as: .metrics)
         let loop = EmbeddedEventLoop()
         let core = ServerCore(loop: loop, state: state, logger: Logger(label: "test"))
         defer { try? core.threads.syncShutdown() }
@@ -229,4 +230,46 @@ struct PathChangePublisherTests {
         #expect(sink.published.first?.cause == .observed(backend: "linux-sysfs"))
         #expect(sink.published.first?.change.affected.map(\.pam) == [0])
     }
+
+    @Test("sinks hear a change in the documented order of their roles, whatever order they were registered in")
+    func sinksHearInRoleOrder() throws {
+        // The documented order (API/path-change-pipeline.md), spelled out: a reordering of
+        // `PathChangeSinkRole` must change the document and this line with it.
+        let documented: [PathChangeSinkRole] = [.journal, .connections, .stateStore, .notifier, .metrics]
+        #expect(PathChangeSinkRole.allCases == documented)
+        let state = try ServerState.standard()
+        // Which role heard, and whether the journal held the change by then.
+        var heard: [(PathChangeSinkRole, Bool)] = []
+        let sinks = [PathChangeSinkRole.metrics, .notifier, .stateStore].map { role in
+            CallbackSink { published in heard.append((role, state.journal.newest == published.sequence)) }
+        }
+        // Registered last-first, with the journal (the server state's) before them and the
+        // connections (the network layer's) in between.
+        state.pathChanges.register(sinks[0], as: .metrics)
+        state.pathChanges.register(sinks[1], as: .notifier)
+        let loop = EmbeddedEventLoop()
+        let core = ServerCore(loop: loop, state: state, logger: Logger(label: "test"))
+        defer { try? core.threads.syncShutdown() }
+        state.pathChanges.register(sinks[2], as: .stateStore)
+        #expect(state.pathChanges.sinkRoles == documented)
+        let session = QMPSession(server: state)
+        var output = ByteBuffer()
+        try session.writeGreeting(into: &output)
+        var input = ByteBuffer(
+            string:
+                #"{"execute":"qmp_capabilities"}{"execute":"vary-path","arguments":{"chpid":"0.40","state":"offline"}}"#
+        )
+        _ = session.receive(&input, into: &output, budget: .max)
+        #expect(heard.map(\.0) == [.stateStore, .notifier, .metrics])
+        #expect(heard.allSatisfy { $0.1 })
+        #expect(String(buffer: output).contains(#"{"return": {}}"#))
+        withExtendedLifetime(sinks) {}
+    }
+}
+
+/// Calls `heard` with every published change.
+private final class CallbackSink: PathChangeSink {
+    let heard: (PublishedPathChange) -> Void
+    init(_ heard: @escaping (PublishedPathChange) -> Void) { self.heard = heard }
+    func pathChangePublished(_ published: PublishedPathChange) { heard(published) }
 }

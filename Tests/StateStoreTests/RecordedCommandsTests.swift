@@ -4,6 +4,7 @@
 import CSSBackend
 import CSSModel
 import Foundation
+import PathChangePipeline
 import PathEvents
 import QMPCommands
 import QMPSchema
@@ -54,7 +55,8 @@ private final class ModelDaemon {
         let subsystem = try Subsystem(topology: .embeddedDefault)
         store = try StateStore.open(
             directory: directory, fingerprint: StateStore.fingerprint(of: subsystem, backend: "model"),
-            backend: "model", options: StateStore.Options(journalCapacity: 1000, snapshotEvery: 0))
+            backend: "model", changedState: CommandRegistry.changedState,
+            options: StateStore.Options(journalCapacity: 1000, snapshotEvery: 0))
         backend = ModelBackend(subsystem)
         var guests = try Guests(topology: .embeddedDefault, host: subsystem)
         snapshot = try store.loadSnapshot(model: backend.subsystem)
@@ -68,7 +70,7 @@ private final class ModelDaemon {
             options: ServerOptions(conditions: conditions), backend: backend, guests: guests, journal: journal)
         restored = try store.restore(into: state)
         state.durability = store
-        state.pathChanges.addSink(store)
+        state.pathChanges.register(store, as: .stateStore)
     }
 
     var owned: Owned {
@@ -224,7 +226,9 @@ private func crashImage(of directory: String) throws -> String {
     @Test func aRealHostsStoreRecordsOnlyWhatCSSDOwnsThere() {
         let guests = Set(CommandRegistry.changedState.filter { $0.value == .guests }.keys)
         #expect(guests.contains("guest-store-subchannel"))
-        #expect(StateStore.recordedCommands(backend: .linuxSysfs) == guests)
-        #expect(StateStore.recordedCommands(backend: .model) == Set(CommandRegistry.changedState.keys))
+        #expect(StateStore.recordedCommands(backend: .linuxSysfs, changedState: CommandRegistry.changedState) == guests)
+        #expect(
+            StateStore.recordedCommands(backend: .model, changedState: CommandRegistry.changedState)
+                == Set(CommandRegistry.changedState.keys))
     }
 }

@@ -5,6 +5,7 @@ import CSSBackend
 import Foundation
 import NIOConcurrencyHelpers
 import NIOPosix
+import PathChangePipeline
 import PathEvents
 import QMPCommands
 import QMPWire
@@ -39,6 +40,7 @@ private final class Started {
         let fingerprint = StateStore.fingerprint(of: subsystem, backend: "model")
         store = try StateStore.open(
             directory: directory, fingerprint: fingerprint, backend: "model",
+            changedState: CommandRegistry.changedState,
             options: StateStore.Options(journalCapacity: journal, snapshotEvery: snapshotEvery))
         backend = ModelBackend(subsystem)
         var guests = try Guests(topology: .embeddedDefault, host: subsystem)
@@ -51,7 +53,7 @@ private final class Started {
         state = try ServerState.standard(backend: backend, guests: guests, journal: journal)
         restored = try store.restore(into: state)
         state.durability = store
-        state.pathChanges.addSink(store)
+        state.pathChanges.register(store, as: .stateStore)
         store.capture = { [state, backend] in
             StateStore.Captured(
                 model: backend.subsystem, guests: state.guests, lastSequence: state.pathChanges.lastSequence)

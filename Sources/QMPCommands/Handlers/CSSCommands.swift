@@ -3,6 +3,7 @@
 
 import CSSBackend
 import CSSModel
+import PathChangePipeline
 import PathEvents
 import QMPWire
 
@@ -73,9 +74,7 @@ enum CSSCommands {
         let server = context.server
         let result = try backendCall { () throws(BackendError) in try server.backend.resetChannelPath(id) }
         if result.cc == 0, let path = server.subsystem.channelPath(id) {
-            server.pathChanges.publish(
-                PathChange(resetOf: path, crws: result.crws), as: .reset,
-                cause: .command(connection: context.session.connectionID))
+            context.publish(PathChange(resetOf: path, crws: result.crws), as: .reset)
         }
         return .reply(ConditionCodeReply(cc: result.cc).json)
     }
@@ -278,7 +277,7 @@ enum CSSCommands {
         _ kind: PathEventChange, _ context: CommandContext, _ operation: () throws(BackendError) -> PathChange
     ) throws(QMPError) -> CommandOutcome {
         let change = try backendCall(operation)
-        context.server.pathChanges.publish(change, as: kind, cause: .command(connection: context.session.connectionID))
+        context.publish(change, as: kind)
         return .reply(changeReply(change))
     }
 
@@ -299,13 +298,11 @@ enum CSSCommands {
         let backend = context.server.backend
         let write = try backendCall { () throws(BackendError) in try plan(backend) }
         let server = context.server
-        let publisher = context.server.pathChanges
-        let cause = PathChangeCause.command(connection: context.session.connectionID)
         return .deferred(
             DeferredWork(blocking: write.perform) { (outcome) throws(QMPError) in
                 if case .success(let reading?) = outcome { server.applyObserved(reading) }
                 let change = try backendCall { () throws(BackendError) in try backend.completeWrite(write, outcome) }
-                publisher.publish(change, as: kind, cause: cause)
+                context.publish(change, as: kind)
                 return changeReply(change)
             })
     }

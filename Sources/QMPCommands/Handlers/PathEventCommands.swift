@@ -38,7 +38,7 @@ enum PathEventCommands {
         do throws(PathEventHub.HubError) {
             let id = try server.pathEvents.subscribe(
                 owner: context.session.connectionID, filter: filter, queueLimit: limit, resume: resume,
-                at: server.clock())
+                at: context.now())
             return .reply(PathEventSubscribedReply(subscription: id).json)
         } catch {
             switch error {

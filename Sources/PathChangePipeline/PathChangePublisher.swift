@@ -20,30 +20,31 @@ package enum PathChangeCause: Hashable, Sendable {
 /// Sinks (the server waking connections, metrics counters, an event journal, a broker) read
 /// it and keep what they need; it is a value, so a sink may hand it to another thread.
 package struct PublishedPathChange: Hashable, Sendable {
-    /// Publication order: one more than the change before (the first of an epoch is 1); the
-    /// events' `sequence`, and the journal's key.
-    package let sequence: UInt64
-    /// The change as the backend reported it: the path before and after, the affected
-    /// subchannels with their new masks, the machine's CRWs.
-    package let change: PathChange
-    /// What happened (the events' `change`).
-    package let kind: PathEventChange
+    /// The change as journals keep it (the event journal, the state dir's), built once here
+    /// rather than by each journaling sink.
+    package let journaled: JournaledPathChange
     package let cause: PathChangeCause
-    /// When it was published: the timestamp of its events.
-    package let time: EventTime
-    /// What it did to each guest reached (vfio-ccw), in guest-name order; empty for a reset.
-    package let guests: [GuestPathChange]
     /// The subscriptions and connections that got events from it.
     package let reached: PathEventFanOut
+
+    /// Publication order: one more than the change before (the first of an epoch is 1); the
+    /// events' `sequence`, and the journal's key.
+    package var sequence: UInt64 { journaled.sequence }
+    /// The change as the backend reported it: the path before and after, the affected
+    /// subchannels with their new masks, the machine's CRWs.
+    package var change: PathChange { journaled.change }
+    /// What happened (the events' `change`).
+    package var kind: PathEventChange { journaled.kind }
+    /// When it was published: the timestamp of its events.
+    package var time: EventTime { journaled.time }
+    /// What it did to each guest reached (vfio-ccw), in guest-name order; empty for a reset.
+    package var guests: [GuestPathChange] { journaled.guests }
 }
 
 extension PathEventJournal: PathChangeSink {
     /// Keeps the change (the journal is one of the publisher's sinks).
     package func pathChangePublished(_ published: PublishedPathChange) {
-        append(
-            JournaledPathChange(
-                sequence: published.sequence, change: published.change, kind: published.kind, time: published.time,
-                guests: published.guests))
+        append(published.journaled)
     }
 }
 
@@ -55,13 +56,44 @@ package protocol PathChangeSink: AnyObject {
     func pathChangePublished(_ published: PublishedPathChange)
 }
 
+/// The sinks of the pipeline, by role, in the order they are told of a change (the order of
+/// the cases; API/path-change-pipeline.md states it). One sink per role. Registering in any
+/// order gives this order, so where a sink is created does not decide when it hears.
+package enum PathChangeSinkRole: Int, CaseIterable, Comparable, Sendable, CustomStringConvertible {
+    /// The event journal (`PathEventJournal`): first, so that every later sink (and a
+    /// subscription resuming from a sequence number) finds the change in it.
+    case journal
+    /// The network layer (`ServerCore`): wakes the connections whose subscriptions got events.
+    case connections
+    /// The state dir (`StateStore`, `--state-dir`): records the change; its events are held
+    /// until that record is durable.
+    case stateStore
+    /// The broker publisher (`PathNotifier`, `--notify`): after the state dir, whose
+    /// committed sequence decides what it may publish.
+    case notifier
+    /// The Prometheus counters (`MetricsCollector`, `--metrics`): counts only, last.
+    case metrics
+
+    package static func < (lhs: Self, rhs: Self) -> Bool { lhs.rawValue < rhs.rawValue }
+
+    package var description: String {
+        switch self {
+        case .journal: return "journal"
+        case .connections: return "connections"
+        case .stateStore: return "state-store"
+        case .notifier: return "notifier"
+        case .metrics: return "metrics"
+        }
+    }
+}
+
 /// The one way a path change becomes known: every source (commands, reset-channel-path, the
 /// observed backend's refresh) calls `publish`, which
 /// 1. carries the change to the guests (`Guests.hostPathChanged`, each by its strategy; the new
 ///    masks travel with the change, so no guest re-reads a SCHIB),
 /// 2. queues the events for every subscription that wants them (`PathEventHub.publish`), with
 ///    the guest changes, under one timestamp,
-/// 3. hands the result to each sink once, in the order they were added.
+/// 3. hands the result to each sink once, in the order of their roles (`PathChangeSinkRole`).
 ///
 /// It owns the two pure models it feeds (the subscriptions and the guests) and the clock; it
 /// lives on the server's event loop, like `ServerState`, which holds it. Cost: the models'
@@ -72,13 +104,15 @@ package final class PathChangePublisher {
     package var hub: PathEventHub
     /// Guests and their vfio-ccw passthrough devices.
     package var guests: Guests
-    /// Event timestamps (tests may fix it).
+    /// Event timestamps where the publisher is given none (tests may fix it).
     package var clock: () -> EventTime
+    /// Sorted by role.
     private var sinks: [WeakSink] = []
     /// The sequence number of the last change published (0: none yet in this epoch).
     package private(set) var lastSequence: UInt64
 
     private struct WeakSink {
+        let role: PathChangeSinkRole
         weak var sink: PathChangeSink?
     }
 
@@ -96,12 +130,20 @@ package final class PathChangePublisher {
         self.lastSequence = lastSequence
     }
 
-    /// Adds a sink. Sinks are held weakly (the server owns its connections' sink, and a sink
-    /// that goes away simply stops hearing): the caller keeps it alive.
-    package func addSink(_ sink: PathChangeSink) {
+    /// Registers the sink of `role`; it hears every change published from now on, in its
+    /// role's place (`PathChangeSinkRole`), whenever it was registered. Sinks are held weakly
+    /// (the server owns its connections' sink, and a sink that goes away simply stops
+    /// hearing): the caller keeps it alive.
+    /// - Precondition: no live sink holds `role` (one sink per role).
+    package func register(_ sink: PathChangeSink, as role: PathChangeSinkRole) {
         sinks.removeAll { $0.sink == nil }
-        sinks.append(WeakSink(sink: sink))
+        precondition(!sinks.contains { $0.role == role }, "a path-change sink is already registered as \(role)")
+        let index = sinks.firstIndex { $0.role > role } ?? sinks.endIndex
+        sinks.insert(WeakSink(role: role, sink: sink), at: index)
     }
+
+    /// The roles of the live sinks, in the order they are told of a change.
+    package var sinkRoles: [PathChangeSinkRole] { sinks.compactMap { $0.sink == nil ? nil : $0.role } }
 
     /// Publishes one change (see the type). A change that altered nothing (no path state, no
     /// mask, no CRW, and not a reset) is not published: no guest, subscription or sink hears
@@ -110,19 +152,23 @@ package final class PathChangePublisher {
     ///   - change: what the backend reported; a reset is `PathChange(resetOf:crws:)`.
     ///   - kind: what happened; `.reset` for RCHP.
     ///   - cause: where it came from.
+    ///   - time: its events' timestamp: the command's (`CommandContext.time`, fixed while a
+    ///     recorded command or a replay runs); nil: `clock()` now.
     /// - Returns: what was published, or nil when nothing was.
     @discardableResult
-    package func publish(_ change: PathChange, as kind: PathEventChange, cause: PathChangeCause) -> PublishedPathChange?
-    {
+    package func publish(
+        _ change: PathChange, as kind: PathEventChange, cause: PathChangeCause, at time: EventTime? = nil
+    ) -> PublishedPathChange? {
         guard kind == .reset || !change.altersNothing else { return nil }
-        let time = clock()
+        let time = time ?? clock()
         let reachedGuests = guests.hostPathChanged(change, as: kind)
         let sequence = lastSequence + 1
         let reached = hub.publish(change, as: kind, at: time, guests: reachedGuests, sequence: sequence)
         lastSequence = sequence
         let published = PublishedPathChange(
-            sequence: sequence, change: change, kind: kind, cause: cause, time: time, guests: reachedGuests,
-            reached: reached)
+            journaled: JournaledPathChange(
+                sequence: sequence, change: change, kind: kind, time: time, guests: reachedGuests),
+            cause: cause, reached: reached)
         for entry in sinks { entry.sink?.pathChangePublished(published) }
         return published
     }

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 // cssd: QMP control server for the s390 channel subsystem.
 
+import QMPWire
+
 /// Told of every command a session dispatched (metrics); a request whose envelope is refused
 /// before dispatch (no `execute`, a stray member) is not a command and is not reported. Called
 /// on the server's event loop, right after the dispatch, so it must return quickly and never
