@@ -169,6 +169,30 @@ def test_a_database_with_tables_of_its_own_is_still_refused(short_tmp):
     assert status == 1 and "not a cssd state database" in err, err
 
 
+def _first_start(sock: str, state: str) -> subprocess.Popen:
+    """cssd starting on a new state dir, its output discarded (it is killed at some moment)."""
+    return subprocess.Popen([cssd_binary(), "--qmp", f"unix:{sock}", "--state-dir", state],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+
+
+def _kill_then_start_again(workdir: str, proc: subprocess.Popen, state: str, outcomes: dict,
+                           then_vary: bool) -> None:
+    """SIGKILLs `proc`, counts what it left (a store or nothing), and checks that the next start
+    on the same dir works (and, with `then_vary`, records a change)."""
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    outcomes["store" if os.path.exists(os.path.join(state, "state.sqlite")) else "nothing"] += 1
+    server = start_cssd(workdir, "--state-dir", state)
+    try:
+        log = server.log_tail()
+        assert "state dir created" in log or "state restored" in log, log
+        if then_vary:
+            vary(Client(server.sock), "0.40", "offline")
+    finally:
+        assert server.stop() == 0
+
+
 def test_sigkill_at_random_moments_of_a_first_start_leaves_nothing_or_a_valid_store(short_tmp):
     rng = random.Random(20)
     # How long a first start takes here (until it listens), to spread the kills over it.
@@ -180,28 +204,15 @@ def test_sigkill_at_random_moments_of_a_first_start_leaves_nothing_or_a_valid_st
     for round_ in range(12):
         state = os.path.join(short_tmp, f"s{round_}")
         sock = os.path.join(short_tmp, f"k{round_}.sock")
-        proc = subprocess.Popen([cssd_binary(), "--qmp", f"unix:{sock}", "--state-dir", state],
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True)
+        proc = _first_start(sock, state)
         time.sleep(rng.uniform(0, took))
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        outcomes["store" if os.path.exists(os.path.join(state, "state.sqlite")) else "nothing"] += 1
-        server = start_cssd(short_tmp, "--state-dir", state)
-        try:
-            log = server.log_tail()
-            assert "state dir created" in log or "state restored" in log, log
-            vary(Client(server.sock), "0.40", "offline")
-        finally:
-            assert server.stop() == 0
+        _kill_then_start_again(short_tmp, proc, state, outcomes, then_vary=True)
     # And right when a database file appears in the dir (the moment a store being created is
     # most likely to be half made), a few microseconds to a millisecond later.
     for round_ in range(6):
         state = os.path.join(short_tmp, f"a{round_}")
         sock = os.path.join(short_tmp, f"a{round_}.sock")
-        proc = subprocess.Popen([cssd_binary(), "--qmp", f"unix:{sock}", "--state-dir", state],
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True)
+        proc = _first_start(sock, state)
         deadline = time.monotonic() + 60
         while proc.poll() is None and time.monotonic() < deadline:
             try:
@@ -210,15 +221,7 @@ def test_sigkill_at_random_moments_of_a_first_start_leaves_nothing_or_a_valid_st
             except FileNotFoundError:
                 pass
         time.sleep(rng.uniform(0, 0.001))
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        outcomes["store" if os.path.exists(os.path.join(state, "state.sqlite")) else "nothing"] += 1
-        server = start_cssd(short_tmp, "--state-dir", state)
-        try:
-            log = server.log_tail()
-            assert "state dir created" in log or "state restored" in log, log
-        finally:
-            assert server.stop() == 0
+        _kill_then_start_again(short_tmp, proc, state, outcomes, then_vary=False)
     print("after SIGKILL:", outcomes)
 
 
