@@ -1,7 +1,8 @@
 // swift-tools-version:6.0
 //
 // cssd: a QMP control server for the s390 channel subsystem.
-// Dependencies run one way: wire -> CJansson, NIOCore; schema -> wire; commands -> schema;
+// Dependencies run one way: JSON values -> CJansson; wire -> JSON values, NIOCore; schema -> wire;
+// commands -> schema;
 // server -> commands, NIOPosix; executables -> server. Transport (socket addresses) needs
 // only libc: the server and cssctl share it.
 import PackageDescription
@@ -44,10 +45,14 @@ let package = Package(
             pkgConfig: "librabbitmq",
             providers: [.apt(["librabbitmq-dev"])]
         ),
-        // Framing of the incoming byte stream, JSON values, reply encoding.
+        // Plain JSON values (jansson's, the only target that imports CJansson): building, reading,
+        // strict parsing of documents and compact text. Files (topology, authz, outbox), the
+        // notifier and the wire all use these.
+        .target(name: "JSONValues", dependencies: ["CJansson"], swiftSettings: fuzzFlags),
+        // Framing of the incoming byte stream, QEMU's JSON dialect, requests, reply encoding.
         .target(
             name: "QMPWire",
-            dependencies: ["CJansson", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["JSONValues", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: fuzzFlags
         ),
         // QMP socket addresses (unix:PATH, tcp:HOST:PORT) and connecting to them: shared by
@@ -56,7 +61,7 @@ let package = Package(
         // The API/ schema: loading, argument validation, introspection, docs.
         .target(
             name: "QMPSchema",
-            dependencies: ["QMPWire"],
+            dependencies: ["JSONValues", "QMPWire"],
             swiftSettings: fuzzFlags,
             plugins: ["EmbedAPI"]
         ),
@@ -64,7 +69,7 @@ let package = Package(
         // name the line or field.
         .target(
             name: "TopologyFile",
-            dependencies: ["CSSModel", "QMPWire"]
+            dependencies: ["CSSModel", "JSONValues"]
         ),
         // The path-change pipeline: the publisher every source of path changes goes through, its
         // sinks (by role, in a documented order), the published change, the durable log and the
@@ -79,7 +84,8 @@ let package = Package(
         .target(
             name: "QMPCommands",
             dependencies: [
-                "QMPSchema", "QMPWire", "CSSModel", "PathEvents", "CSSBackend", "VFIOCCW", "PathChangePipeline",
+                "QMPSchema", "QMPWire", "JSONValues", "CSSModel", "PathEvents", "CSSBackend", "VFIOCCW",
+                "PathChangePipeline",
             ],
             swiftSettings: fuzzFlags,
             plugins: ["EmbedAPI"]
@@ -90,7 +96,7 @@ let package = Package(
         .target(
             name: "ServerSecurity",
             dependencies: [
-                "QMPWire",
+                "JSONValues",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -107,14 +113,11 @@ let package = Package(
         .target(
             name: "QMPServer",
             dependencies: [
-                "QMPCommands", "QMPSchema", "QMPWire", "QMPTransport", "PathEvents", "CSSBackend", "VFIOCCW",
-                "ServerSecurity",
-                "PathChangePipeline",
+                "QMPCommands", "QMPWire", "JSONValues", "QMPTransport", "PathEvents", "CSSModel", "CSSBackend",
+                "VFIOCCW", "ServerSecurity", "PathChangePipeline",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-                .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -129,14 +132,13 @@ let package = Package(
         .target(
             name: "CSSDMetrics",
             dependencies: [
-                "QMPServer", "QMPWire", "CSSModel", "CSSBackend", "PathEvents", "VFIOCCW", "PathChangePipeline",
-                "ServerSecurity",
+                "QMPServer", "QMPSchema", "QMPWire", "CSSModel", "CSSBackend", "PathEvents", "VFIOCCW",
+                "PathChangePipeline", "ServerSecurity",
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
-                .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -146,7 +148,7 @@ let package = Package(
         .target(
             name: "PathNotify",
             dependencies: [
-                "CRabbitMQ", "PathChangePipeline", "QMPWire", "PathEvents", "CSSModel", "VFIOCCW", "SQLiteFiles",
+                "CRabbitMQ", "PathChangePipeline", "JSONValues", "PathEvents", "CSSModel", "VFIOCCW", "SQLiteFiles",
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -182,7 +184,7 @@ let package = Package(
         .executableTarget(
             name: "cssctl",
             dependencies: [
-                "QMPWire", "QMPSchema", "QMPTransport", "TopologyFile", "CSSModel",
+                "QMPWire", "JSONValues", "QMPSchema", "QMPTransport", "TopologyFile", "CSSModel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -194,7 +196,7 @@ let package = Package(
         .target(
             name: "QMPFuzzSupport",
             dependencies: [
-                "QMPServer", "QMPCommands", "QMPWire", "CSSBackend", "CSSModel", "VFIOCCW",
+                "QMPServer", "QMPCommands", "QMPWire", "JSONValues", "CSSBackend", "CSSModel", "VFIOCCW",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: fuzzFlags
@@ -210,8 +212,7 @@ let package = Package(
         .target(
             name: "StateStore",
             dependencies: [
-                "PathChangePipeline", "QMPSchema", "CSSModel", "CSSBackend", "PathEvents", "VFIOCCW", "QMPWire",
-                "SQLiteFiles",
+                "PathChangePipeline", "QMPSchema", "CSSModel", "CSSBackend", "PathEvents", "VFIOCCW", "SQLiteFiles",
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -248,25 +249,26 @@ let package = Package(
         .testTarget(
             name: "QMPWireTests",
             dependencies: [
-                "QMPWire", .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOEmbedded", package: "swift-nio"),
+                "QMPWire", "JSONValues", .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),
             ]
         ),
-        .testTarget(name: "TopologyFileTests", dependencies: ["TestSupport", "TopologyFile", "CSSModel", "QMPWire"]),
+        .testTarget(
+            name: "TopologyFileTests", dependencies: ["TestSupport", "TopologyFile", "CSSModel", "JSONValues"]),
         .testTarget(name: "QMPTransportTests", dependencies: ["TestSupport", "QMPTransport"]),
         // The plugin embeds API/*.json's text here: a test checks the compiled schema against it.
         .testTarget(
-            name: "QMPSchemaTests", dependencies: ["TestSupport", "QMPSchema", "QMPWire"], plugins: ["EmbedAPI"]),
+            name: "QMPSchemaTests", dependencies: ["TestSupport", "QMPSchema", "QMPWire", "JSONValues"],
+            plugins: ["EmbedAPI"]),
         .testTarget(
             name: "QMPCommandsTests",
-            dependencies: ["QMPCommands", "QMPSchema", "QMPWire", "CSSModel", "PathEvents", "VFIOCCW"]
+            dependencies: ["QMPCommands", "QMPSchema", "QMPWire", "JSONValues", "CSSModel", "PathEvents", "VFIOCCW"]
         ),
         .testTarget(name: "CSSModelTests", dependencies: ["CSSModel"]),
         .testTarget(
             name: "CSSDMetricsTests",
             dependencies: [
-                "CSSDMetrics", "QMPServer", "QMPCommands", "CSSModel", "PathEvents", "VFIOCCW", "ServerSecurity",
+                "CSSDMetrics", "QMPCommands", "CSSModel", "PathEvents", "VFIOCCW", "ServerSecurity",
                 "PathChangePipeline",
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -280,8 +282,10 @@ let package = Package(
         .testTarget(
             name: "PathNotifyTests",
             dependencies: [
-                "TestSupport", "PathNotify", "PathChangePipeline", "QMPCommands", "QMPWire", "PathEvents", "CSSModel",
+                "TestSupport", "PathNotify", "PathChangePipeline", "QMPCommands", "JSONValues", "PathEvents",
+                "CSSModel",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
         .testTarget(
@@ -295,7 +299,7 @@ let package = Package(
         .testTarget(
             name: "DaemonRuntimeTests",
             dependencies: [
-                "DaemonRuntime", "QMPServer", "QMPTransport", "TestSupport",
+                "DaemonRuntime", "QMPServer", "QMPTransport",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -303,25 +307,27 @@ let package = Package(
         .testTarget(
             name: "StateStoreTests",
             dependencies: [
-                "StateStore", "QMPCommands", "QMPSchema", "QMPWire", "CSSModel", "CSSBackend", "PathEvents", "VFIOCCW",
-                "TestSupport", "PathChangePipeline",
+                "StateStore", "QMPCommands", "QMPSchema", "QMPWire", "JSONValues", "CSSModel", "CSSBackend",
+                "PathEvents",
+                "VFIOCCW", "TestSupport", "PathChangePipeline",
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
         .testTarget(
-            name: "LinuxSysfsTests", dependencies: ["LinuxSysfs", "CSSBackend", "CSSModel", "PathEvents", "TestSupport"]
+            name: "LinuxSysfsTests",
+            dependencies: ["LinuxSysfs", "CSSBackend", "CSSModel", "PathEvents", "TestSupport"]
         ),
         .testTarget(
             name: "QMPServerTests",
             dependencies: [
-                "QMPServer", "QMPWire", "QMPTransport", "QMPCommands", "QMPFuzzSupport", "CSSModel", "PathEvents",
-                "VFIOCCW", "CSSBackend", "LinuxSysfs", "PathChangePipeline", "StateStore", "TestSupport",
+                "QMPServer", "QMPWire", "JSONValues", "QMPSchema", "QMPTransport", "QMPCommands", "QMPFuzzSupport",
+                "CSSModel", "PathEvents", "VFIOCCW", "CSSBackend", "LinuxSysfs", "PathChangePipeline", "StateStore",
+                "TestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -1,4 +1,4 @@
-// Umbrella header for jansson (Debian: libjansson-dev). Only QMPWire imports it.
+// Umbrella header for jansson (Debian: libjansson-dev). Only JSONValues imports it.
 #ifndef CSSD_CJANSSON_SHIM_H
 #define CSSD_CJANSSON_SHIM_H
 #include <jansson.h>

@@ -2,10 +2,10 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import Foundation
+import JSONValues
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
-import QMPWire
 import SQLiteFiles
 import SQLiteNIO
 

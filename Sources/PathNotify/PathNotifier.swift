@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: MIT
 // cssd: QMP control server for the s390 channel subsystem.
 
+import JSONValues
 import Logging
 import PathChangePipeline
 import PathEvents
-import QMPWire
 
 /// What the notifier needs to keep its outbox in the state dir (`--state-dir` with `--notify`).
 package struct NotifyPersistence {

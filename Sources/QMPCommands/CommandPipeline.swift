@@ -2,6 +2,7 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import CSSBackend
+import JSONValues
 import QMPWire
 
 /// A checked request on its way through the command pipeline, its command looked up once.

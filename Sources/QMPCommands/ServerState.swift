@@ -3,6 +3,7 @@
 
 import CSSBackend
 import CSSModel
+import JSONValues
 import PathChangePipeline
 import PathEvents
 import QMPSchema

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // cssd: QMP control server for the s390 channel subsystem.
 
+import JSONValues
 import QMPWire
 
 /// A request whose arguments do not match the schema; the text is QEMU's.

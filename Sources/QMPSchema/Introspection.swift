@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // cssd: QMP control server for the s390 channel subsystem.
 
-import QMPWire
+import JSONValues
 
 extension Schema {
     /// The reply of query-qmp-schema: QEMU's SchemaInfo list for the given commands and events.

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // cssd: QMP control server for the s390 channel subsystem.
 
-import QMPWire
+import JSONValues
 
 // The reader of schema text: the tests' (they check the generated `Schema.compiled` against it,
 // and exercise its errors); api-embed applies the same rules, with the same texts, at build time.

@@ -2,9 +2,9 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import CSSBackend
+import JSONValues
 import NIOCore
 import QMPCommands
-import QMPWire
 
 /// Adapts a `QMPSession` to a channel: greeting on connect, replies written once per read
 /// batch, bounded memory per client, and every reply delivered before the connection closes.

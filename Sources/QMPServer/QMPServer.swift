@@ -3,6 +3,7 @@
 
 import CSSBackend
 import CSSModel
+import JSONValues
 import Logging
 import NIOCore
 import NIOPosix
@@ -11,7 +12,6 @@ import PathChangePipeline
 import PathEvents
 import QMPCommands
 import QMPTransport
-import QMPWire
 import ServerSecurity
 import ServiceLifecycle
 import VFIOCCW

@@ -2,6 +2,7 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import CSSBackend
+import JSONValues
 import NIOCore
 import PathChangePipeline
 import PathEvents

@@ -3,13 +3,13 @@
 
 import CSSBackend
 import CSSModel
+import JSONValues
 import Logging
 import NIOCore
 import NIOPosix
 import PathChangePipeline
 import PathEvents
 import QMPCommands
-import QMPWire
 
 /// The state every connection shares: commands, the live connections (for events), hooks.
 ///

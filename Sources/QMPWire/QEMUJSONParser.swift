@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // cssd: QMP control server for the s390 channel subsystem.
 
-import CJansson
+import JSONValues
 
 #if canImport(Glibc)
 import Glibc
@@ -94,7 +94,7 @@ struct QEMUJSONParser {
 
     private mutating func parseObject() -> JSON? {
         _ = pop()  // {
-        let object = JSON(owning: json_object()!)
+        let object = JSON.emptyObject()
         guard let peeked = peek() else {
             fail("premature EOI")
             return nil
@@ -145,19 +145,16 @@ struct QEMUJSONParser {
             fail("Missing value in dict")
             return false
         }
-        let keyLength = json_string_length(key.raw)
-        let keyChars = json_string_value(key.raw)!
-        if json_object_getn(object.raw, keyChars, keyLength) != nil {
+        guard object.addMember(key: key, value: value) else {
             fail("duplicate key")
             return false
         }
-        _ = json_object_setn_new_nocheck(object.raw, keyChars, keyLength, value.retainedRaw())
         return true
     }
 
     private mutating func parseArray() -> JSON? {
         _ = pop()  // [
-        let array = JSON(owning: json_array()!)
+        let array = JSON.array()
         guard let peeked = peek() else {
             fail("premature EOI")
             return nil
@@ -215,7 +212,7 @@ struct QEMUJSONParser {
             return parseString(text)
         case Lex.integer:
             let digits = String(decoding: text, as: UTF8.self)
-            if let value = Int64(digits) { return JSON(owning: json_integer(value)!) }
+            if let value = Int64(digits) { return JSON.integer(Int(value)) }
             // Beyond int64: QEMU keeps uint64 exactly; jansson holds only int64, so the
             // value travels as a real (exact up to 2^53, like QEMU's own qnum_get_double).
             if let value = UInt64(digits) { return .real(Double(value)) }
@@ -293,11 +290,7 @@ struct QEMUJSONParser {
                 p = end
             }
         }
-        return out.withUnsafeBufferPointer { buffer in
-            buffer.withMemoryRebound(to: CChar.self) {
-                JSON(owning: json_stringn_nocheck($0.baseAddress ?? emptyCString, $0.count)!)
-            }
-        }
+        return out.withUnsafeBufferPointer { JSON.string(checkedUTF8: $0) }
     }
 }
 
@@ -313,14 +306,8 @@ struct QEMUJSONParser {
 /// Turns a value cut out by `JSONScanner` into a jansson value, with QEMU's semantics.
 package enum JSONValueParser {
     package static func parse(_ bytes: UnsafeRawBufferPointer, careful: Bool) -> Result<JSON, WireError> {
-        if !careful {
-            var error = json_error_t()
-            if let value = json_loadb(
-                bytes.baseAddress?.assumingMemoryBound(to: CChar.self), bytes.count,
-                JSONLoadFlags.standard, &error)
-            {
-                return .success(JSON(owning: value))
-            }
+        if !careful, let value = JSON.parse(bytes: bytes) {
+            return .success(value)
         }
         return QEMUJSONParser.parse(bytes)
     }

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // cssd: QMP control server for the s390 channel subsystem.
 
-import CJansson
+import JSONValues
 import NIOCore
 
 #if canImport(Glibc)
@@ -21,44 +21,35 @@ import Glibc
 ///   drops the exponent's `+`. QEMU prints infinities and NaN bare (`inf`), which is not JSON:
 ///   here they are `null` (README, "Known differences").
 enum QEMUJSONWriter {
-    static func write(_ value: UnsafeMutablePointer<json_t>, to out: inout ByteBuffer) {
-        switch value.pointee.type {
-        case JSON_OBJECT:
+    static func write(_ value: JSONNode, to out: inout ByteBuffer) {
+        switch value.kind {
+        case .object:
             var keys: [String] = []
-            var iter = json_object_iter(value)
-            while let current = iter {
-                keys.append(JSON.iteratorKey(current))
-                iter = json_object_iter_next(value, current)
-            }
+            value.forEachMember { key, _ in keys.append(String(decoding: key, as: UTF8.self)) }
             out.writeInteger(UInt8(ascii: "{"))
             for (index, key) in QDictOrder.iterationOrder(keys).enumerated() {
                 if index > 0 { out.writeStaticString(", ") }
                 writeString(key.utf8, to: &out)
                 out.writeStaticString(": ")
-                write(key.withCString { json_object_get(value, $0) }!, to: &out)
+                write(value[key: key]!, to: &out)
             }
             out.writeInteger(UInt8(ascii: "}"))
-        case JSON_ARRAY:
+        case .array:
             out.writeInteger(UInt8(ascii: "["))
-            for index in 0..<json_array_size(value) {
+            for index in 0..<value.count {
                 if index > 0 { out.writeStaticString(", ") }
-                write(json_array_get(value, index)!, to: &out)
+                write(value[index]!, to: &out)
             }
             out.writeInteger(UInt8(ascii: "]"))
-        case JSON_STRING:
-            let length = json_string_length(value)
-            json_string_value(value)!.withMemoryRebound(to: UInt8.self, capacity: length) {
-                writeString(UnsafeBufferPointer(start: $0, count: length), to: &out)
-            }
-        case JSON_INTEGER:
-            out.writeDecimal(Int64(json_integer_value(value)))  // the id of nearly every reply
-        case JSON_REAL:
-            writeReal(json_real_value(value), to: &out)
-        case JSON_TRUE:
-            out.writeStaticString("true")
-        case JSON_FALSE:
-            out.writeStaticString("false")
-        default:
+        case .string:
+            _ = value.withStringBytes { writeString($0, to: &out) }
+        case .integer:
+            out.writeDecimal(Int64(value.intValue!))  // the id of nearly every reply
+        case .real:
+            writeReal(value.realValue!, to: &out)
+        case .bool:
+            out.writeStaticString(value.boolValue! ? "true" : "false")
+        case .null:
             out.writeStaticString("null")
         }
     }

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // cssd: QMP control server for the s390 channel subsystem.
 
-import CJansson
+import JSONValues
 
 #if canImport(Glibc)
 import Glibc
@@ -12,21 +12,21 @@ import Glibc
 package struct QMPReplyID {
     /// Owns `node` (the whole request, or the id itself).
     let owner: JSON?
-    let node: UnsafeMutablePointer<json_t>?
+    let node: JSONNode?
 
     /// No `id` member: the reply has none either.
     package static var none: QMPReplyID { QMPReplyID(owner: nil, node: nil) }
 
-    init(owner: JSON?, node: UnsafeMutablePointer<json_t>?) {
+    init(owner: JSON?, node: JSONNode?) {
         self.owner = node == nil ? nil : owner
         self.node = node
     }
 
     /// Echoes `value` (nil: no `id` member).
-    package init(_ value: JSON?) { self.init(owner: value, node: value?.raw) }
+    package init(_ value: JSON?) { self.init(owner: value, node: value?.unownedNode) }
 
     /// The id's value, or nil when there is none.
-    package var value: JSON? { node.map { JSON(borrowing: $0) } }
+    package var value: JSON? { node.map { JSON(retaining: $0) } }
 }
 
 /// A QMP request whose envelope passed QEMU's check (qmp_dispatch_check_obj in
@@ -40,11 +40,11 @@ package struct QMPRequest {
     package let isOOB: Bool
     /// The whole request, which owns the members below.
     package let message: JSON
-    let argumentsNode: UnsafeMutablePointer<json_t>?
-    let idNode: UnsafeMutablePointer<json_t>?
+    let argumentsNode: JSONNode?
+    let idNode: JSONNode?
 
     /// The `arguments` object, or nil when the request has none.
-    package var arguments: JSON? { argumentsNode.map { JSON(borrowing: $0) } }
+    package var arguments: JSON? { argumentsNode.map { JSON(retaining: $0) } }
 
     /// What the reply echoes as `id`.
     package var replyID: QMPReplyID { QMPReplyID(owner: message, node: idNode) }
@@ -73,51 +73,47 @@ package struct QMPRequest {
     ///   `QMP input member 'arguments' must be an object`, `QMP input member 'K' is unexpected`,
     ///   `QMP input lacks member 'execute'`.
     package static func check(_ value: JSON, oobEnabled: Bool) -> Result<QMPRequest, Rejection> {
-        let object = value.raw
-        guard object.pointee.type == JSON_OBJECT else {
+        let object = value.unownedNode
+        guard object.kind == .object else {
             return .failure(Rejection(desc: "QMP input must be a JSON object", replyID: .none))
         }
-        let id = json_object_get(object, "id")
+        let id = object[key: "id"]
         func reject(_ desc: String) -> Result<QMPRequest, Rejection> {
             .failure(Rejection(desc: desc, replyID: QMPReplyID(owner: value, node: id)))
         }
         // Fast path: one pass over the keys, no allocation.
-        var command: UnsafeMutablePointer<json_t>?
-        var arguments: UnsafeMutablePointer<json_t>?
+        var command: JSONNode?
+        var arguments: JSONNode?
         var oob = false
         var clean = true
-        var iter = json_object_iter(object)
-        while let current = iter, clean {
-            let member = json_object_iter_value(current)!
-            switch EnvelopeKey(current, oobEnabled: oobEnabled) {
+        object.forEachMember { key, member in
+            guard clean else { return }
+            let kind = EnvelopeKey(key, oobEnabled: oobEnabled)
+            switch kind {
             case .execute, .execOOB:
-                clean = member.pointee.type == JSON_STRING && command == nil
+                clean = member.kind == .string && command == nil
                 command = member
-                oob = EnvelopeKey(current, oobEnabled: oobEnabled) == .execOOB
+                oob = kind == .execOOB
             case .arguments:
-                clean = member.pointee.type == JSON_OBJECT
+                clean = member.kind == .object
                 arguments = member
             case .id:
                 break
             case .other:
                 clean = false
             }
-            iter = json_object_iter_next(object, current)
         }
         if clean, let command {
             return .success(
                 QMPRequest(
-                    command: JSON.stringText(command), isOOB: oob, message: value, argumentsNode: arguments,
+                    command: command.stringValue!, isOOB: oob, message: value, argumentsNode: arguments,
                     idNode: id))
         }
 
         // Something is wrong: find the error QEMU reports, in its member order.
-        var members: [(key: String, kind: EnvelopeKey, value: UnsafeMutablePointer<json_t>)] = []
-        iter = json_object_iter(object)
-        while let current = iter {
-            let key = JSON.iteratorKey(current)
-            members.append((key, EnvelopeKey(current, oobEnabled: oobEnabled), json_object_iter_value(current)!))
-            iter = json_object_iter_next(object, current)
+        var members: [(key: String, kind: EnvelopeKey, value: JSONNode)] = []
+        object.forEachMember { key, member in
+            members.append((String(decoding: key, as: UTF8.self), EnvelopeKey(key, oobEnabled: oobEnabled), member))
         }
         let order = QDictOrder.iterationOrder(members.map(\.key))
         var position: [String: Int] = [:]
@@ -129,7 +125,7 @@ package struct QMPRequest {
         for member in members {
             switch member.kind {
             case .execute, .execOOB:
-                guard member.value.pointee.type == JSON_STRING else {
+                guard member.value.kind == .string else {
                     return reject("QMP input member '\(member.key)' must be a string")
                 }
                 if let previous {
@@ -139,7 +135,7 @@ package struct QMPRequest {
                 command = member.value
                 oob = member.kind == .execOOB
             case .arguments:
-                guard member.value.pointee.type == JSON_OBJECT else {
+                guard member.value.kind == .object else {
                     return reject("QMP input member 'arguments' must be an object")
                 }
                 arguments = member.value
@@ -152,7 +148,7 @@ package struct QMPRequest {
         guard let command else { return reject("QMP input lacks member 'execute'") }
         return .success(
             QMPRequest(
-                command: JSON.stringText(command), isOOB: oob, message: value, argumentsNode: arguments, idNode: id))
+                command: command.stringValue!, isOOB: oob, message: value, argumentsNode: arguments, idNode: id))
     }
 
     /// The members a request may have. `exec-oob` counts only once oob is enabled. Keys are
@@ -160,11 +156,10 @@ package struct QMPRequest {
     private enum EnvelopeKey: Equatable {
         case execute, execOOB, arguments, id, other
 
-        init(_ iter: UnsafeMutableRawPointer, oobEnabled: Bool) {
-            let key = json_object_iter_key(iter)!
-            let length = json_object_iter_key_len(iter)
+        @inline(__always)
+        init(_ key: UnsafeBufferPointer<UInt8>, oobEnabled: Bool) {
             func matches(_ name: StaticString) -> Bool {
-                length == name.utf8CodeUnitCount && memcmp(key, name.utf8Start, length) == 0
+                key.count == name.utf8CodeUnitCount && memcmp(key.baseAddress!, name.utf8Start, key.count) == 0
             }
             if matches("execute") {
                 self = .execute
@@ -177,17 +172,6 @@ package struct QMPRequest {
             } else {
                 self = .other
             }
-        }
-    }
-}
-
-extension JSON {
-    /// A jansson string's text, NULs included.
-    static func stringText(_ raw: UnsafeMutablePointer<json_t>) -> String {
-        let chars = json_string_value(raw)!
-        let length = json_string_length(raw)
-        return chars.withMemoryRebound(to: UInt8.self, capacity: length) {
-            String(decoding: UnsafeBufferPointer(start: $0, count: length), as: UTF8.self)
         }
     }
 }

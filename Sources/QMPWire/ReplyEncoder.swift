@@ -1,21 +1,19 @@
 // SPDX-License-Identifier: MIT
 // cssd: QMP control server for the s390 channel subsystem.
 
-import CJansson
+import JSONValues
 import NIOCore
 
 /// Writes server-to-client QMP messages: one JSON object per line, CRLF, ASCII only, with
 /// QEMU's separators. Values are dumped by jansson straight into the output buffer.
 package enum ReplyEncoder {
-    /// Appends `value` as compact JSON.
-    static func write(_ value: UnsafeMutablePointer<json_t>, to out: inout ByteBuffer) {
+    /// Appends `value` as compact JSON, dumped by jansson straight into the buffer.
+    static func write(tree value: JSON, to out: inout ByteBuffer) {
         var needed = 64
         while true {
             var required = 0
             let written = out.writeWithUnsafeMutableBytes(minimumWritableBytes: needed) { space in
-                required = json_dumpb(
-                    value, space.baseAddress?.assumingMemoryBound(to: CChar.self), space.count,
-                    JSONDumpFlags.standard)
+                required = value.dump(into: space)
                 return required <= space.count ? required : 0
             }
             if written == required { return }
@@ -33,7 +31,7 @@ package enum ReplyEncoder {
         if let text = value.preserialized {
             out.writeBytes(text)
         } else {
-            write(value.raw, to: &out)
+            write(tree: value, to: &out)
         }
     }
 

@@ -10,7 +10,6 @@ import NIOPosix
 import PathChangePipeline
 import PathEvents
 import QMPSchema
-import QMPWire
 import SQLiteFiles
 import SQLiteNIO
 import VFIOCCW

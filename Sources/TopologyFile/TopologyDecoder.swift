@@ -2,7 +2,7 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import CSSModel
-import QMPWire
+import JSONValues
 
 #if canImport(Glibc)
 import Glibc

@@ -2,7 +2,7 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import CSSModel
-import QMPWire
+import JSONValues
 
 /// Writes the file format by hand rather than through jansson's dumper, for a layout that
 /// diffs and greps well (one chpid or subchannel per line, keys always in the same order)

@@ -2,8 +2,8 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import ArgumentParser
+import JSONValues
 import QMPTransport
-import QMPWire
 import ServerSecurity
 
 #if canImport(Glibc)

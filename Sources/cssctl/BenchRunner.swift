@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // cssd: QMP control server for the s390 channel subsystem.
 
-import QMPWire
+import JSONValues
 
 #if canImport(Glibc)
 import Glibc

@@ -3,6 +3,7 @@
 
 import ArgumentParser
 import CSSModel
+import JSONValues
 import QMPTransport
 import QMPWire
 import Synchronization

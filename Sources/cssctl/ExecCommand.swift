@@ -2,8 +2,8 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import ArgumentParser
+import JSONValues
 import QMPSchema
-import QMPWire
 
 /// Runs one QMP command: connect, greeting, negotiation, the command, its reply.
 struct ExecCommand: ParsableCommand {

@@ -2,8 +2,8 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import CSSModel
+import JSONValues
 import QMPTransport
-import QMPWire
 
 #if canImport(Glibc)
 import Glibc

@@ -3,7 +3,7 @@
 
 import ArgumentParser
 import CSSModel
-import QMPWire
+import JSONValues
 
 /// `lschp` over QMP: the server's channel paths in s390-tools' lschp layout, byte for byte.
 struct LschpCommand: ParsableCommand {

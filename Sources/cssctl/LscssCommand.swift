@@ -3,7 +3,7 @@
 
 import ArgumentParser
 import CSSModel
-import QMPWire
+import JSONValues
 
 /// `lscss` over QMP: the server's I/O subchannels in s390-tools' lscss layout, byte for byte.
 struct LscssCommand: ParsableCommand {

@@ -2,9 +2,9 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import CSSModel
+import JSONValues
 import PathChangePipeline
 import PathEvents
-import QMPWire
 import Testing
 
 @testable import PathNotify

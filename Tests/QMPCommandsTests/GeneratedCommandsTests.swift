@@ -2,6 +2,7 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import CSSModel
+import JSONValues
 import PathEvents
 import Testing
 import VFIOCCW

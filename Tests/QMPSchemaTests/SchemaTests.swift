@@ -2,11 +2,11 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import Foundation
+import JSONValues
 import TestSupport
 import Testing
 
 @testable import QMPSchema
-@testable import QMPWire
 
 private let testSchemaText = #"""
     {

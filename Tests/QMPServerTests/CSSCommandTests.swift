@@ -2,9 +2,9 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import Foundation
+import JSONValues
 import Logging
 import QMPCommands
-import QMPWire
 import Testing
 
 @testable import QMPServer

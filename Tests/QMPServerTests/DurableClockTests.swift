@@ -3,6 +3,7 @@
 
 import CSSModel
 import Foundation
+import JSONValues
 import NIOCore
 import PathChangePipeline
 import PathEvents

@@ -4,6 +4,7 @@
 import CSSBackend
 import CSSModel
 import Foundation
+import JSONValues
 import LinuxSysfs
 import Logging
 import NIOCore
@@ -11,7 +12,6 @@ import NIOEmbedded
 import PathChangePipeline
 import PathEvents
 import QMPCommands
-import QMPWire
 import TestSupport
 import Testing
 import VFIOCCW

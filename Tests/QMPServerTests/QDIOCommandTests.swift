@@ -3,8 +3,8 @@
 
 import CSSBackend
 import CSSModel
+import JSONValues
 import QMPCommands
-import QMPWire
 import Testing
 import VFIOCCW
 

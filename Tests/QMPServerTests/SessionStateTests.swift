@@ -3,10 +3,10 @@
 
 import CSSBackend
 import Foundation
+import JSONValues
 import LinuxSysfs
 import NIOCore
 import QMPCommands
-import QMPWire
 import TestSupport
 import Testing
 

@@ -2,6 +2,7 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import Foundation
+import JSONValues
 import NIOCore
 import QMPCommands
 import QMPFuzzSupport

@@ -2,6 +2,7 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import Foundation
+import JSONValues
 import Logging
 import NIOCore
 import QMPCommands
@@ -59,7 +60,8 @@ final class SessionConnection: QMPTestConnection {
         try! session.writeGreeting(into: &output)
     }
 
-    convenience init(readOnly: Bool = false, conditions: Set<String> = [], limits: WireLimits = WireLimits()) {
+    convenience init(readOnly: Bool = false, conditions: Set<String> = [], limits: WireLimits = WireLimits())
+    {
         let server = try! ServerState.standard(options: ServerOptions(conditions: conditions, limits: limits))
         self.init(server: server, readOnly: readOnly)
     }

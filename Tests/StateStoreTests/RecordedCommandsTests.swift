@@ -4,6 +4,7 @@
 import CSSBackend
 import CSSModel
 import Foundation
+import JSONValues
 import PathChangePipeline
 import PathEvents
 import QMPCommands

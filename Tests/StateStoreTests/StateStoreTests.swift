@@ -3,6 +3,7 @@
 
 import CSSBackend
 import Foundation
+import JSONValues
 import NIOConcurrencyHelpers
 import NIOPosix
 import PathChangePipeline

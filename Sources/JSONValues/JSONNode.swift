@@ -14,13 +14,15 @@ import Glibc
 /// A node does not own its value: it is valid only inside the `JSON.withNode(_:)` call that
 /// produced it (or a node derived from that one), while the tree's owner is alive. Strings and
 /// keys are handed out as UTF-8 bytes in place (jansson guarantees valid UTF-8; NUL bytes
-/// occur only where the parser allowed `\u0000`).
+/// occur only where the parser allowed `\u0000`). The accessors the request path uses are
+/// `@inlinable`: the QMP envelope check walks a request through them.
 package struct JSONNode {
-    let raw: UnsafeMutablePointer<json_t>
+    @usableFromInline let raw: UnsafeMutablePointer<json_t>
 
-    init(_ raw: UnsafeMutablePointer<json_t>) { self.raw = raw }
+    @usableFromInline init(_ raw: UnsafeMutablePointer<json_t>) { self.raw = raw }
 
     /// The value's kind.
+    @inlinable
     package var kind: JSON.Kind {
         switch raw.pointee.type {
         case JSON_OBJECT: .object
@@ -34,12 +36,15 @@ package struct JSONNode {
     }
 
     /// An integer's value (jansson's `json_int_t`, 64 bits); nil for any other kind.
+    @inlinable
     package var intValue: Int? { raw.pointee.type == JSON_INTEGER ? Int(json_integer_value(raw)) : nil }
 
     /// A real number's value; nil for any other kind (integers included).
+    @inlinable
     package var realValue: Double? { raw.pointee.type == JSON_REAL ? json_real_value(raw) : nil }
 
     /// `true` or `false`; nil for any other kind.
+    @inlinable
     package var boolValue: Bool? {
         switch raw.pointee.type {
         case JSON_TRUE: true
@@ -50,7 +55,7 @@ package struct JSONNode {
 
     /// Runs `body` on a string's UTF-8 bytes in place.
     /// - Returns: what `body` returns, or nil when the node is not a string.
-    @inline(__always)
+    @inlinable @inline(__always)
     package func withStringBytes<T, E: Error>(_ body: (UnsafeBufferPointer<UInt8>) throws(E) -> T) throws(E) -> T? {
         guard raw.pointee.type == JSON_STRING, let chars = json_string_value(raw) else { return nil }
         let length = json_string_length(raw)
@@ -63,6 +68,7 @@ package struct JSONNode {
     package var stringValue: String? { withStringBytes { String(decoding: $0, as: UTF8.self) } }
 
     /// The number of elements of an array or members of an object; 0 for a scalar.
+    @inlinable
     package var count: Int {
         switch raw.pointee.type {
         case JSON_ARRAY: json_array_size(raw)
@@ -72,13 +78,21 @@ package struct JSONNode {
     }
 
     /// An array's element at `index` (`0..<count`); nil when out of range or not an array.
+    @inlinable
     package subscript(index: Int) -> JSONNode? {
         json_array_get(raw, index).map(JSONNode.init)
     }
 
+    /// An object's member `key` (looked up as a C string: up to its first NUL); nil when there
+    /// is none or the node is not an object.
+    @inlinable
+    package subscript(key key: String) -> JSONNode? {
+        key.withCString { json_object_get(raw, $0) }.map(JSONNode.init)
+    }
+
     /// Visits an object's members in document order (jansson keeps insertion order), each key
     /// as its UTF-8 bytes; does nothing for any other kind.
-    @inline(__always)
+    @inlinable @inline(__always)
     package func forEachMember<E: Error>(_ body: (UnsafeBufferPointer<UInt8>, JSONNode) throws(E) -> Void) throws(E) {
         var iter = json_object_iter(raw)
         while let current = iter {
@@ -94,6 +108,10 @@ package struct JSONNode {
 }
 
 extension JSON {
+    /// A borrowed view of this value for a holder that keeps `self` alive as long as it uses
+    /// the view (and every node reached from it), as `QMPRequest` holds its message.
+    package var unownedNode: JSONNode { JSONNode(raw) }
+
     /// Runs `body` with a borrowed view of this value; the view (and every node reached from
     /// it) must not escape `body`.
     package func withNode<T, E: Error>(_ body: (JSONNode) throws(E) -> T) throws(E) -> T {

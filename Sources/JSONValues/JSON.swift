@@ -13,9 +13,9 @@ import Glibc
 /// serialised with jansson's dumper. A value is confined to the thread that uses it: jansson's
 /// reference counts are not meant to be shared across threads here.
 package final class JSON {
-    /// The underlying jansson value; never NULL. jansson stays inside QMPWire: other modules
-    /// see values, nodes (`JSONNode`) and requests (`QMPRequest`), never `json_t`.
-    let raw: UnsafeMutablePointer<json_t>
+    /// The underlying jansson value; never NULL. jansson stays inside JSONValues: other modules
+    /// see values and nodes (`JSONNode`), never `json_t`.
+    @usableFromInline let raw: UnsafeMutablePointer<json_t>
 
     /// JSON text made by a dedicated writer, sent as is in place of `raw` (which is null).
     /// For large replies of a fixed shape, where building a jansson tree only to dump it
@@ -34,6 +34,10 @@ package final class JSON {
         self.raw = cssd_json_incref(raw)!
         self.preserialized = nil
     }
+
+    /// A value of its own for a node inside a tree (one more reference to it): it stays valid
+    /// after the tree's owner is gone.
+    package convenience init(retaining node: JSONNode) { self.init(borrowing: node.raw) }
 
     /// A value whose text is already written (see `preserialized`).
     package init(preserialized text: [UInt8]) {
@@ -103,6 +107,14 @@ package final class JSON {
     package static func real(_ value: Double) -> JSON { JSON(owning: json_real(value) ?? json_null()!) }
     package static func bool(_ value: Bool) -> JSON { JSON(owning: value ? json_true()! : json_false()!) }
     package static var null: JSON { JSON(owning: json_null()!) }
+
+    /// A string from UTF-8 bytes the caller has already checked (QEMU's parser decodes its
+    /// strings itself: jansson's check would only repeat it). NUL bytes are allowed.
+    package static func string(checkedUTF8 bytes: UnsafeBufferPointer<UInt8>) -> JSON {
+        bytes.withMemoryRebound(to: CChar.self) {
+            JSON(owning: json_stringn_nocheck($0.baseAddress ?? emptyCString, $0.count)!)
+        }
+    }
 
     package static func array(_ elements: [JSON] = []) -> JSON {
         let array = JSON(owning: json_array()!)
@@ -179,6 +191,17 @@ package final class JSON {
         }
     }
 
+    /// Adds the member `key` (a string value, NULs included) to this object, unless the object
+    /// already has a member of that name.
+    /// - Returns: false, and the object unchanged, when `key` is already a member.
+    package func addMember(key: JSON, value: JSON) -> Bool {
+        let keyLength = json_string_length(key.raw)
+        let keyChars = json_string_value(key.raw)!
+        if json_object_getn(raw, keyChars, keyLength) != nil { return false }
+        _ = json_object_setn_new_nocheck(raw, keyChars, keyLength, value.retainedRaw())
+        return true
+    }
+
     package func append(_ element: JSON) {
         _ = cssd_json_array_append_new(raw, element.retainedRaw())
     }
@@ -216,6 +239,15 @@ package final class JSON {
         guard let text = json_dumps(raw, flags) else { return "null" }
         defer { free(text) }
         return String(cString: text)
+    }
+
+    /// Writes the value's compact text (as `serialized()`, without a terminating NUL) into
+    /// `buffer`, when it fits.
+    /// - Returns: the text's length in bytes; when larger than `buffer.count`, nothing usable
+    ///   was written and the caller retries with that much room. 0: jansson refused the value
+    ///   (it does not for values it built).
+    package func dump(into buffer: UnsafeMutableRawBufferPointer) -> Int {
+        json_dumpb(raw, buffer.baseAddress?.assumingMemoryBound(to: CChar.self), buffer.count, JSONDumpFlags.standard)
     }
 
     /// Parses one complete JSON text with jansson (strict JSON, no QEMU extensions).
