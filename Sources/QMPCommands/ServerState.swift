@@ -17,7 +17,7 @@ package struct ServerOptions: Sendable {
     /// The `package` string of the greeting and query-version.
     package var package: String
     /// Conditions (QAPI "if") that are on: e.g. "allow-quit".
-    package var conditions: Set<String>
+    package var conditions: Set<CommandCondition>
     package var limits: WireLimits
     /// Default bound of a path-event subscription's queue (`queue-limit` overrides it).
     package var eventQueueLimit: Int
@@ -27,7 +27,7 @@ package struct ServerOptions: Sendable {
     package init(
         version: (major: Int, minor: Int, micro: Int) = CSSDVersion.triple,
         package: String = "cssd \(CSSDVersion.string)",
-        conditions: Set<String> = [],
+        conditions: Set<CommandCondition> = [],
         limits: WireLimits = WireLimits(),
         eventQueueLimit: Int = 131_072,
         eventJournal: Int = 65_536

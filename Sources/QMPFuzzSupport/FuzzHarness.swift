@@ -27,7 +27,7 @@ package enum FuzzHarness {
     nonisolated(unsafe) static let fuzzServer: ServerState = {
         let host = try! Subsystem(topology: .embeddedDefault)
         return try! ServerState.standard(
-            options: ServerOptions(conditions: ["allow-quit"], limits: fuzzLimits), backend: ModelBackend(host),
+            options: ServerOptions(conditions: [.allowQuit], limits: fuzzLimits), backend: ModelBackend(host),
             guests: try! Guests(topology: .embeddedDefault, host: host))
     }()
 

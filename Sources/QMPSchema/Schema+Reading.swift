@@ -127,6 +127,14 @@ private struct Definition {
                 }
                 changes = parsed
             }
+            var condition: CommandCondition?
+            if let value = json["if"] {
+                guard let parsed = value.stringValue.flatMap(CommandCondition.init(rawValue:)) else {
+                    let allowed = CommandCondition.allCases.map { "'\($0.rawValue)'" }.joined(separator: " or ")
+                    throw SchemaError("\(place) (\(name)): \"if\" is \(allowed), not \(value)")
+                }
+                condition = parsed
+            }
             kind = .command(
                 Command(
                     name: name, module: module,
@@ -134,7 +142,7 @@ private struct Definition {
                     returns: returns, doc: doc,
                     allowOOB: json["allow-oob"]?.boolValue ?? false,
                     negotiation: json["negotiation"]?.boolValue ?? false,
-                    condition: json["if"]?.stringValue, changes: changes))
+                    condition: condition, changes: changes))
         } else if let name = json["event"]?.stringValue {
             self.name = name
             known = ["event", "doc", "data"]

@@ -163,13 +163,21 @@ package struct Command: Sendable {
     /// Accepted in capabilities negotiation mode.
     package let negotiation: Bool
     /// A server option that must be on for the command to exist (QAPI's "if").
-    package let condition: String?
+    package let condition: CommandCondition?
     /// The state a successful call changes that outlives the connection (the schema's
     /// "changes"); nil for a command that changes none (queries, negotiation, subscriptions,
     /// which belong to their connection, and `quit`).
     package let changes: ChangedState?
     /// Accepted on read-only connections: query-* commands, and negotiation.
     package var isReadOnly: Bool { name.hasPrefix("query-") || negotiation }
+}
+
+/// A server option that a command exists only with (the schema's `"if"`, as QAPI's `if`
+/// names a build condition; here it is a run-time flag of the same name). The generated schema
+/// names the case, so a condition the schema uses and this type lacks does not build.
+package enum CommandCondition: String, Sendable, Hashable, CaseIterable {
+    /// `--allow-quit`: the `quit` command.
+    case allowQuit = "allow-quit"
 }
 
 /// The state kept across restarts that a command changes (the schema's `"changes"` on a

@@ -21,7 +21,7 @@ extension Schema {
                 if command.allowOOB { notes.append("may be sent with `exec-oob`") }
                 if command.negotiation { notes.append("accepted during capabilities negotiation") }
                 if command.isReadOnly { notes.append("allowed on read-only connections") }
-                if let condition = command.condition { notes.append("exists only with `--\(condition)`") }
+                if let condition = command.condition { notes.append("exists only with `--\(condition.rawValue)`") }
                 switch command.changes {
                 case .subsystem?:
                     notes.append(

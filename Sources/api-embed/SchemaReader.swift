@@ -128,6 +128,10 @@ struct SchemaDocument {
                 throw GenerationError(
                     "\(place) (\(name)): \"changes\" is 'subsystem' or 'guests', not \(changes.serialized)")
             }
+            // QMPSchema's CommandCondition: the generated values name its case.
+            if let condition = json["if"], condition.string != "allow-quit" {
+                throw GenerationError("\(place) (\(name)): \"if\" is 'allow-quit', not \(condition.serialized)")
+            }
             commands.append(
                 SchemaCommand(
                     name: name, file: file, module: module, doc: doc,

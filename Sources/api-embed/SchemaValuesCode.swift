@@ -44,7 +44,7 @@ struct SchemaValuesCode {
                 out +=
                     "                returns: \(command.returns.map { typeRef($0) } ?? "nil"), doc: \(lit(command.doc)),\n"
                 out += "                allowOOB: \(command.allowOOB), negotiation: \(command.negotiation), "
-                out += "condition: \(command.condition.map(lit) ?? "nil"), "
+                out += "condition: \(command.condition.map { "." + SwiftNames.caseName($0) } ?? "nil"), "
                 out += "changes: \(command.changes.map { ".\($0)" } ?? "nil")))\n"
             }
             for event in document.events {

@@ -253,7 +253,7 @@ struct CSSD: AsyncParsableCommand {
         var options = ServerOptions(
             limits: WireLimits(maxValueSize: maxRequestSize), eventQueueLimit: eventQueueLimit,
             eventJournal: eventJournal)
-        if allowQuit { options.conditions.insert("allow-quit") }
+        if allowQuit { options.conditions.insert(.allowQuit) }
         var metricsEndpoint: DaemonConfiguration.Metrics?
         if let metrics, case .tcp(let host, let port) = try? ListenAddress(parsing: metrics) {
             metricsEndpoint = .init(host: host, port: port, usesTLS: metricsTLS != .off)

@@ -34,7 +34,7 @@ struct ArgumentDecodingTests {
             registry.register(name, checksArguments: generatedChecks, handler)
         }
         return try ServerState(
-            schema: schema, registry: registry, options: ServerOptions(conditions: ["allow-quit"]),
+            schema: schema, registry: registry, options: ServerOptions(conditions: [.allowQuit]),
             journal: PathEventJournal(capacity: 16, epoch: "00000000000000aa"))
     }
 

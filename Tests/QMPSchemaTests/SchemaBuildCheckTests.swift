@@ -67,6 +67,10 @@ struct SchemaBuildCheckTests {
                 #"bad.json: definition #1 (a): "changes" is 'subsystem' or 'guests'"#
             ),
             (
+                #"{"definitions": [{"command": "a", "if": "debug"}]}"#,
+                #"bad.json: definition #1 (a): "if" is 'allow-quit'"#
+            ),
+            (
                 #"{"definitions": [{"alias": "A", "type": "Other"}]}"#,
                 #"bad.json: definition #1 (A): an alias needs a built-in "type""#
             ),

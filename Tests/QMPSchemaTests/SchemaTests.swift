@@ -42,7 +42,7 @@ struct SchemaTests {
         // As in QEMU 7.2, no core command may be sent with exec-oob.
         #expect(schema.commands.allSatisfy { !$0.allowOOB })
         #expect(schema.command(named: "qmp_capabilities")?.negotiation == true)
-        #expect(schema.command(named: "quit")?.condition == "allow-quit")
+        #expect(schema.command(named: "quit")?.condition?.rawValue == "allow-quit")
         #expect(schema.command(named: "query-version")?.returns == .named("VersionInfo"))
         #expect(schema.events.map(\.name).contains("SHUTDOWN"))
     }
@@ -104,6 +104,7 @@ struct SchemaTests {
             (#"{"definitions": [{"thing": "a"}]}"#, "needs one of"),
             (#"{"definitions": [{"command": "a", "changes": "host"}]}"#, #""changes" is 'subsystem' or 'guests'"#),
             (#"{"definitions": [{"command": "a", "changes": true}]}"#, #""changes" is 'subsystem' or 'guests'"#),
+            (#"{"definitions": [{"command": "a", "if": "debug"}]}"#, #""if" is 'allow-quit'"#),
             (#"[1]"#, "not a JSON object"),
         ])
     func schemaErrors(text: String, fragment: String) {

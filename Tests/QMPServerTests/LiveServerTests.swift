@@ -4,6 +4,7 @@
 import Foundation
 import Logging
 import QMPCommands
+import QMPSchema
 import QMPWire
 import TestSupport
 import Testing
@@ -16,7 +17,7 @@ import Glibc
 
 /// Runs a live server (`QMPTestServer`, live transport) for the duration of `body`, then stops it.
 private func withServer(
-    readOnly: Bool = true, tcp: Bool = true, conditions: Set<String> = [],
+    readOnly: Bool = true, tcp: Bool = true, conditions: Set<CommandCondition> = [],
     highWatermark: Int = 256 * 1024,
     _ body: (QMPServer, TemporaryDirectory) async throws -> Void
 ) async throws {
@@ -79,7 +80,7 @@ struct LiveServerTests {
 
     @Test("the read-only listener refuses everything but query-* commands")
     func readOnlyListener() async throws {
-        try await withServer(conditions: ["allow-quit"]) { _, directory in
+        try await withServer(conditions: [.allowQuit]) { _, directory in
             try await blocking {
                 let client = try TestClient(unixPath: directory.file("ro.sock"))
                 try client.handshake()
@@ -203,7 +204,7 @@ struct LiveServerTests {
         let path = directory.file("q.sock")
         let server = try QMPServer(
             configuration: ServerConfiguration(
-                listeners: [Listener(.unix(path: path))], options: ServerOptions(conditions: ["allow-quit"])),
+                listeners: [Listener(.unix(path: path))], options: ServerOptions(conditions: [.allowQuit])),
             logger: Logger(label: "test"))
         try await server.start()
         let serving = Task { await server.serve() }

@@ -102,7 +102,7 @@ struct SessionTests {
 
     @Test("read-only connections accept query-* and negotiation only")
     func readOnly() {
-        let h = SessionConnection(readOnly: true, conditions: ["allow-quit"])
+        let h = SessionConnection(readOnly: true, conditions: [.allowQuit])
         _ = h.feed(#"{"execute":"qmp_capabilities"}{"execute":"quit","id":1}{"execute":"query-commands","id":2}"#)
         let lines = h.lines()
         #expect(lines[2]["error"]?["class"]?.stringValue == "CommandNotFound")
@@ -117,7 +117,7 @@ struct SessionTests {
         let without = SessionConnection()
         _ = without.feed(#"{"execute":"qmp_capabilities"}{"execute":"query-commands"}"#)
         #expect(without.lines()[2]["return"]?.elements.contains { $0["name"]?.stringValue == "quit" } == false)
-        let with = SessionConnection(conditions: ["allow-quit"])
+        let with = SessionConnection(conditions: [.allowQuit])
         _ = with.feed(#"{"execute":"qmp_capabilities"}{"execute":"query-commands"}{"execute":"quit"}"#)
         let lines = with.lines()
         #expect(lines[2]["return"]?.elements.contains { $0["name"]?.stringValue == "quit" } == true)

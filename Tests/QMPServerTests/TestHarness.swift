@@ -6,6 +6,7 @@ import JSONValues
 import Logging
 import NIOCore
 import QMPCommands
+import QMPSchema
 import QMPWire
 import TestSupport
 
@@ -60,7 +61,7 @@ final class SessionConnection: QMPTestConnection {
         try! session.writeGreeting(into: &output)
     }
 
-    convenience init(readOnly: Bool = false, conditions: Set<String> = [], limits: WireLimits = WireLimits())
+    convenience init(readOnly: Bool = false, conditions: Set<CommandCondition> = [], limits: WireLimits = WireLimits())
     {
         let server = try! ServerState.standard(options: ServerOptions(conditions: conditions, limits: limits))
         self.init(server: server, readOnly: readOnly)
