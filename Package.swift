@@ -262,7 +262,10 @@ let package = Package(
             plugins: ["EmbedAPI"]),
         .testTarget(
             name: "QMPCommandsTests",
-            dependencies: ["QMPCommands", "QMPSchema", "QMPWire", "JSONValues", "CSSModel", "PathEvents", "VFIOCCW"]
+            dependencies: [
+                "QMPCommands", "QMPSchema", "QMPWire", "JSONValues", "CSSModel", "PathEvents", "VFIOCCW",
+                "PathChangePipeline",
+            ]
         ),
         .testTarget(name: "CSSModelTests", dependencies: ["CSSModel"]),
         .testTarget(

@@ -275,7 +275,7 @@ extension Daemon {
         if let store = state?.store, let stateDir = self.configuration.stateDir {
             persistence = NotifyPersistence(
                 directory: stateDir.directory, lastSequence: server.state.pathChanges.lastSequence,
-                journal: Array(server.state.journal.changes), cause: .command(connection: ConnectionNumber.replay),
+                journal: Array(server.state.journal.changes), cause: .command(by: .replay),
                 durableThrough: { store.committedSequence })
         }
         let notifier: PathNotifier

@@ -5,11 +5,20 @@ import CSSModel
 import PathEvents
 import VFIOCCW
 
+/// Who ran a command.
+package enum CommandOrigin: Hashable, Sendable {
+    /// A client on this connection.
+    case connection(ConnectionID)
+    /// cssd itself at start: the state dir's log replayed (`StateStore.restore`), and the
+    /// notifications rebuilt from its journal. No connected client ran these commands.
+    case replay
+}
+
 /// Where a published path change came from.
 package enum PathChangeCause: Hashable, Sendable {
-    /// A command on connection `connection` (vary-path, configure-chpid, inject-path-fault,
-    /// reset-channel-path). That connection writes its own events after the command's reply.
-    case command(connection: Int)
+    /// A command (vary-path, configure-chpid, inject-path-fault, reset-channel-path). A
+    /// connection that ran it writes its own events after the command's reply.
+    case command(by: CommandOrigin)
     /// A reading of an observed backend (linux-sysfs, named `backend`) found the machine
     /// changed by someone else (another `chchp`, the kernel losing a path).
     case observed(backend: String)

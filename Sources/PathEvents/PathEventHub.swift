@@ -6,7 +6,7 @@ import VFIOCCW
 
 /// The subscriptions of every connection and the fan-out of path changes to them.
 ///
-/// Pure and deterministic: connections are opaque owner numbers, time is passed in. Each
+/// Pure and deterministic: connections are opaque owners (`ConnectionID`), time is passed in. Each
 /// change is turned into one chpid event and one event per affected subchannel (in
 /// subchannel-id order), and each subscription whose filter admits them gets them in its own
 /// bounded queue. Fan-out cost: O(1) per "chpid" subscription and O(affected subchannels) per
@@ -15,7 +15,7 @@ import VFIOCCW
 package struct PathEventHub: Sendable {
     package struct Subscription: Sendable {
         package let id: Int
-        package let owner: Int
+        package let owner: ConnectionID
         package let filter: PathEventFilter
         package internal(set) var queue: PathEventQueue
         /// Events handed to this subscription's queue.
@@ -34,7 +34,7 @@ package struct PathEventHub: Sendable {
     /// Most events one connection's queues may hold together: bounds a stalled client's memory.
     package let maxQueuedPerOwner: Int
     private var subscriptions: [Int: Subscription] = [:]
-    private var byOwner: [Int: [Int]] = [:]
+    private var byOwner: [ConnectionID: [Int]] = [:]
     /// Subscriptions whose filter names chpids, by chpid; the rest take every chpid.
     private var byChpid: [ChannelPathID: [Int]] = [:]
     private var anyChpid: [Int] = []
@@ -51,7 +51,7 @@ package struct PathEventHub: Sendable {
     }
 
     /// The sum of `owner`'s queue limits.
-    package func queueBudgetUsed(by owner: Int) -> Int {
+    package func queueBudgetUsed(by owner: ConnectionID) -> Int {
         (byOwner[owner] ?? []).reduce(0) { $0 + subscriptions[$1]!.queue.limit }
     }
 
@@ -62,7 +62,7 @@ package struct PathEventHub: Sendable {
     ///   that gave its position.
     /// - Returns: its id.
     package mutating func subscribe(
-        owner: Int, filter: PathEventFilter, queueLimit: Int, resume: PathEventResume? = nil,
+        owner: ConnectionID, filter: PathEventFilter, queueLimit: Int, resume: PathEventResume? = nil,
         at now: EventTime = EventTime(seconds: 0, microseconds: 0)
     ) throws(HubError) -> Int {
         guard byOwner[owner, default: []].count < maxSubscriptionsPerOwner else {
@@ -110,13 +110,13 @@ package struct PathEventHub: Sendable {
     }
 
     /// Ends a subscription of `owner`; others' subscriptions are unknown to it.
-    package mutating func unsubscribe(owner: Int, id: Int) throws(HubError) {
+    package mutating func unsubscribe(owner: ConnectionID, id: Int) throws(HubError) {
         guard let subscription = subscriptions[id], subscription.owner == owner else { throw .unknownSubscription(id) }
         remove(subscription)
     }
 
     /// Ends every subscription of `owner` (its connection closed).
-    package mutating func removeOwner(_ owner: Int) {
+    package mutating func removeOwner(_ owner: ConnectionID) {
         for id in byOwner[owner] ?? [] { remove(subscriptions[id]!) }
     }
 
@@ -136,14 +136,14 @@ package struct PathEventHub: Sendable {
     }
 
     /// `owner`'s subscriptions, oldest first.
-    package func subscriptions(of owner: Int) -> [Subscription] {
+    package func subscriptions(of owner: ConnectionID) -> [Subscription] {
         (byOwner[owner] ?? []).map { subscriptions[$0]! }
     }
 
     package var subscriptionCount: Int { subscriptions.count }
 
     /// Whether `owner` holds a subscription (O(1)).
-    package func hasSubscriptions(_ owner: Int) -> Bool { byOwner[owner] != nil }
+    package func hasSubscriptions(_ owner: ConnectionID) -> Bool { byOwner[owner] != nil }
 
     func forEachSubscription(_ body: (Subscription) -> Void) {
         for subscription in subscriptions.values { body(subscription) }
@@ -254,7 +254,7 @@ package struct PathEventHub: Sendable {
     /// - Parameter through: events of changes after this sequence number stay queued (a change
     ///   not yet durable is not told: after a crash its number would name another change).
     package mutating func drain(
-        for owner: Int, through limit: UInt64 = .max, _ body: (_ subscription: Int, PathEventDelivery) -> Bool
+        for owner: ConnectionID, through limit: UInt64 = .max, _ body: (_ subscription: Int, PathEventDelivery) -> Bool
     ) {
         guard let ids = byOwner[owner] else { return }
         // Taken out and put back, as in `deliver`.
@@ -281,7 +281,7 @@ package struct PathEventHub: Sendable {
     }
 
     /// The next delivery for `owner` (see `drain`).
-    package mutating func next(for owner: Int) -> (subscription: Int, delivery: PathEventDelivery)? {
+    package mutating func next(for owner: ConnectionID) -> (subscription: Int, delivery: PathEventDelivery)? {
         var next: (Int, PathEventDelivery)?
         drain(for: owner) { id, delivery in
             next = (id, delivery)
@@ -294,7 +294,7 @@ package struct PathEventHub: Sendable {
 /// Who got the events of one published change.
 package struct PathEventFanOut: Hashable, Sendable {
     /// The owners (connections) with at least one new event.
-    package internal(set) var owners: Set<Int> = []
+    package internal(set) var owners: Set<ConnectionID> = []
     /// Subscriptions that got at least one event.
     package internal(set) var subscriptions = 0
     /// Events queued, over all subscriptions (before coalescing or dropping in the queues).

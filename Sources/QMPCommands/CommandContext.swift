@@ -15,8 +15,9 @@ package protocol SessionControl: AnyObject {
     var isNegotiated: Bool { get }
     /// A read-only connection: only query-* commands.
     var isReadOnly: Bool { get }
-    /// The connection's id: the owner of its path-event subscriptions.
-    var connectionID: Int { get }
+    /// Who runs the commands: a client's connection (the owner of its path-event
+    /// subscriptions), or the replay at start.
+    var origin: CommandOrigin { get }
     /// Leaves negotiation mode with the given capabilities.
     func enterCommandMode(oob: Bool)
 }
@@ -101,6 +102,11 @@ package struct CommandContext {
     /// The command's time (`time`), or the server's clock now.
     package func now() -> EventTime { time ?? server.clock() }
 
+    /// The client connection the command came on; nil for the replay at start.
+    package var connection: ConnectionID? {
+        if case .connection(let id) = session.origin { id } else { nil }
+    }
+
     /// This context, running at `time`.
     package func at(_ time: EventTime) -> CommandContext {
         CommandContext(server: server, session: session, time: time)
@@ -110,6 +116,6 @@ package struct CommandContext {
     /// calling connection, at the command's time.
     @discardableResult
     package func publish(_ change: PathChange, as kind: PathEventChange) -> PublishedPathChange? {
-        server.pathChanges.publish(change, as: kind, cause: .command(connection: session.connectionID), at: time)
+        server.pathChanges.publish(change, as: kind, cause: .command(by: session.origin), at: time)
     }
 }

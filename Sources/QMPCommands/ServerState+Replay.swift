@@ -34,6 +34,6 @@ extension ServerState: CommandReplayer {
 final class ReplaySession: SessionControl {
     var isNegotiated: Bool { true }
     var isReadOnly: Bool { false }
-    var connectionID: Int { 0 }
+    var origin: CommandOrigin { .replay }
     func enterCommandMode(oob: Bool) {}
 }

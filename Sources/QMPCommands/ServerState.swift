@@ -184,9 +184,9 @@ package final class ServerState {
     package var deliverableThrough: UInt64 { durability?.deliverableThrough ?? .max }
 
     /// A new connection's id (the owner of its path-event subscriptions).
-    package func makeConnectionID() -> Int {
+    package func makeConnectionID() -> ConnectionID {
         lastConnectionID += 1
-        return lastConnectionID
+        return ConnectionID(lastConnectionID)
     }
 
     /// Commands a connection may execute, in schema order.

@@ -3,6 +3,7 @@
 
 import JSONValues
 import Logging
+import PathEvents
 import QMPCommands
 import QMPWire
 
@@ -13,7 +14,7 @@ import QMPWire
 struct CommandAudit {
     let logger: Logger
     let peer: ConnectionPeer
-    let connectionID: Int
+    let connectionID: ConnectionID
 
     /// Logs a request the session passes (`QMPSession.audit`: read-only commands never come
     /// here, so that a query costs no lookup of its own).

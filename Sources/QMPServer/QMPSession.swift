@@ -87,7 +87,9 @@ package final class QMPSession: SessionControl {
 
     package let server: ServerState
     package let isReadOnly: Bool
-    package let connectionID: Int
+    package let connectionID: ConnectionID
+    /// The commands run here come from this client's connection.
+    package var origin: CommandOrigin { .connection(connectionID) }
     package private(set) var state: State = .negotiating
 
     private var scanner: JSONScanner

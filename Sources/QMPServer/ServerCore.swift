@@ -20,7 +20,7 @@ final class ServerCore: @unchecked Sendable {
     let loop: EventLoop
     let state: ServerState
     let logger: Logger
-    private var connections: [Int: QMPConnectionHandler] = [:]
+    private var connections: [ConnectionID: QMPConnectionHandler] = [:]
     private(set) var connectionCount = 0
     /// Told of connections and backend readings (metrics); set before the server starts.
     var observer: ServerObserver?
@@ -109,8 +109,8 @@ extension ServerCore: PathChangeSink {
     /// whose command published the change is not woken: it writes its events right after
     /// that command's reply.
     func pathChangePublished(_ published: PublishedPathChange) {
-        var publisher: Int?
-        if case .command(let connection) = published.cause { publisher = connection }
+        var publisher: ConnectionID?
+        if case .command(by: .connection(let connection)) = published.cause { publisher = connection }
         for owner in published.reached.owners where owner != publisher { connections[owner]?.eventsQueued() }
     }
 }

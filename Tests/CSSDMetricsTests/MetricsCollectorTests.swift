@@ -57,7 +57,7 @@ import VFIOCCW
         state.pathChanges.register(collector, as: .metrics)
         state.pathChanges.publish(
             try state.backend.configurePath(Self.chp("0.41"), to: .standby), as: .standby,
-            cause: .command(connection: 1))
+            cause: .command(by: .connection(1)))
         try state.guests.setStrategy(.perDevice, of: "guest1")
         collector.collect(
             subsystem: state.subsystem, backend: state.backend, pathEvents: state.pathEvents.totals(),

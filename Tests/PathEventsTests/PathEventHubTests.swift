@@ -32,7 +32,7 @@ private func model() -> Subsystem {
 }
 
 /// Everything queued for `owner`: (subscription, event name, chpid or subchannel text).
-private func drain(_ hub: inout PathEventHub, _ owner: Int) -> [(Int, String)] {
+private func drain(_ hub: inout PathEventHub, _ owner: ConnectionID) -> [(Int, String)] {
     var out: [(Int, String)] = []
     while let (id, delivery) = hub.next(for: owner) {
         switch delivery {
@@ -82,7 +82,7 @@ private func drain(_ hub: inout PathEventHub, _ owner: Int) -> [(Int, String)] {
             owner: 4, filter: PathEventFilter(granularity: .chpid, changes: [.online]), queueLimit: 100)
 
         var got: [Int: [String]] = [:]
-        func drainAll() { for owner in 1...4 { got[owner, default: []] += drain(&hub, owner).map(\.1) } }
+        func drainAll() { for owner in 1...4 { got[owner, default: []] += drain(&hub, ConnectionID(owner)).map(\.1) } }
         hub.publish(try css.varyPath(chp("0.40"), to: .offline), as: .offline, at: t0)
         drainAll()
         hub.publish(try css.varyPath(chp("0.41"), to: .offline), as: .offline, at: t0)

@@ -40,7 +40,7 @@ private func journal(capacity: Int, count: Int) throws -> (PathEventJournal, Sub
 }
 
 /// (change sequence, event kind) of everything queued for `owner`, up to `limit`.
-private func drained(_ hub: inout PathEventHub, _ owner: Int, through limit: UInt64 = .max) -> [String] {
+private func drained(_ hub: inout PathEventHub, _ owner: ConnectionID, through limit: UInt64 = .max) -> [String] {
     var out: [String] = []
     hub.drain(for: owner, through: limit) { _, delivery in
         switch delivery {

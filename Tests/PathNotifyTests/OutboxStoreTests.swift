@@ -126,7 +126,7 @@ import Testing
         for (index, state) in [VaryState.offline, .online, .offline, .online].enumerated() {
             let change = try subsystem.varyPath(try ChannelPathID(parsing: "0.40"), to: state)
             let published = try #require(
-                publisher.publish(change, as: PathEventChange(state), cause: .command(connection: 1)))
+                publisher.publish(change, as: PathEventChange(state), cause: .command(by: .connection(1))))
             if index >= 2 {
                 journal.append(
                     JournaledPathChange(
@@ -140,7 +140,7 @@ import Testing
         let notifier = try PathNotifier(
             configuration: configuration, epoch: "e1",
             persistence: NotifyPersistence(
-                directory: directory, lastSequence: 4, journal: journal, cause: .command(connection: 0),
+                directory: directory, lastSequence: 4, journal: journal, cause: .command(by: .replay),
                 durableThrough: { 4 }),
             logger: Logger(label: "test"))
         let counters = notifier.outbox.counters

@@ -13,7 +13,7 @@ private func published(_ chpid: String, _ state: VaryState, publisher: PathChang
     -> PublishedPathChange
 {
     let change = try! subsystem.varyPath(try! ChannelPathID(parsing: chpid), to: state)
-    return publisher.publish(change, as: PathEventChange(state), cause: .command(connection: 1))!
+    return publisher.publish(change, as: PathEventChange(state), cause: .command(by: .connection(1)))!
 }
 
 @Suite struct BrokerAddressTests {

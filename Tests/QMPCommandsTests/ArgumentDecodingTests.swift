@@ -3,6 +3,7 @@
 
 import CSSModel
 import JSONValues
+import PathChangePipeline
 import PathEvents
 import Testing
 
@@ -22,7 +23,7 @@ struct ArgumentDecodingTests {
     private final class Session: SessionControl {
         var isNegotiated: Bool { true }
         var isReadOnly: Bool { false }
-        var connectionID: Int { 1 }
+        var origin: CommandOrigin { .connection(1) }
         func enterCommandMode(oob: Bool) {}
     }
 

@@ -115,7 +115,7 @@ struct PathChangePublisherTests {
         let published = pipeline.sink.published
         #expect(published.map(\.kind) == requests.map(\.1))
         #expect(published.map(\.sequence) == [1, 2, 3, 4, 5])
-        #expect(published.allSatisfy { $0.cause == .command(connection: connection) })
+        #expect(published.allSatisfy { $0.cause == .command(by: .connection(connection)) })
         #expect(published.allSatisfy { $0.time == EventTime(seconds: 7, microseconds: 8) })
         #expect(published.map(\.change.chpid) == [chp("0.40"), chp("0.41"), chp("0.42"), chp("0.43"), chp("0.44")])
         // The vary reaches the guest's 42 devices on fe.40 (lpm only: invisible to the guest).

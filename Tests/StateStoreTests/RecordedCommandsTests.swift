@@ -19,7 +19,7 @@ import VFIOCCW
 private final class SampleSession: SessionControl {
     var isNegotiated: Bool
     var isReadOnly: Bool { false }
-    var connectionID: Int { 1 }
+    var origin: CommandOrigin { .connection(1) }
     init(negotiated: Bool) { isNegotiated = negotiated }
     func enterCommandMode(oob: Bool) { isNegotiated = true }
 }

@@ -22,7 +22,7 @@ import VFIOCCW
 private final class TestSession: SessionControl {
     var isNegotiated: Bool { true }
     var isReadOnly: Bool { false }
-    var connectionID: Int { 1 }
+    var origin: CommandOrigin { .connection(1) }
     func enterCommandMode(oob: Bool) {}
 }
 

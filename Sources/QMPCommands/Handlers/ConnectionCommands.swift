@@ -2,6 +2,7 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import JSONValues
+import PathEvents
 import QMPWire
 
 /// What the network layer reports of one open connection (query-connections).
@@ -10,7 +11,7 @@ package struct ConnectionReport: Sendable {
         case unix, tcp, tls
     }
 
-    package var id: Int
+    package var id: ConnectionID
     /// `unix:PATH` or `tcp:HOST:PORT`.
     package var listener: String
     package var transport: Transport
@@ -24,7 +25,7 @@ package struct ConnectionReport: Sendable {
     package var bytesOut: Int
 
     package init(
-        id: Int, listener: String, transport: Transport, identity: String,
+        id: ConnectionID, listener: String, transport: Transport, identity: String,
         credentials: (uid: UInt32, gid: UInt32, pid: Int32)?, readOnly: Bool, negotiated: Bool, bytesIn: Int,
         bytesOut: Int
     ) {
@@ -50,7 +51,7 @@ enum ConnectionCommands {
             .array(
                 reports.map { report in
                     var members: [(String, JSON)] = [
-                        ("id", .integer(report.id)), ("listener", .string(report.listener)),
+                        ("id", .integer(report.id.number)), ("listener", .string(report.listener)),
                         ("transport", .string(report.transport.rawValue)), ("identity", .string(report.identity)),
                     ]
                     if let credentials = report.credentials {
@@ -66,7 +67,7 @@ enum ConnectionCommands {
                             .array(server.pathEvents.subscriptions(of: report.id).map { .integer($0.id) })
                         ),
                         ("bytes-in", .integer(report.bytesIn)), ("bytes-out", .integer(report.bytesOut)),
-                        ("current", .bool(report.id == context.session.connectionID)),
+                        ("current", .bool(report.id == context.connection)),
                     ]
                     return .object(members)
                 }))

@@ -36,9 +36,11 @@ enum PathEventCommands {
                         + "\(newest)")
             }
         }
+        // Subscriptions belong to a client's connection; the replay runs no subscription command.
+        guard let owner = context.connection else { throw .generic("subscriptions belong to a client connection") }
         do throws(PathEventHub.HubError) {
             let id = try server.pathEvents.subscribe(
-                owner: context.session.connectionID, filter: filter, queueLimit: limit, resume: resume,
+                owner: owner, filter: filter, queueLimit: limit, resume: resume,
                 at: context.now())
             return .reply(PathEventSubscribedReply(subscription: id).json)
         } catch {
@@ -59,7 +61,8 @@ enum PathEventCommands {
     {
         let id = arguments.subscription
         do throws(PathEventHub.HubError) {
-            try context.server.pathEvents.unsubscribe(owner: context.session.connectionID, id: id)
+            guard let owner = context.connection else { throw .unknownSubscription(id) }
+            try context.server.pathEvents.unsubscribe(owner: owner, id: id)
         } catch {
             throw .generic("subscription \(id) does not exist on this connection")
         }
@@ -79,7 +82,7 @@ enum PathEventCommands {
     }
 
     static func queryPathEventSubscriptions(_ context: CommandContext) throws(QMPError) -> CommandOutcome {
-        .reply(.array(context.server.pathEvents.subscriptions(of: context.session.connectionID).map(info)))
+        .reply(.array((context.connection.map(context.server.pathEvents.subscriptions(of:)) ?? []).map(info)))
     }
 
     /// The `--notify` publisher's state (API/notify.md); `{"enabled": false}` without it.
