@@ -90,20 +90,30 @@ let package = Package(
             swiftSettings: fuzzFlags,
             plugins: ["EmbedAPI"]
         ),
-        // Transport security shared by every server endpoint (QMP, metrics): TLS credentials in
-        // QEMU's tls-creds-x509 layout, client-certificate DNs as QEMU writes them, CRLs, and
-        // QEMU's authz-list-file policies.
+        // TLS credentials in QEMU's tls-creds-x509 layout for either endpoint (the server's, and
+        // cssctl's client directory) and the TLS contexts made from them; what the server checks
+        // with them: client chains, CRLs, client-certificate DNs as QEMU writes them.
+        .target(
+            name: "X509Credentials",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ]
+        ),
+        // Transport security shared by every server endpoint (QMP, metrics): the TLS admission
+        // gate, credential and policy reloads, QEMU's authz-list-file policies.
         .target(
             name: "ServerSecurity",
             dependencies: [
-                "JSONValues",
+                "X509Credentials", "JSONValues",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOTLS", package: "swift-nio"),
-                .product(name: "X509", package: "swift-certificates"),
-                .product(name: "SwiftASN1", package: "swift-asn1"),
             ]
         ),
         // Signals caught from the first instruction of the process (a constructor), delivered
@@ -114,7 +124,7 @@ let package = Package(
             name: "QMPServer",
             dependencies: [
                 "QMPCommands", "QMPWire", "JSONValues", "QMPTransport", "PathEvents", "CSSModel", "CSSBackend",
-                "VFIOCCW", "ServerSecurity", "PathChangePipeline",
+                "VFIOCCW", "ServerSecurity", "X509Credentials", "PathChangePipeline",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -133,7 +143,7 @@ let package = Package(
             name: "CSSDMetrics",
             dependencies: [
                 "QMPServer", "QMPSchema", "QMPWire", "CSSModel", "CSSBackend", "PathEvents", "VFIOCCW",
-                "PathChangePipeline", "ServerSecurity",
+                "PathChangePipeline", "ServerSecurity", "X509Credentials",
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -189,7 +199,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
-                "ServerSecurity",
+                "X509Credentials",
             ]
         ),
         // The fuzz harness and its invariants, shared by the fuzzer and the tests.
@@ -294,7 +304,7 @@ let package = Package(
         .testTarget(
             name: "ServerSecurityTests",
             dependencies: [
-                "TestSupport", "ServerSecurity", .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                "TestSupport", "ServerSecurity", "X509Credentials", .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -5,7 +5,7 @@ import Prometheus
 import QMPSchema
 import QMPServer
 import QMPWire
-import ServerSecurity
+import X509Credentials
 
 /// The metrics cssd counts as things happen (commands, connections), kept
 /// in a swift-prometheus registry that the scrape-time collector (`MetricsCollector`) fills

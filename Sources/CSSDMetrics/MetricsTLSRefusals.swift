@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import Prometheus
 import ServerSecurity
+import X509Credentials
 
 /// The metrics endpoint's TLS admission: ServerSecurity's `TLSAdmissionHandler` between its
 /// NIOSSLServerHandler and its HTTP codec, with the same checks as QMP's listeners: the handshake

@@ -2,7 +2,7 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import QMPCommands
-import ServerSecurity
+import X509Credentials
 
 /// What the server tells an observer (the metrics endpoint) as it runs: commands (through
 /// `CommandObserver`) and connections. Every call is made on the server's event loop and must

@@ -2,6 +2,7 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import JSONValues
+import X509Credentials
 
 /// An authorization policy in QEMU's `authz-list-file` format (authz/listfile.c, authz/list.c):
 ///

@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import NIOSSL
 import NIOTLS
+import X509Credentials
 
 /// Stands between a TLS listener's NIOSSLServerHandler and the protocol it serves (QMP, the
 /// metrics endpoint's HTTP): holds the connection until the handshake completed, the client
@@ -222,28 +223,4 @@ package final class TLSAdmissionHandler: ChannelInboundHandler, RemovableChannel
             metadata: metadata, source: reporting.source)
         channel.close(promise: nil)
     }
-}
-
-/// Why a TLS client was not served: in the handshake (`HandshakeFailure.kind`) or after it.
-/// The raw values are the `reason` label of the refusal counters (API/metrics.md).
-package enum TLSRefusalReason: String, Sendable, CaseIterable {
-    /// The client sent no certificate (QEMU's verify-peer=on requires one).
-    case noCertificate = "no-certificate"
-    /// The bytes were not TLS (plain HTTP or QMP sent to a TLS port).
-    case notTLS = "not-tls"
-    /// No common TLS version of 1.2 or later.
-    case protocolVersion = "protocol-version"
-    /// The certificate did not verify: another CA, expired, not yet valid (or, after the
-    /// handshake, unreadable).
-    case badCertificate = "bad-certificate"
-    /// The certificate is on the CRL (`ca-crl.pem`).
-    case revoked
-    /// The `--tls-authz` policy denies the DN.
-    case unauthorized
-    /// No completed handshake within the timeout.
-    case timeout
-    /// The client closed the connection before the handshake completed.
-    case abandoned
-    /// Anything else: what BoringSSL reported, or a failure to install the protocol's handlers.
-    case other
 }

@@ -4,6 +4,7 @@
 import Logging
 import NIOConcurrencyHelpers
 import NIOSSL
+import X509Credentials
 
 #if canImport(Glibc)
 import Glibc

@@ -4,7 +4,7 @@
 import ArgumentParser
 import JSONValues
 import QMPTransport
-import ServerSecurity
+import X509Credentials
 
 #if canImport(Glibc)
 import Glibc

@@ -3,7 +3,7 @@
 
 import ArgumentParser
 import QMPTransport
-import ServerSecurity
+import X509Credentials
 
 /// `--socket` and `--timeout`, shared by the subcommands that run commands and wait for replies.
 struct ConnectionOptions: ParsableArguments {

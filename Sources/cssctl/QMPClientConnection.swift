@@ -4,7 +4,7 @@
 import JSONValues
 import QMPTransport
 import QMPWire
-import ServerSecurity
+import X509Credentials
 
 #if canImport(Glibc)
 import Glibc

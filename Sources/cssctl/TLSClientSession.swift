@@ -4,7 +4,7 @@
 import NIOCore
 import NIOEmbedded
 import NIOSSL
-import ServerSecurity
+import X509Credentials
 
 /// TLS for the blocking client, without a second thread: swift-nio-ssl's client handler runs
 /// in an `EmbeddedChannel` as a pure transformer. Plaintext written is encrypted into

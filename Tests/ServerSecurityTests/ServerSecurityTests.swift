@@ -7,6 +7,7 @@ import TestSupport
 import Testing
 
 @testable import ServerSecurity
+@testable import X509Credentials
 
 /// Made by `openssl req -x509 -multivalue-rdn -subj '/DC=org/DC=example/C=GB/O=Example, Inc./OU=Ops+UID=42/CN=#mgmt <1>; "x" '`:
 /// every escape of RFC 4514, a multi-valued RDN and attributes GnuTLS names DC and UID.

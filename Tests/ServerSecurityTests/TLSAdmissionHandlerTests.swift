@@ -8,6 +8,7 @@ import NIOEmbedded
 import NIOSSL
 import ServerSecurity
 import Testing
+import X509Credentials
 
 /// The shared TLS admission gate behind a real NIOSSLServerHandler on an EmbeddedChannel,
 /// against cssctl's client context (`TLSCredentials`, client layout) on another one, with

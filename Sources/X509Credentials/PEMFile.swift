@@ -6,12 +6,12 @@ import Glibc
 #endif
 
 /// Reading credential files: whole small files, and the DER blocks of a PEM file (RFC 7468).
-enum PEMFile {
+package enum PEMFile {
     /// The bytes of a regular file of at most `limit` bytes. Opened without blocking and refused
     /// unless regular: a FIFO or a device in its place must not hold the thread that reloads
     /// credentials and policies (and with it every later revocation).
     /// - Throws: `TLSCredentialsError.unreadable` with the path and strerror, or the file's kind.
-    static func read(_ path: String, limit: Int = 1 << 20) throws(TLSCredentialsError) -> [UInt8] {
+    package static func read(_ path: String, limit: Int = 1 << 20) throws(TLSCredentialsError) -> [UInt8] {
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw .unreadable(path, String(cString: strerror(errno))) }
         defer { close(fd) }
