@@ -27,7 +27,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.13.2"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
-        // Verifies TLS clients' chains (ServerSecurity.ClientChainVerifier).
+        // Verifies TLS clients' chains (X509Credentials.ClientChainVerifier).
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
     ],
@@ -118,7 +118,7 @@ let package = Package(
         ),
         // Signals caught from the first instruction of the process (a constructor), delivered
         // through a pipe: SIGTERM/SIGINT/SIGHUP are never lost nor fatal during start-up.
-        .target(name: "CSSDSignals"),
+        .target(name: "CProcessSignals"),
         // QMP sessions and the network server.
         .target(
             name: "QMPServer",
@@ -134,13 +134,13 @@ let package = Package(
             swiftSettings: fuzzFlags
         ),
         // The Prometheus endpoint: scrape-time collection from the server state, the HTTP/1
-        // listener (NIOHTTP1, over TLS with ServerSecurity's credentials when --tls-creds) and the
+        // listener (NIOHTTP1, over TLS with ServerSecurity's gate and credentials when --tls-creds) and the
         // exposition (swift-prometheus; OpenMetrics framing on top).
         // swift-prometheus' registry is used directly, not through swift-metrics (its dependency,
         // 2.13.0 here): swift-metrics' API has no help text, and a family without one fails
         // `promtool check metrics` ("no help text").
         .target(
-            name: "CSSDMetrics",
+            name: "MetricsExporter",
             dependencies: [
                 "QMPServer", "QMPSchema", "QMPWire", "CSSModel", "CSSBackend", "PathEvents", "VFIOCCW",
                 "PathChangePipeline", "ServerSecurity", "X509Credentials",
@@ -171,7 +171,7 @@ let package = Package(
         .target(
             name: "DaemonRuntime",
             dependencies: [
-                "CSSDMetrics", "QMPServer", "QMPCommands", "PathNotify", "TopologyFile", "CSSModel", "CSSBackend",
+                "MetricsExporter", "QMPServer", "QMPCommands", "PathNotify", "TopologyFile", "CSSModel", "CSSBackend",
                 "LinuxSysfs", "VFIOCCW", "StateStore", "PathEvents", "ServerSecurity",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -184,7 +184,7 @@ let package = Package(
         .executableTarget(
             name: "cssd",
             dependencies: [
-                "DaemonRuntime", "CSSDSignals", "QMPServer", "QMPCommands", "QMPWire", "PathNotify", "StateStore",
+                "DaemonRuntime", "CProcessSignals", "QMPServer", "QMPCommands", "QMPWire", "PathNotify", "StateStore",
                 "CSSBackend",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -279,9 +279,9 @@ let package = Package(
         ),
         .testTarget(name: "CSSModelTests", dependencies: ["CSSModel"]),
         .testTarget(
-            name: "CSSDMetricsTests",
+            name: "MetricsExporterTests",
             dependencies: [
-                "CSSDMetrics", "QMPCommands", "CSSModel", "PathEvents", "VFIOCCW", "ServerSecurity",
+                "MetricsExporter", "QMPCommands", "CSSModel", "PathEvents", "VFIOCCW", "ServerSecurity",
                 "PathChangePipeline",
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

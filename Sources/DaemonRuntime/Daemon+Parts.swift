@@ -2,10 +2,10 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import CSSBackend
-import CSSDMetrics
 import CSSModel
 import LinuxSysfs
 import Logging
+import MetricsExporter
 import NIOCore
 import PathEvents
 import PathNotify

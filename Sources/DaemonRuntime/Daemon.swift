@@ -2,8 +2,8 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import CSSBackend
-import CSSDMetrics
 import Logging
+import MetricsExporter
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
@@ -89,7 +89,7 @@ package final class Daemon: Sendable {
 
     /// - Parameters:
     ///   - signalPipe: the read end of a pipe that carries caught signals, one byte each (the
-    ///     signal's number: cssd's C constructor, CSSDSignals); nil: no signals (`shutdown()`).
+    ///     signal's number: cssd's C constructor, CProcessSignals); nil: no signals (`shutdown()`).
     ///   - logger: the log to write to; nil: the daemon sets up the process's logging
     ///     (`LoggingSystem.bootstrap`, once per process) and logs as `cssd`.
     ///   - onReady: called once every listener is bound, before `run()` serves.

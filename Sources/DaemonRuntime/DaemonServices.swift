@@ -52,7 +52,7 @@ func offloaded(_ work: @escaping @Sendable () -> Void) async {
     }
 }
 
-/// Carries caught signals (one byte each on a pipe: cssd's C constructor, CSSDSignals) to the
+/// Carries caught signals (one byte each on a pipe: cssd's C constructor, CProcessSignals) to the
 /// server: SIGTERM and SIGINT stop it (at once if it serves, else as soon as it does), SIGHUP
 /// reloads it (and is ignored before it serves: there is nothing loaded to reload yet).
 final class SignalRouter: @unchecked Sendable {

@@ -39,7 +39,7 @@ package final class TLSAdmissionHandler: ChannelInboundHandler, RemovableChannel
         /// The level of "TLS client left before completing the handshake" (a close before NIOSSL
         /// reported anything); nil: not logged (it is still passed to `refused`).
         package var left: Logger.Level?
-        /// The log's `source`: the module that makes the gate (QMPServer, CSSDMetrics), as if it
+        /// The log's `source`: the module that makes the gate (QMPServer, MetricsExporter), as if it
         /// logged itself.
         package var source: String
 

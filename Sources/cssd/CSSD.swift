@@ -2,8 +2,8 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import ArgumentParser
+import CProcessSignals
 import CSSBackend
-import CSSDSignals
 import DaemonRuntime
 import Logging
 import NIOCore

@@ -10,7 +10,7 @@ import Prometheus
 import ServerSecurity
 import Testing
 
-@testable import CSSDMetrics
+@testable import MetricsExporter
 
 /// The metrics endpoint's TLS pipeline (NIOSSLServerHandler, metricsTLSGate, then NIOHTTP1 and
 /// MetricsHTTPHandler) on an EmbeddedChannel, against a real NIOSSL client on another one, with

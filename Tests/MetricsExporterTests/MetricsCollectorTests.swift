@@ -9,7 +9,7 @@ import QMPCommands
 import Testing
 import VFIOCCW
 
-@testable import CSSDMetrics
+@testable import MetricsExporter
 
 /// The scrape-time collector over a real server state (the model of the embedded topology):
 /// what the registry renders after path operations and a guest's strategy change.

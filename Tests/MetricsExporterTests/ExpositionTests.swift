@@ -4,7 +4,7 @@
 import Prometheus
 import Testing
 
-@testable import CSSDMetrics
+@testable import MetricsExporter
 
 @Suite struct ExpositionTests {
     @Test(arguments: [

@@ -5,7 +5,7 @@ import NIOCore
 import NIOEmbedded
 import Testing
 
-@testable import CSSDMetrics
+@testable import MetricsExporter
 
 /// At the limit a new connection closes the one that made progress least recently.
 @Suite struct MetricsConnectionsTests {

@@ -7,7 +7,7 @@ import NIOEmbedded
 import NIOHTTP1
 import Testing
 
-@testable import CSSDMetrics
+@testable import MetricsExporter
 
 /// The handler behind NIOHTTP1's real decoder and encoder on an EmbeddedChannel: status codes
 /// for good and bad requests, bytes in and bytes out.
