@@ -291,7 +291,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "PathEventsTests", dependencies: ["TestSupport", "PathEvents", "CSSModel", "VFIOCCW"]),
+        .testTarget(name: "PathEventsTests", dependencies: ["TestSupport", "PathEvents", "CSSModel"]),
         .testTarget(
             name: "PathNotifyTests",
             dependencies: [
