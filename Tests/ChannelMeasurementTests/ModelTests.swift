@@ -220,3 +220,26 @@ import Testing
         }
     }
 }
+
+/// Loads at the edge: counters beyond 64 bits wrap instead of trapping, and loads no hardware
+/// could count are refused.
+@Suite struct ModelLimitTests {
+    @Test func countersBeyondSixtyFourBitsWrapInsteadOfTrapping() throws {
+        var model = ModelTests.model([0x40: .cmg2])
+        try model.setEnabled(true)
+        // 1e15 bytes/s of 4096-byte units for ten years: about 7.7e19 units, past 2^64.
+        try model.setLoad(
+            ModelTests.id(0x40), ["read_total": 1e15, "ficon_rate": 1e15, "ficon_active": 1e6], at: .zero)
+        let tenYears = Duration.seconds(10 * 365 * 86400)
+        let sample = try #require(model.reading(ModelTests.id(0x40), at: tenYears)?.sample)
+        #expect(CMG.cmg2.counter("data_units_read")?.value(in: sample) != nil)
+        #expect(CMG.cmg2.counter("sum_ficon_ops_cpc")?.value(in: sample) != nil)
+    }
+
+    @Test func loadsNoHardwareCouldCountAreRefused() {
+        var model = ModelTests.model([0x40: .cmg2])
+        #expect(throws: MeasurementFacilityError.load(.badValue("util_part", 1e300))) {
+            try model.setLoad(ModelTests.id(0x40), ["util_part": 1e300], at: .zero)
+        }
+    }
+}

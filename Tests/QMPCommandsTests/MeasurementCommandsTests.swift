@@ -126,7 +126,7 @@ import Testing
         )
         #expect(
             Self.runError(server, "set-chpid-load", #"{"chpid": "0.40", "load": {"util_part": -1}}"#)
-                == "GenericError: load key 'util_part' must be a finite number >= 0, got -1.0")
+                == "GenericError: load key 'util_part' must be a number from 0 to 1e15, got -1.0")
         #expect(
             Self.runError(server, "set-chpid-load", #"{"chpid": "0.77", "load": {}}"#)?.hasPrefix("DeviceNotFound")
                 == true)
@@ -139,6 +139,10 @@ import Testing
         #expect(
             Self.runError(server, "query-chpid-measurements", #"{"chpids": ["0.40", "0.77"]}"#)?.hasPrefix(
                 "DeviceNotFound") == true)
+        // A load no hardware could count would overflow the model's 64-bit counters: refused.
+        #expect(
+            Self.runError(server, "set-chpid-load", #"{"chpid": "0.40", "load": {"read_total": 1e300}}"#)
+                == "GenericError: load key 'read_total' must be a number from 0 to 1e15, got 1e+300")
         // The server still answers.
         #expect(try Self.reply(server, "query-chpid-measurements")["state"]?.stringValue == "disabled")
     }
