@@ -270,7 +270,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "CSSModelTests", dependencies: ["CSSModel"]),
-        .testTarget(name: "ChannelMeasurementTests", dependencies: ["ChannelMeasurement", "CSSModel"]),
+        .testTarget(name: "ChannelMeasurementTests", dependencies: ["ChannelMeasurement", "CSSModel", "TestSupport"]),
         .testTarget(
             name: "CSSDMetricsTests",
             dependencies: [
