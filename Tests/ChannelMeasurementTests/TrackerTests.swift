@@ -144,6 +144,23 @@ import Testing
         #expect(close(tracker.report(Self.other)?.metrics?.double("util_part"), 49.9968))
     }
 
+    @Test func aNewGroupStartsAgain() {
+        var tracker = MeasurementTracker()
+        tracker.record(Self.reading(0, ["channel_work_units": 100]), at: 0)
+        tracker.record(Self.reading(15625, ["channel_work_units": 200]), at: 2)
+        // The same path now reports CMG 1: other counters, so no delta across the change.
+        tracker.record(
+            ChannelMeasurementReading(
+                chpid: Self.chpid, cmg: 1,
+                sample: Samples.make(.cmg1, timestamp: 31250, ["channel_path_busy_time": 5])), at: 4)
+        let report = tracker.report(Self.chpid)
+        #expect(report?.cmg == .cmg1)
+        #expect(report?.problem == .firstSample)
+        #expect(report?.samples == 1)
+        #expect(report?.totals.map(\.key) == ["channel_path_busy_time_cpc", "channel_path_busy_time"])
+        #expect(Self.total(report, "channel_path_busy_time") == 5)
+    }
+
     @Test func infinityFromAZeroMaximumIsNotAvailable() {
         var tracker = MeasurementTracker()
         var zero = Self.reading(0, ["data_units_read_cpc": 0])
