@@ -85,7 +85,7 @@ let package = Package(
             name: "QMPCommands",
             dependencies: [
                 "QMPSchema", "QMPWire", "JSONValues", "CSSModel", "PathEvents", "CSSBackend", "VFIOCCW",
-                "PathChangePipeline",
+                "PathChangePipeline", "ChannelMeasurement",
             ],
             swiftSettings: fuzzFlags,
             plugins: ["EmbedAPI"]
@@ -172,7 +172,7 @@ let package = Package(
             name: "DaemonRuntime",
             dependencies: [
                 "MetricsExporter", "QMPServer", "QMPCommands", "PathNotify", "TopologyFile", "CSSModel", "CSSBackend",
-                "LinuxSysfs", "VFIOCCW", "StateStore", "PathEvents", "ServerSecurity",
+                "LinuxSysfs", "VFIOCCW", "StateStore", "PathEvents", "ServerSecurity", "ChannelMeasurement",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -241,7 +241,10 @@ let package = Package(
         ),
         .target(name: "CSSModel", swiftSettings: fuzzFlags),
         // The interface between commands and the source of truth, and the model as one.
-        .target(name: "CSSBackend", dependencies: ["CSSModel"], swiftSettings: fuzzFlags),
+        .target(name: "CSSBackend", dependencies: ["CSSModel", "ChannelMeasurement"], swiftSettings: fuzzFlags),
+        // The channel-measurement facility (chpstat's data, issue 21), pure: CMCB/CUE layouts,
+        // chpstat's formulas per CMG, 64-bit running totals, the interval tracker, the model.
+        .target(name: "ChannelMeasurement", dependencies: ["CSSModel"], swiftSettings: fuzzFlags),
         // Guests and vfio-ccw passthrough on top of the host model (pure).
         .target(name: "VFIOCCW", dependencies: ["CSSModel"], swiftSettings: fuzzFlags),
         // A real machine through Linux sysfs, as a backend.
@@ -274,10 +277,11 @@ let package = Package(
             name: "QMPCommandsTests",
             dependencies: [
                 "QMPCommands", "QMPSchema", "QMPWire", "JSONValues", "CSSModel", "PathEvents", "VFIOCCW",
-                "PathChangePipeline",
+                "PathChangePipeline", "CSSBackend", "ChannelMeasurement",
             ]
         ),
         .testTarget(name: "CSSModelTests", dependencies: ["CSSModel"]),
+        .testTarget(name: "ChannelMeasurementTests", dependencies: ["ChannelMeasurement", "CSSModel", "TestSupport"]),
         .testTarget(
             name: "MetricsExporterTests",
             dependencies: [
