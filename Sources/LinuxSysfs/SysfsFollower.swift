@@ -65,6 +65,9 @@ final class SysfsFollower: @unchecked Sendable {
     /// The readings' health, under a lock of its own (not `mirrorLock`): a scrape reads it
     /// without waiting for a reading in progress.
     private let statistics: Mutex<BackendReadingStats>
+    /// The last pass over the channel-measurement files, under a lock of its own: a query
+    /// takes it without waiting for a reading in progress.
+    private let measured = Mutex<MeasurementPass?>(nil)
 
     init(mirror: SysfsMirror) {
         self.mirror = mirror
@@ -231,16 +234,40 @@ final class SysfsFollower: @unchecked Sendable {
         }
     }
 
-    /// One poll tick, timed; a tick without read errors is a good reading, whether or not
-    /// anything changed (an idle healthy host keeps its good-reading time current).
+    /// The last pass over the channel-measurement files (nil before the first); never waits
+    /// for a reading.
+    var lastMeasurement: MeasurementPass? { measured.withLock { $0 } }
+
+    /// A pass over the channel-measurement files here and now, on the calling thread (after a
+    /// write to `cm_enable`; tests), kept as the last one.
+    @discardableResult
+    func measureNow() -> MeasurementPass {
+        var pass: MeasurementPass?
+        reading(
+            { mirror in
+                pass = mirror.measure()
+                return nil
+            }, then: { _ in })
+        measured.withLock { $0 = pass }
+        return pass!
+    }
+
+    /// One poll tick, timed: every chpid's attributes, then one pass over the channel-
+    /// measurement files (in the tick's time: the cost that measurement adds to a tick). A
+    /// tick whose attribute reading had no read errors is a good reading, whether or not
+    /// anything changed (an idle healthy host keeps its good-reading time current); a
+    /// measurement file's problem is the chpid's measurement's, reported with it.
     private func pollTick() {
         let started = monotonicNanoseconds()
         var clean = false
+        var pass: MeasurementPass?
         follow { mirror in
             let update = mirror.tick()
             clean = !mirror.hasPendingErrors
+            pass = mirror.measure()
             return update
         }
+        if let pass { measured.withLock { $0 = pass } }
         let duration = Double(monotonicNanoseconds() - started) / 1e9
         let finished = wallClockSeconds()
         statistics.withLock { stats in
