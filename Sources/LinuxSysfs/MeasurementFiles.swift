@@ -113,21 +113,16 @@ struct MeasurementFiles {
         var speed: UInt64?
     }
 
-    /// Reads `cmg` (unless `knownCMG` is given), the characteristics (unless `cached` has
-    /// them for this CMG), then the CUE and extended CUE until the CUE's timestamp is stable
-    /// (chpstat `read_util`).
+    /// Reads the characteristics (unless `cached` has them for this CMG), then the CUE and
+    /// extended CUE until the CUE's timestamp is stable (chpstat `read_util`).
     /// - Parameters:
     ///   - chpid: the chpid's directory name in the css directory (`chp0.4a`).
-    ///   - cmgRadix: 16 before Linux 6.7 (`%x`), 10 since (`KernelRelease.cmgRadix`).
-    ///   - knownCMG: the `cmg` the tick read just now with the chpid's other attributes; nil
-    ///     to read it here (and say why there is none when there is none).
+    ///   - cmg: the chpid's group (1...5), from its `cmg` (`readCMG`).
     /// - Returns: the blocks and the characteristics to cache, or the problem.
-    func read(chpid: String, cmgRadix: Int, knownCMG: Int? = nil, cached: Characteristics?)
+    func read(chpid: String, cmg: Int, cached: Characteristics?)
         -> Result<(SysfsMeasurementBlocks, Characteristics), SysfsMeasurementProblem>
     {
         do throws(SysfsMeasurementProblem) {
-            var cmg = knownCMG ?? -1
-            if knownCMG == nil { cmg = try readCMG(chpid + "/cmg", radix: cmgRadix) }
             guard (1...5).contains(cmg) else { throw .unsupportedCMG(cmg) }
             let characteristics: Characteristics
             if let cached, cached.cmg == cmg {

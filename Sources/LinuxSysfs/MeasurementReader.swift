@@ -36,6 +36,9 @@ package struct MeasurementPass: Sendable {
     package var facility: MeasurementFacilityState
     /// Per chpid: its blocks, or why there are none this pass.
     package var results: [ChannelPathID: Result<SysfsMeasurementBlocks, SysfsMeasurementProblem>]
+    /// Per chpid: its `cmg` when it is a number, also when its blocks could not be read (a
+    /// read problem does not change the group, so the running totals go on).
+    package var groups: [ChannelPathID: Int] = [:]
     /// When the pass started, on the monotonic clock (nanoseconds): the host's time of the
     /// samples, beside the CUE's own 24-bit timestamp (which wraps every 2147 s).
     package var monotonicNanoseconds: UInt64
@@ -68,6 +71,8 @@ final class MeasurementReader {
     let cmgRadix: Int
     private var characteristics: [ChannelPathID: MeasurementFiles.Characteristics] = [:]
     private var lastFacility: MeasurementFacilityState?
+    /// Passes made so far (tests: one per poll tick at most).
+    private(set) var passes = 0
 
     init(paths: SysfsPaths, cmgRadix: Int) {
         self.paths = paths
@@ -109,10 +114,12 @@ final class MeasurementReader {
             if case .unreadable(let reason) = facility { note(reason, .unreadable) }
         }
         guard facility == .enabled else {
+            passes += 1
             return MeasurementPass(
                 facility: facility, monotonicNanoseconds: started, duration: monotonicNanoseconds() - started)
         }
         var results: [ChannelPathID: Result<SysfsMeasurementBlocks, SysfsMeasurementProblem>] = [:]
+        var groups: [ChannelPathID: Int] = [:]
         var directories: [UInt8: Int32] = [:]
         defer { for fd in directories.values { close(fd) } }
         for (id, cmg) in chpids {
@@ -124,9 +131,18 @@ final class MeasurementReader {
                 results[id] = .failure(.unreadable(file: paths.css(id.cssid), errno: errno))
                 continue
             }
-            let reading = MeasurementFiles(directory: directory).read(
-                chpid: SysfsPaths.channelPathName(id), cmgRadix: cmgRadix, knownCMG: cmg,
-                cached: characteristics[id])
+            let files = MeasurementFiles(directory: directory)
+            let name = SysfsPaths.channelPathName(id)
+            let reading: Result<(SysfsMeasurementBlocks, MeasurementFiles.Characteristics), SysfsMeasurementProblem>
+            do throws(SysfsMeasurementProblem) {
+                // The tick's reading had no number: read `cmg` again to say why.
+                var group = cmg ?? 0
+                if cmg == nil { group = try files.readCMG(name + "/cmg", radix: cmgRadix) }
+                groups[id] = group
+                reading = files.read(chpid: name, cmg: group, cached: characteristics[id])
+            } catch {
+                reading = .failure(error)
+            }
             switch reading {
             case .success(let (blocks, read)):
                 characteristics[id] = read
@@ -137,9 +153,12 @@ final class MeasurementReader {
                 note("\(paths.channelPath(id)): measurement not available: \(problem)", problem.readErrorKind)
             }
         }
-        return MeasurementPass(
+        passes += 1
+        var pass = MeasurementPass(
             facility: facility, results: results, monotonicNanoseconds: started,
             duration: monotonicNanoseconds() - started)
+        pass.groups = groups
+        return pass
     }
 }
 

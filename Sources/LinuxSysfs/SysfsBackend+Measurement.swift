@@ -2,6 +2,8 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import CSSBackend
+import CSSModel
+import ChannelMeasurement
 
 #if canImport(Glibc)
 import Glibc
@@ -18,6 +20,54 @@ extension SysfsBackend {
     /// makes one per poll tick), kept as the last one.
     @discardableResult
     package func measureNow() -> MeasurementPass { follower.measureNow() }
+
+    // MARK: The backend requirement (CSSBackend ChannelMeasurementBackend.swift)
+
+    /// As of the last pass (the start-up reading, then every poll tick); never blocks.
+    package var channelMeasurementFacility: ChannelMeasurementFacilityState { follower.measurements.facility }
+
+    /// Plans the write of `cm_enable`; its `perform` (off the event loop) writes, then reads a
+    /// pass (`measurementFacilityWrite`).
+    /// - Throws: `.unsupported` when the kernel has no `css0/cm_enable`.
+    package func planChannelMeasurement(enable: Bool) throws(BackendError) -> PendingMeasurementSwitch {
+        if case .unsupported(let reason) = channelMeasurementFacility,
+            follower.lastMeasurement?.facility == .unsupported
+        {
+            throw .unsupported(
+                operation: enable ? "enabling channel measurement" : "disabling channel measurement", backend: name,
+                reason: reason)
+        }
+        let write = measurementFacilityWrite(enable: enable)
+        return PendingMeasurementSwitch(enable: enable) {
+            // The pass is recorded by the follower; nothing for the loop to apply.
+            write().map { _ in nil }
+        }
+    }
+
+    /// The write's error (EIO on enabling names the authorization), or the facility's state
+    /// as the pass after the write found it.
+    package func completeChannelMeasurement(
+        _ write: PendingMeasurementSwitch, _ outcome: PendingMeasurementSwitch.Outcome
+    ) throws(BackendError) -> ChannelMeasurementFacilityState {
+        _ = try outcome.get()
+        return channelMeasurementFacility
+    }
+
+    /// Every chpid's (nil) or the selected chpids' reports, in chpid order, from the passes
+    /// made so far; `time` is ignored (the machine keeps its own). Never blocks.
+    /// - Throws: `.model(.unknownChannelPath)` for a selected chpid the tree does not have.
+    package func channelMeasurements(_ chpids: [ChannelPathID]?, at time: MeasurementTime) throws(BackendError)
+        -> [ChannelMeasurementReport]
+    {
+        var ids = subsystem.channelPaths.map(\.id)
+        if let chpids {
+            for id in chpids where subsystem.channelPath(id) == nil { throw .model(.unknownChannelPath(id)) }
+            ids = Array(Set(chpids)).sorted()
+        }
+        return follower.measurements.reports(ids.map { ($0, details(of: $0)?.cmg, details(of: $0)?.shared) })
+    }
+
+    // MARK: The writes
 
     /// The blocking part of enabling or disabling the facility, for a thread off the event
     /// loop: writes `1` or `0` to `css0/cm_enable` (the kernel's store issues CHSC "set

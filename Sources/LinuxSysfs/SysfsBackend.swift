@@ -63,6 +63,8 @@ package final class SysfsBackend: ObservedBackend {
         problems = observation.problems
         follower = SysfsFollower(
             mirror: SysfsMirror(root: root, observation: observation, subsystem: subsystem, cmgRadix: cmgRadix))
+        // The facility's state and the first sample, before any query.
+        follower.measureNow()
     }
 
     package func details(of path: ChannelPathID) -> ChannelPathDetails? {

@@ -65,9 +65,9 @@ final class SysfsFollower: @unchecked Sendable {
     /// The readings' health, under a lock of its own (not `mirrorLock`): a scrape reads it
     /// without waiting for a reading in progress.
     private let statistics: Mutex<BackendReadingStats>
-    /// The last pass over the channel-measurement files, under a lock of its own: a query
-    /// takes it without waiting for a reading in progress.
-    private let measured = Mutex<MeasurementPass?>(nil)
+    /// The passes over the channel-measurement files and what they add up to, under a lock of
+    /// their own: a query takes them without waiting for a reading in progress.
+    let measurements = SysfsMeasurements()
 
     init(mirror: SysfsMirror) {
         self.mirror = mirror
@@ -236,19 +236,18 @@ final class SysfsFollower: @unchecked Sendable {
 
     /// The last pass over the channel-measurement files (nil before the first); never waits
     /// for a reading.
-    var lastMeasurement: MeasurementPass? { measured.withLock { $0 } }
+    var lastMeasurement: MeasurementPass? { measurements.lastPass }
 
-    /// A pass over the channel-measurement files here and now, on the calling thread (after a
-    /// write to `cm_enable`; tests), kept as the last one.
+    /// A pass over the channel-measurement files here and now, on the calling thread (at
+    /// start-up, after a write to `cm_enable`; tests), recorded as a tick's is.
     @discardableResult
     func measureNow() -> MeasurementPass {
         var pass: MeasurementPass?
         reading(
             { mirror in
-                pass = mirror.measure()
+                pass = mirror.measure(into: measurements)
                 return nil
             }, then: { _ in })
-        measured.withLock { $0 = pass }
         return pass!
     }
 
@@ -260,14 +259,12 @@ final class SysfsFollower: @unchecked Sendable {
     private func pollTick() {
         let started = monotonicNanoseconds()
         var clean = false
-        var pass: MeasurementPass?
         follow { mirror in
             let update = mirror.tick()
             clean = !mirror.hasPendingErrors
-            pass = mirror.measure()
+            mirror.measure(into: measurements)
             return update
         }
-        if let pass { measured.withLock { $0 = pass } }
         let duration = Double(monotonicNanoseconds() - started) / 1e9
         let finished = wallClockSeconds()
         statistics.withLock { stats in

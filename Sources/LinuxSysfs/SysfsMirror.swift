@@ -324,11 +324,18 @@ final class SysfsMirror {
             orphans: orphans)
     }
 
-    /// One pass over the channel-measurement files of every chpid (`MeasurementReader`).
-    func measure() -> MeasurementPass {
-        measurements.pass(subsystem.channelPaths.map { ($0.id, details[$0.id]?.cmg) }) { message, kind in
+    /// One pass over the channel-measurement files of every chpid (`MeasurementReader`),
+    /// recorded in `measurements` with each chpid's `cmg` and `shared` as last read.
+    @discardableResult
+    func measure(into measurements: SysfsMeasurements) -> MeasurementPass {
+        let chpids = subsystem.channelPaths.map { ($0.id, details[$0.id]?.cmg, details[$0.id]?.shared) }
+        let pass = self.measurements.pass(chpids.map { ($0.0, $0.1) }) { message, kind in
             noteOnce(message, kind: kind)
         }
+        // Logged once per chpid and episode by `record` itself.
+        let log = self.log
+        measurements.record(pass, chpids: chpids) { log(true, "sysfs: " + $0) }
+        return pass
     }
 
     // MARK: Problems

@@ -181,11 +181,18 @@ import Testing
         tree.measurement(
             "41", cmg: 2, characteristics: Self.cmcb(cmg: 2, chpid: 0x41, data: [1, 2, 3, 4, 5]), entry: good,
             extended: extended)
-        let path = "devices/css0/chp0.40/" + file
-        if let content { tree.writeBytes(path, content) } else { tree.remove(path) }
         let backend = try SysfsBackend(root: tree.root, procRoot: tree.procRoot)
         let logged = Mutex<[String]>([])
         backend.follower.inspect { mirror in mirror.log = { _, message in logged.withLock { $0.append(message) } } }
+        // The file goes bad while cssd runs; the next tick reads the chpid's attributes, then
+        // measures.
+        let path = "devices/css0/chp0.40/" + file
+        if let content { tree.writeBytes(path, content) } else { tree.remove(path) }
+        _ = try backend.refresh()
+        // Characteristics are read again only when the facility is enabled again.
+        tree.cmEnable(0)
+        backend.measureNow()
+        tree.cmEnable(1)
         let pass = backend.measureNow()
         #expect(Self.problem(pass, Self.chp40) == problem)
         #expect(try Self.blocks(pass, Self.chp41).entry == good)
@@ -261,13 +268,13 @@ import Testing
             }
         }
         let moving = Firmware([1, 2, 2])
-        let reading = MeasurementFiles(read: moving.read).read(chpid: "chp0.40", cmgRadix: 10, cached: nil)
+        let reading = MeasurementFiles(read: moving.read).read(chpid: "chp0.40", cmg: 2, cached: nil)
         let (blocks, _) = try reading.get()
         #expect(blocks.timestamp == 2 && blocks.rereads == 1 && moving.entryReads == 3)
         // The extended entry is the one read between the two reads that agree.
         #expect(blocks.extendedEntry == bigEndian(Array(repeating: 2, count: 16)))
         let restless = Firmware([1, 2, 3, 4, 5, 6])
-        let never = MeasurementFiles(read: restless.read).read(chpid: "chp0.40", cmgRadix: 10, cached: nil)
+        let never = MeasurementFiles(read: restless.read).read(chpid: "chp0.40", cmg: 2, cached: nil)
         #expect(throws: SysfsMeasurementProblem.timestampUnstable(reads: MeasurementFiles.maximumCUEReads)) {
             try never.get()
         }
@@ -284,7 +291,7 @@ import Testing
             calls.withLock { $0.append((name, limit)) }
             return SysfsFiles.readBlock(at: AT_FDCWD, tree.root + "/devices/css0/" + name, limit: limit)
         }
-        _ = try files.read(chpid: "chp0.40", cmgRadix: 10, cached: nil).get()
+        _ = try files.read(chpid: "chp0.40", cmg: 2, cached: nil).get()
         let blocks = calls.withLock { $0 }.filter { $0.0.contains("measurement") }
         #expect(
             blocks.map(\.0) == ["chp0.40/measurement_chars_full", "chp0.40/measurement", "chp0.40/ext_measurement"])
