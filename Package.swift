@@ -80,6 +80,7 @@ let package = Package(
             name: "QMPCommands",
             dependencies: [
                 "QMPSchema", "QMPWire", "CSSModel", "PathEvents", "CSSBackend", "VFIOCCW", "PathChangePipeline",
+                "ChannelMeasurement",
             ],
             swiftSettings: fuzzFlags,
             plugins: ["EmbedAPI"]
@@ -230,7 +231,10 @@ let package = Package(
         ),
         .target(name: "CSSModel", swiftSettings: fuzzFlags),
         // The interface between commands and the source of truth, and the model as one.
-        .target(name: "CSSBackend", dependencies: ["CSSModel"], swiftSettings: fuzzFlags),
+        .target(name: "CSSBackend", dependencies: ["CSSModel", "ChannelMeasurement"], swiftSettings: fuzzFlags),
+        // The channel-measurement facility (chpstat's data, issue 21), pure: CMCB/CUE layouts,
+        // chpstat's formulas per CMG, 64-bit running totals, the interval tracker, the model.
+        .target(name: "ChannelMeasurement", dependencies: ["CSSModel"], swiftSettings: fuzzFlags),
         // Guests and vfio-ccw passthrough on top of the host model (pure).
         .target(name: "VFIOCCW", dependencies: ["CSSModel"], swiftSettings: fuzzFlags),
         // A real machine through Linux sysfs, as a backend.
@@ -263,6 +267,7 @@ let package = Package(
             dependencies: ["QMPCommands", "QMPSchema", "QMPWire", "CSSModel", "PathEvents", "VFIOCCW"]
         ),
         .testTarget(name: "CSSModelTests", dependencies: ["CSSModel"]),
+        .testTarget(name: "ChannelMeasurementTests", dependencies: ["ChannelMeasurement", "CSSModel"]),
         .testTarget(
             name: "CSSDMetricsTests",
             dependencies: [

@@ -2,6 +2,7 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import CSSModel
+import ChannelMeasurement
 
 /// The source of truth behind the commands: the in-memory model, or a real machine seen
 /// through Linux sysfs. Queries read `subsystem`, the backend's current view (for a real
@@ -46,6 +47,26 @@ package protocol ChannelSubsystemBackend: AnyObject {
     /// How the backend's readings of its source go (for metrics); nil for a backend that
     /// reads nothing (the model). Safe to call from any thread; never waits for a reading.
     var readingStats: BackendReadingStats? { get }
+
+    // Channel measurement (issue 21; ChannelMeasurementBackend.swift has the defaults, which
+    // say "unsupported").
+    /// The facility's state (`css0/cm_enable`). Never blocks.
+    var channelMeasurementFacility: ChannelMeasurementFacilityState { get }
+    /// Enabling or disabling the facility, planned (`PendingMeasurementSwitch`).
+    func planChannelMeasurement(enable: Bool) throws(BackendError) -> PendingMeasurementSwitch
+    /// Back on the event loop: the switch's outcome; returns the facility's state after it.
+    func completeChannelMeasurement(_ write: PendingMeasurementSwitch, _ outcome: PendingMeasurementSwitch.Outcome)
+        throws(BackendError) -> ChannelMeasurementFacilityState
+    /// Every chpid's (nil) or the selected chpids' measurements, in chpid order, as of `time`
+    /// (the model advances its counters to it; a real machine's backend reports its last
+    /// reading and ignores it). Never blocks.
+    /// - Throws: `.model(.unknownChannelPath)` for a selected chpid the source does not have.
+    func channelMeasurements(_ chpids: [ChannelPathID]?, at time: MeasurementTime) throws(BackendError)
+        -> [ChannelMeasurementReport]
+    /// Sets the load on a model chpid from `time` on (chpstat metric keys, `ChannelLoad`);
+    /// returns the load now in force.
+    func setChannelLoad(_ chpid: ChannelPathID, _ load: [String: Double], at time: MeasurementTime)
+        throws(BackendError) -> ChannelLoad
 }
 
 extension ChannelSubsystemBackend {
@@ -149,6 +170,9 @@ package enum BackendError: Error, Sendable, CustomStringConvertible {
     case unsupported(operation: String, backend: String, reason: String)
     /// The source refused: a file that could not be written or read, with the errno.
     case io(path: String, operation: String, errno: Int32, message: String)
+    /// The model's channel-measurement facility refused (not authorized, a load that does not
+    /// fit the CMG).
+    case measurement(MeasurementFacilityError)
 
     package var description: String {
         switch self {
@@ -157,6 +181,7 @@ package enum BackendError: Error, Sendable, CustomStringConvertible {
         case .unsupported(let operation, let backend, let reason):
             return "\(operation) is not supported by the \(backend) backend: \(reason)"
         case .io(let path, let operation, _, let message): return "\(operation) \(path): \(message)"
+        case .measurement(let error): return error.description
         }
     }
 }
