@@ -4,6 +4,7 @@
 import CSSModel
 import QMPTransport
 import QMPWire
+import ServerSecurity
 
 #if canImport(Glibc)
 import Glibc
@@ -60,10 +61,10 @@ struct ListingSession {
     private let connection: QMPClientConnection
     private var requests = 0
 
-    init(socket: String?, timeoutSeconds: Int) throws(ClientFailure) {
+    init(socket: String?, timeoutSeconds: Int, tls: TLSCredentials? = nil) throws(ClientFailure) {
         connection = try QMPClientConnection(
             connectingTo: QMPAddress.server(socket),
-            replyTimeoutMilliseconds: Int32(timeoutSeconds == 0 ? -1 : timeoutSeconds * 1000))
+            replyTimeoutMilliseconds: Int32(timeoutSeconds == 0 ? -1 : timeoutSeconds * 1000), tls: tls)
         try connection.readGreeting()
         try connection.negotiate()
     }
