@@ -267,7 +267,10 @@ let package = Package(
             name: "QMPSchemaTests", dependencies: ["TestSupport", "QMPSchema", "QMPWire"], plugins: ["EmbedAPI"]),
         .testTarget(
             name: "QMPCommandsTests",
-            dependencies: ["QMPCommands", "QMPSchema", "QMPWire", "CSSModel", "PathEvents", "VFIOCCW"]
+            dependencies: [
+                "QMPCommands", "QMPSchema", "QMPWire", "CSSModel", "PathEvents", "VFIOCCW", "CSSBackend",
+                "ChannelMeasurement",
+            ]
         ),
         .testTarget(name: "CSSModelTests", dependencies: ["CSSModel"]),
         .testTarget(name: "ChannelMeasurementTests", dependencies: ["ChannelMeasurement", "CSSModel"]),

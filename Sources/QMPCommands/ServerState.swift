@@ -78,6 +78,12 @@ package final class ServerState {
         get { pathChanges.clock }
         set { pathChanges.clock = newValue }
     }
+    /// The model time the channel-measurement commands pass to the backend (issue 21): the
+    /// server's monotonic clock since this state was made. Tests may set it before calls.
+    package var measurementClock: () -> MeasurementTime = {
+        let start = ContinuousClock.now
+        return { ContinuousClock.now - start }
+    }()
     /// The recent path changes, for `subscribe-path-events` with `since`; a sink of
     /// `pathChanges`. Its epoch names this server's history.
     package let journal: PathEventJournal

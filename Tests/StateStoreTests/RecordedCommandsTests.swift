@@ -125,6 +125,7 @@ private let samples: [String: Sample] = {
         "query-version", "query-commands", "query-qmp-schema", "quit", "query-chpids", "query-subchannels",
         "query-orphaned-devices", "query-css", "query-path-event-journal", "query-path-event-subscriptions",
         "query-notify", "query-guests", "query-path-event-stats", "query-connections", "subscribe-path-events",
+        "query-chpid-measurements",
     ] {
         samples[name] = Sample(request: call(name))
     }
@@ -154,6 +155,10 @@ private let samples: [String: Sample] = {
         request: call("attach-passthrough", #"{"guest":"guest1","host-subchannel":"0.0.002d"}"#))
     samples["detach-passthrough"] = Sample(
         request: call("detach-passthrough", #"{"guest":"guest1","guest-subchannel":"fe.0.0002"}"#))
+    // The channel-measurement facility is not kept across restarts (off again, as after a boot).
+    samples["set-channel-measurement"] = Sample(request: call("set-channel-measurement", #"{"enabled":true}"#))
+    samples["set-chpid-load"] = Sample(
+        request: call("set-chpid-load", #"{"chpid":"0.40","load":{"util_part":10}}"#))
     samples["set-path-event-strategy"] = Sample(
         request: call("set-path-event-strategy", #"{"guest":"guest1","strategy":"per-device"}"#))
     return samples

@@ -1,0 +1,161 @@
+// SPDX-License-Identifier: MIT
+// cssd: QMP control server for the s390 channel subsystem.
+
+import CSSBackend
+import CSSModel
+import ChannelMeasurement
+import PathEvents
+import Testing
+
+@testable import QMPCommands
+@testable import QMPSchema
+@testable import QMPWire
+
+/// The channel-measurement commands (API/measurement.json) through the dispatcher, over the
+/// model of the embedded topology, with the model time set by the test.
+@Suite struct MeasurementCommandsTests {
+    private final class Session: SessionControl {
+        var isNegotiated: Bool { true }
+        var isReadOnly: Bool { false }
+        var connectionID: Int { 1 }
+        func enterCommandMode(oob: Bool) {}
+    }
+
+    final class Clock: @unchecked Sendable {
+        var now: Duration = .zero
+    }
+
+    static func server(backend: ChannelSubsystemBackend? = nil) throws -> (ServerState, Clock) {
+        let server = try ServerState(
+            schema: Schema.embedded(), registry: CommandRegistry.standard(), options: ServerOptions(),
+            backend: backend, journal: PathEventJournal(capacity: 16, epoch: "00000000000000aa"))
+        let clock = Clock()
+        server.measurementClock = { clock.now }
+        return (server, clock)
+    }
+
+    /// The reply as a JSON value, or the error as "Class: text".
+    static func run(_ server: ServerState, _ command: String, _ arguments: String = "{}") throws -> Result<
+        JSON, QMPError
+    > {
+        let request = try #require(JSON.parse(#"{"execute": "\#(command)", "arguments": \#(arguments)}"#))
+        guard case .success(let checked) = QMPRequest.check(request, oobEnabled: false) else {
+            throw QMPError.generic("bad request")
+        }
+        switch Dispatcher.dispatch(checked, server: server, session: Session()) {
+        case .success(.reply(let value)): return .success(value)
+        case .success(.deferred(let work)): return work.runInline()
+        case .failure(let error): return .failure(error)
+        }
+    }
+
+    static func reply(_ server: ServerState, _ command: String, _ arguments: String = "{}") throws -> JSON {
+        try run(server, command, arguments).get()
+    }
+
+    static func path(_ reply: JSON, _ chpid: String) throws -> JSON {
+        let paths = try #require(reply["channel-paths"])
+        for index in 0..<paths.count where paths[index]?["chpid"]?.stringValue == chpid {
+            return paths[index]!
+        }
+        throw QMPError.generic("no \(chpid) in \(reply.serialized())")
+    }
+
+    @Test func offAtStartThenLoadedPathsShowTheirLoad() throws {
+        let (server, clock) = try Self.server()
+        var reply = try Self.reply(server, "query-chpid-measurements")
+        #expect(reply["state"]?.stringValue == "disabled")
+        var ficon = try Self.path(reply, "0.40")
+        #expect(ficon["cmg"]?.intValue == 2)
+        #expect(ficon["available"]?.boolValue == false)
+        #expect(ficon["reason"]?.stringValue == "facility-disabled")
+        // virtio has no CMG (sysfs "unknown"): no cmg member.
+        let virtio = try Self.path(reply, "fe.00")
+        #expect(virtio["cmg"] == nil)
+        #expect(virtio["reason"]?.stringValue == "no-cmg")
+
+        let load = try Self.reply(
+            server, "set-chpid-load",
+            #"{"chpid": "0.40", "load": {"util_part": 40, "util_total": 60, "read_total": 1e9}}"#)
+        #expect(
+            load.serialized()
+                == #"{"chpid": "0.40", "cmg": 2, "load": {"read_total": 1000000000.0, "util_part": 40.0, "util_total": 60.0}}"#
+        )
+        #expect(
+            try Self.reply(server, "set-channel-measurement", #"{"enabled": true}"#).serialized()
+                == #"{"state": "enabled"}"#)
+
+        clock.now = .seconds(10)
+        reply = try Self.reply(server, "query-chpid-measurements", #"{"chpids": ["0.40"]}"#)
+        #expect(reply["channel-paths"]?.count == 1)
+        ficon = try Self.path(reply, "0.40")
+        #expect(ficon["reason"]?.stringValue == "first-sample")
+        clock.now = .seconds(70)
+        reply = try Self.reply(server, "query-chpid-measurements", #"{"chpids": ["0.40"]}"#)
+        ficon = try Self.path(reply, "0.40")
+        #expect(ficon["available"]?.boolValue == true)
+        #expect(ficon["reason"] == nil)
+        #expect(ficon["samples"]?.intValue == 2)
+        #expect(ficon["speed-bps"]?.intValue == 32_000_000_000)
+        let metrics = try #require(ficon["metrics"])
+        #expect(abs((metrics["util_part"]?.doubleValue ?? 0) - 40) < 1e-6)
+        #expect(abs((metrics["util_total"]?.doubleValue ?? 0) - 60) < 1e-6)
+        #expect(abs((metrics["read_total"]?.doubleValue ?? 0) - 1e9) < 1e3)
+        #expect(abs((metrics["interval"]?.doubleValue ?? 0) - 60) < 1e-6)
+        #expect(metrics["util_bus"]?.doubleValue == 0)
+        // 4,000,000 work units/s at 40 % for 70 s (the load was set at time 0).
+        #expect(ficon["totals"]?["channel_work_units"]?.intValue == 112_000_000)
+        #expect(ficon["utilization"]?["channel_work_units"]?.intValue == 112_000_000)
+        #expect(ficon["utilization"]?["timestamp"]?.intValue == 546_875)  // 70 s in 128 µs units
+        #expect(ficon["characteristics"]?["max_channel_work_units"]?.intValue == 4_000_000)
+        #expect(ficon["blocks"]?["cue"]?.stringValue?.count == 64)
+        #expect(ficon["blocks"]?["cue"]?.stringValue?.hasPrefix("ff08583b") == true)
+        #expect(ficon["blocks"]?["ext-cue"]?.stringValue?.count == 128)
+        #expect(ficon["blocks"]?["cmcb-full"]?.boolValue == true)
+        #expect(
+            ficon["blocks"]?["cmcb"]?.stringValue
+                == "60000040f8090002000000200" + "04c4b40003d0900000ee6b2000ee6b200001000")
+    }
+
+    @Test func badInputGetsClearErrors() throws {
+        let (server, _) = try Self.server()
+        let wrongKey = Self.runError(server, "set-chpid-load", #"{"chpid": "0.60", "load": {"read_total": 5}}"#)
+        #expect(
+            wrongKey
+                == "GenericError: load key 'read_total' is not one CMG 1 can be driven by (expected one of util_total, util_part)"
+        )
+        #expect(
+            Self.runError(server, "set-chpid-load", #"{"chpid": "0.40", "load": {"util_part": -1}}"#)
+                == "GenericError: load key 'util_part' must be a finite number >= 0, got -1.0")
+        #expect(
+            Self.runError(server, "set-chpid-load", #"{"chpid": "0.77", "load": {}}"#)?.hasPrefix("DeviceNotFound")
+                == true)
+        #expect(
+            Self.runError(server, "set-chpid-load", #"{"chpid": "fe.00", "load": {}}"#)
+                == "GenericError: the channel path has no channel-measurement group to load")
+        #expect(
+            Self.runError(server, "set-chpid-load", #"{"chpid": "0.40", "load": {"bogus": 1}}"#)?.hasPrefix(
+                "GenericError") == true)
+        #expect(
+            Self.runError(server, "query-chpid-measurements", #"{"chpids": ["0.40", "0.77"]}"#)?.hasPrefix(
+                "DeviceNotFound") == true)
+        // The server still answers.
+        #expect(try Self.reply(server, "query-chpid-measurements")["state"]?.stringValue == "disabled")
+    }
+
+    @Test func enablingWithoutAuthorizationNamesWhereItIsGranted() throws {
+        let subsystem = try Subsystem(topology: .embeddedDefault)
+        let backend = ModelBackend(subsystem, measurement: MeasurementModel(subsystem: subsystem, authorized: false))
+        let (server, _) = try Self.server(backend: backend)
+        let error = Self.runError(server, "set-channel-measurement", #"{"enabled": true}"#)
+        #expect(error?.hasPrefix("GenericError: the partition is not authorized") == true)
+        #expect(error?.contains("Global performance data control") == true)
+        #expect(error?.contains("Access global performance data") == true)
+        #expect(try Self.reply(server, "query-chpid-measurements")["state"]?.stringValue == "disabled")
+    }
+
+    static func runError(_ server: ServerState, _ command: String, _ arguments: String) -> String? {
+        guard case .failure(let error) = try? run(server, command, arguments) else { return nil }
+        return error.description
+    }
+}
