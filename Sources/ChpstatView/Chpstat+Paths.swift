@@ -78,6 +78,13 @@ extension Chpstat {
     /// for CMG 3, and its one warning for a kernel without extended entries.
     private mutating func read(_ chpid: Int, cmg: Int) throws(ChpstatExit) -> ChpstatEntries {
         var entries = try source.entries(chpid)
+        if options.debug {
+            // chpstat --debug dumps each sysfs read to standard output; here each read of a
+            // path's entries goes to standard error, at once, so that it can be followed live.
+            let extended = entries.extendedCUE.map { " ext_measurement=" + Self.hex($0) } ?? ""
+            environment.standardError(
+                "DEBUG: read(0.\(Self.hex2(chpid))) measurement=\(Self.hex(entries.cue))\(extended)\n")
+        }
         if entries.extendedMissing && !warnedMissingExtended {
             warnedMissingExtended = true
             environment.standardError(
@@ -121,6 +128,10 @@ extension Chpstat {
         if groups.contains(.utilization) { pairs += ChpstatCMG.utilization(state) }
         if groups.contains(.metrics) { pairs += state.metrics }
         return pairs
+    }
+
+    static func hex(_ bytes: [UInt8]) -> String {
+        bytes.map { hex2(Int($0)) }.joined()
     }
 
     static func hex2(_ value: Int) -> String {
