@@ -24,7 +24,7 @@ extension Chpstat {
         if !options.format.isStream { output.startObject(.list, nil) }
         var iteration = 0
         while options.iterations.map({ iteration < $0 }) ?? true {
-            if iteration > 0 { source.sleep(seconds: options.interval) }
+            if iteration > 0 { try sleep(options.interval) }
             output.startObject([], nil)
             if groups.contains(.iteration) { iterationHeader(iteration) }
             try listOnce(groups)

@@ -107,7 +107,13 @@ extension Chpstat {
 
     /// `update_util`: with `wait`, polls every second until there is new data.
     mutating func update(_ chpid: Int, wait: Bool) throws(ChpstatExit) {
-        while try !updateOnce(chpid) && wait { source.sleep(seconds: 1) }
+        while try !updateOnce(chpid) && wait { try sleep(1) }
+    }
+
+    /// Sleeps; a signal during the sleep ends the run (`ChpstatExit.interrupted`).
+    mutating func sleep(_ seconds: Int) throws(ChpstatExit) {
+        source.sleep(seconds: seconds)
+        if source.interrupted { throw .interrupted }
     }
 
     /// `update_util_all`.

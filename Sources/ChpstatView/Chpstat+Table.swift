@@ -24,7 +24,7 @@ extension Chpstat {
         var iteration = 0
         while options.iterations.map({ iteration < $0 }) ?? true {
             if iteration > 0 {
-                source.sleep(seconds: options.interval)
+                try sleep(options.interval)
                 write("\n")
             }
             ansi("\u{1b}[2J\u{1b}[1;1H")

@@ -33,12 +33,22 @@ package struct Chpstat<Source: ChpstatSource> {
     }
 
     /// Runs chpstat with `arguments` (without the program name).
-    /// - Returns: the exit status (0, 1 usage error, 2 run-time error).
+    /// - Returns: the exit status (0, 1 usage error, 2 run-time error), or -1 when a signal
+    ///   stopped it (the caller ends the process by that signal, as chpstat does).
     package mutating func run(_ arguments: [String]) -> Int32 {
         do {
             try execute(arguments)
             flush()
             return 0
+        } catch where error == .interrupted {
+            // chpstat closes what its JSON left open when SIGINT or SIGTERM arrives
+            // (libutil's FMT_HANDLEINT), so that what was written stays valid JSON.
+            if options.command == .list && options.format.isJSON {
+                output.closeAll()
+                takeStructured()
+            }
+            flush()
+            return ChpstatExit.interrupted.status
         } catch {
             flush()
             var message = "\(environment.programName): \(error.message)\n"

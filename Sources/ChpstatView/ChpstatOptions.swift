@@ -22,6 +22,9 @@ package struct ChpstatExit: Error, Equatable {
         ChpstatExit(status: usage, message: message, suggestHelp: suggestHelp)
     }
 
+    /// Stopped by a signal while waiting (not an error: the output so far is completed).
+    static let interrupted = ChpstatExit(status: -1, message: "")
+
     package static func runtime(_ message: String) -> ChpstatExit { ChpstatExit(status: runtime, message: message) }
 }
 

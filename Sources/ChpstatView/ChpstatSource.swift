@@ -81,6 +81,12 @@ package protocol ChpstatSource: AnyObject {
     func sleep(seconds: Int)
     /// Seconds since the epoch.
     func now() -> Int
+    /// A signal (SIGINT, SIGTERM) asked to stop: chpstat then ends its JSON properly.
+    var interrupted: Bool { get }
+}
+
+extension ChpstatSource {
+    package var interrupted: Bool { false }
 }
 
 /// Where `Chpstat` writes, and what it says about its host.

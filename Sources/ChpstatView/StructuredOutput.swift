@@ -130,6 +130,11 @@ final class StructuredOutput {
         if objects.count == 1 && metaDone && !format.isStream { endInnermost() }
     }
 
+    /// libutil `json_term`: closes every open object and list (the run was interrupted).
+    func closeAll() {
+        while !objects.isEmpty { endInnermost() }
+    }
+
     /// `util_fmt_pair`: one key and its already formatted value.
     func pair(_ flags: Flags, _ key: String, _ value: String) {
         guard !objects.isEmpty else { return }

@@ -8,6 +8,10 @@ import ChpstatView
 import Glibc
 #endif
 
+/// The signal that asked `cssctl chpstat` to stop (0: none). Written by the signal handler
+/// only, read between sleeps.
+nonisolated(unsafe) var chpstatSignal: Int32 = 0
+
 /// `chpstat` over QMP: s390-tools' chpstat v2.43.0 (every option of its man page, its exit
 /// statuses, its output bytes) with the data of a cssd socket. Its command line is chpstat's,
 /// parsed by chpstat's rules (`ChpstatOptions`), not by ArgumentParser: `CSSCtl.main` hands it
@@ -84,7 +88,23 @@ struct ChpstatCommand: ParsableCommand {
             terminal: isatty(STDOUT_FILENO) != 0, standardOutput: Self.writeStandardOutput,
             standardError: { printError(String($0.dropLast(while: { $0 == "\n" }))) })
         var chpstat = Chpstat(source: source, environment: environment)
-        return chpstat.run(rest)
+        catchStopSignals()
+        let status = chpstat.run(rest)
+        if status < 0 && chpstatSignal != 0 {
+            // As chpstat: the output is complete, then the signal ends the process.
+            signal(chpstatSignal, SIG_DFL)
+            raise(chpstatSignal)
+        }
+        return status < 0 ? 128 + chpstatSignal : status
+    }
+
+    /// SIGINT and SIGTERM set `chpstatSignal`, which ends chpstat's wait (sleep returns early).
+    static func catchStopSignals() {
+        var action = sigaction()
+        action.__sigaction_handler.sa_handler = { chpstatSignal = $0 }
+        sigemptyset(&action.sa_mask)
+        sigaction(SIGINT, &action, nil)
+        sigaction(SIGTERM, &action, nil)
     }
 
     /// `gethostname()`.

@@ -133,9 +133,11 @@ final class QMPChpstatSource: ChpstatSource {
 
     func sleep(seconds: Int) {
         var remaining = UInt32(seconds)
-        while remaining > 0 { remaining = Glibc.sleep(remaining) }
+        while remaining > 0 && chpstatSignal == 0 { remaining = Glibc.sleep(remaining) }
         stale = true
     }
+
+    var interrupted: Bool { chpstatSignal != 0 }
 
     func now() -> Int { time(nil) }
 

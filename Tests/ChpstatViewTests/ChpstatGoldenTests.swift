@@ -57,16 +57,17 @@ func utcTime(_ epoch: Int, _ format: String) -> String {
 
 /// Runs the view as the goldens ran chpstat: program name `chpstat`, host `goldenhost`, the
 /// version the golden build printed, UTC.
-func runView(_ golden: GoldenCase) -> ChpstatRun {
+func runView(_ golden: GoldenCase, arguments: [String]? = nil, interruptAfterSleeps: Int? = nil) -> ChpstatRun {
     var output = ""
     var errors = ""
     let source = SysfsFixtureSource(tree: "\(GoldenCase.directory)/trees/\(golden.tree)")
+    source.interruptAfterSleeps = interruptAfterSleeps
     let environment = ChpstatEnvironment(
         programName: "chpstat", version: "2.43.0-build-20261207", hostName: "goldenhost", localTime: utcTime,
         hideMeta: golden.env?["FMT_NOMETA"] == "1", terminal: false,
         standardOutput: { output += $0 }, standardError: { errors += $0 })
     var chpstat = Chpstat(source: source, environment: environment)
-    let status = chpstat.run(golden.args)
+    let status = chpstat.run(arguments ?? golden.args)
     return ChpstatRun(status: status, standardOutput: output, standardError: errors)
 }
 
@@ -101,5 +102,16 @@ func runView(_ golden: GoldenCase) -> ChpstatRun {
             // chpstat printed inf/nan, or a CSV row carried a speed over from the row before.
             #expect(their.contains("inf") || their.contains("nan") || golden.name.hasSuffix("csv"), "\(their)")
         }
+    }
+
+    /// Without -n, a signal during the wait after the second report ends the run with the JSON
+    /// closed as chpstat's FMT_HANDLEINT closes it: the same bytes as `-n 2`.
+    @Test(arguments: ["json", "jsonl", "json-seq"])
+    func signalClosesJSON(_ name: String) {
+        let golden = GoldenCase.all.first { $0.name == name }!
+        // The wait for the first data, then the pause after report 0, then the one after report 1.
+        let run = runView(golden, arguments: ["--format", name], interruptAfterSleeps: 3)
+        #expect(run.status == -1)
+        #expect(run.standardOutput == golden.golden("stdout"))
     }
 }

@@ -19,9 +19,14 @@ final class SysfsFixtureSource: ChpstatSource {
     /// How often chpstat slept (a run that waits for data that never comes would loop).
     private(set) var sleeps = 0
 
+    /// After this many sleeps, `interrupted` (a signal arrived during the last one).
+    var interruptAfterSleeps: Int?
+
     init(tree: String) {
         samples = tree
     }
+
+    var interrupted: Bool { interruptAfterSleeps.map { sleeps >= $0 } ?? false }
 
     private var css: String { "\(samples)/s\(sample)/devices/css0" }
 

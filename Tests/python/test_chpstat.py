@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -111,6 +112,30 @@ def test_every_path_of_the_server(model):
         group = ours[f"cmg{theirs['cmg']}"]
         assert group.get("characteristics", {}) == theirs.get("characteristics", {})
         assert group["utilization"] == theirs["utilization"]
+
+
+def test_sigint_leaves_valid_json(model):
+    """Without -n chpstat runs until interrupted; SIGINT then closes the JSON (chpstat's
+    FMT_HANDLEINT) and the process ends by the signal."""
+    assert chpstat(model.sock, "--enable").returncode == 0
+    proc = subprocess.Popen([cssctl_binary(), "--socket", model.sock, "chpstat", "--format", "json", "--util", "-i", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        seen = b""
+        # Each report is written whole and flushed: wait for the first one.
+        while b'"channel_paths"' not in seen or not seen.rstrip().endswith(b"}"):
+            chunk = os.read(proc.stdout.fileno(), 65536)
+            assert chunk, proc.stderr.read()
+            seen += chunk
+        proc.send_signal(signal.SIGINT)
+        rest, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGINT, err
+    report = json.loads(seen + rest)
+    assert report["chpstat"][0]["iteration"] == 0
 
 
 def test_run_time_errors(model):
