@@ -40,7 +40,7 @@ package struct Chpstat<Source: ChpstatSource> {
             try execute(arguments)
             flush()
             return 0
-        } catch where error == .interrupted {
+        } catch let stop where stop == .interrupted {
             // chpstat closes what its JSON left open when SIGINT or SIGTERM arrives
             // (libutil's FMT_HANDLEINT), so that what was written stays valid JSON.
             if options.command == .list && options.format.isJSON {
