@@ -109,6 +109,12 @@ def test_every_path_of_the_server(model):
         client.close()
     assert [p["chpid"] for p in paths] == [p["chpid"] for p in served]
     for ours, theirs in zip(paths, served):
+        # speed_bps as Linux prints it: the largest exact 1000-power suffix.
+        if theirs.get("speed-bps"):
+            number, unit = int(theirs["speed-bps"]), 0
+            while number % 1000 == 0 and unit < 4:
+                number, unit = number // 1000, unit + 1
+            assert ours["speed"] == f"{number}{['', 'K', 'M', 'G', 'T'][unit]}"
         group = ours[f"cmg{theirs['cmg']}"]
         assert group.get("characteristics", {}) == theirs.get("characteristics", {})
         assert group["utilization"] == theirs["utilization"]
