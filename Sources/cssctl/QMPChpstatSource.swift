@@ -113,8 +113,19 @@ final class QMPChpstatSource: ChpstatSource {
         return ChpstatCharacteristics(cmcb: cmcb, full: blocks?["cmcb-full"]?.boolValue ?? false)
     }
 
+    /// How long to wait for the server's first read of a path's entries (a real machine's
+    /// backend reads at its poll ticks, so right after --enable there may be none yet).
+    static let firstReadSeconds = 5
+
     func entries(_ chpid: Int) throws(ChpstatExit) -> ChpstatEntries {
         try refresh()
+        var waited = 0
+        while measurements[chpid]?["blocks"]?["cue"] == nil && waited < Self.firstReadSeconds && chpstatSignal == 0 {
+            Glibc.sleep(1)
+            waited += 1
+            stale = true
+            try refresh()
+        }
         let measurement = measurements[chpid]
         let blocks = measurement?["blocks"]
         guard let cue = Self.bytes(blocks?["cue"]?.stringValue, count: 32) else {
