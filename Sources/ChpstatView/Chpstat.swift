@@ -73,7 +73,7 @@ package struct Chpstat<Source: ChpstatSource> {
         let keyNames = Set(ChpstatKeys(foundCMGs: [], all: false).all.map(\.name))
         options = try ChpstatOptions(arguments, keyNames: keyNames)
         if options.help {
-            write(ChpstatHelp.text(programName: environment.programName))
+            write(ChpstatHelp.text(programName: environment.programName) + environment.helpSupplement)
             return
         }
         if options.version {

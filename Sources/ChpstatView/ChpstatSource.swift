@@ -107,6 +107,8 @@ package struct ChpstatEnvironment {
     package var standardOutput: (String) -> Void
     /// Standard error: one message at a time.
     package var standardError: (String) -> Void
+    /// More lines for --help (the options of the program around the view).
+    package var helpSupplement = ""
 
     package init(
         programName: String, version: String, hostName: String,
