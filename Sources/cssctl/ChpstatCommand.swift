@@ -87,15 +87,7 @@ struct ChpstatCommand: ParsableCommand {
             localTime: Self.localTime, hideMeta: getenv("FMT_NOMETA").map { String(cString: $0) == "1" } ?? false,
             terminal: isatty(STDOUT_FILENO) != 0, standardOutput: Self.writeStandardOutput,
             standardError: { printError(String($0.dropLast(while: { $0 == "\n" }))) })
-        environment.helpSupplement = "\n" + """
-            CONNECTION (cssctl)
-                  --socket ADDRESS    unix:PATH, tcp:HOST:PORT or a path (default: $CSSD_SOCKET, else ./cssd.sock)
-                  --timeout SECONDS   Give up when the server stays silent this long (0: never; default 60)
-                  --tls-creds DIR     TLS client credentials for tcp: (ca-cert.pem, client-cert.pem, client-key.pem)
-
-            Data: query-chpid-measurements and query-chpids; --enable/--disable: set-channel-measurement.
-
-            """
+        environment.helpSupplement = Self.connectionHelp
         var chpstat = Chpstat(source: source, environment: environment)
         catchStopSignals()
         let status = chpstat.run(rest)
@@ -115,6 +107,18 @@ struct ChpstatCommand: ParsableCommand {
         sigaction(SIGINT, &action, nil)
         sigaction(SIGTERM, &action, nil)
     }
+
+    /// cssctl's part of --help.
+    static let connectionHelp = """
+
+        CONNECTION (cssctl)
+              --socket ADDRESS    unix:PATH, tcp:HOST:PORT or a path (default: $CSSD_SOCKET, else ./cssd.sock)
+              --timeout SECONDS   Give up when the server stays silent this long (0: never; default 60)
+              --tls-creds DIR     TLS client credentials for tcp: (ca-cert.pem, client-cert.pem, client-key.pem)
+
+        Data: query-chpid-measurements and query-chpids; --enable/--disable: set-channel-measurement.
+
+        """
 
     /// `gethostname()`.
     static func hostName() -> String {
