@@ -14,6 +14,8 @@ struct GoldenCase: Decodable, CustomTestStringConvertible, Sendable {
     let env: [String: String]?
     /// cssctl chpstat prints something else on purpose (expected/<name>.stdout).
     let deviation: Bool?
+    /// Standard output was a terminal (ANSI codes in the table).
+    let tty: Bool?
 
     var testDescription: String { name }
 
@@ -64,7 +66,7 @@ func runView(_ golden: GoldenCase, arguments: [String]? = nil, interruptAfterSle
     source.interruptAfterSleeps = interruptAfterSleeps
     let environment = ChpstatEnvironment(
         programName: "chpstat", version: "2.43.0-build-20261207", hostName: "goldenhost", localTime: utcTime,
-        hideMeta: golden.env?["FMT_NOMETA"] == "1", terminal: false,
+        hideMeta: golden.env?["FMT_NOMETA"] == "1", terminal: golden.tty == true,
         standardOutput: { output += $0 }, standardError: { errors += $0 })
     var chpstat = Chpstat(source: source, environment: environment)
     let status = chpstat.run(arguments ?? golden.args)
