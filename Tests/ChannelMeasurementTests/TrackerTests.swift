@@ -122,6 +122,28 @@ import Testing
         #expect(tracker.reports.map(\.chpid.chpid) == [0x40, 0x41, 0x42, 0x43])
     }
 
+    @Test func withoutCharacteristicsTheTotalsCountButNoRateIsGiven() {
+        var tracker = MeasurementTracker()
+        var first = Self.reading(0, ["data_units_read": 10])
+        first.characteristics = nil
+        var second = Self.reading(15625, ["data_units_read": 30])
+        second.characteristics = nil
+        tracker.record(first, at: 0)
+        tracker.record(second, at: 2)
+        let report = tracker.report(Self.chpid)
+        #expect(report?.metrics == nil)
+        #expect(report?.problem?.reason == "missing")
+        #expect(Self.total(report, "data_units_read") == 30)
+        // CMG 1 has no characteristics and needs none.
+        var busy = ChannelMeasurementReading(
+            chpid: Self.other, cmg: 1,
+            sample: Samples.make(.cmg1, timestamp: 0, ["channel_path_busy_time": 0]))
+        tracker.record(busy, at: 0)
+        busy.sample = Samples.make(.cmg1, timestamp: 15625, ["channel_path_busy_time": 7812])
+        tracker.record(busy, at: 2)
+        #expect(close(tracker.report(Self.other)?.metrics?.double("util_part"), 49.9968))
+    }
+
     @Test func infinityFromAZeroMaximumIsNotAvailable() {
         var tracker = MeasurementTracker()
         var zero = Self.reading(0, ["data_units_read_cpc": 0])
