@@ -241,7 +241,7 @@ let package = Package(
         // Guests and vfio-ccw passthrough on top of the host model (pure).
         .target(name: "VFIOCCW", dependencies: ["CSSModel"], swiftSettings: fuzzFlags),
         // A real machine through Linux sysfs, as a backend.
-        .target(name: "LinuxSysfs", dependencies: ["CSSBackend", "CSSModel"]),
+        .target(name: "LinuxSysfs", dependencies: ["CSSBackend", "CSSModel", "ChannelMeasurement"]),
         // Path-event subscriptions: filters, fan-out, bounded coalescing queues (pure).
         // It queues VFIOCCW's guest changes as they are (GUEST_PATH_CHANGED): both are pure.
         .target(name: "PathEvents", dependencies: ["CSSModel", "VFIOCCW"], swiftSettings: fuzzFlags),
@@ -325,7 +325,7 @@ let package = Package(
         ),
         .testTarget(
             name: "LinuxSysfsTests",
-            dependencies: ["LinuxSysfs", "CSSBackend", "CSSModel", "PathEvents", "TestSupport"]
+            dependencies: ["LinuxSysfs", "CSSBackend", "CSSModel", "ChannelMeasurement", "PathEvents", "TestSupport"]
         ),
         .testTarget(
             name: "QMPServerTests",

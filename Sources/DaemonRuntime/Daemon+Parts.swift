@@ -84,13 +84,15 @@ extension Daemon {
         case .linuxSysfs(let root, _):
             let started = ContinuousClock.now
             do throws(BackendError) {
-                let sysfs = try SysfsBackend(root: root)
+                let sysfs = try SysfsBackend(root: root, procRoot: configuration.procRoot)
                 for problem in sysfs.problems { logger.warning("sysfs: \(problem)") }
                 logger.info(
                     "sysfs read",
                     metadata: [
                         "root": "\(root)", "subchannels": "\(sysfs.subsystem.subchannels.count)",
                         "chpids": "\(sysfs.subsystem.channelPaths.count)", "time": "\(ContinuousClock.now - started)",
+                        "partition": "\(sysfs.systemInformation?.partitionName ?? "-")",
+                        "kernel": "\(sysfs.kernelRelease.map { "\($0)" } ?? "-")",
                     ])
                 return (sysfs, Guests())
             } catch {

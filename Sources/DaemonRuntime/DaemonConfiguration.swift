@@ -96,6 +96,9 @@ package struct DaemonConfiguration: Sendable {
     package var notify: NotifyConfiguration?
     /// The level of the process's log when the daemon sets the logging up itself.
     package var logLevel: Logger.Level
+    /// The directory that stands for `/proc` (`--proc-root`): linux-sysfs reads `sysinfo` and
+    /// `sys/kernel/osrelease` under it.
+    package var procRoot: String = "/proc"
 
     package init(
         listeners: [Listener] = [], backend: Backend = .model(topology: nil), options: ServerOptions = ServerOptions(),

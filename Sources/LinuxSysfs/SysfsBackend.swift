@@ -18,7 +18,7 @@ package final class SysfsBackend: ObservedBackend {
     /// The directory that holds `devices/` and `bus/` (`/sys`).
     package let root: String
     /// Where the tree's chpids and subchannels are.
-    private let paths: SysfsPaths
+    let paths: SysfsPaths
     package private(set) var subsystem: Subsystem
     private var details: [ChannelPathID: ChannelPathDetails]
     /// Devices under `cssN/defunct/` (lscss lists them with subchannel `n/a`).
@@ -31,18 +31,40 @@ package final class SysfsBackend: ObservedBackend {
     private var unreported: [PathChange] = []
     /// Problems of the start-up reading (files not understood), for the log.
     package let problems: [String]
+    /// Where the writes go: the kernel's files (a test stands in for the kernel's refusals).
+    let writer: any SysfsAttributeWriter
+    /// `/proc/sysinfo` as read at start-up (the partition's name labels the metrics); nil
+    /// when there is none (not an s390 kernel).
+    package let systemInformation: SystemInformation?
+    /// `/proc/sys/kernel/osrelease` as read at start-up; nil when unknown (`cmg` is then read
+    /// as decimal, as since Linux 6.7).
+    package let kernelRelease: KernelRelease?
 
-    /// Reads the tree once.
+    /// Reads the tree once, and `/proc`'s `sysinfo` and `sys/kernel/osrelease`.
+    /// - Parameters:
+    ///   - root: the directory that stands for `/sys`.
+    ///   - procRoot: the directory that stands for `/proc` (`--proc-root`).
+    ///   - writer: where the writes go; the kernel's files unless a test stands in.
     /// - Throws: `BackendError.io` naming what could not be read.
-    package init(root: String = "/sys") throws(BackendError) {
+    package init(
+        root: String = "/sys", procRoot: String = "/proc", writer: any SysfsAttributeWriter = KernelAttributeWriter()
+    ) throws(BackendError) {
         self.root = root
+        self.writer = writer
         paths = SysfsPaths(root: root)
-        let observation = try SysfsObservation.read(root: root)
+        let proc = ProcFiles(root: procRoot)
+        systemInformation = proc.systemInformation()
+        kernelRelease = proc.kernelRelease()
+        let cmgRadix = kernelRelease?.cmgRadix ?? 10
+        let observation = try SysfsObservation.read(root: root, cmgRadix: cmgRadix)
         subsystem = try observation.subsystem()
         details = observation.details
         orphanedDevices = observation.orphans
         problems = observation.problems
-        follower = SysfsFollower(mirror: SysfsMirror(root: root, observation: observation, subsystem: subsystem))
+        follower = SysfsFollower(
+            mirror: SysfsMirror(root: root, observation: observation, subsystem: subsystem, cmgRadix: cmgRadix))
+        // The facility's state and the first sample, before any query.
+        follower.measureNow()
     }
 
     package func details(of path: ChannelPathID) -> ChannelPathDetails? {
@@ -186,10 +208,11 @@ package final class SysfsBackend: ObservedBackend {
         guard subsystem.channelPath(id) != nil else { throw .model(.unknownChannelPath(id)) }
         let path = paths.channelPath(id) + "/" + file
         let follower = self.follower
+        let writer = self.writer
         let ticket = WriteTicket(follower: follower)
         return PendingWrite(chpid: id, change: change) {
             do throws(BackendError) {
-                try SysfsFiles.write(value, to: path)
+                try writer.write(value, to: path)
             } catch {
                 return .failure(error)
             }

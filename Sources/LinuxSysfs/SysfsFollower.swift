@@ -65,6 +65,9 @@ final class SysfsFollower: @unchecked Sendable {
     /// The readings' health, under a lock of its own (not `mirrorLock`): a scrape reads it
     /// without waiting for a reading in progress.
     private let statistics: Mutex<BackendReadingStats>
+    /// The passes over the channel-measurement files and what they add up to, under a lock of
+    /// their own: a query takes them without waiting for a reading in progress.
+    let measurements = SysfsMeasurements()
 
     init(mirror: SysfsMirror) {
         self.mirror = mirror
@@ -231,14 +234,35 @@ final class SysfsFollower: @unchecked Sendable {
         }
     }
 
-    /// One poll tick, timed; a tick without read errors is a good reading, whether or not
-    /// anything changed (an idle healthy host keeps its good-reading time current).
+    /// The last pass over the channel-measurement files (nil before the first); never waits
+    /// for a reading.
+    var lastMeasurement: MeasurementPass? { measurements.lastPass }
+
+    /// A pass over the channel-measurement files here and now, on the calling thread (at
+    /// start-up, after a write to `cm_enable`; tests), recorded as a tick's is.
+    @discardableResult
+    func measureNow() -> MeasurementPass {
+        var pass: MeasurementPass?
+        reading(
+            { mirror in
+                pass = mirror.measure(into: measurements)
+                return nil
+            }, then: { _ in })
+        return pass!
+    }
+
+    /// One poll tick, timed: every chpid's attributes, then one pass over the channel-
+    /// measurement files (in the tick's time: the cost that measurement adds to a tick). A
+    /// tick whose attribute reading had no read errors is a good reading, whether or not
+    /// anything changed (an idle healthy host keeps its good-reading time current); a
+    /// measurement file's problem is the chpid's measurement's, reported with it.
     private func pollTick() {
         let started = monotonicNanoseconds()
         var clean = false
         follow { mirror in
             let update = mirror.tick()
             clean = !mirror.hasPendingErrors
+            mirror.measure(into: measurements)
             return update
         }
         let duration = Double(monotonicNanoseconds() - started) / 1e9

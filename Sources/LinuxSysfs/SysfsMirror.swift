@@ -59,9 +59,13 @@ final class SysfsMirror {
     let reader = MaskReader()
     /// Per chpid (`ChannelPathID.rawValue`): varied offline, as of the reading in progress.
     private(set) var offline = [Bool](repeating: false, count: 0x10000)
+    /// The channel-measurement files, read once per poll tick (`measure()`).
+    let measurements: MeasurementReader
 
-    init(root: String, observation: SysfsObservation, subsystem: Subsystem) {
+    /// - Parameter cmgRadix: the notation of `cmg`, 16 before Linux 6.7.
+    init(root: String, observation: SysfsObservation, subsystem: Subsystem, cmgRadix: Int = 10) {
         self.paths = SysfsPaths(root: root)
+        measurements = MeasurementReader(paths: paths, cmgRadix: cmgRadix)
         self.subsystem = subsystem
         self.details = observation.details
         problems = SysfsProblemLog(alreadyLogged: observation.problems)  // logged at start-up
@@ -172,7 +176,8 @@ final class SysfsMirror {
         let observation: SysfsObservation
         let newer: Subsystem
         do throws(BackendError) {
-            observation = try SysfsObservation.read(root: paths.root, previous: subsystem)
+            observation = try SysfsObservation.read(
+                root: paths.root, previous: subsystem, cmgRadix: measurements.cmgRadix)
             newer = try observation.subsystem()
         } catch {
             noteOnce("reading the tree failed, keeping the last view: \(error)", kind: .unreadable)
@@ -210,7 +215,7 @@ final class SysfsMirror {
         for id in paths where !placeholders.contains(id) {
             guard let last = working.channelPath(id) else { continue }
             let dir = self.paths.channelPath(id)
-            let reading = SysfsObservation.readChannelPath(id, at: dir, last: last)
+            let reading = SysfsObservation.readChannelPath(id, at: dir, last: last, cmgRadix: measurements.cmgRadix)
             if reading.missing {
                 let css = self.paths.css(id.cssid)
                 if SysfsFiles.isDirectory(css) {
@@ -317,6 +322,20 @@ final class SysfsMirror {
         return ObservedUpdate(
             generation: generation, subsystem: subsystem, details: details, changes: changes, write: nil,
             orphans: orphans)
+    }
+
+    /// One pass over the channel-measurement files of every chpid (`MeasurementReader`),
+    /// recorded in `measurements` with each chpid's `cmg` and `shared` as last read.
+    @discardableResult
+    func measure(into measurements: SysfsMeasurements) -> MeasurementPass {
+        let chpids = subsystem.channelPaths.map { ($0.id, details[$0.id]?.cmg, details[$0.id]?.shared) }
+        let pass = self.measurements.pass(chpids.map { ($0.0, $0.1) }) { message, kind in
+            noteOnce(message, kind: kind)
+        }
+        // Logged once per chpid and episode by `record` itself.
+        let log = self.log
+        measurements.record(pass, chpids: chpids) { log(true, "sysfs: " + $0) }
+        return pass
     }
 
     // MARK: Problems

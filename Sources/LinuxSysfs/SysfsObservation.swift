@@ -33,10 +33,14 @@ struct SysfsObservation {
     var withoutDevice: [SubchannelID] = []
     /// Paths that subchannels name but that have no directory.
     var placeholders: Set<ChannelPathID> = []
+    /// The notation of `cmg`: 16 before Linux 6.7, 10 since (`KernelRelease.cmgRadix`).
+    var cmgRadix = 10
 
     /// Reads the tree at `root` (the directory that holds `devices/` and `bus/`).
     /// - Throws: `BackendError.io` when `root/devices` has no css, or a directory cannot be read.
-    static func read(root: String, previous: Subsystem? = nil) throws(BackendError) -> SysfsObservation {
+    static func read(root: String, previous: Subsystem? = nil, cmgRadix: Int = 10) throws(BackendError)
+        -> SysfsObservation
+    {
         let devices = root + "/devices"
         let cssDirs = (try SysfsFiles.entries(devices) ?? []).filter { name in
             name.hasPrefix("css") && parseHex(name.dropFirst(3), maxDigits: 2) != nil
@@ -49,6 +53,7 @@ struct SysfsObservation {
         var observation = SysfsObservation(
             topology: Topology(channelSubsystems: [], channelPaths: [], subchannels: [], multipleCSSEnabled: false))
         observation.previous = previous
+        observation.cmgRadix = cmgRadix
         for dir in cssDirs {
             let cssid = UInt8(parseHex(dir.dropFirst(3), maxDigits: 2)!)
             try observation.readCSS(cssid, at: devices + "/" + dir)
@@ -168,7 +173,7 @@ struct SysfsObservation {
             let number = parseHex(parts[1], maxDigits: 2)
         else { return }
         let id = ChannelPathID(cssid: cssid, chpid: UInt8(number))
-        let reading = Self.readChannelPath(id, at: dir, last: previous?.channelPath(id))
+        let reading = Self.readChannelPath(id, at: dir, last: previous?.channelPath(id), cmgRadix: cmgRadix)
         problems += reading.problems
         topology.channelPaths.append(
             .init(
@@ -181,7 +186,8 @@ struct SysfsObservation {
     /// One channel path's directory. A state that cannot be read keeps its value of `last`
     /// (not-recognized/online without one), so that a failed read is not taken for a change.
     /// `missing` is true when neither `status` nor `configure` exists (the directory went).
-    static func readChannelPath(_ id: ChannelPathID, at dir: String, last: ChannelPath?)
+    /// `cmg` is read in `cmgRadix` (16 before Linux 6.7).
+    static func readChannelPath(_ id: ChannelPathID, at dir: String, last: ChannelPath?, cmgRadix: Int = 10)
         -> (path: ChannelPath, details: ChannelPathDetails, problems: [String], missing: Bool)
     {
         var problems: [String] = []
@@ -212,7 +218,7 @@ struct SysfsObservation {
         }
         let type = attribute("type").flatMap { parseHex($0[...], maxDigits: 2) } ?? 0
         let shared = attribute("shared").flatMap { parseHex($0[...], maxDigits: 8) }
-        let cmg = attribute("cmg").flatMap { Int($0) }
+        let cmg = attribute("cmg").flatMap { Int($0, radix: cmgRadix) }
         let chid = attribute("chid").flatMap { parseHex($0[...], maxDigits: 4) }
         let external = attribute("chid_external").flatMap { parseHex($0[...], maxDigits: 1) }
         let path = ChannelPath(

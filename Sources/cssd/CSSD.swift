@@ -12,6 +12,10 @@ import QMPServer
 import QMPWire
 import StateStore
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 @main
 struct CSSD: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -72,6 +76,14 @@ struct CSSD: AsyncParsableCommand {
             /dev/kmsg when ROOT is /sys, else none.
             """)
     var kernelLog: String?
+
+    @Option(
+        name: .customLong("proc-root"),
+        help: """
+            The directory that stands for /proc (default /proc), as ROOT in linux-sysfs:ROOT stands \
+            for /sys: linux-sysfs reads sysinfo (the partition's name) and sys/kernel/osrelease there.
+            """)
+    var procRoot: String = "/proc"
 
     @Flag(
         name: .customLong("no-inotify"),
@@ -191,6 +203,7 @@ struct CSSD: AsyncParsableCommand {
         guard choice.kind == .model || topology == nil else {
             throw ValidationError("--topology describes the model; the linux-sysfs backend reads the machine instead")
         }
+        guard isDirectory(procRoot) else { throw ValidationError("--proc-root: '\(procRoot)' is not a directory") }
         guard pollInterval >= 0 else { throw ValidationError("--poll-interval must be 0 or more milliseconds") }
         guard sweepInterval >= 1 else { throw ValidationError("--sweep-interval must be 1 or more milliseconds") }
         if let metrics {
@@ -258,7 +271,7 @@ struct CSSD: AsyncParsableCommand {
         if let metrics, case .tcp(let host, let port) = try? ListenAddress(parsing: metrics) {
             metricsEndpoint = .init(host: host, port: port, usesTLS: metricsTLS != .off)
         }
-        return DaemonConfiguration(
+        var configuration = DaemonConfiguration(
             listeners: listeners, backend: backend, options: options,
             limits: ConnectionLimits(
                 maxClients: maxClients, maxHandshakes: maxTLSHandshakes,
@@ -267,7 +280,15 @@ struct CSSD: AsyncParsableCommand {
             metrics: metricsEndpoint,
             stateDir: stateDir.map { .init(directory: $0, snapshotEvery: stateSnapshotEvery) },
             notify: try notify.configuration(), logLevel: Logger.Level(rawValue: logLevel)!)
+        configuration.procRoot = procRoot
+        return configuration
     }
+}
+
+/// Whether `path` names a directory (following links).
+private func isDirectory(_ path: String) -> Bool {
+    var info = stat()
+    return stat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR
 }
 
 /// `--metrics-tls`: whether the metrics endpoint uses the TLS settings of QMP's tcp listeners.
