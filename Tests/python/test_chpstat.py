@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import re
@@ -197,16 +199,17 @@ def normalized(text: bytes) -> bytes:
 
 
 def normalized_csv(text: bytes) -> bytes:
-    lines = text.split(b"\n")
-    header = lines[0].split(b",")
-    wildcard = {i for i, name in enumerate(header)
-                if name.strip(b'"') in (b"meta.version", b"meta.host", b"meta.time", b"meta.time_epoch", b"time",
-                                        b"time_epoch")}
-    out = [lines[0]]
-    for line in lines[1:]:
-        cells = line.split(b",")
-        out.append(b",".join(b'"*"' if i in wildcard else c for i, c in enumerate(cells)))
-    return b"\n".join(out)
+    """The CSV with the cells of the host, time and version columns replaced (chpstat quotes
+    every cell; a cell may hold commas, as cmgs "2,4,5")."""
+    rows = list(csv.reader(io.StringIO(text.decode())))
+    wildcard = {i for i, name in enumerate(rows[0] if rows else [])
+                if name in ("meta.version", "meta.host", "meta.time", "meta.time_epoch", "time", "time_epoch")}
+    out = io.StringIO()
+    writer = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n")
+    writer.writerow(rows[0] if rows else [])
+    for row in rows[1:]:
+        writer.writerow(["*" if i in wildcard else cell for i, cell in enumerate(row)])
+    return out.getvalue().encode()
 
 
 def expected(name: str) -> bytes:
