@@ -178,11 +178,11 @@ def test_connection_failure_is_a_run_time_error(workdir):
 # Cases that need no new data (characteristics, raw utilization, listings, status, errors).
 STATIC_CASES = ["chars", "util-json", "chars-util-csv", "keys-json", "status", "status-json", "list-columns",
                 "list-keys", "list-keys-csv", "enable-already", "err-chpid-missing", "err-chpid-no-stats",
-                "err-chpid-cmg", "err-chpid-excluded", "err-key-unavailable", "err-disabled", "status-unsupported",
+                "err-chpid-cmg", "err-chpid-excluded", "err-key-unavailable", "err-disabled", "status-unsupported", "k66-util-csv",
                 "err-unsupported"]
 # Cases with metrics over one interval (s0 -> s1).
 METRICS_CASES = ["table", "table-all", "table-cmg3-5", "table-scale-number", "pairs", "metrics-pairs", "all-json",
-                 "keys-csv", "chpids-jsonl", "nometa-csv", "k610-table", "quirks-json", "quirks-csv", "quirks-table"]
+                 "keys-csv", "chpids-jsonl", "nometa-csv", "k610-table", "quirks-json", "quirks-csv", "quirks-table", "k66-table-n1"]
 
 
 def normalized(text: bytes) -> bytes:
