@@ -191,10 +191,13 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
+        // s390-tools' chpstat over any source of measurement data (cssctl chpstat: a cssd socket):
+        // options, tables, JSON/pairs/CSV byte for byte as chpstat v2.43.0 prints them.
+        .target(name: "ChpstatView", dependencies: ["ChannelMeasurement"]),
         .executableTarget(
             name: "cssctl",
             dependencies: [
-                "QMPWire", "JSONValues", "QMPSchema", "QMPTransport", "TopologyFile", "CSSModel",
+                "QMPWire", "JSONValues", "QMPSchema", "QMPTransport", "TopologyFile", "CSSModel", "ChpstatView",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -321,6 +324,8 @@ let package = Package(
             ]
         ),
         .testTarget(name: "VFIOCCWTests", dependencies: ["TestSupport", "VFIOCCW", "CSSModel"]),
+        // Against chpstat v2.43.0's own output (Tests/fixtures/chpstat/golden).
+        .testTarget(name: "ChpstatViewTests", dependencies: ["ChpstatView", "TestSupport"]),
         .testTarget(
             name: "StateStoreTests",
             dependencies: [

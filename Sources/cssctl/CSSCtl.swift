@@ -20,13 +20,14 @@ struct CSSCtl: ParsableCommand {
               cssctl --json '{"execute": "query-commands"}' --raw
               cssctl schema-docs --module qmp --output API/qmp.md
               cssctl --socket /run/cssd.sock lschp
+              cssctl --socket /run/cssd.sock chpstat --format json -n 1
               cssctl events --socket /run/cssd.sock --chpid 0.40 --format table
               cssctl bench --socket /tmp/cssd.sock --socket /tmp/qemu.sock --label cssd --label qemu
             Exit status: 0 success, 1 error reply, 2 connection or protocol failure, 64 usage error.
             """,
         subcommands: [
             ExecCommand.self, SchemaDocsCommand.self, BenchCommand.self, GenTopologyCommand.self, EventsCommand.self,
-            LschpCommand.self, LscssCommand.self,
+            LschpCommand.self, LscssCommand.self, ChpstatCommand.self,
         ],
         defaultSubcommand: ExecCommand.self
     )
@@ -35,8 +36,19 @@ struct CSSCtl: ParsableCommand {
     /// (`ConnectionOptions.movedAfterSubcommand`), then runs the subcommand.
     static func main() {
         let names = Set(configuration.subcommands.compactMap { $0.configuration.commandName })
-        main(ConnectionOptions.movedAfterSubcommand(Array(CommandLine.arguments.dropFirst()), subcommands: names))
+        let arguments = ConnectionOptions.movedAfterSubcommand(
+            Array(CommandLine.arguments.dropFirst()), subcommands: names)
+        // chpstat's command line follows chpstat's (getopt) rules and exit statuses, not
+        // ArgumentParser's: it is parsed by ChpstatView.
+        if arguments.first == ChpstatCommand.configuration.commandName {
+            Glibc.exit(ChpstatCommand.run(Array(arguments.dropFirst())))
+        }
+        main(arguments)
     }
+
+    /// What `cssctl chpstat --version` and chpstat's `meta.version` say: the chpstat release
+    /// whose output it reproduces.
+    static let version = "2.43.0-cssctl"
 }
 
 /// Exit statuses shared by the subcommands.

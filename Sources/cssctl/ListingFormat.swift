@@ -4,6 +4,8 @@
 import CSSModel
 import JSONValues
 import QMPTransport
+import QMPWire
+import X509Credentials
 
 #if canImport(Glibc)
 import Glibc
@@ -60,10 +62,10 @@ struct ListingSession {
     private let connection: QMPClientConnection
     private var requests = 0
 
-    init(socket: String?, timeoutSeconds: Int) throws(ClientFailure) {
+    init(socket: String?, timeoutSeconds: Int, tls: TLSCredentials? = nil) throws(ClientFailure) {
         connection = try QMPClientConnection(
             connectingTo: QMPAddress.server(socket),
-            replyTimeoutMilliseconds: Int32(timeoutSeconds == 0 ? -1 : timeoutSeconds * 1000))
+            replyTimeoutMilliseconds: Int32(timeoutSeconds == 0 ? -1 : timeoutSeconds * 1000), tls: tls)
         try connection.readGreeting()
         try connection.negotiate()
     }
