@@ -131,7 +131,7 @@ let package = Package(
             name: "CSSDMetrics",
             dependencies: [
                 "QMPServer", "QMPWire", "CSSModel", "CSSBackend", "PathEvents", "VFIOCCW", "PathChangePipeline",
-                "ServerSecurity",
+                "ServerSecurity", "ChannelMeasurement",
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

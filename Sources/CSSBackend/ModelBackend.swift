@@ -12,6 +12,9 @@ package final class ModelBackend: ChannelSubsystemBackend {
     /// The channel-measurement facility (off at start) and what the queries have seen of it.
     package private(set) var measurement: MeasurementModel
     private var measurementTracker = MeasurementTracker()
+    /// The partition's name the metrics carry (`partition` label); a real host's comes from
+    /// `/proc/sysinfo`.
+    package var partitionName: String? = "MODEL"
 
     /// The model over `subsystem`; its channel-measurement facility is `measurement`, or by
     /// default one with each path's usual CMG and no load (`MeasurementModel(subsystem:)`).
