@@ -109,7 +109,7 @@ let package = Package(
             name: "QMPServer",
             dependencies: [
                 "QMPCommands", "QMPSchema", "QMPWire", "QMPTransport", "PathEvents", "CSSBackend", "VFIOCCW",
-                "ServerSecurity",
+                "ServerSecurity", "ChannelMeasurement",
                 "PathChangePipeline",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
