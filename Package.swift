@@ -161,7 +161,7 @@ let package = Package(
             name: "DaemonRuntime",
             dependencies: [
                 "CSSDMetrics", "QMPServer", "QMPCommands", "PathNotify", "TopologyFile", "CSSModel", "CSSBackend",
-                "LinuxSysfs", "VFIOCCW", "StateStore", "PathEvents", "ServerSecurity",
+                "LinuxSysfs", "VFIOCCW", "StateStore", "PathEvents", "ServerSecurity", "ChannelMeasurement",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -270,7 +270,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "CSSModelTests", dependencies: ["CSSModel"]),
-        .testTarget(name: "ChannelMeasurementTests", dependencies: ["ChannelMeasurement", "CSSModel"]),
+        .testTarget(name: "ChannelMeasurementTests", dependencies: ["ChannelMeasurement", "CSSModel", "TestSupport"]),
         .testTarget(
             name: "CSSDMetricsTests",
             dependencies: [

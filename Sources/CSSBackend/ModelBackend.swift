@@ -12,6 +12,8 @@ package final class ModelBackend: ChannelSubsystemBackend {
     /// The channel-measurement facility (off at start) and what the queries have seen of it.
     package private(set) var measurement: MeasurementModel
     private var measurementTracker = MeasurementTracker()
+    /// The model time the tracker was last fed at; nil before the first query.
+    private var measurementFedAt: MeasurementTime?
     /// The partition's name the metrics carry (`partition` label); a real host's comes from
     /// `/proc/sysinfo`.
     package var partitionName: String? = "MODEL"
@@ -96,27 +98,59 @@ package final class ModelBackend: ChannelSubsystemBackend {
         return channelMeasurementFacility
     }
 
-    /// Reads every chpid at `time` into the tracker (so that the running totals see every
-    /// update the queries span), then reports the selected ones.
+    /// Feeds the tracker up to `time`, then reports the selected chpids.
     package func channelMeasurements(_ chpids: [ChannelPathID]?, at time: MeasurementTime) throws(BackendError)
         -> [ChannelMeasurementReport]
     {
-        let all = measurement.channels.keys.sorted()
-        let selected = chpids ?? all
+        let selected = chpids ?? measurement.channels.keys.sorted()
         for id in selected where measurement.channels[id] == nil {
             throw .model(.unknownChannelPath(id))
         }
-        let (seconds, attoseconds) = time.components
-        let now = Double(seconds) + Double(attoseconds) * 1e-18
-        for id in all {
-            if let reading = measurement.reading(id, at: time) { measurementTracker.record(reading, at: now) }
-        }
+        feedMeasurementTracker(to: time)
         return selected.compactMap { measurementTracker.report($0) }
+    }
+
+    /// The longest step between two readings the tracker is fed: the default characteristics'
+    /// fastest counter at 100 % (5,000,000 bus cycles/s) moves 10^9 in 200 s, under the 2^31 at
+    /// which the tracker takes a drop for a step back, and 200 s is under the 24-bit timestamp's
+    /// 2140 s.
+    static let measurementStep: Duration = .seconds(200)
+    /// At most this many intermediate readings per call (12,800 s of model time); a longer gap
+    /// jumps, and a counter may then have wrapped more than once unseen.
+    static let measurementMaxSteps = 64
+
+    /// Reads every chpid into the tracker at `time`, first at steps of `measurementStep` since
+    /// the last call: the model can tell its counters at any past time, so the running totals
+    /// stay exact however rarely it is asked (within `measurementMaxSteps`).
+    private func feedMeasurementTracker(to time: MeasurementTime) {
+        var times: [MeasurementTime] = []
+        if let last = measurementFedAt, time > last {
+            var step = max(last, time - Self.measurementStep * Self.measurementMaxSteps) + Self.measurementStep
+            while step < time {
+                times.append(step)
+                step += Self.measurementStep
+            }
+        }
+        if measurementFedAt.map({ time >= $0 }) ?? true {
+            times.append(time)
+            measurementFedAt = time
+        }
+        let ids = measurement.channels.keys.sorted()
+        for at in times {
+            let (seconds, attoseconds) = at.components
+            let now = Double(seconds) + Double(attoseconds) * 1e-18
+            for id in ids {
+                if let reading = measurement.reading(id, at: at) { measurementTracker.record(reading, at: now) }
+            }
+        }
     }
 
     package func setChannelLoad(_ chpid: ChannelPathID, _ load: [String: Double], at time: MeasurementTime)
         throws(BackendError) -> ChannelLoad
     {
+        // A sample at the change, so that no interval the tracker later sees spans two loads'
+        // folding (the model's counts are exact from the change on).
+        feedMeasurementTracker(to: time)
         do throws(MeasurementFacilityError) {
             return try measurement.setLoad(chpid, load, at: time)
         } catch {

@@ -140,16 +140,19 @@ package struct Topology: Hashable, Sendable {
     package var multipleCSSEnabled: Bool?
     /// Guests running on this machine, in the order they are built.
     package var guests: [Guest]
+    /// The channel-measurement facility's set-up (Topology+Measurement.swift); nil: the defaults.
+    package var measurement: Measurement?
 
     package init(
         channelSubsystems: [ChannelSubsystem], channelPaths: [ChannelPath], subchannels: [Subchannel],
-        multipleCSSEnabled: Bool? = nil, guests: [Guest] = []
+        multipleCSSEnabled: Bool? = nil, guests: [Guest] = [], measurement: Measurement? = nil
     ) {
         self.channelSubsystems = channelSubsystems
         self.channelPaths = channelPaths
         self.subchannels = subchannels
         self.multipleCSSEnabled = multipleCSSEnabled
         self.guests = guests
+        self.measurement = measurement
     }
 
     /// MCSSE as the model will use it.

@@ -70,7 +70,38 @@ package struct CMGCounter: Hashable, Sendable, CustomStringConvertible {
 
 extension CMG {
     /// The counters of the CUE, in chpstat's key order (`pr_cue`, without the timestamp).
-    package var entryCounters: [CMGCounter] {
+    package var entryCounters: [CMGCounter] { Self.tables[Int(rawValue)].entry }
+
+    /// The counters of the extended CUE, in chpstat's key order (`pr_ext_cue`); empty for
+    /// CMG 1 and 3.
+    package var extendedEntryCounters: [CMGCounter] { Self.tables[Int(rawValue)].extended }
+
+    /// Every counter: the CUE's, then the extended CUE's.
+    package var counters: [CMGCounter] { Self.tables[Int(rawValue)].all }
+
+    /// The counter with chpstat key `key`, if the group has one.
+    package func counter(_ key: String) -> CMGCounter? { Self.tables[Int(rawValue)].byKey[key] }
+
+    /// Built once: the formulas and the tracker look counters up per reading and per metric.
+    private static let tables: [CounterTable] =
+        [CounterTable(entry: [], extended: [])]
+        + allCases.map { CounterTable(entry: $0.makeEntryCounters(), extended: $0.makeExtendedEntryCounters()) }
+
+    private struct CounterTable: Sendable {
+        let entry: [CMGCounter]
+        let extended: [CMGCounter]
+        let all: [CMGCounter]
+        let byKey: [String: CMGCounter]
+
+        init(entry: [CMGCounter], extended: [CMGCounter]) {
+            self.entry = entry
+            self.extended = extended
+            all = entry + extended
+            byKey = Dictionary(uniqueKeysWithValues: all.map { ($0.key, $0) })
+        }
+    }
+
+    private func makeEntryCounters() -> [CMGCounter] {
         switch self {
         case .cmg1:
             return [
@@ -100,9 +131,7 @@ extension CMG {
         }
     }
 
-    /// The counters of the extended CUE, in chpstat's key order (`pr_ext_cue`); empty for
-    /// CMG 1 and 3.
-    package var extendedEntryCounters: [CMGCounter] {
+    private func makeExtendedEntryCounters() -> [CMGCounter] {
         // CMG 5 puts CMG 4's DPU pair first, then CMG 2's block (`ext_cue5_t`).
         func ficonBlock(at base: Int) -> [CMGCounter] {
             [
@@ -125,10 +154,4 @@ extension CMG {
         case .cmg5: return dpu + ficonBlock(at: 2)
         }
     }
-
-    /// Every counter: the CUE's, then the extended CUE's.
-    package var counters: [CMGCounter] { entryCounters + extendedEntryCounters }
-
-    /// The counter with chpstat key `key`, if the group has one.
-    package func counter(_ key: String) -> CMGCounter? { counters.first { $0.key == key } }
 }

@@ -5,7 +5,7 @@
 /// chpstat's metric keys and units (`util_part` 40 means 40 %, `read_total` bytes per second,
 /// `ficon_rate` operations per second). The model advances the path's counters so that, over
 /// any interval, chpstat's formulas give these values back (up to the counters' integer
-/// rounding). Keys a CMG does not have, and derived metrics (`interval`, `util_data`,
+/// rounding). Values are 0 to `maximumValue`. Keys a CMG does not have, and derived metrics (`interval`, `util_data`,
 /// `msg_size_*`, `dpu_util_part`), are refused; keys not given are 0.
 ///
 /// | CMG | keys |
@@ -23,6 +23,10 @@ package struct ChannelLoad: Hashable, Sendable, CustomStringConvertible {
 
     /// No load: every counter stands still.
     package static let idle = ChannelLoad()
+    /// The largest value a key takes (10^15: a petabyte per second, or a quadrillion
+    /// operations): beyond it the doubles that keep the counts would lose whole units within
+    /// seconds.
+    package static let maximumValue = 1e15
 
     package init() { metrics = [:] }
 
@@ -33,7 +37,7 @@ package struct ChannelLoad: Hashable, Sendable, CustomStringConvertible {
         let keys = Self.keys(for: cmg)
         for (key, value) in metrics.sorted(by: { $0.key < $1.key }) {
             guard keys.contains(key) else { throw .unknownKey(key, cmg: cmg, known: keys) }
-            guard value.isFinite, value >= 0 else { throw .badValue(key, value) }
+            guard value.isFinite, value >= 0, value <= Self.maximumValue else { throw .badValue(key, value) }
         }
         self.metrics = metrics
         self.cmg = cmg
@@ -79,7 +83,8 @@ package enum ChannelLoadError: ChannelMeasurementError, Equatable {
         switch self {
         case .unknownKey(let key, let cmg, let known):
             "load key '\(key)' is not one CMG \(cmg) can be driven by (expected one of \(known.joined(separator: ", ")))"
-        case .badValue(let key, let value): "load key '\(key)' must be a finite number >= 0, got \(value)"
+        case .badValue(let key, let value):
+            "load key '\(key)' must be a number from 0 to 1e15, got \(value)"
         case .noGroup: "the channel path has no channel-measurement group to load"
         }
     }

@@ -160,18 +160,26 @@ package struct MeasurementModel: Hashable, Sendable {
         sample.cue.timestamp = Self.ticks(at)
         let values = counts(channel, at: at)
         for counter in cmg.counters {
-            counter.store(UInt64(values[counter.key] ?? 0), in: &sample)
+            counter.store(Self.wrapped(values[counter.key] ?? 0), in: &sample)
         }
         if cmg.hasExtendedEntry && sample.extendedCUE == nil { sample.extendedCUE = ExtendedCUE() }
         reading.sample = sample
         return reading
     }
 
-    /// The exact counter values (not truncated to their width) of `chpid` at `time`'s last
-    /// update boundary; for tests that check the running totals against them.
+    /// The exact counter values (not truncated to their width, but modulo 2^64) of `chpid` at
+    /// `time`'s last update boundary; for tests that check the running totals against them.
     package func exactCounts(_ chpid: ChannelPathID, at time: Duration) -> [String: UInt64] {
         guard let channel = channels[chpid] else { return [:] }
-        return counts(channel, at: boundary(atOrBefore: time)).mapValues { UInt64($0) }
+        return counts(channel, at: boundary(atOrBefore: time)).mapValues(Self.wrapped)
+    }
+
+    /// A count as the hardware's 64 bits hold it: floored, modulo 2^64 (a count past 2^64,
+    /// after years at an extreme load, wraps instead of trapping in the conversion).
+    static func wrapped(_ count: Double) -> UInt64 {
+        guard count.isFinite, count > 0 else { return 0 }
+        let range = 18_446_744_073_709_551_616.0  // 2^64
+        return UInt64(count < range ? count : count.truncatingRemainder(dividingBy: range))
     }
 
     /// The 24-bit timestamp of `time`: 128 µs units, wrapping at 2^24.

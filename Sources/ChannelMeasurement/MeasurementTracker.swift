@@ -130,8 +130,15 @@ package struct MeasurementTracker: Sendable {
             channel.metrics = nil
             return
         }
-        let characteristics = CMGCharacteristics(
-            cmg: cmg, cmcb: reading.characteristics ?? CMCB(), full: reading.fullCharacteristics)
+        guard let cmcb = reading.characteristics ?? (cmg.hasCharacteristics ? nil : CMCB()) else {
+            // chpstat stops without the CMCB; a rate from zero unit sizes would be wrong. The
+            // totals above count units, which need no characteristics.
+            channel.problem = .missing(
+                file: "measurement_chars", detail: "CMG \(cmg) needs the characteristics for its metrics")
+            channel.metrics = nil
+            return
+        }
+        let characteristics = CMGCharacteristics(cmg: cmg, cmcb: cmcb, full: reading.fullCharacteristics)
         channel.metrics = MeasurementFormulas.chpstat(cmg, characteristics: characteristics, from: last, to: sample)
             .map { value in
                 // chpstat prints inf and nan (a zero maximum); a rate that is not a number is

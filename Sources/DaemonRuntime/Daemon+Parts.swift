@@ -4,6 +4,7 @@
 import CSSBackend
 import CSSDMetrics
 import CSSModel
+import ChannelMeasurement
 import LinuxSysfs
 import Logging
 import NIOCore
@@ -97,15 +98,18 @@ extension Daemon {
             }
         case .model(let topology):
             let model = try loadModel(topology: topology, logger: logger)
-            return (ModelBackend(model.subsystem), model.guests)
+            return (ModelBackend(model.subsystem, measurement: model.measurement), model.guests)
         }
     }
 
     /// The model of `topology` (or the embedded default) and its guests.
-    private func loadModel(topology: String?, logger: Logger) throws -> (subsystem: Subsystem, guests: Guests) {
+    private func loadModel(topology: String?, logger: Logger) throws -> (
+        subsystem: Subsystem, guests: Guests, measurement: MeasurementModel
+    ) {
         let started = ContinuousClock.now
         let subsystem: Subsystem
         let guests: Guests
+        let measurement: MeasurementModel
         do {
             let description =
                 try topology.map { (path) throws(TopologyFileError) in
@@ -114,6 +118,7 @@ extension Daemon {
             subsystem = try Subsystem(topology: description)
             do throws(TopologyError) {
                 guests = try Guests(topology: description, host: subsystem)
+                measurement = try MeasurementModel(topology: description, subsystem: subsystem)
             } catch {
                 // Name the file's fields (crw-capacity, cu-model) when it came from a file.
                 if let topology { throw TopologyFileError(file: topology, validation: error) }
@@ -132,7 +137,7 @@ extension Daemon {
                 "chpids": "\(subsystem.channelPaths.count)", "guests": "\(guests.names.count)",
                 "time": "\(ContinuousClock.now - started)",
             ])
-        return (subsystem, guests)
+        return (subsystem, guests, measurement)
     }
 
     /// Step `state-store`: the snapshot's model state and guests, then the journal up to it:

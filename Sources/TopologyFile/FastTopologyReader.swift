@@ -97,7 +97,7 @@ struct FastTopologyReader {
                         return true
                     })
                 else { return nil }
-            default:
+            case 6:
                 guard
                     array({ reader in
                         guard let guest = reader.guest() else { return false }
@@ -105,6 +105,9 @@ struct FastTopologyReader {
                         return true
                     })
                 else { return nil }
+            default:
+                // channel-measurement: rare and small, left to the tree decoder.
+                return nil
             }
         }
     }

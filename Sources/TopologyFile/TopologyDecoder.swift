@@ -25,12 +25,15 @@ struct TopologyDecoder {
 
     static let topKeys: [StaticString] = [
         "format", "version", "multiple-css", "channel-subsystems", "chpids", "subchannels", "guests",
+        "channel-measurement",
     ]
     static let cssKeys: [StaticString] = ["cssid"]
     static let chpidKeys: [StaticString] = ["chpid", "type", "shared", "pchid", "vary", "configure"]
     static let subchannelKeys: [StaticString] = [
         "subchannel", "devno", "dev-type", "cu-type", "enabled", "isc", "chpids", "type", "qdio",
     ]
+    static let measurementKeys: [StaticString] = ["authorized", "chpids"]
+    static let measuredPathKeys: [StaticString] = ["chpid", "cmg", "load"]
     static let guestKeys: [StaticString] = ["name", "strategy", "crw-capacity", "devices"]
     static let guestDeviceKeys: [StaticString] = ["virtio", "passthrough"]
     static let virtioKeys: [StaticString] = ["subchannel", "devno", "cu-model"]
@@ -109,10 +112,67 @@ struct TopologyDecoder {
                 try elements(list, "channel-subsystems", channelSubsystem)
             } ?? Self.usedChannelSubsystems(paths, subchannels)
         let guests = try values[6].map { (list) throws(TopologyFileError) in try elements(list, "guests", guest) } ?? []
+        let measurement = try values[7].map { (node) throws(TopologyFileError) in try self.measurement(node) }
 
         return Topology(
             channelSubsystems: subsystems, channelPaths: paths, subchannels: subchannels,
-            multipleCSSEnabled: multipleCSS, guests: guests)
+            multipleCSSEnabled: multipleCSS, guests: guests, measurement: measurement)
+    }
+
+    /// `channel-measurement`: `{"authorized": bool, "chpids": [{"chpid", "cmg", "load"}]}`.
+    func measurement(_ node: Node) throws(TopologyFileError) -> Topology.Measurement {
+        let path = "channel-measurement"
+        try object(node, path: path)
+        var result = Topology.Measurement()
+        var list: Node?
+        try members(node, Self.measurementKeys, path: path) { (key, value) throws(TopologyFileError) in
+            if key == 0 {
+                result.authorized = try bool(value, path: "\(path).authorized")
+            } else {
+                list = value
+            }
+        }
+        if let list {
+            result.chpids = try elements(list, "\(path).chpids", measuredPath)
+        }
+        return result
+    }
+
+    func measuredPath(_ node: Node, index: Int) throws(TopologyFileError) -> Topology.MeasuredPath {
+        let path = "channel-measurement.chpids[\(index)]"
+        try object(node, path: path)
+        var values: (id: Node?, cmg: Node?, load: Node?)
+        try members(node, Self.measuredPathKeys, path: path) { (key, value) throws(TopologyFileError) in
+            switch key {
+            case 0: values.id = value
+            case 1: values.cmg = value
+            default: values.load = value
+            }
+        }
+        guard let idNode = values.id else { throw missing(path, "chpid") }
+        var result = Topology.MeasuredPath(id: try chpid(idNode, path: "\(path).chpid"))
+        if let node = values.cmg {
+            if node.kind == .string, stringEquals(node, "none") {
+                result.cmg = .none
+            } else if let value = node.intValue {
+                result.cmg = .group(value)
+            } else {
+                throw fail("\(path).cmg", "expected a group 1-5 or \"none\", found \(describe(node))")
+            }
+        }
+        if let node = values.load {
+            try object(node, path: "\(path).load")
+            var load: [String: Double] = [:]
+            try node.forEachMember { (key, value) throws(TopologyFileError) in
+                let name = String(decoding: key, as: UTF8.self)
+                guard value.kind == .integer || value.kind == .real,
+                    let number = value.realValue ?? value.intValue.map(Double.init)
+                else { throw fail("\(path).load.\(name)", "expected a number, found \(describe(value))") }
+                load[name] = number
+            }
+            result.load = load
+        }
+        return result
     }
 
     /// Decodes every element of the array at `path` with `element(node, index)`.

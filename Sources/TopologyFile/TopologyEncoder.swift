@@ -28,7 +28,10 @@ import QMPWire
 ///       {"virtio": {"subchannel": "fe.0.0000", "devno": "fe.0.0000", "cu-model": "0x01"}},
 ///       {"passthrough": {"host-subchannel": "0.0.0003", "guest-subchannel": "fe.0.0002", "guest-chpids": ["fe.40"]}}
 ///     ]}
-///   ]
+///   ],
+///   "channel-measurement": {"authorized": true, "chpids": [   (only when set)
+///     {"chpid": "0.40", "cmg": 2, "load": {"util_part": 40.0}}
+///   ]}
 /// }
 /// ```
 /// `pchid` is left out when there is none; `enabled` and `isc` only when not their defaults
@@ -38,6 +41,42 @@ import QMPWire
 /// error instead of a notation error.
 enum TopologyEncoder {
     static func encode(_ topology: Topology) -> [UInt8] {
+        var out = encodeMachine(topology)
+        guard let measurement = topology.measurement else { return out }
+        // The machine's part ends the document ("\n}\n"); the measurement section goes last.
+        out.removeLast(3)
+        out.append(text: ",\n  \"channel-measurement\": {\"authorized\": ")
+        out.append(text: measurement.authorized ? "true" : "false")
+        out.append(text: ", \"chpids\": [")
+        for (index, path) in measurement.chpids.enumerated() {
+            out.append(text: index == 0 ? "\n    {\"chpid\": \"" : ",\n    {\"chpid\": \"")
+            chpid(path.id, to: &out)
+            out.append(text: "\"")
+            switch path.cmg {
+            case .byType: break
+            case .none: out.append(text: ", \"cmg\": \"none\"")
+            case .group(let value):
+                out.append(text: ", \"cmg\": ")
+                out.append(decimal: value)
+            }
+            if !path.load.isEmpty {
+                out.append(text: ", \"load\": {")
+                for (slot, (key, value)) in path.load.sorted(by: { $0.key < $1.key }).enumerated() {
+                    if slot > 0 { out.append(text: ", ") }
+                    string(key, to: &out)
+                    // Swift's shortest round-tripping form, which JSON reads back to the same double.
+                    out.append(contentsOf: Array(": \(value)".utf8))
+                }
+                out.append(text: "}")
+            }
+            out.append(text: "}")
+        }
+        out.append(text: measurement.chpids.isEmpty ? "]}\n}\n" : "\n  ]}\n}\n")
+        return out
+    }
+
+    /// Everything but the channel-measurement section, ending in "\n}\n".
+    private static func encodeMachine(_ topology: Topology) -> [UInt8] {
         var out: [UInt8] = []
         // About 130 bytes per subchannel line with four paths, 20 more per extra path.
         out.reserveCapacity(512 + topology.channelPaths.count * 128 + topology.subchannels.count * 200)

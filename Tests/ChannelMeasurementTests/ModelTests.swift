@@ -157,3 +157,89 @@ import Testing
         #expect(CMGCharacteristics(cmg: .cmg4, cmcb: cmcb, full: true).dpuNumCores == 4)
     }
 }
+
+/// The facility a topology sets up, and the topology errors naming the field.
+@Suite struct ModelTopologyTests {
+    static func topology(_ paths: [Topology.MeasuredPath], authorized: Bool = true) -> Topology {
+        Topology(
+            channelSubsystems: [Topology.ChannelSubsystem(cssid: 0)],
+            channelPaths: [
+                Topology.ChannelPath(id: ModelTests.id(0x40), type: 0x1a),
+                Topology.ChannelPath(id: ModelTests.id(0x60), type: 0x11),
+            ],
+            subchannels: [], measurement: Topology.Measurement(authorized: authorized, chpids: paths))
+    }
+
+    @Test func groupsLoadsAndAuthorizationComeFromTheTopology() throws {
+        let topology = Self.topology(
+            [
+                Topology.MeasuredPath(id: ModelTests.id(0x40), cmg: .group(4), load: ["dpu_util": 30]),
+                Topology.MeasuredPath(id: ModelTests.id(0x60), cmg: .none),
+            ], authorized: false)
+        var model = try MeasurementModel(topology: topology, subsystem: try Subsystem(topology: topology))
+        #expect(!model.authorized)
+        #expect(model.channels[ModelTests.id(0x40)]?.cmg == .cmg4)
+        #expect(model.channels[ModelTests.id(0x60)]?.cmg == nil)
+        model.authorized = true
+        try model.setEnabled(true)
+        // In force from time 0: 30 % of 4 cores for 2 s in 128 µs ticks.
+        let sample = try #require(model.reading(ModelTests.id(0x40), at: .seconds(2))?.sample)
+        #expect(CMG.cmg4.counter("dpu_exec_time_cpc")?.value(in: sample) == 18750)
+        // Without the section: groups by type, authorized.
+        var plain = Self.topology([])
+        plain.measurement = nil
+        let defaults = try MeasurementModel(topology: plain, subsystem: try Subsystem(topology: plain))
+        #expect(defaults.authorized)
+        #expect(defaults.channels[ModelTests.id(0x60)]?.cmg == .cmg1)
+    }
+
+    @Test(arguments: [
+        (Topology.MeasuredPath(id: ModelTests.id(0x41)), "channel-measurement.chpids[0].chpid"),
+        (Topology.MeasuredPath(id: ModelTests.id(0x40), cmg: .group(6)), "channel-measurement.chpids[0].cmg"),
+        (
+            Topology.MeasuredPath(id: ModelTests.id(0x60), load: ["util_bus": 5]),
+            "channel-measurement.chpids[0].load.util_bus"
+        ),
+        (
+            Topology.MeasuredPath(id: ModelTests.id(0x40), load: ["util_bus": -5]),
+            "channel-measurement.chpids[0].load.util_bus"
+        ),
+        (
+            Topology.MeasuredPath(id: ModelTests.id(0x40), cmg: .none, load: ["util_bus": 5]),
+            "channel-measurement.chpids[0].load"
+        ),
+    ])
+    func badSetupsNameTheField(_ path: Topology.MeasuredPath, _ field: String) throws {
+        let topology = Self.topology([path])
+        let subsystem = try Subsystem(topology: topology)
+        #expect(throws: TopologyError.self) { try MeasurementModel(topology: topology, subsystem: subsystem) }
+        do {
+            _ = try MeasurementModel(topology: topology, subsystem: subsystem)
+        } catch {
+            #expect(error.field == field, "\(error)")
+        }
+    }
+}
+
+/// Loads at the edge: counters beyond 64 bits wrap instead of trapping, and loads no hardware
+/// could count are refused.
+@Suite struct ModelLimitTests {
+    @Test func countersBeyondSixtyFourBitsWrapInsteadOfTrapping() throws {
+        var model = ModelTests.model([0x40: .cmg2])
+        try model.setEnabled(true)
+        // 1e15 bytes/s of 4096-byte units for ten years: about 7.7e19 units, past 2^64.
+        try model.setLoad(
+            ModelTests.id(0x40), ["read_total": 1e15, "ficon_rate": 1e15, "ficon_active": 1e6], at: .zero)
+        let tenYears = Duration.seconds(10 * 365 * 86400)
+        let sample = try #require(model.reading(ModelTests.id(0x40), at: tenYears)?.sample)
+        #expect(CMG.cmg2.counter("data_units_read")?.value(in: sample) != nil)
+        #expect(CMG.cmg2.counter("sum_ficon_ops_cpc")?.value(in: sample) != nil)
+    }
+
+    @Test func loadsNoHardwareCouldCountAreRefused() {
+        var model = ModelTests.model([0x40: .cmg2])
+        #expect(throws: MeasurementFacilityError.load(.badValue("util_part", 1e300))) {
+            try model.setLoad(ModelTests.id(0x40), ["util_part": 1e300], at: .zero)
+        }
+    }
+}

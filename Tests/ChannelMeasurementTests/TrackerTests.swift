@@ -122,6 +122,45 @@ import Testing
         #expect(tracker.reports.map(\.chpid.chpid) == [0x40, 0x41, 0x42, 0x43])
     }
 
+    @Test func withoutCharacteristicsTheTotalsCountButNoRateIsGiven() {
+        var tracker = MeasurementTracker()
+        var first = Self.reading(0, ["data_units_read": 10])
+        first.characteristics = nil
+        var second = Self.reading(15625, ["data_units_read": 30])
+        second.characteristics = nil
+        tracker.record(first, at: 0)
+        tracker.record(second, at: 2)
+        let report = tracker.report(Self.chpid)
+        #expect(report?.metrics == nil)
+        #expect(report?.problem?.reason == "missing")
+        #expect(Self.total(report, "data_units_read") == 30)
+        // CMG 1 has no characteristics and needs none.
+        var busy = ChannelMeasurementReading(
+            chpid: Self.other, cmg: 1,
+            sample: Samples.make(.cmg1, timestamp: 0, ["channel_path_busy_time": 0]))
+        tracker.record(busy, at: 0)
+        busy.sample = Samples.make(.cmg1, timestamp: 15625, ["channel_path_busy_time": 7812])
+        tracker.record(busy, at: 2)
+        #expect(close(tracker.report(Self.other)?.metrics?.double("util_part"), 49.9968))
+    }
+
+    @Test func aNewGroupStartsAgain() {
+        var tracker = MeasurementTracker()
+        tracker.record(Self.reading(0, ["channel_work_units": 100]), at: 0)
+        tracker.record(Self.reading(15625, ["channel_work_units": 200]), at: 2)
+        // The same path now reports CMG 1: other counters, so no delta across the change.
+        tracker.record(
+            ChannelMeasurementReading(
+                chpid: Self.chpid, cmg: 1,
+                sample: Samples.make(.cmg1, timestamp: 31250, ["channel_path_busy_time": 5])), at: 4)
+        let report = tracker.report(Self.chpid)
+        #expect(report?.cmg == .cmg1)
+        #expect(report?.problem == .firstSample)
+        #expect(report?.samples == 1)
+        #expect(report?.totals.map(\.key) == ["channel_path_busy_time_cpc", "channel_path_busy_time"])
+        #expect(Self.total(report, "channel_path_busy_time") == 5)
+    }
+
     @Test func infinityFromAZeroMaximumIsNotAvailable() {
         var tracker = MeasurementTracker()
         var zero = Self.reading(0, ["data_units_read_cpc": 0])

@@ -117,6 +117,25 @@ import Testing
                 == "60000040f8090002000000200" + "04c4b40003d0900000ee6b2000ee6b200001000")
     }
 
+    /// Queries an hour apart: the model feeds its tracker the readings in between, so the
+    /// bus-cycle counter's many 32-bit wraps are all counted and the interval is known.
+    @Test func rareQueriesStillCountEveryWrap() throws {
+        let subsystem = try Subsystem(topology: .embeddedDefault)
+        let backend = ModelBackend(subsystem)
+        let (server, clock) = try Self.server(backend: backend)
+        _ = try Self.reply(server, "set-channel-measurement", #"{"enabled": true}"#)
+        _ = try Self.reply(server, "set-chpid-load", #"{"chpid": "0.41", "load": {"util_bus": 100}}"#)
+        _ = try Self.reply(server, "query-chpid-measurements")
+        clock.now = .seconds(3600)
+        let ficon = try Self.path(try Self.reply(server, "query-chpid-measurements"), "0.41")
+        #expect(ficon["available"]?.boolValue == true, "\(ficon.serialized())")
+        // 5,000,000 bus cycles/s for 3600 s: 1.8e10, past 2^32 four times.
+        let exact = backend.measurement.exactCounts(ChannelPathID(cssid: 0, chpid: 0x41), at: .seconds(3600))
+        #expect(exact["bus_cycles_cpc"] == 18_000_000_000)
+        #expect(ficon["totals"]?["bus_cycles_cpc"]?.intValue == 18_000_000_000)
+        #expect(abs((ficon["metrics"]?["util_bus"]?.doubleValue ?? 0) - 100) < 1e-6)
+    }
+
     @Test func badInputGetsClearErrors() throws {
         let (server, _) = try Self.server()
         let wrongKey = Self.runError(server, "set-chpid-load", #"{"chpid": "0.60", "load": {"read_total": 5}}"#)
@@ -126,7 +145,7 @@ import Testing
         )
         #expect(
             Self.runError(server, "set-chpid-load", #"{"chpid": "0.40", "load": {"util_part": -1}}"#)
-                == "GenericError: load key 'util_part' must be a finite number >= 0, got -1.0")
+                == "GenericError: load key 'util_part' must be a number from 0 to 1e15, got -1.0")
         #expect(
             Self.runError(server, "set-chpid-load", #"{"chpid": "0.77", "load": {}}"#)?.hasPrefix("DeviceNotFound")
                 == true)
@@ -139,6 +158,10 @@ import Testing
         #expect(
             Self.runError(server, "query-chpid-measurements", #"{"chpids": ["0.40", "0.77"]}"#)?.hasPrefix(
                 "DeviceNotFound") == true)
+        // A load no hardware could count would overflow the model's 64-bit counters: refused.
+        #expect(
+            Self.runError(server, "set-chpid-load", #"{"chpid": "0.40", "load": {"read_total": 1e300}}"#)
+                == "GenericError: load key 'read_total' must be a number from 0 to 1e15, got 1e+300")
         // The server still answers.
         #expect(try Self.reply(server, "query-chpid-measurements")["state"]?.stringValue == "disabled")
     }
