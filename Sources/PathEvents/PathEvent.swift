@@ -48,7 +48,8 @@ package enum PathEvent: Hashable, Sendable {
     case gap(PathEventGap)
     /// `CHANNEL_PATH_UTILIZATION`: a chpid's utilization crossed a subscription's threshold
     /// (`UtilizationWatch`). Not a path change: no journal entry, no replay on resume.
-    case utilization(ChannelUtilizationEvent)
+    /// Indirect, like `guest`: rare, and kept out of line so that a queued event stays small.
+    indirect case utilization(ChannelUtilizationEvent)
 
     /// What a newer event replaces when the subscriber has not read the older one yet: the
     /// same chpid's event, or the same subchannel's event for the same chpid (its masks are
