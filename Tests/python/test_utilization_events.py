@@ -39,6 +39,8 @@ def test_a_crossing_is_told_once_each_way(connect):
     sub = watcher.call("subscribe-path-events", chpids=[chpid],
                        utilization={"threshold": 80, "hysteresis": 10})["subscription"]
 
+    [info] = watcher.call("query-path-event-subscriptions")
+    assert info["utilization"] == {"threshold": 80.0, "hysteresis": 10.0, "metric": "util_total"}
     control.call("set-chpid-load", chpid=chpid, load={"util_total": 90, "util_part": 10})
     [event] = watcher.events(1)
     assert event["event"] == "CHANNEL_PATH_UTILIZATION"
@@ -76,3 +78,6 @@ def test_bad_thresholds_get_a_clear_error_and_the_connection_goes_on(connect):
     error = c.error("subscribe-path-events", utilization={"threshold": 50, "metric": "util_nope"})
     assert error["class"] == "GenericError" and "metric" in error["desc"]
     assert c.call("subscribe-path-events", utilization={"threshold": 50})["subscription"] >= 1
+    # The defaults are filled in: hysteresis 5 points, util_total.
+    [info] = c.call("query-path-event-subscriptions")
+    assert info["utilization"] == {"threshold": 50.0, "hysteresis": 5.0, "metric": "util_total"}

@@ -176,6 +176,16 @@ enum PathEventCommands {
             let ordered = PathEventChange.allCases.filter(changes.contains)
             members.append(("changes", .array(ordered.map { .string($0.rawValue) })))
         }
+        if let threshold = filter.utilization {
+            members.append(
+                (
+                    "utilization",
+                    .object([
+                        ("threshold", .real(threshold.threshold)), ("hysteresis", .real(threshold.hysteresis)),
+                        ("metric", .string(threshold.metric.rawValue)),
+                    ])
+                ))
+        }
         members += [
             ("queue-limit", .integer(queue.limit)),
             ("published", .integer(subscription.published)),
