@@ -124,7 +124,7 @@ let package = Package(
             name: "QMPServer",
             dependencies: [
                 "QMPCommands", "QMPWire", "JSONValues", "QMPTransport", "PathEvents", "CSSModel", "CSSBackend",
-                "VFIOCCW", "ServerSecurity", "X509Credentials", "PathChangePipeline",
+                "VFIOCCW", "ServerSecurity", "X509Credentials", "PathChangePipeline", "ChannelMeasurement",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -143,7 +143,7 @@ let package = Package(
             name: "MetricsExporter",
             dependencies: [
                 "QMPServer", "QMPSchema", "QMPWire", "CSSModel", "CSSBackend", "PathEvents", "VFIOCCW",
-                "PathChangePipeline", "ServerSecurity", "X509Credentials",
+                "PathChangePipeline", "ServerSecurity", "X509Credentials", "ChannelMeasurement",
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -67,10 +67,14 @@ package protocol ChannelSubsystemBackend: AnyObject {
     /// returns the load now in force.
     func setChannelLoad(_ chpid: ChannelPathID, _ load: [String: Double], at time: MeasurementTime)
         throws(BackendError) -> ChannelLoad
+    /// The partition's name as the HMC shows it (`/proc/sysinfo` `LPAR Name`; the model's own),
+    /// for the metrics' `partition` label; nil when unknown. Never blocks.
+    var partitionName: String? { get }
 }
 
 extension ChannelSubsystemBackend {
     package var readingStats: BackendReadingStats? { nil }
+    package var partitionName: String? { nil }
     /// `model` or `linux-sysfs` (`--backend`), for messages.
     package var name: String { kind.rawValue }
 }

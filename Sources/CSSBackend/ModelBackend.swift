@@ -14,6 +14,9 @@ package final class ModelBackend: ChannelSubsystemBackend {
     private var measurementTracker = MeasurementTracker()
     /// The model time the tracker was last fed at; nil before the first query.
     private var measurementFedAt: MeasurementTime?
+    /// The partition's name the metrics carry (`partition` label); a real host's comes from
+    /// `/proc/sysinfo`.
+    package var partitionName: String? = "MODEL"
 
     /// The model over `subsystem`; its channel-measurement facility is `measurement`, or by
     /// default one with each path's usual CMG and no load (`MeasurementModel(subsystem:)`).

@@ -36,6 +36,9 @@ package final class SysfsBackend: ObservedBackend {
     /// `/proc/sysinfo` as read at start-up (the partition's name labels the metrics); nil
     /// when there is none (not an s390 kernel).
     package let systemInformation: SystemInformation?
+    /// The partition's name from `/proc/sysinfo` ("LPAR Name"), the metrics' `partition`
+    /// label; nil where the host has none (not an s390 kernel, or a `--proc-root` without it).
+    package var partitionName: String? { systemInformation?.partitionName }
     /// `/proc/sys/kernel/osrelease` as read at start-up; nil when unknown (`cmg` is then read
     /// as decimal, as since Linux 6.7).
     package let kernelRelease: KernelRelease?

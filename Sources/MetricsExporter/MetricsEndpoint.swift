@@ -199,6 +199,7 @@ final class Scraper: @unchecked Sendable {
     private let server: QMPServer
     private let registry: PrometheusCollectorRegistry
     private let collector: MetricsCollector
+    private let measurement: ChannelMeasurementCollector
     private let notifier: (@Sendable () -> NotifierFigures)?
     private let lastDuration: Gauge
     private var text: [UInt8] = []
@@ -211,6 +212,7 @@ final class Scraper: @unchecked Sendable {
         self.notifier = notifier
         self.registry = registry
         self.collector = collector
+        measurement = ChannelMeasurementCollector(registry: registry)
         lastDuration = registry.makeGauge(
             descriptor: .init(
                 namespace: "cssd", subsystem: "metrics", metricName: "scrape_duration", unitName: "seconds",
@@ -223,6 +225,7 @@ final class Scraper: @unchecked Sendable {
         collector.collect(
             subsystem: server.backend.subsystem, backend: server.backend, pathEvents: server.pathEventTotals,
             guests: server.guests)
+        measurement.collect(backend: server.backend, at: server.state.measurementClock())
         if let notifier { collector.collectNotifier(notifier()) }
         text.removeAll(keepingCapacity: true)
         registry.emit(into: &text)

@@ -46,6 +46,10 @@ package enum PathEvent: Hashable, Sendable {
     /// `PATH_EVENTS_GAP`: a subscription asked to resume from a position the journal cannot
     /// serve; always its first event.
     case gap(PathEventGap)
+    /// `CHANNEL_PATH_UTILIZATION`: a chpid's utilization crossed a subscription's threshold
+    /// (`UtilizationWatch`). Not a path change: no journal entry, no replay on resume.
+    /// Indirect, like `guest`: rare, and kept out of line so that a queued event stays small.
+    indirect case utilization(ChannelUtilizationEvent)
 
     /// What a newer event replaces when the subscriber has not read the older one yet: the
     /// same chpid's event, or the same subchannel's event for the same chpid (its masks are
@@ -59,6 +63,8 @@ package enum PathEvent: Hashable, Sendable {
         case .guest(let event, let number):
             return 2 << 56 | UInt64(number) << 16 | UInt64(event.guestChpid.rawValue)
         case .gap: return 3 << 56  // one per subscription, never replaced
+        // The latest crossing of a chpid replaces an unread older one: its level is the news.
+        case .utilization(let event): return 4 << 56 | UInt64(event.chpid.rawValue)
         }
     }
 }

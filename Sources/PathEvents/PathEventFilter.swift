@@ -28,14 +28,19 @@ package struct PathEventFilter: Hashable, Sendable {
     /// The chpids whose events can match: `chpids`, narrowed to the installed paths of
     /// `subchannels` when given (they do not change: the topology fixes PIM and chpids).
     package let scope: Set<ChannelPathID>?
+    /// Also tell when a chpid's utilization crosses this threshold (CHANNEL_PATH_UTILIZATION),
+    /// for the chpids the other criteria admit (the change kinds aside), at any granularity.
+    package let utilization: UtilizationThreshold?
     private let changeMask: UInt16
 
     /// - Parameter pathsOfSubchannels: the chpids installed in `subchannels` (required with it).
     package init(
         granularity: PathEventGranularity, chpids: Set<ChannelPathID>? = nil,
         subchannels: Set<SubchannelID>? = nil, pathsOfSubchannels: Set<ChannelPathID> = [],
-        cssid: UInt8? = nil, changes: Set<PathEventChange>? = nil, guests: Set<String>? = nil
+        cssid: UInt8? = nil, changes: Set<PathEventChange>? = nil, guests: Set<String>? = nil,
+        utilization: UtilizationThreshold? = nil
     ) {
+        self.utilization = utilization
         self.granularity = granularity
         self.chpids = chpids
         self.subchannels = subchannels
@@ -53,6 +58,12 @@ package struct PathEventFilter: Hashable, Sendable {
     func admits(_ chpid: ChannelPathID, _ change: PathEventChange) -> Bool {
         changeMask & change.bit != 0 && (cssid == nil || chpid.cssid == cssid)
             && (scope == nil || scope!.contains(chpid))
+    }
+
+    /// Whether `chpid`'s utilization is this subscription's business (its chpids, subchannels'
+    /// paths and css; the change kinds do not apply).
+    func admitsUtilization(of chpid: ChannelPathID) -> Bool {
+        (cssid == nil || chpid.cssid == cssid) && (scope == nil || scope!.contains(chpid))
     }
 
     func admits(guest: String) -> Bool {

@@ -20,6 +20,8 @@ package struct PathEventHub: Sendable {
         package internal(set) var queue: PathEventQueue
         /// Events handed to this subscription's queue.
         package internal(set) var published = 0
+        /// Its chpids against its utilization threshold (`filter.utilization`).
+        var watch: UtilizationWatch?
     }
 
     package enum HubError: Error, Equatable, Sendable {
@@ -38,6 +40,8 @@ package struct PathEventHub: Sendable {
     /// Subscriptions whose filter names chpids, by chpid; the rest take every chpid.
     private var byChpid: [ChannelPathID: [Int]] = [:]
     private var anyChpid: [Int] = []
+    /// Subscriptions with a utilization threshold, in id order.
+    private var watching: [Int] = []
     private var nextID = 1
     private var nextSequence: UInt64 = 1
     /// A small number per guest name, for coalescing keys.
@@ -74,7 +78,10 @@ package struct PathEventHub: Sendable {
         }
         let id = nextID
         nextID += 1
-        subscriptions[id] = Subscription(id: id, owner: owner, filter: filter, queue: PathEventQueue(limit: queueLimit))
+        subscriptions[id] = Subscription(
+            id: id, owner: owner, filter: filter, queue: PathEventQueue(limit: queueLimit),
+            watch: filter.utilization.map(UtilizationWatch.init))
+        if filter.utilization != nil { watching.append(id) }
         byOwner[owner, default: []].append(id)
         if let scope = filter.scope {
             for chpid in scope { byChpid[chpid, default: []].append(id) }
@@ -123,6 +130,7 @@ package struct PathEventHub: Sendable {
     private mutating func remove(_ subscription: Subscription) {
         retiredTotals[subscription.filter.granularity, default: PathEventTotals()].add(subscription, live: false)
         subscriptions[subscription.id] = nil
+        if subscription.watch != nil { watching.removeAll { $0 == subscription.id } }
         byOwner[subscription.owner]?.removeAll { $0 == subscription.id }
         if byOwner[subscription.owner]?.isEmpty == true { byOwner[subscription.owner] = nil }
         if let scope = subscription.filter.scope {
@@ -244,6 +252,54 @@ package struct PathEventHub: Sendable {
             reached.subscriptions += 1
             reached.events += subscription.published - before
         }
+    }
+
+    // MARK: Utilization
+
+    /// Whether any subscription watches utilization (the server evaluates only then).
+    package var watchesUtilization: Bool { !watching.isEmpty }
+
+    /// Publishes the threshold crossings of the latest utilizations: for each subscription with
+    /// a threshold, each chpid it admits whose value crossed (`UtilizationWatch`) gets a
+    /// CHANNEL_PATH_UTILIZATION, coalesced per chpid with an unread older one.
+    /// - Parameters:
+    ///   - utilizations: per chpid, chpstat's metrics over the last interval (key -> percent;
+    ///     a key absent or nil: not available, no crossing). A watched chpid missing from it
+    ///     (gone, or measurement off) is forgotten: it starts below again.
+    ///   - time: the events' timestamp.
+    /// - Returns: who got events. Cost: O(watching subscriptions × chpids).
+    @discardableResult
+    package mutating func publishUtilization(_ utilizations: [ChannelPathID: [String: Double?]], at time: EventTime)
+        -> PathEventFanOut
+    {
+        var reached = PathEventFanOut()
+        let chpids = utilizations.keys.sorted()
+        for id in watching {
+            var subscription = subscriptions.removeValue(forKey: id)!
+            defer { subscriptions[id] = subscription }
+            guard var watch = subscription.watch else { continue }
+            let before = subscription.published
+            let metric = watch.threshold.metric.rawValue
+            for chpid in chpids where subscription.filter.admitsUtilization(of: chpid) {
+                let value = utilizations[chpid]?[metric] ?? nil
+                guard let level = watch.observe(chpid, value), let value else { continue }
+                let event = ChannelUtilizationEvent(
+                    chpid: chpid, metric: watch.threshold.metric, utilization: value,
+                    threshold: watch.threshold.threshold, level: level)
+                subscription.queue.push(
+                    QueuedPathEvent(sequence: nextSequence, time: time, event: .utilization(event)), coalescing: true)
+                nextSequence += 1
+                subscription.published += 1
+            }
+            for chpid in watch.chpidsAbove where utilizations[chpid] == nil { watch.forget(chpid) }
+            subscription.watch = watch
+            if subscription.published > before {
+                reached.owners.insert(subscription.owner)
+                reached.subscriptions += 1
+                reached.events += subscription.published - before
+            }
+        }
+        return reached
     }
 
     // MARK: Delivery

@@ -39,8 +39,9 @@ struct PathEventEncoder {
             return
         }
         switch queued.event {
-        case .guest, .gap:
-            // One per guest reached, not per device, or one per resume: the generic route is fine.
+        case .guest, .gap, .utilization:
+            // One per guest reached, not per device, one per resume, or one per threshold
+            // crossing: the generic route is fine.
             ReplyEncoder.writeEvent(
                 Self.name(delivery), data: Self.data(delivery, subscription: subscription, epoch: epoch),
                 seconds: queued.time.seconds, microseconds: queued.time.microseconds, to: &out)
@@ -98,7 +99,7 @@ struct PathEventEncoder {
             decimal(&line, Int(event.lpm))
             append(&line, ", \"pnom\": ")
             decimal(&line, Int(event.pnom))
-        case .guest, .gap:
+        case .guest, .gap, .utilization:
             preconditionFailure("written above")
         }
         line.append(contentsOf: tail)
@@ -126,6 +127,7 @@ struct PathEventEncoder {
             case .subchannel: return "SUBCHANNEL_PATHS_CHANGED"
             case .guest: return "GUEST_PATH_CHANGED"
             case .gap: return "PATH_EVENTS_GAP"
+            case .utilization: return "CHANNEL_PATH_UTILIZATION"
             }
         }
     }
@@ -188,6 +190,16 @@ struct PathEventEncoder {
                     ("last", .integer(Int(gap.last))),
                     ("epoch", .string(epoch)),
                     ("sequence", .integer(Int(queued.change))),
+                ])
+            case .utilization(let event):
+                // Not a change: no epoch or sequence (API/path-events.json).
+                return .object([
+                    ("subscription", .integer(subscription)),
+                    ("chpid", .string(event.chpid.description)),
+                    ("metric", .string(event.metric.rawValue)),
+                    ("level", .string(event.level.rawValue)),
+                    ("utilization", .real(event.utilization)),
+                    ("threshold", .real(event.threshold)),
                 ])
             }
         }

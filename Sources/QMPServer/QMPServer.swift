@@ -113,6 +113,8 @@ package final class QMPServer: Service, @unchecked Sendable {
     package private(set) var boundAddresses: [ListenAddress] = []
 
     private var authzTask: RepeatedTask?
+    /// Holds utilizations against path-event subscriptions' thresholds (`evaluateUtilization`).
+    private var utilizationTask: RepeatedTask?
     private var watcher: InotifyWatcher?
     /// sd_notify: READY, RELOADING, STOPPING.
     package let notifier = SystemdNotifier()
@@ -183,6 +185,9 @@ package final class QMPServer: Service, @unchecked Sendable {
         }
         try await watchBackend()
         watchAuthz()
+        utilizationTask = core.loop.scheduleRepeatedTask(
+            initialDelay: ServerCore.utilizationInterval, delay: ServerCore.utilizationInterval
+        ) { [core] _ in core.evaluateUtilization() }
     }
 
     /// Plain tcp is for loopback only: anyone who reaches a QMP port may change the machine.
@@ -307,6 +312,7 @@ package final class QMPServer: Service, @unchecked Sendable {
         notifier.notify("STOPPING=1")
         core.logger.info("shutting down", metadata: ["reason": "\(cause.rawValue)"])
         authzTask?.cancel()
+        utilizationTask?.cancel()
         let core = self.core
         await watcher?.stop()
         try? await core.loop.submit { (core.state.backend as? ObservedBackend)?.stopFollowing() }.get()

@@ -77,6 +77,11 @@ final class ServerCore: @unchecked Sendable {
         for (owner, handler) in connections where state.pathEvents.hasSubscriptions(owner) { handler.eventsQueued() }
     }
 
+    /// Wakes one connection that got events (`evaluateUtilization`).
+    func wakeConnection(_ owner: Int) {
+        connections[owner]?.eventsQueued()
+    }
+
     /// Sends an event to every connection in command mode.
     func broadcast(_ name: String, data: JSON?) {
         loop.preconditionInEventLoop()

@@ -43,6 +43,7 @@ private func drain(_ hub: inout PathEventHub, _ owner: ConnectionID) -> [(Int, S
             case .subchannel(let e): out.append((id, "sch \(e.subchannel) \(e.chpid) lpm \(e.lpm)"))
             case .guest(let e, _): out.append((id, "guest \(e.guest) \(e.guestChpid) \(e.change.rawValue)"))
             case .gap(let gap): out.append((id, "gap \(gap.reason.rawValue) \(gap.first)...\(gap.last)"))
+            case .utilization(let e): out.append((id, "util \(e.chpid) \(e.level.rawValue) \(e.utilization)"))
             }
         }
     }

@@ -52,6 +52,7 @@ private func drained(_ hub: inout PathEventHub, _ owner: ConnectionID, through l
             case .guest: out.append("\(queued.change) guest")
             case .gap(let gap):
                 out.append("gap \(gap.reason.rawValue) \(gap.first)...\(gap.last) after \(queued.change)")
+            case .utilization(let e): out.append("util \(e.chpid)")
             }
         }
         return true

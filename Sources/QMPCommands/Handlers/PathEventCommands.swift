@@ -146,9 +146,19 @@ enum PathEventCommands {
             }
             changes = Set(kinds)
         }
+        var utilization: UtilizationThreshold?
+        if let asked = arguments.utilization {
+            do throws(UtilizationThresholdError) {
+                utilization = try UtilizationThreshold(
+                    metric: asked.metric ?? .utilTotal, threshold: asked.threshold,
+                    hysteresis: asked.hysteresis ?? min(5, max(asked.threshold, 0)))
+            } catch {
+                throw .generic("Parameter 'utilization': \(error)")
+            }
+        }
         return PathEventFilter(
             granularity: arguments.granularity, chpids: chpids, subchannels: subchannels, pathsOfSubchannels: paths,
-            cssid: cssid, changes: changes, guests: guests)
+            cssid: cssid, changes: changes, guests: guests, utilization: utilization)
     }
 
     private static func info(_ subscription: PathEventHub.Subscription) -> JSON {
@@ -169,6 +179,16 @@ enum PathEventCommands {
         if let changes = filter.changes {
             let ordered = PathEventChange.allCases.filter(changes.contains)
             members.append(("changes", .array(ordered.map { .string($0.rawValue) })))
+        }
+        if let threshold = filter.utilization {
+            members.append(
+                (
+                    "utilization",
+                    .object([
+                        ("threshold", .real(threshold.threshold)), ("hysteresis", .real(threshold.hysteresis)),
+                        ("metric", .string(threshold.metric.rawValue)),
+                    ])
+                ))
         }
         members += [
             ("queue-limit", .integer(queue.limit)),

@@ -1,0 +1,160 @@
+#!/usr/bin/env python3
+"""What the channel-measurement series (issue 21) add to a Prometheus scrape, and what the
+query of every chpid costs.
+
+One model cssd on a synthetic topology (`cssctl gen-topology`: 65,536 subchannels, 256 FICON
+chpids, CMG 2, 8 paths per subchannel). In one run:
+- SCRAPES scrapes with the facility disabled (every chpid has only its info series), then the
+  facility enabled with a load on every chpid and two samples taken (every counter, gauge and
+  the interval counter present): the server's time per scrape (cssd exports the previous
+  scrape's collect + render time on its event loop, cssd_metrics_scrape_duration_seconds),
+  median / p99 / max, the client's round trip, sample lines and bytes;
+- QUERIES calls of `query-chpid-measurements` for all 256 chpids: round trip median / p99 and
+  the reply's size.
+
+Usage: Benchmarks/measurement_metrics.py [--debug]
+Build first: swift build -c release --product cssd && swift build -c release --product cssctl
+(--debug uses .build/debug, for a quick look; its figures are not the release's).
+"""
+
+import http.client
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG = "debug" if "--debug" in sys.argv else "release"
+CSSD = os.path.join(ROOT, f".build/{CONFIG}/cssd")
+CSSCTL = os.path.join(ROOT, f".build/{CONFIG}/cssctl")
+SUBCHANNELS = 65536
+CHPIDS = 256
+SCRAPES = 200
+QUERIES = 50
+
+
+class Client:
+    def __init__(self, path):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(60)
+        self.sock.connect(path)
+        self.file = self.sock.makefile("rb")
+        self.file.readline()
+        self.call("qmp_capabilities")
+
+    def call(self, command, **arguments):
+        request = {"execute": command}
+        if arguments:
+            request["arguments"] = arguments
+        self.sock.sendall(json.dumps(request).encode())
+        while True:
+            line = self.file.readline()
+            message = json.loads(line)
+            if "event" in message:
+                continue
+            assert "return" in message, message
+            self.last_size = len(line)
+            return message["return"]
+
+
+def start(topology, work):
+    sock = os.path.join(work, "s.sock")
+    log_path = os.path.join(work, "cssd.log")
+    log = open(log_path, "wb")
+    proc = subprocess.Popen([CSSD, "--qmp", f"unix:{sock}", "--topology", topology, "--metrics", "tcp:127.0.0.1:0"],
+                            stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        with open(log_path) as f:
+            match = re.search(r"address=tcp:127\.0\.0\.1:(\d+)\b.*metrics listening", f.read())
+        if match and os.path.exists(sock):
+            return proc, sock, int(match.group(1))
+        if proc.poll() is not None:
+            raise RuntimeError("cssd exited: " + open(log_path).read())
+        time.sleep(0.01)
+    raise RuntimeError("cssd did not start")
+
+
+def pct(values, p):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def measure_scrapes(port):
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    server, client = [], []
+    body = b""
+    for i in range(SCRAPES + 1):
+        started = time.perf_counter()
+        connection.request("GET", "/metrics")
+        response = connection.getresponse()
+        body = response.read()
+        assert response.status == 200
+        if i > 0:  # each scrape reports the previous one's time
+            client.append(time.perf_counter() - started)
+            server.append(float(re.search(rb"^cssd_metrics_scrape_duration_seconds ([0-9.e+-]+)$", body, re.M)[1]))
+    connection.close()
+    lines = body.splitlines()
+    samples = [line for line in lines if line and not line.startswith(b"#")]
+    measurement = [line for line in samples if line.startswith((b"cssd_chpid_measurement", b"cssd_channel_measurement"))
+                   or (line.startswith(b"cssd_chpid_") and b"channel_css_chpid=" in line)]
+    return {
+        "server median ms": statistics.median(server) * 1e3, "server p99 ms": pct(server, 99) * 1e3,
+        "server max ms": max(server) * 1e3, "client median ms": statistics.median(client) * 1e3,
+        "series": len(samples), "measurement series": len(measurement), "bytes": len(body),
+    }
+
+
+def main():
+    with tempfile.TemporaryDirectory() as work:
+        topology = os.path.join(work, "t.json")
+        subprocess.run([CSSCTL, "gen-topology", "--subchannels", str(SUBCHANNELS), "--chpids", str(CHPIDS),
+                        "--paths", "8", "--output", topology], check=True)
+        proc, sock, port = start(topology, work)
+        try:
+            client = Client(sock)
+            rows = [("facility disabled", measure_scrapes(port))]
+            assert client.call("set-channel-measurement", enabled=True)["state"] == "enabled"
+            paths = client.call("query-chpid-measurements")["channel-paths"]
+            assert len(paths) == CHPIDS, len(paths)
+            for path in paths:
+                client.call("set-chpid-load", chpid=path["chpid"],
+                            load={"util_total": 60, "util_part": 20, "util_bus": 30, "read_total": 4e8,
+                                  "read_part": 1e8, "write_total": 2e8, "write_part": 5e7, "ficon_rate": 2000,
+                                  "ficon_active": 3, "ficon_defer": 1, "hpf_rate": 5000, "hpf_active": 2,
+                                  "hpf_defer": 1})
+            deadline = time.monotonic() + 60
+            while True:
+                paths = client.call("query-chpid-measurements")["channel-paths"]
+                if all(p.get("metrics") for p in paths):
+                    break
+                assert time.monotonic() < deadline, "metrics did not come"
+                time.sleep(0.2)
+            rows.append(("enabled, 256 chpids loaded", measure_scrapes(port)))
+            times = []
+            for _ in range(QUERIES):
+                started = time.perf_counter()
+                client.call("query-chpid-measurements")
+                times.append(time.perf_counter() - started)
+            size = client.last_size
+        finally:
+            proc.terminate()
+            proc.wait()
+    print(f"{CONFIG} cssd, {SUBCHANNELS} subchannels, {CHPIDS} chpids (CMG 2), {SCRAPES} scrapes each\n")
+    keys = list(rows[0][1])
+    print("| | " + " | ".join(keys) + " |")
+    print("|---|" + "---:|" * len(keys))
+    for name, row in rows:
+        print(f"| {name} | " + " | ".join(f"{v:.3f}" if isinstance(v, float) else f"{v:,}" for v in row.values())
+              + " |")
+    print(f"\nquery-chpid-measurements, all {CHPIDS} chpids, {QUERIES} calls: round trip median "
+          f"{statistics.median(times) * 1e3:.2f} ms, p99 {pct(times, 99) * 1e3:.2f} ms, reply {size:,} bytes")
+
+
+if __name__ == "__main__":
+    main()
