@@ -78,7 +78,7 @@ final class ServerCore: @unchecked Sendable {
     }
 
     /// Wakes one connection that got events (`evaluateUtilization`).
-    func wakeConnection(_ owner: Int) {
+    func wakeConnection(_ owner: ConnectionID) {
         connections[owner]?.eventsQueued()
     }
 

@@ -16,7 +16,7 @@ private func threshold(_ value: Double, hysteresis: Double, _ metric: Utilizatio
 }
 
 /// The utilization events queued for `owner`: "chpid level value".
-private func drain(_ hub: inout PathEventHub, _ owner: Int) -> [String] {
+private func drain(_ hub: inout PathEventHub, _ owner: ConnectionID) -> [String] {
     var out: [String] = []
     while let (_, delivery) = hub.next(for: owner) {
         guard case .event(let queued) = delivery, case .utilization(let e) = queued.event else {
