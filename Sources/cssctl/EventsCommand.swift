@@ -30,13 +30,16 @@ struct EventsCommand: ParsableCommand {
             before it: a resumed run may print its first events again, never skip one.
             """)
 
-    enum Granularity: String, CaseIterable, ExpressibleByArgument { case chpid, subchannel, both, guest }
+    /// `--granularity`: a value of the schema's `PathEventGranularity`.
+    struct Granularity: SchemaEnumArgument {
+        static let schemaEnum = "PathEventGranularity"
+        let rawValue: String
+    }
 
-    enum Change: String, CaseIterable, ExpressibleByArgument {
-        case online, offline, configured, standby
-        case permanentError = "permanent-error"
-        case temporaryError = "temporary-error"
-        case recovered, reset
+    /// `--change`: a value of the schema's `PathEventChange`.
+    struct Change: SchemaEnumArgument {
+        static let schemaEnum = "PathEventChange"
+        let rawValue: String
     }
 
     enum Format: String, CaseIterable, ExpressibleByArgument { case json, table }
