@@ -10,7 +10,7 @@ import QMPServer
 import StateStore
 
 /// Everything `Daemon` needs to build cssd, as typed values: what the command line said, checked
-/// and parsed once (the executable's flags, README "Options"). Defaults are cssd's defaults.
+/// and parsed once (the executable's flags, docs/running.md "Options"). Defaults are cssd's defaults.
 package struct DaemonConfiguration: Sendable {
     /// What cssd serves.
     package enum Backend: Sendable {

@@ -203,7 +203,7 @@ package final class ServerState {
     func commandList(readOnly: Bool) -> JSON {
         if let cached = commandListCache[readOnly] { return cached }
         let list = JSON(
-            constant: .array(availableCommands(readOnly: readOnly).map { .object([("name", .string($0.name))]) }))
+            constant: .array(availableCommands(readOnly: readOnly).map { CommandInfoReply(name: $0.name).json }))
         commandListCache[readOnly] = list
         return list
     }

@@ -9,7 +9,7 @@ import QMPCommands
 /// Adapts a `QMPSession` to a channel: greeting on connect, replies written once per read
 /// batch, bounded memory per client, and every reply delivered before the connection closes.
 ///
-/// Flow control (README, "Memory and fairness"):
+/// Flow control (docs/running.md, "Memory and fairness"):
 /// - **output**: while the socket's output backlog is above the channel's high watermark, no
 ///   request is processed and no event written (`blocked`) until it falls below the low mark;
 /// - **input**: the socket is read while the input held unprocessed is under `inputBacklog`,

@@ -19,7 +19,7 @@ import Glibc
 ///   beyond the BMP as a surrogate pair;
 /// - reals are printed with `%.17g` (`1500`, `-0`, `1e+100`), where jansson appends `.0` and
 ///   drops the exponent's `+`. QEMU prints infinities and NaN bare (`inf`), which is not JSON:
-///   here they are `null` (README, "Known differences").
+///   here they are `null` (docs/running.md, "Known differences").
 enum QEMUJSONWriter {
     static func write(_ value: JSONNode, to out: inout ByteBuffer) {
         switch value.kind {

@@ -9,7 +9,7 @@
 /// - per command with arguments, `<Command>Arguments` (ArgumentsCode.swift): one typed
 ///   property per member, and `init(decoding:)`, which checks the arguments object as QEMU's
 ///   visitor does and decodes it in the same pass;
-/// - per struct a command returns whose members are built-ins or such structs,
+/// - per struct a command returns whose members are built-ins, enums or such structs,
 ///   `<Struct>Reply` and its JSON in schema member order (RepliesCode.swift);
 /// - per module, `protocol <Handlers>Schema` with one static requirement per command, which
 ///   the module's handler type (the document's "handlers") must implement;

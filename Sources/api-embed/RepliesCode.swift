@@ -3,10 +3,12 @@
 // object by hand.
 
 /// Per struct that a command returns (directly, in a list, or inside another such struct) and
-/// whose members are built-ins, lists of them or such structs: `<Struct>Reply`, one property per
-/// member (optional members optional), and `json`, the object with the members in schema order
-/// and absent optional members left out, as QEMU's output visitor writes a reply. Structs with
-/// enum or id members are left to the handlers until their encoding is generated too.
+/// whose members are built-ins, enums, lists of them or such structs: `<Struct>Reply`, one
+/// property per member (optional members optional; an enum as its Swift type), and `json`, the
+/// object with the members in schema order and absent optional members left out, as QEMU's
+/// output visitor writes a reply. Per enum such a struct names, `SchemaEnums.<enum>Text(_:)`:
+/// the value's text, an exhaustive switch, so a Swift case the schema does not have fails to
+/// compile (QEMU's generated `<Enum>_str` lookup, the other way round).
 struct RepliesCode {
     let schema: SchemaSet
 
@@ -19,7 +21,7 @@ struct RepliesCode {
             switch type {
             case .array(let element): return isSimple(element)
             case .name(let name):
-                if ArgumentsCode.builtins[name] != nil { return true }
+                if ArgumentsCode.builtins[name] != nil || schema.enums[name] != nil { return true }
                 guard let found = structs[name] else { return false }
                 if let known = simple[name] { return known }
                 simple[name] = false  // a struct that contains itself is not typed
@@ -37,8 +39,36 @@ struct RepliesCode {
         return order.map { structs[$0]! }
     }
 
+    /// The enums that typed reply structs name, in schema order.
+    func replyEnums() -> [SchemaEnum] {
+        var names = Set<String>()
+        func visit(_ type: MemberType) {
+            switch type {
+            case .array(let element): visit(element)
+            case .name(let name): if schema.enums[name] != nil { names.insert(name) }
+            }
+        }
+        for value in replyStructs() { for member in value.members { visit(member.type) } }
+        return schema.documents.flatMap(\.enums).filter { names.contains($0.name) }
+    }
+
     func source() -> String {
         var out = ""
+        let enums = replyEnums()
+        if !enums.isEmpty {
+            out += "extension SchemaEnums {\n"
+            for value in enums {
+                let type = value.swiftType ?? value.name
+                out += "    /// `\(value.name)` (API/\(value.file)): the text of a `\(type)` in a reply.\n"
+                out += "    static func \(SwiftNames.lowerCamel(value.name))Text(_ value: \(type)) -> String {\n"
+                out += "        switch value {\n"
+                for name in value.values {
+                    out += "        case .\(SwiftNames.caseName(name)): \(SwiftNames.literal(name))\n"
+                }
+                out += "        }\n    }\n"
+            }
+            out += "}\n\n"
+        }
         for value in replyStructs() {
             out +=
                 "/// The reply struct `\(value.name)` (API/\(value.file)), typed; `json` is its object in schema order.\n"
@@ -51,24 +81,25 @@ struct RepliesCode {
             out +=
                 "\n    /// The object QEMU's output visitor writes: members in schema order, absent optional ones left out.\n"
             out += "    var json: JSON {\n"
+            // Properties through `self.`: a member may be named like the local (`members`).
             if value.members.allSatisfy({ !$0.optional }) {
                 let pairs = value.members.map {
-                    "(\(SwiftNames.literal($0.name)), \(encode($0.type, SwiftNames.propertyName($0.name))))"
+                    "(\(SwiftNames.literal($0.name)), \(encode($0.type, "self." + SwiftNames.propertyName($0.name))))"
                 }
                 out += "        .object([\(pairs.joined(separator: ", "))])\n"
             } else {
-                out += "        var members: [(String, JSON)] = []\n"
+                out += "        var object: [(String, JSON)] = []\n"
                 for member in value.members {
-                    let property = SwiftNames.propertyName(member.name)
+                    let property = "self." + SwiftNames.propertyName(member.name)
                     let key = SwiftNames.literal(member.name)
                     if member.optional {
                         out +=
-                            "        if let \(property) { members.append((\(key), \(encode(member.type, property)))) }\n"
+                            "        if let value = \(property) { object.append((\(key), \(encode(member.type, "value")))) }\n"
                     } else {
-                        out += "        members.append((\(key), \(encode(member.type, property))))\n"
+                        out += "        object.append((\(key), \(encode(member.type, property))))\n"
                     }
                 }
-                out += "        return .object(members)\n"
+                out += "        return .object(object)\n"
             }
             out += "    }\n}\n\n"
         }
@@ -84,7 +115,9 @@ struct RepliesCode {
             case "bool": return "Bool"
             case "number": return "Double"
             case "any": return "JSON"
-            default: return ArgumentsCode.builtins[name] != nil ? "Int" : "\(name)Reply"
+            default:
+                if let value = schema.enums[name] { return value.swiftType ?? value.name }
+                return ArgumentsCode.builtins[name] != nil ? "Int" : "\(name)Reply"
             }
         }
     }
@@ -98,7 +131,11 @@ struct RepliesCode {
             case "bool": return ".bool(\(value))"
             case "number": return ".real(\(value))"
             case "any": return value
-            default: return ArgumentsCode.builtins[name] != nil ? ".integer(\(value))" : "\(value).json"
+            default:
+                if let found = schema.enums[name] {
+                    return ".string(SchemaEnums.\(SwiftNames.lowerCamel(found.name))Text(\(value)))"
+                }
+                return ArgumentsCode.builtins[name] != nil ? ".integer(\(value))" : "\(value).json"
             }
         }
     }

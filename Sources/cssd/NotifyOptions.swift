@@ -4,7 +4,7 @@
 import ArgumentParser
 import PathNotify
 
-/// `--notify` and its companions (README "Notifications on the AMQP bus", API/notify.md).
+/// `--notify` and its companions (docs/notifications.md, API/notify.md).
 struct NotifyOptions: ParsableArguments {
     @Option(
         name: .customLong("notify"),

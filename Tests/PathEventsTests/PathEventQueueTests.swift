@@ -132,7 +132,7 @@ struct SplitMix {
 }
 
 @Suite struct PathEventMemoryTests {
-    /// A queued event's footprint is what bounds a stalled subscriber's memory (README states
+    /// A queued event's footprint is what bounds a stalled subscriber's memory (docs/path-events.md states
     /// queue-limit x this, plus the coalescing index); keep it small.
     @Test func queuedEventIsCompact() {
         print("QueuedPathEvent? stride:", MemoryLayout<QueuedPathEvent?>.stride)

@@ -202,6 +202,44 @@ struct GeneratedCommandsTests {
         #expect(SchemaMetaType.allCases.map(\.rawValue) == schema.enums["SchemaMetaType"]!.values.map(\.name))
     }
 
+    @Test("a reply writes each enum case as the schema's text, the one its decoder reads back")
+    func enumTexts() {
+        for state in VaryState.allCases {
+            #expect(SchemaEnums.channelPathVary(SchemaEnums.channelPathVaryText(state)) == state)
+        }
+        for state in ConfigureState.allCases {
+            #expect(SchemaEnums.channelPathConfigure(SchemaEnums.channelPathConfigureText(state)) == state)
+        }
+        #expect(SchemaEnums.channelPathConfigureText(.notRecognized) == "not-recognized")
+        for change in PathEventChange.allCases { #expect(SchemaEnums.pathEventChangeText(change) == change.rawValue) }
+        for granularity in PathEventGranularity.allCases {
+            #expect(SchemaEnums.pathEventGranularityText(granularity) == granularity.rawValue)
+        }
+        for strategy in PathEventStrategy.allCases {
+            #expect(SchemaEnums.pathEventStrategyText(strategy) == strategy.rawValue)
+        }
+        for state in NotifyBrokerState.allCases { #expect(SchemaEnums.notifyBrokerStateText(state) == state.rawValue) }
+    }
+
+    @Test("a typed reply is its object in schema member order, absent optional members left out")
+    func typedReplyOrder() {
+        let path = ChannelPathInfoReply(
+            chpid: "0.40", type: 26, vary: .offline, configure: .notRecognized, shared: true, pchid: 0x1a0,
+            chidExternal: true, subchannels: 42
+        ).json
+        #expect(
+            path.members.map(\.key) == [
+                "chpid", "type", "vary", "configure", "shared", "pchid", "chid-external", "subchannels",
+            ])
+        #expect(path["vary"]?.stringValue == "offline" && path["configure"]?.stringValue == "not-recognized")
+        #expect(path["pchid"]?.intValue == 0x1a0 && path["subchannels"]?.intValue == 42)
+        let all = ChannelPathInfoReply(
+            chpid: "0.40", type: 26, vary: .online, configure: .configured, configureKnown: false, shared: false,
+            cmg: 2, pchid: 1, chidExternal: false, subchannels: 1
+        ).json
+        #expect(all.members.map(\.key) == schema.structs["ChannelPathInfo"]!.members.map(\.name))
+    }
+
     @Test("every schema command has exactly one generated handler, and nothing else")
     func registry() {
         let handlers = CommandRegistry.standard().handlers

@@ -129,6 +129,27 @@ def test_events_json_one_vary(cssd, spawn, granularity, name, n):
         assert len(set(subchannels)) == 42
 
 
+def test_events_offers_the_schemas_values():
+    """--granularity and --change take the values of the schema's enums, in schema order:
+    help lists them, and another value is refused (status 64) with them listed."""
+    from harness.paths import REPO_ROOT
+
+    schema = json.loads((REPO_ROOT / "API" / "path-events.json").read_text())
+    enums = {d["enum"]: [v["name"] if isinstance(v, dict) else v for v in d["data"]]
+             for d in schema["definitions"] if "enum" in d}
+    helped = subprocess.run([cssctl_binary(), "events", "--help"], capture_output=True, text=True, timeout=30)
+    assert helped.returncode == 0, helped.stderr
+    options = " ".join(helped.stdout.split("OPTIONS:")[1].split())
+    for option, name in (("--granularity", "PathEventGranularity"), ("--change", "PathEventChange")):
+        described = options.split(f"{option} <", 1)[1].split(" --", 1)[0]  # up to the next option
+        assert described.endswith(f"(values: {', '.join(enums[name])})"), described
+        refused = subprocess.run([cssctl_binary(), "events", option, "sideways"], capture_output=True, text=True,
+                                 timeout=30)
+        assert refused.returncode == 64, refused.stderr
+        assert "'sideways' is invalid" in refused.stderr, refused.stderr
+        assert all(value in refused.stderr for value in enums[name]), refused.stderr
+
+
 def test_events_filters_are_sent(cssd, spawn):
     """--change online lets an offline vary through unseen; the next online one ends it."""
     p = spawn(events(cssd.sock, "--chpid", "0.40", "--change", "online", "--count", "1"))

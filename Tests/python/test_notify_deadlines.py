@@ -30,7 +30,7 @@ pytestmark = pytest.mark.skipif(not available(), reason="rabbitmq-server not ins
 
 # The deadline the detection tests give cssd (--notify-timeout), seconds.
 DEADLINE = 3
-# What a stop may take, whatever the broker does (README, API/notify.md).
+# What a stop may take, whatever the broker does (docs/notifications.md, API/notify.md).
 STOP_BOUND = 5.0
 
 # AMQP 0-9-1 frame: type (1 = method), channel, size, payload, 0xCE; connection.open-ok is

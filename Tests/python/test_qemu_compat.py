@@ -441,7 +441,7 @@ def _replace_bytes(old: bytes, new: bytes):
     return apply
 
 
-#: Cases where cssd knowingly differs from QEMU 7.2 (see README, "Known differences").
+#: Cases where cssd knowingly differs from QEMU 7.2 (see docs/running.md, "Known differences").
 #: Each maps QEMU's replies, parsed and raw, to exactly what cssd must send, so the case
 #: still tests something.
 KNOWN_DIFFERENCES = {
@@ -569,7 +569,7 @@ def test_quit_reply_and_shutdown_event_bytes(any_server):
     """`quit`'s reply and the SHUTDOWN event, byte for byte as QEMU 7.2 writes them (the
     timestamp's numbers masked): the same fixed text from both servers.
 
-    Known difference (README): QEMU sends SHUTDOWN before quit's reply (its main loop handles
+    Known difference (docs/running.md): QEMU sends SHUTDOWN before quit's reply (its main loop handles
     the shutdown request while the command's coroutine yields); cssd replies first."""
     ex = exchange_full(any_server.sock, b'{"execute":"quit","id":7}', expect=2, timeout=10)
     lines = [_TIMESTAMP.sub(b"<time>", line) for line in ex.raw_lines]

@@ -31,10 +31,7 @@ enum CSSCommands {
     static func storeSubchannel(_ arguments: StoreSubchannelArguments, _ context: CommandContext) throws(QMPError)
         -> CommandOutcome
     {
-        let result = context.server.subsystem.storeSubchannel(arguments.subchannel)
-        guard let schib = result.schib else { return .reply(.object([("cc", .integer(result.cc))])) }
-        return .reply(
-            .object([("cc", .integer(result.cc)), ("schib", schibInfo(schib)), ("raw", .string(schib.hexString))]))
+        .reply(storeResult(context.server.subsystem.storeSubchannel(arguments.subchannel)).json)
     }
 
     static func modifySubchannel(_ arguments: ModifySubchannelArguments, _ context: CommandContext) throws(QMPError)
@@ -61,11 +58,7 @@ enum CSSCommands {
 
     static func storeCRW(_ context: CommandContext) throws(QMPError) -> CommandOutcome {
         let result = try backendCall { () throws(BackendError) in try context.server.backend.storeChannelReportWord() }
-        return .reply(
-            .object([
-                ("cc", .integer(result.cc)), ("crw", .integer(Int(result.crw.rawValue))),
-                ("decoded", crwInfo(result.crw)),
-            ]))
+        return .reply(storeResult(result).json)
     }
 
     static func resetChannelPath(_ arguments: ResetChannelPathArguments, _ context: CommandContext) throws(QMPError)
@@ -115,12 +108,10 @@ enum CSSCommands {
         .reply(
             .array(
                 context.server.backend.orphanedDevices.map { device in
-                    .object([
-                        ("devno", .string(device.id.description)),
-                        ("dev-type", .string(typeModel(device.devType, device.devModel))),
-                        ("cu-type", .string(typeModel(device.cuType, device.cuModel))),
-                        ("online", .bool(device.online)),
-                    ])
+                    OrphanedDeviceInfoReply(
+                        devno: device.id.description, devType: typeModel(device.devType, device.devModel),
+                        cuType: typeModel(device.cuType, device.cuModel), online: device.online
+                    ).json
                 }))
     }
 
@@ -130,13 +121,10 @@ enum CSSCommands {
             .array(
                 subsystem.cssids.map { cssid in
                     let summary = subsystem.summary(cssid: cssid)
-                    return .object([
-                        ("cssid", .integer(Int(cssid))),
-                        ("subchannels", .integer(summary.subchannels)),
-                        ("chpids", .integer(summary.channelPaths)),
-                        ("crws-queued", .integer(summary.crwsQueued)),
-                        ("crws-lost", .integer(summary.crwsLost)),
-                    ])
+                    return CSSInfoReply(
+                        cssid: Int(cssid), subchannels: summary.subchannels, chpids: summary.channelPaths,
+                        crwsQueued: summary.crwsQueued, crwsLost: summary.crwsLost
+                    ).json
                 }))
     }
 
@@ -195,11 +183,10 @@ enum CSSCommands {
         return .reply(JSON(preserialized: writer.page(page, next: next)))
     }
 
-    /// A page as a jansson tree: the definition `SubchannelPageWriter` must match (tested).
+    /// A page as the schema's `SubchannelPage`: the definition `SubchannelPageWriter` must match
+    /// (tested).
     static func subchannelPage(_ page: [Subchannel], next: SubchannelID?) -> JSON {
-        var members: [(String, JSON)] = [("subchannels", .array(page.map(subchannelInfo)))]
-        if let next { members.append(("next", .string(next.description))) }
-        return .object(members)
+        SubchannelPageReply(subchannels: page.map(subchannelInfo), next: next?.description).json
     }
 
     // MARK: Values
@@ -207,63 +194,53 @@ enum CSSCommands {
     /// - Parameter details: what the backend knows beyond the model; nil: the model's own
     ///   (shared known, no cmg, a topology's pchid is a physical channel id).
     private static func channelPathInfo(_ path: ChannelPath, _ details: ChannelPathDetails?) -> JSON {
-        var members: [(String, JSON)] = [
-            ("chpid", .string(path.id.description)),
-            ("type", .integer(Int(path.type))),
-            ("vary", .string(path.vary.description)),
-            ("configure", .string(path.configure.description)),
-        ]
-        if details?.configureKnown == false { members.append(("configure-known", .bool(false))) }
-        if let shared = details == nil ? path.shared : details!.shared { members.append(("shared", .bool(shared))) }
-        if let cmg = details?.cmg { members.append(("cmg", .integer(cmg))) }
-        if let pchid = path.pchid {
-            members += [("pchid", .integer(Int(pchid))), ("chid-external", .bool(details?.chidExternal ?? true))]
-        }
-        members.append(("subchannels", .integer(path.subchannelCount)))
-        return .object(members)
+        ChannelPathInfoReply(
+            chpid: path.id.description, type: Int(path.type), vary: path.vary, configure: path.configure,
+            configureKnown: details?.configureKnown == false ? false : nil,
+            shared: details == nil ? path.shared : details!.shared, cmg: details?.cmg,
+            pchid: path.pchid.map { Int($0) }, chidExternal: path.pchid == nil ? nil : details?.chidExternal ?? true,
+            subchannels: path.subchannelCount
+        ).json
     }
 
-    static func subchannelInfo(_ subchannel: Subchannel) -> JSON {
+    static func subchannelInfo(_ subchannel: Subchannel) -> SubchannelInfoReply {
         let pmcw = subchannel.schib.pmcw
-        var members: [(String, JSON)] = [
-            ("subchannel", .string(subchannel.id.description)),
-            ("devno", .string(subchannel.deviceID?.description ?? "")),
-            ("dev-type", .string(typeModel(subchannel.devType, subchannel.devModel))),
-            ("cu-type", .string(typeModel(subchannel.cuType, subchannel.cuModel))),
-            ("enabled", .bool(pmcw.isEnabled)),
-            ("dnv", .bool(pmcw.deviceNumberValid)),
-            ("pim", .integer(Int(pmcw.pim))),
-            ("pam", .integer(Int(pmcw.pam))),
-            ("pom", .integer(Int(pmcw.pom))),
-            ("lpm", .integer(Int(pmcw.lpm))),
-            ("pnom", .integer(Int(pmcw.pnom))),
-            ("lpum", .integer(Int(pmcw.lpum))),
-            ("chpids", .array(subchannel.channelPaths.map { $0.map { .string($0.description) } ?? .null })),
-            ("type", .string(subchannel.type.description)),
-        ]
-        if pmcw.hasQDIOFacility { members.append(("qdio", .bool(true))) }
-        // Only a backend that observes path verification (Linux `vpm`) has it.
-        if let vpm = subchannel.verifiedPathMask { members.append(("vpm", .integer(Int(vpm)))) }
-        if !subchannel.hasDevice { members.append(("device", .bool(false))) }
-        return .object(members)
+        return SubchannelInfoReply(
+            subchannel: subchannel.id.description, devno: subchannel.deviceID?.description ?? "",
+            devType: typeModel(subchannel.devType, subchannel.devModel),
+            cuType: typeModel(subchannel.cuType, subchannel.cuModel), enabled: pmcw.isEnabled,
+            dnv: pmcw.deviceNumberValid, pim: Int(pmcw.pim), pam: Int(pmcw.pam), pom: Int(pmcw.pom),
+            lpm: Int(pmcw.lpm), pnom: Int(pmcw.pnom), lpum: Int(pmcw.lpum),
+            chpids: subchannel.channelPaths.map { $0.map { .string($0.description) } ?? .null },
+            type: subchannel.type.description, qdio: pmcw.hasQDIOFacility ? true : nil,
+            // Only a backend that observes path verification (Linux `vpm`) has it.
+            vpm: subchannel.verifiedPathMask.map { Int($0) }, device: subchannel.hasDevice ? nil : false)
     }
 
-    static func schibInfo(_ schib: SCHIB) -> JSON {
+    /// STSCH's result: cc 3 (no such subchannel) carries the cc alone.
+    static func storeResult(_ result: StoreSubchannelResult) -> StoreSubchannelResultReply {
+        StoreSubchannelResultReply(cc: result.cc, schib: result.schib.map(schibInfo), raw: result.schib?.hexString)
+    }
+
+    /// STCRW's result: the word and its fields (cc 1 and a zero word when none was queued).
+    static func storeResult(_ result: StoreCRWResult) -> StoreCRWResultReply {
+        StoreCRWResultReply(cc: result.cc, crw: Int(result.crw.rawValue), decoded: crwInfo(result.crw))
+    }
+
+    static func schibInfo(_ schib: SCHIB) -> SCHIBInfoReply {
         let pmcw = schib.pmcw
         return SCHIBInfoReply(
             intparm: Int(pmcw.intparm), isc: Int(pmcw.isc), enabled: pmcw.isEnabled, dnv: pmcw.deviceNumberValid,
             flags: Int(pmcw.flags), devno: Int(pmcw.devno), lpm: Int(pmcw.lpm), pnom: Int(pmcw.pnom),
             lpum: Int(pmcw.lpum), pim: Int(pmcw.pim), pam: Int(pmcw.pam), pom: Int(pmcw.pom),
             chpids: (0..<8).map { Int(pmcw.chpids[$0]) }, pno: schib.scsw.pathNotOperational,
-            statusPending: schib.scsw.isStatusPending, mba: Int(truncatingIfNeeded: schib.mba)
-        ).json
+            statusPending: schib.scsw.isStatusPending, mba: Int(truncatingIfNeeded: schib.mba))
     }
 
-    static func crwInfo(_ crw: CRW) -> JSON {
+    static func crwInfo(_ crw: CRW) -> CRWDecodedReply {
         CRWDecodedReply(
             solicited: crw.solicited, overflow: crw.overflow, chained: crw.chained, rsc: Int(crw.source.rawValue),
-            ancillary: crw.ancillary, erc: Int(crw.erc.rawValue), rsid: Int(crw.rsid)
-        ).json
+            ancillary: crw.ancillary, erc: Int(crw.erc.rawValue), rsid: Int(crw.rsid))
     }
 
     /// `3390/0c`, as lscss prints device and control-unit types.

@@ -50,26 +50,16 @@ enum ConnectionCommands {
         return .reply(
             .array(
                 reports.map { report in
-                    var members: [(String, JSON)] = [
-                        ("id", .integer(report.id.number)), ("listener", .string(report.listener)),
-                        ("transport", .string(report.transport.rawValue)), ("identity", .string(report.identity)),
-                    ]
-                    if let credentials = report.credentials {
-                        members += [
-                            ("uid", .integer(Int(credentials.uid))), ("gid", .integer(Int(credentials.gid))),
-                            ("pid", .integer(Int(credentials.pid))),
-                        ]
-                    }
-                    members += [
-                        ("read-only", .bool(report.readOnly)), ("negotiated", .bool(report.negotiated)),
-                        (
-                            "subscriptions",
-                            .array(server.pathEvents.subscriptions(of: report.id).map { .integer($0.id) })
-                        ),
-                        ("bytes-in", .integer(report.bytesIn)), ("bytes-out", .integer(report.bytesOut)),
-                        ("current", .bool(report.id == context.connection)),
-                    ]
-                    return .object(members)
+                    let credentials = report.credentials
+                    return ConnectionInfoReply(
+                        id: report.id.number, listener: report.listener, transport: report.transport.rawValue,
+                        identity: report.identity, uid: credentials.map { Int($0.uid) },
+                        gid: credentials.map { Int($0.gid) }, pid: credentials.map { Int($0.pid) },
+                        readOnly: report.readOnly, negotiated: report.negotiated,
+                        subscriptions: server.pathEvents.subscriptions(of: report.id).map(\.id),
+                        bytesIn: report.bytesIn, bytesOut: report.bytesOut,
+                        current: report.id == context.connection
+                    ).json
                 }))
     }
 }

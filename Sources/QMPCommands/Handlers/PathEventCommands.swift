@@ -71,14 +71,11 @@ enum PathEventCommands {
 
     static func queryPathEventJournal(_ context: CommandContext) throws(QMPError) -> CommandOutcome {
         let journal = context.server.journal
-        var members: [(String, JSON)] = [
-            ("epoch", .string(journal.epoch)),
-            ("newest", .integer(Int(journal.newest))),
-            ("capacity", .integer(journal.capacity)),
-            ("held", .integer(journal.count)),
-        ]
-        if let oldest = journal.oldest { members.insert(("oldest", .integer(Int(oldest))), at: 1) }
-        return .reply(.object(members))
+        return .reply(
+            PathEventJournalInfoReply(
+                epoch: journal.epoch, oldest: journal.oldest.map { Int($0) }, newest: Int(journal.newest),
+                capacity: journal.capacity, held: journal.count
+            ).json)
     }
 
     static func queryPathEventSubscriptions(_ context: CommandContext) throws(QMPError) -> CommandOutcome {
@@ -87,7 +84,7 @@ enum PathEventCommands {
 
     /// The `--notify` publisher's state (API/notify.md); `{"enabled": false}` without it.
     static func queryNotify(_ context: CommandContext) throws(QMPError) -> CommandOutcome {
-        .reply(context.server.notifyStatus?() ?? .object([("enabled", .bool(false))]))
+        .reply(context.server.notifyStatus?() ?? NotifyInfoReply(enabled: false).json)
     }
 
     /// The filter the arguments ask for; every id must exist.

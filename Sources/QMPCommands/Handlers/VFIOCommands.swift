@@ -22,11 +22,7 @@ enum VFIOCommands {
         let result = try vfio { () throws(VFIOError) in
             try server.guests.storeSubchannel(of: arguments.guest, arguments.subchannel, host: server.subsystem)
         }
-        guard let schib = result.schib else { return .reply(.object([("cc", .integer(result.cc))])) }
-        return .reply(
-            .object([
-                ("cc", .integer(result.cc)), ("schib", CSSCommands.schibInfo(schib)), ("raw", .string(schib.hexString)),
-            ]))
+        return .reply(CSSCommands.storeResult(result).json)
     }
 
     static func guestStoreCRW(_ arguments: GuestStoreCRWArguments, _ context: CommandContext) throws(QMPError)
@@ -34,11 +30,7 @@ enum VFIOCommands {
     {
         let server = context.server
         let result = try vfio { () throws(VFIOError) in try server.guests.storeCRW(of: arguments.guest) }
-        return .reply(
-            .object([
-                ("cc", .integer(result.cc)), ("crw", .integer(Int(result.crw.rawValue))),
-                ("decoded", CSSCommands.crwInfo(result.crw)),
-            ]))
+        return .reply(CSSCommands.storeResult(result).json)
     }
 
     static func attachPassthrough(_ arguments: AttachPassthroughArguments, _ context: CommandContext) throws(QMPError)
@@ -50,7 +42,7 @@ enum VFIOCommands {
                 to: arguments.guest, host: arguments.hostSubchannel, guestSubchannel: arguments.guestSubchannel,
                 guestChpids: arguments.guestChpids, in: server.subsystem)
         }
-        return .reply(subchannelInfo(device, map: server.guests.guests[arguments.guest]!.chpidMap))
+        return .reply(subchannelInfo(device, map: server.guests.guests[arguments.guest]!.chpidMap).json)
     }
 
     static func detachPassthrough(_ arguments: DetachPassthroughArguments, _ context: CommandContext) throws(QMPError)
@@ -98,72 +90,52 @@ enum VFIOCommands {
     private static func guestInfo(_ guest: Guest) -> JSON {
         let devices = guest.devices.values
         let passthrough = devices.count { $0.host != nil }
-        return .object([
-            ("name", .string(guest.name)),
-            ("strategy", .string(guest.strategy.rawValue)),
-            ("cssids", .array(guest.cssids.sorted().map { .integer(Int($0)) })),
-            ("devices", .integer(devices.count)),
-            ("passthrough", .integer(passthrough)),
-            ("virtio", .integer(devices.count - passthrough)),
-            (
-                "chpid-map",
-                .array(
-                    guest.chpidMap.keys.sorted().map { guestChpid in
-                        .object([
-                            ("guest-chpid", .string(guestChpid.description)),
-                            ("host-chpid", .string(guest.chpidMap[guestChpid]!.description)),
-                        ])
-                    })
-            ),
-            ("crws-pending", .integer(guest.crwQueue.count)),
-        ])
+        return GuestInfoReply(
+            name: guest.name, strategy: guest.strategy, cssids: guest.cssids.sorted().map { Int($0) },
+            devices: devices.count, passthrough: passthrough, virtio: devices.count - passthrough,
+            chpidMap: guest.chpidMap.keys.sorted().map { guestChpid in
+                GuestChpidMappingReply(
+                    guestChpid: guestChpid.description, hostChpid: guest.chpidMap[guestChpid]!.description)
+            },
+            crwsPending: guest.crwQueue.count
+        ).json
     }
 
-    private static func subchannelInfo(_ device: GuestDevice, map: [ChannelPathID: ChannelPathID]) -> JSON {
-        func slots(_ ids: [ChannelPathID]) -> JSON {
-            .array((0..<8).map { $0 < ids.count ? .string(ids[$0].description) : .null })
+    private static func subchannelInfo(_ device: GuestDevice, map: [ChannelPathID: ChannelPathID])
+        -> GuestSubchannelInfoReply
+    {
+        func slots(_ ids: [ChannelPathID]) -> [JSON] {
+            (0..<8).map { $0 < ids.count ? .string(ids[$0].description) : .null }
         }
-        var members: [(String, JSON)] = [
-            ("subchannel", .string(device.id.description)),
-            ("devno", .string(DeviceID(cssid: device.id.cssid, ssid: device.id.ssid, devno: device.devno).description)),
-        ]
+        var info = GuestSubchannelInfoReply(
+            subchannel: device.id.description,
+            devno: DeviceID(cssid: device.id.cssid, ssid: device.id.ssid, devno: device.devno).description,
+            kind: "", chpids: slots(device.chpids), pim: Int(device.pim), pam: Int(device.pam), pom: Int(device.pom),
+            lpm: Int(device.lpm), pnom: Int(device.pnom), unobserved: device.unobserved, untold: device.untold)
         switch device.kind {
         case .virtio(let cuModel):
-            members += [
-                ("kind", .string("virtio")), ("chpids", slots(device.chpids)), ("cu-model", .integer(Int(cuModel))),
-            ]
+            info.kind = "virtio"
+            info.cuModel = Int(cuModel)
         case .passthrough(let host):
-            members += [
-                ("kind", .string("passthrough")), ("host-subchannel", .string(host.description)),
-                ("chpids", slots(device.chpids)), ("host-chpids", slots(device.chpids.compactMap { map[$0] })),
-            ]
+            info.kind = "passthrough"
+            info.hostSubchannel = host.description
+            info.hostChpids = slots(device.chpids.compactMap { map[$0] })
         }
-        members += [
-            ("pim", .integer(Int(device.pim))), ("pam", .integer(Int(device.pam))), ("pom", .integer(Int(device.pom))),
-            ("lpm", .integer(Int(device.lpm))), ("pnom", .integer(Int(device.pnom))),
-            ("unobserved", .integer(device.unobserved)), ("untold", .integer(device.untold)),
-        ]
-        return .object(members)
+        return info
     }
 
     private static func statsInfo(_ guest: Guest) -> JSON {
         let stats = guest.stats
         let devices = guest.devices.values
-        return .object([
-            ("guest", .string(guest.name)),
-            ("strategy", .string(guest.strategy.rawValue)),
-            ("host-events", .integer(stats.hostEvents)),
-            ("notifications", .integer(stats.notifications)),
-            ("crws-queued", .integer(stats.crwsQueued)),
-            ("crws-lost", .integer(stats.crwsLost)),
-            ("crws-pending", .integer(guest.crwQueue.count)),
-            ("schib-refreshes", .integer(stats.schibRefreshes)),
-            ("guest-stsch", .integer(stats.guestStoreSubchannels)),
-            ("guest-stcrw", .integer(stats.guestStoreCRWs)),
-            ("stale-devices", .integer(devices.count { $0.unobserved > 0 })),
-            ("unobserved-events", .integer(devices.reduce(0) { $0 + $1.unobserved })),
-            ("untold-events", .integer(devices.reduce(0) { $0 + $1.untold })),
-        ])
+        return PathEventStatsInfoReply(
+            guest: guest.name, strategy: guest.strategy, hostEvents: stats.hostEvents,
+            notifications: stats.notifications, crwsQueued: stats.crwsQueued, crwsLost: stats.crwsLost,
+            crwsPending: guest.crwQueue.count, schibRefreshes: stats.schibRefreshes,
+            guestStsch: stats.guestStoreSubchannels, guestStcrw: stats.guestStoreCRWs,
+            staleDevices: devices.count { $0.unobserved > 0 },
+            unobservedEvents: devices.reduce(0) { $0 + $1.unobserved },
+            untoldEvents: devices.reduce(0) { $0 + $1.untold }
+        ).json
     }
 
     // MARK: query-guest-subchannels
@@ -190,10 +162,10 @@ enum VFIOCommands {
                 "query-guest-subchannels: more than \(CSSCommands.maxPage) subchannels match; page with 'limit' "
                     + "(at most \(CSSCommands.maxPage)) and 'start' (the reply's 'next')")
         }
-        var members: [(String, JSON)] = [
-            ("subchannels", .array(matching.prefix(capacity).map { subchannelInfo($0, map: guest.chpidMap) }))
-        ]
-        if matching.count > capacity { members.append(("next", .string(matching[capacity].id.description))) }
-        return .reply(.object(members))
+        return .reply(
+            GuestSubchannelPageReply(
+                subchannels: matching.prefix(capacity).map { subchannelInfo($0, map: guest.chpidMap) },
+                next: matching.count > capacity ? matching[capacity].id.description : nil
+            ).json)
     }
 }
