@@ -2,6 +2,7 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import ChpstatView
+import JSONValues
 import QMPWire
 
 #if canImport(Glibc)

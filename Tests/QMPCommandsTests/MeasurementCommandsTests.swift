@@ -4,6 +4,8 @@
 import CSSBackend
 import CSSModel
 import ChannelMeasurement
+import JSONValues
+import PathChangePipeline
 import PathEvents
 import Testing
 
@@ -17,7 +19,7 @@ import Testing
     private final class Session: SessionControl {
         var isNegotiated: Bool { true }
         var isReadOnly: Bool { false }
-        var connectionID: Int { 1 }
+        var origin: CommandOrigin { .connection(1) }
         func enterCommandMode(oob: Bool) {}
     }
 

@@ -4,6 +4,7 @@
 import CSSBackend
 import CSSModel
 import ChannelMeasurement
+import JSONValues
 import QMPWire
 
 /// The channel-measurement commands of API/measurement.json (issue 21), over
