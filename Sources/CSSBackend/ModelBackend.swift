@@ -102,7 +102,8 @@ package final class ModelBackend: ChannelSubsystemBackend {
     package func channelMeasurements(_ chpids: [ChannelPathID]?, at time: MeasurementTime) throws(BackendError)
         -> [ChannelMeasurementReport]
     {
-        let selected = chpids ?? measurement.channels.keys.sorted()
+        // Each selected path once, in chpid order, as the schema says (and linux-sysfs does).
+        let selected = chpids.map { Array(Set($0)).sorted() } ?? measurement.channels.keys.sorted()
         for id in selected where measurement.channels[id] == nil {
             throw .model(.unknownChannelPath(id))
         }
@@ -110,13 +111,13 @@ package final class ModelBackend: ChannelSubsystemBackend {
         return selected.compactMap { measurementTracker.report($0) }
     }
 
-    /// The longest step between two readings the tracker is fed: the default characteristics'
-    /// fastest counter at 100 % (5,000,000 bus cycles/s) moves 10^9 in 200 s, under the 2^31 at
-    /// which the tracker takes a drop for a step back, and 200 s is under the 24-bit timestamp's
-    /// 2140 s.
-    static let measurementStep: Duration = .seconds(200)
+    /// The longest step between two readings the tracker is fed: the model refuses a load
+    /// whose counters move 2^31 (the point at which the tracker takes a drop for a step back)
+    /// in this time, and it is under the 24-bit timestamp's 2140 s.
+    static let measurementStep: Duration = MeasurementModel.trackingInterval
     /// At most this many intermediate readings per call (12,800 s of model time); a longer gap
-    /// jumps, and a counter may then have wrapped more than once unseen.
+    /// jumps, and the jump's reading is given the model's exact advances (the counters may
+    /// have wrapped many times unseen), so the totals stay exact and the cost per call bounded.
     static let measurementMaxSteps = 64
 
     /// Reads every chpid into the tracker at `time`, first at steps of `measurementStep` since
@@ -124,8 +125,12 @@ package final class ModelBackend: ChannelSubsystemBackend {
     /// stay exact however rarely it is asked (within `measurementMaxSteps`).
     private func feedMeasurementTracker(to time: MeasurementTime) {
         var times: [MeasurementTime] = []
+        // The time the first reading jumps from, when the gap is longer than the steps cover.
+        var jumpsFrom: MeasurementTime?
         if let last = measurementFedAt, time > last {
-            var step = max(last, time - Self.measurementStep * Self.measurementMaxSteps) + Self.measurementStep
+            let first = time - Self.measurementStep * Self.measurementMaxSteps
+            if first > last { jumpsFrom = last }
+            var step = max(last, first) + Self.measurementStep
             while step < time {
                 times.append(step)
                 step += Self.measurementStep
@@ -136,11 +141,19 @@ package final class ModelBackend: ChannelSubsystemBackend {
             measurementFedAt = time
         }
         let ids = measurement.channels.keys.sorted()
-        for at in times {
+        for (index, at) in times.enumerated() {
             let (seconds, attoseconds) = at.components
             let now = Double(seconds) + Double(attoseconds) * 1e-18
             for id in ids {
-                if let reading = measurement.reading(id, at: at) { measurementTracker.record(reading, at: now) }
+                guard let reading = measurement.reading(id, at: at) else { continue }
+                var advances: [String: UInt64]?
+                if index == 0, let from = jumpsFrom {
+                    let before = measurement.exactCounts(id, at: from)
+                    advances = measurement.exactCounts(id, at: at).reduce(into: [:]) { advances, count in
+                        advances[count.key] = count.value &- (before[count.key] ?? 0)
+                    }
+                }
+                measurementTracker.record(reading, at: now, advances: advances)
             }
         }
     }

@@ -5,7 +5,8 @@
 /// chpstat's metric keys and units (`util_part` 40 means 40 %, `read_total` bytes per second,
 /// `ficon_rate` operations per second). The model advances the path's counters so that, over
 /// any interval, chpstat's formulas give these values back (up to the counters' integer
-/// rounding). Values are 0 to `maximumValue`. Keys a CMG does not have, and derived metrics (`interval`, `util_data`,
+/// rounding). Values are 0 to `maximumValue`, and the model refuses a load that drives a
+/// counter faster than its tracker can follow (`ChannelLoadError.tooFast`). Keys a CMG does not have, and derived metrics (`interval`, `util_data`,
 /// `msg_size_*`, `dpu_util_part`), are refused; keys not given are 0.
 ///
 /// | CMG | keys |
@@ -78,6 +79,10 @@ package enum ChannelLoadError: ChannelMeasurementError, Equatable {
     case badValue(String, Double)
     /// The chpid has no CMG (or a CMG the model does not drive).
     case noGroup
+    /// With the path's characteristics, `key` makes `counter` advance `perSecond` units a
+    /// second, at or past `limit`: faster than the tracker can follow
+    /// (`MeasurementModel.trackingInterval`).
+    case tooFast(String, counter: String, perSecond: Double, limit: Double)
 
     package var description: String {
         switch self {
@@ -86,6 +91,11 @@ package enum ChannelLoadError: ChannelMeasurementError, Equatable {
         case .badValue(let key, let value):
             "load key '\(key)' must be a number from 0 to 1e15, got \(value)"
         case .noGroup: "the channel path has no channel-measurement group to load"
+        case .tooFast(let key, let counter, let rate, let limit):
+            "load key '\(key)' makes counter \(counter) advance \(rate) units per second with this path's "
+                + "characteristics; at most \(limit.rounded(.down)) per second can be measured (the counter "
+                + "may move at most half its range between two readings, which are up to "
+                + "\(MeasurementModel.trackingInterval) apart)"
         }
     }
 }

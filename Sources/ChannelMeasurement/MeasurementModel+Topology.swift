@@ -10,7 +10,8 @@ extension MeasurementModel {
     /// facility starts disabled and loads are in force from time 0.
     /// - Throws: `TopologyError` naming the field (`channel-measurement.chpids[2].load.util_bus`):
     ///   a chpid the machine does not have or named twice, a group outside 1-5, a load key the
-    ///   path's group does not take or a value that is negative or not finite.
+    ///   path's group does not take, a value that is negative or not finite, or one that drives
+    ///   a counter too fast to be measured (`ChannelLoadError.tooFast`).
     package init(topology: Topology, subsystem: Subsystem) throws(TopologyError) {
         guard let setup = topology.measurement else {
             self.init(subsystem: subsystem)
@@ -48,6 +49,9 @@ extension MeasurementModel {
                     throw TopologyError(field: "\(field).\(key)", reason: error.description)
                 }
                 if case .load(.badValue(let key, _)) = error {
+                    throw TopologyError(field: "\(field).\(key)", reason: error.description)
+                }
+                if case .load(.tooFast(let key, _, _, _)) = error {
                     throw TopologyError(field: "\(field).\(key)", reason: error.description)
                 }
                 throw TopologyError(field: field, reason: error.description)

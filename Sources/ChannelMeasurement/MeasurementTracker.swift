@@ -42,7 +42,13 @@ package struct MeasurementTracker: Sendable {
     package var chpids: [ChannelPathID] { channels.keys.sorted() }
 
     /// Takes a reading made at `time` (the caller's monotonic clock, in seconds).
-    package mutating func record(_ reading: ChannelMeasurementReading, at time: Double) {
+    /// - Parameter known: each counter's exact advance since the last sample, by chpstat key,
+    ///   when the caller knows it (the model, which can tell its counts at any time, after a
+    ///   gap longer than it feeds in steps): taken instead of the delta modulo the counter's
+    ///   width, so the totals keep every wrap. Nil: the hardware's case, one wrap at most.
+    package mutating func record(
+        _ reading: ChannelMeasurementReading, at time: Double, advances known: [String: UInt64]? = nil
+    ) {
         var channel = channels[reading.chpid] ?? Channel(reading: reading)
         // A new group (or none) means other counters: start again.
         if channel.reading.cmg != reading.cmg {
@@ -104,6 +110,10 @@ package struct MeasurementTracker: Sendable {
             guard let before = counter.value(in: last) else {
                 // Valid again after a gap: count from here.
                 if channel.totals[counter.key] == nil { channel.totals[counter.key] = current }
+                continue
+            }
+            if let advance = known?[counter.key] {
+                deltas.append((counter.key, advance))
                 continue
             }
             // Serial-number arithmetic (RFC 1982): a drop by less than half the range is a

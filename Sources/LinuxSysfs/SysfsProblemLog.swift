@@ -11,10 +11,22 @@ final class SysfsProblemLog {
         case missing, unreadable, malformed
     }
 
-    /// Where messages go: (warning?, text).
-    var log: @Sendable (_ warning: Bool, _ message: String) -> Void = { _, _ in }
-    /// Messages already logged.
+    /// Where messages go: (warning?, text). Messages noted before it is set are kept and
+    /// sent when it is: the backend's start-up measurement pass runs before the follower
+    /// starts and attaches the server's log, and its problems are noted only once.
+    var log: @Sendable (_ warning: Bool, _ message: String) -> Void = { _, _ in } {
+        didSet {
+            attached = true
+            for message in unsent { log(true, "sysfs: " + message) }
+            unsent = []
+        }
+    }
+    /// Messages already logged (or kept in `unsent`).
     private var logged: Set<String>
+    /// Whether `log` was set.
+    private var attached = false
+    /// Messages noted before `log` was set, in order.
+    private var unsent: [String] = []
     /// Read errors since the last `takeErrors()`.
     private var pending: [Kind: Int] = [:]
 
@@ -28,7 +40,8 @@ final class SysfsProblemLog {
     /// machine is, not failed readings.
     func note(_ message: String, kind: Kind? = nil) {
         if let kind { pending[kind, default: 0] += 1 }
-        if logged.insert(message).inserted { log(true, "sysfs: " + message) }
+        guard logged.insert(message).inserted else { return }
+        if attached { log(true, "sysfs: " + message) } else { unsent.append(message) }
     }
 
     /// Read errors counted since the last `takeErrors()`.

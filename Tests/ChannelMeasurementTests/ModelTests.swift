@@ -58,8 +58,9 @@ import Testing
         try model.setEnabled(true)
         var load: [String: Double] = [:]
         for (index, key) in ChannelLoad.keys(for: cmg).enumerated() {
-            // Percentages from 10 to 66, rates from one to fifteen million.
-            load[key] = key.contains("util") ? Double(10 + index * 4) : Double(1_000_000 * (index + 1))
+            // Percentages from 10 to 66, rates from 0.7 to 10.5 million (under the 10.7 million
+            // units/s the tracker can follow with the default characteristics).
+            load[key] = key.contains("util") ? Double(10 + index * 4) : Double(700_000 * (index + 1))
         }
         if cmg.countsWorkUnits {
             load["util_total"] = 60
@@ -227,13 +228,53 @@ import Testing
     @Test func countersBeyondSixtyFourBitsWrapInsteadOfTrapping() throws {
         var model = ModelTests.model([0x40: .cmg2])
         try model.setEnabled(true)
-        // 1e15 bytes/s of 4096-byte units for ten years: about 7.7e19 units, past 2^64.
+        // 1e16 FICON operations in flight per second (1e6/s active 1e10 each) for ten years:
+        // about 3e24 in the 64-bit sum, past 2^64.
         try model.setLoad(
-            ModelTests.id(0x40), ["read_total": 1e15, "ficon_rate": 1e15, "ficon_active": 1e6], at: .zero)
+            ModelTests.id(0x40), ["read_total": 4e10, "ficon_rate": 1e6, "ficon_active": 1e10], at: .zero)
         let tenYears = Duration.seconds(10 * 365 * 86400)
         let sample = try #require(model.reading(ModelTests.id(0x40), at: tenYears)?.sample)
         #expect(CMG.cmg2.counter("data_units_read")?.value(in: sample) != nil)
         #expect(CMG.cmg2.counter("sum_ficon_ops_cpc")?.value(in: sample) != nil)
+    }
+
+    /// A load whose 32-bit counter moves 2^31 or more between two of the tracker's readings
+    /// (`MeasurementModel.trackingInterval` apart) would show as a wrong rate or a counter that
+    /// went backwards: 1e13 bytes/s of 4096-byte units is 2.4e9 units/s, 2^32 in 1.8 s. Before
+    /// the limit it was accepted, and chpstat's read_total over 200 s came out as 1.3e10.
+    @Test func loadsTheTrackerCannotFollowAreRefused() throws {
+        var model = ModelTests.model([0x40: .cmg2, 0x41: .cmg3])
+        try model.setEnabled(true)
+        #expect(throws: MeasurementFacilityError.self) {
+            try model.setLoad(ModelTests.id(0x40), ["read_total": 1e13], at: .zero)
+        }
+        do {
+            try model.setLoad(ModelTests.id(0x40), ["util_part": 10, "read_total": 1e13], at: .zero)
+            Issue.record("a read_total of 1e13 bytes/s was accepted")
+        } catch {
+            #expect(error.description.hasPrefix("load key 'read_total' makes counter data_units_read_cpc advance"))
+        }
+        // ficon_rate × ficon_active drives a 64-bit sum: 1e15 × 1e15 is past 2^63 in 200 s.
+        #expect(throws: MeasurementFacilityError.self) {
+            try model.setLoad(ModelTests.id(0x40), ["ficon_rate": 1e15, "ficon_active": 1e15], at: .zero)
+        }
+        // CMG 3's counters count units of 256 bytes: 1e13 bytes/s is too fast there too.
+        #expect(throws: MeasurementFacilityError.self) {
+            try model.setLoad(ModelTests.id(0x41), ["write_total": 1e13], at: .zero)
+        }
+        // Every load that is accepted comes back through the tracker fed every
+        // trackingInterval: the largest read_total just under the limit.
+        let limit = Double(UInt64(1) << 31) / 200 * 4096
+        let load = limit * 0.999
+        try model.setLoad(ModelTests.id(0x40), ["read_total": load], at: .zero)
+        var tracker = MeasurementTracker()
+        let step = MeasurementModel.trackingInterval
+        for n in 1...3 {
+            let at = step * n
+            tracker.record(try #require(model.reading(ModelTests.id(0x40), at: at)), at: Double(n) * 200)
+        }
+        let got = try #require(tracker.report(ModelTests.id(0x40))?.metrics?.double("read_total"))
+        #expect(abs(got - load) <= 1e-6 * load, "\(got) vs \(load)")
     }
 
     @Test func loadsNoHardwareCouldCountAreRefused() {

@@ -138,6 +138,26 @@ import Testing
         #expect(abs((ficon["metrics"]?["util_bus"]?.doubleValue ?? 0) - 100) < 1e-6)
     }
 
+    /// A server up for three days, queried at start and then not again: the gap is longer
+    /// than the tracker is fed in steps for (64 × 200 s), and the running totals must still
+    /// hold every wrap (5,000,000 bus cycles/s for 259,200 s: 1.296e12, 301 wraps of 2^32).
+    /// They used to lose the wraps of the jump over the first 246,600 s.
+    @Test func aQueryAfterDaysStillCountsEveryWrap() throws {
+        let subsystem = try Subsystem(topology: .embeddedDefault)
+        let backend = ModelBackend(subsystem)
+        let (server, clock) = try Self.server(backend: backend)
+        _ = try Self.reply(server, "set-channel-measurement", #"{"enabled": true}"#)
+        _ = try Self.reply(server, "set-chpid-load", #"{"chpid": "0.41", "load": {"util_bus": 100}}"#)
+        _ = try Self.reply(server, "query-chpid-measurements")
+        clock.now = .seconds(3 * 86400)
+        let ficon = try Self.path(try Self.reply(server, "query-chpid-measurements"), "0.41")
+        #expect(ficon["available"]?.boolValue == true, "\(ficon.serialized())")
+        let exact = backend.measurement.exactCounts(ChannelPathID(cssid: 0, chpid: 0x41), at: .seconds(3 * 86400))
+        #expect(exact["bus_cycles_cpc"] == 1_296_000_000_000)
+        #expect(ficon["totals"]?["bus_cycles_cpc"]?.intValue == 1_296_000_000_000)
+        #expect(abs((ficon["metrics"]?["util_bus"]?.doubleValue ?? 0) - 100) < 1e-6)
+    }
+
     @Test func badInputGetsClearErrors() throws {
         let (server, _) = try Self.server()
         let wrongKey = Self.runError(server, "set-chpid-load", #"{"chpid": "0.60", "load": {"read_total": 5}}"#)
@@ -166,6 +186,39 @@ import Testing
                 == "GenericError: load key 'read_total' must be a number from 0 to 1e15, got 1e+300")
         // The server still answers.
         #expect(try Self.reply(server, "query-chpid-measurements")["state"]?.stringValue == "disabled")
+    }
+
+    /// A selection with duplicates and out of order: each path once, in chpid order (as the
+    /// schema says, and as linux-sysfs answers). The model backend used to echo the list as
+    /// given: 0.41, 0.40, 0.41.
+    @Test func aSelectionComesBackOnceEachInChpidOrder() throws {
+        let (server, _) = try Self.server()
+        let reply = try Self.reply(server, "query-chpid-measurements", #"{"chpids": ["0.41", "0.40", "0.41"]}"#)
+        let paths = try #require(reply["channel-paths"])
+        let chpids = (0..<paths.count).map { paths[$0]?["chpid"]?.stringValue ?? "" }
+        #expect(chpids == ["0.40", "0.41"])
+    }
+
+    /// A load whose counters would wrap more than once between two of the tracker's samples
+    /// cannot be shown: it is refused, naming the key, rather than served as a wrong rate.
+    /// (1e13 bytes/s of 4096-byte units moves data_units_read 2^32 in 1.8 s; it was accepted,
+    /// and the query then showed a read_total that was not the load.)
+    @Test func aLoadTooFastToMeasureIsRefused() throws {
+        let (server, clock) = try Self.server()
+        _ = try Self.reply(server, "set-channel-measurement", #"{"enabled": true}"#)
+        let error = Self.runError(server, "set-chpid-load", #"{"chpid": "0.40", "load": {"read_total": 1e13}}"#)
+        if error == nil {
+            // Accepted: then it must come back from the query.
+            clock.now = .seconds(200)
+            _ = try Self.reply(server, "query-chpid-measurements")
+            clock.now = .seconds(400)
+            let ficon = try Self.path(try Self.reply(server, "query-chpid-measurements"), "0.40")
+            let shown = ficon["metrics"]?["read_total"]?.doubleValue ?? 0
+            Issue.record("accepted, and shown as read_total \(shown)")
+        }
+        #expect(error?.hasPrefix("GenericError: load key 'read_total' makes counter data_units_read_cpc") == true)
+        // The path keeps its previous (idle) load, and the server answers.
+        #expect(try Self.path(try Self.reply(server, "query-chpid-measurements"), "0.40")["cmg"]?.intValue == 2)
     }
 
     @Test func enablingWithoutAuthorizationNamesWhereItIsGranted() throws {

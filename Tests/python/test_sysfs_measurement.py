@@ -138,3 +138,40 @@ def test_measurements_of_a_fixture_tree_over_qmp(start, short_tmp):
 
     assert client.call("set-channel-measurement", enabled=False) == {"state": "disabled"}
     assert path(client.call("query-chpid-measurements"), "0.40")["reason"] == "facility-disabled"
+
+
+def test_problems_found_at_start_up_are_logged_once(start, short_tmp):
+    """A malformed block, a FIFO, a directory and a symlink loop where measurement files
+    should be, with the facility already on when cssd starts: each chpid's problem is logged
+    once (the start-up pass used to note them before the log was attached, so they were
+    never logged at all), not once per tick, and the good chpid is served."""
+    tree = build_tree("lpar.json", short_tmp)
+    ext = [0] * 16
+    good = {"cmg": 2, "cmcb": CMCB, "cue": cue(100, 1000, 400), "ext": ext}
+    measurement(tree, {"cm_enable": 1, "chpids": {
+        "0.40": good, "0.41": {**good, "cue": "00ff00"}, "0.42": good, "0.43": good, "0.44": good}})
+    css = os.path.join(tree, "devices", "css0")
+    os.remove(os.path.join(css, "chp0.42", "measurement"))
+    os.mkfifo(os.path.join(css, "chp0.42", "measurement"))
+    os.remove(os.path.join(css, "chp0.43", "measurement"))
+    os.mkdir(os.path.join(css, "chp0.43", "measurement"))
+    os.remove(os.path.join(css, "chp0.44", "measurement"))
+    os.symlink("measurement", os.path.join(css, "chp0.44", "measurement"))
+    server = sysfs(tree, "--poll-interval", "50", "--proc-root", proc_root(short_tmp), start=start)
+    client = Client(server.sock)
+
+    def lines(chpid):
+        return [l for l in server.log_tail(1 << 20).splitlines()
+                if f"chp{chpid}: measurement not available" in l]
+
+    deadline = time.monotonic() + 60
+    while not all(lines(c) for c in ["0.41", "0.42", "0.43", "0.44"]):
+        assert time.monotonic() < deadline, server.log_tail(20000)
+        time.sleep(0.05)
+    assert "chp0.41/measurement has 3 bytes, not 32" in lines("0.41")[0]
+    # More ticks: the firmware's next update of 0.40, served once a tick has read it.
+    measurement(tree, {"cm_enable": 1, "chpids": {"0.40": {**good, "cue": cue(100 + 7813, 2000, 900)}}})
+    reply = wait_for(client, lambda r: path(r, "0.40")["available"], "0.40's interval")
+    for chpid in ["0.41", "0.42", "0.43", "0.44"]:
+        assert path(reply, chpid)["available"] is False
+        assert len(lines(chpid)) == 1, lines(chpid)
