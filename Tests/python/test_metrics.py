@@ -244,7 +244,8 @@ def test_linux_sysfs_chpids_come_and_go(short_tmp):
         shutil.copytree(os.path.join(css0, "chp0.f0"), staging)
         os.rename(staging, os.path.join(css0, "chp0.f1"))
         appeared = wait_until(lambda: series_of("0.f1"), 10, "the new chpid's series")
-        assert len(appeared) == len(series_of("0.f0")) == 11  # info, 9 state-set series, subchannels
+        # info, 9 state-set series, subchannels, and the channel-measurement info (issue 21)
+        assert len(appeared) == len(series_of("0.f0")) == 12
         shutil.rmtree(os.path.join(css0, "chp0.f1"))
         wait_until(lambda: series_of("0.f1") == [], 10, "the removed chpid's series to go")
     finally:
