@@ -88,12 +88,14 @@ final class MeasurementReader {
         case .missing: return .unsupported
         case .failed(let code): return .unreadable("reading \(enablePath) failed: \(SysfsFiles.describe(code))")
         case .bytes(let bytes):
-            // The kernel prints `%x`; chpstat reads it as a decimal int, 0 meaning disabled.
+            // The kernel prints `%x` of a 0/1 flag (`cm_enable_show`); anything else is a tree
+            // cssd does not understand, never "on" (a hex parse took `ff` or `-1` for enabled).
             let text = String(decoding: bytes, as: UTF8.self)
-            guard let value = Int(text, radix: 16) else {
-                return .unreadable("\(enablePath) reads '\(text)', not 0 or 1")
+            switch text {
+            case "0": return .disabled
+            case "1": return .enabled
+            default: return .unreadable("\(enablePath) reads '\(text)', not 0 or 1")
             }
-            return value == 0 ? .disabled : .enabled
         }
     }
 

@@ -216,11 +216,15 @@ import Testing
         tree.remove("devices/css0/cm_enable")
         pass = backend.measureNow()
         #expect(pass.facility == .unsupported && pass.results.isEmpty)
-        tree.write("devices/css0/cm_enable", "yes\n")
-        pass = backend.measureNow()
-        guard case .unreadable = pass.facility else {
-            Issue.record("cm_enable 'yes' read as \(pass.facility)")
-            return
+        // The kernel prints `%x` of a 0/1 flag: anything else is not understood, not "on"
+        // (`ff`, `-1` and `+1` parse as hex numbers but no kernel writes them).
+        for text in ["yes\n", "ff\n", "-1\n", "+1\n", "10\n"] {
+            tree.write("devices/css0/cm_enable", text)
+            pass = backend.measureNow()
+            guard case .unreadable = pass.facility else {
+                Issue.record("cm_enable \(text.debugDescription) read as \(pass.facility)")
+                continue
+            }
         }
     }
 
