@@ -20,13 +20,70 @@ import Glibc
 ///   written in double quotes, with `\"` and `\\` escaped inside them (logfmt's convention):
 ///   `dn="O=Example,CN=a reason=x"` is one value, not two keys.
 /// - Other values are written as they are (`dn=C=GB,O=Example,CN=mgmt`).
+///
+/// Under journald (standard error is the stream `$JOURNAL_STREAM` names, as systemd sets it for
+/// a service), a line starts with its syslog priority as sd-daemon(3) defines it (`<4>` for a
+/// warning), so `journalctl -p warning` finds cssd's warnings, and carries no timestamp: the
+/// journal records its own. Elsewhere the line starts with the time, as before.
 package struct LogLineHandler: LogHandler {
+    /// How a line begins: with the time (a terminal, a file), or with the syslog priority for
+    /// journald, which stamps each line itself.
+    package enum Prefix: Sendable, Equatable {
+        case timestamp
+        case journalPriority
+    }
+
     package var logLevel: Logger.Level = .info
     package var metadata: Logger.Metadata = [:]
     package var metadataProvider: Logger.MetadataProvider?
     private let label: String
+    private let prefix: Prefix
 
-    package init(label: String) { self.label = label }
+    package init(label: String, prefix: Prefix = LogLineHandler.standardErrorPrefix) {
+        self.label = label
+        self.prefix = prefix
+    }
+
+    /// `.journalPriority` when standard error is the journal stream `$JOURNAL_STREAM` names
+    /// (`DEVICE:INODE`, systemd.exec(5) "Environment variables in spawned processes"): the
+    /// variable alone is not enough, since a child of a service inherits it with another stderr.
+    package static let standardErrorPrefix: Prefix = {
+        guard let value = getenv("JOURNAL_STREAM").map({ String(cString: $0) }) else { return .timestamp }
+        let parts = value.split(separator: ":")
+        var info = stat()
+        guard parts.count == 2, let device = UInt64(parts[0]), let inode = UInt64(parts[1]), fstat(2, &info) == 0
+        else { return .timestamp }
+        return UInt64(info.st_dev) == device && UInt64(info.st_ino) == inode ? .journalPriority : .timestamp
+    }()
+
+    /// The syslog priority of a level (sd-daemon(3)'s `SD_*` prefixes): trace and debug 7,
+    /// info 6, notice 5, warning 4, error 3, critical 2.
+    package static func syslogPriority(_ level: Logger.Level) -> Int {
+        switch level {
+        case .trace, .debug: return 7
+        case .info: return 6
+        case .notice: return 5
+        case .warning: return 4
+        case .error: return 3
+        case .critical: return 2
+        }
+    }
+
+    /// One event as its line (newline included).
+    package func line(for event: LogEvent) -> String {
+        var all = metadata
+        if let provided = metadataProvider?.get() { all.merge(provided) { _, new in new } }
+        if let extra = event.metadata { all.merge(extra) { _, new in new } }
+        var line =
+            switch prefix {
+            case .timestamp: "\(Self.timestamp()) \(event.level) \(label):"
+            case .journalPriority: "<\(Self.syslogPriority(event.level))>\(event.level) \(label):"
+            }
+        for (key, value) in all.sorted(by: { $0.key < $1.key }) {
+            line += " \(Self.escaped(key))=\(Self.value("\(value)"))"
+        }
+        return line + " [\(Self.escaped(event.source))] \(Self.escaped("\(event.message)"))\n"
+    }
 
     package subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
@@ -34,16 +91,8 @@ package struct LogLineHandler: LogHandler {
     }
 
     package func log(event: LogEvent) {
-        var all = metadata
-        if let provided = metadataProvider?.get() { all.merge(provided) { _, new in new } }
-        if let extra = event.metadata { all.merge(extra) { _, new in new } }
-        var line = "\(Self.timestamp()) \(event.level) \(label):"
-        for (key, value) in all.sorted(by: { $0.key < $1.key }) {
-            line += " \(Self.escaped(key))=\(Self.value("\(value)"))"
-        }
-        line += " [\(Self.escaped(event.source))] \(Self.escaped("\(event.message)"))\n"
         // One write(2) per line: lines of several threads never interleave.
-        var bytes = Array(line.utf8)
+        var bytes = Array(line(for: event).utf8)
         bytes.withUnsafeMutableBytes { buffer in
             var offset = 0
             while offset < buffer.count {
