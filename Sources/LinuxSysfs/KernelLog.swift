@@ -155,9 +155,10 @@ final class KernelLogWatcher: Sendable {
         while !stopped {
             let fd = open(path, O_RDONLY | O_CLOEXEC)  // blocks for a FIFO until a writer comes
             guard fd >= 0 else {
-                if !warned { log(true, "kernel log \(path): \(SysfsFiles.describe(errno)); not following it") }
+                let error = errno
+                if !warned { log(true, Self.openFailure(path, error)) }
                 warned = true
-                if errno == ENOENT || errno == EACCES || errno == EPERM { return }
+                if error == ENOENT || error == EACCES || error == EPERM { return }
                 usleep(1_000_000)
                 continue
             }
@@ -170,6 +171,17 @@ final class KernelLogWatcher: Sendable {
             close(fd)
             if info.st_mode & S_IFMT == S_IFREG { return }
         }
+    }
+
+    /// The warning for a kernel log that cannot be opened. A refused `/dev/kmsg` is nearly
+    /// always a missing `CAP_SYSLOG` (kernel.dmesg_restrict=1) or a private `/dev`: say so, and
+    /// what cssd does without it, since nothing else would show that detection got slower.
+    static func openFailure(_ path: String, _ error: Int32) -> String {
+        var text = "kernel log \(path): \(SysfsFiles.describe(error))"
+        if error == EPERM || error == EACCES {
+            text += " (reading it needs CAP_SYSLOG where kernel.dmesg_restrict=1, and the device in the service's /dev)"
+        }
+        return text + "; not following it: changes are found by the sweep (--sweep-interval) instead"
     }
 
     /// `/dev/kmsg`: one record per read.
