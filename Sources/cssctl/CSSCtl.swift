@@ -20,6 +20,7 @@ struct CSSCtl: ParsableCommand {
               cssctl --json '{"execute": "query-commands"}' --raw
               cssctl schema-docs --module qmp --output API/qmp.md
               cssctl --socket /run/cssd.sock lschp
+              cssctl --socket /run/cssd.sock chchp -v 0 0.40-0.43
               cssctl --socket /run/cssd.sock chpstat --format json -n 1
               cssctl events --socket /run/cssd.sock --chpid 0.40 --format table
               cssctl bench --socket /tmp/cssd.sock --socket /tmp/qemu.sock --label cssd --label qemu
@@ -27,7 +28,7 @@ struct CSSCtl: ParsableCommand {
             """,
         subcommands: [
             ExecCommand.self, SchemaDocsCommand.self, BenchCommand.self, GenTopologyCommand.self, EventsCommand.self,
-            LschpCommand.self, LscssCommand.self, ChpstatCommand.self,
+            LschpCommand.self, LscssCommand.self, ChpstatCommand.self, ChchpCommand.self,
         ],
         defaultSubcommand: ExecCommand.self
     )
