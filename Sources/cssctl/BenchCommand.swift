@@ -18,16 +18,22 @@ struct BenchCommand: ParsableCommand {
         abstract: "Benchmark QMP servers: sequential round trips, then pipelined requests.",
         discussion: """
             For each --socket in turn: connect, negotiate, then
-              sequential: --count round trips, one request at a time (after --warmup ones);
-              pipelined:  --pipelined-count requests with up to --window in flight (0: no limit).
-              connect:    --connections connections one after another, each connect (and TLS
-                          handshake) up to the greeting, then closed: handshakes per second.
-            Every request is {"execute":COMMAND,"id":N}. Latency runs from sending a request to
-            reading its reply. With two or more sockets, a ratio line per mode compares the ops/s
-            of each socket with the LAST one. --tls-socket servers (TLS with the client
-            certificate of --tls-creds) run before the --socket ones, so that
-              cssctl bench --tls-creds DIR --tls-socket tcp:127.0.0.1:4445 --socket tcp:127.0.0.1:4444
-            compares TLS with plain TCP. Exits with status 1 when any reply was an error.
+              sequential: --count round trips, one request at a time (after
+                          --warmup ones);
+              pipelined:  --pipelined-count requests with up to --window in flight
+                          (0: no limit);
+              connect:    --connections connections one after another, each connect
+                          (and TLS handshake) up to the greeting, then closed:
+                          handshakes per second.
+            Every request is {"execute":COMMAND,"id":N}. Latency runs from sending a
+            request to reading its reply. With two or more sockets, a ratio line per
+            mode compares the ops/s of each socket with the LAST one. --tls-socket
+            servers (TLS with the client certificate of --tls-creds) run before the
+            --socket ones, so that
+              cssctl bench --tls-creds DIR --tls-socket tcp:127.0.0.1:4445 \\
+                  --socket tcp:127.0.0.1:4444
+            compares TLS with plain TCP. Exits with status 1 when any reply was an
+            error.
             """)
 
     @Option(name: .customLong("socket"), help: "A server: unix:PATH, tcp:HOST:PORT or a path (repeatable).")

@@ -15,23 +15,29 @@ struct CSSCtl: ParsableCommand {
         discussion: """
             With no subcommand, runs one QMP command (see 'cssctl help exec'). --socket and
             --timeout may come before or after the subcommand. Examples:
-              cssctl --socket /run/cssd.sock query-version
+              cssctl query-version      (the installed cssd: /run/cssd/qmp.sock)
               cssctl --socket tcp:127.0.0.1:4444 some-command dev=0.0.1234 opts.force=true
               cssctl --json '{"execute": "query-commands"}' --raw
               cssctl schema-docs --module qmp --output API/qmp.md
-              cssctl --socket /run/cssd.sock lschp
-              cssctl --socket /run/cssd.sock chchp -v 0 0.40-0.43
-              cssctl --socket /run/cssd.sock chpstat --format json -n 1
-              cssctl events --socket /run/cssd.sock --chpid 0.40 --format table
-              cssctl bench --socket /tmp/cssd.sock --socket /tmp/qemu.sock --label cssd --label qemu
-            Exit status: 0 success, 1 error reply, 2 connection or protocol failure, 64 usage error.
+              cssctl --socket /run/cssd/qmp.sock lschp
+              cssctl --socket /run/cssd/qmp.sock chchp -v 0 0.40-0.43
+              cssctl --socket /run/cssd/qmp.sock chpstat --format json -n 1
+              cssctl events --socket /run/cssd/qmp.sock --chpid 0.40 --format table
+              cssctl bench --socket /tmp/cssd.sock --socket /tmp/qemu.sock
+            Exit status: 0 success, 1 error reply, 2 connection or protocol failure,
+            64 usage error.
             """,
+        version: "cssctl \(CSSCtl.release)",
         subcommands: [
             ExecCommand.self, SchemaDocsCommand.self, BenchCommand.self, GenTopologyCommand.self, EventsCommand.self,
             LschpCommand.self, LscssCommand.self, ChpstatCommand.self, ChchpCommand.self,
         ],
         defaultSubcommand: ExecCommand.self
     )
+
+    /// cssctl's release, the same as cssd's (`query-version`'s `package` is `cssd 0.1.0`):
+    /// `cssctl --version`.
+    static let release = "0.1.0"
 
     /// Parses the command line with connection options allowed before the subcommand's name
     /// (`ConnectionOptions.movedAfterSubcommand`), then runs the subcommand.

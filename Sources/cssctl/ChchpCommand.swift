@@ -12,13 +12,14 @@ struct ChchpCommand: ParsableCommand {
         commandName: "chchp",
         abstract: "Modify channel-path state as s390-tools' chchp does (vary-path, configure-chpid).",
         discussion: """
-            CHPID is a hexadecimal channel-path id, 0.40 or 40 (css 0); several are given as
-            a blank- or comma-separated list, a range (0.40-0.43) or both (0.40-0.43,0.4c).
-            Each path is reported as chchp does ("Vary offline 0.40... done."); an id the
-            server does not have is skipped ("Skipping unknown channel-path 0.41"). The first
-            failure ends the run ("failed - " and the server's reason), as in chchp.
-            --attribute takes the sysfs attributes chchp writes over QMP: status=online|offline
-            (also on, off, 1, 0) and configure=0|1.
+            CHPID is a hexadecimal channel-path id, 0.40 or 40 (css 0); several are
+            given as a blank- or comma-separated list, a range (0.40-0.43) or both
+            (0.40-0.43,0.4c). Each path is reported as chchp does ("Vary offline
+            0.40... done."); an id the server does not have is skipped ("Skipping
+            unknown channel-path 0.41"). The first failure ends the run ("failed - "
+            and the server's reason), as in chchp. --attribute takes the sysfs
+            attributes chchp writes, over QMP: status=online|offline (also on, off,
+            1, 0) and configure=0|1.
             Examples:
               cssctl chchp -v 0 0.40              (vary 0.40 offline)
               cssctl chchp -c 1 0.40-0.43,0.4c    (configure five paths)

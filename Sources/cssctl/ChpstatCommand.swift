@@ -21,13 +21,15 @@ struct ChpstatCommand: ParsableCommand {
         commandName: "chpstat",
         abstract: "Channel-path statistics as s390-tools' chpstat shows them (query-chpid-measurements).",
         discussion: """
-            Takes chpstat's options: -s/--status, -e/--enable, -d/--disable, -l/--list-columns,
-            -L/--list-keys, -n/--iterations, -i/--interval, -c/--columns, -k/--keys, -a/--all,
-            --scale, --cmg, --format json|json-seq|jsonl|pairs|csv, --chars, --util, --metrics,
-            --no-ansi, --no-prefix, and CHPID arguments (0.40 or 40); FMT_NOMETA=1 drops the
-            meta object. Also --socket, --timeout, --tls-creds as for the other subcommands.
-            Exit status as chpstat's: 0 success, 1 usage error, 2 run-time error (including a
-            connection failure or an error reply).
+            Takes chpstat's options: -s/--status, -e/--enable, -d/--disable,
+            -l/--list-columns, -L/--list-keys, -n/--iterations, -i/--interval,
+            -c/--columns, -k/--keys, -a/--all, --scale, --cmg,
+            --format json|json-seq|jsonl|pairs|csv, --chars, --util, --metrics,
+            --no-ansi, --no-prefix, and CHPID arguments (0.40 or 40); FMT_NOMETA=1
+            drops the meta object. Also --socket, --timeout, --tls-creds as for the
+            other subcommands.
+            Exit status as chpstat's: 0 success, 1 usage error, 2 run-time error
+            (including a connection failure or an error reply).
             """)
 
     @Argument(parsing: .captureForPassthrough, help: "chpstat's options and CHPIDs.")

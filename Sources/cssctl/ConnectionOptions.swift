@@ -7,7 +7,10 @@ import X509Credentials
 
 /// `--socket` and `--timeout`, shared by the subcommands that run commands and wait for replies.
 struct ConnectionOptions: ParsableArguments {
-    @Option(help: "unix:PATH, tcp:HOST:PORT or a socket path (default: $CSSD_SOCKET, else ./cssd.sock).")
+    @Option(
+        help:
+            "unix:PATH, tcp:HOST:PORT or a socket path (default: $CSSD_SOCKET, else /run/cssd/qmp.sock when it exists, else ./cssd.sock)."
+    )
     var socket: String?
 
     @Option(help: "Give up when the server stays silent this many seconds (0: wait forever).")

@@ -11,10 +11,10 @@ struct ExecCommand: ParsableCommand {
         commandName: "exec",
         abstract: "Run one QMP command and print its result (the default subcommand).",
         discussion: """
-            Each ARGUMENT is key=value. The value is taken as JSON when it is valid JSON
-            (numbers, true, false, null, arrays, objects, "quoted strings"), otherwise as a string;
-            arguments the command's schema declares as strings keep their text, so chpid=0.40
-            sends "0.40" (not the number 0.4).
+            Each ARGUMENT is key=value. The value is taken as JSON when it is valid
+            JSON (numbers, true, false, null, arrays, objects, "quoted strings"),
+            otherwise as a string; arguments the command's schema declares as strings
+            keep their text, so chpid=0.40 sends "0.40" (not the number 0.4).
             Dotted keys build nested objects: a.b=1 a.c=x gives {"a": {"b": 1, "c": "x"}}.
             Prints the "return" value indented, or with --raw the reply line as received.
             On an error reply prints CLASS: desc to standard error and exits with status 1;

@@ -15,11 +15,13 @@ struct GenTopologyCommand: ParsableCommand {
         commandName: "gen-topology",
         abstract: "Write a synthetic topology file (format: API/topology.md).",
         discussion: """
-            One channel subsystem with FICON (0x1a) chpids C.00 upwards, shared, and N DASDs
-            (3390/0c on 3990/e9) numbered C.0.0000 upwards (filling subchannel set 0, then 1, ...)
-            with devno = subchannel number. Subchannel i uses chpids (i*K + j) mod M for j < K, so
-            each chpid is shared by N*K/M subchannels. Example (262,144 subchannels, 65,536 per chpid):
-              cssctl gen-topology --subchannels 262144 --chpids 32 --paths 8 --output big.json
+            One channel subsystem with FICON (0x1a) chpids C.00 upwards, shared, and N
+            DASDs (3390/0c on 3990/e9) numbered C.0.0000 upwards (filling subchannel
+            set 0, then 1, ...) with devno = subchannel number. Subchannel i uses
+            chpids (i*K + j) mod M for j < K, so each chpid is shared by N*K/M
+            subchannels. Example (262,144 subchannels, 65,536 per chpid):
+              cssctl gen-topology --subchannels 262144 --chpids 32 --paths 8 \\
+                  --output big.json
               cssd --topology big.json
             """)
 

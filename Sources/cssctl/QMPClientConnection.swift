@@ -33,11 +33,23 @@ extension QMPAddress {
         }
     }
 
-    /// The --socket default: $CSSD_SOCKET, else ./cssd.sock (where cssd listens by default).
+    /// The socket of the installed service (systemd/cssd.socket).
+    static let installedSocket = "/run/cssd/qmp.sock"
+
+    /// The --socket default: $CSSD_SOCKET; else the installed service's socket when it exists
+    /// (an operator on a host types no --socket); else ./cssd.sock (where cssd listens when
+    /// started by hand without --qmp).
     static var defaultServerText: String {
         if let value = getenv("CSSD_SOCKET"), value.pointee != 0 { return String(cString: value) }
+        var info = stat()
+        if stat(installedSocket, &info) == 0, info.st_mode & S_IFMT == S_IFSOCK { return installedSocket }
         return "cssd.sock"
     }
+
+    /// What a failed connection adds: how to point cssctl elsewhere.
+    static let connectionHint =
+        " (name the server with --socket unix:PATH or tcp:HOST:PORT, or set CSSD_SOCKET; the default is \(installedSocket) when it exists, else ./cssd.sock)"
+
 }
 
 /// A blocking QMP client connection over a plain POSIX socket.
@@ -76,7 +88,7 @@ final class QMPClientConnection {
         do throws(QMPTransportError) {
             self.fd = try address.connect()
         } catch {
-            throw ClientFailure(error.description)
+            throw ClientFailure(error.description + QMPAddress.connectionHint)
         }
         if let credentials, case .tcp(let host, let port) = address {
             do throws(ClientFailure) {

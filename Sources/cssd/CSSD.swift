@@ -22,7 +22,8 @@ struct CSSD: AsyncParsableCommand {
         commandName: "cssd",
         abstract: "QMP control server for the s390 channel subsystem.",
         discussion: """
-            Speaks QEMU's QMP on every listener. With no --qmp option it listens on unix:./cssd.sock.
+            Speaks QEMU's QMP on every listener. With no --qmp option (and no socket
+            from systemd) it listens on unix:./cssd.sock.
             Examples:
               cssd --qmp unix:/run/cssd.sock --qmp tcp:127.0.0.1:4444
               cssd --qmp unix:/run/cssd.sock --qmp-readonly unix:/run/cssd-ro.sock

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 
 import pytest
@@ -169,3 +170,88 @@ def test_socket_address_errors_name_the_text(short_tmp):
     p = run_cssctl("--socket", "tcp:[::1]", "query-version")
     assert p.returncode == 2
     assert "'tcp:[::1]': expected tcp:HOST:PORT with a port in 1...65535" in p.stderr
+
+
+SUBCOMMANDS = ["exec", "schema-docs", "bench", "gen-topology", "events", "lschp", "lscss", "chchp"]
+
+
+def help_blocks():
+    """Every `discussion:`/`help:` text block of cssctl and cssd, as (file, hard lines): lines a
+    trailing backslash joins are one line, which ArgumentParser wraps itself."""
+    import glob
+    import re
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    files = sorted(glob.glob(os.path.join(root, "Sources", "cssctl", "*.swift"))
+                   + glob.glob(os.path.join(root, "Sources", "cssd", "*.swift")))
+    for path in files:
+        for m in re.finditer(r'(?:discussion|help):\s*(?:ArgumentHelp\()?"""\n(.*?)\n(\s*)"""', open(path).read(), re.S):
+            indent, lines, joined = len(m.group(2)), [], ""
+            for line in m.group(1).split("\n"):
+                line = line[indent:]
+                if line.endswith("\\"):
+                    joined += line[:-1]
+                    continue
+                lines.append((joined + line, bool(joined)))
+                joined = ""
+            yield os.path.basename(path), lines
+
+
+def test_help_lines_are_not_broken():
+    """ArgumentParser wraps help at 80 columns: a hand-broken line longer than that (an example,
+    a list) comes out broken in two, its tail alone on a line. Joined lines are prose it wraps."""
+    long = [(name, line) for name, lines in help_blocks() for line, joined in lines if not joined and len(line) > 80]
+    assert not long, long
+
+
+@pytest.mark.parametrize("subcommand", [None] + SUBCOMMANDS)
+def test_help_examples_come_out_whole(subcommand):
+    args = [cssctl_binary()] + ([subcommand] if subcommand else []) + ["--help"]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=30, env={**os.environ, "COLUMNS": "80"}).stdout
+    examples = [l for l in out.splitlines() if l.startswith("  cssctl ") or l.startswith("  cssd ")]
+    if subcommand in (None, "bench", "gen-topology", "chchp"):
+        assert examples, out
+    for line in examples:
+        assert len(line) <= 80, line
+
+
+def test_version_is_cssds(cssd):
+    p = subprocess.run([cssctl_binary(), "--version"], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    package = json.loads(cssctl(cssd.sock, "query-version").stdout)["package"]
+    assert p.stdout.strip() == package.replace("cssd ", "cssctl ")
+
+
+def test_help_subcommand(cssd):
+    """`cssctl help lschp` is `cssctl lschp --help`, as git's and s390-tools' users type it."""
+    a = subprocess.run([cssctl_binary(), "help", "lschp"], capture_output=True, text=True, timeout=30)
+    b = subprocess.run([cssctl_binary(), "lschp", "--help"], capture_output=True, text=True, timeout=30)
+    assert a.returncode == 0 and a.stdout == b.stdout and "lschp" in a.stdout
+
+
+def test_cannot_connect_says_how_to_point_elsewhere(short_tmp):
+    env = {k: v for k, v in os.environ.items() if k != "CSSD_SOCKET"}
+    p = subprocess.run([cssctl_binary(), "--socket", os.path.join(short_tmp, "none.sock"), "query-version"],
+                       capture_output=True, text=True, timeout=30, env=env)
+    assert p.returncode == 2
+    assert "cannot connect to unix:" in p.stderr and "--socket unix:PATH or tcp:HOST:PORT" in p.stderr
+    assert "CSSD_SOCKET" in p.stderr and "/run/cssd/qmp.sock" in p.stderr
+
+
+def test_default_socket_is_the_installed_one(short_tmp):
+    """With no --socket and no $CSSD_SOCKET, cssctl talks to /run/cssd/qmp.sock when it exists
+    (the installed service's), whatever the directory. Only where no cssd is installed: the test
+    makes /run/cssd itself and removes it."""
+    from harness.cssd import cssd_server
+    if os.path.exists("/run/cssd") or not os.access("/run", os.W_OK):
+        pytest.skip("/run/cssd exists (an installed cssd) or /run is not writable")
+    os.mkdir("/run/cssd")
+    try:
+        srv = cssd_server(short_tmp, sock="/run/cssd/qmp.sock")
+        with srv:
+            env = {k: v for k, v in os.environ.items() if k != "CSSD_SOCKET"}
+            p = subprocess.run([cssctl_binary(), "query-version"], capture_output=True, text=True, timeout=30,
+                               env=env, cwd=short_tmp)
+            assert p.returncode == 0, p.stderr
+            assert json.loads(p.stdout)["package"].startswith("cssd ")
+    finally:
+        shutil.rmtree("/run/cssd", ignore_errors=True)
