@@ -13,7 +13,7 @@ import QMPWire
 package protocol SessionControl: AnyObject {
     /// In command mode (capabilities negotiated).
     var isNegotiated: Bool { get }
-    /// A read-only connection: only query-* commands.
+    /// A read-only connection: only query-* commands and those the schema allows (subscriptions).
     var isReadOnly: Bool { get }
     /// Who runs the commands: a client's connection (the owner of its path-event
     /// subscriptions), or the replay at start.

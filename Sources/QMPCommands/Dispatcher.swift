@@ -48,7 +48,8 @@ package enum Dispatcher {
             return .failure(
                 QMPError(
                     .commandNotFound,
-                    "The command \(name) is not allowed on a read-only connection (only query-* commands are)"))
+                    "The command \(name) is not allowed on a read-only connection (only query-* commands and path-event subscriptions are)"
+                ))
         }
         // No arguments and none declared: share one empty object (nothing will be filled in).
         let arguments =

@@ -115,7 +115,9 @@ private struct Definition {
         let known: Set<String>
         if let name = json["command"]?.stringValue {
             self.name = name
-            known = ["command", "doc", "data", "returns", "allow-oob", "negotiation", "if", "changes"]
+            known = [
+                "command", "doc", "data", "returns", "allow-oob", "negotiation", "if", "changes", "allow-read-only",
+            ]
             let returns = try json["returns"].map { (value) throws(SchemaError) in
                 try parseType(value, "\(place) (\(name)) returns")
             }
@@ -142,7 +144,8 @@ private struct Definition {
                     returns: returns, doc: doc,
                     allowOOB: json["allow-oob"]?.boolValue ?? false,
                     negotiation: json["negotiation"]?.boolValue ?? false,
-                    condition: condition, changes: changes))
+                    condition: condition, changes: changes,
+                    allowsReadOnly: json["allow-read-only"]?.boolValue ?? false))
         } else if let name = json["event"]?.stringValue {
             self.name = name
             known = ["event", "doc", "data"]

@@ -168,8 +168,13 @@ package struct Command: Sendable {
     /// "changes"); nil for a command that changes none (queries, negotiation, subscriptions,
     /// which belong to their connection, and `quit`).
     package let changes: ChangedState?
-    /// Accepted on read-only connections: query-* commands, and negotiation.
-    package var isReadOnly: Bool { name.hasPrefix("query-") || negotiation }
+    /// The schema's `"allow-read-only"`: accepted on read-only connections although not a query,
+    /// because it changes nothing outside its own connection (subscribing to path events, as
+    /// libvirt's read-only connections register for events).
+    package let allowsReadOnly: Bool
+    /// Accepted on read-only connections: query-* commands, negotiation, and those the schema
+    /// allows (`allowsReadOnly`).
+    package var isReadOnly: Bool { name.hasPrefix("query-") || negotiation || allowsReadOnly }
 }
 
 /// A server option that a command exists only with (the schema's `"if"`, as QAPI's `if`

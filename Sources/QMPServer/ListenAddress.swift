@@ -42,7 +42,8 @@ package struct ListenAddressError: Error, CustomStringConvertible, Sendable {
     init(_ description: String) { self.description = description }
 }
 
-/// A listener: an address, and whether it accepts only query-* commands.
+/// A listener: an address, and whether it accepts only query-* commands (and path-event
+/// subscriptions: `Command.isReadOnly`).
 package struct Listener: Sendable, Equatable {
     package var address: ListenAddress
     package var readOnly: Bool

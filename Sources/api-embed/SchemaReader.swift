@@ -50,6 +50,8 @@ struct SchemaCommand {
     let condition: String?
     /// The state a successful call changes (`"changes"`: QMPSchema's `ChangedState`), or nil.
     let changes: String?
+    /// `"allow-read-only"`: accepted on read-only connections although not a query.
+    let allowsReadOnly: Bool
 }
 
 struct SchemaEvent {
@@ -121,12 +123,18 @@ struct SchemaDocument {
         let known: Set<String>
         if let command = json["command"]?.string {
             name = command
-            known = ["command", "doc", "data", "returns", "allow-oob", "negotiation", "if", "changes"]
+            known = [
+                "command", "doc", "data", "returns", "allow-oob", "negotiation", "if", "changes", "allow-read-only",
+            ]
             let returns = try json["returns"].map { try MemberType($0, place: "\(place) (\(name)) returns") }
             let changes = json["changes"]
             if let changes, !["subsystem", "guests"].contains(changes.string ?? "") {
                 throw GenerationError(
                     "\(place) (\(name)): \"changes\" is 'subsystem' or 'guests', not \(changes.serialized)")
+            }
+            let allowsReadOnly = json["allow-read-only"]?.bool ?? false
+            if allowsReadOnly, changes != nil {
+                throw GenerationError("\(place) (\(name)): a command with \"changes\" cannot be \"allow-read-only\"")
             }
             // QMPSchema's CommandCondition: the generated values name its case.
             if let condition = json["if"], condition.string != "allow-quit" {
@@ -137,7 +145,7 @@ struct SchemaDocument {
                     name: name, file: file, module: module, doc: doc,
                     members: try Self.members(json["data"], place: "\(place) (\(name))"), returns: returns,
                     allowOOB: json["allow-oob"]?.bool ?? false, negotiation: json["negotiation"]?.bool ?? false,
-                    condition: json["if"]?.string, changes: changes?.string))
+                    condition: json["if"]?.string, changes: changes?.string, allowsReadOnly: allowsReadOnly))
         } else if let event = json["event"]?.string {
             name = event
             known = ["event", "doc", "data"]

@@ -45,7 +45,8 @@ struct SchemaValuesCode {
                     "                returns: \(command.returns.map { typeRef($0) } ?? "nil"), doc: \(lit(command.doc)),\n"
                 out += "                allowOOB: \(command.allowOOB), negotiation: \(command.negotiation), "
                 out += "condition: \(command.condition.map { "." + SwiftNames.caseName($0) } ?? "nil"), "
-                out += "changes: \(command.changes.map { ".\($0)" } ?? "nil")))\n"
+                out += "changes: \(command.changes.map { ".\($0)" } ?? "nil"), "
+                out += "allowsReadOnly: \(command.allowsReadOnly)))\n"
             }
             for event in document.events {
                 out += "        values.events.append(\n"

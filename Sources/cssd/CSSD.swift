@@ -37,7 +37,9 @@ struct CSSD: AsyncParsableCommand {
 
     @Option(
         name: .customLong("qmp-readonly"),
-        help: "Listen for read-only QMP clients (query-* commands only): unix:PATH or tcp:HOST:PORT (repeatable).")
+        help:
+            "Listen for read-only QMP clients (query-* commands and path-event subscriptions): unix:PATH or tcp:HOST:PORT (repeatable)."
+    )
     var qmpReadOnly: [String] = []
 
     @Option(

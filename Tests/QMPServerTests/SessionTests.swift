@@ -100,7 +100,7 @@ struct SessionTests {
         }
     }
 
-    @Test("read-only connections accept query-* and negotiation only")
+    @Test("read-only connections accept query-*, negotiation and path-event subscriptions only")
     func readOnly() {
         let h = SessionConnection(readOnly: true, conditions: [.allowQuit])
         _ = h.feed(#"{"execute":"qmp_capabilities"}{"execute":"quit","id":1}{"execute":"query-commands","id":2}"#)
@@ -108,8 +108,9 @@ struct SessionTests {
         #expect(lines[2]["error"]?["class"]?.stringValue == "CommandNotFound")
         #expect(lines[2]["error"]?["desc"]?.stringValue?.contains("read-only") == true)
         let names = lines[3]["return"]?.elements.compactMap { $0["name"]?.stringValue } ?? []
-        #expect(!names.contains("quit"))
+        #expect(!names.contains("quit") && !names.contains("vary-path"))
         #expect(names.contains("query-version"))
+        #expect(names.contains("subscribe-path-events") && names.contains("unsubscribe-path-events"))
     }
 
     @Test("quit exists only with allow-quit, and is listed only then")

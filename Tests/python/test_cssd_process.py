@@ -99,6 +99,19 @@ def test_readonly_listener_process(binary, short_tmp):
         assert reply["error"]["class"] == "CommandNotFound" and reply["id"] == 2
         s.sendall(b'{"execute":"query-version","id":3}')
         assert json.loads(f.readline())["id"] == 3
+        s.sendall(b'{"execute":"vary-path","arguments":{"chpid":"0.41","state":"offline"},"id":4}')
+        assert json.loads(f.readline())["error"]["class"] == "CommandNotFound"
+        # Watching is not changing: a monitoring client follows path events on the read-only
+        # socket (as libvirt's read-only connections register for events).
+        s.sendall(b'{"execute":"subscribe-path-events","id":5}')
+        subscription = json.loads(f.readline())["return"]["subscription"]
+        rw, rwf = _negotiated(srv.sock)
+        rw.sendall(b'{"execute":"vary-path","arguments":{"chpid":"0.41","state":"offline"}}')
+        assert "return" in json.loads(rwf.readline())
+        event = json.loads(f.readline())
+        assert event["event"] == "CHANNEL_PATH_CHANGED" and event["data"]["chpid"] == "0.41"
+        s.sendall(b'{"execute":"unsubscribe-path-events","arguments":{"subscription":%d},"id":6}' % subscription)
+        assert json.loads(f.readline()) == {"return": {}, "id": 6}
         assert srv.alive()
     finally:
         srv.stop()
