@@ -21,7 +21,8 @@ across a restart of this client or of cssd. Only an idle timeout (--timeout)
 marks the last change complete; after --count, Ctrl-C or a hang-up a resumed run
 may repeat that change's events, never skip one.
 
-SOCKET is a unix socket path or HOST:PORT (default: $CSSD_SOCKET or ./cssd.sock).
+SOCKET is unix:PATH, tcp:HOST:PORT, a socket path or HOST:PORT (default: $CSSD_SOCKET, else
+/run/cssd/qmp.sock when it exists, else ./cssd.sock).
 Exit status: 0 after --count events or on Ctrl-C (SIGINT) or SIGTERM, 1 the
 server refused the subscription, 2 could not connect or the server hung up.
 """
@@ -36,7 +37,7 @@ import sys
 from qemu.qmp import EventListener, ExecuteError
 from qemu.qmp.protocol import Runstate
 
-from cssd_client import connect, parse_address
+from cssd_client import connect, default_socket, parse_address
 
 EVENTS = ("CHANNEL_PATH_CHANGED", "SUBCHANNEL_PATHS_CHANGED", "GUEST_PATH_CHANGED", "PATH_EVENTS_DROPPED",
           "PATH_EVENTS_GAP")
@@ -176,8 +177,9 @@ async def run(address, arguments, count, resume=None, timeout=None):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("-s", "--socket", default=os.environ.get("CSSD_SOCKET", "./cssd.sock"),
-                    help="unix socket path or HOST:PORT (default: $CSSD_SOCKET or ./cssd.sock)")
+    ap.add_argument("-s", "--socket", default=default_socket(),
+                    help="unix:PATH, tcp:HOST:PORT, a socket path or HOST:PORT (default: $CSSD_SOCKET, "
+                         "else /run/cssd/qmp.sock when it exists, else ./cssd.sock)")
     ap.add_argument("--chpid", action="append", default=[],
                     help="only changes of this chpid (cssid.chpid, e.g. 0.40); repeatable")
     ap.add_argument("--granularity", choices=("chpid", "subchannel", "both", "guest"),

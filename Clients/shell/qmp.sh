@@ -4,9 +4,12 @@
 #   qmp.sh [-s SOCKET] [-t SECONDS] [-N] COMMAND [key=value ...]
 #   qmp.sh [-s SOCKET] [-t SECONDS] [-N] -j '{"execute": ..., "arguments": {...}}'
 #
-# SOCKET: unix socket path, or tcp:HOST:PORT (default: $CSSD_SOCKET or ./cssd.sock).
+# SOCKET: a unix socket path, unix:PATH or tcp:HOST:PORT (default: $CSSD_SOCKET,
+# else /run/cssd/qmp.sock when it exists, else ./cssd.sock).
 # key=value: the value is used as JSON when it is valid JSON (1, true, null,
-# [..], {..}, "str"), else as a string (path=/tmp/x -> "/tmp/x").
+# [..], {..}, "str"), else as a string (path=/tmp/x -> "/tmp/x"); an argument
+# the command's schema (query-qmp-schema) declares as a string or an enum keeps
+# its text, so chpid=0.40 sends "0.40", not the number 0.4.
 # -N skips qmp_capabilities (e.g. to send it yourself with -j).
 #
 # Exit status: 0 success reply, 1 error reply, 2 connection failure or no reply,
@@ -47,6 +50,18 @@ read_msg() {
     done
 }
 
+# The names of COMMAND's arguments that query-qmp-schema types as strings (the
+# builtin str, or an enum), as a JSON array, from the schema reply on stdin.
+string_arguments() {
+    jq -c --arg c "$1" '
+        (.return // []) as $s
+        | ($s | map({key: .name, value: .}) | from_entries) as $t
+        | ($t[$c]["arg-type"] // "") as $at
+        | [($t[$at].members // [])[]
+           | select(($t[.type]["json-type"] // "") == "string" or ($t[.type]["meta-type"] // "") == "enum")
+           | .name]'
+}
+
 session() {
     read_msg || { echo "no greeting" >"$QMP_SH_OUT.err"; exit 2; }
     printf '%s' "$line" | jq -e 'has("QMP")' >/dev/null 2>&1 \
@@ -57,6 +72,15 @@ session() {
         if ! printf '%s' "$line" | jq -e 'has("return")' >/dev/null 2>&1; then
             printf '%s\n' "$line" >"$QMP_SH_OUT"   # negotiation error: report it
             exit 0
+        fi
+        # Values that parsed as JSON but may be meant as text (chpid=0.40): the
+        # schema says which arguments are strings.
+        if [ -n "${QMP_SH_ALT-}" ] && [ "$QMP_SH_ALT" != '{}' ]; then
+            printf '%s\n' '{"execute":"query-qmp-schema","id":"qmp.sh-schema"}'
+            read_msg || { echo "connection closed reading the schema" >"$QMP_SH_OUT.err"; exit 2; }
+            strings=$(printf '%s' "$line" | string_arguments "$QMP_SH_CMD") || strings='[]'
+            QMP_SH_REQ=$(jq -c -n --argjson r "$QMP_SH_REQ" --argjson alt "$QMP_SH_ALT" --argjson s "$strings" \
+                '$r | .arguments += ($alt | with_entries(select(.key as $k | $s | index($k))))')
         fi
     fi
     printf '%s\n' "$QMP_SH_REQ"
@@ -72,7 +96,13 @@ fi
 # ---------------------------------------------------------------------------
 # Command line
 # ---------------------------------------------------------------------------
-sock=${CSSD_SOCKET:-./cssd.sock}
+if [ -n "${CSSD_SOCKET-}" ]; then
+    sock=$CSSD_SOCKET
+elif [ -S /run/cssd/qmp.sock ]; then
+    sock=/run/cssd/qmp.sock
+else
+    sock=./cssd.sock
+fi
 json=
 negotiate=1
 tmo=${QMP_TIMEOUT:-10}
@@ -97,6 +127,7 @@ else
     [ $# -ge 1 ] || usage
     cmd=$1; shift
     args='{}'
+    alt='{}'   # the text of values that parsed as JSON scalars, for string arguments
     for kv in "$@"; do
         case $kv in
             *=*) ;;
@@ -107,6 +138,9 @@ else
         [ -n "$key" ] || die "argument '$kv' has an empty key" 64
         if jq -n --argjson v "$val" '$v' >/dev/null 2>&1; then
             args=$(jq -c -n --argjson a "$args" --arg k "$key" --argjson v "$val" '$a + {($k): $v}')
+            if jq -e -n --argjson v "$val" '$v | type | . == "number" or . == "boolean" or . == "null"' >/dev/null 2>&1; then
+                alt=$(jq -c -n --argjson a "$alt" --arg k "$key" --arg v "$val" '$a + {($k): $v}')
+            fi
         else
             args=$(jq -c -n --argjson a "$args" --arg k "$key" --arg v "$val" '$a + {($k): $v}')
         fi
@@ -130,7 +164,8 @@ trap 'rm -f "$out" "$out.err"' EXIT
 trap 'exit 130' INT TERM
 
 QMP_SH_REQ=$req QMP_SH_NEG=$negotiate QMP_SH_OUT=$out QMP_SH_SELF=$0
-export QMP_SH_REQ QMP_SH_NEG QMP_SH_OUT QMP_SH_SELF
+QMP_SH_ALT=${alt-'{}'} QMP_SH_CMD=${cmd-}
+export QMP_SH_REQ QMP_SH_NEG QMP_SH_OUT QMP_SH_SELF QMP_SH_ALT QMP_SH_CMD
 if command -v timeout >/dev/null 2>&1; then
     to="timeout $tmo"
 else

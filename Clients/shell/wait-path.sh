@@ -11,8 +11,8 @@
 # subscription is in place.  Then runs COMMAND in place of the script (its exit
 # status is ours), or exits 0.
 #
-# SOCKET: unix socket path, unix:PATH or tcp:HOST:PORT (default: $CSSD_SOCKET
-# or ./cssd.sock).  -t SECONDS: give up after that long (default 0: never).
+# SOCKET: unix socket path, unix:PATH or tcp:HOST:PORT (default: $CSSD_SOCKET,
+# else /run/cssd/qmp.sock when it exists, else ./cssd.sock).  -t SECONDS: give up after that long (default 0: never).
 #
 # Exit status: 0 the change came (without COMMAND), 1 timeout or error reply
 # (e.g. DeviceNotFound for an unknown chpid), 2 connection failure or the
@@ -34,7 +34,13 @@ die() { printf '%s: %s\n' "$prog" "$1" >&2; exit "${2:-2}"; }
 # ---------------------------------------------------------------------------
 # Command line
 # ---------------------------------------------------------------------------
-sock=${CSSD_SOCKET:-./cssd.sock}
+if [ -n "${CSSD_SOCKET-}" ]; then
+    sock=$CSSD_SOCKET
+elif [ -S /run/cssd/qmp.sock ]; then
+    sock=/run/cssd/qmp.sock
+else
+    sock=./cssd.sock
+fi
 tmo=0
 while getopts s:t:h opt; do
     case $opt in

@@ -179,3 +179,41 @@ def test_py_quit(cssd):
     p = run_py("-s", cssd.sock, "quit")
     assert p.returncode == 0, p.stderr
     cssd.proc.wait(timeout=10)
+
+
+# ------------------------------------------------------ string arguments ----
+# chpid=0.40 is valid JSON (the number 0.4); the schema says chpid is a string, so both clients
+# send "0.40" and the path is varied (before, both got "Invalid parameter type").
+
+def chpid_state(sock, chpid):
+    from harness.qmp import Client
+    return next(p["vary"] for p in Client(sock).call("query-chpids") if p["chpid"] == chpid)
+
+
+@pytest.mark.parametrize("shell", shells())
+def test_sh_varies_a_path(cssd, shell):
+    p = run_sh("-s", cssd.sock, "vary-path", "chpid=0.40", "state=offline", shell=shell)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert json.loads(p.stdout)["return"]["chpid"] == "0.40"
+    assert chpid_state(cssd.sock, "0.40") == "offline"
+    # A number where the schema wants a number stays a number; the unix: form of the address.
+    p = run_sh("-s", f"unix:{cssd.sock}", "query-subchannels", "limit=1", "chpid=0.40", shell=shell)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert len(json.loads(p.stdout)["return"]["subchannels"]) == 1
+
+
+def test_py_varies_a_path_over_unix_and_tcp(short_tmp):
+    if cssd_binary() is None:
+        pytest.skip("cssd binary not found")
+    port = free_port()
+    with cssd_server(short_tmp, extra_args=["--qmp", f"tcp:127.0.0.1:{port}"]) as srv:
+        p = run_py("-s", f"unix:{srv.sock}", "vary-path", "chpid=0.40", "state=offline")
+        assert p.returncode == 0, p.stderr
+        assert json.loads(p.stdout)["chpid"] == "0.40" and chpid_state(srv.sock, "0.40") == "offline"
+        p = run_py("-s", f"tcp:127.0.0.1:{port}", "vary-path", "chpid=0.40", "state=online")
+        assert p.returncode == 0, p.stderr
+        assert chpid_state(srv.sock, "0.40") == "online"
+        p = run_py("-s", f"tcp:127.0.0.1:{port}", "query-subchannels", "limit=2")
+        assert p.returncode == 0 and len(json.loads(p.stdout)["subchannels"]) == 2
+    p = run_py("-s", "tcp:nohost", "query-version")
+    assert p.returncode != 0 and "tcp:HOST:PORT" in p.stderr
