@@ -32,7 +32,10 @@ struct ExecCommand: ParsableCommand {
     @Flag(help: "Skip qmp_capabilities, to talk to a server still in negotiation mode.")
     var noNegotiate = false
 
-    @Argument(help: "The QMP command, e.g. query-version.")
+    // Shell completion offers cssd's commands (the schema compiled in), as qmp-shell does.
+    @Argument(
+        help: "The QMP command, e.g. query-version.",
+        completion: .list(Schema.embedded().commands.map(\.name)))
     var command: String?
 
     @Argument(help: "The command's arguments, as key=value.")
