@@ -47,9 +47,12 @@ struct EventSession {
         }
     }
 
-    /// Prints events until `count` of them, `idleMilliseconds` (> 0) without one, or a signal.
-    func stream(format: EventsCommand.Format, count: Int?, idleMilliseconds: Int64, resume: ResumeFile? = nil) throws {
-        var printed = 0
+    /// Prints events until `count` of them in all (`printed` counts them, across reconnections),
+    /// `idleMilliseconds` (> 0) without one, or a signal; throws when the server hangs up.
+    func stream(
+        format: EventsCommand.Format, count: Int?, idleMilliseconds: Int64, resume: ResumeFile? = nil,
+        printed: inout Int
+    ) throws {
         // After an idle timeout the last change printed is complete (a change's events are
         // written together); after --count, a signal or a hang-up it may not be: its position is
         // not saved, so a resumed run may repeat events but never skips one.
@@ -65,11 +68,11 @@ struct EventSession {
             guard case .success(let event) = JSONValueParser.parse(line, careful: false),
                 event["event"]?.stringValue != nil
             else { continue }
+            guard try resume?.admit(event) ?? true else { continue }  // printed before a reconnection
             switch format {
             case .json: try StandardOutput.writeLine(line)
             case .table: try StandardOutput.writeLine(EventTable.row(for: event))
             }
-            try resume?.saw(event)
             printed += 1
         }
     }
@@ -78,6 +81,9 @@ struct EventSession {
     private func nextLine(deadline: Int64?) throws -> UnsafeRawBufferPointer? {
         while true {
             if let line = connection.takeLine() { return line }
+            // First what is there already; with TLS this also sends what the session has to send
+            // (the handshake's messages), which the server waits for before it says anything.
+            if try connection.fill(blocking: false) > 0 { continue }
             guard try Interruption.wait(for: connection.fd, events: Int16(POLLIN), deadline: deadline) else {
                 return nil
             }

@@ -24,11 +24,17 @@ struct EventsCommand: ParsableCommand {
 
             With --resume FILE the position (the epoch and sequence of the last change
             whose events were all printed) is kept in FILE, replaced atomically (a
-            temporary file, then rename) as changes complete and on exit; a later run
-            with the same FILE subscribes with 'since' and gets every change after it
-            (or first a PATH_EVENTS_GAP saying which were missed), across a restart of
-            cssctl or of cssd. When --count ends a change halfway, the position stays
-            before it: a resumed run may print its first events again, never skip one.
+            temporary file, then rename) when the subscription starts, as changes
+            complete and on exit (also after --count); a later run with the same FILE
+            subscribes with 'since' and gets every change after it (or first a
+            PATH_EVENTS_GAP saying which were missed), across a restart of cssctl or of
+            cssd. When --count ends a change halfway, the position stays before it: a
+            resumed run may print its first events again, never skip one.
+
+            With --reconnect, a server that hangs up or cannot be reached is tried
+            again (after 1 s, doubling to 30 s) until a signal ends the run, and the
+            subscription resumes where it stopped (with --resume FILE, or in memory),
+            so no change is missed while cssd restarts (with --state-dir).
             """)
 
     /// `--granularity`: a value of the schema's `PathEventGranularity`.
@@ -45,8 +51,21 @@ struct EventsCommand: ParsableCommand {
 
     enum Format: String, CaseIterable, ExpressibleByArgument { case json, table }
 
-    @Option(help: "unix:PATH, tcp:HOST:PORT or a socket path (default: $CSSD_SOCKET, else ./cssd.sock).")
+    @Option(
+        help:
+            "unix:PATH, tcp:HOST:PORT or a socket path (default: $CSSD_SOCKET, else /run/cssd/qmp.sock when it exists, else ./cssd.sock)."
+    )
     var socket: String?
+
+    @Option(
+        name: .customLong("tls-creds"),
+        help:
+            "TLS with a client certificate for tcp: sockets: a directory with ca-cert.pem, client-cert.pem, client-key.pem (QEMU's layout)."
+    )
+    var tlsCreds: String?
+
+    @Flag(help: "Connect again when the server hangs up or cannot be reached, and resume (see the discussion).")
+    var reconnect = false
 
     @Option(help: "Only changes of this chpid (cssid.chpid, e.g. 0.40); repeat for more.")
     var chpid: [String] = []
@@ -129,19 +148,58 @@ struct EventsCommand: ParsableCommand {
 
     private func watch() throws {
         let address = try QMPAddress.server(socket)
-        let session = EventSession(try QMPClientConnection(connectingTo: address))
-        try session.handshake()
+        let credentials = try loadClientCredentials(tlsCreds)
+        // The position is tracked whenever it may be needed again: for the file, or to resume
+        // after a reconnection.
+        let position = resume != nil || reconnect ? try ResumeFile(path: resume) : nil
+        var printed = 0
+        var backoff: Int64 = 1000
+        var header = format == .table
+        while true {
+            do {
+                let session = EventSession(try QMPClientConnection(connectingTo: address, tls: credentials))
+                try session.handshake()
+                try subscribe(session, position: position)
+                backoff = 1000
+                if header {
+                    try StandardOutput.writeLine(EventTable.header)
+                    header = false
+                }
+                try session.stream(
+                    format: format, count: count, idleMilliseconds: Int64((timeout * 1000).rounded(.up)),
+                    resume: position, printed: &printed)
+                return
+            } catch let failure as ClientFailure where reconnect && !Interruption.wasCaught {
+                printError("\(failure); connecting again in \(backoff / 1000) s")
+                _ = try Interruption.wait(for: -1, events: 0, deadline: Interruption.now() + backoff)
+                backoff = min(backoff * 2, 30_000)
+            }
+        }
+    }
+
+    /// subscribe-path-events, from `position` when it has one. Without one, the journal's newest
+    /// change is where it starts (asked first, then given as 'since', so nothing falls between),
+    /// and that is the position saved.
+    private func subscribe(_ session: EventSession, position: ResumeFile?) throws {
+        var since = position?.position
+        if let position, since == nil {
+            let id = "cssctl-journal"
+            let journal = try session.execute(#"{"execute": "query-path-event-journal", "id": "\#(id)"}"#, id: id)
+            if let epoch = journal["return"]?["epoch"]?.stringValue,
+                let newest = journal["return"]?["newest"]?.intValue,
+                newest >= 0
+            {
+                let start = ResumePosition(epoch: epoch, sequence: UInt64(newest))
+                try position.start(at: start)
+                since = start
+            }
+        }
         let id = "cssctl-subscribe"
-        var position: ResumeFile?
-        if let resume { position = try ResumeFile(path: resume) }
-        let reply = try session.execute(subscribeRequest(id: id, since: position?.position), id: id)
+        let reply = try session.execute(subscribeRequest(id: id, since: since), id: id)
         if let error = reply["error"] {
             printError(qmpErrorText(error))
             throw Exit.errorReply
         }
         printError("subscribed: \(reply["return"]?["subscription"]?.serialized() ?? "?")")
-        if format == .table { try StandardOutput.writeLine(EventTable.header) }
-        try session.stream(
-            format: format, count: count, idleMilliseconds: Int64((timeout * 1000).rounded(.up)), resume: position)
     }
 }

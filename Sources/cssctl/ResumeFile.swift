@@ -16,16 +16,23 @@ struct ResumePosition: Equatable {
 }
 
 /// `--resume FILE`: the position, as `{"epoch": "...", "sequence": N}`, replaced atomically.
+/// Without a file (`path` nil) the position is only kept in memory, for `--reconnect`.
 final class ResumeFile {
-    let path: String
+    let path: String?
     /// The last complete change's position (saved), nil before the first event.
     private(set) var position: ResumePosition?
     /// The change being printed (complete once a later one, a gap report or the end comes).
     private var current: ResumePosition?
+    /// How many of its events were printed.
+    private var currentPrinted = 0
+    /// After a reconnection, the events of the cut change that were printed already, to pass
+    /// over when the server sends the change again (in the same order: it replays its journal).
+    private var skip: (change: ResumePosition, events: Int)?
 
-    /// Reads FILE; an absent file means no position yet.
-    init(path: String) throws {
+    /// Reads FILE; an absent file (or none) means no position yet.
+    init(path: String?) throws {
         self.path = path
+        guard let path else { return }
         guard let file = fopen(path, "r") else {
             guard errno == ENOENT else { throw ClientFailure("--resume \(path): \(String(cString: strerror(errno)))") }
             return
@@ -47,30 +54,58 @@ final class ResumeFile {
         position = ResumePosition(epoch: epoch, sequence: UInt64(sequence))
     }
 
-    /// Notes an event printed; the change before it is complete when its sequence moved on.
-    func saw(_ event: JSON) throws {
+    /// Whether to print `event`, noting it: false only for an event printed before a
+    /// reconnection and sent again. The change before it is complete when its sequence moved on.
+    func admit(_ event: JSON) throws -> Bool {
         guard let data = event["data"], let epoch = data["epoch"]?.stringValue,
             let sequence = data["sequence"]?.intValue
-        else { return }
+        else { return true }
         let seen = ResumePosition(epoch: epoch, sequence: UInt64(sequence))
+        if let pending = skip, pending.change == seen, pending.events > 0 {
+            skip = (pending.change, pending.events - 1)
+            return false
+        }
+        skip = nil
         if event["event"]?.stringValue == "PATH_EVENTS_GAP" {
             // The gap report is the whole of its position.
             current = nil
             try save(seen)
-            return
+            return true
         }
-        if let current, current != seen { try save(current) }
+        if let current, current != seen {
+            try save(current)
+            currentPrinted = 0
+        }
         current = seen
+        currentPrinted += 1
+        return true
     }
 
-    /// The stream ended between changes (idle, signal, hang-up): the last one is complete.
+    /// Where a subscription without a position starts (the journal's newest change when it
+    /// subscribed): saved at once, so that a run that prints nothing still leaves a position.
+    func start(at start: ResumePosition) throws {
+        if position == nil { try save(start) }
+    }
+
+    /// The stream ended. Between changes (idle) the last one is complete. Otherwise (--count, a
+    /// signal, a hang-up) it may not be: the position is the one before it, so a resumed run
+    /// prints it again rather than skip its other events.
     func finish(complete: Bool) throws {
-        if complete, let current { try save(current) }
+        guard let current else { return }
+        if complete {
+            try save(current)
+            self.current = nil
+        } else if current.sequence > 0 {
+            let before = ResumePosition(epoch: current.epoch, sequence: current.sequence - 1)
+            if position.map({ $0.epoch != before.epoch || $0.sequence < before.sequence }) ?? true { try save(before) }
+            skip = (current, currentPrinted)
+        }
     }
 
     private func save(_ new: ResumePosition) throws {
         guard new != position else { return }
         position = new
+        guard let path else { return }
         let position = JSON.object([("epoch", .string(new.epoch)), ("sequence", .integer(Int(new.sequence)))])
         let text = position.serialized() + "\n"
         let temporary = path + ".tmp"

@@ -388,6 +388,20 @@ def test_handshake_bound(binary, short_tmp, pki):
         assert "return" in query(t, f, "query-version")
 
 
+def test_cssctl_events_over_tls(binary, short_tmp, pki):
+    """cssctl events takes --tls-creds like the other subcommands."""
+    with TLSServer(short_tmp, pki) as server:
+        p = subprocess.Popen([cssctl_binary(), "events", "--socket", f"tcp:127.0.0.1:{server.port}",
+                              "--tls-creds", pki.clients["mgmt"], "--count", "1"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert p.stderr.readline().startswith("subscribed: ")
+        t, f = server.negotiated("mgmt")
+        assert "return" in query(t, f, "vary-path", {"chpid": "0.41", "state": "offline"})
+        out, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+        assert json.loads(out)["data"]["chpid"] == "0.41"
+
+
 def test_cssctl_over_tls(binary, short_tmp, pki):
     cssctl = cssctl_binary()
     with TLSServer(short_tmp, pki) as server:
