@@ -35,10 +35,10 @@ struct NotifyOptions: ParsableArguments {
     @Option(name: .customLong("notify-changes"), help: "Only these changes, comma-separated (offline,permanent-error).")
     var changes: String?
 
-    @Option(name: .customLong("notify-exchange"), help: "oslo.messaging's control_exchange (default openstack).")
+    @Option(name: .customLong("notify-exchange"), help: "oslo.messaging's control_exchange.")
     var exchange: String = "openstack"
 
-    @Option(name: .customLong("notify-topic"), help: "oslo.messaging's notification topic (default notifications).")
+    @Option(name: .customLong("notify-topic"), help: "oslo.messaging's notification topic.")
     var topic: String = "notifications"
 
     @Flag(
@@ -50,12 +50,12 @@ struct NotifyOptions: ParsableArguments {
 
     @Option(
         name: .customLong("notify-outbox-events"),
-        help: "Notifications held until the broker confirms them (default 100000).")
+        help: "Notifications held until the broker confirms them.")
     var outboxEvents: Int = 100_000
 
     @Option(
         name: .customLong("notify-outbox-bytes"),
-        help: "Bytes of notifications held until confirmed (default 67108864).")
+        help: "Bytes of notifications held until confirmed.")
     var outboxBytes: Int = 64 << 20
 
     @Option(

@@ -153,3 +153,20 @@ def test_topology_file_is_served(binary, short_tmp):
         assert len(chpids) == 4 and all(c["subchannels"] == 64 * 2 // 4 for c in chpids)
     finally:
         srv.stop()
+
+
+def test_help_puts_common_options_first_and_each_default_once(binary):
+    """cssd --help: titled groups, the listeners and what to serve first, notifications last
+    among them; no option says its default twice (its text and ArgumentParser's '(default: )')."""
+    import re
+    out = subprocess.run([binary, "--help"], capture_output=True, text=True, timeout=30).stdout
+    headings = [line for line in out.splitlines() if re.fullmatch(r"[A-Z][A-Z ,]+:", line)]
+    assert headings == ["LISTENERS AND CLIENTS:", "WHAT TO SERVE:", "STATE, PATH EVENTS AND LOGS:", "METRICS:", "TLS:",
+                        "NOTIFICATIONS ON THE AMQP BUS:", "OPTIONS:"], headings
+    entries = re.split(r"\n  (?=--)", out[out.index("LISTENERS AND CLIENTS:"):])
+    for entry in entries:
+        text = " ".join(entry.split())
+        shown = re.search(r"\(default: ([^)]*)\)", text)
+        if shown:
+            own = text.replace(shown.group(0), "")
+            assert not re.search(r"\bdefault:? " + re.escape(shown.group(1)) + r"\b", own), text
