@@ -76,6 +76,16 @@ final class SysfsMirror {
         buffer.deallocate()
     }
 
+    /// Whether two readings of the same layout show the same devices: presence, number,
+    /// types and online state (ENA) of each subchannel's. O(subchannels): full readings only.
+    static func sameDevices(_ a: Subsystem, _ b: Subsystem) -> Bool {
+        zip(a.subchannels, b.subchannels).allSatisfy { old, new in
+            old.hasDevice == new.hasDevice && old.deviceID == new.deviceID && old.devType == new.devType
+                && old.devModel == new.devModel && old.cuType == new.cuType && old.cuModel == new.cuModel
+                && old.schib.pmcw.isEnabled == new.schib.pmcw.isEnabled
+        }
+    }
+
     private func install(_ observation: SysfsObservation, _ newer: Subsystem) {
         subsystem = newer
         details = observation.details
@@ -177,7 +187,7 @@ final class SysfsMirror {
         let newer: Subsystem
         do throws(BackendError) {
             observation = try SysfsObservation.read(
-                root: paths.root, previous: subsystem, cmgRadix: measurements.cmgRadix)
+                root: paths.root, previous: subsystem, previousDetails: details, cmgRadix: measurements.cmgRadix)
             newer = try observation.subsystem()
         } catch {
             noteOnce("reading the tree failed, keeping the last view: \(error)", kind: .unreadable)
@@ -195,7 +205,12 @@ final class SysfsMirror {
                 return PathChange(before: before, after: after, affected: [], crws: [], crwsLost: 0)
             }
         }
-        let detailsChanged = details != observation.details || orphans != observation.orphans
+        // A device that went or came (its ccw device directory), or changed its type or online
+        // state, changes no mask: without this the reading would be kept here and never
+        // delivered, and the server would go on serving the device as it was.
+        let detailsChanged =
+            details != observation.details || orphans != observation.orphans
+            || (same && !Self.sameDevices(subsystem, newer))
         install(observation, newer)
         guard !same || !changes.isEmpty || detailsChanged || write != nil else { return nil }
         generation += 1
@@ -215,7 +230,9 @@ final class SysfsMirror {
         for id in paths where !placeholders.contains(id) {
             guard let last = working.channelPath(id) else { continue }
             let dir = self.paths.channelPath(id)
-            let reading = SysfsObservation.readChannelPath(id, at: dir, last: last, cmgRadix: measurements.cmgRadix)
+            let reading = SysfsObservation.readChannelPath(
+                id, at: dir, last: last, lastConfigureKnown: details[id]?.configureKnown ?? true,
+                cmgRadix: measurements.cmgRadix)
             if reading.missing {
                 let css = self.paths.css(id.cssid)
                 if SysfsFiles.isDirectory(css) {
