@@ -62,8 +62,15 @@ final class SysfsMirror {
     /// The channel-measurement files, read once per poll tick (`measure()`).
     let measurements: MeasurementReader
 
-    /// - Parameter cmgRadix: the notation of `cmg`, 16 before Linux 6.7.
-    init(root: String, observation: SysfsObservation, subsystem: Subsystem, cmgRadix: Int = 10) {
+    /// Where `/proc/cio_ignore` is read when subchannels go (`reportRemovedSubchannels`).
+    let proc: ProcFiles?
+
+    /// - Parameters:
+    ///   - cmgRadix: the notation of `cmg`, 16 before Linux 6.7.
+    ///   - proc: `/proc` (`--proc-root`), for `cio_ignore`; nil: not read.
+    init(root: String, observation: SysfsObservation, subsystem: Subsystem, cmgRadix: Int = 10, proc: ProcFiles? = nil)
+    {
+        self.proc = proc
         self.paths = SysfsPaths(root: root)
         measurements = MeasurementReader(paths: paths, cmgRadix: cmgRadix)
         self.subsystem = subsystem
@@ -74,6 +81,47 @@ final class SysfsMirror {
 
     deinit {
         buffer.deallocate()
+    }
+
+    /// Logs the subchannels of `old` that `newer` no longer has, and why as far as the tree
+    /// tells: since Linux 6.18 (`c93452e0`) `echo purge > /proc/cio_ignore` also unregisters
+    /// the I/O subchannels whose device number is on the ignore list, while the kernel no
+    /// longer unregisters a subchannel because its device became invalid or unavailable. So a
+    /// subchannel that went with its device number on `/proc/cio_ignore` (read now) is an
+    /// operator's action; one that went otherwise is not explained by the tree. O(subchannels),
+    /// on full readings whose layout changed only.
+    private func reportRemovedSubchannels(_ old: Subsystem, _ newer: Subsystem) {
+        let kept = Set(newer.subchannels.map(\.id))
+        let removed = old.subchannels.filter { !kept.contains($0.id) }
+        guard !removed.isEmpty else { return }
+        let ignored = proc?.cioIgnore()
+        var purged: [String] = []
+        var other: [String] = []
+        for sch in removed {
+            let name = sch.id.description + (sch.deviceID.map { " (device \($0))" } ?? "")
+            if let device = sch.deviceID, ignored?.contains(ssid: device.ssid, devno: device.devno) == true {
+                purged.append(name)
+            } else {
+                other.append(name)
+            }
+        }
+        func list(_ names: [String]) -> String {
+            names.prefix(16).joined(separator: ", ") + (names.count > 16 ? ", and \(names.count - 16) more" : "")
+        }
+        // Both at warning level: subchannels going is news either way, and the server's log
+        // shows the follower's other messages at debug level only.
+        if !purged.isEmpty {
+            log(
+                true,
+                "sysfs: \(purged.count) subchannel(s) removed by a purge of /proc/cio_ignore, an operator's action "
+                    + "(their device numbers are on the ignore list; Linux 6.18+): \(list(purged))")
+        }
+        if !other.isEmpty {
+            log(
+                true,
+                "sysfs: \(other.count) subchannel(s) removed, their device numbers not on /proc/cio_ignore"
+                    + (ignored == nil ? " (unreadable)" : "") + ": \(list(other))")
+        }
     }
 
     /// Whether two readings of the same layout show the same devices: presence, number,
@@ -211,6 +259,7 @@ final class SysfsMirror {
         let detailsChanged =
             details != observation.details || orphans != observation.orphans
             || (same && !Self.sameDevices(subsystem, newer))
+        if !same { reportRemovedSubchannels(subsystem, newer) }
         install(observation, newer)
         guard !same || !changes.isEmpty || detailsChanged || write != nil else { return nil }
         generation += 1

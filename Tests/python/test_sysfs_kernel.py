@@ -12,7 +12,6 @@ it, behind cssd's back:
 from __future__ import annotations
 
 import os
-import shutil
 import time
 
 from harness.qmp import Client
@@ -35,8 +34,8 @@ def wait_for(predicate, what, guard=60.0):
 
 def unregister_device(tree, sch, busid):
     """What the kernel's ccw_device_unregister leaves: the subchannel with its dev_busid, no
-    ccw device directory, no bus/ccw link."""
-    shutil.rmtree(os.path.join(tree, "devices", "css0", sch, busid))
+    ccw device directory, no bus/ccw link (the directory goes at once, as kernfs's does)."""
+    os.rename(os.path.join(tree, "devices", "css0", sch, busid), os.path.join(tree, "..", "removed-" + busid))
     os.unlink(os.path.join(tree, "bus", "ccw", "devices", busid))
 
 
@@ -96,3 +95,36 @@ def test_configure_alternating_between_eopnotsupp_and_3_stays_unknown(start, sho
     [event] = c.events(1)
     assert (event["data"]["change"], event["data"]["configure"]) == ("configured", "configured"), event
     assert "configure-known" not in path()
+
+
+def remove_subchannel(tree, sch, busid):
+    """What the kernel's css_sch_device_unregister leaves: no subchannel, no device. The
+    directory goes at once (moved out of the tree), as a kernfs directory does, not file by
+    file as rmtree would take it apart under a reading."""
+    os.rename(os.path.join(tree, "devices", "css0", sch), os.path.join(tree, "..", "removed-" + sch))
+    os.unlink(os.path.join(tree, "bus", "css", "devices", sch))
+    os.unlink(os.path.join(tree, "bus", "ccw", "devices", busid))
+
+
+def test_subchannels_removed_by_a_cio_ignore_purge_are_an_operators_action(start, short_tmp):
+    """Linux 6.18 (c93452e0): `echo purge > /proc/cio_ignore` also unregisters the I/O
+    subchannels of ignored device numbers, and nothing else removes a subchannel of a device
+    that became unavailable any more. cssd tells them apart by the ignore list, read when
+    subchannels go: those on it are an operator's purge, the others are not explained."""
+    tree = sysfs_tree(short_tmp)
+    proc = os.path.join(short_tmp, "proc")
+    os.makedirs(proc)
+    with open(os.path.join(proc, "cio_ignore"), "w", encoding="ascii") as f:
+        f.write("0.0.1000-0.0.1001\n0.0.100a\n")  # as blacklist.c prints it
+    srv = sysfs(tree, "--poll-interval", "100", "--proc-root", proc, start=start)
+    c = Client(srv.sock)
+    remove_subchannel(tree, "0.0.0010", "0.0.100a")  # purged: its number is ignored
+    remove_subchannel(tree, "0.0.000f", "0.0.1009")  # gone for another reason
+    wait_for(lambda: not any(s["subchannel"] in ("0.0.0010", "0.0.000f")
+                             for s in c.call("query-subchannels")["subchannels"]), "the removals read")
+    log = wait_for(lambda: "removed by a purge" in (t := srv.log_tail(20000)) and t, "the purge in the log", guard=10)
+    purge = next(line for line in log.splitlines() if "removed by a purge of /proc/cio_ignore" in line)
+    assert "an operator's action" in purge and "0.0.0010 (device 0.0.100a)" in purge, purge
+    assert "0.0.000f" not in purge, purge
+    other = next(line for line in log.splitlines() if "not on /proc/cio_ignore" in line)
+    assert "0.0.000f (device 0.0.1009)" in other and "warning" in other, other
