@@ -15,6 +15,13 @@ package enum PathEventChange: String, CaseIterable, Hashable, Sendable {
     case recovered
     /// RCHP (reset-channel-path) with cc 0: the solicited report, no change of state or masks.
     case reset
+    /// The path's actual state differs from its intended one (`ChpidDrift`): no change of
+    /// state or masks; the event says which chpid, the drift query says how.
+    case drift
+
+    /// A report about a path rather than a change of it (a reset, a drift): published although
+    /// it alters no state and no mask.
+    package var isReport: Bool { self == .reset || self == .drift }
 
     package init(_ state: VaryState) { self = state == .online ? .online : .offline }
 

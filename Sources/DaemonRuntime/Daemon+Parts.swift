@@ -240,6 +240,11 @@ extension Daemon {
                 lastSequence: state.pathChanges.lastSequence)
         }
         guard store.keepsHost else { return }
+        // Intended chpid states (API/intent.md): loaded before the host's changes are
+        // published, so that a drift the reading shows is reported once they are.
+        let intents = ChpidIntents(log: store, intended: try store.recordedIntents())
+        state.intents = intents
+        defer { reportDrift(intents, state: state, logger: logger) }
         // The host is the truth, and it may have changed while cssd was down: what differs
         // from the last recorded state is published now, as observed changes with new
         // sequence numbers (journaled and kept like any other), so that a resumed
@@ -270,6 +275,23 @@ extension Daemon {
                     "chpids-added": "\(layout.channelPathsAdded)",
                     "chpids-removed": "\(layout.channelPathsRemoved)",
                 ])
+        }
+    }
+
+    /// At start, once the host's changes since the last record are published: every chpid
+    /// that drifts from its intent gets its `drift` event, and the counts are logged.
+    private static func reportDrift(_ intents: ChpidIntents, state: ServerState, logger: Logger) {
+        guard !intents.intended.isEmpty else { return }
+        let published = intents.publishDrift(state)
+        let drifts = intents.drifts(in: state.backend).filter(\.drifted)
+        let metadata: Logger.Metadata = [
+            "intents": "\(intents.intended.count)", "drifted": "\(drifts.count)", "events": "\(published)",
+            "chpids": "\(drifts.prefix(16).map(\.chpid.description).joined(separator: " "))",
+        ]
+        if drifts.isEmpty {
+            logger.info("intended chpid state: no drift", metadata: metadata)
+        } else {
+            logger.warning("intended chpid state: chpids drifted (query-chpid-drift)", metadata: metadata)
         }
     }
 

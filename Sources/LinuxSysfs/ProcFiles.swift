@@ -18,6 +18,12 @@ package struct ProcFiles: Sendable {
         (try? SysfsFiles.read(root + "/sysinfo")).flatMap { $0 }.map(SystemInformation.init(parsing:))
     }
 
+    /// `ROOT/cio_ignore`, parsed; nil when it cannot be read (no such file: not an s390
+    /// kernel, or a `--proc-root` without it).
+    package func cioIgnore() -> CIOIgnoreList? {
+        (try? SysfsFiles.read(root + "/cio_ignore")).flatMap { $0 }.map(CIOIgnoreList.init(parsing:))
+    }
+
     /// `ROOT/sys/kernel/osrelease`, parsed; nil when missing or not `MAJOR.MINOR...`.
     package func kernelRelease() -> KernelRelease? {
         (try? SysfsFiles.line(root + "/sys/kernel/osrelease")).flatMap { $0 }.flatMap(KernelRelease.init(parsing:))
@@ -111,5 +117,34 @@ extension StringProtocol {
             return ""
         }
         return String(self[first...last])
+    }
+}
+
+/// `/proc/cio_ignore` as the kernel prints it (drivers/s390/cio/blacklist.c
+/// `cio_ignore_proc_seq_show`): one entry a line, `0.S.DDDD` or a range `0.S.DDDD-0.S.DDDD`.
+package struct CIOIgnoreList: Sendable, Equatable {
+    /// Inclusive ranges of `ssid << 16 | devno`.
+    package var ranges: [ClosedRange<UInt32>] = []
+
+    /// A line that is neither an id nor a range is skipped: it can match nothing.
+    package init(parsing text: String) {
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: "-", omittingEmptySubsequences: false)
+            guard (1...2).contains(parts.count), let first = Self.key(parts[0]),
+                let last = parts.count == 2 ? Self.key(parts[1]) : first, first <= last
+            else { continue }
+            ranges.append(first...last)
+        }
+    }
+
+    /// Whether device number `devno` of subchannel set `ssid` is on the list.
+    package func contains(ssid: UInt8, devno: UInt16) -> Bool {
+        let key = UInt32(ssid) << 16 | UInt32(devno)
+        return ranges.contains { $0.contains(key) }
+    }
+
+    private static func key(_ text: Substring) -> UInt32? {
+        guard let (ssid, number) = parseBusID(String(text.filter { $0 != " " })) else { return nil }
+        return UInt32(ssid) << 16 | UInt32(number)
     }
 }

@@ -65,7 +65,8 @@ package final class SysfsBackend: ObservedBackend {
         orphanedDevices = observation.orphans
         problems = observation.problems
         follower = SysfsFollower(
-            mirror: SysfsMirror(root: root, observation: observation, subsystem: subsystem, cmgRadix: cmgRadix))
+            mirror: SysfsMirror(
+                root: root, observation: observation, subsystem: subsystem, cmgRadix: cmgRadix, proc: proc))
         // The facility's state and the first sample, before any query.
         follower.measureNow()
     }

@@ -62,8 +62,15 @@ final class SysfsMirror {
     /// The channel-measurement files, read once per poll tick (`measure()`).
     let measurements: MeasurementReader
 
-    /// - Parameter cmgRadix: the notation of `cmg`, 16 before Linux 6.7.
-    init(root: String, observation: SysfsObservation, subsystem: Subsystem, cmgRadix: Int = 10) {
+    /// Where `/proc/cio_ignore` is read when subchannels go (`reportRemovedSubchannels`).
+    let proc: ProcFiles?
+
+    /// - Parameters:
+    ///   - cmgRadix: the notation of `cmg`, 16 before Linux 6.7.
+    ///   - proc: `/proc` (`--proc-root`), for `cio_ignore`; nil: not read.
+    init(root: String, observation: SysfsObservation, subsystem: Subsystem, cmgRadix: Int = 10, proc: ProcFiles? = nil)
+    {
+        self.proc = proc
         self.paths = SysfsPaths(root: root)
         measurements = MeasurementReader(paths: paths, cmgRadix: cmgRadix)
         self.subsystem = subsystem
@@ -74,6 +81,57 @@ final class SysfsMirror {
 
     deinit {
         buffer.deallocate()
+    }
+
+    /// Logs the subchannels of `old` that `newer` no longer has, and why as far as the tree
+    /// tells: since Linux 6.18 (`c93452e0`) `echo purge > /proc/cio_ignore` also unregisters
+    /// the I/O subchannels whose device number is on the ignore list, while the kernel no
+    /// longer unregisters a subchannel because its device became invalid or unavailable. So a
+    /// subchannel that went with its device number on `/proc/cio_ignore` (read now) is an
+    /// operator's action; one that went otherwise is not explained by the tree. O(subchannels),
+    /// on full readings whose layout changed only.
+    private func reportRemovedSubchannels(_ old: Subsystem, _ newer: Subsystem) {
+        let kept = Set(newer.subchannels.map(\.id))
+        let removed = old.subchannels.filter { !kept.contains($0.id) }
+        guard !removed.isEmpty else { return }
+        let ignored = proc?.cioIgnore()
+        var purged: [String] = []
+        var other: [String] = []
+        for sch in removed {
+            let name = sch.id.description + (sch.deviceID.map { " (device \($0))" } ?? "")
+            if let device = sch.deviceID, ignored?.contains(ssid: device.ssid, devno: device.devno) == true {
+                purged.append(name)
+            } else {
+                other.append(name)
+            }
+        }
+        func list(_ names: [String]) -> String {
+            names.prefix(16).joined(separator: ", ") + (names.count > 16 ? ", and \(names.count - 16) more" : "")
+        }
+        // Both at warning level: subchannels going is news either way, and the server's log
+        // shows the follower's other messages at debug level only.
+        if !purged.isEmpty {
+            log(
+                true,
+                "sysfs: \(purged.count) subchannel(s) removed by a purge of /proc/cio_ignore, an operator's action "
+                    + "(their device numbers are on the ignore list; Linux 6.18+): \(list(purged))")
+        }
+        if !other.isEmpty {
+            log(
+                true,
+                "sysfs: \(other.count) subchannel(s) removed, their device numbers not on /proc/cio_ignore"
+                    + (ignored == nil ? " (unreadable)" : "") + ": \(list(other))")
+        }
+    }
+
+    /// Whether two readings of the same layout show the same devices: presence, number,
+    /// types and online state (ENA) of each subchannel's. O(subchannels): full readings only.
+    static func sameDevices(_ a: Subsystem, _ b: Subsystem) -> Bool {
+        zip(a.subchannels, b.subchannels).allSatisfy { old, new in
+            old.hasDevice == new.hasDevice && old.deviceID == new.deviceID && old.devType == new.devType
+                && old.devModel == new.devModel && old.cuType == new.cuType && old.cuModel == new.cuModel
+                && old.schib.pmcw.isEnabled == new.schib.pmcw.isEnabled
+        }
     }
 
     private func install(_ observation: SysfsObservation, _ newer: Subsystem) {
@@ -177,7 +235,7 @@ final class SysfsMirror {
         let newer: Subsystem
         do throws(BackendError) {
             observation = try SysfsObservation.read(
-                root: paths.root, previous: subsystem, cmgRadix: measurements.cmgRadix)
+                root: paths.root, previous: subsystem, previousDetails: details, cmgRadix: measurements.cmgRadix)
             newer = try observation.subsystem()
         } catch {
             noteOnce("reading the tree failed, keeping the last view: \(error)", kind: .unreadable)
@@ -195,7 +253,13 @@ final class SysfsMirror {
                 return PathChange(before: before, after: after, affected: [], crws: [], crwsLost: 0)
             }
         }
-        let detailsChanged = details != observation.details || orphans != observation.orphans
+        // A device that went or came (its ccw device directory), or changed its type or online
+        // state, changes no mask: without this the reading would be kept here and never
+        // delivered, and the server would go on serving the device as it was.
+        let detailsChanged =
+            details != observation.details || orphans != observation.orphans
+            || (same && !Self.sameDevices(subsystem, newer))
+        if !same { reportRemovedSubchannels(subsystem, newer) }
         install(observation, newer)
         guard !same || !changes.isEmpty || detailsChanged || write != nil else { return nil }
         generation += 1
@@ -215,7 +279,9 @@ final class SysfsMirror {
         for id in paths where !placeholders.contains(id) {
             guard let last = working.channelPath(id) else { continue }
             let dir = self.paths.channelPath(id)
-            let reading = SysfsObservation.readChannelPath(id, at: dir, last: last, cmgRadix: measurements.cmgRadix)
+            let reading = SysfsObservation.readChannelPath(
+                id, at: dir, last: last, lastConfigureKnown: details[id]?.configureKnown ?? true,
+                cmgRadix: measurements.cmgRadix)
             if reading.missing {
                 let css = self.paths.css(id.cssid)
                 if SysfsFiles.isDirectory(css) {

@@ -21,6 +21,8 @@ struct SysfsObservation {
     /// The previous reading: a path's state that cannot be read now keeps its last value, so a
     /// failed read is not taken for a change.
     var previous: Subsystem?
+    /// The previous reading's details: whether each path's configure state was known.
+    var previousDetails: [ChannelPathID: ChannelPathDetails] = [:]
     /// Device numbers seen, per css and ssid, to drop a duplicate.
     private var devices: Set<UInt32> = []
     /// Per subchannel read: the ccw device directory's name (`0.0.1234`), for re-reads.
@@ -31,6 +33,9 @@ struct SysfsObservation {
     var orphans: [OrphanedDevice] = []
     /// Subchannels whose `dev_busid` names a device but that have no ccw device directory.
     var withoutDevice: [SubchannelID] = []
+    /// Of those, the ones whose offline device the kernel unregistered after its last path
+    /// went (`keepDevicesUnregisteredForPathLoss`): served as the device they had.
+    var unregisteredForPathLoss: [SubchannelID] = []
     /// Paths that subchannels name but that have no directory.
     var placeholders: Set<ChannelPathID> = []
     /// The notation of `cmg`: 16 before Linux 6.7, 10 since (`KernelRelease.cmgRadix`).
@@ -38,9 +43,10 @@ struct SysfsObservation {
 
     /// Reads the tree at `root` (the directory that holds `devices/` and `bus/`).
     /// - Throws: `BackendError.io` when `root/devices` has no css, or a directory cannot be read.
-    static func read(root: String, previous: Subsystem? = nil, cmgRadix: Int = 10) throws(BackendError)
-        -> SysfsObservation
-    {
+    static func read(
+        root: String, previous: Subsystem? = nil, previousDetails: [ChannelPathID: ChannelPathDetails] = [:],
+        cmgRadix: Int = 10
+    ) throws(BackendError) -> SysfsObservation {
         let devices = root + "/devices"
         let cssDirs = (try SysfsFiles.entries(devices) ?? []).filter { name in
             name.hasPrefix("css") && parseHex(name.dropFirst(3), maxDigits: 2) != nil
@@ -53,13 +59,51 @@ struct SysfsObservation {
         var observation = SysfsObservation(
             topology: Topology(channelSubsystems: [], channelPaths: [], subchannels: [], multipleCSSEnabled: false))
         observation.previous = previous
+        observation.previousDetails = previousDetails
         observation.cmgRadix = cmgRadix
         for dir in cssDirs {
             let cssid = UInt8(parseHex(dir.dropFirst(3), maxDigits: 2)!)
             try observation.readCSS(cssid, at: devices + "/" + dir)
         }
         observation.addMissingPaths()
+        observation.keepDevicesUnregisteredForPathLoss()
         return observation
+    }
+
+    /// Since Linux 6.4 (and stable kernels back to 4.14, `af11f99f`), when the last path of an
+    /// *offline* ccw device goes (`(pam & opm) == 0`, varied or configured off, or not
+    /// operational), the kernel unregisters the ccw device (`IO_SCH_UNREG_CDEV`) and keeps the
+    /// subchannel; an online one stays, disconnected. That is a path loss, not a deleted
+    /// device: its subchannel keeps the device's number, types and presence from the previous
+    /// reading. What this relies on, all from the tree: the subchannel directory stays,
+    /// `dev_busid` still names the same device number, the device read offline before, and no
+    /// installed path is operational now (PAM & POM & the paths varied online is 0). The
+    /// removal follows the path loss, so the reading that sees the device go already sees the
+    /// path gone (or both at once). Anything else (a path left, another number, a device that
+    /// was online) is a device that went. Without a previous reading (at start) nothing says
+    /// what the device was: the subchannel is served with its number alone.
+    private mutating func keepDevicesUnregisteredForPathLoss() {
+        guard let previous, !withoutDevice.isEmpty else { return }
+        let offline = Set(topology.channelPaths.filter { $0.vary == .offline }.map(\.id))
+        let indexes = Dictionary(
+            topology.subchannels.indices.map { (topology.subchannels[$0].id, $0) }, uniquingKeysWith: { a, _ in a })
+        var gone: [SubchannelID] = []
+        for id in withoutDevice {
+            guard let index = indexes[id], let observed = masks[id], let before = previous.subchannel(id),
+                before.hasDevice, !before.schib.pmcw.isEnabled,
+                let devno = topology.subchannels[index].devno, before.deviceID?.devno == UInt16(devno),
+                observed.pam & observed.pom & onlineMask(topology.subchannels[index], offline: offline) == 0
+            else {
+                gone.append(id)
+                continue
+            }
+            topology.subchannels[index].devType = Int(before.devType)
+            topology.subchannels[index].devModel = Int(before.devModel)
+            topology.subchannels[index].cuType = Int(before.cuType)
+            topology.subchannels[index].cuModel = Int(before.cuModel)
+            unregisteredForPathLoss.append(id)
+        }
+        withoutDevice = gone
     }
 
     /// The model of this observation.
@@ -173,7 +217,9 @@ struct SysfsObservation {
             let number = parseHex(parts[1], maxDigits: 2)
         else { return }
         let id = ChannelPathID(cssid: cssid, chpid: UInt8(number))
-        let reading = Self.readChannelPath(id, at: dir, last: previous?.channelPath(id), cmgRadix: cmgRadix)
+        let reading = Self.readChannelPath(
+            id, at: dir, last: previous?.channelPath(id),
+            lastConfigureKnown: previousDetails[id]?.configureKnown ?? true, cmgRadix: cmgRadix)
         problems += reading.problems
         topology.channelPaths.append(
             .init(
@@ -187,9 +233,17 @@ struct SysfsObservation {
     /// (not-recognized/online without one), so that a failed read is not taken for a change.
     /// `missing` is true when neither `status` nor `configure` exists (the directory went).
     /// `cmg` is read in `cmgRadix` (16 before Linux 6.7).
-    static func readChannelPath(_ id: ChannelPathID, at dir: String, last: ChannelPath?, cmgRadix: Int = 10)
-        -> (path: ChannelPath, details: ChannelPathDetails, problems: [String], missing: Bool)
-    {
+    ///
+    /// `configure` that cannot be read (EOPNOTSUPP where SCLP cannot read channel-path info,
+    /// as in a KVM guest; or empty) is unknown, not a state. Kernels without the fix of
+    /// 6.14-rc3 (`7bd88fd3`, "Fix CHPID configure attribute caching", backported to 5.4)
+    /// alternate there between EOPNOTSUPP and `3`: so a `3` read while the last reading was
+    /// unknown (`lastConfigureKnown` false) stays unknown, and only 0, 1 or 2 make the state
+    /// known again. Otherwise every other poll would flip the path between unknown and
+    /// not-recognized, and an intended state would drift and recover with it.
+    static func readChannelPath(
+        _ id: ChannelPathID, at dir: String, last: ChannelPath?, lastConfigureKnown: Bool = true, cmgRadix: Int = 10
+    ) -> (path: ChannelPath, details: ChannelPathDetails, problems: [String], missing: Bool) {
         var problems: [String] = []
         var missing = 0
         func attribute(_ name: String) -> String? {
@@ -210,9 +264,14 @@ struct SysfsObservation {
         }
         var configure = last?.configure ?? ConfigureState.notRecognized
         var configureKnown = false
-        if let text = attribute("configure"), let value = Int(text), let state = ConfigureState(rawValue: value) {
-            configure = state
-            configureKnown = true
+        let configureText = attribute("configure")
+        if let text = configureText, let value = Int(text), let state = ConfigureState(rawValue: value) {
+            if state == .notRecognized && !lastConfigureKnown {
+                // The pre-fix kernel's cached answer between two EOPNOTSUPP: still unknown.
+            } else {
+                configure = state
+                configureKnown = true
+            }
         } else {
             problems.append("\(dir)/configure: unreadable, taken as \(configure)")
         }

@@ -37,6 +37,8 @@ import VFIOCCW
 /// - with `--notify` (`MetricsEndpoint.start`'s `notifier`): `cssd_notify_{published,confirmed,failed,
 ///   dropped,gaps,broker_connections}_total`, `cssd_notify_outbox_{notifications,bytes}`, the
 ///   outbox's limits `cssd_notify_outbox_max_{notifications,bytes}`, `cssd_notify_broker_connected`;
+/// - with intent kept (linux-sysfs with `--state-dir`): `cssd_chpid_intent_drift{chpid,field}`,
+///   `cssd_chpid_intent_drifted` (`MetricsCollector+Intent.swift`);
 /// - `cssd_path_changes_total{change,cause}`: path changes published (`cause` `command` or
 ///   `observed`), counted as they happen: the collector is a sink of the path-change pipeline.
 ///
@@ -51,6 +53,9 @@ final class MetricsCollector: PathChangeSink {
     private var changes: [ChangeKey: Counter] = [:]
     var backendSeries: BackendSeries?
     var notifierSeries: NotifierSeries?
+    /// Per chpid with an intent, and the total (`MetricsCollector+Intent.swift`).
+    var intentSeries: [UInt16: IntentSeries] = [:]
+    var driftedTotal: Gauge?
 
     private struct ChangeKey: Hashable {
         let kind: PathEventChange

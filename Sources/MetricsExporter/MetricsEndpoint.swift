@@ -226,6 +226,7 @@ final class Scraper: @unchecked Sendable {
             subsystem: server.backend.subsystem, backend: server.backend, pathEvents: server.pathEventTotals,
             guests: server.guests)
         measurement.collect(backend: server.backend, at: server.state.measurementClock())
+        collector.collectIntent(server.state.intents?.drifts(in: server.backend))
         if let notifier { collector.collectNotifier(notifier()) }
         text.removeAll(keepingCapacity: true)
         registry.emit(into: &text)

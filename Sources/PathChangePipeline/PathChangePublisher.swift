@@ -155,7 +155,7 @@ package final class PathChangePublisher {
     package var sinkRoles: [PathChangeSinkRole] { sinks.compactMap { $0.sink == nil ? nil : $0.role } }
 
     /// Publishes one change (see the type). A change that altered nothing (no path state, no
-    /// mask, no CRW, and not a reset) is not published: no guest, subscription or sink hears
+    /// mask, no CRW, and not a reset or a drift, whose report is the point) is not published: no guest, subscription or sink hears
     /// of it, and it takes no sequence number.
     /// - Parameters:
     ///   - change: what the backend reported; a reset is `PathChange(resetOf:crws:)`.
@@ -168,7 +168,7 @@ package final class PathChangePublisher {
     package func publish(
         _ change: PathChange, as kind: PathEventChange, cause: PathChangeCause, at time: EventTime? = nil
     ) -> PublishedPathChange? {
-        guard kind == .reset || !change.altersNothing else { return nil }
+        guard kind.isReport || !change.altersNothing else { return nil }
         let time = time ?? clock()
         let reachedGuests = guests.hostPathChanged(change, as: kind)
         let sequence = lastSequence + 1

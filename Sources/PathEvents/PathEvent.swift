@@ -54,9 +54,13 @@ package enum PathEvent: Hashable, Sendable {
     /// What a newer event replaces when the subscriber has not read the older one yet: the
     /// same chpid's event, or the same subchannel's event for the same chpid (its masks are
     /// the latest state, and which path changed is kept), or the same guest's for the same
-    /// guest chpid.
+    /// guest chpid. A chpid's drift report (`.drift`) replaces only its older drift report.
     var coalescingKey: UInt64 {
         switch self {
+        // A drift report replaces only an older drift report of its chpid: were it to replace
+        // the change that made the drift (published just before it), that change's kind would
+        // be lost.
+        case .channelPath(let event) where event.change == .drift: return 5 << 56 | UInt64(event.chpid.rawValue)
         case .channelPath(let event): return UInt64(event.chpid.rawValue)
         case .subchannel(let event):
             return 1 << 56 | UInt64(event.subchannel.rawValue) << 16 | UInt64(event.chpid.rawValue)

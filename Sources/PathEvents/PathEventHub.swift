@@ -161,8 +161,9 @@ package struct PathEventHub: Sendable {
 
     /// Publishes the events of one change: a vary, configure, fault, an observed change, or a
     /// reset (`PathChange(resetOf:crws:)` as `.reset`: a chpid event carrying the solicited
-    /// CRW, published even when the CRW was lost). Any other change that altered nothing (no
-    /// path state, no mask, no CRW) publishes nothing.
+    /// CRW, published even when the CRW was lost), or a drift from the intended state (`.drift`,
+    /// a chpid event alone). Any other change that altered nothing (no path state, no mask, no
+    /// CRW) publishes nothing.
     /// - Parameters:
     ///   - kind: what happened, the events' `change`.
     ///   - time: the events' timestamp.
@@ -175,7 +176,7 @@ package struct PathEventHub: Sendable {
         _ change: PathChange, as kind: PathEventChange, at time: EventTime, guests: [GuestPathChange] = [],
         sequence: UInt64 = 0
     ) -> PathEventFanOut {
-        guard kind == .reset || !change.altersNothing || !guests.isEmpty else { return PathEventFanOut() }
+        guard kind.isReport || !change.altersNothing || !guests.isEmpty else { return PathEventFanOut() }
         let (event, guestEvents, first) = prepare(change, as: kind, guests: guests)
         var reached = PathEventFanOut()
         let affected = change.affected

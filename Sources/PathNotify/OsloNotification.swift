@@ -52,7 +52,7 @@ package struct OsloNotificationEncoder: Sendable {
     package static func losesPath(_ change: PathEventChange) -> Bool {
         switch change {
         case .offline, .standby, .permanentError, .temporaryError: return true
-        case .online, .configured, .recovered, .reset: return false
+        case .online, .configured, .recovered, .reset, .drift: return false
         }
     }
 

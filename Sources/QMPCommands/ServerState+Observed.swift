@@ -22,6 +22,8 @@ extension ServerState {
             guard let kind = PathEventChange.observed(change, before: before) else { continue }
             pathChanges.publish(change, as: kind, cause: .observed(backend: backend.name))
         }
+        // After the changes themselves: a drift event follows the change that made it.
+        intents?.publishDrift(self)
         return changes.count
     }
 }

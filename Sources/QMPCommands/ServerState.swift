@@ -91,6 +91,9 @@ package final class ServerState {
     /// Where commands that change what cssd owns are made durable (`--state-dir`); nil keeps
     /// nothing, as before.
     package var durability: DurableLog?
+    /// Intended chpid states and their drift (linux-sysfs with `--state-dir`, API/intent.md);
+    /// nil where intent is not kept (the model, or no state dir).
+    package var intents: ChpidIntents?
     /// Called by `quit`; the network layer stops the server after flushing the reply.
     package var onShutdownRequest: ((ShutdownCause) -> Void)?
     /// `query-notify`'s reply while `--notify` publishes path events (the notifier's status);

@@ -120,7 +120,8 @@ package struct Guests: Sendable {
     /// - Returns: one entry per guest and guest chpid reached, in guest-name order, then guest
     ///   chpid order. Cost: O(affected subchannels), a hash lookup each.
     package mutating func hostPathChanged(_ change: PathChange, as kind: PathEventChange) -> [GuestPathChange] {
-        guard kind != .reset else { return [] }
+        // Nor does a drift: the host's own record of intent, no change a guest could see.
+        guard kind != .reset && kind != .drift else { return [] }
         var reached: [String: [ReachedDevice]] = [:]
         for (index, affected) in change.affected.enumerated() {
             if let binding = bindings[affected.id] {

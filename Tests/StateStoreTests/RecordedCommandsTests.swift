@@ -113,6 +113,10 @@ private struct Sample {
     var setup: [String] = []
     var request: String
     var negotiated = true
+    /// The model refuses the command with a GenericError containing this text (the
+    /// intended-state commands: linux-sysfs only, kept in the state dir's own table rather
+    /// than the command log), and changes nothing.
+    var refusedOnModel: String? = nil
 }
 
 /// Every command of the schema, called. A command added to API/ without a sample here fails
@@ -126,7 +130,7 @@ private let samples: [String: Sample] = {
         "query-version", "query-commands", "query-qmp-schema", "quit", "query-chpids", "query-subchannels",
         "query-orphaned-devices", "query-css", "query-path-event-journal", "query-path-event-subscriptions",
         "query-notify", "query-guests", "query-path-event-stats", "query-connections", "subscribe-path-events",
-        "query-chpid-measurements",
+        "query-chpid-measurements", "query-chpid-drift",
     ] {
         samples[name] = Sample(request: call(name))
     }
@@ -162,6 +166,13 @@ private let samples: [String: Sample] = {
         request: call("set-chpid-load", #"{"chpid":"0.40","load":{"util_part":10}}"#))
     samples["set-path-event-strategy"] = Sample(
         request: call("set-path-event-strategy", #"{"guest":"guest1","strategy":"per-device"}"#))
+    for (name, arguments) in [
+        ("set-chpid-intent", #"{"chpid":"0.40","vary":"offline"}"#), ("clear-chpid-intent", #"{"chpid":"0.40"}"#),
+        ("reapply-chpid-intent", #"{"chpid":"0.40"}"#),
+    ] {
+        samples[name] = Sample(
+            request: call(name, arguments), refusedOnModel: "the model backend keeps no intended state")
+    }
     return samples
 }()
 
@@ -207,6 +218,17 @@ private func crashImage(of directory: String) throws -> String {
         for text in sample.setup { _ = try daemon.run(text).get() }
         let before = daemon.owned
         let result = daemon.run(sample.request, negotiated: sample.negotiated)
+        if let refusal = sample.refusedOnModel {
+            defer { daemon.store.close() }
+            guard case .failure(let error) = result else {
+                Issue.record("\(name) must be refused on the model")
+                return
+            }
+            #expect(error.desc.contains(refusal), "\(name): \(error.desc)")
+            #expect(daemon.owned == before, "\(name) was refused but changed the state")
+            #expect(Self.schema.command(named: name)?.changes == nil)
+            return
+        }
         #expect(throws: Never.self, "\(name): the sample must succeed") { try result.get() }
         let after = daemon.owned
         let changes = Self.schema.command(named: name)?.changes

@@ -7,6 +7,7 @@ import JSONValues
 import PathChangePipeline
 import PathEvents
 import QMPWire
+import Synchronization
 
 /// The channel-subsystem commands of API/css.json, over `ServerState.backend`: queries read
 /// its current view, operations go through it.
@@ -80,8 +81,8 @@ enum CSSCommands {
                 try context.server.backend.varyPath(id, to: state, subchannel: subchannel)
             }
         }
-        return try pathWrite(PathEventChange(state), context) { (backend) throws(BackendError) in
-            try backend.planVary(id, to: state)
+        return try pathWrite(PathEventChange(state), context, intent: .set(id, vary: state, configure: nil)) {
+            (backend) throws(BackendError) in try backend.planVary(id, to: state)
         }
     }
 
@@ -90,8 +91,8 @@ enum CSSCommands {
     {
         let (id, state) = (arguments.chpid, arguments.state)
         // The schema admits only configured and standby, each a path event.
-        return try pathWrite(PathEventChange(state)!, context) { (backend) throws(BackendError) in
-            try backend.planConfigure(id, to: state)
+        return try pathWrite(PathEventChange(state)!, context, intent: .set(id, vary: nil, configure: state)) {
+            (backend) throws(BackendError) in try backend.planConfigure(id, to: state)
         }
     }
 
@@ -269,18 +270,50 @@ enum CSSCommands {
     /// decides, then completed, published and replied to on the event loop. A re-read comes
     /// back with the outcome and is applied first: what it found on other paths is published
     /// as observed, before this command's own change and reply.
+    ///
+    /// With intent kept (`ServerState.intents`: linux-sysfs with `--state-dir`), a write that
+    /// succeeded records `intent` (the field it wrote) in the blocking part, after the write
+    /// and before the reply, so an acknowledged vary or configure is intended across a
+    /// restart; a record that failed makes the reply a GenericError saying the write was made.
     private static func pathWrite(
-        _ kind: PathEventChange, _ context: CommandContext,
+        _ kind: PathEventChange, _ context: CommandContext, intent: IntentUpdate? = nil,
         plan: (ChannelSubsystemBackend) throws(BackendError) -> PendingWrite
     ) throws(QMPError) -> CommandOutcome {
         let backend = context.server.backend
         let write = try backendCall { () throws(BackendError) in try plan(backend) }
         let server = context.server
+        // Only a write that blocks (sysfs) records intent; the model keeps none.
+        let intents = write.perform == nil ? nil : intent.flatMap { _ in server.intents }
+        let recordFailure = IntentRecordFailure()
+        let blocking: (@Sendable () -> DeferredWork.Outcome)?
+        if let log = intents?.log, let intent, let perform = write.perform {
+            blocking = {
+                let outcome = perform()
+                guard case .success = outcome else { return outcome }
+                do {
+                    try log.recordIntent(intent)
+                } catch {
+                    recordFailure.message.withLock { $0 = "\(error)" }
+                }
+                return outcome
+            }
+        } else {
+            blocking = write.perform
+        }
         return .deferred(
-            DeferredWork(blocking: write.perform) { (outcome) throws(QMPError) in
+            DeferredWork(blocking: blocking) { (outcome) throws(QMPError) in
+                let failure = recordFailure.message.withLock { $0 }
+                // Memory follows the record, before the reading: the drift check it makes
+                // compares the new state with the new intent.
+                if let intents, let intent, case .success = outcome, failure == nil { intents.update(intent) }
                 if case .success(let reading?) = outcome { server.applyObserved(reading) }
                 let change = try backendCall { () throws(BackendError) in try backend.completeWrite(write, outcome) }
                 context.publish(change, as: kind)
+                intents?.publishDrift(server)
+                if let failure {
+                    throw .generic(
+                        "the write was made, but its intent could not be recorded in the state dir: \(failure)")
+                }
                 return changeReply(change)
             })
     }
@@ -295,4 +328,9 @@ enum CSSCommands {
             throw .generic(error.description)
         }
     }
+}
+
+/// A failure to record a write's intent, carried from the blocking part to the reply.
+private final class IntentRecordFailure: Sendable {
+    let message = Mutex<String?>(nil)
 }
