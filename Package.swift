@@ -143,7 +143,7 @@ let package = Package(
             name: "MetricsExporter",
             dependencies: [
                 "QMPServer", "QMPSchema", "QMPWire", "CSSModel", "CSSBackend", "PathEvents", "VFIOCCW",
-                "PathChangePipeline", "ServerSecurity", "X509Credentials", "ChannelMeasurement",
+                "PathChangePipeline", "ServerSecurity", "X509Credentials", "ChannelMeasurement", "JSONValues",
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

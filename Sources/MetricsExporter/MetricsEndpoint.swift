@@ -142,7 +142,8 @@ package final class MetricsEndpoint: @unchecked Sendable {
                         try sync.addHandler(
                             MetricsHTTPHandler(
                                 requestTimeout: configuration.requestTimeout,
-                                progressed: { connections.progressed(channel) }
+                                progressed: { connections.progressed(channel) },
+                                page: { page in scraper.page(page, allocator: channel.allocator) }
                             ) { format in
                                 scraper.scrape(format, allocator: channel.allocator)
                             })
@@ -235,5 +236,20 @@ final class Scraper: @unchecked Sendable {
         buffer.writeBytes(body)
         lastDuration.set(to: MetricsRecorder.seconds(ContinuousClock.now - started))
         return buffer
+    }
+
+    /// A page of the site: the landing page, or the status page and its data from a snapshot
+    /// taken now (`StatusSnapshot`).
+    func page(_ page: SitePage, allocator: ByteBufferAllocator) -> ByteBuffer {
+        switch page {
+        case .landing:
+            return allocator.buffer(string: StatusSnapshot.landing)
+        case .status, .statusData:
+            let subsystem = server.backend.subsystem
+            let snapshot = StatusSnapshot(
+                version: QMPServer.version, backend: server.backend.name, subsystem: subsystem,
+                cssids: subsystem.cssids, journal: server.state.journal)
+            return allocator.buffer(string: page == .status ? snapshot.html : snapshot.json.serialized() + "\n")
+        }
     }
 }

@@ -6,7 +6,8 @@ import NIOHTTP1
 
 /// Serves one HTTP/1 connection of the metrics endpoint, after NIOHTTP1's decoder:
 /// `GET /metrics` (and `HEAD`) answers the exposition in the format the `Accept` header asks
-/// for; another path is 404, another method 405 (with `Allow`), a header over the decoder's
+/// for; `GET /` a landing page, `/status` the status page and `/status.json` its data
+/// (`SitePage`, answered by `page`); another path is 404, another method 405 (with `Allow`), a header over the decoder's
 /// limits 431, any other malformed request 400; each closes the connection after the answer.
 ///
 /// Request targets and Host follow RFC 9112 section 3.2: the origin form (`/metrics?...`) and
@@ -49,6 +50,7 @@ final class MetricsHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private enum Answer {
         case metrics(head: Bool)
+        case page(SitePage, head: Bool)
         case status(HTTPResponseStatus, extraHeaders: [(String, String)])
     }
 
@@ -68,18 +70,22 @@ final class MetricsHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var timeout: Scheduled<Void>?
     private let requestTimeout: TimeAmount
     private let scrape: (ExpositionFormat) -> ByteBuffer
+    private let page: (SitePage) -> ByteBuffer
     private let progressed: () -> Void
 
     /// - Parameters:
     ///   - requestTimeout: how long a client has to send a whole request, and to read an answer.
     ///   - progressed: told of each request received whole and each answer written.
+    ///   - page: renders a page of the site (called on the loop).
     ///   - scrape: renders the metrics in a format (called on the loop).
     init(
         requestTimeout: TimeAmount, progressed: @escaping () -> Void = {},
+        page: @escaping (SitePage) -> ByteBuffer = { _ in ByteBuffer() },
         scrape: @escaping (ExpositionFormat) -> ByteBuffer
     ) {
         self.requestTimeout = requestTimeout
         self.progressed = progressed
+        self.page = page
         self.scrape = scrape
     }
 
@@ -199,10 +205,11 @@ final class MetricsHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         guard let target = requestPath(head.uri) else { return .status(.badRequest, extraHeaders: []) }
         let path = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-        guard path == "/metrics" else { return .status(.notFound, extraHeaders: []) }
+        let site = SitePage(path: path)
+        guard path == "/metrics" || site != nil else { return .status(.notFound, extraHeaders: []) }
         switch head.method {
-        case .GET: return .metrics(head: false)
-        case .HEAD: return .metrics(head: true)
+        case .GET: return site.map { .page($0, head: false) } ?? .metrics(head: false)
+        case .HEAD: return site.map { .page($0, head: true) } ?? .metrics(head: true)
         default: return .status(.methodNotAllowed, extraHeaders: [("Allow", "GET, HEAD")])
         }
     }
@@ -233,6 +240,12 @@ final class MetricsHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
             body = scrape(format)
             status = .ok
             headers.add(name: "Content-Type", value: format.contentType)
+            sendBody = !headOnly
+        case .page(let site, let headOnly):
+            body = page(site)
+            status = .ok
+            headers.add(name: "Content-Type", value: site.contentType)
+            headers.add(name: "Cache-Control", value: "no-store")
             sendBody = !headOnly
         case .status(let code, let extra):
             body = context.channel.allocator.buffer(string: "\(code.code) \(code.reasonPhrase)\n")
@@ -297,4 +310,27 @@ final class MetricsHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
 extension ChannelHandlerContext {
     fileprivate func writeAndFlushPromise() -> EventLoopPromise<Void> { eventLoop.makePromise() }
+}
+
+/// The pages the metrics endpoint serves besides `/metrics`.
+enum SitePage: Equatable {
+    /// `/`: what is here.
+    case landing
+    /// `/status`: the status page (`StatusSnapshot.html`).
+    case status
+    /// `/status.json`: its data (`StatusSnapshot.json`).
+    case statusData
+
+    init?(path: Substring) {
+        switch path {
+        case "/": self = .landing
+        case "/status", "/status/": self = .status
+        case "/status.json": self = .statusData
+        default: return nil
+        }
+    }
+
+    var contentType: String {
+        self == .statusData ? "application/json" : "text/html; charset=utf-8"
+    }
 }
