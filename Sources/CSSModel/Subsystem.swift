@@ -127,10 +127,11 @@ package struct Subsystem: Sendable {
             pmcw.pam = pam
             pmcw.lpm = lpm
             pmcw.chpids = ChannelPathSlots(rawValue: slots)
-            records.append(
-                Subchannel(
-                    id: sch.id, devType: UInt16(sch.devType), devModel: UInt8(sch.devModel),
-                    cuType: UInt16(sch.cuType), cuModel: UInt8(sch.cuModel), schib: SCHIB(pmcw: pmcw)))
+            var record = Subchannel(
+                id: sch.id, devType: UInt16(sch.devType), devModel: UInt8(sch.devModel),
+                cuType: UInt16(sch.cuType), cuModel: UInt8(sch.cuModel), schib: SCHIB(pmcw: pmcw))
+            record.isOnline = sch.online
+            records.append(record)
             recordIndex[sch.id.rawValue] = Int32(index)
         }
         for index in paths.indices { paths[index].subchannelCount = members[index].count }
