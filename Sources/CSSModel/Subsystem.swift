@@ -34,6 +34,9 @@ package struct Subsystem: Sendable {
     /// any size (a metrics scrape must not walk 262,144 subchannels); the tests check it
     /// against a full recount after random operations.
     var withoutOperationalPath: [UInt8: Int] = [:]
+    /// Devices in use on one operational path and on none, per path and per css, kept up to
+    /// date the same way (Subsystem+Redundancy.swift).
+    var redundancy = RedundancyCounts()
 
     /// The machine's CRW queue.
     package internal(set) var crwQueue: CRWQueue
@@ -142,6 +145,7 @@ package struct Subsystem: Sendable {
         self.recordIndex = recordIndex
         self.deviceIndex = deviceIndex
         self.members = members
+        redundancy = RedundancyCounts(records: records, paths: paths)
     }
 
     // MARK: Lookups
@@ -233,6 +237,7 @@ package struct Subsystem: Sendable {
             + dictionaryBytes(recordIndex) + dictionaryBytes(deviceIndex) + dictionaryBytes(pathIndex)
             + paths.capacity * MemoryLayout<ChannelPath>.stride
             + members.reduce(members.capacity * MemoryLayout<[UInt32]>.stride) { $0 + 32 + $1.capacity * 4 }
+            + redundancy.storageBytes
     }
 
     // MARK: Instructions
@@ -275,6 +280,7 @@ package struct Subsystem: Sendable {
             return ModifySubchannelResult(cc: 3, changed: false)
         }
         let current = records[index].schib
+        let paths = records[index].operationalPaths
         guard current.pmcw.deviceNumberValid else { return ModifySubchannelResult(cc: 0, changed: false) }
         if current.scsw.isStatusPending { return ModifySubchannelResult(cc: 1, changed: false) }
         if current.scsw.isBusy { return ModifySubchannelResult(cc: 2, changed: false) }
@@ -289,6 +295,7 @@ package struct Subsystem: Sendable {
             current.pmcw.chars & ~PMCW.Characteristics.modifiable | schib.pmcw.chars & PMCW.Characteristics.modifiable
         updated.mba = schib.mba
         records[index].schib = updated
+        redundancy.move(records[index], from: paths, to: records[index].operationalPaths)
         noteOperationalPath(
             cssid: id.cssid, before: current.pmcw.hasOperationalPathOrIsNotIO,
             after: updated.pmcw.hasOperationalPathOrIsNotIO)
