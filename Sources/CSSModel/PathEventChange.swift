@@ -15,6 +15,13 @@ package enum PathEventChange: String, CaseIterable, Hashable, Sendable {
     case recovered
     /// RCHP (reset-channel-path) with cc 0: the solicited report, no change of state or masks.
     case reset
+    /// Devices in use lost their redundancy: a change of the chpid left them on exactly one
+    /// operational path. Published by the pipeline right after that change, as a change of its
+    /// own (no state or mask change of its own; its affected subchannels are those devices).
+    case redundancyLost = "redundancy-lost"
+    /// Devices in use lost their last operational path through a change of the chpid; published
+    /// like `redundancyLost`.
+    case lastPathLost = "last-path-lost"
 
     package init(_ state: VaryState) { self = state == .online ? .online : .offline }
 
@@ -34,4 +41,9 @@ package enum PathEventChange: String, CaseIterable, Hashable, Sendable {
         default: return nil
         }
     }
+
+    /// Whether this kind tells what a change did to devices' redundancy (`redundancyLost`,
+    /// `lastPathLost`) rather than what happened to the path: such a change reaches no guest
+    /// (the masks went with the change it follows) and coalesces only with its own kind.
+    package var isRedundancyLoss: Bool { self == .redundancyLost || self == .lastPathLost }
 }
