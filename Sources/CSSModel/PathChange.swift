@@ -17,6 +17,11 @@ package struct PathChange: Hashable, Sendable {
     package let crws: [CRW]
     /// CRWs the machine made for this change that were lost to queue overflow.
     package let crwsLost: Int
+    /// The devices in use among `affected` that lost their redundancy or their last path in
+    /// this change (set by the model's operations and observations; empty when made by hand).
+    /// The pipeline publishes them as changes of their own (`redundancy-lost`,
+    /// `last-path-lost`) and journals this change without them.
+    package var losses = RedundancyLosses()
 
     package init(before: ChannelPath, after: ChannelPath, affected: [AffectedSubchannel], crws: [CRW], crwsLost: Int) {
         self.before = before

@@ -19,6 +19,14 @@ package enum PathEventChange: String, CaseIterable, Hashable, Sendable {
     /// state or masks; the event says which chpid, the drift query says how.
     case drift
 
+    /// Devices in use lost their redundancy: a change of the chpid left them on exactly one
+    /// operational path. Published by the pipeline right after that change, as a change of its
+    /// own (no state or mask change of its own; its affected subchannels are those devices).
+    case redundancyLost = "redundancy-lost"
+    /// Devices in use lost their last operational path through a change of the chpid; published
+    /// like `redundancyLost`.
+    case lastPathLost = "last-path-lost"
+
     /// A report about a path rather than a change of it (a reset, a drift): published although
     /// it alters no state and no mask.
     package var isReport: Bool { self == .reset || self == .drift }
@@ -41,4 +49,9 @@ package enum PathEventChange: String, CaseIterable, Hashable, Sendable {
         default: return nil
         }
     }
+
+    /// Whether this kind tells what a change did to devices' redundancy (`redundancyLost`,
+    /// `lastPathLost`) rather than what happened to the path: such a change reaches no guest
+    /// (the masks went with the change it follows) and coalesces only with its own kind.
+    package var isRedundancyLoss: Bool { self == .redundancyLost || self == .lastPathLost }
 }

@@ -369,6 +369,7 @@ extension Subsystem {
         for record in restored.records where !record.schib.pmcw.hasOperationalPathOrIsNotIO {
             restored.withoutOperationalPath[record.id.cssid, default: 0] += 1
         }
+        restored.redundancy = RedundancyCounts(records: restored.records, paths: restored.paths)
         self = restored
     }
 }

@@ -24,6 +24,10 @@ package struct Subchannel: Hashable, Sendable {
     /// has no ccw device, e.g. after the only path was varied offline). The model's own
     /// subchannels always have their device.
     package internal(set) var hasDevice: Bool = true
+    /// Whether the device is online (Linux's ccw device `online` attribute; lscss's Use
+    /// column): from the topology's `online`, which a linux-sysfs reading sets from the file.
+    /// `isInUse` combines it with the device being there.
+    package internal(set) var isOnline: Bool = true
 
     package init(id: SubchannelID, devType: UInt16, devModel: UInt8, cuType: UInt16, cuModel: UInt8, schib: SCHIB) {
         self.schib = schib

@@ -18,6 +18,7 @@ extension Subsystem {
         guard let index = recordIndex[id.rawValue].map({ Int($0) }) else { throw .unknownSubchannel(id) }
         var pmcw = records[index].schib.pmcw
         let before = pmcw.hasOperationalPathOrIsNotIO
+        let paths = records[index].operationalPaths
         pmcw.pam = pam & pmcw.pim
         pmcw.pom = pom
         pmcw.lpm = lpm & pmcw.pim
@@ -25,6 +26,7 @@ extension Subsystem {
         records[index].schib.pmcw = pmcw
         records[index].schib.scsw.pathNotOperational = pmcw.pnom != 0
         noteOperationalPath(cssid: id.cssid, before: before, after: pmcw.hasOperationalPathOrIsNotIO)
+        redundancy.move(records[index], from: paths, to: records[index].operationalPaths)
         records[index].verifiedPathMask = vpm.map { $0 & pmcw.pim }
     }
 
@@ -33,7 +35,10 @@ extension Subsystem {
     /// - Throws: `ModelError.unknownSubchannel`.
     package mutating func setObservedDevice(_ id: SubchannelID, present: Bool) throws(ModelError) {
         guard let index = recordIndex[id.rawValue].map({ Int($0) }) else { throw .unknownSubchannel(id) }
+        let paths = records[index].operationalPaths
         records[index].hasDevice = present
+        // A device that went away is no longer in use: it leaves the redundancy counts.
+        redundancy.move(records[index], from: paths, to: records[index].operationalPaths)
     }
 
     /// Whether `other` describes the same subchannels with the same installed paths, so that
@@ -57,15 +62,18 @@ extension Subsystem {
     package func pathChanges(to newer: Subsystem) -> [PathChange] {
         precondition(hasSameLayout(as: newer), "observations of different machines")
         var affectedByPath = [[AffectedSubchannel]](repeating: [], count: paths.count)
+        var lossesByPath = [PathChange.RedundancyLosses](repeating: .init(), count: paths.count)
         for index in records.indices {
             let old = records[index].schib.pmcw
             let new = newer.records[index].schib.pmcw
             let changedBits = (old.lpm ^ new.lpm) | (old.pam ^ new.pam) | (old.pom ^ new.pom) | (old.pnom ^ new.pnom)
             guard changedBits != 0 else { continue }
             let record = newer.records[index]
+            let (loss, lossSlot) = Self.redundancyLoss(from: records[index], to: record)
             for slot in 0..<8 where changedBits & pathMaskBit(slot: slot) != 0 {
                 let chpid = ChannelPathID(cssid: record.id.cssid, chpid: new.chpids[slot])
                 guard let path = pathIndex[chpid.rawValue] else { continue }
+                if slot == lossSlot { lossesByPath[path].note(loss, at: affectedByPath[path].count) }
                 affectedByPath[path].append(
                     AffectedSubchannel(
                         id: record.id, device: record.deviceID, slot: slot, pim: new.pim, lpm: new.lpm, pam: new.pam,
@@ -74,10 +82,11 @@ extension Subsystem {
         }
         var changes: [PathChange] = []
         for index in paths.indices where paths[index] != newer.paths[index] || !affectedByPath[index].isEmpty {
-            changes.append(
-                PathChange(
-                    before: paths[index], after: newer.paths[index], affected: affectedByPath[index], crws: [],
-                    crwsLost: 0))
+            var change = PathChange(
+                before: paths[index], after: newer.paths[index], affected: affectedByPath[index], crws: [],
+                crwsLost: 0)
+            change.losses = lossesByPath[index]
+            changes.append(change)
         }
         return changes
     }
@@ -100,6 +109,7 @@ extension Subsystem {
         to newer: Subsystem, subchannels: some Sequence<SubchannelID>, paths changedPaths: some Sequence<ChannelPathID>
     ) -> [PathChange] {
         var affectedByPath: [Int: [AffectedSubchannel]] = [:]
+        var lossesByPath: [Int: PathChange.RedundancyLosses] = [:]
         var indexes: [Int] = []
         for id in subchannels {
             guard let index = recordIndex[id.rawValue].map({ Int($0) }), newer.recordIndex[id.rawValue] == Int32(index)
@@ -115,9 +125,13 @@ extension Subsystem {
             let changedBits = (old.lpm ^ new.lpm) | (old.pam ^ new.pam) | (old.pom ^ new.pom) | (old.pnom ^ new.pnom)
             guard changedBits != 0 else { continue }
             let record = newer.records[index]
+            let (loss, lossSlot) = Self.redundancyLoss(from: records[index], to: record)
             for slot in 0..<8 where changedBits & pathMaskBit(slot: slot) != 0 {
                 let chpid = ChannelPathID(cssid: record.id.cssid, chpid: new.chpids[slot])
                 guard let path = pathIndex[chpid.rawValue] else { continue }
+                if slot == lossSlot {
+                    lossesByPath[path, default: .init()].note(loss, at: affectedByPath[path]?.count ?? 0)
+                }
                 affectedByPath[path, default: []].append(
                     AffectedSubchannel(
                         id: record.id, device: record.deviceID, slot: slot, pim: new.pim, lpm: new.lpm, pam: new.pam,
@@ -131,9 +145,20 @@ extension Subsystem {
             }
         }
         return pathIndexes.sorted().map { index in
-            PathChange(
+            var change = PathChange(
                 before: paths[index], after: newer.paths[index], affected: affectedByPath[index] ?? [], crws: [],
                 crwsLost: 0)
+            change.losses = lossesByPath[index] ?? .init()
+            return change
         }
+    }
+
+    /// What a device lost between two readings of it (same layout), and the slot it is told
+    /// under: the lowest whose operational bit went (one event per device and change, even
+    /// when a reading finds several paths gone at once); slot -1 when it lost nothing.
+    static func redundancyLoss(from old: Subchannel, to new: Subchannel) -> (RedundancyLoss?, Int) {
+        let before = old.operationalPaths
+        guard let loss = RedundancyLoss(from: before, to: new.operationalPaths) else { return (nil, -1) }
+        return (loss, (before.mask & ~new.operationalPaths.mask).leadingZeroBitCount)
     }
 }

@@ -19,8 +19,10 @@ extension Subsystem {
         guard let path = pathIndex[id.rawValue] else { throw .unknownChannelPath(id) }
         let before = paths[path]
         paths[path].vary = state
-        let affected = applyToMembers(of: path, MaskUpdate(lpm: state == .online))
-        return PathChange(before: before, after: paths[path], affected: affected, crws: [], crwsLost: 0)
+        let (affected, losses) = applyToMembers(of: path, MaskUpdate(lpm: state == .online))
+        var change = PathChange(before: before, after: paths[path], affected: affected, crws: [], crwsLost: 0)
+        change.losses = losses
+        return change
     }
 
     /// Varies a path for one subchannel only (Linux's per-device vary): its LPM bit changes,
@@ -36,10 +38,14 @@ extension Subsystem {
         }
         guard let slot = records[index].slot(of: id) else { throw .pathNotInstalled(id, subchannel) }
         var affected: [AffectedSubchannel] = []
-        if let change = apply(MaskUpdate(lpm: state == .online), toRecord: index, slot: slot) {
+        var losses = PathChange.RedundancyLosses()
+        if let (change, loss) = apply(MaskUpdate(lpm: state == .online), toRecord: index, slot: slot) {
+            losses.note(loss, at: affected.count)
             affected.append(change)
         }
-        return PathChange(before: paths[path], after: paths[path], affected: affected, crws: [], crwsLost: 0)
+        var change = PathChange(before: paths[path], after: paths[path], affected: affected, crws: [], crwsLost: 0)
+        change.losses = losses
+        return change
     }
 
     /// Configures a path (SCLP configure / deconfigure, sysfs `configure` 1 / 0). Going to
@@ -128,7 +134,7 @@ extension Subsystem {
             update.pom = after.isOperational
             update.pnom = !after.isOperational
         }
-        let affected = update.isEmpty ? [] : applyToMembers(of: path, update)
+        let (affected, losses) = update.isEmpty ? ([], PathChange.RedundancyLosses()) : applyToMembers(of: path, update)
         var crws: [CRW] = []
         var lost = 0
         if let erc = Subsystem.machineReport(from: before, to: after) {
@@ -136,38 +142,65 @@ extension Subsystem {
             crws = queueReport(report, cssid: after.id.cssid)
             if crws.isEmpty { lost = report.count }
         }
-        return PathChange(before: before, after: after, affected: affected, crws: crws, crwsLost: lost)
+        var change = PathChange(before: before, after: after, affected: affected, crws: crws, crwsLost: lost)
+        change.losses = losses
+        return change
     }
 
-    /// Applies `update` to the path's bit in every member subchannel.
-    private mutating func applyToMembers(of path: Int, _ update: MaskUpdate) -> [AffectedSubchannel] {
+    /// Applies `update` to the path's bit in every member subchannel; returns the members whose
+    /// masks changed and which of them lost their redundancy or last path.
+    private mutating func applyToMembers(of path: Int, _ update: MaskUpdate)
+        -> ([AffectedSubchannel], PathChange.RedundancyLosses)
+    {
         let list = members[path]
         var affected: [AffectedSubchannel] = []
         affected.reserveCapacity(list.count)
+        var losses = PathChange.RedundancyLosses()
         // Every member of a path is in the path's css: one count to adjust.
         var lostOperational = 0
+        // Taken out for the loop (the records are borrowed mutably in it) and put back.
+        var counts = RedundancyCounts()
+        swap(&counts, &redundancy)
         records.withUnsafeMutableBufferPointer { records in
             for entry in list {
                 let index = Int(entry >> 3)
-                let before = records[index].schib.pmcw.hasOperationalPathOrIsNotIO
-                if let change = update.apply(to: &records[index], slot: Int(entry & 7)) {
-                    affected.append(change)
-                    let after = records[index].schib.pmcw.hasOperationalPathOrIsNotIO
-                    if before != after { lostOperational += after ? -1 : 1 }
-                }
+                let old = records[index].schib.pmcw
+                guard let change = update.apply(to: &records[index], slot: Int(entry & 7)) else { continue }
+                let position = affected.count
+                affected.append(change)
+                // A subchannel with two or more operational paths before and after (most of
+                // them, on a machine with redundant paths) changes no count: two mask
+                // computations and nothing else.
+                let oldMask = old.pim & old.pam & old.pom & old.lpm
+                let newMask = change.pim & change.pam & change.pom & change.lpm
+                if oldMask & (oldMask &- 1) != 0 && newMask & (newMask &- 1) != 0 { continue }
+                // A mask update changes neither the subchannel type, the device number nor
+                // the device's presence: "before" differs from "after" in the mask only.
+                let isIO = old.chars & PMCW.Characteristics.subchannelType == 0
+                let after = records[index].operationalPaths
+                let before = OperationalPaths(mask: isIO ? oldMask : 0, inUse: after.inUse, isDevice: after.isDevice)
+                losses.note(RedundancyLoss(from: before, to: after), at: position)
+                counts.move(records[index], from: before, to: after)
+                if isIO && (oldMask == 0) != (newMask == 0) { lostOperational += newMask == 0 ? 1 : -1 }
             }
         }
+        swap(&counts, &redundancy)
         if lostOperational != 0 { withoutOperationalPath[paths[path].id.cssid, default: 0] += lostOperational }
-        return affected
+        return (affected, losses)
     }
 
-    private mutating func apply(_ update: MaskUpdate, toRecord index: Int, slot: Int) -> AffectedSubchannel? {
-        let before = records[index].schib.pmcw.hasOperationalPathOrIsNotIO
-        let change = update.apply(to: &records[index], slot: slot)
+    private mutating func apply(_ update: MaskUpdate, toRecord index: Int, slot: Int)
+        -> (AffectedSubchannel, RedundancyLoss?)?
+    {
+        let before = records[index].operationalPaths
+        let hadOperational = records[index].schib.pmcw.hasOperationalPathOrIsNotIO
+        guard let change = update.apply(to: &records[index], slot: slot) else { return nil }
+        let after = records[index].operationalPaths
+        redundancy.move(records[index], from: before, to: after)
         noteOperationalPath(
-            cssid: records[index].id.cssid, before: before, after: records[index].schib.pmcw.hasOperationalPathOrIsNotIO
-        )
-        return change
+            cssid: records[index].id.cssid, before: hadOperational,
+            after: records[index].schib.pmcw.hasOperationalPathOrIsNotIO)
+        return (change, RedundancyLoss(from: before, to: after))
     }
 }
 

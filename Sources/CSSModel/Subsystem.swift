@@ -34,6 +34,9 @@ package struct Subsystem: Sendable {
     /// any size (a metrics scrape must not walk 262,144 subchannels); the tests check it
     /// against a full recount after random operations.
     var withoutOperationalPath: [UInt8: Int] = [:]
+    /// Devices in use on one operational path and on none, per path and per css, kept up to
+    /// date the same way (Subsystem+Redundancy.swift).
+    var redundancy = RedundancyCounts()
 
     /// The machine's CRW queue.
     package internal(set) var crwQueue: CRWQueue
@@ -127,10 +130,11 @@ package struct Subsystem: Sendable {
             pmcw.pam = pam
             pmcw.lpm = lpm
             pmcw.chpids = ChannelPathSlots(rawValue: slots)
-            records.append(
-                Subchannel(
-                    id: sch.id, devType: UInt16(sch.devType), devModel: UInt8(sch.devModel),
-                    cuType: UInt16(sch.cuType), cuModel: UInt8(sch.cuModel), schib: SCHIB(pmcw: pmcw)))
+            var record = Subchannel(
+                id: sch.id, devType: UInt16(sch.devType), devModel: UInt8(sch.devModel),
+                cuType: UInt16(sch.cuType), cuModel: UInt8(sch.cuModel), schib: SCHIB(pmcw: pmcw))
+            record.isOnline = sch.online
+            records.append(record)
             recordIndex[sch.id.rawValue] = Int32(index)
         }
         for index in paths.indices { paths[index].subchannelCount = members[index].count }
@@ -141,6 +145,7 @@ package struct Subsystem: Sendable {
         self.recordIndex = recordIndex
         self.deviceIndex = deviceIndex
         self.members = members
+        redundancy = RedundancyCounts(records: records, paths: paths)
     }
 
     // MARK: Lookups
@@ -232,6 +237,7 @@ package struct Subsystem: Sendable {
             + dictionaryBytes(recordIndex) + dictionaryBytes(deviceIndex) + dictionaryBytes(pathIndex)
             + paths.capacity * MemoryLayout<ChannelPath>.stride
             + members.reduce(members.capacity * MemoryLayout<[UInt32]>.stride) { $0 + 32 + $1.capacity * 4 }
+            + redundancy.storageBytes
     }
 
     // MARK: Instructions
@@ -274,6 +280,7 @@ package struct Subsystem: Sendable {
             return ModifySubchannelResult(cc: 3, changed: false)
         }
         let current = records[index].schib
+        let paths = records[index].operationalPaths
         guard current.pmcw.deviceNumberValid else { return ModifySubchannelResult(cc: 0, changed: false) }
         if current.scsw.isStatusPending { return ModifySubchannelResult(cc: 1, changed: false) }
         if current.scsw.isBusy { return ModifySubchannelResult(cc: 2, changed: false) }
@@ -288,6 +295,7 @@ package struct Subsystem: Sendable {
             current.pmcw.chars & ~PMCW.Characteristics.modifiable | schib.pmcw.chars & PMCW.Characteristics.modifiable
         updated.mba = schib.mba
         records[index].schib = updated
+        redundancy.move(records[index], from: paths, to: records[index].operationalPaths)
         noteOperationalPath(
             cssid: id.cssid, before: current.pmcw.hasOperationalPathOrIsNotIO,
             after: updated.pmcw.hasOperationalPathOrIsNotIO)

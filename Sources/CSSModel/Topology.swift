@@ -55,8 +55,13 @@ package struct Topology: Hashable, Sendable {
         package var cuModel: Int
         /// The installed paths, slot 0 first: one to eight chpids of the subchannel's own css.
         package var chpids: [ChannelPathID]
-        /// ENA in the PMCW (the OS has the device in use).
+        /// ENA in the PMCW (the OS has the subchannel enabled for I/O).
         package var enabled: Bool
+        /// Whether the device is online, i.e. in use: Linux's ccw device `online` attribute,
+        /// which lscss shows as `yes` in its Use column. Default true: a model device is in use
+        /// unless its description says otherwise, so that the last-path interlock protects it.
+        /// Means nothing for a subchannel without a device number.
+        package var online: Bool
         /// Interruption subclass, 0...7.
         package var isc: Int
         /// I/O (the default) or a subchannel without device and paths (CHSC, message, EADM),
@@ -69,8 +74,9 @@ package struct Topology: Hashable, Sendable {
         package init(
             id: SubchannelID, devno: Int?, devType: Int, devModel: Int, cuType: Int, cuModel: Int,
             chpids: [ChannelPathID], enabled: Bool = false, isc: Int = 0, type: SubchannelType = .io,
-            qdio: Bool? = nil
+            qdio: Bool? = nil, online: Bool = true
         ) {
+            self.online = online
             self.qdio = qdio
             self.type = type
             self.id = id

@@ -73,8 +73,8 @@ extension SysfsMirror {
                         "reading \(paths.subchannel(sch.id))/\(device)/online: \(SysfsFiles.describe(code))",
                         kind: .unreadable)
                 case .bytes(let n):
-                    if (n > 0 && buffer[0] == 0x31) != pmcw.isEnabled {
-                        layoutChanged = true  // set on- or offline: the model holds ENA per record
+                    if (n > 0 && buffer[0] == 0x31) != sch.isOnline {
+                        layoutChanged = true  // set on- or offline: the model holds it (and ENA) per record
                         return nil
                     }
                 }

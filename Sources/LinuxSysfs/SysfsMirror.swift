@@ -379,9 +379,11 @@ final class SysfsMirror {
         guard !changed.isEmpty else { return nil }
         let changes = subsystem.pathChanges(to: working, subchannels: changed, paths: []).map { change in
             guard let before = causes[change.chpid] else { return change }
-            return PathChange(
+            var attributed = PathChange(
                 before: before, after: change.after, affected: change.affected, crws: change.crws,
                 crwsLost: change.crwsLost)
+            attributed.losses = change.losses
+            return attributed
         }
         subsystem = working
         generation += 1

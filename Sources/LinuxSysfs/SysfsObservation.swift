@@ -375,7 +375,7 @@ struct SysfsObservation {
         topology.subchannels.append(
             .init(
                 id: id, devno: devno, devType: devType, devModel: devModel, cuType: cuType, cuModel: cuModel,
-                chpids: chpids, enabled: online))
+                chpids: chpids, enabled: online, online: online))
         // `vpm` (drivers/s390/cio/css.c vpm_show, "%02x"): what the kernel verified.
         let vpm = attribute(dir + "/vpm").flatMap { parseHex($0[...], maxDigits: 2) }.map { packed($0) }
         self.masks[id] = (pam: packed(masks[1]), pom: packed(masks[2]) | ~packed(0xff), vpm: vpm)

@@ -24,6 +24,8 @@ import VFIOCCW
 ///   each with exactly one series at 1 per chpid, and `cssd_chpid_subchannels{chpid}`;
 /// - per css: `cssd_css_subchannels`, `cssd_css_subchannels_without_operational_path` (no bit
 ///   in PIM & PAM & POM & LPM), `cssd_css_crws_queued`, `cssd_css_crws_lost_total`;
+/// - per chpid and per css: `cssd_{chpid,css}_online_devices_{single_path,redundancy_lost,without_path}`
+///   (`MetricsCollector+Redundancy.swift`);
 /// - per subscription granularity: `cssd_path_events_{published,delivered,coalesced,dropped}_total`,
 ///   `cssd_path_events_queued`, `cssd_path_event_subscriptions`;
 /// - per guest: `cssd_guest_{notifications,crws_queued,crws_lost}_total{guest,strategy}`
@@ -48,6 +50,8 @@ final class MetricsCollector: PathChangeSink {
     let registry: PrometheusCollectorRegistry
     var chpids: [UInt16: ChpidSeries] = [:]
     var css: [UInt8: CSSSeries] = [:]
+    var chpidRedundancy: [UInt16: RedundancySeries] = [:]
+    var cssRedundancy: [UInt8: RedundancySeries] = [:]
     var granularities: [PathEventGranularity: PathEventSeries] = [:]
     var guests: [String: GuestSeries] = [:]
     private var changes: [ChangeKey: Counter] = [:]
@@ -88,6 +92,7 @@ final class MetricsCollector: PathChangeSink {
     ) {
         collectChannelPaths(subsystem, backend: backend)
         collectChannelSubsystems(subsystem)
+        collectRedundancy(subsystem)
         collectPathEvents(pathEvents)
         collectGuests(guests)
         collectBackend(backend)

@@ -157,20 +157,49 @@ package final class PathChangePublisher {
     /// Publishes one change (see the type). A change that altered nothing (no path state, no
     /// mask, no CRW, and not a reset or a drift, whose report is the point) is not published: no guest, subscription or sink hears
     /// of it, and it takes no sequence number.
+    ///
+    /// When the change cost devices in use their redundancy or their last path
+    /// (`change.losses`), each of those is published right after it as a change of its own,
+    /// under the same chpid, cause and time, with the next sequence numbers: `redundancy-lost`
+    /// (its affected subchannels are the devices left on one operational path), then
+    /// `last-path-lost` (those left on none). They carry no state change, reach no guest (the
+    /// masks went with the change they follow), and are journaled like any change; the change
+    /// itself is journaled without `losses`, as a journal decodes it.
     /// - Parameters:
     ///   - change: what the backend reported; a reset is `PathChange(resetOf:crws:)`.
     ///   - kind: what happened; `.reset` for RCHP.
     ///   - cause: where it came from.
     ///   - time: its events' timestamp: the command's (`CommandContext.time`, fixed while a
     ///     recorded command or a replay runs); nil: `clock()` now.
-    /// - Returns: what was published, or nil when nothing was.
+    /// - Returns: what was published for `change` itself (not the losses after it), or nil
+    ///   when nothing was.
     @discardableResult
     package func publish(
         _ change: PathChange, as kind: PathEventChange, cause: PathChangeCause, at time: EventTime? = nil
     ) -> PublishedPathChange? {
         guard kind.isReport || !change.altersNothing else { return nil }
         let time = time ?? clock()
-        let reachedGuests = guests.hostPathChanged(change, as: kind)
+        var stripped = change
+        stripped.losses = PathChange.RedundancyLosses()
+        let published = publishOne(stripped, as: kind, cause: cause, at: time)
+        let losses = change.losses
+        for (lossKind, positions) in [
+            (PathEventChange.redundancyLost, losses.redundancyLost), (.lastPathLost, losses.lastPathLost),
+        ]
+        where !positions.isEmpty {
+            let loss = PathChange(
+                before: change.after, after: change.after, affected: change.affected(at: positions), crws: [],
+                crwsLost: 0)
+            publishOne(loss, as: lossKind, cause: cause, at: time)
+        }
+        return published
+    }
+
+    @discardableResult
+    private func publishOne(_ change: PathChange, as kind: PathEventChange, cause: PathChangeCause, at time: EventTime)
+        -> PublishedPathChange
+    {
+        let reachedGuests = kind.isRedundancyLoss ? [] : guests.hostPathChanged(change, as: kind)
         let sequence = lastSequence + 1
         let reached = hub.publish(change, as: kind, at: time, guests: reachedGuests, sequence: sequence)
         lastSequence = sequence

@@ -55,20 +55,37 @@ package enum PathEvent: Hashable, Sendable {
     /// same chpid's event, or the same subchannel's event for the same chpid (its masks are
     /// the latest state, and which path changed is kept), or the same guest's for the same
     /// guest chpid. A chpid's drift report (`.drift`) replaces only its older drift report.
+    ///
+    /// A redundancy loss (`redundancy-lost`, `last-path-lost`) replaces only an unread one of
+    /// the same kind, chpid (and subchannel): it follows the path change that caused it, which
+    /// must not be replaced by it (bits 48-55 hold the kind; the subchannel id ends at bit 47).
     var coalescingKey: UInt64 {
         switch self {
         // A drift report replaces only an older drift report of its chpid: were it to replace
         // the change that made the drift (published just before it), that change's kind would
         // be lost.
         case .channelPath(let event) where event.change == .drift: return 5 << 56 | UInt64(event.chpid.rawValue)
-        case .channelPath(let event): return UInt64(event.chpid.rawValue)
+        case .channelPath(let event): return Self.lossBits(event.change) | UInt64(event.chpid.rawValue)
         case .subchannel(let event):
-            return 1 << 56 | UInt64(event.subchannel.rawValue) << 16 | UInt64(event.chpid.rawValue)
+            return 1 << 56 | Self.lossBits(event.change) | UInt64(event.subchannel.rawValue) << 16
+                | UInt64(event.chpid.rawValue)
         case .guest(let event, let number):
             return 2 << 56 | UInt64(number) << 16 | UInt64(event.guestChpid.rawValue)
         case .gap: return 3 << 56  // one per subscription, never replaced
         // The latest crossing of a chpid replaces an unread older one: its level is the news.
         case .utilization(let event): return 4 << 56 | UInt64(event.chpid.rawValue)
+        }
+    }
+}
+
+extension PathEvent {
+    /// The bits 48-55 of a coalescing key that keep a redundancy loss apart from path changes.
+    @inline(__always)
+    static func lossBits(_ change: PathEventChange) -> UInt64 {
+        switch change {
+        case .redundancyLost: return 1 << 48
+        case .lastPathLost: return 2 << 48
+        default: return 0
         }
     }
 }

@@ -51,7 +51,7 @@ package struct OsloNotificationEncoder: Sendable {
     /// Whether a change loses a path (priority WARN).
     package static func losesPath(_ change: PathEventChange) -> Bool {
         switch change {
-        case .offline, .standby, .permanentError, .temporaryError: return true
+        case .offline, .standby, .permanentError, .temporaryError, .redundancyLost, .lastPathLost: return true
         case .online, .configured, .recovered, .reset, .drift: return false
         }
     }

@@ -185,6 +185,7 @@ struct FastTopologyReader {
         var device = (type: 0, model: 0)
         var cu: (type: Int, model: Int)?
         var enabled = false
+        var online = true
         var isc = 0
         var chpids: [ChannelPathID]?
         while true {
@@ -195,7 +196,7 @@ struct FastTopologyReader {
                 if let set = devno?.set, set != Int(id.rawValue >> 16) { return nil }
                 return Topology.Subchannel(
                     id: id, devno: devno?.value, devType: device.type, devModel: device.model, cuType: cu.type,
-                    cuModel: cu.model, chpids: chpids, enabled: enabled, isc: isc)
+                    cuModel: cu.model, chpids: chpids, enabled: enabled, isc: isc, online: online)
             case 0:
                 guard let value = subchannelID() else { return nil }
                 id = value
@@ -221,6 +222,9 @@ struct FastTopologyReader {
             case 6:
                 guard let list = chpidList() else { return nil }
                 chpids = list
+            case 9:
+                guard let value = bool() else { return nil }
+                online = value
             default:
                 return nil  // "type", "qdio": rare, the full decoder reads them
             }

@@ -30,7 +30,7 @@ struct TopologyDecoder {
     static let cssKeys: [StaticString] = ["cssid"]
     static let chpidKeys: [StaticString] = ["chpid", "type", "shared", "pchid", "vary", "configure"]
     static let subchannelKeys: [StaticString] = [
-        "subchannel", "devno", "dev-type", "cu-type", "enabled", "isc", "chpids", "type", "qdio",
+        "subchannel", "devno", "dev-type", "cu-type", "enabled", "isc", "chpids", "type", "qdio", "online",
     ]
     static let measurementKeys: [StaticString] = ["authorized", "chpids"]
     static let measuredPathKeys: [StaticString] = ["chpid", "cmg", "load"]
@@ -244,7 +244,7 @@ struct TopologyDecoder {
         var values:
             (
                 id: Node?, devno: Node?, devType: Node?, cuType: Node?, enabled: Node?, isc: Node?, chpids: Node?,
-                type: Node?, qdio: Node?
+                type: Node?, qdio: Node?, online: Node?
             )
         try members(node, Self.subchannelKeys, path: "subchannels[\(index)]") { key, value in
             switch key {
@@ -256,7 +256,8 @@ struct TopologyDecoder {
             case 5: values.isc = value
             case 6: values.chpids = value
             case 7: values.type = value
-            default: values.qdio = value
+            case 8: values.qdio = value
+            default: values.online = value
             }
         }
         var qdio: Bool?
@@ -296,6 +297,8 @@ struct TopologyDecoder {
         if let node = values.enabled { enabled = try bool(node, path: "subchannels[\(index)].enabled") }
         var isc = 0
         if let node = values.isc { isc = try integer(node, path: "subchannels[\(index)].isc") }
+        var online = true
+        if let node = values.online { online = try bool(node, path: "subchannels[\(index)].online") }
         guard let list = values.chpids else { throw missing("subchannels[\(index)]", "chpids") }
         try array(list, path: "subchannels[\(index)].chpids")
         let count = list.count
@@ -306,7 +309,7 @@ struct TopologyDecoder {
         }
         return Topology.Subchannel(
             id: id, devno: devno, devType: device.type, devModel: device.model, cuType: cu.type,
-            cuModel: cu.model, chpids: chpids, enabled: enabled, isc: isc, qdio: qdio)
+            cuModel: cu.model, chpids: chpids, enabled: enabled, isc: isc, qdio: qdio, online: online)
     }
 
     // MARK: Guests

@@ -34,8 +34,8 @@ import JSONValues
 ///   ]}
 /// }
 /// ```
-/// `pchid` is left out when there is none; `enabled` and `isc` only when not their defaults
-/// (false, 0); `qdio` only when the description states it (nil: derived from the control
+/// `pchid` is left out when there is none; `enabled`, `online` and `isc` only when not their
+/// defaults (false, true, 0); `qdio` only when the description states it (nil: derived from the control
 /// unit, so generated and sysfs-read topologies never carry it); a guest's and a guest device's optional members only when set. A number out
 /// of its field's range is written as a JSON integer, so that decoding it reports the range
 /// error instead of a notation error.
@@ -142,6 +142,7 @@ enum TopologyEncoder {
             out.append(text: ", \"cu-type\": ")
             typeModel(sch.cuType, sch.cuModel, to: &out)
             if sch.enabled { out.append(text: ", \"enabled\": true") }
+            if !sch.online { out.append(text: ", \"online\": false") }
             if sch.isc != 0 {
                 out.append(text: ", \"isc\": ")
                 out.append(decimal: sch.isc)

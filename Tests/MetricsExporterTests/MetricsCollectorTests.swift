@@ -40,16 +40,25 @@ import VFIOCCW
         var now = Self.samples(registry)
         #expect(now[#"cssd_build_info{version="9.9.9"}"#] == 1)
         #expect(now[#"cssd_backend_info{backend="model"}"#] == 1)
-        // Every chpid: each state set has exactly one state at 1, and 11 series in all.
+        // Every chpid: each state set has exactly one state at 1, and 14 series in all.
         for path in state.subsystem.channelPaths {
             let chpid = #"chpid="\#(path.id)""#
             for set in ["vary", "configure", "condition"] {
                 let values = now.filter { $0.key.hasPrefix("cssd_chpid_\(set)_state{\(chpid),") }.map(\.value)
                 #expect(values.sorted().last == 1 && values.reduce(0, +) == 1, "\(path.id) \(set)")
             }
-            #expect(now.keys.count { $0.contains(chpid + ",") || $0.contains(chpid + "}") } == 11)
+            #expect(now.keys.count { $0.contains(chpid + ",") || $0.contains(chpid + "}") } == 14)
         }
         #expect(now[#"cssd_css_subchannels_without_operational_path{cssid="0"}"#] == 0)
+        // Redundancy from the start: 0.0.3000-3001 run on 0.4c alone (0.4d in standby); the
+        // OSA triple on 0.60 was installed with one path (single, but no redundancy lost).
+        #expect(now[#"cssd_chpid_online_devices_single_path{chpid="0.4c"}"#] == 2)
+        #expect(now[#"cssd_chpid_online_devices_redundancy_lost{chpid="0.4c"}"#] == 2)
+        #expect(now[#"cssd_chpid_online_devices_single_path{chpid="0.60"}"#] == 3)
+        #expect(now[#"cssd_chpid_online_devices_redundancy_lost{chpid="0.60"}"#] == 0)
+        #expect(now[#"cssd_css_online_devices_single_path{cssid="0"}"#] == 5)
+        #expect(now[#"cssd_css_online_devices_single_path{cssid="fe"}"#] == 4)
+        #expect(now[#"cssd_css_online_devices_without_path{cssid="0"}"#] == 0)
         #expect(now[#"cssd_guest_crws_queued_total{guest="guest1",strategy="crw"}"#] == 0)
 
         _ = try state.backend.configurePath(Self.chp("0.60"), to: .standby)
@@ -68,6 +77,11 @@ import VFIOCCW
         #expect(now[#"cssd_chpid_vary_state{chpid="0.40",state="offline"}"#] == 1)
         // The OSA devices have 0.60 only; the DASDs on 0.40-0.43 keep 0.42 and 0.43.
         #expect(now[#"cssd_css_subchannels_without_operational_path{cssid="0"}"#] == 3)
+        // They are online devices: without a path now, counted on 0.60 and in css 0.
+        #expect(now[#"cssd_chpid_online_devices_without_path{chpid="0.60"}"#] == 3)
+        #expect(now[#"cssd_chpid_online_devices_single_path{chpid="0.60"}"#] == 0)
+        #expect(now[#"cssd_css_online_devices_without_path{cssid="0"}"#] == 3)
+        #expect(now[#"cssd_css_online_devices_single_path{cssid="0"}"#] == 2)
         // "Path gone" for 0.60 and 0.41, each two words (MCSSE chains the cssid word).
         #expect(now[#"cssd_css_crws_queued{cssid="0"}"#] == 4)
         // Only the published change was counted, by the pipeline's sink.

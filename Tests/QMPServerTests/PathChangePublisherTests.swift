@@ -112,12 +112,18 @@ struct PathChangePublisherTests {
         for (request, _) in requests {
             #expect(pipeline.execute(request).first?["return"] != nil, "\(request)")
         }
+        // The temporary error leaves the 42 DASDs of 0.40-0.43 on 0.43 alone: its change is
+        // followed by a redundancy-lost change of its own (the command's too).
         let published = pipeline.sink.published
-        #expect(published.map(\.kind) == requests.map(\.1))
-        #expect(published.map(\.sequence) == [1, 2, 3, 4, 5])
+        #expect(published.map(\.kind) == [.offline, .standby, .temporaryError, .redundancyLost, .reset, .offline])
+        #expect(published.map(\.sequence) == [1, 2, 3, 4, 5, 6])
         #expect(published.allSatisfy { $0.cause == .command(by: .connection(connection)) })
         #expect(published.allSatisfy { $0.time == EventTime(seconds: 7, microseconds: 8) })
-        #expect(published.map(\.change.chpid) == [chp("0.40"), chp("0.41"), chp("0.42"), chp("0.43"), chp("0.44")])
+        #expect(
+            published.map(\.change.chpid) == [
+                chp("0.40"), chp("0.41"), chp("0.42"), chp("0.42"), chp("0.43"), chp("0.44"),
+            ])
+        #expect(published[3].change.affected.count == 42 && published[3].guests.isEmpty)
         // The vary reaches the guest's 42 devices on fe.40 (lpm only: invisible to the guest).
         #expect(published[0].guests.map(\.guestChpid) == [chp("fe.40")])
         #expect(published[0].guests[0].devices == 42 && published[0].guests[0].visible == 0)
@@ -125,9 +131,9 @@ struct PathChangePublisherTests {
         // The configure is reported by the machine: the guest gets its CRW, under its chpid.
         #expect(published[1].guests.map(\.guestChpid) == [chp("fe.41")] && published[1].guests[0].crw?.rsid == 0x41)
         // A reset reaches no guest: its report is the host's own, solicited.
-        #expect(published[3].guests.isEmpty && published[3].change.crws.first?.solicited == true)
+        #expect(published[4].guests.isEmpty && published[4].change.crws.first?.solicited == true)
         // The per-device vary touches one subchannel (not passed through).
-        #expect(published[4].change.affected.map(\.id) == [sch("0.0.0032")] && published[4].guests.isEmpty)
+        #expect(published[5].change.affected.map(\.id) == [sch("0.0.0032")] && published[5].guests.isEmpty)
         // Nobody subscribed: nobody was reached.
         #expect(published.allSatisfy { $0.reached.owners.isEmpty && $0.reached.events == 0 })
     }
@@ -264,6 +270,59 @@ struct PathChangePublisherTests {
         #expect(heard.allSatisfy { $0.1 })
         #expect(String(buffer: output).contains(#"{"return": {}}"#))
         withExtendedLifetime(sinks) {}
+    }
+
+    @Test("a change that costs devices in use their redundancy or last path is followed by one that says so")
+    func redundancyLossesArePublishedAfterTheirChange() throws {
+        let pipeline = try Pipeline()
+        // A subscriber that does not read until the end: its queue must keep the path change
+        // and the loss that follows it (different kinds do not coalesce).
+        let other = QMPSession(server: pipeline.server)
+        var otherOutput = ByteBuffer()
+        try other.writeGreeting(into: &otherOutput)
+        var input = ByteBuffer(
+            string: #"{"execute":"qmp_capabilities"}"#
+                + #"{"execute":"subscribe-path-events","arguments":{"granularity":"both"}}"#)
+        _ = other.receive(&input, into: &otherOutput, budget: .max)
+        otherOutput.clear()
+        // The 42 DASDs of 0.40-0.43 keep two paths after the first two varies: no loss.
+        for chpid in ["0.40", "0.41", "0.42"] {
+            let request = #"{"execute":"vary-path","arguments":{"chpid":"\#(chpid)","state":"offline"}}"#
+            #expect(pipeline.execute(request).first?["return"] != nil)
+        }
+        let fault = #"{"execute":"inject-path-fault","arguments":{"chpid":"0.43","fault":"permanent-error"}}"#
+        #expect(pipeline.execute(fault).first?["return"] != nil)
+        let published = pipeline.sink.published
+        #expect(
+            published.map(\.kind) == [.offline, .offline, .offline, .redundancyLost, .permanentError, .lastPathLost])
+        #expect(published.map(\.sequence) == [1, 2, 3, 4, 5, 6])
+        #expect(published.map(\.change.chpid) == ["0.40", "0.41", "0.42", "0.42", "0.43", "0.43"].map(chp))
+        let dasds = (0x03...0x2c).map { sch(String(format: "0.0.%04x", $0)) }
+        #expect(published[3].change.affected.map(\.id) == dasds && published[5].change.affected.map(\.id) == dasds)
+        // The loss is no state change of the path and reaches no guest (the masks went with 0.42's vary).
+        #expect(published[3].change.before == published[3].change.after && published[3].change.crws.isEmpty)
+        #expect(published[3].guests.isEmpty && published[2].guests.count == 1)
+        // The change itself is journaled as a journal decodes it: without the losses.
+        #expect(published.allSatisfy { $0.change.losses.isEmpty })
+        #expect(published[3].cause == published[2].cause && published[3].time == published[2].time)
+        // What the slow subscriber gets: every chpid event, the loss under its chpid with the count.
+        #expect(other.process(into: &otherOutput, budget: .max) == .needInput)
+        let lines = (otherOutput.readString(length: otherOutput.readableBytes) ?? "").split(separator: "\r\n")
+            .map { JSON.parse(String($0))! }
+        let chpidEvents = lines.filter { $0["event"]?.stringValue == "CHANNEL_PATH_CHANGED" }.map { $0["data"]! }
+        #expect(
+            chpidEvents.map { $0["change"]?.stringValue } == [
+                "offline", "offline", "offline", "redundancy-lost", "permanent-error", "last-path-lost",
+            ])
+        #expect(chpidEvents[3]["chpid"]?.stringValue == "0.42" && chpidEvents[3]["subchannels"]?.intValue == 42)
+        #expect(chpidEvents[3]["sequence"]?.intValue == 4 && chpidEvents[3]["crw"] == nil)
+        let lost = lines.filter {
+            $0["event"]?.stringValue == "SUBCHANNEL_PATHS_CHANGED"
+                && $0["data"]?["change"]?.stringValue == "last-path-lost"
+        }
+        #expect(
+            lost.count == 42
+                && lost.allSatisfy { $0["data"]?["lpm"]?.intValue == 0x10 && $0["data"]?["pam"]?.intValue == 0xe0 })
     }
 }
 

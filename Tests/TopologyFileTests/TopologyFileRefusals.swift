@@ -65,6 +65,9 @@ let refusals: [Refusal] = [
         name: "enabled as a string", text: document(subchannels: subchannel(extra: ", \"enabled\": \"yes\"")),
         location: .field("subchannels[0].enabled"), message: "expected true or false, found the string \"yes\""),
     Refusal(
+        name: "online as a string", text: document(subchannels: subchannel(extra: ", \"online\": \"no\"")),
+        location: .field("subchannels[0].online"), message: "expected true or false, found the string \"no\""),
+    Refusal(
         name: "isc as a string", text: document(subchannels: subchannel(extra: ", \"isc\": \"3\"")),
         location: .field("subchannels[0].isc"), message: "expected an integer"),
     Refusal(

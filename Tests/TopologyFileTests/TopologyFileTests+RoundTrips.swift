@@ -32,7 +32,7 @@ extension TopologyFileTests {
                 chpids: [chp("0.4b"), chp("0.4a")]),
             .init(
                 id: sch("0.1.0000"), devno: 0, devType: 0x3390, devModel: 0xc, cuType: 0x3990, cuModel: 0xe9,
-                chpids: [chp("0.4a")], isc: 1),
+                chpids: [chp("0.4a")], isc: 1, online: false),
         ],
         multipleCSSEnabled: false)
 

@@ -101,10 +101,12 @@ def test_prometheus_sees_path_changes_and_the_alerts_fire(metrics_cssd, promethe
     wait_until(lambda: query_value(base, 'cssd_css_subchannels_without_operational_path{cssid="0"}')
                == down_before + osa, 20, "the no-operational-path count to grow by the subchannels of 0.60")
     assert query_value(base, 'cssd_qmp_commands_total{command="vary-path",outcome="ok"}') == 1.0
-    # The path-change pipeline's metrics sink counted both changes as they were published.
-    wait_until(lambda: query_value(base, 'sum(cssd_path_changes_total{cause="command"})') == 2.0, 20,
-               "two path changes")
+    # The path-change pipeline's metrics sink counted both changes as they were published, and
+    # the last-path-lost change that followed the standby (the OSA devices are online).
+    wait_until(lambda: query_value(base, 'sum(cssd_path_changes_total{cause="command"})') == 3.0, 20,
+               "three path changes")
     assert query_value(base, 'cssd_path_changes_total{change="offline",cause="command"}') == 1.0
+    assert query_value(base, 'cssd_path_changes_total{change="last-path-lost",cause="command"}') == 1.0
 
     wait_until(lambda: alert_firing(base, "CSSDChannelPathOffline", chpid="0.40"), 30, "CSSDChannelPathOffline 0.40")
     wait_until(lambda: alert_firing(base, "CSSDChannelPathNotConfigured", chpid="0.60"), 30,
@@ -244,8 +246,9 @@ def test_linux_sysfs_chpids_come_and_go(short_tmp):
         shutil.copytree(os.path.join(css0, "chp0.f0"), staging)
         os.rename(staging, os.path.join(css0, "chp0.f1"))
         appeared = wait_until(lambda: series_of("0.f1"), 10, "the new chpid's series")
-        # info, 9 state-set series, subchannels, and the channel-measurement info (issue 21)
-        assert len(appeared) == len(series_of("0.f0")) == 12
+        # info, 9 state-set series, subchannels, the channel-measurement info (issue 21), and
+        # the online devices on a single path, with redundancy lost and without a path (issue 22)
+        assert len(appeared) == len(series_of("0.f0")) == 15
         shutil.rmtree(os.path.join(css0, "chp0.f1"))
         wait_until(lambda: series_of("0.f1") == [], 10, "the removed chpid's series to go")
     finally:
