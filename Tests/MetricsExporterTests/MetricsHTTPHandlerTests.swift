@@ -25,7 +25,8 @@ import Testing
             withPipeliningAssistance: false, withErrorHandling: false, withEncoderConfiguration: .init(),
             withDecoderLimitConfiguration: limits)
         try channel.pipeline.syncOperations.addHandler(
-            MetricsHTTPHandler(requestTimeout: timeout) { format in
+            MetricsHTTPHandler(requestTimeout: timeout, page: { page in ByteBuffer(string: "page \(page)\n") }) {
+                format in
                 scrapes.formats.append(format)
                 return ByteBuffer(string: "cssd_up 1\n")
             })
@@ -66,6 +67,26 @@ import Testing
         _ = try channel.finish()
     }
 
+    /// `/` (also as the absolute form without a path), `/status` and `/status.json`: the site's
+    /// pages, with their content types, uncached, on the same keep-alive connection.
+    @Test func sitePages() throws {
+        let channel = try Self.channel()
+        for (request, page, type) in [
+            ("GET / HTTP/1.1", "landing", "text/html; charset=utf-8"),
+            ("GET http://x HTTP/1.1", "landing", "text/html; charset=utf-8"),
+            ("GET /status HTTP/1.1", "status", "text/html; charset=utf-8"),
+            ("GET /status.json?t=1 HTTP/1.1", "statusData", "application/json"),
+        ] {
+            let response = try Self.exchange(channel, request + "\r\nHost: x\r\n\r\n")
+            #expect(response.hasPrefix("HTTP/1.1 200 OK\r\n"))
+            #expect(response.lowercased().contains("content-type: \(type)"))
+            #expect(response.lowercased().contains("cache-control: no-store"))
+            #expect(response.hasSuffix("\r\n\r\npage \(page)\n"))
+        }
+        #expect(channel.isActive)
+        _ = try channel.finish()
+    }
+
     @Test func headHasNoBody() throws {
         let channel = try Self.channel()
         let response = try Self.exchange(channel, "HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -75,7 +96,9 @@ import Testing
     }
 
     @Test(arguments: [
-        ("GET / HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 404 Not Found"),
+        ("GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 404 Not Found"),
+        ("GET /status.json/x HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 404 Not Found"),
+        ("POST /status HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", "HTTP/1.1 405 Method Not Allowed"),
         ("GET /metrics/x HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 404 Not Found"),
         ("POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nab", "HTTP/1.1 405 Method Not Allowed"),
         ("DELETE /metrics HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 405 Method Not Allowed"),
@@ -85,7 +108,7 @@ import Testing
         ("GET /metrics HTTP/1.0\r\nHost: a\r\nHost: b\r\nConnection: keep-alive\r\n\r\n", "HTTP/1.0 400 Bad Request"),
         ("GET ftp://x/metrics HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 400 Bad Request"),
         ("GET http://x/other HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 404 Not Found"),
-        ("GET http://x HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 404 Not Found"),
+        ("GET http://x/metricsx HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 404 Not Found"),
     ])
     func wrongRequest(request: String, status: String) throws {
         let channel = try Self.channel()
