@@ -48,6 +48,39 @@ enum ExpositionFormat: Equatable {
         self = openMetrics > 0 && openMetrics >= text ? .openMetrics : .text
     }
 
+    /// The exposition with its families in name order. swift-prometheus keeps families in a
+    /// dictionary, whose order Swift seeds per process: without this, every restart of cssd
+    /// would list its families in another order. A family is its `# HELP`/`# TYPE` lines and
+    /// the samples after them; its series keep their order.
+    static func sortedByFamily(_ text: [UInt8]) -> [UInt8] {
+        var families: [(name: ArraySlice<UInt8>, lines: Range<Int>)] = []
+        var lineStart = text.startIndex
+        var familyStart = lineStart
+        var current: ArraySlice<UInt8>?
+        while lineStart < text.endIndex {
+            let lineEnd = text[lineStart...].firstIndex(of: UInt8(ascii: "\n")) ?? text.endIndex
+            let line = text[lineStart..<lineEnd]
+            if line.starts(with: "# HELP ".utf8) || line.starts(with: "# TYPE ".utf8) {
+                let name = line.dropFirst(7).prefix(while: { $0 != UInt8(ascii: " ") })
+                if current.map({ !$0.elementsEqual(name) }) ?? true {
+                    if let current { families.append((current, familyStart..<lineStart)) }
+                    current = name
+                    familyStart = lineStart
+                }
+            }
+            lineStart = min(lineEnd + 1, text.endIndex)
+        }
+        if let current { families.append((current, familyStart..<text.endIndex)) }
+        guard families.first?.lines.lowerBound == text.startIndex else { return text }  // not what we know
+        var output: [UInt8] = []
+        output.reserveCapacity(text.count)
+        for family in families.sorted(by: { $0.name.lexicographicallyPrecedes($1.name) }) {
+            output.append(contentsOf: text[family.lines])
+            if output.last != UInt8(ascii: "\n") { output.append(UInt8(ascii: "\n")) }
+        }
+        return output
+    }
+
     /// OpenMetrics 1.0 from swift-prometheus' text format (see the type's documentation).
     static func openMetrics(from text: [UInt8]) -> [UInt8] {
         var output: [UInt8] = []

@@ -79,6 +79,11 @@ final class MetricsCollector: PathChangeSink {
                 helpText: "The source of truth cssd serves: model or linux-sysfs; value 1."),
             labels: [("backend", backend)]
         ).set(to: 1)
+        // Every kind and cause at 0 from the start: `increase()` sees the first change, and
+        // the family is there before it (28 series).
+        for kind in PathEventChange.allCases {
+            for observed in [false, true] { _ = changeCounter(ChangeKey(kind: kind, observed: observed)) }
+        }
     }
 
     /// Brings every scrape-time family up to date with the server's state. Call on the
@@ -106,15 +111,18 @@ final class MetricsCollector: PathChangeSink {
         case .command: observed = false
         case .observed: observed = true
         }
-        let key = ChangeKey(kind: published.kind, observed: observed)
-        if let counter = changes[key] { return counter.increment() }
+        changeCounter(ChangeKey(kind: published.kind, observed: observed)).increment()
+    }
+
+    private func changeCounter(_ key: ChangeKey) -> Counter {
+        if let counter = changes[key] { return counter }
         let counter = registry.makeCounter(
             descriptor: .init(
                 namespace: "cssd", subsystem: "path", metricName: "changes", unitName: "total",
                 helpText: "Path changes published, by change and cause (a command, or observed on the machine)."),
-            labels: [("change", published.kind.rawValue), ("cause", observed ? "observed" : "command")])
+            labels: [("change", key.kind.rawValue), ("cause", key.observed ? "observed" : "command")])
         changes[key] = counter
-        counter.increment()
+        return counter
     }
 }
 

@@ -201,6 +201,7 @@ final class Scraper: @unchecked Sendable {
     private let registry: PrometheusCollectorRegistry
     private let collector: MetricsCollector
     private let measurement: ChannelMeasurementCollector
+    private let process: ProcessCollector
     private let notifier: (@Sendable () -> NotifierFigures)?
     private let lastDuration: Gauge
     private var text: [UInt8] = []
@@ -214,6 +215,7 @@ final class Scraper: @unchecked Sendable {
         self.registry = registry
         self.collector = collector
         measurement = ChannelMeasurementCollector(registry: registry)
+        process = ProcessCollector(registry: registry)
         lastDuration = registry.makeGauge(
             descriptor: .init(
                 namespace: "cssd", subsystem: "metrics", metricName: "scrape_duration", unitName: "seconds",
@@ -229,8 +231,10 @@ final class Scraper: @unchecked Sendable {
         measurement.collect(backend: server.backend, at: server.state.measurementClock())
         collector.collectIntent(server.state.intents?.drifts(in: server.backend))
         if let notifier { collector.collectNotifier(notifier()) }
+        process.collect()
         text.removeAll(keepingCapacity: true)
         registry.emit(into: &text)
+        text = ExpositionFormat.sortedByFamily(text)
         let body = format == .openMetrics ? ExpositionFormat.openMetrics(from: text) : text
         var buffer = allocator.buffer(capacity: body.count)
         buffer.writeBytes(body)

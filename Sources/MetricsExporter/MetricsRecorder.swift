@@ -11,7 +11,11 @@ import X509Credentials
 /// in a swift-prometheus registry that the scrape-time collector (`MetricsCollector`) fills
 /// with the rest. The server calls it through `ServerObserver` on its event loop only, so the
 /// per-command table needs no lock: a command costs one dictionary lookup, a counter increment
-/// and a histogram record (series are made on first use).
+/// and a histogram record. Every family exists from the start, as dashboards and `absent()`
+/// expect: the connection series of each configured listener, `commands_total{outcome="ok"}`
+/// of every command the schema has (at 0), and the duration histogram of `qmp_capabilities`,
+/// the command every client sends first (the others' histograms come with their first use:
+/// one per command would be 17 series each).
 ///
 /// Families (all `cssd_`; labels bounded by listeners, schema commands and error classes):
 /// - `cssd_qmp_connections_total{listener}`, `cssd_qmp_connections_open{listener}`;
@@ -43,18 +47,31 @@ package final class MetricsRecorder: ServerObserver, @unchecked Sendable {
     private final class CommandSeries {
         let name: String
         let registry: PrometheusCollectorRegistry
-        let duration: DurationHistogram
+        private var histogram: DurationHistogram?
         private var ok: Counter?
         private var errors: [QMPError.Class: Counter] = [:]
 
-        init(name: String, registry: PrometheusCollectorRegistry) {
+        /// - Parameter histogram: make the duration histogram now rather than at first use.
+        init(name: String, registry: PrometheusCollectorRegistry, histogram: Bool = true) {
             self.name = name
             self.registry = registry
-            duration = registry.makeDurationHistogram(
+            if histogram { _ = duration }
+        }
+
+        var duration: DurationHistogram {
+            if let histogram { return histogram }
+            let made = registry.makeDurationHistogram(
                 descriptor: .init(
                     namespace: "cssd", subsystem: "qmp", metricName: "command_duration", unitName: "seconds",
                     helpText: "Time a QMP command spent in dispatch on the server's event loop."),
                 labels: [("command", name)], buckets: MetricsRecorder.durationBuckets)
+            histogram = made
+            return made
+        }
+
+        /// The `ok` series at 0, before the first call.
+        func prepare() {
+            if ok == nil { ok = make("ok") }
         }
 
         func count(_ outcome: QMPError.Class?) {
@@ -84,7 +101,13 @@ package final class MetricsRecorder: ServerObserver, @unchecked Sendable {
     package init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
         // The schema is compiled in as values (checked when the package was built).
-        knownCommands = Set(Schema.embedded().commands.map(\.name))
+        let names = Schema.embedded().commands.map(\.name)
+        knownCommands = Set(names)
+        for name in names.sorted() {
+            let series = CommandSeries(name: name, registry: registry, histogram: name == "qmp_capabilities")
+            series.prepare()
+            commands[name] = series
+        }
     }
 
     // MARK: ServerObserver
@@ -101,6 +124,11 @@ package final class MetricsRecorder: ServerObserver, @unchecked Sendable {
         }
         series.count(error)
         series.duration.record(duration)
+    }
+
+    /// Makes the listener's connection series (at 0).
+    package func listenerConfigured(_ listener: Listener) {
+        _ = connections(listener)
     }
 
     package func connectionOpened(listener: Listener) {

@@ -70,9 +70,12 @@ package final class QMPServer: Service, @unchecked Sendable {
         try prepare?(state)
         self.core = ServerCore(loop: group.next(), state: state, logger: logger, limits: configuration.limits)
         core.observer = observer
-        if configuration.security != nil, let observer {
+        if let observer {
             for listener in configuration.listeners {
-                if case .tcp = listener.address { observer.tlsListenerConfigured(listener) }
+                observer.listenerConfigured(listener)
+                if configuration.security != nil, case .tcp = listener.address {
+                    observer.tlsListenerConfigured(listener)
+                }
             }
         }
         (shutdownStream, shutdownContinuation) = AsyncStream.makeStream(of: ShutdownCause.self)

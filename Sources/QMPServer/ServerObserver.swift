@@ -12,6 +12,9 @@ package protocol ServerObserver: CommandObserver {
     func connectionOpened(listener: Listener)
     /// A connection accepted on `listener` closed.
     func connectionClosed(listener: Listener)
+    /// `listener` was configured (told once per listener of the configuration, before it
+    /// binds; may be called off the loop): its series can exist before its first connection.
+    func listenerConfigured(_ listener: Listener)
     /// `listener` will serve TLS (told once, before it binds; may be called off the loop).
     func tlsListenerConfigured(_ listener: Listener)
     /// A TLS client on `listener` was not served (closed before QMP's greeting), for `reason`.

@@ -86,7 +86,9 @@ import VFIOCCW
         #expect(now[#"cssd_css_crws_queued{cssid="0"}"#] == 4)
         // Only the published change was counted, by the pipeline's sink.
         #expect(now[#"cssd_path_changes_total{change="standby",cause="command"}"#] == 1)
-        #expect(now.keys.count { $0.hasPrefix("cssd_path_changes_total") } == 1)
+        // Every kind and cause is there from the start, at 0 but this one.
+        #expect(now.keys.count { $0.hasPrefix("cssd_path_changes_total") } == PathEventChange.allCases.count * 2)
+        #expect(now.filter { $0.key.hasPrefix("cssd_path_changes_total") && $0.value != 0 }.count == 1)
         // The guest's counters moved to its new strategy's label; the old series are gone.
         #expect(now[#"cssd_guest_crws_queued_total{guest="guest1",strategy="per-device"}"#] == 1)
         #expect(now[#"cssd_guest_crws_queued_total{guest="guest1",strategy="crw"}"#] == nil)

@@ -131,7 +131,7 @@ def test_bad_requests_get_their_status_and_qmp_is_served_meanwhile(metrics_cssd)
     client = Client(metrics_cssd.sock)
     try:
         cases = [
-            (b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", b"HTTP/1.1 404 Not Found\r\n"),
+            (b"GET /index.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", b"HTTP/1.1 404 Not Found\r\n"),
             (b"GET /metricsx HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", b"HTTP/1.1 404 Not Found\r\n"),
             (b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc",
              b"HTTP/1.1 405 Method Not Allowed\r\n"),
@@ -359,3 +359,39 @@ def test_metrics_address_refusals(short_tmp):
     assert run.returncode == 1
     assert f"cannot listen for metrics on tcp:127.0.0.1:{port}".encode() in run.stderr
     assert not os.path.exists(sock)
+
+
+def families(text: str) -> list[str]:
+    return [line.split()[2] for line in text.splitlines() if line.startswith("# TYPE ")]
+
+
+def test_every_family_from_the_start_in_a_stable_order_with_process_metrics(short_tmp):
+    """Before any client came: the QMP families (each command's ok counter at 0, the listener's
+    connection series), the path changes of every kind and cause at 0, and the process_*
+    families every exporter has; families in name order, the same in another process (the
+    registry's own order changes with each process's hash seed)."""
+    orders = []
+    for name in ("a", "b"):
+        workdir = os.path.join(short_tmp, name)
+        os.makedirs(workdir)
+        srv = start_with_metrics(workdir)
+        try:
+            status, _, body = http_get(f"http://127.0.0.1:{srv.extra['metrics_port']}/metrics")
+            text = body.decode()
+        finally:
+            srv.stop()
+        names = families(text)
+        assert names == sorted(names)
+        orders.append(names)
+        for family in ("cssd_qmp_commands_total", "cssd_qmp_command_duration_seconds", "cssd_qmp_connections_total",
+                       "cssd_qmp_connections_open", "cssd_path_changes_total", "process_cpu_seconds_total",
+                       "process_resident_memory_bytes", "process_virtual_memory_bytes", "process_start_time_seconds",
+                       "process_open_fds", "process_max_fds"):
+            assert family in names, family
+        assert 'cssd_qmp_commands_total{command="vary-path",outcome="ok"} 0' in text
+        assert 'cssd_path_changes_total{change="last-path-lost",cause="observed"} 0' in text
+        values = {line.split()[0]: float(line.split()[1]) for line in text.splitlines() if line.startswith("process_")}
+        assert abs(values["process_start_time_seconds"] - time.time()) < 600
+        assert values["process_resident_memory_bytes"] > 1 << 20 and values["process_open_fds"] >= 3
+        assert values["process_max_fds"] >= values["process_open_fds"]
+    assert orders[0] == orders[1]
