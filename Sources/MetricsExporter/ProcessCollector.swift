@@ -42,7 +42,8 @@ final class ProcessCollector {
                 namespace: "process", metricName: "start_time", unitName: "seconds",
                 helpText: "Start time of the process since unix epoch in seconds."))
         openFDs = registry.makeGauge(
-            descriptor: .init(namespace: "process", metricName: "open_fds", helpText: "Number of open file descriptors."))
+            descriptor: .init(
+                namespace: "process", metricName: "open_fds", helpText: "Number of open file descriptors."))
         maxFDs = registry.makeGauge(
             descriptor: .init(
                 namespace: "process", metricName: "max_fds", helpText: "Maximum number of open file descriptors."))
@@ -66,7 +67,9 @@ final class ProcessCollector {
         }
         if let count = Self.openDescriptors() { openFDs.set(to: Double(count)) }
         var limit = rlimit()
-        if getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 { maxFDs.set(to: Double(limit.rlim_cur)) }
+        if getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 {
+            maxFDs.set(to: Double(limit.rlim_cur))
+        }
     }
 
     /// Fields of `/proc/self/stat` (proc(5)): utime 14, stime 15, starttime 22, vsize 23, rss 24,
