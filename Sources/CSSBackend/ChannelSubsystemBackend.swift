@@ -70,11 +70,16 @@ package protocol ChannelSubsystemBackend: AnyObject {
     /// The partition's name as the HMC shows it (`/proc/sysinfo` `LPAR Name`; the model's own),
     /// for the metrics' `partition` label; nil when unknown. Never blocks.
     var partitionName: String? { get }
+    /// The device driver bound to the device of subchannel `id` (Linux: the basename of the
+    /// ccw device's `driver` link, e.g. `dasd-eckd`), as last read; nil when unknown or none
+    /// (the model binds no drivers: the default). Never blocks.
+    func deviceDriver(of id: SubchannelID) -> String?
 }
 
 extension ChannelSubsystemBackend {
     package var readingStats: BackendReadingStats? { nil }
     package var partitionName: String? { nil }
+    package func deviceDriver(of id: SubchannelID) -> String? { nil }
     /// `model` or `linux-sysfs` (`--backend`), for messages.
     package var name: String { kind.rawValue }
 }
