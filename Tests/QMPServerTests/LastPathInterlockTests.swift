@@ -232,6 +232,16 @@ struct LastPathInterlockTests {
     func generated(paths: Int) throws {
         let topology = try Topology.synthetic(subchannels: 512, chpids: 8, paths: paths)
         let client = try Client(topology: topology)
+        let report = client.call(#"{"execute":"query-path-redundancy"}"#)["return"]!
+        #expect(report["single-path-count"]?.intValue == (paths == 1 ? 512 : 0))
+        if paths == 1 {
+            // 64 devices on each of the 8 chpids alone: each lists 16 of them, counts all.
+            let critical = report["critical-chpids"]!.elements
+            #expect(critical.count == 8)
+            #expect(critical.allSatisfy { $0["devices-count"]?.intValue == 64 && $0["devices"]?.elements.count == 16 })
+            #expect(critical.allSatisfy { $0["in-use-count"]?.intValue == 64 })
+            #expect(report["single-path"]?.elements.count == 256 && report["truncated"]?.boolValue == true)
+        }
         let reply = client.call(#"{"execute":"vary-path","arguments":{"chpid":"0.00","state":"offline"}}"#)
         // Synthetic devices are in use (online by default): one path each is refused.
         #expect((reply["error"] != nil) == (paths == 1))

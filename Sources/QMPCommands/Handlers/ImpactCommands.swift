@@ -55,12 +55,14 @@ enum ImpactCommands {
         let limit = try checkedLimit(arguments.limit)
         let report = context.server.backend.subsystem.currentRedundancy()
         let describe = DeviceDescriber(context)
-        var truncated = report.singlePath.count > limit || report.withoutPath.count > limit
+        let truncated = report.singlePath.count > limit || report.withoutPath.count > limit
+        // Up to 256 chpids: 16 devices each at most, so the reply stays small however many there are.
         let critical = report.criticalPaths.map { path in
-            truncated = truncated || path.devices.count > limit
+            let inUse = path.devices.count(where: \.inUse)
             return CriticalChpidReply(
-                chpid: path.chpid.description, severity: path.devices.contains(where: \.inUse) ? .high : .low,
-                devicesCount: path.devices.count, devices: path.devices.prefix(limit).map(describe.reply))
+                chpid: path.chpid.description, severity: inUse > 0 ? .high : .low, devicesCount: path.devices.count,
+                inUseCount: inUse, devices: path.devices.prefix(min(limit, LastPathInterlock.named)).map(describe.reply)
+            )
         }
         let reply = PathRedundancyReply(
             singlePathCount: report.singlePath.count, inUseSinglePathCount: report.singlePath.count(where: \.inUse),
