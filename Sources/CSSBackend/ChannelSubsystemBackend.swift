@@ -247,12 +247,16 @@ package struct ObservedUpdate: Sendable {
     package let layoutChanged: Bool
     /// The devices without a subchannel, as of this reading.
     package let orphans: [OrphanedDevice]
+    /// The driver bound to each subchannel's device, as of the last full reading.
+    package let drivers: [SubchannelID: String]
 
     package init(
         generation: UInt64, subsystem: Subsystem, details: [ChannelPathID: ChannelPathDetails], changes: [PathChange],
-        write: ChannelPathID? = nil, layoutChanged: Bool = false, orphans: [OrphanedDevice] = []
+        write: ChannelPathID? = nil, layoutChanged: Bool = false, orphans: [OrphanedDevice] = [],
+        drivers: [SubchannelID: String] = [:]
     ) {
         self.orphans = orphans
+        self.drivers = drivers
         self.generation = generation
         self.subsystem = subsystem
         self.details = details

@@ -3,6 +3,7 @@
 
 import CSSBackend
 import CSSModel
+import Foundation
 import JSONValues
 import LinuxSysfs
 import NIOCore
@@ -263,7 +264,13 @@ struct LastPathInterlockTests {
         tree.chp("41")
         tree.sch("0.0.0000", chpids: "40 00 00 00 00 00 00 00", pimpampom: "80 80 ff", device: "0.0.1000")
         tree.sch("0.0.0001", chpids: "41 00 00 00 00 00 00 00", pimpampom: "80 80 ff", device: "0.0.1001", online: "0")
+        // The DASD driver bound to the first device, as the kernel links it.
+        #expect(
+            symlink(
+                "../../../../bus/ccw/drivers/dasd-eckd", tree.root + "/devices/css0/0.0.0000/0.0.1000/driver") == 0)
         let client = try Client(try SysfsBackend(root: tree.root))
+        let known = client.call(#"{"execute":"query-path-impact","arguments":{"chpids":["0.40","0.41"]}}"#)["return"]!
+        #expect(known["lost-last-path"]?.elements.map { $0["driver"]?.stringValue } == ["dasd-eckd", nil])
         #expect(
             client.error(#"{"execute":"vary-path","arguments":{"chpid":"0.40","state":"offline"}}"#)
                 == "GenericError: vary-path 0.40 offline refused: it would take the last operational path of 1 "
