@@ -112,7 +112,9 @@ def round_trips(sock, chpids, count):
     def run(conn, chpid):
         barrier.wait()
         for n in range(count):
-            conn.call("vary-path", chpid=chpid, state="offline" if n % 2 == 0 else "online")
+            # force: with four or more connections, 0.40-0.43 may all be offline at once, the
+            # last paths of 42 DASDs in use, which the last-path interlock refuses otherwise.
+            conn.call("vary-path", chpid=chpid, state="offline" if n % 2 == 0 else "online", force=True)
 
     threads = [threading.Thread(target=run, args=(c, p)) for c, p in zip(conns, chpids)]
     for t in threads:
@@ -162,7 +164,9 @@ def measure_resume(sock):
     sub = Conn(sock)
     t0 = time.monotonic()
     sub.send("subscribe-path-events", since={"epoch": journal["epoch"], "sequence": journal["oldest"] - 1})
-    writer.send("vary-path", chpid="0.4c", state="offline")  # live, right after the subscribe
+    # Live, right after the subscribe; forced: 0.4c is the last path of 0.0.3000-3001 (0.4d is
+    # in standby), which the last-path interlock refuses otherwise.
+    writer.send("vary-path", chpid="0.4c", state="offline", force=True)
     replayed = 0
     t_replayed = t_live = None
     newest = journal["newest"]

@@ -9,5 +9,6 @@ let package = Package(
     targets: [
         .target(name: "CSSModel"),
         .executableTarget(name: "cssmodel-bench", dependencies: ["CSSModel"]),
+        .executableTarget(name: "impact-bench", dependencies: ["CSSModel"]),
     ]
 )

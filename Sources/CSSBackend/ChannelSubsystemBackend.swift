@@ -70,11 +70,16 @@ package protocol ChannelSubsystemBackend: AnyObject {
     /// The partition's name as the HMC shows it (`/proc/sysinfo` `LPAR Name`; the model's own),
     /// for the metrics' `partition` label; nil when unknown. Never blocks.
     var partitionName: String? { get }
+    /// The device driver bound to the device of subchannel `id` (Linux: the basename of the
+    /// ccw device's `driver` link, e.g. `dasd-eckd`), as last read; nil when unknown or none
+    /// (the model binds no drivers: the default). Never blocks.
+    func deviceDriver(of id: SubchannelID) -> String?
 }
 
 extension ChannelSubsystemBackend {
     package var readingStats: BackendReadingStats? { nil }
     package var partitionName: String? { nil }
+    package func deviceDriver(of id: SubchannelID) -> String? { nil }
     /// `model` or `linux-sysfs` (`--backend`), for messages.
     package var name: String { kind.rawValue }
 }
@@ -242,12 +247,16 @@ package struct ObservedUpdate: Sendable {
     package let layoutChanged: Bool
     /// The devices without a subchannel, as of this reading.
     package let orphans: [OrphanedDevice]
+    /// The driver bound to each subchannel's device, as of the last full reading.
+    package let drivers: [SubchannelID: String]
 
     package init(
         generation: UInt64, subsystem: Subsystem, details: [ChannelPathID: ChannelPathDetails], changes: [PathChange],
-        write: ChannelPathID? = nil, layoutChanged: Bool = false, orphans: [OrphanedDevice] = []
+        write: ChannelPathID? = nil, layoutChanged: Bool = false, orphans: [OrphanedDevice] = [],
+        drivers: [SubchannelID: String] = [:]
     ) {
         self.orphans = orphans
+        self.drivers = drivers
         self.generation = generation
         self.subsystem = subsystem
         self.details = details

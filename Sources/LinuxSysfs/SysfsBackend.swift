@@ -23,6 +23,10 @@ package final class SysfsBackend: ObservedBackend {
     private var details: [ChannelPathID: ChannelPathDetails]
     /// Devices under `cssN/defunct/` (lscss lists them with subchannel `n/a`).
     package private(set) var orphanedDevices: [OrphanedDevice]
+    /// The driver bound to each subchannel's ccw device (`driver` link), as last read.
+    private var drivers: [SubchannelID: String]
+
+    package func deviceDriver(of id: SubchannelID) -> String? { drivers[id] }
     private var generation: UInt64 = 0
     let follower: SysfsFollower
     /// Changes to other chpids that the reading of a write made here and now (`varyPath`,
@@ -63,6 +67,7 @@ package final class SysfsBackend: ObservedBackend {
         subsystem = try observation.subsystem()
         details = observation.details
         orphanedDevices = observation.orphans
+        drivers = observation.drivers
         problems = observation.problems
         follower = SysfsFollower(
             mirror: SysfsMirror(
@@ -108,6 +113,7 @@ package final class SysfsBackend: ObservedBackend {
             subsystem = update.subsystem
             details = update.details
             orphanedDevices = update.orphans
+            drivers = update.drivers
         }
         return (before, update.changes.filter { $0.chpid != update.write })
     }

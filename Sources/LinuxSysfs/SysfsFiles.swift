@@ -186,6 +186,16 @@ enum SysfsFiles {
         return fstat(fd, &info) == 0 && info.st_mode & S_IFMT == S_IFREG
     }
 
+    /// The last component of a symbolic link's target (a `driver` link: `dasd-eckd`); nil when
+    /// there is no link (no driver bound) or it cannot be read.
+    static func linkBasename(_ path: String) -> String? {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let count = readlink(path, &buffer, buffer.count - 1)
+        guard count > 0 else { return nil }
+        let target = String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return target.split(separator: "/").last.map(String.init)
+    }
+
     static func isDirectory(_ path: String) -> Bool {
         var info = stat()
         return stat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR

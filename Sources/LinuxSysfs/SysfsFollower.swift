@@ -228,7 +228,7 @@ final class SysfsFollower: @unchecked Sendable {
                 ObservedUpdate(
                     generation: update.generation, subsystem: update.subsystem, details: update.details,
                     changes: update.changes, write: nil, layoutChanged: update.layoutChanged,
-                    orphans: update.orphans))
+                    orphans: update.orphans, drivers: update.drivers))
             writeInFlight = nil
             gate.signal()
         }

@@ -41,6 +41,9 @@ final class SysfsMirror {
     /// Devices under `cssN/defunct/`, as of the last full reading (its entries are part of
     /// the listing, so that one coming or going makes a full reading).
     private(set) var orphans: [OrphanedDevice] = []
+    /// Drivers bound to the devices, as of the last full reading (a driver is bound or
+    /// unbound with the device's coming, going or online change, which make one).
+    private(set) var drivers: [SubchannelID: String] = [:]
     /// The record index the sweep reads next, and the rounds it has completed.
     private(set) var sweepCursor = 0
     private(set) var sweepRounds = 0
@@ -140,6 +143,7 @@ final class SysfsMirror {
         listings = observation.listings
         placeholders = observation.placeholders
         orphans = observation.orphans
+        drivers = observation.drivers
         deviceDirectories = newer.subchannels.map { observation.deviceDirectories[$0.id] }
         queue.removeAll()  // read just now, and their indexes may have moved
         if sweepCursor >= deviceDirectories.count { sweepCursor = 0 }
@@ -253,11 +257,11 @@ final class SysfsMirror {
                 return PathChange(before: before, after: after, affected: [], crws: [], crwsLost: 0)
             }
         }
-        // A device that went or came (its ccw device directory), or changed its type or online
-        // state, changes no mask: without this the reading would be kept here and never
-        // delivered, and the server would go on serving the device as it was.
+        // A device that went or came (its ccw device directory), or changed its type, online
+        // state or driver, changes no mask: without this the reading would be kept here and
+        // never delivered, and the server would go on serving the device as it was.
         let detailsChanged =
-            details != observation.details || orphans != observation.orphans
+            details != observation.details || orphans != observation.orphans || drivers != observation.drivers
             || (same && !Self.sameDevices(subsystem, newer))
         if !same { reportRemovedSubchannels(subsystem, newer) }
         install(observation, newer)
@@ -265,7 +269,7 @@ final class SysfsMirror {
         generation += 1
         return ObservedUpdate(
             generation: generation, subsystem: subsystem, details: details, changes: changes, write: write,
-            layoutChanged: !same, orphans: orphans)
+            layoutChanged: !same, orphans: orphans, drivers: drivers)
     }
 
     private func reread(
@@ -353,7 +357,7 @@ final class SysfsMirror {
         generation += 1
         return ObservedUpdate(
             generation: generation, subsystem: subsystem, details: details, changes: changes, write: write,
-            orphans: orphans)
+            orphans: orphans, drivers: drivers)
     }
 
     /// Members of re-read paths still to be read.
@@ -389,7 +393,7 @@ final class SysfsMirror {
         generation += 1
         return ObservedUpdate(
             generation: generation, subsystem: subsystem, details: details, changes: changes, write: nil,
-            orphans: orphans)
+            orphans: orphans, drivers: drivers)
     }
 
     /// One pass over the channel-measurement files of every chpid (`MeasurementReader`),

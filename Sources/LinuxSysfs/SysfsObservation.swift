@@ -31,6 +31,8 @@ struct SysfsObservation {
     var listings: [UInt8: [String]] = [:]
     /// Devices under `cssN/defunct/`, in css and name order.
     var orphans: [OrphanedDevice] = []
+    /// Per subchannel with a ccw device: the driver bound to it (its `driver` link's name).
+    var drivers: [SubchannelID: String] = [:]
     /// Subchannels whose `dev_busid` names a device but that have no ccw device directory.
     var withoutDevice: [SubchannelID] = []
     /// Of those, the ones whose offline device the kernel unregistered after its last path
@@ -359,6 +361,7 @@ struct SysfsObservation {
             (devType, devModel) = attribute(device + "/devtype").flatMap(parseTypeModel) ?? (0, 0)
             (cuType, cuModel) = attribute(device + "/cutype").flatMap(parseTypeModel) ?? (0, 0)
             online = attribute(device + "/online") == "1"
+            drivers[id] = SysfsFiles.linkBasename(device + "/driver")
         } else if let busid = attribute(dir + "/dev_busid"), let (_, number) = parseBusID(busid) {
             // A device number without a ccw device (the kernel removed it, e.g. when its only
             // path went offline, or never bound one): lscss shows the number and no device.

@@ -126,6 +126,9 @@ package final class ServerState {
 
     /// The arguments of a command called without any and declaring none; never modified.
     let emptyArguments = JSON.emptyObject()
+    /// Path removals whose write is in flight, for the last-path interlock
+    /// (Handlers/LastPathInterlock.swift).
+    var pathsGoing: [WeakPathGoing] = []
 
     private var introspectionCache: [Bool: JSON] = [:]
     private var commandListCache: [Bool: JSON] = [:]

@@ -10,7 +10,8 @@ import QMPWire
 /// The audit trail: every command that may change state (any command that is not read-only:
 /// not `query-*`, not `qmp_capabilities`) is logged at notice level with who sent it, the
 /// listener, the command, its arguments and its outcome, once its reply is known (a deferred
-/// sysfs write is logged when it completed). Malformed requests (no command) are not logged.
+/// sysfs write is logged when it completed), and `force=true` when the request overrode the
+/// last-path interlock. Malformed requests (no command) are not logged.
 struct CommandAudit {
     let logger: Logger
     let peer: ConnectionPeer
@@ -25,12 +26,14 @@ struct CommandAudit {
         case .success: outcome = "ok"
         case .failure(let error): outcome = "\(error.errorClass.rawValue): \(error.desc)"
         }
-        logger.notice(
-            "command",
-            metadata: [
-                "who": "\(peer.identity)", "listener": "\(peer.listener)", "connection": "\(connectionID)",
-                "command": "\(name)", "arguments": "\(request.arguments?.serialized() ?? "{}")",
-                "outcome": "\(outcome)",
-            ])
+        var metadata: Logger.Metadata = [
+            "who": "\(peer.identity)", "listener": "\(peer.listener)", "connection": "\(connectionID)",
+            "command": "\(name)", "arguments": "\(request.arguments?.serialized() ?? "{}")",
+            "outcome": "\(outcome)",
+        ]
+        // An override of the last-path interlock (API/impact.md) stands out on its own, so that
+        // a search for forced changes does not have to parse the arguments.
+        if request.arguments?["force"]?.boolValue == true { metadata["force"] = "true" }
+        logger.notice("command", metadata: metadata)
     }
 }

@@ -14,7 +14,8 @@ struct LscssCommand: ParsableCommand {
             RANGE selects subchannels as lscss does: an ID (0.0.004f, or 4f for
             0.0.004f), FROM-TO, or a comma-separated list of those; with -d they
             are device bus IDs instead.
-            Use is 'yes' when the subchannel is enabled. VPM is the server's
+            Use is 'yes' when the device is online (in use; query-subchannels
+            leaves "online" out then), blank otherwise. VPM is the server's
             verified path mask (Linux's vpm file with the linux-sysfs backend);
             without one, the logical path mask less the paths that are not
             available or not operational. A subchannel without a valid device
@@ -207,7 +208,8 @@ struct LscssCommand: ParsableCommand {
             shortened(subchannel["subchannel"]?.stringValue ?? ""),
             hasDevice ? subchannel["dev-type"]?.stringValue ?? "" : "",
             hasDevice ? subchannel["cu-type"]?.stringValue ?? "" : "",
-            hasDevice && subchannel["enabled"]?.boolValue == true ? "yes" : "",
+            // lscss.c fill_device_info: "yes" when the device's online file reads 1, else blank.
+            hasDevice && subchannel["online"]?.boolValue != false ? "yes" : "",
             hexDigits(pim, width: 2), hexDigits(pam, width: 2), hexDigits(pom, width: 2),
         ]
         if vpm {

@@ -21,7 +21,9 @@ struct CommandOutcomeTests {
     func sysfsTree() -> SysfsTree {
         let tree = SysfsTree()
         tree.chp("40")
-        tree.sch("0.0.0000", chpids: "40 00 00 00 00 00 00 00", pimpampom: "80 80 ff", device: "0.0.1000")
+        tree.chp("41")
+        // Two paths: taking 0.40 leaves the online device one (the last-path interlock allows it).
+        tree.sch("0.0.0000", chpids: "40 41 00 00 00 00 00 00", pimpampom: "c0 c0 ff", device: "0.0.1000")
         return tree
     }
 

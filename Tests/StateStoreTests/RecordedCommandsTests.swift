@@ -130,7 +130,7 @@ private let samples: [String: Sample] = {
         "query-version", "query-commands", "query-qmp-schema", "quit", "query-chpids", "query-subchannels",
         "query-orphaned-devices", "query-css", "query-path-event-journal", "query-path-event-subscriptions",
         "query-notify", "query-guests", "query-path-event-stats", "query-connections", "subscribe-path-events",
-        "query-chpid-measurements", "query-chpid-drift",
+        "query-chpid-measurements", "query-chpid-drift", "query-path-redundancy",
     ] {
         samples[name] = Sample(request: call(name))
     }
@@ -143,6 +143,7 @@ private let samples: [String: Sample] = {
     // A CRW to store: a fault makes one.
     samples["store-crw"] = Sample(
         setup: [call("inject-path-fault", #"{"chpid":"0.44","fault":"temporary-error"}"#)], request: call("store-crw"))
+    samples["query-path-impact"] = Sample(request: call("query-path-impact", #"{"chpids":["0.60"]}"#))
     samples["reset-channel-path"] = Sample(request: call("reset-channel-path", #"{"chpid":"0.40"}"#))
     samples["vary-path"] = Sample(request: call("vary-path", #"{"chpid":"0.40","state":"offline"}"#))
     samples["configure-chpid"] = Sample(request: call("configure-chpid", #"{"chpid":"0.40","state":"standby"}"#))

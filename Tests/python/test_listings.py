@@ -226,7 +226,9 @@ class FakeServer:
     SUBCHANNELS = [
         {"subchannel": f"0.0.000{i}", "devno": f"0.0.100{i}", "dev-type": "3390/0c", "cu-type": "3990/e9",
          "enabled": i != 2, "dnv": True, "pim": 0xc0, "pam": 0xc0, "pom": 0xff, "lpm": 0x40, "pnom": 0,
-         "lpum": 0, "chpids": ["0.40", "0.41", None, None, None, None, None, None]}
+         "lpum": 0, "chpids": ["0.40", "0.41", None, None, None, None, None, None],
+         # Offline (not in use) as cssd says it since issue 22: lscss's Use column is blank.
+         **({"online": False} if i == 2 else {})}
         for i in range(5)
     ]
 
@@ -461,7 +463,7 @@ def test_subchannel_without_device_number(short_tmp):
                     {"subchannel": "0.0.0000", "devno": None, "dev-type": "3390/0c", "cu-type": "3990/e9",
                      "enabled": True, "chpids": ["0.40"]},
                     {"subchannel": "0.0.0001", "devno": "0.0.1001", "dev-type": "3390/0c", "cu-type": "3990/e9",
-                     "chpids": ["0.40"]}]}
+                     "online": False, "chpids": ["0.40"]}]}
     path = os.path.join(short_tmp, "top.json")
     with open(path, "w") as f:
         json.dump(topology, f)

@@ -87,7 +87,8 @@ def test_prometheus_sees_path_changes_and_the_alerts_fire(metrics_cssd, promethe
     client = Client(metrics_cssd.sock)
     try:
         assert client.call("vary-path", chpid="0.40", state="offline")["changed"] > 0
-        client.call("configure-chpid", chpid="0.60", state="standby")
+        # Forced: 0.60 is the only path of the OSA triple, in use (the last-path interlock).
+        client.call("configure-chpid", chpid="0.60", state="standby", force=True)
     finally:
         client.close()
 

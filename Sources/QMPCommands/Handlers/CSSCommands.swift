@@ -51,6 +51,15 @@ enum CSSCommands {
         }
         if let lpm = arguments.lpm { schib.pmcw.lpm = lpm }
         if let flags = arguments.flags { schib.pmcw.flags = flags }
+        // The interlock, for an lpm that clears bits MSCH will really apply (not with status
+        // pending or busy, cc 1 and 2, which change nothing; an unknown id is MSCH's cc 3).
+        if let lpm = arguments.lpm, let current = context.server.subsystem.storeSubchannel(id).schib,
+            !current.scsw.isStatusPending, !current.scsw.isBusy, current.pmcw.lpm & ~lpm != 0
+        {
+            try context.checkLastPaths(
+                "modify-subchannel \(id) lpm 0x\(Hex.string(lpm, width: 2))",
+                PathRemoval(logicalPathMasks: [(id, lpm)]), force: arguments.force == true)
+        }
         let result = try backendCall { () throws(BackendError) in
             try context.server.backend.modifySubchannel(id, schib: schib)
         }
@@ -76,12 +85,24 @@ enum CSSCommands {
 
     static func varyPath(_ arguments: VaryPathArguments, _ context: CommandContext) throws(QMPError) -> CommandOutcome {
         let (id, state) = (arguments.chpid, arguments.state)
+        let force = arguments.force == true
         if let subchannel = arguments.subchannel {
+            if state == .offline {
+                try context.checkLastPaths(
+                    "vary-path \(id) offline for subchannel \(subchannel)",
+                    PathRemoval(perSubchannel: [([id], [subchannel])]), force: force)
+            }
             return try pathChange(PathEventChange(state), context) { () throws(BackendError) in
                 try context.server.backend.varyPath(id, to: state, subchannel: subchannel)
             }
         }
-        return try pathWrite(PathEventChange(state), context, intent: .set(id, vary: state, configure: nil)) {
+        if state == .offline {
+            try context.checkLastPaths("vary-path \(id) offline", PathRemoval(chpids: [id]), force: force)
+        }
+        return try pathWrite(
+            PathEventChange(state), context, intent: .set(id, vary: state, configure: nil),
+            removing: state == .offline ? id : nil
+        ) {
             (backend) throws(BackendError) in try backend.planVary(id, to: state)
         }
     }
@@ -90,8 +111,15 @@ enum CSSCommands {
         -> CommandOutcome
     {
         let (id, state) = (arguments.chpid, arguments.state)
+        if state == .standby {
+            try context.checkLastPaths(
+                "configure-chpid \(id) standby", PathRemoval(chpids: [id]), force: arguments.force == true)
+        }
         // The schema admits only configured and standby, each a path event.
-        return try pathWrite(PathEventChange(state)!, context, intent: .set(id, vary: nil, configure: state)) {
+        return try pathWrite(
+            PathEventChange(state)!, context, intent: .set(id, vary: nil, configure: state),
+            removing: state == .standby ? id : nil
+        ) {
             (backend) throws(BackendError) in try backend.planConfigure(id, to: state)
         }
     }
@@ -204,6 +232,12 @@ enum CSSCommands {
         ).json
     }
 
+    /// Whether query-subchannels says `"online": false`: a device that is there and offline.
+    /// Never together with `"device": false`, so the longest entry stays as long as it was.
+    static func reportsOffline(_ subchannel: Subchannel) -> Bool {
+        subchannel.deviceID != nil && subchannel.hasDevice && !subchannel.isOnline
+    }
+
     static func subchannelInfo(_ subchannel: Subchannel) -> SubchannelInfoReply {
         let pmcw = subchannel.schib.pmcw
         return SubchannelInfoReply(
@@ -215,7 +249,8 @@ enum CSSCommands {
             chpids: subchannel.channelPaths.map { $0.map { .string($0.description) } ?? .null },
             type: subchannel.type.description, qdio: pmcw.hasQDIOFacility ? true : nil,
             // Only a backend that observes path verification (Linux `vpm`) has it.
-            vpm: subchannel.verifiedPathMask.map { Int($0) }, device: subchannel.hasDevice ? nil : false)
+            vpm: subchannel.verifiedPathMask.map { Int($0) }, device: subchannel.hasDevice ? nil : false,
+            online: Self.reportsOffline(subchannel) ? false : nil)
     }
 
     /// STSCH's result: cc 3 (no such subchannel) carries the cc alone.
@@ -275,8 +310,12 @@ enum CSSCommands {
     /// succeeded records `intent` (the field it wrote) in the blocking part, after the write
     /// and before the reply, so an acknowledged vary or configure is intended across a
     /// restart; a record that failed makes the reply a GenericError saying the write was made.
+    ///
+    /// `removing`: the chpid a vary offline or a standby takes away, counted as gone by the
+    /// last-path interlock until the write completes (`ServerState.pathsGoing`).
     private static func pathWrite(
         _ kind: PathEventChange, _ context: CommandContext, intent: IntentUpdate? = nil,
+        removing: ChannelPathID? = nil,
         plan: (ChannelSubsystemBackend) throws(BackendError) -> PendingWrite
     ) throws(QMPError) -> CommandOutcome {
         let backend = context.server.backend
@@ -300,8 +339,11 @@ enum CSSCommands {
         } else {
             blocking = write.perform
         }
+        let going = removing.map(PathGoing.init)
+        if let going { server.pathsGoing.append(WeakPathGoing(value: going)) }
         return .deferred(
             DeferredWork(blocking: blocking) { (outcome) throws(QMPError) in
+                if let going { server.pathsGoing.removeAll { $0.value === going || $0.value == nil } }
                 let failure = recordFailure.message.withLock { $0 }
                 // Memory follows the record, before the reading: the drift check it makes
                 // compares the new state with the new intent.

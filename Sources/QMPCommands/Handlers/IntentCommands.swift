@@ -76,9 +76,11 @@ enum IntentCommands {
         let outcome: CommandOutcome
         switch write {
         case .vary(let state):
-            outcome = try CSSCommands.varyPath(VaryPathArguments(chpid: chpid, state: state, subchannel: nil), context)
+            outcome = try CSSCommands.varyPath(
+                VaryPathArguments(chpid: chpid, state: state, subchannel: nil, force: arguments.force), context)
         case .configure(let state):
-            outcome = try CSSCommands.configureChpid(ConfigureChpidArguments(chpid: chpid, state: state), context)
+            outcome = try CSSCommands.configureChpid(
+                ConfigureChpidArguments(chpid: chpid, state: state, force: arguments.force), context)
         }
         func reply(_ value: JSON) -> JSON {
             reapplied(

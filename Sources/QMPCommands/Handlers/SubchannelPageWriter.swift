@@ -88,6 +88,7 @@ struct SubchannelPageWriter {
             decimal(vpm)
         }
         if !subchannel.hasDevice { text(", \"device\": false") }
+        if CSSCommands.reportsOffline(subchannel) { text(", \"online\": false") }
         text("}")
     }
 
