@@ -17,6 +17,7 @@ from harness.paths import REPO_ROOT
 from harness.prometheus import http_get, run_prometheus
 from harness.qmp import Client
 
+import urllib.error
 import urllib.parse
 
 DASHBOARD = REPO_ROOT / "Deploy" / "grafana" / "cssd-dashboard.json"
@@ -96,7 +97,8 @@ def test_the_check_would_catch_a_bad_query(short_tmp, expr):
     try:
         with run_prometheus(short_tmp, {"global": {"scrape_interval": "1s"}, "scrape_configs": []}) as base:
             url = base + "/api/v1/query?" + urllib.parse.urlencode({"query": filled(expr)})
-            status, _, body = http_get(url)
-            assert status == 400 and json.loads(body)["status"] == "error"
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                http_get(url)
+            assert refused.value.code == 400 and json.loads(refused.value.read())["status"] == "error"
     finally:
         server.stop()
