@@ -19,7 +19,8 @@ struct ChchpCommand: ParsableCommand {
             unknown channel-path 0.41"). The first failure ends the run ("failed - "
             and the server's reason), as in chchp. --attribute takes the sysfs
             attributes chchp writes, over QMP: status=online|offline (also on, off,
-            1, 0) and configure=0|1.
+            1, 0) and configure=0|1. cssd refuses to take the last path of a device in
+            use (failed - GenericError: ...); --force does it anyway.
             Examples:
               cssctl chchp -v 0 0.40              (vary 0.40 offline)
               cssctl chchp -c 1 0.40-0.43,0.4c    (configure five paths)
@@ -42,6 +43,13 @@ struct ChchpCommand: ParsableCommand {
         name: [.customShort("a"), .customLong("attribute")],
         help: ArgumentHelp("Set channel-path attribute KEY to VALUE.", valueName: "KEY=VALUE"))
     var attribute: String?
+
+    @Flag(
+        help: """
+            Vary offline or configure standby even when it takes the last path of a device in \
+            use (cssd's last-path interlock; chchp has no such check).
+            """)
+    var force = false
 
     @Argument(help: "Channel paths: 0.40, 40, lists and ranges (0.40-0.43,0.4c).")
     var chpids: [String] = []
@@ -159,6 +167,7 @@ struct ChchpCommand: ParsableCommand {
     func run() throws {
         let change = try change()
         let paths = try Self.expand(chpids)
+        let forced: [(String, JSON)] = force ? [("force", .bool(true))] : []
         try runningListing {
             var session = try ListingSession(
                 socket: server.socket, timeoutSeconds: server.timeout, tls: try server.tlsCredentials())
@@ -177,11 +186,13 @@ struct ChchpCommand: ParsableCommand {
                     switch change.kind {
                     case .vary(let online):
                         _ = try session.execute(
-                            "vary-path", [("chpid", .string(name)), ("state", .string(online ? "online" : "offline"))])
+                            "vary-path",
+                            [("chpid", .string(name)), ("state", .string(online ? "online" : "offline"))] + forced)
                     case .configure(let configured):
                         _ = try session.execute(
                             "configure-chpid",
-                            [("chpid", .string(name)), ("state", .string(configured ? "configured" : "standby"))])
+                            [("chpid", .string(name)), ("state", .string(configured ? "configured" : "standby"))]
+                                + forced)
                     case .refused(let reason):
                         writeOutput("failed - \(reason)\n")
                         throw Exit.errorReply

@@ -62,3 +62,17 @@ def test_usage_errors_carry_chchps_messages(cssd, args, message):
     p = cssctl(cssd.sock, "chchp", *args)
     assert p.returncode == 64 and message in p.stderr, p.stderr
     assert p.stdout == "" and states(cssd.sock) == before
+
+
+def test_the_last_path_interlock_and_force(cssd):
+    """0.60's OSA devices (in use) have no other path: chchp's standby fails as the server
+    refuses it, naming the devices, and --force takes it (cssd's audit line records force)."""
+    p = cssctl(cssd.sock, "chchp", "-c", "0", "0.60")
+    assert p.returncode == 1
+    assert p.stdout.startswith("Configure standby 0.60... failed - GenericError: ")
+    assert "last operational path" in p.stdout and "force" in p.stdout
+    assert states(cssd.sock)["0.60"][1] == "configured"
+    p = cssctl(cssd.sock, "chchp", "--force", "-c", "0", "0.60")
+    assert p.returncode == 0 and p.stdout == "Configure standby 0.60... done.\n"
+    assert states(cssd.sock)["0.60"][1] == "standby"
+    cssd.wait_line("force=true", "configure-chpid")
