@@ -83,6 +83,10 @@ package struct ChannelMeasurementReport: Hashable, Sendable {
     package var problem: MeasurementProblem?
     /// Samples taken so far (each with a new timestamp).
     package var samples: Int
+    /// The CUE timestamp's running total in 128 µs ticks since the first sample (its value
+    /// then, or the model's exact time), across the 24-bit wraps: the clock the metrics'
+    /// rates divide by. Nil before the first sample.
+    package var timestampTicks: UInt64?
 
     package init(
         chpid: ChannelPathID, cmgValue: Int? = nil, shared: Bool? = nil, speedBPS: UInt64? = nil,

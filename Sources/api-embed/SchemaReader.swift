@@ -124,9 +124,10 @@ struct SchemaDocument {
             known = ["command", "doc", "data", "returns", "allow-oob", "negotiation", "if", "changes"]
             let returns = try json["returns"].map { try MemberType($0, place: "\(place) (\(name)) returns") }
             let changes = json["changes"]
-            if let changes, !["subsystem", "guests"].contains(changes.string ?? "") {
+            if let changes, !["subsystem", "guests", "measurement"].contains(changes.string ?? "") {
                 throw GenerationError(
-                    "\(place) (\(name)): \"changes\" is 'subsystem' or 'guests', not \(changes.serialized)")
+                    "\(place) (\(name)): \"changes\" is 'subsystem' or 'guests' or 'measurement', not \(changes.serialized)"
+                )
             }
             // QMPSchema's CommandCondition: the generated values name its case.
             if let condition = json["if"], condition.string != "allow-quit" {
