@@ -184,6 +184,8 @@ package struct MeasurementModel: Hashable, Sendable {
             reading.problem = .facilityDisabled
             return reading
         }
+        // As a Linux 6.10+ kernel: the ext_measurement file is there for every path.
+        reading.extendedEntryFile = true
         if cmg.hasCharacteristics {
             reading.characteristics = channel.cmcb
             reading.fullCharacteristics = true

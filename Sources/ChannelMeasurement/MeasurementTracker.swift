@@ -190,6 +190,7 @@ package struct MeasurementTracker: Sendable {
         var report = ChannelMeasurementReport(
             chpid: chpid, cmgValue: reading.cmg, shared: reading.shared, speedBPS: reading.speedBPS,
             problem: channel.problem, samples: channel.samples)
+        report.extendedEntryFile = reading.extendedEntryFile
         report.timestampTicks = channel.ticks
         guard let cmg = report.cmg else { return report }
         if cmg.hasCharacteristics, let cmcb = reading.characteristics {

@@ -107,6 +107,7 @@ enum MeasurementCommands {
         if let cmg = report.cmgValue { members.append(("cmg", .integer(cmg))) }
         if let shared = report.shared { members.append(("shared", .bool(shared))) }
         if let speed = report.speedBPS { members.append(("speed-bps", integer(speed))) }
+        if let file = report.extendedEntryFile { members.append(("extended-entry-file", .bool(file))) }
         members.append(("available", .bool(report.metrics != nil)))
         if let problem = report.problem, report.metrics == nil {
             members.append(("reason", .string(problem.reason)))
