@@ -25,7 +25,16 @@ package final class ModelBackend: ChannelSubsystemBackend {
         self.measurement = measurement ?? MeasurementModel(subsystem: subsystem)
     }
 
-    package func details(of path: ChannelPathID) -> ChannelPathDetails? { nil }
+    /// The path's channel-measurement group, as Linux's sysfs `cmg` shows it (lschp's Cmg
+    /// column, query-chpids' `cmg`): the measurement model's, whether the facility is enabled
+    /// or not (the kernel reads it with the characteristics, not with `cm_enable`). Nil for a
+    /// path without one (sysfs `unknown`): the model's own facts then.
+    package func details(of path: ChannelPathID) -> ChannelPathDetails? {
+        guard let cmg = measurement.channels[path]?.cmg, let channelPath = subsystem.channelPath(path) else {
+            return nil
+        }
+        return ChannelPathDetails(cmg: Int(cmg.rawValue), shared: channelPath.shared)
+    }
 
     /// Nothing to check or block on: `completeWrite` makes the change (and refuses it).
     package func planVary(_ id: ChannelPathID, to state: VaryState) throws(BackendError) -> PendingWrite {
