@@ -41,6 +41,21 @@ def words(entry: dict) -> dict:
     return {k: v for k, v in entry["utilization"].items() if k != "timestamp"}
 
 
+def killed_and_started_again(server, workdir: str, args: list[str]):
+    """SIGKILL right after the last acknowledged command, then a new cssd with the same args."""
+    os.killpg(server.proc.pid, signal.SIGKILL)
+    server.proc.wait()
+    return start_cssd(workdir, *args)
+
+
+def facility_state(server) -> str:
+    client = Client(server.sock)
+    try:
+        return client.call("query-chpid-measurements")["state"]
+    finally:
+        client.close()
+
+
 def assert_not_backwards(before: dict, after: dict, what: str) -> None:
     for key, value in before.items():
         if value is None:
@@ -66,14 +81,12 @@ def test_the_facility_and_the_loads_survive_a_restart_and_no_counter_goes_back(b
         # is recorded, so the restart must not serve less than these.
         served = measured(client)
         served_osa = measured(client, "0.60")
+        client.close()
         if stop == "SIGKILL":
-            os.killpg(server.proc.pid, signal.SIGKILL)
-            server.proc.wait()
+            server = killed_and_started_again(server, short_tmp, args)
         else:
             assert server.stop() == 0
-        client.close()
-
-        server = start_cssd(short_tmp, *args)
+            server = start_cssd(short_tmp, *args)
         client = Client(server.sock)
         first = path(client.call("query-chpid-measurements", chpids=["0.40"]), "0.40")
         assert first.get("reason") != "facility-disabled", first
@@ -90,13 +103,9 @@ def test_the_facility_and_the_loads_survive_a_restart_and_no_counter_goes_back(b
         assert_not_backwards(served_osa["totals"], osa["totals"], "total")
         # A change after the restart is recorded too.
         assert client.call("set-channel-measurement", enabled=False) == {"state": "disabled"}
-        os.killpg(server.proc.pid, signal.SIGKILL)
-        server.proc.wait()
         client.close()
-        server = start_cssd(short_tmp, *args)
-        client = Client(server.sock)
-        assert client.call("query-chpid-measurements")["state"] == "disabled"
-        client.close()
+        server = killed_and_started_again(server, short_tmp, args)
+        assert facility_state(server) == "disabled"
     finally:
         server.stop()
 
@@ -121,12 +130,8 @@ def test_a_state_dir_from_before_the_facility_was_kept_still_opens(binary, short
         assert client.call("query-chpid-measurements")["state"] == "disabled"
         assert next(p for p in client.call("query-chpids") if p["chpid"] == "0.40")["vary"] == "offline"
         client.call("set-channel-measurement", enabled=True)
-        os.killpg(server.proc.pid, signal.SIGKILL)
-        server.proc.wait()
         client.close()
-        server = start_cssd(short_tmp, *args)
-        client = Client(server.sock)
-        assert client.call("query-chpid-measurements")["state"] == "enabled"
-        client.close()
+        server = killed_and_started_again(server, short_tmp, args)
+        assert facility_state(server) == "enabled"
     finally:
         server.stop()
