@@ -119,15 +119,21 @@ import Testing
                 == "60000040f8090002000000200" + "04c4b40003d0900000ee6b2000ee6b200001000")
     }
 
-    /// Queries an hour apart: the model feeds its tracker the readings in between, so the
-    /// bus-cycle counter's many 32-bit wraps are all counted and the interval is known.
-    @Test func rareQueriesStillCountEveryWrap() throws {
-        let subsystem = try Subsystem(topology: .embeddedDefault)
-        let backend = ModelBackend(subsystem)
+    /// The model of the embedded topology, the facility enabled, 0.41's bus at 100 % (5,000,000
+    /// cycles/s) from model time 0, and a first query then.
+    static func busAtFullLoad() throws -> (ModelBackend, ServerState, Clock) {
+        let backend = ModelBackend(try Subsystem(topology: .embeddedDefault))
         let (server, clock) = try Self.server(backend: backend)
         _ = try Self.reply(server, "set-channel-measurement", #"{"enabled": true}"#)
         _ = try Self.reply(server, "set-chpid-load", #"{"chpid": "0.41", "load": {"util_bus": 100}}"#)
         _ = try Self.reply(server, "query-chpid-measurements")
+        return (backend, server, clock)
+    }
+
+    /// Queries an hour apart: the model feeds its tracker the readings in between, so the
+    /// bus-cycle counter's many 32-bit wraps are all counted and the interval is known.
+    @Test func rareQueriesStillCountEveryWrap() throws {
+        let (backend, server, clock) = try Self.busAtFullLoad()
         clock.now = .seconds(3600)
         let ficon = try Self.path(try Self.reply(server, "query-chpid-measurements"), "0.41")
         #expect(ficon["available"]?.boolValue == true, "\(ficon.serialized())")
@@ -144,12 +150,7 @@ import Testing
     /// exact counts, not the 32-bit words (5,000,000 bus cycles/s for 1000 s is 5e9, past 2^32,
     /// whose word alone would start a total at 705,032,704).
     @Test func aRestoredFacilityContinuesItsTotals() throws {
-        let subsystem = try Subsystem(topology: .embeddedDefault)
-        let backend = ModelBackend(subsystem)
-        let (server, clock) = try Self.server(backend: backend)
-        _ = try Self.reply(server, "set-channel-measurement", #"{"enabled": true}"#)
-        _ = try Self.reply(server, "set-chpid-load", #"{"chpid": "0.41", "load": {"util_bus": 100}}"#)
-        _ = try Self.reply(server, "query-chpid-measurements")
+        let (backend, server, clock) = try Self.busAtFullLoad()
         clock.now = .seconds(1000)
         let before = try Self.path(try Self.reply(server, "query-chpid-measurements"), "0.41")
         let served = try #require(before["totals"]?["bus_cycles_cpc"]?.intValue)
@@ -178,12 +179,7 @@ import Testing
     /// hold every wrap (5,000,000 bus cycles/s for 259,200 s: 1.296e12, 301 wraps of 2^32).
     /// They used to lose the wraps of the jump over the first 246,600 s.
     @Test func aQueryAfterDaysStillCountsEveryWrap() throws {
-        let subsystem = try Subsystem(topology: .embeddedDefault)
-        let backend = ModelBackend(subsystem)
-        let (server, clock) = try Self.server(backend: backend)
-        _ = try Self.reply(server, "set-channel-measurement", #"{"enabled": true}"#)
-        _ = try Self.reply(server, "set-chpid-load", #"{"chpid": "0.41", "load": {"util_bus": 100}}"#)
-        _ = try Self.reply(server, "query-chpid-measurements")
+        let (backend, server, clock) = try Self.busAtFullLoad()
         clock.now = .seconds(3 * 86400)
         let ficon = try Self.path(try Self.reply(server, "query-chpid-measurements"), "0.41")
         #expect(ficon["available"]?.boolValue == true, "\(ficon.serialized())")
