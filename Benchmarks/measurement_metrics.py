@@ -20,13 +20,16 @@ Build first: swift build -c release --product cssd && swift build -c release --p
 import http.client
 import json
 import os
-import re
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import metrics  # noqa: E402
+from metrics import pct  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = "debug" if "--debug" in sys.argv else "release"
@@ -63,26 +66,8 @@ class Client:
 
 
 def start(topology, work):
-    sock = os.path.join(work, "s.sock")
-    log_path = os.path.join(work, "cssd.log")
-    log = open(log_path, "wb")
-    proc = subprocess.Popen([CSSD, "--qmp", f"unix:{sock}", "--topology", topology, "--metrics", "tcp:127.0.0.1:0"],
-                            stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        with open(log_path) as f:
-            match = re.search(r"address=tcp:127\.0\.0\.1:(\d+)\b.*metrics listening", f.read())
-        if match and os.path.exists(sock):
-            return proc, sock, int(match.group(1))
-        if proc.poll() is not None:
-            raise RuntimeError("cssd exited: " + open(log_path).read())
-        time.sleep(0.01)
-    raise RuntimeError("cssd did not start")
-
-
-def pct(values, p):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    """cssd of this build on `topology`, as metrics.py starts it (65,536 subchannels: up to 120 s)."""
+    return metrics.start(topology, work, "", binary=CSSD, timeout=120)
 
 
 def measure_scrapes(port):
@@ -97,7 +82,7 @@ def measure_scrapes(port):
         assert response.status == 200
         if i > 0:  # each scrape reports the previous one's time
             client.append(time.perf_counter() - started)
-            server.append(float(re.search(rb"^cssd_metrics_scrape_duration_seconds ([0-9.e+-]+)$", body, re.M)[1]))
+            server.append(metrics.server_seconds(body))
     connection.close()
     lines = body.splitlines()
     samples = [line for line in lines if line and not line.startswith(b"#")]

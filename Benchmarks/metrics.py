@@ -36,13 +36,16 @@ BENCH_COUNT = 100_000  # sequential round trips per run: about 2 s, some 20 scra
 OPENMETRICS = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"
 
 
-def start(topology, work, size):
+def start(topology, work, size, binary=None, timeout=60):
+    """cssd (`binary`, default the release build) on `topology` with --metrics on a port it
+    picks: (process, QMP socket, metrics port), once it listens on both."""
     sock = os.path.join(work, f"s{size}.sock")
     log_path = os.path.join(work, f"cssd{size}.log")
     log = open(log_path, "wb")
-    proc = subprocess.Popen([CSSD, "--qmp", f"unix:{sock}", "--topology", topology, "--metrics", "tcp:127.0.0.1:0"],
-                            stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
+    proc = subprocess.Popen(
+        [binary or CSSD, "--qmp", f"unix:{sock}", "--topology", topology, "--metrics", "tcp:127.0.0.1:0"],
+        stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with open(log_path) as f:
             match = re.search(r"address=tcp:127\.0\.0\.1:(\d+)\b.*metrics listening", f.read())

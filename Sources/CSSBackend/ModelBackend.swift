@@ -25,7 +25,16 @@ package final class ModelBackend: ChannelSubsystemBackend {
         self.measurement = measurement ?? MeasurementModel(subsystem: subsystem)
     }
 
-    package func details(of path: ChannelPathID) -> ChannelPathDetails? { nil }
+    /// The path's channel-measurement group, as Linux's sysfs `cmg` shows it (lschp's Cmg
+    /// column, query-chpids' `cmg`): the measurement model's, whether the facility is enabled
+    /// or not (the kernel reads it with the characteristics, not with `cm_enable`). Nil for a
+    /// path without one (sysfs `unknown`): the model's own facts then.
+    package func details(of path: ChannelPathID) -> ChannelPathDetails? {
+        guard let cmg = measurement.channels[path]?.cmg, let channelPath = subsystem.channelPath(path) else {
+            return nil
+        }
+        return ChannelPathDetails(cmg: Int(cmg.rawValue), shared: channelPath.shared)
+    }
 
     /// Nothing to check or block on: `completeWrite` makes the change (and refuses it).
     package func planVary(_ id: ChannelPathID, to state: VaryState) throws(BackendError) -> PendingWrite {
@@ -152,8 +161,17 @@ package final class ModelBackend: ChannelSubsystemBackend {
                     advances = measurement.exactCounts(id, at: at).reduce(into: [:]) { advances, count in
                         advances[count.key] = count.value &- (before[count.key] ?? 0)
                     }
+                    advances?[MeasurementTracker.timestampKey] =
+                        measurement.timestampTicks(at: at) &- measurement.timestampTicks(at: from)
                 }
-                measurementTracker.record(reading, at: now, advances: advances)
+                // The totals start at the model's exact counts, not at the 32-bit words: they
+                // then continue across a restart with the state dir (the counts do).
+                var exact: [String: UInt64]?
+                if !measurementTracker.isCounting(id) {
+                    exact = measurement.exactCounts(id, at: at)
+                    exact?[MeasurementTracker.timestampKey] = measurement.timestampTicks(at: at)
+                }
+                measurementTracker.record(reading, at: now, advances: advances, exact: exact)
             }
         }
     }
@@ -170,6 +188,18 @@ package final class ModelBackend: ChannelSubsystemBackend {
             if case .unknownChannelPath(let id) = error { throw .model(.unknownChannelPath(id)) }
             throw .measurement(error)
         }
+    }
+
+    /// Takes the facility's state a state dir kept (`MeasurementModel.savedState(at:)`).
+    /// - Returns: the model time it was saved at (the server's model clock continues from it).
+    /// - Throws: `StateCodingError` for a state of another topology, or corrupt.
+    package func restoreMeasurement(_ state: [UInt8]) throws(StateCodingError) -> MeasurementTime {
+        let time = try measurement.restoreState(state)
+        // What the tracker saw (a replay's readings) is of another facility: start again; its
+        // totals start at the restored counts.
+        measurementTracker = MeasurementTracker()
+        measurementFedAt = nil
+        return time
     }
 
     private func modelCall<T>(_ body: () throws(ModelError) -> T) throws(BackendError) -> T {

@@ -25,6 +25,10 @@ package struct ChannelMeasurementReading: Hashable, Sendable {
     package var sample: MeasurementSample?
     /// Why there is no sample (or why it cannot be used); nil when all is well.
     package var problem: MeasurementProblem?
+    /// Whether the source has the extended entry at all (sysfs `ext_measurement` exists:
+    /// Linux 6.10+; the model: true), whatever the CMG; nil when not known (not read).
+    /// chpstat warns once when the file is missing.
+    package var extendedEntryFile: Bool?
 
     package init(
         chpid: ChannelPathID, cmg: Int?, shared: Bool? = nil, speedBPS: UInt64? = nil, characteristics: CMCB? = nil,
@@ -83,6 +87,12 @@ package struct ChannelMeasurementReport: Hashable, Sendable {
     package var problem: MeasurementProblem?
     /// Samples taken so far (each with a new timestamp).
     package var samples: Int
+    /// The last reading's `ChannelMeasurementReading.extendedEntryFile`.
+    package var extendedEntryFile: Bool?
+    /// The CUE timestamp's running total in 128 µs ticks since the first sample (its value
+    /// then, or the model's exact time), across the 24-bit wraps: the clock the metrics'
+    /// rates divide by. Nil before the first sample.
+    package var timestampTicks: UInt64?
 
     package init(
         chpid: ChannelPathID, cmgValue: Int? = nil, shared: Bool? = nil, speedBPS: UInt64? = nil,

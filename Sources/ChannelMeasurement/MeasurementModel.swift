@@ -28,12 +28,12 @@ package struct MeasurementModel: Hashable, Sendable {
         /// Its characteristics block (`measurement_chars_full`).
         package var cmcb: CMCB
         /// The load in force from `since` on.
-        package fileprivate(set) var load: ChannelLoad
+        package internal(set) var load: ChannelLoad
         /// Counter values at `since`, by chpstat key.
-        fileprivate var base: [String: Double] = [:]
-        fileprivate var since: Duration = .zero
+        var base: [String: Double] = [:]
+        var since: Duration = .zero
         /// The load set for the next update boundary.
-        fileprivate var pending: (from: Duration, load: ChannelLoad)?
+        var pending: (from: Duration, load: ChannelLoad)?
 
         package init(cmg: CMG?, cmcb: CMCB, load: ChannelLoad = .idle) {
             self.cmg = cmg
@@ -60,12 +60,12 @@ package struct MeasurementModel: Hashable, Sendable {
     }
 
     /// Whether the facility measures (`css0/cm_enable`); false at start.
-    package private(set) var enabled = false
+    package internal(set) var enabled = false
     /// Whether the partition may enable the facility.
     package var authorized: Bool
     /// How often the machine updates the entries; a multiple of 128 µs.
     package let updateInterval: Duration
-    package private(set) var channels: [ChannelPathID: Channel]
+    package internal(set) var channels: [ChannelPathID: Channel]
 
     /// A facility over `channels`, disabled.
     /// - Parameters:
@@ -184,6 +184,8 @@ package struct MeasurementModel: Hashable, Sendable {
             reading.problem = .facilityDisabled
             return reading
         }
+        // As a Linux 6.10+ kernel: the ext_measurement file is there for every path.
+        reading.extendedEntryFile = true
         if cmg.hasCharacteristics {
             reading.characteristics = channel.cmcb
             reading.fullCharacteristics = true
@@ -217,11 +219,20 @@ package struct MeasurementModel: Hashable, Sendable {
         return UInt64(count < range ? count : count.truncatingRemainder(dividingBy: range))
     }
 
-    /// The 24-bit timestamp of `time`: 128 µs units, wrapping at 2^24.
-    package static func ticks(_ time: Duration) -> UInt32 {
+    /// The timestamp of `time`'s last update boundary in 128 µs units, not wrapped: the
+    /// running total of the 24-bit timestamp since model time 0.
+    package func timestampTicks(at time: Duration) -> UInt64 { Self.exactTicks(boundary(atOrBefore: time)) }
+
+    /// `time` in 128 µs units (not wrapped).
+    package static func exactTicks(_ time: Duration) -> UInt64 {
         let (seconds, attoseconds) = time.components
         let nanoseconds = UInt64(max(seconds, 0)) &* 1_000_000_000 &+ UInt64(max(attoseconds, 0) / 1_000_000_000)
-        return UInt32(truncatingIfNeeded: (nanoseconds / 128_000) & 0xff_ffff)
+        return nanoseconds / 128_000
+    }
+
+    /// The 24-bit timestamp of `time`: 128 µs units, wrapping at 2^24.
+    package static func ticks(_ time: Duration) -> UInt32 {
+        UInt32(truncatingIfNeeded: exactTicks(time) & 0xff_ffff)
     }
 
     private func boundary(atOrBefore time: Duration) -> Duration {

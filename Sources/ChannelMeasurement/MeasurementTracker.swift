@@ -19,6 +19,10 @@ import CSSModel
 /// Pure: the caller passes its monotonic time in seconds with each reading. Costs O(counters)
 /// per reading, memory O(chpids).
 package struct MeasurementTracker: Sendable {
+    /// The key under which `record`'s `advances` and `exact` give the CUE timestamp's, in
+    /// 128 µs ticks (the model's time since its start, not wrapped at 24 bits).
+    package static let timestampKey = "timestamp"
+
     /// chpstat's `MAX_INTERVAL`: the longest interval the 24-bit timestamp can tell.
     package static let maximumInterval = 2140.0
 
@@ -29,6 +33,8 @@ package struct MeasurementTracker: Sendable {
         /// The sample before it, for the metrics.
         var previous: MeasurementSample?
         var totals: [String: UInt64] = [:]
+        /// The CUE timestamp's running total in 128 µs ticks, across the 24-bit wraps.
+        var ticks: UInt64?
         var metrics: [MeasurementValue]?
         var problem: MeasurementProblem?
         var samples = 0
@@ -46,8 +52,14 @@ package struct MeasurementTracker: Sendable {
     ///   when the caller knows it (the model, which can tell its counts at any time, after a
     ///   gap longer than it feeds in steps): taken instead of the delta modulo the counter's
     ///   width, so the totals keep every wrap. Nil: the hardware's case, one wrap at most.
+    /// - Parameter known: under `timestampKey`, the timestamp's exact advance in ticks.
+    /// - Parameter exact: each counter's exact count (modulo 2^64), when the caller knows it
+    ///   (the model): a total that starts takes it instead of the counter's value, so that the
+    ///   totals are the model's counts, which continue across a restart (`--state-dir`) where
+    ///   the 32-bit words alone would make them start again below what was served.
     package mutating func record(
-        _ reading: ChannelMeasurementReading, at time: Double, advances known: [String: UInt64]? = nil
+        _ reading: ChannelMeasurementReading, at time: Double, advances known: [String: UInt64]? = nil,
+        exact: [String: UInt64]? = nil
     ) {
         var channel = channels[reading.chpid] ?? Channel(reading: reading)
         // A new group (or none) means other counters: start again.
@@ -79,12 +91,13 @@ package struct MeasurementTracker: Sendable {
             return
         }
         guard let (last, lastTime) = channel.last else {
-            // The first sample: the totals start at the counters' values.
+            // The first sample: the totals start at the counters' values (or exact counts).
             for counter in cmg.counters {
                 if let value = counter.value(in: sample), channel.totals[counter.key] == nil {
-                    channel.totals[counter.key] = value
+                    channel.totals[counter.key] = exact?[counter.key] ?? value
                 }
             }
+            if channel.ticks == nil { channel.ticks = exact?[Self.timestampKey] ?? UInt64(sample.cue.timestamp) }
             channel.last = (sample, time)
             channel.previous = nil
             channel.metrics = nil
@@ -103,13 +116,17 @@ package struct MeasurementTracker: Sendable {
         channel.samples += 1
         channel.last = (sample, time)
         channel.previous = last
+        channel.ticks =
+            (channel.ticks ?? 0)
+            &+ (known?[Self.timestampKey]
+                ?? UInt64(MeasurementFormulas.delta(last.cue.timestamp, sample.cue.timestamp, width: 24)))
         // Deltas first: a counter that went backwards spoils the whole interval.
         var deltas: [(String, UInt64)] = []
         for counter in cmg.counters {
             guard let current = counter.value(in: sample) else { continue }
             guard let before = counter.value(in: last) else {
                 // Valid again after a gap: count from here.
-                if channel.totals[counter.key] == nil { channel.totals[counter.key] = current }
+                if channel.totals[counter.key] == nil { channel.totals[counter.key] = exact?[counter.key] ?? current }
                 continue
             }
             if let advance = known?[counter.key] {
@@ -173,6 +190,8 @@ package struct MeasurementTracker: Sendable {
         var report = ChannelMeasurementReport(
             chpid: chpid, cmgValue: reading.cmg, shared: reading.shared, speedBPS: reading.speedBPS,
             problem: channel.problem, samples: channel.samples)
+        report.extendedEntryFile = reading.extendedEntryFile
+        report.timestampTicks = channel.ticks
         guard let cmg = report.cmg else { return report }
         if cmg.hasCharacteristics, let cmcb = reading.characteristics {
             report.characteristics = CMGCharacteristics(cmg: cmg, cmcb: cmcb, full: reading.fullCharacteristics)
@@ -186,4 +205,15 @@ package struct MeasurementTracker: Sendable {
 
     /// Every tracked chpid's report, in chpid order.
     package var reports: [ChannelMeasurementReport] { chpids.compactMap { report($0) } }
+}
+
+extension MeasurementTracker {
+    /// Whether every total of `chpid`'s counters has started (a first sample was taken since
+    /// its group last changed); the model passes its exact counts until then.
+    package func isCounting(_ chpid: ChannelPathID) -> Bool {
+        guard let channel = channels[chpid], let cmg = channel.reading.cmg.flatMap({ UInt8(exactly: $0) }),
+            let group = CMG(rawValue: cmg)
+        else { return false }
+        return group.counters.allSatisfy { channel.totals[$0.key] != nil }
+    }
 }

@@ -210,6 +210,7 @@ extension Daemon {
         let store = opened.store
         let journaled = state.journal.count
         let restored = try store.restore(into: state)
+        try restoreMeasurement(from: store, into: state, logger: logger)
         for failure in restored.failed {
             logger.warning("state dir: a recorded command failed again: \(failure)")
         }

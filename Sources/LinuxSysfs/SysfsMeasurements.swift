@@ -112,6 +112,7 @@ final class SysfsMeasurements: Sendable {
         case .success(let blocks)?:
             reading.cmg = blocks.cmg
             reading.speedBPS = blocks.speedBitsPerSecond
+            reading.extendedEntryFile = blocks.hasExtendedFile
             do throws(MeasurementBlockError) {
                 if let characteristics = blocks.characteristics {
                     reading.characteristics = try CMCB(bytes: characteristics)

@@ -45,9 +45,6 @@ final class ChannelMeasurementCollector {
         var counters: [String: Counter] = [:]
         var gauges: [String: Gauge] = [:]
         var interval: Counter?
-        /// The last CUE timestamp seen (24-bit ticks) and the running total of its advance.
-        var lastTimestamp: UInt32?
-        var ticks: UInt64 = 0
 
         func unregister(from registry: PrometheusCollectorRegistry) {
             registry.unregisterGauge(info)
@@ -130,14 +127,9 @@ final class ChannelMeasurementCollector {
             series.counters[name] = nil
         }
 
-        // The measurement's own clock, kept as a running total across the 24-bit wrap.
-        if let timestamp = report.lastSample?.cue.timestamp {
-            if let last = series.lastTimestamp {
-                series.ticks &+= UInt64(MeasurementFormulas.delta(last, timestamp, width: 24))
-            } else {
-                series.ticks = UInt64(timestamp)
-            }
-            series.lastTimestamp = timestamp
+        // The measurement's own clock, the tracker's running total across the 24-bit wrap (on
+        // the model the model's time, which continues across a restart with --state-dir).
+        if let ticks = report.timestampTicks {
             let interval =
                 series.interval
                 ?? registry.makeCounter(
@@ -149,7 +141,7 @@ final class ChannelMeasurementCollector {
                     ),
                     labels: labels)
             series.interval = interval
-            interval.setTotal(CUE.secondsPerTick * Double(series.ticks))
+            interval.setTotal(CUE.secondsPerTick * Double(ticks))
         }
 
         // Characteristics, and the speed.

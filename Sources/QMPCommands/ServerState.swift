@@ -80,7 +80,9 @@ package final class ServerState {
         set { pathChanges.clock = newValue }
     }
     /// The model time the channel-measurement commands pass to the backend (issue 21): the
-    /// server's monotonic clock since this state was made. Tests may set it before calls.
+    /// server's monotonic clock since this state was made; with a state dir that kept the
+    /// model's facility, continued from it (`Daemon.restoreMeasurement`). Tests may set it
+    /// before calls.
     package var measurementClock: () -> MeasurementTime = {
         let start = ContinuousClock.now
         return { ContinuousClock.now - start }

@@ -197,6 +197,12 @@ package enum ChangedState: String, Sendable, CaseIterable {
     /// Guests, their passthrough devices (masks, counters, CRW queues) and strategies: cssd's
     /// own on every backend (recorded).
     case guests
+    /// The model's channel-measurement facility (issue 21): enabled, each chpid's load and where
+    /// its counters stand. cssd owns it with the model and keeps it as its whole state after
+    /// each change (StateStore's `measurement` table), not replayed: a load takes effect at a
+    /// boundary of the model clock, which a replay would not hit again. With linux-sysfs the
+    /// host's `cm_enable` is the host's (not recorded).
+    case measurement
 }
 
 package struct Event: Sendable {

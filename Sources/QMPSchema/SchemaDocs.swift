@@ -28,6 +28,10 @@ extension Schema {
                         "changes the channel subsystem: recorded for replay with `--state-dir` on the model (API/resume.md)"
                     )
                 case .guests?: notes.append("changes guests: recorded for replay with `--state-dir` (API/resume.md)")
+                case .measurement?:
+                    notes.append(
+                        "changes the channel-measurement facility: its state is recorded with `--state-dir` on the "
+                            + "model (API/resume.md)")
                 case nil: break
                 }
                 if !notes.isEmpty { out += "_" + notes.joined(separator: "; ") + "._\n\n" }

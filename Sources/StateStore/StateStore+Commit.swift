@@ -79,7 +79,7 @@ extension StateStore {
     }
 
     /// One transaction: the commands (in statements of up to 500 rows), the journal rows, the
-    /// host's new state (linux-sysfs), the newest snapshot with the log up to it deleted, the
+    /// host's new state (linux-sysfs), the newest channel-measurement state, the newest snapshot with the log up to it deleted, the
     /// last sequence, and the journal rows beyond `journalCapacity` deleted.
     private func commit(_ batch: [Record], lastSequence: UInt64?) throws {
         _ = try Self.rows(connection, "BEGIN")
@@ -152,6 +152,7 @@ extension StateStore {
                 ])
             _ = try Self.rows(connection, "DELETE FROM commands WHERE id <= ?", [.integer(Int(through))])
         }
+        try writeMeasurement(of: batch)
         // The table keeps what the journal keeps: the newest `journalCapacity` changes, and at
         // most `PathEventJournal.defaultSubchannelBudget` affected subchannels over them (a vary
         // of a chpid shared by 65,536 subchannels is a 1.1 MB row). Older rows go in batches.
@@ -187,13 +188,13 @@ extension StateStore: PathChangeSink {
         committer.submit { _ in _ = self.waitUntilDurable(token) }
     }
 
-    private func append(_ record: Record) -> UInt64 {
+    func append(_ record: Record) -> UInt64 {
         pending.withLockedValue { state in
             let token = state.nextToken
             state.nextToken += 1
             let numbered = Record(
                 token: token, request: record.request, time: record.time, sequences: record.sequences,
-                journal: record.journal, snapshot: record.snapshot)
+                journal: record.journal, snapshot: record.snapshot, measurement: record.measurement)
             state.records.append(numbered)
             return token
         }

@@ -102,6 +102,7 @@ extension StateStore {
                 _ = try rows(connection, "UPDATE meta SET value = ? WHERE key = 'format'", [.text(format)])
                 _ = try rows(connection, "COMMIT")
             }
+            try createMeasurementTable(connection)
             let store = StateStore(
                 path: path, epoch: meta["epoch"]!, created: created, lastSequence: UInt64(meta["last_sequence"]!)!,
                 backend: kind, recorded: recordedCommands(backend: kind, changedState: changedState), options: options,

@@ -36,7 +36,8 @@ package struct StateStoreError: Error, CustomStringConvertible, Sendable {
 /// snapshot is written and the log before it deleted, in one transaction: restart costs the
 /// state's size plus at most `snapshotEvery` commands, not the history. With linux-sysfs the
 /// host's last recorded state (`host_paths`, `host_masks`) is kept too, so that what changed
-/// while cssd was down can be published at start. The epoch and a fingerprint of the topology
+/// while cssd was down can be published at start. The model's channel-measurement facility is
+/// kept apart, as its whole state after each change (`StateStore+Measurement.swift`). The epoch and a fingerprint of the topology
 /// (checked with the model only: a host's devices come and go) sit in `meta`. The dir is locked
 /// while the store is open (`StateDirLock`); a new store appears whole or not at all
 /// (`SQLiteFile.create`), and `close` leaves `state.sqlite` alone holding everything.
@@ -110,6 +111,8 @@ package final class StateStore: DurableLog, @unchecked Sendable {
         var journal: JournaledPathChange? = nil
         /// A snapshot: the state after every command up to `through`.
         var snapshot: (through: UInt64, captured: Captured)? = nil
+        /// The model's channel-measurement state (`StateStore+Measurement.swift`).
+        var measurement: [UInt8]? = nil
     }
 
     struct Pending {
@@ -139,7 +142,7 @@ package final class StateStore: DurableLog, @unchecked Sendable {
     package static func records(_ state: ChangedState, backend: BackendKind) -> Bool {
         switch state {
         case .guests: true
-        case .subsystem: backend == .model
+        case .subsystem, .measurement: backend == .model
         }
     }
 

@@ -128,9 +128,10 @@ struct SchemaDocument {
             ]
             let returns = try json["returns"].map { try MemberType($0, place: "\(place) (\(name)) returns") }
             let changes = json["changes"]
-            if let changes, !["subsystem", "guests"].contains(changes.string ?? "") {
+            if let changes, !["subsystem", "guests", "measurement"].contains(changes.string ?? "") {
                 throw GenerationError(
-                    "\(place) (\(name)): \"changes\" is 'subsystem' or 'guests', not \(changes.serialized)")
+                    "\(place) (\(name)): \"changes\" is 'subsystem' or 'guests' or 'measurement', not \(changes.serialized)"
+                )
             }
             let allowsReadOnly = json["allow-read-only"]?.bool ?? false
             if allowsReadOnly, changes != nil {

@@ -133,13 +133,17 @@ final class QMPChpstatSource: ChpstatSource {
             throw .runtime("No measurement data for CHPID 0.\(Self.hex2(chpid))\(reason(chpid))")
         }
         let extended = Self.bytes(blocks?["ext-cue"]?.stringValue, count: 64)
-        // chpstat warns when the kernel has no ext_measurement (before Linux 6.10). The server
-        // leaves the block out then; so it does for a path without one, but a kernel with
-        // measurement_chars_full (6.13+) has ext_measurement, and its CMCB says whether the
-        // path is extended.
-        let cmg = measurement?["cmg"]?.intValue ?? 0
-        let full = blocks?["cmcb-full"]?.boolValue ?? false
-        let missing = extended == nil && !full && [2, 4, 5].contains(cmg)
+        // chpstat warns (once) when the kernel has no ext_measurement file (before Linux 6.10),
+        // whatever the path's CMG (`read_ext_cue`): the server says whether it has the file.
+        // A server without `extended-entry-file` (before it) gets the old guess: no extended
+        // block, no full CMCB (6.13+ has both files) and a CMG that has an extended entry.
+        let missing: Bool
+        if let file = measurement?["extended-entry-file"]?.boolValue {
+            missing = !file
+        } else {
+            let cmg = measurement?["cmg"]?.intValue ?? 0
+            missing = extended == nil && !(blocks?["cmcb-full"]?.boolValue ?? false) && [2, 4, 5].contains(cmg)
+        }
         return ChpstatEntries(cue: cue, extendedCUE: extended, extendedMissing: missing)
     }
 

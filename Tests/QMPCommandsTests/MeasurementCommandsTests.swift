@@ -119,15 +119,21 @@ import Testing
                 == "60000040f8090002000000200" + "04c4b40003d0900000ee6b2000ee6b200001000")
     }
 
-    /// Queries an hour apart: the model feeds its tracker the readings in between, so the
-    /// bus-cycle counter's many 32-bit wraps are all counted and the interval is known.
-    @Test func rareQueriesStillCountEveryWrap() throws {
-        let subsystem = try Subsystem(topology: .embeddedDefault)
-        let backend = ModelBackend(subsystem)
+    /// The model of the embedded topology, the facility enabled, 0.41's bus at 100 % (5,000,000
+    /// cycles/s) from model time 0, and a first query then.
+    static func busAtFullLoad() throws -> (ModelBackend, ServerState, Clock) {
+        let backend = ModelBackend(try Subsystem(topology: .embeddedDefault))
         let (server, clock) = try Self.server(backend: backend)
         _ = try Self.reply(server, "set-channel-measurement", #"{"enabled": true}"#)
         _ = try Self.reply(server, "set-chpid-load", #"{"chpid": "0.41", "load": {"util_bus": 100}}"#)
         _ = try Self.reply(server, "query-chpid-measurements")
+        return (backend, server, clock)
+    }
+
+    /// Queries an hour apart: the model feeds its tracker the readings in between, so the
+    /// bus-cycle counter's many 32-bit wraps are all counted and the interval is known.
+    @Test func rareQueriesStillCountEveryWrap() throws {
+        let (backend, server, clock) = try Self.busAtFullLoad()
         clock.now = .seconds(3600)
         let ficon = try Self.path(try Self.reply(server, "query-chpid-measurements"), "0.41")
         #expect(ficon["available"]?.boolValue == true, "\(ficon.serialized())")
@@ -138,17 +144,42 @@ import Testing
         #expect(abs((ficon["metrics"]?["util_bus"]?.doubleValue ?? 0) - 100) < 1e-6)
     }
 
+    /// A restart with the state dir: a new backend takes the saved facility, and the model
+    /// clock continues from the saved time. Its first report's totals and measurement clock
+    /// (the interval counter's ticks) are not below the last ones served: they are the model's
+    /// exact counts, not the 32-bit words (5,000,000 bus cycles/s for 1000 s is 5e9, past 2^32,
+    /// whose word alone would start a total at 705,032,704).
+    @Test func aRestoredFacilityContinuesItsTotals() throws {
+        let (backend, server, clock) = try Self.busAtFullLoad()
+        clock.now = .seconds(1000)
+        let before = try Self.path(try Self.reply(server, "query-chpid-measurements"), "0.41")
+        let served = try #require(before["totals"]?["bus_cycles_cpc"]?.intValue)
+        #expect(served == 5_000_000_000)
+        let ticks = try #require(backend.channelMeasurements(nil, at: .seconds(1000)).first { $0.chpid.chpid == 0x41 })
+            .timestampTicks
+        let saved = backend.measurement.savedState(at: .seconds(1000))
+
+        let restarted = ModelBackend(try Subsystem(topology: .embeddedDefault))
+        #expect(try restarted.restoreMeasurement(saved) == .seconds(1000))
+        let (again, laterClock) = try Self.server(backend: restarted)
+        laterClock.now = .seconds(1001)
+        let after = try Self.path(try Self.reply(again, "query-chpid-measurements"), "0.41")
+        #expect(after["totals"]?["bus_cycles_cpc"]?.intValue == served, "\(after.serialized())")
+        let report = try #require(
+            restarted.channelMeasurements(nil, at: .seconds(1001)).first { $0.chpid.chpid == 0x41 })
+        #expect(report.timestampTicks == ticks && ticks == 1000 * 7812 + 1000 / 2)
+        laterClock.now = .seconds(1003)
+        let next = try Self.path(try Self.reply(again, "query-chpid-measurements"), "0.41")
+        #expect(next["totals"]?["bus_cycles_cpc"]?.intValue == 5_010_000_000)
+        #expect(abs((next["metrics"]?["util_bus"]?.doubleValue ?? 0) - 100) < 1e-6)
+    }
+
     /// A server up for three days, queried at start and then not again: the gap is longer
     /// than the tracker is fed in steps for (64 × 200 s), and the running totals must still
     /// hold every wrap (5,000,000 bus cycles/s for 259,200 s: 1.296e12, 301 wraps of 2^32).
     /// They used to lose the wraps of the jump over the first 246,600 s.
     @Test func aQueryAfterDaysStillCountsEveryWrap() throws {
-        let subsystem = try Subsystem(topology: .embeddedDefault)
-        let backend = ModelBackend(subsystem)
-        let (server, clock) = try Self.server(backend: backend)
-        _ = try Self.reply(server, "set-channel-measurement", #"{"enabled": true}"#)
-        _ = try Self.reply(server, "set-chpid-load", #"{"chpid": "0.41", "load": {"util_bus": 100}}"#)
-        _ = try Self.reply(server, "query-chpid-measurements")
+        let (backend, server, clock) = try Self.busAtFullLoad()
         clock.now = .seconds(3 * 86400)
         let ficon = try Self.path(try Self.reply(server, "query-chpid-measurements"), "0.41")
         #expect(ficon["available"]?.boolValue == true, "\(ficon.serialized())")

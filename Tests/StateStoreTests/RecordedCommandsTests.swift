@@ -29,6 +29,8 @@ private struct Owned: Equatable, CustomStringConvertible {
     let model: [UInt8]
     let guests: [UInt8]
     let lastSequence: UInt64
+    /// The model's channel-measurement facility (enabled, loads, counts), at a fixed model time.
+    let measurement: [UInt8]
 
     /// Sizes and FNV-1a digests: enough to see which part differs without kilobytes of bytes.
     var description: String {
@@ -37,7 +39,9 @@ private struct Owned: Equatable, CustomStringConvertible {
             for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
             return "\(bytes.count) bytes #\(String(hash, radix: 16))"
         }
-        return "model \(digest(model)), guests \(digest(guests)), last sequence \(lastSequence)"
+        return
+            "model \(digest(model)), guests \(digest(guests)), last sequence \(lastSequence), "
+            + "measurement \(digest(measurement))"
     }
 }
 
@@ -70,6 +74,8 @@ private final class ModelDaemon {
         state = try ServerState.standard(
             options: ServerOptions(conditions: conditions), backend: backend, guests: guests, journal: journal)
         restored = try store.restore(into: state)
+        // As the daemon does (Daemon+Measurement.swift): the facility's state, after the replay.
+        _ = try store.restoreMeasurement(into: backend)
         state.durability = store
         state.pathChanges.register(store, as: .stateStore)
     }
@@ -77,7 +83,7 @@ private final class ModelDaemon {
     var owned: Owned {
         Owned(
             model: backend.subsystem.runtimeState, guests: state.guests.state,
-            lastSequence: state.pathChanges.lastSequence)
+            lastSequence: state.pathChanges.lastSequence, measurement: backend.measurement.savedState(at: .zero))
     }
 
     /// Runs `text` as QMPSession.execute does with a state dir.
@@ -161,7 +167,7 @@ private let samples: [String: Sample] = {
         request: call("attach-passthrough", #"{"guest":"guest1","host-subchannel":"0.0.002d"}"#))
     samples["detach-passthrough"] = Sample(
         request: call("detach-passthrough", #"{"guest":"guest1","guest-subchannel":"fe.0.0002"}"#))
-    // The channel-measurement facility is not kept across restarts (off again, as after a boot).
+    // The channel-measurement facility is kept as its state (ChangedState.measurement).
     samples["set-channel-measurement"] = Sample(request: call("set-channel-measurement", #"{"enabled":true}"#))
     samples["set-chpid-load"] = Sample(
         request: call("set-chpid-load", #"{"chpid":"0.40","load":{"util_part":10}}"#))

@@ -183,10 +183,7 @@ STATIC_CASES = ["chars", "util-json", "chars-util-csv", "keys-json", "status", "
 # Cases with metrics over one interval (s0 -> s1).
 METRICS_CASES = ["table", "table-all", "table-cmg3-5", "table-scale-number", "pairs", "metrics-pairs", "all-json",
                  "keys-csv", "chpids-jsonl", "nometa-csv", "k610-table", "quirks-json", "quirks-csv", "quirks-table",
-                 # Known defect (issue 21, open): after the other cases, this run lacks chpstat's
-                 # "Missing kernel support for extended ..." warning (alone it has it); the same
-                 # case is compared in-process by ChpstatGoldenTests and statically over cssd.
-                 pytest.param("k66-table-n1", marks=pytest.mark.skip(reason="order-dependent missing warning, issue 21"))]
+                 "k66-table-n1"]
 
 
 def normalized(text: bytes) -> bytes:
@@ -291,8 +288,11 @@ def test_sysfs_metrics_golden(sysfs_cssd, name):
     case = CASES[name]
     server, samples, root = sysfs_cssd(case_tree(name))
     environment = dict(os.environ, TZ="UTC", **case.get("env", {}))
+    # Unbuffered (bufsize=0): readline then takes the first line alone. A buffered reader may
+    # take what follows it too (chpstat's warning, written right after), which communicate(),
+    # reading the pipe's descriptor, would then never see.
     proc = subprocess.Popen([cssctl_binary(), "--socket", server.sock, "chpstat", "--debug", *case["args"]],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment, bufsize=0)
     try:
         first = proc.stderr.readline()
         assert first.startswith(b"DEBUG: read("), first
@@ -306,3 +306,27 @@ def test_sysfs_metrics_golden(sysfs_cssd, name):
     assert normalized(out) == normalized(expected(name))
     warnings = b"".join(line + b"\n" for line in (first + err).split(b"\n") if line and not line.startswith(b"DEBUG: "))
     assert normalized(warnings) == normalized((FIXTURES / "golden" / f"{name}.stderr").read_bytes()), (first, err, out)
+
+
+def test_the_missing_extended_warning_follows_the_kernels_file_not_the_cmg(sysfs_cssd):
+    """chpstat warns once when ext_measurement does not exist, for a path of any CMG
+    (chpstat.c v2.43.0 read_ext_cue: util_path_exists, then warnx once); the server says per
+    path whether the file exists (extended-entry-file). A Linux 6.6 tree, only its CMG 3 path
+    selected: chpstat warns; a guess from the CMG (2, 4, 5 have extended entries) did not."""
+    server, _, _ = sysfs_cssd("kernel-6.6")
+    client = Client(server.sock)
+    try:
+        served = client.call("query-chpid-measurements")["channel-paths"]
+    finally:
+        client.close()
+    assert {p["chpid"]: p.get("extended-entry-file") for p in served} == {"0.12": False, "0.21": False}
+    run = chpstat(server.sock, "--util", "--format", "csv", "-n", "1", "0.21")
+    assert run.returncode == 0, run.stderr
+    assert run.stderr == b"cssctl chpstat: Missing kernel support for extended channel-path measurement data\n"
+
+
+def test_no_missing_extended_warning_where_the_kernel_has_the_file(sysfs_cssd):
+    """Linux 6.10: ext_measurement exists (extended-entry-file true): no warning."""
+    server, _, _ = sysfs_cssd("kernel-6.10")
+    run = chpstat(server.sock, "--util", "--format", "csv", "-n", "1")
+    assert (run.returncode, run.stderr) == (0, b"")

@@ -1,6 +1,6 @@
 """Channel measurement (issue 21) in Prometheus: a real Prometheus scrapes cssd (model backend)
 and evaluates the shipped recording rules (Deploy/prometheus/cssd-rules.yml) to the same
-utilization and rates as `query-chpid-measurements`.
+utilization and rates as `query-chpid-measurements`, for paths of CMG 1, 2 and 3.
 
 The model's counters are a pure function of the server's monotonic clock and the load set
 per chpid; the machine updates them every 2 s. The loads are set and the test waits until
@@ -11,7 +11,9 @@ scrape times (the rules divide by the measurement's own clock).
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import subprocess
 
 from harness.cssd import start_with_metrics
@@ -36,6 +38,23 @@ RULE_OF = {
     "ficon_defer": "chpid:cssd_ficon_defer_per_second:rate1m",
     "hpf_rate": "chpid:cssd_hpf_rate_per_second:rate1m",
     "hpf_defer": "chpid:cssd_hpf_defer_per_second:rate1m",
+    "msg_rate_part": "chpid:cssd_msg_rate_part_per_second:rate1m",
+    "msg_rate_total": "chpid:cssd_msg_rate_total_per_second:rate1m",
+    "msg_size_part": "chpid:cssd_msg_size_part_bytes:rate1m",
+    "msg_size_total": "chpid:cssd_msg_size_total_bytes:rate1m",
+    "send_fail_part": "chpid:cssd_send_fail_part_per_second:rate1m",
+    "rcv_fail_part": "chpid:cssd_rcv_fail_part_per_second:rate1m",
+    "rcv_fail_total": "chpid:cssd_rcv_fail_total_per_second:rate1m",
+}
+
+# Two FICON paths (CMG 2), an OSA (CMG 1) and a coupling link (CMG 3, data units of 256 bytes,
+# message units of 64: MeasurementModel.defaultCMCB), each its type's usual group.
+TOPOLOGY = {
+    "format": "cssd-topology", "version": 1,
+    "chpids": [{"chpid": "0.40", "type": "0x1a", "shared": True}, {"chpid": "0.41", "type": "0x1a"},
+               {"chpid": "0.60", "type": "0x11"}, {"chpid": "0.f0", "type": "0x24"}],
+    "subchannels": [{"subchannel": "0.0.0000", "devno": "0.0.1000", "dev-type": "3390/0c", "cu-type": "3990/e9",
+                     "chpids": ["0.40", "0.41"]}],
 }
 
 # Loads that make whole counts per 2 s update (the model floors its counters): 4,000,000 work
@@ -48,6 +67,10 @@ LOADS = {
          "ficon_defer": 5, "hpf_rate": 4000, "hpf_active": 2, "hpf_defer": 1},
         {"util_part": 10, "util_total": 20, "read_part": 4096 * 500, "read_total": 4096 * 1000}],
     1: [{"util_part": 32, "util_total": 64}],
+    # CMG 3: 1000 and 4000 data units of 256 bytes, 100 and 300 message units of 64 bytes per
+    # second (so 40- and 53.3-byte messages), 5 failed sends, 1 and 3 refused messages.
+    3: [{"write_part": 256 * 1000, "write_total": 256 * 4000, "msg_rate_part": 64 * 100,
+         "msg_rate_total": 64 * 300, "send_fail_part": 5, "rcv_fail_part": 1, "rcv_fail_total": 3}],
 }
 
 
@@ -56,7 +79,10 @@ def _close(a: float, b: float) -> bool:
 
 
 def test_recording_rules_give_the_querys_utilization(short_tmp):
-    server = start_with_metrics(short_tmp)
+    topology = os.path.join(short_tmp, "top.json")
+    with open(topology, "w") as f:
+        json.dump(TOPOLOGY, f)
+    server = start_with_metrics(short_tmp, "--topology", topology)
     client = Client(server.sock)
     try:
         port = server.extra["metrics_port"]
@@ -72,15 +98,18 @@ def test_recording_rules_give_the_querys_utilization(short_tmp):
         loaded: dict[str, dict] = {}
         for cmg, loads in LOADS.items():
             chpids = [p["chpid"] for p in paths if p.get("cmg") == cmg][:len(loads)]
-            assert len(chpids) == len(loads), f"the default topology lacks CMG {cmg} paths: {paths}"
+            assert len(chpids) == len(loads), f"the topology lacks CMG {cmg} paths: {paths}"
             for chpid, load in zip(chpids, loads):
                 client.call("set-chpid-load", chpid=chpid, load=load)
                 loaded[chpid] = load
 
+        def first(chpid: str) -> str:
+            return next(iter(loaded[chpid]))
+
         def under_load() -> dict | None:
             reply = client.call("query-chpid-measurements", chpids=list(loaded))["channel-paths"]
             metrics = {p["chpid"]: p.get("metrics") for p in reply}
-            if all(m and _close(m["util_part"], loaded[c]["util_part"]) for c, m in metrics.items()):
+            if all(m and _close(m[first(c)], loaded[c][first(c)]) for c, m in metrics.items()):
                 return metrics
             return None
 
@@ -97,7 +126,7 @@ def test_recording_rules_give_the_querys_utilization(short_tmp):
             def rule_values(rule: str) -> dict[str, float]:
                 return {r["metric"]["chpid"]: float(r["value"][1]) for r in query(base, rule)}
 
-            wait_until(lambda: set(rule_values(RULE_OF["util_part"])) >= set(loaded), 60,
+            wait_until(lambda: all(c in rule_values(RULE_OF[first(c)]) for c in loaded), 60,
                        "the recording rules to cover every loaded chpid")
             expected = under_load()
             assert expected is not None

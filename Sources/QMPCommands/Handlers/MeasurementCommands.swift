@@ -5,6 +5,7 @@ import CSSBackend
 import CSSModel
 import ChannelMeasurement
 import JSONValues
+import PathChangePipeline
 import QMPWire
 
 /// The channel-measurement commands of API/measurement.json (issue 21), over
@@ -37,6 +38,13 @@ enum MeasurementCommands {
         let write = try CSSCommands.backendCall { () throws(BackendError) in
             try backend.planChannelMeasurement(enable: arguments.enabled)
         }
+        guard write.perform != nil else {
+            // The model: nothing blocks; the switch is the model's, kept with --state-dir.
+            let state = try CSSCommands.backendCall { () throws(BackendError) in
+                try backend.completeChannelMeasurement(write, .success(nil))
+            }
+            return recorded(.object(facilityMembers(state)), server)
+        }
         // A sysfs write of cm_enable makes the kernel issue CHSC requests: off the event loop.
         return .deferred(
             DeferredWork(blocking: write.perform) { (outcome) throws(QMPError) in
@@ -56,12 +64,33 @@ enum MeasurementCommands {
         let load = try CSSCommands.backendCall { () throws(BackendError) in
             try server.backend.setChannelLoad(arguments.chpid, metrics, at: server.measurementClock())
         }
-        return .reply(
+        return recorded(
             .object([
                 ("chpid", .string(arguments.chpid.description)),
                 ("cmg", .integer(Int(load.cmg?.rawValue ?? 0))),
                 ("load", .object(load.metrics.sorted { $0.key < $1.key }.map { ($0.key, .real($0.value)) })),
-            ]))
+            ]), server)
+    }
+
+    /// `value` as the reply of a change of the model's facility, which `--state-dir` keeps as
+    /// the facility's whole state (`MeasurementStateLog`, not the command log: a replay would
+    /// run at another model time): the reply waits until that record is durable, as a
+    /// recorded command's does. Without a state dir, or for a real host's facility (the host
+    /// keeps its `cm_enable`), the reply goes at once.
+    static func recorded(_ value: JSON, _ server: ServerState) -> CommandOutcome {
+        guard let log = server.durability as? MeasurementStateLog, log.keepsMeasurement,
+            let model = server.backend as? ModelBackend
+        else { return .reply(value) }
+        let token = log.appendMeasurement(
+            state: model.measurement.savedState(at: server.measurementClock()), time: server.clock())
+        return .deferred(
+            DeferredWork(blocking: { log.waitUntilDurable(token).map { nil } }, waitsOn: .durableRecord) {
+                (outcome) throws(QMPError) -> JSON in
+                if case .failure(let error) = outcome {
+                    throw .generic("the change was made but could not be recorded in the state dir: \(error)")
+                }
+                return value
+            })
     }
 
     // MARK: - Replies
@@ -78,6 +107,7 @@ enum MeasurementCommands {
         if let cmg = report.cmgValue { members.append(("cmg", .integer(cmg))) }
         if let shared = report.shared { members.append(("shared", .bool(shared))) }
         if let speed = report.speedBPS { members.append(("speed-bps", integer(speed))) }
+        if let file = report.extendedEntryFile { members.append(("extended-entry-file", .bool(file))) }
         members.append(("available", .bool(report.metrics != nil)))
         if let problem = report.problem, report.metrics == nil {
             members.append(("reason", .string(problem.reason)))
