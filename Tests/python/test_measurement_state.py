@@ -118,7 +118,7 @@ def test_a_state_dir_from_before_the_facility_was_kept_still_opens(binary, short
     args = ["--topology", top, "--state-dir", state]
     server = start_cssd(short_tmp, *args)
     client = Client(server.sock)
-    client.call("vary-path", chpid="0.40", state="offline")
+    client.call("vary-path", chpid="0.40", state="offline", force=True)  # its device has no other path
     client.close()
     assert server.stop() == 0
     with sqlite3.connect(os.path.join(state, "state.sqlite")) as db:
