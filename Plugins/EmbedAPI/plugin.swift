@@ -9,7 +9,10 @@ import PackagePlugin
 struct EmbedAPI: BuildToolPlugin {
     func createBuildCommands(context: PluginContext, target: Target) throws -> [Command] {
         let apiDir = context.package.directoryURL.appending(path: "API")
-        let names = ["qmp.json", "css.json", "path-events.json", "vfio.json", "connections.json", "measurement.json"]
+        let names = [
+            "qmp.json", "css.json", "path-events.json", "vfio.json", "connections.json", "measurement.json",
+            "dasd.json",
+        ]
         let inputs = names.map { apiDir.appending(path: $0) }
         let tool = try context.tool(named: "api-embed").url
         switch target.name {
