@@ -143,3 +143,23 @@ def test_path_verification_as_lscss_vpm_shows_it(start, short_tmp):
     assert "0.0.0006" not in due
     assert by_devno(me, "0.0.1001")["needs-path-verification"] is True
     assert by_devno(me, "0.0.1000")["needs-path-verification"] is False
+
+
+def test_the_dasd_fixture_description(start, short_tmp):
+    """Tests/fixtures/sysfs/dasd.json (make_sysfs.py's `dasd` device extra): every mask kind,
+    an FBA DASD, a 3390 bound to no DASD driver, and malformed files served as unknown."""
+    tree = build_tree("dasd.json", short_tmp)
+    me = Client(sysfs(tree, "--poll-interval", "0", "--no-inotify", start=start).sock)
+    devices = {d["devno"]: d for d in me.call("query-dasd-paths")}
+    assert sorted(devices) == ["0.0.1000", "0.0.1001", "0.0.1002", "0.0.1004"]
+    assert [p["disabled-because"] for p in devices["0.0.1000"]["paths"]] == [
+        [], ["ifcc-threshold"], ["miscabled"], ["cuir-quiesced"]]
+    assert devices["0.0.1000"]["fc-security"] == "Inconsistent"
+    assert devices["0.0.1001"]["paths"][0]["fc-security"] == "Encryption"
+    assert devices["0.0.1002"]["driver"] == "dasd-fba" and devices["0.0.1002"]["hpf"] is False
+    broken = devices["0.0.1004"]
+    assert "paths" not in broken and "path-threshold" not in broken and broken["path-interval"] == 300
+    assert len(broken["problems"]) == 2, broken["problems"]
+    chpids = {c["chpid"]: c["dasd"] for c in me.call("query-chpids")}
+    assert chpids["0.40"]["devices"] == 2 and chpids["0.40"]["unknown"] == 1
+    assert chpids["0.42"]["miscabled"] == 1 and chpids["0.43"]["devices"] == 3
