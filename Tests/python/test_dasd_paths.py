@@ -163,3 +163,18 @@ def test_the_dasd_fixture_description(start, short_tmp):
     chpids = {c["chpid"]: c["dasd"] for c in me.call("query-chpids")}
     assert chpids["0.40"]["devices"] == 2 and chpids["0.40"]["unknown"] == 1
     assert chpids["0.42"]["miscabled"] == 1 and chpids["0.43"]["devices"] == 3
+
+
+def test_metrics_per_chpid(start, short_tmp):
+    """cssd_chpid_dasd_devices and cssd_chpid_dasd_paths{state} per chpid with DASDs behind it."""
+    from harness.cssd import metrics_port
+    from harness.prometheus import scrape_values
+    tree = build_tree("dasd.json", short_tmp)
+    srv = sysfs(tree, "--poll-interval", "0", "--no-inotify", "--metrics", "tcp:127.0.0.1:0", start=start)
+    values = scrape_values(metrics_port(srv))
+    assert values['cssd_chpid_dasd_devices{chpid="0.41"}'] == 2
+    assert values['cssd_chpid_dasd_paths{chpid="0.41",state="ifcc-disabled"}'] == 1
+    assert values['cssd_chpid_dasd_paths{chpid="0.40",state="unknown"}'] == 1
+    assert values['cssd_chpid_dasd_paths{chpid="0.42",state="miscabled"}'] == 1
+    assert values['cssd_chpid_dasd_paths{chpid="0.43",state="cuir-quiesced"}'] == 1
+    assert values['cssd_chpid_dasd_paths{chpid="0.40",state="no-hpf"}'] == 1
