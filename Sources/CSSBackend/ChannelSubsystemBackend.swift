@@ -268,14 +268,18 @@ package struct ObservedUpdate: Sendable {
     /// Per DASD (ccw device bound to dasd-eckd or dasd-fba): its driver's path health, as of
     /// this reading.
     package let dasd: [SubchannelID: DASDPathHealth]
+    /// Paths the DASD driver stopped using since the previous reading (path events
+    /// `driver-disabled-*`).
+    package let dasdDisabled: [DASDPathDisabling]
 
     package init(
         generation: UInt64, subsystem: Subsystem, details: [ChannelPathID: ChannelPathDetails], changes: [PathChange],
         write: ChannelPathID? = nil, layoutChanged: Bool = false, orphans: [OrphanedDevice] = [],
-        dasd: [SubchannelID: DASDPathHealth] = [:]
+        dasd: [SubchannelID: DASDPathHealth] = [:], dasdDisabled: [DASDPathDisabling] = []
     ) {
         self.orphans = orphans
         self.dasd = dasd
+        self.dasdDisabled = dasdDisabled
         self.generation = generation
         self.subsystem = subsystem
         self.details = details

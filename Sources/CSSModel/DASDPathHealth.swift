@@ -152,6 +152,37 @@ package struct DASDPathHealth: Hashable, Sendable {
     }
 }
 
+/// A path the DASD driver stopped using for a device since the last reading, and why: what
+/// a path event of kind `driver-disabled-*` reports.
+package struct DASDPathDisabling: Hashable, Sendable {
+    package var chpid: ChannelPathID
+    package var subchannel: SubchannelID
+    package var reason: DASDPathDisableReason
+
+    package init(chpid: ChannelPathID, subchannel: SubchannelID, reason: DASDPathDisableReason) {
+        self.chpid = chpid
+        self.subchannel = subchannel
+        self.reason = reason
+    }
+
+    /// The disablings from `before` to `after` of one device: every (path, reason) in
+    /// `after` that `before` did not have (nil `before`: a device first read has none).
+    package static func between(
+        _ before: DASDPathHealth?, _ after: DASDPathHealth?, subchannel: SubchannelID
+    ) -> [DASDPathDisabling] {
+        guard let before, let after else { return [] }
+        var had = Set<String>()
+        for path in before.paths { for reason in path.disabledBecause { had.insert("\(path.chpid) \(reason)") } }
+        var out: [DASDPathDisabling] = []
+        for path in after.paths {
+            for reason in path.disabledBecause where !had.contains("\(path.chpid) \(reason)") {
+                out.append(DASDPathDisabling(chpid: path.chpid, subchannel: subchannel, reason: reason))
+            }
+        }
+        return out
+    }
+}
+
 /// Per channel path: how many DASDs behind it are in each of the driver's states (a roll-up of
 /// `DASDPathHealth.paths`). O(DASDs × 8) to compute.
 package struct DASDChannelPathSummary: Hashable, Sendable {

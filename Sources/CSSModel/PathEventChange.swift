@@ -15,6 +15,19 @@ package enum PathEventChange: String, CaseIterable, Hashable, Sendable {
     case recovered
     /// RCHP (reset-channel-path) with cc 0: the solicited report, no change of state or masks.
     case reset
+    /// The DASD driver stopped using the path for a device, for the reason the kind names
+    /// (linux-sysfs `path_masks`: ifccpm, cablepm, cuirpm); no cio mask changed.
+    case driverDisabledIfcc = "driver-disabled-ifcc"
+    case driverDisabledMiscabled = "driver-disabled-miscabled"
+    case driverDisabledCuir = "driver-disabled-cuir"
+
+    package init(_ reason: DASDPathDisableReason) {
+        switch reason {
+        case .ifccThreshold: self = .driverDisabledIfcc
+        case .miscabled: self = .driverDisabledMiscabled
+        case .cuirQuiesced: self = .driverDisabledCuir
+        }
+    }
 
     package init(_ state: VaryState) { self = state == .online ? .online : .offline }
 

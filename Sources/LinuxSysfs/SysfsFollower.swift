@@ -234,7 +234,7 @@ final class SysfsFollower: @unchecked Sendable {
                 ObservedUpdate(
                     generation: update.generation, subsystem: update.subsystem, details: update.details,
                     changes: update.changes, write: nil, layoutChanged: update.layoutChanged,
-                    orphans: update.orphans, dasd: update.dasd))
+                    orphans: update.orphans, dasd: update.dasd, dasdDisabled: update.dasdDisabled))
             writeInFlight = nil
             gate.signal()
         }

@@ -67,6 +67,13 @@ final class SysfsMirror {
     /// tests and the benchmark's accounting.
     private(set) var dasdMaskReads = 0
     private(set) var dasdDeviceReads = 0
+    /// Paths the driver stopped using, found since the last update was made.
+    private var disablings: [DASDPathDisabling] = []
+
+    private func takeDisablings() -> [DASDPathDisabling] {
+        defer { disablings = [] }
+        return disablings
+    }
 
     /// - Parameter cmgRadix: the notation of `cmg`, 16 before Linux 6.7.
     init(root: String, observation: SysfsObservation, subsystem: Subsystem, cmgRadix: Int = 10) {
@@ -204,14 +211,19 @@ final class SysfsMirror {
                 return PathChange(before: before, after: after, affected: [], crws: [], crwsLost: 0)
             }
         }
-        let detailsChanged =
-            details != observation.details || orphans != observation.orphans || dasd != observation.dasd
+        let dasdChanged = dasd != observation.dasd
+        if dasdChanged {
+            for (id, health) in observation.dasd where dasd[id] != health {
+                disablings += DASDPathDisabling.between(dasd[id], health, subchannel: id)
+            }
+        }
+        let detailsChanged = details != observation.details || orphans != observation.orphans || dasdChanged
         install(observation, newer)
         guard !same || !changes.isEmpty || detailsChanged || write != nil else { return nil }
         generation += 1
         return ObservedUpdate(
             generation: generation, subsystem: subsystem, details: details, changes: changes, write: write,
-            layoutChanged: !same, orphans: orphans, dasd: dasd)
+            layoutChanged: !same, orphans: orphans, dasd: dasd, dasdDisabled: takeDisablings())
     }
 
     private func reread(
@@ -307,7 +319,7 @@ final class SysfsMirror {
         generation += 1
         return ObservedUpdate(
             generation: generation, subsystem: subsystem, details: details, changes: changes, write: write,
-            orphans: orphans, dasd: dasd)
+            orphans: orphans, dasd: dasd, dasdDisabled: takeDisablings())
     }
 
     /// Members of re-read paths still to be read.
@@ -342,7 +354,7 @@ final class SysfsMirror {
         generation += 1
         return ObservedUpdate(
             generation: generation, subsystem: subsystem, details: details, changes: changes, write: nil,
-            orphans: orphans, dasd: dasd)
+            orphans: orphans, dasd: dasd, dasdDisabled: takeDisablings())
     }
 
     /// One pass over the channel-measurement files of every chpid (`MeasurementReader`),
@@ -398,6 +410,7 @@ final class SysfsMirror {
             case .health(let health):
                 for problem in health.problems { noteOnce(problem) }
                 if dasd[id] != health {
+                    disablings += DASDPathDisabling.between(dasd[id], health, subchannel: id)
                     dasd[id] = health
                     changed = true
                 }

@@ -135,6 +135,11 @@ import Testing
         tree.write("devices/css0/0.0.0005/0.0.1005/path_masks", "80 00 20 00 00 20\n")
         let update = try #require(backend.follower.withMirror { $0.sweep(count: 16) })
         #expect(update.dasd[sch("0.0.0005")]?.paths.map(\.disabledBecause) == [[], [.ifccThreshold, .miscabled]])
+        // What is new is the IFCC disabling of 0.42 (it was miscabled already): one path event.
+        #expect(
+            update.dasdDisabled == [
+                DASDPathDisabling(chpid: chp("0.42"), subchannel: sch("0.0.0005"), reason: .ifccThreshold)
+            ])
         #expect(backend.follower.inspect { $0.dasdDeviceReads } == idle.1 + 1)
     }
 

@@ -104,6 +104,8 @@ def test_an_ifcc_line_rereads_the_device_and_path_reset_gives_it_back(start, sho
     path, writer = kmsg
     srv = sysfs(tree, "--poll-interval", "0", "--no-inotify", "--kernel-log", path, start=start)
     me = Client(srv.sock)
+    watcher = Client(srv.sock)
+    watcher.call("subscribe-path-events", granularity="both")
     assert all(p["in-use"] for p in by_devno(me, "0.0.1001")["paths"])
     # The driver disables 0.42 (slot 2) and logs it; nothing else changed in the tree.
     device = os.path.join(tree, "devices/css0/0.0.0007/0.0.1001")
@@ -115,6 +117,14 @@ def test_an_ifcc_line_rereads_the_device_and_path_reset_gives_it_back(start, sho
         lambda: [p["chpid"] for p in by_devno(me, "0.0.1001")["paths"] if p["disabled-because"]], 30,
         "the IFCC-disabled path")
     assert disabled == ["0.42"]
+    # A path event of its own, with the reason in its kind; the device named by its subchannel event.
+    chpid_event, sch_event = watcher.events(2)
+    assert chpid_event["event"] == "CHANNEL_PATH_CHANGED", chpid_event
+    assert (chpid_event["data"]["chpid"], chpid_event["data"]["change"]) == ("0.42", "driver-disabled-ifcc")
+    assert chpid_event["data"]["subchannels"] == 1 and chpid_event["data"]["vary"] == "online"
+    assert sch_event["event"] == "SUBCHANNEL_PATHS_CHANGED"
+    assert (sch_event["data"]["subchannel"], sch_event["data"]["devno"]) == ("0.0.0007", "0.0.1001")
+    assert sch_event["data"]["change"] == "driver-disabled-ifcc" and sch_event["data"]["pam"] == 0xf0
     assert me.call("query-chpids")[[c["chpid"] for c in me.call("query-chpids")].index("0.42")]["dasd"][
         "ifcc-disabled"] == 1
     # Given back: the mask of what the driver disabled goes to path_reset; audited.
@@ -123,6 +133,7 @@ def test_an_ifcc_line_rereads_the_device_and_path_reset_gives_it_back(start, sho
     after = me.call("dasd-path-reset", devno="0.0.1001")
     assert open(os.path.join(device, "path_reset")).read() == "20"
     assert all(p["in-use"] and not p["disabled-because"] for p in after["paths"])
+    assert watcher.nothing_pending()  # a path given back is not a disabling
     srv.wait_line("notice", "command=dasd-path-reset", "outcome=ok")
     # The kernel refuses (here: path_reset is a directory, EISDIR): a clear error, the server lives.
     os.remove(os.path.join(device, "path_reset"))
