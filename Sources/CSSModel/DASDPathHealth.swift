@@ -46,6 +46,23 @@ package struct DASDPathMasks: Hashable, Sendable {
             ifccpm: values[5])
     }
 
+    /// `init(parsing:)` over raw bytes as read (no String: the sweep reads one per DASD).
+    package init?(bytes: UnsafeRawBufferPointer) {
+        var count = bytes.count
+        if count == 18, bytes[17] == 0x0a { count = 17 }
+        guard count == 17 else { return nil }
+        var values = [UInt8](repeating: 0, count: 6)
+        for field in 0..<6 {
+            let at = field * 3
+            if field > 0, bytes[at - 1] != 0x20 { return nil }
+            guard let high = Hex.digit(bytes[at]), let low = Hex.digit(bytes[at + 1]) else { return nil }
+            values[field] = UInt8(high << 4 | low)
+        }
+        self.init(
+            opm: values[0], nppm: values[1], cablepm: values[2], cuirpm: values[3], hpfpm: values[4],
+            ifccpm: values[5])
+    }
+
     /// The paths the driver took out of use for a reason of its own (IFCC threshold,
     /// miscabling, CUIR quiesce): the ones `path_reset` may give back.
     package var disabledByDriver: UInt8 { ifccpm | cablepm | cuirpm }

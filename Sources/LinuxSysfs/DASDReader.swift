@@ -101,6 +101,23 @@ enum DASDReader {
         }
     }
 
+    /// `masks(_:)` relative to an open css directory (`0.0.0004/0.0.1004/path_masks`) into a
+    /// caller's buffer: the sweep's check, without a String per file or a lookup of the root.
+    static func masks(at directory: Int32, _ relative: String, into buffer: UnsafeMutableRawBufferPointer)
+        -> Result<DASDPathMasks, DASDReadFailure>
+    {
+        switch SysfsFiles.read(at: directory, relative, into: buffer, checkType: false) {
+        case .missing: return .failure(.missing)
+        case .failed(let code): return .failure(.unreadable(SysfsFiles.describe(code)))
+        case .bytes(let n):
+            guard let masks = DASDPathMasks(bytes: UnsafeRawBufferPointer(rebasing: buffer[..<n])) else {
+                return .failure(
+                    .malformed(String(decoding: UnsafeRawBufferPointer(rebasing: buffer[..<n]), as: UTF8.self)))
+            }
+            return .success(masks)
+        }
+    }
+
     enum DASDReadFailure: Error, Equatable {
         case missing
         case malformed(String)

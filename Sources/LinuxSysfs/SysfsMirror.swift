@@ -391,7 +391,14 @@ final class SysfsMirror {
         for id in masksOf {
             guard let last = dasd[id], let device = deviceDirectory(of: id) else { continue }
             dasdMaskReads += 1
-            switch DASDReader.masks(paths.subchannel(id) + "/" + device) {
+            let reading =
+                if let css = cssDirectories[id.cssid] {
+                    DASDReader.masks(
+                        at: css, SysfsPaths.subchannelName(id) + "/" + device + "/path_masks", into: buffer)
+                } else {
+                    DASDReader.masks(paths.subchannel(id) + "/" + device)
+                }
+            switch reading {
             case .success(let masks): if masks != last.masks { whole.append(id) }
             case .failure: if last.masks != nil || last.problems.isEmpty { whole.append(id) }
             }

@@ -86,8 +86,13 @@ import Testing
             "ff ff ff", "zz 00 00 00 00 00", "f0 00 00 00 00 00 00", "f0  00 00 00 00 00", "0f0 00 00 00 00 0", "",
         ] {
             #expect(DASDPathMasks(parsing: bad[...]) == nil, "\(bad)")
+            #expect(Array(bad.utf8).withUnsafeBytes { DASDPathMasks(bytes: $0) } == nil, "\(bad)")  // the sweep's
         }
         #expect(DASDPathMasks(parsing: "f0 00 00 00 00 00\n") != nil)
+        for good in ["80 10 20 10 80 40\n", "FF 0a 00 00 00 01"] {
+            #expect(Array(good.utf8).withUnsafeBytes { DASDPathMasks(bytes: $0) } == DASDPathMasks(parsing: good[...]))
+            #expect(DASDPathMasks(parsing: good[...]) != nil)
+        }
         let tree = Self.tree()
         tree.write("devices/css0/0.0.0004/0.0.1004/path_masks", "f0 00 00\n")
         tree.write("devices/css0/0.0.0004/0.0.1004/path_threshold", "lots\n")
