@@ -13,6 +13,7 @@ struct EmbedAPI: BuildToolPlugin {
             "qmp.json", "css.json", "path-events.json", "vfio.json", "connections.json", "measurement.json",
             "intent.json",
             "impact.json",
+            "dasd.json",
         ]
         let inputs = names.map { apiDir.appending(path: $0) }
         let tool = try context.tool(named: "api-embed").url

@@ -23,6 +23,19 @@ package protocol ChannelSubsystemBackend: AnyObject {
     /// Devices without a subchannel (Linux: `cssN/defunct/`), in bus-id order; the model has
     /// none (the default).
     var orphanedDevices: [OrphanedDevice] { get }
+    /// Per DASD subchannel: what the DASD driver says about the device's paths
+    /// (DASDPathHealth.swift); empty for a source without DASD drivers (the default).
+    var dasdPathHealth: [SubchannelID: DASDPathHealth] { get }
+    /// `dasdPathHealth` rolled up per chpid (`DASDChannelPathSummary.rollUp`): the default
+    /// computes it, O(DASDs); an observed backend keeps it until its DASDs change.
+    var dasdChannelPathSummaries: [ChannelPathID: DASDChannelPathSummary] { get }
+    /// A `path_reset` of device `device`'s paths `chpids` (all the driver disabled: nil),
+    /// planned: checked now; the returned part writes the mask and re-reads the device (it
+    /// may block, so the server runs it off the event loop) and returns that reading.
+    /// - Throws: `.unsupported` (the default), `.model(.unknownDevice)`-like errors as
+    ///   `BackendError`.
+    func planDASDPathReset(_ device: DeviceID, chpids: [ChannelPathID]?) throws(BackendError)
+        -> @Sendable () -> PendingWrite.Outcome
 
     /// A vary (Linux `chchp -v`), planned: checked now, written by the write's `perform`
     /// (off the event loop when it may block), finished by `completeWrite`.
@@ -124,6 +137,16 @@ package struct BackendReadingStats: Hashable, Sendable {
 
 extension ChannelSubsystemBackend {
     package var orphanedDevices: [OrphanedDevice] { [] }
+    package var dasdPathHealth: [SubchannelID: DASDPathHealth] { [:] }
+    package var dasdChannelPathSummaries: [ChannelPathID: DASDChannelPathSummary] {
+        DASDChannelPathSummary.rollUp(dasdPathHealth.values)
+    }
+    package func planDASDPathReset(_ device: DeviceID, chpids: [ChannelPathID]?) throws(BackendError)
+        -> @Sendable () -> PendingWrite.Outcome
+    {
+        throw .unsupported(
+            operation: "dasd-path-reset", backend: name, reason: "the source has no DASD device driver")
+    }
 }
 
 /// A device that lost its subchannel: Linux keeps its ccw device under `cssN/defunct/`
@@ -249,14 +272,23 @@ package struct ObservedUpdate: Sendable {
     package let orphans: [OrphanedDevice]
     /// The driver bound to each subchannel's device, as of the last full reading.
     package let drivers: [SubchannelID: String]
+    /// Per DASD (ccw device bound to dasd-eckd or dasd-fba): its driver's path health, as of
+    /// this reading.
+    package let dasd: [SubchannelID: DASDPathHealth]
+    /// Paths the DASD driver stopped using since the previous reading (path events
+    /// `driver-disabled-*`).
+    package let dasdDisabled: [DASDPathDisabling]
 
     package init(
         generation: UInt64, subsystem: Subsystem, details: [ChannelPathID: ChannelPathDetails], changes: [PathChange],
         write: ChannelPathID? = nil, layoutChanged: Bool = false, orphans: [OrphanedDevice] = [],
-        drivers: [SubchannelID: String] = [:]
+        drivers: [SubchannelID: String] = [:], dasd: [SubchannelID: DASDPathHealth] = [:],
+        dasdDisabled: [DASDPathDisabling] = []
     ) {
         self.orphans = orphans
         self.drivers = drivers
+        self.dasd = dasd
+        self.dasdDisabled = dasdDisabled
         self.generation = generation
         self.subsystem = subsystem
         self.details = details

@@ -52,6 +52,7 @@ package struct PathChange: Hashable, Sendable {
 /// A subchannel's path masks after a path operation changed at least one of them: everything
 /// the SCHIB's PMCW says about paths, so that nobody has to store the subchannel again.
 package struct AffectedSubchannel: Hashable, Sendable {
+
     package let id: SubchannelID
     /// The device number, nil when DNV is 0.
     package let device: DeviceID?
@@ -67,6 +68,18 @@ package struct AffectedSubchannel: Hashable, Sendable {
     package let lpum: UInt8
     /// The SCSW's PNO bit.
     package let pathNotOperational: Bool
+}
+
+extension AffectedSubchannel {
+    /// `subchannel`'s masks as they are, for the path in `slot` (a change that is not the
+    /// subchannel's own, such as the DASD driver disabling a path).
+    package init(current subchannel: Subchannel, slot: Int) {
+        let pmcw = subchannel.schib.pmcw
+        self.init(
+            id: subchannel.id, device: subchannel.deviceID, slot: slot, pim: pmcw.pim, lpm: pmcw.lpm, pam: pmcw.pam,
+            pom: pmcw.pom, pnom: pmcw.pnom, lpum: pmcw.lpum,
+            pathNotOperational: subchannel.schib.scsw.pathNotOperational)
+    }
 }
 
 /// What RCHP returns: cc 0 and the solicited CRWs queued, or cc 3 (path not operational).

@@ -27,9 +27,23 @@ package enum PathEventChange: String, CaseIterable, Hashable, Sendable {
     /// like `redundancyLost`.
     case lastPathLost = "last-path-lost"
 
+    /// The DASD driver stopped using the path for a device, for the reason the kind names
+    /// (linux-sysfs `path_masks`: ifccpm, cablepm, cuirpm); no cio mask changed.
+    case driverDisabledIfcc = "driver-disabled-ifcc"
+    case driverDisabledMiscabled = "driver-disabled-miscabled"
+    case driverDisabledCuir = "driver-disabled-cuir"
+
     /// A report about a path rather than a change of it (a reset, a drift): published although
     /// it alters no state and no mask.
     package var isReport: Bool { self == .reset || self == .drift }
+
+    package init(_ reason: DASDPathDisableReason) {
+        switch reason {
+        case .ifccThreshold: self = .driverDisabledIfcc
+        case .miscabled: self = .driverDisabledMiscabled
+        case .cuirQuiesced: self = .driverDisabledCuir
+        }
+    }
 
     package init(_ state: VaryState) { self = state == .online ? .online : .offline }
 

@@ -16,6 +16,8 @@ enum KernelLogTrigger: Hashable, Sendable {
     case subchannelNumber(UInt16)
     /// Reports were lost (CRW overflow) or name no path: every path and the listing.
     case everything
+    /// A DASD driver message about this device's paths: its DASD files and its subchannel.
+    case device(DeviceID)
 }
 
 /// The cio messages that mean a channel path or subchannel changed, as Linux prints them
@@ -28,6 +30,14 @@ enum KernelLogTrigger: Hashable, Sendable {
 /// - chsc.c `chsc_process_sei_link_incident`: `pr_warn("Link degraded: RS=%02x RSID=%04x …")`
 ///   and `pr_err("Link stopped: RS=%02x RSID=%04x …")`; RS 4 means RSID is a chpid.
 /// chp.c and css.c log channel-path processing only to the s390 debug feature, not printk.
+///
+/// And the DASD driver's path messages (host-paths.md §4), which `dev_err`/`dev_warn` print as
+/// `dasd-eckd 0.0.1234: MESSAGE` (driver name, device bus id): drivers/s390/block
+/// `dasd_3990_erp_disable_path` ("Path %x.%02x (pathmask %02x) is disabled - IFCC threshold
+/// exceeded", "… is operational despite excessive IFCCs"), `dasd_generic_last_path_gone` ("No
+/// operational channel path is left for the device"), "No verified channel paths remain for the
+/// device", `dasd_eckd_read_conf` ("Not all channel paths lead to the same device, …") and "A
+/// channel path to the device has become operational".
 enum KernelLogLine {
     enum Parsed: Equatable {
         case trigger(KernelLogTrigger)
@@ -48,6 +58,9 @@ enum KernelLogLine {
         } else if message.first == "[", let close = message.firstIndex(of: "]") {
             message = message[message.index(after: close)...].drop(while: { $0 == " " })
         }
+        if message.hasPrefix("dasd-eckd ") || message.hasPrefix("dasd-fba ") {
+            return dasd(message)
+        }
         if message.hasPrefix("crw_info : CRW reports ") {
             return crw(message.dropFirst("crw_info : CRW reports ".count))
         }
@@ -67,6 +80,22 @@ enum KernelLogLine {
                 rs == 4 && rsid <= 0xff ? .channelPath(ChannelPathID(cssid: 0, chpid: UInt8(rsid))) : .everything)
         }
         return .ignored
+    }
+
+    /// The DASD messages that mean the device's path masks may have changed.
+    static let dasdMessages = [
+        "is disabled - IFCC threshold exceeded", "is operational despite excessive IFCCs",
+        "No operational channel path is left for the device", "No verified channel paths remain for the device",
+        "Not all channel paths lead to the same device", "A channel path to the device has become operational",
+    ]
+
+    private static func dasd(_ message: Substring) -> Parsed {
+        guard dasdMessages.contains(where: { message.contains($0) }) else { return .ignored }
+        let afterDriver = message.drop(while: { $0 != " " }).dropFirst()
+        guard let colon = afterDriver.firstIndex(of: ":"),
+            let device = try? DeviceID(parsing: String(afterDriver[..<colon]))
+        else { return .garbled }
+        return .trigger(.device(device))
     }
 
     private static func crw(_ text: Substring) -> Parsed {

@@ -5,6 +5,10 @@ import CSSBackend
 import CSSModel
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A real machine through Linux sysfs (`--backend linux-sysfs[:ROOT]`). The view is the last
 /// reading of the tree. Readings happen off the event loop (`SysfsFollower`): the server
 /// calls `startFollowing`, and applies on its loop each update the follower delivers.
@@ -27,6 +31,17 @@ package final class SysfsBackend: ObservedBackend {
     private var drivers: [SubchannelID: String]
 
     package func deviceDriver(of id: SubchannelID) -> String? { drivers[id] }
+    /// Per DASD subchannel: the DASD driver's view of its paths, as last read.
+    package private(set) var dasdPathHealth: [SubchannelID: DASDPathHealth]
+    /// Its roll-up per chpid, computed when first asked after the DASDs changed (a scrape and
+    /// query-chpids then cost O(chpids), not O(DASDs)).
+    private var dasdSummaries: [ChannelPathID: DASDChannelPathSummary]?
+    package var dasdChannelPathSummaries: [ChannelPathID: DASDChannelPathSummary] {
+        if let dasdSummaries { return dasdSummaries }
+        let summaries = DASDChannelPathSummary.rollUp(dasdPathHealth.values)
+        dasdSummaries = summaries
+        return summaries
+    }
     private var generation: UInt64 = 0
     let follower: SysfsFollower
     /// Changes to other chpids that the reading of a write made here and now (`varyPath`,
@@ -68,6 +83,7 @@ package final class SysfsBackend: ObservedBackend {
         details = observation.details
         orphanedDevices = observation.orphans
         drivers = observation.drivers
+        dasdPathHealth = observation.dasd
         problems = observation.problems
         follower = SysfsFollower(
             mirror: SysfsMirror(
@@ -114,6 +130,12 @@ package final class SysfsBackend: ObservedBackend {
             details = update.details
             orphanedDevices = update.orphans
             drivers = update.drivers
+            // The mirror hands the same storage on while its DASDs stay as they were, which
+            // makes this comparison cheap then.
+            if update.dasd != dasdPathHealth {
+                dasdPathHealth = update.dasd
+                dasdSummaries = nil
+            }
         }
         return (before, update.changes.filter { $0.chpid != update.write })
     }
@@ -186,6 +208,55 @@ package final class SysfsBackend: ObservedBackend {
         let outcome = write.perform?() ?? .success(nil)
         if case .success(let reading?) = outcome { unreported += apply(reading).changes }
         return try completeWrite(write, outcome)
+    }
+
+    /// Writes the slot mask of `chpids` (nil: every path the driver disabled, `ifccpm |
+    /// cablepm | cuirpm`) to the device's `path_reset` as hex, as `echo 80 > path_reset` does
+    /// (drivers/s390/block/dasd_devmap.c `dasd_path_reset_store`: kstrtouint base 16, then
+    /// `reset_path`), then re-reads the device. A refusal is the write's errno.
+    /// - Throws: `.model(.unknownDevice)`; `.io` for a device that is not a DASD, a chpid that is
+    ///   not one of its paths, masks that cannot be read, or nothing to reset.
+    package func planDASDPathReset(_ device: DeviceID, chpids: [ChannelPathID]?) throws(BackendError)
+        -> @Sendable () -> PendingWrite.Outcome
+    {
+        guard let sch = subsystem.subchannel(device: device) else { throw .model(.unknownDevice(device)) }
+        let name = SysfsPaths.subchannelName(sch.id)
+        let path = paths.subchannel(sch.id) + "/" + device.description + "/path_reset"
+        func refuse(_ message: String) -> BackendError {
+            .io(path: path, operation: "dasd-path-reset of", errno: EINVAL, message: message)
+        }
+        guard let health = dasdPathHealth[sch.id] else {
+            throw refuse("device \(device) (subchannel \(name)) is not bound to dasd-eckd or dasd-fba")
+        }
+        let mask: UInt8
+        if let chpids {
+            guard let slots = health.slotMask(of: chpids) else {
+                let names = chpids.filter { !health.slots.contains($0) }.map(\.description).joined(separator: ", ")
+                throw refuse("\(names): not a path of device \(device)")
+            }
+            mask = slots
+        } else {
+            guard let masks = health.masks else {
+                throw refuse(
+                    "the path masks of device \(device) are unknown: \(health.problems.joined(separator: "; "))")
+            }
+            guard masks.disabledByDriver != 0 else {
+                throw refuse("the driver has disabled no path of device \(device)")
+            }
+            mask = masks.disabledByDriver
+        }
+        let follower = self.follower
+        let writer = self.writer
+        let id = sch.id
+        return {
+            do throws(BackendError) {
+                try writer.write(Hex.string(mask, width: 2), to: path)
+            } catch {
+                return .failure(error)
+            }
+            return .success(
+                follower.withMirror { $0.reread(paths: [], subchannels: [id], dasdReading: .named) })
+        }
     }
 
     package func varyPath(_ id: ChannelPathID, to state: VaryState, subchannel: SubchannelID) throws(BackendError)

@@ -49,6 +49,7 @@ final class SysfsFollower: @unchecked Sendable {
     private var paths = Set<ChannelPathID>()
     private var subchannels = Set<SubchannelID>()
     private var numbers = Set<UInt16>()
+    private var devices = Set<DeviceID>()
     private var layout = false
     private var allPaths = false
     private var running = false
@@ -188,6 +189,11 @@ final class SysfsFollower: @unchecked Sendable {
         switch trigger {
         case .channelPath(let id): request([.channelPath(id)])
         case .subchannelNumber(let number): request([.subchannelNumber(number)])
+        case .device(let id):
+            queue.withLock {
+                devices.insert(id)
+                queue.signal()
+            }
         case .everything:
             queue.withLock {
                 allPaths = true
@@ -228,7 +234,8 @@ final class SysfsFollower: @unchecked Sendable {
                 ObservedUpdate(
                     generation: update.generation, subsystem: update.subsystem, details: update.details,
                     changes: update.changes, write: nil, layoutChanged: update.layoutChanged,
-                    orphans: update.orphans, drivers: update.drivers))
+                    orphans: update.orphans, drivers: update.drivers, dasd: update.dasd,
+                    dasdDisabled: update.dasdDisabled))
             writeInFlight = nil
             gate.signal()
         }
@@ -273,7 +280,9 @@ final class SysfsFollower: @unchecked Sendable {
         }
     }
 
-    private var hasRequests: Bool { !paths.isEmpty || !subchannels.isEmpty || !numbers.isEmpty || layout || allPaths }
+    private var hasRequests: Bool {
+        !paths.isEmpty || !subchannels.isEmpty || !numbers.isEmpty || !devices.isEmpty || layout || allPaths
+    }
 
     private func run(poll: UInt64?, sweep: UInt64) {
         var nextTick = poll.map { monotonicNanoseconds() + $0 }
@@ -286,8 +295,8 @@ final class SysfsFollower: @unchecked Sendable {
             let membersQueued = inspect { $0.queuedMemberCount > 0 }
             let work:
                 (
-                    paths: Set<ChannelPathID>, subchannels: Set<SubchannelID>, numbers: Set<UInt16>, layout: Bool,
-                    all: Bool
+                    paths: Set<ChannelPathID>, subchannels: Set<SubchannelID>, numbers: Set<UInt16>,
+                    devices: Set<DeviceID>, layout: Bool, all: Bool
                 )?
             work = queue.withLock {
                 while running && !hasRequests && !membersQueued && share == 0
@@ -300,17 +309,21 @@ final class SysfsFollower: @unchecked Sendable {
                     paths = []
                     subchannels = []
                     numbers = []
+                    devices = []
                     layout = false
                     allPaths = false
                 }
-                return (paths, subchannels, numbers, layout, allPaths)
+                return (paths, subchannels, numbers, devices, layout, allPaths)
             }
             guard let work else { return }
-            if !work.paths.isEmpty || !work.subchannels.isEmpty || !work.numbers.isEmpty || work.layout || work.all {
+            if !work.paths.isEmpty || !work.subchannels.isEmpty || !work.numbers.isEmpty || !work.devices.isEmpty
+                || work.layout || work.all
+            {
                 follow { mirror in
                     if work.layout, let update = mirror.layoutCheck() { return update }
                     var ids = Array(work.subchannels)
                     for number in work.numbers { ids += mirror.indexes(ofNumber: number) }
+                    ids += mirror.subchannels(of: Array(work.devices))
                     let chpids = work.all ? mirror.subsystem.channelPaths.map(\.id) : Array(work.paths)
                     return mirror.reread(paths: chpids, subchannels: ids, withMembers: true)
                 }

@@ -64,6 +64,19 @@ final class SysfsMirror {
     private(set) var offline = [Bool](repeating: false, count: 0x10000)
     /// The channel-measurement files, read once per poll tick (`measure()`).
     let measurements: MeasurementReader
+    /// Per DASD subchannel: the driver's path health as last read (`DASDReader`).
+    private(set) var dasd: [SubchannelID: DASDPathHealth] = [:]
+    /// DASD files read since start (`path_masks` by the sweep, whole devices otherwise), for
+    /// tests and the benchmark's accounting.
+    private(set) var dasdMaskReads = 0
+    private(set) var dasdDeviceReads = 0
+    /// Paths the driver stopped using, found since the last update was made.
+    private var disablings: [DASDPathDisabling] = []
+
+    private func takeDisablings() -> [DASDPathDisabling] {
+        defer { disablings = [] }
+        return disablings
+    }
 
     /// Where `/proc/cio_ignore` is read when subchannels go (`reportRemovedSubchannels`).
     let proc: ProcFiles?
@@ -144,6 +157,7 @@ final class SysfsMirror {
         placeholders = observation.placeholders
         orphans = observation.orphans
         drivers = observation.drivers
+        dasd = observation.dasd
         deviceDirectories = newer.subchannels.map { observation.deviceDirectories[$0.id] }
         queue.removeAll()  // read just now, and their indexes may have moved
         if sweepCursor >= deviceDirectories.count { sweepCursor = 0 }
@@ -177,21 +191,23 @@ final class SysfsMirror {
             endOfRound = true
         }
         if endOfRound { checkListing() }
-        return reread(paths: [], subchannelIndexes: indexes, write: nil)
+        return reread(paths: [], subchannelIndexes: indexes, write: nil, dasdReading: .masks)
     }
 
     /// Re-reads the named paths and subchannels; the masks of every subchannel of `paths`
     /// when `withMembers` (a channel report or a write names a path), else only of those whose
     /// path changed.
     func reread(
-        paths: [ChannelPathID], subchannels: [SubchannelID], withMembers: Bool = false, write: ChannelPathID? = nil
+        paths: [ChannelPathID], subchannels: [SubchannelID], withMembers: Bool = false, write: ChannelPathID? = nil,
+        dasdReading: DASDReading = .named
     ) -> ObservedUpdate? {
         var indexes: [Int] = []
         for id in subchannels {
             let index = subsystem.subchannelIndex(atOrAfter: id)
             if index < subsystem.subchannels.count, subsystem.subchannels[index].id == id { indexes.append(index) }
         }
-        return reread(paths: paths, subchannelIndexes: indexes, write: write, withMembers: withMembers)
+        return reread(
+            paths: paths, subchannelIndexes: indexes, write: write, withMembers: withMembers, dasdReading: dasdReading)
     }
 
     /// The subchannels numbered `schno` in every subchannel set and css.
@@ -257,23 +273,30 @@ final class SysfsMirror {
                 return PathChange(before: before, after: after, affected: [], crws: [], crwsLost: 0)
             }
         }
+        let dasdChanged = dasd != observation.dasd
+        if dasdChanged {
+            for (id, health) in observation.dasd where dasd[id] != health {
+                disablings += DASDPathDisabling.between(dasd[id], health, subchannel: id)
+            }
+        }
         // A device that went or came (its ccw device directory), or changed its type, online
-        // state or driver, changes no mask: without this the reading would be kept here and
-        // never delivered, and the server would go on serving the device as it was.
+        // state, driver or DASD path health, changes no mask: without this the reading would be
+        // kept here and never delivered, and the server would go on serving the device as it was.
         let detailsChanged =
             details != observation.details || orphans != observation.orphans || drivers != observation.drivers
-            || (same && !Self.sameDevices(subsystem, newer))
+            || dasdChanged || (same && !Self.sameDevices(subsystem, newer))
         if !same { reportRemovedSubchannels(subsystem, newer) }
         install(observation, newer)
         guard !same || !changes.isEmpty || detailsChanged || write != nil else { return nil }
         generation += 1
         return ObservedUpdate(
             generation: generation, subsystem: subsystem, details: details, changes: changes, write: write,
-            layoutChanged: !same, orphans: orphans, drivers: drivers)
+            layoutChanged: !same, orphans: orphans, drivers: drivers, dasd: dasd, dasdDisabled: takeDisablings())
     }
 
     private func reread(
-        paths: [ChannelPathID], subchannelIndexes: [Int], write: ChannelPathID?, withMembers: Bool = false
+        paths: [ChannelPathID], subchannelIndexes: [Int], write: ChannelPathID?, withMembers: Bool = false,
+        dasdReading: DASDReading = .named
     ) -> ObservedUpdate? {
         openCSSDirectories()
         defer { closeCSSDirectories() }
@@ -346,18 +369,27 @@ final class SysfsMirror {
             }
         }
         changedSubchannels += readMembers(writeMembers, into: &working, readers: Self.parallelReaders)
+        // The DASD driver's view of the devices whose masks moved (a chpid or mask change may
+        // be one the driver acted on), of those a request names, and, for the sweep, a check
+        // of `path_masks` (the one DASD file that changes without anything else doing so).
+        let named = subchannelIndexes.map { working.subchannels[$0].id }
+        let dasdChanged: Bool
+        switch dasdReading {
+        case .named: dasdChanged = refreshDASD(full: changedSubchannels + named, masksOf: [])
+        case .masks: dasdChanged = refreshDASD(full: changedSubchannels, masksOf: named)
+        }
         if layoutChanged {
             checkListing()
             if layoutChanged { return fullRead(write: write) }
         }
-        guard !changedPaths.isEmpty || !changedSubchannels.isEmpty || write != nil else { return nil }
+        guard !changedPaths.isEmpty || !changedSubchannels.isEmpty || write != nil || dasdChanged else { return nil }
         let changes = subsystem.pathChanges(to: working, subchannels: changedSubchannels, paths: changedPaths)
         subsystem = working
         details = newDetails
         generation += 1
         return ObservedUpdate(
             generation: generation, subsystem: subsystem, details: details, changes: changes, write: write,
-            orphans: orphans, drivers: drivers)
+            orphans: orphans, drivers: drivers, dasd: dasd, dasdDisabled: takeDisablings())
     }
 
     /// Members of re-read paths still to be read.
@@ -376,11 +408,12 @@ final class SysfsMirror {
         var working = subsystem
         noteOffline(working)
         let changed = readMembers(slice, into: &working, readers: readers)
+        let dasdChanged = refreshDASD(full: changed, masksOf: [])
         if layoutChanged {
             checkListing()
             if layoutChanged { return fullRead() }
         }
-        guard !changed.isEmpty else { return nil }
+        guard !changed.isEmpty || dasdChanged else { return nil }
         let changes = subsystem.pathChanges(to: working, subchannels: changed, paths: []).map { change in
             guard let before = causes[change.chpid] else { return change }
             var attributed = PathChange(
@@ -393,7 +426,7 @@ final class SysfsMirror {
         generation += 1
         return ObservedUpdate(
             generation: generation, subsystem: subsystem, details: details, changes: changes, write: nil,
-            orphans: orphans, drivers: drivers)
+            orphans: orphans, drivers: drivers, dasd: dasd, dasdDisabled: takeDisablings())
     }
 
     /// One pass over the channel-measurement files of every chpid (`MeasurementReader`),
@@ -408,6 +441,73 @@ final class SysfsMirror {
         let log = self.log
         measurements.record(pass, chpids: chpids) { log(true, "sysfs: " + $0) }
         return pass
+    }
+
+    // MARK: DASD
+
+    /// How a reading reads the DASD files of the subchannels it names.
+    enum DASDReading {
+        /// Every file of a named DASD (a request, the kernel log, a write).
+        case named
+        /// Only `path_masks` of a named DASD, the rest when it changed (the sweep).
+        case masks
+    }
+
+    /// Re-reads every DASD file of the DASDs among `full`, and `path_masks` of those among
+    /// `masksOf` (their other files when it changed); true when a device's health changed. A
+    /// device directory that went sets `layoutChanged`; one no longer bound to a DASD driver
+    /// is dropped.
+    func refreshDASD(full: [SubchannelID], masksOf: [SubchannelID]) -> Bool {
+        guard !dasd.isEmpty else { return false }
+        var whole = full.filter { dasd[$0] != nil }
+        for id in masksOf {
+            guard let last = dasd[id], let device = deviceDirectory(of: id) else { continue }
+            dasdMaskReads += 1
+            let reading =
+                if let css = cssDirectories[id.cssid] {
+                    DASDReader.masks(
+                        at: css, SysfsPaths.subchannelName(id) + "/" + device + "/path_masks", into: buffer)
+                } else {
+                    DASDReader.masks(paths.subchannel(id) + "/" + device)
+                }
+            switch reading {
+            case .success(let masks): if masks != last.masks { whole.append(id) }
+            case .failure: if last.masks != nil || last.problems.isEmpty { whole.append(id) }
+            }
+        }
+        var changed = false
+        var seen = Set<SubchannelID>()
+        for id in whole where seen.insert(id).inserted {
+            guard let device = deviceDirectory(of: id) else { continue }
+            dasdDeviceReads += 1
+            switch DASDReader.read(subchannel: paths.subchannel(id), device: device, cssid: id.cssid) {
+            case .gone:
+                layoutChanged = true
+            case .notDASD:
+                dasd[id] = nil
+                changed = true
+            case .health(let health):
+                for problem in health.problems { noteOnce(problem) }
+                if dasd[id] != health {
+                    disablings += DASDPathDisabling.between(dasd[id], health, subchannel: id)
+                    dasd[id] = health
+                    changed = true
+                }
+            }
+        }
+        return changed
+    }
+
+    /// The ccw device directory's name of subchannel `id`, nil without one.
+    private func deviceDirectory(of id: SubchannelID) -> String? {
+        let index = subsystem.subchannelIndex(atOrAfter: id)
+        guard index < deviceDirectories.count, subsystem.subchannels[index].id == id else { return nil }
+        return deviceDirectories[index]
+    }
+
+    /// The subchannels of `devices` (a kernel-log line names a device).
+    func subchannels(of devices: [DeviceID]) -> [SubchannelID] {
+        devices.compactMap { subsystem.subchannel(device: $0)?.id }
     }
 
     // MARK: Problems

@@ -42,6 +42,9 @@ struct SysfsObservation {
     var placeholders: Set<ChannelPathID> = []
     /// The notation of `cmg`: 16 before Linux 6.7, 10 since (`KernelRelease.cmgRadix`).
     var cmgRadix = 10
+    /// Per subchannel whose ccw device is bound to a DASD driver: what the driver says about
+    /// its paths (`DASDReader`).
+    var dasd: [SubchannelID: DASDPathHealth] = [:]
 
     /// Reads the tree at `root` (the directory that holds `devices/` and `bus/`).
     /// - Throws: `BackendError.io` when `root/devices` has no css, or a directory cannot be read.
@@ -351,6 +354,7 @@ struct SysfsObservation {
         var cuType = 0
         var cuModel = 0
         var online = false
+        var dasdHealth: DASDPathHealth?
         let child = try SysfsFiles.entries(dir)?.first {
             parseBusID($0) != nil && SysfsFiles.isDirectory(dir + "/" + $0)
         }
@@ -362,6 +366,9 @@ struct SysfsObservation {
             (cuType, cuModel) = attribute(device + "/cutype").flatMap(parseTypeModel) ?? (0, 0)
             online = attribute(device + "/online") == "1"
             drivers[id] = SysfsFiles.linkBasename(device + "/driver")
+            if case .health(let health) = DASDReader.read(subchannel: dir, device: child, cssid: id.cssid) {
+                dasdHealth = health
+            }
         } else if let busid = attribute(dir + "/dev_busid"), let (_, number) = parseBusID(busid) {
             // A device number without a ccw device (the kernel removed it, e.g. when its only
             // path went offline, or never bound one): lscss shows the number and no device.
@@ -379,6 +386,10 @@ struct SysfsObservation {
             .init(
                 id: id, devno: devno, devType: devType, devModel: devModel, cuType: cuType, cuModel: cuModel,
                 chpids: chpids, enabled: online, online: online))
+        if let dasdHealth {
+            dasd[id] = dasdHealth
+            problems += dasdHealth.problems
+        }
         // `vpm` (drivers/s390/cio/css.c vpm_show, "%02x"): what the kernel verified.
         let vpm = attribute(dir + "/vpm").flatMap { parseHex($0[...], maxDigits: 2) }.map { packed($0) }
         self.masks[id] = (pam: packed(masks[1]), pom: packed(masks[2]) | ~packed(0xff), vpm: vpm)

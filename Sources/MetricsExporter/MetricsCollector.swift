@@ -22,6 +22,8 @@ import VFIOCCW
 ///   `cssd_chpid_configure_state{chpid,state}` (configured, standby, reserved, not-recognized),
 ///   `cssd_chpid_condition_state{chpid,state}` (operational, temporary-error, permanent-error),
 ///   each with exactly one series at 1 per chpid, and `cssd_chpid_subchannels{chpid}`;
+/// - per chpid with DASDs behind it: `cssd_chpid_dasd_devices{chpid}` and
+///   `cssd_chpid_dasd_paths{chpid,state}` (MetricsCollector+DASD.swift);
 /// - per css: `cssd_css_subchannels`, `cssd_css_subchannels_without_operational_path` (no bit
 ///   in PIM & PAM & POM & LPM), `cssd_css_crws_queued`, `cssd_css_crws_lost_total`;
 /// - per chpid and per css: `cssd_{chpid,css}_online_devices_{single_path,redundancy_lost,without_path}`
@@ -54,6 +56,7 @@ final class MetricsCollector: PathChangeSink {
     var cssRedundancy: [UInt8: RedundancySeries] = [:]
     var granularities: [PathEventGranularity: PathEventSeries] = [:]
     var guests: [String: GuestSeries] = [:]
+    var dasd: [UInt16: DASDSeries] = [:]
     private var changes: [ChangeKey: Counter] = [:]
     var backendSeries: BackendSeries?
     var notifierSeries: NotifierSeries?
@@ -96,6 +99,7 @@ final class MetricsCollector: PathChangeSink {
         pathEvents: [PathEventGranularity: PathEventTotals], guests: Guests
     ) {
         collectChannelPaths(subsystem, backend: backend)
+        collectDASD(backend)
         collectChannelSubsystems(subsystem)
         collectRedundancy(subsystem)
         collectPathEvents(pathEvents)

@@ -52,6 +52,8 @@ package struct OsloNotificationEncoder: Sendable {
     package static func losesPath(_ change: PathEventChange) -> Bool {
         switch change {
         case .offline, .standby, .permanentError, .temporaryError, .redundancyLost, .lastPathLost: return true
+        // The DASD driver no longer uses the path for a device.
+        case .driverDisabledIfcc, .driverDisabledMiscabled, .driverDisabledCuir: return true
         case .online, .configured, .recovered, .reset, .drift: return false
         }
     }

@@ -22,8 +22,20 @@ extension ServerState {
             guard let kind = PathEventChange.observed(change, before: before) else { continue }
             pathChanges.publish(change, as: kind, cause: .observed(backend: backend.name))
         }
+        // The DASD driver's own changes: the path and the device's masks stay as they are.
+        for disabling in update.dasdDisabled {
+            guard let path = backend.subsystem.channelPath(disabling.chpid),
+                let sch = backend.subsystem.subchannel(disabling.subchannel),
+                let slot = sch.channelPaths.firstIndex(of: disabling.chpid)
+            else { continue }
+            pathChanges.publish(
+                PathChange(
+                    before: path, after: path, affected: [AffectedSubchannel(current: sch, slot: slot)], crws: [],
+                    crwsLost: 0),
+                as: PathEventChange(disabling.reason), cause: .observed(backend: backend.name))
+        }
         // After the changes themselves: a drift event follows the change that made it.
         intents?.publishDrift(self)
-        return changes.count
+        return changes.count + update.dasdDisabled.count
     }
 }

@@ -235,7 +235,10 @@ struct GeneratedCommandsTests {
         #expect(path["pchid"]?.intValue == 0x1a0 && path["subchannels"]?.intValue == 42)
         let all = ChannelPathInfoReply(
             chpid: "0.40", type: 26, vary: .online, configure: .configured, configureKnown: false, shared: false,
-            cmg: 2, pchid: 1, chidExternal: false, subchannels: 1
+            cmg: 2, pchid: 1, chidExternal: false, subchannels: 1,
+            dasd: DASDChannelPathInfoReply(
+                devices: 1, inUse: 1, nonPreferred: 0, miscabled: 0, cuirQuiesced: 0, noHpf: 0, ifccDisabled: 0,
+                unknown: 0)
         ).json
         #expect(all.members.map(\.key) == schema.structs["ChannelPathInfo"]!.members.map(\.name))
     }

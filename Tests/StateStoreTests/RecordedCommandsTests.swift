@@ -136,7 +136,8 @@ private let samples: [String: Sample] = {
         "query-version", "query-commands", "query-qmp-schema", "quit", "query-chpids", "query-subchannels",
         "query-orphaned-devices", "query-css", "query-path-event-journal", "query-path-event-subscriptions",
         "query-notify", "query-guests", "query-path-event-stats", "query-connections", "subscribe-path-events",
-        "query-chpid-measurements", "query-chpid-drift", "query-path-redundancy",
+        "query-chpid-measurements", "query-chpid-drift", "query-path-redundancy", "query-dasd-paths",
+        "query-path-verification",
     ] {
         samples[name] = Sample(request: call(name))
     }
@@ -168,6 +169,10 @@ private let samples: [String: Sample] = {
     samples["detach-passthrough"] = Sample(
         request: call("detach-passthrough", #"{"guest":"guest1","guest-subchannel":"fe.0.0002"}"#))
     // The channel-measurement facility is kept as its state (ChangedState.measurement).
+    // Issue 22: the DASD driver is a real host's; the model has none.
+    samples["dasd-path-reset"] = Sample(
+        request: call("dasd-path-reset", #"{"devno":"0.0.1000","chpids":["0.40"]}"#),
+        refusedOnModel: "not supported by the model backend")
     samples["set-channel-measurement"] = Sample(request: call("set-channel-measurement", #"{"enabled":true}"#))
     samples["set-chpid-load"] = Sample(
         request: call("set-chpid-load", #"{"chpid":"0.40","load":{"util_part":10}}"#))

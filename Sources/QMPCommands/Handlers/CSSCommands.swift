@@ -26,7 +26,8 @@ enum CSSCommands {
     {
         let backend = context.server.backend
         let paths = backend.subsystem.channelPaths.filter { arguments.cssid == nil || $0.id.cssid == arguments.cssid }
-        return .reply(.array(paths.map { channelPathInfo($0, backend.details(of: $0.id)) }))
+        let dasd = DASDCommands.channelPathSummaries(backend)
+        return .reply(.array(paths.map { channelPathInfo($0, backend.details(of: $0.id), dasd: dasd[$0.id]) }))
     }
 
     static func storeSubchannel(_ arguments: StoreSubchannelArguments, _ context: CommandContext) throws(QMPError)
@@ -222,13 +223,15 @@ enum CSSCommands {
 
     /// - Parameter details: what the backend knows beyond the model; nil: the model's own
     ///   (shared known, no cmg, a topology's pchid is a physical channel id).
-    private static func channelPathInfo(_ path: ChannelPath, _ details: ChannelPathDetails?) -> JSON {
+    private static func channelPathInfo(
+        _ path: ChannelPath, _ details: ChannelPathDetails?, dasd: DASDChannelPathInfoReply? = nil
+    ) -> JSON {
         ChannelPathInfoReply(
             chpid: path.id.description, type: Int(path.type), vary: path.vary, configure: path.configure,
             configureKnown: details?.configureKnown == false ? false : nil,
             shared: details == nil ? path.shared : details!.shared, cmg: details?.cmg,
             pchid: path.pchid.map { Int($0) }, chidExternal: path.pchid == nil ? nil : details?.chidExternal ?? true,
-            subchannels: path.subchannelCount
+            subchannels: path.subchannelCount, dasd: dasd
         ).json
     }
 

@@ -46,3 +46,25 @@ def set_status(tree, chpid, status):
 def sysfs(tree, *args, name="sysfs", start=None):
     """A cssd (started with the `start` fixture) serving the tree with the linux-sysfs backend."""
     return start("--backend", f"linux-sysfs:{tree}", *args, name=name)
+
+
+def make_dasd(tree, subchannel, device, driver="dasd-eckd", path_masks="f0 00 00 00 00 00", knobs=None,
+              path_security=None):
+    """Makes ccw device `device` of `subchannel` a DASD as Linux shows one (issue 22,
+    host-paths.md §4): a `driver` link to bus/ccw/drivers/DRIVER, `path_masks`
+    (opm nppm cablepm cuirpm hpfpm ifccpm), the knobs (default: the ECKD defaults), per-path
+    `paths_info/<chpid>/fc_security`, and an empty `path_reset` standing in for the 0200 file."""
+    base = os.path.join(tree, "devices", "css0", subchannel, device)
+    os.makedirs(os.path.join(tree, "bus", "ccw", "drivers", driver), exist_ok=True)
+    os.symlink(f"../../../../bus/ccw/drivers/{driver}", os.path.join(base, "driver"))
+    values = {"path_masks": path_masks, "path_autodisable": "1", "path_threshold": "256", "path_interval": "300",
+              "hpf": "1", "fc_security": "Unsupported", "path_reset": None}
+    values.update(knobs or {})
+    for name, value in values.items():
+        with open(os.path.join(base, name), "w") as f:
+            f.write("" if value is None else value + "\n")
+    for chpid, value in (path_security or {}).items():
+        os.makedirs(os.path.join(base, "paths_info", chpid), exist_ok=True)
+        with open(os.path.join(base, "paths_info", chpid, "fc_security"), "w") as f:
+            f.write(value + "\n")
+    return base

@@ -1,0 +1,121 @@
+// SPDX-License-Identifier: MIT
+// cssd: QMP control server for the s390 channel subsystem.
+
+import CSSBackend
+import CSSModel
+import JSONValues
+import QMPWire
+
+/// The DASD path-health commands of API/dasd.json (issue 22), over `ServerState.backend`'s
+/// `dasdPathHealth` (what the DASD driver says about each device's paths; the model has none).
+/// One static method per command, as the generated `DASDCommandsSchema` requires.
+enum DASDCommands {
+    static func queryDasdPaths(_ arguments: QueryDasdPathsArguments, _ context: CommandContext) throws(QMPError)
+        -> CommandOutcome
+    {
+        let backend = context.server.backend
+        let subsystem = backend.subsystem
+        var selected: [SubchannelID]
+        if let device = arguments.devno {
+            guard let sch = subsystem.subchannel(device: device) else {
+                throw QMPError(.deviceNotFound, ModelError.unknownDevice(device).description)
+            }
+            selected = [sch.id]
+        } else {
+            selected = backend.dasdPathHealth.keys.sorted()
+        }
+        if let chpid = arguments.chpid {
+            guard subsystem.channelPath(chpid) != nil else {
+                throw QMPError(.deviceNotFound, ModelError.unknownChannelPath(chpid).description)
+            }
+            let health = backend.dasdPathHealth
+            selected = selected.filter { health[$0]?.slots.contains(chpid) == true }
+        }
+        return .reply(
+            .array(
+                selected.compactMap { id in
+                    backend.dasdPathHealth[id].flatMap { dasdInfo(id, $0, subsystem)?.json }
+                }))
+    }
+
+    static func dasdPathReset(_ arguments: DasdPathResetArguments, _ context: CommandContext) throws(QMPError)
+        -> CommandOutcome
+    {
+        let server = context.server
+        let backend = server.backend
+        let device = arguments.devno
+        let perform = try CSSCommands.backendCall { () throws(BackendError) in
+            try backend.planDASDPathReset(device, chpids: arguments.chpids)
+        }
+        // A sysfs write: off the event loop; its re-read of the device comes back with it.
+        return .deferred(
+            DeferredWork(blocking: perform) { (outcome) throws(QMPError) in
+                let reading = try CSSCommands.backendCall { () throws(BackendError) in try outcome.get() }
+                if let reading { server.applyObserved(reading) }
+                let subsystem = backend.subsystem
+                guard let sch = subsystem.subchannel(device: device), let health = backend.dasdPathHealth[sch.id],
+                    let info = dasdInfo(sch.id, health, subsystem)
+                else {
+                    throw .generic(
+                        "dasd-path-reset: device \(device) was written, but it is no longer a DASD cssd sees")
+                }
+                return info.json
+            })
+    }
+
+    static func queryPathVerification(_ context: CommandContext) throws(QMPError) -> CommandOutcome {
+        let subsystem = context.server.backend.subsystem
+        var out: [JSON] = []
+        for sch in subsystem.subchannels where sch.needsPathVerification == true {
+            let pmcw = sch.schib.pmcw
+            let vpm = sch.verifiedPathMask ?? 0
+            let missing = pmcw.pam & pmcw.pom & pmcw.lpm & ~vpm
+            let unverified = sch.channelPaths.enumerated().compactMap { position, chpid -> String? in
+                guard let chpid, missing & (0x80 >> UInt8(position)) != 0 else { return nil }
+                return chpid.description
+            }
+            out.append(
+                PathVerificationInfoReply(
+                    subchannel: sch.id.description, devno: sch.deviceID?.description ?? "", pim: Int(pmcw.pim),
+                    pam: Int(pmcw.pam), pom: Int(pmcw.pom), lpm: Int(pmcw.lpm), vpm: Int(vpm), unverified: unverified
+                ).json)
+        }
+        return .reply(.array(out))
+    }
+
+    // MARK: Values
+
+    /// One `DASDInfo`; nil when the subchannel is gone from the view.
+    static func dasdInfo(_ id: SubchannelID, _ health: DASDPathHealth, _ subsystem: Subsystem) -> DASDInfoReply? {
+        guard let sch = subsystem.subchannel(id) else { return nil }
+        let masks = health.masks.map { masks in
+            [masks.opm, masks.nppm, masks.cablepm, masks.cuirpm, masks.hpfpm, masks.ifccpm].map {
+                Hex.string($0, width: 2)
+            }.joined(separator: " ")
+        }
+        return DASDInfoReply(
+            subchannel: id.description, devno: sch.deviceID?.description ?? "", driver: health.driver,
+            online: health.online, pathMasks: masks,
+            paths: health.masks == nil
+                ? nil
+                : health.paths.map { path in
+                    DASDPathInfoReply(
+                        chpid: path.chpid.description, slot: path.slot, inUse: path.inUse,
+                        nonPreferred: path.nonPreferred, noHpf: path.noHPF, disabledBecause: path.disabledBecause,
+                        fcSecurity: health.pathFCSecurity[path.chpid])
+                },
+            pathAutodisable: health.autodisable, pathThreshold: health.threshold.map { Int($0) },
+            pathInterval: health.interval.map { Int($0) }, hpf: health.hpf, fcSecurity: health.fcSecurity,
+            needsPathVerification: sch.needsPathVerification, problems: health.problems)
+    }
+
+    /// Per chpid: the `DASDChannelPathInfo` roll-up of every DASD behind it.
+    static func channelPathSummaries(_ backend: ChannelSubsystemBackend) -> [ChannelPathID: DASDChannelPathInfoReply] {
+        backend.dasdChannelPathSummaries.mapValues { summary in
+            DASDChannelPathInfoReply(
+                devices: summary.devices, inUse: summary.inUse, nonPreferred: summary.nonPreferred,
+                miscabled: summary.miscabled, cuirQuiesced: summary.cuirQuiesced, noHpf: summary.noHPF,
+                ifccDisabled: summary.ifccDisabled, unknown: summary.unknown)
+        }
+    }
+}
