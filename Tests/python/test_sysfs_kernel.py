@@ -46,7 +46,9 @@ def test_an_offline_device_unregistered_after_its_last_path_went_is_a_path_loss(
     c = Client(srv.sock)
     before = subchannel(c, "0.0.100a")  # offline, paths 0.46 0.47 0.4a 0.4b
     assert (before["dev-type"], before.get("enabled")) == ("3390/0c", False), before
-    c.call("subscribe-path-events", granularity="both", subchannels=["0.0.0010"])
+    # The varies' own changes: not the redundancy-lost and last-path-lost changes that follow
+    # them for the online devices sharing these paths.
+    c.call("subscribe-path-events", granularity="both", subchannels=["0.0.0010"], changes=["offline"])
     for chpid in ("0.46", "0.47", "0.4a", "0.4b"):
         set_status(tree, chpid, "offline")
         chpid_event, sch_event = c.events(2)
