@@ -16,65 +16,25 @@ Build first: swift build -c release --product cssd && swift build -c release --p
 (or set CSSD and CSSCTL to the binaries).
 """
 
-import json
 import os
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "Benchmarks", "tools"))
+from benchlib import timed, wait_for_qmp  # noqa: E402
+
 CSSD = os.environ.get("CSSD", os.path.join(ROOT, ".build/release/cssd"))
 CSSCTL = os.environ.get("CSSCTL", os.path.join(ROOT, ".build/release/cssctl"))
 SUBCHANNELS = int(os.environ.get("SUBCHANNELS", "262144"))
-
-
-class Client:
-    def __init__(self, path):
-        self.sock = socket.socket(socket.AF_UNIX)
-        self.sock.connect(path)
-        self.file = self.sock.makefile("rb")
-        self.file.readline()
-        self.call("qmp_capabilities")
-
-    def raw(self, command, **arguments):
-        request = {"execute": command}
-        if arguments:
-            request["arguments"] = arguments
-        self.sock.sendall(json.dumps(request).encode())
-        return json.loads(self.file.readline())
-
-    def call(self, command, **arguments):
-        reply = self.raw(command, **arguments)
-        if "return" not in reply:
-            raise RuntimeError(f"{command}: {reply}")
-        return reply["return"]
-
-
-def timed(function, runs=9):
-    times = []
-    result = None
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        result = function()
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times), result
 
 
 def start(topology, workdir):
     sock = os.path.join(workdir, "q.sock")
     proc = subprocess.Popen([CSSD, "--topology", topology, "--qmp", f"unix:{sock}"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        try:
-            return proc, Client(sock)
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("cssd did not start")
+    return proc, wait_for_qmp(proc, sock)
 
 
 def main():

@@ -17,10 +17,7 @@ Build first: swift build -c release --product cssd && swift build -c release --p
 (--debug uses .build/debug, for a quick look; its figures are not the release's).
 """
 
-import http.client
-import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,8 +25,9 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "tools"))
 import metrics  # noqa: E402
-from metrics import pct  # noqa: E402
+from benchlib import QMP, pct, scrapes  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = "debug" if "--debug" in sys.argv else "release"
@@ -41,49 +39,13 @@ SCRAPES = 200
 QUERIES = 50
 
 
-class Client:
-    def __init__(self, path):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(60)
-        self.sock.connect(path)
-        self.file = self.sock.makefile("rb")
-        self.file.readline()
-        self.call("qmp_capabilities")
-
-    def call(self, command, **arguments):
-        request = {"execute": command}
-        if arguments:
-            request["arguments"] = arguments
-        self.sock.sendall(json.dumps(request).encode())
-        while True:
-            line = self.file.readline()
-            message = json.loads(line)
-            if "event" in message:
-                continue
-            assert "return" in message, message
-            self.last_size = len(line)
-            return message["return"]
-
-
 def start(topology, work):
     """cssd of this build on `topology`, as metrics.py starts it (65,536 subchannels: up to 120 s)."""
     return metrics.start(topology, work, "", binary=CSSD, timeout=120)
 
 
 def measure_scrapes(port):
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    server, client = [], []
-    body = b""
-    for i in range(SCRAPES + 1):
-        started = time.perf_counter()
-        connection.request("GET", "/metrics")
-        response = connection.getresponse()
-        body = response.read()
-        assert response.status == 200
-        if i > 0:  # each scrape reports the previous one's time
-            client.append(time.perf_counter() - started)
-            server.append(metrics.server_seconds(body))
-    connection.close()
+    server, client, body = scrapes(port, SCRAPES)
     lines = body.splitlines()
     samples = [line for line in lines if line and not line.startswith(b"#")]
     measurement = [line for line in samples if line.startswith((b"cssd_chpid_measurement", b"cssd_channel_measurement"))
@@ -102,7 +64,7 @@ def main():
                         "--paths", "8", "--output", topology], check=True)
         proc, sock, port = start(topology, work)
         try:
-            client = Client(sock)
+            client = QMP(sock)
             rows = [("facility disabled", measure_scrapes(port))]
             assert client.call("set-channel-measurement", enabled=True)["state"] == "enabled"
             paths = client.call("query-chpid-measurements")["channel-paths"]

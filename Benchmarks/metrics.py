@@ -18,8 +18,6 @@ Build first: swift build -c release --product cssd && swift build -c release --p
 import http.client
 import json
 import os
-import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,6 +26,9 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "Benchmarks", "tools"))
+from benchlib import pct, scrape, scrapes, series_count, start_with_metrics  # noqa: E402
+
 CSSD = os.path.join(ROOT, ".build/release/cssd")
 CSSCTL = os.path.join(ROOT, ".build/release/cssctl")
 SCRAPES = 200
@@ -39,58 +40,15 @@ OPENMETRICS = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0
 def start(topology, work, size, binary=None, timeout=60):
     """cssd (`binary`, default the release build) on `topology` with --metrics on a port it
     picks: (process, QMP socket, metrics port), once it listens on both."""
-    sock = os.path.join(work, f"s{size}.sock")
-    log_path = os.path.join(work, f"cssd{size}.log")
-    log = open(log_path, "wb")
-    proc = subprocess.Popen(
-        [binary or CSSD, "--qmp", f"unix:{sock}", "--topology", topology, "--metrics", "tcp:127.0.0.1:0"],
-        stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with open(log_path) as f:
-            match = re.search(r"address=tcp:127\.0\.0\.1:(\d+)\b.*metrics listening", f.read())
-        if match and os.path.exists(sock):
-            return proc, sock, int(match.group(1))
-        if proc.poll() is not None:
-            raise RuntimeError("cssd exited: " + open(log_path).read())
-        time.sleep(0.01)
-    raise RuntimeError("cssd did not start")
-
-
-def scrape(connection, accept="text/plain"):
-    started = time.perf_counter()
-    connection.request("GET", "/metrics", headers={"Accept": accept})
-    response = connection.getresponse()
-    body = response.read()
-    assert response.status == 200, response.status
-    return body, time.perf_counter() - started
-
-
-def server_seconds(body):
-    match = re.search(rb"^cssd_metrics_scrape_duration_seconds ([0-9.e+-]+)$", body, re.M)
-    return float(match.group(1))
-
-
-def pct(values, p):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return start_with_metrics(binary or CSSD, topology, work, size, timeout)
 
 
 def measure_scrapes(port):
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    server, client = [], []
-    body = b""
-    for _ in range(SCRAPES + 1):
-        body, elapsed = scrape(connection)
-        server.append(server_seconds(body))
-        client.append(elapsed)
-    server = server[2:]  # the first figure is 0 (no previous scrape), the second the first scrape's
-    series = sum(1 for line in body.split(b"\n") if line and not line.startswith(b"#"))
-    connection.close()
+    server, client, body = scrapes(port, SCRAPES)
     return {
         "server_ms": {"median": statistics.median(server) * 1e3, "p99": pct(server, 99) * 1e3, "max": max(server) * 1e3},
         "client_ms": {"median": statistics.median(client) * 1e3, "p99": pct(client, 99) * 1e3},
-        "series": series, "bytes": len(body),
+        "series": series_count(body), "bytes": len(body),
     }
 
 

@@ -28,9 +28,7 @@ Build first: swift build -c release --product cssd
 """
 
 import argparse
-import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,49 +39,11 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "Tests", "python"))
 
+sys.path.insert(0, os.path.join(ROOT, "Benchmarks", "tools"))
 from harness.broker import Broker  # noqa: E402
+from benchlib import QMP, pct  # noqa: E402
 import oslo_messaging  # noqa: E402
 from oslo_config import cfg  # noqa: E402
-
-
-class QMP:
-    def __init__(self, path):
-        self.sock = socket.socket(socket.AF_UNIX)
-        self.sock.connect(path)
-        self.file = self.sock.makefile("rb")
-        self.file.readline()
-        self.call("qmp_capabilities")
-
-    def send(self, command, **arguments):
-        request = {"execute": command}
-        if arguments:
-            request["arguments"] = arguments
-        self.sock.sendall(json.dumps(request).encode())
-
-    def reply(self):
-        while True:
-            message = json.loads(self.file.readline())
-            if "event" not in message:
-                assert "return" in message, message
-                return message["return"]
-
-    def call(self, command, **arguments):
-        self.send(command, **arguments)
-        return self.reply()
-
-    def vary_pipelined(self, count, first=0, window=64):
-        """`count` vary-path of 0.40, alternately offline and online (offline when `first + i`
-        is even), with at most `window` requests outstanding; returns when every reply is in."""
-        outstanding = 0
-        for i in range(count):
-            self.send("vary-path", chpid="0.40", state="offline" if (first + i) % 2 == 0 else "online")
-            outstanding += 1
-            if outstanding >= window:
-                self.reply()
-                outstanding -= 1
-        while outstanding:
-            self.reply()
-            outstanding -= 1
 
 
 class Endpoint:
@@ -169,11 +129,6 @@ def wait_status(client, predicate, timeout=120, interval=0.01):
         if time.time() > deadline:
             raise RuntimeError(f"query-notify never matched: {status}")
         time.sleep(interval)
-
-
-def pct(values, p):
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
 def part_a(client, endpoint, count, start_sequence):

@@ -16,11 +16,8 @@ Usage: Benchmarks/redundancy.py [--debug] [--paths N] [--cssd PATH] [SIZES...]
 Build first: swift build -c release --product cssd && swift build -c release --product cssctl
 """
 
-import http.client
 import json
 import os
-import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,6 +25,9 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "Benchmarks", "tools"))
+from benchlib import QMP, pct, scrapes, series_count, start_with_metrics  # noqa: E402
+
 ARGS = sys.argv[1:]
 
 
@@ -52,74 +52,17 @@ CHPID = "0.11"
 
 
 def start(topology, work, size):
-    sock = os.path.join(work, f"s{size}.sock")
-    log_path = os.path.join(work, f"cssd{size}.log")
-    log = open(log_path, "wb")
-    proc = subprocess.Popen([CSSD, "--qmp", f"unix:{sock}", "--topology", topology, "--metrics", "tcp:127.0.0.1:0"],
-                            stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        with open(log_path) as f:
-            match = re.search(r"address=tcp:127\.0\.0\.1:(\d+)\b.*metrics listening", f.read())
-        if match and os.path.exists(sock):
-            return proc, sock, int(match.group(1))
-        if proc.poll() is not None:
-            raise RuntimeError("cssd exited: " + open(log_path).read())
-        time.sleep(0.01)
-    raise RuntimeError("cssd did not start")
-
-
-class Client:
-    def __init__(self, path):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(path)
-        self.file = self.sock.makefile("rb")
-        self.file.readline()
-        self.call("qmp_capabilities")
-
-    def call(self, command, **arguments):
-        request = {"execute": command}
-        if arguments:
-            request["arguments"] = arguments
-        self.sock.sendall(json.dumps(request).encode())
-        while True:
-            message = json.loads(self.file.readline())
-            if "event" not in message:
-                assert "return" in message, message
-                return message["return"]
-
-    def events_until(self, predicate):
-        count = 0
-        while True:
-            message = json.loads(self.file.readline())
-            count += 1
-            if predicate(message):
-                return count
-
-
-def pct(values, p):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return start_with_metrics(CSSD, topology, work, size, timeout=120)
 
 
 def measure_scrapes(port):
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    server = []
-    body = b""
-    for _ in range(SCRAPES + 1):
-        connection.request("GET", "/metrics")
-        response = connection.getresponse()
-        body = response.read()
-        server.append(float(re.search(rb"^cssd_metrics_scrape_duration_seconds ([0-9.e+-]+)$", body, re.M).group(1)))
-    connection.close()
-    server = server[2:]  # the first figure is 0 (no previous scrape), the second the first scrape's
-    series = sum(1 for line in body.split(b"\n") if line and not line.startswith(b"#"))
+    server, _, body = scrapes(port, SCRAPES)
     return {"median": statistics.median(server) * 1e3, "p99": pct(server, 99) * 1e3, "max": max(server) * 1e3,
-            "series": series}
+            "series": series_count(body)}
 
 
 def measure_varies(sock):
-    client, watcher = Client(sock), Client(sock)
+    client, watcher = QMP(sock), QMP(sock)
     watcher.call("subscribe-path-events")
     offs, ons, events = [], [], []
     for _ in range(VARIES):

@@ -13,12 +13,6 @@ Build first: swift build -c release --product cssd && swift build -c release --p
 
 import json
 import os
-
-try:  # a management stack would use a fast parser; Python's json alone takes ~30 ms a page
-    import orjson
-    loads = orjson.loads
-except ImportError:
-    loads = json.loads
 import socket
 import statistics
 import subprocess
@@ -27,24 +21,11 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "Benchmarks", "tools"))
+from benchlib import QMP  # noqa: E402  (parses with orjson where installed)
+
 CSSD = os.path.join(ROOT, ".build/release/cssd")
 CSSCTL = os.path.join(ROOT, ".build/release/cssctl")
-
-
-class Client:
-    def __init__(self, path):
-        self.sock = socket.socket(socket.AF_UNIX)
-        self.sock.connect(path)
-        self.file = self.sock.makefile("rb")
-        self.file.readline()
-        self.call("qmp_capabilities")
-
-    def call(self, command, **arguments):
-        self.sock.sendall(json.dumps({"execute": command, "arguments": arguments}).encode())
-        reply = loads(self.file.readline())
-        if "error" in reply:
-            raise RuntimeError(f"{command}: {reply['error']}")
-        return reply["return"]
 
 
 def rss_kib(pid):
@@ -77,7 +58,7 @@ def measure(size, work):
     sock = os.path.join(work, f"s{size}.sock")
     proc, startup = start(topology, sock)
     try:
-        client = Client(sock)
+        client = QMP(sock, timeout=None)
         time.sleep(0.2)
         rss = rss_kib(proc.pid)
         chpid = client.call("query-chpids")[0]["chpid"]
