@@ -25,6 +25,7 @@ from harness.pki import PKI  # noqa: E402
 from harness.process import ServerHolder, call_failed  # noqa: E402
 from harness.qemu import load_records, qemu_binary, qemu_server  # noqa: E402
 from harness.qmp import Client  # noqa: E402
+from harness.sysfs import KernelLogFifo  # noqa: E402
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
@@ -86,6 +87,17 @@ def short_tmp():
         yield d
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def kmsg(short_tmp):
+    """A FIFO standing in for /dev/kmsg (pass its path as --kernel-log), and a writer opened
+    once cssd reads it: (path, writer)."""
+    fifo = KernelLogFifo(os.path.join(short_tmp, "kmsg"))
+    try:
+        yield fifo.path, fifo.writer
+    finally:
+        fifo.close()
 
 
 @pytest.fixture

@@ -6,30 +6,10 @@ error), query-path-verification, and bad input answered without harm to the serv
 from __future__ import annotations
 
 import os
-import shutil
-
-import pytest
 
 from harness.net import wait_until
 from harness.qmp import Client
 from harness.sysfs import build_tree, make_dasd, sysfs
-
-
-@pytest.fixture
-def kmsg(short_tmp):
-    """A FIFO standing in for /dev/kmsg, and a writer opened once cssd reads it."""
-    path = os.path.join(short_tmp, "kmsg")
-    os.mkfifo(path)
-    holder = {}
-
-    def writer():
-        if "f" not in holder:
-            holder["f"] = open(path, "w", buffering=1)
-        return holder["f"]
-
-    yield path, writer
-    if "f" in holder:
-        holder["f"].close()
 
 
 def dasd_tree(short_tmp):

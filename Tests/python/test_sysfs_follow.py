@@ -69,23 +69,6 @@ def on_chpid(client: Client, chpid: str, limit: int = 1000) -> list:
     return client.call("query-subchannels", chpid=chpid, limit=limit)["subchannels"]
 
 
-@pytest.fixture
-def kmsg(short_tmp):
-    """A FIFO standing in for /dev/kmsg, and a writer opened once cssd reads it."""
-    path = os.path.join(short_tmp, "kmsg")
-    os.mkfifo(path)
-    holder = {}
-
-    def writer():
-        if "f" not in holder:
-            holder["f"] = open(path, "w", buffering=1)
-        return holder["f"]
-
-    yield path, writer
-    if "f" in holder:
-        holder["f"].close()
-
-
 def test_a_chpid_trigger_reads_its_subchannels_and_no_others(start, tree_dir, kmsg):
     tree = generated_tree(tree_dir)
     path, writer = kmsg

@@ -68,3 +68,24 @@ def make_dasd(tree, subchannel, device, driver="dasd-eckd", path_masks="f0 00 00
         with open(os.path.join(base, "paths_info", chpid, "fc_security"), "w") as f:
             f.write(value + "\n")
     return base
+
+
+class KernelLogFifo:
+    """A FIFO standing in for /dev/kmsg at `path`. `writer()` opens it for writing on first
+    use (line-buffered), which blocks until cssd has opened it for reading: so call it only
+    once cssd has said it follows the kernel log. `close()` ends the stream (cssd sees EOF)."""
+
+    def __init__(self, path: str):
+        self.path = path
+        os.mkfifo(path)
+        self._file = None
+
+    def writer(self):
+        if self._file is None:
+            self._file = open(self.path, "w", buffering=1)
+        return self._file
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
