@@ -73,11 +73,15 @@ enum KernelLogLine {
         if message.hasPrefix("cio: Link degraded: ") || message.hasPrefix("cio: Link stopped: ") {
             guard let start = message.firstRange(of: " RS=")?.lowerBound else { return .garbled }
             let fields = keyValues(message[start...], separator: " ")
-            guard let rs = fields["RS"].flatMap({ Int($0, radix: 16) }),
-                let rsid = fields["RSID"].flatMap({ Int($0, radix: 16) })
+            // Unsigned parses: the kernel prints `%02x`/`%04x`; a "-1" from a hostile writer is
+            // garbled, never a trap converting it.
+            guard let rs = fields["RS"].flatMap({ UInt($0, radix: 16) }),
+                let rsid = fields["RSID"].flatMap({ UInt($0, radix: 16) })
             else { return .garbled }
-            return .trigger(
-                rs == 4 && rsid <= 0xff ? .channelPath(ChannelPathID(cssid: 0, chpid: UInt8(rsid))) : .everything)
+            if rs == 4, let chpid = UInt8(exactly: rsid) {
+                return .trigger(.channelPath(ChannelPathID(cssid: 0, chpid: chpid)))
+            }
+            return .trigger(.everything)
         }
         return .ignored
     }
@@ -101,13 +105,13 @@ enum KernelLogLine {
     private static func crw(_ text: Substring) -> Parsed {
         let fields = keyValues(text, separator: ",")
         guard let overflow = fields["oflw"].flatMap({ Int($0) }),
-            let rsc = fields["rsc"].flatMap({ Int($0, radix: 16) }),
-            let rsid = fields["rsid"].flatMap({ Int($0, radix: 16) }), rsid <= 0xffff
+            let rsc = fields["rsc"].flatMap({ UInt($0, radix: 16) }),
+            let rsid = fields["rsid"].flatMap({ UInt($0, radix: 16) }).flatMap({ UInt16(exactly: $0) })
         else { return .garbled }
         if overflow != 0 { return .trigger(.everything) }
         switch rsc {
         case 4 where rsid <= 0xff: return .trigger(.channelPath(ChannelPathID(cssid: 0, chpid: UInt8(rsid))))
-        case 3: return .trigger(.subchannelNumber(UInt16(rsid)))
+        case 3: return .trigger(.subchannelNumber(rsid))
         default: return .ignored  // css (0xb), monitoring, ... : nothing sysfs shows
         }
     }

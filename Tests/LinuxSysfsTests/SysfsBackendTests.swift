@@ -392,6 +392,16 @@ import Testing
             ("cio: Link stopped: no fields", .garbled),
             ("6,1,1,-;usb 1-1: new device", .ignored),
             ("", .ignored),
+            // Signs and overflows from a hostile writer are garbled, never a trap (they crashed
+            // cssd converting -1 to UInt8).
+            ("crw_info : CRW reports slct=0, oflw=0, chn=0, rsc=3, anc=0, erc=4, rsid=-1", .garbled),
+            ("crw_info : CRW reports slct=0, oflw=0, chn=0, rsc=4, anc=0, erc=4, rsid=-1", .garbled),
+            ("crw_info : CRW reports slct=0, oflw=0, chn=0, rsc=-4, anc=0, erc=4, rsid=1", .garbled),
+            ("crw_info : CRW reports slct=0, oflw=0, chn=0, rsc=3, anc=0, erc=4, rsid=10000", .garbled),
+            ("crw_info : CRW reports slct=0, oflw=0, chn=0, rsc=3, anc=0, erc=4, rsid=FFFFFFFFFFFFFFFFFF", .garbled),
+            ("cio: Link degraded: RS=04 RSID=-1 IC=01", .garbled),
+            ("cio: Link degraded: RS=-4 RSID=42 IC=01", .garbled),
+            ("cio: Link degraded: RS=04 RSID=142 IC=01", .trigger(.everything)),
         ]
         for (line, expected) in cases { #expect(KernelLogLine.parse(line[...]) == expected, "\(line)") }
     }
