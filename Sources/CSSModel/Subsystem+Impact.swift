@@ -69,8 +69,9 @@ extension Subsystem {
     }
 
     /// The impact of giving subchannel `id` the logical path mask `lpm` (an MSCH through
-    /// modify-subchannel): the paths whose LPM bits it clears leave the operational mask.
-    /// Setting bits takes nothing.
+    /// modify-subchannel): the paths whose LPM bits it clears leave the operational mask, and
+    /// the installed, available paths whose bits it sets join it, so that swapping a device
+    /// from one path to another (LPM 0x40 to 0x80 with both available) takes nothing.
     /// - Throws: `ModelError.unknownSubchannel`.
     package func impactOfSettingLPM(_ id: SubchannelID, to lpm: UInt8) throws(ModelError) -> PathImpact {
         try impact(of: PathRemoval(logicalPathMasks: [(id, lpm)]))
@@ -103,11 +104,16 @@ extension Subsystem {
                 }
             }
         }
+        var added: [Int: UInt8] = [:]
         for (id, lpm) in removal.logicalPathMasks {
             guard let index = recordIndex[id.rawValue].map({ Int($0) }) else { throw .unknownSubchannel(id) }
-            removed[index, default: 0] |= records[index].schib.pmcw.lpm & ~lpm
+            let pmcw = records[index].schib.pmcw
+            removed[index, default: 0] |= pmcw.lpm & ~lpm
+            // Bits the new LPM sets become operational where the path is installed, available
+            // and operational (PIM & PAM & POM), as `OperationalPaths.mask` would read after it.
+            added[index, default: 0] |= lpm & ~pmcw.lpm & pmcw.pim & pmcw.pam & pmcw.pom
         }
-        return impact(removing: removed.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+        return impact(removing: removed.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }, adding: added)
     }
 
     /// The current redundancy: every device running on exactly one operational path, and
@@ -136,8 +142,10 @@ extension Subsystem {
     }
 
     /// The impact of taking the slot bits of each pair out of the operational mask of the
-    /// record at its index; pairs in ascending record order, each record once.
-    private func impact(removing removed: some Sequence<(Int, UInt8)>) -> PathImpact {
+    /// record at its index, after adding the bits `added` has for it (a new LPM's); pairs in
+    /// ascending record order, each record once (a record with bits to add has a pair, maybe
+    /// with 0 to remove).
+    private func impact(removing removed: some Sequence<(Int, UInt8)>, adding added: [Int: UInt8] = [:]) -> PathImpact {
         var lost: [ImpactedDevice] = []
         var dropped: [ImpactedDevice] = []
         var losingAPath = 0
@@ -146,13 +154,15 @@ extension Subsystem {
             let record = records[index]
             let paths = record.operationalPaths
             guard paths.isDevice else { continue }
-            let after = paths.removing(bits)
-            guard after != paths.mask else { continue }
+            let after = (paths.mask | (added[index] ?? 0)) & ~bits
+            // Losing a path: one of today's operational paths is not in `after` (a swap loses
+            // one and gains another).
+            guard paths.mask & ~after != 0 else { continue }
             losingAPath += 1
             if paths.inUse { inUseLosingAPath += 1 }
             if after == 0 {
                 lost.append(ImpactedDevice(record, before: paths.mask, after: after))
-            } else if after.nonzeroBitCount == 1 {
+            } else if after.nonzeroBitCount == 1 && paths.count > 1 {
                 dropped.append(ImpactedDevice(record, before: paths.mask, after: after))
             }
         }

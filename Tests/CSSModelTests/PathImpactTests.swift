@@ -79,6 +79,31 @@ import Testing
         #expect(try model.impactOfSettingLPM(dasd, to: 0xff).devicesLosingAPath == 0)
     }
 
+    /// An MSCH that moves a device from one available path to another takes no last path
+    /// (the interlock refused it: only the cleared bits were counted).
+    @Test func lpmSwapToAnotherAvailablePathLosesNothing() throws {
+        var model = try Subsystem(topology: .embeddedDefault)
+        let dasd = model.subchannel(device: DeviceID(cssid: 0, ssid: 0, devno: 0x3000))!.id
+        _ = try model.configurePath(Self.chp("0.4d"), to: .configured)  // slot 1 (0x40) available too
+        var schib = model.subchannel(dasd)!.schib
+        schib.pmcw.lpm = 0x40  // running on 0.4d alone
+        try model.modifySubchannel(dasd, schib: schib)
+        #expect(model.subchannel(dasd)!.operationalPaths.mask == 0x40)
+        let swap = try model.impactOfSettingLPM(dasd, to: 0x80)
+        #expect(swap.lostLastPath.isEmpty && swap.droppedToOnePath.isEmpty)
+        #expect(swap.devicesLosingAPath == 1)  // 0.4d goes, 0.4c comes
+        // Swapping to a path in standby still loses the device.
+        _ = try model.configurePath(Self.chp("0.4c"), to: .standby)
+        #expect(Self.devnos(try model.impactOfSettingLPM(dasd, to: 0x80).lostLastPath) == [0x3000])
+        // Widening keeps both; narrowing from two to one drops to one path.
+        _ = try model.configurePath(Self.chp("0.4c"), to: .configured)
+        #expect(try model.impactOfSettingLPM(dasd, to: 0xc0).devicesLosingAPath == 0)
+        schib = model.subchannel(dasd)!.schib
+        schib.pmcw.lpm = 0xc0
+        try model.modifySubchannel(dasd, schib: schib)
+        #expect(Self.devnos(try model.impactOfSettingLPM(dasd, to: 0x80).droppedToOnePath) == [0x3000])
+    }
+
     @Test func devicesNotInUseRateLow() throws {
         var topology = Topology.embeddedDefault
         for index in topology.subchannels.indices where topology.subchannels[index].devno == 0x0601 {

@@ -94,3 +94,38 @@ def test_sysfs_interlock(lpar):
             assert f.read().strip() == "offline"
     finally:
         c.close()
+
+
+def test_a_passed_through_device_is_in_use_whatever_its_host_online_says(short_tmp):
+    """A vfio-ccw passthrough device has no online ccw device on its host (the subchannel is
+    bound to vfio_ccw): the guest drives it, so the interlock protects its last path even when
+    the topology says `online: false` (it let both paths go without force)."""
+    if cssd_binary() is None:
+        pytest.skip("cssd binary not found: build it (swift build) or set CSSD_BIN")
+    import json
+
+    from harness.paths import SYSFS_FIXTURES
+
+    topology = json.loads((SYSFS_FIXTURES / "lpar.json").read_text())["topology"]
+    for sch in topology["subchannels"]:
+        if sch["subchannel"] == "0.0.000f":  # 0.0.1009 on 0.4a and 0.4b
+            sch["online"] = False
+            sch.pop("enabled", None)
+            sch.pop("isc", None)
+    topology["guests"] = [{"name": "vm1", "strategy": "crw", "devices": []}]
+    path = os.path.join(short_tmp, "t.json")
+    with open(path, "w") as f:
+        json.dump(topology, f)
+    with cssd_server(short_tmp, extra_args=["--topology", path]) as server:
+        c = Client(server.sock)
+        try:
+            # Not passed through and offline: nobody's last path, no refusal.
+            assert c.call("vary-path", chpid="0.4a", state="offline")["changed"] >= 1
+            c.call("vary-path", chpid="0.4a", state="online")
+            c.call("attach-passthrough", guest="vm1", host_subchannel="0.0.000f")
+            c.call("vary-path", chpid="0.4a", state="offline")
+            err = c.error("vary-path", chpid="0.4b", state="offline")
+            assert err["class"] == "GenericError" and "1 device in use: 0.0.1009" in err["desc"], err
+            assert c.call("vary-path", chpid="0.4b", state="offline", force=True)["changed"] >= 1
+        finally:
+            c.close()

@@ -7,7 +7,8 @@ import QMPWire
 /// The last-path interlock (issue 22): `vary-path` to offline, `configure-chpid` to standby and
 /// a `modify-subchannel` that clears LPM bits are refused when they would take the last
 /// operational path of a device in use, unless the caller passes `force: true` (which the
-/// audit line records). Faults (inject-path-fault, what a host reports) are hardware and never
+/// audit line records). A device passed through to a guest (vfio-ccw) is in use whatever its
+/// host `online` says: the host's ccw device is unbound, the guest drives it. Faults (inject-path-fault, what a host reports) are hardware and never
 /// pass through here.
 ///
 /// The check is the model's what-if (`Subsystem+Impact.swift`) on the backend's current view,
@@ -27,9 +28,13 @@ enum LastPathInterlock {
     ///   - impact: the action's impact, with the paths in flight taken as gone.
     ///   - already: the impact of the paths in flight alone, if any.
     /// - Throws: GenericError naming how many devices and the first 16 (`refusal`).
-    static func check(_ action: String, impact: PathImpact, already: PathImpact?, force: Bool) throws(QMPError) {
+    ///   - passedThrough: whether a device's subchannel is passed through to a guest.
+    static func check(
+        _ action: String, impact: PathImpact, already: PathImpact?, force: Bool,
+        passedThrough: (SubchannelID) -> Bool = { _ in false }
+    ) throws(QMPError) {
         guard !force else { return }
-        var devices = impact.inUseLosingLastPath
+        var devices = impact.lostLastPath.filter { $0.inUse || passedThrough($0.subchannel) }
         if let already {
             let lost = Set(already.lostLastPath.map(\.subchannel))
             devices.removeAll { lost.contains($0.subchannel) }
@@ -92,6 +97,9 @@ extension CommandContext {
             going.isEmpty
             ? nil
             : try ImpactCommands.modelCall { () throws(ModelError) in try subsystem.impactOfRemoving(chpids: going) }
-        try LastPathInterlock.check(action, impact: impact, already: already, force: force)
+        let guests = server.guests
+        try LastPathInterlock.check(action, impact: impact, already: already, force: force) {
+            guests.binding(of: $0) != nil
+        }
     }
 }
