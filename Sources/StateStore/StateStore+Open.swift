@@ -156,6 +156,14 @@ extension StateStore {
             check = try rows(connection, "PRAGMA quick_check")
             tables = try rows(connection, "SELECT count(*) AS n FROM sqlite_master").first?.column("n")?.integer ?? 0
         } catch {
+            // A full or too small filesystem fails here too (SQLite cannot size its shared
+            // memory file or write the journal): say so, rather than invite deleting the file.
+            if let error = error as? SQLiteError,
+                [.full, .ioErrorFailedSharedMemSize, .ioErrorFailedWrite].contains(error.reason)
+            {
+                throw StateStoreError(
+                    "cannot open \(path): its filesystem is full or too small (\(error)); free space and start again")
+            }
             throw StateStoreError("\(path) is not a cssd state database (corrupt or another file): \(error)")
         }
         guard check.first?.column("quick_check")?.string == "ok" else {

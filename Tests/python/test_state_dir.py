@@ -244,9 +244,26 @@ def test_a_full_disk_at_the_first_start_leaves_nothing_and_the_next_start_works(
             os.close(fd)
         status, err = run_to_exit(short_tmp, "--state-dir", state)
         assert status == 1 and "refusing to start" in err, err
+        # Said as what it is, not as a corrupt file to delete.
+        assert "full" in err and "not a cssd state database" not in err, err
         assert os.listdir(state) == [], os.listdir(state)
         os.remove(filler)
         started_fresh(short_tmp, state)
+    finally:
+        subprocess.run(["umount", disk], check=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a small tmpfs (root)")
+def test_a_filesystem_too_small_for_sqlite_is_named_as_such(short_tmp):
+    """64 KiB: SQLite creates the file but cannot size its shared memory; the refusal called
+    the file "not a cssd state database (corrupt ...)", inviting its deletion."""
+    disk = os.path.join(short_tmp, "disk")
+    os.mkdir(disk)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", disk], check=True)
+    try:
+        status, err = run_to_exit(short_tmp, "--state-dir", disk)
+        assert status == 1 and "refusing to start" in err, err
+        assert "filesystem is full or too small" in err and "not a cssd state database" not in err, err
     finally:
         subprocess.run(["umount", disk], check=True)
 
