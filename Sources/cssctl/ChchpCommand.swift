@@ -14,7 +14,8 @@ struct ChchpCommand: ParsableCommand {
         discussion: """
             CHPID is a hexadecimal channel-path id, 0.40 or 40 (css 0); several are
             given as a blank- or comma-separated list, a range (0.40-0.43) or both
-            (0.40-0.43,0.4c). Each path is reported as chchp does ("Vary offline
+            (0.40-0.43,0.4c); an empty list is refused (chchp does
+            nothing and exits 0). Each path is reported as chchp does ("Vary offline
             0.40... done."); an id the server does not have is skipped ("Skipping
             unknown channel-path 0.41"). The first failure ends the run ("failed - "
             and the server's reason), as in chchp. --attribute takes the sysfs
@@ -70,8 +71,11 @@ struct ChchpCommand: ParsableCommand {
 
     func validate() throws {
         _ = try change()
-        guard !chpids.isEmpty else { throw ValidationError("Need to specify at least one channel-path ID") }
-        _ = try Self.expand(chpids)
+        // Unlike chchp, an empty list ("", ",": an empty shell variable) is refused too: chchp
+        // exits 0 having changed nothing, and the script that called it believes it did.
+        guard !chpids.isEmpty, !(try Self.expand(chpids)).isEmpty else {
+            throw ValidationError("Need to specify at least one channel-path ID")
+        }
     }
 
     /// The one change asked for, with chchp's messages for a wrong or missing one.

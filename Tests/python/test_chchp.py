@@ -52,6 +52,10 @@ def test_the_first_failure_ends_the_run(cssd):
     (["-v", "1", "-c", "1", "0.40"], "Only one of --vary, --configure or --attribute allowed"),
     (["0.40"], "One of --vary, --configure or --attribute required"),
     (["-v", "1"], "Need to specify at least one channel-path ID"),
+    # An empty shell variable or a lone comma: chchp exits 0 having done nothing; a script that
+    # meant to vary paths learns nothing changed.
+    (["-v", "0", ""], "Need to specify at least one channel-path ID"),
+    (["-v", "0", ","], "Need to specify at least one channel-path ID"),
     (["-a", "status", "0.40"], "--attribute requires an argument"),
     (["-v", "1", "0.4g"], "Invalid channel-path identifier '0.4g'"),
     (["-v", "1", "0.100"], "Invalid channel-path identifier '0.100'"),
