@@ -200,9 +200,14 @@ final class KernelLogWatcher: Sendable {
             let isCharacterDevice = info.st_mode & S_IFMT == S_IFCHR
             if isCharacterDevice { lseek(fd, 0, SEEK_END) }  // /dev/kmsg: only what comes now
             log(false, "following the kernel log \(path)")
-            if isCharacterDevice { readRecords(fd) } else { readLines(fd, follow: info.st_mode & S_IFMT == S_IFREG) }
+            var rotated = false
+            if isCharacterDevice {
+                readRecords(fd)
+            } else {
+                rotated = readLines(fd, follow: info.st_mode & S_IFMT == S_IFREG)
+            }
             close(fd)
-            if info.st_mode & S_IFMT == S_IFREG { return }
+            if info.st_mode & S_IFMT == S_IFREG && !rotated { return }
         }
     }
 
@@ -240,8 +245,14 @@ final class KernelLogWatcher: Sendable {
         }
     }
 
-    /// A FIFO or file: lines. At the end of a file, waits for more (`follow`).
-    private func readLines(_ fd: Int32, follow: Bool) {
+    /// A FIFO or file: lines. At the end of a file, waits for more (`follow`), and notices a
+    /// rotation: a file truncated in place (logrotate's copytruncate) is read again from its
+    /// start; a file renamed away and created anew returns true, to be opened again by name.
+    /// Either went unnoticed before, and the lines after it were never acted on.
+    /// - Returns: whether the file at `path` is now another one (reopen it).
+    @discardableResult
+    private func readLines(_ fd: Int32, follow: Bool) -> Bool {
+        var idle = 0
         var line: [UInt8] = []
         var discarding = false
         var chunk = [UInt8](repeating: 0, count: 65536)
@@ -250,13 +261,29 @@ final class KernelLogWatcher: Sendable {
             if n < 0 {
                 if errno == EINTR || errno == EAGAIN { continue }
                 log(true, "kernel log \(path): \(SysfsFiles.describe(errno))")
-                return
+                return false
             }
             if n == 0 {
-                guard follow else { return }
+                guard follow else { return false }
                 usleep(20_000)  // a plain file has no way to wait for growth without inotify
+                idle += 1
+                // Every half second at the end of the file: two stats, no reads.
+                if idle % 25 == 0 {
+                    var open = stat()
+                    var named = stat()
+                    if fstat(fd, &open) == 0, open.st_size < lseek(fd, 0, SEEK_CUR) {
+                        log(false, "kernel log \(path) was truncated: following it from its start")
+                        lseek(fd, 0, SEEK_SET)
+                        line.removeAll(keepingCapacity: true)
+                        discarding = false
+                    } else if stat(path, &named) == 0, named.st_ino != open.st_ino || named.st_dev != open.st_dev {
+                        log(false, "kernel log \(path) was replaced (rotated): following the new file")
+                        return true
+                    }
+                }
                 continue
             }
+            idle = 0
             for byte in chunk[..<n] {
                 if byte == 0x0a {
                     if discarding {
@@ -275,6 +302,7 @@ final class KernelLogWatcher: Sendable {
                 }
             }
         }
+        return false
     }
 
     private func handle(_ line: Substring) {

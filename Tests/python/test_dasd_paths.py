@@ -169,3 +169,31 @@ def test_metrics_per_chpid(start, short_tmp):
     assert values['cssd_chpid_dasd_paths{chpid="0.42",state="miscabled"}'] == 1
     assert values['cssd_chpid_dasd_paths{chpid="0.43",state="cuir-quiesced"}'] == 1
     assert values['cssd_chpid_dasd_paths{chpid="0.40",state="no-hpf"}'] == 1
+
+
+def test_a_followed_kernel_log_file_survives_truncation_and_rotation(start, short_tmp):
+    """--kernel-log FILE: after logrotate's copytruncate (truncated in place) or a rename and a
+    new file, the new lines are acted on (both went silent: nothing read, nothing logged)."""
+    tree = dasd_tree(short_tmp)
+    log = os.path.join(short_tmp, "kern.log")
+    with open(log, "w") as f:
+        f.write("[    1.000000] boot\n" * 100)
+    srv = sysfs(tree, "--poll-interval", "0", "--no-inotify", "--kernel-log", log, start=start)
+    me = Client(srv.sock)
+
+    def disable(mask, chpid, bit):
+        device = os.path.join(tree, "devices/css0/0.0.0007/0.0.1001")
+        with open(os.path.join(device, "path_masks"), "w") as f:
+            f.write(mask + "\n")
+        with open(log, "a") as f:
+            f.write(f"[  99.000000] dasd-eckd 0.0.1001: Path {chpid} (pathmask {bit}) is disabled - "
+                    "IFCC threshold exceeded\n")
+        return wait_until(lambda: by_devno(me, "0.0.1001")["path-masks"] == mask or None, 60,
+                          f"the IFCC line for {chpid} acted on")
+
+    disable("d0 00 00 00 00 20", "0.42", "20")
+    open(log, "w").close()  # copytruncate
+    disable("b0 00 00 00 00 40", "0.41", "40")
+    os.rename(log, log + ".1")
+    open(log, "w").close()  # a new file by the same name
+    disable("70 00 00 00 00 80", "0.40", "80")
