@@ -123,6 +123,11 @@ package struct BackendReadingStats: Hashable, Sendable {
     /// Seconds between poll ticks; nil when polling is off (nothing then advances
     /// `lastGoodReading`).
     package var pollInterval: Double?
+    /// Lines of the followed kernel log so far, by outcome (`acted`: a cio or DASD message
+    /// that triggered a re-read; `ignored`; `garbled`: a cio message that does not parse;
+    /// `too_long`; `lost`: /dev/kmsg records overwritten before they were read). nil when no
+    /// kernel log is followed.
+    package var kernelLogLines: [String: Int]?
 
     package init(
         lastReadingDuration: Double? = nil, lastGoodReading: Double, readErrors: [String: Int] = [:],

@@ -159,6 +159,11 @@ final class KernelLogWatcher: Sendable {
         var tooLong = 0
         /// `/dev/kmsg` records overwritten before they were read (EPIPE).
         var lost = 0
+
+        /// By the outcome names of `cssd_kernel_log_lines_total`.
+        var byOutcome: [String: Int] {
+            ["acted": acted, "ignored": ignored, "garbled": garbled, "too_long": tooLong, "lost": lost]
+        }
     }
 
     static let maxLine = 8192

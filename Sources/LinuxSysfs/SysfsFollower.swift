@@ -81,7 +81,11 @@ final class SysfsFollower: @unchecked Sendable {
     }
 
     /// The readings' health so far; never waits for a reading.
-    var stats: BackendReadingStats { statistics.withLock { $0 } }
+    var stats: BackendReadingStats {
+        var stats = statistics.withLock { $0 }
+        stats.kernelLogLines = kernelLogCounts.map(\.byOutcome)
+        return stats
+    }
 
     /// Runs a reading (`body`) on the mirror under its lock, once no write's reading is on its
     /// way to the loop, and returns the update it computed (nil: nothing changed). Tests and

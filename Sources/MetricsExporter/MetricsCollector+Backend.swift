@@ -11,6 +11,7 @@ extension MetricsCollector {
         let lastGood: Gauge
         var errors: [String: Counter]
         var pollInterval: Gauge?
+        var kernelLogLines: [String: Counter] = [:]
     }
 
     func collectBackend(_ backend: ChannelSubsystemBackend) {
@@ -57,6 +58,22 @@ extension MetricsCollector {
         } else if let poll = series.pollInterval {
             registry.unregisterGauge(poll)
             series.pollInterval = nil
+        }
+        // Every outcome from the start (all five come together), so that a garbled or lost
+        // line is an increase(), not a series appearing.
+        for (outcome, count) in stats.kernelLogLines ?? [:] {
+            let counter =
+                series.kernelLogLines[outcome]
+                ?? registry.makeCounter(
+                    descriptor: .init(
+                        namespace: "cssd", subsystem: "kernel_log", metricName: "lines", unitName: "total",
+                        helpText:
+                            "Lines of the followed kernel log, by outcome (acted: triggered a re-read; ignored; "
+                            + "garbled: a cio message that does not parse; too_long; lost: /dev/kmsg records "
+                            + "overwritten before they were read)."),
+                    labels: labels + [("outcome", outcome)])
+            series.kernelLogLines[outcome] = counter
+            counter.setTotal(count)
         }
         backendSeries = series
     }

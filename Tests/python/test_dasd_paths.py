@@ -197,3 +197,35 @@ def test_a_followed_kernel_log_file_survives_truncation_and_rotation(start, shor
     os.rename(log, log + ".1")
     open(log, "w").close()  # a new file by the same name
     disable("70 00 00 00 00 80", "0.40", "80")
+
+
+def test_kernel_log_lines_are_counted_in_the_metrics(short_tmp, kmsg):
+    """The watcher's counts reach /metrics (they were kept and never exported): every outcome
+    from the start, then a garbled cio line and an acted-on one counted."""
+    from harness.cssd import start_with_metrics
+    from harness.prometheus import http_get
+
+    tree = dasd_tree(short_tmp)
+    path, writer = kmsg
+    server = start_with_metrics(short_tmp, "--backend", f"linux-sysfs:{tree}", "--poll-interval", "0",
+                                "--no-inotify", "--kernel-log", path)
+    try:
+        def lines():
+            body = http_get(f"http://127.0.0.1:{server.extra['metrics_port']}/metrics")[2].decode()
+            out = {}
+            for line in body.splitlines():
+                if line.startswith("cssd_kernel_log_lines_total{"):
+                    outcome = line.split('outcome="')[1].split('"')[0]
+                    out[outcome] = float(line.rsplit(" ", 1)[1])
+            return out
+
+        assert lines() == {"acted": 0, "ignored": 0, "garbled": 0, "too_long": 0, "lost": 0}
+        w = writer()
+        w.write("crw_info : CRW reports slct=0, oflw=0, chn=0, rsc=3, anc=0, erc=4, rsid=-1\n")
+        w.write("5,12,99,-;cio: Processing deconfigure for channel path 0.41\n")
+        w.write("6,1,1,-;usb 1-1: new device\n")
+        wait_until(lambda: lines() == {"acted": 1, "ignored": 1, "garbled": 1, "too_long": 0, "lost": 0} or None,
+                   60, "the three lines counted")
+        assert Client(server.sock).call("query-version")  # and the garbled one harmed nothing
+    finally:
+        server.stop()
