@@ -129,3 +129,20 @@ def test_a_passed_through_device_is_in_use_whatever_its_host_online_says(short_t
             assert c.call("vary-path", chpid="0.4b", state="offline", force=True)["changed"] >= 1
         finally:
             c.close()
+
+
+def test_sysfs_a_chpid_read_standby_counts_as_gone_for_the_interlock(lpar):
+    """A `configure` write can return before the kernel's PAM change is read (here: the fixture
+    never clears it): 0.0.1009 runs on 0.4a and 0.4b; with 0.4a read standby, taking 0.4b
+    without force went through."""
+    server, tree = lpar
+    c = Client(server.sock)
+    try:
+        c.call("configure-chpid", chpid="0.4a", state="standby")
+        for command, arguments in (("configure-chpid", {"state": "standby"}), ("vary-path", {"state": "offline"})):
+            err = c.error(command, chpid="0.4b", **arguments)
+            assert err["class"] == "GenericError" and "1 device in use: 0.0.1009" in err["desc"], err
+        assert c.call("configure-chpid", chpid="0.4a", state="configured")["chpid"] == "0.4a"
+        c.call("vary-path", chpid="0.4b", state="offline")  # 0.4a is back: no longer the last path
+    finally:
+        c.close()

@@ -88,8 +88,15 @@ extension CommandContext {
     /// - Throws: DeviceNotFound for an unknown id (as the operation would), or the refusal.
     func checkLastPaths(_ action: String, _ removal: PathRemoval, force: Bool) throws(QMPError) {
         guard !force, session.origin != .replay else { return }
-        let going = server.chpidsGoing()
         let subsystem = server.backend.subsystem
+        // Chpids that read standby count as gone too: on linux-sysfs a `configure` write returns
+        // before every subchannel's PAM is seen cleared, and a check in that window took the
+        // other path of a device on those two (in the model their PAM bits are already clear,
+        // so this changes nothing there).
+        var going = server.chpidsGoing()
+        for path in subsystem.channelPaths where path.configure == .standby && !going.contains(path.id) {
+            going.append(path.id)
+        }
         var combined = removal
         combined.chpids = going + removal.chpids
         let impact = try ImpactCommands.modelCall { () throws(ModelError) in try subsystem.impact(of: combined) }
