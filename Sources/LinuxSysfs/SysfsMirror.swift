@@ -383,7 +383,9 @@ final class SysfsMirror {
             if layoutChanged { return fullRead(write: write) }
         }
         guard !changedPaths.isEmpty || !changedSubchannels.isEmpty || write != nil || dasdChanged else { return nil }
-        let changes = subsystem.pathChanges(to: working, subchannels: changedSubchannels, paths: changedPaths)
+        let conditions = Self.updateConditions(of: changedSubchannels, in: &working)
+        let changes = subsystem.pathChanges(
+            to: working, subchannels: changedSubchannels, paths: changedPaths + conditions)
         subsystem = working
         details = newDetails
         generation += 1
@@ -414,7 +416,8 @@ final class SysfsMirror {
             if layoutChanged { return fullRead() }
         }
         guard !changed.isEmpty || dasdChanged else { return nil }
-        let changes = subsystem.pathChanges(to: working, subchannels: changed, paths: []).map { change in
+        let conditions = Self.updateConditions(of: changed, in: &working)
+        let changes = subsystem.pathChanges(to: working, subchannels: changed, paths: conditions).map { change in
             guard let before = causes[change.chpid] else { return change }
             var attributed = PathChange(
                 before: before, after: change.after, affected: change.affected, crws: change.crws,
@@ -427,6 +430,19 @@ final class SysfsMirror {
         return ObservedUpdate(
             generation: generation, subsystem: subsystem, details: details, changes: changes, write: nil,
             orphans: orphans, drivers: drivers, dasd: dasd, dasdDisabled: takeDisablings())
+    }
+
+    /// Sets the condition of every path of `subchannels` (whose masks a reading changed) as
+    /// their members' masks now show it (`Subsystem.observedCondition(of:)`, API/linux-sysfs.md
+    /// "Channel-path condition"). Cost: O(subchannels using those paths).
+    /// - Returns: the paths whose condition changed.
+    static func updateConditions(of subchannels: [SubchannelID], in working: inout Subsystem) -> [ChannelPathID] {
+        var chpids = Set<ChannelPathID>()
+        for id in subchannels {
+            guard let sch = working.subchannel(id) else { continue }
+            for case let chpid? in sch.channelPaths { chpids.insert(chpid) }
+        }
+        return working.setObservedConditions(of: chpids.sorted())
     }
 
     /// One pass over the channel-measurement files of every chpid (`MeasurementReader`),

@@ -140,6 +140,8 @@ struct SysfsObservation {
                 preconditionFailure("a subchannel of the topology is missing from its model: \(error)")
             }
         }
+        // Linux has no condition attribute: every path's follows its members' masks.
+        subsystem.setObservedConditions(of: topology.channelPaths.map(\.id))
         return subsystem
     }
 
