@@ -44,6 +44,8 @@ final class SysfsMirror {
     /// Drivers bound to the devices, as of the last full reading (a driver is bound or
     /// unbound with the device's coming, going or online change, which make one).
     private(set) var drivers: [SubchannelID: String] = [:]
+    /// Devices whose `availability` is not `good`, as of the last full reading (like `drivers`).
+    private(set) var availability: [SubchannelID: DeviceAvailability] = [:]
     /// The record index the sweep reads next, and the rounds it has completed.
     private(set) var sweepCursor = 0
     private(set) var sweepRounds = 0
@@ -157,6 +159,7 @@ final class SysfsMirror {
         placeholders = observation.placeholders
         orphans = observation.orphans
         drivers = observation.drivers
+        availability = observation.availability
         dasd = observation.dasd
         deviceDirectories = newer.subchannels.map { observation.deviceDirectories[$0.id] }
         queue.removeAll()  // read just now, and their indexes may have moved
@@ -284,6 +287,7 @@ final class SysfsMirror {
         // kept here and never delivered, and the server would go on serving the device as it was.
         let detailsChanged =
             details != observation.details || orphans != observation.orphans || drivers != observation.drivers
+            || availability != observation.availability
             || dasdChanged || (same && !Self.sameDevices(subsystem, newer))
         if !same { reportRemovedSubchannels(subsystem, newer) }
         install(observation, newer)
@@ -291,7 +295,8 @@ final class SysfsMirror {
         generation += 1
         return ObservedUpdate(
             generation: generation, subsystem: subsystem, details: details, changes: changes, write: write,
-            layoutChanged: !same, orphans: orphans, drivers: drivers, dasd: dasd, dasdDisabled: takeDisablings())
+            layoutChanged: !same, orphans: orphans, drivers: drivers, dasd: dasd, dasdDisabled: takeDisablings(),
+            availability: availability)
     }
 
     private func reread(
