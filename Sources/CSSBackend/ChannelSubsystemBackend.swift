@@ -87,12 +87,31 @@ package protocol ChannelSubsystemBackend: AnyObject {
     /// ccw device's `driver` link, e.g. `dasd-eckd`), as last read; nil when unknown or none
     /// (the model binds no drivers: the default). Never blocks.
     func deviceDriver(of id: SubchannelID) -> String?
+    /// The availability of the device behind `subchannel` as Linux's ccw device `availability`
+    /// attribute states it (`DeviceAvailability`), as last read; nil for a subchannel without a
+    /// device. The model has no device states: `.good` for every device (the default). Never
+    /// blocks.
+    func deviceAvailability(of subchannel: Subchannel) -> DeviceAvailability?
+}
+
+/// A ccw device's `availability` attribute (drivers/s390/cio/device.c `available_show`, which
+/// lscss --avail prints): an orphan is `noDevice`; a boxed device `boxed`; a disconnected or
+/// not-operational one `noPath` when its subchannel has no logical path left, else `noDevice`;
+/// every other state `good`.
+package enum DeviceAvailability: String, Hashable, Sendable, CaseIterable {
+    case good
+    case boxed
+    case noPath = "no path"
+    case noDevice = "no device"
 }
 
 extension ChannelSubsystemBackend {
     package var readingStats: BackendReadingStats? { nil }
     package var partitionName: String? { nil }
     package func deviceDriver(of id: SubchannelID) -> String? { nil }
+    package func deviceAvailability(of subchannel: Subchannel) -> DeviceAvailability? {
+        subchannel.deviceID != nil && subchannel.hasDevice ? .good : nil
+    }
     /// `model` or `linux-sysfs` (`--backend`), for messages.
     package var name: String { kind.rawValue }
 }
@@ -277,6 +296,9 @@ package struct ObservedUpdate: Sendable {
     package let orphans: [OrphanedDevice]
     /// The driver bound to each subchannel's device, as of the last full reading.
     package let drivers: [SubchannelID: String]
+    /// Per device whose `availability` is not `good`, as of the reading's full reading; nil
+    /// when this reading read none (the last stands).
+    package let availability: [SubchannelID: DeviceAvailability]?
     /// Per DASD (ccw device bound to dasd-eckd or dasd-fba): its driver's path health, as of
     /// this reading.
     package let dasd: [SubchannelID: DASDPathHealth]
@@ -288,10 +310,11 @@ package struct ObservedUpdate: Sendable {
         generation: UInt64, subsystem: Subsystem, details: [ChannelPathID: ChannelPathDetails], changes: [PathChange],
         write: ChannelPathID? = nil, layoutChanged: Bool = false, orphans: [OrphanedDevice] = [],
         drivers: [SubchannelID: String] = [:], dasd: [SubchannelID: DASDPathHealth] = [:],
-        dasdDisabled: [DASDPathDisabling] = []
+        dasdDisabled: [DASDPathDisabling] = [], availability: [SubchannelID: DeviceAvailability]? = nil
     ) {
         self.orphans = orphans
         self.drivers = drivers
+        self.availability = availability
         self.dasd = dasd
         self.dasdDisabled = dasdDisabled
         self.generation = generation

@@ -92,13 +92,59 @@ extension Subsystem {
     }
 
     /// Sets a channel path's state as observed (vary, configure, type, shared, pchid). Nothing
-    /// else changes: the masks of its subchannels are set by `setObservedMasks`.
+    /// else changes: the masks of its subchannels are set by `setObservedMasks`. The condition
+    /// is not `path`'s but follows the masks (`setObservedConditions(of:)`): it is kept, except
+    /// that a path no longer configured is `operational` (`observedCondition(of:)`). A path
+    /// configured again keeps its condition until its subchannels are read.
     /// - Throws: `ModelError.unknownChannelPath`.
     package mutating func setObservedPath(_ path: ChannelPath) throws(ModelError) {
         guard let index = pathIndex[path.id.rawValue] else { throw .unknownChannelPath(path.id) }
         var updated = path
         updated.subchannelCount = paths[index].subchannelCount
+        updated.condition = path.configure == .configured ? paths[index].condition : .operational
         paths[index] = updated
+    }
+
+    /// A channel path's condition as its subchannels' masks show it, for a backend that cannot
+    /// read the condition itself (Linux sysfs has no attribute for it; API/linux-sysfs.md,
+    /// "Channel-path condition"). The channel subsystem takes a failed path out of the PAM of
+    /// every subchannel it is installed in (in the model's own terms: CRW ERC 6 clears PAM and
+    /// POM), so a *configured* path installed in at least one subchannel and in the PAM of none
+    /// is `permanentError`; one in some PAM but in the POM of none of those is
+    /// `temporaryError`; otherwise `operational`. A path not configured (standby, reserved, not
+    /// recognized) is `operational`: configuration, not a fault, cleared its PAM bits, and its
+    /// own state says so. A PAM bit cleared in only some subchannels is theirs (a device that
+    /// cannot use the path), not the path's. Cost: O(subchannels using the path).
+    package func observedCondition(of chpid: ChannelPathID) -> PathCondition {
+        guard let index = pathIndex[chpid.rawValue], paths[index].configure == .configured else { return .operational }
+        let entries = members[index]
+        guard !entries.isEmpty else { return .operational }
+        var available = false
+        for entry in entries {
+            let pmcw = records[Int(entry >> 3)].schib.pmcw
+            let bit = pathMaskBit(slot: Int(entry & 7))
+            guard pmcw.pam & bit != 0 else { continue }
+            if pmcw.pom & bit != 0 { return .operational }
+            available = true
+        }
+        return available ? .temporaryError : .permanentError
+    }
+
+    /// Sets the condition of each of `chpids` to `observedCondition(of:)`; unknown ids are
+    /// skipped.
+    /// - Returns: the paths whose condition changed, in the order given.
+    /// - Cost: O(subchannels using the paths).
+    @discardableResult
+    package mutating func setObservedConditions(of chpids: some Sequence<ChannelPathID>) -> [ChannelPathID] {
+        var changed: [ChannelPathID] = []
+        for chpid in chpids {
+            guard let index = pathIndex[chpid.rawValue] else { continue }
+            let condition = observedCondition(of: chpid)
+            guard paths[index].condition != condition else { continue }
+            paths[index].condition = condition
+            changed.append(chpid)
+        }
+        return changed
     }
 
     /// `pathChanges(to:)` for a reading that touched only some subchannels and paths: the

@@ -31,6 +31,13 @@ package final class SysfsBackend: ObservedBackend {
     private var drivers: [SubchannelID: String]
 
     package func deviceDriver(of id: SubchannelID) -> String? { drivers[id] }
+    /// Per device whose `availability` read other than `good`, as of the last full reading.
+    private var availability: [SubchannelID: DeviceAvailability]
+
+    package func deviceAvailability(of subchannel: Subchannel) -> DeviceAvailability? {
+        guard subchannel.deviceID != nil, subchannel.hasDevice else { return nil }
+        return availability[subchannel.id] ?? .good
+    }
     /// Per DASD subchannel: the DASD driver's view of its paths, as last read.
     package private(set) var dasdPathHealth: [SubchannelID: DASDPathHealth]
     /// Its roll-up per chpid, computed when first asked after the DASDs changed (a scrape and
@@ -83,6 +90,7 @@ package final class SysfsBackend: ObservedBackend {
         details = observation.details
         orphanedDevices = observation.orphans
         drivers = observation.drivers
+        availability = observation.availability
         dasdPathHealth = observation.dasd
         problems = observation.problems
         follower = SysfsFollower(
@@ -130,6 +138,7 @@ package final class SysfsBackend: ObservedBackend {
             details = update.details
             orphanedDevices = update.orphans
             drivers = update.drivers
+            if let read = update.availability { availability = read }
             // The mirror hands the same storage on while its DASDs stay as they were, which
             // makes this comparison cheap then.
             if update.dasd != dasdPathHealth {

@@ -44,6 +44,8 @@ final class SysfsMirror {
     /// Drivers bound to the devices, as of the last full reading (a driver is bound or
     /// unbound with the device's coming, going or online change, which make one).
     private(set) var drivers: [SubchannelID: String] = [:]
+    /// Devices whose `availability` is not `good`, as of the last full reading (like `drivers`).
+    private(set) var availability: [SubchannelID: DeviceAvailability] = [:]
     /// The record index the sweep reads next, and the rounds it has completed.
     private(set) var sweepCursor = 0
     private(set) var sweepRounds = 0
@@ -157,6 +159,7 @@ final class SysfsMirror {
         placeholders = observation.placeholders
         orphans = observation.orphans
         drivers = observation.drivers
+        availability = observation.availability
         dasd = observation.dasd
         deviceDirectories = newer.subchannels.map { observation.deviceDirectories[$0.id] }
         queue.removeAll()  // read just now, and their indexes may have moved
@@ -284,6 +287,7 @@ final class SysfsMirror {
         // kept here and never delivered, and the server would go on serving the device as it was.
         let detailsChanged =
             details != observation.details || orphans != observation.orphans || drivers != observation.drivers
+            || availability != observation.availability
             || dasdChanged || (same && !Self.sameDevices(subsystem, newer))
         if !same { reportRemovedSubchannels(subsystem, newer) }
         install(observation, newer)
@@ -291,7 +295,8 @@ final class SysfsMirror {
         generation += 1
         return ObservedUpdate(
             generation: generation, subsystem: subsystem, details: details, changes: changes, write: write,
-            layoutChanged: !same, orphans: orphans, drivers: drivers, dasd: dasd, dasdDisabled: takeDisablings())
+            layoutChanged: !same, orphans: orphans, drivers: drivers, dasd: dasd, dasdDisabled: takeDisablings(),
+            availability: availability)
     }
 
     private func reread(
@@ -383,7 +388,9 @@ final class SysfsMirror {
             if layoutChanged { return fullRead(write: write) }
         }
         guard !changedPaths.isEmpty || !changedSubchannels.isEmpty || write != nil || dasdChanged else { return nil }
-        let changes = subsystem.pathChanges(to: working, subchannels: changedSubchannels, paths: changedPaths)
+        let conditions = Self.updateConditions(of: changedSubchannels, in: &working)
+        let changes = subsystem.pathChanges(
+            to: working, subchannels: changedSubchannels, paths: changedPaths + conditions)
         subsystem = working
         details = newDetails
         generation += 1
@@ -414,7 +421,8 @@ final class SysfsMirror {
             if layoutChanged { return fullRead() }
         }
         guard !changed.isEmpty || dasdChanged else { return nil }
-        let changes = subsystem.pathChanges(to: working, subchannels: changed, paths: []).map { change in
+        let conditions = Self.updateConditions(of: changed, in: &working)
+        let changes = subsystem.pathChanges(to: working, subchannels: changed, paths: conditions).map { change in
             guard let before = causes[change.chpid] else { return change }
             var attributed = PathChange(
                 before: before, after: change.after, affected: change.affected, crws: change.crws,
@@ -427,6 +435,19 @@ final class SysfsMirror {
         return ObservedUpdate(
             generation: generation, subsystem: subsystem, details: details, changes: changes, write: nil,
             orphans: orphans, drivers: drivers, dasd: dasd, dasdDisabled: takeDisablings())
+    }
+
+    /// Sets the condition of every path of `subchannels` (whose masks a reading changed) as
+    /// their members' masks now show it (`Subsystem.observedCondition(of:)`, API/linux-sysfs.md
+    /// "Channel-path condition"). Cost: O(subchannels using those paths).
+    /// - Returns: the paths whose condition changed.
+    static func updateConditions(of subchannels: [SubchannelID], in working: inout Subsystem) -> [ChannelPathID] {
+        var chpids = Set<ChannelPathID>()
+        for id in subchannels {
+            guard let sch = working.subchannel(id) else { continue }
+            for case let chpid? in sch.channelPaths { chpids.insert(chpid) }
+        }
+        return working.setObservedConditions(of: chpids.sorted())
     }
 
     /// One pass over the channel-measurement files of every chpid (`MeasurementReader`),

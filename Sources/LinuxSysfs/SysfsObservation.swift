@@ -33,6 +33,8 @@ struct SysfsObservation {
     var orphans: [OrphanedDevice] = []
     /// Per subchannel with a ccw device: the driver bound to it (its `driver` link's name).
     var drivers: [SubchannelID: String] = [:]
+    /// Per subchannel whose ccw device's `availability` is not `good` (lscss --avail).
+    var availability: [SubchannelID: DeviceAvailability] = [:]
     /// Subchannels whose `dev_busid` names a device but that have no ccw device directory.
     var withoutDevice: [SubchannelID] = []
     /// Of those, the ones whose offline device the kernel unregistered after its last path
@@ -140,6 +142,8 @@ struct SysfsObservation {
                 preconditionFailure("a subchannel of the topology is missing from its model: \(error)")
             }
         }
+        // Linux has no condition attribute: every path's follows its members' masks.
+        subsystem.setObservedConditions(of: topology.channelPaths.map(\.id))
         return subsystem
     }
 
@@ -366,6 +370,13 @@ struct SysfsObservation {
             (cuType, cuModel) = attribute(device + "/cutype").flatMap(parseTypeModel) ?? (0, 0)
             online = attribute(device + "/online") == "1"
             drivers[id] = SysfsFiles.linkBasename(device + "/driver")
+            if let text = attribute(device + "/availability") {
+                if let state = DeviceAvailability(rawValue: text) {
+                    if state != .good { availability[id] = state }
+                } else {
+                    problems.append("\(device)/availability: '\(text)' is none of Linux's four, left out")
+                }
+            }
             if case .health(let health) = DASDReader.read(subchannel: dir, device: child, cssid: id.cssid) {
                 dasdHealth = health
             }

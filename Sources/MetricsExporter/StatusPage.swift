@@ -46,6 +46,8 @@ struct StatusSnapshot {
     var moreDevices = false
     var changes: [Change] = []
     var totals = (singlePath: 0, redundancyLost: 0, withoutPath: 0)
+    /// Subchannels the device list walked (for tests: 0 when no device is degraded).
+    private(set) var subchannelsScanned = 0
 
     /// Most devices listed; the totals count them all.
     static let deviceLimit = 64
@@ -53,8 +55,9 @@ struct StatusSnapshot {
     static let changeLimit = 20
 
     /// Reads the model and the journal. O(chpids) for the paths (the redundancy counts are
-    /// kept by the model), O(subchannels) at worst for the device list (it stops at
-    /// `deviceLimit` + 1), O(`changeLimit`) for the journal.
+    /// kept by the model); for the device list nothing when no device in use is on fewer than
+    /// two paths, else up to the last of them (at most `deviceLimit` + 1), O(subchannels) at
+    /// worst; O(`changeLimit`) for the journal.
     init(
         version: String, backend: String, subsystem: Subsystem, cssids: [UInt8], journal: PathEventJournal
     ) {
@@ -76,7 +79,14 @@ struct StatusSnapshot {
             totals.redundancyLost += summary.redundancyLost
             totals.withoutPath += summary.withoutPath
         }
+        // The devices listed are exactly those the model's redundancy counts count (in use, on
+        // one operational path or none): with none counted there is nothing to look for, and
+        // the walk stops once it found them all (or one more than it lists). So a healthy
+        // machine's page costs O(chpids), not O(subchannels), every time it is polled.
+        let wanted = totals.singlePath + totals.withoutPath
         for subchannel in subsystem.subchannels {
+            guard devices.count < wanted else { break }
+            subchannelsScanned += 1
             let paths = subchannel.operationalPaths
             guard paths.inUse, paths.count <= 1 else { continue }
             guard devices.count < Self.deviceLimit else {

@@ -140,13 +140,22 @@ package enum PathEventDelivery: Hashable, Sendable {
 
 extension PathEventChange {
     /// What an observed change (a real machine read twice) most likely was: the path's own
-    /// state first, else which of the first affected subchannel's mask bits for the path
-    /// moved between `before` (the previous reading) and the change. nil when nothing changed.
+    /// state first (vary, configure, then the condition its members' masks show:
+    /// `Subsystem.observedCondition(of:)`), else which of the first affected subchannel's mask
+    /// bits for the path moved between `before` (the previous reading) and the change. nil when
+    /// nothing changed.
     package static func observed(_ change: PathChange, before: Subsystem) -> PathEventChange? {
         let old = change.before
         let new = change.after
         if old.vary != new.vary { return new.vary == .online ? .online : .offline }
         if old.configure != new.configure { return new.configure == .configured ? .configured : .standby }
+        if old.condition != new.condition {
+            switch new.condition {
+            case .permanentError: return .permanentError
+            case .temporaryError: return .temporaryError
+            case .operational: return .recovered
+            }
+        }
         guard let first = change.affected.first else { return nil }
         let bit = UInt8(0x80) >> UInt8(first.slot)
         let was = before.subchannel(first.id)?.schib.pmcw

@@ -112,7 +112,8 @@ package struct PathEventHub: Sendable {
                 entry.change, as: entry.kind, guests: entry.guests)
             deliver(
                 event, entry.change.affected, guestEvents, to: id, sequence: first, change: entry.sequence,
-                time: entry.time, coalescing: false, &reached)
+                time: entry.time, coalescing: false, announcesPath: Self.announcesPath(entry.change, as: entry.kind),
+                &reached)
         }
     }
 
@@ -180,13 +181,35 @@ package struct PathEventHub: Sendable {
         let (event, guestEvents, first) = prepare(change, as: kind, guests: guests)
         var reached = PathEventFanOut()
         let affected = change.affected
+        let announces = Self.announcesPath(change, as: kind)
         for id in anyChpid {
-            deliver(event, affected, guestEvents, to: id, sequence: first, change: sequence, time: time, &reached)
+            deliver(
+                event, affected, guestEvents, to: id, sequence: first, change: sequence, time: time,
+                announcesPath: announces, &reached)
         }
         for id in byChpid[event.chpid] ?? [] {
-            deliver(event, affected, guestEvents, to: id, sequence: first, change: sequence, time: time, &reached)
+            deliver(
+                event, affected, guestEvents, to: id, sequence: first, change: sequence, time: time,
+                announcesPath: announces, &reached)
         }
         return reached
+    }
+
+    /// Whether a change gets its `CHANNEL_PATH_CHANGED`: every change does but one that moved
+    /// some subchannels' mask bits for the path (`permanent-error`, `temporary-error`,
+    /// `recovered`) and left the path's own state as it was, as an observed reading finds a
+    /// device that lost or regained a path its other devices still use. The path's event goes
+    /// out once, when its condition changes (`Subsystem.observedCondition(of:)`); the devices'
+    /// `SUBCHANNEL_PATHS_CHANGED` go out with every change. The model's own faults always
+    /// change the path's condition, so this only ever applies to observed changes. AMQP
+    /// notifications follow the same rule (`OsloNotificationEncoder`).
+    package static func announcesPath(_ change: PathChange, as kind: PathEventChange) -> Bool {
+        switch kind {
+        case .permanentError, .temporaryError, .recovered:
+            return change.pathChanged || change.affected.isEmpty || !change.crws.isEmpty
+        default:
+            return true
+        }
     }
 
     /// The chpid event of a change, its guest events, and the first of the event sequence
@@ -211,7 +234,8 @@ package struct PathEventHub: Sendable {
 
     private mutating func deliver(
         _ event: ChannelPathEvent, _ affected: [AffectedSubchannel], _ guests: [PathEvent], to id: Int,
-        sequence: UInt64, change: UInt64, time: EventTime, coalescing: Bool = true, _ reached: inout PathEventFanOut
+        sequence: UInt64, change: UInt64, time: EventTime, coalescing: Bool = true, announcesPath: Bool = true,
+        _ reached: inout PathEventFanOut
     ) {
         guard subscriptions[id]!.filter.admits(event.chpid, event.change) else { return }
         // Taken out and put back: mutating it in the dictionary would cost a lookup per event.
@@ -219,7 +243,7 @@ package struct PathEventHub: Sendable {
         defer { subscriptions[id] = subscription }
         let filter = subscription.filter
         let before = subscription.published
-        if filter.granularity.wantsChannelPath {
+        if filter.granularity.wantsChannelPath && announcesPath {
             subscription.queue.push(
                 QueuedPathEvent(sequence: sequence, time: time, event: .channelPath(event), change: change),
                 coalescing: coalescing)

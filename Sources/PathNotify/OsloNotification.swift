@@ -82,7 +82,9 @@ package struct OsloNotificationEncoder: Sendable {
         switch filter.granularity {
         case .chpid, .subchannel, .both:
             guard filter.admits(change.chpid, kind) else { return [] }
-            if filter.granularity != .subchannel {
+            // The chpid's notification as its CHANNEL_PATH_CHANGED: not for a change of only
+            // some devices' bits that left the path as it was.
+            if filter.granularity != .subchannel && PathEventHub.announcesPath(change, as: kind) {
                 var payload: [(String, JSON)] = [
                     ("chpid", .string(change.chpid.description)), ("change", .string(kind.rawValue)),
                     ("vary", .string(change.after.vary.description)),

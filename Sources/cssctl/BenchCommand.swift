@@ -25,15 +25,16 @@ struct BenchCommand: ParsableCommand {
               connect:    --connections connections one after another, each connect
                           (and TLS handshake) up to the greeting, then closed:
                           handshakes per second.
+
             Every request is {"execute":COMMAND,"id":N}. Latency runs from sending a
             request to reading its reply. With two or more sockets, a ratio line per
             mode compares the ops/s of each socket with the LAST one. --tls-socket
             servers (TLS with the client certificate of --tls-creds) run before the
-            --socket ones, so that
+            --socket ones, so that this compares TLS with plain TCP:
               cssctl bench --tls-creds DIR --tls-socket tcp:127.0.0.1:4445 \\
                   --socket tcp:127.0.0.1:4444
-            compares TLS with plain TCP. Exits with status 1 when any reply was an
-            error.
+
+            Exits with status 1 when any reply was an error.
             """)
 
     @Option(name: .customLong("socket"), help: "A server: unix:PATH, tcp:HOST:PORT or a path (repeatable).")

@@ -24,6 +24,7 @@ struct CSSCtl: ParsableCommand {
               cssctl --socket /run/cssd/qmp.sock chpstat --format json -n 1
               cssctl events --socket /run/cssd/qmp.sock --chpid 0.40 --format table
               cssctl bench --socket /tmp/cssd.sock --socket /tmp/qemu.sock
+
             Exit status: 0 success, 1 error reply, 2 connection or protocol failure,
             64 usage error.
             """,

@@ -26,6 +26,7 @@ struct ChchpCommand: ParsableCommand {
               cssctl chchp -v 0 0.40              (vary 0.40 offline)
               cssctl chchp -c 1 0.40-0.43,0.4c    (configure five paths)
               cssctl chchp -a status=online 40
+
             Exit status: 0 success, 1 a change failed (or an error reply), 2 connection or
             protocol failure, 64 usage error.
             """)

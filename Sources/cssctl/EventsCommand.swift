@@ -2,6 +2,7 @@
 // cssd: QMP control server for the s390 channel subsystem.
 
 import ArgumentParser
+import CSSModel
 import JSONValues
 import QMPTransport
 import QMPWire
@@ -73,8 +74,12 @@ struct EventsCommand: ParsableCommand {
     @Option(help: "Only this subchannel (cssid.ssid.schno, e.g. 0.0.0003); repeat for more.")
     var subchannel: [String] = []
 
-    @Option(help: "Only chpids of this channel subsystem.")
-    var cssid: Int?
+    @Option(
+        help: ArgumentHelp(
+            "Only chpids of this channel subsystem: the cssid in hex, as ids write it (0, fe).",
+            discussion: "QMP takes it as a number (subscribe-path-events cssid 254 for fe).",
+            valueName: "cssid"))
+    var cssid: HexCSSID?
 
     @Option(help: "Only this kind of change; repeat for more.")
     var change: [Change] = []
@@ -117,7 +122,7 @@ struct EventsCommand: ParsableCommand {
         if !chpid.isEmpty { arguments.append(("chpids", .array(chpid.map { .string($0) }))) }
         if !guest.isEmpty { arguments.append(("guests", .array(guest.map { .string($0) }))) }
         if !subchannel.isEmpty { arguments.append(("subchannels", .array(subchannel.map { .string($0) }))) }
-        if let cssid { arguments.append(("cssid", .integer(cssid))) }
+        if let cssid { arguments.append(("cssid", .integer(cssid.value))) }
         if !change.isEmpty { arguments.append(("changes", .array(change.map { .string($0.rawValue) }))) }
         if let queueLimit { arguments.append(("queue-limit", .integer(queueLimit))) }
         if let since {
@@ -202,4 +207,17 @@ struct EventsCommand: ParsableCommand {
         }
         printError("subscribed: \(reply["return"]?["subscription"]?.serialized() ?? "?")")
     }
+}
+
+/// A cssid on cssctl's command line: hex, as in every id (`fe` of `fe.0.0000`, `0x` allowed),
+/// 0..ff. QMP's `cssid` arguments are numbers; the conversion happens here, once.
+struct HexCSSID: ExpressibleByArgument {
+    let value: Int
+
+    init?(argument: String) {
+        guard let value = Hex.prefixedNumber(argument), value <= 0xff else { return nil }
+        self.value = value
+    }
+
+    static var defaultCompletionKind: CompletionKind { .list(["0", "fe"]) }
 }

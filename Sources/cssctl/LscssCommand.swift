@@ -38,6 +38,9 @@ struct LscssCommand: ParsableCommand {
     @Flag(help: "Add the VPM column (verified path mask).")
     var vpm = false
 
+    @Flag(help: "Add the Avail. column: each device's availability (good, boxed, no path, no device).")
+    var avail = false
+
     @Flag(name: [.short, .long], help: "RANGE selects device bus IDs instead of subchannel IDs.")
     var devrange = false
 
@@ -77,7 +80,7 @@ struct LscssCommand: ParsableCommand {
         let showEADM = all || eadm
         let showIO = all || io || (!showCHSC && !showEADM)
         let sections = showCHSC || showEADM
-        let table = Self.table(vpm: vpm)
+        let table = Self.table(vpm: vpm, avail: avail)
         let otherTable = ListingTable(columns: [("Device", 8), ("Subchan.", 9)], separator: "-")
         try runningListing {
             var session = try ListingSession(socket: server.socket, timeoutSeconds: server.timeout)
@@ -86,7 +89,11 @@ struct LscssCommand: ParsableCommand {
             var others: [SubchannelType: [JSON]] = [:]
             // The header goes out only once the first page came back, so that a failure prints
             // nothing on standard output.
-            try Self.forEachPage(session: &session, short: short) { page in
+            // Asked for only with --avail: a server older than the argument lists without it.
+            let queries = Self.queries(ranges: selection.ranges, byDevice: devrange).map { query in
+                avail ? query + [("availability", JSON.bool(true))] : query
+            }
+            try Self.forEachPage(session: &session, short: short, queries: queries) { page in
                 var text = ""
                 if !json && !started && showIO {
                     text = (sections ? "IO Subchannels and Devices:\n" : "") + table.header
@@ -166,33 +173,82 @@ struct LscssCommand: ParsableCommand {
         ]
         if vpm { values.append("") }
         values.append("")
+        // Linux's available_show says so for a device in the orphanage.
+        if avail { values.append("no device") }
         return uppercase ? values.map { $0.uppercased() } : values
     }
 
     // MARK: Querying
 
-    /// Pages through query-subchannels (16384 a page, `next` back as `start`).
-    static func forEachPage(session: inout ListingSession, short: Bool, _ body: ([JSON]) throws -> Void) throws {
-        var start: String?
-        repeat {
-            var arguments: [(String, JSON)] = [("limit", .integer(16384))]
-            // -s shows only 0.0.xxxx: let the server leave the rest out.
-            if short { arguments += [("cssid", .integer(0)), ("ssid", .integer(0))] }
-            if let start { arguments.append(("start", .string(start))) }
-            let page = try session.execute("query-subchannels", arguments)
-            try body(page["subchannels"]?.elements ?? [])
-            start = page["next"]?.stringValue
-        } while start != nil
+    /// Pages through query-subchannels (16384 a page, `next` back as `start`), once per query
+    /// of `queries` (the arguments that select, `queries(ranges:byDevice:)`), in order.
+    static func forEachPage(
+        session: inout ListingSession, short: Bool, queries: [[(String, JSON)]] = [[]],
+        _ body: ([JSON]) throws -> Void
+    ) throws {
+        for query in queries {
+            var start = query.first { $0.0 == "start" }?.1.stringValue
+            let selecting = query.filter { $0.0 != "start" }
+            repeat {
+                var arguments: [(String, JSON)] = [("limit", .integer(16384))]
+                // -s shows only 0.0.xxxx: let the server leave the rest out.
+                if short { arguments += [("cssid", .integer(0)), ("ssid", .integer(0))] }
+                arguments += selecting
+                if let start { arguments.append(("start", .string(start))) }
+                let page = try session.execute("query-subchannels", arguments)
+                try body(page["subchannels"]?.elements ?? [])
+                start = page["next"]?.stringValue
+            } while start != nil
+        }
+    }
+
+    /// What the server is asked for, so that a range costs what it lists, not the machine's
+    /// size: one walk per subchannel range, merged and in id order (the rows come in id order,
+    /// as lscss prints them), each with `start` and `end`; for device ranges (-d) one walk
+    /// with `devno-ranges` (device numbers do not follow subchannel ids, so one walk keeps the
+    /// rows in order); without a range, everything. A range FROM > TO matches nothing, as in
+    /// lscss. The listing's own selection still applies to every row.
+    static func queries(ranges: [IDRange], byDevice: Bool) -> [[(String, JSON)]] {
+        guard !ranges.isEmpty else { return [[]] }
+        // lscss takes subchannel sets 0..f; QMP ids have 0..3: the range is cut to those.
+        let nonEmpty = ranges.compactMap { range -> IDRange? in
+            var lower = range.lower
+            if lower.ssid > 3 { lower = BusID(cssid: lower.cssid + 1, ssid: 0, number: 0) }
+            let upper = range.upper.ssid > 3 ? BusID(cssid: range.upper.cssid, ssid: 3, number: 0xffff) : range.upper
+            guard lower.cssid <= 0xff, lower <= upper else { return nil }
+            return IDRange(lower: lower, upper: upper)
+        }
+        if byDevice {
+            // (None left: an empty list, which matches nothing, as lscss prints only the header.)
+            // More than the server takes in one request: filtered here alone.
+            guard nonEmpty.count <= 256 else { return [[]] }
+            let list = nonEmpty.map { range in
+                JSON.object([("first", .string(range.lower.text)), ("last", .string(range.upper.text))])
+            }
+            return [[("devno-ranges", .array(list))]]
+        }
+        var merged: [IDRange] = []
+        for range in nonEmpty.sorted(by: { $0.lower < $1.lower }) {
+            if let last = merged.last, range.lower <= last.upper {
+                merged[merged.count - 1] = IDRange(lower: last.lower, upper: max(last.upper, range.upper))
+            } else {
+                merged.append(range)
+            }
+        }
+        // None left: one walk that matches nothing ('end' before 'start'), so the header is printed.
+        guard !merged.isEmpty else { return [[("start", .string("ff.3.ffff")), ("end", .string("0.0.0000"))]] }
+        return merged.map { [("start", .string($0.lower.text)), ("end", .string($0.upper.text))] }
     }
 
     // MARK: Layout (lscss.c cmd_lscss and print_sch_io)
 
-    static func table(vpm: Bool) -> ListingTable {
+    static func table(vpm: Bool, avail: Bool = false) -> ListingTable {
         var columns: [(String, Int)] = [
             ("Device", 8), ("Subchan.", 9), ("DevType", 7), ("CU Type", 7), ("Use", 4), ("PIM", 3), ("PAM", 3),
         ]
         columns += vpm ? [("POM", 3), ("VPM", 3)] : [("POM", 4)]
         columns.append(("CHPIDs", 17))
+        if avail { columns.append(("Avail.", 6)) }
         return ListingTable(columns: columns, separator: "-")
     }
 
@@ -220,6 +276,8 @@ struct LscssCommand: ParsableCommand {
             values.append(hexDigits(vpm, width: 2))
         }
         values.append(Self.chpidColumn(subchannel["chpids"]?.elements ?? []))
+        // lscss.c fill_device_info: the device's availability file; blank without a device.
+        if avail { values.append(hasDevice ? subchannel["availability"]?.stringValue ?? "" : "") }
         return uppercase ? values.map { $0.uppercased() } : values
     }
 
@@ -264,6 +322,15 @@ struct LscssCommand: ParsableCommand {
 
         static func < (a: BusID, b: BusID) -> Bool {
             (a.cssid, a.ssid, a.number) < (b.cssid, b.ssid, b.number)
+        }
+
+        init(cssid: Int, ssid: Int, number: Int) {
+            (self.cssid, self.ssid, self.number) = (cssid, ssid, number)
+        }
+
+        /// `c.s.nnnn`, as QMP takes subchannel and device ids.
+        var text: String {
+            Hex.string(cssid) + "." + Hex.string(ssid) + "." + Hex.string(number, width: 4)
         }
     }
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // cssd: QMP control server for the s390 channel subsystem.
 
+import CSSBackend
 import CSSModel
 import NIOCore
 import QMPWire
@@ -11,12 +12,14 @@ import Testing
 @Suite("query-subchannels page text")
 struct SubchannelPageWriterTests {
     /// The writer's bytes are exactly what jansson prints for the reference tree.
-    private func check(_ subsystem: Subsystem, next: SubchannelID?) {
+    private func check(
+        _ subsystem: Subsystem, next: SubchannelID?, availability: ((Subchannel) -> DeviceAvailability?)? = nil
+    ) {
         let page = subsystem.subchannels
-        var writer = SubchannelPageWriter(capacity: page.count)
+        var writer = SubchannelPageWriter(capacity: page.count, availability: availability)
         let fast = writer.page(page, next: next)
         var reference = ByteBuffer()
-        ReplyEncoder.write(CSSCommands.subchannelPage(page, next: next), to: &reference)
+        ReplyEncoder.write(CSSCommands.subchannelPage(page, next: next, availability: availability), to: &reference)
         #expect(String(decoding: fast, as: UTF8.self) == reference.readString(length: reference.readableBytes))
     }
 
@@ -46,6 +49,9 @@ struct SubchannelPageWriterTests {
         let text = String(decoding: writer.page(Array(subsystem.subchannels.prefix(3)), next: nil), as: UTF8.self)
         #expect(text.contains("\"vpm\": 0}") && text.contains(", \"device\": false}"))
         check(subsystem, next: nil)
+        // Availability, when asked for: every value, none for a device that is not there.
+        let states = DeviceAvailability.allCases
+        check(subsystem, next: nil) { sch in sch.hasDevice ? states[Int(sch.id.schno) % states.count] : nil }
     }
 
     @Test("synthetic topology in another css")

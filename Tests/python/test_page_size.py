@@ -71,3 +71,36 @@ def test_page_of_190_stays_under_go_qemus_line_limit(short_tmp):
     # The figure is the largest: one more entry of the longest kind would not fit.
     longest_entry = len(json.dumps(entry, separators=(", ", ": "))) + sum(EXTRA.values())
     assert worst + len(", ") + longest_entry >= GO_QEMU_LINE - 512, (worst, longest_entry)
+
+
+AVAIL_PAGE = 175  # the figure API/css.json states for query-subchannels with 'availability'
+
+
+def test_page_of_175_with_availability_stays_under_go_qemus_line_limit(short_tmp):
+    """With 'availability' true every entry carries it: the model says "good", the longest
+    value Linux shows is "no device" (5 bytes more)."""
+    if cssd_binary() is None:
+        pytest.skip("cssd binary not found: build it (swift build) or set CSSD_BIN")
+    path = os.path.join(short_tmp, "worst.json")
+    with open(path, "w") as f:
+        json.dump(worst_topology(400), f)
+    with cssd_server(short_tmp, extra_args=["--topology", path]) as server:
+        client = Client(server.sock)
+        try:
+            client.send("query-subchannels", limit=AVAIL_PAGE, availability=True)
+            line = client.file.readline()
+            client.send("query-subchannels", limit=AVAIL_PAGE)
+            without = client.file.readline()
+        finally:
+            client.close()
+    page = json.loads(line)["return"]
+    assert len(page["subchannels"]) == AVAIL_PAGE and "next" in page
+    assert {s["availability"] for s in page["subchannels"]} == {"good"}
+    assert "availability" not in json.loads(without)["return"]["subchannels"][0]  # only when asked
+    extra = sum(EXTRA.values()) + len("no device") - len("good")
+    worst = len(line) + AVAIL_PAGE * extra
+    assert worst < GO_QEMU_LINE, worst
+    entry = page["subchannels"][0]
+    longest_entry = len(json.dumps(entry, separators=(", ", ": "))) + extra
+    assert longest_entry == 369, longest_entry  # the figure API/css.json states
+    assert worst + len(", ") + longest_entry >= GO_QEMU_LINE - 512, (worst, longest_entry)

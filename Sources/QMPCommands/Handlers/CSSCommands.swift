@@ -160,6 +160,10 @@ enum CSSCommands {
 
     // MARK: query-subchannels
 
+    /// Most `devno-ranges` one query-subchannels takes: each is checked against every
+    /// subchannel walked.
+    static let maxDeviceRanges = 256
+
     static func querySubchannels(_ arguments: QuerySubchannelsArguments, _ context: CommandContext) throws(QMPError)
         -> CommandOutcome
     {
@@ -168,9 +172,31 @@ enum CSSCommands {
         if let limit, !(1...maxPage).contains(limit) {
             throw .generic("Parameter 'limit' expects 1..\(maxPage)")
         }
-        func matches(_ subchannel: Subchannel) -> Bool {
-            (cssid == nil || subchannel.id.cssid == cssid) && (ssid == nil || subchannel.id.ssid == ssid)
+        // `end` bounds the walk (ids ascend), so a range costs what it lists; `devno-range`
+        // only filters what the walk meets.
+        let end = arguments.end
+        if let ranges = arguments.devnoRanges, ranges.count > maxDeviceRanges {
+            throw .generic("Parameter 'devno-ranges' expects at most \(maxDeviceRanges) ranges")
         }
+        // A range whose last is before its first matches nothing, as lscss's id_in_range.
+        var devices: [ClosedRange<DeviceID>]?
+        if let ranges = arguments.devnoRanges {
+            devices = []
+            for (index, range) in ranges.enumerated() {
+                let first = try DeviceID(schemaText: range.first, argument: "devno-ranges[\(index)].first")
+                let last = try DeviceID(schemaText: range.last, argument: "devno-ranges[\(index)].last")
+                if first <= last { devices?.append(first...last) }
+            }
+        }
+        func matches(_ subchannel: Subchannel) -> Bool {
+            guard (cssid == nil || subchannel.id.cssid == cssid) && (ssid == nil || subchannel.id.ssid == ssid) else {
+                return false
+            }
+            guard let devices else { return true }
+            guard let device = subchannel.deviceID else { return false }
+            return devices.contains { $0.contains(device) }
+        }
+        func beyondEnd(_ subchannel: Subchannel) -> Bool { end.map { subchannel.id > $0 } ?? false }
         let capacity = (limit ?? maxPage) + 1  // one more tells whether there is a next page
         var page: [Subchannel] = []
         page.reserveCapacity(min(capacity, 4097))
@@ -179,7 +205,9 @@ enum CSSCommands {
             guard let subchannel = subsystem.subchannel(device: device) else {
                 throw QMPError(.deviceNotFound, "no subchannel has device number \(device)")
             }
-            if matches(subchannel) && (start == nil || subchannel.id >= start!) { page.append(subchannel) }
+            if matches(subchannel) && (start == nil || subchannel.id >= start!) && !beyondEnd(subchannel) {
+                page.append(subchannel)
+            }
         } else if let chpid = arguments.chpid {
             guard subsystem.channelPath(chpid) != nil else {
                 throw QMPError(.deviceNotFound, "channel path \(chpid) does not exist")
@@ -188,6 +216,7 @@ enum CSSCommands {
             var position = start.map { members.index(atOrAfter: $0) } ?? 0
             while position < members.endIndex && page.count < capacity {
                 let subchannel = members[position]
+                if beyondEnd(subchannel) { break }
                 if matches(subchannel) { page.append(subchannel) }
                 position += 1
             }
@@ -195,6 +224,7 @@ enum CSSCommands {
             let all = subsystem.subchannels
             var position = start.map { subsystem.subchannelIndex(atOrAfter: $0) } ?? 0
             while position < all.count && page.count < capacity {
+                if beyondEnd(all[position]) { break }
                 if matches(all[position]) { page.append(all[position]) }
                 position += 1
             }
@@ -209,14 +239,20 @@ enum CSSCommands {
             }
             next = page.removeLast().id
         }
-        var writer = SubchannelPageWriter(capacity: page.count)
+        let backend = context.server.backend
+        var writer = SubchannelPageWriter(
+            capacity: page.count, availability: arguments.availability ? { backend.deviceAvailability(of: $0) } : nil)
         return .reply(JSON(preserialized: writer.page(page, next: next)))
     }
 
     /// A page as the schema's `SubchannelPage`: the definition `SubchannelPageWriter` must match
     /// (tested).
-    static func subchannelPage(_ page: [Subchannel], next: SubchannelID?) -> JSON {
-        SubchannelPageReply(subchannels: page.map(subchannelInfo), next: next?.description).json
+    static func subchannelPage(
+        _ page: [Subchannel], next: SubchannelID?, availability: ((Subchannel) -> DeviceAvailability?)? = nil
+    ) -> JSON {
+        SubchannelPageReply(
+            subchannels: page.map { subchannelInfo($0, availability: availability?($0)) }, next: next?.description
+        ).json
     }
 
     // MARK: Values
@@ -241,7 +277,9 @@ enum CSSCommands {
         subchannel.deviceID != nil && subchannel.hasDevice && !subchannel.isOnline
     }
 
-    static func subchannelInfo(_ subchannel: Subchannel) -> SubchannelInfoReply {
+    static func subchannelInfo(_ subchannel: Subchannel, availability: DeviceAvailability? = nil)
+        -> SubchannelInfoReply
+    {
         let pmcw = subchannel.schib.pmcw
         return SubchannelInfoReply(
             subchannel: subchannel.id.description, devno: subchannel.deviceID?.description ?? "",
@@ -253,7 +291,7 @@ enum CSSCommands {
             type: subchannel.type.description, qdio: pmcw.hasQDIOFacility ? true : nil,
             // Only a backend that observes path verification (Linux `vpm`) has it.
             vpm: subchannel.verifiedPathMask.map { Int($0) }, device: subchannel.hasDevice ? nil : false,
-            online: Self.reportsOffline(subchannel) ? false : nil)
+            online: Self.reportsOffline(subchannel) ? false : nil, availability: availability?.rawValue)
     }
 
     /// STSCH's result: cc 3 (no such subchannel) carries the cc alone.

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // cssd: QMP control server for the s390 channel subsystem.
 
+import CSSBackend
 import CSSModel
 import QMPWire
 
@@ -12,9 +13,12 @@ import QMPWire
 /// fixed shape directly takes about 1 µs.
 struct SubchannelPageWriter {
     private(set) var bytes: [UInt8] = []
+    /// Each device's availability, for a query that asks for it (`availability` true).
+    let availability: ((Subchannel) -> DeviceAvailability?)?
 
-    init(capacity: Int) {
+    init(capacity: Int, availability: ((Subchannel) -> DeviceAvailability?)? = nil) {
         bytes.reserveCapacity(capacity * 300 + 64)
+        self.availability = availability
     }
 
     mutating func page(_ subchannels: [Subchannel], next: SubchannelID?) -> [UInt8] {
@@ -89,6 +93,14 @@ struct SubchannelPageWriter {
         }
         if !subchannel.hasDevice { text(", \"device\": false") }
         if CSSCommands.reportsOffline(subchannel) { text(", \"online\": false") }
+        if let state = availability?(subchannel) {
+            switch state {
+            case .good: text(", \"availability\": \"good\"")
+            case .boxed: text(", \"availability\": \"boxed\"")
+            case .noPath: text(", \"availability\": \"no path\"")
+            case .noDevice: text(", \"availability\": \"no device\"")
+            }
+        }
         text("}")
     }
 
