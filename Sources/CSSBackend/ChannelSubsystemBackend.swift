@@ -87,12 +87,16 @@ package protocol ChannelSubsystemBackend: AnyObject {
     /// ccw device's `driver` link, e.g. `dasd-eckd`), as last read; nil when unknown or none
     /// (the model binds no drivers: the default). Never blocks.
     func deviceDriver(of id: SubchannelID) -> String?
+    /// vfio-ccw passthrough as the host shows it (HostPassthrough.swift); nil for a source
+    /// without one (the model keeps its guests in `VFIOCCW.Guests`: the default). Never blocks.
+    var hostPassthrough: HostPassthroughView? { get }
 }
 
 extension ChannelSubsystemBackend {
     package var readingStats: BackendReadingStats? { nil }
     package var partitionName: String? { nil }
     package func deviceDriver(of id: SubchannelID) -> String? { nil }
+    package var hostPassthrough: HostPassthroughView? { nil }
     /// `model` or `linux-sysfs` (`--backend`), for messages.
     package var name: String { kind.rawValue }
 }

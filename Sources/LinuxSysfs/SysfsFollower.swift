@@ -69,6 +69,8 @@ final class SysfsFollower: @unchecked Sendable {
     /// The passes over the channel-measurement files and what they add up to, under a lock of
     /// their own: a query takes them without waiting for a reading in progress.
     let measurements = SysfsMeasurements()
+    /// vfio-ccw passthrough, re-read on every tick (VFIODiscovery.swift); set before `start`.
+    var vfio: VFIOWatch?
 
     init(mirror: SysfsMirror) {
         self.mirror = mirror
@@ -270,6 +272,7 @@ final class SysfsFollower: @unchecked Sendable {
             let update = mirror.tick()
             clean = !mirror.hasPendingErrors
             mirror.measure(into: measurements)
+            vfio?.poll(mirror)
             return update
         }
         let duration = Double(monotonicNanoseconds() - started) / 1e9
