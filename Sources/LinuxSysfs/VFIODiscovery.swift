@@ -122,13 +122,33 @@ struct VFIODiscovery {
             if let cached = statusFiles[path], cached.stamp == stamp {
                 seen[path] = cached
             } else {
-                let text = (try? SysfsFiles.read(path)) ?? nil
-                seen[path] = (stamp, text.flatMap(LibvirtDomainStatus.init(parsing:)))
+                seen[path] = (stamp, wholeFile(path).flatMap(LibvirtDomainStatus.init(parsing:)))
             }
         }
         statusFiles = seen
         return seen.keys.sorted().compactMap { seen[$0]!.status }
     }
+}
+
+/// The whole of a regular file of up to `limit` bytes (nil: missing, unreadable, not a regular
+/// file, or longer). `SysfsFiles.read` stops at a page, which is right for an attribute but cuts
+/// a libvirt status file (tens of KiB), a QEMU command line or `/proc/mounts` short.
+func wholeFile(_ path: String, limit: Int = 1 << 20) -> String? {
+    let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 16384)
+    while bytes.count <= limit {
+        let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress!, $0.count) }
+        if n < 0 {
+            if errno == EINTR { continue }
+            return nil
+        }
+        if n == 0 { return String(decoding: bytes, as: UTF8.self) }
+        bytes += chunk[..<n]
+    }
+    return nil
 }
 
 /// A file's size and modification time, to tell whether it was rewritten.
@@ -257,7 +277,7 @@ struct ProcessScan {
     /// Whether `PROC/mounts` shows the procfs at `/proc` mounted with `hidepid=invisible` (or
     /// its older spelling `hidepid=2`).
     static func procHidesOthers(_ procRoot: String) -> Bool {
-        guard let text = (try? SysfsFiles.read(procRoot + "/mounts")) ?? nil else { return false }
+        guard let text = wholeFile(procRoot + "/mounts") else { return false }
         for line in text.split(separator: "\n") {
             let fields = line.split(separator: " ")
             guard fields.count > 3, fields[1] == "/proc", fields[2] == "proc" else { continue }
@@ -278,7 +298,7 @@ struct ProcessScan {
     /// QEMU's `-name guest=NAME,...` or `-name NAME` (libvirt passes the first); nil without
     /// one or when `cmdline` cannot be read (`comm` would be cut to 15 characters).
     static func guestName(pid: Int, procRoot: String) -> String? {
-        guard let text = (try? SysfsFiles.read("\(procRoot)/\(pid)/cmdline")) ?? nil else { return nil }
+        guard let text = wholeFile("\(procRoot)/\(pid)/cmdline") else { return nil }
         return guestName(arguments: text.split(separator: "\0", omittingEmptySubsequences: false).map(String.init))
     }
 

@@ -3,6 +3,7 @@
 
 import CSSBackend
 import CSSModel
+import Foundation
 import TestSupport
 import Testing
 
@@ -106,6 +107,19 @@ import Testing
         #expect(view.guests.map(\.name) == ["db&co"])
     }
 
+    /// A real status file is tens of KiB (the whole live domain XML): the mdev named after the
+    /// first page is found too.
+    @Test func aLongStatusFileIsReadWhole() throws {
+        let tree = Self.tree()
+        tree.bindVFIO("0.0.0010")
+        tree.createMdev("0.0.0010", uuid: Self.uuid1, group: 0)
+        let others = (0..<40).map { String(format: "%08x-0000-4000-8000-%012x", $0, $0) }
+        tree.libvirtDomain("big", pid: 7, mdevs: others + [Self.uuid1])
+        #expect(tree.read("run/libvirt/qemu/big.xml").utf8.count > 8192)
+        let backend = try Self.backend(tree)
+        #expect(backend.hostPassthrough?.subchannels.first?.mdev?.holder == .libvirt(domain: "big", pid: 7))
+    }
+
     @Test func unreadableProcessesMakeTheHolderUnknownNotFree() throws {
         let tree = Self.tree()
         tree.bindVFIO("0.0.0010")
@@ -138,6 +152,26 @@ import Testing
             return
         }
         #expect(reason.contains("no iommu_group"))
+    }
+
+    /// vfio_ccw refuses a QDIO subchannel ("vfio: ccw: does not support QDIO"), so an OSA stays
+    /// with its ccw device and qeth: not a candidate, not listed, while a DASD beside it is.
+    @Test func aQDIOSubchannelKeepsItsDeviceAndIsNotListed() throws {
+        let tree = Self.tree()
+        tree.chp("60", type: "11")
+        tree.sch(
+            "0.0.0020", chpids: "60 00 00 00 00 00 00 00", pimpampom: "80 80 ff", device: "0.0.f500",
+            devtype: "1732/01")
+        tree.write("devices/css0/0.0.0020/0.0.f500/cutype", "1731/01\n")
+        tree.link("devices/css0/0.0.0020/driver", to: "../../../bus/css/drivers/io_subchannel")
+        tree.link("devices/css0/0.0.0020/0.0.f500/driver", to: "../../../../bus/ccwgroup/drivers/qeth")
+        tree.bindVFIO("0.0.0012")
+        let backend = try Self.backend(tree)
+        #expect(
+            backend.hostPassthrough?.subchannels.map(\.subchannel) == [SubchannelID(cssid: 0, ssid: 0, schno: 0x12)])
+        #expect(
+            backend.subsystem.subchannel(SubchannelID(cssid: 0, ssid: 0, schno: 0x20))?.schib.pmcw.hasQDIOFacility
+                == true)
     }
 
     @Test func qemuNameForms() {
