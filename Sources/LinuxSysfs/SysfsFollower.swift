@@ -272,9 +272,11 @@ final class SysfsFollower: @unchecked Sendable {
             let update = mirror.tick()
             clean = !mirror.hasPendingErrors
             mirror.measure(into: measurements)
-            vfio?.poll(mirror)
             return update
         }
+        // vfio-ccw passthrough after the tick's update went out, so that a path change is not
+        // held back by it; still in the tick's time.
+        if let vfio { inspect { vfio.poll($0) } }
         let duration = Double(monotonicNanoseconds() - started) / 1e9
         let finished = wallClockSeconds()
         statistics.withLock { stats in
