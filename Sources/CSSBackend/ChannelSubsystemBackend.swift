@@ -92,6 +92,9 @@ package protocol ChannelSubsystemBackend: AnyObject {
     /// device. The model has no device states: `.good` for every device (the default). Never
     /// blocks.
     func deviceAvailability(of subchannel: Subchannel) -> DeviceAvailability?
+    /// vfio-ccw passthrough as the host shows it (HostPassthrough.swift); nil for a source
+    /// without one (the model keeps its guests in `VFIOCCW.Guests`: the default). Never blocks.
+    var hostPassthrough: HostPassthroughView? { get }
 }
 
 /// A ccw device's `availability` attribute (drivers/s390/cio/device.c `available_show`, which
@@ -112,6 +115,7 @@ extension ChannelSubsystemBackend {
     package func deviceAvailability(of subchannel: Subchannel) -> DeviceAvailability? {
         subchannel.deviceID != nil && subchannel.hasDevice ? .good : nil
     }
+    package var hostPassthrough: HostPassthroughView? { nil }
     /// `model` or `linux-sysfs` (`--backend`), for messages.
     package var name: String { kind.rawValue }
 }

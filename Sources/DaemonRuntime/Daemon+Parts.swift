@@ -84,7 +84,8 @@ extension Daemon {
         case .linuxSysfs(let root, _):
             let started = ContinuousClock.now
             do throws(BackendError) {
-                let sysfs = try SysfsBackend(root: root, procRoot: configuration.procRoot)
+                let sysfs = try SysfsBackend(
+                    root: root, procRoot: configuration.procRoot, runRoot: configuration.runRoot)
                 for problem in sysfs.problems { logger.warning("sysfs: \(problem)") }
                 logger.info(
                     "sysfs read",

@@ -99,6 +99,9 @@ package struct DaemonConfiguration: Sendable {
     /// The directory that stands for `/proc` (`--proc-root`): linux-sysfs reads `sysinfo` and
     /// `sys/kernel/osrelease` under it.
     package var procRoot: String = "/proc"
+    /// The directory that stands for `/run` (`--run-root`): linux-sysfs reads libvirt's
+    /// `libvirt/qemu/*.xml` status files under it.
+    package var runRoot: String = "/run"
 
     package init(
         listeners: [Listener] = [], backend: Backend = .model(topology: nil), options: ServerOptions = ServerOptions(),

@@ -73,10 +73,12 @@ package final class SysfsBackend: ObservedBackend {
     /// - Parameters:
     ///   - root: the directory that stands for `/sys`.
     ///   - procRoot: the directory that stands for `/proc` (`--proc-root`).
+    ///   - runRoot: the directory that stands for `/run` (`--run-root`): libvirt's status files.
     ///   - writer: where the writes go; the kernel's files unless a test stands in.
     /// - Throws: `BackendError.io` naming what could not be read.
     package init(
-        root: String = "/sys", procRoot: String = "/proc", writer: any SysfsAttributeWriter = KernelAttributeWriter()
+        root: String = "/sys", procRoot: String = "/proc", runRoot: String = "/run",
+        writer: any SysfsAttributeWriter = KernelAttributeWriter()
     ) throws(BackendError) {
         self.root = root
         self.writer = writer
@@ -98,6 +100,18 @@ package final class SysfsBackend: ObservedBackend {
                 root: root, observation: observation, subsystem: subsystem, cmgRadix: cmgRadix, proc: proc))
         // The facility's state and the first sample, before any query.
         follower.measureNow()
+        follower.vfio = VFIOWatch(VFIODiscovery(paths: paths, runRoot: runRoot, procRoot: procRoot))
+        refreshPassthrough()
+    }
+
+    /// vfio-ccw passthrough as last read (every poll tick; never blocks for a reading).
+    package var hostPassthrough: HostPassthroughView? { follower.vfio?.current }
+
+    /// Reads vfio-ccw passthrough now, on the calling thread (start-up, tests, tools); true
+    /// when it changed.
+    @discardableResult
+    package func refreshPassthrough() -> Bool {
+        follower.inspect { mirror in follower.vfio?.poll(mirror) } ?? false
     }
 
     package func details(of path: ChannelPathID) -> ChannelPathDetails? {
@@ -167,6 +181,7 @@ package final class SysfsBackend: ObservedBackend {
         var changes = unreported
         unreported = []
         if let update { changes += apply(update).changes }
+        refreshPassthrough()
         return changes
     }
 

@@ -69,6 +69,8 @@ final class SysfsFollower: @unchecked Sendable {
     /// The passes over the channel-measurement files and what they add up to, under a lock of
     /// their own: a query takes them without waiting for a reading in progress.
     let measurements = SysfsMeasurements()
+    /// vfio-ccw passthrough, re-read on every tick (VFIODiscovery.swift); set before `start`.
+    var vfio: VFIOWatch?
 
     init(mirror: SysfsMirror) {
         self.mirror = mirror
@@ -276,6 +278,9 @@ final class SysfsFollower: @unchecked Sendable {
             mirror.measure(into: measurements)
             return update
         }
+        // vfio-ccw passthrough after the tick's update went out, so that a path change is not
+        // held back by it; still in the tick's time.
+        if let vfio { inspect { vfio.poll($0) } }
         let duration = Double(monotonicNanoseconds() - started) / 1e9
         let finished = wallClockSeconds()
         statistics.withLock { stats in

@@ -24,6 +24,8 @@ import VFIOCCW
 ///   each with exactly one series at 1 per chpid, and `cssd_chpid_subchannels{chpid}`;
 /// - per chpid with DASDs behind it: `cssd_chpid_dasd_devices{chpid}` and
 ///   `cssd_chpid_dasd_paths{chpid,state}` (MetricsCollector+DASD.swift);
+/// - per guest holding vfio-ccw mdevs on a Linux host: `cssd_host_guest_passthrough_devices{guest}`,
+///   `cssd_host_guest_passthrough_without_path_devices{guest}` (MetricsCollector+HostGuests.swift);
 /// - per css: `cssd_css_subchannels`, `cssd_css_subchannels_without_operational_path` (no bit
 ///   in PIM & PAM & POM & LPM), `cssd_css_crws_queued`, `cssd_css_crws_lost_total`;
 /// - per chpid and per css: `cssd_{chpid,css}_online_devices_{single_path,redundancy_lost,without_path}`
@@ -57,6 +59,7 @@ final class MetricsCollector: PathChangeSink {
     var granularities: [PathEventGranularity: PathEventSeries] = [:]
     var guests: [String: GuestSeries] = [:]
     var dasd: [UInt16: DASDSeries] = [:]
+    var hostGuests: [String: HostGuestSeries] = [:]
     private var changes: [ChangeKey: Counter] = [:]
     var backendSeries: BackendSeries?
     var notifierSeries: NotifierSeries?
@@ -104,6 +107,7 @@ final class MetricsCollector: PathChangeSink {
         collectRedundancy(subsystem)
         collectPathEvents(pathEvents)
         collectGuests(guests)
+        collectHostGuests(backend, subsystem)
         collectBackend(backend)
     }
 

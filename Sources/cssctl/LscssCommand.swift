@@ -72,14 +72,25 @@ struct LscssCommand: ParsableCommand {
     @Flag(help: "EADM subchannels.")
     var eadm = false
 
+    @Flag(
+        help: """
+            I/O subchannels bound to vfio_ccw, with their mediated device's UUID ('none' without one) \
+            (lscss --vfio; query-host-passthrough, linux-sysfs only).
+            """)
+    var vfio = false
+
     func run() throws {
+        // lscss.c main: "--vfio can not be used with --io, -d, -t or --avail" (-a sets --io).
+        if vfio && (io || all || devrange || devtype != nil || avail) {
+            throw ValidationError("Invalid option combination: --vfio can not be used with --io, -d, -t or --avail")
+        }
         let selection = Selection(
             ranges: try ranges(), byDevice: devrange, deviceTypes: try deviceTypes(), short: short)
         // lscss.c main: -a is --io --chsc --eadm; I/O alone when no type is asked for.
         let showCHSC = all || chsc
         let showEADM = all || eadm
-        let showIO = all || io || (!showCHSC && !showEADM)
-        let sections = showCHSC || showEADM
+        let showIO = all || io || (!showCHSC && !showEADM && !vfio)
+        let sections = showCHSC || showEADM || vfio
         let table = Self.table(vpm: vpm, avail: avail)
         let otherTable = ListingTable(columns: [("Device", 8), ("Subchan.", 9)], separator: "-")
         try runningListing {
@@ -87,6 +98,10 @@ struct LscssCommand: ParsableCommand {
             let listed = JSON.array()
             var started = false
             var others: [SubchannelType: [JSON]] = [:]
+            // --vfio: the server's vfio_ccw-bound subchannels, by id, and their rows.
+            let passthrough = vfio ? try Self.hostPassthrough(session: &session) : [:]
+            var vfioRows = ""
+            let vfioTable = Self.vfioTable(vpm: vpm)
             // The header goes out only once the first page came back, so that a failure prints
             // nothing on standard output.
             // Asked for only with --avail: a server older than the argument lists without it.
@@ -101,7 +116,15 @@ struct LscssCommand: ParsableCommand {
                 started = true
                 for subchannel in page {
                     let type = subchannel["type"]?.stringValue ?? "io"
-                    if type == "io" {
+                    if type == "io", vfio {
+                        let id = subchannel["subchannel"]?.stringValue ?? ""
+                        guard let bound = passthrough[id], selection.admitsOther(subchannel) else { continue }
+                        if json {
+                            listed.append(subchannel)
+                        } else {
+                            vfioRows += vfioTable.row(vfioColumns(subchannel, bound))
+                        }
+                    } else if type == "io" {
                         guard showIO, selection.admits(subchannel) else { continue }
                         if json { listed.append(subchannel) } else { text += table.row(columns(of: subchannel)) }
                     } else if let kind = SubchannelType.allCases.first(where: { $0.description == type }),
@@ -139,7 +162,7 @@ struct LscssCommand: ParsableCommand {
             for (kind, title, shown) in [(SubchannelType.chsc, "CHSC", showCHSC), (.eadm, "EADM", showEADM)] where shown
             {
                 // A header line before a section only when another type is listed too.
-                let another = showIO || (kind == .chsc ? showEADM : showCHSC)
+                let another = showIO || vfio || (kind == .chsc ? showEADM : showCHSC)
                 text += (another ? "\n\(title) Subchannels:\n" : "") + otherTable.header
                 for subchannel in others[kind] ?? [] {
                     let id = shortened(subchannel["subchannel"]?.stringValue ?? "")
@@ -151,8 +174,46 @@ struct LscssCommand: ParsableCommand {
                         return [uppercase ? id.uppercased() : id, uppercase ? "N/A" : "n/a"]
                     }, otherTable)
             }
+            if vfio {
+                // lscss.c cmd_lscss: the title only when another type is listed too; no
+                // defunct devices in this section (they have no driver link).
+                text += (showCHSC || showEADM ? "\nI/O Subchannels used for VFIO:\n" : "") + vfioTable.header + vfioRows
+            }
             writeOutput(text)
         }
+    }
+
+    /// query-host-passthrough, by subchannel id: each one's `mdev` (nil: none).
+    static func hostPassthrough(session: inout ListingSession) throws -> [String: String?] {
+        var bound: [String: String?] = [:]
+        for entry in try session.execute("query-host-passthrough").elements {
+            guard let id = entry["subchannel"]?.stringValue else { continue }
+            // updateValue: assigning a nil mdev through the subscript would drop the entry.
+            bound.updateValue(entry["mdev"]?.stringValue, forKey: id)
+        }
+        return bound
+    }
+
+    /// lscss.c cmd_lscss, the --vfio table: MDEV (37), Subchan., PIM, PAM, POM, [VPM], CHPIDs.
+    static func vfioTable(vpm: Bool) -> ListingTable {
+        var columns: [(String, Int)] = [("MDEV", 37), ("Subchan.", 9), ("PIM", 3), ("PAM", 3)]
+        columns += vpm ? [("POM", 3), ("VPM", 3)] : [("POM", 4)]
+        columns.append(("CHPIDs", 17))
+        return ListingTable(columns: columns, separator: "-")
+    }
+
+    /// A vfio row (lscss.c print_sch_io with fill_vfio_devid): the mdev's UUID or `none`; VPM
+    /// empty, as a subchannel bound to vfio_ccw has no `vpm` file.
+    func vfioColumns(_ subchannel: JSON, _ mdev: String?) -> [String] {
+        var values = [
+            mdev ?? "none", shortened(subchannel["subchannel"]?.stringValue ?? ""),
+            hexDigits(subchannel["pim"]?.intValue ?? 0, width: 2),
+            hexDigits(subchannel["pam"]?.intValue ?? 0, width: 2),
+            hexDigits(subchannel["pom"]?.intValue ?? 0, width: 2),
+        ]
+        if vpm { values.append("") }
+        values.append(Self.chpidColumn(subchannel["chpids"]?.elements ?? []))
+        return uppercase ? values.map { $0.uppercased() } : values
     }
 
     /// query-orphaned-devices; a server without it (older cssd) has none.

@@ -63,6 +63,7 @@ struct CSSD: AsyncParsableCommand {
     var sweepInterval: Int { serveOptions.sweepInterval }
     var kernelLog: String? { serveOptions.kernelLog }
     var procRoot: String { serveOptions.procRoot }
+    var runRoot: String { serveOptions.runRoot }
     var noInotify: Bool { serveOptions.noInotify }
     var stateDir: String? { stateOptions.stateDir }
     var stateSnapshotEvery: Int { stateOptions.stateSnapshotEvery }
@@ -174,6 +175,7 @@ struct CSSD: AsyncParsableCommand {
             stateDir: stateDir.map { .init(directory: $0, snapshotEvery: stateSnapshotEvery) },
             notify: try notify.configuration(), logLevel: Logger.Level(rawValue: logLevel)!)
         configuration.procRoot = procRoot
+        configuration.runRoot = runRoot
         return configuration
     }
 }

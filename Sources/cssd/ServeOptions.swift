@@ -88,6 +88,14 @@ struct ServeOptions: ParsableArguments {
             """)
     var procRoot: String = "/proc"
 
+    @Option(
+        name: .customLong("run-root"),
+        help: """
+            The directory that stands for /run: linux-sysfs reads libvirt's domain status files \
+            (libvirt/qemu/*.xml) there, to name the guests holding vfio-ccw mediated devices.
+            """)
+    var runRoot: String = "/run"
+
     @Flag(
         name: .customLong("no-inotify"),
         help: "linux-sysfs: do not also watch the tree with inotify (real sysfs notifies few attributes).")
