@@ -230,12 +230,7 @@ final class SysfsFollower: @unchecked Sendable {
     func writeDropped(_ update: ObservedUpdate) {
         gate.withLock {
             guard writeInFlight == update.generation else { return }
-            deliver?(
-                ObservedUpdate(
-                    generation: update.generation, subsystem: update.subsystem, details: update.details,
-                    changes: update.changes, write: nil, layoutChanged: update.layoutChanged,
-                    orphans: update.orphans, drivers: update.drivers, dasd: update.dasd,
-                    dasdDisabled: update.dasdDisabled))
+            deliver?(update.withoutWrite())
             writeInFlight = nil
             gate.signal()
         }

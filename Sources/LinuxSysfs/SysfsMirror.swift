@@ -73,9 +73,10 @@ final class SysfsMirror {
     /// Paths the driver stopped using, found since the last update was made.
     private var disablings: [DASDPathDisabling] = []
 
-    private func takeDisablings() -> [DASDPathDisabling] {
+    /// The devices as of this reading, with the disablings found since the last update.
+    private func takeDevices() -> ObservedDevices {
         defer { disablings = [] }
-        return disablings
+        return ObservedDevices(orphans: orphans, drivers: drivers, dasd: dasd, dasdDisabled: disablings)
     }
 
     /// Where `/proc/cio_ignore` is read when subchannels go (`reportRemovedSubchannels`).
@@ -291,7 +292,7 @@ final class SysfsMirror {
         generation += 1
         return ObservedUpdate(
             generation: generation, subsystem: subsystem, details: details, changes: changes, write: write,
-            layoutChanged: !same, orphans: orphans, drivers: drivers, dasd: dasd, dasdDisabled: takeDisablings())
+            layoutChanged: !same, devices: takeDevices())
     }
 
     private func reread(
@@ -389,7 +390,7 @@ final class SysfsMirror {
         generation += 1
         return ObservedUpdate(
             generation: generation, subsystem: subsystem, details: details, changes: changes, write: write,
-            orphans: orphans, drivers: drivers, dasd: dasd, dasdDisabled: takeDisablings())
+            devices: takeDevices())
     }
 
     /// Members of re-read paths still to be read.
@@ -426,7 +427,7 @@ final class SysfsMirror {
         generation += 1
         return ObservedUpdate(
             generation: generation, subsystem: subsystem, details: details, changes: changes, write: nil,
-            orphans: orphans, drivers: drivers, dasd: dasd, dasdDisabled: takeDisablings())
+            devices: takeDevices())
     }
 
     /// One pass over the channel-measurement files of every chpid (`MeasurementReader`),
