@@ -44,6 +44,23 @@ final class SysfsMirror {
     /// Drivers bound to the devices, as of the last full reading (a driver is bound or
     /// unbound with the device's coming, going or online change, which make one).
     private(set) var drivers: [SubchannelID: String] = [:]
+    /// What the sweep reads of each subchannel in its share (the follower sets it per slice).
+    enum SweepReading {
+        /// `pimpampom`, `vpm`, `chpids` and the device's `online`: what changes without a
+        /// chpid change, when no kernel log tells of the channel reports.
+        case whole
+        /// `vpm` and the device's `online`, the rest when they moved: while the kernel log is
+        /// followed, which logs every channel report (API/linux-sysfs.md, "What the sweep
+        /// reads"; `sweptFilesMoved`).
+        case vpm
+    }
+    var sweepReading = SweepReading.whole
+    /// Per record index: Linux's PIM as last read (its slots, not packed; 0: not known), to
+    /// pack a `vpm` that the sweep reads alone.
+    var linuxPIMs: [UInt8] = []
+    /// `vpm` and `online` files the sweep read alone (`SweepReading.vpm`), for tests.
+    var sweepVPMReads = 0
+    var sweepOnlineReads = 0
     /// The record index the sweep reads next, and the rounds it has completed.
     private(set) var sweepCursor = 0
     private(set) var sweepRounds = 0
@@ -160,6 +177,7 @@ final class SysfsMirror {
         drivers = observation.drivers
         dasd = observation.dasd
         deviceDirectories = newer.subchannels.map { observation.deviceDirectories[$0.id] }
+        linuxPIMs = newer.subchannels.map { observation.linuxPIM[$0.id] ?? 0 }
         queue.removeAll()  // read just now, and their indexes may have moved
         if sweepCursor >= deviceDirectories.count { sweepCursor = 0 }
     }
@@ -192,7 +210,9 @@ final class SysfsMirror {
             endOfRound = true
         }
         if endOfRound { checkListing() }
-        return reread(paths: [], subchannelIndexes: indexes, write: nil, dasdReading: .masks)
+        return reread(
+            paths: [], subchannelIndexes: indexes, write: nil, dasdReading: .masks,
+            vpmFirst: sweepReading == .vpm)
     }
 
     /// Re-reads the named paths and subchannels; the masks of every subchannel of `paths`
@@ -297,7 +317,7 @@ final class SysfsMirror {
 
     private func reread(
         paths: [ChannelPathID], subchannelIndexes: [Int], write: ChannelPathID?, withMembers: Bool = false,
-        dasdReading: DASDReading = .named
+        dasdReading: DASDReading = .named, vpmFirst: Bool = false
     ) -> ObservedUpdate? {
         openCSSDirectories()
         defer { closeCSSDirectories() }
@@ -338,6 +358,8 @@ final class SysfsMirror {
         var changedSubchannels: [SubchannelID] = []
         var seen = Set<Int>()
         for index in subchannelIndexes where seen.insert(index).inserted {
+            // The sweep with the kernel log followed: the rest only when `vpm` moved.
+            if vpmFirst, !sweptFilesMoved(index, in: working) { continue }
             if let id = readSubchannel(index, into: &working, full: true) { changedSubchannels.append(id) }
         }
         // The members of a changed or named path: `pimpampom` is what a path change alters.

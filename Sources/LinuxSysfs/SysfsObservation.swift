@@ -15,6 +15,9 @@ struct SysfsObservation {
     /// Per subchannel: PAM and POM from `pimpampom`, and `vpm` (nil when it cannot be read),
     /// in the slots of `topology`.
     var masks: [SubchannelID: (pam: UInt8, pom: UInt8, vpm: UInt8?)] = [:]
+    /// Per subchannel: Linux's PIM as `pimpampom` shows it (slots, not packed), with which the
+    /// sweep packs a `vpm` it reads alone (`SysfsMirror.sweptFilesMoved`).
+    var linuxPIM: [SubchannelID: UInt8] = [:]
     var details: [ChannelPathID: ChannelPathDetails] = [:]
     /// Files that could not be understood; the reading goes on without them.
     var problems: [String] = []
@@ -393,6 +396,7 @@ struct SysfsObservation {
         // `vpm` (drivers/s390/cio/css.c vpm_show, "%02x"): what the kernel verified.
         let vpm = attribute(dir + "/vpm").flatMap { parseHex($0[...], maxDigits: 2) }.map { packed($0) }
         self.masks[id] = (pam: packed(masks[1]), pom: packed(masks[2]) | ~packed(0xff), vpm: vpm)
+        linuxPIM[id] = pim
     }
 
     /// A subchannel may name a chpid that has no `chpN.XX` directory (not registered yet):
