@@ -84,7 +84,13 @@ extension Daemon {
         case .linuxSysfs(let root, _):
             let started = ContinuousClock.now
             do throws(BackendError) {
-                let sysfs = try SysfsBackend(root: root, procRoot: configuration.procRoot)
+                // A large host's first reading takes seconds: say how far it got, in the log and
+                // in systemd's STATUS= (`systemctl status` shows it while the start runs).
+                let notifier = SystemdNotifier()
+                let sysfs = try SysfsBackend(root: root, procRoot: configuration.procRoot) { read, total in
+                    logger.info("sysfs reading", metadata: ["subchannels": "\(read) of \(total)"])
+                    notifier.notify("STATUS=reading \(root): \(read) of \(total) subchannels")
+                }
                 for problem in sysfs.problems { logger.warning("sysfs: \(problem)") }
                 logger.info(
                     "sysfs read",

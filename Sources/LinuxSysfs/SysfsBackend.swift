@@ -67,9 +67,12 @@ package final class SysfsBackend: ObservedBackend {
     ///   - root: the directory that stands for `/sys`.
     ///   - procRoot: the directory that stands for `/proc` (`--proc-root`).
     ///   - writer: where the writes go; the kernel's files unless a test stands in.
+    ///   - progress: hears, every 16,384 subchannels of the start-up reading, how many are read
+    ///     and of how many (from the reading threads, concurrently).
     /// - Throws: `BackendError.io` naming what could not be read.
     package init(
-        root: String = "/sys", procRoot: String = "/proc", writer: any SysfsAttributeWriter = KernelAttributeWriter()
+        root: String = "/sys", procRoot: String = "/proc", writer: any SysfsAttributeWriter = KernelAttributeWriter(),
+        progress: (@Sendable (_ read: Int, _ total: Int) -> Void)? = nil
     ) throws(BackendError) {
         self.root = root
         self.writer = writer
@@ -78,7 +81,7 @@ package final class SysfsBackend: ObservedBackend {
         systemInformation = proc.systemInformation()
         kernelRelease = proc.kernelRelease()
         let cmgRadix = kernelRelease?.cmgRadix ?? 10
-        let observation = try SysfsObservation.read(root: root, cmgRadix: cmgRadix)
+        let observation = try SysfsObservation.read(root: root, cmgRadix: cmgRadix, progress: progress)
         subsystem = try observation.subsystem()
         details = observation.details
         orphanedDevices = observation.orphans
