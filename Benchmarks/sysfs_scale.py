@@ -17,10 +17,17 @@ kernel log, which is what is measured here) and `--kernel-log FIFO`. Measured:
 - a kernel-log line (`crw_info : CRW reports ... rsc=4 ... rsid=XX`) after one subchannel's
   PAM bit for that chpid was cleared (a member in the last quarter of the path's, which are
   read in id order), until that subchannel's SUBCHANNEL_PATHS_CHANGED arrives (bound: 200 ms);
-- one subchannel's `pimpampom` changed, until its event arrives (bound: the sweep interval);
+- one subchannel's POM and `vpm` bit for a path cleared (the channel subsystem found the path
+  not operational during an I/O, and path verification dropped it: no channel report, no log
+  line), until its event arrives (bound: the sweep interval; the sweep reads `vpm` while the
+  kernel log is followed, API/linux-sysfs.md);
+- the read(2) calls per second while idle (`syscr` of /proc/PID/io): the file reads of the
+  sweep and the tick, which is what the idle figure is made of on any machine;
 - `vary-path` round trips (offline and online on 10 chpids): the reply waits for the re-read of
   the chpid's subchannels.
 Usage: Benchmarks/sysfs_scale.py [SIZES...]   (default 4096 16384 65536 262144)
+Two builds in one run, on the same tree per size, alternating: CSSD_BINS=before=PATH,after=PATH.
+IDLE_S sets the idle measurement's length (default 10 s).
 Build first: swift build -c release --product cssd && swift build -c release --product cssctl
 Trees are built under $BENCH_DIR (default /tmp) and removed afterwards; 262,144 subchannels
 need about 14 GB of disk on ext4 (4 KiB per attribute file) and several minutes to build, or a
@@ -41,11 +48,12 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CSSD = os.path.join(ROOT, ".build/release/cssd")
-CSSCTL = os.path.join(ROOT, ".build/release/cssctl")
+CSSD = os.environ.get("CSSD", os.path.join(ROOT, ".build/release/cssd"))
+CSSCTL = os.environ.get("CSSCTL", os.path.join(ROOT, ".build/release/cssctl"))
 MAKE_SYSFS = os.path.join(ROOT, "Tests/fixtures/sysfs/make_sysfs.py")
 POLL_S = 1.0
 SWEEP_S = 30.0
+IDLE_S = float(os.environ.get("IDLE_S", "10"))
 
 
 class Client:
@@ -114,6 +122,14 @@ def rss_kib(pid):
     return 0
 
 
+def read_calls(pid):
+    with open(f"/proc/{pid}/io") as f:
+        for line in f:
+            if line.startswith("syscr:"):
+                return int(line.split()[1])
+    return 0
+
+
 def cpu_seconds(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
@@ -136,9 +152,9 @@ def build_tree(size, work):
     return tree
 
 
-def start(tree, sock, kmsg):
+def start(tree, sock, kmsg, binary=CSSD):
     began = time.perf_counter()
-    proc = subprocess.Popen([CSSD, "--qmp", f"unix:{sock}", "--backend", f"linux-sysfs:{tree}", "--no-inotify",
+    proc = subprocess.Popen([binary, "--qmp", f"unix:{sock}", "--backend", f"linux-sysfs:{tree}", "--no-inotify",
                              "--kernel-log", kmsg, "--log-level", "warning"])
     while True:
         try:
@@ -157,13 +173,20 @@ def write(path, text):
         f.write(text)
 
 
-def measure(size, work, baseline_rss=None):
-    tree = build_tree(size, work)
+def measure(size, work, baseline_rss=None, binary=CSSD, tree=None, turn=0):
+    """`turn`: which build on a shared tree this is (0, 1): each changes chpids of its own."""
+    own_tree = tree is None
+    if own_tree:
+        tree = build_tree(size, work)
     css0 = os.path.join(tree, "devices", "css0")
     kmsg = os.path.join(work, f"kmsg{size}")
+    if os.path.exists(kmsg):
+        os.unlink(kmsg)
     os.mkfifo(kmsg)
     sock = os.path.join(work, f"s{size}.sock")
-    proc, startup = start(tree, sock, kmsg)
+    if os.path.exists(sock):
+        os.unlink(sock)
+    proc, startup = start(tree, sock, kmsg, binary)
     feeder = open(kmsg, "w", buffering=1)  # the server opened the FIFO for reading
     result = {"size": size, "startup_s": startup}
     try:
@@ -172,9 +195,11 @@ def measure(size, work, baseline_rss=None):
         result["rss_kib"] = rss_kib(proc.pid)
         if baseline_rss is not None:
             # Idle CPU: nothing changes, the backend polls and sweeps.
-            c0, t0 = cpu_seconds(proc.pid), time.monotonic()
-            time.sleep(10)
-            result["idle_cpu"] = (cpu_seconds(proc.pid) - c0) / (time.monotonic() - t0) * 100
+            c0, r0, t0 = cpu_seconds(proc.pid), read_calls(proc.pid), time.monotonic()
+            time.sleep(IDLE_S)
+            elapsed = time.monotonic() - t0
+            result["idle_cpu"] = (cpu_seconds(proc.pid) - c0) / elapsed * 100
+            result["reads_per_s"] = (read_calls(proc.pid) - r0) / elapsed
             # Latency while polling and sweeping.
             lat = []
             end = time.monotonic() + 10
@@ -195,7 +220,7 @@ def measure(size, work, baseline_rss=None):
             chpids = [c["chpid"] for c in client.call("query-chpids")]
             times = []
             for i in range(6):
-                chpid = chpids[i]
+                chpid = chpids[6 * turn + i]
                 directory = os.path.join(css0, "chp" + chpid)
                 time.sleep(random.uniform(0, POLL_S))
                 if i % 2 == 0:
@@ -215,7 +240,7 @@ def measure(size, work, baseline_rss=None):
             # Kernel log: clear one subchannel's PAM bit for a chpid, then the CRW line.
             klog = []
             for i in range(3):
-                chpid = chpids[10 + i]
+                chpid = chpids[13 + 3 * turn + i]
                 # A member in the last quarter of the path's, in id order: members are read
                 # (and published) a slice at a time in id order, so this is the late case.
                 index = random.randrange(size * 3 // 4, size - size // 16)
@@ -235,7 +260,8 @@ def measure(size, work, baseline_rss=None):
                 time.sleep(0.3)
                 sub.drain()
             result["kmsg_ms"] = [x * 1000 for x in klog]
-            # The sweep: one subchannel's pimpampom, nothing else tells cssd.
+            # The sweep: a path found not operational during an I/O (POM bit cleared by the
+            # channel subsystem) and dropped by path verification (vpm), nothing else tells cssd.
             sweep = []
             total = size
             for i in range(2 if size <= 65536 else 1):
@@ -244,8 +270,11 @@ def measure(size, work, baseline_rss=None):
                 name = subs[0]["subchannel"]
                 path = os.path.join(css0, name, "pimpampom")
                 pim, pam, pom = (int(x, 16) for x in open(path).read().split())
+                vpm_path = os.path.join(css0, name, "vpm")
+                vpm = int(open(vpm_path).read(), 16)
                 t = time.monotonic()
-                write(path, f"{pim:02x} {pam & ~0x80:02x} {pom:02x}\n")
+                write(path, f"{pim:02x} {pam:02x} {pom & ~0x80:02x}\n")
+                write(vpm_path, f"{vpm & ~0x80:02x}\n")
                 got = sub.wait_event(lambda e: e["event"] == "SUBCHANNEL_PATHS_CHANGED" and e["data"]["subchannel"] == name,
                                      SWEEP_S + 10)
                 sweep.append((got - t) if got else float("inf"))
@@ -264,31 +293,43 @@ def measure(size, work, baseline_rss=None):
         proc.terminate()
         proc.wait()
         feeder.close()
-        shutil.rmtree(tree, ignore_errors=True)
+        if own_tree:
+            shutil.rmtree(tree, ignore_errors=True)
 
 
 def main():
     sizes = [int(a) for a in sys.argv[1:]] or [4096, 16384, 65536, 262144]
     work = tempfile.mkdtemp(prefix="cssd-sysfs-", dir=os.environ.get("BENCH_DIR", "/tmp"))
     try:
-        baseline = measure(16, work)["rss_kib"]
-        print(f"server on a 16-subchannel tree: VmRSS {baseline} KiB")
-        print("| subchannels | start-up | RSS above small | per subchannel | idle CPU | query-version p50 / p99 / max "
-              "| chpid change behind cssd's back (max of 6) | kernel-log line (max of 3) | pimpampom by the sweep "
+        bins = [tuple(item.split("=", 1)) for item in os.environ.get("CSSD_BINS", f"cssd={CSSD}").split(",")]
+        baselines = {label: measure(16, work, binary=path)["rss_kib"] for label, path in bins}
+        print(f"server on a 16-subchannel tree: VmRSS {baselines} KiB")
+        print("| build | subchannels | start-up | RSS above small | per subchannel | idle CPU | read(2)/s idle "
+              "| query-version p50 / p99 / max "
+              "| chpid change behind cssd's back (max of 6) | kernel-log line (max of 3) | POM+vpm by the sweep "
               "| vary-path (median / max of 20) |")
-        print("|---:|---:|---:|---:|---:|---|---|---|---|---|")
+        print("|---|---:|---:|---:|---:|---:|---:|---|---|---|---|---|")
         for size in sizes:
-            r = measure(size, work, baseline)
-            above = (r["rss_kib"] - baseline) * 1024
-            print(f"| {size:,} | {r['startup_s'] * 1000:.0f} ms | {above / 1048576:.1f} MiB | {above / size:.0f} B "
-                  f"| {r['idle_cpu']:.1f} % | {r['p50_ms']:.3f} / {r['p99_ms']:.3f} / {r['max_ms']:.1f} ms "
-                  f"({r['requests']:,} requests) "
-                  f"| {max(r['chpid_ms']):.0f} ms (median {statistics.median(r['chpid_ms']):.0f}) "
-                  f"| {max(r['kmsg_ms']):.0f} ms (median {statistics.median(r['kmsg_ms']):.0f}) "
-                  f"| {', '.join(f'{x:.1f} s' for x in r['sweep_s'])} "
-                  f"| {statistics.median(r['vary_ms']):.0f} / {max(r['vary_ms']):.0f} ms |", flush=True)
+            tree = build_tree(size, work)
+            try:
+                for turn, (label, path) in enumerate(bins):
+                    report(label, size, measure(size, work, baselines[label], path, tree, turn), baselines[label])
+            finally:
+                shutil.rmtree(tree, ignore_errors=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def report(label, size, r, baseline):
+    above = (r["rss_kib"] - baseline) * 1024
+    print(f"| {label} | {size:,} | {r['startup_s'] * 1000:.0f} ms | {above / 1048576:.1f} MiB | {above / size:.0f} B "
+          f"| {r['idle_cpu']:.1f} % | {r['reads_per_s']:,.0f} | {r['p50_ms']:.3f} / {r['p99_ms']:.3f} / {r['max_ms']:.1f} ms "
+          f"({r['requests']:,} requests) "
+          f"| {max(r['chpid_ms']):.0f} ms (median {statistics.median(r['chpid_ms']):.0f}) "
+          f"| {max(r['kmsg_ms']):.0f} ms (median {statistics.median(r['kmsg_ms']):.0f}) "
+          f"| {', '.join(f'{x:.1f} s' for x in r['sweep_s'])} "
+          f"| {statistics.median(r['vary_ms']):.0f} / {max(r['vary_ms']):.0f} ms |", flush=True)
+
 
 
 if __name__ == "__main__":

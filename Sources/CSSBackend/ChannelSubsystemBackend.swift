@@ -283,6 +283,36 @@ package struct FollowOptions: Sendable {
     }
 }
 
+/// What a reading found of the host's devices beside the model's paths and masks, as of that
+/// reading: one value, so that a reading's per-device findings travel (and are added to)
+/// together rather than as a growing list of arguments.
+package struct ObservedDevices: Hashable, Sendable {
+    /// The devices without a subchannel.
+    package var orphans: [OrphanedDevice]
+    /// The driver bound to each subchannel's device, as of the last full reading.
+    package var drivers: [SubchannelID: String]
+    /// Per DASD (ccw device bound to dasd-eckd or dasd-fba): its driver's path health.
+    package var dasd: [SubchannelID: DASDPathHealth]
+    /// Paths the DASD driver stopped using since the previous reading (path events
+    /// `driver-disabled-*`).
+    package var dasdDisabled: [DASDPathDisabling]
+    /// Per device whose `availability` is not `good`, as of the reading's full reading; nil
+    /// when this reading read none (the last stands).
+    package var availability: [SubchannelID: DeviceAvailability]?
+
+    package init(
+        orphans: [OrphanedDevice] = [], drivers: [SubchannelID: String] = [:],
+        dasd: [SubchannelID: DASDPathHealth] = [:], dasdDisabled: [DASDPathDisabling] = [],
+        availability: [SubchannelID: DeviceAvailability]? = nil
+    ) {
+        self.orphans = orphans
+        self.drivers = drivers
+        self.dasd = dasd
+        self.dasdDisabled = dasdDisabled
+        self.availability = availability
+    }
+}
+
 /// A reading computed off the event loop: the new view and how it differs from the last one.
 package struct ObservedUpdate: Sendable {
     /// Increases with every reading; a view is never replaced by an older one.
@@ -296,37 +326,33 @@ package struct ObservedUpdate: Sendable {
     package let write: ChannelPathID?
     /// Subchannels or paths came or went (new directories to watch).
     package let layoutChanged: Bool
-    /// The devices without a subchannel, as of this reading.
-    package let orphans: [OrphanedDevice]
-    /// The driver bound to each subchannel's device, as of the last full reading.
-    package let drivers: [SubchannelID: String]
-    /// Per device whose `availability` is not `good`, as of the reading's full reading; nil
-    /// when this reading read none (the last stands).
-    package let availability: [SubchannelID: DeviceAvailability]?
-    /// Per DASD (ccw device bound to dasd-eckd or dasd-fba): its driver's path health, as of
-    /// this reading.
-    package let dasd: [SubchannelID: DASDPathHealth]
-    /// Paths the DASD driver stopped using since the previous reading (path events
-    /// `driver-disabled-*`).
-    package let dasdDisabled: [DASDPathDisabling]
+    /// The host's devices as of this reading.
+    package let devices: ObservedDevices
+
+    package var orphans: [OrphanedDevice] { devices.orphans }
+    package var drivers: [SubchannelID: String] { devices.drivers }
+    package var dasd: [SubchannelID: DASDPathHealth] { devices.dasd }
+    package var dasdDisabled: [DASDPathDisabling] { devices.dasdDisabled }
+    package var availability: [SubchannelID: DeviceAvailability]? { devices.availability }
 
     package init(
         generation: UInt64, subsystem: Subsystem, details: [ChannelPathID: ChannelPathDetails], changes: [PathChange],
-        write: ChannelPathID? = nil, layoutChanged: Bool = false, orphans: [OrphanedDevice] = [],
-        drivers: [SubchannelID: String] = [:], dasd: [SubchannelID: DASDPathHealth] = [:],
-        dasdDisabled: [DASDPathDisabling] = [], availability: [SubchannelID: DeviceAvailability]? = nil
+        write: ChannelPathID? = nil, layoutChanged: Bool = false, devices: ObservedDevices = ObservedDevices()
     ) {
-        self.orphans = orphans
-        self.drivers = drivers
-        self.availability = availability
-        self.dasd = dasd
-        self.dasdDisabled = dasdDisabled
         self.generation = generation
         self.subsystem = subsystem
         self.details = details
         self.changes = changes
         self.write = write
         self.layoutChanged = layoutChanged
+        self.devices = devices
+    }
+
+    /// The same reading without its write (delivered as observed: its reply was dropped).
+    package func withoutWrite() -> ObservedUpdate {
+        ObservedUpdate(
+            generation: generation, subsystem: subsystem, details: details, changes: changes, write: nil,
+            layoutChanged: layoutChanged, devices: devices)
     }
 }
 

@@ -84,8 +84,15 @@ extension Daemon {
         case .linuxSysfs(let root, _):
             let started = ContinuousClock.now
             do throws(BackendError) {
+                // A large host's first reading takes seconds: say how far it got, in the log and
+                // in systemd's STATUS= (`systemctl status` shows it while the start runs).
+                let notifier = SystemdNotifier()
                 let sysfs = try SysfsBackend(
-                    root: root, procRoot: configuration.procRoot, runRoot: configuration.runRoot)
+                    root: root, procRoot: configuration.procRoot, runRoot: configuration.runRoot
+                ) { read, total in
+                    logger.info("sysfs reading", metadata: ["subchannels": "\(read) of \(total)"])
+                    notifier.notify("STATUS=reading \(root): \(read) of \(total) subchannels")
+                }
                 for problem in sysfs.problems { logger.warning("sysfs: \(problem)") }
                 logger.info(
                     "sysfs read",

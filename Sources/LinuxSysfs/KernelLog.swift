@@ -170,7 +170,7 @@ final class KernelLogWatcher: Sendable {
     let path: String
     private let log: @Sendable (Bool, String) -> Void
     private let onTrigger: @Sendable (KernelLogTrigger) -> Void
-    private let state = Mutex<(counts: Counts, stopped: Bool)>((Counts(), false))
+    private let state = Mutex<(counts: Counts, stopped: Bool, gaveUp: Bool)>((Counts(), false, false))
 
     init(
         path: String, log: @escaping @Sendable (Bool, String) -> Void,
@@ -183,6 +183,10 @@ final class KernelLogWatcher: Sendable {
 
     var counts: Counts { state.withLock { $0.counts } }
     private var stopped: Bool { state.withLock { $0.stopped } }
+    /// Whether channel reports reach cssd through this log: false once it could not be opened
+    /// for good (missing, refused) or a log file ended; the sweep then reads every subchannel
+    /// whole again (`SysfsMirror.SweepReading`).
+    var isFollowing: Bool { state.withLock { !$0.stopped && !$0.gaveUp } }
 
     func start() { startThread { [self] in run() } }
 
@@ -196,7 +200,10 @@ final class KernelLogWatcher: Sendable {
                 let error = errno
                 if !warned { log(true, Self.openFailure(path, error)) }
                 warned = true
-                if error == ENOENT || error == EACCES || error == EPERM { return }
+                if error == ENOENT || error == EACCES || error == EPERM {
+                    state.withLock { $0.gaveUp = true }
+                    return
+                }
                 usleep(1_000_000)
                 continue
             }
@@ -212,7 +219,10 @@ final class KernelLogWatcher: Sendable {
                 rotated = readLines(fd, follow: info.st_mode & S_IFMT == S_IFREG)
             }
             close(fd)
-            if info.st_mode & S_IFMT == S_IFREG && !rotated { return }
+            if info.st_mode & S_IFMT == S_IFREG && !rotated {
+                state.withLock { $0.gaveUp = true }
+                return
+            }
         }
     }
 
@@ -235,7 +245,12 @@ final class KernelLogWatcher: Sendable {
             if n < 0 {
                 switch errno {
                 case EINTR, EAGAIN: continue
-                case EPIPE: state.withLock { $0.counts.lost += 1 }
+                case EPIPE:
+                    // Records overwritten before they were read may have been channel reports,
+                    // which the sweep no longer reads for (`SweepReading.vpm`): every chpid and
+                    // its subchannels, as for a report overflow.
+                    state.withLock { $0.counts.lost += 1 }
+                    onTrigger(.everything)
                 case EINVAL: state.withLock { $0.counts.tooLong += 1 }  // a record larger than the buffer
                 default:
                     log(true, "kernel log \(path): \(SysfsFiles.describe(errno)); not following it")

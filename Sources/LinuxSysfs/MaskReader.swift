@@ -16,18 +16,22 @@ final class MaskReader {
     /// `0.S.XXXX/pimpampom` and `0.S.XXXX/vpm`, NUL-terminated; the digits are rewritten per read.
     private let masksName: UnsafeMutablePointer<CChar>
     private let vpmName: UnsafeMutablePointer<CChar>
+    /// `0.S.XXXX/0.S.DDDD/online`: the ccw device's, beside the subchannel's.
+    private let onlineName: UnsafeMutablePointer<CChar>
     private var fields = [Int](repeating: 0, count: 9)
     private static let hex = Array("0123456789abcdef".utf8)
 
     init() {
         masksName = Self.template("0.0.0000/pimpampom")
         vpmName = Self.template("0.0.0000/vpm")
+        onlineName = Self.template("0.0.0000/0.0.0000/online")
     }
 
     deinit {
         buffer.deallocate()
         masksName.deallocate()
         vpmName.deallocate()
+        onlineName.deallocate()
     }
 
     private static func template(_ text: String) -> UnsafeMutablePointer<CChar> {
@@ -39,10 +43,24 @@ final class MaskReader {
     }
 
     private static func name(_ pointer: UnsafeMutablePointer<CChar>, _ id: SubchannelID) {
-        pointer[2] = CChar(bitPattern: hex[Int(id.ssid & 0xf)])
+        busID(pointer, ssid: id.ssid, number: id.schno)
+    }
+
+    /// Writes `0.S.XXXX` at `pointer`.
+    private static func busID(_ pointer: UnsafeMutablePointer<CChar>, ssid: UInt8, number: UInt16) {
+        pointer[2] = CChar(bitPattern: hex[Int(ssid & 0xf)])
         for digit in 0..<4 {
-            pointer[4 + digit] = CChar(bitPattern: hex[Int(id.schno >> (12 - 4 * UInt16(digit))) & 0xf])
+            pointer[4 + digit] = CChar(bitPattern: hex[Int(number >> (12 - 4 * UInt16(digit))) & 0xf])
         }
+    }
+
+    /// The ccw device `device`'s `online` under subchannel `id`: true for `1`; nil when it
+    /// cannot be read (the caller reads the subchannel whole, which says why).
+    func online(_ id: SubchannelID, device: DeviceID, at css: Int32) -> Bool? {
+        Self.name(onlineName, id)
+        Self.busID(onlineName + 9, ssid: device.ssid, number: device.devno)
+        guard case .bytes(let n) = SysfsFiles.read(at: css, cName: onlineName, into: buffer), n > 0 else { return nil }
+        return buffer[0] == 0x31
     }
 
     /// `pimpampom` (three hex bytes) of subchannel `id` in the css directory `css`; nil when

@@ -75,10 +75,13 @@ package final class SysfsBackend: ObservedBackend {
     ///   - procRoot: the directory that stands for `/proc` (`--proc-root`).
     ///   - runRoot: the directory that stands for `/run` (`--run-root`): libvirt's status files.
     ///   - writer: where the writes go; the kernel's files unless a test stands in.
+    ///   - progress: hears, every 16,384 subchannels of the start-up reading, how many are read
+    ///     and of how many (from the reading threads, concurrently).
     /// - Throws: `BackendError.io` naming what could not be read.
     package init(
         root: String = "/sys", procRoot: String = "/proc", runRoot: String = "/run",
-        writer: any SysfsAttributeWriter = KernelAttributeWriter()
+        writer: any SysfsAttributeWriter = KernelAttributeWriter(),
+        progress: (@Sendable (_ read: Int, _ total: Int) -> Void)? = nil
     ) throws(BackendError) {
         self.root = root
         self.writer = writer
@@ -87,7 +90,7 @@ package final class SysfsBackend: ObservedBackend {
         systemInformation = proc.systemInformation()
         kernelRelease = proc.kernelRelease()
         let cmgRadix = kernelRelease?.cmgRadix ?? 10
-        let observation = try SysfsObservation.read(root: root, cmgRadix: cmgRadix)
+        let observation = try SysfsObservation.read(root: root, cmgRadix: cmgRadix, progress: progress)
         subsystem = try observation.subsystem()
         details = observation.details
         orphanedDevices = observation.orphans

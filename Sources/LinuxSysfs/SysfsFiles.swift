@@ -55,9 +55,11 @@ enum SysfsFiles {
         read(at: AT_FDCWD, path, into: buffer)
     }
 
-    /// `read(_:into:)` relative to an open directory: a path of two components instead of the
-    /// whole root, which halves the cost of a sweep's path lookups.
-    /// Reads `fd` until end of file or until `buffer` is full, retrying on EINTR.
+    /// Reads `fd` until end of file or until `buffer` is full, retrying on EINTR. A read that
+    /// returns less than it asked for has the whole attribute: sysfs produces an attribute in
+    /// one `show` call and hands it out whole (fs/kernfs/file.c, seq_file), and a small regular
+    /// file (a fixture) is read whole too; so no second read to see end of file, a quarter of
+    /// the system calls of a sweep's file.
     private static func readAll(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) -> Reading {
         var count = 0
         while count < buffer.count {
@@ -68,6 +70,7 @@ enum SysfsFiles {
             }
             if n == 0 { break }
             count += n
+            if n < buffer.count - (count - n) { break }
         }
         return .bytes(count)
     }

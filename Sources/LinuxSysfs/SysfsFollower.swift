@@ -12,7 +12,10 @@ import Glibc
 /// Drives the `SysfsMirror` from a thread of its own, so that no sysfs read ever runs on the
 /// server's event loop:
 /// - every poll interval, one tick (every chpid's attributes), then the sweep's share of
-///   subchannels, `max(ceil(N × poll / sweep), min(N, 512))`, read in slices of 256;
+///   subchannels, `max(ceil(N × poll / sweep), min(N, 512))`, read in slices of 256: while the
+///   kernel log is followed only each one's `vpm` and device `online` (and a DASD's
+///   `path_masks`), the rest when they moved, since every channel report is logged
+///   (`SysfsMirror.SweepReading`); otherwise every file;
 /// - a path whose attributes changed, or that a request names, is published at once (with the
 ///   `lpm` a vary implies); its members' `pimpampom` are queued and read in slices of 4,096 on
 ///   up to 4 threads before the sweep (which still gets a slice every 50 ms), each slice's
@@ -236,12 +239,7 @@ final class SysfsFollower: @unchecked Sendable {
     func writeDropped(_ update: ObservedUpdate) {
         gate.withLock {
             guard writeInFlight == update.generation else { return }
-            deliver?(
-                ObservedUpdate(
-                    generation: update.generation, subsystem: update.subsystem, details: update.details,
-                    changes: update.changes, write: nil, layoutChanged: update.layoutChanged,
-                    orphans: update.orphans, drivers: update.drivers, dasd: update.dasd,
-                    dasdDisabled: update.dasdDisabled))
+            deliver?(update.withoutWrite())
             writeInFlight = nil
             gate.signal()
         }
@@ -265,7 +263,12 @@ final class SysfsFollower: @unchecked Sendable {
     }
 
     /// One poll tick, timed: every chpid's attributes, then one pass over the channel-
-    /// measurement files (in the tick's time: the cost that measurement adds to a tick). A
+    /// measurement files (in the tick's time: the cost that measurement adds to a tick). What
+    /// the poll reads, and how (API/linux-sysfs.md, "What the sweep reads"): chpid attributes
+    /// and measurement every tick (per chpid, fixed); subchannels swept (`vpm`, `online`) or
+    /// triggered (the rest); DASD health swept (`path_masks`) or triggered (the rest). A part
+    /// added to the poll (vfio-ccw discovery) goes here if it is read every tick, into
+    /// `SysfsMirror.sweep` if it is swept, or into `request` if a trigger names it. A
     /// tick whose attribute reading had no read errors is a good reading, whether or not
     /// anything changed (an idle healthy host keeps its good-reading time current); a
     /// measurement file's problem is the chpid's measurement's, reported with it.
@@ -361,7 +364,10 @@ final class SysfsFollower: @unchecked Sendable {
             if share > 0 {
                 let count = min(share, Self.sliceSize)
                 share -= count
-                follow { $0.sweep(count: count) }
+                follow { mirror in
+                    mirror.sweepReading = kernelLog?.isFollowing == true ? .vpm : .whole
+                    return mirror.sweep(count: count)
+                }
                 membersSince = nil
             }
         }

@@ -131,6 +131,7 @@ extension SysfsMirror {
             if !offline[Int(chpid.rawValue)] { lpm |= bit }
             position += 1
         }
+        if index < linuxPIMs.count { linuxPIMs[index] = UInt8(truncatingIfNeeded: masks.pim) }
         let moved = pam != pmcw.pam || pom != pmcw.pom || lpm != pmcw.lpm
         // `vpm`, as the kernel states it (00 for a device that is not online); one that cannot
         // be read keeps its last value.
@@ -147,6 +148,36 @@ extension SysfsMirror {
         guard moved || vpm != sch.verifiedPathMask else { return nil }
         try? working.setObservedMasks(sch.id, pam: pam, pom: pom, lpm: lpm, vpm: vpm)
         return sch.id
+    }
+
+    /// The sweep's reading of subchannel `index` while the kernel log is followed: its `vpm`,
+    /// packed with Linux's PIM as last read and compared with the view's, and its ccw device's
+    /// `online`; true (read it whole) when either moved, cannot be read, or the PIM to pack
+    /// with is not known. These are the subchannel files that move without a channel report
+    /// (which the kernel logs) or a chpid change (which the tick sees):
+    /// - `vpm`: path verification (drivers/s390/cio/device_pgid.c) resets and sets it, also
+    ///   after an I/O found a path not operational (the channel subsystem clears the path's
+    ///   POM bit then, with no report: `pimpampom` is read with the rest when `vpm` moved);
+    /// - `online`: a process (`chccwdev`) or a driver (a ccwgroup driver for its members) sets
+    ///   a device on- or offline without any log line (device.c `ccw_device_set_online`), and
+    ///   `vpm` is not cleared when a device goes offline.
+    func sweptFilesMoved(_ index: Int, in working: Subsystem) -> Bool {
+        let sch = working.subchannels[index]
+        guard sch.type == .io else { return false }  // CHSC, EADM: nothing that changes
+        sweepVPMReads += 1
+        let pim = index < linuxPIMs.count ? Int(linuxPIMs[index]) : 0
+        let css = cssDirectory(sch)
+        guard pim != 0, css != AT_FDCWD, let linuxVPM = reader.vpm(sch.id, at: css) else { return true }
+        var packed: UInt8 = 0
+        var position = 0
+        for slot in 0..<8 where pim & (0x80 >> slot) != 0 {
+            if linuxVPM & (0x80 >> slot) != 0 { packed |= 0x80 >> UInt8(position) }
+            position += 1
+        }
+        guard packed == sch.verifiedPathMask else { return true }
+        guard deviceDirectories[index] != nil, let device = sch.deviceID else { return false }
+        sweepOnlineReads += 1
+        return reader.online(sch.id, device: device, at: css) != sch.isOnline
     }
 
     /// `vpm` (one hex byte) of subchannel `id`, nil when it cannot be read.

@@ -46,6 +46,23 @@ final class SysfsMirror {
     private(set) var drivers: [SubchannelID: String] = [:]
     /// Devices whose `availability` is not `good`, as of the last full reading (like `drivers`).
     private(set) var availability: [SubchannelID: DeviceAvailability] = [:]
+    /// What the sweep reads of each subchannel in its share (the follower sets it per slice).
+    enum SweepReading {
+        /// `pimpampom`, `vpm`, `chpids` and the device's `online`: what changes without a
+        /// chpid change, when no kernel log tells of the channel reports.
+        case whole
+        /// `vpm` and the device's `online`, the rest when they moved: while the kernel log is
+        /// followed, which logs every channel report (API/linux-sysfs.md, "What the sweep
+        /// reads"; `sweptFilesMoved`).
+        case vpm
+    }
+    var sweepReading = SweepReading.whole
+    /// Per record index: Linux's PIM as last read (its slots, not packed; 0: not known), to
+    /// pack a `vpm` that the sweep reads alone.
+    var linuxPIMs: [UInt8] = []
+    /// `vpm` and `online` files the sweep read alone (`SweepReading.vpm`), for tests.
+    var sweepVPMReads = 0
+    var sweepOnlineReads = 0
     /// The record index the sweep reads next, and the rounds it has completed.
     private(set) var sweepCursor = 0
     private(set) var sweepRounds = 0
@@ -75,9 +92,11 @@ final class SysfsMirror {
     /// Paths the driver stopped using, found since the last update was made.
     private var disablings: [DASDPathDisabling] = []
 
-    private func takeDisablings() -> [DASDPathDisabling] {
+    /// The devices as of this reading, with the disablings found since the last update.
+    private func takeDevices() -> ObservedDevices {
         defer { disablings = [] }
-        return disablings
+        return ObservedDevices(
+            orphans: orphans, drivers: drivers, dasd: dasd, dasdDisabled: disablings, availability: availability)
     }
 
     /// Where `/proc/cio_ignore` is read when subchannels go (`reportRemovedSubchannels`).
@@ -162,6 +181,7 @@ final class SysfsMirror {
         availability = observation.availability
         dasd = observation.dasd
         deviceDirectories = newer.subchannels.map { observation.deviceDirectories[$0.id] }
+        linuxPIMs = newer.subchannels.map { observation.linuxPIM[$0.id] ?? 0 }
         queue.removeAll()  // read just now, and their indexes may have moved
         if sweepCursor >= deviceDirectories.count { sweepCursor = 0 }
     }
@@ -194,7 +214,9 @@ final class SysfsMirror {
             endOfRound = true
         }
         if endOfRound { checkListing() }
-        return reread(paths: [], subchannelIndexes: indexes, write: nil, dasdReading: .masks)
+        return reread(
+            paths: [], subchannelIndexes: indexes, write: nil, dasdReading: .masks,
+            vpmFirst: sweepReading == .vpm)
     }
 
     /// Re-reads the named paths and subchannels; the masks of every subchannel of `paths`
@@ -295,13 +317,12 @@ final class SysfsMirror {
         generation += 1
         return ObservedUpdate(
             generation: generation, subsystem: subsystem, details: details, changes: changes, write: write,
-            layoutChanged: !same, orphans: orphans, drivers: drivers, dasd: dasd, dasdDisabled: takeDisablings(),
-            availability: availability)
+            layoutChanged: !same, devices: takeDevices())
     }
 
     private func reread(
         paths: [ChannelPathID], subchannelIndexes: [Int], write: ChannelPathID?, withMembers: Bool = false,
-        dasdReading: DASDReading = .named
+        dasdReading: DASDReading = .named, vpmFirst: Bool = false
     ) -> ObservedUpdate? {
         openCSSDirectories()
         defer { closeCSSDirectories() }
@@ -342,6 +363,8 @@ final class SysfsMirror {
         var changedSubchannels: [SubchannelID] = []
         var seen = Set<Int>()
         for index in subchannelIndexes where seen.insert(index).inserted {
+            // The sweep with the kernel log followed: the rest only when `vpm` moved.
+            if vpmFirst, !sweptFilesMoved(index, in: working) { continue }
             if let id = readSubchannel(index, into: &working, full: true) { changedSubchannels.append(id) }
         }
         // The members of a changed or named path: `pimpampom` is what a path change alters.
@@ -396,7 +419,7 @@ final class SysfsMirror {
         generation += 1
         return ObservedUpdate(
             generation: generation, subsystem: subsystem, details: details, changes: changes, write: write,
-            orphans: orphans, drivers: drivers, dasd: dasd, dasdDisabled: takeDisablings())
+            devices: takeDevices())
     }
 
     /// Members of re-read paths still to be read.
@@ -434,7 +457,7 @@ final class SysfsMirror {
         generation += 1
         return ObservedUpdate(
             generation: generation, subsystem: subsystem, details: details, changes: changes, write: nil,
-            orphans: orphans, drivers: drivers, dasd: dasd, dasdDisabled: takeDisablings())
+            devices: takeDevices())
     }
 
     /// Sets the condition of every path of `subchannels` (whose masks a reading changed) as

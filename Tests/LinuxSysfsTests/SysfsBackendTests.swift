@@ -303,6 +303,37 @@ import Testing
         #expect(backend.readingCounts.sweepRounds == 1)
     }
 
+    /// With the kernel log followed the sweep reads one file per subchannel, `vpm`, and the
+    /// whole subchannel only when it moved; a `pimpampom` moved by a channel report waits for
+    /// the report's line (a request naming the subchannel), which reads it whole.
+    @Test func withTheKernelLogTheSweepReadsVPMAndTheRestWhenItMoved() throws {
+        let tree = tree()
+        for n in 0..<5 { tree.write("devices/css0/0.0.000\(n)/vpm", n == 2 ? "c0\n" : "80\n") }
+        let backend = try SysfsBackend(root: tree.root)
+        backend.follower.inspect { $0.sweepReading = .vpm }
+        tree.write("devices/css0/0.0.0004/pimpampom", "80 00 ff\n")  // a channel report's
+        tree.write("devices/css0/0.0.0002/vpm", "80\n")  // path verification dropped 0.41
+        let reads = backend.readingCounts.subchannelReads
+        let update = try #require(backend.follower.withMirror { $0.sweep(count: 5) })
+        // Five vpm files, and the one subchannel whose vpm moved read whole.
+        #expect(backend.follower.inspect { $0.sweepVPMReads } == 5)
+        #expect(backend.readingCounts.subchannelReads - reads == 1)
+        _ = backend.apply(update)
+        #expect(backend.subsystem.subchannel(sch("0.0.0002"))?.verifiedPathMask == 0x80)
+        #expect(backend.subsystem.subchannel(sch("0.0.0004"))?.schib.pmcw.pam == 0x80)  // not read
+        // The kernel-log line for subchannel 0004 (a CRW with rsc=3) names it: read whole.
+        let report = try #require(
+            backend.follower.withMirror { $0.reread(paths: [], subchannels: [sch("0.0.0004")]) })
+        #expect(report.changes.first?.affected.map(\.id) == [sch("0.0.0004")])
+        _ = backend.apply(report)
+        #expect(backend.subsystem.subchannel(sch("0.0.0004"))?.schib.pmcw.pam == 0x00)
+        // Without the kernel log the sweep reads every file of every subchannel again.
+        backend.follower.inspect { $0.sweepReading = .whole }
+        tree.write("devices/css0/0.0.0001/pimpampom", "80 00 ff\n")
+        let whole = try #require(backend.follower.withMirror { $0.sweep(count: 5) })
+        #expect(whole.changes.first?.affected.map(\.id) == [sch("0.0.0001")])
+    }
+
     @Test func aWriteRereadsItsChpidAndKeepsOtherChangesForTheServer() throws {
         let tree = tree()
         let backend = try SysfsBackend(root: tree.root)

@@ -147,6 +147,58 @@ def test_the_sweep_covers_every_subchannel_within_its_bound(start, tree_dir):
     assert time.monotonic() - began < 2.0 + 1.0, "not covered within the sweep interval"
 
 
+def one_subchannel(client: Client, subchannel: str) -> dict:
+    [entry] = client.call("query-subchannels", start=subchannel, limit=1)["subchannels"]
+    assert entry["subchannel"] == subchannel
+    return entry
+
+
+def test_with_the_kernel_log_the_sweep_reads_vpm_and_the_log_the_rest(start, tree_dir, kmsg):
+    """With the kernel log followed, the sweep reads each subchannel's `vpm` and its device's
+    `online` (what moves without a channel report or a chpid change: path verification, a device
+    set on- or offline) and the whole subchannel when they moved; `pimpampom` and `chpids` move
+    with a channel report, whose kernel-log line triggers their reading (API/linux-sysfs.md,
+    "What the sweep reads")."""
+    tree = generated_tree(tree_dir, 256)
+    path, writer = kmsg
+    srv = sysfs(tree, "--poll-interval", "100", "--sweep-interval", "500", "--no-inotify", "--kernel-log", path,
+                start=start)
+    me = Client(srv.sock)
+    me.call("subscribe-path-events", granularity="subchannel")
+    subchannels = me.call("query-subchannels", limit=256)["subchannels"]
+    writer().write("6,1,1,-;usb 1-1: the log is open\n")  # the watcher is reading it from here on
+    # Triggered: a SCHIB the kernel stored for a channel report, no line for it yet. Sweep
+    # rounds (0.5 s each) go by without reading it: it is the log line's to trigger.
+    target = subchannels[40]
+    pam = clear_pam(tree, target["subchannel"], 0)
+    time.sleep(2.0)
+    assert me.nothing_pending(), "the sweep read pimpampom although the kernel log is followed"
+    writer().write("6,2,2,-;crw_info : CRW reports slct=0, oflw=0, chn=0, rsc=3, anc=0, erc=4, rsid=%X\n"
+                   % int(target["subchannel"].split(".")[2], 16))
+    [event] = me.events(1)
+    assert event["data"]["subchannel"] == target["subchannel"] and event["data"]["pam"] == pam
+    # Swept: path verification moved one subchannel's vpm, nothing else.
+    verified = subchannels[200]
+    assert verified["vpm"] & 0x80
+    with open(os.path.join(css0(tree), verified["subchannel"], "vpm")) as f:
+        linux_vpm = int(f.read(), 16)
+    pim = int(open(os.path.join(css0(tree), verified["subchannel"], "pimpampom")).read().split()[0], 16)
+    first_slot = next(slot for slot in range(8) if pim & (0x80 >> slot))
+    with open(os.path.join(css0(tree), verified["subchannel"], "vpm"), "w") as f:
+        f.write("%02x\n" % (linux_vpm & ~(0x80 >> first_slot)))
+    assert wait_until(lambda: one_subchannel(me, verified["subchannel"])["vpm"] == verified["vpm"] & 0x7f,
+                      0.5 + 5.0, "the sweep to find the vpm change")
+    # Swept: a driver set a device offline (a ccwgroup's member: no log line, no chpid change,
+    # and the kernel leaves vpm as it was): a full reading follows.
+    gone = subchannels[120]
+    device = next(e for e in os.listdir(os.path.join(css0(tree), gone["subchannel"])) if e.startswith("0.0."))
+    with open(os.path.join(css0(tree), gone["subchannel"], device, "online"), "w") as f:
+        f.write("0\n")
+    assert wait_until(lambda: one_subchannel(me, gone["subchannel"]).get("online") is False,
+                      0.5 + 5.0, "the sweep to find the device set offline")
+    assert srv.alive()
+
+
 def test_reads_run_off_the_loop(start, tree_dir):
     """A full re-read of the tree (entries came) runs on the follower's thread: another
     connection's commands are answered meanwhile, and an attribute that is a FIFO nobody
