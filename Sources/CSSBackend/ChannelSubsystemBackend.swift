@@ -36,6 +36,13 @@ package protocol ChannelSubsystemBackend: AnyObject {
     ///   `BackendError`.
     func planDASDPathReset(_ device: DeviceID, chpids: [ChannelPathID]?) throws(BackendError)
         -> @Sendable () -> PendingWrite.Outcome
+    /// A fault the DASD driver of `device` sees on path `chpid` (`Subsystem.injectDASDPathFault`)
+    /// at model time `time` (µs): the model only; a real host's faults happen to it.
+    /// - Throws: `.unsupported` (the default), `.model(_)` for an unknown device or chpid, a
+    ///   device that is not a DASD, a path it does not have.
+    func injectDASDPathFault(
+        _ device: DeviceID, chpid: ChannelPathID, fault: DASDPathFault, count: UInt32, at time: Int64
+    ) throws(BackendError) -> DASDPathFaultResult
 
     /// A vary (Linux `chchp -v`), planned: checked now, written by the write's `perform`
     /// (off the event loop when it may block), finished by `completeWrite`.
@@ -146,6 +153,13 @@ extension ChannelSubsystemBackend {
     {
         throw .unsupported(
             operation: "dasd-path-reset", backend: name, reason: "the source has no DASD device driver")
+    }
+    package func injectDASDPathFault(
+        _ device: DeviceID, chpid: ChannelPathID, fault: DASDPathFault, count: UInt32, at time: Int64
+    ) throws(BackendError) -> DASDPathFaultResult {
+        throw .unsupported(
+            operation: "inject-dasd-path-fault", backend: name,
+            reason: "faults happen to the machine; they cannot be injected through sysfs")
     }
 }
 

@@ -63,6 +63,57 @@ enum DASDCommands {
             })
     }
 
+    /// Model only: a fault the DASD driver sees (`Subsystem.injectDASDPathFault`) at the
+    /// command's time (recorded and replayed with it, so the IFCC counts come back the same);
+    /// each path the driver stops using is a `driver-disabled-*` path event, as on linux-sysfs.
+    static func injectDasdPathFault(_ arguments: InjectDasdPathFaultArguments, _ context: CommandContext)
+        throws(QMPError) -> CommandOutcome
+    {
+        if arguments.count != nil && arguments.fault != .ifcc {
+            throw .generic("Parameter 'count' is only for fault 'ifcc'")
+        }
+        let count = arguments.count ?? 1
+        guard (1...Int(UInt32.max)).contains(count) else {
+            throw .generic("Parameter 'count' expects 1..\(UInt32.max)")
+        }
+        let now = context.now()
+        let time = Int64(now.seconds) * 1_000_000 + Int64(now.microseconds)
+        let backend = context.server.backend
+        let result = try CSSCommands.backendCall { () throws(BackendError) in
+            try backend.injectDASDPathFault(
+                arguments.devno, chpid: arguments.chpid, fault: arguments.fault, count: UInt32(count), at: time)
+        }
+        let subsystem = backend.subsystem
+        let disabled = result.disabled
+        publishDisablings(disabled, context)
+        guard let device = dasdInfo(result.subchannel, result.after, subsystem) else {
+            throw .generic("inject-dasd-path-fault: subchannel \(result.subchannel) is gone")
+        }
+        return .reply(
+            DASDPathFaultResultReply(
+                device: device, disabled: disabled.map(\.reason), ifccErrors: Int(result.errorCount),
+                keptInUse: result.keptInUse
+            ).json)
+    }
+
+    /// Each path the DASD driver stopped using as a `driver-disabled-*` path event of the
+    /// command's caller: the path and the device's cio masks stay as they are (as in
+    /// `ServerState.applyObserved` for a host's).
+    private static func publishDisablings(_ disablings: [DASDPathDisabling], _ context: CommandContext) {
+        let subsystem = context.server.backend.subsystem
+        for disabling in disablings {
+            guard let path = subsystem.channelPath(disabling.chpid),
+                let sch = subsystem.subchannel(disabling.subchannel),
+                let slot = sch.channelPaths.firstIndex(of: disabling.chpid)
+            else { continue }
+            _ = context.publish(
+                PathChange(
+                    before: path, after: path, affected: [AffectedSubchannel(current: sch, slot: slot)], crws: [],
+                    crwsLost: 0),
+                as: PathEventChange(disabling.reason))
+        }
+    }
+
     static func queryPathVerification(_ context: CommandContext) throws(QMPError) -> CommandOutcome {
         let subsystem = context.server.backend.subsystem
         var out: [JSON] = []
