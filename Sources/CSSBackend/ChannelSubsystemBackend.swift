@@ -292,13 +292,18 @@ package struct ObservedUpdate: Sendable {
     /// Paths the DASD driver stopped using since the previous reading (path events
     /// `driver-disabled-*`).
     package let dasdDisabled: [DASDPathDisabling]
+    /// Subchannels this reading found removed by a purge of `/proc/cio_ignore` (their device
+    /// numbers on the ignore list), as the previous view had them: a `subchannels-purged`
+    /// path event per chpid they used.
+    package let purged: [Subchannel]
 
     package init(
         generation: UInt64, subsystem: Subsystem, details: [ChannelPathID: ChannelPathDetails], changes: [PathChange],
         write: ChannelPathID? = nil, layoutChanged: Bool = false, orphans: [OrphanedDevice] = [],
         drivers: [SubchannelID: String] = [:], dasd: [SubchannelID: DASDPathHealth] = [:],
-        dasdDisabled: [DASDPathDisabling] = []
+        dasdDisabled: [DASDPathDisabling] = [], purged: [Subchannel] = []
     ) {
+        self.purged = purged
         self.orphans = orphans
         self.drivers = drivers
         self.dasd = dasd

@@ -106,17 +106,20 @@ final class SysfsMirror {
     /// subchannel that went with its device number on `/proc/cio_ignore` (read now) is an
     /// operator's action; one that went otherwise is not explained by the tree. O(subchannels),
     /// on full readings whose layout changed only.
-    private func reportRemovedSubchannels(_ old: Subsystem, _ newer: Subsystem) {
+    /// - Returns: the purged subchannels, as `old` had them (for their path events).
+    private func reportRemovedSubchannels(_ old: Subsystem, _ newer: Subsystem) -> [Subchannel] {
         let kept = Set(newer.subchannels.map(\.id))
         let removed = old.subchannels.filter { !kept.contains($0.id) }
-        guard !removed.isEmpty else { return }
+        guard !removed.isEmpty else { return [] }
         let ignored = proc?.cioIgnore()
+        var purgedSubchannels: [Subchannel] = []
         var purged: [String] = []
         var other: [String] = []
         for sch in removed {
             let name = sch.id.description + (sch.deviceID.map { " (device \($0))" } ?? "")
             if let device = sch.deviceID, ignored?.contains(ssid: device.ssid, devno: device.devno) == true {
                 purged.append(name)
+                purgedSubchannels.append(sch)
             } else {
                 other.append(name)
             }
@@ -138,6 +141,7 @@ final class SysfsMirror {
                 "sysfs: \(other.count) subchannel(s) removed, their device numbers not on /proc/cio_ignore"
                     + (ignored == nil ? " (unreadable)" : "") + ": \(list(other))")
         }
+        return purgedSubchannels
     }
 
     /// Whether two readings of the same layout show the same devices: presence, number,
@@ -285,13 +289,14 @@ final class SysfsMirror {
         let detailsChanged =
             details != observation.details || orphans != observation.orphans || drivers != observation.drivers
             || dasdChanged || (same && !Self.sameDevices(subsystem, newer))
-        if !same { reportRemovedSubchannels(subsystem, newer) }
+        let purged = same ? [] : reportRemovedSubchannels(subsystem, newer)
         install(observation, newer)
         guard !same || !changes.isEmpty || detailsChanged || write != nil else { return nil }
         generation += 1
         return ObservedUpdate(
             generation: generation, subsystem: subsystem, details: details, changes: changes, write: write,
-            layoutChanged: !same, orphans: orphans, drivers: drivers, dasd: dasd, dasdDisabled: takeDisablings())
+            layoutChanged: !same, orphans: orphans, drivers: drivers, dasd: dasd, dasdDisabled: takeDisablings(),
+            purged: purged)
     }
 
     private func reread(
