@@ -296,13 +296,17 @@ package struct ObservedUpdate: Sendable {
     /// numbers on the ignore list), as the previous view had them: a `subchannels-purged`
     /// path event per chpid they used.
     package let purged: [Subchannel]
+    /// Paths the DASD driver uses again since the previous reading (path events
+    /// `driver-enabled`).
+    package let dasdEnabled: [DASDPathEnabling]
 
     package init(
         generation: UInt64, subsystem: Subsystem, details: [ChannelPathID: ChannelPathDetails], changes: [PathChange],
         write: ChannelPathID? = nil, layoutChanged: Bool = false, orphans: [OrphanedDevice] = [],
         drivers: [SubchannelID: String] = [:], dasd: [SubchannelID: DASDPathHealth] = [:],
-        dasdDisabled: [DASDPathDisabling] = [], purged: [Subchannel] = []
+        dasdDisabled: [DASDPathDisabling] = [], purged: [Subchannel] = [], dasdEnabled: [DASDPathEnabling] = []
     ) {
+        self.dasdEnabled = dasdEnabled
         self.purged = purged
         self.orphans = orphans
         self.drivers = drivers

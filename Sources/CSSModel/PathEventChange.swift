@@ -33,6 +33,10 @@ package enum PathEventChange: String, CaseIterable, Hashable, Sendable {
     case driverDisabledMiscabled = "driver-disabled-miscabled"
     case driverDisabledCuir = "driver-disabled-cuir"
 
+    /// The DASD driver uses the path again for a device after it had disabled it
+    /// (`dasd-path-reset`, a CUIR resume, or the driver's own verification); no cio mask changed.
+    case driverEnabled = "driver-enabled"
+
     /// Subchannels using the path were removed by a purge of `/proc/cio_ignore` (Linux
     /// 6.18+), an operator's action: their device numbers are on the ignore list. No mask
     /// changed on the path; the affected subchannels are the removed ones, with their last

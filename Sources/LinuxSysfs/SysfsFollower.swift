@@ -235,7 +235,8 @@ final class SysfsFollower: @unchecked Sendable {
                     generation: update.generation, subsystem: update.subsystem, details: update.details,
                     changes: update.changes, write: nil, layoutChanged: update.layoutChanged,
                     orphans: update.orphans, drivers: update.drivers, dasd: update.dasd,
-                    dasdDisabled: update.dasdDisabled, purged: update.purged))
+                    dasdDisabled: update.dasdDisabled, purged: update.purged,
+                    dasdEnabled: update.dasdEnabled))
             writeInFlight = nil
             gate.signal()
         }

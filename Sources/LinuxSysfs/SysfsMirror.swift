@@ -77,6 +77,13 @@ final class SysfsMirror {
         defer { disablings = [] }
         return disablings
     }
+    /// Paths the driver uses again, found since the last update was made.
+    private var enablings: [DASDPathEnabling] = []
+
+    private func takeEnablings() -> [DASDPathEnabling] {
+        defer { enablings = [] }
+        return enablings
+    }
 
     /// Where `/proc/cio_ignore` is read when subchannels go (`reportRemovedSubchannels`).
     let proc: ProcFiles?
@@ -281,6 +288,7 @@ final class SysfsMirror {
         if dasdChanged {
             for (id, health) in observation.dasd where dasd[id] != health {
                 disablings += DASDPathDisabling.between(dasd[id], health, subchannel: id)
+                enablings += DASDPathEnabling.between(dasd[id], health, subchannel: id)
             }
         }
         // A device that went or came (its ccw device directory), or changed its type, online
@@ -296,7 +304,7 @@ final class SysfsMirror {
         return ObservedUpdate(
             generation: generation, subsystem: subsystem, details: details, changes: changes, write: write,
             layoutChanged: !same, orphans: orphans, drivers: drivers, dasd: dasd, dasdDisabled: takeDisablings(),
-            purged: purged)
+            purged: purged, dasdEnabled: takeEnablings())
     }
 
     private func reread(
@@ -394,7 +402,8 @@ final class SysfsMirror {
         generation += 1
         return ObservedUpdate(
             generation: generation, subsystem: subsystem, details: details, changes: changes, write: write,
-            orphans: orphans, drivers: drivers, dasd: dasd, dasdDisabled: takeDisablings())
+            orphans: orphans, drivers: drivers, dasd: dasd, dasdDisabled: takeDisablings(),
+            dasdEnabled: takeEnablings())
     }
 
     /// Members of re-read paths still to be read.
@@ -431,7 +440,8 @@ final class SysfsMirror {
         generation += 1
         return ObservedUpdate(
             generation: generation, subsystem: subsystem, details: details, changes: changes, write: nil,
-            orphans: orphans, drivers: drivers, dasd: dasd, dasdDisabled: takeDisablings())
+            orphans: orphans, drivers: drivers, dasd: dasd, dasdDisabled: takeDisablings(),
+            dasdEnabled: takeEnablings())
     }
 
     /// One pass over the channel-measurement files of every chpid (`MeasurementReader`),
@@ -495,6 +505,8 @@ final class SysfsMirror {
                 for problem in health.problems { noteOnce(problem) }
                 if dasd[id] != health {
                     disablings += DASDPathDisabling.between(dasd[id], health, subchannel: id)
+                    enablings += DASDPathEnabling.between(dasd[id], health, subchannel: id)
+                    enablings += DASDPathEnabling.between(dasd[id], health, subchannel: id)
                     dasd[id] = health
                     changed = true
                 }

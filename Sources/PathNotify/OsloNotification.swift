@@ -55,7 +55,7 @@ package struct OsloNotificationEncoder: Sendable {
         // The DASD driver no longer uses the path for a device.
         case .driverDisabledIfcc, .driverDisabledMiscabled, .driverDisabledCuir: return true
         // An operator's removal of ignored devices: news, not a loss.
-        case .online, .configured, .recovered, .reset, .drift, .subchannelsPurged: return false
+        case .online, .configured, .recovered, .reset, .drift, .subchannelsPurged, .driverEnabled: return false
         }
     }
 

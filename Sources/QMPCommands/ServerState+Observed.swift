@@ -34,6 +34,17 @@ extension ServerState {
                     crwsLost: 0),
                 as: PathEventChange(disabling.reason), cause: .observed(backend: backend.name))
         }
+        for enabling in update.dasdEnabled {
+            guard let path = backend.subsystem.channelPath(enabling.chpid),
+                let sch = backend.subsystem.subchannel(enabling.subchannel),
+                let slot = sch.channelPaths.firstIndex(of: enabling.chpid)
+            else { continue }
+            pathChanges.publish(
+                PathChange(
+                    before: path, after: path, affected: [AffectedSubchannel(current: sch, slot: slot)], crws: [],
+                    crwsLost: 0),
+                as: .driverEnabled, cause: .observed(backend: backend.name))
+        }
         // Subchannels an operator purged (cio_ignore): one report per chpid they used, naming
         // them with their last masks; the path itself did not change.
         var purgedBySlot: [ChannelPathID: [AffectedSubchannel]] = [:]
@@ -51,6 +62,6 @@ extension ServerState {
         }
         // After the changes themselves: a drift event follows the change that made it.
         intents?.publishDrift(self)
-        return changes.count + update.dasdDisabled.count + purgedBySlot.count
+        return changes.count + update.dasdDisabled.count + update.dasdEnabled.count + purgedBySlot.count
     }
 }

@@ -63,6 +63,10 @@ def test_ifcc_threshold_miscabling_cuir_events_and_reset(start, short_tmp):
     assert kinds == ["driver-disabled-miscabled", "driver-disabled-cuir"]
     r = me.call("inject-dasd-path-fault", devno="0.0.2001", chpid="0.47", fault="cuir-resume")
     assert r["disabled"] == [] and r["device"]["path-masks"] == "ff 00 00 00 00 00"
+    # The path back in use is a driver-enabled event.
+    chpid_event, sch_event = watcher.events(2)
+    assert (chpid_event["data"]["chpid"], chpid_event["data"]["change"]) == ("0.47", "driver-enabled")
+    assert (sch_event["data"]["devno"], sch_event["data"]["change"]) == ("0.0.2001", "driver-enabled")
     assert disabled(by_devno(me, "0.0.2000")) == {"0.45": ["ifcc-threshold"], "0.46": ["miscabled"]}
     # The roll-up per chpid and the metrics.
     chpids = {c["chpid"]: c for c in me.call("query-chpids")}
@@ -83,9 +87,11 @@ def test_ifcc_threshold_miscabling_cuir_events_and_reset(start, short_tmp):
     after = me.call("dasd-path-reset", devno="0.0.2000")
     assert after["path-masks"] == "ff 00 00 00 00 00" and disabled(after) == {}
     srv.wait_line("notice", "command=dasd-path-reset", "outcome=ok")
+    back = [(e["data"]["chpid"], e["data"]["change"]) for e in watcher.events(4) if e["event"] == "CHANNEL_PATH_CHANGED"]
+    assert back == [("0.45", "driver-enabled"), ("0.46", "driver-enabled")]
     e = me.error("dasd-path-reset", devno="0.0.2000")
     assert e["class"] == "GenericError" and "disabled no path" in e["desc"], e
-    assert watcher.nothing_pending()  # a path given back is not a disabling
+    assert watcher.nothing_pending()
 
 
 def test_bad_input_gets_clear_errors_and_the_server_survives(start):

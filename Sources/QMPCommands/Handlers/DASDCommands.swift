@@ -44,6 +44,9 @@ enum DASDCommands {
         let server = context.server
         let backend = server.backend
         let device = arguments.devno
+        // The model resets at once (no reading comes back): its driver-enabled events come
+        // from the health before and after; a host's come with the write's re-read.
+        let before = backend.subsystem.subchannel(device: device).flatMap { backend.dasdPathHealth[$0.id] }
         let perform = try CSSCommands.backendCall { () throws(BackendError) in
             try backend.planDASDPathReset(device, chpids: arguments.chpids)
         }
@@ -58,6 +61,10 @@ enum DASDCommands {
                 else {
                     throw .generic(
                         "dasd-path-reset: device \(device) was written, but it is no longer a DASD cssd sees")
+                }
+                if reading == nil {
+                    let enabled = DASDPathEnabling.between(before, health, subchannel: sch.id)
+                    publishDriverChanges(enabled.map { ($0.chpid, $0.subchannel, .driverEnabled) }, context)
                 }
                 return info.json
             })
@@ -85,7 +92,9 @@ enum DASDCommands {
         }
         let subsystem = backend.subsystem
         let disabled = result.disabled
-        publishDisablings(disabled, context)
+        publishDriverChanges(disabled.map { ($0.chpid, $0.subchannel, PathEventChange($0.reason)) }, context)
+        let enabled = DASDPathEnabling.between(result.before, result.after, subchannel: result.subchannel)
+        publishDriverChanges(enabled.map { ($0.chpid, $0.subchannel, .driverEnabled) }, context)
         guard let device = dasdInfo(result.subchannel, result.after, subsystem) else {
             throw .generic("inject-dasd-path-fault: subchannel \(result.subchannel) is gone")
         }
@@ -96,21 +105,22 @@ enum DASDCommands {
             ).json)
     }
 
-    /// Each path the DASD driver stopped using as a `driver-disabled-*` path event of the
-    /// command's caller: the path and the device's cio masks stay as they are (as in
-    /// `ServerState.applyObserved` for a host's).
-    private static func publishDisablings(_ disablings: [DASDPathDisabling], _ context: CommandContext) {
+    /// Each path the DASD driver stopped using (`driver-disabled-*`) or uses again
+    /// (`driver-enabled`) as a path event of the command's caller: the path and the device's
+    /// cio masks stay as they are (as in `ServerState.applyObserved` for a host's).
+    private static func publishDriverChanges(
+        _ changes: [(chpid: ChannelPathID, subchannel: SubchannelID, kind: PathEventChange)], _ context: CommandContext
+    ) {
         let subsystem = context.server.backend.subsystem
-        for disabling in disablings {
-            guard let path = subsystem.channelPath(disabling.chpid),
-                let sch = subsystem.subchannel(disabling.subchannel),
-                let slot = sch.channelPaths.firstIndex(of: disabling.chpid)
+        for (chpid, id, kind) in changes {
+            guard let path = subsystem.channelPath(chpid), let sch = subsystem.subchannel(id),
+                let slot = sch.channelPaths.firstIndex(of: chpid)
             else { continue }
             _ = context.publish(
                 PathChange(
                     before: path, after: path, affected: [AffectedSubchannel(current: sch, slot: slot)], crws: [],
                     crwsLost: 0),
-                as: PathEventChange(disabling.reason))
+                as: kind)
         }
     }
 
