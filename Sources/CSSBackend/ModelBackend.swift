@@ -9,11 +9,16 @@ package final class ModelBackend: ChannelSubsystemBackend {
     package let kind = BackendKind.model
     package var subsystem: Subsystem {
         // Every change of the model may change what its DASD drivers see (a vary changes opm).
-        didSet { dasdCache = nil }
+        didSet {
+            dasdHealthCache = nil
+            dasdSummaryCache = nil
+        }
     }
-    /// `subsystem.dasdPathHealth` and its roll-up, computed once per change of the model
-    /// (O(subchannels)), so that metrics scrapes and queries between changes visit no device.
-    private var dasdCache: (health: [SubchannelID: DASDPathHealth], summaries: [ChannelPathID: DASDChannelPathSummary])?
+    /// `subsystem.dasdPathHealth` and its roll-up, each computed when first asked after a
+    /// change of the model, so that metrics scrapes and queries between changes visit no
+    /// device (and a scrape never builds the per-device values).
+    private var dasdHealthCache: [SubchannelID: DASDPathHealth]?
+    private var dasdSummaryCache: [ChannelPathID: DASDChannelPathSummary]?
 
     /// The channel-measurement facility (off at start) and what the queries have seen of it.
     package private(set) var measurement: MeasurementModel
@@ -75,18 +80,18 @@ package final class ModelBackend: ChannelSubsystemBackend {
 
     // MARK: DASD path health (the model's DASD drivers, Subsystem+DASD.swift)
 
-    package var dasdPathHealth: [SubchannelID: DASDPathHealth] { dasdHealthCache().health }
-
-    package var dasdChannelPathSummaries: [ChannelPathID: DASDChannelPathSummary] { dasdHealthCache().summaries }
-
-    private func dasdHealthCache() -> (
-        health: [SubchannelID: DASDPathHealth], summaries: [ChannelPathID: DASDChannelPathSummary]
-    ) {
-        if let dasdCache { return dasdCache }
+    package var dasdPathHealth: [SubchannelID: DASDPathHealth] {
+        if let dasdHealthCache { return dasdHealthCache }
         let health = subsystem.dasdPathHealth
-        let cache = (health: health, summaries: DASDChannelPathSummary.rollUp(health.values))
-        dasdCache = cache
-        return cache
+        dasdHealthCache = health
+        return health
+    }
+
+    package var dasdChannelPathSummaries: [ChannelPathID: DASDChannelPathSummary] {
+        if let dasdSummaryCache { return dasdSummaryCache }
+        let summaries = subsystem.dasdChannelPathSummaries
+        dasdSummaryCache = summaries
+        return summaries
     }
 
     /// Nothing blocks in the model: the reset is made here, on the event loop, and the part

@@ -112,6 +112,35 @@ extension Subsystem {
         return out
     }
 
+    /// `DASDChannelPathSummary.rollUp(dasdPathHealth.values)`, computed from the chpids'
+    /// member lists without building a value per device (a metrics scrape of a large model
+    /// must not allocate per subchannel). O(installed paths).
+    package var dasdChannelPathSummaries: [ChannelPathID: DASDChannelPathSummary] {
+        var out: [ChannelPathID: DASDChannelPathSummary] = [:]
+        for (index, path) in paths.enumerated() {
+            var summary = DASDChannelPathSummary()
+            for member in members[index] {
+                let record = records[Int(member >> 3)]
+                guard record.modelDASDDriver != nil else { continue }
+                let bit: UInt8 = 0x80 >> UInt8(member & 7)
+                let state = dasdDrivers.isEmpty ? nil : dasdDrivers[record.id.rawValue]
+                let operational = record.operationalPaths
+                let opm = operational.inUse ? operational.mask & ~(state?.disabledByDriver ?? 0) : 0
+                summary.devices += 1
+                if opm & bit != 0 { summary.inUse += 1 }
+                if let state {
+                    if state.nppm & bit != 0 { summary.nonPreferred += 1 }
+                    if state.cablepm & bit != 0 { summary.miscabled += 1 }
+                    if state.cuirpm & bit != 0 { summary.cuirQuiesced += 1 }
+                    if state.hpfpm & bit != 0 { summary.noHPF += 1 }
+                    if state.ifccpm & bit != 0 { summary.ifccDisabled += 1 }
+                }
+            }
+            if summary.devices > 0 { out[path.id] = summary }
+        }
+        return out
+    }
+
     /// The DASD behind `device` and the slot of `chpid` on it.
     /// - Throws: `.unknownDevice`, `.notDASD`, `.unknownChannelPath`, `.pathNotInstalled`.
     private func dasdSlot(_ device: DeviceID, _ chpid: ChannelPathID) throws(ModelError) -> (Subchannel, Int) {

@@ -110,6 +110,21 @@ import Testing
         #expect(model.runtimeState == before)
     }
 
+    @Test func theRollUpPerChpidIsTheDevicesRolledUp() throws {
+        var model = try Self.model()
+        #expect(model.dasdChannelPathSummaries == DASDChannelPathSummary.rollUp(model.dasdPathHealth.values))
+        _ = try model.injectDASDPathFault(
+            device: Self.dev("0.0.2000"), chpid: Fixtures.chp("0.45"), fault: .ifcc, count: 256, at: 0)
+        _ = try model.injectDASDPathFault(
+            device: Self.dev("0.0.2001"), chpid: Fixtures.chp("0.46"), fault: .miscabled, at: 0)
+        _ = try model.injectDASDPathFault(
+            device: Self.dev("0.0.1000"), chpid: Fixtures.chp("0.40"), fault: .cuirQuiesce, at: 0)
+        try model.varyPath(Fixtures.chp("0.41"), to: .offline)
+        #expect(model.dasdChannelPathSummaries == DASDChannelPathSummary.rollUp(model.dasdPathHealth.values))
+        #expect(model.dasdChannelPathSummaries[Fixtures.chp("0.41")]?.inUse == 0)
+        #expect(model.dasdChannelPathSummaries[Fixtures.chp("0.45")]?.ifccDisabled == 1)
+    }
+
     @Test func driverStateSurvivesTheRuntimeStateRoundTrip() throws {
         var model = try Self.model()
         let device = Self.dev("0.0.2000")
