@@ -36,6 +36,13 @@ package protocol ChannelSubsystemBackend: AnyObject {
     ///   `BackendError`.
     func planDASDPathReset(_ device: DeviceID, chpids: [ChannelPathID]?) throws(BackendError)
         -> @Sendable () -> PendingWrite.Outcome
+    /// A fault the DASD driver of `device` sees on path `chpid` (`Subsystem.injectDASDPathFault`)
+    /// at model time `time` (µs): the model only; a real host's faults happen to it.
+    /// - Throws: `.unsupported` (the default), `.model(_)` for an unknown device or chpid, a
+    ///   device that is not a DASD, a path it does not have.
+    func injectDASDPathFault(
+        _ device: DeviceID, chpid: ChannelPathID, fault: DASDPathFault, count: UInt32, at time: Int64
+    ) throws(BackendError) -> DASDPathFaultResult
 
     /// A vary (Linux `chchp -v`), planned: checked now, written by the write's `perform`
     /// (off the event loop when it may block), finished by `completeWrite`.
@@ -175,6 +182,13 @@ extension ChannelSubsystemBackend {
         throw .unsupported(
             operation: "dasd-path-reset", backend: name, reason: "the source has no DASD device driver")
     }
+    package func injectDASDPathFault(
+        _ device: DeviceID, chpid: ChannelPathID, fault: DASDPathFault, count: UInt32, at time: Int64
+    ) throws(BackendError) -> DASDPathFaultResult {
+        throw .unsupported(
+            operation: "inject-dasd-path-fault", backend: name,
+            reason: "faults happen to the machine; they cannot be injected through sysfs")
+    }
 }
 
 /// A device that lost its subchannel: Linux keeps its ccw device under `cssN/defunct/`
@@ -299,12 +313,22 @@ package struct ObservedDevices: Hashable, Sendable {
     /// Per device whose `availability` is not `good`, as of the reading's full reading; nil
     /// when this reading read none (the last stands).
     package var availability: [SubchannelID: DeviceAvailability]?
+    /// Paths the DASD driver uses again since the previous reading (path events
+    /// `driver-enabled`).
+    package var dasdEnabled: [DASDPathEnabling]
+    /// Subchannels this reading found removed by a purge of `/proc/cio_ignore` (their device
+    /// numbers on the ignore list), as the previous view had them: a `subchannels-purged`
+    /// path event per chpid they used.
+    package var purged: [Subchannel]
 
     package init(
         orphans: [OrphanedDevice] = [], drivers: [SubchannelID: String] = [:],
         dasd: [SubchannelID: DASDPathHealth] = [:], dasdDisabled: [DASDPathDisabling] = [],
-        availability: [SubchannelID: DeviceAvailability]? = nil
+        availability: [SubchannelID: DeviceAvailability]? = nil, dasdEnabled: [DASDPathEnabling] = [],
+        purged: [Subchannel] = []
     ) {
+        self.dasdEnabled = dasdEnabled
+        self.purged = purged
         self.orphans = orphans
         self.drivers = drivers
         self.dasd = dasd
@@ -333,6 +357,8 @@ package struct ObservedUpdate: Sendable {
     package var drivers: [SubchannelID: String] { devices.drivers }
     package var dasd: [SubchannelID: DASDPathHealth] { devices.dasd }
     package var dasdDisabled: [DASDPathDisabling] { devices.dasdDisabled }
+    package var dasdEnabled: [DASDPathEnabling] { devices.dasdEnabled }
+    package var purged: [Subchannel] { devices.purged }
     package var availability: [SubchannelID: DeviceAvailability]? { devices.availability }
 
     package init(

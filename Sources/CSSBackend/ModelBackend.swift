@@ -7,7 +7,18 @@ import ChannelMeasurement
 /// The in-memory model as a backend: every operation is the model's own.
 package final class ModelBackend: ChannelSubsystemBackend {
     package let kind = BackendKind.model
-    package var subsystem: Subsystem
+    package var subsystem: Subsystem {
+        // Every change of the model may change what its DASD drivers see (a vary changes opm).
+        didSet {
+            dasdHealthCache = nil
+            dasdSummaryCache = nil
+        }
+    }
+    /// `subsystem.dasdPathHealth` and its roll-up, each computed when first asked after a
+    /// change of the model, so that metrics scrapes and queries between changes visit no
+    /// device (and a scrape never builds the per-device values).
+    private var dasdHealthCache: [SubchannelID: DASDPathHealth]?
+    private var dasdSummaryCache: [ChannelPathID: DASDChannelPathSummary]?
 
     /// The channel-measurement facility (off at start) and what the queries have seen of it.
     package private(set) var measurement: MeasurementModel
@@ -65,6 +76,39 @@ package final class ModelBackend: ChannelSubsystemBackend {
 
     package func injectPathFault(_ id: ChannelPathID, _ fault: PathFault) throws(BackendError) -> PathChange {
         try modelCall { () throws(ModelError) in try subsystem.injectPathFault(id, fault) }
+    }
+
+    // MARK: DASD path health (the model's DASD drivers, Subsystem+DASD.swift)
+
+    package var dasdPathHealth: [SubchannelID: DASDPathHealth] {
+        if let dasdHealthCache { return dasdHealthCache }
+        let health = subsystem.dasdPathHealth
+        dasdHealthCache = health
+        return health
+    }
+
+    package var dasdChannelPathSummaries: [ChannelPathID: DASDChannelPathSummary] {
+        if let dasdSummaryCache { return dasdSummaryCache }
+        let summaries = subsystem.dasdChannelPathSummaries
+        dasdSummaryCache = summaries
+        return summaries
+    }
+
+    /// Nothing blocks in the model: the reset is made here, on the event loop, and the part
+    /// returned has nothing left to do (the caller then reads `dasdPathHealth`).
+    package func planDASDPathReset(_ device: DeviceID, chpids: [ChannelPathID]?) throws(BackendError)
+        -> @Sendable () -> PendingWrite.Outcome
+    {
+        _ = try modelCall { () throws(ModelError) in try subsystem.resetDASDPaths(device: device, chpids: chpids) }
+        return { .success(nil) }
+    }
+
+    package func injectDASDPathFault(
+        _ device: DeviceID, chpid: ChannelPathID, fault: DASDPathFault, count: UInt32, at time: Int64
+    ) throws(BackendError) -> DASDPathFaultResult {
+        try modelCall { () throws(ModelError) in
+            try subsystem.injectDASDPathFault(device: device, chpid: chpid, fault: fault, count: count, at: time)
+        }
     }
 
     package func resetChannelPath(_ id: ChannelPathID) throws(BackendError) -> ResetChannelPathResult {

@@ -31,12 +31,16 @@ package enum ModelError: CSSModelError, Equatable {
     case invalidConfigureTarget(ConfigureState)
     /// The machine does not offer this path to the partition (reserved or not recognized).
     case notConfigurable(ChannelPathID, ConfigureState)
+    /// The device is not a DASD (`Subchannel.modelDASDDriver`): no DASD driver state.
+    case notDASD(DeviceID)
+    /// A `path_reset` of every disabled path of a DASD whose driver disabled none.
+    case noDisabledDASDPath(DeviceID)
 
     /// True for the "does not exist" cases, which QMP reports as DeviceNotFound.
     package var isNotFound: Bool {
         switch self {
         case .unknownSubchannel, .unknownDevice, .unknownChannelPath: true
-        case .pathNotInstalled, .invalidConfigureTarget, .notConfigurable: false
+        case .pathNotInstalled, .invalidConfigureTarget, .notConfigurable, .notDASD, .noDisabledDASDPath: false
         }
     }
 
@@ -51,6 +55,9 @@ package enum ModelError: CSSModelError, Equatable {
             "cannot configure a channel path to '\(state)': expected configured or standby"
         case .notConfigurable(let chpid, let state):
             "channel path \(chpid) is \(state) and cannot be configured by this partition"
+        case .notDASD(let id):
+            "device \(id) is not a DASD (no dasd-eckd or dasd-fba device type or control unit)"
+        case .noDisabledDASDPath(let id): "the driver has disabled no path of device \(id)"
         }
     }
 }

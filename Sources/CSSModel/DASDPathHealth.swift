@@ -200,6 +200,30 @@ package struct DASDPathDisabling: Hashable, Sendable {
     }
 }
 
+/// A path the DASD driver uses again for a device after it had disabled it (IFCC threshold,
+/// miscabling, CUIR quiesce): what a path event of kind `driver-enabled` reports.
+package struct DASDPathEnabling: Hashable, Sendable {
+    package var chpid: ChannelPathID
+    package var subchannel: SubchannelID
+
+    package init(chpid: ChannelPathID, subchannel: SubchannelID) {
+        self.chpid = chpid
+        self.subchannel = subchannel
+    }
+
+    /// The paths of one device that `before` had disabled by the driver and `after` has in use
+    /// again (nil on either side: none).
+    package static func between(_ before: DASDPathHealth?, _ after: DASDPathHealth?, subchannel: SubchannelID)
+        -> [DASDPathEnabling]
+    {
+        guard let before, let after else { return [] }
+        let disabled = Set(before.paths.filter { !$0.disabledBecause.isEmpty }.map(\.chpid))
+        return after.paths.filter { disabled.contains($0.chpid) && $0.disabledBecause.isEmpty && $0.inUse }.map {
+            DASDPathEnabling(chpid: $0.chpid, subchannel: subchannel)
+        }
+    }
+}
+
 /// Per channel path: how many DASDs behind it are in each of the driver's states (a roll-up of
 /// `DASDPathHealth.paths`). O(DASDs × 8) to compute.
 package struct DASDChannelPathSummary: Hashable, Sendable {

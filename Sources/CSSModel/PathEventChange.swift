@@ -33,6 +33,16 @@ package enum PathEventChange: String, CaseIterable, Hashable, Sendable {
     case driverDisabledMiscabled = "driver-disabled-miscabled"
     case driverDisabledCuir = "driver-disabled-cuir"
 
+    /// The DASD driver uses the path again for a device after it had disabled it
+    /// (`dasd-path-reset`, a CUIR resume, or the driver's own verification); no cio mask changed.
+    case driverEnabled = "driver-enabled"
+
+    /// Subchannels using the path were removed by a purge of `/proc/cio_ignore` (Linux
+    /// 6.18+), an operator's action: their device numbers are on the ignore list. No mask
+    /// changed on the path; the affected subchannels are the removed ones, with their last
+    /// masks. Reaches no guest.
+    case subchannelsPurged = "subchannels-purged"
+
     /// A report about a path rather than a change of it (a reset, a drift): published although
     /// it alters no state and no mask.
     package var isReport: Bool { self == .reset || self == .drift }

@@ -285,12 +285,13 @@ extension CRWQueue {
 }
 
 extension Subsystem {
-    /// Snapshot format of `runtimeState`.
-    static let runtimeStateVersion: UInt8 = 1
+    /// Snapshot format of `runtimeState`: 2 adds the DASD driver states after the lost
+    /// counts; a version 1 state (none) is still read.
+    static let runtimeStateVersion: UInt8 = 2
 
     /// Everything operations change in this model, as bytes: each channel path's state, each
     /// subchannel's SCHIB (52 bytes) and observed fields, the CRW queue, lost-report counts and
-    /// MCSSE. The layout (which subchannels, paths and slots exist) is the topology's and is
+    /// MCSSE, and the DASD driver states that differ from the default. The layout (which subchannels, paths and slots exist) is the topology's and is
     /// not stored beyond what `restoreRuntimeState` checks. About 62 bytes per subchannel.
     package var runtimeState: [UInt8] {
         var writer = StateWriter(capacity: 64 + paths.count * 16 + records.count * 62)
@@ -313,6 +314,20 @@ extension Subsystem {
             writer.put(cssid)
             writer.put(UInt64(count))
         }
+        let dasd = dasdDrivers.sorted { $0.key < $1.key }
+        writer.put(UInt32(dasd.count))
+        for (id, state) in dasd {
+            writer.put(id)
+            for mask in [state.nppm, state.cablepm, state.cuirpm, state.hpfpm, state.ifccpm] { writer.put(mask) }
+            writer.put(state.autodisable)
+            writer.put(state.threshold)
+            writer.put(state.interval)
+            for slot in 0..<8 {
+                writer.put(state.errorCounts[slot])
+                writer.put(state.lastErrorAt[slot] != nil)
+                writer.put(state.lastErrorAt[slot] ?? 0)
+            }
+        }
         return writer.bytes
     }
 
@@ -322,7 +337,9 @@ extension Subsystem {
     package mutating func restoreRuntimeState(_ bytes: [UInt8]) throws(StateCodingError) {
         var reader = StateReader(bytes)
         let version: UInt8 = try reader.get()
-        guard version == Self.runtimeStateVersion else { throw StateCodingError("model state version \(version)") }
+        guard version == 1 || version == Self.runtimeStateVersion else {
+            throw StateCodingError("model state version \(version)")
+        }
         var restored = self
         restored.multipleCSSEnabled = try reader.flag()
         guard try reader.count(each: 1) == paths.count else {
@@ -363,6 +380,31 @@ extension Subsystem {
         for _ in 0..<(try reader.count(each: 9)) {
             let cssid: UInt8 = try reader.get()
             restored.lostByCSS[cssid] = Int(try reader.get(UInt64.self))
+        }
+        restored.dasdDrivers = [:]
+        if version >= 2 {
+            for _ in 0..<(try reader.count(each: 122)) {
+                let id = try reader.subchannelID()
+                guard restored.subchannel(id)?.modelDASDDriver != nil else {
+                    throw StateCodingError("DASD driver state for \(id), which is not a DASD of the topology")
+                }
+                var state = DASDDriverState()
+                state.nppm = try reader.get()
+                state.cablepm = try reader.get()
+                state.cuirpm = try reader.get()
+                state.hpfpm = try reader.get()
+                state.ifccpm = try reader.get()
+                state.autodisable = try reader.flag()
+                state.threshold = try reader.get()
+                state.interval = try reader.get()
+                for slot in 0..<8 {
+                    state.errorCounts[slot] = try reader.get()
+                    let has = try reader.flag()
+                    let time: Int64 = try reader.get()
+                    state.lastErrorAt[slot] = has ? time : nil
+                }
+                restored.dasdDrivers[id.rawValue] = state
+            }
         }
         guard reader.isAtEnd else { throw StateCodingError("\(bytes.count - reader.offset) bytes after the state") }
         restored.withoutOperationalPath = [:]

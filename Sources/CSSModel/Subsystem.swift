@@ -37,6 +37,10 @@ package struct Subsystem: Sendable {
     /// Devices in use on one operational path and on none, per path and per css, kept up to
     /// date the same way (Subsystem+Redundancy.swift).
     var redundancy = RedundancyCounts()
+    /// The DASD driver's own state per model DASD (subchannel id), only for devices whose state
+    /// differs from the default (Subsystem+DASD.swift): a topology of DASDs costs nothing here
+    /// until faults are injected.
+    var dasdDrivers: [UInt32: DASDDriverState] = [:]
 
     /// The machine's CRW queue.
     package internal(set) var crwQueue: CRWQueue

@@ -93,10 +93,18 @@ final class SysfsMirror {
     private var disablings: [DASDPathDisabling] = []
 
     /// The devices as of this reading, with the disablings found since the last update.
-    private func takeDevices() -> ObservedDevices {
+    private func takeDevices(purged: [Subchannel] = []) -> ObservedDevices {
         defer { disablings = [] }
         return ObservedDevices(
-            orphans: orphans, drivers: drivers, dasd: dasd, dasdDisabled: disablings, availability: availability)
+            orphans: orphans, drivers: drivers, dasd: dasd, dasdDisabled: disablings, availability: availability,
+            dasdEnabled: takeEnablings(), purged: purged)
+    }
+    /// Paths the driver uses again, found since the last update was made.
+    private var enablings: [DASDPathEnabling] = []
+
+    private func takeEnablings() -> [DASDPathEnabling] {
+        defer { enablings = [] }
+        return enablings
     }
 
     /// Where `/proc/cio_ignore` is read when subchannels go (`reportRemovedSubchannels`).
@@ -127,17 +135,20 @@ final class SysfsMirror {
     /// subchannel that went with its device number on `/proc/cio_ignore` (read now) is an
     /// operator's action; one that went otherwise is not explained by the tree. O(subchannels),
     /// on full readings whose layout changed only.
-    private func reportRemovedSubchannels(_ old: Subsystem, _ newer: Subsystem) {
+    /// - Returns: the purged subchannels, as `old` had them (for their path events).
+    private func reportRemovedSubchannels(_ old: Subsystem, _ newer: Subsystem) -> [Subchannel] {
         let kept = Set(newer.subchannels.map(\.id))
         let removed = old.subchannels.filter { !kept.contains($0.id) }
-        guard !removed.isEmpty else { return }
+        guard !removed.isEmpty else { return [] }
         let ignored = proc?.cioIgnore()
+        var purgedSubchannels: [Subchannel] = []
         var purged: [String] = []
         var other: [String] = []
         for sch in removed {
             let name = sch.id.description + (sch.deviceID.map { " (device \($0))" } ?? "")
             if let device = sch.deviceID, ignored?.contains(ssid: device.ssid, devno: device.devno) == true {
                 purged.append(name)
+                purgedSubchannels.append(sch)
             } else {
                 other.append(name)
             }
@@ -159,6 +170,7 @@ final class SysfsMirror {
                 "sysfs: \(other.count) subchannel(s) removed, their device numbers not on /proc/cio_ignore"
                     + (ignored == nil ? " (unreadable)" : "") + ": \(list(other))")
         }
+        return purgedSubchannels
     }
 
     /// Whether two readings of the same layout show the same devices: presence, number,
@@ -302,6 +314,7 @@ final class SysfsMirror {
         if dasdChanged {
             for (id, health) in observation.dasd where dasd[id] != health {
                 disablings += DASDPathDisabling.between(dasd[id], health, subchannel: id)
+                enablings += DASDPathEnabling.between(dasd[id], health, subchannel: id)
             }
         }
         // A device that went or came (its ccw device directory), or changed its type, online
@@ -311,13 +324,13 @@ final class SysfsMirror {
             details != observation.details || orphans != observation.orphans || drivers != observation.drivers
             || availability != observation.availability
             || dasdChanged || (same && !Self.sameDevices(subsystem, newer))
-        if !same { reportRemovedSubchannels(subsystem, newer) }
+        let purged = same ? [] : reportRemovedSubchannels(subsystem, newer)
         install(observation, newer)
         guard !same || !changes.isEmpty || detailsChanged || write != nil else { return nil }
         generation += 1
         return ObservedUpdate(
             generation: generation, subsystem: subsystem, details: details, changes: changes, write: write,
-            layoutChanged: !same, devices: takeDevices())
+            layoutChanged: !same, devices: takeDevices(purged: purged))
     }
 
     private func reread(
@@ -534,6 +547,7 @@ final class SysfsMirror {
                 for problem in health.problems { noteOnce(problem) }
                 if dasd[id] != health {
                     disablings += DASDPathDisabling.between(dasd[id], health, subchannel: id)
+                    enablings += DASDPathEnabling.between(dasd[id], health, subchannel: id)
                     dasd[id] = health
                     changed = true
                 }

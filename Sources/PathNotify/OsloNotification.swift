@@ -54,7 +54,8 @@ package struct OsloNotificationEncoder: Sendable {
         case .offline, .standby, .permanentError, .temporaryError, .redundancyLost, .lastPathLost: return true
         // The DASD driver no longer uses the path for a device.
         case .driverDisabledIfcc, .driverDisabledMiscabled, .driverDisabledCuir: return true
-        case .online, .configured, .recovered, .reset, .drift: return false
+        // An operator's removal of ignored devices: news, not a loss.
+        case .online, .configured, .recovered, .reset, .drift, .subchannelsPurged, .driverEnabled: return false
         }
     }
 

@@ -34,8 +34,34 @@ extension ServerState {
                     crwsLost: 0),
                 as: PathEventChange(disabling.reason), cause: .observed(backend: backend.name))
         }
+        for enabling in update.dasdEnabled {
+            guard let path = backend.subsystem.channelPath(enabling.chpid),
+                let sch = backend.subsystem.subchannel(enabling.subchannel),
+                let slot = sch.channelPaths.firstIndex(of: enabling.chpid)
+            else { continue }
+            pathChanges.publish(
+                PathChange(
+                    before: path, after: path, affected: [AffectedSubchannel(current: sch, slot: slot)], crws: [],
+                    crwsLost: 0),
+                as: .driverEnabled, cause: .observed(backend: backend.name))
+        }
+        // Subchannels an operator purged (cio_ignore): one report per chpid they used, naming
+        // them with their last masks; the path itself did not change.
+        var purgedBySlot: [ChannelPathID: [AffectedSubchannel]] = [:]
+        for sch in update.purged {
+            for (slot, chpid) in sch.channelPaths.enumerated() {
+                guard let chpid else { continue }
+                purgedBySlot[chpid, default: []].append(AffectedSubchannel(current: sch, slot: slot))
+            }
+        }
+        for chpid in purgedBySlot.keys.sorted() {
+            guard let path = backend.subsystem.channelPath(chpid) else { continue }
+            pathChanges.publish(
+                PathChange(before: path, after: path, affected: purgedBySlot[chpid]!, crws: [], crwsLost: 0),
+                as: .subchannelsPurged, cause: .observed(backend: backend.name))
+        }
         // After the changes themselves: a drift event follows the change that made it.
         intents?.publishDrift(self)
-        return changes.count + update.dasdDisabled.count
+        return changes.count + update.dasdDisabled.count + update.dasdEnabled.count + purgedBySlot.count
     }
 }

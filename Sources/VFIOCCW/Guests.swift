@@ -121,7 +121,8 @@ package struct Guests: Sendable {
     ///   chpid order. Cost: O(affected subchannels), a hash lookup each.
     package mutating func hostPathChanged(_ change: PathChange, as kind: PathEventChange) -> [GuestPathChange] {
         // Nor does a drift: the host's own record of intent, no change a guest could see.
-        guard kind != .reset && kind != .drift else { return [] }
+        // Nor a purge: the subchannels are gone from the host, which their removal tells.
+        guard kind != .reset && kind != .drift && kind != .subchannelsPurged else { return [] }
         var reached: [String: [ReachedDevice]] = [:]
         for (index, affected) in change.affected.enumerated() {
             if let binding = bindings[affected.id] {

@@ -40,14 +40,20 @@ import VFIOCCW
         var now = Self.samples(registry)
         #expect(now[#"cssd_build_info{version="9.9.9"}"#] == 1)
         #expect(now[#"cssd_backend_info{backend="model"}"#] == 1)
-        // Every chpid: each state set has exactly one state at 1, and 14 series in all.
+        // Every chpid: each state set has exactly one state at 1, and 14 series in all, 8 more
+        // (cssd_chpid_dasd_devices and cssd_chpid_dasd_paths per state) with the model's DASDs
+        // behind it (0.40-0.4d).
+        let withDASDs = Set(state.backend.dasdChannelPathSummaries.keys)
+        #expect(withDASDs == Set((0x40...0x4d).map { ChannelPathID(cssid: 0, chpid: UInt8($0)) }))
         for path in state.subsystem.channelPaths {
             let chpid = #"chpid="\#(path.id)""#
             for set in ["vary", "configure", "condition"] {
                 let values = now.filter { $0.key.hasPrefix("cssd_chpid_\(set)_state{\(chpid),") }.map(\.value)
                 #expect(values.sorted().last == 1 && values.reduce(0, +) == 1, "\(path.id) \(set)")
             }
-            #expect(now.keys.count { $0.contains(chpid + ",") || $0.contains(chpid + "}") } == 14)
+            #expect(
+                now.keys.count { $0.contains(chpid + ",") || $0.contains(chpid + "}") }
+                    == 14 + (withDASDs.contains(path.id) ? 8 : 0))
         }
         #expect(now[#"cssd_css_subchannels_without_operational_path{cssid="0"}"#] == 0)
         // Redundancy from the start: 0.0.3000-3001 run on 0.4c alone (0.4d in standby); the

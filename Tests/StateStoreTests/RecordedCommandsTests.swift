@@ -142,6 +142,9 @@ private let samples: [String: Sample] = {
         samples[name] = Sample(request: call(name))
     }
     samples["qmp_capabilities"] = Sample(request: call("qmp_capabilities"), negotiated: false)
+    // Host passthrough is what a linux-sysfs host shows; the model's guests are query-guests.
+    samples["query-host-passthrough"] = Sample(
+        request: call("query-host-passthrough"), refusedOnModel: "the model backend has no host passthrough")
     samples["unsubscribe-path-events"] = Sample(
         setup: [call("subscribe-path-events")], request: call("unsubscribe-path-events", #"{"subscription":1}"#))
     samples["store-subchannel"] = Sample(request: call("store-subchannel", #"{"subchannel":"0.0.0003"}"#))
@@ -169,10 +172,14 @@ private let samples: [String: Sample] = {
     samples["detach-passthrough"] = Sample(
         request: call("detach-passthrough", #"{"guest":"guest1","guest-subchannel":"fe.0.0002"}"#))
     // The channel-measurement facility is kept as its state (ChangedState.measurement).
-    // Issue 22: the DASD driver is a real host's; the model has none.
+    // Issue 22: the model's DASD drivers (a 3390 on a 3990 is one); a path the driver
+    // disabled to give back, and IFCCs counted against the model clock (replayed with it).
     samples["dasd-path-reset"] = Sample(
-        request: call("dasd-path-reset", #"{"devno":"0.0.1000","chpids":["0.40"]}"#),
-        refusedOnModel: "not supported by the model backend")
+        setup: [call("inject-dasd-path-fault", #"{"devno":"0.0.2000","chpid":"0.44","fault":"miscabled"}"#)],
+        request: call("dasd-path-reset", #"{"devno":"0.0.2000","chpids":["0.44"]}"#))
+    samples["verify-paths"] = Sample(request: call("verify-paths", #"{"chpids":["0.44","0.45"]}"#))
+    samples["inject-dasd-path-fault"] = Sample(
+        request: call("inject-dasd-path-fault", #"{"devno":"0.0.2000","chpid":"0.45","fault":"ifcc","count":300}"#))
     samples["set-channel-measurement"] = Sample(request: call("set-channel-measurement", #"{"enabled":true}"#))
     samples["set-chpid-load"] = Sample(
         request: call("set-chpid-load", #"{"chpid":"0.40","load":{"util_part":10}}"#))

@@ -113,7 +113,11 @@ def test_an_ifcc_line_rereads_the_device_and_path_reset_gives_it_back(start, sho
     after = me.call("dasd-path-reset", devno="0.0.1001")
     assert open(os.path.join(device, "path_reset")).read() == "20"
     assert all(p["in-use"] and not p["disabled-because"] for p in after["paths"])
-    assert watcher.nothing_pending()  # a path given back is not a disabling
+    # The path back in use: a driver-enabled event (from the reset's re-read), no disabling.
+    chpid_event, sch_event = watcher.events(2)
+    assert (chpid_event["data"]["chpid"], chpid_event["data"]["change"]) == ("0.42", "driver-enabled")
+    assert (sch_event["data"]["devno"], sch_event["data"]["change"]) == ("0.0.1001", "driver-enabled")
+    assert watcher.nothing_pending()
     srv.wait_line("notice", "command=dasd-path-reset", "outcome=ok")
     # The kernel refuses (here: path_reset is a directory, EISDIR): a clear error, the server lives.
     os.remove(os.path.join(device, "path_reset"))

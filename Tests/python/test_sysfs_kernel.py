@@ -120,6 +120,8 @@ def test_subchannels_removed_by_a_cio_ignore_purge_are_an_operators_action(start
         f.write("0.0.1000-0.0.1001\n0.0.100a\n")  # as blacklist.c prints it
     srv = sysfs(tree, "--poll-interval", "100", "--proc-root", proc, start=start)
     c = Client(srv.sock)
+    [purged] = c.call("query-subchannels", devno="0.0.100a")["subchannels"]
+    journal = c.call("query-path-event-journal")
     remove_subchannel(tree, "0.0.0010", "0.0.100a")  # purged: its number is ignored
     remove_subchannel(tree, "0.0.000f", "0.0.1009")  # gone for another reason
     wait_for(lambda: not any(s["subchannel"] in ("0.0.0010", "0.0.000f")
@@ -130,3 +132,17 @@ def test_subchannels_removed_by_a_cio_ignore_purge_are_an_operators_action(start
     assert "0.0.000f" not in purge, purge
     other = next(line for line in log.splitlines() if "not on /proc/cio_ignore" in line)
     assert "0.0.000f (device 0.0.1009)" in other and "warning" in other, other
+    # The purge is also a path event per chpid the subchannel used (from the journal, so that
+    # nothing is coalesced): the removed subchannel named with its last masks; the other
+    # removal is not explained, so no event says anything of it.
+    w = Client(srv.sock)
+    w.call("subscribe-path-events", granularity="both",
+           since={"epoch": journal["epoch"], "sequence": journal["newest"]})
+    chpids = [p for p in purged["chpids"] if p]
+    events = w.events(2 * len(chpids))
+    assert w.nothing_pending()
+    assert [(e["event"], e["data"]["change"]) for e in events] == \
+        [("CHANNEL_PATH_CHANGED", "subchannels-purged"), ("SUBCHANNEL_PATHS_CHANGED", "subchannels-purged")] * len(chpids)
+    assert [e["data"]["chpid"] for e in events[::2]] == sorted(chpids)
+    assert all(e["data"]["subchannels"] == 1 for e in events[::2])
+    assert {(e["data"]["subchannel"], e["data"]["devno"]) for e in events[1::2]} == {("0.0.0010", "0.0.100a")}

@@ -44,6 +44,9 @@ enum DASDCommands {
         let server = context.server
         let backend = server.backend
         let device = arguments.devno
+        // The model resets at once (no reading comes back): its driver-enabled events come
+        // from the health before and after; a host's come with the write's re-read.
+        let before = backend.subsystem.subchannel(device: device).flatMap { backend.dasdPathHealth[$0.id] }
         let perform = try CSSCommands.backendCall { () throws(BackendError) in
             try backend.planDASDPathReset(device, chpids: arguments.chpids)
         }
@@ -59,8 +62,66 @@ enum DASDCommands {
                     throw .generic(
                         "dasd-path-reset: device \(device) was written, but it is no longer a DASD cssd sees")
                 }
+                if reading == nil {
+                    let enabled = DASDPathEnabling.between(before, health, subchannel: sch.id)
+                    publishDriverChanges(enabled.map { ($0.chpid, $0.subchannel, .driverEnabled) }, context)
+                }
                 return info.json
             })
+    }
+
+    /// Model only: a fault the DASD driver sees (`Subsystem.injectDASDPathFault`) at the
+    /// command's time (recorded and replayed with it, so the IFCC counts come back the same);
+    /// each path the driver stops using is a `driver-disabled-*` path event, as on linux-sysfs.
+    static func injectDasdPathFault(_ arguments: InjectDasdPathFaultArguments, _ context: CommandContext)
+        throws(QMPError) -> CommandOutcome
+    {
+        if arguments.count != nil && arguments.fault != .ifcc {
+            throw .generic("Parameter 'count' is only for fault 'ifcc'")
+        }
+        let count = arguments.count ?? 1
+        guard (1...Int(UInt32.max)).contains(count) else {
+            throw .generic("Parameter 'count' expects 1..\(UInt32.max)")
+        }
+        let now = context.now()
+        let time = Int64(now.seconds) * 1_000_000 + Int64(now.microseconds)
+        let backend = context.server.backend
+        let result = try CSSCommands.backendCall { () throws(BackendError) in
+            try backend.injectDASDPathFault(
+                arguments.devno, chpid: arguments.chpid, fault: arguments.fault, count: UInt32(count), at: time)
+        }
+        let subsystem = backend.subsystem
+        let disabled = result.disabled
+        publishDriverChanges(disabled.map { ($0.chpid, $0.subchannel, PathEventChange($0.reason)) }, context)
+        let enabled = DASDPathEnabling.between(result.before, result.after, subchannel: result.subchannel)
+        publishDriverChanges(enabled.map { ($0.chpid, $0.subchannel, .driverEnabled) }, context)
+        guard let device = dasdInfo(result.subchannel, result.after, subsystem) else {
+            throw .generic("inject-dasd-path-fault: subchannel \(result.subchannel) is gone")
+        }
+        return .reply(
+            DASDPathFaultResultReply(
+                device: device, disabled: disabled.map(\.reason), ifccErrors: Int(result.errorCount),
+                keptInUse: result.keptInUse
+            ).json)
+    }
+
+    /// Each path the DASD driver stopped using (`driver-disabled-*`) or uses again
+    /// (`driver-enabled`) as a path event of the command's caller: the path and the device's
+    /// cio masks stay as they are (as in `ServerState.applyObserved` for a host's).
+    private static func publishDriverChanges(
+        _ changes: [(chpid: ChannelPathID, subchannel: SubchannelID, kind: PathEventChange)], _ context: CommandContext
+    ) {
+        let subsystem = context.server.backend.subsystem
+        for (chpid, id, kind) in changes {
+            guard let path = subsystem.channelPath(chpid), let sch = subsystem.subchannel(id),
+                let slot = sch.channelPaths.firstIndex(of: chpid)
+            else { continue }
+            _ = context.publish(
+                PathChange(
+                    before: path, after: path, affected: [AffectedSubchannel(current: sch, slot: slot)], crws: [],
+                    crwsLost: 0),
+                as: kind)
+        }
     }
 
     static func queryPathVerification(_ context: CommandContext) throws(QMPError) -> CommandOutcome {
