@@ -22,8 +22,14 @@ package protocol DurableLog: AnyObject, Sendable {
     ///   - sequences: the path changes it published (empty when none).
     /// - Returns: a token for `waitUntilDurable`.
     func append(request: String, time: EventTime, sequences: ClosedRange<UInt64>?) -> UInt64
-    /// Blocks until the record `token` (and every record before it) is on disk.
+    /// Blocks until the record `token` (and every record before it) is on disk: one commit of
+    /// every record appended so far (group commit), or none when one already took it. A
+    /// failure leaves the records it tried pending: a later call commits them again.
     func waitUntilDurable(_ token: UInt64) -> Result<Void, BackendError>
+    /// Whether the record `token` is on disk (a commit took it). Any thread, no I/O. After a
+    /// wait for a later token failed, it tells which of the records before were committed
+    /// anyway (by a commit another connection waited for).
+    func isDurable(_ token: UInt64) -> Bool
     /// The newest sequence number whose change, and every one before it, is durable; events of
     /// later changes are held. `.max` when nothing waits.
     var deliverableThrough: UInt64 { get }

@@ -59,21 +59,50 @@ package struct DeferredWork {
     /// The first sequence number of the changes whose events wait with the reply (they are
     /// written after it); nil when none wait.
     package let holdsEventsFrom: UInt64?
+    /// The record whose commit `blocking` waits for, when that is all it does: a session then
+    /// keeps running the commands queued behind it and waits for all of their records at
+    /// once (group commit per connection, `QMPSession`); nil: `blocking` is opaque.
+    package let record: DurableRecord?
 
     package init(
         blocking: (@Sendable () -> Outcome)?, waitsOn: Wait = .backendWrite,
-        holdsEventsFrom: UInt64? = nil, finish: @escaping (Outcome) throws(QMPError) -> JSON
+        holdsEventsFrom: UInt64? = nil, record: DurableRecord? = nil,
+        finish: @escaping (Outcome) throws(QMPError) -> JSON
     ) {
         self.blocking = blocking
         self.waitsOn = waitsOn
         self.holdsEventsFrom = holdsEventsFrom
+        self.record = record
         self.finish = finish
+    }
+
+    /// Deferred work that only waits for `token` of `log` to be durable (`waitsOn`
+    /// `.durableRecord`, `record` set), then makes its reply with `finish`.
+    package static func durable(
+        _ token: UInt64, of log: DurableLog, holdsEventsFrom: UInt64? = nil,
+        finish: @escaping (Outcome) throws(QMPError) -> JSON
+    ) -> DeferredWork {
+        DeferredWork(
+            blocking: { log.waitUntilDurable(token).map { nil } }, waitsOn: .durableRecord,
+            holdsEventsFrom: holdsEventsFrom, record: DurableRecord(log: log, token: token), finish: finish)
     }
 
     /// Runs both parts here and now: the reply's value or error.
     package func runInline() -> Result<JSON, QMPError> {
         let outcome = blocking?() ?? .success(nil)
         do throws(QMPError) { return .success(try finish(outcome)) } catch { return .failure(error) }
+    }
+}
+
+/// A record in a durable log that a reply waits for (`DeferredWork.record`).
+package struct DurableRecord: Sendable {
+    package let log: DurableLog
+    /// `DurableLog.append`'s token: records are committed in token order.
+    package let token: UInt64
+
+    package init(log: DurableLog, token: UInt64) {
+        self.log = log
+        self.token = token
     }
 }
 

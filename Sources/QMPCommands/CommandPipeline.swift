@@ -108,7 +108,7 @@ extension DeferredWork {
     /// The same work, with `observe` told of its reply once it is known.
     package func observingReply(_ observe: @escaping (Result<JSON, QMPError>) -> Void) -> DeferredWork {
         let finish = self.finish
-        return DeferredWork(blocking: blocking, waitsOn: waitsOn, holdsEventsFrom: holdsEventsFrom) {
+        return DeferredWork(blocking: blocking, waitsOn: waitsOn, holdsEventsFrom: holdsEventsFrom, record: record) {
             (outcome) throws(QMPError) -> JSON in
             do throws(QMPError) {
                 let value = try finish(outcome)
@@ -146,10 +146,8 @@ package struct DurabilityMiddleware: CommandMiddleware {
             request: call.request.message.serialized(), time: time,
             sequences: after > before ? (before + 1)...after : nil)
         return .waits(
-            DeferredWork(
-                blocking: { log.waitUntilDurable(token).map { nil } }, waitsOn: .durableRecord,
-                holdsEventsFrom: after > before ? before + 1 : nil
-            ) { (outcome) throws(QMPError) -> JSON in
+            .durable(token, of: log, holdsEventsFrom: after > before ? before + 1 : nil) {
+                (outcome) throws(QMPError) -> JSON in
                 if case .failure(let error) = outcome {
                     throw .generic("the change was made but could not be recorded in the state dir: \(error)")
                 }

@@ -142,6 +142,11 @@ final class QMPConnectionHandler: ChannelDuplexHandler {
         let wasOpen = state != .inactive && state != .closed
         state = .closed
         if wasOpen { core.connectionClosed(self) }
+        // Commands whose replies wait for a commit made their changes: those are committed
+        // all the same (in order, after any commit that runs); nobody gets the replies.
+        if let commit = session.abandonQueuedReplies() {
+            core.threads.pool(for: .durableRecord).submit { _ in commit() }
+        }
         session.close()
         context.fireChannelInactive()
     }
@@ -251,7 +256,7 @@ final class QMPConnectionHandler: ChannelDuplexHandler {
                 progress = session.process(into: &output, budget: Self.outputChunk)
                 written += output.readableBytes
                 writeOutput(context: context)
-                if progress == .waiting { startDeferredWork(context: context) }
+                startDeferredWork(context: context)
                 // Checked after every write, not only when the budget ran out: events for a
                 // client that does not read must stay in its bounded queue, not pile up here.
                 if !context.channel.isWritable {
@@ -299,6 +304,26 @@ final class QMPConnectionHandler: ChannelDuplexHandler {
     /// Runs a command's blocking part on the server's thread for its kind (`BlockingThreads`);
     /// its reply is written, and processing resumes, back on the event loop.
     private func startDeferredWork(context: ChannelHandlerContext) {
+        // Records of commands queued behind a commit: one wait for all of them (group commit);
+        // those queued meanwhile go with the next.
+        if let wait = session.takeDurableWait() {
+            core.threads.pool(for: .durableRecord).runIfActive(eventLoop: context.eventLoop) { wait.run() }
+                .assumeIsolated()
+                .whenComplete { result in
+                    let outcomes: [DeferredWork.Outcome]
+                    switch result {
+                    case .success(let value): outcomes = value
+                    case .failure(let error):
+                        // The pool stopped (shutdown): nothing is known to be durable.
+                        let failure = BackendError.io(
+                            path: "(thread pool)", operation: "running on", errno: 0, message: "\(error)")
+                        outcomes = Array(repeating: .failure(failure), count: wait.count)
+                    }
+                    self.session.completeDurableWait(outcomes)
+                    guard let context = self.context, case .serving = self.state else { return }
+                    self.pump(context: context)
+                }
+        }
         // Every `.waiting` round comes here; the work is taken (and started) once.
         guard session.state.name == .waitingToStart, let wait = session.pendingWait,
             let work = try? session.takeDeferredWork()

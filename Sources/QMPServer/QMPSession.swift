@@ -38,6 +38,18 @@ import QMPWire
 /// the state error's text. A command's `.deferred` outcome enters `waiting` (from command mode,
 /// where dispatch runs) when deferral is enabled and the work has a blocking part; otherwise
 /// the session runs the work inline and replies at once.
+///
+/// Group commit per connection (`--state-dir`): work that only waits for a durable record
+/// (`DeferredWork.record`) does not enter `waiting`. Its reply is queued and the session keeps
+/// running the requests behind it that are read-only or recorded (at most
+/// `maxQueuedReplies`), queueing their replies in order; `takeDurableWait` hands out one wait
+/// for every record queued so far (one commit), while the records of later requests gather
+/// for the next. A reply is written once its record is durable and every reply before it was
+/// written; a change's events follow its reply, as without a state dir. A commit that fails
+/// fails every reply it was for with that command's error (except a record another
+/// connection's commit took meanwhile: that one is durable). Any other request waits, unrun,
+/// until the queue is empty (`quit`, a subscription, a backend write keep their place).
+/// While replies are queued the session stays in command mode; `isWaiting` is true.
 package final class QMPSession: SessionControl {
     /// Where the session is in the protocol.
     package enum State {
@@ -97,6 +109,39 @@ package final class QMPSession: SessionControl {
     /// While a reply waits for its changes to become durable: the first of them
     /// (`DeferredWork.holdsEventsFrom`). Its events (and later ones) follow the reply.
     private var heldFrom: UInt64?
+
+    /// A reply queued behind a durable record's commit (group commit, see the type).
+    private struct QueuedReply {
+        enum Content {
+            /// Made: written once every reply before it is.
+            case ready(Result<JSON, QMPError>)
+            /// Waits for `record` to be durable, then `work.finish` makes it.
+            case durable(DeferredWork, DurableRecord)
+            /// Waits for work that blocks on its own (a recorded command whose wait is not a
+            /// plain record): once first in line, the session waits for it as without a queue.
+            case blocking(DeferredWork)
+        }
+
+        let id: QMPReplyID
+        var content: Content
+        /// The first sequence number of the changes whose events follow this reply.
+        let holdsEventsFrom: UInt64?
+    }
+
+    /// Replies in request order, oldest first; the first `committing` wait for a commit that runs.
+    private var queued = CircularBuffer<QueuedReply>()
+    /// A wait from `takeDurableWait` runs.
+    private var durableWaitRuns = false
+    /// How many replies at the front of `queued` the running wait covers.
+    private var committing = 0
+    /// Replies of `queued` whose wait was not handed out yet.
+    private var uncommitted = 0
+    /// The first sequence number whose events wait with a queued reply: its events follow it.
+    private var queuedHeldFrom: UInt64?
+    /// A request that may not run while replies are queued; it runs once they are written.
+    private var stalled: QMPRequest?
+    /// Most replies queued behind commits: beyond it input waits (bounds memory per client).
+    package static let maxQueuedReplies = 1024
     /// Input not yet consumed: the tail of a partial value and/or unscanned bytes.
     private var pending: ByteBuffer?
 
@@ -168,10 +213,10 @@ package final class QMPSession: SessionControl {
         return CommandPipeline(middlewares)
     }
 
-    /// Whether a reply waits for deferred work.
+    /// Whether a reply waits for deferred work (or for a commit: group commit).
     package var isWaiting: Bool {
         if case .waiting = state { return true }
-        return false
+        return !queued.isEmpty || stalled != nil
     }
 
     package init(server: ServerState, readOnly: Bool = false) {
@@ -232,6 +277,15 @@ package final class QMPSession: SessionControl {
         case .negotiating, .commandMode: break
         }
         guard writeEvents(into: &output, budget: budget) else { return .outputFull }
+        guard writeQueuedReplies(into: &output, budget: budget) else { return .outputFull }
+        if case .waiting = state { return .waiting }  // the queue's head blocks on its own
+        if let request = stalled {
+            guard queued.isEmpty else { return .waiting }
+            stalled = nil
+            handle(request, into: &output)
+            if case .waiting = state { return .waiting }
+            guard writeEvents(into: &output, budget: budget) else { return .outputFull }
+        }
         guard var buffer = pending else { return .needInput }
         pending = nil  // keep the buffer uniquely referenced: no copy on write
         var progress = Progress.needInput
@@ -240,16 +294,21 @@ package final class QMPSession: SessionControl {
                 progress = .outputFull
                 break
             }
+            // Replies wait for a commit: input waits too once the queue is full or ends in
+            // work that blocks (nothing behind it may run before it).
+            if queued.count >= Self.maxQueuedReplies || queuedEndsInBlockingWork {
+                progress = .waiting
+                break
+            }
             guard let frame = scanner.decode(buffer: &buffer) else { break }
             switch frame {
             case .value(let bytes, let careful):
                 switch bytes.withUnsafeReadableBytes({ JSONValueParser.parse($0, careful: careful) }) {
                 case .success(let value): handle(value, into: &output)
-                case .failure(let error):
-                    ReplyEncoder.writeError(class: "GenericError", desc: error.description, id: .none, to: &output)
+                case .failure(let error): reply(.failure(.generic(error.description)), id: .none, into: &output)
                 }
             case .error(let error):
-                ReplyEncoder.writeError(class: "GenericError", desc: error.description, id: .none, to: &output)
+                reply(.failure(.generic(error.description)), id: .none, into: &output)
             }
             switch state {
             case .waiting:
@@ -259,6 +318,10 @@ package final class QMPSession: SessionControl {
                 progress = .stopped
                 break loop
             case .negotiating, .commandMode:
+                break
+            }
+            if stalled != nil {
+                progress = .waiting
                 break
             }
             if !writeEvents(into: &output, budget: budget) {
@@ -277,17 +340,22 @@ package final class QMPSession: SessionControl {
     }
 
     private func handle(_ value: JSON, into output: inout ByteBuffer) {
-        let request: QMPRequest
         switch QMPRequest.check(value, oobEnabled: isOOBEnabled) {
-        case .success(let checked): request = checked
-        case .failure(let rejection):
-            reply(.failure(.generic(rejection.desc)), id: rejection.replyID, into: &output)
+        case .success(let request): handle(request, into: &output)
+        case .failure(let rejection): reply(.failure(.generic(rejection.desc)), id: rejection.replyID, into: &output)
+        }
+    }
+
+    private func handle(_ request: QMPRequest, into output: inout ByteBuffer) {
+        let id = request.replyID
+        let call = CommandCall(request, server: server)
+        // Behind queued replies only what neither depends on nor changes anything but the
+        // state a commit records runs: queries and recorded commands. Anything else waits.
+        if !queued.isEmpty && !call.isReadOnly && server.durability?.records(request.command) != true {
+            stalled = request
             return
         }
-        let id = request.replyID
-        switch pipeline.handle(
-            CommandCall(request, server: server), context: CommandContext(server: server, session: self))
-        {
+        switch pipeline.handle(call, context: CommandContext(server: server, session: self)) {
         case .done(let result):
             reply(result, id: id, into: &output)
         case .waits(let work):
@@ -297,13 +365,67 @@ package final class QMPSession: SessionControl {
                 reply(work.runInline(), id: id, into: &output)
                 return
             }
-            state = .waiting(PendingReply(id: id, work: work, blocking: blocking, oob: oob))
-            heldFrom = work.holdsEventsFrom
+            if let record = work.record, work.waitsOn == .durableRecord {
+                enqueue(QueuedReply(id: id, content: .durable(work, record), holdsEventsFrom: work.holdsEventsFrom))
+                uncommitted += 1
+            } else if !queued.isEmpty {
+                enqueue(QueuedReply(id: id, content: .blocking(work), holdsEventsFrom: work.holdsEventsFrom))
+            } else {
+                state = .waiting(PendingReply(id: id, work: work, blocking: blocking, oob: oob))
+                heldFrom = work.holdsEventsFrom
+            }
+        }
+    }
+
+    private func enqueue(_ entry: QueuedReply) {
+        if queuedHeldFrom == nil { queuedHeldFrom = entry.holdsEventsFrom }
+        queued.append(entry)
+    }
+
+    private var queuedEndsInBlockingWork: Bool {
+        if case .blocking = queued.last?.content { return true }
+        return false
+    }
+
+    /// Writes the replies at the head of the queue that are made, each followed by the events
+    /// of its changes; the work of a blocking reply that comes first becomes the one the session
+    /// waits for (`waiting`). False when the budget ran out.
+    private func writeQueuedReplies(into output: inout ByteBuffer, budget: Int) -> Bool {
+        while let head = queued.first {
+            guard output.readableBytes < budget else { return false }
+            switch head.content {
+            case .durable: return true
+            case .ready(let result):
+                queued.removeFirst()
+                if committing > 0 { committing -= 1 }
+                writeReply(result, id: head.id, into: &output)
+            case .blocking(let work):
+                guard case .commandMode(let oob) = state, let blocking = work.blocking else { return true }
+                queued.removeFirst()
+                state = .waiting(PendingReply(id: head.id, work: work, blocking: blocking, oob: oob))
+                heldFrom = work.holdsEventsFrom
+            }
+            // The events of the reply written may go now, up to those of the next that has some.
+            if head.holdsEventsFrom != nil && head.holdsEventsFrom == queuedHeldFrom {
+                queuedHeldFrom = queued.first { $0.holdsEventsFrom != nil }?.holdsEventsFrom
+            }
+            if case .waiting = state { return true }
+            guard writeEvents(into: &output, budget: budget) else { return false }
+        }
+        return true
+    }
+
+    /// A command's reply: written now, or queued behind replies that wait for a commit.
+    private func reply(_ result: Result<JSON, QMPError>, id: QMPReplyID, into output: inout ByteBuffer) {
+        if queued.isEmpty {
+            writeReply(result, id: id, into: &output)
+        } else {
+            queued.append(QueuedReply(id: id, content: .ready(result), holdsEventsFrom: nil))
         }
     }
 
     /// Writes a command's reply.
-    private func reply(_ result: Result<JSON, QMPError>, id: QMPReplyID, into output: inout ByteBuffer) {
+    private func writeReply(_ result: Result<JSON, QMPError>, id: QMPReplyID, into output: inout ByteBuffer) {
         switch result {
         case .success(let value):
             ReplyEncoder.writeReturn(value, id: id, to: &output)
@@ -318,6 +440,7 @@ package final class QMPSession: SessionControl {
         var full = false
         var limit = server.deliverableThrough
         if let heldFrom { limit = min(limit, heldFrom - 1) }
+        if let queuedHeldFrom { limit = min(limit, queuedHeldFrom - 1) }
         // The clock is read when an event needs it (most have their change's time), not once
         // per request: this runs after every request, and most connections have no events.
         let server = self.server
@@ -359,7 +482,75 @@ package final class QMPSession: SessionControl {
         heldFrom = nil
         let result: Result<JSON, QMPError>
         do throws(QMPError) { result = .success(try pending.work.finish(outcome)) } catch { result = .failure(error) }
-        reply(result, id: pending.id, into: &output)
+        writeReply(result, id: pending.id, into: &output)
+    }
+
+    /// One wait for the records of every queued reply not yet covered by a commit (group
+    /// commit): the caller runs it off the loop (it blocks on the disk), then calls
+    /// `completeDurableWait` with its outcomes, one per reply, in order. nil while a wait
+    /// runs (the records queued meanwhile go with the next), when none is queued, or when
+    /// the session stopped.
+    package func takeDurableWait() -> DurableWait? {
+        guard !durableWaitRuns, uncommitted > 0, !isStopped else { return nil }
+        var records: [DurableRecord] = []
+        records.reserveCapacity(uncommitted)
+        for entry in queued {
+            if case .durable(_, let record) = entry.content { records.append(record) }
+        }
+        committing = queued.count
+        uncommitted = 0
+        durableWaitRuns = true
+        let taken = records
+        return DurableWait(count: taken.count) { Self.waitUntilDurable(taken) }
+    }
+
+    /// One wait for the records of several queued replies (`takeDurableWait`).
+    package struct DurableWait: Sendable {
+        /// The number of records, and of outcomes `run` returns.
+        package let count: Int
+        /// Blocks until they are durable (or their commit failed): one outcome per record.
+        package let run: @Sendable () -> [DeferredWork.Outcome]
+    }
+
+    /// The outcome of each record's wait: the newest one's wait commits every one before it
+    /// (records are committed in token order); when that commit fails, those another commit
+    /// took before it are durable all the same.
+    private static func waitUntilDurable(_ records: [DurableRecord]) -> [DeferredWork.Outcome] {
+        guard let newest = records.max(by: { $0.token < $1.token }) else { return [] }
+        switch newest.log.waitUntilDurable(newest.token) {
+        case .success: return Array(repeating: .success(nil), count: records.count)
+        case .failure(let error):
+            return records.map { $0.log.isDurable($0.token) ? .success(nil) : .failure(error) }
+        }
+    }
+
+    /// Makes the replies the wait from `takeDurableWait` was for (`outcomes`: one per
+    /// record, in order); `process` writes them. A stopped session has dropped its replies:
+    /// the outcomes go too.
+    package func completeDurableWait(_ outcomes: [DeferredWork.Outcome]) {
+        guard !isStopped, durableWaitRuns else { return }
+        var next = outcomes.makeIterator()
+        for index in queued.indices.prefix(committing) {
+            guard case .durable(let work, _) = queued[index].content, let outcome = next.next() else { continue }
+            let result: Result<JSON, QMPError>
+            do throws(QMPError) { result = .success(try work.finish(outcome)) } catch { result = .failure(error) }
+            queued[index].content = .ready(result)
+        }
+        committing = 0
+        durableWaitRuns = false
+    }
+
+    /// The wait for the records of every reply still queued, for a connection that closed:
+    /// their changes were made, so they are committed all the same; nobody gets the replies.
+    /// nil when none is queued. Call before `close`.
+    package func abandonQueuedReplies() -> (@Sendable () -> Void)? {
+        var records: [DurableRecord] = []
+        for entry in queued {
+            if case .durable(_, let record) = entry.content { records.append(record) }
+        }
+        guard !records.isEmpty else { return nil }
+        let taken = records
+        return { _ = Self.waitUntilDurable(taken) }
     }
 
     /// The client sent its last byte (it half-closed): drops a value or token it left
@@ -399,6 +590,8 @@ package final class QMPSession: SessionControl {
     package func stop() {
         state = .stopped
         pending = nil
+        queued.removeAll()
+        (durableWaitRuns, committing, uncommitted, queuedHeldFrom, stalled) = (false, 0, 0, nil, nil)
     }
 
     // MARK: SessionControl

@@ -52,6 +52,8 @@ extension StateStore {
         }
     }
 
+    package func isDurable(_ token: UInt64) -> Bool { pending.withLockedValue { $0.committed >= token } }
+
     package func waitUntilDurable(_ token: UInt64) -> Result<Void, BackendError> {
         commitLock.withLock {
             let batch: [Record] = pending.withLockedValue { state in

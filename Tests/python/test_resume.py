@@ -5,6 +5,7 @@ foreign and read-only state dirs refused, untouched)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -278,6 +279,62 @@ def test_sigkill_in_a_stream_of_changes_then_restart_loses_nothing_acknowledged(
         vary(c, "0.47", "offline")
         [live] = resumed.events(1)
         assert (live["data"]["epoch"], live["data"]["sequence"]) == (epoch, journal["newest"] + 1)
+    finally:
+        server.stop()
+
+
+def test_sigkill_under_pipelined_load_loses_no_acknowledged_change(short_tmp):
+    """One connection keeps 64 vary-path requests in flight (group commit: replies of many
+    changes wait for one commit): SIGKILL mid-stream; every change whose reply came survives,
+    in order, and the state after restart is that of the changes that survived."""
+    state = os.path.join(short_tmp, "state")
+    args = ["--state-dir", state, "--event-journal", "1000000"]
+    server = start_cssd(short_tmp, *args)
+    try:
+        writer = Client(server.sock)  # negotiated; read raw below
+        sock = writer.sock
+        epoch = Client(server.sock).call("query-path-event-journal")["epoch"]
+        window, sent, acked, buf = 64, 0, 0, b""
+        request = lambda n: json.dumps({"execute": "vary-path", "id": n, "arguments": {
+            "chpid": "0.44", "state": "offline" if n % 2 else "online"}}).encode()
+        killed = False
+        try:
+            while True:
+                while sent - acked < window:
+                    sent += 1
+                    sock.sendall(request(sent))
+                chunk = sock.recv(1 << 16)
+                if not chunk:
+                    break
+                buf += chunk
+                *lines, buf = buf.split(b"\r\n")
+                for line in lines:
+                    message = json.loads(line)
+                    assert "return" in message and message["id"] == acked + 1, message
+                    acked += 1
+                if not killed and acked >= 200:
+                    # Killed at a point of the stream, not after a guessed time: 200 replies in.
+                    killed = True
+                    os.killpg(server.proc.pid, signal.SIGKILL)
+        except (ConnectionResetError, BrokenPipeError, OSError):
+            pass
+        server.proc.wait()
+        assert acked >= 200
+
+        server = start_cssd(short_tmp, *args)
+        c = Client(server.sock)
+        journal = c.call("query-path-event-journal")
+        assert journal["epoch"] == epoch
+        # Every acknowledged change is there; at most those sent after it were made too.
+        assert acked <= journal["newest"] <= sent
+        replay = Client(server.sock)
+        replay.call("subscribe-path-events", since={"epoch": epoch, "sequence": 0})
+        history = [e["data"] for e in replay.events(journal["newest"])]
+        assert [d["sequence"] for d in history] == list(range(1, journal["newest"] + 1))
+        assert {d["chpid"] for d in history} == {"0.44"}
+        # Change n took 0.44 offline when n is odd: the state is the last surviving change's.
+        chpids = {p["chpid"]: p["vary"] for p in c.call("query-chpids")}
+        assert chpids["0.44"] == ("offline" if journal["newest"] % 2 else "online")
     finally:
         server.stop()
 

@@ -91,7 +91,10 @@ enum IntentCommands {
         case .reply(let value): return .reply(reply(value))
         case .deferred(let work):
             return .deferred(
-                DeferredWork(blocking: work.blocking, waitsOn: work.waitsOn, holdsEventsFrom: work.holdsEventsFrom) {
+                DeferredWork(
+                    blocking: work.blocking, waitsOn: work.waitsOn, holdsEventsFrom: work.holdsEventsFrom,
+                    record: work.record
+                ) {
                     (result) throws(QMPError) -> JSON in reply(try work.finish(result))
                 })
         }

@@ -84,8 +84,7 @@ enum MeasurementCommands {
         let token = log.appendMeasurement(
             state: model.measurement.savedState(at: server.measurementClock()), time: server.clock())
         return .deferred(
-            DeferredWork(blocking: { log.waitUntilDurable(token).map { nil } }, waitsOn: .durableRecord) {
-                (outcome) throws(QMPError) -> JSON in
+            .durable(token, of: log) { (outcome) throws(QMPError) -> JSON in
                 if case .failure(let error) = outcome {
                     throw .generic("the change was made but could not be recorded in the state dir: \(error)")
                 }
