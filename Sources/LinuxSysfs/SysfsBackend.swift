@@ -319,9 +319,11 @@ package final class SysfsBackend: ObservedBackend {
         let writer = self.writer
         let ticket = WriteTicket(follower: follower)
         return PendingWrite(chpid: id, change: change) {
+            follower.writeStarting(id)
             do throws(BackendError) {
                 try writer.write(value, to: path)
             } catch {
+                follower.writeFailed(id)
                 return .failure(error)
             }
             // Read what the write can change, here, off the loop; the reading goes back to the

@@ -217,11 +217,26 @@ final class SysfsFollower: @unchecked Sendable {
     /// keeps it for a completion that never comes.
     func rereadAfterWrite(_ chpid: ChannelPathID, ticket: WriteTicket) -> ObservedUpdate? {
         reading(
-            { $0.rereadAfterWrite(chpid) },
+            { mirror in
+                mirror.writeEnded(chpid)
+                return mirror.rereadAfterWrite(chpid)
+            },
             then: { update in
                 gate.withLock { writeInFlight = update.generation }
                 ticket.hold(update)
             })
+    }
+
+    /// A write to `chpid` is about to start: until its own reading (`rereadAfterWrite`) or its
+    /// failure (`writeFailed`), the other readings leave the chpid's attributes alone, so that
+    /// its change is the write's (published after its reply), never an observed one before it.
+    func writeStarting(_ chpid: ChannelPathID) {
+        mirrorLock.withLock { mirror.pathsBeingWritten[chpid, default: 0] += 1 }
+    }
+
+    /// The write to `chpid` failed: nothing of it to read; the readings may read the chpid.
+    func writeFailed(_ chpid: ChannelPathID) {
+        mirrorLock.withLock { mirror.writeEnded(chpid) }
     }
 
     /// The loop has taken the write's reading `generation` (applied and published it): the

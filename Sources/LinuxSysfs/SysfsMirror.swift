@@ -254,6 +254,14 @@ final class SysfsMirror {
         }.filter { subsystem.subchannel($0) != nil }
     }
 
+    /// Chpids with a write under way (count of writes), set by the follower around each write.
+    var pathsBeingWritten: [ChannelPathID: Int] = [:]
+
+    func writeEnded(_ chpid: ChannelPathID) {
+        guard let count = pathsBeingWritten[chpid] else { return }
+        pathsBeingWritten[chpid] = count > 1 ? count - 1 : nil
+    }
+
     /// A write to `chpid` returned: its attributes and all of its subchannels, whether or not
     /// the attributes changed (a configure changes the PAM that `pimpampom` shows).
     func rereadAfterWrite(_ chpid: ChannelPathID) -> ObservedUpdate? {
@@ -342,7 +350,10 @@ final class SysfsMirror {
         var working = subsystem
         var newDetails = details
         var changedPaths: [ChannelPathID] = []
-        for id in paths where !placeholders.contains(id) {
+        // A chpid whose write is under way is read by the write's own reading only: a tick
+        // between the write and that reading published the change as observed, before the
+        // write's reply (and the reply then said nothing changed).
+        for id in paths where !placeholders.contains(id) && (write == id || pathsBeingWritten[id] == nil) {
             guard let last = working.channelPath(id) else { continue }
             let dir = self.paths.channelPath(id)
             let reading = SysfsObservation.readChannelPath(

@@ -57,7 +57,8 @@ def test_reads_what_the_model_of_the_same_topology_holds(start, short_tmp, descr
     assert real_subchannels == all_subchannels(model)
     assert all("vpm" not in s for s in all_subchannels(model, machine_only=True))
     assert machine_vpm == [s["lpm"] & s["pam"] & s["pom"] for s in real_subchannels]  # make_sysfs's default
-    strip = lambda chps: [{k: v for k, v in c.items() if k not in MACHINE_ONLY} for c in chps]
+    # 'dasd': the model's 3390s have a DASD driver (issue 22), the fixture tree binds none.
+    strip = lambda chps: [{k: v for k, v in c.items() if k not in MACHINE_ONLY and k != "dasd"} for c in chps]
     real_chpids = real.call("query-chpids")
     assert strip(real_chpids) == strip(model.call("query-chpids"))
     # What the model cannot know: sysfs says 'unknown' for a path without measurement data.
