@@ -27,6 +27,15 @@ package struct HostPassthroughView: Sendable, Equatable {
         return byName.keys.sorted().map { ($0, byName[$0]!) }
     }
 
+    /// Whether subchannel `id` is passed through and a guest may be driving it: it has a
+    /// mediated device that a process holds, or whose holder cannot be told (the last-path
+    /// interlock then errs on the side of the guest).
+    package func isHeld(_ id: SubchannelID) -> Bool {
+        guard let mdev = passthrough(id)?.mdev else { return false }
+        if case .none = mdev.holder { return false }
+        return true
+    }
+
     package func passthrough(_ id: SubchannelID) -> HostPassthrough? {
         subchannels.first { $0.subchannel == id }
     }

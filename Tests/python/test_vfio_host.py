@@ -152,3 +152,23 @@ def test_metrics_per_guest_count_passthrough_and_devices_without_path(short_tmp,
     # web's domain stops (libvirt removes its status file): its series go.
     os.remove(os.path.join(run, "libvirt", "qemu", "web.xml"))
     wait_until(lambda: not any("web" in k for k in gauges()), 30, "web's series gone")
+
+
+def test_the_interlock_protects_a_passed_through_device_a_guest_holds(host):
+    """A subchannel bound to vfio_ccw has no online ccw device on the host; a guest drives it
+    through its mdev. Varying its last path off needs force once a guest holds the mdev (both
+    of its paths went without force)."""
+    tree, run, proc, srv = host
+    client = Client(srv.sock)
+    vfio.bind_vfio(tree, "0.0.000f")  # 0.0.1009 on 0.4a and 0.4b
+    vfio.create_mdev(tree, "0.0.000f", UUID, 7)
+    wait_until(lambda: len(passthrough(client)) == 1 or None, 30, "the passthrough read")
+    # An mdev nobody holds: no guest's last path.
+    client.call("vary-path", chpid="0.4a", state="offline")
+    client.call("vary-path", chpid="0.4a", state="online")
+    vfio.libvirt_domain(run, "db-1", 4100, [UUID])
+    wait_until(lambda: passthrough(client)[0].get("guest") == "db-1" or None, 30, "db-1 holding it")
+    client.call("vary-path", chpid="0.4a", state="offline")
+    err = client.error("vary-path", chpid="0.4b", state="offline")
+    assert err["class"] == "GenericError" and "0.0.1009" in err["desc"], err
+    client.call("vary-path", chpid="0.4b", state="offline", force=True)

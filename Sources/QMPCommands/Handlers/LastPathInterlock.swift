@@ -8,7 +8,9 @@ import QMPWire
 /// a `modify-subchannel` that clears LPM bits are refused when they would take the last
 /// operational path of a device in use, unless the caller passes `force: true` (which the
 /// audit line records). A device passed through to a guest (vfio-ccw) is in use whatever its
-/// host `online` says: the host's ccw device is unbound, the guest drives it. Faults (inject-path-fault, what a host reports) are hardware and never
+/// host `online` says: the host's ccw device is unbound, the guest drives it (the model's
+/// guests; on linux-sysfs a subchannel whose mediated device is held, or whose holder cannot
+/// be told). Faults (inject-path-fault, what a host reports) are hardware and never
 /// pass through here.
 ///
 /// The check is the model's what-if (`Subsystem+Impact.swift`) on the backend's current view,
@@ -105,8 +107,9 @@ extension CommandContext {
             ? nil
             : try ImpactCommands.modelCall { () throws(ModelError) in try subsystem.impactOfRemoving(chpids: going) }
         let guests = server.guests
+        let host = server.backend.hostPassthrough
         try LastPathInterlock.check(action, impact: impact, already: already, force: force) {
-            guests.binding(of: $0) != nil
+            guests.binding(of: $0) != nil || host?.isHeld($0) == true
         }
     }
 }
