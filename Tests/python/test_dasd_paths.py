@@ -74,6 +74,9 @@ def test_bad_input_gets_clear_errors_and_the_server_survives(start, short_tmp):
     assert e["class"] == "GenericError" and "chpids" in e["desc"], e
     e = me.error("dasd-path-reset", devno="0.0.1000", chpids=["0.60"])
     assert "0.60: not a path of device 0.0.1000" in e["desc"], e
+    # An empty list wrote 00 and said ok.
+    e = me.error("dasd-path-reset", devno="0.0.1000", chpids=[])
+    assert e["class"] == "GenericError" and "at least one chpid" in e["desc"], e
     e = me.error("dasd-path-reset", devno="0.0.1001")
     assert "the path masks of device 0.0.1001 are unknown" in e["desc"], e
     assert me.call("query-version")

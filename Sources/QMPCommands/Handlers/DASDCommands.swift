@@ -44,6 +44,10 @@ enum DASDCommands {
         let server = context.server
         let backend = server.backend
         let device = arguments.devno
+        // An empty list wrote 00 to path_reset and answered ok: nothing was reset.
+        if let chpids = arguments.chpids, chpids.isEmpty {
+            throw .generic("Parameter 'chpids' expects at least one chpid (omit it for every path the driver disabled)")
+        }
         // The model resets at once (no reading comes back): its driver-enabled events come
         // from the health before and after; a host's come with the write's re-read.
         let before = backend.subsystem.subchannel(device: device).flatMap { backend.dasdPathHealth[$0.id] }
