@@ -100,7 +100,7 @@ package enum KernelLogConversion {
                     fault(number, at: offset, ChannelPathID(cssid: 0, chpid: UInt8(rsid)), kind)
                 }
             } else if message.hasPrefix("cio: Processing "), let range = message.firstRange(of: " for channel path ") {
-                let what = message["cio: Processing ".endIndex..<range.lowerBound]
+                let what = message.dropFirst("cio: Processing ".count)[..<range.lowerBound]
                 guard let chpid = channelPathID(message[range.upperBound...]) else {
                     skipped.append((number, "a chpid that does not parse"))
                     continue

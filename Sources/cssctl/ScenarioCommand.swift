@@ -35,23 +35,24 @@ struct ScenarioCommand: ParsableCommand {
 
         func run() throws {
             let text = try readText(file)
-            do {
-                let scenario = try Scenario.parse(text)
-                if let topology {
-                    let described: Topology
-                    do { described = try TopologyFile.decode(contentsOf: topology) } catch {
-                        printError("cssctl: \(error)")
-                        throw Exit.failure
-                    }
-                    try scenario.check(against: ScenarioTargets(topology: described))
+            var targets: ScenarioTargets?
+            if let topology {
+                do { targets = ScenarioTargets(topology: try TopologyFile.decode(contentsOf: topology)) } catch {
+                    printError("cssctl: \(error)")
+                    throw Exit.failure
                 }
-                writeOutput(
-                    "\(scenario.name): \(scenario.clock.rawValue) clock, \(scenario.steps.count) steps, \(scenario.duration) ms\n"
-                )
-            } catch let error as ScenarioError {
+            }
+            let scenario: Scenario
+            do throws(ScenarioError) {
+                scenario = try Scenario.parse(text)
+                if let targets { try scenario.check(against: targets) }
+            } catch {
                 printError("\(file):\(error)")
                 throw Exit.errorReply
             }
+            writeOutput(
+                "\(scenario.name): \(scenario.clock.rawValue) clock, \(scenario.steps.count) steps, \(scenario.duration) ms\n"
+            )
         }
     }
 

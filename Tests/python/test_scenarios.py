@@ -48,7 +48,7 @@ def test_unknown_chpids_are_refused_against_the_topology(tmp_path):
     assert scenario("check", str(path)).returncode == 0
     p = scenario("check", str(path), "--topology", str(EXAMPLES / "topology.json"))
     assert p.returncode == 1
-    assert p.stderr.strip() == f"{path}:2:80: step 'step-1': unknown chpid 0.7f (not in the topology)"
+    assert p.stderr.strip() == f"{path}:2:78: step 'step-1': unknown chpid 0.7f (not in the topology)"
 
 
 def test_not_a_scenario(tmp_path):
