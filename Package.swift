@@ -197,7 +197,7 @@ let package = Package(
         .executableTarget(
             name: "cssctl",
             dependencies: [
-                "QMPWire", "JSONValues", "QMPSchema", "QMPTransport", "TopologyFile", "CSSModel", "ChpstatView",
+                "QMPWire", "JSONValues", "QMPSchema", "QMPTransport", "TopologyFile", "CSSModel", "ChpstatView", "Scenario",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -243,6 +243,9 @@ let package = Package(
             ]
         ),
         .target(name: "CSSModel", swiftSettings: fuzzFlags),
+        // Failure scenarios (issue 26), pure: the file format, its checks with line and column,
+        // the timeline with loops unrolled.
+        .target(name: "Scenario", dependencies: ["CSSModel"]),
         // The interface between commands and the source of truth, and the model as one.
         .target(name: "CSSBackend", dependencies: ["CSSModel", "ChannelMeasurement"], swiftSettings: fuzzFlags),
         // The channel-measurement facility (chpstat's data, issue 21), pure: CMCB/CUE layouts,
@@ -284,6 +287,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "CSSModelTests", dependencies: ["CSSModel"]),
+        .testTarget(name: "ScenarioTests", dependencies: ["Scenario", "CSSModel", "TopologyFile", "TestSupport"]),
         .testTarget(name: "ChannelMeasurementTests", dependencies: ["ChannelMeasurement", "CSSModel", "TestSupport"]),
         .testTarget(
             name: "MetricsExporterTests",

@@ -189,7 +189,9 @@ extension Subsystem {
         return (affected, losses)
     }
 
-    private mutating func apply(_ update: MaskUpdate, toRecord index: Int, slot: Int)
+    /// Applies `update` to one subchannel's path in `slot`, keeping the counts (also the
+    /// per-device fault's, Subsystem+DeviceFaults.swift).
+    mutating func apply(_ update: MaskUpdate, toRecord index: Int, slot: Int)
         -> (AffectedSubchannel, RedundancyLoss?)?
     {
         let before = records[index].operationalPaths

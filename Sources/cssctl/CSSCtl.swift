@@ -31,7 +31,7 @@ struct CSSCtl: ParsableCommand {
         version: "cssctl \(CSSCtl.release)",
         subcommands: [
             ExecCommand.self, SchemaDocsCommand.self, BenchCommand.self, GenTopologyCommand.self, EventsCommand.self,
-            LschpCommand.self, LscssCommand.self, ChpstatCommand.self, ChchpCommand.self,
+            LschpCommand.self, LscssCommand.self, ChpstatCommand.self, ChchpCommand.self, ScenarioCommand.self,
         ],
         defaultSubcommand: ExecCommand.self
     )
