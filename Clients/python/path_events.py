@@ -148,8 +148,11 @@ async def watch(qmp, listener, count, resume=None, timeout=None):
 
 
 async def run(address, arguments, count, resume=None, timeout=None):
-    # SIGTERM ends us like Ctrl-C: cancelled, cleaned up, status 0.
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
+    # SIGINT and SIGTERM: cancelled, cleaned up, status 0. Both through the loop's own handler
+    # (its wakeup fd): asyncio.run's SIGINT handler runs only when the loop wakes, and a
+    # Ctrl-C that came just before it blocked left the client waiting (CI saw it hang 120 s).
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(sig, asyncio.current_task().cancel)
     qmp = await connect("path-events", address)
     if qmp is None:
         return 2
