@@ -80,6 +80,16 @@ extension Subchannel {
 }
 
 extension Subsystem {
+    /// The path change a DASD driver's own decision makes (a path disabled or in use again):
+    /// the path and the device's masks as they are, the one device named, no CRW; nil when
+    /// the chpid, the subchannel or the path between them is not (any longer) in the model.
+    package func driverPathChange(chpid: ChannelPathID, subchannel id: SubchannelID) -> PathChange? {
+        guard let path = channelPath(chpid), let sch = subchannel(id), let slot = sch.channelPaths.firstIndex(of: chpid)
+        else { return nil }
+        return PathChange(
+            before: path, after: path, affected: [AffectedSubchannel(current: sch, slot: slot)], crws: [], crwsLost: 0)
+    }
+
     /// The driver state of DASD `sch` (the defaults when nothing changed it).
     package func dasdDriverState(of id: SubchannelID) -> DASDDriverState {
         dasdDrivers[id.rawValue] ?? DASDDriverState()

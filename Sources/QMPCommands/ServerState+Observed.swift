@@ -23,27 +23,14 @@ extension ServerState {
             pathChanges.publish(change, as: kind, cause: .observed(backend: backend.name))
         }
         // The DASD driver's own changes: the path and the device's masks stay as they are.
-        for disabling in update.dasdDisabled {
-            guard let path = backend.subsystem.channelPath(disabling.chpid),
-                let sch = backend.subsystem.subchannel(disabling.subchannel),
-                let slot = sch.channelPaths.firstIndex(of: disabling.chpid)
-            else { continue }
-            pathChanges.publish(
-                PathChange(
-                    before: path, after: path, affected: [AffectedSubchannel(current: sch, slot: slot)], crws: [],
-                    crwsLost: 0),
-                as: PathEventChange(disabling.reason), cause: .observed(backend: backend.name))
-        }
-        for enabling in update.dasdEnabled {
-            guard let path = backend.subsystem.channelPath(enabling.chpid),
-                let sch = backend.subsystem.subchannel(enabling.subchannel),
-                let slot = sch.channelPaths.firstIndex(of: enabling.chpid)
-            else { continue }
-            pathChanges.publish(
-                PathChange(
-                    before: path, after: path, affected: [AffectedSubchannel(current: sch, slot: slot)], crws: [],
-                    crwsLost: 0),
-                as: .driverEnabled, cause: .observed(backend: backend.name))
+        let driverChanges =
+            update.dasdDisabled.map { ($0.chpid, $0.subchannel, PathEventChange($0.reason)) }
+            + update.dasdEnabled.map { ($0.chpid, $0.subchannel, PathEventChange.driverEnabled) }
+        for (chpid, subchannel, kind) in driverChanges {
+            guard let change = backend.subsystem.driverPathChange(chpid: chpid, subchannel: subchannel) else {
+                continue
+            }
+            pathChanges.publish(change, as: kind, cause: .observed(backend: backend.name))
         }
         // Subchannels an operator purged (cio_ignore): one report per chpid they used, naming
         // them with their last masks; the path itself did not change.

@@ -117,14 +117,8 @@ enum DASDCommands {
     ) {
         let subsystem = context.server.backend.subsystem
         for (chpid, id, kind) in changes {
-            guard let path = subsystem.channelPath(chpid), let sch = subsystem.subchannel(id),
-                let slot = sch.channelPaths.firstIndex(of: chpid)
-            else { continue }
-            _ = context.publish(
-                PathChange(
-                    before: path, after: path, affected: [AffectedSubchannel(current: sch, slot: slot)], crws: [],
-                    crwsLost: 0),
-                as: kind)
+            guard let change = subsystem.driverPathChange(chpid: chpid, subchannel: id) else { continue }
+            _ = context.publish(change, as: kind)
         }
     }
 
