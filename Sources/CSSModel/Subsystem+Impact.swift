@@ -18,10 +18,15 @@ extension Subsystem {
     /// The devices that would lose their last operational path, or drop to one, if every path
     /// in `chpids` left the operational mask of every subchannel that has it installed (a vary
     /// offline or a configure to standby of those chpids).
-    /// - Parameter chpids: the paths to take away; repeats count once.
+    /// - Parameters:
+    ///   - chpids: the paths to take away; repeats count once.
+    ///   - listing: how many devices each list keeps and which are always kept (the counts
+    ///     cover every device either way).
     /// - Returns: the impact, devices in subchannel-id order.
     /// - Throws: `ModelError.unknownChannelPath` for the first chpid the model does not have.
-    package func impactOfRemoving(chpids: [ChannelPathID]) throws(ModelError) -> PathImpact {
+    package func impactOfRemoving(chpids: [ChannelPathID], listing: ImpactListing = .all) throws(ModelError)
+        -> PathImpact
+    {
         var lists: [Int] = []
         for chpid in chpids {
             guard let path = pathIndex[chpid.rawValue] else { throw .unknownChannelPath(chpid) }
@@ -30,7 +35,9 @@ extension Subsystem {
         let total = lists.reduce(0) { $0 + members[$1].count }
         if lists.count == 1 {
             // One member list is already in record order: no sorting, no table.
-            return impact(removing: members[lists[0]].lazy.map { (Int($0 >> 3), pathMaskBit(slot: Int($0 & 7))) })
+            return impact(
+                removing: members[lists[0]].lazy.map { (Int($0 >> 3), pathMaskBit(slot: Int($0 & 7))) },
+                listing: listing)
         }
         if total * 8 < records.count {
             // A few small paths: sort their entries (record << 3 | slot sorts by record).
@@ -46,14 +53,14 @@ extension Subsystem {
                     pairs.append((index, bit))
                 }
             }
-            return impact(removing: pairs)
+            return impact(removing: pairs, listing: listing)
         }
         // Many paths: one byte per subchannel, then one pass in record order.
         var table = [UInt8](repeating: 0, count: records.count)
         for path in lists {
             for entry in members[path] { table[Int(entry >> 3)] |= pathMaskBit(slot: Int(entry & 7)) }
         }
-        return impact(removing: table.indices.lazy.filter { table[$0] != 0 }.map { ($0, table[$0]) })
+        return impact(removing: table.indices.lazy.filter { table[$0] != 0 }.map { ($0, table[$0]) }, listing: listing)
     }
 
     /// The devices that would lose their last operational path, or drop to one, if the paths
@@ -62,10 +69,10 @@ extension Subsystem {
     /// installed takes nothing from it.
     /// - Throws: `ModelError.unknownChannelPath` or `.unknownSubchannel` for the first id the
     ///   model does not have (chpids first).
-    package func impactOfRemoving(chpids: [ChannelPathID], from subchannels: [SubchannelID]) throws(ModelError)
-        -> PathImpact
-    {
-        try impact(of: PathRemoval(perSubchannel: [(chpids, subchannels)]))
+    package func impactOfRemoving(
+        chpids: [ChannelPathID], from subchannels: [SubchannelID], listing: ImpactListing = .all
+    ) throws(ModelError) -> PathImpact {
+        try impact(of: PathRemoval(perSubchannel: [(chpids, subchannels)]), listing: listing)
     }
 
     /// The impact of giving subchannel `id` the logical path mask `lpm` (an MSCH through
@@ -81,9 +88,9 @@ extension Subsystem {
     /// asks when other removals are still in flight.
     /// - Throws: `ModelError.unknownChannelPath` or `.unknownSubchannel` for the first id the
     ///   model does not have (chpids first).
-    package func impact(of removal: PathRemoval) throws(ModelError) -> PathImpact {
+    package func impact(of removal: PathRemoval, listing: ImpactListing = .all) throws(ModelError) -> PathImpact {
         if removal.perSubchannel.isEmpty && removal.logicalPathMasks.isEmpty {
-            return try impactOfRemoving(chpids: removal.chpids)
+            return try impactOfRemoving(chpids: removal.chpids, listing: listing)
         }
         var removed: [Int: UInt8] = [:]
         for chpid in removal.chpids + removal.perSubchannel.flatMap(\.chpids) where pathIndex[chpid.rawValue] == nil {
@@ -113,7 +120,8 @@ extension Subsystem {
             // and operational (PIM & PAM & POM), as `OperationalPaths.mask` would read after it.
             added[index, default: 0] |= lpm & ~pmcw.lpm & pmcw.pim & pmcw.pam & pmcw.pom
         }
-        return impact(removing: removed.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }, adding: added)
+        return impact(
+            removing: removed.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }, adding: added, listing: listing)
     }
 
     /// The current redundancy: every device running on exactly one operational path, and
@@ -144,12 +152,12 @@ extension Subsystem {
     /// The impact of taking the slot bits of each pair out of the operational mask of the
     /// record at its index, after adding the bits `added` has for it (a new LPM's); pairs in
     /// ascending record order, each record once (a record with bits to add has a pair, maybe
-    /// with 0 to remove).
-    private func impact(removing removed: some Sequence<(Int, UInt8)>, adding added: [Int: UInt8] = [:]) -> PathImpact {
-        var lost: [ImpactedDevice] = []
-        var dropped: [ImpactedDevice] = []
-        var losingAPath = 0
-        var inUseLosingAPath = 0
+    /// with 0 to remove). Every device is counted; only the ones `listing` keeps are built
+    /// (a what-if over the whole machine must not allocate an entry per device to reply with 16).
+    private func impact(
+        removing removed: some Sequence<(Int, UInt8)>, adding added: [Int: UInt8] = [:], listing: ImpactListing
+    ) -> PathImpact {
+        var impact = PathImpact()
         for (index, bits) in removed {
             let record = records[index]
             let paths = record.operationalPaths
@@ -158,18 +166,43 @@ extension Subsystem {
             // Losing a path: one of today's operational paths is not in `after` (a swap loses
             // one and gains another).
             guard paths.mask & ~after != 0 else { continue }
-            losingAPath += 1
-            if paths.inUse { inUseLosingAPath += 1 }
+            impact.devicesLosingAPath += 1
+            if paths.inUse { impact.inUseDevicesLosingAPath += 1 }
+            let marked = listing.marked(record.id)
             if after == 0 {
-                lost.append(ImpactedDevice(record, before: paths.mask, after: after))
+                impact.lostLastPathCount += 1
+                if paths.inUse { impact.inUseLostLastPathCount += 1 }
+                if impact.lostLastPath.count < listing.limit {
+                    impact.lostLastPath.append(ImpactedDevice(record, before: paths.mask, after: after))
+                }
+                if marked { impact.markedLostLastPath.append(record.id) }
             } else if after.nonzeroBitCount == 1 && paths.count > 1 {
-                dropped.append(ImpactedDevice(record, before: paths.mask, after: after))
+                impact.droppedToOnePathCount += 1
+                if impact.droppedToOnePath.count < listing.limit {
+                    impact.droppedToOnePath.append(ImpactedDevice(record, before: paths.mask, after: after))
+                }
+                if marked { impact.markedDroppedToOnePath.append(record.id) }
             }
         }
-        return PathImpact(
-            lostLastPath: lost, droppedToOnePath: dropped, devicesLosingAPath: losingAPath,
-            inUseDevicesLosingAPath: inUseLosingAPath)
+        return impact
     }
+}
+
+/// Which devices an impact lists: the first `limit` of each list, by subchannel id; and which
+/// subchannels it marks (the server's passed-through ones), whose ids it always collects.
+package struct ImpactListing {
+    /// Most devices `lostLastPath` and `droppedToOnePath` keep; the counts cover all.
+    package var limit: Int
+    /// Whether a subchannel is marked (its id collected whatever the limit).
+    package var marked: (SubchannelID) -> Bool
+
+    package init(limit: Int, marked: @escaping (SubchannelID) -> Bool = { _ in false }) {
+        self.limit = limit
+        self.marked = marked
+    }
+
+    /// Every device listed: what the model's tests and the interlock's "already gone" ask.
+    package static var all: ImpactListing { ImpactListing(limit: .max) }
 }
 
 /// Paths leaving operational masks, for `Subsystem.impact(of:)`: chpids for every subchannel
@@ -224,17 +257,31 @@ package struct ImpactedDevice: Hashable, Sendable {
 /// The answer to a what-if: which devices lose their last operational path, which drop to one,
 /// and how the IBM Linux Health Checker would rate it.
 package struct PathImpact: Hashable, Sendable {
-    /// Devices whose operational mask would become 0, in subchannel-id order.
-    package let lostLastPath: [ImpactedDevice]
-    /// Devices that would be left with exactly one operational path, in subchannel-id order.
-    package let droppedToOnePath: [ImpactedDevice]
-    /// Devices that would lose at least one operational path.
-    package let devicesLosingAPath: Int
+    /// Devices whose operational mask would become 0, in subchannel-id order (the first
+    /// `ImpactListing.limit`).
+    package internal(set) var lostLastPath: [ImpactedDevice] = []
+    /// Devices that would be left with exactly one operational path, in subchannel-id order
+    /// (the first `ImpactListing.limit`).
+    package internal(set) var droppedToOnePath: [ImpactedDevice] = []
+    /// How many devices would lose their last path, listed or not.
+    package internal(set) var lostLastPathCount = 0
     /// Of those, the devices in use.
-    package let inUseDevicesLosingAPath: Int
+    package internal(set) var inUseLostLastPathCount = 0
+    /// How many devices would be left with one path, listed or not.
+    package internal(set) var droppedToOnePathCount = 0
+    /// Devices that would lose at least one operational path.
+    package internal(set) var devicesLosingAPath = 0
+    /// Of those, the devices in use.
+    package internal(set) var inUseDevicesLosingAPath = 0
+    /// The marked subchannels (`ImpactListing.marked`) that would lose their last path, and
+    /// that would drop to one, every one of them, in subchannel-id order.
+    package internal(set) var markedLostLastPath: [SubchannelID] = []
+    package internal(set) var markedDroppedToOnePath: [SubchannelID] = []
 
-    /// The devices in use that would lose their last path: what the interlock refuses.
-    package var inUseLosingLastPath: [ImpactedDevice] { lostLastPath.filter(\.inUse) }
+    /// Whether a list was cut by the listing's limit.
+    package var truncated: Bool {
+        lostLastPath.count < lostLastPathCount || droppedToOnePath.count < droppedToOnePathCount
+    }
 
     /// The Health Checker's rating (lnxhc `css_ccw_chpid_status`: `used_*` exceptions, online
     /// devices behind the chpid, are high; `unused_*`, none online, are low): `.high` when a

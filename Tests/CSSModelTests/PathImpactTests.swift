@@ -111,7 +111,7 @@ import Testing
         }
         let model = try Subsystem(topology: topology)
         let impact = try model.impactOfRemoving(chpids: [Self.chp("0.60")])
-        #expect(impact.inUseLosingLastPath.count == 2 && impact.lostLastPath.count == 3)
+        #expect(impact.inUseLostLastPathCount == 2 && impact.lostLastPath.count == 3)
         #expect(impact.lostLastPath[1].inUse == false)
         topology.subchannels = topology.subchannels.map {
             var s = $0
@@ -119,6 +119,23 @@ import Testing
             return s
         }
         #expect(try Subsystem(topology: topology).impactOfRemoving(chpids: [Self.chp("0.60")]).severity == .low)
+    }
+
+    /// A limited listing builds only the first devices of each list but counts every one, and
+    /// collects every marked subchannel by id (the query's guests) whatever the limit.
+    @Test func limitedListingCountsAllAndCollectsMarked() throws {
+        let model = try Subsystem(topology: .embeddedDefault)
+        let all = try model.impactOfRemoving(chpids: [Self.chp("0.40"), Self.chp("0.41"), Self.chp("0.42")])
+        let marked = all.droppedToOnePath.last!.subchannel
+        let two = try model.impactOfRemoving(
+            chpids: [Self.chp("0.40"), Self.chp("0.41"), Self.chp("0.42")],
+            listing: ImpactListing(limit: 2) { $0 == marked })
+        #expect(two.droppedToOnePath == Array(all.droppedToOnePath.prefix(2)))
+        #expect(two.droppedToOnePathCount == 42 && two.truncated && !all.truncated)
+        #expect(two.markedDroppedToOnePath == [marked] && two.markedLostLastPath.isEmpty)
+        #expect(two.devicesLosingAPath == all.devicesLosingAPath && two.severity == all.severity)
+        let none = try model.impactOfRemoving(chpids: [Self.chp("0.60")], listing: ImpactListing(limit: 0))
+        #expect(none.lostLastPath.isEmpty && none.lostLastPathCount == 3 && none.inUseLostLastPathCount == 3)
     }
 
     @Test func embeddedCurrentRedundancy() throws {

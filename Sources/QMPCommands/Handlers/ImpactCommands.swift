@@ -26,11 +26,15 @@ enum ImpactCommands {
             throw .generic("Parameter 'subchannels' expects 1..\(maxIDs) subchannels")
         }
         let subsystem = context.server.backend.subsystem
+        let guests = context.server.guests
+        // Only the devices the reply lists are built; passed-through ones are collected by id
+        // for the per-guest part (a loop of what-ifs over the whole machine stays cheap).
+        let listing = ImpactListing(limit: limit) { guests.binding(of: $0) != nil }
         let impact = try modelCall { () throws(ModelError) in
             if let subchannels = arguments.subchannels {
-                return try subsystem.impactOfRemoving(chpids: arguments.chpids, from: subchannels)
+                return try subsystem.impactOfRemoving(chpids: arguments.chpids, from: subchannels, listing: listing)
             }
-            return try subsystem.impactOfRemoving(chpids: arguments.chpids)
+            return try subsystem.impactOfRemoving(chpids: arguments.chpids, listing: listing)
         }
         let describe = DeviceDescriber(context)
         let chpids = Set(arguments.chpids).sorted()
@@ -39,13 +43,13 @@ enum ImpactCommands {
             action: arguments.action, chpids: chpids.map(\.description),
             subchannels: subchannels?.map(\.description), severity: impact.severity,
             devicesLosingAPath: impact.devicesLosingAPath, inUseDevicesLosingAPath: impact.inUseDevicesLosingAPath,
-            lostLastPathCount: impact.lostLastPath.count,
-            inUseLostLastPathCount: impact.inUseLosingLastPath.count,
-            lostLastPath: impact.lostLastPath.prefix(limit).map(describe.reply),
-            droppedToOnePathCount: impact.droppedToOnePath.count,
-            droppedToOnePath: impact.droppedToOnePath.prefix(limit).map(describe.reply),
-            guests: describe.guests(lost: impact.lostLastPath, dropped: impact.droppedToOnePath),
-            truncated: impact.lostLastPath.count > limit || impact.droppedToOnePath.count > limit)
+            lostLastPathCount: impact.lostLastPathCount,
+            inUseLostLastPathCount: impact.inUseLostLastPathCount,
+            lostLastPath: impact.lostLastPath.map(describe.reply),
+            droppedToOnePathCount: impact.droppedToOnePathCount,
+            droppedToOnePath: impact.droppedToOnePath.map(describe.reply),
+            guests: describe.guests(lost: impact.markedLostLastPath, dropped: impact.markedDroppedToOnePath),
+            truncated: impact.truncated)
         return .reply(reply.json)
     }
 
@@ -112,17 +116,17 @@ struct DeviceDescriber {
     }
 
     /// The guests with passed-through devices among `lost` or `dropped`, by name.
-    func guests(lost: [ImpactedDevice], dropped: [ImpactedDevice]) -> [ImpactedGuestReply] {
+    func guests(lost: [SubchannelID], dropped: [SubchannelID]) -> [ImpactedGuestReply] {
         let guests = context.server.guests
         var byName: [String: (lost: [String], dropped: [String])] = [:]
-        for device in lost {
-            if let name = guests.binding(of: device.subchannel)?.guest {
-                byName[name, default: ([], [])].lost.append(device.subchannel.description)
+        for subchannel in lost {
+            if let name = guests.binding(of: subchannel)?.guest {
+                byName[name, default: ([], [])].lost.append(subchannel.description)
             }
         }
-        for device in dropped {
-            if let name = guests.binding(of: device.subchannel)?.guest {
-                byName[name, default: ([], [])].dropped.append(device.subchannel.description)
+        for subchannel in dropped {
+            if let name = guests.binding(of: subchannel)?.guest {
+                byName[name, default: ([], [])].dropped.append(subchannel.description)
             }
         }
         return byName.keys.sorted().map { name in
