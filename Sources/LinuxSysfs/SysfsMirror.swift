@@ -88,6 +88,10 @@ final class SysfsMirror {
     /// DASD files read since start (`path_masks` by the sweep, whole devices otherwise), for
     /// tests and the benchmark's accounting.
     private(set) var dasdMaskReads = 0
+    /// How each DASD's `path_masks` last failed the sweep's check, for the devices whose masks
+    /// are not known: a different failure (another malformed value) is a change to re-read and
+    /// report, the same one is not.
+    private var dasdMaskFailures: [SubchannelID: DASDReader.DASDReadFailure] = [:]
     private(set) var dasdDeviceReads = 0
     /// Paths the driver stopped using, found since the last update was made.
     private var disablings: [DASDPathDisabling] = []
@@ -539,8 +543,12 @@ final class SysfsMirror {
                     DASDReader.masks(paths.subchannel(id) + "/" + device)
                 }
             switch reading {
-            case .success(let masks): if masks != last.masks { whole.append(id) }
-            case .failure: if last.masks != nil || last.problems.isEmpty { whole.append(id) }
+            case .success(let masks):
+                dasdMaskFailures[id] = nil
+                if masks != last.masks { whole.append(id) }
+            case .failure(let failure):
+                let before = dasdMaskFailures.updateValue(failure, forKey: id)
+                if last.masks != nil || last.problems.isEmpty || before != failure { whole.append(id) }
             }
         }
         var changed = false
@@ -553,6 +561,7 @@ final class SysfsMirror {
                 layoutChanged = true
             case .notDASD:
                 dasd[id] = nil
+                dasdMaskFailures[id] = nil
                 changed = true
             case .health(let health):
                 for problem in health.problems { noteOnce(problem) }

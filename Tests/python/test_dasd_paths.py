@@ -82,6 +82,27 @@ def test_bad_input_gets_clear_errors_and_the_server_survives(start, short_tmp):
     assert me.call("query-version")
 
 
+def test_a_malformed_path_masks_that_changes_is_reported_as_it_is_now(start, short_tmp):
+    """One malformed value replaced by another: the problem quotes the file as it is now (the
+    sweep took any failure after the first for "no change" and kept quoting the first)."""
+    tree = dasd_tree(short_tmp)
+    masks = os.path.join(tree, "devices/css0/0.0.0007/0.0.1001/path_masks")
+    me = Client(sysfs(tree, "--poll-interval", "100", "--sweep-interval", "300", start=start).sock)
+
+    def problems_quote(text):
+        return any(f"path_masks: '{text}' is not six" in p for p in by_devno(me, "0.0.1001")["problems"])
+
+    for text in ["zz 00 00 00 00 00", "f0 00 00", "qq"]:
+        with open(masks, "w") as f:
+            f.write(text + "\n")
+        wait_until(lambda: problems_quote(text), timeout=60, what=f"the problem quoting {text!r}")
+    with open(masks, "w") as f:
+        f.write("80 00 00 00 00 00\n")
+    wait_until(lambda: by_devno(me, "0.0.1001").get("path-masks") == "80 00 00 00 00 00", timeout=60,
+               what="the masks read again")
+    assert by_devno(me, "0.0.1001")["problems"] == []
+
+
 def test_an_ifcc_line_rereads_the_device_and_path_reset_gives_it_back(start, short_tmp, kmsg):
     tree = dasd_tree(short_tmp)
     path, writer = kmsg
