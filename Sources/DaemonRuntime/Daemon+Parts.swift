@@ -222,6 +222,11 @@ extension Daemon {
         for failure in restored.failed {
             logger.warning("state dir: a recorded command failed again: \(failure)")
         }
+        if store.replacedEmpty {
+            logger.warning(
+                "state dir: \(store.path) held no state (an empty file, as a first start interrupted before its first commit leaves it): started afresh with a new epoch"
+            )
+        }
         logger.info(
             store.created ? "state dir created" : "state restored",
             metadata: [

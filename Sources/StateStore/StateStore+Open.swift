@@ -73,6 +73,7 @@ extension StateStore {
         let topology = options.keepsHost ? nil : fingerprint
         var created = false
         var opened = try openExisting(path, backend: backend, fingerprint: topology)
+        let replacedEmpty = opened == nil && FileManager.default.fileExists(atPath: path)
         if opened == nil {
             do {
                 try SQLiteFile.create(path) { connection in
@@ -107,6 +108,7 @@ extension StateStore {
                 path: path, epoch: meta["epoch"]!, created: created, lastSequence: UInt64(meta["last_sequence"]!)!,
                 backend: kind, recorded: recordedCommands(backend: kind, changedState: changedState), options: options,
                 file: file, lock: lock)
+            store.replacedEmpty = replacedEmpty
             try store.readPositions()
             return store
         } catch let error as StateStoreError {

@@ -62,6 +62,9 @@ package final class StateStore: DurableLog, @unchecked Sendable {
     package let epoch: String
     /// The state dir was new (nothing to restore).
     package let created: Bool
+    /// `created` over a `state.sqlite` that held no table (an empty file: what a first start
+    /// interrupted before its first commit leaves); the daemon says so.
+    package internal(set) var replacedEmpty = false
     /// The last sequence number recorded before this start.
     package let storedLastSequence: UInt64
     /// The commands a successful call of which is recorded (`recordedCommands(backend:)`).

@@ -117,10 +117,13 @@ def test_a_state_dir_of_the_model_is_refused_by_a_host_and_left_alone(short_tmp)
 
 # --- An interrupted first start is not a broken state dir ----------------------------------
 
-def started_fresh(workdir, state):
+def started_fresh(workdir, state, replaced_empty=False):
+    """`state` is taken as never created; with `replaced_empty` the log says an empty
+    state.sqlite was started afresh (a warning, not silence), and only then."""
     server = start_cssd(workdir, "--state-dir", state)
     try:
         assert "state dir created" in server.log_tail()
+        assert ("held no state" in server.log_tail()) == replaced_empty, server.log_tail()
         c = Client(server.sock)
         vary(c, "0.40", "offline")
         epoch = c.call("query-path-event-journal")["epoch"]
@@ -140,7 +143,7 @@ def test_what_an_older_interrupted_first_start_left_is_taken_as_never_created(sh
     empty = os.path.join(short_tmp, "empty")
     os.mkdir(empty)
     open(os.path.join(empty, "state.sqlite"), "wb").close()
-    started_fresh(short_tmp, empty)
+    started_fresh(short_tmp, empty, replaced_empty=True)
     # A database with WAL set and no table yet: killed before the first transaction committed.
     header = os.path.join(short_tmp, "header")
     os.mkdir(header)
@@ -148,7 +151,7 @@ def test_what_an_older_interrupted_first_start_left_is_taken_as_never_created(sh
     connection.execute("PRAGMA journal_mode=WAL")
     connection.close()
     assert os.path.getsize(os.path.join(header, "state.sqlite")) > 0
-    started_fresh(short_tmp, header)
+    started_fresh(short_tmp, header, replaced_empty=True)
     # The store being built when this version was killed.
     building = os.path.join(short_tmp, "building")
     os.mkdir(building)
