@@ -22,6 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import broker as _broker  # noqa: E402
 from harness.cssd import cssd_binary, cssd_server, start_with_metrics  # noqa: E402
 from harness.pki import PKI  # noqa: E402
+from harness.prometheus import SHIPPED_RULES, run_prometheus  # noqa: E402
 from harness.process import ServerHolder, call_failed  # noqa: E402
 from harness.qemu import load_records, qemu_binary, qemu_server  # noqa: E402
 from harness.qmp import Client  # noqa: E402
@@ -186,6 +187,20 @@ def metrics_cssd(short_tmp):
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def prometheus(metrics_cssd, short_tmp):
+    """A Prometheus scraping metrics_cssd every 0.5 s, with the shipped rules: its base URL."""
+    with run_prometheus(short_tmp, {
+        "global": {"scrape_interval": "500ms", "evaluation_interval": "500ms"},
+        "rule_files": [str(SHIPPED_RULES)],
+        "scrape_configs": [{
+            "job_name": "cssd",
+            "static_configs": [{"targets": [f"127.0.0.1:{metrics_cssd.extra['metrics_port']}"]}],
+        }],
+    }) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")

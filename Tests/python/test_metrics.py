@@ -25,27 +25,13 @@ import pytest
 from harness.cssd import cssd_binary, start_with_metrics
 from harness.net import wait_until
 from harness.paths import REPO_ROOT
-from harness.prometheus import alert_firing, http_get, query_value, raw_http, run_prometheus, scrape_values, tool
+from harness.prometheus import alert_firing, http_get, query_value, raw_http, scrape_values, tool
 from harness.qmp import Client
 from harness.sysfs import build_tree
 
 
 RULES = REPO_ROOT / "Deploy" / "prometheus" / "cssd-rules.yml"
 RULE_TESTS = REPO_ROOT / "Deploy" / "prometheus" / "cssd-rules.test.yml"
-
-
-@pytest.fixture
-def prometheus(metrics_cssd, short_tmp):
-    """A Prometheus scraping metrics_cssd every 0.5 s, with the shipped rules."""
-    with run_prometheus(short_tmp, {
-        "global": {"scrape_interval": "500ms", "evaluation_interval": "500ms"},
-        "rule_files": [str(RULES)],
-        "scrape_configs": [{
-            "job_name": "cssd",
-            "static_configs": [{"targets": [f"127.0.0.1:{metrics_cssd.extra['metrics_port']}"]}],
-        }],
-    }) as base:
-        yield base
 
 
 def _check_metrics(port: int) -> str:

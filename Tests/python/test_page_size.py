@@ -45,19 +45,28 @@ def worst_topology(count: int) -> dict:
     }
 
 
-def test_page_of_190_stays_under_go_qemus_line_limit(short_tmp):
+def raw_replies(workdir, *requests):
+    """The raw reply lines (the bytes go-qemu's scanner would read) of `requests` (each a dict of
+    query-subchannels arguments) to a server on the worst-case topology of 400 subchannels."""
     if cssd_binary() is None:
         pytest.skip("cssd binary not found: build it (swift build) or set CSSD_BIN")
-    path = os.path.join(short_tmp, "worst.json")
+    path = os.path.join(workdir, "worst.json")
     with open(path, "w") as f:
         json.dump(worst_topology(400), f)
-    with cssd_server(short_tmp, extra_args=["--topology", path]) as server:
+    with cssd_server(workdir, extra_args=["--topology", path]) as server:
         client = Client(server.sock)
         try:
-            client.send("query-subchannels", limit=PAGE)
-            line = client.file.readline()
+            lines = []
+            for arguments in requests:
+                client.send("query-subchannels", **arguments)
+                lines.append(client.file.readline())
+            return lines
         finally:
             client.close()
+
+
+def test_page_of_190_stays_under_go_qemus_line_limit(short_tmp):
+    [line] = raw_replies(short_tmp, {"limit": PAGE})
     page = json.loads(line)["return"]
     assert len(page["subchannels"]) == PAGE and "next" in page
     # Every member the schema has is served, at its longest, but for EXTRA.
@@ -79,20 +88,7 @@ AVAIL_PAGE = 175  # the figure API/css.json states for query-subchannels with 'a
 def test_page_of_175_with_availability_stays_under_go_qemus_line_limit(short_tmp):
     """With 'availability' true every entry carries it: the model says "good", the longest
     value Linux shows is "no device" (5 bytes more)."""
-    if cssd_binary() is None:
-        pytest.skip("cssd binary not found: build it (swift build) or set CSSD_BIN")
-    path = os.path.join(short_tmp, "worst.json")
-    with open(path, "w") as f:
-        json.dump(worst_topology(400), f)
-    with cssd_server(short_tmp, extra_args=["--topology", path]) as server:
-        client = Client(server.sock)
-        try:
-            client.send("query-subchannels", limit=AVAIL_PAGE, availability=True)
-            line = client.file.readline()
-            client.send("query-subchannels", limit=AVAIL_PAGE)
-            without = client.file.readline()
-        finally:
-            client.close()
+    line, without = raw_replies(short_tmp, {"limit": AVAIL_PAGE, "availability": True}, {"limit": AVAIL_PAGE})
     page = json.loads(line)["return"]
     assert len(page["subchannels"]) == AVAIL_PAGE and "next" in page
     assert {s["availability"] for s in page["subchannels"]} == {"good"}

@@ -12,15 +12,12 @@ cssd's back.
 
 from __future__ import annotations
 
-import os
-
-import pytest
 import yaml
 
 from harness.cssd import start_with_metrics
 from harness.net import wait_until
 from harness.paths import REPO_ROOT
-from harness.prometheus import alert_firing, query, query_value, run_prometheus, scrape_values
+from harness.prometheus import alert_firing, query, query_value, scrape_values
 from harness.qmp import Client
 from harness.sysfs import build_tree, set_status
 
@@ -49,20 +46,6 @@ def chpid_events(client: Client, changes: set, count: int) -> list:
         if event["event"] == "CHANNEL_PATH_CHANGED" and event["data"]["change"] in changes:
             found.append(event["data"])
     return found
-
-
-@pytest.fixture
-def prometheus(metrics_cssd, short_tmp):
-    """A Prometheus scraping metrics_cssd every 0.5 s, with the shipped rules."""
-    with run_prometheus(short_tmp, {
-        "global": {"scrape_interval": "500ms", "evaluation_interval": "500ms"},
-        "rule_files": [str(RULES)],
-        "scrape_configs": [{
-            "job_name": "cssd",
-            "static_configs": [{"targets": [f"127.0.0.1:{metrics_cssd.extra['metrics_port']}"]}],
-        }],
-    }) as base:
-        yield base
 
 
 def test_model_series_events_and_the_alert_expressions(metrics_cssd, prometheus):

@@ -18,7 +18,12 @@ from pathlib import Path
 import pytest
 
 from .net import free_port, wait_until
+from .paths import REPO_ROOT
 from .process import die_with_parent
+
+
+# The alerting and recording rules cssd ships.
+SHIPPED_RULES = REPO_ROOT / "Deploy" / "prometheus" / "cssd-rules.yml"
 
 
 def tool(name: str) -> str:
