@@ -147,17 +147,7 @@ private struct Reader {
             index += 1
             skipWhitespace()
             members.append(.init(key: key, keyPosition: keyPosition, value: try value(depth: depth + 1)))
-            skipWhitespace()
-            guard index < bytes.count else { throw ScenarioError(position, "the text ends inside an object") }
-            if bytes[index] == UInt8(ascii: ",") {
-                index += 1
-                continue
-            }
-            guard bytes[index] == UInt8(ascii: "}") else {
-                throw ScenarioError(position, "not JSON: expected ',' or '}'")
-            }
-            index += 1
-            return members
+            if try closes(with: "}", inside: "an object") { return members }
         }
     }
 
@@ -172,18 +162,24 @@ private struct Reader {
         while true {
             skipWhitespace()
             elements.append(try value(depth: depth + 1))
-            skipWhitespace()
-            guard index < bytes.count else { throw ScenarioError(position, "the text ends inside an array") }
-            if bytes[index] == UInt8(ascii: ",") {
-                index += 1
-                continue
-            }
-            guard bytes[index] == UInt8(ascii: "]") else {
-                throw ScenarioError(position, "not JSON: expected ',' or ']'")
-            }
-            index += 1
-            return elements
+            if try closes(with: "]", inside: "an array") { return elements }
         }
+    }
+
+    /// After a member or an element: consumes the ',' that continues the container (false) or
+    /// the `closing` bracket that ends it (true).
+    /// - Throws: at the end of the text, or at anything else, naming what was expected.
+    private mutating func closes(with closing: Unicode.Scalar, inside container: String) throws(ScenarioError)
+        -> Bool
+    {
+        skipWhitespace()
+        guard index < bytes.count else { throw ScenarioError(position, "the text ends inside \(container)") }
+        let byte = bytes[index]
+        guard byte == UInt8(ascii: ",") || byte == UInt8(ascii: closing) else {
+            throw ScenarioError(position, "not JSON: expected ',' or '\(closing)'")
+        }
+        index += 1
+        return byte == UInt8(ascii: closing)
     }
 
     mutating func string() throws(ScenarioError) -> String {

@@ -109,6 +109,10 @@ private let targets = ScenarioTargets(
         ("{\"topology\": 1}", "1:1: not a scenario: expected an object with a \"scenario\" name and \"steps\""),
         ("{\"scenario\": \"x\"}", "1:1: not a scenario: \"steps\" is missing"),
         ("{\"scenario\": \"x\",\n \"steps\": [}", "2:12: not JSON: expected a value"),
+        ("{\"scenario\": \"x\" \"steps\": []}", "1:18: not JSON: expected ',' or '}'"),
+        ("{\"scenario\": \"x\", \"steps\": [1 2]}", "1:31: not JSON: expected ',' or ']'"),
+        ("{\"scenario\": \"x\", \"steps\": []", "1:30: the text ends inside an object"),
+        ("{\"scenario\": \"x\", \"steps\": [1", "1:30: the text ends inside an array"),
         ("{\"scenario\": \"x\", \"steps\": []} x", "1:32: unexpected text after the scenario's closing brace"),
         ("{\"scenario\": \"x\", \"scenario\": \"y\", \"steps\": []}", "1:19: 'scenario' is given twice"),
         (
