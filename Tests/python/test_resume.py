@@ -692,3 +692,94 @@ def test_cssctl_events_reconnects_and_resumes_across_a_restart(short_tmp):
         if p.poll() is None:
             p.kill()
         server.stop()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a small tmpfs (root)")
+def test_a_full_disk_under_pipelined_load_fails_whole_batches_and_loses_nothing(short_tmp):
+    """The state dir's filesystem fills while one connection keeps 64 changes in flight (group
+    commit): from the first commit that fails, every reply is the command's error ("the change
+    was made but could not be recorded"), the server answers on, and no subscriber hears of those
+    changes. Space freed, the next commit records them too (they were made), their events follow,
+    and a SIGKILL then loses nothing: the journal and the state after restart are the last
+    change's."""
+    disk = os.path.join(short_tmp, "disk")
+    os.mkdir(disk)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", disk], check=True)
+    server = None
+    try:
+        state = os.path.join(disk, "state")
+        args = ["--state-dir", state, "--event-journal", "1000000"]
+        server = start_cssd(short_tmp, *args)
+        subscriber = Client(server.sock)
+        subscriber.call("subscribe-path-events")
+        writer = Client(server.sock)
+        epoch = writer.call("query-path-event-journal")["epoch"]
+        filler = os.path.join(disk, "filler")
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            while os.write(fd, b"\0" * 4096) > 0:
+                pass
+        except OSError:
+            pass  # ENOSPC: full
+        finally:
+            os.close(fd)
+
+        sock, window, sent, replies, buf = writer.sock, 64, 0, [], b""
+        request = lambda n: json.dumps({"execute": "vary-path", "id": n, "arguments": {
+            "chpid": "0.44", "state": "offline" if n % 2 else "online"}}).encode()
+        # Until 256 replies after the first failure (the WAL may have room for a few commits).
+        while not replies or "return" in replies[-1] or len(replies) < replies.index(
+                next(r for r in replies if "error" in r)) + 256:
+            assert sent < 100000, "the full disk never failed a commit"
+            while sent - len(replies) < window:
+                sent += 1
+                sock.sendall(request(sent))
+            chunk = sock.recv(1 << 16)
+            assert chunk, "the server closed the connection"
+            buf += chunk
+            *lines, buf = buf.split(b"\r\n")
+            for line in lines:
+                message = json.loads(line)
+                assert message.get("id") == len(replies) + 1, message
+                replies.append(message)
+        while len(replies) < sent:  # the rest of the window
+            replies.append(writer.reply())
+        first_error = next(i for i, r in enumerate(replies) if "error" in r)
+        ok = first_error  # replies 1..ok were acknowledged
+        for reply in replies[first_error:]:
+            assert reply["error"]["class"] == "GenericError", reply
+            assert reply["error"]["desc"].startswith(
+                "the change was made but could not be recorded in the state dir: "), reply
+        assert writer.call("query-version")  # the connection and the server survive
+
+        # The subscriber heard of acknowledged changes only: everything queued for it comes
+        # before the reply to a query sent now.
+        subscriber.send("query-version")
+        heard = []
+        while "event" in (message := subscriber.line()):
+            heard.append(message["data"]["sequence"])
+        assert "return" in message
+        assert all(sequence <= ok for sequence in heard), (heard, ok)
+        print(f"{ok} changes recorded before the disk filled, {sent - ok} failed")
+
+        os.remove(filler)
+        vary(writer, "0.44", "offline" if (sent + 1) % 2 else "online")
+        last = sent + 1
+        # The changes that could not be recorded were made: recorded with this commit, their
+        # events delivered now, the last one's among them.
+        events = []
+        while not events or events[-1]["data"]["sequence"] < last:
+            events += subscriber.events(1)
+        os.killpg(server.proc.pid, signal.SIGKILL)
+        server.proc.wait()
+
+        server = start_cssd(short_tmp, *args)
+        c = Client(server.sock)
+        journal = c.call("query-path-event-journal")
+        assert (journal["epoch"], journal["newest"]) == (epoch, last)
+        chpids = {p["chpid"]: p["vary"] for p in c.call("query-chpids")}
+        assert chpids["0.44"] == ("offline" if last % 2 else "online")
+    finally:
+        if server is not None:
+            server.stop()
+        subprocess.run(["umount", disk], check=True)
