@@ -33,4 +33,10 @@ package protocol DurableLog: AnyObject, Sendable {
     /// The newest sequence number whose change, and every one before it, is durable; events of
     /// later changes are held. `.max` when nothing waits.
     var deliverableThrough: UInt64 { get }
+    /// Why a recorded command must be refused before it runs, nil when it may run: while the
+    /// last commit failed (a full disk) and is not retried yet. Changes made then could not be
+    /// recorded either; refusing them keeps the model equal to its record and bounds what is
+    /// held in memory and retried (one attempt per retry interval, not one per command).
+    /// Event loop, no I/O.
+    var refusal: String? { get }
 }

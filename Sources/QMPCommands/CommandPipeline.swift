@@ -137,6 +137,7 @@ package struct DurabilityMiddleware: CommandMiddleware {
     package func handle(_ call: CommandCall, context: CommandContext, next: CommandNext) -> CommandResult {
         let server = context.server
         guard let log = server.durability, log.records(call.request.command) else { return next(call, context) }
+        if let refusal = log.refusal { return .done(.failure(.generic(refusal))) }
         let time = context.now()
         let before = server.pathChanges.lastSequence
         let result = next(call, context.at(time))

@@ -52,6 +52,19 @@ extension StateStore {
         }
     }
 
+    package var refusal: String? {
+        pending.withLockedValue { state in
+            guard let failure = state.failure, ContinuousClock.now - failure.at < Self.retryAfterFailure else {
+                return nil
+            }
+            return """
+                the state dir cannot record changes now (its last commit failed: \(failure.message)); \
+                nothing was changed: try again (a commit is retried each second; \(state.records.count) changes \
+                made before wait to be recorded)
+                """
+        }
+    }
+
     package func isDurable(_ token: UInt64) -> Bool { pending.withLockedValue { $0.committed >= token } }
 
     package func waitUntilDurable(_ token: UInt64) -> Result<Void, BackendError> {
@@ -61,6 +74,7 @@ extension StateStore {
             }
             guard !batch.isEmpty else { return .success(()) }
             guard !closed else {
+                pending.withLockedValue { $0.failure = ("the state store is closed", .now) }
                 return .failure(.io(path: path, operation: "commit", errno: 0, message: "the state store is closed"))
             }
             let last = batch.compactMap(\.sequences?.upperBound).max()
@@ -68,9 +82,11 @@ extension StateStore {
                 try commit(batch, lastSequence: last)
             } catch {
                 _ = try? Self.rows(connection, "ROLLBACK")
+                pending.withLockedValue { $0.failure = ("\(error)", .now) }
                 return .failure(.io(path: path, operation: "commit", errno: 0, message: "\(error)"))
             }
             pending.withLockedValue { state in
+                state.failure = nil
                 state.committed = batch.last!.token
                 state.records.removeFirst(batch.count)
                 if let last { state.lastSequence = max(state.lastSequence, last) }

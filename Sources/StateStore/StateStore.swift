@@ -124,7 +124,13 @@ package final class StateStore: DurableLog, @unchecked Sendable {
         var committed: UInt64 = 0
         var lastSequence: UInt64 = 0
         var commandsSinceSnapshot = 0
+        /// The last commit's failure and when, until a commit succeeds.
+        var failure: (message: String, at: ContinuousClock.Instant)?
     }
+
+    /// How long after a failed commit recorded commands are refused unrun (`refusal`): the
+    /// next one after it runs and its commit retries what is held.
+    static let retryAfterFailure: Duration = .seconds(1)
 
     /// The snapshot read at start: commands up to `through` are in it.
     var snapshotThrough: UInt64 = 0

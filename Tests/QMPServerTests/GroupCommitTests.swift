@@ -119,6 +119,18 @@ struct GroupCommitTests {
             #expect(desc.hasPrefix("the change was made but could not be recorded in the state dir: "))
         }
         #expect(h.state.deliverableThrough == 0)  // no subscriber hears of them
+        // Until the retry: a recorded command is refused unrun (the model stays as recorded,
+        // nothing more is held), a query answers.
+        h.feed(#"{"execute":"vary-path","arguments":{"chpid":"0.45","state":"offline"},"id":9}"#)
+        h.feed(#"{"execute":"query-version","id":10}"#)
+        _ = h.session.process(into: &h.output, budget: .max)
+        let after = h.lines()
+        #expect(after.map { $0["id"]?.intValue } == [9, 10])
+        let refusal = after.first?["error"]?["desc"]?.stringValue ?? ""
+        #expect(refusal.hasPrefix("the state dir cannot record changes now (its last commit failed: "))
+        #expect(refusal.contains("nothing was changed"))
+        #expect(h.state.pathChanges.lastSequence == 8)
+        #expect(h.session.takeDurableWait() == nil)
     }
 
     @Test("a request neither read-only nor recorded waits, unrun, until the replies before it are written")

@@ -71,9 +71,13 @@ enum PathEventCommands {
 
     static func queryPathEventJournal(_ context: CommandContext) throws(QMPError) -> CommandOutcome {
         let journal = context.server.journal
+        // With --state-dir a change is not a position to resume from until it is durable (a
+        // crash before would give its number to another change): the newest durable one, as
+        // subscribers see them.
+        let newest = min(journal.newest, context.server.deliverableThrough)
         return .reply(
             PathEventJournalInfoReply(
-                epoch: journal.epoch, oldest: journal.oldest.map { Int($0) }, newest: Int(journal.newest),
+                epoch: journal.epoch, oldest: journal.oldest.map { Int($0) }, newest: Int(newest),
                 capacity: journal.capacity, held: journal.count
             ).json)
     }
