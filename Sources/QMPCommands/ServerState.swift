@@ -98,6 +98,9 @@ package final class ServerState {
     package var intents: ChpidIntents?
     /// Called by `quit`; the network layer stops the server after flushing the reply.
     package var onShutdownRequest: ((ShutdownCause) -> Void)?
+    /// `quit` succeeded: no session runs another request (one pipelined behind it would run,
+    /// maybe be recorded, and never be answered); replies already queued are still written.
+    package var quitRequested = false
     /// `query-notify`'s reply while `--notify` publishes path events (the notifier's status);
     /// nil without it.
     package var notifyStatus: (() -> JSON)?

@@ -300,6 +300,11 @@ package final class QMPSession: SessionControl {
                 progress = .waiting
                 break
             }
+            // After `quit` (on any connection) nothing more runs: input behind it is dropped.
+            if server.quitRequested {
+                buffer.moveReaderIndex(to: buffer.writerIndex)
+                break
+            }
             guard let frame = scanner.decode(buffer: &buffer) else { break }
             switch frame {
             case .value(let bytes, let careful):

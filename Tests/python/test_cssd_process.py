@@ -63,6 +63,35 @@ def test_quit_exits_zero(binary, short_tmp):
         srv.stop()
 
 
+def test_nothing_pipelined_behind_quit_runs(binary, short_tmp):
+    """Requests sent behind `quit` in one write are not run: a change there was made and
+    recorded (--state-dir) but never answered. The replies before quit are all written."""
+    state = os.path.join(short_tmp, "state")
+    args = ["--allow-quit", "--state-dir", state]
+    srv = cssd_server(short_tmp, extra_args=args).start()
+    try:
+        s, f = _negotiated(srv.sock)
+        s.sendall(b'{"execute":"vary-path","arguments":{"chpid":"0.44","state":"offline"},"id":1}'
+                  b'{"execute":"quit","id":2}'
+                  b'{"execute":"vary-path","arguments":{"chpid":"0.45","state":"offline"},"id":3}'
+                  b'{"execute":"query-version","id":4}')
+        lines = []
+        while line := f.readline():
+            lines.append(json.loads(line))
+        assert [m.get("id") for m in lines if "event" not in m] == [1, 2], lines
+        assert srv.proc.wait(timeout=30) == 0
+    finally:
+        srv.stop()
+    srv = cssd_server(short_tmp, extra_args=args).start()
+    try:
+        s, f = _negotiated(srv.sock)
+        s.sendall(b'{"execute":"query-chpids"}')
+        vary = {p["chpid"]: p["vary"] for p in json.loads(f.readline())["return"]}
+        assert (vary["0.44"], vary["0.45"]) == ("offline", "online")
+    finally:
+        srv.stop()
+
+
 def test_socket_mode_and_live_socket_refused(binary, short_tmp):
     srv = cssd_server(short_tmp).start()
     try:

@@ -30,6 +30,7 @@ enum CoreCommands {
     }
 
     static func quit(_ context: CommandContext) throws(QMPError) -> CommandOutcome {
+        context.server.quitRequested = true
         context.server.onShutdownRequest?(.hostQMPQuit)
         return .reply(.emptyObject())
     }
