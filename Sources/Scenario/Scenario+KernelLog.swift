@@ -58,7 +58,16 @@ package enum KernelLogConversion {
             let (micros, message) = split(rawLine)
             if let micros {
                 if first == nil { first = micros }
-                offset = max(offset, (micros - first!) / 1000)
+                // Both are 0...Int.max (split's contract): the difference cannot overflow.
+                let at = (micros - first!) / 1000
+                guard at <= Scenario.maximumOffset else {
+                    if !message.isEmpty {
+                        skipped.append(
+                            (number, "its time is \(at) ms after the first line's, beyond a scenario's range"))
+                    }
+                    continue
+                }
+                offset = max(offset, at)
             }
             if message.isEmpty { continue }
             if message.hasPrefix("crw_info : CRW reports ") {
@@ -90,7 +99,12 @@ package enum KernelLogConversion {
                         ))
                     continue
                 }
-                guard rsid <= 0xff, let kind = pathFault(erc: erc) else {
+                guard rsid <= 0xff else {
+                    skipped.append(
+                        (number, "a channel-path report with rsid \(String(rsid, radix: 16)): a chpid is one byte"))
+                    continue
+                }
+                guard let kind = pathFault(erc: erc) else {
                     skipped.append((number, "a channel-path report with erc \(erc): no model fault matches it"))
                     continue
                 }
@@ -175,15 +189,19 @@ package enum KernelLogConversion {
             message[..<semicolon].allSatisfy({ $0.isNumber || $0 == "," || $0 == "-" || $0.isLetter })
         {
             let fields = message[..<semicolon].split(separator: ",", omittingEmptySubsequences: false)
-            let micros = fields.count >= 3 ? Int(fields[2]) : nil
+            // TIME_US is unsigned (printk's %llu): a negative or oversized one is no time.
+            let micros = fields.count >= 3 ? Int(fields[2]).flatMap { $0 >= 0 ? $0 : nil } : nil
             return (micros, message[message.index(after: semicolon)...])
         }
         if message.first == "[", let close = message.firstIndex(of: "]") {
             let stamp = message[message.index(after: message.startIndex)..<close].drop(while: { $0 == " " })
             var micros: Int?
             let parts = stamp.split(separator: ".", omittingEmptySubsequences: false)
-            if parts.count == 2, let seconds = Int(parts[0]), parts[1].count == 6, let fraction = Int(parts[1]) {
-                micros = seconds * 1_000_000 + fraction
+            if parts.count == 2, let seconds = Int(parts[0]), seconds >= 0, parts[1].count == 6,
+                let fraction = Int(parts[1]), fraction >= 0
+            {
+                let (scaled, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000)
+                micros = overflow || scaled > Int.max - fraction ? nil : scaled + fraction
             }
             return (micros, message[message.index(after: close)...].drop(while: { $0 == " " }))
         }

@@ -34,7 +34,7 @@ struct ScenarioCommand: ParsableCommand {
         var topology: String?
 
         func run() throws {
-            let text = try readText(file)
+            let text = try readText(file, utf8: true)
             var targets: ScenarioTargets?
             if let topology {
                 do { targets = ScenarioTargets(topology: try TopologyFile.decode(contentsOf: topology)) } catch {
@@ -90,8 +90,14 @@ struct ScenarioCommand: ParsableCommand {
     }
 }
 
-/// A whole text file, or standard input for `-`.
-private func readText(_ path: String) throws -> String {
+/// Most bytes a scenario or a kernel log given to cssctl may have: a scenario at the step limit
+/// is well under it, and a file without end (`/dev/zero`) is refused before memory runs out.
+private let maximumTextBytes = 64 << 20
+
+/// A whole text file, or standard input for `-`, of at most `maximumTextBytes`.
+/// - Parameter utf8: refuse text that is not UTF-8 (a scenario file, as RFC 8259 asks), naming
+///   the line and column of the first bad byte; a kernel log's stray bytes become U+FFFD.
+private func readText(_ path: String, utf8: Bool = false) throws -> String {
     let fd = path == "-" ? 0 : open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else {
         printError("cssctl: cannot open \(path): \(String(cString: strerror(errno)))")
@@ -108,7 +114,31 @@ private func readText(_ path: String) throws -> String {
             throw Exit.failure
         }
         if n == 0 { break }
+        guard bytes.count + n <= maximumTextBytes else {
+            printError("cssctl: \(path) is larger than \(maximumTextBytes >> 20) MiB: refused")
+            throw Exit.failure
+        }
         bytes.append(contentsOf: chunk[..<n])
     }
+    if utf8, let bad = firstInvalidUTF8(bytes) {
+        let line = bytes[..<bad].count(where: { $0 == UInt8(ascii: "\n") }) + 1
+        let column = bad - (bytes[..<bad].lastIndex(of: UInt8(ascii: "\n")).map { $0 + 1 } ?? 0) + 1
+        printError("\(path):\(line):\(column): not UTF-8 (byte 0x\(String(bytes[bad], radix: 16)))")
+        throw Exit.failure
+    }
     return String(decoding: bytes, as: UTF8.self)
+}
+
+/// The offset of the first byte of `bytes` that does not begin a valid UTF-8 sequence.
+private func firstInvalidUTF8(_ bytes: [UInt8]) -> Int? {
+    var parser = Unicode.UTF8.ForwardParser()
+    var iterator = bytes.makeIterator()
+    var offset = 0
+    while true {
+        switch parser.parseScalar(from: &iterator) {
+        case .valid(let scalar): offset += scalar.count
+        case .emptyInput: return nil
+        case .error: return offset
+        }
+    }
 }

@@ -46,6 +46,26 @@ import Testing
         #expect(result.skipped[0].reason.contains("rsc 3"))
     }
 
+    /// Hostile times are no times (a negative TIME_US trapped on overflow); a time beyond a
+    /// scenario's range skips its line with the reason; an rsid over a byte is named as such.
+    @Test func hostileTimesAndIdsAreSkippedWithTheirReason() throws {
+        let log = """
+            6,1,5,-;crw_info : CRW reports slct=0, oflw=0, chn=0, rsc=4, anc=0, erc=6, rsid=40
+            6,2,-9223372036854775808,-;crw_info : CRW reports slct=0, oflw=0, chn=0, rsc=4, anc=0, erc=6, rsid=41
+            [9223372036854.775807] crw_info : CRW reports slct=0, oflw=0, chn=0, rsc=4, anc=0, erc=6, rsid=42
+            6,3,9223372036854775807,-;crw_info : CRW reports slct=0, oflw=0, chn=0, rsc=4, anc=0, erc=6, rsid=43
+            6,4,6000,-;crw_info : CRW reports slct=0, oflw=0, chn=0, rsc=4, anc=0, erc=6, rsid=100
+            """
+        let result = KernelLogConversion.convert(log, name: "hostile")
+        let scenario = try Scenario.parse(result.text)
+        #expect(scenario.steps.map(\.name) == ["kmsg-1", "kmsg-2"])
+        #expect(scenario.steps.map(\.offset) == [0, 0])
+        #expect(result.skipped.map(\.line) == [3, 4, 5])
+        #expect(result.skipped[0].reason.hasSuffix("ms after the first line's, beyond a scenario's range"))
+        #expect(result.skipped[1].reason.hasSuffix("ms after the first line's, beyond a scenario's range"))
+        #expect(result.skipped[2].reason == "a channel-path report with rsid 100: a chpid is one byte")
+    }
+
     @Test func anEmptyLogIsAnEmptyScenario() throws {
         let result = KernelLogConversion.convert("", name: "nothing")
         #expect(result.steps == 0)

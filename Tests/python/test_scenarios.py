@@ -59,6 +59,19 @@ def test_not_a_scenario(tmp_path):
     assert "1:1: not a scenario" in p.stderr
 
 
+def test_not_utf8_and_endless_input_are_refused(tmp_path):
+    """A stray byte in a scenario is named at its line and column (it was taken as U+FFFD and
+    accepted); a file without end (/dev/zero) is refused at 64 MiB, not read until memory runs
+    out, by check and by from-kmsg."""
+    path = tmp_path / "latin1.json"
+    path.write_bytes(b'{"scenario": "x",\n "description": "caf\xe9", "steps": []}')
+    p = scenario("check", str(path))
+    assert p.returncode != 0 and p.stderr.strip() == f"{path}:2:21: not UTF-8 (byte 0xe9)", p.stderr
+    for command in ("check", "from-kmsg"):
+        p = scenario(command, "/dev/zero")
+        assert p.returncode != 0 and "/dev/zero is larger than 64 MiB: refused" in p.stderr, p.stderr
+
+
 def test_a_kernel_log_becomes_a_scenario_that_checks(tmp_path):
     log = tmp_path / "incident.log"
     log.write_text(
