@@ -292,4 +292,32 @@ import Testing
         #expect(throws: StateCodingError.self) { try target.restoreRuntimeState(model.runtimeState) }
         #expect(target.records == before)
     }
+
+    /// At the scale (262,144 subchannels, 256 chpids, 8 paths each) a removal and an
+    /// addition near the start, which move almost every record, leave the model as built. The
+    /// time of each is printed (measured, not asserted: a loaded machine must not fail it).
+    @Test func atScaleARemovalAndAnAdditionNearTheStartKeepEveryIndex() throws {
+        let topology = try Topology.synthetic(subchannels: 262_144, chpids: 256, paths: 8)
+        let built = try Subsystem(topology: topology)
+        var model = built
+        let device = DeviceID(cssid: 0, ssid: 0, devno: 5)
+        let description = topology.subchannels.first { $0.id == SubchannelID(cssid: 0, ssid: 0, schno: 5) }!
+        let clock = ContinuousClock()
+        var removals: [Duration] = []
+        var additions: [Duration] = []
+        for _ in 0..<5 {
+            let start = clock.now
+            try model.removeDevice(device)
+            removals.append(clock.now - start)
+            let middle = clock.now
+            try model.addDevice(description)
+            additions.append(clock.now - middle)
+        }
+        print("262,144 subchannels: remove-device near the start \(removals), add-device \(additions)")
+        #expect(model.records == built.records)
+        #expect(model.recordIndex == built.recordIndex)
+        #expect(model.deviceIndex == built.deviceIndex)
+        #expect(model.members == built.members)
+        #expect(model.paths == built.paths)
+    }
 }
