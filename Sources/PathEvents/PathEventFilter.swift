@@ -26,7 +26,8 @@ package struct PathEventFilter: Hashable, Sendable {
     /// Only these guests (granularity guest).
     package let guests: Set<String>?
     /// The chpids whose events can match: `chpids`, narrowed to the installed paths of
-    /// `subchannels` when given (they do not change: the topology fixes PIM and chpids).
+    /// `subchannels` when given (as they were at subscription: a device added later, with
+    /// `add-device`, is not in it).
     package let scope: Set<ChannelPathID>?
     /// Also tell when a chpid's utilization crosses this threshold (CHANNEL_PATH_UTILIZATION),
     /// for the chpids the other criteria admit (the change kinds aside), at any granularity.

@@ -41,6 +41,7 @@ def test_a_device_comes_and_goes_with_its_reports_events_and_counts(start):
     watcher.call("subscribe-path-events", granularity="chpid")
     drain_crws(me)
     count = subchannel_count(me)
+    newest = me.call("query-path-event-journal")["newest"]
 
     r = me.call("add-device", **NEW)
     assert r == {"subchannel": "0.0.0040", "devno": "0.0.4000", "chpids": ["0.44", "0.45"], "crws": 2}
@@ -55,6 +56,8 @@ def test_a_device_comes_and_goes_with_its_reports_events_and_counts(start):
     assert [(e["data"]["chpid"], e["data"]["change"]) for e in events] == [
         ("0.44", "subchannel-added"), ("0.45", "subchannel-added")]
     assert subchannel_count(me) == count + 1
+    # Journaled like any change: one entry per chpid.
+    assert me.call("query-path-event-journal")["newest"] == newest + 2
     chpids = {c["chpid"]: c for c in me.call("query-chpids")}
     assert chpids["0.44"]["subchannels"] == 9 and chpids["0.46"]["subchannels"] == 8
     # A 3390 on a 3990: a model DASD, its driver using both paths.
