@@ -61,6 +61,11 @@ package protocol ChannelSubsystemBackend: AnyObject {
     func configurePath(_ id: ChannelPathID, to state: ConfigureState) throws(BackendError) -> PathChange
     func varyPath(_ id: ChannelPathID, to state: VaryState, subchannel: SubchannelID) throws(BackendError) -> PathChange
     func injectPathFault(_ id: ChannelPathID, _ fault: PathFault) throws(BackendError) -> PathChange
+    /// A device and its subchannel appear (`Subsystem.addDevice`); the default refuses (only the
+    /// model's configuration is cssd's).
+    func addDevice(_ description: Topology.Subchannel) throws(BackendError) -> DeviceChange
+    /// A device and its subchannel go (`Subsystem.removeDevice`); the default refuses.
+    func removeDevice(_ device: DeviceID) throws(BackendError) -> DeviceChange
     func resetChannelPath(_ id: ChannelPathID) throws(BackendError) -> ResetChannelPathResult
     func modifySubchannel(_ id: SubchannelID, schib: SCHIB) throws(BackendError) -> ModifySubchannelResult
     func storeChannelReportWord() throws(BackendError) -> StoreCRWResult
@@ -181,6 +186,15 @@ extension ChannelSubsystemBackend {
     {
         throw .unsupported(
             operation: "dasd-path-reset", backend: name, reason: "the source has no DASD device driver")
+    }
+    package func addDevice(_ description: Topology.Subchannel) throws(BackendError) -> DeviceChange {
+        throw .unsupported(
+            operation: "add-device", backend: name, reason: "the machine's I/O configuration is not cssd's to change")
+    }
+    package func removeDevice(_ device: DeviceID) throws(BackendError) -> DeviceChange {
+        throw .unsupported(
+            operation: "remove-device", backend: name, reason: "the machine's I/O configuration is not cssd's to change"
+        )
     }
     package func injectDASDPathFault(
         _ device: DeviceID, chpid: ChannelPathID, fault: DASDPathFault, count: UInt32, at time: Int64

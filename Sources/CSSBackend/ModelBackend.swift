@@ -78,6 +78,14 @@ package final class ModelBackend: ChannelSubsystemBackend {
         try modelCall { () throws(ModelError) in try subsystem.injectPathFault(id, fault) }
     }
 
+    package func addDevice(_ description: Topology.Subchannel) throws(BackendError) -> DeviceChange {
+        try modelCall { () throws(ModelError) in try subsystem.addDevice(description) }
+    }
+
+    package func removeDevice(_ device: DeviceID) throws(BackendError) -> DeviceChange {
+        try modelCall { () throws(ModelError) in try subsystem.removeDevice(device) }
+    }
+
     // MARK: DASD path health (the model's DASD drivers, Subsystem+DASD.swift)
 
     package var dasdPathHealth: [SubchannelID: DASDPathHealth] {

@@ -35,12 +35,20 @@ package enum ModelError: CSSModelError, Equatable {
     case notDASD(DeviceID)
     /// A `path_reset` of every disabled path of a DASD whose driver disabled none.
     case noDisabledDASDPath(DeviceID)
+    /// A device to add (`Subsystem.addDevice`) that cannot be built: the subchannel and why.
+    case invalidDevice(SubchannelID, String)
+    /// A device to add on a subchannel the model already has.
+    case subchannelInUse(SubchannelID)
+    /// A device to add whose device number the model already has in that subchannel set.
+    case deviceExists(DeviceID)
 
     /// True for the "does not exist" cases, which QMP reports as DeviceNotFound.
     package var isNotFound: Bool {
         switch self {
         case .unknownSubchannel, .unknownDevice, .unknownChannelPath: true
-        case .pathNotInstalled, .invalidConfigureTarget, .notConfigurable, .notDASD, .noDisabledDASDPath: false
+        case .pathNotInstalled, .invalidConfigureTarget, .notConfigurable, .notDASD, .noDisabledDASDPath,
+            .invalidDevice, .subchannelInUse, .deviceExists:
+            false
         }
     }
 
@@ -58,6 +66,9 @@ package enum ModelError: CSSModelError, Equatable {
         case .notDASD(let id):
             "device \(id) is not a DASD (no dasd-eckd or dasd-fba device type or control unit)"
         case .noDisabledDASDPath(let id): "the driver has disabled no path of device \(id)"
+        case .invalidDevice(let id, let reason): "cannot add a device on subchannel \(id): \(reason)"
+        case .subchannelInUse(let id): "subchannel \(id) already exists"
+        case .deviceExists(let id): "device \(id) already exists"
         }
     }
 }

@@ -43,6 +43,16 @@ package enum PathEventChange: String, CaseIterable, Hashable, Sendable {
     /// masks. Reaches no guest.
     case subchannelsPurged = "subchannels-purged"
 
+    /// A device and its subchannel appeared (`Subsystem.addDevice`): one change per installed
+    /// chpid, the path's subchannel count one up, the new subchannel the one affected. Reaches
+    /// no guest.
+    case subchannelAdded = "subchannel-added"
+    /// A device and its subchannel went (`Subsystem.removeDevice`), published like
+    /// `subchannelAdded` with the subchannel's last masks. Reaches no guest.
+    case subchannelRemoved = "subchannel-removed"
+
+    package init(_ kind: DeviceChange.Kind) { self = kind == .added ? .subchannelAdded : .subchannelRemoved }
+
     /// A report about a path rather than a change of it (a reset, a drift): published although
     /// it alters no state and no mask.
     package var isReport: Bool { self == .reset || self == .drift }

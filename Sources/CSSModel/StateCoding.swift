@@ -286,8 +286,9 @@ extension CRWQueue {
 
 extension Subsystem {
     /// Snapshot format of `runtimeState`: 2 adds the DASD driver states after the lost
-    /// counts; a version 1 state (none) is still read.
-    static let runtimeStateVersion: UInt8 = 2
+    /// counts; 3 the devices added and removed (`deviceDelta`) right after the version, before
+    /// the layout they change. Versions 1 and 2 (no such devices) are still read.
+    static let runtimeStateVersion: UInt8 = 3
 
     /// Everything operations change in this model, as bytes: each channel path's state, each
     /// subchannel's SCHIB (52 bytes) and observed fields, the CRW queue, lost-report counts and
@@ -296,6 +297,7 @@ extension Subsystem {
     package var runtimeState: [UInt8] {
         var writer = StateWriter(capacity: 64 + paths.count * 16 + records.count * 62)
         writer.put(Self.runtimeStateVersion)
+        deviceDelta.write(to: &writer)
         writer.put(multipleCSSEnabled)
         writer.put(UInt32(paths.count))
         for path in paths { path.write(to: &writer) }
@@ -331,16 +333,27 @@ extension Subsystem {
         return writer.bytes
     }
 
-    /// Sets the runtime state `runtimeState` gave, on a model of the same topology.
+    /// Sets the runtime state `runtimeState` gave, on a model of the same topology as built
+    /// from it (no device added or removed yet): the devices the state says were added and
+    /// removed are added and removed first (version 3), then every subchannel is checked
+    /// against the state's.
     /// - Throws: `StateCodingError` for bytes that are not such a state, or that describe
     ///   other channel paths, subchannels or installed paths; the model is unchanged then.
     package mutating func restoreRuntimeState(_ bytes: [UInt8]) throws(StateCodingError) {
         var reader = StateReader(bytes)
         let version: UInt8 = try reader.get()
-        guard version == 1 || version == Self.runtimeStateVersion else {
+        guard (1...Self.runtimeStateVersion).contains(version) else {
             throw StateCodingError("model state version \(version)")
         }
         var restored = self
+        if version >= 3 {
+            guard deviceDelta.isEmpty else {
+                throw StateCodingError("a state with added or removed devices restored on a model that has some")
+            }
+            try restored.apply(try DeviceDelta(from: &reader))
+        }
+        let paths = restored.paths
+        let records = restored.records
         restored.multipleCSSEnabled = try reader.flag()
         guard try reader.count(each: 1) == paths.count else {
             throw StateCodingError("the model state has another number of channel paths than the topology")

@@ -41,6 +41,10 @@ package struct Subsystem: Sendable {
     /// differs from the default (Subsystem+DASD.swift): a topology of DASDs costs nothing here
     /// until faults are injected.
     var dasdDrivers: [UInt32: DASDDriverState] = [:]
+    /// The devices added and removed since the model was built from its topology
+    /// (Subsystem+Devices.swift), which a runtime state records so that a restart on the same
+    /// topology comes back with them.
+    package internal(set) var deviceDelta = DeviceDelta()
 
     /// The machine's CRW queue.
     package internal(set) var crwQueue: CRWQueue

@@ -26,12 +26,14 @@ package struct PathEventFilter: Hashable, Sendable {
     /// Only these guests (granularity guest).
     package let guests: Set<String>?
     /// The chpids whose events can match: `chpids`, narrowed to the installed paths of
-    /// `subchannels` when given (they do not change: the topology fixes PIM and chpids).
+    /// `subchannels` when given (as they were at subscription: a device added later, with
+    /// `add-device`, is not in it).
     package let scope: Set<ChannelPathID>?
     /// Also tell when a chpid's utilization crosses this threshold (CHANNEL_PATH_UTILIZATION),
     /// for the chpids the other criteria admit (the change kinds aside), at any granularity.
     package let utilization: UtilizationThreshold?
-    private let changeMask: UInt16
+    /// One bit per `PathEventChange` case (`bit`): 32 leave room for the kinds to come.
+    private let changeMask: UInt32
 
     /// - Parameter pathsOfSubchannels: the chpids installed in `subchannels` (required with it).
     package init(
@@ -51,7 +53,7 @@ package struct PathEventFilter: Hashable, Sendable {
         if subchannels != nil { scope = scope.map { $0.intersection(pathsOfSubchannels) } ?? pathsOfSubchannels }
         if let cssid { scope = scope?.filter { $0.cssid == cssid } }
         self.scope = scope
-        self.changeMask = changes?.reduce(0) { $0 | $1.bit } ?? UInt16.max
+        self.changeMask = changes?.reduce(0) { $0 | $1.bit } ?? UInt32.max
     }
 
     /// Whether a change of `chpid` can produce events for this subscription at all.
@@ -77,5 +79,5 @@ package struct PathEventFilter: Hashable, Sendable {
 
 extension PathEventChange {
     /// The change's bit in a filter's change mask.
-    var bit: UInt16 { 1 << UInt16(Self.allCases.firstIndex(of: self)!) }
+    var bit: UInt32 { 1 << UInt32(Self.allCases.firstIndex(of: self)!) }
 }

@@ -56,6 +56,8 @@ package struct OsloNotificationEncoder: Sendable {
         case .driverDisabledIfcc, .driverDisabledMiscabled, .driverDisabledCuir: return true
         // An operator's removal of ignored devices: news, not a loss.
         case .online, .configured, .recovered, .reset, .drift, .subchannelsPurged, .driverEnabled: return false
+        // A device that came or went (dynamic I/O reconfiguration): news, not a path lost.
+        case .subchannelAdded, .subchannelRemoved: return false
         }
     }
 

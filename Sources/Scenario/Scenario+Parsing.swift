@@ -370,13 +370,12 @@ private struct Parser {
             try args["force"].map { (n) throws(ScenarioError) in try bool(n, what: "force") } ?? false
         }
 
-        switch command {
-        case "inject-path-fault":
-            try allow(["chpid", "chpids", "group", "fault"])
+        /// The paths a step names: exactly one of `chpid`, `chpids` (array), `group`.
+        func pathSelection() throws(ScenarioError) -> [ChannelPathID] {
             let given = ["chpid", "chpids", "group"].filter { args[$0] != nil }
             guard given.count == 1 else {
                 throw ScenarioError(
-                    argumentsPosition, "inject-path-fault needs exactly one of 'chpid', 'chpids', 'group'")
+                    argumentsPosition, "\(command) needs exactly one of 'chpid', 'chpids', 'group'")
             }
             var chpids: [ChannelPathID] = []
             if args["chpid"] != nil { chpids = [try chpidArgument()] }
@@ -402,6 +401,13 @@ private struct Parser {
                 // Point at the group's definition: that is where the chpid is written.
                 for (id, place) in zip(members, positions) { ids[.chpid(id)] = place }
             }
+            return chpids
+        }
+
+        switch command {
+        case "inject-path-fault":
+            try allow(["chpid", "chpids", "group", "fault"])
+            let chpids = try pathSelection()
             return (.pathFault(chpids: chpids, fault: try fault()), ids)
         case "vary-path":
             try allow(["chpid", "state", "subchannel", "force"])
@@ -471,9 +477,25 @@ private struct Parser {
             try allow(["device"])
             return (.removeDevice(try deviceArgument()), ids)
         case "quiesce-control-unit", "resume-control-unit":
-            throw ScenarioError(
-                executeNode.position,
-                "\(command) is not available yet: the control-unit quiesce fault (CUIR) is being added to the model (issue 22)"
+            try allow(["chpid", "chpids", "group", "devices"])
+            let chpids = try pathSelection()
+            var devices: [DeviceID]?
+            if let node = args["devices"] {
+                let elements = try array(node, what: "devices")
+                guard !elements.isEmpty else { throw ScenarioError(node.position, "devices is empty") }
+                var listed: [DeviceID] = []
+                for element in elements {
+                    let id = try device(element)
+                    guard !listed.contains(id) else {
+                        throw ScenarioError(element.position, "devices names \(id) twice")
+                    }
+                    listed.append(id)
+                    ids[.device(id)] = element.position
+                }
+                devices = listed
+            }
+            return (
+                .controlUnitQuiesce(chpids: chpids, devices: devices, resume: command == "resume-control-unit"), ids
             )
         default:
             throw ScenarioError(
@@ -484,5 +506,6 @@ private struct Parser {
 
     static let actions = [
         "inject-path-fault", "vary-path", "configure-chpid", "inject-device-path-fault", "add-device", "remove-device",
+        "quiesce-control-unit", "resume-control-unit",
     ]
 }

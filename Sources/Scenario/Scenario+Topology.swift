@@ -88,6 +88,9 @@ extension Scenario {
                 devices[added.device] = added.subchannel
                 subchannels.insert(added.subchannel)
                 addedPaths[added.device] = added.chpids
+            case let .controlUnitQuiesce(chpids, devices, _):
+                for id in chpids { try chpid(id) }
+                for id in devices ?? [] { try device(id) }
             case let .removeDevice(id):
                 try device(id)
                 if let subchannel = devices.removeValue(forKey: id) { subchannels.remove(subchannel) }

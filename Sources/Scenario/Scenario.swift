@@ -88,6 +88,11 @@ package enum ScenarioAction: Hashable, Sendable {
     case addDevice(ScenarioDevice)
     /// `remove-device`: a device and its subchannel go (hardware).
     case removeDevice(DeviceID)
+    /// `quiesce-control-unit` (`resume` false) / `resume-control-unit`: the storage server
+    /// quiesces (CUIR) or resumes the paths `chpids` of a control unit's `devices` (nil: every
+    /// DASD using them), as `inject-dasd-path-fault` cuir-quiesce/-resume does for one device
+    /// (hardware: the DASD driver itself keeps a device's last path in use).
+    case controlUnitQuiesce(chpids: [ChannelPathID], devices: [DeviceID]?, resume: Bool)
 
     /// The step's command name, as written in the file.
     package var command: String {
@@ -98,6 +103,7 @@ package enum ScenarioAction: Hashable, Sendable {
         case .devicePathFault: "inject-device-path-fault"
         case .addDevice: "add-device"
         case .removeDevice: "remove-device"
+        case .controlUnitQuiesce(_, _, let resume): resume ? "resume-control-unit" : "quiesce-control-unit"
         }
     }
 
@@ -108,5 +114,16 @@ package enum ScenarioAction: Hashable, Sendable {
         case .vary, .configure: false
         default: true
         }
+    }
+}
+
+extension ScenarioDevice {
+    /// The subchannel as a topology describes it, for `Subsystem.addDevice`: the topology's
+    /// defaults for what a step does not say (not enabled, ISC 0, online, QDIO from the
+    /// control unit).
+    package var topologySubchannel: Topology.Subchannel {
+        Topology.Subchannel(
+            id: subchannel, devno: Int(device.devno), devType: devType, devModel: devModel, cuType: cuType,
+            cuModel: cuModel, chpids: chpids)
     }
 }

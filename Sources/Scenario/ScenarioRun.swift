@@ -72,8 +72,13 @@ package struct ScenarioRun: Sendable {
     package mutating func stop() { if state == .playing || state == .paused { state = .stopped } }
 
     /// One action on the model.
-    /// - Returns: its changes; nil for a device added or removed, which the model cannot do yet.
-    /// - Throws: the model's `ModelError` (an unknown id, a path not installed).
+    /// - Returns: its changes: for a device added or removed one per installed chpid
+    ///   (`DeviceChange.pathChanges`, the subchannel report on the first); for a control unit's
+    ///   quiesce or resume one per device path the DASD driver stopped or started using
+    ///   (`Subsystem.quiesceControlUnitPaths`). Never nil (the optional is kept for callers
+    ///   written when device steps were pending).
+    /// - Throws: the model's `ModelError` (an unknown id, a path not installed, a device that
+    ///   exists already).
     package static func apply(_ action: ScenarioAction, to model: inout Subsystem) throws(ModelError) -> [PathChange]? {
         switch action {
         case let .pathFault(chpids, fault): return try model.injectPathFaults(chpids, fault)
@@ -82,7 +87,10 @@ package struct ScenarioRun: Sendable {
             return [try model.varyPath(chpid, to: state)]
         case let .configure(chpid, state, _): return [try model.configurePath(chpid, to: state)]
         case let .devicePathFault(device, chpid, fault): return [try model.injectDevicePathFault(device, chpid, fault)]
-        case .addDevice, .removeDevice: return nil
+        case let .addDevice(added): return try model.addDevice(added.topologySubchannel).pathChanges
+        case let .removeDevice(device): return try model.removeDevice(device).pathChanges
+        case let .controlUnitQuiesce(chpids, devices, resume):
+            return try model.quiesceControlUnitPaths(chpids, devices: devices, resume: resume)
         }
     }
 }

@@ -122,7 +122,12 @@ package struct Guests: Sendable {
     package mutating func hostPathChanged(_ change: PathChange, as kind: PathEventChange) -> [GuestPathChange] {
         // Nor does a drift: the host's own record of intent, no change a guest could see.
         // Nor a purge: the subchannels are gone from the host, which their removal tells.
-        guard kind != .reset && kind != .drift && kind != .subchannelsPurged else { return [] }
+        // Nor a device added or removed: no guest has a new one, and a removed one passed
+        // through is refused before it goes (remove-device).
+        guard
+            kind != .reset && kind != .drift && kind != .subchannelsPurged && kind != .subchannelAdded
+                && kind != .subchannelRemoved
+        else { return [] }
         var reached: [String: [ReachedDevice]] = [:]
         for (index, affected) in change.affected.enumerated() {
             if let binding = bindings[affected.id] {

@@ -141,7 +141,7 @@ private let targets = ScenarioTargets(
         ),
         (
             "{\"scenario\": \"x\", \"steps\": [\n  {\"at\": 0, \"execute\": \"explode\"}]}",
-            "2:24: step 'step-1': unknown action 'explode'; the actions are: inject-path-fault, vary-path, configure-chpid, inject-device-path-fault, add-device, remove-device"
+            "2:24: step 'step-1': unknown action 'explode'; the actions are: inject-path-fault, vary-path, configure-chpid, inject-device-path-fault, add-device, remove-device, quiesce-control-unit, resume-control-unit"
         ),
         (
             "{\"scenario\": \"x\", \"steps\": [\n  {\"at\": 0, \"execute\": \"inject-path-fault\", \"arguments\": {\"chpid\": \"0.4g\", \"fault\": \"recovered\"}}]}",
@@ -156,8 +156,12 @@ private let targets = ScenarioTargets(
             "2:88: vary-path has no argument 'forse'; its arguments are: chpid, state, subchannel, force"
         ),
         (
-            "{\"scenario\": \"x\", \"steps\": [\n  {\"at\": 0, \"execute\": \"quiesce-control-unit\"}]}",
-            "2:24: quiesce-control-unit is not available yet: the control-unit quiesce fault (CUIR) is being added to the model (issue 22)"
+            "{\"scenario\": \"x\", \"steps\": [\n  {\"at\": 0, \"execute\": \"quiesce-control-unit\", \"arguments\": {}}]}",
+            "2:61: quiesce-control-unit needs exactly one of 'chpid', 'chpids', 'group'"
+        ),
+        (
+            "{\"scenario\": \"x\", \"steps\": [\n  {\"at\": 0, \"execute\": \"resume-control-unit\", \"arguments\": {\"chpid\": \"0.40\", \"devices\": [\"0.0.1000\", \"0.0.1000\"]}}]}",
+            "2:102: devices names 0.0.1000 twice"
         ),
     ])
     func refusalsNameTheLineAndTheReason(text: String, expected: String) {

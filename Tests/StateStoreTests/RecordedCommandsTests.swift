@@ -159,6 +159,12 @@ private let samples: [String: Sample] = {
     samples["configure-chpid"] = Sample(request: call("configure-chpid", #"{"chpid":"0.40","state":"standby"}"#))
     samples["inject-path-fault"] = Sample(
         request: call("inject-path-fault", #"{"chpid":"0.41","fault":"permanent-error"}"#))
+    samples["add-device"] = Sample(
+        request: call(
+            "add-device",
+            #"{"device":"0.0.4000","subchannel":"0.0.0040","chpids":["0.44","0.45"],"dev-type":"3390/0c","cu-type":"3990/e9"}"#
+        ))
+    samples["remove-device"] = Sample(request: call("remove-device", #"{"device":"0.0.2000"}"#))
     samples["query-guest-subchannels"] = Sample(request: call("query-guest-subchannels", #"{"guest":"guest1"}"#))
     // The host's masks changed since the guest last looked: its STSCH copies them in (crw).
     samples["guest-store-subchannel"] = Sample(

@@ -21,7 +21,7 @@ def scenario(*argv, stdin=None):
                           input=stdin)
 
 
-@pytest.mark.parametrize("name,steps", [("switch-failure", 2), ("flapping-link", 21), ("storage-port-service", 8)])
+@pytest.mark.parametrize("name,steps", [("switch-failure", 2), ("flapping-link", 21), ("storage-port-service", 4)])
 def test_shipped_examples_check_on_their_topology(name, steps):
     p = scenario("check", str(EXAMPLES / f"{name}.json"), "--topology", str(EXAMPLES / "topology.json"))
     assert p.returncode == 0, p.stderr
