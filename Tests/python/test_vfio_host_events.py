@@ -1,5 +1,6 @@
 """vfio-ccw on a Linux host (issue 24): a path change attributed to the guests holding mdevs,
-consolidated per guest (HOST_GUEST_PATH_CHANGED: one event for 42 devices on one chpid)."""
+consolidated per guest (HOST_GUEST_PATH_CHANGED: one event for 42 devices on one chpid), and
+the guest queries answering from what the host shows."""
 
 from __future__ import annotations
 
@@ -89,3 +90,27 @@ def test_a_guest_filter_takes_a_host_guest_and_refuses_an_unknown_one(host42):
     set_status(tree, "0.00", "offline")
     assert client.events(1)[0]["data"]["devices"] == 42
 
+
+def test_the_guest_queries_answer_with_what_the_host_shows(host42):
+    tree, run, srv, client, held = host42
+    # The mdev nobody holds names no guest.
+    assert client.call("query-guests") == [{
+        "name": "db-1", "devices": 42, "passthrough": 42, "pid": 4100, "attribution": "libvirt",
+        "mdevs": [vfio.uuid_of(n) for n in range(42)], "without-path": 0}]
+    page = client.call("query-guest-subchannels", guest="db-1", limit=40)
+    assert len(page["subchannels"]) == 40 and page["next"] == held[40]
+    first = page["subchannels"][0]
+    # What lives in QEMU (guest subchannel, devno, chpids, lpm) is absent, as the schema says.
+    assert first == {"kind": "passthrough", "host-subchannel": held[0], "host-chpids": ["0.00"] + [None] * 7,
+                     "pim": 0x80, "pam": 0x80, "pom": 0xFF, "pnom": 0, "mdev": vfio.uuid_of(0),
+                     "mdev-state": "active"}
+    rest = client.call("query-guest-subchannels", guest="db-1", start=page["next"])
+    assert [s["host-subchannel"] for s in rest["subchannels"]] == held[40:] and "next" not in rest
+    err = client.error("query-guest-subchannels", guest="nobody")
+    assert err["class"] == "DeviceNotFound", err
+    # The path goes: the guest's devices are without a path.
+    set_status(tree, "0.00", "offline")
+    wait_until(lambda: client.call("query-guests")[0]["without-path"] == 42, 60, "db-1 without paths")
+    # The guest stops: libvirt removes its status file.
+    os.remove(os.path.join(run, "libvirt", "qemu", "db-1.xml"))
+    wait_until(lambda: client.call("query-guests") == [], 60, "db-1 gone")
