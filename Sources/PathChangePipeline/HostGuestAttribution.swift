@@ -18,7 +18,9 @@ extension HostPassthroughView {
     /// - Returns: in guest-name order; each guest's devices in subchannel order. Cost:
     ///   O(affected + passthrough subchannels), a hash lookup each.
     package func guestChanges(_ change: PathChange, as kind: PathEventChange) -> [HostGuestPathChange] {
-        guard !subchannels.isEmpty, !kind.isReport, !kind.isRedundancyLoss, kind != .subchannelsPurged else {
+        guard !subchannels.isEmpty, !change.affected.isEmpty, !kind.isReport, !kind.isRedundancyLoss,
+            kind != .subchannelsPurged
+        else {
             return []
         }
         var held: [SubchannelID: (guest: String, pid: Int?, mdev: String)] = [:]
