@@ -12,10 +12,9 @@ default --poll-interval 1000 ms and --sweep-interval 30000 ms, `--metrics`):
 Per run: the poll tick's duration (`cssd_backend_last_reading_duration_seconds`, sampled once a
 second for 10 s: median / max), idle CPU over 10 s, back-to-back query-version for 10 s
 (p50 / p99 / max), query-host-passthrough's reply time (B). In B, a chpid's `status` written
-offline behind cssd's back, until CHANNEL_PATH_CHANGED arrives, and then until
-one query-host-passthrough for the guest of a passed-through device on that chpid has answered:
-the time from the path change to the guest-attributed view (there is no per-guest event yet;
-see API/linux-sysfs.md section 8).
+offline behind cssd's back, until CHANNEL_PATH_CHANGED arrives, until the guest's consolidated
+HOST_GUEST_PATH_CHANGED arrives (a second connection, granularity guest), and until one
+query-host-passthrough for that guest has answered (API/linux-sysfs.md section 8).
 Usage: Benchmarks/vfio_sysfs.py [N [P [G]]]   CSSD/CSSCTL: binaries (default .build/release, else
 .build/debug). Trees are built under $BENCH_DIR (default /dev/shm when writable)."""
 
@@ -145,6 +144,8 @@ def measure(tree, work, run, proc, bound):
             entries = [e for e in entries if e.get("holder") == "libvirt"]
             sub = Client(sock)
             sub.call("subscribe-path-events", granularity="chpid")
+            gsub = Client(sock)
+            gsub.call("subscribe-path-events", granularity="guest")
             attributed = []
             for i in range(3):
                 target = entries[i * 97 % len(entries)]
@@ -156,15 +157,24 @@ def measure(tree, work, run, proc, bound):
                     f.write("offline\n")
                 got = sub.wait_event(lambda e: e["event"] == "CHANNEL_PATH_CHANGED" and e["data"]["chpid"] == chpid, 30)
                 event_ms = (got - t) * 1000
+                guest_event = gsub.wait_event(
+                    lambda e: e["event"] == "HOST_GUEST_PATH_CHANGED" and e["data"]["guest"] == target["guest"]
+                    and e["data"]["host-chpid"] == chpid, 30)
+                # None: a cssd without the event (an older build, for a before/after run).
+                guest_ms = (guest_event - t) * 1000 if guest_event is not None else float("nan")
                 # The server applied the reading before it sent the event: one query names the
                 # guest and shows the device's host paths as of that change.
                 now = client.call("query-host-passthrough", guest=target["guest"])
                 assert any(e["subchannel"] == target["subchannel"] for e in now)
-                attributed.append((event_ms, (time.monotonic() - t) * 1000))
+                attributed.append((event_ms, guest_ms, (time.monotonic() - t) * 1000))
                 with open(path, "w") as f:
                     f.write("online\n")
                 sub.wait_event(lambda e: e["event"] == "CHANNEL_PATH_CHANGED" and e["data"]["chpid"] == chpid, 30)
                 sub.drain()
+                if guest_event is not None:
+                    gsub.wait_event(lambda e: e["event"] == "HOST_GUEST_PATH_CHANGED"
+                                    and e["data"]["change"] == "online" and e["data"]["guest"] == target["guest"], 30)
+                gsub.drain()
             result["attributed_ms"] = attributed
         return result
     finally:
@@ -197,8 +207,9 @@ def main():
             print(f"| {label} | {r['tick_ms'][0]:.1f} / {r['tick_ms'][1]:.1f} ms | {r['idle_cpu']:.1f} % "
                   f"| {r['version_ms'][0]:.3f} / {r['version_ms'][1]:.3f} / {r['version_ms'][2]:.1f} ms "
                   f"| {r.get('query_ms', 0):.1f} ms |")
-        print("chpid status written -> CHANNEL_PATH_CHANGED / -> query-host-passthrough(guest) answered (ms): "
-              + ", ".join(f"{a:.0f} / {b:.0f}" for a, b in with_pt["attributed_ms"]))
+        print("chpid status written -> CHANNEL_PATH_CHANGED / -> HOST_GUEST_PATH_CHANGED / -> "
+              "query-host-passthrough(guest) answered (ms): "
+              + ", ".join(f"{a:.0f} / {g:.0f} / {b:.0f}" for a, g, b in with_pt["attributed_ms"]))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -107,14 +107,15 @@ package final class SysfsBackend: ObservedBackend {
         refreshPassthrough()
     }
 
-    /// vfio-ccw passthrough as last read (every poll tick; never blocks for a reading).
+    /// vfio-ccw passthrough as last read (a share every poll tick, VFIOWatch.swift; never
+    /// blocks for a reading).
     package var hostPassthrough: HostPassthroughView? { follower.vfio?.current }
 
     /// Reads vfio-ccw passthrough now, on the calling thread (start-up, tests, tools); true
     /// when it changed.
     @discardableResult
     package func refreshPassthrough() -> Bool {
-        follower.inspect { mirror in follower.vfio?.poll(mirror) } ?? false
+        follower.inspect { mirror in follower.vfio?.readAll(mirror) } ?? false
     }
 
     package func details(of path: ChannelPathID) -> ChannelPathDetails? {

@@ -72,7 +72,7 @@ final class SysfsFollower: @unchecked Sendable {
     /// The passes over the channel-measurement files and what they add up to, under a lock of
     /// their own: a query takes them without waiting for a reading in progress.
     let measurements = SysfsMeasurements()
-    /// vfio-ccw passthrough, re-read on every tick (VFIODiscovery.swift); set before `start`.
+    /// vfio-ccw passthrough, a share re-read on every tick (VFIOWatch.swift); set before `start`.
     var vfio: VFIOWatch?
 
     init(mirror: SysfsMirror) {
@@ -287,7 +287,7 @@ final class SysfsFollower: @unchecked Sendable {
     /// tick whose attribute reading had no read errors is a good reading, whether or not
     /// anything changed (an idle healthy host keeps its good-reading time current); a
     /// measurement file's problem is the chpid's measurement's, reported with it.
-    private func pollTick() {
+    private func pollTick(ticksPerSweep: Int) {
         let started = monotonicNanoseconds()
         var clean = false
         follow { mirror in
@@ -297,8 +297,8 @@ final class SysfsFollower: @unchecked Sendable {
             return update
         }
         // vfio-ccw passthrough after the tick's update went out, so that a path change is not
-        // held back by it; still in the tick's time.
-        if let vfio { inspect { vfio.poll($0) } }
+        // held back by it; still in the tick's time: its share, spread over the sweep period.
+        if let vfio { inspect { vfio.poll($0, ticksPerSweep: ticksPerSweep) } }
         let duration = Double(monotonicNanoseconds() - started) / 1e9
         let finished = wallClockSeconds()
         statistics.withLock { stats in
@@ -359,7 +359,7 @@ final class SysfsFollower: @unchecked Sendable {
             if let poll, let tick = nextTick, monotonicNanoseconds() >= tick {
                 let now = monotonicNanoseconds()
                 nextTick = tick + poll > now ? tick + poll : now + poll
-                pollTick()
+                pollTick(ticksPerSweep: Int(max(1, sweep / poll)))
                 let total = inspect { $0.subsystem.subchannels.count }
                 let needed = (UInt64(total) * poll + sweep - 1) / sweep
                 share = max(Int(needed), min(total, Self.minimumShare))

@@ -36,6 +36,9 @@ final class SysfsMirror {
     private(set) var generation: UInt64 = 0
     /// Per record index: the ccw device directory's name, nil without a device.
     private(set) var deviceDirectories: [String?] = []
+    /// Full readings installed so far (a new layout: entries, devices, drivers): vfio-ccw
+    /// discovery works its candidates out again only when this moved (VFIOWatch.swift).
+    private(set) var layoutReadings = 0
     private var listings: [UInt8: [String]] = [:]
     private var placeholders: Set<ChannelPathID> = []
     /// Devices under `cssN/defunct/`, as of the last full reading (its entries are part of
@@ -188,6 +191,7 @@ final class SysfsMirror {
     }
 
     private func install(_ observation: SysfsObservation, _ newer: Subsystem) {
+        layoutReadings += 1
         subsystem = newer
         details = observation.details
         listings = observation.listings

@@ -22,7 +22,8 @@ import Glibc
 ///   `iommu_group` (readlink): five or six system calls;
 /// - the guests: the `*.xml` status files of `RUN/libvirt/qemu/`, parsed again only when one's
 ///   size or modification time changed; `/proc` is scanned (every process's `fd/` links) only
-///   when an mdev with an IOMMU group is named by no libvirt file.
+///   for mdevs with an IOMMU group that no libvirt file names.
+/// When each is read again is `VFIOWatch`'s business; this type reads and attributes.
 struct VFIODiscovery {
     let paths: SysfsPaths
     /// The directory that stands for `/run` (`--run-root`).
@@ -36,13 +37,6 @@ struct VFIODiscovery {
         self.paths = paths
         self.runRoot = runRoot
         self.procRoot = procRoot
-    }
-
-    /// The passthrough view of `candidates` (subchannels without a ccw device), with guests.
-    mutating func read(candidates: [SubchannelID]) -> HostPassthroughView {
-        var bound = candidates.compactMap { readSubchannel($0) }
-        attributeGuests(&bound)
-        return HostPassthroughView(subchannels: bound)
     }
 
     /// One subchannel: nil unless its `driver` link names `vfio_ccw` (a dangling or missing
@@ -82,37 +76,47 @@ struct VFIODiscovery {
         return parts.allSatisfy { $0.allSatisfy(\.isHexDigit) }
     }
 
-    /// Names each mdev's holder: libvirt's status files first, then the processes that hold
-    /// its group open.
-    mutating func attributeGuests(_ bound: inout [HostPassthrough]) {
-        guard bound.contains(where: { $0.mdev != nil }) else { return }
+    /// The running domains by the UUIDs of their mdev hostdevs.
+    static func domainsByUUID(_ statuses: [LibvirtDomainStatus]) -> [String: LibvirtDomainStatus] {
         var byUUID: [String: LibvirtDomainStatus] = [:]
-        for status in readLibvirtStatus() {
+        for status in statuses {
             for uuid in status.mdevs { byUUID[uuid] = status }
         }
+        return byUUID
+    }
+
+    /// The IOMMU groups of the mdevs no libvirt status file names: what `/proc` is scanned for.
+    static func unattributedGroups(_ bound: some Collection<HostPassthrough>, _ byUUID: [String: LibvirtDomainStatus])
+        -> Set<Int>
+    {
         var groups = Set<Int>()
+        for sch in bound {
+            guard let mdev = sch.mdev, byUUID[mdev.uuid] == nil, let group = mdev.iommuGroup else { continue }
+            groups.insert(group)
+        }
+        return groups
+    }
+
+    /// Sets each mdev's holder from the status files (`byUUID`) and a `/proc` scan; pure.
+    static func attribute(
+        _ bound: inout [HostPassthrough], byUUID: [String: LibvirtDomainStatus], scan: ProcessScan?
+    ) {
         for index in bound.indices {
             guard let mdev = bound[index].mdev else { continue }
             if let status = byUUID[mdev.uuid] {
                 bound[index].mdev!.holder = .libvirt(domain: status.name, pid: status.pid)
-            } else if let group = mdev.iommuGroup {
-                groups.insert(group)
-            }
-        }
-        guard !groups.isEmpty else { return }
-        let scan = ProcessScan.holders(of: groups, procRoot: procRoot)
-        for index in bound.indices {
-            guard let mdev = bound[index].mdev, case .none = mdev.holder, let group = mdev.iommuGroup else { continue }
-            if let holder = scan.holders[group] {
-                bound[index].mdev!.holder = holder
-            } else if let reason = scan.blind {
-                bound[index].mdev!.holder = .unknown(reason: reason)
+            } else if let group = mdev.iommuGroup, let scan {
+                if let holder = scan.holders[group] {
+                    bound[index].mdev!.holder = holder
+                } else if let reason = scan.blind {
+                    bound[index].mdev!.holder = .unknown(reason: reason)
+                }
             }
         }
     }
 
     /// The running domains' status files, parsed (cached by size and modification time).
-    private mutating func readLibvirtStatus() -> [LibvirtDomainStatus] {
+    mutating func readLibvirtStatus() -> [LibvirtDomainStatus] {
         let dir = runRoot + "/libvirt/qemu"
         let names = ((try? SysfsFiles.entries(dir)) ?? nil)?.filter { $0.hasSuffix(".xml") } ?? []
         var seen: [String: (stamp: FileStamp, status: LibvirtDomainStatus?)] = [:]
@@ -329,41 +333,5 @@ struct ProcessScan {
             if position == 0, !field.contains("=") { return field.isEmpty ? nil : field }
         }
         return nil
-    }
-}
-
-/// The passthrough view the follower keeps current: re-read on every poll tick (and by
-/// `SysfsBackend.readNow`), read by queries on the event loop without waiting for a reading.
-final class VFIOWatch: Sendable {
-    private let discovery: Mutex<VFIODiscovery>
-    private let view = Mutex(HostPassthroughView())
-    /// Readings that changed the view, for tests.
-    private let changeCount = Mutex(0)
-
-    init(_ discovery: VFIODiscovery) {
-        self.discovery = Mutex(discovery)
-    }
-
-    /// The last reading.
-    var current: HostPassthroughView { view.withLock { $0 } }
-    var changes: Int { changeCount.withLock { $0 } }
-
-    /// Reads the candidates of `mirror`'s view (I/O subchannels without a ccw device); true when
-    /// the view changed.
-    @discardableResult
-    func poll(_ mirror: SysfsMirror) -> Bool {
-        var candidates: [SubchannelID] = []
-        let subchannels = mirror.subsystem.subchannels
-        for (index, device) in mirror.deviceDirectories.enumerated()
-        where device == nil && index < subchannels.count && subchannels[index].type == .io {
-            candidates.append(subchannels[index].id)
-        }
-        let newer = discovery.withLock { $0.read(candidates: candidates) }
-        let changed = view.withLock { current in
-            defer { current = newer }
-            return current != newer
-        }
-        if changed { changeCount.withLock { $0 += 1 } }
-        return changed
     }
 }

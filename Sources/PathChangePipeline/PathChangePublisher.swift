@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // cssd: QMP control server for the s390 channel subsystem.
 
+import CSSBackend
 import CSSModel
 import PathEvents
 import VFIOCCW
@@ -48,6 +49,8 @@ package struct PublishedPathChange: Hashable, Sendable {
     package var time: EventTime { journaled.time }
     /// What it did to each guest reached (vfio-ccw), in guest-name order; empty for a reset.
     package var guests: [GuestPathChange] { journaled.guests }
+    /// What it did to each guest holding mdevs on a Linux host (linux-sysfs), in guest-name order.
+    package var hostGuests: [HostGuestPathChange] { journaled.hostGuests }
 }
 
 extension PathEventJournal: PathChangeSink {
@@ -99,7 +102,9 @@ package enum PathChangeSinkRole: Int, CaseIterable, Comparable, Sendable, Custom
 /// The one way a path change becomes known: every source (commands, reset-channel-path, the
 /// observed backend's refresh) calls `publish`, which
 /// 1. carries the change to the guests (`Guests.hostPathChanged`, each by its strategy; the new
-///    masks travel with the change, so no guest re-reads a SCHIB),
+///    masks travel with the change, so no guest re-reads a SCHIB), and attributes it to the
+///    guests holding mdevs on a Linux host (`HostPassthroughView.guestChanges`, over the view
+///    `hostPassthrough` returns: the backend's last reading, no I/O),
 /// 2. queues the events for every subscription that wants them (`PathEventHub.publish`), with
 ///    the guest changes, under one timestamp,
 /// 3. hands the result to each sink once, in the order of their roles (`PathChangeSinkRole`).
@@ -115,6 +120,8 @@ package final class PathChangePublisher {
     package var guests: Guests
     /// Event timestamps where the publisher is given none (tests may fix it).
     package var clock: () -> EventTime
+    /// The host's vfio-ccw passthrough as last read (linux-sysfs); nil where there is none.
+    private let hostPassthrough: () -> HostPassthroughView?
     /// Sorted by role.
     private var sinks: [WeakSink] = []
     /// The sequence number of the last change published (0: none yet in this epoch).
@@ -128,11 +135,15 @@ package final class PathChangePublisher {
     /// - Parameters:
     ///   - lastSequence: the sequence number of the last change published before (a journal
     ///     that survives a restart passes its last one); the next change gets one more.
+    ///   - hostPassthrough: the backend's passthrough view as last read
+    ///     (`ChannelSubsystemBackend.hostPassthrough`); must not block.
     package init(
         hub: PathEventHub = PathEventHub(), guests: Guests = Guests(),
         clock: @escaping () -> EventTime = EventClock.now,
-        lastSequence: UInt64 = 0
+        lastSequence: UInt64 = 0,
+        hostPassthrough: @escaping () -> HostPassthroughView? = { nil }
     ) {
+        self.hostPassthrough = hostPassthrough
         self.hub = hub
         self.guests = guests
         self.clock = clock
@@ -200,12 +211,15 @@ package final class PathChangePublisher {
         -> PublishedPathChange
     {
         let reachedGuests = kind.isRedundancyLoss ? [] : guests.hostPathChanged(change, as: kind)
+        let hostGuests = hostPassthrough()?.guestChanges(change, as: kind) ?? []
         let sequence = lastSequence + 1
-        let reached = hub.publish(change, as: kind, at: time, guests: reachedGuests, sequence: sequence)
+        let reached = hub.publish(
+            change, as: kind, at: time, guests: reachedGuests, hostGuests: hostGuests, sequence: sequence)
         lastSequence = sequence
         let published = PublishedPathChange(
             journaled: JournaledPathChange(
-                sequence: sequence, change: change, kind: kind, time: time, guests: reachedGuests),
+                sequence: sequence, change: change, kind: kind, time: time, guests: reachedGuests,
+                hostGuests: hostGuests),
             cause: cause, reached: reached)
         for entry in sinks { entry.sink?.pathChangePublished(published) }
         return published

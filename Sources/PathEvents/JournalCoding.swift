@@ -34,6 +34,24 @@ extension JournaledPathChange {
             writer.put(guest.crw?.rawValue ?? 0)
             writer.put(guest.crwLost)
         }
+        // Host guests (linux-sysfs) last, and only when there are any: a record written
+        // before they existed decodes as one without them.
+        if !hostGuests.isEmpty {
+            writer.put(UInt32(hostGuests.count))
+            for guest in hostGuests {
+                writer.put(guest.guest)
+                writer.put(Int64(guest.pid ?? -1))
+                writer.put(guest.hostChpid.rawValue)
+                writer.put(guest.change.rawValue)
+                writer.put(UInt32(clamping: guest.withoutPath))
+                writer.put(UInt32(guest.devices.count))
+                for device in guest.devices {
+                    writer.put(device.subchannel.rawValue)
+                    writer.put(device.mdev)
+                    for mask in [device.pim, device.pam, device.pom, device.lpm, device.pnom] { writer.put(mask) }
+                }
+            }
+        }
         return writer.bytes
     }
 
@@ -72,10 +90,37 @@ extension JournaledPathChange {
                     devices: devices, visible: visible, notifications: notifications,
                     crw: hasCRW ? CRW(rawValue: crw) : nil, crwLost: try reader.flag()))
         }
+        var hostGuests: [HostGuestPathChange] = []
+        if !reader.isAtEnd {
+            for _ in 0..<(try reader.count(each: 20)) {
+                let name = try reader.string()
+                let pid = Int(try reader.get(Int64.self))
+                let hostChpid = try reader.channelPathID()
+                let changeName = try reader.string()
+                guard let guestKind = PathEventChange(rawValue: changeName) else {
+                    throw StateCodingError("change \(sequence): host guest \(name): '\(changeName)'")
+                }
+                let withoutPath = Int(try reader.get(UInt32.self))
+                var devices: [HostGuestDevice] = []
+                for _ in 0..<(try reader.count(each: 14)) {
+                    let subchannel = try reader.subchannelID()
+                    let mdev = try reader.string()
+                    let masks = try reader.raw(5)
+                    let m = Array(masks)
+                    devices.append(
+                        HostGuestDevice(
+                            subchannel: subchannel, mdev: mdev, pim: m[0], pam: m[1], pom: m[2], lpm: m[3], pnom: m[4]))
+                }
+                hostGuests.append(
+                    HostGuestPathChange(
+                        guest: name, pid: pid < 0 ? nil : pid, hostChpid: hostChpid, change: guestKind,
+                        devices: devices, withoutPath: withoutPath))
+            }
+        }
         guard reader.isAtEnd else { throw StateCodingError("change \(sequence): bytes after the record") }
         self.init(
             sequence: sequence, change: change, kind: kind,
             time: EventTime(seconds: seconds, microseconds: microseconds),
-            guests: guests)
+            guests: guests, hostGuests: hostGuests)
     }
 }

@@ -43,6 +43,9 @@ package enum PathEvent: Hashable, Sendable {
     /// guest's chpid: VFIOCCW's own value, queued as it is. `number` is the hub's small number
     /// for the guest, for coalescing.
     indirect case guest(GuestPathChange, number: UInt32)
+    /// `HOST_GUEST_PATH_CHANGED`: what one host path change did to one guest holding vfio-ccw
+    /// mdevs on a Linux host, all its devices on the path in one event. `number` as for `guest`.
+    indirect case hostGuest(HostGuestPathChange, number: UInt32)
     /// `PATH_EVENTS_GAP`: a subscription asked to resume from a position the journal cannot
     /// serve; always its first event.
     case gap(PathEventGap)
@@ -71,6 +74,10 @@ package enum PathEvent: Hashable, Sendable {
                 | UInt64(event.chpid.rawValue)
         case .guest(let event, let number):
             return 2 << 56 | UInt64(number) << 16 | UInt64(event.guestChpid.rawValue)
+        // A guest's newer change of the same host chpid replaces its unread older one: the
+        // devices' masks in it are the latest.
+        case .hostGuest(let event, let number):
+            return 6 << 56 | UInt64(number) << 16 | UInt64(event.hostChpid.rawValue)
         case .gap: return 3 << 56  // one per subscription, never replaced
         // The latest crossing of a chpid replaces an unread older one: its level is the news.
         case .utilization(let event): return 4 << 56 | UInt64(event.chpid.rawValue)

@@ -109,7 +109,7 @@ package struct PathEventHub: Sendable {
         var reached = PathEventFanOut()
         for entry in resume.changes {
             let (event, guestEvents, first) = prepare(
-                entry.change, as: entry.kind, guests: entry.guests)
+                entry.change, as: entry.kind, guests: entry.guests, hostGuests: entry.hostGuests)
             deliver(
                 event, entry.change.affected, guestEvents, to: id, sequence: first, change: entry.sequence,
                 time: entry.time, coalescing: false, announcesPath: Self.announcesPath(entry.change, as: entry.kind),
@@ -169,16 +169,19 @@ package struct PathEventHub: Sendable {
     ///   - kind: what happened, the events' `change`.
     ///   - time: the events' timestamp.
     ///   - guests: what the change did to guests (vfio-ccw), for granularity guest.
+    ///   - hostGuests: what it did to guests holding mdevs on a Linux host, for granularity guest.
     /// - Returns: who got events. Cost: O(1) per admitting "chpid" subscription, O(affected
     ///   subchannels) per "subchannel" one, O(guests) per "guest" one.
     ///   - sequence: the change's sequence number (its events' `sequence`; 0 where none is kept).
     @discardableResult
     package mutating func publish(
         _ change: PathChange, as kind: PathEventChange, at time: EventTime, guests: [GuestPathChange] = [],
-        sequence: UInt64 = 0
+        hostGuests: [HostGuestPathChange] = [], sequence: UInt64 = 0
     ) -> PathEventFanOut {
-        guard kind.isReport || !change.altersNothing || !guests.isEmpty else { return PathEventFanOut() }
-        let (event, guestEvents, first) = prepare(change, as: kind, guests: guests)
+        guard kind.isReport || !change.altersNothing || !guests.isEmpty || !hostGuests.isEmpty else {
+            return PathEventFanOut()
+        }
+        let (event, guestEvents, first) = prepare(change, as: kind, guests: guests, hostGuests: hostGuests)
         var reached = PathEventFanOut()
         let affected = change.affected
         let announces = Self.announcesPath(change, as: kind)
@@ -214,20 +217,26 @@ package struct PathEventHub: Sendable {
 
     /// The chpid event of a change, its guest events, and the first of the event sequence
     /// numbers it takes.
-    private mutating func prepare(_ change: PathChange, as kind: PathEventChange, guests: [GuestPathChange])
-        -> (ChannelPathEvent, [PathEvent], UInt64)
-    {
+    private mutating func prepare(
+        _ change: PathChange, as kind: PathEventChange, guests: [GuestPathChange],
+        hostGuests: [HostGuestPathChange] = []
+    ) -> (ChannelPathEvent, [PathEvent], UInt64) {
         let after = change.after
         let event = ChannelPathEvent(
             chpid: after.id, change: kind, vary: after.vary, configure: after.configure,
             subchannels: change.affected.count, crw: change.crws.first?.rawValue)
         let first = nextSequence
-        nextSequence += 1 + UInt64(change.affected.count) + UInt64(guests.count)
+        nextSequence += 1 + UInt64(change.affected.count) + UInt64(guests.count) + UInt64(hostGuests.count)
         var guestEvents: [PathEvent] = []
         for guest in guests {
             let number = guestNumbers[guest.guest] ?? UInt32(guestNumbers.count)
             guestNumbers[guest.guest] = number
             guestEvents.append(.guest(guest, number: number))
+        }
+        for guest in hostGuests {
+            let number = guestNumbers[guest.guest] ?? UInt32(guestNumbers.count)
+            guestNumbers[guest.guest] = number
+            guestEvents.append(.hostGuest(guest, number: number))
         }
         return (event, guestEvents, first)
     }
@@ -265,7 +274,11 @@ package struct PathEventHub: Sendable {
         if filter.granularity.wantsGuest {
             let base = sequence + 1 + UInt64(affected.count)
             for (offset, guest) in guests.enumerated() {
-                guard case .guest(let data, _) = guest, filter.admits(guest: data.guest) else { continue }
+                switch guest {
+                case .guest(let data, _) where filter.admits(guest: data.guest): break
+                case .hostGuest(let data, _) where filter.admits(guest: data.guest): break
+                default: continue
+                }
                 subscription.queue.push(
                     QueuedPathEvent(sequence: base + UInt64(offset), time: time, event: guest, change: change),
                     coalescing: coalescing)

@@ -15,15 +15,19 @@ package struct JournaledPathChange: Hashable, Sendable {
     package let time: EventTime
     /// What it did to each guest reached, in guest-name order.
     package let guests: [GuestPathChange]
+    /// What it did to each guest holding mdevs on a Linux host, in guest-name order.
+    package let hostGuests: [HostGuestPathChange]
 
     package init(
-        sequence: UInt64, change: PathChange, kind: PathEventChange, time: EventTime, guests: [GuestPathChange]
+        sequence: UInt64, change: PathChange, kind: PathEventChange, time: EventTime, guests: [GuestPathChange],
+        hostGuests: [HostGuestPathChange] = []
     ) {
         self.sequence = sequence
         self.change = change
         self.kind = kind
         self.time = time
         self.guests = guests
+        self.hostGuests = hostGuests
     }
 }
 

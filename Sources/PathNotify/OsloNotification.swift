@@ -67,7 +67,7 @@ package struct OsloNotificationEncoder: Sendable {
         notifications(
             for: JournaledPathChange(
                 sequence: published.sequence, change: published.change, kind: published.kind, time: published.time,
-                guests: published.guests), cause: published.cause, epoch: epoch)
+                guests: published.guests, hostGuests: published.hostGuests), cause: published.cause, epoch: epoch)
     }
 
     /// The same for a journaled change (rebuilt at start, see `PathNotifier`): the journal does
@@ -129,6 +129,22 @@ package struct OsloNotificationEncoder: Sendable {
                     make(
                         published.sequence, "cssd.guest.\(guest.change.rawValue)", guestPriority, payload + common,
                         published.time))
+            }
+            // linux-sysfs: one per guest holding mdevs, as HOST_GUEST_PATH_CHANGED.
+            for guest in published.hostGuests where filter.admits(guest.hostChpid, guest.change) {
+                var payload: [(String, JSON)] = [("guest", .string(guest.guest))]
+                if let pid = guest.pid { payload.append(("pid", .integer(pid))) }
+                payload += [
+                    ("host-chpid", .string(guest.hostChpid.description)), ("change", .string(guest.change.rawValue)),
+                    ("devices", .integer(guest.devices.count)), ("without-path", .integer(guest.withoutPath)),
+                    ("mdevs", .array(guest.devices.map { .string($0.mdev) })),
+                    ("subchannels", .array(guest.devices.map { .string($0.subchannel.description) })),
+                ]
+                let guestPriority = Self.losesPath(guest.change) || guest.withoutPath > 0 ? "WARN" : "INFO"
+                out.append(
+                    make(
+                        published.sequence, "cssd.host_guest.\(guest.change.rawValue)", guestPriority,
+                        payload + common, published.time))
             }
         }
         return out

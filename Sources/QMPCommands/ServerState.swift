@@ -165,7 +165,9 @@ package final class ServerState {
         self.backend = backend ?? ModelBackend(try! Subsystem(topology: .embeddedDefault))
         let journal = journal ?? PathEventJournal(capacity: options.eventJournal, epoch: Self.newEpoch())
         self.journal = journal
-        self.pathChanges = PathChangePublisher(guests: guests, lastSequence: journal.newest)
+        let source = self.backend
+        self.pathChanges = PathChangePublisher(
+            guests: guests, lastSequence: journal.newest, hostPassthrough: { source.hostPassthrough })
         pathChanges.register(journal, as: .journal)
         var entries: [String: Entry] = [:]
         for command in schema.commands {

@@ -39,7 +39,7 @@ struct PathEventEncoder {
             return
         }
         switch queued.event {
-        case .guest, .gap, .utilization:
+        case .guest, .hostGuest, .gap, .utilization:
             // One per guest reached, not per device, one per resume, or one per threshold
             // crossing: the generic route is fine.
             ReplyEncoder.writeEvent(
@@ -99,7 +99,7 @@ struct PathEventEncoder {
             decimal(&line, Int(event.lpm))
             append(&line, ", \"pnom\": ")
             decimal(&line, Int(event.pnom))
-        case .guest, .gap, .utilization:
+        case .guest, .hostGuest, .gap, .utilization:
             preconditionFailure("written above")
         }
         line.append(contentsOf: tail)
@@ -126,6 +126,7 @@ struct PathEventEncoder {
             case .channelPath: return "CHANNEL_PATH_CHANGED"
             case .subchannel: return "SUBCHANNEL_PATHS_CHANGED"
             case .guest: return "GUEST_PATH_CHANGED"
+            case .hostGuest: return "HOST_GUEST_PATH_CHANGED"
             case .gap: return "PATH_EVENTS_GAP"
             case .utilization: return "CHANNEL_PATH_UTILIZATION"
             }
@@ -181,6 +182,22 @@ struct PathEventEncoder {
                 if let crw = event.crw { members.append(("crw", .integer(Int(crw.rawValue)))) }
                 members.append(("crw-lost", .bool(event.crwLost)))
                 members += [("epoch", .string(epoch)), ("sequence", .integer(Int(queued.change)))]
+                return .object(members)
+            case .hostGuest(let event, _):
+                var members: [(String, JSON)] = [
+                    ("subscription", .integer(subscription)),
+                    ("guest", .string(event.guest)),
+                ]
+                if let pid = event.pid { members.append(("pid", .integer(pid))) }
+                members += [
+                    ("host-chpid", .string(event.hostChpid.description)),
+                    ("change", .string(event.change.rawValue)),
+                    ("devices", .integer(event.devices.count)),
+                    ("without-path", .integer(event.withoutPath)),
+                    ("mdevs", .array(event.devices.map { .string($0.mdev) })),
+                    ("subchannels", .array(event.devices.map { .string($0.subchannel.description) })),
+                    ("epoch", .string(epoch)), ("sequence", .integer(Int(queued.change))),
+                ]
                 return .object(members)
             case .gap(let gap):
                 return .object([

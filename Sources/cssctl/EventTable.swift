@@ -37,6 +37,12 @@ enum EventTable {
                 + "devices=\(number(data["devices"])) visible=\(number(data["visible"])) "
                 + "notifications=\(number(data["notifications"]))\(crw)"
             return row([time(event["timestamp"]), name, text("guest-chpid"), text("change"), "-", detail])
+        case "HOST_GUEST_PATH_CHANGED":
+            // linux-sysfs: the host's chpid; the guest's own is not known on the host.
+            detail =
+                "guest=\(text("guest")) devices=\(number(data["devices"])) "
+                + "without-path=\(number(data["without-path"]))"
+            return row([time(event["timestamp"]), name, text("host-chpid"), text("change"), "-", detail])
         default:
             detail = data.count == 0 ? "-" : data.serialized()
         }

@@ -42,6 +42,8 @@ private func drain(_ hub: inout PathEventHub, _ owner: ConnectionID) -> [(Int, S
             case .channelPath(let e): out.append((id, "chp \(e.chpid) \(e.change.rawValue) \(e.subchannels)"))
             case .subchannel(let e): out.append((id, "sch \(e.subchannel) \(e.chpid) lpm \(e.lpm)"))
             case .guest(let e, _): out.append((id, "guest \(e.guest) \(e.guestChpid) \(e.change.rawValue)"))
+            case .hostGuest(let e, _):
+                out.append((id, "host-guest \(e.guest) \(e.hostChpid) \(e.change.rawValue) \(e.devices.count)"))
             case .gap(let gap): out.append((id, "gap \(gap.reason.rawValue) \(gap.first)...\(gap.last)"))
             case .utilization(let e): out.append((id, "util \(e.chpid) \(e.level.rawValue) \(e.utilization)"))
             }
@@ -51,6 +53,36 @@ private func drain(_ hub: inout PathEventHub, _ owner: ConnectionID) -> [(Int, S
 }
 
 @Suite struct PathEventHubTests {
+    /// linux-sysfs: one HOST_GUEST_PATH_CHANGED per guest per change, for granularity guest
+    /// only, filtered by guest name, after the change's chpid event in sequence order.
+    @Test func hostGuestChangesAreOneEventPerGuestForGranularityGuest() throws {
+        var css = model()
+        var hub = PathEventHub()
+        let all = try hub.subscribe(owner: 1, filter: PathEventFilter(granularity: .guest), queueLimit: 100)
+        let web = try hub.subscribe(
+            owner: 2, filter: PathEventFilter(granularity: .guest, guests: ["web"]), queueLimit: 100)
+        let chpid = try hub.subscribe(owner: 3, filter: PathEventFilter(granularity: .chpid), queueLimit: 100)
+        let change = try css.varyPath(chp("0.40"), to: .offline)
+        func device(_ n: UInt16) -> HostGuestDevice {
+            HostGuestDevice(
+                subchannel: SubchannelID(cssid: 0, ssid: 0, schno: n), mdev: "m\(n)", pim: 0x80, pam: 0x80,
+                pom: 0xff, lpm: 0, pnom: 0)
+        }
+        let guests = [
+            HostGuestPathChange(
+                guest: "db", pid: 1, hostChpid: chp("0.40"), change: .offline, devices: (0..<42).map(device),
+                withoutPath: 42),
+            HostGuestPathChange(
+                guest: "web", pid: nil, hostChpid: chp("0.40"), change: .offline, devices: [device(50)],
+                withoutPath: 1),
+        ]
+        hub.publish(change, as: .offline, at: t0, hostGuests: guests, sequence: 1)
+        #expect(drain(&hub, 1).map(\.1) == ["host-guest db 0.40 offline 42", "host-guest web 0.40 offline 1"])
+        #expect(drain(&hub, 2).map(\.1) == ["host-guest web 0.40 offline 1"])
+        #expect(drain(&hub, 3).map(\.1) == ["chp 0.40 offline \(change.affected.count)"])
+        #expect([all, web, chpid].count == 3)
+    }
+
     @Test func chpidGranularityGetsOneEventSubchannelGranularityOnePerSubchannel() throws {
         var css = model()
         var hub = PathEventHub()

@@ -50,6 +50,7 @@ private func drained(_ hub: inout PathEventHub, _ owner: ConnectionID, through l
             case .channelPath: out.append("\(queued.change) chp")
             case .subchannel(let e): out.append("\(queued.change) sch \(e.subchannel.schno)")
             case .guest: out.append("\(queued.change) guest")
+            case .hostGuest: out.append("\(queued.change) host-guest")
             case .gap(let gap):
                 out.append("gap \(gap.reason.rawValue) \(gap.first)...\(gap.last) after \(queued.change)")
             case .utilization(let e): out.append("util \(e.chpid)")

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // cssd: QMP control server for the s390 channel subsystem.
 
+import CSSBackend
 import CSSModel
 import JSONValues
 import PathChangePipeline
@@ -68,6 +69,34 @@ private func published(_ chpid: String, _ state: VaryState, publisher: PathChang
 
         let back = published("0.40", .online, publisher: publisher, subsystem: &subsystem)
         #expect(encoder.notifications(for: back, epoch: "e1").first?.routingKey == "notifications.info")
+    }
+
+    /// linux-sysfs: granularity guest also tells the guests holding mdevs, one each per change.
+    @Test func hostGuestsGetOneNotificationEach() throws {
+        var subsystem = try Subsystem(topology: .embeddedDefault)
+        let chpid = try ChannelPathID(parsing: "0.40")
+        let onPath = subsystem.subchannels.filter { $0.channelPaths.contains(chpid) }.map(\.id)
+        let view = HostPassthroughView(
+            subchannels: onPath.enumerated().map { n, id in
+                HostPassthrough(
+                    subchannel: id,
+                    mdev: MediatedDevice(
+                        uuid: "m\(n)", state: .active, iommuGroup: n, holder: .libvirt(domain: "db-1", pid: 4100)))
+            })
+        let publisher = PathChangePublisher(hostPassthrough: { view })
+        let change = published("0.40", .offline, publisher: publisher, subsystem: &subsystem)
+        let encoder = OsloNotificationEncoder(
+            publisherID: "cssd.host1", topic: "notifications",
+            filter: try NotifyFilter(granularity: "guest", chpids: nil, changes: nil))
+        let notifications = encoder.notifications(for: change, epoch: "e1")
+        #expect(notifications.count == 1)
+        let notification = try #require(notifications.first)
+        let envelope = try #require(JSON.parse(String(decoding: notification.body, as: UTF8.self)))
+        let inner = try #require(envelope["oslo.message"]?.stringValue)
+        let message = try #require(JSON.parse(inner))
+        #expect(message["event_type"]?.stringValue == "cssd.host_guest.offline")
+        #expect(message["payload"]?["guest"]?.stringValue == "db-1")
+        #expect(message["payload"]?["devices"]?.intValue == onPath.count)
     }
 
     @Test func filterPicksGranularityChpidsAndChanges() throws {

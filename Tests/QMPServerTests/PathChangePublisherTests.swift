@@ -183,6 +183,39 @@ struct PathChangePublisherTests {
         #expect(guestEvents[0]["timestamp"]?["seconds"]?.intValue == published.time.seconds)
     }
 
+    @Test("linux-sysfs: one host-guest change per guest, however many of its devices the change reached")
+    func hostGuestsAreAttributedFromTheViewPassedIn() throws {
+        var host = try Subsystem(topology: .embeddedDefault)
+        let chpid = try ChannelPathID(parsing: "0.40")
+        let onPath = host.subchannels.filter { $0.channelPaths.contains(chpid) }.map(\.id)
+        try #require(onPath.count >= 3)
+        // All but the last held by db-1 (libvirt), the last by a process nobody named.
+        let view = HostPassthroughView(
+            subchannels: onPath.enumerated().map { n, id in
+                HostPassthrough(
+                    subchannel: id,
+                    mdev: MediatedDevice(
+                        uuid: "m\(n)", state: .active, iommuGroup: n,
+                        holder: n == onPath.count - 1
+                            ? .process(guest: nil, pid: 9) : .libvirt(domain: "db-1", pid: 4100)))
+            })
+        let publisher = PathChangePublisher(hostPassthrough: { view })
+        let sink = RecordingSink()
+        publisher.register(sink, as: .metrics)
+        let change = try host.configurePath(chpid, to: .standby)
+        publisher.publish(change, as: .standby, cause: .observed(backend: "linux-sysfs"))
+        let guests = try #require(sink.published.first?.hostGuests)
+        let held = Set(onPath.dropLast())
+        let reached = change.affected.filter { held.contains($0.id) }
+        #expect(guests.map(\.guest) == ["db-1"])
+        #expect(guests.first?.pid == 4100 && guests.first?.hostChpid == chpid && guests.first?.change == .standby)
+        #expect(guests.first?.devices.map(\.subchannel) == reached.map(\.id).sorted())
+        #expect(guests.first?.withoutPath == reached.count { $0.pim & $0.pam & $0.pom & $0.lpm == 0 })
+        // A reset reaches no guest.
+        publisher.publish(PathChange(resetOf: change.after, crws: []), as: .reset, cause: .observed(backend: "x"))
+        #expect(sink.published.last?.hostGuests == [])
+    }
+
     @Test("a sink nobody holds any more is not told")
     func sinksAreHeldWeakly() throws {
         let pipeline = try Pipeline()

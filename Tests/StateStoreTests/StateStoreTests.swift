@@ -409,4 +409,29 @@ private func execute(_ directory: String, _ sql: String) throws {
         #expect(decoded.time == journaled.time && decoded.guests == reached)
         #expect(throws: StateCodingError.self) { try JournaledPathChange(encoded: Array(journaled.encoded.dropLast())) }
     }
+
+    /// linux-sysfs guests (HOST_GUEST_PATH_CHANGED) are journaled after the model's, so that a
+    /// resuming subscriber gets them again; a record without them reads as before.
+    @Test func aJournaledChangeWithHostGuestsRoundTrips() throws {
+        var host = try Subsystem(topology: .embeddedDefault)
+        let change = try host.varyPath(try ChannelPathID(parsing: "0.40"), to: .offline)
+        let devices = change.affected.prefix(3).map {
+            HostGuestDevice(
+                subchannel: $0.id, mdev: "9c2a8b4e-1f3d-4e5a-9b6c-7d8e9f0a1b2c", pim: $0.pim, pam: $0.pam, pom: $0.pom,
+                lpm: $0.lpm, pnom: $0.pnom)
+        }
+        let hostGuests = [
+            HostGuestPathChange(
+                guest: "db-1", pid: 4100, hostChpid: change.chpid, change: .offline, devices: Array(devices),
+                withoutPath: 1),
+            HostGuestPathChange(
+                guest: "web", pid: nil, hostChpid: change.chpid, change: .offline, devices: [], withoutPath: 0),
+        ]
+        let journaled = JournaledPathChange(
+            sequence: 3, change: change, kind: .offline, time: EventTime(seconds: 7, microseconds: 9), guests: [],
+            hostGuests: hostGuests)
+        let decoded = try JournaledPathChange(encoded: journaled.encoded)
+        #expect(decoded == journaled)
+        #expect(throws: StateCodingError.self) { try JournaledPathChange(encoded: Array(journaled.encoded.dropLast())) }
+    }
 }

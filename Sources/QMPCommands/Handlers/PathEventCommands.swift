@@ -135,7 +135,9 @@ enum PathEventCommands {
             guard !names.isEmpty else {
                 throw .generic("Parameter 'guests' must not be empty: omit it to match every guest")
             }
-            for name in names where server.guests.guests[name] == nil {
+            // The model's guests, or on linux-sysfs those holding mdevs as last read.
+            let hostGuests = Set(server.backend.hostPassthrough?.guests.map(\.name) ?? [])
+            for name in names where server.guests.guests[name] == nil && !hostGuests.contains(name) {
                 throw QMPError(.deviceNotFound, "guest '\(name)' does not exist")
             }
             guests = Set(names)

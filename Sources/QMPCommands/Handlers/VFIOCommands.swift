@@ -10,9 +10,19 @@ import VFIOCCW
 /// backend's subsystem (the host). One static method per command, as the generated
 /// `VFIOCommandsSchema` requires.
 enum VFIOCommands {
+    /// The model's guests; on linux-sysfs, also the guests the host shows holding mdevs
+    /// (`hostGuestInfo`), in one name order (a model guest of the same name wins).
     static func queryGuests(_ context: CommandContext) throws(QMPError) -> CommandOutcome {
         let guests = context.server.guests
-        return .reply(.array(guests.names.map { guestInfo(guests.guests[$0]!) }))
+        var entries = guests.names.map { (name: $0, info: guestInfo(guests.guests[$0]!)) }
+        if let view = context.server.backend.hostPassthrough {
+            let subsystem = context.server.subsystem
+            for guest in view.guests where guests.guests[guest.name] == nil {
+                entries.append((guest.name, hostGuestInfo(guest.name, guest.subchannels, subsystem)))
+            }
+            entries.sort { $0.name < $1.name }
+        }
+        return .reply(.array(entries.map(\.info)))
     }
 
     static func guestStoreSubchannel(_ arguments: GuestStoreSubchannelArguments, _ context: CommandContext)
@@ -90,15 +100,16 @@ enum VFIOCommands {
     private static func guestInfo(_ guest: Guest) -> JSON {
         let devices = guest.devices.values
         let passthrough = devices.count { $0.host != nil }
-        return GuestInfoReply(
-            name: guest.name, strategy: guest.strategy, cssids: guest.cssids.sorted().map { Int($0) },
-            devices: devices.count, passthrough: passthrough, virtio: devices.count - passthrough,
-            chpidMap: guest.chpidMap.keys.sorted().map { guestChpid in
-                GuestChpidMappingReply(
-                    guestChpid: guestChpid.description, hostChpid: guest.chpidMap[guestChpid]!.description)
-            },
-            crwsPending: guest.crwQueue.count
-        ).json
+        var info = GuestInfoReply(name: guest.name, devices: devices.count, passthrough: passthrough)
+        info.strategy = guest.strategy
+        info.cssids = guest.cssids.sorted().map { Int($0) }
+        info.virtio = devices.count - passthrough
+        info.chpidMap = guest.chpidMap.keys.sorted().map { guestChpid in
+            GuestChpidMappingReply(
+                guestChpid: guestChpid.description, hostChpid: guest.chpidMap[guestChpid]!.description)
+        }
+        info.crwsPending = guest.crwQueue.count
+        return info.json
     }
 
     private static func subchannelInfo(_ device: GuestDevice, map: [ChannelPathID: ChannelPathID])
@@ -108,10 +119,13 @@ enum VFIOCommands {
             (0..<8).map { $0 < ids.count ? .string(ids[$0].description) : .null }
         }
         var info = GuestSubchannelInfoReply(
-            subchannel: device.id.description,
-            devno: DeviceID(cssid: device.id.cssid, ssid: device.id.ssid, devno: device.devno).description,
-            kind: "", chpids: slots(device.chpids), pim: Int(device.pim), pam: Int(device.pam), pom: Int(device.pom),
-            lpm: Int(device.lpm), pnom: Int(device.pnom), unobserved: device.unobserved, untold: device.untold)
+            kind: "", pim: Int(device.pim), pam: Int(device.pam), pom: Int(device.pom), pnom: Int(device.pnom))
+        info.subchannel = device.id.description
+        info.devno = DeviceID(cssid: device.id.cssid, ssid: device.id.ssid, devno: device.devno).description
+        info.chpids = slots(device.chpids)
+        info.lpm = Int(device.lpm)
+        info.unobserved = device.unobserved
+        info.untold = device.untold
         switch device.kind {
         case .virtio(let cuModel):
             info.kind = "virtio"
@@ -144,12 +158,15 @@ enum VFIOCommands {
         throws(QMPError) -> CommandOutcome
     {
         let name = arguments.guest
-        guard let guest = context.server.guests.guests[name] else {
-            throw QMPError(.deviceNotFound, VFIOError.unknownGuest(name).description)
-        }
         let (limit, start) = (arguments.limit, arguments.start)
         if let limit, !(1...CSSCommands.maxPage).contains(limit) {
             throw .generic("Parameter 'limit' expects 1..\(CSSCommands.maxPage)")
+        }
+        guard let guest = context.server.guests.guests[name] else {
+            if let held = context.server.backend.hostPassthrough?.guests.first(where: { $0.name == name }) {
+                return .reply(hostGuestSubchannels(held.subchannels, arguments, context.server.subsystem))
+            }
+            throw QMPError(.deviceNotFound, VFIOError.unknownGuest(name).description)
         }
         let (cssid, ssid) = (arguments.cssid, arguments.ssid)
         let matching = guest.sortedDevices.filter { device in
