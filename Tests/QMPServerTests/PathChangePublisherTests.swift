@@ -183,6 +183,29 @@ struct PathChangePublisherTests {
         #expect(guestEvents[0]["timestamp"]?["seconds"]?.intValue == published.time.seconds)
     }
 
+    @Test("the host view finds a subchannel's entry (binary search in id order) and says whether it is held")
+    func hostPassthroughLookup() throws {
+        let ids = try (0..<9).map { try SubchannelID(parsing: String(format: "0.0.%04x", $0 * 2 + 1)) }
+        let view = HostPassthroughView(
+            subchannels: ids.enumerated().map { n, id in
+                HostPassthrough(
+                    subchannel: id,
+                    mdev: n % 3 == 0
+                        ? nil
+                        : MediatedDevice(
+                            uuid: "m\(n)", state: .active, iommuGroup: n,
+                            holder: n % 3 == 1 ? .none : .libvirt(domain: "g", pid: 1)))
+            })
+        for (n, id) in ids.enumerated() {
+            #expect(view.passthrough(id)?.subchannel == id)
+            #expect(view.isHeld(id) == (n % 3 == 2))
+        }
+        for raw in [0, 2, 4, 18, 0xffff] {
+            #expect(view.passthrough(try SubchannelID(parsing: String(format: "0.0.%04x", raw))) == nil)
+        }
+        #expect(HostPassthroughView().passthrough(ids[0]) == nil)
+    }
+
     @Test("linux-sysfs: one host-guest change per guest, however many of its devices the change reached")
     func hostGuestsAreAttributedFromTheViewPassedIn() throws {
         var host = try Subsystem(topology: .embeddedDefault)
