@@ -98,8 +98,12 @@ struct VFIODiscovery {
     }
 
     /// Sets each mdev's holder from the status files (`byUUID`) and a `/proc` scan; pure.
+    /// - Parameter unreadable: libvirt status files that could not be read or parsed (too
+    ///   large, not XML): one of them may name an mdev nobody is seen holding, so such an mdev
+    ///   is unknown, not free.
     static func attribute(
-        _ bound: inout [HostPassthrough], byUUID: [String: LibvirtDomainStatus], scan: ProcessScan?
+        _ bound: inout [HostPassthrough], byUUID: [String: LibvirtDomainStatus], scan: ProcessScan?,
+        unreadable: [String] = []
     ) {
         for index in bound.indices {
             guard let mdev = bound[index].mdev else { continue }
@@ -110,10 +114,17 @@ struct VFIODiscovery {
                     bound[index].mdev!.holder = holder
                 } else if let reason = scan.blind {
                     bound[index].mdev!.holder = .unknown(reason: reason)
+                } else if let file = unreadable.first {
+                    let more = unreadable.count > 1 ? " (and \(unreadable.count - 1) more)" : ""
+                    bound[index].mdev!.holder = .unknown(
+                        reason: "no process holds its group, but libvirt status file \(file)\(more) could not be read")
                 }
             }
         }
     }
+
+    /// The status files the last `readLibvirtStatus` could not read or parse, in path order.
+    var unreadableStatusFiles: [String] { statusFiles.keys.sorted().filter { statusFiles[$0]!.status == nil } }
 
     /// The running domains' status files, parsed (cached by size and modification time).
     mutating func readLibvirtStatus() -> [LibvirtDomainStatus] {
@@ -224,11 +235,37 @@ struct LibvirtDomainStatus: Equatable {
         return nil
     }
 
-    /// The five predefined XML entities (a domain name may hold `&`, `<`, `'`).
+    /// The five predefined XML entities and numeric character references (`&#10;`, `&#x41;`),
+    /// in one pass (a domain name may hold `&`, `<`, `'`; libvirt writes a control character as
+    /// a reference). A reference that names no character is left as written.
     static func unescape(_ text: String) -> String {
         guard text.contains("&") else { return text }
-        return text.replacing("&lt;", with: "<").replacing("&gt;", with: ">").replacing("&quot;", with: "\"")
-            .replacing("&apos;", with: "'").replacing("&amp;", with: "&")
+        let named: [Substring: Character] = ["lt": "<", "gt": ">", "quot": "\"", "apos": "'", "amp": "&"]
+        var out = ""
+        var rest = text[...]
+        while let amp = rest.firstIndex(of: "&") {
+            out += rest[..<amp]
+            let after = rest[rest.index(after: amp)...]
+            if let semicolon = after.prefix(12).firstIndex(of: ";") {
+                let name = after[..<semicolon]
+                var decoded: Character?
+                if let character = named[name] {
+                    decoded = character
+                } else if name.hasPrefix("#x") || name.hasPrefix("#X") {
+                    decoded = UInt32(name.dropFirst(2), radix: 16).flatMap(Unicode.Scalar.init).map(Character.init)
+                } else if name.hasPrefix("#") {
+                    decoded = UInt32(name.dropFirst(), radix: 10).flatMap(Unicode.Scalar.init).map(Character.init)
+                }
+                if let decoded {
+                    out.append(decoded)
+                    rest = after[after.index(after: semicolon)...]
+                    continue
+                }
+            }
+            out.append("&")
+            rest = after
+        }
+        return out + rest
     }
 }
 
@@ -329,7 +366,8 @@ struct ProcessScan {
         }
         fields.append(current)
         for (position, field) in fields.enumerated() {
-            if field.hasPrefix("guest=") { return String(field.dropFirst(6)) }
+            // An empty name is none (a `guest=""` series would read as no label at all).
+            if field.hasPrefix("guest=") { return field.count > 6 ? String(field.dropFirst(6)) : nil }
             if position == 0, !field.contains("=") { return field.isEmpty ? nil : field }
         }
         return nil

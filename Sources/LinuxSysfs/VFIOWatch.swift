@@ -136,7 +136,8 @@ struct VFIOFollowState {
         dirty = readGuests(ticksPerSweep: ticksPerSweep, full: full) || dirty
         guard dirty else { return nil }
         var subchannels = bound.values.sorted { $0.subchannel < $1.subchannel }
-        VFIODiscovery.attribute(&subchannels, byUUID: byUUID, scan: scan)
+        VFIODiscovery.attribute(
+            &subchannels, byUUID: byUUID, scan: scan, unreadable: discovery.unreadableStatusFiles)
         return HostPassthroughView(subchannels: subchannels)
     }
 

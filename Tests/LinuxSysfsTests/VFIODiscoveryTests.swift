@@ -180,5 +180,30 @@ import Testing
         #expect(ProcessScan.guestName(arguments: ["qemu", "-name", "debug-threads=on,guest=x"]) == "x")
         #expect(ProcessScan.guestName(arguments: ["qemu", "-m", "1024"]) == nil)
         #expect(ProcessScan.guestName(arguments: ["qemu", "-name"]) == nil)
+        // An empty name is none: a guest="" series reads as no label.
+        #expect(ProcessScan.guestName(arguments: ["qemu", "-name", "guest=,debug-threads=on"]) == nil)
+    }
+
+    /// Numeric character references are decoded like the named entities, in one pass (an
+    /// escaped entity stays escaped once); a reference that names nothing is left as written.
+    @Test func statusFileNamesAreUnescapedOnce() {
+        #expect(LibvirtDomainStatus.unescape("a&#10;b&#x41;&amp;lt;&bogus;&") == "a\nbA&lt;&bogus;&")
+        #expect(LibvirtDomainStatus.unescape("&#xD800;&#99999999999;&") == "&#xD800;&#99999999999;&")
+        #expect(LibvirtDomainStatus.unescape("db&amp;co") == "db&co")
+    }
+
+    /// A status file that cannot be read or parsed may name the mdev nobody is seen holding:
+    /// unknown with the file, not free.
+    @Test func anUnreadableStatusFileMakesAnUnheldMdevUnknown() throws {
+        let tree = Self.tree()
+        tree.bindVFIO("0.0.0010")
+        tree.createMdev("0.0.0010", uuid: Self.uuid1, group: 0)
+        tree.write("run/libvirt/qemu/broken.xml", "<domstatus state='running' pid='7'><domain")
+        let backend = try Self.backend(tree)
+        guard case .unknown(let reason) = backend.hostPassthrough?.subchannels.first?.mdev?.holder else {
+            Issue.record("expected unknown, got \(String(describing: backend.hostPassthrough?.subchannels.first))")
+            return
+        }
+        #expect(reason.contains("libvirt status file") && reason.contains("broken.xml"))
     }
 }
