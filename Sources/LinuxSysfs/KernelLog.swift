@@ -170,23 +170,41 @@ final class KernelLogWatcher: Sendable {
     let path: String
     private let log: @Sendable (Bool, String) -> Void
     private let onTrigger: @Sendable (KernelLogTrigger) -> Void
-    private let state = Mutex<(counts: Counts, stopped: Bool, gaveUp: Bool)>((Counts(), false, false))
+    /// `connected`: a log is open and read (a FIFO has a writer); false while `open` waits for
+    /// a FIFO's writer, which may never come.
+    private let state = Mutex<(counts: Counts, stopped: Bool, gaveUp: Bool, connected: Bool)>(
+        (Counts(), false, false, false))
+    /// `/dev/kmsg`'s clock (CLOCK_MONOTONIC, µs) when the first full reading began: at the first
+    /// open, the records since then are acted on too (they were logged while the tree was read
+    /// and the follower started, and the sweep no longer reads for what they report); nil: only
+    /// what comes after the open.
+    private let since: UInt64?
 
     init(
-        path: String, log: @escaping @Sendable (Bool, String) -> Void,
+        path: String, since: UInt64? = nil, log: @escaping @Sendable (Bool, String) -> Void,
         onTrigger: @escaping @Sendable (KernelLogTrigger) -> Void
     ) {
         self.path = path
+        self.since = since
         self.log = log
         self.onTrigger = onTrigger
+    }
+
+    /// CLOCK_MONOTONIC in µs: the clock of `/dev/kmsg`'s TIME_US (printk's local_clock, the
+    /// same time base up to drift; `since` allows seconds of it).
+    static func monotonicMicros() -> UInt64 {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return UInt64(now.tv_sec) * 1_000_000 + UInt64(now.tv_nsec) / 1000
     }
 
     var counts: Counts { state.withLock { $0.counts } }
     private var stopped: Bool { state.withLock { $0.stopped } }
     /// Whether channel reports reach cssd through this log: false once it could not be opened
-    /// for good (missing, refused) or a log file ended; the sweep then reads every subchannel
-    /// whole again (`SysfsMirror.SweepReading`).
-    var isFollowing: Bool { state.withLock { !$0.stopped && !$0.gaveUp } }
+    /// for good (missing, refused) or a log file ended, and while a FIFO has no writer (its
+    /// forwarder died or never came); the sweep then reads every subchannel whole again
+    /// (`SysfsMirror.SweepReading`).
+    var isFollowing: Bool { state.withLock { !$0.stopped && !$0.gaveUp && $0.connected } }
 
     func start() { startThread { [self] in run() } }
 
@@ -194,6 +212,7 @@ final class KernelLogWatcher: Sendable {
 
     private func run() {
         var warned = false
+        var opens = 0
         while !stopped {
             let fd = open(path, O_RDONLY | O_CLOEXEC)  // blocks for a FIFO until a writer comes
             guard fd >= 0 else {
@@ -210,15 +229,32 @@ final class KernelLogWatcher: Sendable {
             var info = stat()
             fstat(fd, &info)
             let isCharacterDevice = info.st_mode & S_IFMT == S_IFCHR
-            if isCharacterDevice { lseek(fd, 0, SEEK_END) }  // /dev/kmsg: only what comes now
+            let isFIFO = info.st_mode & S_IFMT == S_IFIFO
+            opens += 1
+            // /dev/kmsg: what comes now, or at the first open, what came since the first reading.
+            let from = opens == 1 ? since : nil
+            if isCharacterDevice { lseek(fd, 0, from == nil ? SEEK_END : SEEK_SET) }
             log(false, "following the kernel log \(path)")
+            state.withLock { $0.connected = true }
+            if isFIFO && opens > 1 {
+                // Reports written while nobody wrote to the FIFO were lost (the sweep read for
+                // them meanwhile); one pass over everything closes the gap.
+                onTrigger(.everything)
+            }
             var rotated = false
             if isCharacterDevice {
-                readRecords(fd)
+                readRecords(fd, since: from.map { $0 > Self.clockDrift ? $0 - Self.clockDrift : 0 })
             } else {
                 rotated = readLines(fd, follow: info.st_mode & S_IFMT == S_IFREG)
             }
             close(fd)
+            state.withLock { $0.connected = false }
+            if isFIFO && !stopped {
+                log(
+                    true,
+                    "kernel log \(path): its writer closed the FIFO; until one opens it again, changes are found by the sweep (--sweep-interval)"
+                )
+            }
             if info.st_mode & S_IFMT == S_IFREG && !rotated {
                 state.withLock { $0.gaveUp = true }
                 return
@@ -237,8 +273,12 @@ final class KernelLogWatcher: Sendable {
         return text + "; not following it: changes are found by the sweep (--sweep-interval) instead"
     }
 
-    /// `/dev/kmsg`: one record per read.
-    private func readRecords(_ fd: Int32) {
+    /// How much older than `since` a record may be and still be acted on: printk's clock and
+    /// CLOCK_MONOTONIC may drift apart by this much; acting on an old record only re-reads.
+    static let clockDrift: UInt64 = 5_000_000
+
+    /// `/dev/kmsg`: one record per read; records timed before `since` (µs) are skipped.
+    private func readRecords(_ fd: Int32, since: UInt64? = nil) {
         var buffer = [UInt8](repeating: 0, count: Self.maxLine)
         while !stopped {
             let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
@@ -261,6 +301,7 @@ final class KernelLogWatcher: Sendable {
             if n == 0 { return }
             // A record's first line is the message; continuation lines (" KEY=value") follow.
             let end = buffer[..<n].firstIndex(of: 0x0a) ?? n
+            if let since, let time = Self.recordTime(buffer[..<end]), time < since { continue }
             handle(String(decoding: buffer[..<end], as: UTF8.self)[...])
         }
     }
@@ -323,6 +364,14 @@ final class KernelLogWatcher: Sendable {
             }
         }
         return false
+    }
+
+    /// A `/dev/kmsg` record's TIME_US (`PRI,SEQ,TIME_US,FLAGS;...`), nil when it has none.
+    static func recordTime(_ record: ArraySlice<UInt8>) -> UInt64? {
+        guard let semicolon = record.firstIndex(of: UInt8(ascii: ";")) else { return nil }
+        let fields = record[..<semicolon].split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false)
+        guard fields.count >= 3 else { return nil }
+        return UInt64(String(decoding: fields[2], as: UTF8.self))
     }
 
     private func handle(_ line: Substring) {

@@ -90,6 +90,7 @@ package final class SysfsBackend: ObservedBackend {
         systemInformation = proc.systemInformation()
         kernelRelease = proc.kernelRelease()
         let cmgRadix = kernelRelease?.cmgRadix ?? 10
+        let readingStarted = KernelLogWatcher.monotonicMicros()
         let observation = try SysfsObservation.read(root: root, cmgRadix: cmgRadix, progress: progress)
         subsystem = try observation.subsystem()
         details = observation.details
@@ -101,6 +102,7 @@ package final class SysfsBackend: ObservedBackend {
         follower = SysfsFollower(
             mirror: SysfsMirror(
                 root: root, observation: observation, subsystem: subsystem, cmgRadix: cmgRadix, proc: proc))
+        follower.readingStarted = readingStarted
         // The facility's state and the first sample, before any query.
         follower.measureNow()
         follower.vfio = VFIOWatch(VFIODiscovery(paths: paths, runRoot: runRoot, procRoot: procRoot))

@@ -74,6 +74,9 @@ final class SysfsFollower: @unchecked Sendable {
     let measurements = SysfsMeasurements()
     /// vfio-ccw passthrough, a share re-read on every tick (VFIOWatch.swift); set before `start`.
     var vfio: VFIOWatch?
+    /// When the backend's first full reading began (`KernelLogWatcher.monotonicMicros`): the
+    /// kernel log is read from then at its first open. Set before `start`.
+    var readingStarted: UInt64?
 
     init(mirror: SysfsMirror) {
         self.mirror = mirror
@@ -155,7 +158,8 @@ final class SysfsFollower: @unchecked Sendable {
         statistics.withLock { $0.pollInterval = poll.flatMap { $0 > 0 ? Double($0) / 1e9 : nil } }
         startThread { [self] in run(poll: poll.flatMap { $0 > 0 ? $0 : nil }, sweep: max(sweep, 1)) }
         if let path = options.kernelLog {
-            let watcher = KernelLogWatcher(path: path, log: options.log) { [weak self] trigger in self?.request(trigger)
+            let watcher = KernelLogWatcher(path: path, since: readingStarted, log: options.log) { [weak self] trigger in
+                self?.request(trigger)
             }
             mirrorLock.withLock { kernelLog = watcher }
             watcher.start()

@@ -399,6 +399,17 @@ import Testing
 }
 
 @Suite struct KernelLogTests {
+    /// At its first open /dev/kmsg is read from the first full reading on, by each record's
+    /// TIME_US against CLOCK_MONOTONIC: the time field and the clock read as that takes them.
+    @Test func recordTimesAndTheClockTheyAreComparedWith() {
+        func time(_ text: String) -> UInt64? { KernelLogWatcher.recordTime(Array(text.utf8)[...]) }
+        #expect(time("6,160,424069,-;crw_info : CRW reports") == 424_069)
+        #expect(time("6,160,424069,-,caller=T1;cio: x") == 424_069)
+        #expect(time("6,160,-5,-;x") == nil && time("no record") == nil && time("6,1;x") == nil)
+        let before = KernelLogWatcher.monotonicMicros()
+        #expect(KernelLogWatcher.monotonicMicros() >= before && before > 0)
+    }
+
     @Test func cioMessagesBecomeTriggers() {
         let cases: [(String, KernelLogLine.Parsed)] = [
             (

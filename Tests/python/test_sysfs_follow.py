@@ -300,3 +300,31 @@ def test_directories_that_come_and_go_mid_sweep(start, tree_dir):
     shutil.move(aside, gone)
     wait_until(lambda: me.call("query-css") == total, 10, "the subchannel that came back was not read")
     assert srv.alive()
+
+
+def test_a_kernel_log_fifo_without_a_writer_is_not_followed(start, tree_dir, kmsg):
+    """A FIFO whose writer closed (the forwarder died) counted as followed: the sweep kept to
+    `vpm` and `online`, and a `pimpampom` change whose channel report nobody forwarded was never
+    found. Without a writer the sweep reads whole again (found within its bound), a warning
+    says so, and a writer that comes back is followed again."""
+    tree = generated_tree(tree_dir, 256)
+    path, writer = kmsg
+    srv = sysfs(tree, "--poll-interval", "100", "--sweep-interval", "500", "--no-inotify", "--kernel-log", path,
+                start=start)
+    me = Client(srv.sock)
+    subchannels = me.call("query-subchannels", limit=256)["subchannels"]
+    writer().write("6,1,1,-;usb 1-1: the log is open\n")
+    writer().close()  # the forwarder dies
+    wait_until(lambda: "its writer closed the FIFO" in srv.log_tail(20000), 30, "the warning")
+    target = subchannels[40]["subchannel"]
+    pam = clear_pam(tree, target, 0)
+    wait_until(lambda: one_subchannel(me, target)["pam"] == pam, 0.5 + 10.0, "the sweep to read pimpampom")
+    # A writer again: its lines act (and the sweep keeps to vpm once more).
+    with open(path, "w", buffering=1) as again:
+        again.write("6,2,2,-;usb 1-1: the log is open again\n")
+        other = subchannels[60]["subchannel"]
+        pam = clear_pam(tree, other, 0)
+        again.write("6,3,3,-;crw_info : CRW reports slct=0, oflw=0, chn=0, rsc=3, anc=0, erc=4, rsid=%X\n"
+                    % int(other.split(".")[2], 16))
+        wait_until(lambda: one_subchannel(me, other)["pam"] == pam, 30, "the line to trigger the reading")
+    assert srv.alive()
