@@ -164,9 +164,10 @@ private struct Parser {
             let elements = try array(member.value, what: "group '\(name)'")
             guard !elements.isEmpty else { throw ScenarioError(member.value.position, "group '\(name)' is empty") }
             var chpids: [ChannelPathID] = []
+            var seen = Set<ChannelPathID>()  // a group may name every chpid of 256 css: no O(n²)
             for element in elements {
                 let id = try chpid(element, what: "group '\(name)' chpid")
-                guard !chpids.contains(id) else {
+                guard seen.insert(id).inserted else {
                     throw ScenarioError(element.position, "group '\(name)' names chpid \(id) twice")
                 }
                 chpids.append(id)
@@ -382,9 +383,10 @@ private struct Parser {
             if let node = args["chpids"] {
                 let elements = try array(node, what: "chpids")
                 guard !elements.isEmpty else { throw ScenarioError(node.position, "chpids is empty") }
+                var seen = Set<ChannelPathID>()
                 for element in elements {
                     let id = try chpid(element)
-                    guard !chpids.contains(id) else {
+                    guard seen.insert(id).inserted else {
                         throw ScenarioError(element.position, "chpids names \(id) twice")
                     }
                     chpids.append(id)
