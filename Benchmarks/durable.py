@@ -216,6 +216,13 @@ def main():
             print(f"{label:10} {part:14} {memory[0]:9,.0f}/s {memory[1]:6.3f} ms "
                   f"{durable[0]:9,.0f}/s {durable[1]:6.3f} ms {durable[0] / memory[0]:7.2f}x "
                   f"{durable[1] / memory[1]:9.2f}x")
+    if args.rounds > 1:
+        # The machine is shared: each round's rate, so that the spread is seen beside the median.
+        print("changes/s of each round (in memory | --state-dir):")
+        for label, _ in builds:
+            for part in ("pipelined", "one-at-a-time", "12 conns"):
+                rates = [" ".join(f"{rate:,.0f}" for rate, _ in results[(label, mode, part)]) for mode in (False, True)]
+                print(f"{label:10} {part:14} {rates[0]} | {rates[1]}")
     sys.stdout.flush()
 
 

@@ -9,6 +9,7 @@ For each size: generate a synthetic topology (32 chpids, 8 paths per subchannel)
 - query-subchannels on one chpid, in pages of 4,096: all pages, as the client sees them.
 Usage: Benchmarks/scale.py [SIZES...]   (default 32768 65536 131072 262144)
 Build first: swift build -c release --product cssd && swift build -c release --product cssctl
+(CSSD=PATH and CSSCTL=PATH run other binaries.)
 """
 
 import json
@@ -24,8 +25,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "Benchmarks", "tools"))
 from benchlib import QMP  # noqa: E402  (parses with orjson where installed)
 
-CSSD = os.path.join(ROOT, ".build/release/cssd")
-CSSCTL = os.path.join(ROOT, ".build/release/cssctl")
+CSSD = os.environ.get("CSSD", os.path.join(ROOT, ".build/release/cssd"))
+CSSCTL = os.environ.get("CSSCTL", os.path.join(ROOT, ".build/release/cssctl"))
 
 
 def rss_kib(pid):

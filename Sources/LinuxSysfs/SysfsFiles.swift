@@ -39,6 +39,55 @@ enum SysfsFiles {
         }
     }
 
+    /// `line(_:)` of the attribute `name` relative to the open directory `directory` (a
+    /// subchannel's, at start-up): the directory's path is walked once, not once per file, and
+    /// the attribute is read in one read(2) (`readAll`'s rule: sysfs hands an attribute out
+    /// whole). `path` names the file in errors. For sysfs attributes only: a /proc file of
+    /// several records may come in several short reads (`read(_:)` reads those to the end).
+    static func line(at directory: Int32, _ name: String, path: @autoclosure () -> String) throws(BackendError)
+        -> String?
+    {
+        let fd = openat(directory, name, O_RDONLY | O_NONBLOCK | O_CLOEXEC)  // never wait on a special file
+        guard fd >= 0 else {
+            if errno == ENOENT || errno == ENOTDIR { return nil }
+            throw failure(path(), "reading")
+        }
+        defer { close(fd) }
+        guard isRegularFile(fd) else {
+            throw .io(path: path(), operation: "reading", errno: EINVAL, message: "not a regular file")
+        }
+        return try withUnsafeTemporaryAllocation(byteCount: 4096, alignment: 16) {
+            (bytes) throws(BackendError) -> String in
+            guard case .bytes(let count) = readAll(fd, into: UnsafeMutableRawBufferPointer(bytes)) else {
+                throw failure(path(), "reading")
+            }
+            var end = 0
+            while end < count && bytes[end] != 0x0a { end += 1 }
+            return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[..<end]), as: UTF8.self)
+        }
+    }
+
+    /// The last component of the symbolic link `name` relative to `directory` (`linkBasename`
+    /// without walking the directory's path again).
+    static func linkBasename(at directory: Int32, _ name: String) -> String? {
+        withUnsafeTemporaryAllocation(byteCount: 4096, alignment: 1) { buffer in
+            let count = readlinkat(directory, name, buffer.baseAddress!.assumingMemoryBound(to: CChar.self), 4095)
+            var end = count
+            while end > 0 && buffer[end - 1] == 0x2f { end -= 1 }  // as split(separator:) drops a trailing "/"
+            guard end > 0 else { return nil }
+            var start = end
+            while start > 0 && buffer[start - 1] != 0x2f { start -= 1 }
+            return String(decoding: UnsafeRawBufferPointer(rebasing: buffer[start..<end]), as: UTF8.self)
+        }
+    }
+
+    /// Whether `name` relative to `directory` is a directory (`isDirectory` without walking the
+    /// directory's path again).
+    static func isDirectory(at directory: Int32, _ name: String) -> Bool {
+        var info = stat()
+        return fstatat(directory, name, &info, 0) == 0 && info.st_mode & S_IFMT == S_IFDIR
+    }
+
     /// What reading a small attribute into a caller's buffer gave.
     enum Reading: Equatable {
         /// This many bytes (the buffer's size at most).

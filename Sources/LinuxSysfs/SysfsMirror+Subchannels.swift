@@ -161,12 +161,23 @@ extension SysfsMirror {
     /// - `online`: a process (`chccwdev`) or a driver (a ccwgroup driver for its members) sets
     ///   a device on- or offline without any log line (device.c `ccw_device_set_online`), and
     ///   `vpm` is not cleared when a device goes offline.
+    ///
+    /// Of a device that is offline only `online` is read: path verification runs for an online
+    /// device only (device_fsm.c: in `DEV_STATE_OFFLINE` a verify event only re-evaluates the
+    /// subchannel, `ccw_device_offline_verify`; a boxed device verifies only when online) or
+    /// while it is set online, which `online` shows. So its `vpm` cannot move while it stays
+    /// offline, and the sweep reads one file instead of two for it (issue 25: the reads per
+    /// second are the idle figure).
     func sweptFilesMoved(_ index: Int, in working: Subsystem) -> Bool {
         let sch = working.subchannels[index]
         guard sch.type == .io else { return false }  // CHSC, EADM: nothing that changes
+        let css = cssDirectory(sch)
+        if !sch.isOnline, deviceDirectories[index] != nil, let device = sch.deviceID, css != AT_FDCWD {
+            sweepOnlineReads += 1
+            return reader.online(sch.id, device: device, at: css) != false
+        }
         sweepVPMReads += 1
         let pim = index < linuxPIMs.count ? Int(linuxPIMs[index]) : 0
-        let css = cssDirectory(sch)
         guard pim != 0, css != AT_FDCWD, let linuxVPM = reader.vpm(sch.id, at: css) else { return true }
         var packed: UInt8 = 0
         var position = 0

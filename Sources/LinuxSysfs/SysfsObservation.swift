@@ -6,6 +6,10 @@ import CSSModel
 import Dispatch
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// One reading of a Linux sysfs tree (the contract: API/linux-sysfs.md), turned into the
 /// model: a topology with the paths' states, each subchannel's observed masks, and what
 /// sysfs says about paths beyond the model.
@@ -169,6 +173,17 @@ struct SysfsObservation {
     private mutating func attribute(_ path: String) -> String? {
         do throws(BackendError) {
             return try SysfsFiles.line(path)
+        } catch {
+            problems.append(error.description)
+            return nil
+        }
+    }
+
+    /// `attribute(dir + "/" + name)` relative to the open directory `fd` of `dir` (-1: by path).
+    private mutating func attribute(at fd: Int32, _ dir: String, _ name: String) -> String? {
+        guard fd >= 0 else { return attribute(dir + "/" + name) }
+        do throws(BackendError) {
+            return try SysfsFiles.line(at: fd, name, path: dir + "/" + name)
         } catch {
             problems.append(error.description)
             return nil
@@ -402,7 +417,12 @@ struct SysfsObservation {
 
     /// `0.S.XXXX`: type (any; the rest for I/O only), chpids, pimpampom, vpm, dev_busid, and the ccw device child.
     private mutating func readSubchannel(_ id: SubchannelID, at dir: String) throws(BackendError) {
-        if let text = attribute(dir + "/type"), text != "0" {
+        // Its files relative to the directory, opened once: a million files at 262,144
+        // subchannels, each walking the whole path from the root again was a share of start-up
+        // (issue 25). Not openable (gone, a test's odd tree): by path, as before.
+        let fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        defer { if fd >= 0 { close(fd) } }
+        if let text = attribute(at: fd, dir, "type"), text != "0" {
             // CHSC, message, EADM: no device, no paths; served with their type (lscss -a).
             guard let number = parseHex(text[...], maxDigits: 1), number != 0,
                 let type = SubchannelType(rawValue: UInt8(number))
@@ -414,8 +434,8 @@ struct SysfsObservation {
                 .init(id: id, devno: nil, devType: 0, devModel: 0, cuType: 0, cuModel: 0, chpids: [], type: type))
             return
         }
-        let chpidLine = attribute(dir + "/chpids")
-        let pimpampom = attribute(dir + "/pimpampom")
+        let chpidLine = attribute(at: fd, dir, "chpids")
+        let pimpampom = attribute(at: fd, dir, "pimpampom")
         var slots = chpidLine?.split(separator: " ").compactMap { parseHex($0, maxDigits: 2) } ?? []
         var masks = pimpampom?.split(separator: " ").compactMap { parseHex($0, maxDigits: 2) } ?? []
         if slots.count != 8 || masks.count != 3 {
@@ -461,18 +481,21 @@ struct SysfsObservation {
         var online = false
         var dasdHealth: DASDPathHealth?
         let child = try SysfsFiles.entries(dir)?.first {
-            parseBusID($0) != nil && SysfsFiles.isDirectory(dir + "/" + $0)
+            parseBusID($0) != nil
+                && (fd >= 0 ? SysfsFiles.isDirectory(at: fd, $0) : SysfsFiles.isDirectory(dir + "/" + $0))
         }
         if let child {
             deviceDirectories[id] = child
             devno = Int(parseBusID(child)!.1)
             let device = dir + "/" + child
-            (devType, devModel) = attribute(device + "/devtype").flatMap(parseTypeModel) ?? (0, 0)
-            (cuType, cuModel) = attribute(device + "/cutype").flatMap(parseTypeModel) ?? (0, 0)
-            online = attribute(device + "/online") == "1"
-            let driver = SysfsFiles.linkBasename(device + "/driver")
+            (devType, devModel) = attribute(at: fd, dir, child + "/devtype").flatMap(parseTypeModel) ?? (0, 0)
+            (cuType, cuModel) = attribute(at: fd, dir, child + "/cutype").flatMap(parseTypeModel) ?? (0, 0)
+            online = attribute(at: fd, dir, child + "/online") == "1"
+            let driver =
+                fd >= 0
+                ? SysfsFiles.linkBasename(at: fd, child + "/driver") : SysfsFiles.linkBasename(device + "/driver")
             drivers[id] = driver
-            if let text = attribute(device + "/availability") {
+            if let text = attribute(at: fd, dir, child + "/availability") {
                 if let state = DeviceAvailability(rawValue: text) {
                     if state != .good { availability[id] = state }
                 } else {
@@ -486,7 +509,7 @@ struct SysfsObservation {
             {
                 dasdHealth = health
             }
-        } else if let busid = attribute(dir + "/dev_busid"), let (_, number) = parseBusID(busid) {
+        } else if let busid = attribute(at: fd, dir, "dev_busid"), let (_, number) = parseBusID(busid) {
             // A device number without a ccw device (the kernel removed it, e.g. when its only
             // path went offline, or never bound one): lscss shows the number and no device.
             devno = Int(number)
@@ -508,7 +531,7 @@ struct SysfsObservation {
             problems += dasdHealth.problems
         }
         // `vpm` (drivers/s390/cio/css.c vpm_show, "%02x"): what the kernel verified.
-        let vpm = attribute(dir + "/vpm").flatMap { parseHex($0[...], maxDigits: 2) }.map { packed($0) }
+        let vpm = attribute(at: fd, dir, "vpm").flatMap { parseHex($0[...], maxDigits: 2) }.map { packed($0) }
         self.masks[id] = (pam: packed(masks[1]), pom: packed(masks[2]) | ~packed(0xff), vpm: vpm)
         linuxPIM[id] = pim
     }

@@ -334,6 +334,39 @@ import Testing
         #expect(whole.changes.first?.affected.map(\.id) == [sch("0.0.0001")])
     }
 
+    /// With the kernel log followed the sweep reads only `online` of a device that is offline:
+    /// Linux verifies the paths of an online device only (device_fsm.c), so its `vpm` cannot
+    /// move while it stays offline. One file per offline device instead of two (issue 25); its
+    /// being set online is still found by the sweep, and then its `vpm` is swept again.
+    @Test func theSweepReadsOnlyOnlineOfAnOfflineDevice() throws {
+        let tree = SysfsTree()
+        tree.chp("40")
+        tree.chp("41")
+        for n in 0..<4 {
+            tree.sch(
+                "0.0.000\(n)", chpids: "40 41 00 00 00 00 00 00", pimpampom: "c0 c0 ff", device: "0.0.100\(n)",
+                online: n == 3 ? "1" : "0", vpm: "c0")
+        }
+        let backend = try SysfsBackend(root: tree.root)
+        backend.follower.inspect { $0.sweepReading = .vpm }
+        // A vpm file that moved on an offline device (impossible on Linux) is not read.
+        tree.write("devices/css0/0.0.0001/vpm", "80\n")
+        #expect(backend.follower.withMirror { $0.sweep(count: 4) } == nil)
+        #expect(backend.follower.inspect { ($0.sweepVPMReads, $0.sweepOnlineReads) } == (1, 4))
+        // 0.0.0002 set online (chccwdev: no log line): the sweep finds it, a full reading follows.
+        tree.write("devices/css0/0.0.0002/0.0.1002/online", "1\n")
+        tree.write("devices/css0/0.0.0002/vpm", "40\n")  // path verification as it went online
+        let update = try #require(backend.follower.withMirror { $0.sweep(count: 4) })
+        _ = backend.apply(update)
+        #expect(backend.subsystem.subchannel(sch("0.0.0002"))?.isOnline == true)
+        #expect(backend.subsystem.subchannel(sch("0.0.0002"))?.verifiedPathMask == 0x40)
+        // Online now: its vpm is swept again (a path found not operational during an I/O).
+        tree.write("devices/css0/0.0.0002/vpm", "00\n")
+        let verified = try #require(backend.follower.withMirror { $0.sweep(count: 4) })
+        _ = backend.apply(verified)
+        #expect(backend.subsystem.subchannel(sch("0.0.0002"))?.verifiedPathMask == 0x00)
+    }
+
     @Test func aWriteRereadsItsChpidAndKeepsOtherChangesForTheServer() throws {
         let tree = tree()
         let backend = try SysfsBackend(root: tree.root)

@@ -154,18 +154,29 @@ def one_subchannel(client: Client, subchannel: str) -> dict:
 
 
 def test_with_the_kernel_log_the_sweep_reads_vpm_and_the_log_the_rest(start, tree_dir, kmsg):
-    """With the kernel log followed, the sweep reads each subchannel's `vpm` and its device's
-    `online` (what moves without a channel report or a chpid change: path verification, a device
-    set on- or offline) and the whole subchannel when they moved; `pimpampom` and `chpids` move
+    """With the kernel log followed, the sweep reads each device's `online` and, of an online
+    device, its subchannel's `vpm` (what moves without a channel report or a chpid change: a
+    device set on- or offline, path verification) and the whole subchannel when they moved; `pimpampom` and `chpids` move
     with a channel report, whose kernel-log line triggers their reading (API/linux-sysfs.md,
     "What the sweep reads")."""
     tree = generated_tree(tree_dir, 256)
     path, writer = kmsg
+    # The generated devices are offline; Linux verifies the paths of online devices only
+    # (device_fsm.c), so the sweep reads an offline device's `online` alone: the device whose
+    # vpm moves below is online, and so is the one set offline (else nothing would change).
+    names = sorted(e for e in os.listdir(css0(tree)) if e.startswith("0.0."))
+    for index in (120, 200):
+        directory = os.path.join(css0(tree), names[index])
+        device = next(e for e in os.listdir(directory) if e.startswith("0.0."))
+        with open(os.path.join(directory, device, "online"), "w") as f:
+            f.write("1\n")
     srv = sysfs(tree, "--poll-interval", "100", "--sweep-interval", "500", "--no-inotify", "--kernel-log", path,
                 start=start)
     me = Client(srv.sock)
     me.call("subscribe-path-events", granularity="subchannel")
     subchannels = me.call("query-subchannels", limit=256)["subchannels"]
+    for index in (120, 200):  # query-subchannels says "online": false of an offline device only
+        assert subchannels[index]["subchannel"] == names[index] and "online" not in subchannels[index]
     writer().write("6,1,1,-;usb 1-1: the log is open\n")  # the watcher is reading it from here on
     # Triggered: a SCHIB the kernel stored for a channel report, no line for it yet. Sweep
     # rounds (0.5 s each) go by without reading it: it is the log line's to trigger.
@@ -177,6 +188,19 @@ def test_with_the_kernel_log_the_sweep_reads_vpm_and_the_log_the_rest(start, tre
                    % int(target["subchannel"].split(".")[2], 16))
     [event] = me.events(1)
     assert event["data"]["subchannel"] == target["subchannel"] and event["data"]["pam"] == pam
+    # Not swept: an offline device's vpm (Linux runs no path verification for it), so a vpm file
+    # that moved there (which Linux does not do) goes unread over several sweep rounds.
+    offline = subchannels[60]
+    assert offline.get("online") is False
+    vpm_file = os.path.join(css0(tree), offline["subchannel"], "vpm")
+    with open(vpm_file) as f:
+        kept = f.read()
+    with open(vpm_file, "w") as f:
+        f.write("%02x\n" % (int(kept, 16) ^ 0x80))
+    time.sleep(2.0)
+    assert one_subchannel(me, offline["subchannel"])["vpm"] == offline["vpm"], "the sweep read an offline device's vpm"
+    with open(vpm_file, "w") as f:
+        f.write(kept)
     # Swept: path verification moved one subchannel's vpm, nothing else.
     verified = subchannels[200]
     assert verified["vpm"] & 0x80
