@@ -222,6 +222,11 @@ extension Daemon {
         for failure in restored.failed {
             logger.warning("state dir: a recorded command failed again: \(failure)")
         }
+        if let run = state.scenarios.interrupted {
+            logger.warning(
+                "state dir: scenario '\(run.name)' was interrupted: \(run.played) of \(run.total) steps played (the last '\(run.lastStep)'); the model is as they left it (query-scenario)"
+            )
+        }
         logger.info(
             store.created ? "state dir created" : "state restored",
             metadata: [
