@@ -227,3 +227,25 @@ def test_cssctl_scenario_play_watch_and_stop(short_tmp):
                 watcher.wait()
     finally:
         server.stop()
+
+
+def test_metrics_count_scenario_changes_under_a_fixed_label(short_tmp):
+    from harness.cssd import start_with_metrics
+    from harness.prometheus import scrape_values
+
+    server = start_with_metrics(short_tmp)
+    try:
+        c = Client(server.sock)
+        c.call("scenario-load", scenario=json.dumps(flap(3, 20, clock="model")))
+        c.call("scenario-play")
+        assert until_state(c, {"finished", "failed"})["state"] == "finished"
+        port = server.extra["metrics_port"]
+        values = wait_until(
+            lambda: (v := scrape_values(port)).get(
+                'cssd_path_changes_total{change="recovered",cause="scenario"}') == 3.0 and v,
+            20, "the scenario's changes counted")
+        assert values['cssd_path_changes_total{change="permanent-error",cause="scenario"}'] == 3.0
+        # The scenario's and steps' names never become labels.
+        assert not [key for key in values if "flap" in key], [key for key in values if "flap" in key]
+    finally:
+        server.stop()
