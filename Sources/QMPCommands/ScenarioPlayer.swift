@@ -163,7 +163,7 @@ package final class ScenarioPlayer {
                 clock: interrupted.clock.flatMap { ScenarioClock(rawValue: $0) },
                 played: interrupted.played, total: interrupted.total, lastStep: interrupted.lastStep)
         }
-        guard let scenario else { return ScenarioStatusReply(state: .none, played: 0, total: 0) }
+        guard let scenario else { return ScenarioStatusReply(state: .idle, played: 0, total: 0) }
         guard let run else {
             return ScenarioStatusReply(state: .loaded, name: scenario.name, played: 0, total: scenario.steps.count)
         }

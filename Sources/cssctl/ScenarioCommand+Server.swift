@@ -151,7 +151,7 @@ private final class ScenarioSession {
                 writeOutput(line + "\n")
                 last = line
             }
-            let state = status["state"]?.stringValue ?? "none"
+            let state = status["state"]?.stringValue ?? "idle"
             guard state == "playing" || state == "paused" else {
                 if state == "failed" {
                     printError("cssctl: scenario failed: \(status["failure"]?.stringValue ?? "?")")

@@ -98,7 +98,7 @@ import Testing
         }
         #expect(topology.desc.hasPrefix("2:"), "\(topology.desc)")
         #expect(topology.desc.contains("0.77"))
-        #expect(try Self.run(server, "query-scenario").get()["state"]?.stringValue == "none")
+        #expect(try Self.run(server, "query-scenario").get()["state"]?.stringValue == "idle")
         guard case .failure(let nothing) = try Self.run(server, "scenario-play") else {
             Issue.record("played without a scenario")
             return
