@@ -85,7 +85,7 @@ let package = Package(
             name: "QMPCommands",
             dependencies: [
                 "QMPSchema", "QMPWire", "JSONValues", "CSSModel", "PathEvents", "CSSBackend", "VFIOCCW",
-                "PathChangePipeline", "ChannelMeasurement",
+                "PathChangePipeline", "ChannelMeasurement", "Scenario",
             ],
             swiftSettings: fuzzFlags,
             plugins: ["EmbedAPI"]
@@ -283,7 +283,7 @@ let package = Package(
             name: "QMPCommandsTests",
             dependencies: [
                 "QMPCommands", "QMPSchema", "QMPWire", "JSONValues", "CSSModel", "PathEvents", "VFIOCCW",
-                "PathChangePipeline", "CSSBackend", "ChannelMeasurement",
+                "PathChangePipeline", "CSSBackend", "ChannelMeasurement", "Scenario",
             ]
         ),
         .testTarget(name: "CSSModelTests", dependencies: ["CSSModel"]),

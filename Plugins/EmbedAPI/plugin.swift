@@ -14,6 +14,7 @@ struct EmbedAPI: BuildToolPlugin {
             "intent.json",
             "impact.json",
             "dasd.json",
+            "scenario.json",
         ]
         let inputs = names.map { apiDir.appending(path: $0) }
         let tool = try context.tool(named: "api-embed").url

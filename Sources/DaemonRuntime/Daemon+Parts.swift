@@ -227,6 +227,11 @@ extension Daemon {
                 "state dir: \(store.path) held no state (an empty file, as a first start interrupted before its first commit leaves it): started afresh with a new epoch"
             )
         }
+        if let run = state.scenarios.interrupted {
+            logger.warning(
+                "state dir: scenario '\(run.name)' was interrupted: \(run.played) of \(run.total) steps played (the last '\(run.lastStep)'); the model is as they left it (query-scenario)"
+            )
+        }
         logger.info(
             store.created ? "state dir created" : "state restored",
             metadata: [

@@ -45,8 +45,8 @@ import VFIOCCW
 ///   outbox's limits `cssd_notify_outbox_max_{notifications,bytes}`, `cssd_notify_broker_connected`;
 /// - with intent kept (linux-sysfs with `--state-dir`): `cssd_chpid_intent_drift{chpid,field}`,
 ///   `cssd_chpid_intent_drifted` (`MetricsCollector+Intent.swift`);
-/// - `cssd_path_changes_total{change,cause}`: path changes published (`cause` `command` or
-///   `observed`), counted as they happen: the collector is a sink of the path-change pipeline.
+/// - `cssd_path_changes_total{change,cause}`: path changes published (`cause` `command`,
+///   `scenario` (a scenario's step; its series appears with the first) or `observed`), counted as they happen: the collector is a sink of the path-change pipeline.
 ///
 /// Series of a chpid or guest that is gone are removed from the registry. Each group of
 /// families is collected in an extension of its own (`MetricsCollector+ChannelPaths.swift`, ...).
@@ -69,7 +69,8 @@ final class MetricsCollector: PathChangeSink {
 
     private struct ChangeKey: Hashable {
         let kind: PathEventChange
-        let observed: Bool
+        /// `command`, `scenario` or `observed`.
+        let cause: String
     }
 
     init(registry: PrometheusCollectorRegistry, version: String, backend: String) {
@@ -88,7 +89,7 @@ final class MetricsCollector: PathChangeSink {
         // Every kind and cause at 0 from the start: `increase()` sees the first change, and
         // the family is there before it (28 series).
         for kind in PathEventChange.allCases {
-            for observed in [false, true] { _ = changeCounter(ChangeKey(kind: kind, observed: observed)) }
+            for cause in ["command", "observed"] { _ = changeCounter(ChangeKey(kind: kind, cause: cause)) }
         }
     }
 
@@ -114,12 +115,14 @@ final class MetricsCollector: PathChangeSink {
     // MARK: Path changes (as they happen)
 
     func pathChangePublished(_ published: PublishedPathChange) {
-        let observed: Bool
+        // A fixed label per source: a scenario's and step's names never become labels.
+        let cause: String
         switch published.cause {
-        case .command: observed = false
-        case .observed: observed = true
+        case .command(by: .scenario): cause = "scenario"
+        case .command: cause = "command"
+        case .observed: cause = "observed"
         }
-        changeCounter(ChangeKey(kind: published.kind, observed: observed)).increment()
+        changeCounter(ChangeKey(kind: published.kind, cause: cause)).increment()
     }
 
     private func changeCounter(_ key: ChangeKey) -> Counter {
@@ -127,8 +130,10 @@ final class MetricsCollector: PathChangeSink {
         let counter = registry.makeCounter(
             descriptor: .init(
                 namespace: "cssd", subsystem: "path", metricName: "changes", unitName: "total",
-                helpText: "Path changes published, by change and cause (a command, or observed on the machine)."),
-            labels: [("change", key.kind.rawValue), ("cause", key.observed ? "observed" : "command")])
+                helpText:
+                    "Path changes published, by change and cause (a command, a scenario's step, or observed on the machine)."
+            ),
+            labels: [("change", key.kind.rawValue), ("cause", key.cause)])
         changes[key] = counter
         return counter
     }

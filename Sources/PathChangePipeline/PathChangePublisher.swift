@@ -13,6 +13,10 @@ package enum CommandOrigin: Hashable, Sendable {
     /// cssd itself at start: the state dir's log replayed (`StateStore.restore`), and the
     /// notifications rebuilt from its journal. No connected client ran these commands.
     case replay
+    /// A step of a failure scenario the server plays (API/scenario.json): `name` is the
+    /// scenario's, `step` the step's (`flap#3/down` in a loop). Its changes go where a
+    /// command's go; metrics count them under a fixed label, never these names.
+    case scenario(name: String, step: String)
 }
 
 /// Where a published path change came from.

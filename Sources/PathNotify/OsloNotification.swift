@@ -96,6 +96,10 @@ package struct OsloNotificationEncoder: Sendable {
                 ]
                 if let crw = change.crws.first { payload.append(("crw", .integer(Int(crw.rawValue)))) }
                 payload.append(("cause", .string(Self.cause(cause))))
+                if case .command(by: .scenario(let scenario, let step)) = cause {
+                    payload.append(("scenario", .string(scenario)))
+                    payload.append(("step", .string(step)))
+                }
                 out.append(
                     make(published.sequence, "cssd.path.\(kind.rawValue)", priority, payload + common, published.time))
             }
@@ -176,6 +180,7 @@ package struct OsloNotificationEncoder: Sendable {
 
     static func cause(_ cause: PathChangeCause) -> String {
         switch cause {
+        case .command(by: .scenario): return "scenario"
         case .command: return "command"
         case .observed: return "observed"
         }

@@ -26,6 +26,8 @@ extension ServerState: CommandReplayer {
         case .waits(let work): result = work.runInline()
         }
         if case .failure(let error) = result { return .failed(error.desc) }
+        // A scenario's steps are recorded with their progress in the id: how far it got.
+        scenarios.replayed(id: checked.id)
         return .succeeded
     }
 }

@@ -110,6 +110,8 @@ package final class ServerState {
     /// that came or went (the network layer watches them with inotify).
     package var onBackendLayoutChange: (([(path: String, target: ObservationTarget)]) -> Void)?
     private var lastConnectionID = 0
+    /// The scenario player (API/scenario.json): one scenario at a time, on the model.
+    package private(set) lazy var scenarios = ScenarioPlayer(server: self)
 
     /// A command of this server and its handler. A class: the dispatcher looks one up per
     /// request, and copying a `Command` out of the dictionary retains each of its fields.

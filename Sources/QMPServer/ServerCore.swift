@@ -39,6 +39,7 @@ final class ServerCore: @unchecked Sendable {
         self.limits = limits
         state.pathChanges.register(self, as: .connections)
         state.connectionReports = { [unowned self] in self.connections.values.map { $0.report() } }
+        state.scenarios.scheduling = self
     }
 
     /// Takes a handshake slot; false when `limits.maxHandshakes` are in progress.

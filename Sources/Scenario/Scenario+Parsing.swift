@@ -305,6 +305,15 @@ private struct Parser {
         guard base + count * period <= Scenario.maximumOffset * 2 else {
             throw ScenarioError(node.position, "loop '\(name)' ends too far (\(count) × \(period) ms)")
         }
+        // Counted before unrolling: a loop of a million iterations over a body of thousands
+        // would otherwise build its steps (and use the memory) before the count refused it.
+        let (unrolled, overflow) = Self.plainStepCount(body).multipliedReportingOverflow(by: count)
+        guard !overflow, total + unrolled <= Scenario.maximumSteps else {
+            throw ScenarioError(
+                node.position,
+                "loop '\(name)' unrolls to \(overflow ? "too many" : String(unrolled)) steps (\(count) iterations): the scenario would have more than \(Scenario.maximumSteps) steps"
+            )
+        }
         for iteration in 1...count {
             var names: [String: Int] = [:]
             let start = steps.count
@@ -320,6 +329,27 @@ private struct Parser {
             }
         }
         return base + count * period
+    }
+
+    /// How many steps `list` unrolls to, from the file's text alone (a loop's `count` times its
+    /// body's), saturating at `Int.max`; what is malformed counts as one step and is refused
+    /// when it is parsed.
+    static func plainStepCount(_ list: [ScenarioJSON]) -> Int {
+        var total = 0
+        for node in list {
+            var steps = 1
+            if case .object(let members) = node.value,
+                case .object(let loop)? = members.first(where: { $0.key == "loop" })?.value.value,
+                case .integer(let count)? = loop.first(where: { $0.key == "count" })?.value.value,
+                case .array(let body)? = loop.first(where: { $0.key == "steps" })?.value.value, count > 0
+            {
+                let (product, overflow) = plainStepCount(body).multipliedReportingOverflow(by: count)
+                steps = overflow ? Int.max : product
+            }
+            let (sum, overflow) = total.addingReportingOverflow(steps)
+            total = overflow ? Int.max : sum
+        }
+        return total
     }
 
     /// One action and its arguments; returns it with the positions of the ids it names.

@@ -9,13 +9,14 @@ import TopologyFile
 import Glibc
 #endif
 
-/// Failure scenarios (API/scenarios.md) on this machine, without a server: check a file,
-/// convert a host's kernel log into one.
+/// Failure scenarios (API/scenarios.md): without a server, check a file or convert a host's
+/// kernel log into one; with one, play, watch and stop (ScenarioCommand+Server.swift).
 struct ScenarioCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "scenario",
-        abstract: "Check a failure scenario, or make one from a host's kernel log (API/scenarios.md).",
-        subcommands: [Check.self, FromKmsg.self])
+        abstract:
+            "Check a failure scenario, make one from a host's kernel log, or play, watch and stop one on cssd (API/scenarios.md).",
+        subcommands: [Check.self, FromKmsg.self, Play.self, Watch.self, Stop.self])
 
     /// `cssctl scenario check FILE [--topology FILE]`: exit 0 and a summary, or exit 1 and
     /// `FILE:LINE:COLUMN: REASON`.
@@ -97,7 +98,7 @@ private let maximumTextBytes = 64 << 20
 /// A whole text file, or standard input for `-`, of at most `maximumTextBytes`.
 /// - Parameter utf8: refuse text that is not UTF-8 (a scenario file, as RFC 8259 asks), naming
 ///   the line and column of the first bad byte; a kernel log's stray bytes become U+FFFD.
-private func readText(_ path: String, utf8: Bool = false) throws -> String {
+func readText(_ path: String, utf8: Bool = false) throws -> String {
     let fd = path == "-" ? 0 : open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else {
         printError("cssctl: cannot open \(path): \(String(cString: strerror(errno)))")

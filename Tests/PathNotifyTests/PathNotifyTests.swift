@@ -99,6 +99,24 @@ private func published(_ chpid: String, _ state: VaryState, publisher: PathChang
         #expect(message["payload"]?["devices"]?.intValue == onPath.count)
     }
 
+    @Test func aScenarioStepIsTheCauseWithItsNames() throws {
+        var subsystem = try Subsystem(topology: .embeddedDefault)
+        let publisher = PathChangePublisher()
+        let change = try subsystem.injectPathFault(try ChannelPathID(parsing: "0.41"), .permanentError)
+        let step = try #require(
+            publisher.publish(
+                change, as: .permanentError, cause: .command(by: .scenario(name: "switch-failure", step: "down"))))
+        let encoder = OsloNotificationEncoder(publisherID: "p", topic: "t", filter: NotifyFilter())
+        let notification = try #require(encoder.notifications(for: step, epoch: "e").first)
+        let envelope = try #require(JSON.parse(String(decoding: notification.body, as: UTF8.self)))
+        let inner = try #require(envelope["oslo.message"]?.stringValue)
+        let message = try #require(JSON.parse(inner))
+        let payload = try #require(message["payload"])
+        #expect(payload["cause"]?.stringValue == "scenario")
+        #expect(payload["scenario"]?.stringValue == "switch-failure")
+        #expect(payload["step"]?.stringValue == "down")
+    }
+
     @Test func filterPicksGranularityChpidsAndChanges() throws {
         var subsystem = try Subsystem(topology: .embeddedDefault)
         let publisher = PathChangePublisher()

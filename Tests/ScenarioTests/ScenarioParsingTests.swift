@@ -213,6 +213,24 @@ private let targets = ScenarioTargets(
               {"at": 0, "execute": "remove-device", "arguments": {"device": "0.0.1000"}},
               {"at": 0, "execute": "remove-device", "arguments": {"device": "0.0.1000"}}]}}]}
             """
-        #expect(refusal(text)?.reason == "the scenario unrolls to more than 1000000 steps")
+        // Counted before unrolling (iterations × body steps), and pointed at the loop.
+        let error = refusal(text)
+        #expect(
+            error?.reason
+                == "loop 'l' unrolls to 2000000 steps (1000000 iterations): the scenario would have more than 1000000 steps"
+        )
+        #expect(error?.line == 1)
+        // Nested: the outer loop is refused before any inner one unrolls.
+        let nested = """
+            {"scenario": "x", "steps": [
+             {"at": 0, "execute": "remove-device", "arguments": {"device": "0.0.1000"}},
+             {"name": "outer", "at": 0, "loop": {"count": 1000, "period": 100000, "steps": [
+              {"name": "inner", "at": 0, "loop": {"count": 1000, "period": 1, "steps": [
+               {"at": 0, "execute": "remove-device", "arguments": {"device": "0.0.1000"}}]}}]}}]}
+            """
+        let outer = refusal(nested)
+        #expect(outer?.line == 3)
+        #expect(
+            outer?.reason.hasPrefix("loop 'outer' unrolls to 1000000 steps") == true, "\(String(describing: outer))")
     }
 }
