@@ -217,13 +217,18 @@ package final class PathChangePublisher {
         let reachedGuests = kind.isRedundancyLoss ? [] : guests.hostPathChanged(change, as: kind)
         let hostGuests = hostPassthrough()?.guestChanges(change, as: kind) ?? []
         let sequence = lastSequence + 1
+        var step: ScenarioCause?
+        if case .command(by: .scenario(let name, let stepName)) = cause {
+            step = ScenarioCause(scenario: name, step: stepName)
+        }
         let reached = hub.publish(
-            change, as: kind, at: time, guests: reachedGuests, hostGuests: hostGuests, sequence: sequence)
+            change, as: kind, at: time, guests: reachedGuests, hostGuests: hostGuests, sequence: sequence,
+            cause: step)
         lastSequence = sequence
         let published = PublishedPathChange(
             journaled: JournaledPathChange(
                 sequence: sequence, change: change, kind: kind, time: time, guests: reachedGuests,
-                hostGuests: hostGuests),
+                hostGuests: hostGuests, cause: step),
             cause: cause, reached: reached)
         for entry in sinks { entry.sink?.pathChangePublished(published) }
         return published

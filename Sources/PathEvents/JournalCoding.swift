@@ -34,9 +34,10 @@ extension JournaledPathChange {
             writer.put(guest.crw?.rawValue ?? 0)
             writer.put(guest.crwLost)
         }
-        // Host guests (linux-sysfs) last, and only when there are any: a record written
-        // before they existed decodes as one without them.
-        if !hostGuests.isEmpty {
+        // Host guests (linux-sysfs), then the scenario step, and only when there are any: a
+        // record written before they existed decodes as one without them (the host guests'
+        // count is written, maybe 0, when a cause follows).
+        if !hostGuests.isEmpty || cause != nil {
             writer.put(UInt32(hostGuests.count))
             for guest in hostGuests {
                 writer.put(guest.guest)
@@ -51,6 +52,10 @@ extension JournaledPathChange {
                     for mask in [device.pim, device.pam, device.pom, device.lpm, device.pnom] { writer.put(mask) }
                 }
             }
+        }
+        if let cause {
+            writer.put(cause.scenario)
+            writer.put(cause.step)
         }
         return writer.bytes
     }
@@ -117,10 +122,14 @@ extension JournaledPathChange {
                         devices: devices, withoutPath: withoutPath))
             }
         }
+        var cause: ScenarioCause?
+        if !reader.isAtEnd {
+            cause = ScenarioCause(scenario: try reader.string(), step: try reader.string())
+        }
         guard reader.isAtEnd else { throw StateCodingError("change \(sequence): bytes after the record") }
         self.init(
             sequence: sequence, change: change, kind: kind,
             time: EventTime(seconds: seconds, microseconds: microseconds),
-            guests: guests, hostGuests: hostGuests)
+            guests: guests, hostGuests: hostGuests, cause: cause)
     }
 }

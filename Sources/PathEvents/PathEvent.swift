@@ -15,16 +15,63 @@ package struct EventTime: Hashable, Sendable {
     }
 }
 
+/// The scenario step that made a change (issue 26): its events carry it as `scenario` and
+/// `step`, and the journal keeps it, so a resumed subscriber sees what a live one saw.
+///
+/// A class (immutable, compared by value): a queued event holds one word for it, so that the
+/// queues of 65,536 subchannel events stay as compact as without it (PathEventMemoryTests).
+package final class ScenarioCause: Hashable, Sendable {
+    package let scenario: String
+    package let step: String
+
+    package init(scenario: String, step: String) {
+        self.scenario = scenario
+        self.step = step
+    }
+
+    package static func == (lhs: ScenarioCause, rhs: ScenarioCause) -> Bool {
+        lhs.scenario == rhs.scenario && lhs.step == rhs.step
+    }
+
+    package func hash(into hasher: inout Hasher) {
+        hasher.combine(scenario)
+        hasher.combine(step)
+    }
+}
+
 /// `CHANNEL_PATH_CHANGED`: one per change of a chpid.
 package struct ChannelPathEvent: Hashable, Sendable {
+    // Stored in this order, 22 bytes with `cause` (the enum's tag fits after them): a queued
+    // event's size bounds a stalled subscriber's memory (PathEventMemoryTests).
     package let chpid: ChannelPathID
     package let change: PathEventChange
     package let vary: VaryState
+    /// 32 bits: a chpid has at most 262,144 subchannels.
+    private let subchannelCount: UInt32
+    /// The scenario step that made it; nil for any other cause.
+    package let cause: ScenarioCause?
+    private let crwValue: UInt32
     package let configure: ConfigureState
+    private let hasCRW: Bool
+
     /// Subchannels whose masks the change altered (the number of SUBCHANNEL_PATHS_CHANGED).
-    package let subchannels: Int
+    package var subchannels: Int { Int(subchannelCount) }
     /// The channel report word the machine queued, if any.
-    package let crw: UInt32?
+    package var crw: UInt32? { hasCRW ? crwValue : nil }
+
+    package init(
+        chpid: ChannelPathID, change: PathEventChange, vary: VaryState, configure: ConfigureState, subchannels: Int,
+        crw: UInt32?, cause: ScenarioCause? = nil
+    ) {
+        self.chpid = chpid
+        self.change = change
+        self.vary = vary
+        self.configure = configure
+        subchannelCount = UInt32(clamping: subchannels)
+        hasCRW = crw != nil
+        crwValue = crw ?? 0
+        self.cause = cause
+    }
 }
 
 /// `SUBCHANNEL_PATHS_CHANGED`: one per subchannel whose masks a change altered.
@@ -39,6 +86,9 @@ package struct SubchannelPathEvent: Hashable, Sendable {
 package enum PathEvent: Hashable, Sendable {
     case channelPath(ChannelPathEvent)
     case subchannel(SubchannelPathEvent)
+    /// A subchannel event of a change a scenario's step made, with the step: boxed, so that the
+    /// common case stays as compact as without it (PathEventMemoryTests).
+    indirect case scenarioSubchannel(SubchannelPathEvent, ScenarioCause)
     /// `GUEST_PATH_CHANGED`: what one host path change did to one guest (vfio-ccw), under the
     /// guest's chpid: VFIOCCW's own value, queued as it is. `number` is the hub's small number
     /// for the guest, for coalescing.
@@ -69,7 +119,7 @@ package enum PathEvent: Hashable, Sendable {
         // be lost.
         case .channelPath(let event) where event.change == .drift: return 5 << 56 | UInt64(event.chpid.rawValue)
         case .channelPath(let event): return Self.lossBits(event.change) | UInt64(event.chpid.rawValue)
-        case .subchannel(let event):
+        case .subchannel(let event), .scenarioSubchannel(let event, _):
             return 1 << 56 | Self.lossBits(event.change) | UInt64(event.subchannel.rawValue) << 16
                 | UInt64(event.chpid.rawValue)
         case .guest(let event, let number):

@@ -109,7 +109,7 @@ package struct PathEventHub: Sendable {
         var reached = PathEventFanOut()
         for entry in resume.changes {
             let (event, guestEvents, first) = prepare(
-                entry.change, as: entry.kind, guests: entry.guests, hostGuests: entry.hostGuests)
+                entry.change, as: entry.kind, guests: entry.guests, hostGuests: entry.hostGuests, cause: entry.cause)
             deliver(
                 event, entry.change.affected, guestEvents, to: id, sequence: first, change: entry.sequence,
                 time: entry.time, coalescing: false, announcesPath: Self.announcesPath(entry.change, as: entry.kind),
@@ -173,15 +173,17 @@ package struct PathEventHub: Sendable {
     /// - Returns: who got events. Cost: O(1) per admitting "chpid" subscription, O(affected
     ///   subchannels) per "subchannel" one, O(guests) per "guest" one.
     ///   - sequence: the change's sequence number (its events' `sequence`; 0 where none is kept).
+    ///   - cause: the scenario step that made it, for its chpid and subchannel events.
     @discardableResult
     package mutating func publish(
         _ change: PathChange, as kind: PathEventChange, at time: EventTime, guests: [GuestPathChange] = [],
-        hostGuests: [HostGuestPathChange] = [], sequence: UInt64 = 0
+        hostGuests: [HostGuestPathChange] = [], sequence: UInt64 = 0, cause: ScenarioCause? = nil
     ) -> PathEventFanOut {
         guard kind.isReport || !change.altersNothing || !guests.isEmpty || !hostGuests.isEmpty else {
             return PathEventFanOut()
         }
-        let (event, guestEvents, first) = prepare(change, as: kind, guests: guests, hostGuests: hostGuests)
+        let (event, guestEvents, first) = prepare(
+            change, as: kind, guests: guests, hostGuests: hostGuests, cause: cause)
         var reached = PathEventFanOut()
         let affected = change.affected
         let announces = Self.announcesPath(change, as: kind)
@@ -219,12 +221,12 @@ package struct PathEventHub: Sendable {
     /// numbers it takes.
     private mutating func prepare(
         _ change: PathChange, as kind: PathEventChange, guests: [GuestPathChange],
-        hostGuests: [HostGuestPathChange] = []
+        hostGuests: [HostGuestPathChange] = [], cause: ScenarioCause? = nil
     ) -> (ChannelPathEvent, [PathEvent], UInt64) {
         let after = change.after
         let event = ChannelPathEvent(
             chpid: after.id, change: kind, vary: after.vary, configure: after.configure,
-            subchannels: change.affected.count, crw: change.crws.first?.rawValue)
+            subchannels: change.affected.count, crw: change.crws.first?.rawValue, cause: cause)
         let first = nextSequence
         nextSequence += 1 + UInt64(change.affected.count) + UInt64(guests.count) + UInt64(hostGuests.count)
         var guestEvents: [PathEvent] = []
@@ -264,9 +266,10 @@ package struct PathEventHub: Sendable {
                     subchannel: subchannel.id, device: subchannel.device, chpid: event.chpid, change: event.change,
                     pim: subchannel.pim, pam: subchannel.pam, pom: subchannel.pom, lpm: subchannel.lpm,
                     pnom: subchannel.pnom)
+                let queued: PathEvent = event.cause.map { .scenarioSubchannel(item, $0) } ?? .subchannel(item)
                 subscription.queue.push(
                     QueuedPathEvent(
-                        sequence: sequence + 1 + UInt64(offset), time: time, event: .subchannel(item), change: change),
+                        sequence: sequence + 1 + UInt64(offset), time: time, event: queued, change: change),
                     coalescing: coalescing)
                 subscription.published += 1
             }

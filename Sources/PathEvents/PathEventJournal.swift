@@ -17,11 +17,14 @@ package struct JournaledPathChange: Hashable, Sendable {
     package let guests: [GuestPathChange]
     /// What it did to each guest holding mdevs on a Linux host, in guest-name order.
     package let hostGuests: [HostGuestPathChange]
+    /// The scenario step that made it, if one did.
+    package let cause: ScenarioCause?
 
     package init(
         sequence: UInt64, change: PathChange, kind: PathEventChange, time: EventTime, guests: [GuestPathChange],
-        hostGuests: [HostGuestPathChange] = []
+        hostGuests: [HostGuestPathChange] = [], cause: ScenarioCause? = nil
     ) {
+        self.cause = cause
         self.sequence = sequence
         self.change = change
         self.kind = kind

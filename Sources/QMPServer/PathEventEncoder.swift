@@ -46,6 +46,17 @@ struct PathEventEncoder {
                 Self.name(delivery), data: Self.data(delivery, subscription: subscription, epoch: epoch),
                 seconds: queued.time.seconds, microseconds: queued.time.microseconds, to: &out)
             return
+        case .channelPath(let event) where event.cause != nil:
+            // A scenario step's (its members follow): the generic route.
+            ReplyEncoder.writeEvent(
+                Self.name(delivery), data: Self.data(delivery, subscription: subscription, epoch: epoch),
+                seconds: queued.time.seconds, microseconds: queued.time.microseconds, to: &out)
+            return
+        case .scenarioSubchannel:
+            ReplyEncoder.writeEvent(
+                Self.name(delivery), data: Self.data(delivery, subscription: subscription, epoch: epoch),
+                seconds: queued.time.seconds, microseconds: queued.time.microseconds, to: &out)
+            return
         case .channelPath, .subchannel:
             break
         }
@@ -99,7 +110,7 @@ struct PathEventEncoder {
             decimal(&line, Int(event.lpm))
             append(&line, ", \"pnom\": ")
             decimal(&line, Int(event.pnom))
-        case .guest, .hostGuest, .gap, .utilization:
+        case .guest, .hostGuest, .gap, .utilization, .scenarioSubchannel:
             preconditionFailure("written above")
         }
         line.append(contentsOf: tail)
@@ -124,13 +135,20 @@ struct PathEventEncoder {
         case .event(let queued):
             switch queued.event {
             case .channelPath: return "CHANNEL_PATH_CHANGED"
-            case .subchannel: return "SUBCHANNEL_PATHS_CHANGED"
+            case .subchannel, .scenarioSubchannel: return "SUBCHANNEL_PATHS_CHANGED"
             case .guest: return "GUEST_PATH_CHANGED"
             case .hostGuest: return "HOST_GUEST_PATH_CHANGED"
             case .gap: return "PATH_EVENTS_GAP"
             case .utilization: return "CHANNEL_PATH_UTILIZATION"
             }
         }
+    }
+
+    /// `scenario` and `step` of a change a scenario's step made (API/path-events.json); none
+    /// for any other cause.
+    static func causeMembers(_ cause: ScenarioCause?) -> [(String, JSON)] {
+        guard let cause else { return [] }
+        return [("scenario", .string(cause.scenario)), ("step", .string(cause.step))]
     }
 
     /// The event's data as a jansson tree: the definition `write` must match.
@@ -151,22 +169,26 @@ struct PathEventEncoder {
                 ]
                 if let crw = event.crw { members.append(("crw", .integer(Int(crw)))) }
                 members += [("epoch", .string(epoch)), ("sequence", .integer(Int(queued.change)))]
+                members += Self.causeMembers(event.cause)
                 return .object(members)
-            case .subchannel(let event):
-                return .object([
-                    ("subscription", .integer(subscription)),
-                    ("subchannel", .string(event.subchannel.description)),
-                    ("devno", .string(event.device?.description ?? "")),
-                    ("chpid", .string(event.chpid.description)),
-                    ("change", .string(event.change.rawValue)),
-                    ("pim", .integer(Int(event.pim))),
-                    ("pam", .integer(Int(event.pam))),
-                    ("pom", .integer(Int(event.pom))),
-                    ("lpm", .integer(Int(event.lpm))),
-                    ("pnom", .integer(Int(event.pnom))),
-                    ("epoch", .string(epoch)),
-                    ("sequence", .integer(Int(queued.change))),
-                ])
+            case .subchannel(let event), .scenarioSubchannel(let event, _):
+                var cause: ScenarioCause?
+                if case .scenarioSubchannel(_, let step) = queued.event { cause = step }
+                return .object(
+                    [
+                        ("subscription", .integer(subscription)),
+                        ("subchannel", .string(event.subchannel.description)),
+                        ("devno", .string(event.device?.description ?? "")),
+                        ("chpid", .string(event.chpid.description)),
+                        ("change", .string(event.change.rawValue)),
+                        ("pim", .integer(Int(event.pim))),
+                        ("pam", .integer(Int(event.pam))),
+                        ("pom", .integer(Int(event.pom))),
+                        ("lpm", .integer(Int(event.lpm))),
+                        ("pnom", .integer(Int(event.pnom))),
+                        ("epoch", .string(epoch)),
+                        ("sequence", .integer(Int(queued.change))),
+                    ] + Self.causeMembers(cause))
             case .guest(let event, _):
                 var members: [(String, JSON)] = [
                     ("subscription", .integer(subscription)),

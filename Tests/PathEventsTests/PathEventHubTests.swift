@@ -40,7 +40,8 @@ private func drain(_ hub: inout PathEventHub, _ owner: ConnectionID) -> [(Int, S
         case .event(let queued):
             switch queued.event {
             case .channelPath(let e): out.append((id, "chp \(e.chpid) \(e.change.rawValue) \(e.subchannels)"))
-            case .subchannel(let e): out.append((id, "sch \(e.subchannel) \(e.chpid) lpm \(e.lpm)"))
+            case .subchannel(let e), .scenarioSubchannel(let e, _):
+                out.append((id, "sch \(e.subchannel) \(e.chpid) lpm \(e.lpm)"))
             case .guest(let e, _): out.append((id, "guest \(e.guest) \(e.guestChpid) \(e.change.rawValue)"))
             case .hostGuest(let e, _):
                 out.append((id, "host-guest \(e.guest) \(e.hostChpid) \(e.change.rawValue) \(e.devices.count)"))

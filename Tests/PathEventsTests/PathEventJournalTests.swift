@@ -48,7 +48,8 @@ private func drained(_ hub: inout PathEventHub, _ owner: ConnectionID, through l
         case .event(let queued):
             switch queued.event {
             case .channelPath: out.append("\(queued.change) chp")
-            case .subchannel(let e): out.append("\(queued.change) sch \(e.subchannel.schno)")
+            case .subchannel(let e), .scenarioSubchannel(let e, _):
+                out.append("\(queued.change) sch \(e.subchannel.schno)")
             case .guest: out.append("\(queued.change) guest")
             case .hostGuest: out.append("\(queued.change) host-guest")
             case .gap(let gap):

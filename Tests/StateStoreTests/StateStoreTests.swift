@@ -434,4 +434,21 @@ private func execute(_ directory: String, _ sql: String) throws {
         #expect(decoded == journaled)
         #expect(throws: StateCodingError.self) { try JournaledPathChange(encoded: Array(journaled.encoded.dropLast())) }
     }
+
+    /// A scenario step's change keeps its cause in the journal, with or without host guests;
+    /// a record without one reads as before (no cause).
+    @Test func aJournaledScenarioStepKeepsItsCause() throws {
+        var host = try Subsystem(topology: .embeddedDefault)
+        let change = try host.injectPathFault(try ChannelPathID(parsing: "0.41"), .permanentError)
+        let cause = ScenarioCause(scenario: "switch-failure", step: "flap#3/down")
+        let journaled = JournaledPathChange(
+            sequence: 5, change: change, kind: .permanentError, time: EventTime(seconds: 1, microseconds: 2),
+            guests: [], cause: cause)
+        #expect(try JournaledPathChange(encoded: journaled.encoded) == journaled)
+        let plain = JournaledPathChange(
+            sequence: 5, change: change, kind: .permanentError, time: EventTime(seconds: 1, microseconds: 2), guests: []
+        )
+        #expect(try JournaledPathChange(encoded: plain.encoded).cause == nil)
+        #expect(plain.encoded.count < journaled.encoded.count)
+    }
 }

@@ -117,6 +117,10 @@ def test_the_same_scenario_gives_the_same_events_on_two_fresh_servers(short_tmp)
     assert sequences == list(range(1, newest_a + 1))
     kinds = {e["data"]["change"] for e in first}
     assert {"permanent-error", "temporary-error", "recovered", "offline"} <= kinds
+    # Every event names the scenario and step that made its change, replayed from the journal
+    # as live (the redundancy follow-ups name the step that caused them).
+    assert {(e["data"]["scenario"]) for e in first} == {"replay"}
+    assert {e["data"]["step"] for e in first} >= {"dev", "down", "flap#1/d", "flap#25/u", "vary", "up"}
     assert first == second
 
 
@@ -285,6 +289,8 @@ def test_device_and_control_unit_steps_play_and_survive_a_sigkill(short_tmp):
         while not events or events[-1]["data"]["sequence"] < newest:
             events += watcher.events(1)
         changes = [e["data"]["change"] for e in events]
+        assert {(e["data"]["scenario"], e["data"]["step"]) for e in events} == {
+            ("devices", "add"), ("devices", "quiesce"), ("devices", "remove"), ("devices", "resume")}
         for kind in ("subchannel-added", "driver-disabled-cuir", "subchannel-removed", "driver-enabled"):
             assert kind in changes, changes
         before = (control.call("query-subchannels"), control.call("query-dasd-paths"))
