@@ -377,7 +377,13 @@ extension Daemon {
     /// (checkpointed: state.sqlite alone is the whole state).
     static func close(_ store: StateStore, server: QMPServer, logger: Logger) async {
         let taken = try? await server.eventLoop.submit {
-            (store.appendSnapshot(), store.keepsHost ? server.state.subsystem : nil)
+            let snapshot = store.appendSnapshot()
+            // After the snapshot, which folds a playing scenario's step records: the next
+            // start says the scenario was interrupted (API/scenarios.md).
+            let marker = server.state.scenarios.interruptionMarker.map {
+                store.append(request: $0, time: server.state.clock(), sequences: nil)
+            }
+            return (marker ?? snapshot, store.keepsHost ? server.state.subsystem : nil)
         }.get()
         await offloaded {
             if let token = taken?.0, case .failure(let error) = store.waitUntilDurable(token) {

@@ -155,6 +155,14 @@ package final class ScenarioPlayer {
         ended()
     }
 
+    /// The record that tells the next start a run was cut short by this stop, for a run still
+    /// playing or paused: a clean stop's snapshot folds the steps' records, whose ids told it
+    /// before (the model is kept either way). Nil otherwise.
+    package var interruptionMarker: String? {
+        guard let run, run.state == .playing || run.state == .paused else { return nil }
+        return Self.marker(progress(step: run.lastPlayed?.name ?? "", played: run.played))
+    }
+
     /// Where the player stands (query-scenario and every command's reply).
     var status: ScenarioStatusReply {
         if let interrupted {
