@@ -258,6 +258,7 @@ extension Daemon {
                 model: (state.backend as? ModelBackend)?.subsystem, guests: state.guests,
                 lastSequence: state.pathChanges.lastSequence)
         }
+        store.afterSnapshot = { state.scenarios.interruptionMarker }
         guard store.keepsHost else { return }
         // Intended chpid states (API/intent.md): loaded before the host's changes are
         // published, so that a drift the reading shows is reported once they are.

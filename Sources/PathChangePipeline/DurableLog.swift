@@ -22,6 +22,11 @@ package protocol DurableLog: AnyObject, Sendable {
     ///   - sequences: the path changes it published (empty when none).
     /// - Returns: a token for `waitUntilDurable`.
     func append(request: String, time: EventTime, sequences: ClosedRange<UInt64>?) -> UInt64
+    /// Runs `body`, which appends the records of one change made whole (a scenario step of
+    /// several commands), with no periodic snapshot between them: a snapshot due meanwhile is
+    /// taken after the last (one taken between would hold the whole change and be followed by
+    /// the rest of its records, replayed twice). Event loop.
+    func appendingTogether<T>(_ body: () -> T) -> T
     /// Blocks until the record `token` (and every record before it) is on disk: one commit of
     /// every record appended so far (group commit), or none when one already took it. A
     /// failure leaves the records it tried pending: a later call commits them again.

@@ -22,22 +22,43 @@ extension StateStore {
 
     package func append(request: String, time: EventTime, sequences: ClosedRange<UInt64>?) -> UInt64 {
         let token = append(Record(token: 0, request: request, time: time, sequences: sequences))
-        // Every `snapshotEvery` commands: the state now (on the loop, after this command) is
-        // the snapshot of every command up to this one; it is committed with them or after them,
-        // and the log up to it goes in the same transaction.
         let due = pending.withLockedValue { state in
             state.commandsSinceSnapshot += 1
-            guard snapshotEvery > 0, state.commandsSinceSnapshot >= snapshotEvery, capture != nil else { return false }
-            state.commandsSinceSnapshot = 0
-            return true
+            state.lastCommand = (token, time)
+            return state.snapshotsHeld == 0 && snapshotDue(&state)
         }
-        if due, let capture {
-            let snapshot = append(
-                Record(
-                    token: 0, request: nil, time: time, sequences: nil, snapshot: (token, capture())))
-            committer.submit { _ in _ = self.waitUntilDurable(snapshot) }
-        }
+        if due { appendPeriodicSnapshot(through: token, time: time) }
         return token
+    }
+
+    package func appendingTogether<T>(_ body: () -> T) -> T {
+        pending.withLockedValue { $0.snapshotsHeld += 1 }
+        let result = body()
+        let last = pending.withLockedValue { state -> (token: UInt64, time: EventTime)? in
+            state.snapshotsHeld -= 1
+            guard state.snapshotsHeld == 0, let last = state.lastCommand, snapshotDue(&state) else { return nil }
+            return last
+        }
+        if let last { appendPeriodicSnapshot(through: last.token, time: last.time) }
+        return result
+    }
+
+    /// Every `snapshotEvery` commands a snapshot is due (and the count starts again).
+    private func snapshotDue(_ state: inout Pending) -> Bool {
+        guard snapshotEvery > 0, state.commandsSinceSnapshot >= snapshotEvery, capture != nil else { return false }
+        state.commandsSinceSnapshot = 0
+        return true
+    }
+
+    /// The state now (on the loop, after command `through`) is the snapshot of every command
+    /// up to it; it is committed with them or after them, and the log up to it goes in the
+    /// same transaction.
+    private func appendPeriodicSnapshot(through token: UInt64, time: EventTime) {
+        guard let capture else { return }
+        let snapshot = append(Record(token: 0, request: nil, time: time, sequences: nil, snapshot: (token, capture())))
+        // Logged after the snapshot, so that it outlives the log the snapshot deletes.
+        let last = afterSnapshot?().map { append(Record(token: 0, request: $0, time: time, sequences: nil)) }
+        committer.submit { _ in _ = self.waitUntilDurable(last ?? snapshot) }
     }
 
     /// The newest sequence number committed: every change up to it is durable (records are

@@ -82,6 +82,10 @@ package final class StateStore: DurableLog, @unchecked Sendable {
     package let snapshotEvery: Int
     /// Reads, on the event loop, what a snapshot keeps (set before the server serves).
     package var capture: (() -> Captured)?
+    /// Read on the event loop right after a periodic snapshot: a request to log after it, or
+    /// nil. The scenario player's "interrupted" marker: the snapshot folds a playing run's
+    /// step records, whose ids told a restart how far the run got (API/scenarios.md).
+    package var afterSnapshot: (() -> String?)?
 
     /// What a snapshot keeps, read on the event loop (values: the copies are O(1)).
     package struct Captured: Sendable {
@@ -124,6 +128,10 @@ package final class StateStore: DurableLog, @unchecked Sendable {
         var committed: UInt64 = 0
         var lastSequence: UInt64 = 0
         var commandsSinceSnapshot = 0
+        /// `appendingTogether` is running: a snapshot due waits for its last record.
+        var snapshotsHeld = 0
+        /// The newest command's record, which a held snapshot is taken after.
+        var lastCommand: (token: UInt64, time: EventTime)?
         /// The last commit's failure and when, until a commit succeeds.
         var failure: (message: String, at: ContinuousClock.Instant)?
     }

@@ -213,6 +213,56 @@ private func execute(_ directory: String, _ sql: String) throws {
         third.store.close()
     }
 
+    /// A scenario step of several records (a group's chpids): its changes are all made, then
+    /// its records appended together. A periodic snapshot due among them is taken
+    /// after the last one: one taken between would hold the whole step and be followed by the
+    /// rest of its records, replayed again on top. The record logged after a snapshot (the
+    /// player's "interrupted" marker) outlives the log the snapshot deletes.
+    @Test func recordsAppendedTogetherGetOneSnapshotAfterTheLastAndItsFollowerIsKept() throws {
+        let directory = makeTemporaryDirectory(prefix: "cssd-state")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        // One command, then the step's three records: the snapshot every three commands falls
+        // due at the step's second record.
+        let first = try Started(directory, snapshotEvery: 3)
+        try first.run(#"{"execute":"vary-path","arguments":{"chpid":"0.46","state":"offline"}}"#)
+        let marker = #"{"execute":"query-scenario","id":{"scenario":"s","step":"down","played":1,"total":2}}"#
+        first.store.afterSnapshot = { marker }
+        let now = EventTime(seconds: 1_700_000_100, microseconds: 0)
+        first.state.clock = { now }
+        var sequences: [ClosedRange<UInt64>] = []
+        let requests = ["0.40", "0.41", "0.42"].map {
+            #"{"execute":"inject-path-fault","arguments":{"chpid":"\#($0)","fault":"permanent-error"}}"#
+        }
+        for request in requests {
+            let before = first.state.pathChanges.lastSequence
+            let parsed = try QMPRequest.check(JSON.parse(request)!, oobEnabled: true).get()
+            guard case .success = Dispatcher.dispatch(parsed, server: first.state, session: first.session) else {
+                Issue.record("\(request) failed")
+                return
+            }
+            sequences.append((before + 1)...first.state.pathChanges.lastSequence)
+        }
+        let token = first.store.appendingTogether {
+            zip(requests, sequences).map { first.store.append(request: $0, time: now, sequences: $1) }.last!
+        }
+        #expect(throws: Never.self) { try first.store.waitUntilDurable(token).get() }
+        // The snapshot's commit is the committer's: wait until the log holds the marker alone.
+        let deadline = ContinuousClock.now + .seconds(30)
+        while try commandRows(directory) != 1, ContinuousClock.now < deadline { usleep(10_000) }
+        #expect(try commandRows(directory) == 1)
+        let before = first.visible
+        first.store.close()
+
+        let second = try Started(directory, snapshotEvery: 3)
+        #expect(second.snapshot != nil)
+        // Only the marker is replayed (a read-only query), none of the step's records.
+        #expect(second.restored.commands == 1)
+        #expect(second.restored.failed.isEmpty)
+        #expect(second.visible == before)
+        #expect(second.state.scenarios.interrupted?.lastStep == "down")
+        second.store.close()
+    }
+
     @Test func everyDurableListenerIsToldOfEachCommitInTheOrderAdded() throws {
         let directory = makeTemporaryDirectory(prefix: "cssd-state")
         defer { try? FileManager.default.removeItem(atPath: directory) }
