@@ -22,6 +22,9 @@ package protocol ScenarioScheduling: AnyObject {
     func whenDurable(_ token: UInt64, of log: DurableLog, _ done: @escaping (String?) -> Void)
     /// A line of the server's log: how a run ended, why a step was refused.
     func logScenario(_ message: String, warning: Bool)
+    /// SCENARIO_ENDED to every connection in command mode, after the path events already
+    /// deliverable to it: `status` is the run's ScenarioStatus as it ended.
+    func announceEnd(_ status: JSON)
 }
 
 /// The server's scenario player (API/scenario.json): the loaded scenario, its `ScenarioRun`
@@ -307,22 +310,29 @@ package final class ScenarioPlayer {
         let records = Self.records(for: step.action, changes: changes)
         let log = server.durability.flatMap { $0.records("inject-path-fault") ? $0 : nil }
         var next = 0
-        for (index, record) in records.enumerated() {
-            let before = server.pathChanges.lastSequence
-            for change in changes[next..<next + record.changes] {
-                if let kind { server.pathChanges.publish(change, as: kind, cause: .command(by: origin), at: time) }
+        // One step, one whole change: no periodic snapshot between its records.
+        let appendTogether: (() -> Void) -> Void = { body in
+            guard let log else { return body() }
+            log.appendingTogether(body)
+        }
+        appendTogether {
+            for (index, record) in records.enumerated() {
+                let before = server.pathChanges.lastSequence
+                for change in changes[next..<next + record.changes] {
+                    if let kind { server.pathChanges.publish(change, as: kind, cause: .command(by: origin), at: time) }
+                }
+                next += record.changes
+                let after = server.pathChanges.lastSequence
+                guard let log else { continue }
+                var request = record.request
+                // The last record of the step names it: the replay counts the steps from these.
+                if index == records.count - 1 {
+                    request.append(("id", progress(step: step.name, played: run.played)))
+                }
+                token = log.append(
+                    request: JSON.object(request).serialized(), time: time,
+                    sequences: after > before ? (before + 1)...after : nil)
             }
-            next += record.changes
-            let after = server.pathChanges.lastSequence
-            guard let log else { continue }
-            var request = record.request
-            // The last record of the step names it: the replay counts the steps from these.
-            if index == records.count - 1 {
-                request.append(("id", progress(step: step.name, played: run.played)))
-            }
-            token = log.append(
-                request: JSON.object(request).serialized(), time: time,
-                sequences: after > before ? (before + 1)...after : nil)
         }
         if changes.isEmpty, let log {
             token = log.append(
@@ -348,15 +358,27 @@ package final class ScenarioPlayer {
             "scenario '\(run.scenario.name)' \(status.state.rawValue): \(run.played) of \(run.scenario.steps.count) steps played"
             + (failure.map { "; \($0)" } ?? "")
         scheduling?.logScenario(message, warning: failure != nil)
-        if let log = server.durability, log.records("inject-path-fault") {
-            let token = log.append(
-                request: Self.marker(
-                    .object([
-                        ("scenario", .string(run.scenario.name)), ("ended", .string(status.state.rawValue)),
-                        ("played", .integer(run.played)), ("total", .integer(run.scenario.steps.count)),
-                    ])), time: server.clock(), sequences: nil)
-            commit(token, of: log, then: nil)
+        // In a later turn of the loop: after the reply of the command that ended it.
+        let announce = { [weak scheduling] in
+            _ = scheduling?.schedule(after: 0) { [weak scheduling] in scheduling?.announceEnd(status.json) }
         }
+        guard let log = server.durability, log.records("inject-path-fault") else {
+            announce()
+            return
+        }
+        let token = log.append(
+            request: Self.marker(
+                .object([
+                    ("scenario", .string(run.scenario.name)), ("ended", .string(status.state.rawValue)),
+                    ("played", .integer(run.played)), ("total", .integer(run.scenario.steps.count)),
+                ])), time: server.clock(), sequences: nil)
+        // Announced once the run's records are durable: its last events are deliverable then,
+        // and go first.
+        guard let scheduling else {
+            _ = log.waitUntilDurable(token)
+            return
+        }
+        scheduling.whenDurable(token, of: log) { _ in announce() }
     }
 
     private func cancelScheduled() {

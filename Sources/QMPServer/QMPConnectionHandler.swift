@@ -355,9 +355,12 @@ final class QMPConnectionHandler: ChannelDuplexHandler {
     }
 
     /// Sends an event to this connection if it is in command mode.
-    func sendEvent(_ name: String, data: JSON?, seconds: Int, microseconds: Int) {
+    func sendEvent(_ name: String, data: JSON?, seconds: Int, microseconds: Int, afterPathEvents: Bool = false) {
         guard let context, case .serving = state else { return }
-        if session.writeEvent(name, data: data, seconds: seconds, microseconds: microseconds, into: &output) {
+        if session.writeEvent(
+            name, data: data, seconds: seconds, microseconds: microseconds, into: &output,
+            afterPathEventsWithin: afterPathEvents ? Self.outputChunk : nil)
+        {
             writeOutput(context: context)
             context.flush()
         }

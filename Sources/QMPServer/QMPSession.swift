@@ -582,10 +582,13 @@ package final class QMPSession: SessionControl {
     /// Writes an event if the connection is in command mode (QEMU sends none before, and a
     /// stopped session writes nothing more).
     /// - Returns: whether it was written.
-    package func writeEvent(_ name: String, data: JSON?, seconds: Int, microseconds: Int, into output: inout ByteBuffer)
-        -> Bool
-    {
+    package func writeEvent(
+        _ name: String, data: JSON?, seconds: Int, microseconds: Int, into output: inout ByteBuffer,
+        afterPathEventsWithin budget: Int? = nil
+    ) -> Bool {
         guard isNegotiated else { return false }
+        // An event that ends what path events told of goes after those deliverable now.
+        if let budget { _ = writeEvents(into: &output, budget: budget) }
         ReplyEncoder.writeEvent(name, data: data, seconds: seconds, microseconds: microseconds, to: &output)
         return true
     }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // cssd: QMP control server for the s390 channel subsystem.
 
+import JSONValues
 import Logging
 import NIOCore
 import PathChangePipeline
@@ -26,6 +27,10 @@ extension ServerCore: ScenarioScheduling {
             }
             loop.execute { bound.value(failure) }
         }
+    }
+
+    func announceEnd(_ status: JSON) {
+        broadcast("SCENARIO_ENDED", data: status, afterPathEvents: true)
     }
 
     func logScenario(_ message: String, warning: Bool) {

@@ -84,11 +84,13 @@ final class ServerCore: @unchecked Sendable {
     }
 
     /// Sends an event to every connection in command mode.
-    func broadcast(_ name: String, data: JSON?) {
+    func broadcast(_ name: String, data: JSON?, afterPathEvents: Bool = false) {
         loop.preconditionInEventLoop()
         let time = state.clock()
         for handler in connections.values {
-            handler.sendEvent(name, data: data, seconds: time.seconds, microseconds: time.microseconds)
+            handler.sendEvent(
+                name, data: data, seconds: time.seconds, microseconds: time.microseconds,
+                afterPathEvents: afterPathEvents)
         }
     }
 

@@ -43,6 +43,10 @@ enum EventTable {
                 "guest=\(text("guest")) devices=\(number(data["devices"])) "
                 + "without-path=\(number(data["without-path"]))"
             return row([time(event["timestamp"]), name, text("host-chpid"), text("change"), "-", detail])
+        case "SCENARIO_ENDED":
+            let failure = data["failure"] != nil ? " failure=\(text("failure"))" : ""
+            detail = "scenario=\(text("name")) played=\(number(data["played"]))/\(number(data["total"]))\(failure)"
+            return row([time(event["timestamp"]), name, "-", text("state"), "-", detail])
         default:
             detail = data.count == 0 ? "-" : data.serialized()
         }

@@ -47,7 +47,8 @@ extension ScenarioCommand {
             let played = try session.call("scenario-play", clock.map { [("clock", .string($0.rawValue))] } ?? [])
             let status = try session.require(played)
             writeOutput(ScenarioSession.describe(status) + "\n")
-            if watch { try session.watch() }
+            // This connection was open when the run started: its SCENARIO_ENDED will come.
+            if watch { try session.watch(runSeen: true) }
         }
     }
 
@@ -91,6 +92,8 @@ private final class ScenarioSession {
     let connection: QMPClientConnection
     private var nextID = 0
     private var printsEvents = false
+    /// SCENARIO_ENDED's data, once it came on this connection.
+    private var ended: JSON?
 
     init(_ options: ConnectionOptions) throws {
         connection = try reportingFailures {
@@ -115,7 +118,7 @@ private final class ScenarioSession {
             while true {
                 let (_, message) = try connection.nextJSONLine()
                 if message["event"] != nil {
-                    if printsEvents { Self.printEvent(message) }
+                    take(event: message)
                     continue
                 }
                 guard message["id"]?.stringValue == id else { continue }
@@ -141,17 +144,43 @@ private final class ScenarioSession {
         printsEvents = true
     }
 
+    private func take(event message: JSON) {
+        if message["event"]?.stringValue == "SCENARIO_ENDED" {
+            ended = message["data"] ?? .emptyObject()
+        } else if printsEvents {
+            Self.printEvent(message)
+        }
+    }
+
+    /// Reads events until SCENARIO_ENDED (which follows the run's path events).
+    private func awaitEnd() throws {
+        try reportingFailures {
+            while ended == nil {
+                let (_, message) = try connection.nextJSONLine()
+                if message["event"] != nil { take(event: message) }
+            }
+        }
+    }
+
     /// Events (after `subscribe`) and progress until the scenario is neither playing nor paused.
-    func watch() throws {
+    /// - Parameter runSeen: the run started while this connection was open.
+    func watch(runSeen: Bool = false) throws {
         var last = ""
+        var runSeen = runSeen
         while true {
             let status = try require(try call("query-scenario"))
+            let state = status["state"]?.stringValue ?? "idle"
+            if state == "playing" || state == "paused" {
+                runSeen = true
+            } else if runSeen {
+                // Its last path events come before SCENARIO_ENDED: printed before the end.
+                try awaitEnd()
+            }
             let line = Self.describe(status)
             if line != last {
                 writeOutput(line + "\n")
                 last = line
             }
-            let state = status["state"]?.stringValue ?? "idle"
             guard state == "playing" || state == "paused" else {
                 if state == "failed" {
                     printError("cssctl: scenario failed: \(status["failure"]?.stringValue ?? "?")")

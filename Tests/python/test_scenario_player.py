@@ -55,15 +55,13 @@ def cssctl(sock: str, *args: str, timeout: float = 60) -> subprocess.CompletedPr
                           text=True, timeout=timeout)
 
 
-def until_state(client: Client, states: set, events: list | None = None, timeout: float = 120) -> dict:
-    """Polls query-scenario until its state is one of `states` (events before replies go to `events`)."""
-    seen = {}
-
-    def reached():
-        seen["status"] = client.call("query-scenario", events=events)
-        return seen["status"]["state"] in states
-    wait_until(reached, timeout, f"scenario state in {states}", interval=0.05)
-    return seen["status"]
+def until_ended(client: Client) -> dict:
+    """Waits for SCENARIO_ENDED, sent to every connection in command mode when a run ends,
+    and checks that query-scenario says the same; its data."""
+    event = client.events(1)[0]
+    assert event["event"] == "SCENARIO_ENDED", event
+    assert client.call("query-scenario") == event["data"], event
+    return event["data"]
 
 
 def path_gone(client: Client) -> bool:
@@ -92,7 +90,7 @@ def test_the_same_scenario_gives_the_same_events_on_two_fresh_servers(short_tmp)
             status = control.call("scenario-load", scenario=json.dumps(REPLAY))
             assert status == {"state": "loaded", "name": "replay", "played": 0, "total": 54}
             assert control.call("scenario-play", clock="model")["state"] in ("playing", "finished")
-            done = until_state(control, {"finished", "failed", "stopped"})
+            done = until_ended(control)
             assert done["state"] == "finished" and done["played"] == 54 and done["last-step"] == "up", done
             journal = control.call("query-path-event-journal")
             newest = journal["newest"]
@@ -150,6 +148,8 @@ def test_pause_resume_stop_and_one_scenario_at_a_time(short_tmp):
 
         stopped = c.call("scenario-stop")
         assert stopped["state"] == "stopped" and stopped["name"] == "flap" and stopped["total"] == 400
+        # The reply first, then the event that the run ended, with the same status.
+        assert until_ended(c) == stopped
         played = stopped["played"]
         assert played > paused["played"]
         assert stopped["last-step"] == f"f#{(played + 1) // 2}/{'down' if played % 2 else 'up'}"
@@ -193,7 +193,7 @@ def test_a_restart_after_a_stop_mid_play_says_the_scenario_was_interrupted(short
         # A new scenario may be loaded and played over it.
         c.call("scenario-load", scenario=json.dumps(flap(1, 10, clock="model")))
         c.call("scenario-play")
-        assert until_state(c, {"finished", "failed"})["state"] == "finished"
+        assert until_ended(c)["state"] == "finished"
     finally:
         server.stop()
 
@@ -250,7 +250,7 @@ def test_metrics_count_scenario_changes_under_a_fixed_label(short_tmp):
         c = Client(server.sock)
         c.call("scenario-load", scenario=json.dumps(flap(3, 20, clock="model")))
         c.call("scenario-play")
-        assert until_state(c, {"finished", "failed"})["state"] == "finished"
+        assert until_ended(c)["state"] == "finished"
         port = server.extra["metrics_port"]
         values = wait_until(
             lambda: (v := scrape_values(port)).get(
@@ -287,15 +287,19 @@ def test_device_and_control_unit_steps_play_and_survive_a_sigkill(short_tmp):
         watcher.call("subscribe-path-events", granularity="both")
         control.call("scenario-load", scenario=json.dumps(scenario))
         control.call("scenario-play", clock="model")
-        done = until_state(control, {"finished", "failed", "stopped"})
+        done = until_ended(control)
         assert done["state"] == "finished" and done["played"] == 4, done
         # Two chpids added, two devices quiesced on one, four chpids of the removed device, one
-        # resumed: nine changes, once durable (the journal's newest counts durable ones).
+        # resumed: nine changes, durable (the journal's newest counts durable ones) once the
+        # run's end is announced.
         newest = 9
-        wait_until(lambda: control.call("query-path-event-journal")["newest"] == newest, 60, "nine durable changes")
+        assert control.call("query-path-event-journal")["newest"] == newest
+        # The subscriber has every change's events before the end (sent to it too).
         events = []
-        while not events or events[-1]["data"]["sequence"] < newest:
+        while not events or events[-1]["event"] != "SCENARIO_ENDED":
             events += watcher.events(1)
+        assert events.pop()["data"] == done
+        assert events[-1]["data"]["sequence"] == newest, events[-1]
         changes = [e["data"]["change"] for e in events]
         assert {(e["data"]["scenario"], e["data"]["step"]) for e in events} == {
             ("devices", "add"), ("devices", "quiesce"), ("devices", "remove"), ("devices", "resume")}
@@ -311,5 +315,83 @@ def test_device_and_control_unit_steps_play_and_survive_a_sigkill(short_tmp):
         assert (after.call("query-subchannels"), after.call("query-dasd-paths")) == before
         assert after.call("query-path-event-journal")["newest"] == newest
         assert after.call("query-scenario")["state"] != "interrupted"
+    finally:
+        server.stop()
+
+
+def test_a_refused_step_ends_the_run_with_scenario_ended_failed(short_tmp):
+    """An operator step the last-path interlock refuses stops the run: SCENARIO_ENDED 'failed'
+    names the step and the reason, on every connection (a subscriber gets it after the
+    events of the steps played); the model is as the steps before it left it."""
+    scenario = {"scenario": "refused", "steps": [
+        {"name": "three", "at": 0, "execute": "inject-path-fault",
+         "arguments": {"chpids": ["0.40", "0.41", "0.42"], "fault": "permanent-error"}},
+        {"name": "last", "at": 10, "execute": "vary-path", "arguments": {"chpid": "0.43", "state": "offline"}},
+        {"name": "never", "at": 20, "execute": "inject-path-fault", "arguments": {"chpid": "0.40", "fault": "recovered"}},
+    ]}
+    server = start_cssd(short_tmp)
+    try:
+        control = Client(server.sock)
+        watcher = Client(server.sock)
+        watcher.call("subscribe-path-events", granularity="chpid")
+        control.call("scenario-load", scenario=json.dumps(scenario))
+        control.call("scenario-play", clock="model")
+        ended = until_ended(control)
+        assert ended["state"] == "failed" and ended["played"] == 1 and ended["total"] == 3, ended
+        assert ended["last-step"] == "three" and ended["next-step"] == "last", ended
+        assert ended["failure"].startswith("last: ") and "0.43" in ended["failure"], ended
+        events = []
+        while not events or events[-1]["event"] != "SCENARIO_ENDED":
+            events += watcher.events(1)
+        assert events.pop()["data"] == ended
+        # The step's three failures, and the follow-up of the third (one path left).
+        assert [(e["data"]["chpid"], e["data"]["change"]) for e in events] == [
+            ("0.40", "permanent-error"), ("0.41", "permanent-error"), ("0.42", "permanent-error"),
+            ("0.42", "redundancy-lost")], events
+        # 0.43 still online: the refused vary changed nothing.
+        assert {s["pam"] & 0x10 for s in control.call("query-subchannels", chpid="0.43")["subchannels"]} == {0x10}
+        server.wait_line("scenario 'refused' failed", "1 of 3 steps played", timeout=30)
+    finally:
+        server.stop()
+
+
+def test_periodic_snapshots_keep_every_step_once_and_the_interrupted_notice(short_tmp):
+    """--state-snapshot-every 1: a snapshot after every recorded command, so one falls inside a
+    step of several records (a group of chpids: one record each) and after every step. A
+    SIGKILL after the run, and one mid-play: the model, the journal's newest and the
+    'interrupted' notice as without snapshots (a snapshot inside a step used to be followed by
+    the rest of its records, replayed twice; one after the last step's record folded the
+    record that told the restart how far the run got)."""
+    state = os.path.join(short_tmp, "state")
+    args = ["--state-dir", state, "--state-snapshot-every", "1"]
+    server = start_cssd(short_tmp, *args)
+    try:
+        c = Client(server.sock)
+        c.call("scenario-load", scenario=json.dumps(REPLAY))
+        c.call("scenario-play", clock="model")
+        assert until_ended(c)["state"] == "finished"
+        before = (c.call("query-subchannels"), c.call("query-chpids"), c.call("query-path-event-journal")["newest"])
+        os.killpg(server.proc.pid, signal.SIGKILL)
+        server.proc.wait(timeout=30)
+        c.close()
+        server = start_cssd(short_tmp, *args)
+        c = Client(server.sock)
+        assert (c.call("query-subchannels"), c.call("query-chpids"),
+                c.call("query-path-event-journal")["newest"]) == before
+        assert c.call("query-scenario")["state"] != "interrupted"
+
+        c.call("scenario-load", scenario=json.dumps(flap(500, 100)))
+        c.call("scenario-play")
+        wait_until(lambda: c.call("query-scenario")["played"] >= 5, 60, "5 steps played", interval=0.05)
+        os.killpg(server.proc.pid, signal.SIGKILL)
+        server.proc.wait(timeout=30)
+        c.close()
+        server = start_cssd(short_tmp, *args)
+        c = Client(server.sock)
+        status = c.call("query-scenario")
+        assert status["state"] == "interrupted" and status["name"] == "flap", status
+        played = status["played"]
+        assert status["last-step"] == f"f#{(played + 1) // 2}/{'down' if played % 2 else 'up'}", status
+        assert path_gone(c) == (played % 2 == 1), status
     finally:
         server.stop()
