@@ -219,18 +219,36 @@ package struct OsloNotificationEncoder: Sendable {
 
 /// A random (version 4) UUID in its usual text form, as Python's `str(uuid.uuid4())`.
 func randomUUID() -> String {
-    var bytes = (0..<16).map { _ in UInt8.random(in: 0...255) }
+    var bytes = randomBytes(16)
     bytes[6] = (bytes[6] & 0x0f) | 0x40
     bytes[8] = (bytes[8] & 0x3f) | 0x80
-    let hex = bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }
-    return hex[0..<4].joined() + "-" + hex[4..<6].joined() + "-" + hex[6..<8].joined() + "-" + hex[8..<10].joined()
-        + "-"
-        + hex[10..<16].joined()
+    return hex(bytes, dashesAfter: [4, 6, 8, 10])
 }
 
-package func randomHex(_ count: Int) -> String {
-    (0..<count).map { _ in
-        let byte = UInt8.random(in: 0...255)
-        return (byte < 16 ? "0" : "") + String(byte, radix: 16)
-    }.joined()
+/// `count` random bytes as `2 * count` lower-case hex digits.
+package func randomHex(_ count: Int) -> String { hex(randomBytes(count)) }
+
+/// `count` random bytes, eight per draw of the system generator (one getrandom(2) each: a
+/// notification's message id and unique id took 32 system calls drawn a byte at a time).
+private func randomBytes(_ count: Int) -> [UInt8] {
+    var generator = SystemRandomNumberGenerator()
+    var bytes = [UInt8]()
+    bytes.reserveCapacity(count + 7)
+    while bytes.count < count {
+        withUnsafeBytes(of: generator.next() as UInt64) { bytes.append(contentsOf: $0) }
+    }
+    bytes.removeLast(bytes.count - count)
+    return bytes
+}
+
+private func hex(_ bytes: [UInt8], dashesAfter dashes: Set<Int> = []) -> String {
+    let digits = Array("0123456789abcdef".utf8)
+    var out = [UInt8]()
+    out.reserveCapacity(bytes.count * 2 + dashes.count)
+    for (index, byte) in bytes.enumerated() {
+        if dashes.contains(index) { out.append(UInt8(ascii: "-")) }
+        out.append(digits[Int(byte >> 4)])
+        out.append(digits[Int(byte & 0x0f)])
+    }
+    return String(decoding: out, as: UTF8.self)
 }

@@ -60,6 +60,8 @@ package final class PathNotifier: PathChangeSink {
     package let outboxFile: String?
     /// Event loop only: whether the outbox was refusing notifications at the last change.
     private var overflowing = false
+    /// With a state dir: the state store's newest durable sequence number.
+    private let durableThrough: (@Sendable () -> UInt64)?
 
     /// - Throws: `OutboxStoreError` (with `persistence`) when the state dir's outbox cannot be
     ///   used: cssd refuses to start, nothing was written.
@@ -76,6 +78,7 @@ package final class PathNotifier: PathChangeSink {
         let encoder = OsloNotificationEncoder(
             publisherID: configuration.publisherID, topic: configuration.topic, filter: configuration.filter)
         self.encoder = encoder
+        durableThrough = persistence?.durableThrough
         publisher = AMQPPublisher(
             configuration: configuration, outbox: outbox, encoder: encoder, epoch: epoch,
             durableThrough: persistence?.durableThrough, logger: logger)
@@ -131,6 +134,8 @@ package final class PathNotifier: PathChangeSink {
                 journal); a gap notification will name them
                 """, metadata: ["missed": "\(lost.ranges)"])
         }
+        // Every change up to the restored last one is durable.
+        outbox.durabilityAdvanced(through: persistence.lastSequence)
         writer = OutboxWriter(outbox: outbox, store: store, logger: logger)
     }
 
@@ -159,7 +164,8 @@ package final class PathNotifier: PathChangeSink {
     /// notifications may go). Any thread.
     package var durabilityAdvanced: @Sendable () -> Void {
         let outbox = outbox
-        return { outbox.durabilityAdvanced() }
+        guard let durableThrough else { return { outbox.durabilityAdvanced() } }
+        return { outbox.durabilityAdvanced(through: durableThrough()) }
     }
 
     package func pathChangePublished(_ published: PublishedPathChange) {
