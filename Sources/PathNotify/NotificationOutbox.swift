@@ -266,11 +266,13 @@ package final class NotificationOutbox: Sendable {
         wake(signal)
     }
 
-    /// Something is left for the writer that did not wake it (deletions, the position): it
+    /// Something is, or may soon be, left for the writer without waking it: deletions (of
+    /// what is confirmed, or of what waits for the broker's confirm), the position: it
     /// writes it within `deferredWriteDelay`.
     var hasDeferredWrite: Bool {
         state.withLockedValue {
-            $0.unwritten > 0 || $0.confirmedThrough > $0.deletedThrough || $0.throughChanged || $0.gapsChanged
+            $0.unwritten > 0 || $0.entries.count > $0.head || $0.confirmedThrough > $0.deletedThrough
+                || $0.throughChanged || $0.gapsChanged
         }
     }
 

@@ -13,8 +13,9 @@ import Glibc
 /// the event loop nor the broker connection waits on the disk, and a broker outage does not
 /// stop the writing.
 ///
-/// Loop: wait for the outbox's writer signal (or 1 s; 0.1 s while something waits unwritten:
-/// deletions and the position are not worth a wake-up of their own), then write everything there is in
+/// Loop: wait for the outbox's writer signal (or 1 s; 0.1 s while something waits unwritten
+/// or unconfirmed: deletions and the position are not worth a wake-up of their own), then
+/// write everything there is in
 /// transactions of up to 10,000 new rows, with the deletions of what the broker confirmed
 /// since (batched by nature: what accumulated while the last transaction ran), the sequence
 /// position and the gaps. New rows become publishable once written. A failed write (disk

@@ -316,7 +316,7 @@ package final class ScenarioPlayer {
             log.appendingTogether(body)
         }
         appendTogether {
-            for (index, record) in records.enumerated() {
+            for record in records {
                 let before = server.pathChanges.lastSequence
                 for change in changes[next..<next + record.changes] {
                     if let kind { server.pathChanges.publish(change, as: kind, cause: .command(by: origin), at: time) }
@@ -325,10 +325,10 @@ package final class ScenarioPlayer {
                 let after = server.pathChanges.lastSequence
                 guard let log else { continue }
                 var request = record.request
-                // The last record of the step names it: the replay counts the steps from these.
-                if index == records.count - 1 {
-                    request.append(("id", progress(step: step.name, played: run.played)))
-                }
+                // Every record of the step names it (the replay journals its changes with the
+                // scenario and step as cause) and how far the run got (the restart counts the
+                // steps from these: the step's records are committed together).
+                request.append(("id", progress(step: step.name, played: run.played)))
                 token = log.append(
                     request: JSON.object(request).serialized(), time: time,
                     sequences: after > before ? (before + 1)...after : nil)

@@ -21,7 +21,14 @@ extension ServerState: CommandReplayer {
         case .failure(let rejection): return .failed(rejection.desc)
         }
         let result: Result<JSON, QMPError>
-        switch CommandResult(Dispatcher.dispatch(checked, server: self, session: ReplaySession(), time: time)) {
+        // A scenario step's records name it in their id: its changes are journaled with the
+        // cause they had when played, scenario and step included.
+        var origin = CommandOrigin.replay
+        if let name = checked.id?["scenario"]?.stringValue, let step = checked.id?["step"]?.stringValue {
+            origin = .scenario(name: name, step: step)
+        }
+        let session = ReplaySession(origin: origin)
+        switch CommandResult(Dispatcher.dispatch(checked, server: self, session: session, time: time)) {
         case .done(let reply): result = reply
         case .waits(let work): result = work.runInline()
         }
@@ -36,6 +43,7 @@ extension ServerState: CommandReplayer {
 final class ReplaySession: SessionControl {
     var isNegotiated: Bool { true }
     var isReadOnly: Bool { false }
-    var origin: CommandOrigin { .replay }
+    let origin: CommandOrigin
+    init(origin: CommandOrigin = .replay) { self.origin = origin }
     func enterCommandMode(oob: Bool) {}
 }

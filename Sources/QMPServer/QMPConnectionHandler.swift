@@ -355,14 +355,20 @@ final class QMPConnectionHandler: ChannelDuplexHandler {
     }
 
     /// Sends an event to this connection if it is in command mode.
-    func sendEvent(_ name: String, data: JSON?, seconds: Int, microseconds: Int, afterPathEvents: Bool = false) {
+    func sendEvent(_ name: String, data: JSON?, seconds: Int, microseconds: Int) {
         guard let context, case .serving = state else { return }
-        if session.writeEvent(
-            name, data: data, seconds: seconds, microseconds: microseconds, into: &output,
-            afterPathEventsWithin: afterPathEvents ? Self.outputChunk : nil)
-        {
+        if session.writeEvent(name, data: data, seconds: seconds, microseconds: microseconds, into: &output) {
             writeOutput(context: context)
             context.flush()
+        }
+    }
+
+    /// Sends an event to this connection, if it is in command mode, once the path events
+    /// deliverable to it now are written (in a turn of its own, as queued path events).
+    func sendEventAfterPathEvents(_ name: String, data: JSON?, seconds: Int, microseconds: Int) {
+        guard case .serving = state else { return }
+        if session.queueEventAfterPathEvents(name, data: data, seconds: seconds, microseconds: microseconds) {
+            eventsQueued()
         }
     }
 

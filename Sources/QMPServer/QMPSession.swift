@@ -106,6 +106,9 @@ package final class QMPSession: SessionControl {
 
     private var scanner: JSONScanner
     private var eventEncoder: PathEventEncoder
+    /// Events to write once the path events before them are (`queueEventAfterPathEvents`),
+    /// with the newest sequence number published when each was queued.
+    private var afterPathEvents: [(name: String, data: JSON?, seconds: Int, microseconds: Int, through: UInt64)] = []
     /// While a reply waits for its changes to become durable: the first of them
     /// (`DeferredWork.holdsEventsFrom`). Its events (and later ones) follow the reply.
     private var heldFrom: UInt64?
@@ -454,6 +457,14 @@ package final class QMPSession: SessionControl {
             full = output.readableBytes >= budget
             return !full
         }
+        // Every deliverable path event is written: the events queued behind them go now, each
+        // once the changes made before it are deliverable (held ones wait for their commit).
+        while !full, let first = afterPathEvents.first, first.through <= limit {
+            afterPathEvents.removeFirst()
+            ReplyEncoder.writeEvent(
+                first.name, data: first.data, seconds: first.seconds, microseconds: first.microseconds, to: &output)
+            full = output.readableBytes >= budget
+        }
         return !full
     }
 
@@ -582,13 +593,20 @@ package final class QMPSession: SessionControl {
     /// Writes an event if the connection is in command mode (QEMU sends none before, and a
     /// stopped session writes nothing more).
     /// - Returns: whether it was written.
+    /// Queues an event that ends what path events told of (SCENARIO_ENDED): written once the
+    /// path events deliverable now are all written, however many turns that takes (within
+    /// the output budget each). False unless negotiated (nothing is queued).
+    package func queueEventAfterPathEvents(_ name: String, data: JSON?, seconds: Int, microseconds: Int) -> Bool {
+        guard isNegotiated else { return false }
+        afterPathEvents.append(
+            (name, data, seconds, microseconds, server.pathChanges.lastSequence))
+        return true
+    }
+
     package func writeEvent(
-        _ name: String, data: JSON?, seconds: Int, microseconds: Int, into output: inout ByteBuffer,
-        afterPathEventsWithin budget: Int? = nil
+        _ name: String, data: JSON?, seconds: Int, microseconds: Int, into output: inout ByteBuffer
     ) -> Bool {
         guard isNegotiated else { return false }
-        // An event that ends what path events told of goes after those deliverable now.
-        if let budget { _ = writeEvents(into: &output, budget: budget) }
         ReplyEncoder.writeEvent(name, data: data, seconds: seconds, microseconds: microseconds, to: &output)
         return true
     }

@@ -88,9 +88,12 @@ final class ServerCore: @unchecked Sendable {
         loop.preconditionInEventLoop()
         let time = state.clock()
         for handler in connections.values {
-            handler.sendEvent(
-                name, data: data, seconds: time.seconds, microseconds: time.microseconds,
-                afterPathEvents: afterPathEvents)
+            if afterPathEvents {
+                handler.sendEventAfterPathEvents(
+                    name, data: data, seconds: time.seconds, microseconds: time.microseconds)
+            } else {
+                handler.sendEvent(name, data: data, seconds: time.seconds, microseconds: time.microseconds)
+            }
         }
     }
 

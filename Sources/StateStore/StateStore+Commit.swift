@@ -8,6 +8,10 @@ import PathChangePipeline
 import PathEvents
 import SQLiteNIO
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 extension StateStore {
     /// Adds a listener told after every commit (on the committing thread, which it must not
     /// hold: it only wakes what waits), after the ones added before: the server's held events,
@@ -32,11 +36,16 @@ extension StateStore {
     }
 
     package func appendingTogether<T>(_ body: () -> T) -> T {
-        pending.withLockedValue { $0.snapshotsHeld += 1 }
+        pending.withLockedValue { state in
+            if state.snapshotsHeld == 0 { state.openFrom = state.nextToken }
+            state.snapshotsHeld += 1
+        }
         let result = body()
         let last = pending.withLockedValue { state -> (token: UInt64, time: EventTime)? in
             state.snapshotsHeld -= 1
-            guard state.snapshotsHeld == 0, let last = state.lastCommand, snapshotDue(&state) else { return nil }
+            guard state.snapshotsHeld == 0 else { return nil }
+            state.openFrom = nil
+            guard let last = state.lastCommand, snapshotDue(&state) else { return nil }
             return last
         }
         if let last { appendPeriodicSnapshot(through: last.token, time: last.time) }
@@ -89,11 +98,26 @@ extension StateStore {
     package func isDurable(_ token: UInt64) -> Bool { pending.withLockedValue { $0.committed >= token } }
 
     package func waitUntilDurable(_ token: UInt64) -> Result<Void, BackendError> {
-        commitLock.withLock {
-            let batch: [Record] = pending.withLockedValue { state in
-                state.committed >= token ? [] : state.records
+        // A commit takes every record appended so far, but none of a group still being
+        // appended on the event loop (`appendingTogether`): a crash must find a scenario step
+        // recorded whole or not at all. A wait for a record inside such a group (not made by
+        // cssd's own callers, which wait after the loop's turn) commits what precedes it and
+        // waits for the group to close, which takes the rest of that turn.
+        while true {
+            if let result = commitOnce(token) { return result }
+            usleep(200)
+        }
+    }
+
+    /// One commit for `waitUntilDurable`; nil when `token` is in a group still open.
+    private func commitOnce(_ token: UInt64) -> Result<Void, BackendError>? {
+        commitLock.withLock { () -> Result<Void, BackendError>? in
+            let (batch, open): ([Record], Bool) = pending.withLockedValue { state in
+                guard state.committed < token else { return ([], false) }
+                guard let openFrom = state.openFrom else { return (state.records, false) }
+                return (Array(state.records.prefix { $0.token < openFrom }), token >= openFrom)
             }
-            guard !batch.isEmpty else { return .success(()) }
+            guard !batch.isEmpty else { return open ? nil : .success(()) }
             guard !closed else {
                 pending.withLockedValue { $0.failure = ("the state store is closed", .now) }
                 return .failure(.io(path: path, operation: "commit", errno: 0, message: "the state store is closed"))
@@ -113,7 +137,7 @@ extension StateStore {
                 if let last { state.lastSequence = max(state.lastSequence, last) }
             }
             for listener in durableListeners.withLockedValue({ $0 }) { listener() }
-            return .success(())
+            return open ? nil : .success(())
         }
     }
 

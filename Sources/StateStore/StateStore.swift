@@ -130,6 +130,9 @@ package final class StateStore: DurableLog, @unchecked Sendable {
         var commandsSinceSnapshot = 0
         /// `appendingTogether` is running: a snapshot due waits for its last record.
         var snapshotsHeld = 0
+        /// While `appendingTogether` runs: the first token of its records, which no commit
+        /// takes until its last is appended (a step is recorded whole or not at all).
+        var openFrom: UInt64?
         /// The newest command's record, which a held snapshot is taken after.
         var lastCommand: (token: UInt64, time: EventTime)?
         /// The last commit's failure and when, until a commit succeeds.

@@ -263,6 +263,33 @@ private func execute(_ directory: String, _ sql: String) throws {
         second.store.close()
     }
 
+    /// A commit on another thread while a group is being appended (the committer taking a
+    /// periodic snapshot while the loop appends the next step) takes what precedes the group
+    /// and none of it: a crash finds the step whole or not at all.
+    @Test func aCommitDuringAppendingTogetherLeavesTheGroupOut() throws {
+        let directory = makeTemporaryDirectory(prefix: "cssd-state")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let started = try Started(directory, snapshotEvery: 0)
+        let store = started.store
+        let now = EventTime(seconds: 1_700_000_200, microseconds: 0)
+        let before = store.append(request: #"{"execute":"query-version"}"#, time: now, sequences: nil)
+        let rowsDuringGroup = NIOLockedValueBox<Int?>(nil)
+        let last = store.appendingTogether { () -> UInt64 in
+            _ = store.append(request: #"{"execute":"query-chpids"}"#, time: now, sequences: nil)
+            let thread = Thread {
+                _ = store.waitUntilDurable(before)
+                rowsDuringGroup.withLockedValue { $0 = try? commandRows(directory) }
+            }
+            thread.start()
+            while rowsDuringGroup.withLockedValue({ $0 }) == nil { usleep(1_000) }
+            return store.append(request: #"{"execute":"query-version"}"#, time: now, sequences: nil)
+        }
+        #expect(rowsDuringGroup.withLockedValue { $0 } == 1)
+        #expect(throws: Never.self) { try store.waitUntilDurable(last).get() }
+        #expect(try commandRows(directory) == 3)
+        store.close()
+    }
+
     @Test func everyDurableListenerIsToldOfEachCommitInTheOrderAdded() throws {
         let directory = makeTemporaryDirectory(prefix: "cssd-state")
         defer { try? FileManager.default.removeItem(atPath: directory) }

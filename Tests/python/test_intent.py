@@ -105,6 +105,8 @@ def host(short_tmp):
 def test_drift_after_a_simulated_reboot_is_reported_then_reapplied(host):
     tree = host.tree
     c = host.start()
+    watcher = Client(host.server.sock)
+    watcher.call("subscribe-path-events", granularity="chpid")
     # Through cssd: recorded as intended (the field each command wrote).
     c.call("vary-path", chpid="0.40", state="offline")
     c.call("configure-chpid", chpid="0.41", state="standby")
@@ -114,6 +116,11 @@ def test_drift_after_a_simulated_reboot_is_reported_then_reapplied(host):
     assert info["drifted"] is False, info  # kept in standby deliberately: its vary is moot
     info = c.call("set-chpid-intent", chpid="0.42", configure="standby")
     assert (info["drifted"], info["configure-drifted"], info["configure"]) == (True, True, "configured"), info
+    # The drift is an observed change, committed after the reply: the journal's newest counts
+    # it once it is durable, as the subscriber gets it (live events wait for durability too).
+    while not [e for e in watcher.events(1) if e["data"]["change"] == "drift"]:
+        pass
+    watcher.close()
     epoch = c.call("query-path-event-journal")["epoch"]
     before_stop = c.call("query-path-event-journal")["newest"]
     c = host.restart(meanwhile=lambda: reboot(tree))

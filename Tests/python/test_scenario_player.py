@@ -313,8 +313,18 @@ def test_device_and_control_unit_steps_play_and_survive_a_sigkill(short_tmp):
         server = start_cssd(short_tmp, *args)
         after = Client(server.sock)
         assert (after.call("query-subchannels"), after.call("query-dasd-paths")) == before
-        assert after.call("query-path-event-journal")["newest"] == newest
+        journal = after.call("query-path-event-journal")
+        assert journal["newest"] == newest
         assert after.call("query-scenario")["state"] != "interrupted"
+        # The changes the restart made again from the recorded steps keep their cause: a
+        # subscriber resuming from the start sees the scenario and step of each, as live.
+        after.call("subscribe-path-events", granularity="chpid", since={"epoch": journal["epoch"], "sequence": 0})
+        resumed = after.events(newest)
+        assert [e["data"]["sequence"] for e in resumed] == list(range(1, newest + 1)), resumed
+        steps = {"subchannel-added": "add", "driver-disabled-cuir": "quiesce", "subchannel-removed": "remove",
+                 "driver-enabled": "resume"}
+        assert [(e["data"]["scenario"], e["data"]["step"]) for e in resumed] == [
+            ("devices", steps[e["data"]["change"]]) for e in resumed], resumed
     finally:
         server.stop()
 
@@ -393,5 +403,39 @@ def test_periodic_snapshots_keep_every_step_once_and_the_interrupted_notice(shor
         played = status["played"]
         assert status["last-step"] == f"f#{(played + 1) // 2}/{'down' if played % 2 else 'up'}", status
         assert path_gone(c) == (played % 2 == 1), status
+    finally:
+        server.stop()
+
+
+def test_scenario_ended_follows_every_path_event_of_a_large_run(short_tmp):
+    """A run whose events are far more than one output chunk (64 KiB): SCENARIO_ENDED is
+    written once every path event published before it is, for a subscriber that reads."""
+    topology = os.path.join(short_tmp, "t.json")
+    subprocess.run([cssctl_binary(), "gen-topology", "--subchannels", "4096", "--chpids", "8", "--paths", "4",
+                    "--cssid", "0", "--output", topology], check=True, capture_output=True)
+    server = start_cssd(short_tmp, "--topology", topology)
+    try:
+        control = Client(server.sock)
+        chpid = control.call("query-chpids")[0]["chpid"]
+        watcher = Client(server.sock)
+        watcher.call("subscribe-path-events", granularity="subchannel")
+        scenario = {"scenario": "big", "steps": [
+            {"name": "down", "at": 0, "execute": "inject-path-fault",
+             "arguments": {"chpid": chpid, "fault": "temporary-error"}},
+            {"name": "up", "at": 10, "execute": "inject-path-fault",
+             "arguments": {"chpid": chpid, "fault": "recovered"}}]}
+        control.call("scenario-load", scenario=json.dumps(scenario))
+        control.call("scenario-play", clock="model")
+        assert until_ended(control)["state"] == "finished"
+        newest = control.call("query-path-event-journal")["newest"]
+        events = []
+        while not events or events[-1]["event"] != "SCENARIO_ENDED":
+            events += watcher.events(1)
+        # Each of the chpid's 2,048 subchannels (the up coalesced into its unread down), more
+        # than one chunk of output, and nothing of the run after the end.
+        sequences = {e["data"]["sequence"] for e in events[:-1]}
+        assert newest in sequences and sequences <= set(range(1, newest + 1)), (sequences, newest)
+        assert len({e["data"]["subchannel"] for e in events[:-1]}) == 2048, len(events)
+        assert watcher.nothing_pending()
     finally:
         server.stop()
