@@ -17,6 +17,7 @@ import pytest
 from harness.clients import PATH_EVENTS
 from harness.cssd import cssctl_binary, cssd_binary, refused, start_cssd
 from harness.net import wait_until
+from harness.paths import fill_filesystem
 from harness.qmp import Client, data_without_subscription, vary, visible_state
 from harness.sysfs import set_status, sysfs_tree
 
@@ -715,15 +716,7 @@ def test_a_full_disk_under_pipelined_load_fails_whole_batches_and_loses_nothing(
         subscriber.call("subscribe-path-events")
         writer = Client(server.sock)
         epoch = writer.call("query-path-event-journal")["epoch"]
-        filler = os.path.join(disk, "filler")
-        fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
-        try:
-            while os.write(fd, b"\0" * 4096) > 0:
-                pass
-        except OSError:
-            pass  # ENOSPC: full
-        finally:
-            os.close(fd)
+        filler = fill_filesystem(disk)
 
         sock, window, sent, replies, buf = writer.sock, 64, 0, [], b""
         request = lambda n: json.dumps({"execute": "vary-path", "id": n, "arguments": {

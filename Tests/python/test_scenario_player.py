@@ -64,6 +64,14 @@ def until_ended(client: Client) -> dict:
     return event["data"]
 
 
+def events_until_ended(subscriber: Client) -> list:
+    """A subscriber's events up to SCENARIO_ENDED, which is the last of the list."""
+    events = []
+    while not events or events[-1]["event"] != "SCENARIO_ENDED":
+        events += subscriber.events(1)
+    return events
+
+
 def path_gone(client: Client) -> bool:
     """Whether 0.40 (slot 0 of the 42 DASDs on switch A) is out of their PAM (a permanent error)."""
     masks = {s["pam"] & 0x80 for s in client.call("query-subchannels", chpid="0.40")["subchannels"]}
@@ -295,9 +303,7 @@ def test_device_and_control_unit_steps_play_and_survive_a_sigkill(short_tmp):
         newest = 9
         assert control.call("query-path-event-journal")["newest"] == newest
         # The subscriber has every change's events before the end (sent to it too).
-        events = []
-        while not events or events[-1]["event"] != "SCENARIO_ENDED":
-            events += watcher.events(1)
+        events = events_until_ended(watcher)
         assert events.pop()["data"] == done
         assert events[-1]["data"]["sequence"] == newest, events[-1]
         changes = [e["data"]["change"] for e in events]
@@ -350,9 +356,7 @@ def test_a_refused_step_ends_the_run_with_scenario_ended_failed(short_tmp):
         assert ended["state"] == "failed" and ended["played"] == 1 and ended["total"] == 3, ended
         assert ended["last-step"] == "three" and ended["next-step"] == "last", ended
         assert ended["failure"].startswith("last: ") and "0.43" in ended["failure"], ended
-        events = []
-        while not events or events[-1]["event"] != "SCENARIO_ENDED":
-            events += watcher.events(1)
+        events = events_until_ended(watcher)
         assert events.pop()["data"] == ended
         # The step's three failures, and the follow-up of the third (one path left).
         assert [(e["data"]["chpid"], e["data"]["change"]) for e in events] == [
@@ -428,9 +432,7 @@ def test_scenario_ended_follows_every_path_event_of_a_large_run(short_tmp):
         control.call("scenario-play", clock="model")
         assert until_ended(control)["state"] == "finished"
         newest = control.call("query-path-event-journal")["newest"]
-        events = []
-        while not events or events[-1]["event"] != "SCENARIO_ENDED":
-            events += watcher.events(1)
+        events = events_until_ended(watcher)
         # Each of the chpid's 2,048 subchannels (the up coalesced into its unread down), more
         # than one chunk of output, and nothing of the run after the end.
         sequences = {e["data"]["sequence"] for e in events[:-1]}

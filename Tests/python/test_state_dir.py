@@ -16,6 +16,7 @@ import pytest
 
 from harness.cssd import cssd_binary, start_cssd
 from harness.net import wait_until
+from harness.paths import fill_filesystem
 from harness.qmp import Client, data_without_subscription, vary, visible_state
 from harness.sysfs import set_status, sysfs_tree
 
@@ -236,15 +237,7 @@ def test_a_full_disk_at_the_first_start_leaves_nothing_and_the_next_start_works(
     try:
         state = os.path.join(disk, "state")
         os.mkdir(state)
-        filler = os.path.join(disk, "filler")
-        fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
-        try:
-            while os.write(fd, b"\0" * 4096) > 0:
-                pass
-        except OSError:
-            pass  # ENOSPC: full
-        finally:
-            os.close(fd)
+        filler = fill_filesystem(disk)
         status, err = run_to_exit(short_tmp, "--state-dir", state)
         assert status == 1 and "refusing to start" in err, err
         # Said as what it is, not as a corrupt file to delete.
