@@ -261,6 +261,15 @@ struct SysfsObservation {
                 output[reader] = .failure(error)
             }
         }
+        // Room for every share at once: growing the tables as the shares come in rehashed
+        // them several times over, serially, after the threads were done.
+        let total = topology.subchannels.count + subchannels.count
+        topology.subchannels.reserveCapacity(total)
+        masks.reserveCapacity(total)
+        linuxPIM.reserveCapacity(total)
+        deviceDirectories.reserveCapacity(total)
+        drivers.reserveCapacity(total)
+        devices.reserveCapacity(total)
         for reader in 0..<readers {
             switch output[reader]! {
             case .failure(let error): throw error
@@ -303,13 +312,17 @@ struct SysfsObservation {
 
     /// A css directory's entries, and `defunct/NAME` for those of its `defunct/`: what, when it
     /// changes, makes a new full reading. nil when the directory is gone.
-    static func listing(_ dir: String, entries: [String]? = nil) throws(BackendError) -> [String]? {
+    /// With `sorted` false, the names in the kernel's order (`entries` is sorted).
+    static func listing(_ dir: String, entries: [String]? = nil, sorted: Bool = true) throws(BackendError)
+        -> [String]?
+    {
         var listed = entries
-        if listed == nil { listed = try SysfsFiles.entries(dir) }
+        if listed == nil { listed = try SysfsFiles.entries(dir, sorted: sorted) }
         guard let names = listed else { return nil }
         guard names.contains("defunct") else { return names }
-        let defunct = try SysfsFiles.entries(dir + "/defunct") ?? []
-        return names + defunct.map { "defunct/" + $0 }
+        let defunct = try SysfsFiles.entries(dir + "/defunct", sorted: sorted) ?? []
+        let all = names + defunct.map { "defunct/" + $0 }
+        return sorted ? all.sorted() : all
     }
 
     /// `cssN/defunct/0.S.DDDD`: devices that lost their subchannel (lscss.c
@@ -415,14 +428,29 @@ struct SysfsObservation {
         return (path, details, problems, missing == 2)
     }
 
-    /// `0.S.XXXX`: type (any; the rest for I/O only), chpids, pimpampom, vpm, dev_busid, and the ccw device child.
+    /// `0.S.XXXX`: chpids, pimpampom, vpm, dev_busid and the ccw device child (its online,
+    /// modalias or devtype and cutype, driver, availability); `type` where there is no `chpids`.
     private mutating func readSubchannel(_ id: SubchannelID, at dir: String) throws(BackendError) {
         // Its files relative to the directory, opened once: a million files at 262,144
         // subchannels, each walking the whole path from the root again was a share of start-up
-        // (issue 25). Not openable (gone, a test's odd tree): by path, as before.
+        // (issue 25). Not openable (gone, a test's odd tree): by path, as before. Each file is
+        // read into one scratch buffer and parsed in place: a String (and a split) per file was
+        // a third of start-up's CPU at 262,144.
         let fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         defer { if fd >= 0 { close(fd) } }
-        if let text = attribute(at: fd, dir, "type"), text != "0" {
+        try withUnsafeTemporaryAllocation(byteCount: 4096, alignment: 16) { (scratch) throws(BackendError) in
+            try readSubchannel(id, files: AttributeFiles(directory: fd, path: dir, buffer: scratch))
+        }
+    }
+
+    private mutating func readSubchannel(_ id: SubchannelID, files: AttributeFiles) throws(BackendError) {
+        let dir = files.path
+        // `chpids` and `pimpampom` are an I/O subchannel's alone (css.c io_subchannel_type;
+        // before that, the io_subchannel driver's attribute group): where `chpids` is there the
+        // subchannel is an I/O one, and its `type` (0) is not read, one file of ten at start.
+        var slotFields = [Int](repeating: 0, count: 8)
+        let slotCount = files.line("chpids", &problems).map { Self.hexFields($0, into: &slotFields) }
+        if slotCount == nil, let text = attribute(at: files.directory, dir, "type"), text != "0" {
             // CHSC, message, EADM: no device, no paths; served with their type (lscss -a).
             guard let number = parseHex(text[...], maxDigits: 1), number != 0,
                 let type = SubchannelType(rawValue: UInt8(number))
@@ -434,10 +462,11 @@ struct SysfsObservation {
                 .init(id: id, devno: nil, devType: 0, devModel: 0, cuType: 0, cuModel: 0, chpids: [], type: type))
             return
         }
-        let chpidLine = attribute(at: fd, dir, "chpids")
-        let pimpampom = attribute(at: fd, dir, "pimpampom")
-        var slots = chpidLine?.split(separator: " ").compactMap { parseHex($0, maxDigits: 2) } ?? []
-        var masks = pimpampom?.split(separator: " ").compactMap { parseHex($0, maxDigits: 2) } ?? []
+        var maskFields = [Int](repeating: 0, count: 3)
+        let maskLine = files.line("pimpampom", &problems)
+        let maskCount = maskLine.map { Self.hexFields($0, into: &maskFields) }
+        var slots = slotCount.flatMap { $0 }.map { Array(slotFields[..<$0]) } ?? []
+        var masks = maskCount.flatMap { $0 }.map { Array(maskFields[..<$0]) } ?? []
         if slots.count != 8 || masks.count != 3 {
             if let last = previous?.subchannel(id) {
                 // A subchannel cssd holds whose paths cannot be read at this moment (a failed
@@ -448,7 +477,9 @@ struct SysfsObservation {
                 let pmcw = last.schib.pmcw
                 slots = pmcw.chpids.map { Int($0) }
                 masks = [Int(pmcw.pim), Int(pmcw.pam), Int(pmcw.pom)]
-            } else if let chpidLine, let pimpampom {
+            } else if slotCount != nil, maskCount != nil {
+                let chpidLine = attribute(at: files.directory, dir, "chpids") ?? ""
+                let pimpampom = attribute(at: files.directory, dir, "pimpampom") ?? ""
                 problems.append("\(dir): chpids '\(chpidLine)' or pimpampom '\(pimpampom)' malformed")
                 return
             } else {
@@ -460,7 +491,10 @@ struct SysfsObservation {
         let pim = UInt8(masks[0])
         let installed = (0..<8).filter { pim & (0x80 >> UInt8($0)) != 0 }
         let chpids = installed.map { ChannelPathID(cssid: id.cssid, chpid: UInt8(slots[$0])) }
-        guard !chpids.isEmpty, Set(chpids).count == chpids.count else {
+        // At most eight: a pairwise check, not a Set per subchannel.
+        let distinct = chpids.indices.allSatisfy { i in !chpids[..<i].contains(chpids[i]) }
+        guard !chpids.isEmpty, distinct else {
+            let chpidLine = attribute(at: files.directory, dir, "chpids") ?? ""
             problems.append(
                 "\(dir): PIM \(masks[0]) with chpids '\(chpidLine)' is not a subchannel the model can hold, left out")
             return
@@ -472,6 +506,8 @@ struct SysfsObservation {
             }
             return out
         }
+        // `vpm` (drivers/s390/cio/css.c vpm_show, "%02x"): what the kernel verified.
+        let vpm = files.line("vpm", &problems).flatMap { Hex.parts($0, maxDigits: (2, 0, 0))?.0 }.map { packed($0) }
         // The ccw device: the first child named like a bus id; its number, types and online.
         var devno: Int?
         var devType = 0
@@ -480,26 +516,47 @@ struct SysfsObservation {
         var cuModel = 0
         var online = false
         var dasdHealth: DASDPathHealth?
-        let child = try SysfsFiles.entries(dir)?.first {
+        // The ccw device is named by its bus id (device.c `ccw_device_register`), which is
+        // `dev_busid` (css.c, the SCHIB's device number): its `online` read where that names
+        // it finds it without listing the directory, two system calls and a String per entry
+        // fewer. Only where that finds none (no device, a device that moved here, an odd
+        // tree) is the directory listed for the first child named like a bus id.
+        let busid = files.line("dev_busid", &problems).flatMap { parseBusIDName($0) }
+        var child: String?
+        var onlineValue: Bool?
+        if let busid, let value = files.line(busid, "online", &problems).map(Self.isOne) {
+            child = busid
+            onlineValue = value
+        } else if let listed = try SysfsFiles.entries(dir)?.first(where: {
             parseBusID($0) != nil
-                && (fd >= 0 ? SysfsFiles.isDirectory(at: fd, $0) : SysfsFiles.isDirectory(dir + "/" + $0))
+                && (files.directory >= 0
+                    ? SysfsFiles.isDirectory(at: files.directory, $0) : SysfsFiles.isDirectory(dir + "/" + $0))
+        }) {
+            child = listed
+            onlineValue = files.line(listed, "online", &problems).map(Self.isOne)
         }
         if let child {
             deviceDirectories[id] = child
             devno = Int(parseBusID(child)!.1)
-            let device = dir + "/" + child
-            (devType, devModel) = attribute(at: fd, dir, child + "/devtype").flatMap(parseTypeModel) ?? (0, 0)
-            (cuType, cuModel) = attribute(at: fd, dir, child + "/cutype").flatMap(parseTypeModel) ?? (0, 0)
-            online = attribute(at: fd, dir, child + "/online") == "1"
-            let driver =
-                fd >= 0
-                ? SysfsFiles.linkBasename(at: fd, child + "/driver") : SysfsFiles.linkBasename(device + "/driver")
+            // `modalias` (`ccw:tCCCCmMMdtDDDDdmNN`) holds both types in one read; `devtype` and
+            // `cutype` where it is missing or does not parse.
+            if let types = files.line(child, "modalias", &problems).flatMap(parseCCWModalias) {
+                (cuType, cuModel, devType, devModel) = types
+            } else {
+                (devType, devModel) =
+                    attribute(at: files.directory, dir, child + "/devtype").flatMap(parseTypeModel) ?? (0, 0)
+                (cuType, cuModel) =
+                    attribute(at: files.directory, dir, child + "/cutype").flatMap(parseTypeModel) ?? (0, 0)
+            }
+            online = onlineValue == true
+            let driver = files.linkBasename(child, "driver")
             drivers[id] = driver
-            if let text = attribute(at: fd, dir, child + "/availability") {
-                if let state = DeviceAvailability(rawValue: text) {
-                    if state != .good { availability[id] = state }
+            if let text = files.line(child, "availability", &problems), !Self.equals(text, "good") {
+                let value = String(decoding: text, as: UTF8.self)
+                if let state = DeviceAvailability(rawValue: value) {
+                    availability[id] = state
                 } else {
-                    problems.append("\(device)/availability: '\(text)' is none of Linux's four, left out")
+                    problems.append("\(dir)/\(child)/availability: '\(value)' is none of Linux's four, left out")
                 }
             }
             // Only a DASD driver's device has path health (its `driver` link is read just now:
@@ -509,7 +566,7 @@ struct SysfsObservation {
             {
                 dasdHealth = health
             }
-        } else if let busid = attribute(at: fd, dir, "dev_busid"), let (_, number) = parseBusID(busid) {
+        } else if let busid, let (_, number) = parseBusID(busid) {
             // A device number without a ccw device (the kernel removed it, e.g. when its only
             // path went offline, or never bound one): lscss shows the number and no device.
             devno = Int(number)
@@ -530,10 +587,22 @@ struct SysfsObservation {
             dasd[id] = dasdHealth
             problems += dasdHealth.problems
         }
-        // `vpm` (drivers/s390/cio/css.c vpm_show, "%02x"): what the kernel verified.
-        let vpm = attribute(at: fd, dir, "vpm").flatMap { parseHex($0[...], maxDigits: 2) }.map { packed($0) }
         self.masks[id] = (pam: packed(masks[1]), pom: packed(masks[2]) | ~packed(0xff), vpm: vpm)
         linuxPIM[id] = pim
+    }
+
+    /// Up to `fields.count` hex fields of at most two digits (`40 41 00 …`, `e0 c0 ff`); nil
+    /// when one is malformed or there are more.
+    private static func hexFields(_ line: UnsafeBufferPointer<UInt8>, into fields: inout [Int]) -> Int? {
+        SysfsFiles.hexBytes(UnsafeRawBufferPointer(line), count: line.count, into: &fields)
+    }
+
+    private static func isOne(_ line: UnsafeBufferPointer<UInt8>) -> Bool {
+        line.count == 1 && line[0] == UInt8(ascii: "1")
+    }
+
+    private static func equals(_ line: UnsafeBufferPointer<UInt8>, _ text: StaticString) -> Bool {
+        line.count == text.utf8CodeUnitCount && memcmp(line.baseAddress!, text.utf8Start, line.count) == 0
     }
 
     /// A subchannel may name a chpid that has no `chpN.XX` directory (not registered yet):
@@ -554,12 +623,58 @@ struct SysfsObservation {
 }
 
 /// `0.S.XXXX` (a subchannel or device bus id) -> (ssid, number).
+/// Read in place, not split: a start-up at 262,144 subchannels parses a million of them.
 func parseBusID(_ text: String) -> (UInt8, UInt16)? {
-    let parts = text.split(separator: ".", omittingEmptySubsequences: false)
-    guard parts.count == 3, parts[2].count == 4, let _ = parseHex(parts[0], maxDigits: 2),
-        let ssid = parseHex(parts[1], maxDigits: 1), ssid <= 3, let number = parseHex(parts[2], maxDigits: 4)
+    text.utf8.withContiguousStorageIfAvailable(parseBusID) ?? Array(text.utf8).withUnsafeBufferPointer(parseBusID)
+}
+
+/// `parseBusID` of bytes.
+func parseBusID(_ bytes: UnsafeBufferPointer<UInt8>) -> (UInt8, UInt16)? {
+    // The number is exactly four digits: the last separator is fifth from the end (a longer
+    // first part, the only way it could be the first separator, exceeds 2 digits).
+    guard bytes.count >= 8, bytes[bytes.count - 5] == UInt8(ascii: "."),
+        let (_, ssid, number) = Hex.parts(bytes, maxDigits: (2, 1, 4)), ssid <= 3
     else { return nil }
     return (UInt8(ssid), UInt16(number))
+}
+
+/// The bytes as a String when they are a bus id (a small String: no allocation); else nil.
+func parseBusIDName(_ bytes: UnsafeBufferPointer<UInt8>) -> String? {
+    parseBusID(bytes) == nil ? nil : String(decoding: bytes, as: UTF8.self)
+}
+
+/// A ccw device's `modalias`, `ccw:t3990mE9dt3390dm0C` (device.c `snprint_alias`: `dtdm`
+/// for a device type of 0, which `devtype` shows as `n/a`) -> (cu type, cu model, device
+/// type, device model); nil for anything else.
+func parseCCWModalias(_ text: String) -> (Int, Int, Int, Int)? {
+    Array(text.utf8).withUnsafeBufferPointer(parseCCWModalias)
+}
+
+/// `parseCCWModalias` of bytes.
+func parseCCWModalias(_ bytes: UnsafeBufferPointer<UInt8>) -> (Int, Int, Int, Int)? {
+    func hex(_ start: Int, _ count: Int) -> Int? {
+        guard start + count <= bytes.count else { return nil }
+        var value = 0
+        for byte in bytes[start..<start + count] {
+            switch byte {
+            case 0x30...0x39: value = value * 16 + Int(byte - 0x30)
+            case 0x41...0x46: value = value * 16 + Int(byte - 0x41 + 10)
+            case 0x61...0x66: value = value * 16 + Int(byte - 0x61 + 10)
+            default: return nil
+            }
+        }
+        return value
+    }
+    // "ccw:t" CCCC "m" MM "dt" then "dm" (16 bytes), or DDDD "dm" NN (22 bytes).
+    guard bytes.count == 16 || bytes.count == 22, memcmp(bytes.baseAddress!, "ccw:t", 5) == 0, bytes[9] == 0x6d,
+        bytes[12] == 0x64, bytes[13] == 0x74, let cuType = hex(5, 4), let cuModel = hex(10, 2)
+    else { return nil }
+    if bytes.count == 16 {
+        return bytes[14] == 0x64 && bytes[15] == 0x6d ? (cuType, cuModel, 0, 0) : nil
+    }
+    guard bytes[18] == 0x64, bytes[19] == 0x6d, let devType = hex(14, 4), devType != 0, let devModel = hex(20, 2)
+    else { return nil }
+    return (cuType, cuModel, devType, devModel)
 }
 
 /// `3390/0c` -> (0x3390, 0x0c); `n/a` -> (0, 0).

@@ -20,7 +20,7 @@ import Testing
         tree.sch(
             "0.1.0007", chpids: "41 00 00 00 00 00 00 00", pimpampom: "80 80 ff", device: "0.1.2000",
             devtype: "n/a", online: "0")
-        tree.sch("0.0.0009", chpids: "00 00 00 00 00 00 00 00", pimpampom: "00 00 00", type: "1")  // CHSC
+        tree.write("devices/css0/0.0.0009/type", "1\n")  // CHSC: no chpids, pimpampom (css.c io_subchannel_type)
         tree.write("devices/css0/0.1.0100/type", "3\n")  // EADM: only type (css.c)
         tree.write("devices/css0/0.1.0101/type", "7\n")  // no such type: left out
         let backend = try SysfsBackend(root: tree.root)
@@ -96,6 +96,63 @@ import Testing
         try FileManager.default.removeItem(atPath: tree.root + "/devices/css0/defunct/0.1.3001")
         _ = try backend.refresh()
         #expect(backend.orphanedDevices.isEmpty)
+    }
+
+    /// The ccw device is found by `dev_busid` and its types read from `modalias` (one file for
+    /// `devtype` and `cutype`); a tree without either still reads as before: the directory is
+    /// listed for a child named like a bus id, and `devtype`/`cutype` are read.
+    @Test func theDeviceIsFoundByItsBusIDAndTypedByItsModalias() throws {
+        let tree = SysfsTree()
+        tree.chp("40")
+        tree.sch("0.0.0000", chpids: "40 00 00 00 00 00 00 00", pimpampom: "80 80 ff", device: "0.0.1000")
+        tree.write("devices/css0/0.0.0000/0.0.1000/modalias", "ccw:t3990mE9dt3390dm0C\n")
+        tree.write("devices/css0/0.0.0000/0.0.1000/devtype", "9999/99\n")  // modalias wins: not read
+        tree.sch("0.0.0001", chpids: "40 00 00 00 00 00 00 00", pimpampom: "80 80 ff", device: "0.0.1001", online: "0")
+        tree.write("devices/css0/0.0.0001/0.0.1001/modalias", "ccw:t3480m01dtdm\n")  // devtype n/a
+        // No dev_busid naming it (an older or odd tree): listed, typed from devtype and cutype.
+        tree.sch("0.0.0002", chpids: "40 00 00 00 00 00 00 00", pimpampom: "80 80 ff", device: "0.0.1002")
+        tree.write("devices/css0/0.0.0002/dev_busid", "none\n")
+        // A modalias that does not parse: devtype and cutype.
+        tree.sch("0.0.0003", chpids: "40 00 00 00 00 00 00 00", pimpampom: "80 80 ff", device: "0.0.1003")
+        tree.write("devices/css0/0.0.0003/0.0.1003/modalias", "ccw:t3990mE9dt33\n")
+        let backend = try SysfsBackend(root: tree.root)
+        let model = backend.subsystem
+        let first = model.subchannel(sch("0.0.0000"))!
+        #expect(first.deviceID?.description == "0.0.1000" && first.hasDevice && first.schib.pmcw.isEnabled)
+        #expect((first.devType, first.devModel, first.cuType, first.cuModel) == (0x3390, 0x0c, 0x3990, 0xe9))
+        let tape = model.subchannel(sch("0.0.0001"))!
+        #expect((tape.devType, tape.devModel, tape.cuType, tape.cuModel) == (0, 0, 0x3480, 0x01))
+        #expect(!tape.schib.pmcw.isEnabled)
+        let listed = model.subchannel(sch("0.0.0002"))!
+        #expect(listed.deviceID?.description == "0.0.1002" && listed.hasDevice && listed.devType == 0x3390)
+        let fallback = model.subchannel(sch("0.0.0003"))!
+        #expect(
+            (fallback.devType, fallback.devModel, fallback.cuType, fallback.cuModel) == (0x3390, 0x0c, 0x3990, 0xe9))
+        #expect(backend.problems.isEmpty)
+    }
+
+    @Test func busIDsParseAsLinuxNamesThem() {
+        #expect(parseBusID("0.0.0042")! == (0, 0x42))
+        #expect(parseBusID("0.3.FFff")! == (3, 0xffff))
+        #expect(parseBusID("fe.1.1234")! == (1, 0x1234))
+        for bad in [
+            "", "0.4.0000", "0.0.042", "0.0.00042", "100.0.1234", "0..0042", ".0.0.0042", "0.0.0042x",
+            "0.0.00.1", "chp0.40", "defunct", "0.0.004g", "0.0.0042\n", "0.a.0042",
+        ] {
+            #expect(parseBusID(bad) == nil, "\(bad)")
+        }
+    }
+
+    @Test func ccwModaliasParsesAsDeviceCSnprintAliasWritesIt() {
+        #expect(parseCCWModalias("ccw:t3990mE9dt3390dm0C")! == (0x3990, 0xe9, 0x3390, 0x0c))
+        #expect(parseCCWModalias("ccw:t1731m01dt1732dm01")! == (0x1731, 0x01, 0x1732, 0x01))
+        #expect(parseCCWModalias("ccw:t3480m01dtdm")! == (0x3480, 0x01, 0, 0))
+        for bad in [
+            "", "ccw:t3990mE9", "ccw:t3990mE9dt3390dm", "css:t0", "ccw:t3990mE9dt0000dm00",
+            "ccw:tXYZWmE9dtdm", "ccw:t3990mE9dt3390dm0C ", "ccw:t3990_E9dtdm",
+        ] {
+            #expect(parseCCWModalias(bad) == nil, "\(bad)")
+        }
     }
 
     /// The model packs installed paths from slot 0; sysfs may show holes.
