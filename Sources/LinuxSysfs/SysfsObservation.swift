@@ -533,7 +533,9 @@ struct SysfsObservation {
                     ? SysfsFiles.isDirectory(at: files.directory, $0) : SysfsFiles.isDirectory(dir + "/" + $0))
         }) {
             child = listed
-            onlineValue = files.line(listed, "online", &problems).map(Self.isOne)
+            // The child `dev_busid` named, whose `online` could not be read just now (and was
+            // logged): not read and logged a second time.
+            onlineValue = listed == busid ? nil : files.line(listed, "online", &problems).map(Self.isOne)
         }
         if let child {
             deviceDirectories[id] = child

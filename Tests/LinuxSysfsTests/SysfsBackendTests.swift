@@ -131,6 +131,21 @@ import Testing
         #expect(backend.problems.isEmpty)
     }
 
+    /// A device's `online` that cannot be read is one problem line, not two (the device named by
+    /// `dev_busid` is not read again when the listing finds the same child).
+    @Test func anUnreadableOnlineIsLoggedOnce() throws {
+        let tree = SysfsTree()
+        tree.chp("40")
+        tree.sch("0.0.0000", chpids: "40 00 00 00 00 00 00 00", pimpampom: "80 80 ff", device: "0.0.1000")
+        let online = tree.root + "/devices/css0/0.0.0000/0.0.1000/online"
+        try FileManager.default.removeItem(atPath: online)
+        try FileManager.default.createDirectory(atPath: online, withIntermediateDirectories: false)
+        let backend = try SysfsBackend(root: tree.root)
+        let sch = backend.subsystem.subchannel(sch("0.0.0000"))!
+        #expect(sch.hasDevice && !sch.schib.pmcw.isEnabled)
+        #expect(backend.problems.filter { $0.contains("0.0.1000/online") }.count == 1, "\(backend.problems)")
+    }
+
     @Test func busIDsParseAsLinuxNamesThem() {
         #expect(parseBusID("0.0.0042")! == (0, 0x42))
         #expect(parseBusID("0.3.FFff")! == (3, 0xffff))
