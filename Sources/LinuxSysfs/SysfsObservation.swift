@@ -508,7 +508,7 @@ struct SysfsObservation {
         }
         // `vpm` (drivers/s390/cio/css.c vpm_show, "%02x"): what the kernel verified.
         let vpm = files.line("vpm", &problems).flatMap { Hex.parts($0, maxDigits: (2, 0, 0))?.0 }.map { packed($0) }
-        // The ccw device: the first child named like a bus id; its number, types and online.
+        // The ccw device: its number, types and online.
         var devno: Int?
         var devType = 0
         var devModel = 0
