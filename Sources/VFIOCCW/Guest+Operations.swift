@@ -102,9 +102,14 @@ extension Guest {
         -> [GuestPathChange]
     {
         // Devices on the path, grouped by the guest chpid showing it (one per guest css).
+        // The guest chpids that show the host chpid, found once: a device's slot is then a
+        // comparison per chpid, not a map lookup (a change reaching many devices hashed up to
+        // eight chpids for each: issue 25's profile of a durable change).
+        let showing = chpidMap.compactMap { $0.value == change.chpid ? $0.key : nil }
         var byChpid: [ChannelPathID: [ReachedDevice]] = [:]
         for device in reached {
-            guard let guestDevice = devices[device.id], let slot = guestDevice.slot(of: change.chpid, in: chpidMap)
+            guard let guestDevice = devices[device.id],
+                let slot = guestDevice.chpids.firstIndex(where: { showing.contains($0) })
             else { continue }
             byChpid[guestDevice.chpids[slot], default: []].append(device)
         }
@@ -248,11 +253,6 @@ extension Guest {
 }
 
 extension GuestDevice {
-    /// The slot whose guest chpid shows host chpid `host`.
-    func slot(of host: ChannelPathID, in map: [ChannelPathID: ChannelPathID]) -> Int? {
-        chpids.firstIndex { map[$0] == host }
-    }
-
     mutating func copyHostMasks(_ pmcw: PMCW) {
         pam = pmcw.pam
         pom = pmcw.pom
