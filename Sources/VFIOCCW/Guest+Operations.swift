@@ -105,20 +105,21 @@ extension Guest {
         // The guest chpids that show the host chpid, found once: a device's slot is then a
         // comparison per chpid, not a map lookup (a change reaching many devices hashed up to
         // eight chpids for each: issue 25's profile of a durable change).
-        let showing = chpidMap.compactMap { $0.value == change.chpid ? $0.key : nil }
-        var byChpid: [ChannelPathID: [ReachedDevice]] = [:]
+        // Groups by position in `showing` (a guest chpid or two), not a map keyed by chpid.
+        let showing = chpidMap.compactMap { $0.value == change.chpid ? $0.key : nil }.sorted()
+        var groups = [[ReachedDevice]](repeating: [], count: showing.count)
+        // A report on the path reaches the guest chpid even without a device whose masks moved.
+        var reachedChpid = [Bool](repeating: !change.crws.isEmpty, count: showing.count)
         for device in reached {
-            guard let guestDevice = devices[device.id],
-                let slot = guestDevice.chpids.firstIndex(where: { showing.contains($0) })
+            guard let chpids = devices[device.id]?.chpids,
+                let group = chpids.lazy.compactMap({ showing.firstIndex(of: $0) }).first
             else { continue }
-            byChpid[guestDevice.chpids[slot], default: []].append(device)
-        }
-        for (guestChpid, hostChpid) in chpidMap where hostChpid == change.chpid && byChpid[guestChpid] == nil {
-            if !change.crws.isEmpty { byChpid[guestChpid] = [] }
+            groups[group].append(device)
+            reachedChpid[group] = true
         }
         var out: [GuestPathChange] = []
-        for guestChpid in byChpid.keys.sorted() {
-            out.append(deliver(change, as: kind, on: guestChpid, to: byChpid[guestChpid]!))
+        for (group, guestChpid) in showing.enumerated() where reachedChpid[group] {
+            out.append(deliver(change, as: kind, on: guestChpid, to: groups[group]))
         }
         return out
     }
@@ -130,11 +131,15 @@ extension Guest {
         var visible = 0
         var notifications = 0
         for reachedDevice in reached {
-            guard var device = devices[reachedDevice.id], device.host != nil else { continue }
+            // Changed where it lies: one lookup, no copy of the device out and back in (a
+            // durable change's profile, issue 25).
+            guard let index = devices.index(forKey: reachedDevice.id), devices.values[index].host != nil else {
+                continue
+            }
             let masks = change.affected[Int(reachedDevice.affected)]
             let now = HostMasks(masks)
-            let isVisible = now != device.hostSeen
-            device.hostSeen = now
+            let isVisible = now != devices.values[index].hostSeen
+            devices.values[index].hostSeen = now
             switch strategy {
             case .perDevice:
                 // The RFC: every change of the device's host SCHIB raises a notification and
@@ -143,16 +148,15 @@ extension Guest {
                 notifications += 1
                 stats.notifications += 1
                 stats.schibRefreshes += 1
-                device.copyHostMasks(masks)
+                devices.values[index].copyHostMasks(masks)
             case .crw, .lazy:
                 break
             }
             if isVisible {
                 visible += 1
-                device.unobserved += 1
-                device.untold += 1
+                devices.values[index].unobserved += 1
+                devices.values[index].untold += 1
             }
-            devices[reachedDevice.id] = device
         }
         var forwarded: CRW?
         var lost = false
