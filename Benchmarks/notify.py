@@ -96,6 +96,17 @@ def listener_for(broker, tmp, endpoint):
     return listener, transport
 
 
+def queue_without_consumer(broker, tmp):
+    """oslo's listener declares its durable queue (bound to the exchange), then stops: the
+    notifications pile up in the broker, persisted and confirmed, with no consumer on the cores.
+    Returns the transport (cleanup() it at the end)."""
+    listener, transport = listener_for(broker, tmp, Endpoint())
+    time.sleep(1)
+    listener.stop()
+    listener.wait()
+    return transport
+
+
 def start_cssd(binary, tmp, broker, *extra, connected=True, name="cssd"):
     cred = os.path.join(tmp, "cred")
     with open(cred, "w") as f:

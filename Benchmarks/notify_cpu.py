@@ -93,11 +93,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="cssdc", dir="/tmp")
     broker = N.Broker().start()
     try:
-        # The listener declares its durable queue (bound to the exchange), then stops.
-        listener, transport = N.listener_for(broker, tmp, N.Endpoint())
-        time.sleep(1)
-        listener.stop()
-        listener.wait()
+        transport = N.queue_without_consumer(broker, tmp)
         bins = [b.split("=", 1) for b in builds.split(",")]
         for r in range(rounds):
             for label, path in bins:

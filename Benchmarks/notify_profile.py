@@ -25,10 +25,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="cssd-nprof", dir="/tmp")
     broker = N.Broker().start()
     try:
-        listener, transport = N.listener_for(broker, tmp, N.Endpoint())
-        time.sleep(1)
-        listener.stop()
-        listener.wait()
+        transport = N.queue_without_consumer(broker, tmp)
         proc, client = N.start_cssd(binary, tmp, broker, "--state-dir", os.path.join(tmp, "A"), name="A")
         perf = subprocess.Popen(["perf", "record", "-F", "1999", "-g", "-p", str(proc.pid), "-o", out],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
