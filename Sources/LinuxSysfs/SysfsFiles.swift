@@ -256,8 +256,12 @@ enum SysfsFiles {
 
     /// The error for the current errno: `EINVAL (Invalid argument)`.
     static func failure(_ path: String, _ operation: String) -> BackendError {
-        let code = errno
-        return .io(path: path, operation: operation, errno: code, message: describe(code))
+        failure(path, operation, errno: errno)
+    }
+
+    /// The same for an errno the caller kept (a `Reading.failed`).
+    static func failure(_ path: String, _ operation: String, errno code: Int32) -> BackendError {
+        .io(path: path, operation: operation, errno: code, message: describe(code))
     }
 
     static func describe(_ code: Int32) -> String {
@@ -281,7 +285,7 @@ struct AttributeFiles {
     let buffer: UnsafeMutableRawBufferPointer
 
     /// `name`'s first line; nil when it does not exist, or cannot be read (then `problems`
-    /// says which file and why, as `SysfsFiles.failure` does).
+    /// says which file and why, in `SysfsFiles.failure`'s words).
     func line(_ name: String, _ problems: inout [String]) -> UnsafeBufferPointer<UInt8>? {
         let reading =
             directory >= 0
@@ -291,10 +295,7 @@ struct AttributeFiles {
         case .missing:
             return nil
         case .failed(let code):
-            let file = path + "/" + name
-            problems.append(
-                BackendError.io(path: file, operation: "reading", errno: code, message: SysfsFiles.describe(code))
-                    .description)
+            problems.append(SysfsFiles.failure(path + "/" + name, "reading", errno: code).description)
             return nil
         case .bytes(let count):
             var end = 0

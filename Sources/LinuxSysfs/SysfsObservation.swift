@@ -658,12 +658,8 @@ func parseCCWModalias(_ bytes: UnsafeBufferPointer<UInt8>) -> (Int, Int, Int, In
         guard start + count <= bytes.count else { return nil }
         var value = 0
         for byte in bytes[start..<start + count] {
-            switch byte {
-            case 0x30...0x39: value = value * 16 + Int(byte - 0x30)
-            case 0x41...0x46: value = value * 16 + Int(byte - 0x41 + 10)
-            case 0x61...0x66: value = value * 16 + Int(byte - 0x61 + 10)
-            default: return nil
-            }
+            guard let digit = Hex.digit(byte) else { return nil }
+            value = value * 16 + digit
         }
         return value
     }
